@@ -1,0 +1,59 @@
+import { KilnError } from '../errors.js';
+
+export interface OptionSpec {
+  name: string;
+  type: 'string' | 'number' | 'boolean';
+  description: string;
+  default?: string | number | boolean;
+}
+
+export interface ParsedArgs {
+  positionals: string[];
+  options: Record<string, string | number | boolean | undefined>;
+}
+
+/**
+ * Parses `--name value`, `--name=value` and boolean `--flag` against a command's declared options;
+ * anything undeclared is an error naming the command's options.
+ */
+export function parseArgs(argv: string[], specs: OptionSpec[], command: string): ParsedArgs {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const options: ParsedArgs['options'] = {};
+  for (const s of specs) if (s.default !== undefined) options[s.name] = s.default;
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
+    const [rawName, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const spec = byName.get(rawName);
+    if (!spec) {
+      throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: unknown option --${rawName} (options: ${specs.map((s) => `--${s.name}`).join(', ') || 'none'})`);
+    }
+    if (spec.type === 'boolean') {
+      options[spec.name] = inline === undefined ? true : inline !== 'false';
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: --${spec.name} needs a value`);
+    if (spec.type === 'number') {
+      const n = Number(value);
+      if (!Number.isFinite(n)) throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: --${spec.name} expects a number, got '${value}'`);
+      options[spec.name] = n;
+    } else options[spec.name] = value;
+  }
+  return { positionals, options };
+}
+
+export function optionHelp(specs: OptionSpec[]): string {
+  const width = Math.max(0, ...specs.map((s) => s.name.length + (s.type === 'boolean' ? 0 : 8)));
+  return specs
+    .map((s) => {
+      const left = `--${s.name}${s.type === 'boolean' ? '' : ` <${s.type === 'number' ? 'n' : 'value'}>`}`;
+      const def = s.default !== undefined ? ` (default: ${s.default})` : '';
+      return `  ${left.padEnd(width + 4)}${s.description}${def}`;
+    })
+    .join('\n');
+}

@@ -1,0 +1,57 @@
+import { KilnError } from '../errors.js';
+import { optionHelp, parseArgs } from './args.js';
+import type { Command } from './command.js';
+import { infoCommand } from './info.js';
+
+/* Each command is a thin shell over one library call; they are listed here as they exist. */
+const COMMANDS: Command[] = [infoCommand];
+
+function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'kiln — define, train, evaluate, shrink and serve deep-learning models (ONNX + ONNX Runtime)',
+    '',
+    'Usage: kiln <command> [options]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width + 2)}${c.summary}`),
+    '',
+    "Run 'kiln <command> --help' for a command's options.",
+  ].join('\n');
+}
+
+function commandHelp(c: Command): string {
+  return [`Usage: ${c.usage}`, '', c.summary, '', 'Options:', optionHelp([...c.options, { name: 'help', type: 'boolean', description: 'show this help' }])].join('\n');
+}
+
+export async function main(argv: string[], out: (line: string) => void = console.log, err: (line: string) => void = console.error): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    out(mainHelp());
+    return 0;
+  }
+  if (name === '--version') {
+    out('kiln 0.1.0');
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    err(`kiln: unknown command '${name}'. Commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    out(commandHelp(command));
+    return 0;
+  }
+  try {
+    const parsed = parseArgs(rest, command.options, command.name);
+    return (await command.run(parsed, out)) ?? 0;
+  } catch (e) {
+    if (e instanceof KilnError) {
+      err(`kiln ${command.name}: error [${e.code}]: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+

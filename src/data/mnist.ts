@@ -1,0 +1,112 @@
+import { join } from 'node:path';
+import { KilnError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { firstExisting, isDirectory, readMaybeGzipped, scaleToUnit } from './files.js';
+import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx } from './idx.js';
+import type { ImageDataset, LabeledImages } from './types.js';
+
+export const MNIST_CLASS_NAMES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+
+export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
+
+/** Where Debian's `dataset-fashion-mnist` package puts the four .gz files. */
+export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
+/** The four files of an MNIST-style set; some mirrors spell them with a dot before "idx". */
+function idxFileNames(stem: string, kind: 'idx3' | 'idx1'): string[] {
+  return [`${stem}-${kind}-ubyte`, `${stem}-${kind}-ubyte.gz`, `${stem}.${kind}-ubyte`, `${stem}.${kind}-ubyte.gz`];
+}
+
+async function findIdxFile(dir: string, stem: string, kind: 'idx3' | 'idx1'): Promise<string> {
+  const names = idxFileNames(stem, kind);
+  const path = await firstExisting(dir, names);
+  if (path === undefined) {
+    throw new KilnError('FILE_NOT_FOUND', `IDX file not found: expected ${join(dir, names[0]!)} or ${names[1]} there`);
+  }
+  return path;
+}
+
+/**
+ * Reads one IDX image file and its label file into `[N, H, W, 1]` images in [0, 1] and int32
+ * labels, checking counts agree and every label names one of `numClasses` classes.
+ */
+export async function readIdxPair(imagesPath: string, labelsPath: string, numClasses: number): Promise<LabeledImages> {
+  const [imageBytes, labelBytes] = await Promise.all([
+    readMaybeGzipped(imagesPath, 'IDX image file'),
+    readMaybeGzipped(labelsPath, 'IDX label file'),
+  ]);
+  const images = parseIdx(imageBytes, imagesPath, IDX_IMAGES_MAGIC);
+  const labels = parseIdx(labelBytes, labelsPath, IDX_LABELS_MAGIC);
+  const [count, rows, columns] = images.dims as [number, number, number];
+  if (labels.dims[0] !== count) {
+    throw new KilnError(
+      'INVALID_DATA',
+      `${labelsPath}: expected ${count} labels to match the images in ${imagesPath}, found ${labels.dims[0]}`,
+    );
+  }
+  const labelData = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    const label = labels.data[i]!;
+    if (label >= numClasses) {
+      throw new KilnError(
+        'INVALID_DATA',
+        `${labelsPath}: expected labels in 0..${numClasses - 1}, found ${label} at index ${i}`,
+      );
+    }
+    labelData[i] = label;
+  }
+  return {
+    images: new Tensor(scaleToUnit(images.data), [count, rows, columns, 1], 'float32'),
+    labels: new Tensor(labelData, [count], 'int32'),
+  };
+}
+
+/** Loads an MNIST-style directory (train-* and t10k-* IDX files, raw or gzipped). */
+export async function loadIdxDataset(dir: string, classNames: readonly string[]): Promise<ImageDataset> {
+  if (!(await isDirectory(dir))) throw new KilnError('FILE_NOT_FOUND', `IDX data set directory not found: ${dir}`);
+  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all([
+    findIdxFile(dir, 'train-images', 'idx3'),
+    findIdxFile(dir, 'train-labels', 'idx1'),
+    findIdxFile(dir, 't10k-images', 'idx3'),
+    findIdxFile(dir, 't10k-labels', 'idx1'),
+  ]);
+  const [train, test] = await Promise.all([
+    readIdxPair(trainImages, trainLabels, classNames.length),
+    readIdxPair(testImages, testLabels, classNames.length),
+  ]);
+  return { train, test, classNames: [...classNames] };
+}
+
+/** MNIST handwritten digits from a directory holding its four IDX files. */
+export function mnist(dir: string): Promise<ImageDataset> {
+  return loadIdxDataset(dir, MNIST_CLASS_NAMES);
+}
+
+/**
+ * Fashion-MNIST from a directory holding its four IDX files; without one, from Debian's
+ * `dataset-fashion-mnist` package, because Kiln never downloads anything by itself.
+ */
+export async function fashionMnist(dir?: string): Promise<ImageDataset> {
+  if (dir !== undefined) return loadIdxDataset(dir, FASHION_MNIST_CLASS_NAMES);
+  if (!(await isDirectory(DEBIAN_FASHION_MNIST_DIR))) {
+    throw new KilnError(
+      'FILE_NOT_FOUND',
+      `Fashion-MNIST not found: no directory was given and ${DEBIAN_FASHION_MNIST_DIR} does not exist. ` +
+        'Install it with `apt-get install dataset-fashion-mnist`, or put train-images-idx3-ubyte.gz, ' +
+        'train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz ' +
+        '(from https://github.com/zalandoresearch/fashion-mnist) in a directory and call fashionMnist(dir).',
+    );
+  }
+  return loadIdxDataset(DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASS_NAMES);
+}

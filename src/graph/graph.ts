@@ -1,0 +1,178 @@
+import { KilnError, formatShape } from '../errors.js';
+import { Tensor, type DType } from '../tensor.js';
+import { inferOutputs } from './registry.js';
+
+/** A dimension: a size, a symbolic name (the batch dimension is 'N'), or unknown. */
+export type Dim = number | string | null;
+export type Shape = Dim[];
+
+/** An attribute value as Kiln writes it; a Tensor becomes a TENSOR attribute. */
+export type AttrValue = number | string | number[] | string[] | Tensor | Graph;
+export type Attrs = Record<string, AttrValue>;
+/** Attributes whose numbers are floats even when they look like integers (ONNX tells them apart). */
+export type FloatAttrNames = ReadonlySet<string>;
+
+/** A named value in the graph with its element type and (possibly partly symbolic) shape. */
+export interface Value {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: Shape | null;
+}
+
+export interface Node {
+  opType: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Attrs;
+  name: string;
+  domain: string;
+}
+
+/**
+ * An ONNX graph under construction. Every op added goes through the op registry's shape rule, so each
+ * value knows its dtype and shape as soon as it exists; this is what layers, autodiff and the
+ * optimization passes build on.
+ */
+export class Graph {
+  readonly nodes: Node[] = [];
+  readonly initializers = new Map<string, Tensor>();
+  readonly inputs: Value[] = [];
+  readonly outputs: Value[] = [];
+  readonly values = new Map<string, Value>();
+  private readonly usedNames = new Set<string>();
+  private readonly producers = new Map<string, Node>();
+
+  constructor(readonly name = 'kiln') {}
+
+  /** A name not used yet in this graph, derived from the hint. */
+  uniqueName(hint: string): string {
+    if (!this.usedNames.has(hint)) {
+      this.usedNames.add(hint);
+      return hint;
+    }
+    for (let i = 1; ; i++) {
+      const candidate = `${hint}_${i}`;
+      if (!this.usedNames.has(candidate)) {
+        this.usedNames.add(candidate);
+        return candidate;
+      }
+    }
+  }
+
+  private declare(value: Value): Value {
+    this.usedNames.add(value.name);
+    this.values.set(value.name, value);
+    return value;
+  }
+
+  input(name: string, dtype: DType, shape: Shape): Value {
+    if (this.values.has(name)) throw new KilnError('INVALID_ARGUMENT', `graph already has a value named '${name}'`);
+    const v = this.declare({ name, dtype, shape: [...shape] });
+    this.inputs.push(v);
+    return v;
+  }
+
+  /** A named constant tensor stored in the model (weights are initializers). */
+  initializer(name: string, tensor: Tensor): Value {
+    if (this.values.has(name)) throw new KilnError('INVALID_ARGUMENT', `graph already has a value named '${name}'`);
+    this.initializers.set(name, tensor);
+    return this.declare({ name, dtype: tensor.dtype, shape: [...tensor.shape] });
+  }
+
+  /** A constant with a generated name (for shapes, axes, scalars in formulas). */
+  constant(tensor: Tensor, hint = 'const'): Value {
+    return this.initializer(this.uniqueName(hint), tensor);
+  }
+
+  scalar(value: number, dtype: DType = 'float32'): Value {
+    const data = dtype === 'int64' ? BigInt64Array.of(BigInt(value)) : dtype === 'float64' ? Float64Array.of(value) : dtype === 'int32' ? Int32Array.of(value) : Float32Array.of(value);
+    return this.constant(new Tensor(data as never, [], dtype), 'scalar');
+  }
+
+  int64s(values: readonly number[], hint = 'ints'): Value {
+    return this.constant(new Tensor(BigInt64Array.from(values, (v) => BigInt(v)), [values.length], 'int64'), hint);
+  }
+
+  /** The tensor behind a value when it is a constant known at build time, else undefined. */
+  constantValue(name: string): Tensor | undefined {
+    return this.initializers.get(name);
+  }
+
+  value(name: string): Value {
+    const v = this.values.get(name);
+    if (!v) throw new KilnError('INVALID_ARGUMENT', `graph has no value named '${name}'`);
+    return v;
+  }
+
+  producer(name: string): Node | undefined {
+    return this.producers.get(name);
+  }
+
+  /**
+   * Adds one node. Inputs are values or names ('' for an omitted optional input); outputs get fresh
+   * names from the hint unless given. Returns the output values with inferred dtype and shape.
+   */
+  op(
+    opType: string,
+    inputs: readonly (Value | string)[],
+    attrs: Attrs = {},
+    options: { outputs?: number | string[]; name?: string; domain?: string } = {},
+  ): Value[] {
+    const inputNames = inputs.map((i) => (typeof i === 'string' ? i : i.name));
+    for (const n of inputNames) {
+      if (n !== '' && !this.values.has(n)) {
+        throw new KilnError('INVALID_ARGUMENT', `${opType}: input '${n}' does not exist in the graph`);
+      }
+    }
+    const hint = options.name ?? opType.toLowerCase();
+    const outputNames =
+      Array.isArray(options.outputs)
+        ? options.outputs.map((n) => {
+            if (this.values.has(n)) throw new KilnError('INVALID_ARGUMENT', `graph already has a value named '${n}'`);
+            this.usedNames.add(n);
+            return n;
+          })
+        : Array.from({ length: options.outputs ?? 1 }, (_, k) => this.uniqueName(k === 0 ? hint : `${hint}:${k}`));
+    const inputValues = inputNames.map((n) => (n === '' ? null : this.values.get(n)!));
+    const node: Node = {
+      opType,
+      inputs: inputNames,
+      outputs: outputNames,
+      attrs,
+      name: this.uniqueName(`node/${hint}`),
+      domain: options.domain ?? '',
+    };
+    const inferred = inferOutputs(node, inputValues, this);
+    this.nodes.push(node);
+    return outputNames.map((name, k) => {
+      const info = inferred[k] ?? { dtype: 'float32' as DType, shape: null };
+      const v = this.declare({ name, dtype: info.dtype, shape: info.shape });
+      this.producers.set(name, node);
+      return v;
+    });
+  }
+
+  /** Single-output shorthand for op(). */
+  op1(opType: string, inputs: readonly (Value | string)[], attrs: Attrs = {}, name?: string): Value {
+    return this.op(opType, inputs, attrs, name === undefined ? {} : { name })[0]!;
+  }
+
+  /** Marks a value as a graph output, optionally under a new name (through Identity). */
+  output(value: Value, name?: string): Value {
+    let v = value;
+    if (name !== undefined && name !== value.name) {
+      v = this.op('Identity', [value], {}, { outputs: [name] })[0]!;
+    }
+    this.outputs.push(v);
+    return v;
+  }
+
+  /** Static shape of a value, failing with a clear message when it is not fully known. */
+  staticShape(value: Value): number[] {
+    const s = value.shape;
+    if (!s || s.some((d) => typeof d !== 'number')) {
+      throw new KilnError('INVALID_SHAPE', `value '${value.name}' needs a static shape here, has ${s ? formatShape(s) : 'unknown'}`);
+    }
+    return s as number[];
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Kiln: define, train, evaluate, shrink and serve deep-learning models in TypeScript. Models are ONNX
+ * graphs from the start; ONNX Runtime executes them.
+ */
+export { KilnError, type KilnErrorCode } from './errors.js';
+export { Tensor, tensor, type DType } from './tensor.js';
+export { Random } from './random.js';
+export * as layers from './layers/index.js';
+export { Sequential, sequential, type SequentialArgs, type PredictOptions } from './model/sequential.js';
+export { OnnxModel, describeModel, type ModelDescription } from './model/onnx-model.js';
+export { loadModel } from './model/load.js';
+export { Graph, type Value, type Dim, type Shape } from './graph/graph.js';
+export { registeredOps } from './graph/registry.js';
+export * as datasets from './data/index.js';
+export * as metrics from './train/metrics.js';
+export { Runtime } from './runtime/runtime.js';

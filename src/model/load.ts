@@ -1,0 +1,13 @@
+import { MODEL_METADATA_KEY, Sequential } from './sequential.js';
+import { OnnxModel } from './onnx-model.js';
+import { readOnnxFile } from './read-model.js';
+
+/**
+ * Loads an .onnx file: a Kiln model (its layer configuration is in the metadata) comes back as a
+ * Sequential that can be trained further; any other ONNX model as an inference-only OnnxModel.
+ */
+export async function loadModel(file: string): Promise<Sequential | OnnxModel> {
+  const { bytes, proto } = await readOnnxFile(file);
+  const isKiln = proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY);
+  return isKiln ? Sequential.fromProto(proto, file) : new OnnxModel(bytes, proto);
+}

@@ -1,0 +1,143 @@
+import { KilnError, formatShape } from '../errors.js';
+import { ONNX_TYPE_NAMES } from '../graph/dtype.js';
+import type { ModelProto, ValueInfoProto } from '../graph/proto.js';
+import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
+import type { SessionInfo } from '../runtime/protocol.js';
+import type { Tensor } from '../tensor.js';
+import { readOnnxFile } from './read-model.js';
+
+export interface TensorDescription {
+  name: string;
+  dtype: string;
+  /** Sizes, symbolic names, or null for unknown dimensions. */
+  shape: (number | string | null)[] | null;
+}
+
+export interface ModelDescription {
+  producer: string;
+  irVersion: number;
+  opsets: { domain: string; version: number }[];
+  inputs: TensorDescription[];
+  outputs: TensorDescription[];
+  /** Node count per op type. */
+  ops: Record<string, number>;
+  /** Elements in initializers (weights and constants). */
+  parameters: number;
+  initializers: { name: string; dtype: string; shape: number[]; size: number; zeros: number }[];
+  metadata: Record<string, string>;
+  bytes: number;
+}
+
+function describeValue(v: ValueInfoProto): TensorDescription {
+  const t = v.type?.tensorType;
+  return {
+    name: v.name ?? '',
+    dtype: t ? (ONNX_TYPE_NAMES[t.elemType ?? 0] ?? `type ${t.elemType}`) : 'non-tensor',
+    shape: t?.shape ? (t.shape.dim ?? []).map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : (d.dimParam ?? null))) : null,
+  };
+}
+
+/** Zero elements of an initializer, counted from raw bytes without decoding it (for sparsity). */
+function countZeros(raw: Uint8Array | undefined, elemSize: number, floats: number[] | undefined): number {
+  if (floats && floats.length) return floats.filter((v) => v === 0).length;
+  if (!raw || elemSize === 0) return 0;
+  let zeros = 0;
+  outer: for (let i = 0; i + elemSize <= raw.length; i += elemSize) {
+    for (let b = 0; b < elemSize; b++) {
+      // -0.0 has only the sign bit set and is still zero.
+      const byte = raw[i + b]!;
+      if (byte !== 0 && !(b === elemSize - 1 && byte === 0x80)) continue outer;
+    }
+    zeros++;
+  }
+  return zeros;
+}
+
+const ELEM_SIZE: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
+
+/** What `kiln info` shows for any ONNX model, Kiln-made or not. */
+export function describeModel(proto: ModelProto, bytes: number): ModelDescription {
+  const graph = proto.graph ?? {};
+  const initNames = new Set((graph.initializer ?? []).map((t) => t.name));
+  const ops: Record<string, number> = {};
+  for (const n of graph.node ?? []) {
+    const key = n.domain ? `${n.domain}.${n.opType}` : (n.opType ?? '?');
+    ops[key] = (ops[key] ?? 0) + 1;
+  }
+  const initializers = (graph.initializer ?? []).map((t) => {
+    const shape = (t.dims ?? []).map(Number);
+    const size = shape.reduce((a, b) => a * b, 1);
+    return {
+      name: t.name ?? '',
+      dtype: ONNX_TYPE_NAMES[t.dataType ?? 0] ?? `type ${t.dataType}`,
+      shape,
+      size,
+      zeros: countZeros(t.rawData, ELEM_SIZE[t.dataType ?? 0] ?? 0, t.floatData),
+    };
+  });
+  return {
+    producer: [proto.producerName, proto.producerVersion].filter(Boolean).join(' ') || 'unknown',
+    irVersion: Number(proto.irVersion ?? 0),
+    opsets: (proto.opsetImport ?? []).map((o) => ({ domain: o.domain || 'ai.onnx', version: Number(o.version ?? 0) })),
+    // Older exporters list initializers among the inputs; those are not inputs a caller feeds.
+    inputs: (graph.input ?? []).filter((i) => !initNames.has(i.name)).map(describeValue),
+    outputs: (graph.output ?? []).map(describeValue),
+    ops,
+    parameters: initializers.reduce((n, t) => n + t.size, 0),
+    initializers,
+    metadata: Object.fromEntries((proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? ''])),
+    bytes,
+  };
+}
+
+/**
+ * Any ONNX model, including ones Kiln did not write (a PyTorch export, say): inspect it and run it.
+ * Inference only: without Kiln's layer configuration there is nothing to train.
+ */
+export class OnnxModel {
+  readonly description: ModelDescription;
+  private session: SessionInfo | undefined;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly proto: ModelProto,
+    private readonly runtime: Runtime = sharedRuntime(),
+  ) {
+    this.description = describeModel(proto, bytes.length);
+  }
+
+  static async load(file: string): Promise<OnnxModel> {
+    const { bytes, proto } = await readOnnxFile(file);
+    return new OnnxModel(bytes, proto);
+  }
+
+  get inputs(): TensorDescription[] {
+    return this.description.inputs;
+  }
+
+  get outputs(): TensorDescription[] {
+    return this.description.outputs;
+  }
+
+  /** Runs the model with named inputs; returns every output by name. */
+  async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    for (const input of this.inputs) {
+      const t = feeds[input.name];
+      if (!t) throw new KilnError('INVALID_ARGUMENT', `model input '${input.name}' was not given (inputs: ${this.inputs.map((i) => i.name).join(', ')})`);
+      if (input.shape && (t.rank !== input.shape.length || input.shape.some((d, i) => typeof d === 'number' && d !== t.shape[i]))) {
+        throw new KilnError('INVALID_SHAPE', `input '${input.name}' must have shape ${formatShape(input.shape)}, got ${formatShape(t.shape)}`);
+      }
+    }
+    this.session ??= await this.runtime.load(this.bytes);
+    return this.runtime.run(this.session, feeds);
+  }
+
+  /** Single-input models: the first output for x. */
+  async predict(x: Tensor): Promise<Tensor> {
+    if (this.inputs.length !== 1) {
+      throw new KilnError('INVALID_ARGUMENT', `predict(x) needs a model with one input; this one has ${this.inputs.length}: use run({name: tensor})`);
+    }
+    const out = await this.run({ [this.inputs[0]!.name]: x });
+    return out[this.outputs[0]!.name]!;
+  }
+}

@@ -1,0 +1,41 @@
+import { promises as fs } from 'node:fs';
+import { KilnError } from '../errors.js';
+import { decodeModel, type ModelProto } from '../graph/proto.js';
+
+/**
+ * Reads and decodes an .onnx file, telling apart a missing file, a file that is not ONNX at all and a
+ * truncated or corrupt one.
+ */
+export async function readOnnxFile(file: string): Promise<{ bytes: Uint8Array; proto: ModelProto }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') throw new KilnError('FILE_NOT_FOUND', `model file '${file}' does not exist`);
+    if (e.code === 'EISDIR') throw new KilnError('NOT_ONNX', `'${file}' is a directory, expected an .onnx model file`);
+    throw new KilnError('IO_ERROR', `could not read model file '${file}': ${e.message}`, { cause: err });
+  }
+  return { bytes, proto: parseOnnx(bytes, file) };
+}
+
+export function parseOnnx(bytes: Uint8Array, file = '<bytes>'): ModelProto {
+  if (bytes.length === 0) throw new KilnError('NOT_ONNX', `'${file}' is empty, expected an ONNX model (protobuf ModelProto)`);
+  let proto: ModelProto;
+  try {
+    proto = decodeModel(bytes);
+  } catch (err) {
+    throw new KilnError(
+      'NOT_ONNX',
+      `'${file}' is not a valid ONNX model: protobuf decoding failed (${(err as Error).message}); expected a ModelProto, found ${bytes.length} bytes starting ${Buffer.from(bytes.subarray(0, 8)).toString('hex')}`,
+      { cause: err },
+    );
+  }
+  if (!proto.graph || !proto.irVersion) {
+    throw new KilnError('NOT_ONNX', `'${file}' is not an ONNX model: it decodes but has ${proto.graph ? 'no ir_version' : 'no graph'}`);
+  }
+  if (!proto.opsetImport || proto.opsetImport.length === 0) {
+    throw new KilnError('NOT_ONNX', `'${file}' is not a usable ONNX model: it imports no operator set`);
+  }
+  return proto;
+}

@@ -1,0 +1,155 @@
+import { KilnError, formatShape } from '../errors.js';
+import type { Attrs, Graph, Shape, Value } from '../graph/graph.js';
+import { defineOp, intAttr, intsAttr, requireInput } from '../graph/registry.js';
+
+/** Spatial attributes of a Conv/ConvTranspose/pool node with ONNX defaults filled in. */
+export interface SpatialAttrs {
+  kernel: number[];
+  strides: number[];
+  pads: number[]; // [begin..., end...]
+  dilations: number[];
+}
+
+export function spatialAttrs(attrs: Attrs, kernel: number[]): SpatialAttrs {
+  const n = kernel.length;
+  return {
+    kernel,
+    strides: intsAttr(attrs, 'strides', Array(n).fill(1)),
+    pads: intsAttr(attrs, 'pads', Array(2 * n).fill(0)),
+    dilations: intsAttr(attrs, 'dilations', Array(n).fill(1)),
+  };
+}
+
+export function convOutputSize(size: number, k: number, s: number, d: number, padBegin: number, padEnd: number, ceil = false): number {
+  const span = (k - 1) * d + 1;
+  const raw = (size + padBegin + padEnd - span) / s;
+  return (ceil ? Math.ceil(raw) : Math.floor(raw)) + 1;
+}
+
+function spatialOut(x: Shape, sa: SpatialAttrs, ceil = false): Shape {
+  const n = sa.kernel.length;
+  return x.slice(2).map((d, i) =>
+    typeof d === 'number'
+      ? convOutputSize(d, sa.kernel[i]!, sa.strides[i]!, sa.dilations[i]!, sa.pads[i]!, sa.pads[i + n]!, ceil)
+      : null,
+  );
+}
+
+defineOp({
+  type: 'Conv',
+  infer: (inputs, attrs) => {
+    const x = requireInput(inputs, 0, 'Conv');
+    const w = requireInput(inputs, 1, 'Conv');
+    if (!x.shape || !w.shape) return [{ dtype: x.dtype, shape: null }];
+    const group = intAttr(attrs, 'group', 1);
+    const cin = x.shape[1];
+    if (typeof cin === 'number' && typeof w.shape[1] === 'number' && cin !== w.shape[1] * group) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `Conv: input has ${cin} channels but the kernel ${formatShape(w.shape)} with group ${group} expects ${(w.shape[1] as number) * group}`,
+      );
+    }
+    const kernel = intsAttr(attrs, 'kernel_shape', w.shape.slice(2) as number[]);
+    const out = spatialOut(x.shape, spatialAttrs(attrs, kernel));
+    if (out.some((d) => typeof d === 'number' && d < 1)) {
+      throw new KilnError('INVALID_SHAPE', `Conv: input ${formatShape(x.shape)} is smaller than the kernel ${formatShape(kernel)}`);
+    }
+    return [{ dtype: x.dtype, shape: [x.shape[0]!, w.shape[0]!, ...out] }];
+  },
+  gradient: ({ graph, node, inputs: [x, w, b], gradOutputs: [dy] }) => {
+    const group = intAttr(node.attrs, 'group', 1);
+    const wShape = graph.staticShape(w!);
+    const sa = spatialAttrs(node.attrs, wShape.slice(2));
+    const dx = convInputGradient(graph, dy!, w!, x!, sa, group);
+    const dw = group === 1 ? convWeightGradient(graph, x!, dy!, wShape, sa) : groupedWeightGradient(graph, x!, dy!, wShape, sa, group);
+    const db = b ? graph.op1('ReduceSum', [dy!, graph.int64s([0, 2, 3], 'axes')], { keepdims: 0 }) : null;
+    return b ? [dx, dw, db] : [dx, dw];
+  },
+});
+
+defineOp({
+  type: 'ConvTranspose',
+  infer: (inputs, attrs) => {
+    const x = requireInput(inputs, 0, 'ConvTranspose');
+    const w = requireInput(inputs, 1, 'ConvTranspose');
+    if (!x.shape || !w.shape) return [{ dtype: x.dtype, shape: null }];
+    const group = intAttr(attrs, 'group', 1);
+    const kernel = intsAttr(attrs, 'kernel_shape', w.shape.slice(2) as number[]);
+    const sa = spatialAttrs(attrs, kernel);
+    const n = kernel.length;
+    const outPad = intsAttr(attrs, 'output_padding', Array(n).fill(0));
+    const spatial = x.shape.slice(2).map((d, i) =>
+      typeof d === 'number'
+        ? sa.strides[i]! * (d - 1) + outPad[i]! + (kernel[i]! - 1) * sa.dilations[i]! + 1 - sa.pads[i]! - sa.pads[i + n]!
+        : null,
+    );
+    const m = typeof w.shape[1] === 'number' ? w.shape[1] * group : null;
+    return [{ dtype: x.dtype, shape: [x.shape[0]!, m, ...spatial] }];
+  },
+});
+
+/**
+ * dL/dx of a convolution: a transposed convolution of dy with the same kernel. ConvTranspose beat a
+ * Conv with a flipped kernel in measurements; output_padding restores rows the forward stride skipped.
+ */
+function convInputGradient(graph: Graph, dy: Value, w: Value, x: Value, sa: SpatialAttrs, group: number): Value {
+  const xShape = graph.staticShape({ ...x, shape: [1, ...(x.shape ?? []).slice(1)] });
+  const dyShape = dy.shape!;
+  const n = sa.kernel.length;
+  const outputPadding = sa.kernel.map((k, i) => {
+    const yi = dyShape[i + 2] as number;
+    const produced = sa.strides[i]! * (yi - 1) + (k - 1) * sa.dilations[i]! + 1 - sa.pads[i]! - sa.pads[i + n]!;
+    return xShape[i + 2]! - produced;
+  });
+  return graph.op1('ConvTranspose', [dy, w], {
+    strides: sa.strides,
+    pads: sa.pads,
+    dilations: sa.dilations,
+    group,
+    kernel_shape: sa.kernel,
+    output_padding: outputPadding,
+  });
+}
+
+/**
+ * dL/dW of a 2-D convolution as ONE matrix product over batch × positions: the k×k shifted (strided)
+ * slices of the padded, channel-first input form the im2col matrix [C·kH·kW, N·Ho·Wo], and
+ * dW = dy[M, N·Ho·Wo] · im2colᵀ. This was the fastest formulation measured on this CPU.
+ */
+function convWeightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs): Value {
+  if (sa.kernel.length !== 2) throw new KilnError('NO_GRADIENT', `Conv gradient supports 2-D convolutions, got ${sa.kernel.length}-D`);
+  const [m, c, kh, kw] = wShape as [number, number, number, number];
+  const [ho, wo] = [dy.shape![2] as number, dy.shape![3] as number];
+  let xp = graph.op1('Transpose', [x], { perm: [1, 0, 2, 3] }); // [C, N, H, W]
+  const [pt, pl, pb, pr] = sa.pads as [number, number, number, number];
+  if (pt || pl || pb || pr) xp = graph.op1('Pad', [xp, graph.int64s([0, 0, pt, pl, 0, 0, pb, pr], 'pads')]);
+  const axes = graph.int64s([2, 3], 'axes');
+  const steps = graph.int64s(sa.strides, 'steps');
+  const slices: Value[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const r0 = i * sa.dilations[0]!;
+      const c0 = j * sa.dilations[1]!;
+      const starts = graph.int64s([r0, c0], 'starts');
+      const ends = graph.int64s([r0 + sa.strides[0]! * (ho - 1) + 1, c0 + sa.strides[1]! * (wo - 1) + 1], 'ends');
+      const slice = graph.op1('Slice', [xp, starts, ends, axes, steps]); // [C, N, Ho, Wo]
+      slices.push(graph.op1('Unsqueeze', [slice, graph.int64s([1], 'axes')])); // [C, 1, N, Ho, Wo]
+    }
+  }
+  const patches = slices.length === 1 ? slices[0]! : graph.op1('Concat', slices, { axis: 1 }); // [C, k, N, Ho, Wo]
+  const cols = graph.op1('Reshape', [patches, graph.int64s([c * kh * kw, -1], 'shape')]); // [C·k, N·Ho·Wo]
+  const dyT = graph.op1('Transpose', [dy], { perm: [1, 0, 2, 3] }); // [M, N, Ho, Wo]
+  const dyMat = graph.op1('Reshape', [dyT, graph.int64s([m, -1], 'shape')]);
+  const dw = graph.op1('Gemm', [dyMat, cols], { transB: 1 }); // [M, C·k]
+  return graph.op1('Reshape', [dw, graph.int64s(wShape, 'shape')]);
+}
+
+/** Grouped convolutions: each group's weight gradient on its own slice of channels. */
+function groupedWeightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs, group: number): Value {
+  const cPerGroup = wShape[1]!;
+  const mPerGroup = wShape[0]! / group;
+  const xs = graph.op('Split', [x, graph.int64s(Array(group).fill(cPerGroup), 'split')], { axis: 1 }, { outputs: group });
+  const dys = graph.op('Split', [dy, graph.int64s(Array(group).fill(mPerGroup), 'split')], { axis: 1 }, { outputs: group });
+  const parts = xs.map((xg, k) => convWeightGradient(graph, xg, dys[k]!, [mPerGroup, cPerGroup, ...wShape.slice(2)], sa));
+  return graph.op1('Concat', parts, { axis: 0 });
+}

@@ -1,0 +1,181 @@
+import type { Attrs, Graph, Value } from '../graph/graph.js';
+import { broadcastShapes, defineOp, requireInput, type InferredValue } from '../graph/registry.js';
+import type { DType } from '../tensor.js';
+import { reduceToShape } from './reduce-to-shape.js';
+
+/*
+ * Elementwise arithmetic. Binary ops broadcast; their gradient rules sum the incoming gradient back
+ * over the broadcast axes (reduceToShape) so each input gets a gradient of its own shape.
+ */
+
+const sameAsFirst = (inputs: (Value | null)[], _a: Attrs, _g: Graph, type: string): InferredValue[] => {
+  const x = requireInput(inputs, 0, type);
+  return [{ dtype: x.dtype, shape: x.shape }];
+};
+
+function binaryShape(type: string, outDtype?: DType) {
+  return (inputs: (Value | null)[]): InferredValue[] => {
+    const a = requireInput(inputs, 0, type);
+    const b = requireInput(inputs, 1, type);
+    return [{ dtype: outDtype ?? a.dtype, shape: broadcastShapes(a.shape, b.shape, type) }];
+  };
+}
+
+defineOp({
+  type: 'Add',
+  infer: binaryShape('Add'),
+  gradient: ({ graph, inputs, gradOutputs: [dy] }) => [reduceToShape(graph, dy!, inputs[0]!), reduceToShape(graph, dy!, inputs[1]!)],
+});
+
+defineOp({
+  type: 'Sub',
+  infer: binaryShape('Sub'),
+  gradient: ({ graph, inputs, gradOutputs: [dy] }) => [
+    reduceToShape(graph, dy!, inputs[0]!),
+    reduceToShape(graph, graph.op1('Neg', [dy!]), inputs[1]!),
+  ],
+});
+
+defineOp({
+  type: 'Mul',
+  infer: binaryShape('Mul'),
+  gradient: ({ graph, inputs: [a, b], gradOutputs: [dy] }) => [
+    reduceToShape(graph, graph.op1('Mul', [dy!, b!]), a!),
+    reduceToShape(graph, graph.op1('Mul', [dy!, a!]), b!),
+  ],
+});
+
+defineOp({
+  type: 'Div',
+  infer: binaryShape('Div'),
+  // d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2 = -(a/b)/b
+  gradient: ({ graph, inputs: [a, b], outputs: [y], gradOutputs: [dy] }) => [
+    reduceToShape(graph, graph.op1('Div', [dy!, b!]), a!),
+    reduceToShape(graph, graph.op1('Neg', [graph.op1('Div', [graph.op1('Mul', [dy!, y!]), b!])]), b!),
+  ],
+});
+
+defineOp({
+  type: 'Pow',
+  infer: binaryShape('Pow'),
+  // Kiln only differentiates Pow with respect to its base (exponents are constants in its formulas).
+  gradient: ({ graph, inputs: [a, b], gradOutputs: [dy] }) => {
+    const one = graph.scalar(1, b!.dtype);
+    const da = graph.op1('Mul', [dy!, graph.op1('Mul', [b!, graph.op1('Pow', [a!, graph.op1('Sub', [b!, one])])])]);
+    return [reduceToShape(graph, da, a!), null];
+  },
+  nonDifferentiableInputs: [1],
+});
+
+for (const type of ['Max', 'Min']) {
+  defineOp({
+    type,
+    infer: binaryShape(type),
+    // The gradient goes to the input that won (to the first on ties).
+    gradient: ({ graph, inputs: [a, b], outputs: [y], gradOutputs: [dy] }) => {
+      const aWins = graph.op1('Cast', [graph.op1('Equal', [a!, y!])], { to: 1 });
+      const bWins = graph.op1('Sub', [graph.scalar(1), aWins]);
+      return [
+        reduceToShape(graph, graph.op1('Mul', [dy!, aWins]), a!),
+        reduceToShape(graph, graph.op1('Mul', [dy!, bWins]), b!),
+      ];
+    },
+  });
+}
+
+defineOp({
+  type: 'Neg',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Neg'),
+  gradient: ({ graph, gradOutputs: [dy] }) => [graph.op1('Neg', [dy!])],
+});
+
+defineOp({
+  type: 'Identity',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Identity'),
+  gradient: ({ gradOutputs: [dy] }) => [dy!],
+});
+
+defineOp({
+  type: 'Exp',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Exp'),
+  gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [graph.op1('Mul', [dy!, y!])],
+});
+
+defineOp({
+  type: 'Log',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Log'),
+  gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Div', [dy!, x!])],
+});
+
+defineOp({
+  type: 'Sqrt',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Sqrt'),
+  // d sqrt(x) = 1 / (2 sqrt(x))
+  gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [
+    graph.op1('Div', [dy!, graph.op1('Mul', [y!, graph.scalar(2, y!.dtype)])]),
+  ],
+});
+
+defineOp({
+  type: 'Abs',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Abs'),
+  gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Mul', [dy!, graph.op1('Sign', [x!])])],
+});
+
+defineOp({
+  type: 'Reciprocal',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Reciprocal'),
+  gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [graph.op1('Neg', [graph.op1('Mul', [dy!, graph.op1('Mul', [y!, y!])])])],
+});
+
+defineOp({
+  type: 'Clip',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Clip'),
+  // Gradient passes where the input was inside [min, max].
+  gradient: ({ graph, inputs: [x, lo, hi], outputs: [y], gradOutputs: [dy] }) => {
+    const inside = graph.op1('Cast', [graph.op1('Equal', [x!, y!])], { to: 1 });
+    void lo;
+    void hi;
+    return [graph.op1('Mul', [dy!, inside]), null, null];
+  },
+  nonDifferentiableInputs: [1, 2],
+});
+
+/* Ops with no gradient: comparisons, casts, rounding. They appear in masks and metrics. */
+for (const type of ['Sign', 'Floor', 'Ceil', 'Round']) {
+  defineOp({ type, infer: (i, a, g) => sameAsFirst(i, a, g, type), gradient: () => [null] });
+}
+for (const type of ['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual']) {
+  defineOp({ type, infer: binaryShape(type, 'bool'), gradient: () => [null, null] });
+}
+for (const type of ['And', 'Or']) {
+  defineOp({ type, infer: binaryShape(type, 'bool'), gradient: () => [null, null] });
+}
+defineOp({ type: 'Not', infer: (i, a, g) => sameAsFirst(i, a, g, 'Not'), gradient: () => [null] });
+
+const CAST_TO: Record<number, DType> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 11: 'float64' };
+defineOp({
+  type: 'Cast',
+  infer: (inputs, attrs) => {
+    const x = requireInput(inputs, 0, 'Cast');
+    return [{ dtype: CAST_TO[attrs.to as number] ?? 'float32', shape: x.shape }];
+  },
+  // Casting between float types passes the gradient (cast back); from bool/int masks there is none.
+  gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) =>
+    x!.dtype === 'float32' || x!.dtype === 'float64' ? [graph.op1('Cast', [dy!], { to: x!.dtype === 'float64' ? 11 : 1 })] : [null],
+});
+
+defineOp({
+  type: 'Where',
+  infer: (inputs) => {
+    const c = requireInput(inputs, 0, 'Where');
+    const a = requireInput(inputs, 1, 'Where');
+    const b = requireInput(inputs, 2, 'Where');
+    return [{ dtype: a.dtype, shape: broadcastShapes(broadcastShapes(c.shape, a.shape, 'Where'), b.shape, 'Where') }];
+  },
+  gradient: ({ graph, inputs: [c, a, b], gradOutputs: [dy] }) => {
+    const zero = graph.op1('Mul', [dy!, graph.scalar(0, dy!.dtype)]);
+    return [null, reduceToShape(graph, graph.op1('Where', [c!, dy!, zero]), a!), reduceToShape(graph, graph.op1('Where', [c!, zero, dy!]), b!)];
+  },
+  nonDifferentiableInputs: [0],
+});

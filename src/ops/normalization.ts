@@ -1,0 +1,47 @@
+import { defineOp, requireInput } from '../graph/registry.js';
+
+/*
+ * BatchNormalization in inference form (running statistics as inputs). Training-mode batch norm is
+ * composed by the layer from ReduceMean/Sub/Mul/Sqrt, so autodiff differentiates through the batch
+ * statistics with the generic rules; this rule serves fine-tuning with frozen statistics.
+ */
+defineOp({
+  type: 'BatchNormalization',
+  nonDifferentiableInputs: [3, 4],
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'BatchNormalization');
+    return [{ dtype: x.dtype, shape: x.shape }];
+  },
+  gradient: ({ graph, node, inputs: [x, scale, , mean, variance], gradOutputs: [dy] }) => {
+    const eps = typeof node.attrs.epsilon === 'number' ? node.attrs.epsilon : 1e-5;
+    const rank = x!.shape!.length;
+    const channelShape = graph.int64s([1, -1, ...Array(rank - 2).fill(1)], 'shape');
+    const asChannel = (v: typeof x) => graph.op1('Reshape', [v!, channelShape]);
+    const invStd = graph.op1('Reciprocal', [graph.op1('Sqrt', [graph.op1('Add', [variance!, graph.scalar(eps)])])]);
+    const xhat = graph.op1('Mul', [graph.op1('Sub', [x!, asChannel(mean)]), asChannel(invStd)]);
+    const axes = graph.int64s([0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)], 'axes');
+    const dx = graph.op1('Mul', [dy!, asChannel(graph.op1('Mul', [scale!, invStd]))]);
+    const dScale = graph.op1('ReduceSum', [graph.op1('Mul', [dy!, xhat]), axes], { keepdims: 0 });
+    const dBias = graph.op1('ReduceSum', [dy!, axes], { keepdims: 0 });
+    return [dx, dScale, dBias, null, null];
+  },
+});
+
+defineOp({
+  type: 'Dropout',
+  nonDifferentiableInputs: [1, 2],
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'Dropout');
+    return [
+      { dtype: x.dtype, shape: x.shape },
+      { dtype: 'bool', shape: x.shape },
+    ];
+  },
+  // Kept units were scaled by 1/(1-ratio) in the forward pass; their gradient is scaled alike.
+  gradient: ({ graph, inputs: [, ratio], outputs: [, mask], gradOutputs: [dy] }) => {
+    const r = ratio ? graph.constantValue(ratio.name) : undefined;
+    const rate = r ? Number((r.data as Float32Array)[0]) : 0.5;
+    const keep = graph.op1('Cast', [mask!], { to: 1 });
+    return [graph.op1('Mul', [dy!, graph.op1('Mul', [keep, graph.scalar(1 / (1 - rate))])]), null, null];
+  },
+});

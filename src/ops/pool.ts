@@ -1,0 +1,133 @@
+import { KilnError, formatShape } from '../errors.js';
+import type { Graph, Value } from '../graph/graph.js';
+import { defineOp, intAttr, intsAttr, requireInput } from '../graph/registry.js';
+import { Tensor } from '../tensor.js';
+import { convOutputSize, spatialAttrs, type SpatialAttrs } from './conv.js';
+
+function poolInfer(type: string) {
+  return (inputs: (Value | null)[], attrs: Record<string, unknown>) => {
+    const x = requireInput(inputs, 0, type);
+    const kernel = intsAttr(attrs as never, 'kernel_shape', []);
+    if (!x.shape) return [{ dtype: x.dtype, shape: null }];
+    const sa = spatialAttrs(attrs as never, kernel);
+    const n = kernel.length;
+    const ceil = intAttr(attrs as never, 'ceil_mode', 0) === 1;
+    const spatial = x.shape.slice(2).map((d, i) =>
+      typeof d === 'number' ? convOutputSize(d, kernel[i]!, sa.strides[i]!, sa.dilations[i]!, sa.pads[i]!, sa.pads[i + n]!, ceil) : null,
+    );
+    if (spatial.some((d) => typeof d === 'number' && d < 1)) {
+      throw new KilnError('INVALID_SHAPE', `${type}: input ${formatShape(x.shape)} is smaller than the pool window ${formatShape(kernel)}`);
+    }
+    const out = [{ dtype: x.dtype, shape: [x.shape[0]!, x.shape[1]!, ...spatial] }];
+    return type === 'MaxPool' ? [...out, { dtype: 'int64' as const, shape: out[0]!.shape }] : out;
+  };
+}
+
+/** Non-overlapping windows without padding: the common poolSize == strides case, handled by upsampling. */
+function isTiling(sa: SpatialAttrs): boolean {
+  return sa.kernel.every((k, i) => k === sa.strides[i] && sa.dilations[i] === 1) && sa.pads.every((p) => p === 0);
+}
+
+/** Zero-pads a [N, C, h, w] gradient on the bottom/right to the input's spatial size (rows no window read). */
+function padToInput(graph: Graph, v: Value, covered: number[], full: number[]): Value {
+  const extra = full.map((f, i) => f - covered[i]!);
+  if (extra.every((e) => e === 0)) return v;
+  return graph.op1('Pad', [v, graph.int64s([0, 0, 0, 0, 0, 0, extra[0]!, extra[1]!], 'pads')]);
+}
+
+function cropToCovered(graph: Graph, x: Value, covered: number[], full: number[]): Value {
+  if (covered.every((c, i) => c === full[i])) return x;
+  return graph.op1('Slice', [x, graph.int64s([0, 0], 'starts'), graph.int64s(covered, 'ends'), graph.int64s([2, 3], 'axes')]);
+}
+
+defineOp({
+  type: 'MaxPool',
+  infer: poolInfer('MaxPool'),
+  /*
+   * Tiling windows: upsample the pooled output (Resize, nearest), compare with the input to find the
+   * maxima, and multiply the upsampled gradient by that mask — the fastest formulation measured.
+   * Exact ties inside one window send the gradient to every tied position (PyTorch picks one); after a
+   * ReLU the only common ties are zeros, whose gradient the ReLU then blocks anyway.
+   * Overlapping or padded windows: MaxPool's Indices output and a ScatterElements with 'add'.
+   */
+  gradient: ({ graph, node, inputs: [x], outputs: [y], gradOutputs: [dy] }) => {
+    const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []));
+    const xShape = x!.shape!;
+    const full = [xShape[2] as number, xShape[3] as number];
+    if (sa.kernel.length === 2 && isTiling(sa) && intAttr(node.attrs, 'ceil_mode', 0) === 0) {
+      const covered = [(y!.shape![2] as number) * sa.strides[0]!, (y!.shape![3] as number) * sa.strides[1]!];
+      const scales = graph.constant(new Tensor(Float32Array.of(1, 1, sa.strides[0]!, sa.strides[1]!), [4], 'float32'), 'scales');
+      const up = (v: Value) => graph.op1('Resize', [v, '', scales], { mode: 'nearest' });
+      const mask = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
+      return [padToInput(graph, graph.op1('Mul', [up(dy!), mask]), covered, full)];
+    }
+    const [, indices] = graph.op('MaxPool', [x!], node.attrs, { outputs: 2, name: 'maxpool_indices' });
+    const xSize = graph.op1('Shape', [x!]);
+    const flat = graph.int64s([-1], 'shape');
+    const zeros = graph.op1('Mul', [graph.op1('Reshape', [x!, flat]), graph.scalar(0)]);
+    const scattered = graph.op1('ScatterElements', [zeros, graph.op1('Reshape', [indices!, flat]), graph.op1('Reshape', [dy!, flat])], {
+      axis: 0,
+      reduction: 'add',
+    });
+    return [graph.op1('Reshape', [scattered, xSize])];
+  },
+});
+
+defineOp({
+  type: 'AveragePool',
+  infer: poolInfer('AveragePool'),
+  /*
+   * Spreads each output's gradient evenly over its window: a depthwise ConvTranspose with a kernel of
+   * ones, after dividing by each window's element count (which excludes padding unless
+   * count_include_pad, as ONNX and Keras define it).
+   */
+  gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
+    const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []));
+    if (sa.kernel.length !== 2) throw new KilnError('NO_GRADIENT', 'AveragePool gradient supports 2-D pooling only');
+    const xShape = x!.shape!;
+    const c = xShape[1] as number;
+    const [h, w] = [xShape[2] as number, xShape[3] as number];
+    const [ho, wo] = [dy!.shape![2] as number, dy!.shape![3] as number];
+    const includePad = intAttr(node.attrs, 'count_include_pad', 0) === 1;
+    const counts = new Float32Array(ho * wo);
+    for (let i = 0; i < ho; i++) {
+      for (let j = 0; j < wo; j++) {
+        const r0 = i * sa.strides[0]! - sa.pads[0]!;
+        const c0 = j * sa.strides[1]! - sa.pads[1]!;
+        const r1 = r0 + sa.kernel[0]!;
+        const c1 = c0 + sa.kernel[1]!;
+        const rows = includePad ? Math.min(r1, h + sa.pads[2]!) - r0 : Math.min(r1, h) - Math.max(r0, 0);
+        const cols = includePad ? Math.min(c1, w + sa.pads[3]!) - c0 : Math.min(c1, w) - Math.max(c0, 0);
+        counts[i * wo + j] = 1 / (rows * cols);
+      }
+    }
+    const inv = graph.constant(new Tensor(counts, [1, 1, ho, wo], 'float32'), 'inv_count');
+    const ones = graph.constant(new Tensor(new Float32Array(c * sa.kernel[0]! * sa.kernel[1]!).fill(1), [c, 1, ...sa.kernel], 'float32'), 'ones');
+    const produced = [0, 1].map((i) => sa.strides[i]! * ((i ? wo : ho) - 1) + sa.kernel[i]! - sa.pads[i]! - sa.pads[i + 2]!);
+    const outputPadding = [h - produced[0]!, w - produced[1]!];
+    return [
+      graph.op1('ConvTranspose', [graph.op1('Mul', [dy!, inv]), ones], {
+        strides: sa.strides,
+        pads: sa.pads,
+        group: c,
+        kernel_shape: sa.kernel,
+        output_padding: outputPadding,
+      }),
+    ];
+  },
+});
+
+defineOp({
+  type: 'GlobalAveragePool',
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'GlobalAveragePool');
+    return [{ dtype: x.dtype, shape: x.shape ? [x.shape[0]!, x.shape[1]!, ...x.shape.slice(2).map(() => 1)] : null }];
+  },
+  // Every position gets an equal share: broadcast-multiply by a constant 1/(H·W) plane.
+  gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => {
+    const spatial = x!.shape!.slice(2) as number[];
+    const area = spatial.reduce((a, b) => a * b, 1);
+    const plane = graph.constant(new Tensor(new Float32Array(area).fill(1 / area), [1, 1, ...spatial], 'float32'), 'inv_area');
+    return [graph.op1('Mul', [dy!, plane])];
+  },
+});

@@ -1,0 +1,41 @@
+import type { DType } from '../tensor.js';
+
+/* Messages between the main thread and the runtime worker. Tensor data travels as transferred buffers. */
+
+export interface WireTensor {
+  dtype: DType;
+  shape: number[];
+  buffer: ArrayBuffer;
+}
+
+export interface SessionOptions {
+  /** Threads ONNX Runtime uses inside one operator (default: all cores). */
+  intraOpThreads?: number;
+  /** ONNX Runtime graph optimization level (default 'all'). */
+  optimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+export interface SessionInfo {
+  id: number;
+  inputNames: string[];
+  outputNames: string[];
+}
+
+export interface RunOptions {
+  /** Output names to return (default: every output not stored into state). */
+  fetch?: string[];
+  /** After the run, store these outputs in the worker's state under the given names (outputName → stateName). */
+  store?: Record<string, string>;
+}
+
+export type Request =
+  | { id: number; kind: 'load'; model: ArrayBuffer; options: SessionOptions }
+  | { id: number; kind: 'run'; session: number; feeds: Record<string, WireTensor>; options: RunOptions }
+  | { id: number; kind: 'setState'; tensors: Record<string, WireTensor> }
+  | { id: number; kind: 'getState'; names: string[] }
+  | { id: number; kind: 'deleteState'; names: string[] }
+  | { id: number; kind: 'release'; session: number };
+
+export type Response =
+  | { id: number; ok: true; info?: SessionInfo; tensors?: Record<string, WireTensor> }
+  | { id: number; ok: false; message: string };

@@ -1,0 +1,121 @@
+import { Worker } from 'node:worker_threads';
+import { KilnError } from '../errors.js';
+import { Tensor, type AnyTypedArray, type DType } from '../tensor.js';
+import type { Request, Response, RunOptions, SessionInfo, SessionOptions, WireTensor } from './protocol.js';
+
+export type { RunOptions, SessionOptions } from './protocol.js';
+
+type Pending = { resolve: (r: Response & { ok: true }) => void; reject: (e: Error) => void };
+
+function toWire(t: Tensor, transfer: ArrayBuffer[]): WireTensor {
+  const data = t.data as AnyTypedArray;
+  // A copy: the caller keeps its tensor, and the copy's buffer moves to the worker without sharing.
+  const buffer = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer;
+  transfer.push(buffer);
+  return { dtype: t.dtype, shape: [...t.shape], buffer };
+}
+
+function fromWire(w: WireTensor): Tensor {
+  const ctor: Record<DType, new (b: ArrayBuffer) => AnyTypedArray> = {
+    float32: Float32Array,
+    float64: Float64Array,
+    int32: Int32Array,
+    int64: BigInt64Array,
+    uint8: Uint8Array,
+    int8: Int8Array,
+    bool: Uint8Array,
+  };
+  return new Tensor(new ctor[w.dtype](w.buffer) as never, w.shape, w.dtype);
+}
+
+/**
+ * A worker thread running ONNX Runtime: load models into sessions, run them, and keep named state
+ * tensors (weights, optimizer state) inside the worker between runs.
+ */
+export class Runtime {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor() {
+    this.worker = new Worker(new URL('./worker.js', import.meta.url));
+    this.worker.on('message', (res: Response) => {
+      const p = this.pending.get(res.id);
+      if (!p) return;
+      this.pending.delete(res.id);
+      if (res.ok) p.resolve(res);
+      else p.reject(new KilnError('RUNTIME_ERROR', `ONNX Runtime: ${res.message}`));
+    });
+    this.worker.on('error', (err) => {
+      for (const p of this.pending.values()) p.reject(new KilnError('RUNTIME_ERROR', `runtime worker failed: ${err.message}`, { cause: err }));
+      this.pending.clear();
+    });
+    // An idle runtime must not keep the process alive.
+    this.worker.unref();
+  }
+
+  private request(body: Record<string, unknown> & { kind: Request['kind'] }, transfer: ArrayBuffer[] = []): Promise<Response & { ok: true }> {
+    if (this.closed) return Promise.reject(new KilnError('RUNTIME_ERROR', 'the runtime was closed'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (this.pending.size === 1) this.worker.ref();
+      this.worker.postMessage({ ...body, id }, transfer);
+    }).finally(() => {
+      if (this.pending.size === 0) this.worker.unref();
+    }) as Promise<Response & { ok: true }>;
+  }
+
+  async load(model: Uint8Array, options: SessionOptions = {}): Promise<SessionInfo> {
+    const copy = Uint8Array.from(model).buffer; // a real copy: a Buffer's slice() shares its pool
+    const res = await this.request({ kind: 'load', model: copy, options }, [copy]);
+    return res.info!;
+  }
+
+  async run(session: SessionInfo, feeds: Record<string, Tensor>, options: RunOptions = {}): Promise<Record<string, Tensor>> {
+    const transfer: ArrayBuffer[] = [];
+    const wire: Record<string, WireTensor> = {};
+    for (const [name, t] of Object.entries(feeds)) wire[name] = toWire(t, transfer);
+    const res = await this.request({ kind: 'run', session: session.id, feeds: wire, options }, transfer);
+    const out: Record<string, Tensor> = {};
+    for (const [name, w] of Object.entries(res.tensors ?? {})) out[name] = fromWire(w);
+    return out;
+  }
+
+  async setState(tensors: Record<string, Tensor>): Promise<void> {
+    const transfer: ArrayBuffer[] = [];
+    const wire: Record<string, WireTensor> = {};
+    for (const [name, t] of Object.entries(tensors)) wire[name] = toWire(t, transfer);
+    await this.request({ kind: 'setState', tensors: wire }, transfer);
+  }
+
+  async getState(names: string[]): Promise<Record<string, Tensor>> {
+    const res = await this.request({ kind: 'getState', names });
+    const out: Record<string, Tensor> = {};
+    for (const [name, w] of Object.entries(res.tensors ?? {})) out[name] = fromWire(w);
+    return out;
+  }
+
+  async deleteState(names: string[]): Promise<void> {
+    await this.request({ kind: 'deleteState', names });
+  }
+
+  async release(session: SessionInfo): Promise<void> {
+    await this.request({ kind: 'release', session: session.id });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker.terminate();
+  }
+}
+
+let shared: Runtime | undefined;
+
+/** The process-wide runtime worker used by models unless they are given their own. */
+export function sharedRuntime(): Runtime {
+  shared ??= new Runtime();
+  return shared;
+}

@@ -1,0 +1,540 @@
+/**
+ * Classification metrics computed in plain TypeScript over a model's predictions. They run once per
+ * evaluation over at most a few hundred thousand rows, so clarity wins over speed here: nothing in
+ * this file belongs inside a training step.
+ *
+ * Conventions shared by every function:
+ * - `yTrue` holds one integer class label in [0, C) per sample (`[N]` or `[N, 1]`).
+ * - `yPred` holds `[N, C]` class scores (probabilities or logits; the predicted class is the argmax,
+ *   the first maximum on ties as in NumPy/Keras) or, for binary problems, `[N]` / `[N, 1]`
+ *   positive-class probabilities (the predicted class is 1 when the score is above `threshold`,
+ *   0.5 by default, strictly above as in Keras' `binary_accuracy`).
+ * - Where a function takes predicted labels, an `Int32Array` or an int32/int64 tensor of rank 1 is read
+ *   as labels rather than scores.
+ * - Zero division (a precision with no predictions of the class, a recall with no samples of it) counts
+ *   as 0, which is what scikit-learn returns by default (it also warns).
+ */
+import { KilnError, formatShape } from '../errors.js';
+import { Tensor } from '../tensor.js';
+
+/** Class labels, one integer in [0, C) per sample. */
+export type Labels = Tensor | Int32Array | readonly number[];
+
+/**
+ * Model outputs: `[N, C]` class scores (a Tensor, nested rows, or a flat Float32Array/Float64Array with
+ * `numClasses` columns), or `[N]` / `[N, 1]` positive-class probabilities for a binary problem.
+ */
+export type Scores = Tensor | Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+
+/**
+ * Scores, or already-decided labels given as an Int32Array or an integer tensor of rank 1. A plain
+ * `number[]` is read as binary probabilities, so pass predicted labels as `Int32Array.from(labels)`.
+ */
+export type Predictions = Scores | Int32Array;
+
+/** How per-class precision / recall / F1 are combined into one number, or 'none' for the per-class array. */
+export type Average = 'macro' | 'micro' | 'none';
+
+export interface ScoreOptions {
+  /** Columns per row when `yPred` is a flat array holding `[N, C]` scores; otherwise a check on C. */
+  numClasses?: number;
+  /** Probability above which a binary `[N]` / `[N, 1]` prediction counts as class 1 (default 0.5). */
+  threshold?: number;
+}
+
+export interface AveragedMetricOptions extends ScoreOptions {
+  /** 'macro' (default): unweighted mean over classes that occur in yTrue or in the predictions. */
+  average?: Average;
+}
+
+/** Scores as a dense row-major matrix; `cols === 1` marks binary positive-class probabilities. */
+interface ScoreMatrix {
+  readonly values: Float64Array;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/** What every label-vs-label metric starts from: both sides decoded, checked and given a class count. */
+interface LabelPair {
+  readonly trueLabels: Int32Array;
+  readonly predictedLabels: Int32Array;
+  readonly numClasses: number;
+}
+
+const INTEGER_DTYPES = new Set(['int32', 'int64', 'int8', 'uint8']);
+
+function numbersOf(data: ArrayLike<number | bigint>): Float64Array {
+  const out = new Float64Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]!);
+  return out;
+}
+
+function checkNumClasses(numClasses: number, what: string): void {
+  if (!Number.isInteger(numClasses) || numClasses < 1) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} must be a positive integer, got ${numClasses}`);
+  }
+}
+
+function isNestedRows(values: readonly unknown[]): values is readonly (readonly number[])[] {
+  return values.length > 0 && Array.isArray(values[0]);
+}
+
+function toScoreMatrix(yPred: Scores, name: string, numClasses?: number): ScoreMatrix {
+  if (numClasses !== undefined) checkNumClasses(numClasses, 'numClasses');
+  let matrix: ScoreMatrix;
+  if (yPred instanceof Tensor) {
+    if (yPred.rank !== 1 && yPred.rank !== 2) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `${name} must be [N, C] scores or [N] probabilities, got shape ${formatShape(yPred.shape)}`,
+      );
+    }
+    matrix = {
+      values: numbersOf(yPred.data as ArrayLike<number | bigint>),
+      rows: yPred.shape[0]!,
+      cols: yPred.rank === 2 ? yPred.shape[1]! : 1,
+    };
+  } else if (!ArrayBuffer.isView(yPred) && isNestedRows(yPred)) {
+    const cols = yPred[0]!.length;
+    const values = new Float64Array(yPred.length * cols);
+    yPred.forEach((row, r) => {
+      if (row.length !== cols) {
+        throw new KilnError('INVALID_SHAPE', `${name} rows must all have ${cols} scores, row ${r} has ${row.length}`);
+      }
+      for (let c = 0; c < cols; c++) values[r * cols + c] = row[c]!;
+    });
+    matrix = { values, rows: yPred.length, cols };
+  } else {
+    // A flat array is [N] probabilities unless numClasses says how to fold it into rows.
+    const flat = yPred as ArrayLike<number>;
+    const cols = numClasses !== undefined && numClasses > 1 ? numClasses : 1;
+    if (flat.length % cols !== 0) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `${name} has ${flat.length} values, which is not a whole number of rows of numClasses = ${cols}`,
+      );
+    }
+    matrix = { values: numbersOf(flat), rows: flat.length / cols, cols };
+  }
+  if (matrix.cols === 0) {
+    throw new KilnError('INVALID_SHAPE', `${name} must have at least one score per row, got 0 columns`);
+  }
+  const binaryWithTwoClasses = matrix.cols === 1 && numClasses === 2;
+  if (numClasses !== undefined && matrix.cols !== numClasses && !binaryWithTwoClasses) {
+    throw new KilnError('INVALID_SHAPE', `${name} has ${matrix.cols} score columns but numClasses is ${numClasses}`);
+  }
+  const nanAt = matrix.values.findIndex((v) => Number.isNaN(v));
+  if (nanAt >= 0) {
+    const where = matrix.cols === 1 ? `[${nanAt}]` : `[${Math.floor(nanAt / matrix.cols)}][${nanAt % matrix.cols}]`;
+    throw new KilnError('INVALID_DATA', `${name}${where} is NaN; scores must be numbers`);
+  }
+  return matrix;
+}
+
+/** Decodes and checks integer labels; the range check against C happens once C is known. */
+function toLabelArray(labels: Labels, name: string): Int32Array {
+  let values: ArrayLike<number | bigint>;
+  if (labels instanceof Tensor) {
+    const isColumn = labels.rank === 2 && labels.shape[1] === 1;
+    if (labels.rank !== 1 && !isColumn) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `${name} must hold class labels of shape [N] or [N, 1], got shape ${formatShape(labels.shape)}` +
+          (labels.rank === 2 ? ' (one-hot targets: use categoricalAccuracy or labelsFromOneHot)' : ''),
+      );
+    }
+    values = labels.data as ArrayLike<number | bigint>;
+  } else {
+    if (!ArrayBuffer.isView(labels) && isNestedRows(labels as readonly unknown[])) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `${name} must be a flat array of class labels, got nested rows (one-hot targets: use categoricalAccuracy or labelsFromOneHot)`,
+      );
+    }
+    values = labels;
+  }
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = Number(values[i]!);
+    if (!Number.isInteger(v) || v < 0) {
+      throw new KilnError('INVALID_DATA', `${name}[${i}] is ${v}, expected a non-negative integer class label`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+function checkLabelRange(labels: Int32Array, numClasses: number, name: string): void {
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i]! >= numClasses) {
+      throw new KilnError(
+        'INVALID_DATA',
+        `${name}[${i}] is ${labels[i]}, expected a class label in [0, ${numClasses})`,
+      );
+    }
+  }
+}
+
+function checkSameLength(trueCount: number, predCount: number, predWhat: string): void {
+  if (trueCount !== predCount) {
+    throw new KilnError('INVALID_DATA', `yTrue has ${trueCount} labels but yPred has ${predCount} ${predWhat}`);
+  }
+  if (trueCount === 0) {
+    throw new KilnError('INVALID_DATA', 'metrics need at least one sample, got 0');
+  }
+}
+
+function argmaxRows(scores: ScoreMatrix): Int32Array {
+  const out = new Int32Array(scores.rows);
+  for (let r = 0; r < scores.rows; r++) {
+    const base = r * scores.cols;
+    let best = 0;
+    for (let c = 1; c < scores.cols; c++) {
+      if (scores.values[base + c]! > scores.values[base + best]!) best = c;
+    }
+    out[r] = best;
+  }
+  return out;
+}
+
+function labelsFromScores(scores: ScoreMatrix, threshold: number): Int32Array {
+  if (scores.cols > 1) return argmaxRows(scores);
+  return Int32Array.from(scores.values, (p) => (p > threshold ? 1 : 0));
+}
+
+function isLabelPrediction(yPred: Predictions): yPred is Int32Array | Tensor {
+  if (yPred instanceof Int32Array) return true;
+  return yPred instanceof Tensor && yPred.rank === 1 && INTEGER_DTYPES.has(yPred.dtype);
+}
+
+function maxLabel(...arrays: Int32Array[]): number {
+  let max = -1;
+  for (const a of arrays) for (const v of a) if (v > max) max = v;
+  return max;
+}
+
+function toLabelPair(yTrue: Labels, yPred: Predictions, options: ScoreOptions): LabelPair {
+  const trueLabels = toLabelArray(yTrue, 'yTrue');
+  let predictedLabels: Int32Array;
+  let numClasses: number;
+  if (isLabelPrediction(yPred)) {
+    predictedLabels = toLabelArray(yPred, 'yPred');
+    checkSameLength(trueLabels.length, predictedLabels.length, 'labels');
+    if (options.numClasses !== undefined) checkNumClasses(options.numClasses, 'numClasses');
+    numClasses = options.numClasses ?? Math.max(1, maxLabel(trueLabels, predictedLabels) + 1);
+    checkLabelRange(predictedLabels, numClasses, 'yPred');
+  } else {
+    const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
+    checkSameLength(trueLabels.length, scores.rows, 'rows');
+    predictedLabels = labelsFromScores(scores, options.threshold ?? 0.5);
+    numClasses = scores.cols === 1 ? 2 : scores.cols;
+  }
+  checkLabelRange(trueLabels, numClasses, 'yTrue');
+  return { trueLabels, predictedLabels, numClasses };
+}
+
+function fractionEqual(a: Int32Array, b: Int32Array): number {
+  let hits = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) hits++;
+  return hits / a.length;
+}
+
+/** The predicted class of each row: argmax of `[N, C]` scores, or `[N]` probabilities cut at `threshold`. */
+export function predictedLabels(yPred: Scores, options: ScoreOptions = {}): Int32Array {
+  return labelsFromScores(toScoreMatrix(yPred, 'yPred', options.numClasses), options.threshold ?? 0.5);
+}
+
+/** Class labels from one-hot (or label-smoothed, or probability) targets `[N, C]`, by argmax. */
+export function labelsFromOneHot(oneHot: Scores, options: Pick<ScoreOptions, 'numClasses'> = {}): Int32Array {
+  const matrix = toScoreMatrix(oneHot, 'yTrue', options.numClasses);
+  if (matrix.cols < 2) {
+    throw new KilnError('INVALID_SHAPE', `one-hot targets need [N, C] with C >= 2, got ${matrix.cols} column(s)`);
+  }
+  return argmaxRows(matrix);
+}
+
+/** Fraction of samples whose predicted class equals the label (Keras `sparse_categorical_accuracy`). */
+export function accuracy(yTrue: Labels, yPred: Predictions, options: ScoreOptions = {}): number {
+  const { trueLabels, predictedLabels } = toLabelPair(yTrue, yPred, options);
+  return fractionEqual(trueLabels, predictedLabels);
+}
+
+/** Accuracy against one-hot targets `[N, C]` (Keras `categorical_accuracy`: argmax of both sides). */
+export function categoricalAccuracy(yTrueOneHot: Scores, yPred: Scores, options: Pick<ScoreOptions, 'numClasses'> = {}): number {
+  const truth = toScoreMatrix(yTrueOneHot, 'yTrue', options.numClasses);
+  const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
+  if (truth.cols < 2 || truth.cols !== scores.cols) {
+    throw new KilnError(
+      'INVALID_SHAPE',
+      `categoricalAccuracy needs one-hot yTrue and yPred of the same shape [N, C] with C >= 2, got [${truth.rows}, ${truth.cols}] and [${scores.rows}, ${scores.cols}]`,
+    );
+  }
+  checkSameLength(truth.rows, scores.rows, 'rows');
+  return fractionEqual(argmaxRows(truth), argmaxRows(scores));
+}
+
+/** Fraction of binary labels (0 or 1) matched by `[N]` / `[N, 1]` probabilities cut at `threshold` (default 0.5). */
+export function binaryAccuracy(yTrue: Labels, yPred: Scores, options: Pick<ScoreOptions, 'threshold'> = {}): number {
+  const scores = toScoreMatrix(yPred, 'yPred');
+  if (scores.cols !== 1) {
+    throw new KilnError(
+      'INVALID_SHAPE',
+      `binaryAccuracy needs [N] or [N, 1] probabilities, got ${scores.cols} score columns (use accuracy for [N, C] scores)`,
+    );
+  }
+  const trueLabels = toLabelArray(yTrue, 'yTrue');
+  checkSameLength(trueLabels.length, scores.rows, 'rows');
+  checkLabelRange(trueLabels, 2, 'yTrue');
+  return fractionEqual(trueLabels, labelsFromScores(scores, options.threshold ?? 0.5));
+}
+
+/**
+ * Fraction of samples whose label is among the k highest scores (Keras `sparse_top_k_categorical_accuracy`,
+ * default k = 5). A label counts as a hit when fewer than k classes score strictly higher, so classes tied
+ * at the boundary all count as in the top k (TensorFlow's `in_top_k` rule); the result does not depend on
+ * the order of tied classes.
+ */
+export function topKAccuracy(yTrue: Labels, yPred: Scores, k = 5, options: Pick<ScoreOptions, 'numClasses'> = {}): number {
+  if (!Number.isInteger(k) || k < 1) throw new KilnError('INVALID_ARGUMENT', `k must be a positive integer, got ${k}`);
+  const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
+  if (scores.cols < 2) {
+    throw new KilnError('INVALID_SHAPE', `topKAccuracy needs [N, C] class scores with C >= 2, got ${scores.cols} column(s)`);
+  }
+  const trueLabels = toLabelArray(yTrue, 'yTrue');
+  checkSameLength(trueLabels.length, scores.rows, 'rows');
+  checkLabelRange(trueLabels, scores.cols, 'yTrue');
+  let hits = 0;
+  for (let r = 0; r < scores.rows; r++) {
+    const base = r * scores.cols;
+    const target = scores.values[base + trueLabels[r]!]!;
+    let higher = 0;
+    for (let c = 0; c < scores.cols; c++) if (scores.values[base + c]! > target) higher++;
+    if (higher < k) hits++;
+  }
+  return hits / scores.rows;
+}
+
+/**
+ * Counts of (true class, predicted class) pairs: `matrix[t][p]`, rows are true classes and columns
+ * predicted classes, as in Keras and scikit-learn. The diagonal holds the correct predictions.
+ */
+export function confusionMatrix(yTrue: Labels, yPredLabels: Labels, numClasses: number): number[][] {
+  checkNumClasses(numClasses, 'numClasses');
+  const trueLabels = toLabelArray(yTrue, 'yTrue');
+  const predicted = toLabelArray(yPredLabels, 'yPred');
+  checkSameLength(trueLabels.length, predicted.length, 'labels');
+  checkLabelRange(trueLabels, numClasses, 'yTrue');
+  checkLabelRange(predicted, numClasses, 'yPred');
+  return countPairs(trueLabels, predicted, numClasses);
+}
+
+function countPairs(trueLabels: Int32Array, predicted: Int32Array, numClasses: number): number[][] {
+  const matrix = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
+  for (let i = 0; i < trueLabels.length; i++) matrix[trueLabels[i]!]![predicted[i]!]!++;
+  return matrix;
+}
+
+function safeDivide(numerator: number, denominator: number): number {
+  return denominator === 0 ? 0 : numerator / denominator;
+}
+
+function harmonicMean(p: number, r: number): number {
+  return safeDivide(2 * p * r, p + r);
+}
+
+/** Per-class precision, recall, F1 and support read off a confusion matrix (rows true, columns predicted). */
+export interface PerClassScores {
+  precision: number[];
+  recall: number[];
+  f1: number[];
+  /** Samples of each class in yTrue. */
+  support: number[];
+}
+
+function perClassScores(confusion: number[][]): PerClassScores & { predictedCount: number[] } {
+  const n = confusion.length;
+  const support = confusion.map((row) => row.reduce((a, b) => a + b, 0));
+  const predictedCount = Array.from({ length: n }, (_, c) => confusion.reduce((sum, row) => sum + row[c]!, 0));
+  const precision = confusion.map((row, c) => safeDivide(row[c]!, predictedCount[c]!));
+  const recall = confusion.map((row, c) => safeDivide(row[c]!, support[c]!));
+  const f1 = precision.map((p, c) => harmonicMean(p, recall[c]!));
+  return { precision, recall, f1, support, predictedCount };
+}
+
+type ScoreKind = 'precision' | 'recall' | 'f1';
+
+function averagedScore(confusion: number[][], kind: ScoreKind, average: Average): number | number[] {
+  const perClass = perClassScores(confusion);
+  if (average === 'none') return perClass[kind];
+  if (average === 'micro') {
+    // Pooled over classes, each misclassified sample is one false positive (for the predicted class) and
+    // one false negative (for its true class), so precision, recall and F1 all equal accuracy.
+    const truePositives = confusion.reduce((sum, row, c) => sum + row[c]!, 0);
+    const total = perClass.support.reduce((a, b) => a + b, 0);
+    return safeDivide(truePositives, total);
+  }
+  if (average !== 'macro') {
+    throw new KilnError('INVALID_ARGUMENT', `average must be 'macro', 'micro' or 'none', got '${String(average)}'`);
+  }
+  // Like scikit-learn without `labels=`: a class absent from both yTrue and the predictions carries no
+  // evidence either way, so it is left out instead of pulling the mean down with a zero-division 0.
+  const present = perClass.support.map((s, c) => s > 0 || perClass.predictedCount[c]! > 0);
+  const values = perClass[kind].filter((_, c) => present[c]);
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/**
+ * Precision: of the samples predicted as a class, the fraction that belong to it.
+ * `average` 'macro' (default) is the unweighted mean over classes present in yTrue or in the predictions;
+ * 'micro' pools all samples (equal to accuracy for single-label problems); 'none' returns one value per
+ * class. A class never predicted has precision 0 (zero division counts as 0).
+ */
+export function precision(yTrue: Labels, yPred: Predictions, options: AveragedMetricOptions & { average: 'none' }): number[];
+export function precision(yTrue: Labels, yPred: Predictions, options?: AveragedMetricOptions & { average?: 'macro' | 'micro' }): number;
+export function precision(yTrue: Labels, yPred: Predictions, options?: AveragedMetricOptions): number | number[];
+export function precision(yTrue: Labels, yPred: Predictions, options: AveragedMetricOptions = {}): number | number[] {
+  return scoreFromPredictions(yTrue, yPred, options, 'precision');
+}
+
+/**
+ * Recall: of the samples of a class, the fraction predicted as it. Averaging as in `precision`; a class
+ * with no samples in yTrue has recall 0 (zero division counts as 0).
+ */
+export function recall(yTrue: Labels, yPred: Predictions, options: AveragedMetricOptions & { average: 'none' }): number[];
+export function recall(yTrue: Labels, yPred: Predictions, options?: AveragedMetricOptions & { average?: 'macro' | 'micro' }): number;
+export function recall(yTrue: Labels, yPred: Predictions, options?: AveragedMetricOptions): number | number[];
+export function recall(yTrue: Labels, yPred: Predictions, options: AveragedMetricOptions = {}): number | number[] {
+  return scoreFromPredictions(yTrue, yPred, options, 'recall');
+}
+
+/**
+ * F1: the harmonic mean of precision and recall per class, then averaged as in `precision` ('macro'
+ * averages the per-class F1 values, as scikit-learn does). F1 is 0 where precision and recall are both 0.
+ */
+export function f1(yTrue: Labels, yPred: Predictions, options: AveragedMetricOptions & { average: 'none' }): number[];
+export function f1(yTrue: Labels, yPred: Predictions, options?: AveragedMetricOptions & { average?: 'macro' | 'micro' }): number;
+export function f1(yTrue: Labels, yPred: Predictions, options?: AveragedMetricOptions): number | number[];
+export function f1(yTrue: Labels, yPred: Predictions, options: AveragedMetricOptions = {}): number | number[] {
+  return scoreFromPredictions(yTrue, yPred, options, 'f1');
+}
+
+function scoreFromPredictions(
+  yTrue: Labels,
+  yPred: Predictions,
+  options: AveragedMetricOptions,
+  kind: ScoreKind,
+): number | number[] {
+  const pair = toLabelPair(yTrue, yPred, options);
+  return averagedScore(countPairs(pair.trueLabels, pair.predictedLabels, pair.numClasses), kind, options.average ?? 'macro');
+}
+
+/**
+ * Area under the ROC curve from ranks: the probability that a random positive scores above a random
+ * negative, ties counting one half (Mann-Whitney U / (positives * negatives)). Ties get the average of
+ * their ranks, which makes this equal to the trapezoidal area scikit-learn's `roc_auc_score` computes.
+ * Returns null when there are no positives or no negatives, where the area is undefined.
+ */
+function rankAuc(scores: Float64Array, isPositive: (i: number) => boolean): number | null {
+  const n = scores.length;
+  // Compared rather than subtracted: logits may be ±Infinity, and Infinity - Infinity is NaN.
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+    scores[a]! < scores[b]! ? -1 : scores[a]! > scores[b]! ? 1 : 0,
+  );
+  let positives = 0;
+  let positiveRankSum = 0;
+  for (let start = 0; start < n; ) {
+    let end = start + 1;
+    while (end < n && scores[order[end]!] === scores[order[start]!]) end++;
+    // Ranks are 1-based; the tied run start..end-1 shares the mean of ranks start+1..end.
+    const sharedRank = (start + 1 + end) / 2;
+    for (let j = start; j < end; j++) {
+      if (isPositive(order[j]!)) {
+        positives++;
+        positiveRankSum += sharedRank;
+      }
+    }
+    start = end;
+  }
+  const negatives = n - positives;
+  if (positives === 0 || negatives === 0) return null;
+  return (positiveRankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+}
+
+function onlyOneClassError(labels: Int32Array): KilnError {
+  return new KilnError(
+    'INVALID_DATA',
+    `ROC AUC is undefined when only one class is present in yTrue: all ${labels.length} samples are class ${labels[0]}`,
+  );
+}
+
+/**
+ * ROC AUC. For `[N]` / `[N, 1]` scores yTrue must be 0/1 and this is the binary AUC of the scores; for
+ * `[N, C]` scores it is the one-vs-rest macro average: the binary AUC of column c for "class c vs the rest",
+ * averaged over the classes that have both positives and negatives in yTrue. A class absent from yTrue is
+ * skipped (scikit-learn raises instead). Throws INVALID_DATA when yTrue holds a single class, where no AUC
+ * is defined.
+ */
+export function aucRoc(yTrue: Labels, yPred: Scores, options: Pick<ScoreOptions, 'numClasses'> = {}): number {
+  const trueLabels = toLabelArray(yTrue, 'yTrue');
+  const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
+  checkSameLength(trueLabels.length, scores.rows, 'rows');
+  const auc = aucFromLabelsAndScores(trueLabels, scores);
+  if (auc === null) throw onlyOneClassError(trueLabels);
+  return auc;
+}
+
+function aucFromLabelsAndScores(trueLabels: Int32Array, scores: ScoreMatrix): number | null {
+  if (scores.cols === 1) {
+    checkLabelRange(trueLabels, 2, 'yTrue');
+    return rankAuc(scores.values, (i) => trueLabels[i] === 1);
+  }
+  checkLabelRange(trueLabels, scores.cols, 'yTrue');
+  const column = new Float64Array(scores.rows);
+  const perClass: number[] = [];
+  for (let c = 0; c < scores.cols; c++) {
+    for (let r = 0; r < scores.rows; r++) column[r] = scores.values[r * scores.cols + c]!;
+    const auc = rankAuc(column, (i) => trueLabels[i] === c);
+    if (auc !== null) perClass.push(auc);
+  }
+  return perClass.length === 0 ? null : perClass.reduce((a, b) => a + b, 0) / perClass.length;
+}
+
+/** Everything a classification report prints, from one pass over labels and scores. */
+export interface ClassifierEvaluation {
+  numSamples: number;
+  numClasses: number;
+  accuracy: number;
+  macroF1: number;
+  microF1: number;
+  /** ROC AUC as `aucRoc` computes it, or null where it is undefined (yTrue holds a single class). */
+  aucRoc: number | null;
+  /** Rows are true classes, columns predicted classes. */
+  confusion: number[][];
+  perClass: PerClassScores;
+}
+
+/**
+ * Accuracy, macro and micro F1, ROC AUC, the confusion matrix and per-class scores in one call, for
+ * `[N, C]` class scores or `[N]` / `[N, 1]` binary probabilities (cut at `threshold` for the label-based
+ * metrics). Unlike `aucRoc` it does not throw when AUC is undefined: the report still has the rest.
+ */
+export function evaluateClassifier(yTrue: Labels, yPred: Scores, options: ScoreOptions = {}): ClassifierEvaluation {
+  const trueLabels = toLabelArray(yTrue, 'yTrue');
+  const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
+  checkSameLength(trueLabels.length, scores.rows, 'rows');
+  const numClasses = scores.cols === 1 ? 2 : scores.cols;
+  checkLabelRange(trueLabels, numClasses, 'yTrue');
+  const predicted = labelsFromScores(scores, options.threshold ?? 0.5);
+  const confusion = countPairs(trueLabels, predicted, numClasses);
+  const perClass = perClassScores(confusion);
+  return {
+    numSamples: trueLabels.length,
+    numClasses,
+    accuracy: fractionEqual(trueLabels, predicted),
+    macroF1: averagedScore(confusion, 'f1', 'macro') as number,
+    microF1: averagedScore(confusion, 'f1', 'micro') as number,
+    aucRoc: aucFromLabelsAndScores(trueLabels, scores),
+    confusion,
+    perClass: { precision: perClass.precision, recall: perClass.recall, f1: perClass.f1, support: perClass.support },
+  };
+}
