@@ -28,7 +28,9 @@ export function hex32(value: number): string {
 }
 
 function describeMagic(magic: number): string {
-  return magic === IDX_IMAGES_MAGIC ? 'uint8 images, 3 dimensions' : `uint8, ${magic & 0xff} dimension(s)`;
+  if (magic === IDX_IMAGES_MAGIC) return 'uint8 images, 3 dimensions';
+  if (magic === IDX_LABELS_MAGIC) return 'uint8 labels, 1 dimension';
+  return `type 0x${((magic >>> 8) & 0xff).toString(16).padStart(2, '0')}, ${magic & 0xff} dimensions`;
 }
 
 /**

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { firstExisting, isDirectory, readMaybeGzipped, scaleToUnit } from './files.js';
@@ -28,13 +27,26 @@ function idxFileNames(stem: string, kind: 'idx3' | 'idx1'): string[] {
   return [`${stem}-${kind}-ubyte`, `${stem}-${kind}-ubyte.gz`, `${stem}.${kind}-ubyte`, `${stem}.${kind}-ubyte.gz`];
 }
 
-async function findIdxFile(dir: string, stem: string, kind: 'idx3' | 'idx1'): Promise<string> {
-  const names = idxFileNames(stem, kind);
-  const path = await firstExisting(dir, names);
-  if (path === undefined) {
-    throw new KilnError('FILE_NOT_FOUND', `IDX file not found: expected ${join(dir, names[0]!)} or ${names[1]} there`);
+/** The paths of the four files, or an error that lists every one missing. */
+async function findIdxFiles(dir: string): Promise<[string, string, string, string]> {
+  const wanted: [string, 'idx3' | 'idx1'][] = [
+    ['train-images', 'idx3'],
+    ['train-labels', 'idx1'],
+    ['t10k-images', 'idx3'],
+    ['t10k-labels', 'idx1'],
+  ];
+  const found: string[] = [];
+  const missing: string[] = [];
+  for (const [stem, kind] of wanted) {
+    const names = idxFileNames(stem, kind);
+    const path = await firstExisting(dir, names);
+    if (path === undefined) missing.push(`${names[0]}[.gz]`);
+    else found.push(path);
   }
-  return path;
+  if (missing.length > 0) {
+    throw new KilnError('FILE_NOT_FOUND', `IDX files not found in ${dir}: expected ${missing.join(', ')}`);
+  }
+  return found as [string, string, string, string];
 }
 
 /**
@@ -75,12 +87,7 @@ export async function readIdxPair(imagesPath: string, labelsPath: string, numCla
 /** Loads an MNIST-style directory (train-* and t10k-* IDX files, raw or gzipped). */
 export async function loadIdxDataset(dir: string, classNames: readonly string[]): Promise<ImageDataset> {
   if (!(await isDirectory(dir))) throw new KilnError('FILE_NOT_FOUND', `IDX data set directory not found: ${dir}`);
-  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all([
-    findIdxFile(dir, 'train-images', 'idx3'),
-    findIdxFile(dir, 'train-labels', 'idx1'),
-    findIdxFile(dir, 't10k-images', 'idx3'),
-    findIdxFile(dir, 't10k-labels', 'idx1'),
-  ]);
+  const [trainImages, trainLabels, testImages, testLabels] = await findIdxFiles(dir);
   const [train, test] = await Promise.all([
     readIdxPair(trainImages, trainLabels, classNames.length),
     readIdxPair(testImages, testLabels, classNames.length),

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { KilnError } from '../errors.js';
+import type { Random } from '../random.js';
 import { Tensor } from '../tensor.js';
 import { type Augmentation, applyAugmentation } from './batches.js';
 import { type ByteStream, openByteStream } from './byte-stream.js';
@@ -9,7 +10,6 @@ import { fileError, scaleToUnit } from './files.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, type IdxHeader, parseIdxHeader } from './idx.js';
 import { randomFrom } from './seeded.js';
 import type { Batch } from './types.js';
-import type { Random } from '../random.js';
 
 /**
  * A data set read from disk batch by batch instead of loaded whole. Each `for await` over it is

@@ -108,8 +108,9 @@ export class Activation extends Layer {
   computeOutputShape(inputShape: LayerShape): LayerShape {
     return inputShape;
   }
-  build(ctx: BuildContext, input: Value): Value {
-    return applyActivation(ctx.graph, input, this.activation);
+  build(ctx: BuildContext, input: Value, inputShape: LayerShape): Value {
+    // Keras normalizes softmax over the last axis; only rank-3 images are channel-first in the graph.
+    return applyActivation(ctx.graph, input, this.activation, inputShape.length === 3 ? 1 : -1);
   }
   getConfig(): Record<string, unknown> {
     return { activation: this.activation };

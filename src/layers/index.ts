@@ -36,7 +36,7 @@ const CLASSES: Record<string, (config: never) => Layer> = {
 
 /** Rebuilds a layer from its serialized form (model files, JSON model descriptions). */
 export function layerFromConfig(s: SerializedLayer, where = 'layer'): Layer {
-  const make = CLASSES[s?.className];
+  const make = Object.hasOwn(CLASSES, s?.className) ? CLASSES[s.className] : undefined;
   if (!make) {
     throw new KilnError('UNKNOWN_LAYER', `${where}: unknown layer class ${JSON.stringify(s?.className)}; expected one of ${Object.keys(CLASSES).join(', ')}`);
   }

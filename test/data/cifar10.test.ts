@@ -41,12 +41,12 @@ function assertPixelsMatch(dataset: ImageDataset): void {
     for (const [row, column] of [[0, 0], [5, 17], [31, 31]] as const) {
       for (let channel = 0; channel < 3; channel++) {
         const at = image * imageLength + (row * 32 + column) * 3 + channel;
-        assert.equal(images.data[at], cifarPixel(image, channel, row, column) / 255, `image ${image} (${row}, ${column}, ${channel})`);
+        assert.equal(images.data[at], Math.fround(cifarPixel(image, channel, row, column) / 255), `image ${image} (${row}, ${column}, ${channel})`);
       }
     }
   }
   const test = dataset.test.images;
-  assert.equal(test.data[2 * imageLength + (4 * 32 + 6) * 3 + 1], cifarPixel(102, 1, 4, 6) / 255);
+  assert.equal(test.data[2 * imageLength + (4 * 32 + 6) * 3 + 1], Math.fround(cifarPixel(102, 1, 4, 6) / 255));
 }
 
 function assertShapes(dataset: ImageDataset): void {

@@ -135,7 +135,7 @@ describe('mnist and fashionMnist', () => {
       const dir = join(root, 'incomplete');
       await mkdir(dir);
       await writeFile(join(dir, 'train-images-idx3-ubyte'), idxFile(IMAGES, [1, 1, 1], [0]));
-      await assertRejectsWith(mnist(dir), 'FILE_NOT_FOUND', 'train-labels-idx1-ubyte', dir);
+      await assertRejectsWith(mnist(dir), 'FILE_NOT_FOUND', dir, 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte');
     });
 
     it('a directory that does not exist', async () => {

@@ -15,8 +15,8 @@ async function collect(dataset: StreamingDataset): Promise<{ labels: number[]; p
   const out = { labels: [] as number[], pixels: [] as number[], sizes: [] as number[] };
   for await (const batch of dataset) {
     out.sizes.push(batch.y.size);
-    out.labels.push(...batch.y.data);
-    out.pixels.push(...batch.x.data);
+    for (const label of batch.y.data) out.labels.push(label);
+    for (const value of batch.x.data) out.pixels.push(value);
   }
   return out;
 }
@@ -59,7 +59,7 @@ describe('streaming data sets', () => {
       for (let row = 0; row < batch.y.size; row++, seen++) {
         assert.equal(batch.y.data[row], seen % 10);
         const at = row * 3072 + (7 * 32 + 30) * 3 + 2;
-        assert.equal(batch.x.data[at], cifarPixel(seen, 2, 7, 30) / 255);
+        assert.equal(batch.x.data[at], Math.fround(cifarPixel(seen, 2, 7, 30) / 255));
       }
     }
     assert.equal(seen, 307);
@@ -84,10 +84,9 @@ describe('streaming data sets', () => {
     const first = await collect(dataset);
     const second = await collect(dataset);
     const again = await collect(await streamIdx(join(root, 'images.gz'), join(root, 'labels.gz'), options));
-    // Each image's first pixel identifies it: (12 * index * 13) mod 256 is distinct per index mod 64.
     assert.notDeepEqual(first.labels, idxLabels);
     assert.deepEqual([...first.labels].sort(), [...idxLabels].sort());
-    assert.deepEqual(first.pixels.length, idxPixels.length);
+    assert.equal(first.pixels.length, idxPixels.length);
     assert.deepEqual(again.labels, first.labels);
     assert.notDeepEqual(second.labels, first.labels);
   });

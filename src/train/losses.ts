@@ -1,0 +1,129 @@
+import { KilnError } from '../errors.js';
+import type { Graph, Value } from '../graph/graph.js';
+import { Tensor, type DType } from '../tensor.js';
+
+/**
+ * Losses as graph builders: given the model's output and the labels (graph values), emit the mean loss
+ * over the batch as a scalar. Each uses only ops with gradient rules, so autodiff differentiates it.
+ */
+export interface Loss {
+  readonly name: string;
+  readonly config: Record<string, unknown>;
+  /** dtype and per-example shape of the labels this loss reads, given the model's output shape. */
+  labelSpec(outputShape: number[]): { dtype: DType; shape: number[] };
+  /** Mean loss over the batch (scalar). */
+  build(graph: Graph, output: Value, labels: Value): Value;
+}
+
+const EPSILON = 1e-7; // Keras' backend epsilon, used to keep log() away from 0 for probability inputs.
+
+function mean(graph: Graph, v: Value): Value {
+  return graph.op1('ReduceMean', [v], { keepdims: 0 });
+}
+
+function clipProbabilities(graph: Graph, p: Value): Value {
+  return graph.op1('Clip', [p, graph.scalar(EPSILON), graph.scalar(1 - EPSILON)]);
+}
+
+export interface CrossentropyArgs {
+  fromLogits?: boolean;
+}
+
+/** Cross-entropy with integer class labels [N]. */
+export function sparseCategoricalCrossentropy(args: CrossentropyArgs = {}): Loss {
+  const fromLogits = args.fromLogits ?? false;
+  return {
+    name: 'sparseCategoricalCrossentropy',
+    config: { fromLogits },
+    labelSpec: () => ({ dtype: 'int64', shape: [] }),
+    build(graph, output, labels) {
+      const classes = output.shape![1] as number;
+      // One-hot in the graph (OneHot has no gradient and needs none: labels are data).
+      const oneHot = graph.op1('OneHot', [labels, graph.int64s([classes], 'depth'), graph.constant(new Tensor(Float32Array.of(0, 1), [2], 'float32'), 'onehot_values')], { axis: -1 });
+      return categoricalFromOneHot(graph, output, oneHot, fromLogits);
+    },
+  };
+}
+
+function categoricalFromOneHot(graph: Graph, output: Value, oneHot: Value, fromLogits: boolean): Value {
+  const logProbs = fromLogits
+    ? graph.op1('LogSoftmax', [output], { axis: 1 })
+    : graph.op1('Log', [clipProbabilities(graph, graph.op1('Div', [output, graph.op1('ReduceSum', [output, graph.int64s([1], 'axes')], { keepdims: 1 })]))]);
+  const perExample = graph.op1('ReduceSum', [graph.op1('Mul', [oneHot, logProbs]), graph.int64s([1], 'axes')], { keepdims: 0 });
+  return graph.op1('Neg', [mean(graph, perExample)]);
+}
+
+/** Cross-entropy with one-hot (or soft) labels [N, C]. */
+export function categoricalCrossentropy(args: CrossentropyArgs = {}): Loss {
+  const fromLogits = args.fromLogits ?? false;
+  return {
+    name: 'categoricalCrossentropy',
+    config: { fromLogits },
+    labelSpec: (outputShape) => ({ dtype: 'float32', shape: outputShape }),
+    build: (graph, output, labels) => categoricalFromOneHot(graph, output, labels, fromLogits),
+  };
+}
+
+/** Binary cross-entropy with labels in {0, 1} shaped like the output. */
+export function binaryCrossentropy(args: CrossentropyArgs = {}): Loss {
+  const fromLogits = args.fromLogits ?? false;
+  return {
+    name: 'binaryCrossentropy',
+    config: { fromLogits },
+    labelSpec: (outputShape) => ({ dtype: 'float32', shape: outputShape }),
+    build(graph, output, labels) {
+      if (fromLogits) {
+        // Stable form: max(x, 0) − x·z + log(1 + exp(−|x|))
+        const x = output;
+        const softplusNegAbs = graph.op1('Log', [graph.op1('Add', [graph.scalar(1), graph.op1('Exp', [graph.op1('Neg', [graph.op1('Abs', [x])])])])]);
+        const perElement = graph.op1('Add', [graph.op1('Sub', [graph.op1('Relu', [x]), graph.op1('Mul', [x, labels])]), softplusNegAbs]);
+        return mean(graph, perElement);
+      }
+      const p = clipProbabilities(graph, output);
+      const one = graph.scalar(1);
+      const term = graph.op1('Add', [
+        graph.op1('Mul', [labels, graph.op1('Log', [p])]),
+        graph.op1('Mul', [graph.op1('Sub', [one, labels]), graph.op1('Log', [graph.op1('Sub', [one, p])])]),
+      ]);
+      return graph.op1('Neg', [mean(graph, term)]);
+    },
+  };
+}
+
+export function meanSquaredError(): Loss {
+  return {
+    name: 'meanSquaredError',
+    config: {},
+    labelSpec: (outputShape) => ({ dtype: 'float32', shape: outputShape }),
+    build(graph, output, labels) {
+      const diff = graph.op1('Sub', [output, labels]);
+      return mean(graph, graph.op1('Mul', [diff, diff]));
+    },
+  };
+}
+
+const BY_NAME: Record<string, () => Loss> = {
+  mse: meanSquaredError,
+  meanSquaredError,
+  mean_squared_error: meanSquaredError,
+  sparseCategoricalCrossentropy: () => sparseCategoricalCrossentropy(),
+  sparse_categorical_crossentropy: () => sparseCategoricalCrossentropy(),
+  categoricalCrossentropy: () => categoricalCrossentropy(),
+  categorical_crossentropy: () => categoricalCrossentropy(),
+  binaryCrossentropy: () => binaryCrossentropy(),
+  binary_crossentropy: () => binaryCrossentropy(),
+};
+
+export function resolveLoss(loss: string | Loss | { name: string; config?: Record<string, unknown> }): Loss {
+  if (typeof loss === 'string') {
+    const make = BY_NAME[loss];
+    if (!make) throw new KilnError('INVALID_ARGUMENT', `unknown loss '${loss}'; expected one of ${Object.keys(BY_NAME).join(', ')}`);
+    return make();
+  }
+  if ('build' in loss) return loss;
+  // A serialized loss (from a saved model's training config).
+  const factories: Record<string, (c: never) => Loss> = { sparseCategoricalCrossentropy, categoricalCrossentropy, binaryCrossentropy, meanSquaredError };
+  const f = factories[loss.name];
+  if (!f) throw new KilnError('INVALID_ARGUMENT', `unknown loss '${loss.name}'`);
+  return f((loss.config ?? {}) as never);
+}
