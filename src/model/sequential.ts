@@ -49,6 +49,10 @@ export interface BuildOptions {
   paramsAsInputs?: boolean;
   /** Symbolic ('N') or fixed batch dimension. */
   batchSize?: number | 'N';
+  /** Build into this graph (which may already hold inputs the provider below uses). */
+  graph?: Graph;
+  /** Supplies each parameter's value instead of an initializer or a plain graph input (training graphs). */
+  paramValue?: (graph: Graph, info: ParamInfo) => Value;
 }
 
 export interface PredictOptions {
@@ -179,7 +183,7 @@ export class Sequential {
   buildGraph(options: BuildOptions = {}): BuiltGraph {
     const training = options.training ?? false;
     const paramsAsInputs = options.paramsAsInputs ?? training;
-    const graph = new Graph(this.name);
+    const graph = options.graph ?? new Graph(this.name);
     const params: ParamInfo[] = [];
     const updates = new Map<string, Value>();
     const paramValues = new Map<string, Value>();
@@ -191,9 +195,14 @@ export class Sequential {
         let v = paramValues.get(name);
         if (!v) {
           const t = this.weights.get(name)!;
-          v = paramsAsInputs ? graph.input(name, 'float32', [...t.shape]) : graph.initializer(name, t);
+          const info = { name, layer, spec };
+          v = options.paramValue
+            ? options.paramValue(graph, info)
+            : paramsAsInputs
+              ? graph.input(name, 'float32', [...t.shape])
+              : graph.initializer(name, t);
           paramValues.set(name, v);
-          params.push({ name, layer, spec });
+          params.push(info);
         }
         return v;
       },
@@ -276,14 +285,14 @@ export class Sequential {
   }
 
   /** Rebuilds a model from a decoded Kiln .onnx file. */
-  static fromProto(proto: ModelProto, file = '<bytes>'): Sequential {
-    const model = new Sequential(sequentialArgsFromProto(proto, file));
+  static fromProto<T extends Sequential>(this: new (args: SequentialArgs) => T, proto: ModelProto, file = '<bytes>'): T {
+    const model = new this(sequentialArgsFromProto(proto, file));
     model.restoreFromProto(proto, file);
     return model;
   }
 
   /** Loads metadata and weights from a Kiln-written proto into this (freshly built) model. */
-  protected restoreFromProto(proto: ModelProto, file: string): void {
+  restoreFromProto(proto: ModelProto, file: string): void {
     for (const { key, value } of proto.metadataProps ?? []) {
       if (key && key !== MODEL_METADATA_KEY) this.metadata.set(key, value ?? '');
     }
@@ -297,9 +306,9 @@ export class Sequential {
     this.setWeights(values);
   }
 
-  static async load(file: string): Promise<Sequential> {
+  static async load<T extends Sequential>(this: (new (args: SequentialArgs) => T) & { fromProto(p: ModelProto, f: string): T }, file: string): Promise<T> {
     const { proto } = await readOnnxFile(file);
-    return Sequential.fromProto(proto, file);
+    return this.fromProto(proto, file);
   }
 }
 

@@ -41,8 +41,17 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
       const keepdims = intAttr(node.attrs, 'keepdims', 1) === 1;
       if (type === 'ReduceSum') return [spreadBack(graph, dy!, x, axes, keepdims), null];
       if (type === 'ReduceMean') {
-        const count = axes.reduce((p, a) => p * (x.shape![a] as number), 1);
-        return [spreadBack(graph, graph.op1('Mul', [dy!, graph.scalar(1 / count, dy!.dtype)]), x, axes, keepdims), null];
+        const dims = axes.map((a) => x.shape![a]);
+        const staticCount = dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((p, d) => p * d, 1) : null;
+        // A symbolic batch dimension: the count is size(x)/size(y), known only at run time.
+        const scale =
+          staticCount !== null
+            ? graph.scalar(1 / staticCount, dy!.dtype)
+            : graph.op1('Div', [
+                graph.op1('Cast', [graph.op1('Size', [y!])], { to: 1 }),
+                graph.op1('Cast', [graph.op1('Size', [x])], { to: 1 }),
+              ]);
+        return [spreadBack(graph, graph.op1('Mul', [dy!, scale]), x, axes, keepdims), null];
       }
       // ReduceMax: the gradient goes to the positions equal to the maximum.
       const yKept = keepdims ? y! : graph.op1('Unsqueeze', [y!, graph.int64s(axes, 'axes')]);
@@ -51,6 +60,12 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
     },
   });
 }
+
+defineOp({
+  type: 'Size',
+  infer: () => [{ dtype: 'int64', shape: [] }],
+  gradient: () => [null],
+});
 
 defineOp({
   type: 'ArgMax',

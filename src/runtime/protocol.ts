@@ -26,6 +26,8 @@ export interface RunOptions {
   fetch?: string[];
   /** After the run, store these outputs in the worker's state under the given names (outputName → stateName). */
   store?: Record<string, string>;
+  /** Outputs that must be all finite; otherwise nothing is stored and the run fails with NON_FINITE. */
+  requireFinite?: string[];
 }
 
 export type Request =
@@ -38,4 +40,4 @@ export type Request =
 
 export type Response =
   | { id: number; ok: true; info?: SessionInfo; tensors?: Record<string, WireTensor> }
-  | { id: number; ok: false; message: string };
+  | { id: number; ok: false; message: string; nonFinite?: boolean };

@@ -45,7 +45,7 @@ export class Runtime {
       if (!p) return;
       this.pending.delete(res.id);
       if (res.ok) p.resolve(res);
-      else p.reject(new KilnError('RUNTIME_ERROR', `ONNX Runtime: ${res.message}`));
+      else p.reject(res.nonFinite ? new KilnError('NAN_LOSS', res.message) : new KilnError('RUNTIME_ERROR', `ONNX Runtime: ${res.message}`));
     });
     this.worker.on('error', (err) => {
       for (const p of this.pending.values()) p.reject(new KilnError('RUNTIME_ERROR', `runtime worker failed: ${err.message}`, { cause: err }));

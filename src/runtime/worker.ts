@@ -74,6 +74,15 @@ async function handle(req: Request): Promise<{ res: Response; transfer: ArrayBuf
       const store = req.options.store ?? {};
       const outputs = await session.run(feeds);
       const tensors: Record<string, WireTensor> = {};
+      // A diverged step must not overwrite the last good state (weights, optimizer moments).
+      for (const name of req.options.requireFinite ?? []) {
+        const data = outputs[name]!.data as Float32Array;
+        for (let i = 0; i < data.length; i++) {
+          if (!Number.isFinite(data[i]!)) {
+            return { res: { id: req.id, ok: false, nonFinite: true, message: `output '${name}' is not finite (${data[i]})` }, transfer };
+          }
+        }
+      }
       for (const [outName, stateName] of Object.entries(store)) state.set(stateName, outputs[outName]!);
       const wanted = req.options.fetch ?? session.outputNames.filter((n) => !(n in store));
       for (const name of wanted) tensors[name] = toWire(outputs[name]!, transfer);

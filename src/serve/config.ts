@@ -1,0 +1,144 @@
+import { KilnError } from '../errors.js';
+
+/*
+ * A model's serving configuration: Triton's concepts (max_batch_size, dynamic batching, version
+ * policy) and TF Serving's (version labels), written as DIR/<model>/config.json. Every field is
+ * optional; server-wide defaults fill the rest.
+ */
+
+export type VersionPolicy = { latest: number } | { specific: number[] } | 'all';
+
+export interface ModelConfig {
+  /**
+   * Largest batch (first dimension) one ONNX Runtime run takes; requests with more rows are refused.
+   * Above 1, concurrent requests are merged into one run (dynamic batching). 0: no limit, no merging.
+   */
+  maxBatchSize: number;
+  /** Merge concurrent requests (default true when maxBatchSize > 1). */
+  dynamicBatching: boolean;
+  /** How long the oldest queued request may wait for others to fill a batch while a runner is idle. */
+  maxQueueDelayMs: number;
+  /** Requests waiting per version beyond which new ones get 429. */
+  maxQueueSize: number;
+  /** Which versions on disk are served. */
+  versionPolicy: VersionPolicy;
+  /** TF Serving version labels: label → version. */
+  versionLabels: Record<string, number>;
+  /** Class names for :classify, by class index. */
+  labels: string[] | undefined;
+  /** Top classes :classify returns (default: all). */
+  topK: number | undefined;
+  /** Names clients use for the ONNX inputs / outputs: ONNX name → served name. */
+  inputNames: Record<string, string>;
+  outputNames: Record<string, string>;
+  /** ONNX Runtime sessions (each in its own worker thread) per loaded version. */
+  instances: number;
+  /** Threads ONNX Runtime uses inside one operator (default: all cores). */
+  intraOpThreads: number | undefined;
+}
+
+export const DEFAULT_MODEL_CONFIG: ModelConfig = {
+  maxBatchSize: 0,
+  dynamicBatching: true,
+  maxQueueDelayMs: 0,
+  maxQueueSize: 1024,
+  versionPolicy: { latest: 1 },
+  versionLabels: {},
+  labels: undefined,
+  topK: undefined,
+  inputNames: {},
+  outputNames: {},
+  instances: 1,
+  intraOpThreads: undefined,
+};
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** Model names and labels: a letter or digit then letters, digits, '_', '.', '-' (so never a path). */
+export function isValidName(name: string): boolean {
+  return NAME_PATTERN.test(name);
+}
+
+/** Version numbers: a positive integer written in decimal without sign or leading zeros. */
+export function parseVersion(text: string): number | undefined {
+  return /^[1-9][0-9]{0,14}$/.test(text) ? Number(text) : undefined;
+}
+
+function fail(where: string, message: string): never {
+  throw new KilnError('INVALID_ARGUMENT', `${where}: ${message}`);
+}
+
+function integer(v: unknown, where: string, field: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(where, `"${field}" must be an integer >= ${min}, found ${JSON.stringify(v)}`);
+  return v;
+}
+
+function nameMap(v: unknown, where: string, field: string): Record<string, string> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(where, `"${field}" must be an object mapping ONNX names to served names`);
+  for (const [k, name] of Object.entries(v)) {
+    if (typeof name !== 'string' || name === '') fail(where, `"${field}.${k}" must be a non-empty string, found ${JSON.stringify(name)}`);
+  }
+  return v as Record<string, string>;
+}
+
+function versionPolicy(v: unknown, where: string): VersionPolicy {
+  if (v === 'all') return 'all';
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const p = v as Record<string, unknown>;
+    if ('latest' in p) return { latest: integer(p.latest, where, 'versionPolicy.latest', 1) };
+    if ('specific' in p && Array.isArray(p.specific) && p.specific.length > 0) {
+      return { specific: p.specific.map((n, i) => integer(n, where, `versionPolicy.specific[${i}]`, 1)) };
+    }
+  }
+  return fail(where, `"versionPolicy" must be "all", {"latest": N} or {"specific": [versions]}, found ${JSON.stringify(v)}`);
+}
+
+const FIELDS = new Set(Object.keys(DEFAULT_MODEL_CONFIG));
+
+/** Validates a config object (config.json or serve options) over defaults; unknown fields are errors. */
+export function parseModelConfig(raw: unknown, defaults: ModelConfig, where: string): ModelConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(where, `expected a JSON object, found ${JSON.stringify(raw)}`);
+  const c = raw as Record<string, unknown>;
+  for (const key of Object.keys(c)) if (!FIELDS.has(key)) fail(where, `unknown field "${key}" (fields: ${[...FIELDS].join(', ')})`);
+  const out: ModelConfig = { ...defaults };
+  if (c.maxBatchSize !== undefined) out.maxBatchSize = integer(c.maxBatchSize, where, 'maxBatchSize', 0);
+  if (c.dynamicBatching !== undefined) {
+    if (typeof c.dynamicBatching !== 'boolean') fail(where, `"dynamicBatching" must be true or false`);
+    out.dynamicBatching = c.dynamicBatching;
+  }
+  if (c.maxQueueDelayMs !== undefined) {
+    if (typeof c.maxQueueDelayMs !== 'number' || !(c.maxQueueDelayMs >= 0) || c.maxQueueDelayMs > 60_000) {
+      fail(where, `"maxQueueDelayMs" must be a number in [0, 60000], found ${JSON.stringify(c.maxQueueDelayMs)}`);
+    }
+    out.maxQueueDelayMs = c.maxQueueDelayMs;
+  }
+  if (c.maxQueueSize !== undefined) out.maxQueueSize = integer(c.maxQueueSize, where, 'maxQueueSize', 1);
+  if (c.versionPolicy !== undefined) out.versionPolicy = versionPolicy(c.versionPolicy, where);
+  if (c.versionLabels !== undefined) {
+    const labels = c.versionLabels;
+    if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) fail(where, `"versionLabels" must map label names to versions`);
+    out.versionLabels = {};
+    for (const [label, version] of Object.entries(labels)) {
+      if (!isValidName(label)) fail(where, `version label ${JSON.stringify(label)} must be letters, digits, '_', '.', '-'`);
+      out.versionLabels[label] = integer(version, where, `versionLabels.${label}`, 1);
+    }
+  }
+  if (c.labels !== undefined) {
+    if (!Array.isArray(c.labels) || !c.labels.every((l) => typeof l === 'string')) fail(where, `"labels" must be a list of class names`);
+    out.labels = c.labels as string[];
+  }
+  if (c.topK !== undefined) out.topK = integer(c.topK, where, 'topK', 1);
+  if (c.inputNames !== undefined) out.inputNames = nameMap(c.inputNames, where, 'inputNames');
+  if (c.outputNames !== undefined) out.outputNames = nameMap(c.outputNames, where, 'outputNames');
+  if (c.instances !== undefined) out.instances = integer(c.instances, where, 'instances', 1);
+  if (c.intraOpThreads !== undefined) out.intraOpThreads = integer(c.intraOpThreads, where, 'intraOpThreads', 1);
+  return out;
+}
+
+/** The versions a policy selects from those on disk. */
+export function selectVersions(policy: VersionPolicy, onDisk: readonly number[]): number[] {
+  const sorted = [...onDisk].sort((a, b) => b - a);
+  if (policy === 'all') return sorted;
+  if ('latest' in policy) return sorted.slice(0, policy.latest);
+  return sorted.filter((v) => policy.specific.includes(v));
+}

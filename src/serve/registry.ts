@@ -1,0 +1,387 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { KilnError } from '../errors.js';
+import { DEFAULT_MODEL_CONFIG, isValidName, parseModelConfig, parseVersion, selectVersions, type ModelConfig } from './config.js';
+import { badRequest, notFound, unavailable } from './errors.js';
+import type { VersionMetrics } from './metrics.js';
+import { ModelVersion, type VersionSource } from './model-version.js';
+
+/*
+ * The models a server knows: a repository in Triton's layout (DIR/<model>/<version>/model.onnx, an
+ * optional DIR/<model>/config.json) or fixed models given in code. Scans (on file-system events, on a
+ * poll interval, on request) decide per model which versions should serve (its version policy) and
+ * reconcile: new versions load in the background and take traffic once warmed; an older version keeps
+ * serving until every wanted version is available, so a version that fails to load never takes a
+ * model down; versions gone from disk or out of policy drain and unload.
+ */
+
+export interface ScannedModel {
+  name: string;
+  config?: ModelConfig;
+  configError?: string;
+  versions: Map<number, VersionSource>;
+}
+
+export interface ModelSource {
+  /** What is there now. Throws when the source itself is unreadable. */
+  scan(): Promise<ScannedModel[]>;
+  /** Calls onChange after file-system events; returns a function that stops watching. */
+  watch?(onChange: () => void): () => void;
+}
+
+/** Fixed models (one file or bytes per model, served as version 1). */
+export class FixedSource implements ModelSource {
+  constructor(private readonly models: { name: string; file?: string; bytes?: Uint8Array; config: ModelConfig }[]) {
+    for (const m of models) if (!isValidName(m.name)) throw new KilnError('INVALID_ARGUMENT', `model name '${m.name}' must be letters, digits, '_', '.', '-' (at most 128)`);
+  }
+  async scan(): Promise<ScannedModel[]> {
+    return this.models.map((m) => ({ name: m.name, config: m.config, versions: new Map([[1, { version: 1, file: m.file, bytes: m.bytes, stamp: 'fixed' }]]) }));
+  }
+}
+
+/** A model repository directory, Triton's layout. Nothing outside it is ever read. */
+export class RepositorySource implements ModelSource {
+  private readonly warned = new Set<string>();
+
+  constructor(
+    readonly dir: string,
+    private readonly defaults: ModelConfig,
+    private readonly log: Logger,
+  ) {}
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn({ repository: this.dir, entry: key }, message);
+  }
+
+  async scan(): Promise<ScannedModel[]> {
+    let root: string;
+    try {
+      root = await fs.realpath(this.dir);
+      if (!(await fs.stat(root)).isDirectory()) throw new Error('not a directory');
+    } catch (err) {
+      throw new KilnError('FILE_NOT_FOUND', `model repository '${this.dir}' is not a readable directory (${(err as Error).message})`);
+    }
+    const models: ScannedModel[] = [];
+    for (const entry of await fs.readdir(root)) {
+      if (entry.startsWith('.')) continue;
+      if (!isValidName(entry)) {
+        this.warnOnce(entry, `skipping '${entry}': model names are letters, digits, '_', '.', '-'`);
+        continue;
+      }
+      const dir = path.join(root, entry);
+      const stat = await fs.stat(dir).catch(() => undefined);
+      if (!stat?.isDirectory()) continue;
+      models.push(await this.scanModel(root, entry, dir));
+    }
+    return models;
+  }
+
+  private async scanModel(root: string, name: string, dir: string): Promise<ScannedModel> {
+    const model: ScannedModel = { name, versions: new Map() };
+    const configFile = path.join(dir, 'config.json');
+    try {
+      const text = await fs.readFile(configFile, 'utf8');
+      let raw: unknown;
+      try {
+        raw = JSON.parse(text);
+      } catch (err) {
+        throw new KilnError('INVALID_ARGUMENT', `${configFile}: not valid JSON (${(err as Error).message})`);
+      }
+      model.config = parseModelConfig(raw, this.defaults, configFile);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') model.config = this.defaults;
+      else model.configError = (err as Error).message;
+    }
+    for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
+      const version = parseVersion(entry);
+      if (version === undefined) continue;
+      const file = path.join(dir, entry, 'model.onnx');
+      const stat = await fs.stat(file).catch(() => undefined);
+      if (!stat?.isFile()) continue;
+      const real = await fs.realpath(file).catch(() => file);
+      const source: VersionSource = { version, file: real, stamp: `${stat.size}:${stat.mtimeMs}:${stat.ino}` };
+      if (!real.startsWith(root + path.sep)) source.error = `${file} resolves to ${real}, outside the model repository; refusing to load it`;
+      model.versions.set(version, source);
+    }
+    return model;
+  }
+
+  watch(onChange: () => void): () => void {
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(this.dir, { recursive: true, persistent: false }, () => onChange());
+      watcher.on('error', (err) => {
+        this.log.warn({ err: err.message }, 'repository watch failed; relying on the poll interval');
+        watcher?.close();
+      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot watch the repository; relying on the poll interval');
+    }
+    return () => watcher?.close();
+  }
+}
+
+export class ServedModel {
+  config: ModelConfig = DEFAULT_MODEL_CONFIG;
+  configError: string | undefined;
+  readonly versions = new Map<number, ModelVersion>();
+  onDisk = new Map<number, VersionSource>();
+  /** Unloaded through the repository API: serves nothing until loaded again. */
+  unloaded = false;
+  constructor(readonly name: string) {}
+
+  /** The version requests without a version go to: the newest AVAILABLE one. */
+  latestAvailable(): ModelVersion | undefined {
+    let best: ModelVersion | undefined;
+    for (const v of this.versions.values()) if (v.state === 'AVAILABLE' && (!best || v.version > best.version)) best = v;
+    return best;
+  }
+}
+
+export interface RegistryOptions {
+  log: Logger;
+  /** Rescan interval in ms (0: only file-system events and explicit reloads). */
+  pollIntervalMs: number;
+  metricsFor?: (model: string, version: number) => VersionMetrics;
+}
+
+/** How a request names a version: none (the latest available), a number, or a TF Serving label. */
+export interface VersionRef {
+  version?: string;
+  label?: string;
+}
+
+export class ModelRegistry {
+  readonly models = new Map<string, ServedModel>();
+  private scanning: Promise<void> | undefined;
+  private scanAgain = false;
+  private readonly loads = new Set<Promise<void>>();
+  private readonly unloads = new Set<Promise<void>>();
+  private stopWatching: (() => void) | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private closed = false;
+  private started = false;
+
+  constructor(
+    private readonly source: ModelSource,
+    private readonly options: RegistryOptions,
+  ) {}
+
+  /** First scan and loads (their failures are model states, not errors), then watching and polling. */
+  async start(): Promise<void> {
+    await this.scan();
+    await this.settled();
+    this.started = true;
+    if (this.closed) return;
+    this.stopWatching = this.source.watch?.(() => this.requestScan());
+    if (this.options.pollIntervalMs > 0) {
+      this.poll = setInterval(() => void this.scan().catch(() => undefined), this.options.pollIntervalMs);
+      this.poll.unref();
+    }
+  }
+
+  /** File-system events come in bursts; one scan follows the last of them. */
+  requestScan(): void {
+    if (this.closed) return;
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => void this.scan().catch(() => undefined), 50);
+    this.debounce.unref();
+  }
+
+  /** Scans now (after any scan in progress) and starts the loads and unloads it calls for. */
+  scan(): Promise<void> {
+    if (this.scanning) {
+      this.scanAgain = true;
+      return this.scanning;
+    }
+    this.scanning = (async () => {
+      try {
+        do {
+          this.scanAgain = false;
+          await this.scanOnce();
+        } while (this.scanAgain && !this.closed);
+      } finally {
+        this.scanning = undefined;
+      }
+    })();
+    return this.scanning;
+  }
+
+  private async scanOnce(): Promise<void> {
+    if (this.closed) return;
+    let scanned: ScannedModel[];
+    try {
+      scanned = await this.source.scan();
+    } catch (err) {
+      this.options.log.error({ err: (err as Error).message }, 'model repository scan failed');
+      if (!this.started) throw err;
+      return;
+    }
+    if (this.closed) return;
+    const seen = new Set<string>();
+    for (const s of scanned) {
+      seen.add(s.name);
+      let model = this.models.get(s.name);
+      if (!model) {
+        model = new ServedModel(s.name);
+        this.models.set(s.name, model);
+      }
+      if (s.configError !== undefined) {
+        if (model.configError !== s.configError) this.options.log.error({ model: s.name, err: s.configError }, 'invalid model config; keeping the previous one');
+        model.configError = s.configError;
+        // A model never configured successfully loads nothing until its config is fixed.
+        if (model.versions.size === 0) continue;
+      } else {
+        model.configError = undefined;
+        if (model.config !== s.config) {
+          model.config = s.config!;
+          for (const v of model.versions.values()) v.applyConfig(model.config);
+        }
+      }
+      model.onDisk = s.versions;
+      this.reconcile(model);
+    }
+    for (const model of this.models.values()) {
+      if (seen.has(model.name)) continue;
+      model.onDisk = new Map();
+      this.reconcile(model);
+    }
+  }
+
+  /** Starts the loads and unloads that bring a model's versions in line with its policy and disk. */
+  private reconcile(model: ServedModel): void {
+    if (this.closed) return;
+    const wanted = model.unloaded || model.configError !== undefined && model.versions.size === 0 ? [] : selectVersions(model.config.versionPolicy, [...model.onDisk.keys()]);
+    for (const v of wanted) {
+      const source = model.onDisk.get(v)!;
+      const current = model.versions.get(v);
+      const retry = current && (current.state === 'UNAVAILABLE' || (current.state === 'FAILED' && current.source.stamp !== source.stamp));
+      if (!current || retry) this.startLoad(model, source);
+    }
+    const policySatisfied = wanted.every((v) => model.versions.get(v)?.state === 'AVAILABLE');
+    for (const [v, current] of model.versions) {
+      const onDisk = model.onDisk.has(v);
+      if (!onDisk) {
+        if (current.state === 'AVAILABLE' || current.state === 'LOADING') this.startUnload(model, current);
+        else if (current.state !== 'UNLOADING') model.versions.delete(v);
+      } else if (!wanted.includes(v)) {
+        if (current.state === 'LOADING' || (current.state === 'AVAILABLE' && policySatisfied)) this.startUnload(model, current);
+      }
+    }
+    if (model.onDisk.size === 0 && model.versions.size === 0) this.models.delete(model.name);
+  }
+
+  private startLoad(model: ServedModel, source: VersionSource): void {
+    const version = new ModelVersion(model.name, source, model.config, this.options.log, this.options.metricsFor?.(model.name, source.version));
+    model.versions.set(source.version, version);
+    const done = version.load().then(() => {
+      this.loads.delete(done);
+      this.reconcile(model);
+    });
+    this.loads.add(done);
+  }
+
+  private startUnload(model: ServedModel, version: ModelVersion): void {
+    const done = version.unload().then(() => {
+      this.unloads.delete(done);
+      if (!model.onDisk.has(version.version) && model.versions.get(version.version) === version && version.state !== 'LOADING') {
+        model.versions.delete(version.version);
+      }
+      if (model.onDisk.size === 0 && model.versions.size === 0 && this.models.get(model.name) === model) this.models.delete(model.name);
+    });
+    this.unloads.add(done);
+  }
+
+  /** Resolves when no scan, load or unload is in progress. */
+  async settled(): Promise<void> {
+    while (this.scanning || this.loads.size > 0 || this.unloads.size > 0) {
+      await Promise.all([this.scanning, ...this.loads, ...this.unloads]);
+    }
+  }
+
+  /** Every version of every model. */
+  *versions(): Iterable<ModelVersion> {
+    for (const m of this.models.values()) yield* m.versions.values();
+  }
+
+  model(name: string): ServedModel {
+    if (!isValidName(name)) throw badRequest(`invalid model name ${JSON.stringify(name)}: expected letters, digits, '_', '.', '-' (at most 128)`);
+    const model = this.models.get(name);
+    if (!model) throw notFound(`unknown model '${name}'`);
+    return model;
+  }
+
+  /** The version a request addresses, if it can take traffic: 400 malformed, 404 unknown, 503 not ready. */
+  resolve(name: string, ref: VersionRef = {}): ModelVersion {
+    const model = this.model(name);
+    let number: number | undefined;
+    if (ref.label !== undefined) {
+      if (!isValidName(ref.label)) throw badRequest(`invalid version label ${JSON.stringify(ref.label)}`);
+      number = model.config.versionLabels[ref.label];
+      if (number === undefined) {
+        const known = Object.keys(model.config.versionLabels);
+        throw notFound(`model '${name}' has no version label '${ref.label}'${known.length ? ` (labels: ${known.join(', ')})` : ''}`);
+      }
+    } else if (ref.version !== undefined) {
+      number = parseVersion(ref.version);
+      if (number === undefined) throw badRequest(`invalid version ${JSON.stringify(ref.version)}: expected a positive integer`);
+    }
+    if (number === undefined) {
+      const latest = model.latestAvailable();
+      if (!latest) throw unavailable(`model '${name}' has no version ready (${describeVersions(model) || 'no versions'})`);
+      return latest;
+    }
+    const version = model.versions.get(number);
+    if (!version) {
+      throw notFound(`model '${name}' has no version ${number}${ref.label ? ` (label '${ref.label}')` : ''} (versions: ${[...model.versions.keys()].join(', ') || 'none'})`);
+    }
+    if (version.state !== 'AVAILABLE') throw unavailable(`${version.what} is not ready: ${version.state}${version.error ? ` (${version.error})` : ''}`);
+    return version;
+  }
+
+  /** Server readiness: started, not closing, and every model with at least one version serving. */
+  isReady(): boolean {
+    if (!this.started || this.closed) return false;
+    for (const m of this.models.values()) if (!m.unloaded && !m.latestAvailable()) return false;
+    return true;
+  }
+
+  /** Repository API: serve a model again after unload (and rescan). */
+  async loadModel(name: string): Promise<void> {
+    const model = this.models.get(name);
+    if (model) model.unloaded = false;
+    await this.scan();
+    await this.settled();
+    if (!this.models.has(name)) throw notFound(`unknown model '${name}': no such directory in the repository`);
+  }
+
+  /** Repository API: drain and unload every version of a model until it is loaded again. */
+  async unloadModel(name: string): Promise<void> {
+    const model = this.model(name);
+    model.unloaded = true;
+    this.reconcile(model);
+    await this.settled();
+  }
+
+  /** Stops watching; drains every version (in-flight requests finish) and frees its sessions. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.poll);
+    clearTimeout(this.debounce);
+    this.stopWatching?.();
+    await this.scanning?.catch(() => undefined);
+    await Promise.all(this.loads);
+    await Promise.all([...this.versions()].map((v) => v.unload()));
+    await Promise.all(this.unloads);
+  }
+}
+
+function describeVersions(model: ServedModel): string {
+  return [...model.versions.values()].map((v) => `version ${v.version} ${v.state}${v.error ? `: ${v.error}` : ''}`).join('; ');
+}

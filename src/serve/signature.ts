@@ -1,0 +1,76 @@
+import { KilnError, formatShape } from '../errors.js';
+import type { ModelDescription } from '../model/onnx-model.js';
+import type { DType, Tensor } from '../tensor.js';
+import type { ModelConfig } from './config.js';
+import { isServableType } from './datatypes.js';
+import { badRequest } from './errors.js';
+
+/*
+ * What clients see of a model: its inputs and outputs under their served names, with element type
+ * and shape (-1 for a variable dimension), and whether the first dimension is a batch dimension.
+ */
+
+export interface TensorSpec {
+  /** The name clients use (config inputNames/outputNames, else the ONNX name). */
+  name: string;
+  onnxName: string;
+  dtype: DType;
+  /** null when the model does not declare a rank. */
+  shape: number[] | null;
+}
+
+export interface Signature {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** Every input and output has a variable first dimension, so requests may be merged and split along it. */
+  batchable: boolean;
+}
+
+export function signatureOf(description: ModelDescription, config: ModelConfig): Signature {
+  const spec = (kind: 'input' | 'output', names: Record<string, string>) => (d: ModelDescription['inputs'][number]): TensorSpec => {
+    if (!isServableType(d.dtype)) {
+      throw new KilnError('UNSUPPORTED_OP', `model ${kind} '${d.name}' has element type ${d.dtype}; Kiln serves float32, float64, int8, int32, int64, uint8 and bool tensors`);
+    }
+    return { name: names[d.name] ?? d.name, onnxName: d.name, dtype: d.dtype, shape: d.shape ? d.shape.map((x) => (typeof x === 'number' ? x : -1)) : null };
+  };
+  const inputs = description.inputs.map(spec('input', config.inputNames));
+  const outputs = description.outputs.map(spec('output', config.outputNames));
+  if (inputs.length === 0) throw new KilnError('INVALID_ARGUMENT', 'the model has no inputs to feed');
+  const batchDim = (t: TensorSpec) => t.shape !== null && t.shape.length > 0 && t.shape[0] === -1;
+  return { inputs, outputs, batchable: inputs.every(batchDim) && outputs.every(batchDim) };
+}
+
+/**
+ * Checks decoded request tensors against the signature: every input present and no other, element
+ * types equal, ranks and fixed dimensions equal, one shared batch size within maxBatchSize. Returns
+ * the feeds under ONNX names and the batch size (1 for models without a batch dimension).
+ */
+export function checkFeeds(signature: Signature, feeds: Record<string, Tensor>, maxBatchSize: number): { feeds: Record<string, Tensor>; rows: number } {
+  const known = new Set(signature.inputs.map((i) => i.name));
+  for (const name of Object.keys(feeds)) {
+    if (!known.has(name)) throw badRequest(`unexpected input '${name}'; the model's inputs are ${[...known].map((n) => `'${n}'`).join(', ')}`);
+  }
+  const out: Record<string, Tensor> = {};
+  let rows: number | undefined;
+  for (const spec of signature.inputs) {
+    const t = feeds[spec.name];
+    if (!t) throw badRequest(`input '${spec.name}' is missing; the model's inputs are ${signature.inputs.map((i) => `'${i.name}'`).join(', ')}`);
+    if (t.dtype !== spec.dtype) throw badRequest(`input '${spec.name}' must be ${spec.dtype}, found ${t.dtype}`);
+    if (spec.shape) {
+      if (t.rank !== spec.shape.length || spec.shape.some((d, i) => d !== -1 && d !== t.shape[i])) {
+        throw badRequest(`input '${spec.name}' must have shape ${formatShape(spec.shape)} (-1: any size), found ${formatShape(t.shape)}`);
+      }
+    }
+    if (signature.batchable) {
+      const n = t.shape[0]!;
+      if (rows !== undefined && n !== rows) throw badRequest(`inputs must share the batch size (first dimension): '${spec.name}' has ${n}, others ${rows}`);
+      rows = n;
+    }
+    out[spec.onnxName] = t;
+  }
+  if (signature.batchable) {
+    if (rows === 0) throw badRequest('the batch is empty: the first dimension must be at least 1');
+    if (maxBatchSize > 0 && rows! > maxBatchSize) throw badRequest(`batch size ${rows} exceeds the model's maxBatchSize ${maxBatchSize}`);
+  }
+  return { feeds: out, rows: rows ?? 1 };
+}

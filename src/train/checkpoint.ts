@@ -1,0 +1,80 @@
+import { promises as fs } from 'node:fs';
+import { KilnError } from '../errors.js';
+import { writeFileAtomic } from '../model/atomic-write.js';
+import { Tensor } from '../tensor.js';
+
+/**
+ * Everything needed to continue training exactly where it stopped: all weights, the optimizer's flat
+ * slots, the epoch and step reached, and the shuffling RNG's state.
+ * File layout: 8-byte magic, 4-byte header length, JSON header, then raw float32 data.
+ */
+export interface TrainingCheckpoint {
+  epoch: number;
+  step: number;
+  rngState: number[];
+  optimizer: { name: string; config: Record<string, unknown> };
+  weights: Map<string, Tensor<'float32'>>;
+  slots: Map<string, Tensor<'float32'>>;
+}
+
+const MAGIC = 'KILNCKP1';
+
+export async function saveCheckpoint(file: string, c: TrainingCheckpoint): Promise<void> {
+  const entries: { group: 'weights' | 'slots'; name: string; shape: number[]; offset: number; length: number }[] = [];
+  let offset = 0;
+  const blobs: Float32Array[] = [];
+  for (const [group, map] of [['weights', c.weights], ['slots', c.slots]] as const) {
+    for (const [name, t] of map) {
+      entries.push({ group, name, shape: [...t.shape], offset, length: t.size });
+      blobs.push(t.data);
+      offset += t.size;
+    }
+  }
+  const header = new TextEncoder().encode(JSON.stringify({ epoch: c.epoch, step: c.step, rngState: c.rngState, optimizer: c.optimizer, tensors: entries }));
+  const headerPad = (4 - ((12 + header.length) % 4)) % 4;
+  const out = new Uint8Array(12 + header.length + headerPad + offset * 4);
+  out.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(out.buffer).setUint32(8, header.length + headerPad, true);
+  out.set(header, 12);
+  out.fill(0x20, 12 + header.length, 12 + header.length + headerPad);
+  const data = new Float32Array(out.buffer, 12 + header.length + headerPad, offset);
+  let k = 0;
+  for (const b of blobs) {
+    data.set(b, k);
+    k += b.length;
+  }
+  await writeFileAtomic(file, out);
+}
+
+export async function loadCheckpoint(file: string): Promise<TrainingCheckpoint> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new KilnError(e.code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO_ERROR', `cannot read checkpoint '${file}': ${e.message}`);
+  }
+  if (bytes.length < 12 || bytes.subarray(0, 8).toString('latin1') !== MAGIC) {
+    throw new KilnError('CORRUPT_FILE', `'${file}' is not a Kiln training checkpoint (expected magic ${MAGIC}, found ${JSON.stringify(bytes.subarray(0, 8).toString('latin1'))})`);
+  }
+  const headerLength = bytes.readUInt32LE(8);
+  let header: { epoch: number; step: number; rngState: number[]; optimizer: TrainingCheckpoint['optimizer']; tensors: { group: string; name: string; shape: number[]; offset: number; length: number }[] };
+  try {
+    header = JSON.parse(bytes.subarray(12, 12 + headerLength).toString('utf8'));
+  } catch {
+    throw new KilnError('CORRUPT_FILE', `checkpoint '${file}' has a damaged header`);
+  }
+  const dataStart = 12 + headerLength;
+  const total = header.tensors.reduce((n, t) => n + t.length, 0);
+  if (bytes.length !== dataStart + total * 4) {
+    throw new KilnError('CORRUPT_FILE', `checkpoint '${file}' should hold ${dataStart + total * 4} bytes, has ${bytes.length} (truncated?)`);
+  }
+  const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + dataStart, bytes.byteOffset + bytes.length));
+  const weights = new Map<string, Tensor<'float32'>>();
+  const slots = new Map<string, Tensor<'float32'>>();
+  for (const t of header.tensors) {
+    const tensor = new Tensor(data.slice(t.offset, t.offset + t.length), t.shape, 'float32');
+    (t.group === 'weights' ? weights : slots).set(t.name, tensor);
+  }
+  return { epoch: header.epoch, step: header.step, rngState: header.rngState, optimizer: header.optimizer, weights, slots };
+}

@@ -1,0 +1,361 @@
+import { KilnError, formatShape } from '../errors.js';
+import { Sequential as BaseSequential, type SequentialArgs } from '../model/sequential.js';
+import { Random } from '../random.js';
+import type { SessionInfo } from '../runtime/protocol.js';
+import { Tensor, type AnyTypedArray } from '../tensor.js';
+import { ProgressBar } from '../cli/progress.js';
+import type { Layer } from '../layers/index.js';
+import type { Callback, Logs, TrainingControl } from './callbacks.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { resolveLoss, type Loss } from './losses.js';
+import { evaluateClassifier } from './metrics.js';
+import { resolveOptimizer, type Optimizer } from './optimizers.js';
+import { STATE_PARAMS, accuracyKind, compileTraining, slotState, type CompiledTraining } from './training-step.js';
+
+export interface CompileArgs {
+  optimizer: string | Optimizer;
+  loss: string | Loss;
+  /** 'accuracy' (or 'acc') is computed inside the training step; others on predictions in evaluate(). */
+  metrics?: string[];
+}
+
+export interface FitArgs {
+  epochs?: number;
+  batchSize?: number;
+  shuffle?: boolean;
+  /** Fraction of the data (taken from the end, before shuffling, as Keras does) held out for validation. */
+  validationSplit?: number;
+  validationData?: [Tensor, Tensor];
+  callbacks?: Callback[];
+  /** 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch. */
+  verbose?: 0 | 1 | 2;
+  /** Seed for shuffling (default: the model's seed). */
+  seed?: number;
+  /** Continue from a training checkpoint written by `saveCheckpoint` / `checkpointEvery`. */
+  resumeFrom?: string;
+  /** Write a training checkpoint (weights, optimizer state, epoch, RNG) here after every epoch. */
+  checkpointPath?: string;
+  /** Where progress goes (default process.stdout). */
+  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+}
+
+export interface History {
+  epoch: number[];
+  history: Record<string, number[]>;
+}
+
+interface Compiled {
+  loss: Loss;
+  optimizer: Optimizer;
+  metrics: string[];
+  training: CompiledTraining;
+  trainSession?: SessionInfo;
+  evalSession?: SessionInfo;
+}
+
+/** Labels as the compiled step reads them: int64 class indices or float32 targets. */
+function prepareLabels(y: Tensor, loss: Loss, outputShape: number[], n: number): Tensor {
+  if (y.shape[0] !== n) throw new KilnError('INVALID_DATA', `x has ${n} examples but y has ${y.shape[0]}: they must match`);
+  const spec = loss.labelSpec(outputShape);
+  if (spec.dtype === 'int64') {
+    const classes = outputShape[0]!;
+    if (y.rank !== 1 && !(y.rank === 2 && y.shape[1] === 1)) {
+      throw new KilnError('INVALID_SHAPE', `${loss.name} expects integer labels of shape [N], got ${formatShape(y.shape)} (one-hot labels go with categoricalCrossentropy)`);
+    }
+    const out = new BigInt64Array(n);
+    const src = y.data as ArrayLike<number | bigint>;
+    for (let i = 0; i < n; i++) {
+      const v = Number(src[i]);
+      if (!Number.isInteger(v) || v < 0 || v >= classes) {
+        throw new KilnError('INVALID_DATA', `label y[${i}] is ${v}, expected an integer class in [0, ${classes}) for a model with ${classes} outputs`);
+      }
+      out[i] = BigInt(v);
+    }
+    return new Tensor(out, [n], 'int64');
+  }
+  const expected = [n, ...spec.shape];
+  if (y.size !== expected.reduce((a, b) => a * b, 1)) {
+    throw new KilnError('INVALID_SHAPE', `${loss.name} expects labels of shape ${formatShape(expected)}, got ${formatShape(y.shape)}`);
+  }
+  const data = y.dtype === 'float32' ? (y.data as Float32Array) : Float32Array.from(y.data as ArrayLike<number>, Number);
+  return new Tensor(data, expected, 'float32');
+}
+
+function checkFinite(x: Tensor, what: string): void {
+  const d = x.data as AnyTypedArray;
+  if (!(d instanceof Float32Array || d instanceof Float64Array)) return;
+  for (let i = 0; i < d.length; i++) {
+    if (!Number.isFinite(d[i]!)) throw new KilnError('INVALID_DATA', `${what} contains ${d[i]} at flat index ${i}; inputs must be finite`);
+  }
+}
+
+/**
+ * A Sequential model that trains: compile() turns the layers, loss and optimizer into one ONNX training
+ * step; fit() streams batches to it in the runtime worker, which keeps weights and optimizer state
+ * between steps.
+ */
+export class Sequential extends BaseSequential implements TrainingControl {
+  stopTraining = false;
+  private compiled: Compiled | undefined;
+  /** Optimizer state carried across fit() calls, as Keras keeps it: flat slots and the step count. */
+  private optimizerSlots = new Map<string, Tensor<'float32'>>();
+  private optimizerStep = 0;
+  private weightsVersion = 0;
+
+  compile(args: CompileArgs): void {
+    const loss = resolveLoss(args.loss);
+    const optimizer = resolveOptimizer(args.optimizer);
+    const metrics = args.metrics ?? [];
+    for (const m of metrics) {
+      if (!['accuracy', 'acc'].includes(m)) throw new KilnError('INVALID_ARGUMENT', `unknown metric '${m}'; fit() tracks 'accuracy' (evaluate() also reports F1, AUC and a confusion matrix)`);
+    }
+    const kind = accuracyKind(loss, metrics.length > 0);
+    if (metrics.length > 0 && !kind) throw new KilnError('INVALID_ARGUMENT', `'accuracy' needs a classification loss, got ${loss.name}`);
+    this.dropSessions();
+    this.optimizerSlots = new Map();
+    this.optimizerStep = 0;
+    this.compiled = { loss, optimizer, metrics, training: compileTraining(this, loss, optimizer, kind) };
+    this.metadata.set('kiln.training', JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
+  }
+
+  override add(layer: Layer): this {
+    super.add(layer);
+    if (this.compiled) this.compiled = undefined;
+    return this;
+  }
+
+  private dropSessions(): void {
+    const c = this.compiled;
+    if (!c) return;
+    for (const s of [c.trainSession, c.evalSession]) if (s) void this.runtime.release(s).catch(() => undefined);
+    c.trainSession = c.evalSession = undefined;
+  }
+
+  private requireCompiled(): Compiled {
+    if (!this.compiled) throw new KilnError('NOT_COMPILED', 'call model.compile({optimizer, loss}) before fit() or evaluate()');
+    return this.compiled;
+  }
+
+  getWeights(): Map<string, Tensor> {
+    return this.weights;
+  }
+
+  /** Sends the model's weights and optimizer slots (kept ones, or fresh) into the worker's state. */
+  private async pushState(c: Compiled, slots: Map<string, Tensor<'float32'>> = this.optimizerSlots): Promise<void> {
+    const flat = new Float32Array(c.training.totalSize);
+    for (const l of c.training.layout) flat.set(this.weights.get(l.name)!.data as Float32Array, l.offset);
+    const state: Record<string, Tensor> = { [STATE_PARAMS]: new Tensor(flat, [flat.length], 'float32') };
+    for (const s of c.optimizer.slots) {
+      const given = slots?.get(s.name);
+      state[slotState(s.name)] = given ?? new Tensor(new Float32Array(c.training.totalSize).fill(s.initial), [c.training.totalSize], 'float32');
+    }
+    for (const name of c.training.frozen) state[name] = this.weights.get(name)!;
+    await this.runtime.setState(state);
+  }
+
+  /** Copies the trained weights (and optionally optimizer slots) back from the worker. */
+  private async pullState(c: Compiled, withSlots = false): Promise<Map<string, Tensor<'float32'>>> {
+    const names = [STATE_PARAMS, ...c.training.frozen, ...(withSlots ? c.optimizer.slots.map((s) => slotState(s.name)) : [])];
+    const state = await this.runtime.getState(names);
+    const flat = state[STATE_PARAMS]!.data as Float32Array;
+    const values = new Map<string, Tensor>();
+    for (const l of c.training.layout) values.set(l.name, new Tensor(flat.slice(l.offset, l.offset + l.size), l.shape, 'float32'));
+    for (const name of c.training.frozen) values.set(name, state[name]!);
+    this.setWeights(values);
+    const slots = new Map<string, Tensor<'float32'>>();
+    for (const s of c.optimizer.slots) if (withSlots) slots.set(s.name, state[slotState(s.name)] as Tensor<'float32'>);
+    return slots;
+  }
+
+  async fit(x: Tensor, y: Tensor, args: FitArgs = {}): Promise<History> {
+    const c = this.requireCompiled();
+    this.checkInput(x);
+    const epochs = args.epochs ?? 1;
+    const batchSize = args.batchSize ?? 32;
+    if (!Number.isInteger(epochs) || epochs < 1) throw new KilnError('INVALID_ARGUMENT', `epochs must be a positive integer, got ${epochs}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
+    let labels = prepareLabels(y, c.loss, this.outputShape, x.shape[0]!);
+    checkFinite(x, 'x');
+    let trainX = x;
+    let validation: [Tensor, Tensor] | undefined;
+    if (args.validationData) {
+      this.checkInput(args.validationData[0], 'validationData x');
+      validation = [args.validationData[0], prepareLabels(args.validationData[1], c.loss, this.outputShape, args.validationData[0].shape[0]!)];
+    } else if (args.validationSplit) {
+      if (!(args.validationSplit > 0 && args.validationSplit < 1)) throw new KilnError('INVALID_ARGUMENT', `validationSplit must be in (0, 1), got ${args.validationSplit}`);
+      const n = x.shape[0]!;
+      const cut = Math.floor(n * (1 - args.validationSplit));
+      validation = [x.slice(cut, n), labels.slice(cut, n)];
+      trainX = x.slice(0, cut);
+      labels = labels.slice(0, cut);
+    }
+    const n = trainX.shape[0]!;
+    if (n === 0) throw new KilnError('INVALID_DATA', 'no training examples');
+
+    c.trainSession ??= await this.runtime.load(c.training.trainStep);
+    const rng = new Random(args.seed ?? this.seed);
+    let startEpoch = 0;
+    let step = this.optimizerStep;
+    let slots: Map<string, Tensor<'float32'>> | undefined;
+    if (args.resumeFrom) {
+      const ckpt = await loadCheckpoint(args.resumeFrom);
+      if (ckpt.optimizer.name !== c.optimizer.name) {
+        throw new KilnError('INVALID_ARGUMENT', `checkpoint '${args.resumeFrom}' was written with optimizer ${ckpt.optimizer.name}, the model is compiled with ${c.optimizer.name}`);
+      }
+      this.setWeights(ckpt.weights);
+      slots = ckpt.slots;
+      startEpoch = ckpt.epoch;
+      step = ckpt.step;
+      rng.setState(ckpt.rngState);
+    }
+    await this.pushState(c, slots);
+
+    const callbacks = args.callbacks ?? [];
+    const verbose = args.verbose ?? 1;
+    const stream = args.stream ?? process.stdout;
+    const history: History = { epoch: [], history: {} };
+    const stepsPerEpoch = Math.ceil(n / batchSize);
+    const shuffle = args.shuffle ?? true;
+    const fetch = c.training.accuracy ? ['loss', 'correct'] : ['loss'];
+    this.stopTraining = false;
+    for (const cb of callbacks) await cb.onTrainBegin?.(this);
+
+    for (let epoch = startEpoch; epoch < epochs && !this.stopTraining; epoch++) {
+      for (const cb of callbacks) await cb.onEpochBegin?.(epoch, this);
+      const order = shuffle ? rng.permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
+      const bar = verbose > 0 ? new ProgressBar({ total: stepsPerEpoch, stream: verbose === 1 ? stream : { write: (t: string) => stream.write(t), isTTY: false }, label: `Epoch ${epoch + 1}/${epochs}`, itemsPerStep: batchSize, itemUnit: 'img' }) : undefined;
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      const batchAt = (k: number) => {
+        const idx = order.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
+        return { x: trainX.gather(idx), y: labels.gather(idx), size: idx.length };
+      };
+      const launch = (k: number, b: ReturnType<typeof batchAt>) => {
+        const t = step + k + 1;
+        return this.runtime.run(
+          c.trainSession!,
+          {
+            input: b.x,
+            labels: b.y,
+            lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'),
+            step: new Tensor(Float32Array.of(t), [], 'float32'),
+          },
+          { fetch, store: c.training.store, requireFinite: ['loss'] },
+        );
+      };
+      // One step in flight while the next batch is gathered on this thread.
+      let current = batchAt(0);
+      let inflight = launch(0, current);
+      for (let k = 0; k < stepsPerEpoch; k++) {
+        const next = k + 1 < stepsPerEpoch ? batchAt(k + 1) : undefined;
+        let out: Record<string, Tensor>;
+        try {
+          out = await inflight;
+        } catch (err) {
+          if (err instanceof KilnError && err.code === 'NAN_LOSS') {
+            await this.pullState(c);
+            throw new KilnError('NAN_LOSS', `loss became NaN or infinite at epoch ${epoch + 1}, step ${k + 1}; training stopped and the model keeps the weights from the last good step (try a lower learning rate)`);
+          }
+          throw err;
+        }
+        if (next) inflight = launch(k + 1, next);
+        const bLoss = (out.loss!.data as Float32Array)[0]!;
+        lossSum += bLoss * current.size;
+        seen += current.size;
+        if (out.correct) correct += (out.correct.data as Float32Array)[0]!;
+        const running: Logs = { loss: lossSum / seen, ...(c.training.accuracy ? { accuracy: correct / seen } : {}) };
+        bar?.update(k + 1, running);
+        for (const cb of callbacks) await cb.onBatchEnd?.(step + k, running, this);
+        if (next) current = next;
+      }
+      step += stepsPerEpoch;
+      this.optimizerStep = step;
+      const logs: Logs = { loss: lossSum / seen, ...(c.training.accuracy ? { accuracy: correct / seen } : {}) };
+      const currentSlots = await this.pullState(c, true);
+      this.optimizerSlots = currentSlots;
+      const versionAfterPull = this.weightsVersion;
+      if (validation) {
+        const v = await this.evaluateCompiled(c, validation[0], validation[1], Math.max(batchSize, 256));
+        logs.val_loss = v.loss;
+        if (v.accuracy !== undefined) logs.val_accuracy = v.accuracy;
+      }
+      bar?.finish(logs);
+      history.epoch.push(epoch);
+      for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+      for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs, this);
+      if (args.checkpointPath) {
+        await saveCheckpoint(args.checkpointPath, {
+          epoch: epoch + 1,
+          step,
+          rngState: rng.getState(),
+          optimizer: { name: c.optimizer.name, config: c.optimizer.config },
+          weights: this.weights as Map<string, Tensor<'float32'>>,
+          slots: currentSlots,
+        });
+      }
+      // A callback may have restored other weights (early stopping's best): the worker must use them.
+      if (this.weightsVersion !== versionAfterPull) await this.pushState(c);
+    }
+    for (const cb of callbacks) await cb.onTrainEnd?.(history.epoch.length ? Object.fromEntries(Object.entries(history.history).map(([k, v]) => [k, v.at(-1)!])) : {}, this);
+    this.metadata.set('kiln.history', JSON.stringify(history.history));
+    return history;
+  }
+
+  override setWeights(values: Map<string, Tensor> | Record<string, Tensor>): void {
+    super.setWeights(values);
+    this.weightsVersion++;
+  }
+
+  /** Loss and accuracy (if compiled with it) on data, using the compiled evaluation step. */
+  private async evaluateCompiled(c: Compiled, x: Tensor, labels: Tensor, batchSize: number): Promise<{ loss: number; accuracy?: number; predictions: Float32Array }> {
+    c.evalSession ??= await this.runtime.load(c.training.evalStep);
+    const n = x.shape[0]!;
+    const rowSize = this.outputShape.reduce((a, b) => a * b, 1);
+    const predictions = new Float32Array(n * rowSize);
+    let lossSum = 0;
+    let correct = 0;
+    for (let start = 0; start < n; start += batchSize) {
+      const end = Math.min(n, start + batchSize);
+      const out = await this.runtime.run(c.evalSession, { input: x.slice(start, end), labels: labels.slice(start, end) }, { fetch: ['loss', 'predictions', ...(c.training.accuracy ? ['correct'] : [])] });
+      lossSum += (out.loss!.data as Float32Array)[0]! * (end - start);
+      if (out.correct) correct += (out.correct.data as Float32Array)[0]!;
+      predictions.set(out.predictions!.data as Float32Array, start * rowSize);
+    }
+    return { loss: lossSum / n, ...(c.training.accuracy ? { accuracy: correct / n } : {}), predictions };
+  }
+
+  /**
+   * Loss and accuracy on (x, y), plus — for classifiers — macro F1, AUC-ROC and the confusion matrix
+   * computed on the predictions.
+   */
+  async evaluate(x: Tensor, y: Tensor, args: { batchSize?: number } = {}): Promise<Record<string, number> & { confusion?: number[][] }> {
+    const c = this.requireCompiled();
+    this.checkInput(x);
+    checkFinite(x, 'x');
+    const labels = prepareLabels(y, c.loss, this.outputShape, x.shape[0]!);
+    await this.pushState(c);
+    const r = await this.evaluateCompiled(c, x, labels, args.batchSize ?? 256);
+    const result: Record<string, number> & { confusion?: number[][] } = { loss: r.loss };
+    if (r.accuracy !== undefined) result.accuracy = r.accuracy;
+    if (c.training.accuracy === 'sparse') {
+      const numClasses = this.outputShape[0]!;
+      const truth = Int32Array.from(labels.data as BigInt64Array, Number);
+      const report = evaluateClassifier(truth, new Tensor(r.predictions, [x.shape[0]!, numClasses], 'float32'));
+      result.macroF1 = report.macroF1;
+      if (report.aucRoc !== null) result.aucRoc = report.aucRoc;
+      result.confusion = report.confusion;
+    }
+    return result;
+  }
+
+  /** Writes a training checkpoint of the current weights (optimizer slots start fresh on resume). */
+  async saveCheckpoint(file: string, epoch = 0): Promise<void> {
+    const c = this.requireCompiled();
+    await saveCheckpoint(file, { epoch, step: 0, rngState: new Random(this.seed).getState(), optimizer: { name: c.optimizer.name, config: c.optimizer.config }, weights: this.weights as Map<string, Tensor<'float32'>>, slots: new Map() });
+  }
+}
+
+export function sequential(args: SequentialArgs | Layer[] = {}): Sequential {
+  return new Sequential(Array.isArray(args) ? { layers: args } : args);
+}

@@ -1,0 +1,144 @@
+import { addGradients } from '../autodiff/gradients.js';
+import { Graph, type Value } from '../graph/graph.js';
+import { modelToProto } from '../graph/onnx-io.js';
+import { encodeModel } from '../graph/proto.js';
+import type { ParamInfo, Sequential } from '../model/sequential.js';
+import type { Loss } from './losses.js';
+import type { Optimizer } from './optimizers.js';
+
+/** Where each trainable parameter lives inside the flat parameter vector. */
+export interface FlatSlot {
+  name: string;
+  offset: number;
+  size: number;
+  shape: number[];
+}
+
+export type AccuracyKind = 'sparse' | 'categorical' | 'binary' | 'binaryLogits' | null;
+
+/** Names of the state tensors the runtime worker holds between steps. */
+export const STATE_PARAMS = 'state/params';
+export const slotState = (slot: string) => `state/${slot}`;
+
+export interface CompiledTraining {
+  /** Forward + backward + update, one ONNX graph. */
+  trainStep: Uint8Array;
+  /** Forward in inference mode with loss and accuracy counts, reading the same state. */
+  evalStep: Uint8Array;
+  layout: FlatSlot[];
+  totalSize: number;
+  /** Non-trainable parameters (moving statistics) kept as state under their own names. */
+  frozen: string[];
+  /** Train-step outputs to store back into state (output name → state name). */
+  store: Record<string, string>;
+  accuracy: AccuracyKind;
+}
+
+/** Which accuracy Keras' 'accuracy' means for a loss. */
+export function accuracyKind(loss: Loss, wantsAccuracy: boolean): AccuracyKind {
+  if (!wantsAccuracy) return null;
+  if (loss.name === 'sparseCategoricalCrossentropy') return 'sparse';
+  if (loss.name === 'categoricalCrossentropy') return 'categorical';
+  if (loss.name === 'binaryCrossentropy') return loss.config.fromLogits ? 'binaryLogits' : 'binary';
+  return null;
+}
+
+/** Number of correct predictions in the batch, as a float scalar. */
+function correctCount(graph: Graph, output: Value, labels: Value, kind: AccuracyKind): Value | null {
+  if (!kind) return null;
+  let hits: Value;
+  if (kind === 'sparse' || kind === 'categorical') {
+    const predicted = graph.op1('ArgMax', [output], { axis: 1, keepdims: 0 });
+    const truth = kind === 'sparse' ? labels : graph.op1('ArgMax', [labels], { axis: 1, keepdims: 0 });
+    hits = graph.op1('Equal', [predicted, truth]);
+  } else {
+    const threshold = graph.scalar(kind === 'binaryLogits' ? 0 : 0.5);
+    const predicted = graph.op1('Greater', [output, threshold]);
+    const truth = graph.op1('Greater', [labels, graph.scalar(0.5)]);
+    hits = graph.op1('Equal', [predicted, truth]);
+  }
+  return graph.op1('ReduceSum', [graph.op1('Cast', [hits], { to: 1 })], { keepdims: 0 });
+}
+
+/**
+ * Compiles one training step of a model into a single ONNX graph of standard ops. All trainable
+ * parameters arrive as one flat vector (sliced and reshaped in the graph), their gradients are
+ * concatenated into one flat gradient, and the optimizer updates the flat vector and its flat slots.
+ */
+export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimizer, accuracy: AccuracyKind): CompiledTraining {
+  const infos = model.paramInfos();
+  const layout: FlatSlot[] = [];
+  let offset = 0;
+  for (const p of infos.filter((i) => i.spec.trainable)) {
+    const size = p.spec.shape.reduce((a, b) => a * b, 1);
+    layout.push({ name: p.name, offset, size, shape: p.spec.shape });
+    offset += size;
+  }
+  const totalSize = offset;
+  const frozen = infos.filter((i) => !i.spec.trainable).map((i) => i.name);
+  const labelSpec = loss.labelSpec(model.outputShape);
+
+  const build = (training: boolean) => {
+    const graph = new Graph(training ? 'kiln_train_step' : 'kiln_eval_step');
+    const flat = graph.input(STATE_PARAMS, 'float32', [totalSize]);
+    const sliced = new Map<string, Value>();
+    const paramValue = (g: Graph, info: ParamInfo): Value => {
+      const slot = layout.find((l) => l.name === info.name);
+      if (!slot) return g.input(info.name, 'float32', [...info.spec.shape]);
+      const piece = g.op1('Slice', [flat, g.int64s([slot.offset], 'starts'), g.int64s([slot.offset + slot.size], 'ends')]);
+      const v = g.op1('Reshape', [piece, g.int64s(slot.shape, 'shape')], {}, `${info.name}:value`);
+      sliced.set(info.name, v);
+      return v;
+    };
+    const built = model.buildGraph({ training, graph, paramValue });
+    const labels = graph.input('labels', labelSpec.dtype, ['N', ...labelSpec.shape]);
+    const lossValue = loss.build(graph, built.output, labels);
+    graph.output(lossValue, 'loss');
+    const correct = correctCount(graph, built.output, labels, accuracy);
+    if (correct) graph.output(correct, 'correct');
+    return { graph, built, lossValue, sliced, flat };
+  };
+
+  // Training step.
+  const t = build(true);
+  const g = t.graph;
+  const ordered = layout.map((l) => t.sliced.get(l.name)!);
+  const grads = addGradients(g, t.lossValue, ordered);
+  const flatGrad = g.op1(
+    'Concat',
+    layout.map((l) => g.op1('Reshape', [grads.get(t.sliced.get(l.name)!.name)!, g.int64s([-1], 'shape')])),
+    { axis: 0 },
+  );
+  const lr = g.input('lr', 'float32', []);
+  const step = g.input('step', 'float32', []);
+  const slotInputs: Record<string, Value> = {};
+  for (const s of optimizer.slots) slotInputs[s.name] = g.input(slotState(s.name), 'float32', [totalSize]);
+  const updated = optimizer.update(g, t.flat, flatGrad, slotInputs, { lr, step });
+  const store: Record<string, string> = {};
+  g.output(updated.w, 'new/params');
+  store['new/params'] = STATE_PARAMS;
+  for (const s of optimizer.slots) {
+    g.output(updated.slots[s.name]!, `new/${s.name}`);
+    store[`new/${s.name}`] = slotState(s.name);
+  }
+  for (const name of frozen) {
+    const next = t.built.updates.get(name);
+    if (!next) continue;
+    g.output(next, `new/${name}`);
+    store[`new/${name}`] = name;
+  }
+
+  // Evaluation step: also returns the predictions for metrics computed on them.
+  const e = build(false);
+  e.graph.output(e.built.output, 'predictions');
+
+  return {
+    trainStep: encodeModel(modelToProto(g)),
+    evalStep: encodeModel(modelToProto(e.graph)),
+    layout,
+    totalSize,
+    frozen,
+    store,
+    accuracy,
+  };
+}
