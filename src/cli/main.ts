@@ -1,10 +1,13 @@
 import { KilnError } from '../errors.js';
 import { optionHelp, parseArgs } from './args.js';
 import type { Command } from './command.js';
+import { demoCommand } from './demo.js';
+import { evaluateCommand } from './evaluate.js';
 import { infoCommand } from './info.js';
+import { trainCommand } from './train.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [infoCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

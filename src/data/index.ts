@@ -15,3 +15,4 @@ export { oneHot } from './one-hot.js';
 export { augmentImages, randomCrop, randomHorizontalFlip, type AugmentOptions } from './augment.js';
 export { batches, type Augmentation, type BatchOptions } from './batches.js';
 export { streamCifar10, streamIdx, type StreamOptions, type StreamingDataset } from './streaming.js';
+export { DATASET_NAMES, loadDataset } from './by-name.js';

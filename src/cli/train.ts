@@ -1,0 +1,73 @@
+import { existsSync } from 'node:fs';
+import { KilnError } from '../errors.js';
+import { loadDataset } from '../data/by-name.js';
+import { layerFromConfig, preset, PRESETS, type SerializedLayer } from '../layers/index.js';
+import { Sequential, sequential } from '../train/model.js';
+import { loadModel } from '../train/load.js';
+import { resolveOptimizer } from '../train/optimizers.js';
+import { sparseCategoricalCrossentropy } from '../train/losses.js';
+import { promises as fs } from 'node:fs';
+import type { Command } from './command.js';
+import { formatDuration } from './format.js';
+
+/** A model from a preset name, a Kiln .onnx file (continue training it) or a JSON list of layers. */
+export async function modelFromSpec(spec: string, inputShape: number[], numClasses: number): Promise<Sequential> {
+  if (PRESETS[spec]) return sequential(preset(spec, inputShape, numClasses));
+  if (!existsSync(spec)) throw new KilnError('FILE_NOT_FOUND', `--model '${spec}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor an existing file`);
+  if (spec.endsWith('.json')) {
+    let layers: SerializedLayer[];
+    try {
+      const parsed = JSON.parse(await fs.readFile(spec, 'utf8'));
+      layers = Array.isArray(parsed) ? parsed : parsed.layers;
+    } catch (err) {
+      throw new KilnError('INVALID_DATA', `model description '${spec}' is not valid JSON: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(layers)) throw new KilnError('INVALID_DATA', `model description '${spec}' must be a list of layers or {"layers": [...]}`);
+    return sequential(layers.map((l, i) => layerFromConfig(l, `${spec} layer ${i}`)));
+  }
+  const model = await loadModel(spec);
+  if (!(model instanceof Sequential)) throw new KilnError('NOT_TRAINABLE', `'${spec}' is an ONNX model without Kiln's layer configuration: it can be run, not trained`);
+  return model;
+}
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'Train a model on a data set and save it as .onnx',
+  usage: 'kiln train --dataset <embedded|fashion-mnist|mnist:DIR|cifar10:PATH|PATH> --model <tutorial-cnn|small-vgg|model.onnx|model.json> --out model.onnx',
+  options: [
+    { name: 'dataset', type: 'string', description: 'data set name or path', default: 'embedded' },
+    { name: 'model', type: 'string', description: 'preset, Kiln .onnx file or JSON list of layers', default: 'tutorial-cnn' },
+    { name: 'epochs', type: 'number', description: 'epochs to train', default: 2 },
+    { name: 'batch-size', type: 'number', description: 'examples per step', default: 64 },
+    { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
+    { name: 'lr', type: 'number', description: 'learning rate (default: the optimizer\'s Keras default)' },
+    { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },
+    { name: 'resume', type: 'string', description: 'training checkpoint to continue from' },
+    { name: 'checkpoint', type: 'string', description: 'write a training checkpoint here after every epoch' },
+    { name: 'seed', type: 'number', description: 'seed for weights and shuffling', default: 42 },
+    { name: 'out', type: 'string', description: 'where to save the trained model', default: 'model.onnx' },
+  ],
+  async run({ options }, out) {
+    const data = await loadDataset(String(options.dataset));
+    const inputShape = data.train.images.shape.slice(1);
+    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length);
+    const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
+    model.compile({ optimizer, loss: sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
+    out(`Training ${options.model} on ${options.dataset}: ${data.train.images.shape[0]} images ${JSON.stringify(inputShape)}, ${data.classNames.length} classes`);
+    const t0 = performance.now();
+    await model.fit(data.train.images, data.train.labels, {
+      epochs: Number(options.epochs),
+      batchSize: Number(options['batch-size']),
+      validationSplit: Number(options['validation-split']) || undefined,
+      resumeFrom: options.resume as string | undefined,
+      checkpointPath: options.checkpoint as string | undefined,
+      seed: Number(options.seed),
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const result = await model.evaluate(data.test.images, data.test.labels);
+    await model.save(String(options.out));
+    out(`Test loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy!).toFixed(2)}% after ${formatDuration(seconds * 1000)} (${formatDuration((seconds * 1000) / Number(options.epochs))} per epoch)`);
+    out(`Saved ${options.out}`);
+    return 0;
+  },
+};
