@@ -110,8 +110,12 @@ export class Tensor<D extends DType = DType> {
   gather(indices: ArrayLike<number>): Tensor<D> {
     const rowSize = sizeOf(this.shape.slice(1));
     const out = allocate(this.dtype, indices.length * rowSize) as TypedArrayOf<D>;
+    const rows = this.shape[0] ?? 0;
     for (let i = 0; i < indices.length; i++) {
       const r = indices[i]!;
+      if (!Number.isInteger(r) || r < 0 || r >= rows) {
+        throw new KilnError('INVALID_ARGUMENT', `gather: index ${r} at position ${i} is outside [0, ${rows})`);
+      }
       (out as AnyTypedArray).set((this.data as AnyTypedArray).subarray(r * rowSize, (r + 1) * rowSize) as never, i * rowSize);
     }
     return new Tensor(out, [indices.length, ...this.shape.slice(1)], this.dtype);

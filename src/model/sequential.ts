@@ -273,8 +273,12 @@ export class Sequential {
     const out = new Float32Array(n * rowSize);
     for (let start = 0; start < n; start += batchSize) {
       const batch = x.slice(start, start + batchSize);
-      const result = await this.runtime.run(session, { [INPUT_NAME]: batch });
-      out.set(result[OUTPUT_NAME]!.data as Float32Array, start * rowSize);
+      const result = (await this.runtime.run(session, { [INPUT_NAME]: batch }))[OUTPUT_NAME]!;
+      const expected = [batch.shape[0]!, ...outShape];
+      if (formatShape(result.shape) !== formatShape(expected)) {
+        throw new KilnError('RUNTIME_ERROR', `the model graph produced shape ${formatShape(result.shape)}, its layers promise ${formatShape(expected)}`);
+      }
+      out.set(result.data as Float32Array, start * rowSize);
     }
     return new Tensor(out, [n, ...outShape], 'float32');
   }

@@ -37,11 +37,20 @@ defineOp({
       { dtype: 'bool', shape: x.shape },
     ];
   },
-  // Kept units were scaled by 1/(1-ratio) in the forward pass; their gradient is scaled alike.
-  gradient: ({ graph, inputs: [, ratio], outputs: [, mask], gradOutputs: [dy] }) => {
+  /*
+   * Kept units were scaled by 1/(1-ratio) in the forward pass; their gradient is scaled alike. Without
+   * training_mode, or with it false, ONNX Dropout is the identity (its mask is all ones), so there the
+   * gradient must pass unscaled; scaling it by 1/(1-ratio) regardless made it 1/(1-ratio) too large.
+   */
+  gradient: ({ graph, inputs: [, ratio, training], outputs: [, mask], gradOutputs: [dy] }) => {
+    const mode = training ? graph.constantValue(training.name) : undefined;
+    if (!training || (mode && !Number(mode.data[0]))) return [dy!, null, null];
     const r = ratio ? graph.constantValue(ratio.name) : undefined;
-    const rate = r ? Number((r.data as Float32Array)[0]) : 0.5;
+    // ratio defaults to 0.5 (ONNX); a ratio computed at run time is read at run time.
+    const scale = ratio && !r ? graph.op1('Reciprocal', [graph.op1('Sub', [graph.scalar(1), ratio])]) : graph.scalar(1 / (1 - (r ? Number(r.data[0]) : 0.5)));
     const keep = graph.op1('Cast', [mask!], { to: 1 });
-    return [graph.op1('Mul', [dy!, graph.op1('Mul', [keep, graph.scalar(1 / (1 - rate))])]), null, null];
+    const scaled = graph.op1('Mul', [dy!, graph.op1('Mul', [keep, scale])]);
+    // training_mode fed at run time: scale only when it is true.
+    return [mode ? scaled : graph.op1('Where', [training, scaled, dy!]), null, null];
   },
 });

@@ -75,7 +75,11 @@ export function binaryCrossentropy(args: CrossentropyArgs = {}): Loss {
       if (fromLogits) {
         // Stable form: max(x, 0) − x·z + log(1 + exp(−|x|))
         const x = output;
-        const softplusNegAbs = graph.op1('Log', [graph.op1('Add', [graph.scalar(1), graph.op1('Exp', [graph.op1('Neg', [graph.op1('Abs', [x])])])])]);
+        // −|x| written as Min(x, −x): at x = 0 Abs' rule gives slope 0 (Sign(0)) and Relu's gives 0, so the
+        // gradient came out as −z instead of σ(0) − z = 0.5 − z (every logit of a zero-initialized output
+        // layer sits there). Min sends the tie to x (slope 1), which yields the 0.5.
+        const negAbs = graph.op1('Min', [x, graph.op1('Neg', [x])]);
+        const softplusNegAbs = graph.op1('Log', [graph.op1('Add', [graph.scalar(1), graph.op1('Exp', [negAbs])])]);
         const perElement = graph.op1('Add', [graph.op1('Sub', [graph.op1('Relu', [x]), graph.op1('Mul', [x, labels])]), softplusNegAbs]);
         return mean(graph, perElement);
       }

@@ -78,7 +78,10 @@ function prepareLabels(y: Tensor, loss: Loss, outputShape: number[], n: number):
     throw new KilnError('INVALID_SHAPE', `${loss.name} expects labels of shape ${formatShape(expected)}, got ${formatShape(y.shape)}`);
   }
   const data = y.dtype === 'float32' ? (y.data as Float32Array) : Float32Array.from(y.data as ArrayLike<number>, Number);
-  return new Tensor(data, expected, 'float32');
+  const targets = new Tensor(data, expected, 'float32');
+  // A NaN target would otherwise surface later as a misleading NAN_LOSS ("try a lower learning rate").
+  checkFinite(targets, 'y');
+  return targets;
 }
 
 function checkFinite(x: Tensor, what: string): void {
@@ -180,6 +183,8 @@ export class Sequential extends BaseSequential implements TrainingControl {
     let validation: [Tensor, Tensor] | undefined;
     if (args.validationData) {
       this.checkInput(args.validationData[0], 'validationData x');
+      // Checked like x: a NaN here would only show up as a NaN val_loss.
+      checkFinite(args.validationData[0], 'validationData x');
       validation = [args.validationData[0], prepareLabels(args.validationData[1], c.loss, this.outputShape, args.validationData[0].shape[0]!)];
     } else if (args.validationSplit) {
       if (!(args.validationSplit > 0 && args.validationSplit < 1)) throw new KilnError('INVALID_ARGUMENT', `validationSplit must be in (0, 1), got ${args.validationSplit}`);
@@ -241,7 +246,9 @@ export class Sequential extends BaseSequential implements TrainingControl {
             lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'),
             step: new Tensor(Float32Array.of(t), [], 'float32'),
           },
-          { fetch, store: c.training.store, requireFinite: ['loss'] },
+          // The new weights too: a finite loss can still come with an update that overflows (a huge
+          // gradient times the learning rate); storing those would leave only infinite weights to keep.
+          { fetch, store: c.training.store, requireFinite: ['loss', 'new/params'] },
         );
       };
       // One step in flight while the next batch is gathered on this thread.
@@ -255,7 +262,7 @@ export class Sequential extends BaseSequential implements TrainingControl {
         } catch (err) {
           if (err instanceof KilnError && err.code === 'NAN_LOSS') {
             await this.pullState(c);
-            throw new KilnError('NAN_LOSS', `loss became NaN or infinite at epoch ${epoch + 1}, step ${k + 1}; training stopped and the model keeps the weights from the last good step (try a lower learning rate)`);
+            throw new KilnError('NAN_LOSS', `loss or updated weights became NaN or infinite at epoch ${epoch + 1}, step ${k + 1} (${err.message}); training stopped and the model keeps the weights from the last good step (try a lower learning rate)`);
           }
           throw err;
         }

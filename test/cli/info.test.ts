@@ -61,7 +61,8 @@ describe('kiln (main)', () => {
       const { code, out } = await runMain(argv);
       assert.equal(code, 0);
       assert.match(out, /Usage: kiln <command>/);
-      assert.match(out, /Commands:\n\s+info\s+Show the inputs, outputs/);
+      assert.match(out, /^Commands:$/m);
+      assert.match(out, /^\s+info\s+Show the inputs, outputs/m);
     }
   });
 

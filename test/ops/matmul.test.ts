@@ -1,0 +1,69 @@
+/**
+ * Gemm's and MatMul's gradient rules (src/ops/matmul.ts) against finite differences: every
+ * transA/transB combination with alpha and beta, the bias C broadcast from [N], [1, N], [M, 1] and a
+ * scalar, and MatMul in 2-D, batched, and with broadcast batch dimensions.
+ */
+import { after, describe, it } from 'node:test';
+import { Runtime } from '../../src/runtime/runtime.js';
+import { assertGradients } from '../autodiff/gradcheck.js';
+
+const runtime = new Runtime();
+after(() => runtime.close());
+
+const M = 3;
+const K = 4;
+const N = 2;
+
+describe('Gemm gradient', () => {
+  for (const transA of [0, 1]) {
+    for (const transB of [0, 1]) {
+      it(`transA=${transA} transB=${transB}, alpha 0.7, beta 1.3, bias C [N] broadcast over rows`, async () => {
+        await assertGradients(runtime, {
+          inputs: { a: { shape: transA ? [K, M] : [M, K] }, b: { shape: transB ? [N, K] : [K, N] }, c: { shape: [N] } },
+          build: (g, v) => g.op1('Gemm', [v.a!, v.b!, v.c!], { transA, transB, alpha: 0.7, beta: 1.3 }),
+        });
+      });
+      it(`transA=${transA} transB=${transB} without C, default alpha`, async () => {
+        await assertGradients(runtime, {
+          inputs: { a: { shape: transA ? [K, M] : [M, K] }, b: { shape: transB ? [N, K] : [K, N] } },
+          build: (g, v) => g.op1('Gemm', [v.a!, v.b!], { transA, transB }),
+        });
+      });
+    }
+  }
+
+  for (const cShape of [[M, N], [1, N], [M, 1], []]) {
+    it(`bias C of shape [${cShape.join(', ')}] with beta 0.5`, async () => {
+      await assertGradients(runtime, {
+        inputs: { a: { shape: [M, K] }, b: { shape: [K, N] }, c: { shape: cShape } },
+        build: (g, v) => g.op1('Gemm', [v.a!, v.b!, v.c!], { beta: 0.5 }),
+      });
+    });
+  }
+
+  it('a symbolic batch dimension (Dense layers in training graphs)', async () => {
+    await assertGradients(runtime, {
+      inputs: { a: { shape: [5, K] }, b: { shape: [K, N] }, c: { shape: [N] } },
+      symbolicBatch: ['a'],
+      build: (g, v) => g.op1('Gemm', [v.a!, v.b!, v.c!]),
+    });
+  });
+});
+
+describe('MatMul gradient', () => {
+  const cases: [string, number[], number[]][] = [
+    ['2-D', [3, 4], [4, 2]],
+    ['batched', [2, 3, 4], [2, 4, 2]],
+    ['batched with a rank-2 right operand (broadcast over the batch)', [2, 3, 4], [4, 2]],
+    ['batched with a rank-2 left operand', [3, 4], [2, 4, 2]],
+    ['broadcast batch dimensions [2, 1] with [3]', [2, 1, 3, 4], [3, 4, 2]],
+  ];
+  for (const [name, a, b] of cases) {
+    it(`${name}: [${a}] x [${b}]`, async () => {
+      await assertGradients(runtime, {
+        inputs: { a: { shape: a }, b: { shape: b } },
+        build: (g, v) => g.op1('MatMul', [v.a!, v.b!]),
+      });
+    });
+  }
+});

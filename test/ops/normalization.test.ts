@@ -1,0 +1,115 @@
+/**
+ * BatchNormalization (inference form) and Dropout gradient rules (src/ops/normalization.ts).
+ * BatchNormalization is checked against finite differences with respect to x, scale and bias (the
+ * running mean and variance are statistics, not differentiated). Dropout's mask is random on every
+ * run, so instead of finite differences the gradient is compared with mask / (1 − ratio) × upstream,
+ * reading the mask the same run produced.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { addGradients } from '../../src/autodiff/gradients.js';
+import { Graph } from '../../src/graph/graph.js';
+import { Runtime } from '../../src/runtime/runtime.js';
+import { Tensor } from '../../src/tensor.js';
+import { Random } from '../../src/random.js';
+import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
+
+const runtime = new Runtime();
+after(() => runtime.close());
+
+describe('BatchNormalization (inference form) gradient', () => {
+  for (const shape of [[2, 3, 2, 2], [4, 3]]) {
+    it(`x [${shape}]: with respect to x, scale and bias`, async () => {
+      await assertGradients(runtime, {
+        inputs: {
+          x: { shape },
+          scale: { shape: [3] },
+          bias: { shape: [3] },
+          mean: { shape: [3] },
+          variance: { shape: [3], fill: 'positive' },
+        },
+        wrt: ['x', 'scale', 'bias'],
+        build: (g, v) => g.op1('BatchNormalization', [v.x!, v.scale!, v.bias!, v.mean!, v.variance!], { epsilon: 1e-3 }),
+      });
+    });
+  }
+});
+
+function randomTensor(shape: number[], seed: number): Tensor<'float32'> {
+  const rng = new Random(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new Tensor(Float32Array.from({ length: n }, () => rng.uniform(-1, 1)), shape, 'float32');
+}
+
+describe('Dropout gradient', () => {
+  for (const ratio of [0.3, 0.5]) {
+    it(`training mode, ratio ${ratio}: dx = mask / (1 − ratio) · dy, with the op's own mask`, async () => {
+      const shape = [8, 25];
+      const g = new Graph('dropout');
+      const x = g.input('x', 'float32', shape);
+      const upstream = g.input('upstream', 'float32', shape);
+      const ratioValue = g.constant(new Tensor(Float32Array.of(ratio), [], 'float32'), 'ratio');
+      const training = g.constant(new Tensor(Uint8Array.of(1), [], 'bool'), 'training_mode');
+      const [y, mask] = g.op('Dropout', [x, ratioValue, training], { seed: 7 }, { outputs: 2 });
+      const loss = g.op1('ReduceSum', [g.op1('Mul', [y!, upstream])], { keepdims: 0 });
+      const grads = addGradients(g, loss, [x]);
+      g.output(y!, 'y');
+      g.output(mask!, 'mask');
+      g.output(grads.get('x')!, 'dx');
+      const xs = randomTensor(shape, 1);
+      const dy = randomTensor(shape, 2);
+      const out = await runGraph(runtime, g, { x: xs, upstream: dy });
+      const m = out.mask!.data as Uint8Array;
+      const kept = m.reduce((a, b) => a + (b ? 1 : 0), 0);
+      assert.ok(kept > 0.3 * m.length && kept < m.length, `the mask keeps some but not all units (${kept} of ${m.length})`);
+      const ys = out.y!.data as Float32Array;
+      const dx = out.dx!.data as Float32Array;
+      for (let i = 0; i < m.length; i++) {
+        const keep = m[i] ? 1 : 0;
+        const scale = keep / (1 - ratio);
+        assert.ok(Math.abs(ys[i]! - xs.data[i]! * scale) <= 1e-6, `y[${i}] = x·mask/(1−ratio)`);
+        assert.ok(Math.abs(dx[i]! - dy.data[i]! * scale) <= 1e-6, `dx[${i}]: expected ${dy.data[i]! * scale}, got ${dx[i]}`);
+      }
+    });
+  }
+
+  it('inference mode (no training_mode input): Dropout is the identity, so is its gradient', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [3, 4] } },
+      build: (g, v) => g.op('Dropout', [v.x!, g.constant(new Tensor(Float32Array.of(0.4), [], 'float32'), 'ratio')], {}, { outputs: 2 })[0]!,
+    });
+  });
+
+  it('training_mode false: the identity as well', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [3, 4] } },
+      build: (g, v) =>
+        g.op('Dropout', [v.x!, g.constant(new Tensor(Float32Array.of(0.4), [], 'float32'), 'ratio'), g.constant(new Tensor(Uint8Array.of(0), [], 'bool'), 'training_mode')], {}, { outputs: 2 })[0]!,
+    });
+  });
+});
+
+describe('Dropout gradient with training_mode fed at run time', () => {
+  for (const trainingMode of [true, false]) {
+    it(`training_mode ${trainingMode}`, async () => {
+      const shape = [4, 25];
+      const ratio = 0.25;
+      const g = new Graph('dropout_runtime_mode');
+      const x = g.input('x', 'float32', shape);
+      const mode = g.input('training_mode', 'bool', []);
+      const upstream = g.input('upstream', 'float32', shape);
+      const [y, mask] = g.op('Dropout', [x, g.constant(new Tensor(Float32Array.of(ratio), [], 'float32'), 'ratio'), mode], { seed: 3 }, { outputs: 2 });
+      const loss = g.op1('ReduceSum', [g.op1('Mul', [y!, upstream])], { keepdims: 0 });
+      g.output(mask!, 'mask');
+      g.output(addGradients(g, loss, [x]).get('x')!, 'dx');
+      const dy = randomTensor(shape, 5);
+      const out = await runGraph(runtime, g, { x: randomTensor(shape, 4), training_mode: new Tensor(Uint8Array.of(trainingMode ? 1 : 0), [], 'bool'), upstream: dy });
+      const m = out.mask!.data as Uint8Array;
+      const dx = out.dx!.data as Float32Array;
+      for (let i = 0; i < dx.length; i++) {
+        const expected = trainingMode ? (m[i] ? dy.data[i]! / (1 - ratio) : 0) : dy.data[i]!;
+        assert.ok(Math.abs(dx[i]! - expected) <= 1e-6, `dx[${i}]: expected ${expected}, got ${dx[i]}`);
+      }
+    });
+  }
+});

@@ -1,0 +1,66 @@
+/**
+ * Pooling gradient rules (src/ops/pool.ts) against finite differences. MaxPool has two formulations
+ * (tiling windows: upsample-and-compare; overlapping or padded windows: Indices + ScatterElements),
+ * AveragePool spreads through a ConvTranspose whose window counts exclude padding unless
+ * count_include_pad. MaxPool inputs are 'distinct' (no ties; ±h never changes a window's maximum).
+ */
+import { after, describe, it } from 'node:test';
+import { Runtime } from '../../src/runtime/runtime.js';
+import type { Attrs } from '../../src/graph/graph.js';
+import { assertGradients } from '../autodiff/gradcheck.js';
+
+const runtime = new Runtime();
+after(() => runtime.close());
+
+function pool(op: string, shape: number[], attrs: Attrs) {
+  return {
+    inputs: { x: { shape, fill: 'distinct' as const } },
+    build: (g: import('../../src/graph/graph.js').Graph, v: Record<string, import('../../src/graph/graph.js').Value>) => g.op(op, [v.x!], attrs)[0]!,
+  };
+}
+
+describe('MaxPool gradient', () => {
+  it('2x2 stride 2 (tiling windows)', async () => {
+    await assertGradients(runtime, pool('MaxPool', [2, 2, 4, 4], { kernel_shape: [2, 2], strides: [2, 2] }));
+  });
+  it('2x2 stride 2 on an odd 5x5 input (the last row and column are never read)', async () => {
+    await assertGradients(runtime, pool('MaxPool', [1, 2, 5, 5], { kernel_shape: [2, 2], strides: [2, 2] }));
+  });
+  it('3x3 stride 3 on 7x7, and a 2x3 window with strides [2, 3]', async () => {
+    await assertGradients(runtime, pool('MaxPool', [1, 1, 7, 7], { kernel_shape: [3, 3], strides: [3, 3] }));
+    await assertGradients(runtime, pool('MaxPool', [1, 2, 4, 6], { kernel_shape: [2, 3], strides: [2, 3] }));
+  });
+  it('overlapping 3x3 window, stride 1', async () => {
+    await assertGradients(runtime, pool('MaxPool', [2, 2, 5, 5], { kernel_shape: [3, 3], strides: [1, 1] }));
+  });
+  it('overlapping 3x3 window, stride 2, pads 1 (Keras "same")', async () => {
+    await assertGradients(runtime, pool('MaxPool', [2, 2, 5, 5], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }));
+  });
+  it('2x2 stride 2 with asymmetric padding [0, 0, 1, 1]', async () => {
+    await assertGradients(runtime, pool('MaxPool', [1, 2, 5, 5], { kernel_shape: [2, 2], strides: [2, 2], pads: [0, 0, 1, 1] }));
+  });
+});
+
+describe('AveragePool gradient', () => {
+  it('2x2 stride 2 without padding', async () => {
+    await assertGradients(runtime, pool('AveragePool', [2, 2, 4, 4], { kernel_shape: [2, 2], strides: [2, 2] }));
+  });
+  it('2x2 stride 2 on an odd 5x5 input', async () => {
+    await assertGradients(runtime, pool('AveragePool', [1, 2, 5, 5], { kernel_shape: [2, 2], strides: [2, 2] }));
+  });
+  it('3x3 stride 1 with pads 1, padding not counted (count_include_pad 0)', async () => {
+    await assertGradients(runtime, pool('AveragePool', [1, 2, 4, 4], { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] }));
+  });
+  it('3x3 stride 1 with pads 1, padding counted (count_include_pad 1)', async () => {
+    await assertGradients(runtime, pool('AveragePool', [1, 2, 4, 4], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], count_include_pad: 1 }));
+  });
+  it('3x3 stride 2 with asymmetric pads [0, 0, 1, 1]', async () => {
+    await assertGradients(runtime, pool('AveragePool', [1, 1, 6, 6], { kernel_shape: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1] }));
+  });
+});
+
+describe('GlobalAveragePool gradient', () => {
+  it('spreads each channel gradient evenly over H x W', async () => {
+    await assertGradients(runtime, pool('GlobalAveragePool', [2, 3, 4, 3], {}));
+  });
+});
