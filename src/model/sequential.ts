@@ -53,6 +53,8 @@ export interface BuildOptions {
   graph?: Graph;
   /** Supplies each parameter's value instead of an initializer or a plain graph input (training graphs). */
   paramValue?: (graph: Graph, info: ParamInfo) => Value;
+  /** Rewrites each layer's output (e.g. fake quantization of activations in quantization-aware training). */
+  afterLayer?: (graph: Graph, layer: Layer, output: Value, index: number) => Value;
 }
 
 export interface PredictOptions {
@@ -214,6 +216,7 @@ export class Sequential {
     let x: Value = this.inputShape.length === 3 ? graph.op1('Transpose', [input], { perm: [0, 3, 1, 2] }, 'to_channels_first') : input;
     this.layers.forEach((layer, i) => {
       x = layer.build(ctx, x, shapes[i]!);
+      if (options.afterLayer) x = options.afterLayer(graph, layer, x, i);
     });
     // Image-shaped outputs go back to channels-last so callers see Keras' layout.
     if (shapes.at(-1)!.length === 3) x = graph.op1('Transpose', [x], { perm: [0, 2, 3, 1] }, 'to_channels_last');

@@ -10,7 +10,7 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { resolveLoss, type Loss } from './losses.js';
 import { evaluateClassifier } from './metrics.js';
 import { resolveOptimizer, type Optimizer } from './optimizers.js';
-import { STATE_PARAMS, accuracyKind, compileTraining, slotState, type CompiledTraining } from './training-step.js';
+import { MASK_STATE, STATE_PARAMS, accuracyKind, compileTraining, slotState, type CompiledTraining, type FlatSlot, type TrainingStepOptions } from './training-step.js';
 
 export interface CompileArgs {
   optimizer: string | Optimizer;
@@ -35,6 +35,8 @@ export interface FitArgs {
   resumeFrom?: string;
   /** Write a training checkpoint (weights, optimizer state, epoch, RNG) here after every epoch. */
   checkpointPath?: string;
+  /** Extra per-batch inputs of the training step (see TrainingStepOptions.extraInputs), given the batch's example indices. */
+  extraFeeds?: (indices: Int32Array) => Record<string, Tensor>;
   /** Where progress goes (default process.stdout). */
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 }
@@ -104,8 +106,16 @@ export class Sequential extends BaseSequential implements TrainingControl {
   private optimizerSlots = new Map<string, Tensor<'float32'>>();
   private optimizerStep = 0;
   private weightsVersion = 0;
+  /** Flat 0/1 mask over trainable parameters when compiled with flatMask (pruning). */
+  private trainingMask: Float32Array | undefined;
+  /** Set while fit() runs: the worker holds the live weights. */
+  private training = false;
 
-  compile(args: CompileArgs): void {
+  /**
+   * Compiles the training step. `stepOptions` are the extension points the optimization passes use
+   * (pruning masks, fake quantization, distillation losses).
+   */
+  compile(args: CompileArgs, stepOptions: TrainingStepOptions = {}): void {
     const loss = resolveLoss(args.loss);
     const optimizer = resolveOptimizer(args.optimizer);
     const metrics = args.metrics ?? [];
@@ -117,7 +127,8 @@ export class Sequential extends BaseSequential implements TrainingControl {
     this.dropSessions();
     this.optimizerSlots = new Map();
     this.optimizerStep = 0;
-    this.compiled = { loss, optimizer, metrics, training: compileTraining(this, loss, optimizer, kind) };
+    this.compiled = { loss, optimizer, metrics, training: compileTraining(this, loss, optimizer, kind, stepOptions) };
+    this.trainingMask = stepOptions.flatMask ? new Float32Array(this.compiled.training.totalSize).fill(1) : undefined;
     this.metadata.set('kiln.training', JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
   }
 
@@ -153,7 +164,37 @@ export class Sequential extends BaseSequential implements TrainingControl {
       state[slotState(s.name)] = given ?? new Tensor(new Float32Array(c.training.totalSize).fill(s.initial), [c.training.totalSize], 'float32');
     }
     for (const name of c.training.frozen) state[name] = this.weights.get(name)!;
+    if (this.trainingMask) state[MASK_STATE] = new Tensor(this.trainingMask, [this.trainingMask.length], 'float32');
     await this.runtime.setState(state);
+  }
+
+  /** Where each trainable parameter sits in the flat vector the compiled step trains. */
+  trainingLayout(): FlatSlot[] {
+    return this.requireCompiled().training.layout;
+  }
+
+  /**
+   * Sets the pruning mask (compiled with flatMask): 1 keeps a weight, 0 holds it at exactly zero.
+   * During fit() it takes effect from the next step.
+   */
+  async setTrainingMask(mask: Float32Array): Promise<void> {
+    const c = this.requireCompiled();
+    if (!this.trainingMask) throw new KilnError('INVALID_ARGUMENT', 'the model was not compiled with a training mask (stepOptions.flatMask)');
+    if (mask.length !== c.training.totalSize) throw new KilnError('INVALID_SHAPE', `mask has ${mask.length} entries, the model has ${c.training.totalSize} trainable parameters`);
+    this.trainingMask = Float32Array.from(mask);
+    if (this.training) {
+      // The live weights must agree with the new mask at once, not only after the next update.
+      const state = await this.runtime.getState([STATE_PARAMS]);
+      const flat = state[STATE_PARAMS]!.data as Float32Array;
+      for (let i = 0; i < flat.length; i++) flat[i] = flat[i]! * this.trainingMask[i]!;
+      await this.runtime.setState({ [MASK_STATE]: new Tensor(this.trainingMask, [this.trainingMask.length], 'float32'), [STATE_PARAMS]: new Tensor(flat, [flat.length], 'float32') });
+    }
+  }
+
+  /** Current weights, fetched from the runtime worker while fit() runs. */
+  async currentWeights(): Promise<Map<string, Tensor>> {
+    if (this.training && this.compiled) await this.pullState(this.compiled);
+    return this.weights;
   }
 
   /** Copies the trained weights (and optionally optimizer slots) back from the worker. */
@@ -214,7 +255,21 @@ export class Sequential extends BaseSequential implements TrainingControl {
       rng.setState(ckpt.rngState);
     }
     await this.pushState(c, slots);
+    this.training = true;
+    try {
+      return await this.runEpochs(c, args, { trainX, labels, validation, rng, startEpoch, step, epochs, batchSize, n });
+    } finally {
+      this.training = false;
+    }
+  }
 
+  private async runEpochs(
+    c: Compiled,
+    args: FitArgs,
+    s: { trainX: Tensor; labels: Tensor; validation: [Tensor, Tensor] | undefined; rng: Random; startEpoch: number; step: number; epochs: number; batchSize: number; n: number },
+  ): Promise<History> {
+    const { trainX, labels, validation, rng, startEpoch, epochs, batchSize, n } = s;
+    let step = s.step;
     const callbacks = args.callbacks ?? [];
     const verbose = args.verbose ?? 1;
     const stream = args.stream ?? process.stdout;
@@ -234,13 +289,14 @@ export class Sequential extends BaseSequential implements TrainingControl {
       let seen = 0;
       const batchAt = (k: number) => {
         const idx = order.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
-        return { x: trainX.gather(idx), y: labels.gather(idx), size: idx.length };
+        return { x: trainX.gather(idx), y: labels.gather(idx), size: idx.length, indices: idx };
       };
       const launch = (k: number, b: ReturnType<typeof batchAt>) => {
         const t = step + k + 1;
         return this.runtime.run(
           c.trainSession!,
           {
+            ...(args.extraFeeds ? args.extraFeeds(b.indices) : {}),
             input: b.x,
             labels: b.y,
             lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'),

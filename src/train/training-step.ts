@@ -1,5 +1,7 @@
 import { addGradients } from '../autodiff/gradients.js';
-import { Graph, type Value } from '../graph/graph.js';
+import { Graph, type Dim, type Value } from '../graph/graph.js';
+import type { Layer } from '../layers/index.js';
+import type { DType } from '../tensor.js';
 import { modelToProto } from '../graph/onnx-io.js';
 import { encodeModel } from '../graph/proto.js';
 import type { ParamInfo, Sequential } from '../model/sequential.js';
@@ -65,7 +67,29 @@ function correctCount(graph: Graph, output: Value, labels: Value, kind: Accuracy
  * parameters arrive as one flat vector (sliced and reshaped in the graph), their gradients are
  * concatenated into one flat gradient, and the optimizer updates the flat vector and its flat slots.
  */
-export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimizer, accuracy: AccuracyKind): CompiledTraining {
+/**
+ * Extension points for the optimization passes (pruning, quantization-aware training, distillation),
+ * which train through the same compiled step.
+ */
+export interface TrainingStepOptions {
+  /**
+   * Adds a flat 0/1 mask input (state MASK_STATE) over the trainable parameters: the gradient and the
+   * updated parameters are multiplied by it, so masked weights stay exactly zero (pruning).
+   */
+  flatMask?: boolean;
+  /** Replaces a parameter's value in the forward pass (e.g. fake-quantized weights). */
+  transformParam?: (graph: Graph, name: string, value: Value) => Value;
+  /** Rewrites each layer's output in the forward pass (e.g. fake-quantized activations). */
+  afterLayer?: (graph: Graph, layer: Layer, output: Value, index: number) => Value;
+  /** Extra per-batch inputs fed by fit's `extraFeeds` (e.g. a teacher's logits for distillation). */
+  extraInputs?: { name: string; dtype: DType; shape: Dim[] }[];
+  /** Builds the loss instead of the compiled Loss (it may read the extra inputs by name). */
+  buildLoss?: (graph: Graph, output: Value, labels: Value, loss: Loss) => Value;
+}
+
+export const MASK_STATE = 'state/mask';
+
+export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimizer, accuracy: AccuracyKind, options: TrainingStepOptions = {}): CompiledTraining {
   const infos = model.paramInfos();
   const layout: FlatSlot[] = [];
   let offset = 0;
@@ -88,11 +112,14 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
       const piece = g.op1('Slice', [flat, g.int64s([slot.offset], 'starts'), g.int64s([slot.offset + slot.size], 'ends')]);
       const v = g.op1('Reshape', [piece, g.int64s(slot.shape, 'shape')], {}, `${info.name}:value`);
       sliced.set(info.name, v);
-      return v;
+      return options.transformParam ? options.transformParam(g, info.name, v) : v;
     };
-    const built = model.buildGraph({ training, graph, paramValue });
+    const built = model.buildGraph({ training, graph, paramValue, afterLayer: options.afterLayer });
+    void training;
     const labels = graph.input('labels', labelSpec.dtype, ['N', ...labelSpec.shape]);
-    const lossValue = loss.build(graph, built.output, labels);
+    // The evaluation step reports the plain loss (e.g. the student's own cross-entropy when distilling).
+    if (training) for (const extra of options.extraInputs ?? []) graph.input(extra.name, extra.dtype, extra.shape);
+    const lossValue = training && options.buildLoss ? options.buildLoss(graph, built.output, labels, loss) : loss.build(graph, built.output, labels);
     graph.output(lossValue, 'loss');
     const correct = correctCount(graph, built.output, labels, accuracy);
     if (correct) graph.output(correct, 'correct');
@@ -104,18 +131,21 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
   const g = t.graph;
   const ordered = layout.map((l) => t.sliced.get(l.name)!);
   const grads = addGradients(g, t.lossValue, ordered);
-  const flatGrad = g.op1(
+  let flatGrad = g.op1(
     'Concat',
     layout.map((l) => g.op1('Reshape', [grads.get(t.sliced.get(l.name)!.name)!, g.int64s([-1], 'shape')])),
     { axis: 0 },
   );
+  const mask = options.flatMask ? g.input(MASK_STATE, 'float32', [totalSize]) : undefined;
+  if (mask) flatGrad = g.op1('Mul', [flatGrad, mask]);
   const lr = g.input('lr', 'float32', []);
   const step = g.input('step', 'float32', []);
   const slotInputs: Record<string, Value> = {};
   for (const s of optimizer.slots) slotInputs[s.name] = g.input(slotState(s.name), 'float32', [totalSize]);
   const updated = optimizer.update(g, t.flat, flatGrad, slotInputs, { lr, step });
   const store: Record<string, string> = {};
-  g.output(updated.w, 'new/params');
+  // Masked weights stay exactly zero: the update itself is masked too (momentum would move them).
+  g.output(mask ? g.op1('Mul', [updated.w, mask]) : updated.w, 'new/params');
   store['new/params'] = STATE_PARAMS;
   for (const s of optimizer.slots) {
     g.output(updated.slots[s.name]!, `new/${s.name}`);
