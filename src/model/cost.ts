@@ -1,0 +1,49 @@
+import { gzipSync } from 'node:zlib';
+import type { Graph } from '../graph/graph.js';
+import type { Sequential } from './sequential.js';
+
+export interface ModelCost {
+  parameters: number;
+  /** Non-zero trainable weights (what pruning removes). */
+  nonZeroParameters: number;
+  /** Floating-point operations for one example (a multiply-add counts 2), convolutions and matrix products. */
+  flops: number;
+  fileBytes: number;
+  gzipBytes: number;
+}
+
+/** FLOPs of the graph's Conv, ConvTranspose, Gemm and MatMul nodes, from the shapes the builder inferred. */
+export function graphFlops(graph: Graph): number {
+  let flops = 0;
+  for (const node of graph.nodes) {
+    const out = graph.value(node.outputs[0]!).shape;
+    if (!out || out.some((d) => typeof d !== 'number')) continue;
+    const outSize = (out as number[]).reduce((a, b) => a * b, 1);
+    if (node.opType === 'Conv' || node.opType === 'ConvTranspose') {
+      const w = graph.value(node.inputs[1]!).shape as number[];
+      // Each output element sums over (in channels per group) × kernel positions.
+      const perOutput = node.opType === 'Conv' ? w.slice(1).reduce((a, b) => a * b, 1) : w[0]! * w.slice(2).reduce((a, b) => a * b, 1);
+      flops += 2 * outSize * perOutput;
+    } else if (node.opType === 'Gemm' || node.opType === 'MatMul') {
+      const a = graph.value(node.inputs[0]!).shape as number[];
+      const transA = node.opType === 'Gemm' && node.attrs.transA === 1;
+      const k = transA ? a[a.length - 2]! : a[a.length - 1]!;
+      flops += 2 * outSize * k;
+    }
+  }
+  return flops;
+}
+
+/** Parameters, FLOPs per example and file sizes (raw and gzip-compressed) of a Kiln model. */
+export function modelCost(model: Sequential): ModelCost {
+  const { graph } = model.buildGraph({ batchSize: 1 });
+  let parameters = 0;
+  let nonZero = 0;
+  for (const [, t] of model.weights) {
+    parameters += t.size;
+    const d = t.data as Float32Array;
+    for (let i = 0; i < d.length; i++) if (d[i] !== 0) nonZero++;
+  }
+  const bytes = model.toOnnx();
+  return { parameters, nonZeroParameters: nonZero, flops: graphFlops(graph), fileBytes: bytes.length, gzipBytes: gzipSync(bytes, { level: 9 }).length };
+}
