@@ -1,0 +1,89 @@
+/* Shared helpers for the training benches: the models, random data, finding a Python with PyTorch. */
+import { spawnSync } from 'node:child_process';
+import { Random, Tensor, layers, losses, optimizers, sequential, type Sequential } from '../../src/index.js';
+
+/** The tutorial CNN (TensorFlow's CIFAR-10 tutorial): 122,570 parameters. */
+export function tutorialCnn(seed = 42): Sequential {
+  return sequential({
+    seed,
+    layers: [
+      layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [32, 32, 3] }),
+      layers.maxPooling2d({ poolSize: 2 }),
+      layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
+      layers.maxPooling2d({ poolSize: 2 }),
+      layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
+      layers.flatten(),
+      layers.dense({ units: 64, activation: 'relu' }),
+      layers.dense({ units: 10 }),
+    ],
+  });
+}
+
+/** The Fashion-MNIST CNN: Conv32-Pool-Conv64-Pool-Dense128-Dense10 on [28, 28, 1]. */
+export function fashionCnn(seed = 42): Sequential {
+  return sequential({
+    seed,
+    layers: [
+      layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [28, 28, 1] }),
+      layers.maxPooling2d({ poolSize: 2 }),
+      layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
+      layers.maxPooling2d({ poolSize: 2 }),
+      layers.flatten(),
+      layers.dense({ units: 128, activation: 'relu' }),
+      layers.dense({ units: 10 }),
+    ],
+  });
+}
+
+export function compileForClassification(model: Sequential, learningRate = 1e-3, metrics: string[] = []): void {
+  model.compile({ optimizer: optimizers.adam({ learningRate }), loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics });
+}
+
+/** n random images [n, 32, 32, 3] in [0, 1) and int32 labels in [0, 10). */
+export function randomImages(n: number, seed = 1): { x: Tensor<'float32'>; y: Tensor<'int32'> } {
+  const rng = new Random(seed);
+  const x = new Float32Array(n * 32 * 32 * 3);
+  for (let i = 0; i < x.length; i++) x[i] = rng.next();
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) y[i] = rng.int(10);
+  return { x: new Tensor(x, [n, 32, 32, 3], 'float32'), y: new Tensor(y, [n], 'int32') };
+}
+
+/** Peak resident set size of this process (and its in-process worker threads), MiB. */
+export function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/**
+ * A Python that imports torch: $KILN_BENCH_PYTHON, else Debian's /usr/bin/python3 (python3-torch installs
+ * there, not into a pyenv), else python3 on PATH. Undefined when none does.
+ */
+export function findTorchPython(env: NodeJS.ProcessEnv): string | undefined {
+  const candidates = [process.env.KILN_BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
+  for (const py of candidates) {
+    const r = spawnSync(py, ['-c', 'import torch'], { env, stdio: 'ignore', timeout: 60_000 });
+    if (r.status === 0) return py;
+  }
+  return undefined;
+}
+
+/** PyTorch's fastest configuration on this machine (see /work/shared/design/architecture.md). */
+export function torchEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    LD_LIBRARY_PATH: ['/usr/lib/x86_64-linux-gnu/openblas-pthread', process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+    OPENBLAS_NUM_THREADS: '1',
+    MALLOC_MMAP_THRESHOLD_: '33554432',
+    MALLOC_TRIM_THRESHOLD_: '134217728',
+  };
+}
+
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ') + ' |';
+  return [line(header), '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|', ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,281 @@
+/*
+ * Training throughput of the tutorial CNN: Kiln's model.fit against PyTorch (when a Python with torch
+ * is importable), at batch 32 and 128, on random 32×32×3 images.
+ *
+ *   node dist/bench/train/throughput.js [--batches 32,128] [--images 4096] [--epochs 2] [--rounds 2]
+ *                                       [--no-torch] [--no-breakdown] [--sweep]
+ *
+ * Every measurement runs in its own child process (so each peak RSS belongs to one configuration),
+ * Kiln and PyTorch alternating, `--rounds` times; the table shows each one's best round, since on a
+ * noisy machine the best is the least disturbed. Child modes (used internally):
+ *   --child kiln|breakdown|sweep --batch B
+ */
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import ort from 'onnxruntime-node';
+import { Runtime, Tensor, losses, optimizers } from '../../src/index.js';
+import { STATE_PARAMS, compileTraining, slotState } from '../../src/train/training-step.js';
+import { compileForClassification, findTorchPython, fmt, peakRssMiB, randomImages, table, torchEnv, tutorialCnn } from './common.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The .py lives next to the .ts source: dist/bench/train → bench/train. */
+const TORCH_SCRIPT = resolve(here, '../../../bench/train/torch_reference.py');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
+}
+const flag = (name: string) => process.argv.includes(`--${name}`);
+
+const images = Number(arg('images', '4096'));
+const epochs = Number(arg('epochs', '2'));
+
+interface Result {
+  imgPerSec: number;
+  msPerStep: number;
+  peakRssMiB: number;
+  [k: string]: unknown;
+}
+
+// ---------------------------------------------------------------- child: Kiln fit ----------------
+async function childKiln(batch: number): Promise<Result> {
+  const model = tutorialCnn();
+  compileForClassification(model);
+  const { x, y } = randomImages(images);
+  await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0 }); // warm-up: session creation, first runs
+  const t0 = performance.now();
+  await model.fit(x, y, { epochs, batchSize: batch, verbose: 0 });
+  const ms = performance.now() - t0;
+  const steps = Math.ceil(images / batch) * epochs;
+  return { imgPerSec: (images * epochs) / (ms / 1000), msPerStep: ms / steps, peakRssMiB: peakRssMiB() };
+}
+
+// ---------------------------------------------------------------- the compiled step, by hand ------
+function compiledStep() {
+  const model = tutorialCnn();
+  const optimizer = optimizers.adam({ learningRate: 1e-3 });
+  const compiled = compileTraining(model, losses.sparseCategoricalCrossentropy({ fromLogits: true }), optimizer, null);
+  const flat = new Float32Array(compiled.totalSize);
+  for (const l of compiled.layout) flat.set(model.weights.get(l.name)!.data as Float32Array, l.offset);
+  const state: Record<string, Tensor<'float32'>> = { [STATE_PARAMS]: new Tensor(flat, [flat.length], 'float32') };
+  for (const s of optimizer.slots) state[slotState(s.name)] = new Tensor(new Float32Array(compiled.totalSize).fill(s.initial), [compiled.totalSize], 'float32');
+  return { compiled, state };
+}
+
+/** A few distinct batches to cycle through (input NHWC float32, labels int64). */
+function batchesOf(batch: number, count = 8) {
+  const { x, y } = randomImages(batch * count, 7);
+  return Array.from({ length: count }, (_, k) => ({
+    input: x.slice(k * batch, (k + 1) * batch),
+    labels: new Tensor(BigInt64Array.from(y.slice(k * batch, (k + 1) * batch).data as Int32Array, (v) => BigInt(v)), [batch], 'int64'),
+  }));
+}
+
+const BASE_OPTIONS: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: os.availableParallelism(),
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+  executionMode: 'sequential',
+};
+
+/** ONNX Runtime directly on this thread: state outputs fed back as inputs, no worker, no copies. */
+async function rawOrt(batch: number, options: ort.InferenceSession.SessionOptions) {
+  const { compiled, state } = compiledStep();
+  const session = await ort.InferenceSession.create(compiled.trainStep, options);
+  const feedsState: Record<string, ort.Tensor> = {};
+  for (const [k, t] of Object.entries(state)) feedsState[k] = new ort.Tensor('float32', t.data as Float32Array, t.shape);
+  const data = batchesOf(batch).map((b) => ({
+    input: new ort.Tensor('float32', b.input.data as Float32Array, b.input.shape),
+    labels: new ort.Tensor('int64', b.labels.data as BigInt64Array, b.labels.shape),
+  }));
+  let t = 0;
+  const step = async () => {
+    t++;
+    const b = data[t % data.length]!;
+    const out = await session.run({
+      ...feedsState,
+      input: b.input,
+      labels: b.labels,
+      lr: new ort.Tensor('float32', Float32Array.of(1e-3), []),
+      step: new ort.Tensor('float32', Float32Array.of(t), []),
+    });
+    for (const [o, s] of Object.entries(compiled.store)) feedsState[s] = out[o]!;
+    if (!Number.isFinite((out.loss!.data as Float32Array)[0]!)) throw new Error('loss not finite');
+  };
+  return { step, release: () => session.release() };
+}
+
+/** The same step through Kiln's runtime worker, as fit sends it, but one at a time with nothing overlapped. */
+async function viaWorker(batch: number) {
+  const { compiled, state } = compiledStep();
+  const runtime = new Runtime();
+  const session = await runtime.load(compiled.trainStep);
+  await runtime.setState(state);
+  const data = batchesOf(batch);
+  let t = 0;
+  const step = async () => {
+    t++;
+    const b = data[t % data.length]!;
+    await runtime.run(
+      session,
+      { input: b.input, labels: b.labels, lr: new Tensor(Float32Array.of(1e-3), [], 'float32'), step: new Tensor(Float32Array.of(t), [], 'float32') },
+      { fetch: ['loss'], store: compiled.store, requireFinite: ['loss'] },
+    );
+  };
+  return { step, release: () => runtime.close() };
+}
+
+async function timeSteps(step: () => Promise<void>, n: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await step();
+  return (performance.now() - t0) / n;
+}
+
+/** ms per step: ORT alone, through the worker, and through fit, interleaved in blocks (best block each). */
+async function childBreakdown(batch: number): Promise<Record<string, number>> {
+  const steps = Math.ceil(images / batch);
+  const raw = await rawOrt(batch, BASE_OPTIONS);
+  const worker = await viaWorker(batch);
+  const model = tutorialCnn();
+  compileForClassification(model);
+  const { x, y } = randomImages(images);
+  await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0 });
+  for (let i = 0; i < 5; i++) {
+    await raw.step();
+    await worker.step();
+  }
+  const best = { ortRunMs: Infinity, workerRunMs: Infinity, fitStepMs: Infinity };
+  for (let r = 0; r < 2; r++) {
+    best.ortRunMs = Math.min(best.ortRunMs, await timeSteps(raw.step, steps));
+    best.workerRunMs = Math.min(best.workerRunMs, await timeSteps(worker.step, steps));
+    const t0 = performance.now();
+    await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0 });
+    best.fitStepMs = Math.min(best.fitStepMs, (performance.now() - t0) / steps);
+  }
+  await raw.release();
+  await worker.release();
+  return best;
+}
+
+// ---------------------------------------------------------------- child: session-option sweep -----
+const SWEEP: Record<string, ort.InferenceSession.SessionOptions> = {
+  'baseline (worker.ts today)': BASE_OPTIONS,
+  'optimization basic': { ...BASE_OPTIONS, graphOptimizationLevel: 'basic' },
+  'optimization disabled': { ...BASE_OPTIONS, graphOptimizationLevel: 'disabled' },
+  'enableCpuMemArena false': { ...BASE_OPTIONS, enableCpuMemArena: false },
+  'enableMemPattern false': { ...BASE_OPTIONS, enableMemPattern: false },
+  'intraOp 1': { ...BASE_OPTIONS, intraOpNumThreads: 1 },
+  'intraOp 3': { ...BASE_OPTIONS, intraOpNumThreads: 3 },
+  'intraOp 4': { ...BASE_OPTIONS, intraOpNumThreads: 4 },
+  'executionMode parallel, interOp 2': { ...BASE_OPTIONS, executionMode: 'parallel', interOpNumThreads: 2 },
+  'no spinning': { ...BASE_OPTIONS, extra: { session: { intra_op: { allow_spinning: '0' } } } },
+};
+
+async function childSweep(batch: number): Promise<Record<string, number>> {
+  const steps = Math.max(4, Math.ceil(512 / batch));
+  const runners: [string, Awaited<ReturnType<typeof rawOrt>>][] = [];
+  for (const [name, o] of Object.entries(SWEEP)) runners.push([name, await rawOrt(batch, o)]);
+  for (const [, r] of runners) for (let i = 0; i < 3; i++) await r.step();
+  const best: Record<string, number> = {};
+  for (let round = 0; round < 2; round++) {
+    for (const [name, r] of runners) best[name] = Math.min(best[name] ?? Infinity, await timeSteps(r.step, steps));
+  }
+  for (const [, r] of runners) await r.release();
+  return best;
+}
+
+// ---------------------------------------------------------------- parent ---------------------------
+function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Record<string, number> {
+  const r = spawnSync(cmd, args, { env, encoding: 'utf8', maxBuffer: 16 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
+  const line = r.stdout.trim().split('\n').at(-1)!;
+  return JSON.parse(line) as Record<string, number>;
+}
+
+async function main(): Promise<void> {
+  const child = arg('child', '');
+  if (child) {
+    const batch = Number(arg('batch', '32'));
+    const result = child === 'kiln' ? await childKiln(batch) : child === 'breakdown' ? await childBreakdown(batch) : await childSweep(batch);
+    process.stdout.write(JSON.stringify(result) + '\n');
+    process.exit(0);
+  }
+
+  const batches = arg('batches', '32,128').split(',').map(Number);
+  const rounds = Number(arg('rounds', '2'));
+  const self = fileURLToPath(import.meta.url);
+  const env = torchEnv();
+  const python = flag('no-torch') ? undefined : findTorchPython(env);
+  const common = ['--images', String(images), '--epochs', String(epochs)];
+  console.log(`Tutorial CNN training, random 32x32x3 inputs, ${images} images/epoch, 1 warm-up epoch + ${epochs} timed, best of ${rounds} rounds`);
+  console.log(`machine: ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? '?'}; node ${process.version}; onnxruntime-node ${ort.env.versions.node ?? ''}`);
+  console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(1)).join(', ')} (above ~2 the figures are disturbed by other processes)`);
+  console.log(python ? `PyTorch: ${python} ${TORCH_SCRIPT}` : 'PyTorch: not importable (set KILN_BENCH_PYTHON, or apt-get install python3-torch); Kiln only');
+
+  const kiln = new Map<number, Record<string, number>>();
+  const torch = new Map<number, Record<string, number>>();
+  const keepBest = (m: Map<number, Record<string, number>>, b: number, r: Record<string, number>) => {
+    const prev = m.get(b);
+    if (!prev || r.imgPerSec! > prev.imgPerSec!) m.set(b, { ...r, peakRssMiB: Math.max(r.peakRssMiB!, prev?.peakRssMiB ?? 0) });
+    else prev.peakRssMiB = Math.max(prev.peakRssMiB!, r.peakRssMiB!);
+  };
+  for (let round = 0; round < rounds; round++) {
+    for (const b of batches) {
+      const k = runChild(process.execPath, [self, '--child', 'kiln', '--batch', String(b), ...common]);
+      keepBest(kiln, b, k);
+      let line = `round ${round + 1} B=${b}: kiln ${fmt(k.imgPerSec!)} img/s`;
+      if (python) {
+        const t = runChild(python, [TORCH_SCRIPT, '--batch', String(b), '--threads', '2', ...common], env);
+        keepBest(torch, b, t);
+        line += `, torch ${fmt(t.imgPerSec!)} img/s`;
+      }
+      console.log(`${line}  (load average ${os.loadavg()[0]!.toFixed(1)})`);
+    }
+  }
+
+  const rows = batches.map((b) => {
+    const k = kiln.get(b)!;
+    const t = torch.get(b);
+    return [
+      `B=${b}`,
+      fmt(k.imgPerSec!),
+      fmt(k.msPerStep!, 1),
+      t ? fmt(t.imgPerSec!) : 'n/a',
+      t ? fmt(t.msPerStep!, 1) : 'n/a',
+      t ? `${(k.imgPerSec! / t.imgPerSec!).toFixed(2)}x` : 'n/a',
+      fmt(k.peakRssMiB!),
+      t ? fmt(t.peakRssMiB!) : 'n/a',
+    ];
+  });
+  console.log('\n' + table(['batch', 'Kiln img/s', 'Kiln ms/step', 'PyTorch img/s', 'PyTorch ms/step', 'Kiln/PyTorch', 'Kiln peak RSS MiB', 'PyTorch peak RSS MiB'], rows));
+  if (python) console.log('target: Kiln/PyTorch >= 1.30x at both batch sizes');
+
+  if (!flag('no-breakdown')) {
+    const rowsB = batches.map((b) => {
+      const r = runChild(process.execPath, [self, '--child', 'breakdown', '--batch', String(b), ...common]);
+      return [
+        `B=${b}`,
+        fmt(r.ortRunMs!, 2),
+        fmt(r.workerRunMs!, 2),
+        fmt(r.fitStepMs!, 2),
+        `${((100 * r.ortRunMs!) / r.fitStepMs!).toFixed(0)}%`,
+        fmt(r.fitStepMs! - r.ortRunMs!, 2),
+      ];
+    });
+    console.log('\nWhere a step goes (ms per step, best of 2 interleaved blocks of one epoch each):');
+    console.log(table(['batch', 'ORT session.run alone', 'runtime.run via worker', 'fit step', 'ORT share of fit', 'overhead ms'], rowsB));
+  }
+
+  if (flag('sweep')) {
+    for (const b of batches) {
+      const r = runChild(process.execPath, [self, '--child', 'sweep', '--batch', String(b), ...common]);
+      const base = r['baseline (worker.ts today)']!;
+      console.log(`\nORT session options, raw session.run, B=${b} (ms per step, best of 2 interleaved blocks):`);
+      console.log(table(['options', 'ms/step', 'vs baseline'], Object.entries(r).map(([name, ms]) => [name, fmt(ms, 2), `${(base / ms).toFixed(2)}x`])));
+    }
+  }
+}
+
+await main();
