@@ -10,6 +10,7 @@ export { type SequentialArgs, type PredictOptions } from './model/sequential.js'
 export { Sequential, sequential, type CompileArgs, type FitArgs, type History } from './train/model.js';
 export { loadModel } from './train/load.js';
 export { OnnxModel, describeModel, type ModelDescription } from './model/onnx-model.js';
+export { modelCost, graphFlops, type ModelCost } from './model/cost.js';
 export { Graph, type Value, type Dim, type Shape } from './graph/graph.js';
 export { registeredOps } from './graph/registry.js';
 export { addGradients } from './autodiff/gradients.js';
@@ -20,3 +21,4 @@ export * as optimizers from './train/optimizers.js';
 export * as schedules from './train/schedules.js';
 export * as callbacks from './train/callbacks.js';
 export { Runtime } from './runtime/runtime.js';
+export { serve, client, KilnClient, ServeError, type ServeOptions, type ServerHandle, type ClientOptions, type InferOptions, type ModelConfig } from './serve/index.js';

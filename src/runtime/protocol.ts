@@ -13,6 +13,11 @@ export interface SessionOptions {
   intraOpThreads?: number;
   /** ONNX Runtime graph optimization level (default 'all'). */
   optimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * Let idle intra-op threads spin waiting for work (ONNX Runtime's default, true). Servers turn it off
+   * so waiting threads do not take CPU from the threads handling requests.
+   */
+  allowSpinning?: boolean;
 }
 
 export interface SessionInfo {

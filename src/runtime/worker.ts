@@ -53,6 +53,7 @@ async function handle(req: Request): Promise<{ res: Response; transfer: ArrayBuf
         interOpNumThreads: 1,
         graphOptimizationLevel: req.options.optimizationLevel ?? 'all',
         executionMode: 'sequential',
+        ...(req.options.allowSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
       });
       const id = nextSession++;
       sessions.set(id, session);

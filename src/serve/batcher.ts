@@ -133,7 +133,7 @@ export class Batcher {
         p.timer = setTimeout(() => {
           const at = this.queue.indexOf(p);
           if (at >= 0) this.queue.splice(at, 1);
-          p.reject(unavailable(`${this.what}: the request timed out after ${timeoutMs} ms (${at >= 0 ? 'still queued' : 'while running'})`));
+          p.reject(new ServeError(503, `${this.what}: the request timed out after ${timeoutMs} ms (${at >= 0 ? 'still queued' : 'while running'})`, { reason: 'timeout' }));
         }, timeoutMs);
       }
       this.queue.push(p);

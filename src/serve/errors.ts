@@ -7,11 +7,21 @@ import { KilnError } from '../errors.js';
  */
 export class ServeError extends KilnError {
   readonly status: number;
-  constructor(status: number, message: string, options?: { cause?: unknown }) {
+  /** Why, for the failure metric: bad_request, queue_full, timeout, unavailable, internal. */
+  readonly reason: string;
+  constructor(status: number, message: string, options?: { cause?: unknown; reason?: string }) {
     super(status >= 500 && status !== 501 && status !== 503 ? 'RUNTIME_ERROR' : 'INVALID_ARGUMENT', message, options);
     this.name = 'ServeError';
     this.status = status;
+    this.reason = options?.reason ?? reasonOf(status);
   }
+}
+
+function reasonOf(status: number): string {
+  if (status === 429) return 'queue_full';
+  if (status === 503) return 'unavailable';
+  if (status >= 500) return 'internal';
+  return 'bad_request';
 }
 
 export const badRequest = (message: string): ServeError => new ServeError(400, message);

@@ -4,8 +4,9 @@ import { parseOnnx, readOnnxFile } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { allocate, Tensor } from '../tensor.js';
-import { Batcher, type BatchObserver, type BatchSettings, type Runner } from './batcher.js';
+import { Batcher, type BatchSettings, type Runner } from './batcher.js';
 import type { ModelConfig } from './config.js';
+import type { VersionMetrics } from './metrics.js';
 import { signatureOf, type Signature } from './signature.js';
 
 /*
@@ -75,7 +76,7 @@ export class ModelVersion {
     readonly source: VersionSource,
     config: ModelConfig,
     private readonly log: Logger,
-    private readonly observer?: BatchObserver,
+    readonly metrics?: VersionMetrics,
   ) {
     this.config = config;
   }
@@ -100,9 +101,10 @@ export class ModelVersion {
       for (let i = 0; i < this.config.instances; i++) {
         const runtime = new Runtime();
         this.runtimes.push(runtime);
-        this.runners.push(new SessionRunner(runtime, await runtime.load(bytes, { intraOpThreads: this.config.intraOpThreads })));
+        // Idle ONNX Runtime threads must not spin: they would take the CPU the HTTP thread needs.
+        this.runners.push(new SessionRunner(runtime, await runtime.load(bytes, { intraOpThreads: this.config.intraOpThreads, allowSpinning: false })));
       }
-      this.batcher = new Batcher(this.runners, batchSettings(this.config, this.signature), this.what, this.observer);
+      this.batcher = new Batcher(this.runners, batchSettings(this.config, this.signature), this.what, this.metrics);
       await this.warm();
     } catch (err) {
       await this.closeRunners();

@@ -256,7 +256,7 @@ export class ModelRegistry {
   /** Starts the loads and unloads that bring a model's versions in line with its policy and disk. */
   private reconcile(model: ServedModel): void {
     if (this.closed) return;
-    const wanted = model.unloaded || model.configError !== undefined && model.versions.size === 0 ? [] : selectVersions(model.config.versionPolicy, [...model.onDisk.keys()]);
+    const wanted = model.unloaded ? [] : selectVersions(model.config.versionPolicy, [...model.onDisk.keys()]);
     for (const v of wanted) {
       const source = model.onDisk.get(v)!;
       const current = model.versions.get(v);

@@ -1,0 +1,228 @@
+/**
+ * Benchmark of `kiln serve` (not a test): the tutorial CIFAR-10 CNN served by the real CLI in a child
+ * process, driven over loopback by autocannon from this process at concurrency 1, 16 and 64 with
+ * batch-1 KServe v2 requests, with and without dynamic batching, next to the in-process ONNX Runtime
+ * ceiling measured in the same run (batch 1, and the batch size the server's batches averaged).
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/serve/run.js [--duration 10] [--max-batch-size 32] [--max-queue-delay-ms 0]
+ *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { conv2d, dense, flatten, maxPooling2d } from '../../src/layers/index.js';
+import { sequential } from '../../src/model/sequential.js';
+import { Random } from '../../src/random.js';
+import { Runtime, type SessionOptions } from '../../src/runtime/runtime.js';
+import { Tensor } from '../../src/tensor.js';
+import { formatNumber, formatTable } from '../../src/cli/format.js';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    'max-batch-size': { type: 'string', default: '32' },
+    'max-queue-delay-ms': { type: 'string', default: '0' },
+    instances: { type: 'string', default: '1' },
+    'intra-op-threads': { type: 'string' },
+    concurrency: { type: 'string', default: '1,16,64' },
+  },
+});
+const DURATION = Number(args.duration);
+const MAX_BATCH = Number(args['max-batch-size']);
+const CONCURRENCY = args.concurrency!.split(',').map(Number);
+
+/** The tutorial CNN: Conv2D 32 relu [32,32,3] → MaxPool 2 → Conv2D 64 relu → MaxPool 2 → Conv2D 64 relu → Flatten → Dense 64 relu → Dense 10. */
+function tutorialCnn() {
+  return sequential({
+    seed: 42,
+    layers: [
+      conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [32, 32, 3] }),
+      maxPooling2d({ poolSize: 2 }),
+      conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
+      maxPooling2d({ poolSize: 2 }),
+      conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
+      flatten(),
+      dense({ units: 64, activation: 'relu' }),
+      dense({ units: 10 }),
+    ],
+  });
+}
+
+function randomImages(rows: number, seed = 1): Tensor<'float32'> {
+  const rng = new Random(seed);
+  const data = new Float32Array(rows * 32 * 32 * 3);
+  for (let i = 0; i < data.length; i++) data[i] = rng.next();
+  return new Tensor(data, [rows, 32, 32, 3], 'float32');
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * Rows per second running ONNX Runtime in this process (its worker thread) back to back at one batch
+ * size: the best of one intra-op thread, all cores without spinning (as the server runs) and ONNX
+ * Runtime's defaults, each measured in turns so that load from elsewhere hits them alike.
+ */
+async function inProcessCeiling(bytes: Uint8Array, batch: number, seconds: number) {
+  const configs: [string, SessionOptions][] = [
+    ['1 thread', { intraOpThreads: 1 }],
+    ['all cores, no spinning', { allowSpinning: false }],
+    ['ONNX Runtime defaults', {}],
+  ];
+  const x = randomImages(batch, 2);
+  const candidates = [];
+  for (const [name, options] of configs) {
+    const runtime = new Runtime();
+    const session = await runtime.load(bytes, options);
+    for (let i = 0; i < 10; i++) await runtime.run(session, { input: x });
+    candidates.push({ name, runtime, session, latencies: [] as number[], elapsed: 0 });
+  }
+  const slice = 250;
+  for (let turn = 0; turn < Math.max(1, Math.round((seconds * 1000) / slice / configs.length)); turn++) {
+    for (const c of candidates) {
+      const start = performance.now();
+      while (performance.now() - start < slice) {
+        const t = performance.now();
+        await c.runtime.run(c.session, { input: x });
+        c.latencies.push(performance.now() - t);
+      }
+      c.elapsed += performance.now() - start;
+    }
+  }
+  await Promise.all(candidates.map((c) => c.runtime.close()));
+  const results = candidates.map((c) => {
+    const sorted = [...c.latencies].sort((a, b) => a - b);
+    return { config: c.name, rowsPerSecond: (c.latencies.length * batch * 1000) / c.elapsed, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  });
+  return results.sort((a, b) => b.rowsPerSecond - a.rowsPerSecond)[0]!;
+}
+
+async function startServer(repo: string): Promise<{ child: ChildProcess; url: string }> {
+  const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
+  const extra = args['intra-op-threads'] ? ['--intra-op-threads', args['intra-op-threads']] : [];
+  const child = spawn(process.execPath, [bin, 'serve', '--model-repository', repo, '--port', '0', '--instances', args.instances!, ...extra], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; url?: string; level?: number; err?: string };
+        if (entry.msg === 'kiln serve listening') resolve(entry.url!);
+        if ((entry.level ?? 0) >= 50) process.stderr.write(`server: ${line}\n`);
+      } catch {
+        // not a log line
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)));
+  });
+  return { child, url };
+}
+
+async function counters(url: string, model: string): Promise<{ inferences: number; executions: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^${name}\\{model="${model}",version="1"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { inferences: read('kiln_inference_count_total'), executions: read('kiln_inference_exec_count_total') };
+}
+
+async function main(): Promise<void> {
+  const cnn = tutorialCnn();
+  const bytes = cnn.toOnnx();
+  const repo = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-serve-'));
+  const models = { unbatched: 'cnn', batched: 'cnn_batched' };
+  for (const [name, config] of [
+    [models.unbatched, { maxBatchSize: 0 }],
+    [models.batched, { maxBatchSize: MAX_BATCH, maxQueueDelayMs: Number(args['max-queue-delay-ms']) }],
+  ] as const) {
+    await mkdir(path.join(repo, name, '1'), { recursive: true });
+    await writeFile(path.join(repo, name, '1', 'model.onnx'), bytes);
+    await writeFile(path.join(repo, name, 'config.json'), JSON.stringify(config));
+  }
+  const { child, url } = await startServer(repo);
+  try {
+    const x = randomImages(1);
+    const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 32, 32, 3], datatype: 'FP32', data: Array.from(x.data) }] });
+    // The served answer must be the in-process one.
+    const expected = await cnn.predict(x);
+    for (const model of Object.values(models)) {
+      const res = (await (await fetch(`${url}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as {
+        outputs: { data: number[] }[];
+      };
+      const got = res.outputs[0]!.data;
+      if (got.some((v, i) => Math.fround(v) !== (expected.data as Float32Array)[i])) throw new Error(`${model}: served output differs from model.predict`);
+    }
+    console.log(`kiln serve benchmark: tutorial CNN (${formatNumber(cnn.countParams().total)} parameters), batch-1 KServe v2 JSON requests (${formatNumber(body.length)} bytes), ${DURATION} s per run, ${os.availableParallelism()} cores, node ${process.version}`);
+    console.log(`server: kiln serve --model-repository (child process), dynamic batching maxBatchSize ${MAX_BATCH}, maxQueueDelayMs ${args['max-queue-delay-ms']}, instances ${args.instances}`);
+    console.log(`load average at start (other processes share these cores): ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+
+    const rows: (string | number)[][] = [];
+    const results: Record<string, { rps: number; p50: number; p99: number; avgBatch: number }> = {};
+    // The same request in Triton's binary tensor format (what tritonclient sends by default).
+    const binaryHeader = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 32, 32, 3], datatype: 'FP32', parameters: { binary_data_size: x.data.byteLength } }] }));
+    const binaryBody = Buffer.concat([binaryHeader, Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength)]);
+    const formats = {
+      json: { body, headers: { 'content-type': 'application/json' } },
+      binary: { body: binaryBody, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(binaryHeader.length) } },
+    };
+    const ceilingBefore = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
+    for (const [format, batching] of [
+      ['json', false],
+      ['json', true],
+      ['binary', false],
+      ['binary', true],
+    ] as const) {
+      const model = batching ? models.batched : models.unbatched;
+      const mode = `${format}, ${batching ? 'dynamic batching' : 'no batching'}`;
+      const { body: requestBody, headers } = formats[format];
+      for (const connections of CONCURRENCY) {
+        const target = { url: `${url}/v2/models/${model}/infer`, method: 'POST', headers, body: requestBody, connections };
+        await autocannon({ ...target, duration: 1 });
+        const before = await counters(url, model);
+        const r = await autocannon({ ...target, duration: DURATION, timeout: 30 });
+        const after = await counters(url, model);
+        const avgBatch = (after.inferences - before.inferences) / Math.max(1, after.executions - before.executions);
+        const failures = r.errors + r.timeouts + r.non2xx;
+        results[`${mode}@${connections}`] = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, avgBatch };
+        rows.push([mode, connections, formatNumber(r.requests.average, { fractionDigits: 0 }), formatNumber(r.latency.p50, { fractionDigits: 1 }), formatNumber(r.latency.p99, { fractionDigits: 1 }), avgBatch.toFixed(1), failures]);
+      }
+    }
+    const top = Math.max(...CONCURRENCY);
+    const averageBatch = Math.max(1, Math.round(results[`json, dynamic batching@${top}`]?.avgBatch ?? MAX_BATCH));
+    const ceilingAfter = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
+    // The machine is shared: the better of the two batch-1 measurements is the ceiling.
+    const ceiling1 = ceilingAfter.rowsPerSecond > ceilingBefore.rowsPerSecond ? ceilingAfter : ceilingBefore;
+    const ceilingB = await inProcessCeiling(bytes, averageBatch, Math.min(DURATION, 5));
+    rows.push([`in-process ORT, batch 1 (${ceiling1.config})`, 1, formatNumber(ceiling1.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceiling1.p50, { fractionDigits: 1 }), formatNumber(ceiling1.p99, { fractionDigits: 1 }), '1.0', 0]);
+    rows.push([`in-process ORT, batch ${averageBatch} (${ceilingB.config})`, 1, formatNumber(ceilingB.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceilingB.p50, { fractionDigits: 1 }), formatNumber(ceilingB.p99, { fractionDigits: 1 }), averageBatch.toFixed(1), 0]);
+    console.log('');
+    console.log(formatTable(rows, { header: ['mode', 'concurrency', 'req/s (rows/s)', 'p50 ms', 'p99 ms', 'avg batch', 'failed'], align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] }));
+    console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+    console.log(`(in-process batch-1 ceiling measured before the HTTP runs: ${formatNumber(ceilingBefore.rowsPerSecond, { fractionDigits: 0 })}/s, after: ${formatNumber(ceilingAfter.rowsPerSecond, { fractionDigits: 0 })}/s)`);
+    for (const format of ['json', 'binary']) {
+      const batched = results[`${format}, dynamic batching@${top}`];
+      const unbatched = results[`${format}, no batching@${top}`];
+      if (!batched || !unbatched) continue;
+      console.log(
+        `${format} at concurrency ${top}: dynamic batching ${(batched.rps / unbatched.rps).toFixed(2)}x no batching (target >= 2x); ` +
+          `${((100 * batched.rps) / ceiling1.rowsPerSecond).toFixed(0)}% of the in-process batch-1 ceiling (target >= 70%), ` +
+          `${((100 * batched.rps) / ceilingB.rowsPerSecond).toFixed(0)}% of the in-process ceiling at batch ${averageBatch}`,
+      );
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    await rm(repo, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exitCode = 1;
+});

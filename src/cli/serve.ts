@@ -1,0 +1,69 @@
+import { KilnError } from '../errors.js';
+import { serve, type ServeOptions } from '../serve/server.js';
+import type { ModelConfig } from '../serve/config.js';
+import type { Command } from './command.js';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'Serve models over KServe v2 (Triton) and TF Serving REST, with batching, hot reload and metrics',
+  usage: 'kiln serve <model.onnx> [--name NAME] [--port 8501] | kiln serve --model-repository DIR [options]',
+  options: [
+    { name: 'model-repository', type: 'string', description: "a directory in Triton's layout: DIR/<model>/<version>/model.onnx (+ optional config.json)" },
+    { name: 'name', type: 'string', description: 'model name for a single model file (default: the file name)' },
+    { name: 'host', type: 'string', description: "interface to listen on ('0.0.0.0' for all)", default: '127.0.0.1' },
+    { name: 'port', type: 'number', description: 'port', default: 8501 },
+    { name: 'max-batch-size', type: 'number', description: 'default largest batch per run; above 1 merges concurrent requests (dynamic batching)' },
+    { name: 'max-queue-delay-ms', type: 'number', description: 'default time a request waits for others to fill a batch' },
+    { name: 'max-queue-size', type: 'number', description: 'default requests queued per version before 429' },
+    { name: 'instances', type: 'number', description: 'default ONNX Runtime sessions (worker threads) per version' },
+    { name: 'intra-op-threads', type: 'number', description: 'default ONNX Runtime threads per session' },
+    { name: 'poll-interval-ms', type: 'number', description: 'repository rescan interval (0: file-system events only)', default: 1000 },
+    { name: 'auth-token', type: 'string', description: 'require "Authorization: Bearer <token>" on inference and management routes (or env KILN_AUTH_TOKEN)' },
+    { name: 'body-limit', type: 'number', description: 'largest request body in bytes', default: 32 * 1024 * 1024 },
+    { name: 'request-timeout-ms', type: 'number', description: 'time a request may spend queued and running (0: none)', default: 30_000 },
+    { name: 'log-level', type: 'string', description: 'JSON log level: fatal, error, warn, info, debug, silent', default: 'info' },
+  ],
+  async run({ positionals, options }) {
+    const repository = options['model-repository'] as string | undefined;
+    if (positionals.length > 1) throw new KilnError('INVALID_ARGUMENT', `kiln serve: give one model file or --model-repository DIR, got ${positionals.join(' ')}`);
+    if ((positionals.length === 1) === (repository !== undefined)) {
+      throw new KilnError('INVALID_ARGUMENT', 'kiln serve: give either a model file (kiln serve model.onnx) or --model-repository DIR');
+    }
+    const config: Partial<ModelConfig> = {};
+    const setNumber = (option: string, field: 'maxBatchSize' | 'maxQueueDelayMs' | 'maxQueueSize' | 'instances' | 'intraOpThreads') => {
+      if (options[option] !== undefined) config[field] = options[option] as number;
+    };
+    setNumber('max-batch-size', 'maxBatchSize');
+    setNumber('max-queue-delay-ms', 'maxQueueDelayMs');
+    setNumber('max-queue-size', 'maxQueueSize');
+    setNumber('instances', 'instances');
+    setNumber('intra-op-threads', 'intraOpThreads');
+    const serveOptions: ServeOptions = {
+      ...(repository !== undefined ? { modelRepository: repository } : { model: positionals[0]!, name: options.name as string | undefined }),
+      host: options.host as string,
+      port: options.port as number,
+      config,
+      pollIntervalMs: options['poll-interval-ms'] as number,
+      authToken: options['auth-token'] as string | undefined,
+      bodyLimit: options['body-limit'] as number,
+      requestTimeoutMs: options['request-timeout-ms'] as number,
+      logLevel: options['log-level'] as string,
+    };
+    const server = await serve(serveOptions);
+    // Graceful shutdown: stop accepting, finish what is in flight, unload, exit 0. A second signal forces exit.
+    await new Promise<void>((resolve) => {
+      const stop = (signal: NodeJS.Signals) => {
+        server.log.info({ signal }, 'signal received');
+        process.once('SIGTERM', () => process.exit(1));
+        process.once('SIGINT', () => process.exit(1));
+        server.close().then(resolve, (err: Error) => {
+          server.log.error({ err: err.message }, 'shutdown failed');
+          resolve();
+        });
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,192 @@
+import { KilnError } from '../errors.js';
+import { Tensor, type AnyTypedArray, type DType } from '../tensor.js';
+import { binaryPart, BinaryReader, HEADER_LENGTH, parseRequestBody } from './binary.js';
+import { checkShape, decodeElements, flatValues } from './datatypes.js';
+import { ServeError } from './errors.js';
+import { stringifyJson } from './json.js';
+
+/*
+ * A small KServe v2 client for scripts and `kiln predict`: it talks to `kiln serve`, Triton, KServe
+ * or any other server of the Open Inference Protocol over HTTP/JSON.
+ */
+
+export interface ClientOptions {
+  /** Sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Per-request timeout in ms (default 60,000). */
+  timeoutMs?: number;
+}
+
+export interface ModelMetadata {
+  name: string;
+  versions?: string[];
+  platform: string;
+  inputs: { name: string; datatype: string; shape: number[] }[];
+  outputs: { name: string; datatype: string; shape: number[] }[];
+}
+
+export interface InferOptions {
+  version?: number | string;
+  /** Outputs to return (default: all). */
+  outputs?: string[];
+  id?: string;
+  /** Send inputs and receive outputs as raw bytes (Triton's binary data extension) instead of JSON numbers. */
+  binary?: boolean;
+}
+
+export interface InferResponse {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  outputs: { name: string; shape: number[]; datatype: string; data?: unknown; parameters?: { binary_data_size?: number } }[];
+}
+
+const DTYPE_OF: Record<string, DType> = { FP32: 'float32', FP64: 'float64', INT8: 'int8', INT32: 'int32', INT64: 'int64', UINT8: 'uint8', BOOL: 'bool' };
+const DATATYPE_OF: Record<DType, string> = { float32: 'FP32', float64: 'FP64', int8: 'INT8', int32: 'INT32', int64: 'INT64', uint8: 'UINT8', bool: 'BOOL' };
+
+/** A response tensor (JSON data, or the next tensor of a binary reply) → a Kiln tensor. */
+export function tensorFromResponse(o: InferResponse['outputs'][number], binary?: BinaryReader): Tensor {
+  const dtype = DTYPE_OF[o.datatype];
+  if (!dtype) throw new KilnError('INVALID_DATA', `output '${o.name}' has datatype ${o.datatype}, which Kiln tensors do not carry`);
+  const size = checkShape(o.shape, `output '${o.name}'`, Number.MAX_SAFE_INTEGER);
+  const binarySize = o.parameters?.binary_data_size;
+  if (binarySize !== undefined) {
+    if (!binary) throw new KilnError('INVALID_DATA', `output '${o.name}' is binary but the reply has no binary part`);
+    return new Tensor(binary.read(dtype, size, binarySize, `output '${o.name}'`) as never, o.shape, dtype);
+  }
+  return new Tensor(decodeElements(o.data, o.shape, dtype, `output '${o.name}'`) as never, o.shape, dtype);
+}
+
+/** A Kiln tensor → a request tensor (flat data). */
+export function tensorToRequest(name: string, t: Tensor): { name: string; shape: number[]; datatype: string; data: (number | boolean)[] } {
+  return { name, shape: [...t.shape], datatype: DATATYPE_OF[t.dtype], data: flatValues(t).values };
+}
+
+export class KilnClient {
+  readonly url: string;
+  private readonly metadataCache = new Map<string, Promise<ModelMetadata>>();
+
+  constructor(
+    url: string,
+    private readonly options: ClientOptions = {},
+  ) {
+    this.url = url.replace(/\/+$/, '');
+  }
+
+  private modelPath(model: string, version?: number | string): string {
+    return `/v2/models/${encodeURIComponent(model)}${version !== undefined ? `/versions/${encodeURIComponent(String(version))}` : ''}`;
+  }
+
+  private async request(method: 'GET' | 'POST', path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
+    const headers: Record<string, string> = { ...extraHeaders };
+    if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : stringifyJson(body),
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
+      });
+    } catch (err) {
+      throw new KilnError('IO_ERROR', `${method} ${this.url}${path} failed: ${(err as Error).message}`, { cause: err });
+    }
+    return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
+  }
+
+  /** The parsed JSON body of a 2xx reply (binary tensors attached); anything else is a ServeError with the server's message. */
+  private async json<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
+    const { status, headers: replyHeaders, bytes } = await this.request(method, path, body, headers);
+    let parsed: unknown;
+    try {
+      parsed = bytes.length === 0 ? undefined : parseRequestBody(bytes, replyHeaders.get(HEADER_LENGTH) ?? undefined);
+    } catch {
+      parsed = undefined;
+    }
+    if (status < 200 || status >= 300) {
+      const message = (parsed as { error?: string } | undefined)?.error ?? (bytes.toString('utf8', 0, 200) || 'no body');
+      throw new ServeError(status, `${method} ${path}: HTTP ${status}: ${message}`);
+    }
+    return parsed as T;
+  }
+
+  private async ok(path: string): Promise<boolean> {
+    return (await this.request('GET', path)).status === 200;
+  }
+
+  live(): Promise<boolean> {
+    return this.ok('/v2/health/live');
+  }
+
+  ready(): Promise<boolean> {
+    return this.ok('/v2/health/ready');
+  }
+
+  serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
+    return this.json('GET', '/v2');
+  }
+
+  modelReady(model: string, options: { version?: number | string } = {}): Promise<boolean> {
+    return this.ok(`${this.modelPath(model, options.version)}/ready`);
+  }
+
+  modelMetadata(model: string, options: { version?: number | string } = {}): Promise<ModelMetadata> {
+    return this.json('GET', this.modelPath(model, options.version));
+  }
+
+  /** Sends a KServe v2 inference request body as given and returns the response body. */
+  inferRaw(model: string, body: unknown, options: { version?: number | string } = {}): Promise<InferResponse> {
+    return this.json('POST', `${this.modelPath(model, options.version)}/infer`, body);
+  }
+
+  /** Runs the model on named tensors; returns its outputs by name. `binary` sends and receives raw tensor bytes (Triton's extension). */
+  async infer(model: string, inputs: Record<string, Tensor>, options: InferOptions = {}): Promise<Record<string, Tensor>> {
+    const path = `${this.modelPath(model, options.version)}/infer`;
+    const entries = Object.entries(inputs);
+    const header = {
+      ...(options.id !== undefined ? { id: options.id } : {}),
+      ...(options.binary ? { parameters: { binary_data_output: true } } : {}),
+      inputs: entries.map(([name, t]) =>
+        options.binary
+          ? { name, shape: [...t.shape], datatype: DATATYPE_OF[t.dtype], parameters: { binary_data_size: (t.data as AnyTypedArray).byteLength } }
+          : tensorToRequest(name, t),
+      ),
+      ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name })) } : {}),
+    };
+    let res: InferResponse;
+    if (options.binary) {
+      const json = Buffer.from(stringifyJson(header));
+      const parts = [json, ...entries.map(([, t]) => Buffer.from((t.data as AnyTypedArray).buffer, (t.data as AnyTypedArray).byteOffset, (t.data as AnyTypedArray).byteLength))];
+      res = await this.json('POST', path, Buffer.concat(parts), { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(json.length) });
+    } else res = await this.json('POST', path, header);
+    const binary = binaryPart(res);
+    const reader = binary ? new BinaryReader(binary) : undefined;
+    return Object.fromEntries(res.outputs.map((o) => [o.name, tensorFromResponse(o, reader)]));
+  }
+
+  /** Single-input models: the first output for x (input and output names come from the model's metadata). */
+  async predict(model: string, x: Tensor, options: { version?: number | string } = {}): Promise<Tensor> {
+    const key = `${model}@${options.version ?? ''}`;
+    let meta = this.metadataCache.get(key);
+    if (!meta) {
+      meta = this.modelMetadata(model, options);
+      this.metadataCache.set(key, meta);
+      meta.catch(() => this.metadataCache.delete(key));
+    }
+    const { inputs, outputs } = await meta;
+    if (inputs.length !== 1) throw new KilnError('INVALID_ARGUMENT', `predict(x) needs a model with one input; '${model}' has ${inputs.length}: use infer({name: tensor})`);
+    const result = await this.infer(model, { [inputs[0]!.name]: x }, { ...options, outputs: [outputs[0]!.name] });
+    return result[outputs[0]!.name]!;
+  }
+
+  /** Triton's repository index: every model version and its state. */
+  repositoryIndex(): Promise<{ name: string; version?: string; state: string; reason: string }[]> {
+    return this.json('POST', '/v2/repository/index', {});
+  }
+}
+
+/** A client for a KServe v2 server at `url` (e.g. http://127.0.0.1:8501). */
+export function client(url: string, options: ClientOptions = {}): KilnClient {
+  return new KilnClient(url, options);
+}

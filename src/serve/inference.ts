@@ -1,0 +1,62 @@
+import { performance } from 'node:perf_hooks';
+import type { Tensor } from '../tensor.js';
+import { badRequest, ServeError } from './errors.js';
+import type { ModelVersion } from './model-version.js';
+import type { ModelRegistry, VersionRef } from './registry.js';
+import { checkFeeds, type TensorSpec } from './signature.js';
+
+/*
+ * The inference path both protocols share, top to bottom: resolve the version (and hold it so a
+ * drain waits for this request) → the protocol decodes its body into tensors → check them against
+ * the model → queue / batch → run → the protocol encodes the outputs. Success, failure and duration
+ * are counted per model version.
+ */
+
+export interface InferenceLimits {
+  /** Elements one request tensor may have. */
+  maxElements: number;
+  /** Time a request may spend queued and running (0: no limit). */
+  requestTimeoutMs: number;
+}
+
+/** Runs `handle` against the addressed version while holding it; counts the outcome. */
+export async function withVersion<T>(registry: ModelRegistry, name: string, ref: VersionRef, handle: (version: ModelVersion) => Promise<T>): Promise<T> {
+  const version = registry.resolve(name, ref);
+  const release = version.acquire();
+  const start = performance.now();
+  try {
+    const result = await handle(version);
+    version.metrics?.succeeded((performance.now() - start) / 1000);
+    return result;
+  } catch (err) {
+    version.metrics?.failed(err instanceof ServeError ? err.reason : 'bad_request', (performance.now() - start) / 1000);
+    throw err;
+  } finally {
+    release();
+  }
+}
+
+/** The outputs a request asks for (all when none are named), checked against the model. */
+export function selectOutputs(version: ModelVersion, names: readonly string[] | undefined): TensorSpec[] {
+  const outputs = version.signature!.outputs;
+  if (!names || names.length === 0) return outputs;
+  return names.map((name) => {
+    const spec = outputs.find((o) => o.name === name);
+    if (!spec) throw badRequest(`unknown output '${name}'; the model's outputs are ${outputs.map((o) => `'${o.name}'`).join(', ')}`);
+    return spec;
+  });
+}
+
+/** Checks decoded inputs (by served name), queues them and returns the outputs by served name. */
+export async function infer(version: ModelVersion, feeds: Record<string, Tensor>, limits: InferenceLimits): Promise<Record<string, Tensor>> {
+  const signature = version.signature!;
+  const checked = checkFeeds(signature, feeds, version.config.maxBatchSize);
+  const outputs = await version.batcher!.submit(checked.feeds, checked.rows, limits.requestTimeoutMs);
+  const byName: Record<string, Tensor> = {};
+  for (const spec of signature.outputs) {
+    const t = outputs[spec.onnxName];
+    if (!t) throw new ServeError(500, `${version.what}: ONNX Runtime returned no output '${spec.onnxName}'`);
+    byName[spec.name] = t;
+  }
+  return byName;
+}

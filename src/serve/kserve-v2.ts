@@ -1,0 +1,186 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Tensor, type AnyTypedArray } from '../tensor.js';
+import { binaryPart, binaryReply, BinaryReader, HEADER_LENGTH } from './binary.js';
+import { isValidName } from './config.js';
+import { checkShape, decodeElements, flatValues, KSERVE_DATATYPES, kserveDatatype } from './datatypes.js';
+import { badRequest } from './errors.js';
+import { infer, selectOutputs, withVersion, type InferenceLimits } from './inference.js';
+import { stringifyJson } from './json.js';
+import type { ModelVersion } from './model-version.js';
+import type { ModelRegistry, VersionRef } from './registry.js';
+import type { TensorSpec } from './signature.js';
+
+/*
+ * KServe v2 / Open Inference Protocol (what Triton, KServe and OpenVINO Model Server speak): model
+ * metadata and readiness, inference with JSON tensors, and Triton's model-repository extension.
+ * Health routes live in health.ts (they need no auth).
+ */
+
+interface InferInput {
+  name: string;
+  shape: number[];
+  datatype: string;
+  parameters?: Record<string, unknown>;
+  data: unknown;
+}
+
+interface InferBody {
+  id?: string;
+  parameters?: Record<string, unknown>;
+  inputs: InferInput[];
+  outputs?: { name: string; parameters?: Record<string, unknown> }[];
+}
+
+const parameters = { type: 'object' } as const;
+
+const inferSchema = {
+  type: 'object',
+  required: ['inputs'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', maxLength: 1024 },
+    parameters,
+    inputs: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 1024,
+      items: {
+        type: 'object',
+        required: ['name', 'shape', 'datatype'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 256 },
+          shape: { type: 'array', maxItems: 64, items: { type: 'integer' } },
+          datatype: { type: 'string', enum: KSERVE_DATATYPES },
+          parameters,
+          data: {},
+        },
+      },
+    },
+    outputs: {
+      type: 'array',
+      maxItems: 1024,
+      items: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: { name: { type: 'string', minLength: 1, maxLength: 256 }, parameters },
+      },
+    },
+  },
+} as const;
+
+function tensorMetadata(t: TensorSpec): { name: string; datatype: string; shape: number[] } {
+  return { name: t.name, datatype: kserveDatatype(t.dtype), shape: t.shape ?? [-1] };
+}
+
+function refOf(params: { version?: string }): VersionRef {
+  return params.version === undefined ? {} : { version: params.version };
+}
+
+/** Request tensors → Kiln tensors, in the element type the model declares for each input. */
+function decodeInputs(version: ModelVersion, inputs: readonly InferInput[], limits: InferenceLimits, binary: Buffer | undefined): Record<string, Tensor> {
+  const specs = version.signature!.inputs;
+  const reader = binary ? new BinaryReader(binary) : undefined;
+  const feeds: Record<string, Tensor> = {};
+  for (const input of inputs) {
+    const what = `input '${input.name}'`;
+    if (input.name in feeds) throw badRequest(`${what} is given twice`);
+    const spec = specs.find((s) => s.name === input.name);
+    if (!spec) throw badRequest(`unexpected ${what}; the model's inputs are ${specs.map((s) => `'${s.name}'`).join(', ')}`);
+    const expected = kserveDatatype(spec.dtype);
+    if (input.datatype !== expected) throw badRequest(`${what} has datatype ${expected} in the model, the request says ${input.datatype}`);
+    const size = checkShape(input.shape, what, limits.maxElements);
+    const binarySize = input.parameters?.binary_data_size;
+    let data;
+    if (binarySize !== undefined) {
+      if (input.data !== undefined) throw badRequest(`${what}: give "data" or binary data (binary_data_size), not both`);
+      if (!reader) throw badRequest(`${what}: binary_data_size is set but the request has no binary part (send the Inference-Header-Content-Length header)`);
+      data = reader.read(spec.dtype, size, binarySize, what);
+    } else {
+      if (input.data === undefined) throw badRequest(`${what} has no "data"`);
+      data = decodeElements(input.data, input.shape, spec.dtype, what);
+    }
+    feeds[input.name] = new Tensor(data as never, input.shape, spec.dtype);
+  }
+  reader?.finish();
+  return feeds;
+}
+
+function modelMetadata(registry: ModelRegistry, version: ModelVersion) {
+  const model = registry.models.get(version.model)!;
+  const versions = [...model.versions.values()].filter((v) => v.state === 'AVAILABLE').map((v) => v.version).sort((a, b) => a - b).map(String);
+  const sig = version.signature!;
+  return { name: version.model, versions, platform: 'onnxruntime_onnx', inputs: sig.inputs.map(tensorMetadata), outputs: sig.outputs.map(tensorMetadata) };
+}
+
+type ModelRoute = { Params: { model: string; version?: string } };
+type ModelRequest = FastifyRequest<ModelRoute>;
+
+export async function kserveRoutes(app: FastifyInstance, opts: { registry: ModelRegistry; limits: InferenceLimits }): Promise<void> {
+  const { registry, limits } = opts;
+
+  const metadata = async (req: ModelRequest) => modelMetadata(registry, registry.resolve(req.params.model, refOf(req.params)));
+  app.get<ModelRoute>('/v2/models/:model', metadata);
+  app.get<ModelRoute>('/v2/models/:model/versions/:version', metadata);
+
+  // 200 ready; 503 known but not ready; 404 unknown. Bodies are empty, as the protocol asks.
+  const ready = async (req: ModelRequest, reply: FastifyReply) => {
+    try {
+      registry.resolve(req.params.model, refOf(req.params));
+      return reply.code(200).send();
+    } catch (err) {
+      return reply.code((err as { status?: number }).status ?? 503).send();
+    }
+  };
+  app.get<ModelRoute>('/v2/models/:model/ready', ready);
+  app.get<ModelRoute>('/v2/models/:model/versions/:version/ready', ready);
+
+  const inferRoute = async (req: ModelRequest, reply: FastifyReply) => {
+    const body = req.body as InferBody;
+    return withVersion(registry, req.params.model, refOf(req.params), async (version) => {
+      const feeds = decodeInputs(version, body.inputs, limits, binaryPart(body));
+      const wanted = selectOutputs(version, body.outputs?.map((o) => o.name));
+      const allBinary = body.parameters?.binary_data_output === true;
+      const outputs = await infer(version, feeds, limits);
+      let nonFinite = false;
+      const binary: AnyTypedArray[] = [];
+      const encoded = wanted.map((spec) => {
+        const t = outputs[spec.name]!;
+        const meta = { name: spec.name, datatype: kserveDatatype(t.dtype), shape: [...t.shape] };
+        if (allBinary || body.outputs?.find((o) => o.name === spec.name)?.parameters?.binary_data === true) {
+          binary.push(t.data as AnyTypedArray);
+          return { ...meta, parameters: { binary_data_size: (t.data as AnyTypedArray).byteLength } };
+        }
+        const { values, nonFinite: nf } = flatValues(t);
+        nonFinite ||= nf;
+        return { ...meta, data: values };
+      });
+      const response = stringifyJson({ model_name: version.model, model_version: String(version.version), ...(body.id !== undefined ? { id: body.id } : {}), outputs: encoded }, nonFinite);
+      if (binary.length === 0) return reply.type('application/json').send(response);
+      const { body: bytes, headerLength } = binaryReply(response, binary);
+      return reply.header(HEADER_LENGTH, headerLength).type('application/octet-stream').send(bytes);
+    });
+  };
+  app.post<ModelRoute>('/v2/models/:model/infer', { schema: { body: inferSchema } }, inferRoute);
+  app.post<ModelRoute>('/v2/models/:model/versions/:version/infer', { schema: { body: inferSchema } }, inferRoute);
+
+  // Triton's model repository extension: list, (re)load, unload.
+  app.post('/v2/repository/index', async () => {
+    const index: { name: string; version?: string; state: string; reason: string }[] = [];
+    for (const model of registry.models.values()) {
+      if (model.versions.size === 0) index.push({ name: model.name, state: model.unloaded ? 'UNAVAILABLE' : 'UNKNOWN', reason: model.configError ?? '' });
+      for (const v of model.versions.values()) index.push({ name: model.name, version: String(v.version), state: v.state === 'AVAILABLE' ? 'READY' : v.state, reason: v.error ?? model.configError ?? '' });
+    }
+    return index;
+  });
+  app.post<ModelRoute>('/v2/repository/models/:model/load', async (req) => {
+    if (!isValidName(req.params.model)) throw badRequest(`invalid model name ${JSON.stringify(req.params.model)}`);
+    await registry.loadModel(req.params.model);
+    return {};
+  });
+  app.post<ModelRoute>('/v2/repository/models/:model/unload', async (req) => {
+    await registry.unloadModel(req.params.model);
+    return {};
+  });
+}

@@ -1,0 +1,193 @@
+import path from 'node:path';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { KilnError } from '../errors.js';
+import { protectedScope } from './auth.js';
+import { DEFAULT_MODEL_CONFIG, parseModelConfig, type ModelConfig } from './config.js';
+import { ServeError } from './errors.js';
+import { healthRoutes } from './health.js';
+import type { InferenceLimits } from './inference.js';
+import { HEADER_LENGTH, parseRequestBody } from './binary.js';
+import { kserveRoutes } from './kserve-v2.js';
+import { metricsRoutes, ServeMetrics } from './metrics.js';
+import { FixedSource, ModelRegistry, RepositorySource, type ModelSource } from './registry.js';
+import { tfServingRoutes } from './tf-serving.js';
+
+/** A model given in code: an .onnx path, ONNX bytes, or a model object (Sequential: toOnnx(); OnnxModel: bytes). */
+export type ServableModel = string | Uint8Array | { toOnnx(): Uint8Array } | { bytes: Uint8Array };
+
+export interface ServeOptions {
+  /** One model (served as version 1). Give this or modelRepository. */
+  model?: ServableModel;
+  /** Its name in URLs (default: the file name without .onnx, else 'model'). */
+  name?: string;
+  /** Several models in Triton's layout: DIR/<model>/<version>/model.onnx and optional DIR/<model>/config.json. */
+  modelRepository?: string;
+  /** Interface to listen on (default 127.0.0.1; '0.0.0.0' for every interface). */
+  host?: string;
+  /** Port (default 8501, TF Serving's; 0 picks a free one). */
+  port?: number;
+  /** Defaults for every model's config (config.json fields override them). */
+  config?: Partial<ModelConfig>;
+  /** Repository rescan interval in ms, besides file-system events (default 1000; 0: events only). */
+  pollIntervalMs?: number;
+  /** Require `Authorization: Bearer <token>` on inference and management routes (default: env KILN_AUTH_TOKEN). */
+  authToken?: string;
+  /** Largest request body in bytes (default 32 MiB); larger ones get 413. */
+  bodyLimit?: number;
+  /** Largest tensor a request may describe, in elements (default 16,777,216). */
+  maxElements?: number;
+  /** Time a request may spend queued and running before it fails with 503 (default 30,000 ms; 0: none). */
+  requestTimeoutMs?: number;
+  /** A pino logger, or the level of the JSON logger written to stdout (default 'info'; 'silent' for none). */
+  logger?: Logger;
+  logLevel?: string;
+}
+
+export interface ServerHandle {
+  /** http://host:port */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly registry: ModelRegistry;
+  readonly metrics: ServeMetrics;
+  readonly app: FastifyInstance;
+  readonly log: Logger;
+  /** Rescans the repository now and waits for the loads and unloads it starts. */
+  reload(): Promise<void>;
+  /** Stops accepting requests, finishes the ones in flight, unloads every model. */
+  close(): Promise<void>;
+}
+
+function modelSource(options: ServeOptions, defaults: ModelConfig, log: Logger): ModelSource {
+  const given = [options.model !== undefined, options.modelRepository !== undefined].filter(Boolean).length;
+  if (given !== 1) throw new KilnError('INVALID_ARGUMENT', `serve needs exactly one of "model" (one model) or "modelRepository" (a directory), got ${given === 0 ? 'neither' : 'both'}`);
+  if (options.modelRepository !== undefined) return new RepositorySource(options.modelRepository, defaults, log);
+  const m = options.model!;
+  const name = options.name ?? (typeof m === 'string' ? path.basename(m).replace(/\.onnx$/i, '') : 'model');
+  if (typeof m === 'string') return new FixedSource([{ name, file: path.resolve(m), config: defaults }]);
+  const bytes = m instanceof Uint8Array ? m : 'toOnnx' in m ? m.toOnnx() : m.bytes;
+  return new FixedSource([{ name, bytes, config: defaults }]);
+}
+
+function errorStatus(err: FastifyError | KilnError): number {
+  if (err instanceof ServeError) return err.status;
+  if ((err as FastifyError).validation) return 400;
+  if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') return 413;
+  if (err instanceof KilnError) return err.code === 'RUNTIME_ERROR' || err.code === 'IO_ERROR' ? 500 : 400;
+  const status = (err as FastifyError).statusCode;
+  return status && status >= 400 && status < 600 ? status : 500;
+}
+
+/**
+ * Starts a model server speaking KServe v2 (Triton's HTTP/REST protocol) and TF Serving's REST API
+ * on one port, with Prometheus metrics at /metrics. Resolves once it listens and the models found
+ * at start have loaded (or failed: see their status).
+ */
+export async function serve(options: ServeOptions): Promise<ServerHandle> {
+  const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'kiln-serve' } });
+  const defaults = parseModelConfig(options.config ?? {}, DEFAULT_MODEL_CONFIG, 'serve options "config"');
+  const bodyLimit = options.bodyLimit ?? 32 * 1024 * 1024;
+  const limits: InferenceLimits = { maxElements: options.maxElements ?? 1 << 24, requestTimeoutMs: options.requestTimeoutMs ?? 30_000 };
+  const authToken = options.authToken ?? (process.env.KILN_AUTH_TOKEN || undefined);
+  let registry: ModelRegistry | undefined;
+  const metrics = new ServeMetrics(() => registry);
+  registry = new ModelRegistry(modelSource(options, defaults, log), {
+    log,
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
+    metricsFor: (model, version) => metrics.forVersion(model, version),
+  });
+  let closing = false;
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // Per-request lines would dominate the log at serving rates; failures are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    return503OnClosing: true,
+    requestTimeout: 120_000,
+    routerOptions: { maxParamLength: 512 },
+    // Errors Fastify raises before routing (a malformed URL) answer in the same {"error": ...} form.
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as FastifyReply).code(400).type('application/json').send(JSON.stringify({ error: err.message }));
+    },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+  });
+
+  // JSON with TF Serving's NaN/Infinity tokens (plus Triton's binary tensors), whatever the content type:
+  // curl -d sends form encoding.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
+    try {
+      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH]));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.setErrorHandler((err: FastifyError | KilnError, req, reply) => {
+    const status = errorStatus(err);
+    let message = err.message;
+    if ((err as FastifyError).validation) {
+      message = req.body == null ? 'the request has no body; expected a JSON object' : `invalid request body: ${err.message.replace(/^body\/?/, '').trim()}`;
+    }
+    else if (status === 413) message = `the request body is larger than the ${bodyLimit}-byte limit`;
+    if (status >= 500 && status !== 503) req.log.error({ err, url: req.url }, 'request failed');
+    else req.log.debug({ status, url: req.url, err: message }, 'request refused');
+    return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).type('application/json').send(JSON.stringify({ error: `no route for ${req.method} ${req.url.split('?')[0]}` })));
+  // Replies during shutdown close their connection so clients move on.
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
+
+  await app.register(healthRoutes, { registry, isClosing: () => closing });
+  await app.register(metricsRoutes, { metrics });
+  await app.register(
+    protectedScope(authToken, async (scope) => {
+      await scope.register(kserveRoutes, { registry: registry!, limits });
+      await scope.register(tfServingRoutes, { registry: registry!, limits });
+    }),
+  );
+
+  await registry.start();
+  const host = options.host ?? '127.0.0.1';
+  try {
+    await app.listen({ host, port: options.port ?? 8501 });
+  } catch (err) {
+    await registry.close();
+    throw new KilnError('IO_ERROR', `cannot listen on ${host}:${options.port ?? 8501}: ${(err as Error).message}`, { cause: err });
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8501);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const models = [...registry.models.values()].map((m) => ({ name: m.name, versions: [...m.versions.values()].map((v) => `${v.version}:${v.state}`) }));
+  log.info({ url, models, auth: authToken !== undefined }, 'kiln serve listening');
+
+  let closed: Promise<void> | undefined;
+  const reg = registry;
+  return {
+    url,
+    host,
+    port,
+    registry: reg,
+    metrics,
+    app,
+    log,
+    async reload() {
+      await reg.scan();
+      await reg.settled();
+    },
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        log.info('shutting down: finishing in-flight requests');
+        await app.close();
+        await reg.close();
+        log.info('shut down');
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Batcher, type Runner } from '../../src/serve/batcher.js';
+import { ServeError } from '../../src/serve/errors.js';
+import { Tensor } from '../../src/tensor.js';
+
+/** A runner that doubles its input, records each run's batch size, and takes `ms` per run. */
+function doubler(ms = 5): Runner & { runs: number[] } {
+  const runs: number[] = [];
+  return {
+    runs,
+    async run(feeds) {
+      const x = feeds.x!;
+      runs.push(x.shape[0]!);
+      await new Promise((r) => setTimeout(r, ms));
+      return { y: new Tensor(Float32Array.from(x.data as Float32Array, (v) => v * 2), x.shape, 'float32') };
+    },
+  };
+}
+
+const rows = (n: number, start: number, width = 2) => new Tensor(Float32Array.from({ length: n * width }, (_, i) => start + i), [n, width], 'float32');
+
+test('queued requests merge up to maxBatchSize and each gets its own rows back', async () => {
+  const runner = doubler();
+  const batcher = new Batcher([runner], { batching: true, maxBatchSize: 4, maxQueueDelayMs: 20, maxQueueSize: 100 }, 'test');
+  const inputs = [rows(1, 0), rows(2, 10), rows(1, 20), rows(3, 30), rows(1, 40)];
+  const outputs = await Promise.all(inputs.map((x) => batcher.submit({ x }, x.shape[0]!)));
+  outputs.forEach((out, i) => assert.deepEqual(Array.from(out.y!.data as Float32Array), Array.from(inputs[i]!.data as Float32Array, (v) => v * 2)));
+  assert.ok(runner.runs.every((n) => n <= 4));
+  assert.equal(runner.runs.reduce((a, b) => a + b, 0), 8);
+  assert.ok(runner.runs.length < inputs.length, `runs: ${runner.runs.join(', ')}`);
+});
+
+test('requests of different row shapes never share a run; without batching every request runs alone', async () => {
+  const runner = doubler();
+  const batcher = new Batcher([runner], { batching: true, maxBatchSize: 8, maxQueueDelayMs: 20, maxQueueSize: 100 }, 'test');
+  await Promise.all([rows(1, 0, 2), rows(1, 0, 3), rows(1, 0, 2)].map((x) => batcher.submit({ x }, 1)));
+  assert.deepEqual(runner.runs.sort(), [1, 2]);
+  const alone = doubler();
+  const plain = new Batcher([alone], { batching: false, maxBatchSize: 8, maxQueueDelayMs: 20, maxQueueSize: 100 }, 'test');
+  await Promise.all([rows(1, 0), rows(1, 1), rows(1, 2)].map((x) => plain.submit({ x }, 1)));
+  assert.deepEqual(alone.runs, [1, 1, 1]);
+});
+
+test('a failed run fails every request in it; a full queue and a timeout fail fast with 429 and 503', async () => {
+  const failing: Runner = { run: () => Promise.reject(new Error('boom')) };
+  const batcher = new Batcher([failing], { batching: true, maxBatchSize: 8, maxQueueDelayMs: 10, maxQueueSize: 2 }, 'model m');
+  const results = await Promise.allSettled([rows(1, 0), rows(1, 1), rows(1, 2)].map((x) => batcher.submit({ x }, 1)));
+  const reasons = results.map((r) => (r.status === 'rejected' ? (r.reason as ServeError) : undefined));
+  assert.deepEqual(reasons.map((e) => e?.status), [500, 500, 429]);
+  assert.match(reasons[0]!.message, /model m: model execution failed: boom/);
+  const slow = new Batcher([doubler(200)], { batching: false, maxBatchSize: 8, maxQueueDelayMs: 0, maxQueueSize: 10 }, 'model m');
+  const first = slow.submit({ x: rows(1, 0) }, 1);
+  const second = slow.submit({ x: rows(1, 0) }, 1, 50);
+  await assert.rejects(second, (e: unknown) => e instanceof ServeError && e.status === 503 && /timed out after 50 ms \(still queued\)/.test(e.message));
+  await first;
+});
