@@ -22,3 +22,5 @@ export * as schedules from './train/schedules.js';
 export * as callbacks from './train/callbacks.js';
 export { Runtime } from './runtime/runtime.js';
 export { serve, client, KilnClient, ServeError, type ServeOptions, type ServerHandle, type ClientOptions, type InferOptions, type ModelConfig } from './serve/index.js';
+export { prune, type PruneOptions, type PruneResult, type PruneReport } from './optimize/prune/index.js';
+export * as pruning from './optimize/prune/index.js';

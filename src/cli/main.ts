@@ -7,10 +7,11 @@ import { evaluateCommand } from './evaluate.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { serveCommand } from './serve.js';
+import { pruneCommand } from './prune.js';
 import { trainCommand } from './train.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,100 @@
+import { KilnError } from '../../errors.js';
+import { layerFromConfig } from '../../layers/index.js';
+import type { Sequential as BaseSequential } from '../../model/sequential.js';
+import { Tensor } from '../../tensor.js';
+import type { Callback } from '../../train/callbacks.js';
+import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
+import { Sequential, type FitArgs, type History } from '../../train/model.js';
+import type { Optimizer } from '../../train/optimizers.js';
+import type { TrainingStepOptions } from '../../train/training-step.js';
+
+/** Training after pruning: the data and the usual fit() settings. */
+export interface FineTuneArgs {
+  x: Tensor;
+  y: Tensor;
+  /** Epochs of fine-tuning (iterative structured pruning: per round). Default 1. */
+  epochs?: number;
+  batchSize?: number;
+  /** Default: Adam with Keras' defaults. */
+  optimizer?: string | Optimizer;
+  /**
+   * Default: the loss the model was trained with (saved Kiln models remember it), else sparse
+   * categorical cross-entropy — from logits unless the last layer ends in softmax.
+   */
+  loss?: string | Loss;
+  validationData?: [Tensor, Tensor];
+  validationSplit?: number;
+  callbacks?: Callback[];
+  verbose?: 0 | 1 | 2;
+  seed?: number;
+  stream?: FitArgs['stream'];
+}
+
+/** The loss fine-tuning uses when none is given. */
+function defaultLoss(model: BaseSequential): Loss {
+  const saved = model.metadata.get('kiln.training');
+  if (saved) {
+    try {
+      const parsed = JSON.parse(saved) as { loss?: { name: string; config?: Record<string, unknown> } };
+      if (parsed.loss?.name) return resolveLoss(parsed.loss);
+    } catch {
+      // A damaged training record only loses the default; the caller can still pass a loss.
+    }
+  }
+  const last = model.layers.at(-1) as { activation?: string } | undefined;
+  return sparseCategoricalCrossentropy({ fromLogits: last?.activation !== 'softmax' });
+}
+
+export function checkFineTune(args: FineTuneArgs): void {
+  if (!args || typeof args !== 'object' || !args.x || !args.y) throw new KilnError('INVALID_ARGUMENT', 'fineTune needs training data: fineTune: {x, y, epochs}');
+  const epochs = args.epochs ?? 1;
+  if (!Number.isInteger(epochs) || epochs < 1) throw new KilnError('INVALID_ARGUMENT', `fineTune.epochs must be a positive integer, got ${JSON.stringify(args.epochs)}`);
+  const batchSize = args.batchSize ?? 32;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `fineTune.batchSize must be a positive integer, got ${JSON.stringify(args.batchSize)}`);
+}
+
+/** Optimizer steps fit() will take: batches per epoch (after any validation split) × epochs. */
+export function fineTuneSteps(args: FineTuneArgs): number {
+  const n = args.x.shape[0] ?? 0;
+  const kept = args.validationData || !args.validationSplit ? n : Math.floor(n * (1 - args.validationSplit));
+  return Math.ceil(kept / (args.batchSize ?? 32)) * (args.epochs ?? 1);
+}
+
+export function compileForFineTune(model: Sequential, args: FineTuneArgs, stepOptions: TrainingStepOptions = {}): void {
+  model.compile({ optimizer: args.optimizer ?? 'adam', loss: args.loss ?? defaultLoss(model), metrics: ['accuracy'] }, stepOptions);
+}
+
+export function fitFineTune(model: Sequential, args: FineTuneArgs, callbacks: Callback[] = []): Promise<History> {
+  return model.fit(args.x, args.y, {
+    epochs: args.epochs ?? 1,
+    batchSize: args.batchSize ?? 32,
+    validationData: args.validationData,
+    validationSplit: args.validationSplit,
+    callbacks: [...callbacks, ...(args.callbacks ?? [])],
+    verbose: args.verbose,
+    seed: args.seed,
+    stream: args.stream,
+  });
+}
+
+/**
+ * A trainable copy of a model: the same layers (rebuilt from their configuration, names kept), copies
+ * of its weights and its metadata. `configure` may change a layer's configuration (structured pruning
+ * shrinks filters and units); the weights given then replace the copied ones.
+ */
+export function rebuildModel(
+  model: BaseSequential,
+  weights: Map<string, Tensor> = model.weights,
+  configure: (className: string, name: string, config: Record<string, unknown>) => Record<string, unknown> = (_c, _n, config) => config,
+): Sequential {
+  const layers = model.layers.map((l) => {
+    const s = l.serialize();
+    return layerFromConfig({ className: s.className, config: configure(s.className, l.name!, { ...s.config }) });
+  });
+  const copy = new Sequential({ name: model.name, seed: model.seed, layers });
+  const values = new Map<string, Tensor>();
+  for (const [name, t] of weights) values.set(name, new Tensor((t.data as Float32Array).slice(), [...t.shape], 'float32'));
+  copy.setWeights(values);
+  for (const [k, v] of model.metadata) if (k !== 'kiln.history') copy.metadata.set(k, v);
+  return copy;
+}

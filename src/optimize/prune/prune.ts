@@ -1,0 +1,27 @@
+import { KilnError } from '../../errors.js';
+import type { Sequential as BaseSequential } from '../../model/sequential.js';
+import { magnitudePrune, type MagnitudePruneOptions, type PruneResult } from './magnitude.js';
+import { structuredPrune, type StructuredPruneArgs, type StructuredPruneOptions } from './structured.js';
+
+/** Options of `prune`: magnitude pruning (sparsity / schedule / sparsityMByN) or `structured`. */
+export interface PruneOptions extends MagnitudePruneOptions {
+  structured?: StructuredPruneArgs;
+}
+
+/**
+ * Prunes a copy of the model and reports what it bought. Unstructured (`sparsity`, `schedule`,
+ * `sparsityMByN`): the smallest weights become exact zeros, which gzip compresses. Structured
+ * (`structured: {ratio}`): whole filters and units go, so the model gets smaller and faster.
+ */
+export function prune(model: BaseSequential, options: PruneOptions): Promise<PruneResult> {
+  if (!model || !Array.isArray((model as { layers?: unknown }).layers) || !(model.weights instanceof Map)) {
+    return Promise.reject(new KilnError('INVALID_ARGUMENT', 'prune: the first argument must be a Kiln Sequential model (kiln.sequential(...) or kiln.loadModel(file))'));
+  }
+  if (!options || typeof options !== 'object') return Promise.reject(new KilnError('INVALID_ARGUMENT', 'prune: give options, e.g. {sparsity: 0.8} or {structured: {ratio: 0.5}}'));
+  if (options.structured !== undefined) {
+    const mixed = (['sparsity', 'schedule', 'sparsityMByN', 'scope'] as const).filter((k) => options[k] !== undefined);
+    if (mixed.length) return Promise.reject(new KilnError('INVALID_ARGUMENT', `prune: structured pruning removes whole filters; ${mixed.join(', ')} belong to magnitude pruning — give one or the other`));
+    return structuredPrune(model, options as StructuredPruneOptions);
+  }
+  return magnitudePrune(model, options);
+}

@@ -1,0 +1,174 @@
+import { KilnError } from '../../errors.js';
+import { Conv2D, Dense, type Layer } from '../../layers/index.js';
+import { modelCost, type ModelCost } from '../../model/cost.js';
+import { INPUT_NAME, type Sequential } from '../../model/sequential.js';
+import { Random } from '../../random.js';
+import { sharedRuntime } from '../../runtime/runtime.js';
+import { Tensor } from '../../tensor.js';
+import { evaluateClassifier } from '../../train/metrics.js';
+
+/** One model's cost, and — when measured — its test accuracy and inference latency. */
+export interface ModelSnapshot extends ModelCost {
+  accuracy?: number;
+  /** Median milliseconds per inference batch of `latencyBatchSize` examples. */
+  latencyMs?: number;
+  latencyBatchSize?: number;
+}
+
+/** Zeros in one weight tensor. */
+export interface WeightSparsity {
+  name: string;
+  shape: number[];
+  elements: number;
+  zeros: number;
+  sparsity: number;
+}
+
+/** One layer before and after pruning. */
+export interface LayerPruneReport {
+  name: string;
+  className: string;
+  /** Filters (Conv2D) or units (Dense) before → after; other layers: undefined. */
+  units?: [number, number];
+  parametersBefore: number;
+  parametersAfter: number;
+  /** Non-zero weights after pruning. */
+  nonZeroAfter: number;
+  /** Zeros among all of the layer's weights after pruning. */
+  sparsity: number;
+  /** Zeros in its kernel, when it has one. */
+  kernelSparsity?: number;
+  pruned: boolean;
+  /** Structured pruning: the original indices of the filters/units kept (ascending). */
+  keptUnits?: number[];
+}
+
+export interface PruneReport {
+  method: 'magnitude' | 'structured';
+  before: ModelSnapshot;
+  after: ModelSnapshot;
+  layers: LayerPruneReport[];
+  weights: WeightSparsity[];
+  /** Zeros among all weights of the pruned model. */
+  sparsity: number;
+  /** Magnitude pruning: zeros among the weights it targeted (the kernels of the pruned layers). */
+  targetSparsity?: number;
+  /** Magnitude pruning: the schedule followed and the mask updates made (step, sparsity). */
+  schedule?: { name: string; config: Record<string, number> };
+  maskUpdates?: { step: number; sparsity: number }[];
+  /** Fine-tuning history (per fit, for iterative structured pruning one entry per round). */
+  history?: Record<string, number[]>[];
+}
+
+function countZeros(t: Tensor): number {
+  const d = t.data as Float32Array;
+  let zeros = 0;
+  for (let i = 0; i < d.length; i++) if (d[i] === 0) zeros++;
+  return zeros;
+}
+
+export function weightSparsity(model: Sequential): WeightSparsity[] {
+  return [...model.weights].map(([name, t]) => {
+    const zeros = countZeros(t);
+    return { name, shape: [...t.shape], elements: t.size, zeros, sparsity: t.size ? zeros / t.size : 0 };
+  });
+}
+
+function unitsOf(layer: Layer): number | undefined {
+  if (layer instanceof Conv2D) return layer.filters;
+  if (layer instanceof Dense) return layer.units;
+  return undefined;
+}
+
+/** Per-layer rows comparing two models whose layers carry the same names. */
+export function layerReports(before: Sequential, after: Sequential, prunedLayers: ReadonlySet<string>): LayerPruneReport[] {
+  const shapesBefore = before.layerShapes();
+  const shapesAfter = after.layerShapes();
+  return after.layers.map((layer, i) => {
+    const old = before.layers.find((l) => l.name === layer.name) ?? before.layers[i]!;
+    const weights = [...after.weights].filter(([name]) => name.startsWith(`${layer.name}/`));
+    const elements = weights.reduce((n, [, t]) => n + t.size, 0);
+    const zeros = weights.reduce((n, [, t]) => n + countZeros(t), 0);
+    const kernel = after.weights.get(`${layer.name}/kernel`);
+    const unitsBefore = unitsOf(old);
+    const unitsAfter = unitsOf(layer);
+    return {
+      name: layer.name!,
+      className: layer.className,
+      ...(unitsBefore !== undefined && unitsAfter !== undefined ? { units: [unitsBefore, unitsAfter] as [number, number] } : {}),
+      parametersBefore: old.countParams(shapesBefore[before.layers.indexOf(old)]!),
+      parametersAfter: layer.countParams(shapesAfter[i]!),
+      nonZeroAfter: elements - zeros,
+      sparsity: elements ? zeros / elements : 0,
+      ...(kernel ? { kernelSparsity: countZeros(kernel) / kernel.size } : {}),
+      pruned: prunedLayers.has(layer.name!),
+    };
+  });
+}
+
+/** Fraction of test examples a classifier gets right (argmax of its outputs against integer labels). */
+export async function classifierAccuracy(model: Sequential, x: Tensor, y: Tensor, batchSize = 256): Promise<number> {
+  const scores = await model.predict(x, { batchSize });
+  return evaluateClassifier(y as never, scores as never).accuracy;
+}
+
+/**
+ * Median inference time per batch of each model, measured interleaved (one run of each in turn) in the
+ * runtime worker, so that load from other processes hits every model alike.
+ */
+export async function measureLatency(models: readonly Sequential[], options: { batchSize?: number; runs?: number; seed?: number } = {}): Promise<number[]> {
+  const batchSize = options.batchSize ?? 64;
+  const runs = options.runs ?? 30;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `latency batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(runs) || runs < 1) throw new KilnError('INVALID_ARGUMENT', `latency runs must be a positive integer, got ${runs}`);
+  const runtime = sharedRuntime();
+  const sessions = await Promise.all(models.map((m) => runtime.load(m.toOnnx())));
+  try {
+    const rng = new Random(options.seed ?? 7);
+    const inputs = models.map((m) => {
+      const shape = [batchSize, ...m.inputShape];
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < data.length; i++) data[i] = rng.next();
+      return new Tensor(data, shape, 'float32');
+    });
+    const times: number[][] = models.map(() => []);
+    for (let r = -3; r < runs; r++) {
+      for (let k = 0; k < models.length; k++) {
+        const t0 = performance.now();
+        await runtime.run(sessions[k]!, { [INPUT_NAME]: inputs[k]! });
+        if (r >= 0) times[k]!.push(performance.now() - t0);
+      }
+    }
+    return times.map((t) => {
+      const s = [...t].sort((a, b) => a - b);
+      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    });
+  } finally {
+    await Promise.all(sessions.map((s) => runtime.release(s)));
+  }
+}
+
+export interface SnapshotOptions {
+  /** Test data for the accuracy before and after. */
+  evaluation?: { x: Tensor; y: Tensor };
+  /** Measure inference latency (default batch 64, 30 runs each, interleaved). */
+  latency?: boolean | { batchSize?: number; runs?: number };
+}
+
+/** Cost (and, when asked, accuracy and latency) of the model before and after pruning. */
+export async function snapshots(before: Sequential, after: Sequential, options: SnapshotOptions): Promise<[ModelSnapshot, ModelSnapshot]> {
+  const a: ModelSnapshot = modelCost(before);
+  const b: ModelSnapshot = modelCost(after);
+  if (options.evaluation) {
+    a.accuracy = await classifierAccuracy(before, options.evaluation.x, options.evaluation.y);
+    b.accuracy = await classifierAccuracy(after, options.evaluation.x, options.evaluation.y);
+  }
+  if (options.latency) {
+    const settings = options.latency === true ? {} : options.latency;
+    const [ta, tb] = await measureLatency([before, after], settings);
+    a.latencyMs = ta;
+    b.latencyMs = tb;
+    a.latencyBatchSize = b.latencyBatchSize = settings.batchSize ?? 64;
+  }
+  return [a, b];
+}

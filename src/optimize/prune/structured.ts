@@ -1,0 +1,249 @@
+import { KilnError } from '../../errors.js';
+import { Activation, type Layer } from '../../layers/index.js';
+import type { Sequential as BaseSequential } from '../../model/sequential.js';
+import { Tensor } from '../../tensor.js';
+import type { Sequential } from '../../train/model.js';
+import { checkFineTune, compileForFineTune, fitFineTune, rebuildModel, type FineTuneArgs } from './fine-tune.js';
+import { kernelLayers, namedKernelLayers, requireTrainableWeights } from './masks.js';
+import type { PruneResult } from './magnitude.js';
+import { layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
+
+export type FilterCriterion = 'l1' | 'l2' | 'bnScale';
+
+export interface StructuredPruneArgs {
+  /** Fraction of filters/units removed from each pruned layer, in [0, 1). */
+  ratio?: number;
+  /** Ratios by layer name (these layers only, unless `ratio` covers the rest). */
+  perLayer?: Record<string, number>;
+  /**
+   * What ranks filters: the L1 or L2 norm of a filter's (unit's) weights, or the |gamma| of the batch
+   * normalization that follows it (network slimming). Default 'l1'.
+   */
+  criterion?: FilterCriterion;
+  /** Iterative mode: remove the ratio in this many equal rounds, fine-tuning after each (default 1). */
+  iterations?: number;
+}
+
+export interface StructuredPruneOptions extends SnapshotOptions {
+  structured: StructuredPruneArgs;
+  /** Layers `ratio` applies to (default: every Conv2D/Dense but the last, whose units are the outputs). */
+  layers?: string[];
+  fineTune?: FineTuneArgs;
+}
+
+/** Layers that only carry channels through (channel c in → channel c out). */
+const CHANNELWISE = new Set(['MaxPooling2D', 'AveragePooling2D', 'Dropout', 'Activation']);
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+function outputUnits(model: BaseSequential, layer: Layer): number {
+  return model.weights.get(`${layer.name}/kernel`)!.shape[layer.className === 'Dense' ? 1 : 0]!;
+}
+
+/** One score per filter (Conv2D) or unit (Dense): larger means more important. */
+export function filterScores(model: BaseSequential, layer: Layer, criterion: FilterCriterion): Float64Array {
+  const index = model.layers.indexOf(layer);
+  if (criterion === 'bnScale') {
+    for (const next of model.layers.slice(index + 1)) {
+      if (next.className === 'BatchNormalization') {
+        const gamma = model.weights.get(`${next.name}/gamma`)!.data as Float32Array;
+        return Float64Array.from(gamma, Math.abs);
+      }
+      if (!CHANNELWISE.has(next.className)) break;
+    }
+    throw new KilnError('INVALID_ARGUMENT', `structured pruning: criterion 'bnScale' ranks filters by the batch normalization after a layer, and layer '${layer.name}' (${layer.className}) is not followed by one; use 'l1' or 'l2'`);
+  }
+  const kernel = model.weights.get(`${layer.name}/kernel`)!;
+  const data = kernel.data as Float32Array;
+  const units = outputUnits(model, layer);
+  const scores = new Float64Array(units);
+  const per = data.length / units;
+  for (let u = 0; u < units; u++) {
+    let s = 0;
+    for (let j = 0; j < per; j++) {
+      // Conv2D [out, in, kh, kw]: a filter is a contiguous row; Dense [in, units]: a unit is a column.
+      const v = layer.className === 'Dense' ? data[j * units + u]! : data[u * per + j]!;
+      s += criterion === 'l2' ? v * v : Math.abs(v);
+    }
+    scores[u] = criterion === 'l2' ? Math.sqrt(s) : s;
+  }
+  return scores;
+}
+
+/** The `keep` highest-scoring indices, in ascending order (ties: the lower index stays). */
+export function topIndices(scores: ArrayLike<number>, keep: number): number[] {
+  return range(scores.length)
+    .sort((a, b) => scores[b]! - scores[a]! || a - b)
+    .slice(0, keep)
+    .sort((a, b) => a - b);
+}
+
+function take(t: Tensor, shape: number[], index: (newIndex: number[]) => number): Tensor {
+  const src = t.data as Float32Array;
+  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    let rest = o;
+    for (let d = 0; d < shape.length; d++) {
+      idx[d] = Math.floor(rest / strides[d]!);
+      rest -= idx[d]! * strides[d]!;
+    }
+    out[o] = src[index(idx)]!;
+  }
+  return new Tensor(out, shape, 'float32');
+}
+
+/**
+ * Removes filters/units: a new Sequential whose pruned layers have only the kept ones (`keep`: original
+ * indices by layer name), with the removal carried into what reads them — batch-norm parameters,
+ * through pooling and dropout, across Flatten (channel c owns features c·H·W … (c+1)·H·W − 1 in the
+ * channel-first order the graph flattens) and into the next Conv2D's input channels or Dense's rows.
+ * The result computes what the original computes with those channels' contributions zeroed.
+ */
+export function removeFilters(model: BaseSequential, keep: ReadonlyMap<string, number[]>): Sequential {
+  const shapes = model.layerShapes();
+  const weights = new Map<string, Tensor>();
+  const sizes = new Map<string, number>();
+  /** Kept indices (original numbering) along the current tensor's channel/feature axis; null: all. */
+  let channels: number[] | null = null;
+  model.layers.forEach((layer, i) => {
+    const own = (param: string) => model.weights.get(`${layer.name}/${param}`)!;
+    const put = (param: string, t: Tensor) => weights.set(`${layer.name}/${param}`, t);
+    const inShape = shapes[i]!;
+    switch (layer.className) {
+      case 'Conv2D':
+      case 'Dense': {
+        const kernel = own('kernel');
+        const dense = layer.className === 'Dense';
+        const units = outputUnits(model, layer);
+        const inputs = kernel.shape[dense ? 0 : 1]!;
+        const outKeep = keep.get(layer.name!) ?? range(units);
+        const inKeep = channels ?? range(inputs);
+        if (dense) {
+          put('kernel', take(kernel, [inKeep.length, outKeep.length], ([r, c]) => inKeep[r!]! * units + outKeep[c!]!));
+        } else {
+          const [, , kh, kw] = kernel.shape as [number, number, number, number];
+          put('kernel', take(kernel, [outKeep.length, inKeep.length, kh, kw], ([o, c, y, x]) => ((outKeep[o!]! * inputs + inKeep[c!]!) * kh + y!) * kw + x!));
+        }
+        const bias = model.weights.get(`${layer.name}/bias`);
+        if (bias) put('bias', take(bias, [outKeep.length], ([o]) => outKeep[o!]!));
+        sizes.set(layer.name!, outKeep.length);
+        channels = keep.has(layer.name!) ? outKeep : null;
+        return;
+      }
+      case 'BatchNormalization':
+        for (const p of ['gamma', 'beta', 'moving_mean', 'moving_variance']) {
+          const t = own(p);
+          put(p, channels ? take(t, [channels.length], ([c]) => channels![c!]!) : t);
+        }
+        return;
+      case 'Flatten':
+        if (channels && inShape.length === 3) {
+          const hw = inShape[0]! * inShape[1]!;
+          channels = channels.flatMap((c) => range(hw).map((j) => c * hw + j));
+        }
+        return;
+      case 'GlobalAveragePooling2D':
+        return;
+      default:
+        // Softmax mixes channels, so removing one is not the same as zeroing it.
+        if (channels && (!CHANNELWISE.has(layer.className) || (layer instanceof Activation && layer.activation === 'softmax'))) {
+          throw new KilnError('UNSUPPORTED_OP', `structured pruning cannot carry removed channels through layer '${layer.name}' (${layer.className})`);
+        }
+        for (const [name, t] of model.weights) if (name.startsWith(`${layer.name}/`)) weights.set(name, t);
+    }
+  });
+  return rebuildModel(model, weights, (className, name, config) => {
+    const size = sizes.get(name);
+    if (size === undefined) return config;
+    return className === 'Dense' ? { ...config, units: size } : { ...config, filters: size };
+  });
+}
+
+function checkRatio(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !(value >= 0 && value < 1)) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} must be a number in [0, 1) (the fraction of filters/units removed), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The removal ratio of each pruned layer, validated against the model. */
+function layerRatios(model: BaseSequential, options: StructuredPruneOptions): Map<string, number> {
+  const s = options.structured;
+  const all = kernelLayers(model);
+  const last = all.at(-1);
+  const ratios = new Map<string, number>();
+  if (s.ratio === undefined && s.perLayer === undefined) throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs ratio (e.g. structured: {ratio: 0.5}) or perLayer ratios');
+  if (s.ratio !== undefined) {
+    const ratio = checkRatio(s.ratio, 'structured.ratio');
+    const layers = options.layers !== undefined ? namedKernelLayers(model, options.layers, 'structured pruning') : all.slice(0, -1);
+    for (const l of layers) ratios.set(l.name!, ratio);
+  }
+  if (s.perLayer !== undefined) {
+    if (typeof s.perLayer !== 'object' || s.perLayer === null) throw new KilnError('INVALID_ARGUMENT', 'structured.perLayer must map layer names to ratios, e.g. {conv2d_1: 0.5}');
+    const named = namedKernelLayers(model, Object.keys(s.perLayer), 'structured pruning (perLayer)');
+    for (const l of named) ratios.set(l.name!, checkRatio(s.perLayer[l.name!], `structured.perLayer['${l.name}']`));
+  }
+  if (last && ratios.has(last.name!) && ratios.get(last.name!)! > 0) {
+    throw new KilnError('INVALID_ARGUMENT', `structured pruning cannot remove units of '${last.name}': it is the last layer with weights, and its units are the model's outputs`);
+  }
+  if (ratios.size === 0) throw new KilnError('INVALID_ARGUMENT', `structured pruning: the model has no layer to prune besides its output layer (${all.map((l) => l.name).join(', ')})`);
+  return ratios;
+}
+
+/**
+ * Structured pruning: removes whole Conv2D filters and Dense units with the lowest scores, giving a
+ * smaller dense model (fewer parameters and FLOPs, really faster), then fine-tunes it. With
+ * `iterations` > 1 the removal happens in rounds, each followed by fine-tuning.
+ */
+export async function structuredPrune(model: BaseSequential, options: StructuredPruneOptions): Promise<PruneResult> {
+  requireTrainableWeights(model);
+  const s = options.structured;
+  if (typeof s !== 'object' || s === null) throw new KilnError('INVALID_ARGUMENT', 'structured must be an object, e.g. structured: {ratio: 0.5, criterion: "l1"}');
+  const criterion = s.criterion ?? 'l1';
+  if (!['l1', 'l2', 'bnScale'].includes(criterion)) throw new KilnError('INVALID_ARGUMENT', `structured.criterion must be 'l1', 'l2' or 'bnScale', got ${JSON.stringify(criterion)}`);
+  const iterations = s.iterations ?? 1;
+  if (!Number.isInteger(iterations) || iterations < 1) throw new KilnError('INVALID_ARGUMENT', `structured.iterations must be a positive integer, got ${JSON.stringify(s.iterations)}`);
+  if (options.fineTune) checkFineTune(options.fineTune);
+  const ratios = layerRatios(model, options);
+  // Checked before any work: every pruned layer must have a score under this criterion.
+  for (const name of ratios.keys()) filterScores(model, model.layers.find((l) => l.name === name)!, criterion);
+  const original = new Map([...ratios.keys()].map((name) => [name, outputUnits(model, model.layers.find((l) => l.name === name)!)]));
+
+  // Original index of each remaining filter/unit, composed across rounds.
+  const originalIndex = new Map([...original].map(([name, n]) => [name, range(n)]));
+  let current: BaseSequential = model;
+  let pruned: Sequential | undefined;
+  const history: Record<string, number[]>[] = [];
+  for (let round = 1; round <= iterations; round++) {
+    const keep = new Map<string, number[]>();
+    for (const [name, ratio] of ratios) {
+      const layer = current.layers.find((l) => l.name === name)!;
+      const target = Math.max(1, Math.round(original.get(name)! * (1 - (ratio * round) / iterations)));
+      const kept = topIndices(filterScores(current, layer, criterion), target);
+      keep.set(name, kept);
+      originalIndex.set(name, kept.map((k) => originalIndex.get(name)![k]!));
+    }
+    pruned = removeFilters(current, keep);
+    if (options.fineTune) {
+      compileForFineTune(pruned, options.fineTune);
+      history.push((await fitFineTune(pruned, options.fineTune)).history);
+    }
+    current = pruned;
+  }
+
+  const [before, after] = await snapshots(model, pruned!, options);
+  const weights = weightSparsity(pruned!);
+  const elements = weights.reduce((n, w) => n + w.elements, 0);
+  const report: PruneReport = {
+    method: 'structured',
+    before,
+    after,
+    layers: layerReports(model, pruned!, new Set(ratios.keys())).map((l) => (originalIndex.has(l.name) ? { ...l, keptUnits: originalIndex.get(l.name)! } : l)),
+    weights,
+    sparsity: weights.reduce((n, w) => n + w.zeros, 0) / Math.max(1, elements),
+    ...(history.length ? { history } : {}),
+  };
+  return { model: pruned!, report };
+}

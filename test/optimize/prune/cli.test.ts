@@ -1,0 +1,87 @@
+/**
+ * `kiln prune` (src/cli/prune.ts) on a tiny IDX data set: magnitude and structured pruning print the
+ * before/after comparison (parameters, FLOPs, file sizes raw and gzip, accuracy, latency) and save a
+ * model `kiln info` shows as sparse.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { main } from '../../../src/cli/main.js';
+import { encodeIdx } from '../../../src/data/idx.js';
+import { layers, loadModel, sequential, type Sequential } from '../../../src/index.js';
+import { Random } from '../../../src/random.js';
+import { makeTempDir, zerosOf } from './helpers.js';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, (l) => out.push(l), (l) => err.push(l));
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+let temp: Awaited<ReturnType<typeof makeTempDir>>;
+let modelFile: string;
+
+before(async () => {
+  temp = await makeTempDir('kiln-prune-cli-');
+  const rng = new Random(11);
+  const write = async (stem: string, n: number) => {
+    const pixels = Uint8Array.from({ length: n * 8 * 8 }, () => rng.int(256));
+    const labels = Uint8Array.from({ length: n }, () => rng.int(10));
+    await writeFile(join(temp.dir, `${stem}-images-idx3-ubyte.gz`), gzipSync(encodeIdx([n, 8, 8], pixels)));
+    await writeFile(join(temp.dir, `${stem}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx([n], labels)));
+  };
+  await write('train', 32);
+  await write('t10k', 16);
+  modelFile = join(temp.dir, 'model.onnx');
+  await sequential({
+    layers: [
+      layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', inputShape: [8, 8, 1] }),
+      layers.conv2d({ filters: 8, kernelSize: 3, activation: 'relu' }),
+      layers.flatten(),
+      layers.dense({ units: 16, activation: 'relu' }),
+      layers.dense({ units: 10 }),
+    ],
+  }).save(modelFile);
+});
+after(() => temp.remove());
+
+describe('kiln prune', () => {
+  it('--sparsity fine-tunes with a schedule, prints the comparison and per-layer sparsity, saves a sparse model', async () => {
+    const out = join(temp.dir, 'pruned.onnx');
+    const r = await run(['prune', modelFile, '--sparsity', '0.75', '--dataset', temp.dir, '--epochs', '1', '--batch-size', '8', '--latency-batch', '4', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    for (const text of ['Parameters', 'FLOPs per example', 'File size, gzip', 'Test accuracy', 'Latency, batch 4', 'conv2d_1 (Conv2D) *', '75.00%', 'polynomialDecay', `Saved ${out}`]) {
+      assert.ok(r.out.includes(text), `output should mention ${text}:\n${r.out}`);
+    }
+    const model = (await loadModel(out)) as Sequential;
+    assert.equal(zerosOf(model.weights.get('conv2d_1/kernel')!), 216);
+    assert.equal(zerosOf(model.weights.get('dense/kernel')!), 0.75 * 128 * 16);
+    const info = await run(['info', out]);
+    assert.match(info.out, /conv2d_1\/kernel\s+\[8, 4, 3, 3\]\s+288\s+75\.0%/);
+  });
+
+  it('--structured --json reports fewer parameters and FLOPs; bad flags exit 1 with a clear error', async () => {
+    const out = join(temp.dir, 'small.onnx');
+    const r = await run(['prune', modelFile, '--structured', '0.5', '--dataset', temp.dir, '--epochs', '1', '--batch-size', '8', '--latency-batch', '0', '--json', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out);
+    assert.equal(report.method, 'structured');
+    assert.ok(report.after.parameters < report.before.parameters / 2);
+    assert.ok(report.after.flops < report.before.flops / 2);
+    assert.equal(report.after.latencyMs, undefined);
+    const model = (await loadModel(out)) as Sequential;
+    assert.deepEqual(model.weights.get('conv2d_1/kernel')!.shape, [4, 2, 3, 3]);
+
+    const both = await run(['prune', modelFile, '--sparsity', '0.5', '--structured', '0.5', '--dataset', temp.dir]);
+    assert.equal(both.code, 1);
+    assert.match(both.err, /exactly one of --sparsity, --m-by-n or --structured/);
+    const bad = await run(['prune', modelFile, '--sparsity', '1.5', '--dataset', temp.dir, '--epochs', '0']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /INVALID_ARGUMENT.*sparsity.*\[0, 1\)/);
+    const badLayer = await run(['prune', modelFile, '--sparsity', '0.5', '--layers', 'nope', '--dataset', temp.dir, '--epochs', '0']);
+    assert.match(badLayer.err, /no layer named 'nope'/);
+  });
+});
