@@ -24,3 +24,5 @@ export { Runtime } from './runtime/runtime.js';
 export { serve, client, KilnClient, ServeError, type ServeOptions, type ServerHandle, type ClientOptions, type InferOptions, type ModelConfig } from './serve/index.js';
 export { prune, type PruneOptions, type PruneResult, type PruneReport } from './optimize/prune/index.js';
 export * as pruning from './optimize/prune/index.js';
+export { quantize, QuantizedModel, type QuantizeOptions, type QuantizationReport, type QuantizationMode } from './optimize/quantize/index.js';
+export * as quantization from './optimize/quantize/index.js';

@@ -8,10 +8,11 @@ import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { serveCommand } from './serve.js';
 import { pruneCommand } from './prune.js';
+import { quantizeCommand } from './quantize.js';
 import { trainCommand } from './train.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, quantizeCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -7,3 +7,4 @@ import './matmul.js';
 import './shape.js';
 import './reduce.js';
 import './normalization.js';
+import './quantization.js';

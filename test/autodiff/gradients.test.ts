@@ -121,10 +121,12 @@ const CHECKED = [
   'ReduceSum', 'ReduceMean', 'ReduceMax',
   // test/ops/normalization.test.ts
   'BatchNormalization', 'Dropout',
+  // test/optimize/quantize/quantization-ops.test.ts (straight-through estimator, checked against its definition)
+  'QuantizeLinear', 'DequantizeLinear',
 ];
 /** Rules that state that no gradient flows (comparisons, rounding, indices, shapes). */
 const NO_GRADIENT_FLOWS = ['Sign', 'Floor', 'Ceil', 'Round', 'Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'And', 'Or', 'Not', 'Shape', 'Size', 'ArgMax', 'OneHot'];
-const NO_RULE = ['ConvTranspose', 'Slice', 'Pad', 'Resize', 'Expand', 'ScatterElements', 'GatherElements'];
+const NO_RULE = ['ConvTranspose', 'Slice', 'Pad', 'Resize', 'Expand', 'ScatterElements', 'GatherElements', 'DynamicQuantizeLinear', 'MatMulInteger', 'ConvInteger'];
 
 describe('operator coverage', () => {
   it('every registered op is gradient-checked, declared gradient-free, or has no rule', () => {

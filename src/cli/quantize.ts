@@ -1,0 +1,124 @@
+import { KilnError } from '../errors.js';
+import { loadDataset } from '../data/by-name.js';
+import { CALIBRATION_METHODS, QUANTIZATION_MODES, quantize, type CalibrationMethod, type QuantizationMode, type QuantizationReport, type QuantizeOptions } from '../optimize/quantize/index.js';
+import { loadModel } from '../train/load.js';
+import type { Tensor } from '../tensor.js';
+import type { Command } from './command.js';
+import { formatBytes, formatTable } from './format.js';
+
+const MODE_LABEL: Record<QuantizationMode, string> = { static: 'static int8', dynamic: 'dynamic int8', float16: 'float16', qat: 'QAT int8' };
+
+function percent(v: number | undefined): string {
+  return v === undefined ? '-' : `${(100 * v).toFixed(2)}%`;
+}
+
+/** The before/after table, the layers that stayed float and why, and what else happened. */
+export function formatQuantizationReport(r: QuantizationReport): string[] {
+  const label = MODE_LABEL[r.mode];
+  const e = r.evaluation;
+  const rows: (string | number)[][] = [['Size', formatBytes(r.sizeBefore), formatBytes(r.sizeAfter), `${r.compression.toFixed(2)}× smaller`]];
+  if (e) {
+    if (e.before.accuracy !== undefined && e.after.accuracy !== undefined) {
+      const delta = 100 * (e.after.accuracy - e.before.accuracy);
+      rows.push(['Accuracy', percent(e.before.accuracy), percent(e.after.accuracy), `${delta >= 0 ? '+' : ''}${delta.toFixed(2)} points`]);
+    }
+    const speedup = e.before.latencyMs / e.after.latencyMs;
+    rows.push([`Latency (batch ${e.batchSize})`, `${e.before.latencyMs.toFixed(2)} ms`, `${e.after.latencyMs.toFixed(2)} ms`, speedup >= 1 ? `${speedup.toFixed(2)}× faster` : `${(1 / speedup).toFixed(2)}× slower`]);
+  }
+  const lines = [formatTable(rows, { header: ['', 'float32', label, 'change'], align: ['left', 'right', 'right', 'left'] })];
+  if (e && Number.isFinite(e.agreement)) lines.push(`Same class as the float model for ${percent(e.agreement)} of the examples; largest output difference ${e.maxAbsDiff.toPrecision(3)} (outputs up to ${e.maxAbsFloat.toPrecision(3)}).`);
+  if (r.calibration) lines.push(`Calibration: ${r.calibration.method} on ${r.calibration.samples} examples.`);
+  if (r.fineTune) {
+    const acc = r.fineTune.history.accuracy?.at(-1);
+    lines.push(`Quantization-aware fine-tuning: ${r.fineTune.epochs} epoch(s), final loss ${r.fineTune.history.loss?.at(-1)?.toFixed(4)}${acc !== undefined ? `, accuracy ${percent(acc)}` : ''}.`);
+  }
+  if (r.foldedBatchNorm.length > 0) lines.push(`BatchNormalization folded into the convolution before it: ${r.foldedBatchNorm.join(', ')}.`);
+  if (r.mode !== 'float16') {
+    lines.push('');
+    if (r.floatLayers.length === 0) lines.push('Every layer runs in int8.');
+    else {
+      lines.push('Layers kept in float:');
+      lines.push(formatTable(r.floatLayers.map((l) => [l.layer, l.reason]), { header: ['Layer', 'Why'] }));
+    }
+  } else if (r.layers[0]?.reason) lines.push(`Every layer: ${r.layers[0].reason}.`);
+  return lines;
+}
+
+function reduceRangeOption(v: unknown): boolean | undefined {
+  if (v === 'auto' || v === undefined) return undefined;
+  if (v === 'on' || v === 'true') return true;
+  if (v === 'off' || v === 'false') return false;
+  throw new KilnError('INVALID_ARGUMENT', `kiln quantize: --reduce-range must be auto, on or off, got '${String(v)}'`);
+}
+
+function fineTuneData(train: { images: Tensor; labels: Tensor }, samples: number): { x: Tensor; y: Tensor } {
+  if (!(Number.isInteger(samples) && samples >= 0)) throw new KilnError('INVALID_ARGUMENT', `kiln quantize: --fine-tune-samples must be a non-negative integer, got ${samples}`);
+  return samples > 0 ? { x: train.images.slice(0, samples), y: train.labels.slice(0, samples) } : { x: train.images, y: train.labels };
+}
+
+function list(v: unknown): string[] | undefined {
+  return typeof v === 'string' && v.trim() ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+}
+
+export const quantizeCommand: Command = {
+  name: 'quantize',
+  summary: 'Quantize a model to int8 (dynamic, static, QAT) or float16 as standard ONNX; report size, accuracy and latency',
+  usage: 'kiln quantize <model.onnx> --mode <static|dynamic|float16|qat> [--dataset fashion-mnist] [--calibration-samples 512] --out model.int8.onnx',
+  options: [
+    { name: 'mode', type: 'string', description: `${QUANTIZATION_MODES.join(', ')}`, default: 'static' },
+    { name: 'dataset', type: 'string', description: 'data set: calibration and fine-tuning from its training split, accuracy on its test split', default: 'embedded' },
+    { name: 'calibration-samples', type: 'number', description: 'calibration examples (a seeded random subset)', default: 512 },
+    { name: 'method', type: 'string', description: `calibration: ${CALIBRATION_METHODS.join(', ')}`, default: 'minmax' },
+    { name: 'percentile', type: 'number', description: 'for --method percentile', default: 99.999 },
+    { name: 'activation-type', type: 'string', description: 'uint8 or int8 activations (static, qat)', default: 'uint8' },
+    { name: 'per-tensor', type: 'boolean', description: 'one scale per weight tensor instead of per output channel' },
+    { name: 'reduce-range', type: 'string', description: '7-bit weights against u8·s8 saturation on x86 without VNNI: auto (on where this CPU needs it), on, off', default: 'auto' },
+    { name: 'weight-bits', type: 'number', description: 'weight precision, 2-8 (stored as int8)' },
+    { name: 'min-conv-reduction', type: 'number', description: 'keep convolutions summing fewer products per output in float (0: quantize all)', default: 128 },
+    { name: 'exclude', type: 'string', description: 'comma-separated layer names to keep in float' },
+    { name: 'float16-compute', type: 'boolean', description: 'float16: compute in float16 too (not only storage)' },
+    { name: 'epochs', type: 'number', description: 'qat: fine-tuning epochs', default: 1 },
+    { name: 'fine-tune-samples', type: 'number', description: 'qat: fine-tune on the first N training examples (0: all)', default: 0 },
+    { name: 'lr', type: 'number', description: 'qat: learning rate', default: 1e-4 },
+    { name: 'batch-size', type: 'number', description: 'batch size of the latency measurement (and of qat fine-tuning)', default: 64 },
+    { name: 'no-eval', type: 'boolean', description: 'skip measuring accuracy and latency' },
+    { name: 'json', type: 'boolean', description: 'print the report as JSON' },
+    { name: 'out', type: 'string', description: 'where to write the quantized model (default: <model>.<mode>.onnx)' },
+  ],
+  async run({ positionals, options }, out) {
+    const file = positionals[0];
+    if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln quantize: give a model file, e.g. kiln quantize model.onnx --mode static --dataset fashion-mnist --out model.int8.onnx');
+    const mode = String(options.mode) as QuantizationMode;
+    if (!QUANTIZATION_MODES.includes(mode)) throw new KilnError('INVALID_ARGUMENT', `kiln quantize: unsupported --mode '${mode}'; expected one of ${QUANTIZATION_MODES.join(', ')}`);
+    const target = (options.out as string | undefined) ?? file.replace(/(\.onnx)?$/i, `.${mode === 'float16' ? 'fp16' : 'int8'}.onnx`);
+    // A Kiln model comes back with its layers (qat trains them; reports name them); others as graphs.
+    const model = await loadModel(file);
+    const data = await loadDataset(String(options.dataset));
+    const batchSize = Number(options['batch-size']);
+    const quantizeOptions: QuantizeOptions = {
+      mode,
+      calibration: data.train.images,
+      calibrationSamples: Number(options['calibration-samples']),
+      method: String(options.method) as CalibrationMethod,
+      percentile: Number(options.percentile),
+      activationType: String(options['activation-type']) as 'uint8' | 'int8',
+      perChannel: !options['per-tensor'],
+      reduceRange: reduceRangeOption(options['reduce-range']),
+      weightBits: options['weight-bits'] === undefined ? undefined : Number(options['weight-bits']),
+      minConvReduction: Number(options['min-conv-reduction']),
+      exclude: list(options.exclude),
+      float16Compute: Boolean(options['float16-compute']),
+      ...(mode === 'qat' ? { fineTune: { ...fineTuneData(data.train, Number(options['fine-tune-samples'])), epochs: Number(options.epochs), learningRate: Number(options.lr), batchSize, verbose: options.json ? 0 : 2 } } : {}),
+      ...(options['no-eval'] ? {} : { evaluate: { x: data.test.images, y: data.test.labels, batchSize } }),
+    };
+    const quantized = await quantize(model, quantizeOptions);
+    await quantized.save(target);
+    if (options.json) {
+      out(JSON.stringify({ file: target, ...quantized.report }));
+      return 0;
+    }
+    out(`Quantized ${file} (${MODE_LABEL[mode]}) → ${target}`);
+    for (const line of formatQuantizationReport(quantized.report)) out(line);
+    return 0;
+  },
+};

@@ -1,0 +1,110 @@
+import { KilnError, formatShape } from '../../errors.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import type { SessionInfo } from '../../runtime/protocol.js';
+import { Tensor } from '../../tensor.js';
+import { accuracy, predictedLabels } from '../../train/metrics.js';
+
+export interface EvaluationData {
+  x: Tensor;
+  /** Class labels [N]; without them only latency and agreement with the float model are measured. */
+  y?: Tensor;
+  /** Batch size of the latency measurement (default 64). */
+  batchSize?: number;
+  /** Timed runs per model (default 30); the median is reported. */
+  latencyRuns?: number;
+}
+
+export interface ModelMeasurement {
+  /** Top-1 accuracy on the evaluation data (when labels were given). */
+  accuracy?: number;
+  /** Median milliseconds per batch of `batchSize`, through Kiln's runtime worker. */
+  latencyMs: number;
+}
+
+export interface Comparison {
+  before: ModelMeasurement;
+  after: ModelMeasurement;
+  batchSize: number;
+  /** Fraction of examples where the quantized model predicts the float model's class. */
+  agreement: number;
+  /** Largest |float − quantized| over all outputs, and the largest |float| for scale. */
+  maxAbsDiff: number;
+  maxAbsFloat: number;
+}
+
+async function predictAll(runtime: Runtime, session: SessionInfo, inputName: string, x: Tensor, batchSize: number): Promise<Tensor> {
+  const n = x.shape[0]!;
+  const parts: Float32Array[] = [];
+  let rowShape: number[] = [];
+  for (let start = 0; start < n; start += batchSize) {
+    const out = Object.values(await runtime.run(session, { [inputName]: x.slice(start, start + batchSize) }))[0]!;
+    rowShape = out.shape.slice(1);
+    parts.push(out.data as Float32Array);
+  }
+  const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    data.set(p, offset);
+    offset += p.length;
+  }
+  return new Tensor(data, [n, ...rowShape], 'float32');
+}
+
+/**
+ * Accuracy of a float model and its quantized version on the same data, their agreement, and their
+ * latency at one batch size, timed alternately (float, quantized, float, ...) so that load from other
+ * processes affects both alike.
+ */
+export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint8Array, data: EvaluationData, runtime: Runtime): Promise<Comparison> {
+  const n = data.x.shape[0] ?? 0;
+  if (n === 0) throw new KilnError('INVALID_DATA', 'evaluation data is empty');
+  if (data.y && data.y.shape[0] !== n) throw new KilnError('INVALID_DATA', `evaluation x has ${n} examples but y has ${data.y.shape[0]}: they must match`);
+  const batchSize = data.batchSize ?? 64;
+  const runs = data.latencyRuns ?? 30;
+  const sessions = [await runtime.load(floatBytes), await runtime.load(quantizedBytes)] as const;
+  try {
+    const inputName = sessions[0].inputNames[0]!;
+    const [floatOut, quantOut] = [await predictAll(runtime, sessions[0], inputName, data.x, 256), await predictAll(runtime, sessions[1], inputName, data.x, 256)];
+    if (formatShape(floatOut.shape) !== formatShape(quantOut.shape)) {
+      throw new KilnError('RUNTIME_ERROR', `the quantized model's output ${formatShape(quantOut.shape)} differs from the float model's ${formatShape(floatOut.shape)}`);
+    }
+    let maxAbsDiff = 0;
+    let maxAbsFloat = 0;
+    const f = floatOut.data as Float32Array;
+    const q = quantOut.data as Float32Array;
+    for (let i = 0; i < f.length; i++) {
+      maxAbsDiff = Math.max(maxAbsDiff, Math.abs(f[i]! - q[i]!));
+      maxAbsFloat = Math.max(maxAbsFloat, Math.abs(f[i]!));
+    }
+    const classifier = floatOut.rank === 2 && floatOut.shape[1]! > 1;
+    const floatLabels = classifier ? predictedLabels(floatOut) : undefined;
+    const quantLabels = classifier ? predictedLabels(quantOut) : undefined;
+    let agree = 0;
+    if (floatLabels && quantLabels) for (let i = 0; i < n; i++) if (floatLabels[i] === quantLabels[i]) agree++;
+    const batch = data.x.slice(0, Math.min(n, batchSize));
+    const times: [number[], number[]] = [[], []];
+    for (let r = 0; r < runs + 2; r++) {
+      for (const k of [0, 1] as const) {
+        const t0 = performance.now();
+        await runtime.run(sessions[k], { [inputName]: batch });
+        // The first two rounds warm up allocations and caches.
+        if (r >= 2) times[k].push(performance.now() - t0);
+      }
+    }
+    const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+    const measure = (k: 0 | 1, out: Tensor): ModelMeasurement => ({
+      ...(data.y && classifier ? { accuracy: accuracy(data.y, out) } : {}),
+      latencyMs: median(times[k]),
+    });
+    return {
+      before: measure(0, floatOut),
+      after: measure(1, quantOut),
+      batchSize: batch.shape[0]!,
+      agreement: classifier ? agree / n : NaN,
+      maxAbsDiff,
+      maxAbsFloat,
+    };
+  } finally {
+    for (const s of sessions) await runtime.release(s).catch(() => undefined);
+  }
+}

@@ -1,0 +1,327 @@
+import { KilnError, formatShape } from '../../errors.js';
+import type { Graph } from '../../graph/graph.js';
+import { modelToProto } from '../../graph/onnx-io.js';
+import { decodeModel, encodeModel, type ModelProto } from '../../graph/proto.js';
+import type { ImageDataset, LabeledImages } from '../../data/types.js';
+import { writeFileAtomic } from '../../model/atomic-write.js';
+import { OnnxModel } from '../../model/onnx-model.js';
+import { Random } from '../../random.js';
+import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
+import { Tensor } from '../../tensor.js';
+import type { History } from '../../train/model.js';
+import { Sequential } from '../../train/model.js';
+import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
+import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.js';
+import { CALIBRATION_METHODS, calibrateActivations, type CalibrationMethod } from './calibrate.js';
+import { quantizeDynamicGraph } from './dynamic.js';
+import { compareModels, type Comparison, type EvaluationData } from './evaluate.js';
+import { convertToFloat16 } from './float16.js';
+import { foldBatchNormalization } from './fold-batchnorm.js';
+import { DEFAULT_MIN_CONV_REDUCTION, insertQdq, type NodeDecision } from './qdq.js';
+import { integerKernelsSaturate } from './params.js';
+import { checkFineTune, fakeQuantStepOptions, foldBatchNormLayers } from './qat.js';
+import { QUANTIZATION_METADATA_KEY, checkNotQuantized, sourceGraph, type QuantizableModel } from './source-graph.js';
+import { MODEL_METADATA_KEY } from '../../model/sequential.js';
+
+export type QuantizationMode = 'dynamic' | 'static' | 'float16' | 'qat';
+export const QUANTIZATION_MODES: readonly QuantizationMode[] = ['dynamic', 'static', 'float16', 'qat'];
+
+/** Calibration examples: a tensor [N, ...inputShape], labelled images, or a data set (its training split). */
+export type CalibrationData = Tensor | LabeledImages | ImageDataset;
+
+export interface FineTuneArgs {
+  x: Tensor;
+  y: Tensor;
+  /** Default 1. */
+  epochs?: number;
+  /** Default 64. */
+  batchSize?: number;
+  /** Default: Adam with learning rate 1e-4 (a tenth of Keras' default: fine-tuning, not training). */
+  optimizer?: string | Optimizer;
+  learningRate?: number;
+  /** Default: the loss the model was compiled with (from its metadata), else sparse categorical cross-entropy on logits. */
+  loss?: string | Loss;
+  validationSplit?: number;
+  verbose?: 0 | 1 | 2;
+  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+}
+
+export interface QuantizeOptions {
+  mode: QuantizationMode;
+  /** static / qat: examples to calibrate activation ranges on (qat: default fineTune.x). */
+  calibration?: CalibrationData;
+  /** At most this many calibration examples, a seeded random subset (default 512). */
+  calibrationSamples?: number;
+  /** Range estimator for activations (default 'minmax'). */
+  method?: CalibrationMethod;
+  /** For method 'percentile' (default 99.999). */
+  percentile?: number;
+  /** Per-output-channel weight scales (default true). */
+  perChannel?: boolean;
+  /** Element type of static activations (default 'uint8'). */
+  activationType?: 'uint8' | 'int8';
+  /**
+   * 7-bit weights (ONNX Runtime's reduce_range), against the 16-bit saturation of u8·s8 kernels on x86
+   * CPUs without VNNI. Default: on where this CPU has that problem (integerKernelsSaturate()), else off.
+   */
+  reduceRange?: boolean;
+  /** Weight bits 2–8 (default 8, or 7 with reduceRange). Values are stored as int8 either way. */
+  weightBits?: number;
+  /** Layer names (Kiln models) or node names (other ONNX models) to keep in float. */
+  exclude?: string[];
+  /**
+   * static / qat: convolutions summing fewer products per output (input channels × kernel area) stay
+   * float, where ONNX Runtime's int8 kernel measured slower than its float one (default 128; 0: none).
+   */
+  minConvReduction?: number;
+  /** float16: also compute in float16 (default false: float16 storage, float32 compute). */
+  float16Compute?: boolean;
+  /** qat: the fine-tuning run with fake quantization. */
+  fineTune?: FineTuneArgs;
+  /** Measure accuracy and latency of the float and quantized models on this data. */
+  evaluate?: EvaluationData;
+  /** Seed for picking calibration examples (default 42). */
+  seed?: number;
+  runtime?: Runtime;
+}
+
+/** One layer's outcome. */
+export interface LayerReport {
+  layer: string;
+  ops: string[];
+  precision: 'int8' | 'float16' | 'float32';
+  /** Why it stayed float, or a note on how it runs. */
+  reason?: string;
+}
+
+export interface QuantizationReport {
+  mode: QuantizationMode;
+  settings: Record<string, unknown>;
+  /** Bytes of the float model's ONNX file and of the quantized one. */
+  sizeBefore: number;
+  sizeAfter: number;
+  /** sizeBefore / sizeAfter. */
+  compression: number;
+  layers: LayerReport[];
+  /** The layers that stayed float, with the reason. */
+  floatLayers: { layer: string; reason: string }[];
+  /** BatchNormalization layers folded into the convolution before them. */
+  foldedBatchNorm: string[];
+  calibration?: { method: CalibrationMethod; samples: number };
+  fineTune?: { epochs: number; history: History['history'] };
+  evaluation?: Comparison;
+  /** Node count per op type in the quantized graph. */
+  ops: Record<string, number>;
+}
+
+/**
+ * A quantized model: a standard ONNX graph (QDQ form, dynamic integer ops or float16) — no longer a
+ * Kiln Sequential, so it runs and saves but does not train.
+ */
+export class QuantizedModel extends OnnxModel {
+  constructor(
+    bytes: Uint8Array,
+    proto: ModelProto,
+    readonly report: QuantizationReport,
+    runtime?: Runtime,
+  ) {
+    super(bytes, proto, runtime);
+  }
+
+  /** Writes the .onnx file atomically (readers see the old file or the whole new one). */
+  async save(file: string): Promise<void> {
+    await writeFileAtomic(file, this.bytes);
+  }
+}
+
+function checkOptions(o: QuantizeOptions): void {
+  if (!o || typeof o !== 'object') throw new KilnError('INVALID_ARGUMENT', `quantize() needs options with a mode (${QUANTIZATION_MODES.join(', ')})`);
+  if (!QUANTIZATION_MODES.includes(o.mode)) {
+    throw new KilnError('INVALID_ARGUMENT', `unsupported quantization mode ${JSON.stringify(o.mode)}; expected one of ${QUANTIZATION_MODES.join(', ')}`);
+  }
+  if (o.method !== undefined && !CALIBRATION_METHODS.includes(o.method)) {
+    throw new KilnError('INVALID_ARGUMENT', `unknown calibration method ${JSON.stringify(o.method)}; expected one of ${CALIBRATION_METHODS.join(', ')}`);
+  }
+  if (o.activationType !== undefined && o.activationType !== 'uint8' && o.activationType !== 'int8') {
+    throw new KilnError('INVALID_ARGUMENT', `activationType must be 'uint8' or 'int8', got ${JSON.stringify(o.activationType)}`);
+  }
+  if (o.weightBits !== undefined && !(Number.isInteger(o.weightBits) && o.weightBits >= 2 && o.weightBits <= 8)) {
+    throw new KilnError('INVALID_ARGUMENT', `weightBits must be an integer in [2, 8], got ${o.weightBits}`);
+  }
+  if (o.calibrationSamples !== undefined && !(Number.isInteger(o.calibrationSamples) && o.calibrationSamples >= 1)) {
+    throw new KilnError('INVALID_ARGUMENT', `calibrationSamples must be a positive integer, got ${o.calibrationSamples}`);
+  }
+  if (o.mode === 'static' && o.calibration === undefined) {
+    throw new KilnError('INVALID_ARGUMENT', "mode 'static' needs calibration data: quantize(model, {mode: 'static', calibration: x}) with x of the model's input shape");
+  }
+}
+
+/** The calibration examples as one float32 tensor of the model's input shape (a seeded subset). */
+export function calibrationTensor(data: CalibrationData, inputShape: readonly (number | string | null)[], samples: number, seed: number): Tensor {
+  const x: unknown = data instanceof Tensor ? data : (data as ImageDataset).train?.images ?? (data as LabeledImages).images;
+  if (!(x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'calibration must be a tensor of examples, {images, labels} or a data set with a train split');
+  if (x.shape[0] === 0 || x.rank === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
+  const expected = inputShape.slice(1);
+  const got = x.shape.slice(1);
+  if (x.rank !== inputShape.length || expected.some((d, i) => typeof d === 'number' && d !== got[i])) {
+    throw new KilnError('INVALID_SHAPE', `calibration data must have the model's input shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(x.shape)}`);
+  }
+  if (x.dtype !== 'float32') throw new KilnError('INVALID_ARGUMENT', `calibration data must be float32, got ${x.dtype}`);
+  const values = x.data as Float32Array;
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) throw new KilnError('INVALID_DATA', `calibration data contains ${values[i]} at flat index ${i}; examples must be finite`);
+  }
+  const n = x.shape[0]!;
+  if (n <= samples) return x;
+  return x.gather(new Random(seed).permutation(n).subarray(0, samples));
+}
+
+function opCounts(graph: Graph): Record<string, number> {
+  const ops: Record<string, number> = {};
+  for (const n of graph.nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+  return ops;
+}
+
+/** Per-layer outcome from per-node decisions: a layer is int8 when its main operator is. */
+function layerReports(decisions: NodeDecision[], layerOrder: string[]): LayerReport[] {
+  const byLayer = new Map<string, NodeDecision[]>();
+  for (const d of decisions) byLayer.set(d.layer, [...(byLayer.get(d.layer) ?? []), d]);
+  const order = [...layerOrder.filter((l) => byLayer.has(l)), ...[...byLayer.keys()].filter((l) => !layerOrder.includes(l))];
+  return order.map((layer) => {
+    const ds = byLayer.get(layer)!;
+    const main = ds[0]!;
+    return { layer, ops: ds.map((d) => d.op), precision: main.precision, ...(main.reason ? { reason: main.reason } : {}) };
+  });
+}
+
+function floatBytes(model: QuantizableModel): Uint8Array {
+  if (model instanceof Uint8Array) return model;
+  if (model instanceof OnnxModel) return model.bytes;
+  return (model as Sequential).toOnnx();
+}
+
+/**
+ * Quantizes a model into a standard ONNX model that ONNX Runtime runs with integer kernels (or, for
+ * 'float16', at half the size):
+ *
+ * - 'dynamic': int8 weights per output channel; activations quantized at run time
+ *   (DynamicQuantizeLinear + MatMulInteger / ConvInteger).
+ * - 'static': BatchNormalization folded into Conv, activation ranges calibrated on data, QDQ pairs
+ *   around every operator ONNX Runtime runs in int8; others stay float (the report says which, and why).
+ * - 'float16': weights stored as float16.
+ * - 'qat': fine-tunes a copy of the model with fake quantization in the compiled training step, then
+ *   exports it like 'static'.
+ */
+export async function quantize(model: QuantizableModel, options: QuantizeOptions): Promise<QuantizedModel> {
+  checkOptions(options);
+  const runtime = options.runtime ?? sharedRuntime();
+  const seed = options.seed ?? 42;
+  const before = floatBytes(model);
+  const settings: Record<string, unknown> = { mode: options.mode };
+  const reduceRange = options.reduceRange ?? (options.weightBits === undefined && integerKernelsSaturate());
+  let fineTuneReport: QuantizationReport['fineTune'];
+  let foldedLayers: string[] = [];
+  let source = model;
+  if (options.mode === 'qat') {
+    checkFineTune(model, options.fineTune);
+    const ft = options.fineTune;
+    const epochs = ft.epochs ?? 1;
+    const trainable = model as Sequential;
+    const folded = foldBatchNormLayers(trainable);
+    foldedLayers = folded.folded;
+    const names = folded.model.layers.map((l) => l.name!);
+    checkExclusions(options.exclude, names);
+    const compiledWith = trainable.metadata.get('kiln.training');
+    const loss = ft.loss ?? (compiledWith ? (JSON.parse(compiledWith) as { loss: { name: string; config?: Record<string, unknown> } }).loss : sparseCategoricalCrossentropy({ fromLogits: true }));
+    const optimizer = ft.optimizer !== undefined ? resolveOptimizer(ft.optimizer) : adam({ learningRate: ft.learningRate ?? 1e-4 });
+    folded.model.compile({ optimizer, loss: resolveLoss(loss), metrics: ['accuracy'] }, fakeQuantStepOptions(folded.model, { weightBits: options.weightBits ?? (reduceRange ? 7 : 8), exclude: options.exclude, minConvReduction: options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION }));
+    const history = await folded.model.fit(ft.x, ft.y, { epochs, batchSize: ft.batchSize ?? 64, validationSplit: ft.validationSplit, verbose: ft.verbose ?? 0, stream: ft.stream, seed });
+    fineTuneReport = { epochs, history: history.history };
+    source = folded.model;
+    settings.fineTune = { epochs, batchSize: ft.batchSize ?? 64, optimizer: optimizer.name, learningRate: optimizer.learningRate };
+  }
+
+  if (options.mode === 'float16') {
+    const proto = model instanceof Uint8Array ? decodeModel(model) : model instanceof OnnxModel ? model.proto : decodeModel((model as Sequential).toOnnx());
+    checkNotQuantized(proto);
+    const { proto: converted, clamped } = convertToFloat16(proto, { compute: options.float16Compute ?? false });
+    const report = baseReport(options, settings, before.length, 0, []);
+    const layerNames = model instanceof Sequential ? model.layers.map((l) => l.name!) : (proto.graph?.node ?? []).map((n) => n.name || n.opType || '?');
+    const how = options.float16Compute ? 'float16 weights and compute' : 'float16 weights, float32 compute';
+    report.layers = layerNames.map((layer) => ({ layer, ops: [], precision: 'float16' as const, reason: how }));
+    if (clamped > 0) report.settings.clampedWeights = clamped;
+    settings.float16Compute = options.float16Compute ?? false;
+    // Kiln's layer configuration no longer describes the graph (loadModel would try to rebuild it).
+    const metadata = (converted.metadataProps ?? []).filter((m) => m.key !== MODEL_METADATA_KEY && m.key !== QUANTIZATION_METADATA_KEY);
+    const name = model instanceof Sequential ? model.name : proto.graph?.name || 'model';
+    metadata.push({ key: QUANTIZATION_METADATA_KEY, value: JSON.stringify({ mode: 'float16', model: name, settings }) });
+    const bytes = encodeModel({ ...converted, metadataProps: metadata });
+    report.sizeAfter = bytes.length;
+    report.compression = before.length / bytes.length;
+    for (const n of converted.graph?.node ?? []) report.ops[n.opType!] = (report.ops[n.opType!] ?? 0) + 1;
+    return finish(bytes, report, options, before, runtime);
+  }
+
+  const src = sourceGraph(source);
+  checkExclusions(options.exclude, src.layerNames);
+  const { graph: foldedGraph, folded } = foldBatchNormalization(src.graph);
+  const foldedBatchNorm = [...foldedLayers, ...folded.map((f) => src.layerOf.get(f.batchNorm) ?? f.batchNorm)];
+  let result: { graph: Graph; decisions: NodeDecision[] };
+  let calibration: QuantizationReport['calibration'];
+  const common = { perChannel: options.perChannel ?? true, weightBits: options.weightBits, reduceRange, exclude: options.exclude };
+  Object.assign(settings, {
+    perChannel: common.perChannel,
+    reduceRange: options.reduceRange === undefined && reduceRange ? 'auto: on (this CPU adds u8·s8 products in saturating 16-bit arithmetic)' : reduceRange,
+    weightBits: options.weightBits ?? (reduceRange ? 7 : 8),
+  });
+  if (options.mode === 'dynamic') {
+    result = quantizeDynamicGraph(foldedGraph, src.layerOf, common);
+  } else {
+    const data = options.calibration ?? (options.mode === 'qat' ? options.fineTune!.x : undefined);
+    const x = calibrationTensor(data!, src.graph.inputs[0]!.shape ?? [], options.calibrationSamples ?? 512, seed);
+    const method = options.method ?? 'minmax';
+    const ranges = await calibrateActivations(foldedGraph, x, { method, percentile: options.percentile, runtime });
+    calibration = { method, samples: x.shape[0]! };
+    const activationType = options.activationType ?? 'uint8';
+    Object.assign(settings, { activationType, method, ...(method === 'percentile' ? { percentile: options.percentile ?? 99.999 } : {}) });
+    const minConvReduction = options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION;
+    settings.minConvReduction = minConvReduction;
+    result = insertQdq(foldedGraph, ranges, src.layerOf, { ...common, activationType, minConvReduction });
+  }
+  const metadata: Record<string, string> = { ...src.metadata };
+  metadata[QUANTIZATION_METADATA_KEY] = JSON.stringify({ mode: options.mode, model: src.modelName, settings });
+  const bytes = encodeModel(modelToProto(result.graph, metadata));
+  const report = baseReport(options, settings, before.length, bytes.length, foldedBatchNorm);
+  report.layers = layerReports(result.decisions, src.layerNames);
+  report.floatLayers = report.layers.filter((l) => l.precision !== 'int8').map((l) => ({ layer: l.layer, reason: l.reason ?? 'float' }));
+  for (const bn of foldedBatchNorm) report.floatLayers = report.floatLayers.filter((l) => l.layer !== bn);
+  report.ops = opCounts(result.graph);
+  if (calibration) report.calibration = calibration;
+  if (fineTuneReport) report.fineTune = fineTuneReport;
+  return finish(bytes, report, options, before, runtime);
+}
+
+function checkExclusions(exclude: string[] | undefined, names: string[]): void {
+  for (const e of exclude ?? []) {
+    if (!names.includes(e)) throw new KilnError('INVALID_ARGUMENT', `exclude: the model has no layer named '${e}' (layers: ${names.join(', ')})`);
+  }
+}
+
+function baseReport(options: QuantizeOptions, settings: Record<string, unknown>, sizeBefore: number, sizeAfter: number, foldedBatchNorm: string[]): QuantizationReport {
+  return {
+    mode: options.mode,
+    settings,
+    sizeBefore,
+    sizeAfter,
+    compression: sizeAfter > 0 ? sizeBefore / sizeAfter : 0,
+    layers: [],
+    floatLayers: [],
+    foldedBatchNorm,
+    ops: {},
+  };
+}
+
+async function finish(bytes: Uint8Array, report: QuantizationReport, options: QuantizeOptions, before: Uint8Array, runtime: Runtime): Promise<QuantizedModel> {
+  if (options.evaluate) report.evaluation = await compareModels(before, bytes, options.evaluate, runtime);
+  return new QuantizedModel(bytes, decodeModel(bytes), report, runtime);
+}

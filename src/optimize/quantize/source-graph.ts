@@ -1,0 +1,148 @@
+import { KilnError } from '../../errors.js';
+import { ONNX_TYPE_NAMES, dtypeFromOnnx } from '../../graph/dtype.js';
+import { Graph, type AttrValue, type Shape } from '../../graph/graph.js';
+import { attributeValue, tensorFromProto } from '../../graph/onnx-io.js';
+import type { ModelProto, ValueInfoProto } from '../../graph/proto.js';
+import { OnnxModel } from '../../model/onnx-model.js';
+import { parseOnnx } from '../../model/read-model.js';
+import { MODEL_METADATA_KEY, OUTPUT_NAME, type Sequential } from '../../model/sequential.js';
+import '../../ops/index.js';
+
+/** Metadata key of a quantized model: what was done to it, and to which model (JSON). */
+export const QUANTIZATION_METADATA_KEY = 'kiln.quantization';
+
+/** A float inference graph to quantize, and where each node came from. */
+export interface SourceGraph {
+  graph: Graph;
+  /** Node name → the Kiln layer that emitted it (foreign models: the node's own name). */
+  layerOf: Map<string, string>;
+  /**
+   * Metadata to carry into the quantized file: everything but Kiln's layer configuration, which no
+   * longer describes the graph (and would make `loadModel` try to rebuild a Sequential from it).
+   */
+  metadata: Record<string, string>;
+  /** The model's name, for the quantization metadata. */
+  modelName: string;
+  /** Layer names, in order (to check `exclude` against). */
+  layerNames: string[];
+}
+
+/** What can be quantized: a Kiln model, a loaded ONNX model, or the bytes of an .onnx file. */
+export type QuantizableModel = Sequential | OnnxModel | Uint8Array;
+
+/** Ops whose presence means a graph is quantized already. */
+const QUANTIZED_OPS = new Set([
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'QLinearConv',
+  'QLinearMatMul',
+  'MatMulInteger',
+  'ConvInteger',
+  'QGemm',
+  'QLinearAdd',
+  'QLinearMul',
+  'QLinearGlobalAveragePool',
+  'QLinearAveragePool',
+  'QLinearConcat',
+  'DynamicQuantizeMatMul',
+  'MatMulIntegerToFloat',
+]);
+
+/** Fails with a clear message when the proto is a quantized (or float16) model already. */
+export function checkNotQuantized(proto: ModelProto, what = 'the model'): void {
+  const meta = proto.metadataProps?.find((m) => m.key === QUANTIZATION_METADATA_KEY);
+  if (meta) {
+    let mode = 'quantized';
+    try {
+      mode = (JSON.parse(meta.value ?? '{}') as { mode?: string }).mode ?? mode;
+    } catch {
+      // the presence of the key is what matters
+    }
+    throw new KilnError('INVALID_ARGUMENT', `${what} is already quantized (mode '${mode}', metadata '${QUANTIZATION_METADATA_KEY}'): quantize the original float model instead`);
+  }
+  const counts: Record<string, number> = {};
+  for (const n of proto.graph?.node ?? []) if (QUANTIZED_OPS.has(n.opType ?? '')) counts[n.opType!] = (counts[n.opType!] ?? 0) + 1;
+  if (Object.keys(counts).length > 0) {
+    const found = Object.entries(counts).map(([op, k]) => `${k} ${op}`).join(', ');
+    throw new KilnError('INVALID_ARGUMENT', `${what} is already quantized: it has ${found} node(s); quantize the original float model instead`);
+  }
+  const lowPrecision = (proto.graph?.initializer ?? []).filter((t) => t.dataType === 10 || t.dataType === 16);
+  if (lowPrecision.length > 0) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} is already converted to ${ONNX_TYPE_NAMES[lowPrecision[0]!.dataType!]} (initializer '${lowPrecision[0]!.name}'): quantize the original float32 model instead`);
+  }
+}
+
+function shapeOf(v: ValueInfoProto): Shape {
+  const dims = v.type?.tensorType?.shape?.dim ?? [];
+  return dims.map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : (d.dimParam ?? null)));
+}
+
+/**
+ * Rebuilds a decoded ONNX model as a Kiln Graph, so every value gets a dtype and shape from Kiln's
+ * shape rules. Operators Kiln has no shape rule for are reported by name (UNSUPPORTED_OP).
+ */
+export function graphFromProto(proto: ModelProto): Graph {
+  const g = proto.graph ?? {};
+  const graph = new Graph(g.name || 'model');
+  const initNames = new Set<string>();
+  for (const t of g.initializer ?? []) {
+    graph.initializer(t.name ?? '', tensorFromProto(t));
+    initNames.add(t.name ?? '');
+  }
+  for (const v of g.input ?? []) {
+    if (initNames.has(v.name ?? '')) continue;
+    const elem = v.type?.tensorType?.elemType;
+    if (elem === undefined) throw new KilnError('UNSUPPORTED_OP', `model input '${v.name}' is not a tensor`);
+    graph.input(v.name ?? '', dtypeFromOnnx(elem), shapeOf(v));
+  }
+  for (const n of g.node ?? []) {
+    if (n.domain && n.domain !== 'ai.onnx') {
+      throw new KilnError('UNSUPPORTED_OP', `node '${n.name}' is ${n.domain}.${n.opType}: Kiln quantizes graphs of standard ONNX operators only`);
+    }
+    const attrs: Record<string, AttrValue> = {};
+    for (const a of n.attribute ?? []) {
+      const value = attributeValue(a);
+      if (value === undefined) throw new KilnError('UNSUPPORTED_OP', `node '${n.name}' (${n.opType}) has attribute '${a.name}' of a kind Kiln does not rewrite (subgraphs, sparse tensors)`);
+      attrs[a.name ?? ''] = value;
+    }
+    const hint = (n.name || n.opType || 'node').replace(/^node\//, '');
+    graph.op(n.opType ?? '', n.input ?? [], attrs, { outputs: n.output ?? [], name: hint });
+  }
+  for (const o of g.output ?? []) graph.outputs.push(graph.value(o.name ?? ''));
+  return graph;
+}
+
+/**
+ * The float inference graph of a model, with weights as initializers and a symbolic batch dimension.
+ * Kiln models also say which layer emitted each node (for the report and `exclude`).
+ */
+export function sourceGraph(model: QuantizableModel): SourceGraph {
+  if (model instanceof Uint8Array) return sourceGraph(new OnnxModel(model, parseOnnx(model)));
+  if (model instanceof OnnxModel) {
+    checkNotQuantized(model.proto);
+    const graph = graphFromProto(model.proto);
+    const layerOf = new Map(graph.nodes.map((n) => [n.name, n.name.replace(/^node\//, '')]));
+    const metadata = Object.fromEntries((model.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
+    delete metadata[MODEL_METADATA_KEY];
+    return { graph, layerOf, metadata, layerNames: [...new Set(layerOf.values())], modelName: model.proto.graph?.name || 'model' };
+  }
+  const sequentialModel = model as Sequential;
+  if (typeof sequentialModel.buildGraph !== 'function') {
+    throw new KilnError('INVALID_ARGUMENT', 'quantize() takes a Kiln Sequential model, an OnnxModel or the bytes of an .onnx file');
+  }
+  const layerOf = new Map<string, string>();
+  let seen = 0;
+  const { graph } = sequentialModel.buildGraph({
+    batchSize: 'N',
+    afterLayer: (g, layer, output) => {
+      // The layout transpose before the first layer belongs to the input.
+      for (const n of g.nodes.slice(seen)) layerOf.set(n.name, n.name === 'node/to_channels_first' ? 'input' : (layer.name ?? layer.className));
+      seen = g.nodes.length;
+      return output;
+    },
+  });
+  for (const n of graph.nodes.slice(seen)) layerOf.set(n.name, n.outputs.includes(OUTPUT_NAME) ? 'output' : 'input');
+  const metadata = Object.fromEntries(sequentialModel.metadata);
+  return { graph, layerOf, metadata, layerNames: sequentialModel.layers.map((l) => l.name ?? l.className), modelName: sequentialModel.name };
+}
