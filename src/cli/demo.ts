@@ -1,60 +1,146 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { bench, bestModel, type BenchModelSource } from '../bench/bench.js';
+import { formatBenchTable } from '../bench/format.js';
 import { embedded } from '../data/embedded.js';
+import { KilnError } from '../errors.js';
 import { tutorialCnn } from '../layers/presets.js';
-import { sequential } from '../train/model.js';
+import { distill } from '../optimize/distill/distill.js';
+import { prune } from '../optimize/prune/prune.js';
+import { quantize } from '../optimize/quantize/quantize.js';
+import { writeReport } from '../report/html.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
+import { sequential } from '../train/model.js';
 import { adam } from '../train/optimizers.js';
 import type { Command } from './command.js';
-import { formatBytes, formatDuration, formatNumber, formatTable } from './format.js';
-import { promises as fs } from 'node:fs';
+import { formatBytes, formatDuration, formatNumber } from './format.js';
+
+const STEPS = 8;
 
 /**
- * The seed tutorial's pipeline on the embedded Fashion-MNIST subset, one library call per step:
- * load → build → compile → fit → evaluate → save.
+ * The seed's whole story on the embedded Fashion-MNIST subset, one library call per step: train the
+ * tutorial CNN → evaluate → prune (unstructured, structured) → quantize (static int8) → distill into a
+ * smaller student → bench every variant → write the HTML report → say how to serve the best one.
  */
 export const demoCommand: Command = {
   name: 'demo',
-  summary: "Run the tutorial's pipeline on the embedded data set: train, evaluate, save",
-  usage: 'kiln demo [--epochs 5] [--out kiln-demo.onnx]',
+  summary: 'The whole story on the embedded data set: train, evaluate, prune, quantize, distill, bench, report',
+  usage: 'kiln demo [--epochs 5] [--out-dir kiln-demo] [--report=false]',
   options: [
-    { name: 'epochs', type: 'number', description: 'training epochs', default: 5 },
-    { name: 'out', type: 'string', description: 'where to save the trained model', default: 'kiln-demo.onnx' },
+    { name: 'epochs', type: 'number', description: 'epochs to train the tutorial CNN', default: 5 },
+    { name: 'fine-tune-epochs', type: 'number', description: 'epochs of fine-tuning after each pruning', default: 1 },
+    { name: 'distill-epochs', type: 'number', description: 'epochs to train the distilled student', default: 3 },
+    { name: 'limit', type: 'number', description: 'train on only the first n training images (a quicker run)' },
+    { name: 'test-limit', type: 'number', description: 'evaluate and bench on only the first n test images' },
+    { name: 'out-dir', type: 'string', description: 'where the models and the report go', default: 'kiln-demo' },
+    { name: 'report', type: 'boolean', description: 'write the HTML report (--report=false: only the table)', default: true },
   ],
   async run({ options }, out) {
     const epochs = Number(options.epochs);
-    const file = String(options.out);
-    out('1/5  Loading the embedded Fashion-MNIST subset (10,000 training and 2,000 test images, 28×28 grey)');
+    const fineTuneEpochs = Number(options['fine-tune-epochs']);
+    const distillEpochs = Number(options['distill-epochs']);
+    const dir = String(options['out-dir']);
+    const started = performance.now();
+    await mkdir(dir, { recursive: true });
+    const file = (name: string) => path.join(dir, `${name}.onnx`);
+    const step = (k: number, text: string) => out(`\n${k}/${STEPS}  ${text}`);
+    const timed = async <T>(work: () => Promise<T>): Promise<[T, string]> => {
+      const t0 = performance.now();
+      const result = await work();
+      return [result, formatDuration(performance.now() - t0)];
+    };
+
     const data = await embedded();
-    out('2/5  Building the tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10)');
-    const model = sequential(tutorialCnn(data.train.images.shape.slice(1), data.classNames.length));
+    const limit = options.limit === undefined ? data.train.images.shape[0]! : Number(options.limit);
+    if (!Number.isInteger(limit) || limit < 10) throw new KilnError('INVALID_ARGUMENT', `--limit must be an integer of at least 10, got ${options.limit}`);
+    const x = data.train.images.slice(0, limit);
+    const y = data.train.labels.slice(0, limit);
+    const testLimit = options['test-limit'] === undefined ? data.test.images.shape[0]! : Number(options['test-limit']);
+    if (!Number.isInteger(testLimit) || testLimit < 1) throw new KilnError('INVALID_ARGUMENT', `--test-limit must be a positive integer, got ${options['test-limit']}`);
+    const test = { x: data.test.images.slice(0, testLimit), y: data.test.labels.slice(0, testLimit) };
+    out(`kiln demo: the embedded Fashion-MNIST subset, ${formatNumber(x.shape[0]!)} training and ${formatNumber(test.x.shape[0]!)} test images (28×28 grey, 10 classes); files go to ${dir}/`);
+
+    step(1, `Train the tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10), ${epochs} epochs, Adam, cross-entropy from logits`);
+    const model = sequential({ layers: tutorialCnn(x.shape.slice(1), data.classNames.length), name: 'cnn' });
     model.summary(out);
-    out(`3/5  Training ${epochs} epochs with Adam and sparse categorical cross-entropy from logits`);
     model.compile({ optimizer: adam(), loss: sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
-    const t0 = performance.now();
-    const history = await model.fit(data.train.images, data.train.labels, { epochs, batchSize: 32, validationSplit: 0.1 });
-    const trainMs = performance.now() - t0;
-    out('4/5  Evaluating on the held-out test images');
-    const result = await model.evaluate(data.test.images, data.test.labels);
-    out(`5/5  Saving the model as ${file} (one standard ONNX file)`);
-    await model.save(file);
-    const size = (await fs.stat(file)).size;
-    out('');
-    out(
-      formatTable(
-        [
-          ['parameters', formatNumber(model.countParams().total)],
-          ['training time', `${formatDuration(trainMs)} (${epochs} epochs)`],
-          ['final training accuracy', `${(100 * history.history.accuracy!.at(-1)!).toFixed(2)}%`],
-          ['test loss', result.loss.toFixed(4)],
-          ['test accuracy', `${(100 * result.accuracy!).toFixed(2)}%`],
-          ['test macro F1', result.macroF1!.toFixed(4)],
-          ['test AUC-ROC', result.aucRoc!.toFixed(4)],
-          ['model file', `${file} (${formatBytes(size)})`],
+    const [, trainTime] = await timed(() => model.fit(x, y, { epochs, batchSize: 32, validationSplit: 0.1 }));
+    await model.save(file('cnn'));
+
+    step(2, 'Evaluate on the test images');
+    const result = await model.evaluate(test.x, test.y);
+    out(`     accuracy ${(100 * result.accuracy!).toFixed(2)}%, macro F1 ${result.macroF1!.toFixed(4)}, AUC-ROC ${result.aucRoc!.toFixed(4)} after ${trainTime} of training → ${file('cnn')}`);
+
+    const variants: BenchModelSource[] = [{ name: 'cnn', model: file('cnn') }];
+    const fineTune = { x, y, epochs: fineTuneEpochs, batchSize: 32, validationSplit: 0.1 };
+    const skipped: string[] = [];
+    // Each shrinking step stands alone: one that fails is reported and the story goes on without it.
+    const attempt = async (name: string, work: () => Promise<string>) => {
+      try {
+        out(`     ${await work()}`);
+        variants.push({ name, model: file(name) });
+      } catch (err) {
+        if (!(err instanceof KilnError)) throw err;
+        skipped.push(`${name}: ${err.message}`);
+        out(`     skipped: ${err.message}`);
+      }
+    };
+
+    step(3, `Prune 75% of the hidden layers' weights by magnitude (unstructured), fine-tune ${fineTuneEpochs} epoch(s)`);
+    await attempt('cnn-pruned', async () => {
+      const [pruned, t] = await timed(() => prune(model, { sparsity: 0.75, fineTune }));
+      await pruned.model.save(file('cnn-pruned'));
+      return `${(100 * pruned.report.sparsity).toFixed(1)}% of all weights are zero, in ${t} → ${file('cnn-pruned')}`;
+    });
+
+    step(4, `Prune half of the hidden layers' filters and units (structured), fine-tune ${fineTuneEpochs} epoch(s)`);
+    await attempt('cnn-structured', async () => {
+      const [pruned, t] = await timed(() => prune(model, { structured: { ratio: 0.5 }, fineTune }));
+      await pruned.model.save(file('cnn-structured'));
+      return `${formatNumber(pruned.model.countParams().total)} parameters left of ${formatNumber(model.countParams().total)}, in ${t} → ${file('cnn-structured')}`;
+    });
+
+    step(5, 'Quantize to int8 (static: activation ranges calibrated on training images)');
+    await attempt('cnn-int8', async () => {
+      const [quantized, t] = await timed(() => quantize(model, { mode: 'static', calibration: x }));
+      await quantized.save(file('cnn-int8'));
+      return `${formatBytes(quantized.report.sizeBefore)} → ${formatBytes(quantized.report.sizeAfter)}, in ${t} → ${file('cnn-int8')}`;
+    });
+
+    step(6, `Distill into a student with at most a quarter of the parameters (T = 4, α = 0.1), ${distillEpochs} epoch(s)`);
+    await attempt('student', async () => {
+      const [distilled, t] = await timed(() => distill({ teacher: model, x, y, temperature: 4, alpha: 0.1, epochs: distillEpochs, batchSize: 32, validationSplit: 0.1 }));
+      distilled.student.name = 'student';
+      await distilled.student.save(file('student'));
+      return `${formatNumber(distilled.studentParameters)} parameters (${((100 * distilled.studentParameters) / distilled.teacherParameters).toFixed(1)}% of the teacher's), in ${t} → ${file('student')}`;
+    });
+
+    step(7, `Bench the ${variants.length} variants on the ${formatNumber(test.x.shape[0]!)} test images (same machine, one run)`);
+    const measured = await bench(variants, test, { dataset: 'the embedded Fashion-MNIST subset' });
+    // The measurements as data too: 'kiln report --bench' redraws the report from them.
+    await writeFile(path.join(dir, 'bench.json'), JSON.stringify(measured, null, 1));
+
+    let reportFile: string | undefined;
+    if (options.report) {
+      step(8, 'Write the report');
+      reportFile = await writeReport(path.join(dir, 'report.html'), measured, {
+        title: 'kiln demo: the tutorial CNN and its smaller variants',
+        notes: [
+          `The tutorial CNN trained ${epochs} epochs on ${x.shape[0]} images of the embedded Fashion-MNIST subset; pruned variants fine-tuned ${fineTuneEpochs} epoch(s); the student distilled ${distillEpochs} epoch(s). ` +
+            "A distilled student's training loss is the distillation loss, not the plain cross-entropy its validation loss shows.",
+          `Made by 'kiln demo' in ${formatDuration(performance.now() - started)}.`,
         ],
-        { header: ['Result', 'Value'], align: ['left', 'right'] },
-      ),
-    );
+      });
+    }
+
     out('');
-    out(`Inspect it with: kiln info ${file}`);
+    out(formatBenchTable(measured));
+    if (skipped.length) out(`\nSkipped: ${skipped.join('; ')}`);
+    const best = bestModel(measured);
+    out('');
+    if (reportFile) out(`Report: ${reportFile}`);
+    out(`Serve the most accurate model (${best.name}, ${(100 * best.accuracy).toFixed(2)}%): kiln serve ${best.file ?? file(best.name)} --port 8501`);
+    out(`  then e.g. curl http://127.0.0.1:8501/v2/models/${best.name}`);
     return 0;
   },
 };

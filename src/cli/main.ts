@@ -5,14 +5,17 @@ import { dataCommand } from './data.js';
 import { demoCommand } from './demo.js';
 import { evaluateCommand } from './evaluate.js';
 import { infoCommand } from './info.js';
-import { predictCommand } from './predict.js';
 import { serveCommand } from './serve.js';
+import { predictCommand } from './predict.js';
 import { pruneCommand } from './prune.js';
-import { quantizeCommand } from './quantize.js';
 import { trainCommand } from './train.js';
+import { distillCommand } from './distill.js';
+import { benchCommand } from './bench.js';
+import { reportCommand } from './report.js';
+import { quantizeCommand } from './quantize.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, quantizeCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,89 @@
+import { gzipSync } from 'node:zlib';
+import { KilnError } from '../errors.js';
+import { encodeModel, type ModelProto } from '../graph/proto.js';
+import type { OnnxModel } from '../model/onnx-model.js';
+import { onnxParameterCount } from '../optimize/distill/student.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { Tensor } from '../tensor.js';
+
+/** What a model costs, read off any ONNX file (float, pruned or quantized alike). */
+export interface OnnxCost {
+  /** Initializer elements, less int64 tensors (shapes, axes) and scalars (quantization scales, zero points). */
+  parameters: number;
+  /** The same elements that are not zero (what unstructured pruning removes). */
+  nonZeroParameters: number;
+  /** Floating-point (or integer) operations per example, a multiply-add counting 2: Conv, ConvTranspose, Gemm, MatMul and their quantized forms. */
+  flops: number;
+  fileBytes: number;
+  /** The file compressed with gzip -9: what sparse or low-entropy weights save on disk and on the wire. */
+  gzipBytes: number;
+}
+
+/** Parameter counts and file sizes; FLOPs come from `measureFlops`, which needs to run the model. */
+export function staticCost(model: OnnxModel): Omit<OnnxCost, 'flops'> {
+  const counted = model.description.initializers.filter((t) => t.dtype !== 'int64' && t.shape.length > 0);
+  return {
+    parameters: onnxParameterCount(model),
+    nonZeroParameters: counted.reduce((n, t) => n + t.size - t.zeros, 0),
+    fileBytes: model.bytes.length,
+    gzipBytes: gzipSync(model.bytes, { level: 9 }).length,
+  };
+}
+
+/** For each op that does the arithmetic: which input is the left operand and which the weight. */
+const WEIGHTED_OPS: Record<string, { a: number; w: number; kind: 'conv' | 'convTranspose' | 'matmul' }> = {
+  Conv: { a: 0, w: 1, kind: 'conv' },
+  ConvInteger: { a: 0, w: 1, kind: 'conv' },
+  QLinearConv: { a: 0, w: 3, kind: 'conv' },
+  ConvTranspose: { a: 0, w: 1, kind: 'convTranspose' },
+  Gemm: { a: 0, w: 1, kind: 'matmul' },
+  MatMul: { a: 0, w: 1, kind: 'matmul' },
+  MatMulInteger: { a: 0, w: 1, kind: 'matmul' },
+  QLinearMatMul: { a: 0, w: 3, kind: 'matmul' },
+};
+
+/**
+ * FLOPs of one example. Shapes inside a foreign or quantized graph are not written down anywhere Kiln
+ * can trust, so every intermediate value is made a graph output and the model is run once on one
+ * example: the shapes ONNX Runtime produces are the ones counted. The counting rules match `graphFlops`
+ * for Kiln's own graphs.
+ */
+export async function measureFlops(model: OnnxModel, example: Tensor, runtime: Runtime): Promise<number> {
+  const proto = model.proto;
+  const graph = proto.graph ?? {};
+  const nodes = graph.node ?? [];
+  const inputName = model.inputs[0]?.name;
+  if (!inputName || example.shape[0] !== 1) throw new KilnError('INVALID_ARGUMENT', 'measureFlops needs a single-input model and one example');
+  const existing = new Set((graph.output ?? []).map((o) => o.name));
+  const extra = nodes.flatMap((n) => (n.output ?? []).filter((o) => o && !existing.has(o)));
+  const probe: ModelProto = { ...proto, graph: { ...graph, output: [...(graph.output ?? []), ...extra.map((name) => ({ name }))] } };
+  const session = await runtime.load(encodeModel(probe), { optimizationLevel: 'disabled' });
+  let outputs: Record<string, Tensor>;
+  try {
+    outputs = await runtime.run(session, { [inputName]: example });
+  } finally {
+    await runtime.release(session);
+  }
+  const shapes = new Map<string, number[]>();
+  for (const t of graph.initializer ?? []) shapes.set(t.name ?? '', (t.dims ?? []).map(Number));
+  shapes.set(inputName, [...example.shape]);
+  for (const [name, t] of Object.entries(outputs)) shapes.set(name, [...t.shape]);
+
+  let flops = 0;
+  for (const node of nodes) {
+    const rule = WEIGHTED_OPS[node.opType ?? ''];
+    if (!rule || node.domain) continue;
+    const out = shapes.get(node.output?.[0] ?? '');
+    const a = shapes.get(node.input?.[rule.a] ?? '');
+    const w = shapes.get(node.input?.[rule.w] ?? '');
+    if (!out || !a || !w) continue;
+    const outSize = out.reduce((x, y) => x * y, 1);
+    if (rule.kind === 'conv') flops += 2 * outSize * w.slice(1).reduce((x, y) => x * y, 1);
+    else if (rule.kind === 'convTranspose') flops += 2 * outSize * w[0]! * w.slice(2).reduce((x, y) => x * y, 1);
+    else {
+      const transA = node.opType === 'Gemm' && node.attribute?.some((at) => at.name === 'transA' && Number(at.i) === 1);
+      flops += 2 * outSize * (transA ? a[a.length - 2]! : a[a.length - 1]!);
+    }
+  }
+  return flops;
+}

@@ -1,0 +1,47 @@
+import { bench, type BenchOptions } from '../bench/bench.js';
+import { formatBenchTable } from '../bench/format.js';
+import { loadDataset } from '../data/by-name.js';
+import { KilnError } from '../errors.js';
+import type { OptionSpec } from './args.js';
+import type { Command } from './command.js';
+
+/** Timing options shared by `kiln bench` and `kiln report`. */
+export const TIMING_OPTIONS: OptionSpec[] = [
+  { name: 'dataset', type: 'string', description: 'data set name or path (its test split is used)', default: 'embedded' },
+  { name: 'limit', type: 'number', description: 'use only the first n test examples' },
+  { name: 'batch-size', type: 'number', description: 'batch size of the throughput measurement', default: 64 },
+  { name: 'repetitions', type: 'number', description: 'timed rounds (figures are medians over rounds)', default: 5 },
+  { name: 'latency-runs', type: 'number', description: 'batch-1 calls per round', default: 100 },
+  { name: 'warmup', type: 'number', description: 'untimed calls before measuring', default: 20 },
+];
+
+export function timingOptions(options: Record<string, string | number | boolean | undefined>): BenchOptions {
+  return {
+    dataset: String(options.dataset),
+    batchSize: Number(options['batch-size']),
+    repetitions: Number(options.repetitions),
+    latencyRuns: Number(options['latency-runs']),
+    warmup: Number(options.warmup),
+  };
+}
+
+export async function testData(options: Record<string, string | number | boolean | undefined>) {
+  const data = await loadDataset(String(options.dataset));
+  const limit = options.limit === undefined ? data.test.images.shape[0]! : Number(options.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new KilnError('INVALID_ARGUMENT', `--limit must be a positive integer, got ${options.limit}`);
+  return { x: data.test.images.slice(0, limit), y: data.test.labels.slice(0, limit) };
+}
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'Compare a model and its variants: parameters, FLOPs, size, accuracy, macro F1, latency, throughput',
+  usage: 'kiln bench model.onnx [variant.onnx ...] --dataset <name|path> [--json]',
+  options: [...TIMING_OPTIONS, { name: 'json', type: 'boolean', description: 'print the measurements as JSON' }],
+  async run({ positionals, options }, out) {
+    if (positionals.length === 0) throw new KilnError('INVALID_ARGUMENT', 'kiln bench: give one or more model files, e.g. kiln bench model.onnx model-int8.onnx --dataset embedded');
+    const data = await testData(options);
+    const report = await bench(positionals, data, { ...timingOptions(options), onProgress: options.json ? undefined : (line) => out(line) });
+    out(options.json ? JSON.stringify(report) : `\n${formatBenchTable(report)}`);
+    return 0;
+  },
+};

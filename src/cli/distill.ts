@@ -1,0 +1,72 @@
+import { loadDataset } from '../data/by-name.js';
+import { KilnError } from '../errors.js';
+import { distill } from '../optimize/distill/distill.js';
+import { asOnnxModel, classifierScores } from '../optimize/distill/teacher.js';
+import { evaluateClassifier } from '../train/metrics.js';
+import { resolveOptimizer } from '../train/optimizers.js';
+import type { Command } from './command.js';
+import { formatDuration, formatNumber, formatTable } from './format.js';
+import { modelFromSpec } from './train.js';
+
+export const distillCommand: Command = {
+  name: 'distill',
+  summary: "Distill a teacher (any ONNX classifier) into a smaller student trained on the teacher's softened outputs",
+  usage: 'kiln distill --teacher teacher.onnx [--student <tutorial-cnn|small-vgg|model.onnx|model.json>] --dataset <name|path> --out student.onnx',
+  options: [
+    { name: 'teacher', type: 'string', description: 'the teacher: any ONNX classifier (logits or probabilities out)' },
+    { name: 'student', type: 'string', description: "preset, Kiln .onnx or JSON list of layers (default: the teacher's family at <= 25% of its parameters)" },
+    { name: 'dataset', type: 'string', description: 'data set name or path', default: 'embedded' },
+    { name: 'temperature', type: 'number', description: 'softmax temperature T', default: 4 },
+    { name: 'alpha', type: 'number', description: 'weight of the hard-label loss (1 - alpha goes to the teacher term)', default: 0.1 },
+    { name: 'epochs', type: 'number', description: 'epochs to train the student', default: 3 },
+    { name: 'batch-size', type: 'number', description: 'examples per step', default: 64 },
+    { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
+    { name: 'lr', type: 'number', description: "learning rate (default: the optimizer's Keras default)" },
+    { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },
+    { name: 'seed', type: 'number', description: 'seed for the default student and shuffling', default: 42 },
+    { name: 'out', type: 'string', description: 'where to save the student', default: 'student.onnx' },
+  ],
+  async run({ options }, out) {
+    if (!options.teacher) throw new KilnError('INVALID_ARGUMENT', 'kiln distill: give the teacher, e.g. --teacher model.onnx');
+    const data = await loadDataset(String(options.dataset));
+    const inputShape = data.train.images.shape.slice(1);
+    const teacher = await asOnnxModel(String(options.teacher));
+    const student = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length) : undefined;
+    const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
+    out(`Distilling ${options.teacher} into ${options.student ?? 'the default student'} on ${options.dataset} (T = ${options.temperature}, alpha = ${options.alpha})`);
+    const t0 = performance.now();
+    const result = await distill({
+      teacher,
+      student,
+      x: data.train.images,
+      y: data.train.labels,
+      temperature: Number(options.temperature),
+      alpha: Number(options.alpha),
+      epochs: Number(options.epochs),
+      batchSize: Number(options['batch-size']),
+      optimizer,
+      validationSplit: Number(options['validation-split']) || undefined,
+      seed: Number(options.seed),
+      studentOptions: { seed: Number(options.seed) },
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    await result.student.save(String(options.out));
+    const teacherTest = evaluateClassifier(data.test.labels, await classifierScores(teacher, data.test.images));
+    const studentTest = await result.student.evaluate(data.test.images, data.test.labels);
+    out('');
+    out(
+      formatTable(
+        [
+          ['parameters', formatNumber(result.teacherParameters), `${formatNumber(result.studentParameters)} (${((100 * result.studentParameters) / result.teacherParameters).toFixed(1)}%)`],
+          ['test accuracy', `${(100 * teacherTest.accuracy).toFixed(2)}%`, `${(100 * studentTest.accuracy!).toFixed(2)}%`],
+          ['test macro F1', teacherTest.macroF1.toFixed(4), studentTest.macroF1!.toFixed(4)],
+        ],
+        { header: ['', 'Teacher', 'Student'], align: ['left', 'right', 'right'] },
+      ),
+    );
+    out('');
+    out(`Distilled in ${formatDuration(seconds * 1000)} (teacher over the training set: ${formatDuration(result.teacherSeconds * 1000)}; its outputs read as ${result.teacherOutput})`);
+    out(`Saved ${options.out}`);
+    return 0;
+  },
+};

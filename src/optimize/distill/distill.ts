@@ -1,0 +1,119 @@
+import { KilnError, formatShape } from '../../errors.js';
+import type { Tensor } from '../../tensor.js';
+import type { Callback } from '../../train/callbacks.js';
+import { sparseCategoricalCrossentropy } from '../../train/losses.js';
+import { Sequential, type History } from '../../train/model.js';
+import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.js';
+import { checkDistillationOptions, distillationLoss } from './loss.js';
+import { defaultStudent, onnxParameterCount, type DefaultStudentOptions } from './student.js';
+import { asOnnxModel, teacherLogits, type ClassifierOutputKind, type ClassifierSource } from './teacher.js';
+
+/** Name of the training step's extra input that carries the batch's teacher logits. */
+export const TEACHER_LOGITS_INPUT = 'teacher_logits';
+/** Metadata key under which a distilled student records how it was made. */
+export const DISTILLATION_METADATA_KEY = 'kiln.distillation';
+
+export interface DistillArgs {
+  /** Any ONNX classifier with one input and `[N, classes]` logits or probabilities out. */
+  teacher: ClassifierSource;
+  /** The model to train; default: `defaultStudent(teacher)`, the teacher's family at ≤ 25% of its parameters. */
+  student?: Sequential;
+  /** Training images `[N, ...]` (channels-last, as every Kiln loader returns them) and class labels `[N]`. */
+  x: Tensor;
+  y: Tensor;
+  /** Softmax temperature for both models (default 4). */
+  temperature?: number;
+  /** Weight of the hard-label cross-entropy; the teacher term gets 1 − alpha (default 0.1). */
+  alpha?: number;
+  epochs?: number;
+  batchSize?: number;
+  /** Default: Adam with Keras' defaults. */
+  optimizer?: string | Optimizer;
+  validationSplit?: number;
+  validationData?: [Tensor, Tensor];
+  shuffle?: boolean;
+  /** Seed for shuffling (default: the student's seed). */
+  seed?: number;
+  callbacks?: Callback[];
+  verbose?: 0 | 1 | 2;
+  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** What the teacher outputs; 'auto' (default) recognizes probabilities (rows ≥ 0 summing to 1). */
+  teacherOutput?: ClassifierOutputKind | 'auto';
+  /** Options for the default student. */
+  studentOptions?: DefaultStudentOptions;
+}
+
+export interface DistillResult {
+  student: Sequential;
+  history: History;
+  temperature: number;
+  alpha: number;
+  teacherParameters: number;
+  studentParameters: number;
+  teacherOutput: ClassifierOutputKind;
+  /** Seconds spent running the teacher over the training set. */
+  teacherSeconds: number;
+}
+
+/**
+ * Knowledge distillation: trains the student on α · CE(y, student) + (1 − α) · T² ·
+ * KL(softmax(teacher / T) ‖ softmax(student / T)), compiled into the student's own training step.
+ *
+ * The teacher runs in ONNX Runtime over the training set once, before the first epoch, and each
+ * batch's rows of its logits are fed to the step next to the images. Kiln's fit() does not augment,
+ * so every epoch sees the same inputs and the cached logits are exactly what a per-epoch (or
+ * per-batch) teacher pass would give. The student is compiled here (a previous compile is replaced).
+ */
+export async function distill(args: DistillArgs): Promise<DistillResult> {
+  const temperature = args.temperature ?? 4;
+  const alpha = args.alpha ?? 0.1;
+  checkDistillationOptions({ temperature, alpha });
+  const x = args.x;
+  if (x.rank < 2) throw new KilnError('INVALID_SHAPE', `x must be [N, ...features], got ${formatShape(x.shape)}`);
+  const teacher = await asOnnxModel(args.teacher);
+  const t0 = performance.now();
+  const cached = await teacherLogits(teacher, x, { outputKind: args.teacherOutput ?? 'auto' });
+  const teacherSeconds = (performance.now() - t0) / 1000;
+  const classes = cached.logits.shape[1]!;
+
+  const student = args.student ?? defaultStudent(teacher, { inputShape: x.shape.slice(1), numClasses: classes }, args.studentOptions);
+  if (!(student instanceof Sequential)) throw new KilnError('NOT_TRAINABLE', 'the student must be a trainable Kiln Sequential model (kiln.sequential or loadModel of a Kiln .onnx)');
+  const outShape = student.outputShape;
+  if (outShape.length !== 1 || outShape[0] !== classes) {
+    throw new KilnError('INVALID_SHAPE', `the student outputs ${formatShape([null, ...outShape])}, the teacher ${formatShape([null, classes])}: both must give one score per class`);
+  }
+  const last = student.layers.at(-1)!.getConfig();
+  if (last.activation === 'softmax' || student.layers.at(-1)!.className === 'Activation') {
+    throw new KilnError('INVALID_ARGUMENT', `the student's last layer applies ${String(last.activation)}: distillation needs the student's logits, so end it with a plain Dense(${classes})`);
+  }
+
+  const loss = sparseCategoricalCrossentropy({ fromLogits: true });
+  student.compile(
+    { optimizer: args.optimizer === undefined ? adam() : resolveOptimizer(args.optimizer), loss, metrics: ['accuracy'] },
+    {
+      extraInputs: [{ name: TEACHER_LOGITS_INPUT, dtype: 'float32', shape: ['N', classes] }],
+      buildLoss: (graph, output, labels, hardLoss) => distillationLoss(graph, output, graph.value(TEACHER_LOGITS_INPUT), labels, { temperature, alpha, hardLoss }),
+    },
+  );
+  const logits = cached.logits;
+  const history = await student.fit(x, args.y, {
+    epochs: args.epochs,
+    batchSize: args.batchSize,
+    shuffle: args.shuffle,
+    validationSplit: args.validationSplit,
+    validationData: args.validationData,
+    seed: args.seed,
+    callbacks: args.callbacks,
+    verbose: args.verbose,
+    stream: args.stream,
+    // fit's indices count rows of x (a validation split only cuts the tail off), so they index the cache.
+    extraFeeds: (indices) => ({ [TEACHER_LOGITS_INPUT]: logits.gather(indices) }),
+  });
+  const teacherParameters = onnxParameterCount(teacher);
+  const studentParameters = student.countParams().total;
+  student.metadata.set(
+    DISTILLATION_METADATA_KEY,
+    JSON.stringify({ temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, epochs: history.epoch.length }),
+  );
+  return { student, history, temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, teacherSeconds };
+}

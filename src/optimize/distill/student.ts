@@ -1,0 +1,116 @@
+import { KilnError, formatShape } from '../../errors.js';
+import { Conv2D, Dense, layerFromConfig, tutorialCnn, type Layer, type SerializedLayer } from '../../layers/index.js';
+import { Sequential as BaseSequential, MODEL_METADATA_KEY, sequentialArgsFromProto } from '../../model/sequential.js';
+import type { OnnxModel } from '../../model/onnx-model.js';
+import { Sequential } from '../../train/model.js';
+
+export interface DefaultStudentOptions {
+  /** Most parameters the student may have, as a fraction of the teacher's (default 0.25). */
+  maxParameterRatio?: number;
+  /** Seed of the student's initial weights (default 42). */
+  seed?: number;
+  /** Name of the student model (default: the teacher's name + '_student'). */
+  name?: string;
+}
+
+/** Parameters of a stack of layers on an input shape, without building weights. */
+function countLayerParams(layers: Layer[], inputShape: number[]): number {
+  let shape = inputShape;
+  let total = 0;
+  for (const layer of layers) {
+    total += layer.countParams(shape);
+    shape = layer.computeOutputShape(shape);
+  }
+  return total;
+}
+
+/**
+ * The same stack with every hidden Conv2D's filters and hidden Dense's units multiplied by `width`
+ * (at least 1). The last Dense keeps its units (the classes) and loses a softmax: a student must output
+ * logits for the distillation loss.
+ */
+function scaledLayers(config: SerializedLayer[], width: number): Layer[] {
+  const lastDense = config.map((l) => l.className).lastIndexOf('Dense');
+  return config.map((l, i) => {
+    const c: Record<string, unknown> = { ...l.config };
+    delete c.name;
+    if (i === lastDense) {
+      if (c.activation === 'softmax') c.activation = 'linear';
+    } else if (l.className === 'Conv2D') c.filters = Math.max(1, Math.round(Number(c.filters) * width));
+    else if (l.className === 'Dense') c.units = Math.max(1, Math.round(Number(c.units) * width));
+    return layerFromConfig({ className: l.className, config: c });
+  });
+}
+
+/**
+ * The widest width multiplier in (0, 1] whose scaled stack has at most `budget` parameters. Parameter
+ * counts grow with width (quadratically between hidden layers), so a bisection finds it.
+ */
+function widestWithin(config: SerializedLayer[], inputShape: number[], budget: number): number {
+  const params = (w: number) => countLayerParams(scaledLayers(config, w), inputShape);
+  if (params(1) <= budget) return 1;
+  let lo = 0;
+  let hi = 1;
+  for (let k = 0; k < 30; k++) {
+    const mid = (lo + hi) / 2;
+    if (params(mid) <= budget) lo = mid;
+    else hi = mid;
+  }
+  if (lo === 0 || params(lo) > budget) {
+    throw new KilnError('INVALID_ARGUMENT', `no narrower version of the model fits in ${Math.floor(budget)} parameters (even one filter/unit per hidden layer has ${params(1e-9)}): give a student explicitly`);
+  }
+  return lo;
+}
+
+/** Parameters of a teacher as ONNX stores them: initializer elements, less int64 shape constants and scalars. */
+export function onnxParameterCount(model: OnnxModel): number {
+  return model.description.initializers.filter((t) => t.dtype !== 'int64' && t.shape.length > 0).reduce((n, t) => n + t.size, 0);
+}
+
+/**
+ * A student derived from the teacher: the same family, narrower. For a Kiln teacher that is its own
+ * layer stack with hidden widths scaled down; for a foreign teacher (no layer configuration to copy)
+ * the tutorial CNN for images, or a two-layer MLP for flat inputs, scaled the same way. The width is
+ * the largest that keeps the student within `maxParameterRatio` of the teacher's parameters.
+ */
+export function defaultStudent(teacher: OnnxModel | BaseSequential, data: { inputShape: number[]; numClasses: number }, options: DefaultStudentOptions = {}): Sequential {
+  const ratio = options.maxParameterRatio ?? 0.25;
+  if (!(ratio > 0 && ratio <= 1)) throw new KilnError('INVALID_ARGUMENT', `maxParameterRatio must be in (0, 1], got ${ratio}`);
+  let config: SerializedLayer[];
+  let teacherParams: number;
+  let teacherName: string;
+  if (teacher instanceof BaseSequential) {
+    config = teacher.layers.map((l) => l.serialize());
+    teacherParams = teacher.countParams().total;
+    teacherName = teacher.name;
+  } else if (teacher.proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) {
+    const args = sequentialArgsFromProto(teacher.proto, 'teacher');
+    config = (args.layers ?? []).map((l) => l.serialize());
+    teacherParams = onnxParameterCount(teacher);
+    teacherName = args.name ?? 'teacher';
+  } else {
+    const family = data.inputShape.length === 3 ? tutorialCnn(data.inputShape, data.numClasses) : [new Dense({ units: 128, activation: 'relu', inputShape: data.inputShape }), new Dense({ units: data.numClasses })];
+    config = family.map((l) => l.serialize());
+    teacherParams = onnxParameterCount(teacher);
+    teacherName = teacher.proto.graph?.name || 'teacher';
+  }
+  const first = config[0];
+  if (!first) throw new KilnError('INVALID_ARGUMENT', 'the teacher has no layers');
+  // The student reads the data as given (channels-last), whatever layout a foreign teacher used.
+  first.config = { ...first.config, inputShape: data.inputShape };
+  const outputs = countOutputs(config, data.inputShape);
+  if (outputs !== data.numClasses) {
+    throw new KilnError('INVALID_SHAPE', `the teacher's layers produce ${outputs} outputs, the data has ${data.numClasses} classes`);
+  }
+  const width = widestWithin(config, data.inputShape, ratio * teacherParams);
+  const layers = scaledLayers(config, width);
+  if (!layers.some((l) => l instanceof Conv2D || l instanceof Dense)) throw new KilnError('INVALID_ARGUMENT', 'the teacher has no Conv2D or Dense layer to narrow');
+  return new Sequential({ layers, name: options.name ?? `${teacherName}_student`, seed: options.seed });
+}
+
+function countOutputs(config: SerializedLayer[], inputShape: number[]): number {
+  let shape = inputShape;
+  for (const l of scaledLayers(config, 1)) shape = l.computeOutputShape(shape);
+  if (shape.length !== 1) throw new KilnError('INVALID_SHAPE', `a classifier ends in [classes]; the teacher's layers end in ${formatShape([null, ...shape])}`);
+  return shape[0]!;
+}

@@ -1,0 +1,4 @@
+/** `kiln report`: one self-contained HTML page comparing a model's variants, with charts. */
+export { renderReport, writeReport, escapeHtml, type ReportOptions } from './html.js';
+export { accuracyScatterSpec, curvePoints, renderSvg, trainingCurveSpec, type CurvePoint } from './charts.js';
+export { report, type CreateReportOptions, type ReportInput } from './report.js';

@@ -1,0 +1,18 @@
+import { bench, type BenchModelSource, type BenchOptions, type BenchReport } from '../bench/bench.js';
+import type { Tensor } from '../tensor.js';
+import { writeReport, type ReportOptions } from './html.js';
+
+export interface CreateReportOptions extends ReportOptions, BenchOptions {
+  /** Where the HTML goes (default 'kiln-report.html'). */
+  out?: string;
+}
+
+/** What a report shows: models to measure on test data, or measurements already taken (`kiln bench --json`). */
+export type ReportInput = { models: BenchModelSource[]; x: Tensor; y: Tensor } | { measurements: BenchReport };
+
+/** Benches the models on the test data (unless given measurements) and writes the HTML report. */
+export async function report(input: ReportInput, options: CreateReportOptions = {}): Promise<{ file: string; bench: BenchReport }> {
+  const measured = 'measurements' in input ? input.measurements : await bench(input.models, { x: input.x, y: input.y }, options);
+  const file = await writeReport(options.out ?? 'kiln-report.html', measured, options);
+  return { file, bench: measured };
+}
