@@ -41,7 +41,8 @@ export type Request =
   | { id: number; kind: 'setState'; tensors: Record<string, WireTensor> }
   | { id: number; kind: 'getState'; names: string[] }
   | { id: number; kind: 'deleteState'; names: string[] }
-  | { id: number; kind: 'release'; session: number };
+  | { id: number; kind: 'release'; session: number }
+  | { id: number; kind: 'shutdown' };
 
 export type Response =
   | { id: number; ok: true; info?: SessionInfo; tensors?: Record<string, WireTensor> }

@@ -53,6 +53,7 @@ export class Runtime {
     });
     // An idle runtime must not keep the process alive.
     this.worker.unref();
+    live.add(this);
   }
 
   private request(body: Record<string, unknown> & { kind: Request['kind'] }, transfer: ArrayBuffer[] = []): Promise<Response & { ok: true }> {
@@ -107,10 +108,20 @@ export class Runtime {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    live.delete(this);
+    // Release the ONNX Runtime sessions inside the worker first: letting thread teardown finalize live
+    // sessions has aborted the process at exit ("terminate called after throwing Napi::Error").
+    await this.request({ kind: 'shutdown' }).catch(() => undefined);
     this.closed = true;
     await this.worker.terminate();
   }
 }
+
+/** Runtimes not yet closed; they are closed cleanly when the process is about to exit. */
+const live = new Set<Runtime>();
+process.once('beforeExit', () => {
+  for (const r of [...live]) void r.close();
+});
 
 let shared: Runtime | undefined;
 

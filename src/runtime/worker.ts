@@ -110,6 +110,15 @@ async function handle(req: Request): Promise<{ res: Response; transfer: ArrayBuf
       for (const n of req.names) state.delete(n);
       return { res: { id: req.id, ok: true }, transfer };
     }
+    case 'shutdown': {
+      // Sessions released here, not by finalizers during thread teardown (which can abort the process).
+      for (const [id, s] of sessions) {
+        sessions.delete(id);
+        await s.release();
+      }
+      state.clear();
+      return { res: { id: req.id, ok: true }, transfer };
+    }
     case 'release': {
       const s = sessions.get(req.session);
       sessions.delete(req.session);
