@@ -29,7 +29,7 @@ export const demoCommand: Command = {
   options: [
     { name: 'epochs', type: 'number', description: 'epochs to train the tutorial CNN', default: 5 },
     { name: 'fine-tune-epochs', type: 'number', description: 'epochs of fine-tuning after each pruning', default: 1 },
-    { name: 'distill-epochs', type: 'number', description: 'epochs to train the distilled student', default: 3 },
+    { name: 'distill-epochs', type: 'number', description: 'epochs to train the distilled student', default: 5 },
     { name: 'limit', type: 'number', description: 'train on only the first n training images (a quicker run)' },
     { name: 'test-limit', type: 'number', description: 'evaluate and bench on only the first n test images' },
     { name: 'out-dir', type: 'string', description: 'where the models and the report go', default: 'kiln-demo' },
