@@ -8,7 +8,7 @@
  * Every measurement runs in its own child process (so each peak RSS belongs to one configuration),
  * Kiln and PyTorch alternating, `--rounds` times; the table shows each one's best round, since on a
  * noisy machine the best is the least disturbed. Child modes (used internally):
- *   --child kiln|breakdown|sweep --batch B
+ *   --child kiln|breakdown|sweep --batch B [--options name,name --sweep-rounds R]
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -73,10 +73,11 @@ function batchesOf(batch: number, count = 8) {
   }));
 }
 
+/** What the runtime worker uses for a training step (src/train/model.ts). */
 const BASE_OPTIONS: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: os.availableParallelism(),
   interOpNumThreads: 1,
-  graphOptimizationLevel: 'all',
+  graphOptimizationLevel: 'extended',
   executionMode: 'sequential',
 };
 
@@ -161,7 +162,8 @@ async function childBreakdown(batch: number): Promise<Record<string, number>> {
 
 // ---------------------------------------------------------------- child: session-option sweep -----
 const SWEEP: Record<string, ort.InferenceSession.SessionOptions> = {
-  'baseline (worker.ts today)': BASE_OPTIONS,
+  'baseline (fit today)': BASE_OPTIONS,
+  'optimization all (NCHWc layout)': { ...BASE_OPTIONS, graphOptimizationLevel: 'all' },
   'optimization basic': { ...BASE_OPTIONS, graphOptimizationLevel: 'basic' },
   'optimization disabled': { ...BASE_OPTIONS, graphOptimizationLevel: 'disabled' },
   'enableCpuMemArena false': { ...BASE_OPTIONS, enableCpuMemArena: false },
@@ -173,15 +175,20 @@ const SWEEP: Record<string, ort.InferenceSession.SessionOptions> = {
   'no spinning': { ...BASE_OPTIONS, extra: { session: { intra_op: { allow_spinning: '0' } } } },
 };
 
+/** Median over `--sweep-rounds` interleaved blocks (default 2: the best block) of each option set. */
 async function childSweep(batch: number): Promise<Record<string, number>> {
   const steps = Math.max(4, Math.ceil(512 / batch));
+  const only = arg('options', '').split(',').filter(Boolean);
+  const rounds = Number(arg('sweep-rounds', '2'));
   const runners: [string, Awaited<ReturnType<typeof rawOrt>>][] = [];
-  for (const [name, o] of Object.entries(SWEEP)) runners.push([name, await rawOrt(batch, o)]);
+  for (const [name, o] of Object.entries(SWEEP)) if (only.length === 0 || only.some((w) => name.includes(w))) runners.push([name, await rawOrt(batch, o)]);
   for (const [, r] of runners) for (let i = 0; i < 3; i++) await r.step();
-  const best: Record<string, number> = {};
-  for (let round = 0; round < 2; round++) {
-    for (const [name, r] of runners) best[name] = Math.min(best[name] ?? Infinity, await timeSteps(r.step, steps));
+  const times: Record<string, number[]> = {};
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, r] of runners) (times[name] ??= []).push(await timeSteps(r.step, steps));
   }
+  const best: Record<string, number> = {};
+  for (const [name, t] of Object.entries(times)) best[name] = rounds <= 2 ? Math.min(...t) : t.sort((a, b) => a - b)[Math.floor(t.length / 2)]!;
   for (const [, r] of runners) await r.release();
   return best;
 }
@@ -271,7 +278,7 @@ async function main(): Promise<void> {
   if (flag('sweep')) {
     for (const b of batches) {
       const r = runChild(process.execPath, [self, '--child', 'sweep', '--batch', String(b), ...common]);
-      const base = r['baseline (worker.ts today)']!;
+      const base = r['baseline (fit today)']!;
       console.log(`\nORT session options, raw session.run, B=${b} (ms per step, best of 2 interleaved blocks):`);
       console.log(table(['options', 'ms/step', 'vs baseline'], Object.entries(r).map(([name, ms]) => [name, fmt(ms, 2), `${(base / ms).toFixed(2)}x`])));
     }

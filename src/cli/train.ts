@@ -38,7 +38,7 @@ export const trainCommand: Command = {
     { name: 'dataset', type: 'string', description: 'data set name or path', default: 'embedded' },
     { name: 'model', type: 'string', description: 'preset, Kiln .onnx file or JSON list of layers', default: 'tutorial-cnn' },
     { name: 'epochs', type: 'number', description: 'epochs to train', default: 2 },
-    { name: 'batch-size', type: 'number', description: 'examples per step', default: 64 },
+    { name: 'batch-size', type: 'number', description: "examples per step (Keras' default)", default: 32 },
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: 'learning rate (default: the optimizer\'s Keras default)' },
     { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },

@@ -167,6 +167,22 @@ export class Graph {
     return v;
   }
 
+  /**
+   * Replaces the node list after a rewrite pass (see passes.ts): the nodes must stay in a valid
+   * topological order, and any output whose meaning changed must be re-declared with `redeclare`.
+   */
+  replaceNodes(nodes: readonly Node[]): void {
+    this.nodes.splice(0, this.nodes.length, ...nodes);
+    this.producers.clear();
+    for (const n of this.nodes) for (const o of n.outputs) this.producers.set(o, n);
+  }
+
+  /** Updates a value's dtype/shape after a pass changed what computes it. */
+  redeclare(value: Value): void {
+    if (!this.values.has(value.name)) throw new KilnError('INVALID_ARGUMENT', `graph has no value named '${value.name}'`);
+    this.values.set(value.name, value);
+  }
+
   /** Static shape of a value, failing with a clear message when it is not fully known. */
   staticShape(value: Value): number[] {
     const s = value.shape;

@@ -46,6 +46,9 @@ defineOp({
   /*
    * Tiling windows: upsample the pooled output (Resize, nearest), compare with the input to find the
    * maxima, and multiply the upsampled gradient by that mask — the fastest formulation measured.
+   * 'asymmetric' + 'floor' is exact nearest-neighbour for integer scales and takes ONNX Runtime's
+   * dedicated fast path (2.3–3× faster than Resize's default coordinate mode here); SpaceToDepth /
+   * DepthToSpace and Transpose-based regroupings were slower.
    * Exact ties inside one window send the gradient to every tied position (PyTorch picks one); after a
    * ReLU the only common ties are zeros, whose gradient the ReLU then blocks anyway.
    * Overlapping or padded windows: MaxPool's Indices output and a ScatterElements with 'add'.
@@ -57,7 +60,8 @@ defineOp({
     if (sa.kernel.length === 2 && isTiling(sa) && intAttr(node.attrs, 'ceil_mode', 0) === 0) {
       const covered = [(y!.shape![2] as number) * sa.strides[0]!, (y!.shape![3] as number) * sa.strides[1]!];
       const scales = graph.constant(new Tensor(Float32Array.of(1, 1, sa.strides[0]!, sa.strides[1]!), [4], 'float32'), 'scales');
-      const up = (v: Value) => graph.op1('Resize', [v, '', scales], { mode: 'nearest' });
+      const up = (v: Value) =>
+        graph.op1('Resize', [v, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
       const mask = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
       return [padToInput(graph, graph.op1('Mul', [up(dy!), mask]), covered, full)];
     }

@@ -257,3 +257,4 @@ defineOp({
   },
   gradient: () => [null, null, null],
 });
+

@@ -3,6 +3,7 @@ import { Graph, type Dim, type Value } from '../graph/graph.js';
 import type { Layer } from '../layers/index.js';
 import type { DType } from '../tensor.js';
 import { modelToProto } from '../graph/onnx-io.js';
+import { commuteReluMaxPool, eliminateDeadNodes } from '../graph/passes.js';
 import { encodeModel } from '../graph/proto.js';
 import type { ParamInfo, Sequential } from '../model/sequential.js';
 import type { Loss } from './losses.js';
@@ -119,6 +120,7 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
     const labels = graph.input('labels', labelSpec.dtype, ['N', ...labelSpec.shape]);
     // The evaluation step reports the plain loss (e.g. the student's own cross-entropy when distilling).
     if (training) for (const extra of options.extraInputs ?? []) graph.input(extra.name, extra.dtype, extra.shape);
+    commuteReluMaxPool(graph);
     const lossValue = training && options.buildLoss ? options.buildLoss(graph, built.output, labels, loss) : loss.build(graph, built.output, labels);
     graph.output(lossValue, 'loss');
     const correct = correctCount(graph, built.output, labels, accuracy);
@@ -158,9 +160,13 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
     store[`new/${name}`] = name;
   }
 
+  // Gradient rules build every input's gradient; the ones nothing needs (the input image's) go.
+  eliminateDeadNodes(g);
+
   // Evaluation step: also returns the predictions for metrics computed on them.
   const e = build(false);
   e.graph.output(e.built.output, 'predictions');
+  eliminateDeadNodes(e.graph);
 
   return {
     trainStep: encodeModel(modelToProto(g)),

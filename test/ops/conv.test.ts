@@ -1,7 +1,9 @@
 /**
  * Conv's gradient rule (src/ops/conv.ts) against finite differences: the input gradient (a
  * ConvTranspose whose output_padding restores what the stride skipped) and the weight gradient (one
- * im2col Gemm, per group for grouped convolutions), over strides, pads, dilations and groups.
+ * im2col Gemm, per group for grouped convolutions), over strides, pads, dilations and groups. Up to 4
+ * input channels the weight gradient gathers patches with a one-hot grouped Conv and a batched MatMul
+ * instead of the Slices: the first block covers that path, the second the general one (5+ channels).
  */
 import { after, describe, it } from 'node:test';
 import { Runtime } from '../../src/runtime/runtime.js';
@@ -62,5 +64,23 @@ describe('Conv gradient', () => {
 
   it('a symbolic batch dimension, as in training graphs', async () => {
     await assertGradients(runtime, { ...convCase([3, 2, 5, 5], [2, 2, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }, true), symbolicBatch: ['x'] });
+  });
+});
+
+describe('Conv gradient with more than 4 input channels (im2col by Slices + one Gemm)', () => {
+  it('stride 1, no padding, with bias', async () => {
+    await assertGradients(runtime, convCase([2, 5, 5, 5], [3, 5, 3, 3], { kernel_shape: [3, 3] }, true));
+  });
+  it('stride 2 with pads 1', async () => {
+    await assertGradients(runtime, convCase([1, 6, 6, 6], [2, 6, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }, false));
+  });
+  it('dilations 2 with stride 2 and pads', async () => {
+    await assertGradients(runtime, convCase([1, 5, 8, 8], [2, 5, 3, 3], { dilations: [2, 2], strides: [2, 2], pads: [2, 2, 2, 2] }, true));
+  });
+  it('rectangular kernel, unequal strides, asymmetric pads, symbolic batch', async () => {
+    await assertGradients(runtime, { ...convCase([2, 5, 5, 6], [2, 5, 2, 3], { strides: [1, 2], pads: [0, 1, 1, 1] }, true), symbolicBatch: ['x'] });
+  });
+  it('group 2 with 5 channels per group', async () => {
+    await assertGradients(runtime, convCase([1, 10, 4, 4], [4, 5, 3, 3], { group: 2, pads: [1, 1, 1, 1] }, false));
   });
 });

@@ -1,0 +1,113 @@
+/**
+ * Graph rewrite passes (src/graph/passes.ts): each keeps what the graph computes (checked by running
+ * both versions in ONNX Runtime) and removes or shrinks work.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Graph, OnnxModel, tensor, type Tensor } from '../../src/index.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { decodeModel, encodeModel } from '../../src/graph/proto.js';
+import { commuteReluMaxPool, eliminateDeadNodes } from '../../src/graph/passes.js';
+import { Random } from '../../src/random.js';
+import { Runtime } from '../../src/runtime/runtime.js';
+import { losses, optimizers, layers, sequential } from '../../src/index.js';
+import { compileTraining } from '../../src/train/training-step.js';
+import '../../src/ops/index.js';
+import { assertGradients } from '../autodiff/gradcheck.js';
+
+const runtime = new Runtime();
+after(() => runtime.close());
+
+function runnable(graph: Graph): OnnxModel {
+  const bytes = encodeModel(modelToProto(graph));
+  return new OnnxModel(bytes, decodeModel(bytes));
+}
+
+function randomTensor(shape: number[], seed: number): Tensor<'float32'> {
+  const rng = new Random(seed);
+  return tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.next() * 2 - 1), shape) as Tensor<'float32'>;
+}
+
+/** x → Conv → Relu → MaxPool 2×2 → (optionally something else reading the Relu) */
+function convReluPool(extraReader: boolean, reluIsOutput = false) {
+  const g = new Graph();
+  const x = g.input('x', 'float32', ['N', 2, 7, 7]);
+  const w = g.initializer('w', randomTensor([3, 2, 3, 3], 1));
+  const relu = g.op1('Relu', [g.op1('Conv', [x, w])]);
+  const pooled = g.op1('MaxPool', [relu], { kernel_shape: [2, 2], strides: [2, 2] });
+  g.output(pooled, 'y');
+  if (extraReader) g.output(g.op1('ReduceSum', [relu], { keepdims: 0 }), 'total');
+  if (reluIsOutput) g.output(relu);
+  return g;
+}
+
+describe('commuteReluMaxPool', () => {
+  it('swaps a Relu whose only reader is a MaxPool, and the graph computes the same', async () => {
+    const before = runnable(convReluPool(false));
+    const g = convReluPool(false);
+    assert.equal(commuteReluMaxPool(g), 1);
+    assert.deepEqual(
+      g.nodes.map((n) => n.opType),
+      ['Conv', 'MaxPool', 'Relu', 'Identity'],
+    );
+    // The value between them now holds the pooled pre-activation.
+    assert.deepEqual(g.value(g.nodes[1]!.outputs[0]!).shape, ['N', 3, 2, 2]);
+    const x = randomTensor([2, 2, 7, 7], 2);
+    const a = (await before.run({ x })).y!;
+    const b = (await runnable(g).run({ x })).y!;
+    assert.deepEqual(Array.from(b.data as Float32Array), Array.from(a.data as Float32Array));
+  });
+
+  it('leaves the pair alone when the Relu output is read elsewhere or is a graph output', () => {
+    for (const g of [convReluPool(true), convReluPool(false, true)]) {
+      assert.equal(commuteReluMaxPool(g), 0);
+      assert.deepEqual(g.nodes.slice(0, 3).map((n) => n.opType), ['Conv', 'Relu', 'MaxPool']);
+    }
+  });
+
+  it('gradients through the swapped pair match finite differences', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [1, 2, 6, 6], fill: 'distinct' } },
+      build: (g, v) => {
+        const pooled = g.op1('MaxPool', [g.op1('Relu', [v.x!])], { kernel_shape: [2, 2], strides: [2, 2] });
+        assert.equal(commuteReluMaxPool(g), 1);
+        return pooled;
+      },
+    });
+  });
+});
+
+describe('eliminateDeadNodes', () => {
+  it('removes nodes that no output needs and keeps the result', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [4]);
+    const used = g.op1('Mul', [x, g.scalar(2)]);
+    g.op1('Exp', [g.op1('Neg', [x])]); // read by nothing
+    g.output(g.op1('Add', [used, g.scalar(1)]), 'y');
+    assert.equal(eliminateDeadNodes(g), 2);
+    assert.deepEqual(g.nodes.map((n) => n.opType), ['Mul', 'Add', 'Identity']);
+    const y = (await runnable(g).run({ x: tensor(Float32Array.of(0, 1, 2, 3), [4]) })).y!;
+    assert.deepEqual(Array.from(y.data as Float32Array), [1, 3, 5, 7]);
+    assert.equal(eliminateDeadNodes(g), 0);
+  });
+
+  it('the compiled training step computes no gradient for the input images', () => {
+    const model = sequential({
+      seed: 1,
+      layers: [
+        layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', inputShape: [8, 8, 3] }),
+        layers.maxPooling2d({ poolSize: 2 }),
+        layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu' }),
+        layers.flatten(),
+        layers.dense({ units: 2 }),
+      ],
+    });
+    const compiled = compileTraining(model, losses.sparseCategoricalCrossentropy({ fromLogits: true }), optimizers.adam(), null);
+    const nodes = decodeModel(compiled.trainStep).graph!.node!;
+    // Two convolutions: only the second needs its input's gradient (a ConvTranspose).
+    assert.equal(nodes.filter((n) => n.opType === 'ConvTranspose').length, 1);
+    // Both Relus now run after their pooling (the first) or feed the flatten (the second, unchanged).
+    const order = nodes.map((n) => n.opType).filter((t) => t === 'MaxPool' || t === 'Relu');
+    assert.deepEqual(order.slice(0, 3), ['MaxPool', 'Relu', 'Relu']);
+  });
+});
