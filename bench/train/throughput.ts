@@ -172,6 +172,7 @@ const SWEEP: Record<string, ort.InferenceSession.SessionOptions> = {
   'intraOp 3': { ...BASE_OPTIONS, intraOpNumThreads: 3 },
   'intraOp 4': { ...BASE_OPTIONS, intraOpNumThreads: 4 },
   'executionMode parallel, interOp 2': { ...BASE_OPTIONS, executionMode: 'parallel', interOpNumThreads: 2 },
+  'executionMode parallel, interOp 2, intraOp 1': { ...BASE_OPTIONS, executionMode: 'parallel', interOpNumThreads: 2, intraOpNumThreads: 1 },
   'no spinning': { ...BASE_OPTIONS, extra: { session: { intra_op: { allow_spinning: '0' } } } },
 };
 

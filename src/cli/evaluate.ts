@@ -6,6 +6,7 @@ import { evaluateClassifier } from '../train/metrics.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
 import type { Command } from './command.js';
 import { formatTable } from './format.js';
+import { outputsProbabilities } from './train.js';
 
 export const evaluateCommand: Command = {
   name: 'evaluate',
@@ -22,7 +23,7 @@ export const evaluateCommand: Command = {
     const model = await loadModel(file);
     let result: Record<string, unknown>;
     if (model instanceof Sequential) {
-      model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
+      model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: !outputsProbabilities(model) }), metrics: ['accuracy'] });
       result = await model.evaluate(data.test.images, data.test.labels);
     } else {
       // A foreign classifier: metrics on its outputs (no loss: its output may be logits or probabilities).

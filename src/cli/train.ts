@@ -10,20 +10,36 @@ import { promises as fs } from 'node:fs';
 import type { Command } from './command.js';
 import { formatDuration } from './format.js';
 
-/** A model from a preset name, a Kiln .onnx file (continue training it) or a JSON list of layers. */
-export async function modelFromSpec(spec: string, inputShape: number[], numClasses: number): Promise<Sequential> {
-  if (PRESETS[spec]) return sequential(preset(spec, inputShape, numClasses));
+/**
+ * Whether the model ends in a softmax (probabilities, as Keras' from_logits=False expects) rather than
+ * logits; Flatten and Dropout after it change nothing.
+ */
+export function outputsProbabilities(model: Sequential): boolean {
+  for (let i = model.layers.length - 1; i >= 0; i--) {
+    const layer = model.layers[i]!;
+    if (layer.className === 'Flatten' || layer.className === 'Dropout') continue;
+    return layer.getConfig().activation === 'softmax';
+  }
+  return false;
+}
+
+/**
+ * A model from a preset name, a Kiln .onnx file (continue training it) or a JSON list of layers; new
+ * models draw their initial weights from `seed`.
+ */
+export async function modelFromSpec(spec: string, inputShape: number[], numClasses: number, seed?: number): Promise<Sequential> {
+  if (PRESETS[spec]) return sequential({ layers: preset(spec, inputShape, numClasses), seed });
   if (!existsSync(spec)) throw new KilnError('FILE_NOT_FOUND', `--model '${spec}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor an existing file`);
   if (spec.endsWith('.json')) {
     let layers: SerializedLayer[];
     try {
       const parsed = JSON.parse(await fs.readFile(spec, 'utf8'));
-      layers = Array.isArray(parsed) ? parsed : parsed.layers;
+      layers = Array.isArray(parsed) ? parsed : parsed?.layers;
     } catch (err) {
       throw new KilnError('INVALID_DATA', `model description '${spec}' is not valid JSON: ${(err as Error).message}`);
     }
     if (!Array.isArray(layers)) throw new KilnError('INVALID_DATA', `model description '${spec}' must be a list of layers or {"layers": [...]}`);
-    return sequential(layers.map((l, i) => layerFromConfig(l, `${spec} layer ${i}`)));
+    return sequential({ layers: layers.map((l, i) => layerFromConfig(l, `${spec} layer ${i}`)), seed });
   }
   const model = await loadModel(spec);
   if (!(model instanceof Sequential)) throw new KilnError('NOT_TRAINABLE', `'${spec}' is an ONNX model without Kiln's layer configuration: it can be run, not trained`);
@@ -50,12 +66,12 @@ export const trainCommand: Command = {
   async run({ options }, out) {
     const data = await loadDataset(String(options.dataset));
     const inputShape = data.train.images.shape.slice(1);
-    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length);
+    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, Number(options.seed));
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
-    model.compile({ optimizer, loss: sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
+    model.compile({ optimizer, loss: sparseCategoricalCrossentropy({ fromLogits: !outputsProbabilities(model) }), metrics: ['accuracy'] });
     out(`Training ${options.model} on ${options.dataset}: ${data.train.images.shape[0]} images ${JSON.stringify(inputShape)}, ${data.classNames.length} classes`);
     const t0 = performance.now();
-    await model.fit(data.train.images, data.train.labels, {
+    const history = await model.fit(data.train.images, data.train.labels, {
       epochs: Number(options.epochs),
       batchSize: Number(options['batch-size']),
       validationSplit: Number(options['validation-split']) || undefined,
@@ -66,7 +82,7 @@ export const trainCommand: Command = {
     const seconds = (performance.now() - t0) / 1000;
     const result = await model.evaluate(data.test.images, data.test.labels);
     await model.save(String(options.out));
-    out(`Test loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy!).toFixed(2)}% after ${formatDuration(seconds * 1000)} (${formatDuration((seconds * 1000) / Number(options.epochs))} per epoch)`);
+    out(`Test loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy!).toFixed(2)}% after ${formatDuration(seconds * 1000)} (${formatDuration((seconds * 1000) / history.epoch.length)} per epoch)`);
     out(`Saved ${options.out}`);
     return 0;
   },

@@ -8,10 +8,14 @@ export interface BatchNormalizationArgs extends LayerArgs {
 }
 
 /**
- * Batch normalization over the channel axis (Keras' axis -1, which is axis 1 inside the graph).
- * Inference: one ONNX BatchNormalization with the moving statistics. Training: the batch statistics are
- * composed from ReduceMean/Sub/Mul/Sqrt so autodiff differentiates through them, and the moving
- * statistics are updated as moving = momentum·moving + (1 − momentum)·batch, as Keras does.
+ * Batch normalization over the feature axis, Keras' axis −1 of the channels-last shape. Inside the graph
+ * only images (rank-3 layer shapes) are channel-first, so that axis is graph axis 1 for images and flat
+ * [features] inputs, but the last graph axis for other shapes such as [steps, features].
+ * Inference: one ONNX BatchNormalization with the moving statistics (it normalizes axis 1, so a
+ * last-axis feature dimension is transposed to axis 1 and back around it). Training: the batch
+ * statistics are composed from ReduceMean/Sub/Mul/Sqrt over every axis but the feature axis, so autodiff
+ * differentiates through them, and the moving statistics are updated as
+ * moving = momentum·moving + (1 − momentum)·batch, as Keras does.
  */
 export class BatchNormalization extends Layer {
   readonly className = 'BatchNormalization';
@@ -43,21 +47,37 @@ export class BatchNormalization extends Layer {
     ];
   }
 
+  /**
+   * The feature axis of the graph tensor [N, ...]: axis 1 for channel-first images (rank-3 layer shapes)
+   * and for flat [features] inputs, the last axis for every other (channels-last) shape.
+   */
+  featureAxis(inputShape: LayerShape): number {
+    return inputShape.length === 3 ? 1 : inputShape.length;
+  }
+
   build(ctx: BuildContext, input: Value, inputShape: LayerShape): Value {
     const [gamma, beta, movingMean, movingVar] = this.params(inputShape).map((p) => ctx.param(this, p)) as [Value, Value, Value, Value];
     const g = ctx.graph;
-    if (!ctx.training) {
-      return g.op1('BatchNormalization', [input, gamma, beta, movingMean, movingVar], { epsilon: this.epsilon }, this.name);
-    }
     const rank = inputShape.length + 1;
-    const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
-    const channelShape = g.int64s([1, -1, ...Array(rank - 2).fill(1)], 'shape');
+    const axis = this.featureAxis(inputShape);
+    if (!ctx.training) {
+      const inputs = (x: Value) => [x, gamma, beta, movingMean, movingVar];
+      if (axis === 1) return g.op1('BatchNormalization', inputs(input), { epsilon: this.epsilon }, this.name);
+      // ONNX BatchNormalization normalizes axis 1: move the last (feature) axis there and back.
+      const toFirst = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)];
+      const toLast = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2), 1];
+      const featuresFirst = g.op1('Transpose', [input], { perm: toFirst });
+      const normalized = g.op1('BatchNormalization', inputs(featuresFirst), { epsilon: this.epsilon });
+      return g.op1('Transpose', [normalized], { perm: toLast }, this.name);
+    }
+    const axes = Array.from({ length: rank }, (_, i) => i).filter((i) => i !== axis);
+    const featureShape = g.int64s(Array.from({ length: rank }, (_, i) => (i === axis ? -1 : 1)), 'shape');
     const mean = g.op1('ReduceMean', [input], { axes, keepdims: 1 });
     const centered = g.op1('Sub', [input, mean]);
     const variance = g.op1('ReduceMean', [g.op1('Mul', [centered, centered])], { axes, keepdims: 1 });
     const invStd = g.op1('Reciprocal', [g.op1('Sqrt', [g.op1('Add', [variance, g.scalar(this.epsilon)])])]);
     const normalized = g.op1('Mul', [centered, invStd]);
-    const y = g.op1('Add', [g.op1('Mul', [normalized, g.op1('Reshape', [gamma, channelShape])]), g.op1('Reshape', [beta, channelShape])], {}, this.name);
+    const y = g.op1('Add', [g.op1('Mul', [normalized, g.op1('Reshape', [gamma, featureShape])]), g.op1('Reshape', [beta, featureShape])], {}, this.name);
     const flat = g.int64s([-1], 'shape');
     const blend = (moving: Value, batch: Value) =>
       g.op1('Add', [g.op1('Mul', [moving, g.scalar(this.momentum)]), g.op1('Mul', [g.op1('Reshape', [batch, flat]), g.scalar(1 - this.momentum)])]);

@@ -87,17 +87,27 @@ export class Sequential {
     if (this.layers.length === 0 && !layer.inputShape) {
       throw new KilnError('INVALID_SHAPE', `the first layer of a sequential model needs an inputShape (e.g. inputShape: [32, 32, 3]); ${layer.className} has none`);
     }
-    if (layer.name === undefined) {
-      const count = this.nameCounts.get(layer.baseName) ?? 0;
-      layer.name = count === 0 ? layer.baseName : `${layer.baseName}_${count}`;
-      this.nameCounts.set(layer.baseName, count + 1);
+    const taken = new Set(this.layers.map((l) => l.name));
+    const automatic = layer.name === undefined;
+    let count = this.nameCounts.get(layer.baseName) ?? 0;
+    if (automatic) {
+      // Keras' scheme (dense, dense_1, dense_2, ...), skipping any name a layer already has.
+      const nameFor = (n: number) => (n === 0 ? layer.baseName : `${layer.baseName}_${n}`);
+      while (taken.has(nameFor(count))) count++;
+      layer.name = nameFor(count);
+    } else if (taken.has(layer.name)) {
+      throw new KilnError('INVALID_ARGUMENT', `the model already has a layer named '${layer.name}': layer names must be unique`);
     }
-    if (this.layers.some((l) => l.name === layer.name)) {
-      throw new KilnError('INVALID_ARGUMENT', `the model already has a layer named '${layer.name}'`);
+    try {
+      // Checks the new layer accepts what the previous one produces before accepting it.
+      const shapes = this.shapesWith(layer);
+      for (const spec of layer.params(shapes.at(-2)!)) this.ensureWeight(layer, spec);
+    } catch (e) {
+      // A refused layer keeps no automatic name, and uses up no number.
+      if (automatic) layer.name = undefined;
+      throw e;
     }
-    // Checks the new layer accepts what the previous one produces before accepting it.
-    const shapes = this.shapesWith(layer);
-    for (const spec of layer.params(shapes.at(-2)!)) this.ensureWeight(layer, spec);
+    if (automatic) this.nameCounts.set(layer.baseName, count + 1);
     this.layers.push(layer);
     this.invalidate();
     return this;

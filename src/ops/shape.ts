@@ -257,4 +257,3 @@ defineOp({
   },
   gradient: () => [null, null, null],
 });
-

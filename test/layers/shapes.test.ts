@@ -184,10 +184,36 @@ describe('globalAveragePooling2d, flatten, dense, dropout, batchNormalization, a
     assertClose(y.data, expected, 1e-5);
   });
 
-  it('batchNormalization works on a rank-2 input [steps, features], normalizing features as Keras (axis −1) does', {
-    todo: 'BUG: src/layers/batch-normalization.ts emits BatchNormalization over graph axis 1, but only rank-3 images are made channel-first; on [steps, features] ONNX Runtime fails with a dimension mismatch',
-  }, async () => {
+  it('batchNormalization works on a rank-2 input [steps, features], normalizing features as Keras (axis −1) does', async () => {
+    // 4 parameters per feature (gamma, beta, moving mean, moving variance), none per step.
     await checkShapes(layers.batchNormalization(), [4, 5], [4, 5], 4 * 5);
+  });
+
+  it('batchNormalization at inference on [steps, features] uses each feature\'s statistics, at every step', async () => {
+    const [features, epsilon] = [5, 0.01];
+    const gamma = [2, 1, -1, 0.5, 3];
+    const beta = [0, 5, 1, -2, 0.25];
+    const movingMean = [1, 0, -1, 2, 0.5];
+    const movingVariance = [4, 0.99, 0.25, 9, 1];
+    for (const inputShape of [[4, features], [2, 3, features]]) {
+      const model = sequential({ layers: [layers.batchNormalization({ epsilon, inputShape })] });
+      model.setWeights({
+        'batch_normalization/gamma': tensor(gamma),
+        'batch_normalization/beta': tensor(beta),
+        'batch_normalization/moving_mean': tensor(movingMean),
+        'batch_normalization/moving_variance': tensor(movingVariance),
+      });
+      const x = randomInput([2, ...inputShape], 11);
+      // Row-major with features last: element i belongs to feature i % features.
+      const expected = Array.from(x.data as Float32Array, (v, i) => {
+        const f = i % features;
+        return ((v - movingMean[f]!) / Math.sqrt(movingVariance[f]! + epsilon)) * gamma[f]! + beta[f]!;
+      });
+      const y = await model.predict(x);
+      assert.deepEqual(y.shape, [2, ...inputShape]);
+      assertClose(y.data, expected, 1e-5, `predict on [${inputShape}]`);
+      assertClose((await runExported(model, x)).data as Float32Array, expected, 1e-5, `exported model on [${inputShape}]`);
+    }
   });
 
   it('activation: shape unchanged, no params', async () => {

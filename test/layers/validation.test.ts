@@ -97,11 +97,46 @@ describe('layer stacks', () => {
     assertThrowsKiln(() => model.add(layers.dense({ units: 2, name: 'dense_1' })), 'INVALID_ARGUMENT', "'dense_1'");
   });
 
-  it('gives an automatic name that does not collide with a name the user chose', {
-    todo: "BUG: Sequential.add (src/model/sequential.ts) counts automatic names per base name without checking user-given ones: [dense({name:'dense_1'}), dense(), dense()] throws 'already has a layer named dense_1'",
-  }, () => {
+  it('gives an automatic name that does not collide with a name the user chose', () => {
     const model = sequential({ layers: [layers.dense({ units: 3, name: 'dense_1', inputShape: [4] }), layers.dense({ units: 3 }), layers.dense({ units: 2 })] });
-    assert.equal(new Set(model.layers.map((l) => l.name)).size, 3);
+    // Keras' numbering, skipping the name the user took.
+    assert.deepEqual(model.layers.map((l) => l.name), ['dense_1', 'dense', 'dense_2']);
+    assert.deepEqual([...model.weights.keys()], ['dense_1/kernel', 'dense_1/bias', 'dense/kernel', 'dense/bias', 'dense_2/kernel', 'dense_2/bias']);
+    // Automatic names also skip user names taken further ahead, and other base names are untouched.
+    const mixed = sequential({
+      layers: [
+        layers.dense({ units: 3, inputShape: [4] }),
+        layers.dense({ units: 3, name: 'dense_1' }),
+        layers.dense({ units: 3, name: 'dense_2' }),
+        layers.dense({ units: 3 }),
+        layers.activation({ activation: 'relu', name: 'dense_4' }),
+        layers.dense({ units: 3 }),
+        layers.activation({ activation: 'relu' }),
+      ],
+    });
+    assert.deepEqual(mixed.layers.map((l) => l.name), ['dense', 'dense_1', 'dense_2', 'dense_3', 'dense_4', 'dense_5', 'activation']);
+  });
+
+  it('refuses a user-given name that is already taken, by a user or an automatic name', () => {
+    const model = sequential({ layers: [layers.dense({ units: 3, name: 'hidden', inputShape: [4] }), layers.dense({ units: 3 })] });
+    assertThrowsKiln(() => model.add(layers.dense({ units: 2, name: 'hidden' })), 'INVALID_ARGUMENT', "'hidden'", 'unique');
+    assertThrowsKiln(() => model.add(layers.dense({ units: 2, name: 'dense' })), 'INVALID_ARGUMENT', "'dense'", 'unique');
+    assertThrowsKiln(
+      () => sequential({ layers: [layers.dense({ units: 3, name: 'a', inputShape: [4] }), layers.activation({ activation: 'relu', name: 'a' })] }),
+      'INVALID_ARGUMENT',
+      "'a'",
+    );
+    assert.deepEqual(model.layers.map((l) => l.name), ['hidden', 'dense']);
+  });
+
+  it('a refused layer uses up no automatic name', () => {
+    const model = sequential({ layers: [layers.conv2d({ filters: 1, kernelSize: 1, inputShape: [2, 2, 1] })] });
+    const refused = layers.conv2d({ filters: 1, kernelSize: 5 });
+    assertThrowsKiln(() => model.add(refused), 'INVALID_SHAPE', '[5, 5]');
+    assert.equal(refused.name, undefined);
+    model.add(layers.conv2d({ filters: 1, kernelSize: 1 }));
+    assert.deepEqual(model.layers.map((l) => l.name), ['conv2d', 'conv2d_1']);
+    assert.deepEqual([...model.weights.keys()], ['conv2d/kernel', 'conv2d/bias', 'conv2d_1/kernel', 'conv2d_1/bias']);
   });
 });
 
