@@ -5,7 +5,7 @@
  * α = 0.1). Test accuracy on the full 10,000-image test set; the mean difference over the seeds and its
  * spread.
  *
- *   node dist/bench/distill/fashion.js [--teacher-epochs 10] [--train 10000] [--epochs 20] [--seeds 1,2,3]
+ *   node dist/bench/distill/fashion.js [--teacher-epochs 10] [--train 10000] [--epochs 20] [--seeds 1,2,3] [--augment [crop,flip]]
  *        [--temperature 4] [--alpha 0.1] [--batch 64] [--cache DIR] [--dir FASHION_DIR] [--json FILE]
  *
  * Teacher: the Fashion-MNIST CNN Conv32-Pool-Conv64-Pool-Dense128-Dense10 (225,034 parameters), Adam
@@ -39,6 +39,11 @@ const batchSize = Number(arg('batch', '64'));
 const cacheDir = arg('cache', path.join(os.tmpdir(), 'kiln-bench-distill'));
 const dataDir = arg('dir', '') || undefined;
 const jsonFile = arg('json', '');
+// --augment [crop,flip]: random crop (zero padding 2) and/or horizontal flip of both students' batches
+// (default both); the teacher then scores each augmented batch (consistent distillation).
+const augmentAt = process.argv.indexOf('--augment');
+const augmentKinds = augmentAt < 0 ? [] : (process.argv[augmentAt + 1]?.startsWith('--') !== false ? 'crop,flip' : process.argv[augmentAt + 1]!).split(',');
+const augment = augmentAt < 0 ? undefined : { ...(augmentKinds.includes('crop') ? { cropPadding: 2 } : {}), ...(augmentKinds.includes('flip') ? { horizontalFlip: true } : {}) };
 
 const started = performance.now();
 const data = await datasets.fashionMnist(dataDir);
@@ -93,13 +98,13 @@ for (const seed of seeds) {
   const plain = student(seed);
   plain.compile(compileArgs());
   let t0 = performance.now();
-  await plain.fit(x, y, { epochs, batchSize, seed, verbose: 0 });
+  await plain.fit(x, y, { epochs, batchSize, seed, verbose: 0, augment });
   const plainSeconds = (performance.now() - t0) / 1000;
   const plainAccuracy = await testAccuracy(plain);
 
   const kd = student(seed);
   t0 = performance.now();
-  await distill({ teacher, student: kd, x, y, temperature, alpha, epochs, batchSize, seed, optimizer: optimizers.adam({ learningRate: 1e-3 }), verbose: 0 });
+  await distill({ teacher, student: kd, x, y, temperature, alpha, epochs, batchSize, seed, optimizer: optimizers.adam({ learningRate: 1e-3 }), verbose: 0, augment });
   const distilledSeconds = (performance.now() - t0) / 1000;
   const distilledAccuracy = await testAccuracy(kd);
   rows.push({ seed, plain: plainAccuracy, distilled: distilledAccuracy, plainSeconds, distilledSeconds });
@@ -113,7 +118,7 @@ const std = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((s, a) => s 
 const diffs = rows.map((r) => 100 * (r.distilled - r.plain));
 const summary = {
   teacher: { parameters: teacherParams, testAccuracy: teacherAccuracy, epochs: teacherEpochs, trainSeconds: teacherSeconds },
-  student: { parameters: studentParams, ratio: studentParams / teacherParams, epochs, trainImages: x.shape[0], batchSize },
+  student: { parameters: studentParams, ratio: studentParams / teacherParams, epochs, trainImages: x.shape[0], batchSize, augment: augment ?? null },
   temperature,
   alpha,
   rows,

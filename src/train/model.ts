@@ -4,6 +4,7 @@ import { Random } from '../random.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
 import { ProgressBar } from '../cli/progress.js';
+import { augmentImages, type AugmentOptions } from '../data/augment.js';
 import type { Layer } from '../layers/index.js';
 import type { Callback, Logs, TrainingControl } from './callbacks.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -35,8 +36,17 @@ export interface FitArgs {
   resumeFrom?: string;
   /** Write a training checkpoint (weights, optimizer state, epoch, RNG) here after every epoch. */
   checkpointPath?: string;
-  /** Extra per-batch inputs of the training step (see TrainingStepOptions.extraInputs), given the batch's example indices. */
-  extraFeeds?: (indices: Int32Array) => Record<string, Tensor>;
+  /**
+   * Augment each training batch as it is drawn (images `[N, H, W, C]`): random crop after zero padding,
+   * horizontal flip. Drawn from fit's seeded generator, so a seed gives the same augmented batches and a
+   * resumed run continues the same sequence. Validation data is never augmented.
+   */
+  augment?: AugmentOptions;
+  /**
+   * Extra per-batch inputs of the training step (see TrainingStepOptions.extraInputs), given the batch's
+   * example indices and its (augmented) images; may be async (e.g. a teacher model run on the batch).
+   */
+  extraFeeds?: (indices: Int32Array, x: Tensor) => Record<string, Tensor> | Promise<Record<string, Tensor>>;
   /** Where progress goes (default process.stdout). */
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 }
@@ -237,6 +247,7 @@ export class Sequential extends BaseSequential implements TrainingControl {
     }
     const n = trainX.shape[0]!;
     if (n === 0) throw new KilnError('INVALID_DATA', 'no training examples');
+    if (args.augment && x.rank !== 4) throw new KilnError('INVALID_SHAPE', `augment works on images [N, H, W, C]; x is ${formatShape(x.shape)}`);
 
     // 'extended', not 'all': the NCHWc layout pass adds reorders around every Conv of the backward
     // pass; without it the step ran 4–8% faster (bench/train/throughput.ts --sweep).
@@ -291,14 +302,16 @@ export class Sequential extends BaseSequential implements TrainingControl {
       let seen = 0;
       const batchAt = (k: number) => {
         const idx = order.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
-        return { x: trainX.gather(idx), y: labels.gather(idx), size: idx.length, indices: idx };
+        const x = trainX.gather(idx);
+        return { x: args.augment ? augmentImages(x, args.augment, rng) : x, y: labels.gather(idx), size: idx.length, indices: idx };
       };
-      const launch = (k: number, b: ReturnType<typeof batchAt>) => {
+      const launch = async (k: number, b: ReturnType<typeof batchAt>) => {
         const t = step + k + 1;
+        const extra = args.extraFeeds ? await args.extraFeeds(b.indices, b.x) : {};
         return this.runtime.run(
           c.trainSession!,
           {
-            ...(args.extraFeeds ? args.extraFeeds(b.indices) : {}),
+            ...extra,
             input: b.x,
             labels: b.y,
             lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'),

@@ -1,4 +1,5 @@
 import { KilnError, formatShape } from '../../errors.js';
+import type { AugmentOptions } from '../../data/augment.js';
 import type { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
@@ -6,6 +7,7 @@ import { Sequential, type History } from '../../train/model.js';
 import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.js';
 import { checkDistillationOptions, distillationLoss } from './loss.js';
 import { defaultStudent, onnxParameterCount, type DefaultStudentOptions } from './student.js';
+import type { OnnxModel } from '../../model/onnx-model.js';
 import { asOnnxModel, teacherLogits, type ClassifierOutputKind, type ClassifierSource } from './teacher.js';
 
 /** Name of the training step's extra input that carries the batch's teacher logits. */
@@ -41,6 +43,11 @@ export interface DistillArgs {
   teacherOutput?: ClassifierOutputKind | 'auto';
   /** Options for the default student. */
   studentOptions?: DefaultStudentOptions;
+  /**
+   * Augment the student's batches (see FitArgs.augment); the teacher then runs on each augmented batch,
+   * so both models always see the same images ("consistent" distillation).
+   */
+  augment?: AugmentOptions;
 }
 
 export interface DistillResult {
@@ -59,10 +66,11 @@ export interface DistillResult {
  * Knowledge distillation: trains the student on α · CE(y, student) + (1 − α) · T² ·
  * KL(softmax(teacher / T) ‖ softmax(student / T)), compiled into the student's own training step.
  *
- * The teacher runs in ONNX Runtime over the training set once, before the first epoch, and each
- * batch's rows of its logits are fed to the step next to the images. Kiln's fit() does not augment,
- * so every epoch sees the same inputs and the cached logits are exactly what a per-epoch (or
- * per-batch) teacher pass would give. The student is compiled here (a previous compile is replaced).
+ * Without augmentation the teacher runs in ONNX Runtime over the training set once, before the first
+ * epoch, and each batch's rows of its logits are fed to the step next to the images: every epoch sees
+ * the same inputs, so the cache is exactly what a per-batch teacher pass would give. With `augment`,
+ * the teacher runs on each augmented batch instead. The student is compiled here (a previous compile
+ * is replaced).
  */
 export async function distill(args: DistillArgs): Promise<DistillResult> {
   const temperature = args.temperature ?? 4;
@@ -72,8 +80,9 @@ export async function distill(args: DistillArgs): Promise<DistillResult> {
   if (x.rank < 2) throw new KilnError('INVALID_SHAPE', `x must be [N, ...features], got ${formatShape(x.shape)}`);
   const teacher = await asOnnxModel(args.teacher);
   const t0 = performance.now();
-  const cached = await teacherLogits(teacher, x, { outputKind: args.teacherOutput ?? 'auto' });
-  const teacherSeconds = (performance.now() - t0) / 1000;
+  // With augmentation only a sample is scored here, to learn the class count and the output kind.
+  const cached = await teacherLogits(teacher, args.augment ? x.slice(0, Math.min(256, x.shape[0]!)) : x, { outputKind: args.teacherOutput ?? 'auto' });
+  let teacherSeconds = (performance.now() - t0) / 1000;
   const classes = cached.logits.shape[1]!;
 
   const student = args.student ?? defaultStudent(teacher, { inputShape: x.shape.slice(1), numClasses: classes }, args.studentOptions);
@@ -106,14 +115,27 @@ export async function distill(args: DistillArgs): Promise<DistillResult> {
     callbacks: args.callbacks,
     verbose: args.verbose,
     stream: args.stream,
-    // fit's indices count rows of x (a validation split only cuts the tail off), so they index the cache.
-    extraFeeds: (indices) => ({ [TEACHER_LOGITS_INPUT]: logits.gather(indices) }),
+    augment: args.augment,
+    extraFeeds: args.augment
+      ? async (_indices, batch) => {
+          const t = performance.now();
+          const feeds = await teacherFeeds(teacher, cached.outputKind)(batch);
+          teacherSeconds += (performance.now() - t) / 1000;
+          return feeds;
+        }
+      : // fit's indices count rows of x (a validation split only cuts the tail off), so they index the cache.
+        (indices) => ({ [TEACHER_LOGITS_INPUT]: logits.gather(indices) }),
   });
   const teacherParameters = onnxParameterCount(teacher);
   const studentParameters = student.countParams().total;
   student.metadata.set(
     DISTILLATION_METADATA_KEY,
-    JSON.stringify({ temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, epochs: history.epoch.length }),
+    JSON.stringify({ temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, epochs: history.epoch.length, augment: args.augment ?? null }),
   );
   return { student, history, temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, teacherSeconds };
+}
+
+/** The step's teacher input for one batch of images: the teacher run on exactly those images. */
+export function teacherFeeds(teacher: OnnxModel, outputKind: ClassifierOutputKind): (batch: Tensor) => Promise<Record<string, Tensor>> {
+  return async (batch) => ({ [TEACHER_LOGITS_INPUT]: (await teacherLogits(teacher, batch, { outputKind })).logits });
 }

@@ -11,6 +11,8 @@ import { Graph } from '../../../src/graph/graph.js';
 import { modelToProto } from '../../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../../src/graph/proto.js';
 import { DISTILLATION_METADATA_KEY, teacherLogits } from '../../../src/optimize/distill/index.js';
+import { distillationLoss } from '../../../src/optimize/distill/loss.js';
+import { asOnnxModel } from '../../../src/optimize/distill/teacher.js';
 import { Sequential } from '../../../src/train/model.js';
 import { assertRejectsKiln } from '../../model/helpers.js';
 import { blobs, maxAbsDifference, weightsOf } from '../../train/helpers.js';
@@ -78,6 +80,36 @@ describe('distill', () => {
     await assertRejectsKiln(() => distill({ teacher: blobNet(9), student: wide, x: train.x, y: train.y, verbose: 0 }), 'INVALID_SHAPE', '[null, 4]', '[null, 3]');
     await assertRejectsKiln(() => distill({ teacher: blobNet(9), student: blobNet(3, 8, 'softmax'), x: train.x, y: train.y, verbose: 0 }), 'INVALID_ARGUMENT', 'logits');
     await assertRejectsKiln(() => distill({ teacher: blobNet(9), student: blobNet(3), x: train.x, y: train.y, temperature: -1, verbose: 0 }), 'INVALID_ARGUMENT', 'temperature');
+  });
+});
+
+describe('distill with augment', () => {
+  // A teacher identical to the student: with α = 0 and a vanishing learning rate the loss is the KL
+  // between two copies of one function, 0 exactly when both saw the same (augmented) images.
+  const rng = new Random(5);
+  const x = new Tensor(Float32Array.from({ length: 48 * 28 * 28 }, () => rng.next()), [48, 28, 28, 1], 'float32');
+  const y = new Tensor(Int32Array.from({ length: 48 }, (_, i) => i % 10), [48], 'int32');
+  const augment = { cropPadding: 2, horizontalFlip: true };
+
+  it('runs the teacher on each augmented batch: a copy of the student as teacher gives zero loss', async () => {
+    const student = tinyCnn(3);
+    const teacher = student.toOnnx();
+    const { history } = await distill({ teacher, student, x, y, alpha: 0, temperature: 4, epochs: 2, batchSize: 16, optimizer: optimizers.sgd({ learningRate: 1e-12 }), verbose: 0, augment });
+    for (const loss of history.history.loss!) assert.ok(Math.abs(loss) < 1e-5, `loss ${loss}`);
+    assert.deepEqual(JSON.parse(student.metadata.get(DISTILLATION_METADATA_KEY)!).augment, augment);
+  });
+
+  it('(control) logits of the un-augmented images would not match: the check above can fail', async () => {
+    const student = tinyCnn(3);
+    const cached = (await teacherLogits(await asOnnxModel(student.toOnnx()), x)).logits;
+    const { history } = await distill({ teacher: student.toOnnx(), student, x, y, alpha: 0, temperature: 4, epochs: 1, batchSize: 16, optimizer: optimizers.sgd({ learningRate: 1e-12 }), verbose: 0 });
+    assert.ok(Math.abs(history.history.loss![0]!) < 1e-5, 'without augmentation the cache matches');
+    student.compile({ optimizer: optimizers.sgd({ learningRate: 1e-12 }), loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }) }, {
+      extraInputs: [{ name: 'teacher_logits', dtype: 'float32', shape: ['N', 10] }],
+      buildLoss: (graph, output, labels, hardLoss) => distillationLoss(graph, output, graph.value('teacher_logits'), labels, { temperature: 4, alpha: 0, hardLoss }),
+    });
+    const mismatched = await student.fit(x, y, { epochs: 1, batchSize: 16, verbose: 0, augment, extraFeeds: (indices) => ({ teacher_logits: cached.gather(indices) }) });
+    assert.ok(mismatched.history.loss![0]! > 1e-4, `loss ${mismatched.history.loss![0]}`);
   });
 });
 
