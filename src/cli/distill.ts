@@ -6,7 +6,7 @@ import { evaluateClassifier } from '../train/metrics.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
 import { formatDuration, formatNumber, formatTable } from './format.js';
-import { modelFromSpec } from './train.js';
+import { AUGMENT_OPTIONS, augmentFromOptions, modelFromSpec } from './train.js';
 
 export const distillCommand: Command = {
   name: 'distill',
@@ -23,6 +23,7 @@ export const distillCommand: Command = {
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: "learning rate (default: the optimizer's Keras default)" },
     { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },
+    ...AUGMENT_OPTIONS,
     { name: 'seed', type: 'number', description: 'seed for the default student and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the student', default: 'student.onnx' },
   ],
@@ -48,6 +49,7 @@ export const distillCommand: Command = {
       validationSplit: Number(options['validation-split']) || undefined,
       seed: Number(options.seed),
       studentOptions: { seed: Number(options.seed) },
+      augment: augmentFromOptions(options),
     });
     const seconds = (performance.now() - t0) / 1000;
     await result.student.save(String(options.out));
@@ -65,7 +67,8 @@ export const distillCommand: Command = {
       ),
     );
     out('');
-    out(`Distilled in ${formatDuration(seconds * 1000)} (teacher over the training set: ${formatDuration(result.teacherSeconds * 1000)}; its outputs read as ${result.teacherOutput})`);
+    const teacherRuns = augmentFromOptions(options) ? 'teacher on each augmented batch' : 'teacher over the training set';
+    out(`Distilled in ${formatDuration(seconds * 1000)} (${teacherRuns}: ${formatDuration(result.teacherSeconds * 1000)}; its outputs read as ${result.teacherOutput})`);
     out(`Saved ${options.out}`);
     return 0;
   },

@@ -9,6 +9,7 @@ import { sparseCategoricalCrossentropy } from '../train/losses.js';
 import { promises as fs } from 'node:fs';
 import type { Command } from './command.js';
 import { formatDuration } from './format.js';
+import type { AugmentOptions } from '../data/augment.js';
 
 /**
  * Whether the model ends in a softmax (probabilities, as Keras' from_logits=False expects) rather than
@@ -46,6 +47,19 @@ export async function modelFromSpec(spec: string, inputShape: number[], numClass
   return model;
 }
 
+/** Seeded augmentation of the training batches, shared by train and distill. */
+export const AUGMENT_OPTIONS: Command['options'] = [
+  { name: 'crop-padding', type: 'number', description: 'augment: shift each training image by up to N pixels (zero padding, random crop)' },
+  { name: 'flip', type: 'boolean', description: 'augment: mirror half of the training images left-right' },
+];
+
+export function augmentFromOptions(options: Record<string, unknown>): AugmentOptions | undefined {
+  const cropPadding = options['crop-padding'] === undefined ? 0 : Number(options['crop-padding']);
+  if (!Number.isInteger(cropPadding) || cropPadding < 0) throw new KilnError('INVALID_ARGUMENT', `--crop-padding must be a non-negative integer, got ${String(options['crop-padding'])}`);
+  const horizontalFlip = options.flip === true;
+  return cropPadding > 0 || horizontalFlip ? { ...(cropPadding > 0 ? { cropPadding } : {}), ...(horizontalFlip ? { horizontalFlip } : {}) } : undefined;
+}
+
 export const trainCommand: Command = {
   name: 'train',
   summary: 'Train a model on a data set and save it as .onnx',
@@ -60,6 +74,7 @@ export const trainCommand: Command = {
     { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },
     { name: 'resume', type: 'string', description: 'training checkpoint to continue from' },
     { name: 'checkpoint', type: 'string', description: 'write a training checkpoint here after every epoch' },
+    ...AUGMENT_OPTIONS,
     { name: 'seed', type: 'number', description: 'seed for weights and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the trained model', default: 'model.onnx' },
   ],
@@ -78,6 +93,7 @@ export const trainCommand: Command = {
       resumeFrom: options.resume as string | undefined,
       checkpointPath: options.checkpoint as string | undefined,
       seed: Number(options.seed),
+      augment: augmentFromOptions(options),
     });
     const seconds = (performance.now() - t0) / 1000;
     const result = await model.evaluate(data.test.images, data.test.labels);

@@ -52,6 +52,16 @@ describe('kiln distill', () => {
     assert.equal(made.alpha, 0.5);
   });
 
+  it('--crop-padding and --flip augment the batches, and the teacher runs on each augmented batch', async () => {
+    const out = join(temp.dir, 'augmented.onnx');
+    const lines: string[] = [];
+    const code = await main(['distill', '--teacher', teacher, '--dataset', dataset, '--epochs', '1', '--crop-padding', '2', '--flip', '--out', out], (l) => lines.push(l));
+    assert.equal(code, 0, lines.join('\n'));
+    assert.match(lines.join('\n'), /teacher on each augmented batch/);
+    const made = JSON.parse(((await loadModel(out)) as Sequential).metadata.get('kiln.distillation')!);
+    assert.deepEqual(made.augment, { cropPadding: 2, horizontalFlip: true });
+  });
+
   it('says what is missing without --teacher', async () => {
     const errors: string[] = [];
     assert.equal(await main(['distill', '--dataset', dataset], () => undefined, (l) => errors.push(l)), 1);
