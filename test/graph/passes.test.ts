@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Graph, OnnxModel, tensor, type Tensor } from '../../src/index.js';
 import { modelToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
-import { commuteReluMaxPool, eliminateDeadNodes } from '../../src/graph/passes.js';
+import { commuteReluMaxPool, convolutionsAsGemm, eliminateDeadNodes } from '../../src/graph/passes.js';
 import { Random } from '../../src/random.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { losses, optimizers, layers, sequential } from '../../src/index.js';
@@ -95,7 +95,7 @@ describe('eliminateDeadNodes', () => {
     const model = sequential({
       seed: 1,
       layers: [
-        layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', inputShape: [8, 8, 3] }),
+        layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', inputShape: [20, 20, 3] }), // the second conv: 7x7 outputs, a Conv
         layers.maxPooling2d({ poolSize: 2 }),
         layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu' }),
         layers.flatten(),
@@ -109,5 +109,66 @@ describe('eliminateDeadNodes', () => {
     // Both Relus now run after their pooling (the first) or feed the flatten (the second, unchanged).
     const order = nodes.map((n) => n.opType).filter((t) => t === 'MaxPool' || t === 'Relu');
     assert.deepEqual(order.slice(0, 3), ['MaxPool', 'Relu', 'Relu']);
+  });
+});
+
+describe('convolutionsAsGemm', () => {
+  const cases: [string, number[], number[], Record<string, number[]>, boolean][] = [
+    ['3x3, bias', [3, 2, 6, 6], [4, 2, 3, 3], {}, true],
+    ['stride 2, asymmetric pads, no bias', [2, 3, 7, 6], [2, 3, 3, 2], { strides: [2, 2], pads: [1, 0, 2, 1] }, false],
+    ['dilation 2, pads 2', [2, 2, 5, 5], [3, 2, 3, 3], { dilations: [2, 2], pads: [2, 2, 2, 2] }, true],
+  ];
+  for (const [label, xShape, wShape, attrs, bias] of cases) {
+    it(`computes what Conv computes: ${label}`, async () => {
+      const build = () => {
+        const g = new Graph();
+        const x = g.input('x', 'float32', ['N', ...xShape.slice(1)]);
+        const w = g.initializer('w', randomTensor(wShape, 4));
+        const inputs = bias ? [x, w, g.initializer('b', randomTensor([wShape[0]!], 5))] : [x, w];
+        g.output(g.op1('Relu', [g.op1('Conv', inputs, attrs)]), 'y');
+        return g;
+      };
+      const g = build();
+      assert.equal(convolutionsAsGemm(g), 1);
+      assert.ok(!g.nodes.some((n) => n.opType === 'Conv'));
+      assert.deepEqual(g.value(g.nodes.find((n) => n.opType === 'Relu')!.inputs[0]!).shape![0], 'N');
+      const x = randomTensor(xShape, 6);
+      const want = (await runnable(build()).run({ x })).y!.data as Float32Array;
+      const got = (await runnable(g).run({ x })).y!.data as Float32Array;
+      assert.equal(got.length, want.length);
+      got.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) <= 1e-5, `element ${i}: ${v} vs ${want[i]}`));
+    });
+  }
+
+  it('leaves convolutions with more output positions than the limit, and grouped ones, alone', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', ['N', 2, 9, 9]);
+    g.output(g.op1('Conv', [x, g.initializer('w', randomTensor([2, 2, 3, 3], 1))]), 'y'); // 7x7 = 49 positions
+    g.output(g.op1('Conv', [x, g.initializer('g', randomTensor([2, 1, 3, 3], 1))], { group: 2, strides: [3, 3] }), 'z');
+    assert.equal(convolutionsAsGemm(g), 0);
+    assert.equal(convolutionsAsGemm(g, 49), 1, 'with a limit of 49 the first one is');
+    assert.deepEqual(g.nodes.filter((n) => n.opType === 'Conv').map((n) => n.attrs.group), [2]);
+  });
+
+  it('gradients through the rewritten convolution match finite differences (input, weights, bias)', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [2, 2, 5, 5] }, w: { shape: [3, 2, 3, 3] }, b: { shape: [3] } },
+      symbolicBatch: ['x'],
+      build: (g, v) => {
+        const y = g.op1('Conv', [v.x!, v.w!, v.b!], { strides: [2, 2], pads: [1, 1, 1, 1] });
+        const out = g.op1('Mul', [y, g.scalar(1)]);
+        assert.equal(convolutionsAsGemm(g), 1);
+        return out;
+      },
+    });
+  });
+
+  it('the compiled training step runs the tutorial CNN’s third convolution (4x4 outputs) as one Gemm', () => {
+    const model = sequential({ seed: 1, layers: layers.tutorialCnn([32, 32, 3], 10) });
+    const compiled = compileTraining(model, losses.sparseCategoricalCrossentropy({ fromLogits: true }), optimizers.adam(), null);
+    const nodes = decodeModel(compiled.trainStep).graph!.node!;
+    // conv1 and conv2 forward, and conv1's few-channel weight gradient (patches by a one-hot Conv).
+    assert.equal(nodes.filter((n) => n.opType === 'Conv').length, 3);
+    assert.ok(nodes.some((n) => n.input!.some((i) => i.startsWith('im2col_gather'))));
   });
 });
