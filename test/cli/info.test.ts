@@ -151,6 +151,11 @@ describe('kiln info', () => {
 describe('the kiln bin script', () => {
   const run = promisify(execFile);
 
+  it('is executable, as `npx kiln` runs it directly (the build sets the mode; tsc does not)', async () => {
+    const { stdout } = await run(BIN, ['--help']);
+    assert.match(stdout, /Usage: kiln/);
+  });
+
   it('`kiln info <file>` exits 0 and prints the description', async () => {
     const { stdout } = await run(process.execPath, [BIN, 'info', modelFile]);
     assert.match(stdout, /^Model: .*small cnn\.onnx$/m);
