@@ -1,5 +1,6 @@
 import { Tensor } from '../tensor.js';
 import type { Graph, Node } from './graph.js';
+import { intAttr, intsAttr } from './registry.js';
 
 /*
  * Rewrites of a built graph that keep what it computes and make ONNX Runtime do less. ONNX Runtime
@@ -42,9 +43,9 @@ export function commuteReluMaxPool(graph: Graph): number {
     const pool = nodes[k]!;
     if (pool.opType !== 'MaxPool' || pool.outputs.length !== 1 || pool.domain !== '') continue;
     const activated = pool.inputs[0]!;
-    const r = nodes.findIndex((n) => n.outputs[0] === activated);
-    const relu = nodes[r];
-    if (!relu || relu.opType !== 'Relu' || readers.get(activated) !== 1 || outputs.has(activated)) continue;
+    const relu = graph.producer(activated);
+    if (!relu || relu.opType !== 'Relu' || relu.outputs[0] !== activated || readers.get(activated) !== 1 || outputs.has(activated)) continue;
+    const r = nodes.indexOf(relu);
     const pooled = pool.outputs[0]!;
     const pooledValue = graph.value(pooled);
     // pool now reads the Relu's input and writes the old Relu output's name; the Relu writes `pooled`.
@@ -76,7 +77,7 @@ export function convolutionsAsGemm(graph: Graph, maxPositions = 36): number {
   const outputNames = new Set(graph.outputs.map((o) => o.name));
   let rewritten = 0;
   for (const conv of [...graph.nodes]) {
-    if (conv.opType !== 'Conv' || conv.domain !== '' || (conv.attrs.group !== undefined && conv.attrs.group !== 1)) continue;
+    if (conv.opType !== 'Conv' || conv.domain !== '' || intAttr(conv.attrs, 'group', 1) !== 1) continue;
     const [xName, wName, bName] = conv.inputs as [string, string, string | undefined];
     const x = graph.value(xName);
     const w = graph.value(wName);
@@ -89,10 +90,9 @@ export function convolutionsAsGemm(graph: Graph, maxPositions = 36): number {
     const [C, H, W, M, KH, KW, HO, WO] = [c, h, wd, m, kh, kw, ho, wo] as number[] as [number, number, number, number, number, number, number, number];
     const positions = HO * WO;
     if (positions > maxPositions) continue;
-    const ints = (name: string, fallback: number[]) => (Array.isArray(conv.attrs[name]) ? (conv.attrs[name] as number[]) : fallback);
-    const [sh, sw] = ints('strides', [1, 1]);
-    const [dh, dw] = ints('dilations', [1, 1]);
-    const [pt, pl] = ints('pads', [0, 0, 0, 0]);
+    const [sh, sw] = intsAttr(conv.attrs, 'strides', [1, 1]);
+    const [dh, dw] = intsAttr(conv.attrs, 'dilations', [1, 1]);
+    const [pt, pl] = intsAttr(conv.attrs, 'pads', [0, 0, 0, 0]);
     const taps = KH * KW;
     const gather = new Float32Array(H * W * taps * positions);
     for (let i = 0; i < KH; i++) {
