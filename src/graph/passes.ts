@@ -126,3 +126,48 @@ export function convolutionsAsGemm(graph: Graph, maxPositions = 36): number {
   }
   return rewritten;
 }
+
+/**
+ * A tiling MaxPool whose windows do not cover its input (13×13 pooled 2×2 → 6×6 reads 12×12) leaves the
+ * last rows and columns of the convolution before it unread. Where that Conv (stride 1, dilation 1,
+ * no padding at the end) has the pool as its only reader, its input is cropped so that it computes
+ * exactly the rows the pool reads: the forward, weight-gradient and input-gradient work shrink by the
+ * unread share (15% for 13 → 12), and the pool's backward needs no crop and pad of its own. Returns
+ * how many convolutions were trimmed.
+ */
+export function trimConvolutionsToPool(graph: Graph): number {
+  const readers = new Map<string, number>();
+  for (const n of graph.nodes) for (const i of n.inputs) if (i) readers.set(i, (readers.get(i) ?? 0) + 1);
+  const outputNames = new Set(graph.outputs.map((o) => o.name));
+  let trimmed = 0;
+  for (const pool of [...graph.nodes]) {
+    if (pool.opType !== 'MaxPool' || pool.domain !== '' || pool.outputs.length !== 1 || intAttr(pool.attrs, 'ceil_mode', 0) !== 0) continue;
+    const kernel = intsAttr(pool.attrs, 'kernel_shape', []);
+    const strides = intsAttr(pool.attrs, 'strides', kernel.map(() => 1));
+    const tiling =
+      kernel.length === 2 &&
+      kernel.every((k, i) => k === strides[i]) &&
+      intsAttr(pool.attrs, 'pads', [0, 0, 0, 0]).every((p) => p === 0) &&
+      intsAttr(pool.attrs, 'dilations', [1, 1]).every((d) => d === 1);
+    const convOut = pool.inputs[0]!;
+    const conv = graph.producer(convOut);
+    if (!tiling || !conv || conv.opType !== 'Conv' || conv.domain !== '' || readers.get(convOut) !== 1 || outputNames.has(convOut)) continue;
+    const pads = intsAttr(conv.attrs, 'pads', [0, 0, 0, 0]);
+    if (intsAttr(conv.attrs, 'strides', [1, 1]).some((s) => s !== 1) || intsAttr(conv.attrs, 'dilations', [1, 1]).some((d) => d !== 1) || pads[2] !== 0 || pads[3] !== 0) continue;
+    const x = graph.value(conv.inputs[0]!);
+    const y = graph.value(convOut);
+    const [h, w] = [x.shape?.[2], x.shape?.[3]];
+    const [ho, wo] = [y.shape?.[2], y.shape?.[3]];
+    if (typeof h !== 'number' || typeof w !== 'number' || typeof ho !== 'number' || typeof wo !== 'number') continue;
+    const unread = [ho % kernel[0]!, wo % kernel[1]!];
+    if (unread[0] === 0 && unread[1] === 0) continue;
+    const first = graph.nodes.length;
+    const cropped = graph.op1('Slice', [x, graph.int64s([0, 0], 'starts'), graph.int64s([h - unread[0]!, w - unread[1]!], 'ends'), graph.int64s([2, 3], 'axes')]);
+    const slice = graph.nodes[first]!;
+    conv.inputs[0] = cropped.name;
+    graph.redeclare({ name: convOut, dtype: y.dtype, shape: [y.shape![0]!, y.shape![1]!, ho - unread[0]!, wo - unread[1]!] });
+    graph.replaceNodes(graph.nodes.slice(0, first).flatMap((n) => (n === conv ? [slice, n] : [n])));
+    trimmed++;
+  }
+  return trimmed;
+}

@@ -181,6 +181,25 @@ defineOp({
     });
     return [{ dtype: x.dtype, shape: out }];
   },
+  // Step-1 slices of statically known axes: the gradient is dy zero-padded back to x's extent.
+  gradient: ({ graph, inputs: [x, startsV, endsV, axesV, stepsV], gradOutputs: [dy] }) => {
+    const starts = constantInts(graph, startsV ?? null);
+    const ends = constantInts(graph, endsV ?? null);
+    const rank = x!.shape?.length ?? 0;
+    const axes = (constantInts(graph, axesV ?? null) ?? starts?.map((_, i) => i))?.map((a) => normalizeAxis(a, rank));
+    const steps = constantInts(graph, stepsV ?? null) ?? starts?.map(() => 1);
+    if (!starts || !ends || !axes || !steps || steps.some((s) => s !== 1) || axes.some((a) => typeof x!.shape![a] !== 'number')) {
+      throw new KilnError('NO_GRADIENT', 'Slice gradient needs constant starts/ends, steps of 1 and statically known sliced axes');
+    }
+    const pads = Array<number>(2 * rank).fill(0);
+    axes.forEach((axis, k) => {
+      const d = x!.shape![axis] as number;
+      const clamp = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
+      pads[axis] = clamp(starts[k]!);
+      pads[axis + rank] = d - Math.max(clamp(starts[k]!), clamp(ends[k]!));
+    });
+    return [graph.op1('Pad', [dy!, graph.int64s(pads, 'pads')])];
+  },
 });
 
 defineOp({

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Graph, OnnxModel, tensor, type Tensor } from '../../src/index.js';
 import { modelToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
-import { commuteReluMaxPool, convolutionsAsGemm, eliminateDeadNodes } from '../../src/graph/passes.js';
+import { commuteReluMaxPool, convolutionsAsGemm, eliminateDeadNodes, trimConvolutionsToPool } from '../../src/graph/passes.js';
 import { Random } from '../../src/random.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { losses, optimizers, layers, sequential } from '../../src/index.js';
@@ -170,5 +170,50 @@ describe('convolutionsAsGemm', () => {
     // conv1 and conv2 forward, and conv1's few-channel weight gradient (patches by a one-hot Conv).
     assert.equal(nodes.filter((n) => n.opType === 'Conv').length, 3);
     assert.ok(nodes.some((n) => n.input!.some((i) => i.startsWith('im2col_gather'))));
+  });
+});
+
+describe('trimConvolutionsToPool', () => {
+  /** x [N, 2, 9, 8] → Conv 3x3 → 7x6 (no pads) or 8x7 (pads at the start) → MaxPool 2x2 */
+  function convPool(pads: number[], extraReader = false) {
+    const g = new Graph();
+    const x = g.input('x', 'float32', ['N', 2, 9, 8]);
+    const conv = g.op1('Conv', [x, g.initializer('w', randomTensor([3, 2, 3, 3], 2)), g.initializer('b', randomTensor([3], 3))], { pads });
+    g.output(g.op1('MaxPool', [conv], { kernel_shape: [2, 2], strides: [2, 2] }), 'y');
+    if (extraReader) g.output(g.op1('ReduceSum', [conv], { keepdims: 0 }), 'total');
+    return g;
+  }
+
+  it('crops the input to the rows and columns the pool reads, and the graph computes the same', async () => {
+    for (const pads of [[0, 0, 0, 0], [1, 1, 0, 0]]) {
+      const g = convPool(pads);
+      assert.equal(trimConvolutionsToPool(g), 1);
+      const conv = g.nodes.find((n) => n.opType === 'Conv')!;
+      assert.equal(g.producer(conv.inputs[0]!)!.opType, 'Slice');
+      assert.deepEqual(g.value(conv.outputs[0]!).shape!.slice(2), pads[0] ? [8, 6] : [6, 6]);
+      const x = randomTensor([2, 2, 9, 8], 7);
+      const want = (await runnable(convPool(pads)).run({ x })).y!;
+      const got = (await runnable(g).run({ x })).y!;
+      assert.deepEqual(Array.from(got.data as Float32Array), Array.from(want.data as Float32Array));
+    }
+  });
+
+  it('leaves it alone when the pool reads everything, something else reads the conv, or the conv pads at the end', () => {
+    const even = new Graph();
+    const x = even.input('x', 'float32', ['N', 2, 8, 8]);
+    even.output(even.op1('MaxPool', [even.op1('Conv', [x, even.initializer('w', randomTensor([3, 2, 3, 3], 2))], { pads: [1, 1, 1, 1] })], { kernel_shape: [2, 2], strides: [2, 2] }), 'y');
+    assert.equal(trimConvolutionsToPool(even), 0, 'pads at the end');
+    assert.equal(trimConvolutionsToPool(convPool([1, 1, 0, 0], true)), 0, 'a second reader');
+  });
+
+  it('gradients through the trimmed convolution match finite differences', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [1, 2, 6, 6], fill: 'distinct' }, w: { shape: [2, 2, 2, 2] } },
+      build: (g, v) => {
+        const pooled = g.op1('MaxPool', [g.op1('Conv', [v.x!, v.w!])], { kernel_shape: [2, 2], strides: [2, 2] }); // 5x5 → 2x2
+        assert.equal(trimConvolutionsToPool(g), 1);
+        return pooled;
+      },
+    });
   });
 });

@@ -71,3 +71,19 @@ describe('Unsqueeze / Squeeze gradient', () => {
     await assertGradients(runtime, { inputs: { x: { shape: [1, 3, 1, 2] } }, build: (g, v) => g.op1('Squeeze', [v.x!]) });
   });
 });
+
+describe('Slice gradient', () => {
+  it('trailing rows and columns cut off (axes 2, 3)', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 2, 5, 4] } }, build: (g, v) => g.op1('Slice', [v.x!, g.int64s([0, 0]), g.int64s([4, 3]), g.int64s([2, 3])]) });
+  });
+  it('both ends, a negative end and default axes', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 6, 3] } }, build: (g, v) => g.op1('Slice', [v.x!, g.int64s([0, 1, 1]), g.int64s([2, -2, 3])]) });
+  });
+  it('a symbolic batch left unsliced', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [3, 2, 5, 5] } },
+      symbolicBatch: ['x'],
+      build: (g, v) => g.op1('Slice', [v.x!, g.int64s([1, 0]), g.int64s([5, 4]), g.int64s([2, 3])]),
+    });
+  });
+});
