@@ -4,6 +4,9 @@
  */
 import { after, describe, it } from 'node:test';
 import { Runtime } from '../../src/runtime/runtime.js';
+import assert from 'node:assert/strict';
+import { addGradients } from '../../src/autodiff/gradients.js';
+import { Graph } from '../../src/graph/graph.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
 const runtime = new Runtime();
@@ -85,5 +88,14 @@ describe('Slice gradient', () => {
       symbolicBatch: ['x'],
       build: (g, v) => g.op1('Slice', [v.x!, g.int64s([1, 0]), g.int64s([5, 4]), g.int64s([2, 3])]),
     });
+  });
+});
+
+describe('Slice gradient limits', () => {
+  it('a strided slice is refused with NO_GRADIENT', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 6]);
+    const y = g.op1('Slice', [x, g.int64s([0]), g.int64s([6]), g.int64s([1]), g.int64s([2])]);
+    assert.throws(() => addGradients(g, g.op1('ReduceSum', [y], { keepdims: 0 }), [x]), (e: { code?: string; message?: string }) => e.code === 'NO_GRADIENT' && /steps of 1/.test(e.message ?? ''));
   });
 });
