@@ -8,6 +8,14 @@ import { intAttr, intsAttr } from './registry.js';
  * (the walk keeps only the ones it needs), so dead-node elimination matters after autodiff.
  */
 
+/** Whether a value feeds exactly one node and is not a graph output: a pass may then change what it holds. */
+function readOnlyOnceInside(graph: Graph): (name: string) => boolean {
+  const readers = new Map<string, number>();
+  for (const n of graph.nodes) for (const i of n.inputs) if (i) readers.set(i, (readers.get(i) ?? 0) + 1);
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  return (name) => readers.get(name) === 1 && !outputs.has(name);
+}
+
 /** Removes nodes none of whose outputs reach a graph output. Returns how many were removed. */
 export function eliminateDeadNodes(graph: Graph): number {
   const needed = new Set(graph.outputs.map((o) => o.name));
@@ -34,9 +42,7 @@ export function eliminateDeadNodes(graph: Graph): number {
  * Returns how many pairs were swapped.
  */
 export function commuteReluMaxPool(graph: Graph): number {
-  const readers = new Map<string, number>();
-  for (const n of graph.nodes) for (const i of n.inputs) if (i) readers.set(i, (readers.get(i) ?? 0) + 1);
-  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const changeable = readOnlyOnceInside(graph);
   const nodes = [...graph.nodes];
   let swapped = 0;
   for (let k = 0; k < nodes.length; k++) {
@@ -44,7 +50,7 @@ export function commuteReluMaxPool(graph: Graph): number {
     if (pool.opType !== 'MaxPool' || pool.outputs.length !== 1 || pool.domain !== '') continue;
     const activated = pool.inputs[0]!;
     const relu = graph.producer(activated);
-    if (!relu || relu.opType !== 'Relu' || relu.outputs[0] !== activated || readers.get(activated) !== 1 || outputs.has(activated)) continue;
+    if (!relu || relu.opType !== 'Relu' || relu.outputs[0] !== activated || !changeable(activated)) continue;
     const r = nodes.indexOf(relu);
     const pooled = pool.outputs[0]!;
     const pooledValue = graph.value(pooled);
@@ -136,9 +142,7 @@ export function convolutionsAsGemm(graph: Graph, maxPositions = 36): number {
  * how many convolutions were trimmed.
  */
 export function trimConvolutionsToPool(graph: Graph): number {
-  const readers = new Map<string, number>();
-  for (const n of graph.nodes) for (const i of n.inputs) if (i) readers.set(i, (readers.get(i) ?? 0) + 1);
-  const outputNames = new Set(graph.outputs.map((o) => o.name));
+  const changeable = readOnlyOnceInside(graph);
   let trimmed = 0;
   for (const pool of [...graph.nodes]) {
     if (pool.opType !== 'MaxPool' || pool.domain !== '' || pool.outputs.length !== 1 || intAttr(pool.attrs, 'ceil_mode', 0) !== 0) continue;
@@ -151,7 +155,7 @@ export function trimConvolutionsToPool(graph: Graph): number {
       intsAttr(pool.attrs, 'dilations', [1, 1]).every((d) => d === 1);
     const convOut = pool.inputs[0]!;
     const conv = graph.producer(convOut);
-    if (!tiling || !conv || conv.opType !== 'Conv' || conv.domain !== '' || readers.get(convOut) !== 1 || outputNames.has(convOut)) continue;
+    if (!tiling || !conv || conv.opType !== 'Conv' || conv.domain !== '' || !changeable(convOut)) continue;
     const pads = intsAttr(conv.attrs, 'pads', [0, 0, 0, 0]);
     if (intsAttr(conv.attrs, 'strides', [1, 1]).some((s) => s !== 1) || intsAttr(conv.attrs, 'dilations', [1, 1]).some((d) => d !== 1) || pads[2] !== 0 || pads[3] !== 0) continue;
     const x = graph.value(conv.inputs[0]!);

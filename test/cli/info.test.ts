@@ -9,20 +9,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { main } from '../../src/cli/main.js';
+import { runMain } from './helpers.js';
 import { encodeModel } from '../../src/graph/proto.js';
 import { layers, sequential } from '../../src/index.js';
 import { makeTempDir } from '../model/helpers.js';
 
 const BIN = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
-
-/** Runs main() capturing what it prints to out and err. */
-async function runMain(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, (l) => out.push(l), (l) => err.push(l));
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 let temp: Awaited<ReturnType<typeof makeTempDir>>;
 let modelFile: string;

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.js';
+import { runMain } from './helpers.js';
 import { mnist } from '../../src/data/mnist.js';
 import type { ImageDataset } from '../../src/data/types.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
@@ -22,14 +22,6 @@ const SIDE = 20; // the smallest side tutorial-cnn's three 3x3 convolutions and 
 const CLASSES = 4;
 const TRAIN = 160;
 const TEST = 48;
-
-/** Runs main() capturing what it prints to out and err. */
-async function runMain(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, (l) => out.push(l), (l) => err.push(l));
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 /** Image i of class `label`: a bright 7x7 block in quadrant `label` over faint deterministic noise. */
 function images(count: number, offset: number): { pixels: Uint8Array; labels: Uint8Array } {

@@ -8,18 +8,11 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { main } from '../../../src/cli/main.js';
+import { runMain as run } from '../../cli/helpers.js';
 import { encodeIdx } from '../../../src/data/idx.js';
 import { layers, loadModel, sequential, type Sequential } from '../../../src/index.js';
 import { Random } from '../../../src/random.js';
 import { makeTempDir, zerosOf } from './helpers.js';
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, (l) => out.push(l), (l) => err.push(l));
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 let temp: Awaited<ReturnType<typeof makeTempDir>>;
 let modelFile: string;

@@ -7,19 +7,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { main } from '../../../src/cli/main.js';
+import { runMain as run } from '../../cli/helpers.js';
 import { encodeIdx } from '../../../src/data/idx.js';
 import { client, layers, loadModel, OnnxModel, quantize, sequential, serve } from '../../../src/index.js';
 import { Random } from '../../../src/random.js';
 import { Tensor } from '../../../src/tensor.js';
 import { tmpDir } from './helpers.js';
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, (l) => out.push(l), (l) => err.push(l));
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let modelFile: string;
