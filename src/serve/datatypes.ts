@@ -1,6 +1,7 @@
 import { formatShape } from '../errors.js';
 import { allocate, type AnyTypedArray, type DType, type Tensor } from '../tensor.js';
 import { badRequest } from './errors.js';
+import { NumberList } from './number-lists.js';
 
 /*
  * Element types under each protocol's name, and the conversion of JSON values (flat or nested, as the
@@ -105,10 +106,16 @@ function writerFor(dtype: DType): { write: Write; expected: string } {
 
 /**
  * Converts JSON data to a typed array of the given shape. `data` may be flat (row-major, `size`
- * scalars) or nested to the shape, as KServe v2 allows; `nestedOnly` refuses the flat form (TF Serving).
+ * scalars, or a NumberList read from the body) or nested to the shape, as KServe v2 allows;
+ * `nestedOnly` refuses the flat form (TF Serving).
  */
 export function decodeElements(data: unknown, shape: readonly number[], dtype: DType, what: string, nestedOnly = false): AnyTypedArray {
   const size = shape.reduce((a, b) => a * b, 1);
+  if (data instanceof NumberList) {
+    if (dtype === 'float32' && data.length === size && shape.length > 0) return data.toFloat32(new Float32Array(size));
+    // Every other case (and every error message) as for the numbers JSON.parse would have given.
+    data = data.toNumbers();
+  }
   const { write, expected } = writerFor(dtype);
   const out = allocate(dtype, size);
   const fail = (where: string, v: unknown): never => {

@@ -70,6 +70,9 @@ function modelSource(options: ServeOptions, defaults: ModelConfig, log: Logger):
   return new FixedSource([{ name, bytes, config: defaults }]);
 }
 
+/** KServe v2 inference routes, whose tensor data the body parser reads into NumberLists. */
+const KSERVE_INFER_URL = /^\/v2\/models\/[^?]*\/infer(\?|$)/;
+
 function errorStatus(err: FastifyError | KilnError): number {
   if (err instanceof ServeError) return err.status;
   if ((err as FastifyError).validation) return 400;
@@ -119,7 +122,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
     try {
-      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH]));
+      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH], KSERVE_INFER_URL.test(req.url)));
     } catch (err) {
       done(err as Error, undefined);
     }
