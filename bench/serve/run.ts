@@ -5,7 +5,7 @@
  * ceiling measured in the same run (batch 1, and the batch size the server's batches averaged).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/serve/run.js [--duration 10] [--max-batch-size 32] [--max-queue-delay-ms 0]
- *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64]
+ *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64] [--rounds 1]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -31,11 +31,13 @@ const { values: args } = parseArgs({
     instances: { type: 'string', default: '1' },
     'intra-op-threads': { type: 'string' },
     concurrency: { type: 'string', default: '1,16,64' },
+    rounds: { type: 'string', default: '1' },
   },
 });
 const DURATION = Number(args.duration);
 const MAX_BATCH = Number(args['max-batch-size']);
 const CONCURRENCY = args.concurrency!.split(',').map(Number);
+const ROUNDS = Math.max(1, Number(args.rounds));
 
 /** The tutorial CNN: Conv2D 32 relu [32,32,3] → MaxPool 2 → Conv2D 64 relu → MaxPool 2 → Conv2D 64 relu → Flatten → Dense 64 relu → Dense 10. */
 function tutorialCnn() {
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
       if (got.some((v, i) => Math.fround(v) !== (expected.data as Float32Array)[i])) throw new Error(`${model}: served output differs from model.predict`);
     }
     console.log(`kiln serve benchmark: tutorial CNN (${formatNumber(cnn.countParams().total)} parameters), batch-1 KServe v2 JSON requests (${formatNumber(body.length)} bytes), ${DURATION} s per run, ${os.availableParallelism()} cores, node ${process.version}`);
-    console.log(`server: kiln serve --model-repository (child process), dynamic batching maxBatchSize ${MAX_BATCH}, maxQueueDelayMs ${args['max-queue-delay-ms']}, instances ${args.instances}`);
+    console.log(`server: kiln serve --model-repository (child process), dynamic batching maxBatchSize ${MAX_BATCH}, maxQueueDelayMs ${args['max-queue-delay-ms']}, instances ${args.instances}; ${ROUNDS} round(s), median shown`);
     console.log(`load average at start (other processes share these cores): ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
 
     const rows: (string | number)[][] = [];
@@ -172,25 +174,44 @@ async function main(): Promise<void> {
       binary: { body: binaryBody, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(binaryHeader.length) } },
     };
     const ceilingBefore = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
-    for (const [format, batching] of [
+    // Rounds interleave every mode so that the machine's drift hits them alike; each cell is the
+    // round with the median throughput.
+    const runs: Record<string, { rps: number; p50: number; p99: number; avgBatch: number; failures: number }[]> = {};
+    const modes = [
       ['json', false],
       ['json', true],
       ['binary', false],
       ['binary', true],
-    ] as const) {
-      const model = batching ? models.batched : models.unbatched;
-      const mode = `${format}, ${batching ? 'dynamic batching' : 'no batching'}`;
-      const { body: requestBody, headers } = formats[format];
+    ] as const;
+    const modeName = (format: string, batching: boolean) => `${format}, ${batching ? 'dynamic batching' : 'no batching'}`;
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [format, batching] of modes) {
+        const model = batching ? models.batched : models.unbatched;
+        const { body: requestBody, headers } = formats[format];
+        for (const connections of CONCURRENCY) {
+          const target = { url: `${url}/v2/models/${model}/infer`, method: 'POST', headers, body: requestBody, connections };
+          await autocannon({ ...target, duration: 1 });
+          const before = await counters(url, model);
+          const r = await autocannon({ ...target, duration: DURATION, timeout: 30 });
+          const after = await counters(url, model);
+          const avgBatch = (after.inferences - before.inferences) / Math.max(1, after.executions - before.executions);
+          (runs[`${modeName(format, batching)}@${connections}`] ??= []).push({
+            rps: r.requests.average,
+            p50: r.latency.p50,
+            p99: r.latency.p99,
+            avgBatch,
+            failures: r.errors + r.timeouts + r.non2xx,
+          });
+        }
+      }
+    }
+    for (const [format, batching] of modes) {
       for (const connections of CONCURRENCY) {
-        const target = { url: `${url}/v2/models/${model}/infer`, method: 'POST', headers, body: requestBody, connections };
-        await autocannon({ ...target, duration: 1 });
-        const before = await counters(url, model);
-        const r = await autocannon({ ...target, duration: DURATION, timeout: 30 });
-        const after = await counters(url, model);
-        const avgBatch = (after.inferences - before.inferences) / Math.max(1, after.executions - before.executions);
-        const failures = r.errors + r.timeouts + r.non2xx;
-        results[`${mode}@${connections}`] = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, avgBatch };
-        rows.push([mode, connections, formatNumber(r.requests.average, { fractionDigits: 0 }), formatNumber(r.latency.p50, { fractionDigits: 1 }), formatNumber(r.latency.p99, { fractionDigits: 1 }), avgBatch.toFixed(1), failures]);
+        const all = runs[`${modeName(format, batching)}@${connections}`]!;
+        const median = [...all].sort((a, b) => a.rps - b.rps)[Math.floor(all.length / 2)]!;
+        const failures = all.reduce((sum, r) => sum + r.failures, 0);
+        results[`${modeName(format, batching)}@${connections}`] = median;
+        rows.push([modeName(format, batching), connections, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), median.avgBatch.toFixed(1), failures]);
       }
     }
     const top = Math.max(...CONCURRENCY);
@@ -209,8 +230,9 @@ async function main(): Promise<void> {
       const batched = results[`${format}, dynamic batching@${top}`];
       const unbatched = results[`${format}, no batching@${top}`];
       if (!batched || !unbatched) continue;
+      const perRound = runs[`${format}, dynamic batching@${top}`]!.map((b, k) => (b.rps / runs[`${format}, no batching@${top}`]![k]!.rps).toFixed(2));
       console.log(
-        `${format} at concurrency ${top}: dynamic batching ${(batched.rps / unbatched.rps).toFixed(2)}x no batching (target >= 2x); ` +
+        `${format} at concurrency ${top}: dynamic batching ${(batched.rps / unbatched.rps).toFixed(2)}x no batching (target >= 2x${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds, per round ${perRound.join(', ')}` : ''}); ` +
           `${((100 * batched.rps) / ceiling1.rowsPerSecond).toFixed(0)}% of the in-process batch-1 ceiling (target >= 70%), ` +
           `${((100 * batched.rps) / ceilingB.rowsPerSecond).toFixed(0)}% of the in-process ceiling at batch ${averageBatch}`,
       );
