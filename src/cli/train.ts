@@ -51,13 +51,17 @@ export async function modelFromSpec(spec: string, inputShape: number[], numClass
 export const AUGMENT_OPTIONS: Command['options'] = [
   { name: 'crop-padding', type: 'number', description: 'augment: shift each training image by up to N pixels (zero padding, random crop)' },
   { name: 'flip', type: 'boolean', description: 'augment: mirror half of the training images left-right' },
+  { name: 'cutout', type: 'number', description: 'augment: zero an N x N square of each training image at a random position' },
 ];
 
 export function augmentFromOptions(options: Record<string, unknown>): AugmentOptions | undefined {
   const cropPadding = options['crop-padding'] === undefined ? 0 : Number(options['crop-padding']);
   if (!Number.isInteger(cropPadding) || cropPadding < 0) throw new KilnError('INVALID_ARGUMENT', `--crop-padding must be a non-negative integer, got ${String(options['crop-padding'])}`);
   const horizontalFlip = options.flip === true;
-  return cropPadding > 0 || horizontalFlip ? { ...(cropPadding > 0 ? { cropPadding } : {}), ...(horizontalFlip ? { horizontalFlip } : {}) } : undefined;
+  const cutout = options.cutout === undefined ? 0 : Number(options.cutout);
+  if (!Number.isInteger(cutout) || cutout < 0) throw new KilnError('INVALID_ARGUMENT', `--cutout must be a non-negative integer (the square's side in pixels), got ${String(options.cutout)}`);
+  const augment: AugmentOptions = { ...(cropPadding > 0 ? { cropPadding } : {}), ...(horizontalFlip ? { horizontalFlip } : {}), ...(cutout > 0 ? { cutout } : {}) };
+  return Object.keys(augment).length > 0 ? augment : undefined;
 }
 
 export const trainCommand: Command = {

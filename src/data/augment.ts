@@ -3,12 +3,17 @@ import type { Random } from '../random.js';
 import { type AnyTypedArray, type DType, Tensor, type TypedArrayOf, allocate } from '../tensor.js';
 import { checkImageBatch } from './check.js';
 
-/** The usual CIFAR-style augmentation: shift by up to `cropPadding` pixels, mirror half the images. */
+/**
+ * The usual image augmentations: shift by up to `cropPadding` pixels, mirror half the images, blank
+ * out a random square.
+ */
 export interface AugmentOptions {
   /** Pad each side with this many zero pixels, then crop back to the original size at a random offset. */
   cropPadding?: number;
   /** Mirror each image left-right with probability 0.5. */
   horizontalFlip?: boolean;
+  /** Zero a `cutout` x `cutout` square of every image at a random centre, clipped at the borders (Cutout, DeVries & Taylor 2017). */
+  cutout?: number;
 }
 
 /**
@@ -62,10 +67,35 @@ export function randomHorizontalFlip<D extends DType>(images: Tensor<D>, random:
   return new Tensor(out as TypedArrayOf<D>, images.shape, images.dtype);
 }
 
-/** Applies the augmentations `options` asks for, crop first, drawing from `random`. */
+/**
+ * Each image of `[N, H, W, C]` with a `size` x `size` square set to zero, centred on a uniformly random
+ * pixel, the part outside the image clipped (so squares near a border are smaller), as Cutout does.
+ */
+export function randomCutout<D extends DType>(images: Tensor<D>, size: number, random: Random): Tensor<D> {
+  const [n, height, width, channels] = checkImageBatch(images, 'randomCutout');
+  if (!Number.isInteger(size) || size < 1) throw new KilnError('INVALID_ARGUMENT', `randomCutout: expected size to be a positive integer, found ${size}`);
+  const out = (images.data as AnyTypedArray).slice();
+  const rowLength = width * channels;
+  for (let i = 0; i < n; i++) {
+    const cy = random.int(height);
+    const cx = random.int(width);
+    const top = cy - Math.floor(size / 2);
+    const left = cx - Math.floor(size / 2);
+    const x0 = Math.max(0, left) * channels;
+    const x1 = Math.min(width, left + size) * channels;
+    for (let y = Math.max(0, top); y < Math.min(height, top + size); y++) {
+      const row = (i * height + y) * rowLength;
+      out.fill(0 as never, row + x0, row + x1);
+    }
+  }
+  return new Tensor(out as TypedArrayOf<D>, images.shape, images.dtype);
+}
+
+/** Applies the augmentations `options` asks for, in the order crop, flip, cutout, drawing from `random`. */
 export function augmentImages<D extends DType>(images: Tensor<D>, options: AugmentOptions, random: Random): Tensor<D> {
   let out = images;
   if (options.cropPadding) out = randomCrop(out, options.cropPadding, random);
   if (options.horizontalFlip) out = randomHorizontalFlip(out, random);
+  if (options.cutout) out = randomCutout(out, options.cutout, random);
   return out;
 }

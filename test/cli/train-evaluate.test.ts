@@ -182,22 +182,26 @@ describe('kiln train', () => {
     assertSameWeights(cli, lib, 1e-5);
   });
 
-  it('--crop-padding and --flip augment the batches exactly as fit({augment}) does', async () => {
+  it('--crop-padding, --flip and --cutout augment the batches exactly as fit({augment}) does', async () => {
     const out = join(temp.dir, 'augmented.onnx');
-    const { code, err } = await runMain(['train', '--dataset', dataset, '--epochs', '1', '--seed', '11', '--batch-size', '40', '--optimizer', 'sgd', '--lr', '0.05', '--crop-padding', '2', '--flip', '--out', out]);
+    const { code, err } = await runMain(['train', '--dataset', dataset, '--epochs', '1', '--seed', '11', '--batch-size', '40', '--optimizer', 'sgd', '--lr', '0.05', '--crop-padding', '2', '--flip', '--cutout', '3', '--out', out]);
     assert.equal(code, 0, err);
     const cli = await loadModel(out);
     assert.ok(cli instanceof Sequential);
-    const train = (augment?: { cropPadding: number; horizontalFlip: boolean }) => {
+    const train = (augment?: { cropPadding: number; horizontalFlip: boolean; cutout?: number }) => {
       const lib = sequential({ layers: layers.tutorialCnn([SIDE, SIDE, 1], 10), seed: 11 });
       lib.compile({ optimizer: optimizers.sgd({ learningRate: 0.05 }), loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
       return lib.fit(data.train.images, data.train.labels, { epochs: 1, batchSize: 40, validationSplit: 0.1, seed: 11, verbose: 0, augment }).then(() => lib);
     };
-    assertSameWeights(cli, await train({ cropPadding: 2, horizontalFlip: true }), 1e-5);
+    assertSameWeights(cli, await train({ cropPadding: 2, horizontalFlip: true, cutout: 3 }), 1e-5);
+    assert.ok(maxDifference(cli, await train({ cropPadding: 2, horizontalFlip: true })) > 1e-4, 'cutout changed nothing');
     assert.ok(maxDifference(cli, await train()) > 1e-4, 'augmentation changed nothing');
     const bad = await runMain(['train', '--dataset', dataset, '--crop-padding', '-1', '--out', join(temp.dir, 'never.onnx')]);
     assert.equal(bad.code, 1);
     assert.match(bad.err, /--crop-padding must be a non-negative integer, got -1/);
+    const badCutout = await runMain(['train', '--dataset', dataset, '--cutout', '2.5', '--out', join(temp.dir, 'never.onnx')]);
+    assert.equal(badCutout.code, 1);
+    assert.match(badCutout.err, /--cutout must be a non-negative integer .* got 2.5/);
   });
 
   it('--model takes a JSON list of layers, or {"layers": [...]}', async () => {

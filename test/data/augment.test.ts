@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { augmentImages, randomCrop, randomHorizontalFlip } from '../../src/data/augment.js';
+import { augmentImages, randomCrop, randomCutout, randomHorizontalFlip } from '../../src/data/augment.js';
 import { Random } from '../../src/random.js';
 import { type Tensor, tensor } from '../../src/tensor.js';
 import { assertRejectsWith } from './fixtures.js';
@@ -82,8 +82,50 @@ describe('augmentation', () => {
     assert.ok(flipped > N / 4 && flipped < (3 * N) / 4, `${flipped} of ${N} flipped`);
   });
 
+  it('randomCutout zeroes one size x size square per image (clipped at the borders) and leaves every other pixel', () => {
+    const input = images();
+    const size = 3;
+    const out = randomCutout(input, size, new Random(4));
+    assert.deepEqual(out.shape, input.shape);
+    let clipped = 0;
+    const centres = new Set<string>();
+    for (let i = 0; i < N; i++) {
+      const zeroed: [number, number][] = [];
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++) {
+          const v = at(out, i, y, x, 0);
+          // Every channel of a pixel is kept or zeroed together.
+          assert.equal(at(out, i, y, x, 1), v === 0 ? 0 : value(i, y, x, 1));
+          if (v === 0) zeroed.push([y, x]);
+          else assert.equal(v, value(i, y, x, 0));
+        }
+      assert.ok(zeroed.length > 0, `image ${i} has a zeroed patch`);
+      // The zeroed pixels form one rectangle of at most size x size ...
+      const ys = zeroed.map(([y]) => y);
+      const xs = zeroed.map(([, x]) => x);
+      const [top, bottom, left, right] = [Math.min(...ys), Math.max(...ys), Math.min(...xs), Math.max(...xs)];
+      assert.equal(zeroed.length, (bottom - top + 1) * (right - left + 1), `image ${i}: a rectangle`);
+      assert.ok(bottom - top < size && right - left < size);
+      // ... which is the full square unless it touches a border.
+      const full = bottom - top + 1 === size && right - left + 1 === size;
+      if (!full) {
+        clipped++;
+        assert.ok(top === 0 || left === 0 || bottom === H - 1 || right === W - 1, `image ${i}: a partial square away from the borders`);
+      }
+      centres.add(`${top},${left}`);
+    }
+    assert.ok(clipped > 0 && clipped < N, `some squares are clipped at a border (${clipped} of ${N})`);
+    assert.ok(centres.size > 8, `positions vary (${centres.size} distinct)`);
+    // The input is untouched.
+    assert.equal(at(input, 0, 0, 0, 0), value(0, 0, 0, 0));
+  });
+
+  it('randomCutout refuses sizes that are not positive integers', async () => {
+    for (const size of [0, -1, 1.5, NaN]) await assertRejectsWith(() => randomCutout(images(), size, new Random()), 'INVALID_ARGUMENT', 'size');
+  });
+
   it('is reproducible from the seed', () => {
-    const options = { cropPadding: 1, horizontalFlip: true };
+    const options = { cropPadding: 1, horizontalFlip: true, cutout: 2 };
     const a = augmentImages(images(), options, new Random(5));
     const b = augmentImages(images(), options, new Random(5));
     const c = augmentImages(images(), options, new Random(6));
