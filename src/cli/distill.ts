@@ -6,6 +6,7 @@ import { evaluateClassifier } from '../train/metrics.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
 import { formatDuration, formatNumber, formatTable } from './format.js';
+import { progressOutput } from './progress.js';
 import { AUGMENT_OPTIONS, augmentFromOptions, modelFromSpec } from './train.js';
 
 export const distillCommand: Command = {
@@ -48,6 +49,7 @@ export const distillCommand: Command = {
       optimizer,
       validationSplit: Number(options['validation-split']) || undefined,
       seed: Number(options.seed),
+      stream: progressOutput(out),
       studentOptions: { seed: Number(options.seed) },
       augment: augmentFromOptions(options),
     });

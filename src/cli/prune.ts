@@ -10,6 +10,7 @@ import { scheduleFromConfig, type PruningSchedule } from '../optimize/prune/sche
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
 import type { Command } from './command.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from './format.js';
+import { progressOutput } from './progress.js';
 
 /** 5,630,000 → '5.63 M'. */
 function formatCount(n: number): string {
@@ -143,6 +144,7 @@ export const pruneCommand: Command = {
             optimizer: resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} }),
             seed: Number(options.seed),
             verbose: options.json ? 0 : 1,
+            stream: progressOutput(out),
           }
         : undefined;
     const latencyBatch = Number(options['latency-batch']);

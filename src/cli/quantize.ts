@@ -5,6 +5,7 @@ import { loadModel } from '../train/load.js';
 import type { Tensor } from '../tensor.js';
 import type { Command } from './command.js';
 import { formatBytes, formatTable } from './format.js';
+import { progressOutput } from './progress.js';
 
 const MODE_LABEL: Record<QuantizationMode, string> = { static: 'static int8', dynamic: 'dynamic int8', float16: 'float16', qat: 'QAT int8' };
 
@@ -108,7 +109,7 @@ export const quantizeCommand: Command = {
       minConvReduction: Number(options['min-conv-reduction']),
       exclude: list(options.exclude),
       float16Compute: Boolean(options['float16-compute']),
-      ...(mode === 'qat' ? { fineTune: { ...fineTuneData(data.train, Number(options['fine-tune-samples'])), epochs: Number(options.epochs), learningRate: Number(options.lr), batchSize, verbose: options.json ? 0 : 2 } } : {}),
+      ...(mode === 'qat' ? { fineTune: { ...fineTuneData(data.train, Number(options['fine-tune-samples'])), epochs: Number(options.epochs), learningRate: Number(options.lr), batchSize, verbose: options.json ? 0 : 2, stream: progressOutput(out) } } : {}),
       ...(options['no-eval'] ? {} : { evaluate: { x: data.test.images, y: data.test.labels, batchSize } }),
     };
     const quantized = await quantize(model, quantizeOptions);

@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import type { Command } from './command.js';
 import { formatDuration } from './format.js';
 import type { AugmentOptions } from '../data/augment.js';
+import { progressOutput } from './progress.js';
 
 /**
  * Whether the model ends in a softmax (probabilities, as Keras' from_logits=False expects) rather than
@@ -98,6 +99,7 @@ export const trainCommand: Command = {
       checkpointPath: options.checkpoint as string | undefined,
       seed: Number(options.seed),
       augment: augmentFromOptions(options),
+      stream: progressOutput(out),
     });
     const seconds = (performance.now() - t0) / 1000;
     const result = await model.evaluate(data.test.images, data.test.labels);

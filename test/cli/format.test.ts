@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KilnError } from '../../src/errors.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../../src/cli/format.js';
-import { ProgressBar, type ProgressStream } from '../../src/cli/progress.js';
+import { ProgressBar, progressOutput, type ProgressStream } from '../../src/cli/progress.js';
+import { PassThrough } from 'node:stream';
 
 describe('formatTable', () => {
   it('draws a Keras-style model summary: header, rule, padded columns, numbers right-aligned', () => {
@@ -196,5 +197,23 @@ describe('ProgressBar', () => {
   it('rejects a total that is not a non-negative integer', () => {
     assert.throws(() => new ProgressBar({ total: -1, stream: new FakeStream(false) }), KilnError);
     assert.throws(() => new ProgressBar({ total: 2.5, stream: new FakeStream(false) }), KilnError);
+  });
+});
+
+describe('progressOutput', () => {
+  it('hands a terminal the live bar itself, and anything else whole lines through the output function', async () => {
+    const terminal = Object.assign(new PassThrough(), { isTTY: true }) as unknown as NodeJS.WriteStream;
+    assert.equal(progressOutput(() => undefined, terminal), terminal);
+    const lines: string[] = [];
+    const piped = progressOutput((l) => lines.push(l), Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream);
+    const bar = new ProgressBar({ total: 2, stream: { write: (t: string) => piped.write(t), isTTY: false }, label: 'Epoch 1/1' });
+    bar.update(1, { loss: 0.5 });
+    piped.write('partial ');
+    piped.write('line\n\n');
+    bar.finish({ loss: 0.25 });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(lines.length, 2, JSON.stringify(lines));
+    assert.equal(lines[0], 'partial line');
+    assert.match(lines[1]!, /^Epoch 1\/1 2\/2 .*loss: 0\.2500/);
   });
 });

@@ -141,6 +141,8 @@ describe('kiln train', () => {
     assert.equal(code, 0, err);
     assert.equal(err, '');
     assert.match(out, new RegExp(`^Training tutorial-cnn on mnist:.*: ${TRAIN} images \\[${SIDE},${SIDE},1\\], 10 classes$`, 'm'));
+    // Off a terminal, the epoch's progress line comes through the command's output, between its other lines.
+    assert.match(out, /^Training [^\n]*\nEpoch 1\/1 \d+\/\d+ .*loss: \d/m);
     const m = RESULT_LINE.exec(out);
     assert.ok(m, out);
     assert.match(out, new RegExp(`^Saved ${trained.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
