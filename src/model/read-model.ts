@@ -19,17 +19,29 @@ export async function readOnnxFile(file: string): Promise<{ bytes: Uint8Array; p
   return { bytes, proto: parseOnnx(bytes, file) };
 }
 
+/** Every ONNX file starts with ModelProto field 1, ir_version, a varint: tag byte 0x08. */
+const IR_VERSION_TAG = 0x08;
+
 export function parseOnnx(bytes: Uint8Array, file = '<bytes>'): ModelProto {
   if (bytes.length === 0) throw new KilnError('NOT_ONNX', `'${file}' is empty, expected an ONNX model (protobuf ModelProto)`);
+  // A file that starts the way ONNX files do but does not decode whole was cut short or damaged
+  // (an interrupted copy or download): say so, rather than that it is not ONNX at all.
+  const looksLikeOnnx = bytes[0] === IR_VERSION_TAG;
   let proto: ModelProto;
   try {
     proto = decodeModel(bytes);
   } catch (err) {
+    if (looksLikeOnnx) {
+      throw new KilnError('CORRUPT_FILE', `'${file}' starts like an ONNX model but is truncated or corrupt: protobuf decoding of its ${bytes.length} bytes failed (${(err as Error).message})`, { cause: err });
+    }
     throw new KilnError(
       'NOT_ONNX',
       `'${file}' is not a valid ONNX model: protobuf decoding failed (${(err as Error).message}); expected a ModelProto, found ${bytes.length} bytes starting ${Buffer.from(bytes.subarray(0, 8)).toString('hex')}`,
       { cause: err },
     );
+  }
+  if (!proto.graph && proto.irVersion && looksLikeOnnx) {
+    throw new KilnError('CORRUPT_FILE', `'${file}' has an ONNX header (ir_version ${String(proto.irVersion)}) but no graph: truncated or corrupt (${bytes.length} bytes)`);
   }
   if (!proto.graph || !proto.irVersion) {
     throw new KilnError('NOT_ONNX', `'${file}' is not an ONNX model: it decodes but has ${proto.graph ? 'no ir_version' : 'no graph'}`);
