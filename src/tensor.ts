@@ -19,22 +19,24 @@ export type AnyTypedArray = Float32Array | Float64Array | Int32Array | BigInt64A
 
 export const DTYPES: readonly DType[] = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'bool'];
 
+/** The typed array class holding each element type (bool: one byte per element, 0 or 1). */
+const TYPED_ARRAYS: Record<DType, { new (length: number): AnyTypedArray; new (buffer: ArrayBuffer): AnyTypedArray }> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
+};
+
 export function allocate(dtype: DType, size: number): AnyTypedArray {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(size);
-    case 'float64':
-      return new Float64Array(size);
-    case 'int32':
-      return new Int32Array(size);
-    case 'int64':
-      return new BigInt64Array(size);
-    case 'int8':
-      return new Int8Array(size);
-    case 'uint8':
-    case 'bool':
-      return new Uint8Array(size);
-  }
+  return new TYPED_ARRAYS[dtype](size);
+}
+
+/** A typed array of `dtype` over the whole of `buffer`, without copying. */
+export function typedArrayOver(dtype: DType, buffer: ArrayBuffer): AnyTypedArray {
+  return new TYPED_ARRAYS[dtype](buffer);
 }
 
 function dtypeOfArray(data: AnyTypedArray): DType {

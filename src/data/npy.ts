@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { KilnError, formatShape } from '../errors.js';
-import { type AnyTypedArray, type DType, Tensor, type TypedArrayOf, sizeOf } from '../tensor.js';
+import { type AnyTypedArray, type DType, Tensor, type TypedArrayOf, sizeOf, typedArrayOver } from '../tensor.js';
 import { readBytes } from './files.js';
 
 /**
@@ -133,24 +133,6 @@ export function decodeNpy(bytes: Uint8Array, fileName = '<npy bytes>'): Tensor {
   const buffer = bytes.buffer.slice(bytes.byteOffset + dataOffset, bytes.byteOffset + dataOffset + expectedBytes);
   const data = typedArrayOver(dtype, buffer as ArrayBuffer);
   return new Tensor(data as TypedArrayOf<DType>, shape, dtype);
-}
-
-function typedArrayOver(dtype: DType, buffer: ArrayBuffer): AnyTypedArray {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(buffer);
-    case 'float64':
-      return new Float64Array(buffer);
-    case 'int32':
-      return new Int32Array(buffer);
-    case 'int64':
-      return new BigInt64Array(buffer);
-    case 'int8':
-      return new Int8Array(buffer);
-    case 'uint8':
-    case 'bool':
-      return new Uint8Array(buffer);
-  }
 }
 
 /** Encodes a tensor as a version 1.0 .npy file (version 2.0 when the header needs it). */

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { KilnError } from '../errors.js';
-import { Tensor, type AnyTypedArray, type DType } from '../tensor.js';
+import { Tensor, typedArrayOver, type AnyTypedArray } from '../tensor.js';
 import type { Request, Response, RunOptions, SessionInfo, SessionOptions, WireTensor } from './protocol.js';
 
 export type { RunOptions, SessionOptions } from './protocol.js';
@@ -16,16 +16,7 @@ function toWire(t: Tensor, transfer: ArrayBuffer[]): WireTensor {
 }
 
 function fromWire(w: WireTensor): Tensor {
-  const ctor: Record<DType, new (b: ArrayBuffer) => AnyTypedArray> = {
-    float32: Float32Array,
-    float64: Float64Array,
-    int32: Int32Array,
-    int64: BigInt64Array,
-    uint8: Uint8Array,
-    int8: Int8Array,
-    bool: Uint8Array,
-  };
-  return new Tensor(new ctor[w.dtype](w.buffer) as never, w.shape, w.dtype);
+  return new Tensor(typedArrayOver(w.dtype, w.buffer) as never, w.shape, w.dtype);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import os from 'node:os';
 import ort from 'onnxruntime-node';
+import { typedArrayOver } from '../tensor.js';
 import type { Request, Response, WireTensor } from './protocol.js';
 
 /*
@@ -17,19 +18,7 @@ let nextSession = 1;
 const ORT_TYPE = { float32: 'float32', float64: 'float64', int32: 'int32', int64: 'int64', uint8: 'uint8', int8: 'int8', bool: 'bool' } as const;
 
 function toOrt(t: WireTensor): ort.Tensor {
-  const data =
-    t.dtype === 'float32'
-      ? new Float32Array(t.buffer)
-      : t.dtype === 'float64'
-        ? new Float64Array(t.buffer)
-        : t.dtype === 'int32'
-          ? new Int32Array(t.buffer)
-          : t.dtype === 'int64'
-            ? new BigInt64Array(t.buffer)
-            : t.dtype === 'int8'
-              ? new Int8Array(t.buffer)
-              : new Uint8Array(t.buffer);
-  return new ort.Tensor(ORT_TYPE[t.dtype], data as never, t.shape);
+  return new ort.Tensor(ORT_TYPE[t.dtype], typedArrayOver(t.dtype, t.buffer) as never, t.shape);
 }
 
 function toWire(t: ort.Tensor, transfer: ArrayBuffer[]): WireTensor {
