@@ -1,8 +1,9 @@
 /**
  * Benchmark of `kiln serve` (not a test): the tutorial CIFAR-10 CNN served by the real CLI in a child
  * process, driven over loopback by autocannon from this process at concurrency 1, 16 and 64 with
- * batch-1 KServe v2 requests, with and without dynamic batching, next to the in-process ONNX Runtime
- * ceiling measured in the same run (batch 1, and the batch size the server's batches averaged).
+ * batch-1 requests (KServe v2 JSON and binary, TF Serving JSON rows), with and without dynamic
+ * batching, next to the in-process ONNX Runtime ceiling measured in the same run (batch 1, and the
+ * batch size the server's batches averaged).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/serve/run.js [--duration 10] [--max-batch-size 32] [--max-queue-delay-ms 0]
  *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64] [--rounds 1]
@@ -160,7 +161,7 @@ async function main(): Promise<void> {
       const got = res.outputs[0]!.data;
       if (got.some((v, i) => Math.fround(v) !== (expected.data as Float32Array)[i])) throw new Error(`${model}: served output differs from model.predict`);
     }
-    console.log(`kiln serve benchmark: tutorial CNN (${formatNumber(cnn.countParams().total)} parameters), batch-1 KServe v2 JSON requests (${formatNumber(body.length)} bytes), ${DURATION} s per run, ${os.availableParallelism()} cores, node ${process.version}`);
+    console.log(`kiln serve benchmark: tutorial CNN (${formatNumber(cnn.countParams().total)} parameters), batch-1 requests: KServe v2 JSON (${formatNumber(body.length)} bytes), binary, TF Serving JSON rows, ${DURATION} s per run, ${os.availableParallelism()} cores, node ${process.version}`);
     console.log(`server: kiln serve --model-repository (child process), dynamic batching maxBatchSize ${MAX_BATCH}, maxQueueDelayMs ${args['max-queue-delay-ms']}, instances ${args.instances}; ${ROUNDS} round(s), median shown`);
     console.log(`load average at start (other processes share these cores): ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
 
@@ -169,9 +170,21 @@ async function main(): Promise<void> {
     // The same request in Triton's binary tensor format (what tritonclient sends by default).
     const binaryHeader = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 32, 32, 3], datatype: 'FP32', parameters: { binary_data_size: x.data.byteLength } }] }));
     const binaryBody = Buffer.concat([binaryHeader, Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength)]);
+    // And in TF Serving's row format, the image nested [32][32][3] (what the seed's TF Serving clients send).
+    const image = Array.from({ length: 32 }, (_, h) => Array.from({ length: 32 }, (_, w) => Array.from(x.data.subarray((h * 32 + w) * 3, (h * 32 + w) * 3 + 3))));
+    const tfBody = JSON.stringify({ instances: [image] });
+    for (const model of Object.values(models)) {
+      const res = (await (await fetch(`${url}/v1/models/${model}:predict`, { method: 'POST', body: tfBody })).json()) as { predictions: number[][] };
+      if (res.predictions[0]!.some((v, i) => Math.fround(v) !== (expected.data as Float32Array)[i])) throw new Error(`${model}: TF Serving output differs from model.predict`);
+    }
     const formats = {
-      json: { body, headers: { 'content-type': 'application/json' } },
-      binary: { body: binaryBody, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(binaryHeader.length) } },
+      json: { body, headers: { 'content-type': 'application/json' }, path: (model: string) => `/v2/models/${model}/infer` },
+      binary: {
+        body: binaryBody,
+        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(binaryHeader.length) },
+        path: (model: string) => `/v2/models/${model}/infer`,
+      },
+      'tf-serving json': { body: tfBody, headers: { 'content-type': 'application/json' }, path: (model: string) => `/v1/models/${model}:predict` },
     };
     const ceilingBefore = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
     // Rounds interleave every mode so that the machine's drift hits them alike; each cell is the
@@ -182,14 +195,16 @@ async function main(): Promise<void> {
       ['json', true],
       ['binary', false],
       ['binary', true],
+      ['tf-serving json', false],
+      ['tf-serving json', true],
     ] as const;
     const modeName = (format: string, batching: boolean) => `${format}, ${batching ? 'dynamic batching' : 'no batching'}`;
     for (let round = 0; round < ROUNDS; round++) {
       for (const [format, batching] of modes) {
         const model = batching ? models.batched : models.unbatched;
-        const { body: requestBody, headers } = formats[format];
+        const { body: requestBody, headers, path: routeOf } = formats[format];
         for (const connections of CONCURRENCY) {
-          const target = { url: `${url}/v2/models/${model}/infer`, method: 'POST', headers, body: requestBody, connections };
+          const target = { url: `${url}${routeOf(model)}`, method: 'POST', headers, body: requestBody, connections };
           await autocannon({ ...target, duration: 1 });
           const before = await counters(url, model);
           const r = await autocannon({ ...target, duration: DURATION, timeout: 30 });
@@ -226,7 +241,7 @@ async function main(): Promise<void> {
     console.log(formatTable(rows, { header: ['mode', 'concurrency', 'req/s (rows/s)', 'p50 ms', 'p99 ms', 'avg batch', 'failed'], align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] }));
     console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
     console.log(`(in-process batch-1 ceiling measured before the HTTP runs: ${formatNumber(ceilingBefore.rowsPerSecond, { fractionDigits: 0 })}/s, after: ${formatNumber(ceilingAfter.rowsPerSecond, { fractionDigits: 0 })}/s)`);
-    for (const format of ['json', 'binary']) {
+    for (const format of ['json', 'binary', 'tf-serving json']) {
       const batched = results[`${format}, dynamic batching@${top}`];
       const unbatched = results[`${format}, no batching@${top}`];
       if (!batched || !unbatched) continue;

@@ -2,7 +2,7 @@ import { bytesPerElement } from '../graph/dtype.js';
 import { allocate, type AnyTypedArray, type DType } from '../tensor.js';
 import { badRequest } from './errors.js';
 import { parseJson } from './json.js';
-import { parseInferJson } from './number-lists.js';
+import { parseInferJson, type TensorJsonLayout } from './number-lists.js';
 
 /*
  * Triton's binary tensor data extension (what tritonclient's HTTP client sends by default): the body is
@@ -16,16 +16,16 @@ const BINARY = Symbol('kiln.binary');
 
 /**
  * Parses a request body: plain JSON, or a JSON header plus binary tensors when the header length is
- * given; an empty body is undefined. `numberLists` (KServe v2 inference routes) reads flat tensor data
- * into NumberLists.
+ * given; an empty body is undefined. `numberLists` (the inference routes) reads the tensors given as
+ * lists of numbers, where that protocol puts them, into NumberLists.
  */
-export function parseRequestBody(body: Buffer, headerLength: string | string[] | undefined, numberLists = false): unknown {
+export function parseRequestBody(body: Buffer, headerLength: string | string[] | undefined, numberLists?: TensorJsonLayout): unknown {
   if (headerLength === undefined) {
     // Bodiless POSTs (tritonclient's repository calls send none) reach the routes as no body.
     // (Scanning bytes, not decoding the body twice; a non-ASCII byte may be Unicode white space.)
     const first = body.findIndex((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09);
     if (first < 0 || (body[first]! >= 0x80 && body.toString('utf8').trim() === '')) return undefined;
-    return numberLists ? parseInferJson(body) : parseJson(body.toString('utf8'));
+    return numberLists ? parseInferJson(body, numberLists) : parseJson(body.toString('utf8'));
   }
   const text = Array.isArray(headerLength) ? headerLength[0]! : headerLength;
   const n = /^[0-9]{1,12}$/.test(text) ? Number(text) : NaN;

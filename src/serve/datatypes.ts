@@ -112,9 +112,11 @@ function writerFor(dtype: DType): { write: Write; expected: string } {
 export function decodeElements(data: unknown, shape: readonly number[], dtype: DType, what: string, nestedOnly = false): AnyTypedArray {
   const size = shape.reduce((a, b) => a * b, 1);
   if (data instanceof NumberList) {
-    if (dtype === 'float32' && data.length === size && shape.length > 0) return data.toFloat32(new Float32Array(size));
-    // Every other case (and every error message) as for the numbers JSON.parse would have given.
-    data = data.toNumbers();
+    const asShaped = data.shape.length === shape.length && data.shape.every((d, k) => d === shape[k]);
+    const asFlat = !nestedOnly && shape.length > 0 && data.shape.length === 1 && data.length === size;
+    if (dtype === 'float32' && (asShaped || asFlat)) return data.toFloat32(new Float32Array(size));
+    // Every other case (and every error message) as for the lists JSON.parse would have given.
+    data = data.toJson();
   }
   const { write, expected } = writerFor(dtype);
   const out = allocate(dtype, size);
@@ -161,6 +163,10 @@ export function decodeElements(data: unknown, shape: readonly number[], dtype: D
 
 /** The shape of a nested JSON list, read along its first elements (ragged lists fail later, in decodeElements). */
 export function nestedShape(value: unknown, what: string): number[] {
+  if (value instanceof NumberList) {
+    if (value.shape.length > MAX_RANK) throw badRequest(`${what}: value is nested deeper than ${MAX_RANK} levels`);
+    return [...value.shape];
+  }
   const shape: number[] = [];
   let cur = value;
   while (Array.isArray(cur)) {

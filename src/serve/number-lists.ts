@@ -1,11 +1,13 @@
+import { MAX_RANK, nest } from './datatypes.js';
 import { parseJson } from './json.js';
 
 /*
  * The fast path for KServe v2 JSON inference bodies. A batch-1 CIFAR image is 3,072 numbers, ~59 KB of
  * JSON as Python or JavaScript clients print doubles, and JSON.parse spent more time on that (boxing
  * every element, then copying into a typed array) than ONNX Runtime spent running the model on it.
- * So each flat `"data": [numbers]` list is read straight from the body's bytes into a Float64Array,
- * and only the small rest of the body goes through JSON.parse.
+ * So each tensor given as a list of numbers — flat or regularly nested: KServe v2's `inputs[i].data`,
+ * TF Serving's `instances` and `inputs` — is read straight from the body's bytes into a Float64Array
+ * with its nesting as a shape, and only the small rest of the body goes through JSON.parse.
  *
  * Results are bit for bit those of JSON.parse, then conversion to the tensor's element type:
  * - A number whose digits make an integer below 2^53 and whose decimal exponent is within ±22 is read
@@ -15,17 +17,20 @@ import { parseJson } from './json.js';
  *   place of a double. For float32 tensors that is enough unless the value lies so near the midpoint
  *   between two float32 values that the error could change the rounding; such elements, and every
  *   one whose exact double is needed, are reparsed with Number() on their own text.
- * - Anything else (nested lists, NaN/Infinity tokens, malformed numbers) leaves that list to
- *   JSON.parse, and a body whose lists do not all end up at `inputs[i].data` is parsed whole by it.
+ * - Anything else (ragged nesting, NaN/Infinity tokens, objects, malformed numbers) leaves that
+ *   value to JSON.parse, and a body whose lists do not all end up where the protocol puts tensors is
+ *   parsed whole by it.
  */
 
-/** A flat list of JSON numbers read from a request body. */
+/** A list of JSON numbers, flat or regularly nested, read from a request body. */
 export class NumberList {
   private exactValues: number[] | undefined;
 
   constructor(
-    /** The elements: exact unless `approximate`, then each within 2^-50 (relative) or NaN. */
+    /** The elements, row-major: exact unless `approximate`, then each within 2^-50 (relative) or NaN. */
     readonly values: Float64Array,
+    /** The nesting: [n] for a flat list of n numbers, [2, 3] for [[a, b, c], [d, e, f]]. */
+    readonly shape: readonly number[],
     readonly approximate: boolean,
     /** The list's text: source[start, end), brackets included. */
     private readonly source: Buffer,
@@ -37,12 +42,17 @@ export class NumberList {
     return this.values.length;
   }
 
-  /** The elements exactly as JSON.parse reads them. */
+  /** The elements, row-major, exactly as JSON.parse reads them. */
   toNumbers(): number[] {
     if (!this.approximate) return Array.from(this.values);
     // The list holds strict JSON numbers only, so its own text parses.
-    this.exactValues ??= JSON.parse(this.source.toString('latin1', this.start, this.end)) as number[];
+    this.exactValues ??= (JSON.parse(this.source.toString('latin1', this.start, this.end)) as unknown[]).flat(this.shape.length) as number[];
     return this.exactValues;
+  }
+
+  /** The list as JSON.parse gives it: nested arrays of numbers. */
+  toJson(): unknown[] {
+    return nest(this.toNumbers(), this.shape) as unknown[];
   }
 
   /** The elements as float32, exactly as Math.fround(JSON.parse(...)) gives them. */
@@ -64,7 +74,6 @@ const POWERS_OF_TEN = Float64Array.from({ length: 23 }, (_, k) => 10 ** k);
 const EXACT_LIMIT = 2 ** 53;
 const PLACEHOLDER = '\u0000kiln-number-list:';
 const PLACEHOLDER_IN_JSON = Buffer.from('\\u0000kiln-number-list:', 'latin1');
-const DATA_KEY = Buffer.from('"data"', 'latin1');
 
 const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
@@ -72,17 +81,27 @@ const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || 
 let scratch = new Float64Array(4096);
 
 /**
- * Reads the list of numbers whose `[` is at `open`. Returns the list and the index just past its `]`,
- * or undefined when it is not a non-empty flat list of strict JSON numbers.
+ * Reads the list whose `[` is at `open`: numbers, or lists nested to the same depth and length
+ * throughout. Returns it and the index just past its `]`, or undefined when it is anything else
+ * (empty, ragged, or holding other values).
  */
 export function readNumberList(bytes: Buffer, open: number): { list: NumberList; end: number } | undefined {
-  let i = open + 1;
+  let i = open;
   let count = 0;
   let approximate = false;
+  // The depth is that of the first element; every other one must sit as deep.
+  let rank = 0;
   // Reading past the end gives undefined, which fails every comparison below.
   let c = bytes[i]!;
-  while (isSpace(c)) c = bytes[++i]!;
-  if (c === 0x5d /* ] */) return undefined;
+  while (c === 0x5b /* [ */) {
+    // Deeper than any tensor a request may describe: left to the ordinary path and its message.
+    if (++rank > MAX_RANK) return undefined;
+    c = bytes[++i]!;
+    while (isSpace(c)) c = bytes[++i]!;
+  }
+  const shape: number[] = new Array<number>(rank).fill(-1);
+  const counts: number[] = new Array<number>(rank).fill(0);
+  let level = rank - 1;
   for (;;) {
     const negative = c === 0x2d; /* - */
     if (negative) c = bytes[++i]!;
@@ -139,38 +158,98 @@ export function readNumberList(bytes: Buffer, open: number): { list: NumberList;
       scratch = grown;
     }
     scratch[count++] = negative ? -value : value;
+    counts[level]!++;
     while (isSpace(c)) c = bytes[++i]!;
-    if (c === 0x5d) return { list: new NumberList(scratch.slice(0, count), approximate, bytes, open, i + 1), end: i + 1 };
+    // Close the lists that end here, each as long as the first of its depth.
+    while (c === 0x5d /* ] */) {
+      if (shape[level] === -1) shape[level] = counts[level]!;
+      else if (counts[level] !== shape[level]) return undefined;
+      counts[level] = 0;
+      if (--level < 0) return { list: new NumberList(scratch.slice(0, count), shape, approximate, bytes, open, i + 1), end: i + 1 };
+      counts[level]!++;
+      c = bytes[++i]!;
+      while (isSpace(c)) c = bytes[++i]!;
+    }
     if (c !== 0x2c /* , */) return undefined;
     c = bytes[++i]!;
     while (isSpace(c)) c = bytes[++i]!;
+    // Open the lists that start here, down to the numbers' depth.
+    while (c === 0x5b) {
+      if (++level >= rank) return undefined;
+      c = bytes[++i]!;
+      while (isSpace(c)) c = bytes[++i]!;
+    }
+    if (level !== rank - 1) return undefined;
   }
 }
 
+/** Where each protocol puts tensors given as JSON lists. */
+export type TensorJsonLayout = 'kserve' | 'tf-serving';
+
+const KEYS: Record<TensorJsonLayout, Buffer[]> = {
+  kserve: [Buffer.from('"data"', 'latin1')],
+  'tf-serving': [Buffer.from('"instances"', 'latin1'), Buffer.from('"inputs"', 'latin1')],
+};
+
+/** Puts each placeholder found where `layout` puts tensors back as its list; returns how many. */
+function placeLists(body: unknown, layout: TensorJsonLayout, lists: readonly NumberList[]): number {
+  const listAt = (v: unknown) => (typeof v === 'string' && v.startsWith(PLACEHOLDER) ? lists[Number(v.slice(PLACEHOLDER.length))] : undefined);
+  if (typeof body !== 'object' || body === null) return 0;
+  let placed = 0;
+  if (layout === 'kserve') {
+    const inputs = (body as { inputs?: unknown }).inputs;
+    if (!Array.isArray(inputs)) return 0;
+    for (const input of inputs) {
+      const list = listAt((input as { data?: unknown } | null)?.data);
+      if (list) {
+        (input as { data: unknown }).data = list;
+        placed++;
+      }
+    }
+    return placed;
+  }
+  for (const key of ['instances', 'inputs'] as const) {
+    const list = listAt((body as Record<string, unknown>)[key]);
+    if (list) {
+      (body as Record<string, unknown>)[key] = list;
+      placed++;
+    }
+  }
+  return placed;
+}
+
 /**
- * Parses a KServe v2 inference request body (JSON, with TF Serving's NaN/Infinity tokens): like
- * parseJson, except that each `inputs[i].data` that is a flat list of numbers becomes a NumberList.
+ * Parses an inference request body (JSON, with TF Serving's NaN/Infinity tokens) as parseJson does,
+ * except that each tensor `layout` puts in a list of numbers (KServe v2: `inputs[i].data`; TF
+ * Serving: `instances`, `inputs`) becomes a NumberList.
  */
-export function parseInferJson(bytes: Buffer): unknown {
+export function parseInferJson(bytes: Buffer, layout: TensorJsonLayout = 'kserve'): unknown {
   const lists: NumberList[] = [];
   const parts: string[] = [];
   // A body that already holds the placeholder text goes the slow way rather than be misread.
   if (bytes.indexOf(PLACEHOLDER_IN_JSON) < 0) {
+    // Candidate lists in body order: a value after one of the layout's keys that opens with '['.
+    const found: { open: number }[] = [];
+    for (const key of KEYS[layout]) {
+      for (let at = bytes.indexOf(key); at >= 0; at = bytes.indexOf(key, at + key.length)) {
+        let i = at + key.length;
+        while (isSpace(bytes[i])) i++;
+        if (bytes[i] !== 0x3a /* : */) continue;
+        i++;
+        while (isSpace(bytes[i])) i++;
+        if (bytes[i] === 0x5b /* [ */) found.push({ open: i });
+      }
+    }
+    found.sort((a, b) => a.open - b.open);
     let last = 0;
-    for (let at = bytes.indexOf(DATA_KEY); at >= 0; at = bytes.indexOf(DATA_KEY, at + DATA_KEY.length)) {
-      let i = at + DATA_KEY.length;
-      while (isSpace(bytes[i])) i++;
-      if (bytes[i] !== 0x3a /* : */) continue;
-      i++;
-      while (isSpace(bytes[i])) i++;
-      if (bytes[i] !== 0x5b /* [ */) continue;
-      const read = readNumberList(bytes, i);
+    for (const { open } of found) {
+      if (open < last) continue; // inside a list already read
+      const read = readNumberList(bytes, open);
       if (!read) continue;
       // Cut at ASCII bytes, so every piece is whole UTF-8.
-      parts.push(bytes.toString('utf8', last, i), JSON.stringify(PLACEHOLDER + lists.length));
+      parts.push(bytes.toString('utf8', last, open), JSON.stringify(PLACEHOLDER + lists.length));
       lists.push(read.list);
       last = read.end;
-      at = read.end - DATA_KEY.length;
     }
     parts.push(bytes.toString('utf8', last));
   }
@@ -181,19 +260,7 @@ export function parseInferJson(bytes: Buffer): unknown {
   } catch {
     return parseJson(bytes.toString('utf8'));
   }
-  // Every list must come back exactly where the protocol puts tensor data; otherwise (a "data" key
+  // Every list must come back exactly where the protocol puts tensors; otherwise (a "data" key
   // elsewhere, say) the body is parsed again the ordinary way.
-  let placed = 0;
-  const inputs = (body as { inputs?: unknown } | null)?.inputs;
-  if (Array.isArray(inputs)) {
-    for (const input of inputs) {
-      const data = (input as { data?: unknown } | null)?.data;
-      if (typeof data === 'string' && data.startsWith(PLACEHOLDER)) {
-        const k = Number(data.slice(PLACEHOLDER.length));
-        (input as { data: unknown }).data = lists[k];
-        placed++;
-      }
-    }
-  }
-  return placed === lists.length ? body : parseJson(bytes.toString('utf8'));
+  return placeLists(body, layout, lists) === lists.length ? body : parseJson(bytes.toString('utf8'));
 }

@@ -8,6 +8,7 @@ import { ServeError } from './errors.js';
 import { healthRoutes } from './health.js';
 import type { InferenceLimits } from './inference.js';
 import { HEADER_LENGTH, parseRequestBody } from './binary.js';
+import type { TensorJsonLayout } from './number-lists.js';
 import { kserveRoutes } from './kserve-v2.js';
 import { metricsRoutes, ServeMetrics } from './metrics.js';
 import { FixedSource, ModelRegistry, RepositorySource, type ModelSource } from './registry.js';
@@ -70,8 +71,13 @@ function modelSource(options: ServeOptions, defaults: ModelConfig, log: Logger):
   return new FixedSource([{ name, bytes, config: defaults }]);
 }
 
-/** KServe v2 inference routes, whose tensor data the body parser reads into NumberLists. */
+/** Inference routes, whose tensors the body parser reads into NumberLists (see number-lists.ts). */
 const KSERVE_INFER_URL = /^\/v2\/models\/[^?]*\/infer(\?|$)/;
+const TF_PREDICT_URL = /^\/v1\/models\/[^?]*:predict(\?|$)/;
+
+function tensorLayout(url: string): TensorJsonLayout | undefined {
+  return KSERVE_INFER_URL.test(url) ? 'kserve' : TF_PREDICT_URL.test(url) ? 'tf-serving' : undefined;
+}
 
 function errorStatus(err: FastifyError | KilnError): number {
   if (err instanceof ServeError) return err.status;
@@ -122,7 +128,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
     try {
-      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH], KSERVE_INFER_URL.test(req.url)));
+      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH], tensorLayout(req.url)));
     } catch (err) {
       done(err as Error, undefined);
     }

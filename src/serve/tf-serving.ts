@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { checkShape, decodeElements, flatValues, nest, nestedShape, tfDatatype } from './datatypes.js';
+import { NumberList } from './number-lists.js';
 import { binaryPart, HEADER_LENGTH } from './binary.js';
 import { badRequest, notFound } from './errors.js';
 import { infer, withVersion, type InferenceLimits } from './inference.js';
@@ -82,8 +83,9 @@ function metadata(version: ModelVersion) {
   };
 }
 
+/** A JSON object (not a list, nor a list of numbers the body parser read). */
 function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof NumberList);
 }
 
 /** A nested JSON value → a tensor of the input's type, its shape read from the nesting. */
@@ -99,7 +101,14 @@ function checkSignatureName(name: unknown): void {
 }
 
 /** Row format: one entry per example, or one {input: value} object per example for several inputs. */
-function decodeRows(sig: Signature, rows: unknown[], limits: InferenceLimits, field = 'instances'): Record<string, Tensor> {
+function decodeRows(sig: Signature, rows: unknown[] | NumberList, limits: InferenceLimits, field = 'instances'): Record<string, Tensor> {
+  if (rows instanceof NumberList) {
+    // Rows that are all numbers, read by the body parser: one unnamed input, its rows stacked.
+    if (sig.inputs.length > 1) {
+      throw badRequest(`the model has ${sig.inputs.length} inputs (${sig.inputs.map((i) => i.name).join(', ')}); each of "${field}" must be an object {input_name: value}`);
+    }
+    return { [sig.inputs[0]!.name]: decodeValue(rows, sig.inputs[0]!, limits, `input '${sig.inputs[0]!.name}'`) };
+  }
   if (rows.length === 0) throw badRequest(`"${field}" is empty; send at least one example`);
   const named = rows.every(isObject);
   if (!named && sig.inputs.length > 1) {
@@ -154,7 +163,8 @@ const bodySchema = {
   additionalProperties: false,
   properties: {
     signature_name: { type: 'string' },
-    instances: { type: 'array' },
+    // A list (checked in predict: the body parser may have read it into a NumberList).
+    instances: {},
     inputs: {},
     context: { type: 'object' },
     examples: { type: 'array', minItems: 1, items: { type: 'object' } },
@@ -177,8 +187,11 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
     return modelStatus(registry, path);
   });
 
-  const predict = async (version: ModelVersion, body: { signature_name?: string; instances?: unknown[]; inputs?: unknown }, reply: FastifyReply) => {
+  const predict = async (version: ModelVersion, body: { signature_name?: string; instances?: unknown[] | NumberList; inputs?: unknown }, reply: FastifyReply) => {
     checkSignatureName(body.signature_name);
+    if (body.instances !== undefined && !Array.isArray(body.instances) && !(body.instances instanceof NumberList)) {
+      throw badRequest(`"instances" must be a list with one entry per example, found ${body.instances === null ? 'null' : typeof body.instances}`);
+    }
     const hasRows = body.instances !== undefined;
     const hasColumns = body.inputs !== undefined;
     if (hasRows === hasColumns) {

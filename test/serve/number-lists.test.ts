@@ -126,7 +126,7 @@ test('decodeElements turns a NumberList into each element type exactly as it doe
   assert.throws(() => decodeElements(list, [4, 4], 'float32', "input 'x'"), /should be a list of 4 .* \(a flat list needs 16\)/);
 });
 
-test('anything but a flat list of strict JSON numbers at inputs[i].data is left to JSON.parse, with its results and errors', () => {
+test('anything but a (regularly nested) list of strict JSON numbers at inputs[i].data is left to JSON.parse, with its results and errors', () => {
   const same = (text: string) => {
     const bytes = Buffer.from(text);
     let fast: unknown;
@@ -141,7 +141,7 @@ test('anything but a flat list of strict JSON numbers at inputs[i].data is left 
     } catch (err) {
       slow = err instanceof ServeError ? `${err.status} ${err.message}` : err;
     }
-    const plain = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x) => (x instanceof NumberList ? x.toNumbers() : x)));
+    const plain = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x) => (x instanceof NumberList ? x.toJson() : x)));
     assert.deepEqual(plain(fast), plain(slow), text);
     return fast;
   };
@@ -150,8 +150,10 @@ test('anything but a flat list of strict JSON numbers at inputs[i].data is left 
     const result = same(input(bad));
     if (typeof result === 'object') assert.ok(!(dataOf(result) instanceof NumberList), bad);
   }
-  // Nested lists, TF Serving's NaN / Infinity tokens, an empty list.
-  assert.ok(Array.isArray(dataOf(same(input('[[1], [2]]')))));
+  // Regular nesting is read with its shape; ragged nesting, TF Serving's NaN / Infinity tokens and
+  // empty lists are not.
+  assert.deepEqual((dataOf(same(input('[[1], [2]]'))) as NumberList).shape, [2, 1]);
+  for (const ragged of ['[[1], [2, 3]]', '[[1], 2]', '[1, [2]]', '[[1, 2], [[3], [4]]]', '[[]]']) assert.ok(Array.isArray(dataOf(same(input(ragged)))), ragged);
   assert.ok(Number.isNaN((dataOf(same(input('[NaN, Infinity]'))) as number[])[0]));
   assert.deepEqual(dataOf(same(input('[]'))), []);
   // "data" lists anywhere else stay plain arrays: under parameters, in a key that merely ends in "data".
@@ -173,16 +175,44 @@ test('anything but a flat list of strict JSON numbers at inputs[i].data is left 
   same(input('[1, 2]', ',"id":'));
 });
 
-test('readNumberList reports where the list ends and refuses what is not a flat number list', () => {
+test('readNumberList reads flat and regularly nested lists with their shape, and refuses anything else', () => {
   const bytes = Buffer.from('x:[1, 2.5 ,-3e1] tail');
   const read = readNumberList(bytes, 2)!;
   assert.equal(bytes.toString('latin1', read.end), ' tail');
   assert.deepEqual(read.list.toNumbers(), [1, 2.5, -30]);
+  assert.deepEqual(read.list.shape, [3]);
   assert.equal(read.list.approximate, false);
-  for (const text of ['[]', '[ ]', '[1,', '[1', '[[1]]', '[1,,2]']) assert.equal(readNumberList(Buffer.from(text), 0), undefined, text);
+  const nested = readNumberList(Buffer.from('[ [[1, 2, 3], [4, 5, 6]] , [[7,8,9],[10,11,12]] ]'), 0)!;
+  assert.deepEqual(nested.list.shape, [2, 2, 3]);
+  assert.deepEqual(nested.list.toNumbers(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.deepEqual(nested.list.toJson(), [[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]]);
+  // Exact values of an approximated nested list keep their order.
+  const long = readNumberList(Buffer.from('[[0.10000000000000000555, 1], [2, 0.30000000000000004441]]'), 0)!;
+  assert.equal(long.list.approximate, true);
+  assert.deepEqual(long.list.toNumbers(), [0.1, 1, 2, 0.30000000000000004]);
+  for (const text of ['[]', '[ ]', '[1,', '[1', '[[1], [2, 3]]', '[[1], 2]', '[1, [2]]', '[[]]', '[1,,2]', `${'['.repeat(17)}1${']'.repeat(17)}`]) {
+    assert.equal(readNumberList(Buffer.from(text), 0), undefined, text);
+  }
+  assert.deepEqual(readNumberList(Buffer.from(`${'['.repeat(16)}1${']'.repeat(16)}`), 0)!.list.shape, Array(16).fill(1));
 });
 
-test('over HTTP, a body of 17-digit doubles (flat: the fast path; nested: JSON.parse) gives exactly what predict gives on their float32 values', async () => {
+test('TF Serving bodies: "instances" and "inputs" lists of numbers are read, objects and everything under them are not', () => {
+  const tf = (text: string) => parseInferJson(Buffer.from(text), 'tf-serving') as Record<string, unknown>;
+  const rows = tf('{"signature_name": "serving_default", "instances": [[[0.5, 1], [2, 3]], [[4, 5], [6, 7]]]}');
+  assert.ok(rows.instances instanceof NumberList);
+  assert.deepEqual(rows.instances.shape, [2, 2, 2]);
+  assert.equal(rows.signature_name, 'serving_default');
+  const columns = tf('{"inputs": [1.0, 2.0, 5.0]}');
+  assert.ok(columns.inputs instanceof NumberList);
+  // Named inputs (objects) stay as JSON.parse gives them, lists inside them included.
+  assert.deepEqual(tf('{"inputs": {"x": [1, 2], "y": [[3]]}}'), { inputs: { x: [1, 2], y: [[3]] } });
+  assert.deepEqual(tf('{"instances": [{"x": [1, 2]}, {"x": [3, 4]}]}'), { instances: [{ x: [1, 2] }, { x: [3, 4] }] });
+  // KServe's "data" key means nothing here, and TF's keys nothing to KServe.
+  assert.deepEqual(tf('{"instances": [{"data": [1, 2]}]}'), { instances: [{ data: [1, 2] }] });
+  assert.ok(Array.isArray((parseInferJson(Buffer.from('{"instances": [1, 2]}'), 'kserve') as Record<string, unknown>).instances));
+});
+
+test('over HTTP, 17-digit doubles, flat or nested, KServe v2 or TF Serving, give exactly what predict gives on their float32 values', async () => {
   const cnn = smallCnn();
   const server = await startServer({ model: cnn, name: 'cnn' });
   try {
@@ -195,6 +225,11 @@ test('over HTTP, a body of 17-digit doubles (flat: the fast path; nested: JSON.p
       assert.equal(reply.status, 200, reply.text);
       assert.deepEqual(Float32Array.from(reply.json.outputs[0].data as number[]), expected);
     }
+    const rows = await http(server.url, 'POST', '/v1/models/cnn:predict', { instances: nested });
+    assert.equal(rows.status, 200, rows.text);
+    assert.deepEqual(Float32Array.from((rows.json.predictions as number[][]).flat()), expected);
+    const columns = await http(server.url, 'POST', '/v1/models/cnn:predict', { inputs: nested });
+    assert.deepEqual(Float32Array.from((columns.json.outputs as number[][]).flat()), expected);
   } finally {
     await server.close();
   }
