@@ -2,9 +2,10 @@ import { MAX_RANK, nest } from './datatypes.js';
 import { parseJson } from './json.js';
 
 /*
- * The fast path for KServe v2 JSON inference bodies. A batch-1 CIFAR image is 3,072 numbers, ~59 KB of
- * JSON as Python or JavaScript clients print doubles, and JSON.parse spent more time on that (boxing
- * every element, then copying into a typed array) than ONNX Runtime spent running the model on it.
+ * The fast path for JSON inference bodies (KServe v2 and TF Serving). A batch-1 CIFAR image is 3,072
+ * numbers, ~59 KB of JSON as Python or JavaScript clients print doubles, and JSON.parse spent more time
+ * on that (boxing every element, then copying into a typed array) than ONNX Runtime spent running the
+ * model on it.
  * So each tensor given as a list of numbers — flat or regularly nested: KServe v2's `inputs[i].data`,
  * TF Serving's `instances` and `inputs` — is read straight from the body's bytes into a Float64Array
  * with its nesting as a shape, and only the small rest of the body goes through JSON.parse.
@@ -15,8 +16,9 @@ import { parseJson } from './json.js';
  *   correctly rounded operation).
  * - Others (17-digit doubles, what clients usually send) are read to within a few units in the last
  *   place of a double. For float32 tensors that is enough unless the value lies so near the midpoint
- *   between two float32 values that the error could change the rounding; such elements, and every
- *   one whose exact double is needed, are reparsed with Number() on their own text.
+ *   between two float32 values that the error could change the rounding; such elements, and all of
+ *   them where exact doubles are needed, take JSON.parse's values of the list's own text (parsed
+ *   once per list).
  * - Anything else (ragged nesting, NaN/Infinity tokens, objects, malformed numbers) leaves that
  *   value to JSON.parse, and a body whose lists do not all end up where the protocol puts tensors is
  *   parsed whole by it.

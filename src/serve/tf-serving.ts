@@ -100,20 +100,20 @@ function checkSignatureName(name: unknown): void {
   if (name !== undefined && name !== '' && name !== SIGNATURE) throw badRequest(`Serving signature name: ${JSON.stringify(name)} not found in signature def (this model has "${SIGNATURE}")`);
 }
 
+function rowsNeedNames(sig: Signature, field: string) {
+  return badRequest(`the model has ${sig.inputs.length} inputs (${sig.inputs.map((i) => i.name).join(', ')}); each of "${field}" must be an object {input_name: value}`);
+}
+
 /** Row format: one entry per example, or one {input: value} object per example for several inputs. */
 function decodeRows(sig: Signature, rows: unknown[] | NumberList, limits: InferenceLimits, field = 'instances'): Record<string, Tensor> {
   if (rows instanceof NumberList) {
     // Rows that are all numbers, read by the body parser: one unnamed input, its rows stacked.
-    if (sig.inputs.length > 1) {
-      throw badRequest(`the model has ${sig.inputs.length} inputs (${sig.inputs.map((i) => i.name).join(', ')}); each of "${field}" must be an object {input_name: value}`);
-    }
+    if (sig.inputs.length > 1) throw rowsNeedNames(sig, field);
     return { [sig.inputs[0]!.name]: decodeValue(rows, sig.inputs[0]!, limits, `input '${sig.inputs[0]!.name}'`) };
   }
   if (rows.length === 0) throw badRequest(`"${field}" is empty; send at least one example`);
   const named = rows.every(isObject);
-  if (!named && sig.inputs.length > 1) {
-    throw badRequest(`the model has ${sig.inputs.length} inputs (${sig.inputs.map((i) => i.name).join(', ')}); each of "${field}" must be an object {input_name: value}`);
-  }
+  if (!named && sig.inputs.length > 1) throw rowsNeedNames(sig, field);
   if (named && rows.some((r) => 'b64' in r)) throw badRequest(`"${field}": binary {"b64": ...} values are not supported`);
   if (named) {
     const known = new Set(sig.inputs.map((i) => i.name));
