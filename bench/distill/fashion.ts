@@ -6,7 +6,7 @@
  * spread.
  *
  *   node dist/bench/distill/fashion.js [--teacher-epochs 10] [--train 10000] [--epochs 20] [--seeds 1,2,3] [--augment [crop,flip,cutout]] [--cutout-size 8]
- *        [--temperature 4] [--alpha 0.1] [--batch 64] [--cosine] [--cache DIR] [--dir FASHION_DIR] [--json FILE]
+ *        [--temperature 4] [--alpha 0.1] [--batch 64] [--cosine] [--teacher-augment crop] [--cache DIR] [--dir FASHION_DIR] [--json FILE]
  *
  * Teacher: the Fashion-MNIST CNN Conv32-Pool-Conv64-Pool-Dense128-Dense10 (225,034 parameters), Adam
  * 1e-3, trained on all 60,000 training images once and cached in --cache (delete it to retrain).
@@ -74,7 +74,9 @@ async function testAccuracy(model: Sequential): Promise<number> {
 
 // The teacher: trained once on all training images, then cached.
 await mkdir(cacheDir, { recursive: true });
-const teacherFile = path.join(cacheDir, `teacher-fashion-cnn-e${teacherEpochs}.onnx`);
+// --teacher-augment crop: the teacher trains on random crops (zero padding 2) too.
+const teacherAugment = arg('teacher-augment', '') === 'crop' ? { cropPadding: 2 } : undefined;
+const teacherFile = path.join(cacheDir, `teacher-fashion-cnn-e${teacherEpochs}${teacherAugment ? '-crop' : ''}.onnx`);
 let teacher: Sequential;
 let teacherSeconds = 0;
 if (existsSync(teacherFile)) {
@@ -84,7 +86,7 @@ if (existsSync(teacherFile)) {
   teacher = fashionCnn(42);
   teacher.compile(compileArgs());
   const t0 = performance.now();
-  await teacher.fit(data.train.images, data.train.labels, { epochs: teacherEpochs, batchSize, verbose: 2 });
+  await teacher.fit(data.train.images, data.train.labels, { epochs: teacherEpochs, batchSize, verbose: 2, augment: teacherAugment });
   teacherSeconds = (performance.now() - t0) / 1000;
   await teacher.save(teacherFile);
   console.log(`teacher: trained ${teacherEpochs} epochs in ${teacherSeconds.toFixed(0)} s, saved ${teacherFile}`);
@@ -142,7 +144,7 @@ const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const std = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((s, a) => s + (a - mean(v)) ** 2, 0) / (v.length - 1)));
 const diffs = rows.map((r) => 100 * (r.distilled - r.plain));
 const summary = {
-  teacher: { parameters: teacherParams, testAccuracy: teacherAccuracy, epochs: teacherEpochs, trainSeconds: teacherSeconds },
+  teacher: { parameters: teacherParams, testAccuracy: teacherAccuracy, epochs: teacherEpochs, augment: teacherAugment ?? null, trainSeconds: teacherSeconds },
   student: { parameters: studentParams, ratio: studentParams / teacherParams, epochs, trainImages: x.shape[0], batchSize, augment: augment ?? null, learningRate: cosine ? 'cosine decay from 1e-3' : 1e-3 },
   temperature,
   alpha,
