@@ -30,6 +30,7 @@ export const distillCommand: Command = {
   ],
   async run({ options }, out) {
     if (!options.teacher) throw new KilnError('INVALID_ARGUMENT', 'kiln distill: give the teacher, e.g. --teacher model.onnx');
+    const augment = augmentFromOptions(options);
     const data = await loadDataset(String(options.dataset));
     const inputShape = data.train.images.shape.slice(1);
     const teacher = await asOnnxModel(String(options.teacher));
@@ -51,7 +52,7 @@ export const distillCommand: Command = {
       seed: Number(options.seed),
       stream: progressOutput(out),
       studentOptions: { seed: Number(options.seed) },
-      augment: augmentFromOptions(options),
+      augment,
     });
     const seconds = (performance.now() - t0) / 1000;
     await result.student.save(String(options.out));
@@ -69,7 +70,7 @@ export const distillCommand: Command = {
       ),
     );
     out('');
-    const teacherRuns = augmentFromOptions(options) ? 'teacher on each augmented batch' : 'teacher over the training set';
+    const teacherRuns = augment ? 'teacher on each augmented batch' : 'teacher over the training set';
     out(`Distilled in ${formatDuration(seconds * 1000)} (${teacherRuns}: ${formatDuration(result.teacherSeconds * 1000)}; its outputs read as ${result.teacherOutput})`);
     out(`Saved ${options.out}`);
     return 0;

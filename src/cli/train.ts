@@ -56,11 +56,15 @@ export const AUGMENT_OPTIONS: Command['options'] = [
 ];
 
 export function augmentFromOptions(options: Record<string, unknown>): AugmentOptions | undefined {
-  const cropPadding = options['crop-padding'] === undefined ? 0 : Number(options['crop-padding']);
-  if (!Number.isInteger(cropPadding) || cropPadding < 0) throw new KilnError('INVALID_ARGUMENT', `--crop-padding must be a non-negative integer, got ${String(options['crop-padding'])}`);
+  // An absent option is 0 (off).
+  const pixels = (name: string, meaning = '') => {
+    const n = options[name] === undefined ? 0 : Number(options[name]);
+    if (!Number.isInteger(n) || n < 0) throw new KilnError('INVALID_ARGUMENT', `--${name} must be a non-negative integer${meaning}, got ${String(options[name])}`);
+    return n;
+  };
+  const cropPadding = pixels('crop-padding');
   const horizontalFlip = options.flip === true;
-  const cutout = options.cutout === undefined ? 0 : Number(options.cutout);
-  if (!Number.isInteger(cutout) || cutout < 0) throw new KilnError('INVALID_ARGUMENT', `--cutout must be a non-negative integer (the square's side in pixels), got ${String(options.cutout)}`);
+  const cutout = pixels('cutout', " (the square's side in pixels)");
   const augment: AugmentOptions = { ...(cropPadding > 0 ? { cropPadding } : {}), ...(horizontalFlip ? { horizontalFlip } : {}), ...(cutout > 0 ? { cutout } : {}) };
   return Object.keys(augment).length > 0 ? augment : undefined;
 }
@@ -84,6 +88,7 @@ export const trainCommand: Command = {
     { name: 'out', type: 'string', description: 'where to save the trained model', default: 'model.onnx' },
   ],
   async run({ options }, out) {
+    const augment = augmentFromOptions(options);
     const data = await loadDataset(String(options.dataset));
     const inputShape = data.train.images.shape.slice(1);
     const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, Number(options.seed));
@@ -98,7 +103,7 @@ export const trainCommand: Command = {
       resumeFrom: options.resume as string | undefined,
       checkpointPath: options.checkpoint as string | undefined,
       seed: Number(options.seed),
-      augment: augmentFromOptions(options),
+      augment,
       stream: progressOutput(out),
     });
     const seconds = (performance.now() - t0) / 1000;

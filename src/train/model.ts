@@ -38,7 +38,7 @@ export interface FitArgs {
   checkpointPath?: string;
   /**
    * Augment each training batch as it is drawn (images `[N, H, W, C]`): random crop after zero padding,
-   * horizontal flip. Drawn from fit's seeded generator, so a seed gives the same augmented batches and a
+   * horizontal flip, cutout (see AugmentOptions). Drawn from fit's seeded generator, so a seed gives the same augmented batches and a
    * resumed run continues the same sequence. Validation data is never augmented.
    */
   augment?: AugmentOptions;

@@ -105,6 +105,7 @@ export async function distill(args: DistillArgs): Promise<DistillResult> {
     },
   );
   const logits = cached.logits;
+  const teacherOn = teacherFeeds(teacher, cached.outputKind);
   const history = await student.fit(x, args.y, {
     epochs: args.epochs,
     batchSize: args.batchSize,
@@ -119,7 +120,7 @@ export async function distill(args: DistillArgs): Promise<DistillResult> {
     extraFeeds: args.augment
       ? async (_indices, batch) => {
           const t = performance.now();
-          const feeds = await teacherFeeds(teacher, cached.outputKind)(batch);
+          const feeds = await teacherOn(batch);
           teacherSeconds += (performance.now() - t) / 1000;
           return feeds;
         }
