@@ -5,6 +5,10 @@ export interface OptionSpec {
   type: 'string' | 'number' | 'boolean';
   description: string;
   default?: string | number | boolean;
+  /** Number options: the value must be a whole number. */
+  integer?: boolean;
+  /** Number options: the smallest value accepted. */
+  min?: number;
 }
 
 export interface ParsedArgs {
@@ -12,9 +16,16 @@ export interface ParsedArgs {
   options: Record<string, string | number | boolean | undefined>;
 }
 
+/** What a number option accepts, as the error says it: 'an integer of at least 1', 'an integer', 'at least 0'. */
+function numberRule(spec: OptionSpec): string {
+  if (spec.integer && spec.min !== undefined) return `an integer of at least ${spec.min}`;
+  return spec.integer ? 'an integer' : `at least ${spec.min}`;
+}
+
 /**
  * Parses `--name value`, `--name=value` and boolean `--flag` against a command's declared options;
- * anything undeclared is an error naming the command's options.
+ * anything undeclared is an error naming the command's options. Number options given on the command
+ * line are held to their `integer` and `min` (defaults are the command's own and are not re-checked).
  */
 export function parseArgs(argv: string[], specs: OptionSpec[], command: string): ParsedArgs {
   const byName = new Map(specs.map((s) => [s.name, s]));
@@ -41,6 +52,9 @@ export function parseArgs(argv: string[], specs: OptionSpec[], command: string):
     if (spec.type === 'number') {
       const n = Number(value);
       if (!Number.isFinite(n)) throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: --${spec.name} expects a number, got '${value}'`);
+      if ((spec.integer && !Number.isInteger(n)) || (spec.min !== undefined && n < spec.min)) {
+        throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: --${spec.name} must be ${numberRule(spec)}, got '${value}'`);
+      }
       options[spec.name] = n;
     } else options[spec.name] = value;
   }

@@ -8,11 +8,11 @@ import type { Command } from './command.js';
 /** Timing options shared by `kiln bench` and `kiln report`. */
 export const TIMING_OPTIONS: OptionSpec[] = [
   { name: 'dataset', type: 'string', description: 'data set name or path (its test split is used)', default: 'embedded' },
-  { name: 'limit', type: 'number', description: 'use only the first n test examples' },
-  { name: 'batch-size', type: 'number', description: 'batch size of the throughput measurement', default: 64 },
-  { name: 'repetitions', type: 'number', description: 'timed rounds (figures are medians over rounds)', default: 5 },
-  { name: 'latency-runs', type: 'number', description: 'batch-1 calls per round', default: 100 },
-  { name: 'warmup', type: 'number', description: 'untimed calls before measuring', default: 20 },
+  { name: 'limit', type: 'number', integer: true, min: 1, description: 'use only the first n test examples' },
+  { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'batch size of the throughput measurement', default: 64 },
+  { name: 'repetitions', type: 'number', integer: true, min: 1, description: 'timed rounds (figures are medians over rounds)', default: 5 },
+  { name: 'latency-runs', type: 'number', integer: true, min: 1, description: 'batch-1 calls per round', default: 100 },
+  { name: 'warmup', type: 'number', integer: true, min: 0, description: 'untimed calls before measuring', default: 20 },
 ];
 
 export function timingOptions(options: Record<string, string | number | boolean | undefined>): BenchOptions {
@@ -28,7 +28,6 @@ export function timingOptions(options: Record<string, string | number | boolean 
 export async function testData(options: Record<string, string | number | boolean | undefined>) {
   const data = await loadDataset(String(options.dataset));
   const limit = options.limit === undefined ? data.test.images.shape[0]! : Number(options.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new KilnError('INVALID_ARGUMENT', `--limit must be a positive integer, got ${options.limit}`);
   return { x: data.test.images.slice(0, limit), y: data.test.labels.slice(0, limit) };
 }
 

@@ -27,11 +27,11 @@ export const demoCommand: Command = {
   summary: 'The whole story on the embedded data set: train, evaluate, prune, quantize, distill, bench, report',
   usage: 'kiln demo [--epochs 5] [--out-dir kiln-demo] [--report=false]',
   options: [
-    { name: 'epochs', type: 'number', description: 'epochs to train the tutorial CNN', default: 5 },
-    { name: 'fine-tune-epochs', type: 'number', description: 'epochs of fine-tuning after each pruning', default: 1 },
-    { name: 'distill-epochs', type: 'number', description: 'epochs to train the distilled student', default: 5 },
-    { name: 'limit', type: 'number', description: 'train on only the first n training images (a quicker run)' },
-    { name: 'test-limit', type: 'number', description: 'evaluate and bench on only the first n test images' },
+    { name: 'epochs', type: 'number', integer: true, min: 1, description: 'epochs to train the tutorial CNN', default: 5 },
+    { name: 'fine-tune-epochs', type: 'number', integer: true, min: 1, description: 'epochs of fine-tuning after each pruning', default: 1 },
+    { name: 'distill-epochs', type: 'number', integer: true, min: 1, description: 'epochs to train the distilled student', default: 5 },
+    { name: 'limit', type: 'number', integer: true, min: 10, description: 'train on only the first n training images (a quicker run)' },
+    { name: 'test-limit', type: 'number', integer: true, min: 1, description: 'evaluate and bench on only the first n test images' },
     { name: 'out-dir', type: 'string', description: 'where the models and the report go', default: 'kiln-demo' },
     { name: 'report', type: 'boolean', description: 'write the HTML report (--report=false: only the table)', default: true },
   ],
@@ -52,11 +52,9 @@ export const demoCommand: Command = {
 
     const data = await embedded();
     const limit = options.limit === undefined ? data.train.images.shape[0]! : Number(options.limit);
-    if (!Number.isInteger(limit) || limit < 10) throw new KilnError('INVALID_ARGUMENT', `--limit must be an integer of at least 10, got ${options.limit}`);
     const x = data.train.images.slice(0, limit);
     const y = data.train.labels.slice(0, limit);
     const testLimit = options['test-limit'] === undefined ? data.test.images.shape[0]! : Number(options['test-limit']);
-    if (!Number.isInteger(testLimit) || testLimit < 1) throw new KilnError('INVALID_ARGUMENT', `--test-limit must be a positive integer, got ${options['test-limit']}`);
     const test = { x: data.test.images.slice(0, testLimit), y: data.test.labels.slice(0, testLimit) };
     out(`kiln demo: the embedded Fashion-MNIST subset, ${formatNumber(x.shape[0]!)} training and ${formatNumber(test.x.shape[0]!)} test images (28×28 grey, 10 classes); files go to ${dir}/`);
 

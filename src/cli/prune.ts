@@ -103,22 +103,22 @@ export const pruneCommand: Command = {
     { name: 'm-by-n', type: 'string', description: 'magnitude pruning with M zeros in every N weights along the input axis, e.g. 2:4' },
     { name: 'structured', type: 'number', description: 'structured pruning: fraction of filters/units removed from each pruned layer' },
     { name: 'dataset', type: 'string', description: 'data set for fine-tuning (train split) and accuracy (test split)', default: 'embedded' },
-    { name: 'epochs', type: 'number', description: 'fine-tuning epochs (per round with --iterations; 0: prune without fine-tuning)', default: 2 },
-    { name: 'batch-size', type: 'number', description: 'examples per fine-tuning step', default: 64 },
+    { name: 'epochs', type: 'number', integer: true, min: 0, description: 'fine-tuning epochs (per round with --iterations; 0: prune without fine-tuning)', default: 2 },
+    { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'examples per fine-tuning step', default: 64 },
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: "learning rate (default: the optimizer's Keras default)" },
     { name: 'layers', type: 'string', description: 'comma-separated layers to prune (default: all Conv2D/Dense but the first and last; structured: but the last)' },
     { name: 'scope', type: 'string', description: "magnitude pruning: 'layer' (each kernel reaches the sparsity) or 'global' (one threshold)", default: 'layer' },
     { name: 'schedule', type: 'string', description: "'polynomial' (TF-MOT PolynomialDecay, the default) or 'constant' (ConstantSparsity)" },
     { name: 'initial-sparsity', type: 'number', description: 'polynomial schedule: sparsity at the begin step (default 0)' },
-    { name: 'begin-step', type: 'number', description: 'schedule: first pruning step (default 0)' },
-    { name: 'end-step', type: 'number', description: 'schedule: last pruning step (default: ~70% of the fine-tuning steps)' },
-    { name: 'frequency', type: 'number', description: 'schedule: steps between mask updates (default: ~1/20 of the steps, at most 100)' },
+    { name: 'begin-step', type: 'number', integer: true, min: 0, description: 'schedule: first pruning step (default 0)' },
+    { name: 'end-step', type: 'number', integer: true, min: -1, description: 'schedule: last pruning step (default: ~70% of the fine-tuning steps)' },
+    { name: 'frequency', type: 'number', integer: true, min: 1, description: 'schedule: steps between mask updates (default: ~1/20 of the steps, at most 100)' },
     { name: 'power', type: 'number', description: 'polynomial schedule: exponent (default 3)' },
     { name: 'criterion', type: 'string', description: "structured: rank filters by 'l1', 'l2' or 'bnScale'", default: 'l1' },
-    { name: 'iterations', type: 'number', description: 'structured: remove the ratio in this many rounds, fine-tuning after each', default: 1 },
-    { name: 'latency-batch', type: 'number', description: 'batch size for the latency comparison (0: skip it)', default: 64 },
-    { name: 'seed', type: 'number', description: 'seed for shuffling', default: 42 },
+    { name: 'iterations', type: 'number', integer: true, min: 1, description: 'structured: remove the ratio in this many rounds, fine-tuning after each', default: 1 },
+    { name: 'latency-batch', type: 'number', integer: true, min: 0, description: 'batch size for the latency comparison (0: skip it)', default: 64 },
+    { name: 'seed', type: 'number', integer: true, description: 'seed for shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the pruned model', default: 'pruned.onnx' },
     { name: 'json', type: 'boolean', description: 'print the report as JSON' },
   ],
@@ -133,7 +133,6 @@ export const pruneCommand: Command = {
     if (!(model instanceof Sequential)) throw new KilnError('NOT_TRAINABLE', `'${file}' is an ONNX model without Kiln's layer configuration: Kiln can run it but not prune it`);
     const data = await loadDataset(String(options.dataset));
     const epochs = Number(options.epochs);
-    if (!Number.isInteger(epochs) || epochs < 0) throw new KilnError('INVALID_ARGUMENT', `kiln prune: --epochs must be a non-negative integer, got ${options.epochs}`);
     const fineTune: FineTuneArgs | undefined =
       epochs > 0
         ? {

@@ -53,7 +53,6 @@ function reduceRangeOption(v: unknown): boolean | undefined {
 }
 
 function fineTuneData(train: { images: Tensor; labels: Tensor }, samples: number): { x: Tensor; y: Tensor } {
-  if (!(Number.isInteger(samples) && samples >= 0)) throw new KilnError('INVALID_ARGUMENT', `kiln quantize: --fine-tune-samples must be a non-negative integer, got ${samples}`);
   return samples > 0 ? { x: train.images.slice(0, samples), y: train.labels.slice(0, samples) } : { x: train.images, y: train.labels };
 }
 
@@ -68,20 +67,20 @@ export const quantizeCommand: Command = {
   options: [
     { name: 'mode', type: 'string', description: `${QUANTIZATION_MODES.join(', ')}`, default: 'static' },
     { name: 'dataset', type: 'string', description: 'data set: calibration and fine-tuning from its training split, accuracy on its test split', default: 'embedded' },
-    { name: 'calibration-samples', type: 'number', description: 'calibration examples (a seeded random subset)', default: 512 },
+    { name: 'calibration-samples', type: 'number', integer: true, min: 1, description: 'calibration examples (a seeded random subset)', default: 512 },
     { name: 'method', type: 'string', description: `calibration: ${CALIBRATION_METHODS.join(', ')}`, default: 'minmax' },
     { name: 'percentile', type: 'number', description: 'for --method percentile', default: 99.999 },
     { name: 'activation-type', type: 'string', description: 'uint8 or int8 activations (static, qat)', default: 'uint8' },
     { name: 'per-tensor', type: 'boolean', description: 'one scale per weight tensor instead of per output channel' },
     { name: 'reduce-range', type: 'string', description: '7-bit weights against u8·s8 saturation on x86 without VNNI: auto (on where this CPU needs it), on, off', default: 'auto' },
-    { name: 'weight-bits', type: 'number', description: 'weight precision, 2-8 (stored as int8)' },
-    { name: 'min-conv-reduction', type: 'number', description: 'keep convolutions summing fewer products per output in float (0: quantize all)', default: 128 },
+    { name: 'weight-bits', type: 'number', integer: true, min: 2, description: 'weight precision, 2-8 (stored as int8)' },
+    { name: 'min-conv-reduction', type: 'number', integer: true, min: 0, description: 'keep convolutions summing fewer products per output in float (0: quantize all)', default: 128 },
     { name: 'exclude', type: 'string', description: 'comma-separated layer names to keep in float' },
     { name: 'float16-compute', type: 'boolean', description: 'float16: compute in float16 too (not only storage)' },
-    { name: 'epochs', type: 'number', description: 'qat: fine-tuning epochs', default: 1 },
-    { name: 'fine-tune-samples', type: 'number', description: 'qat: fine-tune on the first N training examples (0: all)', default: 0 },
+    { name: 'epochs', type: 'number', integer: true, min: 1, description: 'qat: fine-tuning epochs', default: 1 },
+    { name: 'fine-tune-samples', type: 'number', integer: true, min: 0, description: 'qat: fine-tune on the first N training examples (0: all)', default: 0 },
     { name: 'lr', type: 'number', description: 'qat: learning rate', default: 1e-4 },
-    { name: 'batch-size', type: 'number', description: 'batch size of the latency measurement (and of qat fine-tuning)', default: 64 },
+    { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'batch size of the latency measurement (and of qat fine-tuning)', default: 64 },
     { name: 'no-eval', type: 'boolean', description: 'skip measuring accuracy and latency' },
     { name: 'json', type: 'boolean', description: 'print the report as JSON' },
     { name: 'out', type: 'string', description: 'where to write the quantized model (default: <model>.<mode>.onnx)' },

@@ -50,21 +50,16 @@ export async function modelFromSpec(spec: string, inputShape: number[], numClass
 
 /** Seeded augmentation of the training batches, shared by train and distill. */
 export const AUGMENT_OPTIONS: Command['options'] = [
-  { name: 'crop-padding', type: 'number', description: 'augment: shift each training image by up to N pixels (zero padding, random crop)' },
+  { name: 'crop-padding', type: 'number', integer: true, min: 0, description: 'augment: shift each training image by up to N pixels (zero padding, random crop)' },
   { name: 'flip', type: 'boolean', description: 'augment: mirror half of the training images left-right' },
-  { name: 'cutout', type: 'number', description: 'augment: zero an N x N square of each training image at a random position' },
+  { name: 'cutout', type: 'number', integer: true, min: 0, description: 'augment: zero an N x N square of each training image at a random position' },
 ];
 
 export function augmentFromOptions(options: Record<string, unknown>): AugmentOptions | undefined {
-  // An absent option is 0 (off).
-  const pixels = (name: string, meaning = '') => {
-    const n = options[name] === undefined ? 0 : Number(options[name]);
-    if (!Number.isInteger(n) || n < 0) throw new KilnError('INVALID_ARGUMENT', `--${name} must be a non-negative integer${meaning}, got ${String(options[name])}`);
-    return n;
-  };
-  const cropPadding = pixels('crop-padding');
+  // An absent option is 0 (off); parseArgs has held given ones to non-negative integers.
+  const cropPadding = Number(options['crop-padding'] ?? 0);
   const horizontalFlip = options.flip === true;
-  const cutout = pixels('cutout', " (the square's side in pixels)");
+  const cutout = Number(options.cutout ?? 0);
   const augment: AugmentOptions = { ...(cropPadding > 0 ? { cropPadding } : {}), ...(horizontalFlip ? { horizontalFlip } : {}), ...(cutout > 0 ? { cutout } : {}) };
   return Object.keys(augment).length > 0 ? augment : undefined;
 }
@@ -76,15 +71,15 @@ export const trainCommand: Command = {
   options: [
     { name: 'dataset', type: 'string', description: 'data set name or path', default: 'embedded' },
     { name: 'model', type: 'string', description: 'preset, Kiln .onnx file or JSON list of layers', default: 'tutorial-cnn' },
-    { name: 'epochs', type: 'number', description: 'epochs to train', default: 2 },
-    { name: 'batch-size', type: 'number', description: "examples per step (Keras' default)", default: 32 },
+    { name: 'epochs', type: 'number', integer: true, min: 1, description: 'epochs to train', default: 2 },
+    { name: 'batch-size', type: 'number', integer: true, min: 1, description: "examples per step (Keras' default)", default: 32 },
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: 'learning rate (default: the optimizer\'s Keras default)' },
     { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },
     { name: 'resume', type: 'string', description: 'training checkpoint to continue from' },
     { name: 'checkpoint', type: 'string', description: 'write a training checkpoint here after every epoch' },
     ...AUGMENT_OPTIONS,
-    { name: 'seed', type: 'number', description: 'seed for weights and shuffling', default: 42 },
+    { name: 'seed', type: 'number', integer: true, description: 'seed for weights and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the trained model', default: 'model.onnx' },
   ],
   async run({ options }, out) {

@@ -200,10 +200,10 @@ describe('kiln train', () => {
     assert.ok(maxDifference(cli, await train()) > 1e-4, 'augmentation changed nothing');
     const bad = await runMain(['train', '--dataset', dataset, '--crop-padding', '-1', '--out', join(temp.dir, 'never.onnx')]);
     assert.equal(bad.code, 1);
-    assert.match(bad.err, /--crop-padding must be a non-negative integer, got -1/);
+    assert.match(bad.err, /--crop-padding must be an integer of at least 0, got '-1'/);
     const badCutout = await runMain(['train', '--dataset', dataset, '--cutout', '2.5', '--out', join(temp.dir, 'never.onnx')]);
     assert.equal(badCutout.code, 1);
-    assert.match(badCutout.err, /--cutout must be a non-negative integer .* got 2.5/);
+    assert.match(badCutout.err, /--cutout must be an integer of at least 0, got '2\.5'/);
   });
 
   it('--model takes a JSON list of layers, or {"layers": [...]}', async () => {
