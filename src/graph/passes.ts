@@ -1,5 +1,6 @@
 import { Tensor } from '../tensor.js';
 import type { Graph, Node } from './graph.js';
+import { isTilingPool } from './pool-window.js';
 import { intAttr, intsAttr } from './registry.js';
 
 /*
@@ -145,14 +146,9 @@ export function trimConvolutionsToPool(graph: Graph): number {
   const changeable = readOnlyOnceInside(graph);
   let trimmed = 0;
   for (const pool of [...graph.nodes]) {
-    if (pool.opType !== 'MaxPool' || pool.domain !== '' || pool.outputs.length !== 1 || intAttr(pool.attrs, 'ceil_mode', 0) !== 0) continue;
+    if (pool.opType !== 'MaxPool' || pool.domain !== '' || pool.outputs.length !== 1) continue;
     const kernel = intsAttr(pool.attrs, 'kernel_shape', []);
-    const strides = intsAttr(pool.attrs, 'strides', kernel.map(() => 1));
-    const tiling =
-      kernel.length === 2 &&
-      kernel.every((k, i) => k === strides[i]) &&
-      intsAttr(pool.attrs, 'pads', [0, 0, 0, 0]).every((p) => p === 0) &&
-      intsAttr(pool.attrs, 'dilations', [1, 1]).every((d) => d === 1);
+    const tiling = kernel.length === 2 && isTilingPool(pool.attrs);
     const convOut = pool.inputs[0]!;
     const conv = graph.producer(convOut);
     if (!tiling || !conv || conv.opType !== 'Conv' || conv.domain !== '' || !changeable(convOut)) continue;

@@ -1,8 +1,9 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
+import { isTilingPool } from '../graph/pool-window.js';
 import { defineOp, intAttr, intsAttr, requireInput } from '../graph/registry.js';
 import { Tensor } from '../tensor.js';
-import { convOutputSize, spatialAttrs, type SpatialAttrs } from './conv.js';
+import { convOutputSize, spatialAttrs } from './conv.js';
 
 function poolInfer(type: string) {
   return (inputs: (Value | null)[], attrs: Record<string, unknown>) => {
@@ -21,11 +22,6 @@ function poolInfer(type: string) {
     const out = [{ dtype: x.dtype, shape: [x.shape[0]!, x.shape[1]!, ...spatial] }];
     return type === 'MaxPool' ? [...out, { dtype: 'int64' as const, shape: out[0]!.shape }] : out;
   };
-}
-
-/** Non-overlapping windows without padding: the common poolSize == strides case, handled by upsampling. */
-function isTiling(sa: SpatialAttrs): boolean {
-  return sa.kernel.every((k, i) => k === sa.strides[i] && sa.dilations[i] === 1) && sa.pads.every((p) => p === 0);
 }
 
 /** Zero-pads a [N, C, h, w] gradient on the bottom/right to the input's spatial size (rows no window read). */
@@ -57,7 +53,7 @@ defineOp({
     const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []));
     const xShape = x!.shape!;
     const full = [xShape[2] as number, xShape[3] as number];
-    if (sa.kernel.length === 2 && isTiling(sa) && intAttr(node.attrs, 'ceil_mode', 0) === 0) {
+    if (sa.kernel.length === 2 && isTilingPool(node.attrs)) {
       const covered = [(y!.shape![2] as number) * sa.strides[0]!, (y!.shape![3] as number) * sa.strides[1]!];
       const scales = graph.constant(new Tensor(Float32Array.of(1, 1, sa.strides[0]!, sa.strides[1]!), [4], 'float32'), 'scales');
       const up = (v: Value) =>

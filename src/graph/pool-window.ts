@@ -1,0 +1,22 @@
+import type { Attrs } from './graph.js';
+import { intAttr, intsAttr } from './registry.js';
+
+/**
+ * Whether a pool's windows tile its input exactly: each window as large as its stride, undilated,
+ * unpadded, with no partial window at the end (ceil_mode 0). Such windows never overlap and only the
+ * rows and columns past the last whole window go unread, which MaxPool's gradient (upsampling instead
+ * of scattering indices) and trimConvolutionsToPool rely on. Defaults follow ONNX, as spatialAttrs
+ * does. auto_pad is not read: Kiln never sets it.
+ */
+export function isTilingPool(attrs: Attrs): boolean {
+  const kernel = intsAttr(attrs, 'kernel_shape', []);
+  const n = kernel.length;
+  const strides = intsAttr(attrs, 'strides', Array(n).fill(1));
+  const pads = intsAttr(attrs, 'pads', Array(2 * n).fill(0));
+  const dilations = intsAttr(attrs, 'dilations', Array(n).fill(1));
+  return (
+    intAttr(attrs, 'ceil_mode', 0) === 0 &&
+    kernel.every((k, i) => k === strides[i] && dilations[i] === 1) &&
+    pads.every((p) => p === 0)
+  );
+}
