@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The benchmarks' outside references, from Debian (never dependencies of Kiln itself):
+#   python3-torch, libopenblas0-pthread  PyTorch, the training-speed reference (bench/train)
+#   wrk                                  the HTTP load generator of bench/serve (else it falls back to autocannon)
+#   dataset-fashion-mnist                the data of bench/train, bench/distill, bench/prune
+set -euo pipefail
+packages=(python3-torch libopenblas0-pthread wrk dataset-fashion-mnist)
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}"
