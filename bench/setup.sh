@@ -8,4 +8,4 @@ packages=(python3-torch libopenblas0-pthread wrk dataset-fashion-mnist)
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}"
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"

@@ -8,7 +8,7 @@
  *   npx tsc -p tsconfig.json && node dist/bench/serve/run.js [--duration 10] [--max-batch-size 32] [--max-queue-delay-ms 0]
  *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64] [--rounds 1] [--client auto|wrk|autocannon]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,13 +16,14 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { conv2d, dense, flatten, maxPooling2d } from '../../src/layers/index.js';
 import { sequential } from '../../src/model/sequential.js';
 import { Random } from '../../src/random.js';
 import { Runtime, type SessionOptions } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { formatNumber, formatTable } from '../../src/cli/format.js';
+import { httpFloor } from './http-floor.js';
+import { generateLoad, hasWrk, type Load, type LoadClient, type LoadResult } from './load.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,73 +41,11 @@ const DURATION = Number(args.duration);
 const MAX_BATCH = Number(args['max-batch-size']);
 const CONCURRENCY = args.concurrency!.split(',').map(Number);
 const ROUNDS = Math.max(1, Number(args.rounds));
-// The load generator: wrk (Debian's `wrk`, written in C: a few microseconds of CPU per request) when it
-// is on the PATH, else autocannon (Node: several times more CPU per request, taken from the same two
-// cores the server runs on). `--client wrk|autocannon` picks one.
-const CLIENT = args.client === 'auto' ? (hasWrk() ? 'wrk' : 'autocannon') : args.client!;
-if (CLIENT !== 'wrk' && CLIENT !== 'autocannon') throw new Error(`--client must be wrk, autocannon or auto, got ${args.client}`);
-
-function hasWrk(): boolean {
-  return spawnSync('wrk', ['--version']).error === undefined;
-}
-
-interface Load {
-  url: string;
-  headers: Record<string, string>;
-  body: string | Buffer;
-  connections: number;
-  duration: number;
-}
-interface LoadResult {
-  rps: number;
-  /** Milliseconds. */
-  p50: number;
-  p99: number;
-  failures: number;
-}
-
-/** Batch-1 requests at a fixed number of connections for `duration` seconds, by the chosen client. */
-async function generateLoad(load: Load): Promise<LoadResult> {
-  if (CLIENT === 'autocannon') {
-    const r = await autocannon({ url: load.url, method: 'POST', headers: load.headers, body: load.body, connections: load.connections, duration: load.duration, timeout: 30 });
-    return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, failures: r.errors + r.timeouts + r.non2xx };
-  }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-wrk-'));
-  try {
-    const bodyFile = path.join(dir, 'body');
-    await writeFile(bodyFile, load.body);
-    // wrk reads the body in Lua (binary-safe) and prints its own summary as one JSON line.
-    const script = path.join(dir, 'post.lua');
-    await writeFile(
-      script,
-      [
-        `local f = assert(io.open(${JSON.stringify(bodyFile)}, "rb"))`,
-        'wrk.method = "POST"',
-        'wrk.body = f:read("*a")',
-        'f:close()',
-        ...Object.entries(load.headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`),
-        'done = function(summary, latency, requests)',
-        '  local e = summary.errors',
-        '  io.write(string.format(\'KILN {"requests":%d,"micros":%d,"p50":%d,"p99":%d,"failures":%d}\\n\',',
-        '    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout + e.status))',
-        'end',
-      ].join('\n'),
-    );
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn('wrk', ['-t1', `-c${load.connections}`, `-d${load.duration}s`, '--timeout', '30s', '-s', script, load.url], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let text = '';
-      child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      child.once('error', reject);
-      child.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited with ${code}: ${text}`))));
-    });
-    const line = /^KILN (.*)$/m.exec(out);
-    if (!line) throw new Error(`wrk printed no summary: ${out}`);
-    const r = JSON.parse(line[1]!) as { requests: number; micros: number; p50: number; p99: number; failures: number };
-    return { rps: (r.requests * 1e6) / r.micros, p50: r.p50 / 1000, p99: r.p99 / 1000, failures: r.failures };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+// The load generator: wrk when it is on the PATH, else autocannon; `--client wrk|autocannon` picks one.
+const chosen = args.client === 'auto' ? (hasWrk() ? 'wrk' : 'autocannon') : args.client!;
+if (chosen !== 'wrk' && chosen !== 'autocannon') throw new Error(`--client must be wrk, autocannon or auto, got ${args.client}`);
+const CLIENT: LoadClient = chosen;
+const load = (target: Load) => generateLoad(CLIENT, target);
 
 /** The tutorial CNN: Conv2D 32 relu [32,32,3] → MaxPool 2 → Conv2D 64 relu → MaxPool 2 → Conv2D 64 relu → Flatten → Dense 64 relu → Dense 10. */
 function tutorialCnn() {
@@ -173,34 +112,6 @@ async function inProcessCeiling(bytes: Uint8Array, batch: number, seconds: numbe
     return { config: c.name, rowsPerSecond: (c.latencies.length * batch * 1000) / c.elapsed, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
   });
   return results.sort((a, b) => b.rowsPerSecond - a.rowsPerSecond)[0]!;
-}
-
-/**
- * The HTTP floor: a bare node:http server (no framework, no parsing, no model) that reads each request
- * body and answers with a canned reply of the real reply's size, driven by the same client and body.
- * What is left of the machine after HTTP alone, on loopback with the load generator on the same cores.
- */
-async function httpFloor(load: Omit<Load, 'duration'>, reply: string): Promise<LoadResult> {
-  const source = `
-    const http = require('node:http');
-    const reply = Buffer.from(${JSON.stringify(reply)});
-    const server = http.createServer((req, res) => {
-      req.on('data', () => {});
-      req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': reply.length }); res.end(reply); });
-    });
-    server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
-  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'inherit'] });
-  try {
-    const port = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', resolve);
-      child.once('exit', (code) => reject(new Error(`floor server exited with ${code}`)));
-    });
-    const target = { ...load, url: `http://127.0.0.1:${port}${new URL(load.url).pathname}` };
-    await generateLoad({ ...target, duration: 1 });
-    return await generateLoad({ ...target, duration: DURATION });
-  } finally {
-    child.kill('SIGTERM');
-  }
 }
 
 async function startServer(repo: string): Promise<{ child: ChildProcess; url: string }> {
@@ -301,9 +212,9 @@ async function main(): Promise<void> {
         const { body: requestBody, headers, path: routeOf } = formats[format];
         for (const connections of CONCURRENCY) {
           const target = { url: `${url}${routeOf(model)}`, headers, body: requestBody, connections };
-          await generateLoad({ ...target, duration: 1 });
+          await load({ ...target, duration: 1 });
           const before = await counters(url, model);
-          const r = await generateLoad({ ...target, duration: DURATION });
+          const r = await load({ ...target, duration: DURATION });
           const after = await counters(url, model);
           const avgBatch = (after.inferences - before.inferences) / Math.max(1, after.executions - before.executions);
           (runs[`${modeName(format, batching)}@${connections}`] ??= []).push({
@@ -332,8 +243,10 @@ async function main(): Promise<void> {
     const floors: Record<string, LoadResult> = {};
     for (const [format] of modes.filter(([, batching]) => batching)) {
       const { body: requestBody, headers, path: routeOf } = formats[format];
-      const reply = await (await fetch(`${url}${routeOf(models.batched)}`, { method: 'POST', headers, body: requestBody })).text();
-      floors[format] = await httpFloor({ url: `${url}${routeOf(models.batched)}`, headers, body: requestBody, connections: top }, reply);
+      const res = await fetch(`${url}${routeOf(models.batched)}`, { method: 'POST', headers, body: requestBody });
+      if (!res.ok) throw new Error(`${format}: the server answered ${res.status}: ${await res.text()}`);
+      const reply = Buffer.from(await res.arrayBuffer());
+      floors[format] = await httpFloor(CLIENT, { url: `${url}${routeOf(models.batched)}`, headers, body: requestBody, connections: top, duration: DURATION }, reply);
       ceilingRows.push([`HTTP floor: bare node:http, ${format} body, canned reply`, top, formatNumber(floors[format].rps, { fractionDigits: 0 }), formatNumber(floors[format].p50, { fractionDigits: 1 }), formatNumber(floors[format].p99, { fractionDigits: 1 }), '', floors[format].failures]);
     }
     rows.push([`in-process ORT, batch 1 (${ceiling1.config})`, 1, formatNumber(ceiling1.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceiling1.p50, { fractionDigits: 1 }), formatNumber(ceiling1.p99, { fractionDigits: 1 }), '1.0', 0]);
@@ -356,8 +269,10 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => child.once('exit', resolve));
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
     await rm(repo, { recursive: true, force: true });
   }
 }

@@ -9,6 +9,8 @@ export interface OptionSpec {
   integer?: boolean;
   /** Number options: the smallest value accepted. */
   min?: number;
+  /** Number options: the largest value accepted. */
+  max?: number;
 }
 
 export interface ParsedArgs {
@@ -16,16 +18,19 @@ export interface ParsedArgs {
   options: Record<string, string | number | boolean | undefined>;
 }
 
-/** What a number option accepts, as the error says it: 'an integer of at least 1', 'an integer', 'at least 0'. */
+/** What a number option accepts, as the error says it: 'an integer from 2 to 8', 'an integer of at least 1', 'at least 0'. */
 function numberRule(spec: OptionSpec): string {
-  if (spec.integer && spec.min !== undefined) return `an integer of at least ${spec.min}`;
-  return spec.integer ? 'an integer' : `at least ${spec.min}`;
+  const kind = spec.integer ? 'an integer' : 'a number';
+  if (spec.min !== undefined && spec.max !== undefined) return `${kind} from ${spec.min} to ${spec.max}`;
+  if (spec.min !== undefined) return spec.integer ? `an integer of at least ${spec.min}` : `at least ${spec.min}`;
+  if (spec.max !== undefined) return spec.integer ? `an integer of at most ${spec.max}` : `at most ${spec.max}`;
+  return kind;
 }
 
 /**
  * Parses `--name value`, `--name=value` and boolean `--flag` against a command's declared options;
  * anything undeclared is an error naming the command's options. Number options given on the command
- * line are held to their `integer` and `min` (defaults are the command's own and are not re-checked).
+ * line are held to their `integer`, `min` and `max` (defaults are the command's own and are not re-checked).
  */
 export function parseArgs(argv: string[], specs: OptionSpec[], command: string): ParsedArgs {
   const byName = new Map(specs.map((s) => [s.name, s]));
@@ -52,7 +57,7 @@ export function parseArgs(argv: string[], specs: OptionSpec[], command: string):
     if (spec.type === 'number') {
       const n = Number(value);
       if (!Number.isFinite(n)) throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: --${spec.name} expects a number, got '${value}'`);
-      if ((spec.integer && !Number.isInteger(n)) || (spec.min !== undefined && n < spec.min)) {
+      if ((spec.integer && !Number.isInteger(n)) || (spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
         throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: --${spec.name} must be ${numberRule(spec)}, got '${value}'`);
       }
       options[spec.name] = n;

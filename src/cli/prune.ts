@@ -112,7 +112,7 @@ export const pruneCommand: Command = {
     { name: 'schedule', type: 'string', description: "'polynomial' (TF-MOT PolynomialDecay, the default) or 'constant' (ConstantSparsity)" },
     { name: 'initial-sparsity', type: 'number', description: 'polynomial schedule: sparsity at the begin step (default 0)' },
     { name: 'begin-step', type: 'number', integer: true, min: 0, description: 'schedule: first pruning step (default 0)' },
-    { name: 'end-step', type: 'number', integer: true, min: -1, description: 'schedule: last pruning step (default: ~70% of the fine-tuning steps)' },
+    { name: 'end-step', type: 'number', integer: true, min: -1, description: 'schedule: last pruning step; -1: no end (constant schedule only) (default: ~70% of the fine-tuning steps)' },
     { name: 'frequency', type: 'number', integer: true, min: 1, description: 'schedule: steps between mask updates (default: ~1/20 of the steps, at most 100)' },
     { name: 'power', type: 'number', description: 'polynomial schedule: exponent (default 3)' },
     { name: 'criterion', type: 'string', description: "structured: rank filters by 'l1', 'l2' or 'bnScale'", default: 'l1' },

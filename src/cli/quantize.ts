@@ -73,7 +73,7 @@ export const quantizeCommand: Command = {
     { name: 'activation-type', type: 'string', description: 'uint8 or int8 activations (static, qat)', default: 'uint8' },
     { name: 'per-tensor', type: 'boolean', description: 'one scale per weight tensor instead of per output channel' },
     { name: 'reduce-range', type: 'string', description: '7-bit weights against u8·s8 saturation on x86 without VNNI: auto (on where this CPU needs it), on, off', default: 'auto' },
-    { name: 'weight-bits', type: 'number', integer: true, min: 2, description: 'weight precision, 2-8 (stored as int8)' },
+    { name: 'weight-bits', type: 'number', integer: true, min: 2, max: 8, description: 'weight precision in bits (stored as int8)' },
     { name: 'min-conv-reduction', type: 'number', integer: true, min: 0, description: 'keep convolutions summing fewer products per output in float (0: quantize all)', default: 128 },
     { name: 'exclude', type: 'string', description: 'comma-separated layer names to keep in float' },
     { name: 'float16-compute', type: 'boolean', description: 'float16: compute in float16 too (not only storage)' },

@@ -11,7 +11,7 @@ export const serveCommand: Command = {
     { name: 'model-repository', type: 'string', description: "a directory in Triton's layout: DIR/<model>/<version>/model.onnx (+ optional config.json)" },
     { name: 'name', type: 'string', description: 'model name for a single model file (default: the file name)' },
     { name: 'host', type: 'string', description: "interface to listen on ('0.0.0.0' for all)", default: '127.0.0.1' },
-    { name: 'port', type: 'number', integer: true, min: 0, description: 'port', default: 8501 },
+    { name: 'port', type: 'number', integer: true, min: 0, max: 65535, description: 'port (0: any free port)', default: 8501 },
     { name: 'max-batch-size', type: 'number', integer: true, min: 0, description: 'default largest batch per run; above 1 merges concurrent requests (dynamic batching)' },
     { name: 'max-queue-delay-ms', type: 'number', description: 'default time a request waits for others to fill a batch' },
     { name: 'max-queue-size', type: 'number', integer: true, min: 1, description: 'default requests queued per version before 429' },

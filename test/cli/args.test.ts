@@ -19,6 +19,8 @@ const SPECS: OptionSpec[] = [
   { name: 'limit', type: 'number', integer: true, min: 10, description: 'a whole number from 10' },
   { name: 'floor', type: 'number', integer: true, min: 1, description: 'a default below min', default: 0 },
   { name: 'scale', type: 'number', description: 'any finite number' },
+  { name: 'bits', type: 'number', integer: true, min: 2, max: 8, description: 'a whole number from 2 to 8' },
+  { name: 'share', type: 'number', max: 1, description: 'any number up to 1' },
 ];
 
 const parse = (argv: string[]) => parseArgs(argv, SPECS, 'test').options;
@@ -53,6 +55,16 @@ describe('parseArgs: integer and min on number options', () => {
     rejects(['--limit', '-2.5'], message('-2.5'));
     assert.equal(parse(['--limit', '10']).limit, 10);
     assert.equal(parse(['--limit', '300']).limit, 300);
+  });
+
+  it('max: a value above it is rejected, alone or with integer and min; the bounds themselves pass', () => {
+    rejects(['--bits', '9'], "kiln test: --bits must be an integer from 2 to 8, got '9'");
+    rejects(['--bits', '1'], "kiln test: --bits must be an integer from 2 to 8, got '1'");
+    rejects(['--bits', '4.5'], "kiln test: --bits must be an integer from 2 to 8, got '4.5'");
+    assert.equal(parse(['--bits', '2']).bits, 2);
+    assert.equal(parse(['--bits', '8']).bits, 8);
+    rejects(['--share', '1.01'], "kiln test: --share must be at most 1, got '1.01'");
+    assert.equal(parse(['--share', '-3']).share, -3);
   });
 
   it('checks --name=value as it checks --name value', () => {
@@ -99,7 +111,8 @@ describe("the commands' integer options", () => {
     [pruneCommand, 'seed', '0.5', 'an integer', '-1'],
     [quantizeCommand, 'fine-tune-samples', '-1', 'an integer of at least 0', '0'],
     [quantizeCommand, 'calibration-samples', '0', 'an integer of at least 1', '1'],
-    [quantizeCommand, 'weight-bits', '1', 'an integer of at least 2', '2'],
+    [quantizeCommand, 'weight-bits', '1', 'an integer from 2 to 8', '2'],
+    [quantizeCommand, 'weight-bits', '9', 'an integer from 2 to 8', '8'],
     [quantizeCommand, 'min-conv-reduction', '-1', 'an integer of at least 0', '0'],
     [quantizeCommand, 'epochs', '0', 'an integer of at least 1', '1'],
     [quantizeCommand, 'batch-size', '0', 'an integer of at least 1', '1'],
@@ -111,7 +124,8 @@ describe("the commands' integer options", () => {
     [distillCommand, 'epochs', '0', 'an integer of at least 1', '1'],
     [distillCommand, 'batch-size', '0', 'an integer of at least 1', '1'],
     [distillCommand, 'cutout', '-1', 'an integer of at least 0', '0'],
-    [serveCommand, 'port', '1.5', 'an integer of at least 0', '0'],
+    [serveCommand, 'port', '1.5', 'an integer from 0 to 65535', '0'],
+    [serveCommand, 'port', '65536', 'an integer from 0 to 65535', '65535'],
     [serveCommand, 'max-batch-size', '-1', 'an integer of at least 0', '0'],
     [serveCommand, 'max-queue-size', '0', 'an integer of at least 1', '1'],
     [serveCommand, 'instances', '0', 'an integer of at least 1', '1'],
