@@ -6,10 +6,11 @@
  * spread.
  *
  *   node dist/bench/distill/fashion.js [--teacher-epochs 10] [--train 10000] [--epochs 20] [--seeds 1,2,3] [--augment [crop,flip,cutout]] [--cutout-size 8]
- *        [--temperature 4] [--alpha 0.1] [--batch 64] [--cosine] [--teacher-augment crop] [--cache DIR] [--dir FASHION_DIR] [--json FILE]
+ *        [--temperature 4] [--alpha 0.1] [--batch 64] [--cosine] [--teacher-augment crop] [--teacher-cosine] [--no-unaugmented] [--cache DIR] [--dir FASHION_DIR] [--json FILE]
  *
  * Teacher: the Fashion-MNIST CNN Conv32-Pool-Conv64-Pool-Dense128-Dense10 (225,034 parameters), Adam
- * 1e-3, trained on all 60,000 training images once and cached in --cache (delete it to retrain).
+ * 1e-3 (cosine-decayed with --teacher-cosine; on random crops with --teacher-augment crop), trained on
+ * all 60,000 training images once and cached in --cache (delete it to retrain).
  * Student: kiln's default student for that teacher (the same layers, narrower). Students train on the
  * first --train training images.
  *
@@ -40,7 +41,8 @@ const cacheDir = arg('cache', path.join(os.tmpdir(), 'kiln-bench-distill'));
 const dataDir = arg('dir', '') || undefined;
 const jsonFile = arg('json', '');
 // --augment [crop,flip,cutout]: random crop (zero padding 2), horizontal flip and/or cutout (--cutout-size, default 8) of both students' batches
-// (default crop,flip); the teacher then scores each augmented batch (consistent distillation).
+// (default crop,flip); the teacher then scores each augmented batch (consistent distillation). The plain
+// student is then also trained without augmentation, unless --no-unaugmented.
 const augmentAt = process.argv.indexOf('--augment');
 const augmentKinds = augmentAt < 0 ? [] : (process.argv[augmentAt + 1]?.startsWith('--') !== false ? 'crop,flip' : process.argv[augmentAt + 1]!).split(',');
 const cutoutAt = process.argv.indexOf('--cutout-size');
@@ -76,7 +78,11 @@ async function testAccuracy(model: Sequential): Promise<number> {
 await mkdir(cacheDir, { recursive: true });
 // --teacher-augment crop: the teacher trains on random crops (zero padding 2) too.
 const teacherAugment = arg('teacher-augment', '') === 'crop' ? { cropPadding: 2 } : undefined;
-const teacherFile = path.join(cacheDir, `teacher-fashion-cnn-e${teacherEpochs}${teacherAugment ? '-crop' : ''}.onnx`);
+// --teacher-cosine: the teacher's learning rate decays from 1e-3 to 0 over its training too.
+const teacherCosine = process.argv.includes('--teacher-cosine');
+// The teacher trains at --batch too (the cosine schedule's length depends on it); 64 is left out of
+// the name so that earlier caches keep their names.
+const teacherFile = path.join(cacheDir, `teacher-fashion-cnn-e${teacherEpochs}${teacherAugment ? '-crop' : ''}${teacherCosine ? '-cosine' : ''}${batchSize === 64 ? '' : `-b${batchSize}`}.onnx`);
 let teacher: Sequential;
 let teacherSeconds = 0;
 if (existsSync(teacherFile)) {
@@ -84,7 +90,13 @@ if (existsSync(teacherFile)) {
   console.log(`teacher: cached ${teacherFile}`);
 } else {
   teacher = fashionCnn(42);
-  teacher.compile(compileArgs());
+  teacher.compile(
+    compileArgs(
+      teacherCosine
+        ? optimizers.adam({ learningRate: schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps: teacherEpochs * Math.ceil(data.train.images.shape[0]! / batchSize) }) })
+        : undefined,
+    ),
+  );
   const t0 = performance.now();
   await teacher.fit(data.train.images, data.train.labels, { epochs: teacherEpochs, batchSize, verbose: 2, augment: teacherAugment });
   teacherSeconds = (performance.now() - t0) / 1000;
@@ -105,7 +117,7 @@ interface Row {
   seed: number;
   plain: number;
   distilled: number;
-  /** With --augment: the plain student trained without it (same init and batch order). */
+  /** With --augment (unless --no-unaugmented): the plain student trained without it (same init and batch order). */
   plainUnaugmented?: number;
   plainSeconds: number;
   distilledSeconds: number;
@@ -121,7 +133,7 @@ for (const seed of seeds) {
   // An augmentation can cost plain training accuracy (flips did); the best plain student may then be
   // the one trained without it, and distillation is measured against that one too.
   let plainUnaugmented: number | undefined;
-  if (augment) {
+  if (augment && !process.argv.includes('--no-unaugmented')) {
     const bare = student(seed);
     bare.compile(compileArgs(studentOptimizer()));
     await bare.fit(x, y, { epochs, batchSize, seed, verbose: 0 });
@@ -144,7 +156,7 @@ const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const std = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((s, a) => s + (a - mean(v)) ** 2, 0) / (v.length - 1)));
 const diffs = rows.map((r) => 100 * (r.distilled - r.plain));
 const summary = {
-  teacher: { parameters: teacherParams, testAccuracy: teacherAccuracy, epochs: teacherEpochs, augment: teacherAugment ?? null, trainSeconds: teacherSeconds },
+  teacher: { parameters: teacherParams, testAccuracy: teacherAccuracy, epochs: teacherEpochs, batchSize, augment: teacherAugment ?? null, learningRate: teacherCosine ? 'cosine decay from 1e-3' : 1e-3, trainSeconds: teacherSeconds },
   student: { parameters: studentParams, ratio: studentParams / teacherParams, epochs, trainImages: x.shape[0], batchSize, augment: augment ?? null, learningRate: cosine ? 'cosine decay from 1e-3' : 1e-3 },
   temperature,
   alpha,
@@ -157,7 +169,7 @@ const summary = {
   differenceStd: std(diffs),
   differenceMin: Math.min(...diffs),
   differenceMax: Math.max(...diffs),
-  ...(augment
+  ...(rows.every((r) => r.plainUnaugmented !== undefined)
     ? (() => {
         const vsBare = rows.map((r) => 100 * (r.distilled - r.plainUnaugmented!));
         return { plainUnaugmentedMean: mean(rows.map((r) => 100 * r.plainUnaugmented!)), plainUnaugmentedStd: std(rows.map((r) => 100 * r.plainUnaugmented!)), differenceVsUnaugmentedMean: mean(vsBare), differenceVsUnaugmentedStd: std(vsBare) };
