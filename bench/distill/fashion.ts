@@ -65,9 +65,11 @@ console.log(`Fashion-MNIST: students on ${x.shape[0]} training images, ${test.im
 // --cosine: the students' learning rate decays from 1e-3 to 0 over their training (Keras' CosineDecay),
 // so the final weights do not carry the epoch-to-epoch jitter of a constant Adam step.
 const cosine = process.argv.includes('--cosine');
-const studentOptimizer = () =>
-  optimizers.adam({ learningRate: cosine ? schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps: epochs * Math.ceil(trainSize / batchSize) }) : 1e-3 });
-const compileArgs = (optimizer = optimizers.adam({ learningRate: 1e-3 })) => ({ optimizer, loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
+/** Adam at 1e-3; with `decayOver` = [epochs, images], decaying to 0 along a cosine over that training. */
+const adam = (decayOver?: [number, number]) =>
+  optimizers.adam({ learningRate: decayOver ? schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps: decayOver[0] * Math.ceil(decayOver[1] / batchSize) }) : 1e-3 });
+const studentOptimizer = () => adam(cosine ? [epochs, trainSize] : undefined);
+const compileArgs = (optimizer = adam()) => ({ optimizer, loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
 
 async function testAccuracy(model: Sequential): Promise<number> {
   model.compile(compileArgs());
@@ -90,13 +92,7 @@ if (existsSync(teacherFile)) {
   console.log(`teacher: cached ${teacherFile}`);
 } else {
   teacher = fashionCnn(42);
-  teacher.compile(
-    compileArgs(
-      teacherCosine
-        ? optimizers.adam({ learningRate: schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps: teacherEpochs * Math.ceil(data.train.images.shape[0]! / batchSize) }) })
-        : undefined,
-    ),
-  );
+  teacher.compile(compileArgs(adam(teacherCosine ? [teacherEpochs, data.train.images.shape[0]!] : undefined)));
   const t0 = performance.now();
   await teacher.fit(data.train.images, data.train.labels, { epochs: teacherEpochs, batchSize, verbose: 2, augment: teacherAugment });
   teacherSeconds = (performance.now() - t0) / 1000;
