@@ -1,5 +1,5 @@
 import { Tensor } from '../tensor.js';
-import type { Graph, Node } from './graph.js';
+import type { Graph, Node, Value } from './graph.js';
 import { isTilingPool } from './pool-window.js';
 import { intAttr, intsAttr } from './registry.js';
 
@@ -34,6 +34,33 @@ export function eliminateDeadNodes(graph: Graph): number {
   const removed = graph.nodes.length - kept.length;
   if (removed > 0) graph.replaceNodes(kept.reverse());
   return removed;
+}
+
+/**
+ * Graph.output(value, name) names an output through an Identity, and ONNX Runtime copies the tensor
+ * for it (~0.1 ms per 120k-float optimizer state in a training step). Where the Identity's input is
+ * computed by a node inside the graph and is not itself an output, that node writes the output's name
+ * directly and its other readers read that name. Meant for a finished graph: Value objects a builder
+ * still holds for the old name go stale. Returns how many Identity nodes were removed.
+ */
+export function elideOutputIdentities(graph: Graph): number {
+  const outputNames = new Set(graph.outputs.map((o) => o.name));
+  const renamed = new Map<string, string>();
+  const removed = new Set<Node>();
+  for (const node of graph.nodes) {
+    if (node.opType !== 'Identity' || node.domain !== '' || !outputNames.has(node.outputs[0]!)) continue;
+    const inner = node.inputs[0]!;
+    const producer = graph.producer(inner);
+    if (!producer || outputNames.has(inner) || renamed.has(inner)) continue;
+    renamed.set(inner, node.outputs[0]!);
+    producer.outputs = producer.outputs.map((o) => (o === inner ? node.outputs[0]! : o));
+    removed.add(node);
+  }
+  if (removed.size === 0) return 0;
+  const kept = graph.nodes.filter((n) => !removed.has(n));
+  for (const n of kept) n.inputs = n.inputs.map((i) => renamed.get(i) ?? i);
+  graph.replaceNodes(kept);
+  return removed.size;
 }
 
 /**
@@ -134,40 +161,98 @@ export function convolutionsAsGemm(graph: Graph, maxPositions = 36): number {
   return rewritten;
 }
 
+/** Ops that act on each element alone, so a crop of their output is their op applied to a crop of their input. */
+const ELEMENTWISE_UNARY = new Set(['Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Elu', 'Identity']);
+
 /**
- * A tiling MaxPool whose windows do not cover its input (13×13 pooled 2×2 → 6×6 reads 12×12) leaves the
- * last rows and columns of the convolution before it unread. Where that Conv (stride 1, dilation 1,
- * no padding at the end) has the pool as its only reader, its input is cropped so that it computes
- * exactly the rows the pool reads: the forward, weight-gradient and input-gradient work shrink by the
- * unread share (15% for 13 → 12), and the pool's backward needs no crop and pad of its own. Returns
- * how many convolutions were trimmed.
+ * Rows and columns nothing reads need not be computed. A tiling MaxPool whose windows do not cover its
+ * input (13×13 pooled 2×2 → 6×6 reads 12×12) leaves the last rows and columns of its input unread. That
+ * crop is carried up the chain that computes the pool's input, as far as each value has the chain as
+ * its only reader: through elementwise ops (Relu), through tiling MaxPools (e pooled rows read e·k
+ * input rows) and through convolutions (stride 1, undilated, no padding at the end: e output rows read
+ * e + k − 1 − pad input rows). The topmost convolution reached gets its input cropped by a Slice. In the
+ * tutorial CNN the third conv's 6×6 pool crops the second conv to 12×12, whose 14×14 input crops the
+ * first pool to 14×14 and the first conv to 28×28 of its 30×30: forward and backward (including the
+ * pools' masks) shrink by the unread share, and no gradient needs a crop and pad of its own. Returns how
+ * many pools started a trim.
  */
-export function trimConvolutionsToPool(graph: Graph): number {
-  const changeable = readOnlyOnceInside(graph);
+export function trimUnreadRows(graph: Graph): number {
   let trimmed = 0;
   for (const pool of [...graph.nodes]) {
-    if (pool.opType !== 'MaxPool' || pool.domain !== '' || pool.outputs.length !== 1) continue;
-    const kernel = intsAttr(pool.attrs, 'kernel_shape', []);
-    const tiling = kernel.length === 2 && isTilingPool(pool.attrs);
-    const convOut = pool.inputs[0]!;
-    const conv = graph.producer(convOut);
-    if (!tiling || !conv || conv.opType !== 'Conv' || conv.domain !== '' || !changeable(convOut)) continue;
-    const pads = intsAttr(conv.attrs, 'pads', [0, 0, 0, 0]);
-    if (intsAttr(conv.attrs, 'strides', [1, 1]).some((s) => s !== 1) || intsAttr(conv.attrs, 'dilations', [1, 1]).some((d) => d !== 1) || pads[2] !== 0 || pads[3] !== 0) continue;
-    const x = graph.value(conv.inputs[0]!);
-    const y = graph.value(convOut);
-    const [h, w] = [x.shape?.[2], x.shape?.[3]];
-    const [ho, wo] = [y.shape?.[2], y.shape?.[3]];
-    if (typeof h !== 'number' || typeof w !== 'number' || typeof ho !== 'number' || typeof wo !== 'number') continue;
-    const unread = [ho % kernel[0]!, wo % kernel[1]!];
-    if (unread[0] === 0 && unread[1] === 0) continue;
-    const first = graph.nodes.length;
-    const cropped = graph.op1('Slice', [x, graph.int64s([0, 0], 'starts'), graph.int64s([h - unread[0]!, w - unread[1]!], 'ends'), graph.int64s([2, 3], 'axes')]);
-    const slice = graph.nodes[first]!;
-    conv.inputs[0] = cropped.name;
-    graph.redeclare({ name: convOut, dtype: y.dtype, shape: [y.shape![0]!, y.shape![1]!, ho - unread[0]!, wo - unread[1]!] });
-    graph.replaceNodes(graph.nodes.slice(0, first).flatMap((n) => (n === conv ? [slice, n] : [n])));
-    trimmed++;
+    const kernel = tilingMaxPool2d(pool);
+    if (!kernel) continue;
+    const dims = spatialDims(graph.value(pool.inputs[0]!));
+    if (!dims) continue;
+    const read: [number, number] = [dims[0] - (dims[0] % kernel[0]), dims[1] - (dims[1] % kernel[1])];
+    if (read[0] === dims[0] && read[1] === dims[1]) continue;
+    // Readers are counted afresh: an earlier trim may have added a Slice that this one shortens.
+    if (cropProducer(graph, readOnlyOnceInside(graph), pool.inputs[0]!, read)) trimmed++;
   }
   return trimmed;
+}
+
+/** The kernel of a 2-D MaxPool whose windows tile its input (see isTilingPool), else undefined. */
+function tilingMaxPool2d(node: Node): [number, number] | undefined {
+  if (node.opType !== 'MaxPool' || node.domain !== '' || node.outputs.length !== 1 || !isTilingPool(node.attrs)) return undefined;
+  const kernel = intsAttr(node.attrs, 'kernel_shape', []);
+  return kernel.length === 2 ? [kernel[0]!, kernel[1]!] : undefined;
+}
+
+/** [H, W] of an NCHW value whose spatial size is known. */
+function spatialDims(value: Value): [number, number] | undefined {
+  const [h, w] = [value.shape?.[2], value.shape?.[3]];
+  return value.shape?.length === 4 && typeof h === 'number' && typeof w === 'number' ? [h, w] : undefined;
+}
+
+/** A Slice keeping the first rows and columns of an NCHW value: starts 0 on axes [2, 3], unit steps. */
+function isSpatialEndCrop(graph: Graph, slice: Node): boolean {
+  const [, starts, ends, axes, steps] = slice.inputs;
+  const constant = (name: string | undefined) => (name ? graph.constantValue(name) : undefined);
+  const ints = (name: string | undefined) => Array.from((constant(name)?.data ?? []) as ArrayLike<number | bigint>, Number);
+  return (
+    ints(starts).join() === '0,0' &&
+    ints(axes).join() === '2,3' &&
+    constant(ends) !== undefined &&
+    (!steps || ints(steps).join() === '1,1')
+  );
+}
+
+/**
+ * Makes `name`'s producer compute only its first ends[0] rows and ends[1] columns, rewriting the chain
+ * above it as trimUnreadRows describes. Returns false, having changed nothing, where the producer cannot
+ * be cropped (another reader, an op that mixes positions, a strided or end-padded convolution).
+ */
+function cropProducer(graph: Graph, changeable: (name: string) => boolean, name: string, ends: [number, number]): boolean {
+  const value = graph.value(name);
+  const dims = spatialDims(value);
+  const node = graph.producer(name);
+  if (!dims || !node || node.domain !== '' || !changeable(name) || ends[0] < 1 || ends[1] < 1) return false;
+  if (ends[0] === dims[0] && ends[1] === dims[1]) return true;
+  if (ELEMENTWISE_UNARY.has(node.opType) && node.outputs.length === 1) {
+    if (!cropProducer(graph, changeable, node.inputs[0]!, ends)) return false;
+  } else if (tilingMaxPool2d(node)) {
+    const [kh, kw] = tilingMaxPool2d(node)!;
+    if (!cropProducer(graph, changeable, node.inputs[0]!, [ends[0] * kh, ends[1] * kw])) return false;
+  } else if (node.opType === 'Conv') {
+    const pads = intsAttr(node.attrs, 'pads', [0, 0, 0, 0]);
+    const x = graph.value(node.inputs[0]!);
+    const inputDims = spatialDims(x);
+    if (!inputDims || intsAttr(node.attrs, 'strides', [1, 1]).some((s) => s !== 1) || intsAttr(node.attrs, 'dilations', [1, 1]).some((d) => d !== 1) || pads[2] !== 0 || pads[3] !== 0) return false;
+    // Stride 1: each output row dropped at the end drops one input row at the end.
+    const inputEnds: [number, number] = [inputDims[0] - (dims[0] - ends[0]), inputDims[1] - (dims[1] - ends[1])];
+    if (!cropProducer(graph, changeable, x.name, inputEnds)) {
+      const first = graph.nodes.length;
+      const cropped = graph.op1('Slice', [x, graph.int64s([0, 0], 'starts'), graph.int64s(inputEnds, 'ends'), graph.int64s([2, 3], 'axes')]);
+      const slice = graph.nodes[first]!;
+      node.inputs[0] = cropped.name;
+      graph.replaceNodes(graph.nodes.slice(0, first).flatMap((n) => (n === node ? [slice, n] : [n])));
+    }
+  } else if (node.opType === 'Slice' && isSpatialEndCrop(graph, node)) {
+    // A crop this pass made earlier (a second pool trimming the same chain further) just ends sooner.
+    node.inputs[2] = graph.int64s(ends, 'ends').name;
+  } else {
+    return false;
+  }
+  graph.redeclare({ name, dtype: value.dtype, shape: [value.shape![0]!, value.shape![1]!, ...ends] });
+  return true;
 }

@@ -5,7 +5,7 @@ import { intAttr, intsAttr } from './registry.js';
  * Whether a pool's windows tile its input exactly: each window as large as its stride, undilated,
  * unpadded, with no partial window at the end (ceil_mode 0). Such windows never overlap and only the
  * rows and columns past the last whole window go unread, which MaxPool's gradient (upsampling instead
- * of scattering indices) and trimConvolutionsToPool rely on. Defaults follow ONNX, as spatialAttrs
+ * of scattering indices) and trimUnreadRows rely on. Defaults follow ONNX, as spatialAttrs
  * does. auto_pad is not read: Kiln never sets it.
  */
 export function isTilingPool(attrs: Attrs): boolean {

@@ -3,7 +3,7 @@ import { Graph, type Dim, type Value } from '../graph/graph.js';
 import type { Layer } from '../layers/index.js';
 import type { DType } from '../tensor.js';
 import { modelToProto } from '../graph/onnx-io.js';
-import { commuteReluMaxPool, convolutionsAsGemm, eliminateDeadNodes, trimConvolutionsToPool } from '../graph/passes.js';
+import { commuteReluMaxPool, convolutionsAsGemm, elideOutputIdentities, eliminateDeadNodes, trimUnreadRows } from '../graph/passes.js';
 import { encodeModel } from '../graph/proto.js';
 import type { ParamInfo, Sequential } from '../model/sequential.js';
 import type { Loss } from './losses.js';
@@ -121,7 +121,7 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
     // The evaluation step reports the plain loss (e.g. the student's own cross-entropy when distilling).
     if (training) for (const extra of options.extraInputs ?? []) graph.input(extra.name, extra.dtype, extra.shape);
     commuteReluMaxPool(graph);
-    trimConvolutionsToPool(graph);
+    trimUnreadRows(graph);
     convolutionsAsGemm(graph);
     const lossValue = training && options.buildLoss ? options.buildLoss(graph, built.output, labels, loss) : loss.build(graph, built.output, labels);
     graph.output(lossValue, 'loss');
@@ -164,6 +164,7 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
 
   // Gradient rules build every input's gradient; the ones nothing needs (the input image's) go.
   eliminateDeadNodes(g);
+  elideOutputIdentities(g);
 
   // Evaluation step: also returns the predictions for metrics computed on them.
   const e = build(false);

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { Graph, OnnxModel, tensor, type Tensor } from '../../src/index.js';
 import { modelToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
-import { commuteReluMaxPool, convolutionsAsGemm, eliminateDeadNodes, trimConvolutionsToPool } from '../../src/graph/passes.js';
+import { commuteReluMaxPool, convolutionsAsGemm, elideOutputIdentities, eliminateDeadNodes, trimUnreadRows } from '../../src/graph/passes.js';
+import { addGradients } from '../../src/autodiff/gradients.js';
 import { Random } from '../../src/random.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { losses, optimizers, layers, sequential } from '../../src/index.js';
@@ -74,6 +75,37 @@ describe('commuteReluMaxPool', () => {
         return pooled;
       },
     });
+  });
+});
+
+describe('elideOutputIdentities', () => {
+  it('lets the producer write the output name, its other readers follow, and the graph computes the same', async () => {
+    const build = () => {
+      const g = new Graph();
+      const x = g.input('x', 'float32', [3]);
+      const doubled = g.op1('Mul', [x, g.scalar(2)]);
+      g.output(doubled, 'twice'); // an Identity, and doubled is read again below
+      g.output(g.op1('Add', [doubled, g.scalar(1)]), 'plus'); // another
+      g.output(x, 'same'); // the Identity of a graph input stays
+      return g;
+    };
+    const g = build();
+    assert.equal(elideOutputIdentities(g), 2);
+    assert.deepEqual(g.nodes.map((n) => n.opType), ['Mul', 'Add', 'Identity']);
+    assert.deepEqual(g.nodes[1]!.inputs[0], 'twice', 'the Add reads the renamed value');
+    const x = tensor(Float32Array.of(1, 2, 3), [3]);
+    const want = await runnable(build()).run({ x });
+    const got = await runnable(g).run({ x });
+    for (const k of ['twice', 'plus', 'same']) assert.deepEqual(Array.from(got[k]!.data as Float32Array), Array.from(want[k]!.data as Float32Array), k);
+    assert.equal(elideOutputIdentities(g), 0);
+  });
+
+  it('leaves none in the compiled training step', () => {
+    const model = sequential({ seed: 1, layers: [layers.dense({ units: 3, inputShape: [4] }), layers.dense({ units: 2 })] });
+    const compiled = compileTraining(model, losses.sparseCategoricalCrossentropy({ fromLogits: true }), optimizers.adam(), null);
+    const graph = decodeModel(compiled.trainStep).graph!;
+    assert.deepEqual(graph.node!.filter((n) => n.opType === 'Identity').map((n) => n.output![0]), []);
+    assert.deepEqual(graph.output!.map((o) => o.name).sort(), ['loss', 'new/m', 'new/params', 'new/v', 'output']);
   });
 });
 
@@ -173,7 +205,7 @@ describe('convolutionsAsGemm', () => {
   });
 });
 
-describe('trimConvolutionsToPool', () => {
+describe('trimUnreadRows', () => {
   /** x [N, 2, 9, 8] → Conv 3x3 → 7x6 (no pads) or 8x7 (pads at the start) → MaxPool 2x2 */
   function convPool(pads: number[], extraReader = false) {
     const g = new Graph();
@@ -187,7 +219,7 @@ describe('trimConvolutionsToPool', () => {
   it('crops the input to the rows and columns the pool reads, and the graph computes the same', async () => {
     for (const pads of [[0, 0, 0, 0], [1, 1, 0, 0]]) {
       const g = convPool(pads);
-      assert.equal(trimConvolutionsToPool(g), 1);
+      assert.equal(trimUnreadRows(g), 1);
       const conv = g.nodes.find((n) => n.opType === 'Conv')!;
       assert.equal(g.producer(conv.inputs[0]!)!.opType, 'Slice');
       assert.deepEqual(g.value(conv.outputs[0]!).shape!.slice(2), pads[0] ? [8, 6] : [6, 6]);
@@ -202,8 +234,73 @@ describe('trimConvolutionsToPool', () => {
     const even = new Graph();
     const x = even.input('x', 'float32', ['N', 2, 8, 8]);
     even.output(even.op1('MaxPool', [even.op1('Conv', [x, even.initializer('w', randomTensor([3, 2, 3, 3], 2))], { pads: [1, 1, 1, 1] })], { kernel_shape: [2, 2], strides: [2, 2] }), 'y');
-    assert.equal(trimConvolutionsToPool(even), 0, 'pads at the end');
-    assert.equal(trimConvolutionsToPool(convPool([1, 1, 0, 0], true)), 0, 'a second reader');
+    assert.equal(trimUnreadRows(even), 0, 'pads at the end');
+    assert.equal(trimUnreadRows(convPool([1, 1, 0, 0], true)), 0, 'a second reader');
+  });
+
+  /**
+   * x [N, 2, 12, 11] → Conv 3x3 → 10x9 → Relu → MaxPool 2x2 → 5x4 → Conv 2x2 → 4x3 → MaxPool 2x2 → 2x1:
+   * the last pool reads 4x2 of the second conv, so it computes 4x2 from 5x3 of the first pool, which
+   * reads 10x6 of the first conv, which needs 12x8 of x.
+   */
+  function chain(reluReaders = 1) {
+    const g = new Graph();
+    const x = g.input('x', 'float32', ['N', 2, 12, 11]);
+    const relu = g.op1('Relu', [g.op1('Conv', [x, g.initializer('w1', randomTensor([3, 2, 3, 3], 4)), g.initializer('b1', randomTensor([3], 5))])]);
+    const conv2 = g.op1('Conv', [g.op1('MaxPool', [relu], { kernel_shape: [2, 2], strides: [2, 2] }), g.initializer('w2', randomTensor([2, 3, 2, 2], 6))]);
+    g.output(g.op1('MaxPool', [conv2], { kernel_shape: [2, 2], strides: [2, 2] }), 'y');
+    if (reluReaders > 1) g.output(g.op1('ReduceSum', [relu], { keepdims: 0 }), 'total');
+    return g;
+  }
+
+  it('carries the crop up through pools and elementwise ops to the first convolution, and the graph computes the same', async () => {
+    const g = chain();
+    assert.equal(trimUnreadRows(g), 2, 'the first pool (10x9 → 5x4) starts a trim of its own');
+    const convs = g.nodes.filter((n) => n.opType === 'Conv');
+    assert.deepEqual(convs.map((c) => g.value(c.outputs[0]!).shape!.slice(2)), [[10, 6], [4, 2]]);
+    assert.equal(g.producer(convs[0]!.inputs[0]!)!.opType, 'Slice', 'the first conv reads a crop of x');
+    assert.equal(convs[1]!.inputs[0], g.nodes.find((n) => n.opType === 'MaxPool')!.outputs[0], 'no Slice left between the first pool and the second conv');
+    assert.equal(g.nodes.filter((n) => n.opType === 'Slice').length, 1);
+    const x = randomTensor([2, 2, 12, 11], 8);
+    const want = (await runnable(chain()).run({ x })).y!;
+    const got = (await runnable(g).run({ x })).y!;
+    assert.deepEqual(got.shape, [2, 2, 2, 1]);
+    assert.deepEqual(Array.from(got.data as Float32Array), Array.from(want.data as Float32Array));
+  });
+
+  it('stops at a value something else reads, cropping the convolution below it instead', async () => {
+    const g = chain(2);
+    assert.equal(trimUnreadRows(g), 1);
+    const convs = g.nodes.filter((n) => n.opType === 'Conv');
+    assert.deepEqual(convs.map((c) => g.value(c.outputs[0]!).shape!.slice(2)), [[10, 9], [4, 2]]);
+    assert.equal(g.producer(convs[1]!.inputs[0]!)!.opType, 'Slice');
+    const x = randomTensor([2, 2, 12, 11], 9);
+    const want = await runnable(chain(2)).run({ x });
+    const got = await runnable(g).run({ x });
+    for (const k of ['y', 'total']) assert.deepEqual(Array.from(got[k]!.data as Float32Array), Array.from(want[k]!.data as Float32Array), k);
+  });
+
+  it('gives the same gradients as the untrimmed chain', async () => {
+    // Compared with the untrimmed graph's own gradients rather than finite differences: two convs and
+    // pools of random weights leave near-ties within any usable step h. The rules themselves are
+    // checked against finite differences in test/ops/.
+    const withGradients = (trim: boolean) => {
+      const g = chain();
+      if (trim) assert.equal(trimUnreadRows(g), 2);
+      const y = g.value('y');
+      const loss = g.op1('ReduceSum', [g.op1('Mul', [y, g.constant(randomTensor([2, 2, 2, 1], 10))])], { keepdims: 0 });
+      const grads = addGradients(g, loss, ['x', 'w1', 'b1', 'w2'].map((n) => g.value(n)));
+      for (const [n, v] of grads) g.output(v, `grad_${n}`);
+      return runnable(g);
+    };
+    const x = randomTensor([2, 2, 12, 11], 11);
+    const want = await withGradients(false).run({ x });
+    const got = await withGradients(true).run({ x });
+    for (const n of ['x', 'w1', 'b1', 'w2']) {
+      const [a, b] = [got[`grad_${n}`]!.data as Float32Array, want[`grad_${n}`]!.data as Float32Array];
+      assert.ok(b.some((v) => v !== 0), `${n}: the untrimmed gradient is not all zero`);
+      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-5 * (1 + Math.abs(b[i]!)), `${n}[${i}]: ${a[i]} vs ${b[i]}`);
+    }
   });
 
   it('gradients through the trimmed convolution match finite differences', async () => {
@@ -211,7 +308,7 @@ describe('trimConvolutionsToPool', () => {
       inputs: { x: { shape: [1, 2, 6, 6], fill: 'distinct' }, w: { shape: [2, 2, 2, 2] } },
       build: (g, v) => {
         const pooled = g.op1('MaxPool', [g.op1('Conv', [v.x!, v.w!])], { kernel_shape: [2, 2], strides: [2, 2] }); // 5x5 → 2x2
-        assert.equal(trimConvolutionsToPool(g), 1);
+        assert.equal(trimUnreadRows(g), 1);
         return pooled;
       },
     });
