@@ -2,6 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import os from 'node:os';
 import ort from 'onnxruntime-node';
 import { typedArrayOver } from '../tensor.js';
+import { allFinite } from './finite.js';
 import type { Request, Response, WireTensor } from './protocol.js';
 
 /*
@@ -67,10 +68,9 @@ async function handle(req: Request): Promise<{ res: Response; transfer: ArrayBuf
       // A diverged step must not overwrite the last good state (weights, optimizer moments).
       for (const name of req.options.requireFinite ?? []) {
         const data = outputs[name]!.data as Float32Array;
-        for (let i = 0; i < data.length; i++) {
-          if (!Number.isFinite(data[i]!)) {
-            return { res: { id: req.id, ok: false, nonFinite: true, message: `output '${name}' is not finite (${data[i]})` }, transfer };
-          }
+        if (!allFinite(data)) {
+          const bad = data.find((v) => !Number.isFinite(v));
+          return { res: { id: req.id, ok: false, nonFinite: true, message: `output '${name}' is not finite (${bad})` }, transfer };
         }
       }
       for (const [outName, stateName] of Object.entries(store)) state.set(stateName, outputs[outName]!);
