@@ -112,7 +112,7 @@ async function rawOrt(batch: number, options: ort.InferenceSession.SessionOption
 async function viaWorker(batch: number) {
   const { compiled, state } = compiledStep();
   const runtime = new Runtime();
-  const session = await runtime.load(compiled.trainStep);
+  const session = await runtime.load(compiled.trainStep, { optimizationLevel: 'extended' }); // as fit loads it
   await runtime.setState(state);
   const data = batchesOf(batch);
   let t = 0;
