@@ -1,6 +1,7 @@
 import { Tensor } from '../tensor.js';
 import type { Graph, Node, Value } from './graph.js';
 import { isTilingPool } from './pool-window.js';
+import { isSpatialEndCrop, spatialEndCrop } from './spatial-crop.js';
 import { intAttr, intsAttr } from './registry.js';
 
 /*
@@ -204,19 +205,6 @@ function spatialDims(value: Value): [number, number] | undefined {
   return value.shape?.length === 4 && typeof h === 'number' && typeof w === 'number' ? [h, w] : undefined;
 }
 
-/** A Slice keeping the first rows and columns of an NCHW value: starts 0 on axes [2, 3], unit steps. */
-function isSpatialEndCrop(graph: Graph, slice: Node): boolean {
-  const [, starts, ends, axes, steps] = slice.inputs;
-  const constant = (name: string | undefined) => (name ? graph.constantValue(name) : undefined);
-  const ints = (name: string | undefined) => Array.from((constant(name)?.data ?? []) as ArrayLike<number | bigint>, Number);
-  return (
-    ints(starts).join() === '0,0' &&
-    ints(axes).join() === '2,3' &&
-    constant(ends) !== undefined &&
-    (!steps || ints(steps).join() === '1,1')
-  );
-}
-
 /**
  * Makes `name`'s producer compute only its first ends[0] rows and ends[1] columns, rewriting the chain
  * above it as trimUnreadRows describes. Returns false, having changed nothing, where the producer cannot
@@ -228,11 +216,11 @@ function cropProducer(graph: Graph, changeable: (name: string) => boolean, name:
   const node = graph.producer(name);
   if (!dims || !node || node.domain !== '' || !changeable(name) || ends[0] < 1 || ends[1] < 1) return false;
   if (ends[0] === dims[0] && ends[1] === dims[1]) return true;
+  const poolKernel = tilingMaxPool2d(node);
   if (ELEMENTWISE_UNARY.has(node.opType) && node.outputs.length === 1) {
     if (!cropProducer(graph, changeable, node.inputs[0]!, ends)) return false;
-  } else if (tilingMaxPool2d(node)) {
-    const [kh, kw] = tilingMaxPool2d(node)!;
-    if (!cropProducer(graph, changeable, node.inputs[0]!, [ends[0] * kh, ends[1] * kw])) return false;
+  } else if (poolKernel) {
+    if (!cropProducer(graph, changeable, node.inputs[0]!, [ends[0] * poolKernel[0], ends[1] * poolKernel[1]])) return false;
   } else if (node.opType === 'Conv') {
     const pads = intsAttr(node.attrs, 'pads', [0, 0, 0, 0]);
     const x = graph.value(node.inputs[0]!);
@@ -242,13 +230,13 @@ function cropProducer(graph: Graph, changeable: (name: string) => boolean, name:
     const inputEnds: [number, number] = [inputDims[0] - (dims[0] - ends[0]), inputDims[1] - (dims[1] - ends[1])];
     if (!cropProducer(graph, changeable, x.name, inputEnds)) {
       const first = graph.nodes.length;
-      const cropped = graph.op1('Slice', [x, graph.int64s([0, 0], 'starts'), graph.int64s(inputEnds, 'ends'), graph.int64s([2, 3], 'axes')]);
+      const cropped = spatialEndCrop(graph, x, inputEnds);
       const slice = graph.nodes[first]!;
       node.inputs[0] = cropped.name;
       graph.replaceNodes(graph.nodes.slice(0, first).flatMap((n) => (n === node ? [slice, n] : [n])));
     }
-  } else if (node.opType === 'Slice' && isSpatialEndCrop(graph, node)) {
-    // A crop this pass made earlier (a second pool trimming the same chain further) just ends sooner.
+  } else if (isSpatialEndCrop(graph, node)) {
+    // A crop already there (one this pass made for an earlier pool that the chain also feeds) just ends sooner.
     node.inputs[2] = graph.int64s(ends, 'ends').name;
   } else {
     return false;

@@ -1,6 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { isTilingPool } from '../graph/pool-window.js';
+import { spatialEndCrop } from '../graph/spatial-crop.js';
 import { defineOp, intAttr, intsAttr, requireInput } from '../graph/registry.js';
 import { Tensor } from '../tensor.js';
 import { convOutputSize, spatialAttrs } from './conv.js';
@@ -33,7 +34,7 @@ function padToInput(graph: Graph, v: Value, covered: number[], full: number[]): 
 
 function cropToCovered(graph: Graph, x: Value, covered: number[], full: number[]): Value {
   if (covered.every((c, i) => c === full[i])) return x;
-  return graph.op1('Slice', [x, graph.int64s([0, 0], 'starts'), graph.int64s(covered, 'ends'), graph.int64s([2, 3], 'axes')]);
+  return spatialEndCrop(graph, x, covered);
 }
 
 defineOp({
