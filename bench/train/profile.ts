@@ -3,7 +3,9 @@
  * CNN's step (Adam, sparse CE from logits), each node's median over the runs, grouped by op type and
  * listed by node.
  *
- *   node dist/bench/train/profile.js [--batch 32] [--runs 30] [--top 40]
+ *   node dist/bench/train/profile.js [--batch 32] [--runs 30] [--top 40] [--threads N]
+ *
+ * `--threads 1 --batch 64` is what each of fit's two replicas runs at batch 128 on 2 cores.
  */
 import os from 'node:os';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
@@ -20,6 +22,7 @@ function arg(name: string, fallback: string): string {
 const batch = Number(arg('batch', '32'));
 const runs = Number(arg('runs', '30'));
 const top = Number(arg('top', '40'));
+const threads = Number(arg('threads', String(os.availableParallelism())));
 
 const model = tutorialCnn();
 const optimizer = optimizers.adam({ learningRate: 1e-3 });
@@ -35,7 +38,7 @@ feeds.lr = new ort.Tensor('float32', Float32Array.of(1e-3), []);
 
 const dir = await mkdtemp(join(os.tmpdir(), 'kiln-profile-'));
 const session = await ort.InferenceSession.create(compiled.trainStep, {
-  intraOpNumThreads: os.availableParallelism(),
+  intraOpNumThreads: threads,
   graphOptimizationLevel: 'extended', // as fit runs it
   enableProfiling: true,
   profileFilePrefix: join(dir, 'step'),
@@ -72,7 +75,7 @@ for (const n of nodes) {
   e.n++;
   byOp.set(n.op, e);
 }
-console.log(`tutorial CNN training step, B=${batch}, ${os.availableParallelism()} threads: wall median ${median(wall).toFixed(2)} ms, kernels ${(total / 1000).toFixed(2)} ms, ${nodes.length} nodes`);
+console.log(`tutorial CNN training step, B=${batch}, ${threads} thread(s): wall median ${median(wall).toFixed(2)} ms, kernels ${(total / 1000).toFixed(2)} ms, ${nodes.length} nodes`);
 console.log(table(['op type', 'nodes', 'µs', 'share'], [...byOp].sort((a, b) => b[1].us - a[1].us).map(([op, e]) => [op, String(e.n), e.us.toFixed(0), `${((100 * e.us) / total).toFixed(1)}%`])));
 console.log(`\ntop ${top} nodes:`);
 console.log(table(['node', 'op', 'µs', 'output'], nodes.sort((a, b) => b.us - a.us).slice(0, top).map((n) => [n.name.slice(0, 60), n.op, n.us.toFixed(0), n.shape.slice(0, 70)])));

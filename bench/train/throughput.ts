@@ -3,11 +3,12 @@
  * is importable), at batch 32 and 128, on random 32×32×3 images.
  *
  *   node dist/bench/train/throughput.js [--batches 32,128] [--images 4096] [--epochs 2] [--rounds 2]
- *                                       [--no-torch] [--no-breakdown] [--sweep]
+ *                                       [--no-torch] [--no-breakdown] [--sweep] [--replicas R]
  *
  * Every measurement runs in its own child process (so each peak RSS belongs to one configuration),
  * Kiln and PyTorch alternating, `--rounds` times; the table shows each one's best round, since on a
- * noisy machine the best is the least disturbed. Child modes (used internally):
+ * noisy machine the best is the least disturbed. `--replicas R` is passed to Kiln's fit (default: fit's own
+ * choice, 2 replicas on 2 cores from batch 64 on; 1 is the single-session step). Child modes (used internally):
  *   --child kiln|breakdown|sweep --batch B [--options name,name --sweep-rounds R]
  */
 import { spawnSync } from 'node:child_process';
@@ -30,6 +31,8 @@ function arg(name: string, fallback: string): string {
 const flag = (name: string) => process.argv.includes(`--${name}`);
 
 const images = Number(arg('images', '4096'));
+/** FitArgs.replicas for the Kiln children (undefined: fit's default). */
+const replicas = arg('replicas', '') ? Number(arg('replicas', '')) : undefined;
 const epochs = Number(arg('epochs', '2'));
 
 interface Result {
@@ -44,9 +47,9 @@ async function childKiln(batch: number): Promise<Result> {
   const model = tutorialCnn();
   compileForClassification(model);
   const { x, y } = randomImages(images);
-  await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0 }); // warm-up: session creation, first runs
+  await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0, replicas }); // warm-up: session creation, first runs
   const t0 = performance.now();
-  await model.fit(x, y, { epochs, batchSize: batch, verbose: 0 });
+  await model.fit(x, y, { epochs, batchSize: batch, verbose: 0, replicas });
   const ms = performance.now() - t0;
   const steps = Math.ceil(images / batch) * epochs;
   return { imgPerSec: (images * epochs) / (ms / 1000), msPerStep: ms / steps, peakRssMiB: peakRssMiB() };
@@ -134,7 +137,10 @@ async function timeSteps(step: () => Promise<void>, n: number): Promise<number> 
   return (performance.now() - t0) / n;
 }
 
-/** ms per step: ORT alone, through the worker, and through fit, interleaved in blocks (best block each). */
+/**
+ * ms per step: ORT alone, through the worker, and through fit, interleaved in blocks (best block each).
+ * All three run the one-session step (fit with replicas: 1), so the differences are fit's overheads.
+ */
 async function childBreakdown(batch: number): Promise<Record<string, number>> {
   const steps = Math.ceil(images / batch);
   const raw = await rawOrt(batch, BASE_OPTIONS);
@@ -142,7 +148,7 @@ async function childBreakdown(batch: number): Promise<Record<string, number>> {
   const model = tutorialCnn();
   compileForClassification(model);
   const { x, y } = randomImages(images);
-  await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0 });
+  await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0, replicas: 1 });
   for (let i = 0; i < 5; i++) {
     await raw.step();
     await worker.step();
@@ -152,7 +158,7 @@ async function childBreakdown(batch: number): Promise<Record<string, number>> {
     best.ortRunMs = Math.min(best.ortRunMs, await timeSteps(raw.step, steps));
     best.workerRunMs = Math.min(best.workerRunMs, await timeSteps(worker.step, steps));
     const t0 = performance.now();
-    await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0 });
+    await model.fit(x, y, { epochs: 1, batchSize: batch, verbose: 0, replicas: 1 });
     best.fitStepMs = Math.min(best.fitStepMs, (performance.now() - t0) / steps);
   }
   await raw.release();
@@ -217,9 +223,11 @@ async function main(): Promise<void> {
   const env = torchEnv();
   const python = flag('no-torch') ? undefined : findTorchPython(env);
   const common = ['--images', String(images), '--epochs', String(epochs)];
+  const kilnArgs = replicas === undefined ? [] : ['--replicas', String(replicas)];
   console.log(`Tutorial CNN training, random 32x32x3 inputs, ${images} images/epoch, 1 warm-up epoch + ${epochs} timed, best of ${rounds} rounds`);
   console.log(`machine: ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? '?'}; node ${process.version}; onnxruntime-node ${ort.env.versions.node ?? ''}`);
   console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(1)).join(', ')} (above ~2 the figures are disturbed by other processes)`);
+  console.log(`Kiln fit replicas: ${replicas ?? "fit's default (one per core while each gets >= 32 rows of a batch)"}`);
   console.log(python ? `PyTorch: ${python} ${TORCH_SCRIPT}` : 'PyTorch: not importable (set KILN_BENCH_PYTHON, or apt-get install python3-torch); Kiln only');
 
   const kiln = new Map<number, Record<string, number>>();
@@ -231,7 +239,7 @@ async function main(): Promise<void> {
   };
   for (let round = 0; round < rounds; round++) {
     for (const b of batches) {
-      const k = runChild(process.execPath, [self, '--child', 'kiln', '--batch', String(b), ...common]);
+      const k = runChild(process.execPath, [self, '--child', 'kiln', '--batch', String(b), ...common, ...kilnArgs]);
       keepBest(kiln, b, k);
       let line = `round ${round + 1} B=${b}: kiln ${fmt(k.imgPerSec!)} img/s`;
       if (python) {

@@ -2,6 +2,7 @@ import { KilnError, formatShape } from '../errors.js';
 import { Sequential as BaseSequential, type SequentialArgs } from '../model/sequential.js';
 import { Random } from '../random.js';
 import type { SessionInfo } from '../runtime/protocol.js';
+import os from 'node:os';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
 import { ProgressBar } from '../cli/progress.js';
 import { augmentImages, type AugmentOptions } from '../data/augment.js';
@@ -11,6 +12,7 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { resolveLoss, type Loss } from './losses.js';
 import { evaluateClassifier } from './metrics.js';
 import { resolveOptimizer, type Optimizer } from './optimizers.js';
+import { ReplicaSet, autoReplicas } from './replicas.js';
 import { MASK_STATE, STATE_PARAMS, accuracyKind, compileTraining, slotState, type CompiledTraining, type FlatSlot, type TrainingStepOptions } from './training-step.js';
 
 export interface CompileArgs {
@@ -49,6 +51,14 @@ export interface FitArgs {
   extraFeeds?: (indices: Int32Array, x: Tensor) => Record<string, Tensor> | Promise<Record<string, Tensor>>;
   /** Where progress goes (default process.stdout). */
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /**
+   * Data parallelism on this machine: each batch is split across this many runtime workers, which
+   * step their shares at once and apply the averaged gradient (as tf.distribute.MirroredStrategy
+   * does across devices). Default: one replica per core while each gets at least 32 rows of a
+   * batch (so 2 on a 2-core machine from batch 64 on), where the step allows it (not with batch
+   * normalization, whose statistics would be per replica, nor under a pruning mask). 1 turns it off.
+   */
+  replicas?: number;
 }
 
 export interface History {
@@ -63,6 +73,8 @@ interface Compiled {
   training: CompiledTraining;
   trainSession?: SessionInfo;
   evalSession?: SessionInfo;
+  /** Set while the step runs on replicas (FitArgs.replicas). */
+  replicas?: ReplicaSet;
 }
 
 /** Labels as the compiled step reads them: int64 class indices or float32 targets. */
@@ -120,6 +132,12 @@ export class Sequential extends BaseSequential implements TrainingControl {
   private trainingMask: Float32Array | undefined;
   /** Set while fit() runs: the worker holds the live weights. */
   private training = false;
+  private replicasUsed = 1;
+
+  /** How many replicas the last fit() split its batches across (1: one session, see FitArgs.replicas). */
+  get trainingReplicas(): number {
+    return this.replicasUsed;
+  }
 
   /**
    * Compiles the training step. `stepOptions` are the extension points the optimization passes use
@@ -153,6 +171,8 @@ export class Sequential extends BaseSequential implements TrainingControl {
     if (!c) return;
     for (const s of [c.trainSession, c.evalSession]) if (s) void this.runtime.release(s).catch(() => undefined);
     c.trainSession = c.evalSession = undefined;
+    void c.replicas?.close().catch(() => undefined);
+    c.replicas = undefined;
   }
 
   private requireCompiled(): Compiled {
@@ -176,6 +196,7 @@ export class Sequential extends BaseSequential implements TrainingControl {
     for (const name of c.training.frozen) state[name] = this.weights.get(name)!;
     if (this.trainingMask) state[MASK_STATE] = new Tensor(this.trainingMask, [this.trainingMask.length], 'float32');
     await this.runtime.setState(state);
+    await c.replicas?.setState(state);
   }
 
   /** Where each trainable parameter sits in the flat vector the compiled step trains. */
@@ -249,9 +270,19 @@ export class Sequential extends BaseSequential implements TrainingControl {
     if (n === 0) throw new KilnError('INVALID_DATA', 'no training examples');
     if (args.augment && x.rank !== 4) throw new KilnError('INVALID_SHAPE', `augment works on images [N, H, W, C]; x is ${formatShape(x.shape)}`);
 
+    const cores = os.availableParallelism();
+    const replicas = args.replicas ?? autoReplicas(c.training, batchSize, cores);
+    if (!Number.isInteger(replicas) || replicas < 1) throw new KilnError('INVALID_ARGUMENT', `replicas must be a positive integer, got ${replicas}`);
+    if (replicas > 1 && c.training.notReplicable) throw new KilnError('INVALID_ARGUMENT', `replicas: ${replicas} cannot be used: ${c.training.notReplicable} (use replicas: 1)`);
+    if (c.replicas && c.replicas.count !== replicas) {
+      await c.replicas.close();
+      c.replicas = undefined;
+    }
+    this.replicasUsed = replicas;
+    if (replicas > 1) c.replicas ??= await ReplicaSet.open(this.runtime, c.training, replicas, Math.max(1, Math.floor(cores / replicas)));
     // 'extended', not 'all': the NCHWc layout pass adds reorders around every Conv of the backward
     // pass; without it the step ran 4–8% faster (bench/train/throughput.ts --sweep).
-    c.trainSession ??= await this.runtime.load(c.training.trainStep, { optimizationLevel: 'extended' });
+    else c.trainSession ??= await this.runtime.load(c.training.trainStep, { optimizationLevel: 'extended' });
     const rng = new Random(args.seed ?? this.seed);
     let startEpoch = 0;
     let step = this.optimizerStep;
@@ -305,22 +336,18 @@ export class Sequential extends BaseSequential implements TrainingControl {
         const x = trainX.gather(idx);
         return { x: args.augment ? augmentImages(x, args.augment, rng) : x, y: labels.gather(idx), size: idx.length, indices: idx };
       };
-      const launch = async (k: number, b: ReturnType<typeof batchAt>) => {
+      const launch = async (k: number, b: ReturnType<typeof batchAt>): Promise<{ out: Record<string, Tensor>; applied?: Promise<void> }> => {
         const t = step + k + 1;
         const extra = args.extraFeeds ? await args.extraFeeds(b.indices, b.x) : {};
-        return this.runtime.run(
-          c.trainSession!,
-          {
-            ...extra,
-            input: b.x,
-            labels: b.y,
-            lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'),
-            step: new Tensor(Float32Array.of(t), [], 'float32'),
-          },
-          // The new weights too: a finite loss can still come with an update that overflows (a huge
-          // gradient times the learning rate); storing those would leave only infinite weights to keep.
-          { fetch, store: c.training.store, requireFinite: ['loss', 'new/params'] },
-        );
+        const batch = { ...extra, input: b.x, labels: b.y };
+        const scalars = { lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'), step: new Tensor(Float32Array.of(t), [], 'float32') };
+        if (c.replicas) {
+          const r = await c.replicas.step(batch, b.size, scalars, fetch);
+          return { out: r.outputs, applied: r.applied };
+        }
+        // The new weights too: a finite loss can still come with an update that overflows (a huge
+        // gradient times the learning rate); storing those would leave only infinite weights to keep.
+        return { out: await this.runtime.run(c.trainSession!, { ...batch, ...scalars }, { fetch, store: c.training.store, requireFinite: ['loss', 'new/params'] }) };
       };
       // One step in flight while the next batch is gathered on this thread.
       let current = batchAt(0);
@@ -329,15 +356,20 @@ export class Sequential extends BaseSequential implements TrainingControl {
         const next = k + 1 < stepsPerEpoch ? batchAt(k + 1) : undefined;
         let out: Record<string, Tensor>;
         try {
-          out = await inflight;
+          const done = await inflight;
+          out = done.out;
+          // Replicas: the next step queues behind this one's update, then the update is checked.
+          if (next) inflight = launch(k + 1, next);
+          await done.applied;
         } catch (err) {
+          // A next step already queued on the replicas must not surface as an unhandled rejection.
+          inflight.catch(() => undefined);
           if (err instanceof KilnError && err.code === 'NAN_LOSS') {
             await this.pullState(c);
             throw new KilnError('NAN_LOSS', `loss or updated weights became NaN or infinite at epoch ${epoch + 1}, step ${k + 1} (${err.message}); training stopped and the model keeps the weights from the last good step (try a lower learning rate)`);
           }
           throw err;
         }
-        if (next) inflight = launch(k + 1, next);
         const bLoss = (out.loss!.data as Float32Array)[0]!;
         lossSum += bLoss * current.size;
         seen += current.size;

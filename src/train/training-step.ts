@@ -1,4 +1,5 @@
 import { addGradients } from '../autodiff/gradients.js';
+import { KilnError } from '../errors.js';
 import { Graph, type Dim, type Value } from '../graph/graph.js';
 import type { Layer } from '../layers/index.js';
 import type { DType } from '../tensor.js';
@@ -35,7 +36,32 @@ export interface CompiledTraining {
   /** Train-step outputs to store back into state (output name → state name). */
   store: Record<string, string>;
   accuracy: AccuracyKind;
+  /**
+   * Why this step cannot be split across replicas (data parallelism), or null when it can: see
+   * `replicate`.
+   */
+  notReplicable: string | null;
+  /**
+   * The same step split for data parallelism over `count` replicas: each replica runs `gradSteps[r]`
+   * (forward and backward on its share of the batch, returning the loss, accuracy count and flat
+   * gradient `grad`), then every replica runs `applyStep` on all the gradients, weighted by each
+   * replica's share of the batch, so all replicas keep identical weights and optimizer state without
+   * sending them. Fails with the reason in `notReplicable` when that is set.
+   */
+  replicate(count: number): ReplicatedTraining;
 }
+
+export interface ReplicatedTraining {
+  /** One per replica: they differ only in their Dropout seeds. */
+  gradSteps: Uint8Array[];
+  applyStep: Uint8Array;
+  /** Apply-step outputs to store back into state (output name → state name). */
+  store: Record<string, string>;
+}
+
+/** Inputs of the replicated apply step: replica r's flat gradient and its share of the batch. */
+export const replicaGrad = (r: number) => `grad/${r}`;
+export const replicaShare = (r: number) => `share/${r}`;
 
 /** Which accuracy Keras' 'accuracy' means for a loss. */
 export function accuracyKind(loss: Loss, wantsAccuracy: boolean): AccuracyKind {
@@ -130,16 +156,23 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
     return { graph, built, lossValue, sliced, flat };
   };
 
+  /** Forward and backward of the training step, with the flat gradient in layout order. */
+  const buildGradient = () => {
+    const t = build(true);
+    const g = t.graph;
+    const ordered = layout.map((l) => t.sliced.get(l.name)!);
+    const grads = addGradients(g, t.lossValue, ordered);
+    const flatGrad = g.op1(
+      'Concat',
+      layout.map((l) => g.op1('Reshape', [grads.get(t.sliced.get(l.name)!.name)!, g.int64s([-1], 'shape')])),
+      { axis: 0 },
+    );
+    return { t, g, flatGrad };
+  };
+
   // Training step.
-  const t = build(true);
-  const g = t.graph;
-  const ordered = layout.map((l) => t.sliced.get(l.name)!);
-  const grads = addGradients(g, t.lossValue, ordered);
-  let flatGrad = g.op1(
-    'Concat',
-    layout.map((l) => g.op1('Reshape', [grads.get(t.sliced.get(l.name)!.name)!, g.int64s([-1], 'shape')])),
-    { axis: 0 },
-  );
+  const { t, g, flatGrad: rawGrad } = buildGradient();
+  let flatGrad = rawGrad;
   const mask = options.flatMask ? g.input(MASK_STATE, 'float32', [totalSize]) : undefined;
   if (mask) flatGrad = g.op1('Mul', [flatGrad, mask]);
   const lr = g.input('lr', 'float32', []);
@@ -171,6 +204,53 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
   e.graph.output(e.built.output, 'predictions');
   eliminateDeadNodes(e.graph);
 
+  // Replicas each normalize with their own share's statistics, so a split step with batch
+  // normalization would compute something else than the step on the whole batch; a pruning mask
+  // changes during training, and every replica would have to follow it.
+  const notReplicable =
+    t.built.updates.size > 0
+      ? 'the model has batch normalization, whose batch statistics would be computed per replica'
+      : options.flatMask
+        ? 'the step trains under a pruning mask'
+        : null;
+
+  const replicate = (count: number): ReplicatedTraining => {
+    if (notReplicable) throw new KilnError('INVALID_ARGUMENT', `this training step cannot run on replicas: ${notReplicable}`);
+    if (!Number.isInteger(count) || count < 2) throw new KilnError('INVALID_ARGUMENT', `replicas must be an integer >= 2 to split a step, got ${count}`);
+    const r = buildGradient();
+    r.g.output(r.flatGrad, 'grad');
+    eliminateDeadNodes(r.g);
+    elideOutputIdentities(r.g);
+    const dropouts = r.g.nodes.filter((n) => n.opType === 'Dropout').map((node) => ({ node, seed: node.attrs.seed as number }));
+    const gradSteps: Uint8Array[] = [];
+    for (let k = 0; k < count; k++) {
+      // Each replica draws its own masks: with one seed, every replica would drop the same units.
+      for (const d of dropouts) d.node.attrs = { ...d.node.attrs, seed: (d.seed + k * 1_000_003) % 2147483647 };
+      gradSteps.push(encodeModel(modelToProto(r.g)));
+    }
+    const a = new Graph('kiln_apply_step');
+    const params = a.input(STATE_PARAMS, 'float32', [totalSize]);
+    let sum: Value | undefined;
+    for (let k = 0; k < count; k++) {
+      const part = a.op1('Mul', [a.input(replicaGrad(k), 'float32', [totalSize]), a.input(replicaShare(k), 'float32', [])]);
+      sum = sum ? a.op1('Add', [sum, part]) : part;
+    }
+    const aLr = a.input('lr', 'float32', []);
+    const aStep = a.input('step', 'float32', []);
+    const aSlots: Record<string, Value> = {};
+    for (const s of optimizer.slots) aSlots[s.name] = a.input(slotState(s.name), 'float32', [totalSize]);
+    const next = optimizer.update(a, params, sum!, aSlots, { lr: aLr, step: aStep });
+    a.output(next.w, 'new/params');
+    const applyStore: Record<string, string> = { 'new/params': STATE_PARAMS };
+    for (const s of optimizer.slots) {
+      a.output(next.slots[s.name]!, `new/${s.name}`);
+      applyStore[`new/${s.name}`] = slotState(s.name);
+    }
+    eliminateDeadNodes(a);
+    elideOutputIdentities(a);
+    return { gradSteps, applyStep: encodeModel(modelToProto(a)), store: applyStore };
+  };
+
   return {
     trainStep: encodeModel(modelToProto(g)),
     evalStep: encodeModel(modelToProto(e.graph)),
@@ -179,5 +259,7 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
     frozen,
     store,
     accuracy,
+    notReplicable,
+    replicate,
   };
 }
