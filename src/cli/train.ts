@@ -78,6 +78,7 @@ export const trainCommand: Command = {
     { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },
     { name: 'resume', type: 'string', description: 'training checkpoint to continue from' },
     { name: 'checkpoint', type: 'string', description: 'write a training checkpoint here after every epoch' },
+    { name: 'replicas', type: 'number', integer: true, min: 1, description: 'split each batch across this many workers (default: one per core while each gets 32+ rows)' },
     ...AUGMENT_OPTIONS,
     { name: 'seed', type: 'number', integer: true, description: 'seed for weights and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the trained model', default: 'model.onnx' },
@@ -99,12 +100,13 @@ export const trainCommand: Command = {
       checkpointPath: options.checkpoint as string | undefined,
       seed: Number(options.seed),
       augment,
+      replicas: options.replicas === undefined ? undefined : Number(options.replicas),
       stream: progressOutput(out),
     });
     const seconds = (performance.now() - t0) / 1000;
     const result = await model.evaluate(data.test.images, data.test.labels);
     await model.save(String(options.out));
-    out(`Test loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy!).toFixed(2)}% after ${formatDuration(seconds * 1000)} (${formatDuration((seconds * 1000) / history.epoch.length)} per epoch)`);
+    out(`Test loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy!).toFixed(2)}% after ${formatDuration(seconds * 1000)} (${formatDuration((seconds * 1000) / history.epoch.length)} per epoch${model.trainingReplicas > 1 ? `, ${model.trainingReplicas} replicas` : ''})`);
     out(`Saved ${options.out}`);
     return 0;
   },

@@ -184,6 +184,20 @@ describe('kiln train', () => {
     assertSameWeights(cli, lib, 1e-5);
   });
 
+  it('--replicas splits the batches across workers and trains the same weights as one session', async () => {
+    const out = join(temp.dir, 'replicas.onnx');
+    const { code, out: stdout, err } = await runMain(['train', '--dataset', dataset, '--epochs', '1', '--seed', '11', '--batch-size', '40', '--optimizer', 'sgd', '--lr', '0.05', '--replicas', '2', '--out', out]);
+    assert.equal(code, 0, err);
+    assert.match(stdout, /per epoch, 2 replicas\)$/m);
+    const lib = sequential({ layers: layers.tutorialCnn([SIDE, SIDE, 1], 10), seed: 11 });
+    lib.compile({ optimizer: optimizers.sgd({ learningRate: 0.05 }), loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
+    await lib.fit(data.train.images, data.train.labels, { epochs: 1, batchSize: 40, validationSplit: 0.1, seed: 11, verbose: 0, replicas: 1 });
+    assertSameWeights((await loadModel(out)) as Sequential, lib, 1e-5);
+    const bad = await runMain(['train', '--dataset', dataset, '--replicas', '0', '--out', out]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /--replicas must be an integer of at least 1, got '0'/);
+  });
+
   it('--crop-padding, --flip and --cutout augment the batches exactly as fit({augment}) does', async () => {
     const out = join(temp.dir, 'augmented.onnx');
     const { code, err } = await runMain(['train', '--dataset', dataset, '--epochs', '1', '--seed', '11', '--batch-size', '40', '--optimizer', 'sgd', '--lr', '0.05', '--crop-padding', '2', '--flip', '--cutout', '3', '--out', out]);
