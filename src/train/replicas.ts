@@ -21,6 +21,13 @@ export interface ReplicaStep {
 }
 
 export class ReplicaSet {
+  /**
+   * Set when an update failed (not finite): the replicas still hold the last good state, and no
+   * later step may update it — a step already queued behind the failed one would otherwise apply
+   * gradients computed on the old weights — until state is pushed again.
+   */
+  private failed: Error | undefined;
+
   private constructor(
     readonly count: number,
     readonly threads: number,
@@ -48,6 +55,7 @@ export class ReplicaSet {
   /** Copies state (weights, optimizer slots) into the replicas other than the model's own runtime. */
   async setState(state: Record<string, Tensor>): Promise<void> {
     await Promise.all(this.runtimes.slice(1).map((rt) => rt.setState(state)));
+    this.failed = undefined;
   }
 
   /**
@@ -71,6 +79,7 @@ export class ReplicaSet {
         return this.runtimes[r]!.run(this.gradSessions[r]!, feeds, { fetch: [...fetch, 'grad'], requireFinite: ['loss'] });
       }),
     );
+    if (this.failed) throw this.failed;
     const applyFeeds: Record<string, Tensor> = { ...scalars };
     const firstGrad = results.find((o) => o)!.grad!;
     const outputs: Record<string, Tensor> = {};
@@ -88,6 +97,9 @@ export class ReplicaSet {
     const applied = Promise.all(
       this.runtimes.map((rt, r) => rt.run(this.applySessions[r]!, applyFeeds, { fetch: [], store: this.store, requireFinite: ['new/params'] })),
     ).then(() => undefined);
+    // Marked at once (the replies arrive in order, before any later step's gradients), and handled
+    // here so that a step nobody awaits any more cannot become an unhandled rejection.
+    applied.catch((err: Error) => (this.failed ??= err));
     return { outputs, applied };
   }
 

@@ -11,7 +11,8 @@ import { layers, losses, optimizers, sequential, Tensor } from '../../src/index.
 import type { Layer } from '../../src/layers/index.js';
 import { Random } from '../../src/random.js';
 import { autoReplicas } from '../../src/train/replicas.js';
-import { compileTraining } from '../../src/train/training-step.js';
+import { sharedRuntime } from '../../src/runtime/runtime.js';
+import { STATE_PARAMS, compileTraining } from '../../src/train/training-step.js';
 import { kilnError, maxAbsDifference, weightsOf } from './helpers.js';
 
 /** Seeded 6×6×1 images of 3 classes (a bright quadrant per class) and their labels. */
@@ -135,23 +136,34 @@ describe('fit on replicas', () => {
     await assert.rejects(net.fit(x, y, { verbose: 0, replicas: 1.5 }), kilnError('INVALID_ARGUMENT', 'replicas', '1.5'));
   });
 
-  it('a diverging replicated run stops with NAN_LOSS and keeps the weights of the last good step', async () => {
+  it('a diverging replicated run stops with NAN_LOSS, keeps the weights of the last good step, and the step queued behind it changes nothing', async () => {
     // One unit, w = 1, b = 0, MSE, SGD lr 1000, batches of 2 split 1 + 1. Step 1 is harmless; step 2
-    // meets x = 1e18, whose update overflows float32.
+    // meets x = 1e18, whose update overflows float32; step 3 is already queued when that is known.
     const build = () => {
       const model = sequential({ layers: [layers.dense({ units: 1, inputShape: [1], kernelInitializer: 'ones' })] });
       model.compile({ optimizer: optimizers.sgd({ learningRate: 1000 }), loss: 'mse' });
       return model;
     };
-    const xs = new Tensor(Float32Array.of(1e-3, 2e-3, 1e18, 1), [4, 1], 'float32');
-    const ys = new Tensor(new Float32Array(4), [4, 1], 'float32');
+    const xs = new Tensor(Float32Array.of(1e-3, 2e-3, 1e18, 1, 0.5, 0.25), [6, 1], 'float32');
+    const ys = new Tensor(new Float32Array(6), [6, 1], 'float32');
     const model = build();
     await assert.rejects(model.fit(xs, ys, { epochs: 1, batchSize: 2, shuffle: false, verbose: 0, replicas: 2 }), kilnError('NAN_LOSS', 'epoch 1', 'step 2'));
+    // What the worker holds once the queued step 3 has run its course (read before another model's
+    // fit replaces the shared runtime's state).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const held = Array.from((await sharedRuntime().getState([STATE_PARAMS]))[STATE_PARAMS]!.data as Float32Array);
     const reference = build();
     await reference.fit(xs.slice(0, 2), ys.slice(0, 2), { epochs: 1, batchSize: 2, shuffle: false, verbose: 0, replicas: 1 });
+    const good = weightsOf(reference);
     const w = weightsOf(model);
     assert.ok(Object.values(w).flat().every(Number.isFinite), `weights are finite: ${JSON.stringify(w)}`);
-    assert.ok(maxAbsDifference(w, weightsOf(reference)) <= 1e-6, `${JSON.stringify(w)} vs ${JSON.stringify(weightsOf(reference))}`);
+    assert.ok(maxAbsDifference(w, good) <= 1e-6, `${JSON.stringify(w)} vs ${JSON.stringify(good)}`);
+    // The worker still holds them too: the step queued behind the failed one did not update it.
+    assert.ok(Math.abs(held[0]! - good['dense/kernel']![0]!) <= 1e-6 && Math.abs(held[1]! - good['dense/bias']![0]!) <= 1e-6, `worker holds ${held}, last good ${JSON.stringify(good)}`);
+    // And the model trains again from there.
+    await model.fit(xs.slice(3, 6), ys.slice(3, 6), { epochs: 1, batchSize: 2, shuffle: false, verbose: 0, replicas: 2 });
+    assert.ok(Object.values(weightsOf(model)).flat().every(Number.isFinite));
+    assert.ok(maxAbsDifference(weightsOf(model), good) > 1e-3, 'the second fit changed the weights');
   });
 
   it('defaults to one replica per core while each gets at least 32 rows of a batch', () => {
