@@ -6,6 +6,11 @@
  *   node dist/bench/train/profile.js [--batch 32] [--runs 30] [--top 40] [--threads N]
  *
  * `--threads 1 --batch 64` is what each of fit's two replicas runs at batch 128 on 2 cores.
+ *
+ * It also splits the kernel time into the matrix-product ops (Conv, ConvTranspose, Gemm, MatMul and
+ * their fused forms, with the FLOPs each did and its GFLOP/s) and everything else, and measures ONNX
+ * Runtime's own best matrix product here on the same threads (one large Gemm shaped like the second
+ * convolution's weight gradient): the step's FLOPs at that rate are its floor if nothing else cost.
  */
 import os from 'node:os';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
@@ -13,6 +18,9 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Tensor, losses, optimizers } from '../../src/index.js';
 import { STATE_PARAMS, compileTraining, slotState } from '../../src/train/training-step.js';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { encodeModel } from '../../src/graph/proto.js';
 import { randomImages, table, tutorialCnn } from './common.js';
 
 function arg(name: string, fallback: string): string {
@@ -54,19 +62,43 @@ for (let r = 0; r < runs + 3; r++) {
 session.endProfiling();
 await session.release();
 const file = (await readdir(dir)).find((f) => f.endsWith('.json'))!;
-const events = JSON.parse(await readFile(join(dir, file), 'utf8')) as { cat: string; name: string; dur: number; args: { op_name?: string; output_type_shape?: unknown } }[];
+type Shapes = Record<string, number[]>[];
+const events = JSON.parse(await readFile(join(dir, file), 'utf8')) as { cat: string; name: string; dur: number; args: { op_name?: string; output_type_shape?: Shapes; input_type_shape?: Shapes } }[];
 await rm(dir, { recursive: true, force: true });
 
-const perNode = new Map<string, { op: string; d: number[]; shape: string }>();
+const dims = (shapes: Shapes | undefined, k: number): number[] => Object.values(shapes?.[k] ?? {})[0] ?? [];
+const prod = (v: number[]) => v.reduce((a, b) => a * b, 1);
+/** Multiply-adds ×2 of a matrix-product node, from its input and output shapes (0 for other ops). */
+function flopsOf(op: string, inputs: Shapes | undefined, outputs: Shapes | undefined): number {
+  const out = dims(outputs, 0);
+  if (op === 'Conv' || op === 'FusedConv') {
+    const w = dims(inputs, 1); // [Cout, Cin/group, kh, kw]
+    return 2 * prod(out) * prod(w.slice(1));
+  }
+  if (op === 'ConvTranspose') {
+    const x = dims(inputs, 0); // [N, Cin, H, W], weight [Cin, Cout/group, kh, kw]
+    return 2 * prod(x) * prod(dims(inputs, 1).slice(1));
+  }
+  if (op === 'Gemm' || op === 'FusedGemm') return 2 * prod(out) * (prod(dims(inputs, 0)) / out[0]!);
+  if (op === 'MatMul' || op === 'FusedMatMul') {
+    const a = dims(inputs, 0);
+    const m = out.at(-2) ?? 1;
+    return 2 * prod(out) * (prod(a.slice(-2)) / m);
+  }
+  return 0;
+}
+
+const perNode = new Map<string, { op: string; d: number[]; shape: string; flops: number }>();
 for (const e of events) {
   if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
   const name = e.name.slice(0, -'_kernel_time'.length);
-  const entry = perNode.get(name) ?? { op: e.args.op_name ?? '?', d: [], shape: JSON.stringify(e.args.output_type_shape ?? '') };
+  const op = e.args.op_name ?? '?';
+  const entry = perNode.get(name) ?? { op, d: [], shape: JSON.stringify(e.args.output_type_shape ?? ''), flops: flopsOf(op, e.args.input_type_shape, e.args.output_type_shape) };
   entry.d.push(e.dur);
   perNode.set(name, entry);
 }
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
-const nodes = [...perNode].map(([name, { op, d, shape }]) => ({ name, op, us: median(d.slice(3)), shape }));
+const nodes = [...perNode].map(([name, { op, d, shape, flops }]) => ({ name, op, us: median(d.slice(3)), shape, flops }));
 const total = nodes.reduce((a, n) => a + n.us, 0);
 const byOp = new Map<string, { us: number; n: number }>();
 for (const n of nodes) {
@@ -79,3 +111,33 @@ console.log(`tutorial CNN training step, B=${batch}, ${threads} thread(s): wall 
 console.log(table(['op type', 'nodes', 'µs', 'share'], [...byOp].sort((a, b) => b[1].us - a[1].us).map(([op, e]) => [op, String(e.n), e.us.toFixed(0), `${((100 * e.us) / total).toFixed(1)}%`])));
 console.log(`\ntop ${top} nodes:`);
 console.log(table(['node', 'op', 'µs', 'output'], nodes.sort((a, b) => b.us - a.us).slice(0, top).map((n) => [n.name.slice(0, 60), n.op, n.us.toFixed(0), n.shape.slice(0, 70)])));
+
+// ------------------------------------------------ matrix products against ORT's own best here ----
+const products = nodes.filter((n) => n.flops > 0);
+const productUs = products.reduce((a, n) => a + n.us, 0);
+const productFlops = products.reduce((a, n) => a + n.flops, 0);
+/** Best time of one Gemm [m, k] x [k, n] over 20 runs, on the step's thread count. */
+async function bestGemm(m: number, k: number, n: number): Promise<{ ms: number; gflops: number; label: string }> {
+  const g = new Graph('peak_gemm');
+  g.output(g.op1('Gemm', [g.input('a', 'float32', [m, k]), g.input('b', 'float32', [k, n])]), 'c');
+  const s = await ort.InferenceSession.create(encodeModel(modelToProto(g)), { intraOpNumThreads: threads, graphOptimizationLevel: 'extended' });
+  const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: m * k }, (_, i) => (i % 7) / 7), [m, k]), b: new ort.Tensor('float32', Float32Array.from({ length: k * n }, (_, i) => (i % 5) / 5), [k, n]) };
+  for (let i = 0; i < 3; i++) await s.run(feeds);
+  let ms = Infinity;
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    await s.run(feeds);
+    ms = Math.min(ms, performance.now() - t0);
+  }
+  await s.release();
+  return { ms, gflops: (2 * m * k * n) / ms / 1e6, label: `Gemm [${m}, ${k}] x [${k}, ${n}]` };
+}
+// The second convolution's weight-gradient shape, and a square one; the faster counts.
+const candidates = [await bestGemm(64, 144 * batch, 288), await bestGemm(1024, 1024, 1024)];
+const best = candidates.reduce((a, b) => (b.gflops > a.gflops ? b : a));
+const peakGflops = best.gflops;
+const floorMs = productFlops / peakGflops / 1e6;
+console.log(`\nmatrix products (Conv, ConvTranspose, Gemm, MatMul): ${(productUs / 1000).toFixed(2)} ms for ${(productFlops / 1e9).toFixed(3)} GFLOP (${(productFlops / productUs / 1e3).toFixed(1)} GFLOP/s); everything else ${((total - productUs) / 1000).toFixed(2)} ms`);
+console.log(`ORT's best here on ${threads} thread(s), best of 20 runs: ${candidates.map((c) => `${c.label} ${c.ms.toFixed(2)} ms, ${c.gflops.toFixed(1)} GFLOP/s`).join('; ')}`);
+console.log(`the step's products at that rate: ${floorMs.toFixed(2)} ms (${(batch / floorMs * 1000).toFixed(0)} img/s if nothing else cost anything)`);
+console.log(table(['node', 'op', 'µs', 'MFLOP', 'GFLOP/s'], products.sort((a, b) => b.us - a.us).map((n) => [n.name.slice(0, 50), n.op, n.us.toFixed(0), (n.flops / 1e6).toFixed(1), (n.flops / n.us / 1e3).toFixed(1)])));

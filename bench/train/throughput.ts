@@ -7,16 +7,21 @@
  *
  * Every measurement runs in its own child process (so each peak RSS belongs to one configuration),
  * Kiln and PyTorch alternating, `--rounds` times; the table shows each one's best round, since on a
- * noisy machine the best is the least disturbed. `--replicas R` is passed to Kiln's fit (default: fit's own
+ * noisy machine the best is the least disturbed. Each round also times ONNX Runtime's fastest matrix
+ * product here (a 1024³ Gemm on all cores), and the summary puts the 1.3× target in FLOP/s against it. `--replicas R` is passed to Kiln's fit (default: fit's own
  * choice, 2 replicas on 2 cores from batch 64 on; 1 is the single-session step). Child modes (used internally):
- *   --child kiln|breakdown|sweep --batch B [--options name,name --sweep-rounds R]
+ *   --child kiln|breakdown|sweep|peak --batch B [--options name,name --sweep-rounds R]
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
-import { Runtime, Tensor, losses, optimizers } from '../../src/index.js';
+import { Runtime, Tensor, losses, modelCost, optimizers, sequential } from '../../src/index.js';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { encodeModel } from '../../src/graph/proto.js';
+import { layerFromConfig } from '../../src/layers/index.js';
 import { STATE_PARAMS, compileTraining, slotState } from '../../src/train/training-step.js';
 import { compileForClassification, findTorchPython, fmt, peakRssMiB, randomImages, table, torchEnv, tutorialCnn } from './common.js';
 
@@ -53,6 +58,45 @@ async function childKiln(batch: number): Promise<Result> {
   const ms = performance.now() - t0;
   const steps = Math.ceil(images / batch) * epochs;
   return { imgPerSec: (images * epochs) / (ms / 1000), msPerStep: ms / steps, peakRssMiB: peakRssMiB() };
+}
+
+// ---------------------------------------------------------------- child: the machine's matrix peak --
+/**
+ * ONNX Runtime's best matrix product on this machine: a 1024³ Gemm on all cores (and on one), best of
+ * 10 runs. No training step can do its convolutions and products faster than this.
+ */
+async function childPeak(): Promise<Record<string, number>> {
+  const n = 1024;
+  const g = new Graph('peak_gemm');
+  g.output(g.op1('Gemm', [g.input('a', 'float32', [n, n]), g.input('b', 'float32', [n, n])]), 'c');
+  const bytes = encodeModel(modelToProto(g));
+  const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: n * n }, (_, i) => (i % 7) / 7), [n, n]), b: new ort.Tensor('float32', Float32Array.from({ length: n * n }, (_, i) => (i % 5) / 5), [n, n]) };
+  const result: Record<string, number> = {};
+  for (const [key, threads] of [['allCoresGflops', os.availableParallelism()], ['oneCoreGflops', 1]] as const) {
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads });
+    for (let i = 0; i < 2; i++) await session.run(feeds);
+    let best = Infinity;
+    for (let i = 0; i < 10; i++) {
+      const t0 = performance.now();
+      await session.run(feeds);
+      best = Math.min(best, performance.now() - t0);
+    }
+    await session.release();
+    result[key] = (2 * n ** 3) / best / 1e6;
+  }
+  return result;
+}
+
+/**
+ * FLOPs of one training image of the tutorial CNN as PyTorch computes it (every row, the first
+ * layer's input gradient skipped): forward, weight gradients (as much again) and input gradients (as
+ * much again but for the first layer).
+ */
+function trainingFlopsPerImage(): { training: number; forward: number } {
+  const model = tutorialCnn();
+  const forward = modelCost(model).flops;
+  const first = modelCost(sequential({ layers: [layerFromConfig(model.layers[0]!.serialize())] })).flops;
+  return { training: 3 * forward - first, forward };
 }
 
 // ---------------------------------------------------------------- the compiled step, by hand ------
@@ -212,7 +256,7 @@ async function main(): Promise<void> {
   const child = arg('child', '');
   if (child) {
     const batch = Number(arg('batch', '32'));
-    const result = child === 'kiln' ? await childKiln(batch) : child === 'breakdown' ? await childBreakdown(batch) : await childSweep(batch);
+    const result = child === 'kiln' ? await childKiln(batch) : child === 'breakdown' ? await childBreakdown(batch) : child === 'peak' ? await childPeak() : await childSweep(batch);
     process.stdout.write(JSON.stringify(result) + '\n');
     process.exit(0);
   }
@@ -237,7 +281,12 @@ async function main(): Promise<void> {
     if (!prev || r.imgPerSec! > prev.imgPerSec!) m.set(b, { ...r, peakRssMiB: Math.max(r.peakRssMiB!, prev?.peakRssMiB ?? 0) });
     else prev.peakRssMiB = Math.max(prev.peakRssMiB!, r.peakRssMiB!);
   };
+  const peak = { allCoresGflops: 0, oneCoreGflops: 0 };
   for (let round = 0; round < rounds; round++) {
+    const p = runChild(process.execPath, [self, '--child', 'peak']);
+    peak.allCoresGflops = Math.max(peak.allCoresGflops, p.allCoresGflops!);
+    peak.oneCoreGflops = Math.max(peak.oneCoreGflops, p.oneCoreGflops!);
+    console.log(`round ${round + 1}: ORT's 1024³ Gemm ${fmt(p.allCoresGflops!, 1)} GFLOP/s on ${os.availableParallelism()} cores, ${fmt(p.oneCoreGflops!, 1)} on one`);
     for (const b of batches) {
       const k = runChild(process.execPath, [self, '--child', 'kiln', '--batch', String(b), ...common, ...kilnArgs]);
       keepBest(kiln, b, k);
@@ -267,6 +316,29 @@ async function main(): Promise<void> {
   });
   console.log('\n' + table(['batch', 'Kiln img/s', 'Kiln ms/step', 'PyTorch img/s', 'PyTorch ms/step', 'Kiln/PyTorch', 'Kiln peak RSS MiB', 'PyTorch peak RSS MiB'], rows));
   if (python) console.log('target: Kiln/PyTorch >= 1.30x at both batch sizes');
+
+  // The target as a FLOP rate: what 1.3× PyTorch needs, against the fastest matrix product here.
+  const flops = trainingFlopsPerImage();
+  console.log(
+    `\nOne training image: ${fmt(flops.training / 1e6, 1)} MFLOP (forward ${fmt(flops.forward / 1e6, 2)}); ORT's best 1024³ Gemm in this run: ` +
+      `${fmt(peak.allCoresGflops, 1)} GFLOP/s on ${os.availableParallelism()} cores (${fmt(peak.oneCoreGflops, 1)} on one)`,
+  );
+  console.log(
+    table(
+      ['batch', 'Kiln GFLOP/s', 'PyTorch GFLOP/s', '1.3x PyTorch needs', 'share of the Gemm peak'],
+      batches.map((b) => {
+        const t = torch.get(b);
+        const rate = (imgPerSec: number) => (imgPerSec * flops.training) / 1e9;
+        return [
+          `B=${b}`,
+          fmt(rate(kiln.get(b)!.imgPerSec!), 1),
+          t ? fmt(rate(t.imgPerSec!), 1) : 'n/a',
+          t ? fmt(1.3 * rate(t.imgPerSec!), 1) : 'n/a',
+          t ? `${((100 * 1.3 * rate(t.imgPerSec!)) / peak.allCoresGflops).toFixed(0)}%` : 'n/a',
+        ];
+      }),
+    ),
+  );
 
   if (!flag('no-breakdown')) {
     const rowsB = batches.map((b) => {
