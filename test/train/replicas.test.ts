@@ -1,7 +1,8 @@
 /**
  * Data parallelism in fit (FitArgs.replicas, src/train/replicas.ts): a batch split across replicas
  * trains the same weights as one session on the whole batch (shares weighted by their rows, uneven
- * and empty shares included, extra per-batch feeds split too); replicas draw their own Dropout masks;
+ * and empty shares included, extra per-batch feeds split too, resuming from a checkpoint exact);
+ * replicas draw their own Dropout masks;
  * batch normalization is refused; a diverging replicated run keeps the last good weights; and the
  * default replica count follows the rule fit documents.
  */
@@ -13,7 +14,7 @@ import { Random } from '../../src/random.js';
 import { autoReplicas } from '../../src/train/replicas.js';
 import { sharedRuntime } from '../../src/runtime/runtime.js';
 import { STATE_PARAMS, compileTraining } from '../../src/train/training-step.js';
-import { kilnError, maxAbsDifference, weightsOf } from './helpers.js';
+import { kilnError, maxAbsDifference, tempDir, weightsOf } from './helpers.js';
 
 /** Seeded 6×6×1 images of 3 classes (a bright quadrant per class) and their labels. */
 function images(n: number, seed = 4): { x: Tensor<'float32'>; y: Tensor<'int32'> } {
@@ -78,6 +79,29 @@ describe('fit on replicas', () => {
       assert.equal(many.model.trainingReplicas, replicas);
       const diff = maxAbsDifference(one.weights, many.weights);
       assert.ok(diff <= 1e-5, `${replicas} replicas: weights differ by ${diff}`);
+    }
+  });
+
+  it('resuming from a checkpoint on replicas continues exactly: 1 epoch + resume to 3 = 3 uninterrupted', async () => {
+    const { x, y } = images(150);
+    const temp = await tempDir();
+    try {
+      const make = () => {
+        const model = convNet();
+        model.compile({ optimizer: optimizers.adam({ learningRate: 0.01 }), loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }) });
+        return model;
+      };
+      const args = { batchSize: 64, verbose: 0 as const, replicas: 2, seed: 5 };
+      const uninterrupted = make();
+      await uninterrupted.fit(x, y, { ...args, epochs: 3 });
+      await make().fit(x, y, { ...args, epochs: 1, checkpointPath: temp.path('one.ckpt') });
+      const resumed = make();
+      await resumed.fit(x, y, { ...args, epochs: 3, resumeFrom: temp.path('one.ckpt') });
+      assert.equal(resumed.trainingReplicas, 2);
+      const diff = maxAbsDifference(weightsOf(resumed), weightsOf(uninterrupted));
+      assert.ok(diff <= 1e-6, `weights differ by ${diff}`);
+    } finally {
+      await temp.remove();
     }
   });
 
