@@ -271,7 +271,7 @@ async function main(): Promise<void> {
   console.log(`Tutorial CNN training, random 32x32x3 inputs, ${images} images/epoch, 1 warm-up epoch + ${epochs} timed, best of ${rounds} rounds`);
   console.log(`machine: ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? '?'}; node ${process.version}; onnxruntime-node ${ort.env.versions.node ?? ''}`);
   console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(1)).join(', ')} (above ~2 the figures are disturbed by other processes)`);
-  console.log(`Kiln fit replicas: ${replicas ?? "fit's default (one per core while each gets >= 32 rows of a batch)"}`);
+  console.log(`Kiln fit replicas: ${replicas ?? "fit's default (one per core, up to 4, while each gets >= 32 rows of a batch)"}`);
   console.log(python ? `PyTorch: ${python} ${TORCH_SCRIPT}` : 'PyTorch: not importable (set KILN_BENCH_PYTHON, or apt-get install python3-torch); Kiln only');
 
   const kiln = new Map<number, Record<string, number>>();

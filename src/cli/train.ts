@@ -78,7 +78,7 @@ export const trainCommand: Command = {
     { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },
     { name: 'resume', type: 'string', description: 'training checkpoint to continue from' },
     { name: 'checkpoint', type: 'string', description: 'write a training checkpoint here after every epoch' },
-    { name: 'replicas', type: 'number', integer: true, min: 1, description: 'split each batch across this many workers (default: one per core while each gets 32+ rows)' },
+    { name: 'replicas', type: 'number', integer: true, min: 1, description: 'split each batch across this many workers (default: one per core, up to 4, while each gets 32+ rows)' },
     ...AUGMENT_OPTIONS,
     { name: 'seed', type: 'number', integer: true, description: 'seed for weights and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the trained model', default: 'model.onnx' },

@@ -54,9 +54,12 @@ export interface FitArgs {
   /**
    * Data parallelism on this machine: each batch is split across this many runtime workers, which
    * step their shares at once and apply the averaged gradient (as tf.distribute.MirroredStrategy
-   * does across devices). Default: one replica per core while each gets at least 32 rows of a
-   * batch (so 2 on a 2-core machine from batch 64 on), where the step allows it (not with batch
-   * normalization, whose statistics would be per replica, nor under a pruning mask). 1 turns it off.
+   * does across devices). Default: one replica per core (at most 4) while each gets at least 32 rows
+   * of a batch (so 2 on a 2-core machine from batch 64 on), where the step allows it (not with batch
+   * normalization, whose statistics would be per replica, under a pruning mask, or with layer-output
+   * hooks such as quantization-aware training's). 1 turns it off. The replicas compute the same
+   * update up to float rounding (sums in another order), but Dropout draws its masks per replica: a
+   * seeded run that must repeat exactly on a machine with another core count should set this.
    */
   replicas?: number;
 }
@@ -162,7 +165,9 @@ export class Sequential extends BaseSequential implements TrainingControl {
 
   override add(layer: Layer): this {
     super.add(layer);
-    if (this.compiled) this.compiled = undefined;
+    // Its sessions (and replica sessions) go with it.
+    this.dropSessions();
+    this.compiled = undefined;
     return this;
   }
 
@@ -271,18 +276,18 @@ export class Sequential extends BaseSequential implements TrainingControl {
     if (args.augment && x.rank !== 4) throw new KilnError('INVALID_SHAPE', `augment works on images [N, H, W, C]; x is ${formatShape(x.shape)}`);
 
     const cores = os.availableParallelism();
-    const replicas = args.replicas ?? autoReplicas(c.training, batchSize, cores);
+    const replicas = args.replicas ?? autoReplicas(c.training, Math.min(batchSize, n), cores);
     if (!Number.isInteger(replicas) || replicas < 1) throw new KilnError('INVALID_ARGUMENT', `replicas must be a positive integer, got ${replicas}`);
-    if (replicas > 1 && c.training.notReplicable) throw new KilnError('INVALID_ARGUMENT', `replicas: ${replicas} cannot be used: ${c.training.notReplicable} (use replicas: 1)`);
+    if (replicas > 1 && c.training.notReplicable) throw new KilnError('INVALID_ARGUMENT', `${replicas} replicas cannot be used: ${c.training.notReplicable}; train with 1 replica`);
     if (c.replicas && c.replicas.count !== replicas) {
       await c.replicas.close();
       c.replicas = undefined;
     }
-    this.replicasUsed = replicas;
     if (replicas > 1) c.replicas ??= await ReplicaSet.open(this.runtime, c.training, replicas, Math.max(1, Math.floor(cores / replicas)));
     // 'extended', not 'all': the NCHWc layout pass adds reorders around every Conv of the backward
     // pass; without it the step ran 4–8% faster (bench/train/throughput.ts --sweep).
     else c.trainSession ??= await this.runtime.load(c.training.trainStep, { optimizationLevel: 'extended' });
+    this.replicasUsed = replicas;
     const rng = new Random(args.seed ?? this.seed);
     let startEpoch = 0;
     let step = this.optimizerStep;
@@ -351,7 +356,14 @@ export class Sequential extends BaseSequential implements TrainingControl {
       };
       // One step in flight while the next batch is gathered on this thread.
       let current = batchAt(0);
-      let inflight = launch(0, current);
+      // Handled at once: a step that fails while callbacks run must not be an unhandled rejection
+      // (awaiting it below still throws).
+      const started = (k: number, b: ReturnType<typeof batchAt>) => {
+        const p = launch(k, b);
+        p.catch(() => undefined);
+        return p;
+      };
+      let inflight = started(0, current);
       for (let k = 0; k < stepsPerEpoch; k++) {
         const next = k + 1 < stepsPerEpoch ? batchAt(k + 1) : undefined;
         let out: Record<string, Tensor>;
@@ -359,11 +371,9 @@ export class Sequential extends BaseSequential implements TrainingControl {
           const done = await inflight;
           out = done.out;
           // Replicas: the next step queues behind this one's update, then the update is checked.
-          if (next) inflight = launch(k + 1, next);
+          if (next) inflight = started(k + 1, next);
           await done.applied;
         } catch (err) {
-          // A next step already queued on the replicas must not surface as an unhandled rejection.
-          inflight.catch(() => undefined);
           if (err instanceof KilnError && err.code === 'NAN_LOSS') {
             await this.pullState(c);
             throw new KilnError('NAN_LOSS', `loss or updated weights became NaN or infinite at epoch ${epoch + 1}, step ${k + 1} (${err.message}); training stopped and the model keeps the weights from the last good step (try a lower learning rate)`);

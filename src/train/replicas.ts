@@ -1,4 +1,5 @@
 import { Runtime } from '../runtime/runtime.js';
+import { KilnError } from '../errors.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
 import { replicaGrad, replicaShare, type CompiledTraining, type ReplicatedTraining } from './training-step.js';
@@ -12,6 +13,22 @@ import { replicaGrad, replicaShare, type CompiledTraining, type ReplicatedTraini
  * ~1.05× at 32). Every replica then applies all the gradients itself, in the same order with the same
  * arithmetic, so the replicas hold identical weights and optimizer state without sending them.
  */
+
+/**
+ * Runtime workers for replicas 1, 2, … shared by every model in the process (replica 0 is the model's
+ * own runtime), as the process-wide runtime is: a model trained and dropped costs no thread of its
+ * own. Each fit pushes its state into them before it steps, so models take turns in them.
+ */
+const pool: Runtime[] = [];
+function replicaRuntime(r: number): Runtime {
+  return (pool[r - 1] ??= new Runtime());
+}
+
+/** The runtime replica `r` (≥ 1) of any replicated fit runs in (for tests and diagnostics). */
+export function sharedReplicaRuntime(r: number): Runtime {
+  if (!Number.isInteger(r) || r < 1) throw new KilnError('INVALID_ARGUMENT', `replica runtimes are numbered from 1, got ${r}`);
+  return replicaRuntime(r);
+}
 
 export interface ReplicaStep {
   /** The batch's loss (weighted mean of the replicas' losses) and the other fetched outputs, summed. */
@@ -31,7 +48,7 @@ export class ReplicaSet {
   private constructor(
     readonly count: number,
     readonly threads: number,
-    /** Runtime 0 is the model's own (it keeps the state that pullState reads); the others belong to the set. */
+    /** Runtime 0 is the model's own (it keeps the state that pullState reads); the others are the shared pool's. */
     private readonly runtimes: Runtime[],
     private readonly gradSessions: SessionInfo[],
     private readonly applySessions: SessionInfo[],
@@ -40,16 +57,22 @@ export class ReplicaSet {
 
   static async open(primary: Runtime, training: CompiledTraining, count: number, threads: number): Promise<ReplicaSet> {
     const replicated: ReplicatedTraining = training.replicate(count);
-    const runtimes = [primary, ...Array.from({ length: count - 1 }, () => new Runtime())];
+    const runtimes = [primary, ...Array.from({ length: count - 1 }, (_, k) => replicaRuntime(k + 1))];
     const options = { optimizationLevel: 'extended' as const, intraOpThreads: threads };
-    try {
-      const gradSessions = await Promise.all(runtimes.map((rt, r) => rt.load(replicated.gradSteps[r]!, options)));
-      const applySessions = await Promise.all(runtimes.map((rt) => rt.load(replicated.applyStep, options)));
-      return new ReplicaSet(count, threads, runtimes, gradSessions, applySessions, replicated.store);
-    } catch (err) {
-      await Promise.all(runtimes.slice(1).map((rt) => rt.close()));
-      throw err;
+    const grads = await Promise.allSettled(runtimes.map((rt, r) => rt.load(replicated.gradSteps[r]!, options)));
+    const applies = await Promise.allSettled(runtimes.map((rt) => rt.load(replicated.applyStep, options)));
+    const failed = [...grads, ...applies].find((s) => s.status === 'rejected');
+    if (failed) {
+      // What did load is released: nothing of a failed open stays behind in the workers.
+      await Promise.all(
+        [...grads.map((s, r) => [s, r] as const), ...applies.map((s, r) => [s, r] as const)].map(([s, r]) =>
+          s.status === 'fulfilled' ? runtimes[r]!.release(s.value).catch(() => undefined) : undefined,
+        ),
+      );
+      throw (failed as PromiseRejectedResult).reason;
     }
+    const value = <T>(s: PromiseSettledResult<T>) => (s as PromiseFulfilledResult<T>).value;
+    return new ReplicaSet(count, threads, runtimes, grads.map(value), applies.map(value), replicated.store);
   }
 
   /** Copies state (weights, optimizer slots) into the replicas other than the model's own runtime. */
@@ -103,20 +126,22 @@ export class ReplicaSet {
     return { outputs, applied };
   }
 
-  /** Releases the sessions and closes the replicas' own runtimes (not the model's). */
+  /** Releases the set's sessions in every runtime (the runtimes stay: the model's own and the shared pool). */
   async close(): Promise<void> {
-    const own = this.runtimes[0]!;
-    await Promise.all([own.release(this.gradSessions[0]!), own.release(this.applySessions[0]!)].map((p) => p.catch(() => undefined)));
-    await Promise.all(this.runtimes.slice(1).map((rt) => rt.close()));
+    await Promise.all(this.runtimes.flatMap((rt, r) => [rt.release(this.gradSessions[r]!), rt.release(this.applySessions[r]!)].map((p) => p.catch(() => undefined))));
   }
 }
 
+/** At most this many replicas by default: every replica receives every gradient, so the copies grow as count². */
+export const MAX_AUTO_REPLICAS = 4;
+
 /**
- * How many replicas fit should use: one per core while each gets at least `minRowsPerReplica` rows of
- * a batch (smaller shares run ONNX Runtime's per-op overheads for too little work), and only when the
- * step can be split.
+ * How many replicas fit should use: one per core (at most MAX_AUTO_REPLICAS) while each gets at least
+ * `minRowsPerReplica` rows of a batch (smaller shares run ONNX Runtime's per-op overheads for too
+ * little work), and only when the step can be split. `batchRows` is the batch as it will be: the batch
+ * size, or fewer rows when the data set is smaller.
  */
-export function autoReplicas(training: CompiledTraining, batchSize: number, cores: number, minRowsPerReplica = 32): number {
+export function autoReplicas(training: CompiledTraining, batchRows: number, cores: number, minRowsPerReplica = 32): number {
   if (training.notReplicable) return 1;
-  return Math.max(1, Math.min(cores, Math.floor(batchSize / minRowsPerReplica)));
+  return Math.max(1, Math.min(cores, MAX_AUTO_REPLICAS, Math.floor(batchRows / minRowsPerReplica)));
 }

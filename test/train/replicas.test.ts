@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { layers, losses, optimizers, sequential, Tensor } from '../../src/index.js';
 import type { Layer } from '../../src/layers/index.js';
 import { Random } from '../../src/random.js';
-import { autoReplicas } from '../../src/train/replicas.js';
+import { MAX_AUTO_REPLICAS, autoReplicas, sharedReplicaRuntime } from '../../src/train/replicas.js';
 import { sharedRuntime } from '../../src/runtime/runtime.js';
 import { STATE_PARAMS, compileTraining } from '../../src/train/training-step.js';
 import { kilnError, maxAbsDifference, tempDir, weightsOf } from './helpers.js';
@@ -31,6 +31,18 @@ function images(n: number, seed = 4): { x: Tensor<'float32'>; y: Tensor<'int32'>
     }
   }
   return { x: new Tensor(x, [n, 6, 6, 1], 'float32'), y: new Tensor(y, [n], 'int32') };
+}
+
+/** The flat parameter vector replica `r` (≥ 1) holds. */
+async function replicaParams(r: number): Promise<number[]> {
+  return Array.from((await sharedReplicaRuntime(r).getState([STATE_PARAMS]))[STATE_PARAMS]!.data as Float32Array);
+}
+
+/** The model's trainable weights laid out as the training step's flat vector. */
+function flatWeights(model: ReturnType<typeof convNet>): number[] {
+  const flat: number[] = [];
+  for (const slot of model.trainingLayout()) flat.push(...Array.from(model.getWeights().get(slot.name)!.data as Float32Array));
+  return flat;
 }
 
 function convNet(extra: Layer[] = []) {
@@ -69,6 +81,23 @@ describe('fit on replicas', () => {
     }
     // And something was learned, so the comparison is not between two untrained models.
     assert.ok(two.history.loss![1]! < two.history.loss![0]!, `loss should fall: ${two.history.loss}`);
+    // The second replica took part: it holds the same trained weights as the model.
+    assert.deepEqual(await replicaParams(1), flatWeights(two.model));
+  });
+
+  it('weights set by a callback between epochs reach every replica', async () => {
+    const { x, y } = images(128);
+    const run = async (replicas: number) => {
+      const model = convNet();
+      model.compile({ optimizer: optimizers.adam({ learningRate: 0.01 }), loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }) });
+      const initial = new Map([...model.getWeights()].map(([k, t]) => [k, new Tensor(Float32Array.from(t.data as Float32Array), [...t.shape], 'float32')]));
+      // After the first epoch, back to the initial weights (as early stopping restores its best).
+      const reset = { onEpochEnd: (epoch: number) => (epoch === 0 ? model.setWeights(initial) : undefined) };
+      await model.fit(x, y, { epochs: 2, batchSize: 64, verbose: 0, replicas, shuffle: false, callbacks: [reset] });
+      return weightsOf(model);
+    };
+    const diff = maxAbsDifference(await run(1), await run(2));
+    assert.ok(diff <= 1e-5, `weights differ by ${diff}`);
   });
 
   it('uneven shares (22 + 21 + 21 on three replicas) and a last batch of one row (one replica idle): SGD with momentum', async () => {
@@ -154,6 +183,10 @@ describe('fit on replicas', () => {
     await assert.rejects(model.fit(x, y, { batchSize: 64, verbose: 0, replicas: 2 }), kilnError('INVALID_ARGUMENT', 'replicas', 'batch normalization'));
     await model.fit(x, y, { batchSize: 64, verbose: 0 });
     assert.equal(model.trainingReplicas, 1);
+    // Layer-output hooks (quantization-aware training's fake-quantized activations read the batch).
+    const hooked = compileTraining(convNet(), losses.sparseCategoricalCrossentropy({ fromLogits: true }), optimizers.adam(), null, { afterLayer: (_g, _l, out) => out });
+    assert.match(hooked.notReplicable ?? '', /layer outputs/);
+    assert.equal(autoReplicas(hooked, 128, 2), 1);
     await assert.rejects(convNet().fit(x, y, { verbose: 0, replicas: 0 } as never), kilnError('NOT_COMPILED'));
     const net = convNet();
     net.compile({ optimizer: 'adam', loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }) });
@@ -176,6 +209,7 @@ describe('fit on replicas', () => {
     // fit replaces the shared runtime's state).
     await new Promise((resolve) => setTimeout(resolve, 300));
     const held = Array.from((await sharedRuntime().getState([STATE_PARAMS]))[STATE_PARAMS]!.data as Float32Array);
+    const heldByReplica1 = await replicaParams(1);
     const reference = build();
     await reference.fit(xs.slice(0, 2), ys.slice(0, 2), { epochs: 1, batchSize: 2, shuffle: false, verbose: 0, replicas: 1 });
     const good = weightsOf(reference);
@@ -184,10 +218,19 @@ describe('fit on replicas', () => {
     assert.ok(maxAbsDifference(w, good) <= 1e-6, `${JSON.stringify(w)} vs ${JSON.stringify(good)}`);
     // The worker still holds them too: the step queued behind the failed one did not update it.
     assert.ok(Math.abs(held[0]! - good['dense/kernel']![0]!) <= 1e-6 && Math.abs(held[1]! - good['dense/bias']![0]!) <= 1e-6, `worker holds ${held}, last good ${JSON.stringify(good)}`);
+    assert.deepEqual(heldByReplica1, held);
     // And the model trains again from there.
     await model.fit(xs.slice(3, 6), ys.slice(3, 6), { epochs: 1, batchSize: 2, shuffle: false, verbose: 0, replicas: 2 });
     assert.ok(Object.values(weightsOf(model)).flat().every(Number.isFinite));
     assert.ok(maxAbsDifference(weightsOf(model), good) > 1e-3, 'the second fit changed the weights');
+  });
+
+  it('a data set smaller than the batch size counts as the batch: 40 rows stay on one replica', async () => {
+    const { x, y } = images(40);
+    const model = convNet();
+    model.compile({ optimizer: 'adam', loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }) });
+    await model.fit(x, y, { batchSize: 64, verbose: 0 });
+    assert.equal(model.trainingReplicas, 1);
   });
 
   it('defaults to one replica per core while each gets at least 32 rows of a batch', () => {
@@ -197,6 +240,8 @@ describe('fit on replicas', () => {
     assert.equal(autoReplicas(training, 64, 2), 2);
     assert.equal(autoReplicas(training, 128, 2), 2);
     assert.equal(autoReplicas(training, 128, 16), 4);
+    assert.equal(autoReplicas(training, 512, 16), MAX_AUTO_REPLICAS);
+    assert.equal(MAX_AUTO_REPLICAS, 4);
     assert.equal(autoReplicas(training, 128, 1), 1);
     assert.equal(autoReplicas({ ...training, notReplicable: 'batch normalization' }, 128, 2), 1);
   });
