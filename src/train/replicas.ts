@@ -9,9 +9,11 @@ import { replicaGrad, replicaShare, type CompiledTraining, type ReplicatedTraini
  * few-threaded) ONNX Runtime session, stepping its share of every batch at the same time as the
  * others. Many ops of a training step (casts, slices, concatenations, ConvTranspose's col2im) run on
  * one thread inside ONNX Runtime however many it is given, so two one-thread replicas keep both cores
- * busy where one two-thread session leaves one idle (bench/train: 1.26–1.35× at batch 128 on 2 cores,
- * ~1.05× at 32). Every replica then applies all the gradients itself, in the same order with the same
- * arithmetic, so the replicas hold identical weights and optimizer state without sending them.
+ * busy where one two-thread session leaves one idle (bench/train/README.md: `fit` a median 1.20× faster
+ * at batch 64 and 1.16× at 128 on 2 cores; halves of batch 32 gain nothing beyond the noise, hence
+ * the 32 rows per replica of `autoReplicas`). Every replica then applies all the gradients itself, in
+ * the same order with the same arithmetic, so the replicas hold identical weights and optimizer state
+ * without sending them.
  */
 
 /**
