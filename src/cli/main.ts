@@ -59,7 +59,10 @@ export async function main(argv: string[], out: (line: string) => void = console
     return (await command.run(parsed, out)) ?? 0;
   } catch (e) {
     if (e instanceof KilnError) {
-      err(`kiln ${command.name}: error [${e.code}]: ${e.message}`);
+      // Messages from the argument parser already name the command (they stand alone in the library).
+      const prefix = `kiln ${command.name}: `;
+      const message = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+      err(`kiln ${command.name}: error [${e.code}]: ${message}`);
       return 1;
     }
     throw e;

@@ -143,11 +143,11 @@ describe("the commands' integer options", () => {
     });
   }
 
-  it('main() reports the bad value and exits 1 before the command runs', async () => {
+  it('main() reports the bad value, naming the command once, and exits 1 before the command runs', async () => {
     // Without model files bench would fail on those instead: the option is refused first.
     const { code, out, err } = await runMain(['bench', '--limit', '0']);
     assert.equal(code, 1);
     assert.equal(out, '');
-    assert.equal(err, "kiln bench: error [INVALID_ARGUMENT]: kiln bench: --limit must be an integer of at least 1, got '0'");
+    assert.equal(err, "kiln bench: error [INVALID_ARGUMENT]: --limit must be an integer of at least 1, got '0'");
   });
 });

@@ -195,7 +195,7 @@ describe('kiln train', () => {
     assertSameWeights((await loadModel(out)) as Sequential, lib, 1e-5);
     const bad = await runMain(['train', '--dataset', dataset, '--replicas', '0', '--out', out]);
     assert.equal(bad.code, 1);
-    assert.match(bad.err, /--replicas must be an integer of at least 1, got '0'/);
+    assert.equal(bad.err, "kiln train: error [INVALID_ARGUMENT]: --replicas must be an integer of at least 1, got '0'");
   });
 
   it('--crop-padding, --flip and --cutout augment the batches exactly as fit({augment}) does', async () => {
