@@ -206,8 +206,8 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
 
   // Replicas each normalize with their own share's statistics, so a split step with batch
   // normalization would compute something else than the step on the whole batch; a pruning mask
-  // changes during training, and every replica would have to follow it.
-  // A layer-output hook may read the batch too (fake-quantized activations take their range from it).
+  // changes during training, and every replica would have to follow it; and a layer-output hook may
+  // read the batch too (fake-quantized activations take their range from it).
   const notReplicable =
     t.built.updates.size > 0
       ? 'the model has batch normalization, whose batch statistics would be computed per replica'
