@@ -1,6 +1,10 @@
 /* Shared helpers for the training benches: the models, random data, finding a Python with PyTorch. */
 import { spawnSync } from 'node:child_process';
+import ort from 'onnxruntime-node';
 import { Random, Tensor, layers, losses, optimizers, sequential, type Sequential } from '../../src/index.js';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { encodeModel } from '../../src/graph/proto.js';
 
 /** The tutorial CNN (TensorFlow's CIFAR-10 tutorial): 122,570 parameters. */
 export function tutorialCnn(seed = 42): Sequential {
@@ -86,4 +90,25 @@ export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ') + ' |';
   return [line(header), '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|', ...rows.map(line)].join('\n');
+}
+
+/**
+ * ONNX Runtime's speed on one Gemm [m, k] x [k, n] on `threads` intra-op threads: the best of `runs`
+ * timed runs after `warmups` untimed ones. The benches compare the training step's matrix products
+ * against it.
+ */
+export async function bestGemm(m: number, k: number, n: number, threads: number, runs: number, warmups: number): Promise<{ ms: number; gflops: number; label: string }> {
+  const g = new Graph('peak_gemm');
+  g.output(g.op1('Gemm', [g.input('a', 'float32', [m, k]), g.input('b', 'float32', [k, n])]), 'c');
+  const session = await ort.InferenceSession.create(encodeModel(modelToProto(g)), { intraOpNumThreads: threads, graphOptimizationLevel: 'extended' });
+  const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: m * k }, (_, i) => (i % 7) / 7), [m, k]), b: new ort.Tensor('float32', Float32Array.from({ length: k * n }, (_, i) => (i % 5) / 5), [k, n]) };
+  for (let i = 0; i < warmups; i++) await session.run(feeds);
+  let ms = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    ms = Math.min(ms, performance.now() - t0);
+  }
+  await session.release();
+  return { ms, gflops: (2 * m * k * n) / ms / 1e6, label: `Gemm [${m}, ${k}] x [${k}, ${n}]` };
 }

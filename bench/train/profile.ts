@@ -18,10 +18,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Tensor, losses, optimizers } from '../../src/index.js';
 import { STATE_PARAMS, compileTraining, slotState } from '../../src/train/training-step.js';
-import { Graph } from '../../src/graph/graph.js';
-import { modelToProto } from '../../src/graph/onnx-io.js';
-import { encodeModel } from '../../src/graph/proto.js';
-import { randomImages, table, tutorialCnn } from './common.js';
+import { bestGemm, randomImages, table, tutorialCnn } from './common.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -116,24 +113,8 @@ console.log(table(['node', 'op', 'µs', 'output'], nodes.sort((a, b) => b.us - a
 const products = nodes.filter((n) => n.flops > 0);
 const productUs = products.reduce((a, n) => a + n.us, 0);
 const productFlops = products.reduce((a, n) => a + n.flops, 0);
-/** Best time of one Gemm [m, k] x [k, n] over 20 runs, on the step's thread count. */
-async function bestGemm(m: number, k: number, n: number): Promise<{ ms: number; gflops: number; label: string }> {
-  const g = new Graph('peak_gemm');
-  g.output(g.op1('Gemm', [g.input('a', 'float32', [m, k]), g.input('b', 'float32', [k, n])]), 'c');
-  const s = await ort.InferenceSession.create(encodeModel(modelToProto(g)), { intraOpNumThreads: threads, graphOptimizationLevel: 'extended' });
-  const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: m * k }, (_, i) => (i % 7) / 7), [m, k]), b: new ort.Tensor('float32', Float32Array.from({ length: k * n }, (_, i) => (i % 5) / 5), [k, n]) };
-  for (let i = 0; i < 3; i++) await s.run(feeds);
-  let ms = Infinity;
-  for (let i = 0; i < 20; i++) {
-    const t0 = performance.now();
-    await s.run(feeds);
-    ms = Math.min(ms, performance.now() - t0);
-  }
-  await s.release();
-  return { ms, gflops: (2 * m * k * n) / ms / 1e6, label: `Gemm [${m}, ${k}] x [${k}, ${n}]` };
-}
 // The second convolution's weight-gradient shape, and a square one; the faster counts.
-const candidates = [await bestGemm(64, 144 * batch, 288), await bestGemm(1024, 1024, 1024)];
+const candidates = [await bestGemm(64, 144 * batch, 288, threads, 20, 3), await bestGemm(1024, 1024, 1024, threads, 20, 3)];
 const best = candidates.reduce((a, b) => (b.gflops > a.gflops ? b : a));
 const peakGflops = best.gflops;
 const floorMs = productFlops / peakGflops / 1e6;

@@ -18,12 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Runtime, Tensor, losses, modelCost, optimizers, sequential } from '../../src/index.js';
-import { Graph } from '../../src/graph/graph.js';
-import { modelToProto } from '../../src/graph/onnx-io.js';
-import { encodeModel } from '../../src/graph/proto.js';
 import { layerFromConfig } from '../../src/layers/index.js';
 import { STATE_PARAMS, compileTraining, slotState } from '../../src/train/training-step.js';
-import { compileForClassification, findTorchPython, fmt, peakRssMiB, randomImages, table, torchEnv, tutorialCnn } from './common.js';
+import { bestGemm, compileForClassification, findTorchPython, fmt, peakRssMiB, randomImages, table, torchEnv, tutorialCnn } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The .py lives next to the .ts source: dist/bench/train → bench/train. */
@@ -66,25 +63,10 @@ async function childKiln(batch: number): Promise<Result> {
  * 10 runs. No training step can do its convolutions and products faster than this.
  */
 async function childPeak(): Promise<Record<string, number>> {
-  const n = 1024;
-  const g = new Graph('peak_gemm');
-  g.output(g.op1('Gemm', [g.input('a', 'float32', [n, n]), g.input('b', 'float32', [n, n])]), 'c');
-  const bytes = encodeModel(modelToProto(g));
-  const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: n * n }, (_, i) => (i % 7) / 7), [n, n]), b: new ort.Tensor('float32', Float32Array.from({ length: n * n }, (_, i) => (i % 5) / 5), [n, n]) };
-  const result: Record<string, number> = {};
-  for (const [key, threads] of [['allCoresGflops', os.availableParallelism()], ['oneCoreGflops', 1]] as const) {
-    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads });
-    for (let i = 0; i < 2; i++) await session.run(feeds);
-    let best = Infinity;
-    for (let i = 0; i < 10; i++) {
-      const t0 = performance.now();
-      await session.run(feeds);
-      best = Math.min(best, performance.now() - t0);
-    }
-    await session.release();
-    result[key] = (2 * n ** 3) / best / 1e6;
-  }
-  return result;
+  return {
+    allCoresGflops: (await bestGemm(1024, 1024, 1024, os.availableParallelism(), 10, 2)).gflops,
+    oneCoreGflops: (await bestGemm(1024, 1024, 1024, 1, 10, 2)).gflops,
+  };
 }
 
 /**
