@@ -156,6 +156,27 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
     return { graph, built, lossValue, sliced, flat };
   };
 
+  /**
+   * The optimizer's update of the flat parameters, as graph outputs: declares the lr, step and slot
+   * inputs, writes new/params (times `mask` when given) and new/<slot>, and returns which state each
+   * output is stored into. The training step and the replicas' apply step both end with it.
+   */
+  const emitUpdate = (graph: Graph, params: Value, grad: Value, mask?: Value): Record<string, string> => {
+    const lr = graph.input('lr', 'float32', []);
+    const step = graph.input('step', 'float32', []);
+    const slotInputs: Record<string, Value> = {};
+    for (const s of optimizer.slots) slotInputs[s.name] = graph.input(slotState(s.name), 'float32', [totalSize]);
+    const updated = optimizer.update(graph, params, grad, slotInputs, { lr, step });
+    // Masked weights stay exactly zero: the update itself is masked too (momentum would move them).
+    graph.output(mask ? graph.op1('Mul', [updated.w, mask]) : updated.w, 'new/params');
+    const store: Record<string, string> = { 'new/params': STATE_PARAMS };
+    for (const s of optimizer.slots) {
+      graph.output(updated.slots[s.name]!, `new/${s.name}`);
+      store[`new/${s.name}`] = slotState(s.name);
+    }
+    return store;
+  };
+
   /** Forward and backward of the training step, with the flat gradient in layout order. */
   const buildGradient = () => {
     const t = build(true);
@@ -175,19 +196,7 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
   let flatGrad = rawGrad;
   const mask = options.flatMask ? g.input(MASK_STATE, 'float32', [totalSize]) : undefined;
   if (mask) flatGrad = g.op1('Mul', [flatGrad, mask]);
-  const lr = g.input('lr', 'float32', []);
-  const step = g.input('step', 'float32', []);
-  const slotInputs: Record<string, Value> = {};
-  for (const s of optimizer.slots) slotInputs[s.name] = g.input(slotState(s.name), 'float32', [totalSize]);
-  const updated = optimizer.update(g, t.flat, flatGrad, slotInputs, { lr, step });
-  const store: Record<string, string> = {};
-  // Masked weights stay exactly zero: the update itself is masked too (momentum would move them).
-  g.output(mask ? g.op1('Mul', [updated.w, mask]) : updated.w, 'new/params');
-  store['new/params'] = STATE_PARAMS;
-  for (const s of optimizer.slots) {
-    g.output(updated.slots[s.name]!, `new/${s.name}`);
-    store[`new/${s.name}`] = slotState(s.name);
-  }
+  const store = emitUpdate(g, t.flat, flatGrad, mask);
   for (const name of frozen) {
     const next = t.built.updates.get(name);
     if (!next) continue;
@@ -238,17 +247,7 @@ export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimi
       const part = a.op1('Mul', [a.input(replicaGrad(k), 'float32', [totalSize]), a.input(replicaShare(k), 'float32', [])]);
       sum = sum ? a.op1('Add', [sum, part]) : part;
     }
-    const aLr = a.input('lr', 'float32', []);
-    const aStep = a.input('step', 'float32', []);
-    const aSlots: Record<string, Value> = {};
-    for (const s of optimizer.slots) aSlots[s.name] = a.input(slotState(s.name), 'float32', [totalSize]);
-    const next = optimizer.update(a, params, sum!, aSlots, { lr: aLr, step: aStep });
-    a.output(next.w, 'new/params');
-    const applyStore: Record<string, string> = { 'new/params': STATE_PARAMS };
-    for (const s of optimizer.slots) {
-      a.output(next.slots[s.name]!, `new/${s.name}`);
-      applyStore[`new/${s.name}`] = slotState(s.name);
-    }
+    const applyStore = emitUpdate(a, params, sum!);
     eliminateDeadNodes(a);
     elideOutputIdentities(a);
     return { gradSteps, applyStep: encodeModel(modelToProto(a)), store: applyStore };
