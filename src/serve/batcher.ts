@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { allocate, Tensor, type AnyTypedArray } from '../tensor.js';
 import { ServeError, unavailable } from './errors.js';
+import { record } from './records.js';
 
 /*
  * One queue per model version in front of its ONNX Runtime sessions ("runners"). A free runner takes
@@ -49,7 +50,7 @@ function shapeKey(feeds: Record<string, Tensor>): string {
 }
 
 function concatRows(batch: readonly Pending[], totalRows: number): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
+  const out = record<Tensor>();
   for (const [name, first] of Object.entries(batch[0]!.feeds)) {
     const rowSize = first.size / first.shape[0]!;
     const data = allocate(first.dtype, totalRows * rowSize);
@@ -65,7 +66,7 @@ function concatRows(batch: readonly Pending[], totalRows: number): Record<string
 }
 
 function splitRows(outputs: Record<string, Tensor>, batch: readonly Pending[], totalRows: number): Record<string, Tensor>[] {
-  const parts = batch.map(() => ({}) as Record<string, Tensor>);
+  const parts = batch.map(() => record<Tensor>());
   for (const [name, t] of Object.entries(outputs)) {
     if (t.shape[0] !== totalRows) {
       throw new ServeError(500, `output '${name}' has ${t.shape[0]} rows for a batch of ${totalRows}: the model's first dimension is not a batch dimension; set maxBatchSize 0`);

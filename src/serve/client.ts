@@ -1,7 +1,7 @@
 import { KilnError } from '../errors.js';
 import { Tensor, type AnyTypedArray, type DType } from '../tensor.js';
 import { binaryPart, BinaryReader, HEADER_LENGTH, parseRequestBody } from './binary.js';
-import { checkShape, decodeElements, flatValues } from './datatypes.js';
+import { checkShape, decodeElements, ElementBudget, flatValues } from './datatypes.js';
 import { ServeError } from './errors.js';
 import { stringifyJson } from './json.js';
 
@@ -48,7 +48,7 @@ const DATATYPE_OF: Record<DType, string> = { float32: 'FP32', float64: 'FP64', i
 export function tensorFromResponse(o: InferResponse['outputs'][number], binary?: BinaryReader): Tensor {
   const dtype = DTYPE_OF[o.datatype];
   if (!dtype) throw new KilnError('INVALID_DATA', `output '${o.name}' has datatype ${o.datatype}, which Kiln tensors do not carry`);
-  const size = checkShape(o.shape, `output '${o.name}'`, Number.MAX_SAFE_INTEGER);
+  const size = checkShape(o.shape, `output '${o.name}'`, new ElementBudget(Number.MAX_SAFE_INTEGER));
   const binarySize = o.parameters?.binary_data_size;
   if (binarySize !== undefined) {
     if (!binary) throw new KilnError('INVALID_DATA', `output '${o.name}' is binary but the reply has no binary part`);

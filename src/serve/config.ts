@@ -1,4 +1,5 @@
 import { KilnError } from '../errors.js';
+import { record, recordOf } from './records.js';
 
 /*
  * A model's serving configuration: Triton's concepts (max_batch_size, dynamic batching, version
@@ -12,14 +13,17 @@ export interface ModelConfig {
   /**
    * Largest batch (first dimension) one ONNX Runtime run takes; requests with more rows are refused.
    * Above 1, concurrent requests are merged into one run (dynamic batching). 0: no limit, no merging.
+   * The default bounds what one request makes ONNX Runtime allocate: its activations grow with the rows.
    */
   maxBatchSize: number;
   /** Merge concurrent requests (default true when maxBatchSize > 1). */
   dynamicBatching: boolean;
   /** How long the oldest queued request may wait for others to fill a batch while a runner is idle. */
   maxQueueDelayMs: number;
-  /** Requests waiting per version beyond which new ones get 429. */
+  /** Requests per version admitted and not yet running, beyond which new ones get 429 before their body is read. */
   maxQueueSize: number;
+  /** Bytes of request bodies per version admitted and not yet answered, beyond which new ones get 429 before their body is read (one is always admitted). */
+  maxQueueBytes: number;
   /** Which versions on disk are served. */
   versionPolicy: VersionPolicy;
   /** TF Serving version labels: label → version. */
@@ -38,16 +42,17 @@ export interface ModelConfig {
 }
 
 export const DEFAULT_MODEL_CONFIG: ModelConfig = {
-  maxBatchSize: 0,
+  maxBatchSize: 256,
   dynamicBatching: true,
   maxQueueDelayMs: 0,
   maxQueueSize: 1024,
+  maxQueueBytes: 128 * 1024 * 1024,
   versionPolicy: { latest: 1 },
-  versionLabels: {},
+  versionLabels: record(),
   labels: undefined,
   topK: undefined,
-  inputNames: {},
-  outputNames: {},
+  inputNames: record(),
+  outputNames: record(),
   instances: 1,
   intraOpThreads: undefined,
 };
@@ -78,7 +83,7 @@ function nameMap(v: unknown, where: string, field: string): Record<string, strin
   for (const [k, name] of Object.entries(v)) {
     if (typeof name !== 'string' || name === '') fail(where, `"${field}.${k}" must be a non-empty string, found ${JSON.stringify(name)}`);
   }
-  return v as Record<string, string>;
+  return recordOf(v as Record<string, string>);
 }
 
 function versionPolicy(v: unknown, where: string): VersionPolicy {
@@ -97,7 +102,7 @@ const FIELDS = new Set(Object.keys(DEFAULT_MODEL_CONFIG));
 
 /** Validates a config object (config.json or serve options) over defaults; unknown fields are errors. */
 export function parseModelConfig(raw: unknown, defaults: ModelConfig, where: string): ModelConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(where, `expected a JSON object, found ${JSON.stringify(raw)}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(where, `expected a JSON object, found ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : `a ${typeof raw}`}`);
   const c = raw as Record<string, unknown>;
   for (const key of Object.keys(c)) if (!FIELDS.has(key)) fail(where, `unknown field "${key}" (fields: ${[...FIELDS].join(', ')})`);
   const out: ModelConfig = { ...defaults };
@@ -113,11 +118,12 @@ export function parseModelConfig(raw: unknown, defaults: ModelConfig, where: str
     out.maxQueueDelayMs = c.maxQueueDelayMs;
   }
   if (c.maxQueueSize !== undefined) out.maxQueueSize = integer(c.maxQueueSize, where, 'maxQueueSize', 1);
+  if (c.maxQueueBytes !== undefined) out.maxQueueBytes = integer(c.maxQueueBytes, where, 'maxQueueBytes', 1);
   if (c.versionPolicy !== undefined) out.versionPolicy = versionPolicy(c.versionPolicy, where);
   if (c.versionLabels !== undefined) {
     const labels = c.versionLabels;
     if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) fail(where, `"versionLabels" must map label names to versions`);
-    out.versionLabels = {};
+    out.versionLabels = record();
     for (const [label, version] of Object.entries(labels)) {
       if (!isValidName(label)) fail(where, `version label ${JSON.stringify(label)} must be letters, digits, '_', '.', '-'`);
       out.versionLabels[label] = integer(version, where, `versionLabels.${label}`, 1);

@@ -49,8 +49,25 @@ export function tfDatatype(onnxType: string): string {
 export const MAX_RANK = 16;
 const MAX_DIM = 2 ** 31 - 1;
 
-/** Checks a client-given shape: a list of at most MAX_RANK integers in [0, 2^31), at most maxElements in all. */
-export function checkShape(shape: readonly number[], what: string, maxElements: number): number {
+/**
+ * What one request may still carry, in elements over all its tensors: each tensor's size is taken from
+ * it before the tensor is allocated, so a request cannot make the server allocate more than the limit.
+ */
+export class ElementBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+
+  take(size: number, what: string, shape: readonly number[]): void {
+    if (this.used + size > this.limit) {
+      const others = this.used > 0 ? ` (${this.used + size} with the request's other tensors)` : '';
+      throw badRequest(`${what}: shape ${formatShape(shape)} has ${size} elements${others}, more than the ${this.limit} this server accepts in one request`);
+    }
+    this.used += size;
+  }
+}
+
+/** Checks a client-given shape: a list of at most MAX_RANK integers in [0, 2^31), within the request's element budget. */
+export function checkShape(shape: readonly number[], what: string, budget: ElementBudget): number {
   if (shape.length > MAX_RANK) throw badRequest(`${what}: shape has rank ${shape.length}, at most ${MAX_RANK} is accepted`);
   let size = 1;
   for (const d of shape) {
@@ -59,9 +76,7 @@ export function checkShape(shape: readonly number[], what: string, maxElements: 
     }
     size *= d;
   }
-  if (size > maxElements) {
-    throw badRequest(`${what}: shape ${formatShape(shape)} has ${size} elements, more than the ${maxElements} this server accepts in one tensor`);
-  }
+  budget.take(size, what, shape);
   return size;
 }
 

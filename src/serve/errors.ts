@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { KilnError } from '../errors.js';
 
 /**
@@ -27,3 +28,12 @@ function reasonOf(status: number): string {
 export const badRequest = (message: string): ServeError => new ServeError(400, message);
 export const notFound = (message: string): ServeError => new ServeError(404, message);
 export const unavailable = (message: string): ServeError => new ServeError(503, message);
+
+/** Bodies up to this size are read and dropped after an early refusal; reconnecting would cost the client more. */
+const DISCARDED_BODY_BYTES = 64 * 1024;
+
+/** A refusal answered before a large (or chunked) body is read closes the connection, so that body is never read. */
+export function closeIfBodyPending(req: FastifyRequest, reply: FastifyReply): void {
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (req.headers['transfer-encoding'] !== undefined || !(length <= DISCARDED_BODY_BYTES)) reply.header('connection', 'close');
+}

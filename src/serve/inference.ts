@@ -1,6 +1,8 @@
 import { performance } from 'node:perf_hooks';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Tensor } from '../tensor.js';
-import { badRequest, ServeError } from './errors.js';
+import { badRequest, closeIfBodyPending, ServeError } from './errors.js';
+import { own, record } from './records.js';
 import type { ModelVersion } from './model-version.js';
 import type { ModelRegistry, VersionRef } from './registry.js';
 import { checkFeeds, type TensorSpec } from './signature.js';
@@ -17,6 +19,29 @@ export interface InferenceLimits {
   maxElements: number;
   /** Time a request may spend queued and running (0: no limit). */
   requestTimeoutMs: number;
+}
+
+/** Where an inference request goes, read from its URL: model name and version. */
+export type LocateTarget = (req: FastifyRequest) => { name: string; ref: VersionRef };
+
+/**
+ * An onRequest hook for inference routes: resolves the addressed version and admits the request from
+ * its headers (ModelVersion.admit), so a request that cannot be served — unknown model, version not
+ * ready, queue full — is answered before its body is read, let alone parsed.
+ */
+export function admission(registry: ModelRegistry, locate: LocateTarget): (req: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (req, reply) => {
+    let version: ModelVersion | undefined;
+    try {
+      const target = locate(req);
+      version = registry.resolve(target.name, target.ref);
+      reply.raw.once('close', version.admit(Number(req.headers['content-length'] ?? 0) || 0));
+    } catch (err) {
+      if (err instanceof ServeError && err.status === 429) version?.metrics?.failed(err.reason, 0);
+      closeIfBodyPending(req, reply);
+      throw err;
+    }
+  };
 }
 
 /** Runs `handle` against the addressed version while holding it; counts the outcome. */
@@ -52,9 +77,9 @@ export async function infer(version: ModelVersion, feeds: Record<string, Tensor>
   const signature = version.signature!;
   const checked = checkFeeds(signature, feeds, version.config.maxBatchSize);
   const outputs = await version.batcher!.submit(checked.feeds, checked.rows, limits.requestTimeoutMs);
-  const byName: Record<string, Tensor> = {};
+  const byName = record<Tensor>();
   for (const spec of signature.outputs) {
-    const t = outputs[spec.onnxName];
+    const t = own(outputs, spec.onnxName) as Tensor | undefined;
     if (!t) throw new ServeError(500, `${version.what}: ONNX Runtime returned no output '${spec.onnxName}'`);
     byName[spec.name] = t;
   }

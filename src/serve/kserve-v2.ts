@@ -2,9 +2,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
 import { binaryPart, binaryReply, BinaryReader, HEADER_LENGTH } from './binary.js';
 import { isValidName } from './config.js';
-import { checkShape, decodeElements, flatValues, KSERVE_DATATYPES, kserveDatatype } from './datatypes.js';
+import { checkShape, decodeElements, ElementBudget, flatValues, KSERVE_DATATYPES, kserveDatatype } from './datatypes.js';
 import { badRequest } from './errors.js';
-import { infer, selectOutputs, withVersion, type InferenceLimits } from './inference.js';
+import { record } from './records.js';
+import { admission, infer, selectOutputs, withVersion, type InferenceLimits } from './inference.js';
 import { stringifyJson } from './json.js';
 import type { ModelVersion } from './model-version.js';
 import type { ModelRegistry, VersionRef } from './registry.js';
@@ -82,7 +83,8 @@ function refOf(params: { version?: string }): VersionRef {
 function decodeInputs(version: ModelVersion, inputs: readonly InferInput[], limits: InferenceLimits, binary: Buffer | undefined): Record<string, Tensor> {
   const specs = version.signature!.inputs;
   const reader = binary ? new BinaryReader(binary) : undefined;
-  const feeds: Record<string, Tensor> = {};
+  const feeds = record<Tensor>();
+  const budget = new ElementBudget(limits.maxElements);
   for (const input of inputs) {
     const what = `input '${input.name}'`;
     if (input.name in feeds) throw badRequest(`${what} is given twice`);
@@ -90,7 +92,7 @@ function decodeInputs(version: ModelVersion, inputs: readonly InferInput[], limi
     if (!spec) throw badRequest(`unexpected ${what}; the model's inputs are ${specs.map((s) => `'${s.name}'`).join(', ')}`);
     const expected = kserveDatatype(spec.dtype);
     if (input.datatype !== expected) throw badRequest(`${what} has datatype ${expected} in the model, the request says ${input.datatype}`);
-    const size = checkShape(input.shape, what, limits.maxElements);
+    const size = checkShape(input.shape, what, budget);
     const binarySize = input.parameters?.binary_data_size;
     let data;
     if (binarySize !== undefined) {
@@ -162,15 +164,23 @@ export async function kserveRoutes(app: FastifyInstance, opts: { registry: Model
       return reply.header(HEADER_LENGTH, headerLength).type('application/octet-stream').send(bytes);
     });
   };
-  app.post<ModelRoute>('/v2/models/:model/infer', { schema: { body: inferSchema } }, inferRoute);
-  app.post<ModelRoute>('/v2/models/:model/versions/:version/infer', { schema: { body: inferSchema } }, inferRoute);
+  const onRequest = admission(registry, (req) => {
+    const params = req.params as ModelRoute['Params'];
+    return { name: params.model, ref: refOf(params) };
+  });
+  app.post<ModelRoute>('/v2/models/:model/infer', { schema: { body: inferSchema }, onRequest }, inferRoute);
+  app.post<ModelRoute>('/v2/models/:model/versions/:version/infer', { schema: { body: inferSchema }, onRequest }, inferRoute);
 
   // Triton's model repository extension: list, (re)load, unload.
   app.post('/v2/repository/index', async () => {
     const index: { name: string; version?: string; state: string; reason: string }[] = [];
     for (const model of registry.models.values()) {
       if (model.versions.size === 0) index.push({ name: model.name, state: model.unloaded ? 'UNAVAILABLE' : 'UNKNOWN', reason: model.configError ?? '' });
-      for (const v of model.versions.values()) index.push({ name: model.name, version: String(v.version), state: v.state === 'AVAILABLE' ? 'READY' : v.state, reason: v.error ?? model.configError ?? '' });
+      for (const v of model.versions.values()) {
+        const failedReplacement = model.replacements.get(v.version)?.error;
+        const reason = v.error ?? (failedReplacement !== undefined ? `the replaced model file failed to load, the previous one keeps serving: ${failedReplacement}` : undefined);
+        index.push({ name: model.name, version: String(v.version), state: v.state === 'AVAILABLE' ? 'READY' : v.state, reason: reason ?? model.configError ?? '' });
+      }
     }
     return index;
   });

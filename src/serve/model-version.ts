@@ -6,6 +6,8 @@ import type { SessionInfo } from '../runtime/protocol.js';
 import { allocate, Tensor } from '../tensor.js';
 import { Batcher, type BatchSettings, type Runner } from './batcher.js';
 import type { ModelConfig } from './config.js';
+import { ServeError } from './errors.js';
+import { record } from './records.js';
 import type { VersionMetrics } from './metrics.js';
 import { signatureOf, type Signature } from './signature.js';
 
@@ -21,6 +23,8 @@ export type VersionState = 'LOADING' | 'AVAILABLE' | 'UNLOADING' | 'UNAVAILABLE'
 export interface VersionSource {
   version: number;
   file?: string;
+  /** How messages name the file (its path inside the repository): clients see them, and must not learn server paths. */
+  shownAs?: string;
   bytes?: Uint8Array;
   stamp: string;
   /** Set when the repository scan already knows the version cannot load (e.g. a path escape). */
@@ -49,7 +53,7 @@ export function batchSettings(config: ModelConfig, signature: Signature): BatchS
 
 /** Zeros for every input, variable dimensions set to `rows` (first) or 1; undefined if a rank is unknown. */
 function warmupFeeds(signature: Signature, rows: number): Record<string, Tensor> | undefined {
-  const feeds: Record<string, Tensor> = {};
+  const feeds = record<Tensor>();
   for (const input of signature.inputs) {
     if (!input.shape) return undefined;
     const shape = input.shape.map((d, i) => (d !== -1 ? d : i === 0 ? rows : 1));
@@ -57,6 +61,9 @@ function warmupFeeds(signature: Signature, rows: number): Record<string, Tensor>
   }
   return feeds;
 }
+
+/** Input elements a warm-up run may feed: loading a version must not itself take much memory. */
+const WARM_ELEMENTS = 1 << 20;
 
 export class ModelVersion {
   state: VersionState = 'LOADING';
@@ -69,6 +76,9 @@ export class ModelVersion {
   private runners: SessionRunner[] = [];
   private inflight = 0;
   private idle: (() => void)[] = [];
+  /** Requests admitted (from their headers) and not yet answered, and their declared body bytes. */
+  private admitted = 0;
+  private admittedBytes = 0;
   private cancelled = false;
 
   constructor(
@@ -109,7 +119,9 @@ export class ModelVersion {
     } catch (err) {
       await this.closeRunners();
       this.state = 'FAILED';
-      this.error = err instanceof Error ? err.message : String(err);
+      const message = err instanceof Error ? err.message : String(err);
+      const { file, shownAs } = this.source;
+      this.error = file !== undefined && shownAs !== undefined ? message.split(file).join(shownAs) : message;
       this.log.error({ model: this.model, version: this.version, err: this.error }, 'model version failed to load');
       return;
     }
@@ -122,10 +134,17 @@ export class ModelVersion {
     this.log.info({ model: this.model, version: this.version, ms: Date.now() - started, batchable: this.signature.batchable, batching: this.batcher.settings.batching }, 'model version available');
   }
 
-  /** One run per session at batch 1 (and at maxBatchSize when batching) so first requests pay no setup. */
+  /**
+   * One run per session at batch 1 (and, when batching, at maxBatchSize rows, or as many as fit in
+   * WARM_ELEMENTS input elements) so first requests pay no setup.
+   */
   private async warm(): Promise<void> {
     const sizes = [1];
-    if (this.batcher!.settings.batching) sizes.push(this.config.maxBatchSize);
+    if (this.batcher!.settings.batching) {
+      const rowElements = Math.max(1, ...this.signature!.inputs.map((i) => (i.shape ?? []).slice(1).reduce((a, d) => a * Math.max(1, d), 1)));
+      const rows = Math.min(this.config.maxBatchSize, Math.floor(WARM_ELEMENTS / rowElements));
+      if (rows > 1) sizes.push(rows);
+    }
     for (const rows of sizes) {
       const feeds = warmupFeeds(this.signature!, rows);
       if (!feeds) return;
@@ -144,6 +163,34 @@ export class ModelVersion {
         // The description was accepted at load time; a renaming cannot make it unservable.
       }
     }
+  }
+
+  /**
+   * Admission from a request's headers, before its body is read or parsed: refused with 429 when the
+   * queue is full, when as many requests are admitted as can be queued and running, or when the
+   * admitted bodies would pass maxQueueBytes (one request is always admitted). Returns the release,
+   * to call once the request is answered.
+   */
+  admit(bodyBytes: number): () => void {
+    const { maxQueueSize, maxQueueBytes, maxBatchSize, instances } = this.config;
+    const queued = this.batcher?.queued ?? 0;
+    const capacity = maxQueueSize + instances * Math.max(1, maxBatchSize);
+    let refusal: string | undefined;
+    if (queued >= maxQueueSize) refusal = `the request queue is full (${queued} requests waiting, maxQueueSize ${maxQueueSize})`;
+    else if (this.admitted >= capacity) refusal = `${this.admitted} requests are already admitted (maxQueueSize ${maxQueueSize} plus ${capacity - maxQueueSize} running)`;
+    else if (this.admitted > 0 && this.admittedBytes + bodyBytes > maxQueueBytes) {
+      refusal = `admitted request bodies would take ${this.admittedBytes + bodyBytes} bytes, more than maxQueueBytes ${maxQueueBytes}`;
+    }
+    if (refusal !== undefined) throw new ServeError(429, `${this.what}: ${refusal}; retry later`);
+    this.admitted++;
+    this.admittedBytes += bodyBytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.admitted--;
+      this.admittedBytes -= bodyBytes;
+    };
   }
 
   /** Counts a request in flight (the caller checked AVAILABLE); returns its release. */

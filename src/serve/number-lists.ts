@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { MAX_RANK, nest } from './datatypes.js';
 import { parseJson } from './json.js';
 
@@ -75,12 +76,14 @@ export class NumberList {
 const POWERS_OF_TEN = Float64Array.from({ length: 23 }, (_, k) => 10 ** k);
 const EXACT_LIMIT = 2 ** 53;
 const PLACEHOLDER = '\u0000kiln-number-list:';
-const PLACEHOLDER_IN_JSON = Buffer.from('\\u0000kiln-number-list:', 'latin1');
 
 const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /** Elements are gathered here (grown as needed) and copied out at the end of each list. */
-let scratch = new Float64Array(4096);
+const SCRATCH_SIZE = 4096;
+let scratch = new Float64Array(SCRATCH_SIZE);
+/** Past this many elements (8 MiB) the grown scratch is dropped after each body, so one huge request does not hold memory for good. */
+const SCRATCH_KEPT = 1 << 20;
 
 /**
  * Reads the list whose `[` is at `open`: numbers, or lists nested to the same depth and length
@@ -194,8 +197,8 @@ const KEYS: Record<TensorJsonLayout, Buffer[]> = {
 };
 
 /** Puts each placeholder found where `layout` puts tensors back as its list; returns how many. */
-function placeLists(body: unknown, layout: TensorJsonLayout, lists: readonly NumberList[]): number {
-  const listAt = (v: unknown) => (typeof v === 'string' && v.startsWith(PLACEHOLDER) ? lists[Number(v.slice(PLACEHOLDER.length))] : undefined);
+function placeLists(body: unknown, layout: TensorJsonLayout, placeholder: string, lists: readonly NumberList[]): number {
+  const listAt = (v: unknown) => (typeof v === 'string' && v.startsWith(placeholder) ? lists[Number(v.slice(placeholder.length))] : undefined);
   if (typeof body !== 'object' || body === null) return 0;
   let placed = 0;
   if (layout === 'kserve') {
@@ -226,36 +229,43 @@ function placeLists(body: unknown, layout: TensorJsonLayout, lists: readonly Num
  * Serving: `instances`, `inputs`) becomes a NumberList.
  */
 export function parseInferJson(bytes: Buffer, layout: TensorJsonLayout = 'kserve'): unknown {
+  try {
+    return readLists(bytes, layout);
+  } finally {
+    if (scratch.length > SCRATCH_KEPT) scratch = new Float64Array(SCRATCH_SIZE);
+  }
+}
+
+function readLists(bytes: Buffer, layout: TensorJsonLayout): unknown {
   const lists: NumberList[] = [];
   const parts: string[] = [];
-  // A body that already holds the placeholder text goes the slow way rather than be misread.
-  if (bytes.indexOf(PLACEHOLDER_IN_JSON) < 0) {
-    // Candidate lists in body order: a value after one of the layout's keys that opens with '['.
-    const found: { open: number }[] = [];
-    for (const key of KEYS[layout]) {
-      for (let at = bytes.indexOf(key); at >= 0; at = bytes.indexOf(key, at + key.length)) {
-        let i = at + key.length;
-        while (isSpace(bytes[i])) i++;
-        if (bytes[i] !== 0x3a /* : */) continue;
-        i++;
-        while (isSpace(bytes[i])) i++;
-        if (bytes[i] === 0x5b /* [ */) found.push({ open: i });
-      }
+  // Each body's placeholders carry a fresh random part: a string the client wrote can never pass for one.
+  const placeholder = `${PLACEHOLDER}${randomBytes(8).toString('hex')}:`;
+  // Candidate lists in body order: a value after one of the layout's keys that opens with '['.
+  const found: { open: number }[] = [];
+  for (const key of KEYS[layout]) {
+    for (let at = bytes.indexOf(key); at >= 0; at = bytes.indexOf(key, at + key.length)) {
+      let i = at + key.length;
+      while (isSpace(bytes[i])) i++;
+      if (bytes[i] !== 0x3a /* : */) continue;
+      i++;
+      while (isSpace(bytes[i])) i++;
+      if (bytes[i] === 0x5b /* [ */) found.push({ open: i });
     }
-    found.sort((a, b) => a.open - b.open);
-    let last = 0;
-    for (const { open } of found) {
-      if (open < last) continue; // inside a list already read
-      const read = readNumberList(bytes, open);
-      if (!read) continue;
-      // Cut at ASCII bytes, so every piece is whole UTF-8.
-      parts.push(bytes.toString('utf8', last, open), JSON.stringify(PLACEHOLDER + lists.length));
-      lists.push(read.list);
-      last = read.end;
-    }
-    parts.push(bytes.toString('utf8', last));
   }
-  if (lists.length === 0) return parseJson(parts.length ? parts[0]! : bytes.toString('utf8'));
+  found.sort((a, b) => a.open - b.open);
+  let last = 0;
+  for (const { open } of found) {
+    if (open < last) continue; // inside a list already read
+    const read = readNumberList(bytes, open);
+    if (!read) continue;
+    // Cut at ASCII bytes, so every piece is whole UTF-8.
+    parts.push(bytes.toString('utf8', last, open), JSON.stringify(placeholder + lists.length));
+    lists.push(read.list);
+    last = read.end;
+  }
+  parts.push(bytes.toString('utf8', last));
+  if (lists.length === 0) return parseJson(parts[0]!);
   let body: unknown;
   try {
     body = JSON.parse(parts.join(''));
@@ -264,5 +274,5 @@ export function parseInferJson(bytes: Buffer, layout: TensorJsonLayout = 'kserve
   }
   // Every list must come back exactly where the protocol puts tensors; otherwise (a "data" key
   // elsewhere, say) the body is parsed again the ordinary way.
-  return placeLists(body, layout, lists) === lists.length ? body : parseJson(bytes.toString('utf8'));
+  return placeLists(body, layout, placeholder, lists) === lists.length ? body : parseJson(bytes.toString('utf8'));
 }

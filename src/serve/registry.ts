@@ -7,14 +7,20 @@ import { DEFAULT_MODEL_CONFIG, isValidName, parseModelConfig, parseVersion, sele
 import { badRequest, notFound, unavailable } from './errors.js';
 import type { VersionMetrics } from './metrics.js';
 import { ModelVersion, type VersionSource } from './model-version.js';
+import { own } from './records.js';
 
 /*
  * The models a server knows: a repository in Triton's layout (DIR/<model>/<version>/model.onnx, an
  * optional DIR/<model>/config.json) or fixed models given in code. Scans (on file-system events, on a
  * poll interval, on request) decide per model which versions should serve (its version policy) and
- * reconcile: new versions load in the background and take traffic once warmed; an older version keeps
- * serving until every wanted version is available, so a version that fails to load never takes a
- * model down; versions gone from disk or out of policy drain and unload.
+ * reconcile, make-before-break: new versions load in the background and take traffic once warmed; an
+ * older version keeps serving until every wanted version is available — also when its own files were
+ * deleted — so a version that fails to load never takes a model down; versions gone from disk or out
+ * of policy then drain and unload. A serving version whose model.onnx is replaced in place (its size,
+ * mtime or inode change) loads again beside the old one, which serves until the new one is ready and
+ * keeps serving if it fails.
+ * Nothing is read through a link that leads out of the repository, and messages name files by their
+ * path inside it: clients see them, and must not learn where the server keeps its files.
  */
 
 export interface ScannedModel {
@@ -37,8 +43,22 @@ export class FixedSource implements ModelSource {
     for (const m of models) if (!isValidName(m.name)) throw new KilnError('INVALID_ARGUMENT', `model name '${m.name}' must be letters, digits, '_', '.', '-' (at most 128)`);
   }
   async scan(): Promise<ScannedModel[]> {
-    return this.models.map((m) => ({ name: m.name, config: m.config, versions: new Map([[1, { version: 1, file: m.file, bytes: m.bytes, stamp: 'fixed' }]]) }));
+    return this.models.map((m) => ({
+      name: m.name,
+      config: m.config,
+      versions: new Map([[1, { version: 1, file: m.file, shownAs: m.file !== undefined ? path.basename(m.file) : undefined, bytes: m.bytes, stamp: 'fixed' }]]),
+    }));
   }
+}
+
+/** Whether `real` (a resolved path) lies inside the directory `root` (resolved too). */
+function isInside(root: string, real: string): boolean {
+  return real.startsWith(root + path.sep);
+}
+
+/** What a config.json holds, named without its contents (a message must not echo a file). */
+function describeJson(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 /** A model repository directory, Triton's layout. Nothing outside it is ever read. */
@@ -73,38 +93,47 @@ export class RepositorySource implements ModelSource {
         continue;
       }
       const dir = path.join(root, entry);
-      const stat = await fs.stat(dir).catch(() => undefined);
-      if (!stat?.isDirectory()) continue;
-      models.push(await this.scanModel(root, entry, dir));
+      const real = await fs.realpath(dir).catch(() => undefined);
+      if (real === undefined || !(await fs.stat(real).catch(() => undefined))?.isDirectory()) continue;
+      if (!isInside(root, real)) {
+        this.warnOnce(entry, `skipping '${entry}': it links to a directory outside the model repository`);
+        continue;
+      }
+      models.push(await this.scanModel(root, entry, real));
     }
     return models;
   }
 
   private async scanModel(root: string, name: string, dir: string): Promise<ScannedModel> {
     const model: ScannedModel = { name, versions: new Map() };
-    const configFile = path.join(dir, 'config.json');
+    const shownConfig = `${name}/config.json`;
     try {
-      const text = await fs.readFile(configFile, 'utf8');
+      const real = await fs.realpath(path.join(dir, 'config.json'));
+      if (!isInside(root, real)) throw new KilnError('INVALID_ARGUMENT', `${shownConfig} links to a file outside the model repository; refusing to read it`);
       let raw: unknown;
       try {
-        raw = JSON.parse(text);
+        raw = JSON.parse(await fs.readFile(real, 'utf8'));
       } catch (err) {
-        throw new KilnError('INVALID_ARGUMENT', `${configFile}: not valid JSON (${(err as Error).message})`);
+        if ((err as NodeJS.ErrnoException).code !== undefined) throw err;
+        throw new KilnError('INVALID_ARGUMENT', `${shownConfig}: not valid JSON`);
       }
-      model.config = parseModelConfig(raw, this.defaults, configFile);
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new KilnError('INVALID_ARGUMENT', `${shownConfig}: expected a JSON object, found ${describeJson(raw)}`);
+      model.config = parseModelConfig(raw, this.defaults, shownConfig);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') model.config = this.defaults;
-      else model.configError = (err as Error).message;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') model.config = this.defaults;
+      else model.configError = err instanceof KilnError ? err.message : `${shownConfig} cannot be read (${code ?? 'error'})`;
     }
     for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
       const version = parseVersion(entry);
       if (version === undefined) continue;
+      const shownAs = `${name}/${entry}/model.onnx`;
       const file = path.join(dir, entry, 'model.onnx');
       const stat = await fs.stat(file).catch(() => undefined);
       if (!stat?.isFile()) continue;
       const real = await fs.realpath(file).catch(() => file);
-      const source: VersionSource = { version, file: real, stamp: `${stat.size}:${stat.mtimeMs}:${stat.ino}` };
-      if (!real.startsWith(root + path.sep)) source.error = `${file} resolves to ${real}, outside the model repository; refusing to load it`;
+      const source: VersionSource = { version, file: real, shownAs, stamp: `${stat.size}:${stat.mtimeMs}:${stat.ino}` };
+      if (!isInside(root, real)) source.error = `${shownAs} links to a file outside the model repository; refusing to load it`;
       model.versions.set(version, source);
     }
     return model;
@@ -128,7 +157,10 @@ export class RepositorySource implements ModelSource {
 export class ServedModel {
   config: ModelConfig = DEFAULT_MODEL_CONFIG;
   configError: string | undefined;
+  /** The versions taking traffic (or on their way to it, or failed), by number. */
   readonly versions = new Map<number, ModelVersion>();
+  /** A serving version's replacement, loading from a changed file (or failed to: then it stays, marking that file as tried). */
+  readonly replacements = new Map<number, ModelVersion>();
   onDisk = new Map<number, VersionSource>();
   /** Unloaded through the repository API: serves nothing until loaded again. */
   unloaded = false;
@@ -262,26 +294,66 @@ export class ModelRegistry {
       const current = model.versions.get(v);
       const retry = current && (current.state === 'UNAVAILABLE' || (current.state === 'FAILED' && current.source.stamp !== source.stamp));
       if (!current || retry) this.startLoad(model, source);
+      else if (current.state === 'AVAILABLE' && current.source.stamp !== source.stamp) this.startReplacement(model, source);
     }
+    // Make-before-break: nothing serving goes until everything wanted serves.
     const policySatisfied = wanted.every((v) => model.versions.get(v)?.state === 'AVAILABLE');
     for (const [v, current] of model.versions) {
-      const onDisk = model.onDisk.has(v);
-      if (!onDisk) {
-        if (current.state === 'AVAILABLE' || current.state === 'LOADING') this.startUnload(model, current);
-        else if (current.state !== 'UNLOADING') model.versions.delete(v);
-      } else if (!wanted.includes(v)) {
-        if (current.state === 'LOADING' || (current.state === 'AVAILABLE' && policySatisfied)) this.startUnload(model, current);
-      }
+      if (wanted.includes(v)) continue;
+      if (current.state === 'LOADING' || (current.state === 'AVAILABLE' && policySatisfied)) this.startUnload(model, current);
+      else if (!model.onDisk.has(v) && current.state !== 'UNLOADING' && current.state !== 'AVAILABLE') model.versions.delete(v);
+    }
+    for (const [v, replacement] of model.replacements) {
+      if (wanted.includes(v)) continue;
+      model.replacements.delete(v);
+      this.startUnload(model, replacement);
     }
     if (model.onDisk.size === 0 && model.versions.size === 0) this.models.delete(model.name);
   }
 
+  private newVersion(model: ServedModel, source: VersionSource): ModelVersion {
+    return new ModelVersion(model.name, source, model.config, this.options.log, this.options.metricsFor?.(model.name, source.version));
+  }
+
   private startLoad(model: ServedModel, source: VersionSource): void {
-    const version = new ModelVersion(model.name, source, model.config, this.options.log, this.options.metricsFor?.(model.name, source.version));
+    const version = this.newVersion(model, source);
     model.versions.set(source.version, version);
-    const done = version.load().then(() => {
-      this.loads.delete(done);
+    this.track(version.load(), () => this.reconcile(model));
+  }
+
+  /**
+   * Loads a serving version's changed file beside it; once warmed it takes the traffic and the old
+   * one drains. A replacement that fails stays recorded (so the same file is not retried) and the old
+   * one keeps serving.
+   */
+  private startReplacement(model: ServedModel, source: VersionSource): void {
+    const previous = model.replacements.get(source.version);
+    if (previous?.source.stamp === source.stamp) return;
+    if (previous) void previous.unload();
+    const replacement = this.newVersion(model, source);
+    model.replacements.set(source.version, replacement);
+    this.options.log.info({ model: model.name, version: source.version }, 'model file replaced; loading it beside the serving one');
+    this.track(replacement.load(), () => {
+      if (model.replacements.get(source.version) !== replacement) {
+        void replacement.unload();
+        return;
+      }
+      const current = model.versions.get(source.version);
+      if (replacement.state !== 'AVAILABLE') {
+        if (replacement.state === 'FAILED') this.options.log.error({ model: model.name, version: source.version, err: replacement.error }, 'the replaced model file failed to load; the previous one keeps serving');
+        return;
+      }
+      model.replacements.delete(source.version);
+      model.versions.set(source.version, replacement);
+      if (current) this.startUnload(model, current);
       this.reconcile(model);
+    });
+  }
+
+  private track(load: Promise<void>, then: () => void): void {
+    const done = load.then(() => {
+      this.loads.delete(done);
+      then();
     });
     this.loads.add(done);
   }
@@ -322,7 +394,7 @@ export class ModelRegistry {
     let number: number | undefined;
     if (ref.label !== undefined) {
       if (!isValidName(ref.label)) throw badRequest(`invalid version label ${JSON.stringify(ref.label)}`);
-      number = model.config.versionLabels[ref.label];
+      number = own(model.config.versionLabels, ref.label) as number | undefined;
       if (number === undefined) {
         const known = Object.keys(model.config.versionLabels);
         throw notFound(`model '${name}' has no version label '${ref.label}'${known.length ? ` (labels: ${known.join(', ')})` : ''}`);

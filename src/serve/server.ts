@@ -2,9 +2,10 @@ import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { KilnError } from '../errors.js';
-import { protectedScope } from './auth.js';
+import { authTokenFrom, protectedScope } from './auth.js';
 import { DEFAULT_MODEL_CONFIG, parseModelConfig, type ModelConfig } from './config.js';
-import { ServeError } from './errors.js';
+import { closeIfBodyPending, notFound, ServeError } from './errors.js';
+import { ConnectionTracker } from './connections.js';
 import { healthRoutes } from './health.js';
 import type { InferenceLimits } from './inference.js';
 import { HEADER_LENGTH, parseRequestBody } from './binary.js';
@@ -40,6 +41,11 @@ export interface ServeOptions {
   maxElements?: number;
   /** Time a request may spend queued and running before it fails with 503 (default 30,000 ms; 0: none). */
   requestTimeoutMs?: number;
+  /**
+   * On close, how long a keep-alive connection may stay idle before it is closed (default 500 ms): a
+   * request its client sends meanwhile is still answered (with Connection: close), not reset.
+   */
+  idleConnectionGraceMs?: number;
   /** A pino logger, or the level of the JSON logger written to stdout (default 'info'; 'silent' for none). */
   logger?: Logger;
   logLevel?: string;
@@ -56,7 +62,7 @@ export interface ServerHandle {
   readonly log: Logger;
   /** Rescans the repository now and waits for the loads and unloads it starts. */
   reload(): Promise<void>;
-  /** Stops accepting requests, finishes the ones in flight, unloads every model. */
+  /** Stops accepting connections, answers the requests sent on open ones, finishes those in flight, unloads every model. */
   close(): Promise<void>;
 }
 
@@ -98,7 +104,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   const defaults = parseModelConfig(options.config ?? {}, DEFAULT_MODEL_CONFIG, 'serve options "config"');
   const bodyLimit = options.bodyLimit ?? 32 * 1024 * 1024;
   const limits: InferenceLimits = { maxElements: options.maxElements ?? 1 << 24, requestTimeoutMs: options.requestTimeoutMs ?? 30_000 };
-  const authToken = options.authToken ?? (process.env.KILN_AUTH_TOKEN || undefined);
+  const authToken = authTokenFrom(options.authToken, process.env.KILN_AUTH_TOKEN);
   let registry: ModelRegistry | undefined;
   const metrics = new ServeMetrics(() => registry);
   registry = new ModelRegistry(modelSource(options, defaults, log), {
@@ -123,6 +129,8 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
 
+  const connections = new ConnectionTracker(app.server);
+
   // JSON with TF Serving's NaN/Infinity tokens (plus Triton's binary tensors), whatever the content type:
   // curl -d sends form encoding.
   app.removeAllContentTypeParsers();
@@ -143,6 +151,12 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     if (status >= 500 && status !== 503) req.log.error({ err, url: req.url }, 'request failed');
     else req.log.debug({ status, url: req.url, err: message }, 'request refused');
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
+  });
+  // Unrouted requests are refused before their body is read: parsing it would cost the server, not the sender.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.is404) return;
+    closeIfBodyPending(req, reply);
+    throw notFound(`no route for ${req.method} ${req.url.split('?')[0]}`);
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).type('application/json').send(JSON.stringify({ error: `no route for ${req.method} ${req.url.split('?')[0]}` })));
   // Replies during shutdown close their connection so clients move on.
@@ -192,6 +206,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
       closed ??= (async () => {
         closing = true;
         log.info('shutting down: finishing in-flight requests');
+        await connections.drain(options.idleConnectionGraceMs ?? 500);
         await app.close();
         await reg.close();
         log.info('shut down');

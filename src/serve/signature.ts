@@ -4,6 +4,7 @@ import type { DType, Tensor } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { isServableType } from './datatypes.js';
 import { badRequest } from './errors.js';
+import { own, record } from './records.js';
 
 /*
  * What clients see of a model: its inputs and outputs under their served names, with element type
@@ -31,7 +32,7 @@ export function signatureOf(description: ModelDescription, config: ModelConfig):
     if (!isServableType(d.dtype)) {
       throw new KilnError('UNSUPPORTED_OP', `model ${kind} '${d.name}' has element type ${d.dtype}; Kiln serves float32, float64, int8, int32, int64, uint8 and bool tensors`);
     }
-    return { name: names[d.name] ?? d.name, onnxName: d.name, dtype: d.dtype, shape: d.shape ? d.shape.map((x) => (typeof x === 'number' ? x : -1)) : null };
+    return { name: (own(names, d.name) as string | undefined) ?? d.name, onnxName: d.name, dtype: d.dtype, shape: d.shape ? d.shape.map((x) => (typeof x === 'number' ? x : -1)) : null };
   };
   const inputs = description.inputs.map(spec('input', config.inputNames));
   const outputs = description.outputs.map(spec('output', config.outputNames));
@@ -50,7 +51,7 @@ export function checkFeeds(signature: Signature, feeds: Record<string, Tensor>, 
   for (const name of Object.keys(feeds)) {
     if (!known.has(name)) throw badRequest(`unexpected input '${name}'; the model's inputs are ${[...known].map((n) => `'${n}'`).join(', ')}`);
   }
-  const out: Record<string, Tensor> = {};
+  const out = record<Tensor>();
   let rows: number | undefined;
   for (const spec of signature.inputs) {
     const t = feeds[spec.name];

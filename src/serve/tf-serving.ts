@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { checkShape, decodeElements, flatValues, nest, nestedShape, tfDatatype } from './datatypes.js';
+import { checkShape, decodeElements, ElementBudget, flatValues, nest, nestedShape, tfDatatype } from './datatypes.js';
 import { NumberList } from './number-lists.js';
 import { binaryPart, HEADER_LENGTH } from './binary.js';
 import { badRequest, notFound } from './errors.js';
-import { infer, withVersion, type InferenceLimits } from './inference.js';
+import { own, record } from './records.js';
+import { admission, infer, withVersion, type InferenceLimits } from './inference.js';
 import { stringifyJson } from './json.js';
 import type { ModelVersion } from './model-version.js';
 import type { ModelRegistry, VersionRef } from './registry.js';
@@ -50,7 +51,7 @@ function modelStatus(registry: ModelRegistry, path: ParsedPath) {
   if (path.ref.label !== undefined || path.ref.version !== undefined) {
     let number: number | undefined;
     if (path.ref.label !== undefined) {
-      number = model.config.versionLabels[path.ref.label];
+      number = own(model.config.versionLabels, path.ref.label) as number | undefined;
       if (number === undefined) throw notFound(`model '${path.model}' has no version label '${path.ref.label}'`);
     } else {
       number = Number(path.ref.version);
@@ -89,10 +90,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** A nested JSON value → a tensor of the input's type, its shape read from the nesting. */
-function decodeValue(value: unknown, spec: TensorSpec, limits: InferenceLimits, what: string): Tensor {
+function decodeValue(value: unknown, spec: TensorSpec, budget: ElementBudget, what: string): Tensor {
   if (isObject(value) && 'b64' in value) throw badRequest(`${what}: binary {"b64": ...} values are not supported (the input is ${spec.dtype})`);
   const shape = nestedShape(value, what);
-  checkShape(shape, what, limits.maxElements);
+  checkShape(shape, what, budget);
   return new Tensor(decodeElements(value, shape, spec.dtype, what, true) as never, shape, spec.dtype);
 }
 
@@ -109,7 +110,7 @@ function decodeRows(sig: Signature, rows: unknown[] | NumberList, limits: Infere
   if (rows instanceof NumberList) {
     // Rows that are all numbers, read by the body parser: one unnamed input, its rows stacked.
     if (sig.inputs.length > 1) throw rowsNeedNames(sig, field);
-    return { [sig.inputs[0]!.name]: decodeValue(rows, sig.inputs[0]!, limits, `input '${sig.inputs[0]!.name}'`) };
+    return { [sig.inputs[0]!.name]: decodeValue(rows, sig.inputs[0]!, new ElementBudget(limits.maxElements), `input '${sig.inputs[0]!.name}'`) };
   }
   if (rows.length === 0) throw badRequest(`"${field}" is empty; send at least one example`);
   const named = rows.every(isObject);
@@ -121,16 +122,17 @@ function decodeRows(sig: Signature, rows: unknown[] | NumberList, limits: Infere
       for (const key of Object.keys(r as object)) if (!known.has(key)) throw badRequest(`"${field}"[${i}] names '${key}', which is not a model input (inputs: ${[...known].join(', ')})`);
     });
   }
-  const feeds: Record<string, Tensor> = {};
+  const feeds = record<Tensor>();
+  const budget = new ElementBudget(limits.maxElements);
   for (const spec of sig.inputs) {
     const column = named
       ? rows.map((r, i) => {
-          const v = (r as Record<string, unknown>)[spec.name];
+          const v = own(r as object, spec.name);
           if (v === undefined) throw badRequest(`"${field}"[${i}] has no value for input '${spec.name}'`);
           return v;
         })
       : rows;
-    feeds[spec.name] = decodeValue(column, spec, limits, `input '${spec.name}'`);
+    feeds[spec.name] = decodeValue(column, spec, budget, `input '${spec.name}'`);
   }
   return feeds;
 }
@@ -140,13 +142,14 @@ function decodeColumns(sig: Signature, inputs: unknown, limits: InferenceLimits)
   const single = sig.inputs.length === 1 ? sig.inputs[0]! : undefined;
   if (!isObject(inputs) || (single && 'b64' in inputs)) {
     if (!single) throw badRequest(`the model has ${sig.inputs.length} inputs (${sig.inputs.map((i) => i.name).join(', ')}); send "inputs" as {input_name: tensor}`);
-    return { [single.name]: decodeValue(inputs, single, limits, `input '${single.name}'`) };
+    return Object.assign(record<Tensor>(), { [single.name]: decodeValue(inputs, single, new ElementBudget(limits.maxElements), `input '${single.name}'`) });
   }
-  const feeds: Record<string, Tensor> = {};
+  const feeds = record<Tensor>();
+  const budget = new ElementBudget(limits.maxElements);
   for (const [name, value] of Object.entries(inputs)) {
     const spec = sig.inputs.find((s) => s.name === name);
     if (!spec) throw badRequest(`"inputs" names '${name}', which is not a model input (inputs: ${sig.inputs.map((i) => i.name).join(', ')})`);
-    feeds[name] = decodeValue(value, spec, limits, `input '${name}'`);
+    feeds[name] = decodeValue(value, spec, budget, `input '${name}'`);
   }
   return feeds;
 }
@@ -171,11 +174,11 @@ const bodySchema = {
   },
 } as const;
 
-const VERB_FIELDS: Record<string, string[]> = {
-  predict: ['signature_name', 'instances', 'inputs'],
-  classify: ['signature_name', 'context', 'examples'],
-  regress: ['signature_name', 'context', 'examples'],
-};
+const VERB_FIELDS = new Map<string, string[]>([
+  ['predict', ['signature_name', 'instances', 'inputs']],
+  ['classify', ['signature_name', 'context', 'examples']],
+  ['regress', ['signature_name', 'context', 'examples']],
+]);
 
 export async function tfServingRoutes(app: FastifyInstance, opts: { registry: ModelRegistry; limits: InferenceLimits }): Promise<void> {
   const { registry, limits } = opts;
@@ -261,12 +264,16 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
     return reply.type('application/json').send(stringifyJson({ results: values }, nonFinite));
   };
 
-  app.post('/v1/models/*', { schema: { body: bodySchema } }, async (req, reply) => {
+  const onRequest = admission(registry, (req) => {
+    const path = parsePath((req.params as { '*': string })['*'], req.method);
+    return { name: path.model, ref: path.ref };
+  });
+  app.post('/v1/models/*', { schema: { body: bodySchema }, onRequest }, async (req, reply) => {
     const rest = (req.params as { '*': string })['*'];
     const path = parsePath(rest, req.method);
     if (path.metadata || path.verb === undefined) throw notFound(`no route for POST /v1/models/${rest}; expected :predict, :classify or :regress`);
     const verb = path.verb;
-    const fields = VERB_FIELDS[verb];
+    const fields = VERB_FIELDS.get(verb);
     if (!fields) throw notFound(`unknown method ':${verb}'; expected :predict, :classify or :regress`);
     const body = req.body as Record<string, unknown>;
     if (binaryPart(body)) throw badRequest(`binary tensor data (${HEADER_LENGTH}) is a KServe v2 extension; TF Serving requests are JSON`);

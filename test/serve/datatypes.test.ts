@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkShape, decodeElements, flatValues, nest, nestedShape } from '../../src/serve/datatypes.js';
+import { checkShape, decodeElements, ElementBudget, flatValues, nest, nestedShape } from '../../src/serve/datatypes.js';
 import { Tensor } from '../../src/tensor.js';
 
 test('decodeElements takes flat or nested data and refuses ragged or mis-sized data with the position', () => {
@@ -16,10 +16,14 @@ test('decodeElements takes flat or nested data and refuses ragged or mis-sized d
 });
 
 test('checkShape bounds rank, dimensions and element count; nestedShape bounds depth', () => {
-  assert.equal(checkShape([2, 3], 'x', 100), 6);
-  assert.throws(() => checkShape([2, -1], 'x', 100), /integers in \[0, 2147483647\], found -1/);
-  assert.throws(() => checkShape([1000, 1000], 'x', 100), /has 1000000 elements, more than the 100/);
-  assert.throws(() => checkShape(new Array(17).fill(1), 'x', 100), /rank 17, at most 16/);
+  assert.equal(checkShape([2, 3], 'x', new ElementBudget(100)), 6);
+  assert.throws(() => checkShape([2, -1], 'x', new ElementBudget(100)), /integers in \[0, 2147483647\], found -1/);
+  assert.throws(() => checkShape([1000, 1000], 'x', new ElementBudget(100)), /has 1000000 elements, more than the 100/);
+  assert.throws(() => checkShape(new Array(17).fill(1), 'x', new ElementBudget(100)), /rank 17, at most 16/);
+  // The budget is per request: tensors that fit one by one may not fit together.
+  const budget = new ElementBudget(100);
+  assert.equal(checkShape([10, 6], 'a', budget), 60);
+  assert.throws(() => checkShape([10, 5], 'b', budget), /b: shape \[10, 5\] has 50 elements \(110 with the request's other tensors\), more than the 100 this server accepts in one request/);
   assert.deepEqual(nestedShape([[1, 2], [3, 4], [5, 6]], 'x'), [3, 2]);
   let deep: unknown = 1;
   for (let i = 0; i < 40; i++) deep = [deep];

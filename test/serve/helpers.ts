@@ -96,7 +96,7 @@ export async function writeConfig(repo: string, model: string, config: unknown):
 }
 
 export function startServer(options: ServeOptions): Promise<ServerHandle> {
-  return serve({ host: '127.0.0.1', port: 0, logLevel: 'silent', pollIntervalMs: 200, ...options });
+  return serve({ host: '127.0.0.1', port: 0, logLevel: 'silent', pollIntervalMs: 200, idleConnectionGraceMs: 50, ...options });
 }
 
 export interface HttpResult {

@@ -1,0 +1,67 @@
+import { Server as NetServer, type Socket } from 'node:net';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+
+/*
+ * The server's open connections, for a shutdown that drops no request a client already sent. Node's
+ * server.close() (and Fastify's close) destroys every keep-alive connection with no request in
+ * progress at once — including one whose next request is already on its way or sitting unread in
+ * the socket buffer, which the client then sees as a reset. So shutdown first stops accepting while
+ * keeping the open connections; each request that arrives on one is answered (with Connection: close,
+ * see server.ts), and a connection is closed only once it has been idle for a grace period.
+ */
+
+interface Tracked {
+  /** Requests in progress on the connection. */
+  busy: number;
+  /** When its last response ended (or it opened), in ms since the epoch. */
+  idleSince: number;
+}
+
+export class ConnectionTracker {
+  private readonly sockets = new Map<Socket, Tracked>();
+
+  constructor(private readonly server: HttpServer) {
+    server.on('connection', (socket: Socket) => {
+      this.sockets.set(socket, { busy: 0, idleSince: Date.now() });
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const tracked = this.sockets.get(req.socket);
+      if (!tracked) return;
+      tracked.busy++;
+      res.once('close', () => {
+        tracked.busy--;
+        tracked.idleSince = Date.now();
+      });
+    });
+  }
+
+  /** Open connections. */
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  /**
+   * Stops accepting connections, keeping the open ones; then closes each one once it has been idle
+   * for `graceMs`, and resolves when only connections with a request in progress are left (their
+   * responses close them).
+   */
+  async drain(graceMs: number): Promise<void> {
+    // net.Server's close, not http.Server's: the latter also destroys idle keep-alive connections now.
+    if (this.server.listening) NetServer.prototype.close.call(this.server);
+    // Requests already in the socket buffers are read within a turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (;;) {
+      const now = Date.now();
+      let waitMs = Infinity;
+      for (const [socket, tracked] of this.sockets) {
+        if (tracked.busy > 0) continue;
+        const idleMs = now - tracked.idleSince;
+        if (idleMs >= graceMs) socket.destroy();
+        else waitMs = Math.min(waitMs, graceMs - idleMs);
+      }
+      if (waitMs === Infinity) return;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, waitMs)));
+    }
+  }
+}
