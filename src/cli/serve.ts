@@ -12,9 +12,11 @@ export const serveCommand: Command = {
     { name: 'name', type: 'string', description: 'model name for a single model file (default: the file name)' },
     { name: 'host', type: 'string', description: "interface to listen on ('0.0.0.0' for all)", default: '127.0.0.1' },
     { name: 'port', type: 'number', integer: true, min: 0, max: 65535, description: 'port (0: any free port)', default: 8501 },
-    { name: 'max-batch-size', type: 'number', integer: true, min: 0, description: 'default largest batch per run; above 1 merges concurrent requests (dynamic batching)' },
+    { name: 'max-batch-size', type: 'number', integer: true, min: 0, description: 'default largest batch per request and per run (256); above 1 merges concurrent requests (dynamic batching); 0: no limit, no merging' },
     { name: 'max-queue-delay-ms', type: 'number', description: 'default time a request waits for others to fill a batch' },
-    { name: 'max-queue-size', type: 'number', integer: true, min: 1, description: 'default requests queued per version before 429' },
+    { name: 'max-queue-size', type: 'number', integer: true, min: 1, description: 'default requests queued per version before 429 (1024)' },
+    { name: 'max-queue-bytes', type: 'number', integer: true, min: 1, description: 'default request-body bytes admitted per version before 429 (134217728)' },
+    { name: 'max-elements', type: 'number', integer: true, min: 1, description: 'elements one request may carry over all its tensors', default: 1 << 22 },
     { name: 'instances', type: 'number', integer: true, min: 1, description: 'default ONNX Runtime sessions (worker threads) per version' },
     { name: 'intra-op-threads', type: 'number', integer: true, min: 1, description: 'default ONNX Runtime threads per session' },
     { name: 'poll-interval-ms', type: 'number', description: 'repository rescan interval (0: file-system events only)', default: 1000 },
@@ -30,12 +32,13 @@ export const serveCommand: Command = {
       throw new KilnError('INVALID_ARGUMENT', 'kiln serve: give either a model file (kiln serve model.onnx) or --model-repository DIR');
     }
     const config: Partial<ModelConfig> = {};
-    const setNumber = (option: string, field: 'maxBatchSize' | 'maxQueueDelayMs' | 'maxQueueSize' | 'instances' | 'intraOpThreads') => {
+    const setNumber = (option: string, field: 'maxBatchSize' | 'maxQueueDelayMs' | 'maxQueueSize' | 'maxQueueBytes' | 'instances' | 'intraOpThreads') => {
       if (options[option] !== undefined) config[field] = options[option] as number;
     };
     setNumber('max-batch-size', 'maxBatchSize');
     setNumber('max-queue-delay-ms', 'maxQueueDelayMs');
     setNumber('max-queue-size', 'maxQueueSize');
+    setNumber('max-queue-bytes', 'maxQueueBytes');
     setNumber('instances', 'instances');
     setNumber('intra-op-threads', 'intraOpThreads');
     const serveOptions: ServeOptions = {
@@ -46,6 +49,7 @@ export const serveCommand: Command = {
       pollIntervalMs: options['poll-interval-ms'] as number,
       authToken: options['auth-token'] as string | undefined,
       bodyLimit: options['body-limit'] as number,
+      maxElements: options['max-elements'] as number,
       requestTimeoutMs: options['request-timeout-ms'] as number,
       logLevel: options['log-level'] as string,
     };

@@ -85,6 +85,11 @@ let scratch = new Float64Array(SCRATCH_SIZE);
 /** Past this many elements (8 MiB) the grown scratch is dropped after each body, so one huge request does not hold memory for good. */
 const SCRATCH_KEPT = 1 << 20;
 
+/** Bytes the scratch buffer holds now (for tests: it must shrink back after a huge body). */
+export function numberListScratchBytes(): number {
+  return scratch.byteLength;
+}
+
 /**
  * Reads the list whose `[` is at `open`: numbers, or lists nested to the same depth and length
  * throughout. Returns it and the index just past its `]`, or undefined when it is anything else

@@ -7,6 +7,7 @@ import { DEFAULT_MODEL_CONFIG, parseModelConfig, type ModelConfig } from './conf
 import { closeIfBodyPending, notFound, ServeError } from './errors.js';
 import { ConnectionTracker } from './connections.js';
 import { healthRoutes } from './health.js';
+import { MemoryReclaimer } from './memory.js';
 import type { InferenceLimits } from './inference.js';
 import { HEADER_LENGTH, parseRequestBody } from './binary.js';
 import type { TensorJsonLayout } from './number-lists.js';
@@ -37,7 +38,7 @@ export interface ServeOptions {
   authToken?: string;
   /** Largest request body in bytes (default 32 MiB); larger ones get 413. */
   bodyLimit?: number;
-  /** Largest tensor a request may describe, in elements (default 16,777,216). */
+  /** Elements one request may carry over all its tensors (default 4,194,304: 16 MiB of float32); more is a 400 before anything is allocated. */
   maxElements?: number;
   /** Time a request may spend queued and running before it fails with 503 (default 30,000 ms; 0: none). */
   requestTimeoutMs?: number;
@@ -103,7 +104,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'kiln-serve' } });
   const defaults = parseModelConfig(options.config ?? {}, DEFAULT_MODEL_CONFIG, 'serve options "config"');
   const bodyLimit = options.bodyLimit ?? 32 * 1024 * 1024;
-  const limits: InferenceLimits = { maxElements: options.maxElements ?? 1 << 24, requestTimeoutMs: options.requestTimeoutMs ?? 30_000 };
+  const limits: InferenceLimits = { maxElements: options.maxElements ?? 1 << 22, requestTimeoutMs: options.requestTimeoutMs ?? 30_000 };
   const authToken = authTokenFrom(options.authToken, process.env.KILN_AUTH_TOKEN);
   let registry: ModelRegistry | undefined;
   const metrics = new ServeMetrics(() => registry);
@@ -130,11 +131,13 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   });
 
   const connections = new ConnectionTracker(app.server);
+  const reclaimer = new MemoryReclaimer();
 
   // JSON with TF Serving's NaN/Infinity tokens (plus Triton's binary tensors), whatever the content type:
   // curl -d sends form encoding.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
+    reclaimer.bodyReceived((body as Buffer).length);
     try {
       done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH], tensorLayout(req.url)));
     } catch (err) {
@@ -208,6 +211,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
         log.info('shutting down: finishing in-flight requests');
         await connections.drain(options.idleConnectionGraceMs ?? 500);
         await app.close();
+        reclaimer.stop();
         await reg.close();
         log.info('shut down');
       })();

@@ -131,6 +131,22 @@ function generate(rng: Random): Case {
       ]);
       return v2(validDense(rng), path);
     }],
+    ['placeholder smuggling', () => {
+      const forged = pick(rng, ['\\u0000kiln-number-list:0', '\\u0000\\u006biln-number-list:0', '\\u0000kiln-number-list:1', '\\u0000kiln:NaN']);
+      const where = rng.int(3);
+      if (where === 0) return v2(`{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":"${forged}"}],"parameters":{"data":[0.5,0.25,0.125]}}`);
+      if (where === 1) return tf(`{"instances":"${forged}","signature_name":"x","inputs":[1]}`);
+      return v2(`{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":["${forged}",1,2]}],"outputs":[{"name":"output","parameters":{"data":[1,2,3]}}]}`);
+    }],
+    ['built-in property names', () => {
+      const name = pick(rng, ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', '__defineGetter__']);
+      const which = rng.int(4);
+      if (which === 0) return v2({ inputs: [{ name, shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }] });
+      if (which === 1) return tf({ instances: [1] }, `/v1/models/half:${name.replace(/_/g, '')}`);
+      if (which === 2) return tf({ instances: [1] }, `/v1/models/half/labels/${name}:predict`);
+      return tf(`{"inputs":{"${name}":[1]}}`);
+    }],
+    ['NaN flood', () => v2(`{"${pick(rng, ['a', 'data', 'inputs', 'instances'])}":[${new Array(1000 + rng.int(50_000)).fill(pick(rng, ['NaN', 'Infinity', '-Infinity'])).join(',')}]}`, rng.next() < 0.5 ? '/v2/models/dense/infer' : '/v1/models/half:predict')],
     ['binary header mismatch', () => ({
       kind: '',
       method: 'POST',

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -255,4 +256,59 @@ export async function spawnServe(args: string[]): Promise<CliServer> {
     });
   });
   return { child, url, logs, exit };
+}
+
+export interface EarlyReply {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * Sends a request's head and only `bodyPrefix` of the `contentLength` bytes it announces, over a raw
+ * socket. Resolves once the server has answered and closed the connection or sent a whole short reply:
+ * an answer can only come from the headers, since the rest of the body is never sent.
+ */
+export function headersOnlyRequest(base: string, method: string, urlPath: string, contentLength: number, headers: Record<string, string> = {}, bodyPrefix = ''): Promise<EarlyReply> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname);
+    let received = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`${method} ${urlPath}: no answer within 15 s to a request whose body was not sent`));
+    }, 15_000);
+    const finish = () => {
+      const end = received.indexOf('\r\n\r\n');
+      if (end < 0) return false;
+      const [statusLine, ...lines] = received.slice(0, end).split('\r\n');
+      const replyHeaders: Record<string, string> = {};
+      for (const line of lines) {
+        const colon = line.indexOf(':');
+        replyHeaders[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      const body = received.slice(end + 4);
+      if (replyHeaders['content-length'] !== undefined && Buffer.byteLength(body) < Number(replyHeaders['content-length'])) return false;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: Number(statusLine!.split(' ')[1]), headers: replyHeaders, body });
+      return true;
+    };
+    socket.on('data', (d: Buffer) => {
+      received += d.toString('utf8');
+      finish();
+    });
+    socket.on('end', () => {
+      if (!finish()) {
+        clearTimeout(timer);
+        reject(new Error(`${method} ${urlPath}: the connection closed without a whole reply: ${JSON.stringify(received)}`));
+      }
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (!finish()) reject(err);
+    });
+    const head = [`${method} ${urlPath} HTTP/1.1`, `host: ${url.host}`, 'content-type: application/json', `content-length: ${contentLength}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+    socket.write(`${head.join('\r\n')}\r\n\r\n${bodyPrefix}`);
+  });
 }

@@ -1,0 +1,445 @@
+import assert from 'node:assert/strict';
+import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { parseJson } from '../../src/serve/json.js';
+import { numberListScratchBytes, parseInferJson } from '../../src/serve/number-lists.js';
+import { serve } from '../../src/serve/server.js';
+import {
+  assertClose,
+  denseBody,
+  denseModel,
+  headersOnlyRequest,
+  http,
+  metricValue,
+  randomInput,
+  spawnServe,
+  startServer,
+  tmpDir,
+  waitFor,
+  writeConfig,
+  writeVersion,
+} from './helpers.js';
+
+/*
+ * The defects an outside attack run found in `kiln serve`, each reproduced at a scale that runs fast:
+ * slow NaN bodies, unauthenticated and unrouted bodies parsed, an empty token switching auth off,
+ * unbounded request memory, admission after parsing, gaps on version deletion, in-place replacements
+ * ignored, files read through links out of the repository, placeholder smuggling, built-in property
+ * names, and requests dropped at shutdown.
+ */
+
+/** `{"a":[NaN,...]}` (or zeros) of about `bytes` bytes: the attack's body. */
+function floodBody(bytes: number, token = 'NaN'): string {
+  const n = Math.floor((bytes - 10) / (token.length + 1));
+  return `{"a":[${new Array(n).fill(token).join(',')}]}`;
+}
+
+/** The shortest of `rounds` timings of fn, in ms. */
+function fastest(rounds: number, fn: () => void): number {
+  let best = Infinity;
+  for (let i = 0; i < rounds; i++) {
+    const t = performance.now();
+    fn();
+    best = Math.min(best, performance.now() - t);
+  }
+  return best;
+}
+
+describe('request bodies', () => {
+  test('a body of NaN tokens parses about as fast as JSON.parse reads the same size of zeros', () => {
+    const nan = floodBody(4 << 20);
+    const zeros = floodBody(4 << 20, '0');
+    const nanMs = fastest(3, () => assert.equal((parseJson(nan) as { a: number[] }).a.every(Number.isNaN), true));
+    const zerosMs = fastest(3, () => JSON.parse(zeros));
+    // The previous rewrite (marked strings and a reviver) took ~20× as long; the ratio needs no clock bound.
+    assert.ok(nanMs < 5 * zerosMs, `NaN body ${nanMs.toFixed(0)} ms vs zeros ${zerosMs.toFixed(0)} ms`);
+    // Infinity tokens and NaN inside a body that has its own nulls take the same path.
+    assert.deepEqual(parseJson('{"a":[NaN,null,Infinity,-Infinity,"NaN"],"b":NaN}'), { a: [NaN, null, Infinity, -Infinity, 'NaN'], b: NaN });
+  });
+
+  test('the number-list scratch buffer shrinks back after a huge list', () => {
+    const big = Buffer.from(`{"inputs":[{"name":"x","shape":[2000000],"datatype":"FP32","data":[${new Array(2_000_000).fill('1').join(',')}]}]}`);
+    const parsed = parseInferJson(big) as { inputs: { data: { length: number } }[] };
+    assert.equal(parsed.inputs[0]!.data.length, 2_000_000);
+    assert.ok(numberListScratchBytes() <= 8 << 20, `the scratch buffer kept ${numberListScratchBytes()} bytes`);
+  });
+
+  test('a placeholder written by the client is a string, not a smuggled list', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    const server = await startServer({ modelRepository: dir });
+    try {
+      for (const forged of ['\\u0000\\u006biln-number-list:0', '\\u0000kiln-number-list:0']) {
+        const body = `{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":"${forged}"}],"parameters":{"data":[0.5,0.25,0.125]}}`;
+        const r = await http(server.url, 'POST', '/v2/models/m/infer', body);
+        assert.equal(r.status, 400, r.text);
+        assert.match(r.json.error, /input 'input'.*must be an array/);
+      }
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+  });
+});
+
+describe('refusals before the body is read', () => {
+  test('unrouted, unauthenticated, unknown-model and queue-full requests are answered from their headers', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    // One request waits 3 s for company, filling a queue of one.
+    await writeConfig(dir, 'm', { maxBatchSize: 8, maxQueueDelayMs: 3000, maxQueueSize: 1 });
+    const token = 'secret123';
+    const auth = { authorization: `Bearer ${token}` };
+    const server = await startServer({ modelRepository: dir, authToken: token });
+    try {
+      // The attack's bodies were 32 MiB; here 32 MiB are announced and 9 bytes sent.
+      const big = 32 << 20;
+      for (const [urlPath, headers, status, message] of [
+        ['/nonexistent', {}, 404, /no route for POST \/nonexistent/],
+        ['/v2/models/m/infer/', auth, 404, /no route/],
+        ['/v2/models/m/infer', {}, 401, /Authorization: Bearer/],
+        ['/v2/models/nope/infer', auth, 404, /unknown model 'nope'/],
+        ['/v1/models/nope:predict', auth, 404, /unknown model 'nope'/],
+      ] as const) {
+        const r = await headersOnlyRequest(server.url, 'POST', urlPath, big, headers, '{"a":[NaN,');
+        assert.equal(r.status, status, `${urlPath}: ${r.body}`);
+        assert.match(JSON.parse(r.body).error, message);
+        assert.equal(r.headers.connection, 'close', `${urlPath}: a refused large body must not be read`);
+      }
+      const queued = http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(1, [3])), auth);
+      await waitFor(async () => metricValue((await http(server.url, 'GET', '/metrics')).text, 'kiln_inference_pending_requests', 'model="m"') === 1, 10_000, 'a queued request');
+      for (const urlPath of ['/v2/models/m/infer', '/v1/models/m:predict']) {
+        const full = await headersOnlyRequest(server.url, 'POST', urlPath, big, auth, '{"inputs":');
+        assert.equal(full.status, 429, full.body);
+        assert.match(JSON.parse(full.body).error, /the request queue is full \(1 requests waiting, maxQueueSize 1\)/);
+      }
+      assert.equal((await queued).status, 200);
+      assert.ok(metricValue((await http(server.url, 'GET', '/metrics')).text, 'kiln_inference_request_failure_total', 'reason="queue_full"') >= 2);
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+  });
+
+  test('admitted bodies are bounded in bytes (maxQueueBytes), checked from Content-Length', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    await writeConfig(dir, 'm', { maxBatchSize: 8, maxQueueDelayMs: 3000, maxQueueBytes: 4096 });
+    const server = await startServer({ modelRepository: dir });
+    try {
+      const first = http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(1, [3])));
+      await waitFor(async () => metricValue((await http(server.url, 'GET', '/metrics')).text, 'kiln_inference_pending_requests', 'model="m"') === 1, 10_000, 'a queued request');
+      const r = await headersOnlyRequest(server.url, 'POST', '/v2/models/m/infer', 5000, {}, '{');
+      assert.equal(r.status, 429, r.body);
+      assert.match(JSON.parse(r.body).error, /more than maxQueueBytes 4096/);
+      // A small one still fits beside the first.
+      assert.equal((await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(1, [3])))).status, 200);
+      assert.equal((await first).status, 200);
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+  });
+});
+
+describe('auth tokens', () => {
+  test('an empty or blank token is a start-up error, not auth switched off', async () => {
+    for (const authToken of ['', '   ', 'two words']) {
+      await assert.rejects(serve({ model: denseModel(1).toOnnx(), port: 0, logLevel: 'silent', authToken }), /auth token .*(is empty|printable ASCII)/);
+    }
+    const cli = await spawnServe(['--model-repository', '/nonexistent-repo', '--auth-token', '']).then(
+      () => assert.fail('kiln serve started with an empty token'),
+      (err: Error) => err.message,
+    );
+    assert.match(cli, /exited with 1.*auth token .* is empty/s);
+  });
+
+  test('KILN_AUTH_TOKEN set empty means no auth, and the start-up log says so', async () => {
+    const { dir, cleanup } = await tmpDir();
+    const file = path.join(dir, 'm.onnx');
+    await denseModel(1).save(file);
+    const previous = process.env.KILN_AUTH_TOKEN;
+    process.env.KILN_AUTH_TOKEN = '';
+    const server = await spawnServe([file]);
+    if (previous === undefined) delete process.env.KILN_AUTH_TOKEN;
+    else process.env.KILN_AUTH_TOKEN = previous;
+    try {
+      assert.equal(server.logs.find((l) => l.msg === 'kiln serve listening')!.auth, false);
+      assert.equal((await http(server.url, 'GET', '/v2/models/m')).status, 200);
+      const withToken = await spawnServe([file, '--auth-token', 's3cret']);
+      try {
+        assert.equal(withToken.logs.find((l) => l.msg === 'kiln serve listening')!.auth, true);
+        assert.equal((await http(withToken.url, 'GET', '/v2/models/m')).status, 401);
+      } finally {
+        withToken.child.kill('SIGKILL');
+      }
+    } finally {
+      server.child.kill('SIGKILL');
+      await cleanup();
+    }
+  });
+});
+
+describe('request memory', () => {
+  test('default limits: elements per request over all tensors, and maxBatchSize', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    // Default limits, and the binary protocol, where a body of 31 MB describes 7.8 million elements.
+    const server = await startServer({ modelRepository: dir });
+    try {
+      const tooMany = await http(server.url, 'POST', '/v2/models/m/infer', { inputs: [{ name: 'input', shape: [1_400_000, 3], datatype: 'FP32', data: [0] }] });
+      assert.equal(tooMany.status, 400);
+      assert.match(tooMany.json.error, /has 4200000 elements, more than the 4194304 this server accepts in one request/);
+      const rows = await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(257, [3])));
+      assert.equal(rows.status, 400);
+      assert.match(rows.json.error, /batch size 257 exceeds the model's maxBatchSize 256/);
+      const tfRows = await http(server.url, 'POST', '/v1/models/m:predict', { instances: randomInput(300, [3]).toArray() });
+      assert.equal(tfRows.status, 400);
+      assert.match(tfRows.json.error, /batch size 300 exceeds the model's maxBatchSize 256/);
+      assert.equal((await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(256, [3])))).status, 200);
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+  });
+
+  test('after memory attacks the server process returns to within 100 MiB of its starting RSS', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    const server = await spawnServe(['--model-repository', dir]);
+    const rss = async () => Number((await http(server.url, 'GET', '/metrics')).text.match(/^process_resident_memory_bytes (\d+)/m)![1]);
+    try {
+      // Warm every path once before the baseline.
+      await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(2, [3])));
+      const start = await rss();
+      const nan = floodBody(16 << 20);
+      const zeros = `{"inputs":[{"name":"input","shape":[1400000,3],"datatype":"FP32","data":[${new Array(4_200_000).fill(0).join(',')}]}]}`;
+      for (let round = 0; round < 2; round++) {
+        const replies = await Promise.all([
+          ...Array.from({ length: 4 }, () => http(server.url, 'POST', '/v2/models/m/infer', nan)),
+          ...Array.from({ length: 4 }, () => http(server.url, 'POST', '/v2/models/m/infer', zeros)),
+        ]);
+        for (const r of replies) assert.ok(r.status === 400 || r.status === 429, `${r.status} ${r.text.slice(0, 200)}`);
+      }
+      const settled = await waitFor(async () => {
+        const now = await rss();
+        return now - start < 100 * 1024 * 1024 ? now : undefined;
+      }, 60_000, 'RSS to return within 100 MiB of the start').catch(async (err: Error) => `${err.message}: start ${start}, now ${await rss()}`);
+      assert.equal(typeof settled, 'number', String(settled));
+    } finally {
+      server.child.kill('SIGKILL');
+      await cleanup();
+    }
+  });
+});
+
+describe('names', () => {
+  test('built-in object property names are ordinary unknown names', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    await writeConfig(dir, 'm', { versionLabels: { stable: 1 } });
+    const server = await startServer({ modelRepository: dir });
+    try {
+      for (const label of ['constructor', 'toString', 'hasOwnProperty', 'valueOf']) {
+        for (const suffix of ['', '/metadata']) {
+          const r = await http(server.url, 'GET', `/v1/models/m/labels/${label}${suffix}`);
+          assert.equal(r.status, 404, r.text);
+          assert.match(r.json.error, new RegExp(`has no version label '${label}'`));
+          assert.doesNotMatch(r.text, /native code/);
+        }
+      }
+      for (const name of ['toString', 'constructor', '__proto__']) {
+        const r = await http(server.url, 'POST', '/v2/models/m/infer', { inputs: [{ name, shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }] });
+        assert.equal(r.status, 400, r.text);
+        assert.match(r.json.error, new RegExp(`unexpected input '${name.replace(/_/g, '_')}'`));
+      }
+      const verb = await http(server.url, 'POST', '/v1/models/m:constructor', { instances: [[1, 2, 3]] });
+      assert.equal(verb.status, 404, verb.text);
+      assert.match(verb.json.error, /unknown method ':constructor'/);
+      const column = await http(server.url, 'POST', '/v1/models/m:predict', { inputs: { __proto__: [[1, 2, 3]] } });
+      assert.equal(column.status, 400, column.text);
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+  });
+});
+
+describe('the model repository', () => {
+  test('no file is read through a link out of the repository, and client messages carry no server paths', async () => {
+    const { dir: outside, cleanup: cleanOutside } = await tmpDir('kiln-outside-');
+    const { dir, cleanup } = await tmpDir();
+    try {
+      await writeFile(path.join(outside, 'creds.json'), '["s3cr3t-token-abcdef"]');
+      await writeFile(path.join(outside, 'notes.txt'), 'password=hunter2 and more');
+      await writeVersion(outside, 'elsewhere', 1, denseModel(3));
+      await writeFile(path.join(outside, 'elsewhere', 'config.json'), JSON.stringify({ maxBatchSize: 2 }));
+      await writeVersion(dir, 'leaky', 1, denseModel(1));
+      await symlink(path.join(outside, 'creds.json'), path.join(dir, 'leaky', 'config.json'));
+      await writeVersion(dir, 'text', 1, denseModel(1));
+      await symlink(path.join(outside, 'notes.txt'), path.join(dir, 'text', 'config.json'));
+      await writeVersion(dir, 'garbled', 1, denseModel(1));
+      await writeFile(path.join(dir, 'garbled', 'config.json'), 'password=hunter2 {');
+      await symlink(path.join(outside, 'elsewhere'), path.join(dir, 'linked'));
+      await mkdir(path.join(dir, 'escape', '1'), { recursive: true });
+      await symlink(path.join(outside, 'elsewhere', '1', 'model.onnx'), path.join(dir, 'escape', '1', 'model.onnx'));
+      await writeVersion(dir, 'corrupt', 1, new Uint8Array([8, 7, 1, 2, 3]));
+      const server = await startServer({ modelRepository: dir });
+      try {
+        const index = await http(server.url, 'POST', '/v2/repository/index');
+        const byName = new Map((index.json as { name: string; reason: string }[]).map((e) => [e.name, e]));
+        assert.match(byName.get('leaky')!.reason, /leaky\/config.json links to a file outside the model repository/);
+        assert.match(byName.get('text')!.reason, /text\/config.json links to a file outside/);
+        assert.match(byName.get('garbled')!.reason, /garbled\/config.json: not valid JSON/);
+        assert.match(byName.get('escape')!.reason, /escape\/1\/model.onnx links to a file outside the model repository/);
+        assert.match(byName.get('corrupt')!.reason, /'corrupt\/1\/model.onnx' starts like an ONNX model but is truncated or corrupt/);
+        assert.equal(byName.has('linked'), false, 'a model directory linked from outside is not served');
+        const visible = [
+          index.text,
+          (await http(server.url, 'GET', '/v1/models/escape')).text,
+          (await http(server.url, 'GET', '/v1/models/corrupt')).text,
+          (await http(server.url, 'POST', '/v2/models/corrupt/infer', denseBody(randomInput(1, [3])))).text,
+          (await http(server.url, 'GET', '/v2/models/escape')).text,
+        ].join('\n');
+        for (const secret of ['s3cr3t', 'hunter2', outside, dir, path.basename(dir), path.basename(outside)]) assert.ok(!visible.includes(secret), `a client saw ${secret}`);
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await cleanup();
+      await cleanOutside();
+    }
+  });
+
+  test('deleting the serving version is make-before-break: it serves until the older one is ready', async () => {
+    const { dir, cleanup } = await tmpDir();
+    const v1 = denseModel(1);
+    const v2 = denseModel(2);
+    await writeVersion(dir, 'm', 1, v1);
+    await writeVersion(dir, 'm', 2, v2);
+    const server = await startServer({ modelRepository: dir, pollIntervalMs: 0 });
+    try {
+      const model = server.registry.models.get('m')!;
+      assert.deepEqual([...model.versions.keys()], [2]);
+      await rm(path.join(dir, 'm', '2'), { recursive: true });
+      const scanned = server.registry.scan();
+      await scanned;
+      // Version 1 is loading; version 2, deleted from disk, still takes traffic meanwhile.
+      assert.equal(model.versions.get(1)?.state, 'LOADING');
+      assert.equal(model.versions.get(2)?.state, 'AVAILABLE');
+      const x = randomInput(1, [3], 4);
+      const during = await http(server.url, 'POST', '/v2/models/m/infer', denseBody(x));
+      assert.equal(during.status, 200, during.text);
+      assertClose(during.json.outputs[0].data, (await v2.predict(x)).data);
+      await server.registry.settled();
+      assert.deepEqual([...model.versions.keys()], [1]);
+      const after = await http(server.url, 'POST', '/v2/models/m/infer', denseBody(x));
+      assertClose(after.json.outputs[0].data, (await v1.predict(x)).data);
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+  });
+
+  test('under load, neither deleting the serving version nor replacing its file in place fails a request', async () => {
+    const { dir, cleanup } = await tmpDir();
+    const models = [denseModel(1), denseModel(2), denseModel(3)];
+    await writeVersion(dir, 'm', 1, models[0]!);
+    await writeVersion(dir, 'm', 2, models[1]!);
+    const server = await startServer({ modelRepository: dir, pollIntervalMs: 0 });
+    const x = randomInput(1, [3], 6);
+    const expected = await Promise.all(models.map(async (m) => Array.from((await m.predict(x)).data as Float32Array)));
+    const failures: string[] = [];
+    const seen = new Set<number>();
+    let stop = false;
+    const client = async () => {
+      // Bounded: at most 20,000 requests per client, and it stops when the steps below are done.
+      for (let i = 0; i < 20_000 && !stop; i++) {
+        const r = await http(server.url, 'POST', '/v2/models/m/infer', denseBody(x)).catch((err: Error) => ({ status: 0, text: err.message, json: undefined }));
+        if (r.status !== 200) failures.push(`${r.status} ${r.text}`);
+        else seen.add(expected.findIndex((e) => e.every((v, k) => Math.abs(v - r.json.outputs[0].data[k]) < 1e-6)));
+      }
+    };
+    const clients = Array.from({ length: 8 }, client);
+    try {
+      await waitFor(() => seen.has(1), 10_000, 'version 2 to answer');
+      // Deletion of the serving version 2: version 1 loads, then takes over.
+      await rm(path.join(dir, 'm', '2'), { recursive: true });
+      await server.reload();
+      await waitFor(() => seen.has(0), 10_000, 'version 1 to answer');
+      // In-place replacement of version 1's file, the way deployments do it: write beside, rename over.
+      const file = path.join(dir, 'm', '1', 'model.onnx');
+      await models[2]!.save(path.join(dir, 'm', '1', '.new'));
+      await rename(path.join(dir, 'm', '1', '.new'), file);
+      await server.reload();
+      seen.clear();
+      await waitFor(() => seen.has(2), 10_000, 'the replaced file to answer');
+      // A corrupt replacement keeps the good one serving, and says why.
+      await writeFile(path.join(dir, 'm', '1', '.bad'), new Uint8Array([8, 1, 2, 3]));
+      await rename(path.join(dir, 'm', '1', '.bad'), file);
+      await server.reload();
+      seen.clear();
+      await waitFor(() => seen.size > 0 && seen.has(2), 10_000, 'answers after the corrupt replacement');
+      const index = (await http(server.url, 'POST', '/v2/repository/index')).json as { name: string; version: string; state: string; reason: string }[];
+      assert.deepEqual(index.map((e) => [e.version, e.state]), [['1', 'READY']]);
+      assert.match(index[0]!.reason, /the replaced model file failed to load, the previous one keeps serving: 'm\/1\/model.onnx'/);
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+      await server.close();
+      await cleanup();
+    }
+    assert.deepEqual(failures.slice(0, 5), [], `${failures.length} requests failed`);
+    assert.deepEqual([...seen], [2]);
+  });
+});
+
+describe('shutdown', () => {
+  test('SIGTERM with 32 busy keep-alive clients: every request written is answered', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    const server = await spawnServe(['--model-repository', dir]);
+    const { Agent, request } = await import('node:http');
+    const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+    const body = JSON.stringify(denseBody(randomInput(1, [3])));
+    const url = new URL(server.url);
+    let answered = 0;
+    const dropped: string[] = [];
+    const one = () =>
+      new Promise<'ok' | 'refused'>((resolve) => {
+        const req = request({ host: url.hostname, port: url.port, path: '/v2/models/m/infer', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            answered++;
+            resolve('ok');
+          });
+          res.on('error', (err) => {
+            dropped.push(`response: ${err.message}`);
+            resolve('refused');
+          });
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          // A new connection refused after the listener closed is no dropped request; a reset or EOF after writing one is.
+          if (err.code !== 'ECONNREFUSED') dropped.push(`${err.code ?? ''} ${err.message}`);
+          resolve('refused');
+        });
+        req.end(body);
+      });
+    const client = async () => {
+      for (let i = 0; i < 100_000; i++) if ((await one()) === 'refused') return;
+    };
+    try {
+      const clients = Array.from({ length: 32 }, client);
+      await waitFor(() => answered >= 500, 20_000, '500 answered requests');
+      server.child.kill('SIGTERM');
+      await Promise.all(clients);
+      assert.deepEqual(await server.exit, { code: 0, signal: null });
+      assert.deepEqual(dropped.slice(0, 5), [], `${dropped.length} written requests got no response`);
+    } finally {
+      agent.destroy();
+      server.child.kill('SIGKILL');
+      await cleanup();
+    }
+  });
+});
