@@ -15,73 +15,81 @@ import { badRequest } from './errors.js';
 const MARK = '\u0000kiln:';
 const MARKED_TEXT = '\\u0000kiln:';
 
-const NAN = Buffer.from('NaN', 'latin1');
-const INFINITY = Buffer.from('Infinity', 'latin1');
-const NEGATIVE_INFINITY = Buffer.from('-Infinity', 'latin1');
 const OVERFLOW = Buffer.from('1e999', 'latin1');
 const NEGATIVE_OVERFLOW = Buffer.from('-1e999', 'latin1');
 
-function startsWith(bytes: Buffer, at: number, token: Buffer): boolean {
-  if (at + token.length > bytes.length) return false;
-  for (let k = 1; k < token.length; k++) if (bytes[at + k] !== token[k]) return false;
-  return true;
+/** Which token starts at `i` (outside a string): 1 NaN, 2 Infinity, 3 -Infinity, 0 none. */
+function tokenAt(b: Buffer, i: number): number {
+  const c = b[i];
+  if (c === 0x4e /* N */) return b[i + 1] === 0x61 && b[i + 2] === 0x4e ? 1 : 0;
+  if (c === 0x2d /* - */) {
+    if (b[i + 1] !== 0x49) return 0;
+    i++;
+  } else if (c !== 0x49 /* I */) return 0;
+  // "nfinity" after the I
+  return b[i + 1] === 0x6e && b[i + 2] === 0x66 && b[i + 3] === 0x69 && b[i + 4] === 0x6e && b[i + 5] === 0x69 && b[i + 6] === 0x74 && b[i + 7] === 0x79 ? (c === 0x2d ? 3 : 2) : 0;
 }
+
+const TOKEN_LENGTH = [0, 3, 8, 9];
 
 /**
  * The text with NaN/Infinity tokens outside strings rewritten for JSON.parse, and what NaN became;
- * undefined if it has none. Works on UTF-8 bytes in one pass: building a string piece by piece
- * took several times as long as parsing it.
+ * undefined if it has none. Works on UTF-8 bytes in two tight passes (count, then copy byte by byte):
+ * building a string piece by piece, or copying the runs between tokens, took several times as long.
  */
 function rewriteNonFiniteTokens(text: string): { text: string; nan: null | string } | undefined {
   const bytes = Buffer.from(text, 'utf8');
-  // First pass: how many tokens, and whether the text has a null literal of its own.
+  const n = bytes.length;
+  // First pass: how many NaN tokens (the only ones that may grow), any token at all, and whether the
+  // text has a null literal of its own.
   let nans = 0;
-  let infinities = 0;
-  let inString = false;
+  let tokens = 0;
   let hasNull = false;
-  for (let i = 0; i < bytes.length; i++) {
+  for (let i = 0; i < n; i++) {
     const c = bytes[i]!;
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x6e /* n: outside strings only in null */) hasNull = true;
-    else if (c === 0x4e /* N */ && startsWith(bytes, i, NAN)) {
-      nans++;
-      i += NAN.length - 1;
-    } else if ((c === 0x49 /* I */ && startsWith(bytes, i, INFINITY)) || (c === 0x2d /* - */ && startsWith(bytes, i, NEGATIVE_INFINITY))) {
-      infinities++;
-      i += (c === 0x49 ? INFINITY.length : NEGATIVE_INFINITY.length) - 1;
+    if (c === 0x22 /* " */) {
+      // Skip the string: to the next quote not escaped.
+      for (i++; i < n; i++) {
+        const d = bytes[i];
+        if (d === 0x5c /* \ */) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x6e /* n: outside strings only in null */) hasNull = true;
+    else if (c === 0x4e || c === 0x49 || c === 0x2d) {
+      const token = tokenAt(bytes, i);
+      if (token !== 0) {
+        tokens++;
+        if (token === 1) nans++;
+        i += TOKEN_LENGTH[token]! - 1;
+      }
     }
   }
-  if (nans + infinities === 0) return undefined;
+  if (tokens === 0) return undefined;
   // The mark carries a fresh random part, so no string a client writes can stand for NaN.
   const mark = hasNull ? `${MARK}NaN:${randomBytes(8).toString('hex')}` : null;
   const nan = Buffer.from(mark === null ? 'null' : JSON.stringify(mark), 'latin1');
   // Second pass: copy, replacing the tokens (each Infinity gets shorter, each NaN may grow).
-  const out = Buffer.allocUnsafe(bytes.length + nans * Math.max(0, nan.length - NAN.length));
+  const out = Buffer.allocUnsafe(n + nans * Math.max(0, nan.length - 3));
   let j = 0;
-  inString = false;
-  for (let i = 0; i < bytes.length; i++) {
+  for (let i = 0; i < n; i++) {
     const c = bytes[i]!;
-    if (inString) {
-      out[j++] = c;
-      if (c === 0x5c) out[j++] = bytes[++i]!;
-      else if (c === 0x22) inString = false;
+    out[j++] = c;
+    if (c === 0x22) {
+      for (i++; i < n; i++) {
+        const d = bytes[i]!;
+        out[j++] = d;
+        if (d === 0x5c) out[j++] = bytes[++i]!;
+        else if (d === 0x22) break;
+      }
       continue;
     }
-    let token: Buffer | undefined;
-    let replacement: Buffer | undefined;
-    if (c === 0x22) inString = true;
-    else if (c === 0x4e && startsWith(bytes, i, NAN)) [token, replacement] = [NAN, nan];
-    else if (c === 0x49 && startsWith(bytes, i, INFINITY)) [token, replacement] = [INFINITY, OVERFLOW];
-    else if (c === 0x2d && startsWith(bytes, i, NEGATIVE_INFINITY)) [token, replacement] = [NEGATIVE_INFINITY, NEGATIVE_OVERFLOW];
-    if (!token) {
-      out[j++] = c;
-      continue;
-    }
-    for (let k = 0; k < replacement!.length; k++) out[j++] = replacement![k]!;
-    i += token.length - 1;
+    if (c !== 0x4e && c !== 0x49 && c !== 0x2d) continue;
+    const token = tokenAt(bytes, i);
+    if (token === 0) continue;
+    j--;
+    const replacement = token === 1 ? nan : token === 2 ? OVERFLOW : NEGATIVE_OVERFLOW;
+    for (let k = 0; k < replacement.length; k++) out[j++] = replacement[k]!;
+    i += TOKEN_LENGTH[token]! - 1;
   }
   return { text: out.toString('utf8', 0, j), nan: mark };
 }

@@ -5,7 +5,7 @@ import vm from 'node:vm';
  * Gives memory back after a burst of large request bodies. V8 collects garbage only as JavaScript
  * allocates, so a server that falls idle after a few 16 MiB bodies keeps the hundreds of MiB of
  * strings, buffers and arrays they left behind until traffic resumes — measured: +300 MiB of RSS
- * still held a minute later. So once bodies worth `thresholdBytes` have been received since the
+ * still held a minute later. So once bodies worth `thresholdBytes` (16 MiB) have been received since the
  * last collection, and no request has arrived for `quietMs`, one full collection runs (~10 ms on
  * a heap this size, and never while requests arrive).
  */
@@ -33,7 +33,7 @@ export class MemoryReclaimer {
   collections = 0;
 
   constructor(
-    private readonly thresholdBytes = 64 * 1024 * 1024,
+    private readonly thresholdBytes = 16 * 1024 * 1024,
     private readonly quietMs = 1000,
   ) {}
 
