@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseJson } from '../../src/serve/json.js';
@@ -396,6 +397,44 @@ describe('the model repository', () => {
 });
 
 describe('shutdown', () => {
+  test('a request written to an idle keep-alive connection as close() starts is answered, not reset', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    try {
+      const body = JSON.stringify(denseBody(randomInput(1, [3])));
+      const head = `POST /v2/models/m/infer HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+      // Several rounds: before the fix every one was reset (the socket counted as idle, its request unread).
+      for (let round = 0; round < 5; round++) {
+        const server = await startServer({ modelRepository: dir });
+        const socket = connect(server.port, '127.0.0.1');
+        let received = '';
+        let answers = 0;
+        let closing: Promise<void> | undefined;
+        const outcome = new Promise<string>((resolve) => {
+          socket.on('data', (d: Buffer) => {
+            received += d.toString();
+            answers = received.split('HTTP/1.1 200').length - 1;
+            if (answers === 1 && !closing) {
+              // The next request is on its way in the same tick as the shutdown.
+              socket.write(head + body);
+              closing = server.close();
+            }
+            if (answers === 2) resolve('answered');
+          });
+          socket.on('close', () => resolve(answers >= 2 ? 'answered' : `reset after ${answers} answer(s)`));
+          socket.on('error', () => undefined);
+        });
+        socket.write(head + body);
+        assert.equal(await outcome, 'answered', `round ${round}`);
+        assert.match(received.split('HTTP/1.1 200')[2]!, /connection: close/i);
+        socket.destroy();
+        await closing;
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('SIGTERM with 32 busy keep-alive clients: every request written is answered', async () => {
     const { dir, cleanup } = await tmpDir();
     await writeVersion(dir, 'm', 1, denseModel(1));
