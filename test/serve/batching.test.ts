@@ -30,7 +30,9 @@ describe('dynamic batching', () => {
     const { dir, cleanup } = await tmpDir();
     const model = denseModel(4);
     await writeVersion(dir, 'm', 1, model);
-    await writeConfig(dir, 'm', { maxBatchSize: 16, maxQueueDelayMs: 300 });
+    // The 12 requests hold 16 rows, a full batch, which runs as soon as the last arrives; the long
+    // delay only keeps a loaded machine's slow arrivals from running one by one.
+    await writeConfig(dir, 'm', { maxBatchSize: 16, maxQueueDelayMs: 5000 });
     const server = await startServer({ modelRepository: dir });
     try {
       const n = 12;
