@@ -23,36 +23,48 @@ import os from 'node:os';
 import path from 'node:path';
 import { datasets, loadModel, losses, optimizers, schedules, type Sequential } from '../../src/index.js';
 import { defaultStudent, distill } from '../../src/optimize/distill/index.js';
+import { benchArgs } from '../args.js';
 import { fashionCnn } from '../train/common.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
-}
-
-const teacherEpochs = Number(arg('teacher-epochs', '10'));
-const epochs = Number(arg('epochs', '20'));
-const trainSize = Number(arg('train', '10000'));
-const seeds = arg('seeds', '1,2,3').split(',').map(Number);
-const temperature = Number(arg('temperature', '4'));
-const alpha = Number(arg('alpha', '0.1'));
-const batchSize = Number(arg('batch', '64'));
-const cacheDir = arg('cache', path.join(os.tmpdir(), 'kiln-bench-distill'));
-const dataDir = arg('dir', '') || undefined;
-const jsonFile = arg('json', '');
+const args = benchArgs('node dist/bench/distill/fashion.js [flags]', {
+  'teacher-epochs': { type: 'number', default: 10 },
+  'teacher-augment': { type: 'string', help: "'crop': the teacher trains on random crops" },
+  'teacher-cosine': { type: 'boolean', help: "the teacher's learning rate decays along a cosine" },
+  train: { type: 'number', default: 10000, help: 'training images for the students' },
+  epochs: { type: 'number', default: 20, help: "students' epochs" },
+  seeds: { type: 'numbers', default: [1, 2, 3] },
+  augment: { type: 'string', bare: 'crop,flip', help: "students' batches: crop, flip and/or cutout" },
+  'cutout-size': { type: 'number', default: 8 },
+  'no-unaugmented': { type: 'boolean', help: 'with --augment, skip the plain student without augmentation' },
+  cosine: { type: 'boolean', help: "the students' learning rate decays along a cosine" },
+  temperature: { type: 'number', default: 4 },
+  alpha: { type: 'number', default: 0.1 },
+  batch: { type: 'number', default: 64 },
+  cache: { type: 'string', default: path.join(os.tmpdir(), 'kiln-bench-distill'), help: 'trained teachers' },
+  dir: { type: 'string', help: "the four IDX files (default: Debian's dataset-fashion-mnist)" },
+  json: { type: 'string', help: 'also write the summary here' },
+});
+const { epochs, seeds, temperature, alpha, cache: cacheDir, dir: dataDir } = args;
+const teacherEpochs = args['teacher-epochs'];
+const trainSize = args.train;
+const batchSize = args.batch;
+const jsonFile = args.json ?? '';
 // --augment [crop,flip,cutout]: random crop (zero padding 2), horizontal flip and/or cutout (--cutout-size, default 8) of both students' batches
 // (default crop,flip); the teacher then scores each augmented batch (consistent distillation). The plain
 // student is then also trained without augmentation, unless --no-unaugmented.
-const augmentAt = process.argv.indexOf('--augment');
-const augmentKinds = augmentAt < 0 ? [] : (process.argv[augmentAt + 1]?.startsWith('--') !== false ? 'crop,flip' : process.argv[augmentAt + 1]!).split(',');
-const cutoutAt = process.argv.indexOf('--cutout-size');
+const augmentKinds = args.augment?.split(',') ?? [];
+const unknownAugment = augmentKinds.find((k) => !['crop', 'flip', 'cutout'].includes(k));
+if (unknownAugment !== undefined) {
+  console.error(`fashion.js: --augment takes crop, flip and/or cutout, got '${unknownAugment}'`);
+  process.exit(2);
+}
 const augment =
-  augmentAt < 0
+  args.augment === undefined
     ? undefined
     : {
         ...(augmentKinds.includes('crop') ? { cropPadding: 2 } : {}),
         ...(augmentKinds.includes('flip') ? { horizontalFlip: true } : {}),
-        ...(augmentKinds.includes('cutout') ? { cutout: cutoutAt < 0 ? 8 : Number(process.argv[cutoutAt + 1]) } : {}),
+        ...(augmentKinds.includes('cutout') ? { cutout: args['cutout-size'] } : {}),
       };
 
 const started = performance.now();
@@ -64,7 +76,7 @@ console.log(`Fashion-MNIST: students on ${x.shape[0]} training images, ${test.im
 
 // --cosine: the students' learning rate decays from 1e-3 to 0 over their training (Keras' CosineDecay),
 // so the final weights do not carry the epoch-to-epoch jitter of a constant Adam step.
-const cosine = process.argv.includes('--cosine');
+const cosine = args.cosine;
 /** Adam at 1e-3; with `decayOver` = [epochs, images], decaying to 0 along a cosine over that training. */
 const adam = (decayOver?: [number, number]) =>
   optimizers.adam({ learningRate: decayOver ? schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps: decayOver[0] * Math.ceil(decayOver[1] / batchSize) }) : 1e-3 });
@@ -79,9 +91,13 @@ async function testAccuracy(model: Sequential): Promise<number> {
 // The teacher: trained once on all training images, then cached.
 await mkdir(cacheDir, { recursive: true });
 // --teacher-augment crop: the teacher trains on random crops (zero padding 2) too.
-const teacherAugment = arg('teacher-augment', '') === 'crop' ? { cropPadding: 2 } : undefined;
+if (args['teacher-augment'] !== undefined && args['teacher-augment'] !== 'crop') {
+  console.error(`fashion.js: --teacher-augment takes crop, got '${args['teacher-augment']}'`);
+  process.exit(2);
+}
+const teacherAugment = args['teacher-augment'] === 'crop' ? { cropPadding: 2 } : undefined;
 // --teacher-cosine: the teacher's learning rate decays from 1e-3 to 0 over its training too.
-const teacherCosine = process.argv.includes('--teacher-cosine');
+const teacherCosine = args['teacher-cosine'];
 // The teacher trains at --batch too (the cosine schedule's length depends on it); 64 is left out of
 // the name so that earlier caches keep their names.
 const teacherFile = path.join(cacheDir, `teacher-fashion-cnn-e${teacherEpochs}${teacherAugment ? '-crop' : ''}${teacherCosine ? '-cosine' : ''}${batchSize === 64 ? '' : `-b${batchSize}`}.onnx`);
@@ -129,7 +145,7 @@ for (const seed of seeds) {
   // An augmentation can cost plain training accuracy (flips did); the best plain student may then be
   // the one trained without it, and distillation is measured against that one too.
   let plainUnaugmented: number | undefined;
-  if (augment && !process.argv.includes('--no-unaugmented')) {
+  if (augment && !args['no-unaugmented']) {
     const bare = student(seed);
     bare.compile(compileArgs(studentOptimizer()));
     await bare.fit(x, y, { epochs, batchSize, seed, verbose: 0 });

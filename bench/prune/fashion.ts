@@ -18,17 +18,18 @@ import * as ort from 'onnxruntime-node';
 import { datasets, layers, losses, modelCost, optimizers, prune, pruning, sequential, Sequential, type PruneReport } from '../../src/index.js';
 import { decodeModel } from '../../src/graph/proto.js';
 import { Random } from '../../src/random.js';
+import { benchArgs } from '../args.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
-}
-
-const epochs = Number(arg('epochs', '2'));
-const fineTuneEpochs = Number(arg('finetune-epochs', '2'));
-const runs = Number(arg('runs', '200'));
-const dir = arg('dir', '') || undefined;
-const control = !process.argv.includes('--no-control');
+const args = benchArgs('node dist/bench/prune/fashion.js [flags]', {
+  epochs: { type: 'number', default: 2, help: 'dense training' },
+  'finetune-epochs': { type: 'number', default: 2 },
+  runs: { type: 'number', default: 200, help: 'latency runs per model' },
+  dir: { type: 'string', help: "the four IDX files (default: Debian's dataset-fashion-mnist)" },
+  'no-control': { type: 'boolean', help: 'skip the unpruned control' },
+});
+const { epochs, runs, dir } = args;
+const fineTuneEpochs = args['finetune-epochs'];
+const control = !args['no-control'];
 const batchSize = 64;
 const started = performance.now();
 const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;

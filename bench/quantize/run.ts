@@ -24,19 +24,28 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { datasets, layers, loadModel, losses, optimizers, quantize, sequential, type QuantizeOptions, type Sequential, type Tensor } from '../../src/index.js';
 import { accuracy } from '../../src/train/metrics.js';
+import { benchArgs } from '../args.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
+const PRESETS = ['tutorialCnn', 'smallVgg'] as const;
+const args = benchArgs('node dist/bench/quantize/run.js [flags]', {
+  presets: { type: 'string', default: PRESETS.join(','), help: `comma-separated: ${PRESETS.join(', ')}` },
+  'train-samples': { type: 'number', default: 20000 },
+  epochs: { type: 'number', default: 1, help: 'float training' },
+  'calibration-samples': { type: 'number', default: 512 },
+  rounds: { type: 'number', default: 60, help: 'latency rounds' },
+  cache: { type: 'string', default: path.join(os.tmpdir(), 'kiln-bench-quantize'), help: 'trained float models' },
+  json: { type: 'string', help: 'also write the results here' },
+});
+const presets = args.presets.split(',') as (typeof PRESETS)[number][];
+const unknownPreset = presets.find((p) => !PRESETS.includes(p));
+if (unknownPreset !== undefined) {
+  console.error(`run.js: --presets takes ${PRESETS.join(' and/or ')}, got '${unknownPreset}'`);
+  process.exit(2);
 }
-
-const presets = arg('presets', 'tutorialCnn,smallVgg').split(',') as ('tutorialCnn' | 'smallVgg')[];
-const trainSamples = Number(arg('train-samples', '20000'));
-const epochs = Number(arg('epochs', '1'));
-const calibrationSamples = Number(arg('calibration-samples', '512'));
-const rounds = Number(arg('rounds', '60'));
-const cacheDir = arg('cache', path.join(os.tmpdir(), 'kiln-bench-quantize'));
-const jsonFile = arg('json', '');
+const { epochs, rounds, cache: cacheDir } = args;
+const trainSamples = args['train-samples'];
+const calibrationSamples = args['calibration-samples'];
+const jsonFile = args.json ?? '';
 const BATCH = 64;
 
 const started = performance.now();

@@ -15,35 +15,36 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { conv2d, dense, flatten, maxPooling2d } from '../../src/layers/index.js';
 import { sequential } from '../../src/model/sequential.js';
 import { Random } from '../../src/random.js';
 import { Runtime, type SessionOptions } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { formatNumber, formatTable } from '../../src/cli/format.js';
+import { benchArgs } from '../args.js';
 import { httpFloor } from './http-floor.js';
 import { generateLoad, hasWrk, type Load, type LoadClient, type LoadResult } from './load.js';
 
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '10' },
-    'max-batch-size': { type: 'string', default: '32' },
-    'max-queue-delay-ms': { type: 'string', default: '0' },
-    instances: { type: 'string', default: '1' },
-    'intra-op-threads': { type: 'string' },
-    concurrency: { type: 'string', default: '1,16,64' },
-    rounds: { type: 'string', default: '1' },
-    client: { type: 'string', default: 'auto' },
-  },
+const args = benchArgs('node dist/bench/serve/run.js [flags]', {
+  duration: { type: 'number', default: 10, help: 'seconds per load run' },
+  'max-batch-size': { type: 'number', default: 32 },
+  'max-queue-delay-ms': { type: 'number', default: 0 },
+  instances: { type: 'number', default: 1, help: 'ONNX Runtime sessions per model version' },
+  'intra-op-threads': { type: 'number' },
+  concurrency: { type: 'numbers', default: [1, 16, 64] },
+  rounds: { type: 'number', default: 1, help: 'interleaved rounds; medians shown' },
+  client: { type: 'string', default: 'auto', help: 'wrk, autocannon or auto (wrk when on the PATH)' },
 });
-const DURATION = Number(args.duration);
-const MAX_BATCH = Number(args['max-batch-size']);
-const CONCURRENCY = args.concurrency!.split(',').map(Number);
-const ROUNDS = Math.max(1, Number(args.rounds));
+const DURATION = args.duration;
+const MAX_BATCH = args['max-batch-size'];
+const CONCURRENCY = args.concurrency;
+const ROUNDS = Math.max(1, args.rounds);
 // The load generator: wrk when it is on the PATH, else autocannon; `--client wrk|autocannon` picks one.
-const chosen = args.client === 'auto' ? (hasWrk() ? 'wrk' : 'autocannon') : args.client!;
-if (chosen !== 'wrk' && chosen !== 'autocannon') throw new Error(`--client must be wrk, autocannon or auto, got ${args.client}`);
+const chosen = args.client === 'auto' ? (hasWrk() ? 'wrk' : 'autocannon') : args.client;
+if (chosen !== 'wrk' && chosen !== 'autocannon') {
+  console.error(`run.js: --client must be wrk, autocannon or auto, got '${args.client}'`);
+  process.exit(2);
+}
 const CLIENT: LoadClient = chosen;
 const load = (target: Load) => generateLoad(CLIENT, target);
 
@@ -116,8 +117,8 @@ async function inProcessCeiling(bytes: Uint8Array, batch: number, seconds: numbe
 
 async function startServer(repo: string): Promise<{ child: ChildProcess; url: string }> {
   const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
-  const extra = args['intra-op-threads'] ? ['--intra-op-threads', args['intra-op-threads']] : [];
-  const child = spawn(process.execPath, [bin, 'serve', '--model-repository', repo, '--port', '0', '--instances', args.instances!, ...extra], {
+  const extra = args['intra-op-threads'] !== undefined ? ['--intra-op-threads', String(args['intra-op-threads'])] : [];
+  const child = spawn(process.execPath, [bin, 'serve', '--model-repository', repo, '--port', '0', '--instances', String(args.instances), ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -149,7 +150,7 @@ async function main(): Promise<void> {
   const models = { unbatched: 'cnn', batched: 'cnn_batched' };
   for (const [name, config] of [
     [models.unbatched, { maxBatchSize: 0 }],
-    [models.batched, { maxBatchSize: MAX_BATCH, maxQueueDelayMs: Number(args['max-queue-delay-ms']) }],
+    [models.batched, { maxBatchSize: MAX_BATCH, maxQueueDelayMs: args['max-queue-delay-ms'] }],
   ] as const) {
     await mkdir(path.join(repo, name, '1'), { recursive: true });
     await writeFile(path.join(repo, name, '1', 'model.onnx'), bytes);

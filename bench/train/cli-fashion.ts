@@ -11,14 +11,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from '../args.js';
 import { table } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bin = resolve(here, '../../src/cli/bin.js');
-const i = process.argv.indexOf('--seeds');
-const seeds = (i >= 0 ? process.argv[i + 1]! : '42').split(',');
-const dash = process.argv.indexOf('--');
-const extra = dash >= 0 ? process.argv.slice(dash + 1) : [];
+const parsed = benchArgs('node dist/bench/train/cli-fashion.js [flags] [-- extra kiln train flags]', { seeds: { type: 'numbers', default: [42] } }, { rest: true });
+const seeds = parsed.seeds.map(String);
+const extra = parsed.rest;
 const dir = mkdtempSync(join(os.tmpdir(), 'kiln-cli-fashion-'));
 const rows: string[][] = [];
 let below = 0;

@@ -15,17 +15,15 @@
  */
 import os from 'node:os';
 import { datasets } from '../../src/index.js';
+import { benchArgs } from '../args.js';
 import { compileForClassification, fashionCnn, fmt, peakRssMiB, table } from './common.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
-}
-
-const epochs = Number(arg('epochs', '2'));
-const batchSize = Number(arg('batch', '64'));
-const dir = arg('dir', '') || undefined;
-const seeds = arg('seeds', '42').split(',').map(Number);
+const { epochs, batch: batchSize, dir, seeds } = benchArgs('node dist/bench/train/fashion-accuracy.js [flags]', {
+  epochs: { type: 'number', default: 2 },
+  batch: { type: 'number', default: 64 },
+  seeds: { type: 'numbers', default: [42], help: 'one training per seed' },
+  dir: { type: 'string', help: "the four IDX files (default: Debian's dataset-fashion-mnist)" },
+});
 
 const data = await datasets.fashionMnist(dir);
 const { images: x, labels: y } = data.train;

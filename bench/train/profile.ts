@@ -18,16 +18,15 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Tensor, losses, optimizers } from '../../src/index.js';
 import { STATE_PARAMS, compileTraining, slotState } from '../../src/train/training-step.js';
+import { benchArgs } from '../args.js';
 import { bestGemm, randomImages, table, tutorialCnn } from './common.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
-}
-const batch = Number(arg('batch', '32'));
-const runs = Number(arg('runs', '30'));
-const top = Number(arg('top', '40'));
-const threads = Number(arg('threads', String(os.availableParallelism())));
+const { batch, runs, top, threads } = benchArgs('node dist/bench/train/profile.js [flags]', {
+  batch: { type: 'number', default: 32 },
+  runs: { type: 'number', default: 30, help: 'profiled runs; each node shows its median' },
+  top: { type: 'number', default: 40, help: 'nodes listed' },
+  threads: { type: 'number', default: os.availableParallelism(), help: "ONNX Runtime's intra-op threads" },
+});
 
 const model = tutorialCnn();
 const optimizer = optimizers.adam({ learningRate: 1e-3 });

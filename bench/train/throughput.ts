@@ -3,13 +3,16 @@
  * is importable), at batch 32 and 128, on random 32×32×3 images.
  *
  *   node dist/bench/train/throughput.js [--batches 32,128] [--images 4096] [--epochs 2] [--rounds 2]
- *                                       [--no-torch] [--no-breakdown] [--sweep] [--replicas R]
+ *                                       [--no-torch] [--no-breakdown] [--no-single-session] [--sweep] [--replicas R]
  *
  * Every measurement runs in its own child process (so each peak RSS belongs to one configuration),
  * Kiln and PyTorch alternating, `--rounds` times; the table shows each one's best round, since on a
  * noisy machine the best is the least disturbed. Each round also times ONNX Runtime's fastest matrix
  * product here (a 1024³ Gemm on all cores), and the summary puts the 1.3× target in FLOP/s against it. `--replicas R` is passed to Kiln's fit (default: fit's own
- * choice, 2 replicas on 2 cores from batch 64 on; 1 is the single-session step). Child modes (used internally):
+ * choice, 2 replicas on 2 cores from batch 64 on; 1 is the single-session step). Without `--replicas`, a
+ * batch that fit splits across replicas is also trained on one session in the same round, right after,
+ * and the summary gives the replicas' gain over one session (median and every round); `--no-single-session`
+ * skips that. Child modes (used internally):
  *   --child kiln|breakdown|sweep|peak --batch B [--options name,name --sweep-rounds R]
  */
 import { spawnSync } from 'node:child_process';
@@ -20,24 +23,36 @@ import ort from 'onnxruntime-node';
 import { Runtime, Tensor, losses, modelCost, optimizers, sequential } from '../../src/index.js';
 import { layerFromConfig } from '../../src/layers/index.js';
 import { STATE_PARAMS, compileTraining, slotState } from '../../src/train/training-step.js';
+import { benchArgs } from '../args.js';
 import { bestGemm, compileForClassification, findTorchPython, fmt, peakRssMiB, randomImages, table, torchEnv, tutorialCnn } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The .py lives next to the .ts source: dist/bench/train → bench/train. */
 const TORCH_SCRIPT = resolve(here, '../../../bench/train/torch_reference.py');
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
-}
-const flag = (name: string) => process.argv.includes(`--${name}`);
-
-const images = Number(arg('images', '4096'));
+const args = benchArgs('node dist/bench/train/throughput.js [flags]', {
+  batches: { type: 'numbers', default: [32, 128] },
+  images: { type: 'number', default: 4096, help: 'random images per epoch' },
+  epochs: { type: 'number', default: 2, help: 'timed epochs, after one warm-up epoch' },
+  rounds: { type: 'number', default: 2, help: 'Kiln and PyTorch alternate; best round shown' },
+  replicas: { type: 'number', help: "fit's replicas (default: fit's own choice)" },
+  'no-torch': { type: 'boolean', help: 'Kiln only' },
+  'no-breakdown': { type: 'boolean', help: 'skip the per-step breakdown' },
+  'no-single-session': { type: 'boolean', help: "skip one session's run beside the replicas'" },
+  sweep: { type: 'boolean', help: 'also time ONNX Runtime session options' },
+  // Internal: the parent runs itself as a child for each measurement.
+  child: { type: 'string', help: '(internal) kiln, breakdown, sweep or peak' },
+  batch: { type: 'number', default: 32, help: '(internal) the child\'s batch' },
+  options: { type: 'string', default: '', help: '(internal) sweep: option sets whose names contain these' },
+  'sweep-rounds': { type: 'number', default: 2, help: '(internal) sweep rounds' },
+});
+const { images, epochs } = args;
 /** FitArgs.replicas for the Kiln children (undefined: fit's default). */
-const replicas = arg('replicas', '') ? Number(arg('replicas', '')) : undefined;
-const epochs = Number(arg('epochs', '2'));
+const replicas = args.replicas;
 
 interface Result {
+  /** The replicas fit used (Kiln only). */
+  replicas?: number;
   imgPerSec: number;
   msPerStep: number;
   peakRssMiB: number;
@@ -54,7 +69,7 @@ async function childKiln(batch: number): Promise<Result> {
   await model.fit(x, y, { epochs, batchSize: batch, verbose: 0, replicas });
   const ms = performance.now() - t0;
   const steps = Math.ceil(images / batch) * epochs;
-  return { imgPerSec: (images * epochs) / (ms / 1000), msPerStep: ms / steps, peakRssMiB: peakRssMiB() };
+  return { replicas: model.trainingReplicas, imgPerSec: (images * epochs) / (ms / 1000), msPerStep: ms / steps, peakRssMiB: peakRssMiB() };
 }
 
 // ---------------------------------------------------------------- child: the machine's matrix peak --
@@ -211,8 +226,8 @@ const SWEEP: Record<string, ort.InferenceSession.SessionOptions> = {
 /** Median over `--sweep-rounds` interleaved blocks (default 2: the best block) of each option set. */
 async function childSweep(batch: number): Promise<Record<string, number>> {
   const steps = Math.max(4, Math.ceil(512 / batch));
-  const only = arg('options', '').split(',').filter(Boolean);
-  const rounds = Number(arg('sweep-rounds', '2'));
+  const only = args.options.split(',').filter(Boolean);
+  const rounds = args['sweep-rounds'];
   const runners: [string, Awaited<ReturnType<typeof rawOrt>>][] = [];
   for (const [name, o] of Object.entries(SWEEP)) if (only.length === 0 || only.some((w) => name.includes(w))) runners.push([name, await rawOrt(batch, o)]);
   for (const [, r] of runners) for (let i = 0; i < 3; i++) await r.step();
@@ -235,19 +250,18 @@ function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.
 }
 
 async function main(): Promise<void> {
-  const child = arg('child', '');
+  const child = args.child;
   if (child) {
-    const batch = Number(arg('batch', '32'));
+    const batch = args.batch;
     const result = child === 'kiln' ? await childKiln(batch) : child === 'breakdown' ? await childBreakdown(batch) : child === 'peak' ? await childPeak() : await childSweep(batch);
     process.stdout.write(JSON.stringify(result) + '\n');
     process.exit(0);
   }
 
-  const batches = arg('batches', '32,128').split(',').map(Number);
-  const rounds = Number(arg('rounds', '2'));
+  const { batches, rounds } = args;
   const self = fileURLToPath(import.meta.url);
   const env = torchEnv();
-  const python = flag('no-torch') ? undefined : findTorchPython(env);
+  const python = args['no-torch'] ? undefined : findTorchPython(env);
   const common = ['--images', String(images), '--epochs', String(epochs)];
   const kilnArgs = replicas === undefined ? [] : ['--replicas', String(replicas)];
   console.log(`Tutorial CNN training, random 32x32x3 inputs, ${images} images/epoch, 1 warm-up epoch + ${epochs} timed, best of ${rounds} rounds`);
@@ -264,6 +278,9 @@ async function main(): Promise<void> {
     else prev.peakRssMiB = Math.max(prev.peakRssMiB!, r.peakRssMiB!);
   };
   const peak = { allCoresGflops: 0, oneCoreGflops: 0 };
+  /** Per batch that fit split across replicas: its replica count and, per round, replicas img/s over one session's. */
+  const replicaGain = new Map<number, { replicas: number; ratios: number[] }>();
+  const compareOneSession = replicas === undefined && !args['no-single-session'];
   for (let round = 0; round < rounds; round++) {
     const p = runChild(process.execPath, [self, '--child', 'peak']);
     peak.allCoresGflops = Math.max(peak.allCoresGflops, p.allCoresGflops!);
@@ -272,11 +289,18 @@ async function main(): Promise<void> {
     for (const b of batches) {
       const k = runChild(process.execPath, [self, '--child', 'kiln', '--batch', String(b), ...common, ...kilnArgs]);
       keepBest(kiln, b, k);
-      let line = `round ${round + 1} B=${b}: kiln ${fmt(k.imgPerSec!)} img/s`;
+      let line = `round ${round + 1} B=${b}: kiln ${fmt(k.imgPerSec!)} img/s${k.replicas! > 1 ? ` (${k.replicas} replicas)` : ''}`;
+      if (compareOneSession && k.replicas! > 1) {
+        const one = runChild(process.execPath, [self, '--child', 'kiln', '--batch', String(b), ...common, '--replicas', '1']);
+        const gain = replicaGain.get(b) ?? { replicas: k.replicas!, ratios: [] };
+        gain.ratios.push(k.imgPerSec! / one.imgPerSec!);
+        replicaGain.set(b, gain);
+        line += `, one session ${fmt(one.imgPerSec!)} img/s (${gain.ratios.at(-1)!.toFixed(2)}x)`;
+      }
       if (python) {
         const t = runChild(python, [TORCH_SCRIPT, '--batch', String(b), '--threads', '2', ...common], env);
         keepBest(torch, b, t);
-        line += `, torch ${fmt(t.imgPerSec!)} img/s`;
+        line += `, torch ${fmt(t.imgPerSec!)} img/s (kiln/torch ${(k.imgPerSec! / t.imgPerSec!).toFixed(2)}x)`;
       }
       console.log(`${line}  (load average ${os.loadavg()[0]!.toFixed(1)})`);
     }
@@ -298,6 +322,20 @@ async function main(): Promise<void> {
   });
   console.log('\n' + table(['batch', 'Kiln img/s', 'Kiln ms/step', 'PyTorch img/s', 'PyTorch ms/step', 'Kiln/PyTorch', 'Kiln peak RSS MiB', 'PyTorch peak RSS MiB'], rows));
   if (python) console.log('target: Kiln/PyTorch >= 1.30x at both batch sizes');
+  if (replicaGain.size > 0) {
+    console.log(`\nData parallelism: fit's replicas against one session, the same batch, trained right after them in each round:`);
+    console.log(
+      table(
+        ['batch', 'replicas', 'median replicas / one session', 'rounds faster', 'per round'],
+        [...replicaGain].map(([b, { replicas: r, ratios }]) => {
+          const sorted = [...ratios].sort((x, y) => x - y);
+          const mid = sorted.length / 2;
+          const median = sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+          return [`B=${b}`, String(r), `${median.toFixed(2)}x`, `${ratios.filter((x) => x > 1).length} of ${ratios.length}`, ratios.map((x) => x.toFixed(2)).join(', ')];
+        }),
+      ),
+    );
+  }
 
   // The target as a FLOP rate: what 1.3× PyTorch needs, against the fastest matrix product here.
   const flops = trainingFlopsPerImage();
@@ -307,7 +345,7 @@ async function main(): Promise<void> {
   );
   console.log(
     table(
-      ['batch', 'Kiln GFLOP/s', 'PyTorch GFLOP/s', '1.3x PyTorch needs', 'share of the Gemm peak'],
+      ['batch', 'Kiln GFLOP/s', 'PyTorch GFLOP/s', 'PyTorch share of the Gemm peak', '1.3x PyTorch needs', '1.3x PyTorch share of the peak'],
       batches.map((b) => {
         const t = torch.get(b);
         const rate = (imgPerSec: number) => (imgPerSec * flops.training) / 1e9;
@@ -315,6 +353,7 @@ async function main(): Promise<void> {
           `B=${b}`,
           fmt(rate(kiln.get(b)!.imgPerSec!), 1),
           t ? fmt(rate(t.imgPerSec!), 1) : 'n/a',
+          t ? `${((100 * rate(t.imgPerSec!)) / peak.allCoresGflops).toFixed(0)}%` : 'n/a',
           t ? fmt(1.3 * rate(t.imgPerSec!), 1) : 'n/a',
           t ? `${((100 * 1.3 * rate(t.imgPerSec!)) / peak.allCoresGflops).toFixed(0)}%` : 'n/a',
         ];
@@ -322,7 +361,7 @@ async function main(): Promise<void> {
     ),
   );
 
-  if (!flag('no-breakdown')) {
+  if (!args['no-breakdown']) {
     const rowsB = batches.map((b) => {
       const r = runChild(process.execPath, [self, '--child', 'breakdown', '--batch', String(b), ...common]);
       return [
@@ -338,7 +377,7 @@ async function main(): Promise<void> {
     console.log(table(['batch', 'ORT session.run alone', 'runtime.run via worker', 'fit step', 'ORT share of fit', 'overhead ms'], rowsB));
   }
 
-  if (flag('sweep')) {
+  if (args.sweep) {
     for (const b of batches) {
       const r = runChild(process.execPath, [self, '--child', 'sweep', '--batch', String(b), ...common]);
       const base = r['baseline (fit today)']!;

@@ -2,12 +2,10 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { it } from 'node:test';
 import { DEBIAN_FASHION_MNIST_DIR, fashionMnist } from '../../src/data/mnist.js';
+import { needs } from '../requirements.js';
 
 it('fashionMnist() with no directory loads Debian\'s 60,000 + 10,000 images', async (t) => {
-  if (!existsSync(DEBIAN_FASHION_MNIST_DIR)) {
-    t.skip(`${DEBIAN_FASHION_MNIST_DIR} not present (apt-get install dataset-fashion-mnist)`);
-    return;
-  }
+  if (!needs(t, existsSync(DEBIAN_FASHION_MNIST_DIR) ? undefined : `${DEBIAN_FASHION_MNIST_DIR} not present (apt-get install dataset-fashion-mnist)`)) return;
   const dataset = await fashionMnist();
   assert.deepEqual(dataset.train.images.shape, [60000, 28, 28, 1]);
   assert.deepEqual(dataset.train.labels.shape, [60000]);

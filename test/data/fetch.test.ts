@@ -127,6 +127,25 @@ function sourceOf(url: string, files: Record<string, Uint8Array>): DatasetSource
 /** Quick retries so the tests do not sit through the default back-off. */
 const FAST: FetchOptions = { retryDelayMs: 0, connectTimeoutMs: 2000, idleTimeoutMs: 2000 };
 
+/**
+ * A resolver for made-up host names that counts its calls: each connection attempt resolves the
+ * host once, so the count says how many attempts were made, whatever the machine's load, where a
+ * stopwatch could only guess at retries from their back-off. It answers `address`, fails with
+ * `error`, or (neither given) never answers.
+ */
+function countingLookup(answer: { address?: string; error?: string }): { lookup: FetchOptions['lookup']; calls: () => number } {
+  let calls = 0;
+  const lookup = (_host: string, options: { all?: boolean }, callback: (error: Error | null, address?: unknown, family?: number) => void) => {
+    calls++;
+    if (answer.error) callback(Object.assign(new Error(`getaddrinfo ${answer.error} example.invalid`), { code: answer.error }));
+    else if (answer.address) {
+      if (options?.all) callback(null, [{ address: answer.address, family: 4 }]);
+      else callback(null, answer.address, 4);
+    }
+  };
+  return { lookup: lookup as unknown as FetchOptions['lookup'], calls: () => calls };
+}
+
 /** A loopback port nothing listens on: bound, then released. */
 async function closedPort(): Promise<number> {
   const server = http.createServer();
@@ -323,17 +342,17 @@ describe('fetchDataset', () => {
   it('fails fast on a refused connection, naming the directory and files to place by hand', async () => {
     const port = await closedPort();
     const dir = freshDir();
-    const started = performance.now();
+    const resolver = countingLookup({ address: '127.0.0.1' });
     await assertRejectsWith(
-      fetchDataset('mnist', { dir, baseUrl: `http://127.0.0.1:${port}/mnist/` }),
+      fetchDataset('mnist', { dir, baseUrl: `http://mirror.invalid:${port}/mnist/`, lookup: resolver.lookup }),
       'IO_ERROR',
-      'cannot reach 127.0.0.1',
+      'cannot reach mirror.invalid',
       'ECONNREFUSED',
       ...DATASET_SOURCES.mnist.files.map((f) => join(dir, f.name)),
-      `http://127.0.0.1:${port}/mnist/train-images-idx3-ubyte.gz`,
+      `http://mirror.invalid:${port}/mnist/train-images-idx3-ubyte.gz`,
       'kiln data fetch mnist',
     );
-    assert.ok(performance.now() - started < 5000, 'no retries with back-off for an unreachable host');
+    assert.equal(resolver.calls(), 1, 'one attempt: no retries with back-off for an unreachable host');
     assert.ok(!existsSync(join(dir, 'train-images-idx3-ubyte.gz')));
   });
 
@@ -348,23 +367,19 @@ describe('fetchDataset', () => {
   });
 
   it('fails at once when DNS cannot resolve the host', async () => {
-    const started = performance.now();
-    const lookup = ((_host: string, _options: unknown, callback: (error: Error) => void) => {
-      callback(Object.assign(new Error('getaddrinfo ENOTFOUND example.invalid'), { code: 'ENOTFOUND' }));
-    }) as unknown as FetchOptions['lookup'];
-    await assertRejectsWith(fetchDataset('cifar10', { dir: freshDir(), baseUrl: 'http://example.invalid/', lookup }), 'IO_ERROR', 'ENOTFOUND', 'cifar-10-binary.tar.gz');
-    assert.ok(performance.now() - started < 5000, 'well inside the 10 s connect timeout, with no retries');
+    const resolver = countingLookup({ error: 'ENOTFOUND' });
+    await assertRejectsWith(fetchDataset('cifar10', { dir: freshDir(), baseUrl: 'http://example.invalid/', lookup: resolver.lookup }), 'IO_ERROR', 'ENOTFOUND', 'cifar-10-binary.tar.gz');
+    assert.equal(resolver.calls(), 1, 'one attempt, no retries');
   });
 
   it('gives up on a host that does not answer within the connect timeout', async () => {
-    const started = performance.now();
-    const lookup = (() => {}) as unknown as FetchOptions['lookup'];
+    const resolver = countingLookup({});
     await assertRejectsWith(
-      fetchDataset('mnist', { dir: freshDir(), baseUrl: 'http://unreachable.invalid/', lookup, connectTimeoutMs: 200 }),
+      fetchDataset('mnist', { dir: freshDir(), baseUrl: 'http://unreachable.invalid/', lookup: resolver.lookup, connectTimeoutMs: 200 }),
       'IO_ERROR',
       'no connection within 200 ms',
     );
-    assert.ok(performance.now() - started < 5000);
+    assert.equal(resolver.calls(), 1, 'one attempt, no retries');
   });
 
   it('does not retry an HTTP 404, and says where to put the file instead', async () => {
