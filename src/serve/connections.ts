@@ -43,10 +43,12 @@ export class ConnectionTracker {
 
   /**
    * Stops accepting connections, keeping the open ones; then closes each one once it has been idle
-   * for `graceMs`, and resolves when only connections with a request in progress are left (their
-   * responses close them).
+   * for `graceMs` since the drain began (or since its last response, if later: a connection idle for
+   * long may hold a request sent just now, not yet read), and resolves when only connections with a
+   * request in progress are left (their responses close them).
    */
   async drain(graceMs: number): Promise<void> {
+    const started = Date.now();
     // net.Server's close, not http.Server's: the latter also destroys idle keep-alive connections now.
     if (this.server.listening) NetServer.prototype.close.call(this.server);
     // Requests already in the socket buffers are read within a turn of the event loop.
@@ -56,7 +58,7 @@ export class ConnectionTracker {
       let waitMs = Infinity;
       for (const [socket, tracked] of this.sockets) {
         if (tracked.busy > 0) continue;
-        const idleMs = now - tracked.idleSince;
+        const idleMs = now - Math.max(tracked.idleSince, started);
         if (idleMs >= graceMs) socket.destroy();
         else waitMs = Math.min(waitMs, graceMs - idleMs);
       }

@@ -7,16 +7,19 @@ import { badRequest } from './errors.js';
  * such a token takes the slower path, which must stay linear and close to JSON.parse's speed: a body
  * of millions of NaN tokens is parsed on the event loop, and health probes wait behind it.
  * So the tokens become values JSON.parse reads natively — Infinity and -Infinity the literals 1e999
- * and -1e999 (which overflow to exactly those), NaN the literal null when the text has no null of its
- * own, else a marked string — and one walk over the parsed value turns the NaN stand-ins back into NaN.
- * (A reviver function would do the same at a cost of ~20× JSON.parse on such bodies.)
+ * and -1e999 (which overflow to exactly those; padded with spaces, so `2Infinity` stays malformed
+ * rather than becoming 21e999), NaN the literal null when the text has no null of its own, else a
+ * short random string — and one walk over the parsed value turns the NaN stand-ins back into NaN.
+ * (A reviver function would do the same at a cost of ~20× JSON.parse on such bodies. The random
+ * string is 9 characters: V8 parses strings up to that length ~3× faster than longer ones, measured
+ * on 8 million of them.)
  */
 
 const MARK = '\u0000kiln:';
 const MARKED_TEXT = '\\u0000kiln:';
 
-const OVERFLOW = Buffer.from('1e999', 'latin1');
-const NEGATIVE_OVERFLOW = Buffer.from('-1e999', 'latin1');
+const OVERFLOW = Buffer.from(' 1e999 ', 'latin1');
+const NEGATIVE_OVERFLOW = Buffer.from(' -1e999 ', 'latin1');
 
 /** Which token starts at `i` (outside a string): 1 NaN, 2 Infinity, 3 -Infinity, 0 none. */
 function tokenAt(b: Buffer, i: number): number {
@@ -65,8 +68,8 @@ function rewriteNonFiniteTokens(text: string): { text: string; nan: null | strin
     }
   }
   if (tokens === 0) return undefined;
-  // The mark carries a fresh random part, so no string a client writes can stand for NaN.
-  const mark = hasNull ? `${MARK}NaN:${randomBytes(8).toString('hex')}` : null;
+  // A fresh random mark (48 bits), so no string a client writes can stand for NaN.
+  const mark = hasNull ? `~${randomBytes(6).toString('base64url')}` : null;
   const nan = Buffer.from(mark === null ? 'null' : JSON.stringify(mark), 'latin1');
   // Second pass: copy, replacing the tokens (each Infinity gets shorter, each NaN may grow).
   const out = Buffer.allocUnsafe(n + nans * Math.max(0, nan.length - 3));

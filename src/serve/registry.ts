@@ -294,19 +294,27 @@ export class ModelRegistry {
       const current = model.versions.get(v);
       const retry = current && (current.state === 'UNAVAILABLE' || (current.state === 'FAILED' && current.source.stamp !== source.stamp));
       if (!current || retry) this.startLoad(model, source);
-      else if (current.state === 'AVAILABLE' && current.source.stamp !== source.stamp) this.startReplacement(model, source);
     }
-    // Make-before-break: nothing serving goes until everything wanted serves.
-    const policySatisfied = wanted.every((v) => model.versions.get(v)?.state === 'AVAILABLE');
+    // Make-before-break: a version no longer wanted (deleted, or out of policy) serves until every
+    // wanted version has loaded or failed and at least one of them serves — or nothing is wanted.
+    const states = wanted.map((v) => model.versions.get(v)?.state);
+    const replaced = states.every((s) => s === 'AVAILABLE' || s === 'FAILED') && (wanted.length === 0 || states.includes('AVAILABLE'));
     for (const [v, current] of model.versions) {
       if (wanted.includes(v)) continue;
-      if (current.state === 'LOADING' || (current.state === 'AVAILABLE' && policySatisfied)) this.startUnload(model, current);
+      if (current.state === 'LOADING' || (current.state === 'AVAILABLE' && replaced)) this.startUnload(model, current);
       else if (!model.onDisk.has(v) && current.state !== 'UNLOADING' && current.state !== 'AVAILABLE') model.versions.delete(v);
     }
+    // A replacement goes when its version is no longer wanted or its file changed again (back to
+    // what serves, or to something newer, which reconcile then loads as the next replacement).
     for (const [v, replacement] of model.replacements) {
-      if (wanted.includes(v)) continue;
+      if (wanted.includes(v) && model.onDisk.get(v)?.stamp === replacement.source.stamp) continue;
       model.replacements.delete(v);
       this.startUnload(model, replacement);
+    }
+    for (const v of wanted) {
+      const current = model.versions.get(v);
+      const source = model.onDisk.get(v)!;
+      if (current?.state === 'AVAILABLE' && current.source.stamp !== source.stamp && !model.replacements.has(v)) this.startReplacement(model, source);
     }
     if (model.onDisk.size === 0 && model.versions.size === 0) this.models.delete(model.name);
   }
@@ -327,17 +335,12 @@ export class ModelRegistry {
    * one keeps serving.
    */
   private startReplacement(model: ServedModel, source: VersionSource): void {
-    const previous = model.replacements.get(source.version);
-    if (previous?.source.stamp === source.stamp) return;
-    if (previous) void previous.unload();
     const replacement = this.newVersion(model, source);
     model.replacements.set(source.version, replacement);
     this.options.log.info({ model: model.name, version: source.version }, 'model file replaced; loading it beside the serving one');
     this.track(replacement.load(), () => {
-      if (model.replacements.get(source.version) !== replacement) {
-        void replacement.unload();
-        return;
-      }
+      // Superseded while it loaded: reconcile already dropped it (and unloads it).
+      if (model.replacements.get(source.version) !== replacement) return;
       const current = model.versions.get(source.version);
       if (replacement.state !== 'AVAILABLE') {
         if (replacement.state === 'FAILED') this.options.log.error({ model: model.name, version: source.version, err: replacement.error }, 'the replaced model file failed to load; the previous one keeps serving');
