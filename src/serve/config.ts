@@ -16,7 +16,11 @@ export interface ModelConfig {
    * The default bounds what one request makes ONNX Runtime allocate: its activations grow with the rows.
    */
   maxBatchSize: number;
-  /** Merge concurrent requests (default true when maxBatchSize > 1). */
+  /**
+   * Merge concurrent requests along the first dimension. Default: true where maxBatchSize is set
+   * above 1 (in config.json or the server's defaults), false under the built-in 256 — merging is
+   * only right for a model whose first dimension really is a batch, which its shape cannot tell.
+   */
   dynamicBatching: boolean;
   /** How long the oldest queued request may wait for others to fill a batch while a runner is idle. */
   maxQueueDelayMs: number;
@@ -43,7 +47,7 @@ export interface ModelConfig {
 
 export const DEFAULT_MODEL_CONFIG: ModelConfig = {
   maxBatchSize: 256,
-  dynamicBatching: true,
+  dynamicBatching: false,
   maxQueueDelayMs: 0,
   maxQueueSize: 1024,
   maxQueueBytes: 128 * 1024 * 1024,
@@ -106,7 +110,10 @@ export function parseModelConfig(raw: unknown, defaults: ModelConfig, where: str
   const c = raw as Record<string, unknown>;
   for (const key of Object.keys(c)) if (!FIELDS.has(key)) fail(where, `unknown field "${key}" (fields: ${[...FIELDS].join(', ')})`);
   const out: ModelConfig = { ...defaults };
-  if (c.maxBatchSize !== undefined) out.maxBatchSize = integer(c.maxBatchSize, where, 'maxBatchSize', 0);
+  if (c.maxBatchSize !== undefined) {
+    out.maxBatchSize = integer(c.maxBatchSize, where, 'maxBatchSize', 0);
+    if (c.dynamicBatching === undefined) out.dynamicBatching = out.maxBatchSize > 1;
+  }
   if (c.dynamicBatching !== undefined) {
     if (typeof c.dynamicBatching !== 'boolean') fail(where, `"dynamicBatching" must be true or false`);
     out.dynamicBatching = c.dynamicBatching;

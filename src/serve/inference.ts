@@ -35,7 +35,13 @@ export function admission(registry: ModelRegistry, locate: LocateTarget): (req: 
     try {
       const target = locate(req);
       version = registry.resolve(target.name, target.ref);
-      reply.raw.once('close', version.admit(Number(req.headers['content-length'] ?? 0) || 0));
+      // Bytes read on the connection since the headers, up to the declared length (a keep-alive
+      // client may already be sending its next request).
+      const socket = req.raw.socket;
+      const start = socket.bytesRead;
+      const length = req.headers['content-length'];
+      const declared = length !== undefined ? Number(length) || 0 : req.headers['transfer-encoding'] !== undefined ? Infinity : 0;
+      reply.raw.once('close', version.admit({ declared, received: () => Math.min(declared, socket.bytesRead - start) }));
     } catch (err) {
       if (err instanceof ServeError && err.status === 429) version?.metrics?.failed(err.reason, 0);
       closeIfBodyPending(req, reply);

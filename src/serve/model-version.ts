@@ -62,6 +62,12 @@ function warmupFeeds(signature: Signature, rows: number): Record<string, Tensor>
   return feeds;
 }
 
+/** What admission knows of a request body: the size its headers declare (Infinity when chunked) and the bytes that have arrived. */
+export interface BodyProgress {
+  declared: number;
+  received(): number;
+}
+
 /** Input elements a warm-up run may feed: loading a version must not itself take much memory. */
 const WARM_ELEMENTS = 1 << 20;
 
@@ -76,9 +82,8 @@ export class ModelVersion {
   private runners: SessionRunner[] = [];
   private inflight = 0;
   private idle: (() => void)[] = [];
-  /** Requests admitted (from their headers) and not yet answered, and their declared body bytes. */
-  private admitted = 0;
-  private admittedBytes = 0;
+  /** Requests admitted (from their headers) and not yet answered, with their bodies' progress. */
+  private readonly admitted = new Set<BodyProgress>();
   private cancelled = false;
 
   constructor(
@@ -168,29 +173,27 @@ export class ModelVersion {
   /**
    * Admission from a request's headers, before its body is read or parsed: refused with 429 when the
    * queue is full, when as many requests are admitted as can be queued and running, or when the
-   * admitted bodies would pass maxQueueBytes (one request is always admitted). Returns the release,
-   * to call once the request is answered.
+   * bytes admitted bodies hold so far plus this body's declared size would pass maxQueueBytes (one
+   * request is always admitted). Admitted bodies count by the bytes that have arrived, not by what
+   * their headers announce: a client announcing large bodies and then stalling holds nothing.
+   * Returns the release, to call once the request is answered.
    */
-  admit(bodyBytes: number): () => void {
+  admit(body: BodyProgress): () => void {
     const { maxQueueSize, maxQueueBytes, maxBatchSize, instances } = this.config;
     const queued = this.batcher?.queued ?? 0;
     const capacity = maxQueueSize + instances * Math.max(1, maxBatchSize);
     let refusal: string | undefined;
     if (queued >= maxQueueSize) refusal = `the request queue is full (${queued} requests waiting, maxQueueSize ${maxQueueSize})`;
-    else if (this.admitted >= capacity) refusal = `${this.admitted} requests are already admitted (maxQueueSize ${maxQueueSize} plus ${capacity - maxQueueSize} running)`;
-    else if (this.admitted > 0 && this.admittedBytes + bodyBytes > maxQueueBytes) {
-      refusal = `admitted request bodies would take ${this.admittedBytes + bodyBytes} bytes, more than maxQueueBytes ${maxQueueBytes}`;
+    else if (this.admitted.size >= capacity) refusal = `${this.admitted.size} requests are already admitted (maxQueueSize ${maxQueueSize} plus ${capacity - maxQueueSize} running)`;
+    else if (this.admitted.size > 0) {
+      let held = 0;
+      for (const other of this.admitted) held += Math.min(other.declared, other.received());
+      const total = held + (Number.isFinite(body.declared) ? body.declared : 0);
+      if (total > maxQueueBytes) refusal = `admitted request bodies would take ${total} bytes, more than maxQueueBytes ${maxQueueBytes}`;
     }
     if (refusal !== undefined) throw new ServeError(429, `${this.what}: ${refusal}; retry later`);
-    this.admitted++;
-    this.admittedBytes += bodyBytes;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.admitted--;
-      this.admittedBytes -= bodyBytes;
-    };
+    this.admitted.add(body);
+    return () => void this.admitted.delete(body);
   }
 
   /** Counts a request in flight (the caller checked AVAILABLE); returns its release. */

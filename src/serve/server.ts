@@ -42,6 +42,8 @@ export interface ServeOptions {
   maxElements?: number;
   /** Time a request may spend queued and running before it fails with 503 (default 30,000 ms; 0: none). */
   requestTimeoutMs?: number;
+  /** Time a client has to send a whole request, body included (default 30,000 ms): a stalled upload is cut off. */
+  uploadTimeoutMs?: number;
   /**
    * On close, how long a keep-alive connection may stay idle before it is closed (default 500 ms): a
    * request its client sends meanwhile is still answered (with Connection: close), not reset.
@@ -121,7 +123,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     return503OnClosing: true,
-    requestTimeout: 120_000,
+    requestTimeout: options.uploadTimeoutMs ?? 30_000,
     routerOptions: { maxParamLength: 512 },
     // Errors Fastify raises before routing (a malformed URL) answer in the same {"error": ...} form.
     frameworkErrors: (err, _req, reply) => {

@@ -4,6 +4,9 @@ import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { encodeModel } from '../../src/graph/proto.js';
 import { parseJson } from '../../src/serve/json.js';
 import { numberListScratchBytes, parseInferJson } from '../../src/serve/number-lists.js';
 import { serve } from '../../src/serve/server.js';
@@ -93,8 +96,8 @@ describe('refusals before the body is read', () => {
   test('unrouted, unauthenticated, unknown-model and queue-full requests are answered from their headers', async () => {
     const { dir, cleanup } = await tmpDir();
     await writeVersion(dir, 'm', 1, denseModel(1));
-    // One request waits 3 s for company, filling a queue of one.
-    await writeConfig(dir, 'm', { maxBatchSize: 8, maxQueueDelayMs: 3000, maxQueueSize: 1 });
+    // One request waits 10 s for company (far longer than the checks take), filling a queue of one.
+    await writeConfig(dir, 'm', { maxBatchSize: 8, maxQueueDelayMs: 10_000, maxQueueSize: 1 });
     const token = 'secret123';
     const auth = { authorization: `Bearer ${token}` };
     const server = await startServer({ modelRepository: dir, authToken: token });
@@ -131,7 +134,8 @@ describe('refusals before the body is read', () => {
   test('admitted bodies are bounded in bytes (maxQueueBytes), checked from Content-Length', async () => {
     const { dir, cleanup } = await tmpDir();
     await writeVersion(dir, 'm', 1, denseModel(1));
-    await writeConfig(dir, 'm', { maxBatchSize: 8, maxQueueDelayMs: 3000, maxQueueBytes: 4096 });
+    // The first request waits up to 10 s for company; the 7-row one below fills its batch.
+    await writeConfig(dir, 'm', { maxBatchSize: 8, maxQueueDelayMs: 10_000, maxQueueBytes: 4096 });
     const server = await startServer({ modelRepository: dir });
     try {
       const first = http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(1, [3])));
@@ -140,8 +144,23 @@ describe('refusals before the body is read', () => {
       assert.equal(r.status, 429, r.body);
       assert.match(JSON.parse(r.body).error, /more than maxQueueBytes 4096/);
       // A small one still fits beside the first.
-      assert.equal((await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(1, [3])))).status, 200);
+      assert.equal((await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(7, [3])))).status, 200);
       assert.equal((await first).status, 200);
+      // Stalled uploads that announced large bodies hold only what they sent: others are still admitted.
+      const stalled = Array.from({ length: 4 }, () => {
+        const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+        socket.on('error', () => undefined);
+        socket.write('POST /v2/models/m/infer HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{');
+        return socket;
+      });
+      try {
+        // A round trip on another connection: the stalled headers, sent first, are read by then.
+        await http(server.url, 'GET', '/v2/health/live');
+        const beside = await http(server.url, 'POST', '/v1/models/m:predict', { instances: [[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 2, 3], [4, 5, 6]] });
+        assert.equal(beside.status, 200, beside.text);
+      } finally {
+        for (const socket of stalled) socket.destroy();
+      }
     } finally {
       await server.close();
       await cleanup();
@@ -204,6 +223,25 @@ describe('request memory', () => {
       assert.equal(tfRows.status, 400);
       assert.match(tfRows.json.error, /batch size 300 exceeds the model's maxBatchSize 256/);
       assert.equal((await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(256, [3])))).status, 200);
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+  });
+
+  test('the default row limit does not merge requests: a first dimension that is no batch stays correct', async () => {
+    const { dir, cleanup } = await tmpDir();
+    // y = x - mean(x over the first dimension): merging two requests would mix their means.
+    const g = new Graph('centered');
+    const x = g.input('x', 'float32', ['N', 3]);
+    g.output(g.op1('Sub', [x, g.op1('ReduceMean', [x], { axes: [0], keepdims: 1 })]), 'y');
+    await writeVersion(dir, 'centered', 1, encodeModel(modelToProto(g)));
+    const server = await startServer({ modelRepository: dir });
+    try {
+      const replies = await Promise.all(Array.from({ length: 16 }, (_, i) => http(server.url, 'POST', '/v2/models/centered/infer', { inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', data: [i, i, i, i + 2, i + 2, i + 2] }] })));
+      for (const r of replies) assert.deepEqual(r.json.outputs[0].data, [-1, -1, -1, 1, 1, 1]);
+      const metrics = (await http(server.url, 'GET', '/metrics')).text;
+      assert.equal(metricValue(metrics, 'kiln_inference_exec_count_total', 'model="centered"'), 16);
     } finally {
       await server.close();
       await cleanup();
