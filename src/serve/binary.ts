@@ -17,15 +17,15 @@ const BINARY = Symbol('kiln.binary');
 /**
  * Parses a request body: plain JSON, or a JSON header plus binary tensors when the header length is
  * given; an empty body is undefined. `numberLists` (the inference routes) reads the tensors given as
- * lists of numbers, where that protocol puts them, into NumberLists.
+ * lists of numbers, where that protocol puts them, into NumberLists (at most `maxElements` numbers).
  */
-export function parseRequestBody(body: Buffer, headerLength: string | string[] | undefined, numberLists?: TensorJsonLayout): unknown {
+export function parseRequestBody(body: Buffer, headerLength: string | string[] | undefined, numberLists?: TensorJsonLayout, maxElements = Infinity): unknown {
   if (headerLength === undefined) {
     // Bodiless POSTs (tritonclient's repository calls send none) reach the routes as no body.
     // (Scanning bytes, not decoding the body twice; a non-ASCII byte may be Unicode white space.)
     const first = body.findIndex((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09);
     if (first < 0 || (body[first]! >= 0x80 && body.toString('utf8').trim() === '')) return undefined;
-    return numberLists ? parseInferJson(body, numberLists) : parseJson(body.toString('utf8'));
+    return numberLists ? parseInferJson(body, numberLists, maxElements) : parseJson(body.toString('utf8'));
   }
   const text = Array.isArray(headerLength) ? headerLength[0]! : headerLength;
   const n = /^[0-9]{1,12}$/.test(text) ? Number(text) : NaN;

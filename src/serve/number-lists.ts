@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { MAX_RANK, nest } from './datatypes.js';
+import { badRequest } from './errors.js';
 import { parseJson } from './json.js';
 
 /*
@@ -95,7 +96,7 @@ export function numberListScratchBytes(): number {
  * throughout. Returns it and the index just past its `]`, or undefined when it is anything else
  * (empty, ragged, or holding other values).
  */
-export function readNumberList(bytes: Buffer, open: number): { list: NumberList; end: number } | undefined {
+export function readNumberList(bytes: Buffer, open: number, maxCount = Infinity): { list: NumberList; end: number } | undefined {
   let i = open;
   let count = 0;
   let approximate = false;
@@ -162,6 +163,7 @@ export function readNumberList(bytes: Buffer, open: number): { list: NumberList;
     let value = NaN;
     if (exponent >= -22 && exponent <= 22 && digits <= 19) value = exponent < 0 ? mantissa / POWERS_OF_TEN[-exponent]! : mantissa * POWERS_OF_TEN[exponent]!;
     if (!(mantissa < EXACT_LIMIT) || value !== value) approximate = true;
+    if (count === maxCount) throw badRequest(`the request's tensor lists hold more than the ${maxCount} numbers that fit in this server's limit of elements per request`);
     if (count === scratch.length) {
       const grown = new Float64Array(2 * scratch.length);
       grown.set(scratch);
@@ -231,17 +233,18 @@ function placeLists(body: unknown, layout: TensorJsonLayout, placeholder: string
 /**
  * Parses an inference request body (JSON, with TF Serving's NaN/Infinity tokens) as parseJson does,
  * except that each tensor `layout` puts in a list of numbers (KServe v2: `inputs[i].data`; TF
- * Serving: `instances`, `inputs`) becomes a NumberList.
+ * Serving: `instances`, `inputs`) becomes a NumberList. Lists holding more than `maxElements`
+ * numbers in all are a 400 as soon as the reading passes that count, before more is allocated.
  */
-export function parseInferJson(bytes: Buffer, layout: TensorJsonLayout = 'kserve'): unknown {
+export function parseInferJson(bytes: Buffer, layout: TensorJsonLayout = 'kserve', maxElements = Infinity): unknown {
   try {
-    return readLists(bytes, layout);
+    return readLists(bytes, layout, maxElements);
   } finally {
     if (scratch.length > SCRATCH_KEPT) scratch = new Float64Array(SCRATCH_SIZE);
   }
 }
 
-function readLists(bytes: Buffer, layout: TensorJsonLayout): unknown {
+function readLists(bytes: Buffer, layout: TensorJsonLayout, maxElements: number): unknown {
   const lists: NumberList[] = [];
   const parts: string[] = [];
   // Each body's placeholders carry a fresh random part: a string the client wrote can never pass for one.
@@ -260,10 +263,12 @@ function readLists(bytes: Buffer, layout: TensorJsonLayout): unknown {
   }
   found.sort((a, b) => a.open - b.open);
   let last = 0;
+  let counted = 0;
   for (const { open } of found) {
     if (open < last) continue; // inside a list already read
-    const read = readNumberList(bytes, open);
+    const read = readNumberList(bytes, open, maxElements - counted);
     if (!read) continue;
+    counted += read.list.length;
     // Cut at ASCII bytes, so every piece is whole UTF-8.
     parts.push(bytes.toString('utf8', last, open), JSON.stringify(placeholder + lists.length));
     lists.push(read.list);

@@ -141,7 +141,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
     reclaimer.bodyReceived((body as Buffer).length);
     try {
-      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH], tensorLayout(req.url)));
+      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH], tensorLayout(req.url), limits.maxElements));
     } catch (err) {
       done(err as Error, undefined);
     }

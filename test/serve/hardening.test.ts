@@ -216,6 +216,10 @@ describe('request memory', () => {
       const tooMany = await http(server.url, 'POST', '/v2/models/m/infer', { inputs: [{ name: 'input', shape: [1_400_000, 3], datatype: 'FP32', data: [0] }] });
       assert.equal(tooMany.status, 400);
       assert.match(tooMany.json.error, /has 4200000 elements, more than the 4194304 this server accepts in one request/);
+      // A JSON list stops being read once it passes the limit.
+      const listed = await http(server.url, 'POST', '/v2/models/m/infer', `{"inputs":[{"name":"input","shape":[1400000,3],"datatype":"FP32","data":[${'0,'.repeat(4_200_000)}0]}]}`);
+      assert.equal(listed.status, 400);
+      assert.match(listed.json.error, /tensor lists hold more than the 4194304 numbers/);
       const rows = await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(257, [3])));
       assert.equal(rows.status, 400);
       assert.match(rows.json.error, /batch size 257 exceeds the model's maxBatchSize 256/);
