@@ -12,7 +12,7 @@ export const IR_VERSION = 8;
  * ONNX tells INT from FLOAT attributes; a JS number does not. These attributes are floats in the
  * operator specs even when their value happens to be whole.
  */
-const FLOAT_ATTRIBUTES = new Set(['alpha', 'beta', 'epsilon', 'momentum', 'gamma', 'lambd', 'bias', 'high', 'low', 'scale', 'extrapolation_value', 'cubic_coeff_a']);
+const FLOAT_ATTRIBUTES = new Set(['value', 'value_float', 'alpha', 'beta', 'epsilon', 'momentum', 'gamma', 'lambd', 'bias', 'high', 'low', 'scale', 'extrapolation_value', 'cubic_coeff_a']);
 
 export function tensorToProto(name: string, t: Tensor): TensorProto {
   const data = t.data as AnyTypedArray;
