@@ -10,9 +10,10 @@ export const IR_VERSION = 8;
 
 /*
  * ONNX tells INT from FLOAT attributes; a JS number does not. These attributes are floats in the
- * operator specs even when their value happens to be whole.
+ * operator specs even when their value happens to be whole ('value' is Pad's before opset 11; as a
+ * tensor, Constant's and ConstantOfShape's 'value' is written as a TENSOR whatever this says).
  */
-const FLOAT_ATTRIBUTES = new Set(['alpha', 'beta', 'epsilon', 'momentum', 'gamma', 'lambd', 'bias', 'high', 'low', 'scale', 'extrapolation_value', 'cubic_coeff_a']);
+const FLOAT_ATTRIBUTES = new Set(['value', 'value_float', 'alpha', 'beta', 'epsilon', 'momentum', 'gamma', 'lambd', 'bias', 'high', 'low', 'scale', 'extrapolation_value', 'cubic_coeff_a']);
 
 export function tensorToProto(name: string, t: Tensor): TensorProto {
   const data = t.data as AnyTypedArray;

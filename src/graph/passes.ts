@@ -1,6 +1,7 @@
 import { Tensor } from '../tensor.js';
 import type { Graph, Node, Value } from './graph.js';
 import { isTilingPool } from './pool-window.js';
+import { resolvedPads } from './spatial-pads.js';
 import { isSpatialEndCrop, spatialEndCrop } from './spatial-crop.js';
 import { intAttr, intsAttr } from './registry.js';
 
@@ -127,7 +128,7 @@ export function convolutionsAsGemm(graph: Graph, maxPositions = 36): number {
     if (positions > maxPositions) continue;
     const [sh, sw] = intsAttr(conv.attrs, 'strides', [1, 1]);
     const [dh, dw] = intsAttr(conv.attrs, 'dilations', [1, 1]);
-    const [pt, pl] = intsAttr(conv.attrs, 'pads', [0, 0, 0, 0]);
+    const [pt, pl] = resolvedPads(conv.attrs, [KH, KW], [sh!, sw!], [dh!, dw!], [H, W]);
     const taps = KH * KW;
     const gather = new Float32Array(H * W * taps * positions);
     for (let i = 0; i < KH; i++) {
@@ -222,10 +223,12 @@ function cropProducer(graph: Graph, changeable: (name: string) => boolean, name:
   } else if (poolKernel) {
     if (!cropProducer(graph, changeable, node.inputs[0]!, [ends[0] * poolKernel[0], ends[1] * poolKernel[1]])) return false;
   } else if (node.opType === 'Conv') {
-    const pads = intsAttr(node.attrs, 'pads', [0, 0, 0, 0]);
     const x = graph.value(node.inputs[0]!);
     const inputDims = spatialDims(x);
-    if (!inputDims || intsAttr(node.attrs, 'strides', [1, 1]).some((s) => s !== 1) || intsAttr(node.attrs, 'dilations', [1, 1]).some((d) => d !== 1) || pads[2] !== 0 || pads[3] !== 0) return false;
+    const kernelDims = graph.value(node.inputs[1]!).shape?.slice(2) as number[] | undefined;
+    // auto_pad SAME_* pads the end too; without the kernel's size that cannot be ruled out.
+    const pads = inputDims && kernelDims ? resolvedPads(node.attrs, intsAttr(node.attrs, 'kernel_shape', kernelDims), [1, 1], [1, 1], inputDims) : null;
+    if (!inputDims || intsAttr(node.attrs, 'strides', [1, 1]).some((s) => s !== 1) || intsAttr(node.attrs, 'dilations', [1, 1]).some((d) => d !== 1) || !pads || pads[2] !== 0 || pads[3] !== 0) return false;
     // Stride 1: each output row dropped at the end drops one input row at the end.
     const inputEnds: [number, number] = [inputDims[0] - (dims[0] - ends[0]), inputDims[1] - (dims[1] - ends[1])];
     if (!cropProducer(graph, changeable, x.name, inputEnds)) {

@@ -160,6 +160,7 @@ const schema = {
 
 const root = protobuf.Root.fromJSON(schema);
 const ModelProtoType = root.lookupType('onnx.ModelProto');
+const TensorProtoType = root.lookupType('onnx.TensorProto');
 
 /* Plain-object views of the messages, as protobufjs decodes them (camelCase fields, absent = undefined). */
 export interface StringStringEntry {
@@ -272,4 +273,10 @@ export function encodeModel(model: ModelProto): Uint8Array {
 export function decodeModel(bytes: Uint8Array): ModelProto {
   const message = ModelProtoType.decode(bytes);
   return ModelProtoType.toObject(message, { longs: Number, defaults: false, arrays: true }) as ModelProto;
+}
+
+/** Decodes bytes as one TensorProto (ONNX's test data stores each input and output as one). */
+export function decodeTensor(bytes: Uint8Array): TensorProto {
+  const message = TensorProtoType.decode(bytes);
+  return TensorProtoType.toObject(message, { longs: Number, defaults: false, arrays: true }) as TensorProto;
 }

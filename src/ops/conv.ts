@@ -1,24 +1,23 @@
 import { KilnError, formatShape } from '../errors.js';
-import type { Attrs, Graph, Shape, Value } from '../graph/graph.js';
+import type { Attrs, Dim, Graph, Shape, Value } from '../graph/graph.js';
 import { defineOp, intAttr, intsAttr, requireInput } from '../graph/registry.js';
+import { resolvedPads } from '../graph/spatial-pads.js';
 import { Tensor } from '../tensor.js';
 
 /** Spatial attributes of a Conv/ConvTranspose/pool node with ONNX defaults filled in. */
 export interface SpatialAttrs {
   kernel: number[];
   strides: number[];
-  pads: number[]; // [begin..., end...]
+  pads: number[]; // [begin..., end...], explicit even where the node says auto_pad
   dilations: number[];
 }
 
-export function spatialAttrs(attrs: Attrs, kernel: number[]): SpatialAttrs {
+/** inputSpatial: the input's spatial dims, needed to resolve auto_pad SAME_*. */
+export function spatialAttrs(attrs: Attrs, kernel: number[], inputSpatial?: readonly Dim[]): SpatialAttrs {
   const n = kernel.length;
-  return {
-    kernel,
-    strides: intsAttr(attrs, 'strides', Array(n).fill(1)),
-    pads: intsAttr(attrs, 'pads', Array(2 * n).fill(0)),
-    dilations: intsAttr(attrs, 'dilations', Array(n).fill(1)),
-  };
+  const strides = intsAttr(attrs, 'strides', Array(n).fill(1));
+  const dilations = intsAttr(attrs, 'dilations', Array(n).fill(1));
+  return { kernel, strides, dilations, pads: resolvedPads(attrs, kernel, strides, dilations, inputSpatial) };
 }
 
 export function convOutputSize(size: number, k: number, s: number, d: number, padBegin: number, padEnd: number, ceil = false): number {
@@ -51,7 +50,7 @@ defineOp({
       );
     }
     const kernel = intsAttr(attrs, 'kernel_shape', w.shape.slice(2) as number[]);
-    const out = spatialOut(x.shape, spatialAttrs(attrs, kernel));
+    const out = spatialOut(x.shape, spatialAttrs(attrs, kernel, x.shape.slice(2)));
     if (out.some((d) => typeof d === 'number' && d < 1)) {
       throw new KilnError('INVALID_SHAPE', `Conv: input ${formatShape(x.shape)} is smaller than the kernel ${formatShape(kernel)}`);
     }
@@ -60,7 +59,7 @@ defineOp({
   gradient: ({ graph, node, inputs: [x, w, b], gradOutputs: [dy] }) => {
     const group = intAttr(node.attrs, 'group', 1);
     const wShape = graph.staticShape(w!);
-    const sa = spatialAttrs(node.attrs, wShape.slice(2));
+    const sa = spatialAttrs(node.attrs, wShape.slice(2), x!.shape?.slice(2));
     const dx = convInputGradient(graph, dy!, w!, x!, sa, group);
     const dw =
       group !== 1
@@ -81,14 +80,24 @@ defineOp({
     if (!x.shape || !w.shape) return [{ dtype: x.dtype, shape: null }];
     const group = intAttr(attrs, 'group', 1);
     const kernel = intsAttr(attrs, 'kernel_shape', w.shape.slice(2) as number[]);
-    const sa = spatialAttrs(attrs, kernel);
     const n = kernel.length;
+    const strides = intsAttr(attrs, 'strides', Array(n).fill(1));
+    const dilations = intsAttr(attrs, 'dilations', Array(n).fill(1));
+    const pads = intsAttr(attrs, 'pads', Array(2 * n).fill(0));
     const outPad = intsAttr(attrs, 'output_padding', Array(n).fill(0));
-    const spatial = x.shape.slice(2).map((d, i) =>
-      typeof d === 'number'
-        ? sa.strides[i]! * (d - 1) + outPad[i]! + (kernel[i]! - 1) * sa.dilations[i]! + 1 - sa.pads[i]! - sa.pads[i + n]!
-        : null,
-    );
+    /*
+     * ConvTranspose's own rules (not Conv's): an output_shape attribute is the output (its pads follow
+     * from it), auto_pad SAME_* makes it in·stride, otherwise stride·(in-1) + output_padding + span - pads.
+     */
+    const outputShape = intsAttr(attrs, 'output_shape', []).slice(-n);
+    const autoPad = typeof attrs.auto_pad === 'string' ? attrs.auto_pad : 'NOTSET';
+    const spatial = x.shape.slice(2).map((d, i) => {
+      if (outputShape.length === n) return outputShape[i]!;
+      if (typeof d !== 'number') return null;
+      if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') return d * strides[i]!;
+      const explicit = autoPad === 'VALID' ? [0, 0] : [pads[i]!, pads[i + n]!];
+      return strides[i]! * (d - 1) + outPad[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - explicit[0]! - explicit[1]!;
+    });
     const m = typeof w.shape[1] === 'number' ? w.shape[1] * group : null;
     return [{ dtype: x.dtype, shape: [x.shape[0]!, m, ...spatial] }];
   },

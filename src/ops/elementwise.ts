@@ -1,6 +1,7 @@
 import type { Attrs, Graph, Value } from '../graph/graph.js';
 import { broadcastShapes, defineOp, requireInput, type InferredValue } from '../graph/registry.js';
 import type { DType } from '../tensor.js';
+import { onnxTypeCode } from '../graph/dtype.js';
 import { reduceToShape } from './reduce-to-shape.js';
 
 /*
@@ -67,18 +68,27 @@ defineOp({
   nonDifferentiableInputs: [1],
 });
 
+/* Max and Min take 1..N inputs (ONNX), all broadcast together. */
 for (const type of ['Max', 'Min']) {
   defineOp({
     type,
-    infer: binaryShape(type),
-    // The gradient goes to the input that won (to the first on ties).
-    gradient: ({ graph, inputs: [a, b], outputs: [y], gradOutputs: [dy] }) => {
-      const aWins = graph.op1('Cast', [graph.op1('Equal', [a!, y!])], { to: 1 });
-      const bWins = graph.op1('Sub', [graph.scalar(1), aWins]);
-      return [
-        reduceToShape(graph, graph.op1('Mul', [dy!, aWins]), a!),
-        reduceToShape(graph, graph.op1('Mul', [dy!, bWins]), b!),
-      ];
+    infer: (inputs) => {
+      const first = requireInput(inputs, 0, type);
+      let shape = first.shape;
+      for (let k = 1; k < inputs.length; k++) shape = broadcastShapes(shape, requireInput(inputs, k, type).shape, type);
+      return [{ dtype: first.dtype, shape }];
+    },
+    // The gradient goes to the input that won, to the first of them on ties (so it is never doubled).
+    gradient: ({ graph, inputs, outputs: [y], gradOutputs: [dy] }) => {
+      if (inputs.length === 1) return [dy!];
+      const to = onnxTypeCode(y!.dtype);
+      let unclaimed: Value | null = null; // 1 where no earlier input won
+      return inputs.map((x) => {
+        const equal = graph.op1('Cast', [graph.op1('Equal', [x!, y!])], { to });
+        const wins = unclaimed ? graph.op1('Mul', [equal, unclaimed]) : equal;
+        unclaimed = graph.op1('Sub', [unclaimed ?? graph.scalar(1, y!.dtype), wins]);
+        return reduceToShape(graph, graph.op1('Mul', [dy!, wins]), x!);
+      });
     },
   });
 }

@@ -11,7 +11,7 @@ function poolInfer(type: string) {
     const x = requireInput(inputs, 0, type);
     const kernel = intsAttr(attrs as never, 'kernel_shape', []);
     if (!x.shape) return [{ dtype: x.dtype, shape: null }];
-    const sa = spatialAttrs(attrs as never, kernel);
+    const sa = spatialAttrs(attrs as never, kernel, x.shape.slice(2));
     const n = kernel.length;
     const ceil = intAttr(attrs as never, 'ceil_mode', 0) === 1;
     const spatial = x.shape.slice(2).map((d, i) =>
@@ -51,7 +51,7 @@ defineOp({
    * Overlapping or padded windows: MaxPool's Indices output and a ScatterElements with 'add'.
    */
   gradient: ({ graph, node, inputs: [x], outputs: [y], gradOutputs: [dy] }) => {
-    const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []));
+    const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []), x!.shape?.slice(2));
     const xShape = x!.shape!;
     const full = [xShape[2] as number, xShape[3] as number];
     if (sa.kernel.length === 2 && isTilingPool(node.attrs)) {
@@ -83,7 +83,7 @@ defineOp({
    * count_include_pad, as ONNX and Keras define it).
    */
   gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
-    const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []));
+    const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []), x!.shape?.slice(2));
     if (sa.kernel.length !== 2) throw new KilnError('NO_GRADIENT', 'AveragePool gradient supports 2-D pooling only');
     const xShape = x!.shape!;
     const c = xShape[1] as number;

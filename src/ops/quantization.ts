@@ -138,7 +138,7 @@ defineOp({
     const w = requireInput(inputs, 1, 'ConvInteger');
     if (!x.shape || !w.shape) return [{ dtype: 'int32', shape: null }];
     const kernel = intsAttr(attrs, 'kernel_shape', w.shape.slice(2) as number[]);
-    const sa = spatialAttrs(attrs, kernel);
+    const sa = spatialAttrs(attrs, kernel, x.shape.slice(2));
     const n = kernel.length;
     const spatial = x.shape.slice(2).map((d, i) =>
       typeof d === 'number' ? convOutputSize(d, kernel[i]!, sa.strides[i]!, sa.dilations[i]!, sa.pads[i]!, sa.pads[i + n]!) : null,

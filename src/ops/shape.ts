@@ -1,5 +1,5 @@
 import { KilnError, formatShape } from '../errors.js';
-import type { Shape, Value } from '../graph/graph.js';
+import type { Attrs, Graph, Shape, Value } from '../graph/graph.js';
 import { constantInts, defineOp, intAttr, intsAttr, normalizeAxis, requireInput } from '../graph/registry.js';
 
 /* Ops that move or reinterpret data without arithmetic. Their gradients move the gradient back. */
@@ -25,11 +25,29 @@ defineOp({
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Reshape', [dy!, graph.op1('Shape', [x!])])],
 });
 
+/** The [start, end) of the dims a Shape node returns (opset 15: negative counts from the end, clamped). */
+function shapeRange(attrs: Attrs, rank: number): [number, number] {
+  const clamp = (v: number) => Math.min(rank, Math.max(0, v < 0 ? v + rank : v));
+  return [clamp(intAttr(attrs, 'start', 0)), clamp(intAttr(attrs, 'end', rank))];
+}
+
+/** The value whose whole shape a Shape node returns, or undefined (another op, or start/end). */
+function wholeShapeOf(graph: Graph, name: string): Value | undefined {
+  const producer = graph.producer(name);
+  if (producer?.opType !== 'Shape') return undefined;
+  const x = graph.value(producer.inputs[0]!);
+  if (!x.shape) return undefined;
+  const [start, end] = shapeRange(producer.attrs, x.shape.length);
+  return start === 0 && end === x.shape.length ? x : undefined;
+}
+
 defineOp({
   type: 'Shape',
-  infer: (inputs) => {
+  infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'Shape');
-    return [{ dtype: 'int64', shape: x.shape ? [x.shape.length] : null }];
+    if (!x.shape) return [{ dtype: 'int64', shape: null }];
+    const [start, end] = shapeRange(attrs, x.shape.length);
+    return [{ dtype: 'int64', shape: [Math.max(0, end - start)] }];
   },
   gradient: () => [null],
 });
@@ -41,8 +59,8 @@ defineOp({
     const x = requireInput(inputs, 0, 'Reshape');
     const target = requireInput(inputs, 1, 'Reshape');
     // A shape taken from another value with Shape() gives that value's shape.
-    const producer = graph.producer(target.name);
-    if (producer?.opType === 'Shape') return [{ dtype: x.dtype, shape: graph.value(producer.inputs[0]!).shape }];
+    const source = wholeShapeOf(graph, target.name);
+    if (source) return [{ dtype: x.dtype, shape: source.shape }];
     const dims = constantInts(graph, target);
     if (!dims) return [{ dtype: x.dtype, shape: null }];
     const withCopies: Shape = dims.map((d, i) => (d === 0 ? (x.shape?.[i] ?? null) : d));
@@ -235,8 +253,8 @@ defineOp({
   infer: (inputs, _a, graph) => {
     const x = requireInput(inputs, 0, 'Expand');
     const target = requireInput(inputs, 1, 'Expand');
-    const producer = graph.producer(target.name);
-    if (producer?.opType === 'Shape') return [{ dtype: x.dtype, shape: graph.value(producer.inputs[0]!).shape }];
+    const source = wholeShapeOf(graph, target.name);
+    if (source) return [{ dtype: x.dtype, shape: source.shape }];
     const dims = constantInts(graph, target);
     return [{ dtype: x.dtype, shape: dims ?? null }];
   },

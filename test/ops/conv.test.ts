@@ -5,7 +5,11 @@
  * input channels the weight gradient gathers patches with a one-hot grouped Conv and a batched MatMul
  * instead of the Slices: the first block covers that path, the second the general one (5+ channels).
  */
+import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { Graph } from '../../src/graph/graph.js';
+import { resolvedPads } from '../../src/graph/spatial-pads.js';
+import '../../src/ops/index.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Attrs } from '../../src/graph/graph.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
@@ -82,5 +86,45 @@ describe('Conv gradient with more than 4 input channels (im2col by Slices + one 
   });
   it('group 2 with 5 channels per group', async () => {
     await assertGradients(runtime, convCase([1, 10, 4, 4], [4, 5, 3, 3], { group: 2, pads: [1, 1, 1, 1] }, false));
+  });
+});
+
+/*
+ * auto_pad (tf2onnx writes SAME for Keras' padding='same'): ONNX pads to an output of ceil(in/stride),
+ * total max(0, (ceil(in/s)-1)·s + (k-1)·d + 1 - in), the odd unit at the end (SAME_UPPER) or the
+ * beginning (SAME_LOWER). The shapes are ONNX's backend cases; the gradients see the resolved pads.
+ */
+describe('Conv and ConvTranspose auto_pad shapes', () => {
+  const shapeOf = (op: string, x: number[], w: number[], attrs: Attrs) => {
+    const g = new Graph('t');
+    return g.op1(op, [g.input('x', 'float32', x), g.input('w', 'float32', w)], attrs).shape;
+  };
+  it('Conv SAME_LOWER / SAME_UPPER keep ceil(in/stride), VALID pads nothing (test_conv_with_autopad_same)', () => {
+    assert.deepEqual(shapeOf('Conv', [1, 1, 5, 5], [1, 1, 3, 3], { auto_pad: 'SAME_LOWER', kernel_shape: [3, 3], strides: [2, 2] }), [1, 1, 3, 3]);
+    assert.deepEqual(shapeOf('Conv', [1, 1, 6, 7], [2, 1, 4, 2], { auto_pad: 'SAME_UPPER' }), [1, 2, 6, 7]);
+    assert.deepEqual(shapeOf('Conv', [1, 1, 5, 5], [1, 1, 3, 3], { auto_pad: 'VALID', strides: [2, 2] }), [1, 1, 2, 2]);
+  });
+  it('Conv SAME_UPPER keeps a symbolic batch and leaves a symbolic spatial size unknown', () => {
+    assert.deepEqual(shapeOf('Conv', ['N' as never, 1, 5, 5], [1, 1, 3, 3], { auto_pad: 'SAME_UPPER', strides: [2, 2] }), ['N', 1, 3, 3]);
+    assert.deepEqual(shapeOf('Conv', [1, 1, 'H' as never, 5], [1, 1, 3, 3], { auto_pad: 'SAME_UPPER' }), [1, 1, null, 5]);
+  });
+  it('ConvTranspose: SAME_* gives in·stride, output_shape is the output (test_convtranspose_autopad_same, _output_shape)', () => {
+    assert.deepEqual(shapeOf('ConvTranspose', [1, 1, 3, 3], [1, 2, 3, 3], { auto_pad: 'SAME_UPPER', strides: [2, 2] }), [1, 2, 6, 6]);
+    assert.deepEqual(shapeOf('ConvTranspose', [1, 1, 3, 3], [1, 2, 3, 3], { output_shape: [10, 8], strides: [3, 2] }), [1, 2, 10, 8]);
+    assert.deepEqual(shapeOf('ConvTranspose', [1, 1, 3, 3], [1, 2, 3, 3], { strides: [3, 2], pads: [1, 2, 1, 2] }), [1, 2, 7, 3]);
+  });
+  it('resolvedPads puts the odd unit at the end for SAME_UPPER and at the beginning for SAME_LOWER', () => {
+    assert.deepEqual(resolvedPads({ auto_pad: 'SAME_UPPER' }, [2, 3], [1, 2], [1, 1], [5, 5]), [0, 1, 1, 1]);
+    assert.deepEqual(resolvedPads({ auto_pad: 'SAME_LOWER' }, [2, 3], [1, 2], [1, 1], [5, 5]), [1, 1, 0, 1]);
+    assert.deepEqual(resolvedPads({ auto_pad: 'VALID', pads: [1, 1, 1, 1] }, [3, 3], [1, 1], [1, 1], [5, 5]), [0, 0, 0, 0]);
+  });
+});
+
+describe('Conv gradient with auto_pad', () => {
+  it('SAME_UPPER, stride 2 on an even input (pad only at the end)', async () => {
+    await assertGradients(runtime, convCase([1, 2, 6, 6], [3, 2, 3, 3], { auto_pad: 'SAME_UPPER', strides: [2, 2] }, true));
+  });
+  it('SAME_LOWER, 2x2 kernel (pad only at the beginning)', async () => {
+    await assertGradients(runtime, convCase([1, 2, 5, 5], [2, 2, 2, 2], { auto_pad: 'SAME_LOWER' }, false));
   });
 });

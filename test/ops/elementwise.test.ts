@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { Random } from '../../src/random.js';
-import type { Graph } from '../../src/graph/graph.js';
+import { Graph as GraphClass, type Graph } from '../../src/graph/graph.js';
+import '../../src/ops/index.js';
 import { assertGradients, type Fill } from '../autodiff/gradcheck.js';
 
 const runtime = new Runtime();
@@ -137,5 +138,41 @@ describe('Cast and Where gradients', () => {
       inputs: { a: { shape: [2, 3] }, b: { shape: [3] } },
       build: (g, v) => g.op1('Where', [cond(g), v.a!, v.b!]),
     });
+  });
+});
+
+/* ONNX's Max and Min take 1..N inputs (test_max_one_input, test_min_one_input, test_max_example's three). */
+describe('Max / Min with one or three inputs', () => {
+  for (const op of ['Max', 'Min']) {
+    it(`${op} of one input is that input, and of three broadcasts them all`, () => {
+      const g = new GraphClass('t');
+      const a = g.input('a', 'float32', [2, 3]);
+      assert.deepEqual(g.op1(op, [a]).shape, [2, 3]);
+      assert.deepEqual(g.op1(op, [a, g.input('b', 'float32', [3]), g.input('c', 'float32', [4, 1, 1])]).shape, [4, 2, 3]);
+    });
+    it(`${op} gradient with one input passes dy through`, async () => {
+      await assertGradients(runtime, { inputs: { a: { shape: [2, 3] } }, build: (g, v) => g.op1(op, [v.a!]) });
+    });
+    it(`${op} gradient with three inputs goes to each position's winner`, async () => {
+      const rng = new Random(11);
+      // Three well-separated values per position, their order shuffled per position.
+      const [a, b, c] = [new Float32Array(6), new Float32Array(6), new Float32Array(6)];
+      for (let i = 0; i < 6; i++) {
+        const base = rng.uniform(-1, 1);
+        const order = rng.permutation(3);
+        [a, b, c].forEach((t, k) => (t[i] = base + 0.3 * order[k]!));
+      }
+      await assertGradients(runtime, {
+        inputs: { a: { shape: [2, 3], fill: a }, b: { shape: [2, 3], fill: b }, c: { shape: [2, 3], fill: c } },
+        build: (g, v) => g.op1(op, [v.a!, v.b!, v.c!]),
+      });
+    });
+  }
+  it('ties go to the first input only (the gradient is not doubled)', async () => {
+    const same = Float32Array.of(0.5, -0.5);
+    const { gradientCheck } = await import('../autodiff/gradcheck.js');
+    const r = await gradientCheck(runtime, { inputs: { a: { shape: [2], fill: same }, b: { shape: [2], fill: same } }, build: (g, v) => g.op1('Max', [v.a!, v.b!]), h: 1e-6 });
+    assert.ok(r.analytic.b!.every((d) => d === 0), 'the second of two tied inputs gets no gradient');
+    assert.ok(r.analytic.a!.every((d) => d !== 0));
   });
 });

@@ -4,7 +4,11 @@
  * AveragePool spreads through a ConvTranspose whose window counts exclude padding unless
  * count_include_pad. MaxPool inputs are 'distinct' (no ties; ±h never changes a window's maximum).
  */
+import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { Graph } from '../../src/graph/graph.js';
+import { isTilingPool } from '../../src/graph/pool-window.js';
+import '../../src/ops/index.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Attrs } from '../../src/graph/graph.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
@@ -62,5 +66,36 @@ describe('AveragePool gradient', () => {
 describe('GlobalAveragePool gradient', () => {
   it('spreads each channel gradient evenly over H x W', async () => {
     await assertGradients(runtime, pool('GlobalAveragePool', [2, 3, 4, 3], {}));
+  });
+});
+
+/* auto_pad SAME_* (ONNX's backend cases test_maxpool_2d_same_upper, _same_lower, test_averagepool_2d_*). */
+describe('pool auto_pad shapes', () => {
+  const shapeOf = (op: string, x: number[], attrs: Attrs) => {
+    const g = new Graph('t');
+    return g.op1(op, [g.input('x', 'float32', x)], attrs).shape;
+  };
+  for (const op of ['MaxPool', 'AveragePool']) {
+    it(`${op} SAME_UPPER / SAME_LOWER give ceil(in/stride)`, () => {
+      assert.deepEqual(shapeOf(op, [1, 3, 32, 32], { auto_pad: 'SAME_UPPER', kernel_shape: [2, 2] }), [1, 3, 32, 32]);
+      assert.deepEqual(shapeOf(op, [1, 3, 32, 32], { auto_pad: 'SAME_LOWER', kernel_shape: [2, 2] }), [1, 3, 32, 32]);
+      assert.deepEqual(shapeOf(op, [1, 1, 5, 5], { auto_pad: 'SAME_UPPER', kernel_shape: [3, 3], strides: [2, 2] }), [1, 1, 3, 3]);
+    });
+  }
+  it('a 2x2 stride-2 MaxPool with SAME_UPPER on an odd input is not a tiling pool (its last window is padded)', () => {
+    assert.equal(isTilingPool({ auto_pad: 'SAME_UPPER', kernel_shape: [2, 2], strides: [2, 2] }), false);
+    assert.equal(isTilingPool({ auto_pad: 'VALID', kernel_shape: [2, 2], strides: [2, 2] }), true);
+  });
+});
+
+describe('pool gradients with auto_pad', () => {
+  it('MaxPool 2x2 stride 2 SAME_UPPER on 5x5 (padded last window)', async () => {
+    await assertGradients(runtime, pool('MaxPool', [1, 2, 5, 5], { auto_pad: 'SAME_UPPER', kernel_shape: [2, 2], strides: [2, 2] }));
+  });
+  it('AveragePool 3x3 stride 2 SAME_LOWER on 6x6 (window counts exclude the padding)', async () => {
+    await assertGradients(runtime, pool('AveragePool', [1, 2, 6, 6], { auto_pad: 'SAME_LOWER', kernel_shape: [3, 3], strides: [2, 2] }));
+  });
+  it('AveragePool 2x2 SAME_UPPER stride 1', async () => {
+    await assertGradients(runtime, pool('AveragePool', [1, 1, 4, 5], { auto_pad: 'SAME_UPPER', kernel_shape: [2, 2] }));
   });
 });

@@ -3,7 +3,10 @@
  * input), ReduceMean (axes as an attribute; a run-time count when the batch dimension is symbolic)
  * and ReduceMax (gradient to the maximum; 'distinct' inputs have no ties).
  */
+import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { Graph, type Value } from '../../src/graph/graph.js';
+import '../../src/ops/index.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
@@ -62,4 +65,53 @@ describe('ReduceMax gradient', () => {
   it('all axes', async () => {
     await assertGradients(runtime, { inputs: { x: { shape: [3, 4], fill: 'distinct' } }, build: (g, v) => g.op1('ReduceMax', [v.x!], { keepdims: 0 }) });
   });
+});
+
+/*
+ * The forms ONNX's backend cases use: axes as an attribute (ReduceSum before opset 13,
+ * test_operator_reduced_sum*), axes as a computed input (test_reduce_sum_keepdims_*: only the rank is
+ * known until run time), and noop_with_empty_axes (test_reduce_sum_empty_axes_input_noop_*).
+ */
+describe('ReduceSum shapes', () => {
+  const build = (attrs: Record<string, number | number[]>, axes?: (g: Graph) => Value) => {
+    const g = new Graph('t');
+    const x = g.input('x', 'float32', [3, 2, 2]);
+    return g.op1('ReduceSum', axes ? [x, axes(g)] : [x], attrs).shape;
+  };
+  it('axes as an attribute (opset < 13)', () => {
+    assert.deepEqual(build({ axes: [1], keepdims: 1 }), [3, 1, 2]);
+    assert.deepEqual(build({ axes: [-1], keepdims: 0 }), [3, 2]);
+  });
+  it('axes as a constant input', () => {
+    assert.deepEqual(build({ keepdims: 0 }, (g) => g.int64s([1])), [3, 2]);
+  });
+  it('axes computed at run time: the rank is known, the sizes are not', () => {
+    assert.deepEqual(build({ keepdims: 1 }, (g) => g.input('axes', 'int64', [1])), [null, null, null]);
+    assert.deepEqual(build({ keepdims: 0 }, (g) => g.input('axes', 'int64', [1])), [null, null]);
+    assert.equal(build({ keepdims: 0 }, (g) => g.input('axes', 'int64', ['k'])), null);
+  });
+  it('noop_with_empty_axes: empty axes (constant, or an input of shape [0]) leave the input as it is', () => {
+    assert.deepEqual(build({ keepdims: 1, noop_with_empty_axes: 1 }, (g) => g.input('axes', 'int64', [0])), [3, 2, 2]);
+    assert.deepEqual(build({ keepdims: 1, noop_with_empty_axes: 1 }, (g) => g.int64s([])), [3, 2, 2]);
+    assert.deepEqual(build({ keepdims: 1, noop_with_empty_axes: 1 }), [3, 2, 2]);
+    assert.deepEqual(build({ keepdims: 1, noop_with_empty_axes: 0 }, (g) => g.input('axes', 'int64', [0])), [1, 1, 1]);
+  });
+});
+
+describe('ReduceSum gradient, ONNX forms', () => {
+  it('noop_with_empty_axes with empty axes: the gradient passes through', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 3] } }, build: (g, v) => g.op1('ReduceSum', [v.x!, g.int64s([])], { keepdims: 1, noop_with_empty_axes: 1 }) });
+  });
+  for (const keepdims of [0, 1]) {
+    it(`axes computed at run time, keepdims ${keepdims}`, async () => {
+      await assertGradients(runtime, {
+        inputs: { x: { shape: [2, 3, 4] } },
+        build: (g, v) => {
+          const y = g.op1('ReduceSum', [v.x!, g.op1('Identity', [g.int64s([1])])], { keepdims });
+          // The loss needs a static shape: give the run-time reduction its known one back.
+          return g.op1('Reshape', [y, g.int64s(keepdims ? [2, 1, 4] : [2, 4])]);
+        },
+      });
+    });
+  }
 });

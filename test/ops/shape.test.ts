@@ -7,6 +7,7 @@ import { Runtime } from '../../src/runtime/runtime.js';
 import assert from 'node:assert/strict';
 import { addGradients } from '../../src/autodiff/gradients.js';
 import { Graph } from '../../src/graph/graph.js';
+import '../../src/ops/index.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
 const runtime = new Runtime();
@@ -97,5 +98,30 @@ describe('Slice gradient limits', () => {
     const x = g.input('x', 'float32', [2, 6]);
     const y = g.op1('Slice', [x, g.int64s([0]), g.int64s([6]), g.int64s([1]), g.int64s([2])]);
     assert.throws(() => addGradients(g, g.op1('ReduceSum', [y], { keepdims: 0 }), [x]), (e: { code?: string; message?: string }) => e.code === 'NO_GRADIENT' && /steps of 1/.test(e.message ?? ''));
+  });
+});
+
+/* Shape's start/end (opset 15; ONNX's test_shape_start_1, test_shape_end_negative_1, ...). */
+describe('Shape start / end', () => {
+  const shapeOf = (attrs: Record<string, number>) => {
+    const g = new Graph('t');
+    return g.op1('Shape', [g.input('x', 'float32', [3, 4, 5])], attrs).shape;
+  };
+  it('slices the dims like Python: negative from the end, clamped to the rank', () => {
+    assert.deepEqual(shapeOf({}), [3]);
+    assert.deepEqual(shapeOf({ start: 1 }), [2]);
+    assert.deepEqual(shapeOf({ end: 1 }), [1]);
+    assert.deepEqual(shapeOf({ start: -1 }), [1]);
+    assert.deepEqual(shapeOf({ end: -1 }), [2]);
+    assert.deepEqual(shapeOf({ start: 1, end: -1 }), [1]);
+    assert.deepEqual(shapeOf({ start: -10, end: 10 }), [3]);
+    assert.deepEqual(shapeOf({ start: 2, end: 1 }), [0]);
+  });
+  it('a Reshape to part of a shape is not taken for a Reshape to the whole shape', () => {
+    const g = new Graph('t');
+    const x = g.input('x', 'float32', [2, 3, 4]);
+    const y = g.input('y', 'float32', [2, 12]);
+    assert.equal(g.op1('Reshape', [y, g.op1('Shape', [x], { end: 2 })]).shape, null);
+    assert.deepEqual(g.op1('Reshape', [y, g.op1('Shape', [x])]).shape, [2, 3, 4]);
   });
 });
