@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { KilnError } from '../errors.js';
 import { Tensor, typedArrayOver, type AnyTypedArray } from '../tensor.js';
 import type { Request, Response, RunOptions, SessionInfo, SessionOptions, WireTensor } from './protocol.js';
@@ -22,29 +22,49 @@ function fromWire(w: WireTensor): Tensor {
 /**
  * A worker thread running ONNX Runtime: load models into sessions, run them, and keep named state
  * tensors (weights, optimizer state) inside the worker between runs.
+ * Replies come on a port of their own, which poll() can also read synchronously: the event loop
+ * delivers them only after every socket that is ready in the same turn, so a server flooded with
+ * requests would otherwise collect its sessions' results a few times a second.
  */
 export class Runtime {
   private readonly worker: Worker;
+  private readonly replies: MessagePort;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
 
   constructor() {
-    this.worker = new Worker(new URL('./worker.js', import.meta.url));
-    this.worker.on('message', (res: Response) => {
-      const p = this.pending.get(res.id);
-      if (!p) return;
-      this.pending.delete(res.id);
-      if (res.ok) p.resolve(res);
-      else p.reject(res.nonFinite ? new KilnError('NAN_LOSS', res.message) : new KilnError('RUNTIME_ERROR', `ONNX Runtime: ${res.message}`));
-    });
+    const { port1, port2 } = new MessageChannel();
+    this.replies = port1;
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { replies: port2 }, transferList: [port2] });
+    this.replies.on('message', (res: Response) => this.settle(res));
     this.worker.on('error', (err) => {
       for (const p of this.pending.values()) p.reject(new KilnError('RUNTIME_ERROR', `runtime worker failed: ${err.message}`, { cause: err }));
       this.pending.clear();
     });
     // An idle runtime must not keep the process alive.
     this.worker.unref();
+    this.replies.unref();
     live.add(this);
+  }
+
+  private settle(res: Response): void {
+    const p = this.pending.get(res.id);
+    if (!p) return;
+    this.pending.delete(res.id);
+    if (res.ok) p.resolve(res);
+    else p.reject(res.nonFinite ? new KilnError('NAN_LOSS', res.message) : new KilnError('RUNTIME_ERROR', `ONNX Runtime: ${res.message}`));
+  }
+
+  /** Requests sent to the worker and not yet settled. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Settles the requests whose replies have arrived, now rather than when the event loop gets to them. */
+  poll(): void {
+    if (this.pending.size === 0) return;
+    for (let m = receiveMessageOnPort(this.replies); m !== undefined; m = receiveMessageOnPort(this.replies)) this.settle(m.message as Response);
   }
 
   private request(body: Record<string, unknown> & { kind: Request['kind'] }, transfer: ArrayBuffer[] = []): Promise<Response & { ok: true }> {
@@ -52,10 +72,10 @@ export class Runtime {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) this.worker.ref();
+      if (this.pending.size === 1) this.replies.ref();
       this.worker.postMessage({ ...body, id }, transfer);
     }).finally(() => {
-      if (this.pending.size === 0) this.worker.unref();
+      if (this.pending.size === 0) this.replies.unref();
     }) as Promise<Response & { ok: true }>;
   }
 
@@ -104,6 +124,7 @@ export class Runtime {
     // sessions has aborted the process at exit ("terminate called after throwing Napi::Error").
     await this.request({ kind: 'shutdown' }).catch(() => undefined);
     this.closed = true;
+    this.replies.close();
     await this.worker.terminate();
   }
 }
@@ -113,6 +134,11 @@ const live = new Set<Runtime>();
 process.once('beforeExit', () => {
   for (const r of [...live]) void r.close();
 });
+
+/** Polls every open runtime (see Runtime.poll): a server calls it as each request arrives. */
+export function pollRuntimes(): void {
+  for (const r of live) r.poll();
+}
 
 let shared: Runtime | undefined;
 

@@ -1,4 +1,4 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import os from 'node:os';
 import ort from 'onnxruntime-node';
 import { typedArrayOver } from '../tensor.js';
@@ -118,14 +118,16 @@ async function handle(req: Request): Promise<{ res: Response; transfer: ArrayBuf
 }
 
 // Requests run one at a time, in order: a session is not re-entrant and order keeps state consistent.
+// Replies go on their own port (see Runtime), which the main thread can read synchronously.
+const replies = (workerData as { replies: MessagePort }).replies;
 let queue: Promise<void> = Promise.resolve();
 parentPort!.on('message', (req: Request) => {
   queue = queue.then(async () => {
     try {
       const { res, transfer } = await handle(req);
-      parentPort!.postMessage(res, transfer);
+      replies.postMessage(res, transfer);
     } catch (err) {
-      parentPort!.postMessage({ id: req.id, ok: false, message: err instanceof Error ? err.message : String(err) } satisfies Response);
+      replies.postMessage({ id: req.id, ok: false, message: err instanceof Error ? err.message : String(err) } satisfies Response);
     }
   });
 });

@@ -84,6 +84,9 @@ export class ModelVersion {
   private idle: (() => void)[] = [];
   /** Requests admitted (from their headers) and not yet answered, with their bodies' progress. */
   private readonly admitted = new Set<BodyProgress>();
+  /** The sizes their headers declare, summed, and how many declare none (chunked): with none, the sum bounds what they hold. */
+  private admittedDeclared = 0;
+  private admittedChunked = 0;
   private cancelled = false;
 
   constructor(
@@ -186,14 +189,25 @@ export class ModelVersion {
     if (queued >= maxQueueSize) refusal = `the request queue is full (${queued} requests waiting, maxQueueSize ${maxQueueSize})`;
     else if (this.admitted.size >= capacity) refusal = `${this.admitted.size} requests are already admitted (maxQueueSize ${maxQueueSize} plus ${capacity - maxQueueSize} running)`;
     else if (this.admitted.size > 0) {
-      let held = 0;
-      for (const other of this.admitted) held += Math.min(other.declared, other.received());
-      const total = held + (Number.isFinite(body.declared) ? body.declared : 0);
-      if (total > maxQueueBytes) refusal = `admitted request bodies would take ${total} bytes, more than maxQueueBytes ${maxQueueBytes}`;
+      const declared = Number.isFinite(body.declared) ? body.declared : 0;
+      // Counting arrived bytes reads every admitted socket; the declared sizes bound it, and usually settle it.
+      if (this.admittedChunked > 0 || this.admittedDeclared + declared > maxQueueBytes) {
+        let held = 0;
+        for (const other of this.admitted) held += Math.min(other.declared, other.received());
+        if (held + declared > maxQueueBytes) refusal = `admitted request bodies would take ${held + declared} bytes, more than maxQueueBytes ${maxQueueBytes}`;
+      }
     }
     if (refusal !== undefined) throw new ServeError(429, `${this.what}: ${refusal}; retry later`);
+    const chunked = !Number.isFinite(body.declared);
+    const finite = chunked ? 0 : body.declared;
     this.admitted.add(body);
-    return () => void this.admitted.delete(body);
+    this.admittedDeclared += finite;
+    if (chunked) this.admittedChunked++;
+    return () => {
+      if (!this.admitted.delete(body)) return;
+      this.admittedDeclared -= finite;
+      if (chunked) this.admittedChunked--;
+    };
   }
 
   /** Counts a request in flight (the caller checked AVAILABLE); returns its release. */

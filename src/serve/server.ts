@@ -2,6 +2,7 @@ import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { KilnError } from '../errors.js';
+import { pollRuntimes } from '../runtime/runtime.js';
 import { authTokenFrom, protectedScope } from './auth.js';
 import { DEFAULT_MODEL_CONFIG, parseModelConfig, type ModelConfig } from './config.js';
 import { closeIfBodyPending, notFound, ServeError } from './errors.js';
@@ -157,11 +158,14 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     else req.log.debug({ status, url: req.url, err: message }, 'request refused');
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
   });
-  // Unrouted requests are refused before their body is read: parsing it would cost the server, not the sender.
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.is404) return;
+  app.addHook('onRequest', (req, reply, done) => {
+    // Each arriving request first collects the results ONNX Runtime has finished: under a flood of
+    // requests the event loop would get to them only after every ready socket, a few times a second.
+    pollRuntimes();
+    if (!req.is404) return done();
+    // Unrouted requests are refused before their body is read: parsing it would cost the server, not the sender.
     closeIfBodyPending(req, reply);
-    throw notFound(`no route for ${req.method} ${req.url.split('?')[0]}`);
+    done(notFound(`no route for ${req.method} ${req.url.split('?')[0]}`));
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).type('application/json').send(JSON.stringify({ error: `no route for ${req.method} ${req.url.split('?')[0]}` })));
   // Replies during shutdown close their connection so clients move on.

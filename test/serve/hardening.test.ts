@@ -54,13 +54,14 @@ function fastest(rounds: number, fn: () => void): number {
 describe('request bodies', () => {
   test('a body of NaN tokens parses about as fast as JSON.parse reads the same size of zeros', () => {
     const zeros = floodBody(4 << 20, '0');
-    const zerosMs = fastest(3, () => JSON.parse(zeros));
+    const zerosMs = fastest(5, () => JSON.parse(zeros));
     // NaN stands in as null, or (when the body has a null of its own) as a short random string.
     for (const prefix of ['', '"z":null,']) {
       const nan = floodBody(4 << 20, 'NaN', prefix);
-      const nanMs = fastest(3, () => assert.equal((parseJson(nan) as { a: number[] }).a.every(Number.isNaN), true));
-      // The previous rewrite (marked strings and a reviver) took ~20× as long; the ratio needs no clock bound.
-      assert.ok(nanMs < 5 * zerosMs, `NaN body${prefix ? ' with a null' : ''}: ${nanMs.toFixed(0)} ms vs zeros ${zerosMs.toFixed(0)} ms`);
+      const nanMs = fastest(5, () => assert.equal((parseJson(nan) as { a: number[] }).a.every(Number.isNaN), true));
+      // The previous rewrite (marked strings and a reviver) took 20× as long or more; now it is 1–2×
+      // (null stand-ins) or 3–5× (string stand-ins: V8 allocates each). A ratio needs no clock bound.
+      assert.ok(nanMs < 10 * zerosMs, `NaN body${prefix ? ' with a null' : ''}: ${nanMs.toFixed(0)} ms vs zeros ${zerosMs.toFixed(0)} ms`);
     }
     assert.deepEqual(parseJson('{"a":[NaN,null,Infinity,-Infinity,"NaN"],"b":NaN}'), { a: [NaN, null, Infinity, -Infinity, 'NaN'], b: NaN });
     // A token glued to a number stays malformed (1e999 must not join its digits).
