@@ -158,10 +158,17 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     else req.log.debug({ status, url: req.url, err: message }, 'request refused');
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
   });
+  // Under a flood of requests the event loop gets to ONNX Runtime's finished results only after every
+  // ready socket, a few times a second; so past the 64th request within one turn of the loop, each
+  // request first collects them. (Polling on every request made batches smaller at ordinary load:
+  // 10-20% fewer requests/s at 64 connections; every 64th request was too rare under a flood.)
+  let arrivalsThisTurn = 0;
+  const newTurn = () => {
+    arrivalsThisTurn = 0;
+  };
   app.addHook('onRequest', (req, reply, done) => {
-    // Each arriving request first collects the results ONNX Runtime has finished: under a flood of
-    // requests the event loop would get to them only after every ready socket, a few times a second.
-    pollRuntimes();
+    if (arrivalsThisTurn++ === 0) setImmediate(newTurn);
+    else if (arrivalsThisTurn > 64) pollRuntimes();
     if (!req.is404) return done();
     // Unrouted requests are refused before their body is read: parsing it would cost the server, not the sender.
     closeIfBodyPending(req, reply);
