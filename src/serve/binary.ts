@@ -25,14 +25,14 @@ export function parseRequestBody(body: Buffer, headerLength: string | string[] |
     // (Scanning bytes, not decoding the body twice; a non-ASCII byte may be Unicode white space.)
     const first = body.findIndex((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09);
     if (first < 0 || (body[first]! >= 0x80 && body.toString('utf8').trim() === '')) return undefined;
-    return numberLists ? parseInferJson(body, numberLists, maxElements) : parseJson(body.toString('utf8'));
+    return numberLists ? parseInferJson(body, numberLists, maxElements) : parseJson(body);
   }
   const text = Array.isArray(headerLength) ? headerLength[0]! : headerLength;
   const n = /^[0-9]{1,12}$/.test(text) ? Number(text) : NaN;
   if (!(n > 0 && n <= body.length)) {
     throw badRequest(`${HEADER_LENGTH} must be the byte length of the JSON header, between 1 and the body's ${body.length} bytes; found '${text}'`);
   }
-  const parsed = parseJson(body.subarray(0, n).toString('utf8'));
+  const parsed = parseJson(body.subarray(0, n));
   if (typeof parsed === 'object' && parsed !== null) Object.defineProperty(parsed, BINARY, { value: body.subarray(n), enumerable: false });
   return parsed;
 }

@@ -274,15 +274,15 @@ function readLists(bytes: Buffer, layout: TensorJsonLayout, maxElements: number)
     lists.push(read.list);
     last = read.end;
   }
+  if (lists.length === 0) return parseJson(bytes);
   parts.push(bytes.toString('utf8', last));
-  if (lists.length === 0) return parseJson(parts[0]!);
   let body: unknown;
   try {
     body = JSON.parse(parts.join(''));
   } catch {
-    return parseJson(bytes.toString('utf8'));
+    return parseJson(bytes);
   }
   // Every list must come back exactly where the protocol puts tensors; otherwise (a "data" key
   // elsewhere, say) the body is parsed again the ordinary way.
-  return placeLists(body, layout, placeholder, lists) === lists.length ? body : parseJson(bytes.toString('utf8'));
+  return placeLists(body, layout, placeholder, lists) === lists.length ? body : parseJson(bytes);
 }
