@@ -25,6 +25,8 @@ export interface VersionSource {
   file?: string;
   /** How messages name the file (its path inside the repository): clients see them, and must not learn server paths. */
   shownAs?: string;
+  /** Reads the file (a repository's: never through a link out of it); without it, `file` is read by name. */
+  read?: () => Promise<Uint8Array>;
   bytes?: Uint8Array;
   stamp: string;
   /** Set when the repository scan already knows the version cannot load (e.g. a path escape). */
@@ -113,7 +115,14 @@ export class ModelVersion {
     this.log.info({ model: this.model, version: this.version }, 'loading model version');
     try {
       if (this.source.error) throw new Error(this.source.error);
-      const { bytes, proto } = this.source.file ? await readOnnxFile(this.source.file) : { bytes: this.source.bytes!, proto: parseOnnx(this.source.bytes!, this.what) };
+      const { file, read, shownAs, bytes: given } = this.source;
+      let bytes: Uint8Array;
+      let proto;
+      if (read) {
+        bytes = await read();
+        proto = parseOnnx(bytes, shownAs ?? this.what);
+      } else if (file) ({ bytes, proto } = await readOnnxFile(file));
+      else [bytes, proto] = [given!, parseOnnx(given!, this.what)];
       this.description = describeModel(proto, bytes.length);
       this.signature = signatureOf(this.description, this.config);
       for (let i = 0; i < this.config.instances; i++) {

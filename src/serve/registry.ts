@@ -8,6 +8,7 @@ import { badRequest, notFound, unavailable } from './errors.js';
 import type { VersionMetrics } from './metrics.js';
 import { ModelVersion, type VersionSource } from './model-version.js';
 import { own } from './records.js';
+import { isInside, readInside } from './repository-files.js';
 
 /*
  * The models a server knows: a repository in Triton's layout (DIR/<model>/<version>/model.onnx, an
@@ -49,11 +50,6 @@ export class FixedSource implements ModelSource {
       versions: new Map([[1, { version: 1, file: m.file, shownAs: m.file !== undefined ? path.basename(m.file) : undefined, bytes: m.bytes, stamp: 'fixed' }]]),
     }));
   }
-}
-
-/** Whether `real` (a resolved path) lies inside the directory `root` (resolved too). */
-function isInside(root: string, real: string): boolean {
-  return real.startsWith(root + path.sep);
 }
 
 /** What a config.json holds, named without its contents (a message must not echo a file). */
@@ -108,21 +104,18 @@ export class RepositorySource implements ModelSource {
     const model: ScannedModel = { name, versions: new Map() };
     const shownConfig = `${name}/config.json`;
     try {
-      const real = await fs.realpath(path.join(dir, 'config.json'));
-      if (!isInside(root, real)) throw new KilnError('INVALID_ARGUMENT', `${shownConfig} links to a file outside the model repository; refusing to read it`);
+      const text = (await readInside(root, path.join(dir, 'config.json'), shownConfig)).toString('utf8');
       let raw: unknown;
       try {
-        raw = JSON.parse(await fs.readFile(real, 'utf8'));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== undefined) throw err;
+        raw = JSON.parse(text);
+      } catch {
         throw new KilnError('INVALID_ARGUMENT', `${shownConfig}: not valid JSON`);
       }
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new KilnError('INVALID_ARGUMENT', `${shownConfig}: expected a JSON object, found ${describeJson(raw)}`);
       model.config = parseModelConfig(raw, this.defaults, shownConfig);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') model.config = this.defaults;
-      else model.configError = err instanceof KilnError ? err.message : `${shownConfig} cannot be read (${code ?? 'error'})`;
+      if ((err as { errno?: unknown }).errno === 'ENOENT') model.config = this.defaults;
+      else model.configError = err instanceof KilnError ? err.message : `${shownConfig} cannot be read`;
     }
     for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
       const version = parseVersion(entry);
@@ -132,7 +125,7 @@ export class RepositorySource implements ModelSource {
       const stat = await fs.stat(file).catch(() => undefined);
       if (!stat?.isFile()) continue;
       const real = await fs.realpath(file).catch(() => file);
-      const source: VersionSource = { version, file: real, shownAs, stamp: `${stat.size}:${stat.mtimeMs}:${stat.ino}` };
+      const source: VersionSource = { version, file: real, shownAs, stamp: `${stat.size}:${stat.mtimeMs}:${stat.ino}`, read: () => readInside(root, file, shownAs) };
       if (!isInside(root, real)) source.error = `${shownAs} links to a file outside the model repository; refusing to load it`;
       model.versions.set(version, source);
     }
