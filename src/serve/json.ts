@@ -35,10 +35,21 @@ function tokenAt(b: Buffer, i: number): number {
 
 const TOKEN_LENGTH = [0, 3, 8, 9];
 
+/** The index of the quote that closes the string opened at `open` (its escapes skipped), or the length if none does. */
+function stringEnd(b: Buffer, open: number): number {
+  for (let i = open + 1; i < b.length; i++) {
+    const c = b[i];
+    if (c === 0x5c /* \ */) i++;
+    else if (c === 0x22 /* " */) return i;
+  }
+  return b.length;
+}
+
 /**
  * The text with NaN/Infinity tokens outside strings rewritten for JSON.parse, and what NaN became;
- * undefined if it has none. Works on UTF-8 bytes in two tight passes (count, then copy byte by byte):
- * building a string piece by piece, or copying the runs between tokens, took several times as long.
+ * undefined if it has none. Works on UTF-8 bytes in two tight passes (count, then copy byte by byte
+ * outside strings): building a string piece by piece, or copying the runs between tokens, took
+ * several times as long.
  */
 function rewriteNonFiniteTokens(bytes: Buffer): { text: string; nan: null | string } | undefined {
   const n = bytes.length;
@@ -49,14 +60,8 @@ function rewriteNonFiniteTokens(bytes: Buffer): { text: string; nan: null | stri
   let hasNull = false;
   for (let i = 0; i < n; i++) {
     const c = bytes[i]!;
-    if (c === 0x22 /* " */) {
-      // Skip the string: to the next quote not escaped.
-      for (i++; i < n; i++) {
-        const d = bytes[i];
-        if (d === 0x5c /* \ */) i++;
-        else if (d === 0x22) break;
-      }
-    } else if (c === 0x6e /* n: outside strings only in null */) hasNull = true;
+    if (c === 0x22 /* " */) i = stringEnd(bytes, i);
+    else if (c === 0x6e /* n: outside strings only in null */) hasNull = true;
     else if (c === 0x4e || c === 0x49 || c === 0x2d) {
       const token = tokenAt(bytes, i);
       if (token !== 0) {
@@ -75,16 +80,13 @@ function rewriteNonFiniteTokens(bytes: Buffer): { text: string; nan: null | stri
   let j = 0;
   for (let i = 0; i < n; i++) {
     const c = bytes[i]!;
-    out[j++] = c;
     if (c === 0x22) {
-      for (i++; i < n; i++) {
-        const d = bytes[i]!;
-        out[j++] = d;
-        if (d === 0x5c) out[j++] = bytes[++i]!;
-        else if (d === 0x22) break;
-      }
+      const end = Math.min(stringEnd(bytes, i) + 1, n);
+      j += bytes.copy(out, j, i, end);
+      i = end - 1;
       continue;
     }
+    out[j++] = c;
     if (c !== 0x4e && c !== 0x49 && c !== 0x2d) continue;
     const token = tokenAt(bytes, i);
     if (token === 0) continue;

@@ -29,8 +29,6 @@ export class MemoryReclaimer {
   private lastArrival = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly collect = fullCollection();
-  /** Collections run so far (for tests and logs). */
-  collections = 0;
 
   constructor(
     private readonly thresholdBytes = 16 * 1024 * 1024,
@@ -50,7 +48,6 @@ export class MemoryReclaimer {
       if (quietFor < this.quietMs) return this.schedule(this.quietMs - quietFor);
       this.timer = undefined;
       this.received = 0;
-      this.collections++;
       this.collect!();
     }, ms);
     this.timer.unref();

@@ -52,11 +52,6 @@ export class FixedSource implements ModelSource {
   }
 }
 
-/** What a config.json holds, named without its contents (a message must not echo a file). */
-function describeJson(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-}
-
 /** A model repository directory, Triton's layout. Nothing outside it is ever read. */
 export class RepositorySource implements ModelSource {
   private readonly warned = new Set<string>();
@@ -111,7 +106,6 @@ export class RepositorySource implements ModelSource {
       } catch {
         throw new KilnError('INVALID_ARGUMENT', `${shownConfig}: not valid JSON`);
       }
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new KilnError('INVALID_ARGUMENT', `${shownConfig}: expected a JSON object, found ${describeJson(raw)}`);
       model.config = parseModelConfig(raw, this.defaults, shownConfig);
     } catch (err) {
       if ((err as { errno?: unknown }).errno === 'ENOENT') model.config = this.defaults;

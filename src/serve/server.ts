@@ -1,5 +1,5 @@
 import path from 'node:path';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { KilnError } from '../errors.js';
 import { pollRuntimes } from '../runtime/runtime.js';
@@ -162,6 +162,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   // ready socket, a few times a second; so past the 64th request within one turn of the loop, each
   // request first collects them. (Polling on every request made batches smaller at ordinary load:
   // 10-20% fewer requests/s at 64 connections; every 64th request was too rare under a flood.)
+  const noRoute = (req: FastifyRequest) => notFound(`no route for ${req.method} ${req.url.split('?')[0]}`);
   let arrivalsThisTurn = 0;
   const newTurn = () => {
     arrivalsThisTurn = 0;
@@ -172,9 +173,12 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     if (!req.is404) return done();
     // Unrouted requests are refused before their body is read: parsing it would cost the server, not the sender.
     closeIfBodyPending(req, reply);
-    done(notFound(`no route for ${req.method} ${req.url.split('?')[0]}`));
+    done(noRoute(req));
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).type('application/json').send(JSON.stringify({ error: `no route for ${req.method} ${req.url.split('?')[0]}` })));
+  // The hook above answers first; the handler stays for Fastify's lifecycle, and says the same.
+  app.setNotFoundHandler(async (req) => {
+    throw noRoute(req);
+  });
   // Replies during shutdown close their connection so clients move on.
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
