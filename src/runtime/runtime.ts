@@ -135,7 +135,7 @@ process.once('beforeExit', () => {
   for (const r of [...live]) void r.close();
 });
 
-/** Polls every open runtime (see Runtime.poll): a server calls it as each request arrives. */
+/** Polls every open runtime (see Runtime.poll): a flooded server calls it as requests arrive. */
 export function pollRuntimes(): void {
   for (const r of live) r.poll();
 }

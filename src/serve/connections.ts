@@ -36,11 +36,6 @@ export class ConnectionTracker {
     });
   }
 
-  /** Open connections. */
-  get size(): number {
-    return this.sockets.size;
-  }
-
   /**
    * Stops accepting connections, keeping the open ones; then closes each one once it has been idle
    * for `graceMs` since the drain began (or since its last response, if later: a connection idle for
