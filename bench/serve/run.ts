@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { conv2d, dense, flatten, maxPooling2d } from '../../src/layers/index.js';
-import { sequential } from '../../src/model/sequential.js';
+import { sequential } from '../../src/train/sequential.js';
 import { Random } from '../../src/random.js';
 import { Runtime, type SessionOptions } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';

@@ -10,7 +10,7 @@ import { prune } from '../optimize/prune/prune.js';
 import { quantize } from '../optimize/quantize/quantize.js';
 import { writeReport } from '../report/html.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
-import { sequential } from '../train/model.js';
+import { sequential } from '../train/sequential.js';
 import { adam } from '../train/optimizers.js';
 import type { Command } from './command.js';
 import { formatBytes, formatDuration, formatNumber } from './format.js';

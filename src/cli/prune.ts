@@ -1,6 +1,6 @@
 import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
-import { Sequential } from '../train/model.js';
+import { Sequential } from '../train/sequential.js';
 import { loadModel } from '../train/load.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { prune, type PruneOptions } from '../optimize/prune/prune.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
 import { layerFromConfig, preset, PRESETS, type SerializedLayer } from '../layers/index.js';
-import { Sequential, sequential } from '../train/model.js';
+import { Sequential, sequential } from '../train/sequential.js';
 import { loadModel } from '../train/load.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';

@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import type { Graph } from '../graph/graph.js';
-import type { Sequential } from './sequential.js';
+import type { Model } from './model.js';
 
 export interface ModelCost {
   parameters: number;
@@ -35,7 +35,7 @@ export function graphFlops(graph: Graph): number {
 }
 
 /** Parameters, FLOPs per example and file sizes (raw and gzip-compressed) of a Kiln model. */
-export function modelCost(model: Sequential): ModelCost {
+export function modelCost(model: Model): ModelCost {
   const { graph } = model.buildGraph({ batchSize: 1 });
   let parameters = 0;
   let nonZero = 0;

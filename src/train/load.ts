@@ -1,7 +1,7 @@
 import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { readOnnxFile } from '../model/read-model.js';
-import { Sequential } from './model.js';
+import { Sequential } from './sequential.js';
 
 /**
  * Loads an .onnx file: a Kiln model (its layer configuration is in the metadata) comes back as a

@@ -1,12 +1,11 @@
 import { KilnError, formatShape } from '../errors.js';
-import { Sequential as BaseSequential, type SequentialArgs } from '../model/sequential.js';
+import { Model } from '../model/model.js';
 import { Random } from '../random.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import os from 'node:os';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
 import { ProgressBar } from '../cli/progress.js';
 import { augmentImages, type AugmentOptions } from '../data/augment.js';
-import type { Layer } from '../layers/index.js';
 import type { Callback, Logs, TrainingControl } from './callbacks.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { resolveLoss, type Loss } from './losses.js';
@@ -120,11 +119,11 @@ function checkFinite(x: Tensor, what: string): void {
 }
 
 /**
- * A Sequential model that trains: compile() turns the layers, loss and optimizer into one ONNX training
- * step; fit() streams batches to it in the runtime worker, which keeps weights and optimizer state
- * between steps.
+ * A model that trains, whatever its structure (Kiln layers or an imported ONNX graph): compile() turns
+ * the structure's graph, the loss and the optimizer into one ONNX training step; fit() streams batches
+ * to it in the runtime worker, which keeps weights and optimizer state between steps.
  */
-export class Sequential extends BaseSequential implements TrainingControl {
+export abstract class TrainableModel extends Model implements TrainingControl {
   stopTraining = false;
   private compiled: Compiled | undefined;
   /** Optimizer state carried across fit() calls, as Keras keeps it: flat slots and the step count. */
@@ -163,12 +162,10 @@ export class Sequential extends BaseSequential implements TrainingControl {
     this.metadata.set('kiln.training', JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
   }
 
-  override add(layer: Layer): this {
-    super.add(layer);
-    // Its sessions (and replica sessions) go with it.
+  /** Forgets the compiled step after the structure changed (a layer added): its sessions go with it. */
+  protected dropCompiled(): void {
     this.dropSessions();
     this.compiled = undefined;
-    return this;
   }
 
   private dropSessions(): void {
@@ -474,8 +471,4 @@ export class Sequential extends BaseSequential implements TrainingControl {
     const c = this.requireCompiled();
     await saveCheckpoint(file, { epoch, step: 0, rngState: new Random(this.seed).getState(), optimizer: { name: c.optimizer.name, config: c.optimizer.config }, weights: this.weights as Map<string, Tensor<'float32'>>, slots: new Map() });
   }
-}
-
-export function sequential(args: SequentialArgs | Layer[] = {}): Sequential {
-  return new Sequential(Array.isArray(args) ? { layers: args } : args);
 }

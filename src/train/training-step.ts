@@ -6,7 +6,7 @@ import type { DType } from '../tensor.js';
 import { modelToProto } from '../graph/onnx-io.js';
 import { commuteReluMaxPool, convolutionsAsGemm, elideOutputIdentities, eliminateDeadNodes, trimUnreadRows } from '../graph/passes.js';
 import { encodeModel } from '../graph/proto.js';
-import type { ParamInfo, Sequential } from '../model/sequential.js';
+import type { Model, ParamInfo } from '../model/model.js';
 import type { Loss } from './losses.js';
 import type { Optimizer } from './optimizers.js';
 
@@ -116,7 +116,7 @@ export interface TrainingStepOptions {
 
 export const MASK_STATE = 'state/mask';
 
-export function compileTraining(model: Sequential, loss: Loss, optimizer: Optimizer, accuracy: AccuracyKind, options: TrainingStepOptions = {}): CompiledTraining {
+export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, accuracy: AccuracyKind, options: TrainingStepOptions = {}): CompiledTraining {
   const infos = model.paramInfos();
   const layout: FlatSlot[] = [];
   let offset = 0;

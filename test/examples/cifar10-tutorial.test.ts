@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadModel } from '../../src/train/load.js';
-import { Sequential } from '../../src/train/model.js';
+import { Sequential } from '../../src/train/sequential.js';
 import { cifarRecord, concat } from '../data/fixtures.js';
 
 const run = promisify(execFile);

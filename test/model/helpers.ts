@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { KilnError, type KilnErrorCode } from '../../src/errors.js';
 import { decodeModel } from '../../src/graph/proto.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
-import type { Sequential } from '../../src/model/sequential.js';
+import type { Sequential } from '../../src/train/sequential.js';
 import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
 

@@ -10,7 +10,7 @@ import { Graph } from '../../src/graph/graph.js';
 import { modelToProto } from '../../src/graph/onnx-io.js';
 import { encodeModel } from '../../src/graph/proto.js';
 import { conv2d, dense, flatten, maxPooling2d } from '../../src/layers/index.js';
-import { sequential, type Sequential } from '../../src/model/sequential.js';
+import { sequential, type Sequential } from '../../src/train/sequential.js';
 import { serve, type ServeOptions, type ServerHandle } from '../../src/serve/server.js';
 import { Random } from '../../src/random.js';
 import { Tensor, type DType } from '../../src/tensor.js';

@@ -1,8 +1,8 @@
 import { KilnError, formatShape } from '../../errors.js';
 import { Conv2D, Dense, layerFromConfig, tutorialCnn, type Layer, type SerializedLayer } from '../../layers/index.js';
-import { Sequential as BaseSequential, MODEL_METADATA_KEY, sequentialArgsFromProto } from '../../model/sequential.js';
+import { MODEL_METADATA_KEY, sequentialArgsFromProto } from '../../model/sequential.js';
 import type { OnnxModel } from '../../model/onnx-model.js';
-import { Sequential } from '../../train/model.js';
+import { Sequential } from '../../train/sequential.js';
 
 export interface DefaultStudentOptions {
   /** Most parameters the student may have, as a fraction of the teacher's (default 0.25). */
@@ -73,13 +73,13 @@ export function onnxParameterCount(model: OnnxModel): number {
  * the tutorial CNN for images, or a two-layer MLP for flat inputs, scaled the same way. The width is
  * the largest that keeps the student within `maxParameterRatio` of the teacher's parameters.
  */
-export function defaultStudent(teacher: OnnxModel | BaseSequential, data: { inputShape: number[]; numClasses: number }, options: DefaultStudentOptions = {}): Sequential {
+export function defaultStudent(teacher: OnnxModel | Sequential, data: { inputShape: number[]; numClasses: number }, options: DefaultStudentOptions = {}): Sequential {
   const ratio = options.maxParameterRatio ?? 0.25;
   if (!(ratio > 0 && ratio <= 1)) throw new KilnError('INVALID_ARGUMENT', `maxParameterRatio must be in (0, 1], got ${ratio}`);
   let config: SerializedLayer[];
   let teacherParams: number;
   let teacherName: string;
-  if (teacher instanceof BaseSequential) {
+  if (teacher instanceof Sequential) {
     config = teacher.layers.map((l) => l.serialize());
     teacherParams = teacher.countParams().total;
     teacherName = teacher.name;

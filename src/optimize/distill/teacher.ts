@@ -1,5 +1,5 @@
 import { KilnError, formatShape } from '../../errors.js';
-import { Sequential } from '../../model/sequential.js';
+import { Sequential } from '../../train/sequential.js';
 import { OnnxModel, type TensorDescription } from '../../model/onnx-model.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { Tensor } from '../../tensor.js';

@@ -1,10 +1,10 @@
 import { KilnError } from '../../errors.js';
 import { layerFromConfig } from '../../layers/index.js';
-import type { Sequential as BaseSequential } from '../../model/sequential.js';
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
-import { Sequential, type FitArgs, type History } from '../../train/model.js';
+import { type FitArgs, type History } from '../../train/model.js';
+import { Sequential } from '../../train/sequential.js';
 import type { Optimizer } from '../../train/optimizers.js';
 import type { TrainingStepOptions } from '../../train/training-step.js';
 
@@ -31,7 +31,7 @@ export interface FineTuneArgs {
 }
 
 /** The loss fine-tuning uses when none is given. */
-function defaultLoss(model: BaseSequential): Loss {
+function defaultLoss(model: Sequential): Loss {
   const saved = model.metadata.get('kiln.training');
   if (saved) {
     try {
@@ -83,7 +83,7 @@ export function fitFineTune(model: Sequential, args: FineTuneArgs, callbacks: Ca
  * shrinks filters and units); the weights given then replace the copied ones.
  */
 export function rebuildModel(
-  model: BaseSequential,
+  model: Sequential,
   weights: Map<string, Tensor> = model.weights,
   configure: (className: string, name: string, config: Record<string, unknown>) => Record<string, unknown> = (_c, _n, config) => config,
 ): Sequential {

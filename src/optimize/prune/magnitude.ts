@@ -1,9 +1,8 @@
 import { KilnError } from '../../errors.js';
-import type { Sequential as BaseSequential } from '../../model/sequential.js';
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import type { History } from '../../train/model.js';
-import type { Sequential } from '../../train/model.js';
+import type { Sequential } from '../../train/sequential.js';
 import { checkFineTune, compileForFineTune, fineTuneSteps, fitFineTune, rebuildModel, type FineTuneArgs } from './fine-tune.js';
 import { checkMByN, selectTargets, targetMasks, type PruneTarget } from './masks.js';
 import { layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
@@ -119,7 +118,7 @@ function hasPruningTurn(schedule: PruningSchedule, totalSteps: number): boolean 
  * pruned weights stay exactly zero) and are recomputed on the schedule's steps; the exported model is a
  * plain ONNX file whose pruned weights are exact zeros.
  */
-export async function magnitudePrune(model: BaseSequential, options: MagnitudePruneOptions): Promise<PruneResult> {
+export async function magnitudePrune(model: Sequential, options: MagnitudePruneOptions): Promise<PruneResult> {
   const { sparsity, schedule } = options;
   const mByN = options.sparsityMByN === undefined ? undefined : checkMByN(options.sparsityMByN);
   const given = [sparsity !== undefined, schedule !== undefined].filter(Boolean).length;

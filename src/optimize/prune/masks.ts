@@ -1,6 +1,6 @@
 import { KilnError } from '../../errors.js';
 import type { Layer } from '../../layers/index.js';
-import type { Sequential } from '../../model/sequential.js';
+import type { Sequential } from '../../train/sequential.js';
 import type { Tensor } from '../../tensor.js';
 
 /**

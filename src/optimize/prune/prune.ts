@@ -1,5 +1,5 @@
 import { KilnError } from '../../errors.js';
-import type { Sequential as BaseSequential } from '../../model/sequential.js';
+import type { Sequential } from '../../train/sequential.js';
 import { magnitudePrune, type MagnitudePruneOptions, type PruneResult } from './magnitude.js';
 import { structuredPrune, type StructuredPruneArgs, type StructuredPruneOptions } from './structured.js';
 
@@ -13,7 +13,7 @@ export interface PruneOptions extends MagnitudePruneOptions {
  * `sparsityMByN`): the smallest weights become exact zeros, which gzip compresses. Structured
  * (`structured: {ratio}`): whole filters and units go, so the model gets smaller and faster.
  */
-export function prune(model: BaseSequential, options: PruneOptions): Promise<PruneResult> {
+export function prune(model: Sequential, options: PruneOptions): Promise<PruneResult> {
   if (!model || !Array.isArray((model as { layers?: unknown }).layers) || !(model.weights instanceof Map)) {
     return Promise.reject(new KilnError('INVALID_ARGUMENT', 'prune: the first argument must be a Kiln Sequential model (kiln.sequential(...) or kiln.loadModel(file))'));
   }

@@ -1,7 +1,8 @@
 import { KilnError } from '../../errors.js';
 import { Conv2D, Dense, type Layer } from '../../layers/index.js';
 import { modelCost, type ModelCost } from '../../model/cost.js';
-import { INPUT_NAME, type Sequential } from '../../model/sequential.js';
+import { INPUT_NAME } from '../../model/sequential.js';
+import { type Sequential } from '../../train/sequential.js';
 import { Random } from '../../random.js';
 import { sharedRuntime } from '../../runtime/runtime.js';
 import { Tensor } from '../../tensor.js';

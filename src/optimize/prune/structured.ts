@@ -1,8 +1,7 @@
 import { KilnError } from '../../errors.js';
 import { Activation, type Layer } from '../../layers/index.js';
-import type { Sequential as BaseSequential } from '../../model/sequential.js';
 import { Tensor } from '../../tensor.js';
-import type { Sequential } from '../../train/model.js';
+import type { Sequential } from '../../train/sequential.js';
 import { checkFineTune, compileForFineTune, fitFineTune, rebuildModel, type FineTuneArgs } from './fine-tune.js';
 import { kernelLayers, namedKernelLayers, requireTrainableWeights } from './masks.js';
 import type { PruneResult } from './magnitude.js';
@@ -36,12 +35,12 @@ const CHANNELWISE = new Set(['MaxPooling2D', 'AveragePooling2D', 'Dropout', 'Act
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-function outputUnits(model: BaseSequential, layer: Layer): number {
+function outputUnits(model: Sequential, layer: Layer): number {
   return model.weights.get(`${layer.name}/kernel`)!.shape[layer.className === 'Dense' ? 1 : 0]!;
 }
 
 /** One score per filter (Conv2D) or unit (Dense): larger means more important. */
-export function filterScores(model: BaseSequential, layer: Layer, criterion: FilterCriterion): Float64Array {
+export function filterScores(model: Sequential, layer: Layer, criterion: FilterCriterion): Float64Array {
   const index = model.layers.indexOf(layer);
   if (criterion === 'bnScale') {
     for (const next of model.layers.slice(index + 1)) {
@@ -101,7 +100,7 @@ function take(t: Tensor, shape: number[], index: (newIndex: number[]) => number)
  * channel-first order the graph flattens) and into the next Conv2D's input channels or Dense's rows.
  * The result computes what the original computes with those channels' contributions zeroed.
  */
-export function removeFilters(model: BaseSequential, keep: ReadonlyMap<string, number[]>): Sequential {
+export function removeFilters(model: Sequential, keep: ReadonlyMap<string, number[]>): Sequential {
   const shapes = model.layerShapes();
   const weights = new Map<string, Tensor>();
   const sizes = new Map<string, number>();
@@ -169,7 +168,7 @@ function checkRatio(value: unknown, what: string): number {
 }
 
 /** The removal ratio of each pruned layer, validated against the model. */
-function layerRatios(model: BaseSequential, options: StructuredPruneOptions): Map<string, number> {
+function layerRatios(model: Sequential, options: StructuredPruneOptions): Map<string, number> {
   const s = options.structured;
   const all = kernelLayers(model);
   const last = all.at(-1);
@@ -197,7 +196,7 @@ function layerRatios(model: BaseSequential, options: StructuredPruneOptions): Ma
  * smaller dense model (fewer parameters and FLOPs, really faster), then fine-tunes it. With
  * `iterations` > 1 the removal happens in rounds, each followed by fine-tuning.
  */
-export async function structuredPrune(model: BaseSequential, options: StructuredPruneOptions): Promise<PruneResult> {
+export async function structuredPrune(model: Sequential, options: StructuredPruneOptions): Promise<PruneResult> {
   requireTrainableWeights(model);
   const s = options.structured;
   if (typeof s !== 'object' || s === null) throw new KilnError('INVALID_ARGUMENT', 'structured must be an object, e.g. structured: {ratio: 0.5, criterion: "l1"}');
@@ -213,7 +212,7 @@ export async function structuredPrune(model: BaseSequential, options: Structured
 
   // Original index of each remaining filter/unit, composed across rounds.
   const originalIndex = new Map([...original].map(([name, n]) => [name, range(n)]));
-  let current: BaseSequential = model;
+  let current: Sequential = model;
   let pruned: Sequential | undefined;
   const history: Record<string, number[]>[] = [];
   for (let round = 1; round <= iterations; round++) {

@@ -2,7 +2,7 @@ import { KilnError } from '../../errors.js';
 import type { Graph, Value } from '../../graph/graph.js';
 import { BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, layerFromConfig, type Layer } from '../../layers/index.js';
 import { Tensor } from '../../tensor.js';
-import { Sequential } from '../../train/model.js';
+import { Sequential } from '../../train/sequential.js';
 import type { TrainingStepOptions } from '../../train/training-step.js';
 import { quantRangeOf } from './params.js';
 

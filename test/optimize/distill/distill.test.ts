@@ -13,7 +13,7 @@ import { decodeModel, encodeModel } from '../../../src/graph/proto.js';
 import { DISTILLATION_METADATA_KEY, teacherLogits } from '../../../src/optimize/distill/index.js';
 import { distillationLoss } from '../../../src/optimize/distill/loss.js';
 import { asOnnxModel } from '../../../src/optimize/distill/teacher.js';
-import { Sequential } from '../../../src/train/model.js';
+import { Sequential } from '../../../src/train/sequential.js';
 import { assertRejectsKiln } from '../../model/helpers.js';
 import { blobs, maxAbsDifference, weightsOf } from '../../train/helpers.js';
 import { tinyCnn } from '../../bench/fixtures.js';

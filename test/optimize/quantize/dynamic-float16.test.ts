@@ -11,7 +11,7 @@ import { float16Bits, float16Value } from '../../../src/optimize/quantize/float1
 import { quantize, type QuantizedModel } from '../../../src/optimize/quantize/quantize.js';
 import { Random } from '../../../src/random.js';
 import { Tensor } from '../../../src/tensor.js';
-import type { Sequential } from '../../../src/train/model.js';
+import type { Sequential } from '../../../src/train/sequential.js';
 import { fashion, opCounts, optimizedOps, runOrt, smallCnn, tmpDir, trained } from './helpers.js';
 import '../../../src/ops/index.js';
 

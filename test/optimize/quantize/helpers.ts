@@ -11,7 +11,7 @@ import { decodeModel } from '../../../src/graph/proto.js';
 import { batchNormalization, conv2d, dense, flatten, maxPooling2d } from '../../../src/layers/index.js';
 import { Tensor } from '../../../src/tensor.js';
 import { sparseCategoricalCrossentropy } from '../../../src/train/losses.js';
-import { Sequential, sequential } from '../../../src/train/model.js';
+import { Sequential, sequential } from '../../../src/train/sequential.js';
 import { adam } from '../../../src/train/optimizers.js';
 
 let data: Promise<ImageDataset> | undefined;

@@ -11,7 +11,7 @@ import { fakeQuantStepOptions, foldBatchNormLayers } from '../../../src/optimize
 import { quantize } from '../../../src/optimize/quantize/quantize.js';
 import { compileTraining } from '../../../src/train/training-step.js';
 import { sparseCategoricalCrossentropy } from '../../../src/train/losses.js';
-import { sequential, type Sequential } from '../../../src/train/model.js';
+import { sequential, type Sequential } from '../../../src/train/sequential.js';
 import { adam } from '../../../src/train/optimizers.js';
 import { batchNormCnn, fashion, opCounts, trained } from './helpers.js';
 

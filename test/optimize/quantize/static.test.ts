@@ -20,7 +20,7 @@ import { encodeModel } from '../../../src/graph/proto.js';
 import { Random } from '../../../src/random.js';
 import { Tensor } from '../../../src/tensor.js';
 import { loadModel } from '../../../src/train/load.js';
-import type { Sequential } from '../../../src/train/model.js';
+import type { Sequential } from '../../../src/train/sequential.js';
 import { batchNormCnn, fashion, opCounts, optimizedOps, runOrt, smallCnn, tmpDir, trained } from './helpers.js';
 
 /*

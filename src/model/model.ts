@@ -1,0 +1,191 @@
+import { KilnError, formatShape } from '../errors.js';
+import type { Graph, Value } from '../graph/graph.js';
+import type { Layer } from '../layers/index.js';
+import type { ParamSpec } from '../layers/layer.js';
+import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
+import type { SessionInfo } from '../runtime/protocol.js';
+import { Tensor } from '../tensor.js';
+import '../ops/index.js';
+import { writeFileAtomic } from './atomic-write.js';
+
+/**
+ * The model every Kiln model is: weights by name, metadata, and a structure that emits the graph.
+ * Two structures exist — a stack of Kiln layers (model/sequential.ts) and an ONNX graph written by
+ * another tool (model/imported-graph.ts) — and everything above this file (training, pruning,
+ * quantization, serving) talks to a Model, not to either structure.
+ */
+
+/** Name of the data input in the graphs Kiln builds (training, evaluation, Kiln's own models). */
+export const INPUT_NAME = 'input';
+export const OUTPUT_NAME = 'output';
+
+export interface ParamInfo {
+  /** The initializer's name in the ONNX graph (`<layer name>/<param name>` for layer models). */
+  name: string;
+  /** The Kiln layer that owns it; absent for imported graphs. */
+  layer?: Layer;
+  spec: ParamSpec;
+}
+
+/** A graph built from the structure, with the parameters it reads and (training) the statistics it updates. */
+export interface BuiltGraph {
+  graph: Graph;
+  input: Value;
+  output: Value;
+  params: ParamInfo[];
+  /** Training graphs: new values of non-trainable parameters (moving statistics), by parameter name. */
+  updates: Map<string, Value>;
+}
+
+export interface BuildOptions {
+  training?: boolean;
+  /** Parameters as graph inputs (training) instead of stored initializers (inference, export). */
+  paramsAsInputs?: boolean;
+  /** Symbolic ('N') or fixed batch dimension. */
+  batchSize?: number | 'N';
+  /** Build into this graph (which may already hold inputs the provider below uses). */
+  graph?: Graph;
+  /** Supplies each parameter's value instead of an initializer or a plain graph input (training graphs). */
+  paramValue?: (graph: Graph, info: ParamInfo) => Value;
+  /** Rewrites each layer's output (e.g. fake quantization of activations in quantization-aware training). */
+  afterLayer?: (graph: Graph, layer: Layer, output: Value, index: number) => Value;
+  /**
+   * Return the logits where the model ends in a Softmax that the structure can see (imported graphs),
+   * so a loss from logits is computed stably; layer models return what their last layer emits.
+   */
+  logits?: boolean;
+}
+
+export interface PredictOptions {
+  batchSize?: number;
+}
+
+/** What emits a model's graph: the part that differs between layer models and imported graphs. */
+export interface ModelStructure {
+  /** Shape of one example as the model's callers feed it (no batch dimension). */
+  readonly inputShape: number[];
+  /** Shape of one example's output. */
+  readonly outputShape: number[];
+  paramInfos(): ParamInfo[];
+  buildGraph(weights: ReadonlyMap<string, Tensor>, options: BuildOptions): BuiltGraph;
+  /** The model as a standard .onnx file with these weights and metadata. */
+  toOnnx(weights: ReadonlyMap<string, Tensor>, metadata: ReadonlyMap<string, string>): Uint8Array;
+  /** The graph predict() runs, its data input fed `input` [N, ...inputShape] and its result read from `output`. */
+  inferenceOnnx(weights: ReadonlyMap<string, Tensor>): Uint8Array;
+}
+
+export interface ModelArgs {
+  name?: string;
+  /** Seed for initial weights (and dropout masks); the same seed gives the same model. */
+  seed?: number;
+}
+
+export abstract class Model {
+  name: string;
+  readonly seed: number;
+  /** Current parameter values by name. */
+  readonly weights = new Map<string, Tensor>();
+  /** Free-form metadata stored with the model (training config, history). */
+  readonly metadata = new Map<string, string>();
+  protected runtime: Runtime = sharedRuntime();
+  private inferenceSession: SessionInfo | undefined;
+  protected abstract readonly structure: ModelStructure;
+
+  constructor(args: ModelArgs, defaultName: string) {
+    this.name = args.name ?? defaultName;
+    this.seed = args.seed ?? 42;
+  }
+
+  get inputShape(): number[] {
+    return this.structure.inputShape;
+  }
+
+  get outputShape(): number[] {
+    return this.structure.outputShape;
+  }
+
+  /** Parameters in graph order with their specs (trainable or not). */
+  paramInfos(): ParamInfo[] {
+    return this.structure.paramInfos();
+  }
+
+  /** Emits the model's graph for inference or training (see BuildOptions). */
+  buildGraph(options: BuildOptions = {}): BuiltGraph {
+    return this.structure.buildGraph(this.weights, options);
+  }
+
+  /** The model as ONNX bytes: weights as initializers, Kiln's metadata in metadata_props. */
+  toOnnx(): Uint8Array {
+    return this.structure.toOnnx(this.weights, this.metadata);
+  }
+
+  /** Drops cached sessions after weights or structure change. */
+  protected invalidate(): void {
+    const s = this.inferenceSession;
+    this.inferenceSession = undefined;
+    if (s) void this.runtime.release(s).catch(() => undefined);
+  }
+
+  /** Replaces parameter values (shapes must match). */
+  setWeights(values: Map<string, Tensor> | Record<string, Tensor>): void {
+    const entries = values instanceof Map ? [...values] : Object.entries(values);
+    for (const [name, t] of entries) {
+      const current = this.weights.get(name);
+      if (!current) throw new KilnError('INVALID_ARGUMENT', `model has no weight named '${name}' (has ${[...this.weights.keys()].join(', ')})`);
+      if (formatShape(current.shape) !== formatShape(t.shape)) {
+        throw new KilnError('INVALID_SHAPE', `weight '${name}': expected shape ${formatShape(current.shape)}, got ${formatShape(t.shape)}`);
+      }
+    }
+    for (const [name, t] of entries) this.weights.set(name, t);
+    this.invalidate();
+  }
+
+  countParams(): { total: number; trainable: number } {
+    let total = 0;
+    let trainable = 0;
+    for (const p of this.paramInfos()) {
+      const n = p.spec.shape.reduce((a, b) => a * b, 1);
+      total += n;
+      if (p.spec.trainable) trainable += n;
+    }
+    return { total, trainable };
+  }
+
+  /** Checks x against the model's input shape: [N, ...inputShape] float32. */
+  protected checkInput(x: Tensor, what = 'x'): void {
+    const expected = this.inputShape;
+    const got = x.shape.slice(1);
+    if (x.rank !== expected.length + 1 || got.some((d, i) => d !== expected[i])) {
+      throw new KilnError('INVALID_SHAPE', `${what} must have shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(x.shape)}`);
+    }
+    if (x.dtype !== 'float32') throw new KilnError('INVALID_ARGUMENT', `${what} must be float32, got ${x.dtype}`);
+  }
+
+  /** Runs the model on x in batches with ONNX Runtime (off the main thread). */
+  async predict(x: Tensor, options: PredictOptions = {}): Promise<Tensor<'float32'>> {
+    this.checkInput(x);
+    const batchSize = options.batchSize ?? 32;
+    if (!Number.isInteger(batchSize) || batchSize <= 0) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
+    this.inferenceSession ??= await this.runtime.load(this.structure.inferenceOnnx(this.weights));
+    const session = this.inferenceSession;
+    const n = x.shape[0]!;
+    const outShape = this.outputShape;
+    const rowSize = outShape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n * rowSize);
+    for (let start = 0; start < n; start += batchSize) {
+      const batch = x.slice(start, start + batchSize);
+      const result = (await this.runtime.run(session, { [INPUT_NAME]: batch }))[OUTPUT_NAME]!;
+      const expected = [batch.shape[0]!, ...outShape];
+      if (formatShape(result.shape) !== formatShape(expected)) {
+        throw new KilnError('RUNTIME_ERROR', `the model graph produced shape ${formatShape(result.shape)}, its structure promises ${formatShape(expected)}`);
+      }
+      out.set(result.data as Float32Array, start * rowSize);
+    }
+    return new Tensor(out, [n, ...outShape], 'float32');
+  }
+
+  /** Writes the model as one standard .onnx file, atomically. */
+  async save(file: string): Promise<void> {
+    await writeFileAtomic(file, this.toOnnx());
+  }
+}

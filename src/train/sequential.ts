@@ -1,0 +1,81 @@
+import { formatBytes, formatNumber, formatTable } from '../cli/format.js';
+import { formatShape } from '../errors.js';
+import type { ModelProto } from '../graph/proto.js';
+import type { Layer, LayerShape } from '../layers/index.js';
+import { readOnnxFile } from '../model/read-model.js';
+import { LayerStack, MODEL_METADATA_KEY, sequentialArgsFromProto, storedWeights, type SequentialArgs } from '../model/sequential.js';
+import { TrainableModel } from './model.js';
+
+/**
+ * Keras' Sequential: a trainable model whose structure is a linear stack of Kiln layers. Saved files
+ * carry the layer configuration, so `loadModel` gives back a Sequential that trains on.
+ */
+export class Sequential extends TrainableModel {
+  protected readonly structure: LayerStack = new LayerStack(this);
+
+  constructor(args: SequentialArgs = {}) {
+    super(args, 'sequential');
+    for (const layer of args.layers ?? []) this.add(layer);
+  }
+
+  get layers(): readonly Layer[] {
+    return this.structure.layers;
+  }
+
+  add(layer: Layer): this {
+    this.structure.add(layer);
+    this.invalidate();
+    this.dropCompiled();
+    return this;
+  }
+
+  /** Input shape followed by each layer's output shape (Keras convention, no batch dimension). */
+  layerShapes(): LayerShape[] {
+    return this.structure.layerShapes();
+  }
+
+  /** The serializable description of the model (layers and seed), stored in saved files. */
+  toJSON(): ReturnType<LayerStack['toJSON']> {
+    return this.structure.toJSON();
+  }
+
+  /** Prints (and returns) a Keras-like table of layers, output shapes and parameter counts. */
+  summary(print: (line: string) => void = console.log): string {
+    const shapes = this.layerShapes();
+    const rows = this.layers.map((l, i) => [`${l.name} (${l.className})`, formatShape([null, ...shapes[i + 1]!]), l.countParams(shapes[i]!)]);
+    const { total, trainable } = this.countParams();
+    const text = [
+      `Model: "${this.name}"`,
+      formatTable(rows, { header: ['Layer (type)', 'Output Shape', 'Param #'] }),
+      `Total params: ${formatNumber(total)} (${formatBytes(total * 4)})`,
+      `Trainable params: ${formatNumber(trainable)}`,
+      `Non-trainable params: ${formatNumber(total - trainable)}`,
+    ].join('\n');
+    print(text);
+    return text;
+  }
+
+  /** Rebuilds a model from a decoded Kiln .onnx file. */
+  static fromProto(proto: ModelProto, file = '<bytes>'): Sequential {
+    const model = new Sequential(sequentialArgsFromProto(proto, file));
+    model.restoreFromProto(proto, file);
+    return model;
+  }
+
+  /** Loads metadata and weights from a Kiln-written proto into this (freshly built) model. */
+  restoreFromProto(proto: ModelProto, file: string): void {
+    for (const { key, value } of proto.metadataProps ?? []) {
+      if (key && key !== MODEL_METADATA_KEY) this.metadata.set(key, value ?? '');
+    }
+    this.setWeights(storedWeights(proto, this.weights.keys(), file));
+  }
+
+  static async load(file: string): Promise<Sequential> {
+    const { proto } = await readOnnxFile(file);
+    return Sequential.fromProto(proto, file);
+  }
+}
+
+export function sequential(args: SequentialArgs | Layer[] = {}): Sequential {
+  return new Sequential(Array.isArray(args) ? { layers: args } : args);
+}
