@@ -2,9 +2,10 @@
 # The benchmarks' outside references, from Debian (never dependencies of Kiln itself):
 #   python3-torch, libopenblas0-pthread  PyTorch, the training-speed reference (bench/train)
 #   wrk                                  the HTTP load generator of bench/serve (else it falls back to autocannon)
-#   dataset-fashion-mnist                the data of bench/train, bench/distill, bench/prune
+#   dataset-fashion-mnist                the data of bench/train, bench/distill, bench/prune, bench/any-onnx
+#   python3-onnx                         reads and checks the PyTorch-exported fixtures (test/fixtures/exported/make_fixtures.py, bench/any-onnx)
 set -euo pipefail
-packages=(python3-torch libopenblas0-pthread wrk dataset-fashion-mnist)
+packages=(python3-torch python3-onnx libopenblas0-pthread wrk dataset-fashion-mnist)
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 $sudo apt-get update -qq

@@ -1,0 +1,47 @@
+"""Shared by the PyTorch references of bench/any-onnx: the fixtures' models and data
+(test/fixtures/exported/models.py), a training loop and test accuracy. Bench-only: PyTorch is never a
+dependency of Kiln."""
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'test', 'fixtures', 'exported'))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import models  # noqa: E402,F401  (re-exported for the scripts)
+
+
+def train(model, x, y, epochs: int, batch_size: int, lr: float, gen: torch.Generator, params=None, features=None) -> float:
+    """Adam (torch defaults but lr), mean cross-entropy, a fresh shuffle from gen each epoch, one step per
+    batch, the loss read back every step (as Kiln's fit). model.train() unless the caller set modes.
+    features: a frozen function run under no_grad before model (model is then the trainable part).
+    Returns the seconds the loop took (shuffles, gathers and steps; nothing else)."""
+    opt = torch.optim.Adam(model.parameters() if params is None else params, lr=lr)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for k in range(0, len(x), batch_size):
+            idx = order[k:k + batch_size]
+            xb = x[idx]
+            if features is not None:
+                with torch.no_grad():
+                    xb = features(xb)
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb), y[idx])
+            loss.backward()
+            opt.step()
+            loss.item()
+    return time.perf_counter() - t0
+
+
+def accuracy(model, x, y, batch_size: int = 1000) -> float:
+    """Top-1 accuracy with model in eval() mode."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for k in range(0, len(x), batch_size):
+            correct += (model(x[k:k + batch_size]).argmax(1) == y[k:k + batch_size]).sum().item()
+    return correct / len(x)
