@@ -54,7 +54,8 @@ export function addGradients(graph: Graph, loss: Value, params: readonly Value[]
       throw new KilnError('NO_GRADIENT', `cannot differentiate through op '${node.opType}' (node '${node.name}'): Kiln has no gradient rule for it`);
     }
     const inputs = node.inputs.map((i) => (i === '' ? null : graph.value(i)));
-    const outputs = node.outputs.map((o) => graph.value(o));
+    // An omitted optional output ('' in an imported node) has no value; no rule reads one it did not ask for.
+    const outputs = node.outputs.map((o) => (o === '' ? (null as unknown as Value) : graph.value(o)));
     const grads = def.gradient({ graph, node, inputs, outputs, gradOutputs });
     node.inputs.forEach((name, i) => {
       const g = grads[i];

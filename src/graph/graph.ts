@@ -152,6 +152,37 @@ export class Graph {
     });
   }
 
+  /**
+   * Adds a node read from another tool's ONNX file with its outputs' types and shapes given (measured by
+   * running the file, see model/imported-graph.ts) rather than inferred: the op may have no shape rule
+   * in Kiln at all, since only ops on the path to the loss need a gradient rule. Output names are kept
+   * where free and made unique otherwise; the present outputs' values are returned in order.
+   */
+  importNode(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Attrs,
+    outputs: readonly { name: string; dtype: DType; shape: Shape | null }[],
+    options: { name?: string; domain?: string } = {},
+  ): Value[] {
+    for (const n of inputs) {
+      if (n !== '' && !this.values.has(n)) throw new KilnError('INVALID_ARGUMENT', `${opType}: input '${n}' does not exist in the graph`);
+    }
+    // An omitted optional output ('') stays omitted.
+    const values = outputs.map((o) => (o.name === '' ? null : this.declare({ name: this.uniqueName(o.name), dtype: o.dtype, shape: o.shape })));
+    const node: Node = {
+      opType,
+      inputs: [...inputs],
+      outputs: values.map((v) => v?.name ?? ''),
+      attrs,
+      name: this.uniqueName(options.name || `node/${opType.toLowerCase()}`),
+      domain: options.domain ?? '',
+    };
+    this.nodes.push(node);
+    for (const v of values) if (v) this.producers.set(v.name, node);
+    return values.filter((v): v is Value => v !== null);
+  }
+
   /** Single-output shorthand for op(). */
   op1(opType: string, inputs: readonly (Value | string)[], attrs: Attrs = {}, name?: string): Value {
     return this.op(opType, inputs, attrs, name === undefined ? {} : { name })[0]!;

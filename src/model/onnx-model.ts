@@ -96,6 +96,8 @@ export function describeModel(proto: ModelProto, bytes: number): ModelDescriptio
  */
 export class OnnxModel {
   readonly description: ModelDescription;
+  /** Why Kiln cannot train this model (set by loadModel when it tried). */
+  notTrainable: string | undefined;
   private session: SessionInfo | undefined;
 
   constructor(

@@ -37,6 +37,22 @@ function cropToCovered(graph: Graph, x: Value, covered: number[], full: number[]
   return spatialEndCrop(graph, x, covered);
 }
 
+/**
+ * Keeps, in each s₀×s₁ tile of a 0/1 mask [N, C, H, W] (H, W multiples of the tile), only the first 1 in
+ * row-major order: the tiles become rows of s₀·s₁ (Reshape, Transpose), an exclusive CumSum counts the
+ * ones before each position, and a position stays where that count is 0.
+ */
+function firstInWindow(graph: Graph, mask: Value, covered: number[], tile: [number, number]): Value {
+  const [s0, s1] = tile;
+  const outW = covered[1]! / s1;
+  const tiles = graph.op1('Transpose', [graph.op1('Reshape', [mask, graph.int64s([-1, s0, outW, s1], 'shape')])], { perm: [0, 2, 1, 3] });
+  const rows = graph.op1('Reshape', [tiles, graph.int64s([-1, outW, s0 * s1], 'shape')]);
+  const before = graph.op1('CumSum', [rows, graph.int64s([2], 'axis')], { exclusive: 1 });
+  const first = graph.op1('Mul', [rows, graph.op1('Cast', [graph.op1('Equal', [before, graph.scalar(0)])], { to: 1 })]);
+  const back = graph.op1('Transpose', [graph.op1('Reshape', [first, graph.int64s([-1, outW, s0, s1], 'shape')])], { perm: [0, 2, 1, 3] });
+  return graph.op1('Reshape', [back, graph.op1('Shape', [mask])]);
+}
+
 defineOp({
   type: 'MaxPool',
   infer: poolInfer('MaxPool'),
@@ -46,8 +62,10 @@ defineOp({
    * 'asymmetric' + 'floor' is exact nearest-neighbour for integer scales and takes ONNX Runtime's
    * dedicated fast path (2.3–3× faster than Resize's default coordinate mode here); SpaceToDepth /
    * DepthToSpace and Transpose-based regroupings were slower.
-   * Exact ties inside one window send the gradient to every tied position (PyTorch picks one); after a
-   * ReLU the only common ties are zeros, whose gradient the ReLU then blocks anyway.
+   * Ties: a window whose maximum occurs more than once sends the gradient to its first occurrence in
+   * row-major order, as PyTorch and ONNX Runtime's Indices do (firstInWindow). They are common on real
+   * images: over a blank background a convolution outputs its bias everywhere, and sending the
+   * gradient to every tied position made the first convolution's gradient off by 1e-2 against PyTorch.
    * Overlapping or padded windows: MaxPool's Indices output and a ScatterElements with 'add'.
    */
   gradient: ({ graph, node, inputs: [x], outputs: [y], gradOutputs: [dy] }) => {
@@ -59,7 +77,8 @@ defineOp({
       const scales = graph.constant(new Tensor(Float32Array.of(1, 1, sa.strides[0]!, sa.strides[1]!), [4], 'float32'), 'scales');
       const up = (v: Value) =>
         graph.op1('Resize', [v, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
-      const mask = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
+      const ties = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
+      const mask = firstInWindow(graph, ties, covered, sa.strides as [number, number]);
       return [padToInput(graph, graph.op1('Mul', [up(dy!), mask]), covered, full)];
     }
     const [, indices] = graph.op('MaxPool', [x!], node.attrs, { outputs: 2, name: 'maxpool_indices' });

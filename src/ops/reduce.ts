@@ -86,6 +86,20 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
   });
 }
 
+/* CumSum: Kiln emits it in gradient formulas (MaxPool's tie-break); its own gradient is a reversed CumSum. */
+defineOp({
+  type: 'CumSum',
+  nonDifferentiableInputs: [1],
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'CumSum');
+    return [{ dtype: x.dtype, shape: x.shape }];
+  },
+  gradient: ({ graph, node, inputs: [, axis], gradOutputs: [dy] }) => [
+    graph.op1('CumSum', [dy!, axis!], { exclusive: intAttr(node.attrs, 'exclusive', 0), reverse: intAttr(node.attrs, 'reverse', 0) ? 0 : 1 }),
+    null,
+  ],
+});
+
 defineOp({
   type: 'Size',
   infer: () => [{ dtype: 'int64', shape: [] }],

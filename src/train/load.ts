@@ -1,15 +1,25 @@
+import { KilnError } from '../errors.js';
 import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { readOnnxFile } from '../model/read-model.js';
+import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
 
 /**
- * Loads an .onnx file: a Kiln model (its layer configuration is in the metadata) comes back as a
- * Sequential that can be compiled and trained further; any other ONNX model as an inference-only
- * OnnxModel.
+ * Loads an .onnx file as a model that trains: a Kiln model (its layer configuration is in the
+ * metadata) as a Sequential; any other ONNX model (a PyTorch or tf2onnx export) as a GraphModel over
+ * its own graph. A model Kiln cannot feed data to (several inputs, integer inputs) comes back as an
+ * inference-only OnnxModel, with the reason in `notTrainable`.
  */
-export async function loadModel(file: string): Promise<Sequential | OnnxModel> {
+export async function loadModel(file: string, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   const { bytes, proto } = await readOnnxFile(file);
-  const isKiln = proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY);
-  return isKiln ? Sequential.fromProto(proto, file) : new OnnxModel(bytes, proto);
+  if (proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return Sequential.fromProto(proto, file);
+  try {
+    return await GraphModel.fromProto(proto, file, options);
+  } catch (err) {
+    if (!(err instanceof KilnError) || !['INVALID_ARGUMENT', 'INVALID_SHAPE', 'UNSUPPORTED_OP'].includes(err.code)) throw err;
+    const model = new OnnxModel(bytes, proto);
+    model.notTrainable = err.message;
+    return model;
+  }
 }

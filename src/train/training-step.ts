@@ -141,7 +141,7 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
       sliced.set(info.name, v);
       return options.transformParam ? options.transformParam(g, info.name, v) : v;
     };
-    const built = model.buildGraph({ training, graph, paramValue, afterLayer: options.afterLayer });
+    const built = model.buildGraph({ training, graph, paramValue, afterLayer: options.afterLayer, logits: loss.config.fromLogits === true });
     void training;
     const labels = graph.input('labels', labelSpec.dtype, ['N', ...labelSpec.shape]);
     // The evaluation step reports the plain loss (e.g. the student's own cross-entropy when distilling).

@@ -1,0 +1,452 @@
+import { KilnError, formatShape } from '../errors.js';
+import { dtypeFromOnnx } from '../graph/dtype.js';
+import { Graph, type Attrs, type Dim, type Shape, type Value } from '../graph/graph.js';
+import { attributeValue, modelToProto, tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
+import { encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js';
+import { opDefinition } from '../graph/registry.js';
+import { Random } from '../random.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { Tensor, type DType } from '../tensor.js';
+import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type ModelStructure, type ParamInfo } from './model.js';
+
+/*
+ * The structure of a model another tool wrote (torch.onnx.export, tf2onnx, Optimum): its ONNX graph,
+ * kept node for node, made trainable. What this file owns:
+ * - the parameters: float initializers of rank >= 1 that reach the output through inputs gradients
+ *   flow into; BatchNormalization's running statistics as non-trainable parameters; everything else
+ *   (shape and index initializers, scalar constants, Constant nodes, the Shape→Gather→Concat→Reshape
+ *   chains of dynamic shapes) stays as it is;
+ * - the shapes: measured, not inferred — the file is run once at two batch sizes with every
+ *   intermediate value as an extra output, so ops Kiln has no shape rule for still import, and a
+ *   dimension that follows the batch size becomes the symbolic 'N';
+ * - the data adapter: a channels-first model fed from Kiln's channels-last images gets one Transpose in
+ *   front, and a declared per-channel mean/std is applied after it (torchvision's normalization);
+ * - the training form: BatchNormalization computes batch statistics and updates its running ones as
+ *   PyTorch's train() does (momentum from the node, unbiased variance for the running estimate);
+ * - the saved form: the original file with new initializer values and Kiln's metadata added, every
+ *   name, node, opset and other property kept.
+ */
+
+/** Metadata key of the declared input preprocessing (layout, mean/std) in a saved model. */
+export const PREPROCESSING_METADATA_KEY = 'kiln.preprocessing';
+
+/** How an image model's input is laid out: channels first (PyTorch) or channels last (Keras, TF). */
+export type InputLayout = 'nchw' | 'nhwc';
+
+export interface Preprocessing {
+  /** Layout of the model's own image input; Kiln's data sets are channels-last. */
+  layout?: InputLayout;
+  /** Per-channel mean subtracted from the (already /255-scaled) data, then divided by std. */
+  mean?: number[];
+  std?: number[];
+}
+
+export interface UntrainableOp {
+  op: string;
+  node: string;
+}
+
+interface ValueInfo {
+  dtype: DType;
+  shape: Shape;
+}
+
+const FLOAT_TYPES: ReadonlySet<DType> = new Set(['float32']);
+
+/** Opset range whose nodes Kiln's training step (written at opset 17) reads with the same meaning. */
+const MIN_OPSET = 13;
+const STEP_OPSET = 17;
+
+function nodeLabel(n: NodeProto, k: number): string {
+  return n.name || `#${k} (${n.opType})`;
+}
+
+export class ImportedGraph implements ModelStructure {
+  readonly inputShape: number[];
+  readonly outputShape: number[];
+  /** The model's own input: name and per-example shape. */
+  readonly modelInput: { name: string; shape: number[] };
+  readonly modelOutput: { name: string; shape: number[] };
+  /** Whether the graph ends in Softmax (it outputs probabilities; the training step cuts it off). */
+  readonly endsInSoftmax: boolean;
+  private readonly params: ParamInfo[];
+  private readonly constants = new Map<string, Tensor>();
+  private readonly nodes: { proto: NodeProto; attrs: Attrs }[];
+  private readonly values: Map<string, ValueInfo>;
+
+  private constructor(
+    readonly proto: ModelProto,
+    readonly file: string,
+    values: Map<string, ValueInfo>,
+    readonly preprocessing: Preprocessing,
+  ) {
+    const g = proto.graph!;
+    this.values = values;
+    this.nodes = (g.node ?? []).map((n) => ({ proto: n, attrs: nodeAttrs(n, file) }));
+    const inputs = realInputs(proto);
+    const input = inputs[0]!;
+    const modelInputShape = values.get(input)!.shape.slice(1) as number[];
+    this.modelInput = { name: input, shape: modelInputShape };
+    const outName = g.output![0]!.name ?? '';
+    this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
+    this.outputShape = this.modelOutput.shape;
+    this.inputShape = preprocessing.layout === 'nchw' ? [modelInputShape[1]!, modelInputShape[2]!, modelInputShape[0]!] : modelInputShape;
+    const last = this.nodes.find((n) => n.proto.output?.includes(outName));
+    this.endsInSoftmax = last?.proto.opType === 'Softmax';
+    this.params = this.findParams();
+  }
+
+  /**
+   * Reads a foreign model: checks what Kiln can train, measures every value's shape with ONNX Runtime
+   * and finds the parameters. `preprocessing.layout` (when set) says how the model's image input is
+   * laid out; otherwise the model is fed as its input is declared until `withLayout` says otherwise.
+   */
+  static async open(proto: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}): Promise<ImportedGraph> {
+    const opset = Number(proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
+    if (opset < MIN_OPSET) {
+      throw new KilnError('UNSUPPORTED_OP', `'${file}' uses ONNX opset ${opset}; Kiln trains models of opset ${MIN_OPSET} or newer: export it again with opset_version=${MIN_OPSET} or later`);
+    }
+    const inputs = realInputs(proto);
+    if (inputs.length !== 1) {
+      throw new KilnError('INVALID_ARGUMENT', `'${file}' has ${inputs.length} inputs (${inputs.join(', ')}); Kiln trains models with one data input`);
+    }
+    const declared = (proto.graph!.input ?? []).find((i) => i.name === inputs[0])!;
+    const elem = declared.type?.tensorType?.elemType ?? 0;
+    if (elem !== 1) {
+      throw new KilnError('INVALID_ARGUMENT', `'${file}': input '${inputs[0]}' is ${dtypeName(elem)}, not float32: Kiln feeds image or vector data to float inputs only (a model of token ids needs its own data)`);
+    }
+    const dims = (declared.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : null));
+    if (dims.length === 0) throw new KilnError('INVALID_SHAPE', `'${file}': input '${inputs[0]}' has no declared shape; Kiln needs its rank and sizes`);
+    const missing = dims.slice(1).findIndex((d) => d === null);
+    if (missing >= 0) {
+      throw new KilnError('INVALID_SHAPE', `'${file}': input '${inputs[0]}' has shape ${formatShape(declaredShape(declared))} with an unknown size at axis ${missing + 1}; Kiln needs every size but the batch's`);
+    }
+    const example = dims.slice(1) as number[];
+    if (preprocessing.layout === 'nchw' && example.length !== 3) {
+      throw new KilnError('INVALID_SHAPE', `'${file}': layout nchw needs an image input [batch, C, H, W], the model's is ${formatShape(declaredShape(declared))}`);
+    }
+    const values = await measureValues(proto, inputs[0]!, example, runtime, file);
+    return new ImportedGraph(proto, file, values, preprocessing);
+  }
+
+  /** The same graph fed through another layout or normalization (no new measurement needed). */
+  withPreprocessing(preprocessing: Preprocessing): ImportedGraph {
+    if (preprocessing.layout === 'nchw' && this.modelInput.shape.length !== 3) {
+      throw new KilnError('INVALID_SHAPE', `'${this.file}': layout nchw needs an image input [batch, C, H, W], the model's is ${formatShape([null, ...this.modelInput.shape])}`);
+    }
+    const channels = preprocessing.layout === 'nhwc' ? this.modelInput.shape.at(-1) : this.modelInput.shape[0];
+    for (const key of ['mean', 'std'] as const) {
+      const v = preprocessing[key];
+      if (v && v.length !== 1 && v.length !== channels) {
+        throw new KilnError('INVALID_ARGUMENT', `--${key} has ${v.length} values; the model's input has ${channels} channels (give ${channels} values, or one for all)`);
+      }
+      if (key === 'std' && v?.some((s) => !(s > 0))) throw new KilnError('INVALID_ARGUMENT', `--std values must be > 0, got ${v.join(', ')}`);
+    }
+    return new ImportedGraph(this.proto, this.file, this.values, preprocessing);
+  }
+
+  paramInfos(): ParamInfo[] {
+    return this.params;
+  }
+
+  /** The initial weights: every parameter's initializer, decoded. */
+  initialWeights(): Map<string, Tensor> {
+    const byName = new Map((this.proto.graph!.initializer ?? []).map((t) => [t.name ?? '', t]));
+    return new Map(this.params.map((p) => [p.name, tensorFromProto(byName.get(p.name)!)]));
+  }
+
+  /**
+   * Every op on a path from a trainable parameter to the output that has no gradient rule in Kiln:
+   * what stops the model from training (empty when it trains).
+   */
+  untrainableOps(): UntrainableOp[] {
+    const onPath = this.pathNodes();
+    return this.nodes
+      .filter((n, k) => onPath.has(k) && !this.trainingForm(n.proto) && !opDefinition(n.proto.opType ?? '')?.gradient)
+      .map((n) => ({ op: n.proto.domain ? `${n.proto.domain}.${n.proto.opType}` : (n.proto.opType ?? '?'), node: n.proto.name || '(unnamed)' }));
+  }
+
+  /**
+   * The classifier's last layer: the Gemm or MatMul nearest the output (through Softmax, Identity,
+   * Flatten, Reshape and a bias Add), with its weight initializer, its bias and whether the weight is
+   * stored [classes, features] (Gemm transB=1, as nn.Linear exports) or [features, classes].
+   */
+  classifierHead(): { weight: string; bias?: string; transposed: boolean } {
+    if (this.outputShape.length !== 1) {
+      throw new KilnError('INVALID_ARGUMENT', `'${this.file}': output '${this.modelOutput.name}' has shape ${formatShape(['N', ...this.outputShape])}, not a class vector [N, classes]: there is no classifier head to replace`);
+    }
+    const isParam = (name: string | undefined) => !!name && this.params.some((p) => p.name === name && p.spec.trainable);
+    const producer = (value: string) => this.nodes.find((n) => n.proto.output?.includes(value));
+    let value = this.modelOutput.name;
+    let bias: string | undefined;
+    for (let entry = producer(value); entry; entry = producer(value)) {
+      const n = entry.proto;
+      const [a, b, c] = n.input ?? [];
+      if (n.opType === 'Gemm' && isParam(b)) return { weight: b!, bias: isParam(c) ? c : undefined, transposed: entry.attrs.transB === 1 };
+      if (n.opType === 'MatMul' && isParam(b)) return { weight: b!, bias, transposed: false };
+      if (n.opType === 'Add' && isParam(b) && !bias) bias = b;
+      else if (n.opType === 'Add' && isParam(a) && !bias) bias = a;
+      else if (!['Softmax', 'LogSoftmax', 'Identity', 'Flatten', 'Reshape'].includes(n.opType ?? '')) break;
+      value = n.opType === 'Add' && isParam(a) ? b! : a!;
+    }
+    throw new KilnError('INVALID_ARGUMENT', `'${this.file}': no Gemm or MatMul with a trainable weight feeds output '${this.modelOutput.name}' directly: there is no classifier head to replace`);
+  }
+
+  /** Ops Kiln rewrites for training rather than differentiating as written. */
+  private trainingForm(n: NodeProto): boolean {
+    return n.opType === 'BatchNormalization' && (!n.domain || n.domain === 'ai.onnx');
+  }
+
+  /** Indices of the nodes between the trainable parameters and the output. */
+  private pathNodes(): Set<number> {
+    const trainable = new Set(this.params.filter((p) => p.spec.trainable).map((p) => p.name));
+    const fromParam = new Set(trainable);
+    const out = new Set<number>();
+    this.nodes.forEach((n, k) => {
+      if (differentiableInputs(n.proto).some((i) => fromParam.has(i))) {
+        out.add(k);
+        for (const o of n.proto.output ?? []) if (o) fromParam.add(o);
+      }
+    });
+    const toOutput = this.reachingOutput();
+    for (const k of [...out]) if (!(this.nodes[k]!.proto.output ?? []).some((o) => toOutput.has(o))) out.delete(k);
+    return out;
+  }
+
+  /** Values the output depends on through inputs a gradient flows into. */
+  private reachingOutput(): Set<string> {
+    const needed = new Set<string>([this.modelOutput.name]);
+    for (let k = this.nodes.length - 1; k >= 0; k--) {
+      const n = this.nodes[k]!.proto;
+      if ((n.output ?? []).some((o) => needed.has(o))) for (const i of differentiableInputs(n)) needed.add(i);
+    }
+    return needed;
+  }
+
+  private findParams(): ParamInfo[] {
+    const needed = this.reachingOutput();
+    const stats = new Set<string>();
+    for (const { proto: n } of this.nodes) {
+      if (this.trainingForm(n)) for (const k of [3, 4]) if (n.input?.[k]) stats.add(n.input[k]!);
+    }
+    const params: ParamInfo[] = [];
+    for (const t of this.proto.graph!.initializer ?? []) {
+      const name = t.name ?? '';
+      const dtype = dtypeOfCode(t.dataType ?? 0);
+      const shape = (t.dims ?? []).map(Number);
+      const isFloat = dtype !== undefined && FLOAT_TYPES.has(dtype);
+      if (isFloat && shape.length >= 1 && stats.has(name)) {
+        params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: false } });
+      } else if (isFloat && shape.length >= 1 && needed.has(name)) {
+        params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: true } });
+      } else {
+        this.constants.set(name, tensorFromProto(t));
+      }
+    }
+    return params;
+  }
+
+  buildGraph(weights: ReadonlyMap<string, Tensor>, options: BuildOptions = {}): BuiltGraph {
+    const training = options.training ?? false;
+    const paramsAsInputs = options.paramsAsInputs ?? training;
+    const graph = options.graph ?? new Graph(this.proto.graph!.name || 'model');
+    const updates = new Map<string, Value>();
+    const input = graph.input(INPUT_NAME, 'float32', [options.batchSize ?? 'N', ...this.inputShape]);
+    // Original value name → the value standing for it in this graph.
+    const names = new Map<string, string>([[this.modelInput.name, this.adaptInput(graph, input).name]]);
+    const params: ParamInfo[] = [];
+    for (const info of this.params) {
+      const t = weights.get(info.name)!;
+      const v = options.paramValue
+        ? options.paramValue(graph, info)
+        : paramsAsInputs
+          ? graph.input(graph.uniqueName(info.name), 'float32', [...t.shape])
+          : graph.initializer(graph.uniqueName(info.name), t);
+      names.set(info.name, v.name);
+      params.push(info);
+    }
+    for (const [name, t] of this.constants) names.set(name, graph.initializer(graph.uniqueName(name), t).name);
+    for (const { proto: n, attrs } of this.nodes) {
+      const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
+      if (training && this.trainingForm(n)) {
+        const y = batchNormalizationTraining(graph, n, attrs, inputs, updates, this.params);
+        names.set(n.output![0]!, y.name);
+        continue;
+      }
+      const outs = (n.output ?? []).map((o) => (o === '' ? { name: '', dtype: 'float32' as DType, shape: null } : { name: o, ...this.values.get(o)! }));
+      const made = graph.importNode(n.opType ?? '', inputs, attrs, outs, { name: n.name ?? undefined, domain: n.domain || '' });
+      let k = 0;
+      for (const o of n.output ?? []) if (o) names.set(o, made[k++]!.name);
+    }
+    let out = graph.value(names.get(this.modelOutput.name)!);
+    if (options.logits && this.endsInSoftmax) out = graph.value(graph.producer(out.name)!.inputs[0]!);
+    const output = graph.output(out, OUTPUT_NAME);
+    return { graph, input, output, params, updates };
+  }
+
+  /** Kiln's data [N, ...inputShape] as the model's input: layout, then mean/std. */
+  private adaptInput(graph: Graph, input: Value): Value {
+    const { layout, mean, std } = this.preprocessing;
+    let x = layout === 'nchw' ? graph.op1('Transpose', [input], { perm: [0, 3, 1, 2] }, 'to_channels_first') : input;
+    const rank = this.modelInput.shape.length + 1;
+    const channelAxis = layout === 'nhwc' ? rank - 1 : 1;
+    const perChannel = (v: number[]) => {
+      const shape = Array.from({ length: rank }, (_, i) => (i === channelAxis ? v.length : 1));
+      return graph.constant(new Tensor(Float32Array.from(v), shape, 'float32'), 'preprocess');
+    };
+    if (mean) x = graph.op1('Sub', [x, perChannel(mean)], {}, 'subtract_mean');
+    if (std) x = graph.op1('Div', [x, perChannel(std)], {}, 'divide_std');
+    return x;
+  }
+
+  /** The original file with these weights and metadata added (or updated): a drop-in replacement. */
+  toOnnx(weights: ReadonlyMap<string, Tensor>, metadata: ReadonlyMap<string, string>): Uint8Array {
+    const g = this.proto.graph!;
+    const initializer = (g.initializer ?? []).map((t) => {
+      const w = weights.get(t.name ?? '');
+      return w ? tensorToProto(t.name ?? '', w) : t;
+    });
+    const props = new Map((this.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
+    for (const [k, v] of metadata) props.set(k, v);
+    if (this.preprocessing.layout || this.preprocessing.mean || this.preprocessing.std) props.set(PREPROCESSING_METADATA_KEY, JSON.stringify(this.preprocessing));
+    return encodeModel({
+      ...this.proto,
+      graph: { ...g, initializer },
+      metadataProps: [...props].map(([key, value]) => ({ key, value })),
+    });
+  }
+
+  inferenceOnnx(weights: ReadonlyMap<string, Tensor>): Uint8Array {
+    const { graph } = this.buildGraph(weights);
+    return encodeModel(stepModel(graph, this.proto));
+  }
+}
+
+/** A graph built from an imported model as a model proto, with the model's opset imports. */
+export function stepModel(graph: Graph, original: ModelProto): ModelProto {
+  const proto = modelToProto(graph, {}, STEP_OPSET);
+  const others = (original.opsetImport ?? []).filter((o) => o.domain && o.domain !== 'ai.onnx');
+  proto.opsetImport = [...proto.opsetImport!, ...others];
+  return proto;
+}
+
+/**
+ * BatchNormalization as PyTorch's train() runs it: normalized with the batch's mean and (biased)
+ * variance; the running statistics move by ONNX's momentum m as running = m·running + (1 − m)·batch,
+ * with the unbiased variance (n/(n − 1)), which is what torch.nn.BatchNorm does.
+ */
+function batchNormalizationTraining(graph: Graph, n: NodeProto, attrs: Attrs, inputs: string[], updates: Map<string, Value>, params: ParamInfo[]): Value {
+  const [x, scale, bias, runningMean, runningVar] = inputs.map((i) => graph.value(i)) as [Value, Value, Value, Value, Value];
+  const eps = typeof attrs.epsilon === 'number' ? attrs.epsilon : 1e-5;
+  const momentum = typeof attrs.momentum === 'number' ? attrs.momentum : 0.9;
+  const rank = x.shape!.length;
+  const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
+  const channelShape = graph.int64s([1, -1, ...Array(rank - 2).fill(1)], 'shape');
+  const mean = graph.op1('ReduceMean', [x], { axes, keepdims: 1 });
+  const centered = graph.op1('Sub', [x, mean]);
+  const variance = graph.op1('ReduceMean', [graph.op1('Mul', [centered, centered])], { axes, keepdims: 1 });
+  const invStd = graph.op1('Reciprocal', [graph.op1('Sqrt', [graph.op1('Add', [variance, graph.scalar(eps)])])]);
+  const normalized = graph.op1('Mul', [centered, invStd]);
+  const y = graph.op1('Add', [graph.op1('Mul', [normalized, graph.op1('Reshape', [scale, channelShape])]), graph.op1('Reshape', [bias, channelShape])], {}, n.name || 'batch_norm');
+  // n = elements per channel in the batch, read at run time (the batch size is symbolic).
+  const count = graph.op1('Cast', [graph.op1('Div', [graph.op1('Size', [x]), graph.op1('Shape', [x], { start: 1, end: 2 })])], { to: 1 });
+  const unbiased = graph.op1('Div', [count, graph.op1('Sub', [count, graph.scalar(1)])]);
+  const flat = graph.int64s([-1], 'shape');
+  const blend = (running: Value, batch: Value) =>
+    graph.op1('Add', [graph.op1('Mul', [running, graph.scalar(momentum)]), graph.op1('Mul', [graph.op1('Reshape', [batch, flat]), graph.scalar(1 - momentum)])]);
+  const statName = (k: number) => params.find((p) => p.name === n.input![k])?.name;
+  const meanName = statName(3);
+  const varName = statName(4);
+  if (meanName) updates.set(meanName, blend(runningMean, mean));
+  if (varName) updates.set(varName, blend(runningVar, graph.op1('Mul', [variance, unbiased])));
+  return y;
+}
+
+/** The inputs of a node that a gradient flows into (all of them for an op Kiln does not know). */
+function differentiableInputs(n: NodeProto): string[] {
+  const skip = opDefinition(n.opType ?? '')?.nonDifferentiableInputs ?? [];
+  return (n.input ?? []).filter((name, k) => name !== '' && !skip.includes(k));
+}
+
+/** Graph inputs a caller feeds (older exporters list the initializers among the inputs too). */
+function realInputs(proto: ModelProto): string[] {
+  const inits = new Set((proto.graph?.initializer ?? []).map((t) => t.name));
+  return (proto.graph?.input ?? []).map((i) => i.name ?? '').filter((n) => !inits.has(n));
+}
+
+function nodeAttrs(n: NodeProto, file: string): Attrs {
+  const attrs: Attrs = {};
+  for (const a of n.attribute ?? []) {
+    const value = attributeValue(a);
+    if (value === undefined) {
+      throw new KilnError('UNSUPPORTED_OP', `'${file}': node '${n.name}' (${n.opType}) has attribute '${a.name}' of a kind Kiln does not carry over (subgraphs, sparse tensors)`);
+    }
+    attrs[a.name ?? ''] = value;
+  }
+  return attrs;
+}
+
+function dtypeOfCode(code: number): DType | undefined {
+  try {
+    return dtypeFromOnnx(code);
+  } catch {
+    return undefined;
+  }
+}
+
+function dtypeName(code: number): string {
+  return dtypeOfCode(code) ?? `ONNX element type ${code}`;
+}
+
+function declaredShape(v: NonNullable<ModelProto['graph']>['input'] extends (infer T)[] | undefined ? T : never): Dim[] {
+  return (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : (d.dimParam ?? null)));
+}
+
+/**
+ * Every value's dtype and shape, measured: the model runs at batch sizes 2 and 3 with each node output
+ * as an extra graph output. A size equal to the batch in both runs is the symbolic 'N'; one that
+ * changes otherwise (a reshape to batch × heads) is unknown (null); the rest are static.
+ */
+async function measureValues(proto: ModelProto, input: string, example: number[], runtime: Runtime, file: string): Promise<Map<string, ValueInfo>> {
+  const g = proto.graph!;
+  const declared = new Set((g.output ?? []).map((o) => o.name));
+  const extra = (g.node ?? []).flatMap((n) => (n.output ?? []).filter((o) => o && !declared.has(o)));
+  const probe: ModelProto = { ...proto, graph: { ...g, output: [...(g.output ?? []), ...extra.map((name) => ({ name }))] } };
+  let session;
+  try {
+    session = await runtime.load(encodeModel(probe));
+  } catch (err) {
+    throw new KilnError('INVALID_ARGUMENT', `'${file}' does not load in ONNX Runtime: ${(err as Error).message}`, { cause: err });
+  }
+  const rng = new Random(7);
+  const runAt = async (batch: number) => {
+    const data = new Float32Array(batch * example.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = rng.next();
+    try {
+      return await runtime.run(session, { [input]: new Tensor(data, [batch, ...example], 'float32') });
+    } catch (err) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `'${file}' does not run at batch size ${batch} (${(err as Error).message}); Kiln trains in batches: export the model with a dynamic batch dimension (torch.onnx.export(..., dynamic_axes={'${input}': {0: 'batch'}}))`,
+        { cause: err },
+      );
+    }
+  };
+  try {
+    const [a, b] = [await runAt(2), await runAt(3)];
+    const values = new Map<string, ValueInfo>();
+    values.set(input, { dtype: 'float32', shape: ['N', ...example] });
+    for (const [name, ta] of Object.entries(a)) {
+      const tb = b[name]!;
+      const shape: Shape = ta.shape.map((d, i) => (tb.shape[i] === d ? d : d === 2 && tb.shape[i] === 3 ? 'N' : null));
+      values.set(name, { dtype: ta.dtype, shape: ta.shape.length === tb.shape.length ? shape : ta.shape.map(() => null) });
+    }
+    const out = g.output?.[0]?.name ?? '';
+    if (values.get(out)?.shape[0] !== 'N') {
+      throw new KilnError('INVALID_SHAPE', `'${file}': output '${out}' does not follow the batch size (shape ${formatShape(a[out]?.shape ?? [])} at batch 2): Kiln trains models whose first output has one row per example`);
+    }
+    return values;
+  } finally {
+    await runtime.release(session).catch(() => undefined);
+  }
+}

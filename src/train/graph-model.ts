@@ -1,0 +1,213 @@
+import { KilnError, formatShape } from '../errors.js';
+import { decodeModel, type ModelProto } from '../graph/proto.js';
+import { initialValues } from '../layers/initializers.js';
+import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
+import type { ParamInfo } from '../model/model.js';
+import { readOnnxFile } from '../model/read-model.js';
+import { Random } from '../random.js';
+import { sharedRuntime } from '../runtime/runtime.js';
+import { Tensor } from '../tensor.js';
+import { resolveLoss, type Loss } from './losses.js';
+import { TrainableModel, type CompileArgs } from './model.js';
+import type { TrainingStepOptions } from './training-step.js';
+
+/**
+ * A model another tool exported (PyTorch, tf2onnx, Optimum), trained as it is: compile / fit / evaluate
+ * / predict / save work as on a Sequential, over the imported graph (model/imported-graph.ts). Transfer
+ * learning: `trainOnly` freezes every weight whose name does not match, `replaceHead` gives the
+ * classifier a new number of classes. Saving writes the original file with the new weights.
+ */
+
+export interface GraphModelOptions extends Preprocessing {
+  name?: string;
+  seed?: number;
+}
+
+/** Which weights train: a name pattern (`*` matches anything, as in `--train-only 'fc.*'`), a RegExp or a predicate. */
+export type WeightSelector = string | RegExp | ((name: string) => boolean);
+
+function selectorFn(selector: WeightSelector): (name: string) => boolean {
+  if (typeof selector === 'function') return selector;
+  if (selector instanceof RegExp) return (name) => selector.test(name);
+  const pattern = new RegExp(`^${selector.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return (name) => pattern.test(name);
+}
+
+export class GraphModel extends TrainableModel {
+  protected structure: ImportedGraph;
+  /** Weights held at their values (transfer learning); null: every parameter trains. */
+  private trainable: ((name: string) => boolean) | null = null;
+  /** Whether the input layout was given (then data in the other layout is an error, not a switch). */
+  private layoutFixed: boolean;
+  private compileArgs: [CompileArgs, TrainingStepOptions] | undefined;
+
+  private constructor(structure: ImportedGraph, args: GraphModelOptions, layoutFixed: boolean) {
+    super(args, structure.proto.graph?.name || 'model');
+    this.structure = structure;
+    this.layoutFixed = layoutFixed;
+    for (const [name, t] of structure.initialWeights()) this.weights.set(name, t);
+    for (const { key, value } of structure.proto.metadataProps ?? []) if (key?.startsWith('kiln.') && key !== PREPROCESSING_METADATA_KEY) this.metadata.set(key, value ?? '');
+  }
+
+  /** Reads an .onnx file another tool wrote; its shapes are measured by running it once (see ImportedGraph). */
+  static async load(file: string, options: GraphModelOptions = {}): Promise<GraphModel> {
+    const { proto } = await readOnnxFile(file);
+    return GraphModel.fromProto(proto, file, options);
+  }
+
+  static async fromProto(proto: ModelProto, file = '<bytes>', options: GraphModelOptions = {}): Promise<GraphModel> {
+    const stored = storedPreprocessing(proto, file);
+    const preprocessing: Preprocessing = { ...stored, ...definedOnly({ layout: options.layout, mean: options.mean, std: options.std }) };
+    const structure = await ImportedGraph.open(proto, file, sharedRuntime(), preprocessing);
+    const model = new GraphModel(structure, options, preprocessing.layout !== undefined);
+    if (preprocessing.mean || preprocessing.std) model.setPreprocessing(preprocessing);
+    return model;
+  }
+
+  /** The input preprocessing this model applies (layout, mean/std), stored in the saved file. */
+  get preprocessing(): Preprocessing {
+    return this.structure.preprocessing;
+  }
+
+  /** The model's own input (name, per-example shape), which data is adapted to. */
+  get modelInput(): { name: string; shape: number[] } {
+    return this.structure.modelInput;
+  }
+
+  /** Whether the graph ends in Softmax: it outputs probabilities, and training starts from the logits before it. */
+  get outputsProbabilities(): boolean {
+    return this.structure.endsInSoftmax;
+  }
+
+  /** Every op between the trainable weights and the output that Kiln cannot differentiate yet. */
+  untrainableOps(): UntrainableOp[] {
+    return this.structure.untrainableOps();
+  }
+
+  /** Declares the input layout and normalization; the compiled step and sessions are rebuilt for it. */
+  setPreprocessing(preprocessing: Preprocessing): void {
+    this.structure = this.structure.withPreprocessing(preprocessing);
+    if (preprocessing.layout) this.layoutFixed = true;
+    this.structureChanged();
+  }
+
+  private structureChanged(): void {
+    this.invalidate();
+    this.dropCompiled();
+    if (this.compileArgs) this.compile(...this.compileArgs);
+  }
+
+  override paramInfos(): ParamInfo[] {
+    const infos = this.structure.paramInfos();
+    const keep = this.trainable;
+    return keep ? infos.map((p) => (p.spec.trainable && !keep(p.name) ? { ...p, spec: { ...p.spec, trainable: false } } : p)) : infos;
+  }
+
+  /**
+   * Trains only the weights whose names match (the rest keep their values): `'fc.*'`, a RegExp or a
+   * predicate; null trains every weight again.
+   */
+  trainOnly(selector: WeightSelector | null): void {
+    if (selector === null) {
+      this.trainable = null;
+    } else {
+      const match = selectorFn(selector);
+      const names = this.structure.paramInfos().filter((p) => p.spec.trainable).map((p) => p.name);
+      if (!names.some(match)) {
+        throw new KilnError('INVALID_ARGUMENT', `trainOnly ${String(selector)} matches no weight; the model's trainable weights are ${names.join(', ')}`);
+      }
+      this.trainable = match;
+    }
+    this.structureChanged();
+  }
+
+  /**
+   * Gives the classifier `numClasses` outputs: the weight and bias of the last Gemm or MatMul feeding
+   * the output are drawn anew (Glorot uniform, zero bias, as Keras' Dense and close to nn.Linear's
+   * scale), everything before them keeps its values.
+   */
+  async replaceHead(numClasses: number): Promise<void> {
+    if (!Number.isInteger(numClasses) || numClasses < 1) throw new KilnError('INVALID_ARGUMENT', `numClasses must be a positive integer, got ${numClasses}`);
+    const head = this.structure.classifierHead();
+    const rng = new Random(this.seed);
+    const w = this.weights.get(head.weight)!;
+    const inFeatures = head.transposed ? w.shape[1]! : w.shape[0]!;
+    const shape = head.transposed ? [numClasses, inFeatures] : [inFeatures, numClasses];
+    const replaced = new Map<string, Tensor>([[head.weight, initialValues('glorotUniform', shape, [inFeatures, numClasses], rng)]]);
+    if (head.bias) replaced.set(head.bias, new Tensor(new Float32Array(numClasses), [numClasses], 'float32'));
+    const weights = new Map(this.weights);
+    for (const [k, v] of replaced) weights.set(k, v);
+    const metadata = new Map(this.metadata);
+    const bytes = this.structure.toOnnx(weights, metadata);
+    // The new head changes shapes downstream of it: the graph is measured again.
+    const next = await ImportedGraph.open(decodeModel(bytes), this.structure.file, this.runtime, this.structure.preprocessing);
+    this.structure = next;
+    this.weights.clear();
+    for (const [k, v] of next.initialWeights()) this.weights.set(k, v);
+    this.structureChanged();
+  }
+
+  /**
+   * Cross-entropy losses given by name train from logits: an exported classifier outputs logits, or
+   * ends in a Softmax that the step cuts off (a numerically stable loss either way).
+   */
+  override compile(args: CompileArgs, stepOptions: TrainingStepOptions = {}): void {
+    const missing = this.untrainableOps();
+    if (missing.length > 0) {
+      const ops = [...new Set(missing.map((m) => m.op))];
+      throw new KilnError('NO_GRADIENT', `'${this.structure.file}' cannot be trained: Kiln has no gradient rule for ${ops.join(', ')} (nodes: ${missing.map((m) => `${m.node} (${m.op})`).join(', ')})`);
+    }
+    if (!this.paramInfos().some((p) => p.spec.trainable)) {
+      throw new KilnError('NOT_TRAINABLE', `'${this.structure.file}' has no trainable float weights: no float initializer reaches the output '${this.structure.modelOutput.name}'`);
+    }
+    const loss = typeof args.loss === 'string' ? fromLogits(resolveLoss(args.loss)) : args.loss;
+    this.compileArgs = [args, stepOptions];
+    super.compile({ ...args, loss }, stepOptions);
+  }
+
+  /**
+   * Data that is the channels-last form of a channels-first model's input switches the model to feed
+   * it through a transpose (unless a layout was declared); other shapes are an error naming both.
+   */
+  protected override checkInput(x: Tensor, what = 'x'): void {
+    const example = x.shape.slice(1);
+    const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+    const own = this.structure.modelInput.shape;
+    if (!same(example, this.inputShape) && !this.layoutFixed) {
+      const channelsLast = own.length === 3 ? [own[1]!, own[2]!, own[0]!] : undefined;
+      if (channelsLast && same(example, channelsLast)) this.setLayout('nchw');
+      else if (same(example, own)) this.setLayout(undefined);
+    }
+    if (!same(example, this.inputShape)) {
+      const hint = own.length === 3 ? ` (the model's input is ${formatShape([null, ...own])}; --layout nchw feeds channels-last data [N, H, W, C] to a channels-first model, --layout nhwc feeds it as it is)` : '';
+      throw new KilnError('INVALID_SHAPE', `${what} has shape ${formatShape(x.shape)}, the model takes ${formatShape([null, ...this.inputShape])}${hint}`);
+    }
+    super.checkInput(x, what);
+  }
+
+  private setLayout(layout: InputLayout | undefined): void {
+    const { mean, std } = this.structure.preprocessing;
+    this.structure = this.structure.withPreprocessing({ ...definedOnly({ layout, mean, std }) });
+    this.structureChanged();
+  }
+}
+
+function fromLogits(loss: Loss): Loss {
+  if (!['sparseCategoricalCrossentropy', 'categoricalCrossentropy'].includes(loss.name)) return loss;
+  return resolveLoss({ name: loss.name, config: { ...loss.config, fromLogits: true } });
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function storedPreprocessing(proto: ModelProto, file: string): Preprocessing {
+  const entry = proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value;
+  if (!entry) return {};
+  try {
+    const p = JSON.parse(entry) as Preprocessing;
+    return definedOnly({ layout: p.layout, mean: p.mean, std: p.std });
+  } catch (err) {
+    throw new KilnError('CORRUPT_FILE', `'${file}': metadata '${PREPROCESSING_METADATA_KEY}' is not valid JSON (${(err as Error).message})`);
+  }
+}
