@@ -5,6 +5,7 @@ import { asOnnxModel, classifierScores } from '../optimize/distill/teacher.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
+import { Sequential } from '../train/sequential.js';
 import { formatDuration, formatNumber, formatTable } from './format.js';
 import { progressOutput } from './progress.js';
 import { AUGMENT_OPTIONS, augmentFromOptions, modelFromSpec } from './train.js';
@@ -34,7 +35,11 @@ export const distillCommand: Command = {
     const data = await loadDataset(String(options.dataset));
     const inputShape = data.train.images.shape.slice(1);
     const teacher = await asOnnxModel(String(options.teacher));
-    const student = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length) : undefined;
+    const chosen = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length) : undefined;
+    if (chosen && !(chosen instanceof Sequential)) {
+      throw new KilnError('INVALID_ARGUMENT', `--student '${String(options.student)}' is an imported ONNX model; distillation trains Kiln layer models as students (an imported model can be the --teacher)`);
+    }
+    const student = chosen;
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     out(`Distilling ${options.teacher} into ${options.student ?? 'the default student'} on ${options.dataset} (T = ${options.temperature}, alpha = ${options.alpha})`);
     const t0 = performance.now();

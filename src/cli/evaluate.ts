@@ -1,6 +1,8 @@
 import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
 import { Sequential } from '../train/sequential.js';
+import { GraphModel } from '../train/graph-model.js';
+import { importOptions, IMPORT_OPTIONS } from './import-options.js';
 import { loadModel } from '../train/load.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
@@ -15,15 +17,20 @@ export const evaluateCommand: Command = {
   options: [
     { name: 'dataset', type: 'string', description: 'data set name or path', default: 'embedded' },
     { name: 'json', type: 'boolean', description: 'print the results as JSON' },
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std'].includes(o.name)),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln evaluate: give a model file, e.g. kiln evaluate model.onnx --dataset embedded');
     const data = await loadDataset(String(options.dataset));
-    const model = await loadModel(file);
+    const model = await loadModel(file, importOptions(options));
     let result: Record<string, unknown>;
     if (model instanceof Sequential) {
       model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: !outputsProbabilities(model) }), metrics: ['accuracy'] });
+      result = await model.evaluate(data.test.images, data.test.labels);
+    } else if (model instanceof GraphModel && model.untrainableOps().length === 0) {
+      // Fed through its layout and normalization; its loss from the logits (before a final Softmax).
+      model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
       result = await model.evaluate(data.test.images, data.test.labels);
     } else {
       // A foreign classifier: metrics on its outputs (no loss: its output may be logits or probabilities).

@@ -3,19 +3,26 @@ import { OnnxModel } from '../model/onnx-model.js';
 import { formatBytes, formatNumber, formatTable } from './format.js';
 import type { Command } from './command.js';
 import { KilnError } from '../errors.js';
+import type { UntrainableOp } from '../model/imported-graph.js';
+import { GraphModel } from '../train/graph-model.js';
+import { loadModel } from '../train/load.js';
 
 export const infoCommand: Command = {
   name: 'info',
   summary: 'Show the inputs, outputs, operators, parameters and size of any ONNX model',
-  usage: 'kiln info <model.onnx> [--json]',
-  options: [{ name: 'json', type: 'boolean', description: 'print the description as JSON' }],
+  usage: 'kiln info <model.onnx> [--trainable] [--json]',
+  options: [
+    { name: 'json', type: 'boolean', description: 'print the description as JSON' },
+    { name: 'trainable', type: 'boolean', description: 'also say whether Kiln can train the model, and list every op that stops it' },
+  ],
   async run({ positionals, options }, out) {
     const file = positionals[0];
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln info: give a model file, e.g. kiln info model.onnx');
     const model = await OnnxModel.load(file);
     const d = model.description;
+    const trainability = options.trainable ? await trainabilityOf(file) : undefined;
     if (options.json) {
-      out(JSON.stringify(d, null, 2));
+      out(JSON.stringify(trainability ? { ...d, trainability } : d, null, 2));
       return 0;
     }
     out(`Model: ${file}`);
@@ -36,6 +43,31 @@ export const infoCommand: Command = {
       rows.push(['total', '', total, `${((100 * zeros) / Math.max(1, total)).toFixed(1)}%`]);
       out(formatTable(rows, { header: ['Weight', 'Shape', 'Elements', 'Sparsity'] }));
     }
+    if (trainability) {
+      out('');
+      const { trainable, reason, parameters, missing } = trainability;
+      out(trainable ? `Trainable: yes (${formatNumber(parameters.trainable)} trainable parameters, ${formatNumber(parameters.frozen)} non-trainable)` : `Trainable: no — ${reason}`);
+      if (missing.length > 0) out(formatTable(missing.map((m) => [m.op, m.node]), { header: ['Op without a gradient rule', 'Node'] }));
+    }
     return 0;
   },
 };
+
+interface Trainability {
+  trainable: boolean;
+  reason?: string;
+  parameters: { trainable: number; frozen: number };
+  missing: UntrainableOp[];
+}
+
+/** Whether `kiln train --model` can fine-tune the file, and every op that stops it. */
+async function trainabilityOf(file: string): Promise<Trainability> {
+  const model = await loadModel(file);
+  if (model instanceof OnnxModel) return { trainable: false, reason: model.notTrainable, parameters: { trainable: 0, frozen: 0 }, missing: [] };
+  const { total, trainable } = model.countParams();
+  const parameters = { trainable, frozen: total - trainable };
+  const missing = model instanceof GraphModel ? model.untrainableOps() : [];
+  if (missing.length > 0) return { trainable: false, reason: `Kiln has no gradient rule for ${[...new Set(missing.map((m) => m.op))].join(', ')}`, parameters, missing };
+  if (trainable === 0) return { trainable: false, reason: 'no float weight reaches the output', parameters, missing };
+  return { trainable: true, parameters, missing };
+}

@@ -3,6 +3,9 @@ import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
 import { layerFromConfig, preset, PRESETS, type SerializedLayer } from '../layers/index.js';
 import { Sequential, sequential } from '../train/sequential.js';
+import { GraphModel } from '../train/graph-model.js';
+import type { TrainableModel } from '../train/model.js';
+import { importOptions, IMPORT_OPTIONS } from './import-options.js';
 import { loadModel } from '../train/load.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
@@ -29,7 +32,7 @@ export function outputsProbabilities(model: Sequential): boolean {
  * A model from a preset name, a Kiln .onnx file (continue training it) or a JSON list of layers; new
  * models draw their initial weights from `seed`.
  */
-export async function modelFromSpec(spec: string, inputShape: number[], numClasses: number, seed?: number): Promise<Sequential> {
+export async function modelFromSpec(spec: string, inputShape: number[], numClasses: number, seed?: number, options: Record<string, unknown> = {}): Promise<TrainableModel> {
   if (PRESETS[spec]) return sequential({ layers: preset(spec, inputShape, numClasses), seed });
   if (!existsSync(spec)) throw new KilnError('FILE_NOT_FOUND', `--model '${spec}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor an existing file`);
   if (spec.endsWith('.json')) {
@@ -43,9 +46,9 @@ export async function modelFromSpec(spec: string, inputShape: number[], numClass
     if (!Array.isArray(layers)) throw new KilnError('INVALID_DATA', `model description '${spec}' must be a list of layers or {"layers": [...]}`);
     return sequential({ layers: layers.map((l, i) => layerFromConfig(l, `${spec} layer ${i}`)), seed });
   }
-  const model = await loadModel(spec);
-  if (!(model instanceof Sequential)) throw new KilnError('NOT_TRAINABLE', `'${spec}' is an ONNX model without Kiln's layer configuration: it can be run, not trained`);
-  return model;
+  const model = await loadModel(spec, importOptions(options, seed));
+  if (model instanceof Sequential || model instanceof GraphModel) return model;
+  throw new KilnError('NOT_TRAINABLE', `'${spec}' can be run, not trained: ${model.notTrainable ?? 'Kiln cannot feed it data'}`);
 }
 
 /** Seeded augmentation of the training batches, shared by train and distill. */
@@ -80,6 +83,7 @@ export const trainCommand: Command = {
     { name: 'checkpoint', type: 'string', description: 'write a training checkpoint here after every epoch' },
     { name: 'replicas', type: 'number', integer: true, min: 1, description: 'split each batch across this many workers (default: one per core, up to 4, while each gets 32+ rows)' },
     ...AUGMENT_OPTIONS,
+    ...IMPORT_OPTIONS,
     { name: 'seed', type: 'number', integer: true, description: 'seed for weights and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the trained model', default: 'model.onnx' },
   ],
@@ -87,9 +91,15 @@ export const trainCommand: Command = {
     const augment = augmentFromOptions(options);
     const data = await loadDataset(String(options.dataset));
     const inputShape = data.train.images.shape.slice(1);
-    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, Number(options.seed));
+    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, Number(options.seed), options);
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
-    model.compile({ optimizer, loss: sparseCategoricalCrossentropy({ fromLogits: !outputsProbabilities(model) }), metrics: ['accuracy'] });
+    if (model instanceof GraphModel) await prepareImported(model, options);
+    else if (options['train-only'] !== undefined || options['num-classes'] !== undefined) {
+      throw new KilnError('INVALID_ARGUMENT', '--train-only and --num-classes apply to imported ONNX models (--model file.onnx written by another tool)');
+    }
+    // An imported graph's string loss trains from its logits (GraphModel.compile).
+    const loss = model instanceof Sequential ? sparseCategoricalCrossentropy({ fromLogits: !outputsProbabilities(model) }) : 'sparseCategoricalCrossentropy';
+    model.compile({ optimizer, loss, metrics: ['accuracy'] });
     out(`Training ${options.model} on ${options.dataset}: ${data.train.images.shape[0]} images ${JSON.stringify(inputShape)}, ${data.classNames.length} classes`);
     const t0 = performance.now();
     const history = await model.fit(data.train.images, data.train.labels, {
@@ -111,3 +121,9 @@ export const trainCommand: Command = {
     return 0;
   },
 };
+
+/** Transfer learning on an imported model: a new head first (its weights then match --train-only). */
+async function prepareImported(model: GraphModel, options: Record<string, unknown>): Promise<void> {
+  if (options['num-classes'] !== undefined) await model.replaceHead(Number(options['num-classes']));
+  if (options['train-only'] !== undefined) model.trainOnly(String(options['train-only']));
+}

@@ -2,13 +2,13 @@ import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { initialValues } from '../layers/initializers.js';
 import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
-import type { ParamInfo } from '../model/model.js';
+import type { ParamInfo, PredictOptions } from '../model/model.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { Random } from '../random.js';
 import { sharedRuntime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
 import { resolveLoss, type Loss } from './losses.js';
-import { TrainableModel, type CompileArgs } from './model.js';
+import { TrainableModel, type CompileArgs, type FitArgs, type History } from './model.js';
 import type { TrainingStepOptions } from './training-step.js';
 
 /**
@@ -183,6 +183,22 @@ export class GraphModel extends TrainableModel {
       throw new KilnError('INVALID_SHAPE', `${what} has shape ${formatShape(x.shape)}, the model takes ${formatShape([null, ...this.inputShape])}${hint}`);
     }
     super.checkInput(x, what);
+  }
+
+  // The layout is settled from the data before the compiled step is looked up.
+  override fit(x: Tensor, y: Tensor, args?: FitArgs): Promise<History> {
+    this.checkInput(x);
+    return super.fit(x, y, args);
+  }
+
+  override evaluate(x: Tensor, y: Tensor, args?: { batchSize?: number }): ReturnType<TrainableModel['evaluate']> {
+    this.checkInput(x);
+    return super.evaluate(x, y, args);
+  }
+
+  override predict(x: Tensor, options?: PredictOptions): Promise<Tensor<'float32'>> {
+    this.checkInput(x);
+    return super.predict(x, options);
   }
 
   private setLayout(layout: InputLayout | undefined): void {

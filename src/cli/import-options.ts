@@ -1,0 +1,33 @@
+import { KilnError } from '../errors.js';
+import type { GraphModelOptions } from '../train/graph-model.js';
+import type { Command } from './command.js';
+
+/** The options of commands that read ONNX models other tools exported: input layout and normalization, transfer learning. */
+export const IMPORT_OPTIONS: Command['options'] = [
+  { name: 'layout', type: 'string', description: "an imported model's input layout: nchw (channels first, PyTorch) or nhwc; default: recognized from the data" },
+  { name: 'mean', type: 'string', description: "per-channel mean subtracted from the /255 data before an imported model (e.g. 0.485,0.456,0.406); stored in the saved model" },
+  { name: 'std', type: 'string', description: 'per-channel standard deviation the data is divided by after --mean (e.g. 0.229,0.224,0.225)' },
+  { name: 'train-only', type: 'string', description: "train only the imported model's weights whose names match (e.g. 'fc.*'); the rest keep their values" },
+  { name: 'num-classes', type: 'number', integer: true, min: 1, description: "give an imported classifier a new head with N classes (its last Gemm/MatMul and bias re-initialized)" },
+];
+
+function numbers(v: unknown, flag: string): number[] | undefined {
+  if (v === undefined) return undefined;
+  const parts = String(v).split(',').map((p) => p.trim());
+  const values = parts.map(Number);
+  if (parts.some((p) => p === '') || values.some((x) => !Number.isFinite(x))) {
+    throw new KilnError('INVALID_ARGUMENT', `--${flag} takes comma-separated numbers (one per channel), got '${String(v)}'`);
+  }
+  return values;
+}
+
+export function importOptions(options: Record<string, unknown>, seed?: number): GraphModelOptions {
+  const layout = options.layout;
+  if (layout !== undefined && layout !== 'nchw' && layout !== 'nhwc') throw new KilnError('INVALID_ARGUMENT', `--layout must be nchw or nhwc, got '${String(layout)}'`);
+  return {
+    ...(layout !== undefined ? { layout } : {}),
+    ...(options.mean !== undefined ? { mean: numbers(options.mean, 'mean') } : {}),
+    ...(options.std !== undefined ? { std: numbers(options.std, 'std') } : {}),
+    ...(seed !== undefined ? { seed } : {}),
+  };
+}
