@@ -79,6 +79,8 @@ export class ImportedGraph implements ModelStructure {
     readonly file: string,
     values: Map<string, ValueInfo>,
     readonly preprocessing: Preprocessing,
+    /** Which parameters train (transfer learning); the rest keep their values. Default: all. */
+    readonly trains: ((name: string) => boolean) | null = null,
   ) {
     const g = proto.graph!;
     this.values = values;
@@ -142,7 +144,12 @@ export class ImportedGraph implements ModelStructure {
       }
       if (key === 'std' && v?.some((s) => !(s > 0))) throw new KilnError('INVALID_ARGUMENT', `--std values must be > 0, got ${v.join(', ')}`);
     }
-    return new ImportedGraph(this.proto, this.file, this.values, preprocessing);
+    return new ImportedGraph(this.proto, this.file, this.values, preprocessing, this.trains);
+  }
+
+  /** The same graph training only the parameters `trains` accepts (null: all of them). */
+  withTrainable(trains: ((name: string) => boolean) | null): ImportedGraph {
+    return new ImportedGraph(this.proto, this.file, this.values, this.preprocessing, trains);
   }
 
   paramInfos(): ParamInfo[] {
@@ -192,9 +199,14 @@ export class ImportedGraph implements ModelStructure {
     throw new KilnError('INVALID_ARGUMENT', `'${this.file}': no Gemm or MatMul with a trainable weight feeds output '${this.modelOutput.name}' directly: there is no classifier head to replace`);
   }
 
-  /** Ops Kiln rewrites for training rather than differentiating as written. */
+  /**
+   * Ops Kiln rewrites for training rather than differentiating as written: BatchNormalization, unless
+   * its scale and bias are frozen — then it runs as exported, with its running statistics, as a frozen
+   * BatchNormalization layer does in Keras (and a frozen backbone in eval() mode in PyTorch).
+   */
   private trainingForm(n: NodeProto): boolean {
-    return n.opType === 'BatchNormalization' && (!n.domain || n.domain === 'ai.onnx');
+    if (n.opType !== 'BatchNormalization' || (n.domain && n.domain !== 'ai.onnx')) return false;
+    return !this.trains || [1, 2].some((k) => !!n.input?.[k] && this.trains!(n.input[k]!));
   }
 
   /** Indices of the nodes between the trainable parameters and the output. */
@@ -238,7 +250,7 @@ export class ImportedGraph implements ModelStructure {
       if (isFloat && shape.length >= 1 && stats.has(name)) {
         params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: false } });
       } else if (isFloat && shape.length >= 1 && needed.has(name)) {
-        params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: true } });
+        params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: !this.trains || this.trains(name) } });
       } else {
         this.constants.set(name, tensorFromProto(t));
       }
@@ -265,7 +277,8 @@ export class ImportedGraph implements ModelStructure {
       names.set(info.name, v.name);
       params.push(info);
     }
-    for (const [name, t] of this.constants) names.set(name, graph.initializer(graph.uniqueName(name), t).name);
+    // A model's weights include statistics a frozen BatchNormalization now reads as constants.
+    for (const [name, t] of this.constants) names.set(name, graph.initializer(graph.uniqueName(name), weights.get(name) ?? t).name);
     for (const { proto: n, attrs } of this.nodes) {
       const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
       if (training && this.trainingForm(n)) {

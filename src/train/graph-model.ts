@@ -2,7 +2,7 @@ import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { initialValues } from '../layers/initializers.js';
 import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
-import type { ParamInfo, PredictOptions } from '../model/model.js';
+import type { PredictOptions } from '../model/model.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { Random } from '../random.js';
 import { sharedRuntime } from '../runtime/runtime.js';
@@ -35,8 +35,6 @@ function selectorFn(selector: WeightSelector): (name: string) => boolean {
 
 export class GraphModel extends TrainableModel {
   protected structure: ImportedGraph;
-  /** Weights held at their values (transfer learning); null: every parameter trains. */
-  private trainable: ((name: string) => boolean) | null = null;
   /** Whether the input layout was given (then data in the other layout is an error, not a switch). */
   private layoutFixed: boolean;
   private compileArgs: [CompileArgs, TrainingStepOptions] | undefined;
@@ -97,27 +95,21 @@ export class GraphModel extends TrainableModel {
     if (this.compileArgs) this.compile(...this.compileArgs);
   }
 
-  override paramInfos(): ParamInfo[] {
-    const infos = this.structure.paramInfos();
-    const keep = this.trainable;
-    return keep ? infos.map((p) => (p.spec.trainable && !keep(p.name) ? { ...p, spec: { ...p.spec, trainable: false } } : p)) : infos;
-  }
-
   /**
-   * Trains only the weights whose names match (the rest keep their values): `'fc.*'`, a RegExp or a
+   * Trains only the weights whose names match (the rest keep their values, and a BatchNormalization
+   * whose scale and bias are frozen runs on its running statistics): `'fc.*'`, a RegExp or a
    * predicate; null trains every weight again.
    */
   trainOnly(selector: WeightSelector | null): void {
-    if (selector === null) {
-      this.trainable = null;
-    } else {
-      const match = selectorFn(selector);
-      const names = this.structure.paramInfos().filter((p) => p.spec.trainable).map((p) => p.name);
+    let match: ((name: string) => boolean) | null = null;
+    if (selector !== null) {
+      match = selectorFn(selector);
+      const names = this.structure.withTrainable(null).paramInfos().filter((p) => p.spec.trainable).map((p) => p.name);
       if (!names.some(match)) {
         throw new KilnError('INVALID_ARGUMENT', `trainOnly ${String(selector)} matches no weight; the model's trainable weights are ${names.join(', ')}`);
       }
-      this.trainable = match;
     }
+    this.structure = this.structure.withTrainable(match);
     this.structureChanged();
   }
 
@@ -140,7 +132,8 @@ export class GraphModel extends TrainableModel {
     const metadata = new Map(this.metadata);
     const bytes = this.structure.toOnnx(weights, metadata);
     // The new head changes shapes downstream of it: the graph is measured again.
-    const next = await ImportedGraph.open(decodeModel(bytes), this.structure.file, this.runtime, this.structure.preprocessing);
+    const reopened = await ImportedGraph.open(decodeModel(bytes), this.structure.file, this.runtime, this.structure.preprocessing);
+    const next = reopened.withTrainable(this.structure.trains);
     this.structure = next;
     this.weights.clear();
     for (const [k, v] of next.initialWeights()) this.weights.set(k, v);

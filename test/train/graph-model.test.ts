@@ -1,0 +1,201 @@
+/**
+ * GraphModel: models other tools exported, trained as they are (test/fixtures/exported, made by
+ * PyTorch). Fine-tuning from channels-last data without a flag, the drop-in saved file, transfer
+ * learning (trainOnly, replaceHead), and the errors that come before any training.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { embedded } from '../../src/data/embedded.js';
+import { KilnError } from '../../src/errors.js';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { decodeModel, encodeModel } from '../../src/graph/proto.js';
+import { OnnxModel } from '../../src/model/onnx-model.js';
+import { Tensor } from '../../src/tensor.js';
+import { GraphModel } from '../../src/train/graph-model.js';
+import { loadModel } from '../../src/train/load.js';
+import { promises as fs } from 'node:fs';
+
+const DIR = 'test/fixtures/exported';
+const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+async function subset(n: number, nTest: number) {
+  const data = await embedded();
+  return { x: data.train.images.slice(0, n), y: data.train.labels.slice(0, n), xTest: data.test.images.slice(0, nTest), yTest: data.test.labels.slice(0, nTest) };
+}
+
+/** A small foreign model written here: input [N, 4] → MatMul(W) → ops → output. */
+async function writeModel(dir: string, name: string, build: (g: Graph) => void): Promise<string> {
+  const g = new Graph(name);
+  build(g);
+  const file = join(dir, `${name}.onnx`);
+  await fs.writeFile(file, encodeModel(modelToProto(g)));
+  return file;
+}
+
+describe('GraphModel on PyTorch exports', () => {
+  it('fine-tunes a channels-first ResNet from channels-last images without a flag, and saves a drop-in file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-'));
+    const source = `${DIR}/resnet.onnx`;
+    const before = sha(source);
+    const { x, y, xTest, yTest } = await subset(3000, 1000);
+    const model = await GraphModel.load(source);
+    assert.deepEqual(model.modelInput.shape, [1, 28, 28]);
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    const start = await model.evaluate(xTest, yTest);
+    assert.deepEqual(model.inputShape, [28, 28, 1], 'the NHWC data switched the model to a channels-first adapter');
+    await model.fit(x, y, { epochs: 2, batchSize: 64, verbose: 0, seed: 1 });
+    const end = await model.evaluate(xTest, yTest);
+    assert.ok(end.accuracy! > start.accuracy! + 0.1, `accuracy ${start.accuracy} → ${end.accuracy}`);
+
+    const out = join(dir, 'tuned.onnx');
+    await model.save(out);
+    assert.equal(sha(source), before, 'the original file is never modified');
+    const original = decodeModel(readFileSync(source));
+    const saved = decodeModel(readFileSync(out));
+    assert.deepEqual(saved.graph!.input!.map((i) => i.name), ['input']);
+    assert.deepEqual(saved.graph!.output!.map((o) => o.name), ['logits']);
+    assert.deepEqual(saved.graph!.input![0]!.type, original.graph!.input![0]!.type, 'input type and shape kept');
+    assert.deepEqual(saved.opsetImport, original.opsetImport);
+    assert.deepEqual(saved.graph!.node!.map((n) => [n.name, n.opType]), original.graph!.node!.map((n) => [n.name, n.opType]));
+    assert.deepEqual(saved.graph!.initializer!.map((t) => t.name), original.graph!.initializer!.map((t) => t.name));
+    const meta = new Map(saved.metadataProps!.map((m) => [m.key, m.value]));
+    assert.ok(meta.has('kiln.training') && meta.has('kiln.history'), 'training metadata added');
+    assert.equal(JSON.parse(meta.get('kiln.preprocessing')!).layout, 'nchw');
+
+    // The saved file runs unchanged in ONNX Runtime (NCHW, as exported) and gives the trained model's outputs.
+    const plain = await OnnxModel.load(out);
+    const nchw = new Tensor(new Float32Array(8 * 784), [8, 1, 28, 28], 'float32');
+    const nhwc = xTest.slice(0, 8);
+    for (let i = 0; i < 8 * 784; i++) nchw.data[i] = (nhwc.data as Float32Array)[i]!; // one channel: same order
+    const direct = (await plain.run({ input: nchw })).logits!.data as Float32Array;
+    const viaKiln = (await model.predict(nhwc)).data;
+    for (let i = 0; i < direct.length; i++) assert.ok(Math.abs(direct[i]! - viaKiln[i]!) < 1e-4);
+    const reloaded = await loadModel(out);
+    assert.ok(reloaded instanceof GraphModel);
+    assert.deepEqual(reloaded.preprocessing, { layout: 'nchw' }, 'the layout travels in the metadata');
+  });
+
+  it('transfer learning: a new 5-class head on a frozen backbone trains only the head, and BatchNorm keeps its statistics', async () => {
+    const data = await subset(3000, 1000);
+    const pick = (x: Tensor, y: Tensor) => {
+      const idx: number[] = [];
+      for (let i = 0; i < y.size; i++) if (Number(y.data[i]) >= 5) idx.push(i);
+      const labels = new Tensor(Float32Array.from(idx, (i) => Number(y.data[i]) - 5), [idx.length], 'float32');
+      return [x.gather(idx), labels] as const;
+    };
+    const [x, y] = pick(data.x, data.y);
+    const [xTest, yTest] = pick(data.xTest, data.yTest);
+    const model = await GraphModel.load(`${DIR}/resnet.onnx`);
+    await model.replaceHead(5);
+    assert.deepEqual(model.outputShape, [5]);
+    model.trainOnly('head.*');
+    const frozenBefore = new Map([...model.weights].filter(([n]) => !n.startsWith('head.')).map(([n, t]) => [n, Float32Array.from(t.data as Float32Array)]));
+    assert.ok(frozenBefore.has('block1.conv1.1.running_mean'));
+    const headBefore = Float32Array.from(model.weights.get('head.weight')!.data as Float32Array);
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    assert.deepEqual(model.countParams().trainable, 5 * 32 + 5, 'only the head trains');
+    await model.fit(x, y, { epochs: 1, batchSize: 32, verbose: 0 });
+    for (const [n, t] of frozenBefore) assert.deepEqual(model.weights.get(n)!.data, t, `${n} kept its values`);
+    assert.notDeepEqual(model.weights.get('head.weight')!.data, headBefore);
+    const r = await model.evaluate(xTest, yTest);
+    assert.ok(r.accuracy! > 0.5, `5-class accuracy ${r.accuracy}`);
+  });
+
+  it('a graph ending in Softmax trains from the logits before it and reports its outputs as probabilities', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-'));
+    const file = await writeModel(dir, 'softmax', (g) => {
+      const x = g.input('features', 'float32', ['batch', 4]);
+      const w = g.initializer('dense.weight', new Tensor(Float32Array.from({ length: 12 }, (_, i) => (i % 5) / 10 - 0.2), [4, 3], 'float32'));
+      g.output(g.op1('Softmax', [g.op1('MatMul', [x, w])], { axis: -1 }), 'probabilities');
+    });
+    const model = await GraphModel.load(file);
+    assert.equal(model.outputsProbabilities, true);
+    const x = new Tensor(Float32Array.from({ length: 400 }, (_, i) => ((i * 7919) % 97) / 97 - 0.5), [100, 4], 'float32');
+    const y = new Tensor(Float32Array.from({ length: 100 }, (_, i) => Number((x.data[i * 4]! > 0 ? 1 : 0) + (x.data[i * 4 + 1]! > 0 ? 1 : 0))), [100], 'float32');
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    const h = await model.fit(x, y, { epochs: 30, batchSize: 20, verbose: 0 });
+    assert.ok(h.history.loss!.at(-1)! < h.history.loss![0]!);
+    const p = (await model.predict(x)).data;
+    for (let r = 0; r < 100; r++) assert.ok(Math.abs(p[r * 3]! + p[r * 3 + 1]! + p[r * 3 + 2]! - 1) < 1e-5, 'predict gives the probabilities');
+  });
+});
+
+describe('GraphModel: bad input is refused before any training, naming the problem', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-bad-'));
+  const expectError = async (f: () => unknown, code: string, ...parts: (string | RegExp)[]) => {
+    await assert.rejects(async () => f(), (err: unknown) => {
+      assert.ok(err instanceof KilnError, String(err));
+      assert.equal(err.code, code, err.message);
+      for (const p of parts) assert.match(err.message, typeof p === 'string' ? new RegExp(p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : p);
+      return true;
+    });
+  };
+
+  it('every op without a gradient rule, with its node, at once', async () => {
+    const file = await writeModel(dir, 'trig', (g) => {
+      const x = g.input('x', 'float32', ['batch', 4]);
+      const w = g.initializer('w', new Tensor(new Float32Array(8).fill(0.1), [4, 2], 'float32'));
+      const h = g.importNode('Sin', [g.op1('MatMul', [x, w]).name], {}, [{ name: 'sin', dtype: 'float32', shape: ['batch', 2] }], { name: 'the_sine' })[0]!;
+      const c = g.importNode('Cos', [h.name], {}, [{ name: 'cos', dtype: 'float32', shape: ['batch', 2] }], { name: 'the_cosine' })[0]!;
+      g.output(c, 'y');
+    });
+    const model = await GraphModel.load(file);
+    assert.deepEqual(model.untrainableOps().map((m) => m.op), ['Sin', 'Cos']);
+    await expectError(() => model.compile({ optimizer: 'adam', loss: 'meanSquaredError' }), 'NO_GRADIENT', 'Sin, Cos', 'the_sine (Sin)', 'the_cosine (Cos)');
+  });
+
+  it('a model with no trainable float weights', async () => {
+    const file = await writeModel(dir, 'noweights', (g) => g.output(g.op1('Relu', [g.input('x', 'float32', ['batch', 4])]), 'y'));
+    const model = await GraphModel.load(file);
+    await expectError(() => model.compile({ optimizer: 'adam', loss: 'meanSquaredError' }), 'NOT_TRAINABLE', 'no trainable float weights');
+  });
+
+  it('data whose shape fits the input in no layout: both shapes and the --layout flag', async () => {
+    const model = await GraphModel.load(`${DIR}/resnet.onnx`);
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    const x = new Tensor(new Float32Array(2 * 30 * 30), [2, 30, 30, 1], 'float32');
+    await expectError(() => model.fit(x, new Tensor(Float32Array.of(0, 1), [2], 'float32')), 'INVALID_SHAPE', '[2, 30, 30, 1]', '[null, 1, 28, 28]', '--layout');
+    const fixed = await GraphModel.load(`${DIR}/resnet.onnx`, { layout: 'nhwc' });
+    await expectError(() => fixed.predict(new Tensor(new Float32Array(784), [1, 28, 28, 1], 'float32')), 'INVALID_SHAPE', '--layout nchw');
+  });
+
+  it('trainOnly matching no weight lists the weights', async () => {
+    const model = await GraphModel.load(`${DIR}/mlp.onnx`);
+    await expectError(() => model.trainOnly('classifier.*'), 'INVALID_ARGUMENT', 'matches no weight', 'fc1.weight');
+  });
+
+  it('replaceHead on a model whose output is not a class vector', async () => {
+    const file = await writeModel(dir, 'image_out', (g) => {
+      const x = g.input('x', 'float32', ['batch', 1, 4, 4]);
+      const w = g.initializer('conv.weight', new Tensor(new Float32Array(9).fill(0.1), [1, 1, 3, 3], 'float32'));
+      g.output(g.op1('Conv', [x, w], { pads: [1, 1, 1, 1] }), 'y');
+    });
+    const model = await GraphModel.load(file);
+    await expectError(() => model.replaceHead(3), 'INVALID_ARGUMENT', 'not a class vector', '[N, 1, 4, 4]');
+  });
+
+  it('a model whose input is not float (token ids) is inference-only, with the reason', async () => {
+    const file = await writeModel(dir, 'tokens', (g) => {
+      const ids = g.input('ids', 'int64', ['batch', 8]);
+      g.output(g.op1('Cast', [ids], { to: 1 }), 'y');
+    });
+    const model = await loadModel(file);
+    assert.ok(model instanceof OnnxModel);
+    assert.match(model.notTrainable!, /input 'ids' is int64, not float32/);
+  });
+
+  it('a model exported with a fixed batch size of 1 says how to export it again', async () => {
+    const file = await writeModel(dir, 'batch1', (g) => {
+      const x = g.input('x', 'float32', [1, 4]);
+      const w = g.initializer('w', new Tensor(new Float32Array(8).fill(0.1), [4, 2], 'float32'));
+      g.output(g.op1('Reshape', [g.op1('MatMul', [x, w]), g.int64s([1, 2])]), 'y');
+    });
+    await expectError(() => GraphModel.load(file), 'INVALID_SHAPE', 'dynamic_axes');
+    assert.ok(existsSync(file));
+  });
+});
