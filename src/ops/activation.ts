@@ -1,6 +1,6 @@
 import type { Graph, Node, Value } from '../graph/graph.js';
 import { onnxTypeCode } from '../graph/dtype.js';
-import { broadcastShapes, defineOp, normalizeAxis, requireInput, type InferredValue } from '../graph/registry.js';
+import { defineOp, normalizeAxis, requireInput, type InferredValue } from '../graph/registry.js';
 import { reduceToShape } from './reduce-to-shape.js';
 
 /*
@@ -163,12 +163,11 @@ defineOp({
 
 defineOp({
   type: 'PRelu',
-  /* The slope broadcasts to X unidirectionally ([C, 1, 1] per channel, [1] shared); y has X's shape. */
-  infer: (inputs) => {
-    const x = requireInput(inputs, 0, 'PRelu');
-    const slope = requireInput(inputs, 1, 'PRelu');
-    return [{ dtype: x.dtype, shape: broadcastShapes(x.shape, slope.shape, 'PRelu') }];
-  },
+  /*
+   * The slope broadcasts to X unidirectionally ([C, 1, 1] per channel, [1] shared), so y has X's shape
+   * (before opset 7 a [C] slope meant per channel, which the same rule covers).
+   */
+  infer: sameShape('PRelu'),
   // dx = dy where x > 0, dy·slope elsewhere; dslope = dy·x where x ≤ 0, summed back to the slope's shape.
   gradient: ({ graph, inputs: [x, slope], gradOutputs: [dy] }) => {
     const pos = positiveMask(graph, x!);
