@@ -111,7 +111,7 @@ const CHECKED = [
   // test/ops/activation.test.ts
   'Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Softmax', 'LogSoftmax', 'Elu', 'Selu', 'Softplus', 'HardSigmoid', 'HardSwish', 'PRelu', 'Gelu',
   // test/ops/conv.test.ts, pool.test.ts, matmul.test.ts
-  'Conv', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Gemm', 'MatMul',
+  'Conv', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Gemm', 'MatMul',
   // test/ops/shape.test.ts
   'Flatten', 'Reshape', 'Transpose', 'Concat', 'Split', 'Unsqueeze', 'Squeeze', 'Slice', 'Pad', 'Gather', 'Expand', 'Tile', 'Resize',
   // test/ops/reduce.test.ts
