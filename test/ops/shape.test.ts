@@ -321,3 +321,17 @@ describe('shape rules with run-time shapes (exporters\' Shape→Gather→Unsquee
     assert.deepEqual(g.op1('Gather', [x, g.input('i', 'int64', ['K'])], { axis: 1 }).shape, ['N', 'K', 4, 4]);
   });
 });
+
+describe('Flatten, Squeeze, Unsqueeze: remaining forms', () => {
+  for (const axis of [0, 3, -1]) {
+    it(`Flatten axis ${axis} of a rank-3 tensor`, async () => {
+      await assertGradients(runtime, { inputs: { x: { shape: [2, 3, 2] } }, build: (g, v) => g.op1('Flatten', [v.x!], { axis }) });
+    });
+  }
+  it('Unsqueeze negative axes [-1, 0]', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 3] } }, build: (g, v) => g.op1('Unsqueeze', [v.x!, g.int64s([-1, 0])]) });
+  });
+  it('Squeeze negative axes [-1] with a symbolic batch', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 2, 1] } }, symbolicBatch: ['x'], build: (g, v) => g.op1('Squeeze', [v.x!, g.int64s([-1])]) });
+  });
+});
