@@ -86,6 +86,8 @@ defineOp({
   gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
     const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []), x!.shape?.slice(2));
     if (sa.kernel.length !== 2) throw new KilnError('NO_GRADIENT', 'AveragePool gradient supports 2-D pooling only');
+    // dilations exist for AveragePool from opset 19 only; the window counts below assume none.
+    if (sa.dilations.some((d) => d !== 1)) throw new KilnError('NO_GRADIENT', 'AveragePool gradient does not support dilations');
     const xShape = x!.shape!;
     const c = xShape[1] as number;
     const [h, w] = [xShape[2] as number, xShape[3] as number];
