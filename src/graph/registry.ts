@@ -26,7 +26,8 @@ export type GradientRule = (ctx: GradientContext) => (Value | null)[];
  */
 export interface OpDefinition {
   type: string;
-  infer: (inputs: (Value | null)[], attrs: Attrs, graph: Graph) => InferredValue[];
+  /** outputCount: how many outputs the node has (Split without split sizes divides by it). */
+  infer: (inputs: (Value | null)[], attrs: Attrs, graph: Graph, outputCount: number) => InferredValue[];
   gradient?: GradientRule;
   /** Inputs that never carry a gradient (shapes, axes, indices): the walk skips them. */
   nonDifferentiableInputs?: number[];
@@ -52,7 +53,7 @@ export function inferOutputs(node: Node, inputs: (Value | null)[], graph: Graph)
   if (!def) {
     throw new KilnError('UNSUPPORTED_OP', `Kiln has no shape rule for op '${node.opType}' (known: ${registeredOps().join(', ')})`);
   }
-  return def.infer(inputs, node.attrs, graph);
+  return def.infer(inputs, node.attrs, graph, node.outputs.length);
 }
 
 /* Helpers shared by the shape rules. */

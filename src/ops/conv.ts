@@ -56,18 +56,26 @@ defineOp({
     }
     return [{ dtype: x.dtype, shape: [x.shape[0]!, w.shape[0]!, ...out] }];
   },
+  /*
+   * 1-D and 2-D convolutions (any group, stride, dilation, pads, auto_pad). A 1-D convolution's weight
+   * gradient is the 2-D one over a height-1 image.
+   */
   gradient: ({ graph, node, inputs: [x, w, b], gradOutputs: [dy] }) => {
     const group = intAttr(node.attrs, 'group', 1);
     const wShape = graph.staticShape(w!);
     const sa = spatialAttrs(node.attrs, wShape.slice(2), x!.shape?.slice(2));
     const dx = convInputGradient(graph, dy!, w!, x!, sa, group);
-    const dw =
-      group !== 1
-        ? groupedWeightGradient(graph, x!, dy!, wShape, sa, group)
-        : wShape[1]! <= FEW_CHANNELS && sa.kernel.length === 2
-          ? fewChannelWeightGradient(graph, x!, dy!, wShape, sa)
-          : convWeightGradient(graph, x!, dy!, wShape, sa);
-    const db = b ? graph.op1('ReduceSum', [dy!, graph.int64s([0, 2, 3], 'axes')], { keepdims: 0 }) : null;
+    let dw: Value;
+    if (sa.kernel.length === 1) {
+      const sa2: SpatialAttrs = { kernel: [1, sa.kernel[0]!], strides: [1, sa.strides[0]!], dilations: [1, sa.dilations[0]!], pads: [0, sa.pads[0]!, 0, sa.pads[1]!] };
+      const height1 = (v: Value) => graph.op1('Unsqueeze', [v, graph.int64s([2], 'axes')]);
+      const dw2 = weightGradient(graph, height1(x!), height1(dy!), [wShape[0]!, wShape[1]!, 1, wShape[2]!], sa2, group);
+      dw = graph.op1('Reshape', [dw2, graph.int64s(wShape, 'shape')]);
+    } else {
+      dw = weightGradient(graph, x!, dy!, wShape, sa, group);
+    }
+    const notChannel = [0, ...Array.from({ length: sa.kernel.length }, (_, i) => i + 2)];
+    const db = b ? graph.op1('ReduceSum', [dy!, graph.int64s(notChannel, 'axes')], { keepdims: 0 }) : null;
     return b ? [dx, dw, db] : [dx, dw];
   },
 });
@@ -182,6 +190,44 @@ function fewChannelWeightGradient(graph: Graph, x: Value, dy: Value, wShape: num
   const perImage = graph.op1('MatMul', [cols, dyT]); // [N, C·k, M]
   const summed = graph.op1('ReduceSum', [perImage, graph.int64s([0], 'axes')], { keepdims: 0 });
   return graph.op1('Reshape', [graph.op1('Transpose', [summed], { perm: [1, 0] }), graph.int64s(wShape, 'shape')]);
+}
+
+/** dL/dW of a 2-D convolution, by the formulation that suits its grouping and channel count. */
+function weightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs, group: number): Value {
+  if (group !== 1) {
+    const depthwise = wShape[1] === 1 && wShape[0] === group;
+    return depthwise ? depthwiseWeightGradient(graph, x, dy, wShape, sa) : groupedWeightGradient(graph, x, dy, wShape, sa, group);
+  }
+  return wShape[1]! <= FEW_CHANNELS ? fewChannelWeightGradient(graph, x, dy, wShape, sa) : convWeightGradient(graph, x, dy, wShape, sa);
+}
+
+/**
+ * Depthwise convolutions (group = channels, one filter per channel; MobileNet, EfficientNet, ConvNeXt):
+ * dW[c, 0, i, j] = Σ over batch and positions of x's (i, j)-shifted strided slice times dy, per
+ * channel. k² Slice·Mul·ReduceSum triples over [N, C, Ho, Wo]: the general grouped path would split
+ * into C groups with k² Slices and a Gemm each (C·k² Slices, C tiny Gemms).
+ */
+function depthwiseWeightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs): Value {
+  const [, , kh, kw] = wShape as [number, number, number, number];
+  const [ho, wo] = [dy.shape![2] as number, dy.shape![3] as number];
+  const [pt, pl, pb, pr] = sa.pads as [number, number, number, number];
+  const xp = pt || pl || pb || pr ? graph.op1('Pad', [x, graph.int64s([0, 0, pt, pl, 0, 0, pb, pr], 'pads')]) : x;
+  const axes = graph.int64s([2, 3], 'axes');
+  const steps = graph.int64s(sa.strides, 'steps');
+  const notChannel = graph.int64s([0, 2, 3], 'axes');
+  const taps: Value[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const r0 = i * sa.dilations[0]!;
+      const c0 = j * sa.dilations[1]!;
+      const starts = graph.int64s([r0, c0], 'starts');
+      const ends = graph.int64s([r0 + sa.strides[0]! * (ho - 1) + 1, c0 + sa.strides[1]! * (wo - 1) + 1], 'ends');
+      const shifted = graph.op1('Slice', [xp, starts, ends, axes, steps]); // [N, C, Ho, Wo]
+      taps.push(graph.op1('ReduceSum', [graph.op1('Mul', [shifted, dy]), notChannel], { keepdims: 1 })); // [1, C, 1, 1]
+    }
+  }
+  const stacked = taps.length === 1 ? taps[0]! : graph.op1('Concat', taps, { axis: 0 }); // [k², C, 1, 1]
+  return graph.op1('Reshape', [graph.op1('Transpose', [stacked], { perm: [1, 0, 2, 3] }), graph.int64s(wShape, 'shape')]);
 }
 
 /** Grouped convolutions: each group's weight gradient on its own slice of channels. */

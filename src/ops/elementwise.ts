@@ -59,13 +59,30 @@ defineOp({
 defineOp({
   type: 'Pow',
   infer: binaryShape('Pow'),
-  // Kiln only differentiates Pow with respect to its base (exponents are constants in its formulas).
-  gradient: ({ graph, inputs: [a, b], gradOutputs: [dy] }) => {
-    const one = graph.scalar(1, b!.dtype);
-    const da = graph.op1('Mul', [dy!, graph.op1('Mul', [b!, graph.op1('Pow', [a!, graph.op1('Sub', [b!, one])])])]);
-    return [reduceToShape(graph, da, a!), null];
+  /*
+   * d(aᵇ)/da = b·aᵇ⁻¹; d(aᵇ)/db = aᵇ·ln(a), defined for a > 0. The walk asks for the exponent's
+   * gradient only when it depends on a parameter; exponents are constants in exported formulas
+   * (x², x^0.5), where the exponent branch is built but never reaches a parameter. An integer exponent
+   * (PyTorch's x ** 2 with an int64 2) has no gradient.
+   */
+  gradient: ({ graph, inputs: [a, b], outputs: [y], gradOutputs: [dy] }) => {
+    const exponent = b!.dtype === a!.dtype ? b! : graph.op1('Cast', [b!], { to: onnxTypeCode(a!.dtype) });
+    const one = graph.scalar(1, a!.dtype);
+    const da = graph.op1('Mul', [dy!, graph.op1('Mul', [exponent, graph.op1('Pow', [a!, graph.op1('Sub', [exponent, one])])])]);
+    const floatExponent = b!.dtype === 'float32' || b!.dtype === 'float64';
+    const db = floatExponent ? reduceToShape(graph, graph.op1('Mul', [dy!, graph.op1('Mul', [y!, graph.op1('Log', [a!])])]), b!) : null;
+    return [reduceToShape(graph, da, a!), db];
   },
-  nonDifferentiableInputs: [1],
+});
+
+defineOp({
+  type: 'Erf',
+  infer: (i, a, g) => sameAsFirst(i, a, g, 'Erf'),
+  // d erf(x) = 2/√π · exp(−x²)
+  gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => {
+    const negSquare = graph.op1('Neg', [graph.op1('Mul', [x!, x!])]);
+    return [graph.op1('Mul', [dy!, graph.op1('Mul', [graph.op1('Exp', [negSquare]), graph.scalar(2 / Math.sqrt(Math.PI), x!.dtype)])])];
+  },
 });
 
 /* Max and Min take 1..N inputs (ONNX), all broadcast together. */

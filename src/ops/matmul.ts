@@ -44,25 +44,55 @@ function swapLastTwo(graph: Graph, v: Value): Value {
   return graph.op1('Transpose', [v], { perm });
 }
 
+/*
+ * MatMul as numpy.matmul: batch dims broadcast; a rank-1 left operand is a row [1, K] and a rank-1
+ * right operand a column [K, 1], the added dim removed from the result again.
+ */
 defineOp({
   type: 'MatMul',
   infer: (inputs) => {
     const a = requireInput(inputs, 0, 'MatMul');
     const b = requireInput(inputs, 1, 'MatMul');
     if (!a.shape || !b.shape) return [{ dtype: a.dtype, shape: null }];
-    if (a.shape.length < 2 || b.shape.length < 2) {
-      throw new KilnError('INVALID_SHAPE', `MatMul: Kiln handles operands of rank >= 2, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
+    if (a.shape.length < 1 || b.shape.length < 1) {
+      throw new KilnError('INVALID_SHAPE', `MatMul: scalar operands are not allowed, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
     }
-    const ka = a.shape[a.shape.length - 1];
-    const kb = b.shape[b.shape.length - 2];
+    const as = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
+    const bs = b.shape.length === 1 ? [b.shape[0]!, 1] : b.shape;
+    const ka = as[as.length - 1];
+    const kb = bs[bs.length - 2];
     if (typeof ka === 'number' && typeof kb === 'number' && ka !== kb) {
       throw new KilnError('INVALID_SHAPE', `MatMul: inner dimensions differ: ${formatShape(a.shape)} · ${formatShape(b.shape)}`);
     }
-    const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'MatMul')!;
-    return [{ dtype: a.dtype, shape: [...batch, a.shape[a.shape.length - 2]!, b.shape[b.shape.length - 1]!] }];
+    const batch = broadcastShapes(as.slice(0, -2), bs.slice(0, -2), 'MatMul')!;
+    const rows = a.shape.length === 1 ? [] : [as[as.length - 2]!];
+    const cols = b.shape.length === 1 ? [] : [bs[bs.length - 1]!];
+    return [{ dtype: a.dtype, shape: [...batch, ...rows, ...cols] }];
   },
-  gradient: ({ graph, inputs: [a, b], gradOutputs: [dy] }) => [
-    reduceToShape(graph, graph.op1('MatMul', [dy!, swapLastTwo(graph, b!)]), a!),
-    reduceToShape(graph, graph.op1('MatMul', [swapLastTwo(graph, a!), dy!]), b!),
-  ],
+  /*
+   * dA = dY·Bᵀ and dB = Aᵀ·dY, summed over broadcast batch dims. A weight [D, E] applied to a batch of
+   * rows [..., T, D] (PyTorch's Linear on 3-D input): dB is one Gemm over the rows flattened to
+   * [N·T, D], not a batched MatMul into [N, D, E] and a ReduceSum (one large GEMM, no [N, D, E] buffer).
+   * Rank-1 operands are promoted to a row or column (and dY alike), their gradients reshaped back.
+   */
+  gradient: ({ graph, inputs: [a0, b0], gradOutputs: [dy0] }) => {
+    const a1 = a0!.shape!.length === 1;
+    const b1 = b0!.shape!.length === 1;
+    const a = a1 ? graph.op1('Unsqueeze', [a0!, graph.int64s([0], 'axes')]) : a0!;
+    const b = b1 ? graph.op1('Unsqueeze', [b0!, graph.int64s([1], 'axes')]) : b0!;
+    let dy = dy0!;
+    if (b1) dy = graph.op1('Unsqueeze', [dy, graph.int64s([-1], 'axes')]);
+    if (a1) dy = graph.op1('Unsqueeze', [dy, graph.int64s([-2], 'axes')]);
+    const da = reduceToShape(graph, graph.op1('MatMul', [dy, swapLastTwo(graph, b)]), a);
+    const bShape = b.shape!;
+    const flatRows = b.shape!.length === 2 && a.shape!.length > 2 && bShape.every((d) => typeof d === 'number');
+    const db = flatRows
+      ? graph.op1('Gemm', [
+          graph.op1('Reshape', [a, graph.int64s([-1, bShape[0] as number], 'shape')]),
+          graph.op1('Reshape', [dy, graph.int64s([-1, bShape[1] as number], 'shape')]),
+        ], { transA: 1 })
+      : reduceToShape(graph, graph.op1('MatMul', [swapLastTwo(graph, a), dy]), b);
+    const back = (g: Value, promoted: boolean, like: Value) => (promoted ? graph.op1('Reshape', [g, graph.op1('Shape', [like])]) : g);
+    return [back(da, a1, a0!), back(db, b1, b0!)];
+  },
 });

@@ -1,6 +1,12 @@
-import { defineOp, requireInput } from '../graph/registry.js';
+import type { Graph, Shape, Value } from '../graph/graph.js';
+import { onnxTypeCode } from '../graph/dtype.js';
+import { defineOp, intAttr, normalizeAxis, requireInput } from '../graph/registry.js';
+import { reduceToShape } from './reduce-to-shape.js';
 
 /*
+ * Normalizations (BatchNormalization in inference form, LayerNormalization, InstanceNormalization)
+ * and Dropout.
+ *
  * BatchNormalization in inference form (running statistics as inputs). Training-mode batch norm is
  * composed by the layer from ReduceMean/Sub/Mul/Sqrt, so autodiff differentiates through the batch
  * statistics with the generic rules; this rule serves fine-tuning with frozen statistics.
@@ -52,5 +58,109 @@ defineOp({
     const scaled = graph.op1('Mul', [dy!, graph.op1('Mul', [keep, scale])]);
     // training_mode fed at run time: scale only when it is true.
     return [mode ? scaled : graph.op1('Where', [training, scaled, dy!]), null, null];
+  },
+});
+
+function epsilonOf(attrs: Record<string, unknown>): number {
+  return typeof attrs.epsilon === 'number' ? attrs.epsilon : 1e-5;
+}
+
+/**
+ * The statistics a normalization over `axes` divides by, rebuilt in the gradient from x: the mean,
+ * 1/√(var + ε) and x̂ = (x − mean)·invStd (kept dims, so they broadcast against x), and a
+ * mean-over-axes function for the backward formula. Means are ReduceSum times 1/count rather than
+ * ReduceMean: ReduceSum takes its axes as an input from opset 13 on, ReduceMean only from opset 18,
+ * so these gradient nodes are valid whichever opset (13–18) the model declares. The count comes from
+ * static dims, or at run time from Size(x)/Size(reduced) where a normalized dim is symbolic.
+ */
+function normalizationStatistics(graph: Graph, x: Value, axes: number[], epsilon: number) {
+  const axesValue = graph.int64s(axes, 'axes');
+  const dims = axes.map((a) => x.shape![a]);
+  const sum = (v: Value) => graph.op1('ReduceSum', [v, axesValue], { keepdims: 1 });
+  let invCount: Value;
+  if (dims.every((d) => typeof d === 'number')) {
+    invCount = graph.scalar(1 / (dims as number[]).reduce((p, d) => p * d, 1), x.dtype);
+  } else {
+    const to = onnxTypeCode(x.dtype);
+    const reduced = sum(x);
+    invCount = graph.op1('Div', [graph.op1('Cast', [graph.op1('Size', [reduced])], { to }), graph.op1('Cast', [graph.op1('Size', [x])], { to })]);
+  }
+  const meanOver = (v: Value) => graph.op1('Mul', [sum(v), invCount]);
+  const mean = meanOver(x);
+  const centered = graph.op1('Sub', [x, mean]);
+  const variance = meanOver(graph.op1('Mul', [centered, centered]));
+  const invStd = graph.op1('Reciprocal', [graph.op1('Sqrt', [graph.op1('Add', [variance, graph.scalar(epsilon, x.dtype)])])]);
+  const xhat = graph.op1('Mul', [centered, invStd]);
+  return { mean, invStd, xhat, meanOver, invCount };
+}
+
+/** dL/dx of x̂ = (x − mean)·invStd given g = dL/dx̂: invStd·(g − mean(g) − x̂·mean(g·x̂)). */
+function normalizedInputGradient(graph: Graph, g: Value, st: ReturnType<typeof normalizationStatistics>): Value {
+  const centeredG = graph.op1('Sub', [g, st.meanOver(g)]);
+  const projection = graph.op1('Mul', [st.xhat, st.meanOver(graph.op1('Mul', [g, st.xhat]))]);
+  return graph.op1('Mul', [graph.op1('Sub', [centeredG, projection]), st.invStd]);
+}
+
+/*
+ * LayerNormalization (opset 17): normalizes over the axes from `axis` to the last, then Scale and the
+ * optional B (both broadcast to X[axis:]). The optional outputs Mean and InvStdDev have X's shape
+ * with the normalized axes kept as 1, in the stash type (float32 unless stash_type says otherwise).
+ */
+defineOp({
+  type: 'LayerNormalization',
+  infer: (inputs, attrs) => {
+    const x = requireInput(inputs, 0, 'LayerNormalization');
+    const y = { dtype: x.dtype, shape: x.shape };
+    if (!x.shape) return [y, { dtype: 'float32', shape: null }, { dtype: 'float32', shape: null }];
+    const axis = normalizeAxis(intAttr(attrs, 'axis', -1), x.shape.length);
+    const statShape: Shape = x.shape.map((d, i) => (i < axis ? d : 1));
+    const stash = intAttr(attrs, 'stash_type', 1) === 11 ? 'float64' : 'float32';
+    return [y, { dtype: stash, shape: statShape }, { dtype: stash, shape: [...statShape] }];
+  },
+  /*
+   * dx from Y through x̂ (with g = dY·Scale), plus what reaches it through the optional outputs:
+   * d mean/dxᵢ = 1/n and d invStd/dxᵢ = −invStd²·x̂ᵢ/n. dScale and dB are dY·x̂ and dY summed over
+   * the axes they were broadcast along.
+   */
+  gradient: ({ graph, node, inputs: [x, scale, bias], gradOutputs: [dy, dMean, dInvStd] }) => {
+    const rank = x!.shape!.length;
+    const axis = normalizeAxis(intAttr(node.attrs, 'axis', -1), rank);
+    const axes = Array.from({ length: rank - axis }, (_, i) => axis + i);
+    const st = normalizationStatistics(graph, x!, axes, epsilonOf(node.attrs));
+    const parts: Value[] = [];
+    if (dy) parts.push(normalizedInputGradient(graph, graph.op1('Mul', [dy, scale!]), st));
+    if (dMean) parts.push(graph.op1('Mul', [castLike(graph, dMean, x!), st.invCount]));
+    if (dInvStd) {
+      const invStd2 = graph.op1('Mul', [st.invStd, st.invStd]);
+      parts.push(graph.op1('Neg', [graph.op1('Mul', [graph.op1('Mul', [castLike(graph, dInvStd, x!), invStd2]), graph.op1('Mul', [st.xhat, st.invCount])])]));
+    }
+    const dx = parts.reduce((a, b) => graph.op1('Add', [a, b]));
+    const dScale = dy ? reduceToShape(graph, graph.op1('Mul', [dy, st.xhat]), scale!) : null;
+    const dBias = dy && bias ? reduceToShape(graph, dy, bias) : null;
+    return [dx, dScale, dBias];
+  },
+});
+
+function castLike(graph: Graph, v: Value, like: Value): Value {
+  return v.dtype === like.dtype ? v : graph.op1('Cast', [v], { to: onnxTypeCode(like.dtype) });
+}
+
+/* InstanceNormalization: per sample and channel over the spatial axes, then per-channel scale and B. */
+defineOp({
+  type: 'InstanceNormalization',
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'InstanceNormalization');
+    return [{ dtype: x.dtype, shape: x.shape }];
+  },
+  gradient: ({ graph, node, inputs: [x, scale], gradOutputs: [dy] }) => {
+    const rank = x!.shape!.length;
+    const spatial = Array.from({ length: rank - 2 }, (_, i) => i + 2);
+    const st = normalizationStatistics(graph, x!, spatial, epsilonOf(node.attrs));
+    const asChannel = (v: Value) => graph.op1('Reshape', [v, graph.int64s([-1, ...Array(rank - 2).fill(1)], 'shape')]); // [C, 1, ...]
+    const dx = normalizedInputGradient(graph, graph.op1('Mul', [dy!, asChannel(scale!)]), st);
+    const notChannel = graph.int64s([0, ...spatial], 'axes');
+    const dScale = graph.op1('ReduceSum', [graph.op1('Mul', [dy!, st.xhat]), notChannel], { keepdims: 0 });
+    const dBias = graph.op1('ReduceSum', [dy!, notChannel], { keepdims: 0 });
+    return [dx, dScale, dBias];
   },
 });

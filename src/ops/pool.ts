@@ -3,6 +3,7 @@ import type { Graph, Value } from '../graph/graph.js';
 import { isTilingPool } from '../graph/pool-window.js';
 import { spatialEndCrop } from '../graph/spatial-crop.js';
 import { defineOp, intAttr, intsAttr, requireInput } from '../graph/registry.js';
+import { onnxTypeCode } from '../graph/dtype.js';
 import { Tensor } from '../tensor.js';
 import { convOutputSize, spatialAttrs } from './conv.js';
 
@@ -104,6 +105,8 @@ defineOp({
   gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
     const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []), x!.shape?.slice(2));
     if (sa.kernel.length !== 2) throw new KilnError('NO_GRADIENT', 'AveragePool gradient supports 2-D pooling only');
+    // dilations exist for AveragePool from opset 19 only; the window counts below assume none.
+    if (sa.dilations.some((d) => d !== 1)) throw new KilnError('NO_GRADIENT', 'AveragePool gradient does not support dilations');
     const xShape = x!.shape!;
     const c = xShape[1] as number;
     const [h, w] = [xShape[2] as number, xShape[3] as number];
@@ -124,11 +127,18 @@ defineOp({
     const inv = graph.constant(new Tensor(counts, [1, 1, ho, wo], 'float32'), 'inv_count');
     const ones = graph.constant(new Tensor(new Float32Array(c * sa.kernel[0]! * sa.kernel[1]!).fill(1), [c, 1, ...sa.kernel], 'float32'), 'ones');
     const produced = [0, 1].map((i) => sa.strides[i]! * ((i ? wo : ho) - 1) + sa.kernel[i]! - sa.pads[i]! - sa.pads[i + 2]!);
-    const outputPadding = [h - produced[0]!, w - produced[1]!];
+    /*
+     * Rows the windows never read are restored by output_padding; with ceil_mode the last window can
+     * reach past the padded input, and those rows are cut off by padding the end further instead.
+     */
+    const outputPadding = [Math.max(0, h - produced[0]!), Math.max(0, w - produced[1]!)];
+    const pads = [...sa.pads];
+    pads[2]! += Math.max(0, produced[0]! - h);
+    pads[3]! += Math.max(0, produced[1]! - w);
     return [
       graph.op1('ConvTranspose', [graph.op1('Mul', [dy!, inv]), ones], {
         strides: sa.strides,
-        pads: sa.pads,
+        pads,
         group: c,
         kernel_shape: sa.kernel,
         output_padding: outputPadding,
@@ -149,5 +159,18 @@ defineOp({
     const area = spatial.reduce((a, b) => a * b, 1);
     const plane = graph.constant(new Tensor(new Float32Array(area).fill(1 / area), [1, 1, ...spatial], 'float32'), 'inv_area');
     return [graph.op1('Mul', [dy!, plane])];
+  },
+});
+
+defineOp({
+  type: 'GlobalMaxPool',
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'GlobalMaxPool');
+    return [{ dtype: x.dtype, shape: x.shape ? [x.shape[0]!, x.shape[1]!, ...x.shape.slice(2).map(() => 1)] : null }];
+  },
+  // The gradient goes to the positions equal to their channel's maximum (all of them on exact ties).
+  gradient: ({ graph, inputs: [x], outputs: [y], gradOutputs: [dy] }) => {
+    const mask = graph.op1('Cast', [graph.op1('Equal', [x!, y!])], { to: onnxTypeCode(x!.dtype) });
+    return [graph.op1('Mul', [dy!, mask])];
   },
 });

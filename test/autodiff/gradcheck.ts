@@ -6,7 +6,9 @@
  * scalar loss = Σ_k ReduceSum(y_k · R_k) with fixed random R_k (so every output element, and its
  * position, matters), calls `addGradients(graph, loss, inputs)`, serializes the graph with
  * `encodeModel(modelToProto(graph))` and runs it in a `Runtime`. The numeric gradient re-runs the same
- * session with each input element moved by ±h.
+ * session with each input element moved by ±h. The op's outputs are graph outputs as well, and each
+ * shape the op's shape rule inferred must equal the shape ONNX Runtime produced (so every gradient
+ * case is a shape-rule case too). `opset` sets the opset the test model declares.
  *
  * Why h ≈ 1e-2 and a normwise tolerance of about 2e-2: everything runs in float32 (ε ≈ 6e-8). The
  * loss is a sum of a few dozen O(1) terms, so each evaluation carries a rounding error of about
@@ -57,6 +59,11 @@ export interface GradCase {
   h?: number;
   tolerance?: number;
   seed?: number;
+  /**
+   * The opset the test model declares (default: Kiln's, DEFAULT_OPSET). Ops whose later input forms
+   * are under test (ReduceMean's axes input, opset 18) need the model to say so to run.
+   */
+  opset?: number;
 }
 
 export interface GradCheckResult {
@@ -144,7 +151,9 @@ export async function gradientCheck(runtime: Runtime, c: GradCase): Promise<Grad
   const grads = addGradients(graph, loss!, wrt.map((n) => inputs[n]!));
   graph.output(loss!, 'loss');
   for (const n of wrt) graph.output(grads.get(n)!, `grad/${n}`);
-  const session = await runtime.load(encodeModel(modelToProto(graph)));
+  // The op's outputs too: each shape its rule inferred must be the shape ONNX Runtime produces.
+  outputs.forEach((y, k) => graph.output(y, `output/${k}`));
+  const session = await runtime.load(encodeModel(modelToProto(graph, {}, c.opset)));
   try {
     const feeds = (override?: [string, Float32Array]): Record<string, Tensor> => ({
       ...c.feeds,
@@ -157,6 +166,10 @@ export async function gradientCheck(runtime: Runtime, c: GradCase): Promise<Grad
       return Number(out.loss!.data[0]);
     };
     const out = await runtime.run(session, feeds());
+    outputs.forEach((y, k) => {
+      const inferred = concreteShape(y.shape, batch, `output ${k}`);
+      assert.deepEqual([...out[`output/${k}`]!.shape], inferred, `output ${k}: the shape rule inferred [${inferred}], ONNX Runtime produced another`);
+    });
     const analytic: Record<string, Float32Array> = {};
     const numeric: Record<string, Float64Array> = {};
     const errors: Record<string, number> = {};
@@ -212,8 +225,8 @@ export async function assertGradients(runtime: Runtime, c: GradCase): Promise<Gr
 }
 
 /** Builds, serializes and runs a graph once (for checks that are not finite differences). */
-export async function runGraph(runtime: Runtime, graph: Graph, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-  const session = await runtime.load(encodeModel(modelToProto(graph)));
+export async function runGraph(runtime: Runtime, graph: Graph, feeds: Record<string, Tensor>, opset?: number): Promise<Record<string, Tensor>> {
+  const session = await runtime.load(encodeModel(modelToProto(graph, {}, opset)));
   try {
     return await runtime.run(session, feeds);
   } finally {

@@ -128,3 +128,28 @@ describe('Conv gradient with auto_pad', () => {
     await assertGradients(runtime, convCase([1, 2, 5, 5], [2, 2, 2, 2], { auto_pad: 'SAME_LOWER' }, false));
   });
 });
+
+describe('Conv gradient, depthwise and 1-D', () => {
+  it('depthwise 3x3 (group = channels = 4), pads 1, with bias', async () => {
+    await assertGradients(runtime, convCase([2, 4, 5, 5], [4, 1, 3, 3], { group: 4, pads: [1, 1, 1, 1] }, true));
+  });
+  it('depthwise stride 2, dilation 2, asymmetric pads, symbolic batch', async () => {
+    await assertGradients(runtime, { ...convCase([2, 3, 7, 6], [3, 1, 3, 3], { group: 3, strides: [2, 2], dilations: [2, 2], pads: [2, 1, 1, 2] }, false), symbolicBatch: ['x'] });
+  });
+  // ONNX Runtime refuses dilations with auto_pad SAME_* ("Dilation not supported"), so no such case.
+  it('depthwise stride 2, SAME_UPPER (Keras DepthwiseConv2D padding="same")', async () => {
+    await assertGradients(runtime, convCase([1, 3, 6, 5], [3, 1, 3, 3], { group: 3, strides: [2, 2], auto_pad: 'SAME_UPPER' }, true));
+  });
+  it('depthwise with channel multiplier 2 (group 3, 6 filters: the grouped path)', async () => {
+    await assertGradients(runtime, convCase([1, 3, 4, 4], [6, 1, 3, 3], { group: 3 }, true));
+  });
+  it('1-D convolution with stride 2, pads and bias', async () => {
+    await assertGradients(runtime, convCase([2, 3, 9], [4, 3, 3], { strides: [2], pads: [1, 2] }, true));
+  });
+  it('1-D depthwise convolution with dilation 2', async () => {
+    await assertGradients(runtime, convCase([2, 4, 8], [4, 1, 3], { group: 4, dilations: [2] }, false));
+  });
+  it('1-D grouped convolution with 6 channels per group (the general im2col path)', async () => {
+    await assertGradients(runtime, convCase([1, 12, 6], [4, 6, 2], { group: 2 }, true));
+  });
+});

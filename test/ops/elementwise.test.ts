@@ -79,6 +79,18 @@ describe('Pow gradient (with respect to the base)', () => {
       build: (g, v) => g.op1('Pow', [v.a!, g.constant(new Tensor(Float32Array.of(2, 0.5, -1.5), [3], 'float32'))]),
     });
   });
+  it('with respect to the exponent as well (aᵇ·ln a), broadcasting a [3] exponent', async () => {
+    await assertGradients(runtime, {
+      inputs: { a: { shape: [2, 3], fill: 'positive' }, e: { shape: [3] } },
+      build: (g, v) => g.op1('Pow', [v.a!, v.e!]),
+    });
+  });
+  it('an int64 exponent (PyTorch x ** 2): the base only', async () => {
+    await assertGradients(runtime, {
+      inputs: { a: { shape: [2, 3] } },
+      build: (g, v) => g.op1('Pow', [v.a!, g.scalar(2, 'int64')]),
+    });
+  });
   it('an exponent that is a graph input (not differentiated)', async () => {
     await assertGradients(runtime, {
       inputs: { a: { shape: [4], fill: 'positive' }, e: { shape: [4], fill: Float32Array.of(2, 3, 0.5, 1.2) } },
@@ -97,6 +109,7 @@ describe('unary op gradients', () => {
     ['Sqrt', 'positive'],
     ['Abs', 'awayFromZero'],
     ['Reciprocal', 'positive'],
+    ['Erf', 'uniform'],
   ];
   for (const [op, fill] of unary) {
     it(op, async () => {

@@ -57,6 +57,12 @@ describe('MatMul gradient', () => {
     ['batched with a rank-2 right operand (broadcast over the batch)', [2, 3, 4], [4, 2]],
     ['batched with a rank-2 left operand', [3, 4], [2, 4, 2]],
     ['broadcast batch dimensions [2, 1] with [3]', [2, 1, 3, 4], [3, 4, 2]],
+    ['PyTorch Linear on 3-D input (weight gradient as one Gemm over the flattened rows)', [2, 3, 4], [4, 5]],
+    ['rank-4 input times a weight', [2, 2, 3, 4], [4, 2]],
+    ['rank-1 left operand (a row)', [4], [4, 3]],
+    ['rank-1 right operand (a column)', [2, 3, 4], [4]],
+    ['rank-1 left operand with a batched right operand', [4], [2, 4, 3]],
+    ['both rank 1 (a dot product)', [5], [5]],
   ];
   for (const [name, a, b] of cases) {
     it(`${name}: [${a}] x [${b}]`, async () => {
@@ -66,4 +72,14 @@ describe('MatMul gradient', () => {
       });
     });
   }
+});
+
+describe('MatMul gradient with a symbolic batch', () => {
+  it('[N, T, D] · [D, E]', async () => {
+    await assertGradients(runtime, {
+      inputs: { a: { shape: [3, 2, 4] }, b: { shape: [4, 3] } },
+      symbolicBatch: ['a'],
+      build: (g, v) => g.op1('MatMul', [v.a!, v.b!]),
+    });
+  });
 });

@@ -113,3 +113,71 @@ describe('Dropout gradient with training_mode fed at run time', () => {
     });
   }
 });
+
+describe('LayerNormalization gradient (opset 17)', () => {
+  it('last axis (transformer blocks): x, Scale and B', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [2, 3, 5] }, scale: { shape: [5] }, b: { shape: [5] } },
+      build: (g, v) => g.op1('LayerNormalization', [v.x!, v.scale!, v.b!], { epsilon: 1e-3 }),
+    });
+  });
+  it('axis 1 of a rank-4 input (normalized over [C, H, W]), without B', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [2, 2, 3, 2] }, scale: { shape: [2, 3, 2] } },
+      build: (g, v) => g.op1('LayerNormalization', [v.x!, v.scale!], { axis: 1 }),
+    });
+  });
+  it('axis −2 with a Scale broadcast from [1, 4]', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [3, 2, 4] }, scale: { shape: [1, 4] }, b: { shape: [4] } },
+      build: (g, v) => g.op1('LayerNormalization', [v.x!, v.scale!, v.b!], { axis: -2 }),
+    });
+  });
+  it('the Mean and InvStdDev outputs feed the loss too', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [3, 4] }, scale: { shape: [4] }, b: { shape: [4] } },
+      build: (g, v) => g.op('LayerNormalization', [v.x!, v.scale!, v.b!], { epsilon: 0.1 }, { outputs: 3 }),
+    });
+  });
+  it('a symbolic batch dimension', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [3, 2, 4] }, scale: { shape: [4] }, b: { shape: [4] } },
+      symbolicBatch: ['x'],
+      build: (g, v) => g.op1('LayerNormalization', [v.x!, v.scale!, v.b!]),
+    });
+  });
+  it('normalizing over a symbolic dimension: the count is taken at run time', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [3, 4] }, scale: { shape: [1] } },
+      symbolicBatch: ['x'],
+      build: (g, v) => g.op1('LayerNormalization', [g.op1('Transpose', [v.x!], { perm: [1, 0] }), v.scale!]),
+    });
+  });
+});
+
+describe('LayerNormalization shapes', () => {
+  it('Mean and InvStdDev keep the normalized axes as 1', () => {
+    const g = new Graph('t');
+    const x = g.input('x', 'float32', ['N', 3, 4]);
+    const [y, mean, inv] = g.op('LayerNormalization', [x, g.input('s', 'float32', [3, 4])], { axis: 1 }, { outputs: 3 });
+    assert.deepEqual(y!.shape, ['N', 3, 4]);
+    assert.deepEqual(mean!.shape, ['N', 1, 1]);
+    assert.deepEqual(inv!.shape, ['N', 1, 1]);
+  });
+});
+
+describe('InstanceNormalization gradient', () => {
+  it('[2, 3, 3, 2] images: input, scale and B', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [2, 3, 3, 2] }, scale: { shape: [3] }, b: { shape: [3] } },
+      build: (g, v) => g.op1('InstanceNormalization', [v.x!, v.scale!, v.b!], { epsilon: 1e-3 }),
+    });
+  });
+  it('rank 3 ([N, C, L]) with a symbolic batch', async () => {
+    await assertGradients(runtime, {
+      inputs: { x: { shape: [2, 2, 5] }, scale: { shape: [2] }, b: { shape: [2] } },
+      symbolicBatch: ['x'],
+      build: (g, v) => g.op1('InstanceNormalization', [v.x!, v.scale!, v.b!]),
+    });
+  });
+});

@@ -99,3 +99,32 @@ describe('pool gradients with auto_pad', () => {
     await assertGradients(runtime, pool('AveragePool', [1, 1, 4, 5], { auto_pad: 'SAME_UPPER', kernel_shape: [2, 2] }));
   });
 });
+
+describe('pool gradients: ceil_mode, dilations, GlobalMaxPool', () => {
+  it('MaxPool 3x3 stride 2 ceil_mode 1 on 6x6 (a partial last window)', async () => {
+    await assertGradients(runtime, pool('MaxPool', [1, 2, 6, 6], { kernel_shape: [3, 3], strides: [2, 2], ceil_mode: 1 }));
+  });
+  it('MaxPool 2x2 stride 2 ceil_mode 1 on 5x5 (PyTorch ceil_mode=True)', async () => {
+    await assertGradients(runtime, pool('MaxPool', [1, 2, 5, 5], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }));
+  });
+  it('MaxPool 2x2 dilations 2, pads 1', async () => {
+    await assertGradients(runtime, pool('MaxPool', [1, 2, 6, 6], { kernel_shape: [2, 2], dilations: [2, 2], pads: [1, 1, 1, 1] }));
+  });
+  it('MaxPool 1-D, kernel 3 stride 2', async () => {
+    await assertGradients(runtime, pool('MaxPool', [2, 2, 9], { kernel_shape: [3], strides: [2] }));
+  });
+  for (const includePad of [0, 1]) {
+    it(`AveragePool 3x3 stride 2 pads 1 ceil_mode 1, count_include_pad ${includePad}`, async () => {
+      await assertGradients(runtime, pool('AveragePool', [1, 2, 6, 6], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil_mode: 1, count_include_pad: includePad }));
+    });
+  }
+  it('AveragePool 2x2 stride 2 ceil_mode 1 on 5x5', async () => {
+    await assertGradients(runtime, pool('AveragePool', [2, 1, 5, 5], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }));
+  });
+  it('GlobalMaxPool', async () => {
+    await assertGradients(runtime, pool('GlobalMaxPool', [2, 3, 3, 4], {}));
+  });
+  it('GlobalMaxPool with a symbolic batch', async () => {
+    await assertGradients(runtime, { ...pool('GlobalMaxPool', [2, 2, 3, 3], {}), symbolicBatch: ['x'] });
+  });
+});

@@ -115,3 +115,30 @@ describe('ReduceSum gradient, ONNX forms', () => {
     });
   }
 });
+
+/* Opset 18 moved ReduceMean's and ReduceMax's axes from an attribute to an input: the test models declare 18. */
+describe('ReduceMean / ReduceMax gradient, opset 18 (axes as an input)', () => {
+  for (const op of ['ReduceMean', 'ReduceMax']) {
+    for (const keepdims of [0, 1]) {
+      it(`${op} axes input [-1, 1], keepdims ${keepdims}`, async () => {
+        await assertGradients(runtime, {
+          opset: 18,
+          inputs: { x: { shape: [2, 3, 4], fill: 'distinct' } },
+          build: (g, v) => g.op1(op, [v.x!, g.int64s([-1, 1])], { keepdims }),
+        });
+      });
+    }
+    it(`${op} without axes: everything, keepdims 0`, async () => {
+      await assertGradients(runtime, { opset: 18, inputs: { x: { shape: [3, 2], fill: 'distinct' } }, build: (g, v) => g.op1(op, [v.x!], { keepdims: 0 }) });
+    });
+    it(`${op} noop_with_empty_axes 1 with no axes: the identity`, async () => {
+      await assertGradients(runtime, { opset: 18, inputs: { x: { shape: [2, 3], fill: 'distinct' } }, build: (g, v) => g.op1(op, [v.x!], { noop_with_empty_axes: 1 }) });
+    });
+    it(`${op} axes input with a symbolic batch`, async () => {
+      await assertGradients(runtime, { opset: 18, symbolicBatch: ['x'], inputs: { x: { shape: [3, 2, 2], fill: 'distinct' } }, build: (g, v) => g.op1(op, [v.x!, g.int64s([0, 2])], { keepdims: 0 }) });
+    });
+  }
+  it('ReduceMax with the attribute form (opset 17), axes [0, 2]', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 3, 2], fill: 'distinct' } }, build: (g, v) => g.op1('ReduceMax', [v.x!], { axes: [0, 2], keepdims: 0 }) });
+  });
+});
