@@ -69,6 +69,8 @@ export class ImportedGraph implements ModelStructure {
   readonly modelOutput: { name: string; shape: number[] };
   /** Whether the graph ends in Softmax (it outputs probabilities; the training step cuts it off). */
   readonly endsInSoftmax: boolean;
+  /** The Softmax's input, when the graph ends in one (through Identity nodes exporters add). */
+  private readonly logitsName: string | undefined;
   private readonly params: ParamInfo[];
   private readonly constants = new Map<string, Tensor>();
   private readonly nodes: { proto: NodeProto; attrs: Attrs }[];
@@ -78,6 +80,8 @@ export class ImportedGraph implements ModelStructure {
     readonly proto: ModelProto,
     readonly file: string,
     values: Map<string, ValueInfo>,
+    /** Values that are constants in fact (shape arithmetic, Constant nodes), measured: see foldConstants. */
+    private readonly folded: ReadonlyMap<string, Tensor>,
     readonly preprocessing: Preprocessing,
     /** Which parameters train (transfer learning); the rest keep their values. Default: all. */
     readonly trains: ((name: string) => boolean) | null = null,
@@ -93,8 +97,8 @@ export class ImportedGraph implements ModelStructure {
     this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
     this.outputShape = this.modelOutput.shape;
     this.inputShape = preprocessing.layout === 'nchw' ? [modelInputShape[1]!, modelInputShape[2]!, modelInputShape[0]!] : modelInputShape;
-    const last = this.nodes.find((n) => n.proto.output?.includes(outName));
-    this.endsInSoftmax = last?.proto.opType === 'Softmax';
+    this.logitsName = this.logitsBeforeSoftmax(outName);
+    this.endsInSoftmax = this.logitsName !== undefined;
     this.params = this.findParams();
   }
 
@@ -127,8 +131,8 @@ export class ImportedGraph implements ModelStructure {
     if (preprocessing.layout === 'nchw' && example.length !== 3) {
       throw new KilnError('INVALID_SHAPE', `'${file}': layout nchw needs an image input [batch, C, H, W], the model's is ${formatShape(declaredShape(declared))}`);
     }
-    const values = await measureValues(proto, inputs[0]!, example, runtime, file);
-    return new ImportedGraph(proto, file, values, preprocessing);
+    const { values, samples } = await measureValues(proto, inputs[0]!, example, runtime, file);
+    return new ImportedGraph(proto, file, values, foldConstants(proto, inputs[0]!, samples), preprocessing);
   }
 
   /** The same graph fed through another layout or normalization (no new measurement needed). */
@@ -144,12 +148,30 @@ export class ImportedGraph implements ModelStructure {
       }
       if (key === 'std' && v?.some((s) => !(s > 0))) throw new KilnError('INVALID_ARGUMENT', `--std values must be > 0, got ${v.join(', ')}`);
     }
-    return new ImportedGraph(this.proto, this.file, this.values, preprocessing, this.trains);
+    return new ImportedGraph(this.proto, this.file, this.values, this.folded, preprocessing, this.trains);
   }
 
   /** The same graph training only the parameters `trains` accepts (null: all of them). */
   withTrainable(trains: ((name: string) => boolean) | null): ImportedGraph {
-    return new ImportedGraph(this.proto, this.file, this.values, this.preprocessing, trains);
+    return new ImportedGraph(this.proto, this.file, this.values, this.folded, this.preprocessing, trains);
+  }
+
+  /** Every value computed from `name` (directly or not). */
+  valuesAfter(name: string): Set<string> {
+    const after = new Set<string>([name]);
+    for (const { proto: n } of this.nodes) if ((n.input ?? []).some((i) => after.has(i))) for (const o of n.output ?? []) if (o) after.add(o);
+    after.delete(name);
+    return after;
+  }
+
+  private logitsBeforeSoftmax(output: string): string | undefined {
+    let value = output;
+    for (;;) {
+      const n = this.nodes.find((e) => e.proto.output?.includes(value));
+      if (n?.proto.opType === 'Identity') value = n.proto.input![0]!;
+      else if (n?.proto.opType === 'Softmax' && this.values.get(value)?.shape.length === 2) return n.proto.input![0]!;
+      else return undefined;
+    }
   }
 
   paramInfos(): ParamInfo[] {
@@ -280,6 +302,11 @@ export class ImportedGraph implements ModelStructure {
     // A model's weights include statistics a frozen BatchNormalization now reads as constants.
     for (const [name, t] of this.constants) names.set(name, graph.initializer(graph.uniqueName(name), weights.get(name) ?? t).name);
     for (const { proto: n, attrs } of this.nodes) {
+      const outputs = (n.output ?? []).filter((o) => o !== '');
+      if (outputs.length > 0 && outputs.every((o) => this.folded.has(o))) {
+        for (const o of outputs) names.set(o, graph.initializer(graph.uniqueName(o), this.folded.get(o)!).name);
+        continue;
+      }
       const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
       if (training && this.trainingForm(n)) {
         const y = batchNormalizationTraining(graph, n, attrs, inputs, updates, this.params);
@@ -292,7 +319,7 @@ export class ImportedGraph implements ModelStructure {
       for (const o of n.output ?? []) if (o) names.set(o, made[k++]!.name);
     }
     let out = graph.value(names.get(this.modelOutput.name)!);
-    if (options.logits && this.endsInSoftmax) out = graph.value(graph.producer(out.name)!.inputs[0]!);
+    if (options.logits && this.logitsName) out = graph.value(names.get(this.logitsName)!);
     const output = graph.output(out, OUTPUT_NAME);
     return { graph, input, output, params, updates };
   }
@@ -420,7 +447,13 @@ function declaredShape(v: NonNullable<ModelProto['graph']>['input'] extends (inf
  * as an extra graph output. A size equal to the batch in both runs is the symbolic 'N'; one that
  * changes otherwise (a reshape to batch × heads) is unknown (null); the rest are static.
  */
-async function measureValues(proto: ModelProto, input: string, example: number[], runtime: Runtime, file: string): Promise<Map<string, ValueInfo>> {
+async function measureValues(
+  proto: ModelProto,
+  input: string,
+  example: number[],
+  runtime: Runtime,
+  file: string,
+): Promise<{ values: Map<string, ValueInfo>; samples: Map<string, [Tensor, Tensor]> }> {
   const g = proto.graph!;
   const declared = new Set((g.output ?? []).map((o) => o.name));
   const extra = (g.node ?? []).flatMap((n) => (n.output ?? []).filter((o) => o && !declared.has(o)));
@@ -448,9 +481,11 @@ async function measureValues(proto: ModelProto, input: string, example: number[]
   try {
     const [a, b] = [await runAt(2), await runAt(3)];
     const values = new Map<string, ValueInfo>();
+    const samples = new Map<string, [Tensor, Tensor]>();
     values.set(input, { dtype: 'float32', shape: ['N', ...example] });
     for (const [name, ta] of Object.entries(a)) {
       const tb = b[name]!;
+      if (ta.size <= MAX_FOLDED_SIZE) samples.set(name, [ta, tb]);
       const shape: Shape = ta.shape.map((d, i) => (tb.shape[i] === d ? d : d === 2 && tb.shape[i] === 3 ? 'N' : null));
       values.set(name, { dtype: ta.dtype, shape: ta.shape.length === tb.shape.length ? shape : ta.shape.map(() => null) });
     }
@@ -458,8 +493,43 @@ async function measureValues(proto: ModelProto, input: string, example: number[]
     if (values.get(out)?.shape[0] !== 'N') {
       throw new KilnError('INVALID_SHAPE', `'${file}': output '${out}' does not follow the batch size (shape ${formatShape(a[out]?.shape ?? [])} at batch 2): Kiln trains models whose first output has one row per example`);
     }
-    return values;
+    return { values, samples };
   } finally {
     await runtime.release(session).catch(() => undefined);
   }
+}
+
+/** Largest value (elements) folded into a constant: shape vectors and small tables, not activations. */
+const MAX_FOLDED_SIZE = 4096;
+
+/**
+ * The values that are constants in fact: computed from neither the data input nor any float
+ * initializer (only from Constant nodes, integer initializers and the shapes of values), and equal in
+ * both measured runs — so not following the batch size. Exporters compute slice bounds, reshape
+ * targets and split sizes that way; as constants they give gradient rules the static values they need
+ * (a Slice's bounds, a Reshape's target). A value that follows the batch size stays computed.
+ */
+function foldConstants(proto: ModelProto, input: string, samples: ReadonlyMap<string, [Tensor, Tensor]>): Map<string, Tensor> {
+  const g = proto.graph!;
+  const variable = new Set<string>([input]);
+  for (const t of g.initializer ?? []) if (t.dataType === 1 || t.dataType === 11 || t.dataType === 10) variable.add(t.name ?? '');
+  const folded = new Map<string, Tensor>();
+  for (const n of g.node ?? []) {
+    const readsShapeOnly = n.opType === 'Shape' || n.opType === 'Size';
+    if (!readsShapeOnly && (n.input ?? []).some((i) => variable.has(i))) {
+      for (const o of n.output ?? []) if (o) variable.add(o);
+      continue;
+    }
+    for (const o of n.output ?? []) {
+      const pair = o ? samples.get(o) : undefined;
+      if (pair && sameTensor(pair[0], pair[1])) folded.set(o, pair[0]);
+    }
+  }
+  return folded;
+}
+
+function sameTensor(a: Tensor, b: Tensor): boolean {
+  if (a.dtype !== b.dtype || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return false;
+  for (let i = 0; i < a.size; i++) if (a.data[i] !== b.data[i]) return false;
+  return true;
 }

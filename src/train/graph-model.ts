@@ -130,9 +130,15 @@ export class GraphModel extends TrainableModel {
     const weights = new Map(this.weights);
     for (const [k, v] of replaced) weights.set(k, v);
     const metadata = new Map(this.metadata);
-    const bytes = this.structure.toOnnx(weights, metadata);
-    // The new head changes shapes downstream of it: the graph is measured again.
-    const reopened = await ImportedGraph.open(decodeModel(bytes), this.structure.file, this.runtime, this.structure.preprocessing);
+    const proto = decodeModel(this.structure.toOnnx(weights, metadata));
+    // The output is declared with the new class count; shapes recorded in value_info downstream of the
+    // head are stale and go (they are optional). The graph is measured again.
+    const graph = proto.graph!;
+    const declared = graph.output?.[0]?.type?.tensorType?.shape?.dim;
+    if (declared?.[1]) declared[1] = { dimValue: numClasses };
+    const downstream = this.structure.valuesAfter(head.weight);
+    graph.valueInfo = (graph.valueInfo ?? []).filter((v) => !downstream.has(v.name ?? ''));
+    const reopened = await ImportedGraph.open(proto, this.structure.file, this.runtime, this.structure.preprocessing);
     const next = reopened.withTrainable(this.structure.trains);
     this.structure = next;
     this.weights.clear();
