@@ -12,6 +12,8 @@ export { TrainableModel } from './train/model.js';
 export { type CompileArgs, type FitArgs, type History } from './train/model.js';
 export { Sequential, sequential } from './train/sequential.js';
 export { loadModel } from './train/load.js';
+export { GraphModel, type GraphModelOptions, type WeightSelector } from './train/graph-model.js';
+export { type Preprocessing, type InputLayout, type UntrainableOp } from './model/imported-graph.js';
 export { OnnxModel, describeModel, type ModelDescription } from './model/onnx-model.js';
 export { modelCost, graphFlops, type ModelCost } from './model/cost.js';
 export { Graph, type Value, type Dim, type Shape } from './graph/graph.js';

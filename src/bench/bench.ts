@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { OnnxModel } from '../model/onnx-model.js';
-import { adaptInput, asOnnxModel, classifierScores, type ClassifierSource } from '../optimize/distill/teacher.js';
+import { adaptInput } from '../model/input-adapter.js';
+import { asOnnxModel, classifierScores, type ClassifierSource } from '../optimize/distill/teacher.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Runtime } from '../runtime/runtime.js';
 import type { Tensor } from '../tensor.js';
@@ -135,7 +136,7 @@ export async function bench(models: BenchModelSource[], data: { x: Tensor; y: Te
       progress(`${name}: accuracy on ${n} test examples, cost`);
       const scores = await classifierScores(model, data.x, { batchSize: options.evalBatchSize });
       const report = evaluateClassifier(data.y, scores);
-      const flops = await measureFlops(model, adaptInput(data.x.slice(0, 1), model.inputs[0]!), runtime);
+      const flops = await measureFlops(model, adaptInput(data.x.slice(0, 1), model.inputs[0]!, model.preprocessing), runtime);
       entries.push({ name, file, model, ...staticCost(model), flops, accuracy: report.accuracy, macroF1: report.macroF1, ...kilnMetadata(model) });
     }
 
@@ -143,7 +144,7 @@ export async function bench(models: BenchModelSource[], data: { x: Tensor; y: Te
     const many = batchOf(data.x, settings.batchSize);
     const feeds = entries.map((e) => {
       const input = e.model.inputs[0]!;
-      return { one: { [input.name]: adaptInput(one, input) }, many: { [input.name]: adaptInput(many, input) } };
+      return { one: { [input.name]: adaptInput(one, input, e.model.preprocessing) }, many: { [input.name]: adaptInput(many, input, e.model.preprocessing) } };
     });
     for (const e of entries) sessions.push(await runtime.load(e.model.bytes));
     progress(`timing ${entries.length} model(s): ${settings.repetitions} rounds of ${settings.latencyRuns} calls at batch 1 and ${settings.throughputBatches} at batch ${settings.batchSize}`);

@@ -5,6 +5,8 @@ import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import type { Tensor } from '../tensor.js';
 import { readOnnxFile } from './read-model.js';
+import type { Preprocessing } from './imported-graph.js';
+import { declaredPreprocessing } from './input-adapter.js';
 
 export interface TensorDescription {
   name: string;
@@ -111,6 +113,11 @@ export class OnnxModel {
   static async load(file: string): Promise<OnnxModel> {
     const { bytes, proto } = await readOnnxFile(file);
     return new OnnxModel(bytes, proto);
+  }
+
+  /** The input preprocessing the file declares (layout, mean/std: `kiln train --layout/--mean/--std`). */
+  get preprocessing(): Preprocessing {
+    return declaredPreprocessing(this.proto);
   }
 
   get inputs(): TensorDescription[] {

@@ -48,7 +48,7 @@ function firstInWindow(graph: Graph, mask: Value, covered: number[], tile: [numb
   const outW = covered[1]! / s1;
   const tiles = graph.op1('Transpose', [graph.op1('Reshape', [mask, graph.int64s([-1, s0, outW, s1], 'shape')])], { perm: [0, 2, 1, 3] });
   const rows = graph.op1('Reshape', [tiles, graph.int64s([-1, outW, s0 * s1], 'shape')]);
-  const before = graph.op1('CumSum', [rows, graph.int64s([2], 'axis')], { exclusive: 1 });
+  const before = graph.op1('CumSum', [rows, graph.scalar(2, 'int64')], { exclusive: 1 });
   const first = graph.op1('Mul', [rows, graph.op1('Cast', [graph.op1('Equal', [before, graph.scalar(0)])], { to: 1 })]);
   const back = graph.op1('Transpose', [graph.op1('Reshape', [first, graph.int64s([-1, outW, s0, s1], 'shape')])], { perm: [0, 2, 1, 3] });
   return graph.op1('Reshape', [back, graph.op1('Shape', [mask])]);

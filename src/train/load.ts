@@ -5,15 +5,24 @@ import { readOnnxFile } from '../model/read-model.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
 
+/** Ops of quantized graphs: their integer weights are not trained; the float original is. */
+const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger']);
+
 /**
  * Loads an .onnx file as a model that trains: a Kiln model (its layer configuration is in the
  * metadata) as a Sequential; any other ONNX model (a PyTorch or tf2onnx export) as a GraphModel over
- * its own graph. A model Kiln cannot feed data to (several inputs, integer inputs) comes back as an
- * inference-only OnnxModel, with the reason in `notTrainable`.
+ * its own graph. A model Kiln cannot feed data to (several inputs, integer inputs) or a quantized one
+ * comes back as an inference-only OnnxModel, with the reason in `notTrainable`.
  */
 export async function loadModel(file: string, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   const { bytes, proto } = await readOnnxFile(file);
   if (proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return Sequential.fromProto(proto, file);
+  const quantized = (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? ''));
+  if (quantized) {
+    const model = new OnnxModel(bytes, proto);
+    model.notTrainable = `it is quantized (node '${quantized.name}' is ${quantized.opType}): train the float model, then quantize it again`;
+    return model;
+  }
   try {
     return await GraphModel.fromProto(proto, file, options);
   } catch (err) {

@@ -115,7 +115,7 @@ const CHECKED = [
   // test/ops/shape.test.ts
   'Flatten', 'Reshape', 'Transpose', 'Concat', 'Split', 'Unsqueeze', 'Squeeze', 'Slice', 'Pad', 'Gather', 'Expand', 'Tile', 'Resize',
   // test/ops/reduce.test.ts
-  'ReduceSum', 'ReduceMean', 'ReduceMax',
+  'ReduceSum', 'ReduceMean', 'ReduceMax', 'CumSum',
   // test/ops/normalization.test.ts
   'BatchNormalization', 'Dropout', 'LayerNormalization', 'InstanceNormalization',
   // test/optimize/quantize/quantization-ops.test.ts (straight-through estimator, checked against its definition)

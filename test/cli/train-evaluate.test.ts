@@ -14,7 +14,8 @@ import { runMain } from './helpers.js';
 import { mnist } from '../../src/data/mnist.js';
 import type { ImageDataset } from '../../src/data/types.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
-import { layers, loadModel, losses, OnnxModel, optimizers, Sequential, sequential } from '../../src/index.js';
+import { layers, loadModel, losses, optimizers, Sequential, sequential } from '../../src/index.js';
+import { GraphModel } from '../../src/train/graph-model.js';
 import { idxFile } from '../data/fixtures.js';
 import { assertClose, makeTempDir } from '../model/helpers.js';
 
@@ -111,7 +112,7 @@ async function writeForeign(kilnFile: string, file: string): Promise<string> {
   proto.metadataProps = [];
   await writeFile(file, encodeModel(proto));
   const check = await loadModel(file);
-  assert.ok(check instanceof OnnxModel && !(check instanceof Sequential), 'loads as a plain OnnxModel');
+  assert.ok(check instanceof GraphModel, 'loads as an imported graph, not a Sequential');
   return file;
 }
 
@@ -262,6 +263,19 @@ describe('kiln train', () => {
     assert.ok(lib.loss < 1.5, `loss ${lib.loss}: training optimized the real cross-entropy`);
   });
 
+  it('--model foreign.onnx fine-tunes a model another tool wrote, as its own graph', async () => {
+    const foreign = await writeForeign(trained, join(temp.dir, 'exported.onnx'));
+    const out = join(temp.dir, 'exported-tuned.onnx');
+    const { code, err } = await runMain(['train', '--dataset', dataset, '--model', foreign, '--epochs', '1', '--lr', '0.003', '--out', out]);
+    assert.equal(code, 0, err);
+    const [source, tuned] = [decodeModel(await readFile(foreign)), decodeModel(await readFile(out))];
+    assert.deepEqual(tuned.graph!.node!.map((n) => n.name), source.graph!.node!.map((n) => n.name), 'the same graph, node for node');
+    assert.equal(tuned.producerName, 'pytorch');
+    const changed = tuned.graph!.initializer!.some((t, i) => Buffer.compare(Buffer.from(t.rawData ?? []), Buffer.from(source.graph!.initializer![i]!.rawData ?? [])) !== 0);
+    assert.ok(changed, 'weights changed');
+    assert.ok((await loadModel(out)) instanceof GraphModel);
+  });
+
   it('--model model.onnx continues training a Kiln model', async () => {
     const before = await loadModel(trained);
     assert.ok(before instanceof Sequential);
@@ -310,11 +324,17 @@ describe('kiln train', () => {
       await fails(['--model', unknown], 'UNKNOWN_LAYER', `${unknown} layer 0`, '"Conv3D"');
     });
 
-    it('a foreign (non-Kiln) ONNX model cannot be trained', async () => {
+    it('a foreign ONNX model Kiln cannot feed data to (integer input) is refused with the reason', async () => {
       const kiln = join(temp.dir, 'small.onnx');
       await sequential({ layers: [layers.flatten({ inputShape: [SIDE, SIDE, 1] }), layers.dense({ units: 10 })] }).save(kiln);
-      const foreign = await writeForeign(kiln, join(temp.dir, 'foreign.onnx'));
-      await fails(['--model', foreign], 'NOT_TRAINABLE', foreign, "without Kiln's layer configuration", 'can be run, not trained');
+      const proto = decodeModel(await readFile(kiln));
+      proto.metadataProps = [];
+      proto.graph!.input![0]!.type!.tensorType!.elemType = 7;
+      proto.graph!.node!.unshift({ name: 'ids_to_float', opType: 'Cast', input: ['input'], output: ['input_float'], attribute: [{ name: 'to', type: 2, i: 1 }] });
+      for (const n of proto.graph!.node!.slice(1)) n.input = n.input!.map((i) => (i === 'input' ? 'input_float' : i));
+      const tokens = join(temp.dir, 'tokens.onnx');
+      await writeFile(tokens, encodeModel(proto));
+      await fails(['--model', tokens], 'NOT_TRAINABLE', tokens, 'can be run, not trained', "input 'input' is int64, not float32");
     });
 
     it('an unknown data set', async () => {
@@ -399,15 +419,16 @@ describe('kiln evaluate', () => {
     assert.ok(j.macroF1 > 0 && j.macroF1 <= 1, `macroF1 ${j.macroF1}`);
   });
 
-  it('evaluates a foreign model on its outputs (no loss) with the same accuracy', async () => {
+  it('evaluates a foreign model like the Kiln model it was exported from: loss from its logits, same accuracy', async () => {
     const foreign = await writeForeign(trained, join(temp.dir, 'foreign cnn.onnx'));
     const { code, out, err } = await runMain(['evaluate', foreign, '--dataset', dataset, '--json']);
     assert.equal(code, 0, err);
-    const j = JSON.parse(out) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(j).sort(), ['accuracy', 'aucRoc', 'confusion', 'macroF1']);
+    const j = JSON.parse(out) as Record<string, number>;
+    assert.deepEqual(Object.keys(j).sort(), ['accuracy', 'aucRoc', 'confusion', 'loss', 'macroF1']);
     const r = await libraryEvaluate(trained);
     assert.equal(j.accuracy, r.accuracy);
     assert.deepEqual(j.confusion, r.confusion);
+    assertClose([j.loss!], [r.loss], 1e-5, 'loss');
   });
 
   it('scores a Kiln model ending in softmax as probabilities', async () => {

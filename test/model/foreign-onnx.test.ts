@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadModel, OnnxModel, Sequential, tensor } from '../../src/index.js';
+import { GraphModel, loadModel, OnnxModel, Sequential, tensor } from '../../src/index.js';
 import { decodeModel, encodeModel, type ModelProto, type ValueInfoProto } from '../../src/graph/proto.js';
 import { assertClose, assertRejectsKiln, makeTempDir } from './helpers.js';
 
@@ -75,14 +75,16 @@ describe('a foreign (PyTorch-style) ONNX model', () => {
     }
   });
 
-  it('loads as an OnnxModel, not a Sequential', async () => {
+  it('loadModel gives an imported graph that trains (not a Sequential); OnnxModel.load runs it as it is', async () => {
     const model = await loadModel(file);
-    assert.ok(model instanceof OnnxModel);
+    assert.ok(model instanceof GraphModel);
     assert.ok(!(model instanceof Sequential));
+    assert.deepEqual(model.paramInfos().map((p) => [p.name, p.spec.trainable]), [['fc.weight', true], ['fc.bias', true]]);
+    assert.ok((await OnnxModel.load(file)) instanceof OnnxModel);
   });
 
   it('is described with its real inputs (not the initializers), outputs, ops and parameter count', async () => {
-    const model = (await loadModel(file)) as OnnxModel;
+    const model = await OnnxModel.load(file);
     const d = model.description;
     assert.equal(d.producer, 'pytorch 1.13.1');
     assert.equal(d.irVersion, 7);
@@ -103,7 +105,7 @@ describe('a foreign (PyTorch-style) ONNX model', () => {
   });
 
   it('predicts relu(x·W + b) for any batch size', async () => {
-    const model = (await loadModel(file)) as OnnxModel;
+    const model = await OnnxModel.load(file);
     const rows = [
       [1, 2, 3],
       [-1, 0, 1],
@@ -121,7 +123,7 @@ describe('a foreign (PyTorch-style) ONNX model', () => {
   });
 
   it('rejects input of the wrong shape, naming the expected and found shapes', async () => {
-    const model = (await loadModel(file)) as OnnxModel;
+    const model = await OnnxModel.load(file);
     await assertRejectsKiln(() => model.predict(tensor([[1, 2, 3, 4]])), 'INVALID_SHAPE', "'input'", '[batch_size, 3]', '[1, 4]');
     await assertRejectsKiln(() => model.run({ x: tensor([[1, 2, 3]]) }), 'INVALID_ARGUMENT', "'input'");
   });

@@ -11,7 +11,9 @@ import { isTilingPool } from '../../src/graph/pool-window.js';
 import '../../src/ops/index.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Attrs } from '../../src/graph/graph.js';
-import { assertGradients } from '../autodiff/gradcheck.js';
+import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
+import { addGradients } from '../../src/autodiff/gradients.js';
+import { Tensor } from '../../src/tensor.js';
 
 const runtime = new Runtime();
 after(() => runtime.close());
@@ -126,5 +128,24 @@ describe('pool gradients: ceil_mode, dilations, GlobalMaxPool', () => {
   });
   it('GlobalMaxPool with a symbolic batch', async () => {
     await assertGradients(runtime, { ...pool('GlobalMaxPool', [2, 2, 3, 3], {}), symbolicBatch: ['x'] });
+  });
+});
+
+describe('MaxPool gradient with ties', () => {
+  it("sends a window's gradient to its first maximum in row-major order, as PyTorch does", async () => {
+    // One 2×4 image, two 2×2 windows: the left one all equal (a blank background through a
+    // convolution's bias), the right one tied between its 2nd and 4th positions.
+    const g = new Graph('ties');
+    const x = g.input('x', 'float32', [1, 1, 2, 4]);
+    const y = g.op1('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] });
+    const dy = g.input('dy', 'float32', [1, 1, 1, 2]);
+    const loss = g.op1('ReduceSum', [g.op1('Mul', [y, dy])], { keepdims: 0 });
+    const grads = addGradients(g, loss, [x]);
+    g.output(grads.get('x')!, 'dx');
+    const out = await runGraph(runtime, g, {
+      x: new Tensor(Float32Array.of(0.5, 0.5, 1, 3, 0.5, 0.5, 2, 3), [1, 1, 2, 4], 'float32'),
+      dy: new Tensor(Float32Array.of(10, 20), [1, 1, 1, 2], 'float32'),
+    });
+    assert.deepEqual([...(out.dx!.data as Float32Array)], [10, 0, 0, 20, 0, 0, 0, 0]);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Reduction gradient rules (src/ops/reduce.ts) against finite differences: ReduceSum (axes as an
- * input), ReduceMean (axes as an attribute; a run-time count when the batch dimension is symbolic)
- * and ReduceMax (gradient to the maximum; 'distinct' inputs have no ties).
+ * input), ReduceMean (axes as an attribute; a run-time count when the batch dimension is symbolic),
+ * ReduceMax (gradient to the maximum; 'distinct' inputs have no ties) and CumSum.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -141,4 +141,12 @@ describe('ReduceMean / ReduceMax gradient, opset 18 (axes as an input)', () => {
   it('ReduceMax with the attribute form (opset 17), axes [0, 2]', async () => {
     await assertGradients(runtime, { inputs: { x: { shape: [2, 3, 2], fill: 'distinct' } }, build: (g, v) => g.op1('ReduceMax', [v.x!], { axes: [0, 2], keepdims: 0 }) });
   });
+});
+
+describe('CumSum gradient (the reversed cumulative sum of the incoming gradient)', () => {
+  for (const [exclusive, reverse] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+    it(`exclusive ${exclusive}, reverse ${reverse}, axis 1 of [2, 5, 3]`, async () => {
+      await assertGradients(runtime, { inputs: { x: { shape: [2, 5, 3] } }, build: (g, v) => g.op1('CumSum', [v.x!, g.scalar(1, 'int64')], { exclusive, reverse }) });
+    });
+  }
 });

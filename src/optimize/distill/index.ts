@@ -2,4 +2,5 @@
 export { distill, TEACHER_LOGITS_INPUT, DISTILLATION_METADATA_KEY, type DistillArgs, type DistillResult } from './distill.js';
 export { distillationLoss, type DistillationLossOptions } from './loss.js';
 export { defaultStudent, onnxParameterCount, type DefaultStudentOptions } from './student.js';
-export { asOnnxModel, adaptInput, classifierScores, teacherLogits, type ClassifierSource, type ClassifierOutputKind, type TeacherLogits } from './teacher.js';
+export { adaptInput } from '../../model/input-adapter.js';
+export { asOnnxModel, classifierScores, teacherLogits, type ClassifierSource, type ClassifierOutputKind, type TeacherLogits } from './teacher.js';

@@ -1,11 +1,12 @@
 import { KilnError, formatShape } from '../../errors.js';
-import { Sequential } from '../../train/sequential.js';
-import { OnnxModel, type TensorDescription } from '../../model/onnx-model.js';
+import { Model } from '../../model/model.js';
+import { OnnxModel } from '../../model/onnx-model.js';
+import { adaptInput } from '../../model/input-adapter.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { Tensor } from '../../tensor.js';
 
-/** A teacher (or any classifier to score): a model file, its bytes, a loaded ONNX model or a Kiln model. */
-export type ClassifierSource = string | Uint8Array | OnnxModel | Sequential;
+/** A teacher (or any classifier to score): a model file, its bytes, a loaded ONNX model or a Kiln model (layers or imported). */
+export type ClassifierSource = string | Uint8Array | OnnxModel | Model;
 
 /** What a classifier's first output holds; 'auto' tells them apart by looking at the values. */
 export type ClassifierOutputKind = 'logits' | 'probabilities';
@@ -14,37 +15,8 @@ export type ClassifierOutputKind = 'logits' | 'probabilities';
 export async function asOnnxModel(source: ClassifierSource): Promise<OnnxModel> {
   if (source instanceof OnnxModel) return source;
   if (typeof source === 'string') return OnnxModel.load(source);
-  const bytes = source instanceof Sequential ? source.toOnnx() : source;
+  const bytes = source instanceof Model ? source.toOnnx() : source;
   return new OnnxModel(bytes, parseOnnx(bytes));
-}
-
-/**
- * Images `[N, H, W, C]` in the layout a model's input wants: as they are (Kiln models, Keras exports),
- * transposed to `[N, C, H, W]` (PyTorch exports), or flattened to `[N, H·W·C]` (MLPs).
- */
-export function adaptInput(x: Tensor, input: TensorDescription): Tensor {
-  const want = input.shape;
-  const rest = x.shape.slice(1);
-  const fits = (dims: readonly number[]) => want !== null && want.length === dims.length + 1 && want.slice(1).every((d, i) => typeof d !== 'number' || d === dims[i]);
-  if (want === null || fits(rest)) return x;
-  if (rest.length === 3) {
-    const [h, w, c] = rest as [number, number, number];
-    if (fits([c, h, w])) return toChannelsFirst(x as Tensor<'float32'>);
-  }
-  const rowSize = rest.reduce((a, b) => a * b, 1);
-  if (fits([rowSize])) return x.reshape([x.shape[0]!, rowSize]);
-  throw new KilnError('INVALID_SHAPE', `the model's input '${input.name}' has shape ${formatShape(want)}; the data is ${formatShape([null, ...rest])}, which fits it neither as is, channels-first nor flattened`);
-}
-
-function toChannelsFirst(x: Tensor<'float32'>): Tensor<'float32'> {
-  const [n, h, w, c] = x.shape as [number, number, number, number];
-  const src = x.data;
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < n; i++) {
-    const base = i * h * w * c;
-    for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) for (let ch = 0; ch < c; ch++) out[base + ch * h * w + y * w + xx] = src[base + (y * w + xx) * c + ch]!;
-  }
-  return new Tensor(out, [n, c, h, w], 'float32');
 }
 
 /** True when every row is a probability distribution (non-negative, summing to 1). */
@@ -83,7 +55,7 @@ export async function classifierScores(model: OnnxModel, x: Tensor, options: Cla
   let classes = 0;
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
-    const result = (await model.run({ [inputName]: adaptInput(x.slice(start, end), model.inputs[0]!) }))[outputName]!;
+    const result = (await model.run({ [inputName]: adaptInput(x.slice(start, end), model.inputs[0]!, model.preprocessing) }))[outputName]!;
     const rows = result.shape[0];
     const perRow = result.size / Math.max(1, end - start);
     if (rows !== end - start || !Number.isInteger(perRow) || result.rank < 2 || perRow !== result.shape.slice(1).reduce((a, b) => a * b, 1)) {

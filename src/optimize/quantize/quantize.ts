@@ -22,6 +22,8 @@ import { integerKernelsSaturate } from './params.js';
 import { checkFineTune, fakeQuantStepOptions, foldBatchNormLayers } from './qat.js';
 import { QUANTIZATION_METADATA_KEY, checkNotQuantized, sourceGraph, type QuantizableModel } from './source-graph.js';
 import { MODEL_METADATA_KEY } from '../../model/sequential.js';
+import { adaptInput } from '../../model/input-adapter.js';
+import type { Preprocessing } from '../../model/imported-graph.js';
 
 export type QuantizationMode = 'dynamic' | 'static' | 'float16' | 'qat';
 export const QUANTIZATION_MODES: readonly QuantizationMode[] = ['dynamic', 'static', 'float16', 'qat'];
@@ -157,10 +159,11 @@ function checkOptions(o: QuantizeOptions): void {
 }
 
 /** The calibration examples as one float32 tensor of the model's input shape (a seeded subset). */
-export function calibrationTensor(data: CalibrationData, inputShape: readonly (number | string | null)[], samples: number, seed: number): Tensor {
-  const x: unknown = data instanceof Tensor ? data : (data as ImageDataset).train?.images ?? (data as LabeledImages).images;
-  if (!(x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'calibration must be a tensor of examples, {images, labels} or a data set with a train split');
-  if (x.shape[0] === 0 || x.rank === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
+export function calibrationTensor(data: CalibrationData, inputShape: readonly (number | string | null)[], samples: number, seed: number, preprocessing: Preprocessing = {}): Tensor {
+  const given: unknown = data instanceof Tensor ? data : (data as ImageDataset).train?.images ?? (data as LabeledImages).images;
+  if (!(given instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'calibration must be a tensor of examples, {images, labels} or a data set with a train split');
+  if (given.shape[0] === 0 || given.rank === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
+  const x = toModelInput(given, inputShape, preprocessing);
   const expected = inputShape.slice(1);
   const got = x.shape.slice(1);
   if (x.rank !== inputShape.length || expected.some((d, i) => typeof d === 'number' && d !== got[i])) {
@@ -174,6 +177,19 @@ export function calibrationTensor(data: CalibrationData, inputShape: readonly (n
   const n = x.shape[0]!;
   if (n <= samples) return x;
   return x.gather(new Random(seed).permutation(n).subarray(0, samples));
+}
+
+/**
+ * Kiln's channels-last images as a model file's input wants them (a PyTorch export's channels-first,
+ * its declared mean/std); data that fits no layout is left for the caller's shape check to name.
+ */
+function toModelInput(x: Tensor, inputShape: readonly (number | string | null)[], preprocessing: Preprocessing): Tensor {
+  if (x.dtype !== 'float32') return x;
+  try {
+    return adaptInput(x, { name: 'input', dtype: 'float32', shape: [...inputShape] }, preprocessing);
+  } catch {
+    return x;
+  }
 }
 
 function opCounts(graph: Graph): Record<string, number> {
@@ -264,6 +280,7 @@ export async function quantize(model: QuantizableModel, options: QuantizeOptions
 
   const src = sourceGraph(source);
   checkExclusions(options.exclude, src.layerNames);
+  const preprocessing = source instanceof OnnxModel ? source.preprocessing : {};
   const { graph: foldedGraph, folded } = foldBatchNormalization(src.graph);
   const foldedBatchNorm = [...foldedLayers, ...folded.map((f) => src.layerOf.get(f.batchNorm) ?? f.batchNorm)];
   let result: { graph: Graph; decisions: NodeDecision[] };
@@ -278,7 +295,7 @@ export async function quantize(model: QuantizableModel, options: QuantizeOptions
     result = quantizeDynamicGraph(foldedGraph, src.layerOf, common);
   } else {
     const data = options.calibration ?? (options.mode === 'qat' ? options.fineTune!.x : undefined);
-    const x = calibrationTensor(data!, src.graph.inputs[0]!.shape ?? [], options.calibrationSamples ?? 512, seed);
+    const x = calibrationTensor(data!, src.graph.inputs[0]!.shape ?? [], options.calibrationSamples ?? 512, seed, preprocessing);
     const method = options.method ?? 'minmax';
     const ranges = await calibrateActivations(foldedGraph, x, { method, percentile: options.percentile, runtime });
     calibration = { method, samples: x.shape[0]! };
@@ -322,6 +339,10 @@ function baseReport(options: QuantizeOptions, settings: Record<string, unknown>,
 }
 
 async function finish(bytes: Uint8Array, report: QuantizationReport, options: QuantizeOptions, before: Uint8Array, runtime: Runtime): Promise<QuantizedModel> {
-  if (options.evaluate) report.evaluation = await compareModels(before, bytes, options.evaluate, runtime);
+  if (options.evaluate) {
+    const file = new OnnxModel(before, decodeModel(before));
+    const x = toModelInput(options.evaluate.x, file.inputs[0]?.shape ?? [], file.preprocessing);
+    report.evaluation = await compareModels(before, bytes, { ...options.evaluate, x }, runtime);
+  }
   return new QuantizedModel(bytes, decodeModel(bytes), report, runtime);
 }

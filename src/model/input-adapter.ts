@@ -1,0 +1,78 @@
+import { KilnError, formatShape } from '../errors.js';
+import type { ModelProto } from '../graph/proto.js';
+import { Tensor } from '../tensor.js';
+import { PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
+import type { TensorDescription } from './onnx-model.js';
+
+/*
+ * Kiln's data meeting a model it runs as a plain ONNX file (quantization calibration, bench,
+ * distillation teachers): images [N, H, W, C] in the layout the model's input wants, then the model's
+ * declared normalization. A GraphModel does the same inside its graphs (model/imported-graph.ts); this
+ * is the data-pipeline form for sessions that run the file as it is.
+ */
+
+/** The preprocessing a saved model declares in its metadata (layout, mean/std), or none. */
+export function declaredPreprocessing(proto: ModelProto): Preprocessing {
+  const entry = proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value;
+  if (!entry) return {};
+  try {
+    const p = JSON.parse(entry) as Preprocessing;
+    return Object.fromEntries(Object.entries({ layout: p.layout, mean: p.mean, std: p.std }).filter(([, v]) => v !== undefined));
+  } catch (err) {
+    throw new KilnError('CORRUPT_FILE', `metadata '${PREPROCESSING_METADATA_KEY}' is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Images `[N, H, W, C]` in the layout a model's input wants: as they are (Kiln models, Keras exports),
+ * transposed to `[N, C, H, W]` (PyTorch exports), or flattened to `[N, H·W·C]` (MLPs) — the declared
+ * layout when there is one, else whichever fits — then normalized by the declared per-channel mean/std.
+ */
+export function adaptInput(x: Tensor, input: TensorDescription, preprocessing: Preprocessing = {}): Tensor {
+  const laidOut = layoutFor(x, input, preprocessing);
+  if (!preprocessing.mean && !preprocessing.std) return laidOut;
+  const channelsFirst = laidOut !== x || preprocessing.layout === 'nchw';
+  return normalize(laidOut as Tensor<'float32'>, channelsFirst ? 1 : laidOut.rank - 1, preprocessing);
+}
+
+function layoutFor(x: Tensor, input: TensorDescription, preprocessing: Preprocessing): Tensor {
+  const want = input.shape;
+  const rest = x.shape.slice(1);
+  const fits = (dims: readonly number[]) => want !== null && want.length === dims.length + 1 && want.slice(1).every((d, i) => typeof d !== 'number' || d === dims[i]);
+  if (preprocessing.layout === 'nchw' && rest.length === 3) return toChannelsFirst(x as Tensor<'float32'>);
+  if (want === null || fits(rest) || preprocessing.layout === 'nhwc') return x;
+  if (rest.length === 3) {
+    const [h, w, c] = rest as [number, number, number];
+    if (fits([c, h, w])) return toChannelsFirst(x as Tensor<'float32'>);
+  }
+  const rowSize = rest.reduce((a, b) => a * b, 1);
+  if (fits([rowSize])) return x.reshape([x.shape[0]!, rowSize]);
+  throw new KilnError(
+    'INVALID_SHAPE',
+    `the model's input '${input.name}' has shape ${formatShape(want)}; the data is ${formatShape([null, ...rest])}, which fits it neither as is, channels-first nor flattened (--layout nchw|nhwc says which layout the model takes)`,
+  );
+}
+
+function toChannelsFirst(x: Tensor<'float32'>): Tensor<'float32'> {
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const src = x.data;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < n; i++) {
+    const base = i * h * w * c;
+    for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) for (let ch = 0; ch < c; ch++) out[base + ch * h * w + y * w + xx] = src[base + (y * w + xx) * c + ch]!;
+  }
+  return new Tensor(out, [n, c, h, w], 'float32');
+}
+
+function normalize(x: Tensor<'float32'>, axis: number, { mean, std }: Preprocessing): Tensor<'float32'> {
+  const channels = x.shape[axis]!;
+  const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const at = (v: number[] | undefined, c: number, fallback: number) => (v ? (v.length === 1 ? v[0]! : v[c]!) : fallback);
+  const out = new Float32Array(x.size);
+  const src = x.data;
+  for (let i = 0; i < src.length; i++) {
+    const c = Math.floor(i / inner) % channels;
+    out[i] = (src[i]! - at(mean, c, 0)) / at(std, c, 1);
+  }
+  return new Tensor(out, x.shape, 'float32');
+}
