@@ -8,3 +8,4 @@ import './shape.js';
 import './reduce.js';
 import './normalization.js';
 import './quantization.js';
+import './constant.js';

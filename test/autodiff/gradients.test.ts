@@ -122,7 +122,7 @@ const CHECKED = [
   'QuantizeLinear', 'DequantizeLinear',
 ];
 /** Rules that state that no gradient flows (comparisons, rounding, indices, shapes). */
-const NO_GRADIENT_FLOWS = ['Sign', 'Floor', 'Ceil', 'Round', 'Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'And', 'Or', 'Not', 'Shape', 'Size', 'ArgMax', 'OneHot'];
+const NO_GRADIENT_FLOWS = ['Constant', 'ConstantOfShape', 'Sign', 'Floor', 'Ceil', 'Round', 'Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'And', 'Or', 'Not', 'Shape', 'Size', 'ArgMax', 'OneHot'];
 const NO_RULE = ['ConvTranspose', 'ScatterElements', 'ScatterND', 'GatherElements', 'DynamicQuantizeLinear', 'MatMulInteger', 'ConvInteger'];
 
 describe('operator coverage', () => {

@@ -1,0 +1,42 @@
+import { KilnError } from '../errors.js';
+import type { Attrs } from '../graph/graph.js';
+import { constantInts, defineOp, requireInput, type InferredValue } from '../graph/registry.js';
+import { Tensor } from '../tensor.js';
+
+/*
+ * Constant and ConstantOfShape: exporters write them for scalars, shape pieces and masks. They take no
+ * input a gradient could flow into, so they have shape rules only (and appear in imported graphs).
+ */
+
+/** The tensor a Constant node holds, from whichever of its attribute forms is set. */
+export function constantAttrValue(attrs: Attrs): Tensor {
+  const v = attrs.value;
+  if (v instanceof Tensor) return v;
+  if (typeof attrs.value_float === 'number') return new Tensor(Float32Array.of(attrs.value_float), [], 'float32');
+  if (typeof attrs.value_int === 'number') return new Tensor(BigInt64Array.of(BigInt(attrs.value_int)), [], 'int64');
+  if (Array.isArray(attrs.value_floats)) return new Tensor(Float32Array.from(attrs.value_floats as number[]), [attrs.value_floats.length], 'float32');
+  if (Array.isArray(attrs.value_ints)) return new Tensor(BigInt64Array.from(attrs.value_ints as number[], (i) => BigInt(i)), [attrs.value_ints.length], 'int64');
+  throw new KilnError('UNSUPPORTED_OP', `Constant: Kiln reads value, value_float(s) and value_int(s); this node sets ${Object.keys(attrs).join(', ') || 'none'}`);
+}
+
+defineOp({
+  type: 'Constant',
+  infer: (_inputs, attrs): InferredValue[] => {
+    const t = constantAttrValue(attrs);
+    return [{ dtype: t.dtype, shape: [...t.shape] }];
+  },
+  gradient: () => [],
+});
+
+defineOp({
+  type: 'ConstantOfShape',
+  nonDifferentiableInputs: [0],
+  infer: (inputs, attrs, graph) => {
+    const shape = requireInput(inputs, 0, 'ConstantOfShape');
+    const fill = attrs.value instanceof Tensor ? attrs.value : undefined;
+    const dims = constantInts(graph, shape);
+    const rank = typeof shape.shape?.[0] === 'number' ? shape.shape[0] : undefined;
+    return [{ dtype: fill?.dtype ?? 'float32', shape: dims ?? (rank !== undefined ? Array(rank).fill(null) : null) }];
+  },
+  gradient: () => [null],
+});
