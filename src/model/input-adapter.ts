@@ -31,7 +31,8 @@ export function declaredPreprocessing(proto: ModelProto): Preprocessing {
 export function adaptInput(x: Tensor, input: TensorDescription, preprocessing: Preprocessing = {}): Tensor {
   const laidOut = layoutFor(x, input, preprocessing);
   if (!preprocessing.mean && !preprocessing.std) return laidOut;
-  const channelsFirst = laidOut !== x || preprocessing.layout === 'nchw';
+  // The channel axis of what the model takes: 1 for a channels-first model, else the last.
+  const channelsFirst = preprocessing.layout === 'nchw' || (laidOut !== x && laidOut.rank === 4);
   return normalize(laidOut as Tensor<'float32'>, channelsFirst ? 1 : laidOut.rank - 1, preprocessing);
 }
 
@@ -39,7 +40,7 @@ function layoutFor(x: Tensor, input: TensorDescription, preprocessing: Preproces
   const want = input.shape;
   const rest = x.shape.slice(1);
   const fits = (dims: readonly number[]) => want !== null && want.length === dims.length + 1 && want.slice(1).every((d, i) => typeof d !== 'number' || d === dims[i]);
-  if (preprocessing.layout === 'nchw' && rest.length === 3) return toChannelsFirst(x as Tensor<'float32'>);
+  // Data already in the model's shape goes as it is; a declared channels-last model is never transposed.
   if (want === null || fits(rest) || preprocessing.layout === 'nhwc') return x;
   if (rest.length === 3) {
     const [h, w, c] = rest as [number, number, number];
@@ -66,6 +67,11 @@ function toChannelsFirst(x: Tensor<'float32'>): Tensor<'float32'> {
 
 function normalize(x: Tensor<'float32'>, axis: number, { mean, std }: Preprocessing): Tensor<'float32'> {
   const channels = x.shape[axis]!;
+  for (const [flag, v] of [['mean', mean], ['std', std]] as const) {
+    if (v && v.length !== 1 && v.length !== channels) {
+      throw new KilnError('INVALID_ARGUMENT', `--${flag} has ${v.length} values; the model's input has ${channels} channels along axis ${axis} of ${formatShape(x.shape)} (give ${channels} values, or one for all)`);
+    }
+  }
   const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const at = (v: number[] | undefined, c: number, fallback: number) => (v ? (v.length === 1 ? v[0]! : v[c]!) : fallback);
   const out = new Float32Array(x.size);

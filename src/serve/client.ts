@@ -1,3 +1,5 @@
+import { adaptInput } from '../model/input-adapter.js';
+import type { Preprocessing } from '../model/imported-graph.js';
 import { KilnError } from '../errors.js';
 import { Tensor, type AnyTypedArray, type DType } from '../tensor.js';
 import { binaryPart, BinaryReader, HEADER_LENGTH, parseRequestBody } from './binary.js';
@@ -165,8 +167,14 @@ export class KilnClient {
     return Object.fromEntries(res.outputs.map((o) => [o.name, tensorFromResponse(o, reader)]));
   }
 
-  /** Single-input models: the first output for x (input and output names come from the model's metadata). */
-  async predict(model: string, x: Tensor, options: { version?: number | string } = {}): Promise<Tensor> {
+  /**
+   * Single-input models: the first output for x (input and output names come from the model's
+   * metadata). Float images [N, H, W, C] are laid out as the model's input wants them (channels-first
+   * for a PyTorch export, flattened for an MLP), then normalized by `preprocessing` — a model file's
+   * declared mean/std, e.g. `(await kiln.OnnxModel.load(file)).preprocessing`: the same data the model
+   * saw in `kiln train`, `evaluate` and `bench`.
+   */
+  async predict(model: string, x: Tensor, options: { version?: number | string; preprocessing?: Preprocessing } = {}): Promise<Tensor> {
     const key = `${model}@${options.version ?? ''}`;
     let meta = this.metadataCache.get(key);
     if (!meta) {
@@ -176,7 +184,9 @@ export class KilnClient {
     }
     const { inputs, outputs } = await meta;
     if (inputs.length !== 1) throw new KilnError('INVALID_ARGUMENT', `predict(x) needs a model with one input; '${model}' has ${inputs.length}: use infer({name: tensor})`);
-    const result = await this.infer(model, { [inputs[0]!.name]: x }, { ...options, outputs: [outputs[0]!.name] });
+    const input = inputs[0]!;
+    const fed = x.dtype === 'float32' ? adaptInput(x, { name: input.name, dtype: 'float32', shape: input.shape.map((d) => (d < 0 ? null : d)) }, options.preprocessing) : x;
+    const result = await this.infer(model, { [input.name]: fed }, { version: options.version, outputs: [outputs[0]!.name] });
     return result[outputs[0]!.name]!;
   }
 
