@@ -1,6 +1,6 @@
 import { KilnError } from '../errors.js';
 import type { Graph, Node, Value } from '../graph/graph.js';
-import { opDefinition } from '../graph/registry.js';
+import { opDefinition, type GradientOptions } from '../graph/registry.js';
 import '../ops/index.js';
 
 /**
@@ -9,10 +9,12 @@ import '../ops/index.js';
  * value, and asks each op's gradient rule (src/ops/) for its inputs' gradients. The gradient nodes are
  * appended to the same graph, so forward and backward become one ONNX graph.
  *
+ * `options` picks between formulations where exactness costs time (see GradientOptions).
+ *
  * Returns d(loss)/d(param) for each requested value (zeros-free: a parameter the loss does not depend
  * on is an error, since training it would be silently useless).
  */
-export function addGradients(graph: Graph, loss: Value, params: readonly Value[]): Map<string, Value> {
+export function addGradients(graph: Graph, loss: Value, params: readonly Value[], options: GradientOptions = {}): Map<string, Value> {
   const forward = [...graph.nodes];
   const producedBy = new Map<string, Node>();
   for (const n of forward) for (const o of n.outputs) producedBy.set(o, n);
@@ -56,7 +58,7 @@ export function addGradients(graph: Graph, loss: Value, params: readonly Value[]
     const inputs = node.inputs.map((i) => (i === '' ? null : graph.value(i)));
     // An omitted optional output ('' in an imported node) has no value; no rule reads one it did not ask for.
     const outputs = node.outputs.map((o) => (o === '' ? (null as unknown as Value) : graph.value(o)));
-    const grads = def.gradient({ graph, node, inputs, outputs, gradOutputs });
+    const grads = def.gradient({ graph, node, inputs, outputs, gradOutputs, options });
     node.inputs.forEach((name, i) => {
       const g = grads[i];
       if (!name || !g || !relevant(name) || def.nonDifferentiableInputs?.includes(i)) return;

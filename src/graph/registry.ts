@@ -15,6 +15,19 @@ export interface GradientContext {
   outputs: Value[];
   /** Gradient of the loss with respect to each output (null where no gradient flows). */
   gradOutputs: (Value | null)[];
+  options: GradientOptions;
+}
+
+/** Choices between gradient formulations that differ in exactness and speed. */
+export interface GradientOptions {
+  /**
+   * MaxPool windows whose maximum occurs more than once: 'first' sends the gradient to the first
+   * occurrence in row-major order, as PyTorch does (exact parity; default); 'all' sends it to every
+   * tied position, which skips the tie-break's extra passes over the input (1.23–1.31× a small CNN's
+   * training step: bench/train/maxpool-ties.ts) at the price of a larger gradient on uniform image
+   * regions.
+   */
+  maxPoolTies?: 'first' | 'all';
 }
 
 /** Returns the gradient of the loss with respect to each input (null where none flows or is needed). */

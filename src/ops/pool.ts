@@ -67,9 +67,11 @@ defineOp({
    * row-major order, as PyTorch and ONNX Runtime's Indices do (firstInWindow). They are common on real
    * images: over a blank background a convolution outputs its bias everywhere, and sending the
    * gradient to every tied position made the first convolution's gradient off by 1e-2 against PyTorch.
+   * The tie-break costs passes over the input; options.maxPoolTies 'all' skips it (Kiln's own layer
+   * models train that way, measured faster, see GradientOptions).
    * Overlapping or padded windows: MaxPool's Indices output and a ScatterElements with 'add'.
    */
-  gradient: ({ graph, node, inputs: [x], outputs: [y], gradOutputs: [dy] }) => {
+  gradient: ({ graph, node, inputs: [x], outputs: [y], gradOutputs: [dy], options }) => {
     const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []), x!.shape?.slice(2));
     const xShape = x!.shape!;
     const full = [xShape[2] as number, xShape[3] as number];
@@ -79,7 +81,7 @@ defineOp({
       const up = (v: Value) =>
         graph.op1('Resize', [v, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
       const ties = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
-      const mask = firstInWindow(graph, ties, covered, sa.strides as [number, number]);
+      const mask = options.maxPoolTies === 'all' ? ties : firstInWindow(graph, ties, covered, sa.strides as [number, number]);
       return [padToInput(graph, graph.op1('Mul', [up(dy!), mask]), covered, full)];
     }
     const [, indices] = graph.op('MaxPool', [x!], node.attrs, { outputs: 2, name: 'maxpool_indices' });

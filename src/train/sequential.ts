@@ -4,7 +4,8 @@ import type { ModelProto } from '../graph/proto.js';
 import type { Layer, LayerShape } from '../layers/index.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { LayerStack, MODEL_METADATA_KEY, sequentialArgsFromProto, storedWeights, type SequentialArgs } from '../model/sequential.js';
-import { TrainableModel } from './model.js';
+import { TrainableModel, type CompileArgs } from './model.js';
+import type { TrainingStepOptions } from './training-step.js';
 
 /**
  * Keras' Sequential: a trainable model whose structure is a linear stack of Kiln layers. Saved files
@@ -16,6 +17,17 @@ export class Sequential extends TrainableModel {
   constructor(args: SequentialArgs = {}) {
     super(args, 'sequential');
     for (const layer of args.layers ?? []) this.add(layer);
+  }
+
+  /**
+   * Kiln's layer models split a MaxPool gradient among tied maxima (GradientOptions.maxPoolTies 'all')
+   * unless told otherwise: the exact tie-break made the tutorial and Fashion CNNs' training step
+   * 1.23× and 1.31× slower (`node dist/bench/train/maxpool-ties.js`, 2026-12-06, loaded 2-core VM), and
+   * these models' speed is a measured target (bench/train). Imported graphs keep the exact rule: their
+   * gradients must equal PyTorch's.
+   */
+  override compile(args: CompileArgs, stepOptions: TrainingStepOptions = {}): void {
+    super.compile(args, { ...stepOptions, gradients: { maxPoolTies: 'all', ...stepOptions.gradients } });
   }
 
   get layers(): readonly Layer[] {

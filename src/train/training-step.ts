@@ -6,6 +6,7 @@ import type { DType } from '../tensor.js';
 import { modelToProto } from '../graph/onnx-io.js';
 import { commuteReluMaxPool, convolutionsAsGemm, elideOutputIdentities, eliminateDeadNodes, trimUnreadRows } from '../graph/passes.js';
 import { encodeModel } from '../graph/proto.js';
+import type { GradientOptions } from '../graph/registry.js';
 import type { Model, ParamInfo } from '../model/model.js';
 import type { Loss } from './losses.js';
 import type { Optimizer } from './optimizers.js';
@@ -110,6 +111,8 @@ export interface TrainingStepOptions {
   afterLayer?: (graph: Graph, layer: Layer, output: Value, index: number) => Value;
   /** Extra per-batch inputs fed by fit's `extraFeeds` (e.g. a teacher's logits for distillation). */
   extraInputs?: { name: string; dtype: DType; shape: Dim[] }[];
+  /** Formulation choices of the backward pass (e.g. how MaxPool splits a gradient among tied maxima). */
+  gradients?: GradientOptions;
   /** Builds the loss instead of the compiled Loss (it may read the extra inputs by name). */
   buildLoss?: (graph: Graph, output: Value, labels: Value, loss: Loss) => Value;
 }
@@ -182,7 +185,7 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
     const t = build(true);
     const g = t.graph;
     const ordered = layout.map((l) => t.sliced.get(l.name)!);
-    const grads = addGradients(g, t.lossValue, ordered);
+    const grads = addGradients(g, t.lossValue, ordered, options.gradients);
     const flatGrad = g.op1(
       'Concat',
       layout.map((l) => g.op1('Reshape', [grads.get(t.sliced.get(l.name)!.name)!, g.int64s([-1], 'shape')])),

@@ -148,4 +148,18 @@ describe('MaxPool gradient with ties', () => {
     });
     assert.deepEqual([...(out.dx!.data as Float32Array)], [10, 0, 0, 20, 0, 0, 0, 0]);
   });
+
+  it("with maxPoolTies 'all' (Kiln's layer models), sends it to every tied position", async () => {
+    const g = new Graph('ties_all');
+    const x = g.input('x', 'float32', [1, 1, 2, 4]);
+    const y = g.op1('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] });
+    const dy = g.input('dy', 'float32', [1, 1, 1, 2]);
+    const grads = addGradients(g, g.op1('ReduceSum', [g.op1('Mul', [y, dy])], { keepdims: 0 }), [x], { maxPoolTies: 'all' });
+    g.output(grads.get('x')!, 'dx');
+    const out = await runGraph(runtime, g, {
+      x: new Tensor(Float32Array.of(0.5, 0.5, 1, 3, 0.5, 0.5, 2, 3), [1, 1, 2, 4], 'float32'),
+      dy: new Tensor(Float32Array.of(10, 20), [1, 1, 1, 2], 'float32'),
+    });
+    assert.deepEqual([...(out.dx!.data as Float32Array)], [10, 10, 0, 20, 10, 10, 0, 20]);
+  });
 });
