@@ -2,9 +2,6 @@ import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
 import { CALIBRATION_METHODS, QUANTIZATION_MODES, quantize, type CalibrationMethod, type QuantizationMode, type QuantizationReport, type QuantizeOptions } from '../optimize/quantize/index.js';
 import { loadModel } from '../train/load.js';
-import { GraphModel } from '../train/graph-model.js';
-import { OnnxModel } from '../model/onnx-model.js';
-import { parseOnnx } from '../model/read-model.js';
 import type { Tensor } from '../tensor.js';
 import type { Command } from './command.js';
 import { formatBytes, formatTable } from './format.js';
@@ -114,8 +111,7 @@ export const quantizeCommand: Command = {
       ...(mode === 'qat' ? { fineTune: { ...fineTuneData(data.train, Number(options['fine-tune-samples'])), epochs: Number(options.epochs), learningRate: Number(options.lr), batchSize, verbose: options.json ? 0 : 2, stream: progressOutput(out) } } : {}),
       ...(options['no-eval'] ? {} : { evaluate: { x: data.test.images, y: data.test.labels, batchSize } }),
     };
-    // An imported graph is quantized as the ONNX file it is (its graph, its names).
-    const quantized = await quantize(model instanceof GraphModel ? new OnnxModel(model.toOnnx(), parseOnnx(model.toOnnx(), file)) : model, quantizeOptions);
+    const quantized = await quantize(model, quantizeOptions);
     await quantized.save(target);
     if (options.json) {
       out(JSON.stringify({ file: target, ...quantized.report }));

@@ -15,6 +15,7 @@ import { OnnxModel } from '../../src/model/onnx-model.js';
 import { quantize } from '../../src/optimize/quantize/index.js';
 import { client, serve, type ServerHandle } from '../../src/serve/index.js';
 import { Tensor } from '../../src/tensor.js';
+import { GraphModel } from '../../src/train/graph-model.js';
 
 const RESNET = 'test/fixtures/exported/resnet.onnx';
 const nchwDesc = { name: 'input', dtype: 'float32', shape: ['batch', 2, 2, 3] as (string | number)[] };
@@ -69,6 +70,9 @@ describe("a PyTorch export (channels-first ResNet) with Kiln's channels-last dat
     const q = await quantize(await OnnxModel.load(RESNET), { mode: 'static', calibration: data.train.images.slice(0, 128), evaluate: { x: data.test.images.slice(0, 256), y: data.test.labels.slice(0, 256) } });
     const e = q.report.evaluation!;
     assert.ok(e.before.accuracy! > 0.4 && Math.abs(e.after.accuracy! - e.before.accuracy!) < 0.05, JSON.stringify(e));
+    // The library takes the loaded GraphModel as well: quantized as the file it saves.
+    const fromModel = await quantize(await GraphModel.load(RESNET), { mode: 'static', calibration: data.train.images.slice(0, 64) });
+    assert.deepEqual(decodeModel(fromModel.bytes).graph!.output!.map((o) => o.name), ['logits']);
   });
 
   it('is benched on the data set', async () => {

@@ -5,6 +5,7 @@ import { decodeModel, encodeModel, type ModelProto } from '../../graph/proto.js'
 import type { ImageDataset, LabeledImages } from '../../data/types.js';
 import { writeFileAtomic } from '../../model/atomic-write.js';
 import { OnnxModel } from '../../model/onnx-model.js';
+import { Model } from '../../model/model.js';
 import { Random } from '../../random.js';
 import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
 import { Tensor } from '../../tensor.js';
@@ -228,8 +229,11 @@ function floatBytes(model: QuantizableModel): Uint8Array {
  * - 'qat': fine-tunes a copy of the model with fake quantization in the compiled training step, then
  *   exports it like 'static'.
  */
-export async function quantize(model: QuantizableModel, options: QuantizeOptions): Promise<QuantizedModel> {
+export async function quantize(given: QuantizableModel, options: QuantizeOptions): Promise<QuantizedModel> {
   checkOptions(options);
+  // An imported graph (GraphModel) is quantized as the file it saves: its own graph, names and
+  // declared preprocessing; quantization-aware training needs Kiln's layers (checkFineTune says so).
+  const model = given instanceof Model && !(given instanceof Sequential) && options.mode !== 'qat' ? new OnnxModel(given.toOnnx(), decodeModel(given.toOnnx())) : given;
   const runtime = options.runtime ?? sharedRuntime();
   const seed = options.seed ?? 42;
   const before = floatBytes(model);

@@ -4,6 +4,7 @@ import { Graph, type AttrValue, type Shape } from '../../graph/graph.js';
 import { attributeValue, tensorFromProto } from '../../graph/onnx-io.js';
 import type { ModelProto, ValueInfoProto } from '../../graph/proto.js';
 import { OnnxModel } from '../../model/onnx-model.js';
+import type { Model } from '../../model/model.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { MODEL_METADATA_KEY, OUTPUT_NAME } from '../../model/sequential.js';
 import { type Sequential } from '../../train/sequential.js';
@@ -29,7 +30,8 @@ export interface SourceGraph {
 }
 
 /** What can be quantized: a Kiln model, a loaded ONNX model, or the bytes of an .onnx file. */
-export type QuantizableModel = Sequential | OnnxModel | Uint8Array;
+/** A Kiln layer model, any other Kiln model (an imported graph is quantized as the file it saves), a loaded ONNX file, or its bytes. */
+export type QuantizableModel = Sequential | Model | OnnxModel | Uint8Array;
 
 /** Ops whose presence means a graph is quantized already. */
 const QUANTIZED_OPS = new Set([
