@@ -7,7 +7,7 @@ import { loadModel } from '../train/load.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
 import type { Command } from './command.js';
-import { formatTable } from './format.js';
+import { formatTable } from '../text/format.js';
 import { outputsProbabilities } from './train.js';
 
 export const evaluateCommand: Command = {

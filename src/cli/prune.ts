@@ -9,8 +9,8 @@ import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js
 import { scheduleFromConfig, type PruningSchedule } from '../optimize/prune/schedules.js';
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
 import type { Command } from './command.js';
-import { formatBytes, formatDuration, formatNumber, formatTable } from './format.js';
-import { progressOutput } from './progress.js';
+import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
+import { progressOutput } from '../text/progress.js';
 
 /** 5,630,000 → '5.63 M'. */
 function formatCount(n: number): string {

@@ -7,8 +7,8 @@ import { OnnxModel } from '../model/onnx-model.js';
 import { parseOnnx } from '../model/read-model.js';
 import type { Tensor } from '../tensor.js';
 import type { Command } from './command.js';
-import { formatBytes, formatTable } from './format.js';
-import { progressOutput } from './progress.js';
+import { formatBytes, formatTable } from '../text/format.js';
+import { progressOutput } from '../text/progress.js';
 
 const MODE_LABEL: Record<QuantizationMode, string> = { static: 'static int8', dynamic: 'dynamic int8', float16: 'float16', qat: 'QAT int8' };
 

@@ -11,9 +11,9 @@ import { resolveOptimizer } from '../train/optimizers.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
 import { promises as fs } from 'node:fs';
 import type { Command } from './command.js';
-import { formatDuration } from './format.js';
+import { formatDuration } from '../text/format.js';
 import type { AugmentOptions } from '../data/augment.js';
-import { progressOutput } from './progress.js';
+import { progressOutput } from '../text/progress.js';
 
 /**
  * Whether the model ends in a softmax (probabilities, as Keras' from_logits=False expects) rather than

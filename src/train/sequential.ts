@@ -1,4 +1,4 @@
-import { formatBytes, formatNumber, formatTable } from '../cli/format.js';
+import { formatBytes, formatNumber, formatTable } from '../text/format.js';
 import { formatShape } from '../errors.js';
 import type { ModelProto } from '../graph/proto.js';
 import type { Layer, LayerShape } from '../layers/index.js';
