@@ -8,7 +8,8 @@ import type { Command } from './command.js';
 import { Sequential } from '../train/sequential.js';
 import { formatDuration, formatNumber, formatTable } from '../text/format.js';
 import { progressOutput } from '../text/progress.js';
-import { AUGMENT_OPTIONS, augmentFromOptions, modelFromSpec } from './train.js';
+import { AUGMENT_OPTIONS, augmentFromOptions } from './train.js';
+import { modelFromSpec } from '../train/model-from-spec.js';
 
 export const distillCommand: Command = {
   name: 'distill',

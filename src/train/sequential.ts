@@ -29,6 +29,19 @@ export class Sequential extends TrainableModel {
     return this;
   }
 
+  /**
+   * Whether the model ends in a softmax (probabilities, as Keras' from_logits=False expects) rather than
+   * logits; Flatten and Dropout after it change nothing. GraphModel answers the same question.
+   */
+  get outputsProbabilities(): boolean {
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const layer = this.layers[i]!;
+      if (layer.className === 'Flatten' || layer.className === 'Dropout') continue;
+      return layer.getConfig().activation === 'softmax';
+    }
+    return false;
+  }
+
   /** Input shape followed by each layer's output shape (Keras convention, no batch dimension). */
   layerShapes(): LayerShape[] {
     return this.structure.layerShapes();
