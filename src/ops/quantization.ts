@@ -1,8 +1,12 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
-import { broadcastShapes, defineOp, intAttr, intsAttr, normalizeAxis, requireInput } from '../graph/registry.js';
+import { broadcastShapes, intAttr, intsAttr, normalizeAxis, requireInput, type OpDefinition } from '../graph/op-definition.js';
 import type { DType } from '../tensor.js';
 import { convOutputSize, spatialAttrs } from './conv.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const QUANTIZATION_OPS: readonly OpDefinition[] = ops;
 
 /*
  * Quantization operators: the QDQ pair (QuantizeLinear / DequantizeLinear, opset 13+ with per-axis
@@ -61,7 +65,7 @@ function checkQuantParams(type: string, x: Value, scale: Value, zeroPoint: Value
   }
 }
 
-defineOp({
+ops.push({
   type: 'QuantizeLinear',
   nonDifferentiableInputs: [1, 2],
   infer: (inputs, attrs) => {
@@ -85,7 +89,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'DequantizeLinear',
   nonDifferentiableInputs: [1, 2],
   infer: (inputs, attrs) => {
@@ -101,7 +105,7 @@ defineOp({
 });
 
 /** x → (uint8 y, scale, zero point) with the range of x taken at run time (and widened to hold 0). */
-defineOp({
+ops.push({
   type: 'DynamicQuantizeLinear',
   infer: (inputs) => {
     const x = requireInput(inputs, 0, 'DynamicQuantizeLinear');
@@ -113,7 +117,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'MatMulInteger',
   infer: (inputs) => {
     const a = requireInput(inputs, 0, 'MatMulInteger');
@@ -131,7 +135,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'ConvInteger',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'ConvInteger');

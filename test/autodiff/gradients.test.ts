@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { addGradients } from '../../src/autodiff/gradients.js';
 import { KilnError } from '../../src/errors.js';
 import { Graph, type Value } from '../../src/graph/graph.js';
-import { opDefinition, registeredOps } from '../../src/graph/registry.js';
+import { opDefinition, registeredOps } from '../../src/ops/index.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { assertGradients, runGraph } from './gradcheck.js';

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Graph } from '../../src/graph/graph.js';
-import '../../src/ops/index.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 

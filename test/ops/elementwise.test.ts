@@ -8,7 +8,6 @@ import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { Random } from '../../src/random.js';
 import { Graph as GraphClass, type Graph } from '../../src/graph/graph.js';
-import '../../src/ops/index.js';
 import { assertGradients, type Fill } from '../autodiff/gradcheck.js';
 
 const runtime = new Runtime();

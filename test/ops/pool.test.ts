@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Graph } from '../../src/graph/graph.js';
 import { isTilingPool } from '../../src/graph/pool-window.js';
-import '../../src/ops/index.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Attrs } from '../../src/graph/graph.js';
 import { assertGradients, runGraph } from '../autodiff/gradcheck.js';

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Graph, type Value } from '../../src/graph/graph.js';
-import '../../src/ops/index.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 

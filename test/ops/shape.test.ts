@@ -7,7 +7,6 @@ import { Runtime } from '../../src/runtime/runtime.js';
 import assert from 'node:assert/strict';
 import { addGradients } from '../../src/autodiff/gradients.js';
 import { Graph } from '../../src/graph/graph.js';
-import '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor.js';
 import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
 

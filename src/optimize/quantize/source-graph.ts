@@ -7,7 +7,6 @@ import { OnnxModel } from '../../model/onnx-model.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { MODEL_METADATA_KEY, OUTPUT_NAME } from '../../model/sequential.js';
 import { type Sequential } from '../../train/sequential.js';
-import '../../ops/index.js';
 
 /** Metadata key of a quantized model: what was done to it, and to which model (JSON). */
 export const QUANTIZATION_METADATA_KEY = 'kiln.quantization';

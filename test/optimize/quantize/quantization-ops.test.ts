@@ -12,7 +12,6 @@ import { fakeQuantizeActivation, fakeQuantizeWeight } from '../../../src/optimiz
 import { Runtime } from '../../../src/runtime/runtime.js';
 import { Tensor } from '../../../src/tensor.js';
 import { runGraph } from '../../autodiff/gradcheck.js';
-import '../../../src/ops/index.js';
 
 const runtime = new Runtime();
 after(() => runtime.close());
