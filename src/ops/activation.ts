@@ -27,6 +27,7 @@ function positiveMask(graph: Graph, y: Value): Value {
 ops.push({
   type: 'Relu',
   infer: sameShape('Relu'),
+  // dy where the output is positive, 0 elsewhere
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [graph.op1('Mul', [dy!, positiveMask(graph, y!)])],
 });
 
@@ -45,6 +46,7 @@ ops.push({
 ops.push({
   type: 'Sigmoid',
   infer: sameShape('Sigmoid'),
+  // dσ(x) = y·(1 − y)
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => {
     const oneMinus = graph.op1('Sub', [graph.scalar(1, y!.dtype), y!]);
     return [graph.op1('Mul', [dy!, graph.op1('Mul', [y!, oneMinus])])];
@@ -54,6 +56,7 @@ ops.push({
 ops.push({
   type: 'Tanh',
   infer: sameShape('Tanh'),
+  // d tanh(x) = 1 − y²
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => {
     const oneMinusSq = graph.op1('Sub', [graph.scalar(1, y!.dtype), graph.op1('Mul', [y!, y!])]);
     return [graph.op1('Mul', [dy!, oneMinusSq])];

@@ -29,12 +29,14 @@ function binaryShape(type: string, outDtype?: DType) {
 ops.push({
   type: 'Add',
   infer: binaryShape('Add'),
+  // dy to both inputs, each summed back over the axes it was broadcast along
   gradient: ({ graph, inputs, gradOutputs: [dy] }) => [reduceToShape(graph, dy!, inputs[0]!), reduceToShape(graph, dy!, inputs[1]!)],
 });
 
 ops.push({
   type: 'Sub',
   infer: binaryShape('Sub'),
+  // dy to a, −dy to b, each summed back over its broadcast axes
   gradient: ({ graph, inputs, gradOutputs: [dy] }) => [
     reduceToShape(graph, dy!, inputs[0]!),
     reduceToShape(graph, graph.op1('Neg', [dy!]), inputs[1]!),
@@ -44,6 +46,7 @@ ops.push({
 ops.push({
   type: 'Mul',
   infer: binaryShape('Mul'),
+  // d(a·b) = dy·b for a and dy·a for b, summed back over broadcast axes
   gradient: ({ graph, inputs: [a, b], gradOutputs: [dy] }) => [
     reduceToShape(graph, graph.op1('Mul', [dy!, b!]), a!),
     reduceToShape(graph, graph.op1('Mul', [dy!, a!]), b!),
@@ -117,24 +120,28 @@ for (const type of ['Max', 'Min']) {
 ops.push({
   type: 'Neg',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Neg'),
+  // d(−x) = −dy
   gradient: ({ graph, gradOutputs: [dy] }) => [graph.op1('Neg', [dy!])],
 });
 
 ops.push({
   type: 'Identity',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Identity'),
+  // passes dy unchanged
   gradient: ({ gradOutputs: [dy] }) => [dy!],
 });
 
 ops.push({
   type: 'Exp',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Exp'),
+  // d eˣ = eˣ, the output itself
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [graph.op1('Mul', [dy!, y!])],
 });
 
 ops.push({
   type: 'Log',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Log'),
+  // d ln x = 1/x
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Div', [dy!, x!])],
 });
 
@@ -150,12 +157,14 @@ ops.push({
 ops.push({
   type: 'Abs',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Abs'),
+  // d|x| = sign(x) (0 at x = 0)
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Mul', [dy!, graph.op1('Sign', [x!])])],
 });
 
 ops.push({
   type: 'Reciprocal',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Reciprocal'),
+  // d(1/x) = −1/x² = −y²
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [graph.op1('Neg', [graph.op1('Mul', [dy!, graph.op1('Mul', [y!, y!])])])],
 });
 
@@ -204,6 +213,7 @@ ops.push({
     const b = requireInput(inputs, 2, 'Where');
     return [{ dtype: a.dtype, shape: broadcastShapes(broadcastShapes(c.shape, a.shape, 'Where'), b.shape, 'Where') }];
   },
+  // dy to a where the condition holds and to b elsewhere, summed back over broadcast axes; none to the condition
   gradient: ({ graph, inputs: [c, a, b], gradOutputs: [dy] }) => {
     const zero = graph.op1('Mul', [dy!, graph.scalar(0, dy!.dtype)]);
     return [null, reduceToShape(graph, graph.op1('Where', [c!, dy!, zero]), a!), reduceToShape(graph, graph.op1('Where', [c!, zero, dy!]), b!)];

@@ -76,6 +76,7 @@ ops.push({
     // Without a zero point the output is uint8 (the ONNX default).
     return [{ dtype: zeroPoint?.dtype ?? 'uint8', shape: x.shape }];
   },
+  // Straight-through estimator: dx = dq/scale where x falls inside the integer range (± half a step), 0 where it was clipped.
   gradient: ({ graph, node, inputs: [x, scale, zeroPoint], outputs: [q], gradOutputs: [dq] }) => {
     const rank = x!.shape!.length;
     const axis = intAttr(node.attrs, 'axis', 1);
@@ -98,6 +99,7 @@ ops.push({
     checkQuantParams('DequantizeLinear', x, scale, inputs[2] ?? null, intAttr(attrs, 'axis', 1));
     return [{ dtype: scale.dtype, shape: x.shape }];
   },
+  // y = (q − zero point)·scale, so dq = dy·scale (along the quantization axis); scale and zero point get none
   gradient: ({ graph, node, inputs: [x, scale], gradOutputs: [dy] }) => {
     const s = alongAxis(graph, scale!, x!.shape!.length, intAttr(node.attrs, 'axis', 1));
     return [graph.op1('Mul', [dy!, s]), null, null];

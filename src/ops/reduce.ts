@@ -64,6 +64,7 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
       const r = reductionOf(inputs, attrs, graph, x.shape?.length ?? 0);
       return [{ dtype: x.dtype, shape: reduceShape(x, r, intAttr(attrs, 'keepdims', 1) === 1) }];
     },
+    // ReduceSum spreads dy back over the reduced axes; ReduceMean also divides by their size; ReduceMax sends it to the maxima
     gradient: ({ graph, node, inputs, outputs: [y], gradOutputs: [dy] }) => {
       const x = inputs[0]!;
       const r = reductionOf(inputs, node.attrs, graph, x.shape!.length);

@@ -33,6 +33,7 @@ ops.push({
     const outer = axis === 0 ? 1 : axis === 1 ? x.shape[0]! : product(x.shape.slice(0, axis));
     return [{ dtype: x.dtype, shape: [outer, product(x.shape.slice(axis))] }];
   },
+  // dy reshaped back to x's shape
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Reshape', [dy!, graph.op1('Shape', [x!])])],
 });
 
@@ -92,6 +93,7 @@ ops.push({
     }
     return [{ dtype: x.dtype, shape: out }];
   },
+  // dy reshaped back to x's shape
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Reshape', [dy!, graph.op1('Shape', [x!])]), null],
 });
 
@@ -103,6 +105,7 @@ ops.push({
     const perm = intsAttr(attrs, 'perm', [...x.shape.keys()].reverse());
     return [{ dtype: x.dtype, shape: perm.map((p) => x.shape![p]!) }];
   },
+  // dy transposed by the inverse permutation
   gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
     const perm = intsAttr(node.attrs, 'perm', [...x!.shape!.keys()].reverse());
     const inverse = perm.map((_, i) => perm.indexOf(i));
@@ -214,6 +217,7 @@ ops.push({
     const norm = axes.map((a) => normalizeAxis(a, x.shape!.length));
     return [{ dtype: x.dtype, shape: x.shape.filter((_, i) => !norm.includes(i)) }];
   },
+  // dy reshaped back to x's shape
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Reshape', [dy!, graph.op1('Shape', [x!])]), null],
 });
 

@@ -14,6 +14,9 @@ import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
 import { addGradients } from '../../src/autodiff/gradients.js';
 import { Tensor } from '../../src/tensor.js';
 
+/** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
+export const GRADIENT_CHECKED = ['MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool'];
+
 const runtime = new Runtime();
 after(() => runtime.close());
 

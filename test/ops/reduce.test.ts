@@ -9,6 +9,9 @@ import { Graph, type Value } from '../../src/graph/graph.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
+/** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
+export const GRADIENT_CHECKED = ['ReduceSum', 'ReduceMean', 'ReduceMax', 'CumSum'];
+
 const runtime = new Runtime();
 after(() => runtime.close());
 

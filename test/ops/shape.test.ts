@@ -10,6 +10,9 @@ import { Graph } from '../../src/graph/graph.js';
 import { Tensor } from '../../src/tensor.js';
 import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
 
+/** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
+export const GRADIENT_CHECKED = ['Flatten', 'Reshape', 'Transpose', 'Concat', 'Split', 'Unsqueeze', 'Squeeze', 'Slice', 'Pad', 'Gather', 'Expand', 'Tile', 'Resize'];
+
 const runtime = new Runtime();
 after(() => runtime.close());
 
