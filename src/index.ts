@@ -17,7 +17,7 @@ export { type Preprocessing, type InputLayout, type UntrainableOp } from './mode
 export { OnnxModel, describeModel, type ModelDescription } from './model/onnx-model.js';
 export { modelCost, graphFlops, type ModelCost } from './model/cost.js';
 export { Graph, type Value, type Dim, type Shape } from './graph/graph.js';
-export { registeredOps } from './graph/registry.js';
+export { registeredOps } from './ops/index.js';
 export { addGradients } from './autodiff/gradients.js';
 export * as datasets from './data/index.js';
 export * as metrics from './train/metrics.js';

@@ -20,7 +20,7 @@ import { sequential } from '../../src/train/sequential.js';
 import { Random } from '../../src/random.js';
 import { Runtime, type SessionOptions } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
-import { formatNumber, formatTable } from '../../src/cli/format.js';
+import { formatNumber, formatTable } from '../../src/text/format.js';
 import { benchArgs } from '../args.js';
 import { httpFloor } from './http-floor.js';
 import { generateLoad, hasWrk, type Load, type LoadClient, type LoadResult } from './load.js';

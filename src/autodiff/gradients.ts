@@ -1,7 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { Graph, Node, Value } from '../graph/graph.js';
-import { opDefinition, type GradientOptions } from '../graph/registry.js';
-import '../ops/index.js';
+import type { GradientOptions } from '../graph/op-definition.js';
+import { opDefinition } from '../ops/index.js';
 
 /**
  * Reverse-mode differentiation over a Kiln graph: one walk, no knowledge of any operator. It visits

@@ -1,4 +1,4 @@
-import { formatBytes, formatNumber, formatTable } from '../cli/format.js';
+import { formatBytes, formatNumber, formatTable } from '../text/format.js';
 import type { BenchEntry, BenchReport } from './bench.js';
 
 /** FLOPs with an SI prefix: 9,059,840 → '9.06 M'. */

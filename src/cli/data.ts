@@ -1,8 +1,8 @@
 import { KilnError } from '../errors.js';
 import { FETCHABLE_DATASETS, defaultDatasetDir, fetchDataset, isFetchableDataset, unknownDatasetError, type FetchProgress } from '../data/fetch.js';
 import type { Command } from './command.js';
-import { formatBytes } from './format.js';
-import { ProgressBar } from './progress.js';
+import { formatBytes } from '../text/format.js';
+import { ProgressBar } from '../text/progress.js';
 
 const KIB = 1024;
 const MIB = 1024 * 1024;

@@ -13,7 +13,7 @@ import { sparseCategoricalCrossentropy } from '../train/losses.js';
 import { sequential } from '../train/sequential.js';
 import { adam } from '../train/optimizers.js';
 import type { Command } from './command.js';
-import { formatBytes, formatDuration, formatNumber } from './format.js';
+import { formatBytes, formatDuration, formatNumber } from '../text/format.js';
 
 const STEPS = 8;
 

@@ -6,9 +6,10 @@ import { evaluateClassifier } from '../train/metrics.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
 import { Sequential } from '../train/sequential.js';
-import { formatDuration, formatNumber, formatTable } from './format.js';
-import { progressOutput } from './progress.js';
-import { AUGMENT_OPTIONS, augmentFromOptions, modelFromSpec } from './train.js';
+import { formatDuration, formatNumber, formatTable } from '../text/format.js';
+import { progressOutput } from '../text/progress.js';
+import { AUGMENT_OPTIONS, augmentFromOptions } from './train.js';
+import { modelFromSpec } from '../train/model-from-spec.js';
 
 export const distillCommand: Command = {
   name: 'distill',

@@ -7,8 +7,7 @@ import { loadModel } from '../train/load.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
 import type { Command } from './command.js';
-import { formatTable } from './format.js';
-import { outputsProbabilities } from './train.js';
+import { formatTable } from '../text/format.js';
 
 export const evaluateCommand: Command = {
   name: 'evaluate',
@@ -26,7 +25,7 @@ export const evaluateCommand: Command = {
     const model = await loadModel(file, importOptions(options));
     let result: Record<string, unknown>;
     if (model instanceof Sequential) {
-      model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: !outputsProbabilities(model) }), metrics: ['accuracy'] });
+      model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }), metrics: ['accuracy'] });
       result = await model.evaluate(data.test.images, data.test.labels);
     } else if (model instanceof GraphModel && model.untrainableOps().length === 0) {
       // Fed through its layout and normalization; its loss from the logits (before a final Softmax).

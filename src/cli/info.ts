@@ -1,6 +1,6 @@
 import { formatShape } from '../errors.js';
 import { OnnxModel } from '../model/onnx-model.js';
-import { formatBytes, formatNumber, formatTable } from './format.js';
+import { formatBytes, formatNumber, formatTable } from '../text/format.js';
 import type { Command } from './command.js';
 import { KilnError } from '../errors.js';
 import type { UntrainableOp } from '../model/imported-graph.js';

@@ -4,13 +4,12 @@ import { Sequential } from '../train/sequential.js';
 import { loadModel } from '../train/load.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { prune, type PruneOptions } from '../optimize/prune/prune.js';
-import { defaultSchedule } from '../optimize/prune/magnitude.js';
+import { scheduleFromChoice, type ScheduleChoice } from '../optimize/prune/magnitude.js';
 import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js';
-import { scheduleFromConfig, type PruningSchedule } from '../optimize/prune/schedules.js';
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
 import type { Command } from './command.js';
-import { formatBytes, formatDuration, formatNumber, formatTable } from './format.js';
-import { progressOutput } from './progress.js';
+import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
+import { progressOutput } from '../text/progress.js';
 
 /** 5,630,000 → '5.63 M'. */
 function formatCount(n: number): string {
@@ -61,31 +60,13 @@ function layerTable(report: PruneReport): string {
   return `${table}\n(* pruned; sparsity counts every weight of the layer, biases included)`;
 }
 
-/** The schedule the flags describe, filling what they leave out from the default for these steps. */
-function scheduleFromFlags(options: Record<string, unknown>, sparsity: number, totalSteps: number): PruningSchedule | undefined {
-  const flags = { begin: options['begin-step'], end: options['end-step'], frequency: options.frequency, power: options.power, initial: options['initial-sparsity'] };
+/** The schedule flags as the library's ScheduleChoice (absent flags stay undefined). */
+function scheduleChoice(options: Record<string, unknown>): ScheduleChoice {
   const kind = options.schedule as string | undefined;
-  if (kind === undefined && Object.values(flags).every((v) => v === undefined)) return undefined;
-  const base = defaultSchedule(sparsity, totalSteps).config;
-  const pick = (v: unknown, fallback: number | undefined) => (v === undefined ? fallback : Number(v));
-  if (kind === 'constant') {
-    return scheduleFromConfig({
-      name: 'constantSparsity',
-      config: { targetSparsity: sparsity, beginStep: pick(flags.begin, 0)!, endStep: pick(flags.end, -1)!, frequency: pick(flags.frequency, base.frequency)! },
-    });
-  }
-  if (kind !== undefined && kind !== 'polynomial') throw new KilnError('INVALID_ARGUMENT', `kiln prune: --schedule must be 'polynomial' or 'constant', got '${kind}'`);
-  return scheduleFromConfig({
-    name: 'polynomialDecay',
-    config: {
-      initialSparsity: pick(flags.initial, 0)!,
-      finalSparsity: sparsity,
-      beginStep: pick(flags.begin, 0)!,
-      endStep: pick(flags.end, base.endStep)!,
-      power: pick(flags.power, 3)!,
-      frequency: pick(flags.frequency, base.frequency)!,
-    },
-  });
+  const flag = (name: string) => (options[name] === undefined ? undefined : Number(options[name]));
+  const choice = { beginStep: flag('begin-step'), endStep: flag('end-step'), frequency: flag('frequency'), power: flag('power'), initialSparsity: flag('initial-sparsity') };
+  if (kind !== undefined && kind !== 'polynomial' && kind !== 'constant') throw new KilnError('INVALID_ARGUMENT', `kiln prune: --schedule must be 'polynomial' or 'constant', got '${kind}'`);
+  return { kind, ...choice };
 }
 
 function parseMByN(text: string): [number, number] {
@@ -156,7 +137,7 @@ export const pruneCommand: Command = {
       pruneOptions = { ...common, sparsityMByN: parseMByN(String(options['m-by-n'])), scope: String(options.scope) as never };
     } else {
       const sparsity = Number(options.sparsity);
-      const schedule = fineTune ? scheduleFromFlags(options, sparsity, fineTuneSteps(fineTune)) : undefined;
+      const schedule = fineTune ? scheduleFromChoice(scheduleChoice(options), sparsity, fineTuneSteps(fineTune)) : undefined;
       pruneOptions = { ...common, scope: String(options.scope) as never, ...(schedule ? { schedule } : { sparsity }) };
     }
     if (!options.json) {

@@ -4,8 +4,8 @@ import { CALIBRATION_METHODS, QUANTIZATION_MODES, quantize, type CalibrationMeth
 import { loadModel } from '../train/load.js';
 import type { Tensor } from '../tensor.js';
 import type { Command } from './command.js';
-import { formatBytes, formatTable } from './format.js';
-import { progressOutput } from './progress.js';
+import { formatBytes, formatTable } from '../text/format.js';
+import { progressOutput } from '../text/progress.js';
 
 const MODE_LABEL: Record<QuantizationMode, string> = { static: 'static int8', dynamic: 'dynamic int8', float16: 'float16', qat: 'QAT int8' };
 

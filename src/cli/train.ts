@@ -1,55 +1,16 @@
-import { existsSync } from 'node:fs';
+/** `kiln train`: flags in, a trained .onnx file and a line of results out. */
 import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
-import { layerFromConfig, preset, PRESETS, type SerializedLayer } from '../layers/index.js';
-import { Sequential, sequential } from '../train/sequential.js';
+import { Sequential } from '../train/sequential.js';
 import { GraphModel } from '../train/graph-model.js';
-import type { TrainableModel } from '../train/model.js';
+import { modelFromSpec } from '../train/model-from-spec.js';
 import { importOptions, IMPORT_OPTIONS } from './import-options.js';
-import { loadModel } from '../train/load.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
-import { promises as fs } from 'node:fs';
 import type { Command } from './command.js';
-import { formatDuration } from './format.js';
+import { formatDuration } from '../text/format.js';
 import type { AugmentOptions } from '../data/augment.js';
-import { progressOutput } from './progress.js';
-
-/**
- * Whether the model ends in a softmax (probabilities, as Keras' from_logits=False expects) rather than
- * logits; Flatten and Dropout after it change nothing.
- */
-export function outputsProbabilities(model: Sequential): boolean {
-  for (let i = model.layers.length - 1; i >= 0; i--) {
-    const layer = model.layers[i]!;
-    if (layer.className === 'Flatten' || layer.className === 'Dropout') continue;
-    return layer.getConfig().activation === 'softmax';
-  }
-  return false;
-}
-
-/**
- * A model from a preset name, a Kiln .onnx file (continue training it) or a JSON list of layers; new
- * models draw their initial weights from `seed`.
- */
-export async function modelFromSpec(spec: string, inputShape: number[], numClasses: number, seed?: number, options: Record<string, unknown> = {}): Promise<TrainableModel> {
-  if (PRESETS[spec]) return sequential({ layers: preset(spec, inputShape, numClasses), seed });
-  if (!existsSync(spec)) throw new KilnError('FILE_NOT_FOUND', `--model '${spec}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor an existing file`);
-  if (spec.endsWith('.json')) {
-    let layers: SerializedLayer[];
-    try {
-      const parsed = JSON.parse(await fs.readFile(spec, 'utf8'));
-      layers = Array.isArray(parsed) ? parsed : parsed?.layers;
-    } catch (err) {
-      throw new KilnError('INVALID_DATA', `model description '${spec}' is not valid JSON: ${(err as Error).message}`);
-    }
-    if (!Array.isArray(layers)) throw new KilnError('INVALID_DATA', `model description '${spec}' must be a list of layers or {"layers": [...]}`);
-    return sequential({ layers: layers.map((l, i) => layerFromConfig(l, `${spec} layer ${i}`)), seed });
-  }
-  const model = await loadModel(spec, importOptions(options, seed));
-  if (model instanceof Sequential || model instanceof GraphModel) return model;
-  throw new KilnError('NOT_TRAINABLE', `'${spec}' can be run, not trained: ${model.notTrainable ?? 'Kiln cannot feed it data'}`);
-}
+import { progressOutput } from '../text/progress.js';
 
 /** Seeded augmentation of the training batches, shared by train and distill. */
 export const AUGMENT_OPTIONS: Command['options'] = [
@@ -91,14 +52,15 @@ export const trainCommand: Command = {
     const augment = augmentFromOptions(options);
     const data = await loadDataset(String(options.dataset));
     const inputShape = data.train.images.shape.slice(1);
-    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, Number(options.seed), options);
+    const seed = Number(options.seed);
+    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, seed, () => importOptions(options, seed));
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     if (model instanceof GraphModel) await prepareImported(model, options);
     else if (options['train-only'] !== undefined || options['num-classes'] !== undefined) {
       throw new KilnError('INVALID_ARGUMENT', '--train-only and --num-classes apply to imported ONNX models (--model file.onnx written by another tool)');
     }
     // An imported graph's string loss trains from its logits (GraphModel.compile).
-    const loss = model instanceof Sequential ? sparseCategoricalCrossentropy({ fromLogits: !outputsProbabilities(model) }) : 'sparseCategoricalCrossentropy';
+    const loss = model instanceof Sequential ? sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }) : 'sparseCategoricalCrossentropy';
     model.compile({ optimizer, loss, metrics: ['accuracy'] });
     out(`Training ${options.model} on ${options.dataset}: ${data.train.images.shape[0]} images ${JSON.stringify(inputShape)}, ${data.classNames.length} classes`);
     const t0 = performance.now();
@@ -108,7 +70,7 @@ export const trainCommand: Command = {
       validationSplit: Number(options['validation-split']) || undefined,
       resumeFrom: options.resume as string | undefined,
       checkpointPath: options.checkpoint as string | undefined,
-      seed: Number(options.seed),
+      seed,
       augment,
       replicas: options.replicas === undefined ? undefined : Number(options.replicas),
       stream: progressOutput(out),

@@ -1,6 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import { Tensor, type DType } from '../tensor.js';
-import { inferOutputs } from './registry.js';
+import { inferOutputs } from '../ops/index.js';
 
 /** A dimension: a size, a symbolic name (the batch dimension is 'N'), or unknown. */
 export type Dim = number | string | null;

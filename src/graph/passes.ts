@@ -3,7 +3,7 @@ import type { Graph, Node, Value } from './graph.js';
 import { isTilingPool } from './pool-window.js';
 import { resolvedPads } from './spatial-pads.js';
 import { isSpatialEndCrop, spatialEndCrop } from './spatial-crop.js';
-import { intAttr, intsAttr } from './registry.js';
+import { intAttr, intsAttr } from './op-definition.js';
 
 /*
  * Rewrites of a built graph that keep what it computes and make ONNX Runtime do less. ONNX Runtime

@@ -1,5 +1,5 @@
 import type { Attrs } from './graph.js';
-import { intAttr, intsAttr } from './registry.js';
+import { intAttr, intsAttr } from './op-definition.js';
 
 /**
  * Whether a pool's windows tile its input exactly: each window as large as its stride, undilated,

@@ -1,12 +1,20 @@
-import protobuf from 'protobufjs';
-
 /*
  * The ONNX protobuf messages Kiln reads and writes, declared for protobufjs by field number (the wire
  * format is what matters). Fields Kiln never touches are still declared where foreign models use them,
- * so reading and re-writing a model from elsewhere keeps them.
+ * so reading and re-writing a model from elsewhere keeps them. The declarations are checked field by
+ * field against the official schema, third_party/onnx/onnx.proto, by test/graph/onnx-schema.test.ts.
  */
+import protobuf from 'protobufjs';
 
-// int64 fields decode as plain numbers: ONNX dims and attribute values fit in 2^53.
+/*
+ * int64 fields decode as plain numbers: ONNX dims and attribute values fit in 2^53. This switch is
+ * process-wide, not Kiln's alone: protobufjs binds Reader.int64 and the int64 conversions to
+ * util.Long when configure() runs, for every Root in the process, and offers no per-Root or per-call
+ * setting. Keeping Long and converting in toObject ({ longs: Number }, which decodeModel passes anyway)
+ * would make it local, but then every int64 (dims, attribute ints, int64_data of foreign models'
+ * tensors) is decoded into a Long object and converted back, and encoding converts every number to a
+ * Long first; that is the slowdown this switch exists to avoid, so it stays global.
+ */
 protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
 protobuf.configure();
 
@@ -158,7 +166,9 @@ const schema = {
   },
 };
 
-const root = protobuf.Root.fromJSON(schema);
+/** The hand-declared schema as protobufjs holds it (test/graph/onnx-schema.test.ts compares it with onnx.proto). */
+export const onnxSchema = protobuf.Root.fromJSON(schema);
+const root = onnxSchema;
 const ModelProtoType = root.lookupType('onnx.ModelProto');
 const TensorProtoType = root.lookupType('onnx.TensorProto');
 

@@ -1,5 +1,5 @@
 import type { Attrs, Dim } from './graph.js';
-import { intsAttr } from './registry.js';
+import { intsAttr } from './op-definition.js';
 
 /**
  * The pads a Conv or pool node means, explicit. auto_pad SAME_UPPER / SAME_LOWER (what tf2onnx writes

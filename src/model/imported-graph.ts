@@ -3,7 +3,7 @@ import { dtypeFromOnnx } from '../graph/dtype.js';
 import { Graph, type Attrs, type Dim, type Shape, type Value } from '../graph/graph.js';
 import { attributeValue, modelToProto, tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
 import { encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js';
-import { opDefinition } from '../graph/registry.js';
+import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { Tensor, type DType } from '../tensor.js';

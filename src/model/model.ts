@@ -5,7 +5,6 @@ import type { ParamSpec } from '../layers/layer.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
-import '../ops/index.js';
 import { writeFileAtomic } from './atomic-write.js';
 
 /**

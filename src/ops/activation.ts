@@ -1,7 +1,11 @@
 import type { Graph, Node, Value } from '../graph/graph.js';
 import { onnxTypeCode } from '../graph/dtype.js';
-import { defineOp, normalizeAxis, requireInput, type InferredValue } from '../graph/registry.js';
+import { normalizeAxis, requireInput, type InferredValue, type OpDefinition } from '../graph/op-definition.js';
 import { reduceToShape } from './reduce-to-shape.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const ACTIVATION_OPS: readonly OpDefinition[] = ops;
 
 /*
  * Activations. Masks are built as a Cast of a comparison and multiplied in: on large tensors that is
@@ -20,13 +24,14 @@ function positiveMask(graph: Graph, y: Value): Value {
   return graph.op1('Cast', [graph.op1('Greater', [y, graph.scalar(0, y.dtype)])], { to: y.dtype === 'float64' ? 11 : FLOAT });
 }
 
-defineOp({
+ops.push({
   type: 'Relu',
   infer: sameShape('Relu'),
+  // dy where the output is positive, 0 elsewhere
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [graph.op1('Mul', [dy!, positiveMask(graph, y!)])],
 });
 
-defineOp({
+ops.push({
   type: 'LeakyRelu',
   infer: sameShape('LeakyRelu'),
   // slope is 1 where x > 0 and alpha elsewhere: alpha + (1 - alpha) * mask
@@ -38,18 +43,20 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Sigmoid',
   infer: sameShape('Sigmoid'),
+  // dσ(x) = y·(1 − y)
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => {
     const oneMinus = graph.op1('Sub', [graph.scalar(1, y!.dtype), y!]);
     return [graph.op1('Mul', [dy!, graph.op1('Mul', [y!, oneMinus])])];
   },
 });
 
-defineOp({
+ops.push({
   type: 'Tanh',
   infer: sameShape('Tanh'),
+  // d tanh(x) = 1 − y²
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => {
     const oneMinusSq = graph.op1('Sub', [graph.scalar(1, y!.dtype), graph.op1('Mul', [y!, y!])]);
     return [graph.op1('Mul', [dy!, oneMinusSq])];
@@ -61,7 +68,7 @@ function softmaxAxis(node: { attrs: Record<string, unknown> }, y: Value): number
   return normalizeAxis(axis, y.shape?.length ?? 0);
 }
 
-defineOp({
+ops.push({
   type: 'Softmax',
   infer: sameShape('Softmax'),
   // dx = y * (dy - sum(dy * y, axis))
@@ -72,7 +79,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'LogSoftmax',
   infer: sameShape('LogSoftmax'),
   // dx = dy - softmax(x) * sum(dy, axis), with softmax(x) = exp(y)
@@ -93,7 +100,7 @@ function maskOf(graph: Graph, cond: Value, like: Value): Value {
   return graph.op1('Cast', [cond], { to: onnxTypeCode(like.dtype) });
 }
 
-defineOp({
+ops.push({
   type: 'Elu',
   infer: sameShape('Elu'),
   // y = alpha·(eˣ − 1) for x ≤ 0, so dy/dx = y + alpha there, and 1 for x > 0.
@@ -106,7 +113,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Selu',
   infer: sameShape('Selu'),
   // y = gamma·x for x > 0, gamma·alpha·(eˣ − 1) otherwise: slope gamma, or y + gamma·alpha.
@@ -123,7 +130,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Softplus',
   infer: sameShape('Softplus'),
   // d log(1 + eˣ) = sigmoid(x)
@@ -138,7 +145,7 @@ function hardLinearPart(graph: Graph, x: Value, alpha: number, beta: number): { 
   return { inner, inside: maskOf(graph, graph.op1('And', [above, below]), x) };
 }
 
-defineOp({
+ops.push({
   type: 'HardSigmoid',
   infer: sameShape('HardSigmoid'),
   // max(0, min(1, alpha·x + beta)): slope alpha inside the linear part, 0 where clipped.
@@ -149,7 +156,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'HardSwish',
   infer: sameShape('HardSwish'),
   // x·h(x) with h = max(0, min(1, x/6 + 1/2)): the derivative is h(x) + x/6 inside the linear part.
@@ -161,7 +168,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'PRelu',
   /*
    * The slope broadcasts to X unidirectionally ([C, 1, 1] per channel, [1] shared), so y has X's shape
@@ -184,7 +191,7 @@ defineOp({
  * PyTorch exports GELU at opsets 13–18 as x·0.5·(1 + Erf(x/√2)) (or the tanh form), which the Erf,
  * Mul and Add rules differentiate.
  */
-defineOp({
+ops.push({
   type: 'Gelu',
   infer: sameShape('Gelu'),
   gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {

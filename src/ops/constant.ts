@@ -1,7 +1,11 @@
 import { KilnError } from '../errors.js';
 import type { Attrs } from '../graph/graph.js';
-import { constantInts, defineOp, requireInput, type InferredValue } from '../graph/registry.js';
+import { constantInts, requireInput, type InferredValue, noGradientFlows, type OpDefinition } from '../graph/op-definition.js';
 import { Tensor } from '../tensor.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const CONSTANT_OPS: readonly OpDefinition[] = ops;
 
 /*
  * Constant and ConstantOfShape: exporters write them for scalars, shape pieces and masks. They take no
@@ -19,16 +23,16 @@ export function constantAttrValue(attrs: Attrs): Tensor {
   throw new KilnError('UNSUPPORTED_OP', `Constant: Kiln reads value, value_float(s) and value_int(s); this node sets ${Object.keys(attrs).join(', ') || 'none'}`);
 }
 
-defineOp({
+ops.push({
   type: 'Constant',
   infer: (_inputs, attrs): InferredValue[] => {
     const t = constantAttrValue(attrs);
     return [{ dtype: t.dtype, shape: [...t.shape] }];
   },
-  gradient: () => [],
+  gradient: noGradientFlows,
 });
 
-defineOp({
+ops.push({
   type: 'ConstantOfShape',
   nonDifferentiableInputs: [0],
   infer: (inputs, attrs, graph) => {
@@ -38,5 +42,5 @@ defineOp({
     const rank = typeof shape.shape?.[0] === 'number' ? shape.shape[0] : undefined;
     return [{ dtype: fill?.dtype ?? 'float32', shape: dims ?? (rank !== undefined ? Array(rank).fill(null) : null) }];
   },
-  gradient: () => [null],
+  gradient: noGradientFlows,
 });

@@ -1,8 +1,12 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { Attrs, Dim, Graph, Shape, Value } from '../graph/graph.js';
-import { defineOp, intAttr, intsAttr, requireInput } from '../graph/registry.js';
+import { intAttr, intsAttr, requireInput, type OpDefinition } from '../graph/op-definition.js';
 import { resolvedPads } from '../graph/spatial-pads.js';
 import { Tensor } from '../tensor.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const CONV_OPS: readonly OpDefinition[] = ops;
 
 /** Spatial attributes of a Conv/ConvTranspose/pool node with ONNX defaults filled in. */
 export interface SpatialAttrs {
@@ -35,7 +39,7 @@ function spatialOut(x: Shape, sa: SpatialAttrs, ceil = false): Shape {
   );
 }
 
-defineOp({
+ops.push({
   type: 'Conv',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'Conv');
@@ -80,7 +84,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'ConvTranspose',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'ConvTranspose');

@@ -1,8 +1,12 @@
 import type { Attrs, Graph, Value } from '../graph/graph.js';
-import { broadcastShapes, defineOp, requireInput, type InferredValue } from '../graph/registry.js';
+import { broadcastShapes, requireInput, type InferredValue, noGradientFlows, type OpDefinition } from '../graph/op-definition.js';
 import type { DType } from '../tensor.js';
 import { onnxTypeCode } from '../graph/dtype.js';
 import { reduceToShape } from './reduce-to-shape.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const ELEMENTWISE_OPS: readonly OpDefinition[] = ops;
 
 /*
  * Elementwise arithmetic. Binary ops broadcast; their gradient rules sum the incoming gradient back
@@ -22,31 +26,34 @@ function binaryShape(type: string, outDtype?: DType) {
   };
 }
 
-defineOp({
+ops.push({
   type: 'Add',
   infer: binaryShape('Add'),
+  // dy to both inputs, each summed back over the axes it was broadcast along
   gradient: ({ graph, inputs, gradOutputs: [dy] }) => [reduceToShape(graph, dy!, inputs[0]!), reduceToShape(graph, dy!, inputs[1]!)],
 });
 
-defineOp({
+ops.push({
   type: 'Sub',
   infer: binaryShape('Sub'),
+  // dy to a, −dy to b, each summed back over its broadcast axes
   gradient: ({ graph, inputs, gradOutputs: [dy] }) => [
     reduceToShape(graph, dy!, inputs[0]!),
     reduceToShape(graph, graph.op1('Neg', [dy!]), inputs[1]!),
   ],
 });
 
-defineOp({
+ops.push({
   type: 'Mul',
   infer: binaryShape('Mul'),
+  // d(a·b) = dy·b for a and dy·a for b, summed back over broadcast axes
   gradient: ({ graph, inputs: [a, b], gradOutputs: [dy] }) => [
     reduceToShape(graph, graph.op1('Mul', [dy!, b!]), a!),
     reduceToShape(graph, graph.op1('Mul', [dy!, a!]), b!),
   ],
 });
 
-defineOp({
+ops.push({
   type: 'Div',
   infer: binaryShape('Div'),
   // d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2 = -(a/b)/b
@@ -56,7 +63,7 @@ defineOp({
   ],
 });
 
-defineOp({
+ops.push({
   type: 'Pow',
   infer: binaryShape('Pow'),
   /*
@@ -75,7 +82,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Erf',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Erf'),
   // d erf(x) = 2/√π · exp(−x²)
@@ -87,7 +94,7 @@ defineOp({
 
 /* Max and Min take 1..N inputs (ONNX), all broadcast together. */
 for (const type of ['Max', 'Min']) {
-  defineOp({
+  ops.push({
     type,
     infer: (inputs) => {
       const first = requireInput(inputs, 0, type);
@@ -110,31 +117,35 @@ for (const type of ['Max', 'Min']) {
   });
 }
 
-defineOp({
+ops.push({
   type: 'Neg',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Neg'),
+  // d(−x) = −dy
   gradient: ({ graph, gradOutputs: [dy] }) => [graph.op1('Neg', [dy!])],
 });
 
-defineOp({
+ops.push({
   type: 'Identity',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Identity'),
+  // passes dy unchanged
   gradient: ({ gradOutputs: [dy] }) => [dy!],
 });
 
-defineOp({
+ops.push({
   type: 'Exp',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Exp'),
+  // d eˣ = eˣ, the output itself
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [graph.op1('Mul', [dy!, y!])],
 });
 
-defineOp({
+ops.push({
   type: 'Log',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Log'),
+  // d ln x = 1/x
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Div', [dy!, x!])],
 });
 
-defineOp({
+ops.push({
   type: 'Sqrt',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Sqrt'),
   // d sqrt(x) = 1 / (2 sqrt(x))
@@ -143,19 +154,21 @@ defineOp({
   ],
 });
 
-defineOp({
+ops.push({
   type: 'Abs',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Abs'),
+  // d|x| = sign(x) (0 at x = 0)
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Mul', [dy!, graph.op1('Sign', [x!])])],
 });
 
-defineOp({
+ops.push({
   type: 'Reciprocal',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Reciprocal'),
+  // d(1/x) = −1/x² = −y²
   gradient: ({ graph, outputs: [y], gradOutputs: [dy] }) => [graph.op1('Neg', [graph.op1('Mul', [dy!, graph.op1('Mul', [y!, y!])])])],
 });
 
-defineOp({
+ops.push({
   type: 'Clip',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Clip'),
   // Gradient passes where the input was inside [min, max].
@@ -170,18 +183,18 @@ defineOp({
 
 /* Ops with no gradient: comparisons, casts, rounding. They appear in masks and metrics. */
 for (const type of ['Sign', 'Floor', 'Ceil', 'Round']) {
-  defineOp({ type, infer: (i, a, g) => sameAsFirst(i, a, g, type), gradient: () => [null] });
+  ops.push({ type, infer: (i, a, g) => sameAsFirst(i, a, g, type), gradient: noGradientFlows });
 }
 for (const type of ['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual']) {
-  defineOp({ type, infer: binaryShape(type, 'bool'), gradient: () => [null, null] });
+  ops.push({ type, infer: binaryShape(type, 'bool'), gradient: noGradientFlows });
 }
 for (const type of ['And', 'Or']) {
-  defineOp({ type, infer: binaryShape(type, 'bool'), gradient: () => [null, null] });
+  ops.push({ type, infer: binaryShape(type, 'bool'), gradient: noGradientFlows });
 }
-defineOp({ type: 'Not', infer: (i, a, g) => sameAsFirst(i, a, g, 'Not'), gradient: () => [null] });
+ops.push({ type: 'Not', infer: (i, a, g) => sameAsFirst(i, a, g, 'Not'), gradient: noGradientFlows });
 
 const CAST_TO: Record<number, DType> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 11: 'float64' };
-defineOp({
+ops.push({
   type: 'Cast',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'Cast');
@@ -192,7 +205,7 @@ defineOp({
     x!.dtype === 'float32' || x!.dtype === 'float64' ? [graph.op1('Cast', [dy!], { to: x!.dtype === 'float64' ? 11 : 1 })] : [null],
 });
 
-defineOp({
+ops.push({
   type: 'Where',
   infer: (inputs) => {
     const c = requireInput(inputs, 0, 'Where');
@@ -200,6 +213,7 @@ defineOp({
     const b = requireInput(inputs, 2, 'Where');
     return [{ dtype: a.dtype, shape: broadcastShapes(broadcastShapes(c.shape, a.shape, 'Where'), b.shape, 'Where') }];
   },
+  // dy to a where the condition holds and to b elsewhere, summed back over broadcast axes; none to the condition
   gradient: ({ graph, inputs: [c, a, b], gradOutputs: [dy] }) => {
     const zero = graph.op1('Mul', [dy!, graph.scalar(0, dy!.dtype)]);
     return [null, reduceToShape(graph, graph.op1('Where', [c!, dy!, zero]), a!), reduceToShape(graph, graph.op1('Where', [c!, zero, dy!]), b!)];

@@ -1,9 +1,13 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
-import { broadcastShapes, defineOp, intAttr, requireInput } from '../graph/registry.js';
+import { broadcastShapes, intAttr, requireInput, type OpDefinition } from '../graph/op-definition.js';
 import { reduceToShape } from './reduce-to-shape.js';
 
-defineOp({
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const MATMUL_OPS: readonly OpDefinition[] = ops;
+
+ops.push({
   type: 'Gemm',
   infer: (inputs, attrs) => {
     const a = requireInput(inputs, 0, 'Gemm');
@@ -48,7 +52,7 @@ function swapLastTwo(graph: Graph, v: Value): Value {
  * MatMul as numpy.matmul: batch dims broadcast; a rank-1 left operand is a row [1, K] and a rank-1
  * right operand a column [K, 1], the added dim removed from the result again.
  */
-defineOp({
+ops.push({
   type: 'MatMul',
   infer: (inputs) => {
     const a = requireInput(inputs, 0, 'MatMul');

@@ -1,7 +1,11 @@
 import type { Graph, Shape, Value } from '../graph/graph.js';
 import { onnxTypeCode } from '../graph/dtype.js';
-import { defineOp, intAttr, normalizeAxis, requireInput } from '../graph/registry.js';
+import { intAttr, normalizeAxis, requireInput, type OpDefinition } from '../graph/op-definition.js';
 import { reduceToShape } from './reduce-to-shape.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const NORMALIZATION_OPS: readonly OpDefinition[] = ops;
 
 /*
  * Normalizations (BatchNormalization in inference form, LayerNormalization, InstanceNormalization)
@@ -11,7 +15,7 @@ import { reduceToShape } from './reduce-to-shape.js';
  * composed by the layer from ReduceMean/Sub/Mul/Sqrt, so autodiff differentiates through the batch
  * statistics with the generic rules; this rule serves fine-tuning with frozen statistics.
  */
-defineOp({
+ops.push({
   type: 'BatchNormalization',
   nonDifferentiableInputs: [3, 4],
   infer: (inputs) => {
@@ -33,7 +37,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Dropout',
   nonDifferentiableInputs: [1, 2],
   infer: (inputs) => {
@@ -106,7 +110,7 @@ function normalizedInputGradient(graph: Graph, g: Value, st: ReturnType<typeof n
  * optional B (both broadcast to X[axis:]). The optional outputs Mean and InvStdDev have X's shape
  * with the normalized axes kept as 1, in the stash type (float32 unless stash_type says otherwise).
  */
-defineOp({
+ops.push({
   type: 'LayerNormalization',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'LayerNormalization');
@@ -146,7 +150,7 @@ function castLike(graph: Graph, v: Value, like: Value): Value {
 }
 
 /* InstanceNormalization: per sample and channel over the spatial axes, then per-channel scale and B. */
-defineOp({
+ops.push({
   type: 'InstanceNormalization',
   infer: (inputs) => {
     const x = requireInput(inputs, 0, 'InstanceNormalization');

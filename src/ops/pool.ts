@@ -2,10 +2,14 @@ import { KilnError, formatShape } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { isTilingPool } from '../graph/pool-window.js';
 import { spatialEndCrop } from '../graph/spatial-crop.js';
-import { defineOp, intAttr, intsAttr, requireInput } from '../graph/registry.js';
+import { intAttr, intsAttr, requireInput, type OpDefinition } from '../graph/op-definition.js';
 import { onnxTypeCode } from '../graph/dtype.js';
 import { Tensor } from '../tensor.js';
 import { convOutputSize, spatialAttrs } from './conv.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const POOL_OPS: readonly OpDefinition[] = ops;
 
 function poolInfer(type: string) {
   return (inputs: (Value | null)[], attrs: Record<string, unknown>) => {
@@ -54,7 +58,7 @@ function firstInWindow(graph: Graph, mask: Value, covered: number[], tile: [numb
   return graph.op1('Reshape', [back, graph.op1('Shape', [mask])]);
 }
 
-defineOp({
+ops.push({
   type: 'MaxPool',
   infer: poolInfer('MaxPool'),
   /*
@@ -96,7 +100,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'AveragePool',
   infer: poolInfer('AveragePool'),
   /*
@@ -149,7 +153,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'GlobalAveragePool',
   infer: (inputs) => {
     const x = requireInput(inputs, 0, 'GlobalAveragePool');
@@ -164,7 +168,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'GlobalMaxPool',
   infer: (inputs) => {
     const x = requireInput(inputs, 0, 'GlobalMaxPool');

@@ -1,8 +1,12 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
-import { broadcastShapes, defineOp, intAttr, intsAttr, normalizeAxis, requireInput } from '../graph/registry.js';
+import { broadcastShapes, intAttr, intsAttr, normalizeAxis, requireInput, type OpDefinition } from '../graph/op-definition.js';
 import type { DType } from '../tensor.js';
 import { convOutputSize, spatialAttrs } from './conv.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const QUANTIZATION_OPS: readonly OpDefinition[] = ops;
 
 /*
  * Quantization operators: the QDQ pair (QuantizeLinear / DequantizeLinear, opset 13+ with per-axis
@@ -61,7 +65,7 @@ function checkQuantParams(type: string, x: Value, scale: Value, zeroPoint: Value
   }
 }
 
-defineOp({
+ops.push({
   type: 'QuantizeLinear',
   nonDifferentiableInputs: [1, 2],
   infer: (inputs, attrs) => {
@@ -72,6 +76,7 @@ defineOp({
     // Without a zero point the output is uint8 (the ONNX default).
     return [{ dtype: zeroPoint?.dtype ?? 'uint8', shape: x.shape }];
   },
+  // Straight-through estimator: dx = dq/scale where x falls inside the integer range (± half a step), 0 where it was clipped.
   gradient: ({ graph, node, inputs: [x, scale, zeroPoint], outputs: [q], gradOutputs: [dq] }) => {
     const rank = x!.shape!.length;
     const axis = intAttr(node.attrs, 'axis', 1);
@@ -85,7 +90,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'DequantizeLinear',
   nonDifferentiableInputs: [1, 2],
   infer: (inputs, attrs) => {
@@ -94,6 +99,7 @@ defineOp({
     checkQuantParams('DequantizeLinear', x, scale, inputs[2] ?? null, intAttr(attrs, 'axis', 1));
     return [{ dtype: scale.dtype, shape: x.shape }];
   },
+  // y = (q − zero point)·scale, so dq = dy·scale (along the quantization axis); scale and zero point get none
   gradient: ({ graph, node, inputs: [x, scale], gradOutputs: [dy] }) => {
     const s = alongAxis(graph, scale!, x!.shape!.length, intAttr(node.attrs, 'axis', 1));
     return [graph.op1('Mul', [dy!, s]), null, null];
@@ -101,7 +107,7 @@ defineOp({
 });
 
 /** x → (uint8 y, scale, zero point) with the range of x taken at run time (and widened to hold 0). */
-defineOp({
+ops.push({
   type: 'DynamicQuantizeLinear',
   infer: (inputs) => {
     const x = requireInput(inputs, 0, 'DynamicQuantizeLinear');
@@ -113,7 +119,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'MatMulInteger',
   infer: (inputs) => {
     const a = requireInput(inputs, 0, 'MatMulInteger');
@@ -131,7 +137,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'ConvInteger',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'ConvInteger');

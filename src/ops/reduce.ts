@@ -1,6 +1,10 @@
 import type { Attrs, Graph, Shape, Value } from '../graph/graph.js';
 import { onnxTypeCode } from '../graph/dtype.js';
-import { constantInts, defineOp, intAttr, normalizeAxis, requireInput } from '../graph/registry.js';
+import { constantInts, intAttr, normalizeAxis, requireInput, noGradientFlows, type OpDefinition } from '../graph/op-definition.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const REDUCE_OPS: readonly OpDefinition[] = ops;
 
 /*
  * Reductions. The axes come from an attribute (ReduceSum before opset 13, ReduceMean and ReduceMax up
@@ -52,7 +56,7 @@ function spreadBack(graph: Graph, dy: Value, x: Value, r: Reduction & { kind: 'a
 }
 
 for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
-  defineOp({
+  ops.push({
     type,
     nonDifferentiableInputs: [1],
     infer: (inputs, attrs, graph) => {
@@ -60,6 +64,7 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
       const r = reductionOf(inputs, attrs, graph, x.shape?.length ?? 0);
       return [{ dtype: x.dtype, shape: reduceShape(x, r, intAttr(attrs, 'keepdims', 1) === 1) }];
     },
+    // ReduceSum spreads dy back over the reduced axes; ReduceMean also divides by their size; ReduceMax sends it to the maxima
     gradient: ({ graph, node, inputs, outputs: [y], gradOutputs: [dy] }) => {
       const x = inputs[0]!;
       const r = reductionOf(inputs, node.attrs, graph, x.shape!.length);
@@ -87,7 +92,7 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
 }
 
 /* CumSum: Kiln emits it in gradient formulas (MaxPool's tie-break); its own gradient is a reversed CumSum. */
-defineOp({
+ops.push({
   type: 'CumSum',
   nonDifferentiableInputs: [1],
   infer: (inputs) => {
@@ -100,13 +105,13 @@ defineOp({
   ],
 });
 
-defineOp({
+ops.push({
   type: 'Size',
   infer: () => [{ dtype: 'int64', shape: [] }],
-  gradient: () => [null],
+  gradient: noGradientFlows,
 });
 
-defineOp({
+ops.push({
   type: 'ArgMax',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'ArgMax');
@@ -114,5 +119,5 @@ defineOp({
     const r: Reduction = { kind: 'axes', axes: [normalizeAxis(axis, x.shape?.length ?? 0)] };
     return [{ dtype: 'int64', shape: reduceShape(x, r, intAttr(attrs, 'keepdims', 1) === 1) }];
   },
-  gradient: () => [null],
+  gradient: noGradientFlows,
 });

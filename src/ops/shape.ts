@@ -1,8 +1,12 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { Attrs, Graph, Shape, Value } from '../graph/graph.js';
-import { broadcastShapes, constantInts, defineOp, intAttr, intsAttr, normalizeAxis, requireInput } from '../graph/registry.js';
+import { broadcastShapes, constantInts, intAttr, intsAttr, normalizeAxis, requireInput, noGradientFlows, type OpDefinition } from '../graph/op-definition.js';
 import { Tensor } from '../tensor.js';
 import { reduceToShape } from './reduce-to-shape.js';
+
+/** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
+const ops: OpDefinition[] = [];
+export const SHAPE_OPS: readonly OpDefinition[] = ops;
 
 /*
  * Ops that move or reinterpret data without arithmetic (Reshape, Transpose, Slice, Gather, Pad,
@@ -20,7 +24,7 @@ function product(dims: Shape): number | null {
   return p;
 }
 
-defineOp({
+ops.push({
   type: 'Flatten',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'Flatten');
@@ -29,6 +33,7 @@ defineOp({
     const outer = axis === 0 ? 1 : axis === 1 ? x.shape[0]! : product(x.shape.slice(0, axis));
     return [{ dtype: x.dtype, shape: [outer, product(x.shape.slice(axis))] }];
   },
+  // dy reshaped back to x's shape
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Reshape', [dy!, graph.op1('Shape', [x!])])],
 });
 
@@ -48,7 +53,7 @@ function wholeShapeOf(graph: Graph, name: string): Value | undefined {
   return start === 0 && end === x.shape.length ? x : undefined;
 }
 
-defineOp({
+ops.push({
   type: 'Shape',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'Shape');
@@ -56,10 +61,10 @@ defineOp({
     const [start, end] = shapeRange(attrs, x.shape.length);
     return [{ dtype: 'int64', shape: [Math.max(0, end - start)] }];
   },
-  gradient: () => [null],
+  gradient: noGradientFlows,
 });
 
-defineOp({
+ops.push({
   type: 'Reshape',
   nonDifferentiableInputs: [1],
   infer: (inputs, _attrs, graph) => {
@@ -88,10 +93,11 @@ defineOp({
     }
     return [{ dtype: x.dtype, shape: out }];
   },
+  // dy reshaped back to x's shape
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Reshape', [dy!, graph.op1('Shape', [x!])]), null],
 });
 
-defineOp({
+ops.push({
   type: 'Transpose',
   infer: (inputs, attrs) => {
     const x = requireInput(inputs, 0, 'Transpose');
@@ -99,6 +105,7 @@ defineOp({
     const perm = intsAttr(attrs, 'perm', [...x.shape.keys()].reverse());
     return [{ dtype: x.dtype, shape: perm.map((p) => x.shape![p]!) }];
   },
+  // dy transposed by the inverse permutation
   gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
     const perm = intsAttr(node.attrs, 'perm', [...x!.shape!.keys()].reverse());
     const inverse = perm.map((_, i) => perm.indexOf(i));
@@ -106,7 +113,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Concat',
   infer: (inputs, attrs) => {
     const first = requireInput(inputs, 0, 'Concat');
@@ -145,7 +152,7 @@ function splitSizes(inputs: (Value | null)[], attrs: Attrs, graph: Graph, dim: S
   return Array.from({ length: parts }, (_, k) => Math.max(0, Math.min(chunk, dim - k * chunk)));
 }
 
-defineOp({
+ops.push({
   type: 'Split',
   nonDifferentiableInputs: [1],
   infer: (inputs, attrs, graph, outputCount) => {
@@ -180,7 +187,7 @@ function unsqueezeShape(shape: Shape, axes: number[]): Shape {
   return out;
 }
 
-defineOp({
+ops.push({
   type: 'Unsqueeze',
   nonDifferentiableInputs: [1],
   // axes: an input from opset 13, an attribute before.
@@ -193,7 +200,7 @@ defineOp({
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Reshape', [dy!, graph.op1('Shape', [x!])]), null],
 });
 
-defineOp({
+ops.push({
   type: 'Squeeze',
   nonDifferentiableInputs: [1],
   infer: (inputs, attrs, graph) => {
@@ -210,6 +217,7 @@ defineOp({
     const norm = axes.map((a) => normalizeAxis(a, x.shape!.length));
     return [{ dtype: x.dtype, shape: x.shape.filter((_, i) => !norm.includes(i)) }];
   },
+  // dy reshaped back to x's shape
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => [graph.op1('Reshape', [dy!, graph.op1('Shape', [x!])]), null],
 });
 
@@ -252,7 +260,7 @@ function sliceParams(graph: Graph, inputs: (Value | null)[], attrs: Attrs, rank:
   return { starts, ends, axes: axes.map((a) => normalizeAxis(a, rank)), steps };
 }
 
-defineOp({
+ops.push({
   type: 'Slice',
   nonDifferentiableInputs: [1, 2, 3, 4],
   infer: (inputs, attrs, graph) => {
@@ -346,7 +354,7 @@ function padAlong(graph: Graph, v: Value, axis: number, rank: number, before: nu
   return graph.op1('Pad', [v, graph.int64s(pads, 'pads')]);
 }
 
-defineOp({
+ops.push({
   type: 'Pad',
   nonDifferentiableInputs: [1, 2, 3],
   infer: (inputs, _a, graph) => {
@@ -427,7 +435,7 @@ function resizePlan(graph: Graph, inputs: (Value | null)[], attrs: Attrs, rank: 
   return { scales: spread(Array.from(scalesTensor.data as Float32Array, Number), () => 1) };
 }
 
-defineOp({
+ops.push({
   type: 'Resize',
   nonDifferentiableInputs: [1, 2, 3],
   infer: (inputs, attrs, graph) => {
@@ -486,7 +494,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Expand',
   nonDifferentiableInputs: [1],
   /* Bidirectional broadcasting: the output is x's shape broadcast with the target (a 1 there keeps x's dim). */
@@ -508,7 +516,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Tile',
   nonDifferentiableInputs: [1],
   infer: (inputs, _a, graph) => {
@@ -545,7 +553,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'Gather',
   nonDifferentiableInputs: [1],
   // data[:axis] + indices.shape + data[axis+1:]
@@ -596,7 +604,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'ScatterND',
   nonDifferentiableInputs: [1],
   infer: (inputs) => {
@@ -605,7 +613,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'ScatterElements',
   nonDifferentiableInputs: [1],
   infer: (inputs) => {
@@ -614,7 +622,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'GatherElements',
   nonDifferentiableInputs: [1],
   infer: (inputs) => {
@@ -624,7 +632,7 @@ defineOp({
   },
 });
 
-defineOp({
+ops.push({
   type: 'OneHot',
   nonDifferentiableInputs: [0, 1, 2],
   infer: (inputs, attrs, graph) => {
@@ -637,5 +645,5 @@ defineOp({
     out.splice(axis < 0 ? out.length + 1 + axis : axis, 0, depth ? depth[0]! : null);
     return [{ dtype: values.dtype, shape: out }];
   },
-  gradient: () => [null, null, null],
+  gradient: noGradientFlows,
 });

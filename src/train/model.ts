@@ -4,7 +4,7 @@ import { Random } from '../random.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import os from 'node:os';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
-import { ProgressBar } from '../cli/progress.js';
+import { ProgressBar } from '../text/progress.js';
 import { augmentImages, type AugmentOptions } from '../data/augment.js';
 import type { Callback, Logs, TrainingControl } from './callbacks.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';

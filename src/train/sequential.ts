@@ -1,4 +1,4 @@
-import { formatBytes, formatNumber, formatTable } from '../cli/format.js';
+import { formatBytes, formatNumber, formatTable } from '../text/format.js';
 import { formatShape } from '../errors.js';
 import type { ModelProto } from '../graph/proto.js';
 import type { Layer, LayerShape } from '../layers/index.js';
@@ -39,6 +39,19 @@ export class Sequential extends TrainableModel {
     this.invalidate();
     this.dropCompiled();
     return this;
+  }
+
+  /**
+   * Whether the model ends in a softmax (probabilities, as Keras' from_logits=False expects) rather than
+   * logits; Flatten and Dropout after it change nothing. GraphModel answers the same question.
+   */
+  get outputsProbabilities(): boolean {
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const layer = this.layers[i]!;
+      if (layer.className === 'Flatten' || layer.className === 'Dropout') continue;
+      return layer.getConfig().activation === 'softmax';
+    }
+    return false;
   }
 
   /** Input shape followed by each layer's output shape (Keras convention, no batch dimension). */

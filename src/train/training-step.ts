@@ -6,7 +6,7 @@ import type { DType } from '../tensor.js';
 import { modelToProto } from '../graph/onnx-io.js';
 import { commuteReluMaxPool, convolutionsAsGemm, elideOutputIdentities, eliminateDeadNodes, trimUnreadRows } from '../graph/passes.js';
 import { encodeModel } from '../graph/proto.js';
-import type { GradientOptions } from '../graph/registry.js';
+import type { GradientOptions } from '../graph/op-definition.js';
 import type { Model, ParamInfo } from '../model/model.js';
 import type { Loss } from './losses.js';
 import type { Optimizer } from './optimizers.js';

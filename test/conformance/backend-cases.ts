@@ -15,7 +15,7 @@ import { formatShape } from '../../src/errors.js';
 import type { Graph, Shape } from '../../src/graph/graph.js';
 import { modelToProto, tensorFromProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, decodeTensor, encodeModel, type ModelProto } from '../../src/graph/proto.js';
-import { opDefinition } from '../../src/graph/registry.js';
+import { opDefinition } from '../../src/ops/index.js';
 import { graphFromProto } from '../../src/optimize/quantize/source-graph.js';
 import type { Tensor } from '../../src/tensor.js';
 

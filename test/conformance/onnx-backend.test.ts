@@ -11,8 +11,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { registeredOps, opDefinition } from '../../src/graph/registry.js';
-import '../../src/ops/index.js';
+import { registeredOps, opDefinition } from '../../src/ops/index.js';
 import { listCases, runCase, testDataDir, type CaseResult } from './backend-cases.js';
 
 const SKIPS_FILE = new URL('../../../test/conformance/skips.json', import.meta.url);

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { Graph, OnnxModel, describeModel, tensor, type Tensor } from '../../src/index.js';
 import { graphToProto, modelToProto, tensorFromProto, tensorToProto } from '../../src/graph/onnx-io.js';
 import { AttributeType, decodeModel, encodeModel } from '../../src/graph/proto.js';
-import '../../src/ops/index.js';
 import { assertClose, assertThrowsKiln } from '../model/helpers.js';
 
 const values = (t: Tensor) => Array.from(t.data as ArrayLike<number | bigint>);

@@ -13,7 +13,6 @@ import { Random } from '../../src/random.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { losses, optimizers, layers, sequential } from '../../src/index.js';
 import { compileTraining } from '../../src/train/training-step.js';
-import '../../src/ops/index.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
 const runtime = new Runtime();

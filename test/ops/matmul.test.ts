@@ -7,6 +7,9 @@ import { after, describe, it } from 'node:test';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
+/** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
+export const GRADIENT_CHECKED = ['Gemm', 'MatMul'];
+
 const runtime = new Runtime();
 after(() => runtime.close());
 

@@ -14,6 +14,9 @@ import { Tensor } from '../../src/tensor.js';
 import { Random } from '../../src/random.js';
 import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
 
+/** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
+export const GRADIENT_CHECKED = ['BatchNormalization', 'Dropout', 'LayerNormalization', 'InstanceNormalization'];
+
 const runtime = new Runtime();
 after(() => runtime.close());
 

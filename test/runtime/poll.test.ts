@@ -5,7 +5,6 @@ import { modelToProto } from '../../src/graph/onnx-io.js';
 import { encodeModel } from '../../src/graph/proto.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
-import '../../src/ops/index.js';
 
 /* Runtime.poll settles finished runs without the event loop's help (a flooded server relies on it). */
 

@@ -14,7 +14,6 @@ import { sequential, type Sequential } from '../../src/train/sequential.js';
 import { serve, type ServeOptions, type ServerHandle } from '../../src/serve/server.js';
 import { Random } from '../../src/random.js';
 import { Tensor, type DType } from '../../src/tensor.js';
-import '../../src/ops/index.js';
 
 /* Tiny models, temporary model repositories and a loopback server for the serve tests. */
 

@@ -1,6 +1,6 @@
 /** Pruning: unstructured magnitude pruning with TF-MOT schedules, and structured filter/unit removal. */
 export { prune, type PruneOptions } from './prune.js';
-export { magnitudePrune, defaultSchedule, type MagnitudePruneOptions, type PruneResult } from './magnitude.js';
+export { magnitudePrune, defaultSchedule, scheduleFromChoice, type ScheduleChoice, type MagnitudePruneOptions, type PruneResult } from './magnitude.js';
 export { structuredPrune, removeFilters, filterScores, type StructuredPruneArgs, type StructuredPruneOptions, type FilterCriterion } from './structured.js';
 export { constantSparsity, polynomialDecay, scheduleFromConfig, type PruningSchedule, type ConstantSparsityArgs, type PolynomialDecayArgs } from './schedules.js';
 export { magnitudeMasks, mByNMask, prunedCount, selectTargets, type PruneTarget } from './masks.js';

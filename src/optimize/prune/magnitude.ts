@@ -40,6 +40,37 @@ export function defaultSchedule(finalSparsity: number, totalSteps: number): Prun
   return polynomialDecay({ initialSparsity: 0, finalSparsity, beginStep: 0, endStep, frequency });
 }
 
+/** The parts of a pruning schedule a caller chose; what it leaves out comes from defaultSchedule. */
+export interface ScheduleChoice {
+  kind?: 'polynomial' | 'constant';
+  beginStep?: number;
+  endStep?: number;
+  frequency?: number;
+  power?: number;
+  initialSparsity?: number;
+}
+
+/**
+ * The schedule `choice` describes for `sparsity` over `totalSteps` fine-tuning steps, filling what it
+ * leaves out from defaultSchedule's (a constant schedule runs from step 0 to the end); undefined when it
+ * chooses nothing, so the caller's default applies.
+ */
+export function scheduleFromChoice(choice: ScheduleChoice, sparsity: number, totalSteps: number): PruningSchedule | undefined {
+  if (Object.values(choice).every((v) => v === undefined)) return undefined;
+  const base = defaultSchedule(sparsity, totalSteps).config;
+  if (choice.kind === 'constant') {
+    return constantSparsity({ targetSparsity: sparsity, beginStep: choice.beginStep ?? 0, endStep: choice.endStep ?? -1, frequency: choice.frequency ?? base.frequency! });
+  }
+  return polynomialDecay({
+    initialSparsity: choice.initialSparsity ?? 0,
+    finalSparsity: sparsity,
+    beginStep: choice.beginStep ?? 0,
+    endStep: choice.endStep ?? base.endStep!,
+    power: choice.power ?? 3,
+    frequency: choice.frequency ?? base.frequency!,
+  });
+}
+
 type MaskRule = { sparsity: number; scope: 'layer' | 'global' } | { mByN: [number, number] };
 
 /**

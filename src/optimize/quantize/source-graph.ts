@@ -8,7 +8,6 @@ import type { Model } from '../../model/model.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { MODEL_METADATA_KEY, OUTPUT_NAME } from '../../model/sequential.js';
 import { type Sequential } from '../../train/sequential.js';
-import '../../ops/index.js';
 
 /** Metadata key of a quantized model: what was done to it, and to which model (JSON). */
 export const QUANTIZATION_METADATA_KEY = 'kiln.quantization';

@@ -13,7 +13,6 @@ import { Random } from '../../../src/random.js';
 import { Tensor } from '../../../src/tensor.js';
 import type { Sequential } from '../../../src/train/sequential.js';
 import { fashion, opCounts, optimizedOps, runOrt, smallCnn, tmpDir, trained } from './helpers.js';
-import '../../../src/ops/index.js';
 
 let model: Sequential;
 let tmp: { dir: string; cleanup: () => Promise<void> };

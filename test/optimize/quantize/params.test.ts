@@ -10,7 +10,6 @@ import { computeQuantParams, dequantizeValue, quantizeBias, quantizeTensor, quan
 import { Runtime } from '../../../src/runtime/runtime.js';
 import { Tensor } from '../../../src/tensor.js';
 import { runGraph } from '../../autodiff/gradcheck.js';
-import '../../../src/ops/index.js';
 
 const runtime = new Runtime();
 after(() => runtime.close());

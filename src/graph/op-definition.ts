@@ -1,3 +1,7 @@
+/**
+ * What an operator definition is (OpDefinition: shape rule, gradient rule) and the helpers the shape
+ * rules share. The definitions themselves are in src/ops/, and the table of them in src/ops/index.ts.
+ */
 import { KilnError, formatShape } from '../errors.js';
 import type { DType } from '../tensor.js';
 import type { Attrs, Graph, Node, Shape, Value } from './graph.js';
@@ -46,28 +50,12 @@ export interface OpDefinition {
   nonDifferentiableInputs?: number[];
 }
 
-const registry = new Map<string, OpDefinition>();
-
-export function defineOp(def: OpDefinition): OpDefinition {
-  registry.set(def.type, def);
-  return def;
-}
-
-export function opDefinition(opType: string): OpDefinition | undefined {
-  return registry.get(opType);
-}
-
-export function registeredOps(): string[] {
-  return [...registry.keys()].sort();
-}
-
-export function inferOutputs(node: Node, inputs: (Value | null)[], graph: Graph): InferredValue[] {
-  const def = registry.get(node.opType);
-  if (!def) {
-    throw new KilnError('UNSUPPORTED_OP', `Kiln has no shape rule for op '${node.opType}' (known: ${registeredOps().join(', ')})`);
-  }
-  return def.infer(inputs, node.attrs, graph, node.outputs.length);
-}
+/**
+ * The gradient rule of ops through which no gradient flows (comparisons, rounding, indices, shapes):
+ * the walk differentiates through them, and they contribute nothing. One shared rule, so the op table
+ * can tell "no gradient flows" from "no rule" (which the walk refuses).
+ */
+export const noGradientFlows: GradientRule = () => [];
 
 /* Helpers shared by the shape rules. */
 

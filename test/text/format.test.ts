@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KilnError } from '../../src/errors.js';
-import { formatBytes, formatDuration, formatNumber, formatTable } from '../../src/cli/format.js';
-import { ProgressBar, progressOutput, type ProgressStream } from '../../src/cli/progress.js';
+import { formatBytes, formatDuration, formatNumber, formatTable } from '../../src/text/format.js';
+import { ProgressBar, progressOutput, type ProgressStream } from '../../src/text/progress.js';
 import { PassThrough } from 'node:stream';
 
 describe('formatTable', () => {

@@ -5,6 +5,7 @@
  *
  * On a terminal it redraws one line in place; into a file or a pipe (CI logs, `> train.log`) carriage
  * returns would pile up as garbage, so there it stays silent until `finish` writes one summary line.
+ * fit() draws it as well as the CLI, so it lives below both.
  */
 import { Writable } from 'node:stream';
 import { KilnError } from '../errors.js';

@@ -1,7 +1,8 @@
 /**
  * Plain-text formatting for terminal output: tables (model summaries, results, confusion matrices) and
  * human-readable numbers, sizes and durations. Output is deterministic and locale-independent so that
- * tests and logs read the same on every machine.
+ * tests and logs read the same on every machine. It sits below the library (model summaries, bench
+ * tables) and the CLI alike, so neither has to reach up into the other for it.
  */
 import { KilnError } from '../errors.js';
 
