@@ -162,12 +162,11 @@ const summary = results.map((r) => {
   };
 });
 
-if (args.json) {
-  console.log(JSON.stringify({ settings, machine, results, summary, peakRssMiB: peakRssMiB() }));
-} else {
+// The table goes to stdout, or with --json to stderr beside the progress lines, the JSON alone on stdout.
+{
   const na = (v: number | undefined, f: (v: number) => string) => (v === undefined ? 'n/a' : f(v));
-  console.log(`\nMeans over ${seeds.length} seed(s); img/s over the training loop only:`);
-  console.log(
+  say(`\nMeans over ${seeds.length} seed(s); img/s over the training loop only:`);
+  say(
     table(
       ['fixture', 'Kiln acc', 'PyTorch acc', 'Kiln - PyTorch', 'Kiln img/s', 'PyTorch img/s', 'Kiln/PyTorch'],
       summary.map((s) => [
@@ -181,7 +180,8 @@ if (args.json) {
       ]),
     ),
   );
-  for (const s of summary) if (s.kilnError) console.log(`${s.fixture}: Kiln cannot train it: ${s.kilnError}`);
-  console.log(`targets: accuracy within 0.5 points of PyTorch (mean of 3 seeds); resnet throughput >= 1.00x PyTorch. Peak RSS ${fmt(peakRssMiB())} MiB (Kiln's process).`);
+  for (const s of summary) if (s.kilnError) say(`${s.fixture}: Kiln cannot train it: ${s.kilnError}`);
+  say(`targets: accuracy within 0.5 points of PyTorch (mean of 3 seeds); resnet throughput >= 1.00x PyTorch. Peak RSS ${fmt(peakRssMiB())} MiB (Kiln's process).`);
 }
+if (args.json) console.log(JSON.stringify({ settings, machine, results, summary, peakRssMiB: peakRssMiB() }));
 process.exit(0);

@@ -173,13 +173,12 @@ if (python) {
 
 const kiln = { source: kSource, transfer: { ...kTransfer, trainedWeights: trained, backboneLargestChange: change, testAccuracyStatisticsRestored: restored }, scratch: kScratch };
 const bnNote = "BatchNorm in the frozen backbone while the head trains: PyTorch eval mode (running statistics, not updated); Kiln's step normalizes with the batch's statistics" + (change.runningStats > 0 ? ' and updates the running statistics' : ' (running statistics unchanged)');
-if (args.json) {
-  console.log(JSON.stringify({ settings, machine, kiln, torch: torch ?? null, note: bnNote, peakRssMiB: peakRssMiB() }));
-} else {
+// The table goes to stdout, or with --json to stderr beside the progress lines, the JSON alone on stdout.
+{
   const pct = (p: Phase | undefined) => (p ? `${(100 * p.testAccuracy).toFixed(2)}%` : 'n/a');
   const secs = (p: Phase | undefined) => (p ? fmt(p.trainSeconds, 1) : 'n/a');
-  console.log('\nTop-1 accuracy on the test images of the phase\'s classes; seconds over each training loop only:');
-  console.log(
+  say('\nTop-1 accuracy on the test images of the phase\'s classes; seconds over each training loop only:');
+  say(
     table(
       ['phase', 'classes', 'train images', 'Kiln acc', 'PyTorch acc', 'Kiln s', 'PyTorch s'],
       [
@@ -190,8 +189,9 @@ if (args.json) {
       ],
     ),
   );
-  console.log(`Kiln's backbone during transfer, largest change: learned weights ${change.weights}, BatchNorm running statistics ${change.runningStats}${change.runningStats > 0 ? ' (trainOnly did not hold them: they moved on classes 5-9)' : ''}.`);
-  console.log(`${bnNote}.`);
-  console.log(`target: transfer >= 90% on classes 5-9 (Kiln ${pct(kTransfer)}). Peak RSS ${fmt(peakRssMiB())} MiB (Kiln's process).`);
+  say(`Kiln's backbone during transfer, largest change: learned weights ${change.weights}, BatchNorm running statistics ${change.runningStats}${change.runningStats > 0 ? ' (trainOnly did not hold them: they moved on classes 5-9)' : ''}.`);
+  say(`${bnNote}.`);
+  say(`target: transfer >= 90% on classes 5-9 (Kiln ${pct(kTransfer)}). Peak RSS ${fmt(peakRssMiB())} MiB (Kiln's process).`);
 }
+if (args.json) console.log(JSON.stringify({ settings, machine, kiln, torch: torch ?? null, note: bnNote, peakRssMiB: peakRssMiB() }));
 process.exit(0);
