@@ -1,5 +1,7 @@
-/* Shared helpers for the training benches: the models, random data, finding a Python with PyTorch. */
+/* Shared helpers for the training benches: the models, random data, finding a Python with PyTorch, the machine's CPU. */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import ort from 'onnxruntime-node';
 import { Random, Tensor, layers, losses, optimizers, sequential, type Sequential } from '../../src/index.js';
 import { Graph } from '../../src/graph/graph.js';
@@ -80,6 +82,26 @@ export function torchEnv(): NodeJS.ProcessEnv {
     MALLOC_MMAP_THRESHOLD_: '33554432',
     MALLOC_TRIM_THRESHOLD_: '134217728',
   };
+}
+
+/** The SIMD extensions that decide which kernels ONNX Runtime and PyTorch's oneDNN/OpenBLAS pick. */
+const SIMD_FLAGS = ['sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile', 'amx_int8', 'amx_bf16'];
+
+/**
+ * The CPU as a bench should print it: model, core count and the SIMD extensions present (from
+ * /proc/cpuinfo; elsewhere the model alone), since two machines with one model name can differ in
+ * what the hypervisor exposes, and that moves both Kiln's and PyTorch's figures.
+ */
+export function cpuDescription(): string {
+  const model = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
+  let simd = 'SIMD flags unknown (no /proc/cpuinfo)';
+  try {
+    const flags = new Set(/^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? []);
+    simd = SIMD_FLAGS.filter((f) => flags.has(f)).join(' ') || 'no AVX';
+  } catch {
+    // Not Linux: the model name is all there is.
+  }
+  return `${model}, ${os.availableParallelism()} cores; ${simd}`;
 }
 
 export function fmt(n: number, digits = 0): string {

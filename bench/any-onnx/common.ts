@@ -1,0 +1,84 @@
+/*
+ * Shared by the bench/any-onnx benches (finetune.ts, transfer.ts): where the exported fixtures and the
+ * PyTorch reference scripts live, running a reference script as a child and reading its one JSON line,
+ * Kiln's side of a training run (a GraphModel fit timed over its training loop only, as the references
+ * time theirs), and picking classes out of a labeled image set.
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Tensor } from '../../src/index.js';
+import type { GraphModel } from '../../src/train/graph-model.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The repository root: this file runs from dist/bench/any-onnx, the .onnx and .py files stay in the source tree. */
+const ROOT = resolve(here, '../../..');
+
+/** The exported fixtures (test/fixtures/exported/README.md), in the order the benches run them. */
+export const FIXTURES = ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17'] as const;
+
+/**
+ * Every fixture takes N × 1 × 28 × 28 (channels first) and Kiln's Fashion-MNIST is [N, 28, 28, 1]: the
+ * layout is declared at load rather than left to fit's automatic switch, because in this branch that
+ * switch happens after fit has taken its compiled step, and the first fit then feeds channels-last
+ * data to the channels-first graph (ONNX Runtime: "invalid dimensions for input").
+ */
+export const FIXTURE_OPTIONS = { layout: 'nchw' } as const;
+
+export function fixturePath(name: string): string {
+  return resolve(ROOT, 'test/fixtures/exported', `${name}.onnx`);
+}
+
+export function torchScript(name: 'torch_finetune.py' | 'torch_transfer.py'): string {
+  return resolve(ROOT, 'bench/any-onnx', name);
+}
+
+/**
+ * Runs a reference script and parses the JSON object it prints as its last stdout line. A failure
+ * throws with the exit status and the script's stderr, so a broken reference is never a silent gap.
+ */
+export function runTorch<T>(python: string, script: string, args: string[], env: NodeJS.ProcessEnv): T {
+  const r = spawnSync(python, [script, ...args], { env, encoding: 'utf8', maxBuffer: 16 << 20 });
+  if (r.status !== 0) throw new Error(`${python} ${script} ${args.join(' ')} failed (exit ${r.status ?? r.signal}):\n${r.stderr}${r.stdout}`);
+  const line = r.stdout.trim().split('\n').at(-1) ?? '';
+  try {
+    return JSON.parse(line) as T;
+  } catch {
+    throw new Error(`${script} printed no JSON line (last stdout line: '${line}'); stderr:\n${r.stderr}`);
+  }
+}
+
+/**
+ * model.fit, timed from the first batch's setup to the last step (onTrainBegin → onTrainEnd): the
+ * compiled step and its session are made before onTrainBegin, as torch builds its model before its
+ * loop, so neither side's figure includes setup, loading or evaluation.
+ */
+export async function timedFit(model: GraphModel, x: Tensor, y: Tensor, args: { epochs: number; batchSize: number; seed: number; replicas?: number }): Promise<{ seconds: number; loss: number }> {
+  let t0 = 0;
+  let t1 = 0;
+  const h = await model.fit(x, y, {
+    epochs: args.epochs,
+    batchSize: args.batchSize,
+    seed: args.seed,
+    verbose: 0,
+    replicas: args.replicas,
+    callbacks: [{ onTrainBegin: () => void (t0 = performance.now()), onTrainEnd: () => void (t1 = performance.now()) }],
+  });
+  return { seconds: (t1 - t0) / 1000, loss: h.history.loss!.at(-1)! };
+}
+
+/**
+ * The examples whose label is in [lo, hi), labels shifted down by `shift` (5–9 → 0–4 for a 5-way
+ * head), the first `limit` of them at most, in their original order (as torch_transfer.py's x[y >= 5][:limit]).
+ */
+export function selectClasses(x: Tensor<'float32'>, y: Tensor<'int32'>, lo: number, hi: number, shift = 0, limit?: number): { x: Tensor<'float32'>; y: Tensor<'int32'> } {
+  const labels = y.data as Int32Array;
+  const idx: number[] = [];
+  for (let i = 0; i < labels.length && (limit === undefined || idx.length < limit); i++) if (labels[i]! >= lo && labels[i]! < hi) idx.push(i);
+  const picked = y.gather(idx).data as Int32Array;
+  return { x: x.gather(idx), y: new Tensor(Int32Array.from(picked, (v) => v - shift), [idx.length], 'int32') };
+}
+
+export function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}

@@ -1,0 +1,63 @@
+/**
+ * bench/any-onnx's benches (finetune.js, transfer.js) cannot rot silently: their flags are checked
+ * (a fixture that does not exist stops finetune at once, exit 2), and each runs for real on a few
+ * hundred images without PyTorch (--no-torch), printing its JSON with Kiln's figures and saying it ran
+ * Kiln only. Needs Debian's Fashion-MNIST, as the benches do. (A misspelled flag and --help are
+ * checked for every bench script in args.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { DEBIAN_FASHION_MNIST_DIR } from '../../src/data/mnist.js';
+import { needs } from '../requirements.js';
+
+const benchDir = fileURLToPath(new URL('../../bench/any-onnx/', import.meta.url));
+const run = promisify(execFile);
+const noData = existsSync(DEBIAN_FASHION_MNIST_DIR) ? undefined : `${DEBIAN_FASHION_MNIST_DIR} not present (apt-get install dataset-fashion-mnist)`;
+
+describe('bench/any-onnx', () => {
+  it('finetune.js exits 2 naming a fixture that does not exist, before loading anything', async () => {
+    const r = await run(process.execPath, [path.join(benchDir, 'finetune.js'), '--fixtures', 'mlp,resnett'], { timeout: 60_000 }).then(
+      () => assert.fail('an unknown fixture must fail'),
+      (e: { code?: number; stderr?: string }) => e,
+    );
+    assert.equal(r.code, 2, `stderr: ${r.stderr}`);
+    assert.match(r.stderr ?? '', /unknown fixture 'resnett'/);
+  });
+
+  it('finetune.js trains mlp on 256 images Kiln-only and prints its JSON', async (t) => {
+    if (!needs(t, noData)) return;
+    const { stdout, stderr } = await run(process.execPath, [path.join(benchDir, 'finetune.js'), '--fixtures', 'mlp', '--seeds', '0', '--limit', '256', '--no-torch', '--json'], { timeout: 120_000 });
+    assert.match(stderr, /PyTorch: skipped \(--no-torch\); Kiln only/);
+    const out = JSON.parse(stdout) as { settings: { trainImages: number }; summary: { fixture: string; kilnAccuracy: number; kilnImagesPerSecond: number; torchAccuracy?: number; kilnError?: string }[] };
+    assert.equal(out.settings.trainImages, 256);
+    const [mlp] = out.summary;
+    assert.equal(mlp?.fixture, 'mlp');
+    assert.equal(mlp.kilnError, undefined);
+    assert.equal(mlp.torchAccuracy, undefined);
+    // 4 steps from the fixture's pretrained weights: well above chance (10%).
+    assert.ok(mlp.kilnAccuracy > 0.3 && mlp.kilnAccuracy <= 1, `accuracy ${mlp.kilnAccuracy}`);
+    assert.ok(mlp.kilnImagesPerSecond > 0);
+  });
+
+  it('transfer.js runs source, transfer and scratch on 256 images per half Kiln-only, the backbone frozen', async (t) => {
+    if (!needs(t, noData)) return;
+    const { stdout, stderr } = await run(process.execPath, [path.join(benchDir, 'transfer.js'), '--limit', '256', '--no-torch', '--json'], { timeout: 120_000 });
+    assert.match(stderr, /Kiln only/);
+    const out = JSON.parse(stdout) as { kiln: Record<'source' | 'transfer' | 'scratch', { trainImages: number; testAccuracy: number }> & { transfer: { backboneLargestChange: { weights: number; runningStats: number }; trainedWeights: string[] } }; torch: unknown };
+    assert.equal(out.torch, null);
+    for (const p of ['source', 'transfer', 'scratch'] as const) {
+      assert.equal(out.kiln[p].trainImages, 256, p);
+      assert.ok(out.kiln[p].testAccuracy >= 0 && out.kiln[p].testAccuracy <= 1, `${p} accuracy ${out.kiln[p].testAccuracy}`);
+    }
+    assert.deepEqual([...out.kiln.transfer.trainedWeights].sort(), ['head.bias', 'head.weight']);
+    // The learned weights outside the head stay; the BatchNorm running statistics are printed, not
+    // asserted: whether trainOnly holds them is GraphModel's business (its own tests), not the bench's.
+    assert.equal(out.kiln.transfer.backboneLargestChange.weights, 0, 'trainOnly(head.*) must leave every other learned weight as it was');
+    assert.ok(Number.isFinite(out.kiln.transfer.backboneLargestChange.runningStats));
+  });
+});
