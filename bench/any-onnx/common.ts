@@ -18,10 +18,8 @@ const ROOT = resolve(here, '../../..');
 export const FIXTURES = ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17'] as const;
 
 /**
- * Every fixture takes N × 1 × 28 × 28 (channels first) and Kiln's Fashion-MNIST is [N, 28, 28, 1]: the
- * layout is declared at load rather than left to fit's automatic switch, because in this branch that
- * switch happens after fit has taken its compiled step, and the first fit then feeds channels-last
- * data to the channels-first graph (ONNX Runtime: "invalid dimensions for input").
+ * Every fixture takes N × 1 × 28 × 28 (channels first) and Kiln's Fashion-MNIST is [N, 28, 28, 1]; the
+ * layout is declared, as a user who knows the model would, though fit's automatic switch finds it too.
  */
 export const FIXTURE_OPTIONS = { layout: 'nchw' } as const;
 

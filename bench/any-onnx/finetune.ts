@@ -98,10 +98,14 @@ async function kilnRun(fixture: string, seed: number, result: FixtureResult): Pr
     result.kilnError = (err as Error).message;
     return undefined;
   }
-  const { seconds } = await timedFit(model, x, y, { epochs, batchSize, seed, replicas: args.replicas });
-  result.kilnReplicas = model.trainingReplicas;
-  const test = await model.evaluate(data.test.images, data.test.labels);
-  return { seed, testAccuracy: test.accuracy!, trainSeconds: seconds, imagesPerSecond: (trainImages * epochs) / seconds };
+  try {
+    const { seconds } = await timedFit(model, x, y, { epochs, batchSize, seed, replicas: args.replicas });
+    result.kilnReplicas = model.trainingReplicas;
+    const test = await model.evaluate(data.test.images, data.test.labels);
+    return { seed, testAccuracy: test.accuracy!, trainSeconds: seconds, imagesPerSecond: (trainImages * epochs) / seconds };
+  } finally {
+    model.dispose();
+  }
 }
 
 /**

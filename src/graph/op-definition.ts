@@ -27,7 +27,7 @@ export interface GradientOptions {
   /**
    * MaxPool windows whose maximum occurs more than once: 'first' sends the gradient to the first
    * occurrence in row-major order, as PyTorch does (exact parity; default); 'all' sends it to every
-   * tied position, which skips the tie-break's extra passes over the input (1.23–1.31× a small CNN's
+   * tied position, which skips the tie-break's extra passes over the input (1.15–1.21× a small CNN's
    * training step: bench/train/maxpool-ties.ts) at the price of a larger gradient on uniform image
    * regions.
    */

@@ -125,6 +125,14 @@ export abstract class Model {
     if (s) void this.runtime.release(s).catch(() => undefined);
   }
 
+  /**
+   * Releases the ONNX Runtime sessions the model holds (inference, and for trainable models the
+   * compiled steps), as tf.js' dispose() does; the model stays usable and loads them again on demand.
+   */
+  dispose(): void {
+    this.invalidate();
+  }
+
   /** Replaces parameter values (shapes must match). */
   setWeights(values: Map<string, Tensor> | Record<string, Tensor>): void {
     const entries = values instanceof Map ? [...values] : Object.entries(values);

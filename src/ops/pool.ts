@@ -42,50 +42,35 @@ function cropToCovered(graph: Graph, x: Value, covered: number[], full: number[]
   return spatialEndCrop(graph, x, covered);
 }
 
-/**
- * Keeps, in each s₀×s₁ tile of a 0/1 mask [N, C, H, W] (H, W multiples of the tile), only the first 1 in
- * row-major order: the tiles become rows of s₀·s₁ (Reshape, Transpose), an exclusive CumSum counts the
- * ones before each position, and a position stays where that count is 0.
- */
-function firstInWindow(graph: Graph, mask: Value, covered: number[], tile: [number, number]): Value {
-  const [s0, s1] = tile;
-  const outW = covered[1]! / s1;
-  const tiles = graph.op1('Transpose', [graph.op1('Reshape', [mask, graph.int64s([-1, s0, outW, s1], 'shape')])], { perm: [0, 2, 1, 3] });
-  const rows = graph.op1('Reshape', [tiles, graph.int64s([-1, outW, s0 * s1], 'shape')]);
-  const before = graph.op1('CumSum', [rows, graph.scalar(2, 'int64')], { exclusive: 1 });
-  const first = graph.op1('Mul', [rows, graph.op1('Cast', [graph.op1('Equal', [before, graph.scalar(0)])], { to: 1 })]);
-  const back = graph.op1('Transpose', [graph.op1('Reshape', [first, graph.int64s([-1, outW, s0, s1], 'shape')])], { perm: [0, 2, 1, 3] });
-  return graph.op1('Reshape', [back, graph.op1('Shape', [mask])]);
-}
-
 ops.push({
   type: 'MaxPool',
   infer: poolInfer('MaxPool'),
   /*
-   * Tiling windows: upsample the pooled output (Resize, nearest), compare with the input to find the
-   * maxima, and multiply the upsampled gradient by that mask — the fastest formulation measured.
-   * 'asymmetric' + 'floor' is exact nearest-neighbour for integer scales and takes ONNX Runtime's
-   * dedicated fast path (2.3–3× faster than Resize's default coordinate mode here); SpaceToDepth /
-   * DepthToSpace and Transpose-based regroupings were slower.
-   * Ties: a window whose maximum occurs more than once sends the gradient to its first occurrence in
-   * row-major order, as PyTorch and ONNX Runtime's Indices do (firstInWindow). They are common on real
-   * images: over a blank background a convolution outputs its bias everywhere, and sending the
-   * gradient to every tied position made the first convolution's gradient off by 1e-2 against PyTorch.
-   * The tie-break costs passes over the input; options.maxPoolTies 'all' skips it (Kiln's own layer
-   * models train that way, measured faster, see GradientOptions).
-   * Overlapping or padded windows: MaxPool's Indices output and a ScatterElements with 'add'.
+   * Exact (options.maxPoolTies 'first', the default): MaxPool's Indices output and a ScatterElements
+   * with 'add' — a window whose maximum occurs more than once sends the gradient to its first
+   * occurrence in row-major order, as PyTorch does. Ties are common on real images: over a blank
+   * background a convolution outputs its bias everywhere, and sending the gradient to every tied
+   * position made the first convolution's gradient off by 1e-2 against PyTorch. This also covers
+   * overlapping and padded windows. Of the exact formulations measured it was the fastest (an
+   * exclusive CumSum over each window's mask, and strided slices regrouped by DepthToSpace, were
+   * 1.1–1.3× slower).
+   * Tiling windows with maxPoolTies 'all' (Kiln's layer models): upsample the pooled output (Resize,
+   * nearest), compare with the input to find the maxima, and multiply the upsampled gradient by that
+   * mask — every tied position gets the gradient, and the step is 1.1–1.3× faster than the exact form
+   * (bench/train/maxpool-ties.ts). 'asymmetric' + 'floor' is exact nearest-neighbour for integer
+   * scales and takes ONNX Runtime's dedicated fast path (2.3–3× faster than Resize's default
+   * coordinate mode here); SpaceToDepth / DepthToSpace and Transpose-based regroupings were slower.
    */
   gradient: ({ graph, node, inputs: [x], outputs: [y], gradOutputs: [dy], options }) => {
     const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []), x!.shape?.slice(2));
     const xShape = x!.shape!;
     const full = [xShape[2] as number, xShape[3] as number];
-    if (sa.kernel.length === 2 && isTilingPool(node.attrs)) {
+    if (options.maxPoolTies === 'all' && sa.kernel.length === 2 && isTilingPool(node.attrs)) {
       const covered = [(y!.shape![2] as number) * sa.strides[0]!, (y!.shape![3] as number) * sa.strides[1]!];
       const scales = graph.constant(new Tensor(Float32Array.of(1, 1, sa.strides[0]!, sa.strides[1]!), [4], 'float32'), 'scales');
       const up = (v: Value) =>
         graph.op1('Resize', [v, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
-      const ties = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
-      const mask = options.maxPoolTies === 'all' ? ties : firstInWindow(graph, ties, covered, sa.strides as [number, number]);
+      const mask = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
       return [padToInput(graph, graph.op1('Mul', [up(dy!), mask]), covered, full)];
     }
     const [, indices] = graph.op('MaxPool', [x!], node.attrs, { outputs: 2, name: 'maxpool_indices' });

@@ -91,7 +91,7 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
   });
 }
 
-/* CumSum: Kiln emits it in gradient formulas (MaxPool's tie-break); its own gradient is a reversed CumSum. */
+/* CumSum (exporters write it for position ids and masks): its gradient is the reversed cumulative sum. */
 ops.push({
   type: 'CumSum',
   nonDifferentiableInputs: [1],

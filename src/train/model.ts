@@ -162,6 +162,12 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     this.metadata.set('kiln.training', JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
   }
 
+  /** Also releases the compiled steps' sessions and replicas; compile() is needed again before fit(). */
+  override dispose(): void {
+    super.dispose();
+    this.dropCompiled();
+  }
+
   /** Forgets the compiled step after the structure changed (a layer added): its sessions go with it. */
   protected dropCompiled(): void {
     this.dropSessions();

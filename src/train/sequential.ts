@@ -22,7 +22,7 @@ export class Sequential extends TrainableModel {
   /**
    * Kiln's layer models split a MaxPool gradient among tied maxima (GradientOptions.maxPoolTies 'all')
    * unless told otherwise: the exact tie-break made the tutorial and Fashion CNNs' training step
-   * 1.23× and 1.31× slower (`node dist/bench/train/maxpool-ties.js`, 2026-12-06, loaded 2-core VM), and
+   * 1.21× and 1.15× slower (`node dist/bench/train/maxpool-ties.js`, 2026-12-06, 2-core VM), and
    * these models' speed is a measured target (bench/train). Imported graphs keep the exact rule: their
    * gradients must equal PyTorch's.
    */
