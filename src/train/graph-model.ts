@@ -1,6 +1,5 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
-import { initialValues } from '../layers/initializers.js';
 import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
 import type { PredictOptions } from '../model/model.js';
 import { readOnnxFile } from '../model/read-model.js';
@@ -115,8 +114,8 @@ export class GraphModel extends TrainableModel {
 
   /**
    * Gives the classifier `numClasses` outputs: the weight and bias of the last Gemm or MatMul feeding
-   * the output are drawn anew (Glorot uniform, zero bias, as Keras' Dense and close to nn.Linear's
-   * scale), everything before them keeps its values.
+   * the output are drawn anew as `model.fc = nn.Linear(features, numClasses)` draws them in PyTorch,
+   * where these models come from (both uniform in ±1/√features); everything before them keeps its values.
    */
   async replaceHead(numClasses: number): Promise<void> {
     if (!Number.isInteger(numClasses) || numClasses < 1) throw new KilnError('INVALID_ARGUMENT', `numClasses must be a positive integer, got ${numClasses}`);
@@ -125,8 +124,10 @@ export class GraphModel extends TrainableModel {
     const w = this.weights.get(head.weight)!;
     const inFeatures = head.transposed ? w.shape[1]! : w.shape[0]!;
     const shape = head.transposed ? [numClasses, inFeatures] : [inFeatures, numClasses];
-    const replaced = new Map<string, Tensor>([[head.weight, initialValues('glorotUniform', shape, [inFeatures, numClasses], rng)]]);
-    if (head.bias) replaced.set(head.bias, new Tensor(new Float32Array(numClasses), [numClasses], 'float32'));
+    const bound = 1 / Math.sqrt(inFeatures);
+    const uniform = (dims: number[]) => new Tensor(Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-bound, bound)), dims, 'float32');
+    const replaced = new Map<string, Tensor>([[head.weight, uniform(shape)]]);
+    if (head.bias) replaced.set(head.bias, uniform([numClasses]));
     const weights = new Map(this.weights);
     for (const [k, v] of replaced) weights.set(k, v);
     const metadata = new Map(this.metadata);
