@@ -117,7 +117,7 @@ function batchesOf(batch: number, count = 8) {
   }));
 }
 
-/** What the runtime worker uses for a training step (src/train/model.ts). */
+/** What the runtime worker uses for a training step (src/train/compiled-steps.ts). */
 const BASE_OPTIONS: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: os.availableParallelism(),
   interOpNumThreads: 1,

@@ -66,6 +66,45 @@ export function parseArgs(argv: string[], specs: OptionSpec[], command: string):
   return { positionals, options };
 }
 
+/** Options as parseArgs returns them; commands read them through the typed accessors below. */
+export type ParsedOptions = ParsedArgs['options'];
+
+/**
+ * One option's value, held to the type its spec declares. parseArgs only stores values of that type
+ * (defaults included), so a mismatch is a bug in the command's spec and is reported as one rather than
+ * passed on under a cast.
+ */
+function typedOption<T extends 'string' | 'number' | 'boolean'>(options: ParsedOptions, name: string, type: T): { string: string; number: number; boolean: boolean }[T] | undefined {
+  const value = options[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== type) throw new Error(`option --${name} holds a ${typeof value}, but is read as a ${type}: the command's option spec and its use disagree`);
+  return value as { string: string; number: number; boolean: boolean }[T];
+}
+
+/** A string option's value; undefined when neither given nor defaulted. */
+export function stringOption(options: ParsedOptions, name: string): string | undefined {
+  return typedOption(options, name, 'string');
+}
+
+/** A number option's value; undefined when neither given nor defaulted. */
+export function numberOption(options: ParsedOptions, name: string): number | undefined {
+  return typedOption(options, name, 'number');
+}
+
+/** A string option that has a default in its spec, so it always holds a value. */
+export function defaultedString(options: ParsedOptions, name: string): string {
+  const value = stringOption(options, name);
+  if (value === undefined) throw new Error(`option --${name} has no value: its spec needs a default`);
+  return value;
+}
+
+/** A number option that has a default in its spec, so it always holds a value. */
+export function defaultedNumber(options: ParsedOptions, name: string): number {
+  const value = numberOption(options, name);
+  if (value === undefined) throw new Error(`option --${name} has no value: its spec needs a default`);
+  return value;
+}
+
 export function optionHelp(specs: OptionSpec[]): string {
   const width = Math.max(0, ...specs.map((s) => s.name.length + (s.type === 'boolean' ? 0 : 8)));
   return specs

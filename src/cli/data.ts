@@ -1,5 +1,6 @@
 import { KilnError } from '../errors.js';
 import { FETCHABLE_DATASETS, defaultDatasetDir, fetchDataset, isFetchableDataset, unknownDatasetError, type FetchProgress } from '../data/fetch.js';
+import { stringOption } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes } from '../text/format.js';
 import { ProgressBar } from '../text/progress.js';
@@ -77,7 +78,7 @@ export const dataCommand: Command = {
     out(`Fetching ${name} into ${dir}`);
     let result;
     try {
-      result = await fetchDataset(name, { dir, baseUrl: options['base-url'] as string | undefined, onProgress: bars.onProgress });
+      result = await fetchDataset(name, { dir, baseUrl: stringOption(options, 'base-url'), onProgress: bars.onProgress });
     } catch (error) {
       bars.end(true);
       throw error;

@@ -4,6 +4,7 @@ import { KilnError } from '../errors.js';
 import { client, tensorToRequest } from '../serve/client.js';
 import { nestedShape } from '../serve/datatypes.js';
 import { parseJson, stringifyJson } from '../serve/json.js';
+import { defaultedString, stringOption } from './args.js';
 import type { Command } from './command.js';
 
 /** A JSON input file: a KServe v2 request body as is, a nested array (single input), or {input: nested array}. */
@@ -45,11 +46,11 @@ export const predictCommand: Command = {
     { name: 'auth-token', type: 'string', description: 'bearer token (or env KILN_AUTH_TOKEN)' },
   ],
   async run({ options }, out) {
-    const model = options.model as string | undefined;
-    const input = options.input as string | undefined;
+    const model = stringOption(options, 'model');
+    const input = stringOption(options, 'input');
     if (!model || !input) throw new KilnError('INVALID_ARGUMENT', 'kiln predict: give --model NAME and --input FILE');
-    const version = options['model-version'] as string | undefined;
-    const cli = client(options.url as string, { token: (options['auth-token'] as string | undefined) ?? (process.env.KILN_AUTH_TOKEN || undefined) });
+    const version = stringOption(options, 'model-version');
+    const cli = client(defaultedString(options, 'url'), { token: stringOption(options, 'auth-token') ?? (process.env.KILN_AUTH_TOKEN || undefined) });
     const body = (await requestBody(input, model, cli, version)) as Record<string, unknown>;
     if (options.output) body.outputs = String(options.output).split(',').map((name) => ({ name: name.trim() }));
     out(stringifyJson(await cli.inferRaw(model, body, { version })));

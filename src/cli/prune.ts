@@ -7,6 +7,7 @@ import { prune, type PruneOptions } from '../optimize/prune/prune.js';
 import { scheduleFromChoice, type ScheduleChoice } from '../optimize/prune/magnitude.js';
 import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js';
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
+import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
 import { progressOutput } from '../text/progress.js';
@@ -61,8 +62,8 @@ function layerTable(report: PruneReport): string {
 }
 
 /** The schedule flags as the library's ScheduleChoice (absent flags stay undefined). */
-function scheduleChoice(options: Record<string, unknown>): ScheduleChoice {
-  const kind = options.schedule as string | undefined;
+function scheduleChoice(options: ParsedOptions): ScheduleChoice {
+  const kind = stringOption(options, 'schedule');
   const flag = (name: string) => (options[name] === undefined ? undefined : Number(options[name]));
   const choice = { beginStep: flag('begin-step'), endStep: flag('end-step'), frequency: flag('frequency'), power: flag('power'), initialSparsity: flag('initial-sparsity') };
   if (kind !== undefined && kind !== 'polynomial' && kind !== 'constant') throw new KilnError('INVALID_ARGUMENT', `kiln prune: --schedule must be 'polynomial' or 'constant', got '${kind}'`);

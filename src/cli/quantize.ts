@@ -3,6 +3,7 @@ import { loadDataset } from '../data/by-name.js';
 import { CALIBRATION_METHODS, QUANTIZATION_MODES, quantize, type CalibrationMethod, type QuantizationMode, type QuantizationReport, type QuantizeOptions } from '../optimize/quantize/index.js';
 import { loadModel } from '../train/load.js';
 import type { Tensor } from '../tensor.js';
+import { stringOption } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes, formatTable } from '../text/format.js';
 import { progressOutput } from '../text/progress.js';
@@ -90,7 +91,7 @@ export const quantizeCommand: Command = {
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln quantize: give a model file, e.g. kiln quantize model.onnx --mode static --dataset fashion-mnist --out model.int8.onnx');
     const mode = String(options.mode) as QuantizationMode;
     if (!QUANTIZATION_MODES.includes(mode)) throw new KilnError('INVALID_ARGUMENT', `kiln quantize: unsupported --mode '${mode}'; expected one of ${QUANTIZATION_MODES.join(', ')}`);
-    const target = (options.out as string | undefined) ?? file.replace(/(\.onnx)?$/i, `.${mode === 'float16' ? 'fp16' : 'int8'}.onnx`);
+    const target = stringOption(options, 'out') ?? file.replace(/(\.onnx)?$/i, `.${mode === 'float16' ? 'fp16' : 'int8'}.onnx`);
     // A Kiln model comes back with its layers (qat trains them; reports name them); others as graphs.
     const model = await loadModel(file);
     const data = await loadDataset(String(options.dataset));

@@ -1,6 +1,7 @@
 import { KilnError } from '../errors.js';
 import { serve, type ServeOptions } from '../serve/server.js';
 import type { ModelConfig } from '../serve/config.js';
+import { defaultedNumber, defaultedString, numberOption, stringOption } from './args.js';
 import type { Command } from './command.js';
 
 export const serveCommand: Command = {
@@ -26,14 +27,15 @@ export const serveCommand: Command = {
     { name: 'log-level', type: 'string', description: 'JSON log level: fatal, error, warn, info, debug, silent', default: 'info' },
   ],
   async run({ positionals, options }) {
-    const repository = options['model-repository'] as string | undefined;
+    const repository = stringOption(options, 'model-repository');
     if (positionals.length > 1) throw new KilnError('INVALID_ARGUMENT', `kiln serve: give one model file or --model-repository DIR, got ${positionals.join(' ')}`);
     if ((positionals.length === 1) === (repository !== undefined)) {
       throw new KilnError('INVALID_ARGUMENT', 'kiln serve: give either a model file (kiln serve model.onnx) or --model-repository DIR');
     }
     const config: Partial<ModelConfig> = {};
     const setNumber = (option: string, field: 'maxBatchSize' | 'maxQueueDelayMs' | 'maxQueueSize' | 'maxQueueBytes' | 'instances' | 'intraOpThreads') => {
-      if (options[option] !== undefined) config[field] = options[option] as number;
+      const value = numberOption(options, option);
+      if (value !== undefined) config[field] = value;
     };
     setNumber('max-batch-size', 'maxBatchSize');
     setNumber('max-queue-delay-ms', 'maxQueueDelayMs');
@@ -42,16 +44,16 @@ export const serveCommand: Command = {
     setNumber('instances', 'instances');
     setNumber('intra-op-threads', 'intraOpThreads');
     const serveOptions: ServeOptions = {
-      ...(repository !== undefined ? { modelRepository: repository } : { model: positionals[0]!, name: options.name as string | undefined }),
-      host: options.host as string,
-      port: options.port as number,
+      ...(repository !== undefined ? { modelRepository: repository } : { model: positionals[0]!, name: stringOption(options, 'name') }),
+      host: defaultedString(options, 'host'),
+      port: defaultedNumber(options, 'port'),
       config,
-      pollIntervalMs: options['poll-interval-ms'] as number,
-      authToken: options['auth-token'] as string | undefined,
-      bodyLimit: options['body-limit'] as number,
-      maxElements: options['max-elements'] as number,
-      requestTimeoutMs: options['request-timeout-ms'] as number,
-      logLevel: options['log-level'] as string,
+      pollIntervalMs: defaultedNumber(options, 'poll-interval-ms'),
+      authToken: stringOption(options, 'auth-token'),
+      bodyLimit: defaultedNumber(options, 'body-limit'),
+      maxElements: defaultedNumber(options, 'max-elements'),
+      requestTimeoutMs: defaultedNumber(options, 'request-timeout-ms'),
+      logLevel: defaultedString(options, 'log-level'),
     };
     const server = await serve(serveOptions);
     // Graceful shutdown: stop accepting, finish what is in flight, unload, exit 0. A second signal forces exit.

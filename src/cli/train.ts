@@ -7,6 +7,7 @@ import { modelFromSpec } from '../train/model-from-spec.js';
 import { importOptions, IMPORT_OPTIONS } from './import-options.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
+import { stringOption } from './args.js';
 import type { Command } from './command.js';
 import { formatDuration } from '../text/format.js';
 import type { AugmentOptions } from '../data/augment.js';
@@ -68,8 +69,8 @@ export const trainCommand: Command = {
       epochs: Number(options.epochs),
       batchSize: Number(options['batch-size']),
       validationSplit: Number(options['validation-split']) || undefined,
-      resumeFrom: options.resume as string | undefined,
-      checkpointPath: options.checkpoint as string | undefined,
+      resumeFrom: stringOption(options, 'resume'),
+      checkpointPath: stringOption(options, 'checkpoint'),
       seed,
       augment,
       replicas: options.replicas === undefined ? undefined : Number(options.replicas),

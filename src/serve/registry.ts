@@ -1,145 +1,21 @@
-import { watch, type FSWatcher } from 'node:fs';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import type { Logger } from 'pino';
-import { KilnError } from '../errors.js';
-import { DEFAULT_MODEL_CONFIG, isValidName, parseModelConfig, parseVersion, selectVersions, type ModelConfig } from './config.js';
-import { badRequest, notFound, unavailable } from './errors.js';
-import type { VersionMetrics } from './metrics.js';
-import { ModelVersion, type VersionSource } from './model-version.js';
-import { own } from './records.js';
-import { isInside, readInside } from './repository-files.js';
-
 /*
- * The models a server knows: a repository in Triton's layout (DIR/<model>/<version>/model.onnx, an
- * optional DIR/<model>/config.json) or fixed models given in code. Scans (on file-system events, on a
- * poll interval, on request) decide per model which versions should serve (its version policy) and
+ * The models a server knows and the state of their versions. Scans of a model source (model-sources.ts:
+ * a repository in Triton's layout or fixed models given in code; on file-system events, on a poll
+ * interval, on request) decide per model which versions should serve (its version policy) and
  * reconcile, make-before-break: new versions load in the background and take traffic once warmed; an
  * older version keeps serving until every wanted version is available — also when its own files were
  * deleted — so a version that fails to load never takes a model down; versions gone from disk or out
  * of policy then drain and unload. A serving version whose model.onnx is replaced in place (its size,
  * mtime or inode change) loads again beside the old one, which serves until the new one is ready and
  * keeps serving if it fails.
- * Nothing is read through a link that leads out of the repository, and messages name files by their
- * path inside it: clients see them, and must not learn where the server keeps its files.
  */
-
-export interface ScannedModel {
-  name: string;
-  config?: ModelConfig;
-  configError?: string;
-  versions: Map<number, VersionSource>;
-}
-
-export interface ModelSource {
-  /** What is there now. Throws when the source itself is unreadable. */
-  scan(): Promise<ScannedModel[]>;
-  /** Calls onChange after file-system events; returns a function that stops watching. */
-  watch?(onChange: () => void): () => void;
-}
-
-/** Fixed models (one file or bytes per model, served as version 1). */
-export class FixedSource implements ModelSource {
-  constructor(private readonly models: { name: string; file?: string; bytes?: Uint8Array; config: ModelConfig }[]) {
-    for (const m of models) if (!isValidName(m.name)) throw new KilnError('INVALID_ARGUMENT', `model name '${m.name}' must be letters, digits, '_', '.', '-' (at most 128)`);
-  }
-  async scan(): Promise<ScannedModel[]> {
-    return this.models.map((m) => ({
-      name: m.name,
-      config: m.config,
-      versions: new Map([[1, { version: 1, file: m.file, shownAs: m.file !== undefined ? path.basename(m.file) : undefined, bytes: m.bytes, stamp: 'fixed' }]]),
-    }));
-  }
-}
-
-/** A model repository directory, Triton's layout. Nothing outside it is ever read. */
-export class RepositorySource implements ModelSource {
-  private readonly warned = new Set<string>();
-
-  constructor(
-    readonly dir: string,
-    private readonly defaults: ModelConfig,
-    private readonly log: Logger,
-  ) {}
-
-  private warnOnce(key: string, message: string): void {
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
-    this.log.warn({ repository: this.dir, entry: key }, message);
-  }
-
-  async scan(): Promise<ScannedModel[]> {
-    let root: string;
-    try {
-      root = await fs.realpath(this.dir);
-      if (!(await fs.stat(root)).isDirectory()) throw new Error('not a directory');
-    } catch (err) {
-      throw new KilnError('FILE_NOT_FOUND', `model repository '${this.dir}' is not a readable directory (${(err as Error).message})`);
-    }
-    const models: ScannedModel[] = [];
-    for (const entry of await fs.readdir(root)) {
-      if (entry.startsWith('.')) continue;
-      if (!isValidName(entry)) {
-        this.warnOnce(entry, `skipping '${entry}': model names are letters, digits, '_', '.', '-'`);
-        continue;
-      }
-      const dir = path.join(root, entry);
-      const real = await fs.realpath(dir).catch(() => undefined);
-      if (real === undefined || !(await fs.stat(real).catch(() => undefined))?.isDirectory()) continue;
-      if (!isInside(root, real)) {
-        this.warnOnce(entry, `skipping '${entry}': it links to a directory outside the model repository`);
-        continue;
-      }
-      models.push(await this.scanModel(root, entry, real));
-    }
-    return models;
-  }
-
-  private async scanModel(root: string, name: string, dir: string): Promise<ScannedModel> {
-    const model: ScannedModel = { name, versions: new Map() };
-    const shownConfig = `${name}/config.json`;
-    try {
-      const text = (await readInside(root, path.join(dir, 'config.json'), shownConfig)).toString('utf8');
-      let raw: unknown;
-      try {
-        raw = JSON.parse(text);
-      } catch {
-        throw new KilnError('INVALID_ARGUMENT', `${shownConfig}: not valid JSON`);
-      }
-      model.config = parseModelConfig(raw, this.defaults, shownConfig);
-    } catch (err) {
-      if ((err as { errno?: unknown }).errno === 'ENOENT') model.config = this.defaults;
-      else model.configError = err instanceof KilnError ? err.message : `${shownConfig} cannot be read`;
-    }
-    for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
-      const version = parseVersion(entry);
-      if (version === undefined) continue;
-      const shownAs = `${name}/${entry}/model.onnx`;
-      const file = path.join(dir, entry, 'model.onnx');
-      const stat = await fs.stat(file).catch(() => undefined);
-      if (!stat?.isFile()) continue;
-      const real = await fs.realpath(file).catch(() => file);
-      const source: VersionSource = { version, file: real, shownAs, stamp: `${stat.size}:${stat.mtimeMs}:${stat.ino}`, read: () => readInside(root, file, shownAs) };
-      if (!isInside(root, real)) source.error = `${shownAs} links to a file outside the model repository; refusing to load it`;
-      model.versions.set(version, source);
-    }
-    return model;
-  }
-
-  watch(onChange: () => void): () => void {
-    let watcher: FSWatcher | undefined;
-    try {
-      watcher = watch(this.dir, { recursive: true, persistent: false }, () => onChange());
-      watcher.on('error', (err) => {
-        this.log.warn({ err: err.message }, 'repository watch failed; relying on the poll interval');
-        watcher?.close();
-      });
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot watch the repository; relying on the poll interval');
-    }
-    return () => watcher?.close();
-  }
-}
+import type { Logger } from 'pino';
+import { DEFAULT_MODEL_CONFIG, isValidName, parseVersion, selectVersions, type ModelConfig } from './config.js';
+import { badRequest, notFound, unavailable } from './errors.js';
+import type { VersionMetrics } from './metrics.js';
+import type { ModelSource, ScannedModel } from './model-sources.js';
+import { ModelVersion, type VersionSource } from './model-version.js';
+import { own } from './records.js';
 
 export class ServedModel {
   config: ModelConfig = DEFAULT_MODEL_CONFIG;

@@ -14,7 +14,8 @@ import { HEADER_LENGTH, parseRequestBody } from './binary.js';
 import type { TensorJsonLayout } from './number-lists.js';
 import { kserveRoutes } from './kserve-v2.js';
 import { metricsRoutes, ServeMetrics } from './metrics.js';
-import { FixedSource, ModelRegistry, RepositorySource, type ModelSource } from './registry.js';
+import { FixedSource, RepositorySource, type ModelSource } from './model-sources.js';
+import { ModelRegistry } from './registry.js';
 import { tfServingRoutes } from './tf-serving.js';
 
 /** A model given in code: an .onnx path, ONNX bytes, or a model object (Sequential: toOnnx(); OnnxModel: bytes). */

@@ -1,3 +1,5 @@
+// Owns training checkpoints: the file format that lets fit() continue exactly where it stopped, and
+// the check that a checkpoint fits the optimizer it resumes into.
 import { promises as fs } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { writeFileAtomic } from '../model/atomic-write.js';
@@ -77,4 +79,13 @@ export async function loadCheckpoint(file: string): Promise<TrainingCheckpoint> 
     (t.group === 'weights' ? weights : slots).set(t.name, tensor);
   }
   return { epoch: header.epoch, step: header.step, rngState: header.rngState, optimizer: header.optimizer, weights, slots };
+}
+
+/** Reads a checkpoint fit() resumes from; one written by another optimizer has slots this one cannot use. */
+export async function loadCheckpointToResume(file: string, optimizerName: string): Promise<TrainingCheckpoint> {
+  const ckpt = await loadCheckpoint(file);
+  if (ckpt.optimizer.name !== optimizerName) {
+    throw new KilnError('INVALID_ARGUMENT', `checkpoint '${file}' was written with optimizer ${ckpt.optimizer.name}, the model is compiled with ${optimizerName}`);
+  }
+  return ckpt;
 }

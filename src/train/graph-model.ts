@@ -7,7 +7,9 @@ import { Random } from '../random.js';
 import { sharedRuntime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
 import { resolveLoss, type Loss } from './losses.js';
-import { TrainableModel, type CompileArgs, type FitArgs, type History } from './model.js';
+import type { FitArgs } from './fit-args.js';
+import type { History } from './fit-loop.js';
+import { TrainableModel, type CompileArgs } from './model.js';
 import type { TrainingStepOptions } from './training-step.js';
 
 /**

@@ -1,5 +1,5 @@
 /**
- * What fit / evaluate / compile refuse (src/train/model.ts), each with a KilnError whose code a
+ * What fit / evaluate / compile refuse (src/train/model.ts, its checks in src/train/fit-args.ts), each with a KilnError whose code a
  * program can branch on and whose message names the problem; and a diverging run that stops with
  * NAN_LOSS, naming the epoch and step, keeping the last good (finite) weights.
  */

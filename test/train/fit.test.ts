@@ -1,5 +1,5 @@
 /**
- * compile / fit / evaluate (src/train/model.ts) end to end: a small model learns a learnable problem,
+ * compile / fit / evaluate (src/train/model.ts; the epoch loop in src/train/fit-loop.ts) end to end: a small model learns a learnable problem,
  * evaluate() agrees with predict() plus metrics computed here, History and validationSplit carry the
  * per-epoch values, names given as strings resolve, and one SGD run with a schedule reproduces
  * gradient descent computed by hand.

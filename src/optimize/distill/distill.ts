@@ -3,7 +3,7 @@ import type { AugmentOptions } from '../../data/augment.js';
 import type { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
-import { type History } from '../../train/model.js';
+import type { History } from '../../train/fit-loop.js';
 import { Sequential } from '../../train/sequential.js';
 import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.js';
 import { checkDistillationOptions, distillationLoss } from './loss.js';

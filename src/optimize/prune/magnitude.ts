@@ -1,7 +1,7 @@
 import { KilnError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
-import type { History } from '../../train/model.js';
+import type { History } from '../../train/fit-loop.js';
 import type { Sequential } from '../../train/sequential.js';
 import { checkFineTune, compileForFineTune, fineTuneSteps, fitFineTune, rebuildModel, type FineTuneArgs } from './fine-tune.js';
 import { checkMByN, selectTargets, targetMasks, type PruneTarget } from './masks.js';

@@ -9,7 +9,7 @@ import { Model } from '../../model/model.js';
 import { Random } from '../../random.js';
 import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
 import { Tensor } from '../../tensor.js';
-import type { History } from '../../train/model.js';
+import type { History } from '../../train/fit-loop.js';
 import { Sequential } from '../../train/sequential.js';
 import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
 import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.js';

@@ -1,0 +1,69 @@
+// Owns a compiled model's steps at run time: the loss, optimizer and metrics compile() resolved, the
+// ONNX Runtime sessions (or replicas) the training and evaluation steps run in, opening and releasing
+// them, and running the evaluation step over data.
+import type { Runtime } from '../runtime/runtime.js';
+import type { SessionInfo } from '../runtime/protocol.js';
+import { Tensor } from '../tensor.js';
+import type { Loss } from './losses.js';
+import type { Optimizer } from './optimizers.js';
+import { ReplicaSet } from './replicas.js';
+import type { CompiledTraining } from './training-step.js';
+
+export interface CompiledSteps {
+  loss: Loss;
+  optimizer: Optimizer;
+  metrics: string[];
+  training: CompiledTraining;
+  trainSession?: SessionInfo;
+  evalSession?: SessionInfo;
+  /** Set while the step runs on replicas (FitArgs.replicas). */
+  replicas?: ReplicaSet;
+}
+
+/** Lets go of the steps' sessions and replicas without waiting: they load again on demand. */
+export function releaseSessions(runtime: Runtime, c: CompiledSteps): void {
+  for (const s of [c.trainSession, c.evalSession]) if (s) void runtime.release(s).catch(() => undefined);
+  c.trainSession = c.evalSession = undefined;
+  void c.replicas?.close().catch(() => undefined);
+  c.replicas = undefined;
+}
+
+/**
+ * Makes the training step ready on `replicas` workers: replicas of another count are closed first, and
+ * the one-session step (kept across fit() calls) loads only when a single replica trains.
+ */
+export async function openTrainingSessions(runtime: Runtime, c: CompiledSteps, replicas: number, cores: number): Promise<void> {
+  if (c.replicas && c.replicas.count !== replicas) {
+    await c.replicas.close();
+    c.replicas = undefined;
+  }
+  if (replicas > 1) c.replicas ??= await ReplicaSet.open(runtime, c.training, replicas, Math.max(1, Math.floor(cores / replicas)));
+  // 'extended', not 'all': the NCHWc layout pass adds reorders around every Conv of the backward
+  // pass; without it the step ran 4–8% faster (bench/train/throughput.ts --sweep).
+  else c.trainSession ??= await runtime.load(c.training.trainStep, { optimizationLevel: 'extended' });
+}
+
+/** Loss and accuracy (if compiled with it) on data, using the compiled evaluation step. */
+export async function evaluateSteps(
+  runtime: Runtime,
+  c: CompiledSteps,
+  outputShape: number[],
+  x: Tensor,
+  labels: Tensor,
+  batchSize: number,
+): Promise<{ loss: number; accuracy?: number; predictions: Float32Array }> {
+  c.evalSession ??= await runtime.load(c.training.evalStep);
+  const n = x.shape[0]!;
+  const rowSize = outputShape.reduce((a, b) => a * b, 1);
+  const predictions = new Float32Array(n * rowSize);
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < n; start += batchSize) {
+    const end = Math.min(n, start + batchSize);
+    const out = await runtime.run(c.evalSession, { input: x.slice(start, end), labels: labels.slice(start, end) }, { fetch: ['loss', 'predictions', ...(c.training.accuracy ? ['correct'] : [])] });
+    lossSum += (out.loss!.data as Float32Array)[0]! * (end - start);
+    if (out.correct) correct += (out.correct.data as Float32Array)[0]!;
+    predictions.set(out.predictions!.data as Float32Array, start * rowSize);
+  }
+  return { loss: lossSum / n, ...(c.training.accuracy ? { accuracy: correct / n } : {}), predictions };
+}

@@ -1,0 +1,146 @@
+// Owns fit()'s and evaluate()'s arguments: what FitArgs may hold, the checks on them (in the order
+// their errors are raised, which tests and users rely on), and the labels in the form the compiled
+// step reads them.
+import { KilnError, formatShape } from '../errors.js';
+import { Tensor, type AnyTypedArray } from '../tensor.js';
+import type { AugmentOptions } from '../data/augment.js';
+import type { Callback } from './callbacks.js';
+import type { Loss } from './losses.js';
+import { autoReplicas } from './replicas.js';
+import type { CompiledTraining } from './training-step.js';
+
+export interface FitArgs {
+  epochs?: number;
+  batchSize?: number;
+  shuffle?: boolean;
+  /** Fraction of the data (taken from the end, before shuffling, as Keras does) held out for validation. */
+  validationSplit?: number;
+  validationData?: [Tensor, Tensor];
+  callbacks?: Callback[];
+  /** 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch. */
+  verbose?: 0 | 1 | 2;
+  /** Seed for shuffling (default: the model's seed). */
+  seed?: number;
+  /** Continue from a training checkpoint written by `saveCheckpoint` / `checkpointEvery`. */
+  resumeFrom?: string;
+  /** Write a training checkpoint (weights, optimizer state, epoch, RNG) here after every epoch. */
+  checkpointPath?: string;
+  /**
+   * Augment each training batch as it is drawn (images `[N, H, W, C]`): random crop after zero padding,
+   * horizontal flip, cutout (see AugmentOptions). Drawn from fit's seeded generator, so a seed gives the same augmented batches and a
+   * resumed run continues the same sequence. Validation data is never augmented.
+   */
+  augment?: AugmentOptions;
+  /**
+   * Extra per-batch inputs of the training step (see TrainingStepOptions.extraInputs), given the batch's
+   * example indices and its (augmented) images; may be async (e.g. a teacher model run on the batch).
+   */
+  extraFeeds?: (indices: Int32Array, x: Tensor) => Record<string, Tensor> | Promise<Record<string, Tensor>>;
+  /** Where progress goes (default process.stdout). */
+  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /**
+   * Data parallelism on this machine: each batch is split across this many runtime workers, which
+   * step their shares at once and apply the averaged gradient (as tf.distribute.MirroredStrategy
+   * does across devices). Default: one replica per core (at most 4) while each gets at least 32 rows
+   * of a batch (so 2 on a 2-core machine from batch 64 on), where the step allows it (not with batch
+   * normalization, whose statistics would be per replica, under a pruning mask, or with layer-output
+   * hooks such as quantization-aware training's). 1 turns it off. The replicas compute the same
+   * update up to float rounding (sums in another order), but Dropout draws its masks per replica: a
+   * seeded run that must repeat exactly on a machine with another core count should set this.
+   */
+  replicas?: number;
+}
+
+/** fit()'s data once checked: the training part, its labels, the validation pair, and the loop's sizes. */
+export interface FitData {
+  trainX: Tensor;
+  labels: Tensor;
+  validation: [Tensor, Tensor] | undefined;
+  epochs: number;
+  batchSize: number;
+  /** Training examples (after the validation split). */
+  n: number;
+}
+
+/** The model's own input check (shape and layout), which fit() runs on x and on validationData's x. */
+export type InputCheck = (x: Tensor, what?: string) => void;
+
+/**
+ * Checks fit()'s data and sizes and splits off the validation data. Input shapes come before sizes,
+ * labels before finiteness, as they always have: the first error a user sees stays the same.
+ */
+export function checkFitArgs(x: Tensor, y: Tensor, args: FitArgs, loss: Loss, outputShape: number[], checkInput: InputCheck): FitData {
+  checkInput(x);
+  const epochs = args.epochs ?? 1;
+  const batchSize = args.batchSize ?? 32;
+  if (!Number.isInteger(epochs) || epochs < 1) throw new KilnError('INVALID_ARGUMENT', `epochs must be a positive integer, got ${epochs}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
+  let labels = prepareLabels(y, loss, outputShape, x.shape[0]!);
+  checkFinite(x, 'x');
+  let trainX = x;
+  let validation: [Tensor, Tensor] | undefined;
+  if (args.validationData) {
+    checkInput(args.validationData[0], 'validationData x');
+    // Checked like x: a NaN here would only show up as a NaN val_loss.
+    checkFinite(args.validationData[0], 'validationData x');
+    validation = [args.validationData[0], prepareLabels(args.validationData[1], loss, outputShape, args.validationData[0].shape[0]!)];
+  } else if (args.validationSplit) {
+    if (!(args.validationSplit > 0 && args.validationSplit < 1)) throw new KilnError('INVALID_ARGUMENT', `validationSplit must be in (0, 1), got ${args.validationSplit}`);
+    const n = x.shape[0]!;
+    const cut = Math.floor(n * (1 - args.validationSplit));
+    validation = [x.slice(cut, n), labels.slice(cut, n)];
+    trainX = x.slice(0, cut);
+    labels = labels.slice(0, cut);
+  }
+  const n = trainX.shape[0]!;
+  if (n === 0) throw new KilnError('INVALID_DATA', 'no training examples');
+  if (args.augment && x.rank !== 4) throw new KilnError('INVALID_SHAPE', `augment works on images [N, H, W, C]; x is ${formatShape(x.shape)}`);
+  return { trainX, labels, validation, epochs, batchSize, n };
+}
+
+/** How many replicas fit() steps on: FitArgs.replicas, or as many as the cores and batch make worth it. */
+export function checkReplicas(args: FitArgs, training: CompiledTraining, data: FitData, cores: number): number {
+  const replicas = args.replicas ?? autoReplicas(training, Math.min(data.batchSize, data.n), cores);
+  if (!Number.isInteger(replicas) || replicas < 1) throw new KilnError('INVALID_ARGUMENT', `replicas must be a positive integer, got ${replicas}`);
+  if (replicas > 1 && training.notReplicable) throw new KilnError('INVALID_ARGUMENT', `${replicas} replicas cannot be used: ${training.notReplicable}; train with 1 replica`);
+  return replicas;
+}
+
+/** Labels as the compiled step reads them: int64 class indices or float32 targets. */
+export function prepareLabels(y: Tensor, loss: Loss, outputShape: number[], n: number): Tensor {
+  if (y.shape[0] !== n) throw new KilnError('INVALID_DATA', `x has ${n} examples but y has ${y.shape[0]}: they must match`);
+  const spec = loss.labelSpec(outputShape);
+  if (spec.dtype === 'int64') {
+    const classes = outputShape[0]!;
+    if (y.rank !== 1 && !(y.rank === 2 && y.shape[1] === 1)) {
+      throw new KilnError('INVALID_SHAPE', `${loss.name} expects integer labels of shape [N], got ${formatShape(y.shape)} (one-hot labels go with categoricalCrossentropy)`);
+    }
+    const out = new BigInt64Array(n);
+    const src = y.data as ArrayLike<number | bigint>;
+    for (let i = 0; i < n; i++) {
+      const v = Number(src[i]);
+      if (!Number.isInteger(v) || v < 0 || v >= classes) {
+        throw new KilnError('INVALID_DATA', `label y[${i}] is ${v}, expected an integer class in [0, ${classes}) for a model with ${classes} outputs`);
+      }
+      out[i] = BigInt(v);
+    }
+    return new Tensor(out, [n], 'int64');
+  }
+  const expected = [n, ...spec.shape];
+  if (y.size !== expected.reduce((a, b) => a * b, 1)) {
+    throw new KilnError('INVALID_SHAPE', `${loss.name} expects labels of shape ${formatShape(expected)}, got ${formatShape(y.shape)}`);
+  }
+  const data = y.dtype === 'float32' ? (y.data as Float32Array) : Float32Array.from(y.data as ArrayLike<number>, Number);
+  const targets = new Tensor(data, expected, 'float32');
+  // A NaN target would otherwise surface later as a misleading NAN_LOSS ("try a lower learning rate").
+  checkFinite(targets, 'y');
+  return targets;
+}
+
+export function checkFinite(x: Tensor, what: string): void {
+  const d = x.data as AnyTypedArray;
+  if (!(d instanceof Float32Array || d instanceof Float64Array)) return;
+  for (let i = 0; i < d.length; i++) {
+    if (!Number.isFinite(d[i]!)) throw new KilnError('INVALID_DATA', `${what} contains ${d[i]} at flat index ${i}; inputs must be finite`);
+  }
+}

@@ -1,0 +1,152 @@
+// Owns fit()'s epoch loop: shuffling, drawing (and augmenting) batches with one training step in
+// flight while the next batch is gathered, running losses and the progress bar, callbacks, the
+// end-of-epoch pull of weights and slots, validation and per-epoch checkpoints. What it starts from
+// (checked data, resumed state, opened sessions) fit() settles before the loop runs.
+import { KilnError } from '../errors.js';
+import type { Random } from '../random.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { Tensor } from '../tensor.js';
+import { ProgressBar } from '../text/progress.js';
+import { augmentImages } from '../data/augment.js';
+import type { Logs, TrainingControl } from './callbacks.js';
+import { saveCheckpoint } from './checkpoint.js';
+import { evaluateSteps, type CompiledSteps } from './compiled-steps.js';
+import type { FitArgs, FitData } from './fit-args.js';
+import type { OptimizerProgress } from './training-state.js';
+
+export interface History {
+  epoch: number[];
+  history: Record<string, number[]>;
+}
+
+/** What the loop needs of the model it trains; the model keeps ownership of its weights and state. */
+export interface FitLoopModel {
+  /** Handed to callbacks, which may stop training or restore weights through it. */
+  control: TrainingControl;
+  runtime: Runtime;
+  /** The model's weights map (the same object across the run: setWeights replaces its entries). */
+  weights: Map<string, Tensor>;
+  outputShape: number[];
+  /** Updated after every epoch, so a later fit() continues the optimizer's schedule and moments. */
+  progress: OptimizerProgress;
+  /** Copies the worker's weights into the model; returns the optimizer slots when asked for them. */
+  pull(withSlots?: boolean): Promise<Map<string, Tensor<'float32'>>>;
+  /** Sends the model's weights (and kept slots) back into the worker. */
+  push(): Promise<void>;
+  /** Counts setWeights() calls, so the loop sees a callback that restored other weights. */
+  weightsVersion(): number;
+}
+
+/** Where the loop starts: the shuffling generator (resumed or fresh), the first epoch and the optimizer step reached. */
+export interface FitStart {
+  rng: Random;
+  startEpoch: number;
+  step: number;
+}
+
+export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: FitArgs, data: FitData, start: FitStart): Promise<History> {
+  const { trainX, labels, validation, epochs, batchSize, n } = data;
+  const { rng, startEpoch } = start;
+  const control = model.control;
+  let step = start.step;
+  const callbacks = args.callbacks ?? [];
+  const verbose = args.verbose ?? 1;
+  const stream = args.stream ?? process.stdout;
+  const history: History = { epoch: [], history: {} };
+  const stepsPerEpoch = Math.ceil(n / batchSize);
+  const shuffle = args.shuffle ?? true;
+  const fetch = c.training.accuracy ? ['loss', 'correct'] : ['loss'];
+  control.stopTraining = false;
+  for (const cb of callbacks) await cb.onTrainBegin?.(control);
+
+  for (let epoch = startEpoch; epoch < epochs && !control.stopTraining; epoch++) {
+    for (const cb of callbacks) await cb.onEpochBegin?.(epoch, control);
+    const order = shuffle ? rng.permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
+    const bar = verbose > 0 ? new ProgressBar({ total: stepsPerEpoch, stream: verbose === 1 ? stream : { write: (t: string) => stream.write(t), isTTY: false }, label: `Epoch ${epoch + 1}/${epochs}`, itemsPerStep: batchSize, itemUnit: 'img' }) : undefined;
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    const batchAt = (k: number) => {
+      const idx = order.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
+      const x = trainX.gather(idx);
+      return { x: args.augment ? augmentImages(x, args.augment, rng) : x, y: labels.gather(idx), size: idx.length, indices: idx };
+    };
+    const launch = async (k: number, b: ReturnType<typeof batchAt>): Promise<{ out: Record<string, Tensor>; applied?: Promise<void> }> => {
+      const t = step + k + 1;
+      const extra = args.extraFeeds ? await args.extraFeeds(b.indices, b.x) : {};
+      const batch = { ...extra, input: b.x, labels: b.y };
+      const scalars = { lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'), step: new Tensor(Float32Array.of(t), [], 'float32') };
+      if (c.replicas) {
+        const r = await c.replicas.step(batch, b.size, scalars, fetch);
+        return { out: r.outputs, applied: r.applied };
+      }
+      // The new weights too: a finite loss can still come with an update that overflows (a huge
+      // gradient times the learning rate); storing those would leave only infinite weights to keep.
+      return { out: await model.runtime.run(c.trainSession!, { ...batch, ...scalars }, { fetch, store: c.training.store, requireFinite: ['loss', 'new/params'] }) };
+    };
+    // One step in flight while the next batch is gathered on this thread.
+    let current = batchAt(0);
+    // Handled at once: a step that fails while callbacks run must not be an unhandled rejection
+    // (awaiting it below still throws).
+    const started = (k: number, b: ReturnType<typeof batchAt>) => {
+      const p = launch(k, b);
+      p.catch(() => undefined);
+      return p;
+    };
+    let inflight = started(0, current);
+    for (let k = 0; k < stepsPerEpoch; k++) {
+      const next = k + 1 < stepsPerEpoch ? batchAt(k + 1) : undefined;
+      let out: Record<string, Tensor>;
+      try {
+        const done = await inflight;
+        out = done.out;
+        // Replicas: the next step queues behind this one's update, then the update is checked.
+        if (next) inflight = started(k + 1, next);
+        await done.applied;
+      } catch (err) {
+        if (err instanceof KilnError && err.code === 'NAN_LOSS') {
+          await model.pull();
+          throw new KilnError('NAN_LOSS', `loss or updated weights became NaN or infinite at epoch ${epoch + 1}, step ${k + 1} (${err.message}); training stopped and the model keeps the weights from the last good step (try a lower learning rate)`);
+        }
+        throw err;
+      }
+      const bLoss = (out.loss!.data as Float32Array)[0]!;
+      lossSum += bLoss * current.size;
+      seen += current.size;
+      if (out.correct) correct += (out.correct.data as Float32Array)[0]!;
+      const running: Logs = { loss: lossSum / seen, ...(c.training.accuracy ? { accuracy: correct / seen } : {}) };
+      bar?.update(k + 1, running);
+      for (const cb of callbacks) await cb.onBatchEnd?.(step + k, running, control);
+      if (next) current = next;
+    }
+    step += stepsPerEpoch;
+    model.progress.step = step;
+    const logs: Logs = { loss: lossSum / seen, ...(c.training.accuracy ? { accuracy: correct / seen } : {}) };
+    const currentSlots = await model.pull(true);
+    model.progress.slots = currentSlots;
+    const versionAfterPull = model.weightsVersion();
+    if (validation) {
+      const v = await evaluateSteps(model.runtime, c, model.outputShape, validation[0], validation[1], Math.max(batchSize, 256));
+      logs.val_loss = v.loss;
+      if (v.accuracy !== undefined) logs.val_accuracy = v.accuracy;
+    }
+    bar?.finish(logs);
+    history.epoch.push(epoch);
+    for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+    for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs, control);
+    if (args.checkpointPath) {
+      await saveCheckpoint(args.checkpointPath, {
+        epoch: epoch + 1,
+        step,
+        rngState: rng.getState(),
+        optimizer: { name: c.optimizer.name, config: c.optimizer.config },
+        weights: model.weights as Map<string, Tensor<'float32'>>,
+        slots: currentSlots,
+      });
+    }
+    // A callback may have restored other weights (early stopping's best): the worker must use them.
+    if (model.weightsVersion() !== versionAfterPull) await model.push();
+  }
+  for (const cb of callbacks) await cb.onTrainEnd?.(history.epoch.length ? Object.fromEntries(Object.entries(history.history).map(([k, v]) => [k, v.at(-1)!])) : {}, control);
+  return history;
+}

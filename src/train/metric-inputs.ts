@@ -1,0 +1,224 @@
+/**
+ * The input forms the classification metrics accept, and their conversion into the two forms the
+ * metrics compute on: integer label arrays and dense score matrices. Every check on the inputs (shapes,
+ * NaN scores, label ranges, matching lengths) lives here, so metrics.ts holds only the arithmetic.
+ *
+ * Conventions:
+ * - `yTrue` holds one integer class label in [0, C) per sample (`[N]` or `[N, 1]`).
+ * - `yPred` holds `[N, C]` class scores (probabilities or logits; the predicted class is the argmax,
+ *   the first maximum on ties as in NumPy/Keras) or, for binary problems, `[N]` / `[N, 1]`
+ *   positive-class probabilities (the predicted class is 1 when the score is above `threshold`,
+ *   0.5 by default, strictly above as in Keras' `binary_accuracy`).
+ * - Where a function takes predicted labels, an `Int32Array` or an int32/int64 tensor of rank 1 is read
+ *   as labels rather than scores.
+ */
+import { KilnError, formatShape } from '../errors.js';
+import { Tensor } from '../tensor.js';
+
+/** Class labels, one integer in [0, C) per sample. */
+export type Labels = Tensor | Int32Array | readonly number[];
+
+/**
+ * Model outputs: `[N, C]` class scores (a Tensor, nested rows, or a flat Float32Array/Float64Array with
+ * `numClasses` columns), or `[N]` / `[N, 1]` positive-class probabilities for a binary problem.
+ */
+export type Scores = Tensor | Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+
+/**
+ * Scores, or already-decided labels given as an Int32Array or an integer tensor of rank 1. A plain
+ * `number[]` is read as binary probabilities, so pass predicted labels as `Int32Array.from(labels)`.
+ */
+export type Predictions = Scores | Int32Array;
+
+export interface ScoreOptions {
+  /** Columns per row when `yPred` is a flat array holding `[N, C]` scores; otherwise a check on C. */
+  numClasses?: number;
+  /** Probability above which a binary `[N]` / `[N, 1]` prediction counts as class 1 (default 0.5). */
+  threshold?: number;
+}
+
+/** Scores as a dense row-major matrix; `cols === 1` marks binary positive-class probabilities. */
+export interface ScoreMatrix {
+  readonly values: Float64Array;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/** What every label-vs-label metric starts from: both sides decoded, checked and given a class count. */
+export interface LabelPair {
+  readonly trueLabels: Int32Array;
+  readonly predictedLabels: Int32Array;
+  readonly numClasses: number;
+}
+
+const INTEGER_DTYPES = new Set(['int32', 'int64', 'int8', 'uint8']);
+
+function numbersOf(data: ArrayLike<number | bigint>): Float64Array {
+  const out = new Float64Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]!);
+  return out;
+}
+
+export function checkNumClasses(numClasses: number, what: string): void {
+  if (!Number.isInteger(numClasses) || numClasses < 1) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} must be a positive integer, got ${numClasses}`);
+  }
+}
+
+function isNestedRows(values: readonly unknown[]): values is readonly (readonly number[])[] {
+  return values.length > 0 && Array.isArray(values[0]);
+}
+
+export function toScoreMatrix(yPred: Scores, name: string, numClasses?: number): ScoreMatrix {
+  if (numClasses !== undefined) checkNumClasses(numClasses, 'numClasses');
+  let matrix: ScoreMatrix;
+  if (yPred instanceof Tensor) {
+    if (yPred.rank !== 1 && yPred.rank !== 2) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `${name} must be [N, C] scores or [N] probabilities, got shape ${formatShape(yPred.shape)}`,
+      );
+    }
+    matrix = {
+      values: numbersOf(yPred.data as ArrayLike<number | bigint>),
+      rows: yPred.shape[0]!,
+      cols: yPred.rank === 2 ? yPred.shape[1]! : 1,
+    };
+  } else if (!ArrayBuffer.isView(yPred) && isNestedRows(yPred)) {
+    const cols = yPred[0]!.length;
+    const values = new Float64Array(yPred.length * cols);
+    yPred.forEach((row, r) => {
+      if (row.length !== cols) {
+        throw new KilnError('INVALID_SHAPE', `${name} rows must all have ${cols} scores, row ${r} has ${row.length}`);
+      }
+      for (let c = 0; c < cols; c++) values[r * cols + c] = row[c]!;
+    });
+    matrix = { values, rows: yPred.length, cols };
+  } else {
+    // A flat array is [N] probabilities unless numClasses says how to fold it into rows.
+    const flat = yPred as ArrayLike<number>;
+    const cols = numClasses !== undefined && numClasses > 1 ? numClasses : 1;
+    if (flat.length % cols !== 0) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `${name} has ${flat.length} values, which is not a whole number of rows of numClasses = ${cols}`,
+      );
+    }
+    matrix = { values: numbersOf(flat), rows: flat.length / cols, cols };
+  }
+  if (matrix.cols === 0) {
+    throw new KilnError('INVALID_SHAPE', `${name} must have at least one score per row, got 0 columns`);
+  }
+  const binaryWithTwoClasses = matrix.cols === 1 && numClasses === 2;
+  if (numClasses !== undefined && matrix.cols !== numClasses && !binaryWithTwoClasses) {
+    throw new KilnError('INVALID_SHAPE', `${name} has ${matrix.cols} score columns but numClasses is ${numClasses}`);
+  }
+  const nanAt = matrix.values.findIndex((v) => Number.isNaN(v));
+  if (nanAt >= 0) {
+    const where = matrix.cols === 1 ? `[${nanAt}]` : `[${Math.floor(nanAt / matrix.cols)}][${nanAt % matrix.cols}]`;
+    throw new KilnError('INVALID_DATA', `${name}${where} is NaN; scores must be numbers`);
+  }
+  return matrix;
+}
+
+/** Decodes and checks integer labels; the range check against C happens once C is known. */
+export function toLabelArray(labels: Labels, name: string): Int32Array {
+  let values: ArrayLike<number | bigint>;
+  if (labels instanceof Tensor) {
+    const isColumn = labels.rank === 2 && labels.shape[1] === 1;
+    if (labels.rank !== 1 && !isColumn) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `${name} must hold class labels of shape [N] or [N, 1], got shape ${formatShape(labels.shape)}` +
+          (labels.rank === 2 ? ' (one-hot targets: use categoricalAccuracy or labelsFromOneHot)' : ''),
+      );
+    }
+    values = labels.data as ArrayLike<number | bigint>;
+  } else {
+    if (!ArrayBuffer.isView(labels) && isNestedRows(labels as readonly unknown[])) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `${name} must be a flat array of class labels, got nested rows (one-hot targets: use categoricalAccuracy or labelsFromOneHot)`,
+      );
+    }
+    values = labels;
+  }
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = Number(values[i]!);
+    if (!Number.isInteger(v) || v < 0) {
+      throw new KilnError('INVALID_DATA', `${name}[${i}] is ${v}, expected a non-negative integer class label`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+export function checkLabelRange(labels: Int32Array, numClasses: number, name: string): void {
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i]! >= numClasses) {
+      throw new KilnError(
+        'INVALID_DATA',
+        `${name}[${i}] is ${labels[i]}, expected a class label in [0, ${numClasses})`,
+      );
+    }
+  }
+}
+
+export function checkSameLength(trueCount: number, predCount: number, predWhat: string): void {
+  if (trueCount !== predCount) {
+    throw new KilnError('INVALID_DATA', `yTrue has ${trueCount} labels but yPred has ${predCount} ${predWhat}`);
+  }
+  if (trueCount === 0) {
+    throw new KilnError('INVALID_DATA', 'metrics need at least one sample, got 0');
+  }
+}
+
+export function argmaxRows(scores: ScoreMatrix): Int32Array {
+  const out = new Int32Array(scores.rows);
+  for (let r = 0; r < scores.rows; r++) {
+    const base = r * scores.cols;
+    let best = 0;
+    for (let c = 1; c < scores.cols; c++) {
+      if (scores.values[base + c]! > scores.values[base + best]!) best = c;
+    }
+    out[r] = best;
+  }
+  return out;
+}
+
+export function labelsFromScores(scores: ScoreMatrix, threshold: number): Int32Array {
+  if (scores.cols > 1) return argmaxRows(scores);
+  return Int32Array.from(scores.values, (p) => (p > threshold ? 1 : 0));
+}
+
+function isLabelPrediction(yPred: Predictions): yPred is Int32Array | Tensor {
+  if (yPred instanceof Int32Array) return true;
+  return yPred instanceof Tensor && yPred.rank === 1 && INTEGER_DTYPES.has(yPred.dtype);
+}
+
+function maxLabel(...arrays: Int32Array[]): number {
+  let max = -1;
+  for (const a of arrays) for (const v of a) if (v > max) max = v;
+  return max;
+}
+
+export function toLabelPair(yTrue: Labels, yPred: Predictions, options: ScoreOptions): LabelPair {
+  const trueLabels = toLabelArray(yTrue, 'yTrue');
+  let predictedLabels: Int32Array;
+  let numClasses: number;
+  if (isLabelPrediction(yPred)) {
+    predictedLabels = toLabelArray(yPred, 'yPred');
+    checkSameLength(trueLabels.length, predictedLabels.length, 'labels');
+    if (options.numClasses !== undefined) checkNumClasses(options.numClasses, 'numClasses');
+    numClasses = options.numClasses ?? Math.max(1, maxLabel(trueLabels, predictedLabels) + 1);
+    checkLabelRange(predictedLabels, numClasses, 'yPred');
+  } else {
+    const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
+    checkSameLength(trueLabels.length, scores.rows, 'rows');
+    predictedLabels = labelsFromScores(scores, options.threshold ?? 0.5);
+    numClasses = scores.cols === 1 ? 2 : scores.cols;
+  }
+  checkLabelRange(trueLabels, numClasses, 'yTrue');
+  return { trueLabels, predictedLabels, numClasses };
+}
