@@ -139,6 +139,29 @@ function convInputGradient(graph: Graph, dy: Value, w: Value, x: Value, sa: Spat
 }
 
 /**
+ * The k_h·k_w shifted, strided windows of a 4-D input padded by the convolution's pads: tap (i, j) is
+ * what kernel position (i, j) multiplies at every output position, as one Slice each ([A, B, Ho, Wo]).
+ * Both weight-gradient formulations below are sums over these taps.
+ */
+function windowTaps(graph: Graph, x: Value, sa: SpatialAttrs, [kh, kw]: [number, number], [ho, wo]: [number, number]): Value[] {
+  const [pt, pl, pb, pr] = sa.pads as [number, number, number, number];
+  const xp = pt || pl || pb || pr ? graph.op1('Pad', [x, graph.int64s([0, 0, pt, pl, 0, 0, pb, pr], 'pads')]) : x;
+  const axes = graph.int64s([2, 3], 'axes');
+  const steps = graph.int64s(sa.strides, 'steps');
+  const taps: Value[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const r0 = i * sa.dilations[0]!;
+      const c0 = j * sa.dilations[1]!;
+      const starts = graph.int64s([r0, c0], 'starts');
+      const ends = graph.int64s([r0 + sa.strides[0]! * (ho - 1) + 1, c0 + sa.strides[1]! * (wo - 1) + 1], 'ends');
+      taps.push(graph.op1('Slice', [xp, starts, ends, axes, steps]));
+    }
+  }
+  return taps;
+}
+
+/**
  * dL/dW of a 2-D convolution as ONE matrix product over batch × positions: the k×k shifted (strided)
  * slices of the padded, channel-first input form the im2col matrix [C·kH·kW, N·Ho·Wo], and
  * dW = dy[M, N·Ho·Wo] · im2colᵀ. This was the fastest formulation measured on this CPU.
@@ -147,21 +170,7 @@ function convWeightGradient(graph: Graph, x: Value, dy: Value, wShape: number[],
   if (sa.kernel.length !== 2) throw new KilnError('NO_GRADIENT', `Conv gradient supports 2-D convolutions, got ${sa.kernel.length}-D`);
   const [m, c, kh, kw] = wShape as [number, number, number, number];
   const [ho, wo] = [dy.shape![2] as number, dy.shape![3] as number];
-  let xp = graph.op1('Transpose', [x], { perm: [1, 0, 2, 3] }); // [C, N, H, W]
-  const [pt, pl, pb, pr] = sa.pads as [number, number, number, number];
-  if (pt || pl || pb || pr) xp = graph.op1('Pad', [xp, graph.int64s([0, 0, pt, pl, 0, 0, pb, pr], 'pads')]);
-  const axes = graph.int64s([2, 3], 'axes');
-  const steps = graph.int64s(sa.strides, 'steps');
-  const slices: Value[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const r0 = i * sa.dilations[0]!;
-      const c0 = j * sa.dilations[1]!;
-      const starts = graph.int64s([r0, c0], 'starts');
-      const ends = graph.int64s([r0 + sa.strides[0]! * (ho - 1) + 1, c0 + sa.strides[1]! * (wo - 1) + 1], 'ends');
-      slices.push(graph.op1('Slice', [xp, starts, ends, axes, steps])); // [C, N, Ho, Wo]
-    }
-  }
+  const slices = windowTaps(graph, graph.op1('Transpose', [x], { perm: [1, 0, 2, 3] }), sa, [kh, kw], [ho, wo]); // k² × [C, N, Ho, Wo]
   // Concatenated along N, the k² slices are laid out exactly as [C, k², N, Ho, Wo].
   const patches = slices.length === 1 ? slices[0]! : graph.op1('Concat', slices, { axis: 1 });
   const cols = graph.op1('Reshape', [patches, graph.int64s([c * kh * kw, -1], 'shape')]); // [C·k, N·Ho·Wo]
@@ -214,22 +223,10 @@ function weightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa:
 function depthwiseWeightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs): Value {
   const [, , kh, kw] = wShape as [number, number, number, number];
   const [ho, wo] = [dy.shape![2] as number, dy.shape![3] as number];
-  const [pt, pl, pb, pr] = sa.pads as [number, number, number, number];
-  const xp = pt || pl || pb || pr ? graph.op1('Pad', [x, graph.int64s([0, 0, pt, pl, 0, 0, pb, pr], 'pads')]) : x;
-  const axes = graph.int64s([2, 3], 'axes');
-  const steps = graph.int64s(sa.strides, 'steps');
   const notChannel = graph.int64s([0, 2, 3], 'axes');
-  const taps: Value[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const r0 = i * sa.dilations[0]!;
-      const c0 = j * sa.dilations[1]!;
-      const starts = graph.int64s([r0, c0], 'starts');
-      const ends = graph.int64s([r0 + sa.strides[0]! * (ho - 1) + 1, c0 + sa.strides[1]! * (wo - 1) + 1], 'ends');
-      const shifted = graph.op1('Slice', [xp, starts, ends, axes, steps]); // [N, C, Ho, Wo]
-      taps.push(graph.op1('ReduceSum', [graph.op1('Mul', [shifted, dy]), notChannel], { keepdims: 1 })); // [1, C, 1, 1]
-    }
-  }
+  const taps = windowTaps(graph, x, sa, [kh, kw], [ho, wo]).map(
+    (shifted) => graph.op1('ReduceSum', [graph.op1('Mul', [shifted, dy]), notChannel], { keepdims: 1 }), // [1, C, 1, 1]
+  );
   const stacked = taps.length === 1 ? taps[0]! : graph.op1('Concat', taps, { axis: 0 }); // [k², C, 1, 1]
   return graph.op1('Reshape', [graph.op1('Transpose', [stacked], { perm: [1, 0, 2, 3] }), graph.int64s(wShape, 'shape')]);
 }
