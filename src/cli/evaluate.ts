@@ -27,7 +27,7 @@ export const evaluateCommand: Command = {
     if (model instanceof Sequential) {
       model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }), metrics: ['accuracy'] });
       result = await model.evaluate(data.test.images, data.test.labels);
-    } else if (model instanceof GraphModel && model.untrainableOps().length === 0) {
+    } else if (model instanceof GraphModel && model.untrainableOps().length === 0 && model.countParams().trainable > 0) {
       // Fed through its layout and normalization; its loss from the logits (before a final Softmax).
       model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
       result = await model.evaluate(data.test.images, data.test.labels);

@@ -53,9 +53,22 @@ interface ValueInfo {
 
 const FLOAT_TYPES: ReadonlySet<DType> = new Set(['float32']);
 
-/** Opset range whose nodes Kiln's training step (written at opset 17) reads with the same meaning. */
+/**
+ * Opsets Kiln trains: from 13 (axes and split sizes as inputs, as Kiln's gradient rules write them) to
+ * 18 (Reduce* axes as inputs, Split's num_outputs, Pad's axes). Step graphs are written at the model's
+ * opset, 17 at least (LayerNormalization), so every imported node keeps its meaning.
+ */
 const MIN_OPSET = 13;
-const STEP_OPSET = 17;
+const MAX_OPSET = 18;
+const KILN_OPSET = 17;
+
+/**
+ * Names Kiln's training and evaluation graphs give their own values (inputs fed, outputs fetched): an
+ * imported value named so is renamed, or the step could not declare them.
+ */
+const STEP_NAMES = ['output', 'labels', 'lr', 'step', 'loss', 'correct', 'predictions', 'grad'];
+const STEP_PREFIXES = ['state/', 'new/', 'grad/', 'share/'];
+const stepName = (name: string) => STEP_NAMES.includes(name) || STEP_PREFIXES.some((p) => name.startsWith(p));
 
 function nodeLabel(n: NodeProto, k: number): string {
   return n.name || `#${k} (${n.opType})`;
@@ -73,6 +86,8 @@ export class ImportedGraph implements ModelStructure {
   private readonly logitsName: string | undefined;
   private readonly params: ParamInfo[];
   private readonly constants = new Map<string, Tensor>();
+  /** BatchNormalization running statistics among the parameters (updated by training, never trained). */
+  private readonly statistics = new Set<string>();
   private readonly nodes: { proto: NodeProto; attrs: Attrs }[];
   private readonly values: Map<string, ValueInfo>;
 
@@ -83,6 +98,8 @@ export class ImportedGraph implements ModelStructure {
     /** Values that are constants in fact (shape arithmetic, Constant nodes), measured: see foldConstants. */
     private readonly folded: ReadonlyMap<string, Tensor>,
     readonly preprocessing: Preprocessing,
+    /** The model's ai.onnx opset, which its step graphs are written at (17 at least). */
+    readonly opset: number,
     /** Which parameters train (transfer learning); the rest keep their values. Default: all. */
     readonly trains: ((name: string) => boolean) | null = null,
   ) {
@@ -109,8 +126,8 @@ export class ImportedGraph implements ModelStructure {
    */
   static async open(proto: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}): Promise<ImportedGraph> {
     const opset = Number(proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
-    if (opset < MIN_OPSET) {
-      throw new KilnError('UNSUPPORTED_OP', `'${file}' uses ONNX opset ${opset}; Kiln trains models of opset ${MIN_OPSET} or newer: export it again with opset_version=${MIN_OPSET} or later`);
+    if (opset < MIN_OPSET || opset > MAX_OPSET) {
+      throw new KilnError('UNSUPPORTED_OP', `'${file}' uses ONNX opset ${opset}; Kiln trains models of opsets ${MIN_OPSET} to ${MAX_OPSET}: export it again with opset_version between ${MIN_OPSET} and ${MAX_OPSET}`);
     }
     const inputs = realInputs(proto);
     if (inputs.length !== 1) {
@@ -132,28 +149,49 @@ export class ImportedGraph implements ModelStructure {
       throw new KilnError('INVALID_SHAPE', `'${file}': layout nchw needs an image input [batch, C, H, W], the model's is ${formatShape(declaredShape(declared))}`);
     }
     const { values, samples } = await measureValues(proto, inputs[0]!, example, runtime, file);
-    return new ImportedGraph(proto, file, values, foldConstants(proto, inputs[0]!, samples), preprocessing);
+    const graph = new ImportedGraph(proto, file, values, foldConstants(proto, inputs[0]!, samples), {}, Math.max(opset, KILN_OPSET));
+    return graph.withPreprocessing(preprocessing);
   }
 
   /** The same graph fed through another layout or normalization (no new measurement needed). */
-  withPreprocessing(preprocessing: Preprocessing): ImportedGraph {
-    if (preprocessing.layout === 'nchw' && this.modelInput.shape.length !== 3) {
-      throw new KilnError('INVALID_SHAPE', `'${this.file}': layout nchw needs an image input [batch, C, H, W], the model's is ${formatShape([null, ...this.modelInput.shape])}`);
+  withPreprocessing(given: Preprocessing): ImportedGraph {
+    const own = this.modelInput.shape;
+    const image = own.length === 3;
+    if (given.layout !== undefined && given.layout !== 'nchw' && given.layout !== 'nhwc') {
+      throw new KilnError('INVALID_ARGUMENT', `layout must be 'nchw' or 'nhwc', got ${JSON.stringify(given.layout)}`);
     }
-    const channels = preprocessing.layout === 'nhwc' ? this.modelInput.shape.at(-1) : this.modelInput.shape[0];
+    if (given.layout && !image) {
+      throw new KilnError('INVALID_SHAPE', `'${this.file}': layout ${given.layout} needs an image input [batch, C, H, W] or [batch, H, W, C], the model's is ${formatShape([null, ...own])}`);
+    }
+    const preprocessing = { ...given };
+    const counts = [given.mean?.length, given.std?.length].filter((n): n is number => n !== undefined && n > 1);
+    if (image && counts.length > 0 && !preprocessing.layout) {
+      // Per-channel values need the channel axis: the end of the input that has that many channels.
+      const [first, last] = [own[0], own[2]];
+      if (counts.every((n) => n === first) && !counts.every((n) => n === last)) preprocessing.layout = 'nchw';
+      else if (counts.every((n) => n === last) && !counts.every((n) => n === first)) preprocessing.layout = 'nhwc';
+      else {
+        throw new KilnError('INVALID_ARGUMENT', `per-channel --mean/--std for input ${formatShape([null, ...own])}: say which axis holds the channels with --layout nchw (channels first) or --layout nhwc (channels last)`);
+      }
+    }
+    const channels = !image ? own.at(-1) : preprocessing.layout === 'nhwc' ? own[2] : own[0];
     for (const key of ['mean', 'std'] as const) {
       const v = preprocessing[key];
-      if (v && v.length !== 1 && v.length !== channels) {
-        throw new KilnError('INVALID_ARGUMENT', `--${key} has ${v.length} values; the model's input has ${channels} channels (give ${channels} values, or one for all)`);
+      if (v === undefined) continue;
+      if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'number' || !Number.isFinite(x))) {
+        throw new KilnError('INVALID_ARGUMENT', `--${key} must be finite numbers, got ${JSON.stringify(v)}`);
       }
-      if (key === 'std' && v?.some((s) => !(s > 0))) throw new KilnError('INVALID_ARGUMENT', `--std values must be > 0, got ${v.join(', ')}`);
+      if (v.length !== 1 && v.length !== channels) {
+        throw new KilnError('INVALID_ARGUMENT', `--${key} has ${v.length} values; the model's input ${formatShape([null, ...own])} has ${channels} channels (give ${channels} values, or one for all; --layout says which axis holds them)`);
+      }
+      if (key === 'std' && v.some((s) => !(s > 0))) throw new KilnError('INVALID_ARGUMENT', `--std values must be > 0, got ${v.join(', ')}`);
     }
-    return new ImportedGraph(this.proto, this.file, this.values, this.folded, preprocessing, this.trains);
+    return new ImportedGraph(this.proto, this.file, this.values, this.folded, preprocessing, this.opset, this.trains);
   }
 
   /** The same graph training only the parameters `trains` accepts (null: all of them). */
   withTrainable(trains: ((name: string) => boolean) | null): ImportedGraph {
-    return new ImportedGraph(this.proto, this.file, this.values, this.folded, this.preprocessing, trains);
+    return new ImportedGraph(this.proto, this.file, this.values, this.folded, this.preprocessing, this.opset, trains);
   }
 
   /** Every value computed from `name` (directly or not). */
@@ -204,7 +242,8 @@ export class ImportedGraph implements ModelStructure {
     if (this.outputShape.length !== 1) {
       throw new KilnError('INVALID_ARGUMENT', `'${this.file}': output '${this.modelOutput.name}' has shape ${formatShape(['N', ...this.outputShape])}, not a class vector [N, classes]: there is no classifier head to replace`);
     }
-    const isParam = (name: string | undefined) => !!name && this.params.some((p) => p.name === name && p.spec.trainable);
+    // Any float weight qualifies, frozen or not (trainOnly must not hide the head).
+    const isParam = (name: string | undefined) => !!name && this.params.some((p) => p.name === name && !this.statistics.has(p.name));
     const producer = (value: string) => this.nodes.find((n) => n.proto.output?.includes(value));
     let value = this.modelOutput.name;
     let bias: string | undefined;
@@ -270,6 +309,7 @@ export class ImportedGraph implements ModelStructure {
       const shape = (t.dims ?? []).map(Number);
       const isFloat = dtype !== undefined && FLOAT_TYPES.has(dtype);
       if (isFloat && shape.length >= 1 && stats.has(name)) {
+        this.statistics.add(name);
         params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: false } });
       } else if (isFloat && shape.length >= 1 && needed.has(name)) {
         params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: !this.trains || this.trains(name) } });
@@ -309,11 +349,11 @@ export class ImportedGraph implements ModelStructure {
       }
       const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
       if (training && this.trainingForm(n)) {
-        const y = batchNormalizationTraining(graph, n, attrs, inputs, updates, this.params);
+        const y = batchNormalizationTraining(graph, n, attrs, inputs, updates, this.params, this.opset);
         names.set(n.output![0]!, y.name);
         continue;
       }
-      const outs = (n.output ?? []).map((o) => (o === '' ? { name: '', dtype: 'float32' as DType, shape: null } : { name: o, ...this.values.get(o)! }));
+      const outs = (n.output ?? []).map((o) => (o === '' ? { name: '', dtype: 'float32' as DType, shape: null } : { name: stepName(o) ? `model/${o}` : o, ...this.values.get(o)! }));
       const made = graph.importNode(n.opType ?? '', inputs, attrs, outs, { name: n.name ?? undefined, domain: n.domain || '' });
       let k = 0;
       for (const o of n.output ?? []) if (o) names.set(o, made[k++]!.name);
@@ -348,7 +388,9 @@ export class ImportedGraph implements ModelStructure {
     });
     const props = new Map((this.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
     for (const [k, v] of metadata) props.set(k, v);
+    // The preprocessing the model has now (an emptied one must not leave the file's old entry behind).
     if (this.preprocessing.layout || this.preprocessing.mean || this.preprocessing.std) props.set(PREPROCESSING_METADATA_KEY, JSON.stringify(this.preprocessing));
+    else props.delete(PREPROCESSING_METADATA_KEY);
     return encodeModel({
       ...this.proto,
       graph: { ...g, initializer },
@@ -358,13 +400,13 @@ export class ImportedGraph implements ModelStructure {
 
   inferenceOnnx(weights: ReadonlyMap<string, Tensor>): Uint8Array {
     const { graph } = this.buildGraph(weights);
-    return encodeModel(stepModel(graph, this.proto));
+    return encodeModel(stepModel(graph, this.proto, this.opset));
   }
 }
 
 /** A graph built from an imported model as a model proto, with the model's opset imports. */
-export function stepModel(graph: Graph, original: ModelProto): ModelProto {
-  const proto = modelToProto(graph, {}, STEP_OPSET);
+export function stepModel(graph: Graph, original: ModelProto, opset: number): ModelProto {
+  const proto = modelToProto(graph, {}, opset);
   const others = (original.opsetImport ?? []).filter((o) => o.domain && o.domain !== 'ai.onnx');
   proto.opsetImport = [...proto.opsetImport!, ...others];
   return proto;
@@ -375,16 +417,18 @@ export function stepModel(graph: Graph, original: ModelProto): ModelProto {
  * variance; the running statistics move by ONNX's momentum m as running = m·running + (1 − m)·batch,
  * with the unbiased variance (n/(n − 1)), which is what torch.nn.BatchNorm does.
  */
-function batchNormalizationTraining(graph: Graph, n: NodeProto, attrs: Attrs, inputs: string[], updates: Map<string, Value>, params: ParamInfo[]): Value {
+function batchNormalizationTraining(graph: Graph, n: NodeProto, attrs: Attrs, inputs: string[], updates: Map<string, Value>, params: ParamInfo[], opset: number): Value {
   const [x, scale, bias, runningMean, runningVar] = inputs.map((i) => graph.value(i)) as [Value, Value, Value, Value, Value];
   const eps = typeof attrs.epsilon === 'number' ? attrs.epsilon : 1e-5;
   const momentum = typeof attrs.momentum === 'number' ? attrs.momentum : 0.9;
   const rank = x.shape!.length;
   const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
   const channelShape = graph.int64s([1, -1, ...Array(rank - 2).fill(1)], 'shape');
-  const mean = graph.op1('ReduceMean', [x], { axes, keepdims: 1 });
+  // ReduceMean takes its axes as an attribute before opset 18 and as an input from 18.
+  const reduceMean = (v: Value) => (opset >= 18 ? graph.op1('ReduceMean', [v, graph.int64s(axes, 'axes')], { keepdims: 1 }) : graph.op1('ReduceMean', [v], { axes, keepdims: 1 }));
+  const mean = reduceMean(x);
   const centered = graph.op1('Sub', [x, mean]);
-  const variance = graph.op1('ReduceMean', [graph.op1('Mul', [centered, centered])], { axes, keepdims: 1 });
+  const variance = reduceMean(graph.op1('Mul', [centered, centered]));
   const invStd = graph.op1('Reciprocal', [graph.op1('Sqrt', [graph.op1('Add', [variance, graph.scalar(eps)])])]);
   const normalized = graph.op1('Mul', [centered, invStd]);
   const y = graph.op1('Add', [graph.op1('Mul', [normalized, graph.op1('Reshape', [scale, channelShape])]), graph.op1('Reshape', [bias, channelShape])], {}, n.name || 'batch_norm');

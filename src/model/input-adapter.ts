@@ -12,15 +12,18 @@ import type { TensorDescription } from './onnx-model.js';
  */
 
 /** The preprocessing a saved model declares in its metadata (layout, mean/std), or none. */
-export function declaredPreprocessing(proto: ModelProto): Preprocessing {
+export function declaredPreprocessing(proto: ModelProto, file = 'the model'): Preprocessing {
   const entry = proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value;
   if (!entry) return {};
+  let p: unknown;
   try {
-    const p = JSON.parse(entry) as Preprocessing;
-    return Object.fromEntries(Object.entries({ layout: p.layout, mean: p.mean, std: p.std }).filter(([, v]) => v !== undefined));
+    p = JSON.parse(entry);
   } catch (err) {
-    throw new KilnError('CORRUPT_FILE', `metadata '${PREPROCESSING_METADATA_KEY}' is not valid JSON (${(err as Error).message})`);
+    throw new KilnError('CORRUPT_FILE', `${file}: metadata '${PREPROCESSING_METADATA_KEY}' is not valid JSON (${(err as Error).message})`);
   }
+  if (!p || typeof p !== 'object' || Array.isArray(p)) throw new KilnError('CORRUPT_FILE', `${file}: metadata '${PREPROCESSING_METADATA_KEY}' should be an object {layout, mean, std}, found ${entry.slice(0, 80)}`);
+  const { layout, mean, std } = p as Preprocessing;
+  return Object.fromEntries(Object.entries({ layout, mean, std }).filter(([, v]) => v !== undefined));
 }
 
 /**

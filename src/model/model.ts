@@ -5,6 +5,7 @@ import type { ParamSpec } from '../layers/layer.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
+import { DEFAULT_OPSET } from '../graph/onnx-io.js';
 import { writeFileAtomic } from './atomic-write.js';
 
 /**
@@ -65,6 +66,8 @@ export interface ModelStructure {
   readonly inputShape: number[];
   /** Shape of one example's output. */
   readonly outputShape: number[];
+  /** The ai.onnx opset the model's graphs are written at (default: Kiln's, 17). */
+  readonly opset?: number;
   paramInfos(): ParamInfo[];
   buildGraph(weights: ReadonlyMap<string, Tensor>, options: BuildOptions): BuiltGraph;
   /** The model as a standard .onnx file with these weights and metadata. */
@@ -101,6 +104,11 @@ export abstract class Model {
 
   get outputShape(): number[] {
     return this.structure.outputShape;
+  }
+
+  /** The ai.onnx opset this model's training and inference graphs are written at. */
+  get graphOpset(): number {
+    return this.structure.opset ?? DEFAULT_OPSET;
   }
 
   /** Parameters in graph order with their specs (trainable or not). */

@@ -1,6 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
+import { declaredPreprocessing } from '../model/input-adapter.js';
 import type { PredictOptions } from '../model/model.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { Random } from '../random.js';
@@ -29,7 +30,11 @@ export type WeightSelector = string | RegExp | ((name: string) => boolean);
 
 function selectorFn(selector: WeightSelector): (name: string) => boolean {
   if (typeof selector === 'function') return selector;
-  if (selector instanceof RegExp) return (name) => selector.test(name);
+  // A global or sticky RegExp keeps a position between test() calls: a fresh copy without those flags.
+  if (selector instanceof RegExp) {
+    const pattern = new RegExp(selector.source, selector.flags.replace(/[gy]/g, ''));
+    return (name) => pattern.test(name);
+  }
   const pattern = new RegExp(`^${selector.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
   return (name) => pattern.test(name);
 }
@@ -55,12 +60,19 @@ export class GraphModel extends TrainableModel {
   }
 
   static async fromProto(proto: ModelProto, file = '<bytes>', options: GraphModelOptions = {}): Promise<GraphModel> {
-    const stored = storedPreprocessing(proto, file);
-    const preprocessing: Preprocessing = { ...stored, ...definedOnly({ layout: options.layout, mean: options.mean, std: options.std }) };
-    const structure = await ImportedGraph.open(proto, file, sharedRuntime(), preprocessing);
-    const model = new GraphModel(structure, options, preprocessing.layout !== undefined);
-    if (preprocessing.mean || preprocessing.std) model.setPreprocessing(preprocessing);
+    const model = await GraphModel.open(proto, file, options);
+    model.setPreprocessing(definedOnly({ layout: options.layout, mean: options.mean, std: options.std }));
     return model;
+  }
+
+  /**
+   * The model as its file declares it (its stored preprocessing, none of the caller's): what can fail
+   * here is the file, while fromProto's preprocessing errors are the caller's (loadModel tells them apart).
+   */
+  static async open(proto: ModelProto, file = '<bytes>', options: { name?: string; seed?: number } = {}): Promise<GraphModel> {
+    const stored = declaredPreprocessing(proto, `'${file}'`);
+    const structure = await ImportedGraph.open(proto, file, sharedRuntime(), stored);
+    return new GraphModel(structure, options, stored.layout !== undefined);
   }
 
   /** The input preprocessing this model applies (layout, mean/std), stored in the saved file. */
@@ -83,10 +95,15 @@ export class GraphModel extends TrainableModel {
     return this.structure.untrainableOps();
   }
 
-  /** Declares the input layout and normalization; the compiled step and sessions are rebuilt for it. */
+  /**
+   * Declares the input layout and/or normalization, on top of what the model has (a key given as
+   * undefined is left as it is); the compiled step and sessions are rebuilt for it.
+   */
   setPreprocessing(preprocessing: Preprocessing): void {
-    this.structure = this.structure.withPreprocessing(preprocessing);
-    if (preprocessing.layout) this.layoutFixed = true;
+    const given = definedOnly(preprocessing);
+    if (Object.keys(given).length === 0) return;
+    this.structure = this.structure.withPreprocessing({ ...this.structure.preprocessing, ...given });
+    this.layoutFixed = this.structure.preprocessing.layout !== undefined;
     this.structureChanged();
   }
 
@@ -141,7 +158,18 @@ export class GraphModel extends TrainableModel {
     if (declared?.[1]) declared[1] = { dimValue: numClasses };
     const downstream = this.structure.valuesAfter(head.weight);
     graph.valueInfo = (graph.valueInfo ?? []).filter((v) => !downstream.has(v.name ?? ''));
-    const reopened = await ImportedGraph.open(proto, this.structure.file, this.runtime, this.structure.preprocessing);
+    // Older exporters list initializers among the graph inputs, with their shapes: those change too.
+    for (const input of graph.input ?? []) {
+      const t = replaced.get(input.name ?? '');
+      const dims = input.type?.tensorType?.shape;
+      if (t && dims) dims.dim = t.shape.map((d) => ({ dimValue: d }));
+    }
+    let reopened: ImportedGraph;
+    try {
+      reopened = await ImportedGraph.open(proto, this.structure.file, this.runtime, this.structure.preprocessing);
+    } catch (err) {
+      throw new KilnError('INVALID_ARGUMENT', `a ${numClasses}-class head on '${head.weight}' does not fit the graph after it (${(err as Error).message})`, { cause: err });
+    }
     const next = reopened.withTrainable(this.structure.trains);
     this.structure = next;
     this.weights.clear();
@@ -188,24 +216,29 @@ export class GraphModel extends TrainableModel {
   }
 
   // The layout is settled from the data before the compiled step is looked up.
-  override fit(x: Tensor, y: Tensor, args?: FitArgs): Promise<History> {
+  override async fit(x: Tensor, y: Tensor, args?: FitArgs): Promise<History> {
     this.checkInput(x);
     return super.fit(x, y, args);
   }
 
-  override evaluate(x: Tensor, y: Tensor, args?: { batchSize?: number }): ReturnType<TrainableModel['evaluate']> {
+  override async evaluate(x: Tensor, y: Tensor, args?: { batchSize?: number }): ReturnType<TrainableModel['evaluate']> {
     this.checkInput(x);
     return super.evaluate(x, y, args);
   }
 
-  override predict(x: Tensor, options?: PredictOptions): Promise<Tensor<'float32'>> {
+  override async predict(x: Tensor, options?: PredictOptions): Promise<Tensor<'float32'>> {
     this.checkInput(x);
     return super.predict(x, options);
   }
 
+  /**
+   * The layout the first data settles: fixed from then on, so data in the other layout later is an
+   * error rather than a silent switch (which would recompile and drop the optimizer's state).
+   */
   private setLayout(layout: InputLayout | undefined): void {
     const { mean, std } = this.structure.preprocessing;
     this.structure = this.structure.withPreprocessing({ ...definedOnly({ layout, mean, std }) });
+    this.layoutFixed = true;
     this.structureChanged();
   }
 }
@@ -217,15 +250,4 @@ function fromLogits(loss: Loss): Loss {
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function storedPreprocessing(proto: ModelProto, file: string): Preprocessing {
-  const entry = proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value;
-  if (!entry) return {};
-  try {
-    const p = JSON.parse(entry) as Preprocessing;
-    return definedOnly({ layout: p.layout, mean: p.mean, std: p.std });
-  } catch (err) {
-    throw new KilnError('CORRUPT_FILE', `'${file}': metadata '${PREPROCESSING_METADATA_KEY}' is not valid JSON (${(err as Error).message})`);
-  }
 }

@@ -23,12 +23,17 @@ export async function loadModel(file: string, options: GraphModelOptions = {}): 
     model.notTrainable = `it is quantized (node '${quantized.name}' is ${quantized.opType}): train the float model, then quantize it again`;
     return model;
   }
+  let model: GraphModel;
   try {
-    return await GraphModel.fromProto(proto, file, options);
+    model = await GraphModel.open(proto, file, options);
   } catch (err) {
+    // What the file is stops training (its inputs, opset, batch dimension): it can still run.
     if (!(err instanceof KilnError) || !['INVALID_ARGUMENT', 'INVALID_SHAPE', 'UNSUPPORTED_OP'].includes(err.code)) throw err;
-    const model = new OnnxModel(bytes, proto);
-    model.notTrainable = err.message;
-    return model;
+    const onnx = new OnnxModel(bytes, proto);
+    onnx.notTrainable = err.message;
+    return onnx;
   }
+  // The caller's layout and mean/std: their errors are the caller's, not the file's.
+  model.setPreprocessing({ layout: options.layout, mean: options.mean, std: options.std });
+  return model;
 }

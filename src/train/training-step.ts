@@ -241,7 +241,7 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
     for (let k = 0; k < count; k++) {
       // Each replica draws its own masks: with one seed, every replica would drop the same units.
       for (const d of dropouts) d.node.attrs = { ...d.node.attrs, seed: (d.seed + k * 1_000_003) % 2147483647 };
-      gradSteps.push(encodeModel(modelToProto(r.g)));
+      gradSteps.push(encodeModel(modelToProto(r.g, {}, model.graphOpset)));
     }
     const a = new Graph('kiln_apply_step');
     const params = a.input(STATE_PARAMS, 'float32', [totalSize]);
@@ -253,12 +253,12 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
     const applyStore = emitUpdate(a, params, sum!);
     eliminateDeadNodes(a);
     elideOutputIdentities(a);
-    return { gradSteps, applyStep: encodeModel(modelToProto(a)), store: applyStore };
+    return { gradSteps, applyStep: encodeModel(modelToProto(a, {}, model.graphOpset)), store: applyStore };
   };
 
   return {
-    trainStep: encodeModel(modelToProto(g)),
-    evalStep: encodeModel(modelToProto(e.graph)),
+    trainStep: encodeModel(modelToProto(g, {}, model.graphOpset)),
+    evalStep: encodeModel(modelToProto(e.graph, {}, model.graphOpset)),
     layout,
     totalSize,
     frozen,

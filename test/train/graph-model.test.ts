@@ -111,10 +111,13 @@ describe('GraphModel on PyTorch exports', () => {
 
   it('a graph ending in Softmax trains from the logits before it and reports its outputs as probabilities', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-'));
+    // Value names Kiln's own step uses ('labels', 'loss', 'output'): the import renames them.
     const file = await writeModel(dir, 'softmax', (g) => {
       const x = g.input('features', 'float32', ['batch', 4]);
       const w = g.initializer('dense.weight', new Tensor(Float32Array.from({ length: 12 }, (_, i) => (i % 5) / 10 - 0.2), [4, 3], 'float32'));
-      g.output(g.op1('Softmax', [g.op1('MatMul', [x, w])], { axis: -1 }), 'probabilities');
+      const h = g.op('MatMul', [x, w], {}, { outputs: ['labels'] })[0]!;
+      const l = g.op('Identity', [h], {}, { outputs: ['loss'] })[0]!;
+      g.output(g.op1('Softmax', [l], { axis: -1 }), 'output');
     });
     const model = await GraphModel.load(file);
     assert.equal(model.outputsProbabilities, true);
@@ -125,6 +128,81 @@ describe('GraphModel on PyTorch exports', () => {
     assert.ok(h.history.loss!.at(-1)! < h.history.loss![0]!);
     const p = (await model.predict(x)).data;
     for (let r = 0; r < 100; r++) assert.ok(Math.abs(p[r * 3]! + p[r * 3 + 1]! + p[r * 3 + 2]! - 1) < 1e-5, 'predict gives the probabilities');
+  });
+});
+
+describe('GraphModel: opsets, preprocessing, selectors', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-more-'));
+  const vectors = () => {
+    const x = new Tensor(Float32Array.from({ length: 400 }, (_, i) => ((i * 7919) % 97) / 97), [100, 4], 'float32');
+    const y = new Tensor(Float32Array.from({ length: 100 }, (_, i) => (x.data[i * 4]! > 0.5 ? 1 : 0)), [100], 'float32');
+    return { x, y };
+  };
+  const dense = (g: Graph) => {
+    const x = g.input('x', 'float32', ['batch', 4]);
+    const w = g.initializer('fc.weight', new Tensor(Float32Array.from({ length: 8 }, (_, i) => i / 10 - 0.3), [4, 2], 'float32'));
+    return g.op1('MatMul', [x, w]);
+  };
+
+  it('trains an opset-18 graph (ReduceMean with axes as an input) and refuses opset 19 naming the range', async () => {
+    const write = async (name: string, opset: number) => {
+      const g = new Graph(name);
+      const h = dense(g);
+      const centered = g.op1('Sub', [h, g.op1('ReduceMean', [h, g.int64s([1])], { keepdims: 1 })]);
+      g.output(centered, 'y');
+      const file = join(dir, `${name}.onnx`);
+      await fs.writeFile(file, encodeModel(modelToProto(g, {}, opset)));
+      return file;
+    };
+    const model = await GraphModel.load(await write('opset18', 18));
+    assert.equal(model.graphOpset, 18);
+    const { x, y } = vectors();
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    const h = await model.fit(x, y, { epochs: 2, batchSize: 25, verbose: 0 });
+    assert.ok(Number.isFinite(h.history.loss![1]!));
+    await assert.rejects(GraphModel.load(await write('opset19', 19)), (e: unknown) => e instanceof KilnError && e.code === 'UNSUPPORTED_OP' && /opsets 13 to 18/.test(e.message));
+  });
+
+  it('applies --mean/--std in the graph, keeps them across save and load, and refuses bad values as the caller\'s error', async () => {
+    const file = join(dir, 'dense.onnx');
+    const g = new Graph('dense');
+    g.output(dense(g), 'y');
+    await fs.writeFile(file, encodeModel(modelToProto(g)));
+    const mean = [0.5, 0.25, 0, -0.5];
+    const std = [2, 4, 1, 0.5];
+    const model = await GraphModel.load(file, { mean, std });
+    const x = new Tensor(Float32Array.of(1, 2, 3, 4), [1, 4], 'float32');
+    const normalized = new Tensor(Float32Array.from(x.data as Float32Array, (v, i) => (v - mean[i]!) / std[i]!), [1, 4], 'float32');
+    const expected = (await (await OnnxModel.load(file)).predict(normalized)).data as Float32Array;
+    const got = (await model.predict(x)).data;
+    expected.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) < 1e-6, `${v} vs ${got[i]}`));
+    const saved = join(dir, 'dense-normalized.onnx');
+    await model.save(saved);
+    const again = await loadModel(saved);
+    assert.ok(again instanceof GraphModel);
+    assert.deepEqual(again.preprocessing, { mean, std });
+    again.setPreprocessing({ mean: [0] });
+    assert.deepEqual(again.preprocessing, { mean: [0], std }, 'setPreprocessing changes what it is given, keeps the rest');
+    await assert.rejects(loadModel(file, { mean: [1, 2, 3] }), (e: unknown) => e instanceof KilnError && e.code === 'INVALID_ARGUMENT' && /--mean has 3 values/.test(e.message));
+    await assert.rejects(loadModel(file, { std: [1, 0, 1, 1] }), /--std values must be > 0/);
+    await assert.rejects(GraphModel.load(`${DIR}/resnet.onnx`, { layout: 'NCHW' as 'nchw' }), /layout must be 'nchw' or 'nhwc'/);
+  });
+
+  it('replaceHead finds the head whatever trainOnly froze; a global RegExp selects every match', async () => {
+    const model = await GraphModel.load(`${DIR}/mlp.onnx`);
+    model.trainOnly(/weight/g);
+    assert.deepEqual(model.paramInfos().filter((p) => p.spec.trainable).map((p) => p.name), ['1.weight', '3.weight', '5.weight']);
+    model.trainOnly('1.*');
+    await model.replaceHead(4);
+    assert.deepEqual(model.outputShape, [4]);
+    assert.deepEqual(model.weights.get('5.weight')!.shape, [4, 32]);
+  });
+
+  it('the first data settles the layout; data in the other layout later is an error, not a silent recompile', async () => {
+    const model = await GraphModel.load(`${DIR}/dwsep.onnx`);
+    const nhwc = new Tensor(new Float32Array(2 * 784), [2, 28, 28, 1], 'float32');
+    assert.deepEqual((await model.predict(nhwc)).shape, [2, 10]);
+    await assert.rejects(model.predict(new Tensor(new Float32Array(2 * 784), [2, 1, 28, 28], 'float32')), (e: unknown) => e instanceof KilnError && e.code === 'INVALID_SHAPE' && /--layout/.test(e.message));
   });
 });
 
