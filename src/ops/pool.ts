@@ -73,7 +73,8 @@ ops.push({
       const mask = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
       return [padToInput(graph, graph.op1('Mul', [up(dy!), mask]), covered, full)];
     }
-    const [, indices] = graph.op('MaxPool', [x!], node.attrs, { outputs: 2, name: 'maxpool_indices' });
+    // Row-major indices whatever the node's storage_order (1: column-major), as the scatter below reads them.
+    const [, indices] = graph.op('MaxPool', [x!], { ...node.attrs, storage_order: 0 }, { outputs: 2, name: 'maxpool_indices' });
     const xSize = graph.op1('Shape', [x!]);
     const flat = graph.int64s([-1], 'shape');
     const zeros = graph.op1('Mul', [graph.op1('Reshape', [x!, flat]), graph.scalar(0)]);

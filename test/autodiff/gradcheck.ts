@@ -233,3 +233,120 @@ export async function runGraph(runtime: Runtime, graph: Graph, feeds: Record<str
     await runtime.release(session);
   }
 }
+
+/**
+ * A gradient check of a graph that is already built, on given input values (the conformance cases'
+ * own inputs: test/conformance/gradients.test.ts). The loss is the same Σ_k ReduceSum(y_k · R_k) over
+ * the graph's float outputs (float32 or float64: R_k takes the output's dtype); the finite
+ * differences run on the forward model alone (the graph plus the loss, serialized before
+ * addGradients), the analytic gradient on the gradient model. Inputs may be float32 or float64; the
+ * step is taken in the input's own precision.
+ *
+ * At most `maxElements` elements per input are perturbed, a seeded sample (a cap on runtime: each
+ * element costs three forward runs). Besides the central difference, each sampled element's one-sided
+ * differences (f(x+h) − f(x))/h and (f(x) − f(x−h))/h are kept: where they disagree by O(1) the input
+ * sits on a kink (ReLU at 0, a tie of Max, a Clip bound) and no finite difference is defined there.
+ */
+export interface GraphGradCase {
+  /** The graph with its outputs; it gains the loss and gradient nodes. */
+  graph: Graph;
+  /** A value for every graph input. */
+  feeds: Record<string, Tensor>;
+  /** Float inputs to differentiate with respect to. */
+  wrt: string[];
+  h: number;
+  maxElements?: number;
+  seed?: number;
+  opset?: number;
+}
+
+export interface InputGradCheck {
+  /** Flat indices of the perturbed elements. */
+  sampled: number[];
+  /** analytic and central-difference gradient at the sampled elements */
+  analytic: Float64Array;
+  numeric: Float64Array;
+  /** |right − left one-sided difference| at the sampled elements */
+  oneSidedGap: Float64Array;
+  /** ‖analytic − numeric‖₂ / max(‖analytic‖₂, ‖numeric‖₂) over the sample */
+  error: number;
+}
+
+export interface GraphGradCheck {
+  /** per differentiated input */
+  inputs: Record<string, InputGradCheck>;
+  /** the forward model's outputs at the given values (the graph's own outputs, by name) */
+  outputs: Record<string, Tensor>;
+}
+
+export async function graphGradientCheck(runtime: Runtime, c: GraphGradCase): Promise<GraphGradCheck> {
+  const { graph } = c;
+  const rng = new Random(c.seed ?? 1234);
+  const floats = graph.outputs.filter((y) => y.dtype === 'float32' || y.dtype === 'float64');
+  assert.ok(floats.length > 0, 'the graph has no float output to build a loss from');
+  let loss: Value | undefined;
+  for (const y of floats) {
+    const r = graph.constant(weightsFor(concreteShape(y.shape, undefined, `output '${y.name}'`), y.dtype, rng), 'R');
+    const term = graph.op1('ReduceSum', [graph.op1('Mul', [y, r])], { keepdims: 0 });
+    loss = loss ? graph.op1('Add', [loss, term]) : term;
+  }
+  graph.output(loss!, 'gradcheck/loss');
+  const forwardBytes = encodeModel(modelToProto(graph, {}, c.opset));
+  const inputs = c.wrt.map((n) => graph.value(n));
+  const grads = addGradients(graph, loss!, inputs);
+  for (const n of c.wrt) graph.output(grads.get(n)!, `gradcheck/grad/${n}`);
+  const gradientBytes = encodeModel(modelToProto(graph, {}, c.opset));
+
+  const results: Record<string, InputGradCheck> = {};
+  const gradientSession = await runtime.load(gradientBytes);
+  try {
+    const out = await runtime.run(gradientSession, c.feeds, { fetch: c.wrt.map((n) => `gradcheck/grad/${n}`) });
+    for (const n of c.wrt) {
+      const g = out[`gradcheck/grad/${n}`]!;
+      assert.deepEqual([...g.shape], [...c.feeds[n]!.shape], `gradient of '${n}' has the input's shape`);
+      results[n] = { sampled: [], analytic: Float64Array.from(g.data as Float32Array), numeric: new Float64Array(0), oneSidedGap: new Float64Array(0), error: 0 };
+    }
+  } finally {
+    await runtime.release(gradientSession);
+  }
+
+  const forward = await runtime.load(forwardBytes);
+  let outputs: Record<string, Tensor>;
+  try {
+    outputs = await runtime.run(forward, c.feeds);
+    const lossAt = async (name: string, data: Float32Array | Float64Array) => {
+      const t = c.feeds[name]!;
+      const out = await runtime.run(forward, { ...c.feeds, [name]: new Tensor(data as Float32Array, [...t.shape], t.dtype) }, { fetch: ['gradcheck/loss'] });
+      return Number(out['gradcheck/loss']!.data[0]);
+    };
+    for (const n of c.wrt) {
+      const base = c.feeds[n]!.data as Float32Array | Float64Array;
+      const size = base.length;
+      const cap = c.maxElements ?? size;
+      const sampled = size <= cap ? Array.from({ length: size }, (_, i) => i) : [...rng.permutation(size).slice(0, cap)].sort((a, b) => a - b);
+      const f0 = await lossAt(n, base);
+      const numeric = new Float64Array(sampled.length);
+      const gap = new Float64Array(sampled.length);
+      for (const [k, i] of sampled.entries()) {
+        const plus = base.slice();
+        const minus = base.slice();
+        plus[i] = base[i]! + c.h;
+        minus[i] = base[i]! - c.h;
+        const fp = await lossAt(n, plus);
+        const fm = await lossAt(n, minus);
+        // The steps actually taken in the input's precision, not the nominal h.
+        const up = plus[i]! - base[i]!;
+        const down = base[i]! - minus[i]!;
+        numeric[k] = (fp - fm) / (up + down);
+        gap[k] = Math.abs((fp - f0) / up - (f0 - fm) / down);
+      }
+      const analytic = Float64Array.from(sampled, (i) => results[n]!.analytic[i]!);
+      const diff = Float64Array.from(numeric, (v, k) => analytic[k]! - v);
+      const error = norm(diff) / Math.max(norm(numeric), norm(analytic), 1e-12);
+      results[n] = { sampled, analytic, numeric, oneSidedGap: gap, error };
+    }
+  } finally {
+    await runtime.release(forward);
+  }
+  return { inputs: results, outputs };
+}

@@ -72,7 +72,7 @@ export function listCases(root = testDataDir()): { id: string; dir: string }[] {
   return cases;
 }
 
-function readTensors(dir: string, prefix: 'input' | 'output'): { proto: ReturnType<typeof decodeTensor>; bytes: number }[] {
+export function readTensors(dir: string, prefix: 'input' | 'output'): { proto: ReturnType<typeof decodeTensor>; bytes: number }[] {
   const files = fs
     .readdirSync(dir)
     .filter((f) => f.startsWith(`${prefix}_`) && f.endsWith('.pb'))
@@ -83,7 +83,7 @@ function readTensors(dir: string, prefix: 'input' | 'output'): { proto: ReturnTy
   });
 }
 
-function defaultOpset(proto: ModelProto): number {
+export function defaultOpset(proto: ModelProto): number {
   const entry = (proto.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
   return Number(entry?.version ?? 1);
 }

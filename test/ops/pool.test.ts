@@ -38,6 +38,10 @@ describe('MaxPool gradient', () => {
     await assertGradients(runtime, pool('MaxPool', [1, 1, 7, 7], { kernel_shape: [3, 3], strides: [3, 3] }));
     await assertGradients(runtime, pool('MaxPool', [1, 2, 4, 6], { kernel_shape: [2, 3], strides: [2, 3] }));
   });
+  it('storage_order 1 (column-major Indices): the gradient still reaches each window\'s maximum', async () => {
+    // ONNX's test_maxpool_with_argmax_2d_precomputed_strides found the rule scattering to transposed positions.
+    await assertGradients(runtime, pool('MaxPool', [1, 2, 5, 5], { kernel_shape: [2, 2], strides: [2, 2], storage_order: 1 }));
+  });
   it('overlapping 3x3 window, stride 1', async () => {
     await assertGradients(runtime, pool('MaxPool', [2, 2, 5, 5], { kernel_shape: [3, 3], strides: [1, 1] }));
   });
