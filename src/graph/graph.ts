@@ -95,6 +95,9 @@ export class Graph {
 
   /** The tensor behind a value when it is a constant known at build time, else undefined. */
   constantValue(name: string): Tensor | undefined {
+    // Exporters write axes, shapes and scalars as Constant nodes as often as as initializers.
+    const producer = this.producers.get(name);
+    if (producer?.opType === 'Constant' && producer.attrs.value instanceof Tensor) return producer.attrs.value;
     return this.initializers.get(name);
   }
 
