@@ -204,3 +204,17 @@ export async function runCase(id: string, dir: string): Promise<CaseResult> {
   if (dynamic.length > 0) return result('dynamic shape', dynamic.join('; '));
   return result('pass', '');
 }
+
+/**
+ * Rewrites a skip list from a run (KILN_WRITE_SKIPS=1): every case that did not pass, keeping a
+ * reviewed reason where the outcome is unchanged.
+ */
+export function writeSkipList(file: string | URL, results: readonly { id: string; outcome: string; detail: string }[], listed: Readonly<Record<string, string>>): void {
+  const next: Record<string, string> = {};
+  for (const r of results) {
+    if (r.outcome === 'pass') continue;
+    const reason = listed[r.id];
+    next[r.id] = reason?.startsWith(`${r.outcome}:`) ? reason : `${r.outcome}: ${r.detail}`;
+  }
+  fs.writeFileSync(file, `${JSON.stringify(next, null, 1)}\n`);
+}

@@ -38,7 +38,7 @@ import { graphFromProto } from '../../src/optimize/quantize/source-graph.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { graphGradientCheck, type InputGradCheck } from '../autodiff/gradcheck.js';
-import { defaultOpset, firstMismatch, listCases, readTensors, testDataDir } from './backend-cases.js';
+import { defaultOpset, firstMismatch, listCases, readTensors, testDataDir, writeSkipList } from './backend-cases.js';
 
 const SKIPS_FILE = new URL('../../../test/conformance/skips.json', import.meta.url);
 const GRADIENT_SKIPS_FILE = new URL('../../../test/conformance/gradient-skips.json', import.meta.url);
@@ -240,15 +240,7 @@ describe('gradients on the ONNX backend test cases', () => {
     console.log(`  ${float64} in float64, ${passed.length - float64} in float32; ops: ${[...ops].sort().join(', ')}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
     if (process.env.GRADCHECK_VERBOSE) for (const r of results) console.log(`  ${r.id} [${r.precision}] ${r.outcome} ${r.detail}`);
 
-    if (process.env.KILN_WRITE_SKIPS === '1') {
-      const next: Record<string, string> = {};
-      for (const r of results) {
-        if (r.outcome === 'pass') continue;
-        const listed = skips[r.id];
-        next[r.id] = listed?.startsWith(`${r.outcome}:`) ? listed : `${r.outcome}: ${r.detail}`;
-      }
-      fs.writeFileSync(GRADIENT_SKIPS_FILE, `${JSON.stringify(next, null, 1)}\n`);
-    }
+    if (process.env.KILN_WRITE_SKIPS === '1') writeSkipList(GRADIENT_SKIPS_FILE, results, skips);
     assert.deepEqual(problems, [], `${problems.length} case(s) differ from gradient-skips.json:\n${problems.join('\n')}`);
   });
 });

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { registeredOps, opDefinition } from '../../src/ops/index.js';
-import { listCases, runCase, testDataDir, type CaseResult } from './backend-cases.js';
+import { listCases, runCase, testDataDir, writeSkipList, type CaseResult } from './backend-cases.js';
 
 const SKIPS_FILE = new URL('../../../test/conformance/skips.json', import.meta.url);
 
@@ -58,16 +58,7 @@ describe('ONNX backend test cases', () => {
     console.log(`${passing} of ${results.length} cases pass; ${ops.length} ops registered, ${withGradients} with gradients`);
     console.log(`outcomes: ${Object.entries(byOutcome).map(([k, v]) => `${k} ${v}`).join(', ')}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-    if (process.env.KILN_WRITE_SKIPS === '1') {
-      // Regenerates the list from this run (keeping reviewed reasons where the outcome is unchanged).
-      const next: Record<string, string> = {};
-      for (const r of results) {
-        if (r.outcome === 'pass') continue;
-        const listed = skips[r.id];
-        next[r.id] = listed?.startsWith(`${r.outcome}:`) ? listed : `${r.outcome}: ${r.detail}`;
-      }
-      fs.writeFileSync(SKIPS_FILE, `${JSON.stringify(next, null, 1)}\n`);
-    }
+    if (process.env.KILN_WRITE_SKIPS === '1') writeSkipList(SKIPS_FILE, results, skips);
     assert.deepEqual(problems, [], `${problems.length} case(s) differ from skips.json:\n${problems.join('\n')}`);
   });
 });
