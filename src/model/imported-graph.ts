@@ -23,8 +23,12 @@ import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type Model
  *   front, and a declared per-channel mean/std is applied after it (torchvision's normalization);
  * - the training form: BatchNormalization computes batch statistics and updates its running ones as
  *   PyTorch's train() does (momentum from the node, unbiased variance for the running estimate);
+ * - the constants in fact: values computed from neither the data nor a float initializer and equal at
+ *   both measured batch sizes (the exporters' shape arithmetic) become constants, so gradient rules
+ *   see static slice bounds and reshape targets;
  * - the saved form: the original file with new initializer values and Kiln's metadata added, every
- *   name, node, opset and other property kept.
+ *   name, node, opset and other property kept. Opsets 13–18 train; step graphs are written at the
+ *   model's opset (17 at least).
  */
 
 /** Metadata key of the declared input preprocessing (layout, mean/std) in a saved model. */
@@ -69,10 +73,6 @@ const KILN_OPSET = 17;
 const STEP_NAMES = ['output', 'labels', 'lr', 'step', 'loss', 'correct', 'predictions', 'grad'];
 const STEP_PREFIXES = ['state/', 'new/', 'grad/', 'share/'];
 const stepName = (name: string) => STEP_NAMES.includes(name) || STEP_PREFIXES.some((p) => name.startsWith(p));
-
-function nodeLabel(n: NodeProto, k: number): string {
-  return n.name || `#${k} (${n.opType})`;
-}
 
 export class ImportedGraph implements ModelStructure {
   readonly inputShape: number[];
