@@ -72,7 +72,11 @@ const KILN_OPSET = 17;
  */
 const STEP_NAMES = ['output', 'labels', 'lr', 'step', 'loss', 'correct', 'predictions', 'grad'];
 const STEP_PREFIXES = ['state/', 'new/', 'grad/', 'share/'];
-const stepName = (name: string) => STEP_NAMES.includes(name) || STEP_PREFIXES.some((p) => name.startsWith(p));
+/** The name an imported value asks for: its own, unless that is one of Kiln's step names (then prefixed). */
+function importedName(name: string): string {
+  const ours = STEP_NAMES.includes(name) || STEP_PREFIXES.some((p) => name.startsWith(p));
+  return ours ? `model/${name}` : name;
+}
 
 export class ImportedGraph implements ModelStructure {
   readonly inputShape: number[];
@@ -89,6 +93,8 @@ export class ImportedGraph implements ModelStructure {
   /** BatchNormalization running statistics among the parameters (updated by training, never trained). */
   private readonly statistics = new Set<string>();
   private readonly nodes: { proto: NodeProto; attrs: Attrs }[];
+  /** The node computing each value, by value name. */
+  private readonly producers = new Map<string, { proto: NodeProto; attrs: Attrs }>();
   private readonly values: Map<string, ValueInfo>;
 
   private constructor(
@@ -106,6 +112,7 @@ export class ImportedGraph implements ModelStructure {
     const g = proto.graph!;
     this.values = values;
     this.nodes = (g.node ?? []).map((n) => ({ proto: n, attrs: nodeAttrs(n, file) }));
+    for (const n of this.nodes) for (const o of n.proto.output ?? []) if (o) this.producers.set(o, n);
     const inputs = realInputs(proto);
     const input = inputs[0]!;
     const modelInputShape = values.get(input)!.shape.slice(1) as number[];
@@ -145,9 +152,6 @@ export class ImportedGraph implements ModelStructure {
       throw new KilnError('INVALID_SHAPE', `'${file}': input '${inputs[0]}' has shape ${formatShape(declaredShape(declared))} with an unknown size at axis ${missing + 1}; Kiln needs every size but the batch's`);
     }
     const example = dims.slice(1) as number[];
-    if (preprocessing.layout === 'nchw' && example.length !== 3) {
-      throw new KilnError('INVALID_SHAPE', `'${file}': layout nchw needs an image input [batch, C, H, W], the model's is ${formatShape(declaredShape(declared))}`);
-    }
     const { values, samples } = await measureValues(proto, inputs[0]!, example, runtime, file);
     const graph = new ImportedGraph(proto, file, values, foldConstants(proto, inputs[0]!, samples), {}, Math.max(opset, KILN_OPSET));
     return graph.withPreprocessing(preprocessing);
@@ -205,7 +209,7 @@ export class ImportedGraph implements ModelStructure {
   private logitsBeforeSoftmax(output: string): string | undefined {
     let value = output;
     for (;;) {
-      const n = this.nodes.find((e) => e.proto.output?.includes(value));
+      const n = this.producers.get(value);
       if (n?.proto.opType === 'Identity') value = n.proto.input![0]!;
       else if (n?.proto.opType === 'Softmax' && this.values.get(value)?.shape.length === 2) return n.proto.input![0]!;
       else return undefined;
@@ -244,10 +248,9 @@ export class ImportedGraph implements ModelStructure {
     }
     // Any float weight qualifies, frozen or not (trainOnly must not hide the head).
     const isParam = (name: string | undefined) => !!name && this.params.some((p) => p.name === name && !this.statistics.has(p.name));
-    const producer = (value: string) => this.nodes.find((n) => n.proto.output?.includes(value));
     let value = this.modelOutput.name;
     let bias: string | undefined;
-    for (let entry = producer(value); entry; entry = producer(value)) {
+    for (let entry = this.producers.get(value); entry; entry = this.producers.get(value)) {
       const n = entry.proto;
       const [a, b, c] = n.input ?? [];
       if (n.opType === 'Gemm' && isParam(b)) return { weight: b!, bias: isParam(c) ? c : undefined, transposed: entry.attrs.transB === 1 };
@@ -334,17 +337,17 @@ export class ImportedGraph implements ModelStructure {
       const v = options.paramValue
         ? options.paramValue(graph, info)
         : paramsAsInputs
-          ? graph.input(graph.uniqueName(info.name), 'float32', [...t.shape])
-          : graph.initializer(graph.uniqueName(info.name), t);
+          ? graph.input(graph.uniqueName(importedName(info.name)), 'float32', [...t.shape])
+          : graph.initializer(graph.uniqueName(importedName(info.name)), t);
       names.set(info.name, v.name);
       params.push(info);
     }
     // A model's weights include statistics a frozen BatchNormalization now reads as constants.
-    for (const [name, t] of this.constants) names.set(name, graph.initializer(graph.uniqueName(name), weights.get(name) ?? t).name);
+    for (const [name, t] of this.constants) names.set(name, graph.initializer(graph.uniqueName(importedName(name)), weights.get(name) ?? t).name);
     for (const { proto: n, attrs } of this.nodes) {
       const outputs = (n.output ?? []).filter((o) => o !== '');
       if (outputs.length > 0 && outputs.every((o) => this.folded.has(o))) {
-        for (const o of outputs) names.set(o, graph.initializer(graph.uniqueName(o), this.folded.get(o)!).name);
+        for (const o of outputs) names.set(o, graph.initializer(graph.uniqueName(importedName(o)), this.folded.get(o)!).name);
         continue;
       }
       const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
@@ -353,7 +356,7 @@ export class ImportedGraph implements ModelStructure {
         names.set(n.output![0]!, y.name);
         continue;
       }
-      const outs = (n.output ?? []).map((o) => (o === '' ? { name: '', dtype: 'float32' as DType, shape: null } : { name: stepName(o) ? `model/${o}` : o, ...this.values.get(o)! }));
+      const outs = (n.output ?? []).map((o) => (o === '' ? { name: '', dtype: 'float32' as DType, shape: null } : { name: importedName(o), ...this.values.get(o)! }));
       const made = graph.importNode(n.opType ?? '', inputs, attrs, outs, { name: n.name ?? undefined, domain: n.domain || '' });
       let k = 0;
       for (const o of n.output ?? []) if (o) names.set(o, made[k++]!.name);

@@ -2,14 +2,11 @@ import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
-import type { PredictOptions } from '../model/model.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { Random } from '../random.js';
 import { sharedRuntime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
 import { resolveLoss, type Loss } from './losses.js';
-import type { FitArgs } from './fit-args.js';
-import type { History } from './fit-loop.js';
 import { TrainableModel, type CompileArgs } from './model.js';
 import type { TrainingStepOptions } from './training-step.js';
 
@@ -149,8 +146,7 @@ export class GraphModel extends TrainableModel {
     if (head.bias) replaced.set(head.bias, uniform([numClasses]));
     const weights = new Map(this.weights);
     for (const [k, v] of replaced) weights.set(k, v);
-    const metadata = new Map(this.metadata);
-    const proto = decodeModel(this.structure.toOnnx(weights, metadata));
+    const proto = decodeModel(this.structure.toOnnx(weights, this.metadata));
     // The output is declared with the new class count; shapes recorded in value_info downstream of the
     // head are stale and go (they are optional). The graph is measured again.
     const graph = proto.graph!;
@@ -213,22 +209,6 @@ export class GraphModel extends TrainableModel {
       throw new KilnError('INVALID_SHAPE', `${what} has shape ${formatShape(x.shape)}, the model takes ${formatShape([null, ...this.inputShape])}${hint}`);
     }
     super.checkInput(x, what);
-  }
-
-  // The layout is settled from the data before the compiled step is looked up.
-  override async fit(x: Tensor, y: Tensor, args?: FitArgs): Promise<History> {
-    this.checkInput(x);
-    return super.fit(x, y, args);
-  }
-
-  override async evaluate(x: Tensor, y: Tensor, args?: { batchSize?: number }): ReturnType<TrainableModel['evaluate']> {
-    this.checkInput(x);
-    return super.evaluate(x, y, args);
-  }
-
-  override async predict(x: Tensor, options?: PredictOptions): Promise<Tensor<'float32'>> {
-    this.checkInput(x);
-    return super.predict(x, options);
   }
 
   /**

@@ -133,8 +133,9 @@ export abstract class TrainableModel extends Model implements TrainingControl {
   }
 
   async fit(x: Tensor, y: Tensor, args: FitArgs = {}): Promise<History> {
+    const data = checkFitArgs(x, y, args, this.requireCompiled().loss, this.outputShape, (input, what) => this.checkInput(input, what));
+    // Looked up after the input checks: checking may settle an imported graph's layout and rebuild the step.
     const c = this.requireCompiled();
-    const data = checkFitArgs(x, y, args, c.loss, this.outputShape, (input, what) => this.checkInput(input, what));
     const cores = os.availableParallelism();
     const replicas = checkReplicas(args, c.training, data, cores);
     await openTrainingSessions(this.runtime, c, replicas, cores);
@@ -182,8 +183,10 @@ export abstract class TrainableModel extends Model implements TrainingControl {
    * computed on the predictions.
    */
   async evaluate(x: Tensor, y: Tensor, args: { batchSize?: number } = {}): Promise<Record<string, number> & { confusion?: number[][] }> {
-    const c = this.requireCompiled();
+    this.requireCompiled();
     this.checkInput(x);
+    // As in fit: the input check may have rebuilt the step.
+    const c = this.requireCompiled();
     checkFinite(x, 'x');
     const labels = prepareLabels(y, c.loss, this.outputShape, x.shape[0]!);
     await this.pushState(c);

@@ -111,12 +111,13 @@ describe('GraphModel on PyTorch exports', () => {
 
   it('a graph ending in Softmax trains from the logits before it and reports its outputs as probabilities', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-'));
-    // Value names Kiln's own step uses ('labels', 'loss', 'output'): the import renames them.
+    // Value names Kiln's own step uses ('labels', 'loss', 'output', and an initializer 'step'): the import renames them.
     const file = await writeModel(dir, 'softmax', (g) => {
       const x = g.input('features', 'float32', ['batch', 4]);
       const w = g.initializer('dense.weight', new Tensor(Float32Array.from({ length: 12 }, (_, i) => (i % 5) / 10 - 0.2), [4, 3], 'float32'));
+      const bias = g.initializer('step', new Tensor(new Float32Array(3), [3], 'float32'));
       const h = g.op('MatMul', [x, w], {}, { outputs: ['labels'] })[0]!;
-      const l = g.op('Identity', [h], {}, { outputs: ['loss'] })[0]!;
+      const l = g.op('Add', [h, bias], {}, { outputs: ['loss'] })[0]!;
       g.output(g.op1('Softmax', [l], { axis: -1 }), 'output');
     });
     const model = await GraphModel.load(file);
