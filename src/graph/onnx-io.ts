@@ -1,8 +1,8 @@
 import { KilnError } from '../errors.js';
 import { Tensor, allocate, sizeOf, type AnyTypedArray } from '../tensor.js';
 import { dtypeFromOnnx, onnxTypeCode } from './dtype.js';
-import type { AttrValue, Graph, Value } from './graph.js';
-import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import type { AttrValue, Attrs, Graph, Value } from './graph.js';
+import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
 
 /** The opset Kiln writes, and the IR version that goes with it (both load in onnxruntime-node 1.30). */
 export const DEFAULT_OPSET = 17;
@@ -138,4 +138,20 @@ export function attributeValue(a: AttributeProto): AttrValue | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * A decoded node's attributes as Kiln values; `where` (a file, or '') prefixes the error that names an
+ * attribute of a kind Kiln does not read (subgraphs, sparse tensors).
+ */
+export function nodeAttributes(n: NodeProto, where = ''): Attrs {
+  const attrs: Attrs = {};
+  for (const a of n.attribute ?? []) {
+    const value = attributeValue(a);
+    if (value === undefined) {
+      throw new KilnError('UNSUPPORTED_OP', `${where ? `${where}: ` : ''}node '${n.name}' (${n.opType}) has attribute '${a.name}' of a kind Kiln does not read (subgraphs, sparse tensors)`);
+    }
+    attrs[a.name ?? ''] = value;
+  }
+  return attrs;
 }

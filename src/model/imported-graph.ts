@@ -1,7 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import { dtypeFromOnnx } from '../graph/dtype.js';
 import { Graph, type Attrs, type Dim, type Shape, type Value } from '../graph/graph.js';
-import { attributeValue, modelToProto, tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
+import { modelToProto, nodeAttributes, tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
 import { encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
@@ -111,7 +111,7 @@ export class ImportedGraph implements ModelStructure {
   ) {
     const g = proto.graph!;
     this.values = values;
-    this.nodes = (g.node ?? []).map((n) => ({ proto: n, attrs: nodeAttrs(n, file) }));
+    this.nodes = (g.node ?? []).map((n) => ({ proto: n, attrs: nodeAttributes(n, `'${file}'`) }));
     for (const n of this.nodes) for (const o of n.proto.output ?? []) if (o) this.producers.set(o, n);
     const inputs = realInputs(proto);
     const input = inputs[0]!;
@@ -459,18 +459,6 @@ function differentiableInputs(n: NodeProto): string[] {
 function realInputs(proto: ModelProto): string[] {
   const inits = new Set((proto.graph?.initializer ?? []).map((t) => t.name));
   return (proto.graph?.input ?? []).map((i) => i.name ?? '').filter((n) => !inits.has(n));
-}
-
-function nodeAttrs(n: NodeProto, file: string): Attrs {
-  const attrs: Attrs = {};
-  for (const a of n.attribute ?? []) {
-    const value = attributeValue(a);
-    if (value === undefined) {
-      throw new KilnError('UNSUPPORTED_OP', `'${file}': node '${n.name}' (${n.opType}) has attribute '${a.name}' of a kind Kiln does not carry over (subgraphs, sparse tensors)`);
-    }
-    attrs[a.name ?? ''] = value;
-  }
-  return attrs;
 }
 
 function dtypeOfCode(code: number): DType | undefined {

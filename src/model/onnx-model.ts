@@ -30,6 +30,25 @@ export interface ModelDescription {
   bytes: number;
 }
 
+/** Ops whose presence means a graph is quantized already (quantize refuses it again; loadModel does not train it). */
+export const QUANTIZED_OPS = new Set([
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'QLinearConv',
+  'QLinearMatMul',
+  'MatMulInteger',
+  'ConvInteger',
+  'QGemm',
+  'QLinearAdd',
+  'QLinearMul',
+  'QLinearGlobalAveragePool',
+  'QLinearAveragePool',
+  'QLinearConcat',
+  'DynamicQuantizeMatMul',
+  'MatMulIntegerToFloat',
+]);
+
 function describeValue(v: ValueInfoProto): TensorDescription {
   const t = v.type?.tensorType;
   return {

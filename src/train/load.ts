@@ -1,12 +1,9 @@
 import { KilnError } from '../errors.js';
 import { MODEL_METADATA_KEY } from '../model/sequential.js';
-import { OnnxModel } from '../model/onnx-model.js';
+import { OnnxModel, QUANTIZED_OPS } from '../model/onnx-model.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
-
-/** Ops of quantized graphs: their integer weights are not trained; the float original is. */
-const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger']);
 
 /**
  * Loads an .onnx file as a model that trains: a Kiln model (its layer configuration is in the

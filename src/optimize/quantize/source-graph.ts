@@ -1,9 +1,9 @@
 import { KilnError } from '../../errors.js';
 import { ONNX_TYPE_NAMES, dtypeFromOnnx } from '../../graph/dtype.js';
-import { Graph, type AttrValue, type Shape } from '../../graph/graph.js';
-import { attributeValue, tensorFromProto } from '../../graph/onnx-io.js';
+import { Graph, type Shape } from '../../graph/graph.js';
+import { nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
 import type { ModelProto, ValueInfoProto } from '../../graph/proto.js';
-import { OnnxModel } from '../../model/onnx-model.js';
+import { OnnxModel, QUANTIZED_OPS } from '../../model/onnx-model.js';
 import type { Model } from '../../model/model.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { MODEL_METADATA_KEY, OUTPUT_NAME } from '../../model/sequential.js';
@@ -28,28 +28,8 @@ export interface SourceGraph {
   layerNames: string[];
 }
 
-/** What can be quantized: a Kiln model, a loaded ONNX model, or the bytes of an .onnx file. */
 /** A Kiln layer model, any other Kiln model (an imported graph is quantized as the file it saves), a loaded ONNX file, or its bytes. */
 export type QuantizableModel = Sequential | Model | OnnxModel | Uint8Array;
-
-/** Ops whose presence means a graph is quantized already. */
-const QUANTIZED_OPS = new Set([
-  'QuantizeLinear',
-  'DequantizeLinear',
-  'DynamicQuantizeLinear',
-  'QLinearConv',
-  'QLinearMatMul',
-  'MatMulInteger',
-  'ConvInteger',
-  'QGemm',
-  'QLinearAdd',
-  'QLinearMul',
-  'QLinearGlobalAveragePool',
-  'QLinearAveragePool',
-  'QLinearConcat',
-  'DynamicQuantizeMatMul',
-  'MatMulIntegerToFloat',
-]);
 
 /** Fails with a clear message when the proto is a quantized (or float16) model already. */
 export function checkNotQuantized(proto: ModelProto, what = 'the model'): void {
@@ -102,12 +82,7 @@ export function graphFromProto(proto: ModelProto): Graph {
     if (n.domain && n.domain !== 'ai.onnx') {
       throw new KilnError('UNSUPPORTED_OP', `node '${n.name}' is ${n.domain}.${n.opType}: Kiln quantizes graphs of standard ONNX operators only`);
     }
-    const attrs: Record<string, AttrValue> = {};
-    for (const a of n.attribute ?? []) {
-      const value = attributeValue(a);
-      if (value === undefined) throw new KilnError('UNSUPPORTED_OP', `node '${n.name}' (${n.opType}) has attribute '${a.name}' of a kind Kiln does not rewrite (subgraphs, sparse tensors)`);
-      attrs[a.name ?? ''] = value;
-    }
+    const attrs = nodeAttributes(n);
     const hint = (n.name || n.opType || 'node').replace(/^node\//, '');
     graph.op(n.opType ?? '', n.input ?? [], attrs, { outputs: n.output ?? [], name: hint });
   }
