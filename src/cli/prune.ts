@@ -1,5 +1,6 @@
 import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
+import { GraphModel } from '../train/graph-model.js';
 import { Sequential } from '../train/sequential.js';
 import { loadModel } from '../train/load.js';
 import { resolveOptimizer } from '../train/optimizers.js';
@@ -9,6 +10,7 @@ import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
 import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
+import { importOptions, IMPORT_OPTIONS } from './import-options.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
 import { progressOutput } from '../text/progress.js';
 
@@ -45,7 +47,7 @@ function comparison(b: ModelSnapshot, a: ModelSnapshot): string {
   return formatTable(rows, { header: ['', 'Before', 'After', 'Change'], align: ['left', 'right', 'right', 'left'] });
 }
 
-function layerTable(report: PruneReport): string {
+function layerTable(report: PruneReport, perWeight: boolean): string {
   const rows = report.layers
     .filter((l) => l.parametersBefore > 0)
     .map((l) => [
@@ -57,6 +59,14 @@ function layerTable(report: PruneReport): string {
       percent(l.sparsity),
     ]);
   rows.push(['total', '', formatNumber(report.after.parameters), formatNumber(report.after.nonZeroParameters), report.targetSparsity !== undefined ? percent(report.targetSparsity) : '', percent(report.sparsity)]);
+  if (perWeight) {
+    // An imported graph: one row per weight (initializer), named as in the file, with the op reading it.
+    const table = formatTable(
+      rows.map(([name, , params, nonZero, , sparsity]) => [name!, params!, nonZero!, sparsity!]),
+      { header: ['Weight (op)', 'Parameters', 'Non-zero', 'Sparsity'], align: ['left', 'right', 'right', 'right'] },
+    );
+    return `${table}\n(* pruned)`;
+  }
   const table = formatTable(rows, { header: ['Layer (type)', 'Units', 'Parameters', 'Non-zero', 'Kernel sparsity', 'Sparsity'], align: ['left', 'right', 'right', 'right', 'right', 'right'] });
   return `${table}\n(* pruned; sparsity counts every weight of the layer, biases included)`;
 }
@@ -68,6 +78,17 @@ function scheduleChoice(options: ParsedOptions): ScheduleChoice {
   const choice = { beginStep: flag('begin-step'), endStep: flag('end-step'), frequency: flag('frequency'), power: flag('power'), initialSparsity: flag('initial-sparsity') };
   if (kind !== undefined && kind !== 'polynomial' && kind !== 'constant') throw new KilnError('INVALID_ARGUMENT', `kiln prune: --schedule must be 'polynomial' or 'constant', got '${kind}'`);
   return { kind, ...choice };
+}
+
+/** --layers: comma-separated names (`*` wildcards), or /regex/ for an imported graph's weight and node names. */
+function parseLayers(text: string): string[] | RegExp {
+  const re = /^\/(.*)\/([a-z]*)$/s.exec(text);
+  if (!re) return text.split(',').map((s) => s.trim()).filter(Boolean);
+  try {
+    return new RegExp(re[1]!, re[2]);
+  } catch (err) {
+    throw new KilnError('INVALID_ARGUMENT', `kiln prune: --layers ${text} is not a valid regular expression (${(err as Error).message})`);
+  }
 }
 
 function parseMByN(text: string): [number, number] {
@@ -89,7 +110,7 @@ export const pruneCommand: Command = {
     { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'examples per fine-tuning step', default: 64 },
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: "learning rate (default: the optimizer's Keras default)" },
-    { name: 'layers', type: 'string', description: 'comma-separated layers to prune (default: all Conv2D/Dense but the first and last; structured: but the last)' },
+    { name: 'layers', type: 'string', description: "comma-separated layers to prune (default: all Conv2D/Dense but the first and last; structured: but the last); an imported model's weight or node names, patterns with *, or /regex/ (default: every weight matrix and conv kernel but the first and the classifier head)" },
     { name: 'scope', type: 'string', description: "magnitude pruning: 'layer' (each kernel reaches the sparsity) or 'global' (one threshold)", default: 'layer' },
     { name: 'schedule', type: 'string', description: "'polynomial' (TF-MOT PolynomialDecay, the default) or 'constant' (ConstantSparsity)" },
     { name: 'initial-sparsity', type: 'number', description: 'polynomial schedule: sparsity at the begin step (default 0)' },
@@ -103,6 +124,7 @@ export const pruneCommand: Command = {
     { name: 'seed', type: 'number', integer: true, description: 'seed for shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the pruned model', default: 'pruned.onnx' },
     { name: 'json', type: 'boolean', description: 'print the report as JSON' },
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std'].includes(o.name)),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];
@@ -111,8 +133,8 @@ export const pruneCommand: Command = {
     if (modes.length !== 1) {
       throw new KilnError('INVALID_ARGUMENT', `kiln prune: give exactly one of --sparsity, --m-by-n or --structured${modes.length ? ` (got ${modes.map((m) => `--${m}`).join(' and ')})` : ''}`);
     }
-    const model = await loadModel(file);
-    if (!(model instanceof Sequential)) throw new KilnError('NOT_TRAINABLE', `'${file}' is an ONNX model without Kiln's layer configuration: Kiln can run it but not prune it`);
+    const model = await loadModel(file, importOptions(options));
+    if (!(model instanceof Sequential || model instanceof GraphModel)) throw new KilnError('NOT_TRAINABLE', `'${file}' can be run, not pruned: ${model.notTrainable ?? 'Kiln cannot feed it data'}`);
     const data = await loadDataset(String(options.dataset));
     const epochs = Number(options.epochs);
     const fineTune: FineTuneArgs | undefined =
@@ -129,7 +151,7 @@ export const pruneCommand: Command = {
           }
         : undefined;
     const latencyBatch = Number(options['latency-batch']);
-    const layers = options.layers !== undefined ? String(options.layers).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+    const layers = options.layers !== undefined ? parseLayers(String(options.layers)) : undefined;
     const common = { layers, fineTune, evaluation: { x: data.test.images, y: data.test.labels }, latency: latencyBatch > 0 ? { batchSize: latencyBatch } : false };
     let pruneOptions: PruneOptions;
     if (options.structured !== undefined) {
@@ -146,7 +168,7 @@ export const pruneCommand: Command = {
       out(`Pruning ${file} (${what}); fine-tuning ${fineTune ? `${epochs} epoch(s) on ${options.dataset}: ${data.train.images.shape[0]} images` : 'skipped'}`);
     }
     const t0 = performance.now();
-    const { model: pruned, report } = await prune(model, pruneOptions);
+    const { model: pruned, report } = model instanceof GraphModel ? await prune(model, pruneOptions) : await prune(model, pruneOptions);
     await pruned.save(String(options.out));
     if (options.json) {
       out(JSON.stringify(report));
@@ -155,7 +177,7 @@ export const pruneCommand: Command = {
     out('');
     out(comparison(report.before, report.after));
     out('');
-    out(layerTable(report));
+    out(layerTable(report, model instanceof GraphModel));
     if (report.schedule) out(`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`);
     out(`\nSaved ${options.out} (${formatDuration(performance.now() - t0)})`);
     return 0;

@@ -50,6 +50,19 @@ export interface UntrainableOp {
   node: string;
 }
 
+/** A node reading a parameter: which input it is, and the node's op, name, attributes and place in the graph. */
+export interface ParameterUse {
+  parameter: string;
+  /** The node's name (exporters name every node; an unnamed one is `#<index>`). */
+  node: string;
+  op: string;
+  /** The node's input the parameter arrives at. */
+  input: number;
+  attrs: Attrs;
+  /** The node's index in the graph (nodes are in topological order: lower is nearer the input). */
+  order: number;
+}
+
 interface ValueInfo {
   dtype: DType;
   shape: Shape;
@@ -204,6 +217,27 @@ export class ImportedGraph implements ModelStructure {
     for (const { proto: n } of this.nodes) if ((n.input ?? []).some((i) => after.has(i))) for (const o of n.output ?? []) if (o) after.add(o);
     after.delete(name);
     return after;
+  }
+
+  /**
+   * Every node reading a parameter, directly or through Identity nodes (PyTorch's exporter puts equal
+   * initializers behind Identity), in graph order: what the parameter is to the graph (a Conv's kernel,
+   * a Gemm's weight or bias, a BatchNormalization's statistic).
+   */
+  parameterUses(): ParameterUse[] {
+    const origin = new Map<string, string>(this.params.map((p) => [p.name, p.name]));
+    const uses: ParameterUse[] = [];
+    this.nodes.forEach(({ proto: n, attrs }, order) => {
+      if (n.opType === 'Identity' && (!n.domain || n.domain === 'ai.onnx') && origin.has(n.input?.[0] ?? '')) {
+        origin.set(n.output![0]!, origin.get(n.input![0]!)!);
+        return;
+      }
+      (n.input ?? []).forEach((name, input) => {
+        const parameter = origin.get(name);
+        if (parameter) uses.push({ parameter, node: n.name || `#${order}`, op: n.domain ? `${n.domain}.${n.opType}` : (n.opType ?? '?'), input, attrs, order });
+      });
+    });
+    return uses;
   }
 
   private logitsBeforeSoftmax(output: string): string | undefined {

@@ -1,6 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
-import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
+import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { Random } from '../random.js';
@@ -85,6 +85,30 @@ export class GraphModel extends TrainableModel {
   /** Whether the graph ends in Softmax: it outputs probabilities, and training starts from the logits before it. */
   get outputsProbabilities(): boolean {
     return this.structure.endsInSoftmax;
+  }
+
+  /**
+   * An independent copy: the same graph, preprocessing and choice of trained weights, copies of the
+   * weights and of the metadata (less the training history); not compiled. Pruning works on one, so
+   * the model it was given stays as it was.
+   */
+  clone(): GraphModel {
+    const copy = new GraphModel(this.structure, { name: this.name, seed: this.seed }, this.layoutFixed);
+    copy.weights.clear();
+    for (const [name, t] of this.weights) copy.weights.set(name, new Tensor((t.data as Float32Array).slice(), [...t.shape], t.dtype));
+    copy.metadata.clear();
+    for (const [k, v] of this.metadata) if (k !== 'kiln.history') copy.metadata.set(k, v);
+    return copy;
+  }
+
+  /** Which node reads each weight, and as which input (a Conv's kernel, a Gemm's bias, ...), in graph order. */
+  parameterUses(): ParameterUse[] {
+    return this.structure.parameterUses();
+  }
+
+  /** The classifier's last layer: the Gemm or MatMul weight (and bias) nearest the output; throws when there is none. */
+  classifierHead(): { weight: string; bias?: string; transposed: boolean } {
+    return this.structure.classifierHead();
   }
 
   /** Every op between the trainable weights and the output that Kiln cannot differentiate yet. */

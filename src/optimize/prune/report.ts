@@ -1,7 +1,9 @@
 import { KilnError } from '../../errors.js';
 import { Conv2D, Dense, type Layer } from '../../layers/index.js';
 import { modelCost, type ModelCost } from '../../model/cost.js';
+import type { Model } from '../../model/model.js';
 import { INPUT_NAME } from '../../model/sequential.js';
+import { GraphModel } from '../../train/graph-model.js';
 import { type Sequential } from '../../train/sequential.js';
 import { Random } from '../../random.js';
 import { sharedRuntime } from '../../runtime/runtime.js';
@@ -68,7 +70,7 @@ function countZeros(t: Tensor): number {
   return zeros;
 }
 
-export function weightSparsity(model: Sequential): WeightSparsity[] {
+export function weightSparsity(model: Model): WeightSparsity[] {
   return [...model.weights].map(([name, t]) => {
     const zeros = countZeros(t);
     return { name, shape: [...t.shape], elements: t.size, zeros, sparsity: t.size ? zeros / t.size : 0 };
@@ -108,16 +110,24 @@ export function layerReports(before: Sequential, after: Sequential, prunedLayers
 }
 
 /** Fraction of test examples a classifier gets right (argmax of its outputs against integer labels). */
-export async function classifierAccuracy(model: Sequential, x: Tensor, y: Tensor, batchSize = 256): Promise<number> {
+export async function classifierAccuracy(model: Model, x: Tensor, y: Tensor, batchSize = 256): Promise<number> {
   const scores = await model.predict(x, { batchSize });
   return evaluateClassifier(y as never, scores as never).accuracy;
 }
 
 /**
- * Median inference time per batch of each model, measured interleaved (one run of each in turn) in the
- * runtime worker, so that load from other processes hits every model alike.
+ * What a model's saved file is fed: Kiln's input for a layer model; an imported graph's own input
+ * (its name and shape, channels-first for a PyTorch export), since its file is the original graph.
  */
-export async function measureLatency(models: readonly Sequential[], options: { batchSize?: number; runs?: number; seed?: number } = {}): Promise<number[]> {
+function fileInput(model: Model): { name: string; shape: number[] } {
+  return model instanceof GraphModel ? model.modelInput : { name: INPUT_NAME, shape: model.inputShape };
+}
+
+/**
+ * Median inference time per batch of each model's saved file, measured interleaved (one run of each
+ * in turn) in the runtime worker, so that load from other processes hits every model alike.
+ */
+export async function measureLatency(models: readonly Model[], options: { batchSize?: number; runs?: number; seed?: number } = {}): Promise<number[]> {
   const batchSize = options.batchSize ?? 64;
   const runs = options.runs ?? 30;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `latency batchSize must be a positive integer, got ${batchSize}`);
@@ -126,8 +136,9 @@ export async function measureLatency(models: readonly Sequential[], options: { b
   const sessions = await Promise.all(models.map((m) => runtime.load(m.toOnnx())));
   try {
     const rng = new Random(options.seed ?? 7);
-    const inputs = models.map((m) => {
-      const shape = [batchSize, ...m.inputShape];
+    const feeds = models.map(fileInput);
+    const inputs = feeds.map((f) => {
+      const shape = [batchSize, ...f.shape];
       const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
       for (let i = 0; i < data.length; i++) data[i] = rng.next();
       return new Tensor(data, shape, 'float32');
@@ -136,7 +147,7 @@ export async function measureLatency(models: readonly Sequential[], options: { b
     for (let r = -3; r < runs; r++) {
       for (let k = 0; k < models.length; k++) {
         const t0 = performance.now();
-        await runtime.run(sessions[k]!, { [INPUT_NAME]: inputs[k]! });
+        await runtime.run(sessions[k]!, { [feeds[k]!.name]: inputs[k]! });
         if (r >= 0) times[k]!.push(performance.now() - t0);
       }
     }
@@ -157,7 +168,7 @@ export interface SnapshotOptions {
 }
 
 /** Cost (and, when asked, accuracy and latency) of the model before and after pruning. */
-export async function snapshots(before: Sequential, after: Sequential, options: SnapshotOptions): Promise<[ModelSnapshot, ModelSnapshot]> {
+export async function snapshots(before: Model, after: Model, options: SnapshotOptions): Promise<[ModelSnapshot, ModelSnapshot]> {
   const a: ModelSnapshot = modelCost(before);
   const b: ModelSnapshot = modelCost(after);
   if (options.evaluation) {
