@@ -241,13 +241,7 @@ export class ImportedGraph implements ModelStructure {
   }
 
   private logitsBeforeSoftmax(output: string): string | undefined {
-    let value = output;
-    for (;;) {
-      const n = this.producers.get(value);
-      if (n?.proto.opType === 'Identity') value = n.proto.input![0]!;
-      else if (n?.proto.opType === 'Softmax' && this.values.get(value)?.shape.length === 2) return n.proto.input![0]!;
-      else return undefined;
-    }
+    return this.values.get(output)?.shape.length === 2 ? softmaxLogits(output, (v) => this.producers.get(v)?.proto) : undefined;
   }
 
   paramInfos(): ParamInfo[] {
@@ -438,6 +432,31 @@ export class ImportedGraph implements ModelStructure {
   inferenceOnnx(weights: ReadonlyMap<string, Tensor>): Uint8Array {
     const { graph } = this.buildGraph(weights);
     return encodeModel(stepModel(graph, this.proto, this.opset));
+  }
+}
+
+/**
+ * The value a classifier's output is the Softmax of, when the graph ends in one over the class axis
+ * (axis 1 or −1 of [N, classes]; through the Identity nodes exporters add): the logits, which a
+ * cross-entropy from logits and temperature-scaled distillation need. Undefined when it does not.
+ * `producerOf` gives the node computing a value (by default looked up in `proto`'s graph).
+ */
+export function softmaxLogits(output: string, producerOf: ModelProto | ((value: string) => NodeProto | undefined)): string | undefined {
+  let lookup = producerOf;
+  if (typeof lookup !== 'function') {
+    const producers = new Map<string, NodeProto>();
+    for (const n of lookup.graph?.node ?? []) for (const o of n.output ?? []) if (o) producers.set(o, n);
+    lookup = (v) => producers.get(v);
+  }
+  let value = output;
+  for (;;) {
+    const n = lookup(value);
+    if (!n || (n.domain && n.domain !== 'ai.onnx')) return undefined;
+    if (n.opType === 'Identity') value = n.input![0]!;
+    else if (n.opType === 'Softmax') {
+      const axis = nodeAttributes(n).axis;
+      return axis === undefined || axis === 1 || axis === -1 ? n.input![0]! : undefined;
+    } else return undefined;
   }
 }
 
