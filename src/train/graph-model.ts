@@ -25,7 +25,8 @@ export interface GraphModelOptions extends Preprocessing {
 /** Which weights train: a name pattern (`*` matches anything, as in `--train-only 'fc.*'`), a RegExp or a predicate. */
 export type WeightSelector = string | RegExp | ((name: string) => boolean);
 
-function selectorFn(selector: WeightSelector): (name: string) => boolean {
+/** A WeightSelector as a test of names (trainOnly's, and pruning's choice of an imported graph's weights). */
+export function weightMatcher(selector: WeightSelector): (name: string) => boolean {
   if (typeof selector === 'function') return selector;
   // A global or sticky RegExp keeps a position between test() calls: a fresh copy without those flags.
   if (selector instanceof RegExp) {
@@ -142,7 +143,7 @@ export class GraphModel extends TrainableModel {
   trainOnly(selector: WeightSelector | null): void {
     let match: ((name: string) => boolean) | null = null;
     if (selector !== null) {
-      match = selectorFn(selector);
+      match = weightMatcher(selector);
       const names = this.structure.withTrainable(null).paramInfos().filter((p) => p.spec.trainable).map((p) => p.name);
       if (!names.some(match)) {
         throw new KilnError('INVALID_ARGUMENT', `trainOnly ${String(selector)} matches no weight; the model's trainable weights are ${names.join(', ')}`);

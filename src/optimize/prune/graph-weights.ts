@@ -2,13 +2,11 @@
 // matrices and convolution kernels (what TF-MOT and torch.nn.utils.prune prune), which of them are
 // pruned by default (all but the first and the classifier head, as for Kiln's layer models), the
 // user's selection by initializer name, node name or pattern, the input axis m:n blocks run along for
-// each, and the per-weight rows of the report.
+// each.
 import { KilnError, formatShape } from '../../errors.js';
 import type { ParameterUse } from '../../model/imported-graph.js';
-import type { Tensor } from '../../tensor.js';
-import type { GraphModel } from '../../train/graph-model.js';
+import { weightMatcher, type GraphModel } from '../../train/graph-model.js';
 import type { PruneTarget } from './masks.js';
-import type { LayerPruneReport } from './report.js';
 
 /** Which weights to prune: names (of initializers or of the nodes reading them, `*` matching anything) or a RegExp. */
 export type GraphWeightSelection = readonly string[] | RegExp;
@@ -128,10 +126,6 @@ function defaultKernels(weights: GraphWeights): KernelUse[] {
   return chosen;
 }
 
-function globPattern(text: string): RegExp {
-  return new RegExp(`^${text.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-}
-
 function listed(names: readonly string[], max = 12): string {
   return names.length <= max ? names.join(', ') : `${names.slice(0, max).join(', ')}, … (${names.length} in all)`;
 }
@@ -145,11 +139,7 @@ function listed(names: readonly string[], max = 12): string {
 function selectedNames(weights: GraphWeights, selection: GraphWeightSelection): string[] {
   const chosen = new Set<string>();
   const kernelNames = () => weights.kernels.map((k) => k.use.parameter);
-  const byPattern = (pattern: RegExp, what: string) => {
-    const test = (s: string) => {
-      pattern.lastIndex = 0;
-      return pattern.test(s);
-    };
+  const byPattern = (test: (name: string) => boolean, what: string) => {
     const hits = weights.kernels.filter((k) => test(k.use.parameter) || weights.uses.some((u) => u.parameter === k.use.parameter && test(u.node)));
     if (hits.length === 0) {
       const others = [...weights.shapes.keys()].filter(test);
@@ -159,7 +149,7 @@ function selectedNames(weights: GraphWeights, selection: GraphWeightSelection): 
     for (const k of hits) chosen.add(k.use.parameter);
   };
   if (selection instanceof RegExp) {
-    byPattern(new RegExp(selection.source, selection.flags.replace(/[gy]/g, '')), String(selection));
+    byPattern(weightMatcher(selection), String(selection));
     return [...chosen];
   }
   if (!Array.isArray(selection) || selection.length === 0 || selection.some((s) => typeof s !== 'string' || s === '')) {
@@ -167,7 +157,7 @@ function selectedNames(weights: GraphWeights, selection: GraphWeightSelection): 
   }
   for (const entry of selection) {
     if (entry.includes('*')) {
-      byPattern(globPattern(entry), `'${entry}'`);
+      byPattern(weightMatcher(entry), `'${entry}'`);
       continue;
     }
     if (weights.shapes.has(entry)) {
@@ -220,33 +210,4 @@ export function checkGraphMByN(model: GraphModel, targets: readonly PruneTarget[
       `prune: ${m}:${n} sparsity takes blocks of ${n} weights along the input axis; weight '${t.name}' ${formatShape(t.shape)} (${weights.describe(t.name)}) has ${t.view[1]} along axis ${axis}, not a multiple of ${n}: leave it out with layers: [...]`,
     );
   }
-}
-
-function zerosIn(t: Tensor): number {
-  const d = t.data as Float32Array;
-  let z = 0;
-  for (let i = 0; i < d.length; i++) if (d[i] === 0) z++;
-  return z;
-}
-
-/**
- * One report row per weight of a pruned graph model (a graph has nodes, not Kiln layers): the weight's
- * name, the op of the node reading it, its size, its non-zero count and sparsity, and whether it was pruned.
- */
-export function graphWeightReports(after: GraphModel, pruned: ReadonlySet<string>): LayerPruneReport[] {
-  const uses = after.parameterUses();
-  return [...after.weights].map(([name, t]) => {
-    const zeros = zerosIn(t);
-    const sparsity = t.size ? zeros / t.size : 0;
-    return {
-      name,
-      className: uses.find((u) => u.parameter === name)?.op ?? '',
-      parametersBefore: t.size,
-      parametersAfter: t.size,
-      nonZeroAfter: t.size - zeros,
-      sparsity,
-      ...(pruned.has(name) ? { kernelSparsity: sparsity } : {}),
-      pruned: pruned.has(name),
-    };
-  });
 }

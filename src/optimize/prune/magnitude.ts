@@ -6,9 +6,9 @@ import { GraphModel } from '../../train/graph-model.js';
 import type { TrainableModel } from '../../train/model.js';
 import type { Sequential } from '../../train/sequential.js';
 import { checkFineTune, compileForFineTune, fineTuneSteps, fitFineTune, rebuildModel, type FineTuneArgs } from './fine-tune.js';
-import { checkGraphMByN, graphWeightReports, selectGraphTargets, type GraphWeightSelection } from './graph-weights.js';
+import { checkGraphMByN, selectGraphTargets, type GraphWeightSelection } from './graph-weights.js';
 import { checkMByN, selectTargets, targetMasks, type PruneTarget } from './masks.js';
-import { layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
+import { graphWeightReports, layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
 import { checkSparsity, constantSparsity, polynomialDecay, type PruningSchedule } from './schedules.js';
 
 export interface MagnitudePruneOptions extends SnapshotOptions {

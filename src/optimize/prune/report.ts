@@ -109,6 +109,28 @@ export function layerReports(before: Sequential, after: Sequential, prunedLayers
   });
 }
 
+/**
+ * One row per weight of a pruned imported graph (a graph has nodes, not Kiln layers): the weight's
+ * name, the op of the node reading it, its size, non-zero count and sparsity, and whether it was pruned.
+ */
+export function graphWeightReports(after: GraphModel, pruned: ReadonlySet<string>): LayerPruneReport[] {
+  const uses = after.parameterUses();
+  return [...after.weights].map(([name, t]) => {
+    const zeros = countZeros(t);
+    const sparsity = t.size ? zeros / t.size : 0;
+    return {
+      name,
+      className: uses.find((u) => u.parameter === name)?.op ?? '',
+      parametersBefore: t.size,
+      parametersAfter: t.size,
+      nonZeroAfter: t.size - zeros,
+      sparsity,
+      ...(pruned.has(name) ? { kernelSparsity: sparsity } : {}),
+      pruned: pruned.has(name),
+    };
+  });
+}
+
 /** Fraction of test examples a classifier gets right (argmax of its outputs against integer labels). */
 export async function classifierAccuracy(model: Model, x: Tensor, y: Tensor, batchSize = 256): Promise<number> {
   const scores = await model.predict(x, { batchSize });
