@@ -39,6 +39,7 @@ const args = benchArgs('node dist/bench/distill/any-onnx.js [flags]', {
   train: { type: 'number', help: `training images for the students (default ${QUICK.train}, --full ${FULL.train})` },
   epochs: { type: 'number', help: `students' epochs (default ${QUICK.epochs}, --full ${FULL.epochs})` },
   seeds: { type: 'numbers', default: [1, 2, 3] },
+  'student-ratio': { type: 'number', default: 0.25, help: "the default student's largest share of the teacher's parameters (the target's student: 0.25)" },
   cosine: { type: 'boolean', help: "the students' learning rate decays from 1e-3 to 0 along a cosine (--full's choice)" },
   'no-cosine': { type: 'boolean', help: 'a constant learning rate, also with --full' },
   augment: { type: 'string', bare: 'crop', help: "students' batches: crop and/or flip; the teacher scores each augmented batch" },
@@ -100,7 +101,8 @@ const teacherParams = graphParameterCount(teacher);
 // distill runs the teacher's file in ONNX Runtime, as `kiln distill --teacher resnet.onnx` does.
 const teacherOnnx = await asOnnxModel(teacherFile);
 
-const student = (seed: number): Sequential => defaultStudent(teacher, { inputShape: [28, 28, 1], numClasses: 10 }, { seed });
+const studentRatio = args['student-ratio'];
+const student = (seed: number): Sequential => defaultStudent(teacher, { inputShape: [28, 28, 1], numClasses: 10 }, { seed, maxParameterRatio: studentRatio });
 const probe = student(1);
 const studentParams = probe.countParams().total;
 const widths = probe.layers.map((l) => {
@@ -109,15 +111,39 @@ const widths = probe.layers.map((l) => {
 });
 console.log(`teacher ${teacherParams} parameters, test accuracy ${(100 * teacherAccuracy).toFixed(2)}%; student ${studentParams} parameters (${((100 * studentParams) / teacherParams).toFixed(1)}%): ${widths.join(' → ')}`);
 
-async function testAccuracy(model: Sequential): Promise<number> {
+/** Argmax per row. */
+function classes(scores: Float32Array, n: number): Int32Array {
+  const c = scores.length / n;
+  return Int32Array.from({ length: n }, (_, r) => {
+    let best = 0;
+    for (let k = 1; k < c; k++) if (scores[r * c + k]! > scores[r * c + best]!) best = k;
+    return best;
+  });
+}
+const teacherTestClasses = classes((await teacher.predict(test.images, { batchSize: 256 })).data, test.images.shape[0]!);
+// Why a difference is what it is: how well each student fits its training images (an underfitting
+// student has no overfitting for the teacher's soft targets to cure) and how often it agrees with the teacher.
+const fitImages = Math.min(10000, trainSize);
+
+/** Test accuracy, accuracy on the first training images, and agreement with the teacher's test predictions. */
+async function scores(model: Sequential): Promise<{ test: number; train: number; agreement: number }> {
   model.compile(classification());
-  return (await model.evaluate(test.images, test.labels)).accuracy!;
+  const testAccuracy = (await model.evaluate(test.images, test.labels)).accuracy!;
+  const trainAccuracy = (await model.evaluate(x.slice(0, fitImages), y.slice(0, fitImages))).accuracy!;
+  const predicted = classes((await model.predict(test.images, { batchSize: 256 })).data, test.images.shape[0]!);
+  const agreement = predicted.reduce((n, k, i) => n + (k === teacherTestClasses[i] ? 1 : 0), 0) / predicted.length;
+  return { test: testAccuracy, train: trainAccuracy, agreement };
 }
 
 interface Row {
   seed: number;
   plain: number;
   distilled: number;
+  /** Accuracy on the first (up to) 10,000 training images, and agreement with the teacher on the test images. */
+  plainTrain: number;
+  distilledTrain: number;
+  plainAgreement: number;
+  distilledAgreement: number;
   plainSeconds: number;
   distilledSeconds: number;
 }
@@ -129,15 +155,17 @@ for (const seed of seeds) {
   let t0 = performance.now();
   await plain.fit(x, y, { epochs, batchSize, seed, verbose: 0, augment });
   const plainSeconds = (performance.now() - t0) / 1000;
-  const plainAccuracy = await testAccuracy(plain);
+  const p = await scores(plain);
   const kd = student(seed);
   t0 = performance.now();
   const r = await distill({ teacher: teacherOnnx, student: kd, x, y, temperature, alpha, epochs, batchSize, seed, optimizer: studentOptimizer(), verbose: 0, augment });
   const distilledSeconds = (performance.now() - t0) / 1000;
-  const distilledAccuracy = await testAccuracy(kd);
-  rows.push({ seed, plain: plainAccuracy, distilled: distilledAccuracy, plainSeconds, distilledSeconds });
+  const d = await scores(kd);
+  rows.push({ seed, plain: p.test, distilled: d.test, plainTrain: p.train, distilledTrain: d.train, plainAgreement: p.agreement, distilledAgreement: d.agreement, plainSeconds, distilledSeconds });
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
   console.log(
-    `seed ${seed}: plain ${(100 * plainAccuracy).toFixed(2)}% (${plainSeconds.toFixed(0)} s), distilled ${(100 * distilledAccuracy).toFixed(2)}% (${distilledSeconds.toFixed(0)} s; teacher's logits read from '${r.teacherLogitsFrom}'), difference ${(100 * (distilledAccuracy - plainAccuracy)).toFixed(2)} points`,
+    `seed ${seed}: plain ${pct(p.test)} (${plainSeconds.toFixed(0)} s), distilled ${pct(d.test)} (${distilledSeconds.toFixed(0)} s; teacher's logits read from '${r.teacherLogitsFrom}'), difference ${(100 * (d.test - p.test)).toFixed(2)} points; ` +
+      `on ${fitImages} training images plain ${pct(p.train)}, distilled ${pct(d.train)}; agreeing with the teacher on test images: plain ${pct(p.agreement)}, distilled ${pct(d.agreement)}`,
   );
   plain.dispose();
   kd.dispose();
@@ -161,6 +189,10 @@ const summary = {
   differenceStd: std(diffs),
   differenceMin: Math.min(...diffs),
   differenceMax: Math.max(...diffs),
+  plainTrainMean: mean(rows.map((r) => 100 * r.plainTrain)),
+  distilledTrainMean: mean(rows.map((r) => 100 * r.distilledTrain)),
+  plainAgreementMean: mean(rows.map((r) => 100 * r.plainAgreement)),
+  distilledAgreementMean: mean(rows.map((r) => 100 * r.distilledAgreement)),
   totalSeconds: (performance.now() - started) / 1000,
   loadAverage: os.loadavg()[0],
 };
@@ -170,6 +202,10 @@ for (const r of rows) console.log(`${String(r.seed).padEnd(4)}  ${(100 * r.plain
 console.log(
   `mean  ${summary.plainMean.toFixed(2)}% ± ${summary.plainStd.toFixed(2)}  ${summary.distilledMean.toFixed(2)}% ± ${summary.distilledStd.toFixed(2)}  ${summary.differenceMean.toFixed(2)} ± ${summary.differenceStd.toFixed(2)} points (min ${summary.differenceMin.toFixed(2)}, max ${summary.differenceMax.toFixed(2)}; ± is the sample standard deviation over seeds)`,
 );
-console.log(`target: difference ≥ 0.5 points on average over ${rows.length} seeds — ${summary.differenceMean >= 0.5 ? 'met' : 'NOT met'}${args.full ? '' : ' (short run: --full for the recorded configuration)'}; total ${summary.totalSeconds.toFixed(0)} s`);
+console.log(
+  `on ${fitImages} training images: plain ${summary.plainTrainMean.toFixed(2)}%, distilled ${summary.distilledTrainMean.toFixed(2)}%; agreeing with the teacher on test images: plain ${summary.plainAgreementMean.toFixed(2)}%, distilled ${summary.distilledAgreementMean.toFixed(2)}% (means over seeds)`,
+);
+const verdict = args.full ? (summary.differenceMean >= 0.5 ? 'met' : 'NOT met') : 'not judged: a short run checks the pipeline (--full runs the configuration the target is measured on)';
+console.log(`target: difference ≥ 0.5 points on average over ${rows.length} seeds — ${verdict}; total ${summary.totalSeconds.toFixed(0)} s`);
 if (args.json) await writeFile(args.json, JSON.stringify(summary, null, 2));
 process.exit(0);
