@@ -20,6 +20,7 @@ export { Graph, type Value, type Dim, type Shape } from './graph/graph.js';
 export { registeredOps } from './ops/index.js';
 export { addGradients } from './autodiff/gradients.js';
 export * as datasets from './data/index.js';
+export * as images from './images/index.js';
 export * as metrics from './train/metrics.js';
 export * as losses from './train/losses.js';
 export * as optimizers from './train/optimizers.js';
