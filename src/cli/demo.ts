@@ -60,6 +60,8 @@ export const demoCommand: Command = {
 
     step(1, `Train the tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10), ${epochs} epochs, Adam, cross-entropy from logits`);
     const model = sequential({ layers: tutorialCnn(x.shape.slice(1), data.classNames.length), name: 'cnn' });
+    // Saved with the model (and kept by its variants): the server answers with these names.
+    model.classNames = data.classNames;
     model.summary(out);
     model.compile({ optimizer: adam(), loss: sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
     const [, trainTime] = await timed(() => model.fit(x, y, { epochs, batchSize: 32, validationSplit: 0.1 }));

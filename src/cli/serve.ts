@@ -6,7 +6,7 @@ import type { Command } from './command.js';
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'Serve models over KServe v2 (Triton) and TF Serving REST, with batching, hot reload and metrics',
+  summary: 'Serve models over KServe v2 (Triton), TF Serving REST and TorchServe, with batching, hot reload and metrics',
   usage: 'kiln serve <model.onnx> [--name NAME] [--port 8501] | kiln serve --model-repository DIR [options]',
   options: [
     { name: 'model-repository', type: 'string', description: "a directory in Triton's layout: DIR/<model>/<version>/model.onnx (+ optional config.json)" },
@@ -23,6 +23,8 @@ export const serveCommand: Command = {
     { name: 'poll-interval-ms', type: 'number', description: 'repository rescan interval (0: file-system events only)', default: 1000 },
     { name: 'auth-token', type: 'string', description: 'require "Authorization: Bearer <token>" on inference and management routes (or env KILN_AUTH_TOKEN)' },
     { name: 'body-limit', type: 'number', integer: true, min: 1, description: 'largest request body in bytes', default: 32 * 1024 * 1024 },
+    { name: 'management-port', type: 'number', integer: true, min: 0, max: 65535, description: "serve TorchServe's management reads (GET /models) on this port (TorchServe's 8081) instead of --port" },
+    { name: 'max-image-pixels', type: 'number', integer: true, min: 1, description: 'pixels an image in a request may declare, refused from its header before decoding', default: 4096 * 4096 },
     { name: 'request-timeout-ms', type: 'number', description: 'time a request may spend queued and running (0: none)', default: 30_000 },
     { name: 'log-level', type: 'string', description: 'JSON log level: fatal, error, warn, info, debug, silent', default: 'info' },
   ],
@@ -53,6 +55,8 @@ export const serveCommand: Command = {
       bodyLimit: defaultedNumber(options, 'body-limit'),
       maxElements: defaultedNumber(options, 'max-elements'),
       requestTimeoutMs: defaultedNumber(options, 'request-timeout-ms'),
+      maxImagePixels: defaultedNumber(options, 'max-image-pixels'),
+      managementPort: numberOption(options, 'management-port'),
       logLevel: defaultedString(options, 'log-level'),
     };
     const server = await serve(serveOptions);

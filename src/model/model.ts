@@ -7,6 +7,7 @@ import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
 import { DEFAULT_OPSET } from '../graph/onnx-io.js';
 import { writeFileAtomic } from './atomic-write.js';
+import { CLASS_NAMES_METADATA_KEY, checkClassNames, parseClassNames } from './class-names.js';
 
 /**
  * The model every Kiln model is: weights by name, metadata, and a structure that emits the graph.
@@ -119,6 +120,28 @@ export abstract class Model {
   /** Emits the model's graph for inference or training (see BuildOptions). */
   buildGraph(options: BuildOptions = {}): BuiltGraph {
     return this.structure.buildGraph(this.weights, options);
+  }
+
+  /**
+   * Class names by output index, saved with the model (metadata 'kiln.labels'): `kiln train` sets them
+   * from the data set, and servers answer with them (TF Serving :classify, KServe v2 classification,
+   * TorchServe /predictions). Undefined when the model has none.
+   */
+  get classNames(): string[] | undefined {
+    return parseClassNames(this.metadata.get(CLASS_NAMES_METADATA_KEY), `model '${this.name}'`);
+  }
+
+  set classNames(names: readonly string[] | undefined) {
+    if (names === undefined) {
+      this.metadata.delete(CLASS_NAMES_METADATA_KEY);
+      return;
+    }
+    checkClassNames(names, 'classNames');
+    const classes = this.outputShape[this.outputShape.length - 1];
+    if (this.outputShape.length === 1 && classes !== names.length) {
+      throw new KilnError('INVALID_ARGUMENT', `classNames has ${names.length} names; model '${this.name}' outputs ${classes} classes`);
+    }
+    this.metadata.set(CLASS_NAMES_METADATA_KEY, JSON.stringify(names));
   }
 
   /** The model as ONNX bytes: weights as initializers, Kiln's metadata in metadata_props. */

@@ -61,6 +61,24 @@ export class BinaryReader {
     return out;
   }
 
+  /** `count` BYTES elements in Triton's binary form (each a 4-byte little-endian length, then its bytes), `declared` bytes in all. */
+  readBytes(count: number, declared: unknown, what: string): Buffer[] {
+    if (typeof declared !== 'number' || !Number.isInteger(declared) || declared < 4 * count) throw badRequest(`${what}: binary_data_size is ${JSON.stringify(declared)}; ${count} BYTES elements need at least ${4 * count} bytes`);
+    if (this.offset + declared > this.bytes.length) throw badRequest(`${what}: needs ${declared} bytes of binary data, only ${this.bytes.length - this.offset} are left in the body`);
+    const end = this.offset + declared;
+    const elements: Buffer[] = [];
+    let at = this.offset;
+    for (let i = 0; i < count; i++) {
+      const length = at + 4 <= end ? this.bytes.readUInt32LE(at) : -1;
+      if (length < 0 || at + 4 + length > end) throw badRequest(`${what}: BYTES element ${i} runs past the tensor's ${declared} bytes`);
+      elements.push(this.bytes.subarray(at + 4, at + 4 + length));
+      at += 4 + length;
+    }
+    if (at !== end) throw badRequest(`${what}: ${count} BYTES elements take ${at - this.offset} bytes, binary_data_size says ${declared}`);
+    this.offset = end;
+    return elements;
+  }
+
   /** Fails when bytes are left over: the header and the binary part disagree. */
   finish(): void {
     if (this.offset !== this.bytes.length) throw badRequest(`the body has ${this.bytes.length} bytes of binary data but the inputs declare ${this.offset}`);

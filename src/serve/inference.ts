@@ -19,6 +19,8 @@ export interface InferenceLimits {
   maxElements: number;
   /** Time a request may spend queued and running (0: no limit). */
   requestTimeoutMs: number;
+  /** Pixels (width × height) an image in a request may declare; more is refused from its header (default 16,777,216). */
+  maxImagePixels?: number;
 }
 
 /** Where an inference request goes, read from its URL: model name and version. */

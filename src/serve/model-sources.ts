@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { KilnError } from '../errors.js';
 import { isValidName, parseModelConfig, parseVersion, type ModelConfig } from './config.js';
 import type { VersionSource } from './model-version.js';
+import { parseLabelsFile } from './labels.js';
 import { isInside, readInside } from './repository-files.js';
 
 export interface ScannedModel {
@@ -102,6 +103,7 @@ export class RepositorySource implements ModelSource {
       if ((err as { errno?: unknown }).errno === 'ENOENT') model.config = this.defaults;
       else model.configError = err instanceof KilnError ? err.message : `${shownConfig} cannot be read`;
     }
+    if (model.config) await this.readLabels(root, name, dir, model);
     for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
       const version = parseVersion(entry);
       if (version === undefined) continue;
@@ -115,6 +117,25 @@ export class RepositorySource implements ModelSource {
       model.versions.set(version, source);
     }
     return model;
+  }
+
+  /** DIR/<model>/labels.txt, one class name per line (Triton's and TorchServe's habit), into the config's labels. */
+  private async readLabels(root: string, name: string, dir: string, model: ScannedModel): Promise<void> {
+    const shown = `${name}/labels.txt`;
+    let text: string;
+    try {
+      text = (await readInside(root, path.join(dir, 'labels.txt'), shown)).toString('utf8');
+    } catch (err) {
+      if ((err as { errno?: unknown }).errno !== 'ENOENT') model.configError = err instanceof KilnError ? err.message : `${shown} cannot be read`;
+      return;
+    }
+    try {
+      if (model.config!.labels !== this.defaults.labels) throw new KilnError('INVALID_ARGUMENT', `${shown} and ${name}/config.json "labels" both name the classes; keep one`);
+      model.config = { ...model.config!, labels: parseLabelsFile(text, shown) };
+    } catch (err) {
+      model.config = undefined;
+      model.configError = (err as Error).message;
+    }
   }
 
   watch(onChange: () => void): () => void {

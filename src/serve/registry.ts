@@ -12,6 +12,7 @@
 import type { Logger } from 'pino';
 import { DEFAULT_MODEL_CONFIG, isValidName, parseVersion, selectVersions, type ModelConfig } from './config.js';
 import { badRequest, notFound, unavailable } from './errors.js';
+import { labelsMisfit } from './labels.js';
 import type { VersionMetrics } from './metrics.js';
 import type { ModelSource, ScannedModel } from './model-sources.js';
 import { ModelVersion, type VersionSource } from './model-version.js';
@@ -126,9 +127,11 @@ export class ModelRegistry {
         model = new ServedModel(s.name);
         this.models.set(s.name, model);
       }
-      if (s.configError !== undefined) {
-        if (model.configError !== s.configError) this.options.log.error({ model: s.name, err: s.configError }, 'invalid model config; keeping the previous one');
-        model.configError = s.configError;
+      // Class labels that no longer fit a serving version's output make the whole new config invalid.
+      const configError = s.configError ?? (s.config ? labelsMisfit(s.config, model.versions.values()) : undefined);
+      if (configError !== undefined) {
+        if (model.configError !== configError) this.options.log.error({ model: s.name, err: configError }, 'invalid model config; keeping the previous one');
+        model.configError = configError;
         // A model never configured successfully loads nothing until its config is fixed.
         if (model.versions.size === 0) continue;
       } else {

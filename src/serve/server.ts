@@ -8,6 +8,7 @@ import { DEFAULT_MODEL_CONFIG, parseModelConfig, type ModelConfig } from './conf
 import { closeIfBodyPending, notFound, ServeError } from './errors.js';
 import { ConnectionTracker } from './connections.js';
 import { healthRoutes } from './health.js';
+import { ImageBody, imagesOrJson } from './image-requests.js';
 import { MemoryReclaimer } from './memory.js';
 import type { InferenceLimits } from './inference.js';
 import { HEADER_LENGTH, parseRequestBody } from './binary.js';
@@ -17,6 +18,8 @@ import { metricsRoutes, ServeMetrics } from './metrics.js';
 import { FixedSource, RepositorySource, type ModelSource } from './model-sources.js';
 import { ModelRegistry } from './registry.js';
 import { tfServingRoutes } from './tf-serving.js';
+import { torchServeInferenceRoutes, torchServeManagementRoutes, torchServePing } from './torchserve.js';
+import { DEFAULT_MAX_IMAGE_PIXELS } from '../images/header.js';
 
 /** A model given in code: an .onnx path, ONNX bytes, or a model object (Sequential: toOnnx(); OnnxModel: bytes). */
 export type ServableModel = string | Uint8Array | { toOnnx(): Uint8Array } | { bytes: Uint8Array };
@@ -42,6 +45,10 @@ export interface ServeOptions {
   bodyLimit?: number;
   /** Elements one request may carry over all its tensors (default 4,194,304: 16 MiB of float32); more is a 400 before anything is allocated. */
   maxElements?: number;
+  /** Pixels (width × height) an image in a request may declare (default 16,777,216: 4096 × 4096); larger ones are refused from their header, before decoding. */
+  maxImagePixels?: number;
+  /** Serve TorchServe's management reads (GET /models...) on this port instead of the inference port (TorchServe's 8081; 0 picks a free one). */
+  managementPort?: number;
   /** Time a request may spend queued and running before it fails with 503 (default 30,000 ms; 0: none). */
   requestTimeoutMs?: number;
   /** Time a client has to send a whole request, body included (default 30,000 ms): a stalled upload is cut off. */
@@ -59,6 +66,8 @@ export interface ServeOptions {
 export interface ServerHandle {
   /** http://host:port */
   readonly url: string;
+  /** http://host:port of the management port, when one was asked for (managementPort). */
+  readonly managementUrl: string | undefined;
   readonly host: string;
   readonly port: number;
   readonly registry: ModelRegistry;
@@ -100,15 +109,20 @@ function errorStatus(err: FastifyError | KilnError): number {
 }
 
 /**
- * Starts a model server speaking KServe v2 (Triton's HTTP/REST protocol) and TF Serving's REST API
- * on one port, with Prometheus metrics at /metrics. Resolves once it listens and the models found
+ * Starts a model server speaking KServe v2 (Triton's HTTP/REST protocol), TF Serving's REST API and
+ * TorchServe's inference and management APIs on one port (management optionally on its own), with
+ * Prometheus metrics at /metrics. Resolves once it listens and the models found
  * at start have loaded (or failed: see their status).
  */
 export async function serve(options: ServeOptions): Promise<ServerHandle> {
   const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'kiln-serve' } });
   const defaults = parseModelConfig(options.config ?? {}, DEFAULT_MODEL_CONFIG, 'serve options "config"');
   const bodyLimit = options.bodyLimit ?? 32 * 1024 * 1024;
-  const limits: InferenceLimits = { maxElements: options.maxElements ?? 1 << 22, requestTimeoutMs: options.requestTimeoutMs ?? 30_000 };
+  const limits: InferenceLimits = {
+    maxElements: options.maxElements ?? 1 << 22,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
+  };
   const authToken = authTokenFrom(options.authToken, process.env.KILN_AUTH_TOKEN);
   let registry: ModelRegistry | undefined;
   const metrics = new ServeMetrics(() => registry);
@@ -143,12 +157,14 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
     reclaimer.bodyReceived((body as Buffer).length);
     try {
-      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH], tensorLayout(req.url), limits.maxElements));
+      // Image files (raw, or in a multipart form) go to the routes as they are: image-requests.ts.
+      const content = req.headers[HEADER_LENGTH] === undefined ? imagesOrJson(body as Buffer, req.headers['content-type']) : (body as Buffer);
+      done(null, content instanceof ImageBody ? content : parseRequestBody(content, req.headers[HEADER_LENGTH], tensorLayout(req.url), limits.maxElements));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
-  app.setErrorHandler((err: FastifyError | KilnError, req, reply) => {
+  const onError = (err: FastifyError | KilnError, req: FastifyRequest, reply: FastifyReply) => {
     const status = errorStatus(err);
     let message = err.message;
     if ((err as FastifyError).validation) {
@@ -158,7 +174,8 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     if (status >= 500 && status !== 503) req.log.error({ err, url: req.url }, 'request failed');
     else req.log.debug({ status, url: req.url, err: message }, 'request refused');
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
-  });
+  };
+  app.setErrorHandler(onError);
   // Under a flood of requests the event loop gets to ONNX Runtime's finished results only after every
   // ready socket, a few times a second; so past the 64th request within one turn of the loop, each
   // request first collects them. (Polling on every request made batches smaller at ordinary load:
@@ -187,13 +204,26 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   });
 
   await app.register(healthRoutes, { registry, isClosing: () => closing });
+  await app.register(torchServePing, { registry, isClosing: () => closing });
   await app.register(metricsRoutes, { metrics });
   await app.register(
     protectedScope(authToken, async (scope) => {
       await scope.register(kserveRoutes, { registry: registry!, limits });
       await scope.register(tfServingRoutes, { registry: registry!, limits });
+      await scope.register(torchServeInferenceRoutes, { registry: registry!, limits });
+      if (options.managementPort === undefined) await scope.register(torchServeManagementRoutes, { registry: registry! });
     }),
   );
+  // TorchServe's management API on a port of its own, when asked: reads only, same auth.
+  let management: FastifyInstance | undefined;
+  if (options.managementPort !== undefined) {
+    management = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), routerOptions: { maxParamLength: 512 } });
+    management.setErrorHandler(onError);
+    management.setNotFoundHandler(async (req) => {
+      throw noRoute(req);
+    });
+    await management.register(protectedScope(authToken, async (scope) => scope.register(torchServeManagementRoutes, { registry: registry! })));
+  }
 
   await registry.start();
   const host = options.host ?? '127.0.0.1';
@@ -205,14 +235,28 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8501);
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const urlOf = (p: number) => `http://${host.includes(':') ? `[${host}]` : host}:${p}`;
+  const url = urlOf(port);
+  let managementUrl: string | undefined;
+  if (management) {
+    try {
+      await management.listen({ host, port: options.managementPort });
+    } catch (err) {
+      await app.close();
+      await registry.close();
+      throw new KilnError('IO_ERROR', `cannot listen on ${host}:${options.managementPort} (management port): ${(err as Error).message}`, { cause: err });
+    }
+    const managed = management.server.address();
+    managementUrl = urlOf(typeof managed === 'object' && managed ? managed.port : options.managementPort!);
+  }
   const models = [...registry.models.values()].map((m) => ({ name: m.name, versions: [...m.versions.values()].map((v) => `${v.version}:${v.state}`) }));
-  log.info({ url, models, auth: authToken !== undefined }, 'kiln serve listening');
+  log.info({ url, ...(managementUrl ? { managementUrl } : {}), models, auth: authToken !== undefined }, 'kiln serve listening');
 
   let closed: Promise<void> | undefined;
   const reg = registry;
   return {
     url,
+    managementUrl,
     host,
     port,
     registry: reg,
@@ -228,6 +272,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
         closing = true;
         log.info('shutting down: finishing in-flight requests');
         await connections.drain(options.idleConnectionGraceMs ?? 500);
+        await management?.close();
         await app.close();
         reclaimer.stop();
         await reg.close();

@@ -1,5 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
+import { CLASS_NAMES_METADATA_KEY } from '../model/class-names.js';
 import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
@@ -170,6 +171,8 @@ export class GraphModel extends TrainableModel {
     this.structure = next;
     this.weights.clear();
     for (const [k, v] of next.initialWeights()) this.weights.set(k, v);
+    // The old class names belong to the old head.
+    this.metadata.delete(CLASS_NAMES_METADATA_KEY);
     this.structureChanged();
   }
 

@@ -9,6 +9,7 @@ import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.j
 import { checkDistillationOptions, distillationLoss } from './loss.js';
 import { defaultStudent, onnxParameterCount, type DefaultStudentOptions } from './student.js';
 import type { OnnxModel } from '../../model/onnx-model.js';
+import { CLASS_NAMES_METADATA_KEY, parseClassNames } from '../../model/class-names.js';
 import { asOnnxModel, teacherLogits, type ClassifierOutputKind, type ClassifierSource } from './teacher.js';
 
 /** Name of the training step's extra input that carries the batch's teacher logits. */
@@ -130,6 +131,9 @@ export async function distill(args: DistillArgs): Promise<DistillResult> {
   });
   const teacherParameters = onnxParameterCount(teacher);
   const studentParameters = student.countParams().total;
+  // The student answers the teacher's classes, under the teacher's names, unless it was given its own.
+  const teacherNames = parseClassNames(teacher.description.metadata[CLASS_NAMES_METADATA_KEY], 'the teacher');
+  if (teacherNames?.length === classes && !student.metadata.has(CLASS_NAMES_METADATA_KEY)) student.classNames = teacherNames;
   student.metadata.set(
     DISTILLATION_METADATA_KEY,
     JSON.stringify({ temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, epochs: history.epoch.length, augment: args.augment ?? null }),
