@@ -137,8 +137,13 @@ export class ModelRegistry {
       } else {
         model.configError = undefined;
         if (model.config !== s.config) {
+          const changed = JSON.stringify(model.config) !== JSON.stringify(s.config);
           model.config = s.config!;
-          for (const v of model.versions.values()) v.applyConfig(model.config);
+          for (const [number, v] of model.versions) {
+            // A version that failed under the old config (class labels that did not fit, say) loads again under the new one.
+            if (changed && v.state === 'FAILED') model.versions.delete(number);
+            else v.applyConfig(model.config);
+          }
         }
       }
       model.onDisk = s.versions;

@@ -14,9 +14,9 @@ import type { ModelRegistry, ServedModel, VersionRef } from './registry.js';
  * - inference: `POST|PUT /predictions/{model}[/{version}]` with an image file (raw, as `curl -T
  *   cat.jpg` sends it, or a multipart form's `data` field, as `curl -F data=@cat.jpg` does) or JSON
  *   (a nested list of numbers for one example or a batch, `{"data": ...}`, or `{"data": "<base64 image>"}`),
- *   answered as TorchServe's image_classifier handler answers a classifier — {label: probability} for
- *   the top 5 (config topK), probabilities by softmax unless the model ends in one — and any other
- *   model with its first output's values; `GET /ping` → {"status": "Healthy"};
+ *   answered as TorchServe's image_classifier handler answers a classifier (a model with class names,
+ *   or ending in Softmax) — {label: probability} for the top 5 (config topK), probabilities by softmax
+ *   unless the model ends in one — and any other model with its outputs' values; `GET /ping` → {"status": "Healthy"};
  * - management reads: `GET /models` (paged: limit, next_page_token), `GET /models/{model}[/{version}|/all]`,
  *   in TorchServe's shapes (a Kiln version is a "model version"; its ONNX Runtime sessions are its "workers").
  * Every inference goes through the same admission, batching queue, limits, metrics and auth as the
@@ -59,10 +59,13 @@ async function requestInput(version: ModelVersion, body: unknown, limits: Infere
   return { x: new Tensor(decodeElements(single ? [value] : value, full, spec.dtype, what, true) as never, full, spec.dtype), single };
 }
 
-/** The answer: for a classifier, TorchServe's {label: probability} of the top k per example; else the outputs' values. */
+/**
+ * The answer: for a classifier — a model with class names, or one whose graph ends in Softmax —
+ * TorchServe's {label: probability} of the top k per example; else the outputs' values.
+ */
 function answer(version: ModelVersion, outputs: Record<string, Tensor>, single: boolean): { body: unknown; nonFinite: boolean } {
   const classifier = version.classifier;
-  if (classifier) {
+  if (classifier && (classifier.labels || classifier.probabilities)) {
     const scores = outputs[classifier.output.name]!;
     const k = version.config.topK ?? 5;
     const classes = scores.shape[1]!;
