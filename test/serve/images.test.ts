@@ -12,6 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { embedded } from '../../src/data/embedded.js';
+import { main } from '../../src/cli/main.js';
 import { FASHION_MNIST_CLASS_NAMES } from '../../src/data/mnist.js';
 import { conv2d, dense, flatten, maxPooling2d } from '../../src/layers/index.js';
 import type { ServerHandle } from '../../src/serve/server.js';
@@ -193,6 +194,31 @@ describe('image requests and labels', () => {
     const plain = await http(server.url, 'POST', '/predictions/dense', [0.5, -1, 2]);
     assert.equal(plain.status, 200, plain.text);
     assert.equal(plain.json.length, 2);
+  });
+
+  test('kiln predict --image FILE [--topk K] sends the file and prints the response: top-k names, the argmax first', async () => {
+    const file = path.join(repo, 'shoe.png');
+    await writeFile(file, pngFile);
+    const run = async (args: string[]) => {
+      const lines: string[] = [];
+      const errors: string[] = [];
+      const code = await main(['predict', '--url', server.url, '--model', 'fashion', ...args], (l) => lines.push(l), (l) => errors.push(l));
+      return { code, out: lines.join('\n'), err: errors.join('\n') };
+    };
+    const logits = await tensorLogits('fashion', 'input', [1, 28, 28, 1]);
+    const plain = await run(['--image', file]);
+    assert.equal(plain.code, 0, plain.err);
+    assert.deepEqual(JSON.parse(plain.out).outputs[0].data, logits);
+    const top = await run(['--image', file, '--topk', '3']);
+    assert.equal(top.code, 0, top.err);
+    const strings: string[] = JSON.parse(top.out).outputs[0].data;
+    assert.equal(strings.length, 3);
+    assert.equal(strings[0], `${logits[argmax(logits)]!.toFixed(6)}:${argmax(logits)}:${NAMES[argmax(logits)]}`);
+    const gif = path.join(repo, 'anim.gif');
+    await writeFile(gif, GIF);
+    const refused = await run(['--image', gif]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /anim\.gif is a GIF image; Kiln decodes JPEG and PNG only/);
   });
 
   test('image requests go through the same queue and metrics as tensors', async () => {
