@@ -24,13 +24,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { embedded } from '../../src/data/embedded.js';
 import { decodeImage } from '../../src/images/decode.js';
 import { toTensor } from '../../src/images/to-tensor.js';
 import type { ModelDescription } from '../../src/model/onnx-model.js';
 import { formatTable } from '../../src/text/format.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription } from '../train/common.js';
+import { encode, fashionImage, picture } from './test-images.js';
 
 const args = benchArgs('node dist/bench/serve/image-decode.js [flags]', {
   seconds: { type: 'number', default: 0.3, help: 'seconds per measurement slice' },
@@ -64,36 +64,15 @@ function pureJs(): Decoder | undefined {
 
 const kilnSharp: Decoder = { name: 'sharp (kiln decodeImage)', decode: (bytes) => decodeImage(bytes) };
 
-/** A smooth, textured RGB test picture (a photo compresses like this, not like noise or flat colour). */
-function picture(width: number, height: number): Buffer {
-  const pixels = Buffer.alloc(width * height * 3);
-  let seed = 12345;
-  const noise = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) % 24;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) {
-        const v = 128 + 60 * Math.sin(x / (9 + 4 * c) + c) + 40 * Math.cos(y / 13 - c) + noise() - 12;
-        pixels[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
-      }
-    }
-  }
-  return pixels;
-}
-
 async function testImages(): Promise<{ name: string; format: 'jpeg' | 'png'; bytes: Buffer }[]> {
-  const data = await embedded();
-  const first = data.test.images.slice(0, 1).data as Float32Array;
-  const grey = Buffer.from(Array.from(first, (v) => Math.round(v * 255)));
   const sources = [
-    { name: '28×28 grey', raw: grey, width: 28, height: 28, channels: 1 as const },
+    { name: '28×28 grey', raw: await fashionImage(), width: 28, height: 28, channels: 1 as const },
     { name: '224×224 RGB', raw: picture(224, 224), width: 224, height: 224, channels: 3 as const },
     { name: '640×480 RGB', raw: picture(640, 480), width: 640, height: 480, channels: 3 as const },
   ];
   const images = [];
   for (const s of sources) {
-    const base = () => sharp(s.raw, { raw: { width: s.width, height: s.height, channels: s.channels } }).toColourspace(s.channels === 1 ? 'b-w' : 'srgb');
-    images.push({ name: `${s.name} JPEG`, format: 'jpeg' as const, bytes: await base().jpeg({ quality: 90 }).toBuffer() });
-    images.push({ name: `${s.name} PNG`, format: 'png' as const, bytes: await base().png().toBuffer() });
+    for (const format of ['jpeg', 'png'] as const) images.push({ name: `${s.name} ${format.toUpperCase()}`, format, bytes: await encode(s.raw, s.width, s.height, s.channels, format) });
   }
   return images;
 }

@@ -83,32 +83,57 @@ export function resizeBilinear(
     rowHi = Math.max(rowHi, rows.first[i]! + rows.count[i]!);
   }
   const across = new Float64Array((rowHi - rowLo) * outWidth * channels);
+  const { first, count, weights, taps } = columns;
   for (let y = rowLo; y < rowHi; y++) {
     const src = y * width * channels;
     const dst = (y - rowLo) * outWidth * channels;
-    for (let x = 0; x < outWidth; x++) {
-      const from = src + columns.first[x]! * channels;
-      const w = x * columns.taps;
-      const n = columns.count[x]!;
-      for (let c = 0; c < channels; c++) {
-        let sum = 0;
-        for (let k = 0; k < n; k++) sum += columns.weights[w + k]! * pixels[from + k * channels + c]!;
-        across[dst + x * channels + c] = sum;
+    // RGB and grey, the cases images take, with the channels unrolled: each tap reads one pixel's samples together.
+    if (channels === 3) {
+      for (let x = 0; x < outWidth; x++) {
+        let at = src + first[x]! * 3;
+        const w = x * taps;
+        const n = count[x]!;
+        let r = 0;
+        let g = 0;
+        let b = 0;
+        for (let k = 0; k < n; k++, at += 3) {
+          const weight = weights[w + k]!;
+          r += weight * pixels[at]!;
+          g += weight * pixels[at + 1]!;
+          b += weight * pixels[at + 2]!;
+        }
+        across[dst + 3 * x] = r;
+        across[dst + 3 * x + 1] = g;
+        across[dst + 3 * x + 2] = b;
+      }
+    } else {
+      for (let x = 0; x < outWidth; x++) {
+        const from = src + first[x]! * channels;
+        const w = x * taps;
+        const n = count[x]!;
+        for (let c = 0; c < channels; c++) {
+          let sum = 0;
+          for (let k = 0; k < n; k++) sum += weights[w + k]! * pixels[from + k * channels + c]!;
+          across[dst + x * channels + c] = sum;
+        }
       }
     }
   }
+  // Columns: each output row is a weighted sum of whole rows of `across`, accumulated row by row.
   const out = new Float32Array(outHeight * outWidth * channels);
   const rowLength = outWidth * channels;
+  const sum = new Float64Array(rowLength);
   for (let y = 0; y < outHeight; y++) {
     const start = (rows.first[y]! - rowLo) * rowLength;
     const w = y * rows.taps;
     const n = rows.count[y]!;
-    const dst = y * rowLength;
-    for (let i = 0; i < rowLength; i++) {
-      let sum = 0;
-      for (let k = 0; k < n; k++) sum += rows.weights[w + k]! * across[start + k * rowLength + i]!;
-      out[dst + i] = sum;
+    sum.fill(0);
+    for (let k = 0; k < n; k++) {
+      const weight = rows.weights[w + k]!;
+      const from = start + k * rowLength;
+      for (let i = 0; i < rowLength; i++) sum[i]! += weight * across[from + i]!;
     }
+    out.set(sum, y * rowLength);
   }
   return out;
 }
