@@ -1,15 +1,16 @@
 /**
  * Which image decoder Kiln uses, measured: sharp (libvips: native, prebuilt npm binaries, decodes on
  * libuv's thread pool) against the pure-JavaScript decoders jpeg-js and pngjs (synchronous, on the
- * calling thread), on a 28×28 grey image (an embedded Fashion-MNIST test image), a 224×224 RGB image
- * and a 640×480 RGB photo-sized image, each as JPEG (quality 90) and PNG. For each decoder and image:
+ * calling thread), on a 28×28 grey image (an embedded Fashion-MNIST test image), a 224×224 RGB image,
+ * a 640×480 and a 1920×1080 RGB photo-sized image, each as JPEG (quality 90) and PNG. For each decoder and image:
  *
  * - one at a time: the median time to decode one image (latency);
  * - `--concurrency` decodes in flight, as a server under load has them: images decoded per second, and
  *   the event loop's busy time per image (performance.eventLoopUtilization), which is what a server's
  *   one JavaScript thread cannot spend on HTTP, JSON and batching while the image decodes;
  * - kiln.images.toTensor (sharp's decode, then Kiln's resize and normalization in JavaScript) to the
- *   tutorial CNN's input [1, 32, 32, 3], the cost a served image request adds.
+ *   tutorial CNN's input [1, 32, 32, 3], the cost a served image request adds;
+ * - Kiln's resize against ONNX Runtime's Resize (antialias=1) in a runtime worker: time and values.
  *
  * Decoders and images take turns in every round (`--rounds`, medians shown), so that the machine's
  * drift hits them alike. Install facts are printed from node_modules: each library's packages, their
@@ -26,6 +27,13 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { decodeImage } from '../../src/images/decode.js';
 import { toTensor } from '../../src/images/to-tensor.js';
+import { resizeBilinear } from '../../src/images/resize.js';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { encodeModel } from '../../src/graph/proto.js';
+import type { SessionInfo } from '../../src/runtime/protocol.js';
+import { Runtime } from '../../src/runtime/runtime.js';
+import { Tensor } from '../../src/tensor.js';
 import type { ModelDescription } from '../../src/model/onnx-model.js';
 import { formatTable } from '../../src/text/format.js';
 import { benchArgs } from '../args.js';
@@ -69,6 +77,7 @@ async function testImages(): Promise<{ name: string; format: 'jpeg' | 'png'; byt
     { name: '28×28 grey', raw: await fashionImage(), width: 28, height: 28, channels: 1 as const },
     { name: '224×224 RGB', raw: picture(224, 224), width: 224, height: 224, channels: 3 as const },
     { name: '640×480 RGB', raw: picture(640, 480), width: 640, height: 480, channels: 3 as const },
+    { name: '1920×1080 RGB', raw: picture(1920, 1080), width: 1920, height: 1080, channels: 3 as const },
   ];
   const images = [];
   for (const s of sources) {
@@ -194,7 +203,59 @@ async function main(): Promise<void> {
       `${name}: ${facts.packages.length} installed package(s) (${facts.packages.join(', ')}), ${(facts.bytes / 1e6).toFixed(1)} MB on disk; install scripts: ${facts.scripts.length ? facts.scripts.join('; ') : 'none'}`,
     );
   }
+  console.log('');
+  await resizeAlternatives(args.rounds, args.seconds);
   console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+}
+
+/**
+ * The resize Kiln runs in JavaScript on the event loop, against the alternative of running it in ONNX
+ * Runtime (Resize, opset 18, linear, antialias=1, half_pixel) in a runtime worker thread: time per
+ * image one at a time, and the largest difference from Kiln's values (which equal PIL's: see
+ * test/images/to-tensor.test.ts), interleaved.
+ */
+async function resizeAlternatives(rounds: number, seconds: number): Promise<void> {
+  const runtime = new Runtime();
+  const sessions = new Map<string, SessionInfo>();
+  const ortSession = async (outHeight: number, outWidth: number) => {
+    const key = `${outHeight}x${outWidth}`;
+    if (!sessions.has(key)) {
+      const g = new Graph('resize');
+      const pixels = g.op1('Cast', [g.input('x', 'uint8', ['H', 'W', 3])], { to: 1 });
+      const sizes = g.constant(new Tensor(BigInt64Array.from([BigInt(outHeight), BigInt(outWidth)]), [2], 'int64'), 'sizes');
+      g.output(g.op1('Resize', [pixels, '', '', sizes], { mode: 'linear', antialias: 1, axes: [0, 1] }), 'y');
+      sessions.set(key, await runtime.load(encodeModel(modelToProto(g, {}, 18)), { intraOpThreads: 1 }));
+    }
+    return sessions.get(key)!;
+  };
+  const cases = [
+    [224, 224, 32, 32],
+    [640, 480, 224, 224],
+    [1920, 1080, 224, 224],
+  ] as const;
+  const rows: (string | number)[][] = [];
+  for (const [width, height, outWidth, outHeight] of cases) {
+    const pixels = new Uint8Array(picture(width, height));
+    const session = await ortSession(outHeight, outWidth);
+    const input = new Tensor(pixels, [height, width, 3], 'uint8');
+    const kiln = resizeBilinear(pixels, width, height, 3, outWidth, outHeight);
+    const ort = (await runtime.run(session, { x: input })).y!.data as Float32Array;
+    let diff = 0;
+    for (let i = 0; i < kiln.length; i++) diff = Math.max(diff, Math.abs(kiln[i]! - ort[i]!));
+    const times = { kiln: [] as number[], ort: [] as number[] };
+    for (let r = 0; r < rounds; r++) {
+      times.kiln.push(await latency(async () => resizeBilinear(pixels, width, height, 3, outWidth, outHeight), seconds));
+      times.ort.push(await latency(() => runtime.run(session, { x: input }), seconds));
+    }
+    rows.push([`${width}×${height} RGB → ${outWidth}×${outHeight}`, Math.round(median(times.kiln)), Math.round(median(times.ort)), diff.toFixed(2)]);
+  }
+  await runtime.close();
+  console.log(
+    formatTable(rows, {
+      header: ['resize', 'Kiln, event loop: µs', 'ONNX Runtime Resize antialias=1, worker: µs', 'largest |difference| (0–255 scale)'],
+      align: ['left', 'right', 'right', 'right'],
+    }),
+  );
 }
 
 main().catch((err: unknown) => {
