@@ -1,4 +1,5 @@
-import sharp, { type OutputInfo } from 'sharp';
+import type { OutputInfo, Sharp, SharpOptions } from 'sharp';
+import { KilnError } from '../errors.js';
 import { ImageError, readImageHeader, type ImageLimits } from './header.js';
 
 /*
@@ -15,6 +16,25 @@ import { ImageError, readImageHeader, type ImageLimits } from './header.js';
  * default).
  */
 
+type SharpFactory = (input?: Uint8Array, options?: SharpOptions) => Sharp;
+let loading: Promise<SharpFactory> | undefined;
+
+/**
+ * sharp, loaded on first use: its native library takes a few hundred milliseconds to load, which
+ * commands that never see an image should not pay; and a platform without a prebuilt binary loses
+ * image decoding only, with a message that says so.
+ */
+function sharpModule(): Promise<SharpFactory> {
+  loading ??= import('sharp').then(
+    (m) => m.default as unknown as SharpFactory,
+    (err: Error) => {
+      loading = undefined;
+      throw new KilnError('RUNTIME_ERROR', `decoding images needs sharp's native library, which did not load on this platform (${process.platform}-${process.arch}): ${err.message}`, { cause: err });
+    },
+  );
+  return loading;
+}
+
 export interface DecodedImage {
   /** Interleaved 8-bit samples [height, width, channels]. */
   pixels: Uint8Array;
@@ -28,6 +48,7 @@ export interface DecodedImage {
 export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}, what = 'the image'): Promise<DecodedImage> {
   const header = readImageHeader(bytes, limits, what);
   const name = header.format === 'jpeg' ? 'JPEG' : 'PNG';
+  const sharp = await sharpModule();
   let pipeline = sharp(bytes, {
     // A truncated or corrupt file fails instead of decoding to grey padding; warnings alone do not.
     failOn: 'error',
@@ -51,6 +72,7 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}, w
 
 /** An 8-bit grey or RGB image as a PNG file (the demo writes its test images so). */
 export async function encodePng(image: DecodedImage): Promise<Uint8Array> {
+  const sharp = await sharpModule();
   const png = await sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: image.channels } })
     .toColourspace(image.channels === 1 ? 'b-w' : 'srgb')
     .png()

@@ -95,7 +95,7 @@ export function isB64(v: unknown): v is { b64: unknown } {
 function asServeError(err: unknown, what: string): never {
   if (err instanceof ServeError) throw err;
   if (err instanceof ImageError) throw new ServeError(err.problem === 'unsupported' ? 415 : 400, err.message, { cause: err });
-  if (err instanceof KilnError) throw badRequest(`${what}: ${err.message}`);
+  if (err instanceof KilnError && err.code !== 'RUNTIME_ERROR' && err.code !== 'IO_ERROR') throw badRequest(`${what}: ${err.message}`);
   throw err;
 }
 
