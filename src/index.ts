@@ -1,6 +1,11 @@
 /**
  * Kiln: define, train, evaluate, shrink and serve deep-learning models in TypeScript. Models are ONNX
  * graphs from the start; ONNX Runtime executes them.
+ *
+ * This reference lists every public export of `import * as kiln from 'kiln'`. The task guides
+ * (docs/guide/ in the repository) show how the pieces fit together, with the matching CLI commands.
+ *
+ * @packageDocumentation
  */
 export { KilnError, type KilnErrorCode } from './errors.js';
 export { Tensor, tensor, type DType } from './tensor.js';
