@@ -135,17 +135,7 @@ const BY_NAME: Record<string, () => Loss> = {
  * A loss from its name (snake_case or camelCase: 'sparse_categorical_crossentropy', 'mse', ...) or a
  * saved `{name, config}`; a Loss object passes through.
  */
-export function resolveLoss(
-  loss:
-    | string
-    | Loss
-    | {
-        /** The loss function's name ('sparseCategoricalCrossentropy', ...). */
-        name: string;
-        /** Its arguments (`{fromLogits: true}`). */
-        config?: Record<string, unknown>;
-      },
-): Loss {
+export function resolveLoss(loss: string | Loss | { name: string; config?: Record<string, unknown> }): Loss {
   if (typeof loss === 'string') {
     const make = BY_NAME[loss];
     if (!make) throw new KilnError('INVALID_ARGUMENT', `unknown loss '${loss}'; expected one of ${Object.keys(BY_NAME).join(', ')}`);

@@ -252,17 +252,7 @@ export function adagrad(args: AdagradArgs = {}): Optimizer {
 const FACTORIES: Record<string, (args: never) => Optimizer> = { sgd, adam, adamw, rmsprop, adagrad };
 
 /** An optimizer from a name ('adam') or a serialized config; objects pass through. */
-export function resolveOptimizer(
-  o:
-    | string
-    | Optimizer
-    | {
-        /** The optimizer's name ('adam', ...). */
-        name: string;
-        /** Its arguments (`{learningRate: 0.01}`; a schedule as `{name, config}`). */
-        config?: Record<string, unknown>;
-      },
-): Optimizer {
+export function resolveOptimizer(o: string | Optimizer | { name: string; config?: Record<string, unknown> }): Optimizer {
   if (typeof o === 'string') {
     const f = FACTORIES[o.toLowerCase()];
     if (!f) throw new KilnError('INVALID_ARGUMENT', `unknown optimizer '${o}'; expected one of ${Object.keys(FACTORIES).join(', ')}`);

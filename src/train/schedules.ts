@@ -59,12 +59,7 @@ export function cosineDecay(args: { initialLearningRate: number; decaySteps: num
 }
 
 /** A schedule from its saved `{name, config}` form (as optimizers record it in saved models and checkpoints). */
-export function scheduleFromConfig(s: {
-  /** 'exponentialDecay', 'stepDecay' or 'cosineDecay'. */
-  name: string;
-  /** The schedule's arguments. */
-  config: Record<string, unknown>;
-}): LearningRateSchedule {
+export function scheduleFromConfig(s: { name: string; config: Record<string, unknown> }): LearningRateSchedule {
   const make: Record<string, (c: never) => LearningRateSchedule> = { exponentialDecay, stepDecay, cosineDecay };
   const f = make[s.name];
   if (!f) throw new KilnError('INVALID_ARGUMENT', `unknown learning-rate schedule '${s.name}'`);

@@ -147,17 +147,7 @@ export async function classifierAccuracy(model: Sequential, x: Tensor, y: Tensor
  * Median inference time per batch of each model, measured interleaved (one run of each in turn) in the
  * runtime worker, so that load from other processes hits every model alike.
  */
-export async function measureLatency(
-  models: readonly Sequential[],
-  options: {
-    /** Examples per run (default 64). */
-    batchSize?: number;
-    /** Timed runs per model (default 30). */
-    runs?: number;
-    /** Seed of the random input (default 7). */
-    seed?: number;
-  } = {},
-): Promise<number[]> {
+export async function measureLatency(models: readonly Sequential[], options: { batchSize?: number; runs?: number; seed?: number } = {}): Promise<number[]> {
   const batchSize = options.batchSize ?? 64;
   const runs = options.runs ?? 30;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `latency batchSize must be a positive integer, got ${batchSize}`);

@@ -122,12 +122,7 @@ export function polynomialDecay(args: PolynomialDecayArgs): PruningSchedule {
 }
 
 /** Rebuilds a schedule from its name and config (the form reports and CLI flags carry). */
-export function scheduleFromConfig(s: {
-  /** 'constantSparsity' or 'polynomialDecay'. */
-  name: string;
-  /** The schedule's arguments. */
-  config: Record<string, number>;
-}): PruningSchedule {
+export function scheduleFromConfig(s: { name: string; config: Record<string, number> }): PruningSchedule {
   if (s.name === 'constantSparsity') return constantSparsity(s.config as unknown as ConstantSparsityArgs);
   if (s.name === 'polynomialDecay') return polynomialDecay(s.config as unknown as PolynomialDecayArgs);
   throw new KilnError('INVALID_ARGUMENT', `unknown pruning schedule '${s.name}'; expected constantSparsity or polynomialDecay`);
