@@ -33,11 +33,15 @@ export function smallVgg(inputShape: number[], numClasses = 10): Layer[] {
   return [...block(32, true), ...block(64), new GlobalAveragePooling2D(), new Dropout({ rate: 0.2 }), new Dense({ units: 128, activation: 'relu' }), new Dense({ units: numClasses })];
 }
 
+/** The presets by the name `kiln train --model` takes: 'tutorial-cnn' and 'small-vgg'. */
 export const PRESETS: Record<string, (inputShape: number[], numClasses?: number) => Layer[]> = {
   'tutorial-cnn': tutorialCnn,
   'small-vgg': smallVgg,
 };
 
+/**
+ * The layers of a preset by name, for an input shape and class count (fails naming the presets if unknown).
+ */
 export function preset(name: string, inputShape: number[], numClasses = 10): Layer[] {
   const make = PRESETS[name];
   if (!make) throw new KilnError('INVALID_ARGUMENT', `unknown model preset '${name}'; expected one of ${Object.keys(PRESETS).join(', ')}`);

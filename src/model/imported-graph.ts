@@ -37,16 +37,24 @@ export const PREPROCESSING_METADATA_KEY = 'kiln.preprocessing';
 /** How an image model's input is laid out: channels first (PyTorch) or channels last (Keras, TF). */
 export type InputLayout = 'nchw' | 'nhwc';
 
+/**
+ * What an imported model does to Kiln's channels-last, /255-scaled images before its own graph
+ * (`--layout`, `--mean`, `--std`); stored in the saved file under 'kiln.preprocessing'.
+ */
 export interface Preprocessing {
   /** Layout of the model's own image input; Kiln's data sets are channels-last. */
   layout?: InputLayout;
   /** Per-channel mean subtracted from the (already /255-scaled) data, then divided by std. */
   mean?: number[];
+  /** Per-channel standard deviation the centred data is divided by (all > 0). */
   std?: number[];
 }
 
+/** A node between the weights and the output that Kiln has no gradient rule for. */
 export interface UntrainableOp {
+  /** Its op type ('Einsum', ...). */
   op: string;
+  /** The node's name in the graph. */
   node: string;
 }
 

@@ -20,25 +20,33 @@ import { CLASS_NAMES_METADATA_KEY, checkClassNames, parseClassNames } from './cl
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAME = 'output';
 
+/** One parameter of a model: its name in the graph, the layer that owns it, and its spec. */
 export interface ParamInfo {
   /** The initializer's name in the ONNX graph (`<layer name>/<param name>` for layer models). */
   name: string;
   /** The Kiln layer that owns it; absent for imported graphs. */
   layer?: Layer;
+  /** Shape, initializer and whether it trains. */
   spec: ParamSpec;
 }
 
 /** A graph built from the structure, with the parameters it reads and (training) the statistics it updates. */
 export interface BuiltGraph {
+  /** The graph, with the model's nodes in it. */
   graph: Graph;
+  /** The data input. */
   input: Value;
+  /** The model's output. */
   output: Value;
+  /** The parameters the graph reads. */
   params: ParamInfo[];
   /** Training graphs: new values of non-trainable parameters (moving statistics), by parameter name. */
   updates: Map<string, Value>;
 }
 
+/** How `Model.buildGraph` builds the graph: for inference (default) or for the training step. */
 export interface BuildOptions {
+  /** Build the training form (dropout active, batch statistics, statistics updates). */
   training?: boolean;
   /** Parameters as graph inputs (training) instead of stored initializers (inference, export). */
   paramsAsInputs?: boolean;
@@ -57,7 +65,9 @@ export interface BuildOptions {
   logits?: boolean;
 }
 
+/** Options of `predict`. */
 export interface PredictOptions {
+  /** Examples per ONNX Runtime run (default 32); the results are the same for any size. */
   batchSize?: number;
 }
 
@@ -77,14 +87,22 @@ export interface ModelStructure {
   inferenceOnnx(weights: ReadonlyMap<string, Tensor>): Uint8Array;
 }
 
+/** Arguments every model takes. */
 export interface ModelArgs {
+  /** The model's name (default 'sequential' or the imported graph's name). */
   name?: string;
   /** Seed for initial weights (and dropout masks); the same seed gives the same model. */
   seed?: number;
 }
 
+/**
+ * The model every Kiln model is: weights by name, metadata, and the graph its structure emits; it predicts
+ * and saves. `Sequential` and `GraphModel` add training (`TrainableModel`); `OnnxModel` runs any file as it is.
+ */
 export abstract class Model {
+  /** The model's name. */
   name: string;
+  /** The seed its initial weights (and dropout masks) came from (default 42). */
   readonly seed: number;
   /** Current parameter values by name. */
   readonly weights = new Map<string, Tensor>();
@@ -99,10 +117,14 @@ export abstract class Model {
     this.seed = args.seed ?? 42;
   }
 
+  /**
+   * Shape of one input example as callers feed it, without the batch dimension (channels last for images).
+   */
   get inputShape(): number[] {
     return this.structure.inputShape;
   }
 
+  /** Shape of one output example, without the batch dimension (`[10]` for a 10-class classifier). */
   get outputShape(): number[] {
     return this.structure.outputShape;
   }
@@ -178,7 +200,13 @@ export abstract class Model {
     this.invalidate();
   }
 
-  countParams(): { total: number; trainable: number } {
+  /** Number of parameter elements: all of them, and those training updates. */
+  countParams(): {
+    /** Every parameter element. */
+    total: number;
+    /** The elements training updates. */
+    trainable: number;
+  } {
     let total = 0;
     let trainable = 0;
     for (const p of this.paramInfos()) {

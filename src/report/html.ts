@@ -4,6 +4,7 @@ import { benchFootnote, benchHeader, benchRow } from '../bench/format.js';
 import { writeFileAtomic } from '../model/atomic-write.js';
 import { accuracyScatterSpec, curvePoints, renderSvg, trainingCurveSpec } from './charts.js';
 
+/** What the report page shows besides the measurements. */
 export interface ReportOptions {
   /** Page title (default 'Kiln model report'). */
   title?: string;

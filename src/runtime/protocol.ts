@@ -8,6 +8,7 @@ export interface WireTensor {
   buffer: ArrayBuffer;
 }
 
+/** How ONNX Runtime runs a session. */
 export interface SessionOptions {
   /** Threads ONNX Runtime uses inside one operator (default: all cores). */
   intraOpThreads?: number;
@@ -20,12 +21,17 @@ export interface SessionOptions {
   allowSpinning?: boolean;
 }
 
+/** A session loaded in a Runtime's worker. */
 export interface SessionInfo {
+  /** The session's number in its worker. */
   id: number;
+  /** The model's input names. */
   inputNames: string[];
+  /** The model's output names. */
   outputNames: string[];
 }
 
+/** What one run fetches, stores back into the worker's state and checks. */
 export interface RunOptions {
   /** Output names to return (default: every output not stored into state). */
   fetch?: string[];

@@ -79,12 +79,14 @@ export class Runtime {
     }) as Promise<Response & { ok: true }>;
   }
 
+  /** Loads ONNX model bytes into a new ONNX Runtime session in the worker. */
   async load(model: Uint8Array, options: SessionOptions = {}): Promise<SessionInfo> {
     const copy = Uint8Array.from(model).buffer; // a real copy: a Buffer's slice() shares its pool
     const res = await this.request({ kind: 'load', model: copy, options }, [copy]);
     return res.info!;
   }
 
+  /** Runs a session on named inputs (state tensors fill the inputs not fed); returns the outputs by name. */
   async run(session: SessionInfo, feeds: Record<string, Tensor>, options: RunOptions = {}): Promise<Record<string, Tensor>> {
     const transfer: ArrayBuffer[] = [];
     const wire: Record<string, WireTensor> = {};
@@ -95,6 +97,7 @@ export class Runtime {
     return out;
   }
 
+  /** Stores named tensors in the worker, where runs read them as inputs of the same name. */
   async setState(tensors: Record<string, Tensor>): Promise<void> {
     const transfer: ArrayBuffer[] = [];
     const wire: Record<string, WireTensor> = {};
@@ -102,6 +105,7 @@ export class Runtime {
     await this.request({ kind: 'setState', tensors: wire }, transfer);
   }
 
+  /** Copies named state tensors out of the worker. */
   async getState(names: string[]): Promise<Record<string, Tensor>> {
     const res = await this.request({ kind: 'getState', names });
     const out: Record<string, Tensor> = {};
@@ -109,14 +113,17 @@ export class Runtime {
     return out;
   }
 
+  /** Drops named state tensors from the worker. */
   async deleteState(names: string[]): Promise<void> {
     await this.request({ kind: 'deleteState', names });
   }
 
+  /** Frees a session and its memory. */
   async release(session: SessionInfo): Promise<void> {
     await this.request({ kind: 'release', session: session.id });
   }
 
+  /** Releases every session and stops the worker; later calls fail. */
   async close(): Promise<void> {
     if (this.closed) return;
     live.delete(this);

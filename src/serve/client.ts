@@ -12,6 +12,7 @@ import { stringifyJson } from './json.js';
  * or any other server of the Open Inference Protocol over HTTP/JSON.
  */
 
+/** Options of `client()`. */
 export interface ClientOptions {
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
@@ -19,28 +20,66 @@ export interface ClientOptions {
   timeoutMs?: number;
 }
 
+/** A model's KServe v2 metadata: its name, versions, and the tensors it takes and returns. */
 export interface ModelMetadata {
+  /** The model's name. */
   name: string;
+  /** The versions the server has (for a model, not a version). */
   versions?: string[];
+  /** The backend ('onnxruntime_onnx' for Kiln and Triton). */
   platform: string;
-  inputs: { name: string; datatype: string; shape: number[] }[];
-  outputs: { name: string; datatype: string; shape: number[] }[];
+  /** The inputs a request must carry. */
+  inputs: TensorMetadata[];
+  /** The outputs a response carries. */
+  outputs: TensorMetadata[];
 }
 
+/** One input or output in a model's metadata. */
+export interface TensorMetadata {
+  /** The name requests and responses use (config.json's inputNames/outputNames may rename the ONNX one). */
+  name: string;
+  /** KServe v2 datatype ('FP32', 'INT64', ...). */
+  datatype: string;
+  /** The shape, −1 for a variable dimension (the batch). */
+  shape: number[];
+}
+
+/** Options of `KilnClient.infer`. */
 export interface InferOptions {
+  /** The model version to ask (default: the latest the server has ready). */
   version?: number | string;
   /** Outputs to return (default: all). */
   outputs?: string[];
+  /** A request id the server echoes back. */
   id?: string;
   /** Send inputs and receive outputs as raw bytes (Triton's binary data extension) instead of JSON numbers. */
   binary?: boolean;
 }
 
+/** A KServe v2 inference response body, as the server sends it. */
 export interface InferResponse {
+  /** The model that answered. */
   model_name: string;
+  /** The version that answered. */
   model_version?: string;
+  /** The request's id, when it had one. */
   id?: string;
-  outputs: { name: string; shape: number[]; datatype: string; data?: unknown; parameters?: { binary_data_size?: number } }[];
+  /** The output tensors. */
+  outputs: {
+    /** The output's name. */
+    name: string;
+    /** Its shape. */
+    shape: number[];
+    /** KServe v2 datatype ('FP32', ...). */
+    datatype: string;
+    /** The elements, flat in row-major order (absent when sent as binary data). */
+    data?: unknown;
+    /** Triton's binary extension: the byte size of this tensor's data after the JSON. */
+    parameters?: {
+      /** Bytes of this tensor's data in the binary part of the reply. */
+      binary_data_size?: number;
+    };
+  }[];
 }
 
 const DTYPE_OF: Record<string, DType> = { FP32: 'float32', FP64: 'float64', INT8: 'int8', INT32: 'int32', INT64: 'int64', UINT8: 'uint8', BOOL: 'bool' };
@@ -64,7 +103,11 @@ export function tensorToRequest(name: string, t: Tensor): { name: string; shape:
   return { name, shape: [...t.shape], datatype: DATATYPE_OF[t.dtype], data: flatValues(t).values };
 }
 
+/**
+ * A KServe v2 (Open Inference Protocol) client over HTTP/JSON: `kiln serve`, Triton, KServe. Made by `client(url)`.
+ */
 export class KilnClient {
+  /** The server's base URL, without a trailing slash. */
   readonly url: string;
   private readonly metadataCache = new Map<string, Promise<ModelMetadata>>();
 
@@ -117,22 +160,34 @@ export class KilnClient {
     return (await this.request('GET', path)).status === 200;
   }
 
+  /** Whether the server answers at all (`GET /v2/health/live`). */
   live(): Promise<boolean> {
     return this.ok('/v2/health/live');
   }
 
+  /** Whether the server is ready for inference (`GET /v2/health/ready`). */
   ready(): Promise<boolean> {
     return this.ok('/v2/health/ready');
   }
 
-  serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
+  /** The server's name, version and protocol extensions (`GET /v2`). */
+  serverMetadata(): Promise<{
+    /** The server's name ('kiln'). */
+    name: string;
+    /** Its version. */
+    version: string;
+    /** Protocol extensions it supports (Triton's binary_tensor_data, model_repository, ...). */
+    extensions: string[];
+  }> {
     return this.json('GET', '/v2');
   }
 
+  /** Whether a model (or one version of it) is ready. */
   modelReady(model: string, options: { version?: number | string } = {}): Promise<boolean> {
     return this.ok(`${this.modelPath(model, options.version)}/ready`);
   }
 
+  /** A model's inputs and outputs with their datatypes and shapes. */
   modelMetadata(model: string, options: { version?: number | string } = {}): Promise<ModelMetadata> {
     return this.json('GET', this.modelPath(model, options.version));
   }
@@ -191,7 +246,18 @@ export class KilnClient {
   }
 
   /** Triton's repository index: every model version and its state. */
-  repositoryIndex(): Promise<{ name: string; version?: string; state: string; reason: string }[]> {
+  repositoryIndex(): Promise<
+    {
+      /** The model's name. */
+      name: string;
+      /** The version (absent for a model with no version on disk). */
+      version?: string;
+      /** 'READY', 'LOADING', 'UNAVAILABLE', ... */
+      state: string;
+      /** Why the version is not ready, e.g. its load error ('' when ready). */
+      reason: string;
+    }[]
+  > {
     return this.json('POST', '/v2/repository/index', {});
   }
 }

@@ -7,8 +7,19 @@ import { record, recordOf } from './records.js';
  * optional; server-wide defaults fill the rest.
  */
 
-export type VersionPolicy = { latest: number } | { specific: number[] } | 'all';
+/** Which versions of a model are served: the newest N, the ones listed, or all on disk (Triton's version_policy). */
+export type VersionPolicy =
+  | {
+      /** Serve the N highest version numbers (default: 1). */
+      latest: number;
+    }
+  | {
+      /** Serve exactly these versions. */
+      specific: number[];
+    }
+  | 'all';
 
+/** A model's serving configuration: the fields of its config.json (all optional there), or of `serve({config})`. */
 export interface ModelConfig {
   /**
    * Largest batch (first dimension) one ONNX Runtime run takes; requests with more rows are refused.
@@ -40,6 +51,7 @@ export interface ModelConfig {
   image: { crop?: 'none' | 'center'; size?: [number, number] } | undefined;
   /** Names clients use for the ONNX inputs / outputs: ONNX name → served name. */
   inputNames: Record<string, string>;
+  /** Names clients use for the ONNX outputs: ONNX name → served name. */
   outputNames: Record<string, string>;
   /** ONNX Runtime sessions (each in its own worker thread) per loaded version. */
   instances: number;

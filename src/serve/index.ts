@@ -3,3 +3,4 @@ export { serve, type ServeOptions, type ServerHandle, type ServableModel } from 
 export { client, KilnClient, type ClientOptions, type InferOptions, type ModelMetadata, type InferResponse } from './client.js';
 export { ServeError } from './errors.js';
 export type { ModelConfig, VersionPolicy } from './config.js';
+export type { TensorMetadata } from './client.js';

@@ -22,8 +22,19 @@ import { torchServeInferenceRoutes, torchServeManagementRoutes, torchServePing }
 import { DEFAULT_MAX_IMAGE_PIXELS } from '../images/header.js';
 
 /** A model given in code: an .onnx path, ONNX bytes, or a model object (Sequential: toOnnx(); OnnxModel: bytes). */
-export type ServableModel = string | Uint8Array | { toOnnx(): Uint8Array } | { bytes: Uint8Array };
+export type ServableModel =
+  | string
+  | Uint8Array
+  | {
+      /** The model as ONNX bytes (a Sequential or GraphModel). */
+      toOnnx(): Uint8Array;
+    }
+  | {
+      /** The model's ONNX bytes (an OnnxModel or QuantizedModel). */
+      bytes: Uint8Array;
+    };
 
+/** Options of `serve()`; `kiln serve` takes the same as flags. */
 export interface ServeOptions {
   /** One model (served as version 1). Give this or modelRepository. */
   model?: ServableModel;
@@ -60,19 +71,33 @@ export interface ServeOptions {
   idleConnectionGraceMs?: number;
   /** A pino logger, or the level of the JSON logger written to stdout (default 'info'; 'silent' for none). */
   logger?: Logger;
+  /** Level of the JSON log written to stdout when no logger is given: fatal, error, warn, info (default), debug, silent. */
   logLevel?: string;
 }
 
+/** A running server, as `serve()` resolves it. */
 export interface ServerHandle {
   /** http://host:port */
   readonly url: string;
   /** http://host:port of the management port, when one was asked for (managementPort). */
   readonly managementUrl: string | undefined;
+  /** The interface it listens on. */
   readonly host: string;
+  /** The port it listens on (the one picked when 0 was asked for). */
   readonly port: number;
+  /**
+   * The models and their versions' states.
+   * @internal
+   */
   readonly registry: ModelRegistry;
+  /**
+   * The Prometheus metrics served at /metrics.
+   * @internal
+   */
   readonly metrics: ServeMetrics;
+  /** The Fastify instance (for `inject()` in tests, or to register more routes before traffic arrives). */
   readonly app: FastifyInstance;
+  /** The server's pino logger. */
   readonly log: Logger;
   /** Rescans the repository now and waits for the loads and unloads it starts. */
   reload(): Promise<void>;

@@ -5,6 +5,7 @@ import { structuredPrune, type StructuredPruneArgs, type StructuredPruneOptions 
 
 /** Options of `prune`: magnitude pruning (sparsity / schedule / sparsityMByN) or `structured`. */
 export interface PruneOptions extends MagnitudePruneOptions {
+  /** Structured pruning instead: remove whole filters and units (give no magnitude option with it). */
   structured?: StructuredPruneArgs;
 }
 

@@ -10,28 +10,39 @@ import { evaluateClassifier } from '../../train/metrics.js';
 
 /** One model's cost, and — when measured — its test accuracy and inference latency. */
 export interface ModelSnapshot extends ModelCost {
+  /** Test accuracy, when evaluation data was given. */
   accuracy?: number;
   /** Median milliseconds per inference batch of `latencyBatchSize` examples. */
   latencyMs?: number;
+  /** The batch size latency was measured at. */
   latencyBatchSize?: number;
 }
 
 /** Zeros in one weight tensor. */
 export interface WeightSparsity {
+  /** The weight's name (`<layer>/<param>`). */
   name: string;
+  /** Its shape. */
   shape: number[];
+  /** Its element count. */
   elements: number;
+  /** Elements exactly zero. */
   zeros: number;
+  /** zeros / elements. */
   sparsity: number;
 }
 
 /** One layer before and after pruning. */
 export interface LayerPruneReport {
+  /** The layer's name. */
   name: string;
+  /** Its class ('Conv2D', ...). */
   className: string;
   /** Filters (Conv2D) or units (Dense) before → after; other layers: undefined. */
   units?: [number, number];
+  /** Its parameters before pruning. */
   parametersBefore: number;
+  /** Its parameters after (fewer only with structured pruning). */
   parametersAfter: number;
   /** Non-zero weights after pruning. */
   nonZeroAfter: number;
@@ -39,24 +50,42 @@ export interface LayerPruneReport {
   sparsity: number;
   /** Zeros in its kernel, when it has one. */
   kernelSparsity?: number;
+  /** Whether this layer was pruned. */
   pruned: boolean;
   /** Structured pruning: the original indices of the filters/units kept (ascending). */
   keptUnits?: number[];
 }
 
+/** What pruning did: the model before and after, per layer and per weight. */
 export interface PruneReport {
+  /** Which pruning ran. */
   method: 'magnitude' | 'structured';
+  /** The original model's cost (and accuracy, latency when measured). */
   before: ModelSnapshot;
+  /** The pruned model's. */
   after: ModelSnapshot;
+  /** Each layer before and after. */
   layers: LayerPruneReport[];
+  /** Zeros in each weight of the pruned model. */
   weights: WeightSparsity[];
   /** Zeros among all weights of the pruned model. */
   sparsity: number;
   /** Magnitude pruning: zeros among the weights it targeted (the kernels of the pruned layers). */
   targetSparsity?: number;
   /** Magnitude pruning: the schedule followed and the mask updates made (step, sparsity). */
-  schedule?: { name: string; config: Record<string, number> };
-  maskUpdates?: { step: number; sparsity: number }[];
+  schedule?: {
+    /** The schedule's name. */
+    name: string;
+    /** Its arguments. */
+    config: Record<string, number>;
+  };
+  /** Magnitude pruning: each mask update, at which fine-tuning step and to what sparsity. */
+  maskUpdates?: {
+    /** The fine-tuning step (0-based). */
+    step: number;
+    /** The sparsity the masks were set to. */
+    sparsity: number;
+  }[];
   /** Fine-tuning history (per fit, for iterative structured pruning one entry per round). */
   history?: Record<string, number[]>[];
 }
@@ -68,6 +97,7 @@ function countZeros(t: Tensor): number {
   return zeros;
 }
 
+/** Zeros in each of the model's weights. */
 export function weightSparsity(model: Sequential): WeightSparsity[] {
   return [...model.weights].map(([name, t]) => {
     const zeros = countZeros(t);
@@ -149,11 +179,24 @@ export async function measureLatency(models: readonly Sequential[], options: { b
   }
 }
 
+/** What to measure besides size and FLOPs, before and after. */
 export interface SnapshotOptions {
   /** Test data for the accuracy before and after. */
-  evaluation?: { x: Tensor; y: Tensor };
+  evaluation?: {
+    /** Test inputs. */
+    x: Tensor;
+    /** Test labels. */
+    y: Tensor;
+  };
   /** Measure inference latency (default batch 64, 30 runs each, interleaved). */
-  latency?: boolean | { batchSize?: number; runs?: number };
+  latency?:
+    | boolean
+    | {
+        /** Examples per run (default 64). */
+        batchSize?: number;
+        /** Timed runs per model (default 30). */
+        runs?: number;
+      };
 }
 
 /** Cost (and, when asked, accuracy and latency) of the model before and after pruning. */

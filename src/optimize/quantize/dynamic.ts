@@ -4,16 +4,19 @@ import { quantizeWeight } from './params.js';
 import { computeIneligibility, outputChannelAxis, type NodeDecision } from './qdq.js';
 import { GraphCopy } from './rewrite.js';
 
+/** Options of `quantizeDynamicGraph`. */
 export interface DynamicQuantizationOptions {
   /** One scale per output channel (default true). */
   perChannel?: boolean;
   /** Weight precision in bits, 2–8 (default 8; 7 with reduceRange). */
   weightBits?: number;
+  /** 7-bit weights (ONNX Runtime's reduce_range). */
   reduceRange?: boolean;
+  /** Layer (or node) names to keep in float. */
   exclude?: string[];
 }
 
-/*
+/**
  * Dynamic quantization: int8 weights (symmetric, zero point 0), activations quantized at run time.
  *   x → DynamicQuantizeLinear → (x_q uint8, x_scale, x_zp)
  *   MatMulInteger(x_q, W_q, x_zp) / ConvInteger(x_q, W_q, x_zp) → int32
@@ -22,7 +25,16 @@ export interface DynamicQuantizationOptions {
  * (MatMul → Cast → Mul(Mul(a_scale, b_scale)) → Add(bias), then with DynamicQuantizeLinear); ConvInteger
  * has no fused form there and its speed depends on the runtime.
  */
-export function quantizeDynamicGraph(src: Graph, layerOf: Map<string, string>, options: DynamicQuantizationOptions = {}): { graph: Graph; decisions: NodeDecision[] } {
+export function quantizeDynamicGraph(
+  src: Graph,
+  layerOf: Map<string, string>,
+  options: DynamicQuantizationOptions = {},
+): {
+  /** The quantized graph. */
+  graph: Graph;
+  /** What happened to each Conv, Gemm and MatMul. */
+  decisions: NodeDecision[];
+} {
   const copy = new GraphCopy(src);
   const dst = copy.dst;
   const perChannel = options.perChannel ?? true;

@@ -4,7 +4,9 @@ import type { SessionInfo } from '../../runtime/protocol.js';
 import { Tensor } from '../../tensor.js';
 import { accuracy, predictedLabels } from '../../train/metrics.js';
 
+/** Data to compare the float and quantized models on. */
 export interface EvaluationData {
+  /** Test inputs (channels-last images are laid out for the model as calibration data are). */
   x: Tensor;
   /** Class labels [N]; without them only latency and agreement with the float model are measured. */
   y?: Tensor;
@@ -14,6 +16,7 @@ export interface EvaluationData {
   latencyRuns?: number;
 }
 
+/** One model's accuracy and latency. */
 export interface ModelMeasurement {
   /** Top-1 accuracy on the evaluation data (when labels were given). */
   accuracy?: number;
@@ -21,14 +24,19 @@ export interface ModelMeasurement {
   latencyMs: number;
 }
 
+/** The float model against the quantized one, measured in the same run. */
 export interface Comparison {
+  /** The float model. */
   before: ModelMeasurement;
+  /** The quantized model. */
   after: ModelMeasurement;
+  /** Batch size of the latency measurement. */
   batchSize: number;
   /** Fraction of examples where the quantized model predicts the float model's class. */
   agreement: number;
   /** Largest |float − quantized| over all outputs, and the largest |float| for scale. */
   maxAbsDiff: number;
+  /** Largest |float output|, to judge maxAbsDiff against. */
   maxAbsFloat: number;
 }
 

@@ -40,6 +40,7 @@ const QLINEAR = new Set(['GlobalAveragePool', 'AveragePool', 'LeakyRelu', 'Sigmo
 /** Ops that carry no numeric work worth reporting. */
 const QUIET = new Set(['Identity', 'Dropout']);
 
+/** Options of `insertQdq` (static quantization's graph rewrite). */
 export interface StaticQuantizationOptions {
   /** One scale per output channel of each weight (default true). */
   perChannel?: boolean;
@@ -60,23 +61,37 @@ export interface StaticQuantizationOptions {
   minConvReduction?: number;
 }
 
+/** The precision a node ended up in. */
 export type Precision = 'int8' | 'float32';
 
 /** What happened to one layer's operator. */
 export interface NodeDecision {
+  /** The layer (Kiln models) or node name (other models) it belongs to. */
   layer: string;
+  /** The node's name. */
   node: string;
+  /** Its op type. */
   op: string;
+  /** int8 or float32. */
   precision: Precision;
   /** Why it stayed float (or how it was handled). */
   reason?: string;
 }
 
+/** What `insertQdq` produced. */
 export interface QdqResult {
+  /** The QDQ graph. */
   graph: Graph;
+  /** What happened to each quantizable node. */
   decisions: NodeDecision[];
   /** Quantization parameters of each quantized activation, by value name. */
-  activations: Map<string, QuantParams & { type: QuantType }>;
+  activations: Map<
+    string,
+    QuantParams & {
+      /** The integer type of the activation. */
+      type: QuantType;
+    }
+  >;
 }
 
 /** Why a Conv/Gemm/MatMul cannot (or should not) take int8 weights, or null when it can. */

@@ -26,30 +26,46 @@ import { MODEL_METADATA_KEY } from '../../model/sequential.js';
 import { adaptInput } from '../../model/input-adapter.js';
 import type { Preprocessing } from '../../model/imported-graph.js';
 
+/** The quantization modes: dynamic int8, static int8 (calibrated), float16 weights, quantization-aware training. */
 export type QuantizationMode = 'dynamic' | 'static' | 'float16' | 'qat';
+/** Every quantization mode. */
 export const QUANTIZATION_MODES: readonly QuantizationMode[] = ['dynamic', 'static', 'float16', 'qat'];
 
 /** Calibration examples: a tensor [N, ...inputShape], labelled images, or a data set (its training split). */
 export type CalibrationData = Tensor | LabeledImages | ImageDataset;
 
+/** Quantization-aware training's fine-tuning run. */
 export interface FineTuneArgs {
+  /** Training inputs. */
   x: Tensor;
+  /** Training labels. */
   y: Tensor;
-  /** Default 1. */
+  /** Epochs of fine-tuning with fake quantization. Default 1. */
   epochs?: number;
   /** Default 64. */
   batchSize?: number;
   /** Default: Adam with learning rate 1e-4 (a tenth of Keras' default: fine-tuning, not training). */
   optimizer?: string | Optimizer;
+  /** Learning rate of the default Adam (default 1e-4). */
   learningRate?: number;
   /** Default: the loss the model was compiled with (from its metadata), else sparse categorical cross-entropy on logits. */
   loss?: string | Loss;
+  /** Fraction held out for validation, as in `fit()`. */
   validationSplit?: number;
+  /** 0 silent (default), 1 progress bar, 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
-  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Where progress goes (default process.stdout). */
+  stream?: NodeJS.WritableStream & {
+    /** A terminal gets a redrawn progress bar. */
+    isTTY?: boolean;
+    /** Width of the terminal. */
+    columns?: number;
+  };
 }
 
+/** Options of `quantize`; `kiln quantize` takes the same as flags. */
 export interface QuantizeOptions {
+  /** Which quantization: 'dynamic', 'static', 'float16' or 'qat'. */
   mode: QuantizationMode;
   /** static / qat: examples to calibrate activation ranges on (qat: default fineTune.x). */
   calibration?: CalibrationData;
@@ -85,33 +101,60 @@ export interface QuantizeOptions {
   evaluate?: EvaluationData;
   /** Seed for picking calibration examples (default 42). */
   seed?: number;
+  /** The runtime worker for calibration and measurement (default: the shared one). */
   runtime?: Runtime;
 }
 
 /** One layer's outcome. */
 export interface LayerReport {
+  /** The layer's (or node's) name. */
   layer: string;
+  /** Its operators. */
   ops: string[];
+  /** The precision it runs in. */
   precision: 'int8' | 'float16' | 'float32';
   /** Why it stayed float, or a note on how it runs. */
   reason?: string;
 }
 
+/** What `quantize` did: sizes, each layer's precision and why, calibration, and the measured comparison. */
 export interface QuantizationReport {
+  /** The mode used. */
   mode: QuantizationMode;
+  /** The settings in effect, defaults included (also stored in the file's 'kiln.quantization' metadata). */
   settings: Record<string, unknown>;
   /** Bytes of the float model's ONNX file and of the quantized one. */
   sizeBefore: number;
+  /** Bytes of the quantized file. */
   sizeAfter: number;
   /** sizeBefore / sizeAfter. */
   compression: number;
+  /** Each layer's outcome. */
   layers: LayerReport[];
   /** The layers that stayed float, with the reason. */
-  floatLayers: { layer: string; reason: string }[];
+  floatLayers: {
+    /** The layer's name. */
+    layer: string;
+    /** Why it stayed float. */
+    reason: string;
+  }[];
   /** BatchNormalization layers folded into the convolution before them. */
   foldedBatchNorm: string[];
-  calibration?: { method: CalibrationMethod; samples: number };
-  fineTune?: { epochs: number; history: History['history'] };
+  /** static / qat: how activation ranges were calibrated. */
+  calibration?: {
+    /** The range estimator. */
+    method: CalibrationMethod;
+    /** Examples calibrated on. */
+    samples: number;
+  };
+  /** qat: the fine-tuning run. */
+  fineTune?: {
+    /** Epochs run. */
+    epochs: number;
+    /** Loss and accuracy per epoch. */
+    history: History['history'];
+  };
+  /** Accuracy and latency before and after, when `evaluate` data was given. */
   evaluation?: Comparison;
   /** Node count per op type in the quantized graph. */
   ops: Record<string, number>;
@@ -125,6 +168,7 @@ export class QuantizedModel extends OnnxModel {
   constructor(
     bytes: Uint8Array,
     proto: ModelProto,
+    /** What quantization did. */
     readonly report: QuantizationReport,
     runtime?: Runtime,
   ) {

@@ -14,6 +14,7 @@ export const QUANTIZATION_METADATA_KEY = 'kiln.quantization';
 
 /** A float inference graph to quantize, and where each node came from. */
 export interface SourceGraph {
+  /** The float graph, as Kiln's graph builder holds it. */
   graph: Graph;
   /** Node name → the Kiln layer that emitted it (foreign models: the node's own name). */
   layerOf: Map<string, string>;
