@@ -18,7 +18,7 @@ import { quantizeDynamicGraph } from './dynamic.js';
 import { compareModels, type Comparison, type EvaluationData } from './evaluate.js';
 import { convertToFloat16 } from './float16.js';
 import { foldBatchNormalization } from './fold-batchnorm.js';
-import { DEFAULT_MIN_CONV_REDUCTION, insertQdq, type NodeDecision } from './qdq.js';
+import { DEFAULT_FLOAT_OPS, DEFAULT_MIN_CONV_REDUCTION, FLOAT_OP_KINDS, insertQdq, type FloatOpKind, type NodeDecision } from './qdq.js';
 import { integerKernelsSaturate } from './params.js';
 import { checkFineTune, fakeQuantStepOptions, foldBatchNormLayers } from './qat.js';
 import { QUANTIZATION_METADATA_KEY, checkNotQuantized, sourceGraph, type QuantizableModel } from './source-graph.js';
@@ -77,6 +77,12 @@ export interface QuantizeOptions {
    * float, where ONNX Runtime's int8 kernel measured slower than its float one (default 128; 0: none).
    */
   minConvReduction?: number;
+  /**
+   * static: transformer ops kept in float (default ['LayerNormalization', 'Gelu', 'Softmax'], each
+   * measured to cost accuracy in 8 bits and to buy no speed): 'LayerNormalization' (the op or its
+   * decomposed export), 'Gelu' (the Erf form), 'Softmax'. [] quantizes around all of them.
+   */
+  floatOps?: readonly FloatOpKind[];
   /** float16: also compute in float16 (default false: float16 storage, float32 compute). */
   float16Compute?: boolean;
   /** qat: the fine-tuning run with fake quantization. */
@@ -153,6 +159,9 @@ function checkOptions(o: QuantizeOptions): void {
   }
   if (o.calibrationSamples !== undefined && !(Number.isInteger(o.calibrationSamples) && o.calibrationSamples >= 1)) {
     throw new KilnError('INVALID_ARGUMENT', `calibrationSamples must be a positive integer, got ${o.calibrationSamples}`);
+  }
+  if (o.floatOps !== undefined && (!Array.isArray(o.floatOps) || o.floatOps.some((k) => !FLOAT_OP_KINDS.includes(k)))) {
+    throw new KilnError('INVALID_ARGUMENT', `floatOps takes a list of ${FLOAT_OP_KINDS.join(', ')}, got ${JSON.stringify(o.floatOps)}`);
   }
   if (o.mode === 'static' && o.calibration === undefined) {
     throw new KilnError('INVALID_ARGUMENT', "mode 'static' needs calibration data: quantize(model, {mode: 'static', calibration: x}) with x of the model's input shape");
@@ -307,11 +316,13 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     Object.assign(settings, { activationType, method, ...(method === 'percentile' ? { percentile: options.percentile ?? 99.999 } : {}) });
     const minConvReduction = options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION;
     settings.minConvReduction = minConvReduction;
-    result = insertQdq(foldedGraph, ranges, src.layerOf, { ...common, activationType, minConvReduction });
+    const floatOps = options.floatOps ?? DEFAULT_FLOAT_OPS;
+    settings.floatOps = [...floatOps];
+    result = insertQdq(foldedGraph, ranges, src.layerOf, { ...common, activationType, minConvReduction, floatOps });
   }
   const metadata: Record<string, string> = { ...src.metadata };
   metadata[QUANTIZATION_METADATA_KEY] = JSON.stringify({ mode: options.mode, model: src.modelName, settings });
-  const bytes = encodeModel(modelToProto(result.graph, metadata));
+  const bytes = encodeModel(modelToProto(result.graph, metadata, Math.max(13, src.opset)));
   const report = baseReport(options, settings, before.length, bytes.length, foldedBatchNorm);
   report.layers = layerReports(result.decisions, src.layerNames);
   report.floatLayers = report.layers.filter((l) => l.precision !== 'int8').map((l) => ({ layer: l.layer, reason: l.reason ?? 'float' }));

@@ -1,7 +1,7 @@
 import { KilnError } from '../../errors.js';
 import { ONNX_TYPE_NAMES, dtypeFromOnnx } from '../../graph/dtype.js';
 import { Graph, type Shape } from '../../graph/graph.js';
-import { nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
+import { DEFAULT_OPSET, nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
 import type { ModelProto, ValueInfoProto } from '../../graph/proto.js';
 import { OnnxModel, QUANTIZED_OPS } from '../../model/onnx-model.js';
 import type { Model } from '../../model/model.js';
@@ -26,6 +26,11 @@ export interface SourceGraph {
   modelName: string;
   /** Layer names, in order (to check `exclude` against). */
   layerNames: string[];
+  /**
+   * The model's ONNX opset: a rewrite writes the same one (at least 13, where QuantizeLinear takes a
+   * per-channel axis), so its own ops keep the meaning they had (ReduceMean's axes, for one).
+   */
+  opset: number;
 }
 
 /** A Kiln layer model, any other Kiln model (an imported graph is quantized as the file it saves), a loaded ONNX file, or its bytes. */
@@ -102,7 +107,8 @@ export function sourceGraph(model: QuantizableModel): SourceGraph {
     const layerOf = new Map(graph.nodes.map((n) => [n.name, n.name.replace(/^node\//, '')]));
     const metadata = Object.fromEntries((model.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
     delete metadata[MODEL_METADATA_KEY];
-    return { graph, layerOf, metadata, layerNames: [...new Set(layerOf.values())], modelName: model.proto.graph?.name || 'model' };
+    const opset = Number(model.proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? DEFAULT_OPSET);
+    return { graph, layerOf, metadata, layerNames: [...new Set(layerOf.values())], modelName: model.proto.graph?.name || 'model', opset };
   }
   const sequentialModel = model as Sequential;
   if (typeof sequentialModel.buildGraph !== 'function') {
@@ -121,5 +127,5 @@ export function sourceGraph(model: QuantizableModel): SourceGraph {
   });
   for (const n of graph.nodes.slice(seen)) layerOf.set(n.name, n.outputs.includes(OUTPUT_NAME) ? 'output' : 'input');
   const metadata = Object.fromEntries(sequentialModel.metadata);
-  return { graph, layerOf, metadata, layerNames: sequentialModel.layers.map((l) => l.name ?? l.className), modelName: sequentialModel.name };
+  return { graph, layerOf, metadata, layerNames: sequentialModel.layers.map((l) => l.name ?? l.className), modelName: sequentialModel.name, opset: DEFAULT_OPSET };
 }
