@@ -47,7 +47,10 @@ const QUIET = new Set(['Identity', 'Dropout', 'Constant']);
 /** Op kinds `floatOps` can keep in float: blocks found by patterns.ts, and Softmax. */
 export type FloatOpKind = 'LayerNormalization' | 'Gelu' | 'Softmax';
 export const FLOAT_OP_KINDS: readonly FloatOpKind[] = ['LayerNormalization', 'Gelu', 'Softmax'];
-/** Kept float unless asked otherwise: each cost accuracy and bought no speed (bench/quantize/README.md). */
+/**
+ * Kept float unless asked otherwise: on the ViT fixture each in 8 bits left accuracy within 0.1 points and
+ * made the model slower (more conversions, no int8 kernel or a slower one; bench/quantize/README.md).
+ */
 export const DEFAULT_FLOAT_OPS: readonly FloatOpKind[] = ['LayerNormalization', 'Gelu', 'Softmax'];
 
 export interface StaticQuantizationOptions {
@@ -149,10 +152,10 @@ export function dequantizedConstant(dst: Graph, name: string, values: Tensor, sc
 /** Why an op kind stays float when `floatOps` lists it (the default list: DEFAULT_FLOAT_OPS). */
 const FLOAT_OP_REASONS: Record<FloatOpKind, string> = {
   LayerNormalization:
-    'LayerNorm kept float (floatOps): ONNX Runtime has no int8 LayerNormalization kernel, so an 8-bit input would only round the residual stream it normalizes (on the ViT fixture that cost accuracy; bench/quantize/any-onnx.ts)',
-  Gelu: 'GELU kept float (floatOps): ONNX Runtime has no int8 GELU kernel and fuses the float form into one Gelu/BiasGelu kernel; 8 bits around it would only add rounding',
+    'LayerNorm kept float (floatOps): ONNX Runtime has no int8 LayerNormalization kernel, so 8 bits around it would add conversions and round the residual stream it normalizes, with no int8 work to gain',
+  Gelu: 'GELU kept float (floatOps): ONNX Runtime has no int8 GELU kernel (it fuses the float form into one Gelu/BiasGelu kernel), so 8 bits around it would add conversions and rounding, with no int8 work to gain',
   Softmax:
-    'Softmax kept float (floatOps): in 8 bits (QLinearSoftmax) attention probabilities are rounded to steps of about 1/255 (on the ViT fixture that cost accuracy; bench/quantize/any-onnx.ts)',
+    'Softmax kept float (floatOps): its int8 kernel (QLinearSoftmax) rounds probabilities to steps of 1/255 and needs the 8-bit output of the MatMul before it; on the ViT fixture that measured slower at equal accuracy (bench/quantize/README.md)',
 };
 
 /** A MatMul of two computed values (attention's Q·Kᵀ and P·V): both inputs get quantized. */

@@ -73,14 +73,17 @@ export interface QuantizeOptions {
   /** Layer names (Kiln models) or node names (other ONNX models) to keep in float. */
   exclude?: string[];
   /**
-   * static / qat: convolutions summing fewer products per output (input channels × kernel area) stay
-   * float, where ONNX Runtime's int8 kernel measured slower than its float one (default 128; 0: none).
+   * Convolutions summing fewer products per output (input channels × kernel area) stay float, where
+   * ONNX Runtime's int8 kernel measured slower than its float one (default 128; 0: none). In dynamic
+   * mode too: ConvInteger has no fused kernel (a ViT's 1-channel 7×7 patch convolution took 7× the
+   * float time).
    */
   minConvReduction?: number;
   /**
-   * static: transformer ops kept in float (default ['LayerNormalization', 'Gelu', 'Softmax'], each
-   * measured to cost accuracy in 8 bits and to buy no speed): 'LayerNormalization' (the op or its
-   * decomposed export), 'Gelu' (the Erf form), 'Softmax'. [] quantizes around all of them.
+   * static: transformer ops kept in float (default ['LayerNormalization', 'Gelu', 'Softmax']: ONNX
+   * Runtime has no int8 kernel for the first two, and each in 8 bits measured slower at equal accuracy
+   * on the ViT fixture): 'LayerNormalization' (the op or its decomposed export), 'Gelu' (the Erf form),
+   * 'Softmax'. [] puts 8-bit inputs and outputs around all of them.
    */
   floatOps?: readonly FloatOpKind[];
   /** float16: also compute in float16 (default false: float16 storage, float32 compute). */
@@ -305,7 +308,9 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     weightBits: options.weightBits ?? (reduceRange ? 7 : 8),
   });
   if (options.mode === 'dynamic') {
-    result = quantizeDynamicGraph(foldedGraph, src.layerOf, common);
+    const minConvReduction = options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION;
+    settings.minConvReduction = minConvReduction;
+    result = quantizeDynamicGraph(foldedGraph, src.layerOf, { ...common, minConvReduction });
   } else {
     const data = options.calibration ?? (options.mode === 'qat' ? options.fineTune!.x : undefined);
     const x = calibrationTensor(data!, src.graph.inputs[0]!.shape ?? [], options.calibrationSamples ?? 512, seed, preprocessing);
