@@ -102,7 +102,8 @@ export function quantizeDynamicGraph(src: Graph, layerOf: Map<string, string>, o
     let y: Value;
     if (biasAdd) {
       const scaled = dst.op1('Mul', [asFloat, scale], {}, `${node.outputs[0]}/scaled`);
-      y = dst.op('Add', [scaled, copy.get(biasAdd.bias)], {}, { outputs: [biasAdd.node.outputs[0]!], name: biasAdd.node.name.replace(/^node\//, '') })[0]!;
+      y = dst.op('Add', [scaled, copy.get(biasAdd.bias)], {}, { outputs: [biasAdd.node.outputs[0]!] })[0]!;
+      dst.nodes.at(-1)!.name = biasAdd.node.name;
       copy.replace(biasAdd.node.outputs[0]!, y);
       absorbed.add(biasAdd.node);
       decide(node, 'int8', `with its bias Add (${layerName(biasAdd.node)}) in the pattern ONNX Runtime fuses into DynamicQuantizeMatMul`);
@@ -113,10 +114,12 @@ export function quantizeDynamicGraph(src: Graph, layerOf: Map<string, string>, o
       const b = node.opType === 'Conv' ? dst.constant(bias.reshape([1, bias.size, ...Array(w.rank - 2).fill(1)]), node.inputs[2]!) : copy.get(node.inputs[2]!);
       const beta = node.opType === 'Gemm' && typeof node.attrs.beta === 'number' ? node.attrs.beta : 1;
       const bScaled = beta === 1 ? b : dst.op1('Mul', [b, dst.scalar(beta)]);
-      y = dst.op('Add', [scaled, bScaled], {}, { outputs: [node.outputs[0]!], name: node.name.replace(/^node\//, '') })[0]!;
+      y = dst.op('Add', [scaled, bScaled], {}, { outputs: [node.outputs[0]!] })[0]!;
     } else {
-      y = dst.op('Mul', [asFloat, scale], {}, { outputs: [node.outputs[0]!], name: node.name.replace(/^node\//, '') })[0]!;
+      y = dst.op('Mul', [asFloat, scale], {}, { outputs: [node.outputs[0]!] })[0]!;
     }
+    // The node that now computes the original output keeps the original node's name.
+    dst.nodes.at(-1)!.name = node.name;
     copy.replace(node.outputs[0]!, y);
     decide(node, 'int8', node.opType === 'Conv' ? 'ConvInteger (no fused kernel in ONNX Runtime)' : undefined);
   }

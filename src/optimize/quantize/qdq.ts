@@ -312,7 +312,8 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
       const pool = users.length === 1 && users[0]!.opType === 'MaxPool' && users[0]!.outputs.length === 1 && !isExcluded(users[0]!) ? users[0]! : undefined;
       if (pool && quantizeAt.has(pool.outputs[0]!) && !copy.isModelOutput(out)) {
         const pooled = dst.op1('MaxPool', [copy.get(node.inputs[0]!)], pool.attrs, `${pool.outputs[0]}/before_relu`);
-        const [y] = dst.op('Relu', [pooled], {}, { outputs: [pool.outputs[0]!], name: node.name.replace(/^node\//, '') });
+        const [y] = dst.op('Relu', [pooled], {}, { outputs: [pool.outputs[0]!] });
+        dst.nodes.at(-1)!.name = node.name;
         copy.replace(pool.outputs[0]!, y!);
         quantize(pool.outputs[0]!);
         done.add(pool);

@@ -58,6 +58,8 @@ export class GraphCopy {
   emit(node: Node, inputs?: (Value | string)[], attrs = node.attrs): Value[] {
     const ins = inputs ?? node.inputs.map((i) => (i ? this.get(i) : ''));
     const outs = this.dst.op(node.opType, ins, attrs, { outputs: node.outputs, name: node.name.replace(/^node\//, ''), domain: node.domain });
+    // The node keeps its name exactly (an exported '/encoder/layers.0/MatMul' must not become 'node//encoder/…').
+    this.dst.nodes.at(-1)!.name = node.name;
     node.outputs.forEach((o, k) => this.mapped.set(o, outs[k]!));
     return outs;
   }

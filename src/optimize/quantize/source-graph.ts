@@ -90,6 +90,8 @@ export function graphFromProto(proto: ModelProto): Graph {
     const attrs = nodeAttributes(n);
     const hint = (n.name || n.opType || 'node').replace(/^node\//, '');
     graph.op(n.opType ?? '', n.input ?? [], attrs, { outputs: n.output ?? [], name: hint });
+    // The file's own node name, as it is (Graph.op would prefix Kiln's 'node/'): the rewritten file keeps it.
+    if (n.name) graph.nodes.at(-1)!.name = n.name;
   }
   for (const o of g.output ?? []) graph.outputs.push(graph.value(o.name ?? ''));
   return graph;
