@@ -289,7 +289,9 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
     }
     const block = blockOf.get(node);
     if (block) {
-      emitFloat(node);
+      // An int8 block reads its input's 8-bit version (DequantizeLinear); a float one the float value.
+      if (blockInt8(block)) copy.emit(node);
+      else emitFloat(node);
       settle(node);
       if (node === block.nodes.at(-1)) {
         const int8 = blockInt8(block);

@@ -340,7 +340,19 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
 
 function checkExclusions(exclude: string[] | undefined, names: string[]): void {
   for (const e of exclude ?? []) {
-    if (!names.includes(e)) throw new KilnError('INVALID_ARGUMENT', `exclude: the model has no layer named '${e}' (layers: ${names.join(', ')})`);
+    if (names.includes(e)) continue;
+    // An exported graph has hundreds of nodes: name the ones that look like what was meant (the longest
+    // shared beginning first: '/encoder/layers.0/self_attn/MatMul_9' → '…/self_attn/MatMul_1').
+    const shared = (n: string) => {
+      let k = 0;
+      while (k < n.length && k < e.length && n[k] === e[k]) k++;
+      return k;
+    };
+    const similar = names
+      .filter((n) => n.includes(e) || shared(n) >= Math.max(3, e.length / 2))
+      .sort((a, b) => shared(b) - shared(a));
+    const listed = names.length <= 20 ? `layers: ${names.join(', ')}` : `${names.length} layers/nodes${similar.length > 0 ? `; similar: ${similar.slice(0, 10).join(', ')}` : `, e.g. ${names.slice(0, 8).join(', ')}`}`;
+    throw new KilnError('INVALID_ARGUMENT', `exclude: the model has no layer named '${e}' (${listed})`);
   }
 }
 

@@ -68,7 +68,10 @@ export class GraphCopy {
   finish(): Graph {
     for (const o of this.src.outputs) {
       const v = this.get(o.name);
-      this.dst.outputs.push(v.name === o.name ? v : this.dst.op('Identity', [v], {}, { outputs: [o.name] })[0]!);
+      const out = v.name === o.name ? v : this.dst.op('Identity', [v], {}, { outputs: [o.name] })[0]!;
+      // Declared as the source declares it (the rewritten ops' shape rules may know less).
+      if (out.shape === null && o.shape !== null) this.dst.redeclare({ name: out.name, dtype: o.dtype, shape: [...o.shape] });
+      this.dst.outputs.push(this.dst.value(out.name));
     }
     return this.dst;
   }

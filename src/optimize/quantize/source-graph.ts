@@ -93,7 +93,14 @@ export function graphFromProto(proto: ModelProto): Graph {
     // The file's own node name, as it is (Graph.op would prefix Kiln's 'node/'): the rewritten file keeps it.
     if (n.name) graph.nodes.at(-1)!.name = n.name;
   }
-  for (const o of g.output ?? []) graph.outputs.push(graph.value(o.name ?? ''));
+  for (const o of g.output ?? []) {
+    const v = graph.value(o.name ?? '');
+    // What the file declares for its outputs (a symbolic batch, the class count) where Kiln's shape
+    // rules could not tell, so the rewritten file declares the same.
+    const declared = o.type?.tensorType;
+    if (declared?.elemType !== undefined && declared.shape && v.shape === null) graph.redeclare({ name: v.name, dtype: dtypeFromOnnx(declared.elemType), shape: shapeOf(o) });
+    graph.outputs.push(graph.value(v.name));
+  }
   return graph;
 }
 
