@@ -97,9 +97,9 @@ function byteAccounting(floatProto: ModelProto, q: ModelProto, floatSize: number
     const b = bytesOf({ initializer: ts, node: nodes });
     return [label, ts.length + nodes.length, b, `${((100 * b) / quantSize).toFixed(1)}%`];
   };
-  const int8 = inits.filter((t) => t.dataType === 3);
+  const int8 = inits.filter((t) => t.dataType === 3 && !isQdqParam(t));
   const int32 = inits.filter((t) => t.dataType === 6);
-  const params = inits.filter((t) => t.dataType !== 3 && t.dataType !== 6 && isQdqParam(t));
+  const params = inits.filter(isQdqParam);
   const floats = inits.filter((t) => t.dataType === 1 && !isQdqParam(t));
   const kept = (q.graph!.node ?? []).filter((n) => originalNodes.has(n.name!));
   const added = (q.graph!.node ?? []).filter((n) => !originalNodes.has(n.name!));
@@ -112,7 +112,7 @@ function byteAccounting(floatProto: ModelProto, q: ModelProto, floatSize: number
   return [
     part('int8 weights', int8),
     part('int32 biases', int32),
-    part('Q/DQ scales and zero points', params),
+    part('Q/DQ scales and zero points (activations and per-channel weights)', params),
     part(`float32 initializers left${floats.length ? ` (${floats.map((t) => t.name).slice(0, 6).join(', ')}${floats.length > 6 ? ', …' : ''})` : ''}`, floats),
     part("the export's own nodes (names, shape arithmetic, Constants)", [], kept),
     part('nodes Kiln added (QuantizeLinear, DequantizeLinear, integer patterns)', [], added),
@@ -151,7 +151,11 @@ for (const fixture of args.fixtures.split(',')) {
     writeFileSync(out, q.bytes);
     written.push(out);
     if (name === 'static int8 (defaults)' || name === 'dynamic int8') {
-      console.log(`\n${fixture}, ${name}: kept float — ${q.report.floatLayers.map((l) => `${l.layer}: ${l.reason}`).join('; ') || 'nothing'}`);
+      // The report's float layers, one line per reason.
+      const byReason = new Map<string, string[]>();
+      for (const l of q.report.floatLayers) byReason.set(l.reason, [...(byReason.get(l.reason) ?? []), l.layer]);
+      console.log(`\n${fixture}, ${name}: kept float${byReason.size === 0 ? ': nothing' : ''}`);
+      for (const [reason, layers] of byReason) console.log(`  ${layers.length}× ${reason}: ${layers.join(', ')}`);
     }
   }
   const accuracies: number[] = [];
