@@ -93,14 +93,7 @@ export function graphFromProto(proto: ModelProto): Graph {
     // The file's own node name, as it is (Graph.op would prefix Kiln's 'node/'): the rewritten file keeps it.
     if (n.name) graph.nodes.at(-1)!.name = n.name;
   }
-  for (const o of g.output ?? []) {
-    const v = graph.value(o.name ?? '');
-    // What the file declares for its outputs (a symbolic batch, the class count) where Kiln's shape
-    // rules could not tell, so the rewritten file declares the same.
-    const declared = o.type?.tensorType;
-    if (declared?.elemType !== undefined && declared.shape && v.shape === null) graph.redeclare({ name: v.name, dtype: dtypeFromOnnx(declared.elemType), shape: shapeOf(o) });
-    graph.outputs.push(graph.value(v.name));
-  }
+  for (const o of g.output ?? []) graph.outputs.push(graph.value(o.name ?? ''));
   return graph;
 }
 
@@ -113,6 +106,15 @@ export function sourceGraph(model: QuantizableModel): SourceGraph {
   if (model instanceof OnnxModel) {
     checkNotQuantized(model.proto);
     const graph = graphFromProto(model.proto);
+    // What the file declares for its outputs (a symbolic batch, the class count) where Kiln's shape
+    // rules could not tell, so the rewritten file declares the same (graphFromProto itself keeps
+    // Kiln's inference: the conformance tests check exactly that).
+    for (const o of model.proto.graph?.output ?? []) {
+      const v = graph.value(o.name ?? '');
+      const declared = o.type?.tensorType;
+      if (v.shape === null && declared?.elemType !== undefined && declared.shape) graph.redeclare({ name: v.name, dtype: dtypeFromOnnx(declared.elemType), shape: shapeOf(o) });
+    }
+    graph.outputs.splice(0, graph.outputs.length, ...graph.outputs.map((v) => graph.value(v.name)));
     const layerOf = new Map(graph.nodes.map((n) => [n.name, n.name.replace(/^node\//, '')]));
     const metadata = Object.fromEntries((model.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
     delete metadata[MODEL_METADATA_KEY];
