@@ -19,6 +19,12 @@ export interface SessionOptions {
    * so waiting threads do not take CPU from the threads handling requests.
    */
   allowSpinning?: boolean;
+  /**
+   * Where ONNX Runtime writes the graph it runs, after its optimizations (which fusions it made:
+   * QLinearConv, DynamicQuantizeMatMul, ...). For inspection only: at level 'all' that file may hold
+   * kernels specific to this CPU.
+   */
+  optimizedModelFile?: string;
 }
 
 /** A session loaded in a Runtime's worker. */

@@ -2,7 +2,9 @@
 export { quantize, calibrationTensor, QuantizedModel, QUANTIZATION_MODES, type QuantizationMode, type QuantizeOptions, type QuantizationReport, type LayerReport, type FineTuneArgs, type CalibrationData } from './quantize.js';
 export { calibrateActivations, CALIBRATION_METHODS, type CalibrationMethod, type CalibrationOptions } from './calibrate.js';
 export { computeQuantParams, integerKernelsSaturate, quantizeValue, dequantizeValue, quantizeTensor, quantizeWeight, quantizeBias, quantRangeOf, roundHalfEven, type QuantParams, type QuantType, type Range } from './params.js';
-export { insertQdq, type StaticQuantizationOptions, type NodeDecision } from './qdq.js';
+export { insertQdq, DEFAULT_FLOAT_OPS, FLOAT_OP_KINDS, type FloatOpKind, type StaticQuantizationOptions, type NodeDecision } from './qdq.js';
+export { findBlocks, type Block, type BlockKind } from './patterns.js';
+export { suggestFasterMode, fasterModeAdvice, alternativeMode, speedup, SLOWER_BELOW, type ModeOutcome } from './faster-mode.js';
 export { quantizeDynamicGraph, type DynamicQuantizationOptions } from './dynamic.js';
 export { convertToFloat16, float16Bits, float16Value, type Float16Options } from './float16.js';
 export { foldBatchNormalization } from './fold-batchnorm.js';
