@@ -6,13 +6,14 @@ import type { Command } from './command.js';
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'Serve models over KServe v2 (Triton) and TF Serving REST, with batching, hot reload and metrics',
+  summary: 'Serve models over KServe v2 (Triton; HTTP and gRPC) and TF Serving REST, with batching, hot reload and metrics',
   usage: 'kiln serve <model.onnx> [--name NAME] [--port 8501] | kiln serve --model-repository DIR [options]',
   options: [
     { name: 'model-repository', type: 'string', description: "a directory in Triton's layout: DIR/<model>/<version>/model.onnx (+ optional config.json)" },
     { name: 'name', type: 'string', description: 'model name for a single model file (default: the file name)' },
     { name: 'host', type: 'string', description: "interface to listen on ('0.0.0.0' for all)", default: '127.0.0.1' },
     { name: 'port', type: 'number', integer: true, min: 0, max: 65535, description: 'port (0: any free port)', default: 8501 },
+    { name: 'grpc-port', type: 'number', integer: true, min: 0, max: 65535, description: "also serve KServe v2 gRPC on this port (Triton's is 8001; 0: any free port)" },
     { name: 'max-batch-size', type: 'number', integer: true, min: 0, description: 'default largest batch per request and per run (256); above 1 merges concurrent requests (dynamic batching); 0: no limit, no merging' },
     { name: 'max-queue-delay-ms', type: 'number', description: 'default time a request waits for others to fill a batch' },
     { name: 'max-queue-size', type: 'number', integer: true, min: 1, description: 'default requests queued per version before 429 (1024)' },
@@ -47,6 +48,7 @@ export const serveCommand: Command = {
       ...(repository !== undefined ? { modelRepository: repository } : { model: positionals[0]!, name: stringOption(options, 'name') }),
       host: defaultedString(options, 'host'),
       port: defaultedNumber(options, 'port'),
+      grpcPort: numberOption(options, 'grpc-port'),
       config,
       pollIntervalMs: defaultedNumber(options, 'poll-interval-ms'),
       authToken: stringOption(options, 'auth-token'),

@@ -6,10 +6,12 @@ import { binaryPart, BinaryReader, HEADER_LENGTH, parseRequestBody } from './bin
 import { checkShape, decodeElements, ElementBudget, flatValues } from './datatypes.js';
 import { ServeError } from './errors.js';
 import { stringifyJson } from './json.js';
+import { GrpcTransport, type ClientTls } from './grpc/client.js';
 
 /*
  * A small KServe v2 client for scripts and `kiln predict`: it talks to `kiln serve`, Triton, KServe
- * or any other server of the Open Inference Protocol over HTTP/JSON.
+ * or any other server of the Open Inference Protocol over HTTP/JSON, or over gRPC for grpc:// and
+ * grpcs:// URLs (grpc/client.ts).
  */
 
 export interface ClientOptions {
@@ -17,6 +19,8 @@ export interface ClientOptions {
   token?: string;
   /** Per-request timeout in ms (default 60,000). */
   timeoutMs?: number;
+  /** For grpcs:// URLs: the CA to trust (default: the system's) and a client certificate and key (mutual TLS). */
+  tls?: ClientTls;
 }
 
 export interface ModelMetadata {
@@ -32,7 +36,10 @@ export interface InferOptions {
   /** Outputs to return (default: all). */
   outputs?: string[];
   id?: string;
-  /** Send inputs and receive outputs as raw bytes (Triton's binary data extension) instead of JSON numbers. */
+  /**
+   * Send inputs and receive outputs as raw bytes instead of numbers: Triton's binary data extension
+   * over HTTP (default off), raw_input_contents / raw_output_contents over gRPC (default on).
+   */
   binary?: boolean;
 }
 
@@ -67,12 +74,28 @@ export function tensorToRequest(name: string, t: Tensor): { name: string; shape:
 export class KilnClient {
   readonly url: string;
   private readonly metadataCache = new Map<string, Promise<ModelMetadata>>();
+  /** Set for grpc:// and grpcs:// URLs: every call goes over KServe v2 gRPC. */
+  private readonly grpc: GrpcTransport | undefined;
 
   constructor(
     url: string,
     private readonly options: ClientOptions = {},
   ) {
     this.url = url.replace(/\/+$/, '');
+    const grpc = /^(grpcs?):\/\/(.+)$/i.exec(this.url);
+    if (grpc) {
+      const tls = grpc[1]!.toLowerCase() === 'grpcs' ? (options.tls ?? {}) : undefined;
+      this.grpc = new GrpcTransport(grpc[2]!, { token: options.token, timeoutMs: options.timeoutMs, tls });
+    }
+  }
+
+  private httpOnly(what: string): never {
+    throw new KilnError('INVALID_ARGUMENT', `${what} is part of the HTTP protocol only (KServe v2 gRPC has no such call); use the server's http:// URL`);
+  }
+
+  /** Closes a gRPC channel (HTTP connections need no closing). */
+  close(): void {
+    this.grpc?.close();
   }
 
   private modelPath(model: string, version?: number | string): string {
@@ -118,32 +141,39 @@ export class KilnClient {
   }
 
   live(): Promise<boolean> {
+    if (this.grpc) return this.grpc.live();
     return this.ok('/v2/health/live');
   }
 
   ready(): Promise<boolean> {
+    if (this.grpc) return this.grpc.ready();
     return this.ok('/v2/health/ready');
   }
 
   serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
+    if (this.grpc) return this.grpc.serverMetadata();
     return this.json('GET', '/v2');
   }
 
   modelReady(model: string, options: { version?: number | string } = {}): Promise<boolean> {
+    if (this.grpc) return this.grpc.modelReady(model, options.version);
     return this.ok(`${this.modelPath(model, options.version)}/ready`);
   }
 
   modelMetadata(model: string, options: { version?: number | string } = {}): Promise<ModelMetadata> {
+    if (this.grpc) return this.grpc.modelMetadata(model, options.version);
     return this.json('GET', this.modelPath(model, options.version));
   }
 
-  /** Sends a KServe v2 inference request body as given and returns the response body. */
+  /** Sends a KServe v2 inference request body (JSON) as given and returns the response body (HTTP only). */
   inferRaw(model: string, body: unknown, options: { version?: number | string } = {}): Promise<InferResponse> {
+    if (this.grpc) this.httpOnly('inferRaw (a JSON body)');
     return this.json('POST', `${this.modelPath(model, options.version)}/infer`, body);
   }
 
-  /** Runs the model on named tensors; returns its outputs by name. `binary` sends and receives raw tensor bytes (Triton's extension). */
+  /** Runs the model on named tensors; returns its outputs by name. `binary` sends and receives raw tensor bytes. */
   async infer(model: string, inputs: Record<string, Tensor>, options: InferOptions = {}): Promise<Record<string, Tensor>> {
+    if (this.grpc) return this.grpc.infer(model, inputs, { version: options.version, outputs: options.outputs, id: options.id, raw: options.binary !== false });
     const path = `${this.modelPath(model, options.version)}/infer`;
     const entries = Object.entries(inputs);
     const header = {
@@ -192,11 +222,12 @@ export class KilnClient {
 
   /** Triton's repository index: every model version and its state. */
   repositoryIndex(): Promise<{ name: string; version?: string; state: string; reason: string }[]> {
+    if (this.grpc) this.httpOnly('repositoryIndex');
     return this.json('POST', '/v2/repository/index', {});
   }
 }
 
-/** A client for a KServe v2 server at `url` (e.g. http://127.0.0.1:8501). */
+/** A client for a KServe v2 server at `url`: http://127.0.0.1:8501, or grpc://127.0.0.1:8001 for gRPC (grpcs:// over TLS). */
 export function client(url: string, options: ClientOptions = {}): KilnClient {
   return new KilnClient(url, options);
 }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { KilnError } from '../errors.js';
-import { pollRuntimes } from '../runtime/runtime.js';
+import { requestArrived } from './arrivals.js';
 import { authTokenFrom, protectedScope } from './auth.js';
 import { DEFAULT_MODEL_CONFIG, parseModelConfig, type ModelConfig } from './config.js';
 import { closeIfBodyPending, notFound, ServeError } from './errors.js';
@@ -15,6 +15,7 @@ import type { TensorJsonLayout } from './number-lists.js';
 import { kserveRoutes } from './kserve-v2.js';
 import { metricsRoutes, ServeMetrics } from './metrics.js';
 import { FixedSource, RepositorySource, type ModelSource } from './model-sources.js';
+import { GrpcInferenceServer } from './grpc/service.js';
 import { ModelRegistry } from './registry.js';
 import { tfServingRoutes } from './tf-serving.js';
 
@@ -32,6 +33,8 @@ export interface ServeOptions {
   host?: string;
   /** Port (default 8501, TF Serving's; 0 picks a free one). */
   port?: number;
+  /** Also serve KServe v2 over gRPC on this port (Triton's is 8001; 0 picks a free one). Default: no gRPC. */
+  grpcPort?: number;
   /** Defaults for every model's config (config.json fields override them). */
   config?: Partial<ModelConfig>;
   /** Repository rescan interval in ms, besides file-system events (default 1000; 0: events only). */
@@ -61,6 +64,9 @@ export interface ServerHandle {
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /** host:port of the gRPC service, when grpcPort was given (what kiln.client takes as grpc://host:port). */
+  readonly grpcAddress: string | undefined;
+  readonly grpcPort: number | undefined;
   readonly registry: ModelRegistry;
   readonly metrics: ServeMetrics;
   readonly app: FastifyInstance;
@@ -101,7 +107,8 @@ function errorStatus(err: FastifyError | KilnError): number {
 
 /**
  * Starts a model server speaking KServe v2 (Triton's HTTP/REST protocol) and TF Serving's REST API
- * on one port, with Prometheus metrics at /metrics. Resolves once it listens and the models found
+ * on one port, with Prometheus metrics at /metrics, and KServe v2 gRPC on a second port when
+ * grpcPort is given. Resolves once it listens and the models found
  * at start have loaded (or failed: see their status).
  */
 export async function serve(options: ServeOptions): Promise<ServerHandle> {
@@ -159,18 +166,9 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     else req.log.debug({ status, url: req.url, err: message }, 'request refused');
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
   });
-  // Under a flood of requests the event loop gets to ONNX Runtime's finished results only after every
-  // ready socket, a few times a second; so past the 64th request within one turn of the loop, each
-  // request first collects them. (Polling on every request made batches smaller at ordinary load:
-  // 10-20% fewer requests/s at 64 connections; every 64th request was too rare under a flood.)
   const noRoute = (req: FastifyRequest) => notFound(`no route for ${req.method} ${req.url.split('?')[0]}`);
-  let arrivalsThisTurn = 0;
-  const newTurn = () => {
-    arrivalsThisTurn = 0;
-  };
   app.addHook('onRequest', (req, reply, done) => {
-    if (arrivalsThisTurn++ === 0) setImmediate(newTurn);
-    else if (arrivalsThisTurn > 64) pollRuntimes();
+    requestArrived();
     if (!req.is404) return done();
     // Unrouted requests are refused before their body is read: parsing it would cost the server, not the sender.
     closeIfBodyPending(req, reply);
@@ -195,19 +193,31 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     }),
   );
 
+  const grpc =
+    options.grpcPort !== undefined
+      ? new GrpcInferenceServer({ registry, limits, authToken, maxMessageBytes: bodyLimit, isClosing: () => closing, log })
+      : undefined;
+
   await registry.start();
   const host = options.host ?? '127.0.0.1';
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  let grpcPort: number | undefined;
   try {
     await app.listen({ host, port: options.port ?? 8501 });
+    if (grpc) grpcPort = await grpc.listen(host, options.grpcPort!);
   } catch (err) {
+    await app.close();
+    await grpc?.close(0);
     await registry.close();
+    if (err instanceof KilnError) throw err;
     throw new KilnError('IO_ERROR', `cannot listen on ${host}:${options.port ?? 8501}: ${(err as Error).message}`, { cause: err });
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8501);
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `http://${hostInUrl}:${port}`;
+  const grpcAddress = grpcPort !== undefined ? `${hostInUrl}:${grpcPort}` : undefined;
   const models = [...registry.models.values()].map((m) => ({ name: m.name, versions: [...m.versions.values()].map((v) => `${v.version}:${v.state}`) }));
-  log.info({ url, models, auth: authToken !== undefined }, 'kiln serve listening');
+  log.info({ url, ...(grpcAddress !== undefined ? { grpc: grpcAddress } : {}), models, auth: authToken !== undefined }, 'kiln serve listening');
 
   let closed: Promise<void> | undefined;
   const reg = registry;
@@ -215,6 +225,8 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     url,
     host,
     port,
+    grpcAddress,
+    grpcPort,
     registry: reg,
     metrics,
     app,
@@ -227,7 +239,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
       closed ??= (async () => {
         closing = true;
         log.info('shutting down: finishing in-flight requests');
-        await connections.drain(options.idleConnectionGraceMs ?? 500);
+        await Promise.all([connections.drain(options.idleConnectionGraceMs ?? 500), grpc?.close(limits.requestTimeoutMs > 0 ? limits.requestTimeoutMs : 30_000)]);
         await app.close();
         reclaimer.stop();
         await reg.close();
