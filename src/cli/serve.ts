@@ -14,6 +14,9 @@ export const serveCommand: Command = {
     { name: 'host', type: 'string', description: "interface to listen on ('0.0.0.0' for all)", default: '127.0.0.1' },
     { name: 'port', type: 'number', integer: true, min: 0, max: 65535, description: 'port (0: any free port)', default: 8501 },
     { name: 'grpc-port', type: 'number', integer: true, min: 0, max: 65535, description: "also serve KServe v2 gRPC on this port (Triton's is 8001; 0: any free port)" },
+    { name: 'tls-cert', type: 'string', description: 'serve HTTPS and gRPC over TLS with this certificate chain (PEM file)' },
+    { name: 'tls-key', type: 'string', description: "the certificate's private key (PEM file)" },
+    { name: 'tls-client-ca', type: 'string', description: 'mutual TLS: require client certificates signed by this CA (PEM file)' },
     { name: 'max-batch-size', type: 'number', integer: true, min: 0, description: 'default largest batch per request and per run (256); above 1 merges concurrent requests (dynamic batching); 0: no limit, no merging' },
     { name: 'max-queue-delay-ms', type: 'number', description: 'default time a request waits for others to fill a batch' },
     { name: 'max-queue-size', type: 'number', integer: true, min: 1, description: 'default requests queued per version before 429 (1024)' },
@@ -44,11 +47,16 @@ export const serveCommand: Command = {
     setNumber('max-queue-bytes', 'maxQueueBytes');
     setNumber('instances', 'instances');
     setNumber('intra-op-threads', 'intraOpThreads');
+    const [cert, key, clientCa] = ['tls-cert', 'tls-key', 'tls-client-ca'].map((o) => stringOption(options, o));
+    if ((cert === undefined) !== (key === undefined) || (clientCa !== undefined && cert === undefined)) {
+      throw new KilnError('INVALID_ARGUMENT', 'kiln serve: TLS needs --tls-cert and --tls-key together (and --tls-client-ca only with them)');
+    }
     const serveOptions: ServeOptions = {
       ...(repository !== undefined ? { modelRepository: repository } : { model: positionals[0]!, name: stringOption(options, 'name') }),
       host: defaultedString(options, 'host'),
       port: defaultedNumber(options, 'port'),
       grpcPort: numberOption(options, 'grpc-port'),
+      ...(cert !== undefined ? { tls: { cert, key: key!, ...(clientCa !== undefined ? { clientCa } : {}) } } : {}),
       config,
       pollIntervalMs: defaultedNumber(options, 'poll-interval-ms'),
       authToken: stringOption(options, 'auth-token'),

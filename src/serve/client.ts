@@ -6,7 +6,9 @@ import { binaryPart, BinaryReader, HEADER_LENGTH, parseRequestBody } from './bin
 import { checkShape, decodeElements, ElementBudget, flatValues } from './datatypes.js';
 import { ServeError } from './errors.js';
 import { stringifyJson } from './json.js';
-import { GrpcTransport, type ClientTls } from './grpc/client.js';
+import { GrpcTransport } from './grpc/client.js';
+import { httpsRequest, tlsAgent } from './https-request.js';
+import type { ClientTls } from './tls.js';
 
 /*
  * A small KServe v2 client for scripts and `kiln predict`: it talks to `kiln serve`, Triton, KServe
@@ -19,7 +21,7 @@ export interface ClientOptions {
   token?: string;
   /** Per-request timeout in ms (default 60,000). */
   timeoutMs?: number;
-  /** For grpcs:// URLs: the CA to trust (default: the system's) and a client certificate and key (mutual TLS). */
+  /** For https:// and grpcs:// URLs: the CA to trust (default: the system's) and a client certificate and key (mutual TLS). */
   tls?: ClientTls;
 }
 
@@ -76,6 +78,8 @@ export class KilnClient {
   private readonly metadataCache = new Map<string, Promise<ModelMetadata>>();
   /** Set for grpc:// and grpcs:// URLs: every call goes over KServe v2 gRPC. */
   private readonly grpc: GrpcTransport | undefined;
+  /** Set for https:// URLs with TLS options: requests go through node:https with them. */
+  private readonly agent: ReturnType<typeof tlsAgent> | undefined;
 
   constructor(
     url: string,
@@ -86,7 +90,7 @@ export class KilnClient {
     if (grpc) {
       const tls = grpc[1]!.toLowerCase() === 'grpcs' ? (options.tls ?? {}) : undefined;
       this.grpc = new GrpcTransport(grpc[2]!, { token: options.token, timeoutMs: options.timeoutMs, tls });
-    }
+    } else if (options.tls && /^https:/i.test(this.url)) this.agent = tlsAgent(options.tls);
   }
 
   private httpOnly(what: string): never {
@@ -96,6 +100,7 @@ export class KilnClient {
   /** Closes a gRPC channel (HTTP connections need no closing). */
   close(): void {
     this.grpc?.close();
+    this.agent?.destroy();
   }
 
   private modelPath(model: string, version?: number | string): string {
@@ -106,12 +111,14 @@ export class KilnClient {
     const headers: Record<string, string> = { ...extraHeaders };
     if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const payload = body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : stringifyJson(body);
+    if (this.agent) return httpsRequest(this.url + path, method, headers, payload, this.agent, this.options.timeoutMs ?? 60_000);
     let res: Response;
     try {
       res = await fetch(this.url + path, {
         method,
         headers,
-        body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : stringifyJson(body),
+        body: payload,
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
       });
     } catch (err) {

@@ -2,5 +2,5 @@
 export { serve, type ServeOptions, type ServerHandle, type ServableModel } from './server.js';
 export { client, KilnClient, type ClientOptions, type InferOptions, type ModelMetadata, type InferResponse } from './client.js';
 export { ServeError } from './errors.js';
-export type { ClientTls } from './grpc/client.js';
+export type { ClientTls, TlsOptions } from './tls.js';
 export type { ModelConfig, VersionPolicy } from './config.js';

@@ -15,7 +15,8 @@ import type { TensorJsonLayout } from './number-lists.js';
 import { kserveRoutes } from './kserve-v2.js';
 import { metricsRoutes, ServeMetrics } from './metrics.js';
 import { FixedSource, RepositorySource, type ModelSource } from './model-sources.js';
-import { GrpcInferenceServer } from './grpc/service.js';
+import { GrpcInferenceServer, grpcCredentials } from './grpc/service.js';
+import { loadTls, type TlsOptions } from './tls.js';
 import { ModelRegistry } from './registry.js';
 import { tfServingRoutes } from './tf-serving.js';
 
@@ -35,6 +36,8 @@ export interface ServeOptions {
   port?: number;
   /** Also serve KServe v2 over gRPC on this port (Triton's is 8001; 0 picks a free one). Default: no gRPC. */
   grpcPort?: number;
+  /** HTTPS and gRPC over TLS with this certificate and key; with clientCa, clients must present a certificate it signed (mutual TLS). */
+  tls?: TlsOptions;
   /** Defaults for every model's config (config.json fields override them). */
   config?: Partial<ModelConfig>;
   /** Repository rescan interval in ms, besides file-system events (default 1000; 0: events only). */
@@ -60,7 +63,7 @@ export interface ServeOptions {
 }
 
 export interface ServerHandle {
-  /** http://host:port */
+  /** http://host:port (https:// with TLS) */
   readonly url: string;
   readonly host: string;
   readonly port: number;
@@ -117,6 +120,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   const bodyLimit = options.bodyLimit ?? 32 * 1024 * 1024;
   const limits: InferenceLimits = { maxElements: options.maxElements ?? 1 << 22, requestTimeoutMs: options.requestTimeoutMs ?? 30_000 };
   const authToken = authTokenFrom(options.authToken, process.env.KILN_AUTH_TOKEN);
+  const tls = options.tls !== undefined ? await loadTls(options.tls) : undefined;
   let registry: ModelRegistry | undefined;
   const metrics = new ServeMetrics(() => registry);
   registry = new ModelRegistry(modelSource(options, defaults, log), {
@@ -127,6 +131,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   let closing = false;
 
   const app = Fastify({
+    ...(tls ? { https: { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) } } : {}),
     loggerInstance: log as FastifyBaseLogger,
     // Per-request lines would dominate the log at serving rates; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
@@ -204,7 +209,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   let grpcPort: number | undefined;
   try {
     await app.listen({ host, port: options.port ?? 8501 });
-    if (grpc) grpcPort = await grpc.listen(host, options.grpcPort!);
+    if (grpc) grpcPort = await grpc.listen(host, options.grpcPort!, tls && grpcCredentials(tls));
   } catch (err) {
     await app.close();
     await grpc?.close(0);
@@ -214,10 +219,12 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8501);
-  const url = `http://${hostInUrl}:${port}`;
+  const url = `${tls ? 'https' : 'http'}://${hostInUrl}:${port}`;
   const grpcAddress = grpcPort !== undefined ? `${hostInUrl}:${grpcPort}` : undefined;
   const models = [...registry.models.values()].map((m) => ({ name: m.name, versions: [...m.versions.values()].map((v) => `${v.version}:${v.state}`) }));
-  log.info({ url, ...(grpcAddress !== undefined ? { grpc: grpcAddress } : {}), models, auth: authToken !== undefined }, 'kiln serve listening');
+  const tlsLog = tls && { subject: tls.subject, validTo: tls.validTo, clientCertificates: tls.clientCa !== undefined };
+  if (tls && Date.parse(tls.validTo) < Date.now()) log.warn({ validTo: tls.validTo }, 'the TLS certificate has expired: clients will refuse it');
+  log.info({ url, ...(grpcAddress !== undefined ? { grpc: grpcAddress } : {}), models, auth: authToken !== undefined, ...(tlsLog ? { tls: tlsLog } : {}) }, 'kiln serve listening');
 
   let closed: Promise<void> | undefined;
   const reg = registry;

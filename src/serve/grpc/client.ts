@@ -7,21 +7,13 @@ import { checkShape, dtypeOfDatatype, ElementBudget, kserveDatatype } from '../d
 import { ServeError } from '../errors.js';
 import { contentsOf, elementsFromContents, rawOf } from './contents.js';
 import { toNumber, type InferOutputTensor, type ModelInferRequest, type ModelInferResponse, type ModelMetadataResponse, type ServerMetadataResponse } from './messages.js';
+import { checkClientTls, type ClientTls } from '../tls.js';
 import { serviceDefinition, type MethodName } from './service.js';
 
 /*
  * The gRPC side of kiln.client (`grpc://host:port`, or `grpcs://` over TLS): KServe v2's
  * GRPCInferenceService, so it talks to `kiln serve --grpc-port`, Triton (port 8001) or KServe.
  */
-
-/** TLS settings for grpcs:// (PEM text or bytes). */
-export interface ClientTls {
-  /** CA certificate(s) to trust instead of the system's. */
-  ca?: string | Uint8Array;
-  /** A client certificate and its key, for servers that demand one (mutual TLS). */
-  cert?: string | Uint8Array;
-  key?: string | Uint8Array;
-}
 
 const GrpcInferenceClient = makeGenericClientConstructor(serviceDefinition('client'), 'GRPCInferenceService');
 
@@ -51,7 +43,7 @@ export class GrpcTransport {
     const tls = options.tls;
     let creds: ChannelCredentials;
     if (tls) {
-      if ((tls.cert === undefined) !== (tls.key === undefined)) throw new KilnError('INVALID_ARGUMENT', 'a client certificate needs its key, and a key its certificate: give both "cert" and "key", or neither');
+      checkClientTls(tls);
       creds = credentials.createSsl(bytesOf(tls.ca), bytesOf(tls.key), bytesOf(tls.cert));
     } else creds = credentials.createInsecure();
     if (options.token) this.metadata.set('authorization', `Bearer ${options.token}`);

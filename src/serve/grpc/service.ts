@@ -12,6 +12,7 @@ import type { ModelVersion } from '../model-version.js';
 import { own, record } from '../records.js';
 import type { ModelRegistry, VersionRef } from '../registry.js';
 import type { TensorSpec } from '../signature.js';
+import type { TlsMaterial } from '../tls.js';
 import { contentsOf, elementsFromContents, elementsFromRaw, rawOf } from './contents.js';
 import {
   messageType,
@@ -277,6 +278,11 @@ function handlers(options: GrpcServiceOptions): UntypedServiceImplementation {
     ModelMetadata: unary((request: ModelReadyRequest) => modelMetadata(registry, registry.resolve(request.name, refOf(request.version))), true),
     ModelInfer: unary(modelInfer, true),
   };
+}
+
+/** Server credentials for TLS: the certificate and key, and with a client CA, mutual TLS. */
+export function grpcCredentials(tls: TlsMaterial): ServerCredentials {
+  return ServerCredentials.createSsl(tls.clientCa ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.clientCa !== undefined);
 }
 
 /** The gRPC server: listens on its own port beside the HTTP one. */
