@@ -38,7 +38,7 @@ export const predictCommand: Command = {
   summary: 'Send an inference request to a KServe v2 server (kiln serve, Triton, KServe) and print the outputs as JSON',
   usage: 'kiln predict --url http://127.0.0.1:8501 --model NAME --input input.json|input.npy [--model-version N] [--output NAME]',
   options: [
-    { name: 'url', type: 'string', description: 'server URL (grpc://host:port for KServe v2 gRPC)', default: 'http://127.0.0.1:8501' },
+    { name: 'url', type: 'string', description: 'server URL', default: 'http://127.0.0.1:8501' },
     { name: 'model', type: 'string', description: 'model name' },
     { name: 'model-version', type: 'string', description: 'model version (default: the latest the server has ready)' },
     { name: 'input', type: 'string', description: '.npy tensor, or JSON: a v2 request body, a nested array, or {"input name": nested array}' },

@@ -3,17 +3,19 @@ import { serve, type ServeOptions } from '../serve/server.js';
 import type { ModelConfig } from '../serve/config.js';
 import { defaultedNumber, defaultedString, numberOption, stringOption } from './args.js';
 import type { Command } from './command.js';
+import { modelKeyFrom } from '../model/encryption.js';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'Serve models over KServe v2 (Triton; HTTP and gRPC) and TF Serving REST, with batching, hot reload and metrics',
-  usage: 'kiln serve <model.onnx> [--name NAME] [--port 8501] | kiln serve --model-repository DIR [options]',
+  usage: 'kiln serve <model.onnx | model.onnx.enc> [--name NAME] [--port 8501] | kiln serve --model-repository DIR [options]',
   options: [
     { name: 'model-repository', type: 'string', description: "a directory in Triton's layout: DIR/<model>/<version>/model.onnx (+ optional config.json)" },
     { name: 'name', type: 'string', description: 'model name for a single model file (default: the file name)' },
     { name: 'host', type: 'string', description: "interface to listen on ('0.0.0.0' for all)", default: '127.0.0.1' },
     { name: 'port', type: 'number', integer: true, min: 0, max: 65535, description: 'port (0: any free port)', default: 8501 },
     { name: 'grpc-port', type: 'number', integer: true, min: 0, max: 65535, description: "also serve KServe v2 gRPC on this port (Triton's is 8001; 0: any free port)" },
+    { name: 'key-file', type: 'string', description: 'the key of encrypted models (kiln encrypt), decrypted in memory only (default: env KILN_MODEL_KEY)' },
     { name: 'tls-cert', type: 'string', description: 'serve HTTPS and gRPC over TLS with this certificate chain (PEM file)' },
     { name: 'tls-key', type: 'string', description: "the certificate's private key (PEM file)" },
     { name: 'tls-client-ca', type: 'string', description: 'mutual TLS: require client certificates signed by this CA (PEM file)' },
@@ -56,6 +58,7 @@ export const serveCommand: Command = {
       host: defaultedString(options, 'host'),
       port: defaultedNumber(options, 'port'),
       grpcPort: numberOption(options, 'grpc-port'),
+      modelKey: await modelKeyFrom(stringOption(options, 'key-file')),
       ...(cert !== undefined ? { tls: { cert, key: key!, ...(clientCa !== undefined ? { clientCa } : {}) } } : {}),
       config,
       pollIntervalMs: defaultedNumber(options, 'poll-interval-ms'),

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { describeModel, type ModelDescription } from '../model/onnx-model.js';
-import { parseOnnx, readOnnxFile } from '../model/read-model.js';
+import { openModelBytes, readOnnxFile } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { allocate, Tensor } from '../tensor.js';
@@ -97,6 +97,8 @@ export class ModelVersion {
     config: ModelConfig,
     private readonly log: Logger,
     readonly metrics?: VersionMetrics,
+    /** The key of encrypted model files: they are decrypted in memory, never written out. */
+    private readonly modelKey?: Uint8Array,
   ) {
     this.config = config;
   }
@@ -118,11 +120,9 @@ export class ModelVersion {
       const { file, read, shownAs, bytes: given } = this.source;
       let bytes: Uint8Array;
       let proto;
-      if (read) {
-        bytes = await read();
-        proto = parseOnnx(bytes, shownAs ?? this.what);
-      } else if (file) ({ bytes, proto } = await readOnnxFile(file));
-      else [bytes, proto] = [given!, parseOnnx(given!, this.what)];
+      if (read) ({ bytes, proto } = openModelBytes(await read(), shownAs ?? this.what, this.modelKey));
+      else if (file) ({ bytes, proto } = await readOnnxFile(file, this.modelKey));
+      else ({ bytes, proto } = openModelBytes(given!, this.what, this.modelKey));
       this.description = describeModel(proto, bytes.length);
       this.signature = signatureOf(this.description, this.config);
       for (let i = 0; i < this.config.instances; i++) {

@@ -17,6 +17,7 @@ import { metricsRoutes, ServeMetrics } from './metrics.js';
 import { FixedSource, RepositorySource, type ModelSource } from './model-sources.js';
 import { GrpcInferenceServer, grpcCredentials } from './grpc/service.js';
 import { loadTls, type TlsOptions } from './tls.js';
+import { modelKeyFrom, parseModelKey } from '../model/encryption.js';
 import { ModelRegistry } from './registry.js';
 import { tfServingRoutes } from './tf-serving.js';
 
@@ -36,6 +37,11 @@ export interface ServeOptions {
   port?: number;
   /** Also serve KServe v2 over gRPC on this port (Triton's is 8001; 0 picks a free one). Default: no gRPC. */
   grpcPort?: number;
+  /**
+   * The key of encrypted models (`kiln encrypt`): 32 bytes, or 64 hex digits / base64 text. Versions
+   * whose files are encrypted are decrypted in memory with it. Default: env KILN_MODEL_KEY.
+   */
+  modelKey?: Uint8Array | string;
   /** HTTPS and gRPC over TLS with this certificate and key; with clientCa, clients must present a certificate it signed (mutual TLS). */
   tls?: TlsOptions;
   /** Defaults for every model's config (config.json fields override them). */
@@ -85,7 +91,7 @@ function modelSource(options: ServeOptions, defaults: ModelConfig, log: Logger):
   if (given !== 1) throw new KilnError('INVALID_ARGUMENT', `serve needs exactly one of "model" (one model) or "modelRepository" (a directory), got ${given === 0 ? 'neither' : 'both'}`);
   if (options.modelRepository !== undefined) return new RepositorySource(options.modelRepository, defaults, log);
   const m = options.model!;
-  const name = options.name ?? (typeof m === 'string' ? path.basename(m).replace(/\.onnx$/i, '') : 'model');
+  const name = options.name ?? (typeof m === 'string' ? path.basename(m).replace(/\.onnx(\.enc)?$/i, '') : 'model');
   if (typeof m === 'string') return new FixedSource([{ name, file: path.resolve(m), config: defaults }]);
   const bytes = m instanceof Uint8Array ? m : 'toOnnx' in m ? m.toOnnx() : m.bytes;
   return new FixedSource([{ name, bytes, config: defaults }]);
@@ -121,11 +127,13 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   const limits: InferenceLimits = { maxElements: options.maxElements ?? 1 << 22, requestTimeoutMs: options.requestTimeoutMs ?? 30_000 };
   const authToken = authTokenFrom(options.authToken, process.env.KILN_AUTH_TOKEN);
   const tls = options.tls !== undefined ? await loadTls(options.tls) : undefined;
+  const modelKey = options.modelKey !== undefined ? parseModelKey(options.modelKey, 'the "modelKey" option') : await modelKeyFrom(undefined);
   let registry: ModelRegistry | undefined;
   const metrics = new ServeMetrics(() => registry);
   registry = new ModelRegistry(modelSource(options, defaults, log), {
     log,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
+    modelKey,
     metricsFor: (model, version) => metrics.forVersion(model, version),
   });
   let closing = false;
