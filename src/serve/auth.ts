@@ -37,15 +37,14 @@ export function bearerCheck(token: string): (authorization: string | undefined) 
 }
 
 /** An onRequest hook demanding `Authorization: Bearer <token>`. */
-export function bearerAuth(token: string): (req: FastifyRequest, reply: FastifyReply) => Promise<void> {
+export function bearerAuth(token: string): (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void {
   const check = bearerCheck(token);
-  return async (req, reply) => {
+  return (req, reply, done) => {
     const refusal = check(req.headers.authorization);
-    if (refusal !== undefined) {
-      reply.header('www-authenticate', 'Bearer');
-      closeIfBodyPending(req, reply);
-      throw new ServeError(401, refusal);
-    }
+    if (refusal === undefined) return done();
+    reply.header('www-authenticate', 'Bearer');
+    closeIfBodyPending(req, reply);
+    done(new ServeError(401, refusal));
   };
 }
 

@@ -39,8 +39,8 @@ class SessionRunner implements Runner {
     private readonly runtime: Runtime,
     private readonly session: SessionInfo,
   ) {}
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    return this.runtime.run(this.session, feeds);
+  run(feeds: Record<string, Tensor>, handOver = false): Promise<Record<string, Tensor>> {
+    return this.runtime.run(this.session, feeds, {}, handOver);
   }
 }
 
