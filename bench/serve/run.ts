@@ -17,17 +17,14 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { conv2d, dense, flatten, maxPooling2d } from '../../src/layers/index.js';
-import { sequential } from '../../src/train/sequential.js';
-import { Random } from '../../src/random.js';
 import { Runtime, type SessionOptions } from '../../src/runtime/runtime.js';
-import { Tensor } from '../../src/tensor.js';
 import { formatNumber, formatTable } from '../../src/text/format.js';
 import { toTensor } from '../../src/images/to-tensor.js';
 import { benchArgs } from '../args.js';
 import { httpFloor } from './http-floor.js';
 import { generateLoad, hasWrk, type Load, type LoadClient, type LoadResult } from './load.js';
 import { encode, fashionImage, picture } from './test-images.js';
+import { randomImages, tutorialCnn } from './model.js';
 
 const args = benchArgs('node dist/bench/serve/run.js [flags]', {
   duration: { type: 'number', default: 10, help: 'seconds per load run' },
@@ -52,30 +49,6 @@ if (chosen !== 'wrk' && chosen !== 'autocannon') {
 }
 const CLIENT: LoadClient = chosen;
 const load = (target: Load) => generateLoad(CLIENT, target);
-
-/** The tutorial CNN: Conv2D 32 relu [32,32,3] → MaxPool 2 → Conv2D 64 relu → MaxPool 2 → Conv2D 64 relu → Flatten → Dense 64 relu → Dense 10. */
-function tutorialCnn() {
-  return sequential({
-    seed: 42,
-    layers: [
-      conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [32, 32, 3] }),
-      maxPooling2d({ poolSize: 2 }),
-      conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-      maxPooling2d({ poolSize: 2 }),
-      conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-      flatten(),
-      dense({ units: 64, activation: 'relu' }),
-      dense({ units: 10 }),
-    ],
-  });
-}
-
-function randomImages(rows: number, seed = 1): Tensor<'float32'> {
-  const rng = new Random(seed);
-  const data = new Float32Array(rows * 32 * 32 * 3);
-  for (let i = 0; i < data.length; i++) data[i] = rng.next();
-  return new Tensor(data, [rows, 32, 32, 3], 'float32');
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;

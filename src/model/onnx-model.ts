@@ -4,6 +4,7 @@ import type { ModelProto, ValueInfoProto } from '../graph/proto.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import type { Tensor } from '../tensor.js';
+import { parseModelKey } from './encryption.js';
 import { readOnnxFile } from './read-model.js';
 import type { Preprocessing } from './imported-graph.js';
 import { declaredPreprocessing } from './input-adapter.js';
@@ -160,9 +161,9 @@ export class OnnxModel {
     this.description = describeModel(proto, bytes.length);
   }
 
-  /** Reads an .onnx file; fails with a KilnError naming the file if it is missing or not ONNX. */
-  static async load(file: string): Promise<OnnxModel> {
-    const { bytes, proto } = await readOnnxFile(file);
+  /** Reads an .onnx file; an encrypted one (`kiln encrypt`) is decrypted in memory with `key`. */
+  static async load(file: string, options: { key?: Uint8Array | string } = {}): Promise<OnnxModel> {
+    const { bytes, proto } = await readOnnxFile(file, options.key === undefined ? undefined : parseModelKey(options.key, 'the "key" option'));
     return new OnnxModel(bytes, proto);
   }
 

@@ -7,10 +7,16 @@ export type { RunOptions, SessionOptions } from './protocol.js';
 
 type Pending = { resolve: (r: Response & { ok: true }) => void; reject: (e: Error) => void };
 
-function toWire(t: Tensor, transfer: ArrayBuffer[]): WireTensor {
+/**
+ * A tensor as it travels to the worker. Normally a copy: the caller keeps its tensor, and the copy's
+ * buffer moves to the worker without sharing. A caller that hands its tensors over (`handOver`) gives
+ * up their buffers instead — moved, not copied, where a tensor owns its whole buffer (a view into a
+ * larger one, e.g. a pooled Buffer, is still copied).
+ */
+function toWire(t: Tensor, transfer: ArrayBuffer[], handOver: boolean): WireTensor {
   const data = t.data as AnyTypedArray;
-  // A copy: the caller keeps its tensor, and the copy's buffer moves to the worker without sharing.
-  const buffer = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer;
+  const whole = handOver && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+  const buffer = whole ? (data.buffer as ArrayBuffer) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer;
   transfer.push(buffer);
   return { dtype: t.dtype, shape: [...t.shape], buffer };
 }
@@ -86,11 +92,14 @@ export class Runtime {
     return res.info!;
   }
 
-  /** Runs a session on named inputs (state tensors fill the inputs not fed); returns the outputs by name. */
-  async run(session: SessionInfo, feeds: Record<string, Tensor>, options: RunOptions = {}): Promise<Record<string, Tensor>> {
+  /**
+   * Runs a session. With `handOver`, the caller gives up the feeds: their buffers move to the worker
+   * uncopied and the caller's tensors become unusable (a server's batch, built for this one run).
+   */
+  async run(session: SessionInfo, feeds: Record<string, Tensor>, options: RunOptions = {}, handOver = false): Promise<Record<string, Tensor>> {
     const transfer: ArrayBuffer[] = [];
     const wire: Record<string, WireTensor> = {};
-    for (const [name, t] of Object.entries(feeds)) wire[name] = toWire(t, transfer);
+    for (const [name, t] of Object.entries(feeds)) wire[name] = toWire(t, transfer, handOver);
     const res = await this.request({ kind: 'run', session: session.id, feeds: wire, options }, transfer);
     const out: Record<string, Tensor> = {};
     for (const [name, w] of Object.entries(res.tensors ?? {})) out[name] = fromWire(w);
@@ -101,7 +110,7 @@ export class Runtime {
   async setState(tensors: Record<string, Tensor>): Promise<void> {
     const transfer: ArrayBuffer[] = [];
     const wire: Record<string, WireTensor> = {};
-    for (const [name, t] of Object.entries(tensors)) wire[name] = toWire(t, transfer);
+    for (const [name, t] of Object.entries(tensors)) wire[name] = toWire(t, transfer, false);
     await this.request({ kind: 'setState', tensors: wire }, transfer);
   }
 

@@ -42,6 +42,17 @@ export function binaryPart(body: unknown): Buffer | undefined {
   return typeof body === 'object' && body !== null ? (body as { [BINARY]?: Buffer })[BINARY] : undefined;
 }
 
+/**
+ * `size` elements from their little-endian bytes (exactly size × the element's bytes; BOOL one byte
+ * each, any non-zero byte true), copied: a body's bytes are not aligned for the typed array.
+ */
+export function elementsFromBytes(dtype: DType, size: number, bytes: Uint8Array): AnyTypedArray {
+  const out = allocate(dtype, size);
+  new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
+  if (dtype === 'bool') for (let i = 0; i < size; i++) (out as Uint8Array)[i] = out[i] ? 1 : 0;
+  return out;
+}
+
 /** Reads consecutive binary tensors out of a request's binary part. */
 export class BinaryReader {
   private offset = 0;
@@ -53,10 +64,7 @@ export class BinaryReader {
     if (this.offset + expected > this.bytes.length) {
       throw badRequest(`${what}: needs ${expected} bytes of binary data, only ${this.bytes.length - this.offset} are left in the body`);
     }
-    const out = allocate(dtype, size);
-    // A copy: the body's bytes are not aligned for the typed array.
-    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(this.bytes.subarray(this.offset, this.offset + expected));
-    if (dtype === 'bool') for (let i = 0; i < size; i++) (out as Uint8Array)[i] = out[i] ? 1 : 0;
+    const out = elementsFromBytes(dtype, size, this.bytes.subarray(this.offset, this.offset + expected));
     this.offset += expected;
     return out;
   }

@@ -6,10 +6,14 @@ import { binaryPart, BinaryReader, HEADER_LENGTH, parseRequestBody } from './bin
 import { checkShape, decodeElements, ElementBudget, flatValues } from './datatypes.js';
 import { ServeError } from './errors.js';
 import { stringifyJson } from './json.js';
+import { GrpcTransport } from './grpc/client.js';
+import { httpsRequest, tlsAgent } from './https-request.js';
+import type { ClientTls } from './tls.js';
 
 /*
  * A small KServe v2 client for scripts and `kiln predict`: it talks to `kiln serve`, Triton, KServe
- * or any other server of the Open Inference Protocol over HTTP/JSON.
+ * or any other server of the Open Inference Protocol over HTTP/JSON, or over gRPC for grpc:// and
+ * grpcs:// URLs (grpc/client.ts).
  */
 
 /** Options of `client()`. */
@@ -18,6 +22,8 @@ export interface ClientOptions {
   token?: string;
   /** Per-request timeout in ms (default 60,000). */
   timeoutMs?: number;
+  /** For https:// and grpcs:// URLs: the CA to trust (default: the system's) and a client certificate and key (mutual TLS). */
+  tls?: ClientTls;
 }
 
 /** A model's KServe v2 metadata: its name, versions, and the tensors it takes and returns. */
@@ -52,7 +58,10 @@ export interface InferOptions {
   outputs?: string[];
   /** A request id the server echoes back. */
   id?: string;
-  /** Send inputs and receive outputs as raw bytes (Triton's binary data extension) instead of JSON numbers. */
+  /**
+   * Send inputs and receive outputs as raw bytes instead of numbers: Triton's binary data extension
+   * over HTTP (default off), raw_input_contents / raw_output_contents over gRPC (default on).
+   */
   binary?: boolean;
 }
 
@@ -110,12 +119,31 @@ export class KilnClient {
   /** The server's base URL, without a trailing slash. */
   readonly url: string;
   private readonly metadataCache = new Map<string, Promise<ModelMetadata>>();
+  /** Set for grpc:// and grpcs:// URLs: every call goes over KServe v2 gRPC. */
+  private readonly grpc: GrpcTransport | undefined;
+  /** Set for https:// URLs with TLS options: requests go through node:https with them. */
+  private readonly agent: ReturnType<typeof tlsAgent> | undefined;
 
   constructor(
     url: string,
     private readonly options: ClientOptions = {},
   ) {
     this.url = url.replace(/\/+$/, '');
+    const grpc = /^(grpcs?):\/\/(.+)$/i.exec(this.url);
+    if (grpc) {
+      const tls = grpc[1]!.toLowerCase() === 'grpcs' ? (options.tls ?? {}) : undefined;
+      this.grpc = new GrpcTransport(grpc[2]!, { token: options.token, timeoutMs: options.timeoutMs, tls });
+    } else if (options.tls && /^https:/i.test(this.url)) this.agent = tlsAgent(options.tls);
+  }
+
+  private httpOnly(what: string): never {
+    throw new KilnError('INVALID_ARGUMENT', `${what} is part of the HTTP protocol only (KServe v2 gRPC has no such call); use the server's http:// URL`);
+  }
+
+  /** Closes a gRPC channel (HTTP connections need no closing). */
+  close(): void {
+    this.grpc?.close();
+    this.agent?.destroy();
   }
 
   private modelPath(model: string, version?: number | string): string {
@@ -126,12 +154,14 @@ export class KilnClient {
     const headers: Record<string, string> = { ...extraHeaders };
     if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const payload = body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : stringifyJson(body);
+    if (this.agent) return httpsRequest(this.url + path, method, headers, payload, this.agent, this.options.timeoutMs ?? 60_000);
     let res: Response;
     try {
       res = await fetch(this.url + path, {
         method,
         headers,
-        body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : stringifyJson(body),
+        body: payload,
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
       });
     } catch (err) {
@@ -162,11 +192,13 @@ export class KilnClient {
 
   /** Whether the server answers at all (`GET /v2/health/live`). */
   live(): Promise<boolean> {
+    if (this.grpc) return this.grpc.live();
     return this.ok('/v2/health/live');
   }
 
   /** Whether the server is ready for inference (`GET /v2/health/ready`). */
   ready(): Promise<boolean> {
+    if (this.grpc) return this.grpc.ready();
     return this.ok('/v2/health/ready');
   }
 
@@ -179,26 +211,31 @@ export class KilnClient {
     /** Protocol extensions it supports (Triton's binary_tensor_data, model_repository, ...). */
     extensions: string[];
   }> {
+    if (this.grpc) return this.grpc.serverMetadata();
     return this.json('GET', '/v2');
   }
 
   /** Whether a model (or one version of it) is ready. */
   modelReady(model: string, options: { version?: number | string } = {}): Promise<boolean> {
+    if (this.grpc) return this.grpc.modelReady(model, options.version);
     return this.ok(`${this.modelPath(model, options.version)}/ready`);
   }
 
   /** A model's inputs and outputs with their datatypes and shapes. */
   modelMetadata(model: string, options: { version?: number | string } = {}): Promise<ModelMetadata> {
+    if (this.grpc) return this.grpc.modelMetadata(model, options.version);
     return this.json('GET', this.modelPath(model, options.version));
   }
 
-  /** Sends a KServe v2 inference request body as given and returns the response body. */
+  /** Sends a KServe v2 inference request body (JSON) as given and returns the response body (HTTP only). */
   inferRaw(model: string, body: unknown, options: { version?: number | string } = {}): Promise<InferResponse> {
+    if (this.grpc) this.httpOnly('inferRaw (a JSON body)');
     return this.json('POST', `${this.modelPath(model, options.version)}/infer`, body);
   }
 
-  /** Runs the model on named tensors; returns its outputs by name. `binary` sends and receives raw tensor bytes (Triton's extension). */
+  /** Runs the model on named tensors; returns its outputs by name. `binary` sends and receives raw tensor bytes. */
   async infer(model: string, inputs: Record<string, Tensor>, options: InferOptions = {}): Promise<Record<string, Tensor>> {
+    if (this.grpc) return this.grpc.infer(model, inputs, { version: options.version, outputs: options.outputs, id: options.id, raw: options.binary !== false });
     const path = `${this.modelPath(model, options.version)}/infer`;
     const entries = Object.entries(inputs);
     const header = {
@@ -258,11 +295,12 @@ export class KilnClient {
       reason: string;
     }[]
   > {
+    if (this.grpc) this.httpOnly('repositoryIndex');
     return this.json('POST', '/v2/repository/index', {});
   }
 }
 
-/** A client for a KServe v2 server at `url` (e.g. http://127.0.0.1:8501). */
+/** A client for a KServe v2 server at `url`: http://127.0.0.1:8501, or grpc://127.0.0.1:8001 for gRPC (grpcs:// over TLS). */
 export function client(url: string, options: ClientOptions = {}): KilnClient {
   return new KilnClient(url, options);
 }

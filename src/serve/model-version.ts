@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { describeModel, type ModelDescription } from '../model/onnx-model.js';
-import { parseOnnx, readOnnxFile } from '../model/read-model.js';
+import { openModelBytes, readOnnxFile } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { allocate, Tensor } from '../tensor.js';
@@ -40,8 +40,8 @@ class SessionRunner implements Runner {
     private readonly runtime: Runtime,
     private readonly session: SessionInfo,
   ) {}
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    return this.runtime.run(this.session, feeds);
+  run(feeds: Record<string, Tensor>, handOver = false): Promise<Record<string, Tensor>> {
+    return this.runtime.run(this.session, feeds, {}, handOver);
   }
 }
 
@@ -102,6 +102,8 @@ export class ModelVersion {
     config: ModelConfig,
     private readonly log: Logger,
     readonly metrics?: VersionMetrics,
+    /** The key of encrypted model files: they are decrypted in memory, never written out. */
+    private readonly modelKey?: Uint8Array,
   ) {
     this.config = config;
   }
@@ -123,11 +125,9 @@ export class ModelVersion {
       const { file, read, shownAs, bytes: given } = this.source;
       let bytes: Uint8Array;
       let proto;
-      if (read) {
-        bytes = await read();
-        proto = parseOnnx(bytes, shownAs ?? this.what);
-      } else if (file) ({ bytes, proto } = await readOnnxFile(file));
-      else [bytes, proto] = [given!, parseOnnx(given!, this.what)];
+      if (read) ({ bytes, proto } = openModelBytes(await read(), shownAs ?? this.what, this.modelKey));
+      else if (file) ({ bytes, proto } = await readOnnxFile(file, this.modelKey));
+      else ({ bytes, proto } = openModelBytes(given!, this.what, this.modelKey));
       this.description = describeModel(proto, bytes.length);
       this.signature = signatureOf(this.description, this.config);
       this.classifier = classifierOf(proto, this.description, this.signature, this.config);

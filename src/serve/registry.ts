@@ -43,6 +43,8 @@ export interface RegistryOptions {
   /** Rescan interval in ms (0: only file-system events and explicit reloads). */
   pollIntervalMs: number;
   metricsFor?: (model: string, version: number) => VersionMetrics;
+  /** Decrypts versions whose files are encrypted models. */
+  modelKey?: Uint8Array;
 }
 
 /** How a request names a version: none (the latest available), a number, or a TF Serving label. */
@@ -191,7 +193,7 @@ export class ModelRegistry {
   }
 
   private newVersion(model: ServedModel, source: VersionSource): ModelVersion {
-    return new ModelVersion(model.name, source, model.config, this.options.log, this.options.metricsFor?.(model.name, source.version));
+    return new ModelVersion(model.name, source, model.config, this.options.log, this.options.metricsFor?.(model.name, source.version), this.options.modelKey);
   }
 
   private startLoad(model: ServedModel, source: VersionSource): void {
