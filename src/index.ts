@@ -35,3 +35,4 @@ export { bench, type BenchEntry, type BenchReport, type BenchOptions, type Bench
 export { report, renderReport, writeReport, type ReportOptions, type CreateReportOptions, type ReportInput } from './report/index.js';
 export { quantize, QuantizedModel, type QuantizeOptions, type QuantizationReport, type QuantizationMode } from './optimize/quantize/index.js';
 export * as quantization from './optimize/quantize/index.js';
+export * as tuner from './tune/index.js';

@@ -10,7 +10,7 @@ export type { LayerArgs, LayerShape, SerializedLayer, Weight } from './layer.js'
 export { Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Dense, Flatten, Dropout, Activation, BatchNormalization };
 export { ACTIVATIONS, type ActivationName } from './activations.js';
 export { INITIALIZERS, type InitializerName } from './initializers.js';
-export { PRESETS, preset, tutorialCnn, smallVgg } from './presets.js';
+export { PRESETS, preset, tutorialCnn, smallVgg, type PresetWidths } from './presets.js';
 
 /* Factory functions with TensorFlow.js' names. */
 export const conv2d = (args: Conv2DArgs) => new Conv2D(args);
