@@ -10,3 +10,4 @@ export { ashaRungs, ashaPromotes, type AshaOptions } from './asha.js';
 export { StudyJournal, type JournalRecord, type StudySignature } from './journal.js';
 export { parameterImportance } from './importance.js';
 export { presetBuilder, checkPresetSpace, PRESET_PARAMETERS } from './preset-builder.js';
+export { trialTable, formatTrialTable } from './results-table.js';
