@@ -26,8 +26,12 @@ export function ashaRungs(maxEpochs: number, options: AshaOptions = {}): number[
     throw new KilnError('INVALID_ARGUMENT', `the budget of ${maxEpochs} epochs per trial is too small for early stopping: ASHA's first rung is at ${min} epochs; give more epochs or a smaller minEpochs`);
   }
   const rungs: number[] = [];
-  // Rounded to a millionth of an epoch, so that 1/9 · 3² lands on 1 and not on 0.9999999.
-  for (let r = min; r < maxEpochs - 1e-9; r = Math.round(r * eta * 1e6) / 1e6) rungs.push(r);
+  // Rounded to a millionth of an epoch, so that 1/9 · 3² lands on 1 and not on 1.0000000000000002.
+  for (let k = 0; ; k++) {
+    const r = k === 0 ? min : Math.round(min * eta ** k * 1e6) / 1e6;
+    if (r >= maxEpochs - 1e-9) break;
+    rungs.push(r);
+  }
   return rungs;
 }
 

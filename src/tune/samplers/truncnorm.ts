@@ -28,11 +28,21 @@ export function ndtr(x: number): number {
   return 0.5 * erfc(-x / Math.SQRT2);
 }
 
+/**
+ * log Φ(z), finite however far into the lower tail: below z = −20 (where Φ nears float64's smallest
+ * numbers) from the asymptotic series log φ(z) − log(−z) + log(1 − 1/z² + 3/z⁴).
+ */
+export function logNdtr(z: number): number {
+  if (z > -20) return Math.log(ndtr(z));
+  const z2 = z * z;
+  return -0.5 * z2 - 0.5 * Math.log(2 * Math.PI) - Math.log(-z) + Math.log(1 - 1 / z2 + 3 / (z2 * z2));
+}
+
 /** log(Φ(b) − Φ(a)) for a < b, computed on the side of zero where the subtraction loses nothing. */
 export function logGaussMass(a: number, b: number): number {
-  if (b <= 0) return Math.log(ndtr(b) - ndtr(a));
-  if (a >= 0) return Math.log(ndtr(-a) - ndtr(-b));
-  return Math.log(1 - ndtr(a) - ndtr(-b));
+  if (a >= 0) [a, b] = [-b, -a];
+  const lb = logNdtr(b);
+  return lb + Math.log1p(-Math.exp(logNdtr(a) - lb));
 }
 
 /**
