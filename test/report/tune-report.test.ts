@@ -19,11 +19,11 @@ describe('renderTuneReport', () => {
     ];
     const importance = parameterImportance(space, trials.filter((t) => t.value !== undefined).map((t) => ({ params: t.params, value: t.value! })));
     const result: TuneResult = { space, objective: { metric: 'val_accuracy' }, direction: 'maximize', sampler: 'tpe', trials, best: trials[0]!, importance, resumed: { finished: 0, rerun: [] }, budgetSpent: false, seconds: 10 };
-    assert.deepEqual(importance.slice(0, 2).map((i) => i.name), ['optimizer', 'lr']);
+    // optimizer splits the values perfectly (η² ≈ 1); batchSize hardly at all.
+    assert.equal(importance.at(-1)!.name, 'batchSize');
     const html = await renderTuneReport(result);
     assert.equal((html.match(/<svg/g) ?? []).length, 3);
-    assert.ok(html.includes('optimizer against the objective'));
-    assert.ok(html.includes('lr against the objective'));
+    for (const { name } of importance.slice(0, 2)) assert.ok(html.includes(`${name} against the objective`), name);
     assert.ok(!html.includes('batchSize against the objective'));
     assert.ok(html.includes('correlation ratio η²'));
     assert.match(html, /Best: trial 0, objective 0\.8500/);
