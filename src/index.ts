@@ -37,3 +37,4 @@ export { quantize, QuantizedModel, type QuantizeOptions, type QuantizationReport
 export * as quantization from './optimize/quantize/index.js';
 export * as tuner from './tune/index.js';
 export { optimizeModel, type OptimizeOptions, type OptimizeResult, type Candidate } from './automl/index.js';
+export { writeTuneReport, renderTuneReport, writeOptimizeReport, renderOptimizeReport, type TuneReportOptions } from './report/index.js';
