@@ -8,6 +8,7 @@ import { loadModel } from '../train/load.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { checkPresetSpace, PRESET_PARAMETERS, presetBuilder } from '../tune/preset-builder.js';
 import { formatTrialTable } from '../tune/results-table.js';
+import { TpeSampler } from '../tune/samplers/tpe.js';
 import { parseSearchSpace } from '../tune/search-syntax.js';
 import { tune, type ObjectiveMetric } from '../tune/study.js';
 import { defaultedNumber, defaultedString, numberOption, stringListOption, stringOption } from './args.js';
@@ -35,6 +36,7 @@ export const tuneCommand: Command = {
     { name: 'trials', type: 'number', integer: true, min: 1, description: 'trials to finish (a resumed study counts those already done)', default: 20 },
     { name: 'epochs', type: 'number', integer: true, min: 1, description: 'epochs per trial', default: 2 },
     { name: 'sampler', type: 'string', description: 'tpe or random', default: 'tpe' },
+    { name: 'startup-trials', type: 'number', integer: true, min: 1, description: "TPE: random trials before the estimators take over (Optuna's default)", default: 10 },
     { name: 'asha', type: 'boolean', description: 'stop unpromising trials early (asynchronous successive halving)' },
     { name: 'min-epochs', type: 'number', description: "ASHA's first rung in epochs (fractions allowed)", default: 1 },
     { name: 'reduction-factor', type: 'number', min: 2, description: "ASHA's η: 1/η of the trials at a rung go on", default: 3 },
@@ -81,7 +83,7 @@ export const tuneCommand: Command = {
       validationSplit,
       epochs: defaultedNumber(options, 'epochs'),
       maxTrials: trials,
-      sampler,
+      sampler: sampler === 'tpe' ? new TpeSampler({ startupTrials: defaultedNumber(options, 'startup-trials') }) : sampler,
       objective: { metric: objectiveMetric as ObjectiveMetric, latencyWeight: numberOption(options, 'latency-weight'), sizeWeight: numberOption(options, 'size-weight') },
       earlyStopping: options.asha ? { minEpochs: defaultedNumber(options, 'min-epochs'), reductionFactor: defaultedNumber(options, 'reduction-factor') } : false,
       parallel: defaultedNumber(options, 'parallel'),

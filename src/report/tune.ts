@@ -57,7 +57,7 @@ export function objectivePerTrialSpec(result: TuneResult): TopLevelSpec {
 /** One parameter against the objective over the trials that have it (log axis for log ranges). */
 export function parameterSpec(result: TuneResult, name: string): TopLevelSpec {
   const spec = result.space.spec(name);
-  const values = result.trials.filter((t) => t.value !== undefined && name in t.params).map((t) => ({ trial: t.id, x: t.params[name], value: t.value!, state: t.state }));
+  const values = result.trials.filter((t) => t.value !== undefined && name in t.params).map((t) => ({ trial: t.id, x: spec.kind === 'choice' ? String(t.params[name]) : t.params[name], value: t.value!, state: t.state }));
   const x =
     spec.kind === 'choice'
       ? { field: 'x', type: 'nominal' as const, title: name, sort: spec.values.map(String) }
