@@ -49,8 +49,8 @@ export const tuneCommand: Command = {
     { name: 'limit', type: 'number', integer: true, min: 2, description: 'use only the first n training images' },
     { name: 'seed', type: 'number', integer: true, description: 'seed of the sampler, the initial weights and batch order', default: 42 },
     { name: 'out', type: 'string', description: "where the best trial's model is saved", default: 'best.onnx' },
-    { name: 'journal', type: 'string', description: 'study journal; rerunning with the same one resumes the study (default: <out>.study.jsonl)' },
-    { name: 'report', type: 'string', description: 'HTML report (default: <out>-tune-report.html)' },
+    { name: 'journal', type: 'string', description: 'study journal; rerunning with the same one resumes the study (default: beside --out, best.onnx → best.study.jsonl)' },
+    { name: 'report', type: 'string', description: 'HTML report (default: beside --out, best.onnx → best-tune-report.html)' },
   ],
   async run({ options }, out) {
     const space = parseSearchSpace(stringListOption(options, 'search'));

@@ -124,6 +124,18 @@ describe('tune', () => {
     assert.ok(r.trials.every((x) => x.state === 'complete'));
   });
 
+  it('weighs cost into the objective: accuracy − latencyWeight · batch-1 ms − sizeWeight · MiB', async () => {
+    const r = await tune(base({ maxTrials: 2, objective: { metric: 'val_accuracy', latencyWeight: 0.01, sizeWeight: 1e6 } }));
+    for (const t of r.trials) {
+      assert.ok(t.cost!.latencyMs! > 0 && t.cost!.sizeBytes! > 0);
+      const want = t.metrics.val_accuracy! - 0.01 * t.cost!.latencyMs! - (1e6 * t.cost!.sizeBytes!) / 2 ** 20;
+      assert.ok(Math.abs(t.value! - want) < 1e-9, `${t.value} vs ${want}`);
+    }
+    // The larger model pays more: with this weight, size decides the ranking.
+    const [a, b] = r.trials as [(typeof r.trials)[0], (typeof r.trials)[0]];
+    if (a.cost!.sizeBytes! !== b.cost!.sizeBytes!) assert.equal(r.best!.id, a.cost!.sizeBytes! < b.cost!.sizeBytes! ? a.id : b.id);
+  });
+
   it('refuses a parameter the builder never reads, naming it', async () => {
     await assert.rejects(tune(base({ space: { lr: logUniform(1e-3, 1e-1), units: int(2, 16), dropout: choice([0, 0.5]) } })), kilnError('INVALID_ARGUMENT', "never read 'dropout'"));
   });
