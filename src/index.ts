@@ -50,3 +50,6 @@ export { report, renderReport, writeReport, type ReportOptions, type CreateRepor
 export { quantize, QuantizedModel, type QuantizeOptions, type QuantizationReport, type QuantizationMode } from './optimize/quantize/index.js';
 export type { QuantizableModel } from './optimize/quantize/index.js';
 export * as quantization from './optimize/quantize/index.js';
+export * as tuner from './tune/index.js';
+export { optimizeModel, type OptimizeOptions, type OptimizeResult, type Candidate } from './automl/index.js';
+export { writeTuneReport, renderTuneReport, writeOptimizeReport, renderOptimizeReport, type TuneReportOptions } from './report/index.js';

@@ -13,7 +13,7 @@ export type { Padding } from './padding.js';
 export { Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Dense, Flatten, Dropout, Activation, BatchNormalization };
 export { ACTIVATIONS, type ActivationName } from './activations.js';
 export { INITIALIZERS, type InitializerName } from './initializers.js';
-export { PRESETS, preset, tutorialCnn, smallVgg } from './presets.js';
+export { PRESETS, preset, tutorialCnn, smallVgg, type PresetWidths } from './presets.js';
 
 /* Factory functions with TensorFlow.js' names. */
 /** A 2-D convolution layer (Keras' `Conv2D`): `conv2d({filters: 32, kernelSize: 3, activation: 'relu'})`. */

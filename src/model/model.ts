@@ -171,6 +171,22 @@ export abstract class Model {
     return this.structure.toOnnx(this.weights, this.metadata);
   }
 
+  /**
+   * Runs this model's sessions in `runtime` from now on (default: the process-wide worker), so models
+   * trained at the same time — parallel tuning trials — each step in a worker of their own. Sessions
+   * loaded in the previous runtime are released there.
+   */
+  useRuntime(runtime: Runtime): void {
+    if (runtime === this.runtime) return;
+    this.releaseRuntimeSessions();
+    this.runtime = runtime;
+  }
+
+  /** Lets go of every session the model holds in its runtime; they load again on demand. */
+  protected releaseRuntimeSessions(): void {
+    this.invalidate();
+  }
+
   /** Drops cached sessions after weights or structure change. */
   protected invalidate(): void {
     const s = this.inferenceSession;

@@ -38,8 +38,15 @@ export class Runtime {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Session options every load() starts from (a load's own options win). */
+  private readonly sessionDefaults: SessionOptions;
 
-  constructor() {
+  /**
+   * `sessionDefaults` apply to every session this worker loads, e.g. `{intraOpThreads: 1}` for a
+   * runtime that runs beside others on a shared machine (parallel tuning trials, one worker each).
+   */
+  constructor(sessionDefaults: SessionOptions = {}) {
+    this.sessionDefaults = { ...sessionDefaults };
     const { port1, port2 } = new MessageChannel();
     this.replies = port1;
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { replies: port2 }, transferList: [port2] });
@@ -88,7 +95,7 @@ export class Runtime {
   /** Loads ONNX model bytes into a new ONNX Runtime session in the worker. */
   async load(model: Uint8Array, options: SessionOptions = {}): Promise<SessionInfo> {
     const copy = Uint8Array.from(model).buffer; // a real copy: a Buffer's slice() shares its pool
-    const res = await this.request({ kind: 'load', model: copy, options }, [copy]);
+    const res = await this.request({ kind: 'load', model: copy, options: { ...this.sessionDefaults, ...options } }, [copy]);
     return res.info!;
   }
 

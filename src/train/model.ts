@@ -87,6 +87,12 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     this.dropCompiled();
   }
 
+  /** The compiled steps' sessions go too (the steps stay compiled and load again in the new runtime). */
+  protected override releaseRuntimeSessions(): void {
+    super.releaseRuntimeSessions();
+    this.dropSessions();
+  }
+
   /** Forgets the compiled step after the structure changed (a layer added): its sessions go with it. */
   protected dropCompiled(): void {
     this.dropSessions();
