@@ -5,16 +5,38 @@
  * by every candidate below it, so the search fine-tunes (number of narrow models + their sparse
  * versions) times, not once per candidate. Also the order candidates are tried in for an objective.
  */
-export type Shrink = { method: 'none' } | { method: 'prune'; ratio: number } | { method: 'distill'; ratio: number };
+/** The first stage of a candidate: none, structured pruning of a fraction of channels, or a distilled student with a fraction of the parameters. */
+export type Shrink =
+  | {
+      /** No shrink stage: the model keeps its width. */
+      method: 'none';
+    }
+  | {
+      /** Structured pruning. */
+      method: 'prune';
+      /** Fraction of each pruned layer's filters or units removed. */
+      ratio: number;
+    }
+  | {
+      /** Distillation into a smaller student. */
+      method: 'distill';
+      /** The student's parameters as a fraction of the teacher's. */
+      ratio: number;
+    };
+/** The quantization stage of a candidate: none, float16, or static int8. */
 export type QuantizationChoice = 'none' | 'float16' | 'int8';
 
+/** One candidate of the search: a shrink stage, a sparsity, and a quantization mode. */
 export interface CompressionConfig {
+  /** How the model is first made narrower (or not). */
   shrink: Shrink;
   /** Fraction of each pruned kernel's weights set to zero (0: none). */
   sparsity: number;
+  /** The quantization mode applied last. */
   quantization: QuantizationChoice;
 }
 
+/** Which pruning ratios, student sizes, sparsities and quantization modes the search tries. */
 export interface SearchChoices {
   /** Structured pruning ratios (default 0.25, 0.5, 0.75). */
   pruneRatios?: number[];
@@ -28,6 +50,7 @@ export interface SearchChoices {
 
 const percent = (r: number) => String(Math.round(r * 100));
 
+/** A shrink stage's name: float, pruned50, student25, ... */
 export function shrinkName(s: Shrink): string {
   return s.method === 'none' ? 'float' : `${s.method === 'prune' ? 'pruned' : 'student'}${percent(s.ratio)}`;
 }

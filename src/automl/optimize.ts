@@ -20,13 +20,25 @@ import { rebuildModel } from '../optimize/prune/fine-tune.js';
 import { allConfigs, configName, searchOrder, shrinkName, type CompressionConfig, type SearchChoices, type Shrink } from './candidates.js';
 import { paretoFront } from './pareto.js';
 
+/** What `kiln optimize` minimizes within the accuracy budget: latency at batch 64, or gzip-compressed size. */
 export type OptimizeObjective = 'latency' | 'size';
 
+/** Options of {@link optimizeModel}: the data, the accuracy budget, the objective, and the search's choices and limits. */
 export interface OptimizeOptions extends SearchChoices {
   /** Training data: fine-tuning, distillation and int8 calibration. */
-  train: { x: Tensor; y: Tensor };
+  train: {
+    /** Training inputs, one example per row of the first dimension. */
+    x: Tensor;
+    /** Training labels (class indices). */
+    y: Tensor;
+  };
   /** The data the accuracy budget is held on (and the measurements made on): the test split, as INC's eval set. */
-  evaluation: { x: Tensor; y: Tensor };
+  evaluation: {
+    /** Evaluation inputs, one example per row of the first dimension. */
+    x: Tensor;
+    /** Evaluation labels (class indices). */
+    y: Tensor;
+  };
   /** Most accuracy the chosen model may lose, in percentage points (default 0.5). */
   maxAccuracyDrop?: number;
   /** 'latency' (at batch 64) or 'size' (gzip-compressed file bytes). */
@@ -42,24 +54,39 @@ export interface OptimizeOptions extends SearchChoices {
   /** Seed of fine-tuning, students and calibration (default 42). */
   seed?: number;
   /** Timing settings of the final measurement (bench): rounds and calls per round. */
-  measurement?: { repetitions?: number; latencyRuns?: number; throughputBatches?: number };
+  measurement?: {
+    /** Interleaved measurement rounds (default 3). */
+    repetitions?: number;
+    /** Batch-1 calls timed per round for latency (default 50). */
+    latencyRuns?: number;
+    /** Batches of 64 timed per round for throughput (default 5). */
+    throughputBatches?: number;
+  };
+  /** Called with one line of progress text per stage, candidate and measurement. */
   onProgress?: (line: string) => void;
 }
 
+/** One model `kiln optimize` made (or the original), with its accuracy, latencies and sizes. */
 export interface Candidate {
+  /** The candidate's name: 'original', or its configuration's name (as float, pruned50, student25-sparse80-int8). */
   name: string;
   /** Absent for the original model. */
   config?: CompressionConfig;
+  /** The model as an ONNX file. */
   bytes: Uint8Array;
   /** Accuracy on the evaluation data, a fraction. */
   accuracy: number;
   /** Median latency at batch 1 and of one batch of 64, ms (from the final measurement). */
   latencyMs1: number;
+  /** Time of one batch of 64, ms: 64,000 over the measured throughput (examples per second). */
   latencyMs64: number;
+  /** Size of the ONNX file, bytes. */
   fileBytes: number;
+  /** Size of the ONNX file after gzip compression, bytes. */
   gzipBytes: number;
   /** The size the objective and the front use: gzipBytes. */
   sizeBytes: number;
+  /** Number of parameters of the model. */
   parameters: number;
   /** Seconds spent making it (its own stages; shared stages counted where first made). */
   seconds: number;
@@ -67,12 +94,17 @@ export interface Candidate {
   withinBudget: boolean;
   /** The original's batch-64 latency over this one's, and its gzip size over this one's. */
   speedup64: number;
+  /** The original's gzip size over this one's. */
   compression: number;
 }
 
+/** What {@link optimizeModel} returns: every candidate, the Pareto front, and the chosen model. */
 export interface OptimizeResult {
+  /** The objective the candidate was chosen for. */
   objective: OptimizeObjective;
+  /** The accuracy budget used, in percentage points. */
   maxAccuracyDrop: number;
+  /** The uncompressed model, measured alongside the candidates. */
   original: Candidate;
   /** Every candidate made, in the order tried. */
   candidates: Candidate[];
@@ -84,10 +116,32 @@ export interface OptimizeResult {
    * The chosen model and the original timed again, alone and with more rounds (7), interleaved: the
    * speed-up to quote, less exposed to a busy machine than the all-candidates measurement.
    */
-  check?: { originalMs1: number; chosenMs1: number; originalMs64: number; chosenMs64: number; speedup1: number; speedup64: number; repetitions: number };
+  check?: {
+    /** The original's median latency at batch 1, ms. */
+    originalMs1: number;
+    /** The chosen model's median latency at batch 1, ms. */
+    chosenMs1: number;
+    /** The original's time of one batch of 64, ms. */
+    originalMs64: number;
+    /** The chosen model's time of one batch of 64, ms. */
+    chosenMs64: number;
+    /** originalMs1 over chosenMs1. */
+    speedup1: number;
+    /** originalMs64 over chosenMs64. */
+    speedup64: number;
+    /** Interleaved rounds the check ran. */
+    repetitions: number;
+  };
   /** Candidates not made, and why (a parent stage already below the budget, or the time budget spent). */
-  skipped: { name: string; reason: string }[];
+  skipped: {
+    /** The candidate's configuration name. */
+    name: string;
+    /** Why it was not made. */
+    reason: string;
+  }[];
+  /** Whether the time budget ran out before every candidate was tried. */
   budgetSpent: boolean;
+  /** Wall-clock seconds the whole search took. */
   seconds: number;
 }
 
@@ -144,6 +198,10 @@ async function fineTuneEpochSeconds(model: Sequential, train: { x: Tensor; y: Te
   return (seconds / Math.ceil(rows / batchSize)) * Math.ceil(n / batchSize);
 }
 
+/**
+ * Searches compressions of a trained Kiln model (pruning or distillation, sparsity, quantization) and
+ * returns every candidate measured, the Pareto front, and the best one within the accuracy budget.
+ */
 export async function optimizeModel(model: Sequential, options: OptimizeOptions): Promise<OptimizeResult> {
   const started = performance.now();
   checkOptions(model, options);

@@ -54,6 +54,7 @@ export function frontSpec(result: OptimizeResult, against: 'latency' | 'size'): 
   };
 }
 
+/** The candidates table: a header and one row of formatted cells per model, the original first. */
 export function candidateRows(result: OptimizeResult): { header: string[]; rows: string[][] } {
   const header = ['model', 'accuracy %', 'Δ points', 'params', 'file', 'gzip', 'ms @1', 'ms @64', 'speed-up @64', 'size ×', 'front', ''];
   const rows = [result.original, ...result.candidates].map((c) => [
@@ -73,6 +74,7 @@ export function candidateRows(result: OptimizeResult): { header: string[]; rows:
   return { header, rows };
 }
 
+/** `kiln optimize`'s report page as HTML: the two front charts, the chosen model, the candidates table and those not made. */
 export async function renderOptimizeReport(result: OptimizeResult, options: { title?: string; notes?: string[] } = {}): Promise<string> {
   const title = options.title ?? 'Kiln optimize';
   const svgs = await Promise.all([frontSpec(result, 'latency'), frontSpec(result, 'size')].map(renderSvg));
@@ -108,6 +110,7 @@ ${result.skipped.length ? `<h2>Not made</h2>\n<ul>${result.skipped.map((s) => `<
 `;
 }
 
+/** Renders `kiln optimize`'s report and writes it atomically; returns the file's absolute path. */
 export async function writeOptimizeReport(file: string, result: OptimizeResult, options: { title?: string; notes?: string[] } = {}): Promise<string> {
   await writeFileAtomic(file, new TextEncoder().encode(await renderOptimizeReport(result, options)));
   return path.resolve(file);

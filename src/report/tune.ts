@@ -78,7 +78,9 @@ export function parameterSpec(result: TuneResult, name: string): TopLevelSpec {
   };
 }
 
+/** Options of the tuning study's report page. */
 export interface TuneReportOptions {
+  /** The page's title and heading (default 'Kiln tuning study'). */
   title?: string;
   /** Paragraphs under the title: the command that ran, the data. */
   notes?: string[];

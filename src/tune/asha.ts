@@ -9,6 +9,7 @@
 import { KilnError } from '../errors.js';
 import type { Direction } from './samplers/sampler.js';
 
+/** Settings of ASHA early stopping. */
 export interface AshaOptions {
   /** The first rung, in epochs; fractions of an epoch are allowed (default 1). */
   minEpochs?: number;

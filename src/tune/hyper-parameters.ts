@@ -6,6 +6,7 @@
 import { KilnError } from '../errors.js';
 import type { ParamValue, Params, SearchSpace } from './space.js';
 
+/** One trial's parameter values as the model builder reads them (`hp`), recording which it read. */
 export class HyperParameters {
   private readonly reads = new Set<string>();
 
@@ -34,12 +35,14 @@ export class HyperParameters {
     return this.values[name]!;
   }
 
+  /** A parameter's value as a number; an error when it is not one (or unknown, or inactive). */
   number(name: string): number {
     const v = this.get(name);
     if (typeof v !== 'number') throw new KilnError('INVALID_ARGUMENT', `parameter '${name}' is ${JSON.stringify(v)}, the model builder reads it as a number`);
     return v;
   }
 
+  /** A parameter's value as a string; an error when it is not one (or unknown, or inactive). */
   string(name: string): string {
     const v = this.get(name);
     if (typeof v !== 'string') throw new KilnError('INVALID_ARGUMENT', `parameter '${name}' is ${JSON.stringify(v)}, the model builder reads it as a string`);
@@ -51,6 +54,7 @@ export class HyperParameters {
     return this.has(name) ? this.number(name) : fallback;
   }
 
+  /** The string value when the parameter is searched and active, else `fallback` (a preset's default). */
   stringOr(name: string, fallback: string): string {
     return this.has(name) ? this.string(name) : fallback;
   }

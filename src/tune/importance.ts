@@ -10,8 +10,11 @@
  */
 import type { Params, SearchSpace } from './space.js';
 
+/** A complete trial as the importance estimate uses it: its parameter values and objective. */
 export interface ImportanceTrial {
+  /** The trial's parameter values. */
   params: Params;
+  /** The trial's objective. */
   value: number;
 }
 
@@ -38,6 +41,14 @@ export function groupsOf(space: SearchSpace, name: string, trials: readonly Impo
 }
 
 /** Each parameter's importance (η², in [0, 1]), most important first. */
-export function parameterImportance(space: SearchSpace, trials: readonly ImportanceTrial[]): { name: string; importance: number }[] {
+export function parameterImportance(
+  space: SearchSpace,
+  trials: readonly ImportanceTrial[],
+): {
+  /** The parameter's name. */
+  name: string;
+  /** Its η², from 0 (explains nothing) to 1. */
+  importance: number;
+}[] {
   return space.names.map((name) => ({ name, importance: correlationRatio(groupsOf(space, name, trials)) })).sort((a, b) => b.importance - a.importance || a.name.localeCompare(b.name));
 }

@@ -16,31 +16,80 @@ export const JOURNAL_VERSION = 1;
 
 /** What makes two runs the same study: trials of one are comparable with trials of the other. */
 export interface StudySignature {
+  /** The search space in canonical form. */
   space: unknown;
+  /** The objective trials are scored by. */
   objective: unknown;
+  /** Epochs per trial. */
   epochs: number;
+  /** The early-stopping settings (ASHA's minEpochs and reductionFactor), or null when off. */
   earlyStopping: unknown;
   /** What the trials train (CLI: data set and model preset); free-form for the library. */
   task?: unknown;
 }
 
+/** How a trial ended: complete (trained its full budget), pruned (stopped early by ASHA) or failed. */
 export type TrialState = 'complete' | 'pruned' | 'failed';
 
+/** One line of a study journal: the study's header, or a trial's start, report or end event. */
 export type JournalRecord =
-  | { type: 'study'; version: number; signature: StudySignature; createdAt: string }
-  | { type: 'start'; trial: number; params: Params; at: string }
-  | { type: 'report'; trial: number; epochs: number; value: number; metrics: Record<string, number> }
   | {
-      type: 'end';
+      /** The first line: which study the journal is for. */
+      type: 'study';
+      /** The journal format's version. */
+      version: number;
+      /** The study the journal was written for. */
+      signature: StudySignature;
+      /** When the journal was created (ISO 8601). */
+      createdAt: string;
+    }
+  | {
+      /** A trial started. */
+      type: 'start';
+      /** The trial's number. */
       trial: number;
+      /** The trial's parameter values. */
+      params: Params;
+      /** When it started (ISO 8601). */
+      at: string;
+    }
+  | {
+      /** A trial was evaluated (at an epoch or ASHA rung). */
+      type: 'report';
+      /** The trial's number. */
+      trial: number;
+      /** Epochs trained at the evaluation. */
+      epochs: number;
+      /** The objective then. */
+      value: number;
+      /** The validation (and training) metrics then. */
+      metrics: Record<string, number>;
+    }
+  | {
+      /** A trial ended. */
+      type: 'end';
+      /** The trial's number. */
+      trial: number;
+      /** How it ended. */
       state: TrialState;
       /** The objective: final (complete) or last reported (pruned); absent for a failed trial. */
       value?: number;
+      /** Epochs trained. */
       epochs: number;
+      /** The last validation (and training) metrics. */
       metrics?: Record<string, number>;
       /** Weighted objectives: what the model costs. */
-      cost?: { latencyMs?: number; sizeBytes?: number; parameters?: number };
+      cost?: {
+        /** Median batch-1 inference latency, ms. */
+        latencyMs?: number;
+        /** Size of the model's ONNX file, bytes. */
+        sizeBytes?: number;
+        /** Number of parameters of the model. */
+        parameters?: number;
+      };
+      /** Why the trial failed (failed trials). */
       error?: string;
+      /** Wall-clock seconds the trial took. */
       seconds: number;
       /** Set when this trial's model was saved as the study's best. */
       saved?: string;
@@ -77,10 +126,12 @@ function describeDifference(file: string, found: StudySignature, wanted: StudySi
   return undefined;
 }
 
+/** An open study journal: appends records durably (fsync'd) in order. */
 export class StudyJournal {
   private queue: Promise<void> = Promise.resolve();
 
   private constructor(
+    /** The journal file's path. */
     readonly file: string,
     private readonly handle: fs.FileHandle,
   ) {}
@@ -89,7 +140,15 @@ export class StudyJournal {
    * Opens the journal for `signature`: a new file starts with the study line; an existing one must
    * have been written for the same study, and its records are returned for the study to replay.
    */
-  static async open(file: string, signature: StudySignature): Promise<{ journal: StudyJournal; records: JournalRecord[] }> {
+  static async open(
+    file: string,
+    signature: StudySignature,
+  ): Promise<{
+    /** The open journal, ready for appends. */
+    journal: StudyJournal;
+    /** Every record in the file, the study line first (for a new file, only that line). */
+    records: JournalRecord[];
+  }> {
     let records: JournalRecord[] = [];
     let exists = true;
     try {
@@ -136,6 +195,7 @@ export class StudyJournal {
     });
   }
 
+  /** Waits for pending appends and closes the file. */
   async close(): Promise<void> {
     await this.queue;
     await this.handle.close();

@@ -10,7 +10,16 @@ function formatParam(v: unknown): string {
 }
 
 /** Header and rows: trial, state, each parameter, epochs, objective, seconds. */
-export function trialTable(space: SearchSpace, trials: readonly TrialResult[], best?: TrialResult): { header: string[]; rows: string[][] } {
+export function trialTable(
+  space: SearchSpace,
+  trials: readonly TrialResult[],
+  best?: TrialResult,
+): {
+  /** Column titles. */
+  header: string[];
+  /** One row of formatted cells per trial. */
+  rows: string[][];
+} {
   const header = ['trial', 'state', ...space.names, 'epochs', 'objective', 'seconds'];
   const rows = trials.map((t) => [
     `${t.id}${best && t.id === best.id ? ' *' : ''}`,

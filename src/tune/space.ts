@@ -7,19 +7,53 @@
  */
 import { KilnError } from '../errors.js';
 
+/** A parameter's value in a trial: a number, or a choice's string or boolean. */
 export type ParamValue = number | string | boolean;
 
 /** Active when the parent choice parameter takes one of `values`. */
 export interface Condition {
+  /** Name of the choice parameter this one depends on. */
   parent: string;
+  /** The parent's values for which this parameter is active. */
   values: ParamValue[];
 }
 
+/** One parameter of a search space: a choice among values, or an integer or float range. */
 export type ParamSpec =
-  | { kind: 'choice'; values: ParamValue[]; when?: Condition }
-  | { kind: 'int'; low: number; high: number; log: boolean; when?: Condition }
-  | { kind: 'float'; low: number; high: number; log: boolean; when?: Condition };
+  | {
+      /** A choice among values. */
+      kind: 'choice';
+      /** The values to choose from. */
+      values: ParamValue[];
+      /** Active only when a parent choice takes certain values (default: always active). */
+      when?: Condition;
+    }
+  | {
+      /** An integer range. */
+      kind: 'int';
+      /** Smallest value (inclusive). */
+      low: number;
+      /** Largest value (inclusive). */
+      high: number;
+      /** Uniform in log space rather than linearly. */
+      log: boolean;
+      /** Active only when a parent choice takes certain values (default: always active). */
+      when?: Condition;
+    }
+  | {
+      /** A float range. */
+      kind: 'float';
+      /** Lower bound. */
+      low: number;
+      /** Upper bound. */
+      high: number;
+      /** Uniform in log space rather than linearly. */
+      log: boolean;
+      /** Active only when a parent choice takes certain values (default: always active). */
+      when?: Condition;
+    };
 
+/** A search space's definition: each parameter's spec by name. */
 export type SpaceDefinition = Record<string, ParamSpec>;
 
 /** The values of one trial's active parameters. */
@@ -65,12 +99,14 @@ export class SearchSpace {
     this.names = topologicalOrder(this.specs);
   }
 
+  /** The spec of parameter `name`; throws when the space has no such parameter. */
   spec(name: string): ParamSpec {
     const s = this.specs.get(name);
     if (!s) throw new KilnError('INVALID_ARGUMENT', `the search space has no parameter '${name}' (it has ${this.names.join(', ')})`);
     return s;
   }
 
+  /** Whether the space has a parameter `name`. */
   has(name: string): boolean {
     return this.specs.has(name);
   }

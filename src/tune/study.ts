@@ -22,8 +22,16 @@ import { TpeSampler } from './samplers/tpe.js';
 import { searchSpace, type Params, type SearchSpace, type SpaceDefinition } from './space.js';
 
 /** What the builder returns: a compiled model, and optionally the batch size to train it with. */
-export type BuildResult = TrainableModel | { model: TrainableModel; batchSize?: number };
+export type BuildResult =
+  | TrainableModel
+  | {
+      /** The compiled model to train. */
+      model: TrainableModel;
+      /** Batch size to train this trial with (default: the study's batchSize). */
+      batchSize?: number;
+    };
 
+/** The validation metric a trial is scored by: accuracy (maximized) or loss (minimized). */
 export type ObjectiveMetric = 'val_accuracy' | 'val_loss';
 
 /**
@@ -32,17 +40,23 @@ export type ObjectiveMetric = 'val_accuracy' | 'val_loss';
  * accuracy (maximized), metric + the same for loss (minimized).
  */
 export interface Objective {
+  /** The validation metric scored. */
   metric: ObjectiveMetric;
+  /** Penalty per millisecond of batch-1 latency (default 0: latency not measured). */
   latencyWeight?: number;
+  /** Penalty per MiB of the model's ONNX file (default 0). */
   sizeWeight?: number;
 }
 
+/** Options of `tune()`: the search space, the model builder, the data, and the study's settings. */
 export interface TuneOptions {
+  /** The parameters searched over: a SearchSpace, or the definition to make one from. */
   space: SearchSpace | SpaceDefinition;
   /** Builds and compiles one trial's model from its parameters (read them through `hp`). */
   build: (hp: HyperParameters) => BuildResult | Promise<BuildResult>;
   /** Training examples and labels. */
   x: Tensor;
+  /** Training labels, one per example of x. */
   y: Tensor;
   /** Validation pair; default: the last `validationSplit` of x and y. */
   validationData?: [Tensor, Tensor];
@@ -76,9 +90,13 @@ export interface TuneOptions {
   onTrialEnd?: (trial: TrialResult, study: { finished: number; maxTrials: number; best?: TrialResult }) => void;
 }
 
+/** One trial of a study: its parameters, how it ended, its objective and metrics. */
 export interface TrialResult {
+  /** The trial's number in the study, from 0. */
   id: number;
+  /** The parameter values the trial ran with. */
   params: Params;
+  /** How the trial ended: complete, pruned (stopped early by ASHA) or failed. */
   state: TrialState;
   /** The objective: final for complete trials, the last reported one for pruned trials. */
   value?: number;
@@ -86,10 +104,25 @@ export interface TrialResult {
   epochs: number;
   /** The last validation (and training) metrics. */
   metrics: Record<string, number>;
-  cost?: { latencyMs?: number; sizeBytes?: number; parameters?: number };
+  /** What the trial's model costs, as the objective's penalties use it. */
+  cost?: {
+    /** Median batch-1 inference latency, ms (measured only when the objective has a latencyWeight). */
+    latencyMs?: number;
+    /** Size of the model's ONNX file, bytes. */
+    sizeBytes?: number;
+    /** Number of parameters of the model. */
+    parameters?: number;
+  };
   /** Objective after each evaluation: at every epoch and ASHA rung. */
-  curve: { epochs: number; value: number }[];
+  curve: {
+    /** Epochs trained at the evaluation. */
+    epochs: number;
+    /** The objective then. */
+    value: number;
+  }[];
+  /** Why the trial failed (failed trials). */
   error?: string;
+  /** Wall-clock seconds the trial took. */
   seconds: number;
   /** The file the model was saved to when it became the best. */
   saved?: string;
@@ -97,22 +130,39 @@ export interface TrialResult {
   fromJournal: boolean;
 }
 
+/** What `tune()` returns: every trial, the best one, and each parameter's importance. */
 export interface TuneResult {
+  /** The search space the study ran over. */
   space: SearchSpace;
+  /** The objective trials were scored by. */
   objective: Objective;
+  /** Whether the objective was maximized (accuracy) or minimized (loss). */
   direction: Direction;
+  /** The sampler's name ('tpe', 'random', or a custom sampler's). */
   sampler: string;
+  /** Every finished trial, by id (those from the journal included). */
   trials: TrialResult[];
   /** The best complete trial. */
   best?: TrialResult;
   /** Each parameter's importance (η² of the objective over complete trials), most important first. */
-  importance: { name: string; importance: number }[];
+  importance: {
+    /** The parameter's name. */
+    name: string;
+    /** Its η², from 0 (explains nothing) to 1. */
+    importance: number;
+  }[];
   /** Where the best model is (options.out), when it has been saved. */
   bestModelFile?: string;
   /** What this run took over from the journal. */
-  resumed: { finished: number; rerun: number[] };
+  resumed: {
+    /** Trials the journal already held finished. */
+    finished: number;
+    /** Ids of the trials the journal held started but unfinished, run again. */
+    rerun: number[];
+  };
   /** Stopped early by timeBudgetMs. */
   budgetSpent: boolean;
+  /** Wall-clock seconds this run took. */
   seconds: number;
 }
 

@@ -24,9 +24,12 @@ export function sampleActive(space: SearchSpace, draw: (name: string, spec: Para
   return params;
 }
 
+/** Random search: every active parameter drawn independently and uniformly over its domain. */
 export class RandomSampler implements Sampler {
+  /** The sampler's name: 'random'. */
   readonly name = 'random';
 
+  /** The next trial's parameters, uniform and ignoring the history. */
   sample(space: SearchSpace, _history: unknown, _direction: unknown, rng: Random): Params {
     return sampleActive(space, (_name, spec) => sampleUniform(spec, rng));
   }

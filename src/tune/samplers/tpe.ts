@@ -27,6 +27,7 @@ import { sampleActive, sampleUniform } from './random.js';
 import type { Direction, ObservedTrial, Sampler } from './sampler.js';
 import { logGaussMass, truncnormLogPdf, truncnormSample } from './truncnorm.js';
 
+/** Settings of the TPE sampler (defaults as Optuna's). */
 export interface TpeOptions {
   /** Random trials before the estimators are used (Optuna: 10). */
   startupTrials?: number;
@@ -187,10 +188,15 @@ function logSumExp(terms: number[]): number {
   return m + Math.log(terms.reduce((s, t) => s + Math.exp(t - m), 0));
 }
 
+/** The Tree-structured Parzen Estimator sampler, after Optuna's univariate TPESampler. */
 export class TpeSampler implements Sampler {
+  /** The sampler's name: 'tpe'. */
   readonly name = 'tpe';
+  /** Random trials before the estimators are used (default 10). */
   readonly startupTrials: number;
+  /** Candidates drawn from l(x) per parameter (default 24). */
   readonly eiCandidates: number;
+  /** Weight of the prior kernel (default 1). */
   readonly priorWeight: number;
 
   constructor(options: TpeOptions = {}) {
@@ -199,6 +205,7 @@ export class TpeSampler implements Sampler {
     this.priorWeight = options.priorWeight ?? 1;
   }
 
+  /** The next trial's parameters: random during start-up, then each the candidate with the largest l(x)/g(x). */
   sample(space: SearchSpace, history: readonly ObservedTrial[], direction: Direction, rng: Random): Params {
     if (history.length < this.startupTrials) return sampleActive(space, (_name, spec) => sampleUniform(spec, rng));
     const { below, above } = splitTrials(history, direction);
