@@ -35,10 +35,13 @@ function sharpModule(): Promise<SharpFactory> {
   return loading;
 }
 
+/** A decoded image: its 8-bit pixels and their size. */
 export interface DecodedImage {
   /** Interleaved 8-bit samples [height, width, channels]. */
   pixels: Uint8Array;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** 1 for a grey source, else 3 (RGB). */
   channels: 1 | 3;

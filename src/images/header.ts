@@ -11,19 +11,25 @@ import { KilnError } from '../errors.js';
 /** The formats Kiln decodes. */
 export type ImageFormat = 'jpeg' | 'png';
 
+/** What a JPEG or PNG file's header declares, read before decoding. */
 export interface ImageHeader {
+  /** The file's format, from its magic bytes. */
   format: ImageFormat;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** Colour channels the file declares, alpha excluded: 1 (grey) or 3 (colour; a palette counts as colour). */
   colorChannels: 1 | 3;
 }
 
+/** Limits an image must keep to before it is decoded. */
 export interface ImageLimits {
   /** Most pixels (width × height) an image may declare (default 16,777,216: 4096 × 4096). */
   maxPixels?: number;
 }
 
+/** The default pixel limit (width × height): 16,777,216, i.e. 4096 × 4096. */
 export const DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096;
 
 /** Why an image was refused: a client's fault in every case, but servers answer 'unsupported' with 415. */
@@ -32,6 +38,7 @@ export type ImageProblem = 'unsupported' | 'too-large' | 'corrupt';
 /** A refused image: what is wrong with it, in words and as a kind. */
 export class ImageError extends KilnError {
   constructor(
+    /** What kind of problem it is: 'unsupported', 'too-large' or 'corrupt'. */
     readonly problem: ImageProblem,
     message: string,
     options?: { cause?: unknown },

@@ -19,9 +19,13 @@
 
 /** The region of the input that is resized, in whole input pixels. */
 export interface CropBox {
+  /** The first column of the region, in input pixels. */
   left: number;
+  /** The first row of the region, in input pixels. */
   top: number;
+  /** Width of the region, in input pixels. */
   width: number;
+  /** Height of the region, in input pixels. */
   height: number;
 }
 

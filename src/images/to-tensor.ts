@@ -37,19 +37,32 @@ export interface ImageOptions extends ImageLimits {
 }
 
 /** A model, as toTensor takes it: a loaded ONNX file, a Kiln model, or a model's description. */
-export type ImageModel = OnnxModel | Model | ModelDescription | { description: ModelDescription };
+export type ImageModel =
+  | OnnxModel
+  | Model
+  | ModelDescription
+  | {
+      /** The model's description (inputs, outputs, metadata). */
+      description: ModelDescription;
+    };
 
 /** How a model's image input wants its pixels. */
 export interface ImageInputSpec {
+  /** The input's name. */
   name: string;
+  /** The input's element type: float32 takes scaled, normalised pixels; uint8 the resized pixels rounded, unscaled. */
   dtype: 'float32' | 'uint8';
   /** nhw: a grey image without a channel axis. */
   layout: 'nhwc' | 'nchw' | 'nhw';
   /** Undefined where the model leaves the size variable (options.size fills it). */
   height: number | undefined;
+  /** Width in pixels; undefined where the model leaves it variable. */
   width: number | undefined;
+  /** Colour channels the input takes: 1 (grey) or 3 (RGB). */
   channels: 1 | 3;
+  /** Mean subtracted from pixels scaled to [0, 1]: one per channel, or one for all; undefined for 0. */
   mean: number[] | undefined;
+  /** Std that pixels are divided by after the mean is subtracted: one per channel, or one for all; undefined for 1. */
   std: number[] | undefined;
 }
 

@@ -11,8 +11,11 @@ import { GlobalAveragePooling2D, MaxPooling2D } from './pooling.js';
  * Hyper-parameter search (`kiln tune`) varies them; left out, each preset's own values apply.
  */
 export interface PresetWidths {
+  /** Filters of the first convolution; later convolutions double it. */
   filters?: number;
+  /** Units of the hidden Dense layer. */
   units?: number;
+  /** Dropout rate before the classifier, 0 to 1 (0: no Dropout layer). */
   dropout?: number;
 }
 

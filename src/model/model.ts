@@ -153,6 +153,7 @@ export abstract class Model {
     return parseClassNames(this.metadata.get(CLASS_NAMES_METADATA_KEY), `model '${this.name}'`);
   }
 
+  /** Sets the class names by output index (checked against the output width); undefined removes them. */
   set classNames(names: readonly string[] | undefined) {
     if (names === undefined) {
       this.metadata.delete(CLASS_NAMES_METADATA_KEY);

@@ -48,7 +48,14 @@ export interface ModelConfig {
   /** Top classes :classify returns (default: all) and TorchServe's /predictions (default: 5). */
   topK: number | undefined;
   /** How image requests are fitted to the model's input: center crop or not, and the size for inputs whose height and width are variable. */
-  image: { crop?: 'none' | 'center'; size?: [number, number] } | undefined;
+  image:
+    | {
+        /** 'center' crops the image to the input's aspect ratio around its center before resizing; 'none' resizes the whole image. */
+        crop?: 'none' | 'center';
+        /** [height, width] in pixels that images are resized to, for inputs whose height and width are variable. */
+        size?: [number, number];
+      }
+    | undefined;
   /** Names clients use for the ONNX inputs / outputs: ONNX name → served name. */
   inputNames: Record<string, string>;
   /** Names clients use for the ONNX outputs: ONNX name → served name. */

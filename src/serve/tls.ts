@@ -12,6 +12,7 @@ import { KilnError } from '../errors.js';
 /** A PEM file (a path) or its contents (bytes). */
 export type PemSource = string | Uint8Array;
 
+/** The server's TLS settings (HTTPS and gRPC alike), each a PEM file path or its contents; read and checked at start-up. */
 export interface TlsOptions {
   /** The server's certificate chain (PEM): its own certificate first, then intermediates. */
   cert: PemSource;
@@ -27,6 +28,7 @@ export interface ClientTls {
   ca?: string | Uint8Array;
   /** A client certificate and its key, for servers that demand one (mutual TLS). */
   cert?: string | Uint8Array;
+  /** The client certificate's private key (PEM); given together with `cert`. */
   key?: string | Uint8Array;
 }
 

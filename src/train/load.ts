@@ -6,17 +6,18 @@ import { readOnnxFile } from '../model/read-model.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
 
+/** Options of loadModel: GraphModel's options (name, seed, layout, mean, std) and the key of an encrypted model. */
+export interface LoadModelOptions extends GraphModelOptions {
+  /** The key of an encrypted model (`kiln encrypt`): 32 bytes, or 64 hex digits / base64 text. Decrypted in memory only. */
+  key?: Uint8Array | string;
+}
+
 /**
  * Loads an .onnx file as a model that trains: a Kiln model (its layer configuration is in the
  * metadata) as a Sequential; any other ONNX model (a PyTorch or tf2onnx export) as a GraphModel over
  * its own graph. A model Kiln cannot feed data to (several inputs, integer inputs) or a quantized one
  * comes back as an inference-only OnnxModel, with the reason in `notTrainable`.
  */
-export interface LoadModelOptions extends GraphModelOptions {
-  /** The key of an encrypted model (`kiln encrypt`): 32 bytes, or 64 hex digits / base64 text. Decrypted in memory only. */
-  key?: Uint8Array | string;
-}
-
 export async function loadModel(file: string, options: LoadModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   const { key, ...graphOptions } = options;
   const { bytes, proto } = await readOnnxFile(file, key === undefined ? undefined : parseModelKey(key, 'the "key" option'));

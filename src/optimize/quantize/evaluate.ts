@@ -47,7 +47,12 @@ export interface Comparison {
    * quantized: which QDQ groups it fused into integer kernels (QLinearMatMul, QGemm, ...) and what
    * it left in float.
    */
-  runtimeOps: { before: Record<string, number>; after: Record<string, number> };
+  runtimeOps: {
+    /** Node count per op type in the float model's optimized graph. */
+    before: Record<string, number>;
+    /** Node count per op type in the quantized model's optimized graph. */
+    after: Record<string, number>;
+  };
 }
 
 /** Op counts of a serialized graph, without domains (QLinearMatMul, not com.microsoft.QLinearMatMul). */

@@ -20,8 +20,11 @@ export function speedup(c: Comparison): number {
   return c.before.latencyMs / c.after.latencyMs;
 }
 
+/** One quantization mode's measured result: its evaluation against float and its compression. */
 export interface ModeOutcome {
+  /** The quantization mode. */
   mode: QuantizationMode;
+  /** The float model against the model quantized in this mode. */
   comparison: Comparison;
   /** The quantized file's size, float's / its. */
   compression: number;
@@ -57,7 +60,15 @@ export function fasterModeAdvice(chosen: ModeOutcome, alternative?: ModeOutcome)
  * other int8 mode (static needs `options.calibration`), measures it on the same evaluation data, and
  * returns the advice with that outcome. Undefined when the model was not evaluated or is not slower.
  */
-export async function suggestFasterMode(model: QuantizableModel, report: QuantizationReport, options: QuantizeOptions): Promise<{ advice: string; alternative?: ModeOutcome } | undefined> {
+export async function suggestFasterMode(model: QuantizableModel, report: QuantizationReport, options: QuantizeOptions): Promise<
+  | {
+      /** The advice, in words (fasterModeAdvice). */
+      advice: string;
+      /** The other mode's measured outcome, when it was tried. */
+      alternative?: ModeOutcome;
+    }
+  | undefined
+> {
   const comparison = report.evaluation;
   if (!comparison || speedup(comparison) >= SLOWER_BELOW) return undefined;
   const chosen: ModeOutcome = { mode: report.mode, comparison, compression: report.compression };

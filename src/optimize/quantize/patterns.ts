@@ -14,12 +14,15 @@ import type { Graph, Node } from '../../graph/graph.js';
 export type BlockKind = 'LayerNormalization' | 'Gelu';
 export const BLOCK_KINDS: readonly BlockKind[] = ['LayerNormalization', 'Gelu'];
 
+/** A transformer block (LayerNorm or GELU) found in a graph, which the static quantizer treats as one unit. */
 export interface Block {
+  /** Which block it is. */
   kind: BlockKind;
   /** The block's nodes in graph order. */
   nodes: Node[];
-  /** The value it normalizes / activates, and the value it produces. */
+  /** The value it normalizes / activates. */
   input: string;
+  /** The value it produces. */
   output: string;
 }
 
