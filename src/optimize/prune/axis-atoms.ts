@@ -170,7 +170,13 @@ export class AxisAtoms {
     const inner = parts.slice(1);
     if (inner.some((s) => s.length !== 1)) throw new NotRepresentable('a slice or concatenation inside an inner factor of a reshaped axis');
     const rest = inner.flatMap((s) => s[0]!);
-    return parts[0]!.map((segment) => [...segment, ...rest]);
+    // A factor of 1 (an outer factor cut into single entries) holds nothing.
+    const one = (f: number) => sizeEquals(this.size(f), { k: 1, n: 0 });
+    return parts[0]!.map((segment) => {
+      const factors = [...segment, ...rest];
+      const sized = factors.filter((f) => !one(f));
+      return sized.length > 0 ? sized : [factors[0]!];
+    });
   }
 
   /** Every leaf under the atom, whatever its structure (for leaving the axis whole when structure() fails). */

@@ -239,7 +239,17 @@ async function shrinkChecked(analysis: GraphAnalysis, removals: Map<number, Set<
     try {
       facts = await measureFacts(decodeModel(encodeModel(proto)), file);
     } catch (err) {
-      throw new KilnError('RUNTIME_ERROR', `structured pruning wrote a graph ONNX Runtime cannot run (${(err as Error).message}); nothing was changed`, { cause: err });
+      // Sizes read at run time (Shape, Size) and used where no rewrite follows them: leave the groups
+      // whose sizes such nodes read whole, and try again.
+      const readers = shapeReaders(analysis, removals);
+      if (readers.size === 0 || attempt >= 4) {
+        throw new KilnError('RUNTIME_ERROR', `structured pruning wrote a graph ONNX Runtime cannot run (${(err as Error).message}); nothing was changed`, { cause: err });
+      }
+      for (const [leaf, b] of readers) {
+        removals.delete(leaf);
+        dropped.set(leaf, { ...b, why: `${b.why}, and the graph pruned there does not run (${(err as Error).message.split('\n')[0]})` });
+      }
+      continue;
     }
     const wrong: { value: string; expected: string; got: string }[] = [];
     for (const value of analysis.axes.keys()) {
@@ -250,16 +260,61 @@ async function shrinkChecked(analysis: GraphAnalysis, removals: Map<number, Set<
       if (!ok) wrong.push({ value, expected: expected.map(formatSize).join('×'), got: got[0].join('×') + ' at batch 2' });
     }
     if (wrong.length === 0) return { proto, facts, dropped };
-    const culprits = [...removals.keys()].filter((leaf) => wrong.some((w) => (analysis.axes.get(w.value) ?? []).some((atom) => atom !== undefined && analysis.atoms.leavesUnder(atom).includes(leaf))));
-    if (culprits.length === 0 || attempt >= 4) {
+    // The groups to blame: those in the wrong value's own axes, else those in the axes whose sizes a
+    // Shape (or Size) node upstream of it reads.
+    const culprits = new Map<number, Blocker>();
+    for (const w of wrong) {
+      const suspects = [w.value, ...shapeReadsBehind(analysis.facts.proto, w.value)];
+      for (const v of suspects) {
+        for (const atom of analysis.axes.get(v) ?? []) {
+          if (atom === undefined) continue;
+          for (const leaf of analysis.atoms.leavesUnder(atom)) {
+            if (removals.has(leaf) && !culprits.has(leaf)) culprits.set(leaf, { node: w.value, op: '', why: `its shape is computed at run time from the size of '${v}' (measured ${w.got}, expected ${w.expected})` });
+          }
+        }
+      }
+      if (culprits.size > 0) break;
+    }
+    if (culprits.size === 0 || attempt >= 4) {
       throw new KilnError('RUNTIME_ERROR', `structured pruning: the smaller graph computes '${wrong[0]!.value}' as ${wrong[0]!.got}, the analysis expected ${wrong[0]!.expected}; nothing was changed`);
     }
-    for (const leaf of culprits) {
+    for (const [leaf, blocker] of culprits) {
       removals.delete(leaf);
-      const w = wrong.find((x) => (analysis.axes.get(x.value) ?? []).some((atom) => atom !== undefined && analysis.atoms.leavesUnder(atom).includes(leaf)))!;
-      dropped.set(leaf, { node: w.value, op: '', why: `its shape is computed at run time from sizes pruning would change (measured ${w.got}, expected ${w.expected})` });
+      dropped.set(leaf, blocker);
     }
   }
+}
+
+/** The pruned groups whose sizes a Shape or Size node reads, with that node. */
+function shapeReaders(analysis: GraphAnalysis, removals: ReadonlyMap<number, ReadonlySet<number>>): Map<number, Blocker> {
+  const out = new Map<number, Blocker>();
+  for (const n of analysis.facts.proto.graph?.node ?? []) {
+    if ((n.opType !== 'Shape' && n.opType !== 'Size') || !n.input?.[0]) continue;
+    for (const atom of analysis.axes.get(n.input[0]) ?? []) {
+      if (atom === undefined) continue;
+      for (const leaf of analysis.atoms.leavesUnder(atom)) {
+        if (removals.has(leaf) && !out.has(leaf)) out.set(leaf, { node: n.name ?? '', op: n.opType, why: `reads the size of '${n.input[0]}' at run time` });
+      }
+    }
+  }
+  return out;
+}
+
+/** The values whose sizes Shape/Size nodes read on the way to `value` (through any node inputs). */
+function shapeReadsBehind(proto: ModelProto, value: string): string[] {
+  const producer = new Map((proto.graph?.node ?? []).flatMap((n) => (n.output ?? []).map((o) => [o, n] as const)));
+  const seen = new Set<string>();
+  const reads: string[] = [];
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    const n = producer.get(v);
+    if (!n || seen.has(v)) continue;
+    seen.add(v);
+    if ((n.opType === 'Shape' || n.opType === 'Size') && n.input?.[0]) reads.push(n.input[0]);
+    else stack.push(...(n.input ?? []).filter((i) => i));
+  }
+  return reads;
 }
 
 /**
@@ -306,6 +361,10 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
 
   const { proto, facts: newFacts, dropped } = await shrinkChecked(analysis, removals, file);
   for (const leaf of dropped.keys()) kept.delete(leaf);
+  if (removals.size === 0) {
+    const reasons = [...dropped].map(([leaf, b]) => `${groupLabel(analysis.groups.find((g) => g.leaf === leaf)!)}: ${b.node} ${b.why}`);
+    throw new KilnError('INVALID_ARGUMENT', `structured pruning: no group could be pruned (${reasons.join('; ')})`);
+  }
   const pruned = await GraphModel.fromProto(proto, file, { name: model.name, seed: model.seed });
 
   const history: Record<string, number[]>[] = [];
