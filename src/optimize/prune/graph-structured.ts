@@ -332,7 +332,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
   if (options.fineTune) checkFineTune(options.fineTune);
 
   await model.currentWeights();
-  const file = `model '${model.name}'`;
+  const file = model.name;
   const original = decodeModel(model.toOnnx());
   const facts = await measureFacts(original, file);
   const analysis = analyzeGraph(facts);
