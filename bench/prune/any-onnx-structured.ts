@@ -126,7 +126,7 @@ async function latency(files: Uint8Array[], threads: number): Promise<Timing[]> 
 }
 
 /** ONNX Runtime's kernel time by op type at 1 thread (µs per run: each node's median over 30 runs, summed), and the node count. */
-async function profile(file: Uint8Array, label: string, level: 'all' | 'extended' = 'all'): Promise<{ byOp: Record<string, number>; nodes: number }> {
+async function profile(file: Uint8Array, label: string, level: 'all' | 'extended' = 'all'): Promise<{ byOp: Record<string, number>; byNode: Map<string, { op: string; us: number }>; nodes: number }> {
   const prefix = path.join(work, `profile-${label}-${level}`);
   const s = await ort.InferenceSession.create(file, { intraOpNumThreads: 1, enableProfiling: true, profileFilePrefix: prefix, graphOptimizationLevel: level });
   const batch = test.x.slice(0, BATCH);
@@ -143,8 +143,13 @@ async function profile(file: Uint8Array, label: string, level: 'all' | 'extended
     perNode.set(e.name, entry);
   }
   const byOp: Record<string, number> = {};
-  for (const { op, d } of perNode.values()) byOp[op] = (byOp[op] ?? 0) + [...d].sort((a, b) => a - b)[Math.floor(d.length / 2)]!;
-  return { byOp, nodes: perNode.size };
+  const byNode = new Map<string, { op: string; us: number }>();
+  for (const [name, { op, d }] of perNode) {
+    const us = [...d].sort((a, b) => a - b)[Math.floor(d.length / 2)]!;
+    byOp[op] = (byOp[op] ?? 0) + us;
+    byNode.set(name.replace(/_kernel_time$/, ''), { op, us });
+  }
+  return { byOp, byNode, nodes: perNode.size };
 }
 
 /** The floor of a run: one GlobalAveragePool on the same [64, 1, 28, 28] input. */
@@ -270,6 +275,21 @@ for (const fixture of fixtures) {
         }),
       ),
   );
+
+  // The convolutions one by one (ONNX Runtime names a fused or NCHWc node after its output).
+  const convs = [...profOriginal.byNode].filter(([, v]) => v.op === 'Conv');
+  if (convs.length > 1) {
+    console.log(
+      '\nConv kernels one by one (same profile):\n' +
+        table(
+          ['node (ONNX Runtime name)', 'original µs', 'pruned µs', 'ratio'],
+          convs.map(([name, v]) => {
+            const b = profPruned.byNode.get(name)?.us;
+            return [name, v.us.toFixed(0), b === undefined ? '' : b.toFixed(0), b ? `${(v.us / b).toFixed(2)}×` : ''];
+          }),
+        ),
+    );
+  }
 
   const paramRatio = r.after.parameters / r.before.parameters;
   const flopRatio = r.before.flops / r.after.flops;
