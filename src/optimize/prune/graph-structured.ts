@@ -251,13 +251,13 @@ async function shrinkChecked(analysis: GraphAnalysis, removals: Map<number, Set<
       }
       continue;
     }
-    const wrong: { value: string; expected: string; got: string }[] = [];
+    const wrong: { value: string; axes: number[]; expected: string; got: string }[] = [];
     for (const value of analysis.axes.keys()) {
       const got = facts.sizes.get(value);
       const expected = got && expectedSizes(analysis, removals, value);
       if (!got || !expected) continue;
-      const ok = expected.length === got[0].length && expected.every((s, i) => got[0][i] === s.k * (s.n ? 2 : 1) && got[1][i] === s.k * (s.n ? 3 : 1));
-      if (!ok) wrong.push({ value, expected: expected.map(formatSize).join('×'), got: got[0].join('×') + ' at batch 2' });
+      const axes = expected.length !== got[0].length ? expected.map((_, i) => i) : expected.flatMap((s, i) => (got[0][i] === s.k * (s.n ? 2 : 1) && got[1][i] === s.k * (s.n ? 3 : 1) ? [] : [i]));
+      if (axes.length > 0) wrong.push({ value, axes, expected: expected.map(formatSize).join('×'), got: got[0].join('×') + ' at batch 2' });
     }
     if (wrong.length === 0) return { proto, facts, dropped };
     // The groups to blame: those in the wrong value's own axes, else those in the axes whose sizes a
@@ -266,7 +266,8 @@ async function shrinkChecked(analysis: GraphAnalysis, removals: Map<number, Set<
     for (const w of wrong) {
       const suspects = [w.value, ...shapeReadsBehind(analysis.facts.proto, w.value)];
       for (const v of suspects) {
-        for (const atom of analysis.axes.get(v) ?? []) {
+        const atoms = analysis.axes.get(v) ?? [];
+        for (const atom of v === w.value ? w.axes.map((a) => atoms[a]) : atoms) {
           if (atom === undefined) continue;
           for (const leaf of analysis.atoms.leavesUnder(atom)) {
             if (removals.has(leaf) && !culprits.has(leaf)) culprits.set(leaf, { node: w.value, op: '', why: `its shape is computed at run time from the size of '${v}' (measured ${w.got}, expected ${w.expected})` });
