@@ -13,6 +13,8 @@ export interface OptionSpec {
   max?: number;
   /** String options: may be given several times; the values are collected in order (read with stringListOption). */
   repeatable?: boolean;
+  /** The option may also stand alone (`--structured` followed by another option or nothing): then it holds true. */
+  valueOptional?: boolean;
 }
 
 export interface ParsedArgs {
@@ -52,6 +54,10 @@ export function parseArgs(argv: string[], specs: OptionSpec[], command: string):
     }
     if (spec.type === 'boolean') {
       options[spec.name] = inline === undefined ? true : inline !== 'false';
+      continue;
+    }
+    if (spec.valueOptional && inline === undefined && (i + 1 >= argv.length || argv[i + 1]!.startsWith('--'))) {
+      options[spec.name] = true;
       continue;
     }
     const value = inline ?? argv[++i];
@@ -120,7 +126,8 @@ export function optionHelp(specs: OptionSpec[]): string {
   const width = Math.max(0, ...specs.map((s) => s.name.length + (s.type === 'boolean' ? 0 : 8)));
   return specs
     .map((s) => {
-      const left = `--${s.name}${s.type === 'boolean' ? '' : ` <${s.type === 'number' ? 'n' : 'value'}>`}`;
+      const value = `<${s.type === 'number' ? 'n' : 'value'}>`;
+      const left = `--${s.name}${s.type === 'boolean' ? '' : s.valueOptional ? ` [${value}]` : ` ${value}`}`;
       const def = s.default !== undefined ? ` (default: ${s.default})` : '';
       return `  ${left.padEnd(width + 4)}${s.description}${def}`;
     })

@@ -8,6 +8,7 @@ import type { History } from '../../train/fit-loop.js';
 import { Sequential } from '../../train/sequential.js';
 import type { Optimizer } from '../../train/optimizers.js';
 import type { TrainingStepOptions } from '../../train/training-step.js';
+import type { TrainableModel } from '../../train/model.js';
 
 /** Training after pruning: the data and the usual fit() settings. */
 export interface FineTuneArgs {
@@ -74,7 +75,7 @@ export function compileForFineTune(model: Sequential, args: FineTuneArgs, stepOp
   model.compile({ optimizer: args.optimizer ?? 'adam', loss: args.loss ?? defaultLoss(model), metrics: ['accuracy'] }, stepOptions);
 }
 
-export function fitFineTune(model: Sequential, args: FineTuneArgs, callbacks: Callback[] = []): Promise<History> {
+export function fitFineTune(model: TrainableModel, args: FineTuneArgs, callbacks: Callback[] = []): Promise<History> {
   return model.fit(args.x, args.y, {
     epochs: args.epochs ?? 1,
     batchSize: args.batchSize ?? 32,

@@ -143,21 +143,38 @@ export async function classifierAccuracy(model: Sequential, x: Tensor, y: Tensor
   return evaluateClassifier(y as never, scores as never).accuracy;
 }
 
+type LatencyOptions = { batchSize?: number; runs?: number; seed?: number };
+
 /**
  * Median inference time per batch of each model, measured interleaved (one run of each in turn) in the
  * runtime worker, so that load from other processes hits every model alike.
  */
-export async function measureLatency(models: readonly Sequential[], options: { batchSize?: number; runs?: number; seed?: number } = {}): Promise<number[]> {
+export async function measureLatency(models: readonly Sequential[], options: LatencyOptions = {}): Promise<number[]> {
+  return medianLatencies(
+    models.map((m) => ({ onnx: m.toOnnx(), input: INPUT_NAME, shape: m.inputShape })),
+    options,
+  );
+}
+
+/** measureLatency for .onnx files that read one input of the same name and per-example shape (an imported model and its pruned copy). */
+export function measureModelLatency(files: readonly Uint8Array[], input: { name: string; shape: number[] }, options: LatencyOptions = {}): Promise<number[]> {
+  return medianLatencies(
+    files.map((onnx) => ({ onnx, input: input.name, shape: input.shape })),
+    options,
+  );
+}
+
+async function medianLatencies(models: readonly { onnx: Uint8Array; input: string; shape: number[] }[], options: LatencyOptions): Promise<number[]> {
   const batchSize = options.batchSize ?? 64;
   const runs = options.runs ?? 30;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `latency batchSize must be a positive integer, got ${batchSize}`);
   if (!Number.isInteger(runs) || runs < 1) throw new KilnError('INVALID_ARGUMENT', `latency runs must be a positive integer, got ${runs}`);
   const runtime = sharedRuntime();
-  const sessions = await Promise.all(models.map((m) => runtime.load(m.toOnnx())));
+  const sessions = await Promise.all(models.map((m) => runtime.load(m.onnx)));
   try {
     const rng = new Random(options.seed ?? 7);
     const inputs = models.map((m) => {
-      const shape = [batchSize, ...m.inputShape];
+      const shape = [batchSize, ...m.shape];
       const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
       for (let i = 0; i < data.length; i++) data[i] = rng.next();
       return new Tensor(data, shape, 'float32');
@@ -166,7 +183,7 @@ export async function measureLatency(models: readonly Sequential[], options: { b
     for (let r = -3; r < runs; r++) {
       for (let k = 0; k < models.length; k++) {
         const t0 = performance.now();
-        await runtime.run(sessions[k]!, { [INPUT_NAME]: inputs[k]! });
+        await runtime.run(sessions[k]!, { [models[k]!.input]: inputs[k]! });
         if (r >= 0) times[k]!.push(performance.now() - t0);
       }
     }
