@@ -111,15 +111,23 @@ export function commonFactors(a: Size[], b: Size[]): { factors: Size[]; axesA: n
   return { factors: [...inner].reverse(), axesA: axesOf(a), axesB: axesOf(b) };
 }
 
+/**
+ * The tensor axes of a graph as atoms, and which indices of them must be removed together: a
+ * union-find of axes, each possibly refined into a concatenation or a product of smaller atoms, whose
+ * leaves are the units structured pruning can remove. Built by the graph analysis and read by the
+ * pruning itself; its methods are internal.
+ */
 export class AxisAtoms {
   private readonly atoms: Atom[] = [];
   private steps = 0;
 
+  /** @internal */
   create(size: Size): number {
     this.atoms.push({ parent: this.atoms.length, size });
     return this.atoms.length - 1;
   }
 
+  /** @internal */
   find(x: number): number {
     let r = x;
     while (this.atoms[r]!.parent !== r) r = this.atoms[r]!.parent;
@@ -131,15 +139,20 @@ export class AxisAtoms {
     return r;
   }
 
+  /** @internal */
   size(x: number): Size {
     return this.atoms[this.find(x)]!.size;
   }
 
+  /** @internal */
   isLeaf(x: number): boolean {
     return !this.atoms[this.find(x)]!.split;
   }
 
-  /** A new atom that is the concatenation of these (in order along the axis). */
+  /**
+   * A new atom that is the concatenation of these (in order along the axis).
+   * @internal
+   */
   concat(parts: number[]): number {
     if (parts.length === 1) return parts[0]!;
     const sizes = parts.map((p) => this.size(p));
@@ -149,7 +162,10 @@ export class AxisAtoms {
     return a;
   }
 
-  /** A new atom that is the product of these (outermost first). */
+  /**
+   * A new atom that is the product of these (outermost first).
+   * @internal
+   */
   product(factors: number[]): number {
     // A factor of 1 holds nothing and would give two factors the same boundary.
     const parts = factors.filter((p) => !sizeEquals(this.size(p), { k: 1, n: 0 }));
@@ -160,7 +176,10 @@ export class AxisAtoms {
     return a;
   }
 
-  /** The atom's structure in terms of its leaves (see Structure). */
+  /**
+   * The atom's structure in terms of its leaves (see Structure).
+   * @internal
+   */
   structure(x: number): Structure {
     const r = this.find(x);
     const split = this.atoms[r]!.split;
@@ -179,7 +198,10 @@ export class AxisAtoms {
     });
   }
 
-  /** Every leaf under the atom, whatever its structure (for leaving the axis whole when structure() fails). */
+  /**
+   * Every leaf under the atom, whatever its structure (for leaving the axis whole when structure() fails).
+   * @internal
+   */
   leavesUnder(x: number, seen = new Set<number>()): number[] {
     const r = this.find(x);
     if (seen.has(r)) return [];
@@ -188,7 +210,10 @@ export class AxisAtoms {
     return split ? split.parts.flatMap((p) => this.leavesUnder(p, seen)) : [r];
   }
 
-  /** Ties two atoms: every index of one is removed exactly when the same index of the other is. */
+  /**
+   * Ties two atoms: every index of one is removed exactly when the same index of the other is.
+   * @internal
+   */
   unify(a: number, b: number): void {
     for (;;) {
       if (++this.steps > MAX_STEPS) throw new NotRepresentable('the axis structures do not settle');

@@ -28,7 +28,9 @@ import { AxisAtoms, NotRepresentable, commonFactors, formatSize, sizeEquals, typ
 
 /** What the analysis reads of a graph: the model, its values' shapes measured at batch 2 and 3, its constants. */
 export interface GraphFacts {
+  /** The model analysed. */
   proto: ModelProto;
+  /** Each value's shape measured at batch size 2 and at batch size 3 (so that sizes following the batch show). */
   sizes: ReadonlyMap<string, [number[], number[]]>;
   /** Values that are constants in fact (computed from no data and no float weight). */
   constants: ReadonlyMap<string, Tensor>;
@@ -36,16 +38,25 @@ export interface GraphFacts {
 
 /** Why a group stays whole: the node (or the graph's input/output) and what it does to the axis. */
 export interface Blocker {
+  /** The node's name, or '(graph input)' / '(graph output)'. */
   node: string;
+  /** The node's op type (empty for the graph's input or output). */
   op: string;
+  /** What it does to the axis that keeps the group whole. */
   why: string;
 }
 
+/**
+ * What a group's units are: 'channels' (convolution channels), 'units' (hidden units of MatMul/Gemm
+ * layers), 'heads' (attention heads) or 'headDims' (the dimensions within each attention head).
+ */
 export type GroupKind = 'channels' | 'units' | 'heads' | 'headDims';
 
+/** One weight axis that a group slices. */
 export interface GroupMember {
   /** An initializer the group slices. */
   tensor: string;
+  /** The axis of that tensor that holds the group. */
   axis: number;
   /** Indices of that axis the group holds (all units). */
   indices: number;
@@ -53,19 +64,30 @@ export interface GroupMember {
   statistic: boolean;
 }
 
+/**
+ * A channel dependency group: units (channels, hidden units, heads) that must be removed together from
+ * every weight that holds them, and the reasons, if any, it must stay whole.
+ */
 export interface ChannelGroup {
   /** The leaf atom (an id for removals). */
   leaf: number;
+  /** What the group's units are. */
   kind: GroupKind;
+  /** The number of units in the group. */
   units: number;
   /** Nodes whose weights produce the group's channels (Conv, MatMul, Gemm). */
   producers: string[];
+  /** Every weight axis that holds the group. */
   members: GroupMember[];
+  /** Why the group must stay whole (empty when it can be pruned). */
   blockers: Blocker[];
 }
 
+/** The result of {@link analyzeGraph}: a graph's channel dependency groups and what they were found from. */
 export interface GraphAnalysis {
+  /** What the analysis read of the graph. */
   facts: GraphFacts;
+  /** The axis structures the analysis built (every value axis as an atom). */
   atoms: AxisAtoms;
   /** Each value's axes as atoms (undefined for axes of size 1 or unknown size). */
   axes: ReadonlyMap<string, readonly (number | undefined)[]>;

@@ -23,8 +23,13 @@ import { topIndices } from './structured.js';
  * and the reason.
  */
 
+/**
+ * What ranks the units of a group: the L1 or L2 norm of each unit's weights over the whole group
+ * ('l1', 'l2'), or the |scale| of the group's BatchNormalization(s) ('bnScale').
+ */
 export type GraphCriterion = 'l1' | 'l2' | 'bnScale';
 
+/** How much structured pruning of an imported graph removes, and how it ranks and selects groups. */
 export interface GraphStructuredArgs {
   /**
    * Fraction of the units removed from every prunable group, in [0, 1): convolution channels, hidden
@@ -48,11 +53,15 @@ export interface GraphStructuredArgs {
 }
 
 export interface GraphStructuredPruneOptions extends SnapshotOptions {
+  /** What to remove: the ratios, the criterion and which groups. */
   structured: GraphStructuredArgs;
+  /** Fine-tuning of the pruned model; none when absent. */
   fineTune?: FineTuneArgs;
 }
 
+/** One channel dependency group in a {@link GraphPruneReport}: what it is, and whether and how it was pruned. */
 export interface GraphGroupReport {
+  /** What the group's units are (channels, hidden units, attention heads or head dimensions). */
   kind: GroupKind;
   /** Nodes whose weights produce the group's units. */
   producers: string[];
@@ -60,6 +69,7 @@ export interface GraphGroupReport {
   weights: string[];
   /** Units before → after. */
   units: [number, number];
+  /** Whether units of the group were removed. */
   pruned: boolean;
   /** The original indices of the units kept (pruned groups). */
   keptUnits?: number[];
@@ -67,17 +77,25 @@ export interface GraphGroupReport {
   leftWhole: Blocker[];
 }
 
+/** What structured pruning of an imported graph did: the model before and after, and every group. */
 export interface GraphPruneReport {
+  /** Always 'structured'. */
   method: 'structured';
+  /** Parameters, FLOPs, size (and accuracy/latency when asked) of the model passed in. */
   before: ModelSnapshot;
+  /** The same measurements of the pruned (and fine-tuned, if asked) model. */
   after: ModelSnapshot;
+  /** Every channel dependency group of the graph, pruned or left whole, in graph order. */
   groups: GraphGroupReport[];
   /** Fine-tuning history. */
   history?: Record<string, number[]>[];
 }
 
+/** What {@link graphStructuredPrune} returns. */
 export interface GraphPruneResult {
+  /** The pruned model (a new GraphModel; the one passed in is unchanged). */
   model: GraphModel;
+  /** What was removed, and the model's measurements before and after. */
   report: GraphPruneReport;
 }
 

@@ -143,7 +143,15 @@ export async function classifierAccuracy(model: Sequential, x: Tensor, y: Tensor
   return evaluateClassifier(y as never, scores as never).accuracy;
 }
 
-type LatencyOptions = { batchSize?: number; runs?: number; seed?: number };
+/** How latency is measured. */
+export type LatencyOptions = {
+  /** Examples per batch (default 64). */
+  batchSize?: number;
+  /** Timed runs of each model, after 3 warm-up runs; the median is reported (default 30). */
+  runs?: number;
+  /** Seed of the random input data (default 7). */
+  seed?: number;
+};
 
 /**
  * Median inference time per batch of each model, measured interleaved (one run of each in turn) in the
