@@ -95,7 +95,7 @@ function fullCollection(): () => void {
 
 const CLIENT_ERRORS = new Set<number>([status.INVALID_ARGUMENT, status.NOT_FOUND, status.RESOURCE_EXHAUSTED]);
 
-test('10,000 seeded malformed gRPC requests: client-error statuses only, no growth past 50 MiB, valid requests still right', async () => {
+test('10,000 seeded malformed gRPC requests: client-error statuses only, heap and external memory grow at most 50 MiB, valid requests still right', async () => {
   const { dir, cleanup } = await tmpDir();
   const dense = denseModel(13);
   await writeVersion(dir, 'dense', 1, dense);
@@ -109,9 +109,13 @@ test('10,000 seeded malformed gRPC requests: client-error statuses only, no grow
     const problems: string[] = [];
     const kinds = new Map<string, number>();
     const collect = fullCollection();
+    // A leak in Kiln's code holds JavaScript objects or buffers: V8's heap and external memory. RSS also
+    // keeps native memory the allocator has freed but not returned — on Node 24 100+ MiB after a burst
+    // (README, serving limits) — so it gets hardening.test.ts's looser bound.
     const settle = () => {
       collect();
-      return process.memoryUsage().rss;
+      const m = process.memoryUsage();
+      return { held: m.heapUsed + m.external, rss: m.rss };
     };
     let next = 0;
     const worker = async (until: number) => {
@@ -125,13 +129,16 @@ test('10,000 seeded malformed gRPC requests: client-error statuses only, no grow
     };
     // The first thousand warm up (grpc-js' and protobufjs' first allocations, JIT); growth is measured over the rest.
     await Promise.all(Array.from({ length: 16 }, () => worker(1000)));
-    const rssBefore = settle();
+    const before = settle();
     await Promise.all(Array.from({ length: 16 }, () => worker(cases.length)));
-    const grownMiB = (settle() - rssBefore) / 2 ** 20;
-    if (process.env.KILN_FUZZ_TIMES) console.log(`RSS growth over 9,000 requests: ${grownMiB.toFixed(1)} MiB; heap used ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} MiB, external ${(process.memoryUsage().external / 2 ** 20).toFixed(1)} MiB`);
+    const after = settle();
+    const grownMiB = (after.held - before.held) / 2 ** 20;
+    const rssGrownMiB = (after.rss - before.rss) / 2 ** 20;
+    if (process.env.KILN_FUZZ_TIMES) console.log(`heap + external growth over 9,000 requests: ${grownMiB.toFixed(1)} MiB, RSS ${rssGrownMiB.toFixed(1)} MiB; heap used ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} MiB, external ${(process.memoryUsage().external / 2 ** 20).toFixed(1)} MiB`);
     assert.deepEqual(problems.slice(0, 10), [], `${problems.length} requests were not refused with a client-error status`);
     assert.equal(kinds.size, 12);
-    assert.ok(grownMiB <= 50, `RSS grew by ${grownMiB.toFixed(1)} MiB over the fuzz run`);
+    assert.ok(grownMiB <= 50, `V8 heap and external memory grew by ${grownMiB.toFixed(1)} MiB over the fuzz run`);
+    assert.ok(rssGrownMiB <= 256, `RSS grew by ${rssGrownMiB.toFixed(1)} MiB over the fuzz run`);
     const x = randomInput(2, [3], 78);
     const reply = await grpc.call('ModelInfer', { model_name: 'dense', inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 3], contents: { fp32_contents: Array.from(x.data) } }] });
     assertClose(reply.outputs[0].contents.fp32_contents, (await dense.predict(x)).data as Float32Array);
