@@ -31,6 +31,29 @@ dl { font-size: .85rem; } dt { font-weight: bold; margin-top: .4rem; } dd { marg
 `;
 
 /**
+ * A self-contained page in Kiln's report style: the title, a line of facts (`metaHtml`, already
+ * escaped), the caller's notes (escaped here), then `bodyHtml`. The bench, tuning and optimize
+ * reports share it.
+ */
+export function htmlPage(title: string, metaHtml: string, notes: readonly string[] | undefined, bodyHtml: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>${escapeHtml(title)}</h1>
+<p class="meta">${metaHtml}</p>
+${(notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
+${bodyHtml}</body>
+</html>
+`;
+}
+
+/**
  * The report as one self-contained HTML page: the variants' table, accuracy against size and against
  * latency, and the training curves stored in each model's metadata, as inline SVG charts. No script,
  * no stylesheet or font from elsewhere: it opens offline, from a file or an e-mail attachment.
@@ -60,19 +83,8 @@ export async function renderReport(report: BenchReport, options: ReportOptions =
     .filter((m) => Object.keys(m.metadata).length > 0)
     .map((m) => `<dt>${escapeHtml(m.name)}${m.file ? ` <small>(${escapeHtml(path.basename(m.file))})</small>` : ''}</dt>${Object.entries(m.metadata).map(([k, v]) => `<dd>${escapeHtml(k)}: ${escapeHtml(v.length > 400 ? `${v.slice(0, 400)}…` : v)}</dd>`).join('')}`)
     .join('\n');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<h1>${escapeHtml(title)}</h1>
-<p class="meta">Measured ${escapeHtml(report.createdAt)} on ${escapeHtml(`${report.environment.cpus} × ${report.environment.cpu}`)}, Node ${escapeHtml(report.environment.node)}, ONNX Runtime ${escapeHtml(report.environment.onnxruntime)}.</p>
-${(options.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
-<h2>Variants</h2>
+  const meta = `Measured ${escapeHtml(report.createdAt)} on ${escapeHtml(`${report.environment.cpus} × ${report.environment.cpu}`)}, Node ${escapeHtml(report.environment.node)}, ONNX Runtime ${escapeHtml(report.environment.onnxruntime)}.`;
+  return htmlPage(title, meta, options.notes, `<h2>Variants</h2>
 ${table}
 <p class="note">${escapeHtml(benchFootnote(report))} Parameters count initializer elements other than int64 shape constants and scalars; FLOPs are per example, a multiply-add counting two.</p>
 <div class="charts">
@@ -84,9 +96,7 @@ ${withHistory.length ? `<p class="note">From the training history stored in the 
 ${curves}
 </div>
 ${metadata ? `<h2>How each model was made</h2>\n<dl>\n${metadata}\n</dl>` : ''}
-</body>
-</html>
-`;
+`);
 }
 
 /** Renders the report and writes it atomically; returns the file's absolute path. */

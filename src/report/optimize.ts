@@ -9,7 +9,7 @@ import type { Candidate, OptimizeResult } from '../automl/optimize.js';
 import { writeFileAtomic } from '../model/atomic-write.js';
 import { formatBytes } from '../text/format.js';
 import { renderSvg } from './charts.js';
-import { STYLE, escapeHtml } from './html.js';
+import { escapeHtml, htmlPage } from './html.js';
 
 const CONFIG = { font: 'Helvetica, Arial, sans-serif', view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#eee' }, title: { fontSize: 14, anchor: 'start' as const } };
 
@@ -84,19 +84,8 @@ export async function renderOptimizeReport(result: OptimizeResult, options: { ti
     ? `Chosen: <strong>${escapeHtml(result.chosen.name)}</strong>, accuracy ${(100 * result.chosen.accuracy).toFixed(2)}% (original ${(100 * result.original.accuracy).toFixed(2)}%), ${result.chosen.speedup64.toFixed(2)}× faster at batch 64, ${result.chosen.compression.toFixed(2)}× smaller (gzip).` +
       (result.check ? ` Timed again against the original over ${result.check.repetitions} rounds: ${result.check.speedup64.toFixed(2)}× at batch 64, ${result.check.speedup1.toFixed(2)}× at batch 1.` : '')
     : `No candidate stayed within ${result.maxAccuracyDrop} points of the original.`;
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<h1>${escapeHtml(title)}</h1>
-<p class="meta">Objective: ${result.objective === 'latency' ? 'latency of a batch of 64' : 'gzip-compressed size'}, losing at most ${result.maxAccuracyDrop} points of accuracy; ${result.candidates.length} candidates made, ${result.skipped.length} skipped${result.budgetSpent ? ' (time budget spent)' : ''}, ${result.seconds.toFixed(0)} s.</p>
-${(options.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
-<p>${chosen}</p>
+  const meta = `Objective: ${result.objective === 'latency' ? 'latency of a batch of 64' : 'gzip-compressed size'}, losing at most ${result.maxAccuracyDrop} points of accuracy; ${result.candidates.length} candidates made, ${result.skipped.length} skipped${result.budgetSpent ? ' (time budget spent)' : ''}, ${result.seconds.toFixed(0)} s.`;
+  return htmlPage(title, meta, options.notes, `<p>${chosen}</p>
 <h2>Pareto front</h2>
 <p class="note">The front holds the models no other model beats on accuracy, latency at batch 1, latency at batch 64 and size at once (each chart shows two of these axes, so a front member can look dominated in one of them). The red rule is the accuracy budget.</p>
 <div class="charts">
@@ -105,9 +94,7 @@ ${svgs.map((svg) => `<div class="chart">${svg}</div>`).join('\n')}
 <h2>Candidates</h2>
 ${table}
 ${result.skipped.length ? `<h2>Not made</h2>\n<ul>${result.skipped.map((s) => `<li>${escapeHtml(s.name)}: ${escapeHtml(s.reason)}</li>`).join('')}</ul>` : ''}
-</body>
-</html>
-`;
+`);
 }
 
 /** Renders `kiln optimize`'s report and writes it atomically; returns the file's absolute path. */

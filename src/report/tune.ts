@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../model/atomic-write.js';
 import { trialTable } from '../tune/results-table.js';
 import type { TuneResult } from '../tune/study.js';
 import { renderSvg } from './charts.js';
-import { STYLE, escapeHtml } from './html.js';
+import { escapeHtml, htmlPage } from './html.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 const SIZE = { width: 480, height: 300, autosize: { type: 'fit' as const, contains: 'padding' as const } };
@@ -105,19 +105,8 @@ export async function renderTuneReport(result: TuneResult, options: TuneReportOp
   const best = result.best
     ? `Best: trial ${result.best.id}, objective ${result.best.value!.toFixed(4)} with ${escapeHtml(JSON.stringify(result.best.params))}${result.bestModelFile ? `, saved as <code>${escapeHtml(path.basename(result.bestModelFile))}</code>` : ''}.`
     : 'No trial completed.';
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<h1>${escapeHtml(title)}</h1>
-<p class="meta">${result.trials.length} trials (${counts}); sampler ${escapeHtml(result.sampler)}; objective ${escapeHtml(objectiveTitle(result))}, ${result.direction}d.</p>
-${(options.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
-<p>${best}</p>
+  const meta = `${result.trials.length} trials (${counts}); sampler ${escapeHtml(result.sampler)}; objective ${escapeHtml(objectiveTitle(result))}, ${result.direction}d.`;
+  return htmlPage(title, meta, options.notes, `<p>${best}</p>
 <h2>Trials</h2>
 <div class="charts">
 ${svgs.map((svg) => `<div class="chart">${svg}</div>`).join('\n')}
@@ -127,9 +116,7 @@ ${svgs.map((svg) => `<div class="chart">${svg}</div>`).join('\n')}
 ${importance}
 <h2>All trials</h2>
 ${table}
-</body>
-</html>
-`;
+`);
 }
 
 /** Renders the study's report and writes it atomically; returns the file's absolute path. */
