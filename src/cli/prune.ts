@@ -168,14 +168,13 @@ export const pruneCommand: Command = {
     const latencyBatch = Number(options['latency-batch']);
     const layers = options.layers !== undefined ? String(options.layers).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
     const common = { layers, fineTune, evaluation: { x: data.test.images, y: data.test.labels }, latency: latencyBatch > 0 ? { batchSize: latencyBatch } : false };
-    if (model instanceof GraphModel) {
-      const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion: String(options.criterion) as never, groups: layers };
-      if (!options.json) {
-        const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${k === 'head-dims' ? 'head dimensions' : k === 'mlp' ? 'MLP units' : 'heads'}`)].filter(Boolean);
-        out(`Pruning ${file} (structured, removing ${parts.join(', ')}); fine-tuning ${fineTune ? `${epochs} epoch(s) on ${options.dataset}: ${data.train.images.shape[0]} images` : 'skipped'}`);
-      }
-      const t0 = performance.now();
-      const { model: pruned, report } = await prune(model, { ...common, structured });
+    let t0 = 0;
+    const announce = (what: string) => {
+      if (!options.json) out(`Pruning ${file} (${what}); fine-tuning ${fineTune ? `${epochs} epoch(s) on ${options.dataset}: ${data.train.images.shape[0]} images` : 'skipped'}`);
+      t0 = performance.now();
+    };
+    /** Saves the pruned model, then prints the report: JSON, or the before/after table and the details. */
+    const finish = async (pruned: { save(file: string): Promise<void> }, report: { before: ModelSnapshot; after: ModelSnapshot }, details: () => string[]) => {
       await pruned.save(String(options.out));
       if (options.json) {
         out(JSON.stringify(report));
@@ -184,9 +183,16 @@ export const pruneCommand: Command = {
       out('');
       out(comparison(report.before, report.after));
       out('');
-      out(groupTable(report));
+      for (const line of details()) out(line);
       out(`\nSaved ${options.out} (${formatDuration(performance.now() - t0)})`);
       return 0;
+    };
+    if (model instanceof GraphModel) {
+      const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion: String(options.criterion) as never, groups: layers };
+      const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${k === 'head-dims' ? 'head dimensions' : k === 'mlp' ? 'MLP units' : 'heads'}`)].filter(Boolean);
+      announce(`structured, removing ${parts.join(', ')}`);
+      const { model: pruned, report } = await prune(model, { ...common, structured });
+      return finish(pruned, report, () => [groupTable(report)]);
     }
     let pruneOptions: PruneOptions;
     if (options.structured !== undefined) {
@@ -198,23 +204,8 @@ export const pruneCommand: Command = {
       const schedule = fineTune ? scheduleFromChoice(scheduleChoice(options), sparsity, fineTuneSteps(fineTune)) : undefined;
       pruneOptions = { ...common, scope: String(options.scope) as never, ...(schedule ? { schedule } : { sparsity }) };
     }
-    if (!options.json) {
-      const what = options.structured !== undefined ? `structured, removing ${percent(ratio!)} of filters/units` : options['m-by-n'] !== undefined ? `${options['m-by-n']} sparsity` : `magnitude, ${percent(Number(options.sparsity))} sparsity`;
-      out(`Pruning ${file} (${what}); fine-tuning ${fineTune ? `${epochs} epoch(s) on ${options.dataset}: ${data.train.images.shape[0]} images` : 'skipped'}`);
-    }
-    const t0 = performance.now();
+    announce(options.structured !== undefined ? `structured, removing ${percent(ratio!)} of filters/units` : options['m-by-n'] !== undefined ? `${options['m-by-n']} sparsity` : `magnitude, ${percent(Number(options.sparsity))} sparsity`);
     const { model: pruned, report } = await prune(model, pruneOptions);
-    await pruned.save(String(options.out));
-    if (options.json) {
-      out(JSON.stringify(report));
-      return 0;
-    }
-    out('');
-    out(comparison(report.before, report.after));
-    out('');
-    out(layerTable(report));
-    if (report.schedule) out(`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`);
-    out(`\nSaved ${options.out} (${formatDuration(performance.now() - t0)})`);
-    return 0;
+    return finish(pruned, report, () => [layerTable(report), ...(report.schedule ? [`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`] : [])]);
   },
 };
