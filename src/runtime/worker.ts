@@ -44,6 +44,8 @@ async function handle(req: Request): Promise<{ res: Response; transfer: ArrayBuf
         graphOptimizationLevel: req.options.optimizationLevel ?? 'all',
         executionMode: 'sequential',
         ...(req.options.allowSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+        // Its warning that the written file may be specific to this CPU is for deployers of that file; here it is only read back.
+        ...(req.options.optimizedModelFile ? { optimizedModelFilePath: req.options.optimizedModelFile, logSeverityLevel: 3 as const } : {}),
       });
       const id = nextSession++;
       sessions.set(id, session);

@@ -1,5 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
+import { CLASS_NAMES_METADATA_KEY } from '../model/class-names.js';
 import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
@@ -17,8 +18,13 @@ import type { TrainingStepOptions } from './training-step.js';
  * classifier a new number of classes. Saving writes the original file with the new weights.
  */
 
+/**
+ * Options of `GraphModel.load` and `loadModel`: the input preprocessing (layout, mean, std), a name and a seed.
+ */
 export interface GraphModelOptions extends Preprocessing {
+  /** The model's name (default: the graph's name). */
   name?: string;
+  /** Seed for a replaced head's weights and for shuffling (default 42). */
   seed?: number;
 }
 
@@ -37,6 +43,22 @@ export function weightMatcher(selector: WeightSelector): (name: string) => boole
   return (name) => pattern.test(name);
 }
 
+/** An imported graph's classifier head, as {@link GraphModel.classifierHead} finds it. */
+export interface ClassifierHead {
+  /** The Gemm or MatMul weight's initializer name. */
+  weight: string;
+  /** The bias initializer's name, where the head has one. */
+  bias?: string;
+  /** Whether the weight is stored [classes, features] (a Gemm with transB = 1, as PyTorch's Linear exports). */
+  transposed: boolean;
+}
+
+/**
+ * A model another tool exported (PyTorch, tf2onnx, Optimum), trained as it is: compile / fit / evaluate /
+ * predict / save work as on a Sequential, over the file's own graph. Transfer learning: `trainOnly` freezes
+ * every weight whose name does not match, `replaceHead` gives the classifier a new number of classes.
+ * Saving writes the original file with the new weights.
+ */
 export class GraphModel extends TrainableModel {
   protected structure: ImportedGraph;
   /** Whether the input layout was given (then data in the other layout is an error, not a switch). */
@@ -57,6 +79,7 @@ export class GraphModel extends TrainableModel {
     return GraphModel.fromProto(proto, file, options);
   }
 
+  /** The same as `load`, from a decoded ModelProto (`file` names it in messages). */
   static async fromProto(proto: ModelProto, file = '<bytes>', options: GraphModelOptions = {}): Promise<GraphModel> {
     const model = await GraphModel.open(proto, file, options);
     model.setPreprocessing(definedOnly({ layout: options.layout, mean: options.mean, std: options.std }));
@@ -79,7 +102,12 @@ export class GraphModel extends TrainableModel {
   }
 
   /** The model's own input (name, per-example shape), which data is adapted to. */
-  get modelInput(): { name: string; shape: number[] } {
+  get modelInput(): {
+    /** The graph input's name. */
+    name: string;
+    /** Its shape without the batch dimension, in the model's own layout. */
+    shape: number[];
+  } {
     return this.structure.modelInput;
   }
 
@@ -108,7 +136,7 @@ export class GraphModel extends TrainableModel {
   }
 
   /** The classifier's last layer: the Gemm or MatMul weight (and bias) nearest the output; throws when there is none. */
-  classifierHead(): { weight: string; bias?: string; transposed: boolean } {
+  classifierHead(): ClassifierHead {
     return this.structure.classifierHead();
   }
 
@@ -195,6 +223,8 @@ export class GraphModel extends TrainableModel {
     this.structure = next;
     this.weights.clear();
     for (const [k, v] of next.initialWeights()) this.weights.set(k, v);
+    // The old class names belong to the old head.
+    this.metadata.delete(CLASS_NAMES_METADATA_KEY);
     this.structureChanged();
   }
 

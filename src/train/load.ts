@@ -1,9 +1,16 @@
 import { KilnError } from '../errors.js';
 import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel, QUANTIZED_OPS } from '../model/onnx-model.js';
+import { parseModelKey } from '../model/encryption.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
+
+/** Options of loadModel: GraphModel's options (name, seed, layout, mean, std) and the key of an encrypted model. */
+export interface LoadModelOptions extends GraphModelOptions {
+  /** The key of an encrypted model (`kiln encrypt`): 32 bytes, or 64 hex digits / base64 text. Decrypted in memory only. */
+  key?: Uint8Array | string;
+}
 
 /**
  * Loads an .onnx file as a model that trains: a Kiln model (its layer configuration is in the
@@ -11,8 +18,10 @@ import { Sequential } from './sequential.js';
  * its own graph. A model Kiln cannot feed data to (several inputs, integer inputs) or a quantized one
  * comes back as an inference-only OnnxModel, with the reason in `notTrainable`.
  */
-export async function loadModel(file: string, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
-  const { bytes, proto } = await readOnnxFile(file);
+export async function loadModel(file: string, options: LoadModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
+  const { key, ...graphOptions } = options;
+  const { bytes, proto } = await readOnnxFile(file, key === undefined ? undefined : parseModelKey(key, 'the "key" option'));
+  options = graphOptions;
   if (proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return Sequential.fromProto(proto, file);
   const quantized = (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? ''));
   if (quantized) {

@@ -3,4 +3,5 @@ export { distill, TEACHER_LOGITS_INPUT, DISTILLATION_METADATA_KEY, type DistillA
 export { distillationLoss, type DistillationLossOptions } from './loss.js';
 export { defaultStudent, graphParameterCount, onnxParameterCount, teacherParameterCount, type DefaultStudentOptions } from './student.js';
 export { adaptInput } from '../../model/input-adapter.js';
-export { asOnnxModel, classifierScores, logitsReader, teacherLogits, type ClassifierSource, type ClassifierOutputKind, type TeacherLogits } from './teacher.js';
+export { asOnnxModel, classifierScores, logitsReader, teacherLogits, type LogitsReader, type ClassifierSource, type ClassifierOutputKind, type TeacherLogits } from './teacher.js';
+export type { ClassifierScoresOptions } from './teacher.js';

@@ -5,6 +5,7 @@ import type { OnnxModel } from '../../model/onnx-model.js';
 import { GraphModel } from '../../train/graph-model.js';
 import { Sequential } from '../../train/sequential.js';
 
+/** Options of `defaultStudent`. */
 export interface DefaultStudentOptions {
   /** Most parameters the student may have, as a fraction of the teacher's (default 0.25). */
   maxParameterRatio?: number;

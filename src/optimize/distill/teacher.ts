@@ -36,6 +36,7 @@ export function looksLikeProbabilities(scores: Float32Array, classes: number): b
   return true;
 }
 
+/** Options of `classifierScores` and `teacherLogits`. */
 export interface ClassifierScoresOptions {
   /** Examples per ONNX Runtime call (default 256). */
   batchSize?: number;
@@ -75,7 +76,9 @@ export async function classifierScores(model: OnnxModel, x: Tensor, options: Cla
   return new Tensor(out ?? new Float32Array(0), [n, classes], 'float32');
 }
 
+/** A teacher's logits for every example, as `teacherLogits` computes them. */
 export interface TeacherLogits {
+  /** `[N, classes]` logits (log-probabilities for a teacher that outputs probabilities). */
   logits: Tensor<'float32'>;
   /** What was read: logits (the output, or the input of a final Softmax), or probabilities turned into log-probabilities. */
   outputKind: ClassifierOutputKind;
@@ -84,13 +87,21 @@ export interface TeacherLogits {
 }
 
 /** A teacher ending in Softmax, with the Softmax's input as an extra output (an in-memory copy), by teacher. */
-const logitsReaders = new WeakMap<OnnxModel, { model: OnnxModel; output: string } | null>();
+const logitsReaders = new WeakMap<OnnxModel, LogitsReader | null>();
+
+/** A teacher copy that outputs its logits: see {@link logitsReader}. */
+export interface LogitsReader {
+  /** The in-memory copy of the teacher, with the Softmax's input added as an output. */
+  model: OnnxModel;
+  /** The name of that output (the Softmax's input). */
+  output: string;
+}
 
 /**
  * The teacher as it runs for its logits: when its graph ends in a Softmax over the classes, a copy
  * that also outputs the Softmax's input, which is read instead of the probabilities; else null.
  */
-export function logitsReader(teacher: OnnxModel): { model: OnnxModel; output: string } | null {
+export function logitsReader(teacher: OnnxModel): LogitsReader | null {
   let reader = logitsReaders.get(teacher);
   if (reader === undefined) {
     const first = teacher.outputs[0]?.name;

@@ -12,10 +12,13 @@ import type { TrainingStepOptions } from '../../train/training-step.js';
 
 /** Training after pruning: the data and the usual fit() settings. */
 export interface FineTuneArgs {
+  /** Training inputs. */
   x: Tensor;
+  /** Training labels. */
   y: Tensor;
   /** Epochs of fine-tuning (iterative structured pruning: per round). Default 1. */
   epochs?: number;
+  /** Examples per step (default 32). */
   batchSize?: number;
   /** Default: Adam with Keras' defaults. */
   optimizer?: string | Optimizer;
@@ -25,11 +28,17 @@ export interface FineTuneArgs {
    * ending in Softmax trains from the logits before it).
    */
   loss?: string | Loss;
+  /** Validation data, as in `fit()`. */
   validationData?: [Tensor, Tensor];
+  /** Fraction held out for validation, as in `fit()`. */
   validationSplit?: number;
+  /** Hooks called during fine-tuning, as in `fit()`. */
   callbacks?: Callback[];
+  /** 0 silent, 1 progress bar (default), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
+  /** Seed for shuffling (default: the model's). */
   seed?: number;
+  /** Where progress goes (default process.stdout). */
   stream?: FitArgs['stream'];
 }
 

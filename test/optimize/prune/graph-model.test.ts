@@ -234,10 +234,10 @@ describe('magnitude pruning of an imported graph refuses bad input, changing not
     await assert.rejects(prune(model, { sparsity: 0.5, layers: ['block1.conv1.0.weight'] }), kilnError('INVALID_ARGUMENT', "'block1.conv1.0.weight' is frozen"));
   });
 
-  it('a sparsity outside [0, 1), a structured ratio, options that do not go together', async () => {
+  it('a sparsity outside [0, 1), structured and magnitude options together, options that do not go together', async () => {
     const model = await load('resnet');
     for (const bad of [1, 1.5, -0.1, NaN]) await assert.rejects(prune(model, { sparsity: bad }), kilnError('INVALID_ARGUMENT', 'sparsity', '[0, 1)'));
-    await assert.rejects(prune(model, { structured: { ratio: 0.5 } }), kilnError('INVALID_ARGUMENT', 'structured pruning of an imported graph'));
+    await assert.rejects(prune(model, { structured: { ratio: 0.5 }, sparsity: 0.5 } as never), kilnError('INVALID_ARGUMENT', 'sparsity belong to magnitude pruning'));
     await assert.rejects(prune(model, { sparsityMByN: [2, 4], sparsity: 0.5 }), kilnError('INVALID_ARGUMENT', 'sparsityMByN'));
     await assert.rejects(prune(model, { sparsityMByN: [4, 2] }), kilnError('INVALID_ARGUMENT', '0 < m < n'));
   });

@@ -68,7 +68,7 @@ describe('kiln prune on an exported model', () => {
       [['prune', RESNET, '--sparsity', '0.5', '--layers', 'attention*'], /'attention\*' matches no weight matrix or kernel/],
       [['prune', RESNET, '--sparsity', '0.5', '--layers', '/[/'], /not a valid regular expression/],
       [['prune', RESNET, '--sparsity', '1'], /sparsity.*\[0, 1\)/],
-      [['prune', RESNET, '--structured', '0.5'], /structured pruning of an imported graph/],
+      [['prune', RESNET, '--sparsity', '0.5', '--heads', '0.5'], /--heads belongs to structured pruning: add --structured/],
       [['prune', RESNET, '--sparsity', '0.5', '--layout', 'nhwc'], /INVALID_SHAPE|layout/],
     ];
     for (const [argv, message] of cases) {
