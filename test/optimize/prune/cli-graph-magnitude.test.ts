@@ -7,12 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { runMain as run } from '../../cli/helpers.js';
-import { encodeIdx } from '../../../src/data/idx.js';
+import { writeRandomIdxDir } from '../../data/random-idx-dir.js';
 import { decodeModel } from '../../../src/graph/proto.js';
 import { tensorFromProto } from '../../../src/graph/onnx-io.js';
-import { Random } from '../../../src/random.js';
 import { makeTempDir, zerosOf } from './helpers.js';
 
 const RESNET = 'test/fixtures/exported/resnet.onnx';
@@ -20,13 +18,7 @@ let temp: Awaited<ReturnType<typeof makeTempDir>>;
 
 before(async () => {
   temp = await makeTempDir('kiln-prune-graph-cli-');
-  const rng = new Random(5);
-  const write = async (stem: string, n: number) => {
-    await writeFile(join(temp.dir, `${stem}-images-idx3-ubyte.gz`), gzipSync(encodeIdx([n, 28, 28], Uint8Array.from({ length: n * 784 }, () => rng.int(256)))));
-    await writeFile(join(temp.dir, `${stem}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx([n], Uint8Array.from({ length: n }, () => rng.int(10)))));
-  };
-  await write('train', 32);
-  await write('t10k', 16);
+  await writeRandomIdxDir(temp.dir, { seed: 5, train: 32, test: 16 });
 });
 after(() => temp.remove());
 
