@@ -105,7 +105,7 @@ export const quantizeCommand: Command = {
     { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'batch size of the latency measurement (and of qat fine-tuning)', default: 64 },
     { name: 'no-eval', type: 'boolean', description: 'skip measuring accuracy and latency' },
     { name: 'json', type: 'boolean', description: 'print the report as JSON' },
-    { name: 'out', type: 'string', description: 'where to write the quantized model (default: <model>.<mode>.onnx)' },
+    { name: 'out', type: 'string', description: 'where to write the quantized model (default: <model>.int8.onnx; float16: <model>.fp16.onnx)' },
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];

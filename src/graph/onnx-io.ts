@@ -3,6 +3,7 @@ import { Tensor, allocate, sizeOf, type AnyTypedArray } from '../tensor.js';
 import { dtypeFromOnnx, onnxTypeCode } from './dtype.js';
 import type { AttrValue, Attrs, Graph, Value } from './graph.js';
 import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import { KILN_VERSION } from '../version.js';
 
 /** The opset Kiln writes, and the IR version that goes with it (both load in onnxruntime-node 1.30). */
 export const DEFAULT_OPSET = 17;
@@ -111,7 +112,7 @@ export function modelToProto(graph: Graph, metadata: Record<string, string> = {}
   return {
     irVersion: IR_VERSION,
     producerName: 'kiln',
-    producerVersion: '0.1.0',
+    producerVersion: KILN_VERSION,
     opsetImport: [{ domain: '', version: opset }],
     graph: graphToProto(graph),
     metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ModelRegistry } from './registry.js';
+import { KILN_VERSION } from '../version.js';
 
 /*
  * Liveness, readiness and server metadata (KServe v2). No auth: orchestrators probe these. They only
@@ -7,7 +8,7 @@ import type { ModelRegistry } from './registry.js';
  */
 
 export const SERVER_NAME = 'kiln';
-export const SERVER_VERSION = '0.1.0';
+export const SERVER_VERSION = KILN_VERSION;
 export const EXTENSIONS = ['classification', 'model_repository'];
 
 export async function healthRoutes(app: FastifyInstance, opts: { registry: ModelRegistry; isClosing: () => boolean }): Promise<void> {
