@@ -17,7 +17,9 @@ export type KilnErrorCode =
   | 'NOT_TRAINABLE'
   | 'NAN_LOSS'
   | 'RUNTIME_ERROR'
-  | 'IO_ERROR';
+  | 'IO_ERROR'
+  | 'VERSION_MISMATCH'
+  | 'UNSUPPORTED_PLATFORM';
 
 export class KilnError extends Error {
   readonly code: KilnErrorCode;

@@ -7,7 +7,7 @@ import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
 import { Sequential } from '../train/sequential.js';
 import { formatDuration, formatNumber, formatTable } from '../text/format.js';
-import { progressOutput } from '../text/progress.js';
+import { progressOutput } from '../text/progress-output.js';
 import { AUGMENT_OPTIONS, augmentFromOptions } from './train.js';
 import { modelFromSpec } from '../train/model-from-spec.js';
 

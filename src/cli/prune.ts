@@ -10,7 +10,7 @@ import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
 import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
-import { progressOutput } from '../text/progress.js';
+import { progressOutput } from '../text/progress-output.js';
 
 /** 5,630,000 → '5.63 M'. */
 function formatCount(n: number): string {

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { platform } from '#platform';
 import { KilnError } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 
@@ -9,7 +9,7 @@ import { decodeModel, type ModelProto } from '../graph/proto.js';
 export async function readOnnxFile(file: string): Promise<{ bytes: Uint8Array; proto: ModelProto }> {
   let bytes: Uint8Array;
   try {
-    bytes = await fs.readFile(file);
+    bytes = await platform.readFile(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') throw new KilnError('FILE_NOT_FOUND', `model file '${file}' does not exist`);
@@ -17,6 +17,11 @@ export async function readOnnxFile(file: string): Promise<{ bytes: Uint8Array; p
     throw new KilnError('IO_ERROR', `could not read model file '${file}': ${e.message}`, { cause: err });
   }
   return { bytes, proto: parseOnnx(bytes, file) };
+}
+
+/** Bytes as lowercase hex, for messages (no Buffer: this runs in browsers too). */
+function hexBytes(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** Every ONNX file starts with ModelProto field 1, ir_version, a varint: tag byte 0x08. */
@@ -36,7 +41,7 @@ export function parseOnnx(bytes: Uint8Array, file = '<bytes>'): ModelProto {
     }
     throw new KilnError(
       'NOT_ONNX',
-      `'${file}' is not a valid ONNX model: protobuf decoding failed (${(err as Error).message}); expected a ModelProto, found ${bytes.length} bytes starting ${Buffer.from(bytes.subarray(0, 8)).toString('hex')}`,
+      `'${file}' is not a valid ONNX model: protobuf decoding failed (${(err as Error).message}); expected a ModelProto, found ${bytes.length} bytes starting ${hexBytes(bytes.subarray(0, 8))}`,
       { cause: err },
     );
   }

@@ -3,7 +3,7 @@
 // fit-args.ts checks arguments and prepares labels, compiled-steps.ts holds the sessions and
 // replicas, training-state.ts syncs weights and optimizer slots with the worker, fit-loop.ts runs
 // the epochs.
-import os from 'node:os';
+import { platform } from '#platform';
 import { KilnError } from '../errors.js';
 import { Model } from '../model/model.js';
 import { Random } from '../random.js';
@@ -136,7 +136,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     const data = checkFitArgs(x, y, args, this.requireCompiled().loss, this.outputShape, (input, what) => this.checkInput(input, what));
     // Looked up after the input checks: checking may settle an imported graph's layout and rebuild the step.
     const c = this.requireCompiled();
-    const cores = os.availableParallelism();
+    const cores = platform.availableCores();
     const replicas = checkReplicas(args, c.training, data, cores);
     await openTrainingSessions(this.runtime, c, replicas, cores);
     this.replicasUsed = replicas;

@@ -1,0 +1,43 @@
+/*
+ * The browser entry bundles for browsers with no Node built-in anywhere in it: esbuild, told the
+ * platform is a browser, fails on an import of fs, worker_threads, http, path..., so the build
+ * succeeding is the check; the inputs show which platform file went in. The sizes are printed.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import * as esbuild from 'esbuild';
+import { BROWSER_BUILD, buildBrowserBundle } from '../../scripts/build-browser.js';
+
+test('the browser bundle builds with no Node built-in, from the browser platform file; its size is printed', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-bundle-'));
+  try {
+    const bundle = await buildBrowserBundle(dir);
+    const inputs = bundle.inputs.join('\n');
+    assert.match(inputs, /dist\/src\/platform\/browser\.js/);
+    assert.match(inputs, /dist\/src\/runtime\/session-host\.js/);
+    assert.match(inputs, /onnxruntime-web\/dist\/ort\.wasm\.min\.mjs/);
+    for (const nodeOnly of ['dist/src/platform/node.js', 'dist/src/runtime/worker.js', 'onnxruntime-node', 'node:']) {
+      assert.ok(!inputs.includes(nodeOnly), `the browser bundle took in ${nodeOnly}`);
+    }
+    const sizes = Object.entries(bundle.sizes).map(([f, b]) => `${path.basename(f)} ${(b / 1024).toFixed(1)} KiB`);
+    const total = Object.values(bundle.sizes).reduce((a, b) => a + b, 0);
+    console.log(`browser bundle (minified, without onnxruntime-web's .wasm): ${sizes.join(', ')}; ${(total / 1024).toFixed(1)} KiB in all`);
+    assert.equal(Object.keys(bundle.sizes).length, 2);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the same build fails on a Node built-in (the check above can fail)', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-bundle-probe-'));
+  try {
+    const entry = path.join(dir, 'entry.js');
+    await writeFile(entry, "import { readFileSync } from 'node:fs';\nexport const read = readFileSync;\n");
+    await assert.rejects(esbuild.build({ ...BROWSER_BUILD, entryPoints: [entry], outdir: path.join(dir, 'out'), absWorkingDir: dir }), /node:fs/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
