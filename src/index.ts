@@ -5,6 +5,7 @@
 export { KilnError, type KilnErrorCode } from './errors.js';
 export { Tensor, tensor, type DType } from './tensor.js';
 export { Random } from './random.js';
+export { KILN_VERSION } from './version.js';
 export * as layers from './layers/index.js';
 export { type SequentialArgs } from './model/sequential.js';
 export { Model, type PredictOptions } from './model/model.js';
@@ -12,6 +13,9 @@ export { TrainableModel } from './train/model.js';
 export { type CompileArgs, type FitArgs, type History } from './train/model.js';
 export { Sequential, sequential } from './train/sequential.js';
 export { loadModel } from './train/load.js';
+export { Trainer, loadTrainer } from './train/trainer.js';
+export { exportTrainer } from './train/export-trainer.js';
+export { trainingPackage, readTrainingPackage, type TrainerManifest, type TrainingPackage } from './train/training-package.js';
 export { GraphModel, type GraphModelOptions, type WeightSelector } from './train/graph-model.js';
 export { type Preprocessing, type InputLayout, type UntrainableOp } from './model/imported-graph.js';
 export { OnnxModel, describeModel, type ModelDescription } from './model/onnx-model.js';

@@ -1,4 +1,5 @@
 import { KilnError } from '../errors.js';
+import { KILN_VERSION } from '../version.js';
 import { optionHelp, parseArgs } from './args.js';
 import type { Command } from './command.js';
 import { dataCommand } from './data.js';
@@ -13,9 +14,10 @@ import { distillCommand } from './distill.js';
 import { benchCommand } from './bench.js';
 import { reportCommand } from './report.js';
 import { quantizeCommand } from './quantize.js';
+import { exportTrainerCommand } from './export-trainer.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, exportTrainerCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -42,7 +44,7 @@ export async function main(argv: string[], out: (line: string) => void = console
     return 0;
   }
   if (name === '--version') {
-    out('kiln 0.1.0');
+    out(`kiln ${KILN_VERSION}`);
     return 0;
   }
   const command = COMMANDS.find((c) => c.name === name);

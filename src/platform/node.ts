@@ -21,7 +21,11 @@ function startRuntimeWorker(): RuntimeWorker {
   replies.unref();
   return {
     post: (message, transfer) => worker.postMessage(message, transfer),
-    onReply: (handler) => void replies.on('message', handler),
+    onReply(handler) {
+      replies.on('message', handler);
+      // Listening refs a port again: unref it after, or an idle runtime holds the process open.
+      replies.unref();
+    },
     onError: (handler) => void worker.on('error', handler),
     takeReplies() {
       const out: WorkerMessage[] = [];

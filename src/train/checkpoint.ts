@@ -20,7 +20,8 @@ export interface TrainingCheckpoint {
 
 const MAGIC = 'KILNCKP1';
 
-export async function saveCheckpoint(file: string, c: TrainingCheckpoint): Promise<void> {
+/** A checkpoint as bytes (the file saveCheckpoint writes; training packages carry one too). */
+export function encodeCheckpoint(c: TrainingCheckpoint): Uint8Array {
   const entries: { group: 'weights' | 'slots'; name: string; shape: number[]; offset: number; length: number }[] = [];
   let offset = 0;
   const blobs: Float32Array[] = [];
@@ -44,7 +45,11 @@ export async function saveCheckpoint(file: string, c: TrainingCheckpoint): Promi
     data.set(b, k);
     k += b.length;
   }
-  await platform.writeFileAtomic(file, out);
+  return out;
+}
+
+export async function saveCheckpoint(file: string, c: TrainingCheckpoint): Promise<void> {
+  await platform.writeFileAtomic(file, encodeCheckpoint(c));
 }
 
 export async function loadCheckpoint(file: string): Promise<TrainingCheckpoint> {
@@ -55,6 +60,11 @@ export async function loadCheckpoint(file: string): Promise<TrainingCheckpoint> 
     const e = err as NodeJS.ErrnoException;
     throw new KilnError(e.code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO_ERROR', `cannot read checkpoint '${file}': ${e.message}`);
   }
+  return decodeCheckpoint(bytes, file);
+}
+
+/** Reads checkpoint bytes; `file` names them in messages. */
+export function decodeCheckpoint(bytes: Uint8Array, file: string): TrainingCheckpoint {
   const magic = String.fromCharCode(...bytes.subarray(0, 8));
   if (bytes.length < 12 || magic !== MAGIC) {
     throw new KilnError('CORRUPT_FILE', `'${file}' is not a Kiln training checkpoint (expected magic ${MAGIC}, found ${JSON.stringify(magic)})`);

@@ -109,6 +109,16 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     return slots;
   }
 
+  /**
+   * What a training package carries (train/training-package.ts): the compiled steps and the state
+   * training continues from: the weights, the optimizer's slots (empty before the first fit) and step,
+   * and the graph predict() runs (input → output, weights as initializers).
+   */
+  trainingSnapshot(): { steps: CompiledSteps; weights: Map<string, Tensor>; slots: Map<string, Tensor<'float32'>>; step: number; inference: Uint8Array } {
+    const steps = this.requireCompiled();
+    return { steps, weights: this.weights, slots: this.progress.slots, step: this.progress.step, inference: this.structure.inferenceOnnx(this.weights) };
+  }
+
   /** Where each trainable parameter sits in the flat vector the compiled step trains. */
   trainingLayout(): FlatSlot[] {
     return this.requireCompiled().training.layout;

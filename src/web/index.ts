@@ -29,3 +29,5 @@ export * as datasets from './datasets.js';
 export { Runtime } from '../runtime/runtime.js';
 export { configureBrowserRuntime, browserRuntimeInfo, type BrowserRuntimeOptions } from '../platform/browser.js';
 export type { WebEnvironment } from '../platform/web-environment.js';
+export { Trainer, loadTrainer } from '../train/trainer.js';
+export type { TrainerManifest } from '../train/training-package.js';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as esbuild from 'esbuild';
-import { BROWSER_BUILD, buildBrowserBundle } from '../../scripts/build-browser.js';
+import { BROWSER_BUILD, buildBrowserBundle, LIBRARY_ENTRY } from '../../scripts/build-browser.js';
 
 test('the browser bundle builds with no Node built-in, from the browser platform file; its size is printed', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-bundle-'));
@@ -37,6 +37,23 @@ test('the same build fails on a Node built-in (the check above can fail)', async
     const entry = path.join(dir, 'entry.js');
     await writeFile(entry, "import { readFileSync } from 'node:fs';\nexport const read = readFileSync;\n");
     await assert.rejects(esbuild.build({ ...BROWSER_BUILD, entryPoints: [entry], outdir: path.join(dir, 'out'), absWorkingDir: dir }), /node:fs/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("kiln/web/trainer (training from a package) bundles without Kiln's layers", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-trainer-bundle-'));
+  try {
+    const entry = path.join(path.dirname(LIBRARY_ENTRY), 'trainer.js');
+    const r = await esbuild.build({ ...BROWSER_BUILD, minify: true, entryPoints: { trainer: entry }, outdir: dir });
+    const inputs = Object.keys(r.metafile!.inputs);
+    assert.ok(inputs.some((f) => f.endsWith('dist/src/train/trainer.js')));
+    const layers = inputs.filter((f) => f.includes('dist/src/layers/'));
+    assert.deepEqual(layers, [], 'the trainer bundle took in the layers');
+    assert.ok(!inputs.some((f) => f.startsWith('node:') || f.includes('platform/node.js')));
+    const bytes = Object.entries(r.metafile!.outputs).filter(([f]) => !f.endsWith('.map')).reduce((n, [, o]) => n + o.bytes, 0);
+    console.log(`kiln/web/trainer bundle (minified, without the worker and onnxruntime-web's .wasm): ${(bytes / 1024).toFixed(1)} KiB`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

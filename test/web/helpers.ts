@@ -23,9 +23,9 @@ export interface BrowserSession {
 }
 
 /** Opens a blank page served with (or, isolated: false, without) cross-origin isolation. */
-export async function openBlankPage(options: Pick<StaticServerOptions, 'isolated' | 'pages'> & OpenOptions = {}): Promise<BrowserSession> {
+export async function openBlankPage(options: Pick<StaticServerOptions, 'isolated' | 'pages' | 'folders'> & OpenOptions = {}): Promise<BrowserSession> {
   const server = await startStaticServer({
-    folders: kilnFolders(),
+    folders: [...kilnFolders(), ...(options.folders ?? [])],
     pages: { '/': { body: '<!doctype html><meta charset="utf-8"><title>kiln test</title>', type: 'text/html; charset=utf-8' }, ...options.pages },
     isolated: options.isolated,
   });
