@@ -1,6 +1,7 @@
 /**
  * Builds Kiln's browser bundle from the compiled library (dist/src): dist/browser/kiln.js (the
- * `kiln/web` entry, ES module) and dist/browser/kiln-worker.js (the runtime's Web Worker with
+ * `kiln/web` entry, ES module), dist/browser/demo.js (`kiln browser-demo`'s page script, the library
+ * included) and dist/browser/kiln-worker.js (the runtime's Web Worker with
  * onnxruntime-web's JavaScript; its WebAssembly, ort-wasm-simd-threaded.{mjs,wasm}, is served from
  * the onnxruntime-web package beside it, see `kiln browser-demo`). `npm run build` runs it after tsc.
  *
@@ -18,6 +19,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 export const DEFAULT_OUT = path.join(ROOT, 'dist', 'browser');
 export const LIBRARY_ENTRY = path.join(ROOT, 'dist', 'src', 'web', 'index.js');
 export const WORKER_ENTRY = path.join(ROOT, 'dist', 'src', 'runtime', 'web-worker.js');
+export const DEMO_ENTRY = path.join(ROOT, 'dist', 'src', 'web', 'demo-page.js');
 
 export interface BrowserBundle {
   /** Output file → bytes. */
@@ -45,6 +47,8 @@ export async function buildBrowserBundle(outDir = DEFAULT_OUT, minify = true): P
   const results = await Promise.all([
     esbuild.build({ ...BROWSER_BUILD, minify, entryPoints: { kiln: LIBRARY_ENTRY }, outdir: outDir, define: { KILN_BUNDLED_WORKER: JSON.stringify('./kiln-worker.js') } }),
     esbuild.build({ ...BROWSER_BUILD, minify, entryPoints: { 'kiln-worker': WORKER_ENTRY }, outdir: outDir }),
+    // The demo page's script carries its own copy of the library: the page loads nothing else.
+    esbuild.build({ ...BROWSER_BUILD, minify, entryPoints: { demo: DEMO_ENTRY }, outdir: outDir, define: { KILN_BUNDLED_WORKER: JSON.stringify('./kiln-worker.js') } }),
   ]);
   const sizes: Record<string, number> = {};
   const inputs = new Set<string>();

@@ -74,7 +74,7 @@ describe('parseBenchArgs', () => {
 
 describe('the bench scripts', () => {
   const benchDir = fileURLToPath(new URL('../../bench/', import.meta.url));
-  const SCRIPTS = ['any-onnx/finetune.js', 'any-onnx/load-time.js', 'any-onnx/transfer.js', 'distill/fashion.js', 'float16/compute.js', 'prune/fashion.js', 'quantize/run.js', 'serve/run.js', 'train/cli-fashion.js', 'train/fashion-accuracy.js', 'train/maxpool-ties.js', 'train/profile.js', 'train/throughput.js'];
+  const SCRIPTS = ['any-onnx/finetune.js', 'browser/train.js', 'any-onnx/load-time.js', 'any-onnx/transfer.js', 'distill/fashion.js', 'float16/compute.js', 'prune/fashion.js', 'quantize/run.js', 'serve/run.js', 'train/cli-fashion.js', 'train/fashion-accuracy.js', 'train/maxpool-ties.js', 'train/profile.js', 'train/throughput.js'];
   const HELPERS = ['any-onnx/common.js', 'args.js', 'serve/http-floor.js', 'serve/load.js', 'train/common.js'];
   const run = promisify(execFile);
 
