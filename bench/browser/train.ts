@@ -1,11 +1,11 @@
 /*
  * Training in the browser against Node, same machine, same run: the tutorial CNN's training images/s
- * in headless Chromium (ONNX Runtime Web, WebAssembly SIMD, threads in a cross-origin-isolated page;
- * one thread without isolation) and in Node (onnxruntime-node, fit's own settings), on the embedded
- * Fashion-MNIST subset. Rounds interleave browser and Node, so the machine's load hits both alike;
+ * in headless Chromium (ONNX Runtime Web, WebAssembly SIMD, in a cross-origin-isolated page: Kiln's
+ * default threads and each of --threads) and in Node (onnxruntime-node, fit's own settings), on the
+ * embedded Fashion-MNIST subset. Rounds interleave browser and Node, so the machine's load hits both alike;
  * the ratio of each round and their median are printed. Goal: the browser at >= 25% of Node's rate.
  *
- *   node dist/bench/browser/train.js [--images 2048] [--epochs 1] [--rounds 3] [--batch 32] [--no-single-thread]
+ *   node dist/bench/browser/train.js [--images 2048] [--epochs 1] [--rounds 3] [--batch 32] [--threads 1,2]
  *                                    [--accuracy-epochs 3]
  *
  * `--accuracy-epochs N` then runs `kiln browser-demo --headless --epochs N`'s training in the page and
@@ -31,7 +31,7 @@ const args = benchArgs('node dist/bench/browser/train.js [flags]', {
   epochs: { type: 'number', default: 1, help: 'timed epochs, after a warm-up epoch of 256 images' },
   rounds: { type: 'number', default: 3, help: 'browser and Node alternate this many times' },
   batch: { type: 'number', default: 32, help: 'batch size' },
-  'no-single-thread': { type: 'boolean', help: 'skip the page without cross-origin isolation (one thread)' },
+  threads: { type: 'numbers', default: [1, 2], help: "ONNX Runtime Web threads to time, each in its own cross-origin-isolated page" },
   'accuracy-epochs': { type: 'number', help: 'then compare test accuracy after this many epochs on all images, browser vs Node' },
 });
 
@@ -54,19 +54,20 @@ interface Page {
   browser: HeadlessPage;
 }
 
-async function openPage(isolated: boolean): Promise<Page> {
+async function openPage(): Promise<Page> {
   const server = await startStaticServer({
     folders: [...kilnFolders(), { prefix: '/data/', dir: embeddedDatasetDir() }],
     pages: { '/': { body: '<!doctype html><meta charset="utf-8"><title>kiln bench</title>', type: 'text/html; charset=utf-8' } },
-    isolated,
   });
   return { server, browser: await openHeadless(`${server.url}/`) };
 }
 
-async function inPage(page: Page): Promise<{ imgPerSec: number; threads: number }> {
+/** One timed run in the page, with ONNX Runtime Web on `threads` threads (0: Kiln's default). */
+async function inPage(page: Page, threads: number): Promise<{ imgPerSec: number; threads: number }> {
   return (await page.browser.page.evaluate(
     `(async () => {
       const kiln = await import('/kiln/kiln.js');
+      ${threads > 0 ? `kiln.configureBrowserRuntime({ numThreads: ${threads} });` : ''}
       const data = await kiln.datasets.idxDatasetFromUrl('/data/');
       const imgPerSec = await (${timedFit.toString()})(kiln, data, ${args.images}, ${args.epochs}, ${args.batch});
       return { imgPerSec, threads: kiln.browserRuntimeInfo().threads };
@@ -80,33 +81,42 @@ async function main(): Promise<void> {
   const chromium = findChromium();
   const chromiumVersion = execFileSync(chromium, ['--version'], { encoding: 'utf8' }).trim();
   const ortWeb = (JSON.parse(readFileSync(path.join(onnxruntimeWebDir(), '..', 'package.json'), 'utf8')) as { version: string }).version;
-  console.log(`CPU: ${cpuDescription()}`);
-  console.log(`Browser: ${chromiumVersion} headless (--disable-gpu), onnxruntime-web ${ortWeb} WebAssembly SIMD; Node ${process.version}, onnxruntime-node`);
+  console.log(`CPU: ${cpuDescription()}; load average ${os.loadavg()[0]!.toFixed(1)} at the start`);
+  console.log(`Browser: ${chromiumVersion} headless (--disable-gpu), onnxruntime-web ${ortWeb} WebAssembly SIMD in a cross-origin-isolated page; Node ${process.version}, onnxruntime-node`);
   console.log(`Tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10) on ${args.images} embedded Fashion-MNIST images (28×28×1), batch ${args.batch}, Adam; ${args.epochs} timed epoch(s) after a warm-up; ${args.rounds} interleaved rounds\n`);
   const data = await embedded();
-  const isolated = await openPage(true);
-  const single = args['no-single-thread'] ? undefined : await openPage(false);
-  const gpu = await isolated.browser.page.evaluate('typeof navigator.gpu === "object" && navigator.gpu !== null');
+  // A page per thread count: ONNX Runtime Web's threads are fixed once its WebAssembly starts.
+  const configs = [0, ...args.threads];
+  const pages: Page[] = [];
+  for (let i = 0; i < configs.length; i++) pages.push(await openPage());
+  const gpu = (await pages[0]!.browser.page.evaluate('(async () => !!(await navigator.gpu?.requestAdapter?.()))()')) as boolean;
+  const rates: number[][] = configs.map(() => []);
+  const node: number[] = [];
+  const threadsOf: number[] = configs.map(() => 0);
   const rows: string[][] = [];
-  const ratios: number[] = [];
-  const singleRatios: number[] = [];
-  let threads = 0;
   try {
     for (let r = 1; r <= args.rounds; r++) {
-      const browser = await inPage(isolated);
-      threads = browser.threads;
-      const node = await timedFit(kiln, data, args.images, args.epochs, args.batch);
-      const one = single ? await inPage(single) : undefined;
-      ratios.push(browser.imgPerSec / node);
-      if (one) singleRatios.push(one.imgPerSec / node);
-      rows.push([`round ${r}`, fmt(browser.imgPerSec), one ? fmt(one.imgPerSec) : '–', fmt(node), `${(100 * ratios.at(-1)!).toFixed(0)}%`, one ? `${(100 * singleRatios.at(-1)!).toFixed(0)}%` : '–']);
+      const row = [`round ${r}`];
+      for (let i = 0; i < configs.length; i++) {
+        const run = await inPage(pages[i]!, configs[i]!);
+        threadsOf[i] = run.threads;
+        rates[i]!.push(run.imgPerSec);
+        row.push(fmt(run.imgPerSec));
+      }
+      node.push(await timedFit(kiln, data, args.images, args.epochs, args.batch));
+      row.push(fmt(node.at(-1)!));
+      for (let i = 0; i < configs.length; i++) row.push(`${(100 * (rates[i]!.at(-1)! / node.at(-1)!)).toFixed(0)}%`);
+      rows.push(row);
     }
   } finally {
-    for (const p of [isolated, single]) if (p) await p.browser.close().then(() => p.server.close());
+    for (const p of pages) await p.browser.close().then(() => p.server.close());
   }
-  console.log(table(['', `browser, ${threads} threads img/s`, 'browser, 1 thread img/s', `Node img/s (${os.availableParallelism()} cores)`, 'browser / Node', '1 thread / Node'], rows));
-  console.log(`\nMedian: the browser (WebAssembly, ${threads} threads) trains at ${(100 * median(ratios)).toFixed(0)}% of Node's rate${singleRatios.length ? `; one thread (no cross-origin isolation) at ${(100 * median(singleRatios)).toFixed(0)}%` : ''}. Goal: >= 25%: ${median(ratios) >= 0.25 ? 'met' : 'NOT met'}.`);
-  console.log(`WebGPU: ${gpu ? 'navigator.gpu is exposed (not benched here)' : 'not exposed by this headless Chromium (navigator.gpu is undefined with --disable-gpu and no GPU), so no WebGPU row'}.`);
+  const label = (i: number) => (configs[i] === 0 ? `browser default (${threadsOf[i]} thr)` : `browser ${threadsOf[i]} thr`);
+  console.log(table(['', ...configs.map((_, i) => `${label(i)} img/s`), `Node img/s`, ...configs.map((_, i) => `${label(i)} / Node`)], rows));
+  const ratio = (i: number) => median(rates[i]!.map((v, r) => v / node[r]!));
+  console.log(`\nMedian of the rounds' ratios: ${configs.map((_, i) => `${label(i)} at ${(100 * ratio(i)).toFixed(0)}% of Node's rate`).join('; ')}.`);
+  console.log(`Goal (the default at >= 25% of Node's rate): ${ratio(0) >= 0.25 ? 'met' : 'NOT met'}. Load average ${os.loadavg()[0]!.toFixed(1)} at the end.`);
+  console.log(`WebGPU: ${gpu ? 'an adapter is available (not benched here)' : 'no adapter in this headless Chromium (--disable-gpu, no GPU): navigator.gpu.requestAdapter() gives null, so no WebGPU row'}.`);
 
   const epochs = args['accuracy-epochs'];
   if (epochs !== undefined) {

@@ -22,6 +22,7 @@ export const browserDemoCommand: Command = {
     { name: 'isolation', type: 'boolean', description: 'send the cross-origin isolation headers that give WebAssembly threads (--isolation=false: one thread)', default: true },
     { name: 'out', type: 'string', description: 'headless: where to save the model trained in the browser', default: 'fashion-cnn.onnx' },
     { name: 'chromium', type: 'string', description: 'headless: the Chromium to run (default: $KILN_CHROMIUM or /usr/bin/chromium)' },
+    { name: 'chromium-flags', type: 'string', description: "headless: switches added to Chromium's, space-separated (e.g. --js-flags=--wasm-max-mem-pages=16384 to act as a device with 1 GiB for WebAssembly)" },
     { name: 'compare-node', type: 'boolean', description: 'headless: then train the same model in Node with the same seed and compare' },
   ],
   async run({ options }, out) {
@@ -42,7 +43,8 @@ export const browserDemoCommand: Command = {
       return 0;
     }
     const modelFile = String(options.out);
-    const page = await runBrowserDemoHeadless({ ...settings, modelFile, chromium: stringOption(options, 'chromium'), onLine: out });
+    const chromiumArgs = stringOption(options, 'chromium-flags')?.split(/\s+/).filter(Boolean);
+    const page = await runBrowserDemoHeadless({ ...settings, modelFile, chromium: stringOption(options, 'chromium'), chromiumArgs, onLine: out });
     const r = page.result!;
     const env = page.environment;
     out(`Browser: test accuracy ${percent(r.testAccuracy)} (loss ${r.testLoss.toFixed(4)}) on the embedded test images after ${r.epochs} epoch(s) on ${formatNumber(r.trainImages)} images; training ${formatNumber(Math.round(r.imagesPerSecond))} images/s (headless Chromium, ONNX Runtime Web, WebAssembly SIMD, ${env.threads} thread(s))`);

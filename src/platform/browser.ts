@@ -6,7 +6,7 @@
 import { KilnError } from '../errors.js';
 import type { ProgressStream } from '../text/progress.js';
 import type { Platform, RuntimeWorker, WorkerMessage } from './platform.js';
-import { NOT_ISOLATED, requireRunnable, webEnvironment, type WebEnvironment, type WebRuntimeConfig } from './web-environment.js';
+import { describeBrowserFailure, NOT_ISOLATED, requireRunnable, webEnvironment, type WebEnvironment, type WebRuntimeConfig } from './web-environment.js';
 
 /* The few DOM pieces used here, declared locally: the project compiles against Node's types. */
 interface WebWorker {
@@ -30,8 +30,10 @@ export interface BrowserRuntimeOptions {
   workerUrl?: string | URL;
   /** Where onnxruntime-web's ort-wasm-simd-threaded.{mjs,wasm} are served (default: beside the worker script). */
   wasmPaths?: string;
-  /** ONNX Runtime threads (default: every core when the page is cross-origin isolated, else 1). */
+  /** ONNX Runtime threads (default: half the cores, at most 4, when the page is cross-origin isolated, else 1). */
   numThreads?: number;
+  /** Let idle ONNX Runtime threads spin waiting for work (default: ONNX Runtime's, true). */
+  allowSpinning?: boolean;
 }
 
 let options: BrowserRuntimeOptions = {};
@@ -51,8 +53,10 @@ export function configureBrowserRuntime(next: BrowserRuntimeOptions): void {
 /** The environment runtimes start in, and the threads they will use. */
 export function browserRuntimeInfo(): WebEnvironment {
   const env = webEnvironment();
-  const threads = options.numThreads !== undefined ? (env.crossOriginIsolated ? options.numThreads : 1) : env.threads;
-  return { ...env, threads };
+  if (options.numThreads === undefined) return env;
+  // Threads asked for that the page cannot give: say why.
+  const notes = !env.crossOriginIsolated && options.numThreads > 1 && !env.notes.includes(NOT_ISOLATED) ? [...env.notes, NOT_ISOLATED] : env.notes;
+  return { ...env, threads: env.crossOriginIsolated ? options.numThreads : 1, notes };
 }
 
 function workerUrl(): URL | string {
@@ -80,13 +84,13 @@ function startRuntimeWorker(): RuntimeWorker {
   } catch (err) {
     return failedWorker(err as Error);
   }
-  if (!env.crossOriginIsolated && !warnedIsolation) {
+  if (env.notes.includes(NOT_ISOLATED) && !warnedIsolation) {
     warnedIsolation = true;
     console.warn(`kiln: ${NOT_ISOLATED}`);
   }
   const url = workerUrl();
   const worker = new browser.Worker(url, { type: 'module', name: 'kiln-runtime' });
-  const config: WebRuntimeConfig = { numThreads: env.threads, ...(options.wasmPaths ? { wasmPaths: options.wasmPaths } : {}) };
+  const config: WebRuntimeConfig = { numThreads: env.threads, ...(options.wasmPaths ? { wasmPaths: options.wasmPaths } : {}), ...(options.allowSpinning !== undefined ? { allowSpinning: options.allowSpinning } : {}) };
   worker.postMessage(config);
   return {
     post: (message, transfer) => worker.postMessage(message, transfer),
@@ -94,7 +98,8 @@ function startRuntimeWorker(): RuntimeWorker {
     onError(handler) {
       worker.onerror = (event) => {
         event.preventDefault?.();
-        handler(new Error(event.message ? `${event.message} (worker ${String(url)})` : `the runtime worker ${String(url)} did not load or crashed`));
+        // An uncaught failure inside the worker (an aborted WebAssembly heap among them) ends up here.
+        handler(new Error(event.message ? `${describeBrowserFailure(new Error(event.message))} (worker ${String(url)})` : `the runtime worker ${String(url)} did not load or crashed`));
       };
       worker.onmessageerror = () => handler(new Error('a reply from the runtime worker could not be read'));
     },

@@ -30,12 +30,17 @@ export class Runtime {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Set when the worker itself failed: later requests fail at once with it, rather than wait for a reply that cannot come. */
+  private failure: KilnError | undefined;
 
   constructor() {
     this.worker = platform.startRuntimeWorker();
     this.worker.onReply((res) => this.settle(res as Response));
     this.worker.onError((err) => {
-      for (const p of this.pending.values()) p.reject(new KilnError('RUNTIME_ERROR', `runtime worker failed: ${err.message}`, { cause: err }));
+      // A KilnError is the platform's own verdict (a browser that cannot run ONNX Runtime): kept as is.
+      const failure = err instanceof KilnError ? err : new KilnError('RUNTIME_ERROR', `runtime worker failed: ${err.message}`, { cause: err });
+      this.failure = failure;
+      for (const p of this.pending.values()) p.reject(failure);
       this.pending.clear();
     });
     live.add(this);
@@ -62,6 +67,7 @@ export class Runtime {
 
   private request(body: Record<string, unknown> & { kind: Request['kind'] }, transfer: ArrayBuffer[] = []): Promise<Response & { ok: true }> {
     if (this.closed) return Promise.reject(new KilnError('RUNTIME_ERROR', 'the runtime was closed'));
+    if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });

@@ -25,7 +25,13 @@ function sessionOptions(options: SessionOptions): ort.InferenceSession.SessionOp
     started = true;
     ort.env.wasm.numThreads = Math.max(1, Math.min(config!.numThreads, options.intraOpThreads ?? config!.numThreads));
   }
-  return { graphOptimizationLevel: options.optimizationLevel ?? 'all', executionMode: 'sequential', executionProviders: ['wasm'] };
+  const spin = options.allowSpinning ?? config!.allowSpinning;
+  return {
+    graphOptimizationLevel: options.optimizationLevel ?? 'all',
+    executionMode: 'sequential',
+    executionProviders: ['wasm'],
+    ...(spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+  };
 }
 
 let host: SessionHost | undefined;
