@@ -1,7 +1,8 @@
 /**
  * CI's check that Kiln installs as a dependency: `npm pack`, install the tarball into an empty
  * project as a user would (npm's defaults, only the npm registry reachable), then `npx kiln --help`
- * and a one-epoch `fit` that imports 'kiln' by name.
+ * and a one-epoch `fit` that imports 'kiln' by name, and a short `kiln browser-demo --headless` (the browser
+ * bundle and onnxruntime-web's files as the package ships them, in Chromium).
  *
  *   node dist/scripts/check-package.js [--keep]
  *
@@ -89,7 +90,10 @@ function main(): void {
     if (!help.includes('Usage: kiln')) throw new Error('check-package: `kiln --help` printed no usage');
     const fit = run('fit', process.execPath, ['fit.mjs'], project);
     if (!/^fit: 1 epoch/m.test(fit)) throw new Error('check-package: the fit script printed no result');
-    console.log(`\ncheck-package: ${tarball} installs into an empty project; kiln --help and a one-epoch fit work`);
+    // The browser bundle and onnxruntime-web's files as the package ships them, in Chromium (CI installs it).
+    const demo = run('kiln browser-demo --headless', NPM, ['exec', '--no', '--', 'kiln', 'browser-demo', '--headless', '--epochs', '1', '--limit', '64', '--out', 'browser.onnx'], project);
+    if (!/^Browser: test accuracy/m.test(demo) || !existsSync(path.join(project, 'browser.onnx'))) throw new Error('check-package: kiln browser-demo --headless printed no result or saved no model');
+    console.log(`\ncheck-package: ${tarball} installs into an empty project; kiln --help, a one-epoch fit and a headless browser-demo work`);
   } finally {
     if (keep) console.log(`kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });

@@ -72,3 +72,31 @@ test('8 Adam steps in headless Chromium from the built bundle leave the weights 
     await session.close();
   }
 });
+
+/** Batch 64 on 2 cores: fit splits each batch across two replicas, in a browser two Web Workers. */
+async function trainOnReplicas(k: Kiln): Promise<{ weights: Record<string, number[]>; replicas: number }> {
+  const rng = new k.Random(5);
+  const n = 128;
+  const x = new k.Tensor(Float32Array.from({ length: n * 12 * 12 }, () => rng.next()), [n, 12, 12, 1], 'float32');
+  const y = new k.Tensor(Int32Array.from({ length: n }, (_, i) => i % 10), [n], 'int32');
+  const model = k.sequential({ seed: 2, layers: [k.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', inputShape: [12, 12, 1] }), k.layers.flatten(), k.layers.dense({ units: 10 })] });
+  model.compile({ optimizer: 'adam', loss: k.losses.sparseCategoricalCrossentropy({ fromLogits: true }) });
+  await model.fit(x, y, { epochs: 1, batchSize: 64, verbose: 0, replicas: 2 });
+  return { weights: Object.fromEntries([...model.getWeights()].map(([name, t]) => [name, Array.from(t.data as Float32Array)])), replicas: model.trainingReplicas };
+}
+
+test('data parallelism in the page: two replicas (two Web Workers) step as Node\'s two replicas do', async (t) => {
+  if (!needsChromium(t)) return;
+  const session = await openBlankPage();
+  try {
+    const inBrowser = (await session.browser.page.evaluate(`(async () => { const kiln = await import('/kiln/kiln.js'); return (${trainOnReplicas.toString()})(kiln); })()`)) as Awaited<ReturnType<typeof trainOnReplicas>>;
+    const inNode = await trainOnReplicas(kiln);
+    assert.equal(inBrowser.replicas, 2);
+    assert.equal(inNode.replicas, 2);
+    let worst = 0;
+    for (const [name, values] of Object.entries(inNode.weights)) values.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - inBrowser.weights[name]![i]!))));
+    assert.ok(worst <= 1e-4, `weights differ by up to ${worst}`);
+  } finally {
+    await session.close();
+  }
+});
