@@ -23,7 +23,7 @@ Web Worker on this machine. The data (the 10,000-image subset shipped with Kiln)
 <p><button id="start">Train</button><button id="download" disabled>Download the trained model (.onnx)</button></p>
 <p id="status">Press Train to start.</p>
 <canvas id="chart" width="720" height="240"></canvas>
-<p class="legend"><span style="color:#c0392b">■ running loss</span><span style="color:#2471a3">■ running accuracy</span></p>
+<p class="legend"><span style="color:#c0392b">■ running loss</span><span style="color:#2471a3">■ running accuracy</span> (each over the epoch so far, as Keras' progress bar shows them)</p>
 <script type="module" src="kiln/demo.js"></script>
 </body>
 </html>

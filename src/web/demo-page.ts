@@ -155,6 +155,6 @@ function fail(err: unknown): void {
   show('status', `Failed: ${message}`, 'failed');
 }
 
-show('environment', state.environment.notes.length ? state.environment.notes.join(' ') : `ONNX Runtime Web: WebAssembly with SIMD, ${state.environment.threads} threads (the page is cross-origin isolated).`, state.environment.notes.length ? 'warning' : '');
+show('environment', state.environment.notes.length ? state.environment.notes.join(' ') : `ONNX Runtime Web: WebAssembly with SIMD, ${state.environment.threads} thread${state.environment.threads === 1 ? '' : 's'} of ${state.environment.cores} cores; the page is ${state.environment.crossOriginIsolated ? '' : 'not '}cross-origin isolated.`, state.environment.notes.length ? 'warning' : '');
 element('start').onclick = () => void run().catch(fail);
 if (params.has('start')) void run().catch(fail);
