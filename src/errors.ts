@@ -21,7 +21,12 @@ export type KilnErrorCode =
   | 'VERSION_MISMATCH'
   | 'UNSUPPORTED_PLATFORM';
 
+/**
+ * The error Kiln throws for anything it checks: bad arguments, shapes, files, data, and failed runs.
+ * `code` is stable across versions; the message may be reworded.
+ */
 export class KilnError extends Error {
+  /** What kind of failure this is, for programs to branch on. */
   readonly code: KilnErrorCode;
   constructor(code: KilnErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -39,6 +39,7 @@ export class Random {
     return this.nextUint32() / 4294967296;
   }
 
+  /** Uniform in [low, high). */
   uniform(low: number, high: number): number {
     return low + (high - low) * this.next();
   }
@@ -74,6 +75,7 @@ export class Random {
     return Array.from(this.s);
   }
 
+  /** Restores a state from `getState()`: the sequence continues exactly where it was. */
   setState(state: readonly number[]): void {
     this.s = Uint32Array.from(state);
   }

@@ -3,6 +3,9 @@ import { KilnError, formatShape } from './errors.js';
 /** The element types Kiln tensors carry (names as in ONNX Runtime's JS API). */
 export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'int8' | 'bool';
 
+/**
+ * The typed array that holds elements of a dtype: Float32Array for 'float32', BigInt64Array for 'int64', Uint8Array for 'uint8' and 'bool', and so on.
+ */
 export type TypedArrayOf<D extends DType> = D extends 'float32'
   ? Float32Array
   : D extends 'float64'
@@ -15,6 +18,7 @@ export type TypedArrayOf<D extends DType> = D extends 'float32'
           ? Int8Array
           : Uint8Array;
 
+/** Any typed array a tensor can hold. */
 export type AnyTypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
 export const DTYPES: readonly DType[] = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'bool'];
@@ -59,8 +63,11 @@ export function sizeOf(shape: readonly number[]): number {
  * feeding and fetching ONNX Runtime; all arithmetic happens in the runtime.
  */
 export class Tensor<D extends DType = DType> {
+  /** The elements in row-major order (the last axis varies fastest). */
   readonly data: TypedArrayOf<D>;
+  /** Size of each axis; `[]` for a scalar. */
   readonly shape: readonly number[];
+  /** Element type. */
   readonly dtype: D;
 
   constructor(data: TypedArrayOf<D>, shape: readonly number[], dtype: D) {
@@ -81,10 +88,12 @@ export class Tensor<D extends DType = DType> {
     this.dtype = dtype;
   }
 
+  /** Number of elements (the product of the shape). */
   get size(): number {
     return this.data.length;
   }
 
+  /** Number of axes. */
   get rank(): number {
     return this.shape.length;
   }
@@ -139,7 +148,8 @@ export class Tensor<D extends DType = DType> {
   }
 }
 
-type Nested = number | boolean | bigint | readonly Nested[];
+/** A scalar or an arbitrarily deep plain array of scalars, as `tensor()` takes it: `[[1, 2], [3, 4]]`. */
+export type Nested = number | boolean | bigint | readonly Nested[];
 
 function inferNestedShape(values: Nested): number[] {
   const shape: number[] = [];

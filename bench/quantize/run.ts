@@ -21,10 +21,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import ort from 'onnxruntime-node';
-import { datasets, layers, loadModel, losses, optimizers, quantize, sequential, type QuantizeOptions, type Sequential, type Tensor } from '../../src/index.js';
-import { accuracy } from '../../src/train/metrics.js';
+import { datasets, layers, loadModel, losses, optimizers, quantize, sequential, type QuantizeOptions, type Sequential } from '../../src/index.js';
 import { benchArgs } from '../args.js';
+import { interleavedLatency, profile, table, testAccuracy } from './common.js';
 
 const PRESETS = ['tutorialCnn', 'smallVgg'] as const;
 const args = benchArgs('node dist/bench/quantize/run.js [flags]', {
@@ -70,101 +69,6 @@ async function floatModel(preset: (typeof presets)[number]): Promise<Sequential>
   return m;
 }
 
-async function session(bytes: Uint8Array, intraOp: number, extra: Record<string, unknown> = {}): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, {
-    intraOpNumThreads: intraOp,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-    ...(intraOp === 1 ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
-    ...extra,
-  });
-}
-
-async function testAccuracy(bytes: Uint8Array): Promise<number> {
-  const s = await session(bytes, threads);
-  const x = data.test.images;
-  const n = x.shape[0]!;
-  const scores = new Float32Array(n * 10);
-  for (let i = 0; i < n; i += 500) {
-    const b = x.slice(i, i + 500);
-    const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', b.data as Float32Array, [...b.shape]) });
-    scores.set(out[s.outputNames[0]!]!.data as Float32Array, i * 10);
-  }
-  await s.release();
-  return accuracy(data.test.labels, scores, { numClasses: 10 });
-}
-
-interface Timing {
-  medianMs: number;
-  /** 10th percentile: close to the undisturbed time when other processes preempt some runs. */
-  p10Ms: number;
-  minMs: number;
-  cpuMs?: number;
-}
-
-/** Interleaved timing of several models at batch 64: [model][stat]. */
-async function latency(models: Uint8Array[], intraOp: number): Promise<Timing[]> {
-  const sessions = await Promise.all(models.map((b) => session(b, intraOp)));
-  const x: Tensor = data.test.images.slice(0, BATCH);
-  const feed = { [sessions[0]!.inputNames[0]!]: new ort.Tensor('float32', x.data as Float32Array, [...x.shape]) };
-  const wall = models.map(() => [] as number[]);
-  const cpu = models.map(() => [] as number[]);
-  for (let r = 0; r < rounds + 3; r++) {
-    for (let k = 0; k < sessions.length; k++) {
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      await sessions[k]!.run(feed);
-      const dt = performance.now() - t0;
-      const dc = process.cpuUsage(c0);
-      if (r >= 3) {
-        wall[k]!.push(dt);
-        cpu[k]!.push((dc.user + dc.system) / 1000);
-      }
-    }
-  }
-  await Promise.all(sessions.map((s) => s.release()));
-  const quantile = (v: number[], q: number) => [...v].sort((a, b) => a - b)[Math.floor(q * (v.length - 1))]!;
-  return wall.map((w, k) => ({ medianMs: quantile(w, 0.5), p10Ms: quantile(w, 0.1), minMs: Math.min(...w), ...(intraOp === 1 ? { cpuMs: quantile(cpu[k]!, 0.5) } : {}) }));
-}
-
-/** Microseconds per op type per run (each node's median over the runs, summed by op type). */
-async function profile(bytes: Uint8Array, label: string): Promise<Record<string, number>> {
-  const prefix = path.join(cacheDir, `profile-${label}`);
-  const s = await session(bytes, 1, { enableProfiling: true, profileFilePrefix: prefix });
-  const x = data.test.images.slice(0, BATCH);
-  const feed = { [s.inputNames[0]!]: new ort.Tensor('float32', x.data as Float32Array, [...x.shape]) };
-  for (let r = 0; r < 30; r++) await s.run(feed);
-  s.endProfiling();
-  await s.release();
-  const { readFile, readdir, rm } = await import('node:fs/promises');
-  // ONNX Runtime writes <prefix>_<timestamp>.json.
-  const written = (await readdir(cacheDir)).filter((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json')).map((f) => path.join(cacheDir, f));
-  if (written.length === 0) return {};
-  const events = JSON.parse(await readFile(written.at(-1)!, 'utf8')) as { cat: string; name: string; dur: number; args: { op_name?: string } }[];
-  for (const f of written) await rm(f, { force: true });
-  const perNode = new Map<string, { op: string; d: number[] }>();
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
-    const entry = perNode.get(e.name) ?? { op: e.args.op_name ?? '?', d: [] };
-    entry.d.push(e.dur);
-    perNode.set(e.name, entry);
-  }
-  const byOp: Record<string, number> = {};
-  for (const { op, d } of perNode.values()) {
-    d.sort((a, b) => a - b);
-    byOp[op] = (byOp[op] ?? 0) + d[Math.floor(d.length / 2)]!;
-  }
-  return byOp;
-}
-
-function table(header: string[], rows: (string | number)[][]): string {
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, c) => Math.max(...cells.map((r) => r[c]!.length)));
-  const line = (r: string[]) => '| ' + r.map((v, c) => v.padEnd(widths[c]!)).join(' | ') + ' |';
-  return [line(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map((r) => line(r.map(String)))].join('\n');
-}
-
 const results: Record<string, unknown> = {};
 for (const preset of presets) {
   const model = await floatModel(preset);
@@ -181,14 +85,14 @@ for (const preset of presets) {
     ['dynamic int8', { mode: 'dynamic' }],
     ['float16 weights', { mode: 'float16' }],
   ];
-  const floatAccuracy = await testAccuracy(floatBytes);
+  const floatAccuracy = await testAccuracy(floatBytes, data.test.images, data.test.labels, threads);
   const rows: (string | number)[][] = [];
   const quantized: { name: string; bytes: Uint8Array; acc: number; report: unknown }[] = [];
   for (const [name, options] of variants) {
     const t0 = performance.now();
     const q = await quantize(model, options);
     const seconds = (performance.now() - t0) / 1000;
-    quantized.push({ name, bytes: q.bytes, acc: await testAccuracy(q.bytes), report: { ...q.report, quantizeSeconds: seconds } });
+    quantized.push({ name, bytes: q.bytes, acc: await testAccuracy(q.bytes, data.test.images, data.test.labels, threads), report: { ...q.report, quantizeSeconds: seconds } });
     if (name === 'static int8 (defaults)') {
       console.log(`\n${preset}: layers kept in float: ${q.report.floatLayers.map((l) => `${l.layer} (${l.reason})`).join('; ') || 'none'}`);
       if (q.report.foldedBatchNorm.length) console.log(`${preset}: batch normalization folded: ${q.report.foldedBatchNorm.join(', ')}`);
@@ -196,8 +100,9 @@ for (const preset of presets) {
     }
   }
   const all = [floatBytes, ...quantized.map((q) => q.bytes)];
-  const t2 = await latency(all, threads);
-  const t1 = await latency(all, 1);
+  const batch = data.test.images.slice(0, BATCH);
+  const t2 = await interleavedLatency(all, batch, threads, rounds);
+  const t1 = await interleavedLatency(all, batch, 1, rounds);
   const names = ['float32', ...quantized.map((q) => q.name)];
   const accs = [floatAccuracy, ...quantized.map((q) => q.acc)];
   for (let k = 0; k < all.length; k++) {
@@ -218,8 +123,8 @@ for (const preset of presets) {
   console.log(
     table(['model', 'size', 'smaller', 'test acc', 'Δ points', `ms ${threads} thr median / p10`, `speedup ${threads} thr median / p10`, 'ms 1 thr median / p10', 'CPU ms 1 thr', 'speedup 1 thr median / p10 / CPU'], rows),
   );
-  const pf = await profile(floatBytes, `${preset}-float`);
-  const pq = await profile(quantized[0]!.bytes, `${preset}-int8`);
+  const pf = await profile(floatBytes, batch, cacheDir, `${preset}-float`);
+  const pq = await profile(quantized[0]!.bytes, batch, cacheDir, `${preset}-int8`);
   const ops = [...new Set([...Object.keys(pf), ...Object.keys(pq)])].sort((a, b) => Math.max(pf[b] ?? 0, pq[b] ?? 0) - Math.max(pf[a] ?? 0, pq[a] ?? 0));
   console.log(`\n${preset}: ONNX Runtime profile at batch 64, 1 thread (µs per run, by operator type; each node's median over 30 runs)\n`);
   console.log(table(['op', 'float32', 'static int8'], [...ops.map((o) => [o, pf[o] ? String(Math.round(pf[o]!)) : '', pq[o] ? String(Math.round(pq[o]!)) : '']), ['total', String(Math.round(Object.values(pf).reduce((a, b) => a + b, 0))), String(Math.round(Object.values(pq).reduce((a, b) => a + b, 0)))]]));

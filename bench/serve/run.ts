@@ -4,9 +4,11 @@
  * batch-1 requests (KServe v2 JSON and binary, TF Serving JSON rows), with and without dynamic
  * batching, next to the in-process ONNX Runtime ceiling measured in the same run (batch 1, and the
  * batch size the server's batches averaged), and the HTTP floor: a bare node:http server under the same load.
+ * JPEG request bodies (a 28×28 and a 224×224 image, preprocessed by the server to the CNN's 32×32×3)
+ * run with batching at the top concurrency beside them, with the decode cost per image (--no-images skips them).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/serve/run.js [--duration 10] [--max-batch-size 32] [--max-queue-delay-ms 0]
- *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64] [--rounds 1] [--client auto|wrk|autocannon]
+ *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64] [--rounds 1] [--client auto|wrk|autocannon] [--no-images]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,15 +17,14 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { conv2d, dense, flatten, maxPooling2d } from '../../src/layers/index.js';
-import { sequential } from '../../src/train/sequential.js';
-import { Random } from '../../src/random.js';
 import { Runtime, type SessionOptions } from '../../src/runtime/runtime.js';
-import { Tensor } from '../../src/tensor.js';
 import { formatNumber, formatTable } from '../../src/text/format.js';
+import { toTensor } from '../../src/images/to-tensor.js';
 import { benchArgs } from '../args.js';
 import { httpFloor } from './http-floor.js';
 import { generateLoad, hasWrk, type Load, type LoadClient, type LoadResult } from './load.js';
+import { encode, fashionImage, picture } from './test-images.js';
+import { randomImages, tutorialCnn } from './model.js';
 
 const args = benchArgs('node dist/bench/serve/run.js [flags]', {
   duration: { type: 'number', default: 10, help: 'seconds per load run' },
@@ -34,6 +35,7 @@ const args = benchArgs('node dist/bench/serve/run.js [flags]', {
   concurrency: { type: 'numbers', default: [1, 16, 64] },
   rounds: { type: 'number', default: 1, help: 'interleaved rounds; medians shown' },
   client: { type: 'string', default: 'auto', help: 'wrk, autocannon or auto (wrk when on the PATH)' },
+  'no-images': { type: 'boolean', help: 'skip the JPEG request modes' },
 });
 const DURATION = args.duration;
 const MAX_BATCH = args['max-batch-size'];
@@ -47,30 +49,6 @@ if (chosen !== 'wrk' && chosen !== 'autocannon') {
 }
 const CLIENT: LoadClient = chosen;
 const load = (target: Load) => generateLoad(CLIENT, target);
-
-/** The tutorial CNN: Conv2D 32 relu [32,32,3] → MaxPool 2 → Conv2D 64 relu → MaxPool 2 → Conv2D 64 relu → Flatten → Dense 64 relu → Dense 10. */
-function tutorialCnn() {
-  return sequential({
-    seed: 42,
-    layers: [
-      conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [32, 32, 3] }),
-      maxPooling2d({ poolSize: 2 }),
-      conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-      maxPooling2d({ poolSize: 2 }),
-      conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-      flatten(),
-      dense({ units: 64, activation: 'relu' }),
-      dense({ units: 10 }),
-    ],
-  });
-}
-
-function randomImages(rows: number, seed = 1): Tensor<'float32'> {
-  const rng = new Random(seed);
-  const data = new Float32Array(rows * 32 * 32 * 3);
-  for (let i = 0; i < data.length; i++) data[i] = rng.next();
-  return new Tensor(data, [rows, 32, 32, 3], 'float32');
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -185,8 +163,21 @@ async function main(): Promise<void> {
       const res = (await (await fetch(`${url}/v1/models/${model}:predict`, { method: 'POST', body: tfBody })).json()) as { predictions: number[][] };
       if (res.predictions[0]!.some((v, i) => Math.fround(v) !== (expected.data as Float32Array)[i])) throw new Error(`${model}: TF Serving output differs from model.predict`);
     }
+    // JPEG files as raw KServe v2 request bodies: a 28×28 grey Fashion-MNIST image (enlarged to 32×32, grey
+    // repeated to RGB) and a 224×224 RGB picture (shrunk to 32×32), decoded and preprocessed by the server.
+    const jpegs = {
+      'jpeg 28×28': await encode(await fashionImage(), 28, 28, 1, 'jpeg'),
+      'jpeg 224×224': await encode(picture(224, 224), 224, 224, 3, 'jpeg'),
+    };
+    for (const [name, jpeg] of Object.entries(jpegs)) {
+      const expectedImage = await cnn.predict(await toTensor(jpeg, cnn));
+      const res = (await (await fetch(`${url}/v2/models/${models.batched}/infer`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg })).json()) as { outputs: { data: number[] }[] };
+      if (res.outputs[0]!.data.some((v, i) => Math.fround(v) !== (expectedImage.data as Float32Array)[i])) throw new Error(`${name}: served output differs from model.predict(kiln.images.toTensor(jpeg))`);
+    }
     const formats = {
       json: { body, headers: { 'content-type': 'application/json' }, path: (model: string) => `/v2/models/${model}/infer` },
+      'jpeg 28×28': { body: jpegs['jpeg 28×28'], headers: { 'content-type': 'image/jpeg' }, path: (model: string) => `/v2/models/${model}/infer` },
+      'jpeg 224×224': { body: jpegs['jpeg 224×224'], headers: { 'content-type': 'image/jpeg' }, path: (model: string) => `/v2/models/${model}/infer` },
       binary: {
         body: binaryBody,
         headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(binaryHeader.length) },
@@ -205,13 +196,17 @@ async function main(): Promise<void> {
       ['binary', true],
       ['tf-serving json', false],
       ['tf-serving json', true],
+      // JPEG requests with batching, at the top concurrency only (the issue's comparison).
+      ...(args['no-images'] ? [] : ([['jpeg 28×28', true], ['jpeg 224×224', true]] as const)),
     ] as const;
+    const top = Math.max(...CONCURRENCY);
+    const levels = (format: string) => (format.startsWith('jpeg') ? [top] : CONCURRENCY);
     const modeName = (format: string, batching: boolean) => `${format}, ${batching ? 'dynamic batching' : 'no batching'}`;
     for (let round = 0; round < ROUNDS; round++) {
       for (const [format, batching] of modes) {
         const model = batching ? models.batched : models.unbatched;
         const { body: requestBody, headers, path: routeOf } = formats[format];
-        for (const connections of CONCURRENCY) {
+        for (const connections of levels(format)) {
           const target = { url: `${url}${routeOf(model)}`, headers, body: requestBody, connections };
           await load({ ...target, duration: 1 });
           const before = await counters(url, model);
@@ -226,7 +221,7 @@ async function main(): Promise<void> {
       }
     }
     for (const [format, batching] of modes) {
-      for (const connections of CONCURRENCY) {
+      for (const connections of levels(format)) {
         const all = runs[`${modeName(format, batching)}@${connections}`]!;
         const median = [...all].sort((a, b) => a.rps - b.rps)[Math.floor(all.length / 2)]!;
         const failures = all.reduce((sum, r) => sum + r.failures, 0);
@@ -234,7 +229,6 @@ async function main(): Promise<void> {
         rows.push([modeName(format, batching), connections, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), median.avgBatch.toFixed(1), failures]);
       }
     }
-    const top = Math.max(...CONCURRENCY);
     const averageBatch = Math.max(1, Math.round(results[`json, dynamic batching@${top}`]?.avgBatch ?? MAX_BATCH));
     const ceilingAfter = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
     // The machine is shared: the better of the two batch-1 measurements is the ceiling.
@@ -242,7 +236,7 @@ async function main(): Promise<void> {
     const ceilingB = await inProcessCeiling(bytes, averageBatch, Math.min(DURATION, 5));
     const ceilingRows: (string | number)[][] = [];
     const floors: Record<string, LoadResult> = {};
-    for (const [format] of modes.filter(([, batching]) => batching)) {
+    for (const [format] of modes.filter(([f, batching]) => batching && !f.startsWith('jpeg'))) {
       const { body: requestBody, headers, path: routeOf } = formats[format];
       const res = await fetch(`${url}${routeOf(models.batched)}`, { method: 'POST', headers, body: requestBody });
       if (!res.ok) throw new Error(`${format}: the server answered ${res.status}: ${await res.text()}`);
@@ -268,6 +262,33 @@ async function main(): Promise<void> {
           `${((100 * batched.rps) / ceiling1.rowsPerSecond).toFixed(0)}% of the batch-1 ceiling); ` +
           `the bare HTTP server alone answered ${formatNumber(floors[format]!.rps, { fractionDigits: 0 })} req/s`,
       );
+    }
+    if (!args['no-images']) {
+      // What one image costs the server before it joins a batch: decode (sharp, on libuv's pool) plus resize and
+      // normalization (JavaScript, on the event loop), measured in this process one image at a time, interleaved.
+      const cost = Object.fromEntries(Object.keys(jpegs).map((k) => [k, [] as number[]]));
+      for (let round = 0; round < 5; round++) {
+        for (const [name, jpeg] of Object.entries(jpegs)) {
+          const end = performance.now() + 200;
+          while (performance.now() < end) {
+            const t = performance.now();
+            await toTensor(jpeg, cnn);
+            cost[name]!.push((performance.now() - t) * 1000);
+          }
+        }
+      }
+      for (const [name, jpeg] of Object.entries(jpegs)) {
+        const r = results[`${modeName(name, true)}@${top}`];
+        const tensor = results[`json, dynamic batching@${top}`];
+        const binaryTensor = results[`binary, dynamic batching@${top}`];
+        if (!r || !tensor || !binaryTensor) continue;
+        const sorted = [...cost[name]!].sort((a, b) => a - b);
+        console.log(
+          `${name} (${formatNumber(jpeg.length)}-byte JPEG body) at concurrency ${top}, dynamic batching: ${formatNumber(r.rps, { fractionDigits: 0 })} req/s, p99 ${r.p99.toFixed(1)} ms ` +
+            `(tensor requests: JSON ${formatNumber(tensor.rps, { fractionDigits: 0 })} req/s, p99 ${tensor.p99.toFixed(1)} ms; binary ${formatNumber(binaryTensor.rps, { fractionDigits: 0 })} req/s, p99 ${binaryTensor.p99.toFixed(1)} ms); ` +
+            `decode + preprocess to [1,32,32,3] in-process, one at a time: median ${formatNumber(percentile(sorted, 50), { fractionDigits: 0 })} µs per image`,
+        );
+      }
     }
   } finally {
     if (child.exitCode === null && child.signalCode === null) {

@@ -14,8 +14,18 @@ import { measureFlops, staticCost, type OnnxCost } from './cost.js';
 import { median, percentile, timeCalls } from './timing.js';
 
 /** A model to measure: a file (named after it), or any classifier under a given name. */
-export type BenchModelSource = string | { name: string; model: ClassifierSource; file?: string };
+export type BenchModelSource =
+  | string
+  | {
+      /** The name the report shows. */
+      name: string;
+      /** The model: a file, ONNX bytes, an OnnxModel or a Kiln model. */
+      model: ClassifierSource;
+      /** The file it came from, shown in the report. */
+      file?: string;
+    };
 
+/** Options of `bench` (and `report`); `kiln bench` takes the same as flags. */
 export interface BenchOptions {
   /** Batch size of the throughput measurement (default 64). */
   batchSize?: number;
@@ -35,13 +45,19 @@ export interface BenchOptions {
   onProgress?: (line: string) => void;
 }
 
+/** One model's measurements. */
 export interface BenchEntry extends OnnxCost {
+  /** The name the report shows (a file's name without .onnx). */
   name: string;
+  /** The file it came from. */
   file?: string;
+  /** Test accuracy. */
   accuracy: number;
+  /** Test macro F1. */
   macroF1: number;
   /** Median over rounds of each round's latency percentiles at batch 1, milliseconds. */
   latencyP50Ms: number;
+  /** The same for the 99th percentile. */
   latencyP99Ms: number;
   /** Examples per second at the throughput batch size (median over rounds). */
   throughput: number;
@@ -51,12 +67,43 @@ export interface BenchEntry extends OnnxCost {
   metadata: Record<string, string>;
 }
 
+/** What `bench` measured, and where: `kiln bench --json` prints it, `kiln report --bench` reads it back. */
 export interface BenchReport {
+  /** When the measurements were taken (ISO 8601). */
   createdAt: string;
+  /** The data set's name, when given. */
   dataset?: string;
+  /** Test examples each model was scored on. */
   testExamples: number;
-  settings: { batchSize: number; warmup: number; repetitions: number; latencyRuns: number; throughputBatches: number };
-  environment: { cpu: string; cpus: number; platform: string; node: string; onnxruntime: string; loadAverage: number };
+  /** The settings the figures were measured with. */
+  settings: {
+    /** Batch size of the throughput measurement. */
+    batchSize: number;
+    /** Untimed calls before measuring. */
+    warmup: number;
+    /** Timed rounds. */
+    repetitions: number;
+    /** Batch-1 calls per round. */
+    latencyRuns: number;
+    /** Throughput-batch calls per round. */
+    throughputBatches: number;
+  };
+  /** The machine: latency and throughput only compare within one. */
+  environment: {
+    /** CPU model name. */
+    cpu: string;
+    /** Logical cores. */
+    cpus: number;
+    /** Operating system and architecture. */
+    platform: string;
+    /** Node.js version. */
+    node: string;
+    /** onnxruntime-node version. */
+    onnxruntime: string;
+    /** 1-minute load average when measuring started (others' work skews timings). */
+    loadAverage: number;
+  };
+  /** Each model's measurements, in the order given. */
   models: BenchEntry[];
 }
 

@@ -14,6 +14,7 @@ export interface OnnxCost {
   nonZeroParameters: number;
   /** Floating-point (or integer) operations per example, a multiply-add counting 2: Conv, ConvTranspose, Gemm, MatMul and their quantized forms. */
   flops: number;
+  /** Size of the .onnx file in bytes. */
   fileBytes: number;
   /** The file compressed with gzip -9: what sparse or low-entropy weights save on disk and on the wire. */
   gzipBytes: number;

@@ -11,11 +11,15 @@ export interface OptionSpec {
   min?: number;
   /** Number options: the largest value accepted. */
   max?: number;
+  /** String options: may be given several times; the values are collected in order (read with stringListOption). */
+  repeatable?: boolean;
+  /** The option may also stand alone (`--structured` followed by another option or nothing): then it holds true. */
+  valueOptional?: boolean;
 }
 
 export interface ParsedArgs {
   positionals: string[];
-  options: Record<string, string | number | boolean | undefined>;
+  options: Record<string, string | string[] | number | boolean | undefined>;
 }
 
 /** What a number option accepts, as the error says it: 'an integer from 2 to 8', 'an integer of at least 1', 'at least 0'. */
@@ -52,6 +56,10 @@ export function parseArgs(argv: string[], specs: OptionSpec[], command: string):
       options[spec.name] = inline === undefined ? true : inline !== 'false';
       continue;
     }
+    if (spec.valueOptional && inline === undefined && (i + 1 >= argv.length || argv[i + 1]!.startsWith('--'))) {
+      options[spec.name] = true;
+      continue;
+    }
     const value = inline ?? argv[++i];
     if (value === undefined) throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: --${spec.name} needs a value`);
     if (spec.type === 'number') {
@@ -61,7 +69,8 @@ export function parseArgs(argv: string[], specs: OptionSpec[], command: string):
         throw new KilnError('INVALID_ARGUMENT', `kiln ${command}: --${spec.name} must be ${numberRule(spec)}, got '${value}'`);
       }
       options[spec.name] = n;
-    } else options[spec.name] = value;
+    } else if (spec.repeatable) options[spec.name] = [...((options[spec.name] as string[] | undefined) ?? []), value];
+    else options[spec.name] = value;
   }
   return { positionals, options };
 }
@@ -84,6 +93,14 @@ function typedOption<T extends 'string' | 'number' | 'boolean'>(options: ParsedO
 /** A string option's value; undefined when neither given nor defaulted. */
 export function stringOption(options: ParsedOptions, name: string): string | undefined {
   return typedOption(options, name, 'string');
+}
+
+/** A repeatable string option's values in the order given; empty when not given. */
+export function stringListOption(options: ParsedOptions, name: string): string[] {
+  const value = options[name];
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new Error(`option --${name} holds a ${typeof value}, but is read as a list: its spec needs repeatable: true`);
+  return value;
 }
 
 /** A number option's value; undefined when neither given nor defaulted. */
@@ -109,7 +126,8 @@ export function optionHelp(specs: OptionSpec[]): string {
   const width = Math.max(0, ...specs.map((s) => s.name.length + (s.type === 'boolean' ? 0 : 8)));
   return specs
     .map((s) => {
-      const left = `--${s.name}${s.type === 'boolean' ? '' : ` <${s.type === 'number' ? 'n' : 'value'}>`}`;
+      const value = `<${s.type === 'number' ? 'n' : 'value'}>`;
+      const left = `--${s.name}${s.type === 'boolean' ? '' : s.valueOptional ? ` [${value}]` : ` ${value}`}`;
       const def = s.default !== undefined ? ` (default: ${s.default})` : '';
       return `  ${left.padEnd(width + 4)}${s.description}${def}`;
     })

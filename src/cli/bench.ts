@@ -2,7 +2,7 @@ import { bench, type BenchOptions } from '../bench/bench.js';
 import { formatBenchTable } from '../bench/format.js';
 import { loadDataset } from '../data/by-name.js';
 import { KilnError } from '../errors.js';
-import type { OptionSpec } from './args.js';
+import type { OptionSpec, ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 
 /** Timing options shared by `kiln bench` and `kiln report`. */
@@ -15,7 +15,7 @@ export const TIMING_OPTIONS: OptionSpec[] = [
   { name: 'warmup', type: 'number', integer: true, min: 0, description: 'untimed calls before measuring', default: 20 },
 ];
 
-export function timingOptions(options: Record<string, string | number | boolean | undefined>): BenchOptions {
+export function timingOptions(options: ParsedOptions): BenchOptions {
   return {
     dataset: String(options.dataset),
     batchSize: Number(options['batch-size']),
@@ -25,7 +25,7 @@ export function timingOptions(options: Record<string, string | number | boolean 
   };
 }
 
-export async function testData(options: Record<string, string | number | boolean | undefined>) {
+export async function testData(options: ParsedOptions) {
   const data = await loadDataset(String(options.dataset));
   const limit = options.limit === undefined ? data.test.images.shape[0]! : Number(options.limit);
   return { x: data.test.images.slice(0, limit), y: data.test.labels.slice(0, limit) };

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { bench, bestModel, type BenchModelSource } from '../bench/bench.js';
 import { formatBenchTable } from '../bench/format.js';
 import { embedded } from '../data/embedded.js';
+import { encodePng } from '../images/decode.js';
 import { KilnError } from '../errors.js';
 import { tutorialCnn } from '../layers/presets.js';
 import { distill } from '../optimize/distill/distill.js';
@@ -17,10 +18,16 @@ import { formatBytes, formatDuration, formatNumber } from '../text/format.js';
 
 const STEPS = 8;
 
+/** A path as one shell word: as it is when that is safe, else single-quoted. */
+function shellWord(text: string): string {
+  return /^[\w./:@%+=-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
 /**
  * The seed's whole story on the embedded Fashion-MNIST subset, one library call per step: train the
  * tutorial CNN → evaluate → prune (unstructured, structured) → quantize (static int8) → distill into a
- * smaller student → bench every variant → write the HTML report → say how to serve the best one.
+ * smaller student → bench every variant → write the HTML report → say how to serve the best one, and
+ * how to send it one of the test images as a PNG file and get the class names back.
  */
 export const demoCommand: Command = {
   name: 'demo',
@@ -60,6 +67,8 @@ export const demoCommand: Command = {
 
     step(1, `Train the tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10), ${epochs} epochs, Adam, cross-entropy from logits`);
     const model = sequential({ layers: tutorialCnn(x.shape.slice(1), data.classNames.length), name: 'cnn' });
+    // Saved with the model (and kept by its variants): the server answers with these names.
+    model.classNames = data.classNames;
     model.summary(out);
     model.compile({ optimizer: adam(), loss: sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
     const [, trainTime] = await timed(() => model.fit(x, y, { epochs, batchSize: 32, validationSplit: 0.1 }));
@@ -137,8 +146,18 @@ export const demoCommand: Command = {
     const best = bestModel(measured);
     out('');
     if (reportFile) out(`Report: ${reportFile}`);
-    out(`Serve the most accurate model (${best.name}, ${(100 * best.accuracy).toFixed(2)}%): kiln serve ${best.file ?? file(best.name)} --port 8501`);
-    out(`  then e.g. curl http://127.0.0.1:8501/v2/models/${best.name}`);
+    const served = best.file ?? file(best.name);
+    out(`Serve the most accurate model (${best.name}, ${(100 * best.accuracy).toFixed(2)}%): kiln serve ${shellWord(served)} --port 8501`);
+    // One of the test images as a PNG file, for a request any HTTP client can send: the answer names the class.
+    const index = 0;
+    const image = data.test.images.slice(index, index + 1);
+    const [height, width, channels] = image.shape.slice(1) as [number, number, number];
+    const pixels = Uint8Array.from(image.data as Float32Array, (v) => Math.round(v * 255));
+    const png = path.join(dir, `test-image-${index}.png`);
+    await writeFile(png, await encodePng({ pixels, width, height, channels: channels as 1 | 3 }));
+    const truth = data.classNames[Number(data.test.labels.data[index])];
+    out(`  then send it test image ${index} (a '${truth}') as a PNG; it answers the top 5 classes by name (TorchServe's API):`);
+    out(`  curl -T ${shellWord(png)} http://127.0.0.1:8501/predictions/${path.basename(served).replace(/\.onnx$/i, '')}`);
     return 0;
   },
 };

@@ -14,11 +14,15 @@ import { distillCommand } from './distill.js';
 import { benchCommand } from './bench.js';
 import { reportCommand } from './report.js';
 import { quantizeCommand } from './quantize.js';
+import { encryptCommand } from './encrypt.js';
+import { deployCommand } from './deploy.js';
+import { tuneCommand } from './tune.js';
+import { optimizeCommand } from './optimize.js';
 import { exportTrainerCommand } from './export-trainer.js';
 import { browserDemoCommand } from './browser-demo.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, exportTrainerCommand, browserDemoCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand, exportTrainerCommand, browserDemoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

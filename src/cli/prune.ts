@@ -1,5 +1,6 @@
 import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
+import { GraphModel } from '../train/graph-model.js';
 import { Sequential } from '../train/sequential.js';
 import { loadModel } from '../train/load.js';
 import { resolveOptimizer } from '../train/optimizers.js';
@@ -7,6 +8,8 @@ import { prune, type PruneOptions } from '../optimize/prune/prune.js';
 import { scheduleFromChoice, type ScheduleChoice } from '../optimize/prune/magnitude.js';
 import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js';
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
+import type { GraphPruneReport, GraphStructuredArgs } from '../optimize/prune/graph-structured.js';
+import { IMPORT_OPTIONS, importOptions } from './import-options.js';
 import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
@@ -61,6 +64,19 @@ function layerTable(report: PruneReport): string {
   return `${table}\n(* pruned; sparsity counts every weight of the layer, biases included)`;
 }
 
+const KIND_WORDS = { channels: 'channels', units: 'hidden units', heads: 'attention heads', headDims: 'head dimensions' } as const;
+
+/** Every group of an imported graph: pruned (units before → after) or left whole, with the node and the reason. */
+function groupTable(report: GraphPruneReport): string {
+  const rows = report.groups.map((g) => [
+    g.producers.join(' + '),
+    KIND_WORDS[g.kind],
+    g.pruned ? `${g.units[0]} → ${g.units[1]}` : String(g.units[0]),
+    g.pruned ? 'pruned' : g.leftWhole.length ? `left whole: ${g.leftWhole[0]!.node}${g.leftWhole[0]!.op ? ` (${g.leftWhole[0]!.op})` : ''} ${g.leftWhole[0]!.why}${g.leftWhole.length > 1 ? ` (+${g.leftWhole.length - 1} more)` : ''}` : 'kept (ratio 0)',
+  ]);
+  return formatTable(rows, { header: ['Group (produced by)', 'Kind', 'Units', ''], align: ['left', 'left', 'right', 'left'] });
+}
+
 /** The schedule flags as the library's ScheduleChoice (absent flags stay undefined). */
 function scheduleChoice(options: ParsedOptions): ScheduleChoice {
   const kind = stringOption(options, 'schedule');
@@ -79,17 +95,21 @@ function parseMByN(text: string): [number, number] {
 export const pruneCommand: Command = {
   name: 'prune',
   summary: 'Prune a model (magnitude sparsity or whole filters), fine-tune it and report size, FLOPs, accuracy and latency',
-  usage: 'kiln prune <model.onnx> (--sparsity 0.8 | --m-by-n 2:4 | --structured 0.5) --dataset <name|path> [--epochs 2] --out pruned.onnx',
+  usage: 'kiln prune <model.onnx> (--sparsity 0.8 | --m-by-n 2:4 | --structured [--ratio] 0.5) --dataset <name|path> [--epochs 2] --out pruned.onnx',
   options: [
     { name: 'sparsity', type: 'number', description: 'magnitude pruning: fraction of each pruned kernel set to zero, in [0, 1)' },
     { name: 'm-by-n', type: 'string', description: 'magnitude pruning with M zeros in every N weights along the input axis, e.g. 2:4' },
-    { name: 'structured', type: 'number', description: 'structured pruning: fraction of filters/units removed from each pruned layer' },
+    { name: 'structured', type: 'number', valueOptional: true, description: 'structured pruning: fraction of filters/units removed from each pruned layer (or give it with --ratio)' },
+    { name: 'ratio', type: 'number', description: 'structured: fraction of the units of each group (layer) removed' },
+    { name: 'heads', type: 'number', description: "structured, imported graphs: fraction of each attention's heads removed (default: --ratio)" },
+    { name: 'mlp', type: 'number', description: 'structured, imported graphs: fraction of the hidden units of MatMul/Gemm layers removed (default: --ratio)' },
+    { name: 'head-dims', type: 'number', description: 'structured, imported graphs: fraction of the dimensions of every attention head removed (default 0)' },
     { name: 'dataset', type: 'string', description: 'data set for fine-tuning (train split) and accuracy (test split)', default: 'embedded' },
     { name: 'epochs', type: 'number', integer: true, min: 0, description: 'fine-tuning epochs (per round with --iterations; 0: prune without fine-tuning)', default: 2 },
     { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'examples per fine-tuning step', default: 64 },
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: "learning rate (default: the optimizer's Keras default)" },
-    { name: 'layers', type: 'string', description: 'comma-separated layers to prune (default: all Conv2D/Dense but the first and last; structured: but the last)' },
+    { name: 'layers', type: 'string', description: 'comma-separated layers to prune (default: all Conv2D/Dense but the first and last; structured: but the last); imported graphs: node or weight names (* wildcards) whose groups are pruned' },
     { name: 'scope', type: 'string', description: "magnitude pruning: 'layer' (each kernel reaches the sparsity) or 'global' (one threshold)", default: 'layer' },
     { name: 'schedule', type: 'string', description: "'polynomial' (TF-MOT PolynomialDecay, the default) or 'constant' (ConstantSparsity)" },
     { name: 'initial-sparsity', type: 'number', description: 'polynomial schedule: sparsity at the begin step (default 0)' },
@@ -103,16 +123,33 @@ export const pruneCommand: Command = {
     { name: 'seed', type: 'number', integer: true, description: 'seed for shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the pruned model', default: 'pruned.onnx' },
     { name: 'json', type: 'boolean', description: 'print the report as JSON' },
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std'].includes(o.name)),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln prune: give a model file, e.g. kiln prune model.onnx --sparsity 0.8 --dataset fashion-mnist --out pruned.onnx');
+    const flag = (name: string) => (options[name] === undefined ? undefined : Number(options[name]));
+    const graphFlags = (['heads', 'mlp', 'head-dims'] as const).filter((k) => options[k] !== undefined);
+    if (options.structured === undefined && (options.ratio !== undefined || graphFlags.length)) {
+      throw new KilnError('INVALID_ARGUMENT', `kiln prune: --${options.ratio !== undefined ? 'ratio' : graphFlags[0]} belongs to structured pruning: add --structured`);
+    }
+    if (typeof options.structured === 'number' && options.ratio !== undefined) throw new KilnError('INVALID_ARGUMENT', 'kiln prune: give the ratio once: --structured 0.5 or --structured --ratio 0.5');
     const modes = (['sparsity', 'm-by-n', 'structured'] as const).filter((k) => options[k] !== undefined);
     if (modes.length !== 1) {
       throw new KilnError('INVALID_ARGUMENT', `kiln prune: give exactly one of --sparsity, --m-by-n or --structured${modes.length ? ` (got ${modes.map((m) => `--${m}`).join(' and ')})` : ''}`);
     }
-    const model = await loadModel(file);
-    if (!(model instanceof Sequential)) throw new KilnError('NOT_TRAINABLE', `'${file}' is an ONNX model without Kiln's layer configuration: Kiln can run it but not prune it`);
+    const ratio = typeof options.structured === 'number' ? options.structured : flag('ratio');
+    if (options.structured === true && ratio === undefined && graphFlags.length === 0) {
+      throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5 (imported graphs: or --heads / --mlp / --head-dims)');
+    }
+    const model = await loadModel(file, importOptions(options));
+    if (model instanceof GraphModel && options.structured === undefined) {
+      throw new KilnError('NOT_TRAINABLE', `'${file}' is an imported graph (no Kiln layer configuration): Kiln prunes it structurally, e.g. --structured --ratio 0.5`);
+    }
+    if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
+      throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be pruned: ${model.notTrainable ?? 'Kiln can run it but not train it'}`);
+    }
+    if (model instanceof Sequential && graphFlags.length) throw new KilnError('INVALID_ARGUMENT', `kiln prune: --${graphFlags[0]} applies to imported graphs (attention heads, MatMul hidden units); '${file}' is a Kiln layer model: use --structured --ratio`);
     const data = await loadDataset(String(options.dataset));
     const epochs = Number(options.epochs);
     const fineTune: FineTuneArgs | undefined =
@@ -131,9 +168,35 @@ export const pruneCommand: Command = {
     const latencyBatch = Number(options['latency-batch']);
     const layers = options.layers !== undefined ? String(options.layers).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
     const common = { layers, fineTune, evaluation: { x: data.test.images, y: data.test.labels }, latency: latencyBatch > 0 ? { batchSize: latencyBatch } : false };
+    let t0 = 0;
+    const announce = (what: string) => {
+      if (!options.json) out(`Pruning ${file} (${what}); fine-tuning ${fineTune ? `${epochs} epoch(s) on ${options.dataset}: ${data.train.images.shape[0]} images` : 'skipped'}`);
+      t0 = performance.now();
+    };
+    /** Saves the pruned model, then prints the report: JSON, or the before/after table and the details. */
+    const finish = async (pruned: { save(file: string): Promise<void> }, report: { before: ModelSnapshot; after: ModelSnapshot }, details: () => string[]) => {
+      await pruned.save(String(options.out));
+      if (options.json) {
+        out(JSON.stringify(report));
+        return 0;
+      }
+      out('');
+      out(comparison(report.before, report.after));
+      out('');
+      for (const line of details()) out(line);
+      out(`\nSaved ${options.out} (${formatDuration(performance.now() - t0)})`);
+      return 0;
+    };
+    if (model instanceof GraphModel) {
+      const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion: String(options.criterion) as never, groups: layers };
+      const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${k === 'head-dims' ? 'head dimensions' : k === 'mlp' ? 'MLP units' : 'heads'}`)].filter(Boolean);
+      announce(`structured, removing ${parts.join(', ')}`);
+      const { model: pruned, report } = await prune(model, { ...common, structured });
+      return finish(pruned, report, () => [groupTable(report)]);
+    }
     let pruneOptions: PruneOptions;
     if (options.structured !== undefined) {
-      pruneOptions = { ...common, structured: { ratio: Number(options.structured), criterion: String(options.criterion) as never, iterations: Number(options.iterations) } };
+      pruneOptions = { ...common, structured: { ratio, criterion: String(options.criterion) as never, iterations: Number(options.iterations) } };
     } else if (options['m-by-n'] !== undefined) {
       pruneOptions = { ...common, sparsityMByN: parseMByN(String(options['m-by-n'])), scope: String(options.scope) as never };
     } else {
@@ -141,23 +204,8 @@ export const pruneCommand: Command = {
       const schedule = fineTune ? scheduleFromChoice(scheduleChoice(options), sparsity, fineTuneSteps(fineTune)) : undefined;
       pruneOptions = { ...common, scope: String(options.scope) as never, ...(schedule ? { schedule } : { sparsity }) };
     }
-    if (!options.json) {
-      const what = options.structured !== undefined ? `structured, removing ${percent(Number(options.structured))} of filters/units` : options['m-by-n'] !== undefined ? `${options['m-by-n']} sparsity` : `magnitude, ${percent(Number(options.sparsity))} sparsity`;
-      out(`Pruning ${file} (${what}); fine-tuning ${fineTune ? `${epochs} epoch(s) on ${options.dataset}: ${data.train.images.shape[0]} images` : 'skipped'}`);
-    }
-    const t0 = performance.now();
+    announce(options.structured !== undefined ? `structured, removing ${percent(ratio!)} of filters/units` : options['m-by-n'] !== undefined ? `${options['m-by-n']} sparsity` : `magnitude, ${percent(Number(options.sparsity))} sparsity`);
     const { model: pruned, report } = await prune(model, pruneOptions);
-    await pruned.save(String(options.out));
-    if (options.json) {
-      out(JSON.stringify(report));
-      return 0;
-    }
-    out('');
-    out(comparison(report.before, report.after));
-    out('');
-    out(layerTable(report));
-    if (report.schedule) out(`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`);
-    out(`\nSaved ${options.out} (${formatDuration(performance.now() - t0)})`);
-    return 0;
+    return finish(pruned, report, () => [layerTable(report), ...(report.schedule ? [`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`] : [])]);
   },
 };

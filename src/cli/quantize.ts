@@ -1,6 +1,6 @@
 import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
-import { CALIBRATION_METHODS, QUANTIZATION_MODES, quantize, type CalibrationMethod, type QuantizationMode, type QuantizationReport, type QuantizeOptions } from '../optimize/quantize/index.js';
+import { CALIBRATION_METHODS, FLOAT_OP_KINDS, QUANTIZATION_MODES, quantize, suggestFasterMode, type CalibrationMethod, type FloatOpKind, type QuantizationMode, type QuantizationReport, type QuantizeOptions } from '../optimize/quantize/index.js';
 import { loadModel } from '../train/load.js';
 import type { Tensor } from '../tensor.js';
 import { stringOption } from './args.js';
@@ -25,10 +25,11 @@ export function formatQuantizationReport(r: QuantizationReport): string[] {
       rows.push(['Accuracy', percent(e.before.accuracy), percent(e.after.accuracy), `${delta >= 0 ? '+' : ''}${delta.toFixed(2)} points`]);
     }
     const speedup = e.before.latencyMs / e.after.latencyMs;
-    rows.push([`Latency (batch ${e.batchSize})`, `${e.before.latencyMs.toFixed(2)} ms`, `${e.after.latencyMs.toFixed(2)} ms`, speedup >= 1 ? `${speedup.toFixed(2)}× faster` : `${(1 / speedup).toFixed(2)}× slower`]);
+    rows.push([`Latency (batch ${e.batchSize})`, `${e.before.latencyMs.toFixed(2)} ms`, `${e.after.latencyMs.toFixed(2)} ms`, speedup >= 1 ? `${speedup.toFixed(2)}× faster` : `${(1 / speedup).toFixed(2)}× slower than float32 here`]);
   }
   const lines = [formatTable(rows, { header: ['', 'float32', label, 'change'], align: ['left', 'right', 'right', 'left'] })];
   if (e && Number.isFinite(e.agreement)) lines.push(`Same class as the float model for ${percent(e.agreement)} of the examples; largest output difference ${e.maxAbsDiff.toPrecision(3)} (outputs up to ${e.maxAbsFloat.toPrecision(3)}).`);
+  if (e) lines.push(`ONNX Runtime runs (after its graph optimizations): ${runtimeOpsLine(e.runtimeOps.after)}; the float32 model: ${runtimeOpsLine(e.runtimeOps.before)}.`);
   if (r.calibration) lines.push(`Calibration: ${r.calibration.method} on ${r.calibration.samples} examples.`);
   if (r.fineTune) {
     const acc = r.fineTune.history.accuracy?.at(-1);
@@ -44,6 +45,24 @@ export function formatQuantizationReport(r: QuantizationReport): string[] {
     }
   } else if (r.layers[0]?.reason) lines.push(`Every layer: ${r.layers[0].reason}.`);
   return lines;
+}
+
+/** Integer kernels ONNX Runtime fused the QDQ groups into, and the conversions and float compute ops left. */
+const INTEGER_OP = /^(QLinear|QGemm|QAttention|MatMulInteger|ConvInteger|DynamicQuantize|QuantizeLinear|DequantizeLinear|NhwcMaxPool)/;
+const FLOAT_COMPUTE_OPS = new Set(['Conv', 'FusedConv', 'MatMul', 'FusedMatMul', 'Gemm', 'FusedGemm']);
+
+export function runtimeOpsLine(ops: Record<string, number>): string {
+  const listed = Object.entries(ops).filter(([op]) => INTEGER_OP.test(op) || FLOAT_COMPUTE_OPS.has(op));
+  listed.sort((a, b) => Number(FLOAT_COMPUTE_OPS.has(a[0])) - Number(FLOAT_COMPUTE_OPS.has(b[0])) || b[1] - a[1]);
+  return listed.length === 0 ? 'no Conv/Gemm/MatMul' : listed.map(([op, n]) => `${op} ×${n}`).join(', ');
+}
+
+function floatOpsOption(v: unknown): FloatOpKind[] | undefined {
+  if (v === undefined) return undefined;
+  const kinds = String(v) === 'none' ? [] : String(v).split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = kinds.find((k) => !FLOAT_OP_KINDS.includes(k as FloatOpKind));
+  if (bad !== undefined) throw new KilnError('INVALID_ARGUMENT', `kiln quantize: --float-ops takes a comma-separated list of ${FLOAT_OP_KINDS.join(', ')} (or none), got '${bad}'`);
+  return kinds as FloatOpKind[];
 }
 
 function reduceRangeOption(v: unknown): boolean | undefined {
@@ -76,7 +95,9 @@ export const quantizeCommand: Command = {
     { name: 'reduce-range', type: 'string', description: '7-bit weights against u8·s8 saturation on x86 without VNNI: auto (on where this CPU needs it), on, off', default: 'auto' },
     { name: 'weight-bits', type: 'number', integer: true, min: 2, max: 8, description: 'weight precision in bits (stored as int8)' },
     { name: 'min-conv-reduction', type: 'number', integer: true, min: 0, description: 'keep convolutions summing fewer products per output in float (0: quantize all)', default: 128 },
-    { name: 'exclude', type: 'string', description: 'comma-separated layer names to keep in float' },
+    { name: 'exclude', type: 'string', description: 'comma-separated layer names (node names of other ONNX models) to keep in float' },
+    { name: 'float-ops', type: 'string', description: `static: transformer ops kept in float, of ${FLOAT_OP_KINDS.join(', ')}, or none (default: all three)` },
+    { name: 'no-suggest', type: 'boolean', description: 'when the quantized model measures slower than float, do not try the other int8 mode' },
     { name: 'float16-compute', type: 'boolean', description: 'float16: compute in float16 too (not only storage)' },
     { name: 'epochs', type: 'number', integer: true, min: 1, description: 'qat: fine-tuning epochs', default: 1 },
     { name: 'fine-tune-samples', type: 'number', integer: true, min: 0, description: 'qat: fine-tune on the first N training examples (0: all)', default: 0 },
@@ -108,18 +129,22 @@ export const quantizeCommand: Command = {
       weightBits: options['weight-bits'] === undefined ? undefined : Number(options['weight-bits']),
       minConvReduction: Number(options['min-conv-reduction']),
       exclude: list(options.exclude),
+      floatOps: floatOpsOption(options['float-ops']),
       float16Compute: Boolean(options['float16-compute']),
       ...(mode === 'qat' ? { fineTune: { ...fineTuneData(data.train, Number(options['fine-tune-samples'])), epochs: Number(options.epochs), learningRate: Number(options.lr), batchSize, verbose: options.json ? 0 : 2, stream: progressOutput(out) } } : {}),
       ...(options['no-eval'] ? {} : { evaluate: { x: data.test.images, y: data.test.labels, batchSize } }),
     };
     const quantized = await quantize(model, quantizeOptions);
     await quantized.save(target);
+    // Slower than float on this CPU: measure the other int8 mode and say which to use.
+    const suggestion = options['no-suggest'] ? undefined : await suggestFasterMode(model, quantized.report, quantizeOptions);
     if (options.json) {
-      out(JSON.stringify({ file: target, ...quantized.report }));
+      out(JSON.stringify({ file: target, ...quantized.report, ...(suggestion ? { suggestion } : {}) }));
       return 0;
     }
     out(`Quantized ${file} (${MODE_LABEL[mode]}) → ${target}`);
     for (const line of formatQuantizationReport(quantized.report)) out(line);
+    if (suggestion) out(`\nSpeed: ${suggestion.advice}`);
     return 0;
   },
 };

@@ -78,6 +78,8 @@ export const trainCommand: Command = {
     });
     const seconds = (performance.now() - t0) / 1000;
     const result = await model.evaluate(data.test.images, data.test.labels);
+    // The data set's class names go with the model, so servers answer with labels.
+    if (model.outputShape.length === 1 && model.outputShape[0] === data.classNames.length) model.classNames = data.classNames;
     await model.save(String(options.out));
     out(`Test loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy!).toFixed(2)}% after ${formatDuration(seconds * 1000)} (${formatDuration((seconds * 1000) / history.epoch.length)} per epoch${model.trainingReplicas > 1 ? `, ${model.trainingReplicas} replicas` : ''})`);
     out(`Saved ${options.out}`);

@@ -8,7 +8,9 @@ import type { Batch } from './types.js';
 /** Either the built-in image augmentations or any function of a batch and the generator. */
 export type Augmentation<X extends DType> = AugmentOptions | ((x: Tensor<X>, random: Random) => Tensor<X>);
 
+/** Options of `batches`. */
 export interface BatchOptions<X extends DType> {
+  /** Examples per batch. */
   batchSize: number;
   /** Visit the examples in a seeded random order. Default true. */
   shuffle?: boolean;

@@ -6,6 +6,9 @@ import { embedded } from './embedded.js';
 import { fashionMnist, mnist } from './mnist.js';
 import type { ImageDataset } from './types.js';
 
+/**
+ * The names `loadDataset` and `--dataset` know (besides paths): 'embedded', 'fashion-mnist', 'mnist', 'cifar10'.
+ */
 export const DATASET_NAMES = ['embedded', 'fashion-mnist', 'mnist', 'cifar10'] as const;
 
 /**

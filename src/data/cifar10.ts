@@ -5,6 +5,7 @@ import { fileExists, gunzipIfNeeded, isDirectory, readBytes, scaleToUnit } from 
 import { readTar } from './tar.js';
 import type { ImageDataset, LabeledImages } from './types.js';
 
+/** CIFAR-10's class names by index: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck. */
 export const CIFAR10_CLASS_NAMES: readonly string[] = [
   'airplane',
   'automobile',

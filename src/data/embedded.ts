@@ -34,4 +34,5 @@ export function embedded(): Promise<ImageDataset> {
   return loadIdxDataset(embeddedDatasetDir(), FASHION_MNIST_CLASS_NAMES);
 }
 
+/** Another name for `embedded()`. */
 export const fashionMnistSubset = embedded;

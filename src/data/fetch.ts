@@ -16,15 +16,52 @@ export { DATASET_SOURCES, FETCHABLE_DATASETS, isFetchableDataset, type DatasetFi
 /** What `onProgress` hears, one file at a time. */
 export type FetchProgress =
   /** Bytes arriving; `resumedFrom` > 0 when an earlier run's .part file is being continued. */
-  | { phase: 'download'; file: string; url: string; receivedBytes: number; totalBytes: number | undefined; resumedFrom: number }
+  | {
+      /** Which event this is. */
+      phase: 'download';
+      /** The file's name. */
+      file: string;
+      /** Where it comes from. */
+      url: string;
+      /** Bytes received so far, `resumedFrom` included. */
+      receivedBytes: number;
+      /** The file's size, when known. */
+      totalBytes: number | undefined;
+      /** Bytes an earlier, interrupted run had already received. */
+      resumedFrom: number;
+    }
   /** The file's checksums matched; `cached` when it was already in place and nothing was downloaded. */
-  | { phase: 'verified'; file: string; path: string; bytes: number; sha256: string; cached: boolean }
+  | {
+      /** Which event this is. */
+      phase: 'verified';
+      /** The file's name. */
+      file: string;
+      /** Its absolute path. */
+      path: string;
+      /** Its size. */
+      bytes: number;
+      /** Its SHA-256, hex. */
+      sha256: string;
+      /** True when the file was already there and only checked. */
+      cached: boolean;
+    }
   /** An archive's contents written out (CIFAR-10); `cached` when they were already there. */
-  | { phase: 'unpacked'; file: string; dir: string; cached: boolean };
+  | {
+      /** Which event this is. */
+      phase: 'unpacked';
+      /** The archive's name. */
+      file: string;
+      /** The folder its contents went to. */
+      dir: string;
+      /** True when they were already there. */
+      cached: boolean;
+    };
 
+/** Options of `fetchDataset` (`kiln data fetch`). */
 export interface FetchOptions {
   /** The data set directory. Default `defaultDatasetDir(name)`. */
   dir?: string;
+  /** Called as each file downloads, is verified or unpacked. */
   onProgress?: (event: FetchProgress) => void;
   /** A mirror to download from instead of the canonical address: the folder URL holding the same file names. */
   baseUrl?: string;
@@ -42,7 +79,9 @@ export interface FetchOptions {
   lookup?: LookupFunction;
 }
 
+/** What `fetchDataset` did and where the files are. */
 export interface FetchResult {
+  /** The data set fetched. */
   name: FetchableDataset;
   /** The data set directory, absolute. */
   dir: string;

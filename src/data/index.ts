@@ -9,6 +9,7 @@ export { encodeIdx } from './idx.js';
 export { readTar, type TarEntry } from './tar.js';
 
 export { shuffle } from './shuffle.js';
+export type { SeedOrRandom } from './seeded.js';
 export { trainValidationSplit, type TrainValidationSplit, type TrainValidationSplitOptions } from './split.js';
 export { channelStatistics, normalize, type ChannelStatistics } from './normalize.js';
 export { oneHot } from './one-hot.js';

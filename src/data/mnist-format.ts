@@ -7,8 +7,12 @@ import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx } from './idx.js';
 import { scaleToUnit } from './normalize.js';
 import type { LabeledImages } from './types.js';
 
+/** MNIST's class names: the digits '0' to '9'. */
 export const MNIST_CLASS_NAMES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
+/**
+ * Fashion-MNIST's class names by index: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot.
+ */
 export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
   'T-shirt/top',
   'Trouser',

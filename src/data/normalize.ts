@@ -3,7 +3,9 @@ import { Tensor } from '../tensor.js';
 
 /** Per-channel mean and (population) standard deviation of channel-last data. */
 export interface ChannelStatistics {
+  /** Mean of each channel. */
   mean: number[];
+  /** Standard deviation of each channel. */
   std: number[];
 }
 

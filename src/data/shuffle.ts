@@ -7,7 +7,12 @@ export function shuffle<X extends DType, Y extends DType>(
   x: Tensor<X>,
   y: Tensor<Y>,
   seed?: SeedOrRandom,
-): { x: Tensor<X>; y: Tensor<Y> } {
+): {
+  /** The inputs, shuffled. */
+  x: Tensor<X>;
+  /** The targets, in the same order. */
+  y: Tensor<Y>;
+} {
   const order = randomFrom(seed).permutation(checkSameLength(x, y, 'shuffle'));
   return { x: x.gather(order), y: y.gather(order) };
 }

@@ -11,28 +11,37 @@
  * the same images but do not match these sums; Kiln reads them where Debian puts them instead.
  */
 
+/** One file of a data set and the checksums it must match. */
 export interface DatasetFile {
   /** The file's name at the source and in the data set directory. */
   name: string;
   /** Exact size in bytes, when known: the progress total, and a sanity check before hashing. */
   bytes?: number;
+  /** SHA-256 the file must match, hex. */
   sha256?: string;
+  /** MD5 the file must match, hex (the sum the data set's authors publish). */
   md5?: string;
 }
 
+/** Where a data set's files are downloaded from, and what they must be. */
 export interface DatasetSource {
   /** URL of the folder holding the files; each file's URL is this plus its name. */
   baseUrl: string;
+  /** The files, with their sizes and checksums. */
   files: readonly DatasetFile[];
 }
 
+/** The data sets `fetchDataset` (`kiln data fetch`) downloads. */
 export const FETCHABLE_DATASETS = ['cifar10', 'mnist', 'fashion-mnist'] as const;
+/** 'cifar10', 'mnist' or 'fashion-mnist'. */
 export type FetchableDataset = (typeof FETCHABLE_DATASETS)[number];
 
+/** Whether `fetchDataset` knows this name. */
 export function isFetchableDataset(name: string): name is FetchableDataset {
   return (FETCHABLE_DATASETS as readonly string[]).includes(name);
 }
 
+/** The canonical address, files, sizes and checksums of each fetchable data set. */
 export const DATASET_SOURCES: Readonly<Record<FetchableDataset, DatasetSource>> = {
   cifar10: {
     baseUrl: 'https://www.cs.toronto.edu/~kriz/',

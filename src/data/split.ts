@@ -3,17 +3,32 @@ import type { DType, Tensor } from '../tensor.js';
 import { checkSameLength } from './check.js';
 import { randomFrom } from './seeded.js';
 
+/** Options of `trainValidationSplit`. */
 export interface TrainValidationSplitOptions {
   /** Share of the examples held out for validation, in (0, 1). Default 0.1. */
   validationFraction?: number;
   /** Shuffle before splitting, so the validation set is not just the file's last classes. Default true. */
   shuffle?: boolean;
+  /** Seed of the shuffle (default 42). */
   seed?: number;
 }
 
+/** The two parts `trainValidationSplit` returns. */
 export interface TrainValidationSplit<X extends DType, Y extends DType> {
-  train: { x: Tensor<X>; y: Tensor<Y> };
-  validation: { x: Tensor<X>; y: Tensor<Y> };
+  /** The examples to train on. */
+  train: {
+    /** Inputs. */
+    x: Tensor<X>;
+    /** Targets. */
+    y: Tensor<Y>;
+  };
+  /** The examples held out. */
+  validation: {
+    /** Inputs. */
+    x: Tensor<X>;
+    /** Targets. */
+    y: Tensor<Y>;
+  };
 }
 
 /** Holds out a fraction of the examples for validation; without shuffling, the last ones (as Keras does). */

@@ -21,10 +21,13 @@ export interface StreamingDataset extends AsyncIterable<Batch> {
   readonly size: number;
   /** `[H, W, C]` of each image. */
   readonly imageShape: readonly [number, number, number];
+  /** Examples per batch (the last one may be smaller). */
   readonly batchSize: number;
 }
 
+/** Options of `streamCifar10` and `streamIdx`. */
 export interface StreamOptions {
+  /** Examples per batch. */
   batchSize: number;
   /**
    * Examples held in memory to shuffle among (as tf.data's shuffle buffer): larger mixes better,
@@ -33,6 +36,7 @@ export interface StreamOptions {
   shuffleBuffer?: number;
   /** Seed for shuffling and augmentation. Default 42. */
   seed?: number;
+  /** Applied to each batch's images (the built-in augmentations, or a function of the batch and the generator). */
   augment?: Augmentation<'float32'>;
   /** Leave out a last batch smaller than batchSize. Default false. */
   dropRemainder?: boolean;

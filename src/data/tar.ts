@@ -4,8 +4,11 @@ import { KilnError } from '../errors.js';
  * A minimal reader for POSIX tar archives (ustar, with GNU long names and pax path records),
  * enough for data-set archives without a dependency. Entries share memory with the archive.
  */
+/** One file of a tar archive. */
 export interface TarEntry {
+  /** Its path inside the archive. */
   name: string;
+  /** Its contents. */
   data: Uint8Array;
 }
 

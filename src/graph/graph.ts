@@ -4,27 +4,39 @@ import { inferOutputs } from '../ops/index.js';
 
 /** A dimension: a size, a symbolic name (the batch dimension is 'N'), or unknown. */
 export type Dim = number | string | null;
+/** A value's shape: one Dim per axis. */
 export type Shape = Dim[];
 
 /** An attribute value as Kiln writes it; a Tensor becomes a TENSOR attribute. */
 export type AttrValue = number | string | number[] | string[] | Tensor | Graph;
+/** A node's attributes by name. */
 export type Attrs = Record<string, AttrValue>;
 /** Attributes whose numbers are floats even when they look like integers (ONNX tells them apart). */
 export type FloatAttrNames = ReadonlySet<string>;
 
 /** A named value in the graph with its element type and (possibly partly symbolic) shape. */
 export interface Value {
+  /** Its name in the graph. */
   readonly name: string;
+  /** Element type. */
   readonly dtype: DType;
+  /** Shape as far as known; null when even the rank is unknown. */
   readonly shape: Shape | null;
 }
 
+/** One ONNX node as the builder holds it. */
 export interface Node {
+  /** The ONNX operator ('Conv', 'Gemm', ...). */
   opType: string;
+  /** Names of its input values ('' for an omitted optional input). */
   inputs: string[];
+  /** Names of its output values. */
   outputs: string[];
+  /** Its attributes. */
   attrs: Attrs;
+  /** The node's name. */
   name: string;
+  /** The operator set's domain ('' for the standard one). */
   domain: string;
 }
 
@@ -34,15 +46,24 @@ export interface Node {
  * optimization passes build on.
  */
 export class Graph {
+  /** The nodes, in the order added (a valid topological order). */
   readonly nodes: Node[] = [];
+  /** Stored tensors (weights and constants) by name. */
   readonly initializers = new Map<string, Tensor>();
+  /** The graph's inputs. */
   readonly inputs: Value[] = [];
+  /** The graph's outputs. */
   readonly outputs: Value[] = [];
+  /** Every value declared so far, by name. */
   readonly values = new Map<string, Value>();
   private readonly usedNames = new Set<string>();
   private readonly producers = new Map<string, Node>();
 
-  constructor(readonly name = 'kiln') {}
+  /** A new, empty graph with this name. */
+  constructor(
+    /** The graph's name in the ONNX file. */
+    readonly name = 'kiln',
+  ) {}
 
   /** A name not used yet in this graph, derived from the hint. */
   uniqueName(hint: string): string {
@@ -65,6 +86,7 @@ export class Graph {
     return value;
   }
 
+  /** Declares a graph input. */
   input(name: string, dtype: DType, shape: Shape): Value {
     if (this.values.has(name)) throw new KilnError('INVALID_ARGUMENT', `graph already has a value named '${name}'`);
     const v = this.declare({ name, dtype, shape: [...shape] });
@@ -84,11 +106,13 @@ export class Graph {
     return this.initializer(this.uniqueName(hint), tensor);
   }
 
+  /** A scalar constant. */
   scalar(value: number, dtype: DType = 'float32'): Value {
     const data = dtype === 'int64' ? BigInt64Array.of(BigInt(value)) : dtype === 'float64' ? Float64Array.of(value) : dtype === 'int32' ? Int32Array.of(value) : Float32Array.of(value);
     return this.constant(new Tensor(data as never, [], dtype), 'scalar');
   }
 
+  /** A 1-D int64 constant (shapes, axes). */
   int64s(values: readonly number[], hint = 'ints'): Value {
     return this.constant(new Tensor(BigInt64Array.from(values, (v) => BigInt(v)), [values.length], 'int64'), hint);
   }
@@ -101,12 +125,14 @@ export class Graph {
     return this.initializers.get(name);
   }
 
+  /** The value with this name; throws if there is none. */
   value(name: string): Value {
     const v = this.values.get(name);
     if (!v) throw new KilnError('INVALID_ARGUMENT', `graph has no value named '${name}'`);
     return v;
   }
 
+  /** The node that produces this value, if any. */
   producer(name: string): Node | undefined {
     return this.producers.get(name);
   }

@@ -1,8 +1,12 @@
 import { KilnError } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
 
+/**
+ * Activation functions a layer can apply ('leaky_relu' and 'leakyrelu' are accepted for 'leakyRelu'; its slope is 0.2).
+ */
 export type ActivationName = 'relu' | 'sigmoid' | 'tanh' | 'softmax' | 'linear' | 'leakyRelu';
 
+/** Every activation name layers accept. */
 export const ACTIVATIONS: readonly ActivationName[] = ['relu', 'sigmoid', 'tanh', 'softmax', 'linear', 'leakyRelu'];
 
 /** Keras also spells some activations in snake_case; both are accepted. */

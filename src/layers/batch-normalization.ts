@@ -2,8 +2,11 @@ import { KilnError } from '../errors.js';
 import type { Value } from '../graph/graph.js';
 import { Layer, type BuildContext, type LayerArgs, type LayerShape, type ParamSpec } from './layer.js';
 
+/** Arguments of `layers.batchNormalization`, as Keras' `BatchNormalization` takes them. */
 export interface BatchNormalizationArgs extends LayerArgs {
+  /** Weight of the old value in the moving statistics' update (default 0.99). */
   momentum?: number;
+  /** Added to the variance before its square root (default 0.001). */
   epsilon?: number;
 }
 
@@ -18,9 +21,12 @@ export interface BatchNormalizationArgs extends LayerArgs {
  * moving = momentum·moving + (1 − momentum)·batch, as Keras does.
  */
 export class BatchNormalization extends Layer {
+  /** The class name stored in saved models. */
   readonly className = 'BatchNormalization';
   readonly baseName = 'batch_normalization';
+  /** Weight of the old value in the moving statistics' update. */
   readonly momentum: number;
+  /** Added to the variance before its square root. */
   readonly epsilon: number;
 
   constructor(args: BatchNormalizationArgs = {}) {

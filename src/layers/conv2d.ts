@@ -5,28 +5,46 @@ import { checkInitializer, type InitializerName } from './initializers.js';
 import { Layer, type BuildContext, type LayerArgs, type LayerShape, type ParamSpec } from './layer.js';
 import { checkPadding, onnxPads, outputLength, pair, type Padding } from './padding.js';
 
+/** Arguments of `layers.conv2d`, as Keras' `Conv2D` takes them. */
 export interface Conv2DArgs extends LayerArgs {
+  /** Number of output channels (filters). */
   filters: number;
+  /** Height and width of the window; one number for a square one. */
   kernelSize: number | [number, number];
+  /** Step between windows along height and width (default 1). */
   strides?: number | [number, number];
+  /** 'valid' (default: no padding) or 'same' (pad so the output is input / strides, rounded up). */
   padding?: Padding;
+  /** Applied after the convolution (default 'linear': none). */
   activation?: ActivationName;
+  /** Whether to add a bias per filter (default true). */
   useBias?: boolean;
+  /** How the kernel starts (default 'glorotUniform', seeded by the model's seed). */
   kernelInitializer?: InitializerName;
+  /** How the bias starts (default 'zeros'). */
   biasInitializer?: InitializerName;
 }
 
 /** 2-D convolution: an ONNX Conv with its kernel stored [filters, channels, kH, kW]. */
 export class Conv2D extends Layer {
+  /** The class name stored in saved models ('Conv2D'). */
   readonly className = 'Conv2D';
   readonly baseName = 'conv2d';
+  /** Number of output channels. */
   readonly filters: number;
+  /** Window height and width. */
   readonly kernelSize: [number, number];
+  /** Step between windows along height and width. */
   readonly strides: [number, number];
+  /** 'valid' or 'same'. */
   readonly padding: Padding;
+  /** Activation applied to the output. */
   readonly activation: ActivationName;
+  /** Whether the layer has a bias. */
   readonly useBias: boolean;
+  /** Initializer of the kernel. */
   readonly kernelInitializer: InitializerName;
+  /** Initializer of the bias. */
   readonly biasInitializer: InitializerName;
 
   constructor(args: Conv2DArgs) {

@@ -5,22 +5,34 @@ import { applyActivation, checkActivation, type ActivationName } from './activat
 import { checkInitializer, type InitializerName } from './initializers.js';
 import { Layer, type BuildContext, type LayerArgs, type LayerShape, type ParamSpec } from './layer.js';
 
+/** Arguments of `layers.dense`, as Keras' `Dense` takes them. */
 export interface DenseArgs extends LayerArgs {
+  /** Number of outputs. */
   units: number;
+  /** Applied after the affine map (default 'linear': none). */
   activation?: ActivationName;
+  /** Whether to add a bias (default true). */
   useBias?: boolean;
+  /** How the kernel starts (default 'glorotUniform', seeded by the model's seed). */
   kernelInitializer?: InitializerName;
+  /** How the bias starts (default 'zeros'). */
   biasInitializer?: InitializerName;
 }
 
 /** Fully connected layer: Gemm with the kernel stored [inputs, units] as in Keras. */
 export class Dense extends Layer {
+  /** The class name stored in saved models ('Dense'). */
   readonly className = 'Dense';
   readonly baseName = 'dense';
+  /** Number of outputs. */
   readonly units: number;
+  /** Activation applied to the output. */
   readonly activation: ActivationName;
+  /** Whether the layer has a bias. */
   readonly useBias: boolean;
+  /** Initializer of the kernel. */
   readonly kernelInitializer: InitializerName;
+  /** Initializer of the bias. */
   readonly biasInitializer: InitializerName;
 
   constructor(args: DenseArgs) {
@@ -77,6 +89,7 @@ export class Dense extends Layer {
  * Keras dense weights, which Kiln does not do.
  */
 export class Flatten extends Layer {
+  /** The class name stored in saved models. */
   readonly className = 'Flatten';
   readonly baseName = 'flatten';
   constructor(args: LayerArgs = {}) {
@@ -93,13 +106,18 @@ export class Flatten extends Layer {
   }
 }
 
+/** Arguments of `layers.activation`. */
 export interface ActivationArgs extends LayerArgs {
+  /** The function to apply (softmax normalizes over the last axis, the channels of an image). */
   activation: ActivationName;
 }
 
+/** Applies an activation function on its own, as Keras' `Activation` layer does; no parameters. */
 export class Activation extends Layer {
+  /** The class name stored in saved models ('Activation'). */
   readonly className = 'Activation';
   readonly baseName = 'activation';
+  /** The function applied. */
   readonly activation: ActivationName;
   constructor(args: ActivationArgs) {
     super(args);
@@ -117,8 +135,11 @@ export class Activation extends Layer {
   }
 }
 
+/** Arguments of `layers.dropout`. */
 export interface DropoutArgs extends LayerArgs {
+  /** Fraction of the inputs set to zero while training, in [0, 1); the rest are scaled by 1 / (1 − rate). */
   rate: number;
+  /** Seed of the masks (default: derived from the model's seed and the layer's position). */
   seed?: number;
 }
 
@@ -127,9 +148,12 @@ export interface DropoutArgs extends LayerArgs {
  * so exported models carry no dropout node.
  */
 export class Dropout extends Layer {
+  /** The class name stored in saved models ('Dropout'). */
   readonly className = 'Dropout';
   readonly baseName = 'dropout';
+  /** Fraction of the inputs dropped while training. */
   readonly rate: number;
+  /** Seed of the masks, when one was given. */
   readonly seed: number | undefined;
   constructor(args: DropoutArgs) {
     super(args);

@@ -7,20 +7,32 @@ import { AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D, type Pooling2DA
 
 export { Layer } from './layer.js';
 export type { LayerArgs, LayerShape, SerializedLayer, Weight } from './layer.js';
+export type { ParamSpec, BuildContext } from './layer.js';
+export type { Conv2DArgs, DenseArgs, ActivationArgs, DropoutArgs, Pooling2DArgs, BatchNormalizationArgs };
+export type { Padding } from './padding.js';
 export { Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Dense, Flatten, Dropout, Activation, BatchNormalization };
 export { ACTIVATIONS, type ActivationName } from './activations.js';
 export { INITIALIZERS, type InitializerName } from './initializers.js';
-export { PRESETS, preset, tutorialCnn, smallVgg } from './presets.js';
+export { PRESETS, preset, tutorialCnn, smallVgg, type PresetWidths } from './presets.js';
 
 /* Factory functions with TensorFlow.js' names. */
+/** A 2-D convolution layer (Keras' `Conv2D`): `conv2d({filters: 32, kernelSize: 3, activation: 'relu'})`. */
 export const conv2d = (args: Conv2DArgs) => new Conv2D(args);
+/** Max pooling over windows of the image (Keras' `MaxPooling2D`, default 2×2). */
 export const maxPooling2d = (args: Pooling2DArgs = {}) => new MaxPooling2D(args);
+/** Average pooling over windows of the image (Keras' `AveragePooling2D`, default 2×2). */
 export const averagePooling2d = (args: Pooling2DArgs = {}) => new AveragePooling2D(args);
+/** The mean over height and width of each channel: `[H, W, C]` → `[C]`. */
 export const globalAveragePooling2d = (args: LayerArgs = {}) => new GlobalAveragePooling2D(args);
+/** A fully connected layer (Keras' `Dense`): `dense({units: 10})`. */
 export const dense = (args: DenseArgs) => new Dense(args);
+/** Flattens each example to one axis of features. */
 export const flatten = (args: LayerArgs = {}) => new Flatten(args);
+/** Dropout while training, nothing at inference (Keras' `Dropout`): `dropout({rate: 0.2})`. */
 export const dropout = (args: DropoutArgs) => new Dropout(args);
+/** An activation applied as a layer of its own: `activation({activation: 'softmax'})`. */
 export const activation = (args: ActivationArgs) => new Activation(args);
+/** Batch normalization over the channels (Keras' `BatchNormalization`). */
 export const batchNormalization = (args: BatchNormalizationArgs = {}) => new BatchNormalization(args);
 
 const CLASSES: Record<string, (config: never) => Layer> = {

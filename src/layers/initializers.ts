@@ -2,8 +2,10 @@ import { KilnError } from '../errors.js';
 import type { Random } from '../random.js';
 import { Tensor } from '../tensor.js';
 
+/** Weight initializers, as Keras names them; the random ones draw from the model's seed. */
 export type InitializerName = 'glorotUniform' | 'glorotNormal' | 'heUniform' | 'heNormal' | 'zeros' | 'ones';
 
+/** Every initializer name layers accept. */
 export const INITIALIZERS: readonly InitializerName[] = ['glorotUniform', 'glorotNormal', 'heUniform', 'heNormal', 'zeros', 'ones'];
 
 export function checkInitializer(name: unknown, where: string): InitializerName {

@@ -1,5 +1,6 @@
 import { KilnError } from '../errors.js';
 
+/** Keras' padding modes: 'valid' (none) or 'same' (output size = input size / stride, rounded up). */
 export type Padding = 'valid' | 'same';
 
 export function checkPadding(p: unknown, where: string): Padding {

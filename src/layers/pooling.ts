@@ -3,16 +3,22 @@ import type { Value } from '../graph/graph.js';
 import { Layer, type BuildContext, type LayerArgs, type LayerShape } from './layer.js';
 import { checkPadding, onnxPads, outputLength, pair, type Padding } from './padding.js';
 
+/** Arguments of `layers.maxPooling2d` and `layers.averagePooling2d`. */
 export interface Pooling2DArgs extends LayerArgs {
+  /** Window height and width (default 2). */
   poolSize?: number | [number, number];
   /** Defaults to poolSize, as in Keras. */
   strides?: number | [number, number];
+  /** 'valid' (default) or 'same'. */
   padding?: Padding;
 }
 
 abstract class Pooling2D extends Layer {
+  /** Window height and width. */
   readonly poolSize: [number, number];
+  /** Step between windows. */
   readonly strides: [number, number];
+  /** 'valid' or 'same'. */
   readonly padding: Padding;
   protected abstract readonly opType: 'MaxPool' | 'AveragePool';
 
@@ -46,6 +52,7 @@ abstract class Pooling2D extends Layer {
 
 /** Max pooling; padded positions never win (ONNX MaxPool pads with -inf). */
 export class MaxPooling2D extends Pooling2D {
+  /** The class name stored in saved models. */
   readonly className = 'MaxPooling2D';
   readonly baseName = 'max_pooling2d';
   protected readonly opType = 'MaxPool';
@@ -56,6 +63,7 @@ export class MaxPooling2D extends Pooling2D {
 
 /** Average pooling; padded positions are left out of the average, as in Keras. */
 export class AveragePooling2D extends Pooling2D {
+  /** The class name stored in saved models. */
   readonly className = 'AveragePooling2D';
   readonly baseName = 'average_pooling2d';
   protected readonly opType = 'AveragePool';
@@ -66,6 +74,7 @@ export class AveragePooling2D extends Pooling2D {
 
 /** Mean over height and width: [H, W, C] → [C]. */
 export class GlobalAveragePooling2D extends Layer {
+  /** The class name stored in saved models. */
   readonly className = 'GlobalAveragePooling2D';
   readonly baseName = 'global_average_pooling2d';
   constructor(args: LayerArgs = {}) {

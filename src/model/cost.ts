@@ -2,13 +2,17 @@ import { gzipSync } from 'node:zlib';
 import type { Graph } from '../graph/graph.js';
 import type { Model } from './model.js';
 
+/** What a model costs to store and run, as `modelCost` measures it. */
 export interface ModelCost {
+  /** Elements in all weights, trainable or not. */
   parameters: number;
   /** Non-zero trainable weights (what pruning removes). */
   nonZeroParameters: number;
   /** Floating-point operations for one example (a multiply-add counts 2), convolutions and matrix products. */
   flops: number;
+  /** Size of the saved .onnx file in bytes. */
   fileBytes: number;
+  /** Size of that file gzip-compressed (level 9): what pruning's zeros save. */
   gzipBytes: number;
 }
 

@@ -37,16 +37,24 @@ export const PREPROCESSING_METADATA_KEY = 'kiln.preprocessing';
 /** How an image model's input is laid out: channels first (PyTorch) or channels last (Keras, TF). */
 export type InputLayout = 'nchw' | 'nhwc';
 
+/**
+ * What an imported model does to Kiln's channels-last, /255-scaled images before its own graph
+ * (`--layout`, `--mean`, `--std`); stored in the saved file under 'kiln.preprocessing'.
+ */
 export interface Preprocessing {
   /** Layout of the model's own image input; Kiln's data sets are channels-last. */
   layout?: InputLayout;
   /** Per-channel mean subtracted from the (already /255-scaled) data, then divided by std. */
   mean?: number[];
+  /** Per-channel standard deviation the centred data is divided by (all > 0). */
   std?: number[];
 }
 
+/** A node between the weights and the output that Kiln has no gradient rule for. */
 export interface UntrainableOp {
+  /** Its op type ('Einsum', ...). */
   op: string;
+  /** The node's name in the graph. */
   node: string;
 }
 
@@ -488,7 +496,7 @@ async function measureValues(
   example: number[],
   runtime: Runtime,
   file: string,
-): Promise<{ values: Map<string, ValueInfo>; samples: Map<string, [Tensor, Tensor]> }> {
+): Promise<{ values: Map<string, ValueInfo>; samples: Map<string, [Tensor, Tensor]>; sizes: Map<string, [number[], number[]]> }> {
   const g = proto.graph!;
   const declared = new Set((g.output ?? []).map((o) => o.name));
   const extra = (g.node ?? []).flatMap((n) => (n.output ?? []).filter((o) => o && !declared.has(o)));
@@ -517,9 +525,11 @@ async function measureValues(
     const [a, b] = [await runAt(2), await runAt(3)];
     const values = new Map<string, ValueInfo>();
     const samples = new Map<string, [Tensor, Tensor]>();
+    const sizes = new Map<string, [number[], number[]]>([[input, [[2, ...example], [3, ...example]]]]);
     values.set(input, { dtype: 'float32', shape: ['N', ...example] });
     for (const [name, ta] of Object.entries(a)) {
       const tb = b[name]!;
+      sizes.set(name, [[...ta.shape], [...tb.shape]]);
       if (ta.size <= MAX_FOLDED_SIZE) samples.set(name, [ta, tb]);
       const shape: Shape = ta.shape.map((d, i) => (tb.shape[i] === d ? d : d === 2 && tb.shape[i] === 3 ? 'N' : null));
       values.set(name, { dtype: ta.dtype, shape: ta.shape.length === tb.shape.length ? shape : ta.shape.map(() => null) });
@@ -528,10 +538,24 @@ async function measureValues(
     if (values.get(out)?.shape[0] !== 'N') {
       throw new KilnError('INVALID_SHAPE', `'${file}': output '${out}' does not follow the batch size (shape ${formatShape(a[out]?.shape ?? [])} at batch 2): Kiln trains models whose first output has one row per example`);
     }
-    return { values, samples };
+    return { values, samples, sizes };
   } finally {
     await runtime.release(session).catch(() => undefined);
   }
+}
+
+/**
+ * What graph rewrites (structured pruning) read of a foreign model: every value's shape at batch sizes
+ * 2 and 3 (a size that differs follows the batch) and the values that are constants in fact (see
+ * foldConstants), measured as open() measures them.
+ */
+export async function measureGraph(proto: ModelProto, file: string, runtime: Runtime): Promise<{ sizes: Map<string, [number[], number[]]>; constants: Map<string, Tensor> }> {
+  const input = realInputs(proto)[0];
+  const declared = (proto.graph?.input ?? []).find((i) => i.name === input);
+  const example = (declared?.type?.tensorType?.shape?.dim ?? []).slice(1).map((d) => Number(d.dimValue));
+  if (input === undefined || example.some((d) => !Number.isInteger(d))) throw new KilnError('INVALID_SHAPE', `'${file}': its input has no fully declared shape to measure the graph with`);
+  const { samples, sizes } = await measureValues(proto, input, example, runtime, file);
+  return { sizes, constants: foldConstants(proto, input, samples) };
 }
 
 /** Largest value (elements) folded into a constant: shape vectors and small tables, not activations. */

@@ -13,7 +13,11 @@ import type { TensorDescription } from './onnx-model.js';
 
 /** The preprocessing a saved model declares in its metadata (layout, mean/std), or none. */
 export function declaredPreprocessing(proto: ModelProto, file = 'the model'): Preprocessing {
-  const entry = proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value;
+  return parsePreprocessing(proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value, file);
+}
+
+/** The preprocessing in a model's metadata entry (its JSON text), or none when there is no entry. */
+export function parsePreprocessing(entry: string | undefined, file = 'the model'): Preprocessing {
   if (!entry) return {};
   let p: unknown;
   try {

@@ -7,6 +7,7 @@ import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
 import { DEFAULT_OPSET } from '../graph/onnx-io.js';
 import { platform } from '#platform';
+import { CLASS_NAMES_METADATA_KEY, checkClassNames, parseClassNames } from './class-names.js';
 
 /**
  * The model every Kiln model is: weights by name, metadata, and a structure that emits the graph.
@@ -19,25 +20,33 @@ import { platform } from '#platform';
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAME = 'output';
 
+/** One parameter of a model: its name in the graph, the layer that owns it, and its spec. */
 export interface ParamInfo {
   /** The initializer's name in the ONNX graph (`<layer name>/<param name>` for layer models). */
   name: string;
   /** The Kiln layer that owns it; absent for imported graphs. */
   layer?: Layer;
+  /** Shape, initializer and whether it trains. */
   spec: ParamSpec;
 }
 
 /** A graph built from the structure, with the parameters it reads and (training) the statistics it updates. */
 export interface BuiltGraph {
+  /** The graph, with the model's nodes in it. */
   graph: Graph;
+  /** The data input. */
   input: Value;
+  /** The model's output. */
   output: Value;
+  /** The parameters the graph reads. */
   params: ParamInfo[];
   /** Training graphs: new values of non-trainable parameters (moving statistics), by parameter name. */
   updates: Map<string, Value>;
 }
 
+/** How `Model.buildGraph` builds the graph: for inference (default) or for the training step. */
 export interface BuildOptions {
+  /** Build the training form (dropout active, batch statistics, statistics updates). */
   training?: boolean;
   /** Parameters as graph inputs (training) instead of stored initializers (inference, export). */
   paramsAsInputs?: boolean;
@@ -56,7 +65,9 @@ export interface BuildOptions {
   logits?: boolean;
 }
 
+/** Options of `predict`. */
 export interface PredictOptions {
+  /** Examples per ONNX Runtime run (default 32); the results are the same for any size. */
   batchSize?: number;
 }
 
@@ -76,14 +87,22 @@ export interface ModelStructure {
   inferenceOnnx(weights: ReadonlyMap<string, Tensor>): Uint8Array;
 }
 
+/** Arguments every model takes. */
 export interface ModelArgs {
+  /** The model's name (default 'sequential' or the imported graph's name). */
   name?: string;
   /** Seed for initial weights (and dropout masks); the same seed gives the same model. */
   seed?: number;
 }
 
+/**
+ * The model every Kiln model is: weights by name, metadata, and the graph its structure emits; it predicts
+ * and saves. `Sequential` and `GraphModel` add training (`TrainableModel`); `OnnxModel` runs any file as it is.
+ */
 export abstract class Model {
+  /** The model's name. */
   name: string;
+  /** The seed its initial weights (and dropout masks) came from (default 42). */
   readonly seed: number;
   /** Current parameter values by name. */
   readonly weights = new Map<string, Tensor>();
@@ -98,10 +117,14 @@ export abstract class Model {
     this.seed = args.seed ?? 42;
   }
 
+  /**
+   * Shape of one input example as callers feed it, without the batch dimension (channels last for images).
+   */
   get inputShape(): number[] {
     return this.structure.inputShape;
   }
 
+  /** Shape of one output example, without the batch dimension (`[10]` for a 10-class classifier). */
   get outputShape(): number[] {
     return this.structure.outputShape;
   }
@@ -121,9 +144,48 @@ export abstract class Model {
     return this.structure.buildGraph(this.weights, options);
   }
 
+  /**
+   * Class names by output index, saved with the model (metadata 'kiln.labels'): `kiln train` sets them
+   * from the data set, and servers answer with them (TF Serving :classify, KServe v2 classification,
+   * TorchServe /predictions). Undefined when the model has none.
+   */
+  get classNames(): string[] | undefined {
+    return parseClassNames(this.metadata.get(CLASS_NAMES_METADATA_KEY), `model '${this.name}'`);
+  }
+
+  /** Sets the class names by output index (checked against the output width); undefined removes them. */
+  set classNames(names: readonly string[] | undefined) {
+    if (names === undefined) {
+      this.metadata.delete(CLASS_NAMES_METADATA_KEY);
+      return;
+    }
+    checkClassNames(names, 'classNames');
+    const classes = this.outputShape[this.outputShape.length - 1];
+    if (this.outputShape.length === 1 && classes !== names.length) {
+      throw new KilnError('INVALID_ARGUMENT', `classNames has ${names.length} names; model '${this.name}' outputs ${classes} classes`);
+    }
+    this.metadata.set(CLASS_NAMES_METADATA_KEY, JSON.stringify(names));
+  }
+
   /** The model as ONNX bytes: weights as initializers, Kiln's metadata in metadata_props. */
   toOnnx(): Uint8Array {
     return this.structure.toOnnx(this.weights, this.metadata);
+  }
+
+  /**
+   * Runs this model's sessions in `runtime` from now on (default: the process-wide worker), so models
+   * trained at the same time — parallel tuning trials — each step in a worker of their own. Sessions
+   * loaded in the previous runtime are released there.
+   */
+  useRuntime(runtime: Runtime): void {
+    if (runtime === this.runtime) return;
+    this.releaseRuntimeSessions();
+    this.runtime = runtime;
+  }
+
+  /** Lets go of every session the model holds in its runtime; they load again on demand. */
+  protected releaseRuntimeSessions(): void {
+    this.invalidate();
   }
 
   /** Drops cached sessions after weights or structure change. */
@@ -155,7 +217,13 @@ export abstract class Model {
     this.invalidate();
   }
 
-  countParams(): { total: number; trainable: number } {
+  /** Number of parameter elements: all of them, and those training updates. */
+  countParams(): {
+    /** Every parameter element. */
+    total: number;
+    /** The elements training updates. */
+    trainable: number;
+  } {
     let total = 0;
     let trainable = 0;
     for (const p of this.paramInfos()) {

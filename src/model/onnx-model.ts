@@ -4,29 +4,58 @@ import type { ModelProto, ValueInfoProto } from '../graph/proto.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import type { Tensor } from '../tensor.js';
+import { parseModelKey } from './encryption.js';
 import { readOnnxFile } from './read-model.js';
 import type { Preprocessing } from './imported-graph.js';
 import { declaredPreprocessing } from './input-adapter.js';
 
+/** One input or output of an ONNX graph. */
 export interface TensorDescription {
+  /** Its name in the graph (what `run()` feeds and returns). */
   name: string;
+  /** ONNX element type ('float32', 'int64', ...). */
   dtype: string;
   /** Sizes, symbolic names, or null for unknown dimensions. */
   shape: (number | string | null)[] | null;
 }
 
+/** What `kiln info` shows of any ONNX model, Kiln-made or not. */
 export interface ModelDescription {
+  /** The tool that wrote the file, with its version ('pytorch 1.13.1', 'kiln 0.1.0'). */
   producer: string;
+  /** The ONNX IR version of the file. */
   irVersion: number;
-  opsets: { domain: string; version: number }[];
+  /** The operator sets the graph imports. */
+  opsets: {
+    /** 'ai.onnx' for the standard operators, or a custom domain such as 'com.microsoft'. */
+    domain: string;
+    /** The opset version. */
+    version: number;
+  }[];
+  /** The graph's data inputs (initializers listed as inputs by older exporters are left out). */
   inputs: TensorDescription[];
+  /** The graph's outputs. */
   outputs: TensorDescription[];
   /** Node count per op type. */
   ops: Record<string, number>;
   /** Elements in initializers (weights and constants). */
   parameters: number;
-  initializers: { name: string; dtype: string; shape: number[]; size: number; zeros: number }[];
+  /** Every initializer (weights and constants). */
+  initializers: {
+    /** Its name in the graph. */
+    name: string;
+    /** ONNX element type ('float32', 'int64', 'int8', ...). */
+    dtype: string;
+    /** Its dimensions. */
+    shape: number[];
+    /** Number of elements. */
+    size: number;
+    /** How many of them are exactly zero (the sparsity pruning leaves). */
+    zeros: number;
+  }[];
+  /** The file's metadata_props (Kiln stores its model configuration, training settings and history here). */
   metadata: Record<string, string>;
+  /** Size of the file in bytes. */
   bytes: number;
 }
 
@@ -116,21 +145,25 @@ export function describeModel(proto: ModelProto, bytes: number): ModelDescriptio
  * Inference only: without Kiln's layer configuration there is nothing to train.
  */
 export class OnnxModel {
+  /** What the file holds: inputs, outputs, operators, parameters (`describeModel`). */
   readonly description: ModelDescription;
   /** Why Kiln cannot train this model (set by loadModel when it tried). */
   notTrainable: string | undefined;
   private session: SessionInfo | undefined;
 
   constructor(
+    /** The .onnx file's bytes. */
     readonly bytes: Uint8Array,
+    /** The decoded ONNX ModelProto (field names as in onnx.proto, camelCase). */
     readonly proto: ModelProto,
     private readonly runtime: Runtime = sharedRuntime(),
   ) {
     this.description = describeModel(proto, bytes.length);
   }
 
-  static async load(file: string): Promise<OnnxModel> {
-    const { bytes, proto } = await readOnnxFile(file);
+  /** Reads an .onnx file; an encrypted one (`kiln encrypt`) is decrypted in memory with `key`. */
+  static async load(file: string, options: { key?: Uint8Array | string } = {}): Promise<OnnxModel> {
+    const { bytes, proto } = await readOnnxFile(file, options.key === undefined ? undefined : parseModelKey(options.key, 'the "key" option'));
     return new OnnxModel(bytes, proto);
   }
 
@@ -139,10 +172,12 @@ export class OnnxModel {
     return declaredPreprocessing(this.proto);
   }
 
+  /** The graph's data inputs. */
   get inputs(): TensorDescription[] {
     return this.description.inputs;
   }
 
+  /** The graph's outputs. */
   get outputs(): TensorDescription[] {
     return this.description.outputs;
   }

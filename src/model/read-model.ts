@@ -1,12 +1,13 @@
 import { platform } from '#platform';
 import { KilnError } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
+import { decryptModel, isEncryptedModel, missingKeyError } from './encryption.js';
 
 /**
  * Reads and decodes an .onnx file, telling apart a missing file, a file that is not ONNX at all and a
- * truncated or corrupt one.
+ * truncated or corrupt one. An encrypted model (encryption.ts) is decrypted in memory with `key`.
  */
-export async function readOnnxFile(file: string): Promise<{ bytes: Uint8Array; proto: ModelProto }> {
+export async function readOnnxFile(file: string, key?: Uint8Array): Promise<{ bytes: Uint8Array; proto: ModelProto }> {
   let bytes: Uint8Array;
   try {
     bytes = await platform.readFile(file);
@@ -16,6 +17,12 @@ export async function readOnnxFile(file: string): Promise<{ bytes: Uint8Array; p
     if (e.code === 'EISDIR') throw new KilnError('NOT_ONNX', `'${file}' is a directory, expected an .onnx model file`);
     throw new KilnError('IO_ERROR', `could not read model file '${file}': ${e.message}`, { cause: err });
   }
+  return openModelBytes(bytes, file, key);
+}
+
+/** A model file's bytes, decrypted when they are an encrypted model, and decoded. */
+export async function openModelBytes(stored: Uint8Array, file: string, key: Uint8Array | undefined): Promise<{ bytes: Uint8Array; proto: ModelProto }> {
+  const bytes = isEncryptedModel(stored) ? await decryptModel(stored, key, file) : stored;
   return { bytes, proto: parseOnnx(bytes, file) };
 }
 
@@ -29,6 +36,8 @@ const IR_VERSION_TAG = 0x08;
 
 export function parseOnnx(bytes: Uint8Array, file = '<bytes>'): ModelProto {
   if (bytes.length === 0) throw new KilnError('NOT_ONNX', `'${file}' is empty, expected an ONNX model (protobuf ModelProto)`);
+  // Encrypted bytes reach here only without their key: say that, not "not ONNX".
+  if (isEncryptedModel(bytes)) throw missingKeyError(file);
   // A file that starts the way ONNX files do but does not decode whole was cut short or damaged
   // (an interrupted copy or download): say so, rather than that it is not ONNX at all.
   const looksLikeOnnx = bytes[0] === IR_VERSION_TAG;

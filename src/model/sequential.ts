@@ -19,8 +19,11 @@ export { INPUT_NAME, OUTPUT_NAME };
 /** Metadata key holding the layer configuration in a saved .onnx file. */
 export const MODEL_METADATA_KEY = 'kiln.model';
 
+/** Arguments of `sequential()` / `new Sequential()`. */
 export interface SequentialArgs {
+  /** Layers to add, in order (more can be added with `add`). */
   layers?: Layer[];
+  /** The model's name (default 'sequential'), shown by `summary()` and stored in saved files. */
   name?: string;
   /** Seed for initial weights (and dropout masks); the same seed gives the same model. */
   seed?: number;
@@ -157,7 +160,18 @@ export class LayerStack implements ModelStructure {
   }
 
   /** The serializable description of the model (layers and seed), stored in saved files. */
-  toJSON(): { format: string; version: number; name: string; seed: number; layers: SerializedLayer[] } {
+  toJSON(): {
+    /** Always 'kiln.sequential'. */
+    format: string;
+    /** Version of this description's format (1). */
+    version: number;
+    /** The model's name. */
+    name: string;
+    /** The seed its initial weights came from. */
+    seed: number;
+    /** Each layer's class and arguments, in order. */
+    layers: SerializedLayer[];
+  } {
     return { format: 'kiln.sequential', version: 1, name: this.owner.name, seed: this.owner.seed, layers: this.layers.map((l) => l.serialize()) };
   }
 

@@ -4,6 +4,7 @@ import { benchFootnote, benchHeader, benchRow } from '../bench/format.js';
 import { writeFileAtomic } from '../model/atomic-write.js';
 import { accuracyScatterSpec, curvePoints, renderSvg, trainingCurveSpec } from './charts.js';
 
+/** What the report page shows besides the measurements. */
 export interface ReportOptions {
   /** Page title (default 'Kiln model report'). */
   title?: string;
@@ -15,7 +16,7 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-const STYLE = `
+export const STYLE = `
 body { font-family: Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; padding-bottom: .3rem; }
@@ -28,6 +29,29 @@ th { background: #f6f6f6; }
 .chart svg { width: 100%; height: auto; }
 dl { font-size: .85rem; } dt { font-weight: bold; margin-top: .4rem; } dd { margin-left: 1rem; font-family: monospace; white-space: pre-wrap; word-break: break-all; }
 `;
+
+/**
+ * A self-contained page in Kiln's report style: the title, a line of facts (`metaHtml`, already
+ * escaped), the caller's notes (escaped here), then `bodyHtml`. The bench, tuning and optimize
+ * reports share it.
+ */
+export function htmlPage(title: string, metaHtml: string, notes: readonly string[] | undefined, bodyHtml: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>${escapeHtml(title)}</h1>
+<p class="meta">${metaHtml}</p>
+${(notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
+${bodyHtml}</body>
+</html>
+`;
+}
 
 /**
  * The report as one self-contained HTML page: the variants' table, accuracy against size and against
@@ -59,19 +83,8 @@ export async function renderReport(report: BenchReport, options: ReportOptions =
     .filter((m) => Object.keys(m.metadata).length > 0)
     .map((m) => `<dt>${escapeHtml(m.name)}${m.file ? ` <small>(${escapeHtml(path.basename(m.file))})</small>` : ''}</dt>${Object.entries(m.metadata).map(([k, v]) => `<dd>${escapeHtml(k)}: ${escapeHtml(v.length > 400 ? `${v.slice(0, 400)}…` : v)}</dd>`).join('')}`)
     .join('\n');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<h1>${escapeHtml(title)}</h1>
-<p class="meta">Measured ${escapeHtml(report.createdAt)} on ${escapeHtml(`${report.environment.cpus} × ${report.environment.cpu}`)}, Node ${escapeHtml(report.environment.node)}, ONNX Runtime ${escapeHtml(report.environment.onnxruntime)}.</p>
-${(options.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
-<h2>Variants</h2>
+  const meta = `Measured ${escapeHtml(report.createdAt)} on ${escapeHtml(`${report.environment.cpus} × ${report.environment.cpu}`)}, Node ${escapeHtml(report.environment.node)}, ONNX Runtime ${escapeHtml(report.environment.onnxruntime)}.`;
+  return htmlPage(title, meta, options.notes, `<h2>Variants</h2>
 ${table}
 <p class="note">${escapeHtml(benchFootnote(report))} Parameters count initializer elements other than int64 shape constants and scalars; FLOPs are per example, a multiply-add counting two.</p>
 <div class="charts">
@@ -83,9 +96,7 @@ ${withHistory.length ? `<p class="note">From the training history stored in the 
 ${curves}
 </div>
 ${metadata ? `<h2>How each model was made</h2>\n<dl>\n${metadata}\n</dl>` : ''}
-</body>
-</html>
-`;
+`);
 }
 
 /** Renders the report and writes it atomically; returns the file's absolute path. */

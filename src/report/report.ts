@@ -2,16 +2,37 @@ import { bench, type BenchModelSource, type BenchOptions, type BenchReport } fro
 import type { Tensor } from '../tensor.js';
 import { writeReport, type ReportOptions } from './html.js';
 
+/** Options of `report`: the page's, the measurement's, and where to write it. */
 export interface CreateReportOptions extends ReportOptions, BenchOptions {
   /** Where the HTML goes (default 'kiln-report.html'). */
   out?: string;
 }
 
 /** What a report shows: models to measure on test data, or measurements already taken (`kiln bench --json`). */
-export type ReportInput = { models: BenchModelSource[]; x: Tensor; y: Tensor } | { measurements: BenchReport };
+export type ReportInput =
+  | {
+      /** The models to measure. */
+      models: BenchModelSource[];
+      /** Test inputs. */
+      x: Tensor;
+      /** Test labels. */
+      y: Tensor;
+    }
+  | {
+      /** Measurements from `bench` or `kiln bench --json`. */
+      measurements: BenchReport;
+    };
 
 /** Benches the models on the test data (unless given measurements) and writes the HTML report. */
-export async function report(input: ReportInput, options: CreateReportOptions = {}): Promise<{ file: string; bench: BenchReport }> {
+export async function report(
+  input: ReportInput,
+  options: CreateReportOptions = {},
+): Promise<{
+  /** The HTML file written. */
+  file: string;
+  /** The measurements it shows. */
+  bench: BenchReport;
+}> {
   const measured = 'measurements' in input ? input.measurements : await bench(input.models, { x: input.x, y: input.y }, options);
   const file = await writeReport(options.out ?? 'kiln-report.html', measured, options);
   return { file, bench: measured };

@@ -8,6 +8,7 @@ export interface WireTensor {
   buffer: ArrayBuffer;
 }
 
+/** How ONNX Runtime runs a session. */
 export interface SessionOptions {
   /** Threads ONNX Runtime uses inside one operator (default: all cores). */
   intraOpThreads?: number;
@@ -18,14 +19,25 @@ export interface SessionOptions {
    * so waiting threads do not take CPU from the threads handling requests.
    */
   allowSpinning?: boolean;
+  /**
+   * Where ONNX Runtime writes the graph it runs, after its optimizations (which fusions it made:
+   * QLinearConv, DynamicQuantizeMatMul, ...). For inspection only: at level 'all' that file may hold
+   * kernels specific to this CPU.
+   */
+  optimizedModelFile?: string;
 }
 
+/** A session loaded in a Runtime's worker. */
 export interface SessionInfo {
+  /** The session's number in its worker. */
   id: number;
+  /** The model's input names. */
   inputNames: string[];
+  /** The model's output names. */
   outputNames: string[];
 }
 
+/** What one run fetches, stores back into the worker's state and checks. */
 export interface RunOptions {
   /** Output names to return (default: every output not stored into state). */
   fetch?: string[];

@@ -8,10 +8,16 @@ export type { RunOptions, SessionOptions } from './protocol.js';
 
 type Pending = { resolve: (r: Response & { ok: true }) => void; reject: (e: Error) => void };
 
-function toWire(t: Tensor, transfer: ArrayBuffer[]): WireTensor {
+/**
+ * A tensor as it travels to the worker. Normally a copy: the caller keeps its tensor, and the copy's
+ * buffer moves to the worker without sharing. A caller that hands its tensors over (`handOver`) gives
+ * up their buffers instead — moved, not copied, where a tensor owns its whole buffer (a view into a
+ * larger one, e.g. a pooled Buffer, is still copied).
+ */
+function toWire(t: Tensor, transfer: ArrayBuffer[], handOver: boolean): WireTensor {
   const data = t.data as AnyTypedArray;
-  // A copy: the caller keeps its tensor, and the copy's buffer moves to the worker without sharing.
-  const buffer = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer;
+  const whole = handOver && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+  const buffer = whole ? (data.buffer as ArrayBuffer) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer;
   transfer.push(buffer);
   return { dtype: t.dtype, shape: [...t.shape], buffer };
 }
@@ -32,8 +38,15 @@ export class Runtime {
   private closed = false;
   /** Set when the worker itself failed: later requests fail at once with it, rather than wait for a reply that cannot come. */
   private failure: KilnError | undefined;
+  /** Session options every load() starts from (a load's own options win). */
+  private readonly sessionDefaults: SessionOptions;
 
-  constructor() {
+  /**
+   * `sessionDefaults` apply to every session this worker loads, e.g. `{intraOpThreads: 1}` for a
+   * runtime that runs beside others on a shared machine (parallel tuning trials, one worker each).
+   */
+  constructor(sessionDefaults: SessionOptions = {}) {
+    this.sessionDefaults = { ...sessionDefaults };
     this.worker = platform.startRuntimeWorker();
     this.worker.onReply((res) => this.settle(res as Response));
     this.worker.onError((err) => {
@@ -78,29 +91,36 @@ export class Runtime {
     }) as Promise<Response & { ok: true }>;
   }
 
+  /** Loads ONNX model bytes into a new ONNX Runtime session in the worker. */
   async load(model: Uint8Array, options: SessionOptions = {}): Promise<SessionInfo> {
     const copy = Uint8Array.from(model).buffer; // a real copy: a Buffer's slice() shares its pool
-    const res = await this.request({ kind: 'load', model: copy, options }, [copy]);
+    const res = await this.request({ kind: 'load', model: copy, options: { ...this.sessionDefaults, ...options } }, [copy]);
     return res.info!;
   }
 
-  async run(session: SessionInfo, feeds: Record<string, Tensor>, options: RunOptions = {}): Promise<Record<string, Tensor>> {
+  /**
+   * Runs a session. With `handOver`, the caller gives up the feeds: their buffers move to the worker
+   * uncopied and the caller's tensors become unusable (a server's batch, built for this one run).
+   */
+  async run(session: SessionInfo, feeds: Record<string, Tensor>, options: RunOptions = {}, handOver = false): Promise<Record<string, Tensor>> {
     const transfer: ArrayBuffer[] = [];
     const wire: Record<string, WireTensor> = {};
-    for (const [name, t] of Object.entries(feeds)) wire[name] = toWire(t, transfer);
+    for (const [name, t] of Object.entries(feeds)) wire[name] = toWire(t, transfer, handOver);
     const res = await this.request({ kind: 'run', session: session.id, feeds: wire, options }, transfer);
     const out: Record<string, Tensor> = {};
     for (const [name, w] of Object.entries(res.tensors ?? {})) out[name] = fromWire(w);
     return out;
   }
 
+  /** Stores named tensors in the worker, where runs read them as inputs of the same name. */
   async setState(tensors: Record<string, Tensor>): Promise<void> {
     const transfer: ArrayBuffer[] = [];
     const wire: Record<string, WireTensor> = {};
-    for (const [name, t] of Object.entries(tensors)) wire[name] = toWire(t, transfer);
+    for (const [name, t] of Object.entries(tensors)) wire[name] = toWire(t, transfer, false);
     await this.request({ kind: 'setState', tensors: wire }, transfer);
   }
 
+  /** Copies named state tensors out of the worker. */
   async getState(names: string[]): Promise<Record<string, Tensor>> {
     const res = await this.request({ kind: 'getState', names });
     const out: Record<string, Tensor> = {};
@@ -108,14 +128,17 @@ export class Runtime {
     return out;
   }
 
+  /** Drops named state tensors from the worker. */
   async deleteState(names: string[]): Promise<void> {
     await this.request({ kind: 'deleteState', names });
   }
 
+  /** Frees a session and its memory. */
   async release(session: SessionInfo): Promise<void> {
     await this.request({ kind: 'release', session: session.id });
   }
 
+  /** Releases every session and stops the worker; later calls fail. */
   async close(): Promise<void> {
     if (this.closed) return;
     live.delete(this);

@@ -25,6 +25,8 @@ function sessionOptions(options: SessionOptions): ort.InferenceSession.SessionOp
     started = true;
     ort.env.wasm.numThreads = Math.max(1, Math.min(config!.numThreads, options.intraOpThreads ?? config!.numThreads));
   }
+  // A page has no file for ONNX Runtime to write its optimized graph to; a request for one fails by name.
+  if (options.optimizedModelFile !== undefined) throw new Error(`optimizedModelFile '${options.optimizedModelFile}': a browser page has no file system for ONNX Runtime to write the optimized graph to`);
   const spin = options.allowSpinning ?? config!.allowSpinning;
   return {
     graphOptimizationLevel: options.optimizationLevel ?? 'all',

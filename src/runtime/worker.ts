@@ -18,6 +18,8 @@ function sessionOptions(options: SessionOptions): ort.InferenceSession.SessionOp
     graphOptimizationLevel: options.optimizationLevel ?? 'all',
     executionMode: 'sequential',
     ...(options.allowSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+    // Its warning that the written file may be specific to this CPU is for deployers of that file; here it is only read back.
+    ...(options.optimizedModelFile ? { optimizedModelFilePath: options.optimizedModelFile, logSeverityLevel: 3 as const } : {}),
   };
 }
 

@@ -22,18 +22,29 @@ export function authTokenFrom(option: string | undefined, env: string | undefine
   return token;
 }
 
-/** An onRequest hook demanding `Authorization: Bearer <token>`; the comparison takes constant time. */
-export function bearerAuth(token: string): (req: FastifyRequest, reply: FastifyReply) => Promise<void> {
+/**
+ * A check of an `Authorization` value (HTTP header or gRPC metadata) against `Bearer <token>`: the
+ * refusal's message, or undefined when it matches. The comparison takes constant time.
+ */
+export function bearerCheck(token: string): (authorization: string | undefined) => string | undefined {
   const expected = createHash('sha256').update(token).digest();
-  return async (req, reply) => {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(.+)$/i.exec(header);
+  return (authorization) => {
+    const match = /^Bearer\s+(.+)$/i.exec(authorization ?? '');
     const given = createHash('sha256').update(match ? match[1]!.trim() : '').digest();
-    if (!match || !timingSafeEqual(given, expected)) {
-      reply.header('www-authenticate', 'Bearer');
-      closeIfBodyPending(req, reply);
-      throw new ServeError(401, match ? 'invalid bearer token' : 'this route needs an Authorization: Bearer <token> header');
-    }
+    if (match && timingSafeEqual(given, expected)) return undefined;
+    return match ? 'invalid bearer token' : 'this route needs an Authorization: Bearer <token> header';
+  };
+}
+
+/** An onRequest hook demanding `Authorization: Bearer <token>`. */
+export function bearerAuth(token: string): (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void {
+  const check = bearerCheck(token);
+  return (req, reply, done) => {
+    const refusal = check(req.headers.authorization);
+    if (refusal === undefined) return done();
+    reply.header('www-authenticate', 'Bearer');
+    closeIfBodyPending(req, reply);
+    done(new ServeError(401, refusal));
   };
 }
 

@@ -42,6 +42,17 @@ export function binaryPart(body: unknown): Buffer | undefined {
   return typeof body === 'object' && body !== null ? (body as { [BINARY]?: Buffer })[BINARY] : undefined;
 }
 
+/**
+ * `size` elements from their little-endian bytes (exactly size × the element's bytes; BOOL one byte
+ * each, any non-zero byte true), copied: a body's bytes are not aligned for the typed array.
+ */
+export function elementsFromBytes(dtype: DType, size: number, bytes: Uint8Array): AnyTypedArray {
+  const out = allocate(dtype, size);
+  new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
+  if (dtype === 'bool') for (let i = 0; i < size; i++) (out as Uint8Array)[i] = out[i] ? 1 : 0;
+  return out;
+}
+
 /** Reads consecutive binary tensors out of a request's binary part. */
 export class BinaryReader {
   private offset = 0;
@@ -53,12 +64,27 @@ export class BinaryReader {
     if (this.offset + expected > this.bytes.length) {
       throw badRequest(`${what}: needs ${expected} bytes of binary data, only ${this.bytes.length - this.offset} are left in the body`);
     }
-    const out = allocate(dtype, size);
-    // A copy: the body's bytes are not aligned for the typed array.
-    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(this.bytes.subarray(this.offset, this.offset + expected));
-    if (dtype === 'bool') for (let i = 0; i < size; i++) (out as Uint8Array)[i] = out[i] ? 1 : 0;
+    const out = elementsFromBytes(dtype, size, this.bytes.subarray(this.offset, this.offset + expected));
     this.offset += expected;
     return out;
+  }
+
+  /** `count` BYTES elements in Triton's binary form (each a 4-byte little-endian length, then its bytes), `declared` bytes in all. */
+  readBytes(count: number, declared: unknown, what: string): Buffer[] {
+    if (typeof declared !== 'number' || !Number.isInteger(declared) || declared < 4 * count) throw badRequest(`${what}: binary_data_size is ${JSON.stringify(declared)}; ${count} BYTES elements need at least ${4 * count} bytes`);
+    if (this.offset + declared > this.bytes.length) throw badRequest(`${what}: needs ${declared} bytes of binary data, only ${this.bytes.length - this.offset} are left in the body`);
+    const end = this.offset + declared;
+    const elements: Buffer[] = [];
+    let at = this.offset;
+    for (let i = 0; i < count; i++) {
+      const length = at + 4 <= end ? this.bytes.readUInt32LE(at) : -1;
+      if (length < 0 || at + 4 + length > end) throw badRequest(`${what}: BYTES element ${i} runs past the tensor's ${declared} bytes`);
+      elements.push(this.bytes.subarray(at + 4, at + 4 + length));
+      at += 4 + length;
+    }
+    if (at !== end) throw badRequest(`${what}: ${count} BYTES elements take ${at - this.offset} bytes, binary_data_size says ${declared}`);
+    this.offset = end;
+    return elements;
   }
 
   /** Fails when bytes are left over: the header and the binary part disagree. */

@@ -6,41 +6,89 @@ import { binaryPart, BinaryReader, HEADER_LENGTH, parseRequestBody } from './bin
 import { checkShape, decodeElements, ElementBudget, flatValues } from './datatypes.js';
 import { ServeError } from './errors.js';
 import { stringifyJson } from './json.js';
+import { GrpcTransport } from './grpc/client.js';
+import { httpsRequest, tlsAgent } from './https-request.js';
+import type { ClientTls } from './tls.js';
 
 /*
  * A small KServe v2 client for scripts and `kiln predict`: it talks to `kiln serve`, Triton, KServe
- * or any other server of the Open Inference Protocol over HTTP/JSON.
+ * or any other server of the Open Inference Protocol over HTTP/JSON, or over gRPC for grpc:// and
+ * grpcs:// URLs (grpc/client.ts).
  */
 
+/** Options of `client()`. */
 export interface ClientOptions {
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
   /** Per-request timeout in ms (default 60,000). */
   timeoutMs?: number;
+  /** For https:// and grpcs:// URLs: the CA to trust (default: the system's) and a client certificate and key (mutual TLS). */
+  tls?: ClientTls;
 }
 
+/** A model's KServe v2 metadata: its name, versions, and the tensors it takes and returns. */
 export interface ModelMetadata {
+  /** The model's name. */
   name: string;
+  /** The versions the server has (for a model, not a version). */
   versions?: string[];
+  /** The backend ('onnxruntime_onnx' for Kiln and Triton). */
   platform: string;
-  inputs: { name: string; datatype: string; shape: number[] }[];
-  outputs: { name: string; datatype: string; shape: number[] }[];
+  /** The inputs a request must carry. */
+  inputs: TensorMetadata[];
+  /** The outputs a response carries. */
+  outputs: TensorMetadata[];
 }
 
+/** One input or output in a model's metadata. */
+export interface TensorMetadata {
+  /** The name requests and responses use (config.json's inputNames/outputNames may rename the ONNX one). */
+  name: string;
+  /** KServe v2 datatype ('FP32', 'INT64', ...). */
+  datatype: string;
+  /** The shape, −1 for a variable dimension (the batch). */
+  shape: number[];
+}
+
+/** Options of `KilnClient.infer`. */
 export interface InferOptions {
+  /** The model version to ask (default: the latest the server has ready). */
   version?: number | string;
   /** Outputs to return (default: all). */
   outputs?: string[];
+  /** A request id the server echoes back. */
   id?: string;
-  /** Send inputs and receive outputs as raw bytes (Triton's binary data extension) instead of JSON numbers. */
+  /**
+   * Send inputs and receive outputs as raw bytes instead of numbers: Triton's binary data extension
+   * over HTTP (default off), raw_input_contents / raw_output_contents over gRPC (default on).
+   */
   binary?: boolean;
 }
 
+/** A KServe v2 inference response body, as the server sends it. */
 export interface InferResponse {
+  /** The model that answered. */
   model_name: string;
+  /** The version that answered. */
   model_version?: string;
+  /** The request's id, when it had one. */
   id?: string;
-  outputs: { name: string; shape: number[]; datatype: string; data?: unknown; parameters?: { binary_data_size?: number } }[];
+  /** The output tensors. */
+  outputs: {
+    /** The output's name. */
+    name: string;
+    /** Its shape. */
+    shape: number[];
+    /** KServe v2 datatype ('FP32', ...). */
+    datatype: string;
+    /** The elements, flat in row-major order (absent when sent as binary data). */
+    data?: unknown;
+    /** Triton's binary extension: the byte size of this tensor's data after the JSON. */
+    parameters?: {
+      /** Bytes of this tensor's data in the binary part of the reply. */
+      binary_data_size?: number;
+    };
+  }[];
 }
 
 const DTYPE_OF: Record<string, DType> = { FP32: 'float32', FP64: 'float64', INT8: 'int8', INT32: 'int32', INT64: 'int64', UINT8: 'uint8', BOOL: 'bool' };
@@ -64,15 +112,38 @@ export function tensorToRequest(name: string, t: Tensor): { name: string; shape:
   return { name, shape: [...t.shape], datatype: DATATYPE_OF[t.dtype], data: flatValues(t).values };
 }
 
+/**
+ * A KServe v2 (Open Inference Protocol) client over HTTP/JSON: `kiln serve`, Triton, KServe. Made by `client(url)`.
+ */
 export class KilnClient {
+  /** The server's base URL, without a trailing slash. */
   readonly url: string;
   private readonly metadataCache = new Map<string, Promise<ModelMetadata>>();
+  /** Set for grpc:// and grpcs:// URLs: every call goes over KServe v2 gRPC. */
+  private readonly grpc: GrpcTransport | undefined;
+  /** Set for https:// URLs with TLS options: requests go through node:https with them. */
+  private readonly agent: ReturnType<typeof tlsAgent> | undefined;
 
   constructor(
     url: string,
     private readonly options: ClientOptions = {},
   ) {
     this.url = url.replace(/\/+$/, '');
+    const grpc = /^(grpcs?):\/\/(.+)$/i.exec(this.url);
+    if (grpc) {
+      const tls = grpc[1]!.toLowerCase() === 'grpcs' ? (options.tls ?? {}) : undefined;
+      this.grpc = new GrpcTransport(grpc[2]!, { token: options.token, timeoutMs: options.timeoutMs, tls });
+    } else if (options.tls && /^https:/i.test(this.url)) this.agent = tlsAgent(options.tls);
+  }
+
+  private httpOnly(what: string): never {
+    throw new KilnError('INVALID_ARGUMENT', `${what} is part of the HTTP protocol only (KServe v2 gRPC has no such call); use the server's http:// URL`);
+  }
+
+  /** Closes a gRPC channel (HTTP connections need no closing). */
+  close(): void {
+    this.grpc?.close();
+    this.agent?.destroy();
   }
 
   private modelPath(model: string, version?: number | string): string {
@@ -83,12 +154,14 @@ export class KilnClient {
     const headers: Record<string, string> = { ...extraHeaders };
     if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const payload = body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : stringifyJson(body);
+    if (this.agent) return httpsRequest(this.url + path, method, headers, payload, this.agent, this.options.timeoutMs ?? 60_000);
     let res: Response;
     try {
       res = await fetch(this.url + path, {
         method,
         headers,
-        body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : stringifyJson(body),
+        body: payload,
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
       });
     } catch (err) {
@@ -117,33 +190,52 @@ export class KilnClient {
     return (await this.request('GET', path)).status === 200;
   }
 
+  /** Whether the server answers at all (`GET /v2/health/live`). */
   live(): Promise<boolean> {
+    if (this.grpc) return this.grpc.live();
     return this.ok('/v2/health/live');
   }
 
+  /** Whether the server is ready for inference (`GET /v2/health/ready`). */
   ready(): Promise<boolean> {
+    if (this.grpc) return this.grpc.ready();
     return this.ok('/v2/health/ready');
   }
 
-  serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
+  /** The server's name, version and protocol extensions (`GET /v2`). */
+  serverMetadata(): Promise<{
+    /** The server's name ('kiln'). */
+    name: string;
+    /** Its version. */
+    version: string;
+    /** Protocol extensions it supports (Triton's binary_tensor_data, model_repository, ...). */
+    extensions: string[];
+  }> {
+    if (this.grpc) return this.grpc.serverMetadata();
     return this.json('GET', '/v2');
   }
 
+  /** Whether a model (or one version of it) is ready. */
   modelReady(model: string, options: { version?: number | string } = {}): Promise<boolean> {
+    if (this.grpc) return this.grpc.modelReady(model, options.version);
     return this.ok(`${this.modelPath(model, options.version)}/ready`);
   }
 
+  /** A model's inputs and outputs with their datatypes and shapes. */
   modelMetadata(model: string, options: { version?: number | string } = {}): Promise<ModelMetadata> {
+    if (this.grpc) return this.grpc.modelMetadata(model, options.version);
     return this.json('GET', this.modelPath(model, options.version));
   }
 
-  /** Sends a KServe v2 inference request body as given and returns the response body. */
+  /** Sends a KServe v2 inference request body (JSON) as given and returns the response body (HTTP only). */
   inferRaw(model: string, body: unknown, options: { version?: number | string } = {}): Promise<InferResponse> {
+    if (this.grpc) this.httpOnly('inferRaw (a JSON body)');
     return this.json('POST', `${this.modelPath(model, options.version)}/infer`, body);
   }
 
-  /** Runs the model on named tensors; returns its outputs by name. `binary` sends and receives raw tensor bytes (Triton's extension). */
+  /** Runs the model on named tensors; returns its outputs by name. `binary` sends and receives raw tensor bytes. */
   async infer(model: string, inputs: Record<string, Tensor>, options: InferOptions = {}): Promise<Record<string, Tensor>> {
+    if (this.grpc) return this.grpc.infer(model, inputs, { version: options.version, outputs: options.outputs, id: options.id, raw: options.binary !== false });
     const path = `${this.modelPath(model, options.version)}/infer`;
     const entries = Object.entries(inputs);
     const header = {
@@ -191,12 +283,24 @@ export class KilnClient {
   }
 
   /** Triton's repository index: every model version and its state. */
-  repositoryIndex(): Promise<{ name: string; version?: string; state: string; reason: string }[]> {
+  repositoryIndex(): Promise<
+    {
+      /** The model's name. */
+      name: string;
+      /** The version (absent for a model with no version on disk). */
+      version?: string;
+      /** 'READY', 'LOADING', 'UNAVAILABLE', ... */
+      state: string;
+      /** Why the version is not ready, e.g. its load error ('' when ready). */
+      reason: string;
+    }[]
+  > {
+    if (this.grpc) this.httpOnly('repositoryIndex');
     return this.json('POST', '/v2/repository/index', {});
   }
 }
 
-/** A client for a KServe v2 server at `url` (e.g. http://127.0.0.1:8501). */
+/** A client for a KServe v2 server at `url`: http://127.0.0.1:8501, or grpc://127.0.0.1:8001 for gRPC (grpcs:// over TLS). */
 export function client(url: string, options: ClientOptions = {}): KilnClient {
   return new KilnClient(url, options);
 }

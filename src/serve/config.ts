@@ -7,8 +7,19 @@ import { record, recordOf } from './records.js';
  * optional; server-wide defaults fill the rest.
  */
 
-export type VersionPolicy = { latest: number } | { specific: number[] } | 'all';
+/** Which versions of a model are served: the newest N, the ones listed, or all on disk (Triton's version_policy). */
+export type VersionPolicy =
+  | {
+      /** Serve the N highest version numbers (default: 1). */
+      latest: number;
+    }
+  | {
+      /** Serve exactly these versions. */
+      specific: number[];
+    }
+  | 'all';
 
+/** A model's serving configuration: the fields of its config.json (all optional there), or of `serve({config})`. */
 export interface ModelConfig {
   /**
    * Largest batch (first dimension) one ONNX Runtime run takes; requests with more rows are refused.
@@ -34,10 +45,20 @@ export interface ModelConfig {
   versionLabels: Record<string, number>;
   /** Class names for :classify, by class index. */
   labels: string[] | undefined;
-  /** Top classes :classify returns (default: all). */
+  /** Top classes :classify returns (default: all) and TorchServe's /predictions (default: 5). */
   topK: number | undefined;
+  /** How image requests are fitted to the model's input: center crop or not, and the size for inputs whose height and width are variable. */
+  image:
+    | {
+        /** 'center' crops the image to the input's aspect ratio around its center before resizing; 'none' resizes the whole image. */
+        crop?: 'none' | 'center';
+        /** [height, width] in pixels that images are resized to, for inputs whose height and width are variable. */
+        size?: [number, number];
+      }
+    | undefined;
   /** Names clients use for the ONNX inputs / outputs: ONNX name → served name. */
   inputNames: Record<string, string>;
+  /** Names clients use for the ONNX outputs: ONNX name → served name. */
   outputNames: Record<string, string>;
   /** ONNX Runtime sessions (each in its own worker thread) per loaded version. */
   instances: number;
@@ -55,6 +76,7 @@ export const DEFAULT_MODEL_CONFIG: ModelConfig = {
   versionLabels: record(),
   labels: undefined,
   topK: undefined,
+  image: undefined,
   inputNames: record(),
   outputNames: record(),
   instances: 1,
@@ -102,6 +124,18 @@ function versionPolicy(v: unknown, where: string): VersionPolicy {
   return fail(where, `"versionPolicy" must be "all", {"latest": N} or {"specific": [versions]}, found ${JSON.stringify(v)}`);
 }
 
+function imageConfig(v: unknown, where: string): ModelConfig['image'] {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(where, `"image" must be an object {"crop": "none"|"center", "size": [height, width]}`);
+  const { crop, size, ...rest } = v as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) fail(where, `unknown field "image.${unknown}" (fields: crop, size)`);
+  if (crop !== undefined && crop !== 'none' && crop !== 'center') fail(where, `"image.crop" must be "none" or "center", found ${JSON.stringify(crop)}`);
+  if (size !== undefined && !(Array.isArray(size) && size.length === 2 && size.every((d) => Number.isInteger(d) && d >= 1 && d <= 16384))) {
+    fail(where, `"image.size" must be [height, width] in whole pixels (1 to 16384), found ${JSON.stringify(size)}`);
+  }
+  return { ...(crop !== undefined ? { crop: crop as 'none' | 'center' } : {}), ...(size !== undefined ? { size: size as [number, number] } : {}) };
+}
+
 const FIELDS = new Set(Object.keys(DEFAULT_MODEL_CONFIG));
 
 /** Validates a config object (config.json or serve options) over defaults; unknown fields are errors. */
@@ -141,6 +175,7 @@ export function parseModelConfig(raw: unknown, defaults: ModelConfig, where: str
     out.labels = c.labels as string[];
   }
   if (c.topK !== undefined) out.topK = integer(c.topK, where, 'topK', 1);
+  if (c.image !== undefined) out.image = imageConfig(c.image, where);
   if (c.inputNames !== undefined) out.inputNames = nameMap(c.inputNames, where, 'inputNames');
   if (c.outputNames !== undefined) out.outputNames = nameMap(c.outputNames, where, 'outputNames');
   if (c.instances !== undefined) out.instances = integer(c.instances, where, 'instances', 1);

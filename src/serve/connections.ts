@@ -1,4 +1,5 @@
 import { Server as NetServer, type Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 
 /*
@@ -21,7 +22,8 @@ export class ConnectionTracker {
   private readonly sockets = new Map<Socket, Tracked>();
 
   constructor(private readonly server: HttpServer) {
-    server.on('connection', (socket: Socket) => {
+    // Over TLS, requests arrive on the TLS socket the handshake makes, not on the TCP one under it.
+    server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
       this.sockets.set(socket, { busy: 0, idleSince: Date.now() });
       socket.once('close', () => this.sockets.delete(socket));
     });

@@ -37,6 +37,12 @@ export function isServableType(onnxType: string): onnxType is DType {
   return SERVABLE.has(onnxType);
 }
 
+/** The Kiln element type of a KServe v2 datatype, for those Kiln tensors carry. */
+export function dtypeOfDatatype(datatype: string): DType | undefined {
+  for (const [dtype, names] of Object.entries(NAMES)) if (names.kserve === datatype) return isServableType(dtype) ? dtype : undefined;
+  return undefined;
+}
+
 export function kserveDatatype(onnxType: string): string {
   return NAMES[onnxType]?.kserve ?? onnxType.toUpperCase();
 }

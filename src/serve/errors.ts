@@ -7,6 +7,7 @@ import { KilnError } from '../errors.js';
  * becomes the body's `{"error": "..."}`.
  */
 export class ServeError extends KilnError {
+  /** The HTTP status the server answered (or would answer) with. */
   readonly status: number;
   /** Why, for the failure metric: bad_request, queue_full, timeout, unavailable, internal. */
   readonly reason: string;

@@ -8,7 +8,7 @@ import type { ModelRegistry } from './registry.js';
 
 export const SERVER_NAME = 'kiln';
 export const SERVER_VERSION = '0.1.0';
-export const EXTENSIONS = ['model_repository'];
+export const EXTENSIONS = ['classification', 'model_repository'];
 
 export async function healthRoutes(app: FastifyInstance, opts: { registry: ModelRegistry; isClosing: () => boolean }): Promise<void> {
   app.get('/v2/health/live', async (_req, reply) => reply.code(200).send());

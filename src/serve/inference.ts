@@ -19,6 +19,8 @@ export interface InferenceLimits {
   maxElements: number;
   /** Time a request may spend queued and running (0: no limit). */
   requestTimeoutMs: number;
+  /** Pixels (width × height) an image in a request may declare; more is refused from its header (default 16,777,216). */
+  maxImagePixels?: number;
 }
 
 /** Where an inference request goes, read from its URL: model name and version. */
@@ -29,8 +31,9 @@ export type LocateTarget = (req: FastifyRequest) => { name: string; ref: Version
  * its headers (ModelVersion.admit), so a request that cannot be served — unknown model, version not
  * ready, queue full — is answered before its body is read, let alone parsed.
  */
-export function admission(registry: ModelRegistry, locate: LocateTarget): (req: FastifyRequest, reply: FastifyReply) => Promise<void> {
-  return async (req, reply) => {
+export function admission(registry: ModelRegistry, locate: LocateTarget): (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void {
+  // A callback hook, not an async one: no promise per request for work that never waits.
+  return (req, reply, done) => {
     let version: ModelVersion | undefined;
     try {
       const target = locate(req);
@@ -45,8 +48,9 @@ export function admission(registry: ModelRegistry, locate: LocateTarget): (req: 
     } catch (err) {
       if (err instanceof ServeError && err.status === 429) version?.metrics?.failed(err.reason, 0);
       closeIfBodyPending(req, reply);
-      throw err;
+      return done(err as Error);
     }
+    done();
   };
 }
 

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
 import { binaryPart, binaryReply, BinaryReader, HEADER_LENGTH } from './binary.js';
+import { fromBase64, ImageBody, imagesToTensor } from './image-requests.js';
+import { classificationString, topK } from './labels.js';
 import { isValidName } from './config.js';
 import { checkShape, decodeElements, ElementBudget, flatValues, KSERVE_DATATYPES, kserveDatatype } from './datatypes.js';
 import { badRequest } from './errors.js';
@@ -79,11 +81,31 @@ function refOf(params: { version?: string }): VersionRef {
   return params.version === undefined ? {} : { version: params.version };
 }
 
-/** Request tensors → Kiln tensors, in the element type the model declares for each input. */
-function decodeInputs(version: ModelVersion, inputs: readonly InferInput[], limits: InferenceLimits, binary: Buffer | undefined): Record<string, Tensor> {
+/** BYTES elements given for an image input: base64 strings in JSON (or the files of a raw image body), or Triton's length-prefixed binary form. */
+function imageElements(input: InferInput, size: number, reader: BinaryReader | undefined, what: string): Uint8Array[] {
+  const binarySize = input.parameters?.binary_data_size;
+  if (binarySize !== undefined) {
+    if (input.data !== undefined) throw badRequest(`${what}: give "data" or binary data (binary_data_size), not both`);
+    if (!reader) throw badRequest(`${what}: binary_data_size is set but the request has no binary part (send the Inference-Header-Content-Length header)`);
+    return reader.readBytes(size, binarySize, what);
+  }
+  if (!Array.isArray(input.data)) throw badRequest(`${what}: BYTES data must be a list of ${size} base64-encoded image files`);
+  const flat = (input.data as unknown[]).flat(input.shape.length);
+  if (flat.length !== size) throw badRequest(`${what}: shape ${JSON.stringify(input.shape)} needs ${size} images, data has ${flat.length}`);
+  return flat.map((v, i) => fromBase64(v, `${what} element ${i}`));
+}
+
+/**
+ * Request tensors → Kiln tensors, in the element type the model declares for each input. A BYTES
+ * tensor given for a numeric image input holds image files ([N] or [N, 1]): each is preprocessed
+ * into one row of the input (image-requests.ts).
+ */
+async function decodeInputs(version: ModelVersion, inputs: readonly InferInput[], limits: InferenceLimits, binary: Buffer | undefined): Promise<Record<string, Tensor>> {
   const specs = version.signature!.inputs;
   const reader = binary ? new BinaryReader(binary) : undefined;
   const feeds = record<Tensor>();
+  // Decodes start once every input has passed its checks, so a refusal leaves none running.
+  const images: (() => Promise<void>)[] = [];
   const budget = new ElementBudget(limits.maxElements);
   for (const input of inputs) {
     const what = `input '${input.name}'`;
@@ -91,8 +113,17 @@ function decodeInputs(version: ModelVersion, inputs: readonly InferInput[], limi
     const spec = specs.find((s) => s.name === input.name);
     if (!spec) throw badRequest(`unexpected ${what}; the model's inputs are ${specs.map((s) => `'${s.name}'`).join(', ')}`);
     const expected = kserveDatatype(spec.dtype);
-    if (input.datatype !== expected) throw badRequest(`${what} has datatype ${expected} in the model, the request says ${input.datatype}`);
     const size = checkShape(input.shape, what, budget);
+    if (input.datatype === 'BYTES' && expected !== 'BYTES') {
+      if (input.shape.length < 1 || input.shape.length > 2 || (input.shape.length === 2 && input.shape[1] !== 1)) {
+        throw badRequest(`${what}: images go in a BYTES tensor of shape [N] or [N, 1] (one file per row), found ${JSON.stringify(input.shape)}`);
+      }
+      const files = imageElements(input, size, reader, what);
+      feeds[input.name] = undefined as never; // taken, so a second input of the same name is refused
+      images.push(() => imagesToTensor(version, spec, files, limits, budget).then((t) => void (feeds[input.name] = t)));
+      continue;
+    }
+    if (input.datatype !== expected) throw badRequest(`${what} has datatype ${expected} in the model, the request says ${input.datatype}`);
     const binarySize = input.parameters?.binary_data_size;
     let data;
     if (binarySize !== undefined) {
@@ -106,7 +137,31 @@ function decodeInputs(version: ModelVersion, inputs: readonly InferInput[], limi
     feeds[input.name] = new Tensor(data as never, input.shape, spec.dtype);
   }
   reader?.finish();
+  await Promise.all(images.map((decode) => decode()));
   return feeds;
+}
+
+/** Triton's classification extension: an output's top `count` classes per row as "score:index[:label]" strings. */
+function classification(version: ModelVersion, spec: TensorSpec, t: Tensor, count: unknown): { shape: number[]; strings: string[] } {
+  const what = `output '${spec.name}'`;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw badRequest(`${what}: the "classification" parameter must be a positive integer (how many classes), found ${JSON.stringify(count)}`);
+  if (t.rank !== 1 && t.rank !== 2) throw badRequest(`${what} has shape ${JSON.stringify(t.shape)}; classification needs class scores [batch, classes] or [classes]`);
+  const scores = t.rank === 1 ? t.reshape([1, t.shape[0]!]) : t;
+  const classifier = version.classifier?.output.name === spec.name ? version.classifier : undefined;
+  const rows = topK(scores, count, what);
+  const strings = rows.flatMap((row) => row.map(({ index, score }) => classificationString(classifier, index, score)));
+  return { shape: t.rank === 1 ? [rows[0]!.length] : [rows.length, rows[0]?.length ?? 0], strings };
+}
+
+/** BYTES elements as Triton's binary form: each a 4-byte little-endian length, then its bytes. */
+function bytesElements(strings: string[]): Uint8Array {
+  const parts = strings.flatMap((s) => {
+    const bytes = Buffer.from(s, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(bytes.length);
+    return [length, bytes];
+  });
+  return new Uint8Array(Buffer.concat(parts));
 }
 
 function modelMetadata(registry: ModelRegistry, version: ModelVersion) {
@@ -141,7 +196,7 @@ export async function kserveRoutes(app: FastifyInstance, opts: { registry: Model
   const inferRoute = async (req: ModelRequest, reply: FastifyReply) => {
     const body = req.body as InferBody;
     return withVersion(registry, req.params.model, refOf(req.params), async (version) => {
-      const feeds = decodeInputs(version, body.inputs, limits, binaryPart(body));
+      const feeds = await decodeInputs(version, body.inputs, limits, binaryPart(body));
       const wanted = selectOutputs(version, body.outputs?.map((o) => o.name));
       const allBinary = body.parameters?.binary_data_output === true;
       const outputs = await infer(version, feeds, limits);
@@ -149,8 +204,17 @@ export async function kserveRoutes(app: FastifyInstance, opts: { registry: Model
       const binary: AnyTypedArray[] = [];
       const encoded = wanted.map((spec) => {
         const t = outputs[spec.name]!;
+        const parameters = body.outputs?.find((o) => o.name === spec.name)?.parameters;
+        const inBinary = allBinary || parameters?.binary_data === true;
+        if (parameters?.classification !== undefined) {
+          const { shape, strings } = classification(version, spec, t, parameters.classification);
+          if (!inBinary) return { name: spec.name, datatype: 'BYTES', shape, data: strings };
+          const bytes = bytesElements(strings);
+          binary.push(bytes);
+          return { name: spec.name, datatype: 'BYTES', shape, parameters: { binary_data_size: bytes.byteLength } };
+        }
         const meta = { name: spec.name, datatype: kserveDatatype(t.dtype), shape: [...t.shape] };
-        if (allBinary || body.outputs?.find((o) => o.name === spec.name)?.parameters?.binary_data === true) {
+        if (inBinary) {
           binary.push(t.data as AnyTypedArray);
           return { ...meta, parameters: { binary_data_size: (t.data as AnyTypedArray).byteLength } };
         }
@@ -168,8 +232,15 @@ export async function kserveRoutes(app: FastifyInstance, opts: { registry: Model
     const params = req.params as ModelRoute['Params'];
     return { name: params.model, ref: refOf(params) };
   });
-  app.post<ModelRoute>('/v2/models/:model/infer', { schema: { body: inferSchema }, onRequest }, inferRoute);
-  app.post<ModelRoute>('/v2/models/:model/versions/:version/infer', { schema: { body: inferSchema }, onRequest }, inferRoute);
+  // A raw image body (image/jpeg, image/png) is one BYTES input holding it, for the model's only input.
+  const preValidation = async (req: ModelRequest) => {
+    if (!(req.body instanceof ImageBody)) return;
+    const inputs = registry.resolve(req.params.model, refOf(req.params)).signature!.inputs;
+    if (inputs.length !== 1) throw badRequest(`the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); send images as BYTES tensors in a JSON request, naming the input`);
+    req.body = { inputs: [{ name: inputs[0]!.name, shape: [req.body.images.length], datatype: 'BYTES', data: req.body.images }] } satisfies InferBody;
+  };
+  app.post<ModelRoute>('/v2/models/:model/infer', { schema: { body: inferSchema }, onRequest, preValidation }, inferRoute);
+  app.post<ModelRoute>('/v2/models/:model/versions/:version/infer', { schema: { body: inferSchema }, onRequest, preValidation }, inferRoute);
 
   // Triton's model repository extension: list, (re)load, unload.
   app.post('/v2/repository/index', async () => {

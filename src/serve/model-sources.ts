@@ -1,6 +1,6 @@
 /*
  * Where a server's models come from: a repository in Triton's layout (DIR/<model>/<version>/model.onnx,
- * an optional DIR/<model>/config.json), scanned and watched for changes, or fixed models given in code.
+ * or model.onnx.enc encrypted; an optional DIR/<model>/config.json), scanned and watched for changes, or fixed models given in code.
  * A scan reports what is there now (each version's file, a stamp that changes when the file does, and
  * config errors); what to do about it is the registry's business (registry.ts).
  * Nothing is read through a link that leads out of the repository, and messages name files by their
@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { KilnError } from '../errors.js';
 import { isValidName, parseModelConfig, parseVersion, type ModelConfig } from './config.js';
 import type { VersionSource } from './model-version.js';
+import { parseLabelsFile } from './labels.js';
 import { isInside, readInside } from './repository-files.js';
 
 export interface ScannedModel {
@@ -42,6 +43,9 @@ export class FixedSource implements ModelSource {
     }));
   }
 }
+
+/** A version's model file: plain ONNX, or encrypted (either may be either: the loader reads the header). */
+const MODEL_FILES = ['model.onnx', 'model.onnx.enc'] as const;
 
 /** A model repository directory, Triton's layout. Nothing outside it is ever read. */
 export class RepositorySource implements ModelSource {
@@ -102,19 +106,43 @@ export class RepositorySource implements ModelSource {
       if ((err as { errno?: unknown }).errno === 'ENOENT') model.config = this.defaults;
       else model.configError = err instanceof KilnError ? err.message : `${shownConfig} cannot be read`;
     }
+    if (model.config) await this.readLabels(root, name, dir, model);
     for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
       const version = parseVersion(entry);
       if (version === undefined) continue;
-      const shownAs = `${name}/${entry}/model.onnx`;
-      const file = path.join(dir, entry, 'model.onnx');
-      const stat = await fs.stat(file).catch(() => undefined);
+      // model.onnx, or an encrypted model.onnx.enc (`kiln encrypt`); both at once is ambiguous.
+      const [plain, encrypted] = await Promise.all(MODEL_FILES.map((f) => fs.stat(path.join(dir, entry, f)).catch(() => undefined)));
+      const fileName = plain?.isFile() ? MODEL_FILES[0] : MODEL_FILES[1];
+      const shownAs = `${name}/${entry}/${fileName}`;
+      const file = path.join(dir, entry, fileName);
+      const stat = plain?.isFile() ? plain : encrypted;
       if (!stat?.isFile()) continue;
       const real = await fs.realpath(file).catch(() => file);
       const source: VersionSource = { version, file: real, shownAs, stamp: `${stat.size}:${stat.mtimeMs}:${stat.ino}`, read: () => readInside(root, file, shownAs) };
       if (!isInside(root, real)) source.error = `${shownAs} links to a file outside the model repository; refusing to load it`;
+      else if (plain?.isFile() && encrypted?.isFile()) source.error = `${name}/${entry} holds both model.onnx and model.onnx.enc; keep one`;
       model.versions.set(version, source);
     }
     return model;
+  }
+
+  /** DIR/<model>/labels.txt, one class name per line (Triton's and TorchServe's habit), into the config's labels. */
+  private async readLabels(root: string, name: string, dir: string, model: ScannedModel): Promise<void> {
+    const shown = `${name}/labels.txt`;
+    let text: string;
+    try {
+      text = (await readInside(root, path.join(dir, 'labels.txt'), shown)).toString('utf8');
+    } catch (err) {
+      if ((err as { errno?: unknown }).errno !== 'ENOENT') model.configError = err instanceof KilnError ? err.message : `${shown} cannot be read`;
+      return;
+    }
+    try {
+      if (model.config!.labels !== this.defaults.labels) throw new KilnError('INVALID_ARGUMENT', `${shown} and ${name}/config.json "labels" both name the classes; keep one`);
+      model.config = { ...model.config!, labels: parseLabelsFile(text, shown) };
+    } catch (err) {
+      model.config = undefined;
+      model.configError = (err as Error).message;
+    }
   }
 
   watch(onChange: () => void): () => void {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { describeModel, type ModelDescription } from '../model/onnx-model.js';
-import { parseOnnx, readOnnxFile } from '../model/read-model.js';
+import { openModelBytes, readOnnxFile } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { allocate, Tensor } from '../tensor.js';
@@ -8,6 +8,7 @@ import { Batcher, type BatchSettings, type Runner } from './batcher.js';
 import type { ModelConfig } from './config.js';
 import { ServeError } from './errors.js';
 import { record } from './records.js';
+import { classifierOf, type Classifier } from './labels.js';
 import type { VersionMetrics } from './metrics.js';
 import { signatureOf, type Signature } from './signature.js';
 
@@ -39,8 +40,8 @@ class SessionRunner implements Runner {
     private readonly runtime: Runtime,
     private readonly session: SessionInfo,
   ) {}
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    return this.runtime.run(this.session, feeds);
+  run(feeds: Record<string, Tensor>, handOver = false): Promise<Record<string, Tensor>> {
+    return this.runtime.run(this.session, feeds, {}, handOver);
   }
 }
 
@@ -76,8 +77,12 @@ const WARM_ELEMENTS = 1 << 20;
 export class ModelVersion {
   state: VersionState = 'LOADING';
   error: string | undefined;
+  /** When the version started taking traffic. */
+  availableSince: Date | undefined;
   description: ModelDescription | undefined;
   signature: Signature | undefined;
+  /** The first output as class scores, with the class names (labels.ts); undefined when it is not [N, classes]. */
+  classifier: Classifier | undefined;
   batcher: Batcher | undefined;
   config: ModelConfig;
   private runtimes: Runtime[] = [];
@@ -97,6 +102,8 @@ export class ModelVersion {
     config: ModelConfig,
     private readonly log: Logger,
     readonly metrics?: VersionMetrics,
+    /** The key of encrypted model files: they are decrypted in memory, never written out. */
+    private readonly modelKey?: Uint8Array,
   ) {
     this.config = config;
   }
@@ -118,13 +125,12 @@ export class ModelVersion {
       const { file, read, shownAs, bytes: given } = this.source;
       let bytes: Uint8Array;
       let proto;
-      if (read) {
-        bytes = await read();
-        proto = parseOnnx(bytes, shownAs ?? this.what);
-      } else if (file) ({ bytes, proto } = await readOnnxFile(file));
-      else [bytes, proto] = [given!, parseOnnx(given!, this.what)];
+      if (read) ({ bytes, proto } = await openModelBytes(await read(), shownAs ?? this.what, this.modelKey));
+      else if (file) ({ bytes, proto } = await readOnnxFile(file, this.modelKey));
+      else ({ bytes, proto } = await openModelBytes(given!, this.what, this.modelKey));
       this.description = describeModel(proto, bytes.length);
       this.signature = signatureOf(this.description, this.config);
+      this.classifier = classifierOf(proto, this.description, this.signature, this.config);
       for (let i = 0; i < this.config.instances; i++) {
         const runtime = new Runtime();
         this.runtimes.push(runtime);
@@ -148,6 +154,7 @@ export class ModelVersion {
       return;
     }
     this.state = 'AVAILABLE';
+    this.availableSince = new Date();
     this.log.info({ model: this.model, version: this.version, ms: Date.now() - started, batchable: this.signature.batchable, batching: this.batcher.settings.batching }, 'model version available');
   }
 
@@ -175,6 +182,7 @@ export class ModelVersion {
     if (this.description && this.state !== 'FAILED') {
       try {
         this.signature = signatureOf(this.description, config);
+        this.classifier = classifierOf(undefined, this.description, this.signature, config, this.classifier);
         if (this.batcher) this.batcher.settings = batchSettings(config, this.signature);
       } catch {
         // The description was accepted at load time; a renaming cannot make it unservable.

@@ -12,6 +12,7 @@
 import type { Logger } from 'pino';
 import { DEFAULT_MODEL_CONFIG, isValidName, parseVersion, selectVersions, type ModelConfig } from './config.js';
 import { badRequest, notFound, unavailable } from './errors.js';
+import { labelsMisfit } from './labels.js';
 import type { VersionMetrics } from './metrics.js';
 import type { ModelSource, ScannedModel } from './model-sources.js';
 import { ModelVersion, type VersionSource } from './model-version.js';
@@ -42,6 +43,8 @@ export interface RegistryOptions {
   /** Rescan interval in ms (0: only file-system events and explicit reloads). */
   pollIntervalMs: number;
   metricsFor?: (model: string, version: number) => VersionMetrics;
+  /** Decrypts versions whose files are encrypted models. */
+  modelKey?: Uint8Array;
 }
 
 /** How a request names a version: none (the latest available), a number, or a TF Serving label. */
@@ -126,16 +129,23 @@ export class ModelRegistry {
         model = new ServedModel(s.name);
         this.models.set(s.name, model);
       }
-      if (s.configError !== undefined) {
-        if (model.configError !== s.configError) this.options.log.error({ model: s.name, err: s.configError }, 'invalid model config; keeping the previous one');
-        model.configError = s.configError;
+      // Class labels that no longer fit a serving version's output make the whole new config invalid.
+      const configError = s.configError ?? (s.config ? labelsMisfit(s.config, model.versions.values()) : undefined);
+      if (configError !== undefined) {
+        if (model.configError !== configError) this.options.log.error({ model: s.name, err: configError }, 'invalid model config; keeping the previous one');
+        model.configError = configError;
         // A model never configured successfully loads nothing until its config is fixed.
         if (model.versions.size === 0) continue;
       } else {
         model.configError = undefined;
         if (model.config !== s.config) {
+          const changed = JSON.stringify(model.config) !== JSON.stringify(s.config);
           model.config = s.config!;
-          for (const v of model.versions.values()) v.applyConfig(model.config);
+          for (const [number, v] of model.versions) {
+            // A version that failed under the old config (class labels that did not fit, say) loads again under the new one.
+            if (changed && v.state === 'FAILED') model.versions.delete(number);
+            else v.applyConfig(model.config);
+          }
         }
       }
       model.onDisk = s.versions;
@@ -183,7 +193,7 @@ export class ModelRegistry {
   }
 
   private newVersion(model: ServedModel, source: VersionSource): ModelVersion {
-    return new ModelVersion(model.name, source, model.config, this.options.log, this.options.metricsFor?.(model.name, source.version));
+    return new ModelVersion(model.name, source, model.config, this.options.log, this.options.metricsFor?.(model.name, source.version), this.options.modelKey);
   }
 
   private startLoad(model: ServedModel, source: VersionSource): void {

@@ -2,12 +2,13 @@ import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { KilnError } from '../errors.js';
-import { pollRuntimes } from '../runtime/runtime.js';
+import { requestArrived } from './arrivals.js';
 import { authTokenFrom, protectedScope } from './auth.js';
 import { DEFAULT_MODEL_CONFIG, parseModelConfig, type ModelConfig } from './config.js';
 import { closeIfBodyPending, notFound, ServeError } from './errors.js';
 import { ConnectionTracker } from './connections.js';
 import { healthRoutes } from './health.js';
+import { ImageBody, imagesOrJson } from './image-requests.js';
 import { MemoryReclaimer } from './memory.js';
 import type { InferenceLimits } from './inference.js';
 import { HEADER_LENGTH, parseRequestBody } from './binary.js';
@@ -15,12 +16,29 @@ import type { TensorJsonLayout } from './number-lists.js';
 import { kserveRoutes } from './kserve-v2.js';
 import { metricsRoutes, ServeMetrics } from './metrics.js';
 import { FixedSource, RepositorySource, type ModelSource } from './model-sources.js';
+import { GrpcInferenceServer, grpcCredentials } from './grpc/service.js';
+import { loadTls, type TlsOptions } from './tls.js';
+import { parseModelKey } from '../model/encryption.js';
+import { modelKeyFrom } from '../model/model-keys.js';
 import { ModelRegistry } from './registry.js';
 import { tfServingRoutes } from './tf-serving.js';
+import { torchServeInferenceRoutes, torchServeManagementRoutes, torchServePing } from './torchserve.js';
+import { DEFAULT_MAX_IMAGE_PIXELS } from '../images/header.js';
 
 /** A model given in code: an .onnx path, ONNX bytes, or a model object (Sequential: toOnnx(); OnnxModel: bytes). */
-export type ServableModel = string | Uint8Array | { toOnnx(): Uint8Array } | { bytes: Uint8Array };
+export type ServableModel =
+  | string
+  | Uint8Array
+  | {
+      /** The model as ONNX bytes (a Sequential or GraphModel). */
+      toOnnx(): Uint8Array;
+    }
+  | {
+      /** The model's ONNX bytes (an OnnxModel or QuantizedModel). */
+      bytes: Uint8Array;
+    };
 
+/** Options of `serve()`; `kiln serve` takes the same as flags. */
 export interface ServeOptions {
   /** One model (served as version 1). Give this or modelRepository. */
   model?: ServableModel;
@@ -32,6 +50,15 @@ export interface ServeOptions {
   host?: string;
   /** Port (default 8501, TF Serving's; 0 picks a free one). */
   port?: number;
+  /** Also serve KServe v2 over gRPC on this port (Triton's is 8001; 0 picks a free one). Default: no gRPC. */
+  grpcPort?: number;
+  /**
+   * The key of encrypted models (`kiln encrypt`): 32 bytes, or 64 hex digits / base64 text. Versions
+   * whose files are encrypted are decrypted in memory with it. Default: env KILN_MODEL_KEY.
+   */
+  modelKey?: Uint8Array | string;
+  /** HTTPS and gRPC over TLS with this certificate and key; with clientCa, clients must present a certificate it signed (mutual TLS). */
+  tls?: TlsOptions;
   /** Defaults for every model's config (config.json fields override them). */
   config?: Partial<ModelConfig>;
   /** Repository rescan interval in ms, besides file-system events (default 1000; 0: events only). */
@@ -42,6 +69,10 @@ export interface ServeOptions {
   bodyLimit?: number;
   /** Elements one request may carry over all its tensors (default 4,194,304: 16 MiB of float32); more is a 400 before anything is allocated. */
   maxElements?: number;
+  /** Pixels (width × height) an image in a request may declare (default 16,777,216: 4096 × 4096); larger ones are refused from their header, before decoding. */
+  maxImagePixels?: number;
+  /** Serve TorchServe's management reads (GET /models...) on this port instead of the inference port (TorchServe's 8081; 0 picks a free one). */
+  managementPort?: number;
   /** Time a request may spend queued and running before it fails with 503 (default 30,000 ms; 0: none). */
   requestTimeoutMs?: number;
   /** Time a client has to send a whole request, body included (default 30,000 ms): a stalled upload is cut off. */
@@ -53,17 +84,37 @@ export interface ServeOptions {
   idleConnectionGraceMs?: number;
   /** A pino logger, or the level of the JSON logger written to stdout (default 'info'; 'silent' for none). */
   logger?: Logger;
+  /** Level of the JSON log written to stdout when no logger is given: fatal, error, warn, info (default), debug, silent. */
   logLevel?: string;
 }
 
+/** A running server, as `serve()` resolves it. */
 export interface ServerHandle {
-  /** http://host:port */
+  /** http://host:port (https:// with TLS) */
   readonly url: string;
+  /** http://host:port of the management port, when one was asked for (managementPort). */
+  readonly managementUrl: string | undefined;
+  /** The interface it listens on. */
   readonly host: string;
+  /** The port it listens on (the one picked when 0 was asked for). */
   readonly port: number;
+  /** host:port of the gRPC service, when grpcPort was given (what kiln.client takes as grpc://host:port). */
+  readonly grpcAddress: string | undefined;
+  /** The gRPC port (the one picked when 0 was asked for), when grpcPort was given. */
+  readonly grpcPort: number | undefined;
+  /**
+   * The models and their versions' states.
+   * @internal
+   */
   readonly registry: ModelRegistry;
+  /**
+   * The Prometheus metrics served at /metrics.
+   * @internal
+   */
   readonly metrics: ServeMetrics;
+  /** The Fastify instance (for `inject()` in tests, or to register more routes before traffic arrives). */
   readonly app: FastifyInstance;
+  /** The server's pino logger. */
   readonly log: Logger;
   /** Rescans the repository now and waits for the loads and unloads it starts. */
   reload(): Promise<void>;
@@ -76,7 +127,7 @@ function modelSource(options: ServeOptions, defaults: ModelConfig, log: Logger):
   if (given !== 1) throw new KilnError('INVALID_ARGUMENT', `serve needs exactly one of "model" (one model) or "modelRepository" (a directory), got ${given === 0 ? 'neither' : 'both'}`);
   if (options.modelRepository !== undefined) return new RepositorySource(options.modelRepository, defaults, log);
   const m = options.model!;
-  const name = options.name ?? (typeof m === 'string' ? path.basename(m).replace(/\.onnx$/i, '') : 'model');
+  const name = options.name ?? (typeof m === 'string' ? path.basename(m).replace(/\.onnx(\.enc)?$/i, '') : 'model');
   if (typeof m === 'string') return new FixedSource([{ name, file: path.resolve(m), config: defaults }]);
   const bytes = m instanceof Uint8Array ? m : 'toOnnx' in m ? m.toOnnx() : m.bytes;
   return new FixedSource([{ name, bytes, config: defaults }]);
@@ -100,26 +151,36 @@ function errorStatus(err: FastifyError | KilnError): number {
 }
 
 /**
- * Starts a model server speaking KServe v2 (Triton's HTTP/REST protocol) and TF Serving's REST API
- * on one port, with Prometheus metrics at /metrics. Resolves once it listens and the models found
+ * Starts a model server speaking KServe v2 (Triton's HTTP/REST protocol), TF Serving's REST API and
+ * TorchServe's inference and management APIs on one port (management optionally on its own), with
+ * Prometheus metrics at /metrics, and KServe v2 gRPC on another port when grpcPort is given.
+ * Resolves once it listens and the models found
  * at start have loaded (or failed: see their status).
  */
 export async function serve(options: ServeOptions): Promise<ServerHandle> {
   const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'kiln-serve' } });
   const defaults = parseModelConfig(options.config ?? {}, DEFAULT_MODEL_CONFIG, 'serve options "config"');
   const bodyLimit = options.bodyLimit ?? 32 * 1024 * 1024;
-  const limits: InferenceLimits = { maxElements: options.maxElements ?? 1 << 22, requestTimeoutMs: options.requestTimeoutMs ?? 30_000 };
+  const limits: InferenceLimits = {
+    maxElements: options.maxElements ?? 1 << 22,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
+  };
   const authToken = authTokenFrom(options.authToken, process.env.KILN_AUTH_TOKEN);
+  const tls = options.tls !== undefined ? await loadTls(options.tls) : undefined;
+  const modelKey = options.modelKey !== undefined ? parseModelKey(options.modelKey, 'the "modelKey" option') : await modelKeyFrom(undefined);
   let registry: ModelRegistry | undefined;
   const metrics = new ServeMetrics(() => registry);
   registry = new ModelRegistry(modelSource(options, defaults, log), {
     log,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
+    modelKey,
     metricsFor: (model, version) => metrics.forVersion(model, version),
   });
   let closing = false;
 
   const app = Fastify({
+    ...(tls ? { https: { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) } } : {}),
     loggerInstance: log as FastifyBaseLogger,
     // Per-request lines would dominate the log at serving rates; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
@@ -143,12 +204,14 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
     reclaimer.bodyReceived((body as Buffer).length);
     try {
-      done(null, parseRequestBody(body as Buffer, req.headers[HEADER_LENGTH], tensorLayout(req.url), limits.maxElements));
+      // Image files (raw, or in a multipart form) go to the routes as they are: image-requests.ts.
+      const content = req.headers[HEADER_LENGTH] === undefined ? imagesOrJson(body as Buffer, req.headers['content-type']) : (body as Buffer);
+      done(null, content instanceof ImageBody ? content : parseRequestBody(content, req.headers[HEADER_LENGTH], tensorLayout(req.url), limits.maxElements));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
-  app.setErrorHandler((err: FastifyError | KilnError, req, reply) => {
+  const onError = (err: FastifyError | KilnError, req: FastifyRequest, reply: FastifyReply) => {
     const status = errorStatus(err);
     let message = err.message;
     if ((err as FastifyError).validation) {
@@ -158,19 +221,11 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     if (status >= 500 && status !== 503) req.log.error({ err, url: req.url }, 'request failed');
     else req.log.debug({ status, url: req.url, err: message }, 'request refused');
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
-  });
-  // Under a flood of requests the event loop gets to ONNX Runtime's finished results only after every
-  // ready socket, a few times a second; so past the 64th request within one turn of the loop, each
-  // request first collects them. (Polling on every request made batches smaller at ordinary load:
-  // 10-20% fewer requests/s at 64 connections; every 64th request was too rare under a flood.)
-  const noRoute = (req: FastifyRequest) => notFound(`no route for ${req.method} ${req.url.split('?')[0]}`);
-  let arrivalsThisTurn = 0;
-  const newTurn = () => {
-    arrivalsThisTurn = 0;
   };
+  app.setErrorHandler(onError);
+  const noRoute = (req: FastifyRequest) => notFound(`no route for ${req.method} ${req.url.split('?')[0]}`);
   app.addHook('onRequest', (req, reply, done) => {
-    if (arrivalsThisTurn++ === 0) setImmediate(newTurn);
-    else if (arrivalsThisTurn > 64) pollRuntimes();
+    requestArrived();
     if (!req.is404) return done();
     // Unrouted requests are refused before their body is read: parsing it would cost the server, not the sender.
     closeIfBodyPending(req, reply);
@@ -187,34 +242,80 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   });
 
   await app.register(healthRoutes, { registry, isClosing: () => closing });
+  await app.register(torchServePing, { registry, isClosing: () => closing });
   await app.register(metricsRoutes, { metrics });
   await app.register(
     protectedScope(authToken, async (scope) => {
       await scope.register(kserveRoutes, { registry: registry!, limits });
       await scope.register(tfServingRoutes, { registry: registry!, limits });
+      await scope.register(torchServeInferenceRoutes, { registry: registry!, limits });
+      if (options.managementPort === undefined) await scope.register(torchServeManagementRoutes, { registry: registry! });
     }),
   );
+  // TorchServe's management API on a port of its own, when asked: reads only, same auth.
+  let management: FastifyInstance | undefined;
+  if (options.managementPort !== undefined) {
+    management = Fastify({
+      ...(tls ? { https: { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) } } : {}),
+      loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), routerOptions: { maxParamLength: 512 } });
+    management.setErrorHandler(onError);
+    management.setNotFoundHandler(async (req) => {
+      throw noRoute(req);
+    });
+    await management.register(protectedScope(authToken, async (scope) => scope.register(torchServeManagementRoutes, { registry: registry! })));
+  }
+
+  const grpc =
+    options.grpcPort !== undefined
+      ? new GrpcInferenceServer({ registry, limits, authToken, maxMessageBytes: bodyLimit, isClosing: () => closing, log })
+      : undefined;
 
   await registry.start();
   const host = options.host ?? '127.0.0.1';
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  let grpcPort: number | undefined;
   try {
     await app.listen({ host, port: options.port ?? 8501 });
+    if (grpc) grpcPort = await grpc.listen(host, options.grpcPort!, tls && grpcCredentials(tls));
   } catch (err) {
+    await app.close();
+    await grpc?.close(0);
     await registry.close();
+    if (err instanceof KilnError) throw err;
     throw new KilnError('IO_ERROR', `cannot listen on ${host}:${options.port ?? 8501}: ${(err as Error).message}`, { cause: err });
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8501);
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const urlOf = (p: number) => `${tls ? 'https' : 'http'}://${hostInUrl}:${p}`;
+  const url = urlOf(port);
+  let managementUrl: string | undefined;
+  if (management) {
+    try {
+      await management.listen({ host, port: options.managementPort });
+    } catch (err) {
+      await app.close();
+      await grpc?.close(0);
+      await registry.close();
+      throw new KilnError('IO_ERROR', `cannot listen on ${host}:${options.managementPort} (management port): ${(err as Error).message}`, { cause: err });
+    }
+    const managed = management.server.address();
+    managementUrl = urlOf(typeof managed === 'object' && managed ? managed.port : options.managementPort!);
+  }
+  const grpcAddress = grpcPort !== undefined ? `${hostInUrl}:${grpcPort}` : undefined;
   const models = [...registry.models.values()].map((m) => ({ name: m.name, versions: [...m.versions.values()].map((v) => `${v.version}:${v.state}`) }));
-  log.info({ url, models, auth: authToken !== undefined }, 'kiln serve listening');
+  const tlsLog = tls && { subject: tls.subject, validTo: tls.validTo, clientCertificates: tls.clientCa !== undefined };
+  if (tls && Date.parse(tls.validTo) < Date.now()) log.warn({ validTo: tls.validTo }, 'the TLS certificate has expired: clients will refuse it');
+  log.info({ url, ...(managementUrl ? { managementUrl } : {}), ...(grpcAddress !== undefined ? { grpc: grpcAddress } : {}), models, auth: authToken !== undefined, ...(tlsLog ? { tls: tlsLog } : {}) }, 'kiln serve listening');
 
   let closed: Promise<void> | undefined;
   const reg = registry;
   return {
     url,
+    managementUrl,
     host,
     port,
+    grpcAddress,
+    grpcPort,
     registry: reg,
     metrics,
     app,
@@ -227,7 +328,8 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
       closed ??= (async () => {
         closing = true;
         log.info('shutting down: finishing in-flight requests');
-        await connections.drain(options.idleConnectionGraceMs ?? 500);
+        await Promise.all([connections.drain(options.idleConnectionGraceMs ?? 500), grpc?.close(limits.requestTimeoutMs > 0 ? limits.requestTimeoutMs : 30_000)]);
+        await management?.close();
         await app.close();
         reclaimer.stop();
         await reg.close();

@@ -1,9 +1,11 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { checkShape, decodeElements, ElementBudget, flatValues, nest, nestedShape, tfDatatype } from './datatypes.js';
 import { NumberList } from './number-lists.js';
 import { binaryPart, HEADER_LENGTH } from './binary.js';
+import { fromBase64, ImageBody, imagesToTensor, isB64 } from './image-requests.js';
+import { labelOf } from './labels.js';
 import { badRequest, notFound } from './errors.js';
 import { own, record } from './records.js';
 import { admission, infer, withVersion, type InferenceLimits } from './inference.js';
@@ -91,10 +93,24 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** A nested JSON value → a tensor of the input's type, its shape read from the nesting. */
 function decodeValue(value: unknown, spec: TensorSpec, budget: ElementBudget, what: string): Tensor {
-  if (isObject(value) && 'b64' in value) throw badRequest(`${what}: binary {"b64": ...} values are not supported (the input is ${spec.dtype})`);
+  if (isObject(value) && 'b64' in value) throw badRequest(`${what}: a binary {"b64": ...} value must be an image file (JPEG or PNG) for the whole input, one per example`);
   const shape = nestedShape(value, what);
   checkShape(shape, what, budget);
   return new Tensor(decodeElements(value, shape, spec.dtype, what, true) as never, shape, spec.dtype);
+}
+
+/** The image files of a value that is {"b64": ...} (one example) or a list of them (one per example); else undefined. */
+function imageFiles(value: unknown, what: string): Uint8Array[] | undefined {
+  if (isB64(value)) return [fromBase64(value.b64, `${what}: "b64"`)];
+  if (!Array.isArray(value) || value.length === 0 || !value.some(isB64)) return undefined;
+  if (!value.every(isB64)) throw badRequest(`${what}: every example must be a {"b64": ...} image when one is`);
+  return value.map((v, i) => fromBase64(v.b64, `${what}[${i}]: "b64"`));
+}
+
+/** A column of one input: image files when its values are {"b64": ...}, else nested numbers. */
+async function decodeColumn(version: ModelVersion, value: unknown, spec: TensorSpec, budget: ElementBudget, limits: InferenceLimits, what: string): Promise<Tensor> {
+  const files = imageFiles(value, what);
+  return files ? imagesToTensor(version, spec, files, limits, budget) : decodeValue(value, spec, budget, what);
 }
 
 function checkSignatureName(name: unknown): void {
@@ -105,17 +121,21 @@ function rowsNeedNames(sig: Signature, field: string) {
   return badRequest(`the model has ${sig.inputs.length} inputs (${sig.inputs.map((i) => i.name).join(', ')}); each of "${field}" must be an object {input_name: value}`);
 }
 
-/** Row format: one entry per example, or one {input: value} object per example for several inputs. */
-function decodeRows(sig: Signature, rows: unknown[] | NumberList, limits: InferenceLimits, field = 'instances'): Record<string, Tensor> {
+/**
+ * Row format: one entry per example, or one {input: value} object per example for several inputs. An
+ * image input's examples are {"b64": ...} image files (bare for a one-input model, or under the input's name).
+ */
+async function decodeRows(version: ModelVersion, rows: unknown[] | NumberList, limits: InferenceLimits, field = 'instances'): Promise<Record<string, Tensor>> {
+  const sig = version.signature!;
   if (rows instanceof NumberList) {
     // Rows that are all numbers, read by the body parser: one unnamed input, its rows stacked.
     if (sig.inputs.length > 1) throw rowsNeedNames(sig, field);
     return { [sig.inputs[0]!.name]: decodeValue(rows, sig.inputs[0]!, new ElementBudget(limits.maxElements), `input '${sig.inputs[0]!.name}'`) };
   }
   if (rows.length === 0) throw badRequest(`"${field}" is empty; send at least one example`);
-  const named = rows.every(isObject);
+  const bareImages = rows.some(isB64);
+  const named = !bareImages && rows.every(isObject);
   if (!named && sig.inputs.length > 1) throw rowsNeedNames(sig, field);
-  if (named && rows.some((r) => 'b64' in r)) throw badRequest(`"${field}": binary {"b64": ...} values are not supported`);
   if (named) {
     const known = new Set(sig.inputs.map((i) => i.name));
     rows.forEach((r, i) => {
@@ -132,24 +152,25 @@ function decodeRows(sig: Signature, rows: unknown[] | NumberList, limits: Infere
           return v;
         })
       : rows;
-    feeds[spec.name] = decodeValue(column, spec, budget, `input '${spec.name}'`);
+    feeds[spec.name] = await decodeColumn(version, column, spec, budget, limits, `input '${spec.name}'`);
   }
   return feeds;
 }
 
-/** Columnar format: one tensor for a single-input model, or {input: tensor}. */
-function decodeColumns(sig: Signature, inputs: unknown, limits: InferenceLimits): Record<string, Tensor> {
+/** Columnar format: one tensor for a single-input model, or {input: tensor}; an image input's tensor is {"b64": ...} or a list of them. */
+async function decodeColumns(version: ModelVersion, inputs: unknown, limits: InferenceLimits): Promise<Record<string, Tensor>> {
+  const sig = version.signature!;
   const single = sig.inputs.length === 1 ? sig.inputs[0]! : undefined;
   if (!isObject(inputs) || (single && 'b64' in inputs)) {
     if (!single) throw badRequest(`the model has ${sig.inputs.length} inputs (${sig.inputs.map((i) => i.name).join(', ')}); send "inputs" as {input_name: tensor}`);
-    return Object.assign(record<Tensor>(), { [single.name]: decodeValue(inputs, single, new ElementBudget(limits.maxElements), `input '${single.name}'`) });
+    return Object.assign(record<Tensor>(), { [single.name]: await decodeColumn(version, inputs, single, new ElementBudget(limits.maxElements), limits, `input '${single.name}'`) });
   }
   const feeds = record<Tensor>();
   const budget = new ElementBudget(limits.maxElements);
   for (const [name, value] of Object.entries(inputs)) {
     const spec = sig.inputs.find((s) => s.name === name);
     if (!spec) throw badRequest(`"inputs" names '${name}', which is not a model input (inputs: ${sig.inputs.map((i) => i.name).join(', ')})`);
-    feeds[name] = decodeValue(value, spec, budget, `input '${name}'`);
+    feeds[name] = await decodeColumn(version, value, spec, budget, limits, `input '${name}'`);
   }
   return feeds;
 }
@@ -201,7 +222,7 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
       throw badRequest(hasRows ? 'a request uses either "instances" (row format) or "inputs" (columnar format), not both' : 'missing "instances" (row format) or "inputs" (columnar format)');
     }
     const sig = version.signature!;
-    const feeds = hasRows ? decodeRows(sig, body.instances!, limits) : decodeColumns(sig, body.inputs, limits);
+    const feeds = hasRows ? await decodeRows(version, body.instances!, limits) : await decodeColumns(version, body.inputs, limits);
     const outputs = await infer(version, feeds, limits);
     let nonFinite = false;
     let result: unknown;
@@ -233,7 +254,7 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
   const examples = async (version: ModelVersion, body: { signature_name?: string; context?: Record<string, unknown>; examples: Record<string, unknown>[] }) => {
     checkSignatureName(body.signature_name);
     const rows = body.examples.map((e) => ({ ...body.context, ...e }));
-    const feeds = decodeRows(version.signature!, rows, limits, 'examples');
+    const feeds = await decodeRows(version, rows, limits, 'examples');
     const outputs = await infer(version, feeds, limits);
     const spec = version.signature!.outputs[0]!;
     return { scores: outputs[spec.name]!, spec };
@@ -243,13 +264,13 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
     const { scores, spec } = await examples(version, body);
     if (scores.rank !== 2) throw badRequest(`:classify needs a model whose output has shape [batch, classes]; output '${spec.name}' has shape ${formatShape(scores.shape)}`);
     const [n, classes] = scores.shape as [number, number];
-    const labels = version.config.labels;
+    const classifier = version.classifier?.output.name === spec.name ? version.classifier : undefined;
     const topK = Math.min(version.config.topK ?? classes, classes);
     const { values, nonFinite } = flatValues(scores);
     const results = Array.from({ length: n }, (_, i) => {
       const row = values.slice(i * classes, (i + 1) * classes) as number[];
       return row
-        .map((score, c) => [labels?.[c] ?? String(c), score] as [string, number])
+        .map((score, c) => [labelOf(classifier, c), score] as [string, number])
         .sort((a, b) => b[1] - a[1])
         .slice(0, topK);
     });
@@ -268,7 +289,20 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
     const path = parsePath((req.params as { '*': string })['*'], req.method);
     return { name: path.model, ref: path.ref };
   });
-  app.post('/v1/models/*', { schema: { body: bodySchema }, onRequest }, async (req, reply) => {
+  // A raw image body is one example: {"instances": [{"b64": ...}]} for :predict, {"examples": [{input: {"b64": ...}}]} otherwise.
+  const preValidation = async (req: FastifyRequest) => {
+    if (!(req.body instanceof ImageBody)) return;
+    const path = parsePath((req.params as { '*': string })['*'], req.method);
+    const images = req.body.images.map((b64) => ({ b64 }));
+    if (path.verb === 'predict' || path.verb === undefined) {
+      req.body = { instances: images };
+      return;
+    }
+    const inputs = registry.resolve(path.model, path.ref).signature!.inputs;
+    if (inputs.length !== 1) throw badRequest(`the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); send images as {"b64": ...} values in a JSON request, naming the input`);
+    req.body = { examples: images.map((image) => ({ [inputs[0]!.name]: image })) };
+  };
+  app.post('/v1/models/*', { schema: { body: bodySchema }, onRequest, preValidation }, async (req, reply) => {
     const rest = (req.params as { '*': string })['*'];
     const path = parsePath(rest, req.method);
     if (path.metadata || path.verb === undefined) throw notFound(`no route for POST /v1/models/${rest}; expected :predict, :classify or :regress`);

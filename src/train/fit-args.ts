@@ -9,13 +9,19 @@ import type { Loss } from './losses.js';
 import { autoReplicas } from './replicas.js';
 import type { CompiledTraining } from './training-step.js';
 
+/** What `fit()` takes besides the data, as Keras' `fit` does. */
 export interface FitArgs {
+  /** Passes over the training data (default 1). */
   epochs?: number;
+  /** Examples per training step (default 32, Keras'). */
   batchSize?: number;
+  /** Shuffle the training examples before each epoch (default true), with the seeded generator. */
   shuffle?: boolean;
   /** Fraction of the data (taken from the end, before shuffling, as Keras does) held out for validation. */
   validationSplit?: number;
+  /** Data to evaluate on after each epoch (`val_loss`, `val_accuracy`), instead of `validationSplit`. */
   validationData?: [Tensor, Tensor];
+  /** Hooks called during training (`callbacks.earlyStopping`, `callbacks.modelCheckpoint`, your own). */
   callbacks?: Callback[];
   /** 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
@@ -37,7 +43,12 @@ export interface FitArgs {
    */
   extraFeeds?: (indices: Int32Array, x: Tensor) => Record<string, Tensor> | Promise<Record<string, Tensor>>;
   /** Where progress goes (default: the platform's standard output, process.stdout under Node, the console in a browser). */
-  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stream?: NodeJS.WritableStream & {
+    /** A terminal gets a redrawn progress bar; anything else one line per epoch. */
+    isTTY?: boolean;
+    /** Width of the terminal, for the bar. */
+    columns?: number;
+  };
   /**
    * Data parallelism on this machine: each batch is split across this many runtime workers, which
    * step their shares at once and apply the averaged gradient (as tf.distribute.MirroredStrategy

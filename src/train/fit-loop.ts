@@ -15,8 +15,11 @@ import { evaluateSteps, type CompiledSteps } from './compiled-steps.js';
 import type { FitArgs, FitData } from './fit-args.js';
 import type { OptimizerProgress } from './training-state.js';
 
+/** What `fit()` returns, as Keras' History: the logged values of every epoch. */
 export interface History {
+  /** The 0-based numbers of the epochs run (a resumed run starts past 0). */
   epoch: number[];
+  /** Each logged value ('loss', 'accuracy', 'val_loss', 'val_accuracy') per epoch, in order. */
   history: Record<string, number[]>;
 }
 

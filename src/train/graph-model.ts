@@ -1,5 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
+import { CLASS_NAMES_METADATA_KEY } from '../model/class-names.js';
 import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
@@ -17,8 +18,13 @@ import type { TrainingStepOptions } from './training-step.js';
  * classifier a new number of classes. Saving writes the original file with the new weights.
  */
 
+/**
+ * Options of `GraphModel.load` and `loadModel`: the input preprocessing (layout, mean, std), a name and a seed.
+ */
 export interface GraphModelOptions extends Preprocessing {
+  /** The model's name (default: the graph's name). */
   name?: string;
+  /** Seed for a replaced head's weights and for shuffling (default 42). */
   seed?: number;
 }
 
@@ -36,6 +42,12 @@ function selectorFn(selector: WeightSelector): (name: string) => boolean {
   return (name) => pattern.test(name);
 }
 
+/**
+ * A model another tool exported (PyTorch, tf2onnx, Optimum), trained as it is: compile / fit / evaluate /
+ * predict / save work as on a Sequential, over the file's own graph. Transfer learning: `trainOnly` freezes
+ * every weight whose name does not match, `replaceHead` gives the classifier a new number of classes.
+ * Saving writes the original file with the new weights.
+ */
 export class GraphModel extends TrainableModel {
   protected structure: ImportedGraph;
   /** Whether the input layout was given (then data in the other layout is an error, not a switch). */
@@ -56,6 +68,7 @@ export class GraphModel extends TrainableModel {
     return GraphModel.fromProto(proto, file, options);
   }
 
+  /** The same as `load`, from a decoded ModelProto (`file` names it in messages). */
   static async fromProto(proto: ModelProto, file = '<bytes>', options: GraphModelOptions = {}): Promise<GraphModel> {
     const model = await GraphModel.open(proto, file, options);
     model.setPreprocessing(definedOnly({ layout: options.layout, mean: options.mean, std: options.std }));
@@ -78,7 +91,12 @@ export class GraphModel extends TrainableModel {
   }
 
   /** The model's own input (name, per-example shape), which data is adapted to. */
-  get modelInput(): { name: string; shape: number[] } {
+  get modelInput(): {
+    /** The graph input's name. */
+    name: string;
+    /** Its shape without the batch dimension, in the model's own layout. */
+    shape: number[];
+  } {
     return this.structure.modelInput;
   }
 
@@ -170,6 +188,8 @@ export class GraphModel extends TrainableModel {
     this.structure = next;
     this.weights.clear();
     for (const [k, v] of next.initialWeights()) this.weights.set(k, v);
+    // The old class names belong to the old head.
+    this.metadata.delete(CLASS_NAMES_METADATA_KEY);
     this.structureChanged();
   }
 

@@ -1,9 +1,16 @@
 import { KilnError } from '../errors.js';
 import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel, QUANTIZED_OPS } from '../model/onnx-model.js';
-import { parseOnnx, readOnnxFile } from '../model/read-model.js';
+import { parseModelKey } from '../model/encryption.js';
+import { openModelBytes, readOnnxFile } from '../model/read-model.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
+
+/** Options of loadModel: GraphModel's options (name, seed, layout, mean, std) and the key of an encrypted model. */
+export interface LoadModelOptions extends GraphModelOptions {
+  /** The key of an encrypted model (`kiln encrypt`): 32 bytes, or 64 hex digits / base64 text. Decrypted in memory only. */
+  key?: Uint8Array | string;
+}
 
 /**
  * Loads an .onnx model as a model that trains, from a file (a path under Node, a URL in a browser,
@@ -12,9 +19,13 @@ import { Sequential } from './sequential.js';
  * its own graph. A model Kiln cannot feed data to (several inputs, integer inputs) or a quantized one
  * comes back as an inference-only OnnxModel, with the reason in `notTrainable`.
  */
-export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
-  const file = typeof source === 'string' || source instanceof URL ? String(source) : '<bytes>';
-  const { bytes, proto } = typeof source === 'string' || source instanceof URL ? await readOnnxFile(file) : { bytes: new Uint8Array(source), proto: parseOnnx(new Uint8Array(source), file) };
+export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer, options: LoadModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
+  const { key: keyText, ...graphOptions } = options;
+  options = graphOptions;
+  const key = keyText === undefined ? undefined : parseModelKey(keyText, 'the "key" option');
+  const isFile = typeof source === 'string' || source instanceof URL;
+  const file = isFile ? String(source) : '<bytes>';
+  const { bytes, proto } = isFile ? await readOnnxFile(file, key) : await openModelBytes(new Uint8Array(source), file, key);
   if (proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return Sequential.fromProto(proto, file);
   const quantized = (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? ''));
   if (quantized) {

@@ -7,10 +7,17 @@ import { Tensor, type DType } from '../tensor.js';
  * over the batch as a scalar. Each uses only ops with gradient rules, so autodiff differentiates it.
  */
 export interface Loss {
+  /** The loss function's name, as saved models record it. */
   readonly name: string;
+  /** Its arguments, as saved models record them. */
   readonly config: Record<string, unknown>;
   /** dtype and per-example shape of the labels this loss reads, given the model's output shape. */
-  labelSpec(outputShape: number[]): { dtype: DType; shape: number[] };
+  labelSpec(outputShape: number[]): {
+    /** 'int64' for class indices, 'float32' for targets. */
+    dtype: DType;
+    /** Shape of one example's label (`[]` for a class index). */
+    shape: number[];
+  };
   /** Mean loss over the batch (scalar). */
   build(graph: Graph, output: Value, labels: Value): Value;
 }
@@ -25,7 +32,12 @@ function clipProbabilities(graph: Graph, p: Value): Value {
   return graph.op1('Clip', [p, graph.scalar(EPSILON), graph.scalar(1 - EPSILON)]);
 }
 
+/** Arguments of the cross-entropy losses. */
 export interface CrossentropyArgs {
+  /**
+   * Whether the model outputs logits (true) or probabilities (false, the default, as in Keras): a model
+   * ending in a plain Dense layer outputs logits.
+   */
   fromLogits?: boolean;
 }
 
@@ -94,6 +106,7 @@ export function binaryCrossentropy(args: CrossentropyArgs = {}): Loss {
   };
 }
 
+/** Mean of the squared differences between outputs and targets of the output's shape. */
 export function meanSquaredError(): Loss {
   return {
     name: 'meanSquaredError',
@@ -118,6 +131,10 @@ const BY_NAME: Record<string, () => Loss> = {
   binary_crossentropy: () => binaryCrossentropy(),
 };
 
+/**
+ * A loss from its name (snake_case or camelCase: 'sparse_categorical_crossentropy', 'mse', ...) or a
+ * saved `{name, config}`; a Loss object passes through.
+ */
 export function resolveLoss(loss: string | Loss | { name: string; config?: Record<string, unknown> }): Loss {
   if (typeof loss === 'string') {
     const make = BY_NAME[loss];

@@ -30,6 +30,7 @@ export type Scores = Tensor | Float32Array | Float64Array | readonly number[] | 
  */
 export type Predictions = Scores | Int32Array;
 
+/** How to read scores: their column count and the binary threshold. */
 export interface ScoreOptions {
   /** Columns per row when `yPred` is a flat array holding `[N, C]` scores; otherwise a check on C. */
   numClasses?: number;

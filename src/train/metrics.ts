@@ -31,6 +31,7 @@ export type { Labels, Predictions, ScoreOptions, Scores } from './metric-inputs.
 /** How per-class precision / recall / F1 are combined into one number, or 'none' for the per-class array. */
 export type Average = 'macro' | 'micro' | 'none';
 
+/** Options of `precision`, `recall` and `f1`. */
 export interface AveragedMetricOptions extends ScoreOptions {
   /** 'macro' (default): unweighted mean over classes that occur in yTrue or in the predictions. */
   average?: Average;
@@ -147,8 +148,11 @@ function harmonicMean(p: number, r: number): number {
 
 /** Per-class precision, recall, F1 and support read off a confusion matrix (rows true, columns predicted). */
 export interface PerClassScores {
+  /** Of the samples predicted as each class, the fraction that are. */
   precision: number[];
+  /** Of the samples of each class, the fraction predicted as it. */
   recall: number[];
+  /** Harmonic mean of precision and recall, per class. */
   f1: number[];
   /** Samples of each class in yTrue. */
   support: number[];
@@ -304,15 +308,21 @@ function aucFromLabelsAndScores(trueLabels: Int32Array, scores: ScoreMatrix): nu
 
 /** Everything a classification report prints, from one pass over labels and scores. */
 export interface ClassifierEvaluation {
+  /** Samples scored. */
   numSamples: number;
+  /** Classes (columns of the scores; 2 for binary probabilities). */
   numClasses: number;
+  /** Fraction of samples whose predicted class is the label. */
   accuracy: number;
+  /** Unweighted mean F1 over the classes present. */
   macroF1: number;
+  /** F1 over all samples pooled (equal to accuracy for single-label problems). */
   microF1: number;
   /** ROC AUC as `aucRoc` computes it, or null where it is undefined (yTrue holds a single class). */
   aucRoc: number | null;
   /** Rows are true classes, columns predicted classes. */
   confusion: number[][];
+  /** Precision, recall, F1 and support per class. */
   perClass: PerClassScores;
 }
 

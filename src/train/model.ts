@@ -22,8 +22,16 @@ import { maskLiveWeights, pullState, pushState, type OptimizerProgress } from '.
 export type { FitArgs } from './fit-args.js';
 export type { History } from './fit-loop.js';
 
+/** What `compile()` takes, as in Keras: the optimizer, the loss and the metrics to track. */
 export interface CompileArgs {
+  /**
+   * 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad' (Keras' defaults), or one made by `optimizers.adam({...})` etc.
+   */
   optimizer: string | Optimizer;
+  /**
+   * 'sparseCategoricalCrossentropy', 'categoricalCrossentropy', 'binaryCrossentropy', 'meanSquaredError', or one
+   * made by `losses.*` (e.g. `losses.sparseCategoricalCrossentropy({fromLogits: true})`).
+   */
   loss: string | Loss;
   /** 'accuracy' (or 'acc') is computed inside the training step; others on predictions in evaluate(). */
   metrics?: string[];
@@ -35,6 +43,7 @@ export interface CompileArgs {
  * to it in the runtime worker, which keeps weights and optimizer state between steps.
  */
 export abstract class TrainableModel extends Model implements TrainingControl {
+  /** Set to true (by a callback) to stop `fit()` after the current epoch. */
   stopTraining = false;
   private compiled: CompiledSteps | undefined;
   /** Optimizer state carried across fit() calls, as Keras keeps it: flat slots and the step count. */
@@ -78,6 +87,12 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     this.dropCompiled();
   }
 
+  /** The compiled steps' sessions go too (the steps stay compiled and load again in the new runtime). */
+  protected override releaseRuntimeSessions(): void {
+    super.releaseRuntimeSessions();
+    this.dropSessions();
+  }
+
   /** Forgets the compiled step after the structure changed (a layer added): its sessions go with it. */
   protected dropCompiled(): void {
     this.dropSessions();
@@ -93,6 +108,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     return this.compiled;
   }
 
+  /** The model's weights by name (the map itself: use `setWeights` to change them). */
   getWeights(): Map<string, Tensor> {
     return this.weights;
   }
@@ -113,6 +129,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
    * What a training package carries (train/training-package.ts): the compiled steps and the state
    * training continues from: the weights, the optimizer's slots (empty before the first fit) and step,
    * and the graph predict() runs (input → output, weights as initializers).
+   * @internal
    */
   trainingSnapshot(): { steps: CompiledSteps; weights: Map<string, Tensor>; slots: Map<string, Tensor<'float32'>>; step: number; inference: Uint8Array } {
     const steps = this.requireCompiled();
@@ -142,6 +159,11 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     return this.weights;
   }
 
+  /**
+   * Trains on inputs `x` `[N, ...inputShape]` and labels `y` (class indices `[N]` for sparse cross-entropy,
+   * rows of targets otherwise) for `args.epochs`, as Keras' `fit`. Optimizer state carries over to the next
+   * `fit()` call. Resolves with the per-epoch history; the weights stay in the model.
+   */
   async fit(x: Tensor, y: Tensor, args: FitArgs = {}): Promise<History> {
     const data = checkFitArgs(x, y, args, this.requireCompiled().loss, this.outputShape, (input, what) => this.checkInput(input, what));
     // Looked up after the input checks: checking may settle an imported graph's layout and rebuild the step.
@@ -192,7 +214,19 @@ export abstract class TrainableModel extends Model implements TrainingControl {
    * Loss and accuracy on (x, y), plus — for classifiers — macro F1, AUC-ROC and the confusion matrix
    * computed on the predictions.
    */
-  async evaluate(x: Tensor, y: Tensor, args: { batchSize?: number } = {}): Promise<Record<string, number> & { confusion?: number[][] }> {
+  async evaluate(
+    x: Tensor,
+    y: Tensor,
+    args: {
+      /** Examples per run (default 256). */
+      batchSize?: number;
+    } = {},
+  ): Promise<
+    Record<string, number> & {
+      /** Classifiers: counts by true class (rows) and predicted class (columns). */
+      confusion?: number[][];
+    }
+  > {
     this.requireCompiled();
     this.checkInput(x);
     // As in fit: the input check may have rebuilt the step.

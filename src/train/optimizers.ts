@@ -8,7 +8,11 @@ import { scheduleFromConfig, type LearningRateSchedule } from './schedules.js';
  * everything, which measured faster than one update per tensor.
  */
 
+/** Arguments every optimizer takes. */
 export interface OptimizerCommon {
+  /**
+   * A fixed rate or a schedule over steps (`schedules.cosineDecay(...)`); default: Keras' default for the optimizer.
+   */
   learningRate?: number | LearningRateSchedule;
   /** Decoupled weight decay, applied as w ← w − lr·wd·w before the update (as Keras 3 does). */
   weightDecay?: number;
@@ -20,18 +24,43 @@ export interface OptimizerCommon {
 
 /** Per-step scalar inputs of the update: the scheduled learning rate and the 1-based step number. */
 export interface UpdateScalars {
+  /** The learning rate for this step. */
   lr: Value;
+  /** The 1-based step number (Adam's bias correction). */
   step: Value;
 }
 
+/**
+ * An optimizer as the training step uses it: an update subgraph over the flat parameter vector. Made by
+ * `sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`.
+ */
 export interface Optimizer {
+  /** The optimizer's name, as saved models and checkpoints record it. */
   readonly name: string;
+  /** Its arguments, as saved models and checkpoints record them. */
   readonly config: Record<string, unknown>;
+  /** The learning rate or its schedule. */
   readonly learningRate: number | LearningRateSchedule;
   /** Names of the flat state vectors this optimizer keeps, with their initial fill value. */
-  readonly slots: { name: string; initial: number }[];
+  readonly slots: {
+    /** The slot's name ('m', 'v', 'velocity', ...). */
+    name: string;
+    /** The value every element starts at. */
+    initial: number;
+  }[];
   /** Emits the update: new parameters and new slot values. */
-  update(graph: Graph, w: Value, g: Value, slots: Record<string, Value>, s: UpdateScalars): { w: Value; slots: Record<string, Value | undefined> };
+  update(
+    graph: Graph,
+    w: Value,
+    g: Value,
+    slots: Record<string, Value>,
+    s: UpdateScalars,
+  ): {
+    /** The updated flat parameters. */
+    w: Value;
+    /** The updated slots by name. */
+    slots: Record<string, Value | undefined>;
+  };
   /** Learning rate at a 0-based step. */
   lrAt(step: number): number;
 }
@@ -73,8 +102,11 @@ function prepare(graph: Graph, args: OptimizerCommon, w: Value, g: Value, lr: Va
   return { w: weights, g: grad };
 }
 
+/** Arguments of `sgd` (default learning rate 0.01). */
 export interface SgdArgs extends OptimizerCommon {
+  /** Momentum μ in [0, 1] (default 0: plain gradient descent). */
   momentum?: number;
+  /** Nesterov momentum (default false). */
   nesterov?: boolean;
 }
 
@@ -102,9 +134,13 @@ export function sgd(args: SgdArgs = {}): Optimizer {
   };
 }
 
+/** Arguments of `adam` and `adamw` (default learning rate 0.001). */
 export interface AdamArgs extends OptimizerCommon {
+  /** Decay of the first-moment estimate (default 0.9). */
   beta1?: number;
+  /** Decay of the second-moment estimate (default 0.999). */
   beta2?: number;
+  /** Added to the denominator (default 1e-7, Keras'). */
   epsilon?: number;
 }
 
@@ -146,13 +182,18 @@ function adamLike(name: 'adam' | 'adamw', args: AdamArgs, defaultDecay: number |
   };
 }
 
+/** Keras' Adam (default learning rate 0.001, β1 0.9, β2 0.999, ε 1e-7). */
 export const adam = (args: AdamArgs = {}) => adamLike('adam', args, undefined);
 /** AdamW: Adam with decoupled weight decay (Keras' default 0.004). */
 export const adamw = (args: AdamArgs = {}) => adamLike('adamw', args, 0.004);
 
+/** Arguments of `rmsprop` (default learning rate 0.001). */
 export interface RmspropArgs extends OptimizerCommon {
+  /** Decay of the squared-gradient average (default 0.9). */
   rho?: number;
+  /** Added inside the square root (default 1e-7). */
   epsilon?: number;
+  /** Momentum on the increment (default 0). */
   momentum?: number;
 }
 
@@ -180,8 +221,11 @@ export function rmsprop(args: RmspropArgs = {}): Optimizer {
   };
 }
 
+/** Arguments of `adagrad` (default learning rate 0.001). */
 export interface AdagradArgs extends OptimizerCommon {
+  /** Starting value of the squared-gradient sum (default 0.1). */
   initialAccumulatorValue?: number;
+  /** Added inside the square root (default 1e-7). */
   epsilon?: number;
 }
 

@@ -2,8 +2,11 @@ import { KilnError } from '../errors.js';
 
 /** A learning rate as a function of the optimizer step (0-based), as Keras' LearningRateSchedule. */
 export interface LearningRateSchedule {
+  /** The schedule's name, as saved models record it. */
   readonly name: string;
+  /** Its arguments, as saved models record them. */
   readonly config: Record<string, number | boolean>;
+  /** The learning rate at a 0-based optimizer step. */
   at(step: number): number;
 }
 
@@ -55,6 +58,7 @@ export function cosineDecay(args: { initialLearningRate: number; decaySteps: num
   };
 }
 
+/** A schedule from its saved `{name, config}` form (as optimizers record it in saved models and checkpoints). */
 export function scheduleFromConfig(s: { name: string; config: Record<string, unknown> }): LearningRateSchedule {
   const make: Record<string, (c: never) => LearningRateSchedule> = { exponentialDecay, stepDecay, cosineDecay };
   const f = make[s.name];

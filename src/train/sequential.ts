@@ -30,10 +30,15 @@ export class Sequential extends TrainableModel {
     super.compile(args, { ...stepOptions, gradients: { maxPoolTies: 'all', ...stepOptions.gradients } });
   }
 
+  /** The layers, in order. */
   get layers(): readonly Layer[] {
     return this.structure.layers;
   }
 
+  /**
+   * Appends a layer (named `conv2d_1`, `dense_2`, ... if it has no name); its weights are drawn from the seed.
+   * A compiled model must be compiled again.
+   */
   add(layer: Layer): this {
     this.structure.add(layer);
     this.invalidate();
@@ -95,12 +100,14 @@ export class Sequential extends TrainableModel {
     this.setWeights(storedWeights(proto, this.weights.keys(), file));
   }
 
+  /** Reads a .onnx file Kiln saved from a Sequential (`loadModel` also takes any other ONNX model). */
   static async load(file: string): Promise<Sequential> {
     const { proto } = await readOnnxFile(file);
     return Sequential.fromProto(proto, file);
   }
 }
 
+/** A new Sequential model, Keras' `tf.keras.Sequential`: give layers now or `add()` them one by one. */
 export function sequential(args: SequentialArgs | Layer[] = {}): Sequential {
   return new Sequential(Array.isArray(args) ? { layers: args } : args);
 }

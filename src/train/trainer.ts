@@ -29,6 +29,10 @@ function withWeights(onnx: Uint8Array, weights: ReadonlyMap<string, Tensor>, fil
   return encodeModel({ ...proto, graph: { ...graph, initializer: (graph.initializer ?? []).map((t) => (weights.has(t.name ?? '') ? tensorToProto(t.name ?? '', weights.get(t.name ?? '')!) : t)) } });
 }
 
+/**
+ * Trains a model from a training package (`kiln export-trainer`, exportTrainer): fit, evaluate and
+ * predict with the package's own compiled graphs, under Node or in a browser, without Kiln's layers.
+ */
 export class Trainer implements TrainingControl {
   stopTraining = false;
   private readonly steps: CompiledSteps;
@@ -40,6 +44,7 @@ export class Trainer implements TrainingControl {
   private weightsVersion = 0;
 
   private constructor(
+    /** The package's manifest: Kiln's version, the model's shapes, loss, optimizer and files. */
     readonly manifest: TrainerManifest,
     private readonly files: TrainingPackage['files'],
   ) {
@@ -74,14 +79,17 @@ export class Trainer implements TrainingControl {
     return new Trainer(pkg.manifest, pkg.files);
   }
 
+  /** The model's name. */
   get name(): string {
     return this.manifest.name;
   }
 
+  /** One example's input shape (no batch dimension). */
   get inputShape(): number[] {
     return this.manifest.inputShape;
   }
 
+  /** One example's output shape (no batch dimension). */
   get outputShape(): number[] {
     return this.manifest.outputShape;
   }
@@ -165,7 +173,16 @@ export class Trainer implements TrainingControl {
   }
 
   /** Loss and (when the package tracks it) accuracy on (x, y), with the package's evaluation step. */
-  async evaluate(x: Tensor, y: Tensor, args: { batchSize?: number } = {}): Promise<{ loss: number; accuracy?: number }> {
+  async evaluate(
+    x: Tensor,
+    y: Tensor,
+    args: { batchSize?: number } = {},
+  ): Promise<{
+    /** Mean loss over the examples. */
+    loss: number;
+    /** Fraction of examples classified right, when the package tracks accuracy. */
+    accuracy?: number;
+  }> {
     this.checkInput(x);
     checkFinite(x, 'x');
     const labels = prepareLabels(y, this.steps.loss, this.outputShape, x.shape[0]!);
@@ -206,4 +223,7 @@ export class Trainer implements TrainingControl {
   }
 }
 
-export const loadTrainer = (location: string): Promise<Trainer> => Trainer.open(location);
+/** Opens the training package in a folder (Node) or at a URL (browser): Trainer.open. */
+export function loadTrainer(location: string): Promise<Trainer> {
+  return Trainer.open(location);
+}

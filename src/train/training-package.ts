@@ -16,6 +16,7 @@ export const TRAINER_FORMAT = 'kiln-trainer';
 export const TRAINER_FORMAT_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
 
+/** The files of a package: training step, evaluation step, inference graph, model file, starting state. */
 export type TrainerFileRole = 'trainStep' | 'evalStep' | 'inference' | 'model' | 'state';
 
 /** The files of a package by role, with the names they have in its folder. */
@@ -27,30 +28,65 @@ export const TRAINER_FILES: Record<TrainerFileRole, string> = {
   state: 'state.ckpt',
 };
 
+/** A training package's manifest.json: what the package holds and what wrote it. */
 export interface TrainerManifest {
+  /** Always 'kiln-trainer'. */
   format: typeof TRAINER_FORMAT;
+  /** The package layout's version (TRAINER_FORMAT_VERSION when written). */
   formatVersion: number;
+  /** The Kiln version that wrote it; another version refuses the package. */
   kilnVersion: string;
+  /** The model's name. */
   name: string;
   /** One example's input and output shapes (no batch dimension). */
   inputShape: number[];
+  /** One example's output shape. */
   outputShape: number[];
-  loss: { name: string; config: Record<string, unknown> };
-  optimizer: { name: string; config: Record<string, unknown> };
+  /** The loss compiled into the steps, by name and configuration. */
+  loss: {
+    /** The loss's name. */
+    name: string;
+    /** Its settings. */
+    config: Record<string, unknown>;
+  };
+  /** The optimizer compiled into the training step, by name and configuration. */
+  optimizer: {
+    /** The optimizer's name. */
+    name: string;
+    /** Its settings (learning rate, betas, ...). */
+    config: Record<string, unknown>;
+  };
+  /** The metrics fit() reports. */
   metrics: string[];
+  /** How the steps count accuracy (from the loss), or null when they do not. */
   accuracy: AccuracyKind;
   /** Where each trainable weight sits in the flat parameter vector (state/params). */
   layout: FlatSlot[];
+  /** Elements in the flat parameter vector. */
   totalSize: number;
   /** Non-trainable weights the steps read and update by name (moving statistics). */
   frozen: string[];
   /** Training-step outputs stored back as state (output name → state name). */
   store: Record<string, string>;
-  files: Record<TrainerFileRole, { path: string; bytes: number; sha256: string }>;
+  /** Each file by role: its name in the folder, size and SHA-256 (hex), checked on reading. */
+  files: Record<
+    TrainerFileRole,
+    {
+      /** Its name in the package's folder. */
+      path: string;
+      /** Its size in bytes. */
+      bytes: number;
+      /** Its SHA-256, lowercase hex. */
+      sha256: string;
+    }
+  >;
 }
 
+/** A training package in memory: the manifest and each file's bytes. */
 export interface TrainingPackage {
+  /** What the package holds. */
   manifest: TrainerManifest;
+  /** The files' bytes by role. */
   files: Record<TrainerFileRole, Uint8Array>;
 }
 

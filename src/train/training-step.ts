@@ -13,12 +13,17 @@ import type { Optimizer } from './optimizers.js';
 
 /** Where each trainable parameter lives inside the flat parameter vector. */
 export interface FlatSlot {
+  /** The parameter's name. */
   name: string;
+  /** Index of its first element in the flat vector. */
   offset: number;
+  /** Number of elements. */
   size: number;
+  /** Its shape. */
   shape: number[];
 }
 
+/** How a compiled step counts accuracy, from its loss: sparse labels, one-hot, binary (probabilities or logits), or not at all. */
 export type AccuracyKind = 'sparse' | 'categorical' | 'binary' | 'binaryLogits' | null;
 
 /** Names of the state tensors the runtime worker holds between steps. */
@@ -110,7 +115,14 @@ export interface TrainingStepOptions {
   /** Rewrites each layer's output in the forward pass (e.g. fake-quantized activations). */
   afterLayer?: (graph: Graph, layer: Layer, output: Value, index: number) => Value;
   /** Extra per-batch inputs fed by fit's `extraFeeds` (e.g. a teacher's logits for distillation). */
-  extraInputs?: { name: string; dtype: DType; shape: Dim[] }[];
+  extraInputs?: {
+    /** The input's name in the step graph. */
+    name: string;
+    /** Its element type. */
+    dtype: DType;
+    /** Its shape; 'N' for the batch dimension. */
+    shape: Dim[];
+  }[];
   /** Formulation choices of the backward pass (e.g. how MaxPool splits a gradient among tied maxima). */
   gradients?: GradientOptions;
   /** Builds the loss instead of the compiled Loss (it may read the extra inputs by name). */

@@ -17,7 +17,7 @@ export { type SequentialArgs } from '../model/sequential.js';
 export { Model, type PredictOptions } from '../model/model.js';
 export { TrainableModel, type CompileArgs, type FitArgs, type History } from '../train/model.js';
 export { Sequential, sequential } from '../train/sequential.js';
-export { loadModel } from '../train/load.js';
+export { loadModel, type LoadModelOptions } from '../train/load.js';
 export { GraphModel, type GraphModelOptions } from '../train/graph-model.js';
 export { OnnxModel } from '../model/onnx-model.js';
 export * as metrics from '../train/metrics.js';

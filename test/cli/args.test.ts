@@ -87,6 +87,21 @@ describe('parseArgs: integer and min on number options', () => {
   });
 });
 
+describe('parseArgs: options whose value is optional', () => {
+  const specs: OptionSpec[] = [
+    { name: 'structured', type: 'number', valueOptional: true, description: 'a ratio, or alone' },
+    { name: 'ratio', type: 'number', description: 'a ratio' },
+  ];
+  const parseOptional = (argv: string[]) => parseArgs(argv, specs, 'test').options;
+  it('stand alone before another option or at the end (true), take a value otherwise', () => {
+    assert.deepEqual(parseOptional(['--structured', '--ratio', '0.5']), { structured: true, ratio: 0.5 });
+    assert.deepEqual(parseOptional(['m.onnx', '--structured']), { structured: true });
+    assert.deepEqual(parseOptional(['--structured', '0.25']), { structured: 0.25 });
+    assert.deepEqual(parseOptional(['--structured=0.3']), { structured: 0.3 });
+    assert.throws(() => parseOptional(['--structured', 'half']), /--structured expects a number, got 'half'/);
+  });
+});
+
 describe("the commands' integer options", () => {
   // [command, option, a value it refuses, the rule the message states, a boundary value it accepts]
   const cases: [Command, string, string, string, string][] = [

@@ -158,6 +158,8 @@ describe('kiln train', () => {
       ['Conv2D', 'MaxPooling2D', 'Conv2D', 'MaxPooling2D', 'Conv2D', 'Flatten', 'Dense', 'Dense'],
     );
     assert.equal(model.seed, 7, '--seed seeds the weights too');
+    // The data set's class names go with the model (metadata 'kiln.labels'), for servers to answer with.
+    assert.deepEqual(model.classNames, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     // The printed numbers are those of the saved model on the test split.
     const r = await libraryEvaluate(trained);
     assert.equal(m[1], r.loss.toFixed(4));

@@ -108,9 +108,9 @@ export interface HttpResult {
 
 const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
-/** One request to the test server (keep-alive, 20 s timeout); body objects are sent as JSON, strings as they are. */
+/** One request to the test server (keep-alive, 20 s timeout); body objects are sent as JSON, strings and Buffers as they are. */
 export function http(base: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
-  const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
   const allHeaders: Record<string, string> = payload ? { 'content-type': 'application/json', 'content-length': String(payload.length), ...headers } : headers;
   return new Promise((resolve, reject) => {
     const req = request(base + urlPath, { method, headers: allHeaders, agent, timeout: 20_000 }, (res) => {

@@ -171,7 +171,7 @@ describe('TF Serving REST API v1', () => {
       [{ signature_name: 'predict_images', instances: [1] }, /Serving signature name: "predict_images" not found/],
       [{ instances: [[1, 2]] }, /input 'x' must have shape \[-1\]/],
       [{ instances: ['a'] }, /input 'x': element 0 is "a", expected a number/],
-      [{ instances: [{ b64: 'aGVsbG8=' }] }, /binary \{"b64": \.\.\.\} values are not supported/],
+      [{ instances: [{ b64: 'aGVsbG8=' }] }, /cannot take images: the model's input 'x' is not an image input/],
       [{ examples: [{ x: 1 }] }, /:predict does not take "examples"/],
       [{ instances: [1], extra: true }, /must NOT have additional properties/],
     ];

@@ -4,7 +4,6 @@
  * one batch in train() mode). Within 1e-4, relative, per tensor, as the any-ONNX issue asks.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { addGradients } from '../../src/autodiff/gradients.js';
 import { Graph, type Value } from '../../src/graph/graph.js';
@@ -13,31 +12,10 @@ import { encodeModel } from '../../src/graph/proto.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
+import { EXPORTED_DIR, decodeTensor, readReference } from '../fixtures/exported/reference.js';
 import { sparseCategoricalCrossentropy } from '../../src/train/losses.js';
 
-const DIR = 'test/fixtures/exported';
-
-interface Stored {
-  shape: number[];
-  data: string;
-}
-
-export function decodeTensor(t: Stored): Tensor<'float32'> {
-  const bytes = Buffer.from(t.data, 'base64');
-  const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  return new Tensor(data, t.shape, 'float32');
-}
-
-export function readReference(name: string): {
-  batch: { input: Stored; labels: number[] };
-  loss: number;
-  logits: Stored;
-  evalLogits: Stored;
-  gradients: Record<string, Stored>;
-  runningStats?: Record<string, Stored>;
-} {
-  return JSON.parse(readFileSync(`${DIR}/${name}.reference.json`, 'utf8'));
-}
+const DIR = EXPORTED_DIR;
 
 /** ‖a − b‖ / ‖b‖ */
 function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {

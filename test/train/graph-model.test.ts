@@ -92,8 +92,10 @@ describe('GraphModel on PyTorch exports', () => {
     const [x, y] = pick(data.x, data.y);
     const [xTest, yTest] = pick(data.xTest, data.yTest);
     const model = await GraphModel.load(`${DIR}/resnet.onnx`);
+    model.classNames = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
     await model.replaceHead(5);
     assert.deepEqual(model.outputShape, [5]);
+    assert.equal(model.classNames, undefined, "the old head's class names go with it");
     model.trainOnly('head.*');
     const frozenBefore = new Map([...model.weights].filter(([n]) => !n.startsWith('head.')).map(([n, t]) => [n, Float32Array.from(t.data as Float32Array)]));
     assert.ok(frozenBefore.has('block1.conv1.1.running_mean'));

@@ -9,6 +9,7 @@ import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.j
 import { checkDistillationOptions, distillationLoss } from './loss.js';
 import { defaultStudent, onnxParameterCount, type DefaultStudentOptions } from './student.js';
 import type { OnnxModel } from '../../model/onnx-model.js';
+import { CLASS_NAMES_METADATA_KEY, parseClassNames } from '../../model/class-names.js';
 import { asOnnxModel, teacherLogits, type ClassifierOutputKind, type ClassifierSource } from './teacher.js';
 
 /** Name of the training step's extra input that carries the batch's teacher logits. */
@@ -16,6 +17,7 @@ export const TEACHER_LOGITS_INPUT = 'teacher_logits';
 /** Metadata key under which a distilled student records how it was made. */
 export const DISTILLATION_METADATA_KEY = 'kiln.distillation';
 
+/** What `distill` takes: the teacher, the data, and the training settings (as `fit()`'s). */
 export interface DistillArgs {
   /** Any ONNX classifier with one input and `[N, classes]` logits or probabilities out. */
   teacher: ClassifierSource;
@@ -23,23 +25,37 @@ export interface DistillArgs {
   student?: Sequential;
   /** Training images `[N, ...]` (channels-last, as every Kiln loader returns them) and class labels `[N]`. */
   x: Tensor;
+  /** Class labels `[N]`. */
   y: Tensor;
   /** Softmax temperature for both models (default 4). */
   temperature?: number;
   /** Weight of the hard-label cross-entropy; the teacher term gets 1 − alpha (default 0.1). */
   alpha?: number;
+  /** Epochs to train the student (default 1). */
   epochs?: number;
+  /** Examples per step (default 32). */
   batchSize?: number;
   /** Default: Adam with Keras' defaults. */
   optimizer?: string | Optimizer;
+  /** Fraction of x held out for validation, as in `fit()`. */
   validationSplit?: number;
+  /** Validation data, as in `fit()`. */
   validationData?: [Tensor, Tensor];
+  /** Shuffle before each epoch (default true). */
   shuffle?: boolean;
   /** Seed for shuffling (default: the student's seed). */
   seed?: number;
+  /** Hooks called during training, as in `fit()`. */
   callbacks?: Callback[];
+  /** 0 silent, 1 progress bar (default), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
-  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Where progress goes (default process.stdout). */
+  stream?: NodeJS.WritableStream & {
+    /** A terminal gets a redrawn progress bar. */
+    isTTY?: boolean;
+    /** Width of the terminal. */
+    columns?: number;
+  };
   /** What the teacher outputs; 'auto' (default) recognizes probabilities (rows ≥ 0 summing to 1). */
   teacherOutput?: ClassifierOutputKind | 'auto';
   /** Options for the default student. */
@@ -51,13 +67,21 @@ export interface DistillArgs {
   augment?: AugmentOptions;
 }
 
+/** What `distill` returns: the trained student and how it was made. */
 export interface DistillResult {
+  /** The trained student (metadata 'kiln.distillation' records the settings). */
   student: Sequential;
+  /** Its training history. */
   history: History;
+  /** The temperature used. */
   temperature: number;
+  /** The hard-label weight used. */
   alpha: number;
+  /** Parameters of the teacher. */
   teacherParameters: number;
+  /** Parameters of the student. */
   studentParameters: number;
+  /** Whether the teacher's outputs were read as logits or probabilities. */
   teacherOutput: ClassifierOutputKind;
   /** Seconds spent running the teacher over the training set. */
   teacherSeconds: number;
@@ -130,6 +154,9 @@ export async function distill(args: DistillArgs): Promise<DistillResult> {
   });
   const teacherParameters = onnxParameterCount(teacher);
   const studentParameters = student.countParams().total;
+  // The student answers the teacher's classes, under the teacher's names, unless it was given its own.
+  const teacherNames = parseClassNames(teacher.description.metadata[CLASS_NAMES_METADATA_KEY], 'the teacher');
+  if (teacherNames?.length === classes && !student.metadata.has(CLASS_NAMES_METADATA_KEY)) student.classNames = teacherNames;
   student.metadata.set(
     DISTILLATION_METADATA_KEY,
     JSON.stringify({ temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, epochs: history.epoch.length, augment: args.augment ?? null }),

@@ -4,3 +4,4 @@ export { distillationLoss, type DistillationLossOptions } from './loss.js';
 export { defaultStudent, onnxParameterCount, type DefaultStudentOptions } from './student.js';
 export { adaptInput } from '../../model/input-adapter.js';
 export { asOnnxModel, classifierScores, teacherLogits, type ClassifierSource, type ClassifierOutputKind, type TeacherLogits } from './teacher.js';
+export type { ClassifierScoresOptions } from './teacher.js';

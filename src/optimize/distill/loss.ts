@@ -2,6 +2,7 @@ import { KilnError } from '../../errors.js';
 import type { Graph, Value } from '../../graph/graph.js';
 import { sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
 
+/** Options of `distillationLoss`. */
 export interface DistillationLossOptions {
   /** Softens both distributions: p = softmax(logits / T). Hinton et al. use 2–20; Kiln's default is 4. */
   temperature: number;

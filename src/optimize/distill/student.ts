@@ -4,6 +4,7 @@ import { MODEL_METADATA_KEY, sequentialArgsFromProto } from '../../model/sequent
 import type { OnnxModel } from '../../model/onnx-model.js';
 import { Sequential } from '../../train/sequential.js';
 
+/** Options of `defaultStudent`. */
 export interface DefaultStudentOptions {
   /** Most parameters the student may have, as a fraction of the teacher's (default 0.25). */
   maxParameterRatio?: number;

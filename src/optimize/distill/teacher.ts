@@ -34,6 +34,7 @@ export function looksLikeProbabilities(scores: Float32Array, classes: number): b
   return true;
 }
 
+/** Options of `classifierScores` and `teacherLogits`. */
 export interface ClassifierScoresOptions {
   /** Examples per ONNX Runtime call (default 256). */
   batchSize?: number;
@@ -70,7 +71,9 @@ export async function classifierScores(model: OnnxModel, x: Tensor, options: Cla
   return new Tensor(out ?? new Float32Array(0), [n, classes], 'float32');
 }
 
+/** A teacher's logits for every example, as `teacherLogits` computes them. */
 export interface TeacherLogits {
+  /** `[N, classes]` logits (log-probabilities for a teacher that outputs probabilities). */
   logits: Tensor<'float32'>;
   /** What the teacher outputs: logits as they are, or probabilities turned into log-probabilities. */
   outputKind: ClassifierOutputKind;

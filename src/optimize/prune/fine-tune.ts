@@ -8,13 +8,17 @@ import type { History } from '../../train/fit-loop.js';
 import { Sequential } from '../../train/sequential.js';
 import type { Optimizer } from '../../train/optimizers.js';
 import type { TrainingStepOptions } from '../../train/training-step.js';
+import type { TrainableModel } from '../../train/model.js';
 
 /** Training after pruning: the data and the usual fit() settings. */
 export interface FineTuneArgs {
+  /** Training inputs. */
   x: Tensor;
+  /** Training labels. */
   y: Tensor;
   /** Epochs of fine-tuning (iterative structured pruning: per round). Default 1. */
   epochs?: number;
+  /** Examples per step (default 32). */
   batchSize?: number;
   /** Default: Adam with Keras' defaults. */
   optimizer?: string | Optimizer;
@@ -23,11 +27,17 @@ export interface FineTuneArgs {
    * categorical cross-entropy — from logits unless the last layer ends in softmax.
    */
   loss?: string | Loss;
+  /** Validation data, as in `fit()`. */
   validationData?: [Tensor, Tensor];
+  /** Fraction held out for validation, as in `fit()`. */
   validationSplit?: number;
+  /** Hooks called during fine-tuning, as in `fit()`. */
   callbacks?: Callback[];
+  /** 0 silent, 1 progress bar (default), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
+  /** Seed for shuffling (default: the model's). */
   seed?: number;
+  /** Where progress goes (default process.stdout). */
   stream?: FitArgs['stream'];
 }
 
@@ -65,7 +75,7 @@ export function compileForFineTune(model: Sequential, args: FineTuneArgs, stepOp
   model.compile({ optimizer: args.optimizer ?? 'adam', loss: args.loss ?? defaultLoss(model), metrics: ['accuracy'] }, stepOptions);
 }
 
-export function fitFineTune(model: Sequential, args: FineTuneArgs, callbacks: Callback[] = []): Promise<History> {
+export function fitFineTune(model: TrainableModel, args: FineTuneArgs, callbacks: Callback[] = []): Promise<History> {
   return model.fit(args.x, args.y, {
     epochs: args.epochs ?? 1,
     batchSize: args.batchSize ?? 32,

@@ -8,6 +8,7 @@ import { checkMByN, selectTargets, targetMasks, type PruneTarget } from './masks
 import { layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
 import { checkSparsity, constantSparsity, polynomialDecay, type PruningSchedule } from './schedules.js';
 
+/** Options of magnitude (unstructured) pruning: how sparse, on what schedule, which layers, and the fine-tuning. */
 export interface MagnitudePruneOptions extends SnapshotOptions {
   /** Final fraction of each pruned kernel's weights set to zero, in [0, 1). */
   sparsity?: number;
@@ -23,9 +24,11 @@ export interface MagnitudePruneOptions extends SnapshotOptions {
   fineTune?: FineTuneArgs;
 }
 
+/** What `prune` returns: the pruned copy and its before/after report. */
 export interface PruneResult {
   /** The pruned model: an ordinary trainable Sequential (the original is left untouched). */
   model: Sequential;
+  /** Sizes, FLOPs, accuracy, latency and per-layer sparsity before and after. */
   report: PruneReport;
 }
 
@@ -42,11 +45,17 @@ export function defaultSchedule(finalSparsity: number, totalSteps: number): Prun
 
 /** The parts of a pruning schedule a caller chose; what it leaves out comes from defaultSchedule. */
 export interface ScheduleChoice {
+  /** TF-MOT's PolynomialDecay (default) or ConstantSparsity. */
   kind?: 'polynomial' | 'constant';
+  /** First pruning step (default 0). */
   beginStep?: number;
+  /** Last pruning step (default: ~70% of the fine-tuning steps; −1: no end, constant only). */
   endStep?: number;
+  /** Steps between mask updates (default: ~1/20 of the steps, at most 100). */
   frequency?: number;
+  /** Polynomial exponent (default 3). */
   power?: number;
+  /** Polynomial: sparsity at the begin step (default 0). */
   initialSparsity?: number;
 }
 

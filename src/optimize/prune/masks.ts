@@ -12,8 +12,11 @@ import type { Tensor } from '../../tensor.js';
 export interface PruneTarget {
   /** The weight's name, `<layer>/kernel`. */
   name: string;
+  /** The layer that owns it. */
   layer: string;
+  /** The kernel's shape as stored. */
   shape: number[];
+  /** The kernel read as [outer, input, inner], so m:n groups run along the input axis. */
   view: [number, number, number];
 }
 

@@ -10,28 +10,39 @@ import { evaluateClassifier } from '../../train/metrics.js';
 
 /** One model's cost, and — when measured — its test accuracy and inference latency. */
 export interface ModelSnapshot extends ModelCost {
+  /** Test accuracy, when evaluation data was given. */
   accuracy?: number;
   /** Median milliseconds per inference batch of `latencyBatchSize` examples. */
   latencyMs?: number;
+  /** The batch size latency was measured at. */
   latencyBatchSize?: number;
 }
 
 /** Zeros in one weight tensor. */
 export interface WeightSparsity {
+  /** The weight's name (`<layer>/<param>`). */
   name: string;
+  /** Its shape. */
   shape: number[];
+  /** Its element count. */
   elements: number;
+  /** Elements exactly zero. */
   zeros: number;
+  /** zeros / elements. */
   sparsity: number;
 }
 
 /** One layer before and after pruning. */
 export interface LayerPruneReport {
+  /** The layer's name. */
   name: string;
+  /** Its class ('Conv2D', ...). */
   className: string;
   /** Filters (Conv2D) or units (Dense) before → after; other layers: undefined. */
   units?: [number, number];
+  /** Its parameters before pruning. */
   parametersBefore: number;
+  /** Its parameters after (fewer only with structured pruning). */
   parametersAfter: number;
   /** Non-zero weights after pruning. */
   nonZeroAfter: number;
@@ -39,24 +50,42 @@ export interface LayerPruneReport {
   sparsity: number;
   /** Zeros in its kernel, when it has one. */
   kernelSparsity?: number;
+  /** Whether this layer was pruned. */
   pruned: boolean;
   /** Structured pruning: the original indices of the filters/units kept (ascending). */
   keptUnits?: number[];
 }
 
+/** What pruning did: the model before and after, per layer and per weight. */
 export interface PruneReport {
+  /** Which pruning ran. */
   method: 'magnitude' | 'structured';
+  /** The original model's cost (and accuracy, latency when measured). */
   before: ModelSnapshot;
+  /** The pruned model's. */
   after: ModelSnapshot;
+  /** Each layer before and after. */
   layers: LayerPruneReport[];
+  /** Zeros in each weight of the pruned model. */
   weights: WeightSparsity[];
   /** Zeros among all weights of the pruned model. */
   sparsity: number;
   /** Magnitude pruning: zeros among the weights it targeted (the kernels of the pruned layers). */
   targetSparsity?: number;
   /** Magnitude pruning: the schedule followed and the mask updates made (step, sparsity). */
-  schedule?: { name: string; config: Record<string, number> };
-  maskUpdates?: { step: number; sparsity: number }[];
+  schedule?: {
+    /** The schedule's name. */
+    name: string;
+    /** Its arguments. */
+    config: Record<string, number>;
+  };
+  /** Magnitude pruning: each mask update, at which fine-tuning step and to what sparsity. */
+  maskUpdates?: {
+    /** The fine-tuning step (0-based). */
+    step: number;
+    /** The sparsity the masks were set to. */
+    sparsity: number;
+  }[];
   /** Fine-tuning history (per fit, for iterative structured pruning one entry per round). */
   history?: Record<string, number[]>[];
 }
@@ -68,6 +97,7 @@ function countZeros(t: Tensor): number {
   return zeros;
 }
 
+/** Zeros in each of the model's weights. */
 export function weightSparsity(model: Sequential): WeightSparsity[] {
   return [...model.weights].map(([name, t]) => {
     const zeros = countZeros(t);
@@ -113,21 +143,46 @@ export async function classifierAccuracy(model: Sequential, x: Tensor, y: Tensor
   return evaluateClassifier(y as never, scores as never).accuracy;
 }
 
+/** How latency is measured. */
+export type LatencyOptions = {
+  /** Examples per batch (default 64). */
+  batchSize?: number;
+  /** Timed runs of each model, after 3 warm-up runs; the median is reported (default 30). */
+  runs?: number;
+  /** Seed of the random input data (default 7). */
+  seed?: number;
+};
+
 /**
  * Median inference time per batch of each model, measured interleaved (one run of each in turn) in the
  * runtime worker, so that load from other processes hits every model alike.
  */
-export async function measureLatency(models: readonly Sequential[], options: { batchSize?: number; runs?: number; seed?: number } = {}): Promise<number[]> {
+export async function measureLatency(models: readonly Sequential[], options: LatencyOptions = {}): Promise<number[]> {
+  return medianLatencies(
+    models.map((m) => ({ onnx: m.toOnnx(), input: INPUT_NAME, shape: m.inputShape })),
+    options,
+  );
+}
+
+/** measureLatency for .onnx files that read one input of the same name and per-example shape (an imported model and its pruned copy). */
+export function measureModelLatency(files: readonly Uint8Array[], input: { name: string; shape: number[] }, options: LatencyOptions = {}): Promise<number[]> {
+  return medianLatencies(
+    files.map((onnx) => ({ onnx, input: input.name, shape: input.shape })),
+    options,
+  );
+}
+
+async function medianLatencies(models: readonly { onnx: Uint8Array; input: string; shape: number[] }[], options: LatencyOptions): Promise<number[]> {
   const batchSize = options.batchSize ?? 64;
   const runs = options.runs ?? 30;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `latency batchSize must be a positive integer, got ${batchSize}`);
   if (!Number.isInteger(runs) || runs < 1) throw new KilnError('INVALID_ARGUMENT', `latency runs must be a positive integer, got ${runs}`);
   const runtime = sharedRuntime();
-  const sessions = await Promise.all(models.map((m) => runtime.load(m.toOnnx())));
+  const sessions = await Promise.all(models.map((m) => runtime.load(m.onnx)));
   try {
     const rng = new Random(options.seed ?? 7);
     const inputs = models.map((m) => {
-      const shape = [batchSize, ...m.inputShape];
+      const shape = [batchSize, ...m.shape];
       const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
       for (let i = 0; i < data.length; i++) data[i] = rng.next();
       return new Tensor(data, shape, 'float32');
@@ -136,7 +191,7 @@ export async function measureLatency(models: readonly Sequential[], options: { b
     for (let r = -3; r < runs; r++) {
       for (let k = 0; k < models.length; k++) {
         const t0 = performance.now();
-        await runtime.run(sessions[k]!, { [INPUT_NAME]: inputs[k]! });
+        await runtime.run(sessions[k]!, { [models[k]!.input]: inputs[k]! });
         if (r >= 0) times[k]!.push(performance.now() - t0);
       }
     }
@@ -149,11 +204,24 @@ export async function measureLatency(models: readonly Sequential[], options: { b
   }
 }
 
+/** What to measure besides size and FLOPs, before and after. */
 export interface SnapshotOptions {
   /** Test data for the accuracy before and after. */
-  evaluation?: { x: Tensor; y: Tensor };
+  evaluation?: {
+    /** Test inputs. */
+    x: Tensor;
+    /** Test labels. */
+    y: Tensor;
+  };
   /** Measure inference latency (default batch 64, 30 runs each, interleaved). */
-  latency?: boolean | { batchSize?: number; runs?: number };
+  latency?:
+    | boolean
+    | {
+        /** Examples per run (default 64). */
+        batchSize?: number;
+        /** Timed runs per model (default 30). */
+        runs?: number;
+      };
 }
 
 /** Cost (and, when asked, accuracy and latency) of the model before and after pruning. */

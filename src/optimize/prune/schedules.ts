@@ -5,7 +5,9 @@ import { KilnError } from '../../errors.js';
  * batches from the start of fine-tuning) — TF-MOT's `PruningSchedule`, with its names and semantics.
  */
 export interface PruningSchedule {
+  /** The schedule's TF-MOT name. */
   readonly name: 'constantSparsity' | 'polynomialDecay';
+  /** Its arguments, as reports record them. */
   readonly config: Record<string, number>;
   /** The sparsity the schedule ends at (what the model has once pruning is over). */
   readonly finalSparsity: number;
@@ -43,7 +45,9 @@ function pruningTurn(step: number, beginStep: number, endStep: number, frequency
   return inRange && (step - beginStep) % frequency === 0;
 }
 
+/** Arguments of `constantSparsity` (TF-MOT's ConstantSparsity). */
 export interface ConstantSparsityArgs {
+  /** Fraction of each kernel set to zero, in [0, 1). */
   targetSparsity: number;
   /** First step at which the masks are computed (default 0). */
   beginStep?: number;
@@ -71,12 +75,15 @@ export function constantSparsity(args: ConstantSparsityArgs): PruningSchedule {
   };
 }
 
+/** Arguments of `polynomialDecay` (TF-MOT's PolynomialDecay). */
 export interface PolynomialDecayArgs {
   /** Sparsity at beginStep (default 0). */
   initialSparsity?: number;
+  /** Sparsity reached at endStep and kept after it, in [0, 1). */
   finalSparsity: number;
-  /** Default 0. */
+  /** First step at which masks are computed. Default 0. */
   beginStep?: number;
+  /** Step at which finalSparsity is reached (and the last mask update). */
   endStep: number;
   /** Exponent of the decay (default 3: prune fast early, gently near the end). */
   power?: number;

@@ -7,8 +7,10 @@ import { kernelLayers, namedKernelLayers, requireTrainableWeights } from './mask
 import type { PruneResult } from './magnitude.js';
 import { layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
 
+/** What ranks filters and units for removal: their weights' L1 or L2 norm, or the following BatchNorm's |gamma|. */
 export type FilterCriterion = 'l1' | 'l2' | 'bnScale';
 
+/** How much structured pruning removes, where, and how filters are ranked. */
 export interface StructuredPruneArgs {
   /** Fraction of filters/units removed from each pruned layer, in [0, 1). */
   ratio?: number;
@@ -23,10 +25,13 @@ export interface StructuredPruneArgs {
   iterations?: number;
 }
 
+/** Options of structured pruning: what to remove, which layers, and the fine-tuning. */
 export interface StructuredPruneOptions extends SnapshotOptions {
+  /** How much to remove and how filters are ranked. */
   structured: StructuredPruneArgs;
   /** Layers `ratio` applies to (default: every Conv2D/Dense but the last, whose units are the outputs). */
   layers?: string[];
+  /** Train after removing (after each round when iterative). Without it the model is pruned once. */
   fineTune?: FineTuneArgs;
 }
 

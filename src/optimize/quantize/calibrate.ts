@@ -6,9 +6,13 @@ import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
 import type { Tensor } from '../../tensor.js';
 import type { Range } from './params.js';
 
+/** How activation ranges are estimated from calibration data: full range, a percentile of it, or the
+ * range that keeps the quantized histogram closest in KL divergence (TensorRT's entropy method). */
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
+/** Every calibration method. */
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy'];
 
+/** Options of `calibrateActivations`. */
 export interface CalibrationOptions {
   /**
    * 'minmax': the full observed range. 'percentile': clip the tails (each side keeps `percentile`
@@ -23,6 +27,7 @@ export interface CalibrationOptions {
   bins?: number;
   /** Examples per run of the float model (default 64). */
   batchSize?: number;
+  /** The runtime worker to run the float model in (default: the shared one). */
   runtime?: Runtime;
 }
 

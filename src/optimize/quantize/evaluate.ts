@@ -1,10 +1,16 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KilnError, formatShape } from '../../errors.js';
+import { decodeModel } from '../../graph/proto.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { SessionInfo } from '../../runtime/protocol.js';
 import { Tensor } from '../../tensor.js';
 import { accuracy, predictedLabels } from '../../train/metrics.js';
 
+/** Data to compare the float and quantized models on. */
 export interface EvaluationData {
+  /** Test inputs (channels-last images are laid out for the model as calibration data are). */
   x: Tensor;
   /** Class labels [N]; without them only latency and agreement with the float model are measured. */
   y?: Tensor;
@@ -14,6 +20,7 @@ export interface EvaluationData {
   latencyRuns?: number;
 }
 
+/** One model's accuracy and latency. */
 export interface ModelMeasurement {
   /** Top-1 accuracy on the evaluation data (when labels were given). */
   accuracy?: number;
@@ -21,15 +28,38 @@ export interface ModelMeasurement {
   latencyMs: number;
 }
 
+/** The float model against the quantized one, measured in the same run. */
 export interface Comparison {
+  /** The float model. */
   before: ModelMeasurement;
+  /** The quantized model. */
   after: ModelMeasurement;
+  /** Batch size of the latency measurement. */
   batchSize: number;
   /** Fraction of examples where the quantized model predicts the float model's class. */
   agreement: number;
   /** Largest |float − quantized| over all outputs, and the largest |float| for scale. */
   maxAbsDiff: number;
+  /** Largest |float output|, to judge maxAbsDiff against. */
   maxAbsFloat: number;
+  /**
+   * Node count per op type in the graphs ONNX Runtime runs after its optimizations, float and
+   * quantized: which QDQ groups it fused into integer kernels (QLinearMatMul, QGemm, ...) and what
+   * it left in float.
+   */
+  runtimeOps: {
+    /** Node count per op type in the float model's optimized graph. */
+    before: Record<string, number>;
+    /** Node count per op type in the quantized model's optimized graph. */
+    after: Record<string, number>;
+  };
+}
+
+/** Op counts of a serialized graph, without domains (QLinearMatMul, not com.microsoft.QLinearMatMul). */
+function countOps(bytes: Uint8Array): Record<string, number> {
+  const ops: Record<string, number> = {};
+  for (const n of decodeModel(bytes).graph?.node ?? []) ops[n.opType!] = (ops[n.opType!] ?? 0) + 1;
+  return ops;
 }
 
 async function predictAll(runtime: Runtime, session: SessionInfo, inputName: string, x: Tensor, batchSize: number): Promise<Tensor> {
@@ -61,10 +91,15 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
   if (data.y && data.y.shape[0] !== n) throw new KilnError('INVALID_DATA', `evaluation x has ${n} examples but y has ${data.y.shape[0]}: they must match`);
   const batchSize = data.batchSize ?? 64;
   const runs = data.latencyRuns ?? 30;
-  const sessions = [await runtime.load(floatBytes), await runtime.load(quantizedBytes)] as const;
+  // The measured sessions also write the graphs they run, to report ONNX Runtime's fusions.
+  const dir = await mkdtemp(join(tmpdir(), 'kiln-compare-'));
+  const optimized = [join(dir, 'float.onnx'), join(dir, 'quantized.onnx')] as const;
+  const sessions: SessionInfo[] = [];
   try {
-    const inputName = sessions[0].inputNames[0]!;
-    const [floatOut, quantOut] = [await predictAll(runtime, sessions[0], inputName, data.x, 256), await predictAll(runtime, sessions[1], inputName, data.x, 256)];
+    for (const [k, bytes] of [floatBytes, quantizedBytes].entries()) sessions.push(await runtime.load(bytes, { optimizedModelFile: optimized[k] }));
+    const runtimeOps = { before: countOps(await readFile(optimized[0])), after: countOps(await readFile(optimized[1])) };
+    const inputName = sessions[0]!.inputNames[0]!;
+    const [floatOut, quantOut] = [await predictAll(runtime, sessions[0]!, inputName, data.x, 256), await predictAll(runtime, sessions[1]!, inputName, data.x, 256)];
     if (formatShape(floatOut.shape) !== formatShape(quantOut.shape)) {
       throw new KilnError('RUNTIME_ERROR', `the quantized model's output ${formatShape(quantOut.shape)} differs from the float model's ${formatShape(floatOut.shape)}`);
     }
@@ -86,7 +121,7 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
     for (let r = 0; r < runs + 2; r++) {
       for (const k of [0, 1] as const) {
         const t0 = performance.now();
-        await runtime.run(sessions[k], { [inputName]: batch });
+        await runtime.run(sessions[k]!, { [inputName]: batch });
         // The first two rounds warm up allocations and caches.
         if (r >= 2) times[k].push(performance.now() - t0);
       }
@@ -103,8 +138,10 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
       agreement: classifier ? agree / n : NaN,
       maxAbsDiff,
       maxAbsFloat,
+      runtimeOps,
     };
   } finally {
     for (const s of sessions) await runtime.release(s).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -45,6 +45,7 @@ export function float16Value(bits: number): number {
   return sign * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** Options of `convertToFloat16`. */
 export interface Float16Options {
   /**
    * false (default): only the stored weights become float16 — half the file — and a Cast back to
@@ -55,8 +56,11 @@ export interface Float16Options {
   compute?: boolean;
 }
 
+/** What `convertToFloat16` produced. */
 export interface Float16Result {
+  /** The converted model. */
   proto: ModelProto;
+  /** Initializers stored as float16 now. */
   convertedInitializers: number;
   /** Weights beyond ±65504, clamped to float16's largest finite value. */
   clamped: number;

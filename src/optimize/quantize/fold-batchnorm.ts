@@ -2,9 +2,11 @@ import type { Graph, Node } from '../../graph/graph.js';
 import { Tensor } from '../../tensor.js';
 import { GraphCopy } from './rewrite.js';
 
+/** One BatchNormalization folded into the convolution before it. */
 export interface FoldedBatchNorm {
-  /** The BatchNormalization node's name and the Conv it went into. */
+  /** The BatchNormalization node's name. */
   batchNorm: string;
+  /** The Conv node it went into. */
   conv: string;
 }
 
@@ -15,7 +17,12 @@ export interface FoldedBatchNorm {
  * quantized tensors). The Conv's weights and the statistics must be constants, and the Conv's output
  * must go to the BatchNormalization only.
  */
-export function foldBatchNormalization(src: Graph): { graph: Graph; folded: FoldedBatchNorm[] } {
+export function foldBatchNormalization(src: Graph): {
+  /** The graph without the folded BatchNormalizations. */
+  graph: Graph;
+  /** Each one folded. */
+  folded: FoldedBatchNorm[];
+} {
   const copy = new GraphCopy(src);
   const foldInto = new Map<Node, Node>(); // conv → its batch norm
   for (const bn of src.nodes) {

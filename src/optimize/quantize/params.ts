@@ -14,16 +14,22 @@ import { Tensor } from '../../tensor.js';
  * scale = (rmax − rmin) / (qmax − qmin), zero_point = round_half_even(qmin − rmin / scale).
  */
 
+/** The 8-bit integer types quantized tensors use. */
 export type QuantType = 'int8' | 'uint8';
 
+/** ONNX's linear quantization parameters: x ≈ (q − zeroPoint) · scale. */
 export interface QuantParams {
+  /** The step between adjacent integer levels. */
   scale: number;
+  /** The integer that stands for 0.0. */
   zeroPoint: number;
 }
 
 /** A value range observed on (calibration) data. */
 export interface Range {
+  /** Smallest value seen. */
   min: number;
+  /** Largest value seen. */
   max: number;
 }
 
@@ -76,6 +82,7 @@ export function quantizeValue(x: number, scale: number, zeroPoint: number, qmin:
   return q < qmin ? qmin : q > qmax ? qmax : q;
 }
 
+/** The inverse of quantizeValue: (q − zeroPoint) · scale. */
 export function dequantizeValue(q: number, scale: number, zeroPoint: number): number {
   return Math.fround((q - zeroPoint) * scale);
 }
@@ -89,7 +96,9 @@ export function quantizeTensor(x: Tensor, params: QuantParams, type: QuantType, 
   return new Tensor(out as never, x.shape, type) as Tensor<'int8' | 'uint8'>;
 }
 
+/** A weight tensor quantized symmetrically to int8, with its scales. */
 export interface QuantizedWeight {
+  /** The int8 values. */
   values: Tensor<'int8'>;
   /** One scale per channel along `axis` (or one in total, per-tensor). */
   scales: Float32Array;
@@ -134,7 +143,16 @@ export function quantizeWeight(w: Tensor, options: { axis: number | null; bits?:
  * A bias for an integer Conv/Gemm: int32 with scale input_scale · weight_scale[c] and zero point 0,
  * which is what ONNX Runtime's QLinearConv / QGemm fusions require.
  */
-export function quantizeBias(b: Tensor, inputScale: number, weightScales: Float32Array): { values: Tensor<'int32'>; scales: Float32Array } {
+export function quantizeBias(
+  b: Tensor,
+  inputScale: number,
+  weightScales: Float32Array,
+): {
+  /** The int32 bias. */
+  values: Tensor<'int32'>;
+  /** Its scale per channel (one for a per-tensor weight). */
+  scales: Float32Array;
+} {
   const src = b.data as Float32Array;
   const perChannel = weightScales.length > 1;
   const scales = Float32Array.from({ length: perChannel ? src.length : 1 }, (_, c) => Math.fround(inputScale * weightScales[perChannel ? c : 0]!));

@@ -55,6 +55,7 @@ export function fakeQuantizeActivation(graph: Graph, x: Value): Value {
   return graph.op1('DequantizeLinear', [graph.op1('QuantizeLinear', [x, scale, zp], {}, 'fake_quant'), scale, zp]);
 }
 
+/** Options of `fakeQuantStepOptions`: the quantization the export will use, mirrored in training. */
 export interface FakeQuantOptions {
   /** Weight bits (as the export will use). */
   weightBits?: number;
@@ -97,7 +98,12 @@ export function fakeQuantStepOptions(model: Sequential, options: FakeQuantOption
  * A copy of the model with each BatchNormalization folded into the Conv2D before it (when that
  * convolution has no activation of its own), so fine-tuning trains the weights that will be quantized.
  */
-export function foldBatchNormLayers(model: Sequential): { model: Sequential; folded: string[] } {
+export function foldBatchNormLayers(model: Sequential): {
+  /** A copy of the model without its foldable BatchNormalization layers. */
+  model: Sequential;
+  /** Names of the layers folded. */
+  folded: string[];
+} {
   const layers: Layer[] = [];
   const weights = new Map<string, Tensor>();
   const folded: string[] = [];

@@ -2,6 +2,7 @@ import { KilnError } from '../../errors.js';
 import type { Graph, Node, Value } from '../../graph/graph.js';
 import { Tensor } from '../../tensor.js';
 import { computeQuantParams, quantRangeOf, quantizeBias, quantizeWeight, type QuantParams, type QuantType, type Range } from './params.js';
+import { findBlocks, type Block } from './patterns.js';
 import { GraphCopy } from './rewrite.js';
 
 /*
@@ -12,16 +13,19 @@ import { GraphCopy } from './rewrite.js';
  * stays a float graph any ONNX runtime can run, and ONNX Runtime's QDQ fusions turn
  *   DQ → Conv (→ Relu) → Q        into QLinearConv (the ReLU is made redundant by Q's zero point),
  *   DQ → Gemm (→ Relu) (→ Q)      into QGemm (float output when no Q follows),
- *   DQ → MatMul (→ Q)             into QLinearMatMul / MatMulIntegerToFloat,
- *   DQ → MaxPool/Transpose/Flatten/Reshape → Q with equal parameters into the op on 8-bit data,
+ *   DQ → MatMul (→ Q)             into QLinearMatMul / MatMulIntegerToFloat (a weight on the right,
+ *                                 or, in attention, activations on both sides: Q·Kᵀ and P·V),
+ *   DQ → MaxPool/Transpose/Flatten/Reshape/Slice → Q with equal parameters into the op on 8-bit data,
  *   DQ → GlobalAveragePool/AveragePool/Sigmoid/Softmax/LeakyRelu/Add/Mul/Concat → Q into QLinear* ops.
- * Anything else stays a float op reading dequantized values, and the report says why.
+ * Anything else stays a float op reading dequantized values, and the report says why. Transformer
+ * blocks with no int8 kernel (LayerNorm, GELU) and Softmax stay float by default (`floatOps`): on the
+ * ViT fixture 8 bits there measured slower, at accuracy equal within noise.
  */
 
 /** Ops with int8 weights: the ones quantization speeds up. */
 const COMPUTE = new Set(['Conv', 'Gemm', 'MatMul']);
 /** Ops that move or select values without arithmetic: run on 8-bit data with their input's parameters. */
-const PASS_THROUGH = new Set(['Transpose', 'MaxPool', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze']);
+const PASS_THROUGH = new Set(['Transpose', 'MaxPool', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Slice']);
 /**
  * Pure layout ops: a quantization point moves up through them (the 8-bit tensor is what moves). Not
  * through MaxPool: after a float op, ONNX Runtime's float MaxPool (NCHWc) is far faster than its 8-bit
@@ -38,8 +42,20 @@ export const DEFAULT_MIN_CONV_REDUCTION = 128;
 /** Ops ONNX Runtime has QLinear kernels for, with their own output range. */
 const QLINEAR = new Set(['GlobalAveragePool', 'AveragePool', 'LeakyRelu', 'Sigmoid', 'Softmax', 'Add', 'Mul', 'Concat']);
 /** Ops that carry no numeric work worth reporting. */
-const QUIET = new Set(['Identity', 'Dropout']);
+const QUIET = new Set(['Identity', 'Dropout', 'Constant']);
 
+/** Op kinds `floatOps` can keep in float: blocks found by patterns.ts, and Softmax. */
+export type FloatOpKind = 'LayerNormalization' | 'Gelu' | 'Softmax';
+/** Every FloatOpKind, the names `floatOps` accepts. */
+export const FLOAT_OP_KINDS: readonly FloatOpKind[] = ['LayerNormalization', 'Gelu', 'Softmax'];
+/**
+ * Kept float unless asked otherwise: on the ViT fixture each in 8 bits moved test accuracy by at most
+ * 0.25 points (noise on 10,000 images) and made the model slower (more conversions, no int8 kernel or a
+ * slower one; bench/quantize/README.md).
+ */
+export const DEFAULT_FLOAT_OPS: readonly FloatOpKind[] = ['LayerNormalization', 'Gelu', 'Softmax'];
+
+/** Options of `insertQdq` (static quantization's graph rewrite). */
 export interface StaticQuantizationOptions {
   /** One scale per output channel of each weight (default true). */
   perChannel?: boolean;
@@ -58,25 +74,44 @@ export interface StaticQuantizationOptions {
    * kernel area) stay float, where ONNX Runtime's int8 kernel is slower (default 128; 0 quantizes all).
    */
   minConvReduction?: number;
+  /**
+   * Transformer ops kept in float (default DEFAULT_FLOAT_OPS): 'LayerNormalization' (the op, or its
+   * decomposed export), 'Gelu' (its Erf form), 'Softmax'. The others get 8-bit inputs and outputs.
+   */
+  floatOps?: readonly FloatOpKind[];
 }
 
+/** The precision a node ended up in. */
 export type Precision = 'int8' | 'float32';
 
 /** What happened to one layer's operator. */
 export interface NodeDecision {
+  /** The layer (Kiln models) or node name (other models) it belongs to. */
   layer: string;
+  /** The node's name. */
   node: string;
+  /** Its op type. */
   op: string;
+  /** int8 or float32. */
   precision: Precision;
   /** Why it stayed float (or how it was handled). */
   reason?: string;
 }
 
+/** What `insertQdq` produced. */
 export interface QdqResult {
+  /** The QDQ graph. */
   graph: Graph;
+  /** What happened to each quantizable node. */
   decisions: NodeDecision[];
   /** Quantization parameters of each quantized activation, by value name. */
-  activations: Map<string, QuantParams & { type: QuantType }>;
+  activations: Map<
+    string,
+    QuantParams & {
+      /** The integer type of the activation. */
+      type: QuantType;
+    }
+  >;
 }
 
 /** Why a Conv/Gemm/MatMul cannot (or should not) take int8 weights, or null when it can. */
@@ -131,6 +166,20 @@ export function dequantizedConstant(dst: Graph, name: string, values: Tensor, sc
   return dst.op1('DequantizeLinear', inputs, perAxis ? { axis: axis! } : {}, `${name}/dq`);
 }
 
+/** Why an op kind stays float when `floatOps` lists it (the default list: DEFAULT_FLOAT_OPS). */
+const FLOAT_OP_REASONS: Record<FloatOpKind, string> = {
+  LayerNormalization:
+    'LayerNorm kept float (floatOps): ONNX Runtime has no int8 LayerNormalization kernel, so 8 bits around it would add conversions and round the residual stream it normalizes, with no int8 work to gain',
+  Gelu: 'GELU kept float (floatOps): ONNX Runtime has no int8 GELU kernel (it fuses the float form into one Gelu/BiasGelu kernel), so 8 bits around it would add conversions and rounding, with no int8 work to gain',
+  Softmax:
+    'Softmax kept float (floatOps): its int8 kernel (QLinearSoftmax) rounds probabilities to steps of 1/255 and needs the 8-bit output of the MatMul before it; on the ViT fixture that measured slower at equal accuracy (bench/quantize/README.md)',
+};
+
+/** A MatMul of two computed values (attention's Q·Kᵀ and P·V): both inputs get quantized. */
+export function isActivationMatMul(copy: GraphCopy, node: Node): boolean {
+  return node.opType === 'MatMul' && node.inputs.length === 2 && node.inputs.every((i) => !copy.constantOf(i) && copy.src.value(i).dtype === 'float32');
+}
+
 /**
  * Rewrites a float inference graph (batch normalization already folded) into QDQ form, using the
  * calibrated range of every activation.
@@ -143,22 +192,40 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
   const [aMin, aMax] = quantRangeOf(actType);
   const weightBits = options.weightBits ?? (options.reduceRange ? 7 : 8);
   const exclude = new Set(options.exclude ?? []);
+  const floatOps = new Set<FloatOpKind>(options.floatOps ?? DEFAULT_FLOAT_OPS);
   const activations = new Map<string, QuantParams & { type: QuantType }>();
   const decisions: NodeDecision[] = [];
   const layerName = (n: Node) => layerOf.get(n.name) ?? n.name.replace(/^node\//, '');
   const isExcluded = (n: Node) => exclude.has(layerName(n)) || exclude.has(n.name) || exclude.has(n.name.replace(/^node\//, '')) || n.outputs.some((o) => exclude.has(o));
-  const decide = (n: Node, precision: Precision, reason?: string) => decisions.push({ layer: layerName(n), node: n.name, op: n.opType, precision, ...(reason ? { reason } : {}) });
+  const decide = (n: Node, precision: Precision, reason?: string, layer = layerName(n)) => decisions.push({ layer, node: n.name, op: n.opType, precision, ...(reason ? { reason } : {}) });
   const minReduction = options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION;
-  const eligible = (n: Node) => COMPUTE.has(n.opType) && !isExcluded(n) && computeIneligibility(copy, n, minReduction) === null;
+  const actMatMul = (n: Node) => isActivationMatMul(copy, n);
+  const eligible = (n: Node) => COMPUTE.has(n.opType) && !isExcluded(n) && (actMatMul(n) || computeIneligibility(copy, n, minReduction) === null);
+  /** The inputs an eligible compute node reads in 8 bits: its data input, or both sides of an activation MatMul. */
+  const eightBitInputs = (n: Node) => (actMatMul(n) ? [n.inputs[0]!, n.inputs[1]!] : [n.inputs[0]!]);
+
+  const blocks = findBlocks(src);
+  const blockOf = new Map<Node, Block>();
+  for (const b of blocks) for (const n of b.nodes) blockOf.set(n, b);
+  const blockInt8 = (b: Block) => !floatOps.has(b.kind) && !b.nodes.some(isExcluded);
 
   const paramsFor = (name: string): QuantParams => {
     const r = ranges.get(name);
     if (!r) throw new KilnError('INVALID_ARGUMENT', `no calibrated range for value '${name}'`);
     return computeQuantParams(r, aMin, aMax, options.activationSymmetric ?? false);
   };
+  /**
+   * Values quantized after a float op, by name → the float value itself. Float readers of such a value
+   * read it as it was (a residual Add reading a LayerNorm's output, a Shape node): rounding it to 8 bits
+   * for them would lose accuracy and save nothing, since the float value is computed anyway. Values an
+   * int8 op produces are not here: a float reader there must read the DequantizeLinear, or ONNX Runtime
+   * could not fuse the producer with its QuantizeLinear.
+   */
+  const floatOriginal = new Map<string, Value>();
   /** Inserts Q → DQ on a value; its readers from now on read the DQ output. */
-  const quantize = (name: string, params = paramsFor(name)) => {
+  const quantize = (name: string, params = paramsFor(name), afterFloatOp = true) => {
     if (activations.has(name)) return;
+    if (afterFloatOp) floatOriginal.set(name, copy.get(name));
     const scale = dst.constant(new Tensor(Float32Array.of(params.scale), [], 'float32'), `${name}/scale`);
     const zpData = actType === 'int8' ? Int8Array.of(params.zeroPoint) : Uint8Array.of(params.zeroPoint);
     const zp = dst.constant(new Tensor(zpData as never, [], actType), `${name}/zp`);
@@ -167,42 +234,94 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
     activations.set(name, { ...params, type: actType });
   };
 
-  /** Whether a quantized version of the value would be read by an op that runs in 8 bits. */
-  const benefits = (name: string): boolean =>
-    !copy.isModelOutput(name) &&
-    copy.consumersOf(name).some((c) => {
-      if (isExcluded(c)) return false;
-      if (COMPUTE.has(c.opType)) return c.inputs[0] === name && eligible(c);
-      if (PASS_THROUGH.has(c.opType)) return c.inputs[0] === name && benefits(c.outputs[0]!);
-      if (QLINEAR.has(c.opType)) return !copy.isModelOutput(c.outputs[0]!) && c.inputs.every((i) => !copy.constantOf(i));
-      if (c.opType === 'Relu') return benefits(c.outputs[0]!);
-      return false;
-    });
+  /**
+   * Whether a quantized version of the value would be read by an op that runs in 8 bits: a compute op,
+   * a data-movement op or QLinear op whose own output goes on in 8 bits, or a LayerNorm/GELU block
+   * that `floatOps` does not keep float. Memoized: transformer graphs fan out (Q, K and V read one value).
+   */
+  const benefitMemo = new Map<string, boolean>();
+  const benefits = (name: string): boolean => {
+    const known = benefitMemo.get(name);
+    if (known !== undefined) return known;
+    const result =
+      !copy.isModelOutput(name) &&
+      copy.consumersOf(name).some((c) => {
+        if (isExcluded(c)) return false;
+        const block = blockOf.get(c);
+        if (block) return block.input === name && blockInt8(block);
+        if (COMPUTE.has(c.opType)) return eightBitInputs(c).includes(name) && eligible(c);
+        if (PASS_THROUGH.has(c.opType)) return c.inputs[0] === name && benefits(c.outputs[0]!);
+        if (c.opType === 'Softmax' && floatOps.has('Softmax')) return false;
+        if (QLINEAR.has(c.opType)) return c.inputs.every((i) => !copy.constantOf(i)) && benefits(c.outputs[0]!);
+        if (c.opType === 'Relu') return benefits(c.outputs[0]!);
+        return false;
+      });
+    benefitMemo.set(name, result);
+    return result;
+  };
 
   // Quantize as early as possible: through a chain of data-movement ops (the input's layout Transpose,
-  // a Flatten) the 8-bit tensor is what moves, a quarter of the bytes.
+  // a Flatten, attention's head Reshape/Transpose) the 8-bit tensor is what moves, a quarter of the
+  // bytes. Shape nodes reading a value along the way read its shape only, so they do not stop the walk.
+  const readersOf = (name: string) => copy.consumersOf(name).filter((c) => c.opType !== 'Shape');
   const quantizeAt = new Set<string>();
-  for (const n of src.nodes) {
-    if (!eligible(n)) continue;
-    let x = n.inputs[0]!;
+  const earliest = (value: string): string => {
+    let x = value;
     for (;;) {
       const p = src.producer(x);
-      if (!p || !LAYOUT.has(p.opType) || isExcluded(p) || copy.consumersOf(x).length !== 1) break;
+      if (!p || !LAYOUT.has(p.opType) || isExcluded(p) || readersOf(x).length !== 1) return x;
       const before = p.inputs[0]!;
-      if (copy.constantOf(before) || copy.consumersOf(before).length !== 1 || src.value(before).dtype !== 'float32') break;
+      if (copy.constantOf(before) || readersOf(before).length !== 1 || src.value(before).dtype !== 'float32') return x;
       x = before;
     }
-    quantizeAt.add(x);
-  }
+  };
+  for (const n of src.nodes) if (eligible(n)) for (const x of eightBitInputs(n)) quantizeAt.add(earliest(x));
+  for (const b of blocks) if (blockInt8(b) && !copy.isModelOutput(b.input)) quantizeAt.add(b.input);
   for (const input of src.inputs) if (quantizeAt.has(input.name)) quantize(input.name);
+  /** After a node is emitted: an output some 8-bit reader wants quantized gets its Q → DQ now. */
+  const settle = (node: Node) => {
+    for (const o of node.outputs) if (o && quantizeAt.has(o)) quantize(o);
+  };
+  /** Emits a node that runs in float: it reads float values where they exist (see floatOriginal). */
+  const emitFloat = (node: Node) => copy.emit(node, node.inputs.map((i) => (i ? (floatOriginal.get(i) ?? copy.get(i)) : '')));
 
   /** Compute nodes whose ReLU (the only reader of their output) is quantized with them. */
   const awaitingRelu = new Set<string>();
+  /** A bias Add right after a MatMul with int8 weights: the other input is a constant vector. */
+  const biasOf = (n: Node): Node | undefined => {
+    if (n.opType !== 'Add' || n.inputs.length !== 2) return undefined;
+    const k = n.inputs.findIndex((i) => copy.constantOf(i));
+    const p = k >= 0 ? src.producer(n.inputs[1 - k]!) : undefined;
+    return p && p.opType === 'MatMul' && !actMatMul(p) && eligible(p) ? p : undefined;
+  };
 
   const done = new Set<Node>();
   for (const node of src.nodes) {
     const out = node.outputs[0]!;
     if (done.has(node)) continue;
+    // Shape arithmetic (int64 sizes, boolean masks) has nothing to quantize and nothing worth reporting.
+    if (!node.outputs.some((o) => o && src.value(o).dtype === 'float32')) {
+      emitFloat(node);
+      continue;
+    }
+    const block = blockOf.get(node);
+    if (block) {
+      // An int8 block reads its input's 8-bit version (DequantizeLinear); a float one the float value.
+      if (blockInt8(block)) copy.emit(node);
+      else emitFloat(node);
+      settle(node);
+      if (node === block.nodes.at(-1)) {
+        const int8 = blockInt8(block);
+        const why = block.nodes.some(isExcluded)
+          ? 'excluded by request'
+          : int8
+            ? `computed in float between an 8-bit input and output (ONNX Runtime has no int8 ${block.kind} kernel; floatOps does not list it)`
+            : FLOAT_OP_REASONS[block.kind];
+        const layer = layerName(block.nodes[0]!);
+        block.nodes.forEach((n, k) => decide(n, 'float32', k === 0 ? why : undefined, layer));
+      }
+      continue;
+    }
     if (node.opType === 'Relu' && !isExcluded(node) && !awaitingRelu.has(node.inputs[0]!) && !activations.has(node.inputs[0]!)) {
       // Float → ReLU → MaxPool → (quantized): pool first, then ReLU. They commute exactly (ReLU is
       // monotone), and with the ReLU right before QuantizeLinear, ONNX Runtime drops it (zero point at
@@ -212,7 +331,8 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
       const pool = users.length === 1 && users[0]!.opType === 'MaxPool' && users[0]!.outputs.length === 1 && !isExcluded(users[0]!) ? users[0]! : undefined;
       if (pool && quantizeAt.has(pool.outputs[0]!) && !copy.isModelOutput(out)) {
         const pooled = dst.op1('MaxPool', [copy.get(node.inputs[0]!)], pool.attrs, `${pool.outputs[0]}/before_relu`);
-        const [y] = dst.op('Relu', [pooled], {}, { outputs: [pool.outputs[0]!], name: node.name.replace(/^node\//, '') });
+        const [y] = dst.op('Relu', [pooled], {}, { outputs: [pool.outputs[0]!] });
+        dst.nodes.at(-1)!.name = node.name;
         copy.replace(pool.outputs[0]!, y!);
         quantize(pool.outputs[0]!);
         done.add(pool);
@@ -221,78 +341,105 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
       }
     }
     if (isExcluded(node)) {
-      copy.emit(node);
+      emitFloat(node);
+      settle(node);
       if (!QUIET.has(node.opType)) decide(node, 'float32', 'excluded by request');
       continue;
     }
     if (COMPUTE.has(node.opType)) {
-      const why = computeIneligibility(copy, node, minReduction);
+      const activationInputs = actMatMul(node);
+      const why = activationInputs ? null : computeIneligibility(copy, node, minReduction);
       if (why) {
-        copy.emit(node);
-        if (quantizeAt.has(out)) quantize(out);
+        emitFloat(node);
+        settle(node);
         decide(node, 'float32', why);
         continue;
       }
       const x = node.inputs[0]!;
       quantize(x);
-      const w = copy.constantOf(node.inputs[1]!)!;
-      const axis = outputChannelAxis(node);
-      const qw = quantizeWeight(w, { axis: perChannel ? axis : null, bits: weightBits });
-      const inputs: Value[] = [copy.get(x), dequantizedConstant(dst, node.inputs[1]!, qw.values, qw.scales, qw.axis)];
-      if (node.inputs[2]) {
-        const qb = quantizeBias(copy.constantOf(node.inputs[2])!, activations.get(x)!.scale, qw.scales);
-        inputs.push(dequantizedConstant(dst, node.inputs[2], qb.values, qb.scales, 0));
+      let inputs: Value[];
+      if (activationInputs) {
+        quantize(node.inputs[1]!);
+        inputs = [copy.get(x), copy.get(node.inputs[1]!)];
+      } else {
+        const w = copy.constantOf(node.inputs[1]!)!;
+        const axis = outputChannelAxis(node);
+        const qw = quantizeWeight(w, { axis: perChannel ? axis : null, bits: weightBits });
+        inputs = [copy.get(x), dequantizedConstant(dst, node.inputs[1]!, qw.values, qw.scales, qw.axis)];
+        if (node.inputs[2]) {
+          const qb = quantizeBias(copy.constantOf(node.inputs[2])!, activations.get(x)!.scale, qw.scales);
+          inputs.push(dequantizedConstant(dst, node.inputs[2], qb.values, qb.scales, 0));
+        }
       }
       copy.emit(node, inputs);
       const users = copy.consumersOf(out);
       const relu = users.length === 1 && users[0]!.opType === 'Relu' && !isExcluded(users[0]!) && !copy.isModelOutput(out) ? users[0]! : undefined;
+      const bias = users.length === 1 && biasOf(users[0]!) === node;
       if (relu && (node.opType === 'Conv' ? !copy.isModelOutput(relu.outputs[0]!) : benefits(relu.outputs[0]!))) {
         awaitingRelu.add(out);
         decide(node, 'int8');
       } else if (copy.isModelOutput(out)) {
         decide(node, 'int8', node.opType === 'Conv' ? 'int8 weights; its output is the model output, so it stays float and ONNX Runtime cannot fuse it into QLinearConv' : 'int8 weights and inputs, float output (the model output)');
       } else if (node.opType === 'Conv' || benefits(out)) {
-        quantize(out);
-        decide(node, 'int8');
+        quantize(out, paramsFor(out), false);
+        decide(node, 'int8', activationInputs ? 'both inputs are activations, each quantized with its calibrated range; 8-bit output (QLinearMatMul)' : undefined);
+      } else if (activationInputs) {
+        decide(node, 'int8', 'both inputs are activations, each quantized with its calibrated range; float output, read by float ops (MatMulIntegerToFloat)');
       } else {
-        decide(node, 'int8', 'int8 weights and inputs, float output (read by float ops)');
+        decide(node, 'int8', bias ? 'int8 weights and input; float output into its bias Add' : 'int8 weights and inputs, float output (read by float ops)');
       }
+      settle(node);
       continue;
     }
     if (node.opType === 'Relu' && awaitingRelu.has(node.inputs[0]!)) {
       copy.emit(node);
-      quantize(out);
+      quantize(out, paramsFor(out), false);
       continue;
     }
     if (PASS_THROUGH.has(node.opType) && activations.has(node.inputs[0]!)) {
-      copy.emit(node);
       if (benefits(out)) {
+        copy.emit(node);
         // The same scale and zero point: ONNX Runtime then drops the Q/DQ pair and moves 8-bit data.
-        quantize(out, activations.get(node.inputs[0]!)!);
+        quantize(out, activations.get(node.inputs[0]!)!, false);
         decide(node, 'int8', 'runs on 8-bit data');
       } else {
+        emitFloat(node);
+        settle(node);
         decide(node, 'float32', 'nothing after it runs in int8');
       }
       continue;
     }
-    if (QLINEAR.has(node.opType)) {
+    if (QLINEAR.has(node.opType) && !(node.opType === 'Softmax' && floatOps.has('Softmax'))) {
       const acts = node.inputs.filter((i) => i);
       const allQuantized = acts.every((i) => activations.has(i));
-      if (allQuantized && !copy.isModelOutput(out)) {
+      if (allQuantized && benefits(out)) {
         copy.emit(node);
-        quantize(out);
+        quantize(out, paramsFor(out), false);
         decide(node, 'int8');
       } else {
-        copy.emit(node);
-        decide(node, 'float32', copy.isModelOutput(out) ? 'its output is the model output' : 'its inputs are float');
+        emitFloat(node);
+        settle(node);
+        const matmul = biasOf(node);
+        decide(
+          node,
+          'float32',
+          matmul
+            ? `the bias of ${layerName(matmul)}: ONNX Runtime fuses the QDQ MatMul into MatMulIntegerToFloat without a bias, so this Add stays a float Add on its output`
+            : copy.isModelOutput(out)
+              ? 'its output is the model output'
+              : !allQuantized
+                ? 'its inputs are float'
+                : 'nothing after it runs in int8 (in 8 bits it would only add a rounding step)',
+        );
       }
       continue;
     }
-    copy.emit(node);
-    if (quantizeAt.has(out)) quantize(out);
+    emitFloat(node);
+    settle(node);
     if (QUIET.has(node.opType)) continue;
-    if (node.opType === 'Relu') decide(node, 'float32', 'not after a quantized Conv/Gemm');
-    else if (LAYOUT.has(node.opType)) continue; // moving float data around: nothing to report
+    if (node.opType === 'Softmax') decide(node, 'float32', FLOAT_OP_REASONS.Softmax);
+    else if (node.opType === 'Relu') decide(node, 'float32', 'not after a quantized Conv/Gemm');
+    else if (LAYOUT.has(node.opType) || node.opType === 'Slice') continue; // moving float data around: nothing to report
     else if (PASS_THROUGH.has(node.opType)) decide(node, 'float32', 'its input is float');
     else decide(node, 'float32', `ONNX Runtime has no int8 kernel for ${node.opType}`);
   }

@@ -18,7 +18,7 @@ import { quantizeDynamicGraph } from './dynamic.js';
 import { compareModels, type Comparison, type EvaluationData } from './evaluate.js';
 import { convertToFloat16 } from './float16.js';
 import { foldBatchNormalization } from './fold-batchnorm.js';
-import { DEFAULT_MIN_CONV_REDUCTION, insertQdq, type NodeDecision } from './qdq.js';
+import { DEFAULT_FLOAT_OPS, DEFAULT_MIN_CONV_REDUCTION, FLOAT_OP_KINDS, insertQdq, type FloatOpKind, type NodeDecision } from './qdq.js';
 import { integerKernelsSaturate } from './params.js';
 import { checkFineTune, fakeQuantStepOptions, foldBatchNormLayers } from './qat.js';
 import { QUANTIZATION_METADATA_KEY, checkNotQuantized, sourceGraph, type QuantizableModel } from './source-graph.js';
@@ -26,30 +26,46 @@ import { MODEL_METADATA_KEY } from '../../model/sequential.js';
 import { adaptInput } from '../../model/input-adapter.js';
 import type { Preprocessing } from '../../model/imported-graph.js';
 
+/** The quantization modes: dynamic int8, static int8 (calibrated), float16 weights, quantization-aware training. */
 export type QuantizationMode = 'dynamic' | 'static' | 'float16' | 'qat';
+/** Every quantization mode. */
 export const QUANTIZATION_MODES: readonly QuantizationMode[] = ['dynamic', 'static', 'float16', 'qat'];
 
 /** Calibration examples: a tensor [N, ...inputShape], labelled images, or a data set (its training split). */
 export type CalibrationData = Tensor | LabeledImages | ImageDataset;
 
+/** Quantization-aware training's fine-tuning run. */
 export interface FineTuneArgs {
+  /** Training inputs. */
   x: Tensor;
+  /** Training labels. */
   y: Tensor;
-  /** Default 1. */
+  /** Epochs of fine-tuning with fake quantization. Default 1. */
   epochs?: number;
   /** Default 64. */
   batchSize?: number;
   /** Default: Adam with learning rate 1e-4 (a tenth of Keras' default: fine-tuning, not training). */
   optimizer?: string | Optimizer;
+  /** Learning rate of the default Adam (default 1e-4). */
   learningRate?: number;
   /** Default: the loss the model was compiled with (from its metadata), else sparse categorical cross-entropy on logits. */
   loss?: string | Loss;
+  /** Fraction held out for validation, as in `fit()`. */
   validationSplit?: number;
+  /** 0 silent (default), 1 progress bar, 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
-  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Where progress goes (default process.stdout). */
+  stream?: NodeJS.WritableStream & {
+    /** A terminal gets a redrawn progress bar. */
+    isTTY?: boolean;
+    /** Width of the terminal. */
+    columns?: number;
+  };
 }
 
+/** Options of `quantize`; `kiln quantize` takes the same as flags. */
 export interface QuantizeOptions {
+  /** Which quantization: 'dynamic', 'static', 'float16' or 'qat'. */
   mode: QuantizationMode;
   /** static / qat: examples to calibrate activation ranges on (qat: default fineTune.x). */
   calibration?: CalibrationData;
@@ -73,10 +89,19 @@ export interface QuantizeOptions {
   /** Layer names (Kiln models) or node names (other ONNX models) to keep in float. */
   exclude?: string[];
   /**
-   * static / qat: convolutions summing fewer products per output (input channels × kernel area) stay
-   * float, where ONNX Runtime's int8 kernel measured slower than its float one (default 128; 0: none).
+   * Convolutions summing fewer products per output (input channels × kernel area) stay float, where
+   * ONNX Runtime's int8 kernel measured slower than its float one (default 128; 0: none). In dynamic
+   * mode too: ConvInteger has no fused kernel (a ViT's 1-channel 7×7 patch convolution took 7× the
+   * float time).
    */
   minConvReduction?: number;
+  /**
+   * static: transformer ops kept in float (default ['LayerNormalization', 'Gelu', 'Softmax']: ONNX
+   * Runtime has no int8 kernel for the first two, and each in 8 bits measured slower at equal accuracy
+   * on the ViT fixture): 'LayerNormalization' (the op or its decomposed export), 'Gelu' (the Erf form),
+   * 'Softmax'. [] puts 8-bit inputs and outputs around all of them.
+   */
+  floatOps?: readonly FloatOpKind[];
   /** float16: also compute in float16 (default false: float16 storage, float32 compute). */
   float16Compute?: boolean;
   /** qat: the fine-tuning run with fake quantization. */
@@ -85,33 +110,60 @@ export interface QuantizeOptions {
   evaluate?: EvaluationData;
   /** Seed for picking calibration examples (default 42). */
   seed?: number;
+  /** The runtime worker for calibration and measurement (default: the shared one). */
   runtime?: Runtime;
 }
 
 /** One layer's outcome. */
 export interface LayerReport {
+  /** The layer's (or node's) name. */
   layer: string;
+  /** Its operators. */
   ops: string[];
+  /** The precision it runs in. */
   precision: 'int8' | 'float16' | 'float32';
   /** Why it stayed float, or a note on how it runs. */
   reason?: string;
 }
 
+/** What `quantize` did: sizes, each layer's precision and why, calibration, and the measured comparison. */
 export interface QuantizationReport {
+  /** The mode used. */
   mode: QuantizationMode;
+  /** The settings in effect, defaults included (also stored in the file's 'kiln.quantization' metadata). */
   settings: Record<string, unknown>;
   /** Bytes of the float model's ONNX file and of the quantized one. */
   sizeBefore: number;
+  /** Bytes of the quantized file. */
   sizeAfter: number;
   /** sizeBefore / sizeAfter. */
   compression: number;
+  /** Each layer's outcome. */
   layers: LayerReport[];
   /** The layers that stayed float, with the reason. */
-  floatLayers: { layer: string; reason: string }[];
+  floatLayers: {
+    /** The layer's name. */
+    layer: string;
+    /** Why it stayed float. */
+    reason: string;
+  }[];
   /** BatchNormalization layers folded into the convolution before them. */
   foldedBatchNorm: string[];
-  calibration?: { method: CalibrationMethod; samples: number };
-  fineTune?: { epochs: number; history: History['history'] };
+  /** static / qat: how activation ranges were calibrated. */
+  calibration?: {
+    /** The range estimator. */
+    method: CalibrationMethod;
+    /** Examples calibrated on. */
+    samples: number;
+  };
+  /** qat: the fine-tuning run. */
+  fineTune?: {
+    /** Epochs run. */
+    epochs: number;
+    /** Loss and accuracy per epoch. */
+    history: History['history'];
+  };
+  /** Accuracy and latency before and after, when `evaluate` data was given. */
   evaluation?: Comparison;
   /** Node count per op type in the quantized graph. */
   ops: Record<string, number>;
@@ -125,6 +177,7 @@ export class QuantizedModel extends OnnxModel {
   constructor(
     bytes: Uint8Array,
     proto: ModelProto,
+    /** What quantization did. */
     readonly report: QuantizationReport,
     runtime?: Runtime,
   ) {
@@ -153,6 +206,9 @@ function checkOptions(o: QuantizeOptions): void {
   }
   if (o.calibrationSamples !== undefined && !(Number.isInteger(o.calibrationSamples) && o.calibrationSamples >= 1)) {
     throw new KilnError('INVALID_ARGUMENT', `calibrationSamples must be a positive integer, got ${o.calibrationSamples}`);
+  }
+  if (o.floatOps !== undefined && (!Array.isArray(o.floatOps) || o.floatOps.some((k) => !FLOAT_OP_KINDS.includes(k)))) {
+    throw new KilnError('INVALID_ARGUMENT', `floatOps takes a list of ${FLOAT_OP_KINDS.join(', ')}, got ${JSON.stringify(o.floatOps)}`);
   }
   if (o.mode === 'static' && o.calibration === undefined) {
     throw new KilnError('INVALID_ARGUMENT', "mode 'static' needs calibration data: quantize(model, {mode: 'static', calibration: x}) with x of the model's input shape");
@@ -296,7 +352,9 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     weightBits: options.weightBits ?? (reduceRange ? 7 : 8),
   });
   if (options.mode === 'dynamic') {
-    result = quantizeDynamicGraph(foldedGraph, src.layerOf, common);
+    const minConvReduction = options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION;
+    settings.minConvReduction = minConvReduction;
+    result = quantizeDynamicGraph(foldedGraph, src.layerOf, { ...common, minConvReduction });
   } else {
     const data = options.calibration ?? (options.mode === 'qat' ? options.fineTune!.x : undefined);
     const x = calibrationTensor(data!, src.graph.inputs[0]!.shape ?? [], options.calibrationSamples ?? 512, seed, preprocessing);
@@ -307,11 +365,13 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     Object.assign(settings, { activationType, method, ...(method === 'percentile' ? { percentile: options.percentile ?? 99.999 } : {}) });
     const minConvReduction = options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION;
     settings.minConvReduction = minConvReduction;
-    result = insertQdq(foldedGraph, ranges, src.layerOf, { ...common, activationType, minConvReduction });
+    const floatOps = options.floatOps ?? DEFAULT_FLOAT_OPS;
+    settings.floatOps = [...floatOps];
+    result = insertQdq(foldedGraph, ranges, src.layerOf, { ...common, activationType, minConvReduction, floatOps });
   }
   const metadata: Record<string, string> = { ...src.metadata };
   metadata[QUANTIZATION_METADATA_KEY] = JSON.stringify({ mode: options.mode, model: src.modelName, settings });
-  const bytes = encodeModel(modelToProto(result.graph, metadata));
+  const bytes = encodeModel(modelToProto(result.graph, metadata, Math.max(13, src.opset)));
   const report = baseReport(options, settings, before.length, bytes.length, foldedBatchNorm);
   report.layers = layerReports(result.decisions, src.layerNames);
   report.floatLayers = report.layers.filter((l) => l.precision !== 'int8').map((l) => ({ layer: l.layer, reason: l.reason ?? 'float' }));
@@ -324,7 +384,19 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
 
 function checkExclusions(exclude: string[] | undefined, names: string[]): void {
   for (const e of exclude ?? []) {
-    if (!names.includes(e)) throw new KilnError('INVALID_ARGUMENT', `exclude: the model has no layer named '${e}' (layers: ${names.join(', ')})`);
+    if (names.includes(e)) continue;
+    // An exported graph has hundreds of nodes: name the ones that look like what was meant (the longest
+    // shared beginning first: '/encoder/layers.0/self_attn/MatMul_9' → '…/self_attn/MatMul_1').
+    const shared = (n: string) => {
+      let k = 0;
+      while (k < n.length && k < e.length && n[k] === e[k]) k++;
+      return k;
+    };
+    const similar = names
+      .filter((n) => n.includes(e) || shared(n) >= Math.max(3, e.length / 2))
+      .sort((a, b) => shared(b) - shared(a));
+    const listed = names.length <= 20 ? `layers: ${names.join(', ')}` : `${names.length} layers/nodes${similar.length > 0 ? `; similar: ${similar.slice(0, 10).join(', ')}` : `, e.g. ${names.slice(0, 8).join(', ')}`}`;
+    throw new KilnError('INVALID_ARGUMENT', `exclude: the model has no layer named '${e}' (${listed})`);
   }
 }
 

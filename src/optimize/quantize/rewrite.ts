@@ -58,6 +58,8 @@ export class GraphCopy {
   emit(node: Node, inputs?: (Value | string)[], attrs = node.attrs): Value[] {
     const ins = inputs ?? node.inputs.map((i) => (i ? this.get(i) : ''));
     const outs = this.dst.op(node.opType, ins, attrs, { outputs: node.outputs, name: node.name.replace(/^node\//, ''), domain: node.domain });
+    // The node keeps its name exactly (an exported '/encoder/layers.0/MatMul' must not become 'node//encoder/…').
+    this.dst.nodes.at(-1)!.name = node.name;
     node.outputs.forEach((o, k) => this.mapped.set(o, outs[k]!));
     return outs;
   }
@@ -66,7 +68,10 @@ export class GraphCopy {
   finish(): Graph {
     for (const o of this.src.outputs) {
       const v = this.get(o.name);
-      this.dst.outputs.push(v.name === o.name ? v : this.dst.op('Identity', [v], {}, { outputs: [o.name] })[0]!);
+      const out = v.name === o.name ? v : this.dst.op('Identity', [v], {}, { outputs: [o.name] })[0]!;
+      // Declared as the source declares it (the rewritten ops' shape rules may know less).
+      if (out.shape === null && o.shape !== null) this.dst.redeclare({ name: out.name, dtype: o.dtype, shape: [...o.shape] });
+      this.dst.outputs.push(this.dst.value(out.name));
     }
     return this.dst;
   }

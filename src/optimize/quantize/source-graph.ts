@@ -1,7 +1,7 @@
 import { KilnError } from '../../errors.js';
 import { ONNX_TYPE_NAMES, dtypeFromOnnx } from '../../graph/dtype.js';
 import { Graph, type Shape } from '../../graph/graph.js';
-import { nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
+import { DEFAULT_OPSET, nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
 import type { ModelProto, ValueInfoProto } from '../../graph/proto.js';
 import { OnnxModel, QUANTIZED_OPS } from '../../model/onnx-model.js';
 import type { Model } from '../../model/model.js';
@@ -14,6 +14,7 @@ export const QUANTIZATION_METADATA_KEY = 'kiln.quantization';
 
 /** A float inference graph to quantize, and where each node came from. */
 export interface SourceGraph {
+  /** The float graph, as Kiln's graph builder holds it. */
   graph: Graph;
   /** Node name → the Kiln layer that emitted it (foreign models: the node's own name). */
   layerOf: Map<string, string>;
@@ -26,6 +27,11 @@ export interface SourceGraph {
   modelName: string;
   /** Layer names, in order (to check `exclude` against). */
   layerNames: string[];
+  /**
+   * The model's ONNX opset: a rewrite writes the same one (at least 13, where QuantizeLinear takes a
+   * per-channel axis), so its own ops keep the meaning they had (ReduceMean's axes, for one).
+   */
+  opset: number;
 }
 
 /** A Kiln layer model, any other Kiln model (an imported graph is quantized as the file it saves), a loaded ONNX file, or its bytes. */
@@ -85,6 +91,8 @@ export function graphFromProto(proto: ModelProto): Graph {
     const attrs = nodeAttributes(n);
     const hint = (n.name || n.opType || 'node').replace(/^node\//, '');
     graph.op(n.opType ?? '', n.input ?? [], attrs, { outputs: n.output ?? [], name: hint });
+    // The file's own node name, as it is (Graph.op would prefix Kiln's 'node/'): the rewritten file keeps it.
+    if (n.name) graph.nodes.at(-1)!.name = n.name;
   }
   for (const o of g.output ?? []) graph.outputs.push(graph.value(o.name ?? ''));
   return graph;
@@ -99,10 +107,20 @@ export function sourceGraph(model: QuantizableModel): SourceGraph {
   if (model instanceof OnnxModel) {
     checkNotQuantized(model.proto);
     const graph = graphFromProto(model.proto);
+    // What the file declares for its outputs (a symbolic batch, the class count) where Kiln's shape
+    // rules could not tell, so the rewritten file declares the same (graphFromProto itself keeps
+    // Kiln's inference: the conformance tests check exactly that).
+    for (const o of model.proto.graph?.output ?? []) {
+      const v = graph.value(o.name ?? '');
+      const declared = o.type?.tensorType;
+      if (v.shape === null && declared?.elemType !== undefined && declared.shape) graph.redeclare({ name: v.name, dtype: dtypeFromOnnx(declared.elemType), shape: shapeOf(o) });
+    }
+    graph.outputs.splice(0, graph.outputs.length, ...graph.outputs.map((v) => graph.value(v.name)));
     const layerOf = new Map(graph.nodes.map((n) => [n.name, n.name.replace(/^node\//, '')]));
     const metadata = Object.fromEntries((model.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
     delete metadata[MODEL_METADATA_KEY];
-    return { graph, layerOf, metadata, layerNames: [...new Set(layerOf.values())], modelName: model.proto.graph?.name || 'model' };
+    const opset = Number(model.proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? DEFAULT_OPSET);
+    return { graph, layerOf, metadata, layerNames: [...new Set(layerOf.values())], modelName: model.proto.graph?.name || 'model', opset };
   }
   const sequentialModel = model as Sequential;
   if (typeof sequentialModel.buildGraph !== 'function') {
@@ -121,5 +139,5 @@ export function sourceGraph(model: QuantizableModel): SourceGraph {
   });
   for (const n of graph.nodes.slice(seen)) layerOf.set(n.name, n.outputs.includes(OUTPUT_NAME) ? 'output' : 'input');
   const metadata = Object.fromEntries(sequentialModel.metadata);
-  return { graph, layerOf, metadata, layerNames: sequentialModel.layers.map((l) => l.name ?? l.className), modelName: sequentialModel.name };
+  return { graph, layerOf, metadata, layerNames: sequentialModel.layers.map((l) => l.name ?? l.className), modelName: sequentialModel.name, opset: DEFAULT_OPSET };
 }

@@ -65,8 +65,11 @@ describe('distill', () => {
     assert.ok(agreement(await labelsOnly.predict(test.x), await teacher.predict(test.x)) < 0.8, 'the noisy labels alone do not teach the same function');
   });
 
-  it('records the history and how the student was made in its metadata', async () => {
-    const { student, history } = await distill({ teacher: blobNet(9), student: blobNet(3), x: train.x, y: train.y, epochs: 2, batchSize: 64, validationSplit: 0.25, verbose: 0 });
+  it('records the history and how the student was made in its metadata, and keeps the teacher\'s class names', async () => {
+    const teacher = blobNet(9);
+    teacher.classNames = ['red', 'green', 'blue'];
+    const { student, history } = await distill({ teacher, student: blobNet(3), x: train.x, y: train.y, epochs: 2, batchSize: 64, validationSplit: 0.25, verbose: 0 });
+    assert.deepEqual(student.classNames, ['red', 'green', 'blue']);
     assert.deepEqual(Object.keys(JSON.parse(student.metadata.get('kiln.history')!)).sort(), ['accuracy', 'loss', 'val_accuracy', 'val_loss']);
     assert.equal(history.epoch.length, 2);
     const made = JSON.parse(student.metadata.get(DISTILLATION_METADATA_KEY)!);

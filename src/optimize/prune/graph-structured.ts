@@ -1,0 +1,421 @@
+import { gzipSync } from 'node:zlib';
+import { KilnError } from '../../errors.js';
+import { tensorFromProto } from '../../graph/onnx-io.js';
+import { decodeModel, encodeModel, type ModelProto } from '../../graph/proto.js';
+import type { Tensor } from '../../tensor.js';
+import { GraphModel } from '../../train/graph-model.js';
+import { evaluateClassifier } from '../../train/metrics.js';
+import { formatSize } from './axis-atoms.js';
+import { checkFineTune, fitFineTune, type FineTuneArgs } from './fine-tune.js';
+import { analyzeGraph, measureFacts, unitIndex, type Blocker, type ChannelGroup, type GraphAnalysis, type GraphFacts, type GroupKind } from './graph-groups.js';
+import { expectedSizes, shrinkGraph, type Removals } from './graph-shrink.js';
+import { measureModelLatency, type ModelSnapshot, type SnapshotOptions } from './report.js';
+import { topIndices } from './structured.js';
+
+/*
+ * Structured pruning of a model another tool exported (a GraphModel): its channel dependency groups
+ * are found from the graph (graph-groups.ts), each group's units are scored over all of the group's
+ * weights, the lowest go from every tensor of the group (graph-shrink.ts), the smaller graph is checked
+ * against the shapes the analysis expects by running it, reopened as a GraphModel and fine-tuned. What
+ * a user of Torch-Pruning would expect: residual blocks prune as one group, depthwise convolutions
+ * follow their input, a transformer loses whole attention heads and MLP hidden units, and the input,
+ * the output (the classes) and anything the analysis cannot follow stay whole — listed with the node
+ * and the reason.
+ */
+
+/**
+ * What ranks the units of a group: the L1 or L2 norm of each unit's weights over the whole group
+ * ('l1', 'l2'), or the |scale| of the group's BatchNormalization(s) ('bnScale').
+ */
+export type GraphCriterion = 'l1' | 'l2' | 'bnScale';
+
+/** How much structured pruning of an imported graph removes, and how it ranks and selects groups. */
+export interface GraphStructuredArgs {
+  /**
+   * Fraction of the units removed from every prunable group, in [0, 1): convolution channels, hidden
+   * units of MatMul/Gemm layers and attention heads (unless `mlp` or `heads` say otherwise).
+   */
+  ratio?: number;
+  /** Fraction of the attention heads removed (whole heads: their q, k, v columns and out-projection rows). */
+  heads?: number;
+  /** Fraction of the hidden units of MatMul/Gemm layers removed (an MLP's hidden layer). */
+  mlp?: number;
+  /** Fraction of the dimensions of every head removed (the same ones in each head); default 0. */
+  headDims?: number;
+  /**
+   * What ranks units: the L1 or L2 norm of all of a unit's weights in the group, each tensor's scores
+   * normalized by their mean so that no tensor dominates by its size (Torch-Pruning's group norm), or
+   * the |scale| of the group's BatchNormalization(s). Default 'l1'.
+   */
+  criterion?: GraphCriterion;
+  /** Prune only the groups these names match (producing node names or weight names; `*` is a wildcard). */
+  groups?: string[];
+}
+
+export interface GraphStructuredPruneOptions extends SnapshotOptions {
+  /** What to remove: the ratios, the criterion and which groups. */
+  structured: GraphStructuredArgs;
+  /** Fine-tuning of the pruned model; none when absent. */
+  fineTune?: FineTuneArgs;
+}
+
+/** One channel dependency group in a {@link GraphPruneReport}: what it is, and whether and how it was pruned. */
+export interface GraphGroupReport {
+  /** What the group's units are (channels, hidden units, attention heads or head dimensions). */
+  kind: GroupKind;
+  /** Nodes whose weights produce the group's units. */
+  producers: string[];
+  /** Every weight the group slices, as 'name[axis]'. */
+  weights: string[];
+  /** Units before → after. */
+  units: [number, number];
+  /** Whether units of the group were removed. */
+  pruned: boolean;
+  /** The original indices of the units kept (pruned groups). */
+  keptUnits?: number[];
+  /** Why the group was left whole: which node, and what it does (empty for groups that could be pruned). */
+  leftWhole: Blocker[];
+}
+
+/** What structured pruning of an imported graph did: the model before and after, and every group. */
+export interface GraphPruneReport {
+  /** Always 'structured'. */
+  method: 'structured';
+  /** Parameters, FLOPs, size (and accuracy/latency when asked) of the model passed in. */
+  before: ModelSnapshot;
+  /** The same measurements of the pruned (and fine-tuned, if asked) model. */
+  after: ModelSnapshot;
+  /** Every channel dependency group of the graph, pruned or left whole, in graph order. */
+  groups: GraphGroupReport[];
+  /** Fine-tuning history. */
+  history?: Record<string, number[]>[];
+}
+
+/** What {@link graphStructuredPrune} returns. */
+export interface GraphPruneResult {
+  /** The pruned model (a new GraphModel; the one passed in is unchanged). */
+  model: GraphModel;
+  /** What was removed, and the model's measurements before and after. */
+  report: GraphPruneReport;
+}
+
+const KIND_WORDS: Record<GroupKind, string> = { channels: 'channels', units: 'hidden units', heads: 'attention heads', headDims: 'head dimensions' };
+
+function checkFraction(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !(value >= 0 && value < 1)) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} must be a number in [0, 1) (the fraction of units removed), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The removal ratio of each kind of group, validated. */
+function kindRatios(s: GraphStructuredArgs): Record<GroupKind, number> {
+  if (typeof s !== 'object' || s === null) throw new KilnError('INVALID_ARGUMENT', 'structured must be an object, e.g. structured: {ratio: 0.5}');
+  const known = ['ratio', 'heads', 'mlp', 'headDims', 'criterion', 'groups'];
+  const unknown = Object.keys(s).filter((k) => !known.includes(k) && (s as Record<string, unknown>)[k] !== undefined);
+  if (unknown.length) throw new KilnError('INVALID_ARGUMENT', `structured pruning of an imported graph takes ${known.join(', ')}; got ${unknown.join(', ')}`);
+  if (s.ratio === undefined && s.heads === undefined && s.mlp === undefined && s.headDims === undefined) {
+    throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs a ratio (e.g. structured: {ratio: 0.5}), or heads / mlp / headDims ratios');
+  }
+  const ratio = s.ratio === undefined ? 0 : checkFraction(s.ratio, 'structured.ratio');
+  return {
+    channels: ratio,
+    units: s.mlp === undefined ? ratio : checkFraction(s.mlp, 'structured.mlp'),
+    heads: s.heads === undefined ? ratio : checkFraction(s.heads, 'structured.heads'),
+    headDims: s.headDims === undefined ? 0 : checkFraction(s.headDims, 'structured.headDims'),
+  };
+}
+
+function groupLabel(g: ChannelGroup): string {
+  return `the ${g.units} ${KIND_WORDS[g.kind]} of ${g.producers.join(' + ')}`;
+}
+
+function namePattern(name: string): RegExp {
+  return new RegExp(`^${name.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}
+
+/** Which groups a selection names (every group when there is none); a name matching nothing is an error. */
+function selectGroups(analysis: GraphAnalysis, names: string[] | undefined): Set<ChannelGroup> {
+  if (names === undefined) return new Set(analysis.groups);
+  if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || n === '')) {
+    throw new KilnError('INVALID_ARGUMENT', `structured.groups must be a non-empty list of node or weight names, got ${JSON.stringify(names)}`);
+  }
+  const chosen = new Set<ChannelGroup>();
+  for (const name of names) {
+    const re = namePattern(name);
+    const matching = analysis.groups.filter((g) => g.producers.some((p) => re.test(p)) || g.members.some((m) => re.test(m.tensor)));
+    if (matching.length === 0) {
+      const producers = analysis.groups.flatMap((g) => g.producers);
+      throw new KilnError('INVALID_ARGUMENT', `structured.groups: '${name}' matches no group; groups are produced by ${producers.join(', ')}`);
+    }
+    for (const g of matching) {
+      if (g.blockers.length > 0) {
+        const output = g.blockers.find((b) => b.node === '(graph output)');
+        throw new KilnError(
+          'INVALID_ARGUMENT',
+          output
+            ? `structured pruning cannot remove units of ${groupLabel(g)}: ${output.why}`
+            : `structured pruning cannot remove units of ${groupLabel(g)} ('${name}'): ${g.blockers.map((b) => `${b.node} (${b.op}) ${b.why}`).join('; ')}`,
+        );
+      }
+      chosen.add(g);
+    }
+  }
+  return chosen;
+}
+
+/**
+ * One score per unit of a group: its weights' L1 or L2 norm in each tensor of the group (running
+ * statistics excluded: they describe the data, not what the unit contributes), each tensor's scores
+ * divided by their mean, averaged over the tensors; or the |scale| of its BatchNormalization(s).
+ */
+export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weights: ReadonlyMap<string, Tensor>, criterion: GraphCriterion): Float64Array {
+  const total = new Float64Array(group.units);
+  let tensors = 0;
+  const members = criterion === 'bnScale' ? group.members.filter((m) => analysis.batchNormScales.has(m.tensor)) : group.members.filter((m) => !m.statistic);
+  if (criterion === 'bnScale' && members.length === 0) {
+    throw new KilnError('INVALID_ARGUMENT', `structured pruning: criterion 'bnScale' ranks units by the BatchNormalization scale of their group, and ${groupLabel(group)} has none; use 'l1' or 'l2'`);
+  }
+  for (const m of members) {
+    const t = weights.get(m.tensor);
+    if (!t || t.dtype !== 'float32') continue;
+    const unit = unitIndex(analysis.atoms, analysis.atoms.structure(analysis.axes.get(m.tensor)![m.axis]!), group.leaf);
+    const data = t.data as Float32Array;
+    const inner = t.shape.slice(m.axis + 1).reduce((p, d) => p * d, 1);
+    const dim = t.shape[m.axis]!;
+    const sums = new Float64Array(group.units);
+    for (let i = 0; i < data.length; i++) {
+      const u = unit[Math.floor(i / inner) % dim]!;
+      if (u < 0) continue;
+      const v = data[i]!;
+      sums[u] += criterion === 'l2' ? v * v : Math.abs(v);
+    }
+    if (criterion === 'l2') for (let u = 0; u < sums.length; u++) sums[u] = Math.sqrt(sums[u]!);
+    const mean = sums.reduce((a, b) => a + b, 0) / sums.length;
+    if (!(mean > 0)) continue;
+    for (let u = 0; u < sums.length; u++) total[u] += sums[u]! / mean;
+    tensors++;
+  }
+  if (tensors > 1) for (let u = 0; u < total.length; u++) total[u] /= tensors;
+  return total;
+}
+
+/** Parameters of a graph: its float initializers, BatchNormalization running statistics left out (as PyTorch counts). */
+function parameterCount(analysis: GraphAnalysis, proto: ModelProto): { parameters: number; nonZero: number } {
+  let parameters = 0;
+  let nonZero = 0;
+  for (const t of proto.graph?.initializer ?? []) {
+    if (t.dataType !== 1 || analysis.statistics.has(t.name ?? '') || (t.dims ?? []).length === 0) continue;
+    const data = tensorFromProto(t).data as Float32Array;
+    parameters += data.length;
+    for (const v of data) if (v !== 0) nonZero++;
+  }
+  return { parameters, nonZero };
+}
+
+/** FLOPs per example of the Conv, ConvTranspose, Gemm and MatMul nodes, from the shapes measured at batch 2 and 3. */
+export function graphFactsFlops(facts: GraphFacts): number {
+  const at = (batch: 0 | 1) => {
+    let flops = 0;
+    const shape = (v: string) => facts.sizes.get(v)?.[batch] ?? (facts.proto.graph?.initializer ?? []).find((t) => t.name === v)?.dims?.map(Number);
+    for (const n of facts.proto.graph?.node ?? []) {
+      const out = shape(n.output?.[0] ?? '');
+      const [a, b] = [shape(n.input?.[0] ?? ''), shape(n.input?.[1] ?? '')];
+      if (!out || !a || !b) continue;
+      const outSize = out.reduce((p, d) => p * d, 1);
+      if (n.opType === 'Conv') flops += 2 * outSize * b.slice(1).reduce((p, d) => p * d, 1);
+      else if (n.opType === 'ConvTranspose') flops += 2 * outSize * b[0]! * b.slice(2).reduce((p, d) => p * d, 1);
+      else if (n.opType === 'Gemm') flops += 2 * outSize * (n.attribute?.find((x) => x.name === 'transA')?.i ? a[0]! : a[1]!);
+      else if (n.opType === 'MatMul') flops += 2 * outSize * a.at(-1)!;
+    }
+    return flops;
+  };
+  return at(1) - at(0);
+}
+
+async function snapshot(model: GraphModel, analysis: GraphAnalysis, facts: GraphFacts, options: SnapshotOptions): Promise<ModelSnapshot> {
+  const bytes = model.toOnnx();
+  const { parameters, nonZero } = parameterCount(analysis, facts.proto);
+  const snap: ModelSnapshot = { parameters, nonZeroParameters: nonZero, flops: graphFactsFlops(facts), fileBytes: bytes.length, gzipBytes: gzipSync(bytes, { level: 9 }).length };
+  if (options.evaluation) {
+    const scores = await model.predict(options.evaluation.x, { batchSize: 256 });
+    snap.accuracy = evaluateClassifier(options.evaluation.y as never, scores as never).accuracy;
+  }
+  return snap;
+}
+
+/**
+ * Shrinks, then runs the smaller graph to check every value has the shape the analysis expects; a group
+ * whose removal changes a shape some other way (sizes computed at run time by ops the analysis does
+ * not rewrite) is left whole and the rest are shrunk again.
+ */
+async function shrinkChecked(analysis: GraphAnalysis, removals: Map<number, Set<number>>, file: string): Promise<{ proto: ModelProto; facts: GraphFacts; dropped: Map<number, Blocker> }> {
+  const dropped = new Map<number, Blocker>();
+  for (let attempt = 0; ; attempt++) {
+    const proto = shrinkGraph(analysis, removals);
+    let facts: GraphFacts;
+    try {
+      facts = await measureFacts(decodeModel(encodeModel(proto)), file);
+    } catch (err) {
+      // Sizes read at run time (Shape, Size) and used where no rewrite follows them: leave the groups
+      // whose sizes such nodes read whole, and try again.
+      const readers = shapeReaders(analysis, removals);
+      if (readers.size === 0 || attempt >= 4) {
+        throw new KilnError('RUNTIME_ERROR', `structured pruning wrote a graph ONNX Runtime cannot run (${(err as Error).message}); nothing was changed`, { cause: err });
+      }
+      for (const [leaf, b] of readers) {
+        removals.delete(leaf);
+        dropped.set(leaf, { ...b, why: `${b.why}, and the graph pruned there does not run (${(err as Error).message.split('\n')[0]})` });
+      }
+      continue;
+    }
+    const wrong: { value: string; axes: number[]; expected: string; got: string }[] = [];
+    for (const value of analysis.axes.keys()) {
+      const got = facts.sizes.get(value);
+      const expected = got && expectedSizes(analysis, removals, value);
+      if (!got || !expected) continue;
+      const axes = expected.length !== got[0].length ? expected.map((_, i) => i) : expected.flatMap((s, i) => (got[0][i] === s.k * (s.n ? 2 : 1) && got[1][i] === s.k * (s.n ? 3 : 1) ? [] : [i]));
+      if (axes.length > 0) wrong.push({ value, axes, expected: expected.map(formatSize).join('×'), got: got[0].join('×') + ' at batch 2' });
+    }
+    if (wrong.length === 0) return { proto, facts, dropped };
+    // The groups to blame: those in the wrong value's own axes, else those in the axes whose sizes a
+    // Shape (or Size) node upstream of it reads.
+    const culprits = new Map<number, Blocker>();
+    for (const w of wrong) {
+      const suspects = [w.value, ...shapeReadsBehind(analysis.facts.proto, w.value)];
+      for (const v of suspects) {
+        const atoms = analysis.axes.get(v) ?? [];
+        for (const atom of v === w.value ? w.axes.map((a) => atoms[a]) : atoms) {
+          if (atom === undefined) continue;
+          for (const leaf of analysis.atoms.leavesUnder(atom)) {
+            if (removals.has(leaf) && !culprits.has(leaf)) culprits.set(leaf, { node: w.value, op: '', why: `its shape is computed at run time from the size of '${v}' (measured ${w.got}, expected ${w.expected})` });
+          }
+        }
+      }
+      if (culprits.size > 0) break;
+    }
+    if (culprits.size === 0 || attempt >= 4) {
+      throw new KilnError('RUNTIME_ERROR', `structured pruning: the smaller graph computes '${wrong[0]!.value}' as ${wrong[0]!.got}, the analysis expected ${wrong[0]!.expected}; nothing was changed`);
+    }
+    for (const [leaf, blocker] of culprits) {
+      removals.delete(leaf);
+      dropped.set(leaf, blocker);
+    }
+  }
+}
+
+/** The pruned groups whose sizes a Shape or Size node reads, with that node. */
+function shapeReaders(analysis: GraphAnalysis, removals: ReadonlyMap<number, ReadonlySet<number>>): Map<number, Blocker> {
+  const out = new Map<number, Blocker>();
+  for (const n of analysis.facts.proto.graph?.node ?? []) {
+    if ((n.opType !== 'Shape' && n.opType !== 'Size') || !n.input?.[0]) continue;
+    for (const atom of analysis.axes.get(n.input[0]) ?? []) {
+      if (atom === undefined) continue;
+      for (const leaf of analysis.atoms.leavesUnder(atom)) {
+        if (removals.has(leaf) && !out.has(leaf)) out.set(leaf, { node: n.name ?? '', op: n.opType, why: `reads the size of '${n.input[0]}' at run time` });
+      }
+    }
+  }
+  return out;
+}
+
+/** The values whose sizes Shape/Size nodes read on the way to `value` (through any node inputs). */
+function shapeReadsBehind(proto: ModelProto, value: string): string[] {
+  const producer = new Map((proto.graph?.node ?? []).flatMap((n) => (n.output ?? []).map((o) => [o, n] as const)));
+  const seen = new Set<string>();
+  const reads: string[] = [];
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    const n = producer.get(v);
+    if (!n || seen.has(v)) continue;
+    seen.add(v);
+    if ((n.opType === 'Shape' || n.opType === 'Size') && n.input?.[0]) reads.push(n.input[0]);
+    else stack.push(...(n.input ?? []).filter((i) => i));
+  }
+  return reads;
+}
+
+/**
+ * Structured pruning of an imported graph: removes the lowest-scoring units of every prunable channel
+ * dependency group (a copy; the model passed in is unchanged), checks the smaller graph, fine-tunes it
+ * when `fineTune` is given and reports parameters, FLOPs, sizes (and accuracy/latency when asked)
+ * before and after, with every group pruned or left whole and why.
+ */
+export async function graphStructuredPrune(model: GraphModel, options: GraphStructuredPruneOptions): Promise<GraphPruneResult> {
+  if (!options || typeof options !== 'object') throw new KilnError('INVALID_ARGUMENT', 'prune: give options, e.g. {structured: {ratio: 0.5}}');
+  const s = options.structured;
+  const ratios = kindRatios(s);
+  const criterion = s.criterion ?? 'l1';
+  if (!['l1', 'l2', 'bnScale'].includes(criterion)) throw new KilnError('INVALID_ARGUMENT', `structured.criterion must be 'l1', 'l2' or 'bnScale', got ${JSON.stringify(criterion)}`);
+  if (options.fineTune) checkFineTune(options.fineTune);
+
+  await model.currentWeights();
+  const file = model.name;
+  const original = decodeModel(model.toOnnx());
+  const facts = await measureFacts(original, file);
+  const analysis = analyzeGraph(facts);
+  const selected = selectGroups(analysis, s.groups);
+  const weights = new Map((original.graph?.initializer ?? []).map((t) => [t.name ?? '', tensorFromProto(t)]));
+
+  const removals = new Map<number, Set<number>>();
+  const kept = new Map<number, number[]>();
+  for (const g of analysis.groups) {
+    const ratio = ratios[g.kind];
+    if (!selected.has(g) || ratio === 0 || g.blockers.length > 0) continue;
+    const keep = Math.round(g.units * (1 - ratio));
+    if (keep < 1) {
+      throw new KilnError('INVALID_ARGUMENT', `structured pruning: removing ${ratio} of ${groupLabel(g)} would leave none; a ratio below ${(1 - 0.5 / g.units).toFixed(3)} keeps at least one`);
+    }
+    if (keep === g.units) continue;
+    const keptUnits = topIndices(groupScores(analysis, g, weights, criterion), keep);
+    kept.set(g.leaf, keptUnits);
+    removals.set(g.leaf, new Set(Array.from({ length: g.units }, (_, u) => u).filter((u) => !keptUnits.includes(u))));
+  }
+  const pruneable = analysis.groups.filter((g) => g.blockers.length === 0);
+  if (removals.size === 0) {
+    const why = pruneable.length === 0 ? `no group can be pruned: ${analysis.groups.map((g) => `${groupLabel(g)} (${g.blockers[0]?.node}: ${g.blockers[0]?.why})`).join('; ')}` : `the ratios remove no unit of any group (${pruneable.map(groupLabel).join('; ')})`;
+    throw new KilnError('INVALID_ARGUMENT', `structured pruning: ${why}`);
+  }
+
+  const { proto, facts: newFacts, dropped } = await shrinkChecked(analysis, removals, file);
+  for (const leaf of dropped.keys()) kept.delete(leaf);
+  if (removals.size === 0) {
+    const reasons = [...dropped].map(([leaf, b]) => `${groupLabel(analysis.groups.find((g) => g.leaf === leaf)!)}: ${b.node} ${b.why}`);
+    throw new KilnError('INVALID_ARGUMENT', `structured pruning: no group could be pruned (${reasons.join('; ')})`);
+  }
+  const pruned = await GraphModel.fromProto(proto, file, { name: model.name, seed: model.seed });
+
+  const history: Record<string, number[]>[] = [];
+  if (options.fineTune) {
+    const ft = options.fineTune;
+    pruned.compile({ optimizer: ft.optimizer ?? 'adam', loss: ft.loss ?? 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    history.push((await fitFineTune(pruned, ft)).history);
+  }
+
+  const newAnalysis = { ...analysis, facts: newFacts };
+  const before = await snapshot(model, analysis, facts, options);
+  const after = await snapshot(pruned, newAnalysis, newFacts, options);
+  if (options.latency) {
+    const settings = options.latency === true ? {} : options.latency;
+    const [ta, tb] = await measureModelLatency([model.toOnnx(), pruned.toOnnx()], model.modelInput, settings);
+    before.latencyMs = ta;
+    after.latencyMs = tb;
+    before.latencyBatchSize = after.latencyBatchSize = settings.batchSize ?? 64;
+  }
+  const groups: GraphGroupReport[] = analysis.groups.map((g) => {
+    const keptUnits = kept.get(g.leaf);
+    const droppedBy = dropped.get(g.leaf);
+    return {
+      kind: g.kind,
+      producers: g.producers,
+      weights: g.members.map((m) => `${m.tensor}[${m.axis}]`),
+      units: [g.units, keptUnits?.length ?? g.units],
+      pruned: keptUnits !== undefined,
+      ...(keptUnits ? { keptUnits } : {}),
+      leftWhole: droppedBy ? [...g.blockers, droppedBy] : g.blockers,
+    };
+  });
+  return { model: pruned, report: { method: 'structured', before, after, groups, ...(history.length ? { history } : {}) } };
+}
+

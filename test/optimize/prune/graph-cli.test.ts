@@ -1,0 +1,83 @@
+/**
+ * `kiln prune exported.onnx --structured --ratio 0.5` on models PyTorch exported (src/cli/prune.ts
+ * over kiln.prune on a GraphModel), with a tiny 28×28 IDX data set: the comparison and the group table
+ * are printed, the smaller file is saved, and a failure leaves the files as they were.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { after, before, describe, it } from 'node:test';
+import { encodeIdx } from '../../../src/data/idx.js';
+import { decodeModel } from '../../../src/graph/proto.js';
+import { Random } from '../../../src/random.js';
+import { GraphModel } from '../../../src/train/graph-model.js';
+import { loadModel } from '../../../src/train/load.js';
+import { runMain as run } from '../../cli/helpers.js';
+import { FIXTURES } from './graph-helpers.js';
+import { makeTempDir } from './helpers.js';
+
+const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+let temp: Awaited<ReturnType<typeof makeTempDir>>;
+
+before(async () => {
+  temp = await makeTempDir('kiln-prune-graph-cli-');
+  const rng = new Random(12);
+  const write = async (stem: string, n: number) => {
+    await writeFile(join(temp.dir, `${stem}-images-idx3-ubyte.gz`), gzipSync(encodeIdx([n, 28, 28], Uint8Array.from({ length: n * 784 }, () => rng.int(256)))));
+    await writeFile(join(temp.dir, `${stem}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx([n], Uint8Array.from({ length: n }, () => rng.int(10)))));
+  };
+  await write('train', 32);
+  await write('t10k', 16);
+});
+after(() => temp.remove());
+
+describe('kiln prune on an exported graph', () => {
+  it('--structured --ratio 0.5 --layout nchw: prints the comparison and every group, saves the smaller graph', async () => {
+    const out = join(temp.dir, 'small.onnx');
+    const source = `${FIXTURES}/resnet.onnx`;
+    const r = await run(['prune', source, '--structured', '--ratio', '0.5', '--layout', 'nchw', '--dataset', temp.dir, '--epochs', '1', '--batch-size', '8', '--latency-batch', '4', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    for (const text of ['structured, removing 50.00% of each group\'s units', 'Parameters', '5,122', 'Latency, batch 4', '/stem/stem.0/stem.0.0/Conv + /block1/conv2/conv2.0/Conv', '8 → 4', "left whole: (graph output) the model's output 'logits'", `Saved ${out}`]) {
+      assert.ok(r.out.includes(text), `output should mention ${text}:\n${r.out}`);
+    }
+    const saved = await loadModel(out);
+    assert.ok(saved instanceof GraphModel);
+    assert.deepEqual(saved.weights.get('stem.0.0.weight')!.shape, [4, 1, 3, 3]);
+    assert.deepEqual(saved.preprocessing, { layout: 'nchw' });
+    assert.deepEqual(decodeModel(readFileSync(out)).graph!.output!.map((o) => o.name), ['logits']);
+  });
+
+  it('--heads and --mlp on a transformer, as JSON', async () => {
+    const out = join(temp.dir, 'vit.onnx');
+    const r = await run(['prune', `${FIXTURES}/vit17.onnx`, '--structured', '--heads', '0.5', '--mlp', '0.5', '--dataset', temp.dir, '--epochs', '0', '--latency-batch', '0', '--json', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out);
+    assert.deepEqual(
+      report.groups.filter((g: { pruned: boolean }) => g.pruned).map((g: { kind: string; units: number[] }) => [g.kind, ...g.units]),
+      [['heads', 4, 2], ['units', 64, 32], ['heads', 4, 2], ['units', 64, 32]],
+    );
+  });
+
+  it('fails with a clear error and overwrites nothing: a ratio that empties a group, a missing ratio, graph flags on a layer model', async () => {
+    const out = join(temp.dir, 'existing.onnx');
+    await writeFile(out, 'keep me');
+    const before = sha(out);
+    const source = `${FIXTURES}/vit13.onnx`;
+    const sourceSha = sha(source);
+    const empty = await run(['prune', source, '--structured', '--heads', '0.9', '--dataset', temp.dir, '--epochs', '0', '--out', out]);
+    assert.equal(empty.code, 1);
+    assert.match(empty.err, /would leave none/);
+    const missing = await run(['prune', source, '--structured', '--dataset', temp.dir, '--out', out]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /--structured needs a ratio/);
+    const loose = await run(['prune', source, '--ratio', '0.5', '--dataset', temp.dir, '--out', out]);
+    assert.match(loose.err, /--ratio belongs to structured pruning/);
+    const magnitude = await run(['prune', source, '--sparsity', '0.5', '--dataset', temp.dir, '--out', out]);
+    assert.match(magnitude.err, /imported graph .* prunes it structurally/);
+    assert.equal(sha(out), before);
+    assert.equal(sha(source), sourceSha);
+  });
+});

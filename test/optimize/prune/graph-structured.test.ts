@@ -1,0 +1,191 @@
+/**
+ * Structured pruning of imported graphs (kiln.prune on a GraphModel, src/optimize/prune/graph-structured.ts):
+ * a pruned graph computes what the original computes when the removed units were already zero; the
+ * smaller file keeps the input/output names and opset and really is smaller; bad input gets a clear
+ * error or a reported skip, and nothing is changed on failure.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { tensorFromProto } from '../../../src/graph/onnx-io.js';
+import { decodeModel } from '../../../src/graph/proto.js';
+import { prune } from '../../../src/optimize/prune/prune.js';
+import type { ChannelGroup, GroupKind } from '../../../src/optimize/prune/graph-groups.js';
+import { Tensor } from '../../../src/tensor.js';
+import { GraphModel } from '../../../src/train/graph-model.js';
+import { kilnError } from './helpers.js';
+import { FIXTURES, analyzeFixture, fixtureProto, images, maxAbsDiff, model, node, weight, zeroUnits } from './graph-helpers.js';
+
+const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const odd = (n: number) => Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === 1);
+const even = (n: number) => Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === 0);
+
+/**
+ * Zeroes the odd units of every group the options prune (exactly the half a 0.5 ratio removes), prunes
+ * the zeroed model, and returns the largest difference between their outputs.
+ */
+async function zeroThenPrune(fixture: string, structured: Record<string, number>, kinds: GroupKind[]) {
+  const a = await analyzeFixture(fixture);
+  const chosen = a.groups.filter((g) => kinds.includes(g.kind) && g.blockers.length === 0);
+  const zero = new Map<ChannelGroup, number[]>(chosen.map((g) => [g, odd(g.units)]));
+  const original = await GraphModel.load(`${FIXTURES}/${fixture}.onnx`);
+  const zeroed = await GraphModel.load(`${FIXTURES}/${fixture}.onnx`);
+  zeroed.setWeights(zeroUnits(a, zeroed.weights, zero));
+  const { model: small, report } = await prune(zeroed, { structured });
+  const x = images(16, [1, 28, 28]);
+  const [p, z, o] = await Promise.all([small.predict(x), zeroed.predict(x), original.predict(x)]);
+  return { a, chosen, report, small, diff: maxAbsDiff(p.data as Float32Array, z.data as Float32Array), zeroingMattered: maxAbsDiff(z.data as Float32Array, o.data as Float32Array) };
+}
+
+describe('structured pruning of imported graphs: a pruned graph equals the original with the removed units zeroed', () => {
+  for (const [fixture, structured, kinds] of [
+    ['resnet', { ratio: 0.5 }, ['channels']],
+    ['resnet_fused', { ratio: 0.5 }, ['channels']],
+    ['dwsep', { ratio: 0.5 }, ['channels']],
+    ['mlp', { ratio: 0.5 }, ['units']],
+    ['vit13', { heads: 0.5, mlp: 0.5 }, ['heads', 'units']],
+    ['vit17', { heads: 0.5, mlp: 0.5, headDims: 0.5 }, ['heads', 'units', 'headDims']],
+  ] as const) {
+    it(`${fixture} ${JSON.stringify(structured)}`, async () => {
+      const { chosen, report, small, diff, zeroingMattered } = await zeroThenPrune(fixture, structured, [...kinds]);
+      assert.ok(chosen.length > 0);
+      // The criterion finds the zeroed units (score 0) and removes exactly them.
+      for (const g of chosen) {
+        const r = report.groups.find((x) => x.producers.join() === g.producers.join() && x.kind === g.kind && x.weights.join() === g.members.map((m) => `${m.tensor}[${m.axis}]`).join())!;
+        assert.ok(r.pruned, `${g.producers} pruned`);
+        assert.deepEqual(r.keptUnits, even(g.units), `${g.kind} of ${g.producers}`);
+        assert.deepEqual(r.units, [g.units, g.units / 2]);
+      }
+      assert.ok(diff < 1e-5, `pruned vs zeroed: ${diff}`);
+      assert.ok(zeroingMattered > 1e-3, `zeroing changed the outputs (${zeroingMattered}), so the comparison is not trivial`);
+      assert.ok(report.after.parameters < report.before.parameters);
+      assert.ok(report.after.flops < report.before.flops);
+      // The file is smaller, with the original's input, output, opset and (remaining) node names.
+      const original = fixtureProto(fixture);
+      const saved = decodeModel(small.toOnnx());
+      assert.deepEqual(saved.graph!.input!.map((i) => [i.name, i.type]), original.graph!.input!.map((i) => [i.name, i.type]));
+      assert.deepEqual(saved.graph!.output!.map((o) => [o.name, o.type]), original.graph!.output!.map((o) => [o.name, o.type]));
+      assert.deepEqual(saved.opsetImport, original.opsetImport);
+      const names = new Set(original.graph!.node!.map((n) => n.name));
+      assert.ok(saved.graph!.node!.every((n) => names.has(n.name)));
+    });
+  }
+
+  it('vit13 with half the heads: the Reshape into heads and the slices of the packed projection are rewritten', async () => {
+    const original = await GraphModel.load(`${FIXTURES}/vit13.onnx`);
+    const { model: small } = await prune(original, { structured: { heads: 0.5 } });
+    const saved = decodeModel(small.toOnnx());
+    const init = new Map(saved.graph!.initializer!.map((t) => [t.name, t]));
+    const byName = new Map(saved.graph!.node!.map((n) => [n.name, n]));
+    const ints = (name: string) => Array.from(tensorFromProto(init.get(name)!).data as BigInt64Array, Number);
+    assert.deepEqual(init.get('onnx::MatMul_347')!.dims, [32, 48]);
+    assert.deepEqual(init.get('encoder.layers.0.self_attn.in_proj_bias')!.dims, [48]);
+    assert.deepEqual(init.get('encoder.layers.0.self_attn.out_proj.weight')!.dims, [32, 16]);
+    // q, k, v: 16 columns each now.
+    const slices = ['Slice', 'Slice_1', 'Slice_2'].map((s) => byName.get(`/encoder/layers.0/self_attn/${s}`)!);
+    assert.deepEqual(slices.map((s) => [ints(s.input![1]!), ints(s.input![2]!)]), [[[0], [16]], [[16], [32]], [[32], [48]]]);
+    // [17, N·heads, 8] with 2 heads; the attention output [17·N, 2·8].
+    assert.deepEqual(ints(byName.get('/encoder/layers.0/self_attn/Reshape')!.input![1]!), [17, -1, 8]);
+    assert.deepEqual(ints(byName.get('/encoder/layers.0/self_attn/Reshape_3')!.input![1]!), [-1, 16]);
+    // The shape arithmetic those targets replaced is gone.
+    assert.ok(saved.graph!.node!.length < fixtureProto('vit13').graph!.node!.length);
+  });
+});
+
+describe('structured pruning of imported graphs: fine-tuning and the report', () => {
+  it('fine-tunes the smaller graph and reports every group, pruned or left whole with the reason', async () => {
+    const source = `${FIXTURES}/resnet.onnx`;
+    const before = sha(source);
+    const original = await GraphModel.load(source);
+    const weightsBefore = new Map([...original.weights].map(([k, t]) => [k, (t.data as Float32Array).slice()]));
+    const x = images(64, [1, 28, 28], 9);
+    const y = new Tensor(Int32Array.from({ length: 64 }, (_, i) => i % 10), [64], 'int32');
+    const { model: small, report } = await prune(original, { structured: { ratio: 0.5 }, fineTune: { x, y, epochs: 1, batchSize: 16, verbose: 0 }, evaluation: { x, y } });
+    assert.equal(report.history?.length, 1);
+    assert.equal(report.history![0]!.loss!.length, 1);
+    assert.deepEqual(report.groups.map((g) => [g.kind, g.units, g.pruned]), [
+      ['channels', [8, 4], true],
+      ['channels', [8, 4], true],
+      ['channels', [16, 8], true],
+      ['channels', [16, 8], true],
+      ['units', [10, 10], false],
+    ]);
+    assert.match(report.groups[4]!.leftWhole[0]!.why, /model's output 'logits'/);
+    assert.equal(report.before.parameters, 5122, 'PyTorch counts 5,122 (running statistics are not parameters)');
+    assert.ok(report.after.parameters / report.before.parameters <= 0.55, `${report.after.parameters} / ${report.before.parameters}`);
+    assert.equal(typeof report.after.accuracy, 'number');
+    // The original file and the model passed in are unchanged.
+    assert.equal(sha(source), before);
+    for (const [k, t] of original.weights) assert.deepEqual(t.data, weightsBefore.get(k), k);
+    assert.deepEqual(small.modelInput, original.modelInput);
+  });
+});
+
+describe('structured pruning of imported graphs: bad input', () => {
+  it('a ratio that would empty a group, or out of [0, 1), is an error naming the group', async () => {
+    const vit = await GraphModel.load(`${FIXTURES}/vit13.onnx`);
+    await assert.rejects(prune(vit, { structured: { heads: 0.9 } }), kilnError('INVALID_ARGUMENT', 'would leave none', 'the 4 attention heads of /encoder/layers.0/self_attn/MatMul'));
+    await assert.rejects(prune(vit, { structured: { ratio: 1 } }), kilnError('INVALID_ARGUMENT', 'structured.ratio must be a number in [0, 1)'));
+    await assert.rejects(prune(vit, { structured: { mlp: -0.1 } }), kilnError('INVALID_ARGUMENT', 'structured.mlp'));
+  });
+
+  it('pruning the output layer, a selection matching nothing, options of layer models: clear errors', async () => {
+    const resnet = await GraphModel.load(`${FIXTURES}/resnet.onnx`);
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, groups: ['/head/Gemm'] } }), kilnError('INVALID_ARGUMENT', 'cannot remove units of the 10 hidden units of /head/Gemm', "the model's output 'logits'"));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, groups: ['/nothing/*'] } }), kilnError('INVALID_ARGUMENT', "'/nothing/*' matches no group", '/stem/stem.0/stem.0.0/Conv'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, perLayer: { a: 0.5 } } as never }), kilnError('INVALID_ARGUMENT', 'takes ratio, heads, mlp, headDims, criterion, groups; got perLayer'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor' as never } }), kilnError('INVALID_ARGUMENT', "'l1', 'l2' or 'bnScale'"));
+    const mlp = await GraphModel.load(`${FIXTURES}/mlp.onnx`);
+    await assert.rejects(prune(mlp, { structured: { ratio: 0.5, criterion: 'bnScale' } }), kilnError('INVALID_ARGUMENT', "'bnScale'", 'has none'));
+    // A model whose only group is its output layer.
+    const linear = await GraphModel.fromProto(model([4], 'logits', 3, [node('Gemm', ['input', 'w', 'b'], ['logits'], { transB: 1 })], { w: weight([3, 4], 1), b: weight([3], 2) }));
+    await assert.rejects(prune(linear, { structured: { ratio: 0.5 } }), kilnError('INVALID_ARGUMENT', 'no group can be pruned', "the model's output 'logits'"));
+  });
+
+  it('a group behind an op the analysis does not follow is left whole and reported; the rest are pruned', async () => {
+    const graph = await GraphModel.fromProto(
+      model([1, 4, 4], 'logits', 3, [
+        node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('LRN', ['c1'], ['lrn'], { size: 3 }, 'local_response_norm'),
+        node('Conv', ['lrn', 'w2'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('GlobalAveragePool', ['c2'], ['p']),
+        node('Flatten', ['p'], ['f']),
+        node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+      ], { w1: weight([4, 1, 3, 3], 1), w2: weight([6, 4, 3, 3], 2), fc: weight([3, 6], 3) }),
+    );
+    const { report } = await prune(graph, { structured: { ratio: 0.5 } });
+    const [c1, c2] = report.groups;
+    assert.deepEqual([c1!.producers, c1!.pruned, c1!.leftWhole], [['c1'], false, [{ node: 'local_response_norm', op: 'LRN', why: 'LRN is not an op the analysis follows' }]]);
+    assert.deepEqual([c2!.producers, c2!.units, c2!.pruned], [['c2'], [6, 3], true]);
+  });
+
+  it('a size read at run time (Shape) where no rewrite follows it leaves that group whole, and the rest are pruned', async () => {
+    // ones = ConstantOfShape(Shape(relu(c1))) is concatenated with c2's features: pruning c1 would
+    // change the concatenation's width behind the analysis' back.
+    const one = { name: 'value', type: 4, t: { dims: [1], dataType: 1, floatData: [1] } };
+    const graph = await GraphModel.fromProto(
+      model([1, 4, 4], 'logits', 3, [
+        node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('Relu', ['c1'], ['r']),
+        node('Shape', ['r'], ['s'], {}, 'shape_of_r'),
+        { opType: 'ConstantOfShape', name: 'ones', input: ['s'], output: ['ones'], attribute: [one] },
+        node('GlobalAveragePool', ['ones'], ['po']),
+        node('Flatten', ['po'], ['fo']),
+        node('Conv', ['r', 'w2'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('GlobalAveragePool', ['c2'], ['p2']),
+        node('Flatten', ['p2'], ['f2']),
+        node('Concat', ['f2', 'fo'], ['cat'], { axis: 1 }),
+        node('Gemm', ['cat', 'fc'], ['logits'], { transB: 1 }),
+      ], { w1: weight([4, 1, 3, 3], 1), w2: weight([4, 4, 3, 3], 2), fc: weight([3, 8], 3) }),
+    );
+    const { model: small, report } = await prune(graph, { structured: { ratio: 0.5 } });
+    const c1 = report.groups.find((g) => g.producers[0] === 'c1')!;
+    const c2 = report.groups.find((g) => g.producers[0] === 'c2')!;
+    assert.equal(c1.pruned, false);
+    assert.equal(c1.leftWhole[0]!.node, 'shape_of_r');
+    assert.match(c1.leftWhole[0]!.why, /reads the size of 'r' at run time/);
+    assert.deepEqual([c2.units, c2.pruned], [[4, 2], true]);
+    assert.deepEqual([...(await small.predict(images(2, [1, 4, 4]))).shape], [2, 3]);
+  });
+});

@@ -1,0 +1,262 @@
+/**
+ * Static and dynamic int8 of graphs PyTorch exported (test/fixtures/exported): the small ViT at opset 13
+ * (LayerNorm decomposed) and 17 (LayerNormalization), and the MLP. Attention's activation×activation
+ * MatMuls get both inputs quantized, weights are int8 per output channel, LayerNorm / GELU / Softmax
+ * stay float with their reasons, the logits stay within a bound set by the quantization steps on
+ * PyTorch's reference batch, inputs and outputs keep their names, calibration data goes through the
+ * model's layout and declared preprocessing, and dynamic mode writes the pattern ONNX Runtime fuses.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { tensorFromProto } from '../../../src/graph/onnx-io.js';
+import { decodeModel, encodeModel, type ModelProto, type NodeProto } from '../../../src/graph/proto.js';
+import { quantize, type QuantizedModel } from '../../../src/optimize/quantize/quantize.js';
+import { Tensor } from '../../../src/tensor.js';
+import { loadModel } from '../../../src/train/load.js';
+import { EXPORTED_DIR, decodeTensor, readReference } from '../../fixtures/exported/reference.js';
+import { fashion, optimizedOps, rejectsWith, runOrt, tmpDir } from './helpers.js';
+
+const VITS = ['vit13', 'vit17'] as const;
+const fixture = (name: string) => `${EXPORTED_DIR}/${name}.onnx`;
+const readFixture = (name: string) => new Uint8Array(readFileSync(fixture(name)));
+/** Attention's two activation×activation MatMuls in each of the ViT's two encoder layers. */
+const ATTENTION_MATMULS = [0, 1].flatMap((l) => [`/encoder/layers.${l}/self_attn/MatMul_1`, `/encoder/layers.${l}/self_attn/MatMul_2`]);
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+const staticInt8 = new Map<string, QuantizedModel>();
+
+before(async () => {
+  tmp = await tmpDir();
+  const d = await fashion();
+  for (const name of VITS) staticInt8.set(name, await quantize(await loadModel(fixture(name)), { mode: 'static', calibration: d.train.images, calibrationSamples: 256 }));
+});
+after(() => tmp.cleanup());
+
+function initializer(proto: ModelProto, name: string): Tensor {
+  const t = proto.graph!.initializer!.find((i) => i.name === name);
+  assert.ok(t, `initializer '${name}'`);
+  return tensorFromProto(t);
+}
+
+function producer(proto: ModelProto, value: string): NodeProto | undefined {
+  return proto.graph!.node!.find((n) => n.output!.includes(value));
+}
+
+/** The scale and zero point of the QuantizeLinear/DequantizeLinear pair a DequantizeLinear belongs to. */
+function qParams(proto: ModelProto, dq: NodeProto): { scale: number; zeroPoint: number } {
+  return { scale: (initializer(proto, dq.input![1]!).data as Float32Array)[0]!, zeroPoint: Number(initializer(proto, dq.input![2]!).data[0]) };
+}
+
+for (const name of VITS) {
+  describe(`static int8 of PyTorch's ${name} export`, () => {
+    it('quantizes both inputs of the attention MatMuls (Q·Kᵀ and P·V), and ONNX Runtime runs every MatMul in integer kernels', async () => {
+      const q = staticInt8.get(name)!;
+      const proto = decodeModel(q.bytes);
+      for (const node of ATTENTION_MATMULS) {
+        const matmul = proto.graph!.node!.find((n) => n.name === node);
+        assert.ok(matmul, `node ${node} keeps its name`);
+        for (const input of matmul.input!) {
+          const dq = producer(proto, input);
+          assert.equal(dq?.opType, 'DequantizeLinear', `${node} reads ${input} through DequantizeLinear`);
+          assert.equal(producer(proto, dq.input![0]!)?.opType, 'QuantizeLinear', `${input}: computed, quantized at run time (not a constant)`);
+        }
+        assert.equal(q.report.layers.find((l) => l.layer === node)?.precision, 'int8');
+      }
+      // Of the ten MatMuls (six with weights, four in attention) none is left in float.
+      const ops = await optimizedOps(q.bytes, tmp.dir);
+      assert.equal((ops['com.microsoft.MatMulIntegerToFloat'] ?? 0) + (ops.QLinearMatMul ?? 0), 10, JSON.stringify(ops));
+      assert.equal(ops.MatMul ?? 0, 0, JSON.stringify(ops));
+      assert.equal(ops['com.microsoft.FusedMatMul'] ?? 0, 0, JSON.stringify(ops));
+      assert.equal(ops['com.microsoft.QGemm'], 3, 'the two out-projections and the head');
+    });
+
+    it('stores every MatMul/Gemm weight as int8 with one scale per output channel, each within half a step of the float weight', () => {
+      const q = staticInt8.get(name)!;
+      const proto = decodeModel(q.bytes);
+      const original = decodeModel(readFixture(name));
+      let checked = 0;
+      for (const node of original.graph!.node!.filter((n) => n.opType === 'MatMul' || n.opType === 'Gemm')) {
+        const w = original.graph!.initializer!.find((t) => t.name === node.input![1]);
+        if (!w) continue;
+        const float = tensorFromProto(w);
+        const transB = node.attribute?.find((a) => a.name === 'transB')?.i === 1;
+        const axis = transB ? 0 : 1; // the axis of output channels: N of MatMul's [K, N], of Gemm's transposed [N, K]
+        const dq = proto.graph!.node!.find((n) => n.opType === 'DequantizeLinear' && n.input![0] === `${w.name}/int8`)!;
+        assert.ok(dq, `${w.name}: int8 behind a DequantizeLinear`);
+        assert.equal(dq.attribute?.find((a) => a.name === 'axis')?.i, axis, `${w.name}: per-channel axis`);
+        const values = initializer(proto, `${w.name}/int8`);
+        const scales = initializer(proto, dq.input![1]!).data as Float32Array;
+        assert.equal(values.dtype, 'int8');
+        assert.equal(scales.length, float.shape[axis], `${w.name}: one scale per output channel`);
+        const inner = axis === 1 ? 1 : float.shape[1]!;
+        const channels = float.shape[axis]!;
+        const data = float.data as Float32Array;
+        for (let i = 0; i < data.length; i++) {
+          const s = scales[Math.floor(i / inner) % channels]!;
+          assert.ok(Math.abs((values.data as Int8Array)[i]! * s - data[i]!) <= s / 2 + 1e-7, `${w.name}[${i}]`);
+        }
+        checked++;
+      }
+      assert.equal(checked, 9, 'six MatMul weights (in-projections, feed-forward) and three Gemm weights');
+    });
+
+    it('keeps LayerNorm, GELU and Softmax in float and says why', () => {
+      const r = staticInt8.get(name)!.report;
+      const norms = r.layers.filter((l) => l.ops.includes('LayerNormalization') || l.ops.join(',') === 'ReduceMean,Sub,Pow,ReduceMean,Add,Sqrt,Div,Mul,Add');
+      assert.equal(norms.length, 5, 'two per encoder layer and the final norm, each one report line');
+      for (const l of norms) {
+        assert.equal(l.precision, 'float32');
+        assert.match(l.reason!, /^LayerNorm kept float \(floatOps\): ONNX Runtime has no int8 LayerNormalization kernel/);
+      }
+      const gelus = r.layers.filter((l) => l.ops.includes('Erf'));
+      assert.deepEqual(gelus.map((l) => l.ops.join(',')), ['Div,Erf,Add,Mul,Mul', 'Div,Erf,Add,Mul,Mul']);
+      for (const l of gelus) assert.match(l.reason!, /^GELU kept float \(floatOps\)/);
+      const softmaxes = r.layers.filter((l) => l.ops.includes('Softmax'));
+      assert.equal(softmaxes.length, 2);
+      for (const l of softmaxes) assert.match(l.reason!, /^Softmax kept float \(floatOps\)/);
+      assert.deepEqual(r.settings.floatOps, ['LayerNormalization', 'Gelu', 'Softmax']);
+      // Shape arithmetic (Shape, Gather, Unsqueeze, Concat of sizes) is not reported as float work.
+      assert.ok(!r.layers.some((l) => l.ops.includes('Shape') || l.ops.includes('Unsqueeze')), r.layers.map((l) => l.layer).join(', '));
+    });
+
+    it("gives logits within the bound of the classifier's own rounding on PyTorch's reference batch", async () => {
+      const q = staticInt8.get(name)!;
+      const proto = decodeModel(q.bytes);
+      const ref = readReference(name);
+      const x = decodeTensor(ref.batch.input);
+      const expected = decodeTensor(ref.evalLogits).data as Float32Array;
+      const got = await runOrt(q.bytes, x);
+      /*
+       * The tolerance, from the file's own quantization steps: rounding the classifier's input to its
+       * step s_in (at most s_in/2 each) and its int8 weights to theirs (s_w[j]/2) can move logit j by
+       * up to Σ_i |w_ji|·s_in/2 + s_w[j]/2 · Σ_i |x_i|, with |x_i| at most the input's quantized range.
+       * The errors of the layers upstream reach the classifier through a LayerNorm, which rescales them;
+       * the whole model must stay inside the classifier's own worst case.
+       */
+      const head = proto.graph!.node!.find((n) => n.output!.includes('logits'))!;
+      const input = qParams(proto, producer(proto, head.input![0]!)!);
+      const extent = Math.max(input.zeroPoint, 255 - input.zeroPoint) * input.scale;
+      const w = initializer(proto, 'head.weight/int8');
+      const ws = initializer(proto, 'head.weight/scale').data as Float32Array;
+      const [classes, features] = w.shape as [number, number];
+      let bound = 0;
+      for (let j = 0; j < classes; j++) {
+        let l1 = 0;
+        for (let i = 0; i < features; i++) l1 += Math.abs((w.data as Int8Array)[j * features + i]! * ws[j]!);
+        bound = Math.max(bound, (input.scale / 2) * l1 + (ws[j]! / 2) * features * extent);
+      }
+      let worst = 0;
+      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
+      assert.ok(worst <= bound, `max |Δlogit| ${worst} within the bound ${bound}`);
+      assert.ok(bound < 0.05 * Math.max(...expected.map(Math.abs)), `the bound (${bound}) is a small fraction of the logits`);
+      // Same class wherever float's top two logits are further apart than twice the bound.
+      for (let row = 0; row < x.shape[0]!; row++) {
+        const f = [...expected.subarray(row * 10, row * 10 + 10)];
+        const g = [...got.subarray(row * 10, row * 10 + 10)];
+        const sorted = [...f].sort((a, b) => b - a);
+        if (sorted[0]! - sorted[1]! > 2 * bound) assert.equal(g.indexOf(Math.max(...g)), f.indexOf(sorted[0]!), `row ${row}`);
+      }
+    });
+
+    it('keeps the original input and output names, shapes and opset', () => {
+      const q = decodeModel(staticInt8.get(name)!.bytes);
+      const o = decodeModel(readFixture(name));
+      const io = (p: ModelProto) => JSON.stringify([p.graph!.input!.map((v) => [v.name, v.type]), p.graph!.output!.map((v) => [v.name, v.type])]);
+      assert.equal(io(q), io(o));
+      assert.deepEqual(q.opsetImport!.map((s) => [s.domain ?? '', Number(s.version)]), o.opsetImport!.map((s) => [s.domain ?? '', Number(s.version)]));
+    });
+  });
+}
+
+describe('static int8 with floatOps: []', () => {
+  it('puts LayerNorm and GELU between 8-bit values and Softmax into its int8 kernel, saying so', async () => {
+    const d = await fashion();
+    const q = await quantize(await loadModel(fixture('vit17')), { mode: 'static', calibration: d.train.images, calibrationSamples: 128, floatOps: [] });
+    const proto = decodeModel(q.bytes);
+    const norm = proto.graph!.node!.find((n) => n.name === '/encoder/layers.0/norm1/LayerNormalization')!;
+    assert.equal(producer(proto, norm.input![0]!)?.opType, 'DequantizeLinear', 'the residual sum reaches LayerNorm in 8 bits');
+    assert.match(q.report.layers.find((l) => l.layer === norm.name)!.reason!, /computed in float between an 8-bit input and output \(ONNX Runtime has no int8 LayerNormalization kernel/);
+    const ops = await optimizedOps(q.bytes, tmp.dir);
+    assert.equal(ops['com.microsoft.QLinearSoftmax'], 2, JSON.stringify(ops));
+    assert.equal(ops.QLinearMatMul, 4, 'Q·Kᵀ now has an 8-bit output, read by the int8 Softmax');
+  });
+});
+
+describe('calibration through the model layout and preprocessing', () => {
+  it('feeds channels-last images to a channels-first export, normalized by its declared mean and std', async () => {
+    const d = await fashion();
+    const x = d.train.images.slice(0, 64);
+    const mean = 0.286;
+    const std = 0.353;
+    const model = await loadModel(fixture('vit17'), { layout: 'nchw', mean: [mean], std: [std] });
+    // minConvReduction 0: the patch convolution takes int8 too, so the model input itself is quantized.
+    const q = await quantize(model, { mode: 'static', calibration: x, minConvReduction: 0 });
+    const proto = decodeModel(q.bytes);
+    const scale = (initializer(proto, 'input/scale').data as Float32Array)[0]!;
+    const zeroPoint = (initializer(proto, 'input/zp').data as Uint8Array)[0]!;
+    const pixels = x.data as Float32Array;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const p of pixels) {
+      lo = Math.min(lo, (p - mean) / std);
+      hi = Math.max(hi, (p - mean) / std);
+    }
+    // The calibrated range is the normalized pixels' range, not [0, 1].
+    assert.ok(Math.abs(scale - (hi - lo) / 255) < 1e-6, `scale ${scale} for [${lo}, ${hi}]`);
+    assert.equal(zeroPoint, Math.round(-lo / scale));
+    // The int8 file declares the same preprocessing, so whoever runs it feeds it the same way.
+    assert.deepEqual(JSON.parse(q.description.metadata['kiln.preprocessing']!), { layout: 'nchw', mean: [mean], std: [std] });
+    const evaluated = await quantize(model, { mode: 'static', calibration: x, evaluate: { x: d.test.images.slice(0, 500), y: d.test.labels.slice(0, 500), latencyRuns: 1 } });
+    const e = evaluated.report.evaluation!;
+    assert.ok(e.agreement >= 0.97, `agreement ${e.agreement}: float and int8 evaluated on the same normalized input`);
+  });
+});
+
+describe('dynamic int8 of exported MatMul models', () => {
+  for (const [name, matmuls] of [
+    ['mlp', 3],
+    ['vit17', 9],
+  ] as const) {
+    it(`${name}: every weight MatMul/Gemm becomes the pattern ONNX Runtime fuses into DynamicQuantizeMatMul, biases included`, async () => {
+      const q = await quantize(await loadModel(fixture(name)), { mode: 'dynamic' });
+      const proto = decodeModel(q.bytes);
+      const count = (op: string) => proto.graph!.node!.filter((n) => n.opType === op).length;
+      assert.equal(count('MatMulInteger'), matmuls);
+      assert.ok(count('DynamicQuantizeLinear') >= 1);
+      const ops = await optimizedOps(q.bytes, tmp.dir);
+      assert.equal(ops['com.microsoft.DynamicQuantizeMatMul'], matmuls, JSON.stringify(ops));
+      assert.equal(ops.MatMulInteger ?? 0, 0);
+      if (name === 'vit17') {
+        // PyTorch's Linear on 3-D input is MatMul then Add(bias, ·): the bias moved into the fused kernel.
+        for (const l of ['/encoder/layers.0/self_attn/MatMul', '/encoder/layers.0/linear1/MatMul', '/encoder/layers.0/linear2/MatMul']) {
+          assert.match(q.report.layers.find((r) => r.layer === l)!.reason!, /with its bias Add .* DynamicQuantizeMatMul/);
+        }
+        // Left: the position embedding, four residual Adds and two Adds of int64 sizes; the six biases went into the kernels.
+        assert.equal(ops.Add, 7, JSON.stringify(ops));
+        assert.match(q.report.layers.find((r) => r.layer === '/encoder/layers.0/self_attn/MatMul_1')!.reason!, /both inputs are activations: dynamic quantization needs a constant weight/);
+        assert.match(q.report.layers.find((r) => r.layer === '/patch/Conv')!.reason!, /sums only 49 products/);
+      }
+    });
+  }
+});
+
+describe('bad input on exported graphs', () => {
+  it('an exclude that matches no node', async () => {
+    const d = await fashion();
+    const model = await loadModel(fixture('vit17'));
+    await rejectsWith(() => quantize(model, { mode: 'static', calibration: d.train.images.slice(0, 8), exclude: ['/encoder/layers.0/self_attn/MatMul_9'] }), 'INVALID_ARGUMENT', /no layer named '\/encoder\/layers.0\/self_attn\/MatMul_9' \(\d+ layers\/nodes; similar: .*\/encoder\/layers.0\/self_attn\/MatMul_1/);
+    await rejectsWith(() => quantize(model, { mode: 'dynamic', exclude: ['linear9'] }), 'INVALID_ARGUMENT', /no layer named 'linear9' \(\d+ layers\/nodes, e\.g\. /);
+  });
+  it('an unknown floatOps kind', async () => {
+    const d = await fashion();
+    const model = await loadModel(fixture('vit17'));
+    await rejectsWith(() => quantize(model, { mode: 'static', calibration: d.train.images.slice(0, 8), floatOps: ['LayerNorm' as never] }), 'INVALID_ARGUMENT', /floatOps takes a list of LayerNormalization, Gelu, Softmax, got \["LayerNorm"\]/);
+  });
+  it('an exported graph that is quantized already, with or without Kiln metadata', async () => {
+    const q = staticInt8.get('vit17')!;
+    await rejectsWith(() => quantize(q.bytes, { mode: 'dynamic' }), 'INVALID_ARGUMENT', /already quantized \(mode 'static'/);
+    const bare = encodeModel({ ...decodeModel(q.bytes), metadataProps: [] });
+    await rejectsWith(() => quantize(bare, { mode: 'dynamic' }), 'INVALID_ARGUMENT', /already quantized: it has \d+ QuantizeLinear, \d+ DequantizeLinear node\(s\)/);
+  });
+});
