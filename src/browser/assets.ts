@@ -8,6 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from '../errors.js';
 
+/** The onnxruntime-web versions Kiln's browser bundle is built against (package.json's peerDependencies). */
+export const ONNXRUNTIME_WEB_RANGE = '~1.30.0';
+
 /** URL prefix under which the bundle and ONNX Runtime's files are served together. */
 export const KILN_PREFIX = '/kiln/';
 
@@ -20,9 +23,19 @@ export function bundleDir(): string {
   return dir;
 }
 
-/** onnxruntime-web's dist folder (ort-wasm-simd-threaded.wasm and its .mjs glue). */
+/**
+ * onnxruntime-web's dist folder (ort-wasm-simd-threaded.wasm and its .mjs glue). onnxruntime-web is an
+ * optional peer dependency (139 MB installed, which a Node-only user should not pay for): a project
+ * that trains in a browser installs it beside Kiln, and this says so when it is missing.
+ */
 export function onnxruntimeWebDir(): string {
-  const wasm = fileURLToPath(import.meta.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
+  let wasm: string;
+  try {
+    wasm = fileURLToPath(import.meta.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
+  } catch (err) {
+    throw new KilnError('FILE_NOT_FOUND', `training in the browser needs onnxruntime-web, an optional peer dependency of Kiln that is not installed: npm install onnxruntime-web@${ONNXRUNTIME_WEB_RANGE}`, { cause: err });
+  }
+  if (!existsSync(wasm)) throw new KilnError('FILE_NOT_FOUND', `onnxruntime-web is installed without its WebAssembly file ${wasm}: reinstall it (npm install onnxruntime-web@${ONNXRUNTIME_WEB_RANGE})`);
   return path.dirname(wasm);
 }
 

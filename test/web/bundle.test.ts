@@ -4,12 +4,13 @@
  * succeeding is the check; the inputs show which platform file went in. The sizes are printed.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as esbuild from 'esbuild';
 import { BROWSER_BUILD, buildBrowserBundle, LIBRARY_ENTRY } from '../../scripts/build-browser.js';
+import { ONNXRUNTIME_WEB_RANGE, onnxruntimeWebDir } from '../../src/browser/assets.js';
 
 test('the browser bundle builds with no Node built-in, from the browser platform file; its size is printed', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-bundle-'));
@@ -56,4 +57,15 @@ test("kiln/web/trainer (training from a package) bundles without Kiln's layers",
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('onnxruntime-web is an optional peer dependency (a Node-only install does without its 139 MB), at the range the bundle is built against', async () => {
+  const manifest = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as Record<string, Record<string, unknown>>;
+  assert.equal(manifest.dependencies!['onnxruntime-web'], undefined, 'onnxruntime-web is a regular dependency again');
+  assert.equal(manifest.peerDependencies!['onnxruntime-web'], ONNXRUNTIME_WEB_RANGE);
+  assert.deepEqual(manifest.peerDependenciesMeta!['onnxruntime-web'], { optional: true });
+  assert.equal(manifest.devDependencies!['onnxruntime-web'], ONNXRUNTIME_WEB_RANGE, 'the tests and the bundle build install it as a dev dependency');
+  // What `kiln browser-demo` serves: the installed package's WebAssembly, of the bundled version.
+  const installed = JSON.parse(await readFile(path.join(onnxruntimeWebDir(), '..', 'package.json'), 'utf8')) as { version: string };
+  assert.match(installed.version, /^1\.30\./);
 });
