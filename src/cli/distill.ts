@@ -5,6 +5,8 @@ import { asOnnxModel, classifierScores } from '../optimize/distill/teacher.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
+import { importOptions, IMPORT_OPTIONS } from './import-options.js';
+import { GraphModel } from '../train/graph-model.js';
 import { Sequential } from '../train/sequential.js';
 import { formatDuration, formatNumber, formatTable } from '../text/format.js';
 import { progressOutput } from '../text/progress-output.js';
@@ -14,10 +16,10 @@ import { modelFromSpec } from '../train/model-from-spec.js';
 export const distillCommand: Command = {
   name: 'distill',
   summary: "Distill a teacher (any ONNX classifier) into a smaller student trained on the teacher's softened outputs",
-  usage: 'kiln distill --teacher teacher.onnx [--student <tutorial-cnn|small-vgg|model.onnx|model.json>] --dataset <name|path> --out student.onnx',
+  usage: 'kiln distill --teacher teacher.onnx [--student <tutorial-cnn|small-vgg|model.onnx|exported.onnx|model.json>] --dataset <name|path> --out student.onnx',
   options: [
-    { name: 'teacher', type: 'string', description: 'the teacher: any ONNX classifier (logits or probabilities out)' },
-    { name: 'student', type: 'string', description: "preset, Kiln .onnx or JSON list of layers (default: the teacher's family at <= 25% of its parameters)" },
+    { name: 'teacher', type: 'string', description: 'the teacher: any ONNX classifier (logits out, or a final Softmax whose input is read)' },
+    { name: 'student', type: 'string', description: "preset, Kiln .onnx, an exported .onnx (PyTorch, tf2onnx) or JSON list of layers (default: the teacher's family at <= 25% of its parameters)" },
     { name: 'dataset', type: 'string', description: 'data set name or path', default: 'embedded' },
     { name: 'temperature', type: 'number', description: 'softmax temperature T', default: 4 },
     { name: 'alpha', type: 'number', description: 'weight of the hard-label loss (1 - alpha goes to the teacher term)', default: 0.1 },
@@ -29,6 +31,8 @@ export const distillCommand: Command = {
     ...AUGMENT_OPTIONS,
     { name: 'seed', type: 'number', integer: true, description: 'seed for the default student and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the student', default: 'student.onnx' },
+    // For an exported --student: how Kiln's data meets its input.
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std'].includes(o.name)),
   ],
   async run({ options }, out) {
     if (!options.teacher) throw new KilnError('INVALID_ARGUMENT', 'kiln distill: give the teacher, e.g. --teacher model.onnx');
@@ -36,11 +40,12 @@ export const distillCommand: Command = {
     const data = await loadDataset(String(options.dataset));
     const inputShape = data.train.images.shape.slice(1);
     const teacher = await asOnnxModel(String(options.teacher));
-    const chosen = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length) : undefined;
-    if (chosen && !(chosen instanceof Sequential)) {
-      throw new KilnError('INVALID_ARGUMENT', `--student '${String(options.student)}' is an imported ONNX model; distillation trains Kiln layer models as students (an imported model can be the --teacher)`);
+    const seed = Number(options.seed);
+    const chosen = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length, seed, () => importOptions(options, seed)) : undefined;
+    if (chosen && !(chosen instanceof Sequential || chosen instanceof GraphModel)) {
+      throw new KilnError('NOT_TRAINABLE', `--student '${String(options.student)}' is no model Kiln trains`);
     }
-    const student = chosen;
+    const student = chosen as Sequential | GraphModel | undefined;
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     out(`Distilling ${options.teacher} into ${options.student ?? 'the default student'} on ${options.dataset} (T = ${options.temperature}, alpha = ${options.alpha})`);
     const t0 = performance.now();
@@ -77,7 +82,8 @@ export const distillCommand: Command = {
     );
     out('');
     const teacherRuns = augment ? 'teacher on each augmented batch' : 'teacher over the training set';
-    out(`Distilled in ${formatDuration(seconds * 1000)} (${teacherRuns}: ${formatDuration(result.teacherSeconds * 1000)}; its outputs read as ${result.teacherOutput})`);
+    const read = result.teacherOutput === 'probabilities' ? 'probabilities (their logarithms used as logits)' : result.teacherLogitsFrom === teacher.outputs[0]?.name ? 'logits' : `logits: the input '${result.teacherLogitsFrom}' of its final Softmax`;
+    out(`Distilled in ${formatDuration(seconds * 1000)} (${teacherRuns}: ${formatDuration(result.teacherSeconds * 1000)}; its outputs read as ${read})`);
     out(`Saved ${options.out}`);
     return 0;
   },

@@ -48,7 +48,7 @@ function comparison(b: ModelSnapshot, a: ModelSnapshot): string {
   return formatTable(rows, { header: ['', 'Before', 'After', 'Change'], align: ['left', 'right', 'right', 'left'] });
 }
 
-function layerTable(report: PruneReport): string {
+function layerTable(report: PruneReport, perWeight: boolean): string {
   const rows = report.layers
     .filter((l) => l.parametersBefore > 0)
     .map((l) => [
@@ -60,6 +60,14 @@ function layerTable(report: PruneReport): string {
       percent(l.sparsity),
     ]);
   rows.push(['total', '', formatNumber(report.after.parameters), formatNumber(report.after.nonZeroParameters), report.targetSparsity !== undefined ? percent(report.targetSparsity) : '', percent(report.sparsity)]);
+  if (perWeight) {
+    // An imported graph: one row per weight (initializer), named as in the file, with the op reading it.
+    const table = formatTable(
+      rows.map(([name, , params, nonZero, , sparsity]) => [name!, params!, nonZero!, sparsity!]),
+      { header: ['Weight (op)', 'Parameters', 'Non-zero', 'Sparsity'], align: ['left', 'right', 'right', 'right'] },
+    );
+    return `${table}\n(* pruned)`;
+  }
   const table = formatTable(rows, { header: ['Layer (type)', 'Units', 'Parameters', 'Non-zero', 'Kernel sparsity', 'Sparsity'], align: ['left', 'right', 'right', 'right', 'right', 'right'] });
   return `${table}\n(* pruned; sparsity counts every weight of the layer, biases included)`;
 }
@@ -86,6 +94,17 @@ function scheduleChoice(options: ParsedOptions): ScheduleChoice {
   return { kind, ...choice };
 }
 
+/** --layers: comma-separated names (`*` wildcards), or /regex/ for an imported graph's weight and node names. */
+function parseLayers(text: string): string[] | RegExp {
+  const re = /^\/(.*)\/([a-z]*)$/s.exec(text);
+  if (!re) return text.split(',').map((s) => s.trim()).filter(Boolean);
+  try {
+    return new RegExp(re[1]!, re[2]);
+  } catch (err) {
+    throw new KilnError('INVALID_ARGUMENT', `kiln prune: --layers ${text} is not a valid regular expression (${(err as Error).message})`);
+  }
+}
+
 function parseMByN(text: string): [number, number] {
   const m = /^(\d+):(\d+)$/.exec(text);
   if (!m) throw new KilnError('INVALID_ARGUMENT', `kiln prune: --m-by-n expects M:N (M zeros in every N weights), e.g. 2:4; got '${text}'`);
@@ -109,7 +128,7 @@ export const pruneCommand: Command = {
     { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'examples per fine-tuning step', default: 64 },
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: "learning rate (default: the optimizer's Keras default)" },
-    { name: 'layers', type: 'string', description: 'comma-separated layers to prune (default: all Conv2D/Dense but the first and last; structured: but the last); imported graphs: node or weight names (* wildcards) whose groups are pruned' },
+    { name: 'layers', type: 'string', description: "comma-separated layers to prune (default: all Conv2D/Dense but the first and last; structured: but the last); imported graphs: weight or node names, patterns with *, or /regex/ (magnitude default: every weight matrix and conv kernel but the first and the classifier head; structured: the groups whose nodes or weights match)" },
     { name: 'scope', type: 'string', description: "magnitude pruning: 'layer' (each kernel reaches the sparsity) or 'global' (one threshold)", default: 'layer' },
     { name: 'schedule', type: 'string', description: "'polynomial' (TF-MOT PolynomialDecay, the default) or 'constant' (ConstantSparsity)" },
     { name: 'initial-sparsity', type: 'number', description: 'polynomial schedule: sparsity at the begin step (default 0)' },
@@ -143,13 +162,12 @@ export const pruneCommand: Command = {
       throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5 (imported graphs: or --heads / --mlp / --head-dims)');
     }
     const model = await loadModel(file, importOptions(options));
-    if (model instanceof GraphModel && options.structured === undefined) {
-      throw new KilnError('NOT_TRAINABLE', `'${file}' is an imported graph (no Kiln layer configuration): Kiln prunes it structurally, e.g. --structured --ratio 0.5`);
-    }
     if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be pruned: ${model.notTrainable ?? 'Kiln can run it but not train it'}`);
     }
-    if (model instanceof Sequential && graphFlags.length) throw new KilnError('INVALID_ARGUMENT', `kiln prune: --${graphFlags[0]} applies to imported graphs (attention heads, MatMul hidden units); '${file}' is a Kiln layer model: use --structured --ratio`);
+    if (graphFlags.length && !(model instanceof GraphModel && options.structured !== undefined)) {
+      throw new KilnError('INVALID_ARGUMENT', `kiln prune: --${graphFlags[0]} applies to structured pruning of imported graphs (attention heads, MatMul hidden units)${model instanceof Sequential ? `; '${file}' is a Kiln layer model: use --structured --ratio` : ': add --structured'}`);
+    }
     const data = await loadDataset(String(options.dataset));
     const epochs = Number(options.epochs);
     const fineTune: FineTuneArgs | undefined =
@@ -166,7 +184,7 @@ export const pruneCommand: Command = {
           }
         : undefined;
     const latencyBatch = Number(options['latency-batch']);
-    const layers = options.layers !== undefined ? String(options.layers).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+    const layers = options.layers !== undefined ? parseLayers(String(options.layers)) : undefined;
     const common = { layers, fineTune, evaluation: { x: data.test.images, y: data.test.labels }, latency: latencyBatch > 0 ? { batchSize: latencyBatch } : false };
     let t0 = 0;
     const announce = (what: string) => {
@@ -187,7 +205,8 @@ export const pruneCommand: Command = {
       out(`\nSaved ${options.out} (${formatDuration(performance.now() - t0)})`);
       return 0;
     };
-    if (model instanceof GraphModel) {
+    if (model instanceof GraphModel && options.structured !== undefined) {
+      if (layers instanceof RegExp) throw new KilnError('INVALID_ARGUMENT', `kiln prune: --layers ${options.layers}: structured pruning of an imported graph matches its groups by names with * wildcards, not a /regex/`);
       const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion: String(options.criterion) as never, groups: layers };
       const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${k === 'head-dims' ? 'head dimensions' : k === 'mlp' ? 'MLP units' : 'heads'}`)].filter(Boolean);
       announce(`structured, removing ${parts.join(', ')}`);
@@ -205,7 +224,7 @@ export const pruneCommand: Command = {
       pruneOptions = { ...common, scope: String(options.scope) as never, ...(schedule ? { schedule } : { sparsity }) };
     }
     announce(options.structured !== undefined ? `structured, removing ${percent(ratio!)} of filters/units` : options['m-by-n'] !== undefined ? `${options['m-by-n']} sparsity` : `magnitude, ${percent(Number(options.sparsity))} sparsity`);
-    const { model: pruned, report } = await prune(model, pruneOptions);
-    return finish(pruned, report, () => [layerTable(report), ...(report.schedule ? [`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`] : [])]);
+    const { model: pruned, report } = model instanceof GraphModel ? await prune(model, pruneOptions) : await prune(model, pruneOptions);
+    return finish(pruned, report, () => [layerTable(report, model instanceof GraphModel), ...(report.schedule ? [`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`] : [])]);
   },
 };

@@ -20,7 +20,8 @@ export interface ModelCost {
 export function graphFlops(graph: Graph): number {
   let flops = 0;
   for (const node of graph.nodes) {
-    const out = graph.value(node.outputs[0]!).shape;
+    // Per example: an imported graph's batch dimension stays the symbolic 'N' even when built at batch 1.
+    const out = graph.value(node.outputs[0]!).shape?.map((d) => (d === 'N' ? 1 : d));
     if (!out || out.some((d) => typeof d !== 'number')) continue;
     const outSize = (out as number[]).reduce((a, b) => a * b, 1);
     if (node.opType === 'Conv' || node.opType === 'ConvTranspose') {

@@ -58,6 +58,22 @@ export interface UntrainableOp {
   node: string;
 }
 
+/** A node reading a parameter: which input it is, and the node's op, name, attributes and place in the graph. */
+export interface ParameterUse {
+  /** The parameter's initializer name. */
+  parameter: string;
+  /** The node's name (exporters name every node; an unnamed one is `#<index>`). */
+  node: string;
+  /** The node's operator type (Conv, Gemm, MatMul, ...). */
+  op: string;
+  /** The node's input the parameter arrives at. */
+  input: number;
+  /** The node's attributes. */
+  attrs: Attrs;
+  /** The node's index in the graph (nodes are in topological order: lower is nearer the input). */
+  order: number;
+}
+
 interface ValueInfo {
   dtype: DType;
   shape: Shape;
@@ -214,14 +230,29 @@ export class ImportedGraph implements ModelStructure {
     return after;
   }
 
+  /**
+   * Every node reading a parameter, directly or through Identity nodes (PyTorch's exporter puts equal
+   * initializers behind Identity), in graph order: what the parameter is to the graph (a Conv's kernel,
+   * a Gemm's weight or bias, a BatchNormalization's statistic).
+   */
+  parameterUses(): ParameterUse[] {
+    const origin = new Map<string, string>(this.params.map((p) => [p.name, p.name]));
+    const uses: ParameterUse[] = [];
+    this.nodes.forEach(({ proto: n, attrs }, order) => {
+      if (n.opType === 'Identity' && (!n.domain || n.domain === 'ai.onnx') && origin.has(n.input?.[0] ?? '')) {
+        origin.set(n.output![0]!, origin.get(n.input![0]!)!);
+        return;
+      }
+      (n.input ?? []).forEach((name, input) => {
+        const parameter = origin.get(name);
+        if (parameter) uses.push({ parameter, node: n.name || `#${order}`, op: n.domain ? `${n.domain}.${n.opType}` : (n.opType ?? '?'), input, attrs, order });
+      });
+    });
+    return uses;
+  }
+
   private logitsBeforeSoftmax(output: string): string | undefined {
-    let value = output;
-    for (;;) {
-      const n = this.producers.get(value);
-      if (n?.proto.opType === 'Identity') value = n.proto.input![0]!;
-      else if (n?.proto.opType === 'Softmax' && this.values.get(value)?.shape.length === 2) return n.proto.input![0]!;
-      else return undefined;
-    }
+    return this.values.get(output)?.shape.length === 2 ? softmaxLogits(output, (v) => this.producers.get(v)?.proto) : undefined;
   }
 
   paramInfos(): ParamInfo[] {
@@ -412,6 +443,31 @@ export class ImportedGraph implements ModelStructure {
   inferenceOnnx(weights: ReadonlyMap<string, Tensor>): Uint8Array {
     const { graph } = this.buildGraph(weights);
     return encodeModel(stepModel(graph, this.proto, this.opset));
+  }
+}
+
+/**
+ * The value a classifier's output is the Softmax of, when the graph ends in one over the class axis
+ * (axis 1 or −1 of [N, classes]; through the Identity nodes exporters add): the logits, which a
+ * cross-entropy from logits and temperature-scaled distillation need. Undefined when it does not.
+ * `producerOf` gives the node computing a value (by default looked up in `proto`'s graph).
+ */
+export function softmaxLogits(output: string, producerOf: ModelProto | ((value: string) => NodeProto | undefined)): string | undefined {
+  let lookup = producerOf;
+  if (typeof lookup !== 'function') {
+    const producers = new Map<string, NodeProto>();
+    for (const n of lookup.graph?.node ?? []) for (const o of n.output ?? []) if (o) producers.set(o, n);
+    lookup = (v) => producers.get(v);
+  }
+  let value = output;
+  for (;;) {
+    const n = lookup(value);
+    if (!n || (n.domain && n.domain !== 'ai.onnx')) return undefined;
+    if (n.opType === 'Identity') value = n.input![0]!;
+    else if (n.opType === 'Softmax') {
+      const axis = nodeAttributes(n).axis;
+      return axis === undefined || axis === 1 || axis === -1 ? n.input![0]! : undefined;
+    } else return undefined;
   }
 }
 

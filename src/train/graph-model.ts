@@ -1,7 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { CLASS_NAMES_METADATA_KEY } from '../model/class-names.js';
-import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
+import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { Random } from '../random.js';
@@ -31,7 +31,8 @@ export interface GraphModelOptions extends Preprocessing {
 /** Which weights train: a name pattern (`*` matches anything, as in `--train-only 'fc.*'`), a RegExp or a predicate. */
 export type WeightSelector = string | RegExp | ((name: string) => boolean);
 
-function selectorFn(selector: WeightSelector): (name: string) => boolean {
+/** A WeightSelector as a test of names (trainOnly's, and pruning's choice of an imported graph's weights). */
+export function weightMatcher(selector: WeightSelector): (name: string) => boolean {
   if (typeof selector === 'function') return selector;
   // A global or sticky RegExp keeps a position between test() calls: a fresh copy without those flags.
   if (selector instanceof RegExp) {
@@ -40,6 +41,16 @@ function selectorFn(selector: WeightSelector): (name: string) => boolean {
   }
   const pattern = new RegExp(`^${selector.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
   return (name) => pattern.test(name);
+}
+
+/** An imported graph's classifier head, as {@link GraphModel.classifierHead} finds it. */
+export interface ClassifierHead {
+  /** The Gemm or MatMul weight's initializer name. */
+  weight: string;
+  /** The bias initializer's name, where the head has one. */
+  bias?: string;
+  /** Whether the weight is stored [classes, features] (a Gemm with transB = 1, as PyTorch's Linear exports). */
+  transposed: boolean;
 }
 
 /**
@@ -105,6 +116,30 @@ export class GraphModel extends TrainableModel {
     return this.structure.endsInSoftmax;
   }
 
+  /**
+   * An independent copy: the same graph, preprocessing and choice of trained weights, copies of the
+   * weights and of the metadata (less the training history); not compiled. Pruning works on one, so
+   * the model it was given stays as it was.
+   */
+  clone(): GraphModel {
+    const copy = new GraphModel(this.structure, { name: this.name, seed: this.seed }, this.layoutFixed);
+    copy.weights.clear();
+    for (const [name, t] of this.weights) copy.weights.set(name, new Tensor((t.data as Float32Array).slice(), [...t.shape], t.dtype));
+    copy.metadata.clear();
+    for (const [k, v] of this.metadata) if (k !== 'kiln.history') copy.metadata.set(k, v);
+    return copy;
+  }
+
+  /** Which node reads each weight, and as which input (a Conv's kernel, a Gemm's bias, ...), in graph order. */
+  parameterUses(): ParameterUse[] {
+    return this.structure.parameterUses();
+  }
+
+  /** The classifier's last layer: the Gemm or MatMul weight (and bias) nearest the output; throws when there is none. */
+  classifierHead(): ClassifierHead {
+    return this.structure.classifierHead();
+  }
+
   /** Every op between the trainable weights and the output that Kiln cannot differentiate yet. */
   untrainableOps(): UntrainableOp[] {
     return this.structure.untrainableOps();
@@ -136,7 +171,7 @@ export class GraphModel extends TrainableModel {
   trainOnly(selector: WeightSelector | null): void {
     let match: ((name: string) => boolean) | null = null;
     if (selector !== null) {
-      match = selectorFn(selector);
+      match = weightMatcher(selector);
       const names = this.structure.withTrainable(null).paramInfos().filter((p) => p.spec.trainable).map((p) => p.name);
       if (!names.some(match)) {
         throw new KilnError('INVALID_ARGUMENT', `trainOnly ${String(selector)} matches no weight; the model's trainable weights are ${names.join(', ')}`);

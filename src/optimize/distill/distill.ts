@@ -4,10 +4,11 @@ import type { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
 import type { History } from '../../train/fit-loop.js';
+import { GraphModel } from '../../train/graph-model.js';
 import { Sequential } from '../../train/sequential.js';
 import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.js';
 import { checkDistillationOptions, distillationLoss } from './loss.js';
-import { defaultStudent, onnxParameterCount, type DefaultStudentOptions } from './student.js';
+import { defaultStudent, graphParameterCount, teacherParameterCount, type DefaultStudentOptions } from './student.js';
 import type { OnnxModel } from '../../model/onnx-model.js';
 import { CLASS_NAMES_METADATA_KEY, parseClassNames } from '../../model/class-names.js';
 import { asOnnxModel, teacherLogits, type ClassifierOutputKind, type ClassifierSource } from './teacher.js';
@@ -18,11 +19,18 @@ export const TEACHER_LOGITS_INPUT = 'teacher_logits';
 export const DISTILLATION_METADATA_KEY = 'kiln.distillation';
 
 /** What `distill` takes: the teacher, the data, and the training settings (as `fit()`'s). */
-export interface DistillArgs {
-  /** Any ONNX classifier with one input and `[N, classes]` logits or probabilities out. */
+export interface DistillArgs<S extends Sequential | GraphModel = Sequential> {
+  /**
+   * Any ONNX classifier with one input and `[N, classes]` logits or probabilities out (a file, bytes,
+   * an OnnxModel, a Kiln model or an imported GraphModel); one ending in Softmax is read before it.
+   */
   teacher: ClassifierSource;
-  /** The model to train; default: `defaultStudent(teacher)`, the teacher's family at ≤ 25% of its parameters. */
-  student?: Sequential;
+  /**
+   * The model to train: a Kiln Sequential or an imported graph (GraphModel, trained through its own
+   * compiled step from the logits before a final Softmax); default: `defaultStudent(teacher)`, the
+   * teacher's family at ≤ 25% of its parameters.
+   */
+  student?: S;
   /** Training images `[N, ...]` (channels-last, as every Kiln loader returns them) and class labels `[N]`. */
   x: Tensor;
   /** Class labels `[N]`. */
@@ -68,9 +76,9 @@ export interface DistillArgs {
 }
 
 /** What `distill` returns: the trained student and how it was made. */
-export interface DistillResult {
+export interface DistillResult<S extends Sequential | GraphModel = Sequential> {
   /** The trained student (metadata 'kiln.distillation' records the settings). */
-  student: Sequential;
+  student: S;
   /** Its training history. */
   history: History;
   /** The temperature used. */
@@ -81,15 +89,19 @@ export interface DistillResult {
   teacherParameters: number;
   /** Parameters of the student. */
   studentParameters: number;
-  /** Whether the teacher's outputs were read as logits or probabilities. */
+  /** What the teacher's scores were read as ('logits' also when read before a final Softmax). */
   teacherOutput: ClassifierOutputKind;
+  /** The teacher's graph value its logits were read from (its output, or the input of a final Softmax). */
+  teacherLogitsFrom: string;
   /** Seconds spent running the teacher over the training set. */
   teacherSeconds: number;
 }
 
 /**
  * Knowledge distillation: trains the student on α · CE(y, student) + (1 − α) · T² ·
- * KL(softmax(teacher / T) ‖ softmax(student / T)), compiled into the student's own training step.
+ * KL(softmax(teacher / T) ‖ softmax(student / T)), compiled into the student's own training step —
+ * a Kiln Sequential's, or an imported graph's (GraphModel), whose step reads its logits before a
+ * final Softmax. A teacher ending in Softmax is read before it too (teacher.ts).
  *
  * Without augmentation the teacher runs in ONNX Runtime over the training set once, before the first
  * epoch, and each batch's rows of its logits are fed to the step next to the images: every epoch sees
@@ -97,7 +109,7 @@ export interface DistillResult {
  * the teacher runs on each augmented batch instead. The student is compiled here (a previous compile
  * is replaced).
  */
-export async function distill(args: DistillArgs): Promise<DistillResult> {
+export async function distill<S extends Sequential | GraphModel = Sequential>(args: DistillArgs<S>): Promise<DistillResult<S>> {
   const temperature = args.temperature ?? 4;
   const alpha = args.alpha ?? 0.1;
   checkDistillationOptions({ temperature, alpha });
@@ -110,15 +122,21 @@ export async function distill(args: DistillArgs): Promise<DistillResult> {
   let teacherSeconds = (performance.now() - t0) / 1000;
   const classes = cached.logits.shape[1]!;
 
-  const student = args.student ?? defaultStudent(teacher, { inputShape: x.shape.slice(1), numClasses: classes }, args.studentOptions);
-  if (!(student instanceof Sequential)) throw new KilnError('NOT_TRAINABLE', 'the student must be a trainable Kiln Sequential model (kiln.sequential or loadModel of a Kiln .onnx)');
+  const student: Sequential | GraphModel = args.student ?? defaultStudent(teacher, { inputShape: x.shape.slice(1), numClasses: classes }, args.studentOptions);
+  if (!(student instanceof Sequential || student instanceof GraphModel)) {
+    throw new KilnError('NOT_TRAINABLE', 'the student must be a trainable model: a Kiln Sequential, or an imported graph (GraphModel) as kiln.loadModel returns them');
+  }
   const outShape = student.outputShape;
   if (outShape.length !== 1 || outShape[0] !== classes) {
     throw new KilnError('INVALID_SHAPE', `the student outputs ${formatShape([null, ...outShape])}, the teacher ${formatShape([null, classes])}: both must give one score per class`);
   }
-  const last = student.layers.at(-1)!.getConfig();
-  if (last.activation === 'softmax' || student.layers.at(-1)!.className === 'Activation') {
-    throw new KilnError('INVALID_ARGUMENT', `the student's last layer applies ${String(last.activation)}: distillation needs the student's logits, so end it with a plain Dense(${classes})`);
+  // An imported student's step reads the logits before a final Softmax (the loss is from logits); a
+  // layer model's last layer must emit them itself.
+  if (student instanceof Sequential) {
+    const last = student.layers.at(-1)!.getConfig();
+    if (last.activation === 'softmax' || student.layers.at(-1)!.className === 'Activation') {
+      throw new KilnError('INVALID_ARGUMENT', `the student's last layer applies ${String(last.activation)}: distillation needs the student's logits, so end it with a plain Dense(${classes})`);
+    }
   }
 
   const loss = sparseCategoricalCrossentropy({ fromLogits: true });
@@ -152,16 +170,16 @@ export async function distill(args: DistillArgs): Promise<DistillResult> {
       : // fit's indices count rows of x (a validation split only cuts the tail off), so they index the cache.
         (indices) => ({ [TEACHER_LOGITS_INPUT]: logits.gather(indices) }),
   });
-  const teacherParameters = onnxParameterCount(teacher);
-  const studentParameters = student.countParams().total;
+  const teacherParameters = teacherParameterCount(teacher);
+  const studentParameters = student instanceof GraphModel ? graphParameterCount(student) : student.countParams().total;
   // The student answers the teacher's classes, under the teacher's names, unless it was given its own.
   const teacherNames = parseClassNames(teacher.description.metadata[CLASS_NAMES_METADATA_KEY], 'the teacher');
   if (teacherNames?.length === classes && !student.metadata.has(CLASS_NAMES_METADATA_KEY)) student.classNames = teacherNames;
   student.metadata.set(
     DISTILLATION_METADATA_KEY,
-    JSON.stringify({ temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, epochs: history.epoch.length, augment: args.augment ?? null }),
+    JSON.stringify({ temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, teacherLogitsFrom: cached.readFrom, epochs: history.epoch.length, augment: args.augment ?? null }),
   );
-  return { student, history, temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, teacherSeconds };
+  return { student: student as S, history, temperature, alpha, teacherParameters, studentParameters, teacherOutput: cached.outputKind, teacherLogitsFrom: cached.readFrom, teacherSeconds };
 }
 
 /** The step's teacher input for one batch of images: the teacher run on exactly those images. */

@@ -2,6 +2,7 @@ import { KilnError, formatShape } from '../../errors.js';
 import { Conv2D, Dense, layerFromConfig, tutorialCnn, type Layer, type SerializedLayer } from '../../layers/index.js';
 import { MODEL_METADATA_KEY, sequentialArgsFromProto } from '../../model/sequential.js';
 import type { OnnxModel } from '../../model/onnx-model.js';
+import { GraphModel } from '../../train/graph-model.js';
 import { Sequential } from '../../train/sequential.js';
 
 /** Options of `defaultStudent`. */
@@ -68,13 +69,35 @@ export function onnxParameterCount(model: OnnxModel): number {
   return model.description.initializers.filter((t) => t.dtype !== 'int64' && t.shape.length > 0).reduce((n, t) => n + t.size, 0);
 }
 
+const FLOAT_NAMES = new Set(['float32', 'float16', 'float64', 'bfloat16']);
+
+/**
+ * Parameters of a model another tool wrote, as PyTorch counts them (`model.parameters()`): its float
+ * initializers of rank ≥ 1, less BatchNormalization's running mean and variance (buffers, not
+ * parameters). A Kiln-made file counts as Kiln counts its layers (onnxParameterCount).
+ */
+export function teacherParameterCount(model: OnnxModel): number {
+  if (model.proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return onnxParameterCount(model);
+  const statistics = new Set((model.proto.graph?.node ?? []).filter((n) => n.opType === 'BatchNormalization').flatMap((n) => (n.input ?? []).slice(3, 5)));
+  return model.description.initializers.filter((t) => FLOAT_NAMES.has(t.dtype) && t.shape.length > 0 && !statistics.has(t.name)).reduce((n, t) => n + t.size, 0);
+}
+
+/** An imported graph's parameters as teacherParameterCount counts a foreign file's: its weights less BatchNormalization's running statistics. */
+export function graphParameterCount(model: GraphModel): number {
+  const statistics = new Set(model.parameterUses().filter((u) => u.op === 'BatchNormalization' && u.input >= 3).map((u) => u.parameter));
+  return [...model.weights].filter(([name]) => !statistics.has(name)).reduce((n, [, t]) => n + t.size, 0);
+}
+
 /**
  * A student derived from the teacher: the same family, narrower. For a Kiln teacher that is its own
- * layer stack with hidden widths scaled down; for a foreign teacher (no layer configuration to copy)
- * the tutorial CNN for images, or a two-layer MLP for flat inputs, scaled the same way. The width is
- * the largest that keeps the student within `maxParameterRatio` of the teacher's parameters.
+ * layer stack with hidden widths scaled down; for a foreign teacher (no layer configuration to copy:
+ * an exported .onnx, or an imported GraphModel) the tutorial CNN for images, or a two-layer MLP for
+ * flat inputs, scaled the same way. The student reads the data as given (`data.inputShape`, Kiln's
+ * channels-last images), whatever layout the teacher takes. The width is the largest that keeps the
+ * student within `maxParameterRatio` of the teacher's parameters (a foreign teacher's counted as
+ * PyTorch counts them, BatchNorm's running statistics left out).
  */
-export function defaultStudent(teacher: OnnxModel | Sequential, data: { inputShape: number[]; numClasses: number }, options: DefaultStudentOptions = {}): Sequential {
+export function defaultStudent(teacher: OnnxModel | Sequential | GraphModel, data: { inputShape: number[]; numClasses: number }, options: DefaultStudentOptions = {}): Sequential {
   const ratio = options.maxParameterRatio ?? 0.25;
   if (!(ratio > 0 && ratio <= 1)) throw new KilnError('INVALID_ARGUMENT', `maxParameterRatio must be in (0, 1], got ${ratio}`);
   let config: SerializedLayer[];
@@ -84,15 +107,18 @@ export function defaultStudent(teacher: OnnxModel | Sequential, data: { inputSha
     config = teacher.layers.map((l) => l.serialize());
     teacherParams = teacher.countParams().total;
     teacherName = teacher.name;
+  } else if (teacher instanceof GraphModel) {
+    config = foreignFamily(data).map((l) => l.serialize());
+    teacherParams = graphParameterCount(teacher);
+    teacherName = teacher.name;
   } else if (teacher.proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) {
     const args = sequentialArgsFromProto(teacher.proto, 'teacher');
     config = (args.layers ?? []).map((l) => l.serialize());
     teacherParams = onnxParameterCount(teacher);
     teacherName = args.name ?? 'teacher';
   } else {
-    const family = data.inputShape.length === 3 ? tutorialCnn(data.inputShape, data.numClasses) : [new Dense({ units: 128, activation: 'relu', inputShape: data.inputShape }), new Dense({ units: data.numClasses })];
-    config = family.map((l) => l.serialize());
-    teacherParams = onnxParameterCount(teacher);
+    config = foreignFamily(data).map((l) => l.serialize());
+    teacherParams = teacherParameterCount(teacher);
     teacherName = teacher.proto.graph?.name || 'teacher';
   }
   const first = config[0];
@@ -107,6 +133,11 @@ export function defaultStudent(teacher: OnnxModel | Sequential, data: { inputSha
   const layers = scaledLayers(config, width);
   if (!layers.some((l) => l instanceof Conv2D || l instanceof Dense)) throw new KilnError('INVALID_ARGUMENT', 'the teacher has no Conv2D or Dense layer to narrow');
   return new Sequential({ layers, name: options.name ?? `${teacherName}_student`, seed: options.seed });
+}
+
+/** The family a foreign teacher's student comes from: the tutorial CNN for images, a two-layer MLP otherwise. */
+function foreignFamily(data: { inputShape: number[]; numClasses: number }): Layer[] {
+  return data.inputShape.length === 3 ? tutorialCnn(data.inputShape, data.numClasses) : [new Dense({ units: 128, activation: 'relu', inputShape: data.inputShape }), new Dense({ units: data.numClasses })];
 }
 
 function countOutputs(config: SerializedLayer[], inputShape: number[]): number {

@@ -1,4 +1,6 @@
 import { KilnError, formatShape } from '../../errors.js';
+import { encodeModel, type ModelProto } from '../../graph/proto.js';
+import { softmaxLogits } from '../../model/imported-graph.js';
 import { Model } from '../../model/model.js';
 import { OnnxModel } from '../../model/onnx-model.js';
 import { adaptInput } from '../../model/input-adapter.js';
@@ -38,6 +40,8 @@ export function looksLikeProbabilities(scores: Float32Array, classes: number): b
 export interface ClassifierScoresOptions {
   /** Examples per ONNX Runtime call (default 256). */
   batchSize?: number;
+  /** The value to read (default: the model's first output); another graph output. */
+  output?: string;
 }
 
 /**
@@ -51,19 +55,20 @@ export async function classifierScores(model: OnnxModel, x: Tensor, options: Cla
   const batchSize = options.batchSize ?? 256;
   const n = x.shape[0]!;
   const inputName = model.inputs[0]!.name;
-  const outputName = model.outputs[0]!.name;
+  const outputName = options.output ?? model.outputs[0]!.name;
   let out: Float32Array | undefined;
   let classes = 0;
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
     const result = (await model.run({ [inputName]: adaptInput(x.slice(start, end), model.inputs[0]!, model.preprocessing) }))[outputName]!;
-    const rows = result.shape[0];
-    const perRow = result.size / Math.max(1, end - start);
-    if (rows !== end - start || !Number.isInteger(perRow) || result.rank < 2 || perRow !== result.shape.slice(1).reduce((a, b) => a * b, 1)) {
-      throw new KilnError('INVALID_SHAPE', `a classifier must output [N, classes]; '${outputName}' has shape ${formatShape(result.shape)} for ${end - start} inputs`);
+    if (result.rank !== 2 || result.shape[0] !== end - start || result.shape[1]! < 2) {
+      throw new KilnError('INVALID_SHAPE', `a classifier must output [N, classes] scores (at least 2 classes); '${outputName}' has shape ${formatShape(result.shape)} for ${end - start} inputs`);
+    }
+    if (result.dtype !== 'float32' && result.dtype !== 'float64') {
+      throw new KilnError('INVALID_ARGUMENT', `a classifier must output float scores (logits or probabilities); '${outputName}' is ${result.dtype}`);
     }
     if (!out) {
-      classes = perRow;
+      classes = result.shape[1]!;
       out = new Float32Array(n * classes);
     }
     out.set(result.dtype === 'float32' ? (result.data as Float32Array) : Float32Array.from(result.data as ArrayLike<number>, Number), start * classes);
@@ -75,16 +80,58 @@ export async function classifierScores(model: OnnxModel, x: Tensor, options: Cla
 export interface TeacherLogits {
   /** `[N, classes]` logits (log-probabilities for a teacher that outputs probabilities). */
   logits: Tensor<'float32'>;
-  /** What the teacher outputs: logits as they are, or probabilities turned into log-probabilities. */
+  /** What was read: logits (the output, or the input of a final Softmax), or probabilities turned into log-probabilities. */
   outputKind: ClassifierOutputKind;
+  /** The graph value the logits come from: the first output, or the input of the Softmax the graph ends in. */
+  readFrom: string;
+}
+
+/** A teacher ending in Softmax, with the Softmax's input as an extra output (an in-memory copy), by teacher. */
+const logitsReaders = new WeakMap<OnnxModel, LogitsReader | null>();
+
+/** A teacher copy that outputs its logits: see {@link logitsReader}. */
+export interface LogitsReader {
+  /** The in-memory copy of the teacher, with the Softmax's input added as an output. */
+  model: OnnxModel;
+  /** The name of that output (the Softmax's input). */
+  output: string;
 }
 
 /**
- * The teacher's logits for every example of x. A teacher that ends in softmax gives probabilities;
- * their logarithms are logits up to a per-row constant, which softmax(z / T) ignores, so both kinds
- * distill the same way.
+ * The teacher as it runs for its logits: when its graph ends in a Softmax over the classes, a copy
+ * that also outputs the Softmax's input, which is read instead of the probabilities; else null.
+ */
+export function logitsReader(teacher: OnnxModel): LogitsReader | null {
+  let reader = logitsReaders.get(teacher);
+  if (reader === undefined) {
+    const first = teacher.outputs[0]?.name;
+    const logits = first === undefined ? undefined : softmaxLogits(first, teacher.proto);
+    if (logits === undefined) reader = null;
+    else if (teacher.outputs.some((o) => o.name === logits)) reader = { model: teacher, output: logits };
+    else {
+      const g = teacher.proto.graph!;
+      const proto: ModelProto = { ...teacher.proto, graph: { ...g, output: [...(g.output ?? []), { name: logits }] } };
+      reader = { model: new OnnxModel(encodeModel(proto), proto), output: logits };
+    }
+    logitsReaders.set(teacher, reader);
+  }
+  return reader;
+}
+
+/**
+ * The teacher's logits for every example of x. A teacher whose graph ends in a Softmax is read before
+ * it: its logits are the Softmax's input, taken as an extra output of an in-memory copy of the graph,
+ * so temperature scaling sees them exactly (probabilities that rounded to 0 or 1 carry no logit).
+ * Otherwise the output is read as it is; when it holds probabilities (`outputKind`, or 'auto' seeing
+ * rows ≥ 0 that sum to 1) their logarithms are logits up to a per-row constant, which softmax(z / T)
+ * ignores, so both kinds distill the same way.
  */
 export async function teacherLogits(teacher: OnnxModel, x: Tensor, options: ClassifierScoresOptions & { outputKind?: ClassifierOutputKind | 'auto' } = {}): Promise<TeacherLogits> {
+  const reader = options.output === undefined ? logitsReader(teacher) : null;
+  if (reader) {
+    const logits = await classifierScores(reader.model, x, { ...options, output: reader.output });
+    return { logits, outputKind: 'logits', readFrom: reader.output };
+  }
   const scores = await classifierScores(teacher, x, options);
   const classes = scores.shape[1]!;
   const requested = options.outputKind ?? 'auto';
@@ -94,5 +141,5 @@ export async function teacherLogits(teacher: OnnxModel, x: Tensor, options: Clas
     // A probability that underflowed to 0 becomes a very negative logit rather than −∞.
     for (let i = 0; i < d.length; i++) d[i] = Math.log(Math.max(d[i]!, 1e-30));
   }
-  return { logits: scores, outputKind };
+  return { logits: scores, outputKind, readFrom: options.output ?? teacher.outputs[0]!.name };
 }

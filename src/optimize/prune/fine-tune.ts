@@ -5,10 +5,10 @@ import type { Callback } from '../../train/callbacks.js';
 import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
 import type { FitArgs } from '../../train/fit-args.js';
 import type { History } from '../../train/fit-loop.js';
+import type { TrainableModel } from '../../train/model.js';
 import { Sequential } from '../../train/sequential.js';
 import type { Optimizer } from '../../train/optimizers.js';
 import type { TrainingStepOptions } from '../../train/training-step.js';
-import type { TrainableModel } from '../../train/model.js';
 
 /** Training after pruning: the data and the usual fit() settings. */
 export interface FineTuneArgs {
@@ -24,7 +24,8 @@ export interface FineTuneArgs {
   optimizer?: string | Optimizer;
   /**
    * Default: the loss the model was trained with (saved Kiln models remember it), else sparse
-   * categorical cross-entropy — from logits unless the last layer ends in softmax.
+   * categorical cross-entropy — from logits unless the last layer ends in softmax (an imported graph
+   * ending in Softmax trains from the logits before it).
    */
   loss?: string | Loss;
   /** Validation data, as in `fit()`. */
@@ -42,7 +43,7 @@ export interface FineTuneArgs {
 }
 
 /** The loss fine-tuning uses when none is given. */
-function defaultLoss(model: Sequential): Loss {
+function defaultLoss(model: TrainableModel): Loss {
   const saved = model.metadata.get('kiln.training');
   if (saved) {
     try {
@@ -52,6 +53,8 @@ function defaultLoss(model: Sequential): Loss {
       // A damaged training record only loses the default; the caller can still pass a loss.
     }
   }
+  // An imported graph's step reads the logits before a final Softmax when the loss is from logits.
+  if (!(model instanceof Sequential)) return sparseCategoricalCrossentropy({ fromLogits: true });
   const last = model.layers.at(-1) as { activation?: string } | undefined;
   return sparseCategoricalCrossentropy({ fromLogits: last?.activation !== 'softmax' });
 }
@@ -71,7 +74,7 @@ export function fineTuneSteps(args: FineTuneArgs): number {
   return Math.ceil(kept / (args.batchSize ?? 32)) * (args.epochs ?? 1);
 }
 
-export function compileForFineTune(model: Sequential, args: FineTuneArgs, stepOptions: TrainingStepOptions = {}): void {
+export function compileForFineTune(model: TrainableModel, args: FineTuneArgs, stepOptions: TrainingStepOptions = {}): void {
   model.compile({ optimizer: args.optimizer ?? 'adam', loss: args.loss ?? defaultLoss(model), metrics: ['accuracy'] }, stepOptions);
 }
 

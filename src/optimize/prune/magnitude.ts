@@ -2,10 +2,13 @@ import { KilnError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import type { History } from '../../train/fit-loop.js';
+import { GraphModel } from '../../train/graph-model.js';
+import type { TrainableModel } from '../../train/model.js';
 import type { Sequential } from '../../train/sequential.js';
 import { checkFineTune, compileForFineTune, fineTuneSteps, fitFineTune, rebuildModel, type FineTuneArgs } from './fine-tune.js';
+import { checkGraphMByN, selectGraphTargets, type GraphWeightSelection } from './graph-weights.js';
 import { checkMByN, selectTargets, targetMasks, type PruneTarget } from './masks.js';
-import { layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
+import { graphWeightReports, layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
 import { checkSparsity, constantSparsity, polynomialDecay, type PruningSchedule } from './schedules.js';
 
 /** Options of magnitude (unstructured) pruning: how sparse, on what schedule, which layers, and the fine-tuning. */
@@ -16,8 +19,13 @@ export interface MagnitudePruneOptions extends SnapshotOptions {
   schedule?: PruningSchedule;
   /** 'layer' (default): every pruned kernel reaches the sparsity; 'global': one magnitude threshold across them. */
   scope?: 'layer' | 'global';
-  /** Layers whose kernels are pruned (default: every Conv2D/Dense but the first and the last). */
-  layers?: string[];
+  /**
+   * Layers whose kernels are pruned (default: every Conv2D/Dense but the first and the last). For an
+   * imported graph (GraphModel): initializer names, node names (their weight matrix or kernel), patterns
+   * with `*` or a RegExp; default: every weight matrix and convolution kernel but the first and the
+   * classifier head (biases and normalization parameters are never pruned unless named).
+   */
+  layers?: string[] | GraphWeightSelection;
   /** TF-MOT's m-by-n sparsity: m zeros in every n consecutive weights along the input axis, e.g. [2, 4]. */
   sparsityMByN?: [number, number];
   /** Train after pruning, with the masks inside the training step. Without it the model is pruned once. */
@@ -25,9 +33,9 @@ export interface MagnitudePruneOptions extends SnapshotOptions {
 }
 
 /** What `prune` returns: the pruned copy and its before/after report. */
-export interface PruneResult {
-  /** The pruned model: an ordinary trainable Sequential (the original is left untouched). */
-  model: Sequential;
+export interface PruneResult<M extends Sequential | GraphModel = Sequential> {
+  /** The pruned model, of the original's kind: a trainable Sequential, or a GraphModel saving as the original graph (the original is left untouched). */
+  model: M;
   /** Sizes, FLOPs, accuracy, latency and per-layer sparsity before and after. */
   report: PruneReport;
 }
@@ -93,7 +101,7 @@ class PruningCallback implements Callback {
   lastMasks: Uint8Array[] | undefined;
 
   constructor(
-    private readonly model: Sequential,
+    private readonly model: TrainableModel,
     private readonly targets: readonly PruneTarget[],
     private readonly schedule: PruningSchedule,
     private readonly mByN: [number, number] | undefined,
@@ -120,7 +128,7 @@ class PruningCallback implements Callback {
 }
 
 /** The flat 0/1 mask over the training step's parameter vector: 1 everywhere but the targets' pruned weights. */
-function flatMask(model: Sequential, targets: readonly PruneTarget[], masks: readonly Uint8Array[]): Float32Array {
+function flatMask(model: TrainableModel, targets: readonly PruneTarget[], masks: readonly Uint8Array[]): Float32Array {
   const layout = model.trainingLayout();
   const total = layout.reduce((n, l) => Math.max(n, l.offset + l.size), 0);
   const flat = new Float32Array(total).fill(1);
@@ -133,7 +141,7 @@ function flatMask(model: Sequential, targets: readonly PruneTarget[], masks: rea
 }
 
 /** Zeroes pruned weights in place as +0 (a masked update can leave −0, which compresses worse). */
-function applyMasks(model: Sequential, targets: readonly PruneTarget[], masks: readonly Uint8Array[] | undefined): void {
+function applyMasks(model: TrainableModel, targets: readonly PruneTarget[], masks: readonly Uint8Array[] | undefined): void {
   const values = new Map<string, Tensor>();
   for (const [name, t] of model.weights) {
     const data = Float32Array.from(t.data as Float32Array, (v) => (v === 0 ? 0 : v));
@@ -147,6 +155,12 @@ function applyMasks(model: Sequential, targets: readonly PruneTarget[], masks: r
   model.setWeights(values);
 }
 
+/** A layer model's selection: layer names only. */
+function layerNames(layers: MagnitudePruneOptions['layers']): string[] | undefined {
+  if (layers instanceof RegExp) throw new KilnError('INVALID_ARGUMENT', `prune: a Kiln layer model's layers are chosen by name (a list of layer names), not by a RegExp (${String(layers)})`);
+  return layers as string[] | undefined;
+}
+
 function hasPruningTurn(schedule: PruningSchedule, totalSteps: number): boolean {
   for (let s = 0; s <= totalSteps; s++) if (schedule.shouldPrune(s)) return true;
   return false;
@@ -158,7 +172,7 @@ function hasPruningTurn(schedule: PruningSchedule, totalSteps: number): boolean 
  * pruned weights stay exactly zero) and are recomputed on the schedule's steps; the exported model is a
  * plain ONNX file whose pruned weights are exact zeros.
  */
-export async function magnitudePrune(model: Sequential, options: MagnitudePruneOptions): Promise<PruneResult> {
+export async function magnitudePrune<M extends Sequential | GraphModel>(model: M, options: MagnitudePruneOptions): Promise<PruneResult<M>> {
   const { sparsity, schedule } = options;
   const mByN = options.sparsityMByN === undefined ? undefined : checkMByN(options.sparsityMByN);
   const given = [sparsity !== undefined, schedule !== undefined].filter(Boolean).length;
@@ -171,11 +185,13 @@ export async function magnitudePrune(model: Sequential, options: MagnitudePruneO
   }
   const scope = options.scope ?? 'layer';
   if (scope !== 'layer' && scope !== 'global') throw new KilnError('INVALID_ARGUMENT', `prune: scope must be 'layer' or 'global', got ${JSON.stringify(scope)}`);
-  const targets = selectTargets(model, options.layers);
+  const graph = model instanceof GraphModel ? model : undefined;
+  const targets = graph ? selectGraphTargets(graph, options.layers) : selectTargets(model as Sequential, layerNames(options.layers));
+  if (graph && mByN) checkGraphMByN(graph, targets, mByN);
   if (options.fineTune) checkFineTune(options.fineTune);
   else if (schedule) throw new KilnError('INVALID_ARGUMENT', 'prune: a schedule says when to prune during fine-tuning; give fineTune: {x, y, epochs} too (or a plain sparsity to prune once)');
 
-  const pruned = rebuildModel(model);
+  const pruned = (graph ? graph.clone() : rebuildModel(model as Sequential)) as M;
   let followed: PruningSchedule | undefined;
   let updates: { step: number; sparsity: number }[] | undefined;
   let history: History | undefined;
@@ -207,7 +223,7 @@ export async function magnitudePrune(model: Sequential, options: MagnitudePruneO
     method: 'magnitude',
     before,
     after,
-    layers: layerReports(model, pruned, new Set(targets.map((t) => t.layer))),
+    layers: graph ? graphWeightReports(pruned as GraphModel, new Set(targets.map((t) => t.name))) : layerReports(model as Sequential, pruned as Sequential, new Set(targets.map((t) => t.layer))),
     weights,
     sparsity: sum(weights, 'zeros') / Math.max(1, sum(weights, 'elements')),
     targetSparsity: sum(targeted, 'zeros') / Math.max(1, sum(targeted, 'elements')),

@@ -18,18 +18,22 @@ export interface PruneOptions extends MagnitudePruneOptions {
  * imported graph (GraphModel) the channel dependency groups come from the graph (graph-structured.ts).
  */
 export function prune(model: GraphModel, options: GraphStructuredPruneOptions): Promise<GraphPruneResult>;
+/** An imported graph (GraphModel): magnitude pruning of any of its weights; the result saves as the original graph. */
+export function prune(model: GraphModel, options: PruneOptions): Promise<PruneResult<GraphModel>>;
 export function prune(model: Sequential, options: PruneOptions): Promise<PruneResult>;
-export function prune(model: Sequential | GraphModel, options: PruneOptions | GraphStructuredPruneOptions): Promise<PruneResult | GraphPruneResult> {
-  if (model instanceof GraphModel && options?.structured !== undefined) return graphStructuredPrune(model, options as GraphStructuredPruneOptions);
-  if (!model || !Array.isArray((model as { layers?: unknown }).layers) || !(model.weights instanceof Map)) {
-    return Promise.reject(new KilnError('INVALID_ARGUMENT', 'prune: the first argument must be a Kiln Sequential model (kiln.sequential(...) or kiln.loadModel(file))'));
-  }
+export function prune(model: Sequential | GraphModel, options: PruneOptions | GraphStructuredPruneOptions): Promise<PruneResult<Sequential | GraphModel> | GraphPruneResult> {
   if (!options || typeof options !== 'object') return Promise.reject(new KilnError('INVALID_ARGUMENT', 'prune: give options, e.g. {sparsity: 0.8} or {structured: {ratio: 0.5}}'));
   const magnitude = options as PruneOptions;
   if (magnitude.structured !== undefined) {
     const mixed = (['sparsity', 'schedule', 'sparsityMByN', 'scope'] as const).filter((k) => magnitude[k] !== undefined);
     if (mixed.length) return Promise.reject(new KilnError('INVALID_ARGUMENT', `prune: structured pruning removes whole filters; ${mixed.join(', ')} belong to magnitude pruning — give one or the other`));
-    return structuredPrune(model as Sequential, options as StructuredPruneOptions);
   }
-  return magnitudePrune(model as Sequential, magnitude);
+  if (model instanceof GraphModel) {
+    // An imported graph: its channel groups come from the graph; magnitude pruning takes any of its weights.
+    return magnitude.structured !== undefined ? graphStructuredPrune(model, options as GraphStructuredPruneOptions) : magnitudePrune(model, magnitude);
+  }
+  if (!model || !Array.isArray((model as { layers?: unknown }).layers) || !(model.weights instanceof Map)) {
+    return Promise.reject(new KilnError('INVALID_ARGUMENT', 'prune: the first argument must be a trainable Kiln model: a Sequential (kiln.sequential(...)) or an imported graph (GraphModel), as kiln.loadModel(file) returns them'));
+  }
+  return magnitude.structured !== undefined ? structuredPrune(model, options as StructuredPruneOptions) : magnitudePrune(model, magnitude);
 }

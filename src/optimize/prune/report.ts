@@ -1,7 +1,9 @@
 import { KilnError } from '../../errors.js';
 import { Conv2D, Dense, type Layer } from '../../layers/index.js';
 import { modelCost, type ModelCost } from '../../model/cost.js';
+import type { Model } from '../../model/model.js';
 import { INPUT_NAME } from '../../model/sequential.js';
+import { GraphModel } from '../../train/graph-model.js';
 import { type Sequential } from '../../train/sequential.js';
 import { Random } from '../../random.js';
 import { sharedRuntime } from '../../runtime/runtime.js';
@@ -98,7 +100,7 @@ function countZeros(t: Tensor): number {
 }
 
 /** Zeros in each of the model's weights. */
-export function weightSparsity(model: Sequential): WeightSparsity[] {
+export function weightSparsity(model: Model): WeightSparsity[] {
   return [...model.weights].map(([name, t]) => {
     const zeros = countZeros(t);
     return { name, shape: [...t.shape], elements: t.size, zeros, sparsity: t.size ? zeros / t.size : 0 };
@@ -137,8 +139,30 @@ export function layerReports(before: Sequential, after: Sequential, prunedLayers
   });
 }
 
+/**
+ * One row per weight of a pruned imported graph (a graph has nodes, not Kiln layers): the weight's
+ * name, the op of the node reading it, its size, non-zero count and sparsity, and whether it was pruned.
+ */
+export function graphWeightReports(after: GraphModel, pruned: ReadonlySet<string>): LayerPruneReport[] {
+  const uses = after.parameterUses();
+  return [...after.weights].map(([name, t]) => {
+    const zeros = countZeros(t);
+    const sparsity = t.size ? zeros / t.size : 0;
+    return {
+      name,
+      className: uses.find((u) => u.parameter === name)?.op ?? '',
+      parametersBefore: t.size,
+      parametersAfter: t.size,
+      nonZeroAfter: t.size - zeros,
+      sparsity,
+      ...(pruned.has(name) ? { kernelSparsity: sparsity } : {}),
+      pruned: pruned.has(name),
+    };
+  });
+}
+
 /** Fraction of test examples a classifier gets right (argmax of its outputs against integer labels). */
-export async function classifierAccuracy(model: Sequential, x: Tensor, y: Tensor, batchSize = 256): Promise<number> {
+export async function classifierAccuracy(model: Model, x: Tensor, y: Tensor, batchSize = 256): Promise<number> {
   const scores = await model.predict(x, { batchSize });
   return evaluateClassifier(y as never, scores as never).accuracy;
 }
@@ -154,12 +178,23 @@ export type LatencyOptions = {
 };
 
 /**
- * Median inference time per batch of each model, measured interleaved (one run of each in turn) in the
- * runtime worker, so that load from other processes hits every model alike.
+ * What a model's saved file is fed: Kiln's input for a layer model; an imported graph's own input
+ * (its name and shape, channels-first for a PyTorch export), since its file is the original graph.
  */
-export async function measureLatency(models: readonly Sequential[], options: LatencyOptions = {}): Promise<number[]> {
+function fileInput(model: Model): { name: string; shape: number[] } {
+  return model instanceof GraphModel ? model.modelInput : { name: INPUT_NAME, shape: model.inputShape };
+}
+
+/**
+ * Median inference time per batch of each model's saved file, measured interleaved (one run of each
+ * in turn) in the runtime worker, so that load from other processes hits every model alike.
+ */
+export async function measureLatency(models: readonly Model[], options: LatencyOptions = {}): Promise<number[]> {
   return medianLatencies(
-    models.map((m) => ({ onnx: m.toOnnx(), input: INPUT_NAME, shape: m.inputShape })),
+    models.map((m) => {
+      const input = fileInput(m);
+      return { onnx: m.toOnnx(), input: input.name, shape: input.shape };
+    }),
     options,
   );
 }
@@ -225,7 +260,7 @@ export interface SnapshotOptions {
 }
 
 /** Cost (and, when asked, accuracy and latency) of the model before and after pruning. */
-export async function snapshots(before: Sequential, after: Sequential, options: SnapshotOptions): Promise<[ModelSnapshot, ModelSnapshot]> {
+export async function snapshots(before: Model, after: Model, options: SnapshotOptions): Promise<[ModelSnapshot, ModelSnapshot]> {
   const a: ModelSnapshot = modelCost(before);
   const b: ModelSnapshot = modelCost(after);
   if (options.evaluation) {

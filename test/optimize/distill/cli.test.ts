@@ -6,7 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadModel, Sequential } from '../../../src/index.js';
+import { GraphModel, loadModel, Sequential } from '../../../src/index.js';
+import { encodeModel } from '../../../src/graph/proto.js';
+import { readOnnxFile } from '../../../src/model/read-model.js';
 import { main } from '../../../src/cli/main.js';
 import { makeTempDir } from '../../model/helpers.js';
 import { tinyData, trainedTinyCnn, writeIdxDataset } from '../../bench/fixtures.js';
@@ -60,6 +62,31 @@ describe('kiln distill', () => {
     assert.match(lines.join('\n'), /teacher on each augmented batch/);
     const made = JSON.parse(((await loadModel(out)) as Sequential).metadata.get('kiln.distillation')!);
     assert.deepEqual(made.augment, { cropPadding: 2, horizontalFlip: true });
+  });
+
+  it('distills an exported teacher into an exported student (--student other.onnx): the student saves as its own graph', async () => {
+    const out = join(temp.dir, 'mlp-student.onnx');
+    const lines: string[] = [];
+    const code = await main(['distill', '--teacher', 'test/fixtures/exported/resnet.onnx', '--student', 'test/fixtures/exported/mlp.onnx', '--dataset', dataset, '--epochs', '1', '--out', out], (l) => lines.push(l));
+    const text = lines.join('\n');
+    assert.equal(code, 0, text);
+    assert.match(text, /parameters\s+5,122\s+52,650/);
+    assert.match(text, /its outputs read as logits\)/);
+    const student = await loadModel(out);
+    assert.ok(student instanceof GraphModel);
+    assert.deepEqual(student.modelInput.name, 'input');
+    assert.ok(student.metadata.get('kiln.distillation'));
+  });
+
+  it('reads a teacher that ends in Softmax before it, and says which value it read', async () => {
+    const { proto } = await readOnnxFile('test/fixtures/exported/mlp.onnx');
+    const g = proto.graph!;
+    const softmaxTeacher = join(temp.dir, 'mlp-softmax.onnx');
+    await writeFile(softmaxTeacher, encodeModel({ ...proto, graph: { ...g, node: [...g.node!, { opType: 'Softmax', input: ['logits'], output: ['probs'], attribute: [{ name: 'axis', type: 2, i: 1 }] }], output: [{ ...g.output![0]!, name: 'probs' }] } }));
+    const lines: string[] = [];
+    const code = await main(['distill', '--teacher', softmaxTeacher, '--dataset', dataset, '--epochs', '1', '--out', join(temp.dir, 's.onnx')], (l) => lines.push(l));
+    assert.equal(code, 0, lines.join('\n'));
+    assert.match(lines.join('\n'), /read as logits: the input 'logits' of its final Softmax/);
   });
 
   it('says what is missing without --teacher', async () => {

@@ -117,31 +117,39 @@ describe('distill with augment', () => {
 });
 
 describe('teacher logits', () => {
-  it('reads a foreign teacher with a channels-first input and softmax output as log-probabilities', async () => {
-    // A hand-built "PyTorch-style" classifier: pixels [N, 2, 3, 3] → Flatten → MatMul W → Softmax.
-    const rng = new Random(3);
-    const w = Float32Array.from({ length: 18 * 4 }, () => rng.uniform(-1, 1));
+  /** A hand-built "PyTorch-style" classifier: pixels [N, 2, 3, 3] → Flatten → MatMul W → Softmax (→ Reshape, which hides the Softmax). */
+  function foreignSoftmaxTeacher(w: Float32Array, hidden: boolean): { teacher: OnnxModel; scores: string } {
     const g = new Graph('foreign');
     const input = g.input('pixels', 'float32', ['batch', 2, 3, 3]);
     const flat = g.op1('Flatten', [input], { axis: 1 });
     const scores = g.op1('MatMul', [flat, g.initializer('W', new Tensor(w, [18, 4], 'float32'))]);
-    g.output(g.op1('Softmax', [scores], { axis: 1 }), 'probs');
+    const probs = g.op1('Softmax', [scores], { axis: 1 });
+    g.output(hidden ? g.op1('Reshape', [probs, g.int64s([-1, 4], 'shape')]) : probs, 'probs');
     const bytes = encodeModel(modelToProto(g));
-    const teacher = new OnnxModel(bytes, decodeModel(bytes));
+    return { teacher: new OnnxModel(bytes, decodeModel(bytes)), scores: scores.name };
+  }
 
-    const x = new Tensor(Float32Array.from({ length: 5 * 18 }, () => rng.uniform(0, 1)), [5, 3, 3, 2], 'float32'); // NHWC
-    const { logits, outputKind } = await teacherLogits(teacher, x, { batchSize: 2 });
-    assert.equal(outputKind, 'probabilities');
-    for (let i = 0; i < 5; i++) {
-      const z = [0, 1, 2, 3].map((k) => {
-        let s = 0;
-        for (let c = 0; c < 2; c++) for (let h = 0; h < 3; h++) for (let ww = 0; ww < 3; ww++) s += (x.data as Float32Array)[i * 18 + (h * 3 + ww) * 2 + c]! * w[(c * 9 + h * 3 + ww) * 4 + k]!;
-        return s;
-      });
-      const lse = Math.log(z.reduce((a, v) => a + Math.exp(v), 0));
-      z.forEach((v, k) => assert.ok(Math.abs((logits.data as Float32Array)[i * 4 + k]! - (v - lse)) < 1e-5, `row ${i} class ${k}`));
-    }
-  });
+  for (const hidden of [false, true]) {
+    it(hidden
+      ? 'reads a teacher whose Softmax it cannot see (a Reshape after it) as probabilities: their logarithms, log-softmax of the logits'
+      : 'reads a foreign teacher with a channels-first input and a final Softmax before the Softmax: the logits themselves', async () => {
+      const rng = new Random(3);
+      const w = Float32Array.from({ length: 18 * 4 }, () => rng.uniform(-1, 1));
+      const { teacher, scores } = foreignSoftmaxTeacher(w, hidden);
+      const x = new Tensor(Float32Array.from({ length: 5 * 18 }, () => rng.uniform(0, 1)), [5, 3, 3, 2], 'float32'); // NHWC
+      const { logits, outputKind, readFrom } = await teacherLogits(teacher, x, { batchSize: 2 });
+      assert.deepEqual([outputKind, readFrom], hidden ? ['probabilities', 'probs'] : ['logits', scores]);
+      for (let i = 0; i < 5; i++) {
+        const z = [0, 1, 2, 3].map((k) => {
+          let s = 0;
+          for (let c = 0; c < 2; c++) for (let h = 0; h < 3; h++) for (let ww = 0; ww < 3; ww++) s += (x.data as Float32Array)[i * 18 + (h * 3 + ww) * 2 + c]! * w[(c * 9 + h * 3 + ww) * 4 + k]!;
+          return s;
+        });
+        const lse = hidden ? Math.log(z.reduce((a, v) => a + Math.exp(v), 0)) : 0;
+        z.forEach((v, k) => assert.ok(Math.abs((logits.data as Float32Array)[i * 4 + k]! - (v - lse)) < 1e-5, `row ${i} class ${k}`));
+      }
+    });
+  }
 });
 
 describe('defaultStudent', () => {

@@ -5,13 +5,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { runMain as run } from '../../cli/helpers.js';
-import { encodeIdx } from '../../../src/data/idx.js';
+import { writeRandomIdxDir } from '../../data/random-idx-dir.js';
 import { layers, loadModel, sequential, type Sequential } from '../../../src/index.js';
-import { Random } from '../../../src/random.js';
 import { makeTempDir, zerosOf } from './helpers.js';
 
 let temp: Awaited<ReturnType<typeof makeTempDir>>;
@@ -19,15 +16,7 @@ let modelFile: string;
 
 before(async () => {
   temp = await makeTempDir('kiln-prune-cli-');
-  const rng = new Random(11);
-  const write = async (stem: string, n: number) => {
-    const pixels = Uint8Array.from({ length: n * 8 * 8 }, () => rng.int(256));
-    const labels = Uint8Array.from({ length: n }, () => rng.int(10));
-    await writeFile(join(temp.dir, `${stem}-images-idx3-ubyte.gz`), gzipSync(encodeIdx([n, 8, 8], pixels)));
-    await writeFile(join(temp.dir, `${stem}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx([n], labels)));
-  };
-  await write('train', 32);
-  await write('t10k', 16);
+  await writeRandomIdxDir(temp.dir, { seed: 11, train: 32, test: 16, side: 8 });
   modelFile = join(temp.dir, 'model.onnx');
   await sequential({
     layers: [

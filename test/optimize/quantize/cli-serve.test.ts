@@ -3,12 +3,10 @@
  * kept in float and why, the saved file — and the quantized file served by `kiln.serve`.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { gzipSync } from 'node:zlib';
 import { runMain as run } from '../../cli/helpers.js';
-import { encodeIdx } from '../../../src/data/idx.js';
+import { writeRandomIdxDir } from '../../data/random-idx-dir.js';
 import { client, layers, loadModel, OnnxModel, quantize, sequential, serve } from '../../../src/index.js';
 import { Random } from '../../../src/random.js';
 import { Tensor } from '../../../src/tensor.js';
@@ -29,15 +27,7 @@ const model = sequential({
 
 before(async () => {
   tmp = await tmpDir();
-  const rng = new Random(11);
-  const write = async (stem: string, n: number) => {
-    const pixels = Uint8Array.from({ length: n * 8 * 8 }, () => rng.int(256));
-    const labels = Uint8Array.from({ length: n }, () => rng.int(10));
-    await writeFile(join(tmp.dir, `${stem}-images-idx3-ubyte.gz`), gzipSync(encodeIdx([n, 8, 8], pixels)));
-    await writeFile(join(tmp.dir, `${stem}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx([n], labels)));
-  };
-  await write('train', 96);
-  await write('t10k', 64);
+  await writeRandomIdxDir(tmp.dir, { seed: 11, train: 96, test: 64, side: 8 });
   modelFile = join(tmp.dir, 'model.onnx');
   await model.save(modelFile);
 });
