@@ -4,8 +4,9 @@
 #   wrk                                  the HTTP load generator of bench/serve (else it falls back to autocannon)
 #   dataset-fashion-mnist                the data of bench/train, bench/distill, bench/prune, bench/any-onnx
 #   python3-onnx                         reads and checks the PyTorch-exported fixtures (test/fixtures/exported/make_fixtures.py, bench/any-onnx)
+#   chromium                             the browser of bench/browser (driven by playwright-core, which downloads no browser)
 set -euo pipefail
-packages=(python3-torch python3-onnx libopenblas0-pthread wrk dataset-fashion-mnist)
+packages=(python3-torch python3-onnx libopenblas0-pthread wrk dataset-fashion-mnist chromium)
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 $sudo apt-get update -qq

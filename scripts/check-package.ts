@@ -1,7 +1,10 @@
 /**
  * CI's check that Kiln installs as a dependency: `npm pack`, install the tarball into an empty
  * project as a user would (npm's defaults, only the npm registry reachable), then `npx kiln --help`
- * and a one-epoch `fit` that imports 'kiln' by name.
+ * and a one-epoch `fit` that imports 'kiln' by name, with no onnxruntime-web installed (an optional peer
+ * dependency: a Node-only user does not get its 139 MB, and `kiln browser-demo` says what to install);
+ * then, after `npm install onnxruntime-web` as the browser guide says, a short `kiln browser-demo
+ * --headless` (the browser bundle as the package ships it, in Chromium).
  *
  *   node dist/scripts/check-package.js [--keep]
  *
@@ -14,7 +17,7 @@
  * once caused. `--keep` leaves the project in the temporary folder to look at.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +38,16 @@ function run(what: string, command: string, args: string[], cwd: string, env: No
   const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   process.stdout.write(output);
   if (r.error || r.status !== 0) throw new Error(`check-package: ${what} failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`})`);
+  return output;
+}
+
+/** Runs a command that must fail; returns its output. */
+function runFailing(what: string, command: string, args: string[], cwd: string): string {
+  console.log(`\n$ ${[command, ...args].join(' ')}   # must fail`);
+  const r = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 10 * 60_000 });
+  const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  process.stdout.write(output);
+  if (r.error || r.status === 0) throw new Error(`check-package: ${what} should have failed (${r.error?.message ?? 'exit 0'})`);
   return output;
 }
 
@@ -89,7 +102,17 @@ function main(): void {
     if (!help.includes('Usage: kiln')) throw new Error('check-package: `kiln --help` printed no usage');
     const fit = run('fit', process.execPath, ['fit.mjs'], project);
     if (!/^fit: 1 epoch/m.test(fit)) throw new Error('check-package: the fit script printed no result');
-    console.log(`\ncheck-package: ${tarball} installs into an empty project; kiln --help and a one-epoch fit work`);
+    // onnxruntime-web is an optional peer: not installed with Kiln, and the browser demo names it.
+    if (existsSync(path.join(project, 'node_modules/onnxruntime-web'))) throw new Error('check-package: npm install kiln installed onnxruntime-web, an optional peer dependency');
+    const demoArgs = ['exec', '--no', '--', 'kiln', 'browser-demo', '--headless', '--epochs', '1', '--limit', '64', '--out', 'browser.onnx'];
+    const missing = runFailing('kiln browser-demo without onnxruntime-web', NPM, demoArgs, project);
+    if (!/needs onnxruntime-web, an optional peer dependency of Kiln that is not installed: npm install onnxruntime-web@/.test(missing)) throw new Error('check-package: kiln browser-demo without onnxruntime-web did not say to install it');
+    const range = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }).peerDependencies['onnxruntime-web']!;
+    run('npm install onnxruntime-web', NPM, ['install', '--no-audit', '--no-fund', `onnxruntime-web@${range}`], project, env);
+    // The browser bundle as the package ships it and onnxruntime-web's files, in Chromium (CI installs it).
+    const demo = run('kiln browser-demo --headless', NPM, demoArgs, project);
+    if (!/^Browser: test accuracy/m.test(demo) || !existsSync(path.join(project, 'browser.onnx'))) throw new Error('check-package: kiln browser-demo --headless printed no result or saved no model');
+    console.log(`\ncheck-package: ${tarball} installs into an empty project without onnxruntime-web; kiln --help and a one-epoch fit work, browser-demo names the missing peer; with onnxruntime-web installed a headless browser-demo works`);
   } finally {
     if (keep) console.log(`kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });

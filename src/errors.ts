@@ -17,7 +17,9 @@ export type KilnErrorCode =
   | 'NOT_TRAINABLE'
   | 'NAN_LOSS'
   | 'RUNTIME_ERROR'
-  | 'IO_ERROR';
+  | 'IO_ERROR'
+  | 'VERSION_MISMATCH'
+  | 'UNSUPPORTED_PLATFORM';
 
 /**
  * The error Kiln throws for anything it checks: bad arguments, shapes, files, data, and failed runs.

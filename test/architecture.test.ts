@@ -76,3 +76,39 @@ test('every file under src/ imports only from its own layer or those below (docs
   }
   assert.deepEqual(problems, [], `imports against the layer order:\n${problems.join('\n')}`);
 });
+
+/**
+ * Package imports ('#platform') name a different file per condition (Node's, the browser's): each one
+ * they can resolve to, from package.json's "imports", as a source path under src/.
+ */
+export function packageImportTargets(pkg: { imports?: Record<string, unknown> }, specifier: string): string[] {
+  const targets: string[] = [];
+  const walk = (entry: unknown) => {
+    if (typeof entry === 'string') targets.push(entry);
+    else if (entry && typeof entry === 'object') for (const v of Object.values(entry)) walk(v);
+  };
+  walk(pkg.imports?.[specifier]);
+  return [...new Set(targets.filter((t) => !t.endsWith('.d.ts')).map((t) => path.join(ROOT, t.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts'))))];
+}
+
+test("imports of '#platform' obey the layer order for every file it resolves to (Node's and the browser's)", () => {
+  const rank = layerOrder(readFileSync(path.join(ROOT, 'docs', 'architecture.md'), 'utf8'));
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { imports?: Record<string, unknown> };
+  const platformFiles = packageImportTargets(pkg, '#platform');
+  assert.deepEqual(platformFiles.map((f) => path.relative(ROOT, f)).sort(), ['src/platform/browser.ts', 'src/platform/node.ts']);
+  const problems: string[] = [];
+  let importers = 0;
+  for (const file of sourceFiles()) {
+    const source = readFileSync(file, 'utf8');
+    if (!/from\s*['"]#platform['"]/.test(source)) continue;
+    importers++;
+    for (const target of platformFiles) {
+      const fromRank = rank.get(layerOf(file))!;
+      const to = layerOf(target);
+      if ((rank.get(to) ?? Infinity) > fromRank) problems.push(`${path.relative(ROOT, file)}: '#platform' resolves to ${path.relative(ROOT, target)} in the higher layer ${to}`);
+    }
+  }
+  assert.ok(importers > 0, "no file imports '#platform'");
+  assert.deepEqual(problems, []);
+});
+

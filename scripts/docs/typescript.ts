@@ -5,6 +5,7 @@
  * project would have. A snippet that calls an API that is gone, passes an option under an old name
  * or reaches into Kiln's source files fails here, naming the Markdown file and line.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { codeBlocks } from './markdown.js';
@@ -60,9 +61,10 @@ export function filePrograms(text: string, file: string): DocProgram {
   return { name: file, text, origin: text.split('\n').map((_, i) => ({ file, line: i + 1 })) };
 }
 
-/** Module specifiers a program may import: Kiln's public entry point and Node's built-in modules. */
-function allowedImport(specifier: string): boolean {
-  return specifier === 'kiln' || specifier.startsWith('node:');
+/** Kiln's public entry points: what package.json's "exports" names ('kiln', 'kiln/web', 'kiln/web/trainer'). */
+function publicEntries(root: string): Set<string> {
+  const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { name: string; exports: Record<string, unknown> };
+  return new Set(Object.keys(manifest.exports).map((key) => (key === '.' ? manifest.name : `${manifest.name}/${key.replace(/^\.\//, '')}`)));
 }
 
 /**
@@ -83,10 +85,13 @@ export function checkPrograms(programs: DocProgram[], root: string): DocProblem[
     problems.push({ file: origin.file, line: origin.line, message });
   };
 
+  // Module specifiers a program may import: Kiln's public entry points and Node's built-in modules.
+  const entries = publicEntries(root);
+  const allowedImport = (specifier: string) => entries.has(specifier) || specifier.startsWith('node:');
   for (const [file, program] of virtual) {
     const info = ts.preProcessFile(program.text, true, true);
     for (const ref of info.importedFiles) {
-      if (!allowedImport(ref.fileName)) map(file, ref.pos, `imports '${ref.fileName}': documentation code may import only 'kiln' (the public API) and node: modules`);
+      if (!allowedImport(ref.fileName)) map(file, ref.pos, `imports '${ref.fileName}': documentation code may import only 'kiln', 'kiln/web' or 'kiln/web/trainer' (the public API) and node: modules`);
     }
   }
 

@@ -9,7 +9,7 @@ import { importOptions, IMPORT_OPTIONS } from './import-options.js';
 import { GraphModel } from '../train/graph-model.js';
 import { Sequential } from '../train/sequential.js';
 import { formatDuration, formatNumber, formatTable } from '../text/format.js';
-import { progressOutput } from '../text/progress.js';
+import { progressOutput } from '../text/progress-output.js';
 import { AUGMENT_OPTIONS, augmentFromOptions } from './train.js';
 import { modelFromSpec } from '../train/model-from-spec.js';
 

@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises';
 import { KilnError } from '../errors.js';
 import { encryptModelFile } from '../model/encrypt-model-file.js';
-import { MODEL_KEY_ENV, modelKeyFrom, newModelKeyText } from '../model/encryption.js';
+import { MODEL_KEY_ENV } from '../model/encryption.js';
+import { modelKeyFrom, newModelKeyText } from '../model/model-keys.js';
 import { formatBytes } from '../text/format.js';
 import { stringOption } from './args.js';
 import type { Command } from './command.js';

@@ -1,4 +1,5 @@
 import { KilnError } from '../errors.js';
+import { KILN_VERSION } from '../version.js';
 import { optionHelp, parseArgs } from './args.js';
 import type { Command } from './command.js';
 import { dataCommand } from './data.js';
@@ -17,9 +18,11 @@ import { encryptCommand } from './encrypt.js';
 import { deployCommand } from './deploy.js';
 import { tuneCommand } from './tune.js';
 import { optimizeCommand } from './optimize.js';
+import { exportTrainerCommand } from './export-trainer.js';
+import { browserDemoCommand } from './browser-demo.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand, exportTrainerCommand, browserDemoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -46,7 +49,7 @@ export async function main(argv: string[], out: (line: string) => void = console
     return 0;
   }
   if (name === '--version') {
-    out('kiln 0.1.0');
+    out(`kiln ${KILN_VERSION}`);
     return 0;
   }
   const command = COMMANDS.find((c) => c.name === name);

@@ -13,7 +13,7 @@ import { IMPORT_OPTIONS, importOptions } from './import-options.js';
 import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
-import { progressOutput } from '../text/progress.js';
+import { progressOutput } from '../text/progress-output.js';
 
 /** 5,630,000 → '5.63 M'. */
 function formatCount(n: number): string {

@@ -6,7 +6,7 @@ import type { Tensor } from '../tensor.js';
 import { stringOption } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes, formatTable } from '../text/format.js';
-import { progressOutput } from '../text/progress.js';
+import { progressOutput } from '../text/progress-output.js';
 
 const MODE_LABEL: Record<QuantizationMode, string> = { static: 'static int8', dynamic: 'dynamic int8', float16: 'float16', qat: 'QAT int8' };
 

@@ -3,7 +3,7 @@ import { serve, type ServeOptions } from '../serve/server.js';
 import type { ModelConfig } from '../serve/config.js';
 import { defaultedNumber, defaultedString, numberOption, stringOption } from './args.js';
 import type { Command } from './command.js';
-import { modelKeyFrom } from '../model/encryption.js';
+import { modelKeyFrom } from '../model/model-keys.js';
 
 /*
  * The server also takes its places from the environment, as container platforms set them: KServe and

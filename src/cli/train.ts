@@ -11,7 +11,7 @@ import { stringOption } from './args.js';
 import type { Command } from './command.js';
 import { formatDuration } from '../text/format.js';
 import type { AugmentOptions } from '../data/augment.js';
-import { progressOutput } from '../text/progress.js';
+import { progressOutput } from '../text/progress-output.js';
 
 /** Seeded augmentation of the training batches, shared by train and distill. */
 export const AUGMENT_OPTIONS: Command['options'] = [

@@ -3,13 +3,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { KilnError } from '../errors.js';
+import { isGzip } from './gzip.js';
+
+export { isGzip };
 
 const gunzipAsync = promisify(gunzip);
-
-/** Every gzip stream starts with these two bytes (RFC 1952), whatever the file is called. */
-export function isGzip(bytes: Uint8Array): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-}
 
 /** Maps Node's file-system errors onto Kiln's codes, naming the file and what it was meant to be. */
 export function fileError(path: string, what: string, cause: unknown): KilnError {
@@ -72,9 +70,4 @@ export async function firstExisting(dir: string, names: readonly string[]): Prom
   return undefined;
 }
 
-/** uint8 pixels to float32 in [0, 1]. */
-export function scaleToUnit(bytes: Uint8Array): Float32Array {
-  const out = new Float32Array(bytes.length);
-  for (let i = 0; i < bytes.length; i++) out[i] = bytes[i]! / 255;
-  return out;
-}
+export { scaleToUnit } from './normalize.js';

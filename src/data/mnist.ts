@@ -1,27 +1,9 @@
 import { KilnError } from '../errors.js';
-import { Tensor } from '../tensor.js';
-import { firstExisting, isDirectory, readMaybeGzipped, scaleToUnit } from './files.js';
-import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx } from './idx.js';
+import { firstExisting, isDirectory, readMaybeGzipped } from './files.js';
+import { FASHION_MNIST_CLASS_NAMES, labeledImagesFromIdx, MNIST_CLASS_NAMES } from './mnist-format.js';
 import type { ImageDataset, LabeledImages } from './types.js';
 
-/** MNIST's class names: the digits '0' to '9'. */
-export const MNIST_CLASS_NAMES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-
-/**
- * Fashion-MNIST's class names by index: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot.
- */
-export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-];
+export { FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES } from './mnist-format.js';
 
 /** Where Debian's `dataset-fashion-mnist` package puts the four .gz files. */
 export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -62,30 +44,7 @@ export async function readIdxPair(imagesPath: string, labelsPath: string, numCla
     readMaybeGzipped(imagesPath, 'IDX image file'),
     readMaybeGzipped(labelsPath, 'IDX label file'),
   ]);
-  const images = parseIdx(imageBytes, imagesPath, IDX_IMAGES_MAGIC);
-  const labels = parseIdx(labelBytes, labelsPath, IDX_LABELS_MAGIC);
-  const [count, rows, columns] = images.dims as [number, number, number];
-  if (labels.dims[0] !== count) {
-    throw new KilnError(
-      'INVALID_DATA',
-      `${labelsPath}: expected ${count} labels to match the images in ${imagesPath}, found ${labels.dims[0]}`,
-    );
-  }
-  const labelData = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    const label = labels.data[i]!;
-    if (label >= numClasses) {
-      throw new KilnError(
-        'INVALID_DATA',
-        `${labelsPath}: expected labels in 0..${numClasses - 1}, found ${label} at index ${i}`,
-      );
-    }
-    labelData[i] = label;
-  }
-  return {
-    images: new Tensor(scaleToUnit(images.data), [count, rows, columns, 1], 'float32'),
-    labels: new Tensor(labelData, [count], 'int32'),
-  };
+  return labeledImagesFromIdx({ bytes: imageBytes, name: imagesPath }, { bytes: labelBytes, name: labelsPath }, numClasses);
 }
 
 /** Loads an MNIST-style directory (train-* and t10k-* IDX files, raw or gzipped). */

@@ -54,3 +54,10 @@ export function normalize(values: Tensor<'float32'>, statistics: ChannelStatisti
   }
   return new Tensor(out, values.shape, 'float32');
 }
+
+/** uint8 pixels to float32 in [0, 1]. */
+export function scaleToUnit(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = bytes[i]! / 255;
+  return out;
+}

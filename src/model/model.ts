@@ -6,7 +6,7 @@ import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
 import { DEFAULT_OPSET } from '../graph/onnx-io.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { platform } from '#platform';
 import { CLASS_NAMES_METADATA_KEY, checkClassNames, parseClassNames } from './class-names.js';
 
 /**
@@ -269,6 +269,6 @@ export abstract class Model {
 
   /** Writes the model as one standard .onnx file, atomically. */
   async save(file: string): Promise<void> {
-    await writeFileAtomic(file, this.toOnnx());
+    await platform.writeFileAtomic(file, this.toOnnx());
   }
 }

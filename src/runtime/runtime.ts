@@ -1,5 +1,6 @@
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { platform } from '#platform';
 import { KilnError } from '../errors.js';
+import type { RuntimeWorker } from '../platform/platform.js';
 import { Tensor, typedArrayOver, type AnyTypedArray } from '../tensor.js';
 import type { Request, Response, RunOptions, SessionInfo, SessionOptions, WireTensor } from './protocol.js';
 
@@ -26,18 +27,17 @@ function fromWire(w: WireTensor): Tensor {
 }
 
 /**
- * A worker thread running ONNX Runtime: load models into sessions, run them, and keep named state
- * tensors (weights, optimizer state) inside the worker between runs.
- * Replies come on a port of their own, which poll() can also read synchronously: the event loop
- * delivers them only after every socket that is ready in the same turn, so a server flooded with
- * requests would otherwise collect its sessions' results a few times a second.
+ * A worker running ONNX Runtime (the platform's: a worker thread with onnxruntime-node under Node, a
+ * Web Worker with onnxruntime-web in a browser): load models into sessions, run them, and keep named
+ * state tensors (weights, optimizer state) inside the worker between runs.
  */
 export class Runtime {
-  private readonly worker: Worker;
-  private readonly replies: MessagePort;
+  private readonly worker: RuntimeWorker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Set when the worker itself failed: later requests fail at once with it, rather than wait for a reply that cannot come. */
+  private failure: KilnError | undefined;
   /** Session options every load() starts from (a load's own options win). */
   private readonly sessionDefaults: SessionOptions;
 
@@ -47,17 +47,15 @@ export class Runtime {
    */
   constructor(sessionDefaults: SessionOptions = {}) {
     this.sessionDefaults = { ...sessionDefaults };
-    const { port1, port2 } = new MessageChannel();
-    this.replies = port1;
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { replies: port2 }, transferList: [port2] });
-    this.replies.on('message', (res: Response) => this.settle(res));
-    this.worker.on('error', (err) => {
-      for (const p of this.pending.values()) p.reject(new KilnError('RUNTIME_ERROR', `runtime worker failed: ${err.message}`, { cause: err }));
+    this.worker = platform.startRuntimeWorker();
+    this.worker.onReply((res) => this.settle(res as Response));
+    this.worker.onError((err) => {
+      // A KilnError is the platform's own verdict (a browser that cannot run ONNX Runtime): kept as is.
+      const failure = err instanceof KilnError ? err : new KilnError('RUNTIME_ERROR', `runtime worker failed: ${err.message}`, { cause: err });
+      this.failure = failure;
+      for (const p of this.pending.values()) p.reject(failure);
       this.pending.clear();
     });
-    // An idle runtime must not keep the process alive.
-    this.worker.unref();
-    this.replies.unref();
     live.add(this);
   }
 
@@ -77,18 +75,19 @@ export class Runtime {
   /** Settles the requests whose replies have arrived, now rather than when the event loop gets to them. */
   poll(): void {
     if (this.pending.size === 0) return;
-    for (let m = receiveMessageOnPort(this.replies); m !== undefined; m = receiveMessageOnPort(this.replies)) this.settle(m.message as Response);
+    for (const m of this.worker.takeReplies()) this.settle(m as Response);
   }
 
   private request(body: Record<string, unknown> & { kind: Request['kind'] }, transfer: ArrayBuffer[] = []): Promise<Response & { ok: true }> {
     if (this.closed) return Promise.reject(new KilnError('RUNTIME_ERROR', 'the runtime was closed'));
+    if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) this.replies.ref();
-      this.worker.postMessage({ ...body, id }, transfer);
+      if (this.pending.size === 1) this.worker.keepAlive(true);
+      this.worker.post({ ...body, id }, transfer);
     }).finally(() => {
-      if (this.pending.size === 0) this.replies.unref();
+      if (this.pending.size === 0) this.worker.keepAlive(false);
     }) as Promise<Response & { ok: true }>;
   }
 
@@ -147,14 +146,13 @@ export class Runtime {
     // sessions has aborted the process at exit ("terminate called after throwing Napi::Error").
     await this.request({ kind: 'shutdown' }).catch(() => undefined);
     this.closed = true;
-    this.replies.close();
     await this.worker.terminate();
   }
 }
 
 /** Runtimes not yet closed; they are closed cleanly when the process is about to exit. */
 const live = new Set<Runtime>();
-process.once('beforeExit', () => {
+platform.beforeExit(() => {
   for (const r of [...live]) void r.close();
 });
 

@@ -125,9 +125,9 @@ export class ModelVersion {
       const { file, read, shownAs, bytes: given } = this.source;
       let bytes: Uint8Array;
       let proto;
-      if (read) ({ bytes, proto } = openModelBytes(await read(), shownAs ?? this.what, this.modelKey));
+      if (read) ({ bytes, proto } = await openModelBytes(await read(), shownAs ?? this.what, this.modelKey));
       else if (file) ({ bytes, proto } = await readOnnxFile(file, this.modelKey));
-      else ({ bytes, proto } = openModelBytes(given!, this.what, this.modelKey));
+      else ({ bytes, proto } = await openModelBytes(given!, this.what, this.modelKey));
       this.description = describeModel(proto, bytes.length);
       this.signature = signatureOf(this.description, this.config);
       this.classifier = classifierOf(proto, this.description, this.signature, this.config);

@@ -7,7 +7,6 @@
  * returns would pile up as garbage, so there it stays silent until `finish` writes one summary line.
  * fit() draws it as well as the CLI, so it lives below both.
  */
-import { Writable } from 'node:stream';
 import { KilnError } from '../errors.js';
 import { formatDuration, formatNumber } from './format.js';
 
@@ -141,24 +140,4 @@ export class ProgressBar {
     const columns = this.stream.columns;
     return columns !== undefined && columns > 1 && line.length >= columns ? line.slice(0, columns - 1) : line;
   }
-}
-
-/**
- * Where a command's training progress goes: a terminal gets the live bar itself; anywhere else (a
- * pipe, a log file, the in-process runner the tests use) the finished lines go through the command's
- * own output function, in order with its other lines.
- */
-export function progressOutput(out: (line: string) => void, terminal: NodeJS.WriteStream = process.stdout): NodeJS.WritableStream & { isTTY?: boolean } {
-  if (terminal.isTTY) return terminal;
-  let pending = '';
-  return new Writable({
-    decodeStrings: false,
-    write(chunk: string | Buffer, _encoding, done) {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) if (line.trim() !== '') out(line);
-      done();
-    },
-  });
 }

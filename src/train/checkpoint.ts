@@ -1,8 +1,7 @@
 // Owns training checkpoints: the file format that lets fit() continue exactly where it stopped, and
 // the check that a checkpoint fits the optimizer it resumes into.
-import { promises as fs } from 'node:fs';
+import { platform } from '#platform';
 import { KilnError } from '../errors.js';
-import { writeFileAtomic } from '../model/atomic-write.js';
 import { Tensor } from '../tensor.js';
 
 /**
@@ -21,7 +20,8 @@ export interface TrainingCheckpoint {
 
 const MAGIC = 'KILNCKP1';
 
-export async function saveCheckpoint(file: string, c: TrainingCheckpoint): Promise<void> {
+/** A checkpoint as bytes (the file saveCheckpoint writes; training packages carry one too). */
+export function encodeCheckpoint(c: TrainingCheckpoint): Uint8Array {
   const entries: { group: 'weights' | 'slots'; name: string; shape: number[]; offset: number; length: number }[] = [];
   let offset = 0;
   const blobs: Float32Array[] = [];
@@ -45,24 +45,34 @@ export async function saveCheckpoint(file: string, c: TrainingCheckpoint): Promi
     data.set(b, k);
     k += b.length;
   }
-  await writeFileAtomic(file, out);
+  return out;
+}
+
+export async function saveCheckpoint(file: string, c: TrainingCheckpoint): Promise<void> {
+  await platform.writeFileAtomic(file, encodeCheckpoint(c));
 }
 
 export async function loadCheckpoint(file: string): Promise<TrainingCheckpoint> {
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
-    bytes = await fs.readFile(file);
+    bytes = await platform.readFile(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new KilnError(e.code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO_ERROR', `cannot read checkpoint '${file}': ${e.message}`);
   }
-  if (bytes.length < 12 || bytes.subarray(0, 8).toString('latin1') !== MAGIC) {
-    throw new KilnError('CORRUPT_FILE', `'${file}' is not a Kiln training checkpoint (expected magic ${MAGIC}, found ${JSON.stringify(bytes.subarray(0, 8).toString('latin1'))})`);
+  return decodeCheckpoint(bytes, file);
+}
+
+/** Reads checkpoint bytes; `file` names them in messages. */
+export function decodeCheckpoint(bytes: Uint8Array, file: string): TrainingCheckpoint {
+  const magic = String.fromCharCode(...bytes.subarray(0, 8));
+  if (bytes.length < 12 || magic !== MAGIC) {
+    throw new KilnError('CORRUPT_FILE', `'${file}' is not a Kiln training checkpoint (expected magic ${MAGIC}, found ${JSON.stringify(magic)})`);
   }
-  const headerLength = bytes.readUInt32LE(8);
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, true);
   let header: { epoch: number; step: number; rngState: number[]; optimizer: TrainingCheckpoint['optimizer']; tensors: { group: string; name: string; shape: number[]; offset: number; length: number }[] };
   try {
-    header = JSON.parse(bytes.subarray(12, 12 + headerLength).toString('utf8'));
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)));
   } catch {
     throw new KilnError('CORRUPT_FILE', `checkpoint '${file}' has a damaged header`);
   }

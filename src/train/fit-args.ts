@@ -42,7 +42,7 @@ export interface FitArgs {
    * example indices and its (augmented) images; may be async (e.g. a teacher model run on the batch).
    */
   extraFeeds?: (indices: Int32Array, x: Tensor) => Record<string, Tensor> | Promise<Record<string, Tensor>>;
-  /** Where progress goes (default process.stdout). */
+  /** Where progress goes (default: the platform's standard output, process.stdout under Node, the console in a browser). */
   stream?: NodeJS.WritableStream & {
     /** A terminal gets a redrawn progress bar; anything else one line per epoch. */
     isTTY?: boolean;

@@ -2,6 +2,7 @@
 // flight while the next batch is gathered, running losses and the progress bar, callbacks, the
 // end-of-epoch pull of weights and slots, validation and per-epoch checkpoints. What it starts from
 // (checked data, resumed state, opened sessions) fit() settles before the loop runs.
+import { platform } from '#platform';
 import { KilnError } from '../errors.js';
 import type { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -54,7 +55,7 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
   let step = start.step;
   const callbacks = args.callbacks ?? [];
   const verbose = args.verbose ?? 1;
-  const stream = args.stream ?? process.stdout;
+  const stream = args.stream ?? platform.standardOutput();
   const history: History = { epoch: [], history: {} };
   const stepsPerEpoch = Math.ceil(n / batchSize);
   const shuffle = args.shuffle ?? true;

@@ -2,7 +2,7 @@ import { KilnError } from '../errors.js';
 import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel, QUANTIZED_OPS } from '../model/onnx-model.js';
 import { parseModelKey } from '../model/encryption.js';
-import { readOnnxFile } from '../model/read-model.js';
+import { openModelBytes, readOnnxFile } from '../model/read-model.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
 
@@ -13,15 +13,19 @@ export interface LoadModelOptions extends GraphModelOptions {
 }
 
 /**
- * Loads an .onnx file as a model that trains: a Kiln model (its layer configuration is in the
+ * Loads an .onnx model as a model that trains, from a file (a path under Node, a URL in a browser,
+ * where the platform fetches it) or from its bytes: a Kiln model (its layer configuration is in the
  * metadata) as a Sequential; any other ONNX model (a PyTorch or tf2onnx export) as a GraphModel over
  * its own graph. A model Kiln cannot feed data to (several inputs, integer inputs) or a quantized one
  * comes back as an inference-only OnnxModel, with the reason in `notTrainable`.
  */
-export async function loadModel(file: string, options: LoadModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
-  const { key, ...graphOptions } = options;
-  const { bytes, proto } = await readOnnxFile(file, key === undefined ? undefined : parseModelKey(key, 'the "key" option'));
+export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer, options: LoadModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
+  const { key: keyText, ...graphOptions } = options;
   options = graphOptions;
+  const key = keyText === undefined ? undefined : parseModelKey(keyText, 'the "key" option');
+  const isFile = typeof source === 'string' || source instanceof URL;
+  const file = isFile ? String(source) : '<bytes>';
+  const { bytes, proto } = isFile ? await readOnnxFile(file, key) : await openModelBytes(new Uint8Array(source), file, key);
   if (proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return Sequential.fromProto(proto, file);
   const quantized = (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? ''));
   if (quantized) {

@@ -3,7 +3,7 @@
 // fit-args.ts checks arguments and prepares labels, compiled-steps.ts holds the sessions and
 // replicas, training-state.ts syncs weights and optimizer slots with the worker, fit-loop.ts runs
 // the epochs.
-import os from 'node:os';
+import { platform } from '#platform';
 import { KilnError } from '../errors.js';
 import { Model } from '../model/model.js';
 import { Random } from '../random.js';
@@ -125,6 +125,17 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     return slots;
   }
 
+  /**
+   * What a training package carries (train/training-package.ts): the compiled steps and the state
+   * training continues from: the weights, the optimizer's slots (empty before the first fit) and step,
+   * and the graph predict() runs (input → output, weights as initializers).
+   * @internal
+   */
+  trainingSnapshot(): { steps: CompiledSteps; weights: Map<string, Tensor>; slots: Map<string, Tensor<'float32'>>; step: number; inference: Uint8Array } {
+    const steps = this.requireCompiled();
+    return { steps, weights: this.weights, slots: this.progress.slots, step: this.progress.step, inference: this.structure.inferenceOnnx(this.weights) };
+  }
+
   /** Where each trainable parameter sits in the flat vector the compiled step trains. */
   trainingLayout(): FlatSlot[] {
     return this.requireCompiled().training.layout;
@@ -157,7 +168,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     const data = checkFitArgs(x, y, args, this.requireCompiled().loss, this.outputShape, (input, what) => this.checkInput(input, what));
     // Looked up after the input checks: checking may settle an imported graph's layout and rebuild the step.
     const c = this.requireCompiled();
-    const cores = os.availableParallelism();
+    const cores = platform.availableCores();
     const replicas = checkReplicas(args, c.training, data, cores);
     await openTrainingSessions(this.runtime, c, replicas, cores);
     this.replicasUsed = replicas;

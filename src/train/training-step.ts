@@ -23,6 +23,7 @@ export interface FlatSlot {
   shape: number[];
 }
 
+/** How a compiled step counts accuracy, from its loss: sparse labels, one-hot, binary (probabilities or logits), or not at all. */
 export type AccuracyKind = 'sparse' | 'categorical' | 'binary' | 'binaryLogits' | null;
 
 /** Names of the state tensors the runtime worker holds between steps. */

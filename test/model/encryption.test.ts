@@ -4,7 +4,8 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { main } from '../../src/cli/main.js';
-import { decryptModel, encryptModel, isEncryptedModel, parseModelKey } from '../../src/model/encryption.js';
+import { decryptModel, isEncryptedModel, parseModelKey } from '../../src/model/encryption.js';
+import { encryptModel } from '../../src/model/encrypt-model-file.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
 import { loadModel } from '../../src/train/load.js';
 import { Sequential } from '../../src/train/sequential.js';
@@ -22,7 +23,7 @@ const otherKey = randomBytes(32);
 describe('encrypted model format', () => {
   const plaintext = denseModel(1).toOnnx();
 
-  test('round trip; the layout is header (magic, version, algorithm, nonce, key id, length) + AES-256-GCM ciphertext + tag', () => {
+  test('round trip; the layout is header (magic, version, algorithm, nonce, key id, length) + AES-256-GCM ciphertext + tag', async () => {
     const file = encryptModel(plaintext, key);
     assert.equal(file.length, 40 + plaintext.length + 16);
     assert.equal(file.subarray(0, 8).toString('latin1'), 'KILN-ENC');
@@ -35,39 +36,55 @@ describe('encrypted model format', () => {
     d.setAAD(file.subarray(0, 40));
     d.setAuthTag(file.subarray(file.length - 16));
     assert.deepEqual(Buffer.concat([d.update(file.subarray(40, file.length - 16)), d.final()]), Buffer.from(plaintext));
-    assert.deepEqual(Buffer.from(decryptModel(file, key, 'm.enc')), Buffer.from(plaintext));
+    assert.deepEqual(Buffer.from(await decryptModel(file, key, 'm.enc')), Buffer.from(plaintext));
     // A fresh nonce per file: the same model encrypts differently each time.
     assert.notDeepEqual(encryptModel(plaintext, key).subarray(12, 24), file.subarray(12, 24));
   });
 
-  test('a wrong key is refused by name, and no key at all', () => {
+  test('a wrong key is refused by name, and no key at all', async () => {
     const file = encryptModel(plaintext, key);
-    assert.throws(() => decryptModel(file, otherKey, 'm.enc'), /'m\.enc' was encrypted with another key \(key id [0-9a-f]{16}; the key given has id [0-9a-f]{16}\)/);
-    assert.throws(() => decryptModel(file, undefined, 'm.enc'), /'m\.enc' is an encrypted model and no key was given: pass it with --key-file FILE or the KILN_MODEL_KEY environment variable/);
-    assert.throws(() => decryptModel(file, key.subarray(0, 16), 'm.enc'), /a model key is 32 bytes \(AES-256\), got 16/);
+    await assert.rejects(() => decryptModel(file, otherKey, 'm.enc'), /'m\.enc' was encrypted with another key \(key id [0-9a-f]{16}; the key given has id [0-9a-f]{16}\)/);
+    await assert.rejects(() => decryptModel(file, undefined, 'm.enc'), /'m\.enc' is an encrypted model and no key was given: pass it with --key-file FILE or the KILN_MODEL_KEY environment variable/);
+    await assert.rejects(() => decryptModel(file, key.subarray(0, 16), 'm.enc'), /a model key is 32 bytes \(AES-256\), got 16/);
   });
 
-  test('one flipped byte anywhere is refused: header, ciphertext or tag', () => {
+  test('one flipped byte anywhere is refused: header, ciphertext or tag', async () => {
     const file = encryptModel(plaintext, key);
     for (const at of [12, 23, 40, 40 + Math.floor(plaintext.length / 2), file.length - 17, file.length - 16, file.length - 1]) {
       const damaged = Buffer.from(file);
       damaged[at]! ^= 0x01;
-      assert.throws(() => decryptModel(damaged, key, 'm.enc'), /'m\.enc' failed authentication \(AES-256-GCM\): its bytes were changed or damaged/, `byte ${at}`);
+      await assert.rejects(() => decryptModel(damaged, key, 'm.enc'), /'m\.enc' failed authentication \(AES-256-GCM\): its bytes were changed or damaged/, `byte ${at}`);
     }
     // The key id and length fields are checked first, with their own messages.
     const keyIdFlipped = Buffer.from(file);
     keyIdFlipped[24]! ^= 1;
-    assert.throws(() => decryptModel(keyIdFlipped, key, 'm.enc'), /encrypted with another key/);
+    await assert.rejects(() => decryptModel(keyIdFlipped, key, 'm.enc'), /encrypted with another key/);
     const versionFlipped = Buffer.from(file);
     versionFlipped[8] = 2;
-    assert.throws(() => decryptModel(versionFlipped, key, 'm.enc'), /has encryption format 2 with algorithm 1; this Kiln reads format 1/);
+    await assert.rejects(() => decryptModel(versionFlipped, key, 'm.enc'), /has encryption format 2 with algorithm 1; this Kiln reads format 1/);
   });
 
-  test('a truncated or lengthened file is refused, saying which', () => {
+  test('a truncated or lengthened file is refused, saying which', async () => {
     const file = encryptModel(plaintext, key);
-    assert.throws(() => decryptModel(file.subarray(0, file.length - 1), key, 'm.enc'), /'m\.enc' is truncated: its header announces \d+ bytes of model, which makes \d+ bytes of file; it has \d+/);
-    assert.throws(() => decryptModel(file.subarray(0, 30), key, 'm.enc'), /'m\.enc' is truncated: 30 bytes, shorter than an encrypted model's 40-byte header/);
-    assert.throws(() => decryptModel(Buffer.concat([file, Buffer.from([0])]), key, 'm.enc'), /'m\.enc' is longer than its header says/);
+    await assert.rejects(() => decryptModel(file.subarray(0, file.length - 1), key, 'm.enc'), /'m\.enc' is truncated: its header announces \d+ bytes of model, which makes \d+ bytes of file; it has \d+/);
+    await assert.rejects(() => decryptModel(file.subarray(0, 30), key, 'm.enc'), /'m\.enc' is truncated: 30 bytes, shorter than an encrypted model's 40-byte header/);
+    await assert.rejects(() => decryptModel(Buffer.concat([file, Buffer.from([0])]), key, 'm.enc'), /'m\.enc' is longer than its header says/);
+  });
+
+  test('decryption is WebCrypto (crypto.subtle), the same code a browser runs: a file node:crypto encrypted opens; without WebCrypto the error says why', async () => {
+    // encryptModel is Node's own cipher; decryptModel reaches no Node module (the browser bundle test checks that).
+    const file = encryptModel(plaintext, key);
+    assert.deepEqual(Buffer.from(await decryptModel(file, key, 'm.enc')), Buffer.from(plaintext));
+    const model = await loadModel(file, { key: key.toString('hex') });
+    assert.ok(model instanceof Sequential, 'loadModel(bytes, { key }) decrypts too');
+    model.dispose();
+    const descriptor = Object.getOwnPropertyDescriptor(globalThis, 'crypto')!;
+    Object.defineProperty(globalThis, 'crypto', { value: undefined, configurable: true });
+    try {
+      await assert.rejects(() => decryptModel(file, key, 'm.enc'), /cannot decrypt 'm\.enc': this platform has no WebCrypto \(crypto\.subtle\); browsers give it only to secure contexts \(https:\/\/ or localhost\)/);
+    } finally {
+      Object.defineProperty(globalThis, 'crypto', descriptor);
+    }
   });
 
   test('keys: 32 raw bytes, 64 hex digits or base64, with white space around; anything else is refused', () => {

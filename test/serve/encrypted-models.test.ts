@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { encryptModel } from '../../src/model/encryption.js';
+import { encryptModel } from '../../src/model/encrypt-model-file.js';
 import { denseBody, denseModel, http, randomInput, spawnServe, startServer, tmpDir, waitFor } from './helpers.js';
 
 /*

@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KilnError } from '../../src/errors.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../../src/text/format.js';
-import { ProgressBar, progressOutput, type ProgressStream } from '../../src/text/progress.js';
+import { ProgressBar, type ProgressStream } from '../../src/text/progress.js';
+import { progressOutput } from '../../src/text/progress-output.js';
 import { PassThrough } from 'node:stream';
 
 describe('formatTable', () => {

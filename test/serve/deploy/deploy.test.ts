@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { main } from '../../../src/cli/main.js';
-import { encryptModel } from '../../../src/model/encryption.js';
+import { encryptModel } from '../../../src/model/encrypt-model-file.js';
 import { client } from '../../../src/serve/client.js';
 import { deployKServe } from '../../../src/serve/deploy/kserve.js';
 import { deployTriton } from '../../../src/serve/deploy/triton.js';

@@ -1,0 +1,51 @@
+/*
+ * The platform under Node: worker_threads for ONNX Runtime (onnxruntime-node, runtime/worker.ts), the
+ * file system, os cores, process.stdout. Resolved by '#platform' everywhere but a browser build.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { writeFileAtomic } from './atomic-write.js';
+import type { Platform, RuntimeWorker, WorkerMessage } from './platform.js';
+
+/**
+ * Replies come on a port of their own, which takeReplies() can also read synchronously: the event loop
+ * delivers them only after every socket that is ready in the same turn, so a server flooded with
+ * requests would otherwise collect its sessions' results a few times a second.
+ */
+function startRuntimeWorker(): RuntimeWorker {
+  const { port1: replies, port2 } = new MessageChannel();
+  const worker = new Worker(new URL('../runtime/worker.js', import.meta.url), { workerData: { replies: port2 }, transferList: [port2] });
+  // An idle runtime must not keep the process alive.
+  worker.unref();
+  replies.unref();
+  return {
+    post: (message, transfer) => worker.postMessage(message, transfer),
+    onReply(handler) {
+      replies.on('message', handler);
+      // Listening refs a port again: unref it after, or an idle runtime holds the process open.
+      replies.unref();
+    },
+    onError: (handler) => void worker.on('error', handler),
+    takeReplies() {
+      const out: WorkerMessage[] = [];
+      for (let m = receiveMessageOnPort(replies); m !== undefined; m = receiveMessageOnPort(replies)) out.push(m.message);
+      return out;
+    },
+    keepAlive: (alive) => void (alive ? replies.ref() : replies.unref()),
+    async terminate() {
+      replies.close();
+      await worker.terminate();
+    },
+  };
+}
+
+export const platform: Platform = {
+  name: 'node',
+  startRuntimeWorker,
+  beforeExit: (cleanUp) => void process.once('beforeExit', cleanUp),
+  availableCores: () => os.availableParallelism(),
+  readFile: async (file) => fs.readFile(file),
+  writeFileAtomic,
+  standardOutput: () => process.stdout,
+};
