@@ -57,6 +57,14 @@ export interface EpsilonFromRdpArgs {
   delta: number;
 }
 
+/** An (ε, δ) guarantee's ε and the RDP order α that gave the tightest bound. */
+export interface PrivacySpent {
+  /** ε at the requested δ. */
+  epsilon: number;
+  /** The RDP order that attains it (NaN when ε is infinite). */
+  order: number;
+}
+
 /**
  * Converts RDP to (ε, δ)-DP and returns the smallest ε over the orders, with the order that gave it.
  *
@@ -69,13 +77,13 @@ export interface EpsilonFromRdpArgs {
  * Where δ² + e^(−RDP) ≥ 1 (RDP within about δ² of 0), ε is 0, as in TF Privacy's `compute_epsilon`.
  * Returns `{ epsilon: Infinity, order: NaN }` when every order's RDP is infinite (no privacy).
  */
-export function epsilonFromRdp({ orders, rdp, delta }: EpsilonFromRdpArgs): { epsilon: number; order: number } {
+export function epsilonFromRdp({ orders, rdp, delta }: EpsilonFromRdpArgs): PrivacySpent {
   checkOrders(orders);
   if (orders.length !== rdp.length) {
     throw new KilnError('INVALID_ARGUMENT', `epsilonFromRdp: orders has ${orders.length} values but rdp has ${rdp.length}; expected one RDP value per order`);
   }
   if (!(delta > 0 && delta < 1)) throw new KilnError('INVALID_ARGUMENT', `delta: expected a number in (0, 1), got ${delta}`);
-  let best = { epsilon: Infinity, order: NaN };
+  let best: PrivacySpent = { epsilon: Infinity, order: NaN };
   for (let k = 0; k < orders.length; k++) {
     const alpha = orders[k]!;
     const r = rdp[k]!;
@@ -140,7 +148,7 @@ export class RdpAccountant {
   }
 
   /** ε spent so far at this δ and the RDP order that attains it. */
-  spent(delta: number): { epsilon: number; order: number } {
+  spent(delta: number): PrivacySpent {
     return epsilonFromRdp({ orders: this.orders, rdp: this.total, delta });
   }
 }
