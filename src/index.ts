@@ -17,7 +17,7 @@ export { Model, type PredictOptions } from './model/model.js';
 export type { ModelArgs, ParamInfo, BuildOptions, BuiltGraph } from './model/model.js';
 export { TrainableModel } from './train/model.js';
 export { type CompileArgs, type FitArgs, type History } from './train/model.js';
-export type { TrainingStepOptions, FlatSlot } from './train/training-step.js';
+export type { TrainingStepOptions, FlatSlot, FlatGradientBuilder, FlatGradientContext } from './train/training-step.js';
 export { Sequential, sequential } from './train/sequential.js';
 export { loadModel, type LoadModelOptions } from './train/load.js';
 export { GraphModel, type GraphModelOptions, type WeightSelector } from './train/graph-model.js';

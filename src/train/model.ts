@@ -3,6 +3,7 @@
 // fit-args.ts checks arguments and prepares labels, compiled-steps.ts holds the sessions and
 // replicas, training-state.ts syncs weights and optimizer slots with the worker, fit-loop.ts runs
 // the epochs.
+import { randomInt } from 'node:crypto';
 import os from 'node:os';
 import { KilnError } from '../errors.js';
 import { Model } from '../model/model.js';
@@ -13,7 +14,7 @@ import { loadCheckpointToResume, saveCheckpoint } from './checkpoint.js';
 import { evaluateSteps, openTrainingSessions, releaseSessions, type CompiledSteps } from './compiled-steps.js';
 import { checkFinite, checkFitArgs, checkReplicas, prepareLabels, type FitArgs, type FitData } from './fit-args.js';
 import { runEpochs, type History, type PrivateSteps } from './fit-loop.js';
-import { checkPrivateReplicas, PrivacyLedger, resolvePrivacy } from './privacy/dp-sgd.js';
+import { checkPrivateReplicas, PrivacyLedger, resolvePrivacy, type PrivacySpentReport } from './privacy/dp-sgd.js';
 import { dpSgdGradient, DP_CLIP_INPUT, DP_NOISE_STDDEV_INPUT } from './privacy/dp-sgd-step.js';
 import { resolveLoss, type Loss } from './losses.js';
 import { evaluateClassifier } from './metrics.js';
@@ -204,7 +205,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
    * DP-SGD's privacy spent by this model's private fit() calls since compile(): ε at the δ they used,
    * the noise multiplier and the steps counted; undefined before any.
    */
-  get privacySpent(): { epsilon: number; delta: number; noiseMultiplier: number; l2NormClip: number; steps: number } | undefined {
+  get privacySpent(): PrivacySpentReport | undefined {
     const l = this.privacyLedger;
     if (!l) return undefined;
     return { epsilon: l.accountant.epsilon(l.settings.delta), delta: l.settings.delta, noiseMultiplier: l.settings.noiseMultiplier, l2NormClip: l.settings.l2NormClip, steps: l.accountant.steps };
@@ -230,8 +231,13 @@ export abstract class TrainableModel extends Model implements TrainingControl {
       if (resumedStep) this.privacyLedger.record(resumedStep);
     }
     const ledger = this.privacyLedger;
-    c.privateTraining ??= compileTraining(this, c.loss, c.optimizer, c.training.accuracy, { gradients: o.gradients, flatGradient: dpSgdGradient(this.seed) });
-    c.privateSession ??= await this.runtime.load(c.privateTraining.trainStep, { optimizationLevel: 'extended' });
+    if (!c.privateSession || !c.privateTraining) {
+      // A fresh, unpredictable noise seed for every session: ONNX Runtime restarts RandomNormal's
+      // stream when a session loads, and a seed derived from the model's would replay the same noise
+      // after a resume or a reload, i.e. noise correlated across steps, which the analysis rules out.
+      c.privateTraining = compileTraining(this, c.loss, c.optimizer, c.training.accuracy, { gradients: o.gradients, flatGradient: dpSgdGradient(randomInt(1, 2 ** 31 - 1)) });
+      c.privateSession = await this.runtime.load(c.privateTraining.trainStep, { optimizationLevel: 'extended' });
+    }
     const scalar = (v: number) => new Tensor(Float32Array.of(v), [], 'float32');
     return {
       session: c.privateSession,

@@ -144,8 +144,11 @@ export interface FlatGradientContext {
   labels: Value;
   /** Each trainable parameter's value in the forward pass, in layout order. */
   params: Value[];
+  /** Where each parameter sits in the flat vector (and so in the flat gradient). */
   layout: FlatSlot[];
+  /** Length of the flat vector. */
   totalSize: number;
+  /** The step's gradient formulation choices, for the gradient rules the builder calls. */
   gradients: GradientOptions | undefined;
 }
 

@@ -22,9 +22,6 @@ import type { FlatGradientBuilder } from '../training-step.js';
 export const DP_CLIP_INPUT = 'dp/l2_norm_clip';
 export const DP_NOISE_STDDEV_INPUT = 'dp/noise_stddev';
 
-/** Outputs of the DP-SGD step besides the loss: each example's gradient norm before clipping [N]. */
-export const DP_NORMS_OUTPUT = 'dp/per_example_norms';
-
 /** Added to each norm before dividing the clip by it, as Opacus does, so an all-zero gradient stays 0. */
 const NORM_EPSILON = 1e-6;
 
@@ -37,10 +34,10 @@ interface ParamUse {
 
 /**
  * The flat-gradient builder of a DP-SGD step (TrainingStepOptions.flatGradient). `seed` seeds the
- * step's RandomNormal: ONNX Runtime draws from one stream per session, so every step gets fresh noise.
- * `withNorms` also outputs the per-example norms (tests and diagnostics).
+ * step's RandomNormal: ONNX Runtime draws from one stream per session, so every step gets fresh noise
+ * (fit() passes a fresh random seed for every session it loads).
  */
-export function dpSgdGradient(seed: number, withNorms = false): FlatGradientBuilder {
+export function dpSgdGradient(seed: number): FlatGradientBuilder {
   return ({ graph, loss, labels, params, layout, totalSize, gradients }) => {
     const uses = params.map((param, k) => paramUse(graph, param, layout[k]!.name));
     const nodes = [...new Set(uses.map((u) => u.node))];
@@ -56,7 +53,6 @@ export function dpSgdGradient(seed: number, withNorms = false): FlatGradientBuil
       squared = squared ? graph.op1('Add', [squared, sq]) : sq;
     }
     const norms = graph.op1('Sqrt', [squared!]); // [N]
-    if (withNorms) graph.output(norms, DP_NORMS_OUTPUT);
     const clip = graph.input(DP_CLIP_INPUT, 'float32', []);
     const factor = graph.op1('Min', [graph.op1('Div', [clip, graph.op1('Add', [norms, graph.scalar(NORM_EPSILON)])]), graph.scalar(1)]); // [N]
 
@@ -130,7 +126,7 @@ function perExampleSquaredNorm(graph: Graph, u: ParamUse, g: Value): Value {
       // over the axes the bias is broadcast along.
       const rank = g.shape?.length;
       const pShape = u.param.shape;
-      if (!rank || !pShape || pShape.length >= rank) throw unsupported(u, name, 'the parameter must be broadcast over the batch');
+      if (!rank || !pShape || pShape.length > rank || (pShape.length === rank && pShape[0] !== 1)) throw unsupported(u, name, 'the parameter must be broadcast over the batch');
       const broadcast: number[] = [];
       for (let axis = 1; axis < rank; axis++) {
         const p = pShape[axis - (rank - pShape.length)];

@@ -24,6 +24,20 @@ export interface PrivacyOptions {
   delta: number;
 }
 
+/** What a model's private fit() calls have spent so far (`TrainableModel.privacySpent`). */
+export interface PrivacySpentReport {
+  /** ε spent at `delta`, by the RDP accountant over every step counted. */
+  epsilon: number;
+  /** δ of the guarantee. */
+  delta: number;
+  /** σ of the latest steps. */
+  noiseMultiplier: number;
+  /** C of the latest steps. */
+  l2NormClip: number;
+  /** DP-SGD steps counted. */
+  steps: number;
+}
+
 /** The DP-SGD settings of one fit() call once resolved. */
 export interface ResolvedPrivacy {
   l2NormClip: number;

@@ -4,3 +4,4 @@
  */
 export { computeRdp, epsilonFromRdp, noiseMultiplierFor, RdpAccountant, DEFAULT_RDP_ORDERS } from './rdp-accountant.js';
 export type { ComputeRdpArgs, EpsilonFromRdpArgs, NoiseMultiplierForArgs, PrivacySpent } from './rdp-accountant.js';
+export type { PrivacyOptions, PrivacySpentReport } from './dp-sgd.js';
