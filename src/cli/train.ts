@@ -12,6 +12,7 @@ import type { Command } from './command.js';
 import { formatDuration } from '../text/format.js';
 import type { AugmentOptions } from '../data/augment.js';
 import { progressOutput } from '../text/progress-output.js';
+import type { PrivacyOptions } from '../train/privacy/dp-sgd.js';
 
 /** Seeded augmentation of the training batches, shared by train and distill. */
 export const AUGMENT_OPTIONS: Command['options'] = [
@@ -27,6 +28,25 @@ export function augmentFromOptions(options: Record<string, unknown>): AugmentOpt
   const cutout = Number(options.cutout ?? 0);
   const augment: AugmentOptions = { ...(cropPadding > 0 ? { cropPadding } : {}), ...(horizontalFlip ? { horizontalFlip } : {}), ...(cutout > 0 ? { cutout } : {}) };
   return Object.keys(augment).length > 0 ? augment : undefined;
+}
+
+/** DP-SGD (fit's `privacy`): per-example clipping, noise, ε reported per epoch. */
+const DP_OPTIONS: Command['options'] = [
+  { name: 'dp-clip', type: 'number', min: 0, description: 'DP-SGD: clip each example\'s gradient to this L2 norm (with --dp-noise or --dp-epsilon)' },
+  { name: 'dp-noise', type: 'number', min: 0, description: 'DP-SGD: noise multiplier sigma (noise std sigma x clip on the summed gradient)' },
+  { name: 'dp-epsilon', type: 'number', min: 0, description: 'DP-SGD: instead of --dp-noise, the epsilon the whole run may spend (sigma is computed for it)' },
+  { name: 'dp-delta', type: 'number', min: 0, max: 1, description: 'DP-SGD: delta of the (epsilon, delta) guarantee', default: 1e-5 },
+];
+
+/** fit's `privacy` from the --dp-* flags, or undefined when none asks for DP-SGD. */
+function privacyFromOptions(options: Record<string, unknown>): PrivacyOptions | undefined {
+  const clip = options['dp-clip'];
+  const noise = options['dp-noise'];
+  const epsilon = options['dp-epsilon'];
+  if (clip === undefined && noise === undefined && epsilon === undefined) return undefined;
+  if (clip === undefined) throw new KilnError('INVALID_ARGUMENT', '--dp-noise and --dp-epsilon need --dp-clip (the per-example clipping norm)');
+  if ((noise === undefined) === (epsilon === undefined)) throw new KilnError('INVALID_ARGUMENT', `--dp-clip needs exactly one of --dp-noise and --dp-epsilon, got ${noise === undefined ? 'neither' : 'both'}`);
+  return { l2NormClip: Number(clip), delta: Number(options['dp-delta']), ...(noise !== undefined ? { noiseMultiplier: Number(noise) } : { targetEpsilon: Number(epsilon) }) };
 }
 
 export const trainCommand: Command = {
@@ -45,12 +65,14 @@ export const trainCommand: Command = {
     { name: 'checkpoint', type: 'string', description: 'write a training checkpoint here after every epoch' },
     { name: 'replicas', type: 'number', integer: true, min: 1, description: 'split each batch across this many workers (default: one per core, up to 4, while each gets 32+ rows)' },
     ...AUGMENT_OPTIONS,
+    ...DP_OPTIONS,
     ...IMPORT_OPTIONS,
     { name: 'seed', type: 'number', integer: true, description: 'seed for weights and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the trained model', default: 'model.onnx' },
   ],
   async run({ options }, out) {
     const augment = augmentFromOptions(options);
+    const privacy = privacyFromOptions(options);
     const data = await loadDataset(String(options.dataset));
     const inputShape = data.train.images.shape.slice(1);
     const seed = Number(options.seed);
@@ -75,6 +97,7 @@ export const trainCommand: Command = {
       augment,
       replicas: options.replicas === undefined ? undefined : Number(options.replicas),
       stream: progressOutput(out),
+      privacy,
     });
     const seconds = (performance.now() - t0) / 1000;
     const result = await model.evaluate(data.test.images, data.test.labels);
@@ -82,6 +105,10 @@ export const trainCommand: Command = {
     if (model.outputShape.length === 1 && model.outputShape[0] === data.classNames.length) model.classNames = data.classNames;
     await model.save(String(options.out));
     out(`Test loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy!).toFixed(2)}% after ${formatDuration(seconds * 1000)} (${formatDuration((seconds * 1000) / history.epoch.length)} per epoch${model.trainingReplicas > 1 ? `, ${model.trainingReplicas} replicas` : ''})`);
+    const spent = model.privacySpent;
+    if (privacy && spent) {
+      out(`DP-SGD: epsilon ${spent.epsilon.toFixed(3)} at delta ${spent.delta} (noise multiplier ${spent.noiseMultiplier.toFixed(4)}, clip ${spent.l2NormClip}, ${spent.steps} steps; RDP accountant, sampling rate batch/examples)`);
+    }
     out(`Saved ${options.out}`);
     return 0;
   },

@@ -44,3 +44,17 @@ ops.push({
   },
   gradient: noGradientFlows,
 });
+
+/*
+ * RandomNormal: a fresh draw of the given static shape at every run (ONNX Runtime seeds one generator
+ * per session from `seed` and keeps drawing from it). DP-SGD's noise; no input, so no gradient.
+ */
+ops.push({
+  type: 'RandomNormal',
+  infer: (_inputs, attrs) => {
+    if (!Array.isArray(attrs.shape)) throw new KilnError('INVALID_ARGUMENT', 'RandomNormal: the shape attribute is required');
+    if (attrs.dtype !== undefined && attrs.dtype !== 1) throw new KilnError('UNSUPPORTED_OP', `RandomNormal: Kiln draws float32 (dtype 1), got dtype ${String(attrs.dtype)}`);
+    return [{ dtype: 'float32', shape: [...(attrs.shape as number[])] }];
+  },
+  gradient: noGradientFlows,
+});

@@ -7,7 +7,7 @@ import { Tensor } from '../tensor.js';
 import type { Loss } from './losses.js';
 import type { Optimizer } from './optimizers.js';
 import { ReplicaSet } from './replicas.js';
-import type { CompiledTraining } from './training-step.js';
+import type { CompiledTraining, TrainingStepOptions } from './training-step.js';
 
 export interface CompiledSteps {
   loss: Loss;
@@ -18,12 +18,17 @@ export interface CompiledSteps {
   evalSession?: SessionInfo;
   /** Set while the step runs on replicas (FitArgs.replicas). */
   replicas?: ReplicaSet;
+  /** The options compile() built the step with (the DP-SGD step is built from them too). */
+  stepOptions: TrainingStepOptions;
+  /** The DP-SGD training step (fit's `privacy`), compiled on first use; same state as `training`. */
+  privateTraining?: CompiledTraining;
+  privateSession?: SessionInfo;
 }
 
 /** Lets go of the steps' sessions and replicas without waiting: they load again on demand. */
 export function releaseSessions(runtime: Runtime, c: CompiledSteps): void {
-  for (const s of [c.trainSession, c.evalSession]) if (s) void runtime.release(s).catch(() => undefined);
-  c.trainSession = c.evalSession = undefined;
+  for (const s of [c.trainSession, c.evalSession, c.privateSession]) if (s) void runtime.release(s).catch(() => undefined);
+  c.trainSession = c.evalSession = c.privateSession = undefined;
   void c.replicas?.close().catch(() => undefined);
   c.replicas = undefined;
 }

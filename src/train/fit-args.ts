@@ -7,6 +7,7 @@ import type { AugmentOptions } from '../data/augment.js';
 import type { Callback } from './callbacks.js';
 import type { Loss } from './losses.js';
 import { autoReplicas } from './replicas.js';
+import type { PrivacyOptions } from './privacy/dp-sgd.js';
 import type { CompiledTraining } from './training-step.js';
 
 /** What `fit()` takes besides the data, as Keras' `fit` does. */
@@ -60,6 +61,14 @@ export interface FitArgs {
    * seeded run that must repeat exactly on a machine with another core count should set this.
    */
   replicas?: number;
+  /**
+   * Train with DP-SGD (Abadi et al., 2016; as Opacus and TF Privacy): each example's gradient is
+   * clipped to `l2NormClip`, Gaussian noise of standard deviation σ·C is added to the batch's sum, and
+   * the ε spent (RDP accountant, at `delta`) is logged per epoch as 'epsilon'. Steps are shuffled
+   * fixed-size batches accounted with sampling rate batchSize / examples. Runs on one replica; not with
+   * batch normalization, pruning masks, quantization-aware training or distillation.
+   */
+  privacy?: PrivacyOptions;
 }
 
 /** fit()'s data once checked: the training part, its labels, the validation pair, and the loop's sizes. */

@@ -14,6 +14,18 @@ import { saveCheckpoint } from './checkpoint.js';
 import { evaluateSteps, type CompiledSteps } from './compiled-steps.js';
 import type { FitArgs, FitData } from './fit-args.js';
 import type { OptimizerProgress } from './training-state.js';
+import type { SessionInfo } from '../runtime/protocol.js';
+
+/** A DP-SGD run's step: its session and extra feeds, and the accounting after each epoch. */
+export interface PrivateSteps {
+  session: SessionInfo;
+  /** Train-step outputs to store back into state (output name → state name). */
+  store: Record<string, string>;
+  /** The clip and noise inputs, the same every step. */
+  feeds: Record<string, Tensor>;
+  /** Records an epoch's steps; returns the ε spent so far (logged as 'epsilon'). */
+  epochDone(steps: number): number;
+}
 
 /** What `fit()` returns, as Keras' History: the logged values of every epoch. */
 export interface History {
@@ -48,7 +60,7 @@ export interface FitStart {
   step: number;
 }
 
-export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: FitArgs, data: FitData, start: FitStart): Promise<History> {
+export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: FitArgs, data: FitData, start: FitStart, dp?: PrivateSteps): Promise<History> {
   const { trainX, labels, validation, epochs, batchSize, n } = data;
   const { rng, startEpoch } = start;
   const control = model.control;
@@ -80,6 +92,8 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
       const extra = args.extraFeeds ? await args.extraFeeds(b.indices, b.x) : {};
       const batch = { ...extra, input: b.x, labels: b.y };
       const scalars = { lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'), step: new Tensor(Float32Array.of(t), [], 'float32') };
+      // DP-SGD runs its own step (one session, clip and noise fed) whatever replicas an earlier fit() left.
+      if (dp) return { out: await model.runtime.run(dp.session, { ...batch, ...scalars, ...dp.feeds }, { fetch, store: dp.store, requireFinite: ['loss', 'new/params'] }) };
       if (c.replicas) {
         const r = await c.replicas.step(batch, b.size, scalars, fetch);
         return { out: r.outputs, applied: r.applied };
@@ -126,6 +140,7 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
     step += stepsPerEpoch;
     model.progress.step = step;
     const logs: Logs = { loss: lossSum / seen, ...(c.training.accuracy ? { accuracy: correct / seen } : {}) };
+    if (dp) logs.epsilon = dp.epochDone(stepsPerEpoch);
     const currentSlots = await model.pull(true);
     model.progress.slots = currentSlots;
     const versionAfterPull = model.weightsVersion();

@@ -11,8 +11,10 @@ import { Tensor } from '../tensor.js';
 import type { TrainingControl } from './callbacks.js';
 import { loadCheckpointToResume, saveCheckpoint } from './checkpoint.js';
 import { evaluateSteps, openTrainingSessions, releaseSessions, type CompiledSteps } from './compiled-steps.js';
-import { checkFinite, checkFitArgs, checkReplicas, prepareLabels, type FitArgs } from './fit-args.js';
-import { runEpochs, type History } from './fit-loop.js';
+import { checkFinite, checkFitArgs, checkReplicas, prepareLabels, type FitArgs, type FitData } from './fit-args.js';
+import { runEpochs, type History, type PrivateSteps } from './fit-loop.js';
+import { checkPrivateReplicas, PrivacyLedger, resolvePrivacy, type PrivacySpentReport } from './privacy/dp-sgd.js';
+import { dpSgdGradient, DP_CLIP_INPUT, DP_NOISE_STDDEV_INPUT } from './privacy/dp-sgd-step.js';
 import { resolveLoss, type Loss } from './losses.js';
 import { evaluateClassifier } from './metrics.js';
 import { resolveOptimizer, type Optimizer } from './optimizers.js';
@@ -54,6 +56,8 @@ export abstract class TrainableModel extends Model implements TrainingControl {
   /** Set while fit() runs: the worker holds the live weights. */
   private training = false;
   private replicasUsed = 1;
+  /** DP-SGD's accounting over this model's private fit() calls since compile(). */
+  private privacyLedger: PrivacyLedger | undefined;
 
   /** How many replicas the last fit() split its batches across (1: one session, see FitArgs.replicas). */
   get trainingReplicas(): number {
@@ -76,7 +80,8 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     this.dropSessions();
     this.progress.slots = new Map();
     this.progress.step = 0;
-    this.compiled = { loss, optimizer, metrics, training: compileTraining(this, loss, optimizer, kind, stepOptions) };
+    this.compiled = { loss, optimizer, metrics, training: compileTraining(this, loss, optimizer, kind, stepOptions), stepOptions };
+    this.privacyLedger = undefined;
     this.trainingMask = stepOptions.flatMask ? new Float32Array(this.compiled.training.totalSize).fill(1) : undefined;
     this.metadata.set('kiln.training', JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
   }
@@ -169,8 +174,8 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     // Looked up after the input checks: checking may settle an imported graph's layout and rebuild the step.
     const c = this.requireCompiled();
     const cores = platform.availableCores();
-    const replicas = checkReplicas(args, c.training, data, cores);
-    await openTrainingSessions(this.runtime, c, replicas, cores);
+    const replicas = args.privacy ? checkPrivateReplicas(args.replicas) : checkReplicas(args, c.training, data, cores);
+    if (!args.privacy) await openTrainingSessions(this.runtime, c, replicas, cores);
     this.replicasUsed = replicas;
     const rng = new Random(args.seed ?? this.seed);
     let startEpoch = 0;
@@ -184,6 +189,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
       step = ckpt.step;
       rng.setState(ckpt.rngState);
     }
+    const dp = args.privacy ? await this.openPrivateSteps(c, args, data, startEpoch, args.resumeFrom ? step : undefined) : undefined;
     await this.pushState(c, slots);
     this.training = true;
     try {
@@ -197,12 +203,58 @@ export abstract class TrainableModel extends Model implements TrainingControl {
         push: () => this.pushState(c),
         weightsVersion: () => this.weightsVersion,
       };
-      const history = await runEpochs(loop, c, args, data, { rng, startEpoch, step });
+      const history = await runEpochs(loop, c, args, data, { rng, startEpoch, step }, dp);
       this.metadata.set('kiln.history', JSON.stringify(history.history));
       return history;
     } finally {
       this.training = false;
     }
+  }
+
+  /**
+   * DP-SGD's privacy spent by this model's private fit() calls since compile(): ε at the δ they used,
+   * the noise multiplier and the steps counted; undefined before any.
+   */
+  get privacySpent(): PrivacySpentReport | undefined {
+    const l = this.privacyLedger;
+    if (!l) return undefined;
+    return { epsilon: l.accountant.epsilon(l.settings.delta), delta: l.settings.delta, noiseMultiplier: l.settings.noiseMultiplier, l2NormClip: l.settings.l2NormClip, steps: l.accountant.steps };
+  }
+
+  /**
+   * Compiles (once) and opens the DP-SGD step, settles σ and the accounting. The ledger carries over
+   * between private fit() calls at the same δ, so ε keeps adding up (steps at another σ or sampling
+   * rate compose too); a resumed run counts the checkpoint's steps first, at this call's settings.
+   */
+  private async openPrivateSteps(c: CompiledSteps, args: FitArgs, data: FitData, startEpoch: number, resumedStep: number | undefined): Promise<PrivateSteps> {
+    const o = c.stepOptions;
+    const other = o.flatMask ? 'a pruning mask' : o.transformParam || o.afterLayer ? 'quantization-aware training' : o.buildLoss || o.extraInputs ? 'a custom loss (distillation)' : null;
+    if (other) throw new KilnError('INVALID_ARGUMENT', `fit's privacy (DP-SGD) cannot train under ${other}: per-example clipping covers plain training only`);
+    const stepsPerEpoch = Math.ceil(data.n / data.batchSize);
+    const settings = resolvePrivacy(args.privacy!, data.batchSize, data.n, stepsPerEpoch * (data.epochs - startEpoch));
+    if (Object.values(c.training.store).some((state) => c.training.frozen.includes(state))) {
+      throw new KilnError('INVALID_ARGUMENT', "fit's privacy (DP-SGD) needs per-example gradients, and batch normalization mixes the examples of a batch; use a model without BatchNormalization");
+    }
+    // ε at one δ: a run at another δ (or resumed from a checkpoint) starts its own count.
+    if (!this.privacyLedger || resumedStep !== undefined || this.privacyLedger.settings.delta !== settings.delta) {
+      this.privacyLedger = new PrivacyLedger(settings);
+      if (resumedStep) this.privacyLedger.record(resumedStep);
+    }
+    const ledger = this.privacyLedger;
+    if (!c.privateSession || !c.privateTraining) {
+      // A fresh, unpredictable noise seed for every session: ONNX Runtime restarts RandomNormal's
+      // stream when a session loads, and a seed derived from the model's would replay the same noise
+      // after a resume or a reload, i.e. noise correlated across steps, which the analysis rules out.
+      c.privateTraining = compileTraining(this, c.loss, c.optimizer, c.training.accuracy, { gradients: o.gradients, flatGradient: dpSgdGradient(freshNoiseSeed()) });
+      c.privateSession = await this.runtime.load(c.privateTraining.trainStep, { optimizationLevel: 'extended' });
+    }
+    const scalar = (v: number) => new Tensor(Float32Array.of(v), [], 'float32');
+    return {
+      session: c.privateSession,
+      store: c.privateTraining.store,
+      feeds: { [DP_CLIP_INPUT]: scalar(settings.l2NormClip), [DP_NOISE_STDDEV_INPUT]: scalar(settings.noiseMultiplier * settings.l2NormClip) },
+      epochDone: (steps) => ledger.record(steps, settings),
+    };
   }
 
   override setWeights(values: Map<string, Tensor> | Record<string, Tensor>): void {
@@ -253,4 +305,10 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     const c = this.requireCompiled();
     await saveCheckpoint(file, { epoch, step: 0, rngState: new Random(this.seed).getState(), optimizer: { name: c.optimizer.name, config: c.optimizer.config }, weights: this.weights as Map<string, Tensor<'float32'>>, slots: new Map() });
   }
+}
+
+/** A seed for DP-SGD's in-graph noise that no earlier session used: from WebCrypto (Node 20+ and browsers alike), never the training seed. */
+function freshNoiseSeed(): number {
+  const [word] = globalThis.crypto.getRandomValues(new Uint32Array(1));
+  return 1 + (word! % (2 ** 31 - 2));
 }

@@ -67,6 +67,8 @@ export class Trainer implements TrainingControl {
           throw new KilnError('INVALID_ARGUMENT', 'a training package trains on one replica (export the model again to train it on replicas in Node)');
         },
       },
+      // The package carries its compiled steps, not the model: no step can be rebuilt from options here.
+      stepOptions: {},
     };
     const state = decodeCheckpoint(files.state, m.files.state.path);
     this.weights = state.weights;
@@ -136,6 +138,7 @@ export class Trainer implements TrainingControl {
   /** fit() as a compiled model's: the same arguments, checks, loop and history. */
   async fit(x: Tensor, y: Tensor, args: FitArgs = {}): Promise<History> {
     if (args.replicas !== undefined && args.replicas !== 1) throw new KilnError('INVALID_ARGUMENT', `a training package trains on one replica, got replicas: ${args.replicas}`);
+    if (args.privacy !== undefined) throw new KilnError('INVALID_ARGUMENT', 'a training package has no DP-SGD step (fit({privacy}) compiles one from the model, in Node)');
     const data = checkFitArgs(x, y, args, this.steps.loss, this.outputShape, (input, what) => this.checkInput(input, what));
     const c = this.steps;
     // As TrainableModel: 'extended' optimization for the training step (compiled-steps.ts says why).

@@ -127,7 +127,34 @@ export interface TrainingStepOptions {
   gradients?: GradientOptions;
   /** Builds the loss instead of the compiled Loss (it may read the extra inputs by name). */
   buildLoss?: (graph: Graph, output: Value, labels: Value, loss: Loss) => Value;
+  /**
+   * Builds the flat gradient the optimizer applies instead of the plain backward pass (DP-SGD's
+   * clipped, noised sum of per-example gradients, src/train/privacy/). Its steps run on one session:
+   * they are not split across replicas.
+   */
+  flatGradient?: FlatGradientBuilder;
 }
+
+/** What a {@link TrainingStepOptions.flatGradient} builder gets, and returns the flat gradient [totalSize] from. */
+export interface FlatGradientContext {
+  /** The training step's graph, forward pass and loss built. */
+  graph: Graph;
+  /** The batch's (mean) loss. */
+  loss: Value;
+  /** The labels input, whose first dimension is the batch size. */
+  labels: Value;
+  /** Each trainable parameter's value in the forward pass, in layout order. */
+  params: Value[];
+  /** Where each parameter sits in the flat vector (and so in the flat gradient). */
+  layout: FlatSlot[];
+  /** Length of the flat vector. */
+  totalSize: number;
+  /** The step's gradient formulation choices, for the gradient rules the builder calls. */
+  gradients: GradientOptions | undefined;
+}
+
+/** Builds a training step's flat gradient (see TrainingStepOptions.flatGradient). */
+export type FlatGradientBuilder = (ctx: FlatGradientContext) => Value;
 
 export const MASK_STATE = 'state/mask';
 
@@ -163,7 +190,9 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
     if (training) for (const extra of options.extraInputs ?? []) graph.input(extra.name, extra.dtype, extra.shape);
     commuteReluMaxPool(graph);
     trimUnreadRows(graph);
-    convolutionsAsGemm(graph);
+    // A gradient builder of its own reads the Conv nodes (DP-SGD's per-example rules); as a Gemm over
+    // the whole batch's patches, a convolution no longer has a per-example form.
+    if (!(training && options.flatGradient)) convolutionsAsGemm(graph);
     const lossValue = training && options.buildLoss ? options.buildLoss(graph, built.output, labels, loss) : loss.build(graph, built.output, labels);
     graph.output(lossValue, 'loss');
     const correct = correctCount(graph, built.output, labels, accuracy);
@@ -197,6 +226,10 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
     const t = build(true);
     const g = t.graph;
     const ordered = layout.map((l) => t.sliced.get(l.name)!);
+    if (options.flatGradient) {
+      const labels = g.value('labels');
+      return { t, g, flatGrad: options.flatGradient({ graph: g, loss: t.lossValue, labels, params: ordered, layout, totalSize, gradients: options.gradients }) };
+    }
     const grads = addGradients(g, t.lossValue, ordered, options.gradients);
     const flatGrad = g.op1(
       'Concat',
@@ -239,7 +272,9 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
         ? 'the step trains under a pruning mask'
         : options.afterLayer
           ? 'the step rewrites layer outputs (e.g. fake-quantized activations, whose ranges come from the batch)'
-          : null;
+          : options.flatGradient
+            ? 'the step builds its own gradient (DP-SGD clips and noises the whole batch\'s sum in one place)'
+            : null;
 
   const replicate = (count: number): ReplicatedTraining => {
     if (notReplicable) throw new KilnError('INVALID_ARGUMENT', `this training step cannot run on replicas: ${notReplicable}`);

@@ -201,6 +201,27 @@ describe('kiln train', () => {
     assert.equal(bad.err, "kiln train: error [INVALID_ARGUMENT]: --replicas must be an integer of at least 1, got '0'");
   });
 
+  it('--dp-clip with --dp-noise trains with DP-SGD as fit({privacy}) does and prints ε; --dp-epsilon meets its budget', async () => {
+    const out = join(temp.dir, 'dp.onnx');
+    const { code, out: stdout, err } = await runMain(['train', '--dataset', dataset, '--epochs', '1', '--seed', '11', '--batch-size', '40', '--optimizer', 'sgd', '--lr', '0.05', '--dp-clip', '1e9', '--dp-noise', '0', '--out', out]);
+    assert.equal(code, 0, err);
+    assert.match(stdout, /^DP-SGD: epsilon Infinity at delta 0\.00001 \(noise multiplier 0\.0000, clip 1000000000, \d+ steps/m);
+    // σ = 0 and a clip nothing reaches: the same weights as plain training.
+    const lib = sequential({ layers: layers.tutorialCnn([SIDE, SIDE, 1], 10), seed: 11 });
+    lib.compile({ optimizer: optimizers.sgd({ learningRate: 0.05 }), loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
+    await lib.fit(data.train.images, data.train.labels, { epochs: 1, batchSize: 40, validationSplit: 0.1, seed: 11, verbose: 0, replicas: 1 });
+    assertSameWeights((await loadModel(out)) as Sequential, lib, 1e-5);
+    const budget = await runMain(['train', '--dataset', dataset, '--epochs', '1', '--batch-size', '40', '--dp-clip', '1', '--dp-epsilon', '5', '--dp-delta', '1e-3', '--out', out]);
+    assert.equal(budget.code, 0, budget.err);
+    const eps = Number(/^DP-SGD: epsilon ([\d.]+) at delta 0\.001 /m.exec(budget.out)?.[1]);
+    assert.ok(eps <= 5 && eps > 4.9, `ε ${eps} for a budget of 5`);
+    const bad = await runMain(['train', '--dataset', dataset, '--dp-noise', '1', '--out', out]);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.err, 'kiln train: error [INVALID_ARGUMENT]: --dp-noise and --dp-epsilon need --dp-clip (the per-example clipping norm)');
+    const both = await runMain(['train', '--dataset', dataset, '--dp-clip', '1', '--dp-noise', '1', '--dp-epsilon', '3', '--out', out]);
+    assert.equal(both.err, 'kiln train: error [INVALID_ARGUMENT]: --dp-clip needs exactly one of --dp-noise and --dp-epsilon, got both');
+  });
+
   it('--crop-padding, --flip and --cutout augment the batches exactly as fit({augment}) does', async () => {
     const out = join(temp.dir, 'augmented.onnx');
     const { code, err } = await runMain(['train', '--dataset', dataset, '--epochs', '1', '--seed', '11', '--batch-size', '40', '--optimizer', 'sgd', '--lr', '0.05', '--crop-padding', '2', '--flip', '--cutout', '3', '--out', out]);

@@ -1,0 +1,7 @@
+/**
+ * Differential privacy for training: the RDP accountant of the sampled Gaussian mechanism (ε spent,
+ * noise for a target ε). DP-SGD itself is an option of `fit` (`privacy`).
+ */
+export { computeRdp, epsilonFromRdp, noiseMultiplierFor, RdpAccountant, DEFAULT_RDP_ORDERS } from './rdp-accountant.js';
+export type { ComputeRdpArgs, EpsilonFromRdpArgs, NoiseMultiplierForArgs, PrivacySpent } from './rdp-accountant.js';
+export type { PrivacyOptions, PrivacySpentReport } from './dp-sgd.js';
