@@ -126,6 +126,12 @@ export interface TrainingStepOptions {
   gradients?: GradientOptions;
   /** Builds the loss instead of the compiled Loss (it may read the extra inputs by name). */
   buildLoss?: (graph: Graph, output: Value, labels: Value, loss: Loss) => Value;
+  /**
+   * A term added to the training step's loss, built from the trainable parameters' values (in layout
+   * order, as the forward pass reads them), so its gradient flows through the same backward pass —
+   * e.g. FedProx's proximal term μ/2‖w − w_global‖². The evaluation step reports the loss without it.
+   */
+  penalty?: (graph: Graph, params: { name: string; value: Value }[]) => Value;
 }
 
 export const MASK_STATE = 'state/mask';
@@ -163,7 +169,11 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
     commuteReluMaxPool(graph);
     trimUnreadRows(graph);
     convolutionsAsGemm(graph);
-    const lossValue = training && options.buildLoss ? options.buildLoss(graph, built.output, labels, loss) : loss.build(graph, built.output, labels);
+    let lossValue = training && options.buildLoss ? options.buildLoss(graph, built.output, labels, loss) : loss.build(graph, built.output, labels);
+    if (training && options.penalty) {
+      const params = layout.filter((l) => sliced.has(l.name)).map((l) => ({ name: l.name, value: sliced.get(l.name)! }));
+      lossValue = graph.op1('Add', [lossValue, options.penalty(graph, params)]);
+    }
     graph.output(lossValue, 'loss');
     const correct = correctCount(graph, built.output, labels, accuracy);
     if (correct) graph.output(correct, 'correct');

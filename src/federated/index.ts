@@ -1,0 +1,8 @@
+// Owns the federated layer's public API (`kiln.federated`): weights as clients send them, local
+// training, the strategies, DP-FedAvg and the one-machine simulation.
+export * from './weights.js';
+export { trainLocally, prepareLocalTraining, proximalPenalty, GLOBAL_WEIGHTS_INPUT, type LocalDataset, type LocalTrainingOptions, type LocalTrainingResult } from './local-training.js';
+export * from './strategies/index.js';
+export { clipUpdate, DpFedAvg, secureNormal, seededNormal, type DpFedAvgArgs, type NormalSource, type PrivacyAccountant } from './privacy.js';
+export { iidSplit, nonIidSplit, type ClientShards } from './split.js';
+export { simulate, type RoundResult, type SimulateOptions, type SimulationResult } from './simulate.js';
