@@ -6,3 +6,7 @@ export * from './strategies/index.js';
 export { clipUpdate, DpFedAvg, secureNormal, seededNormal, type DpFedAvgArgs, type NormalSource, type PrivacyAccountant } from './privacy.js';
 export { iidSplit, nonIidSplit, type ClientShards } from './split.js';
 export { simulate, type RoundResult, type SimulateOptions, type SimulationResult } from './simulate.js';
+export { serve, type FederatedServeOptions, type CoordinatorHandle, type FederatedRunResult } from './coordinator/serve.js';
+export type { RoundSummary } from './coordinator/rounds.js';
+export { join, type JoinOptions, type JoinResult, type JoinedRound } from './client/join.js';
+export { RefusedError } from './client/connection.js';

@@ -3,6 +3,7 @@ import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel, QUANTIZED_OPS } from '../model/onnx-model.js';
 import { parseModelKey } from '../model/encryption.js';
 import { readOnnxFile } from '../model/read-model.js';
+import type { ModelProto } from '../graph/proto.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
 
@@ -21,7 +22,14 @@ export interface LoadModelOptions extends GraphModelOptions {
 export async function loadModel(file: string, options: LoadModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   const { key, ...graphOptions } = options;
   const { bytes, proto } = await readOnnxFile(file, key === undefined ? undefined : parseModelKey(key, 'the "key" option'));
-  options = graphOptions;
+  return modelFromOnnx(bytes, proto, file, graphOptions);
+}
+
+/**
+ * `loadModel` for a model already in memory (read and decoded: read-model.ts), such as one received
+ * over the network; `file` names it in errors.
+ */
+export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: string, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   if (proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return Sequential.fromProto(proto, file);
   const quantized = (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? ''));
   if (quantized) {
