@@ -45,3 +45,22 @@ describe('DpFedAvg', () => {
     assert.ok(Math.abs(std - 3) < 0.05, `std ${std}, want σC = 3`);
   });
 });
+
+describe('dpFedAvg (calibrated)', () => {
+  it('picks σ so the planned rounds spend at most the target ε, and reports ε spent after each round', () => {
+    const dp = federated.dpFedAvg({ strategy: new federated.FedAvg(), targetEpsilon: 8, delta: 1e-5, clipNorm: 1, clients: 100, clientsPerRound: 10, rounds: 20, normal: federated.seededNormal(2) });
+    assert.equal(dp.samplingRate, 0.1);
+    const epsilons: number[] = [];
+    let g = w(0, 0);
+    for (let r = 1; r <= 20; r++) {
+      g = dp.aggregate(g, [{ weights: w(0.1, 0.1), numExamples: 1 }], r);
+      epsilons.push(dp.epsilon()!);
+    }
+    for (let r = 1; r < 20; r++) assert.ok(epsilons[r]! > epsilons[r - 1]!, 'ε grows every round');
+    assert.ok(epsilons[19]! <= 8 && epsilons[19]! > 7.9, `ε after the planned rounds: ${epsilons[19]}`);
+    // A resumed strategy replays the accountant to the same ε.
+    const again = federated.dpFedAvg({ strategy: new federated.FedAvg(), targetEpsilon: 8, delta: 1e-5, clipNorm: 1, clients: 100, clientsPerRound: 10, rounds: 20 });
+    again.restore(JSON.parse(JSON.stringify(dp.state())));
+    assert.ok(Math.abs(again.epsilon()! - epsilons[19]!) < 1e-9);
+  });
+});
