@@ -37,6 +37,7 @@ export * as losses from './train/losses.js';
 export * as optimizers from './train/optimizers.js';
 export * as schedules from './train/schedules.js';
 export * as callbacks from './train/callbacks.js';
+export * as privacy from './train/privacy/index.js';
 export { Runtime } from './runtime/runtime.js';
 export type { SessionInfo, SessionOptions, RunOptions } from './runtime/protocol.js';
 export { serve, client, KilnClient, ServeError, type ServeOptions, type ServerHandle, type ClientOptions, type TlsOptions, type ClientTls, type PemSource, type InferOptions, type ModelConfig } from './serve/index.js';

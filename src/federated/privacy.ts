@@ -7,6 +7,7 @@
 import { randomFillSync } from 'node:crypto';
 import { KilnError } from '../errors.js';
 import { Random } from '../random.js';
+import { noiseMultiplierFor, RdpAccountant } from '../train/privacy/index.js';
 import { checkUpdates, type ClientUpdate, type Strategy } from './strategies/strategy.js';
 import { l2Norm, scaleWeights, subtractWeights, type ModelWeights } from './weights.js';
 
@@ -151,4 +152,38 @@ export class DpFedAvg implements Strategy {
 export function seededNormal(seed: number): NormalSource {
   const rng = new Random(seed);
   return () => rng.normal();
+}
+
+/** A DP-FedAvg run planned to a privacy budget. */
+export interface DpFedAvgPlan {
+  /** The strategy that takes the noised mean update (FedAvg for DP-FedAvg proper). */
+  strategy: Strategy;
+  /** The ε the whole run may spend. */
+  targetEpsilon: number;
+  /** δ (default 1e-5). */
+  delta?: number;
+  /** C, the clip norm of each client update. */
+  clipNorm: number;
+  /** All clients. */
+  clients: number;
+  /** Clients sampled per round. */
+  clientsPerRound: number;
+  /** Planned rounds: the noise is calibrated so that they spend at most `targetEpsilon`. */
+  rounds: number;
+  /** Where the noise comes from (default: node:crypto). */
+  normal?: NormalSource;
+}
+
+/**
+ * DP-FedAvg calibrated to a budget: the noise multiplier σ is the smallest (within Opacus' tolerance)
+ * for which `rounds` rounds at sampling rate clientsPerRound/clients spend at most ε at δ under the
+ * RDP accountant, which then counts the rounds actually run. The guarantee is per client (a client's
+ * whole data set is the unit), as McMahan et al. 2018 define it.
+ */
+export function dpFedAvg(plan: DpFedAvgPlan): DpFedAvg {
+  if (!(plan.clientsPerRound >= 1 && plan.clientsPerRound <= plan.clients)) throw new KilnError('INVALID_ARGUMENT', `DP-FedAvg: clientsPerRound must be in [1, clients], got ${plan.clientsPerRound} of ${plan.clients}`);
+  const delta = plan.delta ?? 1e-5;
+  const samplingRate = plan.clientsPerRound / plan.clients;
+  const noiseMultiplier = noiseMultiplierFor({ targetEpsilon: plan.targetEpsilon, delta, samplingRate, steps: plan.rounds });
+  return new DpFedAvg({ strategy: plan.strategy, clipNorm: plan.clipNorm, noiseMultiplier, samplingRate, delta, accountant: new RdpAccountant(), normal: plan.normal });
 }
