@@ -17,9 +17,10 @@ import { encryptCommand } from './encrypt.js';
 import { deployCommand } from './deploy.js';
 import { tuneCommand } from './tune.js';
 import { optimizeCommand } from './optimize.js';
+import { federateCommand } from './federate.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand, federateCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -62,7 +62,7 @@ class HandClient {
   }
   update(task: Task, weights: ModelWeights, extra: Record<string, unknown> = {}) {
     const { specs, payload } = packWeights(weights);
-    return this.connection.request('POST', 'update', encodeEnvelope({ kind: 'update', modelId: task.modelId, round: task.round, attempt: task.attempt, numExamples: 10, loss: 1, weights: specs, ...extra }, payload));
+    return this.connection.request('POST', 'update', encodeEnvelope({ kind: 'update', modelId: task.modelId, run: task.run, round: task.round, attempt: task.attempt, numExamples: 10, loss: 1, weights: specs, ...extra }, payload));
   }
 }
 
@@ -157,11 +157,11 @@ describe('kiln.federated.serve and join over loopback', () => {
       const good = Promise.all(['alice', 'bob'].map((c) => join(handle.url, { dataset: blobs(c.length), token: TOKENS[c]! })));
       const t = await carol.task();
       const g = await carol.global(t.round);
-      const stamp = { modelId: t.modelId, round: t.round, attempt: t.attempt };
+      const stamp = { modelId: t.modelId, run: t.run, round: t.round, attempt: t.attempt };
       if (!secure) {
         await assert.rejects(carol.update(t, g.map((w) => ({ ...w, data: w.data.map(() => Number.NaN) }))), /NaN/);
       } else {
-        const protocol = new SecureAggregationClient('carol', `${t.modelId}/round-${t.round}/attempt-${t.attempt}`);
+        const protocol = new SecureAggregationClient('carol', `${t.modelId}/run-${t.run}/round-${t.round}/attempt-${t.attempt}`);
         await carol.connection.postJson('secagg/keys', { ...stamp, advertisement: protocol.advertise(), numExamples: 48 });
         const shares = await carol.task();
         assert.equal(shares.kind, 'shares');

@@ -97,7 +97,7 @@ export async function join(url: string, options: JoinOptions): Promise<JoinResul
       seen = task.key;
       client = task.client;
       if (task.kind === 'done') return { client, roundsTrained, finalRound: task.round };
-      const stamp = { modelId: task.modelId, round: task.round, attempt: task.attempt };
+      const stamp = { modelId: task.modelId, run: task.run, round: task.round, attempt: task.attempt };
       try {
         if (task.kind === 'train') {
           const g = decodeEnvelope((await connection.request('GET', `weights?round=${task.round}`)).bytes, 'the global weights');
@@ -107,8 +107,8 @@ export async function join(url: string, options: JoinOptions): Promise<JoinResul
           const result = await trainLocally(model, global, dataset, task.training as LocalTrainingOptions);
           if (!allFinite(result.weights)) throw new KilnError('NAN_LOSS', `local training in round ${task.round} produced NaN or infinite weights (loss ${result.loss})`);
           if (task.secure) {
-            const protocol = new SecureAggregationClient(task.client, `${task.modelId}/round-${task.round}/attempt-${task.attempt}`);
-            secure = { key: `${task.round}.${task.attempt}`, protocol, delta: difference(result.weights, global), numExamples: result.numExamples };
+            const protocol = new SecureAggregationClient(task.client, `${task.modelId}/run-${task.run}/round-${task.round}/attempt-${task.attempt}`);
+            secure = { key: task.key, protocol, delta: difference(result.weights, global), numExamples: result.numExamples };
             await connection.postJson('secagg/keys', { ...stamp, advertisement: protocol.advertise(), numExamples: result.numExamples });
           } else {
             const { specs: sent, payload } = packWeights(result.weights);
@@ -117,7 +117,7 @@ export async function join(url: string, options: JoinOptions): Promise<JoinResul
           roundsTrained++;
           options.onRound?.({ round: task.round, numExamples: result.numExamples, loss: result.loss, secure: Boolean(task.secure) });
         } else {
-          if (!secure || secure.key !== `${task.round}.${task.attempt}`) throw new KilnError('INVALID_DATA', `a '${task.kind}' task for round ${task.round} attempt ${task.attempt}, but this client holds no secure-aggregation state for it`);
+          if (!secure || secure.key.replace(/\.train$/, '') !== task.key.replace(/\.[a-z]+$/, '')) throw new KilnError('INVALID_DATA', `a '${task.kind}' task for round ${task.round} attempt ${task.attempt}, but this client holds no secure-aggregation state for it`);
           if (task.kind === 'shares') {
             await connection.postJson('secagg/shares', { ...stamp, shares: secure.protocol.shareKeys(task.roster as KeyAdvertisement[], task.threshold as number) });
           } else if (task.kind === 'input') {

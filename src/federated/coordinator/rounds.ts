@@ -4,6 +4,7 @@
 // until all are in or the round timeout passes with --min-clients of them, aggregation through the
 // Strategy, and the save of the model and the checkpoint after every round. With secure aggregation
 // a round runs Bonawitz et al.'s four phases and the strategy sees only the survivors' mean.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KilnError } from '../../errors.js';
 import { Random } from '../../random.js';
@@ -24,6 +25,8 @@ export interface Task {
   kind: 'train' | 'shares' | 'input' | 'unmask' | 'done';
   /** The federation's model id. */
   modelId: string;
+  /** This coordinator process's run id: a restarted coordinator hands out new tasks, and refuses messages meant for its predecessor. */
+  run: string;
   /** The round. */
   round: number;
   /** The attempt at the round (a round whose cohort fell below --min-clients is tried again with a new sample). */
@@ -70,6 +73,8 @@ export interface RoundSummary {
   meanLoss: number;
   /** Refusals and dropouts of the round, with reasons. */
   rejected: { client: string; reason: string }[];
+  /** ε spent so far, when the strategy is DP-FedAvg with an accountant. */
+  epsilon?: number;
 }
 
 /** The coordinator's hooks into the world: how a finished round is made durable, and the log. */
@@ -117,6 +122,8 @@ export class Coordinator {
   /** Clients that have been told the run is over. */
   readonly toldDone = new Set<string>();
   private readonly sampled = new Set<string>();
+  /** Random per process: tasks and messages of a killed predecessor never match this run's. */
+  readonly runId = randomBytes(6).toString('hex');
 
   constructor(
     readonly modelId: string,
@@ -185,7 +192,7 @@ export class Coordinator {
     this.finished = true;
     this.current = undefined;
     for (const client of new Set([...this.lastSeen.keys(), ...this.tasks.keys()])) {
-      this.publish(client, { key: `done-${this.completedRounds}`, kind: 'done', modelId: this.modelId, round: this.completedRounds, attempt: 0, client });
+      this.publish(client, { key: `${this.runId}.done`, kind: 'done', modelId: this.modelId, run: this.runId, round: this.completedRounds, attempt: 0, client });
     }
   }
 
@@ -216,7 +223,7 @@ export class Coordinator {
   }
 
   private taskFor(a: Attempt, client: string, kind: Task['kind'], fields: Record<string, unknown> = {}): Task {
-    return { key: `r${a.round}.a${a.attempt}.${kind}`, kind, modelId: this.modelId, round: a.round, attempt: a.attempt, client, ...fields };
+    return { key: `${this.runId}.r${a.round}.a${a.attempt}.${kind}`, kind, modelId: this.modelId, run: this.runId, round: a.round, attempt: a.attempt, client, ...fields };
   }
 
   private async runAttempt(round: number, attempt: number): Promise<RoundSummary | undefined> {
@@ -304,12 +311,13 @@ export class Coordinator {
     for (const c of cohort) this.tasks.delete(c);
     const rejected = [...a.failed].map(([client, reason]) => ({ client, reason }));
     log.info({ aggregated, rejected }, 'round committed');
-    return { round, attempts: attempt, cohort, aggregated, numExamples: update.reduce((n, u) => n + u.numExamples, 0), meanLoss, rejected };
+    const epsilon = (this.strategy as { epsilon?: () => number | undefined }).epsilon?.();
+    return { round, attempts: attempt, cohort, aggregated, numExamples: update.reduce((n, u) => n + u.numExamples, 0), meanLoss, rejected, ...(epsilon !== undefined ? { epsilon } : {}) };
   }
 
   /** Secure aggregation's context: binds every secret and ciphertext to this model, round and attempt. */
   private context(a: { round: number; attempt: number }): string {
-    return `${this.modelId}/round-${a.round}/attempt-${a.attempt}`;
+    return `${this.modelId}/run-${this.runId}/round-${a.round}/attempt-${a.attempt}`;
   }
 
   /** A client's long poll: the task after `after`, or undefined when none comes within the poll window. */
@@ -317,7 +325,7 @@ export class Coordinator {
     this.lastSeen.set(client, Date.now());
     this.wake();
     const ready = () => {
-      const t = this.tasks.get(client) ?? (this.finished ? { key: `done-${this.completedRounds}`, kind: 'done' as const, modelId: this.modelId, round: this.completedRounds, attempt: 0, client } : undefined);
+      const t = this.tasks.get(client) ?? (this.finished ? { key: `${this.runId}.done`, kind: 'done' as const, modelId: this.modelId, run: this.runId, round: this.completedRounds, attempt: 0, client } : undefined);
       return t && t.key !== after ? t : undefined;
     };
     let task = ready();
@@ -346,8 +354,9 @@ export class Coordinator {
    * The attempt a message is for, after checking the model id, round, attempt, the sender's place
    * in the cohort and the phase; each mismatch is refused with its reason (409: stale or foreign).
    */
-  private attemptFor(client: string, header: { modelId?: unknown; round?: unknown; attempt?: unknown }, phase: Task['kind'], what: string): Attempt {
+  private attemptFor(client: string, header: { modelId?: unknown; run?: unknown; round?: unknown; attempt?: unknown }, phase: Task['kind'], what: string): Attempt {
     if (header.modelId !== this.modelId) throw refuse(409, `${what} is for model ${JSON.stringify(header.modelId)}; this coordinator federates model ${this.modelId}`);
+    if (header.run !== this.runId) throw refuse(409, `${what} is for coordinator run ${JSON.stringify(header.run)}, a predecessor of this one (${this.runId}): poll for a new task`);
     const a = this.current;
     if (!a || header.round !== a.round || header.attempt !== a.attempt) {
       throw refuse(409, `${what} is for round ${header.round} attempt ${header.attempt}; the coordinator is at ${a ? `round ${a.round} attempt ${a.attempt}` : this.finished ? 'the end of the run' : 'no open round'}`);
@@ -390,9 +399,9 @@ export class Coordinator {
   }
 
   /** A client's report that it cannot take part this round (local training failed, data unusable). */
-  acceptFailure(client: string, body: { modelId?: unknown; round?: unknown; attempt?: unknown; reason?: unknown }): void {
+  acceptFailure(client: string, body: { modelId?: unknown; run?: unknown; round?: unknown; attempt?: unknown; reason?: unknown }): void {
     const a = this.current;
-    if (!a || body.modelId !== this.modelId || body.round !== a.round || body.attempt !== a.attempt || !a.cohort.includes(client)) return;
+    if (!a || body.modelId !== this.modelId || body.run !== this.runId || body.round !== a.round || body.attempt !== a.attempt || !a.cohort.includes(client)) return;
     a.failed.set(client, `the client gave up: ${String(body.reason ?? 'no reason given').slice(0, 500)}`);
     this.host.log.warn({ client, round: a.round, reason: a.failed.get(client) }, 'client dropped out of the round');
     this.wake();

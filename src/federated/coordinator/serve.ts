@@ -16,6 +16,7 @@ import { ServeError } from '../../serve/errors.js';
 import { loadTls, type TlsOptions } from '../../serve/tls.js';
 import { modelFromOnnx } from '../../train/load.js';
 import { TrainableModel } from '../../train/model.js';
+import { dpFedAvg } from '../privacy.js';
 import { strategyByName, type StrategySettings } from '../strategies/index.js';
 import type { Strategy } from '../strategies/strategy.js';
 import { decodeEnvelope, encodeEnvelope, FEDERATED_API, packWeights } from '../transport/envelope.js';
@@ -60,6 +61,16 @@ export interface FederatedServeOptions {
   secureAggregation?: boolean;
   /** Secure aggregation's threshold t (default: a majority of the cohort, at least 2). */
   threshold?: number;
+  /**
+   * DP-FedAvg: the ε the whole run may spend (client-level, RDP accountant; σ calibrated over the
+   * planned rounds at sampling rate clientsPerRound / clients in the tokens). Not with secure
+   * aggregation: DP-FedAvg clips each client's update at the coordinator, which then sees them.
+   */
+  dpEpsilon?: number;
+  /** DP-FedAvg's δ (default 1e-5). */
+  dpDelta?: number;
+  /** DP-FedAvg's clip norm C of each client's update (default 1). */
+  dpClipNorm?: number;
   /** Interface to listen on (default 127.0.0.1). */
   host?: string;
   /** Port (default 8600; 0 picks a free one). */
@@ -148,7 +159,14 @@ export async function serve(options: FederatedServeOptions): Promise<Coordinator
   if (!(roundTimeoutMs > 0)) throw new KilnError('INVALID_ARGUMENT', `roundTimeoutMs must be > 0, got ${roundTimeoutMs}`);
   const tokens = await tokensFrom(options.tokens);
   if (tokens.ids.length < minClients) throw new KilnError('INVALID_ARGUMENT', `the tokens name ${tokens.ids.length} clients, fewer than minClients ${minClients}`);
-  const strategy = typeof options.strategy === 'object' ? options.strategy : strategyByName(options.strategy ?? 'fedavg', options.strategySettings);
+  const chosen = typeof options.strategy === 'object' ? options.strategy : strategyByName(options.strategy ?? 'fedavg', options.strategySettings);
+  if (options.dpEpsilon !== undefined && options.secureAggregation) {
+    throw new KilnError('INVALID_ARGUMENT', 'DP-FedAvg (dpEpsilon) and secure aggregation cannot run together here: DP-FedAvg clips each client\'s update at the coordinator, and secure aggregation hides them');
+  }
+  const strategy =
+    options.dpEpsilon === undefined
+      ? chosen
+      : dpFedAvg({ strategy: chosen, targetEpsilon: options.dpEpsilon, delta: options.dpDelta, clipNorm: options.dpClipNorm ?? 1, clients: tokens.ids.length, clientsPerRound, rounds });
 
   const modelFile = path.resolve(options.model);
   const { bytes: modelBytes, proto } = await readOnnxFile(modelFile);
