@@ -7,6 +7,6 @@ export { clipUpdate, DpFedAvg, dpFedAvg, type DpFedAvgPlan, secureNormal, seeded
 export { iidSplit, nonIidSplit, type ClientShards } from './split.js';
 export { simulate, type RoundResult, type SimulateOptions, type SimulationResult } from './simulate.js';
 export { serve, type FederatedServeOptions, type CoordinatorHandle, type FederatedRunResult } from './coordinator/serve.js';
-export type { RoundSummary } from './coordinator/rounds.js';
+export type { RoundSummary, RoundRejection } from './coordinator/rounds.js';
 export { join, type JoinOptions, type JoinResult, type JoinedRound } from './client/join.js';
 export { RefusedError } from './client/connection.js';

@@ -57,6 +57,14 @@ export interface RoundPlan {
   threshold?: number;
 }
 
+/** A client dropped from a round, and why. */
+export interface RoundRejection {
+  /** The client's id. */
+  client: string;
+  /** Why it was dropped (refused message, no answer within the timeout, its own report). */
+  reason: string;
+}
+
 /** One finished round, as `onRound` reports it. */
 export interface RoundSummary {
   /** The round. */
@@ -72,7 +80,7 @@ export interface RoundSummary {
   /** Mean local training loss the clients reported (plain mode; secure aggregation hides it: NaN). */
   meanLoss: number;
   /** Refusals and dropouts of the round, with reasons. */
-  rejected: { client: string; reason: string }[];
+  rejected: RoundRejection[];
   /** ε spent so far, when the strategy is DP-FedAvg with an accountant. */
   epsilon?: number;
 }
