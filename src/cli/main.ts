@@ -10,6 +10,7 @@ import { predictCommand } from './predict.js';
 import { pruneCommand } from './prune.js';
 import { trainCommand } from './train.js';
 import { distillCommand } from './distill.js';
+import { federateCommand } from './federate.js';
 import { benchCommand } from './bench.js';
 import { reportCommand } from './report.js';
 import { quantizeCommand } from './quantize.js';
@@ -19,7 +20,7 @@ import { tuneCommand } from './tune.js';
 import { optimizeCommand } from './optimize.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand, federateCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
