@@ -10,6 +10,7 @@ import { predictCommand } from './predict.js';
 import { pruneCommand } from './prune.js';
 import { trainCommand } from './train.js';
 import { distillCommand } from './distill.js';
+import { federateCommand } from './federate.js';
 import { benchCommand } from './bench.js';
 import { reportCommand } from './report.js';
 import { quantizeCommand } from './quantize.js';
@@ -17,7 +18,6 @@ import { encryptCommand } from './encrypt.js';
 import { deployCommand } from './deploy.js';
 import { tuneCommand } from './tune.js';
 import { optimizeCommand } from './optimize.js';
-import { federateCommand } from './federate.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
 const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand, federateCommand];
