@@ -3,7 +3,7 @@
 export * from './weights.js';
 export { trainLocally, prepareLocalTraining, proximalPenalty, GLOBAL_WEIGHTS_INPUT, type LocalDataset, type LocalTrainingOptions, type LocalTrainingResult } from './local-training.js';
 export * from './strategies/index.js';
-export { clipUpdate, DpFedAvg, dpFedAvg, type DpFedAvgPlan, secureNormal, seededNormal, type DpFedAvgArgs, type NormalSource, type PrivacyAccountant } from './privacy.js';
+export { clipUpdate, type ClippedUpdate, DpFedAvg, dpFedAvg, type DpFedAvgPlan, secureNormal, seededNormal, type DpFedAvgArgs, type NormalSource, type PrivacyAccountant } from './privacy.js';
 export { iidSplit, nonIidSplit, type ClientShards } from './split.js';
 export { simulate, type RoundResult, type SimulateOptions, type SimulationResult } from './simulate.js';
 export { serve, type FederatedServeOptions, type CoordinatorHandle, type FederatedRunResult } from './coordinator/serve.js';

@@ -19,8 +19,16 @@ export interface PrivacyAccountant {
   epsilon(delta: number): number;
 }
 
+/** A client update after clipping, and its norm before. */
+export interface ClippedUpdate {
+  /** The update, scaled down to norm `clipNorm` if it was above it. */
+  delta: ModelWeights;
+  /** Its L2 norm before clipping. */
+  norm: number;
+}
+
 /** A client update (its weights minus the global ones) scaled down to L2 norm at most `clipNorm`. */
-export function clipUpdate(delta: ModelWeights, clipNorm: number): { delta: ModelWeights; norm: number } {
+export function clipUpdate(delta: ModelWeights, clipNorm: number): ClippedUpdate {
   if (!(clipNorm > 0 && Number.isFinite(clipNorm))) throw new KilnError('INVALID_ARGUMENT', `clip norm must be > 0, got ${clipNorm}`);
   const norm = l2Norm(delta);
   return { delta: norm > clipNorm ? scaleWeights(delta, clipNorm / norm) : delta, norm };

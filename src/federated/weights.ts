@@ -44,8 +44,16 @@ export function setWeights(model: Model, weights: ModelWeights): void {
   model.setWeights(new Map(weights.map((w) => [w.name, new Tensor(Float32Array.from(w.data), [...w.dims], 'float32')])));
 }
 
+/** A weight's name and shape, without its values. */
+export interface WeightSpec {
+  /** The weight's name in the model. */
+  name: string;
+  /** Its shape. */
+  dims: number[];
+}
+
 /** Names and shapes of a model's trainable weights, in order (what `setWeights` expects). */
-export function getWeightSpecs(model: Model): { name: string; dims: number[] }[] {
+export function getWeightSpecs(model: Model): WeightSpec[] {
   return model.paramInfos().filter((p) => p.spec.trainable).map((p) => ({ name: p.name, dims: [...p.spec.shape] }));
 }
 
