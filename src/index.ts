@@ -51,6 +51,7 @@ export { prune, type PruneOptions, type PruneResult, type PruneReport } from './
 export * as pruning from './optimize/prune/index.js';
 export { distill, defaultStudent, distillationLoss, type DistillArgs, type DistillResult, type DefaultStudentOptions } from './optimize/distill/index.js';
 export * as distillation from './optimize/distill/index.js';
+export * as federated from './federated/index.js';
 export { bench, type BenchEntry, type BenchReport, type BenchOptions, type BenchModelSource } from './bench/index.js';
 export { report, renderReport, writeReport, type ReportOptions, type CreateReportOptions, type ReportInput } from './report/index.js';
 export { quantize, QuantizedModel, type QuantizeOptions, type QuantizationReport, type QuantizationMode } from './optimize/quantize/index.js';

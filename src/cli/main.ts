@@ -11,6 +11,7 @@ import { predictCommand } from './predict.js';
 import { pruneCommand } from './prune.js';
 import { trainCommand } from './train.js';
 import { distillCommand } from './distill.js';
+import { federateCommand } from './federate.js';
 import { benchCommand } from './bench.js';
 import { reportCommand } from './report.js';
 import { quantizeCommand } from './quantize.js';
@@ -22,7 +23,7 @@ import { exportTrainerCommand } from './export-trainer.js';
 import { browserDemoCommand } from './browser-demo.js';
 
 /* Each command is a thin shell over one library call; they are listed here as they exist. */
-const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand, exportTrainerCommand, browserDemoCommand];
+const COMMANDS: Command[] = [demoCommand, trainCommand, evaluateCommand, infoCommand, serveCommand, predictCommand, dataCommand, pruneCommand, distillCommand, benchCommand, reportCommand, quantizeCommand, tuneCommand, optimizeCommand, encryptCommand, deployCommand, exportTrainerCommand, browserDemoCommand, federateCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

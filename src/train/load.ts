@@ -3,6 +3,7 @@ import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel, QUANTIZED_OPS } from '../model/onnx-model.js';
 import { parseModelKey } from '../model/encryption.js';
 import { openModelBytes, readOnnxFile } from '../model/read-model.js';
+import type { ModelProto } from '../graph/proto.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
 
@@ -21,11 +22,18 @@ export interface LoadModelOptions extends GraphModelOptions {
  */
 export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer, options: LoadModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   const { key: keyText, ...graphOptions } = options;
-  options = graphOptions;
   const key = keyText === undefined ? undefined : parseModelKey(keyText, 'the "key" option');
   const isFile = typeof source === 'string' || source instanceof URL;
   const file = isFile ? String(source) : '<bytes>';
   const { bytes, proto } = isFile ? await readOnnxFile(file, key) : await openModelBytes(new Uint8Array(source), file, key);
+  return modelFromOnnx(bytes, proto, file, graphOptions);
+}
+
+/**
+ * `loadModel` for a model already in memory (read and decoded: read-model.ts), such as one received
+ * over the network; `file` names it in errors.
+ */
+export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: string, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   if (proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return Sequential.fromProto(proto, file);
   const quantized = (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? ''));
   if (quantized) {

@@ -86,6 +86,15 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     this.metadata.set('kiln.training', JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
   }
 
+  /**
+   * Forgets the optimizer's state (moments, step count), as a freshly compiled optimizer starts, without
+   * compiling again: federated clients start every round from fresh local optimizer state.
+   */
+  resetOptimizerState(): void {
+    this.progress.slots = new Map();
+    this.progress.step = 0;
+  }
+
   /** Also releases the compiled steps' sessions and replicas; compile() is needed again before fit(). */
   override dispose(): void {
     super.dispose();

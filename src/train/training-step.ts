@@ -133,6 +133,12 @@ export interface TrainingStepOptions {
    * they are not split across replicas.
    */
   flatGradient?: FlatGradientBuilder;
+  /**
+   * A term added to the training step's loss, built from the trainable parameters' values (in layout
+   * order, as the forward pass reads them), so its gradient flows through the same backward pass —
+   * e.g. FedProx's proximal term μ/2‖w − w_global‖². The evaluation step reports the loss without it.
+   */
+  penalty?: (graph: Graph, params: { name: string; value: Value }[]) => Value;
 }
 
 /** What a {@link TrainingStepOptions.flatGradient} builder gets, and returns the flat gradient [totalSize] from. */
@@ -193,7 +199,11 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
     // A gradient builder of its own reads the Conv nodes (DP-SGD's per-example rules); as a Gemm over
     // the whole batch's patches, a convolution no longer has a per-example form.
     if (!(training && options.flatGradient)) convolutionsAsGemm(graph);
-    const lossValue = training && options.buildLoss ? options.buildLoss(graph, built.output, labels, loss) : loss.build(graph, built.output, labels);
+    let lossValue = training && options.buildLoss ? options.buildLoss(graph, built.output, labels, loss) : loss.build(graph, built.output, labels);
+    if (training && options.penalty) {
+      const params = layout.filter((l) => sliced.has(l.name)).map((l) => ({ name: l.name, value: sliced.get(l.name)! }));
+      lossValue = graph.op1('Add', [lossValue, options.penalty(graph, params)]);
+    }
     graph.output(lossValue, 'loss');
     const correct = correctCount(graph, built.output, labels, accuracy);
     if (correct) graph.output(correct, 'correct');

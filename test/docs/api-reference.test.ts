@@ -22,7 +22,9 @@ describe('API reference (TypeDoc)', () => {
 
   it('builds with no warning and documents every export of the package', async () => {
     const out = path.join(dir, 'api');
-    const { problems, project } = await buildReference(path.join(ROOT, 'typedoc.json'), out);
+    // Source links need a remote named origin, which a checkout need not have (TypeDoc warns then);
+    // what this test checks is the documentation, so the links are left out.
+    const { problems, project } = await buildReference(path.join(ROOT, 'typedoc.json'), out, { disableSources: true });
     assert.deepEqual(problems, []);
     assert.ok(existsSync(path.join(out, 'index.html')), 'the HTML reference was written');
     const documented = documentedExports(project!);
