@@ -2,8 +2,9 @@
  * Does distillation from a foreign teacher help? The teacher is the PyTorch-exported ResNet fixture
  * (test/fixtures/exported/resnet.onnx, 5,122 parameters, NCHW input), fine-tuned on Fashion-MNIST as a
  * GraphModel for --teacher-epochs (0: as exported) and cached; the student is kiln.defaultStudent of
- * it (the tutorial CNN family, narrowed to ≤ 25% of the teacher's parameters, reading Kiln's
- * channels-last images). Per seed the student is trained twice from the same initial weights and the
+ * it (for a foreign teacher three 3×3 convolution stages with batch normalization and a global-average-
+ * pooling head, narrowed to ≤ 25% of the teacher's parameters, reading Kiln's channels-last images;
+ * runs B1–B8 of bench/distill/README.md had the tutorial CNN family there). Per seed the student is trained twice from the same initial weights and the
  * same batch order: on the labels alone, and with kiln.distill (the teacher read from its .onnx). Test
  * accuracy on the 10,000 test images; the mean difference over the seeds and its spread, as
  * bench/distill/fashion.ts measures it for a Kiln teacher.
@@ -43,8 +44,8 @@ const args = benchArgs('node dist/bench/distill/any-onnx.js [flags]', {
   cosine: { type: 'boolean', help: "the students' learning rate decays from 1e-3 to 0 along a cosine (--full's choice)" },
   'no-cosine': { type: 'boolean', help: 'a constant learning rate, also with --full' },
   augment: { type: 'string', bare: 'crop', help: "students' batches: crop and/or flip; the teacher scores each augmented batch" },
-  // T = 2, α = 0.5 rather than fashion.ts's T = 4, α = 0.1: for this 1,275-parameter student the
-  // softer targets cost accuracy (pilot runs, bench/distill/README.md).
+  // T = 2, α = 0.5 rather than fashion.ts's T = 4, α = 0.1: for the former 1,275-parameter student the
+  // softer targets cost accuracy (run B3, bench/distill/README.md).
   temperature: { type: 'number', default: 2 },
   alpha: { type: 'number', default: 0.5 },
   batch: { type: 'number', default: 64 },

@@ -1,5 +1,5 @@
 import { KilnError, formatShape } from '../../errors.js';
-import { Conv2D, Dense, layerFromConfig, tutorialCnn, type Layer, type SerializedLayer } from '../../layers/index.js';
+import { Activation, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D, layerFromConfig, type Layer, type SerializedLayer } from '../../layers/index.js';
 import { MODEL_METADATA_KEY, sequentialArgsFromProto } from '../../model/sequential.js';
 import type { OnnxModel } from '../../model/onnx-model.js';
 import { GraphModel } from '../../train/graph-model.js';
@@ -91,8 +91,9 @@ export function graphParameterCount(model: GraphModel): number {
 /**
  * A student derived from the teacher: the same family, narrower. For a Kiln teacher that is its own
  * layer stack with hidden widths scaled down; for a foreign teacher (no layer configuration to copy:
- * an exported .onnx, or an imported GraphModel) the tutorial CNN for images, or a two-layer MLP for
- * flat inputs, scaled the same way. The student reads the data as given (`data.inputShape`, Kiln's
+ * an exported .onnx, or an imported GraphModel) a small convolutional family for images (see
+ * foreignFamily: convolution stages with batch normalization and a global-average-pooling head), or a
+ * two-layer MLP for flat inputs, scaled the same way. The student reads the data as given (`data.inputShape`, Kiln's
  * channels-last images), whatever layout the teacher takes. The width is the largest that keeps the
  * student within `maxParameterRatio` of the teacher's parameters (a foreign teacher's counted as
  * PyTorch counts them, BatchNorm's running statistics left out).
@@ -135,9 +136,31 @@ export function defaultStudent(teacher: OnnxModel | Sequential | GraphModel, dat
   return new Sequential({ layers, name: options.name ?? `${teacherName}_student`, seed: options.seed });
 }
 
-/** The family a foreign teacher's student comes from: the tutorial CNN for images, a two-layer MLP otherwise. */
+/**
+ * The family a foreign teacher's student comes from. For images, the small-budget CNN a Keras user
+ * would write: three 3×3 convolution stages (32-64-64 filters before narrowing, max pooling between),
+ * each convolution without bias followed by BatchNormalization and ReLU, then GlobalAveragePooling2D and
+ * one Dense to the classes. At a quarter of a small teacher (a few thousand parameters) that spends the
+ * budget on convolution filters, where the tutorial CNN's flatten-and-dense head took a third of it and
+ * left a Dense(7) bottleneck; batch normalization lets so narrow a network train (bench/distill/README.md,
+ * any-onnx.ts, measures both). Flat inputs get a two-layer MLP.
+ */
 function foreignFamily(data: { inputShape: number[]; numClasses: number }): Layer[] {
-  return data.inputShape.length === 3 ? tutorialCnn(data.inputShape, data.numClasses) : [new Dense({ units: 128, activation: 'relu', inputShape: data.inputShape }), new Dense({ units: data.numClasses })];
+  if (data.inputShape.length !== 3) return [new Dense({ units: 128, activation: 'relu', inputShape: data.inputShape }), new Dense({ units: data.numClasses })];
+  const stage = (filters: number, first: boolean): Layer[] => [
+    new Conv2D({ filters, kernelSize: 3, useBias: false, ...(first ? { inputShape: data.inputShape } : {}) }),
+    new BatchNormalization(),
+    new Activation({ activation: 'relu' }),
+  ];
+  return [
+    ...stage(32, true),
+    new MaxPooling2D({ poolSize: 2 }),
+    ...stage(64, false),
+    new MaxPooling2D({ poolSize: 2 }),
+    ...stage(64, false),
+    new GlobalAveragePooling2D(),
+    new Dense({ units: data.numClasses }),
+  ];
 }
 
 function countOutputs(config: SerializedLayer[], inputShape: number[]): number {
