@@ -25,6 +25,12 @@ export interface SessionOptions {
    * kernels specific to this CPU.
    */
   optimizedModelFile?: string;
+  /**
+   * The state namespace the session's runs read missing inputs from and store outputs into. Each
+   * trainable model has its own, so that models training at once in one worker never read or
+   * overwrite each other's weights ('state/params' is every model's name for its own).
+   */
+  stateScope?: string;
 }
 
 /** A session loaded in a Runtime's worker. */
@@ -50,9 +56,9 @@ export interface RunOptions {
 export type Request =
   | { id: number; kind: 'load'; model: ArrayBuffer; options: SessionOptions }
   | { id: number; kind: 'run'; session: number; feeds: Record<string, WireTensor>; options: RunOptions }
-  | { id: number; kind: 'setState'; tensors: Record<string, WireTensor> }
-  | { id: number; kind: 'getState'; names: string[] }
-  | { id: number; kind: 'deleteState'; names: string[] }
+  | { id: number; kind: 'setState'; tensors: Record<string, WireTensor>; scope?: string }
+  | { id: number; kind: 'getState'; names: string[]; scope?: string }
+  | { id: number; kind: 'deleteState'; names: string[]; scope?: string }
   | { id: number; kind: 'release'; session: number }
   | { id: number; kind: 'shutdown' };
 

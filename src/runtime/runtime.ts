@@ -112,25 +112,28 @@ export class Runtime {
     return out;
   }
 
-  /** Stores named tensors in the worker, where runs read them as inputs of the same name. */
-  async setState(tensors: Record<string, Tensor>): Promise<void> {
+  /**
+   * Stores named tensors in the worker, where runs of sessions loaded with the same `stateScope` read
+   * them as inputs of the same name.
+   */
+  async setState(tensors: Record<string, Tensor>, scope?: string): Promise<void> {
     const transfer: ArrayBuffer[] = [];
     const wire: Record<string, WireTensor> = {};
     for (const [name, t] of Object.entries(tensors)) wire[name] = toWire(t, transfer, false);
-    await this.request({ kind: 'setState', tensors: wire }, transfer);
+    await this.request({ kind: 'setState', tensors: wire, scope }, transfer);
   }
 
   /** Copies named state tensors out of the worker. */
-  async getState(names: string[]): Promise<Record<string, Tensor>> {
-    const res = await this.request({ kind: 'getState', names });
+  async getState(names: string[], scope?: string): Promise<Record<string, Tensor>> {
+    const res = await this.request({ kind: 'getState', names, scope });
     const out: Record<string, Tensor> = {};
     for (const [name, w] of Object.entries(res.tensors ?? {})) out[name] = fromWire(w);
     return out;
   }
 
   /** Drops named state tensors from the worker. */
-  async deleteState(names: string[]): Promise<void> {
-    await this.request({ kind: 'deleteState', names });
+  async deleteState(names: string[], scope?: string): Promise<void> {
+    await this.request({ kind: 'deleteState', names, scope });
   }
 
   /** Frees a session and its memory. */

@@ -34,8 +34,16 @@ function toWire(t: OrtTensor, transfer: ArrayBuffer[]): WireTensor {
   return { dtype, shape: [...t.dims], buffer };
 }
 
+/** A state tensor's key: its name within its scope (no scope: the worker-wide namespace). */
+function stateKey(scope: string | undefined, name: string): string {
+  return scope === undefined ? name : `${scope}\u0000${name}`;
+}
+
 export class SessionHost {
   private readonly sessions = new Map<number, OrtSession>();
+  /** Each session's state namespace (SessionOptions.stateScope). */
+  private readonly scopes = new Map<number, string | undefined>();
+  /** State tensors by scoped name (stateKey). */
   private readonly state = new Map<string, OrtTensor>();
   private nextSession = 1;
   private queue: Promise<void> = Promise.resolve();
@@ -77,17 +85,19 @@ export class SessionHost {
         const session = await this.ort.InferenceSession.create(new Uint8Array(req.model), this.sessionOptions(req.options));
         const id = this.nextSession++;
         this.sessions.set(id, session);
+        this.scopes.set(id, req.options.stateScope);
         return { res: { id: req.id, ok: true, info: { id, inputNames: [...session.inputNames], outputNames: [...session.outputNames] } }, transfer };
       }
       case 'run': {
         const session = this.sessions.get(req.session);
         if (!session) throw new Error(`session ${req.session} was released`);
+        const scope = this.scopes.get(req.session);
         const feeds: Record<string, OrtTensor> = {};
         for (const name of session.inputNames) {
           const given = req.feeds[name];
           if (given) feeds[name] = this.toOrt(given);
           else {
-            const held = this.state.get(name);
+            const held = this.state.get(stateKey(scope, name));
             if (!held) throw new Error(`no value fed for model input '${name}'`);
             feeds[name] = held;
           }
@@ -103,20 +113,20 @@ export class SessionHost {
             return { res: { id: req.id, ok: false, nonFinite: true, message: `output '${name}' is not finite (${bad})` }, transfer };
           }
         }
-        for (const [outName, stateName] of Object.entries(store)) this.state.set(stateName, outputs[outName]!);
+        for (const [outName, stateName] of Object.entries(store)) this.state.set(stateKey(scope, stateName), outputs[outName]!);
         const wanted = req.options.fetch ?? session.outputNames.filter((n) => !(n in store));
         for (const name of wanted) tensors[name] = toWire(outputs[name]!, transfer);
         return { res: { id: req.id, ok: true, tensors }, transfer };
       }
       case 'setState': {
-        for (const [name, t] of Object.entries(req.tensors)) this.state.set(name, this.toOrt(t));
+        for (const [name, t] of Object.entries(req.tensors)) this.state.set(stateKey(req.scope, name), this.toOrt(t));
         return { res: { id: req.id, ok: true }, transfer };
       }
       case 'getState': {
         const tensors: Record<string, WireTensor> = {};
         for (const name of req.names) {
-          const t = this.state.get(name);
-          if (!t) throw new Error(`no state tensor named '${name}'`);
+          const t = this.state.get(stateKey(req.scope, name));
+          if (!t) throw new Error(`no state tensor named '${name}'${req.scope === undefined ? '' : ` in scope '${req.scope}'`}`);
           // State tensors stay in use here, so the caller gets copies.
           const view = t.data as unknown as ArrayBufferView;
           const copy = new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer;
@@ -126,7 +136,7 @@ export class SessionHost {
         return { res: { id: req.id, ok: true, tensors }, transfer };
       }
       case 'deleteState': {
-        for (const n of req.names) this.state.delete(n);
+        for (const n of req.names) this.state.delete(stateKey(req.scope, n));
         return { res: { id: req.id, ok: true }, transfer };
       }
       case 'shutdown': {
@@ -136,11 +146,13 @@ export class SessionHost {
           await s.release();
         }
         this.state.clear();
+        this.scopes.clear();
         return { res: { id: req.id, ok: true }, transfer };
       }
       case 'release': {
         const s = this.sessions.get(req.session);
         this.sessions.delete(req.session);
+        this.scopes.delete(req.session);
         await s?.release();
         return { res: { id: req.id, ok: true }, transfer };
       }

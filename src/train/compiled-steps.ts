@@ -10,6 +10,11 @@ import { ReplicaSet } from './replicas.js';
 import type { CompiledTraining, TrainingStepOptions } from './training-step.js';
 
 export interface CompiledSteps {
+  /**
+   * The model's namespace for its training state in the worker (weights, optimizer slots, mask): every
+   * session of these steps is loaded with it, so models training at once on one runtime stay apart.
+   */
+  stateScope: string;
   loss: Loss;
   optimizer: Optimizer;
   metrics: string[];
@@ -23,6 +28,13 @@ export interface CompiledSteps {
   /** The DP-SGD training step (fit's `privacy`), compiled on first use; same state as `training`. */
   privateTraining?: CompiledTraining;
   privateSession?: SessionInfo;
+}
+
+let scopesMade = 0;
+
+/** A state namespace no other compiled steps in this process use (see CompiledSteps.stateScope). */
+export function newStateScope(): string {
+  return `steps-${++scopesMade}`;
 }
 
 /** Lets go of the steps' sessions and replicas without waiting: they load again on demand. */
@@ -42,10 +54,10 @@ export async function openTrainingSessions(runtime: Runtime, c: CompiledSteps, r
     await c.replicas.close();
     c.replicas = undefined;
   }
-  if (replicas > 1) c.replicas ??= await ReplicaSet.open(runtime, c.training, replicas, Math.max(1, Math.floor(cores / replicas)));
+  if (replicas > 1) c.replicas ??= await ReplicaSet.open(runtime, c.training, replicas, Math.max(1, Math.floor(cores / replicas)), c.stateScope);
   // 'extended', not 'all': the NCHWc layout pass adds reorders around every Conv of the backward
   // pass; without it the step ran 4–8% faster (bench/train/throughput.ts --sweep).
-  else c.trainSession ??= await runtime.load(c.training.trainStep, { optimizationLevel: 'extended' });
+  else c.trainSession ??= await runtime.load(c.training.trainStep, { optimizationLevel: 'extended', stateScope: c.stateScope });
 }
 
 /** Loss and accuracy (if compiled with it) on data, using the compiled evaluation step. */
@@ -57,7 +69,7 @@ export async function evaluateSteps(
   labels: Tensor,
   batchSize: number,
 ): Promise<{ loss: number; accuracy?: number; predictions: Float32Array }> {
-  c.evalSession ??= await runtime.load(c.training.evalStep);
+  c.evalSession ??= await runtime.load(c.training.evalStep, { stateScope: c.stateScope });
   const n = x.shape[0]!;
   const rowSize = outputShape.reduce((a, b) => a * b, 1);
   const predictions = new Float32Array(n * rowSize);

@@ -10,7 +10,7 @@ import { Random } from '../random.js';
 import { Tensor } from '../tensor.js';
 import type { TrainingControl } from './callbacks.js';
 import { loadCheckpointToResume, saveCheckpoint } from './checkpoint.js';
-import { evaluateSteps, openTrainingSessions, releaseSessions, type CompiledSteps } from './compiled-steps.js';
+import { evaluateSteps, newStateScope, openTrainingSessions, releaseSessions, type CompiledSteps } from './compiled-steps.js';
 import { checkFinite, checkFitArgs, checkReplicas, prepareLabels, type FitArgs, type FitData } from './fit-args.js';
 import { runEpochs, type History, type PrivateSteps } from './fit-loop.js';
 import { checkPrivateReplicas, PrivacyLedger, resolvePrivacy, type PrivacySpentReport } from './privacy/dp-sgd.js';
@@ -80,7 +80,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     this.dropSessions();
     this.progress.slots = new Map();
     this.progress.step = 0;
-    this.compiled = { loss, optimizer, metrics, training: compileTraining(this, loss, optimizer, kind, stepOptions), stepOptions };
+    this.compiled = { stateScope: newStateScope(), loss, optimizer, metrics, training: compileTraining(this, loss, optimizer, kind, stepOptions), stepOptions };
     this.privacyLedger = undefined;
     this.trainingMask = stepOptions.flatMask ? new Float32Array(this.compiled.training.totalSize).fill(1) : undefined;
     this.metadata.set('kiln.training', JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
@@ -164,7 +164,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     if (!this.trainingMask) throw new KilnError('INVALID_ARGUMENT', 'the model was not compiled with a training mask (stepOptions.flatMask)');
     if (mask.length !== c.training.totalSize) throw new KilnError('INVALID_SHAPE', `mask has ${mask.length} entries, the model has ${c.training.totalSize} trainable parameters`);
     this.trainingMask = Float32Array.from(mask);
-    if (this.training) await maskLiveWeights(this.runtime, this.trainingMask);
+    if (this.training) await maskLiveWeights(this.runtime, c, this.trainingMask);
   }
 
   /** Current weights, fetched from the runtime worker while fit() runs. */
@@ -255,7 +255,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
       // stream when a session loads, and a seed derived from the model's would replay the same noise
       // after a resume or a reload, i.e. noise correlated across steps, which the analysis rules out.
       c.privateTraining = compileTraining(this, c.loss, c.optimizer, c.training.accuracy, { gradients: o.gradients, flatGradient: dpSgdGradient(freshNoiseSeed()) });
-      c.privateSession = await this.runtime.load(c.privateTraining.trainStep, { optimizationLevel: 'extended' });
+      c.privateSession = await this.runtime.load(c.privateTraining.trainStep, { optimizationLevel: 'extended', stateScope: c.stateScope });
     }
     const scalar = (v: number) => new Tensor(Float32Array.of(v), [], 'float32');
     return {

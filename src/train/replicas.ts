@@ -55,12 +55,13 @@ export class ReplicaSet {
     private readonly gradSessions: SessionInfo[],
     private readonly applySessions: SessionInfo[],
     private readonly store: Record<string, string>,
+    private readonly stateScope: string,
   ) {}
 
-  static async open(primary: Runtime, training: CompiledTraining, count: number, threads: number): Promise<ReplicaSet> {
+  static async open(primary: Runtime, training: CompiledTraining, count: number, threads: number, stateScope: string): Promise<ReplicaSet> {
     const replicated: ReplicatedTraining = training.replicate(count);
     const runtimes = [primary, ...Array.from({ length: count - 1 }, (_, k) => replicaRuntime(k + 1))];
-    const options = { optimizationLevel: 'extended' as const, intraOpThreads: threads };
+    const options = { optimizationLevel: 'extended' as const, intraOpThreads: threads, stateScope };
     const grads = await Promise.allSettled(runtimes.map((rt, r) => rt.load(replicated.gradSteps[r]!, options)));
     const applies = await Promise.allSettled(runtimes.map((rt) => rt.load(replicated.applyStep, options)));
     const failed = [...grads, ...applies].find((s) => s.status === 'rejected');
@@ -74,12 +75,12 @@ export class ReplicaSet {
       throw (failed as PromiseRejectedResult).reason;
     }
     const value = <T>(s: PromiseSettledResult<T>) => (s as PromiseFulfilledResult<T>).value;
-    return new ReplicaSet(count, threads, runtimes, grads.map(value), applies.map(value), replicated.store);
+    return new ReplicaSet(count, threads, runtimes, grads.map(value), applies.map(value), replicated.store, stateScope);
   }
 
   /** Copies state (weights, optimizer slots) into the replicas other than the model's own runtime. */
   async setState(state: Record<string, Tensor>): Promise<void> {
-    await Promise.all(this.runtimes.slice(1).map((rt) => rt.setState(state)));
+    await Promise.all(this.runtimes.slice(1).map((rt) => rt.setState(state, this.stateScope)));
     this.failed = undefined;
   }
 

@@ -11,7 +11,7 @@ import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
 import type { TrainingControl } from './callbacks.js';
 import { decodeCheckpoint, loadCheckpointToResume } from './checkpoint.js';
-import { evaluateSteps, releaseSessions, type CompiledSteps } from './compiled-steps.js';
+import { evaluateSteps, newStateScope, releaseSessions, type CompiledSteps } from './compiled-steps.js';
 import { checkFinite, checkFitArgs, prepareLabels, type FitArgs } from './fit-args.js';
 import { runEpochs, type History } from './fit-loop.js';
 import { resolveLoss } from './losses.js';
@@ -51,6 +51,7 @@ export class Trainer implements TrainingControl {
     const m = manifest;
     const optimizer = resolveOptimizer(m.optimizer);
     this.steps = {
+      stateScope: newStateScope(),
       loss: resolveLoss(m.loss),
       optimizer,
       metrics: m.metrics,
@@ -142,7 +143,7 @@ export class Trainer implements TrainingControl {
     const data = checkFitArgs(x, y, args, this.steps.loss, this.outputShape, (input, what) => this.checkInput(input, what));
     const c = this.steps;
     // As TrainableModel: 'extended' optimization for the training step (compiled-steps.ts says why).
-    c.trainSession ??= await this.runtime.load(c.training.trainStep, { optimizationLevel: 'extended' });
+    c.trainSession ??= await this.runtime.load(c.training.trainStep, { optimizationLevel: 'extended', stateScope: c.stateScope });
     const rng = new Random(args.seed ?? 42);
     let startEpoch = 0;
     let step = this.progress.step;

@@ -30,14 +30,14 @@ export async function pushState(
   }
   for (const name of c.training.frozen) state[name] = weights.get(name)!;
   if (mask) state[MASK_STATE] = new Tensor(mask, [mask.length], 'float32');
-  await runtime.setState(state);
+  await runtime.setState(state, c.stateScope);
   await c.replicas?.setState(state);
 }
 
 /** The trained weights in the worker, by name, and (withSlots) the optimizer's slots; empty slots otherwise. */
 export async function pullState(runtime: Runtime, c: CompiledSteps, withSlots: boolean): Promise<{ weights: Map<string, Tensor>; slots: Map<string, Tensor<'float32'>> }> {
   const names = [STATE_PARAMS, ...c.training.frozen, ...(withSlots ? c.optimizer.slots.map((s) => slotState(s.name)) : [])];
-  const state = await runtime.getState(names);
+  const state = await runtime.getState(names, c.stateScope);
   const flat = state[STATE_PARAMS]!.data as Float32Array;
   const weights = new Map<string, Tensor>();
   for (const l of c.training.layout) weights.set(l.name, new Tensor(flat.slice(l.offset, l.offset + l.size), l.shape, 'float32'));
@@ -48,9 +48,9 @@ export async function pullState(runtime: Runtime, c: CompiledSteps, withSlots: b
 }
 
 /** Applies a new pruning mask to the live weights in the worker at once, not only after the next update. */
-export async function maskLiveWeights(runtime: Runtime, mask: Float32Array): Promise<void> {
-  const state = await runtime.getState([STATE_PARAMS]);
+export async function maskLiveWeights(runtime: Runtime, c: CompiledSteps, mask: Float32Array): Promise<void> {
+  const state = await runtime.getState([STATE_PARAMS], c.stateScope);
   const flat = state[STATE_PARAMS]!.data as Float32Array;
   for (let i = 0; i < flat.length; i++) flat[i] = flat[i]! * mask[i]!;
-  await runtime.setState({ [MASK_STATE]: new Tensor(mask, [mask.length], 'float32'), [STATE_PARAMS]: new Tensor(flat, [flat.length], 'float32') });
+  await runtime.setState({ [MASK_STATE]: new Tensor(mask, [mask.length], 'float32'), [STATE_PARAMS]: new Tensor(flat, [flat.length], 'float32') }, c.stateScope);
 }

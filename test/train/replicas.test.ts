@@ -33,9 +33,14 @@ function images(n: number, seed = 4): { x: Tensor<'float32'>; y: Tensor<'int32'>
   return { x: new Tensor(x, [n, 6, 6, 1], 'float32'), y: new Tensor(y, [n], 'int32') };
 }
 
-/** The flat parameter vector replica `r` (≥ 1) holds. */
-async function replicaParams(r: number): Promise<number[]> {
-  return Array.from((await sharedReplicaRuntime(r).getState([STATE_PARAMS]))[STATE_PARAMS]!.data as Float32Array);
+/** The worker state namespace of a compiled model's steps (CompiledSteps.stateScope). */
+function stateScope(model: unknown): string {
+  return (model as { compiled: { stateScope: string } }).compiled.stateScope;
+}
+
+/** The flat parameter vector replica `r` (≥ 1) holds for `model`. */
+async function replicaParams(r: number, model: unknown): Promise<number[]> {
+  return Array.from((await sharedReplicaRuntime(r).getState([STATE_PARAMS], stateScope(model)))[STATE_PARAMS]!.data as Float32Array);
 }
 
 /** The model's trainable weights laid out as the training step's flat vector. */
@@ -82,7 +87,7 @@ describe('fit on replicas', () => {
     // And something was learned, so the comparison is not between two untrained models.
     assert.ok(two.history.loss![1]! < two.history.loss![0]!, `loss should fall: ${two.history.loss}`);
     // The second replica took part: it holds the same trained weights as the model.
-    assert.deepEqual(await replicaParams(1), flatWeights(two.model));
+    assert.deepEqual(await replicaParams(1, two.model), flatWeights(two.model));
   });
 
   it('weights set by a callback between epochs reach every replica', async () => {
@@ -205,11 +210,10 @@ describe('fit on replicas', () => {
     const ys = new Tensor(new Float32Array(6), [6, 1], 'float32');
     const model = build();
     await assert.rejects(model.fit(xs, ys, { epochs: 1, batchSize: 2, shuffle: false, verbose: 0, replicas: 2 }), kilnError('NAN_LOSS', 'epoch 1', 'step 2'));
-    // What the worker holds once the queued step 3 has run its course (read before another model's
-    // fit replaces the shared runtime's state).
+    // What the worker holds once the queued step 3 has run its course.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const held = Array.from((await sharedRuntime().getState([STATE_PARAMS]))[STATE_PARAMS]!.data as Float32Array);
-    const heldByReplica1 = await replicaParams(1);
+    const held = Array.from((await sharedRuntime().getState([STATE_PARAMS], stateScope(model)))[STATE_PARAMS]!.data as Float32Array);
+    const heldByReplica1 = await replicaParams(1, model);
     const reference = build();
     await reference.fit(xs.slice(0, 2), ys.slice(0, 2), { epochs: 1, batchSize: 2, shuffle: false, verbose: 0, replicas: 1 });
     const good = weightsOf(reference);
