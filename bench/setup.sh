@@ -2,11 +2,12 @@
 # The benchmarks' outside references, from Debian (never dependencies of Kiln itself):
 #   python3-torch, libopenblas0-pthread  PyTorch, the training-speed reference (bench/train)
 #   wrk                                  the HTTP load generator of bench/serve (else it falls back to autocannon)
+#   nghttp2-client                       h2load, the gRPC load generator of bench/serve/request-cost (else a node:http2 client)
 #   dataset-fashion-mnist                the data of bench/train, bench/distill, bench/prune, bench/any-onnx
 #   python3-onnx                         reads and checks the PyTorch-exported fixtures (test/fixtures/exported/make_fixtures.py, bench/any-onnx)
 #   chromium                             the browser of bench/browser (driven by playwright-core, which downloads no browser)
 set -euo pipefail
-packages=(python3-torch python3-onnx libopenblas0-pthread wrk dataset-fashion-mnist chromium)
+packages=(python3-torch python3-onnx libopenblas0-pthread wrk nghttp2-client dataset-fashion-mnist chromium)
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 $sudo apt-get update -qq

@@ -22,7 +22,7 @@ import { formatNumber, formatTable } from '../../src/text/format.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription } from '../train/common.js';
 import { GRPC_FLOOR_SCRIPT } from './grpc-floor.js';
-import { grpcLoad } from './grpc-load.js';
+import { grpcLoad, hasH2load } from './grpc-load.js';
 import { generateLoad, hasWrk, type LoadResult } from './load.js';
 import { randomImages, tutorialCnn } from './model.js';
 
@@ -146,6 +146,9 @@ async function main(): Promise<void> {
     servers.push({ name: 'floor', child: floorHttp.child, url: `http://127.0.0.1:${floorHttp.found.port}` });
     const floorGrpc = await spawnUntil([GRPC_FLOOR_SCRIPT, path.join(dir, 'grpc-reply')], (line) => ({ port: line }));
     servers.push({ name: 'grpc floor', child: floorGrpc.child, grpc: `127.0.0.1:${floorGrpc.found.port}` });
+    const floorHttp2 = await spawnUntil([GRPC_FLOOR_SCRIPT, path.join(dir, 'grpc-reply'), '--http2'], (line) => ({ port: line }));
+    servers.push({ name: 'http2 floor', child: floorHttp2.child, grpc: `127.0.0.1:${floorHttp2.found.port}` });
+    const grpcClient = hasH2load() ? 'h2load' : 'node';
 
     type Target = { name: string; server: Server; run: (duration: number) => Promise<LoadResult>; kiln?: string };
     const httpTarget = (server: Server, format: 'binary' | 'json'): Target => ({
@@ -154,20 +157,21 @@ async function main(): Promise<void> {
       kiln: server.name === 'floor' ? undefined : server.url,
       run: (duration) => generateLoad('wrk', { url: `${server.url}/v2/models/cnn/infer`, ...bodies[format], connections: args.concurrency, duration }),
     });
+    const grpcFloors: Record<string, string> = { 'grpc floor': 'bare grpc-js, gRPC raw', 'http2 floor': 'bare node:http2, gRPC raw' };
     const grpcTarget = (server: Server): Target => ({
-      name: server.name === 'grpc floor' ? 'bare grpc-js, gRPC raw' : `${server.name}, gRPC raw`,
+      name: grpcFloors[server.name] ?? `${server.name}, gRPC raw`,
       server,
-      kiln: server.name === 'grpc floor' ? undefined : server.url,
-      run: (duration) => grpcLoad({ address: server.grpc!, method: '/inference.GRPCInferenceService/ModelInfer', body: grpcBody, connections: args.concurrency, duration }, path.join(dir, 'grpc-body')),
+      kiln: grpcFloors[server.name] ? undefined : server.url,
+      run: (duration) => grpcLoad({ address: server.grpc!, method: '/inference.GRPCInferenceService/ModelInfer', body: grpcBody, connections: args.concurrency, duration }, path.join(dir, 'grpc-body'), grpcClient),
     });
     const floor = servers.find((s) => s.name === 'floor')!;
     const targets: Target[] = [
       ...(['binary', 'json'] as const).filter((f) => FORMATS.has(f)).flatMap((f) => [httpTarget(floor, f), httpTarget(kiln, f), ...(baseline ? [httpTarget(baseline, f)] : [])]),
-      ...(FORMATS.has('grpc') ? [grpcTarget(servers.find((s) => s.name === 'grpc floor')!), grpcTarget(kiln)] : []),
+      ...(FORMATS.has('grpc') ? [grpcTarget(servers.find((s) => s.name === 'http2 floor')!), grpcTarget(servers.find((s) => s.name === 'grpc floor')!), grpcTarget(kiln)] : []),
     ];
 
     console.log(`kiln serve request cost: tutorial CNN, batch-1 requests, concurrency ${args.concurrency}, ${args.duration} s per run, ${args.rounds} interleaved round(s), median shown`);
-    console.log(`CPU: ${cpuDescription()}; node ${process.version}; load generators: wrk (HTTP), node:http2 in a child process (gRPC, bench/serve/grpc-load.ts)`);
+    console.log(`CPU: ${cpuDescription()}; node ${process.version}; load generators: wrk (HTTP), ${grpcClient === 'h2load' ? 'h2load (gRPC, one connection, written in C like wrk)' : 'node:http2 in a child process (gRPC, bench/serve/grpc-load.ts; h2load not found: bash bench/setup.sh)'}`);
     console.log(`server: kiln serve --model-repository, maxBatchSize ${args['max-batch-size']}, maxQueueDelayMs ${args['max-queue-delay-ms']}${baseline ? `; baseline: ${args.baseline}` : ''}`);
     console.log(`load average at start (other processes share these cores): ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
 
@@ -183,9 +187,12 @@ async function main(): Promise<void> {
         const countsAfter = t.kiln ? await counters(t.kiln) : undefined;
         // Requests answered in the window: the generator's count (rps × its own duration).
         const requests = r.rps * args.duration;
+        // h2load sees HTTP statuses, not grpc-status: a call Kiln refused would count as answered.
+        // Kiln's own counter of inferred rows says how many calls really got logits.
+        const unanswered = grpcClient === 'h2load' && t.name.endsWith('gRPC raw') && countsBefore && countsAfter ? Math.max(0, Math.round(requests - (countsAfter.rows - countsBefore.rows))) : 0;
         const avgBatch = countsBefore && countsAfter ? (countsAfter.rows - countsBefore.rows) / Math.max(1, countsAfter.runs - countsBefore.runs) : undefined;
         const list = measured.get(t.name) ?? [];
-        list.push({ rps: r.rps, mainUs: (after.main - before.main) / requests, allUs: (after.all - before.all) / requests, avgBatch, failures: r.failures });
+        list.push({ rps: r.rps, mainUs: (after.main - before.main) / requests, allUs: (after.all - before.all) / requests, avgBatch, failures: r.failures + unanswered });
         measured.set(t.name, list);
       }
     }
@@ -213,7 +220,7 @@ async function main(): Promise<void> {
     for (const format of ['binary', 'json'].filter((f) => FORMATS.has(f))) {
       console.log(`${format}: kiln's event loop ${formatNumber(summary.get(`kiln, ${format}`)!.mainUs, { fractionDigits: 0 })} µs per request, ${ratio(`kiln, ${format}`, `bare node:http, ${format}`).toFixed(2)}x the bare node:http server's (target <= 1.5x)` + (baseline ? `; the baseline build ${ratio(`baseline, ${format}`, `bare node:http, ${format}`).toFixed(2)}x (this build ${ratio(`kiln, ${format}`, `baseline, ${format}`).toFixed(2)}x the baseline's cost)` : ''));
     }
-    if (FORMATS.has('grpc') && FORMATS.has('binary')) console.log(`gRPC raw: kiln's event loop ${formatNumber(summary.get('kiln, gRPC raw')!.mainUs, { fractionDigits: 0 })} µs per request, ${ratio('kiln, gRPC raw', 'bare grpc-js, gRPC raw').toFixed(2)}x the bare grpc-js server's, ${ratio('kiln, gRPC raw', 'kiln, binary').toFixed(2)}x kiln's HTTP binary; req/s ${(summary.get('kiln, gRPC raw')!.rps / summary.get('kiln, binary')!.rps).toFixed(2)}x HTTP binary's (gRPC's load generator is node:http2, HTTP's is wrk in C: they take different CPU from the shared cores)`);
+    if (FORMATS.has('grpc') && FORMATS.has('binary')) console.log(`gRPC raw: kiln's event loop ${formatNumber(summary.get('kiln, gRPC raw')!.mainUs, { fractionDigits: 0 })} µs per request, ${ratio('kiln, gRPC raw', 'bare grpc-js, gRPC raw').toFixed(2)}x the bare grpc-js server's, ${ratio('kiln, gRPC raw', 'kiln, binary').toFixed(2)}x kiln's HTTP binary; req/s ${(summary.get('kiln, gRPC raw')!.rps / summary.get('kiln, binary')!.rps).toFixed(2)}x HTTP binary's (target >= 1); the bare node:http2 server ${ratio('bare node:http2, gRPC raw', 'bare node:http, binary').toFixed(2)}x the bare node:http server's cost` + (grpcClient === 'h2load' ? '' : ` (gRPC's load generator is node:http2, HTTP's is wrk in C: they take different CPU from the shared cores)`));
   } finally {
     for (const s of servers) if (s.child.exitCode === null) s.child.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });

@@ -1,4 +1,5 @@
 import { Server, ServerCredentials, status, type MethodDefinition, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Http2Server, Http2Session } from 'node:http2';
 import type { Logger } from 'pino';
 import { KilnError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
@@ -285,14 +286,55 @@ export function grpcCredentials(tls: TlsMaterial): ServerCredentials {
   return ServerCredentials.createSsl(tls.clientCa ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.clientCa !== undefined);
 }
 
+/**
+ * The HTTP/2 connection-level receive window each gRPC connection gets: 1 MiB, grpc-java's (Netty's)
+ * default. Node starts every session at the RFC's 64 KiB and grpc-js has no server option to change it
+ * (grpc/grpc-node#3058, open). With 64 KiB, a client multiplexing its calls on one connection (ghz's
+ * and tritonclient's default) can send only ~5 requests of a 12 KB tensor before it waits for a
+ * WINDOW_UPDATE, so calls reach the batching queue a few at a time: measured with h2load, 64 calls in
+ * flight on one connection to the tutorial CNN, Kiln batched 3–6 rows per run against 22 with this
+ * window (HTTP/1.1 with 64 connections: 25), and answered 1.1–2.8× more calls per second
+ * (bench/serve/request-cost.js, bench/README.md). A client can then have this much unread data per
+ * connection on the server: the message size limit and admission control still apply per call.
+ */
+export const GRPC_CONNECTION_WINDOW_BYTES = 1 << 20;
+
 /** The gRPC server: listens on its own port beside the HTTP one. */
 export class GrpcInferenceServer {
   private readonly server: Server;
+  private readonly log: Logger;
+  private readonly widened = new WeakSet<object>();
   private closed: Promise<void> | undefined;
 
   constructor(options: GrpcServiceOptions) {
     this.server = new Server({ 'grpc.max_receive_message_length': options.maxMessageBytes });
     this.server.addService(serviceDefinition('server'), handlers(options));
+    this.log = options.log;
+  }
+
+  /**
+   * Gives every new connection GRPC_CONNECTION_WINDOW_BYTES of receive window. grpc-js keeps its
+   * node:http2 servers in a private map (no public hook until grpc/grpc-node#3058): if a grpc-js
+   * release moves it, the server still works at Node's 64 KiB window and says so in its log.
+   */
+  private widenConnectionWindows(): void {
+    const servers = (this.server as unknown as { http2Servers?: unknown }).http2Servers;
+    if (!(servers instanceof Map)) {
+      this.log.warn('grpc-js no longer exposes its HTTP/2 servers: gRPC connections keep the 64 KiB receive window, which limits batching of calls multiplexed on one connection');
+      return;
+    }
+    for (const http2Server of servers.keys() as IterableIterator<Http2Server>) {
+      if (this.widened.has(http2Server)) continue;
+      this.widened.add(http2Server);
+      http2Server.on('session', (session: Http2Session) => {
+        try {
+          session.setLocalWindowSize(GRPC_CONNECTION_WINDOW_BYTES);
+        } catch (err) {
+          // A session that closed before it was set up: nothing to widen.
+          this.log.debug({ err }, 'gRPC connection window not widened');
+        }
+      });
+    }
   }
 
   /** Binds host:port (0: a free port) and resolves with the port. */
@@ -301,7 +343,10 @@ export class GrpcInferenceServer {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, credentials, (err, bound) => {
         if (err) reject(new KilnError('IO_ERROR', `cannot listen for gRPC on ${address}: ${err.message}`, { cause: err }));
-        else resolve(bound);
+        else {
+          this.widenConnectionWindows();
+          resolve(bound);
+        }
       });
     });
   }

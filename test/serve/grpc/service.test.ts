@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
+import { once } from 'node:events';
+import { connect } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { messageType } from '../../../src/serve/grpc/messages.js';
+import { GRPC_CONNECTION_WINDOW_BYTES } from '../../../src/serve/grpc/service.js';
 import type { ServerHandle } from '../../../src/serve/server.js';
 import {
   assertClose,
@@ -64,6 +67,20 @@ describe('KServe v2 over gRPC', () => {
     assert.equal(typeof server.grpcPort, 'number');
     assert.notEqual(server.grpcPort, server.port);
     assert.equal(server.grpcAddress, `127.0.0.1:${server.grpcPort}`);
+  });
+
+  test('each connection gets a 1 MiB receive window (grpc-java\'s), not Node\'s 64 KiB, so calls multiplexed on one connection reach the batching queue together', async () => {
+    const session = connect(`http://${server.grpcAddress!}`);
+    try {
+      await once(session, 'connect');
+      // The server widens the window as the session starts, before it reads the client's frames, so
+      // its WINDOW_UPDATE arrives before the answer to this ping.
+      await new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
+      assert.equal(session.state.remoteWindowSize, GRPC_CONNECTION_WINDOW_BYTES);
+      assert.equal(GRPC_CONNECTION_WINDOW_BYTES, 1 << 20);
+    } finally {
+      session.close();
+    }
   });
 
   test('ServerLive, ServerReady and ServerMetadata answer as the HTTP health routes and GET /v2', async () => {
