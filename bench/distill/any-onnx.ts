@@ -27,8 +27,9 @@ import { datasets, losses, optimizers, schedules, type Sequential } from '../../
 import { asOnnxModel, defaultStudent, distill, graphParameterCount } from '../../src/optimize/distill/index.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { benchArgs } from '../args.js';
-import { FIXTURE_OPTIONS, fixturePath } from '../any-onnx/common.js';
+import { FIXTURE_OPTIONS, fixturePath, mean } from '../any-onnx/common.js';
 import { cpuDescription } from '../train/common.js';
+import { printSeedTable, seedSummary, type SeedResult } from './seeds.js';
 
 /** The short default run, and the full one (--full). */
 const QUICK = { teacherEpochs: 1, train: 5000, epochs: 3, cosine: false, augment: undefined as string | undefined };
@@ -136,10 +137,7 @@ async function scores(model: Sequential): Promise<{ test: number; train: number;
   return { test: testAccuracy, train: trainAccuracy, agreement };
 }
 
-interface Row {
-  seed: number;
-  plain: number;
-  distilled: number;
+interface Row extends SeedResult {
   /** Accuracy on the first (up to) 10,000 training images, and agreement with the teacher on the test images. */
   plainTrain: number;
   distilledTrain: number;
@@ -172,9 +170,6 @@ for (const seed of seeds) {
   kd.dispose();
 }
 
-const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-const std = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((s, a) => s + (a - mean(v)) ** 2, 0) / (v.length - 1)));
-const diffs = rows.map((r) => 100 * (r.distilled - r.plain));
 const summary = {
   cpu: cpuDescription(),
   teacher: { model: 'test/fixtures/exported/resnet.onnx', fineTuneEpochs: teacherEpochs, parameters: teacherParams, testAccuracy: teacherAccuracy, trainSeconds: teacherSeconds },
@@ -182,14 +177,7 @@ const summary = {
   temperature,
   alpha,
   rows,
-  plainMean: mean(rows.map((r) => 100 * r.plain)),
-  plainStd: std(rows.map((r) => 100 * r.plain)),
-  distilledMean: mean(rows.map((r) => 100 * r.distilled)),
-  distilledStd: std(rows.map((r) => 100 * r.distilled)),
-  differenceMean: mean(diffs),
-  differenceStd: std(diffs),
-  differenceMin: Math.min(...diffs),
-  differenceMax: Math.max(...diffs),
+  ...seedSummary(rows),
   plainTrainMean: mean(rows.map((r) => 100 * r.plainTrain)),
   distilledTrainMean: mean(rows.map((r) => 100 * r.distilledTrain)),
   plainAgreementMean: mean(rows.map((r) => 100 * r.plainAgreement)),
@@ -197,12 +185,7 @@ const summary = {
   totalSeconds: (performance.now() - started) / 1000,
   loadAverage: os.loadavg()[0],
 };
-console.log('');
-console.log('seed  plain     distilled  difference');
-for (const r of rows) console.log(`${String(r.seed).padEnd(4)}  ${(100 * r.plain).toFixed(2)}%    ${(100 * r.distilled).toFixed(2)}%     ${(100 * (r.distilled - r.plain)).toFixed(2)}`);
-console.log(
-  `mean  ${summary.plainMean.toFixed(2)}% ± ${summary.plainStd.toFixed(2)}  ${summary.distilledMean.toFixed(2)}% ± ${summary.distilledStd.toFixed(2)}  ${summary.differenceMean.toFixed(2)} ± ${summary.differenceStd.toFixed(2)} points (min ${summary.differenceMin.toFixed(2)}, max ${summary.differenceMax.toFixed(2)}; ± is the sample standard deviation over seeds)`,
-);
+printSeedTable(rows, summary);
 console.log(
   `on ${fitImages} training images: plain ${summary.plainTrainMean.toFixed(2)}%, distilled ${summary.distilledTrainMean.toFixed(2)}%; agreeing with the teacher on test images: plain ${summary.plainAgreementMean.toFixed(2)}%, distilled ${summary.distilledAgreementMean.toFixed(2)}% (means over seeds)`,
 );

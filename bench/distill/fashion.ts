@@ -24,7 +24,9 @@ import path from 'node:path';
 import { datasets, loadModel, losses, optimizers, schedules, type Sequential } from '../../src/index.js';
 import { defaultStudent, distill } from '../../src/optimize/distill/index.js';
 import { benchArgs } from '../args.js';
+import { mean } from '../any-onnx/common.js';
 import { fashionCnn } from '../train/common.js';
+import { printSeedTable, seedSummary, type SeedResult, std } from './seeds.js';
 
 const args = benchArgs('node dist/bench/distill/fashion.js [flags]', {
   'teacher-epochs': { type: 'number', default: 10 },
@@ -125,10 +127,7 @@ const probe = student(1);
 const studentParams = probe.countParams().total;
 console.log(`teacher ${teacherParams} parameters, test accuracy ${(100 * teacherAccuracy).toFixed(2)}%; student ${studentParams} parameters (${((100 * studentParams) / teacherParams).toFixed(1)}%): ${probe.layers.map((l) => `${l.className}${'filters' in l ? `(${String((l as unknown as { filters: number }).filters)})` : 'units' in l ? `(${String((l as unknown as { units: number }).units)})` : ''}`).join(' → ')}`);
 
-interface Row {
-  seed: number;
-  plain: number;
-  distilled: number;
+interface Row extends SeedResult {
   /** With --augment (unless --no-unaugmented): the plain student trained without it (same init and batch order). */
   plainUnaugmented?: number;
   plainSeconds: number;
@@ -164,23 +163,13 @@ for (const seed of seeds) {
   );
 }
 
-const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-const std = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((s, a) => s + (a - mean(v)) ** 2, 0) / (v.length - 1)));
-const diffs = rows.map((r) => 100 * (r.distilled - r.plain));
 const summary = {
   teacher: { parameters: teacherParams, testAccuracy: teacherAccuracy, epochs: teacherEpochs, batchSize, augment: teacherAugment ?? null, learningRate: teacherCosine ? 'cosine decay from 1e-3' : 1e-3, trainSeconds: teacherSeconds },
   student: { parameters: studentParams, ratio: studentParams / teacherParams, epochs, trainImages: x.shape[0], batchSize, augment: augment ?? null, learningRate: cosine ? 'cosine decay from 1e-3' : 1e-3 },
   temperature,
   alpha,
   rows,
-  plainMean: mean(rows.map((r) => 100 * r.plain)),
-  plainStd: std(rows.map((r) => 100 * r.plain)),
-  distilledMean: mean(rows.map((r) => 100 * r.distilled)),
-  distilledStd: std(rows.map((r) => 100 * r.distilled)),
-  differenceMean: mean(diffs),
-  differenceStd: std(diffs),
-  differenceMin: Math.min(...diffs),
-  differenceMax: Math.max(...diffs),
+  ...seedSummary(rows),
   ...(rows.every((r) => r.plainUnaugmented !== undefined)
     ? (() => {
         const vsBare = rows.map((r) => 100 * (r.distilled - r.plainUnaugmented!));
@@ -190,12 +179,7 @@ const summary = {
   totalSeconds: (performance.now() - started) / 1000,
   loadAverage: os.loadavg()[0],
 };
-console.log('');
-console.log('seed  plain     distilled  difference');
-for (const r of rows) console.log(`${String(r.seed).padEnd(4)}  ${(100 * r.plain).toFixed(2)}%    ${(100 * r.distilled).toFixed(2)}%     ${(100 * (r.distilled - r.plain)).toFixed(2)}`);
-console.log(
-  `mean  ${summary.plainMean.toFixed(2)}% ± ${summary.plainStd.toFixed(2)}  ${summary.distilledMean.toFixed(2)}% ± ${summary.distilledStd.toFixed(2)}  ${summary.differenceMean.toFixed(2)} ± ${summary.differenceStd.toFixed(2)} points (min ${summary.differenceMin.toFixed(2)}, max ${summary.differenceMax.toFixed(2)}; ± is the sample standard deviation over seeds)`,
-);
+printSeedTable(rows, summary);
 if (summary.differenceVsUnaugmentedMean !== undefined) {
   console.log(
     `plain without augmentation: ${summary.plainUnaugmentedMean!.toFixed(2)}% ± ${summary.plainUnaugmentedStd!.toFixed(2)}; distilled (augmented) − plain without augmentation: ${summary.differenceVsUnaugmentedMean.toFixed(2)} ± ${summary.differenceVsUnaugmentedStd!.toFixed(2)} points`,

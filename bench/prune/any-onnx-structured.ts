@@ -38,6 +38,7 @@ import { decodeModel, encodeModel } from '../../src/graph/proto.js';
 import { Random } from '../../src/random.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import type { GraphPruneReport, GraphStructuredArgs } from '../../src/optimize/prune/graph-structured.js';
+import { kernelTimeByNode, timeInterleaved, type ProfileEvent, type Timing } from '../ort-timing.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, fmt, table } from '../train/common.js';
 import { FIXTURE_OPTIONS, fixturePath } from '../any-onnx/common.js';
@@ -93,36 +94,15 @@ async function fineTune(model: GraphModel): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-interface Timing {
-  medianMs: number;
-  p10Ms: number;
-  cpuMs?: number;
-}
-
 /** Original and pruned at batch 64, interleaved run by run, on `threads` intra-op threads (0: ONNX Runtime's default). */
 async function latency(files: Uint8Array[], threads: number): Promise<Timing[]> {
   const sessions = await Promise.all(files.map((f) => ort.InferenceSession.create(f, threads ? { intraOpNumThreads: threads } : {})));
   const batch = test.x.slice(0, BATCH);
   // One channel: the NHWC images are already in NCHW order.
   const feed = { input: new ort.Tensor('float32', batch.data as Float32Array, [BATCH, 1, 28, 28]) };
-  const wall = files.map(() => [] as number[]);
-  const cpu = files.map(() => [] as number[]);
-  for (let r = -5; r < runs; r++) {
-    for (let k = 0; k < sessions.length; k++) {
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      await sessions[k]!.run(feed);
-      const dt = performance.now() - t0;
-      const dc = process.cpuUsage(c0);
-      if (r >= 0) {
-        wall[k]!.push(dt);
-        cpu[k]!.push((dc.user + dc.system) / 1000);
-      }
-    }
-  }
+  const timings = await timeInterleaved(sessions, feed, { rounds: runs, warmup: 5, cpu: threads === 1 });
   await Promise.all(sessions.map((x) => x.release()));
-  const q = (v: number[], p: number) => [...v].sort((a, b) => a - b)[Math.floor(p * (v.length - 1))]!;
-  return wall.map((w, k) => ({ medianMs: q(w, 0.5), p10Ms: q(w, 0.1), ...(threads === 1 ? { cpuMs: q(cpu[k]!, 0.5) } : {}) }));
+  return timings;
 }
 
 /** ONNX Runtime's kernel time by op type at 1 thread (µs per run: each node's median over 30 runs, summed), and the node count. */
@@ -134,22 +114,11 @@ async function profile(file: Uint8Array, label: string, level: 'all' | 'extended
   s.endProfiling();
   await s.release();
   const written = readdirSync(work).filter((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json'));
-  const events = JSON.parse(readFileSync(path.join(work, written.at(-1)!), 'utf8')) as { cat: string; name: string; dur: number; args: { op_name?: string } }[];
-  const perNode = new Map<string, { op: string; d: number[] }>();
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
-    const entry = perNode.get(e.name) ?? { op: e.args.op_name ?? '?', d: [] };
-    entry.d.push(e.dur);
-    perNode.set(e.name, entry);
-  }
+  const events = JSON.parse(readFileSync(path.join(work, written.at(-1)!), 'utf8')) as ProfileEvent[];
+  const byNode = kernelTimeByNode(events);
   const byOp: Record<string, number> = {};
-  const byNode = new Map<string, { op: string; us: number }>();
-  for (const [name, { op, d }] of perNode) {
-    const us = [...d].sort((a, b) => a - b)[Math.floor(d.length / 2)]!;
-    byOp[op] = (byOp[op] ?? 0) + us;
-    byNode.set(name.replace(/_kernel_time$/, ''), { op, us });
-  }
-  return { byOp, byNode, nodes: perNode.size };
+  for (const { op, us } of byNode.values()) byOp[op] = (byOp[op] ?? 0) + us;
+  return { byOp, byNode, nodes: byNode.size };
 }
 
 /** The floor of a run: one GlobalAveragePool on the same [64, 1, 28, 28] input. */

@@ -31,7 +31,8 @@ import { loadModel } from '../../src/train/load.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription } from '../train/common.js';
 import { fixturePath } from '../any-onnx/common.js';
-import { interleavedLatency, profile, runtimeOps, table, testAccuracy, type Timing } from './common.js';
+import type { Timing } from '../ort-timing.js';
+import { interleavedLatency, profile, runtimeOps, table, testAccuracy } from './common.js';
 
 const args = benchArgs('node dist/bench/quantize/any-onnx.js [flags]', {
   fixtures: { type: 'string', default: 'vit17,vit13,resnet', help: 'comma-separated fixtures of test/fixtures/exported' },

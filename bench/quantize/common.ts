@@ -1,8 +1,8 @@
 /*
  * Shared by the quantization benches (run.ts: Kiln's CNN presets; any-onnx.ts: PyTorch exports):
  * ONNX Runtime sessions with the options Kiln's runtime worker uses, test accuracy, float and
- * quantized models timed interleaved, ONNX Runtime's per-operator profile, the op types of the graph
- * it runs after its optimizations, and a markdown table.
+ * quantized models timed interleaved (with ../ort-timing.ts), ONNX Runtime's per-operator profile, the
+ * op types of the graph it runs after its optimizations, and a markdown table.
  */
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,6 +11,7 @@ import ort from 'onnxruntime-node';
 import { decodeModel } from '../../src/graph/proto.js';
 import type { Tensor } from '../../src/tensor.js';
 import { accuracy } from '../../src/train/metrics.js';
+import { kernelTimeByNode, timeInterleaved, type ProfileEvent, type Timing } from '../ort-timing.js';
 
 /** Graph optimization 'all', sequential execution; at one thread without spinning (steadier on a shared machine). */
 export async function session(bytes: Uint8Array, intraOp: number, extra: Record<string, unknown> = {}): Promise<ort.InferenceSession> {
@@ -44,37 +45,12 @@ export async function testAccuracy(bytes: Uint8Array, x: Tensor, labels: Tensor,
   return accuracy(labels, scores, { numClasses: classes });
 }
 
-export interface Timing {
-  medianMs: number;
-  /** 10th percentile: close to the undisturbed time when other processes preempt some runs. */
-  p10Ms: number;
-  minMs: number;
-  /** Process CPU time per run, median (one thread only). */
-  cpuMs?: number;
-}
-
 /** Several models timed in turn on one batch, `rounds` times after 3 warm-up rounds: [model] → timing. */
 export async function interleavedLatency(models: Uint8Array[], batch: Tensor, intraOp: number, rounds: number): Promise<Timing[]> {
   const sessions = await Promise.all(models.map((b) => session(b, intraOp)));
-  const feed = feedOf(sessions[0]!, batch);
-  const wall = models.map(() => [] as number[]);
-  const cpu = models.map(() => [] as number[]);
-  for (let r = 0; r < rounds + 3; r++) {
-    for (let k = 0; k < sessions.length; k++) {
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      await sessions[k]!.run(feed);
-      const dt = performance.now() - t0;
-      const dc = process.cpuUsage(c0);
-      if (r >= 3) {
-        wall[k]!.push(dt);
-        cpu[k]!.push((dc.user + dc.system) / 1000);
-      }
-    }
-  }
+  const timings = await timeInterleaved(sessions, feedOf(sessions[0]!, batch), { rounds, warmup: 3, cpu: intraOp === 1 });
   await Promise.all(sessions.map((s) => s.release()));
-  const quantile = (v: number[], q: number) => [...v].sort((a, b) => a - b)[Math.floor(q * (v.length - 1))]!;
-  return wall.map((w, k) => ({ medianMs: quantile(w, 0.5), p10Ms: quantile(w, 0.1), minMs: Math.min(...w), ...(intraOp === 1 ? { cpuMs: quantile(cpu[k]!, 0.5) } : {}) }));
+  return timings;
 }
 
 /** ONNX Runtime's own kernel time, µs per run by op type (each node's median over 30 runs, 1 thread). */
@@ -88,20 +64,10 @@ export async function profile(bytes: Uint8Array, batch: Tensor, dir: string, lab
   // ONNX Runtime writes <prefix>_<timestamp>.json.
   const written = (await readdir(dir)).filter((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json')).map((f) => path.join(dir, f));
   if (written.length === 0) return {};
-  const events = JSON.parse(await readFile(written.at(-1)!, 'utf8')) as { cat: string; name: string; dur: number; args: { op_name?: string } }[];
+  const events = JSON.parse(await readFile(written.at(-1)!, 'utf8')) as ProfileEvent[];
   for (const f of written) await rm(f, { force: true });
-  const perNode = new Map<string, { op: string; d: number[] }>();
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
-    const entry = perNode.get(e.name) ?? { op: e.args.op_name ?? '?', d: [] };
-    entry.d.push(e.dur);
-    perNode.set(e.name, entry);
-  }
   const byOp: Record<string, number> = {};
-  for (const { op, d } of perNode.values()) {
-    d.sort((a, b) => a - b);
-    byOp[op] = (byOp[op] ?? 0) + d[Math.floor(d.length / 2)]!;
-  }
+  for (const { op, us } of kernelTimeByNode(events).values()) byOp[op] = (byOp[op] ?? 0) + us;
   return byOp;
 }
 

@@ -2,6 +2,7 @@
 // the check that a checkpoint fits the optimizer it resumes into.
 import { platform } from '#platform';
 import { KilnError } from '../errors.js';
+import type { Random } from '../random.js';
 import { Tensor } from '../tensor.js';
 
 /**
@@ -92,10 +93,33 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string): TrainingCheck
 }
 
 /** Reads a checkpoint fit() resumes from; one written by another optimizer has slots this one cannot use. */
-export async function loadCheckpointToResume(file: string, optimizerName: string): Promise<TrainingCheckpoint> {
+async function loadCheckpointToResume(file: string, optimizerName: string): Promise<TrainingCheckpoint> {
   const ckpt = await loadCheckpoint(file);
   if (ckpt.optimizer.name !== optimizerName) {
     throw new KilnError('INVALID_ARGUMENT', `checkpoint '${file}' was written with optimizer ${ckpt.optimizer.name}, the model is compiled with ${optimizerName}`);
   }
   return ckpt;
+}
+
+/** Where fit() starts its epochs: the epoch and step reached, and the optimizer slots to restore (none: keep the model's). */
+export interface ResumePoint {
+  startEpoch: number;
+  step: number;
+  slots?: Map<string, Tensor<'float32'>>;
+}
+
+/**
+ * Where fit() starts. With `resumeFrom`, the checkpoint's weights go into the model and its RNG state
+ * into `model.rng`, so the run continues exactly where it stopped; without it, epoch 0 at the model's step.
+ */
+export async function resumePoint(
+  resumeFrom: string | undefined,
+  optimizerName: string,
+  model: { step: number; rng: Random; setWeights(weights: Map<string, Tensor>): void },
+): Promise<ResumePoint> {
+  if (!resumeFrom) return { startEpoch: 0, step: model.step };
+  const ckpt = await loadCheckpointToResume(resumeFrom, optimizerName);
+  model.setWeights(ckpt.weights);
+  model.rng.setState(ckpt.rngState);
+  return { startEpoch: ckpt.epoch, step: ckpt.step, slots: ckpt.slots };
 }

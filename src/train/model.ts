@@ -9,7 +9,7 @@ import { Model } from '../model/model.js';
 import { Random } from '../random.js';
 import { Tensor } from '../tensor.js';
 import type { TrainingControl } from './callbacks.js';
-import { loadCheckpointToResume, saveCheckpoint } from './checkpoint.js';
+import { resumePoint, saveCheckpoint } from './checkpoint.js';
 import { evaluateSteps, newStateScope, openTrainingSessions, releaseSessions, type CompiledSteps } from './compiled-steps.js';
 import { checkFinite, checkFitArgs, checkReplicas, prepareLabels, type FitArgs, type FitData } from './fit-args.js';
 import { runEpochs, type History, type PrivateSteps } from './fit-loop.js';
@@ -187,17 +187,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     if (!args.privacy) await openTrainingSessions(this.runtime, c, replicas, cores);
     this.replicasUsed = replicas;
     const rng = new Random(args.seed ?? this.seed);
-    let startEpoch = 0;
-    let step = this.progress.step;
-    let slots: Map<string, Tensor<'float32'>> | undefined;
-    if (args.resumeFrom) {
-      const ckpt = await loadCheckpointToResume(args.resumeFrom, c.optimizer.name);
-      this.setWeights(ckpt.weights);
-      slots = ckpt.slots;
-      startEpoch = ckpt.epoch;
-      step = ckpt.step;
-      rng.setState(ckpt.rngState);
-    }
+    const { startEpoch, step, slots } = await resumePoint(args.resumeFrom, c.optimizer.name, { step: this.progress.step, rng, setWeights: (w) => this.setWeights(w) });
     const dp = args.privacy ? await this.openPrivateSteps(c, args, data, startEpoch, args.resumeFrom ? step : undefined) : undefined;
     await this.pushState(c, slots);
     this.training = true;

@@ -10,7 +10,7 @@ import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
 import type { TrainingControl } from './callbacks.js';
-import { decodeCheckpoint, loadCheckpointToResume } from './checkpoint.js';
+import { decodeCheckpoint, resumePoint } from './checkpoint.js';
 import { evaluateSteps, newStateScope, releaseSessions, type CompiledSteps } from './compiled-steps.js';
 import { checkFinite, checkFitArgs, prepareLabels, type FitArgs } from './fit-args.js';
 import { runEpochs, type History } from './fit-loop.js';
@@ -145,17 +145,7 @@ export class Trainer implements TrainingControl {
     // As TrainableModel: 'extended' optimization for the training step (compiled-steps.ts says why).
     c.trainSession ??= await this.runtime.load(c.training.trainStep, { optimizationLevel: 'extended', stateScope: c.stateScope });
     const rng = new Random(args.seed ?? 42);
-    let startEpoch = 0;
-    let step = this.progress.step;
-    let slots: Map<string, Tensor<'float32'>> | undefined;
-    if (args.resumeFrom) {
-      const ckpt = await loadCheckpointToResume(args.resumeFrom, c.optimizer.name);
-      this.setWeights(ckpt.weights);
-      slots = ckpt.slots;
-      startEpoch = ckpt.epoch;
-      step = ckpt.step;
-      rng.setState(ckpt.rngState);
-    }
+    const { startEpoch, step, slots } = await resumePoint(args.resumeFrom, c.optimizer.name, { step: this.progress.step, rng, setWeights: (w) => this.setWeights(w) });
     await this.pushState(slots);
     const history = await runEpochs(
       {

@@ -4,7 +4,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { encryptModel } from '../../src/model/encrypt-model-file.js';
-import { denseBody, denseModel, http, randomInput, spawnServe, startServer, tmpDir, waitFor } from './helpers.js';
+import { denseBody, denseModel, http, inferUnderLoad, randomInput, spawnServe, startServer, tmpDir, waitFor } from './helpers.js';
 
 /*
  * Serving encrypted models (kiln encrypt): a single file and repository versions (model.onnx.enc),
@@ -61,17 +61,7 @@ test('a repository with encrypted versions: hot reload of an encrypted version u
   const server = await startServer({ modelRepository: dir, pollIntervalMs: 0, modelKey: key.toString('base64') });
   const x = randomInput(1, [3], 82);
   const expected = await Promise.all(models.map(async (m) => Array.from((await m.predict(x)).data as Float32Array)));
-  const failures: string[] = [];
-  const seen = new Set<number>();
-  let stop = false;
-  const client = async () => {
-    for (let i = 0; i < 20_000 && !stop; i++) {
-      const r = await http(server.url, 'POST', '/v2/models/m/infer', denseBody(x)).catch((err: Error) => ({ status: 0, text: err.message, json: undefined }));
-      if (r.status !== 200) failures.push(`${r.status} ${r.text}`);
-      else seen.add(expected.findIndex((e) => e.every((v, k) => Math.abs(v - r.json.outputs[0].data[k]) < 1e-6)));
-    }
-  };
-  const clients = Array.from({ length: 6 }, client);
+  const { failures, seen, stop } = inferUnderLoad(server.url, 'm', x, expected, 6);
   const replace = async (bytes: Uint8Array) => {
     await writeFile(path.join(dir, 'm', '1', '.new'), bytes);
     await rename(path.join(dir, 'm', '1', '.new'), file);
@@ -103,8 +93,7 @@ test('a repository with encrypted versions: hot reload of an encrypted version u
     assert.equal(both.state, 'FAILED');
     assert.match(both.reason, /both\/1 holds both model\.onnx and model\.onnx\.enc; keep one/);
   } finally {
-    stop = true;
-    await Promise.all(clients);
+    await stop();
     await server.close();
     await cleanup();
   }

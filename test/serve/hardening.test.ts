@@ -16,6 +16,7 @@ import {
   denseModel,
   headersOnlyRequest,
   http,
+  inferUnderLoad,
   metricValue,
   randomInput,
   spawnServe,
@@ -418,18 +419,7 @@ describe('the model repository', () => {
     const server = await startServer({ modelRepository: dir, pollIntervalMs: 0 });
     const x = randomInput(1, [3], 6);
     const expected = await Promise.all(models.map(async (m) => Array.from((await m.predict(x)).data as Float32Array)));
-    const failures: string[] = [];
-    const seen = new Set<number>();
-    let stop = false;
-    const client = async () => {
-      // Bounded: at most 20,000 requests per client, and it stops when the steps below are done.
-      for (let i = 0; i < 20_000 && !stop; i++) {
-        const r = await http(server.url, 'POST', '/v2/models/m/infer', denseBody(x)).catch((err: Error) => ({ status: 0, text: err.message, json: undefined }));
-        if (r.status !== 200) failures.push(`${r.status} ${r.text}`);
-        else seen.add(expected.findIndex((e) => e.every((v, k) => Math.abs(v - r.json.outputs[0].data[k]) < 1e-6)));
-      }
-    };
-    const clients = Array.from({ length: 8 }, client);
+    const { failures, seen, stop } = inferUnderLoad(server.url, 'm', x, expected, 8);
     try {
       await waitFor(() => seen.has(1), 10_000, 'version 2 to answer');
       // Deletion of the serving version 2: version 1 loads, then takes over.
@@ -453,8 +443,7 @@ describe('the model repository', () => {
       assert.deepEqual(index.map((e) => [e.version, e.state]), [['1', 'READY']]);
       assert.match(index[0]!.reason, /the replaced model file failed to load, the previous one keeps serving: 'm\/1\/model.onnx'/);
     } finally {
-      stop = true;
-      await Promise.all(clients);
+      await stop();
       await server.close();
       await cleanup();
     }

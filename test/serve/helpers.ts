@@ -198,6 +198,42 @@ export function denseBody(x: Tensor): unknown {
   return { inputs: [{ name: 'input', shape: [...x.shape], datatype: 'FP32', data: Array.from(x.data as Float32Array) }] };
 }
 
+export interface InferLoad {
+  /** Every request that got no 200, as `status text`. */
+  failures: string[];
+  /** Which of the expected outputs the answers matched, by index (-1: none of them); the test may clear it. */
+  seen: Set<number>;
+  /** Ends the clients' loops and waits for their last requests. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `clients` clients sending the dense test model's body for `x` to `/v2/models/<model>/infer`, each one
+ * request after another until stop() (bounded: at most 20,000 requests per client). Each answer is
+ * matched against `expected` (one output per candidate model) to tell which model served it.
+ */
+export function inferUnderLoad(base: string, model: string, x: Tensor, expected: number[][], clients: number): InferLoad {
+  const failures: string[] = [];
+  const seen = new Set<number>();
+  let stopped = false;
+  const client = async () => {
+    for (let i = 0; i < 20_000 && !stopped; i++) {
+      const r = await http(base, 'POST', `/v2/models/${model}/infer`, denseBody(x)).catch((err: Error) => ({ status: 0, text: err.message, json: undefined }));
+      if (r.status !== 200) failures.push(`${r.status} ${r.text}`);
+      else seen.add(expected.findIndex((e) => e.every((v, k) => Math.abs(v - r.json.outputs[0].data[k]) < 1e-6)));
+    }
+  };
+  const running = Array.from({ length: clients }, client);
+  return {
+    failures,
+    seen,
+    stop: async () => {
+      stopped = true;
+      await Promise.all(running);
+    },
+  };
+}
+
 /** x [N, 512] through `layers` MatMuls with 512×512 weights: slow enough to keep ONNX Runtime busy for a while. */
 export function slowModel(layers = 16): Uint8Array {
   const rng = new Random(9);

@@ -46,6 +46,34 @@ test('a Trainer from the package trains, evaluates and predicts as the model its
   }
 });
 
+test('a Trainer resuming from its checkpoint continues exactly: 1 epoch + resume to 3 = 3 uninterrupted', async () => {
+  const { x, y } = blobs(96);
+  const dir = await tempDir();
+  try {
+    const model = smallModel();
+    await kiln.exportTrainer(model, dir.dir);
+    model.dispose();
+    const args = { batchSize: 16, shuffle: true, verbose: 0 as const, seed: 9 };
+    const uninterrupted = await kiln.loadTrainer(dir.dir);
+    await uninterrupted.fit(x, y, { ...args, epochs: 3 });
+    const first = await kiln.loadTrainer(dir.dir);
+    await first.fit(x, y, { ...args, epochs: 1, checkpointPath: dir.path('one.ckpt') });
+    const resumed = await kiln.loadTrainer(dir.dir);
+    const history = await resumed.fit(x, y, { ...args, epochs: 3, resumeFrom: dir.path('one.ckpt') });
+    assert.deepEqual(history.epoch, [1, 2], 'only the remaining epochs run');
+    const diff = maxAbsDifference(weightsOf(resumed), weightsOf(uninterrupted));
+    assert.ok(diff <= 1e-6, `resumed weights differ from the uninterrupted run by ${diff}`);
+    // Sensitive: the checkpoint's weights without its optimizer state, step and RNG end elsewhere.
+    const naive = await kiln.loadTrainer(dir.dir);
+    naive.setWeights(new Map(first.getWeights()));
+    await naive.fit(x, y, { ...args, epochs: 2 });
+    assert.ok(maxAbsDifference(weightsOf(naive), weightsOf(uninterrupted)) > 1e-4, 'the check cannot tell a resumed run from a restarted one');
+    for (const t of [uninterrupted, first, resumed, naive]) t.dispose();
+  } finally {
+    await dir.remove();
+  }
+});
+
 test('a damaged, incomplete or other-version package is refused, naming the file and the mismatch', async () => {
   const dir = await tempDir();
   try {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { tensorToProto } from '../../../src/graph/onnx-io.js';
 import { Tensor } from '../../../src/tensor.js';
-import { analyzeFixture, analyzeProto, groupOf, memberSet, model, node, unitsAlong, weight } from './graph-helpers.js';
+import { analyzeFixture, analyzeProto, convBehindLrnModel, groupOf, memberSet, model, node, unitsAlong, weight } from './graph-helpers.js';
 
 const bn = (prefix: string, axis = 0) => ['weight', 'bias', 'running_mean', 'running_var'].map((p) => `${prefix}.${p}:${axis}`);
 const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
@@ -171,16 +171,7 @@ describe('channel dependency groups of patterns the fixtures lack', () => {
   });
 
   it('an op the analysis does not follow leaves the groups it touches whole, naming the node and why', async () => {
-    const a = await analyzeProto(
-      model([1, 4, 4], 'logits', 3, [
-        node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
-        node('LRN', ['c1'], ['lrn'], { size: 3 }, 'local_response_norm'),
-        node('Conv', ['lrn', 'w2'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
-        node('GlobalAveragePool', ['c2'], ['p']),
-        node('Flatten', ['p'], ['f']),
-        node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
-      ], { w1: weight([4, 1, 3, 3], 1), w2: weight([6, 4, 3, 3], 2), fc: weight([3, 6], 3) }),
-    );
+    const a = await analyzeProto(convBehindLrnModel());
     const touched = groupOf(a, 'c1');
     assert.deepEqual(touched.blockers, [{ node: 'local_response_norm', op: 'LRN', why: 'LRN is not an op the analysis follows' }]);
     assert.deepEqual(groupOf(a, 'c2').blockers, []);

@@ -113,3 +113,18 @@ export function model(inputShape: number[], output: string, classes: number, nod
     },
   };
 }
+
+/**
+ * Conv c1 → LRN (an op the group analysis does not follow, node 'local_response_norm') → Conv c2 →
+ * pool → Gemm: c1's group sits behind the LRN, c2's does not.
+ */
+export function convBehindLrnModel(): ModelProto {
+  return model([1, 4, 4], 'logits', 3, [
+    node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+    node('LRN', ['c1'], ['lrn'], { size: 3 }, 'local_response_norm'),
+    node('Conv', ['lrn', 'w2'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+    node('GlobalAveragePool', ['c2'], ['p']),
+    node('Flatten', ['p'], ['f']),
+    node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+  ], { w1: weight([4, 1, 3, 3], 1), w2: weight([6, 4, 3, 3], 2), fc: weight([3, 6], 3) });
+}

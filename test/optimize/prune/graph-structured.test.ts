@@ -15,7 +15,7 @@ import type { ChannelGroup, GroupKind } from '../../../src/optimize/prune/graph-
 import { Tensor } from '../../../src/tensor.js';
 import { GraphModel } from '../../../src/train/graph-model.js';
 import { kilnError } from './helpers.js';
-import { FIXTURES, analyzeFixture, fixtureProto, images, maxAbsDiff, model, node, weight, zeroUnits } from './graph-helpers.js';
+import { FIXTURES, analyzeFixture, convBehindLrnModel, fixtureProto, images, maxAbsDiff, model, node, weight, zeroUnits } from './graph-helpers.js';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const odd = (n: number) => Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === 1);
@@ -144,16 +144,7 @@ describe('structured pruning of imported graphs: bad input', () => {
   });
 
   it('a group behind an op the analysis does not follow is left whole and reported; the rest are pruned', async () => {
-    const graph = await GraphModel.fromProto(
-      model([1, 4, 4], 'logits', 3, [
-        node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
-        node('LRN', ['c1'], ['lrn'], { size: 3 }, 'local_response_norm'),
-        node('Conv', ['lrn', 'w2'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
-        node('GlobalAveragePool', ['c2'], ['p']),
-        node('Flatten', ['p'], ['f']),
-        node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
-      ], { w1: weight([4, 1, 3, 3], 1), w2: weight([6, 4, 3, 3], 2), fc: weight([3, 6], 3) }),
-    );
+    const graph = await GraphModel.fromProto(convBehindLrnModel());
     const { report } = await prune(graph, { structured: { ratio: 0.5 } });
     const [c1, c2] = report.groups;
     assert.deepEqual([c1!.producers, c1!.pruned, c1!.leftWhole], [['c1'], false, [{ node: 'local_response_norm', op: 'LRN', why: 'LRN is not an op the analysis follows' }]]);
