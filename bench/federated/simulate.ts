@@ -1,8 +1,10 @@
 /*
  * Federated simulation of the tutorial CNN on Fashion-MNIST (10 clients, 1 local epoch per round),
  * Kiln's `federated.simulate` against a PyTorch reference of the same simulation (reference.py: the
- * same split, read from the indices this bench writes; the same local optimizer, batch and rounds),
- * measured in the same invocation, one setting after the other, Kiln then PyTorch:
+ * same split, read from the indices this bench writes; the same initial weights, Kiln's, which this
+ * bench writes (starting-point.ts) and the reference loads and checks logit for logit; the same local
+ * optimizer, batch and rounds), measured in the same invocation, one setting after the other, Kiln
+ * then PyTorch:
  *
  *   1. IID FedAvg, local Adam lr 1e-3 (state reset every round)         target ≥ 88% after 20 rounds
  *   2. 2-class non-IID FedAvg, local SGD lr 0.02 (the issue's calibration) Kiln within 2 points of PyTorch
@@ -22,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { datasets, federated, Sequential } from '../../src/index.js';
+import { saveStartingPoint } from './starting-point.js';
 import { tutorialCnn } from '../../src/layers/presets.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, findTorchPython, fmt, peakRssMiB, table, torchEnv } from '../train/common.js';
@@ -64,12 +67,24 @@ interface Curve {
   seconds: number;
 }
 
-/** Runs the PyTorch reference on the given shards; resolves with its accuracy per round. */
-function torchRun(label: string, shards: Int32Array[], optimizer: string, lr: number, central = false): Promise<Curve | undefined> {
+/** Test images on which the reference must reproduce Kiln's initial logits before it trains. */
+const CHECK_IMAGES = 64;
+
+/** A fresh tutorial CNN seeded as `federated.simulate`'s own, and its starting point written for the reference. */
+async function startingModel(label: string): Promise<{ model: Sequential; init: string }> {
+  const model = new Sequential({ layers: tutorialCnn([28, 28, 1], 10), seed });
+  const init = join(work, `${label.replace(/\W+/g, '-')}-init`);
+  const logits = await model.predict(data.test.images.slice(0, Math.min(CHECK_IMAGES, testN)));
+  await saveStartingPoint(init, { weights: federated.getWeights(model), logits });
+  return { model, init };
+}
+
+/** Runs the PyTorch reference on the given shards from Kiln's starting point `init`; resolves with its accuracy per round. */
+function torchRun(label: string, shards: Int32Array[], init: string, optimizer: string, lr: number, central = false): Promise<Curve | undefined> {
   if (!python) return Promise.resolve(undefined);
   const file = join(work, `${label.replace(/\W+/g, '-')}.json`);
   writeFileSync(file, JSON.stringify({ shards: shards.map((s) => Array.from(s)) }));
-  const argv = [REFERENCE, '--split', file, '--rounds', String(rounds), '--optimizer', optimizer, '--lr', String(lr), '--test-limit', String(testN), '--seed', String(seed), ...(central ? ['--central'] : [])];
+  const argv = [REFERENCE, '--split', file, '--init', init, '--rounds', String(rounds), '--optimizer', optimizer, '--lr', String(lr), '--test-limit', String(testN), '--seed', String(seed), ...(central ? ['--central'] : [])];
   return new Promise((done, fail) => {
     const child = spawn(python, argv, { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const curve: Curve = { accuracy: [], seconds: 0 };
@@ -77,11 +92,15 @@ function torchRun(label: string, shards: Int32Array[], optimizer: string, lr: nu
     child.stdout.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
       for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-        const r = JSON.parse(buffer.slice(0, nl)) as { round: number; accuracy: number; seconds: number };
+        const r = JSON.parse(buffer.slice(0, nl)) as { round: number; accuracy: number; loss: number; seconds: number } | { initialLogitsMaxDiff: number; images: number };
         buffer = buffer.slice(nl + 1);
+        if ('initialLogitsMaxDiff' in r) {
+          console.log(`  PyTorch ${label}: starts from Kiln's weights (initial logits on ${r.images} test images within ${r.initialLogitsMaxDiff.toExponential(2)} of Kiln's)`);
+          continue;
+        }
         curve.accuracy.push(r.accuracy);
         curve.seconds += r.seconds;
-        console.log(`  PyTorch ${label} round ${r.round}: ${(100 * r.accuracy).toFixed(2)}% (${r.seconds.toFixed(1)} s)`);
+        console.log(`  PyTorch ${label} round ${r.round}: ${(100 * r.accuracy).toFixed(2)}% test loss ${r.loss.toFixed(4)} (${r.seconds.toFixed(1)} s)`);
       }
     });
     child.on('exit', (code) => (code === 0 ? done(curve) : fail(new Error(`reference.py exited with ${code}`))));
@@ -98,14 +117,13 @@ async function kilnRun(label: string, options: federated.SimulateOptions): Promi
     testLimit: testN,
     seed,
     ...options,
-    onRound: (x) => console.log(`  Kiln ${label} round ${x.round}: ${(100 * x.accuracy).toFixed(2)}% (${x.seconds.toFixed(1)} s)${x.epsilon !== undefined ? ` ε ${x.epsilon.toFixed(2)}` : ''}`),
+    onRound: (x) => console.log(`  Kiln ${label} round ${x.round}: ${(100 * x.accuracy).toFixed(2)}% test loss ${x.loss.toFixed(4)} (${x.seconds.toFixed(1)} s)${x.epsilon !== undefined ? ` ε ${x.epsilon.toFixed(2)}` : ''}`),
   });
   return { accuracy: r.rounds.map((x) => x.accuracy), seconds: r.rounds.reduce((a, x) => a + x.seconds, 0), epsilon: r.rounds.at(-1)!.epsilon };
 }
 
 /** Central training: the union of the shards, one model, `rounds` epochs with continuing optimizer state. */
-async function kilnCentral(optimizer: string, lr: number): Promise<Curve> {
-  const model = new Sequential({ layers: tutorialCnn([28, 28, 1], 10), seed });
+async function kilnCentral(model: Sequential, optimizer: string, lr: number): Promise<Curve> {
   federated.prepareLocalTraining(model, { optimizer, learningRate: lr });
   const x = data.train.images.slice(0, trainN);
   const y = data.train.labels.slice(0, trainN);
@@ -133,14 +151,16 @@ const want = new Set(args.settings);
 
 if (want.has(1)) {
   console.log('\n1. IID FedAvg, local Adam lr 1e-3');
-  const k = await kilnRun('iid fedavg', { strategy: 'fedavg', localOptimizer: 'adam', learningRate: 1e-3 });
-  const t = await torchRun('iid fedavg', iid, 'adam', 1e-3);
+  const start = await startingModel('iid fedavg');
+  const k = await kilnRun('iid fedavg', { model: start.model, strategy: 'fedavg', localOptimizer: 'adam', learningRate: 1e-3 });
+  const t = await torchRun('iid fedavg', iid, start.init, 'adam', 1e-3);
   rows.push(['1. IID FedAvg (Adam 1e-3)', pct(k), pct(t), fmt(k.seconds), t ? fmt(t.seconds) : '–', '≥ 88%', k.accuracy.at(-1)! >= 0.88 ? 'met' : 'not met']);
 }
 if (want.has(2)) {
   console.log('\n2. 2-class non-IID FedAvg, local SGD lr 0.02');
-  const k = await kilnRun('non-iid fedavg', { strategy: 'fedavg', nonIid: 2, localOptimizer: 'sgd', learningRate: 0.02 });
-  const t = await torchRun('non-iid fedavg', nonIid, 'sgd', 0.02);
+  const start = await startingModel('non-iid fedavg');
+  const k = await kilnRun('non-iid fedavg', { model: start.model, strategy: 'fedavg', nonIid: 2, localOptimizer: 'sgd', learningRate: 0.02 });
+  const t = await torchRun('non-iid fedavg', nonIid, start.init, 'sgd', 0.02);
   const gap = t ? 100 * (k.accuracy.at(-1)! - t.accuracy.at(-1)!) : undefined;
   rows.push(['2. non-IID FedAvg (SGD 0.02)', pct(k), pct(t), fmt(k.seconds), t ? fmt(t.seconds) : '–', 'within 2 points', gap === undefined ? '–' : `${gap >= 0 ? '+' : ''}${gap.toFixed(2)} points: ${Math.abs(gap) <= 2 ? 'met' : 'not met'}`]);
 }
@@ -175,8 +195,9 @@ if (want.has(4)) {
 }
 if (want.has(5)) {
   console.log(`\n5. Central training, Adam lr 1e-3, ${rounds} epochs on the union of the shards`);
-  const k = await kilnCentral('adam', 1e-3);
-  const t = await torchRun('central', iid, 'adam', 1e-3, true);
+  const start = await startingModel('central');
+  const k = await kilnCentral(start.model, 'adam', 1e-3);
+  const t = await torchRun('central', iid, start.init, 'adam', 1e-3, true);
   rows.push([`5. central (Adam 1e-3, ${rounds} epochs)`, pct(k), pct(t), fmt(k.seconds), t ? fmt(t.seconds) : '–', 'beside', '–']);
 }
 
