@@ -1,46 +1,40 @@
 """PyTorch reference for bench/federated/simulate.ts: the same federated simulation (FedAvg, or central
 training) of the tutorial CNN on Fashion-MNIST, with the clients' shards read from the JSON file the
-Kiln bench writes, so both sides train on exactly the same split. Prints one JSON line per round:
-{"round": r, "accuracy": a, "loss": l, "seconds": s}.
+Kiln bench writes, so both sides train on exactly the same split, and with --init from Kiln's initial
+weights (the folder the bench writes, bench/federated/starting-point.ts): before training it runs the
+loaded model on the first test images and stops, naming the difference, unless its logits are within
+1e-4 of Kiln's. Prints one JSON line for that check, {"initialLogitsMaxDiff": d, "images": n}, then one
+per round: {"round": r, "accuracy": a, "loss": l, "seconds": s}.
 
-  /usr/bin/python3 bench/federated/reference.py --split split.json [--rounds 20] [--optimizer sgd|adam]
-      [--lr 0.02] [--batch 32] [--local-epochs 1] [--test-limit N] [--dir /usr/share/datasets/fashion-mnist]
-      [--central] [--threads 2] [--seed 0]
+  /usr/bin/python3 bench/federated/reference.py --split split.json [--init folder] [--rounds 20]
+      [--optimizer sgd|adam] [--lr 0.02] [--batch 32] [--local-epochs 1] [--test-limit N] [--central]
+      [--threads 2] [--seed 0]
 
 split.json: {"shards": [[train indices of client 0], ...]}. With --central, one "client" holding the
 union of the shards trains for rounds × local epochs. Local optimizer state starts fresh every round,
-as Kiln's clients do. A bench-only script: PyTorch is never a dependency of Kiln.
+as Kiln's clients do. Fashion-MNIST comes from Debian's dataset-fashion-mnist
+(test/fixtures/exported/models.py reads it). A bench-only script: PyTorch is never a dependency of Kiln.
 """
 import argparse
-import gzip
 import json
 import os
+import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+sys.dont_write_bytecode = True  # the shared modules below leave no __pycache__ in the repository
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'train'))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'test', 'fixtures', 'exported'))
 
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
-def read_idx(path: str) -> np.ndarray:
-    with gzip.open(path, 'rb') as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from models import fashion_mnist  # noqa: E402
+from torch_tutorial import load_kiln_starting_point, tutorial_cnn  # noqa: E402
 
-
-def tutorial_cnn() -> nn.Module:
-    # Kiln's tutorial CNN on 28x28x1: valid 3x3 convs, 2x2 max pools, Dense 64, Dense 10 (logits).
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3), nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(64 * 3 * 3, 64), nn.ReLU(),
-        nn.Linear(64, 10),
-    )
+# How far PyTorch's initial logits may be from Kiln's on the same images: float32 round-off only.
+LOGIT_TOLERANCE = 1e-4
 
 
 def make_optimizer(name: str, params, lr: float):
@@ -82,13 +76,13 @@ def evaluate(model, x, y):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument('--split', required=True)
+    p.add_argument('--init', help='a Kiln starting point (bench/federated/starting-point.ts) to start from; absent: torch\'s default initialization')
     p.add_argument('--rounds', type=int, default=20)
     p.add_argument('--optimizer', default='sgd')
     p.add_argument('--lr', type=float, default=0.02)
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--local-epochs', type=int, default=1)
     p.add_argument('--test-limit', type=int, default=10000)
-    p.add_argument('--dir', default='/usr/share/datasets/fashion-mnist')
     p.add_argument('--central', action='store_true')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
@@ -97,17 +91,24 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
-    train_x = torch.from_numpy(read_idx(os.path.join(a.dir, 'train-images-idx3-ubyte.gz')).astype(np.float32) / 255.0).unsqueeze(1)
-    train_y = torch.from_numpy(read_idx(os.path.join(a.dir, 'train-labels-idx1-ubyte.gz')).astype(np.int64))
-    test_x = torch.from_numpy(read_idx(os.path.join(a.dir, 't10k-images-idx3-ubyte.gz')).astype(np.float32) / 255.0).unsqueeze(1)[:a.test_limit]
-    test_y = torch.from_numpy(read_idx(os.path.join(a.dir, 't10k-labels-idx1-ubyte.gz')).astype(np.int64))[:a.test_limit]
+    train_x, train_y = fashion_mnist('train')
+    test_x, test_y = fashion_mnist('test', a.test_limit)
     with open(a.split) as f:
         shards = [torch.tensor(s, dtype=torch.long) for s in json.load(f)['shards']]
     if a.central:
         shards = [torch.cat(shards)]
     clients = [(train_x[s], train_y[s]) for s in shards]
 
-    model = tutorial_cnn()
+    model = tutorial_cnn(1, 28)
+    if a.init:
+        kiln_logits = load_kiln_starting_point(model, a.init)
+        model.eval()
+        with torch.no_grad():
+            logits = model(test_x[:len(kiln_logits)]).numpy()
+        diff = float(np.abs(logits - kiln_logits).max())
+        if not diff <= LOGIT_TOLERANCE:
+            raise SystemExit(f'{a.init}: PyTorch\'s logits from Kiln\'s initial weights differ from Kiln\'s by up to {diff:.3g} (tolerance {LOGIT_TOLERANCE}): the weights are not mapped right')
+        print(json.dumps({'initialLogitsMaxDiff': diff, 'images': len(kiln_logits)}), flush=True)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for r in range(1, a.rounds + 1):
         t0 = time.perf_counter()

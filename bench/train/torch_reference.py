@@ -11,23 +11,15 @@ A bench-only script: PyTorch is never a dependency of Kiln.
 import argparse
 import json
 import resource
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+sys.dont_write_bytecode = True  # the shared module below leaves no __pycache__ in bench/
 
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
-def tutorial_cnn() -> nn.Module:
-    # Same layers as Kiln's: valid 3x3 convs, 2x2 max pools, Dense 64, Dense 10 (logits). NCHW, PyTorch's native layout.
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3), nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(64 * 4 * 4, 64), nn.ReLU(),
-        nn.Linear(64, 10),
-    )
+from torch_tutorial import tutorial_cnn  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +32,7 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = tutorial_cnn()
+    model = tutorial_cnn(3, 32)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     x = torch.rand(a.images, 3, 32, 32)
     y = torch.randint(0, 10, (a.images,))
