@@ -29,6 +29,8 @@ export async function writeFastApiWeights(file: string, weights: Map<string, Ten
 
 export interface FastApiServer {
   url: string;
+  /** The Python process (uvicorn's workers, with --workers above 1, are its children). */
+  pid: number;
   /** What the server printed about itself: torch version, threads, workers, event loop, HTTP parser, the start-up check's difference. */
   info: { logitsMaxDiff: number; fastapi: string; uvicorn: string; torch: string; threads: number; workers: number; loop: string; http: string };
   stop(): Promise<void>;
@@ -86,5 +88,5 @@ export async function startFastApi(python: string, weightsFile: string, workers:
     await stop();
     throw new Error(`fastapi_server.py printed no description of itself: ${out.trim()}`);
   }
-  return { url, info: JSON.parse(line[0]) as FastApiServer['info'], stop };
+  return { url, pid: child.pid!, info: JSON.parse(line[0]) as FastApiServer['info'], stop };
 }

@@ -31,6 +31,7 @@ import { encode, fashionImage, picture } from './test-images.js';
 import { randomImages, tutorialCnn } from './model.js';
 import { findFastApiPython, startFastApi, writeFastApiWeights, type FastApiServer } from './fastapi.js';
 import { cpuDescription } from '../train/common.js';
+import { processCpu, processTreeCpu } from './process-cpu.js';
 
 const args = benchArgs('node dist/bench/serve/run.js [flags]', {
   duration: { type: 'number', default: 10, help: 'seconds per load run' },
@@ -215,7 +216,7 @@ async function main(): Promise<void> {
     }
 
     const rows: (string | number)[][] = [];
-    const results: Record<string, { rps: number; p50: number; p99: number; avgBatch: number }> = {};
+    const results: Record<string, { rps: number; p50: number; p99: number; avgBatch: number; cpuPerRequest: number }> = {};
     // The same request in Triton's binary tensor format (what tritonclient sends by default).
     const binaryHeader = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 32, 32, 3], datatype: 'FP32', parameters: { binary_data_size: x.data.byteLength } }] }));
     const binaryBody = Buffer.concat([binaryHeader, Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength)]);
@@ -251,7 +252,7 @@ async function main(): Promise<void> {
     const ceilingBefore = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
     // Rounds interleave every mode so that the machine's drift hits them alike; each cell is the
     // round with the median throughput.
-    const runs: Record<string, { rps: number; p50: number; p99: number; avgBatch: number; failures: number }[]> = {};
+    const runs: Record<string, { rps: number; p50: number; p99: number; avgBatch: number; failures: number; cpuPerRequest: number }[]> = {};
     const modes = [
       ['json', false],
       ['json', true],
@@ -272,19 +273,25 @@ async function main(): Promise<void> {
           const target = { url: `${url}${routeOf(model)}`, headers, body: requestBody, connections };
           await load({ ...target, duration: 1 });
           const before = await counters(url, model);
+          const cpuBefore = processCpu(child.pid!).all;
           const r = await load({ ...target, duration: DURATION });
+          const cpuAfter = processCpu(child.pid!).all;
           const after = await counters(url, model);
           const avgBatch = (after.inferences - before.inferences) / Math.max(1, after.executions - before.executions);
           (runs[`${modeName(format, batching)}@${connections}`] ??= []).push({
             ...r,
             avgBatch,
+            cpuPerRequest: (cpuAfter - cpuBefore) / Math.max(1, r.requests),
           });
         }
       }
       if (fastapi) {
         const target = { url: `${fastapi.url}/v2/models/cnn/infer`, headers: formats.json.headers, body, connections: top };
         await load({ ...target, duration: 1 });
-        (runs[`${FASTAPI}@${top}`] ??= []).push({ ...(await load({ ...target, duration: DURATION })), avgBatch: 1 });
+        const cpuBefore = processTreeCpu(fastapi.pid);
+        const r = await load({ ...target, duration: DURATION });
+        const cpuAfter = processTreeCpu(fastapi.pid);
+        (runs[`${FASTAPI}@${top}`] ??= []).push({ ...r, avgBatch: 1, cpuPerRequest: (cpuAfter - cpuBefore) / Math.max(1, r.requests) });
       }
     }
     for (const [format, batching] of modes) {
@@ -293,14 +300,14 @@ async function main(): Promise<void> {
         const median = [...all].sort((a, b) => a.rps - b.rps)[Math.floor(all.length / 2)]!;
         const failures = all.reduce((sum, r) => sum + r.failures, 0);
         results[`${modeName(format, batching)}@${connections}`] = median;
-        rows.push([modeName(format, batching), connections, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), median.avgBatch.toFixed(1), failures]);
+        rows.push([modeName(format, batching), connections, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), median.avgBatch.toFixed(1), formatNumber(median.cpuPerRequest, { fractionDigits: 0 }), failures]);
       }
     }
     if (fastapi) {
       const all = runs[`${FASTAPI}@${top}`]!;
       const median = [...all].sort((a, b) => a.rps - b.rps)[Math.floor(all.length / 2)]!;
       results[`${FASTAPI}@${top}`] = median;
-      rows.push([`${FASTAPI} (${fastapiLabel}), json`, top, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), '1.0', all.reduce((sum, r) => sum + r.failures, 0)]);
+      rows.push([`${FASTAPI} (${fastapiLabel}), json`, top, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), '1.0', formatNumber(median.cpuPerRequest, { fractionDigits: 0 }), all.reduce((sum, r) => sum + r.failures, 0)]);
     }
     const averageBatch = Math.max(1, Math.round(results[`json, dynamic batching@${top}`]?.avgBatch ?? MAX_BATCH));
     const ceilingAfter = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
@@ -315,13 +322,13 @@ async function main(): Promise<void> {
       if (!res.ok) throw new Error(`${format}: the server answered ${res.status}: ${await res.text()}`);
       const reply = Buffer.from(await res.arrayBuffer());
       floors[format] = await httpFloor(CLIENT, { url: `${url}${routeOf(models.batched)}`, headers, body: requestBody, connections: top, duration: DURATION }, reply);
-      ceilingRows.push([`HTTP floor: bare node:http, ${format} body, canned reply`, top, formatNumber(floors[format].rps, { fractionDigits: 0 }), formatNumber(floors[format].p50, { fractionDigits: 1 }), formatNumber(floors[format].p99, { fractionDigits: 1 }), '', floors[format].failures]);
+      ceilingRows.push([`HTTP floor: bare node:http, ${format} body, canned reply`, top, formatNumber(floors[format].rps, { fractionDigits: 0 }), formatNumber(floors[format].p50, { fractionDigits: 1 }), formatNumber(floors[format].p99, { fractionDigits: 1 }), '', '', floors[format].failures]);
     }
-    rows.push([`in-process ORT, batch 1 (${ceiling1.config})`, 1, formatNumber(ceiling1.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceiling1.p50, { fractionDigits: 1 }), formatNumber(ceiling1.p99, { fractionDigits: 1 }), '1.0', 0]);
-    rows.push([`in-process ORT, batch ${averageBatch} (${ceilingB.config})`, 1, formatNumber(ceilingB.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceilingB.p50, { fractionDigits: 1 }), formatNumber(ceilingB.p99, { fractionDigits: 1 }), averageBatch.toFixed(1), 0]);
+    rows.push([`in-process ORT, batch 1 (${ceiling1.config})`, 1, formatNumber(ceiling1.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceiling1.p50, { fractionDigits: 1 }), formatNumber(ceiling1.p99, { fractionDigits: 1 }), '1.0', '', 0]);
+    rows.push([`in-process ORT, batch ${averageBatch} (${ceilingB.config})`, 1, formatNumber(ceilingB.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceilingB.p50, { fractionDigits: 1 }), formatNumber(ceilingB.p99, { fractionDigits: 1 }), averageBatch.toFixed(1), '', 0]);
     rows.push(...ceilingRows);
     console.log('');
-    console.log(formatTable(rows, { header: ['mode', 'concurrency', 'req/s (rows/s)', 'p50 ms', 'p99 ms', 'avg batch', 'failed'], align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] }));
+    console.log(formatTable(rows, { header: ['mode', 'concurrency', 'req/s (rows/s)', 'p50 ms', 'p99 ms', 'avg batch', 'server CPU µs/req', 'failed'], align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'] }));
     console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
     console.log(`(in-process batch-1 ceiling measured before the HTTP runs: ${formatNumber(ceilingBefore.rowsPerSecond, { fractionDigits: 0 })}/s, after: ${formatNumber(ceilingAfter.rowsPerSecond, { fractionDigits: 0 })}/s)`);
     for (const format of ['json', 'binary', 'tf-serving json']) {
@@ -343,7 +350,9 @@ async function main(): Promise<void> {
       const perRound = kilnJson.map((k, i) => (k.rps / runs[`${FASTAPI}@${top}`]![i]!.rps).toFixed(2));
       console.log(
         `json at concurrency ${top}: kiln serve with dynamic batching ${formatNumber(kiln.rps, { fractionDigits: 0 })} req/s, the FastAPI + PyTorch server (${fastapiLabel}, no batching) ${formatNumber(reference.rps, { fractionDigits: 0 })} req/s: ` +
-          `${(kiln.rps / reference.rps).toFixed(2)}x (target >= 4x${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds, per round ${perRound.join(', ')}` : ''})`,
+          `${(kiln.rps / reference.rps).toFixed(2)}x (target >= 4x${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds, per round ${perRound.join(', ')}` : ''}); ` +
+          `server CPU per request (all its processes and threads; less moved by other load than req/s): kiln ${formatNumber(kiln.cpuPerRequest, { fractionDigits: 0 })} µs, ` +
+          `FastAPI ${formatNumber(reference.cpuPerRequest, { fractionDigits: 0 })} µs: ${(reference.cpuPerRequest / kiln.cpuPerRequest).toFixed(2)}x`,
       );
     } else if (kilnJson) console.log(`json at concurrency ${top}: against the FastAPI + PyTorch server: not measured (${args['no-fastapi'] ? '--no-fastapi' : 'no Python with torch, fastapi and uvicorn'})`);
     if (!args['no-images']) {
