@@ -32,7 +32,18 @@ export interface FastApiServer {
   /** The Python process (uvicorn's workers, with --workers above 1, are its children). */
   pid: number;
   /** What the server printed about itself: torch version, threads, workers, event loop, HTTP parser, the start-up check's difference. */
-  info: { logitsMaxDiff: number; fastapi: string; uvicorn: string; torch: string; threads: number; workers: number; loop: string; http: string };
+  info: {
+    logitsMaxDiff: number;
+    fastapi: string;
+    uvicorn: string;
+    torch: string;
+    threads: number;
+    workers: number;
+    loop: string;
+    http: string;
+    /** Median µs of one request's steps run in the server's process one at a time: parse, validate, tensor, forward, encode. */
+    stageMicros: Record<string, number>;
+  };
   stop(): Promise<void>;
 }
 

@@ -18,7 +18,9 @@ line per request). A bench-only script: PyTorch and FastAPI are never dependenci
 import argparse
 import json
 import os
+import statistics
 import sys
+import time
 from typing import List
 
 import torch
@@ -111,6 +113,36 @@ def infer(request: InferRequest) -> dict:
             'outputs': [{'name': OUTPUT, 'shape': list(y.shape), 'datatype': 'FP32', 'data': y.flatten().tolist()}]}
 
 
+def stage_costs(model: torch.nn.Module, check: dict, output: str, rounds: int = 100) -> dict:
+    """What one request's steps cost in this process, one at a time (median µs of the process's CPU time,
+    which other load on the machine moves less than wall time, over `rounds`, the steps interleaved): the body's JSON parse (FastAPI's `await request.json()` is json.loads), pydantic's
+    validation into InferRequest, the tensor's construction, the forward pass, and the reply's encoding
+    (FastAPI's jsonable_encoder, then Starlette's JSONResponse json.dumps). The rest of a request's CPU
+    is uvicorn, Starlette/FastAPI routing and the thread-pool hop around the endpoint."""
+    from fastapi.encoders import jsonable_encoder
+    body = json.dumps({'inputs': [{'name': 'input', 'shape': check['shape'], 'datatype': 'FP32', 'data': check['input']}]}).encode()
+    times: dict = {'parse': [], 'validate': [], 'tensor': [], 'forward': [], 'encode': []}
+    for _ in range(rounds):
+        t0 = time.process_time()
+        obj = json.loads(body)
+        t1 = time.process_time()
+        req = InferRequest.parse_obj(obj)
+        t2 = time.process_time()
+        inp = req.inputs[0]
+        x = torch.tensor(inp.data, dtype=torch.float32).reshape(inp.shape).permute(0, 3, 1, 2)
+        t3 = time.process_time()
+        with torch.inference_mode():
+            y = model(x)
+        t4 = time.process_time()
+        reply = {'model_name': 'cnn', 'model_version': '1',
+                 'outputs': [{'name': output, 'shape': list(y.shape), 'datatype': 'FP32', 'data': y.flatten().tolist()}]}
+        json.dumps(jsonable_encoder(reply), ensure_ascii=False, allow_nan=False, indent=None, separators=(',', ':')).encode('utf-8')
+        t5 = time.process_time()
+        for k, a, b in [('parse', t0, t1), ('validate', t1, t2), ('tensor', t2, t3), ('forward', t3, t4), ('encode', t4, t5)]:
+            times[k].append((b - a) * 1e6)
+    return {k: round(statistics.median(v)) for k, v in times.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument('--weights', required=True)
@@ -121,14 +153,18 @@ def main() -> None:
     os.environ['KILN_FASTAPI_WEIGHTS'] = os.path.abspath(a.weights)
     os.environ['KILN_FASTAPI_THREADS'] = str(a.threads)
     # Check once here, so that a mismatch stops the server before it binds, with one message.
-    _, _, diff = build_model(a.weights)
+    torch.set_num_threads(a.threads)
+    model, output, diff = build_model(a.weights)
+    with open(a.weights) as f:
+        costs = stage_costs(model, json.load(f)['check'], output)
+    del model
     import importlib.util
     loop = 'uvloop' if importlib.util.find_spec('uvloop') else 'asyncio'
     http = 'httptools' if importlib.util.find_spec('httptools') else 'h11'
     import fastapi
     print(json.dumps({'msg': 'fastapi reference', 'logitsMaxDiff': diff, 'fastapi': fastapi.__version__,
                       'uvicorn': uvicorn.__version__, 'torch': torch.__version__, 'threads': a.threads,
-                      'workers': a.workers, 'loop': loop, 'http': http}), flush=True)
+                      'workers': a.workers, 'loop': loop, 'http': http, 'stageMicros': costs}), flush=True)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     uvicorn.run('fastapi_server:app', host='127.0.0.1', port=a.port, workers=a.workers, log_level='warning', access_log=False)
 

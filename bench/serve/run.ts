@@ -213,6 +213,12 @@ async function main(): Promise<void> {
           `one forward pass per request, no batching; logits within ${info.logitsMaxDiff.toExponential(1)} of Kiln's at start-up); ` +
           `pilot at concurrency ${top}, ${DURATION} s each: ${pilot.join(', ')}; kept: ${fastapiLabel}`,
       );
+      const stages = Object.entries(info.stageMicros);
+      console.log(
+        `FastAPI request steps in its process, one at a time (median CPU µs, ${info.threads} torch thread${info.threads > 1 ? 's' : ''}): ` +
+          `${stages.map(([k, v]) => `${k} ${formatNumber(v)}`).join(', ')}; total ${formatNumber(stages.reduce((sum, [, v]) => sum + v, 0))} ` +
+          `(parse: json.loads of the body; validate: pydantic into the request model; encode: jsonable_encoder + json.dumps of the reply)`,
+      );
     }
 
     const rows: (string | number)[][] = [];
