@@ -3,7 +3,10 @@
  * process tree's (a server that forks workers, like uvicorn with --workers). Linux only.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+
+/** Whether this system has Linux's /proc (elsewhere the benches print no CPU times). */
+export const HAS_PROC = existsSync('/proc/self/stat');
 
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 

@@ -31,7 +31,7 @@ import { encode, fashionImage, picture } from './test-images.js';
 import { randomImages, tutorialCnn } from './model.js';
 import { findFastApiPython, startFastApi, writeFastApiWeights, type FastApiServer } from './fastapi.js';
 import { cpuDescription } from '../train/common.js';
-import { processCpu, processTreeCpu } from './process-cpu.js';
+import { HAS_PROC, processCpu, processTreeCpu } from './process-cpu.js';
 
 const args = benchArgs('node dist/bench/serve/run.js [flags]', {
   duration: { type: 'number', default: 10, help: 'seconds per load run' },
@@ -59,6 +59,9 @@ if (chosen !== 'wrk' && chosen !== 'autocannon') {
 }
 const CLIENT: LoadClient = chosen;
 const load = (target: Load) => generateLoad(CLIENT, target);
+
+/** A server CPU time per request for the table: '–' where /proc could not be read. */
+const cpuCell = (micros: number) => (Number.isFinite(micros) ? formatNumber(micros, { fractionDigits: 0 }) : '–');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -279,9 +282,9 @@ async function main(): Promise<void> {
           const target = { url: `${url}${routeOf(model)}`, headers, body: requestBody, connections };
           await load({ ...target, duration: 1 });
           const before = await counters(url, model);
-          const cpuBefore = processCpu(child.pid!).all;
+          const cpuBefore = HAS_PROC ? processCpu(child.pid!).all : NaN;
           const r = await load({ ...target, duration: DURATION });
-          const cpuAfter = processCpu(child.pid!).all;
+          const cpuAfter = HAS_PROC ? processCpu(child.pid!).all : NaN;
           const after = await counters(url, model);
           const avgBatch = (after.inferences - before.inferences) / Math.max(1, after.executions - before.executions);
           (runs[`${modeName(format, batching)}@${connections}`] ??= []).push({
@@ -294,9 +297,9 @@ async function main(): Promise<void> {
       if (fastapi) {
         const target = { url: `${fastapi.url}/v2/models/cnn/infer`, headers: formats.json.headers, body, connections: top };
         await load({ ...target, duration: 1 });
-        const cpuBefore = processTreeCpu(fastapi.pid);
+        const cpuBefore = HAS_PROC ? processTreeCpu(fastapi.pid) : NaN;
         const r = await load({ ...target, duration: DURATION });
-        const cpuAfter = processTreeCpu(fastapi.pid);
+        const cpuAfter = HAS_PROC ? processTreeCpu(fastapi.pid) : NaN;
         (runs[`${FASTAPI}@${top}`] ??= []).push({ ...r, avgBatch: 1, cpuPerRequest: (cpuAfter - cpuBefore) / Math.max(1, r.requests) });
       }
     }
@@ -306,14 +309,14 @@ async function main(): Promise<void> {
         const median = [...all].sort((a, b) => a.rps - b.rps)[Math.floor(all.length / 2)]!;
         const failures = all.reduce((sum, r) => sum + r.failures, 0);
         results[`${modeName(format, batching)}@${connections}`] = median;
-        rows.push([modeName(format, batching), connections, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), median.avgBatch.toFixed(1), formatNumber(median.cpuPerRequest, { fractionDigits: 0 }), failures]);
+        rows.push([modeName(format, batching), connections, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), median.avgBatch.toFixed(1), cpuCell(median.cpuPerRequest), failures]);
       }
     }
     if (fastapi) {
       const all = runs[`${FASTAPI}@${top}`]!;
       const median = [...all].sort((a, b) => a.rps - b.rps)[Math.floor(all.length / 2)]!;
       results[`${FASTAPI}@${top}`] = median;
-      rows.push([`${FASTAPI} (${fastapiLabel}), json`, top, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), '1.0', formatNumber(median.cpuPerRequest, { fractionDigits: 0 }), all.reduce((sum, r) => sum + r.failures, 0)]);
+      rows.push([`${FASTAPI} (${fastapiLabel}), json`, top, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), '1.0', cpuCell(median.cpuPerRequest), all.reduce((sum, r) => sum + r.failures, 0)]);
     }
     const averageBatch = Math.max(1, Math.round(results[`json, dynamic batching@${top}`]?.avgBatch ?? MAX_BATCH));
     const ceilingAfter = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
@@ -356,9 +359,11 @@ async function main(): Promise<void> {
       const perRound = kilnJson.map((k, i) => (k.rps / runs[`${FASTAPI}@${top}`]![i]!.rps).toFixed(2));
       console.log(
         `json at concurrency ${top}: kiln serve with dynamic batching ${formatNumber(kiln.rps, { fractionDigits: 0 })} req/s, the FastAPI + PyTorch server (${fastapiLabel}, no batching) ${formatNumber(reference.rps, { fractionDigits: 0 })} req/s: ` +
-          `${(kiln.rps / reference.rps).toFixed(2)}x (target >= 4x${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds, per round ${perRound.join(', ')}` : ''}); ` +
-          `server CPU per request (all its processes and threads; less moved by other load than req/s): kiln ${formatNumber(kiln.cpuPerRequest, { fractionDigits: 0 })} µs, ` +
-          `FastAPI ${formatNumber(reference.cpuPerRequest, { fractionDigits: 0 })} µs: ${(reference.cpuPerRequest / kiln.cpuPerRequest).toFixed(2)}x`,
+          `${(kiln.rps / reference.rps).toFixed(2)}x (target >= 4x${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds, per round ${perRound.join(', ')}` : ''})` +
+          (HAS_PROC
+            ? `; server CPU per request (all its processes and threads; less moved by other load than req/s): kiln ${cpuCell(kiln.cpuPerRequest)} µs, ` +
+              `FastAPI ${cpuCell(reference.cpuPerRequest)} µs: ${(reference.cpuPerRequest / kiln.cpuPerRequest).toFixed(2)}x`
+            : ''),
       );
     } else if (kilnJson) console.log(`json at concurrency ${top}: against the FastAPI + PyTorch server: not measured (${args['no-fastapi'] ? '--no-fastapi' : 'no Python with torch, fastapi and uvicorn'})`);
     if (!args['no-images']) {
