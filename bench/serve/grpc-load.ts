@@ -90,7 +90,7 @@ export async function grpcLoad(load: GrpcLoad, bodyFile: string, client: GrpcLoa
   const line = /^KILN (.*)$/m.exec(out);
   if (!line) throw new Error(`grpc-load printed no summary: ${out}`);
   const r = JSON.parse(line[1]!) as { requests: number; micros: number; p50: number; p99: number; failures: number };
-  return { rps: (r.requests * 1e6) / r.micros, p50: r.p50 / 1000, p99: r.p99 / 1000, failures: r.failures };
+  return { rps: (r.requests * 1e6) / r.micros, requests: r.requests, p50: r.p50 / 1000, p99: r.p99 / 1000, failures: r.failures };
 }
 
 /**

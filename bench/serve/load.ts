@@ -23,6 +23,8 @@ export interface Load {
 
 export interface LoadResult {
   rps: number;
+  /** Requests answered in the run. */
+  requests: number;
   /** Milliseconds. */
   p50: number;
   p99: number;
@@ -63,13 +65,13 @@ export function parseWrkSummary(out: string): LoadResult {
   const line = /^KILN (.*)$/m.exec(out);
   if (!line) throw new Error(`wrk printed no summary: ${out}`);
   const r = JSON.parse(line[1]!) as { requests: number; micros: number; p50: number; p99: number; failures: number };
-  return { rps: (r.requests * 1e6) / r.micros, p50: r.p50 / 1000, p99: r.p99 / 1000, failures: r.failures };
+  return { rps: (r.requests * 1e6) / r.micros, requests: r.requests, p50: r.p50 / 1000, p99: r.p99 / 1000, failures: r.failures };
 }
 
 export async function generateLoad(client: LoadClient, load: Load): Promise<LoadResult> {
   if (client === 'autocannon') {
     const r = await autocannon({ url: load.url, method: 'POST', headers: load.headers, body: load.body, connections: load.connections, duration: load.duration, timeout: 30 });
-    return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, failures: r.errors + r.timeouts + r.non2xx };
+    return { rps: r.requests.average, requests: r.requests.total, p50: r.latency.p50, p99: r.latency.p99, failures: r.errors + r.timeouts + r.non2xx };
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-wrk-'));
   try {

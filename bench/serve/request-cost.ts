@@ -10,8 +10,7 @@
  *   node dist/bench/serve/request-cost.js [--duration 5] [--rounds 3] [--concurrency 64] [--baseline BIN]
  *        [--max-batch-size 32] [--max-queue-delay-ms 0]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +24,7 @@ import { GRPC_FLOOR_SCRIPT } from './grpc-floor.js';
 import { grpcLoad, hasH2load } from './grpc-load.js';
 import { generateLoad, hasWrk, type LoadResult } from './load.js';
 import { randomImages, tutorialCnn } from './model.js';
+import { processCpu } from './process-cpu.js';
 
 const args = benchArgs('node dist/bench/serve/request-cost.js [flags]', {
   duration: { type: 'number', default: 5, help: 'seconds per load run' },
@@ -41,19 +41,6 @@ for (const f of FORMATS) {
     console.error(`request-cost.js: --formats takes binary, json, grpc; got '${f}'`);
     process.exit(2);
   }
-}
-
-const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
-
-/** CPU time in µs of a process's main thread and of the whole process. */
-function cpu(pid: number): { main: number; all: number } {
-  const read = (file: string) => {
-    const text = readFileSync(file, 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat, the 12th and 13th after the command name.
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-  };
-  return { main: read(`/proc/${pid}/task/${pid}/stat`), all: read(`/proc/${pid}/stat`) };
 }
 
 interface Server {
@@ -180,10 +167,10 @@ async function main(): Promise<void> {
       for (const t of targets) {
         await t.run(1);
         const pid = t.server.child.pid!;
-        const before = cpu(pid);
+        const before = processCpu(pid);
         const countsBefore = t.kiln ? await counters(t.kiln) : undefined;
         const r = await t.run(args.duration);
-        const after = cpu(pid);
+        const after = processCpu(pid);
         const countsAfter = t.kiln ? await counters(t.kiln) : undefined;
         // Requests answered in the window: the generator's count (rps × its own duration).
         const requests = r.rps * args.duration;

@@ -6,9 +6,13 @@
  * batch size the server's batches averaged), and the HTTP floor: a bare node:http server under the same load.
  * JPEG request bodies (a 28×28 and a 224×224 image, preprocessed by the server to the CNN's 32×32×3)
  * run with batching at the top concurrency beside them, with the decode cost per image (--no-images skips them).
+ * The Python reference, at the top concurrency in the same rounds: a FastAPI + PyTorch server
+ * (fastapi_server.py: uvicorn, no batching) with the same weights and the same KServe v2 JSON body, in the
+ * best of its worker/thread configurations found by a pilot run (--no-fastapi skips it).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/serve/run.js [--duration 10] [--max-batch-size 32] [--max-queue-delay-ms 0]
  *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64] [--rounds 1] [--client auto|wrk|autocannon] [--no-images]
+ *        [--no-fastapi] [--fastapi-workers 1,2] [--fastapi-threads 1,2]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +29,9 @@ import { httpFloor } from './http-floor.js';
 import { generateLoad, hasWrk, type Load, type LoadClient, type LoadResult } from './load.js';
 import { encode, fashionImage, picture } from './test-images.js';
 import { randomImages, tutorialCnn } from './model.js';
+import { findFastApiPython, startFastApi, writeFastApiWeights, type FastApiServer } from './fastapi.js';
+import { cpuDescription } from '../train/common.js';
+import { HAS_PROC, processCpu, processTreeCpu } from './process-cpu.js';
 
 const args = benchArgs('node dist/bench/serve/run.js [flags]', {
   duration: { type: 'number', default: 10, help: 'seconds per load run' },
@@ -36,6 +43,9 @@ const args = benchArgs('node dist/bench/serve/run.js [flags]', {
   rounds: { type: 'number', default: 1, help: 'interleaved rounds; medians shown' },
   client: { type: 'string', default: 'auto', help: 'wrk, autocannon or auto (wrk when on the PATH)' },
   'no-images': { type: 'boolean', help: 'skip the JPEG request modes' },
+  'no-fastapi': { type: 'boolean', help: 'skip the FastAPI + PyTorch reference server' },
+  'fastapi-workers': { type: 'numbers', default: [1, 2], help: 'uvicorn worker processes to try (the pilot keeps the fastest configuration)' },
+  'fastapi-threads': { type: 'numbers', default: [1, 2], help: 'PyTorch intra-op threads per worker to try' },
 });
 const DURATION = args.duration;
 const MAX_BATCH = args['max-batch-size'];
@@ -49,6 +59,9 @@ if (chosen !== 'wrk' && chosen !== 'autocannon') {
 }
 const CLIENT: LoadClient = chosen;
 const load = (target: Load) => generateLoad(CLIENT, target);
+
+/** A server CPU time per request for the table: '–' where /proc could not be read. */
+const cpuCell = (micros: number) => (Number.isFinite(micros) ? formatNumber(micros, { fractionDigits: 0 }) : '–');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -135,24 +148,84 @@ async function main(): Promise<void> {
     await writeFile(path.join(repo, name, 'config.json'), JSON.stringify(config));
   }
   const { child, url } = await startServer(repo);
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-fastapi-'));
+  let fastapi: FastApiServer | undefined;
   try {
     const x = randomImages(1);
     const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 32, 32, 3], datatype: 'FP32', data: Array.from(x.data) }] });
     // The served answer must be the in-process one.
     const expected = await cnn.predict(x);
+    let outputName = '';
     for (const model of Object.values(models)) {
       const res = (await (await fetch(`${url}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as {
-        outputs: { data: number[] }[];
+        outputs: { name: string; data: number[] }[];
       };
+      outputName = res.outputs[0]!.name;
       const got = res.outputs[0]!.data;
       if (got.some((v, i) => Math.fround(v) !== (expected.data as Float32Array)[i])) throw new Error(`${model}: served output differs from model.predict`);
     }
     console.log(`kiln serve benchmark: tutorial CNN (${formatNumber(cnn.countParams().total)} parameters), batch-1 requests: KServe v2 JSON (${formatNumber(body.length)} bytes), binary, TF Serving JSON rows, ${DURATION} s per run, ${os.availableParallelism()} cores, node ${process.version}`);
     console.log(`load generator: ${CLIENT}; server: kiln serve --model-repository (child process), dynamic batching maxBatchSize ${MAX_BATCH}, maxQueueDelayMs ${args['max-queue-delay-ms']}, instances ${args.instances}; ${ROUNDS} round(s), median shown`);
+    console.log(`CPU: ${cpuDescription()}`);
     console.log(`load average at start (other processes share these cores): ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+    const top = Math.max(...CONCURRENCY);
+
+    // The Python reference: the same CNN with the same weights behind FastAPI + PyTorch, sent the same JSON
+    // body. A pilot run at the top concurrency picks its fastest worker/thread configuration, kept for the rounds.
+    const FASTAPI = 'FastAPI + PyTorch, no batching';
+    let fastapiLabel = '';
+    const python = args['no-fastapi'] ? undefined : findFastApiPython();
+    if (args['no-fastapi']) console.log('FastAPI + PyTorch reference: skipped (--no-fastapi)');
+    else if (!python) console.log('FastAPI + PyTorch reference: not run (no Python that imports torch, fastapi and uvicorn: bash bench/setup.sh, or set KILN_BENCH_PYTHON)');
+    else {
+      const weightsFile = path.join(scratch, 'weights.json');
+      await writeFastApiWeights(weightsFile, cnn.getWeights(), outputName, x, expected);
+      const pilot: string[] = [];
+      let best: { server: FastApiServer; rps: number; label: string } | undefined;
+      for (const workers of args['fastapi-workers']) {
+        for (const threads of args['fastapi-threads']) {
+          const server = await startFastApi(python, weightsFile, workers, threads);
+          const label = `${workers} worker${workers > 1 ? 's' : ''} × ${threads} thread${threads > 1 ? 's' : ''}`;
+          try {
+            const res = await fetch(`${server.url}/v2/models/cnn/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+            if (!res.ok) throw new Error(`FastAPI server answered ${res.status}: ${await res.text()}`);
+            const out = ((await res.json()) as { outputs: { name: string; data: number[] }[] }).outputs[0]!;
+            const diff = Math.max(...out.data.map((v, i) => Math.abs(v - (expected.data as Float32Array)[i]!)));
+            if (out.name !== outputName || out.data.length !== expected.data.length || !(diff <= 1e-4)) {
+              throw new Error(`FastAPI server's answer differs from model.predict: output '${out.name}', ${out.data.length} values, largest difference ${diff}`);
+            }
+            const target = { url: `${server.url}/v2/models/cnn/infer`, headers: { 'content-type': 'application/json' }, body, connections: top };
+            await load({ ...target, duration: 1 });
+            const r = await load({ ...target, duration: DURATION });
+            pilot.push(`${label} ${formatNumber(r.rps, { fractionDigits: 0 })} req/s${r.failures ? ` (${r.failures} failed)` : ''}`);
+            if (!best || r.rps > best.rps) {
+              await best?.server.stop();
+              best = { server, rps: r.rps, label };
+            } else await server.stop();
+          } catch (err) {
+            await server.stop();
+            throw err;
+          }
+        }
+      }
+      fastapi = best!.server;
+      fastapiLabel = best!.label;
+      const info = fastapi.info;
+      console.log(
+        `FastAPI + PyTorch reference: ${python} bench/serve/fastapi_server.py (FastAPI ${info.fastapi}, uvicorn ${info.uvicorn}, event loop ${info.loop}, HTTP ${info.http}, torch ${info.torch}; ` +
+          `one forward pass per request, no batching; logits within ${info.logitsMaxDiff.toExponential(1)} of Kiln's at start-up); ` +
+          `pilot at concurrency ${top}, ${DURATION} s each: ${pilot.join(', ')}; kept: ${fastapiLabel}`,
+      );
+      const stages = Object.entries(info.stageMicros);
+      console.log(
+        `FastAPI request steps in its process, one at a time (median CPU µs, ${info.threads} torch thread${info.threads > 1 ? 's' : ''}): ` +
+          `${stages.map(([k, v]) => `${k} ${formatNumber(v)}`).join(', ')}; total ${formatNumber(stages.reduce((sum, [, v]) => sum + v, 0))} ` +
+          `(parse: json.loads of the body; validate: pydantic into the request model; encode: jsonable_encoder + json.dumps of the reply)`,
+      );
+    }
 
     const rows: (string | number)[][] = [];
-    const results: Record<string, { rps: number; p50: number; p99: number; avgBatch: number }> = {};
+    const results: Record<string, { rps: number; p50: number; p99: number; avgBatch: number; cpuPerRequest: number }> = {};
     // The same request in Triton's binary tensor format (what tritonclient sends by default).
     const binaryHeader = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 32, 32, 3], datatype: 'FP32', parameters: { binary_data_size: x.data.byteLength } }] }));
     const binaryBody = Buffer.concat([binaryHeader, Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength)]);
@@ -188,7 +261,7 @@ async function main(): Promise<void> {
     const ceilingBefore = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
     // Rounds interleave every mode so that the machine's drift hits them alike; each cell is the
     // round with the median throughput.
-    const runs: Record<string, { rps: number; p50: number; p99: number; avgBatch: number; failures: number }[]> = {};
+    const runs: Record<string, { rps: number; p50: number; p99: number; avgBatch: number; failures: number; cpuPerRequest: number }[]> = {};
     const modes = [
       ['json', false],
       ['json', true],
@@ -199,7 +272,6 @@ async function main(): Promise<void> {
       // JPEG requests with batching, at the top concurrency only (the issue's comparison).
       ...(args['no-images'] ? [] : ([['jpeg 28×28', true], ['jpeg 224×224', true]] as const)),
     ] as const;
-    const top = Math.max(...CONCURRENCY);
     const levels = (format: string) => (format.startsWith('jpeg') ? [top] : CONCURRENCY);
     const modeName = (format: string, batching: boolean) => `${format}, ${batching ? 'dynamic batching' : 'no batching'}`;
     for (let round = 0; round < ROUNDS; round++) {
@@ -210,14 +282,25 @@ async function main(): Promise<void> {
           const target = { url: `${url}${routeOf(model)}`, headers, body: requestBody, connections };
           await load({ ...target, duration: 1 });
           const before = await counters(url, model);
+          const cpuBefore = HAS_PROC ? processCpu(child.pid!).all : NaN;
           const r = await load({ ...target, duration: DURATION });
+          const cpuAfter = HAS_PROC ? processCpu(child.pid!).all : NaN;
           const after = await counters(url, model);
           const avgBatch = (after.inferences - before.inferences) / Math.max(1, after.executions - before.executions);
           (runs[`${modeName(format, batching)}@${connections}`] ??= []).push({
             ...r,
             avgBatch,
+            cpuPerRequest: (cpuAfter - cpuBefore) / Math.max(1, r.requests),
           });
         }
+      }
+      if (fastapi) {
+        const target = { url: `${fastapi.url}/v2/models/cnn/infer`, headers: formats.json.headers, body, connections: top };
+        await load({ ...target, duration: 1 });
+        const cpuBefore = HAS_PROC ? processTreeCpu(fastapi.pid) : NaN;
+        const r = await load({ ...target, duration: DURATION });
+        const cpuAfter = HAS_PROC ? processTreeCpu(fastapi.pid) : NaN;
+        (runs[`${FASTAPI}@${top}`] ??= []).push({ ...r, avgBatch: 1, cpuPerRequest: (cpuAfter - cpuBefore) / Math.max(1, r.requests) });
       }
     }
     for (const [format, batching] of modes) {
@@ -226,8 +309,14 @@ async function main(): Promise<void> {
         const median = [...all].sort((a, b) => a.rps - b.rps)[Math.floor(all.length / 2)]!;
         const failures = all.reduce((sum, r) => sum + r.failures, 0);
         results[`${modeName(format, batching)}@${connections}`] = median;
-        rows.push([modeName(format, batching), connections, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), median.avgBatch.toFixed(1), failures]);
+        rows.push([modeName(format, batching), connections, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), median.avgBatch.toFixed(1), cpuCell(median.cpuPerRequest), failures]);
       }
+    }
+    if (fastapi) {
+      const all = runs[`${FASTAPI}@${top}`]!;
+      const median = [...all].sort((a, b) => a.rps - b.rps)[Math.floor(all.length / 2)]!;
+      results[`${FASTAPI}@${top}`] = median;
+      rows.push([`${FASTAPI} (${fastapiLabel}), json`, top, formatNumber(median.rps, { fractionDigits: 0 }), formatNumber(median.p50, { fractionDigits: 1 }), formatNumber(median.p99, { fractionDigits: 1 }), '1.0', cpuCell(median.cpuPerRequest), all.reduce((sum, r) => sum + r.failures, 0)]);
     }
     const averageBatch = Math.max(1, Math.round(results[`json, dynamic batching@${top}`]?.avgBatch ?? MAX_BATCH));
     const ceilingAfter = await inProcessCeiling(bytes, 1, Math.min(DURATION, 5));
@@ -242,13 +331,13 @@ async function main(): Promise<void> {
       if (!res.ok) throw new Error(`${format}: the server answered ${res.status}: ${await res.text()}`);
       const reply = Buffer.from(await res.arrayBuffer());
       floors[format] = await httpFloor(CLIENT, { url: `${url}${routeOf(models.batched)}`, headers, body: requestBody, connections: top, duration: DURATION }, reply);
-      ceilingRows.push([`HTTP floor: bare node:http, ${format} body, canned reply`, top, formatNumber(floors[format].rps, { fractionDigits: 0 }), formatNumber(floors[format].p50, { fractionDigits: 1 }), formatNumber(floors[format].p99, { fractionDigits: 1 }), '', floors[format].failures]);
+      ceilingRows.push([`HTTP floor: bare node:http, ${format} body, canned reply`, top, formatNumber(floors[format].rps, { fractionDigits: 0 }), formatNumber(floors[format].p50, { fractionDigits: 1 }), formatNumber(floors[format].p99, { fractionDigits: 1 }), '', '', floors[format].failures]);
     }
-    rows.push([`in-process ORT, batch 1 (${ceiling1.config})`, 1, formatNumber(ceiling1.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceiling1.p50, { fractionDigits: 1 }), formatNumber(ceiling1.p99, { fractionDigits: 1 }), '1.0', 0]);
-    rows.push([`in-process ORT, batch ${averageBatch} (${ceilingB.config})`, 1, formatNumber(ceilingB.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceilingB.p50, { fractionDigits: 1 }), formatNumber(ceilingB.p99, { fractionDigits: 1 }), averageBatch.toFixed(1), 0]);
+    rows.push([`in-process ORT, batch 1 (${ceiling1.config})`, 1, formatNumber(ceiling1.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceiling1.p50, { fractionDigits: 1 }), formatNumber(ceiling1.p99, { fractionDigits: 1 }), '1.0', '', 0]);
+    rows.push([`in-process ORT, batch ${averageBatch} (${ceilingB.config})`, 1, formatNumber(ceilingB.rowsPerSecond, { fractionDigits: 0 }), formatNumber(ceilingB.p50, { fractionDigits: 1 }), formatNumber(ceilingB.p99, { fractionDigits: 1 }), averageBatch.toFixed(1), '', 0]);
     rows.push(...ceilingRows);
     console.log('');
-    console.log(formatTable(rows, { header: ['mode', 'concurrency', 'req/s (rows/s)', 'p50 ms', 'p99 ms', 'avg batch', 'failed'], align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] }));
+    console.log(formatTable(rows, { header: ['mode', 'concurrency', 'req/s (rows/s)', 'p50 ms', 'p99 ms', 'avg batch', 'server CPU µs/req', 'failed'], align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'] }));
     console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
     console.log(`(in-process batch-1 ceiling measured before the HTTP runs: ${formatNumber(ceilingBefore.rowsPerSecond, { fractionDigits: 0 })}/s, after: ${formatNumber(ceilingAfter.rowsPerSecond, { fractionDigits: 0 })}/s)`);
     for (const format of ['json', 'binary', 'tf-serving json']) {
@@ -263,6 +352,20 @@ async function main(): Promise<void> {
           `the bare HTTP server alone answered ${formatNumber(floors[format]!.rps, { fractionDigits: 0 })} req/s`,
       );
     }
+    const kilnJson = runs[`json, dynamic batching@${top}`];
+    if (fastapi && kilnJson) {
+      const reference = results[`${FASTAPI}@${top}`]!;
+      const kiln = results[`json, dynamic batching@${top}`]!;
+      const perRound = kilnJson.map((k, i) => (k.rps / runs[`${FASTAPI}@${top}`]![i]!.rps).toFixed(2));
+      console.log(
+        `json at concurrency ${top}: kiln serve with dynamic batching ${formatNumber(kiln.rps, { fractionDigits: 0 })} req/s, the FastAPI + PyTorch server (${fastapiLabel}, no batching) ${formatNumber(reference.rps, { fractionDigits: 0 })} req/s: ` +
+          `${(kiln.rps / reference.rps).toFixed(2)}x (target >= 4x${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds, per round ${perRound.join(', ')}` : ''})` +
+          (HAS_PROC
+            ? `; server CPU per request (all its processes and threads; less moved by other load than req/s): kiln ${cpuCell(kiln.cpuPerRequest)} µs, ` +
+              `FastAPI ${cpuCell(reference.cpuPerRequest)} µs: ${(reference.cpuPerRequest / kiln.cpuPerRequest).toFixed(2)}x`
+            : ''),
+      );
+    } else if (kilnJson) console.log(`json at concurrency ${top}: against the FastAPI + PyTorch server: not measured (${args['no-fastapi'] ? '--no-fastapi' : 'no Python with torch, fastapi and uvicorn'})`);
     if (!args['no-images']) {
       // What one image costs the server before it joins a batch: decode (sharp, on libuv's pool) plus resize and
       // normalization (JavaScript, on the event loop), measured in this process one image at a time, interleaved.
@@ -291,6 +394,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    await fastapi?.stop();
+    await rm(scratch, { recursive: true, force: true });
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));

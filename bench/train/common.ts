@@ -61,13 +61,13 @@ export function peakRssMiB(): number {
 }
 
 /**
- * A Python that imports torch: $KILN_BENCH_PYTHON, else Debian's /usr/bin/python3 (python3-torch installs
- * there, not into a pyenv), else python3 on PATH. Undefined when none does.
+ * A Python that imports torch (and any other `modules`): $KILN_BENCH_PYTHON, else Debian's /usr/bin/python3
+ * (python3-torch installs there, not into a pyenv), else python3 on PATH. Undefined when none does.
  */
-export function findTorchPython(env: NodeJS.ProcessEnv): string | undefined {
+export function findTorchPython(env: NodeJS.ProcessEnv, modules: string[] = ['torch']): string | undefined {
   const candidates = [process.env.KILN_BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
   for (const py of candidates) {
-    const r = spawnSync(py, ['-c', 'import torch'], { env, stdio: 'ignore', timeout: 60_000 });
+    const r = spawnSync(py, ['-c', `import ${modules.join(', ')}`], { env, stdio: 'ignore', timeout: 60_000 });
     if (r.status === 0) return py;
   }
   return undefined;
