@@ -57,7 +57,7 @@ export function parseH2loadSummary(out: string, log: string): LoadResult {
   const at = (p: number) => (micros.length === 0 ? 0 : micros[Math.min(micros.length - 1, Math.floor(p * micros.length))]! / 1000);
   const done = Number(counts[1]);
   const succeeded = Number(counts[2]);
-  return { rps: Number(finished[3]), p50: at(0.5), p99: at(0.99), failures: done - succeeded + Number(counts[4]) + Number(counts[5]) };
+  return { rps: Number(finished[3]), requests: succeeded, p50: at(0.5), p99: at(0.99), failures: done - succeeded + Number(counts[4]) + Number(counts[5]) };
 }
 
 /**

@@ -173,7 +173,7 @@ async function main(): Promise<void> {
         const after = processCpu(pid);
         const countsAfter = t.kiln ? await counters(t.kiln) : undefined;
         // Requests answered in the window: the generator's count (rps × its own duration).
-        const requests = r.rps * args.duration;
+        const requests = r.requests;
         // h2load sees HTTP statuses, not grpc-status: a call Kiln refused would count as answered.
         // Kiln's own counter of inferred rows says how many calls really got logits.
         const unanswered = grpcClient === 'h2load' && t.name.endsWith('gRPC raw') && countsBefore && countsAfter ? Math.max(0, Math.round(requests - (countsAfter.rows - countsBefore.rows))) : 0;

@@ -27,6 +27,7 @@ describe('bench/serve gRPC load', () => {
   it('reads h2load: requests/s from "finished in", percentiles from the per-request log, failures from "requests:"', () => {
     const r = parseH2loadSummary(H2LOAD_OUT, H2LOAD_LOG);
     assert.equal(r.rps, 650.87);
+    assert.equal(r.requests, 4);
     assert.equal(r.p50, 2.076); // sorted µs: 1565 1866 2076 3228 4932; the middle one, in ms
     assert.equal(r.p99, 4.932);
     assert.equal(r.failures, 1);
