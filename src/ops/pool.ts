@@ -46,14 +46,16 @@ ops.push({
   type: 'MaxPool',
   infer: poolInfer('MaxPool'),
   /*
-   * Exact (options.maxPoolTies 'first', the default): MaxPool's Indices output and a ScatterElements
-   * with 'add' — a window whose maximum occurs more than once sends the gradient to its first
-   * occurrence in row-major order, as PyTorch does. Ties are common on real images: over a blank
-   * background a convolution outputs its bias everywhere, and sending the gradient to every tied
-   * position made the first convolution's gradient off by 1e-2 against PyTorch. This also covers
-   * overlapping and padded windows. Of the exact formulations measured it was the fastest (an
-   * exclusive CumSum over each window's mask, and strided slices regrouped by DepthToSpace, were
-   * 1.1–1.3× slower).
+   * Exact (options.maxPoolTies 'first', the default): a window whose maximum occurs more than once
+   * sends the gradient to its first occurrence in row-major order, as PyTorch does. Ties are common
+   * on real images: over a blank background a convolution outputs its bias everywhere, and sending the
+   * gradient to every tied position made the first convolution's gradient off by 1e-2 against
+   * PyTorch. Square tiling windows: SpaceToDepth, ArgMax, DepthToSpace (firstMaximumGradient, which
+   * says what it measured). Other windows (overlapping, padded, ceil_mode): MaxPool's Indices output
+   * and a ScatterElements with 'add'; of the exact formulations measured on the tutorial CNN that was
+   * the fastest (an exclusive CumSum over each window's mask, and strided slices regrouped by
+   * DepthToSpace, were 1.1–1.3× slower), but ONNX Runtime's Indices path is slow for small-channel
+   * images (the exported ResNet's stem).
    * Tiling windows with maxPoolTies 'all' (Kiln's layer models): upsample the pooled output (Resize,
    * nearest), compare with the input to find the maxima, and multiply the upsampled gradient by that
    * mask — every tied position gets the gradient, and the step is 1.1–1.3× faster than the exact form
@@ -96,8 +98,9 @@ ops.push({
  * window order), ArgMax over it picks the first maximum (select_last_index 0: PyTorch's tie-break), dy
  * goes where that one-hot mask is 1, and DepthToSpace (its exact inverse, DCR) puts it back in place.
  * Measured on the exported ResNet fixture's 2×2 stem pool ([64, 8, 28, 28], `bench/train/profile.js
- * --fixture resnet --batch 64 --threads 1`): MaxPool-with-Indices 2.7 ms + ScatterElements 1.3 ms +
- * zeros 0.24 ms before; a Transpose regrouping took 2.7 ms per 6-D Transpose, and a trailing window
+ * --fixture resnet --batch 64 --threads 1`, loaded machine): the two MaxPool nodes 5.4–6.4 ms +
+ * ScatterElements 1.0–1.1 ms before, these five nodes 2.7–2.8 ms + the forward MaxPool 0.14 ms
+ * after (bench/README.md); a Transpose regrouping took 2.7 ms per 6-D Transpose, and a trailing window
  * axis made the broadcasting Equal/Where run per 4-element span (2.1 and 6.8 ms). Needs static
  * channel and pooled sizes (else undefined: the Indices form runs).
  */
