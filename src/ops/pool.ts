@@ -50,8 +50,9 @@ ops.push({
    * sends the gradient to its first occurrence in row-major order, as PyTorch does. Ties are common
    * on real images: over a blank background a convolution outputs its bias everywhere, and sending the
    * gradient to every tied position made the first convolution's gradient off by 1e-2 against
-   * PyTorch. Square tiling windows: SpaceToDepth, ArgMax, DepthToSpace (firstMaximumGradient, which
-   * says what it measured). Other windows (overlapping, padded, ceil_mode): MaxPool's Indices output
+   * PyTorch. Square tiling windows over at most FEW_POOL_CHANNELS channels: SpaceToDepth, ArgMax,
+   * DepthToSpace (firstMaximumGradient; FEW_POOL_CHANNELS says what was measured). Other windows
+   * (more channels, overlapping, padded, ceil_mode): MaxPool's Indices output
    * and a ScatterElements with 'add'; of the exact formulations measured on the tutorial CNN that was
    * the fastest (an exclusive CumSum over each window's mask, and strided slices regrouped by
    * DepthToSpace, were 1.1–1.3× slower), but ONNX Runtime's Indices path is slow for small-channel
@@ -75,7 +76,8 @@ ops.push({
       const mask = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
       return [padToInput(graph, graph.op1('Mul', [up(dy!), mask]), covered, full)];
     }
-    if (sa.kernel.length === 2 && isTilingPool(node.attrs)) {
+    const channels = xShape[1];
+    if (sa.kernel.length === 2 && isTilingPool(node.attrs) && typeof channels === 'number' && channels <= FEW_POOL_CHANNELS) {
       const tiled = firstMaximumGradient(graph, x!, y!, dy!, sa.kernel as [number, number], full);
       if (tiled) return [tiled];
     }
@@ -91,6 +93,16 @@ ops.push({
     return [graph.op1('Reshape', [scattered, xSize])];
   },
 });
+
+/**
+ * Up to this many channels the exact MaxPool gradient of a square tiling pool goes through
+ * firstMaximumGradient. Measured: 8 channels (the exported ResNet's stem, bench/README.md) MaxPool
+ * nodes + ScatterElements 6.4–7.4 ms → these five nodes + the forward MaxPool 2.9–3.0 ms;
+ * 32 and 64 channels (`bench/train/maxpool-ties.js --rounds 4 --threads 1`, main against this form,
+ * interleaved): the tutorial CNN's exact step 68.1, 62.0 → 67.0, 60.0 ms, the Fashion CNN's 38.9,
+ * 39.4 → 47.5, 43.6 ms — no gain there, so those keep MaxPool's Indices.
+ */
+const FEW_POOL_CHANNELS = 16;
 
 /**
  * The exact ('first') MaxPool gradient for square tiling 2-D windows, without MaxPool's Indices:
