@@ -1,9 +1,10 @@
 /*
  * Where the compiled training step spends its time: ONNX Runtime's per-node profile of the tutorial
- * CNN's step (Adam, sparse CE from logits), each node's median over the runs, grouped by op type and
- * listed by node.
+ * CNN's step (Adam, sparse CE from logits), or with `--fixture NAME` of one of the PyTorch-exported
+ * models of test/fixtures/exported/ (GraphModel, as bench/any-onnx/finetune.ts trains it: NCHW layout,
+ * Adam with epsilon 1e-8), each node's median over the runs, grouped by op type and listed by node.
  *
- *   node dist/bench/train/profile.js [--batch 32] [--runs 30] [--top 40] [--threads N]
+ *   node dist/bench/train/profile.js [--batch 32] [--runs 30] [--top 40] [--threads N] [--fixture resnet]
  *
  * `--threads 1 --batch 64` is what each of fit's two replicas runs at batch 128 on 2 cores.
  *
@@ -17,25 +18,36 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Tensor, losses, optimizers } from '../../src/index.js';
+import { Random } from '../../src/random.js';
+import { GraphModel } from '../../src/train/graph-model.js';
+import type { Model } from '../../src/model/model.js';
+import { FIXTURE_OPTIONS, fixturePath } from '../any-onnx/common.js';
 import { STATE_PARAMS, compileTraining, slotState } from '../../src/train/training-step.js';
 import { benchArgs } from '../args.js';
 import { bestGemm, randomImages, table, tutorialCnn } from './common.js';
 
-const { batch, runs, top, threads } = benchArgs('node dist/bench/train/profile.js [flags]', {
+const { batch, runs, top, threads, fixture } = benchArgs('node dist/bench/train/profile.js [flags]', {
   batch: { type: 'number', default: 32 },
   runs: { type: 'number', default: 30, help: 'profiled runs; each node shows its median' },
   top: { type: 'number', default: 40, help: 'nodes listed' },
   threads: { type: 'number', default: os.availableParallelism(), help: "ONNX Runtime's intra-op threads" },
+  fixture: { type: 'string', help: 'an exported model of test/fixtures/exported/ (resnet, mlp, dwsep, ...) instead of the tutorial CNN' },
 });
 
-const model = tutorialCnn();
-const optimizer = optimizers.adam({ learningRate: 1e-3 });
+const model: Model = fixture ? await GraphModel.load(fixturePath(fixture), FIXTURE_OPTIONS) : tutorialCnn();
+const what = fixture ? `${fixture} fixture` : 'tutorial CNN';
+const optimizer = optimizers.adam({ learningRate: 1e-3, ...(fixture ? { epsilon: 1e-8 } : {}) });
 const compiled = compileTraining(model, losses.sparseCategoricalCrossentropy({ fromLogits: true }), optimizer, null);
 const flat = new Float32Array(compiled.totalSize);
 for (const l of compiled.layout) flat.set(model.weights.get(l.name)!.data as Float32Array, l.offset);
 const feeds: Record<string, ort.Tensor> = { [STATE_PARAMS]: new ort.Tensor('float32', flat, [flat.length]) };
 for (const s of optimizer.slots) feeds[slotState(s.name)] = new ort.Tensor('float32', new Float32Array(compiled.totalSize).fill(s.initial), [compiled.totalSize]);
-const { x, y } = randomImages(batch, 3);
+// Non-trainable state (BatchNorm's running statistics) is fed under its own name, as the trainer keeps it.
+for (const name of compiled.frozen) {
+  const t = model.weights.get(name)!;
+  feeds[name] = new ort.Tensor('float32', t.data as Float32Array, [...t.shape]);
+}
+const { x, y } = fixture ? randomInputs(model.inputShape as number[], batch, 3) : randomImages(batch, 3);
 feeds.input = new ort.Tensor('float32', x.data as Float32Array, [...x.shape]);
 feeds.labels = new ort.Tensor('int64', BigInt64Array.from(y.data as Int32Array, (v) => BigInt(v)), [batch]);
 feeds.lr = new ort.Tensor('float32', Float32Array.of(1e-3), []);
@@ -103,7 +115,7 @@ for (const n of nodes) {
   e.n++;
   byOp.set(n.op, e);
 }
-console.log(`tutorial CNN training step, B=${batch}, ${threads} thread(s): wall median ${median(wall).toFixed(2)} ms, kernels ${(total / 1000).toFixed(2)} ms, ${nodes.length} nodes`);
+console.log(`${what} training step, B=${batch}, ${threads} thread(s): wall median ${median(wall).toFixed(2)} ms, kernels ${(total / 1000).toFixed(2)} ms, ${nodes.length} nodes`);
 console.log(table(['op type', 'nodes', 'µs', 'share'], [...byOp].sort((a, b) => b[1].us - a[1].us).map(([op, e]) => [op, String(e.n), e.us.toFixed(0), `${((100 * e.us) / total).toFixed(1)}%`])));
 console.log(`\ntop ${top} nodes:`);
 console.log(table(['node', 'op', 'µs', 'output'], nodes.sort((a, b) => b.us - a.us).slice(0, top).map((n) => [n.name.slice(0, 60), n.op, n.us.toFixed(0), n.shape.slice(0, 70)])));
@@ -121,3 +133,13 @@ console.log(`\nmatrix products (Conv, ConvTranspose, Gemm, MatMul): ${(productUs
 console.log(`ORT's best here on ${threads} thread(s), best of 20 runs: ${candidates.map((c) => `${c.label} ${c.ms.toFixed(2)} ms, ${c.gflops.toFixed(1)} GFLOP/s`).join('; ')}`);
 console.log(`the step's products at that rate: ${floorMs.toFixed(2)} ms (${(batch / floorMs * 1000).toFixed(0)} img/s if nothing else cost anything)`);
 console.log(table(['node', 'op', 'µs', 'MFLOP', 'GFLOP/s'], products.sort((a, b) => b.us - a.us).map((n) => [n.name.slice(0, 50), n.op, n.us.toFixed(0), (n.flops / 1e6).toFixed(1), (n.flops / n.us / 1e3).toFixed(1)])));
+
+/** Uniform [0, 1) inputs of the model's shape and random labels of 10 classes (the fixtures' heads). */
+function randomInputs(shape: number[], n: number, seed: number): { x: Tensor<'float32'>; y: Tensor<'int32'> } {
+  const rng = new Random(seed);
+  const x = new Float32Array(n * shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < x.length; i++) x[i] = rng.next();
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) y[i] = rng.int(10);
+  return { x: new Tensor(x, [n, ...shape], 'float32'), y: new Tensor(y, [n], 'int32') };
+}

@@ -16,8 +16,10 @@ export interface BatchNormalizationArgs extends LayerArgs {
  * [features] inputs, but the last graph axis for other shapes such as [steps, features].
  * Inference: one ONNX BatchNormalization with the moving statistics (it normalizes axis 1, so a
  * last-axis feature dimension is transposed to axis 1 and back around it). Training: the batch
- * statistics are composed from ReduceMean/Sub/Mul/Sqrt over every axis but the feature axis, so autodiff
- * differentiates through them, and the moving statistics are updated as
+ * statistics are ReduceMeans over every axis but the feature axis; on feature axis 1 one
+ * BatchNormalization normalizes with them (its gradient rule differentiates through them), on a last
+ * feature axis ReduceMean/Sub/Mul/Sqrt compose it and autodiff differentiates through them; the moving
+ * statistics are updated as
  * moving = momentum·moving + (1 − momentum)·batch, as Keras does.
  */
 export class BatchNormalization extends Layer {
@@ -78,15 +80,26 @@ export class BatchNormalization extends Layer {
     }
     const axes = Array.from({ length: rank }, (_, i) => i).filter((i) => i !== axis);
     const featureShape = g.int64s(Array.from({ length: rank }, (_, i) => (i === axis ? -1 : 1)), 'shape');
+    const flat = g.int64s([-1], 'shape');
+    const blend = (moving: Value, batch: Value) =>
+      g.op1('Add', [g.op1('Mul', [moving, g.scalar(this.momentum)]), g.op1('Mul', [g.op1('Reshape', [batch, flat]), g.scalar(1 - this.momentum)])]);
+    if (axis === 1) {
+      // One inference-form BatchNormalization over the batch's own statistics, whose gradient rule
+      // takes the whole gradient through them in closed form (src/ops/normalization.ts), as
+      // imported-graph.ts trains an exported model's BatchNormalization.
+      const batchMean = g.op1('ReduceMean', [input], { axes, keepdims: 0 });
+      const centeredInput = g.op1('Sub', [input, g.op1('Reshape', [batchMean, featureShape])]);
+      const batchVariance = g.op1('ReduceMean', [g.op1('Mul', [centeredInput, centeredInput])], { axes, keepdims: 0 });
+      ctx.updateParam(this, 'moving_mean', blend(movingMean, batchMean));
+      ctx.updateParam(this, 'moving_variance', blend(movingVar, batchVariance));
+      return g.op1('BatchNormalization', [input, gamma, beta, batchMean, batchVariance], { epsilon: this.epsilon }, this.name);
+    }
     const mean = g.op1('ReduceMean', [input], { axes, keepdims: 1 });
     const centered = g.op1('Sub', [input, mean]);
     const variance = g.op1('ReduceMean', [g.op1('Mul', [centered, centered])], { axes, keepdims: 1 });
     const invStd = g.op1('Reciprocal', [g.op1('Sqrt', [g.op1('Add', [variance, g.scalar(this.epsilon)])])]);
     const normalized = g.op1('Mul', [centered, invStd]);
     const y = g.op1('Add', [g.op1('Mul', [normalized, g.op1('Reshape', [gamma, featureShape])]), g.op1('Reshape', [beta, featureShape])], {}, this.name);
-    const flat = g.int64s([-1], 'shape');
-    const blend = (moving: Value, batch: Value) =>
-      g.op1('Add', [g.op1('Mul', [moving, g.scalar(this.momentum)]), g.op1('Mul', [g.op1('Reshape', [batch, flat]), g.scalar(1 - this.momentum)])]);
     ctx.updateParam(this, 'moving_mean', blend(movingMean, mean));
     ctx.updateParam(this, 'moving_variance', blend(movingVar, variance));
     return y;

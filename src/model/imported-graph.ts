@@ -492,13 +492,14 @@ function batchNormalizationTraining(graph: Graph, n: NodeProto, attrs: Attrs, in
   const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
   const channelShape = graph.int64s([1, -1, ...Array(rank - 2).fill(1)], 'shape');
   // ReduceMean takes its axes as an attribute before opset 18 and as an input from 18.
-  const reduceMean = (v: Value) => (opset >= 18 ? graph.op1('ReduceMean', [v, graph.int64s(axes, 'axes')], { keepdims: 1 }) : graph.op1('ReduceMean', [v], { axes, keepdims: 1 }));
-  const mean = reduceMean(x);
-  const centered = graph.op1('Sub', [x, mean]);
+  const reduceMean = (v: Value) => (opset >= 18 ? graph.op1('ReduceMean', [v, graph.int64s(axes, 'axes')], { keepdims: 0 }) : graph.op1('ReduceMean', [v], { axes, keepdims: 0 }));
+  const mean = reduceMean(x); // [C]
+  const centered = graph.op1('Sub', [x, graph.op1('Reshape', [mean, channelShape])]);
   const variance = reduceMean(graph.op1('Mul', [centered, centered]));
-  const invStd = graph.op1('Reciprocal', [graph.op1('Sqrt', [graph.op1('Add', [variance, graph.scalar(eps)])])]);
-  const normalized = graph.op1('Mul', [centered, invStd]);
-  const y = graph.op1('Add', [graph.op1('Mul', [normalized, graph.op1('Reshape', [scale, channelShape])]), graph.op1('Reshape', [bias, channelShape])], {}, n.name || 'batch_norm');
+  // The normalization itself is one inference-form BatchNormalization over the batch's statistics (one
+  // fused kernel instead of four full-size ops); its gradient rule sees that they are x's own and
+  // takes the whole gradient through them (src/ops/normalization.ts).
+  const y = graph.op1('BatchNormalization', [x, scale, bias, mean, variance], { epsilon: eps }, n.name || 'batch_norm');
   // n = elements per channel in the batch, read at run time (the batch size is symbolic).
   const count = graph.op1('Cast', [graph.op1('Div', [graph.op1('Size', [x]), graph.op1('Shape', [x], { start: 1, end: 2 })])], { to: 1 });
   const unbiased = graph.op1('Div', [count, graph.op1('Sub', [count, graph.scalar(1)])]);

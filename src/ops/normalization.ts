@@ -11,9 +11,13 @@ export const NORMALIZATION_OPS: readonly OpDefinition[] = ops;
  * Normalizations (BatchNormalization in inference form, LayerNormalization, InstanceNormalization)
  * and Dropout.
  *
- * BatchNormalization in inference form (running statistics as inputs). Training-mode batch norm is
- * composed by the layer from ReduceMean/Sub/Mul/Sqrt, so autodiff differentiates through the batch
- * statistics with the generic rules; this rule serves fine-tuning with frozen statistics.
+ * BatchNormalization in inference form (statistics as inputs), in two uses. With running statistics
+ * (fine-tuning with frozen statistics) they are constants to the gradient. With x's own batch
+ * statistics computed just before it (the training form imported-graph.ts builds, see
+ * ownBatchStatistics), the gradient is the whole one through the statistics, in closed form:
+ * dx = a·dy − a·Σdy/n − (x − mean)·a·invStd²·Σ(dy·(x − mean))/n with a = scale·invStd — five
+ * full-size ops where autodiff through ReduceMean/Sub/Mul/Sqrt built about fifteen, the bulk of a
+ * small-channel ResNet's elementwise time (bench/train/profile.js --fixture resnet).
  */
 ops.push({
   type: 'BatchNormalization',
@@ -28,6 +32,22 @@ ops.push({
     const channelShape = graph.int64s([1, -1, ...Array(rank - 2).fill(1)], 'shape');
     const asChannel = (v: typeof x) => graph.op1('Reshape', [v!, channelShape]);
     const invStd = graph.op1('Reciprocal', [graph.op1('Sqrt', [graph.op1('Add', [variance!, graph.scalar(eps)])])]);
+    const centered = ownBatchStatistics(graph, x!, mean!, variance!);
+    if (centered) {
+      const axes = graph.int64s([0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)], 'axes');
+      const dims = x!.shape!.filter((_, i) => i !== 1);
+      const invCount = dims.every((d) => typeof d === 'number')
+        ? graph.scalar(1 / (dims as number[]).reduce((p, d) => p * d, 1))
+        : graph.op1('Div', [graph.op1('Cast', [graph.op1('Shape', [x!], { start: 1, end: 2 })], { to: 1 }), graph.op1('Cast', [graph.op1('Size', [x!])], { to: 1 })]);
+      const a = graph.op1('Mul', [scale!, invStd]); // [C]
+      const dBias = graph.op1('ReduceSum', [dy!, axes], { keepdims: 0 });
+      const projected = graph.op1('ReduceSum', [graph.op1('Mul', [dy!, centered]), axes], { keepdims: 0 }); // Σ dy·(x − mean)
+      const dScale = graph.op1('Mul', [projected, invStd]);
+      const perCentered = graph.op1('Neg', [graph.op1('Mul', [graph.op1('Mul', [a, graph.op1('Mul', [invStd, invStd])]), graph.op1('Mul', [projected, invCount])])]);
+      const shift = graph.op1('Neg', [graph.op1('Mul', [a, graph.op1('Mul', [dBias, invCount])])]);
+      const dx = graph.op1('Add', [graph.op1('Add', [graph.op1('Mul', [dy!, asChannel(a)]), graph.op1('Mul', [centered, asChannel(perCentered)])]), asChannel(shift)]);
+      return [dx, dScale, dBias, null, null];
+    }
     const xhat = graph.op1('Mul', [graph.op1('Sub', [x!, asChannel(mean)]), asChannel(invStd)]);
     const axes = graph.int64s([0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)], 'axes');
     const dx = graph.op1('Mul', [dy!, asChannel(graph.op1('Mul', [scale!, invStd]))]);
@@ -64,6 +84,30 @@ ops.push({
     return [mode ? scaled : graph.op1('Where', [training, scaled, dy!]), null, null];
   },
 });
+
+/**
+ * Where a BatchNormalization's mean and variance are x's own batch statistics — mean = ReduceMean(x)
+ * and variance = ReduceMean(c·c) with c = x − Reshape(mean), both over every axis but the channel,
+ * keepdims 0 (the training form imported-graph.ts builds) — returns c, the centered x; otherwise
+ * undefined (running statistics, or anything else: their gradient is then not taken).
+ */
+function ownBatchStatistics(graph: Graph, x: Value, mean: Value, variance: Value): Value | undefined {
+  const rank = x.shape?.length ?? 0;
+  const nonChannel = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)].join();
+  const meanOf = (v: Value): string | undefined => {
+    const p = graph.producer(v.name);
+    if (!p || p.opType !== 'ReduceMean' || p.domain !== '' || intAttr(p.attrs, 'keepdims', 1) !== 0) return undefined;
+    const axes = p.inputs[1] ? graph.constantValue(p.inputs[1]) : undefined;
+    const list = axes ? Array.from(axes.data as BigInt64Array, Number) : Array.isArray(p.attrs.axes) ? (p.attrs.axes as number[]) : undefined;
+    return list && list.map((a) => normalizeAxis(a, rank)).join() === nonChannel ? p.inputs[0] : undefined;
+  };
+  if (rank < 2 || meanOf(mean) !== x.name) return undefined;
+  const square = graph.producer(meanOf(variance) ?? '');
+  if (!square || square.opType !== 'Mul' || square.inputs[0] !== square.inputs[1]) return undefined;
+  const sub = graph.producer(square.inputs[0]!);
+  const shaped = sub && sub.opType === 'Sub' && sub.inputs[0] === x.name ? graph.producer(sub.inputs[1]!) : undefined;
+  return shaped && shaped.opType === 'Reshape' && shaped.inputs[0] === mean.name ? graph.value(sub!.outputs[0]!) : undefined;
+}
 
 function epsilonOf(attrs: Record<string, unknown>): number {
   return typeof attrs.epsilon === 'number' ? attrs.epsilon : 1e-5;

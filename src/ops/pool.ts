@@ -46,14 +46,17 @@ ops.push({
   type: 'MaxPool',
   infer: poolInfer('MaxPool'),
   /*
-   * Exact (options.maxPoolTies 'first', the default): MaxPool's Indices output and a ScatterElements
-   * with 'add' — a window whose maximum occurs more than once sends the gradient to its first
-   * occurrence in row-major order, as PyTorch does. Ties are common on real images: over a blank
-   * background a convolution outputs its bias everywhere, and sending the gradient to every tied
-   * position made the first convolution's gradient off by 1e-2 against PyTorch. This also covers
-   * overlapping and padded windows. Of the exact formulations measured it was the fastest (an
-   * exclusive CumSum over each window's mask, and strided slices regrouped by DepthToSpace, were
-   * 1.1–1.3× slower).
+   * Exact (options.maxPoolTies 'first', the default): a window whose maximum occurs more than once
+   * sends the gradient to its first occurrence in row-major order, as PyTorch does. Ties are common
+   * on real images: over a blank background a convolution outputs its bias everywhere, and sending the
+   * gradient to every tied position made the first convolution's gradient off by 1e-2 against
+   * PyTorch. Square tiling windows over at most FEW_POOL_CHANNELS channels: SpaceToDepth, ArgMax,
+   * DepthToSpace (firstMaximumGradient; FEW_POOL_CHANNELS says what was measured). Other windows
+   * (more channels, overlapping, padded, ceil_mode): MaxPool's Indices output
+   * and a ScatterElements with 'add'; of the exact formulations measured on the tutorial CNN that was
+   * the fastest (an exclusive CumSum over each window's mask, and strided slices regrouped by
+   * DepthToSpace, were 1.1–1.3× slower), but ONNX Runtime's Indices path is slow for small-channel
+   * images (the exported ResNet's stem).
    * Tiling windows with maxPoolTies 'all' (Kiln's layer models): upsample the pooled output (Resize,
    * nearest), compare with the input to find the maxima, and multiply the upsampled gradient by that
    * mask — every tied position gets the gradient, and the step is 1.1–1.3× faster than the exact form
@@ -73,6 +76,11 @@ ops.push({
       const mask = graph.op1('Cast', [graph.op1('Equal', [cropToCovered(graph, x!, covered, full), up(y!)])], { to: 1 });
       return [padToInput(graph, graph.op1('Mul', [up(dy!), mask]), covered, full)];
     }
+    const channels = xShape[1];
+    if (sa.kernel.length === 2 && isTilingPool(node.attrs) && typeof channels === 'number' && channels <= FEW_POOL_CHANNELS) {
+      const tiled = firstMaximumGradient(graph, x!, y!, dy!, sa.kernel as [number, number], full);
+      if (tiled) return [tiled];
+    }
     // Row-major indices whatever the node's storage_order (1: column-major), as the scatter below reads them.
     const [, indices] = graph.op('MaxPool', [x!], { ...node.attrs, storage_order: 0 }, { outputs: 2, name: 'maxpool_indices' });
     const xSize = graph.op1('Shape', [x!]);
@@ -85,6 +93,44 @@ ops.push({
     return [graph.op1('Reshape', [scattered, xSize])];
   },
 });
+
+/**
+ * Up to this many channels the exact MaxPool gradient of a square tiling pool goes through
+ * firstMaximumGradient. Measured: 8 channels (the exported ResNet's stem, bench/README.md) MaxPool
+ * nodes + ScatterElements 6.4–7.4 ms → these five nodes + the forward MaxPool 2.9–3.0 ms;
+ * 32 and 64 channels (`bench/train/maxpool-ties.js --rounds 4 --threads 1`, main against this form,
+ * interleaved): the tutorial CNN's exact step 68.1, 62.0 → 67.0, 60.0 ms, the Fashion CNN's 38.9,
+ * 39.4 → 47.5, 43.6 ms — no gain there, so those keep MaxPool's Indices.
+ */
+const FEW_POOL_CHANNELS = 16;
+
+/**
+ * The exact ('first') MaxPool gradient for square tiling 2-D windows, without MaxPool's Indices:
+ * SpaceToDepth puts each window's k² inputs on an axis of their own ([N, k², C·Ho·Wo] in row-major
+ * window order), ArgMax over it picks the first maximum (select_last_index 0: PyTorch's tie-break), dy
+ * goes where that one-hot mask is 1, and DepthToSpace (its exact inverse, DCR) puts it back in place.
+ * Measured on the exported ResNet fixture's 2×2 stem pool ([64, 8, 28, 28], `bench/train/profile.js
+ * --fixture resnet --batch 64 --threads 1`, loaded machine): the two MaxPool nodes 5.4–6.4 ms +
+ * ScatterElements 1.0–1.1 ms before, these five nodes 2.7–2.8 ms + the forward MaxPool 0.14 ms
+ * after (bench/README.md); a Transpose regrouping took 2.7 ms per 6-D Transpose, and a trailing window
+ * axis made the broadcasting Equal/Where run per 4-element span (2.1 and 6.8 ms). Needs static
+ * channel and pooled sizes (else undefined: the Indices form runs).
+ */
+function firstMaximumGradient(graph: Graph, x: Value, y: Value, dy: Value, [kh, kw]: [number, number], full: number[]): Value | undefined {
+  const [c, ho, wo] = [x.shape![1], y.shape![2], y.shape![3]];
+  if (kh !== kw || typeof c !== 'number' || typeof ho !== 'number' || typeof wo !== 'number') return undefined;
+  const covered = [ho * kh, wo * kw];
+  const taps = kh * kw;
+  const shape = (dims: number[]) => graph.int64s(dims, 'shape');
+  const depth = graph.op1('SpaceToDepth', [cropToCovered(graph, x, covered, full)], { blocksize: kh }); // [N, k²·C, Ho, Wo]
+  const windows = graph.op1('Reshape', [depth, shape([0, taps, c * ho * wo])]);
+  const first = graph.op1('ArgMax', [windows], { axis: 1, keepdims: 1, select_last_index: 0 }); // [N, 1, C·Ho·Wo]
+  const positions = graph.constant(new Tensor(BigInt64Array.from({ length: taps }, (_, i) => BigInt(i)), [taps, 1], 'int64'), 'window_positions');
+  const mask = graph.op1('Equal', [first, positions]); // [N, k², C·Ho·Wo]
+  const spread = graph.op1('Where', [mask, graph.op1('Reshape', [dy, shape([0, 1, c * ho * wo])]), graph.scalar(0, dy.dtype)]);
+  const placed = graph.op1('DepthToSpace', [graph.op1('Reshape', [spread, shape([0, taps * c, ho, wo])])], { blocksize: kh, mode: 'DCR' });
+  return padToInput(graph, placed, covered, full);
+}
 
 ops.push({
   type: 'AveragePool',

@@ -113,6 +113,45 @@ ops.push({
   },
 });
 
+/*
+ * SpaceToDepth / DepthToSpace (blocksize b): [N, C, H, W] ↔ [N, C·b², H/b, W/b]. Each moves every
+ * element once, so each one's gradient is the other applied to dy (DepthToSpace in DCR mode is
+ * SpaceToDepth's inverse; CRD has no single-op inverse, and no rule here).
+ */
+function spaceDepthInfer(type: 'SpaceToDepth' | 'DepthToSpace') {
+  return (inputs: (Value | null)[], attrs: Attrs) => {
+    const x = requireInput(inputs, 0, type);
+    const b = intAttr(attrs, 'blocksize', 0);
+    if (!(b >= 1)) throw new KilnError('INVALID_ARGUMENT', `${type}: blocksize must be a positive integer, got ${String(attrs.blocksize)}`);
+    if (!x.shape) return [{ dtype: x.dtype, shape: null }];
+    if (x.shape.length !== 4) throw new KilnError('INVALID_SHAPE', `${type}: input must be 4-D [N, C, H, W], got ${formatShape(x.shape)}`);
+    const [n, c, h, w] = x.shape;
+    const scale = (d: typeof c, f: (v: number) => number) => (typeof d === 'number' ? f(d) : null);
+    if (type === 'SpaceToDepth') {
+      if ((typeof h === 'number' && h % b) || (typeof w === 'number' && w % b)) throw new KilnError('INVALID_SHAPE', `SpaceToDepth: spatial size ${formatShape(x.shape)} is not a multiple of blocksize ${b}`);
+      return [{ dtype: x.dtype, shape: [n!, scale(c, (v) => v * b * b), scale(h, (v) => v / b), scale(w, (v) => v / b)] }];
+    }
+    if (typeof c === 'number' && c % (b * b)) throw new KilnError('INVALID_SHAPE', `DepthToSpace: ${c} channels are not a multiple of blocksize² ${b * b}`);
+    return [{ dtype: x.dtype, shape: [n!, scale(c, (v) => v / (b * b)), scale(h, (v) => v * b), scale(w, (v) => v * b)] }];
+  };
+}
+
+ops.push({
+  type: 'SpaceToDepth',
+  infer: spaceDepthInfer('SpaceToDepth'),
+  gradient: ({ graph, node, gradOutputs: [dy] }) => [graph.op1('DepthToSpace', [dy!], { blocksize: intAttr(node.attrs, 'blocksize', 0), mode: 'DCR' })],
+});
+
+ops.push({
+  type: 'DepthToSpace',
+  infer: spaceDepthInfer('DepthToSpace'),
+  gradient: ({ graph, node, gradOutputs: [dy] }) => {
+    const mode = typeof node.attrs.mode === 'string' ? node.attrs.mode : 'DCR';
+    if (mode !== 'DCR') throw new KilnError('NO_GRADIENT', `DepthToSpace: no gradient rule for mode '${mode}' (only DCR, whose inverse is SpaceToDepth)`);
+    return [graph.op1('SpaceToDepth', [dy!], { blocksize: intAttr(node.attrs, 'blocksize', 0) })];
+  },
+});
+
 ops.push({
   type: 'Concat',
   infer: (inputs, attrs) => {

@@ -8,7 +8,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { addGradients } from '../../src/autodiff/gradients.js';
-import { Graph } from '../../src/graph/graph.js';
+import { Graph, type Value } from '../../src/graph/graph.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { Random } from '../../src/random.js';
@@ -36,6 +36,43 @@ describe('BatchNormalization (inference form) gradient', () => {
       });
     });
   }
+});
+
+describe("BatchNormalization over its input's own batch statistics (training form)", () => {
+  // mean = ReduceMean(x), variance = ReduceMean((x − mean)²) over all but the channel, as
+  // imported-graph.ts builds a training BatchNormalization: the rule takes the gradient through the
+  // statistics in closed form. Treated as constants (the inference rule), dx would be off.
+  const build = (g: Graph, v: Record<string, Value>, rank: number) => {
+    const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
+    const mean = g.op1('ReduceMean', [v.x!], { axes, keepdims: 0 });
+    const centered = g.op1('Sub', [v.x!, g.op1('Reshape', [mean, g.int64s([1, -1, ...Array(rank - 2).fill(1)])])]);
+    const variance = g.op1('ReduceMean', [g.op1('Mul', [centered, centered])], { axes, keepdims: 0 });
+    return g.op1('BatchNormalization', [v.x!, v.scale!, v.bias!, mean, variance], { epsilon: 1e-3 });
+  };
+  for (const [shape, symbolic] of [[[3, 2, 2, 3], false], [[5, 3], false], [[3, 2, 2, 2], true]] as const) {
+    it(`x [${shape}]${symbolic ? ', symbolic batch' : ''}: with respect to x, scale and bias`, async () => {
+      await assertGradients(runtime, {
+        inputs: { x: { shape: [...shape] }, scale: { shape: [shape[1]] }, bias: { shape: [shape[1]] } },
+        wrt: ['x', 'scale', 'bias'],
+        build: (g, v) => build(g, v, shape.length),
+        ...(symbolic ? { symbolicBatch: ['x'] } : {}),
+      });
+    });
+  }
+
+  it('builds the closed form: no gradient node reaches back through the ReduceMean statistics', () => {
+    const g = new Graph('bn_train');
+    const x = g.input('x', 'float32', [4, 2, 3, 3]);
+    const scale = g.input('scale', 'float32', [2]);
+    const bias = g.input('bias', 'float32', [2]);
+    const y = build(g, { x, scale, bias }, 4);
+    const before = g.nodes.length;
+    addGradients(g, g.op1('ReduceSum', [g.op1('Mul', [y, y])], { keepdims: 0 }), [x, scale, bias]);
+    const backward = g.nodes.slice(before);
+    // The loss's ReduceSum expands its gradient once; autodiff through the two ReduceMean statistics
+    // would expand theirs back to x's shape too.
+    assert.equal(backward.filter((n) => n.opType === 'Expand').length, 1, backward.map((n) => n.opType).join(' '));
+  });
 });
 
 function randomTensor(shape: number[], seed: number): Tensor<'float32'> {

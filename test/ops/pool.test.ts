@@ -13,6 +13,7 @@ import type { Attrs } from '../../src/graph/graph.js';
 import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
 import { addGradients } from '../../src/autodiff/gradients.js';
 import { Tensor } from '../../src/tensor.js';
+import { Random } from '../../src/random.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
 export const GRADIENT_CHECKED = ['MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool'];
@@ -154,6 +155,39 @@ describe('MaxPool gradient with ties', () => {
     });
     assert.deepEqual([...(out.dx!.data as Float32Array)], [10, 0, 0, 20, 0, 0, 0, 0]);
   });
+
+  for (const channels of [2, 20]) {
+    it(`ties on a tiling 2×2 pool with cropped rows, ${channels} channels and a symbolic batch: the first maximum (${channels <= 16 ? 'SpaceToDepth form' : 'Indices form'})`, async () => {
+      // 2 images of 5×5 pooled to 2×2 (row and column 4 unread); most windows tied somewhere.
+      // Expected: each window's gradient at its first maximum in row-major order.
+      const g = new Graph('ties_tiling');
+      const x = g.input('x', 'float32', ['N', channels, 5, 5]);
+      const y = g.op1('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] });
+      const dy = g.input('dy', 'float32', ['N', channels, 2, 2]);
+      const grads = addGradients(g, g.op1('ReduceSum', [g.op1('Mul', [y, dy])], { keepdims: 0 }), [x]);
+      assert.equal(g.nodes.some((n) => n.opType === 'ScatterElements'), channels > 16, 'up to 16 channels the SpaceToDepth form, above MaxPool Indices + ScatterElements');
+      g.output(grads.get('x')!, 'dx');
+      const rng = new Random(3);
+      // Values from {0, 1, 2}: ties in most windows.
+      const xs = Float32Array.from({ length: 2 * channels * 25 }, () => rng.int(3));
+      const dys = Float32Array.from({ length: 2 * channels * 4 }, (_, i) => i + 1);
+      const out = await runGraph(runtime, g, { x: new Tensor(xs, [2, channels, 5, 5], 'float32'), dy: new Tensor(dys, [2, channels, 2, 2], 'float32') });
+      const expected = new Float32Array(xs.length);
+      for (let plane = 0; plane < 2 * channels; plane++) {
+        for (let r = 0; r < 2; r++) {
+          for (let c = 0; c < 2; c++) {
+            let best = -1;
+            for (const [i, j] of [[0, 0], [0, 1], [1, 0], [1, 1]] as const) {
+              const at = plane * 25 + (2 * r + i) * 5 + (2 * c + j);
+              if (best < 0 || xs[at]! > xs[best]!) best = at;
+            }
+            expected[best] = dys[plane * 4 + r * 2 + c]!;
+          }
+        }
+      }
+      assert.deepEqual([...(out.dx!.data as Float32Array)], [...expected]);
+    });
+  }
 
   it("with maxPoolTies 'all' (Kiln's layer models), sends it to every tied position", async () => {
     const g = new Graph('ties_all');

@@ -11,7 +11,7 @@ import { Tensor } from '../../src/tensor.js';
 import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
-export const GRADIENT_CHECKED = ['Flatten', 'Reshape', 'Transpose', 'Concat', 'Split', 'Unsqueeze', 'Squeeze', 'Slice', 'Pad', 'Gather', 'Expand', 'Tile', 'Resize'];
+export const GRADIENT_CHECKED = ['Flatten', 'Reshape', 'Transpose', 'Concat', 'Split', 'Unsqueeze', 'Squeeze', 'Slice', 'Pad', 'Gather', 'Expand', 'Tile', 'Resize', 'SpaceToDepth', 'DepthToSpace'];
 
 const runtime = new Runtime();
 after(() => runtime.close());
@@ -335,5 +335,33 @@ describe('Flatten, Squeeze, Unsqueeze: remaining forms', () => {
   });
   it('Squeeze negative axes [-1] with a symbolic batch', async () => {
     await assertGradients(runtime, { inputs: { x: { shape: [3, 2, 1] } }, symbolicBatch: ['x'], build: (g, v) => g.op1('Squeeze', [v.x!, g.int64s([-1])]) });
+  });
+});
+
+describe('SpaceToDepth / DepthToSpace', () => {
+  it('SpaceToDepth blocksize 2 gradient', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 3, 4, 6] } }, build: (g, v) => g.op1('SpaceToDepth', [v.x!], { blocksize: 2 }) });
+  });
+  it('DepthToSpace DCR blocksize 2 gradient, symbolic batch', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 8, 2, 3] } }, build: (g, v) => g.op1('DepthToSpace', [v.x!], { blocksize: 2, mode: 'DCR' }), symbolicBatch: ['x'] });
+  });
+  it('shapes, and DCR undoes SpaceToDepth', async () => {
+    const g = new Graph('s2d');
+    const x = g.input('x', 'float32', ['N', 2, 4, 6]);
+    const depth = g.op1('SpaceToDepth', [x], { blocksize: 2 });
+    assert.deepEqual(depth.shape, ['N', 8, 2, 3]);
+    const back = g.op1('DepthToSpace', [depth], { blocksize: 2, mode: 'DCR' });
+    assert.deepEqual(back.shape, ['N', 2, 4, 6]);
+    g.output(back, 'y');
+    const values = new Tensor(Float32Array.from({ length: 96 }, (_, i) => i), [2, 2, 4, 6], 'float32');
+    const out = await runGraph(runtime, g, { x: values });
+    assert.deepEqual([...(out.y!.data as Float32Array)], [...values.data]);
+  });
+  it('rejects sizes the block does not divide, and has no gradient rule for CRD', () => {
+    const g = new Graph('bad');
+    assert.throws(() => g.op1('SpaceToDepth', [g.input('x', 'float32', [1, 1, 5, 4])], { blocksize: 2 }), /not a multiple of blocksize 2/);
+    assert.throws(() => g.op1('DepthToSpace', [g.input('z', 'float32', [1, 6, 2, 2])], { blocksize: 2 }), /6 channels are not a multiple of blocksize² 4/);
+    const crd = g.op1('DepthToSpace', [g.input('w', 'float32', [1, 4, 2, 2])], { blocksize: 2, mode: 'CRD' });
+    assert.throws(() => addGradients(g, g.op1('ReduceSum', [crd], { keepdims: 0 }), [g.value('w')]), /only DCR/);
   });
 });
