@@ -172,7 +172,7 @@ async function main(): Promise<void> {
         const r = await t.run(args.duration);
         const after = processCpu(pid);
         const countsAfter = t.kiln ? await counters(t.kiln) : undefined;
-        // Requests answered in the window: the generator's count (rps × its own duration).
+        // Requests answered in the window: the generator's own count.
         const requests = r.requests;
         // h2load sees HTTP statuses, not grpc-status: a call Kiln refused would count as answered.
         // Kiln's own counter of inferred rows says how many calls really got logits.
