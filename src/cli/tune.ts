@@ -6,6 +6,7 @@ import { writeTuneReport } from '../report/tune.js';
 import { formatDuration } from '../text/format.js';
 import { loadModel } from '../train/load.js';
 import { evaluateClassifier } from '../train/metrics.js';
+import { ashaRungs } from '../tune/asha.js';
 import { checkPresetSpace, PRESET_PARAMETERS, presetBuilder } from '../tune/preset-builder.js';
 import { formatTrialTable } from '../tune/results-table.js';
 import { TpeSampler } from '../tune/samplers/tpe.js';
@@ -73,7 +74,12 @@ export const tuneCommand: Command = {
     const inputShape = x.shape.slice(1);
     const validationSplit = defaultedNumber(options, 'validation-split');
     const trials = defaultedNumber(options, 'trials');
-    out(`Tuning ${modelName} on ${datasetName} (${x.shape[0]} images, ${Math.round(validationSplit * 100)}% held out to score trials): ${trials} trials of ${defaultedNumber(options, 'epochs')} epochs, ${sampler}${options.asha ? ', ASHA' : ''}, ${defaultedNumber(options, 'parallel')} at a time`);
+    const epochs = defaultedNumber(options, 'epochs');
+    const asha = options.asha ? { minEpochs: defaultedNumber(options, 'min-epochs'), reductionFactor: defaultedNumber(options, 'reduction-factor') } : undefined;
+    // Where ASHA compares trials, said up front: with whole-epoch rungs and short trials it can stop a
+    // trial no earlier than its first epoch, which bounds what it saves (see the guide).
+    const rungs = asha ? ashaRungs(epochs, asha).map((r) => Math.round(r * 1000) / 1000) : [];
+    out(`Tuning ${modelName} on ${datasetName} (${x.shape[0]} images, ${Math.round(validationSplit * 100)}% held out to score trials): ${trials} trials of ${epochs} epochs, ${sampler}${asha ? `, ASHA (η ${asha.reductionFactor}, rungs in epochs: ${rungs.join(', ')})` : ''}, ${defaultedNumber(options, 'parallel')} at a time`);
     for (const line of space.describe()) out(`  ${line}`);
     const result = await tune({
       space,
@@ -81,11 +87,11 @@ export const tuneCommand: Command = {
       x,
       y,
       validationSplit,
-      epochs: defaultedNumber(options, 'epochs'),
+      epochs,
       maxTrials: trials,
       sampler: sampler === 'tpe' ? new TpeSampler({ startupTrials: defaultedNumber(options, 'startup-trials') }) : sampler,
       objective: { metric: objectiveMetric as ObjectiveMetric, latencyWeight: numberOption(options, 'latency-weight'), sizeWeight: numberOption(options, 'size-weight') },
-      earlyStopping: options.asha ? { minEpochs: defaultedNumber(options, 'min-epochs'), reductionFactor: defaultedNumber(options, 'reduction-factor') } : false,
+      earlyStopping: asha ?? false,
       parallel: defaultedNumber(options, 'parallel'),
       seed: defaultedNumber(options, 'seed'),
       journal,

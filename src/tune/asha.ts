@@ -1,7 +1,8 @@
 /**
  * Asynchronous successive halving (ASHA; Li et al., "A System for Massively Parallel Hyperparameter
- * Tuning", MLSys 2020), with epochs as the resource. Rungs sit at minEpochs · η^k below the trials'
- * full budget; a trial reaching a rung continues only if its objective is among the best 1/η of all
+ * Tuning", MLSys 2020), with epochs as the resource, counted in training steps so that rungs may sit
+ * inside an epoch (tune() scores a rung at r epochs after round(r · steps per epoch) steps). Rungs sit
+ * at minEpochs · η^k below the trials' full budget; a trial reaching a rung continues only if its objective is among the best 1/η of all
  * values recorded at that rung so far (its own included). As Optuna's SuccessiveHalvingPruner does,
  * while a rung holds fewer than η values the best of them continues — nothing is ever paused waiting
  * for other trials, which is what makes it asynchronous and lets parallel trials run freely.
@@ -11,7 +12,11 @@ import type { Direction } from './samplers/sampler.js';
 
 /** Settings of ASHA early stopping. */
 export interface AshaOptions {
-  /** The first rung, in epochs; fractions of an epoch are allowed (default 1). */
+  /**
+   * The first rung (ASHA's minimum resource: Optuna's min_resource, Ray Tune's grace_period), in
+   * epochs; fractions of an epoch are allowed and are scored after round(minEpochs · steps per epoch)
+   * steps (default 1).
+   */
   minEpochs?: number;
   /** η: the fraction 1/η of trials at a rung goes on to the next (default 3). */
   reductionFactor?: number;

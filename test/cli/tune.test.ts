@@ -73,6 +73,26 @@ describe('kiln tune', () => {
     }
   });
 
+  it('compares trials at the sub-epoch rungs --min-epochs gives, journals them, and resumes with them', async () => {
+    const t = await tempDir();
+    try {
+      const args = ['tune', '--out', t.path('m.onnx'), '--limit', '300', '--epochs', '2', '--asha', '--min-epochs', '0.25', '--search', 'filters=2,3', '--search', 'lr=1e-3..1e-2:log', '--sampler', 'random'];
+      const first = await runMain([...args, '--trials', '3']);
+      assert.equal(first.code, 0, first.err);
+      assert.match(first.out, /ASHA \(η 3, rungs in epochs: 0\.25, 0\.75\)/);
+      const journal = records(t.path('m.study.jsonl')) as (Record & { epochs?: number })[];
+      // Every trial is scored at ¼ epoch; trial 0, first at every rung, goes on to the end.
+      assert.deepEqual(journal.filter((r) => r.type === 'report' && r.trial === 0).map((r) => r.epochs), [0.25, 0.75, 1, 2]);
+      assert.deepEqual([...new Set(journal.filter((r) => r.type === 'report' && r.epochs === 0.25).map((r) => r.trial))], [0, 1, 2]);
+      const again = await runMain([...args, '--trials', '4']);
+      assert.equal(again.code, 0, again.err);
+      assert.match(again.out, /Resumed .*: 3 finished trials kept/);
+      assert.deepEqual(records(t.path('m.study.jsonl')).filter((r) => r.type === 'end').map((r) => r.trial), [0, 1, 2, 3]);
+    } finally {
+      await t.remove();
+    }
+  });
+
   it('names each bad input', async () => {
     const t = await tempDir();
     try {
