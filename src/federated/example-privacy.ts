@@ -55,8 +55,16 @@ export function checkExamplePrivacy(options: ExamplePrivacyOptions, examples: nu
   return { ...options, delta, l2NormClip };
 }
 
+/** One round of a client's local DP-SGD as the accountant counts it. */
+export interface LocalSteps {
+  /** DP-SGD steps in the round: ⌈examples / batch size⌉ per epoch. */
+  steps: number;
+  /** q of each step: batch size / examples. */
+  samplingRate: number;
+}
+
 /** The steps one round of local training takes and the sampling rate each is counted at (fit()'s batching). */
-export function localSteps(shape: ClientTrainingShape): { steps: number; samplingRate: number } {
+export function localSteps(shape: ClientTrainingShape): LocalSteps {
   return { steps: Math.ceil(shape.examples / shape.batchSize) * shape.epochs, samplingRate: Math.min(1, shape.batchSize / shape.examples) };
 }
 

@@ -6,7 +6,7 @@ export * from './strategies/index.js';
 export { clipUpdate, type ClippedUpdate, DpFedAvg, dpFedAvg, type DpFedAvgPlan, secureNormal, seededNormal, type DpFedAvgArgs, type NormalSource, type PrivacyAccountant } from './privacy.js';
 export { iidSplit, nonIidSplit, type ClientShards } from './split.js';
 export { simulate, type ExamplePrivacyRun, type RoundResult, type SimulateOptions, type SimulationResult } from './simulate.js';
-export { checkExamplePrivacy, ClientPrivacy, exampleNoiseMultiplier, localSteps, planClientPrivacy, type ClientTrainingShape, type ExamplePrivacyOptions } from './example-privacy.js';
+export { checkExamplePrivacy, ClientPrivacy, exampleNoiseMultiplier, localSteps, planClientPrivacy, type ClientTrainingShape, type ExamplePrivacyOptions, type LocalSteps } from './example-privacy.js';
 export { serve, type FederatedServeOptions, type CoordinatorHandle, type FederatedRunResult } from './coordinator/serve.js';
 export type { RoundSummary, RoundRejection } from './coordinator/rounds.js';
 export { join, type JoinOptions, type JoinResult, type JoinedRound } from './client/join.js';
