@@ -8,6 +8,7 @@ import { KilnError } from '../errors.js';
 import { serve } from '../federated/coordinator/serve.js';
 import type { RoundSummary } from '../federated/coordinator/rounds.js';
 import { join } from '../federated/client/join.js';
+import type { ExamplePrivacyOptions } from '../federated/example-privacy.js';
 import { STRATEGY_NAMES } from '../federated/strategies/index.js';
 import { numberOption, stringOption, type OptionSpec, type ParsedArgs } from './args.js';
 
@@ -38,6 +39,28 @@ export const FEDERATE_JOIN_OPTIONS: OptionSpec[] = [
   { name: 'retry-timeout', type: 'number', min: 0, description: 'join: seconds to keep retrying an unreachable coordinator (default 120)' },
 ];
 
+/** The privacy flags a client takes (example-level DP of its own examples). */
+const JOIN_PRIVACY_FLAGS = ['dp-unit', 'dp-epsilon', 'dp-noise-multiplier', 'dp-delta', 'dp-clip'];
+
+/** The DP unit the flags ask for: 'client' (DP-FedAvg, the default) or 'example' (DP-SGD on clients). */
+export function dpUnit(options: ParsedArgs['options'], action: string): 'client' | 'example' {
+  const unit = stringOption(options, 'dp-unit') ?? 'client';
+  if (unit !== 'client' && unit !== 'example') throw new KilnError('INVALID_ARGUMENT', `kiln federate ${action}: --dp-unit must be 'client' (DP-FedAvg) or 'example' (DP-SGD on every client), got '${unit}'`);
+  return unit;
+}
+
+/** Example-level privacy from the flags (--dp-epsilon or --dp-noise-multiplier, --dp-clip, --dp-delta), when --dp-unit example. */
+export function examplePrivacyFlags(options: ParsedArgs['options'], action: string): ExamplePrivacyOptions | undefined {
+  const epsilon = numberOption(options, 'dp-epsilon');
+  const sigma = numberOption(options, 'dp-noise-multiplier');
+  if (dpUnit(options, action) === 'client') {
+    if (sigma !== undefined) throw new KilnError('INVALID_ARGUMENT', `kiln federate ${action}: --dp-noise-multiplier is for --dp-unit example; DP-FedAvg (client unit) is planned to --dp-epsilon`);
+    return undefined;
+  }
+  if (epsilon === undefined && sigma === undefined) throw new KilnError('INVALID_ARGUMENT', `kiln federate ${action}: --dp-unit example needs --dp-epsilon (the budget) or --dp-noise-multiplier`);
+  return { unit: 'example', l2NormClip: Number(options['dp-clip']), delta: Number(options['dp-delta']), ...(epsilon !== undefined ? { targetEpsilon: epsilon } : {}), ...(sigma !== undefined ? { noiseMultiplier: sigma } : {}) };
+}
+
 function refuseOthers(action: string, options: ParsedArgs['options'], allowed: string[], defaults: Set<string>): void {
   for (const [name, value] of Object.entries(options)) {
     if (value === undefined || allowed.includes(name) || defaults.has(name)) continue;
@@ -64,6 +87,9 @@ export async function runFederateServe(args: ParsedArgs, out: (line: string) => 
   if (!model || !tokens) throw new KilnError('INVALID_ARGUMENT', 'kiln federate serve: give --model m.onnx and --tokens tokens.txt');
   const [cert, key, clientCa] = ['tls-cert', 'tls-key', 'tls-client-ca'].map((o) => stringOption(options, o));
   if ((cert === undefined) !== (key === undefined) || (clientCa !== undefined && cert === undefined)) throw new KilnError('INVALID_ARGUMENT', 'kiln federate serve: TLS needs --tls-cert and --tls-key together (and --tls-client-ca only with them)');
+  if (dpUnit(options, 'serve') === 'example') {
+    throw new KilnError('INVALID_ARGUMENT', 'kiln federate serve: example-level DP runs on the clients, each with its own budget: kiln federate join URL ... --dp-unit example --dp-epsilon E (serve --dp-epsilon is DP-FedAvg, client-level)');
+  }
   const serverLr = numberOption(options, 'server-lr');
   const timeout = numberOption(options, 'round-timeout');
   const rounds = numberOption(options, 'rounds') ?? 20;
@@ -122,7 +148,11 @@ export async function runFederateServe(args: ParsedArgs, out: (line: string) => 
 /** `kiln federate join URL --dataset ... --token T`: a client, until the coordinator says done. */
 export async function runFederateJoin(args: ParsedArgs, out: (line: string) => void, defaults: Set<string>): Promise<number> {
   const { positionals, options } = args;
-  refuseOthers('join', options, [...FEDERATE_JOIN_OPTIONS.map((o) => o.name), 'dataset', 'tls-cert', 'tls-key'], defaults);
+  refuseOthers('join', options, [...FEDERATE_JOIN_OPTIONS.map((o) => o.name), 'dataset', 'tls-cert', 'tls-key', ...JOIN_PRIVACY_FLAGS], defaults);
+  if ((options['dp-epsilon'] !== undefined || options['dp-noise-multiplier'] !== undefined) && dpUnit(options, 'join') !== 'example') {
+    throw new KilnError('INVALID_ARGUMENT', "kiln federate join: a client protects its own examples: give --dp-unit example (client-level DP-FedAvg is the coordinator's, kiln federate serve --dp-epsilon)");
+  }
+  const privacy = examplePrivacyFlags(options, 'join');
   const url = positionals[1];
   if (!url || positionals.length > 2) throw new KilnError('INVALID_ARGUMENT', `kiln federate join: give the coordinator's URL once (kiln federate join http://host:8600 --dataset ... --token ...)${positionals.length > 2 ? `, got ${positionals.slice(1).join(' ')}` : ''}`);
   const token = stringOption(options, 'token') ?? (process.env.KILN_FEDERATE_TOKEN || undefined);
@@ -140,13 +170,14 @@ export async function runFederateJoin(args: ParsedArgs, out: (line: string) => v
   };
   const [ca, cert, key] = [await read('tls-ca'), await read('tls-cert'), await read('tls-key')];
   const retry = numberOption(options, 'retry-timeout');
-  out(`Joining ${url} with local data ${dataset}`);
+  out(`Joining ${url} with local data ${dataset}${privacy ? `, example-level DP (DP-SGD) at ${privacy.targetEpsilon !== undefined ? `ε ≤ ${privacy.targetEpsilon} over the planned rounds` : `σ = ${privacy.noiseMultiplier}`}, δ = ${privacy.delta}, clip ${privacy.l2NormClip}` : ''}`);
   const result = await join(url, {
     dataset,
     token,
     ...(ca || cert || key ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } } : {}),
     retryTimeoutMs: retry !== undefined ? retry * 1000 : undefined,
-    onRound: (r) => out(`Round ${r.round}: trained on ${r.numExamples} local examples, loss ${r.loss.toFixed(4)}; sent ${r.secure ? 'a masked update' : 'the weights'}`),
+    ...(privacy ? { privacy } : {}),
+    onRound: (r) => out(`Round ${r.round}: trained on ${r.numExamples} local examples, loss ${r.loss.toFixed(4)}; sent ${r.secure ? 'a masked update' : 'the weights'}${r.epsilon !== undefined ? `; DP-SGD σ = ${r.noiseMultiplier!.toFixed(3)}, ε ${r.epsilon.toFixed(2)} spent` : ''}`),
     onEvent: (m) => out(`note: ${m}`),
   });
   out(`Done: the coordinator finished after round ${result.finalRound}; this client (${result.client}) trained in ${result.roundsTrained} rounds`);

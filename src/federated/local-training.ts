@@ -2,13 +2,16 @@
 // Kiln's compiled step (fresh optimizer state every round), and hand back the new weights. FedProx's
 // proximal term μ/2‖w − w_global‖² is part of that compiled step: the global weights enter it as one
 // flat per-batch input, so the term and its gradient μ(w − w_global) run in ONNX Runtime with the
-// rest of the backward pass.
+// rest of the backward pass. With `privacy` the local epochs are fit()'s DP-SGD (example-level DP on
+// clients, example-privacy.ts); FedProx's term is refused there, as fit()'s private step clips the
+// plain loss's per-example gradients and takes no extra inputs.
 import { KilnError } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { Tensor } from '../tensor.js';
 import { sparseCategoricalCrossentropy, type Loss } from '../train/losses.js';
 import type { TrainableModel } from '../train/model.js';
 import { resolveOptimizer } from '../train/optimizers.js';
+import type { PrivacyOptions } from '../train/privacy/index.js';
 import type { TrainingStepOptions } from '../train/training-step.js';
 import { countValues, flattenWeights, getWeights, setWeights, type ModelWeights } from './weights.js';
 
@@ -39,6 +42,11 @@ export interface LocalTrainingOptions {
   seed?: number;
   /** The loss (default sparse categorical cross-entropy, from logits unless the model ends in softmax). */
   loss?: Loss;
+  /**
+   * DP-SGD for the local epochs (fit()'s `privacy` with σ given: clip C per example, noise σC per
+   * batch); the caller counts ε (`ClientPrivacy`). Not with FedProx's μ > 0.
+   */
+  privacy?: PrivacyOptions;
 }
 
 /** What a client sends back after a round. */
@@ -113,9 +121,15 @@ export function prepareLocalTraining(model: TrainableModel, options: LocalTraini
 export async function trainLocally(model: TrainableModel, globalWeights: ModelWeights, dataset: LocalDataset, options: LocalTrainingOptions = {}): Promise<LocalTrainingResult> {
   const n = dataset.x.shape[0] ?? 0;
   if (n === 0) throw new KilnError('INVALID_DATA', 'trainLocally: the local data set is empty');
+  const mu = options.proximalMu ?? 0;
+  if (options.privacy && mu > 0) {
+    throw new KilnError('INVALID_ARGUMENT', `example-level privacy (DP-SGD on clients) cannot train with FedProx's proximal term (μ = ${mu}): the private step clips the plain loss's per-example gradients; use fedavg, fedavgm or fedadam`);
+  }
+  if (options.privacy && options.privacy.noiseMultiplier === undefined) {
+    throw new KilnError('INVALID_ARGUMENT', "trainLocally: privacy needs the noise multiplier σ (a client's ε is counted over rounds by ClientPrivacy, not per call)");
+  }
   prepareLocalTraining(model, options);
   setWeights(model, globalWeights);
-  const mu = options.proximalMu ?? 0;
   const global = mu > 0 ? new Tensor(flattenWeights(globalWeights), [countValues(globalWeights)], 'float32') : undefined;
   const history = await model.fit(dataset.x, dataset.y, {
     epochs: options.epochs ?? 1,
@@ -123,6 +137,7 @@ export async function trainLocally(model: TrainableModel, globalWeights: ModelWe
     seed: options.seed,
     verbose: 0,
     ...(global ? { extraFeeds: () => ({ [GLOBAL_WEIGHTS_INPUT]: global }) } : {}),
+    ...(options.privacy ? { privacy: options.privacy } : {}),
   });
   return { weights: getWeights(model), numExamples: n, loss: history.history.loss!.at(-1)! };
 }

@@ -2,7 +2,9 @@
 // coordinator's model once, then polls for tasks — train from the round's global weights on the
 // local data and send back only the weights (or, under secure aggregation, take part in the four
 // phases and send only a masked update) — until the coordinator says the run is done. The local data
-// never leaves the process.
+// never leaves the process. With `privacy` (example-level DP) the client trains with DP-SGD, counts
+// its own ε over every round it trains in, and refuses a round that would exceed its budget: the
+// guarantee is the client's, whatever the coordinator asks.
 import { KilnError } from '../../errors.js';
 import { loadDataset } from '../../data/by-name.js';
 import type { ImageDataset } from '../../data/types.js';
@@ -11,6 +13,7 @@ import { modelFromOnnx } from '../../train/load.js';
 import { TrainableModel } from '../../train/model.js';
 import { Runtime } from '../../runtime/runtime.js';
 import type { ClientTls } from '../../serve/tls.js';
+import { checkExamplePrivacy, planClientPrivacy, type ClientPrivacy, type ClientTrainingShape, type ExamplePrivacyOptions } from '../example-privacy.js';
 import { trainLocally, type LocalDataset, type LocalTrainingOptions } from '../local-training.js';
 import { SecureAggregationClient } from '../secure-aggregation/client.js';
 import { encodeFixedPoint } from '../secure-aggregation/fixed-point.js';
@@ -30,6 +33,11 @@ export interface JoinOptions {
   tls?: ClientTls;
   /** How long to keep retrying an unreachable coordinator (default 120,000 ms). */
   retryTimeoutMs?: number;
+  /**
+   * Example-level DP for this client's examples: DP-SGD in every local epoch, σ calibrated for the
+   * coordinator's planned rounds (or given); rounds past the budget are refused.
+   */
+  privacy?: ExamplePrivacyOptions;
   /** Called after each round this client trained in. */
   onRound?: (info: JoinedRound) => void;
   /** Called with each notable event (retries, refusals), for logs. */
@@ -46,6 +54,10 @@ export interface JoinedRound {
   loss: number;
   /** Whether the update went out masked (secure aggregation). */
   secure: boolean;
+  /** With example-level privacy: ε this client has spent so far, over all its rounds. */
+  epsilon?: number;
+  /** With example-level privacy: σ of its DP-SGD. */
+  noiseMultiplier?: number;
 }
 
 /** What a client's run ends with. */
@@ -78,6 +90,9 @@ export async function join(url: string, options: JoinOptions): Promise<JoinResul
   const note = options.onEvent ?? (() => undefined);
   const connection = new Connection(url, { token: options.token, tls: options.tls, retryTimeoutMs: options.retryTimeoutMs, onRetry: (err) => note(`coordinator unreachable, retrying: ${err.message}`) });
   const dataset = localData(typeof options.dataset === 'string' ? await loadDataset(options.dataset) : options.dataset);
+  const examples = dataset.x.shape[0] ?? 0;
+  if (options.privacy) checkExamplePrivacy(options.privacy, examples);
+  let privacy: ClientPrivacy | undefined;
   const modelReply = await connection.request('GET', 'model');
   const model = await modelFromOnnx(modelReply.bytes, parseOnnx(modelReply.bytes, `the coordinator's model`), `the coordinator's model`);
   if (!(model instanceof TrainableModel)) throw new KilnError('NOT_TRAINABLE', "the coordinator's model cannot be trained here");
@@ -104,7 +119,18 @@ export async function join(url: string, options: JoinOptions): Promise<JoinResul
           if (g.header.modelId !== task.modelId || g.header.round !== task.round) throw new KilnError('INVALID_DATA', `the global weights are for model ${g.header.modelId} round ${g.header.round}, the task for ${task.modelId} round ${task.round}`);
           const global = unpackWeights(g.header.weights, g.payload, 'the global weights');
           checkCompatible(specs, global, "the coordinator's global weights");
-          const result = await trainLocally(model, global, dataset, task.training as LocalTrainingOptions);
+          // The coordinator's settings, never its privacy: that is this client's own.
+          const training: LocalTrainingOptions = { ...(task.training as LocalTrainingOptions | undefined) };
+          delete training.privacy;
+          let shape: ClientTrainingShape | undefined;
+          if (options.privacy) {
+            shape = { examples, batchSize: training.batchSize ?? 32, epochs: training.epochs ?? 1 };
+            privacy ??= planClientPrivacy(options.privacy, shape, plannedRounds(task));
+            privacy.checkBudget(shape);
+          }
+          const result = await trainLocally(model, global, dataset, { ...training, ...(privacy ? { privacy: privacy.fitPrivacy() } : {}) });
+          // Counted once the noised steps ran: whatever happens to the update, it may have left.
+          const epsilon = privacy?.recordRound(shape!);
           if (!allFinite(result.weights)) throw new KilnError('NAN_LOSS', `local training in round ${task.round} produced NaN or infinite weights (loss ${result.loss})`);
           if (task.secure) {
             const protocol = new SecureAggregationClient(task.client, `${task.modelId}/run-${task.run}/round-${task.round}/attempt-${task.attempt}`);
@@ -115,7 +141,7 @@ export async function join(url: string, options: JoinOptions): Promise<JoinResul
             await connection.request('POST', 'update', encodeEnvelope({ kind: 'update', ...stamp, numExamples: result.numExamples, loss: result.loss, weights: sent }, payload));
           }
           roundsTrained++;
-          options.onRound?.({ round: task.round, numExamples: result.numExamples, loss: result.loss, secure: Boolean(task.secure) });
+          options.onRound?.({ round: task.round, numExamples: result.numExamples, loss: result.loss, secure: Boolean(task.secure), ...(privacy ? { epsilon, noiseMultiplier: privacy.noiseMultiplier } : {}) });
         } else {
           if (!secure || secure.key.replace(/\.train$/, '') !== task.key.replace(/\.[a-z]+$/, '')) throw new KilnError('INVALID_DATA', `a '${task.kind}' task for round ${task.round} attempt ${task.attempt}, but this client holds no secure-aggregation state for it`);
           if (task.kind === 'shares') {
@@ -147,6 +173,15 @@ export async function join(url: string, options: JoinOptions): Promise<JoinResul
     model.dispose();
     await runtime.close();
   }
+}
+
+/** The run's planned rounds, which a train task carries (the calibration of σ for a target ε needs them). */
+function plannedRounds(task: Task): number {
+  const rounds = task.rounds;
+  if (!(typeof rounds === 'number' && Number.isInteger(rounds) && rounds >= 1)) {
+    throw new KilnError('INVALID_DATA', `example-level privacy: the coordinator's train task names no planned rounds (got ${String(rounds)}), so σ cannot be calibrated to the target ε; give the noise multiplier instead`);
+  }
+  return rounds;
 }
 
 function difference(a: ModelWeights, b: ModelWeights): Float64Array {

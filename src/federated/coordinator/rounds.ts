@@ -33,7 +33,7 @@ export interface Task {
   attempt: number;
   /** The client's id (as the tokens file names it). */
   client: string;
-  /** More fields by kind: training settings, roster, shares, unmask request. */
+  /** More fields by kind: training settings and planned rounds, roster, shares, unmask request. */
   [field: string]: unknown;
 }
 
@@ -48,7 +48,7 @@ export interface RoundPlan {
   /** Time a round waits for its cohort's updates (and, per phase, for secure aggregation's messages). */
   roundTimeoutMs: number;
   /** Local training settings sent to clients (μ comes from the strategy). */
-  training: Omit<LocalTrainingOptions, 'loss' | 'proximalMu' | 'seed'>;
+  training: Omit<LocalTrainingOptions, 'loss' | 'proximalMu' | 'seed' | 'privacy'>;
   /** Seed for sampling and for the clients' shuffling. */
   seed: number;
   /** Run secure aggregation: the coordinator sees only the sum of the updates. */
@@ -242,7 +242,7 @@ export class Coordinator {
     const log = this.host.log.child({ round, attempt });
     log.info({ cohort }, 'round started');
     const training = { ...this.plan.training, proximalMu: this.strategy.proximalMu ?? 0 };
-    cohort.forEach((client, k) => this.publish(client, this.taskFor(a, client, 'train', { training: { ...training, seed: (this.plan.seed + round * 1009 + k) >>> 0 }, secure: this.plan.secureAggregation })));
+    cohort.forEach((client, k) => this.publish(client, this.taskFor(a, client, 'train', { training: { ...training, seed: (this.plan.seed + round * 1009 + k) >>> 0 }, rounds: this.plan.rounds, secure: this.plan.secureAggregation })));
     const retry = (why: string) => {
       log.warn({ failed: Object.fromEntries(a.failed) }, `round attempt abandoned: ${why}; sampling again`);
       this.current = undefined;
