@@ -16,8 +16,8 @@
  *      steps (δ = 1e-5)                                                  target ≥ 80%
  *
  *   node dist/bench/federated/simulate.js [--rounds 20] [--train-limit 60000] [--test-limit 10000]
- *       [--settings 1,2,3,4,5,6] [--best fedavgm] [--dp-epsilon 8] [--dp-clip 1] [--dp-batch 256]
- *       [--dp-optimizer adam] [--dp-lr 0.01] [--dp-example-clip 1] [--no-torch] [--seed 42]
+ *       [--settings 1,2,3,4,5,6] [--best fedavgm] [--dp-epsilon 8] [--dp-clip 1] [--dp-batch 512]
+ *       [--dp-optimizer adam] [--dp-lr 0.02] [--dp-example-clip 1] [--no-torch] [--seed 42]
  *       [--batch 32] [--local-epochs 1] [--maxpool-ties all|first] [--torch-threads 2]
  *
  * Full size (60,000 training images × 20 rounds per setting) is ~20 epochs of Fashion-MNIST per
@@ -55,9 +55,9 @@ const args = benchArgs('node dist/bench/federated/simulate.js [flags]', {
   'proximal-mu': { type: 'number', default: 0.1, help: "setting 3's FedProx μ" },
   'dp-epsilon': { type: 'number', default: 8 },
   'dp-clip': { type: 'number', default: 1, help: "DP-FedAvg's clip norm C" },
-  'dp-batch': { type: 'number', default: 256, help: "setting 6's local batch size (q = batch / a client's examples)" },
+  'dp-batch': { type: 'number', default: 512, help: "setting 6's local batch size (q = batch / a client's examples)" },
   'dp-optimizer': { type: 'string', default: 'adam', help: "setting 6's local optimizer" },
-  'dp-lr': { type: 'number', default: 0.01, help: "setting 6's local learning rate" },
+  'dp-lr': { type: 'number', default: 0.02, help: "setting 6's local learning rate" },
   'dp-example-clip': { type: 'number', default: 1, help: "setting 6's per-example gradient clip norm C" },
   'no-torch': { type: 'boolean', help: 'Kiln only' },
   'maxpool-ties': { type: 'string', default: 'all', help: "Kiln's MaxPool gradient on tied maxima: 'all' (Kiln's layer models' own rule: every tied position) or 'first' (PyTorch's)" },
