@@ -87,7 +87,7 @@ const data = await datasets.fashionMnist();
 const trainN = Math.min(args['train-limit'], data.train.images.shape[0]!);
 const testN = Math.min(args['test-limit'], data.test.images.shape[0]!);
 console.log(`${cpuDescription()}`);
-console.log(`Fashion-MNIST: ${trainN} training images over ${clients} clients, ${testN} test images; tutorial CNN; ${rounds} rounds of ${localEpochs} local epoch(s), batch ${batch}; Kiln's MaxPool gradient to ${ties === 'all' ? 'every tied maximum (its layer models\' rule)' : "a window's first maximum (PyTorch's rule)"}`);
+console.log(`Fashion-MNIST: ${trainN} training images over ${clients} clients, ${testN} test images; tutorial CNN; ${rounds} rounds of ${localEpochs} local epoch(s), batch ${batch} (setting 6: --dp-batch); Kiln's MaxPool gradient to ${ties === 'all' ? 'every tied maximum (its layer models\' rule)' : "a window's first maximum (PyTorch's rule)"}`);
 
 const env = torchEnv();
 const python = args['no-torch'] ? undefined : findTorchPython(env);

@@ -227,7 +227,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
    */
   private async openPrivateSteps(c: CompiledSteps, args: FitArgs, data: FitData, startEpoch: number, resumedStep: number | undefined): Promise<PrivateSteps> {
     const o = c.stepOptions;
-    const other = o.flatMask ? 'a pruning mask' : o.transformParam || o.afterLayer ? 'quantization-aware training' : o.buildLoss || o.extraInputs ? 'a custom loss (distillation)' : null;
+    const other = o.flatMask ? 'a pruning mask' : o.transformParam || o.afterLayer ? 'quantization-aware training' : o.buildLoss || o.extraInputs ? 'a custom loss or extra step inputs (distillation, a FedProx penalty)' : null;
     if (other) throw new KilnError('INVALID_ARGUMENT', `fit's privacy (DP-SGD) cannot train under ${other}: per-example clipping covers plain training only`);
     const stepsPerEpoch = Math.ceil(data.n / data.batchSize);
     const settings = resolvePrivacy(args.privacy!, data.batchSize, data.n, stepsPerEpoch * (data.epochs - startEpoch));
