@@ -55,6 +55,16 @@ export function checkExamplePrivacy(options: ExamplePrivacyOptions, examples: nu
   return { ...options, delta, l2NormClip };
 }
 
+/**
+ * Refuses FedProx's proximal term under example-level privacy: fit()'s private step clips the plain
+ * loss's per-example gradients and takes no extra inputs. `where` names the caller in the message.
+ */
+export function refuseProximalTerm(proximalMu: number, where: string): void {
+  if (proximalMu > 0) {
+    throw new KilnError('INVALID_ARGUMENT', `${where}example-level privacy (DP-SGD on clients) cannot train with FedProx's proximal term (μ = ${proximalMu}): the private step clips the plain loss's per-example gradients; use fedavg, fedavgm or fedadam`);
+  }
+}
+
 /** One round of a client's local DP-SGD as the accountant counts it. */
 export interface LocalSteps {
   /** DP-SGD steps in the round: ⌈examples / batch size⌉ per epoch. */

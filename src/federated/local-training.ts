@@ -13,6 +13,7 @@ import type { TrainableModel } from '../train/model.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { PrivacyOptions } from '../train/privacy/index.js';
 import type { TrainingStepOptions } from '../train/training-step.js';
+import { refuseProximalTerm } from './example-privacy.js';
 import { countValues, flattenWeights, getWeights, setWeights, type ModelWeights } from './weights.js';
 
 /** The name of the training step's input holding the round's global weights (FedProx). */
@@ -122,9 +123,7 @@ export async function trainLocally(model: TrainableModel, globalWeights: ModelWe
   const n = dataset.x.shape[0] ?? 0;
   if (n === 0) throw new KilnError('INVALID_DATA', 'trainLocally: the local data set is empty');
   const mu = options.proximalMu ?? 0;
-  if (options.privacy && mu > 0) {
-    throw new KilnError('INVALID_ARGUMENT', `example-level privacy (DP-SGD on clients) cannot train with FedProx's proximal term (μ = ${mu}): the private step clips the plain loss's per-example gradients; use fedavg, fedavgm or fedadam`);
-  }
+  if (options.privacy) refuseProximalTerm(mu, '');
   if (options.privacy && options.privacy.noiseMultiplier === undefined) {
     throw new KilnError('INVALID_ARGUMENT', "trainLocally: privacy needs the noise multiplier σ (a client's ε is counted over rounds by ClientPrivacy, not per call)");
   }

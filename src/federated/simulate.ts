@@ -12,7 +12,7 @@ import { Random } from '../random.js';
 import type { Tensor } from '../tensor.js';
 import type { TrainableModel } from '../train/model.js';
 import { Sequential } from '../train/sequential.js';
-import { ClientPrivacy, checkExamplePrivacy, exampleNoiseMultiplier, localSteps, type ExamplePrivacyOptions } from './example-privacy.js';
+import { ClientPrivacy, checkExamplePrivacy, exampleNoiseMultiplier, localSteps, refuseProximalTerm, type ExamplePrivacyOptions } from './example-privacy.js';
 import { prepareLocalTraining, trainLocally, type LocalDataset } from './local-training.js';
 import { strategyByName, type StrategySettings } from './strategies/index.js';
 import type { ClientUpdate, Strategy } from './strategies/strategy.js';
@@ -192,9 +192,8 @@ function planPrivacy(options: ExamplePrivacyOptions, strategy: Strategy, shapes:
   if (strategy instanceof DpFedAvg) {
     throw new KilnError('INVALID_ARGUMENT', `simulate: example-level privacy and DP-FedAvg (client-level, '${strategy.name}') at once; choose one unit of privacy`);
   }
-  if ((strategy.proximalMu ?? 0) > 0) {
-    throw new KilnError('INVALID_ARGUMENT', `simulate: example-level privacy (DP-SGD on clients) cannot train with FedProx's proximal term (μ = ${strategy.proximalMu}); use fedavg, fedavgm or fedadam`);
-  }
+  // Before any training, as trainLocally would refuse it in round 1.
+  refuseProximalTerm(strategy.proximalMu ?? 0, 'simulate: ');
   const checked = checkExamplePrivacy(options, trainN);
   const empty = shapes.findIndex((s) => s.examples === 0);
   if (empty >= 0) throw new KilnError('INVALID_DATA', `simulate: client ${empty} holds no examples, and example-level privacy counts steps over each client's data`);
