@@ -15,7 +15,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '../../..');
 
 /** The exported fixtures (test/fixtures/exported/README.md), in the order the benches run them. */
-export const FIXTURES = ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17'] as const;
+export const FIXTURES = ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 'resnet_wide', 'vit_wide'] as const;
 
 /**
  * Every fixture takes N × 1 × 28 × 28 (channels first) and Kiln's Fashion-MNIST is [N, 28, 28, 1]; the

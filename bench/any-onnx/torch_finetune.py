@@ -19,7 +19,7 @@ from torch_common import accuracy, models, torch, train
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument('--fixture', required=True, choices=['resnet', 'resnet_fused', 'mlp', 'vit13', 'vit17', 'dwsep'])
+    p.add_argument('--fixture', required=True, choices=['resnet', 'resnet_fused', 'mlp', 'vit13', 'vit17', 'dwsep', 'resnet_wide', 'vit_wide'])
     p.add_argument('--epochs', type=int, required=True)
     p.add_argument('--batch-size', type=int, required=True)
     p.add_argument('--lr', type=float, required=True)

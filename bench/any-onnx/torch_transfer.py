@@ -1,4 +1,4 @@
-"""PyTorch reference for transfer learning from a PyTorch-exported fixture (test/fixtures/exported/resnet.onnx):
+"""PyTorch reference for transfer learning from a PyTorch-exported fixture (test/fixtures/exported/resnet.onnx, or resnet_wide.onnx with --fixture):
   1. source: the resnet fixture, from exactly the weights its .onnx holds, trained 1 epoch on the
      Fashion-MNIST training images of classes 0-4 (its 10-way head, labels as they are);
   2. transfer: its head replaced by a fresh 5-way Linear (labels 5-9 remapped to 0-4), the backbone frozen
@@ -27,6 +27,7 @@ def main() -> None:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--limit', type=int, default=None)
+    p.add_argument('--fixture', choices=['resnet', 'resnet_wide'], default='resnet')
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -38,7 +39,7 @@ def main() -> None:
     xa, ya, xb, yb = x[lo][:a.limit], y[lo][:a.limit], x[hi][:a.limit], y[hi][:a.limit] - 5
     txb, tyb = tx[thi], ty[thi] - 5
 
-    model = models.load_fixture('resnet')
+    model = models.load_fixture(a.fixture)
     model.train()
     source_s = train(model, xa, ya, 1, a.batch_size, a.lr, gen)
     source_acc = accuracy(model, tx[tlo], ty[tlo])
@@ -50,13 +51,13 @@ def main() -> None:
     transfer_s = train(model.head, xb, yb, 1, a.batch_size, a.lr, gen, features=model.backbone)
     transfer_acc = accuracy(model, txb, tyb)
 
-    scratch = models.ResNet(classes=5)
+    scratch = models.ResNet(classes=5, width=model.head.in_features // 2)
     scratch.train()
     scratch_s = train(scratch, xb, yb, 1, a.batch_size, a.lr, gen)
     scratch_acc = accuracy(scratch, txb, tyb)
 
     print(json.dumps({
-        'fixture': 'resnet', 'batchSize': a.batch_size, 'lr': a.lr, 'seed': a.seed,
+        'fixture': a.fixture, 'batchSize': a.batch_size, 'lr': a.lr, 'seed': a.seed,
         'source': {'classes': [0, 1, 2, 3, 4], 'epochs': 1, 'trainImages': len(xa), 'testAccuracy': source_acc, 'trainSeconds': source_s},
         'transfer': {'classes': [5, 6, 7, 8, 9], 'labels': 'class - 5 (5-way head)', 'epochs': 1, 'trainImages': len(xb),
                      'trained': 'a fresh 5-way head; backbone frozen, its BatchNorm in eval mode',

@@ -1,7 +1,7 @@
 /*
  * Transfer learning from a PyTorch-exported model, Kiln against PyTorch (bench/any-onnx/torch_transfer.py)
  * in the same run, on Fashion-MNIST split in two halves:
- *   1. source: the resnet fixture, from its .onnx weights, trained 1 epoch on classes 0–4 (its 10-way head);
+ *   1. source: the resnet (or resnet_wide) fixture, from its .onnx weights, trained 1 epoch on classes 0–4 (its 10-way head);
  *   2. transfer: a new 5-way head (GraphModel.replaceHead(5); labels 5–9 → 0–4) over the frozen backbone
  *      (trainOnly('head.*'): every other weight, BatchNorm running statistics included, keeps its value),
  *      1 epoch on classes 5–9;
@@ -9,7 +9,7 @@
  *      epoch on classes 5–9: what transfer learning is measured against.
  * Accuracies are top-1 on the test images of the classes concerned. Target: transfer >= 90% on 5–9.
  *
- *   node dist/bench/any-onnx/transfer.js [--batch-size 64] [--lr 1e-3] [--seed 0] [--limit N] [--torch-threads 2] [--no-torch] [--json]
+ *   node dist/bench/any-onnx/transfer.js [--fixture resnet|resnet_wide] [--batch-size 64] [--lr 1e-3] [--seed 0] [--limit N] [--torch-threads 2] [--no-torch] [--json]
  *
  * "From scratch", honestly: fine-tuning the fixture's own weights with a new head would not be from
  * scratch (make_fixtures.py pretrained them on all ten classes), so every weight is re-drawn from the
@@ -35,6 +35,7 @@ const args = benchArgs('node dist/bench/any-onnx/transfer.js [flags]', {
   lr: { type: 'number', default: 1e-3, help: "Adam's learning rate (both sides, every phase)" },
   seed: { type: 'number', default: 0, help: 'shuffles, and the new head and the scratch weights' },
   limit: { type: 'number', help: 'the first N training images of each 5-class half (the test sets stay whole)' },
+  fixture: { type: 'string', default: 'resnet', help: 'resnet or resnet_wide (test/fixtures/exported)' },
   'torch-threads': { type: 'number', default: 2, help: "torch.set_num_threads (bench/train's best configuration)" },
   'no-torch': { type: 'boolean', help: 'Kiln only' },
   json: { type: 'boolean', help: 'print one JSON object on stdout (progress goes to stderr)' },
@@ -42,7 +43,7 @@ const args = benchArgs('node dist/bench/any-onnx/transfer.js [flags]', {
 const { lr, seed, limit } = args;
 const batchSize = args['batch-size'];
 const say = (line: string) => (args.json ? console.error(line) : console.log(line));
-/** The head's weights in the resnet fixture (torch's state_dict names survive the PRESERVE export). */
+/** The head's weights in the resnet fixtures (torch's state_dict names survive the PRESERVE export). */
 const HEAD = 'head.*';
 
 interface Phase {
@@ -58,6 +59,11 @@ interface TorchTransfer {
   threads: number;
 }
 
+if (args.fixture !== 'resnet' && args.fixture !== 'resnet_wide') {
+  // As bench/args.ts treats a bad flag: exit 2 before any work, naming the value.
+  console.error(`transfer.js: --fixture: unknown fixture '${args.fixture}' (known: resnet, resnet_wide)`);
+  process.exit(2);
+}
 const env = torchEnv();
 const python = args['no-torch'] ? undefined : findTorchPython(env);
 const data = await datasets.fashionMnist();
@@ -67,7 +73,7 @@ const sourceTest = selectClasses(data.test.images, data.test.labels, 0, 5);
 const targetTest = selectClasses(data.test.images, data.test.labels, 5, 10, 5);
 
 const settings = {
-  fixture: 'resnet',
+  fixture: args.fixture,
   epochsPerPhase: 1,
   batchSize,
   lr,
@@ -78,7 +84,7 @@ const settings = {
   torch: python ? { python, script: torchScript('torch_transfer.py'), threads: args['torch-threads'] } : null,
 };
 const machine = { cpu: cpuDescription(), node: process.version, onnxruntime: ort.env.versions.node ?? '', loadAverageAtStart: os.loadavg()[0]! };
-say(`Transfer learning, resnet fixture: classes 0-4 (${settings.trainImages.source} images) then 5-9 (${settings.trainImages.target} images)${limit !== undefined ? ` (--limit ${limit})` : ''}; test ${settings.testImages.source} / ${settings.testImages.target} images`);
+say(`Transfer learning, ${args.fixture} fixture: classes 0-4 (${settings.trainImages.source} images) then 5-9 (${settings.trainImages.target} images)${limit !== undefined ? ` (--limit ${limit})` : ''}; test ${settings.testImages.source} / ${settings.testImages.target} images`);
 say(`settings: 1 epoch per phase, batch ${batchSize}, ${settings.optimizer}, lr ${lr}, seed ${seed}; sparse categorical cross-entropy from logits`);
 say(`machine: ${machine.cpu}; node ${machine.node}; onnxruntime-node ${machine.onnxruntime}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(', ')}`);
 say(python ? `PyTorch: ${python} ${settings.torch!.script}, ${args['torch-threads']} threads, bench/train's OpenBLAS/malloc environment` : `PyTorch: ${args['no-torch'] ? 'skipped (--no-torch)' : 'not importable (set KILN_BENCH_PYTHON, or apt-get install python3-torch)'}; Kiln only`);
@@ -136,7 +142,7 @@ const sourceTestSet = { x: sourceTest.x, y: sourceTest.y };
 const targetTestSet = { x: targetTest.x, y: targetTest.y };
 
 // Kiln: source, then transfer on the same model, then scratch.
-const model = await GraphModel.load(fixturePath('resnet'), { ...FIXTURE_OPTIONS, seed });
+const model = await GraphModel.load(fixturePath(args.fixture), { ...FIXTURE_OPTIONS, seed });
 model.compile(compileArgs());
 const kSource = await phase(model, sourceTrain, sourceTestSet);
 say(`kiln source (0-4, 10-way head): ${(100 * kSource.testAccuracy).toFixed(2)}%, ${fmt(kSource.trainSeconds, 1)} s`);
@@ -148,7 +154,7 @@ const kTransfer = await phase(model, targetTrain, targetTestSet);
 const change = backboneChange(before, model.getWeights());
 say(`kiln transfer (5-9, new head, trained: ${trained.join(', ')}): ${(100 * kTransfer.testAccuracy).toFixed(2)}%, ${fmt(kTransfer.trainSeconds, 1)} s; backbone's largest change: weights ${change.weights}, BatchNorm running statistics ${change.runningStats}`);
 
-const scratch = await GraphModel.load(fixturePath('resnet'), { ...FIXTURE_OPTIONS, seed });
+const scratch = await GraphModel.load(fixturePath(args.fixture), { ...FIXTURE_OPTIONS, seed });
 await scratch.replaceHead(5);
 scratch.setWeights(torchDefaultInit(scratch.getWeights(), new Random(seed)));
 scratch.compile(compileArgs());
@@ -157,7 +163,7 @@ say(`kiln scratch (5-9, every weight re-drawn): ${(100 * kScratch.testAccuracy).
 
 let torch: TorchTransfer | undefined;
 if (python) {
-  const flags = ['--batch-size', String(batchSize), '--lr', String(lr), '--seed', String(seed), '--threads', String(args['torch-threads'])];
+  const flags = ['--fixture', args.fixture, '--batch-size', String(batchSize), '--lr', String(lr), '--seed', String(seed), '--threads', String(args['torch-threads'])];
   if (limit !== undefined) flags.push('--limit', String(limit));
   torch = runTorch<TorchTransfer>(python, torchScript('torch_transfer.py'), flags, env);
   say(`torch source ${(100 * torch.source.testAccuracy).toFixed(2)}%, transfer ${(100 * torch.transfer.testAccuracy).toFixed(2)}%, scratch ${(100 * torch.scratch.testAccuracy).toFixed(2)}% (torch ${torch.torchVersion}, ${torch.threads} threads)`);

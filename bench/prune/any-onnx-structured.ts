@@ -46,8 +46,10 @@ import { FIXTURE_OPTIONS, fixturePath } from '../any-onnx/common.js';
 const PLANS: Record<string, { structured: GraphStructuredArgs; what: string; speedTarget: number; accuracyTarget: number; parameterTarget?: number; scratch?: boolean }> = {
   resnet: { structured: { ratio: 0.5 }, what: 'structured 50% (every channel group halved)', speedTarget: 1.6, accuracyTarget: 1.5, parameterTarget: 0.55, scratch: true },
   resnet_fused: { structured: { ratio: 0.5 }, what: 'structured 50% (every channel group halved)', speedTarget: 1.6, accuracyTarget: 1.5, parameterTarget: 0.55, scratch: true },
+  resnet_wide: { structured: { ratio: 0.5 }, what: 'structured 50% (every channel group halved)', speedTarget: 1.6, accuracyTarget: 1.5, parameterTarget: 0.55, scratch: true },
   vit13: { structured: { heads: 0.5, mlp: 0.5 }, what: 'half the heads and MLP units', speedTarget: 1.4, accuracyTarget: 2 },
   vit17: { structured: { heads: 0.5, mlp: 0.5 }, what: 'half the heads and MLP units', speedTarget: 1.4, accuracyTarget: 2 },
+  vit_wide: { structured: { heads: 0.5, mlp: 0.5 }, what: 'half the heads and MLP units', speedTarget: 1.4, accuracyTarget: 2 },
 };
 
 const args = benchArgs('node dist/bench/prune/any-onnx-structured.js [flags]', {

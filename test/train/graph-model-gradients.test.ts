@@ -31,7 +31,7 @@ function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const runtime = new Runtime();
 after(() => runtime.close());
 
-for (const name of ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17']) {
+for (const name of ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 'resnet_wide', 'vit_wide']) {
   describe(`gradients of PyTorch's ${name} export`, () => {
     it("equal PyTorch's loss, train-mode logits, every parameter's gradient and the running statistics", async () => {
       const ref = readReference(name);
