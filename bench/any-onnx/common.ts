@@ -1,14 +1,16 @@
 /*
- * Shared by the bench/any-onnx benches (finetune.ts, transfer.ts): where the exported fixtures and the
- * PyTorch reference scripts live, running a reference script as a child and reading its one JSON line,
- * Kiln's side of a training run (a GraphModel fit timed over its training loop only, as the references
- * time theirs), and picking classes out of a labeled image set.
+ * Shared by the bench/any-onnx benches (finetune.ts, transfer.ts) and the benches that shrink exported
+ * models (bench/prune, bench/distill): where the exported fixtures and the PyTorch reference scripts
+ * live, running a reference script as a child and reading its one JSON line, Kiln's side of a training
+ * run (a GraphModel fit timed over its training loop only, as the references time theirs), a fixture
+ * trained on to convergence (cached), and picking classes out of a labeled image set.
  */
 import { spawnSync } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tensor } from '../../src/index.js';
-import type { GraphModel } from '../../src/train/graph-model.js';
+import { losses, optimizers, schedules, Tensor } from '../../src/index.js';
+import { GraphModel } from '../../src/train/graph-model.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root: this file runs from dist/bench/any-onnx, the .onnx and .py files stay in the source tree. */
@@ -16,6 +18,8 @@ const ROOT = resolve(here, '../../..');
 
 /** The exported fixtures (test/fixtures/exported/README.md), in the order the benches run them. */
 export const FIXTURES = ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 'resnet_wide', 'vit_wide'] as const;
+/** What a bench runs unless told otherwise: the wide ones (4× the width) are asked for by name. */
+export const DEFAULT_FIXTURES = FIXTURES.filter((f) => !f.endsWith('_wide'));
 
 /**
  * Every fixture takes N × 1 × 28 × 28 (channels first) and Kiln's Fashion-MNIST is [N, 28, 28, 1]; the
@@ -75,6 +79,46 @@ export function selectClasses(x: Tensor<'float32'>, y: Tensor<'int32'>, lo: numb
   for (let i = 0; i < labels.length && (limit === undefined || idx.length < limit); i++) if (labels[i]! >= lo && labels[i]! < hi) idx.push(i);
   const picked = y.gather(idx).data as Int32Array;
   return { x: x.gather(idx), y: new Tensor(Int32Array.from(picked, (v) => v - shift), [idx.length], 'int32') };
+}
+
+/**
+ * A fixture fine-tuned `epochs` epochs on every given training image, Adam from 1e-3 decayed to 0 along a
+ * cosine, fit seed 42: the trained model a user brings to pruning or distillation (make_fixtures.py
+ * stopped the fixtures after 100 steps, far from converged, so fine-tuning them "after pruning" would
+ * mostly measure more training). Written once to `cacheDir` and reused by later runs; returns its path
+ * and the seconds training took (0 when cached). `epochs` 0 is the fixture as exported.
+ */
+export async function trainedFixture(
+  name: string,
+  epochs: number,
+  data: { x: Tensor<'float32'>; y: Tensor<'int32'> },
+  { batchSize = 64, cacheDir, log = console.log }: { batchSize?: number; cacheDir: string; log?: (line: string) => void },
+): Promise<{ file: string; seconds: number }> {
+  if (epochs === 0) {
+    log(`${name}: as exported`);
+    return { file: fixturePath(name), seconds: 0 };
+  }
+  const images = data.x.shape[0]!;
+  const file = join(cacheDir, `${name}-fixture-e${epochs}-cosine${batchSize === 64 ? '' : `-b${batchSize}`}${images === 60000 ? '' : `-n${images}`}.onnx`);
+  if (existsSync(file)) {
+    log(`${name}: cached ${file} (fine-tuned ${epochs} epochs)`);
+    return { file, seconds: 0 };
+  }
+  mkdirSync(cacheDir, { recursive: true });
+  const model = await GraphModel.load(fixturePath(name), FIXTURE_OPTIONS);
+  const decaySteps = epochs * Math.ceil(images / batchSize);
+  model.compile({
+    optimizer: optimizers.adam({ learningRate: schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps }) }),
+    loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }),
+    metrics: ['accuracy'],
+  });
+  const t0 = performance.now();
+  await model.fit(data.x, data.y, { epochs, batchSize, seed: 42, verbose: 0 });
+  const seconds = (performance.now() - t0) / 1000;
+  await model.save(file);
+  model.dispose();
+  log(`${name}: fine-tuned ${epochs} epochs on ${images} images in ${seconds.toFixed(0)} s, saved ${file}`);
+  return { file, seconds };
 }
 
 export function mean(values: number[]): number {

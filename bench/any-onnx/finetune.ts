@@ -22,10 +22,10 @@ import { datasets, optimizers, type Tensor } from '../../src/index.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, findTorchPython, fmt, peakRssMiB, table, torchEnv } from '../train/common.js';
-import { FIXTURES, FIXTURE_OPTIONS, fixturePath, mean, runTorch, timedFit, torchScript } from './common.js';
+import { DEFAULT_FIXTURES, FIXTURES, FIXTURE_OPTIONS, fixturePath, mean, runTorch, timedFit, torchScript } from './common.js';
 
 const args = benchArgs('node dist/bench/any-onnx/finetune.js [flags]', {
-  fixtures: { type: 'string', default: FIXTURES.join(','), help: `comma-separated, of ${FIXTURES.join(', ')}` },
+  fixtures: { type: 'string', default: DEFAULT_FIXTURES.join(','), help: `comma-separated, of ${FIXTURES.join(', ')}` },
   epochs: { type: 'number', default: 1 },
   'batch-size': { type: 'number', default: 64 },
   lr: { type: 'number', default: 1e-3, help: "Adam's learning rate (both sides)" },

@@ -1,6 +1,7 @@
 /*
  * Does distillation from a foreign teacher help? The teacher is the PyTorch-exported ResNet fixture
- * (test/fixtures/exported/resnet.onnx, 5,122 parameters, NCHW input), fine-tuned on Fashion-MNIST as a
+ * (test/fixtures/exported/resnet.onnx, 5,122 parameters, NCHW input; --teacher resnet_wide: the same
+ * architecture with 4× the channels, 77,290 parameters), fine-tuned on Fashion-MNIST as a
  * GraphModel for --teacher-epochs (0: as exported) and cached; the student is kiln.defaultStudent of
  * it (for a foreign teacher three 3×3 convolution stages with batch normalization and a global-average-
  * pooling head, narrowed to ≤ 25% of the teacher's parameters, reading Kiln's channels-last images;
@@ -9,7 +10,7 @@
  * accuracy on the 10,000 test images; the mean difference over the seeds and its spread, as
  * bench/distill/fashion.ts measures it for a Kiln teacher.
  *
- *   node dist/bench/distill/any-onnx.js [--full] [--teacher-epochs E] [--train N] [--epochs E] [--seeds 1,2,3]
+ *   node dist/bench/distill/any-onnx.js [--full] [--teacher resnet|resnet_wide] [--teacher-epochs E] [--train N] [--epochs E] [--seeds 1,2,3]
  *        [--temperature 2] [--alpha 0.5] [--batch 64] [--cosine | --no-cosine] [--augment crop[,flip]]
  *        [--cache DIR] [--dir FASHION_DIR] [--json FILE]
  *
@@ -19,15 +20,14 @@
  *
  * Target (issue 17): distilled ≥ plain + 0.5 points of test accuracy on average over 3 seeds.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { datasets, losses, optimizers, schedules, type Sequential } from '../../src/index.js';
 import { asOnnxModel, defaultStudent, distill, graphParameterCount } from '../../src/optimize/distill/index.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { benchArgs } from '../args.js';
-import { FIXTURE_OPTIONS, fixturePath, mean } from '../any-onnx/common.js';
+import { FIXTURE_OPTIONS, mean, trainedFixture } from '../any-onnx/common.js';
 import { cpuDescription } from '../train/common.js';
 import { printSeedTable, seedSummary, type SeedResult } from './seeds.js';
 
@@ -37,6 +37,7 @@ const FULL = { teacherEpochs: 10, train: 60000, epochs: 10, cosine: true, augmen
 
 const args = benchArgs('node dist/bench/distill/any-onnx.js [flags]', {
   full: { type: 'boolean', help: `the recorded configuration: teacher ${FULL.teacherEpochs} epochs, students ${FULL.epochs} epochs on ${FULL.train} images, cosine decay` },
+  teacher: { type: 'string', default: 'resnet', help: 'the exported fixture that teaches: resnet or resnet_wide' },
   'teacher-epochs': { type: 'number', help: `epochs of fine-tuning the ResNet fixture on all 60,000 training images, cosine-decayed from 1e-3 (0: as exported; default ${QUICK.teacherEpochs}, --full ${FULL.teacherEpochs})` },
   train: { type: 'number', help: `training images for the students (default ${QUICK.train}, --full ${FULL.train})` },
   epochs: { type: 'number', help: `students' epochs (default ${QUICK.epochs}, --full ${FULL.epochs})` },
@@ -55,6 +56,12 @@ const args = benchArgs('node dist/bench/distill/any-onnx.js [flags]', {
   json: { type: 'string', help: 'also write the summary here' },
 });
 const base = args.full ? FULL : QUICK;
+const teacherName = args.teacher;
+if (teacherName !== 'resnet' && teacherName !== 'resnet_wide') {
+  // As bench/args.ts treats a bad flag: exit 2 before any work, naming the value.
+  console.error(`any-onnx.js: --teacher: unknown fixture '${teacherName}' (known: resnet, resnet_wide)`);
+  process.exit(2);
+}
 const teacherEpochs = args['teacher-epochs'] ?? base.teacherEpochs;
 const trainSize = args.train ?? base.train;
 const epochs = args.epochs ?? base.epochs;
@@ -83,19 +90,7 @@ const adam = (decayOver?: [number, number]) =>
 const classification = (optimizer = adam()) => ({ optimizer, loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
 
 // The teacher: the exported ResNet, fine-tuned as a GraphModel on all training images once, then cached.
-await mkdir(args.cache, { recursive: true });
-const teacherFile = teacherEpochs === 0 ? fixturePath('resnet') : path.join(args.cache, `resnet-fixture-e${teacherEpochs}-cosine${batchSize === 64 ? '' : `-b${batchSize}`}.onnx`);
-let teacherSeconds = 0;
-if (!existsSync(teacherFile)) {
-  const t = await GraphModel.load(fixturePath('resnet'), FIXTURE_OPTIONS);
-  t.compile(classification(adam([teacherEpochs, data.train.images.shape[0]!])));
-  const t0 = performance.now();
-  await t.fit(data.train.images, data.train.labels, { epochs: teacherEpochs, batchSize, seed: 42, verbose: 2 });
-  teacherSeconds = (performance.now() - t0) / 1000;
-  await t.save(teacherFile);
-  t.dispose();
-  console.log(`teacher: the ResNet fixture fine-tuned ${teacherEpochs} epochs in ${teacherSeconds.toFixed(0)} s, saved ${teacherFile}`);
-} else console.log(`teacher: ${teacherEpochs === 0 ? 'the ResNet fixture as exported' : `cached ${teacherFile}`}`);
+const { file: teacherFile, seconds: teacherSeconds } = await trainedFixture(teacherName, teacherEpochs, { x: data.train.images, y: data.train.labels }, { batchSize, cacheDir: args.cache });
 const teacher = await GraphModel.load(teacherFile, FIXTURE_OPTIONS);
 teacher.compile(classification());
 const teacherAccuracy = (await teacher.evaluate(test.images, test.labels)).accuracy!;
@@ -172,7 +167,7 @@ for (const seed of seeds) {
 
 const summary = {
   cpu: cpuDescription(),
-  teacher: { model: 'test/fixtures/exported/resnet.onnx', fineTuneEpochs: teacherEpochs, parameters: teacherParams, testAccuracy: teacherAccuracy, trainSeconds: teacherSeconds },
+  teacher: { model: `test/fixtures/exported/${teacherName}.onnx`, fineTuneEpochs: teacherEpochs, parameters: teacherParams, testAccuracy: teacherAccuracy, trainSeconds: teacherSeconds },
   student: { parameters: studentParams, ratio: studentParams / teacherParams, layers: widths, epochs, trainImages: x.shape[0], batchSize, learningRate: cosine ? 'cosine decay from 1e-3' : 1e-3, augment: augment ?? null },
   temperature,
   alpha,

@@ -1,7 +1,9 @@
 /*
  * Structured pruning of PyTorch-exported models (test/fixtures/exported) on Fashion-MNIST, all in one
  * run, per fixture:
- *   1. original: the .onnx as exported (100 Adam steps in PyTorch), test accuracy;
+ *   1. original: the .onnx as exported (100 Adam steps in PyTorch), or with --trained-epochs E that fixture
+ *      fine-tuned E epochs on all 60,000 training images first (cosine-decayed Adam, cached in --cache): a
+ *      converged model, as users bring to pruning; test accuracy;
  *   2. control: the original fine-tuned --epochs epochs with Kiln (Adam --lr, batch --batch-size, seed --seed);
  *   3. pruned: kiln.prune(original, {structured}) — resnet: {ratio: 0.5} (half of every channel group),
  *      ViT: {heads: 0.5, mlp: 0.5} (half the heads and MLP units of both layers) — accuracy right after removal;
@@ -20,6 +22,7 @@
  *
  *   node dist/bench/prune/any-onnx-structured.js [--fixtures resnet,vit17] [--epochs 2] [--limit 12000]
  *                                                [--batch-size 64] [--lr 1e-3] [--seed 1] [--runs 200] [--no-control]
+ *                                                [--trained-epochs E] [--cache DIR]
  *
  * Targets (issue): resnet structured 50%: parameters ≤ 55% of the original, ≥ 1.6× faster at batch 64,
  * within 1.5 points after fine-tuning; ViT with half its heads and MLP units: ≥ 1.4× faster at batch 64,
@@ -41,7 +44,7 @@ import type { GraphPruneReport, GraphStructuredArgs } from '../../src/optimize/p
 import { kernelTimeByNode, timeInterleaved, type ProfileEvent, type Timing } from '../ort-timing.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, fmt, table } from '../train/common.js';
-import { FIXTURE_OPTIONS, fixturePath } from '../any-onnx/common.js';
+import { FIXTURE_OPTIONS, trainedFixture } from '../any-onnx/common.js';
 
 const PLANS: Record<string, { structured: GraphStructuredArgs; what: string; speedTarget: number; accuracyTarget: number; parameterTarget?: number; scratch?: boolean }> = {
   resnet: { structured: { ratio: 0.5 }, what: 'structured 50% (every channel group halved)', speedTarget: 1.6, accuracyTarget: 1.5, parameterTarget: 0.55, scratch: true },
@@ -62,6 +65,8 @@ const args = benchArgs('node dist/bench/prune/any-onnx-structured.js [flags]', {
   runs: { type: 'number', default: 200, help: 'latency runs per model and thread setting' },
   'no-control': { type: 'boolean', help: 'skip fine-tuning the unpruned original' },
   'no-scratch': { type: 'boolean', help: 'skip training the pruned ResNet architecture from a fresh initialization' },
+  'trained-epochs': { type: 'number', default: 0, help: 'train each fixture this many epochs on all training images before pruning (0: as exported, 100 PyTorch steps)' },
+  cache: { type: 'string', default: path.join(os.tmpdir(), 'kiln-bench-distill'), help: 'the trained fixtures (shared with bench/distill/any-onnx.js)' },
 });
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
 const unknown = fixtures.filter((f) => !(f in PLANS));
@@ -169,7 +174,8 @@ const summary: string[] = [];
 for (const fixture of fixtures) {
   const plan = PLANS[fixture]!;
   console.log(`\n=== ${fixture}: ${plan.what} ${JSON.stringify(plan.structured)} [${elapsed()}]`);
-  const original = await GraphModel.load(fixturePath(fixture), FIXTURE_OPTIONS);
+  const { file: originalFile } = await trainedFixture(fixture, args['trained-epochs'], { x: data.train.images, y: data.train.labels }, { batchSize, cacheDir: args.cache });
+  const original = await GraphModel.load(originalFile, FIXTURE_OPTIONS);
   const originalAccuracy = await accuracy(original);
   const { model: pruned, report } = await prune(original, { structured: plan.structured });
   const removedAccuracy = await accuracy(pruned);
@@ -180,7 +186,7 @@ for (const fixture of fixtures) {
 
   let control: { accuracy: number; seconds: number } | undefined;
   if (!args['no-control']) {
-    const tuned = await GraphModel.load(fixturePath(fixture), FIXTURE_OPTIONS);
+    const tuned = await GraphModel.load(originalFile, FIXTURE_OPTIONS);
     const seconds = await fineTune(tuned);
     control = { accuracy: await accuracy(tuned), seconds };
     console.log(`control: the original fine-tuned ${epochs} epoch(s) in ${seconds.toFixed(0)} s [${elapsed()}]`);
@@ -215,7 +221,7 @@ for (const fixture of fixtures) {
   console.log(
     '\n' +
       table(['model', 'test acc', 'params', 'FLOPs/example', 'file'], [
-        row('original (as exported)', originalAccuracy, r.before),
+        row(args['trained-epochs'] ? `original (trained ${args['trained-epochs']} epochs)` : 'original (as exported)', originalAccuracy, r.before),
         row(`original + ${epochs} epoch(s) (control)`, control?.accuracy, undefined),
         row('pruned, before fine-tuning', removedAccuracy, r.after),
         row(`pruned + ${epochs} epoch(s)`, tunedAccuracy, undefined),
@@ -276,7 +282,7 @@ for (const fixture of fixtures) {
     ...(plan.parameterTarget !== undefined ? [`  parameters ${fmt(r.after.parameters)} / ${fmt(r.before.parameters)} = ${pct(paramRatio)} (target ≤ ${pct(plan.parameterTarget)}) -> ${verdict(paramRatio <= plan.parameterTarget)}`] : [`  parameters ${fmt(r.after.parameters)} / ${fmt(r.before.parameters)} = ${pct(paramRatio)}`]),
     `  FLOPs ${flopRatio.toFixed(2)}× fewer; kernel time (profile, 1 thread) ${(total(profOriginal) / total(profPruned)).toFixed(2)}× less (Conv ${((profOriginal.byOp.Conv ?? 0) / (profPruned.byOp.Conv ?? 1)).toFixed(2)}×); without layout optimizations (graphOptimizationLevel 'extended', no NCHWc) ${(total(plainOriginal) / total(plainPruned)).toFixed(2)}× less (Conv ${((plainOriginal.byOp.Conv ?? 0) / (plainPruned.byOp.Conv ?? 1)).toFixed(2)}×), ${(total(plainOriginal) / 1000).toFixed(3)} → ${(total(plainPruned) / 1000).toFixed(3)} ms`,
     `  speed-up at batch 64 (target ≥ ${plan.speedTarget}×): ${cpuSpeed.toFixed(2)}× in CPU time at 1 thread -> ${verdict(cpuSpeed >= plan.speedTarget)}; at default threads ${wallSpeed.toFixed(2)}× median wall, ${p10Speed.toFixed(2)}× 10th-percentile wall -> ${verdict(Math.min(wallSpeed, p10Speed) >= plan.speedTarget)}; above the floor every run pays (${floorCpu.toFixed(3)} ms CPU), ${((threadsOne[0]!.cpuMs! - floorCpu) / (threadsOne[1]!.cpuMs! - floorCpu)).toFixed(2)}×`,
-    `  accuracy after ${epochs} epoch(s) of fine-tuning: ${pct(tunedAccuracy)} vs the control (original + the same fine-tuning) ${control ? pct(control.accuracy) : 'not run'}: ${deltaControl === undefined ? 'n/a' : `${deltaControl >= 0 ? '+' : ''}${deltaControl.toFixed(2)} points (target within ${plan.accuracyTarget}) -> ${verdict(deltaControl >= -plan.accuracyTarget)}`}; vs the original as exported ${pct(originalAccuracy)}: ${deltaOriginal >= 0 ? '+' : ''}${deltaOriginal.toFixed(2)} points${scratch !== undefined ? `; the pruned architecture from fresh weights: ${pct(scratch)}` : ''}`,
+    `  accuracy after ${epochs} epoch(s) of fine-tuning: ${pct(tunedAccuracy)} vs the control (original + the same fine-tuning) ${control ? pct(control.accuracy) : 'not run'}: ${deltaControl === undefined ? 'n/a' : `${deltaControl >= 0 ? '+' : ''}${deltaControl.toFixed(2)} points (target within ${plan.accuracyTarget}) -> ${verdict(deltaControl >= -plan.accuracyTarget)}`}; vs the original${args['trained-epochs'] ? ` trained ${args['trained-epochs']} epochs` : ' as exported'} ${pct(originalAccuracy)}: ${deltaOriginal >= 0 ? '+' : ''}${deltaOriginal.toFixed(2)} points${scratch !== undefined ? `; the pruned architecture from fresh weights: ${pct(scratch)}` : ''}`,
   ];
   summary.push(...lines);
   console.log('\n' + lines.join('\n'));
