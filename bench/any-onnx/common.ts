@@ -3,14 +3,15 @@
  * models (bench/prune, bench/distill): where the exported fixtures and the PyTorch reference scripts
  * live, running a reference script as a child and reading its one JSON line, Kiln's side of a training
  * run (a GraphModel fit timed over its training loop only, as the references time theirs), a fixture
- * trained on to convergence (cached), and picking classes out of a labeled image set.
+ * trained on to convergence (cached), checking a fixture flag, and picking classes out of a labeled image set.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { losses, optimizers, schedules, Tensor } from '../../src/index.js';
+import { losses, optimizers, Tensor } from '../../src/index.js';
 import { GraphModel } from '../../src/train/graph-model.js';
+import { cosineOverTraining } from '../train/common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root: this file runs from dist/bench/any-onnx, the .onnx and .py files stay in the source tree. */
@@ -26,6 +27,17 @@ export const DEFAULT_FIXTURES = FIXTURES.filter((f) => !f.endsWith('_wide'));
  * layout is declared, as a user who knows the model would, though fit's automatic switch finds it too.
  */
 export const FIXTURE_OPTIONS = { layout: 'nchw' } as const;
+
+/**
+ * Exits 2 before any work when a fixture flag names one the bench does not know, naming each unknown
+ * value and the known ones (as bench/args.ts treats a bad flag).
+ */
+export function exitOnUnknownFixtures(script: string, flag: string, values: readonly string[], known: readonly string[]): void {
+  const unknown = values.filter((v) => !known.includes(v));
+  if (unknown.length === 0) return;
+  console.error(`${script}: ${flag}: unknown fixture ${unknown.map((f) => `'${f}'`).join(', ')} (known: ${known.join(', ')})`);
+  process.exit(2);
+}
 
 export function fixturePath(name: string): string {
   return resolve(ROOT, 'test/fixtures/exported', `${name}.onnx`);
@@ -106,9 +118,8 @@ export async function trainedFixture(
   }
   mkdirSync(cacheDir, { recursive: true });
   const model = await GraphModel.load(fixturePath(name), FIXTURE_OPTIONS);
-  const decaySteps = epochs * Math.ceil(images / batchSize);
   model.compile({
-    optimizer: optimizers.adam({ learningRate: schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps }) }),
+    optimizer: optimizers.adam({ learningRate: cosineOverTraining(1e-3, epochs, images, batchSize) }),
     loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }),
     metrics: ['accuracy'],
   });

@@ -22,7 +22,7 @@ import { datasets, optimizers, type Tensor } from '../../src/index.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, findTorchPython, fmt, peakRssMiB, table, torchEnv } from '../train/common.js';
-import { DEFAULT_FIXTURES, FIXTURES, FIXTURE_OPTIONS, fixturePath, mean, runTorch, timedFit, torchScript } from './common.js';
+import { DEFAULT_FIXTURES, FIXTURES, FIXTURE_OPTIONS, exitOnUnknownFixtures, fixturePath, mean, runTorch, timedFit, torchScript } from './common.js';
 
 const args = benchArgs('node dist/bench/any-onnx/finetune.js [flags]', {
   fixtures: { type: 'string', default: DEFAULT_FIXTURES.join(','), help: `comma-separated, of ${FIXTURES.join(', ')}` },
@@ -37,12 +37,7 @@ const args = benchArgs('node dist/bench/any-onnx/finetune.js [flags]', {
   json: { type: 'boolean', help: 'print one JSON object on stdout (progress goes to stderr)' },
 });
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
-const unknown = fixtures.filter((f) => !(FIXTURES as readonly string[]).includes(f));
-if (unknown.length > 0) {
-  // As bench/args.ts treats a bad flag: exit 2 before any work, naming the value.
-  console.error(`finetune.js: --fixtures: unknown fixture ${unknown.map((f) => `'${f}'`).join(', ')} (known: ${FIXTURES.join(', ')})`);
-  process.exit(2);
-}
+exitOnUnknownFixtures('finetune.js', '--fixtures', fixtures, FIXTURES);
 const { epochs, lr, seeds, limit } = args;
 const batchSize = args['batch-size'];
 /** With --json, stdout carries the JSON object alone. */

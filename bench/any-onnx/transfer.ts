@@ -28,7 +28,7 @@ import { GraphModel } from '../../src/train/graph-model.js';
 import type { CompileArgs } from '../../src/train/model.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, findTorchPython, fmt, peakRssMiB, table, torchEnv } from '../train/common.js';
-import { FIXTURE_OPTIONS, fixturePath, runTorch, selectClasses, timedFit, torchScript } from './common.js';
+import { FIXTURE_OPTIONS, exitOnUnknownFixtures, fixturePath, runTorch, selectClasses, timedFit, torchScript } from './common.js';
 
 const args = benchArgs('node dist/bench/any-onnx/transfer.js [flags]', {
   'batch-size': { type: 'number', default: 64 },
@@ -59,11 +59,7 @@ interface TorchTransfer {
   threads: number;
 }
 
-if (args.fixture !== 'resnet' && args.fixture !== 'resnet_wide') {
-  // As bench/args.ts treats a bad flag: exit 2 before any work, naming the value.
-  console.error(`transfer.js: --fixture: unknown fixture '${args.fixture}' (known: resnet, resnet_wide)`);
-  process.exit(2);
-}
+exitOnUnknownFixtures('transfer.js', '--fixture', [args.fixture], ['resnet', 'resnet_wide']);
 const env = torchEnv();
 const python = args['no-torch'] ? undefined : findTorchPython(env);
 const data = await datasets.fashionMnist();

@@ -23,12 +23,12 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { datasets, losses, optimizers, schedules, type Sequential } from '../../src/index.js';
+import { datasets, losses, optimizers, type Sequential } from '../../src/index.js';
 import { asOnnxModel, defaultStudent, distill, graphParameterCount } from '../../src/optimize/distill/index.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { benchArgs } from '../args.js';
-import { FIXTURE_OPTIONS, mean, trainedFixture } from '../any-onnx/common.js';
-import { cpuDescription } from '../train/common.js';
+import { FIXTURE_OPTIONS, exitOnUnknownFixtures, mean, trainedFixture } from '../any-onnx/common.js';
+import { cosineOverTraining, cpuDescription } from '../train/common.js';
 import { printSeedTable, seedSummary, type SeedResult } from './seeds.js';
 
 /** The short default run, and the full one (--full). */
@@ -57,11 +57,7 @@ const args = benchArgs('node dist/bench/distill/any-onnx.js [flags]', {
 });
 const base = args.full ? FULL : QUICK;
 const teacherName = args.teacher;
-if (teacherName !== 'resnet' && teacherName !== 'resnet_wide') {
-  // As bench/args.ts treats a bad flag: exit 2 before any work, naming the value.
-  console.error(`any-onnx.js: --teacher: unknown fixture '${teacherName}' (known: resnet, resnet_wide)`);
-  process.exit(2);
-}
+exitOnUnknownFixtures('any-onnx.js', '--teacher', [teacherName], ['resnet', 'resnet_wide']);
 const teacherEpochs = args['teacher-epochs'] ?? base.teacherEpochs;
 const trainSize = args.train ?? base.train;
 const epochs = args.epochs ?? base.epochs;
@@ -86,7 +82,7 @@ console.log(`Fashion-MNIST: students on ${x.shape[0]} training images × ${epoch
 
 /** Adam at 1e-3; with `decayOver` = [epochs, images], decaying to 0 along a cosine over that training. */
 const adam = (decayOver?: [number, number]) =>
-  optimizers.adam({ learningRate: decayOver ? schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps: decayOver[0] * Math.ceil(decayOver[1] / batchSize) }) : 1e-3 });
+  optimizers.adam({ learningRate: decayOver ? cosineOverTraining(1e-3, decayOver[0], decayOver[1], batchSize) : 1e-3 });
 const classification = (optimizer = adam()) => ({ optimizer, loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
 
 // The teacher: the exported ResNet, fine-tuned as a GraphModel on all training images once, then cached.

@@ -21,11 +21,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { datasets, loadModel, losses, optimizers, schedules, type Sequential } from '../../src/index.js';
+import { datasets, loadModel, losses, optimizers, type Sequential } from '../../src/index.js';
 import { defaultStudent, distill } from '../../src/optimize/distill/index.js';
 import { benchArgs } from '../args.js';
 import { mean } from '../any-onnx/common.js';
-import { fashionCnn } from '../train/common.js';
+import { cosineOverTraining, fashionCnn } from '../train/common.js';
 import { printSeedTable, seedSummary, type SeedResult, std } from './seeds.js';
 
 const args = benchArgs('node dist/bench/distill/fashion.js [flags]', {
@@ -81,7 +81,7 @@ console.log(`Fashion-MNIST: students on ${x.shape[0]} training images, ${test.im
 const cosine = args.cosine;
 /** Adam at 1e-3; with `decayOver` = [epochs, images], decaying to 0 along a cosine over that training. */
 const adam = (decayOver?: [number, number]) =>
-  optimizers.adam({ learningRate: decayOver ? schedules.cosineDecay({ initialLearningRate: 1e-3, decaySteps: decayOver[0] * Math.ceil(decayOver[1] / batchSize) }) : 1e-3 });
+  optimizers.adam({ learningRate: decayOver ? cosineOverTraining(1e-3, decayOver[0], decayOver[1], batchSize) : 1e-3 });
 const studentOptimizer = () => adam(cosine ? [epochs, trainSize] : undefined);
 const compileArgs = (optimizer = adam()) => ({ optimizer, loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
 

@@ -34,7 +34,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { datasets, optimizers, prune, schedules, Tensor } from '../../src/index.js';
+import { datasets, optimizers, prune, Tensor } from '../../src/index.js';
 import { Graph } from '../../src/graph/graph.js';
 import { modelToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
@@ -43,8 +43,8 @@ import { GraphModel } from '../../src/train/graph-model.js';
 import type { GraphPruneReport, GraphStructuredArgs } from '../../src/optimize/prune/graph-structured.js';
 import { kernelTimeByNode, timeInterleaved, type ProfileEvent, type Timing } from '../ort-timing.js';
 import { benchArgs } from '../args.js';
-import { cpuDescription, fmt, table } from '../train/common.js';
-import { FIXTURE_OPTIONS, trainedFixture } from '../any-onnx/common.js';
+import { cosineOverTraining, cpuDescription, fmt, table } from '../train/common.js';
+import { FIXTURE_OPTIONS, exitOnUnknownFixtures, trainedFixture } from '../any-onnx/common.js';
 
 const PLANS: Record<string, { structured: GraphStructuredArgs; what: string; speedTarget: number; accuracyTarget: number; parameterTarget?: number; scratch?: boolean }> = {
   resnet: { structured: { ratio: 0.5 }, what: 'structured 50% (every channel group halved)', speedTarget: 1.6, accuracyTarget: 1.5, parameterTarget: 0.55, scratch: true },
@@ -70,11 +70,7 @@ const args = benchArgs('node dist/bench/prune/any-onnx-structured.js [flags]', {
   cache: { type: 'string', default: path.join(os.tmpdir(), 'kiln-bench-distill'), help: 'the trained fixtures (shared with bench/distill/any-onnx.js)' },
 });
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
-const unknown = fixtures.filter((f) => !(f in PLANS));
-if (unknown.length > 0) {
-  console.error(`any-onnx-structured.js: --fixtures: unknown fixture ${unknown.map((f) => `'${f}'`).join(', ')} (known: ${Object.keys(PLANS).join(', ')})`);
-  process.exit(2);
-}
+exitOnUnknownFixtures('any-onnx-structured.js', '--fixtures', fixtures, Object.keys(PLANS));
 const { epochs, limit, lr, seed, runs } = args;
 const batchSize = args['batch-size'];
 const BATCH = 64;
@@ -98,7 +94,7 @@ async function accuracy(model: GraphModel): Promise<number> {
 async function fineTune(model: GraphModel): Promise<number> {
   // --cosine: from lr down to 0 along a cosine over the fine-tuning, the usual recipe after pruning a
   // converged model (a constant 1e-3 knocks a cosine-annealed original back down: the control too).
-  const learningRate = args.cosine ? schedules.cosineDecay({ initialLearningRate: lr, decaySteps: epochs * Math.ceil(x.shape[0]! / batchSize) }) : lr;
+  const learningRate = args.cosine ? cosineOverTraining(lr, epochs, x.shape[0]!, batchSize) : lr;
   model.compile({ optimizer: optimizers.adam({ learningRate }), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
   const t0 = performance.now();
   await model.fit(x, y, { epochs, batchSize, seed, verbose: 0 });

@@ -1,9 +1,9 @@
-/* Shared helpers for the training benches: the models, random data, finding a Python with PyTorch, the machine's CPU. */
+/* Shared helpers for the training benches: the models, random data, the cosine learning-rate schedule over a training, finding a Python with PyTorch, the machine's CPU. */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import ort from 'onnxruntime-node';
-import { Random, Tensor, layers, losses, optimizers, sequential, type Sequential } from '../../src/index.js';
+import { Random, Tensor, layers, losses, optimizers, schedules, sequential, type Sequential } from '../../src/index.js';
 import { Graph } from '../../src/graph/graph.js';
 import { modelToProto } from '../../src/graph/onnx-io.js';
 import { encodeModel } from '../../src/graph/proto.js';
@@ -133,4 +133,12 @@ export async function bestGemm(m: number, k: number, n: number, threads: number,
   }
   await session.release();
   return { ms, gflops: (2 * m * k * n) / ms / 1e6, label: `Gemm [${m}, ${k}] x [${k}, ${n}]` };
+}
+
+/**
+ * A learning rate from `initial` down to 0 along a cosine over a whole training of `epochs` epochs of
+ * `images` examples in batches of `batchSize` (one step per batch): the benches' "cosine decay".
+ */
+export function cosineOverTraining(initial: number, epochs: number, images: number, batchSize: number) {
+  return schedules.cosineDecay({ initialLearningRate: initial, decaySteps: epochs * Math.ceil(images / batchSize) });
 }
