@@ -10,6 +10,9 @@ import { ServeError } from './errors.js';
  * {"error": ...} message here, for both.
  */
 
+/** JSON replies' content type, as Fastify writes it for 'application/json' text. */
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
 /** A successful inference reply. */
 export interface Answer {
   contentType: string;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { KilnError } from '../errors.js';
-import { failureReply, type Answer } from './answers.js';
+import { failureReply, JSON_CONTENT_TYPE, type Answer } from './answers.js';
 import { requestArrived } from './arrivals.js';
 import { HEADER_LENGTH } from './binary.js';
 import type { ModelRegistry, VersionRef } from './registry.js';
@@ -107,7 +107,8 @@ export class InferenceFastPath {
       try {
         parsed = routes.parseBody(body, headers, url);
       } catch (err) {
-        this.fail(res, err as KilnError, undefined, url);
+        // As Fastify's parser failures do: the connection is closed, its client may send more.
+        this.fail(res, err as KilnError, undefined, url, true);
         return;
       }
       handler(parsed).then(
@@ -131,11 +132,12 @@ export class InferenceFastPath {
   }
 
   /** The failure Fastify's error handler writes. */
-  private fail(res: ServerResponse, err: KilnError, parsed: unknown, url: string): void {
+  private fail(res: ServerResponse, err: KilnError, parsed: unknown, url: string, unparsed = false): void {
     const { status, message } = failureReply(err, parsed, this.routes.bodyLimit, this.routes.log, url);
     const body = JSON.stringify({ error: message });
-    const head = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))];
-    if (this.routes.isClosing()) head.push('connection', 'close');
+    const head = unparsed ? ['connection', 'close'] : [];
+    head.push('content-type', JSON_CONTENT_TYPE, 'content-length', String(Buffer.byteLength(body)));
+    if (!unparsed && this.routes.isClosing()) head.push('connection', 'close');
     res.writeHead(status, head);
     res.end(body);
   }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
-import { sendAnswer, type Answer } from './answers.js';
+import { JSON_CONTENT_TYPE, sendAnswer, type Answer } from './answers.js';
 import { binaryPart, binaryReply, BinaryReader } from './binary.js';
 import { bodyValidator } from './body-validation.js';
 import { fromBase64, ImageBody, imagesToTensor } from './image-requests.js';
@@ -217,7 +217,7 @@ export function kserveInference(registry: ModelRegistry, limits: InferenceLimits
         return { ...meta, data: values };
       });
       const response = stringifyJson({ model_name: version.model, model_version: String(version.version), ...(body.id !== undefined ? { id: body.id } : {}), outputs: encoded }, nonFinite);
-      if (binary.length === 0) return { contentType: 'application/json', body: response };
+      if (binary.length === 0) return { contentType: JSON_CONTENT_TYPE, body: response };
       const { body: bytes, headerLength } = binaryReply(response, binary);
       return { contentType: 'application/octet-stream', body: bytes, headerLength };
     });

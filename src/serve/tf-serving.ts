@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { sendAnswer, type Answer } from './answers.js';
+import { JSON_CONTENT_TYPE, sendAnswer, type Answer } from './answers.js';
 import { bodyValidator } from './body-validation.js';
 import { formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -241,7 +241,7 @@ export function tfServingInference(registry: ModelRegistry, limits: InferenceLim
       };
       result = sig.outputs.length === 1 ? { outputs: encode(outputs[sig.outputs[0]!.name]!) } : { outputs: Object.fromEntries(sig.outputs.map((s) => [s.name, encode(outputs[s.name]!)])) };
     }
-    return { contentType: 'application/json', body: stringifyJson(result, nonFinite) };
+    return { contentType: JSON_CONTENT_TYPE, body: stringifyJson(result, nonFinite) };
   };
 
   /** :classify and :regress take tf.Example-like feature maps: each example merged over the shared context. */
@@ -268,7 +268,7 @@ export function tfServingInference(registry: ModelRegistry, limits: InferenceLim
         .sort((a, b) => b[1] - a[1])
         .slice(0, topK);
     });
-    return { contentType: 'application/json', body: stringifyJson({ results }, nonFinite) };
+    return { contentType: JSON_CONTENT_TYPE, body: stringifyJson({ results }, nonFinite) };
   };
 
   const regress = async (version: ModelVersion, body: Parameters<typeof examples>[1]): Promise<Answer> => {
@@ -276,7 +276,7 @@ export function tfServingInference(registry: ModelRegistry, limits: InferenceLim
     const n = scores.shape[0] ?? 1;
     if (scores.size !== n || scores.rank > 2) throw badRequest(`:regress needs a model with one value per example; output '${spec.name}' has shape ${formatShape(scores.shape)}`);
     const { values, nonFinite } = flatValues(scores);
-    return { contentType: 'application/json', body: stringifyJson({ results: values }, nonFinite) };
+    return { contentType: JSON_CONTENT_TYPE, body: stringifyJson({ results: values }, nonFinite) };
   };
 
   const validate = bodyValidator(bodySchema);
