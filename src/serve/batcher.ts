@@ -97,6 +97,7 @@ export class Batcher {
   private readonly idle: Runner[];
   private timer: NodeJS.Timeout | undefined;
   private readonly arrivals = new ArrivalRate();
+  private readonly runnerCount: number;
 
   constructor(
     runners: Runner[],
@@ -105,6 +106,7 @@ export class Batcher {
     private readonly observer?: BatchObserver,
   ) {
     this.idle = [...runners];
+    this.runnerCount = runners.length;
   }
 
   /** Requests waiting for a runner. */
@@ -123,7 +125,7 @@ export class Batcher {
       );
     }
     const now = performance.now();
-    this.arrivals.arrived(now);
+    this.arrivals.arrived(now, this.queue.length > 0 || this.idle.length < this.runnerCount);
     return new Promise((resolve, reject) => {
       const p: Pending = {
         feeds,

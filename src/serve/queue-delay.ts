@@ -16,10 +16,15 @@ export class ArrivalRate {
   private gapMs = Infinity;
   private lastAt = -Infinity;
 
-  /** A request arrived at `now` (ms). */
-  arrived(now: number): void {
+  /**
+   * A request arrived at `now` (ms); `busy`: requests were queued or running then. An arrival to an
+   * idle server starts the estimate afresh: a client that sends its next request only once answered
+   * (concurrency 1) would otherwise look like dense arrivals, and waiting for company it cannot send
+   * would only add to its latency.
+   */
+  arrived(now: number, busy: boolean): void {
     const gap = now - this.lastAt;
-    this.gapMs = this.gapMs === Infinity ? gap : this.gapMs + SMOOTHING * (gap - this.gapMs);
+    this.gapMs = !busy ? Infinity : this.gapMs === Infinity ? gap : this.gapMs + SMOOTHING * (gap - this.gapMs);
     this.lastAt = now;
   }
 

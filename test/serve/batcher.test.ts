@@ -60,14 +60,14 @@ test('a failed run fails every request in it; a full queue and a timeout fail fa
 test("adaptive queue delay (fake clock): an idle server's request runs at once; dense arrivals wait for the rows they miss, never past maxQueueDelayMs", () => {
   const rate = new ArrivalRate();
   // The first request ever: no rate yet, no wait.
-  rate.arrived(0);
+  rate.arrived(0, false);
   assert.equal(rate.waitMs(0, 0, 1, 32, 10), 0);
-  // A second one 50 ms later: the next is expected in 50 ms, after the 10 ms allowed — no wait.
-  rate.arrived(50);
+  // A second one 50 ms later while the first runs: the next is expected in 50 ms, after the 10 ms allowed — no wait.
+  rate.arrived(50, true);
   assert.equal(rate.waitMs(50, 50, 1, 32, 10), 0);
-  // Arrivals every 0.1 ms (the smoothed gap converges from 50 ms).
+  // Arrivals every 0.1 ms to a busy server (the smoothed gap converges from 50 ms).
   let t = 50;
-  for (let i = 0; i < 100; i++) rate.arrived((t += 0.1));
+  for (let i = 0; i < 100; i++) rate.arrived((t += 0.1), true);
   const gap = rate.expectedGapMs(t);
   assert.ok(gap > 0.1 && gap < 0.11, `smoothed gap ${gap}`);
   // 4 of 32 rows queued: 28 more take 28 gaps, within the 10 ms allowed.
@@ -81,6 +81,19 @@ test("adaptive queue delay (fake clock): an idle server's request runs at once; 
   assert.equal(rate.waitMs(t + 20, t + 15, 4, 32, 10), 0);
   // maxQueueDelayMs 0 never waits.
   assert.equal(rate.waitMs(t, t, 4, 32, 0), 0);
+});
+
+test('adaptive queue delay (fake clock): one client sending each request once answered (arrivals to an idle server) never waits, however dense', () => {
+  const rate = new ArrivalRate();
+  let t = 0;
+  for (let i = 0; i < 100; i++) {
+    rate.arrived((t += 0.5), false);
+    assert.equal(rate.waitMs(t, t, 1, 32, 10), 0);
+  }
+  // The same gaps to a busy server do wait.
+  rate.arrived((t += 0.5), true);
+  rate.arrived((t += 0.5), true);
+  assert.equal(rate.waitMs(t, t, 1, 32, 10), 10);
 });
 
 test("adaptive queue delay: a lone request does not wait out maxQueueDelayMs; with 'fixed' it does", async () => {
