@@ -10,7 +10,7 @@
  * (fastapi_server.py: uvicorn, no batching) with the same weights and the same KServe v2 JSON body, in the
  * best of its worker/thread configurations found by a pilot run (--no-fastapi skips it).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/serve/run.js [--duration 10] [--max-batch-size 32] [--max-queue-delay-ms 0]
+ *   npx tsc -p tsconfig.json && node dist/bench/serve/run.js [--duration 10] [--max-batch-size 32] [--max-queue-delay-ms 0] [--queue-delay fixed|adaptive]
  *        [--instances 1] [--intra-op-threads N] [--concurrency 1,16,64] [--rounds 1] [--client auto|wrk|autocannon] [--no-images]
  *        [--no-fastapi] [--fastapi-workers 1,2] [--fastapi-threads 1,2]
  */
@@ -37,6 +37,7 @@ const args = benchArgs('node dist/bench/serve/run.js [flags]', {
   duration: { type: 'number', default: 10, help: 'seconds per load run' },
   'max-batch-size': { type: 'number', default: 32 },
   'max-queue-delay-ms': { type: 'number', default: 0 },
+  'queue-delay': { type: 'string', default: 'fixed', help: "the batched model's queue-delay policy: fixed or adaptive" },
   instances: { type: 'number', default: 1, help: 'ONNX Runtime sessions per model version' },
   'intra-op-threads': { type: 'number' },
   concurrency: { type: 'numbers', default: [1, 16, 64] },
@@ -141,7 +142,7 @@ async function main(): Promise<void> {
   const models = { unbatched: 'cnn', batched: 'cnn_batched' };
   for (const [name, config] of [
     [models.unbatched, { maxBatchSize: 0 }],
-    [models.batched, { maxBatchSize: MAX_BATCH, maxQueueDelayMs: args['max-queue-delay-ms'] }],
+    [models.batched, { maxBatchSize: MAX_BATCH, maxQueueDelayMs: args['max-queue-delay-ms'], queueDelay: args['queue-delay'] }],
   ] as const) {
     await mkdir(path.join(repo, name, '1'), { recursive: true });
     await writeFile(path.join(repo, name, '1', 'model.onnx'), bytes);
@@ -165,7 +166,7 @@ async function main(): Promise<void> {
       if (got.some((v, i) => Math.fround(v) !== (expected.data as Float32Array)[i])) throw new Error(`${model}: served output differs from model.predict`);
     }
     console.log(`kiln serve benchmark: tutorial CNN (${formatNumber(cnn.countParams().total)} parameters), batch-1 requests: KServe v2 JSON (${formatNumber(body.length)} bytes), binary, TF Serving JSON rows, ${DURATION} s per run, ${os.availableParallelism()} cores, node ${process.version}`);
-    console.log(`load generator: ${CLIENT}; server: kiln serve --model-repository (child process), dynamic batching maxBatchSize ${MAX_BATCH}, maxQueueDelayMs ${args['max-queue-delay-ms']}, instances ${args.instances}; ${ROUNDS} round(s), median shown`);
+    console.log(`load generator: ${CLIENT}; server: kiln serve --model-repository (child process), dynamic batching maxBatchSize ${MAX_BATCH}, maxQueueDelayMs ${args['max-queue-delay-ms']} (${args['queue-delay']}), instances ${args.instances}; ${ROUNDS} round(s), median shown`);
     console.log(`CPU: ${cpuDescription()}`);
     console.log(`load average at start (other processes share these cores): ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`);
     const top = Math.max(...CONCURRENCY);

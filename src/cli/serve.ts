@@ -33,6 +33,7 @@ export const serveCommand: Command = {
     { name: 'tls-client-ca', type: 'string', description: 'mutual TLS: require client certificates signed by this CA (PEM file)' },
     { name: 'max-batch-size', type: 'number', integer: true, min: 0, description: 'default largest batch per request and per run (256); above 1 merges concurrent requests (dynamic batching); 0: no limit, no merging' },
     { name: 'max-queue-delay-ms', type: 'number', description: 'default time a request waits for others to fill a batch' },
+    { name: 'queue-delay', type: 'string', description: "default queue-delay policy: 'fixed' waits --max-queue-delay-ms for company, 'adaptive' only while arrivals can fill the batch (fixed)" },
     { name: 'max-queue-size', type: 'number', integer: true, min: 1, description: 'default requests queued per version before 429 (1024)' },
     { name: 'max-queue-bytes', type: 'number', integer: true, min: 1, description: 'default request-body bytes admitted per version before 429 (134217728)' },
     { name: 'max-elements', type: 'number', integer: true, min: 1, description: 'elements one request may carry over all its tensors', default: 1 << 22 },
@@ -63,6 +64,11 @@ export const serveCommand: Command = {
     setNumber('max-queue-bytes', 'maxQueueBytes');
     setNumber('instances', 'instances');
     setNumber('intra-op-threads', 'intraOpThreads');
+    const queueDelay = stringOption(options, 'queue-delay');
+    if (queueDelay !== undefined) {
+      if (queueDelay !== 'fixed' && queueDelay !== 'adaptive') throw new KilnError('INVALID_ARGUMENT', `kiln serve: --queue-delay takes fixed or adaptive, got '${queueDelay}'`);
+      config.queueDelay = queueDelay;
+    }
     const [cert, key, clientCa] = ['tls-cert', 'tls-key', 'tls-client-ca'].map((o) => stringOption(options, o));
     if ((cert === undefined) !== (key === undefined) || (clientCa !== undefined && cert === undefined)) {
       throw new KilnError('INVALID_ARGUMENT', 'kiln serve: TLS needs --tls-cert and --tls-key together (and --tls-client-ca only with them)');

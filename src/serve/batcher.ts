@@ -1,13 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import { allocate, Tensor, type AnyTypedArray } from '../tensor.js';
 import { ServeError, unavailable } from './errors.js';
+import { ArrivalRate } from './queue-delay.js';
 import { record } from './records.js';
 
 /*
  * One queue per model version in front of its ONNX Runtime sessions ("runners"). A free runner takes
  * the oldest request and, with dynamic batching, every queued request of the same row shape up to
  * maxBatchSize rows; the inputs are concatenated along the first dimension, run once, and the outputs
- * split back by row counts. A lone request waits at most maxQueueDelayMs for company. Runners are
+ * split back by row counts. A lone request waits at most maxQueueDelayMs for company (with queueDelay
+ * 'adaptive', only while arrivals can fill the batch: queue-delay.ts). Runners are
  * ONNX Runtime sessions in worker threads, so the event loop stays free while they compute.
  */
 
@@ -22,6 +24,8 @@ export interface BatchSettings {
   /** Rows one merged run may hold. */
   maxBatchSize: number;
   maxQueueDelayMs: number;
+  /** 'fixed': the oldest request waits maxQueueDelayMs for company; 'adaptive': only as long as arrivals can fill the batch (queue-delay.ts). */
+  queueDelay?: 'fixed' | 'adaptive';
   maxQueueSize: number;
 }
 
@@ -92,6 +96,8 @@ export class Batcher {
   private readonly queue: Pending[] = [];
   private readonly idle: Runner[];
   private timer: NodeJS.Timeout | undefined;
+  private readonly arrivals = new ArrivalRate();
+  private readonly runnerCount: number;
 
   constructor(
     runners: Runner[],
@@ -100,6 +106,7 @@ export class Batcher {
     private readonly observer?: BatchObserver,
   ) {
     this.idle = [...runners];
+    this.runnerCount = runners.length;
   }
 
   /** Requests waiting for a runner. */
@@ -117,11 +124,13 @@ export class Batcher {
         new ServeError(429, `${this.what}: the request queue is full (${this.queue.length} requests waiting, maxQueueSize ${this.settings.maxQueueSize}); retry later`),
       );
     }
+    const now = performance.now();
+    this.arrivals.arrived(now, this.queue.length > 0 || this.idle.length < this.runnerCount);
     return new Promise((resolve, reject) => {
       const p: Pending = {
         feeds,
         rows,
-        enqueuedAt: performance.now(),
+        enqueuedAt: now,
         done: false,
         timer: undefined,
         resolve: (outputs) => {
@@ -174,7 +183,13 @@ export class Batcher {
           rows += p.rows;
         }
       }
-      const wait = rows < max ? this.settings.maxQueueDelayMs - (performance.now() - head.enqueuedAt) : 0;
+      const now = performance.now();
+      const wait =
+        this.settings.queueDelay === 'adaptive'
+          ? this.arrivals.waitMs(now, head.enqueuedAt, rows, max, this.settings.maxQueueDelayMs)
+          : rows < max
+            ? this.settings.maxQueueDelayMs - (now - head.enqueuedAt)
+            : 0;
       if (wait > 0) {
         this.timer = setTimeout(() => this.pump(), Math.ceil(wait));
         return;

@@ -35,6 +35,12 @@ export interface ModelConfig {
   dynamicBatching: boolean;
   /** How long the oldest queued request may wait for others to fill a batch while a runner is idle. */
   maxQueueDelayMs: number;
+  /**
+   * 'fixed' (default): the oldest request waits maxQueueDelayMs for company. 'adaptive': it waits only
+   * while requests arrive fast enough to fill the batch, at most maxQueueDelayMs; a request to an idle
+   * server runs at once (queue-delay.ts).
+   */
+  queueDelay: 'fixed' | 'adaptive';
   /** Requests per version admitted and not yet running, beyond which new ones get 429 before their body is read. */
   maxQueueSize: number;
   /** Bytes of request bodies per version admitted and not yet answered, beyond which new ones get 429 before their body is read (one is always admitted). */
@@ -70,6 +76,7 @@ export const DEFAULT_MODEL_CONFIG: ModelConfig = {
   maxBatchSize: 256,
   dynamicBatching: false,
   maxQueueDelayMs: 0,
+  queueDelay: 'fixed',
   maxQueueSize: 1024,
   maxQueueBytes: 128 * 1024 * 1024,
   versionPolicy: { latest: 1 },
@@ -157,6 +164,10 @@ export function parseModelConfig(raw: unknown, defaults: ModelConfig, where: str
       fail(where, `"maxQueueDelayMs" must be a number in [0, 60000], found ${JSON.stringify(c.maxQueueDelayMs)}`);
     }
     out.maxQueueDelayMs = c.maxQueueDelayMs;
+  }
+  if (c.queueDelay !== undefined) {
+    if (c.queueDelay !== 'fixed' && c.queueDelay !== 'adaptive') fail(where, `"queueDelay" must be "fixed" or "adaptive", found ${JSON.stringify(c.queueDelay)}`);
+    out.queueDelay = c.queueDelay;
   }
   if (c.maxQueueSize !== undefined) out.maxQueueSize = integer(c.maxQueueSize, where, 'maxQueueSize', 1);
   if (c.maxQueueBytes !== undefined) out.maxQueueBytes = integer(c.maxQueueBytes, where, 'maxQueueBytes', 1);

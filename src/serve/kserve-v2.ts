@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
-import { binaryPart, binaryReply, BinaryReader, HEADER_LENGTH } from './binary.js';
+import { JSON_CONTENT_TYPE, sendAnswer, type Answer } from './answers.js';
+import { binaryPart, binaryReply, BinaryReader } from './binary.js';
+import { bodyValidator } from './body-validation.js';
 import { fromBase64, ImageBody, imagesToTensor } from './image-requests.js';
 import { classificationString, topK } from './labels.js';
 import { isValidName } from './config.js';
@@ -77,7 +79,7 @@ function tensorMetadata(t: TensorSpec): { name: string; datatype: string; shape:
   return { name: t.name, datatype: kserveDatatype(t.dtype), shape: t.shape ?? [-1] };
 }
 
-function refOf(params: { version?: string }): VersionRef {
+export function refOf(params: { version?: string }): VersionRef {
   return params.version === undefined ? {} : { version: params.version };
 }
 
@@ -171,31 +173,23 @@ function modelMetadata(registry: ModelRegistry, version: ModelVersion) {
   return { name: version.model, versions, platform: 'onnxruntime_onnx', inputs: sig.inputs.map(tensorMetadata), outputs: sig.outputs.map(tensorMetadata) };
 }
 
-type ModelRoute = { Params: { model: string; version?: string } };
-type ModelRequest = FastifyRequest<ModelRoute>;
-
-export async function kserveRoutes(app: FastifyInstance, opts: { registry: ModelRegistry; limits: InferenceLimits }): Promise<void> {
-  const { registry, limits } = opts;
-
-  const metadata = async (req: ModelRequest) => modelMetadata(registry, registry.resolve(req.params.model, refOf(req.params)));
-  app.get<ModelRoute>('/v2/models/:model', metadata);
-  app.get<ModelRoute>('/v2/models/:model/versions/:version', metadata);
-
-  // 200 ready; 503 known but not ready; 404 unknown. Bodies are empty, as the protocol asks.
-  const ready = async (req: ModelRequest, reply: FastifyReply) => {
-    try {
-      registry.resolve(req.params.model, refOf(req.params));
-      return reply.code(200).send();
-    } catch (err) {
-      return reply.code((err as { status?: number }).status ?? 503).send();
+/**
+ * KServe v2 inference, shared by the Fastify route and the fast path (fast-path.ts): a parsed body
+ * (binary.ts's parseRequestBody, or an ImageBody) → the answer. A raw image body (image/jpeg, image/png)
+ * is one BYTES input holding it, for the model's only input; then the body is checked against the
+ * schema, decoded, queued and run.
+ */
+export function kserveInference(registry: ModelRegistry, limits: InferenceLimits): (model: string, ref: VersionRef, parsed: unknown) => Promise<Answer> {
+  const validate = bodyValidator(inferSchema);
+  return async (model, ref, parsed) => {
+    let body = parsed as InferBody;
+    if (parsed instanceof ImageBody) {
+      const inputs = registry.resolve(model, ref).signature!.inputs;
+      if (inputs.length !== 1) throw badRequest(`the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); send images as BYTES tensors in a JSON request, naming the input`);
+      body = { inputs: [{ name: inputs[0]!.name, shape: [parsed.images.length], datatype: 'BYTES', data: parsed.images }] };
     }
-  };
-  app.get<ModelRoute>('/v2/models/:model/ready', ready);
-  app.get<ModelRoute>('/v2/models/:model/versions/:version/ready', ready);
-
-  const inferRoute = async (req: ModelRequest, reply: FastifyReply) => {
-    const body = req.body as InferBody;
-    return withVersion(registry, req.params.model, refOf(req.params), async (version) => {
+    validate(body);
+    return withVersion(registry, model, ref, async (version) => {
       const feeds = await decodeInputs(version, body.inputs, limits, binaryPart(body));
       const wanted = selectOutputs(version, body.outputs?.map((o) => o.name));
       const allBinary = body.parameters?.binary_data_output === true;
@@ -223,24 +217,43 @@ export async function kserveRoutes(app: FastifyInstance, opts: { registry: Model
         return { ...meta, data: values };
       });
       const response = stringifyJson({ model_name: version.model, model_version: String(version.version), ...(body.id !== undefined ? { id: body.id } : {}), outputs: encoded }, nonFinite);
-      if (binary.length === 0) return reply.type('application/json').send(response);
+      if (binary.length === 0) return { contentType: JSON_CONTENT_TYPE, body: response };
       const { body: bytes, headerLength } = binaryReply(response, binary);
-      return reply.header(HEADER_LENGTH, headerLength).type('application/octet-stream').send(bytes);
+      return { contentType: 'application/octet-stream', body: bytes, headerLength };
     });
   };
+}
+
+type ModelRoute = { Params: { model: string; version?: string } };
+type ModelRequest = FastifyRequest<ModelRoute>;
+
+export async function kserveRoutes(app: FastifyInstance, opts: { registry: ModelRegistry; limits: InferenceLimits }): Promise<void> {
+  const { registry, limits } = opts;
+
+  const metadata = async (req: ModelRequest) => modelMetadata(registry, registry.resolve(req.params.model, refOf(req.params)));
+  app.get<ModelRoute>('/v2/models/:model', metadata);
+  app.get<ModelRoute>('/v2/models/:model/versions/:version', metadata);
+
+  // 200 ready; 503 known but not ready; 404 unknown. Bodies are empty, as the protocol asks.
+  const ready = async (req: ModelRequest, reply: FastifyReply) => {
+    try {
+      registry.resolve(req.params.model, refOf(req.params));
+      return reply.code(200).send();
+    } catch (err) {
+      return reply.code((err as { status?: number }).status ?? 503).send();
+    }
+  };
+  app.get<ModelRoute>('/v2/models/:model/ready', ready);
+  app.get<ModelRoute>('/v2/models/:model/versions/:version/ready', ready);
+
+  const answer = kserveInference(registry, limits);
   const onRequest = admission(registry, (req) => {
     const params = req.params as ModelRoute['Params'];
     return { name: params.model, ref: refOf(params) };
   });
-  // A raw image body (image/jpeg, image/png) is one BYTES input holding it, for the model's only input.
-  const preValidation = async (req: ModelRequest) => {
-    if (!(req.body instanceof ImageBody)) return;
-    const inputs = registry.resolve(req.params.model, refOf(req.params)).signature!.inputs;
-    if (inputs.length !== 1) throw badRequest(`the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); send images as BYTES tensors in a JSON request, naming the input`);
-    req.body = { inputs: [{ name: inputs[0]!.name, shape: [req.body.images.length], datatype: 'BYTES', data: req.body.images }] } satisfies InferBody;
-  };
-  app.post<ModelRoute>('/v2/models/:model/infer', { schema: { body: inferSchema }, onRequest, preValidation }, inferRoute);
-  app.post<ModelRoute>('/v2/models/:model/versions/:version/infer', { schema: { body: inferSchema }, onRequest, preValidation }, inferRoute);
+  const inferRoute = async (req: ModelRequest, reply: FastifyReply) => sendAnswer(reply, await answer(req.params.model, refOf(req.params), req.body));
+  app.post<ModelRoute>('/v2/models/:model/infer', { onRequest }, inferRoute);
+  app.post<ModelRoute>('/v2/models/:model/versions/:version/infer', { onRequest }, inferRoute);
 
   // Triton's model repository extension: list, (re)load, unload.
   app.post('/v2/repository/index', async () => {

@@ -50,6 +50,7 @@ export function batchSettings(config: ModelConfig, signature: Signature): BatchS
     batching: signature.batchable && config.dynamicBatching && config.maxBatchSize > 1,
     maxBatchSize: config.maxBatchSize,
     maxQueueDelayMs: config.maxQueueDelayMs,
+    queueDelay: config.queueDelay,
     maxQueueSize: config.maxQueueSize,
   };
 }

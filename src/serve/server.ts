@@ -1,9 +1,12 @@
+import type { IncomingHttpHeaders, Server as HttpServer } from 'node:http';
 import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { KilnError } from '../errors.js';
 import { requestArrived } from './arrivals.js';
-import { authTokenFrom, protectedScope } from './auth.js';
+import { authTokenFrom, bearerCheck, protectedScope } from './auth.js';
+import { failureReply } from './answers.js';
+import { InferenceFastPath } from './fast-path.js';
 import { DEFAULT_MODEL_CONFIG, parseModelConfig, type ModelConfig } from './config.js';
 import { closeIfBodyPending, notFound, ServeError } from './errors.js';
 import { ConnectionTracker } from './connections.js';
@@ -13,7 +16,7 @@ import { MemoryReclaimer } from './memory.js';
 import type { InferenceLimits } from './inference.js';
 import { HEADER_LENGTH, parseRequestBody } from './binary.js';
 import type { TensorJsonLayout } from './number-lists.js';
-import { kserveRoutes } from './kserve-v2.js';
+import { kserveInference, kserveRoutes } from './kserve-v2.js';
 import { metricsRoutes, ServeMetrics } from './metrics.js';
 import { FixedSource, RepositorySource, type ModelSource } from './model-sources.js';
 import { GrpcInferenceServer, grpcCredentials } from './grpc/service.js';
@@ -21,7 +24,7 @@ import { loadTls, type TlsOptions } from './tls.js';
 import { parseModelKey } from '../model/encryption.js';
 import { modelKeyFrom } from '../model/model-keys.js';
 import { ModelRegistry } from './registry.js';
-import { tfServingRoutes } from './tf-serving.js';
+import { tfServingInference, tfServingRoutes, tfServingTarget } from './tf-serving.js';
 import { torchServeInferenceRoutes, torchServeManagementRoutes, torchServePing } from './torchserve.js';
 import { DEFAULT_MAX_IMAGE_PIXELS } from '../images/header.js';
 
@@ -84,6 +87,12 @@ export interface ServeOptions {
   idleConnectionGraceMs?: number;
   /** A pino logger, or the level of the JSON logger written to stdout (default 'info'; 'silent' for none). */
   logger?: Logger;
+  /**
+   * Answer well-formed inference requests (KServe v2 infer, TF Serving POSTs) from a node:http
+   * listener in front of Fastify (default true; false: every request through Fastify).
+   * @internal
+   */
+  fastPath?: boolean;
   /** Level of the JSON log written to stdout when no logger is given: fatal, error, warn, info (default), debug, silent. */
   logLevel?: string;
 }
@@ -116,6 +125,11 @@ export interface ServerHandle {
   readonly app: FastifyInstance;
   /** The server's pino logger. */
   readonly log: Logger;
+  /**
+   * The inference routes' fast path in front of Fastify, unless turned off (fastPath: false).
+   * @internal
+   */
+  readonly fastPath: InferenceFastPath | undefined;
   /** Rescans the repository now and waits for the loads and unloads it starts. */
   reload(): Promise<void>;
   /** Stops accepting connections, answers the requests sent on open ones, finishes those in flight, unloads every model. */
@@ -139,15 +153,6 @@ const TF_PREDICT_URL = /^\/v1\/models\/[^?]*:predict(\?|$)/;
 
 function tensorLayout(url: string): TensorJsonLayout | undefined {
   return KSERVE_INFER_URL.test(url) ? 'kserve' : TF_PREDICT_URL.test(url) ? 'tf-serving' : undefined;
-}
-
-function errorStatus(err: FastifyError | KilnError): number {
-  if (err instanceof ServeError) return err.status;
-  if ((err as FastifyError).validation) return 400;
-  if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') return 413;
-  if (err instanceof KilnError) return err.code === 'RUNTIME_ERROR' || err.code === 'IO_ERROR' ? 500 : 400;
-  const status = (err as FastifyError).statusCode;
-  return status && status >= 400 && status < 600 ? status : 500;
 }
 
 /**
@@ -178,6 +183,29 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     metricsFor: (model, version) => metrics.forVersion(model, version),
   });
   let closing = false;
+  const reclaimer = new MemoryReclaimer();
+  // Every route's body parser, the fast path's too.
+  const parseBody = (body: Buffer, headers: IncomingHttpHeaders, url: string): unknown => {
+    reclaimer.bodyReceived(body.length);
+    // Image files (raw, or in a multipart form) go to the routes as they are: image-requests.ts.
+    const content = headers[HEADER_LENGTH] === undefined ? imagesOrJson(body, headers['content-type']) : body;
+    return content instanceof ImageBody ? content : parseRequestBody(content, headers[HEADER_LENGTH], tensorLayout(url), limits.maxElements);
+  };
+  // The inference routes' fast path, in front of Fastify (fast-path.ts).
+  const fastPath =
+    options.fastPath === false
+      ? undefined
+      : new InferenceFastPath({
+          registry,
+          bodyLimit,
+          log,
+          authCheck: authToken !== undefined ? bearerCheck(authToken) : undefined,
+          parseBody,
+          kserve: kserveInference(registry, limits),
+          tfServing: tfServingInference(registry, limits),
+          tfServingTarget,
+          isClosing: () => closing,
+        });
 
   const app = Fastify({
     ...(tls ? { https: { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) } } : {}),
@@ -195,31 +223,22 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
 
+  // Before the connection tracker's listener: the fast path takes Fastify's place as the server's first 'request' listener.
+  fastPath?.install(app.server as HttpServer);
   const connections = new ConnectionTracker(app.server);
-  const reclaimer = new MemoryReclaimer();
 
   // JSON with TF Serving's NaN/Infinity tokens (plus Triton's binary tensors), whatever the content type:
   // curl -d sends form encoding.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
-    reclaimer.bodyReceived((body as Buffer).length);
     try {
-      // Image files (raw, or in a multipart form) go to the routes as they are: image-requests.ts.
-      const content = req.headers[HEADER_LENGTH] === undefined ? imagesOrJson(body as Buffer, req.headers['content-type']) : (body as Buffer);
-      done(null, content instanceof ImageBody ? content : parseRequestBody(content, req.headers[HEADER_LENGTH], tensorLayout(req.url), limits.maxElements));
+      done(null, parseBody(body as Buffer, req.headers, req.url));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
   const onError = (err: FastifyError | KilnError, req: FastifyRequest, reply: FastifyReply) => {
-    const status = errorStatus(err);
-    let message = err.message;
-    if ((err as FastifyError).validation) {
-      message = req.body == null ? 'the request has no body; expected a JSON object' : `invalid request body: ${err.message.replace(/^body\/?/, '').trim()}`;
-    }
-    else if (status === 413) message = `the request body is larger than the ${bodyLimit}-byte limit`;
-    if (status >= 500 && status !== 503) req.log.error({ err, url: req.url }, 'request failed');
-    else req.log.debug({ status, url: req.url, err: message }, 'request refused');
+    const { status, message } = failureReply(err, req.body, bodyLimit, req.log, req.url);
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
   };
   app.setErrorHandler(onError);
@@ -320,6 +339,7 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
     metrics,
     app,
     log,
+    fastPath,
     async reload() {
       await reg.scan();
       await reg.settled();

@@ -1,4 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { JSON_CONTENT_TYPE, sendAnswer, type Answer } from './answers.js';
+import { bodyValidator } from './body-validation.js';
 import { formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { checkShape, decodeElements, ElementBudget, flatValues, nest, nestedShape, tfDatatype } from './datatypes.js';
@@ -201,17 +203,9 @@ const VERB_FIELDS = new Map<string, string[]>([
   ['regress', ['signature_name', 'context', 'examples']],
 ]);
 
-export async function tfServingRoutes(app: FastifyInstance, opts: { registry: ModelRegistry; limits: InferenceLimits }): Promise<void> {
-  const { registry, limits } = opts;
-
-  app.get<{ Params: { '*': string } }>('/v1/models/*', async (req) => {
-    const path = parsePath(req.params['*'], req.method);
-    if (path.verb !== undefined) throw notFound(`${req.method} /v1/models/${req.params['*']}: use POST for :${path.verb}`);
-    if (path.metadata) return metadata(registry.resolve(path.model, path.ref));
-    return modelStatus(registry, path);
-  });
-
-  const predict = async (version: ModelVersion, body: { signature_name?: string; instances?: unknown[] | NumberList; inputs?: unknown }, reply: FastifyReply) => {
+/** TF Serving's :predict, :classify and :regress (see the answer below). */
+export function tfServingInference(registry: ModelRegistry, limits: InferenceLimits): (rest: string, parsed: unknown) => Promise<Answer> {
+  const predict = async (version: ModelVersion, body: { signature_name?: string; instances?: unknown[] | NumberList; inputs?: unknown }): Promise<Answer> => {
     checkSignatureName(body.signature_name);
     if (body.instances !== undefined && !Array.isArray(body.instances) && !(body.instances instanceof NumberList)) {
       throw badRequest(`"instances" must be a list with one entry per example, found ${body.instances === null ? 'null' : typeof body.instances}`);
@@ -247,7 +241,7 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
       };
       result = sig.outputs.length === 1 ? { outputs: encode(outputs[sig.outputs[0]!.name]!) } : { outputs: Object.fromEntries(sig.outputs.map((s) => [s.name, encode(outputs[s.name]!)])) };
     }
-    return reply.type('application/json').send(stringifyJson(result, nonFinite));
+    return { contentType: JSON_CONTENT_TYPE, body: stringifyJson(result, nonFinite) };
   };
 
   /** :classify and :regress take tf.Example-like feature maps: each example merged over the shared context. */
@@ -260,7 +254,7 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
     return { scores: outputs[spec.name]!, spec };
   };
 
-  const classify = async (version: ModelVersion, body: Parameters<typeof examples>[1], reply: FastifyReply) => {
+  const classify = async (version: ModelVersion, body: Parameters<typeof examples>[1]): Promise<Answer> => {
     const { scores, spec } = await examples(version, body);
     if (scores.rank !== 2) throw badRequest(`:classify needs a model whose output has shape [batch, classes]; output '${spec.name}' has shape ${formatShape(scores.shape)}`);
     const [n, classes] = scores.shape as [number, number];
@@ -274,47 +268,71 @@ export async function tfServingRoutes(app: FastifyInstance, opts: { registry: Mo
         .sort((a, b) => b[1] - a[1])
         .slice(0, topK);
     });
-    return reply.type('application/json').send(stringifyJson({ results }, nonFinite));
+    return { contentType: JSON_CONTENT_TYPE, body: stringifyJson({ results }, nonFinite) };
   };
 
-  const regress = async (version: ModelVersion, body: Parameters<typeof examples>[1], reply: FastifyReply) => {
+  const regress = async (version: ModelVersion, body: Parameters<typeof examples>[1]): Promise<Answer> => {
     const { scores, spec } = await examples(version, body);
     const n = scores.shape[0] ?? 1;
     if (scores.size !== n || scores.rank > 2) throw badRequest(`:regress needs a model with one value per example; output '${spec.name}' has shape ${formatShape(scores.shape)}`);
     const { values, nonFinite } = flatValues(scores);
-    return reply.type('application/json').send(stringifyJson({ results: values }, nonFinite));
+    return { contentType: JSON_CONTENT_TYPE, body: stringifyJson({ results: values }, nonFinite) };
   };
+
+  const validate = bodyValidator(bodySchema);
+  /*
+   * POST /v1/models/<rest>, shared by the Fastify route and the fast path (fast-path.ts): a parsed
+   * body → the answer. A raw image body is one example: {"instances": [{"b64": ...}]} for :predict,
+   * {"examples": [{input: {"b64": ...}}]} otherwise; then the body is checked against the schema
+   * and the verb's fields.
+   */
+  const answer = async (rest: string, parsed: unknown): Promise<Answer> => {
+    const path = parsePath(rest, 'POST');
+    let body = parsed as Record<string, unknown>;
+    if (parsed instanceof ImageBody) {
+      const images = parsed.images.map((b64) => ({ b64 }));
+      if (path.verb === 'predict' || path.verb === undefined) body = { instances: images };
+      else {
+        const inputs = registry.resolve(path.model, path.ref).signature!.inputs;
+        if (inputs.length !== 1) throw badRequest(`the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); send images as {"b64": ...} values in a JSON request, naming the input`);
+        body = { examples: images.map((image) => ({ [inputs[0]!.name]: image })) };
+      }
+    }
+    validate(body);
+    if (path.metadata || path.verb === undefined) throw notFound(`no route for POST /v1/models/${rest}; expected :predict, :classify or :regress`);
+    const verb = path.verb;
+    const fields = VERB_FIELDS.get(verb);
+    if (!fields) throw notFound(`unknown method ':${verb}'; expected :predict, :classify or :regress`);
+    if (binaryPart(body)) throw badRequest(`binary tensor data (${HEADER_LENGTH}) is a KServe v2 extension; TF Serving requests are JSON`);
+    for (const key of Object.keys(body)) if (!fields.includes(key)) throw badRequest(`:${verb} does not take "${key}" (fields: ${fields.join(', ')})`);
+    if (verb !== 'predict' && body.examples === undefined) throw badRequest(`:${verb} needs "examples": [{feature: value}, ...]`);
+    return withVersion(registry, path.model, path.ref, (version) =>
+      verb === 'predict' ? predict(version, body as never) : verb === 'classify' ? classify(version, body as never) : regress(version, body as never),
+    );
+  };
+  return answer;
+}
+
+/** Where a TF Serving request goes, from the path after /v1/models/ (a 404 ServeError when it matches no route). */
+export function tfServingTarget(rest: string): { name: string; ref: VersionRef } {
+  const path = parsePath(rest, 'POST');
+  return { name: path.model, ref: path.ref };
+}
+
+export async function tfServingRoutes(app: FastifyInstance, opts: { registry: ModelRegistry; limits: InferenceLimits }): Promise<void> {
+  const { registry, limits } = opts;
+
+  app.get<{ Params: { '*': string } }>('/v1/models/*', async (req) => {
+    const path = parsePath(req.params['*'], req.method);
+    if (path.verb !== undefined) throw notFound(`${req.method} /v1/models/${req.params['*']}: use POST for :${path.verb}`);
+    if (path.metadata) return metadata(registry.resolve(path.model, path.ref));
+    return modelStatus(registry, path);
+  });
 
   const onRequest = admission(registry, (req) => {
     const path = parsePath((req.params as { '*': string })['*'], req.method);
     return { name: path.model, ref: path.ref };
   });
-  // A raw image body is one example: {"instances": [{"b64": ...}]} for :predict, {"examples": [{input: {"b64": ...}}]} otherwise.
-  const preValidation = async (req: FastifyRequest) => {
-    if (!(req.body instanceof ImageBody)) return;
-    const path = parsePath((req.params as { '*': string })['*'], req.method);
-    const images = req.body.images.map((b64) => ({ b64 }));
-    if (path.verb === 'predict' || path.verb === undefined) {
-      req.body = { instances: images };
-      return;
-    }
-    const inputs = registry.resolve(path.model, path.ref).signature!.inputs;
-    if (inputs.length !== 1) throw badRequest(`the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); send images as {"b64": ...} values in a JSON request, naming the input`);
-    req.body = { examples: images.map((image) => ({ [inputs[0]!.name]: image })) };
-  };
-  app.post('/v1/models/*', { schema: { body: bodySchema }, onRequest, preValidation }, async (req, reply) => {
-    const rest = (req.params as { '*': string })['*'];
-    const path = parsePath(rest, req.method);
-    if (path.metadata || path.verb === undefined) throw notFound(`no route for POST /v1/models/${rest}; expected :predict, :classify or :regress`);
-    const verb = path.verb;
-    const fields = VERB_FIELDS.get(verb);
-    if (!fields) throw notFound(`unknown method ':${verb}'; expected :predict, :classify or :regress`);
-    const body = req.body as Record<string, unknown>;
-    if (binaryPart(body)) throw badRequest(`binary tensor data (${HEADER_LENGTH}) is a KServe v2 extension; TF Serving requests are JSON`);
-    for (const key of Object.keys(body)) if (!fields.includes(key)) throw badRequest(`:${verb} does not take "${key}" (fields: ${fields.join(', ')})`);
-    if (verb !== 'predict' && body.examples === undefined) throw badRequest(`:${verb} needs "examples": [{feature: value}, ...]`);
-    return withVersion(registry, path.model, path.ref, (version) =>
-      verb === 'predict' ? predict(version, body as never, reply) : verb === 'classify' ? classify(version, body as never, reply) : regress(version, body as never, reply),
-    );
-  });
+  const answer = tfServingInference(registry, limits);
+  app.post('/v1/models/*', { onRequest }, async (req, reply) => sendAnswer(reply, await answer((req.params as { '*': string })['*'], req.body)));
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Batcher, type Runner } from '../../src/serve/batcher.js';
+import { ArrivalRate } from '../../src/serve/queue-delay.js';
 import { ServeError } from '../../src/serve/errors.js';
 import { Tensor } from '../../src/tensor.js';
 
@@ -54,4 +55,55 @@ test('a failed run fails every request in it; a full queue and a timeout fail fa
   const second = slow.submit({ x: rows(1, 0) }, 1, 50);
   await assert.rejects(second, (e: unknown) => e instanceof ServeError && e.status === 503 && /timed out after 50 ms \(still queued\)/.test(e.message));
   await first;
+});
+
+test("adaptive queue delay (fake clock): an idle server's request runs at once; dense arrivals wait for the rows they miss, never past maxQueueDelayMs", () => {
+  const rate = new ArrivalRate();
+  // The first request ever: no rate yet, no wait.
+  rate.arrived(0, false);
+  assert.equal(rate.waitMs(0, 0, 1, 32, 10), 0);
+  // A second one 50 ms later while the first runs: the next is expected in 50 ms, after the 10 ms allowed — no wait.
+  rate.arrived(50, true);
+  assert.equal(rate.waitMs(50, 50, 1, 32, 10), 0);
+  // Arrivals every 0.1 ms to a busy server (the smoothed gap converges from 50 ms).
+  let t = 50;
+  for (let i = 0; i < 100; i++) rate.arrived((t += 0.1), true);
+  const gap = rate.expectedGapMs(t);
+  assert.ok(gap > 0.1 && gap < 0.11, `smoothed gap ${gap}`);
+  // 4 of 32 rows queued: 28 more take 28 gaps, within the 10 ms allowed.
+  assert.ok(Math.abs(rate.waitMs(t, t, 4, 32, 10) - 28 * gap) < 1e-9);
+  // Capped by the time left: the head has waited 8 of 10 ms.
+  assert.equal(rate.waitMs(t, t - 8, 4, 32, 10), 2);
+  // A full batch, or the time up: run.
+  assert.equal(rate.waitMs(t, t, 32, 32, 10), 0);
+  assert.equal(rate.waitMs(t, t - 10, 4, 32, 10), 0);
+  // Arrivals stopped: 20 ms after the last one the next is not expected within the time left.
+  assert.equal(rate.waitMs(t + 20, t + 15, 4, 32, 10), 0);
+  // maxQueueDelayMs 0 never waits.
+  assert.equal(rate.waitMs(t, t, 4, 32, 0), 0);
+});
+
+test('adaptive queue delay (fake clock): one client sending each request once answered (arrivals to an idle server) never waits, however dense', () => {
+  const rate = new ArrivalRate();
+  let t = 0;
+  for (let i = 0; i < 100; i++) {
+    rate.arrived((t += 0.5), false);
+    assert.equal(rate.waitMs(t, t, 1, 32, 10), 0);
+  }
+  // The same gaps to a busy server do wait.
+  rate.arrived((t += 0.5), true);
+  rate.arrived((t += 0.5), true);
+  assert.equal(rate.waitMs(t, t, 1, 32, 10), 10);
+});
+
+test("adaptive queue delay: a lone request does not wait out maxQueueDelayMs; with 'fixed' it does", async () => {
+  const queuedFor = async (queueDelay: 'fixed' | 'adaptive') => {
+    const waits: number[] = [];
+    const batcher = new Batcher([doubler(0)], { batching: true, maxBatchSize: 8, maxQueueDelayMs: 3000, queueDelay, maxQueueSize: 10 }, 'test', { queued: (s) => waits.push(s), executed: () => {} });
+    await batcher.submit({ x: rows(1, 0) }, 1);
+    return waits[0]!;
+  };
+  // Loose bounds: only the 3 s wait itself separates them, however loaded the machine.
+  assert.ok((await queuedFor('adaptive')) < 1.5);
+  assert.ok((await queuedFor('fixed')) >= 2.9);
 });

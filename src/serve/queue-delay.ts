@@ -1,0 +1,49 @@
+/*
+ * The batching queue's adaptive wait (config queueDelay 'adaptive'): how long the oldest queued
+ * request waits for company is decided from the arrival rate, not fixed. A request arriving to an
+ * idle server — or one whose next request is not expected before maxQueueDelayMs runs out — runs
+ * at once; under dense arrivals the batch waits for the rows it is missing at the observed rate, up
+ * to maxQueueDelayMs. (Triton's dynamic batcher waits its max_queue_delay for a preferred batch
+ * size whatever the load, and TorchServe its max_batch_delay; this waits only where waiting can
+ * fill the batch.) Pure arithmetic on the times given, so tests drive it with a fake clock.
+ */
+
+/** Weight of the newest gap in the smoothed gap between arrivals. */
+const SMOOTHING = 0.2;
+
+export class ArrivalRate {
+  /** Smoothed gap between arrivals, ms (Infinity until two have arrived). */
+  private gapMs = Infinity;
+  private lastAt = -Infinity;
+
+  /**
+   * A request arrived at `now` (ms); `busy`: requests were queued or running then. An arrival to an
+   * idle server starts the estimate afresh: a client that sends its next request only once answered
+   * (concurrency 1) would otherwise look like dense arrivals, and waiting for company it cannot send
+   * would only add to its latency.
+   */
+  arrived(now: number, busy: boolean): void {
+    const gap = now - this.lastAt;
+    this.gapMs = !busy ? Infinity : this.gapMs === Infinity ? gap : this.gapMs + SMOOTHING * (gap - this.gapMs);
+    this.lastAt = now;
+  }
+
+  /** The expected gap to the next arrival at `now`: the smoothed gap, or longer once no request has come for longer. */
+  expectedGapMs(now: number): number {
+    return Math.max(this.gapMs, now - this.lastAt);
+  }
+
+  /**
+   * How much longer (ms) the oldest queued request, queued at `headAt`, should wait for a batch of
+   * `rows` of `maxRows` rows to fill, given at most `maxDelayMs` of waiting: 0 when the batch is
+   * full, the time is up, or the next arrival is not expected before it is; else the time the
+   * missing rows take to arrive at the current rate, capped by the time left.
+   */
+  waitMs(now: number, headAt: number, rows: number, maxRows: number, maxDelayMs: number): number {
+    const left = maxDelayMs - (now - headAt);
+    if (left <= 0 || rows >= maxRows) return 0;
+    const gap = this.expectedGapMs(now);
+    if (!(gap < left)) return 0;
+    return Math.min(left, (maxRows - rows) * gap);
+  }
+}
