@@ -29,7 +29,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'train'))
-from torch_reference import tutorial_cnn  # noqa: E402  (the same nn.Sequential the training bench uses)
+from torch_tutorial import tutorial_cnn  # noqa: E402  (the same nn.Sequential the training bench uses)
 
 TOLERANCE = 1e-4
 
@@ -58,7 +58,7 @@ def load_kiln_weights(model: torch.nn.Module, weights: dict) -> None:
 def build_model(weights_file: str):
     with open(weights_file) as f:
         exported = json.load(f)
-    model = tutorial_cnn()
+    model = tutorial_cnn(3, 32)  # the served model's 32x32x3 images
     load_kiln_weights(model, exported['weights'])
     model.eval()
     check = exported['check']

@@ -57,7 +57,7 @@ test('a failed run fails every request in it; a full queue and a timeout fail fa
   await first;
 });
 
-test("adaptive queue delay (fake clock): an idle server's request runs at once; dense arrivals wait for the rows they miss, never past maxQueueDelayMs", () => {
+test("adaptive queue delay (fake clock): an idle server's request runs at once; dense arrivals wait while the next is due, never past maxQueueDelayMs", () => {
   const rate = new ArrivalRate();
   // The first request ever: no rate yet, no wait.
   rate.arrived(0, false);
@@ -70,15 +70,26 @@ test("adaptive queue delay (fake clock): an idle server's request runs at once; 
   for (let i = 0; i < 100; i++) rate.arrived((t += 0.1), true);
   const gap = rate.expectedGapMs(t);
   assert.ok(gap > 0.1 && gap < 0.11, `smoothed gap ${gap}`);
-  // 4 of 32 rows queued: 28 more take 28 gaps, within the 10 ms allowed.
-  assert.ok(Math.abs(rate.waitMs(t, t, 4, 32, 10) - 28 * gap) < 1e-9);
-  // Capped by the time left: the head has waited 8 of 10 ms.
-  assert.equal(rate.waitMs(t, t - 8, 4, 32, 10), 2);
+  // 4 of 32 rows queued, an arrival just now: wait until the next is overdue, two usual gaps.
+  assert.ok(Math.abs(rate.waitMs(t, t, 4, 32, 10) - 2 * gap) < 1e-9);
+  // Half a gap later, the rest of that.
+  assert.ok(Math.abs(rate.waitMs(t + gap / 2, t, 4, 32, 10) - 1.5 * gap) < 1e-9);
+  // Overdue: two and a half gaps with no arrival (every closed-loop client is waiting) — run.
+  assert.equal(rate.waitMs(t + 2.5 * gap, t, 4, 32, 10), 0);
+  // Capped by the time left: the head has waited 9.85 of 10 ms.
+  assert.ok(Math.abs(rate.waitMs(t, t - 9.85, 4, 32, 10) - 0.15) < 1e-9);
+  // Less time left than a usual gap: run.
+  assert.equal(rate.waitMs(t, t - 9.95, 4, 32, 10), 0);
   // A full batch, or the time up: run.
   assert.equal(rate.waitMs(t, t, 32, 32, 10), 0);
   assert.equal(rate.waitMs(t, t - 10, 4, 32, 10), 0);
-  // Arrivals stopped: 20 ms after the last one the next is not expected within the time left.
+  // Arrivals stopped: 20 ms after the last one.
   assert.equal(rate.waitMs(t + 20, t + 15, 4, 32, 10), 0);
+  // A usual gap longer than the time allowed: no wait.
+  const slow = new ArrivalRate();
+  slow.arrived(0, false);
+  slow.arrived(20, true);
+  assert.equal(slow.waitMs(20, 20, 1, 32, 10), 0);
   // maxQueueDelayMs 0 never waits.
   assert.equal(rate.waitMs(t, t, 4, 32, 0), 0);
 });
@@ -90,10 +101,10 @@ test('adaptive queue delay (fake clock): one client sending each request once an
     rate.arrived((t += 0.5), false);
     assert.equal(rate.waitMs(t, t, 1, 32, 10), 0);
   }
-  // The same gaps to a busy server do wait.
+  // The same gaps to a busy server do wait, for the next one (two gaps).
   rate.arrived((t += 0.5), true);
   rate.arrived((t += 0.5), true);
-  assert.equal(rate.waitMs(t, t, 1, 32, 10), 10);
+  assert.equal(rate.waitMs(t, t, 1, 32, 10), 1);
 });
 
 test("adaptive queue delay: a lone request does not wait out maxQueueDelayMs; with 'fixed' it does", async () => {
