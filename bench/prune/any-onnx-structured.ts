@@ -40,7 +40,7 @@ import { modelToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
 import { Random } from '../../src/random.js';
 import { GraphModel } from '../../src/train/graph-model.js';
-import type { GraphPruneReport, GraphStructuredArgs } from '../../src/optimize/prune/graph-structured.js';
+import type { GraphCriterion, GraphPruneReport, GraphStructuredArgs } from '../../src/optimize/prune/graph-structured.js';
 import { kernelTimeByNode, timeInterleaved, type ProfileEvent, type Timing } from '../ort-timing.js';
 import { benchArgs } from '../args.js';
 import { cosineOverTraining, cpuDescription, fmt, table } from '../train/common.js';
@@ -68,7 +68,14 @@ const args = benchArgs('node dist/bench/prune/any-onnx-structured.js [flags]', {
   'trained-epochs': { type: 'number', default: 0, help: 'train each fixture this many epochs on all training images before pruning (0: as exported, 100 PyTorch steps)' },
   cosine: { type: 'boolean', help: "fine-tuning's learning rate decays from --lr to 0 along a cosine (control, pruned and scratch alike)" },
   cache: { type: 'string', default: path.join(os.tmpdir(), 'kiln-bench-distill'), help: 'the trained fixtures (shared with bench/distill/any-onnx.js)' },
+  criterion: { type: 'string', default: 'l1', help: "what ranks the units: l1, l2, bnScale or taylor (the loss gradient on the first 8 batches of --batch-size training images)" },
 });
+const CRITERIA: GraphCriterion[] = ['l1', 'l2', 'bnScale', 'taylor'];
+if (!CRITERIA.includes(args.criterion as GraphCriterion)) {
+  console.error(`any-onnx-structured.js: --criterion takes ${CRITERIA.join(', ')}; got '${args.criterion}'`);
+  process.exit(2);
+}
+const criterion = args.criterion as GraphCriterion;
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
 exitOnUnknownFixtures('any-onnx-structured.js', '--fixtures', fixtures, Object.keys(PLANS));
 const { epochs, limit, lr, seed, runs } = args;
@@ -173,11 +180,12 @@ const summary: string[] = [];
 
 for (const fixture of fixtures) {
   const plan = PLANS[fixture]!;
-  console.log(`\n=== ${fixture}: ${plan.what} ${JSON.stringify(plan.structured)} [${elapsed()}]`);
+  console.log(`\n=== ${fixture}: ${plan.what} ${JSON.stringify({ ...plan.structured, criterion })} [${elapsed()}]`);
   const { file: originalFile } = await trainedFixture(fixture, args['trained-epochs'], { x: data.train.images, y: data.train.labels }, { batchSize, cacheDir: args.cache });
   const original = await GraphModel.load(originalFile, FIXTURE_OPTIONS);
   const originalAccuracy = await accuracy(original);
-  const { model: pruned, report } = await prune(original, { structured: plan.structured });
+  const structured: GraphStructuredArgs = { ...plan.structured, criterion, ...(criterion === 'taylor' ? { data: { x: data.train.images, y: data.train.labels, batchSize } } : {}) };
+  const { model: pruned, report } = await prune(original, { structured });
   const removedAccuracy = await accuracy(pruned);
   const prunedFile = path.join(work, `${fixture}-pruned.onnx`);
   writeFileSync(prunedFile, pruned.toOnnx());

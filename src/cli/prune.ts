@@ -8,7 +8,7 @@ import { prune, type PruneOptions } from '../optimize/prune/prune.js';
 import { scheduleFromChoice, type ScheduleChoice } from '../optimize/prune/magnitude.js';
 import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js';
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
-import type { GraphPruneReport, GraphStructuredArgs } from '../optimize/prune/graph-structured.js';
+import type { GraphCriterion, GraphPruneReport, GraphStructuredArgs } from '../optimize/prune/graph-structured.js';
 import { IMPORT_OPTIONS, importOptions } from './import-options.js';
 import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
@@ -136,7 +136,7 @@ export const pruneCommand: Command = {
     { name: 'end-step', type: 'number', integer: true, min: -1, description: 'schedule: last pruning step; -1: no end (constant schedule only) (default: ~70% of the fine-tuning steps)' },
     { name: 'frequency', type: 'number', integer: true, min: 1, description: 'schedule: steps between mask updates (default: ~1/20 of the steps, at most 100)' },
     { name: 'power', type: 'number', description: 'polynomial schedule: exponent (default 3)' },
-    { name: 'criterion', type: 'string', description: "structured: rank filters by 'l1', 'l2' or 'bnScale'", default: 'l1' },
+    { name: 'criterion', type: 'string', description: "structured: rank filters by 'l1', 'l2', 'bnScale', or (imported graphs) 'taylor': |w · gradient| on 8 batches of the training data", default: 'l1' },
     { name: 'iterations', type: 'number', integer: true, min: 1, description: 'structured: remove the ratio in this many rounds, fine-tuning after each', default: 1 },
     { name: 'latency-batch', type: 'number', integer: true, min: 0, description: 'batch size for the latency comparison (0: skip it)', default: 64 },
     { name: 'seed', type: 'number', integer: true, description: 'seed for shuffling', default: 42 },
@@ -207,7 +207,10 @@ export const pruneCommand: Command = {
     };
     if (model instanceof GraphModel && options.structured !== undefined) {
       if (layers instanceof RegExp) throw new KilnError('INVALID_ARGUMENT', `kiln prune: --layers ${options.layers}: structured pruning of an imported graph matches its groups by names with * wildcards, not a /regex/`);
-      const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion: String(options.criterion) as never, groups: layers };
+      const criterion = String(options.criterion) as GraphCriterion;
+      // Taylor ranking reads the loss gradient on the training split, with or without fine-tuning.
+      const taylorData = criterion === 'taylor' ? { data: { x: data.train.images, y: data.train.labels, batchSize: Number(options['batch-size']) } } : {};
+      const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion, groups: layers, ...taylorData };
       const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${k === 'head-dims' ? 'head dimensions' : k === 'mlp' ? 'MLP units' : 'heads'}`)].filter(Boolean);
       announce(`structured, removing ${parts.join(', ')}`);
       const { model: pruned, report } = await prune(model, { ...common, structured });

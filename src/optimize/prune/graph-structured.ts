@@ -11,6 +11,7 @@ import { analyzeGraph, measureFacts, unitIndex, type Blocker, type ChannelGroup,
 import { expectedSizes, shrinkGraph, type Removals } from './graph-shrink.js';
 import { measureModelLatency, type ModelSnapshot, type SnapshotOptions } from './report.js';
 import { topIndices } from './structured.js';
+import { taylorGradients, type TaylorData } from './taylor.js';
 
 /*
  * Structured pruning of a model another tool exported (a GraphModel): its channel dependency groups
@@ -25,9 +26,11 @@ import { topIndices } from './structured.js';
 
 /**
  * What ranks the units of a group: the L1 or L2 norm of each unit's weights over the whole group
- * ('l1', 'l2'), or the |scale| of the group's BatchNormalization(s) ('bnScale').
+ * ('l1', 'l2'), the |scale| of the group's BatchNormalization(s) ('bnScale'), or first-order Taylor
+ * importance, Σ |w · ∂L/∂w| over the unit's weights with the loss's gradient on a few batches of data
+ * ('taylor', taylor.ts).
  */
-export type GraphCriterion = 'l1' | 'l2' | 'bnScale';
+export type GraphCriterion = 'l1' | 'l2' | 'bnScale' | 'taylor';
 
 /** How much structured pruning of an imported graph removes, and how it ranks and selects groups. */
 export interface GraphStructuredArgs {
@@ -45,9 +48,12 @@ export interface GraphStructuredArgs {
   /**
    * What ranks units: the L1 or L2 norm of all of a unit's weights in the group, each tensor's scores
    * normalized by their mean so that no tensor dominates by its size (Torch-Pruning's group norm), or
-   * the |scale| of the group's BatchNormalization(s). Default 'l1'.
+   * the |scale| of the group's BatchNormalization(s), or first-order Taylor importance on data
+   * ('taylor': `data`, else the fine-tuning data). Default 'l1'.
    */
   criterion?: GraphCriterion;
+  /** Criterion 'taylor': the examples whose loss gradient ranks the units (default: fineTune's x and y, 8 batches). */
+  data?: TaylorData;
   /** Prune only the groups these names match (producing node names or weight names; `*` is a wildcard). */
   groups?: string[];
 }
@@ -111,7 +117,7 @@ function checkFraction(value: unknown, what: string): number {
 /** The removal ratio of each kind of group, validated. */
 function kindRatios(s: GraphStructuredArgs): Record<GroupKind, number> {
   if (typeof s !== 'object' || s === null) throw new KilnError('INVALID_ARGUMENT', 'structured must be an object, e.g. structured: {ratio: 0.5}');
-  const known = ['ratio', 'heads', 'mlp', 'headDims', 'criterion', 'groups'];
+  const known = ['ratio', 'heads', 'mlp', 'headDims', 'criterion', 'data', 'groups'];
   const unknown = Object.keys(s).filter((k) => !known.includes(k) && (s as Record<string, unknown>)[k] !== undefined);
   if (unknown.length) throw new KilnError('INVALID_ARGUMENT', `structured pruning of an imported graph takes ${known.join(', ')}; got ${unknown.join(', ')}`);
   if (s.ratio === undefined && s.heads === undefined && s.mlp === undefined && s.headDims === undefined) {
@@ -165,14 +171,21 @@ function selectGroups(analysis: GraphAnalysis, names: string[] | undefined): Set
 }
 
 /**
- * One score per unit of a group: its weights' L1 or L2 norm in each tensor of the group (running
- * statistics excluded: they describe the data, not what the unit contributes), each tensor's scores
- * divided by their mean, averaged over the tensors; or the |scale| of its BatchNormalization(s).
+ * One score per unit of a group: its weights' L1 or L2 norm — or, for 'taylor', Σ |w · gradient| —
+ * in each tensor of the group (running statistics excluded: they describe the data, not what the unit
+ * contributes), each tensor's scores divided by their mean, averaged over the tensors; or the |scale|
+ * of its BatchNormalization(s).
  */
-export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weights: ReadonlyMap<string, Tensor>, criterion: GraphCriterion): Float64Array {
+export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weights: ReadonlyMap<string, Tensor>, criterion: GraphCriterion, gradients?: ReadonlyMap<string, Float32Array>): Float64Array {
   const total = new Float64Array(group.units);
   let tensors = 0;
-  const members = criterion === 'bnScale' ? group.members.filter((m) => analysis.batchNormScales.has(m.tensor)) : group.members.filter((m) => !m.statistic);
+  if (criterion === 'taylor' && !gradients) throw new KilnError('INVALID_ARGUMENT', "structured pruning: criterion 'taylor' needs the weights' gradients");
+  const members =
+    criterion === 'bnScale'
+      ? group.members.filter((m) => analysis.batchNormScales.has(m.tensor))
+      : criterion === 'taylor'
+        ? group.members.filter((m) => !m.statistic && gradients!.has(m.tensor))
+        : group.members.filter((m) => !m.statistic);
   if (criterion === 'bnScale' && members.length === 0) {
     throw new KilnError('INVALID_ARGUMENT', `structured pruning: criterion 'bnScale' ranks units by the BatchNormalization scale of their group, and ${groupLabel(group)} has none; use 'l1' or 'l2'`);
   }
@@ -181,6 +194,7 @@ export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weight
     if (!t || t.dtype !== 'float32') continue;
     const unit = unitIndex(analysis.atoms, analysis.atoms.structure(analysis.axes.get(m.tensor)![m.axis]!), group.leaf);
     const data = t.data as Float32Array;
+    const grad = criterion === 'taylor' ? gradients!.get(m.tensor)! : undefined;
     const inner = t.shape.slice(m.axis + 1).reduce((p, d) => p * d, 1);
     const dim = t.shape[m.axis]!;
     const sums = new Float64Array(group.units);
@@ -188,7 +202,7 @@ export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weight
       const u = unit[Math.floor(i / inner) % dim]!;
       if (u < 0) continue;
       const v = data[i]!;
-      sums[u] += criterion === 'l2' ? v * v : Math.abs(v);
+      sums[u] += criterion === 'l2' ? v * v : grad ? Math.abs(v * grad[i]!) : Math.abs(v);
     }
     if (criterion === 'l2') for (let u = 0; u < sums.length; u++) sums[u] = Math.sqrt(sums[u]!);
     const mean = sums.reduce((a, b) => a + b, 0) / sums.length;
@@ -347,8 +361,13 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
   const s = options.structured;
   const ratios = kindRatios(s);
   const criterion = s.criterion ?? 'l1';
-  if (!['l1', 'l2', 'bnScale'].includes(criterion)) throw new KilnError('INVALID_ARGUMENT', `structured.criterion must be 'l1', 'l2' or 'bnScale', got ${JSON.stringify(criterion)}`);
+  if (!['l1', 'l2', 'bnScale', 'taylor'].includes(criterion)) throw new KilnError('INVALID_ARGUMENT', `structured.criterion must be 'l1', 'l2', 'bnScale' or 'taylor', got ${JSON.stringify(criterion)}`);
   if (options.fineTune) checkFineTune(options.fineTune);
+  const ft = options.fineTune;
+  const taylorData: TaylorData | undefined = s.data ?? (ft ? { x: ft.x, y: ft.y, batchSize: ft.batchSize ?? 64 } : undefined);
+  if (criterion === 'taylor' && !taylorData) {
+    throw new KilnError('INVALID_ARGUMENT', "structured pruning: criterion 'taylor' ranks units by the loss's gradient on data: give structured.data {x, y} or fineTune");
+  }
 
   await model.currentWeights();
   const file = model.name;
@@ -357,6 +376,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
   const analysis = analyzeGraph(facts);
   const selected = selectGroups(analysis, s.groups);
   const weights = new Map((original.graph?.initializer ?? []).map((t) => [t.name ?? '', tensorFromProto(t)]));
+  const gradients = criterion === 'taylor' ? await taylorGradients(model, taylorData!) : undefined;
 
   const removals = new Map<number, Set<number>>();
   const kept = new Map<number, number[]>();
@@ -368,7 +388,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
       throw new KilnError('INVALID_ARGUMENT', `structured pruning: removing ${ratio} of ${groupLabel(g)} would leave none; a ratio below ${(1 - 0.5 / g.units).toFixed(3)} keeps at least one`);
     }
     if (keep === g.units) continue;
-    const keptUnits = topIndices(groupScores(analysis, g, weights, criterion), keep);
+    const keptUnits = topIndices(groupScores(analysis, g, weights, criterion, gradients), keep);
     kept.set(g.leaf, keptUnits);
     removals.set(g.leaf, new Set(Array.from({ length: g.units }, (_, u) => u).filter((u) => !keptUnits.includes(u))));
   }

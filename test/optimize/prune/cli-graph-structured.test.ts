@@ -42,6 +42,20 @@ describe('kiln prune on an exported graph', () => {
     assert.deepEqual(decodeModel(readFileSync(out)).graph!.output!.map((o) => o.name), ['logits']);
   });
 
+  it('--criterion taylor ranks by the training split even without fine-tuning (--epochs 0)', async () => {
+    const out = join(temp.dir, 'taylor.onnx');
+    const r = await run(['prune', `${FIXTURES}/resnet.onnx`, '--structured', '--ratio', '0.5', '--criterion', 'taylor', '--dataset', temp.dir, '--epochs', '0', '--batch-size', '8', '--latency-batch', '0', '--json', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out);
+    const pruned = report.groups.filter((g: { pruned: boolean }) => g.pruned);
+    assert.ok(pruned.length > 0);
+    for (const g of pruned) assert.equal(g.keptUnits.length, g.units[0] / 2);
+    // The ranking differs from the L1 norm's on at least one group (it reads the data, not only the weights).
+    const l1 = await run(['prune', `${FIXTURES}/resnet.onnx`, '--structured', '--ratio', '0.5', '--dataset', temp.dir, '--epochs', '0', '--latency-batch', '0', '--json', '--out', join(temp.dir, 'l1.onnx')]);
+    const l1Kept = JSON.parse(l1.out).groups.filter((g: { pruned: boolean }) => g.pruned).map((g: { keptUnits: number[] }) => g.keptUnits.join());
+    assert.notDeepEqual(pruned.map((g: { keptUnits: number[] }) => g.keptUnits.join()), l1Kept);
+  });
+
   it('--heads and --mlp on a transformer, as JSON', async () => {
     const out = join(temp.dir, 'vit.onnx');
     const r = await run(['prune', `${FIXTURES}/vit17.onnx`, '--structured', '--heads', '0.5', '--mlp', '0.5', '--dataset', temp.dir, '--epochs', '0', '--latency-batch', '0', '--json', '--out', out]);

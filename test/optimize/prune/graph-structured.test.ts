@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { tensorFromProto } from '../../../src/graph/onnx-io.js';
 import { decodeModel } from '../../../src/graph/proto.js';
 import { prune } from '../../../src/optimize/prune/prune.js';
+import { taylorGradients } from '../../../src/optimize/prune/taylor.js';
 import type { ChannelGroup, GroupKind } from '../../../src/optimize/prune/graph-groups.js';
 import { Tensor } from '../../../src/tensor.js';
 import { GraphModel } from '../../../src/train/graph-model.js';
@@ -122,6 +123,65 @@ describe('structured pruning of imported graphs: fine-tuning and the report', ()
   });
 });
 
+describe("structured pruning of imported graphs: criterion 'taylor'", () => {
+  // input [4] → Gemm (4 hidden units) → Relu → Gemm → logits [3]. Hidden unit 0 has the largest
+  // weights but a bias of -100: its ReLU is never active, so the loss does not depend on it. The
+  // others are always active (bias 1 against inputs in [0, 1)): no kink for the finite differences.
+  const deadUnitModel = () =>
+    model([4], 'logits', 3, [node('Gemm', ['input', 'w1', 'b1'], ['h'], { transB: 1 }), node('Relu', ['h'], ['r']), node('Gemm', ['r', 'w2', 'b2'], ['logits'], { transB: 1 })], {
+      w1: new Tensor(Float32Array.from([5, 5, 5, 5, 0.3, -0.2, 0.1, 0.4, -0.3, 0.2, 0.5, -0.1, 0.2, 0.3, -0.4, 0.1]), [4, 4], 'float32'),
+      b1: new Tensor(Float32Array.from([-100, 1, 1, 1]), [4], 'float32'),
+      w2: new Tensor(Float32Array.from([4, 0.5, -0.3, 0.2, -4, 0.1, 0.4, -0.2, 4, -0.3, 0.2, 0.5]), [3, 4], 'float32'),
+      b2: weight([3], 3),
+    });
+  const data = () => {
+    const x = images(64, [4], 7);
+    return { x, y: new Tensor(Int32Array.from({ length: 64 }, (_, i) => i % 3), [64], 'int32') };
+  };
+
+  it('removes the unit the loss does not depend on, which the L1 norm keeps', async () => {
+    const l1 = await prune(await GraphModel.fromProto(deadUnitModel()), { structured: { ratio: 0.5 } });
+    const taylor = await prune(await GraphModel.fromProto(deadUnitModel()), { structured: { ratio: 0.5, criterion: 'taylor', data: { ...data(), batchSize: 16 } } });
+    const kept = (r: typeof l1) => r.report.groups.find((g) => g.pruned)!.keptUnits!;
+    assert.ok(kept(l1).includes(0), `l1 keeps the dead unit: ${kept(l1)}`);
+    assert.ok(!kept(taylor).includes(0), `taylor removes it: ${kept(taylor)}`);
+    // The dead unit contributed nothing, so removing it (and one live unit) changes the logits less than L1's choice.
+    const { x } = data();
+    const [full, a, b] = await Promise.all([GraphModel.fromProto(deadUnitModel()).then((m) => m.predict(x)), l1.model.predict(x), taylor.model.predict(x)]);
+    assert.ok(maxAbsDiff(b.data as Float32Array, full.data as Float32Array) < maxAbsDiff(a.data as Float32Array, full.data as Float32Array));
+  });
+
+  it("the gradient it ranks by equals the loss's finite differences", async () => {
+    const m = await GraphModel.fromProto(deadUnitModel());
+    const { x, y } = data();
+    const grads = await taylorGradients(m, { x, y, batches: 1, batchSize: 64 });
+    // Mean sparse cross-entropy from the logits, in float64, for a perturbed weight.
+    const lossWith = async (name: string, i: number, delta: number) => {
+      const probe = await GraphModel.fromProto(deadUnitModel());
+      const w = probe.weights.get(name)!;
+      const data = Float32Array.from(w.data as Float32Array);
+      data[i]! += delta;
+      probe.setWeights(new Map([[name, new Tensor(data, [...w.shape], 'float32')]]));
+      const logits = (await probe.predict(x)).data as Float32Array;
+      let total = 0;
+      for (let r = 0; r < 64; r++) {
+        const row = Array.from(logits.subarray(3 * r, 3 * r + 3));
+        const max = Math.max(...row);
+        total += max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) - row[(y.data as Int32Array)[r]!]!;
+      }
+      return total / 64;
+    };
+    for (const [name, i] of [['w1', 5], ['b1', 2], ['w2', 1], ['w2', 0], ['b2', 1]] as const) {
+      const h = 1e-2;
+      const numeric = ((await lossWith(name, i, h)) - (await lossWith(name, i, -h))) / (2 * h);
+      const analytic = grads.get(name)![i]!;
+      assert.ok(Math.abs(numeric - analytic) <= 1e-3 + 1e-2 * Math.abs(numeric), `${name}[${i}]: ${analytic} vs finite differences ${numeric}`);
+    }
+    // The dead unit's weights get no gradient.
+    assert.deepEqual(Array.from(grads.get('w1')!.subarray(0, 4)), [0, 0, 0, 0]);
+  });
+});
+
 describe('structured pruning of imported graphs: bad input', () => {
   it('a ratio that would empty a group, or out of [0, 1), is an error naming the group', async () => {
     const vit = await GraphModel.load(`${FIXTURES}/vit13.onnx`);
@@ -134,8 +194,12 @@ describe('structured pruning of imported graphs: bad input', () => {
     const resnet = await GraphModel.load(`${FIXTURES}/resnet.onnx`);
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, groups: ['/head/Gemm'] } }), kilnError('INVALID_ARGUMENT', 'cannot remove units of the 10 hidden units of /head/Gemm', "the model's output 'logits'"));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, groups: ['/nothing/*'] } }), kilnError('INVALID_ARGUMENT', "'/nothing/*' matches no group", '/stem/stem.0/stem.0.0/Conv'));
-    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, perLayer: { a: 0.5 } } as never }), kilnError('INVALID_ARGUMENT', 'takes ratio, heads, mlp, headDims, criterion, groups; got perLayer'));
-    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor' as never } }), kilnError('INVALID_ARGUMENT', "'l1', 'l2' or 'bnScale'"));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, perLayer: { a: 0.5 } } as never }), kilnError('INVALID_ARGUMENT', 'takes ratio, heads, mlp, headDims, criterion, data, groups; got perLayer'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'l3' as never } }), kilnError('INVALID_ARGUMENT', "'l1', 'l2', 'bnScale' or 'taylor'"));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor' } }), kilnError('INVALID_ARGUMENT', "criterion 'taylor'", 'structured.data'));
+    const x = images(8, [1, 28, 28]);
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(5), [5], 'int32') } } }), kilnError('INVALID_SHAPE', 'x has 8 examples, y 5 labels'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(8), [8], 'int32'), batches: 0 } } }), kilnError('INVALID_ARGUMENT', 'structured.data.batches must be a positive integer'));
     const mlp = await GraphModel.load(`${FIXTURES}/mlp.onnx`);
     await assert.rejects(prune(mlp, { structured: { ratio: 0.5, criterion: 'bnScale' } }), kilnError('INVALID_ARGUMENT', "'bnScale'", 'has none'));
     // A model whose only group is its output layer.

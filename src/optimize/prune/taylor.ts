@@ -1,0 +1,99 @@
+import { addGradients } from '../../autodiff/gradients.js';
+import { Graph, type Value } from '../../graph/graph.js';
+import { modelToProto } from '../../graph/onnx-io.js';
+import { encodeModel } from '../../graph/proto.js';
+import { INPUT_NAME } from '../../model/model.js';
+import { sharedRuntime } from '../../runtime/runtime.js';
+import { Tensor } from '../../tensor.js';
+import { KilnError } from '../../errors.js';
+import type { GraphModel } from '../../train/graph-model.js';
+import { sparseCategoricalCrossentropy } from '../../train/losses.js';
+
+/*
+ * The gradients first-order Taylor ranking needs (criterion 'taylor'): the loss's mean gradient with
+ * respect to every trainable weight of an imported graph over a few batches, in training mode (batch
+ * statistics, as the fine-tuning that follows). A unit's importance is then Σ |w · ∂L/∂w| over its
+ * weights — the first-order estimate of how much the loss changes when the unit is removed
+ * (Molchanov et al., 2019; Torch-Pruning's TaylorImportance) — where a magnitude only says how large
+ * the weights are, not whether the loss depends on them.
+ */
+
+/** Data and budget for the Taylor gradients. */
+export interface TaylorData {
+  /** Inputs, in the layout the model is fed (channels-last data for a channels-first model is transposed, as in fit). */
+  x: Tensor;
+  /** Class labels. */
+  y: Tensor;
+  /** Batches averaged (default 8); taken in order from the start of x. */
+  batches?: number;
+  /** Examples per batch (default 64). */
+  batchSize?: number;
+}
+
+function positiveInteger(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new KilnError('INVALID_ARGUMENT', `${what} must be a positive integer, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/**
+ * The mean over `batches` batches of the gradient of sparse categorical cross-entropy (from the
+ * model's logits) with respect to each trainable weight, by weight name.
+ */
+export async function taylorGradients(model: GraphModel, data: TaylorData): Promise<Map<string, Float32Array>> {
+  const batches = positiveInteger(data.batches ?? 8, 'structured.data.batches');
+  const batchSize = positiveInteger(data.batchSize ?? 64, 'structured.data.batchSize');
+  const { x, y } = data;
+  if (!(x instanceof Tensor) || !(y instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor' needs data: structured.data {x, y} or fineTune's x and y");
+  if (x.shape[0] !== y.size) throw new KilnError('INVALID_SHAPE', `criterion 'taylor': x has ${x.shape[0]} examples, y ${y.size} labels`);
+  // predict settles the input layout as fit does (channels-last data for a channels-first model).
+  await model.predict(x.slice(0, 1));
+
+  const graph = new Graph('taylor');
+  const paramValues = new Map<string, Value>();
+  const built = model.buildGraph({
+    training: true,
+    graph,
+    logits: true,
+    paramValue: (g, info) => {
+      const v = g.input(info.name, 'float32', info.spec.shape);
+      paramValues.set(info.name, v);
+      return v;
+    },
+  });
+  const labels = graph.input('taylor/labels', 'int64', ['N']);
+  const loss = sparseCategoricalCrossentropy({ fromLogits: true }).build(graph, built.output, labels);
+  const trainable = model.paramInfos().filter((p) => p.spec.trainable);
+  const grads = addGradients(
+    graph,
+    loss,
+    trainable.map((p) => paramValues.get(p.name)!),
+  );
+  trainable.forEach((p, k) => graph.output(grads.get(paramValues.get(p.name)!.name)!, `taylor/grad/${k}`));
+
+  const runtime = sharedRuntime();
+  const session = await runtime.load(encodeModel(modelToProto(graph)));
+  const sums = trainable.map((p) => new Float64Array(p.spec.shape.reduce((a, b) => a * b, 1)));
+  const n = x.shape[0]!;
+  let runs = 0;
+  try {
+    for (let b = 0; b < batches && b * batchSize < n; b++) {
+      const start = b * batchSize;
+      const end = Math.min(n, start + batchSize);
+      const feeds: Record<string, Tensor> = {
+        [INPUT_NAME]: x.slice(start, end),
+        'taylor/labels': new Tensor(BigInt64Array.from(y.slice(start, end).data as ArrayLike<number | bigint>, (l) => BigInt(l)), [end - start], 'int64'),
+      };
+      for (const p of model.paramInfos()) feeds[p.name] = model.weights.get(p.name)!;
+      const out = await runtime.run(session, feeds);
+      trainable.forEach((_, k) => {
+        const g = out[`taylor/grad/${k}`]!.data as Float32Array;
+        const s = sums[k]!;
+        for (let i = 0; i < g.length; i++) s[i] += g[i]!;
+      });
+      runs++;
+    }
+  } finally {
+    await runtime.release(session);
+  }
+  return new Map(trainable.map((p, k) => [p.name, Float32Array.from(sums[k]!, (v) => v / runs)]));
+}
