@@ -12,4 +12,5 @@ export { measureLatency, weightSparsity, type PruneReport, type ModelSnapshot, t
 export type { FineTuneArgs } from './fine-tune.js';
 export { graphStructuredPrune, groupScores, type GraphStructuredArgs, type GraphStructuredPruneOptions, type GraphPruneReport, type GraphPruneResult, type GraphGroupReport, type GraphCriterion } from './graph-structured.js';
 export { analyzeGraph, measureFacts, FOLLOWED_OPS, type GraphAnalysis, type GraphFacts, type ChannelGroup, type GroupMember, type GroupKind, type Blocker } from './graph-groups.js';
+export { taylorGradients, type TaylorData } from './taylor.js';
 export type { AxisAtoms } from './axis-atoms.js';
