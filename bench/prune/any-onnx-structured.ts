@@ -22,7 +22,7 @@
  *
  *   node dist/bench/prune/any-onnx-structured.js [--fixtures resnet,vit17] [--epochs 2] [--limit 12000]
  *                                                [--batch-size 64] [--lr 1e-3] [--seed 1] [--runs 200] [--no-control]
- *                                                [--trained-epochs E] [--cosine] [--cache DIR]
+ *                                                [--trained-epochs E] [--cosine] [--cache DIR] [--criterion l1|l2|bnScale|taylor] [--iterations N]
  *
  * Targets (issue): resnet structured 50%: parameters ≤ 55% of the original, ≥ 1.6× faster at batch 64,
  * within 1.5 points after fine-tuning; ViT with half its heads and MLP units: ≥ 1.4× faster at batch 64,
@@ -68,6 +68,11 @@ const args = benchArgs('node dist/bench/prune/any-onnx-structured.js [flags]', {
   'trained-epochs': { type: 'number', default: 0, help: 'train each fixture this many epochs on all training images before pruning (0: as exported, 100 PyTorch steps)' },
   cosine: { type: 'boolean', help: "fine-tuning's learning rate decays from --lr to 0 along a cosine (control, pruned and scratch alike)" },
   cache: { type: 'string', default: path.join(os.tmpdir(), 'kiln-bench-distill'), help: 'the trained fixtures (shared with bench/distill/any-onnx.js)' },
+  iterations: {
+    type: 'number',
+    default: 1,
+    help: 'prune in this many rounds inside kiln.prune, each fine-tuned --epochs / N epochs (the cosine restarting each round): the same total fine-tuning as the control',
+  },
   criterion: { type: 'string', default: 'l1', help: "what ranks the units: l1, l2, bnScale or taylor (the loss gradient on the first 8 batches of --batch-size training images)" },
 });
 const CRITERIA: GraphCriterion[] = ['l1', 'l2', 'bnScale', 'taylor'];
@@ -76,6 +81,11 @@ if (!CRITERIA.includes(args.criterion as GraphCriterion)) {
   process.exit(2);
 }
 const criterion = args.criterion as GraphCriterion;
+const iterations = args.iterations;
+if (!Number.isInteger(iterations) || iterations < 1 || args.epochs % iterations !== 0) {
+  console.error(`any-onnx-structured.js: --iterations takes a positive integer dividing --epochs (${args.epochs}); got ${iterations}`);
+  process.exit(2);
+}
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
 exitOnUnknownFixtures('any-onnx-structured.js', '--fixtures', fixtures, Object.keys(PLANS));
 const { epochs, limit, lr, seed, runs } = args;
@@ -185,8 +195,17 @@ for (const fixture of fixtures) {
   const original = await GraphModel.load(originalFile, FIXTURE_OPTIONS);
   const originalAccuracy = await accuracy(original);
   const structured: GraphStructuredArgs = { ...plan.structured, criterion, ...(criterion === 'taylor' ? { data: { x: data.train.images, y: data.train.labels, batchSize } } : {}) };
-  const { model: pruned, report } = await prune(original, { structured });
-  const removedAccuracy = await accuracy(pruned);
+  // In rounds, kiln.prune fine-tunes after each (epochs / iterations per round); in one, the bench does after it.
+  const roundEpochs = epochs / iterations;
+  const t0 = performance.now();
+  const { model: pruned, report } = await prune(original, {
+    structured: { ...structured, iterations },
+    ...(iterations > 1
+      ? { fineTune: { x, y, epochs: roundEpochs, batchSize, seed, verbose: 0 as const, optimizer: optimizers.adam({ learningRate: args.cosine ? cosineOverTraining(lr, roundEpochs, x.shape[0]!, batchSize) : lr }) } }
+      : {}),
+  });
+  const roundsSeconds = (performance.now() - t0) / 1000;
+  const removedAccuracy = iterations > 1 ? undefined : await accuracy(pruned);
   const prunedFile = path.join(work, `${fixture}-pruned.onnx`);
   writeFileSync(prunedFile, pruned.toOnnx());
   const check = onnxCheck(prunedFile);
@@ -207,9 +226,9 @@ for (const fixture of fixtures) {
     scratch = await accuracy(fresh);
     console.log(`scratch: the pruned architecture from a fresh initialization trained ${epochs} epoch(s) in ${seconds.toFixed(0)} s [${elapsed()}]`);
   }
-  const prunedSeconds = await fineTune(pruned);
+  const prunedSeconds = iterations > 1 ? roundsSeconds : await fineTune(pruned);
   const tunedAccuracy = await accuracy(pruned);
-  console.log(`pruned: fine-tuned ${epochs} epoch(s) in ${prunedSeconds.toFixed(0)} s [${elapsed()}]`);
+  console.log(`pruned: ${iterations > 1 ? `${iterations} rounds, each fine-tuned ${roundEpochs} epoch(s),` : `fine-tuned ${epochs} epoch(s)`} in ${prunedSeconds.toFixed(0)} s [${elapsed()}]`);
 
   const threadsDefault = await latency(files, 0);
   const threadsOne = await latency(files, 1);
@@ -231,8 +250,8 @@ for (const fixture of fixtures) {
       table(['model', 'test acc', 'params', 'FLOPs/example', 'file'], [
         row(args['trained-epochs'] ? `original (trained ${args['trained-epochs']} epochs)` : 'original (as exported)', originalAccuracy, r.before),
         row(`original + ${epochs} epoch(s) (control)`, control?.accuracy, undefined),
-        row('pruned, before fine-tuning', removedAccuracy, r.after),
-        row(`pruned + ${epochs} epoch(s)`, tunedAccuracy, undefined),
+        row(iterations > 1 ? `pruned (${iterations} rounds; before fine-tuning: not measured)` : 'pruned, before fine-tuning', removedAccuracy, r.after),
+        row(`pruned + ${epochs} epoch(s)${iterations > 1 ? ` (${roundEpochs} per round)` : ''}`, tunedAccuracy, undefined),
         ...(scratch !== undefined ? [row(`pruned architecture, fresh weights, ${epochs} epoch(s)`, scratch, undefined)] : []),
       ]),
   );

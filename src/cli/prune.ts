@@ -137,7 +137,7 @@ export const pruneCommand: Command = {
     { name: 'frequency', type: 'number', integer: true, min: 1, description: 'schedule: steps between mask updates (default: ~1/20 of the steps, at most 100)' },
     { name: 'power', type: 'number', description: 'polynomial schedule: exponent (default 3)' },
     { name: 'criterion', type: 'string', description: "structured: rank filters by 'l1', 'l2', 'bnScale', or (imported graphs) 'taylor': |w · gradient| on 8 batches of the training data", default: 'l1' },
-    { name: 'iterations', type: 'number', integer: true, min: 1, description: 'structured: remove the ratio in this many rounds, fine-tuning after each', default: 1 },
+    { name: 'iterations', type: 'number', integer: true, min: 1, description: 'structured (layer models and imported graphs): remove the ratio in this many rounds, fine-tuning after each', default: 1 },
     { name: 'latency-batch', type: 'number', integer: true, min: 0, description: 'batch size for the latency comparison (0: skip it)', default: 64 },
     { name: 'seed', type: 'number', integer: true, description: 'seed for shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the pruned model', default: 'pruned.onnx' },
@@ -210,7 +210,7 @@ export const pruneCommand: Command = {
       const criterion = String(options.criterion) as GraphCriterion;
       // Taylor ranking reads the loss gradient on the training split, with or without fine-tuning.
       const taylorData = criterion === 'taylor' ? { data: { x: data.train.images, y: data.train.labels, batchSize: Number(options['batch-size']) } } : {};
-      const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion, groups: layers, ...taylorData };
+      const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion, iterations: Number(options.iterations), groups: layers, ...taylorData };
       const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${k === 'head-dims' ? 'head dimensions' : k === 'mlp' ? 'MLP units' : 'heads'}`)].filter(Boolean);
       announce(`structured, removing ${parts.join(', ')}`);
       const { model: pruned, report } = await prune(model, { ...common, structured });

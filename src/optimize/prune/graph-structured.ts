@@ -54,6 +54,8 @@ export interface GraphStructuredArgs {
   criterion?: GraphCriterion;
   /** Criterion 'taylor': the examples whose loss gradient ranks the units (default: fineTune's x and y, 8 batches). */
   data?: TaylorData;
+  /** Remove the units in this many rounds, each followed by fine-tuning (fineTune.epochs per round), re-scoring on the model the last round left. Default 1. */
+  iterations?: number;
   /** Prune only the groups these names match (producing node names or weight names; `*` is a wildcard). */
   groups?: string[];
 }
@@ -117,7 +119,7 @@ function checkFraction(value: unknown, what: string): number {
 /** The removal ratio of each kind of group, validated. */
 function kindRatios(s: GraphStructuredArgs): Record<GroupKind, number> {
   if (typeof s !== 'object' || s === null) throw new KilnError('INVALID_ARGUMENT', 'structured must be an object, e.g. structured: {ratio: 0.5}');
-  const known = ['ratio', 'heads', 'mlp', 'headDims', 'criterion', 'data', 'groups'];
+  const known = ['ratio', 'heads', 'mlp', 'headDims', 'criterion', 'data', 'iterations', 'groups'];
   const unknown = Object.keys(s).filter((k) => !known.includes(k) && (s as Record<string, unknown>)[k] !== undefined);
   if (unknown.length) throw new KilnError('INVALID_ARGUMENT', `structured pruning of an imported graph takes ${known.join(', ')}; got ${unknown.join(', ')}`);
   if (s.ratio === undefined && s.heads === undefined && s.mlp === undefined && s.headDims === undefined) {
@@ -350,11 +352,19 @@ function shapeReadsBehind(proto: ModelProto, value: string): string[] {
   return reads;
 }
 
+/** A group's identity across rounds: its kind, producers and weights (node and weight names survive shrinking). */
+function groupKey(g: ChannelGroup): string {
+  return `${g.kind}|${g.producers.join(',')}|${g.members.map((m) => `${m.tensor}[${m.axis}]`).join(',')}`;
+}
+
 /**
  * Structured pruning of an imported graph: removes the lowest-scoring units of every prunable channel
  * dependency group (a copy; the model passed in is unchanged), checks the smaller graph, fine-tunes it
  * when `fineTune` is given and reports parameters, FLOPs, sizes (and accuracy/latency when asked)
- * before and after, with every group pruned or left whole and why.
+ * before and after, with every group pruned or left whole and why. With `iterations` k > 1 it does
+ * so in k rounds, each removing 1/k of the ratio's units (of the original count) and fine-tuning, the
+ * groups re-analyzed and the units re-scored on the model the previous round left (Torch-Pruning's
+ * iterative steps with a linear schedule).
  */
 export async function graphStructuredPrune(model: GraphModel, options: GraphStructuredPruneOptions): Promise<GraphPruneResult> {
   if (!options || typeof options !== 'object') throw new KilnError('INVALID_ARGUMENT', 'prune: give options, e.g. {structured: {ratio: 0.5}}');
@@ -362,6 +372,8 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
   const ratios = kindRatios(s);
   const criterion = s.criterion ?? 'l1';
   if (!['l1', 'l2', 'bnScale', 'taylor'].includes(criterion)) throw new KilnError('INVALID_ARGUMENT', `structured.criterion must be 'l1', 'l2', 'bnScale' or 'taylor', got ${JSON.stringify(criterion)}`);
+  const iterations = s.iterations ?? 1;
+  if (!Number.isInteger(iterations) || iterations < 1) throw new KilnError('INVALID_ARGUMENT', `structured.iterations must be a positive integer, got ${JSON.stringify(s.iterations)}`);
   if (options.fineTune) checkFineTune(options.fineTune);
   const ft = options.fineTune;
   const taylorData: TaylorData | undefined = s.data ?? (ft ? { x: ft.x, y: ft.y, batchSize: ft.batchSize ?? 64 } : undefined);
@@ -371,49 +383,84 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
 
   await model.currentWeights();
   const file = model.name;
-  const original = decodeModel(model.toOnnx());
-  const facts = await measureFacts(original, file);
+  const facts = await measureFacts(decodeModel(model.toOnnx()), file);
   const analysis = analyzeGraph(facts);
   const selected = selectGroups(analysis, s.groups);
-  const weights = new Map((original.graph?.initializer ?? []).map((t) => [t.name ?? '', tensorFromProto(t)]));
-  const gradients = criterion === 'taylor' ? await taylorGradients(model, taylorData!) : undefined;
-
-  const removals = new Map<number, Set<number>>();
-  const kept = new Map<number, number[]>();
+  // What the ratios leave of each group, in original units; checked before any work.
+  const finalUnits = new Map<string, number>();
+  const originalUnits = new Map(analysis.groups.map((g) => [groupKey(g), g.units]));
   for (const g of analysis.groups) {
     const ratio = ratios[g.kind];
-    if (!selected.has(g) || ratio === 0 || g.blockers.length > 0) continue;
+    if (ratio === 0 || g.blockers.length > 0 || !selected.has(g)) continue;
     const keep = Math.round(g.units * (1 - ratio));
     if (keep < 1) {
       throw new KilnError('INVALID_ARGUMENT', `structured pruning: removing ${ratio} of ${groupLabel(g)} would leave none; a ratio below ${(1 - 0.5 / g.units).toFixed(3)} keeps at least one`);
     }
-    if (keep === g.units) continue;
-    const keptUnits = topIndices(groupScores(analysis, g, weights, criterion, gradients), keep);
-    kept.set(g.leaf, keptUnits);
-    removals.set(g.leaf, new Set(Array.from({ length: g.units }, (_, u) => u).filter((u) => !keptUnits.includes(u))));
+    if (keep < g.units) finalUnits.set(groupKey(g), keep);
   }
-  const pruneable = analysis.groups.filter((g) => g.blockers.length === 0);
-  if (removals.size === 0) {
+  if (finalUnits.size === 0) {
+    const pruneable = analysis.groups.filter((g) => g.blockers.length === 0);
     const why = pruneable.length === 0 ? `no group can be pruned: ${analysis.groups.map((g) => `${groupLabel(g)} (${g.blockers[0]?.node}: ${g.blockers[0]?.why})`).join('; ')}` : `the ratios remove no unit of any group (${pruneable.map(groupLabel).join('; ')})`;
     throw new KilnError('INVALID_ARGUMENT', `structured pruning: ${why}`);
   }
 
-  const { proto, facts: newFacts, dropped } = await shrinkChecked(analysis, removals, file);
-  for (const leaf of dropped.keys()) kept.delete(leaf);
-  if (removals.size === 0) {
-    const reasons = [...dropped].map(([leaf, b]) => `${groupLabel(analysis.groups.find((g) => g.leaf === leaf)!)}: ${b.node} ${b.why}`);
+  // Each pruned group's remaining units as indices of the original's, composed across rounds.
+  const originalIndex = new Map(analysis.groups.map((g) => [groupKey(g), Array.from({ length: g.units }, (_, u) => u)]));
+  const droppedBy = new Map<string, Blocker>();
+  const history: Record<string, number[]>[] = [];
+  let current = model;
+  let currentAnalysis = analysis;
+  let newFacts = facts;
+  for (let round = 1; round <= iterations; round++) {
+    if (round > 1) {
+      await current.currentWeights();
+      currentAnalysis = analyzeGraph(await measureFacts(decodeModel(current.toOnnx()), file));
+    }
+    const proto = currentAnalysis.facts.proto;
+    const weights = new Map((proto.graph?.initializer ?? []).map((t) => [t.name ?? '', tensorFromProto(t)]));
+    const gradients = criterion === 'taylor' ? await taylorGradients(current, taylorData!) : undefined;
+    const removals = new Map<number, Set<number>>();
+    const kept = new Map<number, number[]>();
+    for (const g of currentAnalysis.groups) {
+      const key = groupKey(g);
+      const final = finalUnits.get(key);
+      if (final === undefined || g.blockers.length > 0 || droppedBy.has(key)) continue;
+      // The same group as tracked (its units as the last round left them), else left alone.
+      if (originalIndex.get(key)?.length !== g.units) continue;
+      const units0 = originalUnits.get(key)!;
+      // A linear schedule over the original count, landing exactly on the final count.
+      const target = round === iterations ? final : Math.max(final, Math.round(units0 - ((units0 - final) * round) / iterations));
+      if (target >= g.units) continue;
+      const keptUnits = topIndices(groupScores(currentAnalysis, g, weights, criterion, gradients), target);
+      kept.set(g.leaf, keptUnits);
+      removals.set(g.leaf, new Set(Array.from({ length: g.units }, (_, u) => u).filter((u) => !keptUnits.includes(u))));
+    }
+    if (removals.size === 0) continue;
+    const shrunk = await shrinkChecked(currentAnalysis, removals, file);
+    for (const [leaf, b] of shrunk.dropped) {
+      kept.delete(leaf);
+      droppedBy.set(groupKey(currentAnalysis.groups.find((g) => g.leaf === leaf)!), b);
+    }
+    if (removals.size === 0) continue;
+    for (const [leaf, keptUnits] of kept) {
+      const key = groupKey(currentAnalysis.groups.find((g) => g.leaf === leaf)!);
+      const before = originalIndex.get(key)!;
+      originalIndex.set(key, keptUnits.map((k) => before[k]!));
+    }
+    current = await GraphModel.fromProto(shrunk.proto, file, { name: model.name, seed: model.seed });
+    newFacts = shrunk.facts;
+    if (ft) {
+      current.compile({ optimizer: ft.optimizer ?? 'adam', loss: ft.loss ?? 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+      history.push((await fitFineTune(current, ft)).history);
+    }
+  }
+  if (current === model) {
+    const reasons = [...droppedBy].map(([key, b]) => `${groupLabel(analysis.groups.find((g) => groupKey(g) === key)!)}: ${b.node} ${b.why}`);
     throw new KilnError('INVALID_ARGUMENT', `structured pruning: no group could be pruned (${reasons.join('; ')})`);
   }
-  const pruned = await GraphModel.fromProto(proto, file, { name: model.name, seed: model.seed });
+  const pruned = current;
 
-  const history: Record<string, number[]>[] = [];
-  if (options.fineTune) {
-    const ft = options.fineTune;
-    pruned.compile({ optimizer: ft.optimizer ?? 'adam', loss: ft.loss ?? 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
-    history.push((await fitFineTune(pruned, ft)).history);
-  }
-
-  const newAnalysis = { ...analysis, facts: newFacts };
+  const newAnalysis = { ...currentAnalysis, facts: newFacts };
   const before = await snapshot(model, analysis, facts, options);
   const after = await snapshot(pruned, newAnalysis, newFacts, options);
   if (options.latency) {
@@ -424,8 +471,9 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
     before.latencyBatchSize = after.latencyBatchSize = settings.batchSize ?? 64;
   }
   const groups: GraphGroupReport[] = analysis.groups.map((g) => {
-    const keptUnits = kept.get(g.leaf);
-    const droppedBy = dropped.get(g.leaf);
+    const key = groupKey(g);
+    const keptUnits = originalIndex.get(key)!.length < g.units ? originalIndex.get(key) : undefined;
+    const dropped = droppedBy.get(key);
     return {
       kind: g.kind,
       producers: g.producers,
@@ -433,7 +481,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
       units: [g.units, keptUnits?.length ?? g.units],
       pruned: keptUnits !== undefined,
       ...(keptUnits ? { keptUnits } : {}),
-      leftWhole: droppedBy ? [...g.blockers, droppedBy] : g.blockers,
+      leftWhole: dropped ? [...g.blockers, dropped] : g.blockers,
     };
   });
   return { model: pruned, report: { method: 'structured', before, after, groups, ...(history.length ? { history } : {}) } };

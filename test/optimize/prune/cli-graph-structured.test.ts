@@ -56,6 +56,15 @@ describe('kiln prune on an exported graph', () => {
     assert.notDeepEqual(pruned.map((g: { keptUnits: number[] }) => g.keptUnits.join()), l1Kept);
   });
 
+  it('--iterations 2 prunes in two rounds, fine-tuning after each', async () => {
+    const out = join(temp.dir, 'rounds.onnx');
+    const r = await run(['prune', `${FIXTURES}/resnet.onnx`, '--structured', '--ratio', '0.5', '--iterations', '2', '--dataset', temp.dir, '--epochs', '1', '--batch-size', '8', '--latency-batch', '0', '--json', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out);
+    assert.equal(report.history.length, 2);
+    assert.deepEqual((await loadModel(out) as GraphModel).weights.get('stem.0.0.weight')!.shape, [4, 1, 3, 3]);
+  });
+
   it('--heads and --mlp on a transformer, as JSON', async () => {
     const out = join(temp.dir, 'vit.onnx');
     const r = await run(['prune', `${FIXTURES}/vit17.onnx`, '--structured', '--heads', '0.5', '--mlp', '0.5', '--dataset', temp.dir, '--epochs', '0', '--latency-batch', '0', '--json', '--out', out]);

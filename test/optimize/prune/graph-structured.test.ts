@@ -47,6 +47,9 @@ describe('structured pruning of imported graphs: a pruned graph equals the origi
     ['mlp', { ratio: 0.5 }, ['units']],
     ['vit13', { heads: 0.5, mlp: 0.5 }, ['heads', 'units']],
     ['vit17', { heads: 0.5, mlp: 0.5, headDims: 0.5 }, ['heads', 'units', 'headDims']],
+    // In rounds (no fine-tuning between them here): the zeroed units go first, re-scored each round.
+    ['resnet', { ratio: 0.5, iterations: 2 }, ['channels']],
+    ['vit17', { heads: 0.5, mlp: 0.5, iterations: 2 }, ['heads', 'units']],
   ] as const) {
     it(`${fixture} ${JSON.stringify(structured)}`, async () => {
       const { chosen, report, small, diff, zeroingMattered } = await zeroThenPrune(fixture, structured, [...kinds]);
@@ -123,6 +126,25 @@ describe('structured pruning of imported graphs: fine-tuning and the report', ()
   });
 });
 
+describe('structured pruning of imported graphs: iterations', () => {
+  it('prunes in rounds, each fine-tuned, the units kept given as indices of the original', async () => {
+    const x = images(32, [1, 28, 28]);
+    const y = new Tensor(Int32Array.from({ length: 32 }, (_, i) => i % 10), [32], 'int32');
+    const resnet = await GraphModel.load(`${FIXTURES}/resnet.onnx`);
+    const { model: small, report } = await prune(resnet, { structured: { ratio: 0.5, iterations: 3 }, fineTune: { x, y, epochs: 1, batchSize: 16, verbose: 0 } });
+    assert.equal(report.history?.length, 3, 'one fine-tuning per round');
+    const pruned = report.groups.filter((g) => g.pruned);
+    assert.ok(pruned.length > 0);
+    for (const g of pruned) {
+      assert.equal(g.units[1], Math.round(g.units[0] * 0.5), `${g.producers}: ${g.units}`);
+      assert.equal(g.keptUnits!.length, g.units[1]);
+      assert.ok(g.keptUnits!.every((u, i) => u >= 0 && u < g.units[0] && (i === 0 || u > g.keptUnits![i - 1]!)), `sorted original indices: ${g.keptUnits}`);
+    }
+    assert.equal(report.after.parameters, (await prune(resnet, { structured: { ratio: 0.5 } })).report.after.parameters, 'the same architecture as one round');
+    assert.deepEqual(small.weights.get('stem.0.0.weight')!.shape, [4, 1, 3, 3]);
+  });
+});
+
 describe("structured pruning of imported graphs: criterion 'taylor'", () => {
   // input [4] → Gemm (4 hidden units) → Relu → Gemm → logits [3]. Hidden unit 0 has the largest
   // weights but a bias of -100: its ReLU is never active, so the loss does not depend on it. The
@@ -194,9 +216,10 @@ describe('structured pruning of imported graphs: bad input', () => {
     const resnet = await GraphModel.load(`${FIXTURES}/resnet.onnx`);
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, groups: ['/head/Gemm'] } }), kilnError('INVALID_ARGUMENT', 'cannot remove units of the 10 hidden units of /head/Gemm', "the model's output 'logits'"));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, groups: ['/nothing/*'] } }), kilnError('INVALID_ARGUMENT', "'/nothing/*' matches no group", '/stem/stem.0/stem.0.0/Conv'));
-    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, perLayer: { a: 0.5 } } as never }), kilnError('INVALID_ARGUMENT', 'takes ratio, heads, mlp, headDims, criterion, data, groups; got perLayer'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, perLayer: { a: 0.5 } } as never }), kilnError('INVALID_ARGUMENT', 'takes ratio, heads, mlp, headDims, criterion, data, iterations, groups; got perLayer'));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'l3' as never } }), kilnError('INVALID_ARGUMENT', "'l1', 'l2', 'bnScale' or 'taylor'"));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor' } }), kilnError('INVALID_ARGUMENT', "criterion 'taylor'", 'structured.data'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, iterations: 0 } }), kilnError('INVALID_ARGUMENT', 'structured.iterations must be a positive integer, got 0'));
     const x = images(8, [1, 28, 28]);
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(5), [5], 'int32') } } }), kilnError('INVALID_SHAPE', 'x has 8 examples, y 5 labels'));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(8), [8], 'int32'), batches: 0 } } }), kilnError('INVALID_ARGUMENT', 'structured.data.batches must be a positive integer'));
