@@ -43,11 +43,12 @@ const args = benchArgs('node dist/bench/distill/any-onnx.js [flags]', {
   epochs: { type: 'number', help: `students' epochs (default ${QUICK.epochs}, --full ${FULL.epochs})` },
   seeds: { type: 'numbers', default: [1, 2, 3] },
   'student-ratio': { type: 'number', default: 0.25, help: "the default student's largest share of the teacher's parameters (the target's student: 0.25)" },
-  cosine: { type: 'boolean', help: "the students' learning rate decays from 1e-3 to 0 along a cosine (--full's choice)" },
+  cosine: { type: 'boolean', help: "the students' learning rate decays from --lr to 0 along a cosine (--full's choice)" },
   'no-cosine': { type: 'boolean', help: 'a constant learning rate, also with --full' },
   augment: { type: 'string', bare: 'crop', help: "students' batches: crop and/or flip; the teacher scores each augmented batch" },
   // T = 2, α = 0.5 rather than fashion.ts's T = 4, α = 0.1: for the former 1,275-parameter student the
   // softer targets cost accuracy (run B3, bench/distill/README.md).
+  lr: { type: 'number', default: 1e-3, help: "the students' (starting) learning rate, Adam" },
   temperature: { type: 'number', default: 2 },
   alpha: { type: 'number', default: 0.5 },
   batch: { type: 'number', default: 64 },
@@ -78,11 +79,11 @@ const data = await datasets.fashionMnist(args.dir);
 const x = data.train.images.slice(0, trainSize);
 const y = data.train.labels.slice(0, trainSize);
 const test = data.test;
-console.log(`Fashion-MNIST: students on ${x.shape[0]} training images × ${epochs} epochs${cosine ? ', cosine decay' : ''}${augment ? `, augmented (${augmentText})` : ''}; ${test.images.shape[0]} test images`);
+console.log(`Fashion-MNIST: students on ${x.shape[0]} training images × ${epochs} epochs, Adam ${args.lr}${cosine ? ' cosine-decayed to 0' : ''}${augment ? `, augmented (${augmentText})` : ''}; ${test.images.shape[0]} test images`);
 
-/** Adam at 1e-3; with `decayOver` = [epochs, images], decaying to 0 along a cosine over that training. */
-const adam = (decayOver?: [number, number]) =>
-  optimizers.adam({ learningRate: decayOver ? cosineOverTraining(1e-3, decayOver[0], decayOver[1], batchSize) : 1e-3 });
+/** Adam at `lr` (default 1e-3); with `decayOver` = [epochs, images], decaying to 0 along a cosine over that training. */
+const adam = (decayOver?: [number, number], lr = 1e-3) =>
+  optimizers.adam({ learningRate: decayOver ? cosineOverTraining(lr, decayOver[0], decayOver[1], batchSize) : lr });
 const classification = (optimizer = adam()) => ({ optimizer, loss: losses.sparseCategoricalCrossentropy({ fromLogits: true }), metrics: ['accuracy'] });
 
 // The teacher: the exported ResNet, fine-tuned as a GraphModel on all training images once, then cached.
@@ -138,7 +139,7 @@ interface Row extends SeedResult {
   distilledSeconds: number;
 }
 const rows: Row[] = [];
-const studentOptimizer = () => adam(cosine ? [epochs, trainSize] : undefined);
+const studentOptimizer = () => adam(cosine ? [epochs, trainSize] : undefined, args.lr);
 for (const seed of seeds) {
   const plain = student(seed);
   plain.compile(classification(studentOptimizer()));
@@ -164,7 +165,7 @@ for (const seed of seeds) {
 const summary = {
   cpu: cpuDescription(),
   teacher: { model: `test/fixtures/exported/${teacherName}.onnx`, fineTuneEpochs: teacherEpochs, parameters: teacherParams, testAccuracy: teacherAccuracy, trainSeconds: teacherSeconds },
-  student: { parameters: studentParams, ratio: studentParams / teacherParams, layers: widths, epochs, trainImages: x.shape[0], batchSize, learningRate: cosine ? 'cosine decay from 1e-3' : 1e-3, augment: augment ?? null },
+  student: { parameters: studentParams, ratio: studentParams / teacherParams, layers: widths, epochs, trainImages: x.shape[0], batchSize, learningRate: cosine ? `cosine decay from ${args.lr}` : args.lr, augment: augment ?? null },
   temperature,
   alpha,
   rows,

@@ -24,7 +24,7 @@ export interface TaylorData {
   x: Tensor;
   /** Class labels. */
   y: Tensor;
-  /** Batches averaged (default 8); taken in order from the start of x. */
+  /** Batches averaged (default 8), of examples spread evenly over x (data sorted by class still shows every class). */
   batches?: number;
   /** Examples per batch (default 64). */
   batchSize?: number;
@@ -42,9 +42,14 @@ function positiveInteger(value: unknown, what: string): number {
 export async function taylorGradients(model: GraphModel, data: TaylorData): Promise<Map<string, Float32Array>> {
   const batches = positiveInteger(data.batches ?? 8, 'structured.data.batches');
   const batchSize = positiveInteger(data.batchSize ?? 64, 'structured.data.batchSize');
-  const { x, y } = data;
-  if (!(x instanceof Tensor) || !(y instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor' needs data: structured.data {x, y} or fineTune's x and y");
-  if (x.shape[0] !== y.size) throw new KilnError('INVALID_SHAPE', `criterion 'taylor': x has ${x.shape[0]} examples, y ${y.size} labels`);
+  if (!(data.x instanceof Tensor) || !(data.y instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor' needs data: structured.data {x, y} or fineTune's x and y");
+  if (data.x.shape[0] !== data.y.size) throw new KilnError('INVALID_SHAPE', `criterion 'taylor': x has ${data.x.shape[0]} examples, y ${data.y.size} labels`);
+  // Every (n/m)-th example: spread over the data, whatever its order.
+  const available = data.x.shape[0]!;
+  const m = Math.min(available, batches * batchSize);
+  const picked = Array.from({ length: m }, (_, k) => Math.floor((k * available) / m));
+  const x = data.x.gather(picked);
+  const y = data.y.gather(picked);
   // predict settles the input layout as fit does (channels-last data for a channels-first model).
   await model.predict(x.slice(0, 1));
 
@@ -76,7 +81,7 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   const n = x.shape[0]!;
   let runs = 0;
   try {
-    for (let b = 0; b < batches && b * batchSize < n; b++) {
+    for (let b = 0; b * batchSize < n; b++) {
       const start = b * batchSize;
       const end = Math.min(n, start + batchSize);
       const feeds: Record<string, Tensor> = {

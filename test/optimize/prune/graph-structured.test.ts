@@ -201,6 +201,11 @@ describe("structured pruning of imported graphs: criterion 'taylor'", () => {
     }
     // The dead unit's weights get no gradient.
     assert.deepEqual(Array.from(grads.get('w1')!.subarray(0, 4)), [0, 0, 0, 0]);
+    // A budget smaller than the data takes examples spread over it (every other one here), not the first ones.
+    const even = Array.from({ length: 32 }, (_, k) => 2 * k);
+    const spread = await taylorGradients(m, { x, y, batches: 1, batchSize: 32 });
+    const evens = await taylorGradients(m, { x: x.gather(even), y: y.gather(even), batches: 1, batchSize: 32 });
+    assert.deepEqual(Array.from(spread.get('w2')!), Array.from(evens.get('w2')!));
   });
 });
 
