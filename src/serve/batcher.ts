@@ -96,6 +96,7 @@ export class Batcher {
   private readonly queue: Pending[] = [];
   private readonly idle: Runner[];
   private timer: NodeJS.Timeout | undefined;
+  private recheck: NodeJS.Immediate | undefined;
   private readonly arrivals = new ArrivalRate();
   private readonly runnerCount: number;
 
@@ -166,6 +167,8 @@ export class Batcher {
   private pump(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearImmediate(this.recheck);
+    this.recheck = undefined;
     while (this.idle.length > 0 && this.queue.length > 0) {
       const head = this.queue[0]!;
       if (!this.settings.batching) {
@@ -191,7 +194,10 @@ export class Batcher {
             ? this.settings.maxQueueDelayMs - (now - head.enqueuedAt)
             : 0;
       if (wait > 0) {
-        this.timer = setTimeout(() => this.pump(), Math.ceil(wait));
+        // Timers count whole milliseconds; the adaptive rule's sub-millisecond waits (the next arrival
+        // overdue in 0.2 ms) look again after the event loop's next poll for arrivals instead.
+        if (wait < 1 && this.settings.queueDelay === 'adaptive') this.recheck = setImmediate(() => this.pump());
+        else this.timer = setTimeout(() => this.pump(), Math.ceil(wait));
         return;
       }
       if (batch.length === this.queue.length) this.queue.length = 0;

@@ -64,3 +64,37 @@ export class ConnectionTracker {
     }
   }
 }
+
+/** Admission releases waiting on each connection (see releaseWhenDone). */
+const pendingReleases = new WeakMap<Socket, Set<() => void>>();
+
+/**
+ * Runs `release` once a request is answered or abandoned. A response's 'close' fires when it is sent
+ * or its connection drops — but not for a pipelined request whose response never reached the socket
+ * (an earlier request on the connection was still being answered when the client reset it), which
+ * would hold its admission (a slot, and its body's bytes against maxQueueBytes) for good. So the
+ * connection's own 'close' releases too: one listener per connection, however many requests it
+ * pipelines.
+ */
+export function releaseWhenDone(res: ServerResponse, socket: Socket, release: () => void): void {
+  if (socket.destroyed) {
+    release();
+    return;
+  }
+  let pending = pendingReleases.get(socket);
+  if (!pending) {
+    const releases = new Set<() => void>();
+    pendingReleases.set(socket, releases);
+    socket.once('close', () => {
+      for (const r of releases) r();
+      releases.clear();
+    });
+    pending = releases;
+  }
+  const waiting = pending;
+  waiting.add(release);
+  res.once('close', () => {
+    waiting.delete(release);
+    release();
+  });
+}

@@ -4,6 +4,7 @@ import type { KilnError } from '../errors.js';
 import { failureReply, JSON_CONTENT_TYPE, type Answer } from './answers.js';
 import { requestArrived } from './arrivals.js';
 import { HEADER_LENGTH } from './binary.js';
+import { releaseWhenDone } from './connections.js';
 import type { ModelRegistry, VersionRef } from './registry.js';
 
 /*
@@ -89,8 +90,8 @@ export class InferenceFastPath {
       handler = (parsed) => routes.tfServing(rest, parsed);
     } else return false;
     let release: () => void;
+    const socket = req.socket;
     try {
-      const socket = req.socket;
       const start = socket.bytesRead;
       release = routes.registry.resolve(name, ref).admit({ declared, received: () => Math.min(declared, socket.bytesRead - start) });
     } catch {
@@ -98,7 +99,7 @@ export class InferenceFastPath {
     }
     requestArrived();
     this.answered++;
-    res.once('close', release);
+    releaseWhenDone(res, socket, release);
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Tensor } from '../tensor.js';
+import { releaseWhenDone } from './connections.js';
 import { badRequest, closeIfBodyPending, ServeError } from './errors.js';
 import { own, record } from './records.js';
 import type { ModelVersion } from './model-version.js';
@@ -44,7 +45,7 @@ export function admission(registry: ModelRegistry, locate: LocateTarget): (req: 
       const start = socket.bytesRead;
       const length = req.headers['content-length'];
       const declared = length !== undefined ? Number(length) || 0 : req.headers['transfer-encoding'] !== undefined ? Infinity : 0;
-      reply.raw.once('close', version.admit({ declared, received: () => Math.min(declared, socket.bytesRead - start) }));
+      releaseWhenDone(reply.raw, socket, version.admit({ declared, received: () => Math.min(declared, socket.bytesRead - start) }));
     } catch (err) {
       if (err instanceof ServeError && err.status === 429) version?.metrics?.failed(err.reason, 0);
       closeIfBodyPending(req, reply);

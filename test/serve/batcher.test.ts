@@ -118,3 +118,18 @@ test("adaptive queue delay: a lone request does not wait out maxQueueDelayMs; wi
   assert.ok((await queuedFor('adaptive')) < 1.5);
   assert.ok((await queuedFor('fixed')) >= 2.9);
 });
+
+test('adaptive queue delay: a burst that stops runs once the next arrival is overdue, not at maxQueueDelayMs (sub-millisecond re-checks)', async () => {
+  const busy = doubler(200);
+  const idle = doubler(0);
+  const batcher = new Batcher([idle, busy], { batching: true, maxBatchSize: 32, maxQueueDelayMs: 60_000, queueDelay: 'adaptive', maxQueueSize: 100 }, 'test');
+  // The first request takes a runner at once (no rate known); a burst then arrives while it is busy,
+  // microseconds apart, and stops: the second runner takes the burst when the next is overdue.
+  const first = batcher.submit({ x: rows(1, 0) }, 1);
+  const burst = Array.from({ length: 6 }, (_, i) => batcher.submit({ x: rows(1, 10 * i) }, 1));
+  // Loose bound: only the 60 s cap is excluded, however loaded the machine.
+  const started = Date.now();
+  await Promise.all([first, ...burst]);
+  assert.ok(Date.now() - started < 30_000);
+  assert.deepEqual([...idle.runs, ...busy.runs].sort(), [1, 6]);
+});

@@ -168,6 +168,51 @@ describe('refusals before the body is read', () => {
       await cleanup();
     }
   });
+  test('a pipelined request whose connection is reset before its answer gives its admission back (fast path and Fastify routes)', async () => {
+    const { dir, cleanup } = await tmpDir();
+    await writeVersion(dir, 'm', 1, denseModel(1));
+    // Requests wait up to 2 s for company, so the pipelined one is still unanswered when its client resets.
+    await writeConfig(dir, 'm', { maxBatchSize: 8, maxQueueDelayMs: 2000, maxQueueBytes: 4096 });
+    const server = await startServer({ modelRepository: dir });
+    const padded = (bytes: number) => {
+      const text = JSON.stringify(denseBody(randomInput(1, [3])));
+      return text + ' '.repeat(bytes - text.length);
+    };
+    try {
+      // 'application/json' is the fast path's; with a charset the request goes to the Fastify routes.
+      for (const type of ['application/json', 'application/json; charset=utf-8']) {
+        const pending = async () => metricValue((await http(server.url, 'GET', '/metrics')).text, 'kiln_inference_pending_requests', 'model="m"');
+        const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+        socket.on('error', () => undefined);
+        const head = (length: number) => `POST /v2/models/m/infer HTTP/1.1\r\nhost: localhost\r\ncontent-type: ${type}\r\ncontent-length: ${length}\r\n\r\n`;
+        // A, then B's headers right behind it on the same connection; B's 3,000-byte body once A is queued
+        // (so the bytes count as B's, received after its admission).
+        const a = padded(200);
+        const b = padded(3000);
+        socket.write(head(a.length) + a + head(b.length));
+        await waitFor(async () => (await pending()) === 1, 10_000, `${type}: A queued`);
+        socket.write(b);
+        await waitFor(async () => (await pending()) === 2, 10_000, `${type}: both requests queued`);
+        socket.destroy();
+        // Once the server has seen the reset, B's 3,000 bytes no longer count: a 2,000-byte request fits
+        // under maxQueueBytes 4096 (with B's admission held, it gets 429 however long it retries).
+        let last = '';
+        await waitFor(
+          async () => {
+            const r = await http(server.url, 'POST', '/v2/models/m/infer', padded(2000), { 'content-type': type });
+            last = `${r.status} ${r.text}`;
+            return r.status === 200;
+          },
+          10_000,
+          `${type}: a 2,000-byte request admitted`,
+        ).catch((err: Error) => assert.fail(`${err.message}; last answer ${last}`));
+        await waitFor(async () => (await pending()) === 0, 10_000, `${type}: the queue drained`);
+      }
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+  });
 });
 
 describe('auth tokens', () => {

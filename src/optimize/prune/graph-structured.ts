@@ -191,6 +191,7 @@ export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weight
   if (criterion === 'bnScale' && members.length === 0) {
     throw new KilnError('INVALID_ARGUMENT', `structured pruning: criterion 'bnScale' ranks units by the BatchNormalization scale of their group, and ${groupLabel(group)} has none; use 'l1' or 'l2'`);
   }
+  const perTensor: Float64Array[] = [];
   for (const m of members) {
     const t = weights.get(m.tensor);
     if (!t || t.dtype !== 'float32') continue;
@@ -207,11 +208,19 @@ export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weight
       sums[u] += criterion === 'l2' ? v * v : grad ? Math.abs(v * grad[i]!) : Math.abs(v);
     }
     if (criterion === 'l2') for (let u = 0; u < sums.length; u++) sums[u] = Math.sqrt(sums[u]!);
-    const mean = sums.reduce((a, b) => a + b, 0) / sums.length;
-    if (!(mean > 0)) continue;
+    perTensor.push(sums);
+  }
+  const means = perTensor.map((sums) => sums.reduce((a, b) => a + b, 0) / sums.length);
+  // Taylor: a tensor the loss does not depend on (a bias before a training-mode BatchNorm, whose
+  // gradient is zero but for round-off) would weigh its noise as much as the real tensors once
+  // normalized by its mean, so tensors far below the group's largest are left out.
+  const floor = criterion === 'taylor' ? 1e-6 * Math.max(0, ...means) : 0;
+  perTensor.forEach((sums, k) => {
+    const mean = means[k]!;
+    if (!(mean > 0) || mean < floor) return;
     for (let u = 0; u < sums.length; u++) total[u] += sums[u]! / mean;
     tensors++;
-  }
+  });
   if (tensors > 1) for (let u = 0; u < total.length; u++) total[u] /= tensors;
   return total;
 }
@@ -439,7 +448,11 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
     const shrunk = await shrinkChecked(currentAnalysis, removals, file);
     for (const [leaf, b] of shrunk.dropped) {
       kept.delete(leaf);
-      droppedBy.set(groupKey(currentAnalysis.groups.find((g) => g.leaf === leaf)!), b);
+      const g = currentAnalysis.groups.find((x) => x.leaf === leaf)!;
+      const key = groupKey(g);
+      // A group an earlier round pruned stops where it is: the report says short of what.
+      const short = round > 1 ? ` (from round ${round} of ${iterations}: left at ${g.units} of ${originalUnits.get(key)} units, short of ${finalUnits.get(key)})` : '';
+      droppedBy.set(key, { ...b, why: b.why + short });
     }
     if (removals.size === 0) continue;
     for (const [leaf, keptUnits] of kept) {

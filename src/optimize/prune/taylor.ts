@@ -7,6 +7,7 @@ import { sharedRuntime } from '../../runtime/runtime.js';
 import { Tensor } from '../../tensor.js';
 import { KilnError } from '../../errors.js';
 import type { GraphModel } from '../../train/graph-model.js';
+import { prepareLabels } from '../../train/fit-args.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
 
 /*
@@ -43,19 +44,23 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   const batches = positiveInteger(data.batches ?? 8, 'structured.data.batches');
   const batchSize = positiveInteger(data.batchSize ?? 64, 'structured.data.batchSize');
   if (!(data.x instanceof Tensor) || !(data.y instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor' needs data: structured.data {x, y} or fineTune's x and y");
-  if (data.x.shape[0] !== data.y.size) throw new KilnError('INVALID_SHAPE', `criterion 'taylor': x has ${data.x.shape[0]} examples, y ${data.y.size} labels`);
+  if (data.x.shape[0] === 0) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor': the data has no examples");
+  // Class indices in [0, classes), as fit checks them (one-hot rows and out-of-range labels are errors).
+  const classLabels = prepareLabels(data.y, sparseCategoricalCrossentropy({ fromLogits: true }), model.outputShape, data.x.shape[0]!);
   // Every (n/m)-th example: spread over the data, whatever its order.
   const available = data.x.shape[0]!;
   const m = Math.min(available, batches * batchSize);
   const picked = Array.from({ length: m }, (_, k) => Math.floor((k * available) / m));
   const x = data.x.gather(picked);
-  const y = data.y.gather(picked);
-  // predict settles the input layout as fit does (channels-last data for a channels-first model).
-  await model.predict(x.slice(0, 1));
+  const y = classLabels.gather(picked);
+  // predict settles the input layout as fit does (channels-last data for a channels-first model) — on a
+  // copy, so the model passed in stays as it was.
+  const probe = model.clone();
+  await probe.predict(x.slice(0, 1));
 
   const graph = new Graph('taylor');
   const paramValues = new Map<string, Value>();
-  const built = model.buildGraph({
+  const built = probe.buildGraph({
     training: true,
     graph,
     logits: true,
@@ -67,7 +72,7 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   });
   const labels = graph.input('taylor/labels', 'int64', ['N']);
   const loss = sparseCategoricalCrossentropy({ fromLogits: true }).build(graph, built.output, labels);
-  const trainable = model.paramInfos().filter((p) => p.spec.trainable);
+  const trainable = probe.paramInfos().filter((p) => p.spec.trainable);
   const grads = addGradients(
     graph,
     loss,
@@ -79,26 +84,28 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   const session = await runtime.load(encodeModel(modelToProto(graph)));
   const sums = trainable.map((p) => new Float64Array(p.spec.shape.reduce((a, b) => a * b, 1)));
   const n = x.shape[0]!;
-  let runs = 0;
+  let examples = 0;
   try {
     for (let b = 0; b * batchSize < n; b++) {
       const start = b * batchSize;
       const end = Math.min(n, start + batchSize);
       const feeds: Record<string, Tensor> = {
         [INPUT_NAME]: x.slice(start, end),
-        'taylor/labels': new Tensor(BigInt64Array.from(y.slice(start, end).data as ArrayLike<number | bigint>, (l) => BigInt(l)), [end - start], 'int64'),
+        'taylor/labels': y.slice(start, end),
       };
-      for (const p of model.paramInfos()) feeds[p.name] = model.weights.get(p.name)!;
+      for (const p of probe.paramInfos()) feeds[p.name] = probe.weights.get(p.name)!;
       const out = await runtime.run(session, feeds);
+      // Each batch's mean gradient weighted by its size: the mean over every example read.
+      const size = end - start;
       trainable.forEach((_, k) => {
         const g = out[`taylor/grad/${k}`]!.data as Float32Array;
         const s = sums[k]!;
-        for (let i = 0; i < g.length; i++) s[i] += g[i]!;
+        for (let i = 0; i < g.length; i++) s[i] += size * g[i]!;
       });
-      runs++;
+      examples += size;
     }
   } finally {
     await runtime.release(session);
   }
-  return new Map(trainable.map((p, k) => [p.name, Float32Array.from(sums[k]!, (v) => v / runs)]));
+  return new Map(trainable.map((p, k) => [p.name, Float32Array.from(sums[k]!, (v) => v / examples)]));
 }

@@ -11,12 +11,13 @@ import { describe, it } from 'node:test';
 import { tensorFromProto } from '../../../src/graph/onnx-io.js';
 import { decodeModel } from '../../../src/graph/proto.js';
 import { prune } from '../../../src/optimize/prune/prune.js';
+import { groupScores } from '../../../src/optimize/prune/graph-structured.js';
 import { taylorGradients } from '../../../src/optimize/prune/taylor.js';
 import type { ChannelGroup, GroupKind } from '../../../src/optimize/prune/graph-groups.js';
 import { Tensor } from '../../../src/tensor.js';
 import { GraphModel } from '../../../src/train/graph-model.js';
 import { kilnError } from './helpers.js';
-import { FIXTURES, analyzeFixture, convBehindLrnModel, fixtureProto, images, maxAbsDiff, model, node, weight, zeroUnits } from './graph-helpers.js';
+import { FIXTURES, analyzeFixture, analyzeProto, convBehindLrnModel, fixtureProto, groupOf, images, maxAbsDiff, model, node, weight, zeroUnits } from './graph-helpers.js';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const odd = (n: number) => Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === 1);
@@ -173,6 +174,33 @@ describe("structured pruning of imported graphs: criterion 'taylor'", () => {
     assert.ok(maxAbsDiff(b.data as Float32Array, full.data as Float32Array) < maxAbsDiff(a.data as Float32Array, full.data as Float32Array));
   });
 
+  it('reads channels-last data for a channels-first model, leaving the model passed in as it was', async () => {
+    const resnet = await GraphModel.load(`${FIXTURES}/resnet.onnx`);
+    const x = images(16, [28, 28, 1]);
+    const y = new Tensor(Int32Array.from({ length: 16 }, (_, i) => i % 10), [16], 'int32');
+    const grads = await taylorGradients(resnet, { x, y, batchSize: 8 });
+    assert.ok([...grads.values()].some((g) => g.some((v) => v !== 0)));
+    assert.deepEqual(resnet.preprocessing, {}, 'no layout settled on the caller');
+  });
+
+  it("leaves out a tensor whose gradient is round-off (a bias before a training-mode BatchNormalization)", async () => {
+    const proto = model([4], 'logits', 3, [
+      node('Gemm', ['input', 'w1', 'b1'], ['h'], { transB: 1 }),
+      node('BatchNormalization', ['h', 'scale', 'shift', 'mean', 'var'], ['n']),
+      node('Relu', ['n'], ['r']),
+      node('Gemm', ['r', 'w2', 'b2'], ['logits'], { transB: 1 }),
+    ], { w1: weight([6, 4], 1), b1: weight([6], 2), scale: weight([6], 3), shift: weight([6], 4), mean: weight([6], 5), var: new Tensor(new Float32Array(6).fill(1), [6], 'float32'), w2: weight([3, 6], 6), b2: weight([3], 7) });
+    const a = await analyzeProto(proto);
+    const group = groupOf(a, 'h');
+    const weights = new Map(proto.graph!.initializer!.map((t) => [t.name!, tensorFromProto(t)]));
+    const gradient = (name: string, scale: number) => Float32Array.from(weights.get(name)!.data as Float32Array, (_, i) => scale * Math.sin(i + name.length));
+    const grads = (b1: number) => new Map(['w1', 'b1', 'scale', 'shift', 'w2'].map((n) => [n, gradient(n, n === 'b1' ? b1 : 1e-2)]));
+    // Round-off in b1's gradient (1e-10 against 1e-2) scores as if it were exactly zero.
+    assert.deepEqual(groupScores(a, group, weights, 'taylor', grads(1e-10)), groupScores(a, group, weights, 'taylor', grads(0)));
+    // A real gradient there counts.
+    assert.notDeepEqual(groupScores(a, group, weights, 'taylor', grads(1e-2)), groupScores(a, group, weights, 'taylor', grads(0)));
+  });
+
   it("the gradient it ranks by equals the loss's finite differences", async () => {
     const m = await GraphModel.fromProto(deadUnitModel());
     const { x, y } = data();
@@ -226,8 +254,10 @@ describe('structured pruning of imported graphs: bad input', () => {
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor' } }), kilnError('INVALID_ARGUMENT', "criterion 'taylor'", 'structured.data'));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, iterations: 0 } }), kilnError('INVALID_ARGUMENT', 'structured.iterations must be a positive integer, got 0'));
     const x = images(8, [1, 28, 28]);
-    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(5), [5], 'int32') } } }), kilnError('INVALID_SHAPE', 'x has 8 examples, y 5 labels'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(5), [5], 'int32') } } }), kilnError('INVALID_DATA', 'x has 8 examples but y has 5'));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(8), [8], 'int32'), batches: 0 } } }), kilnError('INVALID_ARGUMENT', 'structured.data.batches must be a positive integer'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(Int32Array.from([0, 1, 2, 3, 4, 5, 6, 10]), [8], 'int32') } } }), kilnError('INVALID_DATA', '10'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x: x.slice(0, 0), y: new Tensor(new Int32Array(0), [0], 'int32') } } }), kilnError('INVALID_ARGUMENT', 'no examples'));
     const mlp = await GraphModel.load(`${FIXTURES}/mlp.onnx`);
     await assert.rejects(prune(mlp, { structured: { ratio: 0.5, criterion: 'bnScale' } }), kilnError('INVALID_ARGUMENT', "'bnScale'", 'has none'));
     // A model whose only group is its output layer.
