@@ -5,15 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { addGradients } from '../../src/autodiff/gradients.js';
-import { Graph, type Value } from '../../src/graph/graph.js';
 import { modelToProto } from '../../src/graph/onnx-io.js';
 import { encodeModel } from '../../src/graph/proto.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { EXPORTED_DIR, decodeTensor, readReference } from '../fixtures/exported/reference.js';
-import { sparseCategoricalCrossentropy } from '../../src/train/losses.js';
+import { lossGradientGraph } from '../../src/train/loss-gradients.js';
 
 const DIR = EXPORTED_DIR;
 
@@ -36,25 +34,11 @@ for (const name of ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 
     it("equal PyTorch's loss, train-mode logits, every parameter's gradient and the running statistics", async () => {
       const ref = readReference(name);
       const model = await GraphModel.load(`${DIR}/${name}.onnx`);
-      const graph = new Graph('check');
-      const paramValues = new Map<string, Value>();
-      const built = model.buildGraph({
-        training: true,
-        graph,
-        logits: true,
-        paramValue: (g, info) => {
-          const v = g.input(info.name, 'float32', info.spec.shape);
-          paramValues.set(info.name, v);
-          return v;
-        },
-      });
-      const labels = graph.input('labels', 'int64', ['N']);
-      const loss = sparseCategoricalCrossentropy({ fromLogits: true }).build(graph, built.output, labels);
+      // The model's logits are the graph's output 'output'.
+      const { graph, loss, trainable, gradients, updates } = lossGradientGraph(model);
       graph.output(loss, 'loss');
-      const trainable = model.paramInfos().filter((p) => p.spec.trainable);
-      const grads = addGradients(graph, loss, trainable.map((p) => paramValues.get(p.name)!));
-      trainable.forEach((p, k) => graph.output(grads.get(paramValues.get(p.name)!.name)!, `grad/${k}`));
-      const stats = [...built.updates];
+      gradients.forEach((g, k) => graph.output(g, `grad/${k}`));
+      const stats = [...updates];
       stats.forEach(([, v], k) => graph.output(v, `stat/${k}`));
 
       assert.deepEqual(trainable.map((p) => p.name).sort(), Object.keys(ref.gradients).sort(), 'Kiln trains exactly the initializers PyTorch has gradients for');

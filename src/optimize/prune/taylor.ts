@@ -1,5 +1,3 @@
-import { addGradients } from '../../autodiff/gradients.js';
-import { Graph, type Value } from '../../graph/graph.js';
 import { modelToProto } from '../../graph/onnx-io.js';
 import { encodeModel } from '../../graph/proto.js';
 import { INPUT_NAME } from '../../model/model.js';
@@ -9,6 +7,7 @@ import { KilnError } from '../../errors.js';
 import type { GraphModel } from '../../train/graph-model.js';
 import { prepareLabels } from '../../train/fit-args.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
+import { lossGradientGraph } from '../../train/loss-gradients.js';
 
 /*
  * The gradients first-order Taylor ranking needs (criterion 'taylor'): the loss's mean gradient with
@@ -58,27 +57,8 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   const probe = model.clone();
   await probe.predict(x.slice(0, 1));
 
-  const graph = new Graph('taylor');
-  const paramValues = new Map<string, Value>();
-  const built = probe.buildGraph({
-    training: true,
-    graph,
-    logits: true,
-    paramValue: (g, info) => {
-      const v = g.input(info.name, 'float32', info.spec.shape);
-      paramValues.set(info.name, v);
-      return v;
-    },
-  });
-  const labels = graph.input('taylor/labels', 'int64', ['N']);
-  const loss = sparseCategoricalCrossentropy({ fromLogits: true }).build(graph, built.output, labels);
-  const trainable = probe.paramInfos().filter((p) => p.spec.trainable);
-  const grads = addGradients(
-    graph,
-    loss,
-    trainable.map((p) => paramValues.get(p.name)!),
-  );
-  trainable.forEach((p, k) => graph.output(grads.get(paramValues.get(p.name)!.name)!, `taylor/grad/${k}`));
+  const { graph, trainable, gradients } = lossGradientGraph(probe, 'taylor/labels');
+  gradients.forEach((g, k) => graph.output(g, `taylor/grad/${k}`));
 
   const runtime = sharedRuntime();
   const session = await runtime.load(encodeModel(modelToProto(graph)));
