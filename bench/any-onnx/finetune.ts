@@ -9,16 +9,21 @@
  * (target for resnet: >= 1.0x PyTorch in its best CPU configuration, as bench/train/throughput.ts runs it).
  *
  *   node dist/bench/any-onnx/finetune.js [--fixtures resnet,mlp] [--epochs 1] [--batch-size 64] [--lr 1e-3]
- *                                        [--seeds 0,1,2] [--limit N] [--torch-threads 2[,1]] [--replicas R] [--no-torch] [--json]
+ *                                        [--seeds 0,1,2] [--limit N] [--torch-threads 2[,1]] [--replicas R] [--same-order] [--no-torch] [--json]
  *
  * The seed picks the shuffle on each side; the two sides' shuffles differ (Kiln's and torch's RNGs),
- * which is why the accuracy comparison is a mean over seeds. A fixture Kiln cannot train (an op
+ * which is why the accuracy comparison is a mean over seeds. --same-order gives both sides the same
+ * batches in the same order (a permutation per epoch from the seed, written for the PyTorch script):
+ * then the two runs differ only by float rounding, and the comparison tests the training itself. A fixture Kiln cannot train (an op
  * without a gradient rule) is reported as such, with PyTorch's figures still measured. Without a
  * Python that imports torch (or with --no-torch) the bench runs Kiln alone and says so.
  */
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { datasets, optimizers, type Tensor } from '../../src/index.js';
+import { Random } from '../../src/random.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, findTorchPython, fmt, peakRssMiB, table, torchEnv } from '../train/common.js';
@@ -34,6 +39,7 @@ const args = benchArgs('node dist/bench/any-onnx/finetune.js [flags]', {
   'torch-threads': { type: 'numbers', default: [2], help: "torch.set_num_threads; several: each runs, accuracy from the first, img/s the best (on a loaded machine 1 thread can beat 2)" },
   replicas: { type: 'number', help: "Kiln fit's replicas (default: fit's own choice)" },
   'no-torch': { type: 'boolean', help: 'Kiln only' },
+  'same-order': { type: 'boolean', help: "both sides train on the same batches in the same order (the seed's permutation per epoch)" },
   json: { type: 'boolean', help: 'print one JSON object on stdout (progress goes to stderr)' },
 });
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
@@ -65,6 +71,7 @@ const data = await datasets.fashionMnist();
 const x: Tensor<'float32'> = limit === undefined ? data.train.images : data.train.images.slice(0, limit);
 const y: Tensor<'int32'> = limit === undefined ? data.train.labels : data.train.labels.slice(0, limit);
 const trainImages = x.shape[0]!;
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-finetune-'));
 
 const settings = {
   fixtures,
@@ -77,13 +84,32 @@ const settings = {
   optimizer: 'Adam (beta1 0.9, beta2 0.999, epsilon 1e-8: torch\'s defaults; Kiln\'s own default epsilon is 1e-7)',
   loss: 'mean sparse categorical cross-entropy from logits',
   kilnReplicas: args.replicas ?? "fit's default",
+  batchOrder: args['same-order'] ? "the same on both sides (Kiln's Random(seed).permutation per epoch)" : "each side's own shuffle from the seed",
   torch: python ? { python, script: torchScript('torch_finetune.py'), threads: args['torch-threads'], env: 'LD_LIBRARY_PATH=openblas-pthread OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=134217728' } : null,
 };
 const machine = { cpu: cpuDescription(), node: process.version, onnxruntime: ort.env.versions.node ?? '', loadAverageAtStart: os.loadavg()[0]! };
 say(`Fine-tuning exported fixtures on Fashion-MNIST: ${trainImages} training images${limit !== undefined ? ` (--limit ${limit})` : ''}, ${settings.testImages} test images`);
-say(`settings: ${epochs} epoch(s), batch ${batchSize}, ${settings.optimizer}, lr ${lr}, seeds ${seeds.join(',')}; ${settings.loss}; Kiln fit replicas: ${settings.kilnReplicas}`);
+say(`settings: ${epochs} epoch(s), batch ${batchSize}, ${settings.optimizer}, lr ${lr}, seeds ${seeds.join(',')}; ${settings.loss}; Kiln fit replicas: ${settings.kilnReplicas}; batch order: ${settings.batchOrder}`);
 say(`machine: ${machine.cpu}; node ${machine.node}; onnxruntime-node ${machine.onnxruntime}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(', ')}`);
 say(python ? `PyTorch: ${python} ${settings.torch!.script}, ${args['torch-threads'].join(' and ')} thread(s)${args['torch-threads'].length > 1 ? ' (img/s: the faster)' : ''}, ${settings.torch!.env}` : `PyTorch: ${args['no-torch'] ? 'skipped (--no-torch)' : 'not importable (set KILN_BENCH_PYTHON, or apt-get install python3-torch)'}; Kiln only`);
+
+/** --same-order: the batch order of each epoch for a seed, a permutation of the training images. */
+function ordersFor(seed: number): Int32Array[] {
+  const random = new Random(seed);
+  return Array.from({ length: epochs }, () => random.permutation(trainImages));
+}
+
+/** The same orders as a file of little-endian int32 (epochs × images) for torch_finetune.py --order. */
+function orderFile(seed: number): string {
+  const file = path.join(scratch, `order-${seed}.i32`);
+  if (!existsSync(file)) {
+    const orders = ordersFor(seed);
+    const all = new Int32Array(orders.length * trainImages);
+    orders.forEach((o, e) => all.set(o, e * trainImages));
+    writeFileSync(file, new Uint8Array(all.buffer));
+  }
+  return file;
+}
 
 async function kilnRun(fixture: string, seed: number, result: FixtureResult): Promise<Run | undefined> {
   const model = await GraphModel.load(fixturePath(fixture), FIXTURE_OPTIONS);
@@ -94,7 +120,7 @@ async function kilnRun(fixture: string, seed: number, result: FixtureResult): Pr
     return undefined;
   }
   try {
-    const { seconds } = await timedFit(model, x, y, { epochs, batchSize, seed, replicas: args.replicas });
+    const { seconds } = await timedFit(model, x, y, { epochs, batchSize, seed, replicas: args.replicas, orders: args['same-order'] ? ordersFor(seed) : undefined });
     result.kilnReplicas = model.trainingReplicas;
     const test = await model.evaluate(data.test.images, data.test.labels);
     return { seed, testAccuracy: test.accuracy!, trainSeconds: seconds, imagesPerSecond: (trainImages * epochs) / seconds };
@@ -112,6 +138,7 @@ function torchRun(fixture: string, seed: number): Run & { threads: number; byThr
   const runs = args['torch-threads'].map((threads) => {
     const flags = ['--fixture', fixture, '--epochs', String(epochs), '--batch-size', String(batchSize), '--lr', String(lr), '--seed', String(seed), '--threads', String(threads)];
     if (limit !== undefined) flags.push('--limit', String(limit));
+    if (args['same-order']) flags.push('--order', orderFile(seed));
     return { threads, ...runTorch<Run>(python!, torchScript('torch_finetune.py'), flags, env) };
   });
   const fastest = runs.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));

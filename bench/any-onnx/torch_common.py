@@ -14,15 +14,16 @@ import torch.nn.functional as F  # noqa: E402
 import models  # noqa: E402,F401  (re-exported for the scripts)
 
 
-def train(model, x, y, epochs: int, batch_size: int, lr: float, gen: torch.Generator, params=None, features=None) -> float:
-    """Adam (torch defaults but lr), mean cross-entropy, a fresh shuffle from gen each epoch, one step per
-    batch, the loss read back every step (as Kiln's fit). model.train() unless the caller set modes.
+def train(model, x, y, epochs: int, batch_size: int, lr: float, gen: torch.Generator, params=None, features=None, orders=None) -> float:
+    """Adam (torch defaults but lr), mean cross-entropy, a fresh shuffle from gen each epoch (or the
+    given orders: one index tensor per epoch), one step per batch, the loss read back every step (as
+    Kiln's fit). model.train() unless the caller set modes.
     features: a frozen function run under no_grad before model (model is then the trainable part).
     Returns the seconds the loop took (shuffles, gathers and steps; nothing else)."""
     opt = torch.optim.Adam(model.parameters() if params is None else params, lr=lr)
     t0 = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=gen) if orders is None else orders[epoch]
         for k in range(0, len(x), batch_size):
             idx = order[k:k + batch_size]
             xb = x[idx]

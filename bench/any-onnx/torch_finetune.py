@@ -6,7 +6,7 @@ test images. Prints one JSON object on stdout, nothing else:
 {fixture, epochs, batchSize, lr, seed, trainImages, testAccuracy, trainSeconds, imagesPerSecond, torchVersion, threads}
 trainSeconds and imagesPerSecond cover the training loop only (no data loading, no evaluation).
 
-  /usr/bin/python3 bench/any-onnx/torch_finetune.py --fixture resnet --epochs 1 --batch-size 64 --lr 1e-3 --seed 0 [--threads 2] [--limit N]
+  /usr/bin/python3 bench/any-onnx/torch_finetune.py --fixture resnet --epochs 1 --batch-size 64 --lr 1e-3 --seed 0 [--threads 2] [--limit N] [--order FILE]
 
 --limit N trains on the first N training images (the test set stays whole). For speed figures run it as
 bench/train runs its reference: LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread OPENBLAS_NUM_THREADS=1.
@@ -26,6 +26,7 @@ def main() -> None:
     p.add_argument('--seed', type=int, required=True)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--limit', type=int, default=None)
+    p.add_argument('--order', default=None, help='little-endian int32 file: the batch order of each epoch (epochs x images)')
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -34,7 +35,12 @@ def main() -> None:
     x, y = models.fashion_mnist('train', limit=a.limit)
     tx, ty = models.fashion_mnist('test')
     model.train()
-    seconds = train(model, x, y, a.epochs, a.batch_size, a.lr, torch.Generator().manual_seed(a.seed))
+    orders = None
+    if a.order is not None:
+        with open(a.order, 'rb') as f:
+            flat = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).long()
+        orders = flat.reshape(a.epochs, len(x))
+    seconds = train(model, x, y, a.epochs, a.batch_size, a.lr, torch.Generator().manual_seed(a.seed), orders=orders)
     print(json.dumps({
         'fixture': a.fixture, 'epochs': a.epochs, 'batchSize': a.batch_size, 'lr': a.lr, 'seed': a.seed,
         'trainImages': len(x), 'testAccuracy': accuracy(model, tx, ty), 'trainSeconds': seconds,
