@@ -69,8 +69,10 @@ interface Options {
 function certificate(commonName: string, options: Options): Issued {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const now = Date.now();
+  // Positive and without a leading zero byte: DER refuses an INTEGER padded with one (a first byte of
+  // 0x00 before one below 0x80 made 1 certificate in 256 unreadable).
   const serial = randomBytes(8);
-  serial[0]! &= 0x7f;
+  serial[0] = 0x40 | (serial[0]! & 0x3f);
   const extensions: Buffer[] = [extension('2.5.29.19', true, options.ca ? seq(bool(true)) : seq())];
   // keyUsage: keyCertSign + cRLSign for a CA (bits 5, 6), digitalSignature for others (bit 0).
   extensions.push(extension('2.5.29.15', true, options.ca ? bits(Buffer.from([0x06]), 1) : bits(Buffer.from([0x80]), 7)));
