@@ -33,9 +33,9 @@ export class ArrivalRate {
     this.lastAt = now;
   }
 
-  /** The expected gap to the next arrival at `now`: the smoothed gap, or longer once no request has come for longer. */
-  expectedGapMs(now: number): number {
-    return Math.max(this.gapMs, now - this.lastAt);
+  /** The smoothed gap between arrivals, ms (Infinity until two have arrived since the server was idle). */
+  get smoothedGapMs(): number {
+    return this.gapMs;
   }
 
   /**

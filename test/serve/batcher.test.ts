@@ -68,7 +68,7 @@ test("adaptive queue delay (fake clock): an idle server's request runs at once; 
   // Arrivals every 0.1 ms to a busy server (the smoothed gap converges from 50 ms).
   let t = 50;
   for (let i = 0; i < 100; i++) rate.arrived((t += 0.1), true);
-  const gap = rate.expectedGapMs(t);
+  const gap = rate.smoothedGapMs;
   assert.ok(gap > 0.1 && gap < 0.11, `smoothed gap ${gap}`);
   // 4 of 32 rows queued, an arrival just now: wait until the next is overdue, two usual gaps.
   assert.ok(Math.abs(rate.waitMs(t, t, 4, 32, 10) - 2 * gap) < 1e-9);
