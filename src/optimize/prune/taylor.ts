@@ -1,5 +1,6 @@
 import { modelToProto } from '../../graph/onnx-io.js';
 import { encodeModel } from '../../graph/proto.js';
+import { checkPositiveInteger } from '../../data/check.js';
 import { INPUT_NAME } from '../../model/model.js';
 import { sharedRuntime } from '../../runtime/runtime.js';
 import { Tensor } from '../../tensor.js';
@@ -30,18 +31,15 @@ export interface TaylorData {
   batchSize?: number;
 }
 
-function positiveInteger(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new KilnError('INVALID_ARGUMENT', `${what} must be a positive integer, got ${JSON.stringify(value)}`);
-  return value;
-}
-
 /**
  * The mean over `batches` batches of the gradient of sparse categorical cross-entropy (from the
  * model's logits) with respect to each trainable weight, by weight name.
  */
 export async function taylorGradients(model: GraphModel, data: TaylorData): Promise<Map<string, Float32Array>> {
-  const batches = positiveInteger(data.batches ?? 8, 'structured.data.batches');
-  const batchSize = positiveInteger(data.batchSize ?? 64, 'structured.data.batchSize');
+  const batches = data.batches ?? 8;
+  const batchSize = data.batchSize ?? 64;
+  checkPositiveInteger(batches, 'structured.data.batches', "criterion 'taylor'");
+  checkPositiveInteger(batchSize, 'structured.data.batchSize', "criterion 'taylor'");
   if (!(data.x instanceof Tensor) || !(data.y instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor' needs data: structured.data {x, y} or fineTune's x and y");
   if (data.x.shape[0] === 0) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor': the data has no examples");
   // Class indices in [0, classes), as fit checks them (one-hot rows and out-of-range labels are errors).

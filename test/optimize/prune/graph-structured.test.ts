@@ -255,7 +255,7 @@ describe('structured pruning of imported graphs: bad input', () => {
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, iterations: 0 } }), kilnError('INVALID_ARGUMENT', 'structured.iterations must be a positive integer, got 0'));
     const x = images(8, [1, 28, 28]);
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(5), [5], 'int32') } } }), kilnError('INVALID_DATA', 'x has 8 examples but y has 5'));
-    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(8), [8], 'int32'), batches: 0 } } }), kilnError('INVALID_ARGUMENT', 'structured.data.batches must be a positive integer'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(new Int32Array(8), [8], 'int32'), batches: 0 } } }), kilnError('INVALID_ARGUMENT', "criterion 'taylor': expected structured.data.batches to be a positive integer, found 0"));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x, y: new Tensor(Int32Array.from([0, 1, 2, 3, 4, 5, 6, 10]), [8], 'int32') } } }), kilnError('INVALID_DATA', '10'));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor', data: { x: x.slice(0, 0), y: new Tensor(new Int32Array(0), [0], 'int32') } } }), kilnError('INVALID_ARGUMENT', 'no examples'));
     const mlp = await GraphModel.load(`${FIXTURES}/mlp.onnx`);
