@@ -58,5 +58,5 @@ export { quantize, QuantizedModel, type QuantizeOptions, type QuantizationReport
 export type { QuantizableModel } from './optimize/quantize/index.js';
 export * as quantization from './optimize/quantize/index.js';
 export * as tuner from './tune/index.js';
-export { optimizeModel, type OptimizeOptions, type OptimizeResult, type OptimizeObjective, type Candidate, type CompressionConfig, type SearchChoices, type Shrink, type QuantizationChoice } from './automl/index.js';
+export { optimizeModel, type OptimizableModel, type OptimizeOptions, type OptimizeResult, type OptimizeObjective, type Candidate, type CompressionConfig, type SearchChoices, type Shrink, type QuantizationChoice } from './automl/index.js';
 export { writeTuneReport, renderTuneReport, writeOptimizeReport, renderOptimizeReport, type TuneReportOptions } from './report/index.js';

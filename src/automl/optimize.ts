@@ -1,5 +1,6 @@
 /**
- * `optimizeModel()`: the smallest or fastest version of a trained model within an accuracy budget,
+ * `optimizeModel()`: the smallest or fastest version of a trained model (a Kiln Sequential, or an
+ * imported graph another tool exported: a GraphModel) within an accuracy budget,
  * as Intel Neural Compressor's accuracy-aware tuning and NNCF's compression search do. It makes the
  * candidates of candidates.ts — structured pruning or a distilled student, unstructured sparsity, a
  * quantization mode — each narrow or sparse model fine-tuned briefly and shared by the candidates
@@ -12,13 +13,23 @@ import { bench, type BenchEntry } from '../bench/bench.js';
 import { distill } from '../optimize/distill/distill.js';
 import { prune } from '../optimize/prune/prune.js';
 import { quantize } from '../optimize/quantize/quantize.js';
+import { adaptInput } from '../model/input-adapter.js';
+import { OnnxModel } from '../model/onnx-model.js';
+import { parseOnnx } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
+import { GraphModel } from '../train/graph-model.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { Sequential } from '../train/sequential.js';
-import { rebuildModel } from '../optimize/prune/fine-tune.js';
+import { compileForFineTune, rebuildModel } from '../optimize/prune/fine-tune.js';
 import { allConfigs, configName, searchOrder, shrinkName, type CompressionConfig, type SearchChoices, type Shrink } from './candidates.js';
 import { paretoFront } from './pareto.js';
+
+/**
+ * What `kiln optimize` compresses: a Kiln layer model, or an imported graph (a PyTorch / tf2onnx export
+ * loaded as a GraphModel), whose pruned, sparse and quantized versions keep its input and output names.
+ */
+export type OptimizableModel = Sequential | GraphModel;
 
 /** What `kiln optimize` minimizes within the accuracy budget: latency at batch 64, or gzip-compressed size. */
 export type OptimizeObjective = 'latency' | 'size';
@@ -139,21 +150,30 @@ export interface OptimizeResult {
     /** Why it was not made. */
     reason: string;
   }[];
+  /** What the search left out of its defaults for this model, and why (e.g. students of an imported graph). */
+  notes: string[];
   /** Whether the time budget ran out before every candidate was tried. */
   budgetSpent: boolean;
   /** Wall-clock seconds the whole search took. */
   seconds: number;
 }
 
-/** Accuracy of a model file on labelled data, in a runtime of its own (released after). */
+/**
+ * Accuracy of a model file on labelled data, in the search's runtime (its session released after). The
+ * data is fed in the layout and normalization the file declares or its input shape asks for (an
+ * imported graph's channels-first input, a student's channels-last one).
+ */
 async function accuracyOf(bytes: Uint8Array, data: { x: Tensor; y: Tensor }, runtime: Runtime): Promise<number> {
+  const described = new OnnxModel(bytes, parseOnnx(bytes));
+  const input = described.inputs[0]!;
+  const preprocessing = described.preprocessing;
   const session = await runtime.load(bytes);
   try {
     const n = data.x.shape[0]!;
     const parts: Float32Array[] = [];
     let classes = 0;
     for (let start = 0; start < n; start += 256) {
-      const out = Object.values(await runtime.run(session, { [session.inputNames[0]!]: data.x.slice(start, start + 256) }))[0]!;
+      const out = Object.values(await runtime.run(session, { [input.name]: adaptInput(data.x.slice(start, start + 256), input, preprocessing) }))[0]!;
       classes = out.shape[1]!;
       parts.push(out.data as Float32Array);
     }
@@ -166,8 +186,8 @@ async function accuracyOf(bytes: Uint8Array, data: { x: Tensor; y: Tensor }, run
 }
 
 function checkOptions(model: unknown, o: OptimizeOptions): void {
-  if (!(model instanceof Sequential)) {
-    throw new KilnError('NOT_TRAINABLE', 'kiln optimize needs a Kiln model (a Sequential, as kiln train saves it): structured pruning and distillation rebuild its layers. Models other tools exported are not supported yet');
+  if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
+    throw new KilnError('NOT_TRAINABLE', 'kiln optimize needs a trainable model: a Kiln Sequential (as kiln train saves it) or an imported graph (a GraphModel, as kiln.loadModel returns a PyTorch or tf2onnx export)');
   }
   if (o.objective !== 'latency' && o.objective !== 'size') throw new KilnError('INVALID_ARGUMENT', `objective must be 'latency' or 'size', got ${JSON.stringify(o.objective)}`);
   const drop = o.maxAccuracyDrop ?? 0.5;
@@ -185,9 +205,9 @@ function checkOptions(model: unknown, o: OptimizeOptions): void {
  * Seconds one epoch of fine-tuning takes here, from a timed probe: a copy of the model trained on 8
  * batches after one warm-up batch (compiling and loading the step are not counted).
  */
-async function fineTuneEpochSeconds(model: Sequential, train: { x: Tensor; y: Tensor }, batchSize: number): Promise<number> {
-  const probe = rebuildModel(model);
-  probe.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+async function fineTuneEpochSeconds(model: OptimizableModel, train: { x: Tensor; y: Tensor }, batchSize: number): Promise<number> {
+  const probe = model instanceof GraphModel ? model.clone() : rebuildModel(model);
+  compileForFineTune(probe, train);
   const n = train.x.shape[0]!;
   const rows = Math.min(n, 8 * batchSize);
   await probe.fit(train.x.slice(0, Math.min(n, batchSize)), train.y.slice(0, Math.min(n, batchSize)), { epochs: 1, batchSize, verbose: 0 });
@@ -199,10 +219,14 @@ async function fineTuneEpochSeconds(model: Sequential, train: { x: Tensor; y: Te
 }
 
 /**
- * Searches compressions of a trained Kiln model (pruning or distillation, sparsity, quantization) and
+ * Searches compressions of a trained model (pruning or distillation, sparsity, quantization) and
  * returns every candidate measured, the Pareto front, and the best one within the accuracy budget.
+ * An imported graph (GraphModel) is pruned through its channel dependency groups and keeps its input
+ * and output names in every pruned, sparse and quantized candidate; distilled students are tried for
+ * it only when `studentRatios` asks for them, since a student is a Kiln layer model with its own input
+ * (channels-last, under another name), not a drop-in replacement for the file.
  */
-export async function optimizeModel(model: Sequential, options: OptimizeOptions): Promise<OptimizeResult> {
+export async function optimizeModel(model: OptimizableModel, options: OptimizeOptions): Promise<OptimizeResult> {
   const started = performance.now();
   checkOptions(model, options);
   const progress = options.onProgress ?? (() => undefined);
@@ -211,6 +235,13 @@ export async function optimizeModel(model: Sequential, options: OptimizeOptions)
   const distillEpochs = options.distillEpochs ?? 3;
   const batchSize = options.batchSize ?? 64;
   const seed = options.seed ?? 42;
+  const notes: string[] = [];
+  const choices: SearchChoices = { ...options };
+  if (model instanceof GraphModel && options.studentRatios === undefined) {
+    choices.studentRatios = [];
+    notes.push('distilled students not tried: a student is a Kiln layer model reading channels-last images under its own input name, not a drop-in replacement for this imported graph (ask for them with studentRatios / --student-ratios)');
+  }
+  for (const note of notes) progress(note);
   const runtime = new Runtime();
   try {
     const originalBytes = model.toOnnx();
@@ -231,34 +262,44 @@ export async function optimizeModel(model: Sequential, options: OptimizeOptions)
     }
 
     const fineTune = { x: options.train.x, y: options.train.y, epochs: fineTuneEpochs, batchSize, seed, verbose: 0 as const };
-    /** Narrow and sparse models by stage key, made once; undefined where making it failed. */
-    const stages = new Map<string, { model: Sequential; accuracy: number; seconds: number } | undefined>();
-    const shrunk = async (s: Shrink) => {
-      const key = shrinkName(s);
+    /** Narrow and sparse models by stage key, made once; a string where making it failed (why). */
+    const stages = new Map<string, { model: OptimizableModel; accuracy: number; seconds: number } | string>();
+    /**
+     * Makes a stage once. A stage the model cannot take (a ratio that would empty a channel group, an
+     * imported graph with no group pruning can follow) is recorded with Kiln's reason, and the
+     * candidates built on it are reported as not made: the search goes on with the others.
+     */
+    const stage = async (key: string, make: () => Promise<OptimizableModel>, describe: (m: OptimizableModel) => string) => {
       if (!stages.has(key)) {
         const t = performance.now();
-        let made: Sequential;
-        if (s.method === 'none') made = model;
-        else if (s.method === 'prune') made = (await prune(model, { structured: { ratio: s.ratio }, fineTune })).model;
-        else made = (await distill({ teacher: model, x: options.train.x, y: options.train.y, epochs: distillEpochs, batchSize, seed, verbose: 0, studentOptions: { maxParameterRatio: s.ratio, seed } })).student;
-        const accuracy = await accuracyOf(made.toOnnx(), options.evaluation, runtime);
-        stages.set(key, { model: made, accuracy, seconds: (performance.now() - t) / 1000 });
-        if (s.method !== 'none') progress(`${key}: ${made.countParams().total} parameters, accuracy ${(100 * accuracy).toFixed(2)}% (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+        try {
+          const made = await make();
+          const accuracy = await accuracyOf(made.toOnnx(), options.evaluation, runtime);
+          stages.set(key, { model: made, accuracy, seconds: (performance.now() - t) / 1000 });
+          if (made !== model) progress(`${key}: ${describe(made)}accuracy ${(100 * accuracy).toFixed(2)}% (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+        } catch (err) {
+          if (!(err instanceof KilnError)) throw err;
+          stages.set(key, err.message);
+          progress(`${key}: not made (${err.message})`);
+        }
       }
       return stages.get(key)!;
     };
+    const shrunk = (s: Shrink) =>
+      stage(
+        shrinkName(s),
+        async () => {
+          if (s.method === 'none') return model;
+          if (s.method === 'prune') return model instanceof GraphModel ? (await prune(model, { structured: { ratio: s.ratio }, fineTune })).model : (await prune(model, { structured: { ratio: s.ratio }, fineTune })).model;
+          return (await distill({ teacher: model, x: options.train.x, y: options.train.y, epochs: distillEpochs, batchSize, seed, verbose: 0, studentOptions: { maxParameterRatio: s.ratio, seed } })).student;
+        },
+        (m) => `${m.countParams().total} parameters, `,
+      );
     const sparse = async (s: Shrink, sparsity: number) => {
       const base = await shrunk(s);
-      if (sparsity === 0 || !base) return base;
+      if (sparsity === 0 || typeof base === 'string') return base;
       const key = `${shrinkName(s)}-sparse${Math.round(sparsity * 100)}`;
-      if (!stages.has(key)) {
-        const t = performance.now();
-        const made = (await prune(base.model, { sparsity, fineTune })).model;
-        const accuracy = await accuracyOf(made.toOnnx(), options.evaluation, runtime);
-        stages.set(key, { model: made, accuracy, seconds: (performance.now() - t) / 1000 });
-        progress(`${key}: accuracy ${(100 * accuracy).toFixed(2)}% (${((performance.now() - t) / 1000).toFixed(1)} s)`);
-      }
-      return stages.get(key)!;
+      return stage(key, async () => (base.model instanceof GraphModel ? (await prune(base.model, { sparsity, fineTune })).model : (await prune(base.model, { sparsity, fineTune })).model), () => '');
     };
 
     // A stage already this far below the budget is not worth building on: sparsity and quantization lose accuracy, they do not win it back.
@@ -266,7 +307,7 @@ export async function optimizeModel(model: Sequential, options: OptimizeOptions)
     const made: { config: CompressionConfig; bytes: Uint8Array; accuracy: number; seconds: number }[] = [];
     const skipped: OptimizeResult['skipped'] = [];
     let budgetSpent = false;
-    for (const config of searchOrder(allConfigs(options), options.objective)) {
+    for (const config of searchOrder(allConfigs(choices), options.objective)) {
       const name = configName(config);
       if (options.timeBudgetMs !== undefined && performance.now() - started >= options.timeBudgetMs) {
         budgetSpent = true;
@@ -274,23 +315,38 @@ export async function optimizeModel(model: Sequential, options: OptimizeOptions)
         continue;
       }
       const narrow = await shrunk(config.shrink);
-      if (narrow && config.shrink.method !== 'none' && hopeless(narrow.accuracy)) {
+      if (typeof narrow === 'string') {
+        skipped.push({ name, reason: `${shrinkName(config.shrink)} could not be made: ${narrow}` });
+        continue;
+      }
+      if (config.shrink.method !== 'none' && hopeless(narrow.accuracy)) {
         skipped.push({ name, reason: `${shrinkName(config.shrink)} already scores ${(100 * narrow.accuracy).toFixed(2)}%` });
         continue;
       }
-      const stage = await sparse(config.shrink, config.sparsity);
-      if (!stage) continue;
-      if (config.sparsity > 0 && hopeless(stage.accuracy)) {
-        skipped.push({ name, reason: `${shrinkName(config.shrink)}-sparse${Math.round(config.sparsity * 100)} already scores ${(100 * stage.accuracy).toFixed(2)}%` });
+      const base = await sparse(config.shrink, config.sparsity);
+      if (typeof base === 'string') {
+        skipped.push({ name, reason: `${shrinkName(config.shrink)}-sparse${Math.round(config.sparsity * 100)} could not be made: ${base}` });
+        continue;
+      }
+      if (config.sparsity > 0 && hopeless(base.accuracy)) {
+        skipped.push({ name, reason: `${shrinkName(config.shrink)}-sparse${Math.round(config.sparsity * 100)} already scores ${(100 * base.accuracy).toFixed(2)}%` });
         continue;
       }
       if (config.quantization === 'none') {
-        if (stage.model === model) continue;
-        made.push({ config, bytes: stage.model.toOnnx(), accuracy: stage.accuracy, seconds: stage.seconds });
+        if (base.model === model) continue;
+        made.push({ config, bytes: base.model.toOnnx(), accuracy: base.accuracy, seconds: base.seconds });
         continue;
       }
       const t = performance.now();
-      const q = await quantize(stage.model, config.quantization === 'int8' ? { mode: 'static', calibration: options.train.x, seed } : { mode: 'float16' });
+      let q: Awaited<ReturnType<typeof quantize>>;
+      try {
+        q = await quantize(base.model, config.quantization === 'int8' ? { mode: 'static', calibration: options.train.x, seed } : { mode: 'float16' });
+      } catch (err) {
+        if (!(err instanceof KilnError)) throw err;
+        skipped.push({ name, reason: `${config.quantization} could not be made: ${err.message}` });
+        progress(`${name}: not made (${err.message})`);
+        continue;
+      }
       const accuracy = await accuracyOf(q.bytes, options.evaluation, runtime);
       made.push({ config, bytes: q.bytes, accuracy, seconds: (performance.now() - t) / 1000 });
       progress(`${name}: accuracy ${(100 * accuracy).toFixed(2)}%`);
@@ -343,7 +399,7 @@ export async function optimizeModel(model: Sequential, options: OptimizeOptions)
       const ms64 = (e: BenchEntry) => (64 * 1000) / e.throughput;
       check = { originalMs1: o.latencyP50Ms, chosenMs1: c.latencyP50Ms, originalMs64: ms64(o), chosenMs64: ms64(c), speedup1: o.latencyP50Ms / c.latencyP50Ms, speedup64: ms64(o) / ms64(c), repetitions };
     }
-    return { objective: options.objective, maxAccuracyDrop: drop, original, candidates, front, ...(chosen ? { chosen } : {}), ...(check ? { check } : {}), skipped, budgetSpent, seconds: (performance.now() - started) / 1000 };
+    return { objective: options.objective, maxAccuracyDrop: drop, original, candidates, front, ...(chosen ? { chosen } : {}), ...(check ? { check } : {}), skipped, notes, budgetSpent, seconds: (performance.now() - started) / 1000 };
   } finally {
     await runtime.close();
   }

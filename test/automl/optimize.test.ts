@@ -14,6 +14,7 @@ import { OnnxModel } from '../../src/model/onnx-model.js';
 import { sparseCategoricalCrossentropy } from '../../src/train/losses.js';
 import { evaluateClassifier } from '../../src/train/metrics.js';
 import { sequential, type Sequential } from '../../src/train/sequential.js';
+import { recheckWarning } from '../../src/cli/optimize.js';
 import { runMain } from '../cli/helpers.js';
 import { kilnError, tempDir } from '../train/helpers.js';
 
@@ -58,9 +59,9 @@ describe('optimize', () => {
     if (strict.chosen) assert.ok(strict.chosen.accuracy >= strict.original.accuracy);
   });
 
-  it('refuses a time budget too small for one fine-tuned candidate, and models that are not Kiln models', async () => {
+  it('refuses a time budget too small for one fine-tuned candidate, and what is not a trainable model', async () => {
     await assert.rejects(optimizeModel(model, { train, evaluation, objective: 'size', timeBudgetMs: 1 }), kilnError('INVALID_ARGUMENT', 'too small for one candidate'));
-    await assert.rejects(optimizeModel({} as Sequential, { train, evaluation, objective: 'size' }), kilnError('NOT_TRAINABLE', 'needs a Kiln model'));
+    await assert.rejects(optimizeModel({} as Sequential, { train, evaluation, objective: 'size' }), kilnError('NOT_TRAINABLE', 'needs a trainable model'));
     await assert.rejects(optimizeModel(model, { train, evaluation, objective: 'speed' as never }), kilnError('INVALID_ARGUMENT', "'latency' or 'size'"));
   });
 
@@ -79,10 +80,16 @@ describe('optimize', () => {
       assert.ok(html.includes(`<strong>${summary.chosen}</strong>`));
       const bad = await runMain(['optimize', t.path('model.onnx'), '--objective', 'speed']);
       assert.match(bad.err, /--objective must be latency or size/);
-      const foreign = await runMain(['optimize', new URL('../../../test/fixtures/exported/mlp.onnx', import.meta.url).pathname]);
-      assert.match(foreign.err, /NOT_TRAINABLE.*not a Kiln model/);
     } finally {
       await t.remove();
     }
+  });
+
+  it('warns when the latency choice, timed again, was not faster than the original', () => {
+    const chosen = { ...result.candidates[0]!, name: 'pruned50', speedup64: 1.17 };
+    const check = { originalMs1: 1, chosenMs1: 1, originalMs64: 1.7, chosenMs64: 1.93, speedup1: 1, speedup64: 1.7 / 1.93, repetitions: 7 };
+    assert.match(recheckWarning({ objective: 'latency', chosen, check }) ?? '', /timed again, pruned50 was not faster .*\(0\.88×\): the search's 1\.17×/);
+    assert.equal(recheckWarning({ objective: 'latency', chosen, check: { ...check, speedup64: 1.3 } }), undefined);
+    assert.equal(recheckWarning({ objective: 'size', chosen, check }), undefined);
   });
 });
