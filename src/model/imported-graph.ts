@@ -107,6 +107,8 @@ export class ImportedGraph implements ModelStructure {
   readonly outputShape: number[];
   /** The model's own input: name and per-example shape. */
   readonly modelInput: { name: string; shape: number[] };
+  /** What the data input holds: float32 (images, vectors) or int64 / int32 (token ids of a text model). */
+  readonly inputDtype: DType;
   readonly modelOutput: { name: string; shape: number[] };
   /** Whether the graph ends in Softmax (it outputs probabilities; the training step cuts it off). */
   readonly endsInSoftmax: boolean;
@@ -141,6 +143,7 @@ export class ImportedGraph implements ModelStructure {
     const input = inputs[0]!;
     const modelInputShape = values.get(input)!.shape.slice(1) as number[];
     this.modelInput = { name: input, shape: modelInputShape };
+    this.inputDtype = values.get(input)!.dtype;
     const outName = g.output![0]!.name ?? '';
     this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
     this.outputShape = this.modelOutput.shape;
@@ -165,10 +168,7 @@ export class ImportedGraph implements ModelStructure {
       throw new KilnError('INVALID_ARGUMENT', `'${file}' has ${inputs.length} inputs (${inputs.join(', ')}); Kiln trains models with one data input`);
     }
     const declared = (proto.graph!.input ?? []).find((i) => i.name === inputs[0])!;
-    const elem = declared.type?.tensorType?.elemType ?? 0;
-    if (elem !== 1) {
-      throw new KilnError('INVALID_ARGUMENT', `'${file}': input '${inputs[0]}' is ${dtypeName(elem)}, not float32: Kiln feeds image or vector data to float inputs only (a model of token ids needs its own data)`);
-    }
+    const inputDtype = dataInputDtype(declared.type?.tensorType?.elemType ?? 0, inputs[0]!, file);
     const dims = (declared.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : null));
     if (dims.length === 0) throw new KilnError('INVALID_SHAPE', `'${file}': input '${inputs[0]}' has no declared shape; Kiln needs its rank and sizes`);
     const missing = dims.slice(1).findIndex((d) => d === null);
@@ -176,7 +176,7 @@ export class ImportedGraph implements ModelStructure {
       throw new KilnError('INVALID_SHAPE', `'${file}': input '${inputs[0]}' has shape ${formatShape(declaredShape(declared))} with an unknown size at axis ${missing + 1}; Kiln needs every size but the batch's`);
     }
     const example = dims.slice(1) as number[];
-    const { values, samples } = await measureValues(proto, inputs[0]!, example, runtime, file);
+    const { values, samples } = await measureValues(proto, inputs[0]!, inputDtype, example, runtime, file);
     const graph = new ImportedGraph(proto, file, values, foldConstants(proto, inputs[0]!, samples), {}, Math.max(opset, KILN_OPSET));
     return graph.withPreprocessing(preprocessing);
   }
@@ -185,6 +185,9 @@ export class ImportedGraph implements ModelStructure {
   withPreprocessing(given: Preprocessing): ImportedGraph {
     const own = this.modelInput.shape;
     const image = own.length === 3;
+    if (this.inputDtype !== 'float32' && (given.layout !== undefined || given.mean !== undefined || given.std !== undefined)) {
+      throw new KilnError('INVALID_ARGUMENT', `'${this.file}': input '${this.modelInput.name}' takes ${this.inputDtype} token ids: a layout or --mean/--std applies to image and vector inputs only`);
+    }
     if (given.layout !== undefined && given.layout !== 'nchw' && given.layout !== 'nhwc') {
       throw new KilnError('INVALID_ARGUMENT', `layout must be 'nchw' or 'nhwc', got ${JSON.stringify(given.layout)}`);
     }
@@ -367,7 +370,7 @@ export class ImportedGraph implements ModelStructure {
     const paramsAsInputs = options.paramsAsInputs ?? training;
     const graph = options.graph ?? new Graph(this.proto.graph!.name || 'model');
     const updates = new Map<string, Value>();
-    const input = graph.input(INPUT_NAME, 'float32', [options.batchSize ?? 'N', ...this.inputShape]);
+    const input = graph.input(INPUT_NAME, this.inputDtype, [options.batchSize ?? 'N', ...this.inputShape]);
     // Original value name → the value standing for it in this graph.
     const names = new Map<string, string>([[this.modelInput.name, this.adaptInput(graph, input).name]]);
     const params: ParamInfo[] = [];
@@ -521,6 +524,16 @@ function differentiableInputs(n: NodeProto): string[] {
 }
 
 /** Graph inputs a caller feeds (older exporters list the initializers among the inputs too). */
+/**
+ * The data input's element type, where Kiln can feed it: float32 (images, vectors) or int64 / int32
+ * token ids (a text model's embedding lookup, fed from integer data such as an .npy file).
+ */
+function dataInputDtype(elemType: number, input: string, file: string): DType {
+  const dtype = dtypeOfCode(elemType);
+  if (dtype === 'float32' || dtype === 'int64' || dtype === 'int32') return dtype;
+  throw new KilnError('INVALID_ARGUMENT', `'${file}': input '${input}' is ${dtypeName(elemType)}: Kiln feeds float32 data (images, vectors) or int64 / int32 token ids`);
+}
+
 function realInputs(proto: ModelProto): string[] {
   const inits = new Set((proto.graph?.initializer ?? []).map((t) => t.name));
   return (proto.graph?.input ?? []).map((i) => i.name ?? '').filter((n) => !inits.has(n));
@@ -550,6 +563,7 @@ function declaredShape(v: NonNullable<ModelProto['graph']>['input'] extends (inf
 async function measureValues(
   proto: ModelProto,
   input: string,
+  dtype: DType,
   example: number[],
   runtime: Runtime,
   file: string,
@@ -566,10 +580,17 @@ async function measureValues(
   }
   const rng = new Random(7);
   const runAt = async (batch: number) => {
-    const data = new Float32Array(batch * example.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < data.length; i++) data[i] = rng.next();
+    const size = batch * example.reduce((a, b) => a * b, 1);
+    // Token ids are 0 and 1, valid rows of any embedding table; what depends on the input is found from
+    // the graph's structure (foldConstants), not from the values.
+    const sample =
+      dtype === 'float32'
+        ? new Tensor(Float32Array.from({ length: size }, () => rng.next()), [batch, ...example], 'float32')
+        : dtype === 'int64'
+          ? new Tensor(BigInt64Array.from({ length: size }, () => BigInt(rng.next() < 0.5 ? 0 : 1)), [batch, ...example], 'int64')
+          : new Tensor(Int32Array.from({ length: size }, () => (rng.next() < 0.5 ? 0 : 1)), [batch, ...example], 'int32');
     try {
-      return await runtime.run(session, { [input]: new Tensor(data, [batch, ...example], 'float32') });
+      return await runtime.run(session, { [input]: sample });
     } catch (err) {
       throw new KilnError(
         'INVALID_SHAPE',
@@ -583,7 +604,7 @@ async function measureValues(
     const values = new Map<string, ValueInfo>();
     const samples = new Map<string, [Tensor, Tensor]>();
     const sizes = new Map<string, [number[], number[]]>([[input, [[2, ...example], [3, ...example]]]]);
-    values.set(input, { dtype: 'float32', shape: ['N', ...example] });
+    values.set(input, { dtype, shape: ['N', ...example] });
     for (const [name, ta] of Object.entries(a)) {
       const tb = b[name]!;
       sizes.set(name, [[...ta.shape], [...tb.shape]]);
@@ -611,7 +632,7 @@ export async function measureGraph(proto: ModelProto, file: string, runtime: Run
   const declared = (proto.graph?.input ?? []).find((i) => i.name === input);
   const example = (declared?.type?.tensorType?.shape?.dim ?? []).slice(1).map((d) => Number(d.dimValue));
   if (input === undefined || example.some((d) => !Number.isInteger(d))) throw new KilnError('INVALID_SHAPE', `'${file}': its input has no fully declared shape to measure the graph with`);
-  const { samples, sizes } = await measureValues(proto, input, example, runtime, file);
+  const { samples, sizes } = await measureValues(proto, input, dataInputDtype(declared?.type?.tensorType?.elemType ?? 0, input, file), example, runtime, file);
   return { sizes, constants: foldConstants(proto, input, samples) };
 }
 

@@ -4,7 +4,7 @@ import type { Layer } from '../layers/index.js';
 import type { ParamSpec } from '../layers/layer.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, type DType } from '../tensor.js';
 import { DEFAULT_OPSET } from '../graph/onnx-io.js';
 import { platform } from '#platform';
 import { CLASS_NAMES_METADATA_KEY, checkClassNames, parseClassNames } from './class-names.js';
@@ -79,6 +79,8 @@ export interface ModelStructure {
   readonly outputShape: number[];
   /** The ai.onnx opset the model's graphs are written at (default: Kiln's, 17). */
   readonly opset?: number;
+  /** The element type of the data input (default float32; an imported text model's token ids: int64 or int32). */
+  readonly inputDtype?: DType;
   paramInfos(): ParamInfo[];
   buildGraph(weights: ReadonlyMap<string, Tensor>, options: BuildOptions): BuiltGraph;
   /** The model as a standard .onnx file with these weights and metadata. */
@@ -127,6 +129,11 @@ export abstract class Model {
   /** Shape of one output example, without the batch dimension (`[10]` for a 10-class classifier). */
   get outputShape(): number[] {
     return this.structure.outputShape;
+  }
+
+  /** The element type its data input takes: float32, or integer token ids for an imported text model. */
+  get inputDtype(): DType {
+    return this.structure.inputDtype ?? 'float32';
   }
 
   /** The ai.onnx opset this model's training and inference graphs are written at. */
@@ -234,14 +241,27 @@ export abstract class Model {
     return { total, trainable };
   }
 
-  /** Checks x against the model's input shape: [N, ...inputShape] float32. */
+  /** Checks x against the model's input shape and type: [N, ...inputShape] of inputDtype. */
   protected checkInput(x: Tensor, what = 'x'): void {
     const expected = this.inputShape;
     const got = x.shape.slice(1);
     if (x.rank !== expected.length + 1 || got.some((d, i) => d !== expected[i])) {
       throw new KilnError('INVALID_SHAPE', `${what} must have shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(x.shape)}`);
     }
-    if (x.dtype !== 'float32') throw new KilnError('INVALID_ARGUMENT', `${what} must be float32, got ${x.dtype}`);
+    this.checkDtype(x, what);
+  }
+
+  /** Checks x's element type against the model's input (token ids are named as such). */
+  protected checkDtype(x: Tensor, what: string): void {
+    const dtype = this.inputDtype;
+    if (x.dtype !== dtype) {
+      throw new KilnError(
+        'INVALID_ARGUMENT',
+        dtype === 'float32'
+          ? `${what} must be float32, got ${x.dtype}`
+          : `${what} must be ${dtype} token ids, as the model's input is; got ${x.dtype}${x.dtype === 'float32' || x.dtype === 'float64' ? ' (image or vector data cannot feed a model of token ids)' : ''}`,
+      );
+    }
   }
 
   /** Runs the model on x in batches with ONNX Runtime (off the main thread). */

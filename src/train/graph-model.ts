@@ -251,6 +251,8 @@ export class GraphModel extends TrainableModel {
    * it through a transpose (unless a layout was declared); other shapes are an error naming both.
    */
   protected override checkInput(x: Tensor, what = 'x'): void {
+    // A model of token ids fed images: the type is the mistake to name, not the shape.
+    if (this.inputDtype !== 'float32') this.checkDtype(x, what);
     const example = x.shape.slice(1);
     const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
     const own = this.structure.modelInput.shape;

@@ -347,7 +347,7 @@ describe('kiln train', () => {
       await fails(['--model', unknown], 'UNKNOWN_LAYER', `${unknown} layer 0`, '"Conv3D"');
     });
 
-    it('a foreign ONNX model Kiln cannot feed data to (integer input) is refused with the reason', async () => {
+    it('a foreign model of token ids (integer input) fed an image data set is refused with the reason', async () => {
       const kiln = join(temp.dir, 'small.onnx');
       await sequential({ layers: [layers.flatten({ inputShape: [SIDE, SIDE, 1] }), layers.dense({ units: 10 })] }).save(kiln);
       const proto = decodeModel(await readFile(kiln));
@@ -357,7 +357,7 @@ describe('kiln train', () => {
       for (const n of proto.graph!.node!.slice(1)) n.input = n.input!.map((i) => (i === 'input' ? 'input_float' : i));
       const tokens = join(temp.dir, 'tokens.onnx');
       await writeFile(tokens, encodeModel(proto));
-      await fails(['--model', tokens], 'NOT_TRAINABLE', tokens, 'can be run, not trained', "input 'input' is int64, not float32");
+      await fails(['--model', tokens], 'INVALID_ARGUMENT', 'must be int64 token ids', 'image or vector data cannot feed a model of token ids');
     });
 
     it('an unknown data set', async () => {

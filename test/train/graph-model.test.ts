@@ -263,14 +263,22 @@ describe('GraphModel: bad input is refused before any training, naming the probl
     await expectError(() => model.replaceHead(3), 'INVALID_ARGUMENT', 'not a class vector', '[N, 1, 4, 4]');
   });
 
-  it('a model whose input is not float (token ids) is inference-only, with the reason', async () => {
-    const file = await writeModel(dir, 'tokens', (g) => {
+  it('a model of int64 token ids loads as a GraphModel; an input Kiln cannot feed (bool) is inference-only, with the reason', async () => {
+    const tokens = await writeModel(dir, 'tokens', (g) => {
       const ids = g.input('ids', 'int64', ['batch', 8]);
-      g.output(g.op1('Cast', [ids], { to: 1 }), 'y');
+      const w = g.initializer('w', new Tensor(new Float32Array(16).fill(0.1), [8, 2], 'float32'));
+      g.output(g.op1('MatMul', [g.op1('Cast', [ids], { to: 1 }), w]), 'y');
     });
-    const model = await loadModel(file);
-    assert.ok(model instanceof OnnxModel);
-    assert.match(model.notTrainable!, /input 'ids' is int64, not float32/);
+    const model = await loadModel(tokens);
+    assert.ok(model instanceof GraphModel);
+    assert.equal(model.inputDtype, 'int64');
+    const flags = await writeModel(dir, 'flags', (g) => {
+      const b = g.input('flags', 'bool', ['batch', 8]);
+      g.output(g.op1('Cast', [b], { to: 1 }), 'y');
+    });
+    const inference = await loadModel(flags);
+    assert.ok(inference instanceof OnnxModel);
+    assert.match(inference.notTrainable!, /input 'flags' is bool: Kiln feeds float32 data \(images, vectors\) or int64 \/ int32 token ids/);
   });
 
   it('a model exported with a fixed batch size of 1 says how to export it again', async () => {

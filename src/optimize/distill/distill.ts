@@ -122,6 +122,9 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   let teacherSeconds = (performance.now() - t0) / 1000;
   const classes = cached.logits.shape[1]!;
 
+  if (!args.student && x.dtype !== 'float32') {
+    throw new KilnError('INVALID_ARGUMENT', `the default student is a Kiln CNN or MLP reading float images or vectors; the data is ${x.dtype}${x.dtype === 'int64' || x.dtype === 'int32' ? ' (token ids)' : ''}: give a student, e.g. a smaller exported text model loaded as a GraphModel`);
+  }
   const student: Sequential | GraphModel = args.student ?? defaultStudent(teacher, { inputShape: x.shape.slice(1), numClasses: classes }, args.studentOptions);
   if (!(student instanceof Sequential || student instanceof GraphModel)) {
     throw new KilnError('NOT_TRAINABLE', 'the student must be a trainable model: a Kiln Sequential, or an imported graph (GraphModel) as kiln.loadModel returns them');

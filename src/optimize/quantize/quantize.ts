@@ -226,7 +226,10 @@ export function calibrationTensor(data: CalibrationData, inputShape: readonly (n
   if (x.rank !== inputShape.length || expected.some((d, i) => typeof d === 'number' && d !== got[i])) {
     throw new KilnError('INVALID_SHAPE', `calibration data must have the model's input shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(x.shape)}`);
   }
-  if (x.dtype !== 'float32') throw new KilnError('INVALID_ARGUMENT', `calibration data must be float32, got ${x.dtype}`);
+  if (x.dtype !== 'float32') {
+    const ids = x.dtype === 'int64' || x.dtype === 'int32';
+    throw new KilnError('INVALID_ARGUMENT', `calibration data must be float32, got ${x.dtype}${ids ? ': static int8 calibrates models of float inputs; for a model of token ids use dynamic int8 (its MatMuls) or float16' : ''}`);
+  }
   const values = x.data as Float32Array;
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i]!)) throw new KilnError('INVALID_DATA', `calibration data contains ${values[i]} at flat index ${i}; examples must be finite`);

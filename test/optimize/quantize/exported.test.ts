@@ -124,7 +124,7 @@ for (const name of VITS) {
       const q = staticInt8.get(name)!;
       const proto = decodeModel(q.bytes);
       const ref = readReference(name);
-      const x = decodeTensor(ref.batch.input);
+      const x = decodeTensor(ref.batch.input!);
       const expected = decodeTensor(ref.evalLogits).data as Float32Array;
       const got = await runOrt(q.bytes, x);
       /*

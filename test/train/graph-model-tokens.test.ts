@@ -1,0 +1,123 @@
+/**
+ * An exported model of token ids (textcls.onnx: int64 `input_ids` [batch, 12] → embedding Gather →
+ * transformer encoder → mean → Linear, PyTorch opset 17) trains as a GraphModel on integer data: it
+ * learns a rule opposite to the one it was exported with, predicts, and saves a file with its int64
+ * input; pruning, dynamic/float16 quantization and distillation into a student of token ids take it;
+ * image data, image preprocessing, static int8 calibration and the default (image) student are refused
+ * by name. Its gradients against PyTorch's: graph-model-gradients.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { OnnxModel } from '../../src/model/onnx-model.js';
+import { parseOnnx } from '../../src/model/read-model.js';
+import { distill } from '../../src/optimize/distill/distill.js';
+import { prune } from '../../src/optimize/prune/prune.js';
+import { quantize } from '../../src/optimize/quantize/quantize.js';
+import { Random } from '../../src/random.js';
+import { Tensor } from '../../src/tensor.js';
+import { GraphModel } from '../../src/train/graph-model.js';
+import { adam } from '../../src/train/optimizers.js';
+import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
+import { runMain } from '../cli/helpers.js';
+import { kilnError, tempDir } from './helpers.js';
+
+const FILE = `${EXPORTED_DIR}/textcls.onnx`;
+const SEQ = 12;
+
+/**
+ * models.token_task's rule, drawn here: 12 tokens of 32, tokens 1 and 2 four times as likely as each
+ * other one; label 1 where token 1 occurs more often than token 2 (`opposite`: where it does not).
+ */
+function tokenTask(n: number, seed: number, opposite: boolean): { x: Tensor<'int64'>; y: Tensor<'int32'> } {
+  const rng = new Random(seed);
+  const ids = new BigInt64Array(n * SEQ);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let ones = 0;
+    let twos = 0;
+    for (let t = 0; t < SEQ; t++) {
+      const u = rng.next() * 38; // weights: 4 + 4 + 30 × 1
+      const token = u < 4 ? 1 : u < 8 ? 2 : u < 9 ? 0 : Math.min(31, 3 + Math.floor(u - 9));
+      ids[i * SEQ + t] = BigInt(token);
+      if (token === 1) ones++;
+      if (token === 2) twos++;
+    }
+    labels[i] = (ones > twos) !== opposite ? 1 : 0;
+  }
+  return { x: new Tensor(ids, [n, SEQ], 'int64'), y: new Tensor(labels, [n], 'int32') };
+}
+
+describe('GraphModel of token ids', () => {
+  it('loads as a trainable model of int64 token ids', async () => {
+    const model = await GraphModel.load(FILE);
+    assert.equal(model.inputDtype, 'int64');
+    assert.deepEqual(model.inputShape, [SEQ]);
+    assert.deepEqual(model.modelInput, { name: 'input_ids', shape: [SEQ] });
+    assert.deepEqual(model.untrainableOps(), []);
+  });
+
+  it('fine-tunes on token ids to the opposite rule, predicts, and saves a file with its int64 input', async () => {
+    const model = await GraphModel.load(FILE);
+    const train = tokenTask(2048, 1, true);
+    const test = tokenTask(512, 2, true);
+    model.compile({ optimizer: adam({ learningRate: 3e-3 }), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    const before = await model.evaluate(test.x, test.y);
+    assert.ok(before.accuracy! < 0.3, `as exported it follows the original rule: ${before.accuracy} on the opposite one`);
+    await model.fit(train.x, train.y, { epochs: 4, batchSize: 64, verbose: 0, seed: 3 });
+    const after = await model.evaluate(test.x, test.y);
+    assert.ok(after.accuracy! > 0.85, `accuracy on the opposite rule after fine-tuning: ${after.accuracy}`);
+
+    const predicted = await model.predict(test.x);
+    assert.deepEqual(predicted.shape, [512, 2]);
+    const t = await tempDir();
+    try {
+      await model.save(t.path('textcls-tuned.onnx'));
+      const saved = await OnnxModel.load(t.path('textcls-tuned.onnx'));
+      assert.deepEqual(saved.inputs.map((i) => [i.name, i.dtype]), [['input_ids', 'int64']]);
+      const logits = (await saved.predict(test.x)).data as Float32Array;
+      const expected = predicted.data as Float32Array;
+      for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(logits[i]! - expected[i]!) <= 1e-4 * (1 + Math.abs(expected[i]!)), `logit ${i}: ${logits[i]} vs ${expected[i]}`);
+    } finally {
+      await t.remove();
+    }
+  });
+
+  it('refuses image data, ids of another integer type, and image preprocessing, by name', async () => {
+    const model = await GraphModel.load(FILE);
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    const labels = new Tensor(new Int32Array(4), [4], 'int32');
+    await assert.rejects(model.fit(new Tensor(new Float32Array(4 * SEQ), [4, SEQ], 'float32'), labels, { verbose: 0 }), kilnError('INVALID_ARGUMENT', 'must be int64 token ids, as the model\'s input is; got float32 (image or vector data cannot feed a model of token ids)'));
+    await assert.rejects(model.predict(new Tensor(new Int32Array(4 * SEQ), [4, SEQ], 'int32')), kilnError('INVALID_ARGUMENT', 'must be int64 token ids, as the model\'s input is; got int32'));
+    await assert.rejects(GraphModel.load(FILE, { layout: 'nchw' }), kilnError('INVALID_ARGUMENT', "input 'input_ids' takes int64 token ids: a layout or --mean/--std applies to image and vector inputs only"));
+    await assert.rejects(GraphModel.load(FILE, { mean: [0.5] }), kilnError('INVALID_ARGUMENT', 'token ids'));
+  });
+
+  it('prunes (magnitude; heads and MLP units), quantizes (dynamic, float16) and distills into a student of token ids', async () => {
+    const model = await GraphModel.load(FILE);
+    const data = tokenTask(256, 5, false);
+    const fineTune = { x: data.x, y: data.y, epochs: 1, batchSize: 64 };
+    const sparse = await prune(model, { sparsity: 0.5, fineTune });
+    assert.ok(sparse.report.after.nonZeroParameters < sparse.report.before.nonZeroParameters);
+    const narrow = await prune(model, { structured: { heads: 0.5, mlp: 0.5 }, fineTune });
+    assert.deepEqual(narrow.report.groups.filter((g) => g.pruned).map((g) => [g.kind, g.units]).sort(), [['heads', [2, 1]], ['units', [32, 16]]]);
+    assert.equal(narrow.model.inputDtype, 'int64');
+    for (const mode of ['dynamic', 'float16'] as const) {
+      const { bytes } = await quantize(model, { mode });
+      const q = new OnnxModel(bytes, parseOnnx(bytes));
+      assert.deepEqual((await q.predict(data.x)).shape, [256, 2], mode);
+    }
+    const student = narrow.model;
+    const distilled = await distill({ teacher: model, student, x: data.x, y: data.y, epochs: 1, verbose: 0 });
+    assert.equal(distilled.student.inputDtype, 'int64');
+  });
+
+  it('names what cannot take token ids: static int8 calibration, the default student, an image data set', async () => {
+    const model = await GraphModel.load(FILE);
+    const data = tokenTask(64, 6, false);
+    await assert.rejects(quantize(model, { mode: 'static', calibration: data.x }), kilnError('INVALID_ARGUMENT', 'for a model of token ids use dynamic int8'));
+    await assert.rejects(distill({ teacher: model, x: data.x, y: data.y, epochs: 1, verbose: 0 }), kilnError('INVALID_ARGUMENT', 'the data is int64 (token ids): give a student'));
+    const r = await runMain(['evaluate', FILE, '--dataset', 'embedded']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /INVALID_ARGUMENT.*must be int64 token ids.*image or vector data cannot feed a model of token ids/);
+  });
+});
