@@ -212,3 +212,18 @@ function convert(flat: ArrayLike<number | bigint | boolean>, dtype: DType): AnyT
   }
   return out;
 }
+
+/** Tensors of the same dtype and row shape, one after another along the first axis (batches' outputs joined). */
+export function concatRows<D extends DType>(parts: readonly Tensor<D>[]): Tensor<D> {
+  const first = parts[0];
+  if (!first) throw new KilnError('INVALID_ARGUMENT', 'concatRows needs at least one tensor');
+  const rows = parts.reduce((sum, p) => sum + p.shape[0]!, 0);
+  const data = allocate(first.dtype, parts.reduce((sum, p) => sum + p.size, 0));
+  let offset = 0;
+  for (const p of parts) {
+    data.set(p.data as never, offset);
+    offset += p.size;
+  }
+  return new Tensor(data as never, [rows, ...first.shape.slice(1)], first.dtype);
+}
+

@@ -189,6 +189,9 @@ function checkOptions(model: unknown, o: OptimizeOptions): void {
   if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
     throw new KilnError('NOT_TRAINABLE', 'kiln optimize needs a trainable model: a Kiln Sequential (as kiln train saves it) or an imported graph (a GraphModel, as kiln.loadModel returns a PyTorch or tf2onnx export)');
   }
+  if (!(o.train?.x instanceof Tensor) || !(o.evaluation?.x instanceof Tensor)) {
+    throw new KilnError('INVALID_ARGUMENT', 'optimize takes models of one data input: train.x and evaluation.x must be tensors (models with several inputs, such as input_ids and attention_mask, are not optimized yet)');
+  }
   if (o.objective !== 'latency' && o.objective !== 'size') throw new KilnError('INVALID_ARGUMENT', `objective must be 'latency' or 'size', got ${JSON.stringify(o.objective)}`);
   const drop = o.maxAccuracyDrop ?? 0.5;
   if (!(Number.isFinite(drop) && drop >= 0 && drop <= 100)) throw new KilnError('INVALID_ARGUMENT', `maxAccuracyDrop is in percentage points, from 0 to 100; got ${drop}`);

@@ -8,7 +8,7 @@ import { adaptInput } from '../model/input-adapter.js';
 import { asOnnxModel, classifierScores, type ClassifierSource } from '../optimize/distill/teacher.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Runtime } from '../runtime/runtime.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { measureFlops, staticCost, type OnnxCost } from './cost.js';
 import { median, percentile, timeCalls } from './timing.js';
@@ -160,6 +160,7 @@ function batchOf(x: Tensor, size: number): Tensor {
  */
 export async function bench(models: BenchModelSource[], data: { x: Tensor; y: Tensor }, options: BenchOptions = {}): Promise<BenchReport> {
   if (models.length === 0) throw new KilnError('INVALID_ARGUMENT', 'bench needs at least one model');
+  if (!(data?.x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'bench measures models of one data input: data.x must be a tensor (models with several inputs, such as input_ids and attention_mask, are not benched yet)');
   const n = data.x.shape[0]!;
   if (n === 0) throw new KilnError('INVALID_DATA', 'bench needs at least one test example');
   if (data.y.shape[0] !== n) throw new KilnError('INVALID_DATA', `x has ${n} examples but y has ${data.y.shape[0]}: they must match`);

@@ -7,7 +7,7 @@ import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { Tensor, type DType } from '../tensor.js';
-import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type ModelStructure, type ParamInfo } from './model.js';
+import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type ModelStructure, type OtherInput, type ParamInfo } from './model.js';
 
 /*
  * The structure of a model another tool wrote (torch.onnx.export, tf2onnx, Optimum): its ONNX graph,
@@ -109,6 +109,8 @@ export class ImportedGraph implements ModelStructure {
   readonly modelInput: { name: string; shape: number[] };
   /** What the data input holds: float32 (images, vectors) or int64 / int32 (token ids of a text model). */
   readonly inputDtype: DType;
+  /** The graph's data inputs after the first (an attention mask), each fed as itself. */
+  readonly otherInputs: readonly OtherInput[];
   readonly modelOutput: { name: string; shape: number[] };
   /** Whether the graph ends in Softmax (it outputs probabilities; the training step cuts it off). */
   readonly endsInSoftmax: boolean;
@@ -144,6 +146,7 @@ export class ImportedGraph implements ModelStructure {
     const modelInputShape = values.get(input)!.shape.slice(1) as number[];
     this.modelInput = { name: input, shape: modelInputShape };
     this.inputDtype = values.get(input)!.dtype;
+    this.otherInputs = inputs.slice(1).map((name) => ({ name, stepName: `${INPUT_NAME}/${name}`, shape: values.get(name)!.shape.slice(1) as number[], dtype: values.get(name)!.dtype }));
     const outName = g.output![0]!.name ?? '';
     this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
     this.outputShape = this.modelOutput.shape;
@@ -163,21 +166,9 @@ export class ImportedGraph implements ModelStructure {
     if (opset < MIN_OPSET || opset > MAX_OPSET) {
       throw new KilnError('UNSUPPORTED_OP', `'${file}' uses ONNX opset ${opset}; Kiln trains models of opsets ${MIN_OPSET} to ${MAX_OPSET}: export it again with opset_version between ${MIN_OPSET} and ${MAX_OPSET}`);
     }
-    const inputs = realInputs(proto);
-    if (inputs.length !== 1) {
-      throw new KilnError('INVALID_ARGUMENT', `'${file}' has ${inputs.length} inputs (${inputs.join(', ')}); Kiln trains models with one data input`);
-    }
-    const declared = (proto.graph!.input ?? []).find((i) => i.name === inputs[0])!;
-    const inputDtype = dataInputDtype(declared.type?.tensorType?.elemType ?? 0, inputs[0]!, file);
-    const dims = (declared.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : null));
-    if (dims.length === 0) throw new KilnError('INVALID_SHAPE', `'${file}': input '${inputs[0]}' has no declared shape; Kiln needs its rank and sizes`);
-    const missing = dims.slice(1).findIndex((d) => d === null);
-    if (missing >= 0) {
-      throw new KilnError('INVALID_SHAPE', `'${file}': input '${inputs[0]}' has shape ${formatShape(declaredShape(declared))} with an unknown size at axis ${missing + 1}; Kiln needs every size but the batch's`);
-    }
-    const example = dims.slice(1) as number[];
-    const { values, samples } = await measureValues(proto, inputs[0]!, inputDtype, example, runtime, file);
-    const graph = new ImportedGraph(proto, file, values, foldConstants(proto, inputs[0]!, samples), {}, Math.max(opset, KILN_OPSET));
+    const inputs = declaredInputs(proto, file);
+    const { values, samples } = await measureValues(proto, inputs, runtime, file);
+    const graph = new ImportedGraph(proto, file, values, foldConstants(proto, inputs.map((i) => i.name), samples), {}, Math.max(opset, KILN_OPSET));
     return graph.withPreprocessing(preprocessing);
   }
 
@@ -373,6 +364,7 @@ export class ImportedGraph implements ModelStructure {
     const input = graph.input(INPUT_NAME, this.inputDtype, [options.batchSize ?? 'N', ...this.inputShape]);
     // Original value name → the value standing for it in this graph.
     const names = new Map<string, string>([[this.modelInput.name, this.adaptInput(graph, input).name]]);
+    for (const other of this.otherInputs) names.set(other.name, graph.input(other.stepName, other.dtype, [options.batchSize ?? 'N', ...other.shape]).name);
     const params: ParamInfo[] = [];
     for (const info of this.params) {
       const t = weights.get(info.name)!;
@@ -534,6 +526,33 @@ function dataInputDtype(elemType: number, input: string, file: string): DType {
   throw new KilnError('INVALID_ARGUMENT', `'${file}': input '${input}' is ${dtypeName(elemType)}: Kiln feeds float32 data (images, vectors) or int64 / int32 token ids`);
 }
 
+/** A data input as the file declares it: name, element type, and its sizes after the batch's. */
+interface DeclaredInput {
+  name: string;
+  dtype: DType;
+  example: number[];
+}
+
+/**
+ * The graph's data inputs (initializers listed as inputs left out), each of a type Kiln can feed and
+ * with every size but the batch's declared. The first is the data input images and vectors go to.
+ */
+function declaredInputs(proto: ModelProto, file: string): DeclaredInput[] {
+  const names = realInputs(proto);
+  if (names.length === 0) throw new KilnError('INVALID_ARGUMENT', `'${file}' has no data input`);
+  return names.map((name) => {
+    const declared = (proto.graph!.input ?? []).find((i) => i.name === name)!;
+    const dtype = dataInputDtype(declared.type?.tensorType?.elemType ?? 0, name, file);
+    const dims = (declared.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : null));
+    if (dims.length === 0) throw new KilnError('INVALID_SHAPE', `'${file}': input '${name}' has no declared shape; Kiln needs its rank and sizes`);
+    const missing = dims.slice(1).findIndex((d) => d === null);
+    if (missing >= 0) {
+      throw new KilnError('INVALID_SHAPE', `'${file}': input '${name}' has shape ${formatShape(declaredShape(declared))} with an unknown size at axis ${missing + 1}; Kiln needs every size but the batch's`);
+    }
+    return { name, dtype, example: dims.slice(1) as number[] };
+  });
+}
+
 function realInputs(proto: ModelProto): string[] {
   const inits = new Set((proto.graph?.initializer ?? []).map((t) => t.name));
   return (proto.graph?.input ?? []).map((i) => i.name ?? '').filter((n) => !inits.has(n));
@@ -562,9 +581,7 @@ function declaredShape(v: NonNullable<ModelProto['graph']>['input'] extends (inf
  */
 async function measureValues(
   proto: ModelProto,
-  input: string,
-  dtype: DType,
-  example: number[],
+  inputs: readonly DeclaredInput[],
   runtime: Runtime,
   file: string,
 ): Promise<{ values: Map<string, ValueInfo>; samples: Map<string, [Tensor, Tensor]>; sizes: Map<string, [number[], number[]]> }> {
@@ -580,21 +597,25 @@ async function measureValues(
   }
   const rng = new Random(7);
   const runAt = async (batch: number) => {
-    const size = batch * example.reduce((a, b) => a * b, 1);
-    // Token ids are 0 and 1, valid rows of any embedding table; what depends on the input is found from
-    // the graph's structure (foldConstants), not from the values.
-    const sample =
-      dtype === 'float32'
-        ? new Tensor(Float32Array.from({ length: size }, () => rng.next()), [batch, ...example], 'float32')
-        : dtype === 'int64'
-          ? new Tensor(BigInt64Array.from({ length: size }, () => BigInt(rng.next() < 0.5 ? 0 : 1)), [batch, ...example], 'int64')
-          : new Tensor(Int32Array.from({ length: size }, () => (rng.next() < 0.5 ? 0 : 1)), [batch, ...example], 'int32');
+    const feeds: Record<string, Tensor> = {};
+    for (const { name, dtype, example } of inputs) {
+      const size = batch * example.reduce((a, b) => a * b, 1);
+      // Token ids (and attention masks) are 0 and 1, valid rows of any embedding table; what depends on
+      // the inputs is found from the graph's structure (foldConstants), not from the values.
+      feeds[name] =
+        dtype === 'float32'
+          ? new Tensor(Float32Array.from({ length: size }, () => rng.next()), [batch, ...example], 'float32')
+          : dtype === 'int64'
+            ? new Tensor(BigInt64Array.from({ length: size }, () => BigInt(rng.next() < 0.5 ? 0 : 1)), [batch, ...example], 'int64')
+            : new Tensor(Int32Array.from({ length: size }, () => (rng.next() < 0.5 ? 0 : 1)), [batch, ...example], 'int32');
+    }
     try {
-      return await runtime.run(session, { [input]: sample });
+      return await runtime.run(session, feeds);
     } catch (err) {
+      const axes = inputs.map((i) => `'${i.name}': {0: 'batch'}`).join(', ');
       throw new KilnError(
         'INVALID_SHAPE',
-        `'${file}' does not run at batch size ${batch} (${(err as Error).message}); Kiln trains in batches: export the model with a dynamic batch dimension (torch.onnx.export(..., dynamic_axes={'${input}': {0: 'batch'}}))`,
+        `'${file}' does not run at batch size ${batch} (${(err as Error).message}); Kiln trains in batches: export the model with a dynamic batch dimension (torch.onnx.export(..., dynamic_axes={${axes}}))`,
         { cause: err },
       );
     }
@@ -603,8 +624,8 @@ async function measureValues(
     const [a, b] = [await runAt(2), await runAt(3)];
     const values = new Map<string, ValueInfo>();
     const samples = new Map<string, [Tensor, Tensor]>();
-    const sizes = new Map<string, [number[], number[]]>([[input, [[2, ...example], [3, ...example]]]]);
-    values.set(input, { dtype, shape: ['N', ...example] });
+    const sizes = new Map<string, [number[], number[]]>(inputs.map((i) => [i.name, [[2, ...i.example], [3, ...i.example]]]));
+    for (const i of inputs) values.set(i.name, { dtype: i.dtype, shape: ['N', ...i.example] });
     for (const [name, ta] of Object.entries(a)) {
       const tb = b[name]!;
       sizes.set(name, [[...ta.shape], [...tb.shape]]);
@@ -628,12 +649,9 @@ async function measureValues(
  * foldConstants), measured as open() measures them.
  */
 export async function measureGraph(proto: ModelProto, file: string, runtime: Runtime): Promise<{ sizes: Map<string, [number[], number[]]>; constants: Map<string, Tensor> }> {
-  const input = realInputs(proto)[0];
-  const declared = (proto.graph?.input ?? []).find((i) => i.name === input);
-  const example = (declared?.type?.tensorType?.shape?.dim ?? []).slice(1).map((d) => Number(d.dimValue));
-  if (input === undefined || example.some((d) => !Number.isInteger(d))) throw new KilnError('INVALID_SHAPE', `'${file}': its input has no fully declared shape to measure the graph with`);
-  const { samples, sizes } = await measureValues(proto, input, dataInputDtype(declared?.type?.tensorType?.elemType ?? 0, input, file), example, runtime, file);
-  return { sizes, constants: foldConstants(proto, input, samples) };
+  const inputs = declaredInputs(proto, file);
+  const { samples, sizes } = await measureValues(proto, inputs, runtime, file);
+  return { sizes, constants: foldConstants(proto, inputs.map((i) => i.name), samples) };
 }
 
 /** Largest value (elements) folded into a constant: shape vectors and small tables, not activations. */
@@ -646,9 +664,9 @@ const MAX_FOLDED_SIZE = 4096;
  * targets and split sizes that way; as constants they give gradient rules the static values they need
  * (a Slice's bounds, a Reshape's target). A value that follows the batch size stays computed.
  */
-function foldConstants(proto: ModelProto, input: string, samples: ReadonlyMap<string, [Tensor, Tensor]>): Map<string, Tensor> {
+function foldConstants(proto: ModelProto, inputs: readonly string[], samples: ReadonlyMap<string, [Tensor, Tensor]>): Map<string, Tensor> {
   const g = proto.graph!;
-  const variable = new Set<string>([input]);
+  const variable = new Set<string>(inputs);
   for (const t of g.initializer ?? []) if (t.dataType === 1 || t.dataType === 11 || t.dataType === 10) variable.add(t.name ?? '');
   const folded = new Map<string, Tensor>();
   for (const n of g.node ?? []) {

@@ -5,6 +5,7 @@ import type { ParamSpec } from '../layers/layer.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor, type DType } from '../tensor.js';
+import { InputRows, type ModelInputs } from './input-rows.js';
 import { DEFAULT_OPSET } from '../graph/onnx-io.js';
 import { platform } from '#platform';
 import { CLASS_NAMES_METADATA_KEY, checkClassNames, parseClassNames } from './class-names.js';
@@ -72,6 +73,18 @@ export interface PredictOptions {
 }
 
 /** What emits a model's graph: the part that differs between layer models and imported graphs. */
+/** A data input after a model's first (an imported graph's `attention_mask` beside its `input_ids`). */
+export interface OtherInput {
+  /** The model's own name for it: the key callers give its tensor under. */
+  name: string;
+  /** The input's name in Kiln's step graphs (training, evaluation, prediction). */
+  stepName: string;
+  /** Shape of one example (no batch dimension). */
+  shape: number[];
+  /** Its element type. */
+  dtype: DType;
+}
+
 export interface ModelStructure {
   /** Shape of one example as the model's callers feed it (no batch dimension). */
   readonly inputShape: number[];
@@ -81,6 +94,8 @@ export interface ModelStructure {
   readonly opset?: number;
   /** The element type of the data input (default float32; an imported text model's token ids: int64 or int32). */
   readonly inputDtype?: DType;
+  /** Data inputs after the first (an imported text model's attention_mask), fed beside it. */
+  readonly otherInputs?: readonly OtherInput[];
   paramInfos(): ParamInfo[];
   buildGraph(weights: ReadonlyMap<string, Tensor>, options: BuildOptions): BuiltGraph;
   /** The model as a standard .onnx file with these weights and metadata. */
@@ -264,21 +279,61 @@ export abstract class Model {
     }
   }
 
+  /** The model's own name for its first data input: what an object of inputs keys its tensor by. */
+  protected get primaryInputName(): string {
+    return INPUT_NAME;
+  }
+
+  /**
+   * x checked and keyed as the step graphs take it: a tensor for a model with one data input, or the
+   * model's inputs by name (a model with several: `{input_ids, attention_mask}`), each checked against
+   * its shape and type.
+   */
+  inputRows(x: ModelInputs, what = 'x'): InputRows {
+    const others = this.structure.otherInputs ?? [];
+    const names = [this.primaryInputName, ...others.map((o) => o.name)];
+    if (x instanceof Tensor) {
+      if (others.length > 0) {
+        throw new KilnError('INVALID_ARGUMENT', `the model has ${names.length} inputs (${names.join(', ')}): give ${what} as an object of tensors by those names, e.g. {${names.join(', ')}}`);
+      }
+      this.checkInput(x, what);
+      return new InputRows({ [INPUT_NAME]: x }, INPUT_NAME);
+    }
+    if (!x || typeof x !== 'object') throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor, or an object of tensors by the model's input names (${names.join(', ')})`);
+    const missing = names.filter((k) => !(k in x));
+    const unknown = Object.keys(x).filter((k) => !names.includes(k));
+    if (missing.length || unknown.length) {
+      throw new KilnError('INVALID_ARGUMENT', `${what} must hold a tensor for each of the model's inputs (${names.join(', ')})${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; the model has no input ${unknown.join(', ')}` : ''}`);
+    }
+    for (const k of names) if (!(x[k] instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', `${what}.${k} must be a tensor`);
+    const primary = x[this.primaryInputName]!;
+    this.checkInput(primary, `${what}.${this.primaryInputName}`);
+    const feeds: Record<string, Tensor> = { [INPUT_NAME]: primary };
+    for (const o of others) {
+      const t = x[o.name]!;
+      const expected = [primary.shape[0]!, ...o.shape];
+      if (formatShape(t.shape) !== formatShape(expected)) throw new KilnError('INVALID_SHAPE', `${what}.${o.name} must have shape ${formatShape(expected)} (as many rows as ${what}.${this.primaryInputName}), got ${formatShape(t.shape)}`);
+      if (t.dtype !== o.dtype) throw new KilnError('INVALID_ARGUMENT', `${what}.${o.name} must be ${o.dtype}, as the model's input '${o.name}' is; got ${t.dtype}`);
+      feeds[o.stepName] = t;
+    }
+    return new InputRows(feeds, INPUT_NAME);
+  }
+
   /** Runs the model on x in batches with ONNX Runtime (off the main thread). */
-  async predict(x: Tensor, options: PredictOptions = {}): Promise<Tensor<'float32'>> {
-    this.checkInput(x);
+  async predict(x: ModelInputs, options: PredictOptions = {}): Promise<Tensor<'float32'>> {
+    const rows = this.inputRows(x);
     const batchSize = options.batchSize ?? 32;
     if (!Number.isInteger(batchSize) || batchSize <= 0) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
     this.inferenceSession ??= await this.runtime.load(this.structure.inferenceOnnx(this.weights));
     const session = this.inferenceSession;
-    const n = x.shape[0]!;
+    const n = rows.n;
     const outShape = this.outputShape;
     const rowSize = outShape.reduce((a, b) => a * b, 1);
     const out = new Float32Array(n * rowSize);
     for (let start = 0; start < n; start += batchSize) {
-      const batch = x.slice(start, start + batchSize);
-      const result = (await this.runtime.run(session, { [INPUT_NAME]: batch }))[OUTPUT_NAME]!;
-      const expected = [batch.shape[0]!, ...outShape];
+      const batch = rows.slice(start, start + batchSize);
+      const result = (await this.runtime.run(session, batch.feeds))[OUTPUT_NAME]!;
+      const expected = [batch.n, ...outShape];
       if (formatShape(result.shape) !== formatShape(expected)) {
         throw new KilnError('RUNTIME_ERROR', `the model graph produced shape ${formatShape(result.shape)}, its structure promises ${formatShape(expected)}`);
       }

@@ -3,7 +3,7 @@ import { ONNX_TYPE_NAMES } from '../graph/dtype.js';
 import type { ModelProto, ValueInfoProto } from '../graph/proto.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
-import type { Tensor } from '../tensor.js';
+import { concatRows, type Tensor } from '../tensor.js';
 import { parseModelKey } from './encryption.js';
 import { readOnnxFile } from './read-model.js';
 import type { Preprocessing } from './imported-graph.js';
@@ -195,12 +195,28 @@ export class OnnxModel {
     return this.runtime.run(this.session, feeds);
   }
 
-  /** Single-input models: the first output for x. */
-  async predict(x: Tensor): Promise<Tensor> {
+  /**
+   * Single-input models: the first output for x, in one run or, with `batchSize`, in runs of that many
+   * examples (memory stays flat over a large x), their outputs concatenated.
+   */
+  async predict(
+    x: Tensor,
+    options: {
+      /** Examples per run (default: all of x in one). */
+      batchSize?: number;
+    } = {},
+  ): Promise<Tensor> {
     if (this.inputs.length !== 1) {
       throw new KilnError('INVALID_ARGUMENT', `predict(x) needs a model with one input; this one has ${this.inputs.length}: use run({name: tensor})`);
     }
-    const out = await this.run({ [this.inputs[0]!.name]: x });
-    return out[this.outputs[0]!.name]!;
+    const input = this.inputs[0]!.name;
+    const output = this.outputs[0]!.name;
+    const { batchSize } = options;
+    if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
+    const n = x.shape[0] ?? 0;
+    if (batchSize === undefined || n <= batchSize) return (await this.run({ [input]: x }))[output]!;
+    const parts: Tensor[] = [];
+    for (let start = 0; start < n; start += batchSize) parts.push((await this.run({ [input]: x.slice(start, start + batchSize) }))[output]!);
+    return concatRows(parts);
   }
 }

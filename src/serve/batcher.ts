@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { allocate, Tensor, type AnyTypedArray } from '../tensor.js';
+import { concatRows, Tensor } from '../tensor.js';
 import { ServeError, unavailable } from './errors.js';
 import { ArrivalRate } from './queue-delay.js';
 import { record } from './records.js';
@@ -61,19 +61,9 @@ function sameRowShape(a: Record<string, Tensor>, b: Record<string, Tensor>): boo
   return true;
 }
 
-function concatRows(batch: readonly Pending[], totalRows: number): Record<string, Tensor> {
+function joinRequests(batch: readonly Pending[]): Record<string, Tensor> {
   const out = record<Tensor>();
-  for (const [name, first] of Object.entries(batch[0]!.feeds)) {
-    const rowSize = first.size / first.shape[0]!;
-    const data = allocate(first.dtype, totalRows * rowSize);
-    let offset = 0;
-    for (const p of batch) {
-      const part = p.feeds[name]!.data as AnyTypedArray;
-      data.set(part as never, offset);
-      offset += part.length;
-    }
-    out[name] = new Tensor(data as never, [totalRows, ...first.shape.slice(1)], first.dtype);
-  }
+  for (const name of Object.keys(batch[0]!.feeds)) out[name] = concatRows(batch.map((p) => p.feeds[name]!));
   return out;
 }
 
@@ -215,7 +205,7 @@ export class Batcher {
     const runner = this.idle.pop()!;
     const start = performance.now();
     for (const p of batch) this.observer?.queued((start - p.enqueuedAt) / 1000);
-    const feeds = batch.length === 1 ? batch[0]!.feeds : concatRows(batch, rows);
+    const feeds = batch.length === 1 ? batch[0]!.feeds : joinRequests(batch);
     // The feeds are the batch's alone (a request's decoded tensors, or their concatenation): handed over.
     runner
       .run(feeds, true)

@@ -3,6 +3,7 @@
 // them, and running the evaluation step over data.
 import type { Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
+import type { InputRows } from '../model/input-rows.js';
 import { Tensor } from '../tensor.js';
 import type { Loss } from './losses.js';
 import type { Optimizer } from './optimizers.js';
@@ -65,19 +66,19 @@ export async function evaluateSteps(
   runtime: Runtime,
   c: CompiledSteps,
   outputShape: number[],
-  x: Tensor,
+  x: InputRows,
   labels: Tensor,
   batchSize: number,
 ): Promise<{ loss: number; accuracy?: number; predictions: Float32Array }> {
   c.evalSession ??= await runtime.load(c.training.evalStep, { stateScope: c.stateScope });
-  const n = x.shape[0]!;
+  const n = x.n;
   const rowSize = outputShape.reduce((a, b) => a * b, 1);
   const predictions = new Float32Array(n * rowSize);
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
-    const out = await runtime.run(c.evalSession, { input: x.slice(start, end), labels: labels.slice(start, end) }, { fetch: ['loss', 'predictions', ...(c.training.accuracy ? ['correct'] : [])] });
+    const out = await runtime.run(c.evalSession, { ...x.slice(start, end).feeds, labels: labels.slice(start, end) }, { fetch: ['loss', 'predictions', ...(c.training.accuracy ? ['correct'] : [])] });
     lossSum += (out.loss!.data as Float32Array)[0]! * (end - start);
     if (out.correct) correct += (out.correct.data as Float32Array)[0]!;
     predictions.set(out.predictions!.data as Float32Array, start * rowSize);

@@ -4,6 +4,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import { Tensor, type AnyTypedArray } from '../tensor.js';
 import type { AugmentOptions } from '../data/augment.js';
+import type { InputRows, ModelInputs } from '../model/input-rows.js';
 import type { Callback } from './callbacks.js';
 import type { Loss } from './losses.js';
 import { autoReplicas } from './replicas.js';
@@ -21,7 +22,7 @@ export interface FitArgs {
   /** Fraction of the data (taken from the end, before shuffling, as Keras does) held out for validation. */
   validationSplit?: number;
   /** Data to evaluate on after each epoch (`val_loss`, `val_accuracy`), instead of `validationSplit`. */
-  validationData?: [Tensor, Tensor];
+  validationData?: [ModelInputs, Tensor];
   /** Hooks called during training (`callbacks.earlyStopping`, `callbacks.modelCheckpoint`, your own). */
   callbacks?: Callback[];
   /** 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch. */
@@ -73,49 +74,54 @@ export interface FitArgs {
 
 /** fit()'s data once checked: the training part, its labels, the validation pair, and the loop's sizes. */
 export interface FitData {
-  trainX: Tensor;
+  trainX: InputRows;
   labels: Tensor;
-  validation: [Tensor, Tensor] | undefined;
+  validation: [InputRows, Tensor] | undefined;
   epochs: number;
   batchSize: number;
   /** Training examples (after the validation split). */
   n: number;
 }
 
-/** The model's own input check (shape and layout), which fit() runs on x and on validationData's x. */
-export type InputCheck = (x: Tensor, what?: string) => void;
+/** The model's own input check (shapes, types, layout), which fit() runs on x and on validationData's x: x keyed as the steps take it. */
+export type InputCheck = (x: ModelInputs, what?: string) => InputRows;
 
 /**
  * Checks fit()'s data and sizes and splits off the validation data. Input shapes come before sizes,
  * labels before finiteness, as they always have: the first error a user sees stays the same.
  */
-export function checkFitArgs(x: Tensor, y: Tensor, args: FitArgs, loss: Loss, outputShape: number[], checkInput: InputCheck): FitData {
-  checkInput(x);
+export function checkFitArgs(x: ModelInputs, y: Tensor, args: FitArgs, loss: Loss, outputShape: number[], checkInput: InputCheck): FitData {
+  const rows = checkInput(x);
   const epochs = args.epochs ?? 1;
   const batchSize = args.batchSize ?? 32;
   if (!Number.isInteger(epochs) || epochs < 1) throw new KilnError('INVALID_ARGUMENT', `epochs must be a positive integer, got ${epochs}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
-  let labels = prepareLabels(y, loss, outputShape, x.shape[0]!);
-  checkFinite(x, 'x');
-  let trainX = x;
-  let validation: [Tensor, Tensor] | undefined;
+  let labels = prepareLabels(y, loss, outputShape, rows.n);
+  checkFiniteRows(rows, 'x');
+  let trainX = rows;
+  let validation: [InputRows, Tensor] | undefined;
   if (args.validationData) {
-    checkInput(args.validationData[0], 'validationData x');
+    const validationRows = checkInput(args.validationData[0], 'validationData x');
     // Checked like x: a NaN here would only show up as a NaN val_loss.
-    checkFinite(args.validationData[0], 'validationData x');
-    validation = [args.validationData[0], prepareLabels(args.validationData[1], loss, outputShape, args.validationData[0].shape[0]!)];
+    checkFiniteRows(validationRows, 'validationData x');
+    validation = [validationRows, prepareLabels(args.validationData[1], loss, outputShape, validationRows.n)];
   } else if (args.validationSplit) {
     if (!(args.validationSplit > 0 && args.validationSplit < 1)) throw new KilnError('INVALID_ARGUMENT', `validationSplit must be in (0, 1), got ${args.validationSplit}`);
-    const n = x.shape[0]!;
+    const n = rows.n;
     const cut = Math.floor(n * (1 - args.validationSplit));
-    validation = [x.slice(cut, n), labels.slice(cut, n)];
-    trainX = x.slice(0, cut);
+    validation = [rows.slice(cut, n), labels.slice(cut, n)];
+    trainX = rows.slice(0, cut);
     labels = labels.slice(0, cut);
   }
-  const n = trainX.shape[0]!;
+  const n = trainX.n;
   if (n === 0) throw new KilnError('INVALID_DATA', 'no training examples');
-  if (args.augment && x.rank !== 4) throw new KilnError('INVALID_SHAPE', `augment works on images [N, H, W, C]; x is ${formatShape(x.shape)}`);
+  if (args.augment && (rows.primary.rank !== 4 || rows.several)) throw new KilnError('INVALID_SHAPE', `augment works on images [N, H, W, C] fed as a model's one input; x is ${rows.several ? `${Object.keys(rows.feeds).length} inputs` : formatShape(rows.primary.shape)}`);
   return { trainX, labels, validation, epochs, batchSize, n };
+}
+
+/** checkFinite on every float input of x (token ids and masks are integers: nothing to check). */
+export function checkFiniteRows(rows: InputRows, what: string): void {
+  for (const [name, t] of Object.entries(rows.feeds)) if (t.dtype === 'float32' || t.dtype === 'float64') checkFinite(t, rows.several && name !== rows.primaryName ? `${what} (${name})` : what);
 }
 
 /** How many replicas fit() steps on: FitArgs.replicas, or as many as the cores and batch make worth it. */

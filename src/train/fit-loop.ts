@@ -85,12 +85,12 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
     const batchAt = (k: number) => {
       const idx = order.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
       const x = trainX.gather(idx);
-      return { x: args.augment ? augmentImages(x, args.augment, rng) : x, y: labels.gather(idx), size: idx.length, indices: idx };
+      return { x: args.augment ? x.withPrimary(augmentImages(x.primary, args.augment, rng)) : x, y: labels.gather(idx), size: idx.length, indices: idx };
     };
     const launch = async (k: number, b: ReturnType<typeof batchAt>): Promise<{ out: Record<string, Tensor>; applied?: Promise<void> }> => {
       const t = step + k + 1;
-      const extra = args.extraFeeds ? await args.extraFeeds(b.indices, b.x) : {};
-      const batch = { ...extra, input: b.x, labels: b.y };
+      const extra = args.extraFeeds ? await args.extraFeeds(b.indices, b.x.primary) : {};
+      const batch = { ...extra, ...b.x.feeds, labels: b.y };
       const scalars = { lr: new Tensor(Float32Array.of(c.optimizer.lrAt(t - 1)), [], 'float32'), step: new Tensor(Float32Array.of(t), [], 'float32') };
       // DP-SGD runs its own step (one session, clip and noise fed) whatever replicas an earlier fit() left.
       if (dp) return { out: await model.runtime.run(dp.session, { ...batch, ...scalars, ...dp.feeds }, { fetch, store: dp.store, requireFinite: ['loss', 'new/params'] }) };

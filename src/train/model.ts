@@ -6,12 +6,13 @@
 import { platform } from '#platform';
 import { KilnError } from '../errors.js';
 import { Model } from '../model/model.js';
+import type { ModelInputs } from '../model/input-rows.js';
 import { Random } from '../random.js';
 import { Tensor } from '../tensor.js';
 import type { TrainingControl } from './callbacks.js';
 import { resumePoint, saveCheckpoint } from './checkpoint.js';
 import { evaluateSteps, newStateScope, openTrainingSessions, releaseSessions, type CompiledSteps } from './compiled-steps.js';
-import { checkFinite, checkFitArgs, checkReplicas, prepareLabels, type FitArgs, type FitData } from './fit-args.js';
+import { checkFiniteRows, checkFitArgs, checkReplicas, prepareLabels, type FitArgs, type FitData } from './fit-args.js';
 import { runEpochs, type History, type PrivateSteps } from './fit-loop.js';
 import { checkPrivateReplicas, PrivacyLedger, resolvePrivacy, type PrivacySpentReport } from './privacy/dp-sgd.js';
 import { dpSgdGradient, DP_CLIP_INPUT, DP_NOISE_STDDEV_INPUT } from './privacy/dp-sgd-step.js';
@@ -178,8 +179,8 @@ export abstract class TrainableModel extends Model implements TrainingControl {
    * rows of targets otherwise) for `args.epochs`, as Keras' `fit`. Optimizer state carries over to the next
    * `fit()` call. Resolves with the per-epoch history; the weights stay in the model.
    */
-  async fit(x: Tensor, y: Tensor, args: FitArgs = {}): Promise<History> {
-    const data = checkFitArgs(x, y, args, this.requireCompiled().loss, this.outputShape, (input, what) => this.checkInput(input, what));
+  async fit(x: ModelInputs, y: Tensor, args: FitArgs = {}): Promise<History> {
+    const data = checkFitArgs(x, y, args, this.requireCompiled().loss, this.outputShape, (input, what) => this.inputRows(input, what));
     // Looked up after the input checks: checking may settle an imported graph's layout and rebuild the step.
     const c = this.requireCompiled();
     const cores = platform.availableCores();
@@ -266,7 +267,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
    * computed on the predictions.
    */
   async evaluate(
-    x: Tensor,
+    x: ModelInputs,
     y: Tensor,
     args: {
       /** Examples per run (default 256). */
@@ -279,19 +280,19 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     }
   > {
     this.requireCompiled();
-    this.checkInput(x);
+    const rows = this.inputRows(x);
     // As in fit: the input check may have rebuilt the step.
     const c = this.requireCompiled();
-    checkFinite(x, 'x');
-    const labels = prepareLabels(y, c.loss, this.outputShape, x.shape[0]!);
+    checkFiniteRows(rows, 'x');
+    const labels = prepareLabels(y, c.loss, this.outputShape, rows.n);
     await this.pushState(c);
-    const r = await evaluateSteps(this.runtime, c, this.outputShape, x, labels, args.batchSize ?? 256);
+    const r = await evaluateSteps(this.runtime, c, this.outputShape, rows, labels, args.batchSize ?? 256);
     const result: Record<string, number> & { confusion?: number[][] } = { loss: r.loss };
     if (r.accuracy !== undefined) result.accuracy = r.accuracy;
     if (c.training.accuracy === 'sparse') {
       const numClasses = this.outputShape[0]!;
       const truth = Int32Array.from(labels.data as BigInt64Array, Number);
-      const report = evaluateClassifier(truth, new Tensor(r.predictions, [x.shape[0]!, numClasses], 'float32'));
+      const report = evaluateClassifier(truth, new Tensor(r.predictions, [rows.n, numClasses], 'float32'));
       result.macroF1 = report.macroF1;
       if (report.aucRoc !== null) result.aucRoc = report.aucRoc;
       result.confusion = report.confusion;

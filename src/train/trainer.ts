@@ -8,6 +8,7 @@ import { decodeModel, encodeModel } from '../graph/proto.js';
 import { Random } from '../random.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
+import { InputRows, type ModelInputs } from '../model/input-rows.js';
 import { Tensor } from '../tensor.js';
 import type { TrainingControl } from './callbacks.js';
 import { decodeCheckpoint, resumePoint } from './checkpoint.js';
@@ -105,6 +106,13 @@ export class Trainer implements TrainingControl {
     if (x.dtype !== 'float32') throw new KilnError('INVALID_ARGUMENT', `${what} must be float32, got ${x.dtype}`);
   }
 
+  /** x checked, as the package's steps take it: its one input (training packages hold single-input models). */
+  private inputRows(x: ModelInputs, what = 'x'): InputRows {
+    if (!(x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor: a training package's model has one input`);
+    this.checkInput(x, what);
+    return new InputRows({ input: x }, 'input');
+  }
+
   getWeights(): Map<string, Tensor> {
     return this.weights;
   }
@@ -140,7 +148,7 @@ export class Trainer implements TrainingControl {
   async fit(x: Tensor, y: Tensor, args: FitArgs = {}): Promise<History> {
     if (args.replicas !== undefined && args.replicas !== 1) throw new KilnError('INVALID_ARGUMENT', `a training package trains on one replica, got replicas: ${args.replicas}`);
     if (args.privacy !== undefined) throw new KilnError('INVALID_ARGUMENT', 'a training package has no DP-SGD step (fit({privacy}) compiles one from the model, in Node)');
-    const data = checkFitArgs(x, y, args, this.steps.loss, this.outputShape, (input, what) => this.checkInput(input, what));
+    const data = checkFitArgs(x, y, args, this.steps.loss, this.outputShape, (input, what) => this.inputRows(input, what));
     const c = this.steps;
     // As TrainableModel: 'extended' optimization for the training step (compiled-steps.ts says why).
     c.trainSession ??= await this.runtime.load(c.training.trainStep, { optimizationLevel: 'extended', stateScope: c.stateScope });
@@ -177,11 +185,11 @@ export class Trainer implements TrainingControl {
     /** Fraction of examples classified right, when the package tracks accuracy. */
     accuracy?: number;
   }> {
-    this.checkInput(x);
+    const rows = this.inputRows(x);
     checkFinite(x, 'x');
     const labels = prepareLabels(y, this.steps.loss, this.outputShape, x.shape[0]!);
     await this.pushState();
-    const r = await evaluateSteps(this.runtime, this.steps, this.outputShape, x, labels, args.batchSize ?? 256);
+    const r = await evaluateSteps(this.runtime, this.steps, this.outputShape, rows, labels, args.batchSize ?? 256);
     return { loss: r.loss, ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}) };
   }
 

@@ -2,7 +2,8 @@
  * Kiln's gradients through graphs PyTorch exported equal PyTorch's own (test/fixtures/exported: the
  * fixtures and the loss, logits, gradients and BatchNorm running statistics torch 1.13 recorded for
  * one batch in train() mode). Within 1e-4, relative, per tensor, as the any-ONNX issue asks. textcls
- * takes int64 token ids (an embedding lookup's Gather), the others images.
+ * takes int64 token ids (an embedding lookup's Gather), textmask token ids and an attention mask (two
+ * inputs), the others images.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -11,7 +12,7 @@ import { encodeModel } from '../../src/graph/proto.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
-import { EXPORTED_DIR, decodeTensor, readReference, referenceInput } from '../fixtures/exported/reference.js';
+import { EXPORTED_DIR, decodeTensor, readReference, referenceInputs } from '../fixtures/exported/reference.js';
 import { lossGradientGraph } from '../../src/train/loss-gradients.js';
 
 const DIR = EXPORTED_DIR;
@@ -30,7 +31,7 @@ function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const runtime = new Runtime();
 after(() => runtime.close());
 
-for (const name of ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 'resnet_wide', 'vit_wide', 'textcls']) {
+for (const name of ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 'resnet_wide', 'vit_wide', 'textcls', 'textmask']) {
   describe(`gradients of PyTorch's ${name} export`, () => {
     it("equal PyTorch's loss, train-mode logits, every parameter's gradient and the running statistics", async () => {
       const ref = readReference(name);
@@ -44,8 +45,12 @@ for (const name of ['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 
 
       assert.deepEqual(trainable.map((p) => p.name).sort(), Object.keys(ref.gradients).sort(), 'Kiln trains exactly the initializers PyTorch has gradients for');
       const session = await runtime.load(encodeModel(modelToProto(graph)));
+      // The step graph's inputs: the first data input as 'input', the others (textmask's attention_mask) by their step names.
+      const given = referenceInputs(ref.batch);
+      const data: Record<string, Tensor> =
+        given instanceof Tensor ? { input: given } : { input: given[model.modelInput.name]!, ...Object.fromEntries(model.otherInputs.map((o) => [o.stepName, given[o.name]!])) };
       const feeds: Record<string, Tensor> = {
-        input: referenceInput(ref.batch),
+        ...data,
         labels: new Tensor(BigInt64Array.from(ref.batch.labels, (l) => BigInt(l)), [ref.batch.labels.length], 'int64'),
       };
       for (const p of model.paramInfos()) feeds[p.name] = model.weights.get(p.name)!;

@@ -12,6 +12,8 @@ import { OnnxModel } from '../../src/model/onnx-model.js';
 import { parseOnnx } from '../../src/model/read-model.js';
 import { distill } from '../../src/optimize/distill/distill.js';
 import { prune } from '../../src/optimize/prune/prune.js';
+import { optimizeModel } from '../../src/automl/optimize.js';
+import { bench } from '../../src/bench/bench.js';
 import { quantize } from '../../src/optimize/quantize/quantize.js';
 import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
@@ -45,6 +47,30 @@ function tokenTask(n: number, seed: number, opposite: boolean): { x: Tensor<'int
     labels[i] = (ones > twos) !== opposite ? 1 : 0;
   }
   return { x: new Tensor(ids, [n, SEQ], 'int64'), y: new Tensor(labels, [n], 'int32') };
+}
+
+/** models.padded_token_task's rule, drawn here: tokenTask's sequences cut to 4–12 tokens and padded with 0; the mask marks the tokens. */
+function paddedTokenTask(n: number, seed: number, opposite: boolean): { x: { input_ids: Tensor<'int64'>; attention_mask: Tensor<'int64'> }; y: Tensor<'int32'> } {
+  const { x } = tokenTask(n, seed, false);
+  const rng = new Random(seed + 1000);
+  const ids = x.data;
+  const mask = new BigInt64Array(n * SEQ);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const length = 4 + Math.floor(rng.next() * (SEQ - 3));
+    let ones = 0;
+    let twos = 0;
+    for (let t = 0; t < SEQ; t++) {
+      if (t >= length) ids[i * SEQ + t] = 0n;
+      else {
+        mask[i * SEQ + t] = 1n;
+        if (ids[i * SEQ + t] === 1n) ones++;
+        if (ids[i * SEQ + t] === 2n) twos++;
+      }
+    }
+    labels[i] = (ones > twos) !== opposite ? 1 : 0;
+  }
+  return { x: { input_ids: x, attention_mask: new Tensor(mask, [n, SEQ], 'int64') }, y: new Tensor(labels, [n], 'int32') };
 }
 
 describe('GraphModel of token ids', () => {
@@ -121,3 +147,83 @@ describe('GraphModel of token ids', () => {
     assert.match(r.err, /INVALID_ARGUMENT.*must be int64 token ids.*image or vector data cannot feed a model of token ids/);
   });
 });
+
+describe('GraphModel with two inputs (token ids and an attention mask)', () => {
+  const MASKED = `${EXPORTED_DIR}/textmask.onnx`;
+
+  it('loads with its second input, and fine-tunes, evaluates, predicts and saves on both', async () => {
+    const model = await GraphModel.load(MASKED);
+    assert.deepEqual(model.modelInput, { name: 'input_ids', shape: [SEQ] });
+    assert.deepEqual(model.otherInputs, [{ name: 'attention_mask', stepName: 'input/attention_mask', shape: [SEQ], dtype: 'int64' }]);
+    const train = paddedTokenTask(2048, 11, true);
+    const test = paddedTokenTask(512, 12, true);
+    model.compile({ optimizer: adam({ learningRate: 3e-3 }), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    const before = await model.evaluate(test.x, test.y);
+    assert.ok(before.accuracy! < 0.35, `as exported it follows the original rule: ${before.accuracy} on the opposite one`);
+    const history = await model.fit(train.x, train.y, { epochs: 4, batchSize: 64, verbose: 0, seed: 3, validationData: [test.x, test.y] });
+    assert.equal(history.history.val_accuracy!.length, 4);
+    const after = await model.evaluate(test.x, test.y);
+    assert.ok(after.accuracy! > 0.85, `accuracy on the opposite rule after fine-tuning: ${after.accuracy}`);
+    assert.equal(history.history.val_accuracy!.at(-1), after.accuracy);
+
+    const predicted = await model.predict(test.x, { batchSize: 100 });
+    const t = await tempDir();
+    try {
+      await model.save(t.path('textmask-tuned.onnx'));
+      const saved = await OnnxModel.load(t.path('textmask-tuned.onnx'));
+      assert.deepEqual(saved.inputs.map((i) => [i.name, i.dtype]), [['input_ids', 'int64'], ['attention_mask', 'int64']]);
+      const logits = (await saved.run(test.x)).logits!.data as Float32Array;
+      const expected = predicted.data as Float32Array;
+      for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(logits[i]! - expected[i]!) <= 1e-4 * (1 + Math.abs(expected[i]!)), `logit ${i}: ${logits[i]} vs ${expected[i]}`);
+    } finally {
+      await t.remove();
+    }
+  });
+
+  it('the mask is read: padding changed under it leaves the predictions as they were', async () => {
+    const model = await GraphModel.load(MASKED);
+    const { x } = paddedTokenTask(64, 13, false);
+    const noisy = new BigInt64Array(x.input_ids.data);
+    const mask = x.attention_mask.data;
+    for (let i = 0; i < noisy.length; i++) if (mask[i] === 0n) noisy[i] = BigInt(1 + (i % 31));
+    const a = (await model.predict(x)).data as Float32Array;
+    const b = (await model.predict({ ...x, input_ids: new Tensor(noisy, [64, SEQ], 'int64') })).data as Float32Array;
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-5, `logit ${i}: ${a[i]} vs ${b[i]}`);
+  });
+
+  it('names what is wrong with the inputs given', async () => {
+    const model = await GraphModel.load(MASKED);
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    const { x, y } = paddedTokenTask(8, 14, false);
+    await assert.rejects(model.fit(x.input_ids, y, { verbose: 0 }), kilnError('INVALID_ARGUMENT', 'the model has 2 inputs (input_ids, attention_mask): give x as an object of tensors by those names'));
+    await assert.rejects(model.fit({ input_ids: x.input_ids }, y, { verbose: 0 }), kilnError('INVALID_ARGUMENT', 'missing attention_mask'));
+    await assert.rejects(model.predict({ ...x, token_type_ids: x.input_ids }), kilnError('INVALID_ARGUMENT', 'the model has no input token_type_ids'));
+    await assert.rejects(model.predict({ ...x, attention_mask: x.attention_mask.slice(0, 4) }), kilnError('INVALID_SHAPE', 'x.attention_mask must have shape [8, 12] (as many rows as x.input_ids), got [4, 12]'));
+    await assert.rejects(model.predict({ ...x, attention_mask: new Tensor(new Float32Array(8 * SEQ), [8, SEQ], 'float32') }), kilnError('INVALID_ARGUMENT', "x.attention_mask must be int64, as the model's input 'attention_mask' is; got float32"));
+    await assert.rejects(model.evaluate({ ...x, input_ids: new Tensor(new Float32Array(8 * SEQ), [8, SEQ], 'float32') }, y), kilnError('INVALID_ARGUMENT', 'x.input_ids must be int64 token ids'));
+  });
+
+  it('prunes it (magnitude, and heads and MLP units ranked by Taylor) on both inputs, with latency and accuracy before and after', async () => {
+    const model = await GraphModel.load(MASKED);
+    const data = paddedTokenTask(256, 15, false);
+    const fineTune = { x: data.x, y: data.y, epochs: 1, batchSize: 64 };
+    const common = { fineTune, evaluation: { x: data.x, y: data.y }, latency: { batchSize: 8, runs: 3 } };
+    const sparse = await prune(model, { ...common, sparsity: 0.5 });
+    assert.ok(sparse.report.after.nonZeroParameters < sparse.report.before.nonZeroParameters);
+    assert.ok(sparse.report.after.accuracy! > 0.5 && sparse.report.after.latencyMs! > 0, JSON.stringify(sparse.report.after));
+    const narrow = await prune(model, { ...common, structured: { mlp: 0.5, criterion: 'taylor' } });
+    assert.deepEqual(narrow.report.groups.filter((g) => g.pruned).map((g) => [g.kind, g.units]), [['units', [32, 16]]]);
+    assert.deepEqual(narrow.model.otherInputs.map((o) => o.name), ['attention_mask']);
+    assert.deepEqual((await narrow.model.predict(data.x)).shape, [256, 2]);
+  });
+
+  it('what needs one input says so: static int8 calibration, bench, optimize, a teacher for distillation', async () => {
+    const model = await GraphModel.load(MASKED);
+    const data = paddedTokenTask(32, 16, false);
+    await assert.rejects(quantize(model, { mode: 'static', calibration: data.x as never }), kilnError('INVALID_ARGUMENT', 'several inputs', 'use dynamic int8 or float16'));
+    await assert.rejects(bench([{ name: 'textmask', model }], { x: data.x as never, y: data.y }), kilnError('INVALID_ARGUMENT', 'bench measures models of one data input'));
+    await assert.rejects(optimizeModel(model, { train: { x: data.x as never, y: data.y }, evaluation: { x: data.x as never, y: data.y }, objective: 'size' }), kilnError('INVALID_ARGUMENT', 'optimize takes models of one data input'));
+    await assert.rejects(distill({ teacher: model, student: model.clone(), x: data.x.input_ids, y: data.y, epochs: 1, verbose: 0 }), kilnError('INVALID_ARGUMENT', 'a classifier needs exactly one input; this model has 2 (input_ids, attention_mask)'));
+  });
+});
+

@@ -1,5 +1,6 @@
 import { KilnError } from '../../errors.js';
 import { layerFromConfig } from '../../layers/index.js';
+import { examplesIn, type ModelInputs } from '../../model/input-rows.js';
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
@@ -12,8 +13,8 @@ import type { TrainingStepOptions } from '../../train/training-step.js';
 
 /** Training after pruning: the data and the usual fit() settings. */
 export interface FineTuneArgs {
-  /** Training inputs. */
-  x: Tensor;
+  /** Training inputs: a tensor, or tensors by input name for a model with several (as fit takes them). */
+  x: ModelInputs;
   /** Training labels. */
   y: Tensor;
   /** Epochs of fine-tuning (iterative structured pruning: per round). Default 1. */
@@ -29,7 +30,7 @@ export interface FineTuneArgs {
    */
   loss?: string | Loss;
   /** Validation data, as in `fit()`. */
-  validationData?: [Tensor, Tensor];
+  validationData?: [ModelInputs, Tensor];
   /** Fraction held out for validation, as in `fit()`. */
   validationSplit?: number;
   /** Hooks called during fine-tuning, as in `fit()`. */
@@ -69,7 +70,7 @@ export function checkFineTune(args: FineTuneArgs): void {
 
 /** Optimizer steps fit() will take: batches per epoch (after any validation split) × epochs. */
 export function fineTuneSteps(args: FineTuneArgs): number {
-  const n = args.x.shape[0] ?? 0;
+  const n = examplesIn(args.x);
   const kept = args.validationData || !args.validationSplit ? n : Math.floor(n * (1 - args.validationSplit));
   return Math.ceil(kept / (args.batchSize ?? 32)) * (args.epochs ?? 1);
 }

@@ -9,7 +9,7 @@ import { formatSize } from './axis-atoms.js';
 import { checkFineTune, fitFineTune, type FineTuneArgs } from './fine-tune.js';
 import { analyzeGraph, measureFacts, unitIndex, type Blocker, type ChannelGroup, type GraphAnalysis, type GraphFacts, type GroupKind } from './graph-groups.js';
 import { expectedSizes, shrinkGraph, type Removals } from './graph-shrink.js';
-import { measureModelLatency, type ModelSnapshot, type SnapshotOptions } from './report.js';
+import { fileInputs, measureModelLatency, type ModelSnapshot, type SnapshotOptions } from './report.js';
 import { topIndices } from './structured.js';
 import { taylorGradients, type TaylorData } from './taylor.js';
 
@@ -478,7 +478,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
   const after = await snapshot(pruned, newAnalysis, newFacts, options);
   if (options.latency) {
     const settings = options.latency === true ? {} : options.latency;
-    const [ta, tb] = await measureModelLatency([model.toOnnx(), pruned.toOnnx()], model.modelInput, settings);
+    const [ta, tb] = await measureModelLatency([model.toOnnx(), pruned.toOnnx()], fileInputs(model), settings);
     before.latencyMs = ta;
     after.latencyMs = tb;
     before.latencyBatchSize = after.latencyBatchSize = settings.batchSize ?? 64;

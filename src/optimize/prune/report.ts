@@ -1,13 +1,14 @@
 import { KilnError } from '../../errors.js';
 import { Conv2D, Dense, type Layer } from '../../layers/index.js';
 import { modelCost, type ModelCost } from '../../model/cost.js';
+import type { ModelInputs } from '../../model/input-rows.js';
 import type { Model } from '../../model/model.js';
 import { INPUT_NAME } from '../../model/sequential.js';
 import { GraphModel } from '../../train/graph-model.js';
 import { type Sequential } from '../../train/sequential.js';
 import { Random } from '../../random.js';
 import { sharedRuntime } from '../../runtime/runtime.js';
-import { Tensor } from '../../tensor.js';
+import { allocate, Tensor, type AnyTypedArray, type DType } from '../../tensor.js';
 import { evaluateClassifier } from '../../train/metrics.js';
 
 /** One model's cost, and — when measured — its test accuracy and inference latency. */
@@ -162,7 +163,7 @@ export function graphWeightReports(after: GraphModel, pruned: ReadonlySet<string
 }
 
 /** Fraction of test examples a classifier gets right (argmax of its outputs against integer labels). */
-export async function classifierAccuracy(model: Model, x: Tensor, y: Tensor, batchSize = 256): Promise<number> {
+export async function classifierAccuracy(model: Model, x: ModelInputs, y: Tensor, batchSize = 256): Promise<number> {
   const scores = await model.predict(x, { batchSize });
   return evaluateClassifier(y as never, scores as never).accuracy;
 }
@@ -177,12 +178,21 @@ export type LatencyOptions = {
   seed?: number;
 };
 
+/** One input of a model's saved file, as latency runs feed it. */
+export interface FileInput {
+  name: string;
+  shape: number[];
+  dtype: DType;
+}
+
 /**
- * What a model's saved file is fed: Kiln's input for a layer model; an imported graph's own input
- * (its name and shape, channels-first for a PyTorch export), since its file is the original graph.
+ * What a model's saved file is fed: Kiln's input for a layer model; an imported graph's own inputs
+ * (names and shapes, channels-first for a PyTorch export; token ids and masks for a text model), since
+ * its file is the original graph.
  */
-function fileInput(model: Model): { name: string; shape: number[] } {
-  return model instanceof GraphModel ? model.modelInput : { name: INPUT_NAME, shape: model.inputShape };
+export function fileInputs(model: Model): FileInput[] {
+  if (!(model instanceof GraphModel)) return [{ name: INPUT_NAME, shape: model.inputShape, dtype: 'float32' }];
+  return [{ ...model.modelInput, dtype: model.inputDtype }, ...model.otherInputs.map((o) => ({ name: o.name, shape: o.shape, dtype: o.dtype }))];
 }
 
 /**
@@ -191,23 +201,20 @@ function fileInput(model: Model): { name: string; shape: number[] } {
  */
 export async function measureLatency(models: readonly Model[], options: LatencyOptions = {}): Promise<number[]> {
   return medianLatencies(
-    models.map((m) => {
-      const input = fileInput(m);
-      return { onnx: m.toOnnx(), input: input.name, shape: input.shape };
-    }),
+    models.map((m) => ({ onnx: m.toOnnx(), inputs: fileInputs(m) })),
     options,
   );
 }
 
-/** measureLatency for .onnx files that read one input of the same name and per-example shape (an imported model and its pruned copy). */
-export function measureModelLatency(files: readonly Uint8Array[], input: { name: string; shape: number[] }, options: LatencyOptions = {}): Promise<number[]> {
+/** measureLatency for .onnx files that read the same inputs (an imported model and its pruned copy). */
+export function measureModelLatency(files: readonly Uint8Array[], inputs: readonly FileInput[], options: LatencyOptions = {}): Promise<number[]> {
   return medianLatencies(
-    files.map((onnx) => ({ onnx, input: input.name, shape: input.shape })),
+    files.map((onnx) => ({ onnx, inputs })),
     options,
   );
 }
 
-async function medianLatencies(models: readonly { onnx: Uint8Array; input: string; shape: number[] }[], options: LatencyOptions): Promise<number[]> {
+async function medianLatencies(models: readonly { onnx: Uint8Array; inputs: readonly FileInput[] }[], options: LatencyOptions): Promise<number[]> {
   const batchSize = options.batchSize ?? 64;
   const runs = options.runs ?? 30;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError('INVALID_ARGUMENT', `latency batchSize must be a positive integer, got ${batchSize}`);
@@ -216,17 +223,23 @@ async function medianLatencies(models: readonly { onnx: Uint8Array; input: strin
   const sessions = await Promise.all(models.map((m) => runtime.load(m.onnx)));
   try {
     const rng = new Random(options.seed ?? 7);
-    const inputs = models.map((m) => {
-      const shape = [batchSize, ...m.shape];
-      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      for (let i = 0; i < data.length; i++) data[i] = rng.next();
-      return new Tensor(data, shape, 'float32');
-    });
+    // Random floats; integer inputs (token ids, attention masks) all 1: a valid id and an unmasked token.
+    const inputs = models.map((m) =>
+      Object.fromEntries(
+        m.inputs.map((input) => {
+          const shape = [batchSize, ...input.shape];
+          const data = allocate(input.dtype, shape.reduce((a, b) => a * b, 1));
+          if (input.dtype === 'float32') for (let i = 0; i < data.length; i++) data[i] = rng.next();
+          else (data as AnyTypedArray).fill((input.dtype === 'int64' ? 1n : 1) as never);
+          return [input.name, new Tensor(data as never, shape, input.dtype)];
+        }),
+      ),
+    );
     const times: number[][] = models.map(() => []);
     for (let r = -3; r < runs; r++) {
       for (let k = 0; k < models.length; k++) {
         const t0 = performance.now();
-        await runtime.run(sessions[k]!, { [models[k]!.input]: inputs[k]! });
+        await runtime.run(sessions[k]!, inputs[k]!);
         if (r >= 0) times[k]!.push(performance.now() - t0);
       }
     }
@@ -243,8 +256,8 @@ async function medianLatencies(models: readonly { onnx: Uint8Array; input: strin
 export interface SnapshotOptions {
   /** Test data for the accuracy before and after. */
   evaluation?: {
-    /** Test inputs. */
-    x: Tensor;
+    /** Test inputs (tensors by input name for a model with several). */
+    x: ModelInputs;
     /** Test labels. */
     y: Tensor;
   };

@@ -1,7 +1,7 @@
 import { modelToProto } from '../../graph/onnx-io.js';
 import { encodeModel } from '../../graph/proto.js';
 import { checkPositiveInteger } from '../../data/check.js';
-import { INPUT_NAME } from '../../model/model.js';
+import { examplesIn, type ModelInputs } from '../../model/input-rows.js';
 import { sharedRuntime } from '../../runtime/runtime.js';
 import { Tensor } from '../../tensor.js';
 import { KilnError } from '../../errors.js';
@@ -21,8 +21,8 @@ import { lossGradientGraph } from '../../train/loss-gradients.js';
 
 /** Data and budget for the Taylor gradients. */
 export interface TaylorData {
-  /** Inputs, in the layout the model is fed (channels-last data for a channels-first model is transposed, as in fit). */
-  x: Tensor;
+  /** Inputs, as fit takes them (channels-last data for a channels-first model is transposed; a model with several inputs: tensors by name). */
+  x: ModelInputs;
   /** Class labels. */
   y: Tensor;
   /** Batches averaged (default 8), of examples spread evenly over x (data sorted by class still shows every class). */
@@ -40,20 +40,20 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   const batchSize = data.batchSize ?? 64;
   checkPositiveInteger(batches, 'structured.data.batches', "criterion 'taylor'");
   checkPositiveInteger(batchSize, 'structured.data.batchSize', "criterion 'taylor'");
-  if (!(data.x instanceof Tensor) || !(data.y instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor' needs data: structured.data {x, y} or fineTune's x and y");
-  if (data.x.shape[0] === 0) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor': the data has no examples");
+  if (!data.x || typeof data.x !== 'object' || !(data.y instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor' needs data: structured.data {x, y} or fineTune's x and y");
+  if (examplesIn(data.x) === 0) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor': the data has no examples");
+  // Checking x settles the input layout as fit does (channels-last data for a channels-first model) — on
+  // a copy, so the model passed in stays as it was — and keys it (with any other inputs) as the step takes it.
+  const probe = model.clone();
+  const rows = probe.inputRows(data.x);
   // Class indices in [0, classes), as fit checks them (one-hot rows and out-of-range labels are errors).
-  const classLabels = prepareLabels(data.y, sparseCategoricalCrossentropy({ fromLogits: true }), model.outputShape, data.x.shape[0]!);
+  const classLabels = prepareLabels(data.y, sparseCategoricalCrossentropy({ fromLogits: true }), model.outputShape, rows.n);
   // Every (n/m)-th example: spread over the data, whatever its order.
-  const available = data.x.shape[0]!;
+  const available = rows.n;
   const m = Math.min(available, batches * batchSize);
   const picked = Array.from({ length: m }, (_, k) => Math.floor((k * available) / m));
-  const x = data.x.gather(picked);
+  const x = rows.gather(picked);
   const y = classLabels.gather(picked);
-  // predict settles the input layout as fit does (channels-last data for a channels-first model) — on a
-  // copy, so the model passed in stays as it was.
-  const probe = model.clone();
-  await probe.predict(x.slice(0, 1));
 
   const { graph, trainable, gradients } = lossGradientGraph(probe, 'taylor/labels');
   gradients.forEach((g, k) => graph.output(g, `taylor/grad/${k}`));
@@ -61,14 +61,14 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   const runtime = sharedRuntime();
   const session = await runtime.load(encodeModel(modelToProto(graph)));
   const sums = trainable.map((p) => new Float64Array(p.spec.shape.reduce((a, b) => a * b, 1)));
-  const n = x.shape[0]!;
+  const n = x.n;
   let examples = 0;
   try {
     for (let b = 0; b * batchSize < n; b++) {
       const start = b * batchSize;
       const end = Math.min(n, start + batchSize);
       const feeds: Record<string, Tensor> = {
-        [INPUT_NAME]: x.slice(start, end),
+        ...x.slice(start, end).feeds,
         'taylor/labels': y.slice(start, end),
       };
       for (const p of probe.paramInfos()) feeds[p.name] = probe.weights.get(p.name)!;

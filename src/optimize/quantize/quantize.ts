@@ -218,7 +218,15 @@ function checkOptions(o: QuantizeOptions): void {
 /** The calibration examples as one float32 tensor of the model's input shape (a seeded subset). */
 export function calibrationTensor(data: CalibrationData, inputShape: readonly (number | string | null)[], samples: number, seed: number, preprocessing: Preprocessing = {}): Tensor {
   const given: unknown = data instanceof Tensor ? data : (data as ImageDataset).train?.images ?? (data as LabeledImages).images;
-  if (!(given instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'calibration must be a tensor of examples, {images, labels} or a data set with a train split');
+  if (!(given instanceof Tensor)) {
+    const several = data !== null && typeof data === 'object' && !(data instanceof Tensor) && Object.values(data).length > 1 && Object.values(data).every((v) => v instanceof Tensor);
+    throw new KilnError(
+      'INVALID_ARGUMENT',
+      several
+        ? 'static int8 calibrates a model of one float input; this calibration data holds several inputs: for a model with several (input_ids and attention_mask), use dynamic int8 or float16'
+        : 'calibration must be a tensor of examples, {images, labels} or a data set with a train split',
+    );
+  }
   if (given.shape[0] === 0 || given.rank === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
   const x = toModelInput(given, inputShape, preprocessing);
   const expected = inputShape.slice(1);

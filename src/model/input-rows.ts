@@ -1,0 +1,64 @@
+// Owns what a model is fed as data: one tensor for its data input, or — for an imported graph with
+// several inputs (a text model's input_ids and attention_mask) — tensors by the model's input names;
+// and rows of all of them taken together (batches, validation splits, slices), keyed by the names the
+// step graphs give those inputs.
+import { KilnError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+
+/** What fit / evaluate / predict take as x: a tensor, or tensors by the model's input names (as Keras takes a dict). */
+export type ModelInputs = Tensor | Readonly<Record<string, Tensor>>;
+
+/** Number of examples in x: its rows (every tensor of an object of inputs has as many; fit checks that). */
+export function examplesIn(x: ModelInputs): number {
+  const first = x instanceof Tensor ? x : Object.values(x)[0];
+  return first?.shape[0] ?? 0;
+}
+
+/** The same rows of every data input, by step-graph input name; `primary` is the first input's. */
+export class InputRows {
+  constructor(
+    /** Every input's tensor by the name the step graphs feed it under. */
+    readonly feeds: Readonly<Record<string, Tensor>>,
+    /** The step name of the first data input (images, vectors or token ids). */
+    readonly primaryName: string,
+  ) {
+    const n = this.primary.shape[0];
+    for (const [name, t] of Object.entries(feeds)) {
+      if (t.shape[0] !== n) throw new KilnError('INVALID_DATA', `the inputs must have as many examples each: '${primaryName}' has ${n}, '${name}' has ${t.shape[0]}`);
+    }
+  }
+
+  /** The first data input's tensor. */
+  get primary(): Tensor {
+    return this.feeds[this.primaryName]!;
+  }
+
+  /** Number of examples (rows). */
+  get n(): number {
+    return this.primary.shape[0]!;
+  }
+
+  /** Whether the model has data inputs beside the first. */
+  get several(): boolean {
+    return Object.keys(this.feeds).length > 1;
+  }
+
+  /** Rows [start, end) of every input. */
+  slice(start: number, end: number): InputRows {
+    return this.map((t) => t.slice(start, end));
+  }
+
+  /** The rows at `indices` of every input, in that order. */
+  gather(indices: ArrayLike<number>): InputRows {
+    return this.map((t) => t.gather(indices));
+  }
+
+  /** The same rows with the first input replaced (augmented images). */
+  withPrimary(primary: Tensor): InputRows {
+    return new InputRows({ ...this.feeds, [this.primaryName]: primary }, this.primaryName);
+  }
+
+  private map(f: (t: Tensor) => Tensor): InputRows {
+    return new InputRows(Object.fromEntries(Object.entries(this.feeds).map(([k, t]) => [k, f(t)])), this.primaryName);
+  }
+}
