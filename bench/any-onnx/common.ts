@@ -10,6 +10,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { losses, optimizers, Tensor } from '../../src/index.js';
+import { selectRows, type ModelInputs } from '../../src/model/input-rows.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { cosineOverTraining } from '../train/common.js';
 
@@ -43,7 +44,7 @@ export function fixturePath(name: string): string {
   return resolve(ROOT, 'test/fixtures/exported', `${name}.onnx`);
 }
 
-export function torchScript(name: 'torch_finetune.py' | 'torch_transfer.py'): string {
+export function torchScript(name: 'torch_finetune.py' | 'torch_transfer.py' | 'torch_finetune_text.py'): string {
   return resolve(ROOT, 'bench/any-onnx', name);
 }
 
@@ -69,7 +70,7 @@ export function runTorch<T>(python: string, script: string, args: string[], env:
  */
 export async function timedFit(
   model: GraphModel,
-  x: Tensor,
+  x: ModelInputs,
   y: Tensor,
   args: { epochs: number; batchSize: number; seed: number; replicas?: number; orders?: readonly Int32Array[] },
 ): Promise<{ seconds: number; loss: number }> {
@@ -82,7 +83,7 @@ export async function timedFit(
     let seconds = 0;
     let loss = NaN;
     for (const order of args.orders) {
-      const h = await model.fit(x.gather(order), y.gather(order), { epochs: 1, batchSize: args.batchSize, shuffle: false, verbose: 0, replicas: args.replicas, callbacks: [timing] });
+      const h = await model.fit(selectRows(x, order), y.gather(order), { epochs: 1, batchSize: args.batchSize, shuffle: false, verbose: 0, replicas: args.replicas, callbacks: [timing] });
       seconds += (t1 - t0) / 1000;
       loss = h.history.loss!.at(-1)!;
     }

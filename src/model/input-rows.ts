@@ -14,6 +14,11 @@ export function examplesIn(x: ModelInputs): number {
   return first?.shape[0] ?? 0;
 }
 
+/** The rows at `indices` of x, of every input for an object of inputs (a batch order applied to all). */
+export function selectRows(x: ModelInputs, indices: ArrayLike<number>): ModelInputs {
+  return x instanceof Tensor ? x.gather(indices) : Object.fromEntries(Object.entries(x).map(([name, t]) => [name, t.gather(indices)]));
+}
+
 /** The same rows of every data input, by step-graph input name; `primary` is the first input's. */
 export class InputRows {
   constructor(

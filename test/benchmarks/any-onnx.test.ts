@@ -1,5 +1,5 @@
 /**
- * bench/any-onnx's benches (finetune.js, transfer.js) cannot rot silently: their flags are checked
+ * bench/any-onnx's benches (finetune.js, finetune-text.js, transfer.js) cannot rot silently: their flags are checked
  * (a fixture that does not exist stops finetune at once, exit 2), and each runs for real on a few
  * hundred images without PyTorch (--no-torch), printing its JSON with Kiln's figures and saying it ran
  * Kiln only. Needs Debian's Fashion-MNIST, as the benches do. (A misspelled flag and --help are
@@ -42,6 +42,19 @@ describe('bench/any-onnx', () => {
     // 4 steps from the fixture's pretrained weights: well above chance (10%).
     assert.ok(mlp.kilnAccuracy > 0.3 && mlp.kilnAccuracy <= 1, `accuracy ${mlp.kilnAccuracy}`);
     assert.ok(mlp.kilnImagesPerSecond > 0);
+  });
+
+  it('finetune-text.js fine-tunes both text fixtures (one input; token ids and a mask) on a few hundred sequences Kiln-only', async () => {
+    const { stdout, stderr } = await run(process.execPath, [path.join(benchDir, 'finetune-text.js'), '--seeds', '0', '--train', '512', '--test', '256', '--no-torch', '--json'], { timeout: 120_000 });
+    assert.match(stderr, /PyTorch: skipped \(--no-torch\); Kiln only/);
+    const out = JSON.parse(stdout) as { settings: { train: number }; summary: { fixture: string; kilnAccuracy: number; kilnExamplesPerSecond: number; torchAccuracy?: number }[] };
+    assert.equal(out.settings.train, 512);
+    assert.deepEqual(out.summary.map((s) => s.fixture), ['textcls', 'textmask']);
+    for (const s of out.summary) {
+      // Figures in range and no PyTorch side; how the accuracies compare with PyTorch's is the bench run's business.
+      assert.ok(s.kilnAccuracy >= 0 && s.kilnAccuracy <= 1 && s.kilnExamplesPerSecond > 0, JSON.stringify(s));
+      assert.equal(s.torchAccuracy, undefined);
+    }
   });
 
   it('transfer.js runs source, transfer and scratch on 256 images per half Kiln-only, the backbone frozen', async (t) => {

@@ -15,63 +15,15 @@ import { prune } from '../../src/optimize/prune/prune.js';
 import { optimizeModel } from '../../src/automl/optimize.js';
 import { bench } from '../../src/bench/bench.js';
 import { quantize } from '../../src/optimize/quantize/quantize.js';
-import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { adam } from '../../src/train/optimizers.js';
 import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
+import { paddedTokenTask, SEQ, tokenTask } from '../fixtures/exported/token-task.js';
 import { runMain } from '../cli/helpers.js';
 import { kilnError, tempDir } from './helpers.js';
 
 const FILE = `${EXPORTED_DIR}/textcls.onnx`;
-const SEQ = 12;
-
-/**
- * models.token_task's rule, drawn here: 12 tokens of 32, tokens 1 and 2 four times as likely as each
- * other one; label 1 where token 1 occurs more often than token 2 (`opposite`: where it does not).
- */
-function tokenTask(n: number, seed: number, opposite: boolean): { x: Tensor<'int64'>; y: Tensor<'int32'> } {
-  const rng = new Random(seed);
-  const ids = new BigInt64Array(n * SEQ);
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let ones = 0;
-    let twos = 0;
-    for (let t = 0; t < SEQ; t++) {
-      const u = rng.next() * 38; // weights: 4 + 4 + 30 × 1
-      const token = u < 4 ? 1 : u < 8 ? 2 : u < 9 ? 0 : Math.min(31, 3 + Math.floor(u - 9));
-      ids[i * SEQ + t] = BigInt(token);
-      if (token === 1) ones++;
-      if (token === 2) twos++;
-    }
-    labels[i] = (ones > twos) !== opposite ? 1 : 0;
-  }
-  return { x: new Tensor(ids, [n, SEQ], 'int64'), y: new Tensor(labels, [n], 'int32') };
-}
-
-/** models.padded_token_task's rule, drawn here: tokenTask's sequences cut to 4–12 tokens and padded with 0; the mask marks the tokens. */
-function paddedTokenTask(n: number, seed: number, opposite: boolean): { x: { input_ids: Tensor<'int64'>; attention_mask: Tensor<'int64'> }; y: Tensor<'int32'> } {
-  const { x } = tokenTask(n, seed, false);
-  const rng = new Random(seed + 1000);
-  const ids = x.data;
-  const mask = new BigInt64Array(n * SEQ);
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const length = 4 + Math.floor(rng.next() * (SEQ - 3));
-    let ones = 0;
-    let twos = 0;
-    for (let t = 0; t < SEQ; t++) {
-      if (t >= length) ids[i * SEQ + t] = 0n;
-      else {
-        mask[i * SEQ + t] = 1n;
-        if (ids[i * SEQ + t] === 1n) ones++;
-        if (ids[i * SEQ + t] === 2n) twos++;
-      }
-    }
-    labels[i] = (ones > twos) !== opposite ? 1 : 0;
-  }
-  return { x: { input_ids: x, attention_mask: new Tensor(mask, [n, SEQ], 'int64') }, y: new Tensor(labels, [n], 'int32') };
-}
 
 describe('GraphModel of token ids', () => {
   it('loads as a trainable model of int64 token ids', async () => {
