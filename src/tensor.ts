@@ -219,8 +219,12 @@ export function concatRows<D extends DType>(parts: readonly Tensor<D>[]): Tensor
   if (!first) throw new KilnError('INVALID_ARGUMENT', 'concatRows needs at least one tensor');
   const rows = parts.reduce((sum, p) => sum + p.shape[0]!, 0);
   const data = allocate(first.dtype, parts.reduce((sum, p) => sum + p.size, 0));
+  const sameRow = (shape: readonly number[]) => shape.length === first.shape.length && shape.every((d, i) => i === 0 || d === first.shape[i]);
   let offset = 0;
   for (const p of parts) {
+    if (p.dtype !== first.dtype || !sameRow(p.shape)) {
+      throw new KilnError('INVALID_SHAPE', `concatRows joins tensors of one dtype and row shape: ${first.dtype} ${formatShape(first.shape)} and ${p.dtype} ${formatShape(p.shape)}`);
+    }
     data.set(p.data as never, offset);
     offset += p.size;
   }

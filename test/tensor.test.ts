@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, tensor } from '../src/index.js';
+import { concatRows } from '../src/tensor.js';
 import { assertThrowsKiln } from './model/helpers.js';
 
 describe('tensor() from nested arrays', () => {
@@ -148,3 +149,17 @@ describe('Tensor row operations', () => {
     assert.deepEqual(tensor(new Float32Array(0), [2, 0]).toArray(), [[], []]);
   });
 });
+
+describe('concatRows', () => {
+  it('joins tensors along the first axis, of one dtype and row shape, and names a mismatch', () => {
+    const a = tensor([[1, 2], [3, 4]]);
+    const b = tensor([[5, 6]]);
+    assert.deepEqual(concatRows([a, b]).toArray(), [[1, 2], [3, 4], [5, 6]]);
+    assert.deepEqual(concatRows([tensor([[1n]], undefined, 'int64'), tensor([[2n], [3n]], undefined, 'int64')]).toArray(), [[1], [2], [3]]);
+    assertThrowsKiln(() => concatRows([a, tensor([[1, 2, 3]])]), 'INVALID_SHAPE', 'float32 [2, 2] and float32 [1, 3]');
+    assertThrowsKiln(() => concatRows([a, tensor([[1n, 2n]], undefined, 'int64')]), 'INVALID_SHAPE', 'int64 [1, 2]');
+    assertThrowsKiln(() => concatRows([a, tensor([[[1, 2]]])]), 'INVALID_SHAPE');
+    assertThrowsKiln(() => concatRows([]), 'INVALID_ARGUMENT');
+  });
+});
+

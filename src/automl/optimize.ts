@@ -189,9 +189,14 @@ function checkOptions(model: unknown, o: OptimizeOptions): void {
   if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
     throw new KilnError('NOT_TRAINABLE', 'kiln optimize needs a trainable model: a Kiln Sequential (as kiln train saves it) or an imported graph (a GraphModel, as kiln.loadModel returns a PyTorch or tf2onnx export)');
   }
-  if (!(o.train?.x instanceof Tensor) || !(o.evaluation?.x instanceof Tensor)) {
-    throw new KilnError('INVALID_ARGUMENT', 'optimize takes models of one data input: train.x and evaluation.x must be tensors (models with several inputs, such as input_ids and attention_mask, are not optimized yet)');
+  if (model.otherInputs.length > 0 || !(o.train?.x instanceof Tensor) || !(o.evaluation?.x instanceof Tensor)) {
+    throw new KilnError('INVALID_ARGUMENT', 'optimize takes models of one data input, and train.x and evaluation.x as tensors (models with several inputs, such as input_ids and attention_mask, are not optimized yet)');
   }
+  // The data checked against the model's input before any work (shape, type, layout); on a copy of an
+  // imported graph, whose input check may settle its layout.
+  const probe = model instanceof GraphModel ? model.clone() : model;
+  probe.inputRows(o.train.x, 'train.x');
+  probe.inputRows(o.evaluation.x, 'evaluation.x');
   if (o.objective !== 'latency' && o.objective !== 'size') throw new KilnError('INVALID_ARGUMENT', `objective must be 'latency' or 'size', got ${JSON.stringify(o.objective)}`);
   const drop = o.maxAccuracyDrop ?? 0.5;
   if (!(Number.isFinite(drop) && drop >= 0 && drop <= 100)) throw new KilnError('INVALID_ARGUMENT', `maxAccuracyDrop is in percentage points, from 0 to 100; got ${drop}`);
@@ -240,6 +245,10 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
   const seed = options.seed ?? 42;
   const notes: string[] = [];
   const choices: SearchChoices = { ...options };
+  if (model.inputDtype !== 'float32' && options.quantizations === undefined) {
+    choices.quantizations = ['float16'];
+    notes.push(`static int8 not tried: it calibrates float inputs, and this model takes ${model.inputDtype} token ids (quantize it with mode 'dynamic' for int8 MatMuls)`);
+  }
   if (model instanceof GraphModel && options.studentRatios === undefined) {
     choices.studentRatios = [];
     notes.push('distilled students not tried: a student is a Kiln layer model reading channels-last images under its own input name, not a drop-in replacement for this imported graph (ask for them with studentRatios / --student-ratios)');

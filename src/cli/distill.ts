@@ -5,7 +5,7 @@ import { asOnnxModel, classifierScores } from '../optimize/distill/teacher.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
-import { importOptions, IMPORT_OPTIONS } from './import-options.js';
+import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
 import { GraphModel } from '../train/graph-model.js';
 import { Sequential } from '../train/sequential.js';
 import { formatDuration, formatNumber, formatTable } from '../text/format.js';
@@ -42,6 +42,7 @@ export const distillCommand: Command = {
     const teacher = await asOnnxModel(String(options.teacher));
     const seed = Number(options.seed);
     const chosen = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length, seed, () => importOptions(options, seed)) : undefined;
+    requireOneInput(chosen, String(options.student));
     if (chosen && !(chosen instanceof Sequential || chosen instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `--student '${String(options.student)}' is no model Kiln trains`);
     }

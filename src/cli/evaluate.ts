@@ -2,7 +2,7 @@ import { KilnError } from '../errors.js';
 import { loadDataset } from '../data/by-name.js';
 import { Sequential } from '../train/sequential.js';
 import { GraphModel } from '../train/graph-model.js';
-import { importOptions, IMPORT_OPTIONS } from './import-options.js';
+import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
 import { loadModel } from '../train/load.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
@@ -23,6 +23,7 @@ export const evaluateCommand: Command = {
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln evaluate: give a model file, e.g. kiln evaluate model.onnx --dataset embedded');
     const data = await loadDataset(String(options.dataset));
     const model = await loadModel(file, importOptions(options));
+    requireOneInput(model, file);
     let result: Record<string, unknown>;
     if (model instanceof Sequential) {
       model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }), metrics: ['accuracy'] });

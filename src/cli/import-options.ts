@@ -1,5 +1,5 @@
 import { KilnError } from '../errors.js';
-import type { GraphModelOptions } from '../train/graph-model.js';
+import { GraphModel, type GraphModelOptions } from '../train/graph-model.js';
 import type { Command } from './command.js';
 
 /** The options of commands that read ONNX models other tools exported: input layout and normalization, transfer learning. */
@@ -31,3 +31,14 @@ export function importOptions(options: Record<string, unknown>, seed?: number): 
     ...(seed !== undefined ? { seed } : {}),
   };
 }
+
+/**
+ * The command line feeds a model one input, its --dataset's examples; an imported model with several
+ * inputs (input_ids and attention_mask) is refused by name before any work, pointing to the library.
+ */
+export function requireOneInput(model: unknown, file: string): void {
+  if (!(model instanceof GraphModel) || model.otherInputs.length === 0) return;
+  const names = [model.modelInput.name, ...model.otherInputs.map((o) => o.name)];
+  throw new KilnError('INVALID_ARGUMENT', `'${file}' takes ${names.length} inputs (${names.join(', ')}): the command line's --dataset feeds one; fine-tune or evaluate it through the library, with x as {${names.join(', ')}}`);
+}
+

@@ -13,7 +13,7 @@ import { Sequential } from '../train/sequential.js';
 import { defaultedNumber, defaultedString, numberOption, stringOption } from './args.js';
 import type { Command } from './command.js';
 import { parseDuration } from './duration.js';
-import { IMPORT_OPTIONS, importOptions } from './import-options.js';
+import { IMPORT_OPTIONS, importOptions, requireOneInput } from './import-options.js';
 
 const list = (text: string | undefined, flag: string): number[] | undefined => {
   if (text === undefined) return undefined;
@@ -63,6 +63,7 @@ export const optimizeCommand: Command = {
     const budget = stringOption(options, 'budget');
     const timeBudgetMs = budget === undefined ? undefined : parseDuration(budget, 'budget');
     const model = await loadModel(file, importOptions(options));
+    requireOneInput(model, file);
     if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be optimized: ${model.notTrainable ?? 'Kiln can run it but not train it'} (pruning and students fine-tune the model)`);
     }

@@ -4,7 +4,7 @@ import { loadDataset } from '../data/by-name.js';
 import { Sequential } from '../train/sequential.js';
 import { GraphModel } from '../train/graph-model.js';
 import { modelFromSpec } from '../train/model-from-spec.js';
-import { importOptions, IMPORT_OPTIONS } from './import-options.js';
+import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { sparseCategoricalCrossentropy } from '../train/losses.js';
 import { stringOption } from './args.js';
@@ -77,6 +77,7 @@ export const trainCommand: Command = {
     const inputShape = data.train.images.shape.slice(1);
     const seed = Number(options.seed);
     const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, seed, () => importOptions(options, seed));
+    requireOneInput(model, String(options.model));
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     if (model instanceof GraphModel) await prepareImported(model, options);
     else if (options['train-only'] !== undefined || options['num-classes'] !== undefined) {

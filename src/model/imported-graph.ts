@@ -19,6 +19,8 @@ import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type Model
  * - the shapes: measured, not inferred — the file is run once at two batch sizes with every
  *   intermediate value as an extra output, so ops Kiln has no shape rule for still import, and a
  *   dimension that follows the batch size becomes the symbolic 'N';
+ * - the data inputs: the first takes images or vectors (float32) or token ids (int64 / int32); any
+ *   others (a text model's attention_mask) are fed as they are, under their step names;
  * - the data adapter: a channels-first model fed from Kiln's channels-last images gets one Transpose in
  *   front, and a declared per-channel mean/std is applied after it (torchvision's normalization);
  * - the training form: BatchNormalization computes batch statistics and updates its running ones as
@@ -515,7 +517,6 @@ function differentiableInputs(n: NodeProto): string[] {
   return (n.input ?? []).filter((name, k) => name !== '' && !skip.includes(k));
 }
 
-/** Graph inputs a caller feeds (older exporters list the initializers among the inputs too). */
 /**
  * The data input's element type, where Kiln can feed it: float32 (images, vectors) or int64 / int32
  * token ids (a text model's embedding lookup, fed from integer data such as an .npy file).
@@ -553,6 +554,7 @@ function declaredInputs(proto: ModelProto, file: string): DeclaredInput[] {
   });
 }
 
+/** Graph inputs a caller feeds (older exporters list the initializers among the inputs too). */
 function realInputs(proto: ModelProto): string[] {
   const inits = new Set((proto.graph?.initializer ?? []).map((t) => t.name));
   return (proto.graph?.input ?? []).map((i) => i.name ?? '').filter((n) => !inits.has(n));

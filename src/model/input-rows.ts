@@ -10,8 +10,8 @@ export type ModelInputs = Tensor | Readonly<Record<string, Tensor>>;
 
 /** Number of examples in x: its rows (every tensor of an object of inputs has as many; fit checks that). */
 export function examplesIn(x: ModelInputs): number {
-  const first = x instanceof Tensor ? x : Object.values(x)[0];
-  return first?.shape[0] ?? 0;
+  const first: unknown = x instanceof Tensor ? x : Object.values(x ?? {})[0];
+  return first instanceof Tensor ? (first.shape[0] ?? 0) : 0;
 }
 
 /** The rows at `indices` of x, of every input for an object of inputs (a batch order applied to all). */

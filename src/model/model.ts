@@ -72,7 +72,6 @@ export interface PredictOptions {
   batchSize?: number;
 }
 
-/** What emits a model's graph: the part that differs between layer models and imported graphs. */
 /** A data input after a model's first (an imported graph's `attention_mask` beside its `input_ids`). */
 export interface OtherInput {
   /** The model's own name for it: the key callers give its tensor under. */
@@ -85,6 +84,7 @@ export interface OtherInput {
   dtype: DType;
 }
 
+/** What emits a model's graph: the part that differs between layer models and imported graphs. */
 export interface ModelStructure {
   /** Shape of one example as the model's callers feed it (no batch dimension). */
   readonly inputShape: number[];
@@ -144,6 +144,11 @@ export abstract class Model {
   /** Shape of one output example, without the batch dimension (`[10]` for a 10-class classifier). */
   get outputShape(): number[] {
     return this.structure.outputShape;
+  }
+
+  /** Data inputs after the first (an imported text model's attention_mask): name, shape and type each; none for most models. */
+  get otherInputs(): readonly OtherInput[] {
+    return this.structure.otherInputs ?? [];
   }
 
   /** The element type its data input takes: float32, or integer token ids for an imported text model. */

@@ -7,7 +7,6 @@ import { readOnnxFile } from '../model/read-model.js';
 import { Random } from '../random.js';
 import { sharedRuntime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
-import type { OtherInput } from '../model/model.js';
 import { resolveLoss, type Loss } from './losses.js';
 import { TrainableModel, type CompileArgs } from './model.js';
 import type { TrainingStepOptions } from './training-step.js';
@@ -115,11 +114,6 @@ export class GraphModel extends TrainableModel {
   /** The graph's own name for its first input (`input`, `input_ids`): the key of its tensor when x is an object of inputs. */
   protected override get primaryInputName(): string {
     return this.structure.modelInput.name;
-  }
-
-  /** The graph's data inputs after the first (an attention mask): name, shape and type each. */
-  get otherInputs(): readonly OtherInput[] {
-    return this.structure.otherInputs;
   }
 
   /** Whether the graph ends in Softmax: it outputs probabilities, and training starts from the logits before it. */

@@ -17,8 +17,9 @@ export interface LoadModelOptions extends GraphModelOptions {
  * Loads an .onnx model as a model that trains, from a file (a path under Node, a URL in a browser,
  * where the platform fetches it) or from its bytes: a Kiln model (its layer configuration is in the
  * metadata) as a Sequential; any other ONNX model (a PyTorch or tf2onnx export) as a GraphModel over
- * its own graph. A model Kiln cannot feed data to (several inputs, integer inputs) or a quantized one
- * comes back as an inference-only OnnxModel, with the reason in `notTrainable`.
+ * its own graph (token ids and several inputs included). A model Kiln cannot feed data to (an input of
+ * another type than float32, int64 or int32) or a quantized one comes back as an inference-only
+ * OnnxModel, with the reason in `notTrainable`.
  */
 export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer, options: LoadModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   const { key: keyText, ...graphOptions } = options;

@@ -97,6 +97,11 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 
 /** The package of a compiled model: its steps, and the state its training has reached (fresh before fit). */
 export async function trainingPackage(model: TrainableModel): Promise<TrainingPackage> {
+  // The Trainer feeds one float32 input ('input'); refused here rather than shipped as a package no page can train.
+  const others = model.otherInputs;
+  if (model.inputDtype !== 'float32' || others.length > 0) {
+    throw new KilnError('INVALID_ARGUMENT', `a training package trains a model of one float32 input (images, vectors); '${model.name}' takes ${others.length > 0 ? `${others.length + 1} inputs` : `${model.inputDtype} token ids`}: train it in Node (fit)`);
+  }
   const { steps, weights, slots, step, inference } = model.trainingSnapshot();
   const t = steps.training;
   const fresh = (initial: number) => new Tensor(new Float32Array(t.totalSize).fill(initial), [t.totalSize], 'float32');

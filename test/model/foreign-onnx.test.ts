@@ -120,6 +120,11 @@ describe('a foreign (PyTorch-style) ONNX model', () => {
     assertClose(one.data as Float32Array, byHand([rows[0]!]), 1e-6);
     const named = await model.run({ input: tensor(rows) });
     assert.deepEqual(Object.keys(named), ['output']);
+    // In runs of 3 (a last run of 1), joined: the same rows.
+    const batched = await model.predict(tensor(rows), { batchSize: 3 });
+    assert.deepEqual(batched.shape, [4, 2]);
+    assertClose(batched.data as Float32Array, byHand(rows), 1e-6);
+    await assertRejectsKiln(() => model.predict(tensor(rows), { batchSize: 0 }), 'INVALID_ARGUMENT', 'batchSize');
   });
 
   it('rejects input of the wrong shape, naming the expected and found shapes', async () => {

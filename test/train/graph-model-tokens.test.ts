@@ -13,6 +13,7 @@ import { parseOnnx } from '../../src/model/read-model.js';
 import { distill } from '../../src/optimize/distill/distill.js';
 import { prune } from '../../src/optimize/prune/prune.js';
 import { optimizeModel } from '../../src/automl/optimize.js';
+import { exportTrainer } from '../../src/train/export-trainer.js';
 import { bench } from '../../src/bench/bench.js';
 import { quantize } from '../../src/optimize/quantize/quantize.js';
 import { Tensor } from '../../src/tensor.js';
@@ -85,11 +86,24 @@ describe('GraphModel of token ids', () => {
       assert.deepEqual((await q.predict(data.x)).shape, [256, 2], mode);
     }
     const student = narrow.model;
+    const before = new Map([...student.weights].map(([k, t]) => [k, (t.data as Float32Array).slice()]));
     const distilled = await distill({ teacher: model, student, x: data.x, y: data.y, epochs: 1, verbose: 0 });
     assert.equal(distilled.student.inputDtype, 'int64');
+    const after = await distilled.student.currentWeights();
+    assert.ok([...before].some(([k, w]) => (after.get(k)!.data as Float32Array).some((v, i) => v !== w[i])), 'distillation trained the student');
+    assert.ok(Number.isFinite(distilled.history.history.loss!.at(-1)!));
   });
 
-  it('names what cannot take token ids: static int8 calibration, the default student, an image data set', async () => {
+  it('kiln optimize leaves static int8 out for it, saying why, and tries the rest', async () => {
+    const model = await GraphModel.load(FILE);
+    const train = tokenTask(256, 7, true);
+    const test = tokenTask(128, 8, true);
+    const r = await optimizeModel(model, { train, evaluation: test, objective: 'size', maxAccuracyDrop: 100, pruneRatios: [0.5], sparsities: [], measurement: { repetitions: 1, latencyRuns: 3, throughputBatches: 1 } });
+    assert.deepEqual(r.candidates.map((c) => c.name).sort(), ['float-fp16', 'pruned50', 'pruned50-fp16']);
+    assert.ok(r.notes.some((n) => /static int8 not tried: it calibrates float inputs, and this model takes int64 token ids/.test(n)), r.notes.join('\n'));
+  });
+
+  it('names what cannot take token ids: static int8 calibration, the default student, an image data set, a training package', async () => {
     const model = await GraphModel.load(FILE);
     const data = tokenTask(64, 6, false);
     await assert.rejects(quantize(model, { mode: 'static', calibration: data.x }), kilnError('INVALID_ARGUMENT', 'for a model of token ids use dynamic int8'));
@@ -97,6 +111,13 @@ describe('GraphModel of token ids', () => {
     const r = await runMain(['evaluate', FILE, '--dataset', 'embedded']);
     assert.notEqual(r.code, 0);
     assert.match(r.err, /INVALID_ARGUMENT.*must be int64 token ids.*image or vector data cannot feed a model of token ids/);
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    const t = await tempDir();
+    try {
+      await assert.rejects(exportTrainer(model, t.path('package')), kilnError('INVALID_ARGUMENT', 'a training package trains a model of one float32 input', 'takes int64 token ids'));
+    } finally {
+      await t.remove();
+    }
   });
 });
 
@@ -175,6 +196,13 @@ describe('GraphModel with two inputs (token ids and an attention mask)', () => {
     await assert.rejects(quantize(model, { mode: 'static', calibration: data.x as never }), kilnError('INVALID_ARGUMENT', 'several inputs', 'use dynamic int8 or float16'));
     await assert.rejects(bench([{ name: 'textmask', model }], { x: data.x as never, y: data.y }), kilnError('INVALID_ARGUMENT', 'bench measures models of one data input'));
     await assert.rejects(optimizeModel(model, { train: { x: data.x as never, y: data.y }, evaluation: { x: data.x as never, y: data.y }, objective: 'size' }), kilnError('INVALID_ARGUMENT', 'optimize takes models of one data input'));
+    await assert.rejects(optimizeModel(model, { train: { x: data.x.input_ids, y: data.y }, evaluation: { x: data.x.input_ids, y: data.y }, objective: 'size' }), kilnError('INVALID_ARGUMENT', 'optimize takes models of one data input'));
+    await assert.rejects(quantize(model, { mode: 'dynamic', evaluate: { x: data.x.input_ids, y: data.y } }), kilnError('INVALID_ARGUMENT', 'evaluate compares the models on one input', 'takes 2 (input_ids, attention_mask)'));
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    await assert.rejects(exportTrainer(model, '/nonexistent/kiln-package'), kilnError('INVALID_ARGUMENT', 'takes 2 inputs'));
+    const cli = await runMain(['train', '--model', MASKED, '--dataset', 'embedded', '--epochs', '1']);
+    assert.notEqual(cli.code, 0);
+    assert.match(cli.err, /takes 2 inputs \(input_ids, attention_mask\): the command line's --dataset feeds one; fine-tune or evaluate it through the library/);
     await assert.rejects(distill({ teacher: model, student: model.clone(), x: data.x.input_ids, y: data.y, epochs: 1, verbose: 0 }), kilnError('INVALID_ARGUMENT', 'a classifier needs exactly one input; this model has 2 (input_ids, attention_mask)'));
   });
 });

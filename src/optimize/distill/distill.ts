@@ -1,6 +1,6 @@
 import { KilnError, formatShape } from '../../errors.js';
 import type { AugmentOptions } from '../../data/augment.js';
-import type { Tensor } from '../../tensor.js';
+import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
 import type { History } from '../../train/fit-loop.js';
@@ -114,7 +114,11 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   const alpha = args.alpha ?? 0.1;
   checkDistillationOptions({ temperature, alpha });
   const x = args.x;
+  if (!(x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'distill feeds one input: x must be a tensor (models with several inputs, such as input_ids and attention_mask, are not distilled yet)');
   if (x.rank < 2) throw new KilnError('INVALID_SHAPE', `x must be [N, ...features], got ${formatShape(x.shape)}`);
+  if (!args.student && x.dtype !== 'float32') {
+    throw new KilnError('INVALID_ARGUMENT', `the default student is a Kiln CNN or MLP reading float images or vectors; the data is ${x.dtype}${x.dtype === 'int64' || x.dtype === 'int32' ? ' (token ids)' : ''}: give a student, e.g. a smaller exported text model loaded as a GraphModel`);
+  }
   const teacher = await asOnnxModel(args.teacher);
   const t0 = performance.now();
   // With augmentation only a sample is scored here, to learn the class count and the output kind.
@@ -122,9 +126,6 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   let teacherSeconds = (performance.now() - t0) / 1000;
   const classes = cached.logits.shape[1]!;
 
-  if (!args.student && x.dtype !== 'float32') {
-    throw new KilnError('INVALID_ARGUMENT', `the default student is a Kiln CNN or MLP reading float images or vectors; the data is ${x.dtype}${x.dtype === 'int64' || x.dtype === 'int32' ? ' (token ids)' : ''}: give a student, e.g. a smaller exported text model loaded as a GraphModel`);
-  }
   const student: Sequential | GraphModel = args.student ?? defaultStudent(teacher, { inputShape: x.shape.slice(1), numClasses: classes }, args.studentOptions);
   if (!(student instanceof Sequential || student instanceof GraphModel)) {
     throw new KilnError('NOT_TRAINABLE', 'the student must be a trainable model: a Kiln Sequential, or an imported graph (GraphModel) as kiln.loadModel returns them');

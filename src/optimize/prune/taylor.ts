@@ -1,7 +1,7 @@
 import { modelToProto } from '../../graph/onnx-io.js';
 import { encodeModel } from '../../graph/proto.js';
 import { checkPositiveInteger } from '../../data/check.js';
-import { examplesIn, type ModelInputs } from '../../model/input-rows.js';
+import type { ModelInputs } from '../../model/input-rows.js';
 import { sharedRuntime } from '../../runtime/runtime.js';
 import { Tensor } from '../../tensor.js';
 import { KilnError } from '../../errors.js';
@@ -41,11 +41,11 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   checkPositiveInteger(batches, 'structured.data.batches', "criterion 'taylor'");
   checkPositiveInteger(batchSize, 'structured.data.batchSize', "criterion 'taylor'");
   if (!data.x || typeof data.x !== 'object' || !(data.y instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor' needs data: structured.data {x, y} or fineTune's x and y");
-  if (examplesIn(data.x) === 0) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor': the data has no examples");
   // Checking x settles the input layout as fit does (channels-last data for a channels-first model) — on
   // a copy, so the model passed in stays as it was — and keys it (with any other inputs) as the step takes it.
   const probe = model.clone();
   const rows = probe.inputRows(data.x);
+  if (rows.n === 0) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor': the data has no examples");
   // Class indices in [0, classes), as fit checks them (one-hot rows and out-of-range labels are errors).
   const classLabels = prepareLabels(data.y, sparseCategoricalCrossentropy({ fromLogits: true }), model.outputShape, rows.n);
   // Every (n/m)-th example: spread over the data, whatever its order.

@@ -304,6 +304,13 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
   const runtime = options.runtime ?? sharedRuntime();
   const seed = options.seed ?? 42;
   const before = floatBytes(model);
+  if (options.evaluate) {
+    // Checked before any work: the comparison feeds the data to the model's one input.
+    const inputs = new OnnxModel(before, decodeModel(before)).inputs;
+    if (inputs.length !== 1 || !(options.evaluate.x instanceof Tensor)) {
+      throw new KilnError('INVALID_ARGUMENT', `evaluate compares the models on one input's data; this model takes ${inputs.length} (${inputs.map((i) => i.name).join(', ')}): quantize without evaluate, then evaluate the result through the library`);
+    }
+  }
   const settings: Record<string, unknown> = { mode: options.mode };
   const reduceRange = options.reduceRange ?? (options.weightBits === undefined && integerKernelsSaturate());
   let fineTuneReport: QuantizationReport['fineTune'];
