@@ -12,8 +12,9 @@ import { KilnError } from '../errors.js';
 import { bench, type BenchEntry } from '../bench/bench.js';
 import { distill } from '../optimize/distill/distill.js';
 import { prune } from '../optimize/prune/prune.js';
-import { quantize } from '../optimize/quantize/quantize.js';
-import { adaptInput } from '../model/input-adapter.js';
+import { quantize, type CalibrationData } from '../optimize/quantize/quantize.js';
+import { fileFeeds } from '../model/input-adapter.js';
+import { examplesIn, sliceInputs, type ModelInputs } from '../model/input-rows.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { parseOnnx } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
@@ -38,15 +39,15 @@ export type OptimizeObjective = 'latency' | 'size';
 export interface OptimizeOptions extends SearchChoices {
   /** Training data: fine-tuning, distillation and int8 calibration. */
   train: {
-    /** Training inputs, one example per row of the first dimension. */
-    x: Tensor;
+    /** Training inputs, one example per row of the first dimension (tensors by input name for a model of several). */
+    x: ModelInputs;
     /** Training labels (class indices). */
     y: Tensor;
   };
   /** The data the accuracy budget is held on (and the measurements made on): the test split, as INC's eval set. */
   evaluation: {
-    /** Evaluation inputs, one example per row of the first dimension. */
-    x: Tensor;
+    /** Evaluation inputs, one example per row of the first dimension (tensors by input name for a model of several). */
+    x: ModelInputs;
     /** Evaluation labels (class indices). */
     y: Tensor;
   };
@@ -163,17 +164,15 @@ export interface OptimizeResult {
  * data is fed in the layout and normalization the file declares or its input shape asks for (an
  * imported graph's channels-first input, a student's channels-last one).
  */
-async function accuracyOf(bytes: Uint8Array, data: { x: Tensor; y: Tensor }, runtime: Runtime): Promise<number> {
+async function accuracyOf(bytes: Uint8Array, data: { x: ModelInputs; y: Tensor }, runtime: Runtime): Promise<number> {
   const described = new OnnxModel(bytes, parseOnnx(bytes));
-  const input = described.inputs[0]!;
-  const preprocessing = described.preprocessing;
   const session = await runtime.load(bytes);
   try {
-    const n = data.x.shape[0]!;
+    const n = examplesIn(data.x);
     const parts: Float32Array[] = [];
     let classes = 0;
     for (let start = 0; start < n; start += 256) {
-      const out = Object.values(await runtime.run(session, { [input.name]: adaptInput(data.x.slice(start, start + 256), input, preprocessing) }))[0]!;
+      const out = Object.values(await runtime.run(session, fileFeeds(sliceInputs(data.x, start, start + 256), described.inputs, described.preprocessing)))[0]!;
       classes = out.shape[1]!;
       parts.push(out.data as Float32Array);
     }
@@ -189,8 +188,8 @@ function checkOptions(model: unknown, o: OptimizeOptions): void {
   if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
     throw new KilnError('NOT_TRAINABLE', 'kiln optimize needs a trainable model: a Kiln Sequential (as kiln train saves it) or an imported graph (a GraphModel, as kiln.loadModel returns a PyTorch or tf2onnx export)');
   }
-  if (model.otherInputs.length > 0 || !(o.train?.x instanceof Tensor) || !(o.evaluation?.x instanceof Tensor)) {
-    throw new KilnError('INVALID_ARGUMENT', 'optimize takes models of one data input, and train.x and evaluation.x as tensors (models with several inputs, such as input_ids and attention_mask, are not optimized yet)');
+  if (!o.train?.x || typeof o.train.x !== 'object' || !o.evaluation?.x || typeof o.evaluation.x !== 'object') {
+    throw new KilnError('INVALID_ARGUMENT', 'optimize needs train.x and evaluation.x: tensors, or tensors by input name for a model of several inputs');
   }
   // The data checked against the model's input before any work (shape, type, layout); on a copy of an
   // imported graph, whose input check may settle its layout.
@@ -206,21 +205,21 @@ function checkOptions(model: unknown, o: OptimizeOptions): void {
   }
   for (const r of [...(o.pruneRatios ?? []), ...(o.sparsities ?? [])]) if (!(r > 0 && r < 1)) throw new KilnError('INVALID_ARGUMENT', `pruning ratios and sparsities must be in (0, 1), got ${r}`);
   for (const r of o.studentRatios ?? []) if (!(r > 0 && r < 1)) throw new KilnError('INVALID_ARGUMENT', `student parameter ratios must be in (0, 1), got ${r}`);
-  if (o.evaluation.x.shape[0] === 0 || o.train.x.shape[0] === 0) throw new KilnError('INVALID_DATA', 'optimize needs training and evaluation examples');
+  if (examplesIn(o.evaluation.x) === 0 || examplesIn(o.train.x) === 0) throw new KilnError('INVALID_DATA', 'optimize needs training and evaluation examples');
 }
 
 /**
  * Seconds one epoch of fine-tuning takes here, from a timed probe: a copy of the model trained on 8
  * batches after one warm-up batch (compiling and loading the step are not counted).
  */
-async function fineTuneEpochSeconds(model: OptimizableModel, train: { x: Tensor; y: Tensor }, batchSize: number): Promise<number> {
+async function fineTuneEpochSeconds(model: OptimizableModel, train: { x: ModelInputs; y: Tensor }, batchSize: number): Promise<number> {
   const probe = model instanceof GraphModel ? model.clone() : rebuildModel(model);
   compileForFineTune(probe, train);
-  const n = train.x.shape[0]!;
+  const n = examplesIn(train.x);
   const rows = Math.min(n, 8 * batchSize);
-  await probe.fit(train.x.slice(0, Math.min(n, batchSize)), train.y.slice(0, Math.min(n, batchSize)), { epochs: 1, batchSize, verbose: 0 });
+  await probe.fit(sliceInputs(train.x, 0, Math.min(n, batchSize)), train.y.slice(0, Math.min(n, batchSize)), { epochs: 1, batchSize, verbose: 0 });
   const t0 = performance.now();
-  await probe.fit(train.x.slice(0, rows), train.y.slice(0, rows), { epochs: 1, batchSize, verbose: 0 });
+  await probe.fit(sliceInputs(train.x, 0, rows), train.y.slice(0, rows), { epochs: 1, batchSize, verbose: 0 });
   const seconds = (performance.now() - t0) / 1000;
   probe.dispose();
   return (seconds / Math.ceil(rows / batchSize)) * Math.ceil(n / batchSize);
@@ -245,9 +244,10 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
   const seed = options.seed ?? 42;
   const notes: string[] = [];
   const choices: SearchChoices = { ...options };
-  if (model.inputDtype !== 'float32' && options.quantizations === undefined) {
+  if ((model.inputDtype !== 'float32' || model.otherInputs.length > 0) && options.quantizations === undefined) {
     choices.quantizations = ['float16'];
-    notes.push(`static int8 not tried: it calibrates float inputs, and this model takes ${model.inputDtype} token ids (quantize it with mode 'dynamic' for int8 MatMuls)`);
+    const takes = model.otherInputs.length > 0 ? `${model.otherInputs.length + 1} inputs` : `${model.inputDtype} token ids`;
+    notes.push(`static int8 not tried: it calibrates one float input, and this model takes ${takes} (quantize it with mode 'dynamic' for int8 MatMuls)`);
   }
   if (model instanceof GraphModel && options.studentRatios === undefined) {
     choices.studentRatios = [];
@@ -261,14 +261,14 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
     const originalAccuracy = await accuracyOf(originalBytes, options.evaluation, runtime);
     const evaluationSeconds = (performance.now() - t0) / 1000;
     const floor = originalAccuracy - drop / 100;
-    progress(`original: accuracy ${(100 * originalAccuracy).toFixed(2)}% on ${options.evaluation.x.shape[0]} examples; the budget allows down to ${(100 * floor).toFixed(2)}%`);
+    progress(`original: accuracy ${(100 * originalAccuracy).toFixed(2)}% on ${examplesIn(options.evaluation.x)} examples; the budget allows down to ${(100 * floor).toFixed(2)}%`);
     if (options.timeBudgetMs !== undefined) {
       const epoch = await fineTuneEpochSeconds(model, options.train, batchSize);
       const one = fineTuneEpochs * epoch + 2 * evaluationSeconds;
       if (options.timeBudgetMs / 1000 < one) {
         throw new KilnError(
           'INVALID_ARGUMENT',
-          `a budget of ${(options.timeBudgetMs / 1000).toFixed(0)} s is too small for one candidate: fine-tuning one takes about ${one.toFixed(0)} s here (${fineTuneEpochs} epoch${fineTuneEpochs > 1 ? 's' : ''} of ${options.train.x.shape[0]} images at ${epoch.toFixed(1)} s each, plus its evaluation); give a larger budget, or fewer training images`,
+          `a budget of ${(options.timeBudgetMs / 1000).toFixed(0)} s is too small for one candidate: fine-tuning one takes about ${one.toFixed(0)} s here (${fineTuneEpochs} epoch${fineTuneEpochs > 1 ? 's' : ''} of ${examplesIn(options.train.x)} examples at ${epoch.toFixed(1)} s each, plus its evaluation); give a larger budget, or fewer training images`,
         );
       }
     }
@@ -352,7 +352,8 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
       const t = performance.now();
       let q: Awaited<ReturnType<typeof quantize>>;
       try {
-        q = await quantize(base.model, config.quantization === 'int8' ? { mode: 'static', calibration: options.train.x, seed } : { mode: 'float16' });
+        // An object of several inputs is refused by calibration with the reason, reported below as not made.
+        q = await quantize(base.model, config.quantization === 'int8' ? { mode: 'static', calibration: options.train.x as CalibrationData, seed } : { mode: 'float16' });
       } catch (err) {
         if (!(err instanceof KilnError)) throw err;
         skipped.push({ name, reason: `${config.quantization} could not be made: ${err.message}` });
@@ -400,7 +401,7 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
     if (chosen) {
       const repetitions = 7;
       progress(`timing ${chosen.name} against the original again (${repetitions} rounds)`);
-      const again = await bench([{ name: 'original', model: originalBytes }, { name: chosen.name, model: chosen.bytes }], { x: options.evaluation.x.slice(0, 256), y: options.evaluation.y.slice(0, 256) }, {
+      const again = await bench([{ name: 'original', model: originalBytes }, { name: chosen.name, model: chosen.bytes }], { x: sliceInputs(options.evaluation.x, 0, 256), y: options.evaluation.y.slice(0, 256) }, {
         batchSize: 64,
         repetitions,
         latencyRuns: m.latencyRuns ?? 50,

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { OnnxModel } from '../model/onnx-model.js';
-import { adaptInput } from '../model/input-adapter.js';
+import { fileFeeds } from '../model/input-adapter.js';
+import { examplesIn, selectRows, sliceInputs, type ModelInputs } from '../model/input-rows.js';
 import { asOnnxModel, classifierScores, type ClassifierSource } from '../optimize/distill/teacher.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Runtime } from '../runtime/runtime.js';
@@ -145,12 +146,6 @@ function kilnMetadata(model: OnnxModel): { history?: Record<string, number[]>; m
   return { history, metadata };
 }
 
-/** Rows of x cycled to make exactly `size` examples. */
-function batchOf(x: Tensor, size: number): Tensor {
-  const n = x.shape[0]!;
-  return x.gather(Int32Array.from({ length: size }, (_, i) => i % n));
-}
-
 /**
  * Measures every model on the same test set, in one process, one after another within each round so
  * that a machine busier at one moment does not favour one model: parameters, FLOPs, file size (raw
@@ -158,10 +153,10 @@ function batchOf(x: Tensor, size: number): Tensor {
  * Timing runs the model bytes in a runtime worker of its own (the way `predict` and `kiln serve` run
  * them), after warm-up; each figure is the median over `repetitions` rounds.
  */
-export async function bench(models: BenchModelSource[], data: { x: Tensor; y: Tensor }, options: BenchOptions = {}): Promise<BenchReport> {
+export async function bench(models: BenchModelSource[], data: { x: ModelInputs; y: Tensor }, options: BenchOptions = {}): Promise<BenchReport> {
   if (models.length === 0) throw new KilnError('INVALID_ARGUMENT', 'bench needs at least one model');
-  if (!(data?.x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'bench measures models of one data input: data.x must be a tensor (models with several inputs, such as input_ids and attention_mask, are not benched yet)');
-  const n = data.x.shape[0]!;
+  if (!data?.x || typeof data.x !== 'object') throw new KilnError('INVALID_ARGUMENT', 'bench needs data.x: a tensor, or tensors by input name for models of several inputs');
+  const n = examplesIn(data.x);
   if (n === 0) throw new KilnError('INVALID_DATA', 'bench needs at least one test example');
   if (data.y.shape[0] !== n) throw new KilnError('INVALID_DATA', `x has ${n} examples but y has ${data.y.shape[0]}: they must match`);
   const settings = {
@@ -184,16 +179,13 @@ export async function bench(models: BenchModelSource[], data: { x: Tensor; y: Te
       progress(`${name}: accuracy on ${n} test examples, cost`);
       const scores = await classifierScores(model, data.x, { batchSize: options.evalBatchSize });
       const report = evaluateClassifier(data.y, scores);
-      const flops = await measureFlops(model, adaptInput(data.x.slice(0, 1), model.inputs[0]!, model.preprocessing), runtime);
+      const flops = await measureFlops(model, fileFeeds(sliceInputs(data.x, 0, 1), model.inputs, model.preprocessing, 'data.x'), runtime);
       entries.push({ name, file, model, ...staticCost(model), flops, accuracy: report.accuracy, macroF1: report.macroF1, ...kilnMetadata(model) });
     }
 
-    const one = data.x.slice(0, 1);
-    const many = batchOf(data.x, settings.batchSize);
-    const feeds = entries.map((e) => {
-      const input = e.model.inputs[0]!;
-      return { one: { [input.name]: adaptInput(one, input, e.model.preprocessing) }, many: { [input.name]: adaptInput(many, input, e.model.preprocessing) } };
-    });
+    const one = sliceInputs(data.x, 0, 1);
+    const many = selectRows(data.x, Int32Array.from({ length: settings.batchSize }, (_, i) => i % n)); // rows cycled to make one batch
+    const feeds = entries.map((e) => ({ one: fileFeeds(one, e.model.inputs, e.model.preprocessing, 'data.x'), many: fileFeeds(many, e.model.inputs, e.model.preprocessing, 'data.x') }));
     for (const e of entries) sessions.push(await runtime.load(e.model.bytes));
     progress(`timing ${entries.length} model(s): ${settings.repetitions} rounds of ${settings.latencyRuns} calls at batch 1 and ${settings.throughputBatches} at batch ${settings.batchSize}`);
     for (let k = 0; k < entries.length; k++) {

@@ -4,7 +4,7 @@ import { encodeModel, type ModelProto } from '../graph/proto.js';
 import type { OnnxModel } from '../model/onnx-model.js';
 import { onnxParameterCount } from '../optimize/distill/student.js';
 import type { Runtime } from '../runtime/runtime.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 
 /** What a model costs, read off any ONNX file (float, pruned or quantized alike). */
 export interface OnnxCost {
@@ -49,25 +49,26 @@ const WEIGHTED_OPS: Record<string, { a: number; w: number; kind: 'conv' | 'convT
  * example: the shapes ONNX Runtime produces are the ones counted. The counting rules match `graphFlops`
  * for Kiln's own graphs.
  */
-export async function measureFlops(model: OnnxModel, example: Tensor, runtime: Runtime): Promise<number> {
+export async function measureFlops(model: OnnxModel, example: Tensor | Record<string, Tensor>, runtime: Runtime): Promise<number> {
   const proto = model.proto;
   const graph = proto.graph ?? {};
   const nodes = graph.node ?? [];
-  const inputName = model.inputs[0]?.name;
-  if (!inputName || example.shape[0] !== 1) throw new KilnError('INVALID_ARGUMENT', 'measureFlops needs a single-input model and one example');
+  // One example: a tensor for a model's one input, or tensors by input name (input_ids, attention_mask).
+  const feeds: Record<string, Tensor> = example instanceof Tensor ? (model.inputs.length === 1 ? { [model.inputs[0]!.name]: example } : {}) : example;
+  if (model.inputs.length === 0 || model.inputs.some((i) => feeds[i.name]?.shape[0] !== 1)) throw new KilnError('INVALID_ARGUMENT', `measureFlops needs one example for each of the model's inputs (${model.inputs.map((i) => i.name).join(', ')})`);
   const existing = new Set((graph.output ?? []).map((o) => o.name));
   const extra = nodes.flatMap((n) => (n.output ?? []).filter((o) => o && !existing.has(o)));
   const probe: ModelProto = { ...proto, graph: { ...graph, output: [...(graph.output ?? []), ...extra.map((name) => ({ name }))] } };
   const session = await runtime.load(encodeModel(probe), { optimizationLevel: 'disabled' });
   let outputs: Record<string, Tensor>;
   try {
-    outputs = await runtime.run(session, { [inputName]: example });
+    outputs = await runtime.run(session, feeds);
   } finally {
     await runtime.release(session);
   }
   const shapes = new Map<string, number[]>();
   for (const t of graph.initializer ?? []) shapes.set(t.name ?? '', (t.dims ?? []).map(Number));
-  shapes.set(inputName, [...example.shape]);
+  for (const [name, t] of Object.entries(feeds)) shapes.set(name, [...t.shape]);
   for (const [name, t] of Object.entries(outputs)) shapes.set(name, [...t.shape]);
 
   let flops = 0;

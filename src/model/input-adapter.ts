@@ -2,13 +2,15 @@ import { KilnError, formatShape } from '../errors.js';
 import type { ModelProto } from '../graph/proto.js';
 import { Tensor } from '../tensor.js';
 import { PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
+import type { ModelInputs } from './input-rows.js';
 import type { TensorDescription } from './onnx-model.js';
 
 /*
  * Kiln's data meeting a model it runs as a plain ONNX file (quantization calibration, bench,
  * distillation teachers): images [N, H, W, C] in the layout the model's input wants, then the model's
  * declared normalization. A GraphModel does the same inside its graphs (model/imported-graph.ts); this
- * is the data-pipeline form for sessions that run the file as it is.
+ * is the data-pipeline form for sessions that run the file as it is. A file with several inputs (a
+ * text model's input_ids and attention_mask) is fed an object of tensors by its input names.
  */
 
 /** The preprocessing a saved model declares in its metadata (layout, mean/std), or none. */
@@ -89,3 +91,25 @@ function normalize(x: Tensor<'float32'>, axis: number, { mean, std }: Preprocess
   }
   return new Tensor(out, x.shape, 'float32');
 }
+
+/**
+ * x as a model file's feeds: one tensor for a file of one input (laid out and normalized by
+ * adaptInput), or, for a file of several, tensors by its input names (the first adapted, the others,
+ * such as an attention mask, fed as they are), every name and row count checked.
+ */
+export function fileFeeds(x: ModelInputs, inputs: readonly TensorDescription[], preprocessing: Preprocessing = {}, what = 'x'): Record<string, Tensor> {
+  const names = inputs.map((i) => i.name);
+  if (x instanceof Tensor) {
+    if (inputs.length !== 1) throw new KilnError('INVALID_ARGUMENT', `the model has ${inputs.length} inputs (${names.join(', ')}): give ${what} as an object of tensors by those names`);
+    return { [names[0]!]: adaptInput(x, inputs[0]!, preprocessing) };
+  }
+  const missing = names.filter((k) => !(x[k] instanceof Tensor));
+  const unknown = Object.keys(x).filter((k) => !names.includes(k));
+  if (missing.length || unknown.length) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} must hold a tensor for each of the model's inputs (${names.join(', ')})${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; the model has no input ${unknown.join(', ')}` : ''}`);
+  }
+  const rows = x[names[0]!]!.shape[0];
+  for (const k of names) if (x[k]!.shape[0] !== rows) throw new KilnError('INVALID_DATA', `${what}.${k} has ${x[k]!.shape[0]} examples, ${what}.${names[0]} ${rows}: they must match`);
+  return Object.fromEntries(inputs.map((input, k) => [input.name, k === 0 ? adaptInput(x[input.name]!, input, preprocessing) : x[input.name]!]));
+}
+

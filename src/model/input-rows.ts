@@ -14,6 +14,11 @@ export function examplesIn(x: ModelInputs): number {
   return first instanceof Tensor ? (first.shape[0] ?? 0) : 0;
 }
 
+/** Rows [start, end) of x, of every input for an object of inputs. */
+export function sliceInputs(x: ModelInputs, start: number, end: number): ModelInputs {
+  return x instanceof Tensor ? x.slice(start, end) : Object.fromEntries(Object.entries(x).map(([name, t]) => [name, t.slice(start, end)]));
+}
+
 /** The rows at `indices` of x, of every input for an object of inputs (a batch order applied to all). */
 export function selectRows(x: ModelInputs, indices: ArrayLike<number>): ModelInputs {
   return x instanceof Tensor ? x.gather(indices) : Object.fromEntries(Object.entries(x).map(([name, t]) => [name, t.gather(indices)]));

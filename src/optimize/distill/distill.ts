@@ -1,5 +1,6 @@
 import { KilnError, formatShape } from '../../errors.js';
 import type { AugmentOptions } from '../../data/augment.js';
+import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
@@ -21,8 +22,9 @@ export const DISTILLATION_METADATA_KEY = 'kiln.distillation';
 /** What `distill` takes: the teacher, the data, and the training settings (as `fit()`'s). */
 export interface DistillArgs<S extends Sequential | GraphModel = Sequential> {
   /**
-   * Any ONNX classifier with one input and `[N, classes]` logits or probabilities out (a file, bytes,
-   * an OnnxModel, a Kiln model or an imported GraphModel); one ending in Softmax is read before it.
+   * Any ONNX classifier with `[N, classes]` logits or probabilities out (a file, bytes, an OnnxModel, a
+   * Kiln model or an imported GraphModel), fed x as the student is (one tensor, or tensors by input
+   * name for models of several inputs); one ending in Softmax is read before it.
    */
   teacher: ClassifierSource;
   /**
@@ -31,8 +33,11 @@ export interface DistillArgs<S extends Sequential | GraphModel = Sequential> {
    * teacher's family at ≤ 25% of its parameters.
    */
   student?: S;
-  /** Training images `[N, ...]` (channels-last, as every Kiln loader returns them) and class labels `[N]`. */
-  x: Tensor;
+  /**
+   * Training images `[N, ...]` (channels-last, as every Kiln loader returns them); for a teacher and a
+   * student of several inputs (input_ids and attention_mask), tensors by input name, as fit takes them.
+   */
+  x: ModelInputs;
   /** Class labels `[N]`. */
   y: Tensor;
   /** Softmax temperature for both models (default 4). */
@@ -48,7 +53,7 @@ export interface DistillArgs<S extends Sequential | GraphModel = Sequential> {
   /** Fraction of x held out for validation, as in `fit()`. */
   validationSplit?: number;
   /** Validation data, as in `fit()`. */
-  validationData?: [Tensor, Tensor];
+  validationData?: [ModelInputs, Tensor];
   /** Shuffle before each epoch (default true). */
   shuffle?: boolean;
   /** Seed for shuffling (default: the student's seed). */
@@ -114,19 +119,23 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   const alpha = args.alpha ?? 0.1;
   checkDistillationOptions({ temperature, alpha });
   const x = args.x;
-  if (!(x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'distill feeds one input: x must be a tensor (models with several inputs, such as input_ids and attention_mask, are not distilled yet)');
-  if (x.rank < 2) throw new KilnError('INVALID_SHAPE', `x must be [N, ...features], got ${formatShape(x.shape)}`);
-  if (!args.student && x.dtype !== 'float32') {
-    throw new KilnError('INVALID_ARGUMENT', `the default student is a Kiln CNN or MLP reading float images or vectors; the data is ${x.dtype}${x.dtype === 'int64' || x.dtype === 'int32' ? ' (token ids)' : ''}: give a student, e.g. a smaller exported text model loaded as a GraphModel`);
+  if (x === null || typeof x !== 'object') throw new KilnError('INVALID_ARGUMENT', 'x must be a tensor, or tensors by input name for models of several inputs');
+  if (x instanceof Tensor && x.rank < 2) throw new KilnError('INVALID_SHAPE', `x must be [N, ...features], got ${formatShape(x.shape)}`);
+  if (!args.student && !(x instanceof Tensor && x.dtype === 'float32')) {
+    const what = x instanceof Tensor ? `${x.dtype}${x.dtype === 'int64' || x.dtype === 'int32' ? ' (token ids)' : ''}` : `several inputs (${Object.keys(x).join(', ')})`;
+    throw new KilnError('INVALID_ARGUMENT', `the default student is a Kiln CNN or MLP reading float images or vectors; the data is ${what}: give a student, e.g. a smaller exported text model loaded as a GraphModel`);
   }
+  if (args.augment && !(x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', 'augment works on images: x must be one tensor of images');
+  // The student checks x before the teacher's pass over it (a wrong input then costs nothing).
+  if (args.student instanceof Sequential || args.student instanceof GraphModel) args.student.inputRows(x);
   const teacher = await asOnnxModel(args.teacher);
   const t0 = performance.now();
   // With augmentation only a sample is scored here, to learn the class count and the output kind.
-  const cached = await teacherLogits(teacher, args.augment ? x.slice(0, Math.min(256, x.shape[0]!)) : x, { outputKind: args.teacherOutput ?? 'auto' });
+  const cached = await teacherLogits(teacher, args.augment ? sliceInputs(x, 0, Math.min(256, examplesIn(x))) : x, { outputKind: args.teacherOutput ?? 'auto' });
   let teacherSeconds = (performance.now() - t0) / 1000;
   const classes = cached.logits.shape[1]!;
 
-  const student: Sequential | GraphModel = args.student ?? defaultStudent(teacher, { inputShape: x.shape.slice(1), numClasses: classes }, args.studentOptions);
+  const student: Sequential | GraphModel = args.student ?? defaultStudent(teacher, { inputShape: (x as Tensor).shape.slice(1), numClasses: classes }, args.studentOptions);
   if (!(student instanceof Sequential || student instanceof GraphModel)) {
     throw new KilnError('NOT_TRAINABLE', 'the student must be a trainable model: a Kiln Sequential, or an imported graph (GraphModel) as kiln.loadModel returns them');
   }

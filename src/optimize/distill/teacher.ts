@@ -3,7 +3,8 @@ import { encodeModel, type ModelProto } from '../../graph/proto.js';
 import { softmaxLogits } from '../../model/imported-graph.js';
 import { Model } from '../../model/model.js';
 import { OnnxModel } from '../../model/onnx-model.js';
-import { adaptInput } from '../../model/input-adapter.js';
+import { fileFeeds } from '../../model/input-adapter.js';
+import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { Tensor } from '../../tensor.js';
 
@@ -45,22 +46,20 @@ export interface ClassifierScoresOptions {
 }
 
 /**
- * Runs a single-output classifier over x in batches: `[N, C]` scores as the model produces them.
- * Batching keeps memory flat (one call over 60,000 images would hold every activation at once).
+ * Runs a classifier over x in batches: `[N, C]` scores as the model produces them. x is a tensor, or,
+ * for a model of several inputs (input_ids and attention_mask), tensors by its input names. Batching
+ * keeps memory flat (one call over 60,000 images would hold every activation at once).
  */
-export async function classifierScores(model: OnnxModel, x: Tensor, options: ClassifierScoresOptions = {}): Promise<Tensor<'float32'>> {
-  if (model.inputs.length !== 1) {
-    throw new KilnError('INVALID_ARGUMENT', `a classifier needs exactly one input; this model has ${model.inputs.length} (${model.inputs.map((i) => i.name).join(', ')})`);
-  }
+export async function classifierScores(model: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions = {}): Promise<Tensor<'float32'>> {
   const batchSize = options.batchSize ?? 256;
-  const n = x.shape[0]!;
-  const inputName = model.inputs[0]!.name;
+  fileFeeds(sliceInputs(x, 0, 0), model.inputs, model.preprocessing); // names and types checked before any run
+  const n = examplesIn(x);
   const outputName = options.output ?? model.outputs[0]!.name;
   let out: Float32Array | undefined;
   let classes = 0;
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
-    const result = (await model.run({ [inputName]: adaptInput(x.slice(start, end), model.inputs[0]!, model.preprocessing) }))[outputName]!;
+    const result = (await model.run(fileFeeds(sliceInputs(x, start, end), model.inputs, model.preprocessing)))[outputName]!;
     if (result.rank !== 2 || result.shape[0] !== end - start || result.shape[1]! < 2) {
       throw new KilnError('INVALID_SHAPE', `a classifier must output [N, classes] scores (at least 2 classes); '${outputName}' has shape ${formatShape(result.shape)} for ${end - start} inputs`);
     }
@@ -126,7 +125,7 @@ export function logitsReader(teacher: OnnxModel): LogitsReader | null {
  * rows ≥ 0 that sum to 1) their logarithms are logits up to a per-row constant, which softmax(z / T)
  * ignores, so both kinds distill the same way.
  */
-export async function teacherLogits(teacher: OnnxModel, x: Tensor, options: ClassifierScoresOptions & { outputKind?: ClassifierOutputKind | 'auto' } = {}): Promise<TeacherLogits> {
+export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions & { outputKind?: ClassifierOutputKind | 'auto' } = {}): Promise<TeacherLogits> {
   const reader = options.output === undefined ? logitsReader(teacher) : null;
   if (reader) {
     const logits = await classifierScores(reader.model, x, { ...options, output: reader.output });

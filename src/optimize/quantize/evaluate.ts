@@ -7,11 +7,15 @@ import type { Runtime } from '../../runtime/runtime.js';
 import type { SessionInfo } from '../../runtime/protocol.js';
 import { Tensor } from '../../tensor.js';
 import { accuracy, predictedLabels } from '../../train/metrics.js';
+import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 
 /** Data to compare the float and quantized models on. */
 export interface EvaluationData {
-  /** Test inputs (channels-last images are laid out for the model as calibration data are). */
-  x: Tensor;
+  /**
+   * Test inputs (channels-last images are laid out for the model as calibration data are); for a model
+   * of several inputs (input_ids and attention_mask), tensors by input name.
+   */
+  x: ModelInputs;
   /** Class labels [N]; without them only latency and agreement with the float model are measured. */
   y?: Tensor;
   /** Batch size of the latency measurement (default 64). */
@@ -62,12 +66,12 @@ function countOps(bytes: Uint8Array): Record<string, number> {
   return ops;
 }
 
-async function predictAll(runtime: Runtime, session: SessionInfo, inputName: string, x: Tensor, batchSize: number): Promise<Tensor> {
-  const n = x.shape[0]!;
+async function predictAll(runtime: Runtime, session: SessionInfo, feeds: Record<string, Tensor>, batchSize: number): Promise<Tensor> {
+  const n = examplesIn(feeds);
   const parts: Float32Array[] = [];
   let rowShape: number[] = [];
   for (let start = 0; start < n; start += batchSize) {
-    const out = Object.values(await runtime.run(session, { [inputName]: x.slice(start, start + batchSize) }))[0]!;
+    const out = Object.values(await runtime.run(session, sliceInputs(feeds, start, start + batchSize) as Record<string, Tensor>))[0]!;
     rowShape = out.shape.slice(1);
     parts.push(out.data as Float32Array);
   }
@@ -85,8 +89,8 @@ async function predictAll(runtime: Runtime, session: SessionInfo, inputName: str
  * latency at one batch size, timed alternately (float, quantized, float, ...) so that load from other
  * processes affects both alike.
  */
-export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint8Array, data: EvaluationData, runtime: Runtime): Promise<Comparison> {
-  const n = data.x.shape[0] ?? 0;
+export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint8Array, data: EvaluationData & { x: Record<string, Tensor> }, runtime: Runtime): Promise<Comparison> {
+  const n = examplesIn(data.x);
   if (n === 0) throw new KilnError('INVALID_DATA', 'evaluation data is empty');
   if (data.y && data.y.shape[0] !== n) throw new KilnError('INVALID_DATA', `evaluation x has ${n} examples but y has ${data.y.shape[0]}: they must match`);
   const batchSize = data.batchSize ?? 64;
@@ -98,8 +102,7 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
   try {
     for (const [k, bytes] of [floatBytes, quantizedBytes].entries()) sessions.push(await runtime.load(bytes, { optimizedModelFile: optimized[k] }));
     const runtimeOps = { before: countOps(await readFile(optimized[0])), after: countOps(await readFile(optimized[1])) };
-    const inputName = sessions[0]!.inputNames[0]!;
-    const [floatOut, quantOut] = [await predictAll(runtime, sessions[0]!, inputName, data.x, 256), await predictAll(runtime, sessions[1]!, inputName, data.x, 256)];
+    const [floatOut, quantOut] = [await predictAll(runtime, sessions[0]!, data.x, 256), await predictAll(runtime, sessions[1]!, data.x, 256)];
     if (formatShape(floatOut.shape) !== formatShape(quantOut.shape)) {
       throw new KilnError('RUNTIME_ERROR', `the quantized model's output ${formatShape(quantOut.shape)} differs from the float model's ${formatShape(floatOut.shape)}`);
     }
@@ -116,12 +119,12 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
     const quantLabels = classifier ? predictedLabels(quantOut) : undefined;
     let agree = 0;
     if (floatLabels && quantLabels) for (let i = 0; i < n; i++) if (floatLabels[i] === quantLabels[i]) agree++;
-    const batch = data.x.slice(0, Math.min(n, batchSize));
+    const batch = sliceInputs(data.x, 0, Math.min(n, batchSize)) as Record<string, Tensor>;
     const times: [number[], number[]] = [[], []];
     for (let r = 0; r < runs + 2; r++) {
       for (const k of [0, 1] as const) {
         const t0 = performance.now();
-        await runtime.run(sessions[k]!, { [inputName]: batch });
+        await runtime.run(sessions[k]!, batch);
         // The first two rounds warm up allocations and caches.
         if (r >= 2) times[k].push(performance.now() - t0);
       }
@@ -134,7 +137,7 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
     return {
       before: measure(0, floatOut),
       after: measure(1, quantOut),
-      batchSize: batch.shape[0]!,
+      batchSize: examplesIn(batch),
       agreement: classifier ? agree / n : NaN,
       maxAbsDiff,
       maxAbsFloat,

@@ -16,6 +16,7 @@ import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.j
 import { CALIBRATION_METHODS, calibrateActivations, type CalibrationMethod } from './calibrate.js';
 import { quantizeDynamicGraph } from './dynamic.js';
 import { compareModels, type Comparison, type EvaluationData } from './evaluate.js';
+import type { ModelInputs } from '../../model/input-rows.js';
 import { convertToFloat16 } from './float16.js';
 import { foldBatchNormalization } from './fold-batchnorm.js';
 import { DEFAULT_FLOAT_OPS, DEFAULT_MIN_CONV_REDUCTION, FLOAT_OP_KINDS, insertQdq, type FloatOpKind, type NodeDecision } from './qdq.js';
@@ -23,7 +24,7 @@ import { integerKernelsSaturate } from './params.js';
 import { checkFineTune, fakeQuantStepOptions, foldBatchNormLayers } from './qat.js';
 import { QUANTIZATION_METADATA_KEY, checkNotQuantized, sourceGraph, type QuantizableModel } from './source-graph.js';
 import { MODEL_METADATA_KEY } from '../../model/sequential.js';
-import { adaptInput } from '../../model/input-adapter.js';
+import { adaptInput, fileFeeds } from '../../model/input-adapter.js';
 import type { Preprocessing } from '../../model/imported-graph.js';
 
 /** The quantization modes: dynamic int8, static int8 (calibrated), float16 weights, quantization-aware training. */
@@ -260,6 +261,16 @@ function toModelInput(x: Tensor, inputShape: readonly (number | string | null)[]
   }
 }
 
+/**
+ * evaluate's x as the float file's feeds: images laid out and normalized for its one input as
+ * calibration data are, or tensors by input name for a file of several (token ids, an attention mask).
+ */
+function evaluationInputs(floatFile: Uint8Array, x: ModelInputs): Record<string, Tensor> {
+  const file = new OnnxModel(floatFile, decodeModel(floatFile));
+  if (x instanceof Tensor && file.inputs.length === 1) return { [file.inputs[0]!.name]: toModelInput(x, file.inputs[0]!.shape ?? [], file.preprocessing) };
+  return fileFeeds(x, file.inputs, file.preprocessing, 'evaluate.x');
+}
+
 function opCounts(graph: Graph): Record<string, number> {
   const ops: Record<string, number> = {};
   for (const n of graph.nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
@@ -304,13 +315,8 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
   const runtime = options.runtime ?? sharedRuntime();
   const seed = options.seed ?? 42;
   const before = floatBytes(model);
-  if (options.evaluate) {
-    // Checked before any work: the comparison feeds the data to the model's one input.
-    const inputs = new OnnxModel(before, decodeModel(before)).inputs;
-    if (inputs.length !== 1 || !(options.evaluate.x instanceof Tensor)) {
-      throw new KilnError('INVALID_ARGUMENT', `evaluate compares the models on one input's data; this model takes ${inputs.length} (${inputs.map((i) => i.name).join(', ')}): quantize without evaluate, then evaluate the result through the library`);
-    }
-  }
+  // The comparison's data checked against the model's inputs before any work, and kept for it.
+  const evaluation = options.evaluate ? { ...options.evaluate, x: evaluationInputs(before, options.evaluate.x) } : undefined;
   const settings: Record<string, unknown> = { mode: options.mode };
   const reduceRange = options.reduceRange ?? (options.weightBits === undefined && integerKernelsSaturate());
   let fineTuneReport: QuantizationReport['fineTune'];
@@ -353,7 +359,7 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     report.sizeAfter = bytes.length;
     report.compression = before.length / bytes.length;
     for (const n of converted.graph?.node ?? []) report.ops[n.opType!] = (report.ops[n.opType!] ?? 0) + 1;
-    return finish(bytes, report, options, before, runtime);
+    return finish(bytes, report, evaluation, before, runtime);
   }
 
   const src = sourceGraph(source);
@@ -397,7 +403,7 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
   report.ops = opCounts(result.graph);
   if (calibration) report.calibration = calibration;
   if (fineTuneReport) report.fineTune = fineTuneReport;
-  return finish(bytes, report, options, before, runtime);
+  return finish(bytes, report, evaluation, before, runtime);
 }
 
 function checkExclusions(exclude: string[] | undefined, names: string[]): void {
@@ -432,11 +438,7 @@ function baseReport(options: QuantizeOptions, settings: Record<string, unknown>,
   };
 }
 
-async function finish(bytes: Uint8Array, report: QuantizationReport, options: QuantizeOptions, before: Uint8Array, runtime: Runtime): Promise<QuantizedModel> {
-  if (options.evaluate) {
-    const file = new OnnxModel(before, decodeModel(before));
-    const x = toModelInput(options.evaluate.x, file.inputs[0]?.shape ?? [], file.preprocessing);
-    report.evaluation = await compareModels(before, bytes, { ...options.evaluate, x }, runtime);
-  }
+async function finish(bytes: Uint8Array, report: QuantizationReport, evaluation: (EvaluationData & { x: Record<string, Tensor> }) | undefined, before: Uint8Array, runtime: Runtime): Promise<QuantizedModel> {
+  if (evaluation) report.evaluation = await compareModels(before, bytes, evaluation, runtime);
   return new QuantizedModel(bytes, decodeModel(bytes), report, runtime);
 }
