@@ -1,5 +1,8 @@
 import { KilnError } from '../errors.js';
-import { loadDataset } from '../data/by-name.js';
+import { OnnxModel } from '../model/onnx-model.js';
+import { classifierScores } from '../optimize/distill/teacher.js';
+import { Tensor } from '../tensor.js';
+import { loadSplits } from './examples.js';
 import { Sequential } from '../train/sequential.js';
 import { GraphModel } from '../train/graph-model.js';
 import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
@@ -12,30 +15,31 @@ import { formatTable } from '../text/format.js';
 export const evaluateCommand: Command = {
   name: 'evaluate',
   summary: 'Evaluate a classifier: loss, accuracy, macro F1, AUC-ROC and a confusion matrix',
-  usage: 'kiln evaluate <model.onnx> --dataset <name|path> [--json]',
+  usage: 'kiln evaluate <model.onnx> --dataset <name|path|npy-dir> [--json]',
   options: [
-    { name: 'dataset', type: 'string', description: 'data set name or path', default: 'embedded' },
+    { name: 'dataset', type: 'string', description: 'data set name or path, or a directory of NumPy arrays (x_test.npy, y_test.npy; x_test.<input>.npy per input)', default: 'embedded' },
     { name: 'json', type: 'boolean', description: 'print the results as JSON' },
     ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std'].includes(o.name)),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln evaluate: give a model file, e.g. kiln evaluate model.onnx --dataset embedded');
-    const data = await loadDataset(String(options.dataset));
+    const data = await loadSplits(String(options.dataset));
     const model = await loadModel(file, importOptions(options));
-    requireOneInput(model, file);
+    requireOneInput(model, file, data.test.x);
+    const { x, y } = data.test;
     let result: Record<string, unknown>;
     if (model instanceof Sequential) {
       model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }), metrics: ['accuracy'] });
-      result = await model.evaluate(data.test.images, data.test.labels);
+      result = await model.evaluate(x, y);
     } else if (model instanceof GraphModel && model.untrainableOps().length === 0 && model.countParams().trainable > 0) {
       // Fed through its layout and normalization; its loss from the logits (before a final Softmax).
       model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
-      result = await model.evaluate(data.test.images, data.test.labels);
+      result = await model.evaluate(x, y);
     } else {
       // A foreign classifier: metrics on its outputs (no loss: its output may be logits or probabilities).
-      const scores = await model.predict(data.test.images);
-      const r = evaluateClassifier(data.test.labels, scores);
+      const scores = model instanceof OnnxModel ? (x instanceof Tensor ? await model.predict(x) : await classifierScores(model, x)) : await model.predict(x);
+      const r = evaluateClassifier(y, scores);
       result = { accuracy: r.accuracy, macroF1: r.macroF1, aucRoc: r.aucRoc, confusion: r.confusion };
     }
     if (options.json) {

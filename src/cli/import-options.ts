@@ -1,4 +1,5 @@
 import { KilnError } from '../errors.js';
+import { Tensor } from '../tensor.js';
 import { GraphModel, type GraphModelOptions } from '../train/graph-model.js';
 import type { Command } from './command.js';
 
@@ -33,12 +34,19 @@ export function importOptions(options: Record<string, unknown>, seed?: number): 
 }
 
 /**
- * The command line feeds a model one input, its --dataset's examples; an imported model with several
- * inputs (input_ids and attention_mask) is refused by name before any work, pointing to the library.
+ * An imported model of several inputs (input_ids and attention_mask) fed one array is refused by name
+ * before any work: `x` is what the command would feed (kiln train / evaluate read NumPy arrays by input
+ * name too), absent for a command that reads image sets only.
  */
-export function requireOneInput(model: unknown, file: string): void {
+export function requireOneInput(model: unknown, file: string, x?: unknown): void {
   if (!(model instanceof GraphModel) || model.otherInputs.length === 0) return;
+  if (x !== undefined && !(x instanceof Tensor)) return; // arrays by input name: fit checks the names
   const names = [model.modelInput.name, ...model.otherInputs.map((o) => o.name)];
-  throw new KilnError('INVALID_ARGUMENT', `'${file}' takes ${names.length} inputs (${names.join(', ')}): the command line's --dataset feeds one; fine-tune or evaluate it through the library, with x as {${names.join(', ')}}`);
+  const arrays = `a directory of NumPy arrays with one file per input (${names.map((n) => `x_train.${n}.npy`).join(', ')}, the same for x_test, and y_train.npy, y_test.npy)`;
+  throw new KilnError(
+    'INVALID_ARGUMENT',
+    x === undefined
+      ? `'${file}' takes ${names.length} inputs (${names.join(', ')}): this command feeds one; kiln train and kiln evaluate read ${arrays}, and the library takes x as {${names.join(', ')}}`
+      : `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: give ${arrays}, or use the library with x as {${names.join(', ')}}`,
+  );
 }
-

@@ -1,0 +1,90 @@
+/**
+ * Data sets of NumPy arrays, named as Keras' `(x_train, y_train), (x_test, y_test)`: a directory with
+ * x_train.npy, y_train.npy, x_test.npy and y_test.npy — any examples a model takes (images, vectors,
+ * token ids) — or, for a model of several inputs, one x file per input name (x_train.input_ids.npy,
+ * x_train.attention_mask.npy, ...). What `kiln train` and `kiln evaluate` read besides image sets.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { KilnError, formatShape } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { npy } from './npy.js';
+
+/** One split: its examples (one array, or arrays by input name) and class labels. */
+export interface LabeledArrays {
+  /** `[N, ...]` examples; tensors by input name for a model of several inputs. */
+  x: Tensor | Record<string, Tensor>;
+  /** `[N]` class indices. */
+  y: Tensor<'int32'>;
+}
+
+/** A data set of NumPy arrays: the two splits and the name of each class index ('0', '1', ...). */
+export interface ArrayDataset {
+  /** The training split. */
+  train: LabeledArrays;
+  /** The test split. */
+  test: LabeledArrays;
+  /** The class indices as names: '0' to the largest label in either split. */
+  classNames: string[];
+}
+
+/** x files of a split: 'x_train.npy' alone, or 'x_train.<input>.npy' per input. */
+function xFiles(files: readonly string[], split: 'train' | 'test'): Map<string | undefined, string> {
+  const found = new Map<string | undefined, string>();
+  for (const f of files) {
+    if (f === `x_${split}.npy`) found.set(undefined, f);
+    else if (f.startsWith(`x_${split}.`) && f.endsWith('.npy') && f.length > `x_${split}..npy`.length) found.set(f.slice(`x_${split}.`.length, -'.npy'.length), f);
+  }
+  return found;
+}
+
+/** Whether a directory holds a data set of NumPy arrays (x_train.npy, or x_train.<input>.npy files). */
+export function isArrayDataset(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory() && xFiles(readdirSync(dir), 'train').size > 0;
+  } catch {
+    return false;
+  }
+}
+
+async function readSplit(dir: string, files: readonly string[], split: 'train' | 'test'): Promise<LabeledArrays> {
+  const xs = xFiles(files, split);
+  if (xs.size === 0) throw new KilnError('FILE_NOT_FOUND', `${dir}: no x_${split}.npy (or x_${split}.<input>.npy per input) beside x_train`);
+  if (xs.has(undefined) && xs.size > 1) {
+    throw new KilnError('INVALID_DATA', `${dir}: give x_${split}.npy or one x_${split}.<input>.npy per input, not both (found ${[...xs.values()].join(', ')})`);
+  }
+  if (!files.includes(`y_${split}.npy`)) throw new KilnError('FILE_NOT_FOUND', `${dir}: y_${split}.npy is missing (the class labels of x_${split})`);
+  const labelsFile = path.join(dir, `y_${split}.npy`);
+  const raw = await npy(labelsFile);
+  if (raw.rank !== 1 && !(raw.rank === 2 && raw.shape[1] === 1)) throw new KilnError('INVALID_SHAPE', `${labelsFile}: class labels must be [N], got ${formatShape(raw.shape)}`);
+  const values = Array.from(raw.data as ArrayLike<number | bigint | boolean>, Number);
+  const bad = values.findIndex((v) => !Number.isInteger(v) || v < 0);
+  if (bad >= 0) throw new KilnError('INVALID_DATA', `${labelsFile}: label ${bad} is ${values[bad]}; class labels are integers from 0`);
+  const y = new Tensor(Int32Array.from(values), [values.length], 'int32');
+  const arrays: Record<string, Tensor> = {};
+  for (const [name, file] of xs) {
+    const t = await npy(path.join(dir, file));
+    if (t.shape[0] !== y.shape[0]) throw new KilnError('INVALID_DATA', `${path.join(dir, file)} has ${t.shape[0]} examples, ${labelsFile} ${y.shape[0]} labels: they must match`);
+    arrays[name ?? ''] = t;
+  }
+  return { x: xs.has(undefined) ? arrays['']! : arrays, y };
+}
+
+/** Reads a directory of NumPy arrays as a data set; every file, name and count is checked. */
+export async function arrayDataset(dir: string): Promise<ArrayDataset> {
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch (cause) {
+    throw new KilnError('FILE_NOT_FOUND', `cannot read the data set directory ${dir}: ${(cause as Error).message}`, { cause });
+  }
+  const train = await readSplit(dir, files, 'train');
+  const test = await readSplit(dir, files, 'test');
+  const names = (s: LabeledArrays) => (s.x instanceof Tensor ? '' : Object.keys(s.x).sort().join(', '));
+  if (names(train) !== names(test)) {
+    throw new KilnError('INVALID_DATA', `${dir}: the splits hold other inputs: train ${names(train) || 'x_train.npy'}, test ${names(test) || 'x_test.npy'}`);
+  }
+  let largest = 0;
+  for (const s of [train, test]) for (const v of s.y.data as Int32Array) largest = Math.max(largest, v);
+  return { train, test, classNames: Array.from({ length: largest + 1 }, (_, i) => String(i)) };
+}

@@ -1,0 +1,93 @@
+/**
+ * `kiln train` and `kiln evaluate` on a directory of NumPy arrays (Keras' x_train / y_train / x_test /
+ * y_test naming): the exported text fixtures on token ids — textmask with one file per input
+ * (x_train.input_ids.npy, x_train.attention_mask.npy), textcls with x_train.npy — and a Kiln CNN on
+ * float images; every malformed directory refused by name before training, nothing written.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { saveNpy } from '../../src/data/npy.js';
+import { OnnxModel } from '../../src/model/onnx-model.js';
+import { Tensor } from '../../src/tensor.js';
+import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
+import { paddedTokenTask, tokenTask } from '../fixtures/exported/token-task.js';
+import { tempDir } from '../train/helpers.js';
+import { runMain } from './helpers.js';
+
+const ACCURACY = /accuracy (\d+\.\d+)%/;
+
+describe('kiln train / evaluate on NumPy arrays', () => {
+  let t: Awaited<ReturnType<typeof tempDir>>;
+  /** Writes a data set directory: x per input name ('' for x_<split>.npy alone), y per split. */
+  const write = async (dir: string, splits: Record<'train' | 'test', { x: Record<string, Tensor>; y: Tensor }>) => {
+    await mkdir(t.path(dir), { recursive: true });
+    for (const [split, { x, y }] of Object.entries(splits)) {
+      for (const [name, tensor] of Object.entries(x)) await saveNpy(t.path(`${dir}/x_${split}${name ? `.${name}` : ''}.npy`), tensor);
+      await saveNpy(t.path(`${dir}/y_${split}.npy`), y);
+    }
+  };
+
+  before(async () => {
+    t = await tempDir();
+    const train = paddedTokenTask(2048, 21, true);
+    const test = paddedTokenTask(256, 22, true);
+    await write('masked', { train: { x: train.x, y: train.y }, test: { x: test.x, y: test.y } });
+    const ids = tokenTask(512, 23, true);
+    const idsTest = tokenTask(128, 24, true);
+    await write('ids', { train: { x: { '': ids.x }, y: ids.y }, test: { x: { '': idsTest.x }, y: idsTest.y } });
+    const pixels = (n: number) => new Tensor(Float32Array.from({ length: n * 28 * 28 }, (_, i) => (i % 7) / 7), [n, 28, 28, 1], 'float32');
+    const labels = (n: number) => new Tensor(Int32Array.from({ length: n }, (_, i) => i % 3), [n], 'int32');
+    await write('images', { train: { x: { '': pixels(96) }, y: labels(96) }, test: { x: { '': pixels(32) }, y: labels(32) } });
+  });
+  after(() => t.remove());
+
+  it('fine-tunes a model of two inputs from one array per input, and evaluates the saved file on them', async () => {
+    const r = await runMain(['train', '--model', `${EXPORTED_DIR}/textmask.onnx`, '--dataset', t.path('masked'), '--epochs', '4', '--lr', '0.003', '--validation-split', '0', '--batch-size', '64', '--out', t.path('masked.onnx')]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /on .*masked: 2048 examples attention_mask \[12\], input_ids \[12\], 2 classes|on .*masked: 2048 examples input_ids \[12\], attention_mask \[12\], 2 classes/);
+    const trained = Number(ACCURACY.exec(r.out)![1]);
+    assert.ok(trained > 80, `accuracy after 4 epochs on the reversed task: ${trained}%`);
+    const saved = await OnnxModel.load(t.path('masked.onnx'));
+    assert.deepEqual(saved.inputs.map((i) => [i.name, i.dtype]), [['input_ids', 'int64'], ['attention_mask', 'int64']]);
+    const e = await runMain(['evaluate', t.path('masked.onnx'), '--dataset', t.path('masked'), '--json']);
+    assert.equal(e.code, 0, e.err);
+    assert.equal((100 * (JSON.parse(e.out) as { accuracy: number }).accuracy).toFixed(2), trained.toFixed(2));
+  });
+
+  it('trains a model of token ids from x_train.npy, and a Kiln CNN from float images in the same layout', async () => {
+    const ids = await runMain(['train', '--model', `${EXPORTED_DIR}/textcls.onnx`, '--dataset', t.path('ids'), '--epochs', '1', '--out', t.path('ids.onnx')]);
+    assert.equal(ids.code, 0, ids.err);
+    assert.match(ids.out, /512 examples \[12\], 2 classes/);
+    const cnn = await runMain(['train', '--model', 'tutorial-cnn', '--dataset', t.path('images'), '--epochs', '1', '--out', t.path('cnn.onnx')]);
+    assert.equal(cnn.code, 0, cnn.err);
+    assert.match(cnn.out, /96 examples \[28,28,1\], 3 classes/);
+  });
+
+  it('refuses a malformed directory, one array for a model of two inputs, and misnamed inputs, writing nothing', async () => {
+    const fails = async (dataset: string, model: string, ...fragments: (string | RegExp)[]) => {
+      const out = t.path(`never-${Math.random().toString(36).slice(2)}.onnx`);
+      const r = await runMain(['train', '--model', model, '--dataset', dataset, '--epochs', '1', '--out', out]);
+      assert.notEqual(r.code, 0, r.out);
+      for (const f of fragments) assert.ok(typeof f === 'string' ? r.err.includes(f) : f.test(r.err), `stderr "${r.err}" should mention ${String(f)}`);
+      assert.ok(!existsSync(out), 'nothing written');
+    };
+    const masked = `${EXPORTED_DIR}/textmask.onnx`;
+    const small = paddedTokenTask(16, 25, false);
+    await write('no-y-test', { train: { x: small.x, y: small.y }, test: { x: small.x, y: small.y } });
+    await rm(t.path('no-y-test/y_test.npy'));
+    await fails(t.path('no-y-test'), masked, 'FILE_NOT_FOUND', 'y_test.npy is missing');
+    await write('both', { train: { x: { ...small.x, '': small.x.input_ids }, y: small.y }, test: { x: small.x, y: small.y } });
+    await fails(t.path('both'), masked, 'INVALID_DATA', 'give x_train.npy or one x_train.<input>.npy per input, not both');
+    await write('rows', { train: { x: { ...small.x, attention_mask: small.x.attention_mask.slice(0, 8) }, y: small.y }, test: { x: small.x, y: small.y } });
+    await fails(t.path('rows'), masked, 'INVALID_DATA', 'x_train.attention_mask.npy has 8 examples', '16 labels');
+    await write('other-names', { train: { x: small.x, y: small.y }, test: { x: { input_ids: small.x.input_ids }, y: small.y } });
+    await fails(t.path('other-names'), masked, 'INVALID_DATA', 'the splits hold other inputs: train attention_mask, input_ids, test input_ids');
+    await write('half-label', { train: { x: small.x, y: new Tensor(Float32Array.from({ length: 16 }, (_, i) => (i === 3 ? 0.5 : 1)), [16], 'float32') }, test: { x: small.x, y: small.y } });
+    await fails(t.path('half-label'), masked, 'INVALID_DATA', 'label 3 is 0.5');
+    await fails(t.path('ids'), masked, "takes 2 inputs (input_ids, attention_mask) and --dataset gives one array", 'x_train.input_ids.npy, x_train.attention_mask.npy');
+    await write('misnamed', { train: { x: { ids: small.x.input_ids, attention_mask: small.x.attention_mask }, y: small.y }, test: { x: { ids: small.x.input_ids, attention_mask: small.x.attention_mask }, y: small.y } });
+    await fails(t.path('misnamed'), masked, "must hold a tensor for each of the model's inputs (input_ids, attention_mask); missing input_ids; the model has no input ids");
+  });
+});
