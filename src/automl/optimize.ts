@@ -14,7 +14,7 @@ import { distill } from '../optimize/distill/distill.js';
 import { prune } from '../optimize/prune/prune.js';
 import { quantize, type CalibrationData } from '../optimize/quantize/quantize.js';
 import { fileFeeds } from '../model/input-adapter.js';
-import { examplesIn, sliceInputs, type ModelInputs } from '../model/input-rows.js';
+import { checkInputsForm, examplesIn, sliceInputs, type ModelInputs } from '../model/input-rows.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { parseOnnx } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
@@ -188,9 +188,8 @@ function checkOptions(model: unknown, o: OptimizeOptions): void {
   if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
     throw new KilnError('NOT_TRAINABLE', 'kiln optimize needs a trainable model: a Kiln Sequential (as kiln train saves it) or an imported graph (a GraphModel, as kiln.loadModel returns a PyTorch or tf2onnx export)');
   }
-  if (!o.train?.x || typeof o.train.x !== 'object' || !o.evaluation?.x || typeof o.evaluation.x !== 'object') {
-    throw new KilnError('INVALID_ARGUMENT', 'optimize needs train.x and evaluation.x: tensors, or tensors by input name for a model of several inputs');
-  }
+  checkInputsForm(o.train?.x, 'train.x');
+  checkInputsForm(o.evaluation?.x, 'evaluation.x');
   // The data checked against the model's input before any work (shape, type, layout); on a copy of an
   // imported graph, whose input check may settle its layout.
   const probe = model instanceof GraphModel ? model.clone() : model;
@@ -352,8 +351,11 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
       const t = performance.now();
       let q: Awaited<ReturnType<typeof quantize>>;
       try {
-        // An object of several inputs is refused by calibration with the reason, reported below as not made.
-        q = await quantize(base.model, config.quantization === 'int8' ? { mode: 'static', calibration: options.train.x as CalibrationData, seed } : { mode: 'float16' });
+        // One input's tensor given by name is that tensor; an object of several inputs is refused by
+        // calibration with the reason, reported below as not made.
+        const x = options.train.x;
+        const calibration = (x instanceof Tensor || Object.keys(x).length !== 1 ? x : Object.values(x)[0]!) as CalibrationData;
+        q = await quantize(base.model, config.quantization === 'int8' ? { mode: 'static', calibration, seed } : { mode: 'float16' });
       } catch (err) {
         if (!(err instanceof KilnError)) throw err;
         skipped.push({ name, reason: `${config.quantization} could not be made: ${err.message}` });

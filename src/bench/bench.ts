@@ -5,7 +5,7 @@ import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { OnnxModel } from '../model/onnx-model.js';
 import { fileFeeds } from '../model/input-adapter.js';
-import { examplesIn, selectRows, sliceInputs, type ModelInputs } from '../model/input-rows.js';
+import { checkInputsForm, examplesIn, selectRows, sliceInputs, type ModelInputs } from '../model/input-rows.js';
 import { asOnnxModel, classifierScores, type ClassifierSource } from '../optimize/distill/teacher.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Runtime } from '../runtime/runtime.js';
@@ -155,7 +155,7 @@ function kilnMetadata(model: OnnxModel): { history?: Record<string, number[]>; m
  */
 export async function bench(models: BenchModelSource[], data: { x: ModelInputs; y: Tensor }, options: BenchOptions = {}): Promise<BenchReport> {
   if (models.length === 0) throw new KilnError('INVALID_ARGUMENT', 'bench needs at least one model');
-  if (!data?.x || typeof data.x !== 'object') throw new KilnError('INVALID_ARGUMENT', 'bench needs data.x: a tensor, or tensors by input name for models of several inputs');
+  checkInputsForm(data?.x, 'data.x');
   const n = examplesIn(data.x);
   if (n === 0) throw new KilnError('INVALID_DATA', 'bench needs at least one test example');
   if (data.y.shape[0] !== n) throw new KilnError('INVALID_DATA', `x has ${n} examples but y has ${data.y.shape[0]}: they must match`);

@@ -2,6 +2,8 @@ import { bench, type BenchOptions } from '../bench/bench.js';
 import { formatBenchTable } from '../bench/format.js';
 import { loadDataset } from '../data/by-name.js';
 import { KilnError } from '../errors.js';
+import { OnnxModel } from '../model/onnx-model.js';
+import { inputNamesOf } from './import-options.js';
 import type { OptionSpec, ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 
@@ -38,6 +40,11 @@ export const benchCommand: Command = {
   options: [...TIMING_OPTIONS, { name: 'json', type: 'boolean', description: 'print the measurements as JSON' }],
   async run({ positionals, options }, out) {
     if (positionals.length === 0) throw new KilnError('INVALID_ARGUMENT', 'kiln bench: give one or more model files, e.g. kiln bench model.onnx model-int8.onnx --dataset embedded');
+    // The data set gives one array; a file of several inputs is benched through the library.
+    for (const file of positionals) {
+      const names = inputNamesOf(await OnnxModel.load(file));
+      if (names.length > 1) throw new KilnError('INVALID_ARGUMENT', `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: bench it through the library (kiln.bench with data.x by input name)`);
+    }
     const data = await testData(options);
     const report = await bench(positionals, data, { ...timingOptions(options), onProgress: options.json ? undefined : (line) => out(line) });
     out(options.json ? JSON.stringify(report) : `\n${formatBenchTable(report)}`);

@@ -2,7 +2,7 @@ import { KilnError } from '../errors.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { classifierScores } from '../optimize/distill/teacher.js';
 import { Tensor } from '../tensor.js';
-import { loadSplits } from './examples.js';
+import { loadTestSplit } from './examples.js';
 import { Sequential } from '../train/sequential.js';
 import { GraphModel } from '../train/graph-model.js';
 import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
@@ -24,7 +24,7 @@ export const evaluateCommand: Command = {
   async run({ positionals, options }, out) {
     const file = positionals[0];
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln evaluate: give a model file, e.g. kiln evaluate model.onnx --dataset embedded');
-    const data = await loadSplits(String(options.dataset));
+    const data = await loadTestSplit(String(options.dataset));
     const model = await loadModel(file, importOptions(options));
     requireOneInput(model, file, data.test.x);
     const { x, y } = data.test;
@@ -38,7 +38,8 @@ export const evaluateCommand: Command = {
       result = await model.evaluate(x, y);
     } else {
       // A foreign classifier: metrics on its outputs (no loss: its output may be logits or probabilities).
-      const scores = model instanceof OnnxModel ? (x instanceof Tensor ? await model.predict(x) : await classifierScores(model, x)) : await model.predict(x);
+      // A file's own layout and normalization apply, whether x is one array or arrays by input name.
+      const scores = model instanceof OnnxModel ? await classifierScores(model, x) : await model.predict(x);
       const r = evaluateClassifier(y, scores);
       result = { accuracy: r.accuracy, macroF1: r.macroF1, aucRoc: r.aucRoc, confusion: r.confusion };
     }

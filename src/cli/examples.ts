@@ -1,11 +1,11 @@
 /**
  * What `kiln train` and `kiln evaluate` read with --dataset: an image set (a name or its files) or a
  * directory of NumPy arrays (data/arrays.ts: any examples, token ids included, and one array per input
- * for a model of several), as the same two labeled splits.
+ * for a model of several), as the same labeled splits.
  */
-import { arrayDataset, isArrayDataset } from '../data/arrays.js';
+import { arrayDataset, arrayTestSplit, isArrayDataset, type LabeledArrays } from '../data/arrays.js';
 import { loadDataset } from '../data/by-name.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 
 /** One split: its examples (one tensor, or tensors by input name) and class labels. */
 export interface LabeledSplit {
@@ -22,10 +22,29 @@ export interface Splits {
   classNames: string[];
 }
 
+/** One input's array given by name (x_train.input.npy) is that array: fed like x_train.npy, to any model of one input. */
+function unwrap(split: LabeledArrays): LabeledSplit {
+  const { x, y } = split;
+  return { x: x instanceof Tensor || Object.keys(x).length !== 1 ? x : Object.values(x)[0]!, y };
+}
+
 export async function loadSplits(spec: string): Promise<Splits> {
-  if (isArrayDataset(spec)) return { kind: 'arrays', ...(await arrayDataset(spec)) };
+  if (isArrayDataset(spec)) {
+    const data = await arrayDataset(spec);
+    return { kind: 'arrays', train: unwrap(data.train), test: unwrap(data.test), classNames: data.classNames };
+  }
   const data = await loadDataset(spec);
   return { kind: 'images', train: { x: data.train.images, y: data.train.labels }, test: { x: data.test.images, y: data.test.labels }, classNames: data.classNames };
+}
+
+/** The test split alone (kiln evaluate): a folder of NumPy arrays needs no training arrays. */
+export async function loadTestSplit(spec: string): Promise<{ kind: Splits['kind']; test: LabeledSplit; classNames: string[] }> {
+  if (isArrayDataset(spec)) {
+    const data = await arrayTestSplit(spec);
+    return { kind: 'arrays', test: unwrap(data.test), classNames: data.classNames };
+  }
+  const data = await loadDataset(spec);
+  return { kind: 'images', test: { x: data.test.images, y: data.test.labels }, classNames: data.classNames };
 }
 
 /** Number of examples of a split. */

@@ -1,5 +1,6 @@
 import { KilnError } from '../errors.js';
 import { Tensor } from '../tensor.js';
+import { OnnxModel } from '../model/onnx-model.js';
 import { GraphModel, type GraphModelOptions } from '../train/graph-model.js';
 import type { Command } from './command.js';
 
@@ -33,15 +34,22 @@ export function importOptions(options: Record<string, unknown>, seed?: number): 
   };
 }
 
+/** A model's data input names: an imported graph's, a plain ONNX file's; a Kiln model's one. */
+export function inputNamesOf(model: unknown): string[] {
+  if (model instanceof GraphModel) return [model.modelInput.name, ...model.otherInputs.map((o) => o.name)];
+  if (model instanceof OnnxModel) return model.inputs.map((i) => i.name);
+  return ['input'];
+}
+
 /**
  * An imported model of several inputs (input_ids and attention_mask) fed one array is refused by name
  * before any work: `x` is what the command would feed (kiln train / evaluate read NumPy arrays by input
  * name too), absent for a command that reads image sets only.
  */
 export function requireOneInput(model: unknown, file: string, x?: unknown): void {
-  if (!(model instanceof GraphModel) || model.otherInputs.length === 0) return;
-  if (x !== undefined && !(x instanceof Tensor)) return; // arrays by input name: fit checks the names
-  const names = [model.modelInput.name, ...model.otherInputs.map((o) => o.name)];
+  const names = inputNamesOf(model);
+  if (names.length < 2) return;
+  if (x !== undefined && !(x instanceof Tensor)) return; // arrays by input name: the model checks the names
   const arrays = `a directory of NumPy arrays with one file per input (${names.map((n) => `x_train.${n}.npy`).join(', ')}, the same for x_test, and y_train.npy, y_test.npy)`;
   throw new KilnError(
     'INVALID_ARGUMENT',

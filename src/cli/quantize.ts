@@ -4,6 +4,7 @@ import { CALIBRATION_METHODS, FLOAT_OP_KINDS, QUANTIZATION_MODES, quantize, sugg
 import { loadModel } from '../train/load.js';
 import type { Tensor } from '../tensor.js';
 import { stringOption } from './args.js';
+import { inputNamesOf } from './import-options.js';
 import type { Command } from './command.js';
 import { formatBytes, formatTable } from '../text/format.js';
 import { progressOutput } from '../text/progress-output.js';
@@ -115,6 +116,15 @@ export const quantizeCommand: Command = {
     const target = stringOption(options, 'out') ?? file.replace(/(\.onnx)?$/i, `.${mode === 'float16' ? 'fp16' : 'int8'}.onnx`);
     // A Kiln model comes back with its layers (qat trains them; reports name them); others as graphs.
     const model = await loadModel(file);
+    // The data set gives one array: calibration and the evaluation cannot feed a model of several inputs.
+    const names = inputNamesOf(model);
+    const calibrated = mode === 'static' || mode === 'qat';
+    if (names.length > 1 && (calibrated || !options['no-eval'])) {
+      throw new KilnError(
+        'INVALID_ARGUMENT',
+        `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: ${calibrated ? 'static int8 calibrates one float input; quantize it with --mode dynamic or float16, and --no-eval' : 'add --no-eval, and evaluate the result through the library (x by input name)'}`,
+      );
+    }
     const data = await loadDataset(String(options.dataset));
     const batchSize = Number(options['batch-size']);
     const quantizeOptions: QuantizeOptions = {

@@ -106,7 +106,8 @@ export const trainCommand: Command = {
     const seconds = (performance.now() - t0) / 1000;
     const result = await model.evaluate(data.test.x, data.test.y);
     // The data set's class names go with the model, so servers answer with labels.
-    if (model.outputShape.length === 1 && model.outputShape[0] === data.classNames.length) model.classNames = data.classNames;
+    // (NumPy arrays' classes are only numbered: names the model already has stay.)
+    if (model.outputShape.length === 1 && model.outputShape[0] === data.classNames.length && (data.kind === 'images' || !model.classNames)) model.classNames = data.classNames;
     await model.save(String(options.out));
     out(`Test loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy!).toFixed(2)}% after ${formatDuration(seconds * 1000)} (${formatDuration((seconds * 1000) / history.epoch.length)} per epoch${model.trainingReplicas > 1 ? `, ${model.trainingReplicas} replicas` : ''})`);
     const spent = model.privacySpent;

@@ -38,18 +38,25 @@ function xFiles(files: readonly string[], split: 'train' | 'test'): Map<string |
   return found;
 }
 
-/** Whether a directory holds a data set of NumPy arrays (x_train.npy, or x_train.<input>.npy files). */
+/** Whether a directory holds a data set of NumPy arrays (x_train / x_test .npy, or their x_<split>.<input>.npy files). */
 export function isArrayDataset(dir: string): boolean {
   try {
-    return statSync(dir).isDirectory() && xFiles(readdirSync(dir), 'train').size > 0;
+    if (!statSync(dir).isDirectory()) return false;
+    const files = readdirSync(dir);
+    return xFiles(files, 'train').size > 0 || xFiles(files, 'test').size > 0;
   } catch {
     return false;
   }
 }
 
+/** One array as a model is fed it: float64 (NumPy's default) as float32, as Keras casts to its float type. */
+function asFed(t: Tensor): Tensor {
+  return t.dtype === 'float64' ? new Tensor(Float32Array.from(t.data as Float64Array), [...t.shape], 'float32') : t;
+}
+
 async function readSplit(dir: string, files: readonly string[], split: 'train' | 'test'): Promise<LabeledArrays> {
   const xs = xFiles(files, split);
-  if (xs.size === 0) throw new KilnError('FILE_NOT_FOUND', `${dir}: no x_${split}.npy (or x_${split}.<input>.npy per input) beside x_train`);
+  if (xs.size === 0) throw new KilnError('FILE_NOT_FOUND', `${dir}: no x_${split}.npy (or x_${split}.<input>.npy per input)`);
   if (xs.has(undefined) && xs.size > 1) {
     throw new KilnError('INVALID_DATA', `${dir}: give x_${split}.npy or one x_${split}.<input>.npy per input, not both (found ${[...xs.values()].join(', ')})`);
   }
@@ -63,28 +70,47 @@ async function readSplit(dir: string, files: readonly string[], split: 'train' |
   const y = new Tensor(Int32Array.from(values), [values.length], 'int32');
   const arrays: Record<string, Tensor> = {};
   for (const [name, file] of xs) {
-    const t = await npy(path.join(dir, file));
+    const t = asFed(await npy(path.join(dir, file)));
     if (t.shape[0] !== y.shape[0]) throw new KilnError('INVALID_DATA', `${path.join(dir, file)} has ${t.shape[0]} examples, ${labelsFile} ${y.shape[0]} labels: they must match`);
     arrays[name ?? ''] = t;
   }
   return { x: xs.has(undefined) ? arrays['']! : arrays, y };
 }
 
-/** Reads a directory of NumPy arrays as a data set; every file, name and count is checked. */
-export async function arrayDataset(dir: string): Promise<ArrayDataset> {
-  let files: string[];
+function listFiles(dir: string): string[] {
   try {
-    files = readdirSync(dir);
+    return readdirSync(dir);
   } catch (cause) {
     throw new KilnError('FILE_NOT_FOUND', `cannot read the data set directory ${dir}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/** The class indices as names: '0' to the largest label of the splits. */
+function classNamesOf(...splits: LabeledArrays[]): string[] {
+  let largest = 0;
+  for (const s of splits) for (const v of s.y.data as Int32Array) largest = Math.max(largest, v);
+  return Array.from({ length: largest + 1 }, (_, i) => String(i));
+}
+
+/** The test split of a directory of NumPy arrays alone (what evaluation reads), with its class names. */
+export async function arrayTestSplit(dir: string): Promise<{
+  /** The test split. */
+  test: LabeledArrays;
+  /** The class indices of its labels as names: '0' to the largest. */
+  classNames: string[];
+}> {
+  const test = await readSplit(dir, listFiles(dir), 'test');
+  return { test, classNames: classNamesOf(test) };
+}
+
+/** Reads a directory of NumPy arrays as a data set; every file, name and count is checked. float64 arrays are fed as float32. */
+export async function arrayDataset(dir: string): Promise<ArrayDataset> {
+  const files = listFiles(dir);
   const train = await readSplit(dir, files, 'train');
   const test = await readSplit(dir, files, 'test');
   const names = (s: LabeledArrays) => (s.x instanceof Tensor ? '' : Object.keys(s.x).sort().join(', '));
   if (names(train) !== names(test)) {
     throw new KilnError('INVALID_DATA', `${dir}: the splits hold other inputs: train ${names(train) || 'x_train.npy'}, test ${names(test) || 'x_test.npy'}`);
   }
-  let largest = 0;
-  for (const s of [train, test]) for (const v of s.y.data as Int32Array) largest = Math.max(largest, v);
-  return { train, test, classNames: Array.from({ length: largest + 1 }, (_, i) => String(i)) };
+  return { train, test, classNames: classNamesOf(train, test) };
 }

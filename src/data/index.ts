@@ -17,5 +17,5 @@ export { augmentImages, randomCrop, randomCutout, randomHorizontalFlip, type Aug
 export { batches, type Augmentation, type BatchOptions } from './batches.js';
 export { streamCifar10, streamIdx, type StreamOptions, type StreamingDataset } from './streaming.js';
 export { DATASET_NAMES, loadDataset } from './by-name.js';
-export { arrayDataset, isArrayDataset, type ArrayDataset, type LabeledArrays } from './arrays.js';
+export { arrayDataset, arrayTestSplit, isArrayDataset, type ArrayDataset, type LabeledArrays } from './arrays.js';
 export { DATASET_SOURCES, FETCHABLE_DATASETS, defaultDatasetDir, fetchDataset, isFetchableDataset, type DatasetFile, type DatasetSource, type FetchOptions, type FetchProgress, type FetchResult, type FetchableDataset } from './fetch.js';

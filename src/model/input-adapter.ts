@@ -92,24 +92,45 @@ function normalize(x: Tensor<'float32'>, axis: number, { mean, std }: Preprocess
   return new Tensor(out, x.shape, 'float32');
 }
 
+const INTEGER_TYPES: ReadonlySet<string> = new Set(['int64', 'int32', 'int8', 'uint8', 'bool']);
+
 /**
- * x as a model file's feeds: one tensor for a file of one input (laid out and normalized by
- * adaptInput), or, for a file of several, tensors by its input names (the first adapted, the others,
- * such as an attention mask, fed as they are), every name and row count checked.
+ * Checks x against a model file's inputs before any run or slice: a tensor for a file of one input, or
+ * tensors by its input names (every name present, no other, as many rows each), integer inputs (token
+ * ids, masks) of the declared type. Float inputs are laid out and converted by adaptInput.
  */
-export function fileFeeds(x: ModelInputs, inputs: readonly TensorDescription[], preprocessing: Preprocessing = {}, what = 'x'): Record<string, Tensor> {
+export function checkFileInputs(x: unknown, inputs: readonly TensorDescription[], what = 'x'): asserts x is ModelInputs {
   const names = inputs.map((i) => i.name);
+  const typed = (t: Tensor, input: TensorDescription, label: string) => {
+    if (INTEGER_TYPES.has(input.dtype) && t.dtype !== input.dtype) throw new KilnError('INVALID_ARGUMENT', `${label} must be ${input.dtype}, as the model's input '${input.name}' is; got ${t.dtype}`);
+  };
   if (x instanceof Tensor) {
     if (inputs.length !== 1) throw new KilnError('INVALID_ARGUMENT', `the model has ${inputs.length} inputs (${names.join(', ')}): give ${what} as an object of tensors by those names`);
-    return { [names[0]!]: adaptInput(x, inputs[0]!, preprocessing) };
+    typed(x, inputs[0]!, what);
+    return;
   }
-  const missing = names.filter((k) => !(x[k] instanceof Tensor));
-  const unknown = Object.keys(x).filter((k) => !names.includes(k));
+  if (x === null || typeof x !== 'object') throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor, or tensors by the model's input names (${names.join(', ')}); got ${x === null ? 'null' : typeof x}`);
+  const given = x as Record<string, unknown>;
+  const missing = names.filter((k) => !(given[k] instanceof Tensor));
+  const unknown = Object.keys(given).filter((k) => !names.includes(k));
   if (missing.length || unknown.length) {
     throw new KilnError('INVALID_ARGUMENT', `${what} must hold a tensor for each of the model's inputs (${names.join(', ')})${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; the model has no input ${unknown.join(', ')}` : ''}`);
   }
-  const rows = x[names[0]!]!.shape[0];
-  for (const k of names) if (x[k]!.shape[0] !== rows) throw new KilnError('INVALID_DATA', `${what}.${k} has ${x[k]!.shape[0]} examples, ${what}.${names[0]} ${rows}: they must match`);
-  return Object.fromEntries(inputs.map((input, k) => [input.name, k === 0 ? adaptInput(x[input.name]!, input, preprocessing) : x[input.name]!]));
+  const rows = (given[names[0]!] as Tensor).shape[0];
+  for (const input of inputs) {
+    const t = given[input.name] as Tensor;
+    if (t.shape[0] !== rows) throw new KilnError('INVALID_DATA', `${what}.${input.name} has ${t.shape[0]} examples, ${what}.${names[0]} ${rows}: they must match`);
+    typed(t, input, `${what}.${input.name}`);
+  }
 }
 
+/**
+ * x as a model file's feeds: one tensor for a file of one input (laid out and normalized by
+ * adaptInput), or, for a file of several, tensors by its input names (the first adapted, the others,
+ * such as an attention mask, fed as they are), checked by checkFileInputs.
+ */
+export function fileFeeds(x: ModelInputs, inputs: readonly TensorDescription[], preprocessing: Preprocessing = {}, what = 'x'): Record<string, Tensor> {
+  checkFileInputs(x, inputs, what);
+  if (x instanceof Tensor) return { [inputs[0]!.name]: adaptInput(x, inputs[0]!, preprocessing) };
+  return Object.fromEntries(inputs.map((input, k) => [input.name, k === 0 ? adaptInput(x[input.name]!, input, preprocessing) : x[input.name]!]));
+}

@@ -8,6 +8,16 @@ import { Tensor } from '../tensor.js';
 /** What fit / evaluate / predict take as x: a tensor, or tensors by the model's input names (as Keras takes a dict). */
 export type ModelInputs = Tensor | Readonly<Record<string, Tensor>>;
 
+/** Checks that x is a tensor, or a non-empty object whose every value is a tensor (before counting or slicing it). */
+export function checkInputsForm(x: unknown, what = 'x'): asserts x is ModelInputs {
+  if (x instanceof Tensor) return;
+  const values = x !== null && typeof x === 'object' ? Object.entries(x) : [];
+  const bad = values.find(([, v]) => !(v instanceof Tensor));
+  if (values.length === 0 || bad) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor, or tensors by input name${bad ? `; ${what}.${bad[0]} is not a tensor` : ''}`);
+  }
+}
+
 /** Number of examples in x: its rows (every tensor of an object of inputs has as many; fit checks that). */
 export function examplesIn(x: ModelInputs): number {
   const first: unknown = x instanceof Tensor ? x : Object.values(x ?? {})[0];

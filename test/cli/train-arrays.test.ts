@@ -21,9 +21,9 @@ const ACCURACY = /accuracy (\d+\.\d+)%/;
 describe('kiln train / evaluate on NumPy arrays', () => {
   let t: Awaited<ReturnType<typeof tempDir>>;
   /** Writes a data set directory: x per input name ('' for x_<split>.npy alone), y per split. */
-  const write = async (dir: string, splits: Record<'train' | 'test', { x: Record<string, Tensor>; y: Tensor }>) => {
+  const write = async (dir: string, splits: Partial<Record<'train' | 'test', { x: Record<string, Tensor>; y: Tensor }>>) => {
     await mkdir(t.path(dir), { recursive: true });
-    for (const [split, { x, y }] of Object.entries(splits)) {
+    for (const [split, { x, y }] of Object.entries(splits) as [string, { x: Record<string, Tensor>; y: Tensor }][]) {
       for (const [name, tensor] of Object.entries(x)) await saveNpy(t.path(`${dir}/x_${split}${name ? `.${name}` : ''}.npy`), tensor);
       await saveNpy(t.path(`${dir}/y_${split}.npy`), y);
     }
@@ -56,13 +56,43 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     assert.equal((100 * (JSON.parse(e.out) as { accuracy: number }).accuracy).toFixed(2), trained.toFixed(2));
   });
 
-  it('trains a model of token ids from x_train.npy, and a Kiln CNN from float images in the same layout', async () => {
+  it('trains a model of token ids from x_train.npy, and a Kiln CNN from float64 images given by an input name', async () => {
     const ids = await runMain(['train', '--model', `${EXPORTED_DIR}/textcls.onnx`, '--dataset', t.path('ids'), '--epochs', '1', '--out', t.path('ids.onnx')]);
     assert.equal(ids.code, 0, ids.err);
     assert.match(ids.out, /512 examples \[12\], 2 classes/);
-    const cnn = await runMain(['train', '--model', 'tutorial-cnn', '--dataset', t.path('images'), '--epochs', '1', '--out', t.path('cnn.onnx')]);
+    const e = await runMain(['evaluate', t.path('ids.onnx'), '--dataset', t.path('ids'), '--json']);
+    assert.equal(e.code, 0, e.err);
+    assert.equal((100 * (JSON.parse(e.out) as { accuracy: number }).accuracy).toFixed(2), ACCURACY.exec(ids.out)![1]);
+    // NumPy's default float64, saved as x_train.input.npy: fed as float32, as the model's one input.
+    const pixels = (n: number) => new Tensor(Float64Array.from({ length: n * 28 * 28 }, (_, i) => (i % 7) / 7), [n, 28, 28, 1], 'float64');
+    const labels = (n: number) => new Tensor(Int32Array.from({ length: n }, (_, i) => i % 3), [n], 'int32');
+    await write('float64', { train: { x: { input: pixels(96) }, y: labels(96) }, test: { x: { input: pixels(32) }, y: labels(32) } });
+    const cnn = await runMain(['train', '--model', 'tutorial-cnn', '--dataset', t.path('float64'), '--epochs', '1', '--out', t.path('cnn.onnx')]);
     assert.equal(cnn.code, 0, cnn.err);
     assert.match(cnn.out, /96 examples \[28,28,1\], 3 classes/);
+  });
+
+  it('evaluates from the test arrays alone, an inference-only file of two inputs too; quantize and bench say what they cannot feed', async () => {
+    const { x, y } = paddedTokenTask(128, 26, true);
+    await write('test-only', { test: { x, y } });
+    const e = await runMain(['evaluate', `${EXPORTED_DIR}/textmask.onnx`, '--dataset', t.path('test-only'), '--json']);
+    assert.equal(e.code, 0, e.err);
+    assert.ok((JSON.parse(e.out) as { accuracy: number }).accuracy < 0.35, 'as exported it follows the original rule');
+    const q = await runMain(['quantize', `${EXPORTED_DIR}/textmask.onnx`, '--mode', 'dynamic', '--no-eval', '--no-suggest', '--out', t.path('textmask.int8.onnx')]);
+    assert.equal(q.code, 0, q.err);
+    const int8 = await runMain(['evaluate', t.path('textmask.int8.onnx'), '--dataset', t.path('test-only'), '--json']);
+    assert.equal(int8.code, 0, int8.err);
+    assert.ok(Math.abs((JSON.parse(int8.out) as { accuracy: number }).accuracy - (JSON.parse(e.out) as { accuracy: number }).accuracy) < 0.05);
+    const one = await runMain(['evaluate', t.path('textmask.int8.onnx'), '--dataset', t.path('ids'), '--json']);
+    assert.notEqual(one.code, 0);
+    assert.match(one.err, /takes 2 inputs \(input_ids, attention_mask\) and --dataset gives one array/);
+    const evaluated = await runMain(['quantize', `${EXPORTED_DIR}/textmask.onnx`, '--mode', 'dynamic', '--out', t.path('never.onnx')]);
+    assert.match(evaluated.err, /takes 2 inputs \(input_ids, attention_mask\) and --dataset gives one array: add --no-eval/);
+    const calibrated = await runMain(['quantize', `${EXPORTED_DIR}/textmask.onnx`, '--mode', 'static', '--no-eval', '--out', t.path('never.onnx')]);
+    assert.match(calibrated.err, /static int8 calibrates one float input; quantize it with --mode dynamic or float16/);
+    const benched = await runMain(['bench', `${EXPORTED_DIR}/textmask.onnx`]);
+    assert.match(benched.err, /takes 2 inputs \(input_ids, attention_mask\) and --dataset gives one array: bench it through the library/);
+    assert.ok(!existsSync(t.path('never.onnx')));
   });
 
   it('refuses a malformed directory, one array for a model of two inputs, and misnamed inputs, writing nothing', async () => {

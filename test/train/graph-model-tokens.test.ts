@@ -223,6 +223,12 @@ describe('GraphModel with two inputs (token ids and an attention mask)', () => {
     await assert.rejects(quantize(model, { mode: 'static', calibration: data.x as never }), kilnError('INVALID_ARGUMENT', 'several inputs', 'use dynamic int8 or float16'));
     await assert.rejects(distill({ teacher: model, x: data.x, y: data.y, epochs: 1, verbose: 0 }), kilnError('INVALID_ARGUMENT', 'the data is several inputs (input_ids, attention_mask): give a student'));
     await assert.rejects(bench([{ name: 'textmask', model }], { x: data.x.input_ids, y: data.y }), kilnError('INVALID_ARGUMENT', 'the model has 2 inputs (input_ids, attention_mask): give x as an object'));
+    // Malformed objects and ids of another integer type are named before any run.
+    await assert.rejects(bench([{ name: 'textmask', model }], { x: { input_ids: 3 } as never, y: data.y }), kilnError('INVALID_ARGUMENT', 'data.x.input_ids is not a tensor'));
+    await assert.rejects(bench([{ name: 'textmask', model }], { x: null as never, y: data.y }), kilnError('INVALID_ARGUMENT', 'data.x must be a tensor, or tensors by input name'));
+    const int32 = new Tensor(Int32Array.from(data.x.input_ids.data as BigInt64Array, Number), [32, SEQ], 'int32');
+    await assert.rejects(bench([{ name: 'textmask', model }], { x: { ...data.x, input_ids: int32 }, y: data.y }), kilnError('INVALID_ARGUMENT', "x.input_ids must be int64, as the model's input 'input_ids' is; got int32"));
+    await assert.rejects(quantize(model, { mode: 'dynamic', evaluate: { y: data.y } as never }), kilnError('INVALID_ARGUMENT', 'evaluate.x must be a tensor, or tensors by'));
     model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
     await assert.rejects(exportTrainer(model, '/nonexistent/kiln-package'), kilnError('INVALID_ARGUMENT', 'takes 2 inputs'));
     // A command whose --dataset reads image sets only points to the ones that read arrays by input name.

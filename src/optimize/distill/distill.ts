@@ -1,6 +1,6 @@
 import { KilnError, formatShape } from '../../errors.js';
 import type { AugmentOptions } from '../../data/augment.js';
-import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
+import { checkInputsForm, examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
@@ -119,7 +119,7 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   const alpha = args.alpha ?? 0.1;
   checkDistillationOptions({ temperature, alpha });
   const x = args.x;
-  if (x === null || typeof x !== 'object') throw new KilnError('INVALID_ARGUMENT', 'x must be a tensor, or tensors by input name for models of several inputs');
+  checkInputsForm(x);
   if (x instanceof Tensor && x.rank < 2) throw new KilnError('INVALID_SHAPE', `x must be [N, ...features], got ${formatShape(x.shape)}`);
   if (!args.student && !(x instanceof Tensor && x.dtype === 'float32')) {
     const what = x instanceof Tensor ? `${x.dtype}${x.dtype === 'int64' || x.dtype === 'int32' ? ' (token ids)' : ''}` : `several inputs (${Object.keys(x).join(', ')})`;

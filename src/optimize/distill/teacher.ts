@@ -3,7 +3,7 @@ import { encodeModel, type ModelProto } from '../../graph/proto.js';
 import { softmaxLogits } from '../../model/imported-graph.js';
 import { Model } from '../../model/model.js';
 import { OnnxModel } from '../../model/onnx-model.js';
-import { fileFeeds } from '../../model/input-adapter.js';
+import { checkFileInputs, fileFeeds } from '../../model/input-adapter.js';
 import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { Tensor } from '../../tensor.js';
@@ -52,7 +52,7 @@ export interface ClassifierScoresOptions {
  */
 export async function classifierScores(model: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions = {}): Promise<Tensor<'float32'>> {
   const batchSize = options.batchSize ?? 256;
-  fileFeeds(sliceInputs(x, 0, 0), model.inputs, model.preprocessing); // names and types checked before any run
+  checkFileInputs(x, model.inputs); // names, rows and integer types checked before any run
   const n = examplesIn(x);
   const outputName = options.output ?? model.outputs[0]!.name;
   let out: Float32Array | undefined;
