@@ -72,13 +72,15 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
   const stepsPerEpoch = Math.ceil(n / batchSize);
   const shuffle = args.shuffle ?? true;
   const fetch = c.training.accuracy ? ['loss', 'correct'] : ['loss'];
+  // The progress bar's rate: images for image data, examples otherwise (vectors, token ids).
+  const itemUnit = trainX.primary.rank === 4 && !trainX.several ? 'img' : 'ex';
   control.stopTraining = false;
   for (const cb of callbacks) await cb.onTrainBegin?.(control);
 
   for (let epoch = startEpoch; epoch < epochs && !control.stopTraining; epoch++) {
     for (const cb of callbacks) await cb.onEpochBegin?.(epoch, control);
     const order = shuffle ? rng.permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
-    const bar = verbose > 0 ? new ProgressBar({ total: stepsPerEpoch, stream: verbose === 1 ? stream : { write: (t: string) => stream.write(t), isTTY: false }, label: `Epoch ${epoch + 1}/${epochs}`, itemsPerStep: batchSize, itemUnit: 'img' }) : undefined;
+    const bar = verbose > 0 ? new ProgressBar({ total: stepsPerEpoch, stream: verbose === 1 ? stream : { write: (t: string) => stream.write(t), isTTY: false }, label: `Epoch ${epoch + 1}/${epochs}`, itemsPerStep: batchSize, itemUnit }) : undefined;
     let lossSum = 0;
     let correct = 0;
     let seen = 0;
