@@ -243,10 +243,9 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
   const seed = options.seed ?? 42;
   const notes: string[] = [];
   const choices: SearchChoices = { ...options };
-  if ((model.inputDtype !== 'float32' || model.otherInputs.length > 0) && options.quantizations === undefined) {
+  if (model.otherInputs.length > 0 && options.quantizations === undefined) {
     choices.quantizations = ['float16'];
-    const takes = model.otherInputs.length > 0 ? `${model.otherInputs.length + 1} inputs` : `${model.inputDtype} token ids`;
-    notes.push(`static int8 not tried: it calibrates one float input, and this model takes ${takes} (quantize it with mode 'dynamic' for int8 MatMuls)`);
+    notes.push(`static int8 not tried: it calibrates on one input's data, and this model takes ${model.otherInputs.length + 1} inputs (quantize it with mode 'dynamic' for int8 MatMuls)`);
   }
   if (model instanceof GraphModel && options.studentRatios === undefined) {
     choices.studentRatios = [];

@@ -122,7 +122,7 @@ export const quantizeCommand: Command = {
     if (names.length > 1 && (calibrated || !options['no-eval'])) {
       throw new KilnError(
         'INVALID_ARGUMENT',
-        `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: ${calibrated ? 'static int8 calibrates one float input; quantize it with --mode dynamic or float16, and --no-eval' : 'add --no-eval, and evaluate the result through the library (x by input name)'}`,
+        `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: ${calibrated ? 'static int8 calibrates on one input\'s data; quantize it with --mode dynamic or float16, and --no-eval' : 'add --no-eval, and evaluate the result through the library (x by input name)'}`,
       );
     }
     const data = await loadDataset(String(options.dataset));

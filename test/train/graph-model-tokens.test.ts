@@ -3,7 +3,7 @@
  * transformer encoder → mean → Linear, PyTorch opset 17) trains as a GraphModel on integer data: it
  * learns a rule opposite to the one it was exported with, predicts, and saves a file with its int64
  * input; pruning, dynamic/float16 quantization and distillation into a student of token ids take it;
- * image data, image preprocessing, static int8 calibration and the default (image) student are refused
+ * image data, image preprocessing and the default (image) student are refused
  * by name. Its gradients against PyTorch's: graph-model-gradients.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -94,19 +94,27 @@ describe('GraphModel of token ids', () => {
     assert.ok(Number.isFinite(distilled.history.history.loss!.at(-1)!));
   });
 
-  it('kiln optimize leaves static int8 out for it, saying why, and tries the rest', async () => {
+  it('static int8 calibrates on token ids (the activations after the embedding), and kiln optimize tries it', async () => {
     const model = await GraphModel.load(FILE);
+    const calibration = tokenTask(512, 9, false);
+    const heldOut = tokenTask(1000, 10, false);
+    const q = await quantize(model, { mode: 'static', calibration: calibration.x, evaluate: { x: heldOut.x, y: heldOut.y } });
+    const e = q.report.evaluation!;
+    assert.ok(Math.abs(e.after.accuracy! - e.before.accuracy!) <= 0.01, `accuracy ${e.before.accuracy} → ${e.after.accuracy}`);
+    assert.ok(e.agreement > 0.97, `agreement ${e.agreement}`);
+    assert.ok((e.runtimeOps.after.QuantizeLinear ?? 0) > 0, JSON.stringify(e.runtimeOps.after));
+    await assert.rejects(quantize(model, { mode: 'static', calibration: new Tensor(new Float32Array(4 * SEQ), [4, SEQ], 'float32') }), kilnError('INVALID_ARGUMENT', "calibration data must be int64, as the model's input is; got float32"));
+
     const train = tokenTask(256, 7, true);
     const test = tokenTask(128, 8, true);
     const r = await optimizeModel(model, { train, evaluation: test, objective: 'size', maxAccuracyDrop: 100, pruneRatios: [0.5], sparsities: [], measurement: { repetitions: 1, latencyRuns: 3, throughputBatches: 1 } });
-    assert.deepEqual(r.candidates.map((c) => c.name).sort(), ['float-fp16', 'pruned50', 'pruned50-fp16']);
-    assert.ok(r.notes.some((n) => /static int8 not tried: it calibrates one float input, and this model takes int64 token ids/.test(n)), r.notes.join('\n'));
+    assert.deepEqual(r.candidates.map((c) => c.name).sort(), ['float-fp16', 'float-int8', 'pruned50', 'pruned50-fp16', 'pruned50-int8']);
+    assert.deepEqual(r.skipped, []);
   });
 
-  it('names what cannot take token ids: static int8 calibration, the default student, an image data set, a training package', async () => {
+  it('names what cannot take token ids: the default student, an image data set, a training package', async () => {
     const model = await GraphModel.load(FILE);
     const data = tokenTask(64, 6, false);
-    await assert.rejects(quantize(model, { mode: 'static', calibration: data.x }), kilnError('INVALID_ARGUMENT', 'for a model of token ids use dynamic int8'));
     await assert.rejects(distill({ teacher: model, x: data.x, y: data.y, epochs: 1, verbose: 0 }), kilnError('INVALID_ARGUMENT', 'the data is int64 (token ids): give a student'));
     const r = await runMain(['evaluate', FILE, '--dataset', 'embedded']);
     assert.notEqual(r.code, 0);
@@ -210,7 +218,7 @@ describe('GraphModel with two inputs (token ids and an attention mask)', () => {
     const optimized = await optimizeModel(model, { train, evaluation: test, objective: 'size', maxAccuracyDrop: 100, pruneRatios: [0.5], sparsities: [], measurement: { repetitions: 1, latencyRuns: 3, throughputBatches: 1 } });
     assert.deepEqual(optimized.candidates.map((c) => c.name).sort(), ['float-fp16', 'pruned50', 'pruned50-fp16']);
     assert.equal(optimized.original.accuracy, right / labels.length);
-    assert.ok(optimized.notes.some((n) => /static int8 not tried: it calibrates one float input, and this model takes 2 inputs/.test(n)), optimized.notes.join('\n'));
+    assert.ok(optimized.notes.some((n) => /static int8 not tried: it calibrates on one input's data, and this model takes 2 inputs/.test(n)), optimized.notes.join('\n'));
 
     const student = (await prune(model, { structured: { mlp: 0.5 } })).model;
     const distilled = await distill({ teacher: model, student, x: train.x, y: train.y, epochs: 1, batchSize: 64, verbose: 0 });

@@ -8,7 +8,7 @@ import { OnnxModel } from '../../model/onnx-model.js';
 import { Model } from '../../model/model.js';
 import { Random } from '../../random.js';
 import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
-import { Tensor } from '../../tensor.js';
+import { Tensor, type DType } from '../../tensor.js';
 import type { History } from '../../train/fit-loop.js';
 import { Sequential } from '../../train/sequential.js';
 import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
@@ -217,14 +217,14 @@ function checkOptions(o: QuantizeOptions): void {
 }
 
 /** The calibration examples as one float32 tensor of the model's input shape (a seeded subset). */
-export function calibrationTensor(data: CalibrationData, inputShape: readonly (number | string | null)[], samples: number, seed: number, preprocessing: Preprocessing = {}): Tensor {
+export function calibrationTensor(data: CalibrationData, inputShape: readonly (number | string | null)[], samples: number, seed: number, preprocessing: Preprocessing = {}, inputDtype: DType = 'float32'): Tensor {
   const given: unknown = data instanceof Tensor ? data : (data as ImageDataset).train?.images ?? (data as LabeledImages).images;
   if (!(given instanceof Tensor)) {
     const several = data !== null && typeof data === 'object' && !(data instanceof Tensor) && Object.values(data).length > 1 && Object.values(data).every((v) => v instanceof Tensor);
     throw new KilnError(
       'INVALID_ARGUMENT',
       several
-        ? 'static int8 calibrates a model of one float input; this calibration data holds several inputs: for a model with several (input_ids and attention_mask), use dynamic int8 or float16'
+        ? 'static int8 calibrates on one input\'s data; this calibration data holds several inputs: for a model with several (input_ids and attention_mask), use dynamic int8 or float16'
         : 'calibration must be a tensor of examples, {images, labels} or a data set with a train split',
     );
   }
@@ -235,13 +235,13 @@ export function calibrationTensor(data: CalibrationData, inputShape: readonly (n
   if (x.rank !== inputShape.length || expected.some((d, i) => typeof d === 'number' && d !== got[i])) {
     throw new KilnError('INVALID_SHAPE', `calibration data must have the model's input shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(x.shape)}`);
   }
-  if (x.dtype !== 'float32') {
-    const ids = x.dtype === 'int64' || x.dtype === 'int32';
-    throw new KilnError('INVALID_ARGUMENT', `calibration data must be float32, got ${x.dtype}${ids ? ': static int8 calibrates models of float inputs; for a model of token ids use dynamic int8 (its MatMuls) or float16' : ''}`);
-  }
-  const values = x.data as Float32Array;
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i]!)) throw new KilnError('INVALID_DATA', `calibration data contains ${values[i]} at flat index ${i}; examples must be finite`);
+  // A model of token ids calibrates on ids: the ranges measured are its float activations after the embedding.
+  if (x.dtype !== inputDtype) throw new KilnError('INVALID_ARGUMENT', `calibration data must be ${inputDtype}, as the model's input is; got ${x.dtype}`);
+  if (x.dtype === 'float32') {
+    const values = x.data as Float32Array;
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i]!)) throw new KilnError('INVALID_DATA', `calibration data contains ${values[i]} at flat index ${i}; examples must be finite`);
+    }
   }
   const n = x.shape[0]!;
   if (n <= samples) return x;
@@ -381,7 +381,7 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     result = quantizeDynamicGraph(foldedGraph, src.layerOf, { ...common, minConvReduction });
   } else {
     const data = options.calibration ?? (options.mode === 'qat' ? options.fineTune!.x : undefined);
-    const x = calibrationTensor(data!, src.graph.inputs[0]!.shape ?? [], options.calibrationSamples ?? 512, seed, preprocessing);
+    const x = calibrationTensor(data!, src.graph.inputs[0]!.shape ?? [], options.calibrationSamples ?? 512, seed, preprocessing, src.graph.inputs[0]!.dtype);
     const method = options.method ?? 'minmax';
     const ranges = await calibrateActivations(foldedGraph, x, { method, percentile: options.percentile, runtime });
     calibration = { method, samples: x.shape[0]! };
