@@ -14,11 +14,11 @@ import { distill } from '../optimize/distill/distill.js';
 import { prune } from '../optimize/prune/prune.js';
 import { quantize, type CalibrationData } from '../optimize/quantize/quantize.js';
 import { fileFeeds } from '../model/input-adapter.js';
-import { checkInputsForm, examplesIn, sliceInputs, type ModelInputs } from '../model/input-rows.js';
+import { checkInputsForm, examplesIn, singleInput, sliceInputs, type ModelInputs } from '../model/input-rows.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { parseOnnx } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
-import { Tensor } from '../tensor.js';
+import { concatRows, Tensor } from '../tensor.js';
 import { GraphModel } from '../train/graph-model.js';
 import { evaluateClassifier } from '../train/metrics.js';
 import { Sequential } from '../train/sequential.js';
@@ -169,16 +169,9 @@ async function accuracyOf(bytes: Uint8Array, data: { x: ModelInputs; y: Tensor }
   const session = await runtime.load(bytes);
   try {
     const n = examplesIn(data.x);
-    const parts: Float32Array[] = [];
-    let classes = 0;
-    for (let start = 0; start < n; start += 256) {
-      const out = Object.values(await runtime.run(session, fileFeeds(sliceInputs(data.x, start, start + 256), described.inputs, described.preprocessing)))[0]!;
-      classes = out.shape[1]!;
-      parts.push(out.data as Float32Array);
-    }
-    const scores = new Float32Array(n * classes);
-    parts.reduce((offset, p) => (scores.set(p, offset), offset + p.length), 0);
-    return evaluateClassifier(data.y, new Tensor(scores, [n, classes], 'float32')).accuracy;
+    const parts: Tensor[] = [];
+    for (let start = 0; start < n; start += 256) parts.push(Object.values(await runtime.run(session, fileFeeds(sliceInputs(data.x, start, start + 256), described.inputs, described.preprocessing)))[0]!);
+    return evaluateClassifier(data.y, concatRows(parts) as Tensor<'float32'>).accuracy;
   } finally {
     await runtime.release(session).catch(() => undefined);
   }
@@ -352,8 +345,7 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
       try {
         // One input's tensor given by name is that tensor; an object of several inputs is refused by
         // calibration with the reason, reported below as not made.
-        const x = options.train.x;
-        const calibration = (x instanceof Tensor || Object.keys(x).length !== 1 ? x : Object.values(x)[0]!) as CalibrationData;
+        const calibration = singleInput(options.train.x) as CalibrationData;
         q = await quantize(base.model, config.quantization === 'int8' ? { mode: 'static', calibration, seed } : { mode: 'float16' });
       } catch (err) {
         if (!(err instanceof KilnError)) throw err;

@@ -5,7 +5,8 @@
  */
 import { arrayDataset, arrayTestSplit, isArrayDataset, type LabeledArrays } from '../data/arrays.js';
 import { loadDataset } from '../data/by-name.js';
-import { Tensor } from '../tensor.js';
+import { singleInput } from '../model/input-rows.js';
+import type { Tensor } from '../tensor.js';
 
 /** One split: its examples (one tensor, or tensors by input name) and class labels. */
 export interface LabeledSplit {
@@ -24,8 +25,7 @@ export interface Splits {
 
 /** One input's array given by name (x_train.input.npy) is that array: fed like x_train.npy, to any model of one input. */
 function unwrap(split: LabeledArrays): LabeledSplit {
-  const { x, y } = split;
-  return { x: x instanceof Tensor || Object.keys(x).length !== 1 ? x : Object.values(x)[0]!, y };
+  return { x: singleInput(split.x), y: split.y };
 }
 
 export async function loadSplits(spec: string): Promise<Splits> {

@@ -1,7 +1,8 @@
 import { KilnError } from '../errors.js';
 import { Tensor } from '../tensor.js';
+import { INPUT_NAME, Model } from '../model/model.js';
 import { OnnxModel } from '../model/onnx-model.js';
-import { GraphModel, type GraphModelOptions } from '../train/graph-model.js';
+import type { GraphModelOptions } from '../train/graph-model.js';
 import type { Command } from './command.js';
 
 /** The options of commands that read ONNX models other tools exported: input layout and normalization, transfer learning. */
@@ -34,11 +35,11 @@ export function importOptions(options: Record<string, unknown>, seed?: number): 
   };
 }
 
-/** A model's data input names: an imported graph's, a plain ONNX file's; a Kiln model's one. */
+/** A model's data input names: a Kiln or imported model's (Model.inputNames), a plain ONNX file's. */
 export function inputNamesOf(model: unknown): string[] {
-  if (model instanceof GraphModel) return [model.modelInput.name, ...model.otherInputs.map((o) => o.name)];
+  if (model instanceof Model) return model.inputNames;
   if (model instanceof OnnxModel) return model.inputs.map((i) => i.name);
-  return ['input'];
+  return [INPUT_NAME];
 }
 
 /**

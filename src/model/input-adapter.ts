@@ -2,7 +2,7 @@ import { KilnError, formatShape } from '../errors.js';
 import type { ModelProto } from '../graph/proto.js';
 import { Tensor } from '../tensor.js';
 import { PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
-import type { ModelInputs } from './input-rows.js';
+import { checkInputNames, type ModelInputs } from './input-rows.js';
 import type { TensorDescription } from './onnx-model.js';
 
 /*
@@ -110,15 +110,10 @@ export function checkFileInputs(x: unknown, inputs: readonly TensorDescription[]
     return;
   }
   if (x === null || typeof x !== 'object') throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor, or tensors by the model's input names (${names.join(', ')}); got ${x === null ? 'null' : typeof x}`);
-  const given = x as Record<string, unknown>;
-  const missing = names.filter((k) => !(given[k] instanceof Tensor));
-  const unknown = Object.keys(given).filter((k) => !names.includes(k));
-  if (missing.length || unknown.length) {
-    throw new KilnError('INVALID_ARGUMENT', `${what} must hold a tensor for each of the model's inputs (${names.join(', ')})${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; the model has no input ${unknown.join(', ')}` : ''}`);
-  }
-  const rows = (given[names[0]!] as Tensor).shape[0];
+  checkInputNames(x, names, what);
+  const rows = x[names[0]!]!.shape[0];
   for (const input of inputs) {
-    const t = given[input.name] as Tensor;
+    const t = x[input.name]!;
     if (t.shape[0] !== rows) throw new KilnError('INVALID_DATA', `${what}.${input.name} has ${t.shape[0]} examples, ${what}.${names[0]} ${rows}: they must match`);
     typed(t, input, `${what}.${input.name}`);
   }

@@ -18,6 +18,27 @@ export function checkInputsForm(x: unknown, what = 'x'): asserts x is ModelInput
   }
 }
 
+/**
+ * Checks an object of inputs holds a tensor under each of `names` and under no other key: a missing or
+ * unknown name is reported with the model's names, a value that is not a tensor by its key.
+ */
+export function checkInputNames(x: object, names: readonly string[], what: string): asserts x is Readonly<Record<string, Tensor>> {
+  const given = x as Record<string, unknown>;
+  const missing = names.filter((k) => !(k in given));
+  const unknown = Object.keys(given).filter((k) => !names.includes(k));
+  if (missing.length || unknown.length) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} must hold a tensor for each of the model's inputs (${names.join(', ')})${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; the model has no input ${unknown.join(', ')}` : ''}`);
+  }
+  for (const k of names) if (!(given[k] instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', `${what}.${k} must be a tensor`);
+}
+
+/** One input's tensor given by name (`{input: t}`) is that tensor, as a model of one input takes it; anything else as it is. */
+export function singleInput(x: ModelInputs): ModelInputs {
+  if (x instanceof Tensor) return x;
+  const values = Object.values(x);
+  return values.length === 1 ? values[0]! : x;
+}
+
 /** Number of examples in x: its rows (every tensor of an object of inputs has as many; fit checks that). */
 export function examplesIn(x: ModelInputs): number {
   const first: unknown = x instanceof Tensor ? x : Object.values(x ?? {})[0];

@@ -5,7 +5,7 @@ import type { ParamSpec } from '../layers/layer.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor, type DType } from '../tensor.js';
-import { InputRows, type ModelInputs } from './input-rows.js';
+import { checkInputNames, InputRows, type ModelInputs } from './input-rows.js';
 import { DEFAULT_OPSET } from '../graph/onnx-io.js';
 import { platform } from '#platform';
 import { CLASS_NAMES_METADATA_KEY, checkClassNames, parseClassNames } from './class-names.js';
@@ -289,14 +289,19 @@ export abstract class Model {
     return INPUT_NAME;
   }
 
+  /** The names its data inputs go by in an object of inputs: the first input's, then any others' (attention_mask). */
+  get inputNames(): string[] {
+    return [this.primaryInputName, ...this.otherInputs.map((o) => o.name)];
+  }
+
   /**
    * x checked and keyed as the step graphs take it: a tensor for a model with one data input, or the
    * model's inputs by name (a model with several: `{input_ids, attention_mask}`), each checked against
    * its shape and type.
    */
   inputRows(x: ModelInputs, what = 'x'): InputRows {
-    const others = this.structure.otherInputs ?? [];
-    const names = [this.primaryInputName, ...others.map((o) => o.name)];
+    const others = this.otherInputs;
+    const names = this.inputNames;
     if (x instanceof Tensor) {
       if (others.length > 0) {
         throw new KilnError('INVALID_ARGUMENT', `the model has ${names.length} inputs (${names.join(', ')}): give ${what} as an object of tensors by those names, e.g. {${names.join(', ')}}`);
@@ -305,12 +310,7 @@ export abstract class Model {
       return new InputRows({ [INPUT_NAME]: x }, INPUT_NAME);
     }
     if (!x || typeof x !== 'object') throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor, or an object of tensors by the model's input names (${names.join(', ')})`);
-    const missing = names.filter((k) => !(k in x));
-    const unknown = Object.keys(x).filter((k) => !names.includes(k));
-    if (missing.length || unknown.length) {
-      throw new KilnError('INVALID_ARGUMENT', `${what} must hold a tensor for each of the model's inputs (${names.join(', ')})${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; the model has no input ${unknown.join(', ')}` : ''}`);
-    }
-    for (const k of names) if (!(x[k] instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', `${what}.${k} must be a tensor`);
+    checkInputNames(x, names, what);
     const primary = x[this.primaryInputName]!;
     this.checkInput(primary, `${what}.${this.primaryInputName}`);
     const feeds: Record<string, Tensor> = { [INPUT_NAME]: primary };

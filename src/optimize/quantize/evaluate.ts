@@ -5,7 +5,7 @@ import { KilnError, formatShape } from '../../errors.js';
 import { decodeModel } from '../../graph/proto.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { SessionInfo } from '../../runtime/protocol.js';
-import { Tensor } from '../../tensor.js';
+import { concatRows, Tensor } from '../../tensor.js';
 import { accuracy, predictedLabels } from '../../train/metrics.js';
 import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 
@@ -68,20 +68,9 @@ function countOps(bytes: Uint8Array): Record<string, number> {
 
 async function predictAll(runtime: Runtime, session: SessionInfo, feeds: Record<string, Tensor>, batchSize: number): Promise<Tensor> {
   const n = examplesIn(feeds);
-  const parts: Float32Array[] = [];
-  let rowShape: number[] = [];
-  for (let start = 0; start < n; start += batchSize) {
-    const out = Object.values(await runtime.run(session, sliceInputs(feeds, start, start + batchSize) as Record<string, Tensor>))[0]!;
-    rowShape = out.shape.slice(1);
-    parts.push(out.data as Float32Array);
-  }
-  const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    data.set(p, offset);
-    offset += p.length;
-  }
-  return new Tensor(data, [n, ...rowShape], 'float32');
+  const parts: Tensor[] = [];
+  for (let start = 0; start < n; start += batchSize) parts.push(Object.values(await runtime.run(session, sliceInputs(feeds, start, start + batchSize) as Record<string, Tensor>))[0]!);
+  return concatRows(parts);
 }
 
 /**

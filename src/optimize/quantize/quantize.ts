@@ -216,7 +216,7 @@ function checkOptions(o: QuantizeOptions): void {
   }
 }
 
-/** The calibration examples as one float32 tensor of the model's input shape (a seeded subset). */
+/** The calibration examples as one tensor of the model's input shape and type (a seeded subset): float32 images or vectors, or a text model's token ids. */
 export function calibrationTensor(data: CalibrationData, inputShape: readonly (number | string | null)[], samples: number, seed: number, preprocessing: Preprocessing = {}, inputDtype: DType = 'float32'): Tensor {
   const given: unknown = data instanceof Tensor ? data : (data as ImageDataset).train?.images ?? (data as LabeledImages).images;
   if (!(given instanceof Tensor)) {
