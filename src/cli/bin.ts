@@ -1,6 +1,13 @@
 #!/usr/bin/env node
 import { main } from './main.js';
 
+// A reader that closes the pipe early (`kiln info m.onnx | head -3`) has read all it wants: stop
+// quietly, as Unix tools do on SIGPIPE, instead of dying on an unhandled EPIPE with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

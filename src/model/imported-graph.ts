@@ -3,6 +3,7 @@ import { dtypeFromOnnx } from '../graph/dtype.js';
 import { Graph, type Attrs, type Dim, type Shape, type Value } from '../graph/graph.js';
 import { modelToProto, nodeAttributes, tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
 import { encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js';
+import { OLDEST_UPGRADABLE_OPSET, UPGRADED_OPSET, defaultOpset, upgradeOpset } from '../graph/opset-upgrade.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -85,11 +86,12 @@ const FLOAT_TYPES: ReadonlySet<DType> = new Set(['float32']);
 
 /**
  * Opsets Kiln trains: from 13 (axes and split sizes as inputs, as Kiln's gradient rules write them) to
- * 18 (Reduce* axes as inputs, Split's num_outputs, Pad's axes). Step graphs are written at the model's
- * opset, 17 at least (LayerNormalization), so every imported node keeps its meaning.
+ * 18 (Reduce* axes as inputs, Split's num_outputs, Pad's axes); opsets 6–12 are upgraded to 13 as
+ * they load (graph/opset-upgrade.ts). Step graphs are written at the model's opset, 17 at least
+ * (LayerNormalization), so every imported node keeps its meaning.
  */
 const MIN_OPSET = 13;
-const MAX_OPSET = 18;
+const MAX_OPSET = 21;
 const KILN_OPSET = 17;
 
 /**
@@ -163,10 +165,18 @@ export class ImportedGraph implements ModelStructure {
    * and finds the parameters. `preprocessing.layout` (when set) says how the model's image input is
    * laid out; otherwise the model is fed as its input is declared until `withLayout` says otherwise.
    */
-  static async open(proto: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}): Promise<ImportedGraph> {
-    const opset = Number(proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
-    if (opset < MIN_OPSET || opset > MAX_OPSET) {
-      throw new KilnError('UNSUPPORTED_OP', `'${file}' uses ONNX opset ${opset}; Kiln trains models of opsets ${MIN_OPSET} to ${MAX_OPSET}: export it again with opset_version between ${MIN_OPSET} and ${MAX_OPSET}`);
+  static async open(given: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}): Promise<ImportedGraph> {
+    let proto = given;
+    let opset = defaultOpset(proto);
+    if (opset < OLDEST_UPGRADABLE_OPSET || opset > MAX_OPSET) {
+      throw new KilnError('UNSUPPORTED_OP', `'${file}' uses ONNX opset ${opset}; Kiln trains models of opsets ${OLDEST_UPGRADABLE_OPSET} to ${MAX_OPSET} (those before ${MIN_OPSET} upgraded to ${UPGRADED_OPSET} as they load): export it again with opset_version between ${MIN_OPSET} and ${MAX_OPSET}`);
+    }
+    if (opset < MIN_OPSET) {
+      // The upgrade needs some values' ranks and types (Softmax's input, Clip's bounds): measured on
+      // the file as it is, which ONNX Runtime runs at its own opset.
+      const measured = await measureValues(proto, declaredInputs(proto, file), runtime, file);
+      proto = upgradeOpset(proto, { file, describe: (name) => { const v = measured.values.get(name); return v && { rank: v.shape.length, dtype: v.dtype }; } });
+      opset = UPGRADED_OPSET;
     }
     const inputs = declaredInputs(proto, file);
     const { values, samples } = await measureValues(proto, inputs, runtime, file);

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -163,6 +163,16 @@ describe('the kiln bin script', () => {
       assert.equal(e.stdout, '');
       return true;
     });
+  });
+
+  it('stops quietly when its reader closes the pipe (`kiln info m.onnx | head -3`), as Unix tools do', async () => {
+    const child = spawn(process.execPath, [BIN, 'info', modelFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader is gone before the first line is written
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(stderr, '', 'no EPIPE stack trace');
+    assert.equal(code, 0);
   });
 
   it('`kiln nope` exits 2', async () => {

@@ -134,6 +134,40 @@ describe('GraphModel on PyTorch exports', () => {
   });
 });
 
+describe('GraphModel on files of opsets before 13', () => {
+  it('upgrades a ViT of opset 9 as it loads: the same predictions, fine-tuned, saved as an opset-13 file ONNX Runtime runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-old-'));
+    const source = `${DIR}/vit9.onnx`;
+    const before = sha(source);
+    const { x, y, xTest } = await subset(640, 64);
+    const model = await GraphModel.load(source);
+    const original = await OnnxModel.load(source);
+    assert.equal(model.graphOpset, 17, 'the step is written at 17, as for a model of 13');
+    const nchw = (t: Tensor) => {
+      const [n, h, w] = t.shape as number[];
+      return new Tensor(Float32Array.from(t.data as Float32Array), [n!, 1, h!, w!], 'float32');
+    };
+    const [upgraded, theirs] = [await model.predict(xTest), await original.predict(nchw(xTest))];
+    const gap = Math.max(...Array.from(upgraded.data as Float32Array, (v, i) => Math.abs(v - (theirs.data as Float32Array)[i]!)));
+    assert.ok(gap < 1e-5, `predictions of the upgraded graph differ by ${gap}`);
+
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    await model.fit(x, y, { epochs: 1, batchSize: 64, verbose: 0, seed: 1 });
+    const out = join(dir, 'tuned.onnx');
+    await model.save(out);
+    assert.equal(sha(source), before, 'the original file is never modified');
+    const saved = decodeModel(readFileSync(out));
+    assert.deepEqual(saved.opsetImport, [{ domain: '', version: 13 }]);
+    assert.ok(saved.irVersion! >= 7);
+    assert.deepEqual(saved.graph!.input!.map((i) => i.name), ['input']);
+    assert.deepEqual(saved.graph!.output!.map((o) => o.name), ['logits']);
+    const reloaded = await OnnxModel.load(out);
+    const [ours, again] = [await model.predict(xTest), await reloaded.predict(nchw(xTest))];
+    const drift = Math.max(...Array.from(ours.data as Float32Array, (v, i) => Math.abs(v - (again.data as Float32Array)[i]!)));
+    assert.ok(drift < 1e-5, `the saved file predicts ${drift} away from the model`);
+  });
+});
+
 describe('GraphModel: opsets, preprocessing, selectors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-more-'));
   const vectors = () => {
@@ -147,12 +181,12 @@ describe('GraphModel: opsets, preprocessing, selectors', () => {
     return g.op1('MatMul', [x, w]);
   };
 
-  it('trains an opset-18 graph (ReduceMean with axes as an input) and refuses opset 19 naming the range', async () => {
+  it('trains an opset-18 graph (ReduceMean with axes as an input) and an opset-20 one (the Gelu op), and refuses opset 22 naming the range', async () => {
     const write = async (name: string, opset: number) => {
       const g = new Graph(name);
       const h = dense(g);
       const centered = g.op1('Sub', [h, g.op1('ReduceMean', [h, g.int64s([1])], { keepdims: 1 })]);
-      g.output(centered, 'y');
+      g.output(opset >= 20 ? g.op1('Gelu', [centered]) : centered, 'y');
       const file = join(dir, `${name}.onnx`);
       await fs.writeFile(file, encodeModel(modelToProto(g, {}, opset)));
       return file;
@@ -163,7 +197,12 @@ describe('GraphModel: opsets, preprocessing, selectors', () => {
     model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
     const h = await model.fit(x, y, { epochs: 2, batchSize: 25, verbose: 0 });
     assert.ok(Number.isFinite(h.history.loss![1]!));
-    await assert.rejects(GraphModel.load(await write('opset19', 19)), (e: unknown) => e instanceof KilnError && e.code === 'UNSUPPORTED_OP' && /opsets 13 to 18/.test(e.message));
+    const gelu = await GraphModel.load(await write('opset20', 20));
+    assert.equal(gelu.graphOpset, 20);
+    gelu.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    const g = await gelu.fit(x, y, { epochs: 2, batchSize: 25, verbose: 0 });
+    assert.ok(g.history.loss![1]! < g.history.loss![0]!, `loss ${g.history.loss}`);
+    await assert.rejects(GraphModel.load(await write('opset22', 22)), (e: unknown) => e instanceof KilnError && e.code === 'UNSUPPORTED_OP' && /opsets 6 to 21/.test(e.message));
   });
 
   it('applies --mean/--std in the graph, keeps them across save and load, and refuses bad values as the caller\'s error', async () => {

@@ -3,6 +3,7 @@ import { ONNX_TYPE_NAMES, dtypeFromOnnx } from '../../graph/dtype.js';
 import { Graph, type Shape } from '../../graph/graph.js';
 import { DEFAULT_OPSET, nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
 import type { ModelProto, ValueInfoProto } from '../../graph/proto.js';
+import { UPGRADED_OPSET, upgradeOpset } from '../../graph/opset-upgrade.js';
 import { OnnxModel, QUANTIZED_OPS } from '../../model/onnx-model.js';
 import type { Model } from '../../model/model.js';
 import { parseOnnx } from '../../model/read-model.js';
@@ -99,6 +100,29 @@ export function graphFromProto(proto: ModelProto): Graph {
 }
 
 /**
+ * A file of an opset before 13 upgraded to 13 (graph/opset-upgrade.ts): the rewrite is written at 13 at
+ * least, where the file's older nodes would mean something else or nothing. The ranks and types the
+ * upgrade asks for come from Kiln's shape rules on the file as it is, where they know its ops.
+ */
+function atRewriteOpset(proto: ModelProto): ModelProto {
+  const declared = proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version;
+  if (declared === undefined || Number(declared) >= UPGRADED_OPSET) return proto;
+  let original: Graph | undefined;
+  try {
+    original = graphFromProto(proto);
+  } catch {
+    // An op Kiln has no rule for at this opset (Upsample, say): the upgrade goes by the file's declared shapes.
+  }
+  return upgradeOpset(proto, {
+    file: proto.graph?.name || 'the model',
+    describe: (name) => {
+      const v = original?.values.get(name);
+      return v?.shape ? { rank: v.shape.length, dtype: v.dtype } : undefined;
+    },
+  });
+}
+
+/**
  * The float inference graph of a model, with weights as initializers and a symbolic batch dimension.
  * Kiln models also say which layer emitted each node (for the report and `exclude`).
  */
@@ -106,7 +130,8 @@ export function sourceGraph(model: QuantizableModel): SourceGraph {
   if (model instanceof Uint8Array) return sourceGraph(new OnnxModel(model, parseOnnx(model)));
   if (model instanceof OnnxModel) {
     checkNotQuantized(model.proto);
-    const graph = graphFromProto(model.proto);
+    const proto = atRewriteOpset(model.proto);
+    const graph = graphFromProto(proto);
     // What the file declares for its outputs (a symbolic batch, the class count) where Kiln's shape
     // rules could not tell, so the rewritten file declares the same (graphFromProto itself keeps
     // Kiln's inference: the conformance tests check exactly that).
@@ -119,7 +144,7 @@ export function sourceGraph(model: QuantizableModel): SourceGraph {
     const layerOf = new Map(graph.nodes.map((n) => [n.name, n.name.replace(/^node\//, '')]));
     const metadata = Object.fromEntries((model.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
     delete metadata[MODEL_METADATA_KEY];
-    const opset = Number(model.proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? DEFAULT_OPSET);
+    const opset = Number(proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? DEFAULT_OPSET);
     return { graph, layerOf, metadata, layerNames: [...new Set(layerOf.values())], modelName: model.proto.graph?.name || 'model', opset };
   }
   const sequentialModel = model as Sequential;
