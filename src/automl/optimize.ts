@@ -14,7 +14,7 @@ import { distill } from '../optimize/distill/distill.js';
 import { prune } from '../optimize/prune/prune.js';
 import { quantize, type CalibrationData } from '../optimize/quantize/quantize.js';
 import { fileFeeds } from '../model/input-adapter.js';
-import { checkInputsForm, examplesIn, singleInput, sliceInputs, type ModelInputs } from '../model/input-rows.js';
+import { checkInputsForm, examplesIn, sliceInputs, type ModelInputs } from '../model/input-rows.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { parseOnnx } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
@@ -236,10 +236,6 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
   const seed = options.seed ?? 42;
   const notes: string[] = [];
   const choices: SearchChoices = { ...options };
-  if (model.otherInputs.length > 0 && options.quantizations === undefined) {
-    choices.quantizations = ['float16'];
-    notes.push(`static int8 not tried: it calibrates on one input's data, and this model takes ${model.otherInputs.length + 1} inputs (quantize it with mode 'dynamic' for int8 MatMuls)`);
-  }
   if (model instanceof GraphModel && options.studentRatios === undefined) {
     choices.studentRatios = [];
     notes.push('distilled students not tried: a student is a Kiln layer model reading channels-last images under its own input name, not a drop-in replacement for this imported graph (ask for them with studentRatios / --student-ratios)');
@@ -343,9 +339,8 @@ export async function optimizeModel(model: OptimizableModel, options: OptimizeOp
       const t = performance.now();
       let q: Awaited<ReturnType<typeof quantize>>;
       try {
-        // One input's tensor given by name is that tensor; an object of several inputs is refused by
-        // calibration with the reason, reported below as not made.
-        const calibration = singleInput(options.train.x) as CalibrationData;
+        // Calibration on the training inputs: one tensor, or tensors by input name for a model of several.
+        const calibration = options.train.x as CalibrationData;
         q = await quantize(base.model, config.quantization === 'int8' ? { mode: 'static', calibration, seed } : { mode: 'float16' });
       } catch (err) {
         if (!(err instanceof KilnError)) throw err;

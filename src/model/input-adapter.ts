@@ -51,6 +51,8 @@ function layoutFor(x: Tensor, input: TensorDescription, preprocessing: Preproces
   const fits = (dims: readonly number[]) => want !== null && want.length === dims.length + 1 && want.slice(1).every((d, i) => typeof d !== 'number' || d === dims[i]);
   // Data already in the model's shape goes as it is; a declared channels-last model is never transposed.
   if (want === null || fits(rest) || preprocessing.layout === 'nhwc') return x;
+  // Token ids have no layout to change: the shape is right or it is not.
+  if (INTEGER_TYPES.has(input.dtype)) throw new KilnError('INVALID_SHAPE', `the model's input '${input.name}' has shape ${formatShape(want)}; the data is ${formatShape([null, ...rest])}`);
   if (rest.length === 3) {
     const [h, w, c] = rest as [number, number, number];
     if (fits([c, h, w])) return toChannelsFirst(x as Tensor<'float32'>);

@@ -3,11 +3,12 @@ import { ONNX_TYPE_NAMES } from '../graph/dtype.js';
 import type { ModelProto, ValueInfoProto } from '../graph/proto.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
-import { concatRows, type Tensor } from '../tensor.js';
+import { Tensor, concatRows } from '../tensor.js';
 import { parseModelKey } from './encryption.js';
 import { readOnnxFile } from './read-model.js';
 import type { Preprocessing } from './imported-graph.js';
-import { declaredPreprocessing } from './input-adapter.js';
+import { checkFileInputs, declaredPreprocessing } from './input-adapter.js';
+import { examplesIn, sliceInputs, type ModelInputs } from './input-rows.js';
 
 /** One input or output of an ONNX graph. */
 export interface TensorDescription {
@@ -196,27 +197,26 @@ export class OnnxModel {
   }
 
   /**
-   * Single-input models: the first output for x, in one run or, with `batchSize`, in runs of that many
-   * examples (memory stays flat over a large x), their outputs concatenated.
+   * The first output for x, in one run or, with `batchSize`, in runs of that many examples (memory
+   * stays flat over a large x), their outputs concatenated. x is a tensor for a model of one input, or
+   * tensors by input name for a model of several (token ids and an attention mask), as `run` takes them.
    */
   async predict(
-    x: Tensor,
+    x: ModelInputs,
     options: {
       /** Examples per run (default: all of x in one). */
       batchSize?: number;
     } = {},
   ): Promise<Tensor> {
-    if (this.inputs.length !== 1) {
-      throw new KilnError('INVALID_ARGUMENT', `predict(x) needs a model with one input; this one has ${this.inputs.length}: use run({name: tensor})`);
-    }
-    const input = this.inputs[0]!.name;
+    checkFileInputs(x, this.inputs, 'x');
+    const feeds = (part: ModelInputs): Record<string, Tensor> => (part instanceof Tensor ? { [this.inputs[0]!.name]: part } : { ...part });
     const output = this.outputs[0]!.name;
     const { batchSize } = options;
     if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
-    const n = x.shape[0] ?? 0;
-    if (batchSize === undefined || n <= batchSize) return (await this.run({ [input]: x }))[output]!;
+    const n = examplesIn(x);
+    if (batchSize === undefined || n <= batchSize) return (await this.run(feeds(x)))[output]!;
     const parts: Tensor[] = [];
-    for (let start = 0; start < n; start += batchSize) parts.push((await this.run({ [input]: x.slice(start, start + batchSize) }))[output]!);
+    for (let start = 0; start < n; start += batchSize) parts.push((await this.run(feeds(sliceInputs(x, start, start + batchSize))))[output]!);
     return concatRows(parts);
   }
 }

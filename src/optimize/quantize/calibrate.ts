@@ -3,7 +3,7 @@ import type { Graph } from '../../graph/graph.js';
 import { modelToProto } from '../../graph/onnx-io.js';
 import { encodeModel } from '../../graph/proto.js';
 import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
-import type { Tensor } from '../../tensor.js';
+import { Tensor } from '../../tensor.js';
 import type { Range } from './params.js';
 
 /** How activation ranges are estimated from calibration data: full range, a percentile of it, or the
@@ -33,17 +33,22 @@ export interface CalibrationOptions {
 
 /**
  * Runs the float graph on calibration data with every float intermediate value added as a graph output,
- * and returns the range of each value (graph inputs included) by name. 'percentile' and 'entropy' make
- * two passes: one for each value's extent, one for its histogram over that extent.
+ * and returns the range of each value (graph inputs included) by name. x is the data of the graph's
+ * (first) input, or tensors by input name for a graph of several (token ids and an attention mask).
+ * 'percentile' and 'entropy' make two passes: one for each value's extent, one for its histogram over
+ * that extent. A value that reaches ±∞ (an attention mask's −∞, added to the scores before Softmax)
+ * keeps its infinite range, which tells the quantizer to leave it float; NaN anywhere is an error.
  */
-export async function calibrateActivations(graph: Graph, x: Tensor, options: CalibrationOptions = {}): Promise<Map<string, Range>> {
+export async function calibrateActivations(graph: Graph, x: Tensor | Readonly<Record<string, Tensor>>, options: CalibrationOptions = {}): Promise<Map<string, Range>> {
   const method = options.method ?? 'minmax';
   if (!CALIBRATION_METHODS.includes(method)) throw new KilnError('INVALID_ARGUMENT', `unknown calibration method '${method}'; expected one of ${CALIBRATION_METHODS.join(', ')}`);
   const batchSize = options.batchSize ?? 64;
   const runtime = options.runtime ?? sharedRuntime();
-  const n = x.shape[0] ?? 0;
+  const inputs: Readonly<Record<string, Tensor>> = x instanceof Tensor ? { [graph.inputs[0]!.name]: x } : x;
+  const missing = graph.inputs.map((v) => v.name).filter((name) => !(inputs[name] instanceof Tensor));
+  if (missing.length > 0) throw new KilnError('INVALID_ARGUMENT', `calibration data has no tensor for input ${missing.map((m) => `'${m}'`).join(', ')}`);
+  const n = Object.values(inputs)[0]?.shape[0] ?? 0;
   if (n === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
-  const inputName = graph.inputs[0]!.name;
   const observed = [
     ...graph.inputs.filter((v) => v.dtype === 'float32').map((v) => v.name),
     ...graph.nodes.flatMap((node) => node.outputs.filter((o) => graph.value(o).dtype === 'float32')),
@@ -54,7 +59,8 @@ export async function calibrateActivations(graph: Graph, x: Tensor, options: Cal
   const session = await runtime.load(encodeModel(proto));
   const forEachBatch = async (visit: (name: string, data: Float32Array) => void) => {
     for (let start = 0; start < n; start += batchSize) {
-      const out = await runtime.run(session, { [inputName]: x.slice(start, start + batchSize) }, { fetch: observed });
+      const feeds = Object.fromEntries(graph.inputs.map((v) => [v.name, inputs[v.name]!.slice(start, start + batchSize)]));
+      const out = await runtime.run(session, feeds, { fetch: observed });
       for (const name of observed) visit(name, out[name]!.data as Float32Array);
     }
   };
@@ -74,29 +80,33 @@ export async function calibrateActivations(graph: Graph, x: Tensor, options: Cal
       r.max = max;
     });
     for (const [name, r] of ranges) {
-      if (!Number.isFinite(r.min) || !Number.isFinite(r.max)) {
-        throw new KilnError('INVALID_DATA', `calibration: value '${name}' is not finite on the calibration data (range [${r.min}, ${r.max}]); check the data for NaN or infinite values`);
+      if (Number.isNaN(r.min) || Number.isNaN(r.max)) {
+        throw new KilnError('INVALID_DATA', `calibration: value '${name}' is NaN on the calibration data; check the data for NaN or infinite values`);
       }
     }
     if (method === 'minmax') return ranges;
+    // Infinite ranges stay as they are (no histogram spans them); the others are refined.
+    const bounded = [...ranges].filter(([, r]) => Number.isFinite(r.min) && Number.isFinite(r.max));
     const bins = options.bins ?? 2048;
     // percentile: a histogram over [min, max]; entropy: over [0, max |x|].
     const histograms = new Map<string, { hist: Float64Array; lo: number; width: number }>();
-    for (const [name, r] of ranges) {
+    for (const [name, r] of bounded) {
       const lo = method === 'entropy' ? 0 : r.min;
       const hi = method === 'entropy' ? Math.max(Math.abs(r.min), Math.abs(r.max)) : r.max;
       histograms.set(name, { hist: new Float64Array(bins), lo, width: (hi - lo) / bins || 1 });
     }
     await forEachBatch((name, data) => {
-      const { hist, lo, width } = histograms.get(name)!;
+      const h = histograms.get(name);
+      if (!h) return;
+      const { hist, lo, width } = h;
       for (let i = 0; i < data.length; i++) {
         const v = method === 'entropy' ? Math.abs(data[i]!) : data[i]!;
         const b = Math.min(bins - 1, Math.max(0, Math.floor((v - lo) / width)));
         hist[b]!++;
       }
     });
-    const result = new Map<string, Range>();
-    for (const [name, r] of ranges) {
+    const result = new Map<string, Range>(ranges);
+    for (const [name, r] of bounded) {
       const h = histograms.get(name)!;
       result.set(name, method === 'percentile' ? percentileRange(h.hist, h.lo, h.width, r, options.percentile ?? 99.999) : entropyRange(h.hist, h.width, r));
     }

@@ -200,14 +200,24 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
   const decide = (n: Node, precision: Precision, reason?: string, layer = layerName(n)) => decisions.push({ layer, node: n.name, op: n.opType, precision, ...(reason ? { reason } : {}) });
   const minReduction = options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION;
   const actMatMul = (n: Node) => isActivationMatMul(copy, n);
-  const eligible = (n: Node) => COMPUTE.has(n.opType) && !isExcluded(n) && (actMatMul(n) || computeIneligibility(copy, n, minReduction) === null);
   /** The inputs an eligible compute node reads in 8 bits: its data input, or both sides of an activation MatMul. */
   const eightBitInputs = (n: Node) => (actMatMul(n) ? [n.inputs[0]!, n.inputs[1]!] : [n.inputs[0]!]);
+  /**
+   * Whether a value's calibrated range is finite. An attention mask's −∞ (added to the scores before
+   * Softmax) is a value no 8-bit scale can hold: what reads it stays float.
+   */
+  const bounded = (name: string) => {
+    const r = ranges.get(name);
+    return r !== undefined && Number.isFinite(r.min) && Number.isFinite(r.max);
+  };
+  const unboundedInput = (n: Node) => eightBitInputs(n).find((i) => !bounded(i));
+  const UNBOUNDED = (name: string) => `its input '${name}' takes infinite values on the calibration data (a mask's −∞): no 8-bit scale holds them`;
+  const eligible = (n: Node) => COMPUTE.has(n.opType) && !isExcluded(n) && (actMatMul(n) || computeIneligibility(copy, n, minReduction) === null) && unboundedInput(n) === undefined;
 
   const blocks = findBlocks(src);
   const blockOf = new Map<Node, Block>();
   for (const b of blocks) for (const n of b.nodes) blockOf.set(n, b);
-  const blockInt8 = (b: Block) => !floatOps.has(b.kind) && !b.nodes.some(isExcluded);
+  const blockInt8 = (b: Block) => !floatOps.has(b.kind) && !b.nodes.some(isExcluded) && bounded(b.input);
 
   const paramsFor = (name: string): QuantParams => {
     const r = ranges.get(name);
@@ -314,7 +324,9 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
         const int8 = blockInt8(block);
         const why = block.nodes.some(isExcluded)
           ? 'excluded by request'
-          : int8
+          : !floatOps.has(block.kind) && !bounded(block.input)
+            ? UNBOUNDED(block.input)
+            : int8
             ? `computed in float between an 8-bit input and output (ONNX Runtime has no int8 ${block.kind} kernel; floatOps does not list it)`
             : FLOAT_OP_REASONS[block.kind];
         const layer = layerName(block.nodes[0]!);
@@ -348,7 +360,8 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
     }
     if (COMPUTE.has(node.opType)) {
       const activationInputs = actMatMul(node);
-      const why = activationInputs ? null : computeIneligibility(copy, node, minReduction);
+      const unbounded = unboundedInput(node);
+      const why = unbounded !== undefined ? UNBOUNDED(unbounded) : activationInputs ? null : computeIneligibility(copy, node, minReduction);
       if (why) {
         emitFloat(node);
         settle(node);
@@ -375,12 +388,12 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
       const users = copy.consumersOf(out);
       const relu = users.length === 1 && users[0]!.opType === 'Relu' && !isExcluded(users[0]!) && !copy.isModelOutput(out) ? users[0]! : undefined;
       const bias = users.length === 1 && biasOf(users[0]!) === node;
-      if (relu && (node.opType === 'Conv' ? !copy.isModelOutput(relu.outputs[0]!) : benefits(relu.outputs[0]!))) {
+      if (relu && bounded(relu.outputs[0]!) && (node.opType === 'Conv' ? !copy.isModelOutput(relu.outputs[0]!) : benefits(relu.outputs[0]!))) {
         awaitingRelu.add(out);
         decide(node, 'int8');
       } else if (copy.isModelOutput(out)) {
         decide(node, 'int8', node.opType === 'Conv' ? 'int8 weights; its output is the model output, so it stays float and ONNX Runtime cannot fuse it into QLinearConv' : 'int8 weights and inputs, float output (the model output)');
-      } else if (node.opType === 'Conv' || benefits(out)) {
+      } else if ((node.opType === 'Conv' || benefits(out)) && bounded(out)) {
         quantize(out, paramsFor(out), false);
         decide(node, 'int8', activationInputs ? 'both inputs are activations, each quantized with its calibrated range; 8-bit output (QLinearMatMul)' : undefined);
       } else if (activationInputs) {
@@ -412,7 +425,7 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
     if (QLINEAR.has(node.opType) && !(node.opType === 'Softmax' && floatOps.has('Softmax'))) {
       const acts = node.inputs.filter((i) => i);
       const allQuantized = acts.every((i) => activations.has(i));
-      if (allQuantized && benefits(out)) {
+      if (allQuantized && benefits(out) && bounded(out)) {
         copy.emit(node);
         quantize(out, paramsFor(out), false);
         decide(node, 'int8');

@@ -33,7 +33,7 @@ export type QuantizationMode = 'dynamic' | 'static' | 'float16' | 'qat';
 export const QUANTIZATION_MODES: readonly QuantizationMode[] = ['dynamic', 'static', 'float16', 'qat'];
 
 /** Calibration examples: a tensor [N, ...inputShape], labelled images, or a data set (its training split). */
-export type CalibrationData = Tensor | LabeledImages | ImageDataset;
+export type CalibrationData = Tensor | LabeledImages | ImageDataset | Readonly<Record<string, Tensor>>;
 
 /** Quantization-aware training's fine-tuning run. */
 export interface FineTuneArgs {
@@ -68,7 +68,10 @@ export interface FineTuneArgs {
 export interface QuantizeOptions {
   /** Which quantization: 'dynamic', 'static', 'float16' or 'qat'. */
   mode: QuantizationMode;
-  /** static / qat: examples to calibrate activation ranges on (qat: default fineTune.x). */
+  /**
+   * static / qat: examples to calibrate activation ranges on (qat: default fineTune.x). For a model of
+   * several inputs (token ids and an attention mask), tensors by input name, as `evaluate.x`.
+   */
   calibration?: CalibrationData;
   /** At most this many calibration examples, a seeded random subset (default 512). */
   calibrationSamples?: number;
@@ -224,7 +227,7 @@ export function calibrationTensor(data: CalibrationData, inputShape: readonly (n
     throw new KilnError(
       'INVALID_ARGUMENT',
       several
-        ? 'static int8 calibrates on one input\'s data; this calibration data holds several inputs: for a model with several (input_ids and attention_mask), use dynamic int8 or float16'
+        ? `this model has one input; the calibration data holds several (${Object.keys(data).join(', ')})`
         : 'calibration must be a tensor of examples, {images, labels} or a data set with a train split',
     );
   }
@@ -246,6 +249,38 @@ export function calibrationTensor(data: CalibrationData, inputShape: readonly (n
   const n = x.shape[0]!;
   if (n <= samples) return x;
   return x.gather(new Random(seed).permutation(n).subarray(0, samples));
+}
+
+/**
+ * The calibration examples by the graph's input names. A model of one input takes calibrationTensor's
+ * examples (given also as `{[inputName]: tensor}`); a model of several (token ids and an attention
+ * mask) takes tensors by input name, checked as evaluate's x is, the same seeded rows of each.
+ */
+function calibrationInputs(data: CalibrationData, inputs: readonly { name: string; dtype: DType; shape: readonly (number | string | null)[] | null }[], samples: number, seed: number, preprocessing: Preprocessing): Record<string, Tensor> {
+  const first = inputs[0]!;
+  if (inputs.length === 1) {
+    const own = !(data instanceof Tensor) && data !== null && typeof data === 'object' && Object.keys(data).length === 1 && (data as Record<string, unknown>)[first.name] instanceof Tensor;
+    const given = own ? (data as Record<string, Tensor>)[first.name]! : data;
+    return { [first.name]: calibrationTensor(given, first.shape ?? [], samples, seed, preprocessing, first.dtype) };
+  }
+  const feeds = fileFeeds(data as ModelInputs, inputs.map((i) => ({ name: i.name, dtype: i.dtype, shape: i.shape ? [...i.shape] : null })), preprocessing, 'calibration');
+  for (const input of inputs) {
+    const t = feeds[input.name]!;
+    const expected = (input.shape ?? []).slice(1);
+    if (t.rank !== expected.length + 1 || expected.some((d, i) => typeof d === 'number' && d !== t.shape[i + 1])) {
+      throw new KilnError('INVALID_SHAPE', `calibration.${input.name} must have the model's input shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(t.shape)}`);
+    }
+    if (t.dtype !== input.dtype) throw new KilnError('INVALID_ARGUMENT', `calibration.${input.name} must be ${input.dtype}, as the model's input is; got ${t.dtype}`);
+    if (t.dtype === 'float32') {
+      const bad = (t.data as Float32Array).findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new KilnError('INVALID_DATA', `calibration.${input.name} contains ${t.data[bad]} at flat index ${bad}; examples must be finite`);
+    }
+  }
+  const n = feeds[first.name]!.shape[0]!;
+  if (n === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
+  if (n <= samples) return feeds;
+  const rows = new Random(seed).permutation(n).subarray(0, samples);
+  return Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, t.gather(rows)]));
 }
 
 /**
@@ -381,10 +416,10 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     result = quantizeDynamicGraph(foldedGraph, src.layerOf, { ...common, minConvReduction });
   } else {
     const data = options.calibration ?? (options.mode === 'qat' ? options.fineTune!.x : undefined);
-    const x = calibrationTensor(data!, src.graph.inputs[0]!.shape ?? [], options.calibrationSamples ?? 512, seed, preprocessing, src.graph.inputs[0]!.dtype);
+    const x = calibrationInputs(data!, src.graph.inputs, options.calibrationSamples ?? 512, seed, preprocessing);
     const method = options.method ?? 'minmax';
     const ranges = await calibrateActivations(foldedGraph, x, { method, percentile: options.percentile, runtime });
-    calibration = { method, samples: x.shape[0]! };
+    calibration = { method, samples: Object.values(x)[0]!.shape[0]! };
     const activationType = options.activationType ?? 'uint8';
     Object.assign(settings, { activationType, method, ...(method === 'percentile' ? { percentile: options.percentile ?? 99.999 } : {}) });
     const minConvReduction = options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION;
