@@ -1,15 +1,16 @@
 import { bench, type BenchOptions } from '../bench/bench.js';
 import { formatBenchTable } from '../bench/format.js';
-import { loadDataset } from '../data/by-name.js';
 import { KilnError } from '../errors.js';
+import { sliceInputs } from '../model/input-rows.js';
 import { OnnxModel } from '../model/onnx-model.js';
-import { inputNamesOf } from './import-options.js';
+import { loadTestSplit } from './examples.js';
+import { requireOneInput } from './import-options.js';
 import type { OptionSpec, ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 
 /** Timing options shared by `kiln bench` and `kiln report`. */
 export const TIMING_OPTIONS: OptionSpec[] = [
-  { name: 'dataset', type: 'string', description: 'data set name or path (its test split is used)', default: 'embedded' },
+  { name: 'dataset', type: 'string', description: 'data set name or path, or a directory of NumPy arrays (x_test.npy, y_test.npy; one x_test.<input>.npy per input); its test split is used', default: 'embedded' },
   { name: 'limit', type: 'number', integer: true, min: 1, description: 'use only the first n test examples' },
   { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'batch size of the throughput measurement', default: 64 },
   { name: 'repetitions', type: 'number', integer: true, min: 1, description: 'timed rounds (figures are medians over rounds)', default: 5 },
@@ -27,10 +28,11 @@ export function timingOptions(options: ParsedOptions): BenchOptions {
   };
 }
 
+/** The --dataset's test split (images, or NumPy arrays: one tensor, or tensors by input name), its first --limit examples. */
 export async function testData(options: ParsedOptions) {
-  const data = await loadDataset(String(options.dataset));
-  const limit = options.limit === undefined ? data.test.images.shape[0]! : Number(options.limit);
-  return { x: data.test.images.slice(0, limit), y: data.test.labels.slice(0, limit) };
+  const { test } = await loadTestSplit(String(options.dataset));
+  const limit = options.limit === undefined ? test.y.shape[0]! : Number(options.limit);
+  return { x: sliceInputs(test.x, 0, limit), y: test.y.slice(0, limit) };
 }
 
 export const benchCommand: Command = {
@@ -40,12 +42,9 @@ export const benchCommand: Command = {
   options: [...TIMING_OPTIONS, { name: 'json', type: 'boolean', description: 'print the measurements as JSON' }],
   async run({ positionals, options }, out) {
     if (positionals.length === 0) throw new KilnError('INVALID_ARGUMENT', 'kiln bench: give one or more model files, e.g. kiln bench model.onnx model-int8.onnx --dataset embedded');
-    // The data set gives one array; a file of several inputs is benched through the library.
-    for (const file of positionals) {
-      const names = inputNamesOf(await OnnxModel.load(file));
-      if (names.length > 1) throw new KilnError('INVALID_ARGUMENT', `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: bench it through the library (kiln.bench with data.x by input name)`);
-    }
     const data = await testData(options);
+    // A file of several inputs needs arrays by input name (bench checks the names).
+    for (const file of positionals) requireOneInput(await OnnxModel.load(file), file, data.x);
     const report = await bench(positionals, data, { ...timingOptions(options), onProgress: options.json ? undefined : (line) => out(line) });
     out(options.json ? JSON.stringify(report) : `\n${formatBenchTable(report)}`);
     return 0;

@@ -1,4 +1,3 @@
-import { loadDataset } from '../data/by-name.js';
 import { KilnError } from '../errors.js';
 import { distill } from '../optimize/distill/distill.js';
 import { asOnnxModel, classifierScores } from '../optimize/distill/teacher.js';
@@ -6,6 +5,8 @@ import { evaluateClassifier } from '../train/metrics.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
 import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
+import { loadSplits } from './examples.js';
+import { Tensor } from '../tensor.js';
 import { GraphModel } from '../train/graph-model.js';
 import { Sequential } from '../train/sequential.js';
 import { formatDuration, formatNumber, formatTable } from '../text/format.js';
@@ -20,7 +21,7 @@ export const distillCommand: Command = {
   options: [
     { name: 'teacher', type: 'string', description: 'the teacher: any ONNX classifier (logits out, or a final Softmax whose input is read)' },
     { name: 'student', type: 'string', description: "preset, Kiln .onnx, an exported .onnx (PyTorch, tf2onnx) or JSON list of layers (default: the teacher's family at <= 25% of its parameters)" },
-    { name: 'dataset', type: 'string', description: 'data set name or path', default: 'embedded' },
+    { name: 'dataset', type: 'string', description: 'data set name or path, or a directory of NumPy arrays (x_train.npy, y_train.npy, x_test.npy, y_test.npy; one x_<split>.<input>.npy per input)', default: 'embedded' },
     { name: 'temperature', type: 'number', description: 'softmax temperature T', default: 4 },
     { name: 'alpha', type: 'number', description: 'weight of the hard-label loss (1 - alpha goes to the teacher term)', default: 0.1 },
     { name: 'epochs', type: 'number', integer: true, min: 1, description: 'epochs to train the student', default: 3 },
@@ -37,12 +38,13 @@ export const distillCommand: Command = {
   async run({ options }, out) {
     if (!options.teacher) throw new KilnError('INVALID_ARGUMENT', 'kiln distill: give the teacher, e.g. --teacher model.onnx');
     const augment = augmentFromOptions(options);
-    const data = await loadDataset(String(options.dataset));
-    const inputShape = data.train.images.shape.slice(1);
+    const data = await loadSplits(String(options.dataset));
+    const first = data.train.x instanceof Tensor ? data.train.x : Object.values(data.train.x)[0]!;
+    const inputShape = first.shape.slice(1);
     const teacher = await asOnnxModel(String(options.teacher));
     const seed = Number(options.seed);
     const chosen = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length, seed, () => importOptions(options, seed)) : undefined;
-    requireOneInput(chosen, String(options.student));
+    requireOneInput(chosen, String(options.student), data.train.x);
     if (chosen && !(chosen instanceof Sequential || chosen instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `--student '${String(options.student)}' is no model Kiln trains`);
     }
@@ -53,8 +55,8 @@ export const distillCommand: Command = {
     const result = await distill({
       teacher,
       student,
-      x: data.train.images,
-      y: data.train.labels,
+      x: data.train.x,
+      y: data.train.y,
       temperature: Number(options.temperature),
       alpha: Number(options.alpha),
       epochs: Number(options.epochs),
@@ -68,8 +70,8 @@ export const distillCommand: Command = {
     });
     const seconds = (performance.now() - t0) / 1000;
     await result.student.save(String(options.out));
-    const teacherTest = evaluateClassifier(data.test.labels, await classifierScores(teacher, data.test.images));
-    const studentTest = await result.student.evaluate(data.test.images, data.test.labels);
+    const teacherTest = evaluateClassifier(data.test.y, await classifierScores(teacher, data.test.x));
+    const studentTest = await result.student.evaluate(data.test.x, data.test.y);
     out('');
     out(
       formatTable(

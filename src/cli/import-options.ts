@@ -44,18 +44,16 @@ export function inputNamesOf(model: unknown): string[] {
 
 /**
  * An imported model of several inputs (input_ids and attention_mask) fed one array is refused by name
- * before any work: `x` is what the command would feed (kiln train / evaluate read NumPy arrays by input
- * name too), absent for a command that reads image sets only.
+ * before any work: `x` is what the command would feed from its --dataset (an image set gives one
+ * array; a directory of NumPy arrays may give one per input, whose names the model then checks).
  */
-export function requireOneInput(model: unknown, file: string, x?: unknown): void {
+export function requireOneInput(model: unknown, file: string, x: unknown): void {
   const names = inputNamesOf(model);
   if (names.length < 2) return;
-  if (x !== undefined && !(x instanceof Tensor)) return; // arrays by input name: the model checks the names
+  if (!(x instanceof Tensor)) return; // arrays by input name: the model checks the names
   const arrays = `a directory of NumPy arrays with one file per input (${names.map((n) => `x_train.${n}.npy`).join(', ')}, the same for x_test, and y_train.npy, y_test.npy)`;
   throw new KilnError(
     'INVALID_ARGUMENT',
-    x === undefined
-      ? `'${file}' takes ${names.length} inputs (${names.join(', ')}): this command feeds one; kiln train and kiln evaluate read ${arrays}, and the library takes x as {${names.join(', ')}}`
-      : `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: give ${arrays}, or use the library with x as {${names.join(', ')}}`,
+    `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: give ${arrays}, or use the library with x as {${names.join(', ')}}`,
   );
 }

@@ -2,7 +2,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { optimizeModel, type OptimizeResult } from '../automl/optimize.js';
-import { loadDataset } from '../data/by-name.js';
 import { KilnError } from '../errors.js';
 import { writeFileAtomic } from '../model/atomic-write.js';
 import { candidateRows, writeOptimizeReport } from '../report/optimize.js';
@@ -14,6 +13,8 @@ import { defaultedNumber, defaultedString, numberOption, stringOption } from './
 import type { Command } from './command.js';
 import { parseDuration } from './duration.js';
 import { IMPORT_OPTIONS, importOptions, requireOneInput } from './import-options.js';
+import { loadSplits, splitSize } from './examples.js';
+import { sliceInputs } from '../model/input-rows.js';
 
 const list = (text: string | undefined, flag: string): number[] | undefined => {
   if (text === undefined) return undefined;
@@ -41,7 +42,7 @@ export const optimizeCommand: Command = {
   summary: 'Find the fastest or smallest compression of a model within an accuracy budget (pruning, sparsity, quantization, distillation)',
   usage: 'kiln optimize model.onnx --dataset <name|path> --max-accuracy-drop 0.5 --objective latency|size [--budget 20m] --out DIR',
   options: [
-    { name: 'dataset', type: 'string', description: 'data set: its training split fine-tunes, its test split holds the accuracy budget', default: 'embedded' },
+    { name: 'dataset', type: 'string', description: 'data set: its training split fine-tunes, its test split holds the accuracy budget; a name or path, or a directory of NumPy arrays (x_train.npy, y_train.npy, x_test.npy, y_test.npy; one x_<split>.<input>.npy per input)', default: 'embedded' },
     { name: 'max-accuracy-drop', type: 'number', min: 0, max: 100, description: 'most test accuracy the chosen model may lose, in points', default: 0.5 },
     { name: 'objective', type: 'string', description: 'latency (of a batch of 64) or size (gzip-compressed file)', default: 'latency' },
     { name: 'budget', type: 'string', description: 'no new candidate starts after this long, e.g. 20m' },
@@ -50,7 +51,7 @@ export const optimizeCommand: Command = {
     { name: 'sparsities', type: 'string', description: "unstructured sparsities to try (or 'none')", default: '0.5,0.8' },
     { name: 'fine-tune-epochs', type: 'number', integer: true, min: 1, description: 'epochs of fine-tuning after pruning', default: 1 },
     { name: 'distill-epochs', type: 'number', integer: true, min: 1, description: 'epochs a distilled student trains', default: 3 },
-    { name: 'limit', type: 'number', integer: true, min: 1, description: 'fine-tune on only the first n training images' },
+    { name: 'limit', type: 'number', integer: true, min: 1, description: 'fine-tune on only the first n training examples' },
     { name: 'seed', type: 'number', integer: true, description: 'seed of fine-tuning, students and calibration', default: 42 },
     { name: 'out', type: 'string', description: 'directory for the front, the chosen model and the report', default: 'optimized' },
     ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std'].includes(o.name)),
@@ -63,18 +64,18 @@ export const optimizeCommand: Command = {
     const budget = stringOption(options, 'budget');
     const timeBudgetMs = budget === undefined ? undefined : parseDuration(budget, 'budget');
     const model = await loadModel(file, importOptions(options));
-    requireOneInput(model, file);
     if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be optimized: ${model.notTrainable ?? 'Kiln can run it but not train it'} (pruning and students fine-tune the model)`);
     }
     const datasetName = defaultedString(options, 'dataset');
-    const data = await loadDataset(datasetName);
+    const data = await loadSplits(datasetName);
+    requireOneInput(model, file, data.train.x);
     const limit = numberOption(options, 'limit');
     const dir = defaultedString(options, 'out');
     out(`Optimizing ${file} for ${objective} within ${defaultedNumber(options, 'max-accuracy-drop')} points on ${datasetName}${budget ? `, budget ${budget}` : ''}`);
     const result = await optimizeModel(model, {
-      train: { x: limit ? data.train.images.slice(0, limit) : data.train.images, y: limit ? data.train.labels.slice(0, limit) : data.train.labels },
-      evaluation: { x: data.test.images, y: data.test.labels },
+      train: { x: limit ? sliceInputs(data.train.x, 0, limit) : data.train.x, y: limit ? data.train.y.slice(0, limit) : data.train.y },
+      evaluation: { x: data.test.x, y: data.test.y },
       objective,
       maxAccuracyDrop: defaultedNumber(options, 'max-accuracy-drop'),
       timeBudgetMs,
@@ -105,7 +106,7 @@ export const optimizeCommand: Command = {
       notes: result.notes,
     };
     await writeFileAtomic(path.join(dir, 'optimize.json'), `${JSON.stringify(summary, null, 1)}\n`);
-    const report = await writeOptimizeReport(path.join(dir, 'report.html'), result, { notes: [`kiln optimize ${path.basename(file)} on ${datasetName}; accuracy on its ${data.test.images.shape[0]} test images.`, ...result.notes] });
+    const report = await writeOptimizeReport(path.join(dir, 'report.html'), result, { notes: [`kiln optimize ${path.basename(file)} on ${datasetName}; accuracy on its ${splitSize(data.test)} test ${data.kind === 'images' ? 'images' : 'examples'}.`, ...result.notes] });
     out('');
     out(`Pareto front: ${result.front.map((c) => c.name).join(', ')} (written to ${dir}/<name>.onnx)`);
     if (result.chosen) {

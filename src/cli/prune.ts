@@ -1,5 +1,4 @@
 import { KilnError } from '../errors.js';
-import { loadDataset } from '../data/by-name.js';
 import { GraphModel } from '../train/graph-model.js';
 import { Sequential } from '../train/sequential.js';
 import { loadModel } from '../train/load.js';
@@ -10,6 +9,7 @@ import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
 import type { GraphCriterion, GraphPruneReport, GraphStructuredArgs } from '../optimize/prune/graph-structured.js';
 import { IMPORT_OPTIONS, importOptions, requireOneInput } from './import-options.js';
+import { loadSplits, splitSize } from './examples.js';
 import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
@@ -123,7 +123,7 @@ export const pruneCommand: Command = {
     { name: 'heads', type: 'number', description: "structured, imported graphs: fraction of each attention's heads removed (default: --ratio)" },
     { name: 'mlp', type: 'number', description: 'structured, imported graphs: fraction of the hidden units of MatMul/Gemm layers removed (default: --ratio)' },
     { name: 'head-dims', type: 'number', description: 'structured, imported graphs: fraction of the dimensions of every attention head removed (default 0)' },
-    { name: 'dataset', type: 'string', description: 'data set for fine-tuning (train split) and accuracy (test split)', default: 'embedded' },
+    { name: 'dataset', type: 'string', description: 'data set for fine-tuning (train split) and accuracy (test split): a name or path, or a directory of NumPy arrays (x_train.npy, y_train.npy, x_test.npy, y_test.npy; one x_<split>.<input>.npy per input)', default: 'embedded' },
     { name: 'epochs', type: 'number', integer: true, min: 0, description: 'fine-tuning epochs (per round with --iterations; 0: prune without fine-tuning)', default: 2 },
     { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'examples per fine-tuning step', default: 64 },
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
@@ -162,20 +162,20 @@ export const pruneCommand: Command = {
       throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5 (imported graphs: or --heads / --mlp / --head-dims)');
     }
     const model = await loadModel(file, importOptions(options));
-    requireOneInput(model, file);
     if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be pruned: ${model.notTrainable ?? 'Kiln can run it but not train it'}`);
     }
     if (graphFlags.length && !(model instanceof GraphModel && options.structured !== undefined)) {
       throw new KilnError('INVALID_ARGUMENT', `kiln prune: --${graphFlags[0]} applies to structured pruning of imported graphs (attention heads, MatMul hidden units)${model instanceof Sequential ? `; '${file}' is a Kiln layer model: use --structured --ratio` : ': add --structured'}`);
     }
-    const data = await loadDataset(String(options.dataset));
+    const data = await loadSplits(String(options.dataset));
+    requireOneInput(model, file, data.train.x);
     const epochs = Number(options.epochs);
     const fineTune: FineTuneArgs | undefined =
       epochs > 0
         ? {
-            x: data.train.images,
-            y: data.train.labels,
+            x: data.train.x,
+            y: data.train.y,
             epochs,
             batchSize: Number(options['batch-size']),
             optimizer: resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} }),
@@ -186,10 +186,10 @@ export const pruneCommand: Command = {
         : undefined;
     const latencyBatch = Number(options['latency-batch']);
     const layers = options.layers !== undefined ? parseLayers(String(options.layers)) : undefined;
-    const common = { layers, fineTune, evaluation: { x: data.test.images, y: data.test.labels }, latency: latencyBatch > 0 ? { batchSize: latencyBatch } : false };
+    const common = { layers, fineTune, evaluation: { x: data.test.x, y: data.test.y }, latency: latencyBatch > 0 ? { batchSize: latencyBatch } : false };
     let t0 = 0;
     const announce = (what: string) => {
-      if (!options.json) out(`Pruning ${file} (${what}); fine-tuning ${fineTune ? `${epochs} epoch(s) on ${options.dataset}: ${data.train.images.shape[0]} images` : 'skipped'}`);
+      if (!options.json) out(`Pruning ${file} (${what}); fine-tuning ${fineTune ? `${epochs} epoch(s) on ${options.dataset}: ${splitSize(data.train)} ${data.kind === 'images' ? 'images' : 'examples'}` : 'skipped'}`);
       t0 = performance.now();
     };
     /** Saves the pruned model, then prints the report: JSON, or the before/after table and the details. */
@@ -210,7 +210,7 @@ export const pruneCommand: Command = {
       if (layers instanceof RegExp) throw new KilnError('INVALID_ARGUMENT', `kiln prune: --layers ${options.layers}: structured pruning of an imported graph matches its groups by names with * wildcards, not a /regex/`);
       const criterion = String(options.criterion) as GraphCriterion;
       // Taylor ranking reads the loss gradient on the training split, with or without fine-tuning.
-      const taylorData = criterion === 'taylor' ? { data: { x: data.train.images, y: data.train.labels, batchSize: Number(options['batch-size']) } } : {};
+      const taylorData = criterion === 'taylor' ? { data: { x: data.train.x, y: data.train.y, batchSize: Number(options['batch-size']) } } : {};
       const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion, iterations: Number(options.iterations), groups: layers, ...taylorData };
       const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${k === 'head-dims' ? 'head dimensions' : k === 'mlp' ? 'MLP units' : 'heads'}`)].filter(Boolean);
       announce(`structured, removing ${parts.join(', ')}`);

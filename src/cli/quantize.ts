@@ -1,10 +1,10 @@
 import { KilnError } from '../errors.js';
-import { loadDataset } from '../data/by-name.js';
 import { CALIBRATION_METHODS, FLOAT_OP_KINDS, QUANTIZATION_MODES, quantize, suggestFasterMode, type CalibrationMethod, type FloatOpKind, type QuantizationMode, type QuantizationReport, type QuantizeOptions } from '../optimize/quantize/index.js';
 import { loadModel } from '../train/load.js';
 import type { Tensor } from '../tensor.js';
 import { stringOption } from './args.js';
-import { inputNamesOf } from './import-options.js';
+import { requireOneInput } from './import-options.js';
+import { loadSplits, type LabeledSplit } from './examples.js';
 import type { Command } from './command.js';
 import { formatBytes, formatTable } from '../text/format.js';
 import { progressOutput } from '../text/progress-output.js';
@@ -73,8 +73,10 @@ function reduceRangeOption(v: unknown): boolean | undefined {
   throw new KilnError('INVALID_ARGUMENT', `kiln quantize: --reduce-range must be auto, on or off, got '${String(v)}'`);
 }
 
-function fineTuneData(train: { images: Tensor; labels: Tensor }, samples: number): { x: Tensor; y: Tensor } {
-  return samples > 0 ? { x: train.images.slice(0, samples), y: train.labels.slice(0, samples) } : { x: train.images, y: train.labels };
+function fineTuneData(train: LabeledSplit, samples: number): { x: Tensor; y: Tensor } {
+  // QAT fine-tunes a Kiln layer model, whose one input is a tensor (quantize names anything else).
+  const x = train.x as Tensor;
+  return samples > 0 ? { x: x.slice(0, samples), y: train.y.slice(0, samples) } : { x, y: train.y };
 }
 
 function list(v: unknown): string[] | undefined {
@@ -87,7 +89,7 @@ export const quantizeCommand: Command = {
   usage: 'kiln quantize <model.onnx> --mode <static|dynamic|float16|qat> [--dataset fashion-mnist] [--calibration-samples 512] --out model.int8.onnx',
   options: [
     { name: 'mode', type: 'string', description: `${QUANTIZATION_MODES.join(', ')}`, default: 'static' },
-    { name: 'dataset', type: 'string', description: 'data set: calibration and fine-tuning from its training split, accuracy on its test split', default: 'embedded' },
+    { name: 'dataset', type: 'string', description: 'data set: calibration and fine-tuning from its training split, accuracy on its test split; a name or path, or a directory of NumPy arrays (x_train.npy, y_train.npy, x_test.npy, y_test.npy; one x_<split>.<input>.npy per input)', default: 'embedded' },
     { name: 'calibration-samples', type: 'number', integer: true, min: 1, description: 'calibration examples (a seeded random subset)', default: 512 },
     { name: 'method', type: 'string', description: `calibration: ${CALIBRATION_METHODS.join(', ')}`, default: 'minmax' },
     { name: 'percentile', type: 'number', description: 'for --method percentile', default: 99.999 },
@@ -116,20 +118,14 @@ export const quantizeCommand: Command = {
     const target = stringOption(options, 'out') ?? file.replace(/(\.onnx)?$/i, `.${mode === 'float16' ? 'fp16' : 'int8'}.onnx`);
     // A Kiln model comes back with its layers (qat trains them; reports name them); others as graphs.
     const model = await loadModel(file);
-    // The data set gives one array: calibration and the evaluation cannot feed a model of several inputs.
-    const names = inputNamesOf(model);
+    // Calibration, fine-tuning and the evaluation read --dataset; dynamic and float16 with --no-eval need none.
     const calibrated = mode === 'static' || mode === 'qat';
-    if (names.length > 1 && (calibrated || !options['no-eval'])) {
-      throw new KilnError(
-        'INVALID_ARGUMENT',
-        `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: ${calibrated ? 'static int8 calibrates on one input\'s data; quantize it with --mode dynamic or float16, and --no-eval' : 'add --no-eval, and evaluate the result through the library (x by input name)'}`,
-      );
-    }
-    const data = await loadDataset(String(options.dataset));
+    const data = calibrated || !options['no-eval'] ? await loadSplits(String(options.dataset)) : undefined;
+    if (data) requireOneInput(model, file, data.train.x);
     const batchSize = Number(options['batch-size']);
     const quantizeOptions: QuantizeOptions = {
       mode,
-      calibration: data.train.images,
+      ...(data ? { calibration: data.train.x } : {}),
       calibrationSamples: Number(options['calibration-samples']),
       method: String(options.method) as CalibrationMethod,
       percentile: Number(options.percentile),
@@ -141,8 +137,8 @@ export const quantizeCommand: Command = {
       exclude: list(options.exclude),
       floatOps: floatOpsOption(options['float-ops']),
       float16Compute: Boolean(options['float16-compute']),
-      ...(mode === 'qat' ? { fineTune: { ...fineTuneData(data.train, Number(options['fine-tune-samples'])), epochs: Number(options.epochs), learningRate: Number(options.lr), batchSize, verbose: options.json ? 0 : 2, stream: progressOutput(out) } } : {}),
-      ...(options['no-eval'] ? {} : { evaluate: { x: data.test.images, y: data.test.labels, batchSize } }),
+      ...(mode === 'qat' && data ? { fineTune: { ...fineTuneData(data.train, Number(options['fine-tune-samples'])), epochs: Number(options.epochs), learningRate: Number(options.lr), batchSize, verbose: options.json ? 0 : 2, stream: progressOutput(out) } } : {}),
+      ...(options['no-eval'] || !data ? {} : { evaluate: { x: data.test.x, y: data.test.y, batchSize } }),
     };
     const quantized = await quantize(model, quantizeOptions);
     await quantized.save(target);

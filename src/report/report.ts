@@ -1,4 +1,5 @@
 import { bench, type BenchModelSource, type BenchOptions, type BenchReport } from '../bench/bench.js';
+import type { ModelInputs } from '../model/input-rows.js';
 import type { Tensor } from '../tensor.js';
 import { writeReport, type ReportOptions } from './html.js';
 
@@ -13,8 +14,8 @@ export type ReportInput =
   | {
       /** The models to measure. */
       models: BenchModelSource[];
-      /** Test inputs. */
-      x: Tensor;
+      /** Test inputs: one tensor, or tensors by input name for models of several. */
+      x: ModelInputs;
       /** Test labels. */
       y: Tensor;
     }

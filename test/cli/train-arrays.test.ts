@@ -72,7 +72,7 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     assert.match(cnn.out, /96 examples \[28,28,1\], 3 classes/);
   });
 
-  it('evaluates from the test arrays alone, an inference-only file of two inputs too; quantize and bench say what they cannot feed', async () => {
+  it('evaluates from the test arrays alone, an inference-only file of two inputs too; quantize and bench say what an image set cannot feed', async () => {
     const { x, y } = paddedTokenTask(128, 26, true);
     await write('test-only', { test: { x, y } });
     const e = await runMain(['evaluate', `${EXPORTED_DIR}/textmask.onnx`, '--dataset', t.path('test-only'), '--json']);
@@ -86,13 +86,43 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     const one = await runMain(['evaluate', t.path('textmask.int8.onnx'), '--dataset', t.path('ids'), '--json']);
     assert.notEqual(one.code, 0);
     assert.match(one.err, /takes 2 inputs \(input_ids, attention_mask\) and --dataset gives one array/);
+    const oneArray = /takes 2 inputs \(input_ids, attention_mask\) and --dataset gives one array: give a directory of NumPy arrays with one file per input \(x_train.input_ids.npy, x_train.attention_mask.npy/;
     const evaluated = await runMain(['quantize', `${EXPORTED_DIR}/textmask.onnx`, '--mode', 'dynamic', '--out', t.path('never.onnx')]);
-    assert.match(evaluated.err, /takes 2 inputs \(input_ids, attention_mask\) and --dataset gives one array: add --no-eval/);
+    assert.match(evaluated.err, oneArray);
     const calibrated = await runMain(['quantize', `${EXPORTED_DIR}/textmask.onnx`, '--mode', 'static', '--no-eval', '--out', t.path('never.onnx')]);
-    assert.match(calibrated.err, /static int8 calibrates on one input's data; quantize it with --mode dynamic or float16/);
+    assert.match(calibrated.err, oneArray);
     const benched = await runMain(['bench', `${EXPORTED_DIR}/textmask.onnx`]);
-    assert.match(benched.err, /takes 2 inputs \(input_ids, attention_mask\) and --dataset gives one array: bench it through the library/);
+    assert.match(benched.err, oneArray);
     assert.ok(!existsSync(t.path('never.onnx')));
+  });
+
+  it('prune, quantize (static int8, calibrated by input name), distill, optimize, bench and report read the arrays', async () => {
+    const masked = `${EXPORTED_DIR}/textmask.onnx`;
+    const data = t.path('masked');
+    const json = <T>(r: { code: number; out: string; err: string }): T => {
+      assert.equal(r.code, 0, r.err);
+      return JSON.parse(r.out) as T;
+    };
+    const pruned = json<{ after: { parameters: number }; before: { parameters: number } }>(
+      await runMain(['prune', masked, '--structured', '--mlp', '0.5', '--dataset', data, '--epochs', '1', '--json', '--out', t.path('pruned.onnx')]),
+    );
+    assert.ok(pruned.after.parameters < pruned.before.parameters, JSON.stringify(pruned));
+    const quantized = json<{ evaluation: { agreement: number; runtimeOps: { after: Record<string, number> } } }>(
+      await runMain(['quantize', masked, '--mode', 'static', '--dataset', data, '--no-suggest', '--json', '--out', t.path('masked.int8.onnx')]),
+    );
+    assert.ok(quantized.evaluation.agreement > 0.95 && (quantized.evaluation.runtimeOps.after.QuantizeLinear ?? 0) > 0, JSON.stringify(quantized.evaluation));
+    const distilled = await runMain(['distill', '--teacher', masked, '--student', t.path('pruned.onnx'), '--dataset', data, '--epochs', '1', '--out', t.path('student.onnx')]);
+    assert.equal(distilled.code, 0, distilled.err);
+    assert.match(distilled.out, /test accuracy\s+\d+\.\d+%\s+\d+\.\d+%/);
+    const optimized = await runMain(['optimize', masked, '--dataset', data, '--objective', 'size', '--max-accuracy-drop', '100', '--prune-ratios', 'none', '--sparsities', 'none', '--out', t.path('optimized')]);
+    assert.equal(optimized.code, 0, optimized.err);
+    assert.match(optimized.out, /accuracy on its 256 test examples|float-int8/);
+    const timing = ['--dataset', data, '--limit', '64', '--repetitions', '1', '--latency-runs', '3', '--warmup', '1'];
+    const benched = json<{ models: { name: string; accuracy: number }[] }>(await runMain(['bench', masked, t.path('masked.int8.onnx'), ...timing, '--json']));
+    assert.equal(benched.models.length, 2);
+    const reported = await runMain(['report', masked, ...timing, '--out', t.path('report.html')]);
+    assert.equal(reported.code, 0, reported.err);
+    assert.ok(existsSync(t.path('report.html')));
   });
 
   it('refuses a malformed directory, one array for a model of two inputs, and misnamed inputs, writing nothing', async () => {

@@ -273,10 +273,10 @@ describe('GraphModel with two inputs (token ids and an attention mask)', () => {
     await assert.rejects(quantize(model, { mode: 'dynamic', evaluate: { y: data.y } as never }), kilnError('INVALID_ARGUMENT', 'evaluate.x must be a tensor, or tensors by'));
     model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
     await assert.rejects(exportTrainer(model, '/nonexistent/kiln-package'), kilnError('INVALID_ARGUMENT', 'takes 2 inputs'));
-    // A command whose --dataset reads image sets only points to the ones that read arrays by input name.
+    // An image set for a model of two inputs: the command names the arrays it wants instead.
     const cli = await runMain(['prune', MASKED, '--sparsity', '0.5', '--dataset', 'embedded']);
     assert.notEqual(cli.code, 0);
-    assert.match(cli.err, /takes 2 inputs \(input_ids, attention_mask\): this command feeds one; kiln train and kiln evaluate read a directory of NumPy arrays with one file per input/);
+    assert.match(cli.err, /takes 2 inputs \(input_ids, attention_mask\) and --dataset gives one array: give a directory of NumPy arrays with one file per input \(x_train.input_ids.npy, x_train.attention_mask.npy/);
   });
 });
 
