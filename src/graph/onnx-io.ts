@@ -31,7 +31,7 @@ export function tensorFromProto(p: TensorProto): Tensor {
   const dtype = dtypeFromOnnx(p.dataType ?? 0);
   const dims = (p.dims ?? []).map(Number);
   if (p.dataLocation === 1 || (p.externalData && p.externalData.length > 0)) {
-    throw new KilnError('UNSUPPORTED_OP', `tensor '${p.name}' keeps its data in an external file, which Kiln does not read`);
+    throw new KilnError('UNSUPPORTED_OP', `tensor '${p.name}' keeps its data in an external file: load the model from its path, and Kiln reads that data from beside it`);
   }
   const n = sizeOf(dims);
   const out = allocate(dtype, n);

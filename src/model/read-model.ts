@@ -1,11 +1,14 @@
 import { platform } from '#platform';
 import { KilnError } from '../errors.js';
-import { decodeModel, type ModelProto } from '../graph/proto.js';
+import { decodeModel, encodeModel, type ModelProto, type TensorProto } from '../graph/proto.js';
 import { decryptModel, isEncryptedModel, missingKeyError } from './encryption.js';
 
 /**
  * Reads and decodes an .onnx file, telling apart a missing file, a file that is not ONNX at all and a
  * truncated or corrupt one. An encrypted model (encryption.ts) is decrypted in memory with `key`.
+ * Weights kept in files beside it (ONNX external data, as `onnx.save(..., save_as_external_data=True)`
+ * and exporters of large models write them) are read in: the model comes back whole, in one message,
+ * so ONNX Runtime and Kiln see the same graph wherever the process runs.
  */
 export async function readOnnxFile(file: string, key?: Uint8Array): Promise<{ bytes: Uint8Array; proto: ModelProto }> {
   let bytes: Uint8Array;
@@ -17,7 +20,79 @@ export async function readOnnxFile(file: string, key?: Uint8Array): Promise<{ by
     if (e.code === 'EISDIR') throw new KilnError('NOT_ONNX', `'${file}' is a directory, expected an .onnx model file`);
     throw new KilnError('IO_ERROR', `could not read model file '${file}': ${e.message}`, { cause: err });
   }
-  return openModelBytes(bytes, file, key);
+  const opened = await openModelBytes(bytes, file, key);
+  if (!(await inlineExternalData(opened.proto, file))) return opened;
+  try {
+    return { bytes: encodeModel(opened.proto), proto: opened.proto };
+  } catch (err) {
+    throw new KilnError('UNSUPPORTED_OP', `'${file}' with its external data does not fit one ONNX message (protobuf's limit is 2 GiB): Kiln reads models up to that size`, { cause: err });
+  }
+}
+
+/** Bytes per element of each ONNX element type that can hold weights. */
+const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
+
+/** Every tensor of the graph whose data lies outside the file: initializers and Constant nodes' values. */
+function externalTensors(proto: ModelProto): TensorProto[] {
+  const external = (t: TensorProto | undefined) => t !== undefined && (t.dataLocation === 1 || (t.externalData?.length ?? 0) > 0);
+  const graph = proto.graph ?? {};
+  const fromNodes = (graph.node ?? []).flatMap((n) => (n.attribute ?? []).flatMap((a) => [a.t, ...(a.tensors ?? [])]));
+  return [...(graph.initializer ?? []), ...fromNodes].filter(external) as TensorProto[];
+}
+
+/**
+ * Bytes given without their file have no folder to read external data from (ONNX Runtime would look in
+ * the working directory): such a model is refused, naming a tensor it lacks.
+ */
+export function refuseExternalData(proto: ModelProto, file: string): void {
+  const first = externalTensors(proto)[0];
+  if (first) throw new KilnError('INVALID_ARGUMENT', `${file}: tensor '${first.name}' keeps its data in an external file: load the model from its path, and Kiln reads that data from beside it`);
+}
+
+/**
+ * Reads the external data of the model's tensors into them (raw_data), from files beside the model:
+ * a location that leaves the model's folder (absolute, `..`, a link pointing out) is refused, as ONNX
+ * Runtime refuses it. Returns whether there was any.
+ */
+async function inlineExternalData(proto: ModelProto, file: string): Promise<boolean> {
+  const tensors = externalTensors(proto);
+  if (tensors.length === 0) return false;
+  const files = new Map<string, Promise<Uint8Array>>();
+  const read = (location: string, tensor: string) => {
+    if (/^([/\\]|[a-zA-Z]:)/.test(location) || location.split(/[/\\]/).includes('..')) {
+      throw new KilnError('INVALID_DATA', `'${file}': tensor '${tensor}' keeps its data at '${location}', outside the model's folder; Kiln reads external data only from files beside the model`);
+    }
+    let bytes = files.get(location);
+    if (!bytes) {
+      bytes = platform.readBeside(file, location).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') throw new KilnError('FILE_NOT_FOUND', `'${file}': the external data file '${location}' of tensor '${tensor}' does not exist beside the model`);
+        if (err.code === 'EACCES') throw new KilnError('INVALID_DATA', `'${file}': tensor '${tensor}' keeps its data at '${location}', outside the model's folder (${err.message})`);
+        throw new KilnError('IO_ERROR', `'${file}': could not read the external data file '${location}': ${err.message}`, { cause: err });
+      });
+      files.set(location, bytes);
+    }
+    return bytes;
+  };
+  for (const t of tensors) {
+    const entry = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+    const location = entry.get('location');
+    if (!location) throw new KilnError('CORRUPT_FILE', `'${file}': tensor '${t.name}' is marked as stored outside the file but names no location`);
+    const data = await read(location, t.name ?? '');
+    const offset = Number(entry.get('offset') ?? 0);
+    const count = (t.dims ?? []).reduce((a, b) => a * Number(b), 1);
+    const expected = ELEMENT_BYTES[t.dataType ?? 0] === undefined ? undefined : count * ELEMENT_BYTES[t.dataType ?? 0]!;
+    const length = entry.has('length') ? Number(entry.get('length')) : (expected ?? data.length - offset);
+    if (!(Number.isInteger(offset) && offset >= 0 && Number.isInteger(length) && length >= 0) || offset + length > data.length) {
+      throw new KilnError('CORRUPT_FILE', `'${file}': tensor '${t.name}' reads bytes ${offset}–${offset + length} of '${location}', which holds ${data.length}: truncated or wrong`);
+    }
+    if (expected !== undefined && length !== expected) {
+      throw new KilnError('CORRUPT_FILE', `'${file}': tensor '${t.name}' has ${length} bytes in '${location}'; its shape [${(t.dims ?? []).join(', ')}] needs ${expected}`);
+    }
+    t.rawData = data.slice(offset, offset + length);
+    delete t.externalData;
+    delete t.dataLocation;
+  }
+  return true;
 }
 
 /** A model file's bytes, decrypted when they are an encrypted model, and decoded. */

@@ -19,6 +19,7 @@ interface WebWorker {
 interface BrowserScope {
   Worker: new (url: URL | string, options: { type: 'module'; name?: string }) => WebWorker;
   document?: { createElement(tag: 'a'): { href: string; download: string; click(): void; remove(): void }; body: { append(node: unknown): void } };
+  location?: { href: string };
 }
 const browser = globalThis as unknown as BrowserScope;
 
@@ -122,6 +123,17 @@ async function readFile(url: string): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+/** `location` beside the model's URL: the URL resolved against it, read only on the same origin and under the same folder. */
+async function readBeside(file: string, location: string): Promise<Uint8Array> {
+  const base = new URL(file, browser.location?.href);
+  const target = new URL(location, base);
+  const folder = base.href.slice(0, base.href.lastIndexOf('/') + 1);
+  if (target.origin !== base.origin || !target.href.startsWith(folder)) {
+    throw Object.assign(new Error(`'${location}' resolves to ${target.href}, outside the model's folder ${folder}`), { code: 'EACCES' });
+  }
+  return readFile(target.href);
+}
+
 const DOWNLOADS = 'downloads://';
 
 /**
@@ -167,6 +179,7 @@ export const platform: Platform = {
   beforeExit: () => undefined,
   availableCores: () => browserRuntimeInfo().cores,
   readFile,
+  readBeside,
   writeFileAtomic,
   standardOutput,
 };

@@ -4,6 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { writeFileAtomic } from './atomic-write.js';
 import type { Platform, RuntimeWorker, WorkerMessage } from './platform.js';
@@ -40,12 +41,24 @@ function startRuntimeWorker(): RuntimeWorker {
   };
 }
 
+/** `location` beside `file`, read only when its real path (links resolved) lies inside the file's folder. */
+async function readBeside(file: string, location: string): Promise<Uint8Array> {
+  const folder = await fs.realpath(path.dirname(path.resolve(file)));
+  const target = await fs.realpath(path.resolve(folder, location));
+  const inside = path.relative(folder, target);
+  if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside)) {
+    throw Object.assign(new Error(`'${location}' resolves to ${target}, outside the model's folder ${folder}`), { code: 'EACCES' });
+  }
+  return fs.readFile(target);
+}
+
 export const platform: Platform = {
   name: 'node',
   startRuntimeWorker,
   beforeExit: (cleanUp) => void process.once('beforeExit', cleanUp),
   availableCores: () => os.availableParallelism(),
   readFile: async (file) => fs.readFile(file),
+  readBeside,
   writeFileAtomic,
   standardOutput: () => process.stdout,
 };

@@ -38,6 +38,12 @@ export interface Platform {
    * `code` is 'ENOENT', a directory with 'EISDIR', as Node's own errors do, so callers map both alike.
    */
   readFile(file: string): Promise<Uint8Array>;
+  /**
+   * A file beside another (an ONNX model's external data, `location` relative to the model's folder),
+   * read only when it lies inside that folder (Node: after resolving links). A missing one fails with
+   * code 'ENOENT'; one outside the folder with code 'EACCES'.
+   */
+  readBeside(file: string, location: string): Promise<Uint8Array>;
   /** Writes a file so readers see the old content or the whole new one (browser: see platform/browser.ts). */
   writeFileAtomic(target: string, data: Uint8Array | string): Promise<void>;
   /** Where fit() draws its progress when given no stream. */

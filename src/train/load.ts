@@ -2,7 +2,7 @@ import { KilnError } from '../errors.js';
 import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel, QUANTIZED_OPS } from '../model/onnx-model.js';
 import { parseModelKey } from '../model/encryption.js';
-import { openModelBytes, readOnnxFile } from '../model/read-model.js';
+import { openModelBytes, readOnnxFile, refuseExternalData } from '../model/read-model.js';
 import type { ModelProto } from '../graph/proto.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
 import { Sequential } from './sequential.js';
@@ -27,6 +27,7 @@ export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer,
   const isFile = typeof source === 'string' || source instanceof URL;
   const file = isFile ? String(source) : '<bytes>';
   const { bytes, proto } = isFile ? await readOnnxFile(file, key) : await openModelBytes(new Uint8Array(source), file, key);
+  if (!isFile) refuseExternalData(proto, file);
   return modelFromOnnx(bytes, proto, file, graphOptions);
 }
 
