@@ -33,12 +33,12 @@ const runtime = new Runtime();
 after(() => runtime.close());
 
 /**
- * Each fixture as exported; resnet7, vit9 and textmask11 are upgraded to opset 13 as they load. The
+ * Each fixture as exported; resnet7, vit9, textmask11 and mobilenet9 are upgraded to opset 13 as they load. The
  * last two declare opset 21 (19–21 changed no operator these graphs use, only added types and
  * attributes), so Kiln's step nodes are checked at the newest opset it trains.
  */
 const CASES: [label: string, fixture: string, declaredOpset?: number][] = [
-  ...['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 'resnet_wide', 'vit_wide', 'textcls', 'textmask', 'resnet7', 'vit9', 'textmask11'].map((n): [string, string] => [n, n]),
+  ...['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 'resnet_wide', 'vit_wide', 'textcls', 'textmask', 'resnet7', 'vit9', 'textmask11', 'mobilenet9'].map((n): [string, string] => [n, n]),
   ['vit17 declared at opset 21', 'vit17', 21],
   ['textmask declared at opset 21', 'textmask', 21],
 ];
@@ -80,9 +80,18 @@ for (const [label, name, declaredOpset] of CASES) {
 
       assert.ok(Math.abs((out.loss!.data as Float32Array)[0]! - ref.loss) <= 1e-5 * Math.abs(ref.loss), `loss ${(out.loss!.data as Float32Array)[0]} vs PyTorch ${ref.loss}`);
       assert.ok(relativeError(out.output!.data as Float32Array, decodeTensor(ref.logits).data) <= 1e-5, 'train-mode logits');
+      const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((a, x) => a + x * x, 0));
+      const largest = Math.max(...Object.values(ref.gradients).map((g) => norm(decodeTensor(g).data)));
       trainable.forEach((p, k) => {
-        const err = relativeError(out[`grad/${k}`]!.data as Float32Array, decodeTensor(ref.gradients[p.name]!).data);
-        assert.ok(err <= 1e-4, `gradient of '${p.name}': relative error ${err.toExponential(2)}`);
+        const ours = out[`grad/${k}`]!.data as Float32Array;
+        const theirs = decodeTensor(ref.gradients[p.name]!).data;
+        const err = relativeError(ours, theirs);
+        // A gradient that is zero in exact arithmetic (mobilenet9's first block output feeds a 1×1 Conv
+        // and a train-mode BatchNorm, which removes any per-channel shift: its last BatchNorm's bias
+        // gradient is 0) is rounding noise on both sides; relative to each other that noise means
+        // nothing, so both must be noise against the model's largest gradient instead.
+        const zero = norm(theirs) <= 1e-6 * largest && norm(ours) <= 1e-6 * largest;
+        assert.ok(err <= 1e-4 || zero, `gradient of '${p.name}': relative error ${err.toExponential(2)} (norms ${norm(ours).toExponential(2)} and PyTorch's ${norm(theirs).toExponential(2)})`);
       });
       assert.deepEqual(stats.map(([n]) => n).sort(), Object.keys(ref.runningStats ?? {}).sort(), 'every BatchNorm running statistic is updated');
       stats.forEach(([statName], k) => {
