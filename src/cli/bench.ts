@@ -4,7 +4,7 @@ import { KilnError } from '../errors.js';
 import { sliceInputs } from '../model/input-rows.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { loadTestSplit } from './examples.js';
-import { requireOneInput } from './import-options.js';
+import { requireArraysForInputs, requireOneInput } from './import-options.js';
 import type { OptionSpec, ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 
@@ -42,9 +42,11 @@ export const benchCommand: Command = {
   options: [...TIMING_OPTIONS, { name: 'json', type: 'boolean', description: 'print the measurements as JSON' }],
   async run({ positionals, options }, out) {
     if (positionals.length === 0) throw new KilnError('INVALID_ARGUMENT', 'kiln bench: give one or more model files, e.g. kiln bench model.onnx model-int8.onnx --dataset embedded');
+    // Every file first (a typo named before the data loads); one of several inputs needs arrays by input name.
+    const files = await Promise.all(positionals.map((file) => OnnxModel.load(file)));
+    files.forEach((model, k) => requireArraysForInputs(model, positionals[k]!, String(options.dataset)));
     const data = await testData(options);
-    // A file of several inputs needs arrays by input name (bench checks the names).
-    for (const file of positionals) requireOneInput(await OnnxModel.load(file), file, data.x);
+    files.forEach((model, k) => requireOneInput(model, positionals[k]!, data.x));
     const report = await bench(positionals, data, { ...timingOptions(options), onProgress: options.json ? undefined : (line) => out(line) });
     out(options.json ? JSON.stringify(report) : `\n${formatBenchTable(report)}`);
     return 0;

@@ -1,4 +1,5 @@
 import { KilnError } from '../errors.js';
+import { isArrayDataset } from '../data/arrays.js';
 import { Tensor } from '../tensor.js';
 import { INPUT_NAME, Model } from '../model/model.js';
 import { OnnxModel } from '../model/onnx-model.js';
@@ -49,11 +50,16 @@ export function inputNamesOf(model: unknown): string[] {
  */
 export function requireOneInput(model: unknown, file: string, x: unknown): void {
   const names = inputNamesOf(model);
-  if (names.length < 2) return;
-  if (!(x instanceof Tensor)) return; // arrays by input name: the model checks the names
+  if (names.length > 1 && x instanceof Tensor) throw oneArrayError(file, names);
+}
+
+/** The same check before --dataset is read: anything but a directory of NumPy arrays gives one array. */
+export function requireArraysForInputs(model: unknown, file: string, dataset: string): void {
+  const names = inputNamesOf(model);
+  if (names.length > 1 && !isArrayDataset(dataset)) throw oneArrayError(file, names);
+}
+
+function oneArrayError(file: string, names: string[]): KilnError {
   const arrays = `a directory of NumPy arrays with one file per input (${names.map((n) => `x_train.${n}.npy`).join(', ')}, the same for x_test, and y_train.npy, y_test.npy)`;
-  throw new KilnError(
-    'INVALID_ARGUMENT',
-    `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: give ${arrays}, or use the library with x as {${names.join(', ')}}`,
-  );
+  return new KilnError('INVALID_ARGUMENT', `'${file}' takes ${names.length} inputs (${names.join(', ')}) and --dataset gives one array: give ${arrays}, or use the library with x as {${names.join(', ')}}`);
 }

@@ -12,7 +12,7 @@ import { Sequential } from '../train/sequential.js';
 import { defaultedNumber, defaultedString, numberOption, stringOption } from './args.js';
 import type { Command } from './command.js';
 import { parseDuration } from './duration.js';
-import { IMPORT_OPTIONS, importOptions, requireOneInput } from './import-options.js';
+import { IMPORT_OPTIONS, importOptions, requireArraysForInputs, requireOneInput } from './import-options.js';
 import { loadSplits, splitSize } from './examples.js';
 import { sliceInputs } from '../model/input-rows.js';
 
@@ -64,6 +64,7 @@ export const optimizeCommand: Command = {
     const budget = stringOption(options, 'budget');
     const timeBudgetMs = budget === undefined ? undefined : parseDuration(budget, 'budget');
     const model = await loadModel(file, importOptions(options));
+    requireArraysForInputs(model, file, defaultedString(options, 'dataset'));
     if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be optimized: ${model.notTrainable ?? 'Kiln can run it but not train it'} (pruning and students fine-tune the model)`);
     }

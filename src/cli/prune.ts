@@ -8,7 +8,7 @@ import { scheduleFromChoice, type ScheduleChoice } from '../optimize/prune/magni
 import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js';
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
 import type { GraphCriterion, GraphPruneReport, GraphStructuredArgs } from '../optimize/prune/graph-structured.js';
-import { IMPORT_OPTIONS, importOptions, requireOneInput } from './import-options.js';
+import { IMPORT_OPTIONS, importOptions, requireArraysForInputs, requireOneInput } from './import-options.js';
 import { loadSplits, splitSize } from './examples.js';
 import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
@@ -162,6 +162,7 @@ export const pruneCommand: Command = {
       throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5 (imported graphs: or --heads / --mlp / --head-dims)');
     }
     const model = await loadModel(file, importOptions(options));
+    requireArraysForInputs(model, file, String(options.dataset));
     if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be pruned: ${model.notTrainable ?? 'Kiln can run it but not train it'}`);
     }

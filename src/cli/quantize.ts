@@ -1,9 +1,9 @@
 import { KilnError } from '../errors.js';
 import { CALIBRATION_METHODS, FLOAT_OP_KINDS, QUANTIZATION_MODES, quantize, suggestFasterMode, type CalibrationMethod, type FloatOpKind, type QuantizationMode, type QuantizationReport, type QuantizeOptions } from '../optimize/quantize/index.js';
 import { loadModel } from '../train/load.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 import { stringOption } from './args.js';
-import { requireOneInput } from './import-options.js';
+import { requireArraysForInputs, requireOneInput } from './import-options.js';
 import { loadSplits, type LabeledSplit } from './examples.js';
 import type { Command } from './command.js';
 import { formatBytes, formatTable } from '../text/format.js';
@@ -74,8 +74,9 @@ function reduceRangeOption(v: unknown): boolean | undefined {
 }
 
 function fineTuneData(train: LabeledSplit, samples: number): { x: Tensor; y: Tensor } {
-  // QAT fine-tunes a Kiln layer model, whose one input is a tensor (quantize names anything else).
-  const x = train.x as Tensor;
+  // QAT fine-tunes a Kiln layer model, whose one input is a tensor.
+  if (!(train.x instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', `--mode qat fine-tunes a Kiln layer model of one input; the data set holds one array per input (${Object.keys(train.x).join(', ')})`);
+  const x = train.x;
   return samples > 0 ? { x: x.slice(0, samples), y: train.y.slice(0, samples) } : { x, y: train.y };
 }
 
@@ -120,7 +121,9 @@ export const quantizeCommand: Command = {
     const model = await loadModel(file);
     // Calibration, fine-tuning and the evaluation read --dataset; dynamic and float16 with --no-eval need none.
     const calibrated = mode === 'static' || mode === 'qat';
-    const data = calibrated || !options['no-eval'] ? await loadSplits(String(options.dataset)) : undefined;
+    const needsData = calibrated || !options['no-eval'];
+    if (needsData) requireArraysForInputs(model, file, String(options.dataset));
+    const data = needsData ? await loadSplits(String(options.dataset)) : undefined;
     if (data) requireOneInput(model, file, data.train.x);
     const batchSize = Number(options['batch-size']);
     const quantizeOptions: QuantizeOptions = {

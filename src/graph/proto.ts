@@ -271,6 +271,8 @@ export const AttributeType = {
 } as const;
 
 export function encodeModel(model: ModelProto): Uint8Array {
+  // int64 numbers at ±2^63 (INT64_MAX and MIN decode as those) are written back as the limits: protobufjs
+  // converts numbers through Long.fromNumber, which clamps (test/graph/proto-long.test.ts).
   const message = ModelProtoType.fromObject(model);
   return ModelProtoType.encode(message).finish();
 }

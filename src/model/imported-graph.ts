@@ -4,6 +4,7 @@ import { Graph, type Attrs, type Dim, type Shape, type Value } from '../graph/gr
 import { modelToProto, nodeAttributes, tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
 import { encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js';
 import { OLDEST_UPGRADABLE_OPSET, UPGRADED_OPSET, defaultOpset, upgradeOpset } from '../graph/opset-upgrade.js';
+import { describedByShapeRules } from './graph-from-proto.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -169,13 +170,25 @@ export class ImportedGraph implements ModelStructure {
     let proto = given;
     let opset = defaultOpset(proto);
     if (opset < OLDEST_UPGRADABLE_OPSET || opset > MAX_OPSET) {
-      throw new KilnError('UNSUPPORTED_OP', `'${file}' uses ONNX opset ${opset}; Kiln trains models of opsets ${OLDEST_UPGRADABLE_OPSET} to ${MAX_OPSET} (those before ${MIN_OPSET} upgraded to ${UPGRADED_OPSET} as they load): export it again with opset_version between ${MIN_OPSET} and ${MAX_OPSET}`);
+      const remedy = opset > MAX_OPSET ? `export it again with opset_version ${MAX_OPSET} or lower` : `convert it to opset ${UPGRADED_OPSET} or later with onnx.version_converter`;
+      throw new KilnError('UNSUPPORTED_OP', `'${file}' uses ONNX opset ${opset}; Kiln trains models of opsets ${OLDEST_UPGRADABLE_OPSET} to ${MAX_OPSET} (those before ${MIN_OPSET} upgraded to ${UPGRADED_OPSET} as they load): ${remedy}`);
     }
     if (opset < MIN_OPSET) {
       // The upgrade needs some values' ranks and types (Softmax's input, Clip's bounds): measured on
-      // the file as it is, which ONNX Runtime runs at its own opset.
-      const measured = await measureValues(proto, declaredInputs(proto, file), runtime, file);
-      proto = upgradeOpset(proto, { file, describe: (name) => { const v = measured.values.get(name); return v && { rank: v.shape.length, dtype: v.dtype }; } });
+      // the file as it is, which ONNX Runtime runs at its own opset — or, where it has no kernels for
+      // the file's operators (opset 6's Add, say), as Kiln's shape rules give them.
+      let describe: (name: string) => { rank: number; dtype: DType } | undefined;
+      try {
+        const measured = await measureValues(proto, declaredInputs(proto, file), runtime, file);
+        describe = (name) => {
+          const v = measured.values.get(name);
+          return v && { rank: v.shape.length, dtype: v.dtype };
+        };
+      } catch (err) {
+        if (!(err instanceof KilnError && /does not load in ONNX Runtime/.test(err.message))) throw err;
+        describe = describedByShapeRules(proto);
+      }
+      proto = upgradeOpset(proto, { file, describe });
       opset = UPGRADED_OPSET;
     }
     const inputs = declaredInputs(proto, file);

@@ -5,7 +5,7 @@ import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor, concatRows } from '../tensor.js';
 import { parseModelKey } from './encryption.js';
-import { readOnnxFile } from './read-model.js';
+import { readOnnxFile, refuseExternalData } from './read-model.js';
 import type { Preprocessing } from './imported-graph.js';
 import { checkFileInputs, declaredPreprocessing } from './input-adapter.js';
 import { examplesIn, sliceInputs, type ModelInputs } from './input-rows.js';
@@ -159,6 +159,8 @@ export class OnnxModel {
     readonly proto: ModelProto,
     private readonly runtime: Runtime = sharedRuntime(),
   ) {
+    // Bytes alone have no folder to read external data from: refused with that reason, not ONNX Runtime's.
+    refuseExternalData(proto, 'the model');
     this.description = describeModel(proto, bytes.length);
   }
 

@@ -2,6 +2,7 @@ import { platform } from '#platform';
 import { KilnError } from '../errors.js';
 import { decodeModel, encodeModel, type ModelProto, type TensorProto } from '../graph/proto.js';
 import { decryptModel, isEncryptedModel, missingKeyError } from './encryption.js';
+import { OUTSIDE_FOLDER } from '../platform/platform.js';
 
 /**
  * Reads and decodes an .onnx file, telling apart a missing file, a file that is not ONNX at all and a
@@ -20,13 +21,23 @@ export async function readOnnxFile(file: string, key?: Uint8Array): Promise<{ by
     if (e.code === 'EISDIR') throw new KilnError('NOT_ONNX', `'${file}' is a directory, expected an .onnx model file`);
     throw new KilnError('IO_ERROR', `could not read model file '${file}': ${e.message}`, { cause: err });
   }
-  const opened = await openModelBytes(bytes, file, key);
-  if (!(await inlineExternalData(opened.proto, file))) return opened;
-  try {
-    return { bytes: encodeModel(opened.proto), proto: opened.proto };
-  } catch (err) {
-    throw new KilnError('UNSUPPORTED_OP', `'${file}' with its external data does not fit one ONNX message (protobuf's limit is 2 GiB): Kiln reads models up to that size`, { cause: err });
+  return withExternalData(await openModelBytes(bytes, file, key), file);
+}
+
+/** protobuf's limit for one message, which an ONNX model with its weights inlined must fit. */
+const MESSAGE_LIMIT = 2 ** 31 - 1;
+
+/**
+ * A model read from `file`, with the external data of its tensors read in from beside that file (see
+ * readOnnxFile); `shown` names it in errors (a model repository's relative path, say).
+ */
+export async function withExternalData(opened: { bytes: Uint8Array; proto: ModelProto }, file: string, shown = file): Promise<{ bytes: Uint8Array; proto: ModelProto }> {
+  const inlined = await inlineExternalData(opened.proto, file, shown);
+  if (inlined === 0) return opened;
+  if (opened.bytes.length + inlined > MESSAGE_LIMIT) {
+    throw new KilnError('UNSUPPORTED_OP', `'${shown}' with its ${inlined} bytes of external data does not fit one ONNX message (protobuf's limit is 2 GiB): Kiln reads models up to that size`);
   }
+  return { bytes: encodeModel(opened.proto), proto: opened.proto };
 }
 
 /** Bytes per element of each ONNX element type that can hold weights. */
@@ -52,47 +63,59 @@ export function refuseExternalData(proto: ModelProto, file: string): void {
 /**
  * Reads the external data of the model's tensors into them (raw_data), from files beside the model:
  * a location that leaves the model's folder (absolute, `..`, a link pointing out) is refused, as ONNX
- * Runtime refuses it. Returns whether there was any.
+ * Runtime refuses it. Returns how many bytes were read in (0: none were outside). Each tensor views
+ * its part of the file's bytes (no copy), and the total is checked against protobuf's limit before
+ * any copy is made.
  */
-async function inlineExternalData(proto: ModelProto, file: string): Promise<boolean> {
+async function inlineExternalData(proto: ModelProto, model: string, shown: string): Promise<number> {
   const tensors = externalTensors(proto);
-  if (tensors.length === 0) return false;
+  if (tensors.length === 0) return 0;
   const files = new Map<string, Promise<Uint8Array>>();
   const read = (location: string, tensor: string) => {
     if (/^([/\\]|[a-zA-Z]:)/.test(location) || location.split(/[/\\]/).includes('..')) {
-      throw new KilnError('INVALID_DATA', `'${file}': tensor '${tensor}' keeps its data at '${location}', outside the model's folder; Kiln reads external data only from files beside the model`);
+      throw new KilnError('INVALID_DATA', `'${shown}': tensor '${tensor}' keeps its data at '${location}', outside the model's folder; Kiln reads external data only from files beside the model`);
     }
     let bytes = files.get(location);
     if (!bytes) {
-      bytes = platform.readBeside(file, location).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') throw new KilnError('FILE_NOT_FOUND', `'${file}': the external data file '${location}' of tensor '${tensor}' does not exist beside the model`);
-        if (err.code === 'EACCES') throw new KilnError('INVALID_DATA', `'${file}': tensor '${tensor}' keeps its data at '${location}', outside the model's folder (${err.message})`);
-        throw new KilnError('IO_ERROR', `'${file}': could not read the external data file '${location}': ${err.message}`, { cause: err });
+      bytes = platform.readBeside(model, location).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') throw new KilnError('FILE_NOT_FOUND', `'${shown}': the external data file '${location}' of tensor '${tensor}' does not exist beside the model`);
+        if (err.code === OUTSIDE_FOLDER) throw new KilnError('INVALID_DATA', `'${shown}': tensor '${tensor}' keeps its data at '${location}', outside the model's folder (${err.message})`);
+        if (err.code === 'EISDIR') throw new KilnError('INVALID_DATA', `'${shown}': tensor '${tensor}' keeps its data at '${location}', which is a folder`);
+        throw new KilnError('IO_ERROR', `'${shown}': could not read the external data file '${location}': ${err.message}`, { cause: err });
       });
       files.set(location, bytes);
     }
     return bytes;
   };
+  let total = 0;
+  const parts: { tensor: TensorProto; data: Uint8Array; offset: number; length: number }[] = [];
   for (const t of tensors) {
     const entry = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const location = entry.get('location');
-    if (!location) throw new KilnError('CORRUPT_FILE', `'${file}': tensor '${t.name}' is marked as stored outside the file but names no location`);
+    if (!location) throw new KilnError('CORRUPT_FILE', `'${shown}': tensor '${t.name}' is marked as stored outside the file but names no location`);
     const data = await read(location, t.name ?? '');
     const offset = Number(entry.get('offset') ?? 0);
     const count = (t.dims ?? []).reduce((a, b) => a * Number(b), 1);
     const expected = ELEMENT_BYTES[t.dataType ?? 0] === undefined ? undefined : count * ELEMENT_BYTES[t.dataType ?? 0]!;
     const length = entry.has('length') ? Number(entry.get('length')) : (expected ?? data.length - offset);
     if (!(Number.isInteger(offset) && offset >= 0 && Number.isInteger(length) && length >= 0) || offset + length > data.length) {
-      throw new KilnError('CORRUPT_FILE', `'${file}': tensor '${t.name}' reads bytes ${offset}–${offset + length} of '${location}', which holds ${data.length}: truncated or wrong`);
+      throw new KilnError('CORRUPT_FILE', `'${shown}': tensor '${t.name}' reads bytes ${offset}–${offset + length} of '${location}', which holds ${data.length}: truncated or wrong`);
     }
     if (expected !== undefined && length !== expected) {
-      throw new KilnError('CORRUPT_FILE', `'${file}': tensor '${t.name}' has ${length} bytes in '${location}'; its shape [${(t.dims ?? []).join(', ')}] needs ${expected}`);
+      throw new KilnError('CORRUPT_FILE', `'${shown}': tensor '${t.name}' has ${length} bytes in '${location}'; its shape [${(t.dims ?? []).join(', ')}] needs ${expected}`);
     }
-    t.rawData = data.slice(offset, offset + length);
-    delete t.externalData;
-    delete t.dataLocation;
+    parts.push({ tensor: t, data, offset, length });
+    total += length;
+    if (total > MESSAGE_LIMIT) break; // withExternalData refuses it: no need to read on
   }
-  return true;
+  if (total <= MESSAGE_LIMIT) {
+    for (const { tensor, data, offset, length } of parts) {
+      tensor.rawData = data.subarray(offset, offset + length);
+      delete tensor.externalData;
+      delete tensor.dataLocation;
+    }
+  }
+  return total;
 }
 
 /** A model file's bytes, decrypted when they are an encrypted model, and decoded. */

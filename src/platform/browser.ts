@@ -5,7 +5,7 @@
  */
 import { KilnError } from '../errors.js';
 import type { ProgressStream } from '../text/progress.js';
-import type { Platform, RuntimeWorker, WorkerMessage } from './platform.js';
+import { OUTSIDE_FOLDER, type Platform, type RuntimeWorker, type WorkerMessage } from './platform.js';
 import { describeBrowserFailure, NOT_ISOLATED, requireRunnable, webEnvironment, type WebEnvironment, type WebRuntimeConfig } from './web-environment.js';
 
 /* The few DOM pieces used here, declared locally: the project compiles against Node's types. */
@@ -129,7 +129,7 @@ async function readBeside(file: string, location: string): Promise<Uint8Array> {
   const target = new URL(location, base);
   const folder = base.href.slice(0, base.href.lastIndexOf('/') + 1);
   if (target.origin !== base.origin || !target.href.startsWith(folder)) {
-    throw Object.assign(new Error(`'${location}' resolves to ${target.href}, outside the model's folder ${folder}`), { code: 'EACCES' });
+    throw Object.assign(new Error(`'${location}' resolves to ${target.href}, outside the model's folder ${folder}`), { code: OUTSIDE_FOLDER });
   }
   return readFile(target.href);
 }

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { writeFileAtomic } from './atomic-write.js';
-import type { Platform, RuntimeWorker, WorkerMessage } from './platform.js';
+import { OUTSIDE_FOLDER, type Platform, type RuntimeWorker, type WorkerMessage } from './platform.js';
 
 /**
  * Replies come on a port of their own, which takeReplies() can also read synchronously: the event loop
@@ -46,8 +46,8 @@ async function readBeside(file: string, location: string): Promise<Uint8Array> {
   const folder = await fs.realpath(path.dirname(path.resolve(file)));
   const target = await fs.realpath(path.resolve(folder, location));
   const inside = path.relative(folder, target);
-  if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside)) {
-    throw Object.assign(new Error(`'${location}' resolves to ${target}, outside the model's folder ${folder}`), { code: 'EACCES' });
+  if (inside === '..' || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside)) {
+    throw Object.assign(new Error(`'${location}' resolves to ${target}, outside the model's folder ${folder}`), { code: OUTSIDE_FOLDER });
   }
   return fs.readFile(target);
 }

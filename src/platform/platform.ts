@@ -24,6 +24,9 @@ export interface RuntimeWorker {
   terminate(): Promise<void>;
 }
 
+/** The error code readBeside gives a location outside the model's folder (a code of Kiln's own: no system error means it). */
+export const OUTSIDE_FOLDER = 'KILN_OUTSIDE_FOLDER';
+
 /** The platform's side of Kiln: both platform/node.ts and platform/browser.ts satisfy it. */
 export interface Platform {
   /** 'node' or 'browser', for messages that differ (where a file comes from). */
@@ -41,7 +44,7 @@ export interface Platform {
   /**
    * A file beside another (an ONNX model's external data, `location` relative to the model's folder),
    * read only when it lies inside that folder (Node: after resolving links). A missing one fails with
-   * code 'ENOENT'; one outside the folder with code 'EACCES'.
+   * code 'ENOENT', a folder with 'EISDIR', one outside the folder with code OUTSIDE_FOLDER.
    */
   readBeside(file: string, location: string): Promise<Uint8Array>;
   /** Writes a file so readers see the old content or the whole new one (browser: see platform/browser.ts). */

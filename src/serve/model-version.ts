@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { describeModel, type ModelDescription } from '../model/onnx-model.js';
-import { openModelBytes, readOnnxFile } from '../model/read-model.js';
+import { openModelBytes, readOnnxFile, withExternalData } from '../model/read-model.js';
 import { Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { allocate, Tensor } from '../tensor.js';
@@ -126,8 +126,11 @@ export class ModelVersion {
       const { file, read, shownAs, bytes: given } = this.source;
       let bytes: Uint8Array;
       let proto;
-      if (read) ({ bytes, proto } = await openModelBytes(await read(), shownAs ?? this.what, this.modelKey));
-      else if (file) ({ bytes, proto } = await readOnnxFile(file, this.modelKey));
+      // A repository's version is read through its checks, then its external data from beside it.
+      if (read) {
+        const opened = await openModelBytes(await read(), shownAs ?? this.what, this.modelKey);
+        ({ bytes, proto } = file ? await withExternalData(opened, file, shownAs ?? this.what) : opened);
+      } else if (file) ({ bytes, proto } = await readOnnxFile(file, this.modelKey));
       else ({ bytes, proto } = await openModelBytes(given!, this.what, this.modelKey));
       this.description = describeModel(proto, bytes.length);
       this.signature = signatureOf(this.description, this.config);

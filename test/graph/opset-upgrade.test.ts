@@ -9,9 +9,9 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import ort from 'onnxruntime-node';
 import { tensorFromProto, tensorToProto } from '../../src/graph/onnx-io.js';
-import { upgradeOpset, type ValueDescription } from '../../src/graph/opset-upgrade.js';
+import { upgradeOpset } from '../../src/graph/opset-upgrade.js';
 import { AttributeType, decodeModel, encodeModel, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from '../../src/graph/proto.js';
-import { graphFromProto } from '../../src/optimize/quantize/source-graph.js';
+import { describedByShapeRules } from '../../src/model/graph-from-proto.js';
 import { Tensor } from '../../src/tensor.js';
 import { defaultOpset, firstMismatch, listCases, readTensors, testDataDir } from '../conformance/backend-cases.js';
 import { assertClose, assertThrowsKiln } from '../model/helpers.js';
@@ -59,18 +59,7 @@ function ramp(shape: number[], scale = 0.37): Tensor {
 }
 
 /** Each value's rank and type, from Kiln's shape rules on the original (as quantize's path gets them). */
-function describedBy(proto: ModelProto): (name: string) => ValueDescription | undefined {
-  let graph: ReturnType<typeof graphFromProto> | undefined;
-  try {
-    graph = graphFromProto(proto);
-  } catch {
-    return () => undefined; // an op Kiln has no shape rule for: the upgrade goes by the declared shapes
-  }
-  return (name) => {
-    const v = graph.values.get(name);
-    return v?.shape ? { rank: v.shape.length, dtype: v.dtype } : undefined;
-  };
-}
+const describedBy = describedByShapeRules;
 
 /** The upgraded model gives ONNX Runtime's outputs of the original (its older kernels) on x. */
 async function assertSameAsOriginal(proto: ModelProto, x: Tensor, describe = describedBy(proto)): Promise<ModelProto> {
@@ -107,6 +96,14 @@ describe('opset upgrade: attributes that became inputs', () => {
     const upgraded = await assertSameAsOriginal(proto, ramp([2, 6]));
     const ops = upgraded.graph!.node!.map((n) => `${n.opType}:${n.input!.length}:${(n.attribute ?? []).map((a) => a.name).join(',')}`);
     assert.deepEqual(ops, ['Clip:3:', 'Pad:3:', 'Slice:4:', 'Unsqueeze:2:', 'Split:2:axis', 'ReduceSum:2:keepdims', 'Squeeze:2:', 'TopK:2:axis', 'Dropout:2:']);
+  });
+
+  it('an open-ended Slice (ends = INT64_MAX, as exporters write x[:, 1:]) keeps its end', async () => {
+    const open = { name: 'ends', type: AttributeType.INTS, ints: ['9223372036854775807' as never] };
+    const proto = model(9, [2, 4], [node('Slice', ['x'], ['y'], [ints('starts', [1]), open, ints('axes', [1])])], ['y']);
+    const upgraded = await assertSameAsOriginal(decodeModel(encodeModel(proto)), ramp([2, 4]));
+    const ends = upgraded.graph!.initializer!.find((t) => t.name!.endsWith('/ends'))!;
+    assert.deepEqual(Array.from(tensorFromProto(ends).data as BigInt64Array), [2n ** 63n - 1n]);
   });
 
   it('Clip and Pad constants take the input’s float type (float64 here)', async () => {
@@ -270,13 +267,7 @@ describe('opset upgrade on ONNX’s backend test cases', () => {
         continue;
       }
       try {
-        let describe;
-        try {
-          describe = describedBy(proto);
-        } catch {
-          describe = undefined; // an op Kiln has no shape rule for: the upgrade goes without
-        }
-        upgraded = upgradeOpset(proto, { file: c.id, describe });
+        upgraded = upgradeOpset(proto, { file: c.id, describe: describedBy(proto) });
       } catch (err) {
         const message = (err as Error).message;
         if (!REFUSED_KINDS.some((k) => k.test(message))) problems.push(`${c.id}: refused: ${message}`);

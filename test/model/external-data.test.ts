@@ -17,6 +17,8 @@ import { loadModel } from '../../src/train/load.js';
 import { runMain } from '../cli/helpers.js';
 import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
 import { kilnError, tempDir } from '../train/helpers.js';
+import { http, startServer } from '../serve/helpers.js';
+import { Tensor } from '../../src/tensor.js';
 
 const SOURCE = `${EXPORTED_DIR}/vit13.onnx`;
 
@@ -109,7 +111,33 @@ describe('models with external data', () => {
     first.externalData = first.externalData!.map((e) => (e.key === 'length' ? { key: 'length', value: String(Number(e.value) - 4) } : e));
     await writeFile(t.path('model/sized.onnx'), encodeModel(proto));
     await assert.rejects(loadModel(t.path('model/sized.onnx')), kilnError('CORRUPT_FILE', `tensor '${first.name}' has`, 'needs'));
-    // Bytes alone have no folder to read it from.
-    await assert.rejects(loadModel(readFileSync(t.path('model/vit.onnx'))), /load the model from its path/);
+    // A folder, and a file whose name merely starts with two dots (inside the folder: read).
+    await assert.rejects(loadModel(await write('folder', () => '.')), kilnError('INVALID_DATA', "keeps its data at '.', which is a folder"));
+    await writeFile(t.path('model/..w.bin'), data);
+    assert.ok((await loadModel(await write('dots', () => '..w.bin'))) instanceof GraphModel);
+    // Bytes alone have no folder to read it from, whichever way they come.
+    const bytes = readFileSync(t.path('model/vit.onnx'));
+    await assert.rejects(loadModel(bytes), kilnError('INVALID_ARGUMENT', 'load the model from its path'));
+    assert.throws(() => new OnnxModel(bytes, decodeModel(bytes)), kilnError('INVALID_ARGUMENT', 'load the model from its path'));
+  });
+
+  it('serve from a model repository: a version keeps its external data beside its model.onnx', async () => {
+    const repo = t.path('repository');
+    await mkdir(`${repo}/vit/1`, { recursive: true });
+    const { model, data } = externalized('weights.bin');
+    await writeFile(`${repo}/vit/1/model.onnx`, model);
+    await writeFile(`${repo}/vit/1/weights.bin`, data);
+    const server = await startServer({ modelRepository: repo, pollIntervalMs: 0 });
+    try {
+      const x = (await embedded()).test.images.slice(0, 1);
+      const pixels = Array.from(x.data as Float32Array);
+      const reply = await http(server.url, 'POST', '/v2/models/vit/infer', { inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: pixels }] });
+      assert.equal(reply.status, 200, reply.text);
+      const original = await OnnxModel.load(SOURCE);
+      const want = Array.from((await original.predict(new Tensor(Float32Array.from(pixels), [1, 1, 28, 28], 'float32'))).data as Float32Array);
+      assert.deepEqual(reply.json.outputs[0].data.map((v: number) => Math.fround(v)), want);
+    } finally {
+      await server.close();
+    }
   });
 });

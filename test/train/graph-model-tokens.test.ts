@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { tensorFromProto } from '../../src/graph/onnx-io.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
 import { parseOnnx } from '../../src/model/read-model.js';
 import { distill } from '../../src/optimize/distill/distill.js';
@@ -235,9 +236,11 @@ describe('GraphModel with two inputs (token ids and an attention mask)', () => {
       assert.ok(Math.abs(e.after.accuracy! - e.before.accuracy!) <= 0.01, `${method}: accuracy ${e.before.accuracy} → ${e.after.accuracy}`);
       assert.ok(e.agreement > 0.97, `${method}: agreement ${e.agreement}`);
       assert.ok((e.runtimeOps.after.QuantizeLinear ?? 0) > 0 && (q.report.ops.MatMul ?? 0) > 0, JSON.stringify(e.runtimeOps.after));
-      // Every scale written is finite: no 8-bit range was made of the mask's −∞.
-      const scales = parseOnnx(q.bytes).graph!.node!.filter((n) => n.opType === 'QuantizeLinear').length;
-      assert.ok(scales > 0);
+      // Every scale written is finite and positive: no 8-bit range was made of the mask's −∞.
+      const file = parseOnnx(q.bytes).graph!;
+      const constants = new Map([...(file.initializer ?? []).map((t) => [t.name, t] as const), ...(file.node ?? []).filter((n) => n.opType === 'Constant').map((n) => [n.output![0], n.attribute![0]!.t!] as const)]);
+      const scales = (file.node ?? []).filter((n) => n.opType === 'QuantizeLinear').map((n) => Array.from(tensorFromProto(constants.get(n.input![1]!)!).data as Float32Array));
+      assert.ok(scales.length > 0 && scales.every((s) => s.every((v) => Number.isFinite(v) && v > 0)), JSON.stringify(scales));
       const masked = q.report.layers.find((l) => l.layer.endsWith('self_attn/Softmax'));
       assert.equal(masked?.precision, 'float32');
     }

@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { embedded } from '../../src/data/embedded.js';
 import { KilnError } from '../../src/errors.js';
 import { Graph } from '../../src/graph/graph.js';
-import { modelToProto } from '../../src/graph/onnx-io.js';
+import { modelToProto, tensorToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
 import { Tensor } from '../../src/tensor.js';
@@ -165,6 +165,50 @@ describe('GraphModel on files of opsets before 13', () => {
     const [ours, again] = [await model.predict(xTest), await reloaded.predict(nchw(xTest))];
     const drift = Math.max(...Array.from(ours.data as Float32Array, (v, i) => Math.abs(v - (again.data as Float32Array)[i]!)));
     assert.ok(drift < 1e-5, `the saved file predicts ${drift} away from the model`);
+  });
+});
+
+describe('GraphModel on a file of opset 6 (which ONNX Runtime cannot run as it is)', () => {
+  it('upgrades it by Kiln\'s shape rules and the declared shapes: Add with the legacy axis broadcast trains', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-graph-six-'));
+    const b = tensorToProto('b', new Tensor(Float32Array.from([1, -1, 0.5]), [3], 'float32'));
+    const w = tensorToProto('w', new Tensor(Float32Array.from({ length: 24 }, (_, i) => ((i * 7) % 11) / 11 - 0.5), [12, 2], 'float32'));
+    const dims = (...d: (number | string)[]) => ({ dim: d.map((x) => (typeof x === 'number' ? { dimValue: x } : { dimParam: x })) });
+    const file = join(dir, 'six.onnx');
+    await fs.writeFile(
+      file,
+      encodeModel({
+        irVersion: 3,
+        opsetImport: [{ domain: '', version: 6 }],
+        graph: {
+          name: 'six',
+          node: [
+            { opType: 'Add', input: ['x', 'b'], output: ['shifted'], attribute: [{ name: 'broadcast', type: 2, i: 1 }, { name: 'axis', type: 2, i: 1 }] },
+            { opType: 'Flatten', input: ['shifted'], output: ['flat'] },
+            { opType: 'MatMul', input: ['flat', 'w'], output: ['y'] },
+          ],
+          initializer: [b, w],
+          input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: dims('N', 3, 4) } } }, { name: 'b', type: { tensorType: { elemType: 1, shape: dims(3) } } }, { name: 'w', type: { tensorType: { elemType: 1, shape: dims(12, 2) } } }],
+          output: [{ name: 'y', type: { tensorType: { elemType: 1, shape: dims('N', 2) } } }],
+        },
+      }),
+    );
+    await assert.rejects(OnnxModel.load(file).then((m) => m.run({ x: new Tensor(new Float32Array(12), [1, 3, 4], 'float32') })), /Add\(6\)/, 'ONNX Runtime has no kernel for it');
+    const model = await GraphModel.load(file);
+    const x = new Tensor(Float32Array.from({ length: 48 }, (_, i) => Math.sin(i)), [4, 3, 4], 'float32');
+    const got = (await model.predict(x)).data as Float32Array;
+    // By hand: x + b along axis 1, flattened, times w.
+    const want = Array.from({ length: 8 }, (_, k) => {
+      const [n, j] = [Math.floor(k / 2), k % 2];
+      let sum = 0;
+      for (let f = 0; f < 12; f++) sum += (x.data[n * 12 + f]! + [1, -1, 0.5][Math.floor(f / 4)]!) * (w.rawData ? new Float32Array(w.rawData.slice().buffer)[f * 2 + j]! : 0);
+      return sum;
+    });
+    assert.ok(want.every((v, i) => Math.abs(v - got[i]!) < 1e-5), `${Array.from(got)} vs ${want}`);
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' });
+    const y = new Tensor(Int32Array.from([0, 1, 0, 1]), [4], 'int32');
+    const h = await model.fit(x, y, { epochs: 3, batchSize: 4, verbose: 0 });
+    assert.ok(h.history.loss![2]! < h.history.loss![0]!, `loss ${h.history.loss}`);
   });
 });
 

@@ -1,13 +1,16 @@
 import { KilnError } from '../../errors.js';
 import { ONNX_TYPE_NAMES, dtypeFromOnnx } from '../../graph/dtype.js';
-import { Graph, type Shape } from '../../graph/graph.js';
-import { DEFAULT_OPSET, nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
-import type { ModelProto, ValueInfoProto } from '../../graph/proto.js';
+import type { Graph } from '../../graph/graph.js';
+import { DEFAULT_OPSET } from '../../graph/onnx-io.js';
+import type { ModelProto } from '../../graph/proto.js';
+import { describedByShapeRules, graphFromProto, shapeOf } from '../../model/graph-from-proto.js';
 import { UPGRADED_OPSET, upgradeOpset } from '../../graph/opset-upgrade.js';
 import { OnnxModel, QUANTIZED_OPS } from '../../model/onnx-model.js';
 import type { Model } from '../../model/model.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { MODEL_METADATA_KEY, OUTPUT_NAME } from '../../model/sequential.js';
+
+export { graphFromProto } from '../../model/graph-from-proto.js';
 import { type Sequential } from '../../train/sequential.js';
 
 /** Metadata key of a quantized model: what was done to it, and to which model (JSON). */
@@ -62,43 +65,6 @@ export function checkNotQuantized(proto: ModelProto, what = 'the model'): void {
   }
 }
 
-function shapeOf(v: ValueInfoProto): Shape {
-  const dims = v.type?.tensorType?.shape?.dim ?? [];
-  return dims.map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : (d.dimParam ?? null)));
-}
-
-/**
- * Rebuilds a decoded ONNX model as a Kiln Graph, so every value gets a dtype and shape from Kiln's
- * shape rules. Operators Kiln has no shape rule for are reported by name (UNSUPPORTED_OP).
- */
-export function graphFromProto(proto: ModelProto): Graph {
-  const g = proto.graph ?? {};
-  const graph = new Graph(g.name || 'model');
-  const initNames = new Set<string>();
-  for (const t of g.initializer ?? []) {
-    graph.initializer(t.name ?? '', tensorFromProto(t));
-    initNames.add(t.name ?? '');
-  }
-  for (const v of g.input ?? []) {
-    if (initNames.has(v.name ?? '')) continue;
-    const elem = v.type?.tensorType?.elemType;
-    if (elem === undefined) throw new KilnError('UNSUPPORTED_OP', `model input '${v.name}' is not a tensor`);
-    graph.input(v.name ?? '', dtypeFromOnnx(elem), shapeOf(v));
-  }
-  for (const n of g.node ?? []) {
-    if (n.domain && n.domain !== 'ai.onnx') {
-      throw new KilnError('UNSUPPORTED_OP', `node '${n.name}' is ${n.domain}.${n.opType}: Kiln quantizes graphs of standard ONNX operators only`);
-    }
-    const attrs = nodeAttributes(n);
-    const hint = (n.name || n.opType || 'node').replace(/^node\//, '');
-    graph.op(n.opType ?? '', n.input ?? [], attrs, { outputs: n.output ?? [], name: hint });
-    // The file's own node name, as it is (Graph.op would prefix Kiln's 'node/'): the rewritten file keeps it.
-    if (n.name) graph.nodes.at(-1)!.name = n.name;
-  }
-  for (const o of g.output ?? []) graph.outputs.push(graph.value(o.name ?? ''));
-  return graph;
-}
-
 /**
  * A file of an opset before 13 upgraded to 13 (graph/opset-upgrade.ts): the rewrite is written at 13 at
  * least, where the file's older nodes would mean something else or nothing. The ranks and types the
@@ -107,19 +73,7 @@ export function graphFromProto(proto: ModelProto): Graph {
 function atRewriteOpset(proto: ModelProto): ModelProto {
   const declared = proto.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version;
   if (declared === undefined || Number(declared) >= UPGRADED_OPSET) return proto;
-  let original: Graph | undefined;
-  try {
-    original = graphFromProto(proto);
-  } catch {
-    // An op Kiln has no rule for at this opset (Upsample, say): the upgrade goes by the file's declared shapes.
-  }
-  return upgradeOpset(proto, {
-    file: proto.graph?.name || 'the model',
-    describe: (name) => {
-      const v = original?.values.get(name);
-      return v?.shape ? { rank: v.shape.length, dtype: v.dtype } : undefined;
-    },
-  });
+  return upgradeOpset(proto, { file: proto.graph?.name ? `the model (graph '${proto.graph.name}')` : 'the model', describe: describedByShapeRules(proto) });
 }
 
 /**
