@@ -13,7 +13,20 @@ export const IMPORT_OPTIONS: Command['options'] = [
   { name: 'std', type: 'string', description: 'per-channel standard deviation the data is divided by after --mean (e.g. 0.229,0.224,0.225)' },
   { name: 'train-only', type: 'string', description: "train only the imported model's weights whose names match (e.g. 'fc.*'); the rest keep their values" },
   { name: 'num-classes', type: 'number', integer: true, min: 1, description: "give an imported classifier a new head with N classes (its last Gemm/MatMul and bias re-initialized)" },
+  { name: 'dimension', type: 'string', description: "sizes for an imported model's free input dimensions, e.g. sequence=128 (a Hugging Face export's [batch, sequence]); the data must have them" },
 ];
+
+/** --dimension sequence=128[,name=n]: sizes by dimension name. */
+function dimensionSizes(v: unknown): Record<string, number> | undefined {
+  if (v === undefined) return undefined;
+  const sizes: Record<string, number> = {};
+  for (const part of String(v).split(',')) {
+    const m = /^\s*([^=\s]+)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!m || Number(m[2]) < 1) throw new KilnError('INVALID_ARGUMENT', `--dimension takes name=size pairs (e.g. sequence=128, sizes from 1), got '${String(v)}'`);
+    sizes[m[1]!] = Number(m[2]);
+  }
+  return sizes;
+}
 
 function numbers(v: unknown, flag: string): number[] | undefined {
   if (v === undefined) return undefined;
@@ -32,6 +45,7 @@ export function importOptions(options: Record<string, unknown>, seed?: number): 
     ...(layout !== undefined ? { layout } : {}),
     ...(options.mean !== undefined ? { mean: numbers(options.mean, 'mean') } : {}),
     ...(options.std !== undefined ? { std: numbers(options.std, 'std') } : {}),
+    ...(options.dimension !== undefined ? { dimensions: dimensionSizes(options.dimension) } : {}),
     ...(seed !== undefined ? { seed } : {}),
   };
 }

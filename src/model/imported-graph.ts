@@ -166,8 +166,8 @@ export class ImportedGraph implements ModelStructure {
    * and finds the parameters. `preprocessing.layout` (when set) says how the model's image input is
    * laid out; otherwise the model is fed as its input is declared until `withLayout` says otherwise.
    */
-  static async open(given: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}): Promise<ImportedGraph> {
-    let proto = given;
+  static async open(given: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}, dimensions: Readonly<Record<string, number>> = {}): Promise<ImportedGraph> {
+    let proto = withFreeDimensions(given, dimensions, file);
     let opset = defaultOpset(proto);
     if (opset < OLDEST_UPGRADABLE_OPSET || opset > MAX_OPSET) {
       const remedy = opset > MAX_OPSET ? `export it again with opset_version ${MAX_OPSET} or lower` : `convert it to opset ${UPGRADED_OPSET} or later with onnx.version_converter`;
@@ -558,6 +558,41 @@ interface DeclaredInput {
 }
 
 /**
+ * The model with its free (symbolic) input dimensions set to the sizes given by name, as ONNX Runtime's
+ * freeDimensionOverrides set them: a Hugging Face export's 'sequence' axis, say. The batch axis stays
+ * free. Each name must be a free dimension of an input past axis 0. The model is then measured,
+ * trained and saved at those sizes (its graph's constants, such as a position-embedding slice, are
+ * folded for them).
+ */
+export function withFreeDimensions(proto: ModelProto, dimensions: Readonly<Record<string, number>>, file: string): ModelProto {
+  const names = Object.keys(dimensions);
+  if (names.length === 0) return proto;
+  const inputs = realInputs(proto);
+  const declared = (proto.graph!.input ?? []).filter((i) => inputs.includes(i.name ?? ''));
+  const free = new Set<string>();
+  const batch = new Set<string>();
+  for (const i of declared) {
+    (i.type?.tensorType?.shape?.dim ?? []).forEach((d, axis) => {
+      if (d.dimParam) (axis === 0 ? batch : free).add(d.dimParam);
+    });
+  }
+  for (const name of names) {
+    const size = dimensions[name];
+    if (!(typeof size === 'number' && Number.isInteger(size) && size >= 1)) throw new KilnError('INVALID_ARGUMENT', `dimension '${name}' must be a positive integer, got ${JSON.stringify(size)}`);
+    if (free.has(name)) continue;
+    if (batch.has(name)) throw new KilnError('INVALID_ARGUMENT', `'${file}': '${name}' is the batch axis (axis 0): Kiln keeps it free, each batch runs at its own size`);
+    throw new KilnError('INVALID_ARGUMENT', `'${file}': dimension '${name}' is no free dimension of the model's inputs (${free.size ? `free: ${[...free].join(', ')}` : 'it has none past the batch axis'})`);
+  }
+  const input = (proto.graph!.input ?? []).map((i) => {
+    const dims = i.type?.tensorType?.shape?.dim;
+    if (!inputs.includes(i.name ?? '') || !dims?.some((d, axis) => axis > 0 && d.dimParam && d.dimParam in dimensions)) return i;
+    const dim = dims.map((d, axis) => (axis > 0 && d.dimParam && d.dimParam in dimensions ? { dimValue: dimensions[d.dimParam]! } : d));
+    return { ...i, type: { ...i.type, tensorType: { ...i.type!.tensorType, shape: { dim } } } };
+  });
+  return { ...proto, graph: { ...proto.graph, input } };
+}
+
+/**
  * The graph's data inputs (initializers listed as inputs left out), each of a type Kiln can feed and
  * with every size but the batch's declared. The first is the data input images and vectors go to.
  */
@@ -571,7 +606,11 @@ function declaredInputs(proto: ModelProto, file: string): DeclaredInput[] {
     if (dims.length === 0) throw new KilnError('INVALID_SHAPE', `'${file}': input '${name}' has no declared shape; Kiln needs its rank and sizes`);
     const missing = dims.slice(1).findIndex((d) => d === null);
     if (missing >= 0) {
-      throw new KilnError('INVALID_SHAPE', `'${file}': input '${name}' has shape ${formatShape(declaredShape(declared))} with an unknown size at axis ${missing + 1}; Kiln needs every size but the batch's`);
+      const param = declared.type?.tensorType?.shape?.dim?.[missing + 1]?.dimParam;
+      const hint = param
+        ? `: give its size, as ONNX Runtime's freeDimensionOverrides do: loadModel(file, { dimensions: { ${JSON.stringify(param)}: n } }), --dimension ${param}=n (n the length your data has)`
+        : '; it has no name to give it a size by: export the model again with that size fixed';
+      throw new KilnError('INVALID_SHAPE', `'${file}': input '${name}' has shape ${formatShape(declaredShape(declared))}, free at axis ${missing + 1}; Kiln measures and differentiates every size but the batch's${hint}`);
     }
     return { name, dtype, example: dims.slice(1) as number[] };
   });

@@ -26,6 +26,13 @@ export interface GraphModelOptions extends Preprocessing {
   name?: string;
   /** Seed for a replaced head's weights and for shuffling (default 42). */
   seed?: number;
+  /**
+   * Sizes for the inputs' free dimensions past the batch axis, by name, as ONNX Runtime's
+   * freeDimensionOverrides: `{ sequence: 128 }` for a Hugging Face export whose inputs are
+   * [batch, sequence]. Kiln measures and differentiates the graph at those sizes: the data must have
+   * them, and the saved file (and every file made from the model) takes inputs of those sizes.
+   */
+  dimensions?: Readonly<Record<string, number>>;
 }
 
 /** Which weights train: a name pattern (`*` matches anything, as in `--train-only 'fc.*'`), a RegExp or a predicate. */
@@ -90,10 +97,10 @@ export class GraphModel extends TrainableModel {
    * The model as its file declares it (its stored preprocessing, none of the caller's): what can fail
    * here is the file, while fromProto's preprocessing errors are the caller's (loadModel tells them apart).
    */
-  static async open(proto: ModelProto, file = '<bytes>', options: { name?: string; seed?: number } = {}): Promise<GraphModel> {
+  static async open(proto: ModelProto, file = '<bytes>', options: { name?: string; seed?: number; dimensions?: Readonly<Record<string, number>> } = {}): Promise<GraphModel> {
     const stored = declaredPreprocessing(proto, `'${file}'`);
-    const structure = await ImportedGraph.open(proto, file, sharedRuntime(), stored);
-    return new GraphModel(structure, options, stored.layout !== undefined);
+    const structure = await ImportedGraph.open(proto, file, sharedRuntime(), stored, options.dimensions);
+    return new GraphModel(structure, { name: options.name, seed: options.seed }, stored.layout !== undefined);
   }
 
   /** The input preprocessing this model applies (layout, mean/std), stored in the saved file. */

@@ -5,6 +5,7 @@ import { parseModelKey } from '../model/encryption.js';
 import { openModelBytes, readOnnxFile, refuseExternalData } from '../model/read-model.js';
 import type { ModelProto } from '../graph/proto.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
+import { withFreeDimensions } from '../model/imported-graph.js';
 import { Sequential } from './sequential.js';
 
 /** Options of loadModel: GraphModel's options (name, seed, layout, mean, std) and the key of an encrypted model. */
@@ -43,9 +44,11 @@ export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: 
     model.notTrainable = `it is quantized (node '${quantized.name}' is ${quantized.opType}): train the float model, then quantize it again`;
     return model;
   }
+  // Sizes given to free dimensions are the caller's: a wrong name is an error, not a model that only runs.
+  const sized = withFreeDimensions(proto, options.dimensions ?? {}, file);
   let model: GraphModel;
   try {
-    model = await GraphModel.open(proto, file, options);
+    model = await GraphModel.open(sized, file, { name: options.name, seed: options.seed });
   } catch (err) {
     // What the file is stops training (its inputs, opset, batch dimension): it can still run.
     if (!(err instanceof KilnError) || !['INVALID_ARGUMENT', 'INVALID_SHAPE', 'UNSUPPORTED_OP'].includes(err.code)) throw err;

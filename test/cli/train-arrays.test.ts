@@ -126,6 +126,20 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     assert.ok(existsSync(t.path('report.html')));
   });
 
+  it('trains a model whose sequence axis is free once --dimension sizes it, and says so without it', async () => {
+    const dyn = `${EXPORTED_DIR}/textdyn.onnx`;
+    const without = await runMain(['train', '--model', dyn, '--dataset', t.path('masked'), '--epochs', '1', '--out', t.path('never-dyn.onnx')]);
+    assert.notEqual(without.code, 0);
+    assert.match(without.err, /free at axis 1; .*--dimension sequence=n/);
+    assert.ok(!existsSync(t.path('never-dyn.onnx')));
+    const r = await runMain(['train', '--model', dyn, '--dataset', t.path('masked'), '--dimension', 'sequence=12', '--epochs', '1', '--validation-split', '0', '--out', t.path('dyn.onnx')]);
+    assert.equal(r.code, 0, r.err);
+    const saved = await OnnxModel.load(t.path('dyn.onnx'));
+    assert.deepEqual(saved.inputs.map((i) => i.shape), [['batch', 12], ['batch', 12]]);
+    const bad = await runMain(['train', '--model', dyn, '--dataset', t.path('masked'), '--dimension', 'sequence', '--out', t.path('never-dyn.onnx')]);
+    assert.match(bad.err, /--dimension takes name=size pairs/);
+  });
+
   it('refuses a malformed directory, one array for a model of two inputs, and misnamed inputs, writing nothing', async () => {
     const fails = async (dataset: string, model: string, ...fragments: (string | RegExp)[]) => {
       const out = t.path(`never-${Math.random().toString(36).slice(2)}.onnx`);

@@ -19,6 +19,7 @@ import { bench } from '../../src/bench/bench.js';
 import { quantize } from '../../src/optimize/quantize/quantize.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
+import { loadModel } from '../../src/train/load.js';
 import { adam } from '../../src/train/optimizers.js';
 import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
 import { paddedTokenTask, SEQ, tokenTask } from '../fixtures/exported/token-task.js';
@@ -261,6 +262,35 @@ describe('GraphModel with two inputs (token ids and an attention mask)', () => {
     const four = calibration.x.input_ids.slice(0, 4);
     await assert.rejects(quantize(model, { mode: 'static', calibration: { input_ids: four, attention_mask: wide } }), kilnError('INVALID_SHAPE', "calibration.attention_mask must have the model's input shape [null, 12] (batch first), got [4, 13]"));
     await assert.rejects(quantize(model, { mode: 'static', calibration: { input_ids: wide, attention_mask: wide } }), kilnError('INVALID_SHAPE', "the model's input 'input_ids' has shape [batch, 12]; the data is [null, 13]"));
+  });
+
+  it('a free sequence axis (as Hugging Face exports have): sized by name for training, refused without it, naming how', async () => {
+    const DYN = `${EXPORTED_DIR}/textdyn.onnx`;
+    await assert.rejects(GraphModel.load(DYN), kilnError('INVALID_SHAPE', "input 'input_ids' has shape [batch, sequence], free at axis 1", 'dimensions: { "sequence": n }', '--dimension sequence=n'));
+    // As a file to run it takes any length (up to its 32 positions).
+    const runnable = await loadModel(DYN);
+    assert.ok(runnable instanceof OnnxModel);
+    const test = paddedTokenTask(256, 31, true);
+    for (const length of [12, 8]) {
+      const cut = (t: Tensor) => new Tensor((t.data as BigInt64Array).filter((_, i) => i % 12 < length), [t.shape[0]!, length], 'int64');
+      const x = { input_ids: cut(test.x.input_ids), attention_mask: cut(test.x.attention_mask) };
+      assert.deepEqual((await runnable.predict(x)).shape, [256, 2]);
+      const model = await GraphModel.load(DYN, { dimensions: { sequence: length } });
+      assert.deepEqual(model.modelInput, { name: 'input_ids', shape: [length] });
+      model.compile({ optimizer: adam({ learningRate: 3e-3 }), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+      const train = paddedTokenTask(1024, 32, true);
+      const h = await model.fit({ input_ids: cut(train.x.input_ids), attention_mask: cut(train.x.attention_mask) }, train.y, { epochs: 2, batchSize: 64, verbose: 0, seed: 1 });
+      assert.ok(h.history.loss![1]! < h.history.loss![0]!, `length ${length}: loss ${h.history.loss}`);
+      // The model at 12 predicts what the file predicts at 12 before training.
+      if (length === 12) {
+        const fresh = await GraphModel.load(DYN, { dimensions: { sequence: 12 } });
+        assert.deepEqual(Array.from((await fresh.predict(x)).data as Float32Array), Array.from((await runnable.predict(x)).data as Float32Array));
+      }
+    }
+    // Names that are not free dimensions past the batch axis, and sizes that are not sizes: the caller's errors, at once.
+    await assert.rejects(loadModel(DYN, { dimensions: { seq: 12 } }), kilnError('INVALID_ARGUMENT', "dimension 'seq' is no free dimension of the model's inputs (free: sequence)"));
+    await assert.rejects(loadModel(DYN, { dimensions: { batch: 4 } }), kilnError('INVALID_ARGUMENT', "'batch' is the batch axis (axis 0)"));
+    await assert.rejects(GraphModel.load(DYN, { dimensions: { sequence: 0 } }), kilnError('INVALID_ARGUMENT', "dimension 'sequence' must be a positive integer, got 0"));
   });
 
   it('what cannot take its inputs says so: the default student, a training package, the command line', async () => {
