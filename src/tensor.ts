@@ -213,6 +213,16 @@ function convert(flat: ArrayLike<number | bigint | boolean>, dtype: DType): AnyT
   return out;
 }
 
+/**
+ * An int64 read as a JS number, as an int64 again. ONNX's int64 fields are decoded as numbers, which
+ * round INT64_MAX (an open-ended Slice's end, as exporters write it) up to 2^63; BigInt64Array would
+ * wrap that to INT64_MIN. The limits stay limits.
+ */
+export function int64FromNumber(x: number | bigint): bigint {
+  if (typeof x === 'bigint') return x;
+  return x >= 2 ** 63 ? 2n ** 63n - 1n : x <= -(2 ** 63) ? -(2n ** 63n) : BigInt(x);
+}
+
 /** Tensors of the same dtype and row shape, one after another along the first axis (batches' outputs joined). */
 export function concatRows<D extends DType>(parts: readonly Tensor<D>[]): Tensor<D> {
   const first = parts[0];

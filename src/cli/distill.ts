@@ -45,6 +45,7 @@ export const distillCommand: Command = {
     const seed = Number(options.seed);
     const chosen = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length, seed, () => importOptions(options, seed)) : undefined;
     requireOneInput(chosen, String(options.student), data.train.x);
+    if (options.dimension !== undefined && !(chosen instanceof GraphModel)) throw new KilnError('INVALID_ARGUMENT', '--dimension sizes the free input dimensions of an imported --student (file.onnx written by another tool)');
     if (chosen && !(chosen instanceof Sequential || chosen instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `--student '${String(options.student)}' is no model Kiln trains`);
     }

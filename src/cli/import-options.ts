@@ -1,5 +1,7 @@
 import { KilnError } from '../errors.js';
+import { existsSync } from 'node:fs';
 import { isArrayDataset } from '../data/arrays.js';
+import { DATASET_NAMES } from '../data/by-name.js';
 import { Tensor } from '../tensor.js';
 import { INPUT_NAME, Model } from '../model/model.js';
 import { OnnxModel } from '../model/onnx-model.js';
@@ -67,10 +69,14 @@ export function requireOneInput(model: unknown, file: string, x: unknown): void 
   if (names.length > 1 && x instanceof Tensor) throw oneArrayError(file, names);
 }
 
-/** The same check before --dataset is read: anything but a directory of NumPy arrays gives one array. */
+/**
+ * The same check before --dataset is read: an image set (a known name or an existing path that is not
+ * a directory of NumPy arrays) gives one array. A --dataset that is neither is left for the loader to name.
+ */
 export function requireArraysForInputs(model: unknown, file: string, dataset: string): void {
   const names = inputNamesOf(model);
-  if (names.length > 1 && !isArrayDataset(dataset)) throw oneArrayError(file, names);
+  const imageSet = (DATASET_NAMES as readonly string[]).includes(dataset) || (existsSync(dataset) && !isArrayDataset(dataset));
+  if (names.length > 1 && imageSet) throw oneArrayError(file, names);
 }
 
 function oneArrayError(file: string, names: string[]): KilnError {

@@ -6,21 +6,24 @@ import { KilnError } from '../errors.js';
 import type { UntrainableOp } from '../model/imported-graph.js';
 import { GraphModel } from '../train/graph-model.js';
 import { loadModel } from '../train/load.js';
+import { IMPORT_OPTIONS, importOptions } from './import-options.js';
 
 export const infoCommand: Command = {
   name: 'info',
   summary: 'Show the inputs, outputs, operators, parameters and size of any ONNX model',
-  usage: 'kiln info <model.onnx> [--trainable] [--json]',
+  usage: 'kiln info <model.onnx> [--trainable [--dimension name=size]] [--json]',
   options: [
     { name: 'json', type: 'boolean', description: 'print the description as JSON' },
     { name: 'trainable', type: 'boolean', description: 'also say whether Kiln can train the model, and list every op that stops it' },
+    ...IMPORT_OPTIONS.filter((o) => o.name === 'dimension'),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln info: give a model file, e.g. kiln info model.onnx');
     const model = await OnnxModel.load(file);
     const d = model.description;
-    const trainability = options.trainable ? await trainabilityOf(file) : undefined;
+    if (options.dimension !== undefined && !options.trainable) throw new KilnError('INVALID_ARGUMENT', 'kiln info: --dimension sizes the model for --trainable; add --trainable');
+    const trainability = options.trainable ? await trainabilityOf(file, importOptions(options).dimensions) : undefined;
     if (options.json) {
       out(JSON.stringify(trainability ? { ...d, trainability } : d, null, 2));
       return 0;
@@ -61,8 +64,8 @@ interface Trainability {
 }
 
 /** Whether `kiln train --model` can fine-tune the file, and every op that stops it. */
-async function trainabilityOf(file: string): Promise<Trainability> {
-  const model = await loadModel(file);
+async function trainabilityOf(file: string, dimensions?: Readonly<Record<string, number>>): Promise<Trainability> {
+  const model = await loadModel(file, { dimensions });
   if (model instanceof OnnxModel) return { trainable: false, reason: model.notTrainable, parameters: { trainable: 0, frozen: 0 }, missing: [] };
   const { total, trainable } = model.countParams();
   const parameters = { trainable, frozen: total - trainable };

@@ -82,8 +82,8 @@ export const trainCommand: Command = {
     requireOneInput(model, String(options.model), data.train.x);
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     if (model instanceof GraphModel) await prepareImported(model, options);
-    else if (options['train-only'] !== undefined || options['num-classes'] !== undefined) {
-      throw new KilnError('INVALID_ARGUMENT', '--train-only and --num-classes apply to imported ONNX models (--model file.onnx written by another tool)');
+    else if (options['train-only'] !== undefined || options['num-classes'] !== undefined || options.dimension !== undefined) {
+      throw new KilnError('INVALID_ARGUMENT', '--train-only, --num-classes and --dimension apply to imported ONNX models (--model file.onnx written by another tool)');
     }
     // An imported graph's string loss trains from its logits (GraphModel.compile).
     const loss = model instanceof Sequential ? sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }) : 'sparseCategoricalCrossentropy';

@@ -1,5 +1,5 @@
 import { KilnError, formatShape } from '../errors.js';
-import { Tensor, type DType } from '../tensor.js';
+import { Tensor, int64FromNumber, type DType } from '../tensor.js';
 import { inferOutputs } from '../ops/index.js';
 
 /** A dimension: a size, a symbolic name (the batch dimension is 'N'), or unknown. */
@@ -108,13 +108,13 @@ export class Graph {
 
   /** A scalar constant. */
   scalar(value: number, dtype: DType = 'float32'): Value {
-    const data = dtype === 'int64' ? BigInt64Array.of(BigInt(value)) : dtype === 'float64' ? Float64Array.of(value) : dtype === 'int32' ? Int32Array.of(value) : Float32Array.of(value);
+    const data = dtype === 'int64' ? BigInt64Array.of(int64FromNumber(value)) : dtype === 'float64' ? Float64Array.of(value) : dtype === 'int32' ? Int32Array.of(value) : Float32Array.of(value);
     return this.constant(new Tensor(data as never, [], dtype), 'scalar');
   }
 
   /** A 1-D int64 constant (shapes, axes). */
   int64s(values: readonly number[], hint = 'ints'): Value {
-    return this.constant(new Tensor(BigInt64Array.from(values, (v) => BigInt(v)), [values.length], 'int64'), hint);
+    return this.constant(new Tensor(BigInt64Array.from(values, int64FromNumber), [values.length], 'int64'), hint);
   }
 
   /** The tensor behind a value when it is a constant known at build time, else undefined. */

@@ -1,5 +1,5 @@
 import { KilnError } from '../errors.js';
-import { Tensor, allocate, sizeOf, type AnyTypedArray } from '../tensor.js';
+import { Tensor, allocate, int64FromNumber, sizeOf, type AnyTypedArray } from '../tensor.js';
 import { dtypeFromOnnx, onnxTypeCode } from './dtype.js';
 import type { AttrValue, Attrs, Graph, Value } from './graph.js';
 import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
@@ -47,7 +47,7 @@ export function tensorFromProto(p: TensorProto): Tensor {
     if (source.length !== n) {
       throw new KilnError('CORRUPT_FILE', `tensor '${p.name}' holds ${source.length} values, its shape [${dims}] needs ${n}`);
     }
-    if (dtype === 'int64') for (let i = 0; i < n; i++) (out as BigInt64Array)[i] = BigInt(source[i]!);
+    if (dtype === 'int64') for (let i = 0; i < n; i++) (out as BigInt64Array)[i] = int64FromNumber(source[i]!);
     else for (let i = 0; i < n; i++) (out as Float32Array)[i] = source[i]!;
   }
   return new Tensor(out as never, dims, dtype);

@@ -17,7 +17,7 @@
  * every case at once, in one error. (ONNX's own onnx.version_converter does the same in Python.)
  */
 import { KilnError } from '../errors.js';
-import { Tensor, type DType } from '../tensor.js';
+import { Tensor, int64FromNumber, type DType } from '../tensor.js';
 import { tensorToProto } from './onnx-io.js';
 import { AttributeType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 
@@ -377,10 +377,8 @@ class Upgrade {
 
   private constant(base: string, dtype: DType, dims: number[], values: readonly number[]): string {
     const name = this.fresh(base);
-    // Attribute ints come decoded as numbers: INT64_MAX (an open Slice end) arrives as 2^63, which as a
-    // BigInt64 would wrap to INT64_MIN. The limits stay limits.
-    const int64 = (x: number) => (x >= 2 ** 63 ? 2n ** 63n - 1n : x <= -(2 ** 63) ? -(2n ** 63n) : BigInt(x));
-    const data = dtype === 'int64' ? BigInt64Array.from(values, int64) : dtype === 'float64' ? Float64Array.from(values) : Float32Array.from(values);
+    // Attribute ints come decoded as numbers: INT64_MAX (an open Slice end) arrives as 2^63.
+    const data = dtype === 'int64' ? BigInt64Array.from(values, int64FromNumber) : dtype === 'float64' ? Float64Array.from(values) : Float32Array.from(values);
     this.added.push(tensorToProto(name, new Tensor(data as never, dims, dtype)));
     return name;
   }

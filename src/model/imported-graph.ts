@@ -192,7 +192,16 @@ export class ImportedGraph implements ModelStructure {
       opset = UPGRADED_OPSET;
     }
     const inputs = declaredInputs(proto, file);
-    const { values, samples } = await measureValues(proto, inputs, runtime, file);
+    let measured: Awaited<ReturnType<typeof measureValues>>;
+    try {
+      measured = await measureValues(proto, inputs, runtime, file);
+    } catch (err) {
+      const sizes = Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(', ');
+      // A graph that does not run at the sizes given (a position table shorter than the length) says so.
+      if (sizes && err instanceof KilnError) throw new KilnError('INVALID_ARGUMENT', `'${file}' with ${sizes}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    const { values, samples } = measured;
     const graph = new ImportedGraph(proto, file, values, foldConstants(proto, inputs.map((i) => i.name), samples), {}, Math.max(opset, KILN_OPSET));
     return graph.withPreprocessing(preprocessing);
   }
@@ -557,16 +566,25 @@ interface DeclaredInput {
   example: number[];
 }
 
+/** Metadata of a file whose free dimensions were given sizes (JSON, by name): the sizes it was made at. */
+export const DIMENSIONS_METADATA_KEY = 'kiln.dimensions';
+
 /**
  * The model with its free (symbolic) input dimensions set to the sizes given by name, as ONNX Runtime's
  * freeDimensionOverrides set them: a Hugging Face export's 'sequence' axis, say. The batch axis stays
- * free. Each name must be a free dimension of an input past axis 0. The model is then measured,
- * trained and saved at those sizes (its graph's constants, such as a position-embedding slice, are
- * folded for them).
+ * free. Each name must be a free dimension of an input past axis 0, or one a file Kiln saved was made
+ * at with that same size (DIMENSIONS_METADATA_KEY). The model is then measured, trained and saved at
+ * those sizes (its graph's constants, such as a position-embedding slice, are folded for them).
  */
 export function withFreeDimensions(proto: ModelProto, dimensions: Readonly<Record<string, number>>, file: string): ModelProto {
   const names = Object.keys(dimensions);
   if (names.length === 0) return proto;
+  let made: Record<string, number> = {};
+  try {
+    made = JSON.parse(proto.metadataProps?.find((m) => m.key === DIMENSIONS_METADATA_KEY)?.value ?? '{}') as Record<string, number>;
+  } catch {
+    // not Kiln's: as if absent
+  }
   const inputs = realInputs(proto);
   const declared = (proto.graph!.input ?? []).filter((i) => inputs.includes(i.name ?? ''));
   const free = new Set<string>();
@@ -580,6 +598,8 @@ export function withFreeDimensions(proto: ModelProto, dimensions: Readonly<Recor
     const size = dimensions[name];
     if (!(typeof size === 'number' && Number.isInteger(size) && size >= 1)) throw new KilnError('INVALID_ARGUMENT', `dimension '${name}' must be a positive integer, got ${JSON.stringify(size)}`);
     if (free.has(name)) continue;
+    if (made[name] === size) continue; // fixed at that size when the file was made: nothing to do
+    if (made[name] !== undefined) throw new KilnError('INVALID_ARGUMENT', `'${file}': '${name}' was fixed at ${made[name]} when this file was made (metadata ${DIMENSIONS_METADATA_KEY}): it takes inputs of that size only`);
     if (batch.has(name)) throw new KilnError('INVALID_ARGUMENT', `'${file}': '${name}' is the batch axis (axis 0): Kiln keeps it free, each batch runs at its own size`);
     throw new KilnError('INVALID_ARGUMENT', `'${file}': dimension '${name}' is no free dimension of the model's inputs (${free.size ? `free: ${[...free].join(', ')}` : 'it has none past the batch axis'})`);
   }
@@ -589,7 +609,9 @@ export function withFreeDimensions(proto: ModelProto, dimensions: Readonly<Recor
     const dim = dims.map((d, axis) => (axis > 0 && d.dimParam && d.dimParam in dimensions ? { dimValue: dimensions[d.dimParam]! } : d));
     return { ...i, type: { ...i.type, tensorType: { ...i.type!.tensorType, shape: { dim } } } };
   });
-  return { ...proto, graph: { ...proto.graph, input } };
+  const sized = { ...made, ...Object.fromEntries(names.filter((n) => free.has(n)).map((n) => [n, dimensions[n]!])) };
+  const metadataProps = [...(proto.metadataProps ?? []).filter((m) => m.key !== DIMENSIONS_METADATA_KEY), { key: DIMENSIONS_METADATA_KEY, value: JSON.stringify(sized) }];
+  return { ...proto, metadataProps, graph: { ...proto.graph, input } };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { platform } from '#platform';
 import { KilnError } from '../errors.js';
-import { decodeModel, encodeModel, type ModelProto, type TensorProto } from '../graph/proto.js';
+import { decodeModel, encodeModel, type GraphProto, type ModelProto, type TensorProto } from '../graph/proto.js';
 import { decryptModel, isEncryptedModel, missingKeyError } from './encryption.js';
 import { OUTSIDE_FOLDER } from '../platform/platform.js';
 
@@ -43,12 +43,26 @@ export async function withExternalData(opened: { bytes: Uint8Array; proto: Model
 /** Bytes per element of each ONNX element type that can hold weights. */
 const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
 
-/** Every tensor of the graph whose data lies outside the file: initializers and Constant nodes' values. */
+/**
+ * Every tensor of the graph whose data lies outside the file: initializers and node attributes' values
+ * (a Constant's), in the main graph and in every subgraph (If/Loop/Scan bodies), as onnx saves them.
+ */
 function externalTensors(proto: ModelProto): TensorProto[] {
-  const external = (t: TensorProto | undefined) => t !== undefined && (t.dataLocation === 1 || (t.externalData?.length ?? 0) > 0);
-  const graph = proto.graph ?? {};
-  const fromNodes = (graph.node ?? []).flatMap((n) => (n.attribute ?? []).flatMap((a) => [a.t, ...(a.tensors ?? [])]));
-  return [...(graph.initializer ?? []), ...fromNodes].filter(external) as TensorProto[];
+  const external = (t: TensorProto | undefined): t is TensorProto => t !== undefined && (t.dataLocation === 1 || (t.externalData?.length ?? 0) > 0);
+  const found: TensorProto[] = [];
+  const walk = (graph: GraphProto | undefined) => {
+    if (!graph) return;
+    found.push(...(graph.initializer ?? []).filter(external));
+    for (const n of graph.node ?? []) {
+      for (const a of n.attribute ?? []) {
+        found.push(...[a.t, ...(a.tensors ?? [])].filter(external));
+        walk(a.g);
+        for (const g of a.graphs ?? []) walk(g);
+      }
+    }
+  };
+  walk(proto.graph);
+  return found;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { Attrs } from '../graph/graph.js';
 import { constantInts, requireInput, type InferredValue, noGradientFlows, type OpDefinition } from '../graph/op-definition.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, int64FromNumber } from '../tensor.js';
 
 /** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
 const ops: OpDefinition[] = [];
@@ -17,9 +17,9 @@ export function constantAttrValue(attrs: Attrs): Tensor {
   const v = attrs.value;
   if (v instanceof Tensor) return v;
   if (typeof attrs.value_float === 'number') return new Tensor(Float32Array.of(attrs.value_float), [], 'float32');
-  if (typeof attrs.value_int === 'number') return new Tensor(BigInt64Array.of(BigInt(attrs.value_int)), [], 'int64');
+  if (typeof attrs.value_int === 'number') return new Tensor(BigInt64Array.of(int64FromNumber(attrs.value_int)), [], 'int64');
   if (Array.isArray(attrs.value_floats)) return new Tensor(Float32Array.from(attrs.value_floats as number[]), [attrs.value_floats.length], 'float32');
-  if (Array.isArray(attrs.value_ints)) return new Tensor(BigInt64Array.from(attrs.value_ints as number[], (i) => BigInt(i)), [attrs.value_ints.length], 'int64');
+  if (Array.isArray(attrs.value_ints)) return new Tensor(BigInt64Array.from(attrs.value_ints as number[], int64FromNumber), [attrs.value_ints.length], 'int64');
   throw new KilnError('UNSUPPORTED_OP', `Constant: Kiln reads value, value_float(s) and value_int(s); this node sets ${Object.keys(attrs).join(', ') || 'none'}`);
 }
 

@@ -37,21 +37,29 @@ export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer,
  * over the network; `file` names it in errors.
  */
 export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: string, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
-  if (proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return Sequential.fromProto(proto, file);
+  const dimensions = options.dimensions ?? {};
+  const sizes = Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(', ');
+  const kilnModel = proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY);
   const quantized = (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? ''));
+  if (sizes && (kilnModel || quantized)) {
+    throw new KilnError('INVALID_ARGUMENT', `'${file}' is ${kilnModel ? 'a Kiln layer model, whose input shape is fixed' : 'quantized, and runs at any size as it is'}: dimensions (${sizes}) size the free input dimensions of an imported model Kiln trains`);
+  }
+  if (kilnModel) return Sequential.fromProto(proto, file);
   if (quantized) {
     const model = new OnnxModel(bytes, proto);
     model.notTrainable = `it is quantized (node '${quantized.name}' is ${quantized.opType}): train the float model, then quantize it again`;
     return model;
   }
   // Sizes given to free dimensions are the caller's: a wrong name is an error, not a model that only runs.
-  const sized = withFreeDimensions(proto, options.dimensions ?? {}, file);
+  const sized = withFreeDimensions(proto, dimensions, file);
   let model: GraphModel;
   try {
     model = await GraphModel.open(sized, file, { name: options.name, seed: options.seed });
   } catch (err) {
-    // What the file is stops training (its inputs, opset, batch dimension): it can still run.
     if (!(err instanceof KilnError) || !['INVALID_ARGUMENT', 'INVALID_SHAPE', 'UNSUPPORTED_OP'].includes(err.code)) throw err;
+    // With sizes given, a graph that does not run at them (a position table shorter than the length) is the caller's to know.
+    if (sizes) throw new KilnError('INVALID_ARGUMENT', `'${file}' with ${sizes}: ${err.message}`, { cause: err });
+    // What the file is stops training (its inputs, opset, batch dimension): it can still run.
     const onnx = new OnnxModel(bytes, proto);
     onnx.notTrainable = err.message;
     return onnx;

@@ -138,6 +138,20 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     assert.deepEqual(saved.inputs.map((i) => i.shape), [['batch', 12], ['batch', 12]]);
     const bad = await runMain(['train', '--model', dyn, '--dataset', t.path('masked'), '--dimension', 'sequence', '--out', t.path('never-dyn.onnx')]);
     assert.match(bad.err, /--dimension takes name=size pairs/);
+    const preset = await runMain(['train', '--model', 'tutorial-cnn', '--dataset', t.path('images'), '--dimension', 'sequence=12', '--out', t.path('never-dyn.onnx')]);
+    assert.match(preset.err, /--train-only, --num-classes and --dimension apply to imported ONNX models/);
+    const info = await runMain(['info', dyn, '--trainable', '--dimension', 'sequence=12']);
+    assert.equal(info.code, 0, info.err);
+    assert.match(info.out, /Trainable: yes/);
+    assert.ok(!existsSync(t.path('never-dyn.onnx')));
+  });
+
+  it('a --dataset that names nothing is said to name nothing, before the inputs are counted', async () => {
+    for (const command of [['prune', '--sparsity', '0.5'], ['quantize', '--mode', 'static'], ['bench']]) {
+      const r = await runMain([command[0]!, `${EXPORTED_DIR}/textmask.onnx`, ...command.slice(1), '--dataset', t.path('no-such-folder')]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.err, /is neither a known name/, `${command[0]}: ${r.err}`);
+    }
   });
 
   it('refuses a malformed directory, one array for a model of two inputs, and misnamed inputs, writing nothing', async () => {

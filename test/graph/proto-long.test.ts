@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import protobuf from 'protobufjs';
 import { Graph } from '../../src/graph/graph.js';
-import { modelToProto } from '../../src/graph/onnx-io.js';
+import { modelToProto, nodeAttributes, tensorFromProto } from '../../src/graph/onnx-io.js';
+import { constantAttrValue } from '../../src/ops/constant.js';
 import { decodeModel, encodeModel, onnxSchema } from '../../src/graph/proto.js';
 
 describe('int64 fields and protobufjs Long', () => {
@@ -42,5 +43,19 @@ describe('int64 fields and protobufjs Long', () => {
     assert.deepEqual(again.graph.node[0]!.attribute[1]!.ints.map(String), [min, '0']);
     assert.equal(String(again.graph.node[0]!.attribute[2]!.i), max);
     assert.deepEqual(again.graph.initializer[0]!.int64Data.map(String), [max, min]);
+  });
+
+  it('reads INT64_MAX and INT64_MIN from int64_data and value_ints as those limits (an open Slice end stays open)', () => {
+    const bytes = encodeModel({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 13 }],
+      graph: {
+        node: [{ opType: 'Constant', output: ['c'], attribute: [{ name: 'value_ints', type: 7, ints: ['9223372036854775807' as never] }] }],
+        initializer: [{ name: 'ends', dataType: 7, dims: [2], int64Data: ['9223372036854775807' as never, '-9223372036854775808' as never] }],
+      },
+    });
+    const proto = decodeModel(bytes);
+    assert.deepEqual(Array.from(tensorFromProto(proto.graph!.initializer![0]!).data as BigInt64Array), [2n ** 63n - 1n, -(2n ** 63n)]);
+    assert.deepEqual(Array.from(constantAttrValue(nodeAttributes(proto.graph!.node![0]!)).data as BigInt64Array), [2n ** 63n - 1n]);
   });
 });

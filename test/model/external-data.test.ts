@@ -121,6 +121,36 @@ describe('models with external data', () => {
     assert.throws(() => new OnnxModel(bytes, decodeModel(bytes)), kilnError('INVALID_ARGUMENT', 'load the model from its path'));
   });
 
+  it('reads the external data of subgraphs (an If’s branches) too', async () => {
+    await mkdir(t.path('branches'));
+    const k = tensorToProto('k', new Tensor(Float32Array.from([1, 2, 3, 4]), [4], 'float32')).rawData!;
+    await writeFile(t.path('branches/k.bin'), k);
+    const branch = (name: string) => ({
+      name,
+      node: [{ opType: 'Add', input: ['x', 'k'], output: [`${name}_y`] }],
+      initializer: [{ name: 'k', dataType: 1, dims: [4], dataLocation: 1, externalData: [{ key: 'location', value: 'k.bin' }] }],
+      output: [{ name: `${name}_y`, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } }],
+    });
+    const info = (name: string, elemType: number, dims: number[]) => ({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+    await writeFile(
+      t.path('branches/if.onnx'),
+      encodeModel({
+        irVersion: 8,
+        opsetImport: [{ domain: '', version: 13 }],
+        graph: {
+          name: 'if',
+          node: [{ opType: 'If', input: ['cond'], output: ['y'], attribute: [{ name: 'then_branch', type: 5, g: branch('then') }, { name: 'else_branch', type: 5, g: branch('else') }] }],
+          input: [info('x', 1, [4]), info('cond', 9, [])],
+          output: [info('y', 1, [4])],
+        },
+      }),
+    );
+    const model = await OnnxModel.load(t.path('branches/if.onnx'));
+    const out = await model.run({ x: new Tensor(Float32Array.from([10, 20, 30, 40]), [4], 'float32'), cond: new Tensor(Uint8Array.of(1) as never, [], 'bool') });
+    assert.deepEqual(Array.from(out.y!.data as Float32Array), [11, 22, 33, 44]);
+    assert.throws(() => new OnnxModel(readFileSync(t.path('branches/if.onnx')), decodeModel(readFileSync(t.path('branches/if.onnx')))), kilnError('INVALID_ARGUMENT', "tensor 'k' keeps its data in an external file"));
+  });
+
   it('serve from a model repository: a version keeps its external data beside its model.onnx', async () => {
     const repo = t.path('repository');
     await mkdir(`${repo}/vit/1`, { recursive: true });

@@ -291,6 +291,26 @@ describe('GraphModel with two inputs (token ids and an attention mask)', () => {
     await assert.rejects(loadModel(DYN, { dimensions: { seq: 12 } }), kilnError('INVALID_ARGUMENT', "dimension 'seq' is no free dimension of the model's inputs (free: sequence)"));
     await assert.rejects(loadModel(DYN, { dimensions: { batch: 4 } }), kilnError('INVALID_ARGUMENT', "'batch' is the batch axis (axis 0)"));
     await assert.rejects(GraphModel.load(DYN, { dimensions: { sequence: 0 } }), kilnError('INVALID_ARGUMENT', "dimension 'sequence' must be a positive integer, got 0"));
+    // A size the graph does not run at (its position table holds 32): said with the size, not as a file that only runs.
+    for (const load of [() => loadModel(DYN, { dimensions: { sequence: 40 } }), () => GraphModel.load(DYN, { dimensions: { sequence: 40 } })]) {
+      await assert.rejects(load(), kilnError('INVALID_ARGUMENT', `'${DYN}' with sequence=40: `));
+    }
+    // A file saved at 12 remembers it: the same size again is nothing to do, another is refused with the reason.
+    const t = await tempDir();
+    try {
+      const model = await GraphModel.load(DYN, { dimensions: { sequence: 12 } });
+      await model.save(t.path('at12.onnx'));
+      const again = await GraphModel.load(t.path('at12.onnx'), { dimensions: { sequence: 12 } });
+      assert.deepEqual(again.modelInput.shape, [12]);
+      await assert.rejects(GraphModel.load(t.path('at12.onnx'), { dimensions: { sequence: 8 } }), kilnError('INVALID_ARGUMENT', "'sequence' was fixed at 12 when this file was made"));
+      // Models whose input has no free dimension to size: refused, not ignored.
+      await assert.rejects(loadModel(`${EXPORTED_DIR}/textmask.onnx`, { dimensions: { sequence: 12 } }), kilnError('INVALID_ARGUMENT', "dimension 'sequence' is no free dimension of the model's inputs (it has none past the batch axis)"));
+      const q = await quantize(model, { mode: 'dynamic' });
+      await q.save(t.path('q.onnx'));
+      await assert.rejects(loadModel(t.path('q.onnx'), { dimensions: { sequence: 12 } }), kilnError('INVALID_ARGUMENT', 'is quantized, and runs at any size as it is'));
+    } finally {
+      await t.remove();
+    }
   });
 
   it('what cannot take its inputs says so: the default student, a training package, the command line', async () => {

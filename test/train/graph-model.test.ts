@@ -18,6 +18,7 @@ import { OnnxModel } from '../../src/model/onnx-model.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { loadModel } from '../../src/train/load.js';
+import { quantize } from '../../src/optimize/quantize/quantize.js';
 import { resolveOptimizer } from '../../src/train/optimizers.js';
 import { promises as fs } from 'node:fs';
 
@@ -165,6 +166,38 @@ describe('GraphModel on files of opsets before 13', () => {
     const [ours, again] = [await model.predict(xTest), await reloaded.predict(nchw(xTest))];
     const drift = Math.max(...Array.from(ours.data as Float32Array, (v, i) => Math.abs(v - (again.data as Float32Array)[i]!)));
     assert.ok(drift < 1e-5, `the saved file predicts ${drift} away from the model`);
+  });
+});
+
+describe('GraphModel on an open-ended Slice (ends = INT64_MAX in int64_data, as onnx.helper writes it)', () => {
+  it('keeps the Slice open: predicts, trains and quantizes at the full width', async () => {
+    const w = tensorToProto('w', new Tensor(Float32Array.from({ length: 24 }, (_, i) => i / 24 - 0.5), [4, 6], 'float32'));
+    const bounds = [
+      { name: 'starts', dataType: 7, dims: [1], int64Data: [1] },
+      { name: 'ends', dataType: 7, dims: [1], int64Data: ['9223372036854775807' as never] },
+      { name: 'axes', dataType: 7, dims: [1], int64Data: [1] },
+    ];
+    const dims = (...d: (number | string)[]) => ({ dim: d.map((x) => (typeof x === 'number' ? { dimValue: x } : { dimParam: x })) });
+    const bytes = encodeModel({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 13 }],
+      graph: {
+        name: 'open',
+        node: [
+          { opType: 'MatMul', input: ['x', 'w'], output: ['h'] },
+          { opType: 'Slice', input: ['h', 'starts', 'ends', 'axes'], output: ['y'] },
+        ],
+        initializer: [w, ...bounds],
+        input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: dims('N', 4) } } }],
+        output: [{ name: 'y', type: { tensorType: { elemType: 1, shape: dims('N', 5) } } }],
+      },
+    });
+    const model = await loadModel(bytes);
+    assert.ok(model instanceof GraphModel, 'trainable');
+    const x = new Tensor(Float32Array.from({ length: 8 }, (_, i) => i / 8), [2, 4], 'float32');
+    assert.deepEqual((await model.predict(x)).shape, [2, 5]);
+    const q = await quantize(bytes, { mode: 'dynamic' });
+    assert.deepEqual((await q.predict(x)).shape, [2, 5]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { tensorFromProto, tensorToProto } from '../../graph/onnx-io.js';
 import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../../graph/proto.js';
 import { AttributeType } from '../../graph/proto.js';
-import { Tensor, allocate, type AnyTypedArray } from '../../tensor.js';
+import { Tensor, allocate, int64FromNumber, type AnyTypedArray } from '../../tensor.js';
 import { formatSize, type Size, type Structure } from './axis-atoms.js';
 import { keptIndices, keptSize, type GraphAnalysis } from './graph-groups.js';
 
@@ -80,7 +80,7 @@ export function takeAxes(t: Tensor, keeps: readonly (readonly number[] | null)[]
 
 function intTensor(values: readonly (number | bigint)[], like: TensorProto | undefined): Tensor {
   if (like?.dataType === 6) return new Tensor(Int32Array.from(values, Number), [values.length], 'int32');
-  return new Tensor(BigInt64Array.from(values, (v) => BigInt(v)), [values.length], 'int64');
+  return new Tensor(BigInt64Array.from(values, int64FromNumber), [values.length], 'int64');
 }
 
 /**
