@@ -185,18 +185,12 @@ class Upgrade {
         }
         break;
       case 'Split':
-        if (v < 13) {
-          const split = take(n, 'split');
-          if (split !== undefined) n.input = [n.input![0]!, this.constant(`${nodeLabel(n, k)}/split`, 'int64', [split.ints?.length ?? 0], split.ints ?? [])];
-        }
+        if (v < 13) this.intsToInput(n, k, 'split');
         break;
       case 'Squeeze':
       case 'Unsqueeze':
       case 'ReduceSum':
-        if (v < 13) {
-          const axes = take(n, 'axes');
-          if (axes !== undefined) n.input = [n.input![0]!, this.constant(`${nodeLabel(n, k)}/axes`, 'int64', [axes.ints?.length ?? 0], axes.ints ?? [])];
-        }
+        if (v < 13) this.intsToInput(n, k, 'axes');
         break;
       case 'TopK':
         if (v < 10) {
@@ -230,6 +224,12 @@ class Upgrade {
         break;
     }
     return [...before, n];
+  }
+
+  /** An ints attribute that became the node's second input (Split's split, Squeeze's axes, …): a constant there; absent stays absent. */
+  private intsToInput(n: NodeProto, k: number, name: string): void {
+    const a = take(n, name);
+    if (a !== undefined) n.input = [n.input![0]!, this.constant(`${nodeLabel(n, k)}/${name}`, 'int64', [a.ints?.length ?? 0], a.ints ?? [])];
   }
 
   /**
