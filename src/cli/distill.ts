@@ -43,7 +43,7 @@ export const distillCommand: Command = {
     const inputShape = first.shape.slice(1);
     const teacher = await asOnnxModel(String(options.teacher));
     const seed = Number(options.seed);
-    const chosen = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length, seed, () => importOptions(options, seed)) : undefined;
+    const chosen = options.student ? await modelFromSpec(String(options.student), inputShape, data.classNames.length, seed, () => importOptions(options, seed), data.train.x) : undefined;
     requireOneInput(chosen, String(options.student), data.train.x);
     if (options.dimension !== undefined && !(chosen instanceof GraphModel)) throw new KilnError('INVALID_ARGUMENT', '--dimension sizes the free input dimensions of an imported --student (file.onnx written by another tool)');
     if (chosen && !(chosen instanceof Sequential || chosen instanceof GraphModel)) {

@@ -7,6 +7,11 @@ import { arrayDataset, arrayTestSplit, isArrayDataset, type LabeledArrays } from
 import { loadDataset } from '../data/by-name.js';
 import { singleInput } from '../model/input-rows.js';
 import type { Tensor } from '../tensor.js';
+import { readOnnxFile } from '../model/read-model.js';
+import type { OnnxModel } from '../model/onnx-model.js';
+import type { GraphModel, GraphModelOptions } from '../train/graph-model.js';
+import { dimensionsFromData, modelFromOnnx } from '../train/load.js';
+import type { Sequential } from '../train/sequential.js';
 
 /** One split: its examples (one tensor, or tensors by input name) and class labels. */
 export interface LabeledSplit {
@@ -50,4 +55,19 @@ export async function loadTestSplit(spec: string): Promise<{ kind: Splits['kind'
 /** Number of examples of a split. */
 export function splitSize(split: LabeledSplit): number {
   return split.y.shape[0]!;
+}
+
+/**
+ * The model a command fine-tunes on --dataset (kiln prune, kiln optimize), and the data set when it
+ * had to be read first: an imported file's free input dimensions (a sequence length) take the data's
+ * sizes when --dimension does not give them. Otherwise the model loads first, so that what stops it
+ * is said before a large data set loads.
+ */
+export async function modelForData(file: string, options: GraphModelOptions, dataset: string): Promise<{ model: Sequential | GraphModel | OnnxModel; data?: Splits }> {
+  const { bytes, proto } = await readOnnxFile(file);
+  if (options.dimensions || !(proto.graph?.input ?? []).some((i) => i.type?.tensorType?.shape?.dim?.some((d, axis) => axis > 0 && d.dimParam))) {
+    return { model: await modelFromOnnx(bytes, proto, file, options) };
+  }
+  const data = await loadSplits(dataset);
+  return { model: await modelFromOnnx(bytes, proto, file, { ...options, dimensions: dimensionsFromData(proto, data.train.x, file) }), data };
 }

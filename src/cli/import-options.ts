@@ -15,7 +15,7 @@ export const IMPORT_OPTIONS: Command['options'] = [
   { name: 'std', type: 'string', description: 'per-channel standard deviation the data is divided by after --mean (e.g. 0.229,0.224,0.225)' },
   { name: 'train-only', type: 'string', description: "train only the imported model's weights whose names match (e.g. 'fc.*'); the rest keep their values" },
   { name: 'num-classes', type: 'number', integer: true, min: 1, description: "give an imported classifier a new head with N classes (its last Gemm/MatMul and bias re-initialized)" },
-  { name: 'dimension', type: 'string', description: "sizes for an imported model's free input dimensions, e.g. sequence=128 (a Hugging Face export's [batch, sequence]); the data must have them" },
+  { name: 'dimension', type: 'string', description: "sizes for an imported model's free input dimensions, e.g. sequence=128 (a Hugging Face export's [batch, sequence]); default: the arrays' sizes" },
 ];
 
 /** --dimension sequence=128[,name=n]: sizes by dimension name. */

@@ -6,7 +6,7 @@ import { KilnError } from '../errors.js';
 import type { UntrainableOp } from '../model/imported-graph.js';
 import { GraphModel } from '../train/graph-model.js';
 import { loadModel } from '../train/load.js';
-import { IMPORT_OPTIONS, importOptions } from './import-options.js';
+import { importOptions } from './import-options.js';
 
 export const infoCommand: Command = {
   name: 'info',
@@ -15,7 +15,7 @@ export const infoCommand: Command = {
   options: [
     { name: 'json', type: 'boolean', description: 'print the description as JSON' },
     { name: 'trainable', type: 'boolean', description: 'also say whether Kiln can train the model, and list every op that stops it' },
-    ...IMPORT_OPTIONS.filter((o) => o.name === 'dimension'),
+    { name: 'dimension', type: 'string', description: "with --trainable: sizes for an imported model's free input dimensions, e.g. sequence=128" },
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];

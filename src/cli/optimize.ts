@@ -7,13 +7,12 @@ import { writeFileAtomic } from '../model/atomic-write.js';
 import { candidateRows, writeOptimizeReport } from '../report/optimize.js';
 import { formatTable } from '../text/format.js';
 import { GraphModel } from '../train/graph-model.js';
-import { loadModel } from '../train/load.js';
 import { Sequential } from '../train/sequential.js';
 import { defaultedNumber, defaultedString, numberOption, stringOption } from './args.js';
 import type { Command } from './command.js';
 import { parseDuration } from './duration.js';
 import { IMPORT_OPTIONS, importOptions, requireArraysForInputs, requireOneInput } from './import-options.js';
-import { loadSplits, splitSize } from './examples.js';
+import { loadSplits, modelForData, splitSize } from './examples.js';
 import { sliceInputs } from '../model/input-rows.js';
 
 const list = (text: string | undefined, flag: string): number[] | undefined => {
@@ -63,13 +62,13 @@ export const optimizeCommand: Command = {
     if (objective !== 'latency' && objective !== 'size') throw new KilnError('INVALID_ARGUMENT', `--objective must be latency or size, got '${objective}'`);
     const budget = stringOption(options, 'budget');
     const timeBudgetMs = budget === undefined ? undefined : parseDuration(budget, 'budget');
-    const model = await loadModel(file, importOptions(options));
+    const { model, data: readFirst } = await modelForData(file, importOptions(options), defaultedString(options, 'dataset'));
     requireArraysForInputs(model, file, defaultedString(options, 'dataset'));
     if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be optimized: ${model.notTrainable ?? 'Kiln can run it but not train it'} (pruning and students fine-tune the model)`);
     }
     const datasetName = defaultedString(options, 'dataset');
-    const data = await loadSplits(datasetName);
+    const data = readFirst ?? (await loadSplits(datasetName));
     requireOneInput(model, file, data.train.x);
     const limit = numberOption(options, 'limit');
     const dir = defaultedString(options, 'out');

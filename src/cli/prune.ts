@@ -1,7 +1,6 @@
 import { KilnError } from '../errors.js';
 import { GraphModel } from '../train/graph-model.js';
 import { Sequential } from '../train/sequential.js';
-import { loadModel } from '../train/load.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { prune, type PruneOptions } from '../optimize/prune/prune.js';
 import { scheduleFromChoice, type ScheduleChoice } from '../optimize/prune/magnitude.js';
@@ -9,7 +8,7 @@ import { fineTuneSteps, type FineTuneArgs } from '../optimize/prune/fine-tune.js
 import type { ModelSnapshot, PruneReport } from '../optimize/prune/report.js';
 import type { GraphCriterion, GraphPruneReport, GraphStructuredArgs } from '../optimize/prune/graph-structured.js';
 import { IMPORT_OPTIONS, importOptions, requireArraysForInputs, requireOneInput } from './import-options.js';
-import { loadSplits, splitSize } from './examples.js';
+import { loadSplits, modelForData, splitSize } from './examples.js';
 import { stringOption, type ParsedOptions } from './args.js';
 import type { Command } from './command.js';
 import { formatBytes, formatDuration, formatNumber, formatTable } from '../text/format.js';
@@ -161,7 +160,7 @@ export const pruneCommand: Command = {
     if (options.structured === true && ratio === undefined && graphFlags.length === 0) {
       throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5 (imported graphs: or --heads / --mlp / --head-dims)');
     }
-    const model = await loadModel(file, importOptions(options));
+    const { model, data: readFirst } = await modelForData(file, importOptions(options), String(options.dataset));
     requireArraysForInputs(model, file, String(options.dataset));
     if (!(model instanceof Sequential) && !(model instanceof GraphModel)) {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be pruned: ${model.notTrainable ?? 'Kiln can run it but not train it'}`);
@@ -169,7 +168,7 @@ export const pruneCommand: Command = {
     if (graphFlags.length && !(model instanceof GraphModel && options.structured !== undefined)) {
       throw new KilnError('INVALID_ARGUMENT', `kiln prune: --${graphFlags[0]} applies to structured pruning of imported graphs (attention heads, MatMul hidden units)${model instanceof Sequential ? `; '${file}' is a Kiln layer model: use --structured --ratio` : ': add --structured'}`);
     }
-    const data = await loadSplits(String(options.dataset));
+    const data = readFirst ?? (await loadSplits(String(options.dataset)));
     requireOneInput(model, file, data.train.x);
     const epochs = Number(options.epochs);
     const fineTune: FineTuneArgs | undefined =

@@ -78,7 +78,8 @@ export const trainCommand: Command = {
     // A Kiln model built here (tutorial-cnn, a .json spec) reads the one array's example shape.
     const inputShape = data.train.x instanceof Tensor ? data.train.x.shape.slice(1) : [];
     const seed = Number(options.seed);
-    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, seed, () => importOptions(options, seed));
+    // An imported file's free input dimensions (a sequence length) take the data's sizes unless --dimension gives them.
+    const model = await modelFromSpec(String(options.model), inputShape, data.classNames.length, seed, () => importOptions(options, seed), data.train.x);
     requireOneInput(model, String(options.model), data.train.x);
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     if (model instanceof GraphModel) await prepareImported(model, options);

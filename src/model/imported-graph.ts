@@ -615,6 +615,33 @@ export function withFreeDimensions(proto: ModelProto, dimensions: Readonly<Recor
 }
 
 /**
+ * Sizes for the free dimensions of a file's inputs (past the batch axis), as the data it will be fed
+ * has them: an array of token ids [N, 128] sizes a Hugging Face export's 'sequence' to 128. x is one
+ * tensor (the first input's) or tensors by input name; a dimension two inputs share must agree.
+ */
+export function dimensionsOfData(proto: ModelProto, x: Tensor | Readonly<Record<string, Tensor>>, file: string): Record<string, number> {
+  const inputs = realInputs(proto);
+  const sizes: Record<string, number> = {};
+  const from: Record<string, string> = {};
+  for (const declared of proto.graph?.input ?? []) {
+    const name = declared.name ?? '';
+    if (!inputs.includes(name)) continue;
+    const data = x instanceof Tensor ? (name === inputs[0] ? x : undefined) : x[name];
+    if (!data) continue;
+    (declared.type?.tensorType?.shape?.dim ?? []).forEach((d, axis) => {
+      const size = data.shape[axis];
+      if (axis === 0 || !d.dimParam || size === undefined) return;
+      if (sizes[d.dimParam] !== undefined && sizes[d.dimParam] !== size) {
+        throw new KilnError('INVALID_DATA', `'${file}': dimension '${d.dimParam}' is ${sizes[d.dimParam]} in the data for '${from[d.dimParam]}' and ${size} in the data for '${name}'`);
+      }
+      sizes[d.dimParam] = size;
+      from[d.dimParam] = name;
+    });
+  }
+  return sizes;
+}
+
+/**
  * The graph's data inputs (initializers listed as inputs left out), each of a type Kiln can feed and
  * with every size but the batch's declared. The first is the data input images and vectors go to.
  */

@@ -5,7 +5,8 @@ import { parseModelKey } from '../model/encryption.js';
 import { openModelBytes, readOnnxFile, refuseExternalData } from '../model/read-model.js';
 import type { ModelProto } from '../graph/proto.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
-import { withFreeDimensions } from '../model/imported-graph.js';
+import { dimensionsOfData, withFreeDimensions } from '../model/imported-graph.js';
+import type { Tensor } from '../tensor.js';
 import { Sequential } from './sequential.js';
 
 /** Options of loadModel: GraphModel's options (name, seed, layout, mean, std) and the key of an encrypted model. */
@@ -30,6 +31,17 @@ export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer,
   const { bytes, proto } = isFile ? await readOnnxFile(file, key) : await openModelBytes(new Uint8Array(source), file, key);
   if (!isFile) refuseExternalData(proto, file);
   return modelFromOnnx(bytes, proto, file, graphOptions);
+}
+
+/**
+ * The sizes the data gives an imported file's free input dimensions (a Hugging Face export's sequence
+ * length: model/imported-graph.ts dimensionsOfData); none for a Kiln layer model or a quantized file,
+ * which have nothing to size.
+ */
+export function dimensionsFromData(proto: ModelProto, x: Tensor | Readonly<Record<string, Tensor>>, file: string): Record<string, number> {
+  const kilnModel = proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY);
+  const quantized = (proto.graph?.node ?? []).some((n) => QUANTIZED_OPS.has(n.opType ?? ''));
+  return kilnModel || quantized ? {} : dimensionsOfData(proto, x, file);
 }
 
 /**

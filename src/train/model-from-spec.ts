@@ -6,7 +6,9 @@ import { existsSync, promises as fs } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { layerFromConfig, preset, PRESETS, type SerializedLayer } from '../layers/index.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
-import { loadModel } from './load.js';
+import { dimensionsFromData, modelFromOnnx } from './load.js';
+import { readOnnxFile } from '../model/read-model.js';
+import type { Tensor } from '../tensor.js';
 import type { TrainableModel } from './model.js';
 import { Sequential, sequential } from './sequential.js';
 
@@ -15,7 +17,15 @@ import { Sequential, sequential } from './sequential.js';
  * models draw their initial weights from `seed`. `imported` (layout, normalization) applies to ONNX
  * files other tools wrote; it is a function so that it is read, and its flags checked, only for them.
  */
-export async function modelFromSpec(spec: string, inputShape: number[], numClasses: number, seed?: number, imported: () => GraphModelOptions = () => ({})): Promise<TrainableModel> {
+export async function modelFromSpec(
+  spec: string,
+  inputShape: number[],
+  numClasses: number,
+  seed?: number,
+  imported: () => GraphModelOptions = () => ({}),
+  /** The data the model will train on: a file's free input dimensions (a sequence length) take its sizes, unless `imported` gives them. */
+  data?: Tensor | Readonly<Record<string, Tensor>>,
+): Promise<TrainableModel> {
   if (PRESETS[spec]) return sequential({ layers: preset(spec, inputShape, numClasses), seed });
   if (!existsSync(spec)) throw new KilnError('FILE_NOT_FOUND', `--model '${spec}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor an existing file`);
   if (spec.endsWith('.json')) {
@@ -29,7 +39,10 @@ export async function modelFromSpec(spec: string, inputShape: number[], numClass
     if (!Array.isArray(layers)) throw new KilnError('INVALID_DATA', `model description '${spec}' must be a list of layers or {"layers": [...]}`);
     return sequential({ layers: layers.map((l, i) => layerFromConfig(l, `${spec} layer ${i}`)), seed });
   }
-  const model = await loadModel(spec, imported());
+  const options = imported();
+  const { bytes, proto } = await readOnnxFile(spec);
+  const dimensions = options.dimensions ?? (data ? dimensionsFromData(proto, data, spec) : undefined);
+  const model = await modelFromOnnx(bytes, proto, spec, { ...options, ...(dimensions ? { dimensions } : {}) });
   if (model instanceof Sequential || model instanceof GraphModel) return model;
   throw new KilnError('NOT_TRAINABLE', `'${spec}' can be run, not trained: ${model.notTrainable ?? 'Kiln cannot feed it data'}`);
 }
