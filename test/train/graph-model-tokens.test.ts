@@ -194,8 +194,8 @@ describe('GraphModel with two inputs (token ids and an attention mask)', () => {
     const sparse = await prune(model, { ...common, sparsity: 0.5 });
     assert.ok(sparse.report.after.nonZeroParameters < sparse.report.before.nonZeroParameters);
     assert.ok(sparse.report.after.accuracy! > 0.5 && sparse.report.after.latencyMs! > 0, JSON.stringify(sparse.report.after));
-    const narrow = await prune(model, { ...common, structured: { mlp: 0.5, criterion: 'taylor' } });
-    assert.deepEqual(narrow.report.groups.filter((g) => g.pruned).map((g) => [g.kind, g.units]), [['units', [32, 16]]]);
+    const narrow = await prune(model, { ...common, structured: { heads: 0.5, mlp: 0.5, criterion: 'taylor' } });
+    assert.deepEqual(narrow.report.groups.filter((g) => g.pruned).map((g) => [g.kind, g.units]).sort(), [['heads', [2, 1]], ['units', [32, 16]]]);
     assert.deepEqual(narrow.model.otherInputs.map((o) => o.name), ['attention_mask']);
     assert.deepEqual((await narrow.model.predict(data.x)).shape, [256, 2]);
   });

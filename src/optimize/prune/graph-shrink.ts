@@ -10,8 +10,8 @@ import { keptIndices, keptSize, type GraphAnalysis } from './graph-groups.js';
  * every initializer axis that holds a pruned group keeps only the remaining indices (weights, biases,
  * normalization scales and running statistics alike), and the few places a graph writes sizes down
  * are rewritten to the new ones — a Reshape's target (an attention's head count), a Slice's bounds (the
- * q/k/v offsets in a packed projection), a Split's sizes, a grouped Conv's group count (a depthwise
- * Conv keeps one group per channel). Nothing else changes: node names, the input and output names and
+ * q/k/v offsets in a packed projection), a Split's sizes, an Expand's target (an attention mask
+ * broadcast to the heads), a grouped Conv's group count (a depthwise Conv keeps one group per channel). Nothing else changes: node names, the input and output names and
  * shapes, the opset and metadata stay, and shape computations that read sizes at run time (Shape →
  * Gather → Concat) are replaced only where a rewritten node no longer reads them; nodes left without a
  * reader go. `expectedSizes` says what every value's shape must be afterwards, which the caller checks
@@ -166,6 +166,20 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
       added.push(tensorToProto(name, intTensor(sizes, undefined)));
       const attribute = (n.attribute ?? []).filter((a) => a.name !== 'num_outputs' && a.name !== 'split');
       return { ...n, input: [x, name], attribute };
+    }
+    if (op === 'Expand' && valueChanges(analysis, removed, outputs[0]!)) {
+      // An attention mask broadcast to every head ([B, 1, 1, T] → [B, heads, 1, T]): the head count it
+      // expands to is the new one; the other sizes stay as the file wrote them (1: keep the input's).
+      const y = outputs[0]!;
+      const rank = expectedSizes(analysis, removed, y)!.length;
+      const target = constantValues(inputs[1]!);
+      const resized = target.map((t, j) => {
+        const a = j + rank - target.length;
+        return axisChanges(analysis, removed, y, a) ? newSize(y, a).k : t;
+      });
+      const name = fresh(inputs[1]!);
+      added.push(tensorToProto(name, intTensor(resized, constantProto(inputs[1]!))));
+      return { ...n, input: [inputs[0]!, name] };
     }
     if (op === 'Conv' && valueChanges(analysis, removed, inputs[0]!)) {
       const group = Number((n.attribute ?? []).find((a) => a.name === 'group')?.i ?? 1);
