@@ -8,6 +8,7 @@ import { loadDataset } from '../data/by-name.js';
 import { singleInput } from '../model/input-rows.js';
 import type { Tensor } from '../tensor.js';
 import { readOnnxFile } from '../model/read-model.js';
+import { symbolicDimensions } from '../model/imported-graph.js';
 import type { OnnxModel } from '../model/onnx-model.js';
 import type { GraphModel, GraphModelOptions } from '../train/graph-model.js';
 import { dimensionsFromData, modelFromOnnx } from '../train/load.js';
@@ -65,7 +66,7 @@ export function splitSize(split: LabeledSplit): number {
  */
 export async function modelForData(file: string, options: GraphModelOptions, dataset: string): Promise<{ model: Sequential | GraphModel | OnnxModel; data?: Splits }> {
   const { bytes, proto } = await readOnnxFile(file);
-  if (options.dimensions || !(proto.graph?.input ?? []).some((i) => i.type?.tensorType?.shape?.dim?.some((d, axis) => axis > 0 && d.dimParam))) {
+  if (options.dimensions || symbolicDimensions(proto).free.size === 0) {
     return { model: await modelFromOnnx(bytes, proto, file, options) };
   }
   const data = await loadSplits(dataset);

@@ -196,9 +196,8 @@ export class ImportedGraph implements ModelStructure {
     try {
       measured = await measureValues(proto, inputs, runtime, file);
     } catch (err) {
-      const sizes = Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(', ');
       // A graph that does not run at the sizes given (a position table shorter than the length) says so.
-      if (sizes && err instanceof KilnError) throw new KilnError('INVALID_ARGUMENT', `'${file}' with ${sizes}: ${err.message}`, { cause: err });
+      if (Object.keys(dimensions).length > 0 && err instanceof KilnError) throw notAtSizes(file, dimensions, err);
       throw err;
     }
     const { values, samples } = measured;
@@ -586,14 +585,7 @@ export function withFreeDimensions(proto: ModelProto, dimensions: Readonly<Recor
     // not Kiln's: as if absent
   }
   const inputs = realInputs(proto);
-  const declared = (proto.graph!.input ?? []).filter((i) => inputs.includes(i.name ?? ''));
-  const free = new Set<string>();
-  const batch = new Set<string>();
-  for (const i of declared) {
-    (i.type?.tensorType?.shape?.dim ?? []).forEach((d, axis) => {
-      if (d.dimParam) (axis === 0 ? batch : free).add(d.dimParam);
-    });
-  }
+  const { free, batch } = symbolicDimensions(proto);
   for (const name of names) {
     const size = dimensions[name];
     if (!(typeof size === 'number' && Number.isInteger(size) && size >= 1)) throw new KilnError('INVALID_ARGUMENT', `dimension '${name}' must be a positive integer, got ${JSON.stringify(size)}`);
@@ -612,6 +604,26 @@ export function withFreeDimensions(proto: ModelProto, dimensions: Readonly<Recor
   const sized = { ...made, ...Object.fromEntries(names.filter((n) => free.has(n)).map((n) => [n, dimensions[n]!])) };
   const metadataProps = [...(proto.metadataProps ?? []).filter((m) => m.key !== DIMENSIONS_METADATA_KEY), { key: DIMENSIONS_METADATA_KEY, value: JSON.stringify(sized) }];
   return { ...proto, metadataProps, graph: { ...proto.graph, input } };
+}
+
+/** The names of the data inputs' symbolic dimensions: on the batch axis (0), and past it (free, to be given sizes). */
+export function symbolicDimensions(proto: ModelProto): { free: Set<string>; batch: Set<string> } {
+  const inputs = realInputs(proto);
+  const free = new Set<string>();
+  const batch = new Set<string>();
+  for (const i of proto.graph?.input ?? []) {
+    if (!inputs.includes(i.name ?? '')) continue;
+    (i.type?.tensorType?.shape?.dim ?? []).forEach((d, axis) => {
+      if (d.dimParam) (axis === 0 ? batch : free).add(d.dimParam);
+    });
+  }
+  return { free, batch };
+}
+
+/** The error of a graph that does not run (or load) at the sizes given to its free dimensions, naming them. */
+export function notAtSizes(file: string, dimensions: Readonly<Record<string, number>>, err: KilnError): KilnError {
+  const sizes = Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(', ');
+  return new KilnError('INVALID_ARGUMENT', `'${file}' with ${sizes}: ${err.message}`, { cause: err });
 }
 
 /**

@@ -3,9 +3,9 @@ import { MODEL_METADATA_KEY } from '../model/sequential.js';
 import { OnnxModel, QUANTIZED_OPS } from '../model/onnx-model.js';
 import { parseModelKey } from '../model/encryption.js';
 import { openModelBytes, readOnnxFile, refuseExternalData } from '../model/read-model.js';
-import type { ModelProto } from '../graph/proto.js';
+import type { ModelProto, NodeProto } from '../graph/proto.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
-import { dimensionsOfData, withFreeDimensions } from '../model/imported-graph.js';
+import { dimensionsOfData, notAtSizes, withFreeDimensions } from '../model/imported-graph.js';
 import type { Tensor } from '../tensor.js';
 import { Sequential } from './sequential.js';
 
@@ -39,9 +39,16 @@ export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer,
  * which have nothing to size.
  */
 export function dimensionsFromData(proto: ModelProto, x: Tensor | Readonly<Record<string, Tensor>>, file: string): Record<string, number> {
-  const kilnModel = proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY);
-  const quantized = (proto.graph?.node ?? []).some((n) => QUANTIZED_OPS.has(n.opType ?? ''));
+  const { kilnModel, quantized } = whatFileIs(proto);
   return kilnModel || quantized ? {} : dimensionsOfData(proto, x, file);
+}
+
+/** Whether a file is a Kiln layer model (its configuration in the metadata), and its first quantized node if it has one. */
+function whatFileIs(proto: ModelProto): { kilnModel: boolean; quantized: NodeProto | undefined } {
+  return {
+    kilnModel: proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY) ?? false,
+    quantized: (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? '')),
+  };
 }
 
 /**
@@ -50,10 +57,10 @@ export function dimensionsFromData(proto: ModelProto, x: Tensor | Readonly<Recor
  */
 export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: string, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   const dimensions = options.dimensions ?? {};
-  const sizes = Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(', ');
-  const kilnModel = proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY);
-  const quantized = (proto.graph?.node ?? []).find((n) => QUANTIZED_OPS.has(n.opType ?? ''));
-  if (sizes && (kilnModel || quantized)) {
+  const sized = Object.keys(dimensions).length > 0;
+  const { kilnModel, quantized } = whatFileIs(proto);
+  if (sized && (kilnModel || quantized)) {
+    const sizes = Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(', ');
     throw new KilnError('INVALID_ARGUMENT', `'${file}' is ${kilnModel ? 'a Kiln layer model, whose input shape is fixed' : 'quantized, and runs at any size as it is'}: dimensions (${sizes}) size the free input dimensions of an imported model Kiln trains`);
   }
   if (kilnModel) return Sequential.fromProto(proto, file);
@@ -63,14 +70,14 @@ export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: 
     return model;
   }
   // Sizes given to free dimensions are the caller's: a wrong name is an error, not a model that only runs.
-  const sized = withFreeDimensions(proto, dimensions, file);
+  const atSizes = withFreeDimensions(proto, dimensions, file);
   let model: GraphModel;
   try {
-    model = await GraphModel.open(sized, file, { name: options.name, seed: options.seed });
+    model = await GraphModel.open(atSizes, file, { name: options.name, seed: options.seed });
   } catch (err) {
     if (!(err instanceof KilnError) || !['INVALID_ARGUMENT', 'INVALID_SHAPE', 'UNSUPPORTED_OP'].includes(err.code)) throw err;
     // With sizes given, a graph that does not run at them (a position table shorter than the length) is the caller's to know.
-    if (sizes) throw new KilnError('INVALID_ARGUMENT', `'${file}' with ${sizes}: ${err.message}`, { cause: err });
+    if (sized) throw notAtSizes(file, dimensions, err);
     // What the file is stops training (its inputs, opset, batch dimension): it can still run.
     const onnx = new OnnxModel(bytes, proto);
     onnx.notTrainable = err.message;

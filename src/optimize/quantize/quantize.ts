@@ -233,22 +233,31 @@ export function calibrationTensor(data: CalibrationData, inputShape: readonly (n
   }
   if (given.shape[0] === 0 || given.rank === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
   const x = toModelInput(given, inputShape, preprocessing);
+  checkCalibration(x, inputShape, inputDtype, 'calibration data');
+  const rows = calibrationRows(x.shape[0]!, samples, seed);
+  return rows ? x.gather(rows) : x;
+}
+
+/**
+ * One calibration tensor against the model input it feeds: its shape (batch first), its type (a model
+ * of token ids calibrates on ids: the ranges measured are its float activations after the embedding)
+ * and, for floats, finite values; `label` names it in errors.
+ */
+function checkCalibration(x: Tensor, inputShape: readonly (number | string | null)[], dtype: DType, label: string): void {
   const expected = inputShape.slice(1);
-  const got = x.shape.slice(1);
-  if (x.rank !== inputShape.length || expected.some((d, i) => typeof d === 'number' && d !== got[i])) {
-    throw new KilnError('INVALID_SHAPE', `calibration data must have the model's input shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(x.shape)}`);
+  if (x.rank !== expected.length + 1 || expected.some((d, i) => typeof d === 'number' && d !== x.shape[i + 1])) {
+    throw new KilnError('INVALID_SHAPE', `${label} must have the model's input shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(x.shape)}`);
   }
-  // A model of token ids calibrates on ids: the ranges measured are its float activations after the embedding.
-  if (x.dtype !== inputDtype) throw new KilnError('INVALID_ARGUMENT', `calibration data must be ${inputDtype}, as the model's input is; got ${x.dtype}`);
+  if (x.dtype !== dtype) throw new KilnError('INVALID_ARGUMENT', `${label} must be ${dtype}, as the model's input is; got ${x.dtype}`);
   if (x.dtype === 'float32') {
-    const values = x.data as Float32Array;
-    for (let i = 0; i < values.length; i++) {
-      if (!Number.isFinite(values[i]!)) throw new KilnError('INVALID_DATA', `calibration data contains ${values[i]} at flat index ${i}; examples must be finite`);
-    }
+    const bad = (x.data as Float32Array).findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new KilnError('INVALID_DATA', `${label} contains ${x.data[bad]} at flat index ${bad}; examples must be finite`);
   }
-  const n = x.shape[0]!;
-  if (n <= samples) return x;
-  return x.gather(new Random(seed).permutation(n).subarray(0, samples));
+}
+
+/** The rows a seeded subset of `samples` calibration examples keeps, of n; undefined when all n are kept. */
+function calibrationRows(n: number, samples: number, seed: number): Int32Array | undefined {
+  return n <= samples ? undefined : new Random(seed).permutation(n).subarray(0, samples);
 }
 
 /**
@@ -264,23 +273,11 @@ function calibrationInputs(data: CalibrationData, inputs: readonly { name: strin
     return { [first.name]: calibrationTensor(given, first.shape ?? [], samples, seed, preprocessing, first.dtype) };
   }
   const feeds = fileFeeds(data as ModelInputs, inputs.map((i) => ({ name: i.name, dtype: i.dtype, shape: i.shape ? [...i.shape] : null })), preprocessing, 'calibration');
-  for (const input of inputs) {
-    const t = feeds[input.name]!;
-    const expected = (input.shape ?? []).slice(1);
-    if (t.rank !== expected.length + 1 || expected.some((d, i) => typeof d === 'number' && d !== t.shape[i + 1])) {
-      throw new KilnError('INVALID_SHAPE', `calibration.${input.name} must have the model's input shape ${formatShape([null, ...expected])} (batch first), got ${formatShape(t.shape)}`);
-    }
-    if (t.dtype !== input.dtype) throw new KilnError('INVALID_ARGUMENT', `calibration.${input.name} must be ${input.dtype}, as the model's input is; got ${t.dtype}`);
-    if (t.dtype === 'float32') {
-      const bad = (t.data as Float32Array).findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new KilnError('INVALID_DATA', `calibration.${input.name} contains ${t.data[bad]} at flat index ${bad}; examples must be finite`);
-    }
-  }
+  for (const input of inputs) checkCalibration(feeds[input.name]!, input.shape ?? [], input.dtype, `calibration.${input.name}`);
   const n = feeds[first.name]!.shape[0]!;
   if (n === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
-  if (n <= samples) return feeds;
-  const rows = new Random(seed).permutation(n).subarray(0, samples);
-  return Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, t.gather(rows)]));
+  const rows = calibrationRows(n, samples, seed);
+  return rows ? Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, t.gather(rows)])) : feeds;
 }
 
 /**
