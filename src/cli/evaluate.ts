@@ -6,9 +6,11 @@ import { loadTestSplit } from './examples.js';
 import { Sequential } from '../train/sequential.js';
 import { GraphModel } from '../train/graph-model.js';
 import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
-import { loadModel } from '../train/load.js';
-import { evaluateClassifier } from '../train/metrics.js';
-import { sparseCategoricalCrossentropy } from '../train/losses.js';
+import { dimensionsFromData, modelFromOnnx } from '../train/load.js';
+import { evaluateClassifier, labelledPositions } from '../train/metrics.js';
+import { readOnnxFile } from '../model/read-model.js';
+import { symbolicDimensions } from '../model/imported-graph.js';
+import { classifierLoss, IGNORE_CLASS_OPTION } from './classifier-loss.js';
 import type { Command } from './command.js';
 import { formatTable } from '../text/format.js';
 
@@ -19,28 +21,33 @@ export const evaluateCommand: Command = {
   options: [
     { name: 'dataset', type: 'string', description: 'data set name or path, or a directory of NumPy arrays (x_test.npy, y_test.npy; x_test.<input>.npy per input)', default: 'embedded' },
     { name: 'json', type: 'boolean', description: 'print the results as JSON' },
-    ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std'].includes(o.name)),
+    IGNORE_CLASS_OPTION,
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std', 'dimension'].includes(o.name)),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln evaluate: give a model file, e.g. kiln evaluate model.onnx --dataset embedded');
     const data = await loadTestSplit(String(options.dataset));
-    const model = await loadModel(file, importOptions(options));
-    requireOneInput(model, file, data.test.x);
     const { x, y } = data.test;
+    // An imported file's free input dimensions (a sequence length) take the arrays' sizes unless --dimension gives them.
+    const imported = importOptions(options);
+    const { bytes, proto } = await readOnnxFile(file);
+    const dimensions = imported.dimensions ?? (symbolicDimensions(proto).free.size > 0 ? dimensionsFromData(proto, x, file) : undefined);
+    const model = await modelFromOnnx(bytes, proto, file, { ...imported, ...(dimensions ? { dimensions } : {}) });
+    requireOneInput(model, file, x);
     let result: Record<string, unknown>;
-    if (model instanceof Sequential) {
-      model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }), metrics: ['accuracy'] });
-      result = await model.evaluate(x, y);
-    } else if (model instanceof GraphModel && model.untrainableOps().length === 0 && model.countParams().trainable > 0) {
-      // Fed through its layout and normalization; its loss from the logits (before a final Softmax).
-      model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    if (model instanceof Sequential || (model instanceof GraphModel && model.untrainableOps().length === 0 && model.countParams().trainable > 0)) {
+      // Fed through its layout and normalization; an imported graph's loss from the logits (before a final Softmax).
+      model.compile({ optimizer: 'adam', loss: classifierLoss(model, options), metrics: ['accuracy'] });
       result = await model.evaluate(x, y);
     } else {
       // A foreign classifier: metrics on its outputs (no loss: its output may be logits or probabilities).
       // A file's own layout and normalization apply, whether x is one array or arrays by input name.
-      const scores = model instanceof OnnxModel ? await classifierScores(model, x) : await model.predict(x);
-      const r = evaluateClassifier(y, scores);
+      const outputs = model instanceof OnnxModel ? await classifierScores(model, x) : await model.predict(x);
+      // Classes on the last axis; a token classifier's labelled positions are its rows.
+      const ignoreClass = options['ignore-class'] === undefined ? undefined : Number(options['ignore-class']);
+      const { truth, scores } = outputs.rank > 2 || ignoreClass !== undefined ? labelledPositions(outputs.data as Float32Array, outputs.shape, outputs.rank - 1, y.data, ignoreClass) : { truth: y, scores: outputs };
+      const r = evaluateClassifier(truth, scores);
       result = { accuracy: r.accuracy, macroF1: r.macroF1, aucRoc: r.aucRoc, confusion: r.confusion };
     }
     if (options.json) {

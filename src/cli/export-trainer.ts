@@ -3,7 +3,8 @@ import { KilnError } from '../errors.js';
 import { exportTrainer } from '../train/export-trainer.js';
 import { GraphModel } from '../train/graph-model.js';
 import { loadModel } from '../train/load.js';
-import { resolveLoss, sparseCategoricalCrossentropy } from '../train/losses.js';
+import { resolveLoss } from '../train/losses.js';
+import { classifierLoss } from './classifier-loss.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { Sequential } from '../train/sequential.js';
 import { formatBytes, formatNumber } from '../text/format.js';
@@ -34,7 +35,7 @@ export const exportTrainerCommand: Command = {
     const given = stringOption(options, 'optimizer');
     const base = given ? { name: given, config: {} } : (training.optimizer ?? { name: 'adam', config: {} });
     const optimizer = resolveOptimizer(options.lr !== undefined ? { name: base.name, config: { ...base.config, learningRate: Number(options.lr) } } : base);
-    const loss = training.loss ? resolveLoss(training.loss) : (model instanceof Sequential ? sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }) : 'sparseCategoricalCrossentropy');
+    const loss = training.loss ? resolveLoss(training.loss) : classifierLoss(model, {});
     model.compile({ optimizer, loss, metrics: ['accuracy'] });
     const manifest = await exportTrainer(model, outDir);
     const total = Object.values(manifest.files).reduce((n, f) => n + f.bytes, 0);

@@ -2,12 +2,11 @@
 import { KilnError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { loadSplits, splitSize } from './examples.js';
-import { Sequential } from '../train/sequential.js';
 import { GraphModel } from '../train/graph-model.js';
 import { modelFromSpec } from '../train/model-from-spec.js';
 import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
 import { resolveOptimizer } from '../train/optimizers.js';
-import { sparseCategoricalCrossentropy } from '../train/losses.js';
+import { classifierLoss, IGNORE_CLASS_OPTION } from './classifier-loss.js';
 import { stringOption } from './args.js';
 import type { Command } from './command.js';
 import { formatDuration } from '../text/format.js';
@@ -65,6 +64,7 @@ export const trainCommand: Command = {
     { name: 'resume', type: 'string', description: 'training checkpoint to continue from' },
     { name: 'checkpoint', type: 'string', description: 'write a training checkpoint here after every epoch' },
     { name: 'replicas', type: 'number', integer: true, min: 1, description: 'split each batch across this many workers (default: one per core, up to 4, while each gets 32+ rows)' },
+    IGNORE_CLASS_OPTION,
     ...AUGMENT_OPTIONS,
     ...DP_OPTIONS,
     ...IMPORT_OPTIONS,
@@ -86,9 +86,7 @@ export const trainCommand: Command = {
     else if (options['train-only'] !== undefined || options['num-classes'] !== undefined || options.dimension !== undefined) {
       throw new KilnError('INVALID_ARGUMENT', '--train-only, --num-classes and --dimension apply to imported ONNX models (--model file.onnx written by another tool)');
     }
-    // An imported graph's string loss trains from its logits (GraphModel.compile).
-    const loss = model instanceof Sequential ? sparseCategoricalCrossentropy({ fromLogits: !model.outputsProbabilities }) : 'sparseCategoricalCrossentropy';
-    model.compile({ optimizer, loss, metrics: ['accuracy'] });
+    model.compile({ optimizer, loss: classifierLoss(model, options), metrics: ['accuracy'] });
     const shapes = data.train.x instanceof Tensor ? JSON.stringify(inputShape) : Object.entries(data.train.x).map(([name, t]) => `${name} ${JSON.stringify(t.shape.slice(1))}`).join(', ');
     out(`Training ${options.model} on ${options.dataset}: ${splitSize(data.train)} ${data.kind === 'images' ? 'images' : 'examples'} ${shapes}, ${data.classNames.length} classes`);
     const t0 = performance.now();

@@ -14,7 +14,7 @@ import { npy } from './npy.js';
 export interface LabeledArrays {
   /** `[N, ...]` examples; tensors by input name for a model of several inputs. */
   x: Tensor | Record<string, Tensor>;
-  /** `[N]` class indices. */
+  /** `[N]` class indices, or `[N, T, ...]` for a label per position (a token classifier's); negative labels mark positions to ignore. */
   y: Tensor<'int32'>;
 }
 
@@ -63,15 +63,17 @@ async function readSplit(dir: string, files: readonly string[], split: 'train' |
   if (!files.includes(`y_${split}.npy`)) throw new KilnError('FILE_NOT_FOUND', `${dir}: y_${split}.npy is missing (the class labels of x_${split})`);
   const labelsFile = path.join(dir, `y_${split}.npy`);
   const raw = await npy(labelsFile);
-  if (raw.rank !== 1 && !(raw.rank === 2 && raw.shape[1] === 1)) throw new KilnError('INVALID_SHAPE', `${labelsFile}: class labels must be [N], got ${formatShape(raw.shape)}`);
+  if (raw.rank === 0) throw new KilnError('INVALID_SHAPE', `${labelsFile}: class labels must be [N] (or [N, T] for a label per position), got a scalar`);
   const values = Array.from(raw.data as ArrayLike<number | bigint | boolean>, Number);
-  const bad = values.findIndex((v) => !Number.isInteger(v) || v < 0);
-  if (bad >= 0) throw new KilnError('INVALID_DATA', `${labelsFile}: label ${bad} is ${values[bad]}; class labels are integers from 0`);
-  const y = new Tensor(Int32Array.from(values), [values.length], 'int32');
+  // Negative labels mark positions a loss leaves out (Hugging Face's -100): --ignore-class names which.
+  const bad = values.findIndex((v) => !Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31);
+  if (bad >= 0) throw new KilnError('INVALID_DATA', `${labelsFile}: label ${bad} is ${values[bad]}; class labels are integers`);
+  const perExample = raw.rank === 1 || (raw.rank === 2 && raw.shape[1] === 1);
+  const y = new Tensor(Int32Array.from(values), perExample ? [raw.shape[0]!] : [...raw.shape], 'int32');
   const arrays: Record<string, Tensor> = {};
   for (const [name, file] of xs) {
     const t = asFed(await npy(path.join(dir, file)));
-    if (t.shape[0] !== y.shape[0]) throw new KilnError('INVALID_DATA', `${path.join(dir, file)} has ${t.shape[0]} examples, ${labelsFile} ${y.shape[0]} labels: they must match`);
+    if (t.shape[0] !== y.shape[0]) throw new KilnError('INVALID_DATA', `${path.join(dir, file)} has ${t.shape[0]} examples, ${labelsFile} ${y.shape[0]} ${perExample ? 'labels' : 'rows of labels'}: they must match`);
     arrays[name ?? ''] = t;
   }
   return { x: xs.has(undefined) ? arrays['']! : arrays, y };
@@ -85,7 +87,7 @@ function listFiles(dir: string): string[] {
   }
 }
 
-/** The class indices as names: '0' to the largest label of the splits. */
+/** The class indices as names: '0' to the largest label of the splits (negative ones mark ignored positions, no class). */
 function classNamesOf(...splits: LabeledArrays[]): string[] {
   let largest = 0;
   for (const s of splits) for (const v of s.y.data as Int32Array) largest = Math.max(largest, v);

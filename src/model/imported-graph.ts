@@ -279,7 +279,8 @@ export class ImportedGraph implements ModelStructure {
   }
 
   private logitsBeforeSoftmax(output: string): string | undefined {
-    return this.values.get(output)?.shape.length === 2 ? softmaxLogits(output, (v) => this.producers.get(v)?.proto) : undefined;
+    const rank = this.values.get(output)?.shape.length ?? 0;
+    return rank >= 2 ? softmaxLogits(output, (v) => this.producers.get(v)?.proto, rank) : undefined;
   }
 
   paramInfos(): ParamInfo[] {
@@ -475,12 +476,13 @@ export class ImportedGraph implements ModelStructure {
 }
 
 /**
- * The value a classifier's output is the Softmax of, when the graph ends in one over the class axis
- * (axis 1 or −1 of [N, classes]; through the Identity nodes exporters add): the logits, which a
- * cross-entropy from logits and temperature-scaled distillation need. Undefined when it does not.
- * `producerOf` gives the node computing a value (by default looked up in `proto`'s graph).
+ * The value a classifier's output is the Softmax of, when the graph ends in one over the class axis,
+ * the last of an output of `rank` (axis 1 or −1 of [N, classes], −1 of a token classifier's
+ * [N, T, classes]; through the Identity nodes exporters add): the logits, which a cross-entropy from
+ * logits and temperature-scaled distillation need. Undefined when it does not. `producerOf` gives the
+ * node computing a value (by default looked up in `proto`'s graph).
  */
-export function softmaxLogits(output: string, producerOf: ModelProto | ((value: string) => NodeProto | undefined)): string | undefined {
+export function softmaxLogits(output: string, producerOf: ModelProto | ((value: string) => NodeProto | undefined), rank = 2): string | undefined {
   let lookup = producerOf;
   if (typeof lookup !== 'function') {
     const producers = new Map<string, NodeProto>();
@@ -493,8 +495,9 @@ export function softmaxLogits(output: string, producerOf: ModelProto | ((value: 
     if (!n || (n.domain && n.domain !== 'ai.onnx')) return undefined;
     if (n.opType === 'Identity') value = n.input![0]!;
     else if (n.opType === 'Softmax') {
+      // No axis: −1 from opset 13, 1 before it (the same axis of [N, classes]; files of more axes are upgraded).
       const axis = nodeAttributes(n).axis;
-      return axis === undefined || axis === 1 || axis === -1 ? n.input![0]! : undefined;
+      return axis === undefined || axis === -1 || axis === rank - 1 ? n.input![0]! : undefined;
     } else return undefined;
   }
 }

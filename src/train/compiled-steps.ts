@@ -8,7 +8,7 @@ import { Tensor } from '../tensor.js';
 import type { Loss } from './losses.js';
 import type { Optimizer } from './optimizers.js';
 import { ReplicaSet } from './replicas.js';
-import type { CompiledTraining, TrainingStepOptions } from './training-step.js';
+import { COUNTED, type CompiledTraining, type TrainingStepOptions } from './training-step.js';
 
 export interface CompiledSteps {
   /**
@@ -76,12 +76,18 @@ export async function evaluateSteps(
   const predictions = new Float32Array(n * rowSize);
   let lossSum = 0;
   let correct = 0;
+  // Examples, or the labelled positions of a loss over positions (token labels), which weight each batch.
+  let counted = 0;
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
-    const out = await runtime.run(c.evalSession, { ...x.slice(start, end).feeds, labels: labels.slice(start, end) }, { fetch: ['loss', 'predictions', ...(c.training.accuracy ? ['correct'] : [])] });
-    lossSum += (out.loss!.data as Float32Array)[0]! * (end - start);
+    const fetch = ['loss', 'predictions', ...(c.training.accuracy ? ['correct'] : []), ...(c.training.counted ? [COUNTED] : [])];
+    const out = await runtime.run(c.evalSession, { ...x.slice(start, end).feeds, labels: labels.slice(start, end) }, { fetch });
+    const weight = out[COUNTED] ? (out[COUNTED].data as Float32Array)[0]! : end - start;
+    lossSum += (out.loss!.data as Float32Array)[0]! * weight;
+    counted += weight;
     if (out.correct) correct += (out.correct.data as Float32Array)[0]!;
     predictions.set(out.predictions!.data as Float32Array, start * rowSize);
   }
-  return { loss: lossSum / n, ...(c.training.accuracy ? { accuracy: correct / n } : {}), predictions };
+  const mean = (sum: number) => (counted > 0 ? sum / counted : 0);
+  return { loss: mean(lossSum), ...(c.training.accuracy ? { accuracy: mean(correct) } : {}), predictions };
 }

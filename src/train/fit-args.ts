@@ -7,6 +7,7 @@ import type { AugmentOptions } from '../data/augment.js';
 import type { InputRows, ModelInputs } from '../model/input-rows.js';
 import type { Callback } from './callbacks.js';
 import type { Loss } from './losses.js';
+import { sparseLabels } from './sparse-labels.js';
 import { autoReplicas } from './replicas.js';
 import type { PrivacyOptions } from './privacy/dp-sgd.js';
 import type { CompiledTraining } from './training-step.js';
@@ -137,20 +138,32 @@ export function prepareLabels(y: Tensor, loss: Loss, outputShape: number[], n: n
   if (y.shape[0] !== n) throw new KilnError('INVALID_DATA', `x has ${n} examples but y has ${y.shape[0]}: they must match`);
   const spec = loss.labelSpec(outputShape);
   if (spec.dtype === 'int64') {
-    const classes = outputShape[0]!;
-    if (y.rank !== 1 && !(y.rank === 2 && y.shape[1] === 1)) {
-      throw new KilnError('INVALID_SHAPE', `${loss.name} expects integer labels of shape [N], got ${formatShape(y.shape)} (one-hot labels go with categoricalCrossentropy)`);
+    // Class indices: one per example ([N]), or one per position of an output with more axes ([N, T]).
+    const sparse = sparseLabels(loss, outputShape.length + 1)!;
+    const classes = outputShape[sparse.classAxis - 1]!;
+    const ignored = sparse.ignoreClass;
+    const perExample = spec.shape.length === 0;
+    const expected = [n, ...spec.shape];
+    if (perExample ? y.rank !== 1 && !(y.rank === 2 && y.shape[1] === 1) : y.rank !== expected.length || y.shape.some((d, i) => d !== expected[i])) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        perExample
+          ? `${loss.name} expects integer labels of shape [N], got ${formatShape(y.shape)} (one-hot labels go with categoricalCrossentropy)`
+          : `${loss.name} expects integer labels of shape ${formatShape(expected)} (a class for each position of the output ${formatShape([n, ...outputShape])}, its class axis ${sparse.classAxis} removed), got ${formatShape(y.shape)}`,
+      );
     }
-    const out = new BigInt64Array(n);
+    const out = new BigInt64Array(y.size);
     const src = y.data as ArrayLike<number | bigint>;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < out.length; i++) {
       const v = Number(src[i]);
-      if (!Number.isInteger(v) || v < 0 || v >= classes) {
-        throw new KilnError('INVALID_DATA', `label y[${i}] is ${v}, expected an integer class in [0, ${classes}) for a model with ${classes} outputs`);
+      if (!Number.isInteger(v) || ((v < 0 || v >= classes) && v !== ignored)) {
+        const where = perExample ? `${i}` : flatIndexAt(i, expected).join(', ');
+        const hint = v < 0 && ignored === undefined ? `; a label that marks positions to leave out is the loss's ignoreClass (kiln train and kiln evaluate: --ignore-class ${v})` : '';
+        throw new KilnError('INVALID_DATA', `label y[${where}] is ${v}, expected an integer class in [0, ${classes})${ignored !== undefined ? ` or ${ignored} (the ignored class)` : ''} for a model with ${classes} outputs${hint}`);
       }
       out[i] = BigInt(v);
     }
-    return new Tensor(out, [n], 'int64');
+    return new Tensor(out, perExample ? [n] : expected, 'int64');
   }
   const expected = [n, ...spec.shape];
   if (y.size !== expected.reduce((a, b) => a * b, 1)) {
@@ -169,4 +182,14 @@ export function checkFinite(x: Tensor, what: string): void {
   for (let i = 0; i < d.length; i++) {
     if (!Number.isFinite(d[i]!)) throw new KilnError('INVALID_DATA', `${what} contains ${d[i]} at flat index ${i}; inputs must be finite`);
   }
+}
+
+/** The index along each axis of `shape` of the element at flat (row-major) index `i`. */
+function flatIndexAt(i: number, shape: number[]): number[] {
+  const index = new Array<number>(shape.length);
+  for (let axis = shape.length - 1; axis >= 0; axis--) {
+    index[axis] = i % shape[axis]!;
+    i = Math.floor(i / shape[axis]!);
+  }
+  return index;
 }

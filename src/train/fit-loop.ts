@@ -14,6 +14,7 @@ import { saveCheckpoint } from './checkpoint.js';
 import { evaluateSteps, type CompiledSteps } from './compiled-steps.js';
 import type { FitArgs, FitData } from './fit-args.js';
 import type { OptimizerProgress } from './training-state.js';
+import { COUNTED } from './training-step.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 
 /** A DP-SGD run's step: its session and extra feeds, and the accounting after each epoch. */
@@ -71,7 +72,7 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
   const history: History = { epoch: [], history: {} };
   const stepsPerEpoch = Math.ceil(n / batchSize);
   const shuffle = args.shuffle ?? true;
-  const fetch = c.training.accuracy ? ['loss', 'correct'] : ['loss'];
+  const fetch = [...(c.training.accuracy ? ['loss', 'correct'] : ['loss']), ...(c.training.counted ? [COUNTED] : [])];
   // The progress bar's rate: images for image data, examples otherwise (vectors, token ids).
   const itemUnit = trainX.primary.rank === 4 && !trainX.several ? 'img' : 'ex';
   control.stopTraining = false;
@@ -131,17 +132,19 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
         throw err;
       }
       const bLoss = (out.loss!.data as Float32Array)[0]!;
-      lossSum += bLoss * current.size;
-      seen += current.size;
+      // A loss over positions (token labels) is a mean over the batch's labelled positions: weighted by them.
+      const weight = out[COUNTED] ? (out[COUNTED].data as Float32Array)[0]! : current.size;
+      lossSum += bLoss * weight;
+      seen += weight;
       if (out.correct) correct += (out.correct.data as Float32Array)[0]!;
-      const running: Logs = { loss: lossSum / seen, ...(c.training.accuracy ? { accuracy: correct / seen } : {}) };
+      const running: Logs = { loss: ratio(lossSum, seen), ...(c.training.accuracy ? { accuracy: ratio(correct, seen) } : {}) };
       bar?.update(k + 1, running);
       for (const cb of callbacks) await cb.onBatchEnd?.(step + k, running, control);
       if (next) current = next;
     }
     step += stepsPerEpoch;
     model.progress.step = step;
-    const logs: Logs = { loss: lossSum / seen, ...(c.training.accuracy ? { accuracy: correct / seen } : {}) };
+    const logs: Logs = { loss: ratio(lossSum, seen), ...(c.training.accuracy ? { accuracy: ratio(correct, seen) } : {}) };
     if (dp) logs.epsilon = dp.epochDone(stepsPerEpoch);
     const currentSlots = await model.pull(true);
     model.progress.slots = currentSlots;
@@ -170,4 +173,9 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
   }
   for (const cb of callbacks) await cb.onTrainEnd?.(history.epoch.length ? Object.fromEntries(Object.entries(history.history).map(([k, v]) => [k, v.at(-1)!])) : {}, control);
   return history;
+}
+
+/** A mean of sums weighted by `seen`; 0 before anything was counted (batches whose labels are all ignored). */
+function ratio(sum: number, seen: number): number {
+  return seen > 0 ? sum / seen : 0;
 }

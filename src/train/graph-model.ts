@@ -8,6 +8,7 @@ import { Random } from '../random.js';
 import { sharedRuntime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
 import { resolveLoss, type Loss } from './losses.js';
+import { sparseLabels } from './sparse-labels.js';
 import { TrainableModel, type CompileArgs } from './model.js';
 import type { TrainingStepOptions } from './training-step.js';
 
@@ -254,6 +255,11 @@ export class GraphModel extends TrainableModel {
       throw new KilnError('NOT_TRAINABLE', `'${this.structure.file}' has no trainable float weights: no float initializer reaches the output '${this.structure.modelOutput.name}'`);
     }
     const loss = typeof args.loss === 'string' ? fromLogits(resolveLoss(args.loss)) : args.loss;
+    const classAxis = sparseLabels(loss, this.outputShape.length + 1)?.classAxis;
+    if (this.structure.endsInSoftmax && loss.config.fromLogits === true && classAxis !== undefined && classAxis !== this.outputShape.length) {
+      // The step trains from the Softmax's input, which is over the last axis.
+      throw new KilnError('INVALID_ARGUMENT', `'${this.structure.file}' ends in a Softmax over its last axis (${this.outputShape.length}), and the loss's class axis is ${classAxis}: they must be the same`);
+    }
     this.compileArgs = [args, stepOptions];
     super.compile({ ...args, loss }, stepOptions);
   }

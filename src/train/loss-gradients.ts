@@ -2,7 +2,8 @@ import { addGradients } from '../autodiff/gradients.js';
 import { Graph, type Value } from '../graph/graph.js';
 import type { ParamInfo } from '../model/model.js';
 import type { GraphModel } from './graph-model.js';
-import { sparseCategoricalCrossentropy } from './losses.js';
+import { KilnError } from '../errors.js';
+import { sparseCategoricalCrossentropy, type Loss } from './losses.js';
 
 /*
  * An imported graph's loss and its gradients as a graph of their own, in training mode (batch
@@ -26,8 +27,12 @@ export interface LossGradientGraph {
   updates: Map<string, Value>;
 }
 
-/** Builds the graph; `labels` names its int64 [N] input of class indices (the model's input is 'input'). */
-export function lossGradientGraph(model: GraphModel, labels = 'labels'): LossGradientGraph {
+/**
+ * Builds the graph; `labels` names its int64 input of class indices ([N], or one per position for
+ * `loss` over positions: a token classifier's [N, T]); the model's input is 'input'. `loss` is a
+ * sparse categorical cross-entropy (from the logits whatever it says), by default over [N, classes].
+ */
+export function lossGradientGraph(model: GraphModel, labels = 'labels', loss: Loss = sparseCategoricalCrossentropy()): LossGradientGraph {
   const graph = new Graph('loss-gradients');
   const paramValues = new Map<string, Value>();
   const built = model.buildGraph({
@@ -40,13 +45,15 @@ export function lossGradientGraph(model: GraphModel, labels = 'labels'): LossGra
       return v;
     },
   });
-  const classes = graph.input(labels, 'int64', ['N']);
-  const loss = sparseCategoricalCrossentropy({ fromLogits: true }).build(graph, built.output, classes);
+  if (loss.name !== 'sparseCategoricalCrossentropy') throw new KilnError('INVALID_ARGUMENT', `the loss gradients of an imported graph are those of sparseCategoricalCrossentropy, got ${loss.name}`);
+  const fromLogits = sparseCategoricalCrossentropy({ ...loss.config, fromLogits: true });
+  const classes = graph.input(labels, 'int64', ['N', ...fromLogits.labelSpec(model.outputShape).shape]);
+  const lossValue = fromLogits.build(graph, built.output, classes);
   const trainable = model.paramInfos().filter((p) => p.spec.trainable);
   const grads = addGradients(
     graph,
-    loss,
+    lossValue,
     trainable.map((p) => paramValues.get(p.name)!),
   );
-  return { graph, output: built.output, loss, trainable, gradients: trainable.map((p) => grads.get(paramValues.get(p.name)!.name)!), updates: built.updates };
+  return { graph, output: built.output, loss: lossValue, trainable, gradients: trainable.map((p) => grads.get(paramValues.get(p.name)!.name)!), updates: built.updates };
 }

@@ -1,6 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { Tensor, type DType } from '../tensor.js';
+import { labelledMask, sparseClassAxis } from './sparse-labels.js';
 
 /**
  * Losses as graph builders: given the model's output and the labels (graph values), emit the mean loss
@@ -41,28 +42,71 @@ export interface CrossentropyArgs {
   fromLogits?: boolean;
 }
 
-/** Cross-entropy with integer class labels [N]. */
-export function sparseCategoricalCrossentropy(args: CrossentropyArgs = {}): Loss {
+/** Arguments of sparse categorical cross-entropy (Keras' SparseCategoricalCrossentropy, PyTorch's CrossEntropyLoss). */
+export interface SparseCrossentropyArgs extends CrossentropyArgs {
+  /**
+   * The output's class axis: -1, the last (Keras' default), also for a token classifier's or a causal
+   * language model's `[N, T, classes]`; 1 for PyTorch's `[N, classes, H, W]` (segmentation). The labels
+   * are the output's shape without it: `[N]`, `[N, T]`, `[N, H, W]`.
+   */
+  axis?: number;
+  /**
+   * A label that marks a position to leave out of the loss and the accuracy, as Keras' `ignore_class`
+   * and PyTorch's `ignore_index` (-100 in Hugging Face's token labels: padding and continued words).
+   * The loss is the mean over the other positions.
+   */
+  ignoreClass?: number;
+}
+
+/**
+ * Cross-entropy with integer class labels: `[N]` for a classifier's `[N, classes]`, or one label per
+ * position (`[N, T]`, `[N, H, W]`) for an output with more axes; the mean over every labelled
+ * position, as Keras and PyTorch average.
+ */
+export function sparseCategoricalCrossentropy(args: SparseCrossentropyArgs = {}): Loss {
   const fromLogits = args.fromLogits ?? false;
+  const { axis, ignoreClass } = args;
+  if (axis !== undefined && !Number.isInteger(axis)) throw new KilnError('INVALID_ARGUMENT', `sparseCategoricalCrossentropy: axis must be an integer, got ${axis}`);
+  if (ignoreClass !== undefined && !Number.isInteger(ignoreClass)) throw new KilnError('INVALID_ARGUMENT', `sparseCategoricalCrossentropy: ignoreClass must be an integer, got ${ignoreClass}`);
   return {
     name: 'sparseCategoricalCrossentropy',
-    config: { fromLogits },
-    labelSpec: () => ({ dtype: 'int64', shape: [] }),
+    // Only what was given: a saved classifier's config stays { fromLogits }.
+    config: { fromLogits, ...(axis !== undefined ? { axis } : {}), ...(ignoreClass !== undefined ? { ignoreClass } : {}) },
+    labelSpec: (outputShape) => {
+      const classAxis = sparseClassAxis(axis, outputShape.length + 1);
+      return { dtype: 'int64', shape: outputShape.filter((_, i) => i + 1 !== classAxis) };
+    },
     build(graph, output, labels) {
-      const classes = output.shape![1] as number;
+      const rank = output.shape!.length;
+      const classAxis = sparseClassAxis(axis, rank);
+      const classes = output.shape![classAxis] as number;
+      // Ignored labels become class 0 for OneHot (which would read -100 as class classes - 100); their
+      // terms are then weighted 0.
+      const counted = ignoreClass === undefined ? undefined : labelledMask(graph, labels, ignoreClass);
+      const indices = counted ? graph.op1('Where', [counted, labels, graph.scalar(0, 'int64')]) : labels;
       // One-hot in the graph (OneHot has no gradient and needs none: labels are data).
-      const oneHot = graph.op1('OneHot', [labels, graph.int64s([classes], 'depth'), graph.constant(new Tensor(Float32Array.of(0, 1), [2], 'float32'), 'onehot_values')], { axis: -1 });
-      return categoricalFromOneHot(graph, output, oneHot, fromLogits);
+      const oneHot = graph.op1('OneHot', [indices, graph.int64s([classes], 'depth'), graph.constant(new Tensor(Float32Array.of(0, 1), [2], 'float32'), 'onehot_values')], { axis: classAxis === rank - 1 ? -1 : classAxis });
+      const perPosition = logLikelihoods(graph, output, oneHot, fromLogits, classAxis);
+      if (!counted) return graph.op1('Neg', [mean(graph, perPosition)]);
+      const weights = graph.op1('Cast', [counted], { to: 1 });
+      const total = graph.op1('ReduceSum', [weights], { keepdims: 0 });
+      // An all-ignored batch has loss 0 (PyTorch gives NaN there, which would stop training).
+      const sum = graph.op1('ReduceSum', [graph.op1('Mul', [perPosition, weights])], { keepdims: 0 });
+      return graph.op1('Neg', [graph.op1('Div', [sum, graph.op1('Max', [total, graph.scalar(1)])])]);
     },
   };
 }
 
-function categoricalFromOneHot(graph: Graph, output: Value, oneHot: Value, fromLogits: boolean): Value {
+/** Each position's log-likelihood of its one-hot label (the class axis summed away). */
+function logLikelihoods(graph: Graph, output: Value, oneHot: Value, fromLogits: boolean, classAxis: number): Value {
   const logProbs = fromLogits
-    ? graph.op1('LogSoftmax', [output], { axis: 1 })
-    : graph.op1('Log', [clipProbabilities(graph, graph.op1('Div', [output, graph.op1('ReduceSum', [output, graph.int64s([1], 'axes')], { keepdims: 1 })]))]);
-  const perExample = graph.op1('ReduceSum', [graph.op1('Mul', [oneHot, logProbs]), graph.int64s([1], 'axes')], { keepdims: 0 });
-  return graph.op1('Neg', [mean(graph, perExample)]);
+    ? graph.op1('LogSoftmax', [output], { axis: classAxis })
+    : graph.op1('Log', [clipProbabilities(graph, graph.op1('Div', [output, graph.op1('ReduceSum', [output, graph.int64s([classAxis], 'axes')], { keepdims: 1 })]))]);
+  return graph.op1('ReduceSum', [graph.op1('Mul', [oneHot, logProbs]), graph.int64s([classAxis], 'axes')], { keepdims: 0 });
+}
+
+function categoricalFromOneHot(graph: Graph, output: Value, oneHot: Value, fromLogits: boolean): Value {
+  return graph.op1('Neg', [mean(graph, logLikelihoods(graph, output, oneHot, fromLogits, 1))]);
 }
 
 /** Cross-entropy with one-hot (or soft) labels [N, C]. */

@@ -17,7 +17,8 @@ import { runEpochs, type History, type PrivateSteps } from './fit-loop.js';
 import { checkPrivateReplicas, PrivacyLedger, resolvePrivacy, type PrivacySpentReport } from './privacy/dp-sgd.js';
 import { dpSgdGradient, DP_CLIP_INPUT, DP_NOISE_STDDEV_INPUT } from './privacy/dp-sgd-step.js';
 import { resolveLoss, type Loss } from './losses.js';
-import { evaluateClassifier } from './metrics.js';
+import { sparseLabels } from './sparse-labels.js';
+import { evaluateClassifier, labelledPositions } from './metrics.js';
 import { resolveOptimizer, type Optimizer } from './optimizers.js';
 import { accuracyKind, compileTraining, type FlatSlot, type TrainingStepOptions } from './training-step.js';
 import { maskLiveWeights, pullState, pushState, type OptimizerProgress } from './training-state.js';
@@ -230,6 +231,10 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     const o = c.stepOptions;
     const other = o.flatMask ? 'a pruning mask' : o.transformParam || o.afterLayer ? 'quantization-aware training' : o.buildLoss || o.extraInputs ? 'a custom loss or extra step inputs (distillation, a FedProx penalty)' : null;
     if (other) throw new KilnError('INVALID_ARGUMENT', `fit's privacy (DP-SGD) cannot train under ${other}: per-example clipping covers plain training only`);
+    if (c.loss.config.ignoreClass !== undefined) {
+      // The loss averages over the batch's labelled positions, so no example's share of it is its own mean.
+      throw new KilnError('INVALID_ARGUMENT', `fit's privacy (DP-SGD) clips each example's own gradient, and a loss with ignoreClass (${c.loss.config.ignoreClass}) weights examples by their labelled positions; train without ignoreClass`);
+    }
     const stepsPerEpoch = Math.ceil(data.n / data.batchSize);
     const settings = resolvePrivacy(args.privacy!, data.batchSize, data.n, stepsPerEpoch * (data.epochs - startEpoch));
     if (Object.values(c.training.store).some((state) => c.training.frozen.includes(state))) {
@@ -290,9 +295,10 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     const result: Record<string, number> & { confusion?: number[][] } = { loss: r.loss };
     if (r.accuracy !== undefined) result.accuracy = r.accuracy;
     if (c.training.accuracy === 'sparse') {
-      const numClasses = this.outputShape[0]!;
-      const truth = Int32Array.from(labels.data as BigInt64Array, Number);
-      const report = evaluateClassifier(truth, new Tensor(r.predictions, [rows.n, numClasses], 'float32'));
+      // Every labelled position (a token's, a pixel's) is one classified row, as the accuracy counts them.
+      const sparse = sparseLabels(c.loss, this.outputShape.length + 1)!;
+      const { truth, scores } = labelledPositions(r.predictions, [rows.n, ...this.outputShape], sparse.classAxis, labels.data as BigInt64Array, sparse.ignoreClass);
+      const report = evaluateClassifier(truth, scores);
       result.macroF1 = report.macroF1;
       if (report.aucRoc !== null) result.aucRoc = report.aucRoc;
       result.confusion = report.confusion;

@@ -16,6 +16,7 @@ import { evaluateSteps, newStateScope, releaseSessions, type CompiledSteps } fro
 import { checkFinite, checkFitArgs, prepareLabels, type FitArgs } from './fit-args.js';
 import { runEpochs, type History } from './fit-loop.js';
 import { resolveLoss } from './losses.js';
+import { sparseLabels } from './sparse-labels.js';
 import { resolveOptimizer } from './optimizers.js';
 import { pullState, pushState, type OptimizerProgress } from './training-state.js';
 import { readTrainingPackage, type TrainerManifest, type TrainingPackage } from './training-package.js';
@@ -51,9 +52,10 @@ export class Trainer implements TrainingControl {
   ) {
     const m = manifest;
     const optimizer = resolveOptimizer(m.optimizer);
+    const loss = resolveLoss(m.loss);
     this.steps = {
       stateScope: newStateScope(),
-      loss: resolveLoss(m.loss),
+      loss,
       optimizer,
       metrics: m.metrics,
       training: {
@@ -64,6 +66,8 @@ export class Trainer implements TrainingControl {
         frozen: m.frozen,
         store: m.store,
         accuracy: m.accuracy,
+        // The package's steps output the labelled positions where its loss is one over positions.
+        counted: sparseLabels(loss, m.outputShape.length + 1)?.perPosition ?? false,
         notReplicable: 'a training package carries the one-replica step',
         replicate: () => {
           throw new KilnError('INVALID_ARGUMENT', 'a training package trains on one replica (export the model again to train it on replicas in Node)');

@@ -9,6 +9,7 @@ import { encodeModel } from '../graph/proto.js';
 import type { GradientOptions } from '../graph/op-definition.js';
 import type { Model, ParamInfo } from '../model/model.js';
 import type { Loss } from './losses.js';
+import { labelledMask, sparseLabels } from './sparse-labels.js';
 import type { Optimizer } from './optimizers.js';
 
 /** Where each trainable parameter lives inside the flat parameter vector. */
@@ -26,6 +27,9 @@ export interface FlatSlot {
 /** How a compiled step counts accuracy, from its loss: sparse labels, one-hot, binary (probabilities or logits), or not at all. */
 export type AccuracyKind = 'sparse' | 'categorical' | 'binary' | 'binaryLogits' | null;
 
+/** The step output of the labelled positions a loss over positions averages over (CompiledTraining.counted). */
+export const COUNTED = 'counted';
+
 /** Names of the state tensors the runtime worker holds between steps. */
 export const STATE_PARAMS = 'state/params';
 export const slotState = (slot: string) => `state/${slot}`;
@@ -42,6 +46,12 @@ export interface CompiledTraining {
   /** Train-step outputs to store back into state (output name → state name). */
   store: Record<string, string>;
   accuracy: AccuracyKind;
+  /**
+   * Whether the steps output COUNTED, the labelled positions the loss averages over (and the accuracy
+   * counts): a sparse loss over token or pixel labels, or one with an ignored class. Losses and
+   * accuracies of batches are then weighted by it rather than by their examples.
+   */
+  counted: boolean;
   /**
    * Why this step cannot be split across replicas (data parallelism), or null when it can: see
    * `replicate`.
@@ -78,14 +88,19 @@ export function accuracyKind(loss: Loss, wantsAccuracy: boolean): AccuracyKind {
   return null;
 }
 
-/** Number of correct predictions in the batch, as a float scalar. */
-function correctCount(graph: Graph, output: Value, labels: Value, kind: AccuracyKind): Value | null {
+/**
+ * Number of correct predictions in the batch, as a float scalar: of examples, or for a sparse loss
+ * over positions (token labels, an ignored class) of its labelled positions.
+ */
+function correctCount(graph: Graph, output: Value, labels: Value, kind: AccuracyKind, loss: Loss): Value | null {
   if (!kind) return null;
   let hits: Value;
   if (kind === 'sparse' || kind === 'categorical') {
-    const predicted = graph.op1('ArgMax', [output], { axis: 1, keepdims: 0 });
+    const sparse = kind === 'sparse' ? sparseLabels(loss, output.shape!.length) : undefined;
+    const predicted = graph.op1('ArgMax', [output], { axis: sparse?.classAxis ?? 1, keepdims: 0 });
     const truth = kind === 'sparse' ? labels : graph.op1('ArgMax', [labels], { axis: 1, keepdims: 0 });
     hits = graph.op1('Equal', [predicted, truth]);
+    if (sparse?.ignoreClass !== undefined) hits = graph.op1('And', [hits, labelledMask(graph, labels, sparse.ignoreClass)]);
   } else {
     const threshold = graph.scalar(kind === 'binaryLogits' ? 0 : 0.5);
     const predicted = graph.op1('Greater', [output, threshold]);
@@ -93,6 +108,17 @@ function correctCount(graph: Graph, output: Value, labels: Value, kind: Accuracy
     hits = graph.op1('Equal', [predicted, truth]);
   }
   return graph.op1('ReduceSum', [graph.op1('Cast', [hits], { to: 1 })], { keepdims: 0 });
+}
+
+/**
+ * The number of positions a sparse loss over positions averages over (float scalar): every label of
+ * `[N, T, ...]`, less those of the ignored class. Null for a loss of one label per example.
+ */
+function countedPositions(graph: Graph, output: Value, labels: Value, loss: Loss): Value | null {
+  const sparse = sparseLabels(loss, output.shape!.length);
+  if (!sparse?.perPosition) return null;
+  const counted = sparse.ignoreClass === undefined ? graph.op1('Size', [labels]) : graph.op1('ReduceSum', [graph.op1('Cast', [labelledMask(graph, labels, sparse.ignoreClass)], { to: 7 })], { keepdims: 0 });
+  return graph.op1('Cast', [counted], { to: 1 });
 }
 
 /**
@@ -205,8 +231,10 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
       lossValue = graph.op1('Add', [lossValue, options.penalty(graph, params)]);
     }
     graph.output(lossValue, 'loss');
-    const correct = correctCount(graph, built.output, labels, accuracy);
+    const correct = correctCount(graph, built.output, labels, accuracy, loss);
     if (correct) graph.output(correct, 'correct');
+    const counted = countedPositions(graph, built.output, labels, loss);
+    if (counted) graph.output(counted, COUNTED);
     return { graph, built, lossValue, sliced, flat };
   };
 
@@ -321,6 +349,7 @@ export function compileTraining(model: Model, loss: Loss, optimizer: Optimizer, 
     frozen,
     store,
     accuracy,
+    counted: sparseLabels(loss, model.outputShape.length + 1)?.perPosition ?? false,
     notReplicable,
     replicate,
   };

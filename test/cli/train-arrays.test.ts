@@ -12,7 +12,7 @@ import { saveNpy } from '../../src/data/npy.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
 import { Tensor } from '../../src/tensor.js';
 import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
-import { paddedTokenTask, tokenTask } from '../fixtures/exported/token-task.js';
+import { paddedTokenTask, taggedTokenTask, tokenTask } from '../fixtures/exported/token-task.js';
 import { tempDir } from '../train/helpers.js';
 import { runMain } from './helpers.js';
 
@@ -151,6 +151,32 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     assert.equal(info.code, 0, info.err);
     assert.match(info.out, /Trainable: yes/);
     assert.ok(!existsSync(t.path('never-dyn.onnx')));
+  });
+
+  it('fine-tunes a token classifier on a label per token, padding labelled -100 left out by --ignore-class', async () => {
+    // tokentag.onnx: logits [batch, sequence, 3]; y_train.npy [N, 12] with -100 on padding, as Hugging Face's token labels.
+    const train = taggedTokenTask(2048, 26, true);
+    const test = taggedTokenTask(256, 27, true);
+    await write('tagged', { train: { x: train.x, y: train.y }, test: { x: test.x, y: test.y } });
+    const model = `${EXPORTED_DIR}/tokentag.onnx`;
+    const refused = await runMain(['train', '--model', model, '--dataset', t.path('tagged'), '--epochs', '1', '--out', t.path('never-tagged.onnx')]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /\[INVALID_DATA\]: label y\[\d+, \d+\] is -100, expected an integer class in \[0, 3\) for a model with 3 outputs; a label that marks positions to leave out is the loss's ignoreClass \(kiln train and kiln evaluate: --ignore-class -100\)/);
+    assert.ok(!existsSync(t.path('never-tagged.onnx')));
+    const r = await runMain(['train', '--model', model, '--dataset', t.path('tagged'), '--ignore-class', '-100', '--epochs', '8', '--lr', '0.003', '--validation-split', '0', '--batch-size', '64', '--out', t.path('tagged.onnx')]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /2048 examples (input_ids \[12\], attention_mask \[12\]|attention_mask \[12\], input_ids \[12\]), 3 classes/);
+    const trained = Number(ACCURACY.exec(r.out)![1]);
+    assert.ok(trained > 95, `token accuracy after 8 epochs on the swapped labels: ${trained}%`);
+    // The saved file remembers its sizes and its loss; evaluate counts the same tokens.
+    const e = await runMain(['evaluate', t.path('tagged.onnx'), '--dataset', t.path('tagged'), '--ignore-class', '-100', '--json']);
+    assert.equal(e.code, 0, e.err);
+    const result = JSON.parse(e.out) as { accuracy: number; confusion: number[][] };
+    assert.equal((100 * result.accuracy).toFixed(2), trained.toFixed(2));
+    const labelled = Array.from(test.y.data).filter((l) => l !== -100).length;
+    assert.equal(result.confusion.flat().reduce((a, b) => a + b, 0), labelled);
+    const saved = await OnnxModel.load(t.path('tagged.onnx'));
+    assert.deepEqual(JSON.parse(saved.description.metadata['kiln.training']!).loss, { name: 'sparseCategoricalCrossentropy', config: { fromLogits: true, ignoreClass: -100 } });
   });
 
   it('a --dataset that names nothing is said to name nothing, before the inputs are counted', async () => {

@@ -13,8 +13,9 @@ import { decodeModel, encodeModel } from '../../src/graph/proto.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
-import { EXPORTED_DIR, decodeTensor, readReference, referenceInputs } from '../fixtures/exported/reference.js';
+import { EXPORTED_DIR, decodeTensor, readReference, referenceInputs, referenceLabels } from '../fixtures/exported/reference.js';
 import { lossGradientGraph } from '../../src/train/loss-gradients.js';
+import { sparseCategoricalCrossentropy, type Loss } from '../../src/train/losses.js';
 
 const DIR = EXPORTED_DIR;
 
@@ -37,15 +38,18 @@ after(() => runtime.close());
  * last two declare opset 21 (19–21 changed no operator these graphs use, only added types and
  * attributes), so Kiln's step nodes are checked at the newest opset it trains.
  */
-const CASES: [label: string, fixture: string, declaredOpset?: number, dimensions?: Record<string, number>][] = [
+const CASES: [label: string, fixture: string, declaredOpset?: number, dimensions?: Record<string, number>, loss?: Loss][] = [
   ...['resnet', 'resnet_fused', 'mlp', 'dwsep', 'vit13', 'vit17', 'resnet_wide', 'vit_wide', 'textcls', 'textmask', 'resnet7', 'vit9', 'textmask11', 'mobilenet9'].map((n): [string, string] => [n, n]),
   ['vit17 declared at opset 21', 'vit17', 21],
   ['textmask declared at opset 21', 'textmask', 21],
   // Its inputs [batch, sequence], as Hugging Face exports are: given 12, the reference's length.
   ['textdyn at sequence 12', 'textdyn', undefined, { sequence: 12 }],
+  // A token classifier (logits [batch, sequence, 3]): a label per token, padding labelled -100 and
+  // left out of the mean, as PyTorch's CrossEntropyLoss(ignore_index=-100).
+  ['tokentag (a label per token) at sequence 12', 'tokentag', undefined, { sequence: 12 }, sparseCategoricalCrossentropy({ ignoreClass: -100 })],
 ];
 
-for (const [label, name, declaredOpset, dimensions] of CASES) {
+for (const [label, name, declaredOpset, dimensions, loss] of CASES) {
   describe(`gradients of PyTorch's ${label} export`, () => {
     it("equal PyTorch's loss, train-mode logits, every parameter's gradient and the running statistics", async () => {
       const ref = readReference(name);
@@ -59,8 +63,8 @@ for (const [label, name, declaredOpset, dimensions] of CASES) {
         model = await GraphModel.fromProto(proto, file);
       }
       // The model's logits are the graph's output 'output'.
-      const { graph, loss, trainable, gradients, updates } = lossGradientGraph(model);
-      graph.output(loss, 'loss');
+      const { graph, loss: lossValue, trainable, gradients, updates } = lossGradientGraph(model, 'labels', loss);
+      graph.output(lossValue, 'loss');
       gradients.forEach((g, k) => graph.output(g, `grad/${k}`));
       const stats = [...updates];
       stats.forEach(([, v], k) => graph.output(v, `stat/${k}`));
@@ -74,7 +78,7 @@ for (const [label, name, declaredOpset, dimensions] of CASES) {
         given instanceof Tensor ? { input: given } : { input: given[model.modelInput.name]!, ...Object.fromEntries(model.otherInputs.map((o) => [o.stepName, given[o.name]!])) };
       const feeds: Record<string, Tensor> = {
         ...data,
-        labels: new Tensor(BigInt64Array.from(ref.batch.labels, (l) => BigInt(l)), [ref.batch.labels.length], 'int64'),
+        labels: referenceLabels(ref.batch.labels),
       };
       for (const p of model.paramInfos()) feeds[p.name] = model.weights.get(p.name)!;
       const out = await runtime.run(session, feeds);

@@ -125,6 +125,53 @@ describe('loss gradients', () => {
   });
 });
 
+describe('sparseCategoricalCrossentropy over positions (token labels, ignoreClass, axis)', () => {
+  // One sequence of two positions: logits [2, 1, 0.1] labelled 0 (loss log(e² + e + e^0.1) − 2 =
+  // 0.41703), [0.5, 2.5, −1] labelled 2 (loss log(e^0.5 + e^2.5 + e^−1) + 1 = 3.65318).
+  const logits = new Tensor(Float32Array.of(2, 1, 0.1, 0.5, 2.5, -1), [1, 2, 3], 'float32');
+  const labels = (v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [1, 2], 'int64');
+
+  it('averages over every position of [N, T, classes] (classes on the last axis, as Keras)', async () => {
+    const { loss } = await runLoss(sparseCategoricalCrossentropy({ fromLogits: true }), logits, labels([0, 2]));
+    assertNear(loss, (0.4170300162778333 + 3.6531782071222882) / 2, 'loss');
+  });
+
+  it('leaves the ignored class out of the mean and the gradient (PyTorch ignore_index = −100)', async () => {
+    const { loss, grad } = await runLoss(sparseCategoricalCrossentropy({ fromLogits: true, ignoreClass: -100 }), logits, labels([0, -100]));
+    assertNear(loss, 0.4170300162778333, 'loss of the one labelled position');
+    // softmax([2, 1, 0.1]) − onehot(0), over 1 counted position; nothing at the ignored one.
+    [0.6590011388859679 - 1, 0.2424329707047139, 0.09856589040931818, 0, 0, 0].forEach((g, i) => assertNear(grad[i]!, g, `d loss / d logit ${i}`));
+  });
+
+  it('a batch whose labels are all ignored has loss 0 and no gradient', async () => {
+    const { loss, grad } = await runLoss(sparseCategoricalCrossentropy({ fromLogits: true, ignoreClass: -100 }), logits, labels([-100, -100]));
+    assert.equal(loss, 0);
+    assert.ok(grad.every((g) => g === 0));
+  });
+
+  it('axis 1 reads classes as PyTorch does ([N, classes, T]): the same loss as the last axis of the transpose', async () => {
+    const channelsFirst = new Tensor(Float32Array.of(2, 0.5, 1, 2.5, 0.1, -1), [1, 3, 2], 'float32');
+    const loss = sparseCategoricalCrossentropy({ fromLogits: true, axis: 1, ignoreClass: 255 });
+    assert.deepEqual(loss.labelSpec([3, 2]), { dtype: 'int64', shape: [2] });
+    assertNear((await runLoss(loss, channelsFirst, labels([0, 2]))).loss, (0.4170300162778333 + 3.6531782071222882) / 2, 'loss');
+    assertNear((await runLoss(loss, channelsFirst, labels([255, 2]))).loss, 3.6531782071222882, 'loss without the void class');
+  });
+
+  it('labels take the output shape without its class axis; the batch axis is no class axis', () => {
+    assert.deepEqual(sparseCategoricalCrossentropy().labelSpec([10]), { dtype: 'int64', shape: [] });
+    assert.deepEqual(sparseCategoricalCrossentropy().labelSpec([12, 3]), { dtype: 'int64', shape: [12] });
+    assert.deepEqual(sparseCategoricalCrossentropy({ axis: 1 }).labelSpec([21, 8, 8]), { dtype: 'int64', shape: [8, 8] });
+    assert.throws(() => sparseCategoricalCrossentropy({ axis: 0 }).labelSpec([10]), (e: unknown) => e instanceof KilnError && /axis 0 is not a class axis of an output of rank 2/.test(e.message));
+    assert.throws(() => sparseCategoricalCrossentropy({ ignoreClass: 0.5 }), (e: unknown) => e instanceof KilnError && /ignoreClass must be an integer, got 0.5/.test(e.message));
+  });
+
+  it('a classifier saved before keeps its config; given options are recorded for the saved model', () => {
+    assert.deepEqual(sparseCategoricalCrossentropy({ fromLogits: true }).config, { fromLogits: true });
+    const loss = resolveLoss({ name: 'sparseCategoricalCrossentropy', config: { fromLogits: true, ignoreClass: -100, axis: -1 } });
+    assert.deepEqual(loss.config, { fromLogits: true, axis: -1, ignoreClass: -100 });
+  });
+});
+
 describe('resolveLoss', () => {
   it('accepts Keras names in camelCase and snake_case', () => {
     assert.equal(resolveLoss('sparseCategoricalCrossentropy').name, 'sparseCategoricalCrossentropy');

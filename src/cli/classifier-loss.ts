@@ -1,0 +1,23 @@
+/**
+ * The loss `kiln train`, `kiln evaluate` and `kiln export-trainer` give a classifier: sparse categorical
+ * cross-entropy, from the logits where the model has them, leaving out the label --ignore-class names.
+ */
+import type { Command } from './command.js';
+import { sparseCategoricalCrossentropy, type Loss } from '../train/losses.js';
+import { Sequential } from '../train/sequential.js';
+import type { TrainableModel } from '../train/model.js';
+
+export const IGNORE_CLASS_OPTION: Command['options'][number] = {
+  name: 'ignore-class',
+  type: 'number',
+  integer: true,
+  description: "a label that marks positions to leave out of the loss and accuracy, e.g. -100 (Hugging Face's token labels on padding; PyTorch's ignore_index, Keras' ignore_class)",
+};
+
+export function classifierLoss(model: TrainableModel, options: Record<string, unknown>): Loss {
+  const ignoreClass = options['ignore-class'] === undefined ? undefined : Number(options['ignore-class']);
+  // A Kiln model's last layer says whether it outputs probabilities; an imported graph trains from its
+  // logits, cutting a final Softmax off (GraphModel.compile).
+  const fromLogits = model instanceof Sequential ? !model.outputsProbabilities : true;
+  return sparseCategoricalCrossentropy({ fromLogits, ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
+}

@@ -1,0 +1,43 @@
+/**
+ * What a sparse categorical cross-entropy's labels say about its output: which axis holds the classes,
+ * which label is ignored, and whether the loss is one over positions (a label per token or pixel) —
+ * what the compiled steps, the label checks and evaluate() read of the loss.
+ */
+import { KilnError } from '../errors.js';
+import type { Graph, Value } from '../graph/graph.js';
+import type { Loss } from './losses.js';
+
+export interface SparseLabels {
+  /** The output's class axis (the batch axis is 0). */
+  classAxis: number;
+  /** The label left out of the loss and the accuracy, if any. */
+  ignoreClass?: number;
+  /** Whether the loss is a mean over labelled positions rather than over examples: more axes than [N, classes], or an ignored class. */
+  perPosition: boolean;
+}
+
+/** The class axis of a sparse cross-entropy's output of `rank` (batch axis included): `axis` or the last. */
+export function sparseClassAxis(axis: number | undefined, rank: number): number {
+  const a = axis ?? -1;
+  const classAxis = a < 0 ? rank + a : a;
+  if (classAxis < 1 || classAxis >= rank) {
+    throw new KilnError('INVALID_ARGUMENT', `sparseCategoricalCrossentropy: axis ${a} is not a class axis of an output of rank ${rank} (axis 0 is the batch)`);
+  }
+  return classAxis;
+}
+
+/**
+ * What a compiled step counts of a sparse cross-entropy's labels: the class axis, and the ignored
+ * label. Undefined for any other loss.
+ */
+export function sparseLabels(loss: Loss, outputRank: number): SparseLabels | undefined {
+  if (loss.name !== 'sparseCategoricalCrossentropy') return undefined;
+  const ignoreClass = loss.config.ignoreClass as number | undefined;
+  return { classAxis: sparseClassAxis(loss.config.axis as number | undefined, outputRank), ...(ignoreClass !== undefined ? { ignoreClass } : {}), perPosition: outputRank > 2 || ignoreClass !== undefined };
+}
+
+
+/** Where labels count (bool, the labels' shape): every label but `ignoreClass`. */
+export function labelledMask(graph: Graph, labels: Value, ignoreClass: number): Value {
+  return graph.op1('Not', [graph.op1('Equal', [labels, graph.scalar(ignoreClass, 'int64')])]);
+}

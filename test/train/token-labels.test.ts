@@ -1,0 +1,126 @@
+/**
+ * A label per position: a token classifier PyTorch exported as Hugging Face's `...ForTokenClassification`
+ * are (tokentag.onnx: `input_ids` and `attention_mask` [batch, sequence] → logits [batch, sequence, 3])
+ * fine-tunes with sparse categorical cross-entropy over its tokens, padding labelled -100 and left out
+ * (Keras' ignore_class, PyTorch's ignore_index). Loss, accuracy and the classifier metrics count the
+ * labelled tokens, batches and replicas weighted by them. Its gradients against PyTorch's:
+ * graph-model-gradients.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeModel } from '../../src/graph/proto.js';
+import { readFileSync } from 'node:fs';
+import { Tensor } from '../../src/tensor.js';
+import { GraphModel } from '../../src/train/graph-model.js';
+import { sparseCategoricalCrossentropy } from '../../src/train/losses.js';
+import { adam, sgd } from '../../src/train/optimizers.js';
+import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
+import { IGNORE_INDEX, SEQ, taggedTokenTask } from '../fixtures/exported/token-task.js';
+import { kilnError, maxAbsDifference, weightsOf } from './helpers.js';
+
+const FILE = `${EXPORTED_DIR}/tokentag.onnx`;
+const CLASSES = 3;
+const tokenLoss = () => sparseCategoricalCrossentropy({ fromLogits: true, ignoreClass: IGNORE_INDEX });
+const load = () => GraphModel.load(FILE, { dimensions: { sequence: SEQ } });
+
+/** Mean cross-entropy and accuracy over the labelled tokens, from logits [N, SEQ, CLASSES], in plain arithmetic. */
+function byHand(logits: Float32Array, labels: Int32Array): { loss: number; accuracy: number; counted: number } {
+  let loss = 0;
+  let hits = 0;
+  let counted = 0;
+  for (let p = 0; p < labels.length; p++) {
+    if (labels[p] === IGNORE_INDEX) continue;
+    const row = Array.from(logits.subarray(p * CLASSES, (p + 1) * CLASSES));
+    const max = Math.max(...row);
+    const logSum = max + Math.log(row.reduce((a, z) => a + Math.exp(z - max), 0));
+    loss += logSum - row[labels[p]!]!;
+    if (row.indexOf(max) === labels[p]) hits++;
+    counted++;
+  }
+  return { loss: loss / counted, accuracy: hits / counted, counted };
+}
+
+describe('sparse cross-entropy over the tokens of a token classifier', () => {
+  it('fine-tunes to the opposite rule; evaluate counts labelled tokens only, in any batch size', async () => {
+    const model = await load();
+    assert.deepEqual(model.outputShape, [SEQ, CLASSES]);
+    const train = taggedTokenTask(2048, 1, true);
+    const test = taggedTokenTask(500, 2, true);
+    model.compile({ optimizer: adam({ learningRate: 3e-3 }), loss: tokenLoss(), metrics: ['accuracy'] });
+    const before = await model.evaluate(test.x, test.y);
+    const history = await model.fit(train.x, train.y, { epochs: 8, batchSize: 64, verbose: 0, seed: 3 });
+    // Batches of 64 rows hold different numbers of labelled tokens: 128 rows per evaluation batch (500
+    // is no multiple of it) still give the mean over every labelled token, as one batch would.
+    const after = await model.evaluate(test.x, test.y, { batchSize: 128 });
+    const logits = (await model.predict(test.x)).data as Float32Array;
+    const expected = byHand(logits, test.y.data);
+    assert.ok(Math.abs(after.loss - expected.loss) <= 1e-5 * (1 + expected.loss), `loss ${after.loss} vs ${expected.loss} by hand`);
+    assert.ok(Math.abs(after.accuracy! - expected.accuracy) <= 1e-9, `accuracy ${after.accuracy} vs ${expected.accuracy} by hand`);
+    assert.ok(before.accuracy! < 0.9 && after.accuracy! > 0.97, `token accuracy on the opposite rule: ${before.accuracy} before, ${after.accuracy} after fine-tuning`);
+    assert.ok(history.history.loss![7]! < history.history.loss![0]!, `training loss falls: ${history.history.loss}`);
+    // One row of the confusion matrix per true class, over the labelled tokens (padding is no class).
+    const confusion = after.confusion!;
+    assert.equal(confusion.length, CLASSES);
+    assert.equal(confusion.flat().reduce((a, b) => a + b, 0), expected.counted);
+    assert.equal(confusion.reduce((a, row, k) => a + row[k]!, 0) / expected.counted, after.accuracy);
+  });
+
+  it('replicas weight their losses by labelled tokens: two replicas step as one', async () => {
+    // One SGD step on 64 sequences whose halves hold different numbers of tokens: weighted by rows,
+    // the two halves' means would not make the batch's mean, and the weights would differ.
+    const data = taggedTokenTask(64, 5, true);
+    const counted = (rows: Int32Array) => rows.filter((l) => l !== IGNORE_INDEX).length;
+    assert.notEqual(counted(data.y.data.subarray(0, 32 * SEQ)), counted(data.y.data.subarray(32 * SEQ)));
+    const weights = [];
+    for (const replicas of [1, 2]) {
+      const model = await load();
+      model.compile({ optimizer: sgd({ learningRate: 1 }), loss: tokenLoss(), metrics: ['accuracy'] });
+      const h = await model.fit(data.x, data.y, { epochs: 1, batchSize: 64, shuffle: false, replicas, verbose: 0 });
+      assert.equal(model.trainingReplicas, replicas);
+      weights.push({ w: weightsOf(model), loss: h.history.loss![0]!, accuracy: h.history.accuracy![0]! });
+    }
+    const [one, two] = weights;
+    assert.ok(maxAbsDifference(one!.w, two!.w) <= 1e-5, `weights after one step on 1 and 2 replicas differ by ${maxAbsDifference(one!.w, two!.w)}`);
+    assert.ok(Math.abs(one!.loss - two!.loss) <= 1e-5, `loss ${one!.loss} vs ${two!.loss}`);
+    assert.equal(one!.accuracy, two!.accuracy);
+  });
+
+  it('a token classifier ending in Softmax trains from the logits before it', async () => {
+    const proto = decodeModel(readFileSync(FILE));
+    const graph = proto.graph!;
+    graph.node!.push({ opType: 'Softmax', input: ['logits'], output: ['probabilities'], name: 'softmax', attribute: [{ name: 'axis', type: 2, i: -1 }] });
+    graph.output = [{ ...graph.output![0]!, name: 'probabilities' }];
+    const withSoftmax = await GraphModel.fromProto(proto, 'tokentag+softmax.onnx', { dimensions: { sequence: SEQ } });
+    assert.equal(withSoftmax.outputsProbabilities, true);
+    const plain = await load();
+    for (const model of [plain, withSoftmax]) model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    const test = taggedTokenTask(64, 2, false);
+    // Without ignoreClass the padding's −100 is no class: labelled 0 here.
+    const zeroPadded = new Tensor(test.y.data.map((l) => (l === IGNORE_INDEX ? 0 : l)), test.y.shape, 'int32');
+    const a = await plain.evaluate(test.x, zeroPadded);
+    const b = await withSoftmax.evaluate(test.x, zeroPadded);
+    assert.ok(Math.abs(a.loss - b.loss) <= 1e-5, `loss from the logits ${a.loss} vs through the cut Softmax ${b.loss}`);
+    assert.equal(a.accuracy, b.accuracy);
+  });
+
+  it('refuses labels not shaped as the tokens, classes out of range, and -100 without ignoreClass', async () => {
+    const model = await load();
+    const data = taggedTokenTask(8, 7, false);
+    model.compile({ optimizer: 'adam', loss: tokenLoss(), metrics: ['accuracy'] });
+    const perSequence = new Tensor(new Int32Array(8), [8], 'int32');
+    await assert.rejects(model.fit(data.x, perSequence, { verbose: 0 }), kilnError('INVALID_SHAPE', 'expects integer labels of shape [8, 12]', 'its class axis 2 removed', 'got [8]'));
+    const outOfRange = new Tensor(data.y.data.slice(), data.y.shape, 'int32');
+    outOfRange.data[1 * SEQ + 3] = 3;
+    await assert.rejects(model.evaluate(data.x, outOfRange), kilnError('INVALID_DATA', 'label y[1, 3] is 3', 'in [0, 3) or -100 (the ignored class)'));
+    model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    const firstPadding = data.y.data.indexOf(IGNORE_INDEX);
+    await assert.rejects(model.evaluate(data.x, data.y), kilnError('INVALID_DATA', `label y[${Math.floor(firstPadding / SEQ)}, ${firstPadding % SEQ}] is -100, expected an integer class in [0, 3) for`));
+  });
+
+  it('DP-SGD refuses a loss with ignoreClass, whose examples are weighted by their tokens', async () => {
+    const model = await load();
+    const data = taggedTokenTask(16, 8, false);
+    model.compile({ optimizer: 'sgd', loss: tokenLoss() });
+    await assert.rejects(model.fit(data.x, data.y, { verbose: 0, privacy: { l2NormClip: 1, noiseMultiplier: 1, delta: 1e-5 } }), kilnError('INVALID_ARGUMENT', 'DP-SGD', 'ignoreClass (-100)'));
+  });
+});
