@@ -14,8 +14,9 @@ import torch.nn.functional as F  # noqa: E402
 import models  # noqa: E402,F401  (re-exported for the scripts)
 
 
-def train(model, x, y, epochs: int, batch_size: int, lr: float, gen: torch.Generator, params=None, features=None, orders=None) -> float:
-    """Adam (torch defaults but lr), mean cross-entropy, a fresh shuffle from gen each epoch (or the
+def train(model, x, y, epochs: int, batch_size: int, lr: float, gen: torch.Generator, params=None, features=None, orders=None,
+          loss_fn=F.cross_entropy) -> float:
+    """Adam (torch defaults but lr), mean cross-entropy (or loss_fn), a fresh shuffle from gen each epoch (or the
     given orders: one index tensor per epoch), one step per batch, the loss read back every step (as
     Kiln's fit). model.train() unless the caller set modes.
     features: a frozen function run under no_grad before model (model is then the trainable part).
@@ -31,7 +32,7 @@ def train(model, x, y, epochs: int, batch_size: int, lr: float, gen: torch.Gener
                 with torch.no_grad():
                     xb = features(xb)
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb), y[idx])
+            loss = loss_fn(model(xb), y[idx])
             loss.backward()
             opt.step()
             loss.item()
@@ -39,10 +40,14 @@ def train(model, x, y, epochs: int, batch_size: int, lr: float, gen: torch.Gener
 
 
 def accuracy(model, x, y, batch_size: int = 1000) -> float:
-    """Top-1 accuracy with model in eval() mode."""
+    """Top-1 accuracy with model in eval() mode; for logits N x L x C (a label per token), over the
+    labels that are not models.IGNORE_INDEX."""
     model.eval()
-    correct = 0
+    correct = counted = 0
     with torch.no_grad():
         for k in range(0, len(x), batch_size):
-            correct += (model(x[k:k + batch_size]).argmax(1) == y[k:k + batch_size]).sum().item()
-    return correct / len(x)
+            logits, labels = model(x[k:k + batch_size]), y[k:k + batch_size]
+            labelled = labels != models.IGNORE_INDEX
+            correct += ((logits.argmax(-1) == labels) & labelled).sum().item()
+            counted += labelled.sum().item()
+    return correct / counted

@@ -1,9 +1,10 @@
 """PyTorch reference for fine-tuning the exported text fixtures (test/fixtures/exported/textcls.onnx,
-textmask.onnx): the same architecture starting from exactly the .onnx's weights, trained on the token
-data finetune-text.js writes (NumPy files in --data: {train,test}_input_ids.npy, for textmask also
-{train,test}_attention_mask.npy, and {train,test}_labels.npy) with Adam (torch defaults except lr) and
-mean cross-entropy, in the batch order of --order; then top-1 accuracy on the test part. Prints one JSON
-object on stdout, nothing else:
+textmask.onnx, tokentag.onnx): the same architecture starting from exactly the .onnx's weights, trained
+on the token data finetune-text.js writes (NumPy files in --data: {train,test}_input_ids.npy, for
+textmask and tokentag also {train,test}_attention_mask.npy, and {train,test}_labels.npy: [N], or [N, 12]
+with -100 on padding for tokentag) with Adam (torch defaults except lr) and mean cross-entropy (over
+the labelled tokens for tokentag: models.token_cross_entropy), in the batch order of --order; then
+top-1 accuracy on the test part (of the labelled tokens). Prints one JSON object on stdout, nothing else:
 {fixture, epochs, batchSize, lr, seed, trainExamples, testAccuracy, trainSeconds, examplesPerSecond, torchVersion, threads}
 trainSeconds and examplesPerSecond cover the training loop only.
 
@@ -15,11 +16,11 @@ import os
 
 import numpy as np
 
-from torch_common import accuracy, models, torch, train
+from torch_common import F, accuracy, models, torch, train
 
 
 class BothInputs(torch.nn.Module):
-    """textmask's two inputs as one tensor [N, 2, 12] (ids, mask), so the shared loop indexes one x."""
+    """textmask's (and tokentag's) two inputs as one tensor [N, 2, 12] (ids, mask), so the shared loop indexes one x."""
 
     def __init__(self, model):
         super().__init__()
@@ -37,7 +38,7 @@ def load(data: str, part: str, masked: bool):
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument('--fixture', required=True, choices=['textcls', 'textmask'])
+    p.add_argument('--fixture', required=True, choices=['textcls', 'textmask', 'tokentag'])
     p.add_argument('--data', required=True)
     p.add_argument('--epochs', type=int, required=True)
     p.add_argument('--batch-size', type=int, required=True)
@@ -49,7 +50,7 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    masked = a.fixture == 'textmask'
+    masked = a.fixture in ('textmask', 'tokentag')
     model = models.load_fixture(a.fixture)
     model = BothInputs(model) if masked else model
     x, y = load(a.data, 'train', masked)
@@ -57,7 +58,8 @@ def main() -> None:
     with open(a.order, 'rb') as f:
         orders = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).long().reshape(a.epochs, len(x))
     model.train()
-    seconds = train(model, x, y, a.epochs, a.batch_size, a.lr, torch.Generator().manual_seed(a.seed), orders=orders)
+    loss_fn = models.token_cross_entropy if a.fixture == 'tokentag' else F.cross_entropy
+    seconds = train(model, x, y, a.epochs, a.batch_size, a.lr, torch.Generator().manual_seed(a.seed), orders=orders, loss_fn=loss_fn)
     print(json.dumps({
         'fixture': a.fixture, 'epochs': a.epochs, 'batchSize': a.batch_size, 'lr': a.lr, 'seed': a.seed,
         'trainExamples': len(x), 'testAccuracy': accuracy(model, tx, ty), 'trainSeconds': seconds,

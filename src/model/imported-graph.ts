@@ -307,11 +307,16 @@ export class ImportedGraph implements ModelStructure {
   /**
    * The classifier's last layer: the Gemm or MatMul nearest the output (through Softmax, Identity,
    * Flatten, Reshape and a bias Add), with its weight initializer, its bias and whether the weight is
-   * stored [classes, features] (Gemm transB=1, as nn.Linear exports) or [features, classes].
+   * stored [classes, features] (Gemm transB=1, as nn.Linear exports) or [features, classes]. The output
+   * is a class vector [N, classes], or a class vector per token [N, T, classes] (a token classifier's
+   * Linear on every position, exported as MatMul and Add).
    */
   classifierHead(): { weight: string; bias?: string; transposed: boolean } {
-    if (this.outputShape.length !== 1) {
-      throw new KilnError('INVALID_ARGUMENT', `'${this.file}': output '${this.modelOutput.name}' has shape ${formatShape(['N', ...this.outputShape])}, not a class vector [N, classes]: there is no classifier head to replace`);
+    if (this.outputShape.length !== 1 && this.outputShape.length !== 2) {
+      throw new KilnError(
+        'INVALID_ARGUMENT',
+        `'${this.file}': output '${this.modelOutput.name}' has shape ${formatShape(['N', ...this.outputShape])}, not a class vector [N, classes] or one per token [N, T, classes]: there is no classifier head to replace`,
+      );
     }
     // Any float weight qualifies, frozen or not (trainOnly must not hide the head).
     const isParam = (name: string | undefined) => !!name && this.params.some((p) => p.name === name && !this.statistics.has(p.name));
@@ -320,14 +325,24 @@ export class ImportedGraph implements ModelStructure {
     for (let entry = this.producers.get(value); entry; entry = this.producers.get(value)) {
       const n = entry.proto;
       const [a, b, c] = n.input ?? [];
-      if (n.opType === 'Gemm' && isParam(b)) return { weight: b!, bias: isParam(c) ? c : undefined, transposed: entry.attrs.transB === 1 };
-      if (n.opType === 'MatMul' && isParam(b)) return { weight: b!, bias, transposed: false };
+      if (n.opType === 'Gemm' && isParam(b)) return this.headOfClasses({ weight: b!, bias: isParam(c) ? c : undefined, transposed: entry.attrs.transB === 1 });
+      if (n.opType === 'MatMul' && isParam(b)) return this.headOfClasses({ weight: b!, bias, transposed: false });
       if (n.opType === 'Add' && isParam(b) && !bias) bias = b;
       else if (n.opType === 'Add' && isParam(a) && !bias) bias = a;
       else if (!['Softmax', 'LogSoftmax', 'Identity', 'Flatten', 'Reshape'].includes(n.opType ?? '')) break;
       value = n.opType === 'Add' && isParam(a) ? b! : a!;
     }
     throw new KilnError('INVALID_ARGUMENT', `'${this.file}': no Gemm or MatMul with a trainable weight feeds output '${this.modelOutput.name}' directly: there is no classifier head to replace`);
+  }
+
+  /** The head found, if its class count is the output's last axis (a MatMul mixing positions is no head). */
+  private headOfClasses(head: { weight: string; bias?: string; transposed: boolean }): { weight: string; bias?: string; transposed: boolean } {
+    const shape = this.params.find((p) => p.name === head.weight)!.spec.shape;
+    const classes = head.transposed ? shape[0] : shape.at(-1);
+    if (shape.length !== 2 || classes !== this.outputShape.at(-1)) {
+      throw new KilnError('INVALID_ARGUMENT', `'${this.file}': the weight '${head.weight}' ${formatShape(shape)} nearest output '${this.modelOutput.name}' ${formatShape(['N', ...this.outputShape])} does not make its ${this.outputShape.at(-1)} classes: there is no classifier head to replace`);
+    }
+    return head;
   }
 
   /**

@@ -217,7 +217,7 @@ export class GraphModel extends TrainableModel {
     // head are stale and go (they are optional). The graph is measured again.
     const graph = proto.graph!;
     const declared = graph.output?.[0]?.type?.tensorType?.shape?.dim;
-    if (declared?.[1]) declared[1] = { dimValue: numClasses };
+    if (declared?.length) declared[declared.length - 1] = { dimValue: numClasses };
     const downstream = this.structure.valuesAfter(head.weight);
     graph.valueInfo = (graph.valueInfo ?? []).filter((v) => !downstream.has(v.name ?? ''));
     // Older exporters list initializers among the graph inputs, with their shapes: those change too.

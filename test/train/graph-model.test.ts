@@ -376,7 +376,7 @@ describe('GraphModel: bad input is refused before any training, naming the probl
       g.output(g.op1('Conv', [x, w], { pads: [1, 1, 1, 1] }), 'y');
     });
     const model = await GraphModel.load(file);
-    await expectError(() => model.replaceHead(3), 'INVALID_ARGUMENT', 'not a class vector', '[N, 1, 4, 4]');
+    await expectError(() => model.replaceHead(3), 'INVALID_ARGUMENT', 'not a class vector [N, classes] or one per token [N, T, classes]', '[N, 1, 4, 4]');
   });
 
   it('a model of int64 token ids loads as a GraphModel; an input Kiln cannot feed (bool) is inference-only, with the reason', async () => {

@@ -103,6 +103,28 @@ describe('sparse cross-entropy over the tokens of a token classifier', () => {
     assert.equal(a.accuracy, b.accuracy);
   });
 
+  it('replaceHead gives a token classifier a new label set: a head per token, drawn anew, trained alone', async () => {
+    const model = await load();
+    // nn.Linear on every token exports as MatMul (its weight transposed, under the exporter's name) and Add.
+    const head = model.classifierHead();
+    assert.deepEqual(head, { weight: 'onnx::MatMul_203', bias: 'head.bias', transposed: false });
+    await model.replaceHead(2);
+    assert.deepEqual(model.outputShape, [SEQ, 2]);
+    model.trainOnly((name) => name === head.weight || name === head.bias);
+    // Two labels: a token 1 or 2 (1), any other token (0); padding still -100.
+    const binary = (n: number, seed: number) => {
+      const d = taggedTokenTask(n, seed, false);
+      return { x: d.x, y: new Tensor(d.y.data.map((l) => (l === IGNORE_INDEX ? l : l > 0 ? 1 : 0)), d.y.shape, 'int32') };
+    };
+    const train = binary(1024, 9);
+    const test = binary(256, 10);
+    model.compile({ optimizer: adam({ learningRate: 1e-2 }), loss: tokenLoss(), metrics: ['accuracy'] });
+    await model.fit(train.x, train.y, { epochs: 3, batchSize: 64, verbose: 0, seed: 1 });
+    const r = await model.evaluate(test.x, test.y);
+    assert.ok(r.accuracy! > 0.95, `token accuracy of the new 2-label head: ${r.accuracy}`);
+    assert.deepEqual(r.confusion!.length, 2);
+  });
+
   it('refuses labels not shaped as the tokens, classes out of range, and -100 without ignoreClass', async () => {
     const model = await load();
     const data = taggedTokenTask(8, 7, false);
