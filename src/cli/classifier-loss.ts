@@ -1,11 +1,12 @@
 /**
  * The loss `kiln train`, `kiln evaluate` and `kiln export-trainer` give a classifier: sparse categorical
- * cross-entropy, from the logits where the model has them, leaving out the label --ignore-class names.
+ * cross-entropy, from the logits where the model has them, leaving out the label --ignore-class names
+ * (by default the one the model's saved loss left out).
  */
 import type { Command } from './command.js';
 import { sparseCategoricalCrossentropy, type Loss } from '../train/losses.js';
 import { Sequential } from '../train/sequential.js';
-import type { TrainableModel } from '../train/model.js';
+import { recordedTraining, type TrainableModel } from '../train/model.js';
 
 export const IGNORE_CLASS_OPTION: Command['options'][number] = {
   name: 'ignore-class',
@@ -15,9 +16,15 @@ export const IGNORE_CLASS_OPTION: Command['options'][number] = {
 };
 
 export function classifierLoss(model: TrainableModel, options: Record<string, unknown>): Loss {
-  const ignoreClass = options['ignore-class'] === undefined ? undefined : Number(options['ignore-class']);
+  // Unless given, the label the model was trained to ignore (its saved loss, kiln.training), if any.
+  const ignoreClass = options['ignore-class'] === undefined ? recordedIgnoreClass(model) : Number(options['ignore-class']);
   // A Kiln model's last layer says whether it outputs probabilities; an imported graph trains from its
   // logits, cutting a final Softmax off (GraphModel.compile).
   const fromLogits = model instanceof Sequential ? !model.outputsProbabilities : true;
   return sparseCategoricalCrossentropy({ fromLogits, ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
+}
+
+function recordedIgnoreClass(model: TrainableModel): number | undefined {
+  const value = recordedTraining(model.metadata)?.loss?.config?.ignoreClass;
+  return Number.isInteger(value) ? (value as number) : undefined;
 }

@@ -5,6 +5,7 @@ import { GraphModel } from '../train/graph-model.js';
 import { loadModel } from '../train/load.js';
 import { resolveLoss } from '../train/losses.js';
 import { classifierLoss } from './classifier-loss.js';
+import { recordedTraining } from '../train/model.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { Sequential } from '../train/sequential.js';
 import { formatBytes, formatNumber } from '../text/format.js';
@@ -30,8 +31,7 @@ export const exportTrainerCommand: Command = {
       throw new KilnError('NOT_TRAINABLE', `'${file}' cannot be trained: ${model.notTrainable ?? 'Kiln cannot feed it data'}`);
     }
     // The optimizer and loss the model was compiled with, as its file records them, unless told otherwise.
-    const recorded = model.metadata.get('kiln.training');
-    const training = recorded ? (JSON.parse(recorded) as { loss?: { name: string; config: Record<string, unknown> }; optimizer?: { name: string; config: Record<string, unknown> } }) : {};
+    const training = recordedTraining(model.metadata) ?? {};
     const given = stringOption(options, 'optimizer');
     const base = given ? { name: given, config: {} } : (training.optimizer ?? { name: 'adam', config: {} });
     const optimizer = resolveOptimizer(options.lr !== undefined ? { name: base.name, config: { ...base.config, learningRate: Number(options.lr) } } : base);

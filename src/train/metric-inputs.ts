@@ -11,6 +11,9 @@
  *   0.5 by default, strictly above as in Keras' `binary_accuracy`).
  * - Where a function takes predicted labels, an `Int32Array` or an int32/int64 tensor of rank 1 is read
  *   as labels rather than scores.
+ * - A label per position: yPred `[N, T, ..., C]` scores (classes last, a token classifier's) with yTrue
+ *   `[N, T, ...]` tensors count each labelled position as a sample; negative labels (Hugging Face's -100
+ *   on padding) mark positions with no class and are left out (`positionRows`).
  */
 import { KilnError, formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -155,6 +158,51 @@ export function toLabelArray(labels: Labels, name: string): Int32Array {
   return out;
 }
 
+/** Labelled positions as the rows of a classifier's metrics (`labelledPositions`). */
+export interface LabelledPositions {
+  /** Each labelled position's class, in order. */
+  truth: Int32Array;
+  /** Its class scores: `[positions, classes]`. */
+  scores: Tensor<'float32'>;
+}
+
+/**
+ * The rows a classifier's metrics count in an output of any rank: each labelled position's class
+ * scores (`scores` of `shape`, classes along `classAxis`) and its label, in order, leaving out labels
+ * equal to `ignoreClass` and negative ones (no class: Hugging Face's -100 on padding). A `[N, C]`
+ * output with nothing left out gives its own rows back.
+ */
+export function labelledPositions(scores: Float32Array, shape: readonly number[], classAxis: number, labels: ArrayLike<bigint | number>, ignoreClass?: number): LabelledPositions {
+  const classes = shape[classAxis]!;
+  const inner = shape.slice(classAxis + 1).reduce((a, b) => a * b, 1);
+  const kept: number[] = [];
+  for (let p = 0; p < labels.length; p++) if (Number(labels[p]) !== ignoreClass && Number(labels[p]) >= 0) kept.push(p);
+  if (classAxis === shape.length - 1 && kept.length === labels.length) {
+    return { truth: Int32Array.from(labels, Number), scores: new Tensor(scores, [labels.length, classes], 'float32') };
+  }
+  const truth = new Int32Array(kept.length);
+  const rows = new Float32Array(kept.length * classes);
+  kept.forEach((p, r) => {
+    truth[r] = Number(labels[p]);
+    const outer = Math.floor(p / inner);
+    const within = p % inner;
+    for (let c = 0; c < classes; c++) rows[r * classes + c] = scores[(outer * classes + c) * inner + within]!;
+  });
+  return { truth, scores: new Tensor(rows, [kept.length, classes], 'float32') };
+}
+
+/**
+ * A label per position — yPred `[N, T, ..., C]` scores, classes on the last axis as a token
+ * classifier's logits, with yTrue `[N, T, ...]` — as the metrics' rows: one per labelled position
+ * (`labelledPositions`). Anything else passes unchanged.
+ */
+export function positionRows<P extends Predictions>(yTrue: Labels, yPred: P): [Labels, P | Tensor<'float32'>] {
+  if (!(yPred instanceof Tensor && yTrue instanceof Tensor) || yPred.rank < 3 || yTrue.rank !== yPred.rank - 1 || yTrue.shape.some((d, i) => d !== yPred.shape[i])) return [yTrue, yPred];
+  const floats = yPred.dtype === 'float32' ? (yPred.data as Float32Array) : Float32Array.from(yPred.data as ArrayLike<number>, Number);
+  const { truth, scores } = labelledPositions(floats, yPred.shape, yPred.rank - 1, yTrue.data as ArrayLike<number | bigint>);
+  return [truth, scores];
+}
+
 export function checkLabelRange(labels: Int32Array, numClasses: number, name: string): void {
   for (let i = 0; i < labels.length; i++) {
     if (labels[i]! >= numClasses) {
@@ -205,6 +253,7 @@ function maxLabel(...arrays: Int32Array[]): number {
 }
 
 export function toLabelPair(yTrue: Labels, yPred: Predictions, options: ScoreOptions): LabelPair {
+  [yTrue, yPred] = positionRows(yTrue, yPred);
   const trueLabels = toLabelArray(yTrue, 'yTrue');
   let predictedLabels: Int32Array;
   let numClasses: number;

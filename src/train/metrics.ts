@@ -10,13 +10,13 @@
  * as 0, which is what scikit-learn returns by default (it also warns).
  */
 import { KilnError } from '../errors.js';
-import { Tensor } from '../tensor.js';
 import {
   argmaxRows,
   checkLabelRange,
   checkNumClasses,
   checkSameLength,
   labelsFromScores,
+  positionRows,
   toLabelArray,
   toLabelPair,
   toScoreMatrix,
@@ -28,6 +28,7 @@ import {
 } from './metric-inputs.js';
 
 export type { Labels, Predictions, ScoreOptions, Scores } from './metric-inputs.js';
+export { labelledPositions, type LabelledPositions } from './metric-inputs.js';
 
 /** How per-class precision / recall / F1 are combined into one number, or 'none' for the per-class array. */
 export type Average = 'macro' | 'micro' | 'none';
@@ -56,38 +57,6 @@ export function labelsFromOneHot(oneHot: Scores, options: Pick<ScoreOptions, 'nu
     throw new KilnError('INVALID_SHAPE', `one-hot targets need [N, C] with C >= 2, got ${matrix.cols} column(s)`);
   }
   return argmaxRows(matrix);
-}
-
-/** Labelled positions as the rows of a classifier's metrics (`labelledPositions`). */
-export interface LabelledPositions {
-  /** Each labelled position's class, in order. */
-  truth: Int32Array;
-  /** Its class scores: `[positions, classes]`. */
-  scores: Tensor<'float32'>;
-}
-
-/**
- * The rows a classifier's metrics count in an output of any rank: each labelled position's class
- * scores (`scores` of `shape`, classes along `classAxis`) and its label, in order, leaving out labels
- * equal to `ignoreClass`. A `[N, C]` output with nothing ignored gives its own rows back.
- */
-export function labelledPositions(scores: Float32Array, shape: readonly number[], classAxis: number, labels: ArrayLike<bigint | number>, ignoreClass?: number): LabelledPositions {
-  const classes = shape[classAxis]!;
-  const inner = shape.slice(classAxis + 1).reduce((a, b) => a * b, 1);
-  if (classAxis === shape.length - 1 && ignoreClass === undefined) {
-    return { truth: Int32Array.from(labels, Number), scores: new Tensor(scores, [labels.length, classes], 'float32') };
-  }
-  const kept: number[] = [];
-  for (let p = 0; p < labels.length; p++) if (Number(labels[p]) !== ignoreClass) kept.push(p);
-  const truth = new Int32Array(kept.length);
-  const rows = new Float32Array(kept.length * classes);
-  kept.forEach((p, r) => {
-    truth[r] = Number(labels[p]);
-    const outer = Math.floor(p / inner);
-    const within = p % inner;
-    for (let c = 0; c < classes; c++) rows[r * classes + c] = scores[(outer * classes + c) * inner + within]!;
-  });
-  return { truth, scores: new Tensor(rows, [kept.length, classes], 'float32') };
 }
 
 /** Fraction of samples whose predicted class equals the label (Keras `sparse_categorical_accuracy`). */
@@ -133,6 +102,7 @@ export function binaryAccuracy(yTrue: Labels, yPred: Scores, options: Pick<Score
  */
 export function topKAccuracy(yTrue: Labels, yPred: Scores, k = 5, options: Pick<ScoreOptions, 'numClasses'> = {}): number {
   if (!Number.isInteger(k) || k < 1) throw new KilnError('INVALID_ARGUMENT', `k must be a positive integer, got ${k}`);
+  [yTrue, yPred] = positionRows(yTrue, yPred);
   const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
   if (scores.cols < 2) {
     throw new KilnError('INVALID_SHAPE', `topKAccuracy needs [N, C] class scores with C >= 2, got ${scores.cols} column(s)`);
@@ -315,6 +285,7 @@ function onlyOneClassError(labels: Int32Array): KilnError {
  * is defined.
  */
 export function aucRoc(yTrue: Labels, yPred: Scores, options: Pick<ScoreOptions, 'numClasses'> = {}): number {
+  [yTrue, yPred] = positionRows(yTrue, yPred);
   const trueLabels = toLabelArray(yTrue, 'yTrue');
   const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
   checkSameLength(trueLabels.length, scores.rows, 'rows');
@@ -365,6 +336,7 @@ export interface ClassifierEvaluation {
  * metrics). Unlike `aucRoc` it does not throw when AUC is undefined: the report still has the rest.
  */
 export function evaluateClassifier(yTrue: Labels, yPred: Scores, options: ScoreOptions = {}): ClassifierEvaluation {
+  [yTrue, yPred] = positionRows(yTrue, yPred);
   const trueLabels = toLabelArray(yTrue, 'yTrue');
   const scores = toScoreMatrix(yPred, 'yPred', options.numClasses);
   checkSameLength(trueLabels.length, scores.rows, 'rows');

@@ -26,6 +26,31 @@ import { maskLiveWeights, pullState, pushState, type OptimizerProgress } from '.
 export type { FitArgs } from './fit-args.js';
 export type { History } from './fit-loop.js';
 
+/** The metadata key of what a model was last compiled with: its loss, optimizer and metrics (JSON). */
+export const TRAINING_METADATA_KEY = 'kiln.training';
+
+/** A model's last compile as its metadata records it (`TRAINING_METADATA_KEY`). */
+export interface RecordedTraining {
+  /** The loss by name and configuration (resolveLoss takes it). */
+  loss?: { name: string; config?: Record<string, unknown> };
+  /** The optimizer by name and configuration (resolveOptimizer takes it). */
+  optimizer?: { name: string; config?: Record<string, unknown> };
+  /** The metrics it tracked. */
+  metrics?: string[];
+}
+
+/** What a model's metadata records of its last compile; undefined when nothing readable is there (the caller's defaults apply). */
+export function recordedTraining(metadata: ReadonlyMap<string, string>): RecordedTraining | undefined {
+  const saved = metadata.get(TRAINING_METADATA_KEY);
+  if (!saved) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(saved);
+    return parsed && typeof parsed === 'object' ? (parsed as RecordedTraining) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What `compile()` takes, as in Keras: the optimizer, the loss and the metrics to track. */
 export interface CompileArgs {
   /**
@@ -85,7 +110,7 @@ export abstract class TrainableModel extends Model implements TrainingControl {
     this.compiled = { stateScope: newStateScope(), loss, optimizer, metrics, training: compileTraining(this, loss, optimizer, kind, stepOptions), stepOptions };
     this.privacyLedger = undefined;
     this.trainingMask = stepOptions.flatMask ? new Float32Array(this.compiled.training.totalSize).fill(1) : undefined;
-    this.metadata.set('kiln.training', JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
+    this.metadata.set(TRAINING_METADATA_KEY, JSON.stringify({ loss: { name: loss.name, config: loss.config }, optimizer: { name: optimizer.name, config: optimizer.config }, metrics }));
   }
 
   /**

@@ -177,6 +177,20 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     assert.equal(result.confusion.flat().reduce((a, b) => a + b, 0), labelled);
     const saved = await OnnxModel.load(t.path('tagged.onnx'));
     assert.deepEqual(JSON.parse(saved.description.metadata['kiln.training']!).loss, { name: 'sparseCategoricalCrossentropy', config: { fromLogits: true, ignoreClass: -100 } });
+    // The saved loss's ignored label is the default; the other commands count the labelled tokens (negative labels are no class).
+    const recorded = await runMain(['evaluate', t.path('tagged.onnx'), '--dataset', t.path('tagged'), '--json']);
+    assert.equal(recorded.code, 0, recorded.err);
+    assert.equal((JSON.parse(recorded.out) as { accuracy: number }).accuracy, result.accuracy);
+    const bench = await runMain(['bench', t.path('tagged.onnx'), '--dataset', t.path('tagged'), '--json']);
+    assert.equal(bench.code, 0, bench.err);
+    assert.equal((JSON.parse(bench.out) as { models: { accuracy: number }[] }).models[0]!.accuracy, result.accuracy);
+    const quantized = await runMain(['quantize', t.path('tagged.onnx'), '--mode', 'dynamic', '--dataset', t.path('tagged'), '--out', t.path('tagged.int8.onnx')]);
+    assert.equal(quantized.code, 0, quantized.err);
+    assert.match(quantized.out, new RegExp(`Accuracy +${(100 * result.accuracy).toFixed(2)}% +\\d+\\.\\d+%`));
+    const distilled = await runMain(['distill', '--teacher', t.path('tagged.onnx'), '--student', model, '--dataset', t.path('tagged'), '--out', t.path('never-student.onnx')]);
+    assert.equal(distilled.code, 1);
+    assert.match(distilled.err, /distillation reads a teacher's \[N, classes\] scores; its output 'logits' gives \[\d+, 12, 3\], a class per position \(distilling token classifiers is not built\)/);
+    assert.ok(!existsSync(t.path('never-student.onnx')));
   });
 
   it('a --dataset that names nothing is said to name nothing, before the inputs are counted', async () => {

@@ -11,6 +11,7 @@ import {
   confusionMatrix,
   evaluateClassifier,
   f1,
+  labelledPositions,
   labelsFromOneHot,
   precision,
   predictedLabels,
@@ -380,5 +381,41 @@ describe('evaluateClassifier', () => {
   it('predictedLabels is the label rule every metric uses', () => {
     assert.deepEqual(Array.from(predictedLabels([[0.2, 0.8], [0.5, 0.5]])), [1, 0]);
     assert.deepEqual(Array.from(predictedLabels([0.2, 0.8], { threshold: 0.1 })), [1, 1]);
+  });
+});
+
+describe('a label per position (token classifiers)', () => {
+  // Two sequences of three tokens, three classes; scores [2, 3, 3], labels [2, 3] with -100 on padding.
+  const scores = tensor(
+    [
+      [[3, 1, 0], [0, 2, 1], [0, 0, 5]], // predicts 0, 1, 2
+      [[1, 0, 0], [0, 0, 4], [9, 0, 0]], // predicts 0, 2, 0 (the last is padding)
+    ],
+    undefined,
+    'float32',
+  );
+  const labels = tensor([[0, 1, 1], [0, 2, -100]], undefined, 'int32');
+
+  it('counts each labelled position as a sample, leaving negative labels out', () => {
+    // Labelled: (0,0) ✓, (0,1) ✓, (0,2) ✗ (2 for 1), (1,0) ✓, (1,1) ✓: 4 of 5.
+    assertClose(accuracy(labels, scores), 4 / 5);
+    const report = evaluateClassifier(labels, scores);
+    assert.equal(report.numSamples, 5);
+    assert.deepEqual(report.confusion, [[2, 0, 0], [0, 1, 1], [0, 0, 1]]);
+    assertClose(topKAccuracy(labels, scores, 2), 1);
+    assertClose(precision(labels, scores, { average: 'micro' }), 4 / 5);
+  });
+
+  it('labelledPositions gives the rows, for classes on any axis', () => {
+    const rows = labelledPositions(scores.data as Float32Array, scores.shape, 2, labels.data);
+    assert.deepEqual(Array.from(rows.truth), [0, 1, 1, 0, 2]);
+    assert.deepEqual(rows.scores.shape, [5, 3]);
+    assert.deepEqual(Array.from(rows.scores.data.subarray(12, 15)), [0, 0, 4]);
+    // Classes on axis 1 ([N, C, T], PyTorch's layout), and a void class 2 left out by ignoreClass.
+    const channelsFirst = new Float32Array(18);
+    for (let n = 0; n < 2; n++) for (let t = 0; t < 3; t++) for (let c = 0; c < 3; c++) channelsFirst[(n * 3 + c) * 3 + t] = scores.data[(n * 3 + t) * 3 + c]!;
+    const void2 = labelledPositions(channelsFirst, [2, 3, 3], 1, labels.data, 2);
+    assert.deepEqual(Array.from(void2.truth), [0, 1, 1, 0]);
+    assert.deepEqual(Array.from(void2.scores.data.subarray(6, 9)), [0, 0, 5]);
   });
 });

@@ -133,6 +133,10 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   // With augmentation only a sample is scored here, to learn the class count and the output kind.
   const cached = await teacherLogits(teacher, args.augment ? sliceInputs(x, 0, Math.min(256, examplesIn(x))) : x, { outputKind: args.teacherOutput ?? 'auto' });
   let teacherSeconds = (performance.now() - t0) / 1000;
+  if (cached.logits.rank !== 2) {
+    // Soft targets per token (a token classifier's [N, T, classes]) are not built.
+    throw new KilnError('INVALID_SHAPE', `distillation reads a teacher's [N, classes] scores; its output '${cached.readFrom}' gives ${formatShape(cached.logits.shape)}, a class per position (distilling token classifiers is not built)`);
+  }
   const classes = cached.logits.shape[1]!;
 
   const student: Sequential | GraphModel = args.student ?? defaultStudent(teacher, { inputShape: (x as Tensor).shape.slice(1), numClasses: classes }, args.studentOptions);

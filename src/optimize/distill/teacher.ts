@@ -46,7 +46,8 @@ export interface ClassifierScoresOptions {
 }
 
 /**
- * Runs a classifier over x in batches: `[N, C]` scores as the model produces them. x is a tensor, or,
+ * Runs a classifier over x in batches: `[N, C]` scores as the model produces them (`[N, T, C]` for a
+ * class per token). x is a tensor, or,
  * for a model of several inputs (input_ids and attention_mask), tensors by its input names. Batching
  * keeps memory flat (one call over 60,000 images would hold every activation at once).
  */
@@ -56,23 +57,28 @@ export async function classifierScores(model: OnnxModel, x: ModelInputs, options
   const n = examplesIn(x);
   const outputName = options.output ?? model.outputs[0]!.name;
   let out: Float32Array | undefined;
-  let classes = 0;
+  // One example's scores: [classes], or [T, classes] for a class per token (the same for every batch).
+  let row: number[] = [0];
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
     const result = (await model.run(fileFeeds(sliceInputs(x, start, end), model.inputs, model.preprocessing)))[outputName]!;
-    if (result.rank !== 2 || result.shape[0] !== end - start || result.shape[1]! < 2) {
-      throw new KilnError('INVALID_SHAPE', `a classifier must output [N, classes] scores (at least 2 classes); '${outputName}' has shape ${formatShape(result.shape)} for ${end - start} inputs`);
+    const same = !out || (result.rank === row.length + 1 && result.shape.every((d, i) => i === 0 || d === row[i - 1]));
+    if (result.rank < 2 || result.rank > 3 || result.shape[0] !== end - start || result.shape.at(-1)! < 2 || !same) {
+      throw new KilnError(
+        'INVALID_SHAPE',
+        `a classifier must output [N, classes] scores (at least 2 classes), or [N, T, classes] for a class per token; '${outputName}' has shape ${formatShape(result.shape)} for ${end - start} inputs${same ? '' : ` (earlier batches: ${formatShape(['N', ...row])})`}`,
+      );
     }
     if (result.dtype !== 'float32' && result.dtype !== 'float64') {
       throw new KilnError('INVALID_ARGUMENT', `a classifier must output float scores (logits or probabilities); '${outputName}' is ${result.dtype}`);
     }
     if (!out) {
-      classes = result.shape[1]!;
-      out = new Float32Array(n * classes);
+      row = result.shape.slice(1);
+      out = new Float32Array(n * result.size / result.shape[0]!);
     }
-    out.set(result.dtype === 'float32' ? (result.data as Float32Array) : Float32Array.from(result.data as ArrayLike<number>, Number), start * classes);
+    out.set(result.dtype === 'float32' ? (result.data as Float32Array) : Float32Array.from(result.data as ArrayLike<number>, Number), (start * result.size) / result.shape[0]!);
   }
-  return new Tensor(out ?? new Float32Array(0), [n, classes], 'float32');
+  return new Tensor(out ?? new Float32Array(0), [n, ...row], 'float32');
 }
 
 /** A teacher's logits for every example, as `teacherLogits` computes them. */

@@ -6,7 +6,7 @@ import type { Callback } from '../../train/callbacks.js';
 import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
 import type { FitArgs } from '../../train/fit-args.js';
 import type { History } from '../../train/fit-loop.js';
-import type { TrainableModel } from '../../train/model.js';
+import { recordedTraining, type TrainableModel } from '../../train/model.js';
 import { Sequential } from '../../train/sequential.js';
 import type { Optimizer } from '../../train/optimizers.js';
 import type { TrainingStepOptions } from '../../train/training-step.js';
@@ -45,15 +45,9 @@ export interface FineTuneArgs {
 
 /** The loss fine-tuning uses when none is given. */
 function defaultLoss(model: TrainableModel): Loss {
-  const saved = model.metadata.get('kiln.training');
-  if (saved) {
-    try {
-      const parsed = JSON.parse(saved) as { loss?: { name: string; config?: Record<string, unknown> } };
-      if (parsed.loss?.name) return resolveLoss(parsed.loss);
-    } catch {
-      // A damaged training record only loses the default; the caller can still pass a loss.
-    }
-  }
+  // A damaged training record only loses the default; the caller can still pass a loss.
+  const saved = recordedTraining(model.metadata)?.loss;
+  if (saved?.name) return resolveLoss(saved);
   // An imported graph's step reads the logits before a final Softmax when the loss is from logits.
   if (!(model instanceof Sequential)) return sparseCategoricalCrossentropy({ fromLogits: true });
   const last = model.layers.at(-1) as { activation?: string } | undefined;

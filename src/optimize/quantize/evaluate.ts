@@ -103,11 +103,13 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
       maxAbsDiff = Math.max(maxAbsDiff, Math.abs(f[i]! - q[i]!));
       maxAbsFloat = Math.max(maxAbsFloat, Math.abs(f[i]!));
     }
-    const classifier = floatOut.rank === 2 && floatOut.shape[1]! > 1;
-    const floatLabels = classifier ? predictedLabels(floatOut) : undefined;
-    const quantLabels = classifier ? predictedLabels(quantOut) : undefined;
+    // Classes on the last axis: [N, classes], or [N, T, classes] for a class per token (each position agrees or not).
+    const classifier = floatOut.rank >= 2 && floatOut.shape.at(-1)! > 1;
+    const rows = (t: Tensor) => (t.rank > 2 ? new Tensor(t.data as Float32Array, [t.size / t.shape.at(-1)!, t.shape.at(-1)!], 'float32') : t);
+    const floatLabels = classifier ? predictedLabels(rows(floatOut)) : undefined;
+    const quantLabels = classifier ? predictedLabels(rows(quantOut)) : undefined;
     let agree = 0;
-    if (floatLabels && quantLabels) for (let i = 0; i < n; i++) if (floatLabels[i] === quantLabels[i]) agree++;
+    if (floatLabels && quantLabels) for (let i = 0; i < floatLabels.length; i++) if (floatLabels[i] === quantLabels[i]) agree++;
     const batch = sliceInputs(data.x, 0, Math.min(n, batchSize)) as Record<string, Tensor>;
     const times: [number[], number[]] = [[], []];
     for (let r = 0; r < runs + 2; r++) {
@@ -127,7 +129,7 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
       before: measure(0, floatOut),
       after: measure(1, quantOut),
       batchSize: examplesIn(batch),
-      agreement: classifier ? agree / n : NaN,
+      agreement: classifier ? agree / floatLabels!.length : NaN,
       maxAbsDiff,
       maxAbsFloat,
       runtimeOps,

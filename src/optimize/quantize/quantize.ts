@@ -12,6 +12,7 @@ import { Tensor, type DType } from '../../tensor.js';
 import type { History } from '../../train/fit-loop.js';
 import { Sequential } from '../../train/sequential.js';
 import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
+import { recordedTraining } from '../../train/model.js';
 import { adam, resolveOptimizer, type Optimizer } from '../../train/optimizers.js';
 import { CALIBRATION_METHODS, calibrateActivations, type CalibrationMethod } from './calibrate.js';
 import { quantizeDynamicGraph } from './dynamic.js';
@@ -363,8 +364,7 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     foldedLayers = folded.folded;
     const names = folded.model.layers.map((l) => l.name!);
     checkExclusions(options.exclude, names);
-    const compiledWith = trainable.metadata.get('kiln.training');
-    const loss = ft.loss ?? (compiledWith ? (JSON.parse(compiledWith) as { loss: { name: string; config?: Record<string, unknown> } }).loss : sparseCategoricalCrossentropy({ fromLogits: true }));
+    const loss = ft.loss ?? recordedTraining(trainable.metadata)?.loss ?? sparseCategoricalCrossentropy({ fromLogits: true });
     const optimizer = ft.optimizer !== undefined ? resolveOptimizer(ft.optimizer) : adam({ learningRate: ft.learningRate ?? 1e-4 });
     folded.model.compile({ optimizer, loss: resolveLoss(loss), metrics: ['accuracy'] }, fakeQuantStepOptions(folded.model, { weightBits: options.weightBits ?? (reduceRange ? 7 : 8), exclude: options.exclude, minConvReduction: options.minConvReduction ?? DEFAULT_MIN_CONV_REDUCTION }));
     const history = await folded.model.fit(ft.x, ft.y, { epochs, batchSize: ft.batchSize ?? 64, validationSplit: ft.validationSplit, verbose: ft.verbose ?? 0, stream: ft.stream, seed });
