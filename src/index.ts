@@ -25,7 +25,7 @@ export { loadModel, type LoadModelOptions } from './train/load.js';
 export { Trainer, loadTrainer } from './train/trainer.js';
 export { exportTrainer } from './train/export-trainer.js';
 export { trainingPackage, readTrainingPackage, type TrainerManifest, type TrainingPackage, type TrainerFileRole } from './train/training-package.js';
-export { GraphModel, type ClassifierHead, type GraphModelOptions, type WeightSelector } from './train/graph-model.js';
+export { GraphModel, type ClassifierHead, type GraphModelOptions, type TiedWeight, type WeightSelector } from './train/graph-model.js';
 export type { ParameterUse } from './model/imported-graph.js';
 export { type Preprocessing, type InputLayout, type UntrainableOp } from './model/imported-graph.js';
 export { OnnxModel, describeModel, type ModelDescription } from './model/onnx-model.js';

@@ -50,6 +50,7 @@ export const infoCommand: Command = {
       out('');
       const { trainable, reason, parameters, missing } = trainability;
       out(trainable ? `Trainable: yes (${formatNumber(parameters.trainable)} trainable parameters, ${formatNumber(parameters.frozen)} non-trainable)` : `Trainable: no — ${reason}`);
+      for (const t of trainability.tied) out(`Tied: ${t.name} is ${t.source}${t.transpose ? ' transposed' : ''} (the exporter's copy; it trains as ${t.source})`);
       if (missing.length > 0) out(formatTable(missing.map((m) => [m.op, m.node]), { header: ['Op without a gradient rule', 'Node'] }));
     }
     return 0;
@@ -61,16 +62,18 @@ interface Trainability {
   reason?: string;
   parameters: { trainable: number; frozen: number };
   missing: UntrainableOp[];
+  tied: { name: string; source: string; transpose: boolean }[];
 }
 
 /** Whether `kiln train --model` can fine-tune the file, and every op that stops it. */
 async function trainabilityOf(file: string, dimensions?: Readonly<Record<string, number>>): Promise<Trainability> {
   const model = await loadModel(file, { dimensions });
-  if (model instanceof OnnxModel) return { trainable: false, reason: model.notTrainable, parameters: { trainable: 0, frozen: 0 }, missing: [] };
+  if (model instanceof OnnxModel) return { trainable: false, reason: model.notTrainable, parameters: { trainable: 0, frozen: 0 }, missing: [], tied: [] };
   const { total, trainable } = model.countParams();
   const parameters = { trainable, frozen: total - trainable };
   const missing = model instanceof GraphModel ? model.untrainableOps() : [];
-  if (missing.length > 0) return { trainable: false, reason: `Kiln has no gradient rule for ${[...new Set(missing.map((m) => m.op))].join(', ')}`, parameters, missing };
-  if (trainable === 0) return { trainable: false, reason: 'no float weight reaches the output', parameters, missing };
-  return { trainable: true, parameters, missing };
+  const tied = model instanceof GraphModel ? model.tiedWeights() : [];
+  if (missing.length > 0) return { trainable: false, reason: `Kiln has no gradient rule for ${[...new Set(missing.map((m) => m.op))].join(', ')}`, parameters, missing, tied };
+  if (trainable === 0) return { trainable: false, reason: 'no float weight reaches the output', parameters, missing, tied };
+  return { trainable: true, parameters, missing, tied };
 }

@@ -17,7 +17,8 @@ import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type Model
  * - the parameters: float initializers of rank >= 1 that reach the output through inputs gradients
  *   flow into; BatchNormalization's running statistics as non-trainable parameters; everything else
  *   (shape and index initializers, scalar constants, Constant nodes, the Shape→Gather→Concat→Reshape
- *   chains of dynamic shapes) stays as it is;
+ *   chains of dynamic shapes, float tensors holding ±∞ or NaN — a causal attention mask's −∞, which
+ *   PyTorch registers as a buffer and no step could train) stays as it is;
  * - the shapes: measured, not inferred — the file is run once at two batch sizes with every
  *   intermediate value as an extra output, so ops Kiln has no shape rule for still import, and a
  *   dimension that follows the batch size becomes the symbolic 'N';
@@ -123,6 +124,12 @@ export class ImportedGraph implements ModelStructure {
   private readonly logitsName: string | undefined;
   private readonly params: ParamInfo[];
   private readonly constants = new Map<string, Tensor>();
+  /**
+   * Initializers that are copies of a parameter, by name: the same values, or (rank 2) its transpose —
+   * a tied weight the exporter wrote twice (GPT-2's head, embed.weight.T, constant-folded into an
+   * initializer of its own). They follow the parameter rather than train apart from it, as in PyTorch.
+   */
+  private readonly tied = new Map<string, { source: string; transpose: boolean }>();
   /** BatchNormalization running statistics among the parameters (updated by training, never trained). */
   private readonly statistics = new Set<string>();
   private readonly nodes: { proto: NodeProto; attrs: Attrs }[];
@@ -287,6 +294,11 @@ export class ImportedGraph implements ModelStructure {
     return this.params;
   }
 
+  /** The initializers that are copies of a parameter (tied weights), each with the parameter it follows. */
+  tiedWeights(): { name: string; source: string; transpose: boolean }[] {
+    return [...this.tied].map(([name, t]) => ({ name, ...t }));
+  }
+
   /** The initial weights: every parameter's initializer, decoded. */
   initialWeights(): Map<string, Tensor> {
     const byName = new Map((this.proto.graph!.initializer ?? []).map((t) => [t.name ?? '', t]));
@@ -388,18 +400,26 @@ export class ImportedGraph implements ModelStructure {
       if (this.trainingForm(n)) for (const k of [3, 4]) if (n.input?.[k]) stats.add(n.input[k]!);
     }
     const params: ParamInfo[] = [];
+    const values = new Map<string, Tensor>();
     for (const t of this.proto.graph!.initializer ?? []) {
       const name = t.name ?? '';
       const dtype = dtypeOfCode(t.dataType ?? 0);
       const shape = (t.dims ?? []).map(Number);
       const isFloat = dtype !== undefined && FLOAT_TYPES.has(dtype);
+      let value: Tensor | undefined;
       if (isFloat && shape.length >= 1 && stats.has(name)) {
         this.statistics.add(name);
         params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: false } });
-      } else if (isFloat && shape.length >= 1 && needed.has(name)) {
+      } else if (isFloat && shape.length >= 1 && needed.has(name) && allFinite((value ??= tensorFromProto(t)))) {
+        const copyOf = tiedCopyOf(value, values);
+        if (copyOf) {
+          this.tied.set(name, copyOf);
+          continue;
+        }
+        values.set(name, value);
         params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: !this.trains || this.trains(name) } });
       } else {
-        this.constants.set(name, tensorFromProto(t));
+        this.constants.set(name, value ?? tensorFromProto(t));
       }
     }
     return params;
@@ -424,6 +444,11 @@ export class ImportedGraph implements ModelStructure {
           : graph.initializer(graph.uniqueName(importedName(info.name)), t);
       names.set(info.name, v.name);
       params.push(info);
+    }
+    // A tied copy is its parameter (transposed): gradients of both uses add up in the parameter.
+    for (const [name, { source, transpose }] of this.tied) {
+      const value = graph.value(names.get(source)!);
+      names.set(name, transpose ? graph.op1('Transpose', [value], { perm: [1, 0] }, importedName(name)).name : value.name);
     }
     // A model's weights include statistics a frozen BatchNormalization now reads as constants.
     for (const [name, t] of this.constants) names.set(name, graph.initializer(graph.uniqueName(importedName(name)), weights.get(name) ?? t).name);
@@ -469,7 +494,9 @@ export class ImportedGraph implements ModelStructure {
   toOnnx(weights: ReadonlyMap<string, Tensor>, metadata: ReadonlyMap<string, string>): Uint8Array {
     const g = this.proto.graph!;
     const initializer = (g.initializer ?? []).map((t) => {
-      const w = weights.get(t.name ?? '');
+      const copy = this.tied.get(t.name ?? '');
+      // A tied copy is written from its parameter's values, as the exporter wrote it.
+      const w = copy ? tiedValue(weights.get(copy.source), copy.transpose) : weights.get(t.name ?? '');
       return w ? tensorToProto(t.name ?? '', w) : t;
     });
     const props = new Map((this.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
@@ -830,4 +857,43 @@ function sameTensor(a: Tensor, b: Tensor): boolean {
   if (a.dtype !== b.dtype || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return false;
   for (let i = 0; i < a.size; i++) if (a.data[i] !== b.data[i]) return false;
   return true;
+}
+
+/** Whether a float initializer holds only finite numbers (a mask of −∞ is a constant, not a weight). */
+function allFinite(t: Tensor): boolean {
+  const data = t.data as Float32Array;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return false;
+  return true;
+}
+
+/**
+ * The parameter `value` is a copy of, among `earlier` ones: equal to it, or (rank 2) to its transpose.
+ * A tensor whose elements are all equal (a fresh bias, a LayerNorm's ones) ties to nothing: equal
+ * values there say nothing of one weight being the other.
+ */
+function tiedCopyOf(value: Tensor, earlier: ReadonlyMap<string, Tensor>): { source: string; transpose: boolean } | undefined {
+  const data = value.data as Float32Array;
+  if (data.every((v) => v === data[0])) return undefined;
+  for (const [source, other] of earlier) {
+    const o = other.data as Float32Array;
+    if (o.length !== data.length) continue;
+    if (other.shape.length === value.shape.length && other.shape.every((d, i) => d === value.shape[i]) && o.every((v, i) => v === data[i])) return { source, transpose: false };
+    if (value.shape.length === 2 && other.shape.length === 2 && other.shape[0] === value.shape[1] && other.shape[1] === value.shape[0]) {
+      const [rows, cols] = value.shape as [number, number];
+      let same = true;
+      for (let r = 0; r < rows && same; r++) for (let c = 0; c < cols; c++) if (data[r * cols + c] !== o[c * rows + r]) { same = false; break; }
+      if (same) return { source, transpose: true };
+    }
+  }
+  return undefined;
+}
+
+/** A tied copy's values from its parameter's. */
+function tiedValue(source: Tensor | undefined, transpose: boolean): Tensor | undefined {
+  if (!source || !transpose) return source;
+  const [rows, cols] = source.shape as [number, number];
+  const data = source.data as Float32Array;
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
+  return new Tensor(out, [cols, rows], 'float32');
 }

@@ -51,6 +51,16 @@ export function weightMatcher(selector: WeightSelector): (name: string) => boole
   return (name) => pattern.test(name);
 }
 
+/** An initializer that copies a weight, as {@link GraphModel.tiedWeights} lists them. */
+export interface TiedWeight {
+  /** The copy's initializer name. */
+  name: string;
+  /** The weight (a parameter) it copies. */
+  source: string;
+  /** Whether it holds the weight's transpose (a rank-2 copy) rather than the same values. */
+  transpose: boolean;
+}
+
 /** An imported graph's classifier head, as {@link GraphModel.classifierHead} finds it. */
 export interface ClassifierHead {
   /** The Gemm or MatMul weight's initializer name. */
@@ -151,6 +161,15 @@ export class GraphModel extends TrainableModel {
   /** The classifier's last layer: the Gemm or MatMul weight (and bias) nearest the output; throws when there is none. */
   classifierHead(): ClassifierHead {
     return this.structure.classifierHead();
+  }
+
+  /**
+   * Initializers the exporter wrote as copies of a weight — a tied head, embed.weight's transpose — by
+   * name, with the weight they follow: they are no parameters of their own, train with it, and are
+   * written from it when saved.
+   */
+  tiedWeights(): TiedWeight[] {
+    return this.structure.tiedWeights();
   }
 
   /** Every op between the trainable weights and the output that Kiln cannot differentiate yet. */

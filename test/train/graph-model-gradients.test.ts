@@ -47,6 +47,9 @@ const CASES: [label: string, fixture: string, declaredOpset?: number, dimensions
   // A token classifier (logits [batch, sequence, 3]): a label per token, padding labelled -100 and
   // left out of the mean, as PyTorch's CrossEntropyLoss(ignore_index=-100).
   ['tokentag (a label per token) at sequence 12', 'tokentag', undefined, { sequence: 12 }, sparseCategoricalCrossentropy({ ignoreClass: -100 })],
+  // A causal language model (next-token labels, the last -100): its causal mask, a float buffer of −∞,
+  // is no weight, and the head the exporter wrote as embed.weight's transposed copy trains as embed.weight.
+  ['causallm (tied head, causal mask) at sequence 12', 'causallm', undefined, { sequence: 12 }, sparseCategoricalCrossentropy({ ignoreClass: -100 })],
 ];
 
 for (const [label, name, declaredOpset, dimensions, loss] of CASES) {

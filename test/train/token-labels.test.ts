@@ -15,8 +15,10 @@ import { GraphModel } from '../../src/train/graph-model.js';
 import { sparseCategoricalCrossentropy } from '../../src/train/losses.js';
 import { adam, sgd } from '../../src/train/optimizers.js';
 import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
-import { IGNORE_INDEX, SEQ, taggedTokenTask } from '../fixtures/exported/token-task.js';
-import { kilnError, maxAbsDifference, weightsOf } from './helpers.js';
+import { countingTask, IGNORE_INDEX, SEQ, taggedTokenTask } from '../fixtures/exported/token-task.js';
+import { kilnError, maxAbsDifference, tempDir, weightsOf } from './helpers.js';
+import { tensorFromProto } from '../../src/graph/onnx-io.js';
+import { runMain } from '../cli/helpers.js';
 
 const FILE = `${EXPORTED_DIR}/tokentag.onnx`;
 const CLASSES = 3;
@@ -123,6 +125,44 @@ describe('sparse cross-entropy over the tokens of a token classifier', () => {
     const r = await model.evaluate(test.x, test.y);
     assert.ok(r.accuracy! > 0.95, `token accuracy of the new 2-label head: ${r.accuracy}`);
     assert.deepEqual(r.confusion!.length, 2);
+  });
+
+  it('a causal language model fine-tunes on next-token labels; its tied head and causal mask stay what they are', async () => {
+    // causallm.onnx: GPT-2's shape in miniature. The exporter wrote the tied head (embed.weight.T) as an
+    // initializer of its own and the causal mask (a buffer of −∞) as another: neither is a weight.
+    const model = await GraphModel.load(`${EXPORTED_DIR}/causallm.onnx`, { dimensions: { sequence: SEQ } });
+    const names = model.paramInfos().map((p) => p.name);
+    assert.ok(names.includes('embed.weight') && !names.includes('causal_mask') && !names.includes('onnx::MatMul_183'), names.join(', '));
+    assert.deepEqual(model.tiedWeights(), [{ name: 'onnx::MatMul_183', source: 'embed.weight', transpose: true }]);
+    // PyTorch's parameter count (sum of p.numel() over model.parameters()): 2,960.
+    assert.equal(model.countParams().trainable, 2960);
+    const info = await runMain(['info', '--trainable', `${EXPORTED_DIR}/causallm.onnx`, '--dimension', `sequence=${SEQ}`]);
+    assert.match(info.out, /Trainable: yes \(2,960 trainable parameters, 0 non-trainable\)\nTied: onnx::MatMul_183 is embed.weight transposed/);
+    model.compile({ optimizer: adam({ learningRate: 1e-2 }), loss: tokenLoss(), metrics: ['accuracy'] });
+    // Counting down, where it was pretrained counting up: next-token accuracy over the 11 labelled positions.
+    const train = countingTask(2048, 1, [-1, -2, -3]);
+    const test = countingTask(256, 2, [-1, -2, -3]);
+    const before = await model.evaluate(test.x, test.y);
+    await model.fit(train.x, train.y, { epochs: 6, batchSize: 64, verbose: 0, seed: 1 });
+    const after = await model.evaluate(test.x, test.y);
+    assert.ok(before.accuracy! < 0.1 && after.accuracy! > 0.85, `next-token accuracy counting down: ${before.accuracy} before, ${after.accuracy} after`);
+    const t = await tempDir();
+    try {
+      await model.save(t.path('lm.onnx'));
+      const saved = new Map((decodeModel(readFileSync(t.path('lm.onnx'))).graph!.initializer ?? []).map((i) => [i.name ?? '', tensorFromProto(i)]));
+      const embed = saved.get('embed.weight')!;
+      const head = saved.get('onnx::MatMul_183')!;
+      assert.deepEqual(head.shape, [embed.shape[1], embed.shape[0]]);
+      const [vocab, d] = embed.shape as [number, number];
+      for (let v = 0; v < vocab; v++) for (let k = 0; k < d; k++) assert.equal(head.data[k * vocab + v], embed.data[v * d + k], `head[${k}, ${v}] is embed.weight[${v}, ${k}]`);
+      const exported = (decodeModel(readFileSync(`${EXPORTED_DIR}/causallm.onnx`)).graph!.initializer ?? []).find((i) => i.name === 'embed.weight')!;
+      assert.notDeepEqual(Array.from(embed.data as Float32Array), Array.from(tensorFromProto(exported).data as Float32Array), 'the embedding trained');
+      const mask = saved.get('causal_mask')!.data as Float32Array;
+      assert.equal(mask.filter((v) => v === -Infinity).length, (SEQ * (SEQ - 1)) / 2);
+      assert.equal(mask.filter((v) => v === 0).length, (SEQ * (SEQ + 1)) / 2);
+    } finally {
+      await t.remove();
+    }
   });
 
   it('refuses labels not shaped as the tokens, classes out of range, and -100 without ignoreClass', async () => {
