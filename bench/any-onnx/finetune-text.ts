@@ -1,17 +1,19 @@
 /*
  * Fine-tuning the PyTorch-exported text fixtures (textcls: int64 input_ids; textmask: input_ids and
  * attention_mask, as a Hugging Face sequence classifier; tokentag: the same inputs and a label per token,
- * -100 on padding, as a token classifier) on token data, Kiln against PyTorch in the same
+ * -100 on padding, as a token classifier; causallm: a causal language model with a tied head, on
+ * next-token labels) on token data, Kiln against PyTorch in the same
  * run: from the same initial weights (the .onnx's), Adam with the same lr, batch size and epochs, and the
  * same batches in the same order (a permutation per epoch from the seed, written for the PyTorch script),
  * once per seed, interleaved. The task is the fixtures' own rule reversed (label 1 where token 1 is NOT
- * more frequent than token 2; tokentag: labels 1 and 2 of its tokens 1 and 2 swapped): as exported they
+ * more frequent than token 2; tokentag: labels 1 and 2 of its tokens 1 and 2 swapped; causallm: counting
+ * down by 1, 2 or 3 where it was pretrained counting up): as exported they
  * score low on it, so the accuracy after fine-tuning measures the training (tokentag's: of the labelled
  * tokens, its loss the mean over them, PyTorch's ignore_index=-100). Prints per fixture the mean test accuracy of each side and the difference in
  * points, and the training throughput (examples/s over the training loop only) as Kiln / PyTorch at
  * PyTorch's faster thread count.
  *
- *   node dist/bench/any-onnx/finetune-text.js [--fixtures textcls,textmask,tokentag] [--epochs 1] [--batch-size 64] [--lr 1e-3]
+ *   node dist/bench/any-onnx/finetune-text.js [--fixtures textcls,textmask,tokentag,causallm] [--epochs 1] [--batch-size 64] [--lr 1e-3]
  *                                             [--seeds 0,1,2] [--train 10000] [--test 5000] [--torch-threads 1,2] [--no-torch] [--json]
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -24,12 +26,12 @@ import { saveNpy } from '../../src/data/npy.js';
 import type { ModelInputs } from '../../src/model/input-rows.js';
 import { Random } from '../../src/random.js';
 import { GraphModel } from '../../src/train/graph-model.js';
-import { IGNORE_INDEX, paddedTokenTask, SEQ, taggedTokenTask, tokenTask } from '../../test/fixtures/exported/token-task.js';
+import { countingTask, IGNORE_INDEX, paddedTokenTask, SEQ, taggedTokenTask, tokenTask } from '../../test/fixtures/exported/token-task.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, findTorchPython, fmt, peakRssMiB, table, torchEnv } from '../train/common.js';
 import { exitOnUnknownFixtures, fixturePath, mean, runTorch, timedFit, torchScript } from './common.js';
 
-const TEXT_FIXTURES = ['textcls', 'textmask', 'tokentag'];
+const TEXT_FIXTURES = ['textcls', 'textmask', 'tokentag', 'causallm'];
 const args = benchArgs('node dist/bench/any-onnx/finetune-text.js [flags]', {
   fixtures: { type: 'string', default: TEXT_FIXTURES.join(','), help: `comma-separated, of ${TEXT_FIXTURES.join(', ')}` },
   epochs: { type: 'number', default: 1 },
@@ -81,7 +83,7 @@ async function taskData(fixture: string, dir: string): Promise<{ train: Part; te
       const { x, y } = fixture === 'textmask' ? paddedTokenTask(n, seed, true) : taggedTokenTask(n, seed, true);
       return { inputs: x, labels: y };
     }
-    const { x, y } = tokenTask(n, seed, true);
+    const { x, y } = fixture === 'causallm' ? countingTask(n, seed, [-1, -2, -3]) : tokenTask(n, seed, true);
     return { inputs: { input_ids: x }, labels: y };
   };
   const parts = { train: draw(args.train, 101), test: draw(args.test, 202) };
@@ -114,8 +116,8 @@ for (const fixture of fixtures) {
   results.push(result);
   for (const seed of seeds) {
     const { file, orders } = orderFile(dir, seed, args.train);
-    // tokentag's sequence axis is free: sized as the data's; its padding labelled -100 is left out.
-    const tagger = fixture === 'tokentag';
+    // tokentag's and causallm's sequence axis is free: sized as the data's; labels of -100 are left out.
+    const tagger = fixture === 'tokentag' || fixture === 'causallm';
     const model = await GraphModel.load(fixturePath(fixture), tagger ? { dimensions: { sequence: SEQ } } : {});
     const loss = tagger ? losses.sparseCategoricalCrossentropy({ fromLogits: true, ignoreClass: IGNORE_INDEX }) : 'sparseCategoricalCrossentropy';
     model.compile({ optimizer: optimizers.adam({ learningRate: lr, epsilon: 1e-8 }), loss, metrics: ['accuracy'] });

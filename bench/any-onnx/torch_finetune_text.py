@@ -1,9 +1,10 @@
 """PyTorch reference for fine-tuning the exported text fixtures (test/fixtures/exported/textcls.onnx,
-textmask.onnx, tokentag.onnx): the same architecture starting from exactly the .onnx's weights, trained
+textmask.onnx, tokentag.onnx, causallm.onnx): the same architecture starting from exactly the .onnx's weights, trained
 on the token data finetune-text.js writes (NumPy files in --data: {train,test}_input_ids.npy, for
 textmask and tokentag also {train,test}_attention_mask.npy, and {train,test}_labels.npy: [N], or [N, 12]
-with -100 on padding for tokentag) with Adam (torch defaults except lr) and mean cross-entropy (over
-the labelled tokens for tokentag: models.token_cross_entropy), in the batch order of --order; then
+with -100 on padding for tokentag, next-token labels with -100 last for causallm) with Adam (torch
+defaults except lr) and mean cross-entropy (over the labelled tokens for tokentag and causallm:
+models.token_cross_entropy), in the batch order of --order; then
 top-1 accuracy on the test part (of the labelled tokens). Prints one JSON object on stdout, nothing else:
 {fixture, epochs, batchSize, lr, seed, trainExamples, testAccuracy, trainSeconds, examplesPerSecond, torchVersion, threads}
 trainSeconds and examplesPerSecond cover the training loop only.
@@ -38,7 +39,7 @@ def load(data: str, part: str, masked: bool):
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument('--fixture', required=True, choices=['textcls', 'textmask', 'tokentag'])
+    p.add_argument('--fixture', required=True, choices=['textcls', 'textmask', 'tokentag', 'causallm'])
     p.add_argument('--data', required=True)
     p.add_argument('--epochs', type=int, required=True)
     p.add_argument('--batch-size', type=int, required=True)
@@ -58,7 +59,7 @@ def main() -> None:
     with open(a.order, 'rb') as f:
         orders = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).long().reshape(a.epochs, len(x))
     model.train()
-    loss_fn = models.token_cross_entropy if a.fixture == 'tokentag' else F.cross_entropy
+    loss_fn = models.token_cross_entropy if a.fixture in ('tokentag', 'causallm') else F.cross_entropy
     seconds = train(model, x, y, a.epochs, a.batch_size, a.lr, torch.Generator().manual_seed(a.seed), orders=orders, loss_fn=loss_fn)
     print(json.dumps({
         'fixture': a.fixture, 'epochs': a.epochs, 'batchSize': a.batch_size, 'lr': a.lr, 'seed': a.seed,

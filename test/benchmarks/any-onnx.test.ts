@@ -44,12 +44,12 @@ describe('bench/any-onnx', () => {
     assert.ok(mlp.kilnImagesPerSecond > 0);
   });
 
-  it('finetune-text.js fine-tunes the three text fixtures (one input; token ids and a mask; a label per token) on a few hundred sequences Kiln-only', async () => {
+  it('finetune-text.js fine-tunes the four text fixtures (one input; token ids and a mask; a label per token; a causal language model) on a few hundred sequences Kiln-only', async () => {
     const { stdout, stderr } = await run(process.execPath, [path.join(benchDir, 'finetune-text.js'), '--seeds', '0', '--train', '512', '--test', '256', '--no-torch', '--json'], { timeout: 120_000 });
     assert.match(stderr, /PyTorch: skipped \(--no-torch\); Kiln only/);
     const out = JSON.parse(stdout) as { settings: { train: number }; summary: { fixture: string; kilnAccuracy: number; kilnExamplesPerSecond: number; torchAccuracy?: number }[] };
     assert.equal(out.settings.train, 512);
-    assert.deepEqual(out.summary.map((s) => s.fixture), ['textcls', 'textmask', 'tokentag']);
+    assert.deepEqual(out.summary.map((s) => s.fixture), ['textcls', 'textmask', 'tokentag', 'causallm']);
     for (const s of out.summary) {
       // Figures in range and no PyTorch side; how the accuracies compare with PyTorch's is the bench run's business.
       assert.ok(s.kilnAccuracy >= 0 && s.kilnAccuracy <= 1 && s.kilnExamplesPerSecond > 0, JSON.stringify(s));
