@@ -1,4 +1,4 @@
-import { KilnError } from '../errors.js';
+import { KilnError, formatShape } from '../errors.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { classifierScores } from '../optimize/distill/teacher.js';
 import { Tensor } from '../tensor.js';
@@ -46,6 +46,9 @@ export const evaluateCommand: Command = {
       const outputs = model instanceof OnnxModel ? await classifierScores(model, x) : await model.predict(x);
       // Classes on the last axis; a token classifier's labelled positions are its rows.
       const ignoreClass = options['ignore-class'] === undefined ? undefined : Number(options['ignore-class']);
+      if (outputs.rank > 2 && (y.rank !== outputs.rank - 1 || y.shape.some((d, i) => d !== outputs.shape[i]))) {
+        throw new KilnError('INVALID_SHAPE', `'${file}' outputs ${formatShape(outputs.shape)}, a class per position: the labels must be ${formatShape(outputs.shape.slice(0, -1))}, got ${formatShape(y.shape)}`);
+      }
       const { truth, scores } = outputs.rank > 2 || ignoreClass !== undefined ? labelledPositions(outputs.data as Float32Array, outputs.shape, outputs.rank - 1, y.data, ignoreClass) : { truth: y, scores: outputs };
       const r = evaluateClassifier(truth, scores);
       result = { accuracy: r.accuracy, macroF1: r.macroF1, aucRoc: r.aucRoc, confusion: r.confusion };

@@ -100,7 +100,7 @@ const KILN_OPSET = 17;
  * Names Kiln's training and evaluation graphs give their own values (inputs fed, outputs fetched): an
  * imported value named so is renamed, or the step could not declare them.
  */
-const STEP_NAMES = ['output', 'labels', 'lr', 'step', 'loss', 'correct', 'predictions', 'grad'];
+const STEP_NAMES = ['output', 'labels', 'lr', 'step', 'loss', 'correct', 'counted', 'predictions', 'grad'];
 const STEP_PREFIXES = ['state/', 'new/', 'grad/', 'share/'];
 /** The name an imported value asks for: its own, unless that is one of Kiln's step names (then prefixed). */
 function importedName(name: string): string {
@@ -125,9 +125,9 @@ export class ImportedGraph implements ModelStructure {
   private readonly params: ParamInfo[];
   private readonly constants = new Map<string, Tensor>();
   /**
-   * Initializers that are copies of a parameter, by name: the same values, or (rank 2) its transpose —
-   * a tied weight the exporter wrote twice (GPT-2's head, embed.weight.T, constant-folded into an
-   * initializer of its own). They follow the parameter rather than train apart from it, as in PyTorch.
+   * Initializers that are copies of a parameter, by name: the same values, or (rank 2) its transpose,
+   * under a name the exporter's constant folding gave (`initializerFacts`) — a tied weight written twice
+   * (GPT-2's head, embed.weight.T). They follow the parameter rather than train apart from it, as in PyTorch.
    */
   private readonly tied = new Map<string, { source: string; transpose: boolean }>();
   /** BatchNormalization running statistics among the parameters (updated by training, never trained). */
@@ -337,6 +337,10 @@ export class ImportedGraph implements ModelStructure {
     for (let entry = this.producers.get(value); entry; entry = this.producers.get(value)) {
       const n = entry.proto;
       const [a, b, c] = n.input ?? [];
+      const tie = ['Gemm', 'MatMul'].includes(n.opType ?? '') ? this.tied.get(b ?? '') : undefined;
+      if (tie) {
+        throw new KilnError('INVALID_ARGUMENT', `'${this.file}': the head's weight '${b}' is tied to '${tie.source}' (the exporter's copy of it${tie.transpose ? ', transposed' : ''}, as a language model's head is its token embedding): a new head would untie them, which is not built`);
+      }
       if (n.opType === 'Gemm' && isParam(b)) return this.headOfClasses({ weight: b!, bias: isParam(c) ? c : undefined, transposed: entry.attrs.transB === 1 });
       if (n.opType === 'MatMul' && isParam(b)) return this.headOfClasses({ weight: b!, bias, transposed: false });
       if (n.opType === 'Add' && isParam(b) && !bias) bias = b;
@@ -370,6 +374,8 @@ export class ImportedGraph implements ModelStructure {
   /** Indices of the nodes between the trainable parameters and the output. */
   private pathNodes(): Set<number> {
     const trainable = new Set(this.params.filter((p) => p.spec.trainable).map((p) => p.name));
+    // A tied copy carries its weight's gradient: what reads it is on the path too.
+    for (const [copy, { source }] of this.tied) if (trainable.has(source)) trainable.add(copy);
     const fromParam = new Set(trainable);
     const out = new Set<number>();
     this.nodes.forEach((n, k) => {
@@ -400,26 +406,23 @@ export class ImportedGraph implements ModelStructure {
       if (this.trainingForm(n)) for (const k of [3, 4]) if (n.input?.[k]) stats.add(n.input[k]!);
     }
     const params: ParamInfo[] = [];
-    const values = new Map<string, Tensor>();
+    const facts = initializerFacts(this.proto);
+    const isWeight = (name: string) => needed.has(name) && facts.floats.has(name) && !facts.nonFinite.has(name) && !stats.has(name);
     for (const t of this.proto.graph!.initializer ?? []) {
       const name = t.name ?? '';
-      const dtype = dtypeOfCode(t.dataType ?? 0);
       const shape = (t.dims ?? []).map(Number);
-      const isFloat = dtype !== undefined && FLOAT_TYPES.has(dtype);
-      let value: Tensor | undefined;
-      if (isFloat && shape.length >= 1 && stats.has(name)) {
+      if (facts.floats.has(name) && stats.has(name)) {
         this.statistics.add(name);
         params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: false } });
-      } else if (isFloat && shape.length >= 1 && needed.has(name) && allFinite((value ??= tensorFromProto(t)))) {
-        const copyOf = tiedCopyOf(value, values);
-        if (copyOf) {
-          this.tied.set(name, copyOf);
+      } else if (isWeight(name)) {
+        const copy = facts.tied.get(name);
+        if (copy && isWeight(copy.source)) {
+          this.tied.set(name, copy);
           continue;
         }
-        values.set(name, value);
         params.push({ name, spec: { name, shape, initializer: 'zeros', trainable: !this.trains || this.trains(name) } });
       } else {
-        this.constants.set(name, value ?? tensorFromProto(t));
+        this.constants.set(name, tensorFromProto(t));
       }
     }
     return params;
@@ -859,33 +862,69 @@ function sameTensor(a: Tensor, b: Tensor): boolean {
   return true;
 }
 
-/** Whether a float initializer holds only finite numbers (a mask of −∞ is a constant, not a weight). */
-function allFinite(t: Tensor): boolean {
-  const data = t.data as Float32Array;
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return false;
-  return true;
+/** What the weights of an imported graph are made of, read once per file (ImportedGraph's copies share it). */
+interface InitializerFacts {
+  /** Float initializers of rank >= 1: the candidates for weights. */
+  floats: Set<string>;
+  /** Those holding ±∞ or NaN: constants (a causal mask of −∞), never weights. */
+  nonFinite: Set<string>;
+  /** Copies of another float initializer (tied weights), by the copy's name. */
+  tied: Map<string, { source: string; transpose: boolean }>;
 }
 
+const initializerFactsOf = new WeakMap<ModelProto, InitializerFacts>();
+
 /**
- * The parameter `value` is a copy of, among `earlier` ones: equal to it, or (rank 2) to its transpose.
- * A tensor whose elements are all equal (a fresh bias, a LayerNorm's ones) ties to nothing: equal
- * values there say nothing of one weight being the other.
+ * The file's float initializers, which of them hold non-finite values, and which are an exporter's
+ * copy of another: an initializer PyTorch's constant folding named (`onnx::MatMul_183`) that holds
+ * exactly another's values, or (rank 2) its transpose — GPT-2's head, `embed.weight.T`, written a
+ * second time — while that other has a name of its own. Values alone would tie weights that merely
+ * start equal (two identity-initialized layers); the folded name says the copy was computed from it.
+ * A tensor whose elements are all equal (zeros, ones) ties to nothing.
  */
-function tiedCopyOf(value: Tensor, earlier: ReadonlyMap<string, Tensor>): { source: string; transpose: boolean } | undefined {
-  const data = value.data as Float32Array;
-  if (data.every((v) => v === data[0])) return undefined;
-  for (const [source, other] of earlier) {
-    const o = other.data as Float32Array;
-    if (o.length !== data.length) continue;
-    if (other.shape.length === value.shape.length && other.shape.every((d, i) => d === value.shape[i]) && o.every((v, i) => v === data[i])) return { source, transpose: false };
-    if (value.shape.length === 2 && other.shape.length === 2 && other.shape[0] === value.shape[1] && other.shape[1] === value.shape[0]) {
-      const [rows, cols] = value.shape as [number, number];
-      let same = true;
-      for (let r = 0; r < rows && same; r++) for (let c = 0; c < cols; c++) if (data[r * cols + c] !== o[c * rows + r]) { same = false; break; }
-      if (same) return { source, transpose: true };
+function initializerFacts(proto: ModelProto): InitializerFacts {
+  let facts = initializerFactsOf.get(proto);
+  if (facts) return facts;
+  facts = { floats: new Set(), nonFinite: new Set(), tied: new Map() };
+  const inits = proto.graph?.initializer ?? [];
+  const copies: { name: string; value: Tensor }[] = [];
+  const sources = new Map<string, Tensor>();
+  for (const t of inits) {
+    const dtype = dtypeOfCode(t.dataType ?? 0);
+    if (dtype === undefined || !FLOAT_TYPES.has(dtype) || (t.dims ?? []).length === 0) continue;
+    const name = t.name ?? '';
+    facts.floats.add(name);
+    const value = tensorFromProto(t);
+    const data = value.data as Float32Array;
+    if (!data.every((v) => Number.isFinite(v))) facts.nonFinite.add(name);
+    else if (!data.every((v) => v === data[0])) (name.startsWith(FOLDED_PREFIX) ? copies.push({ name, value }) : sources.set(name, value));
+  }
+  for (const { name, value } of copies) {
+    for (const [source, other] of sources) {
+      const copy = copyOf(value, other);
+      if (copy !== undefined) {
+        facts.tied.set(name, { source, transpose: copy === 'transpose' });
+        break;
+      }
     }
   }
-  return undefined;
+  initializerFactsOf.set(proto, facts);
+  return facts;
+}
+
+/** The prefix PyTorch's exporter gives the initializers its constant folding computes. */
+const FOLDED_PREFIX = 'onnx::';
+
+/** Whether `value` holds exactly `other`'s values ('same'), or is rank 2 and holds its transpose. */
+function copyOf(value: Tensor, other: Tensor): 'same' | 'transpose' | undefined {
+  const data = value.data as Float32Array;
+  const o = other.data as Float32Array;
+  if (o.length !== data.length) return undefined;
+  if (other.shape.length === value.shape.length && other.shape.every((d, i) => d === value.shape[i]) && o.every((v, i) => v === data[i])) return 'same';
+  if (value.shape.length !== 2 || other.shape.length !== 2 || other.shape[0] !== value.shape[1] || other.shape[1] !== value.shape[0]) return undefined;
+  const [rows, cols] = value.shape as [number, number];
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (data[r * cols + c] !== o[c * rows + r]) return undefined;
+  return 'transpose';
 }
 
 /** A tied copy's values from its parameter's. */

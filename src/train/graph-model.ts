@@ -206,7 +206,9 @@ export class GraphModel extends TrainableModel {
       match = weightMatcher(selector);
       const names = this.structure.withTrainable(null).paramInfos().filter((p) => p.spec.trainable).map((p) => p.name);
       if (!names.some(match)) {
-        throw new KilnError('INVALID_ARGUMENT', `trainOnly ${String(selector)} matches no weight; the model's trainable weights are ${names.join(', ')}`);
+        const tied = this.tiedWeights().filter((t) => match!(t.name));
+        const copies = tied.length > 0 ? ` (${tied.map((t) => `'${t.name}' is a tied copy of '${t.source}'`).join(', ')}: select that weight)` : '';
+        throw new KilnError('INVALID_ARGUMENT', `trainOnly ${String(selector)} matches no weight${copies}; the model's trainable weights are ${names.join(', ')}`);
       }
     }
     this.structure = this.structure.withTrainable(match);

@@ -175,6 +175,10 @@ export interface LabelledPositions {
 export function labelledPositions(scores: Float32Array, shape: readonly number[], classAxis: number, labels: ArrayLike<bigint | number>, ignoreClass?: number): LabelledPositions {
   const classes = shape[classAxis]!;
   const inner = shape.slice(classAxis + 1).reduce((a, b) => a * b, 1);
+  const positions = shape.filter((_, i) => i !== classAxis);
+  if (labels.length !== positions.reduce((a, b) => a * b, 1) || scores.length !== positions.reduce((a, b) => a * b, classes)) {
+    throw new KilnError('INVALID_SHAPE', `labels for scores of shape ${formatShape(shape)} (classes on axis ${classAxis}) must be one per position, ${formatShape(positions)}; got ${labels.length} labels for ${scores.length} scores`);
+  }
   const kept: number[] = [];
   for (let p = 0; p < labels.length; p++) if (Number(labels[p]) !== ignoreClass && Number(labels[p]) >= 0) kept.push(p);
   if (classAxis === shape.length - 1 && kept.length === labels.length) {

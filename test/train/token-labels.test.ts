@@ -8,8 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeModel } from '../../src/graph/proto.js';
-import { readFileSync } from 'node:fs';
+import { decodeModel, encodeModel } from '../../src/graph/proto.js';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { sparseCategoricalCrossentropy } from '../../src/train/losses.js';
@@ -17,7 +17,11 @@ import { adam, sgd } from '../../src/train/optimizers.js';
 import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
 import { countingTask, IGNORE_INDEX, SEQ, taggedTokenTask } from '../fixtures/exported/token-task.js';
 import { kilnError, maxAbsDifference, tempDir, weightsOf } from './helpers.js';
-import { tensorFromProto } from '../../src/graph/onnx-io.js';
+import { join } from 'node:path';
+import { Graph } from '../../src/graph/graph.js';
+import { labelledPositions } from '../../src/train/metrics.js';
+import { taylorGradients } from '../../src/optimize/prune/taylor.js';
+import { modelToProto, tensorFromProto } from '../../src/graph/onnx-io.js';
 import { runMain } from '../cli/helpers.js';
 
 const FILE = `${EXPORTED_DIR}/tokentag.onnx`;
@@ -184,5 +188,93 @@ describe('sparse cross-entropy over the tokens of a token classifier', () => {
     const data = taggedTokenTask(16, 8, false);
     model.compile({ optimizer: 'sgd', loss: tokenLoss() });
     await assert.rejects(model.fit(data.x, data.y, { verbose: 0, privacy: { l2NormClip: 1, noiseMultiplier: 1, delta: 1e-5 } }), kilnError('INVALID_ARGUMENT', 'DP-SGD', 'ignoreClass (-100)'));
+  });
+});
+
+describe('tied weights and constants of imported graphs', () => {
+  /** A graph of token ids [N, 4] → Gather(embed.weight [8, 3]) → MatMul(head [3, 8]) → logits [N, 4, 8]. */
+  const lm = async (dir: string, headName: string, head: Tensor) => {
+    const g = new Graph('lm');
+    const ids = g.input('ids', 'int64', ['batch', 4]);
+    const embed = new Tensor(Float32Array.from({ length: 24 }, (_, i) => Math.sin(i + 1)), [8, 3], 'float32');
+    const h = g.op1('Gather', [g.initializer('embed.weight', embed), ids]);
+    const logits = g.op1('MatMul', [h, g.initializer(headName, head)]);
+    g.output(logits, 'logits');
+    const file = join(dir, `${headName.replace(/\W/g, '_')}.onnx`);
+    writeFileSync(file, encodeModel(modelToProto(g)));
+    return { file, embed };
+  };
+  const transposed = (t: Tensor) => {
+    const [r, c] = t.shape as [number, number];
+    return new Tensor(Float32Array.from({ length: r * c }, (_, k) => t.data[(k % r) * c + Math.floor(k / r)] as number), [c, r], 'float32');
+  };
+
+  it('ties only an initializer the exporter named (onnx::…) to a named weight it copies; values alone tie nothing', async () => {
+    const t = await tempDir();
+    try {
+      const embed = new Tensor(Float32Array.from({ length: 24 }, (_, i) => Math.sin(i + 1)), [8, 3], 'float32');
+      const folded = await GraphModel.load((await lm(t.dir, 'onnx::MatMul_7', transposed(embed))).file);
+      assert.deepEqual(folded.tiedWeights(), [{ name: 'onnx::MatMul_7', source: 'embed.weight', transpose: true }]);
+      // A head of its own name that happens to equal embed.weight's transpose (an untied model initialized so) stays a weight.
+      const named = await GraphModel.load((await lm(t.dir, 'lm_head.weight', transposed(embed))).file);
+      assert.deepEqual(named.tiedWeights(), []);
+      assert.deepEqual(named.paramInfos().map((p) => p.name).sort(), ['embed.weight', 'lm_head.weight']);
+      // A tied head is no head to replace, and selecting the copy says what it copies.
+      await assert.rejects(folded.replaceHead(5), kilnError('INVALID_ARGUMENT', "the head's weight 'onnx::MatMul_7' is tied to 'embed.weight'"));
+      assert.throws(() => folded.trainOnly('onnx::MatMul_7'), kilnError('INVALID_ARGUMENT', "'onnx::MatMul_7' is a tied copy of 'embed.weight': select that weight"));
+      // An op without a gradient rule reached only through the copy still stops training, by name.
+      const behind = await GraphModel.load(
+        (
+          await (async () => {
+            const g = new Graph('behind');
+            const x = g.input('x', 'float32', ['batch', 3]);
+            const w = g.initializer('w', new Tensor(Float32Array.from({ length: 9 }, (_, i) => Math.cos(i)), [3, 3], 'float32'));
+            const copy = g.initializer('onnx::Mul_3', transposed(new Tensor(Float32Array.from({ length: 9 }, (_, i) => Math.cos(i)), [3, 3], 'float32')));
+            // Atan: an op Kiln has neither a shape nor a gradient rule for, written as imported nodes are.
+            const [atan] = g.importNode('Atan', [copy.name], {}, [{ name: 'atan', dtype: 'float32', shape: [3, 3] }]);
+            g.output(g.op1('Add', [g.op1('MatMul', [x, w]), g.op1('MatMul', [x, atan!])]), 'y');
+            const file = join(t.dir, 'behind.onnx');
+            writeFileSync(file, encodeModel(modelToProto(g)));
+            return file;
+          })()
+        ),
+      );
+      assert.deepEqual(behind.tiedWeights(), [{ name: 'onnx::Mul_3', source: 'w', transpose: true }]);
+      assert.deepEqual(behind.untrainableOps().map((o) => o.op), ['Atan']);
+    } finally {
+      await t.remove();
+    }
+  });
+
+  it('Taylor ranking of a token classifier reads the ignored label its saved loss recorded', async () => {
+    const model = await load();
+    model.compile({ optimizer: 'adam', loss: tokenLoss() });
+    const data = taggedTokenTask(64, 11, false);
+    const grads = await taylorGradients(model, { x: data.x, y: data.y, batches: 1, batchSize: 64 });
+    assert.ok([...grads.values()].every((g) => g.every(Number.isFinite)) && grads.size === model.paramInfos().length);
+  });
+
+  it("a value of the imported graph named 'counted' (a name the step uses) does not collide with it", async () => {
+    const t = await tempDir();
+    try {
+      const g = new Graph('named');
+      const x = g.input('x', 'float32', ['batch', 3, 4]);
+      const w = g.initializer('w', new Tensor(Float32Array.from({ length: 8 }, (_, i) => Math.cos(i)), [4, 2], 'float32'));
+      const [counted] = g.importNode('MatMul', [x.name, w.name], {}, [{ name: 'counted', dtype: 'float32', shape: ['batch', 3, 2] }]);
+      g.output(g.op1('Relu', [counted!]), 'logits');
+      writeFileSync(join(t.dir, 'named.onnx'), encodeModel(modelToProto(g)));
+      const model = await GraphModel.load(join(t.dir, 'named.onnx'));
+      model.compile({ optimizer: 'sgd', loss: tokenLoss(), metrics: ['accuracy'] });
+      const x0 = new Tensor(Float32Array.from({ length: 48 }, (_, i) => Math.sin(i)), [4, 3, 4], 'float32');
+      const y0 = new Tensor(Int32Array.of(0, 1, IGNORE_INDEX, 1, 0, 0, IGNORE_INDEX, IGNORE_INDEX, 1, 0, 1, 1), [4, 3], 'int32');
+      const h = await model.fit(x0, y0, { epochs: 1, batchSize: 4, verbose: 0 });
+      assert.ok(Number.isFinite(h.history.loss![0]!));
+    } finally {
+      await t.remove();
+    }
+  });
+
+  it('labelledPositions refuses labels that are not one per position', () => {
+    assert.throws(() => labelledPositions(new Float32Array(12), [2, 3, 2], 2, [1, -100, 0, 1]), kilnError('INVALID_SHAPE', 'must be one per position, [2, 3]; got 4 labels for 12 scores'));
   });
 });

@@ -9,6 +9,7 @@ import type { GraphModel } from '../../train/graph-model.js';
 import { prepareLabels } from '../../train/fit-args.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
 import { lossGradientGraph } from '../../train/loss-gradients.js';
+import { recordedTraining } from '../../train/model.js';
 
 /*
  * The gradients first-order Taylor ranking needs (criterion 'taylor'): the loss's mean gradient with
@@ -46,8 +47,11 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   const probe = model.clone();
   const rows = probe.inputRows(data.x);
   if (rows.n === 0) throw new KilnError('INVALID_ARGUMENT', "criterion 'taylor': the data has no examples");
-  // Class indices in [0, classes), as fit checks them (one-hot rows and out-of-range labels are errors).
-  const classLabels = prepareLabels(data.y, sparseCategoricalCrossentropy({ fromLogits: true }), model.outputShape, rows.n);
+  // Class indices in [0, classes), as fit checks them (one-hot rows and out-of-range labels are errors);
+  // the label the model's saved loss ignored (a token classifier's -100) is ignored here too.
+  const recorded = recordedTraining(model.metadata)?.loss;
+  const loss = sparseCategoricalCrossentropy({ ...(recorded?.name === 'sparseCategoricalCrossentropy' ? recorded.config : {}), fromLogits: true });
+  const classLabels = prepareLabels(data.y, loss, model.outputShape, rows.n);
   // Every (n/m)-th example: spread over the data, whatever its order.
   const available = rows.n;
   const m = Math.min(available, batches * batchSize);
@@ -55,7 +59,7 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   const x = rows.gather(picked);
   const y = classLabels.gather(picked);
 
-  const { graph, trainable, gradients } = lossGradientGraph(probe, 'taylor/labels');
+  const { graph, trainable, gradients } = lossGradientGraph(probe, 'taylor/labels', loss);
   gradients.forEach((g, k) => graph.output(g, `taylor/grad/${k}`));
 
   const runtime = sharedRuntime();
