@@ -1,5 +1,6 @@
 /**
- * The loss `kiln train`, `kiln evaluate` and `kiln export-trainer` give a classifier: sparse categorical
+ * The loss `kiln train`, `kiln evaluate` and `kiln export-trainer` give a classifier (and the label
+ * `kiln distill` ignores): sparse categorical
  * cross-entropy, from the logits where the model has them, leaving out the label --ignore-class names
  * (by default the one the model's saved loss left out).
  */
@@ -16,15 +17,22 @@ export const IGNORE_CLASS_OPTION: Command['options'][number] = {
 };
 
 export function classifierLoss(model: TrainableModel, options: Record<string, unknown>): Loss {
-  // Unless given, the label the model was trained to ignore (its saved loss, kiln.training), if any.
-  const ignoreClass = options['ignore-class'] === undefined ? recordedIgnoreClass(model) : Number(options['ignore-class']);
+  const ignoreClass = ignoreClassOption(options, model.metadata);
   // A Kiln model's last layer says whether it outputs probabilities; an imported graph trains from its
   // logits, cutting a final Softmax off (GraphModel.compile).
   const fromLogits = model instanceof Sequential ? !model.outputsProbabilities : true;
   return sparseCategoricalCrossentropy({ fromLogits, ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
 }
 
-function recordedIgnoreClass(model: TrainableModel): number | undefined {
-  const value = recordedTraining(model.metadata)?.loss?.config?.ignoreClass;
-  return Number.isInteger(value) ? (value as number) : undefined;
+/**
+ * --ignore-class, or else the label the first of `models` (their metadata) was trained to ignore (its
+ * saved loss, kiln.training), if any.
+ */
+export function ignoreClassOption(options: Record<string, unknown>, ...models: ReadonlyMap<string, string>[]): number | undefined {
+  if (options['ignore-class'] !== undefined) return Number(options['ignore-class']);
+  for (const metadata of models) {
+    const value = recordedTraining(metadata)?.loss?.config?.ignoreClass;
+    if (Number.isInteger(value)) return value as number;
+  }
+  return undefined;
 }

@@ -13,6 +13,7 @@ import { formatDuration, formatNumber, formatTable } from '../text/format.js';
 import { progressOutput } from '../text/progress-output.js';
 import { AUGMENT_OPTIONS, augmentFromOptions } from './train.js';
 import { modelFromSpec } from '../train/model-from-spec.js';
+import { ignoreClassOption, IGNORE_CLASS_OPTION } from './classifier-loss.js';
 
 export const distillCommand: Command = {
   name: 'distill',
@@ -29,6 +30,7 @@ export const distillCommand: Command = {
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: "learning rate (default: the optimizer's Keras default)" },
     { name: 'validation-split', type: 'number', description: 'fraction of training data held out', default: 0.1 },
+    IGNORE_CLASS_OPTION,
     ...AUGMENT_OPTIONS,
     { name: 'seed', type: 'number', integer: true, description: 'seed for the default student and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the student', default: 'student.onnx' },
@@ -68,6 +70,8 @@ export const distillCommand: Command = {
       stream: progressOutput(out),
       studentOptions: { seed: Number(options.seed) },
       augment,
+      // By default the label the student, or else the teacher, was trained to ignore (-100 on a token classifier's padding).
+      ignoreClass: ignoreClassOption(options, ...(student ? [student.metadata] : []), new Map(Object.entries(teacher.description.metadata))),
     });
     const seconds = (performance.now() - t0) / 1000;
     await result.student.save(String(options.out));

@@ -1,7 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { Tensor, type DType } from '../tensor.js';
-import { labelledMask, sparseClassAxis } from './sparse-labels.js';
+import { labelledMask, labelledMean, sparseClassAxis } from './sparse-labels.js';
 
 /**
  * Losses as graph builders: given the model's output and the labels (graph values), emit the mean loss
@@ -88,11 +88,8 @@ export function sparseCategoricalCrossentropy(args: SparseCrossentropyArgs = {})
       const oneHot = graph.op1('OneHot', [indices, graph.int64s([classes], 'depth'), graph.constant(new Tensor(Float32Array.of(0, 1), [2], 'float32'), 'onehot_values')], { axis: classAxis === rank - 1 ? -1 : classAxis });
       const perPosition = logLikelihoods(graph, output, oneHot, fromLogits, classAxis);
       if (!counted) return graph.op1('Neg', [mean(graph, perPosition)]);
-      const weights = graph.op1('Cast', [counted], { to: 1 });
-      const total = graph.op1('ReduceSum', [weights], { keepdims: 0 });
       // An all-ignored batch has loss 0 (PyTorch gives NaN there, which would stop training).
-      const sum = graph.op1('ReduceSum', [graph.op1('Mul', [perPosition, weights])], { keepdims: 0 });
-      return graph.op1('Neg', [graph.op1('Div', [sum, graph.op1('Max', [total, graph.scalar(1)])])]);
+      return graph.op1('Neg', [labelledMean(graph, perPosition, counted)]);
     },
   };
 }

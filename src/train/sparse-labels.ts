@@ -41,3 +41,10 @@ export function sparseLabels(loss: Loss, outputRank: number): SparseLabels | und
 export function labelledMask(graph: Graph, labels: Value, ignoreClass: number): Value {
   return graph.op1('Not', [graph.op1('Equal', [labels, graph.scalar(ignoreClass, 'int64')])]);
 }
+
+/** The mean of `values` over the positions `mask` marks (the same shape); 0 when none is marked. */
+export function labelledMean(graph: Graph, values: Value, mask: Value): Value {
+  const weights = graph.op1('Cast', [mask], { to: 1 });
+  const sum = graph.op1('ReduceSum', [graph.op1('Mul', [values, weights])], { keepdims: 0 });
+  return graph.op1('Div', [sum, graph.op1('Max', [graph.op1('ReduceSum', [weights], { keepdims: 0 }), graph.scalar(1)])]);
+}

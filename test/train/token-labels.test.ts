@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { Graph } from '../../src/graph/graph.js';
 import { labelledPositions } from '../../src/train/metrics.js';
 import { taylorGradients } from '../../src/optimize/prune/taylor.js';
+import { distill } from '../../src/optimize/distill/distill.js';
 import { modelToProto, tensorFromProto } from '../../src/graph/onnx-io.js';
 import { runMain } from '../cli/helpers.js';
 
@@ -167,6 +168,22 @@ describe('sparse cross-entropy over the tokens of a token classifier', () => {
     } finally {
       await t.remove();
     }
+  });
+
+  it('distills a token classifier into another: soft targets per token, padding in neither term', async () => {
+    // Teacher: tokentag fine-tuned to the swapped labels; student: tokentag as exported (the original rule).
+    const train = taggedTokenTask(2048, 1, true);
+    const test = taggedTokenTask(500, 2, true);
+    const teacher = await load();
+    teacher.compile({ optimizer: adam({ learningRate: 3e-3 }), loss: tokenLoss(), metrics: ['accuracy'] });
+    await teacher.fit(train.x, train.y, { epochs: 8, batchSize: 64, verbose: 0, seed: 3 });
+    const student = await load();
+    student.compile({ optimizer: 'adam', loss: tokenLoss(), metrics: ['accuracy'] });
+    const before = (await student.evaluate(test.x, test.y)).accuracy!;
+    await assert.rejects(distill({ teacher, x: train.x, y: train.y, verbose: 0 }), kilnError('INVALID_ARGUMENT', 'give a student'));
+    const result = await distill({ teacher, student, x: train.x, y: train.y, ignoreClass: IGNORE_INDEX, epochs: 8, batchSize: 64, optimizer: adam({ learningRate: 3e-3 }), verbose: 0, seed: 1 });
+    const after = (await result.student.evaluate(test.x, test.y)).accuracy!;
+    assert.ok(before < 0.9 && after > 0.96, `student's token accuracy on the teacher's rule: ${before} before, ${after} after distillation`);
   });
 
   it('refuses labels not shaped as the tokens, classes out of range, and -100 without ignoreClass', async () => {

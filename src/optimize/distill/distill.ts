@@ -22,7 +22,7 @@ export const DISTILLATION_METADATA_KEY = 'kiln.distillation';
 /** What `distill` takes: the teacher, the data, and the training settings (as `fit()`'s). */
 export interface DistillArgs<S extends Sequential | GraphModel = Sequential> {
   /**
-   * Any ONNX classifier with `[N, classes]` logits or probabilities out (a file, bytes, an OnnxModel, a
+   * Any ONNX classifier with `[N, classes]` (or a token classifier's `[N, T, classes]`) logits or probabilities out (a file, bytes, an OnnxModel, a
    * Kiln model or an imported GraphModel), fed x as the student is (one tensor, or tensors by input
    * name for models of several inputs); one ending in Softmax is read before it.
    */
@@ -38,7 +38,7 @@ export interface DistillArgs<S extends Sequential | GraphModel = Sequential> {
    * student of several inputs (input_ids and attention_mask), tensors by input name, as fit takes them.
    */
   x: ModelInputs;
-  /** Class labels `[N]`. */
+  /** Class labels `[N]`, or `[N, T]` for a teacher and student of a class per token (`[N, T, classes]`). */
   y: Tensor;
   /** Softmax temperature for both models (default 4). */
   temperature?: number;
@@ -71,6 +71,11 @@ export interface DistillArgs<S extends Sequential | GraphModel = Sequential> {
   };
   /** What the teacher outputs; 'auto' (default) recognizes probabilities (rows ≥ 0 summing to 1). */
   teacherOutput?: ClassifierOutputKind | 'auto';
+  /**
+   * A label that marks positions to leave out of both terms (the hard loss's ignoreClass: -100 on a
+   * token classifier's padding), for labels `[N, T]` with a teacher and student of `[N, T, classes]`.
+   */
+  ignoreClass?: number;
   /** Options for the default student. */
   studentOptions?: DefaultStudentOptions;
   /**
@@ -133,19 +138,20 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   // With augmentation only a sample is scored here, to learn the class count and the output kind.
   const cached = await teacherLogits(teacher, args.augment ? sliceInputs(x, 0, Math.min(256, examplesIn(x))) : x, { outputKind: args.teacherOutput ?? 'auto' });
   let teacherSeconds = (performance.now() - t0) / 1000;
-  if (cached.logits.rank !== 2) {
-    // Soft targets per token (a token classifier's [N, T, classes]) are not built.
-    throw new KilnError('INVALID_SHAPE', `distillation reads a teacher's [N, classes] scores; its output '${cached.readFrom}' gives ${formatShape(cached.logits.shape)}, a class per position (distilling token classifiers is not built)`);
+  // One example's teacher scores: [classes], or [T, classes] for a class per token (soft targets per token).
+  const perExample = cached.logits.shape.slice(1);
+  const classes = perExample.at(-1)!;
+  if (perExample.length > 1 && !args.student) {
+    throw new KilnError('INVALID_ARGUMENT', `the teacher gives a class per position (${formatShape(['N', ...perExample])}) and the default student is a classifier of one class per example: give a student of the same output, e.g. a smaller exported token classifier loaded as a GraphModel`);
   }
-  const classes = cached.logits.shape[1]!;
 
   const student: Sequential | GraphModel = args.student ?? defaultStudent(teacher, { inputShape: (x as Tensor).shape.slice(1), numClasses: classes }, args.studentOptions);
   if (!(student instanceof Sequential || student instanceof GraphModel)) {
     throw new KilnError('NOT_TRAINABLE', 'the student must be a trainable model: a Kiln Sequential, or an imported graph (GraphModel) as kiln.loadModel returns them');
   }
   const outShape = student.outputShape;
-  if (outShape.length !== 1 || outShape[0] !== classes) {
-    throw new KilnError('INVALID_SHAPE', `the student outputs ${formatShape([null, ...outShape])}, the teacher ${formatShape([null, classes])}: both must give one score per class`);
+  if (outShape.length !== perExample.length || outShape.some((d, i) => d !== perExample[i])) {
+    throw new KilnError('INVALID_SHAPE', `the student outputs ${formatShape([null, ...outShape])}, the teacher ${formatShape([null, ...perExample])}: both must give one score per class${perExample.length > 1 ? ' at every position' : ''}`);
   }
   // An imported student's step reads the logits before a final Softmax (the loss is from logits); a
   // layer model's last layer must emit them itself.
@@ -156,11 +162,13 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
     }
   }
 
-  const loss = sparseCategoricalCrossentropy({ fromLogits: true });
+  // The label the hard loss ignores (a token classifier's -100) carries no soft term either.
+  const ignoreClass = args.ignoreClass;
+  const loss = sparseCategoricalCrossentropy({ fromLogits: true, ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
   student.compile(
     { optimizer: args.optimizer === undefined ? adam() : resolveOptimizer(args.optimizer), loss, metrics: ['accuracy'] },
     {
-      extraInputs: [{ name: TEACHER_LOGITS_INPUT, dtype: 'float32', shape: ['N', classes] }],
+      extraInputs: [{ name: TEACHER_LOGITS_INPUT, dtype: 'float32', shape: ['N', ...perExample] }],
       buildLoss: (graph, output, labels, hardLoss) => distillationLoss(graph, output, graph.value(TEACHER_LOGITS_INPUT), labels, { temperature, alpha, hardLoss }),
     },
   );

@@ -1,6 +1,7 @@
 import { KilnError } from '../../errors.js';
 import type { Graph, Value } from '../../graph/graph.js';
 import { sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
+import { labelledMask, labelledMean } from '../../train/sparse-labels.js';
 
 /** Options of `distillationLoss`. */
 export interface DistillationLossOptions {
@@ -27,7 +28,10 @@ export function checkDistillationOptions(options: { temperature: number; alpha: 
  *
  *     α · CE(y, student) + (1 − α) · T² · KL(softmax(teacher / T) ‖ softmax(student / T))
  *
- * with KL per example = Σ_c p_t · (log p_t − log p_s). The soft term's gradient with respect to a
+ * with KL per example = Σ_c p_t · (log p_t − log p_s), classes on the last axis. For a class per
+ * position (a token classifier's [N, T, classes]) the KL is per position and averaged as the hard
+ * loss averages: over every position, or over the labelled ones when it ignores a class (padding's
+ * -100 then carries neither term). The soft term's gradient with respect to a
  * student logit is (p_s − p_t) / T, and p_s − p_t itself shrinks roughly as 1/T, so without the T²
  * the teacher's share of the gradient would fade as T grows; with it α weighs the two terms alike at
  * any temperature.
@@ -41,12 +45,14 @@ export function distillationLoss(graph: Graph, studentLogits: Value, teacherLogi
   const hardLoss = options.hardLoss ?? sparseCategoricalCrossentropy({ fromLogits: true });
   const hard = hardLoss.build(graph, studentLogits, labels);
   const t = graph.scalar(temperature);
-  const logStudent = graph.op1('LogSoftmax', [graph.op1('Div', [studentLogits, t])], { axis: 1 }, 'distill/log_p_student');
-  const logTeacher = graph.op1('LogSoftmax', [graph.op1('Div', [teacherLogits, t])], { axis: 1 }, 'distill/log_p_teacher');
+  const logStudent = graph.op1('LogSoftmax', [graph.op1('Div', [studentLogits, t])], { axis: -1 }, 'distill/log_p_student');
+  const logTeacher = graph.op1('LogSoftmax', [graph.op1('Div', [teacherLogits, t])], { axis: -1 }, 'distill/log_p_teacher');
   const teacherProbs = graph.op1('Exp', [logTeacher], {}, 'distill/p_teacher');
-  const perExample = graph.op1('ReduceSum', [graph.op1('Mul', [teacherProbs, graph.op1('Sub', [logTeacher, logStudent])]), graph.int64s([1], 'axes')], { keepdims: 0 }, 'distill/kl');
-  const kl = graph.op1('ReduceMean', [perExample], { keepdims: 0 });
+  const perPosition = graph.op1('ReduceSum', [graph.op1('Mul', [teacherProbs, graph.op1('Sub', [logTeacher, logStudent])]), graph.int64s([-1], 'axes')], { keepdims: 0 }, 'distill/kl');
+  const ignoreClass = hardLoss.config.ignoreClass as number | undefined;
+  const kl = ignoreClass === undefined ? graph.op1('ReduceMean', [perPosition], { keepdims: 0 }) : labelledMean(graph, perPosition, labelledMask(graph, labels, ignoreClass));
   const weightedHard = graph.op1('Mul', [hard, graph.scalar(alpha)]);
   const weightedSoft = graph.op1('Mul', [kl, graph.scalar((1 - alpha) * temperature * temperature)]);
   return graph.op1('Add', [weightedHard, weightedSoft], {}, 'distill/loss');
 }
+

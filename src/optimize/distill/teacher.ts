@@ -110,7 +110,8 @@ export function logitsReader(teacher: OnnxModel): LogitsReader | null {
   let reader = logitsReaders.get(teacher);
   if (reader === undefined) {
     const first = teacher.outputs[0]?.name;
-    const logits = first === undefined ? undefined : softmaxLogits(first, teacher.proto);
+    // The classes are on the last axis: of [N, classes], or of a token classifier's [N, T, classes].
+    const logits = first === undefined ? undefined : softmaxLogits(first, teacher.proto, teacher.outputs[0]!.shape?.length ?? 2);
     if (logits === undefined) reader = null;
     else if (teacher.outputs.some((o) => o.name === logits)) reader = { model: teacher, output: logits };
     else {
@@ -138,7 +139,7 @@ export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options:
     return { logits, outputKind: 'logits', readFrom: reader.output };
   }
   const scores = await classifierScores(teacher, x, options);
-  const classes = scores.shape[1]!;
+  const classes = scores.shape.at(-1)!;
   const requested = options.outputKind ?? 'auto';
   const outputKind: ClassifierOutputKind = requested === 'auto' ? (looksLikeProbabilities(scores.data, classes) ? 'probabilities' : 'logits') : requested;
   if (outputKind === 'probabilities') {

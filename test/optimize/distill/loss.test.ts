@@ -12,6 +12,7 @@ import { decodeModel, encodeModel } from '../../../src/graph/proto.js';
 import { OnnxModel } from '../../../src/model/onnx-model.js';
 import { distillationLoss } from '../../../src/optimize/distill/loss.js';
 import { Tensor } from '../../../src/tensor.js';
+import { sparseCategoricalCrossentropy } from '../../../src/train/losses.js';
 import { assertThrowsKiln } from '../../model/helpers.js';
 
 const STUDENT = [
@@ -109,6 +110,25 @@ describe('distillation loss', () => {
         });
       });
     }
+  });
+
+  it('per position (a token classifier, [N, T, classes]): the rows of STUDENT and TEACHER as one sequence, a third position ignored', async () => {
+    // Two labelled positions give the [N, classes] loss of the same two rows; the third (-100, padding
+    // whose logits are wild) carries neither term.
+    const g = new Graph('distill_tokens');
+    const s = g.input('student', 'float32', ['N', 3, 3]);
+    const t = g.input('teacher', 'float32', ['N', 3, 3]);
+    const y = g.input('labels', 'int64', ['N', 3]);
+    g.output(distillationLoss(g, s, t, y, { temperature: 4, alpha: 0.1, hardLoss: sparseCategoricalCrossentropy({ fromLogits: true, ignoreClass: -100 }) }), 'loss');
+    const bytes = encodeModel(modelToProto(g));
+    const out = await new OnnxModel(bytes, decodeModel(bytes)).run({
+      student: new Tensor(Float32Array.from([...STUDENT.flat(), 40, -40, 9]), [1, 3, 3], 'float32'),
+      teacher: new Tensor(Float32Array.from([...TEACHER.flat(), -30, 50, 0]), [1, 3, 3], 'float32'),
+      labels: new Tensor(BigInt64Array.from([...LABELS, -100], BigInt), [1, 3], 'int64'),
+    });
+    const { loss } = byHand(4, 0.1);
+    const got = (out.loss!.data as Float32Array)[0]!;
+    assert.ok(Math.abs(got - loss) <= 1e-5 * Math.abs(loss), `loss ${got} vs ${loss} by hand`);
   });
 
   it('rejects a non-positive temperature and α outside [0, 1]', () => {
