@@ -187,6 +187,10 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     const quantized = await runMain(['quantize', t.path('tagged.onnx'), '--mode', 'dynamic', '--dataset', t.path('tagged'), '--out', t.path('tagged.int8.onnx')]);
     assert.equal(quantized.code, 0, quantized.err);
     assert.match(quantized.out, new RegExp(`Accuracy +${(100 * result.accuracy).toFixed(2)}% +\\d+\\.\\d+%`));
+    // Structured pruning fine-tunes with the saved loss, padding's -100 ignored.
+    const pruned = await runMain(['prune', t.path('tagged.onnx'), '--structured', '--mlp', '0.5', '--dataset', t.path('tagged'), '--epochs', '1', '--out', t.path('tagged-pruned.onnx')]);
+    assert.equal(pruned.code, 0, pruned.err);
+    assert.match(pruned.out, new RegExp(`Test accuracy +${(100 * result.accuracy).toFixed(2)}% +\\d+\\.\\d+%`));
     // Distilled into the exported tagger: soft targets per token; the ignored label is the teacher's saved one.
     const distilled = await runMain(['distill', '--teacher', t.path('tagged.onnx'), '--student', model, '--dataset', t.path('tagged'), '--epochs', '2', '--out', t.path('student.onnx')]);
     assert.equal(distilled.code, 0, distilled.err);

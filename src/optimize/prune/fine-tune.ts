@@ -43,8 +43,8 @@ export interface FineTuneArgs {
   stream?: FitArgs['stream'];
 }
 
-/** The loss fine-tuning uses when none is given. */
-function defaultLoss(model: TrainableModel): Loss {
+/** The loss fine-tuning uses when none is given: the model's saved one (a token classifier's ignoreClass with it), else sparse cross-entropy. */
+export function defaultLoss(model: TrainableModel): Loss {
   // A damaged training record only loses the default; the caller can still pass a loss.
   const saved = recordedTraining(model.metadata)?.loss;
   if (saved?.name) return resolveLoss(saved);

@@ -6,7 +6,7 @@ import type { Tensor } from '../../tensor.js';
 import { GraphModel } from '../../train/graph-model.js';
 import { evaluateClassifier } from '../../train/metrics.js';
 import { formatSize } from './axis-atoms.js';
-import { checkFineTune, fitFineTune, type FineTuneArgs } from './fine-tune.js';
+import { checkFineTune, defaultLoss, fitFineTune, type FineTuneArgs } from './fine-tune.js';
 import { analyzeGraph, measureFacts, unitIndex, type Blocker, type ChannelGroup, type GraphAnalysis, type GraphFacts, type GroupKind } from './graph-groups.js';
 import { expectedSizes, shrinkGraph, type Removals } from './graph-shrink.js';
 import { fileInputs, measureModelLatency, type ModelSnapshot, type SnapshotOptions } from './report.js';
@@ -463,7 +463,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
     current = await GraphModel.fromProto(shrunk.proto, file, { name: model.name, seed: model.seed });
     newFacts = shrunk.facts;
     if (ft) {
-      current.compile({ optimizer: ft.optimizer ?? 'adam', loss: ft.loss ?? 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+      current.compile({ optimizer: ft.optimizer ?? 'adam', loss: ft.loss ?? defaultLoss(model), metrics: ['accuracy'] });
       history.push((await fitFineTune(current, ft)).history);
     }
   }
