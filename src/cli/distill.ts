@@ -1,7 +1,7 @@
 import { KilnError } from '../errors.js';
 import { distill } from '../optimize/distill/distill.js';
 import { asOnnxModel, classifierScores } from '../optimize/distill/teacher.js';
-import { evaluateClassifier } from '../train/metrics.js';
+import { evaluateClassifier, labelledPositions } from '../train/metrics.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { Command } from './command.js';
 import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
@@ -54,6 +54,8 @@ export const distillCommand: Command = {
     const student = chosen as Sequential | GraphModel | undefined;
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     out(`Distilling ${options.teacher} into ${options.student ?? 'the default student'} on ${options.dataset} (T = ${options.temperature}, alpha = ${options.alpha})`);
+    // By default the label the student, or else the teacher, was trained to ignore (-100 on a token classifier's padding).
+    const ignoreClass = ignoreClassOption(options, ...(student ? [student.metadata] : []), new Map(Object.entries(teacher.description.metadata)));
     const t0 = performance.now();
     const result = await distill({
       teacher,
@@ -70,12 +72,14 @@ export const distillCommand: Command = {
       stream: progressOutput(out),
       studentOptions: { seed: Number(options.seed) },
       augment,
-      // By default the label the student, or else the teacher, was trained to ignore (-100 on a token classifier's padding).
-      ignoreClass: ignoreClassOption(options, ...(student ? [student.metadata] : []), new Map(Object.entries(teacher.description.metadata))),
+      ignoreClass,
     });
     const seconds = (performance.now() - t0) / 1000;
     await result.student.save(String(options.out));
-    const teacherTest = evaluateClassifier(data.test.y, await classifierScores(teacher, data.test.x));
+    // The teacher's scores counted over the positions the student's are (the ignored label left out).
+    const teacherScores = await classifierScores(teacher, data.test.x);
+    const rows = ignoreClass === undefined ? undefined : labelledPositions(teacherScores.data, teacherScores.shape, teacherScores.rank - 1, data.test.y.data, ignoreClass);
+    const teacherTest = rows ? evaluateClassifier(rows.truth, rows.scores) : evaluateClassifier(data.test.y, teacherScores);
     const studentTest = await result.student.evaluate(data.test.x, data.test.y);
     out('');
     out(

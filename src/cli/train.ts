@@ -83,6 +83,8 @@ export const trainCommand: Command = {
     requireOneInput(model, String(options.model), data.train.x);
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     if (model instanceof GraphModel) await prepareImported(model, options);
+    // Said once, since the file alone cannot prove a tie (an untrained export of two layers that start transposed).
+    if (model instanceof GraphModel) for (const t of model.tiedWeights()) out(`Tied: ${t.name} is ${t.source} transposed (the exporter's copy; it trains as ${t.source})`);
     else if (options['train-only'] !== undefined || options['num-classes'] !== undefined || options.dimension !== undefined) {
       throw new KilnError('INVALID_ARGUMENT', '--train-only, --num-classes and --dimension apply to imported ONNX models (--model file.onnx written by another tool)');
     }

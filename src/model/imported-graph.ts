@@ -125,8 +125,8 @@ export class ImportedGraph implements ModelStructure {
   private readonly params: ParamInfo[];
   private readonly constants = new Map<string, Tensor>();
   /**
-   * Initializers that are copies of a parameter, by name: the same values, or (rank 2) its transpose,
-   * under a name the exporter's constant folding gave (`initializerFacts`) — a tied weight written twice
+   * Initializers that are copies of a parameter, by name: its transpose, under a name the exporter's
+   * constant folding gave (`initializerFacts`) — a tied weight written twice
    * (GPT-2's head, embed.weight.T). They follow the parameter rather than train apart from it, as in PyTorch.
    */
   private readonly tied = new Map<string, { source: string; transpose: boolean }>();
@@ -330,6 +330,22 @@ export class ImportedGraph implements ModelStructure {
         `'${this.file}': output '${this.modelOutput.name}' has shape ${formatShape(['N', ...this.outputShape])}, not a class vector [N, classes] or one per token [N, T, classes]: there is no classifier head to replace`,
       );
     }
+    const found = this.headSearch();
+    if (found.tied) {
+      const tie = this.tied.get(found.tied)!;
+      throw new KilnError('INVALID_ARGUMENT', `'${this.file}': the head's weight '${found.tied}' is tied to '${tie.source}' (the exporter's copy of it${tie.transpose ? ', transposed' : ''}, as a language model's head is its token embedding): a new head would untie them, which is not built`);
+    }
+    if (found.head) return this.headOfClasses(found.head);
+    throw new KilnError('INVALID_ARGUMENT', `'${this.file}': no Gemm or MatMul with a trainable weight feeds output '${this.modelOutput.name}' directly: there is no classifier head to replace`);
+  }
+
+  /** The tied copy that is the head's weight (a language model's head, its embedding transposed), if it is one. */
+  tiedHead(): string | undefined {
+    return this.headSearch().tied;
+  }
+
+  /** The Gemm or MatMul nearest the output, walking back through Softmax, Identity, Flatten, Reshape and a bias Add. */
+  private headSearch(): { head?: { weight: string; bias?: string; transposed: boolean }; tied?: string } {
     // Any float weight qualifies, frozen or not (trainOnly must not hide the head).
     const isParam = (name: string | undefined) => !!name && this.params.some((p) => p.name === name && !this.statistics.has(p.name));
     let value = this.modelOutput.name;
@@ -337,18 +353,15 @@ export class ImportedGraph implements ModelStructure {
     for (let entry = this.producers.get(value); entry; entry = this.producers.get(value)) {
       const n = entry.proto;
       const [a, b, c] = n.input ?? [];
-      const tie = ['Gemm', 'MatMul'].includes(n.opType ?? '') ? this.tied.get(b ?? '') : undefined;
-      if (tie) {
-        throw new KilnError('INVALID_ARGUMENT', `'${this.file}': the head's weight '${b}' is tied to '${tie.source}' (the exporter's copy of it${tie.transpose ? ', transposed' : ''}, as a language model's head is its token embedding): a new head would untie them, which is not built`);
-      }
-      if (n.opType === 'Gemm' && isParam(b)) return this.headOfClasses({ weight: b!, bias: isParam(c) ? c : undefined, transposed: entry.attrs.transB === 1 });
-      if (n.opType === 'MatMul' && isParam(b)) return this.headOfClasses({ weight: b!, bias, transposed: false });
+      if (['Gemm', 'MatMul'].includes(n.opType ?? '') && this.tied.has(b ?? '')) return { tied: b! };
+      if (n.opType === 'Gemm' && isParam(b)) return { head: { weight: b!, bias: isParam(c) ? c : undefined, transposed: entry.attrs.transB === 1 } };
+      if (n.opType === 'MatMul' && isParam(b)) return { head: { weight: b!, bias, transposed: false } };
       if (n.opType === 'Add' && isParam(b) && !bias) bias = b;
       else if (n.opType === 'Add' && isParam(a) && !bias) bias = a;
       else if (!['Softmax', 'LogSoftmax', 'Identity', 'Flatten', 'Reshape'].includes(n.opType ?? '')) break;
       value = n.opType === 'Add' && isParam(a) ? b! : a!;
     }
-    throw new KilnError('INVALID_ARGUMENT', `'${this.file}': no Gemm or MatMul with a trainable weight feeds output '${this.modelOutput.name}' directly: there is no classifier head to replace`);
+    return {};
   }
 
   /** The head found, if its class count is the output's last axis (a MatMul mixing positions is no head). */
@@ -876,11 +889,12 @@ const initializerFactsOf = new WeakMap<ModelProto, InitializerFacts>();
 
 /**
  * The file's float initializers, which of them hold non-finite values, and which are an exporter's
- * copy of another: an initializer PyTorch's constant folding named (`onnx::MatMul_183`) that holds
- * exactly another's values, or (rank 2) its transpose — GPT-2's head, `embed.weight.T`, written a
- * second time — while that other has a name of its own. Values alone would tie weights that merely
- * start equal (two identity-initialized layers); the folded name says the copy was computed from it.
- * A tensor whose elements are all equal (zeros, ones) ties to nothing.
+ * copy of another: a rank-2 initializer PyTorch's constant folding named (`onnx::MatMul_183`) that
+ * holds exactly the transpose of another, which has a name of its own — GPT-2's head, `embed.weight.T`,
+ * written a second time. Values alone would tie weights that merely start equal; the folded name says
+ * the copy was computed, and a tensor whose elements are all equal (zeros, ones) or a square one equal
+ * to its own transpose (an identity) ties to nothing. (An untrained export of two layers that start as
+ * each other's transposes, one of them folded, would still tie: `kiln info` and `kiln train` print it.)
  */
 function initializerFacts(proto: ModelProto): InitializerFacts {
   let facts = initializerFactsOf.get(proto);
@@ -900,10 +914,11 @@ function initializerFacts(proto: ModelProto): InitializerFacts {
     else if (!data.every((v) => v === data[0])) (name.startsWith(FOLDED_PREFIX) ? copies.push({ name, value }) : sources.set(name, value));
   }
   for (const { name, value } of copies) {
+    // A square matrix equal to its transpose (an identity initialization) says nothing of where it came from.
+    if (isTransposeOf(value, value)) continue;
     for (const [source, other] of sources) {
-      const copy = copyOf(value, other);
-      if (copy !== undefined) {
-        facts.tied.set(name, { source, transpose: copy === 'transpose' });
+      if (isTransposeOf(value, other)) {
+        facts.tied.set(name, { source, transpose: true });
         break;
       }
     }
@@ -912,19 +927,32 @@ function initializerFacts(proto: ModelProto): InitializerFacts {
   return facts;
 }
 
+/**
+ * Initializers of a file that are no weights of their own, though float: tied copies (initializerFacts)
+ * and tensors holding ±∞ or NaN (a causal mask). What parameter counts leave out, as PyTorch's
+ * `model.parameters()` does.
+ */
+export function notWeights(proto: ModelProto): Set<string> {
+  const facts = initializerFacts(proto);
+  return new Set([...facts.tied.keys(), ...facts.nonFinite]);
+}
+
+/** The tied copies of a file's weights (initializerFacts), by the copy's name. */
+export function tiedCopies(proto: ModelProto): ReadonlyMap<string, { source: string; transpose: boolean }> {
+  return initializerFacts(proto).tied;
+}
+
 /** The prefix PyTorch's exporter gives the initializers its constant folding computes. */
 const FOLDED_PREFIX = 'onnx::';
 
-/** Whether `value` holds exactly `other`'s values ('same'), or is rank 2 and holds its transpose. */
-function copyOf(value: Tensor, other: Tensor): 'same' | 'transpose' | undefined {
+/** Whether `value` (rank 2) holds exactly the transpose of `other`. */
+function isTransposeOf(value: Tensor, other: Tensor): boolean {
+  if (value.shape.length !== 2 || other.shape.length !== 2 || other.shape[0] !== value.shape[1] || other.shape[1] !== value.shape[0]) return false;
   const data = value.data as Float32Array;
   const o = other.data as Float32Array;
-  if (o.length !== data.length) return undefined;
-  if (other.shape.length === value.shape.length && other.shape.every((d, i) => d === value.shape[i]) && o.every((v, i) => v === data[i])) return 'same';
-  if (value.shape.length !== 2 || other.shape.length !== 2 || other.shape[0] !== value.shape[1] || other.shape[1] !== value.shape[0]) return undefined;
   const [rows, cols] = value.shape as [number, number];
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (data[r * cols + c] !== o[c * rows + r]) return undefined;
-  return 'transpose';
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (data[r * cols + c] !== o[c * rows + r]) return false;
+  return true;
 }
 
 /** A tied copy's values from its parameter's. */

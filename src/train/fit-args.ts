@@ -158,7 +158,7 @@ export function prepareLabels(y: Tensor, loss: Loss, outputShape: number[], n: n
       const v = Number(src[i]);
       if (!Number.isInteger(v) || ((v < 0 || v >= classes) && v !== ignored)) {
         const where = perExample ? `${i}` : flatIndexAt(i, expected).join(', ');
-        const hint = v < 0 && ignored === undefined ? `; a label that marks positions to leave out is the loss's ignoreClass (kiln train and kiln evaluate: --ignore-class ${v}; a model they save remembers it for the other commands)` : '';
+        const hint = v < 0 && ignored === undefined ? `; a label that marks positions to leave out is the loss's ignoreClass (kiln train, evaluate and distill: --ignore-class ${v}; a model they save remembers it for the other commands)` : '';
         throw new KilnError('INVALID_DATA', `label y[${where}] is ${v}, expected an integer class in [0, ${classes})${ignored !== undefined ? ` or ${ignored} (the ignored class)` : ''} for a model with ${classes} outputs${hint}`);
       }
       out[i] = BigInt(v);

@@ -172,6 +172,11 @@ export class GraphModel extends TrainableModel {
     return this.structure.tiedWeights();
   }
 
+  /** The tied copy the classifier head's weight is (a language model's head, its embedding transposed), if it is one: then there is no head of its own. */
+  tiedHead(): string | undefined {
+    return this.structure.tiedHead();
+  }
+
   /** Every op between the trainable weights and the output that Kiln cannot differentiate yet. */
   untrainableOps(): UntrainableOp[] {
     return this.structure.untrainableOps();

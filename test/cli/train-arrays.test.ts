@@ -161,7 +161,7 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     const model = `${EXPORTED_DIR}/tokentag.onnx`;
     const refused = await runMain(['train', '--model', model, '--dataset', t.path('tagged'), '--epochs', '1', '--out', t.path('never-tagged.onnx')]);
     assert.equal(refused.code, 1);
-    assert.match(refused.err, /\[INVALID_DATA\]: label y\[\d+, \d+\] is -100, expected an integer class in \[0, 3\) for a model with 3 outputs; a label that marks positions to leave out is the loss's ignoreClass \(kiln train and kiln evaluate: --ignore-class -100; a model they save remembers it for the other commands\)/);
+    assert.match(refused.err, /\[INVALID_DATA\]: label y\[\d+, \d+\] is -100, expected an integer class in \[0, 3\) for a model with 3 outputs; a label that marks positions to leave out is the loss's ignoreClass \(kiln train, evaluate and distill: --ignore-class -100; a model they save remembers it for the other commands\)/);
     assert.ok(!existsSync(t.path('never-tagged.onnx')));
     const r = await runMain(['train', '--model', model, '--dataset', t.path('tagged'), '--ignore-class', '-100', '--epochs', '8', '--lr', '0.003', '--validation-split', '0', '--batch-size', '64', '--out', t.path('tagged.onnx')]);
     assert.equal(r.code, 0, r.err);

@@ -22,6 +22,10 @@ import { Graph } from '../../src/graph/graph.js';
 import { labelledPositions } from '../../src/train/metrics.js';
 import { taylorGradients } from '../../src/optimize/prune/taylor.js';
 import { distill } from '../../src/optimize/distill/distill.js';
+import { teacherParameterCount } from '../../src/optimize/distill/student.js';
+import { prune } from '../../src/optimize/prune/prune.js';
+import { selectGraphTargets } from '../../src/optimize/prune/graph-weights.js';
+import { OnnxModel } from '../../src/model/onnx-model.js';
 import { modelToProto, tensorFromProto } from '../../src/graph/onnx-io.js';
 import { runMain } from '../cli/helpers.js';
 
@@ -261,6 +265,42 @@ describe('tied weights and constants of imported graphs', () => {
     } finally {
       await t.remove();
     }
+  });
+
+  it('pruning and parameter counts treat a tied copy as its weight; an identity matrix ties to nothing', async () => {
+    const t = await tempDir();
+    try {
+      // An embedding factored through a narrower width (ALBERT's shape): the head is the embedding transposed.
+      const g = new Graph('factored');
+      const ids = g.input('ids', 'int64', ['batch', 4]);
+      const values = (n: number, s: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(s * 13.7 + i * 1.3));
+      const embed = new Tensor(values(48, 1), [8, 6], 'float32');
+      const h0 = g.op1('Gather', [g.initializer('embed.weight', embed), ids]);
+      const h1 = g.op1('Relu', [g.op1('MatMul', [h0, g.initializer('onnx::MatMul_1', new Tensor(values(60, 2), [6, 10], 'float32'))])]);
+      const h2 = g.op1('Relu', [g.op1('MatMul', [h1, g.initializer('onnx::MatMul_2', new Tensor(values(60, 3), [10, 6], 'float32'))])]);
+      g.output(g.op1('MatMul', [h2, g.initializer('onnx::MatMul_3', transposed(embed))]), 'logits');
+      writeFileSync(join(t.dir, 'factored.onnx'), encodeModel(modelToProto(g)));
+      const factored = await GraphModel.load(join(t.dir, 'factored.onnx'));
+      const { model: pruned, report } = await prune(factored, { structured: { ratio: 0.5 } });
+      // The hidden units shrink; the width the copy holds stays whole, with the reason, and the tie holds.
+      assert.ok(report.groups!.some((gr) => gr.pruned && gr.units[0] === 10 && gr.units[1] === 5));
+      assert.ok(report.groups!.some((gr) => !gr.pruned && gr.leftWhole.some((b) => /'onnx::MatMul_3' is the exporter's copy of 'embed.weight' \(tied\)/.test(b.why))));
+      assert.deepEqual((pruned as GraphModel).tiedWeights(), [{ name: 'onnx::MatMul_3', source: 'embed.weight', transpose: true }]);
+      // Two identity-initialized layers, the second folded: equal, but an identity says nothing of a tie.
+      const e = new Graph('eye');
+      const x = e.input('x', 'float32', ['batch', 4]);
+      const eye = () => new Tensor(Float32Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 1 : 0)), [4, 4], 'float32');
+      e.output(e.op1('MatMul', [e.op1('Relu', [e.op1('MatMul', [x, e.initializer('a.weight', eye())])]), e.initializer('onnx::MatMul_7', eye())]), 'y');
+      writeFileSync(join(t.dir, 'eye.onnx'), encodeModel(modelToProto(e)));
+      assert.deepEqual((await GraphModel.load(join(t.dir, 'eye.onnx'))).tiedWeights(), []);
+    } finally {
+      await t.remove();
+    }
+    // causallm: magnitude pruning's default targets spare no layer for the tied head; counts as PyTorch's.
+    const lm = await GraphModel.load(`${EXPORTED_DIR}/causallm.onnx`, { dimensions: { sequence: SEQ } });
+    assert.equal(lm.tiedHead(), 'onnx::MatMul_183');
+    assert.ok(selectGraphTargets(lm).map((k) => k.name).includes('onnx::MatMul_182'), 'the last feed-forward matrix is pruned like the others');
+    assert.equal(teacherParameterCount(await OnnxModel.load(`${EXPORTED_DIR}/causallm.onnx`)), 2960);
   });
 
   it('Taylor ranking of a token classifier reads the ignored label its saved loss recorded', async () => {

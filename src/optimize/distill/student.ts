@@ -2,6 +2,7 @@ import { KilnError, formatShape } from '../../errors.js';
 import { Activation, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D, layerFromConfig, type Layer, type SerializedLayer } from '../../layers/index.js';
 import { MODEL_METADATA_KEY, sequentialArgsFromProto } from '../../model/sequential.js';
 import type { OnnxModel } from '../../model/onnx-model.js';
+import { notWeights } from '../../model/imported-graph.js';
 import { GraphModel } from '../../train/graph-model.js';
 import { Sequential } from '../../train/sequential.js';
 
@@ -74,12 +75,14 @@ const FLOAT_NAMES = new Set(['float32', 'float16', 'float64', 'bfloat16']);
 /**
  * Parameters of a model another tool wrote, as PyTorch counts them (`model.parameters()`): its float
  * initializers of rank ≥ 1, less BatchNormalization's running mean and variance (buffers, not
- * parameters). A Kiln-made file counts as Kiln counts its layers (onnxParameterCount).
+ * parameters), the exporter's copies of tied weights and tensors holding ±∞ (a causal mask buffer). A Kiln-made file counts as Kiln counts its layers (onnxParameterCount).
  */
 export function teacherParameterCount(model: OnnxModel): number {
   if (model.proto.metadataProps?.some((m) => m.key === MODEL_METADATA_KEY)) return onnxParameterCount(model);
   const statistics = new Set((model.proto.graph?.node ?? []).filter((n) => n.opType === 'BatchNormalization').flatMap((n) => (n.input ?? []).slice(3, 5)));
-  return model.description.initializers.filter((t) => FLOAT_NAMES.has(t.dtype) && t.shape.length > 0 && !statistics.has(t.name)).reduce((n, t) => n + t.size, 0);
+  // Tied copies (a head written again as the embedding's transpose) and ±∞ masks are no parameters either.
+  const copies = notWeights(model.proto);
+  return model.description.initializers.filter((t) => FLOAT_NAMES.has(t.dtype) && t.shape.length > 0 && !statistics.has(t.name) && !copies.has(t.name)).reduce((n, t) => n + t.size, 0);
 }
 
 /** An imported graph's parameters as teacherParameterCount counts a foreign file's: its weights less BatchNormalization's running statistics. */

@@ -1,7 +1,7 @@
 import type { Attrs } from '../../graph/graph.js';
 import { nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
 import type { ModelProto, NodeProto } from '../../graph/proto.js';
-import { measureGraph } from '../../model/imported-graph.js';
+import { measureGraph, tiedCopies } from '../../model/imported-graph.js';
 import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
 import type { Tensor } from '../../tensor.js';
 import { AxisAtoms, NotRepresentable, commonFactors, formatSize, sizeEquals, type Size, type Structure } from './axis-atoms.js';
@@ -661,6 +661,11 @@ export function analyzeGraph(facts: GraphFacts): GraphAnalysis {
     if (!inits.has(i.name ?? '')) an.blockAll(i.name ?? '', { node: '(graph input)', op: '', why: `the model's input '${i.name}'` });
   }
   for (const o of g.output ?? []) an.blockAll(o.name ?? '', { node: '(graph output)', op: '', why: `the model's output '${o.name}': its entries are what the model answers` });
+  // A tied copy (a language model's head, its embedding transposed) shrinks only with its weight, which
+  // the groups do not follow: what it holds stays whole.
+  for (const [copy, { source }] of tiedCopies(facts.proto)) {
+    an.blockAll(copy, { node: `(tied weight ${copy})`, op: '', why: `'${copy}' is the exporter's copy of '${source}' (tied): removing units of one would untie them` });
+  }
   for (const n of nodes) {
     an.noteWeightLike(n);
     const rule = n.proto.domain && n.proto.domain !== 'ai.onnx' ? undefined : RULES.get(n.op);

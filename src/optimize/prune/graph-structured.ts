@@ -4,6 +4,7 @@ import { tensorFromProto } from '../../graph/onnx-io.js';
 import { decodeModel, encodeModel, type ModelProto } from '../../graph/proto.js';
 import type { Tensor } from '../../tensor.js';
 import { GraphModel } from '../../train/graph-model.js';
+import { notWeights } from '../../model/imported-graph.js';
 import { evaluateClassifier } from '../../train/metrics.js';
 import { formatSize } from './axis-atoms.js';
 import { checkFineTune, defaultLoss, fitFineTune, type FineTuneArgs } from './fine-tune.js';
@@ -225,12 +226,14 @@ export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weight
   return total;
 }
 
-/** Parameters of a graph: its float initializers, BatchNormalization running statistics left out (as PyTorch counts). */
+/** Parameters of a graph: its float initializers, BatchNormalization running statistics, tied copies and non-finite constants left out (as PyTorch counts). */
 function parameterCount(analysis: GraphAnalysis, proto: ModelProto): { parameters: number; nonZero: number } {
   let parameters = 0;
   let nonZero = 0;
+  // Tied copies and tensors of ±∞ (a causal mask) are no parameters either.
+  const copies = notWeights(proto);
   for (const t of proto.graph?.initializer ?? []) {
-    if (t.dataType !== 1 || analysis.statistics.has(t.name ?? '') || (t.dims ?? []).length === 0) continue;
+    if (t.dataType !== 1 || analysis.statistics.has(t.name ?? '') || copies.has(t.name ?? '') || (t.dims ?? []).length === 0) continue;
     const data = tensorFromProto(t).data as Float32Array;
     parameters += data.length;
     for (const v of data) if (v !== 0) nonZero++;

@@ -111,8 +111,9 @@ function defaultKernels(weights: GraphWeights): KernelUse[] {
   try {
     head = weights.model.classifierHead().weight;
   } catch {
-    // Not a classifier (or no Gemm/MatMul feeds the output): the last kernel is the output layer.
-    head = trainable.at(-1)?.use.parameter;
+    // A head tied to the embedding is no kernel of its own (nothing more to spare); not a classifier (or
+    // no Gemm/MatMul feeds the output): the last kernel is the output layer.
+    head = weights.model.tiedHead() ? undefined : trainable.at(-1)?.use.parameter;
   }
   const first = trainable[0]?.use.parameter;
   const chosen = trainable.filter((k) => k.use.parameter !== first && k.use.parameter !== head);
