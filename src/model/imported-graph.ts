@@ -900,18 +900,31 @@ function initializerFacts(proto: ModelProto): InitializerFacts {
   let facts = initializerFactsOf.get(proto);
   if (facts) return facts;
   facts = { floats: new Set(), nonFinite: new Set(), tied: new Map() };
-  const inits = proto.graph?.initializer ?? [];
+  const floats = (proto.graph?.initializer ?? []).filter((t) => {
+    const dtype = dtypeOfCode(t.dataType ?? 0);
+    return dtype !== undefined && FLOAT_TYPES.has(dtype) && (t.dims ?? []).length > 0;
+  });
+  // Only matrices whose shapes could pair (a folded [a, b] with a named [b, a]) are kept to compare:
+  // a large model's weights are decoded one at a time for the finite check, not held all at once.
+  const shapeKey = (t: (typeof floats)[number], reversed = false) => {
+    const d = (t.dims ?? []).map(Number);
+    return (reversed ? d.reverse() : d).join('x');
+  };
+  const matrices = floats.filter((t) => (t.dims ?? []).length === 2);
+  const namedShapes = new Set(matrices.filter((t) => !(t.name ?? '').startsWith(FOLDED_PREFIX)).map((t) => shapeKey(t)));
+  const foldedShapes = new Set(matrices.filter((t) => (t.name ?? '').startsWith(FOLDED_PREFIX)).map((t) => shapeKey(t, true)));
   const copies: { name: string; value: Tensor }[] = [];
   const sources = new Map<string, Tensor>();
-  for (const t of inits) {
-    const dtype = dtypeOfCode(t.dataType ?? 0);
-    if (dtype === undefined || !FLOAT_TYPES.has(dtype) || (t.dims ?? []).length === 0) continue;
+  for (const t of floats) {
     const name = t.name ?? '';
     facts.floats.add(name);
     const value = tensorFromProto(t);
     const data = value.data as Float32Array;
     if (!data.every((v) => Number.isFinite(v))) facts.nonFinite.add(name);
-    else if (!data.every((v) => v === data[0])) (name.startsWith(FOLDED_PREFIX) ? copies.push({ name, value }) : sources.set(name, value));
+    else if (value.shape.length !== 2 || data.every((v) => v === data[0])) continue;
+    else if (name.startsWith(FOLDED_PREFIX)) {
+      if (namedShapes.has(shapeKey(t, true))) copies.push({ name, value });
+    } else if (foldedShapes.has(shapeKey(t))) sources.set(name, value);
   }
   for (const { name, value } of copies) {
     // A square matrix equal to its transpose (an identity initialization) says nothing of where it came from.
