@@ -6,10 +6,9 @@ import { loadTestSplit } from './examples.js';
 import { Sequential } from '../train/sequential.js';
 import { GraphModel } from '../train/graph-model.js';
 import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
-import { dimensionsFromData, modelFromOnnx } from '../train/load.js';
+import { modelFromOnnx, sizedByData } from '../train/load.js';
 import { evaluateClassifier, labelledPositions } from '../train/metrics.js';
 import { readOnnxFile } from '../model/read-model.js';
-import { symbolicDimensions } from '../model/imported-graph.js';
 import { classifierLoss, IGNORE_CLASS_OPTION } from './classifier-loss.js';
 import type { Command } from './command.js';
 import { formatTable } from '../text/format.js';
@@ -30,10 +29,8 @@ export const evaluateCommand: Command = {
     const data = await loadTestSplit(String(options.dataset));
     const { x, y } = data.test;
     // An imported file's free input dimensions (a sequence length) take the arrays' sizes unless --dimension gives them.
-    const imported = importOptions(options);
     const { bytes, proto } = await readOnnxFile(file);
-    const dimensions = imported.dimensions ?? (symbolicDimensions(proto).free.size > 0 ? dimensionsFromData(proto, x, file) : undefined);
-    const model = await modelFromOnnx(bytes, proto, file, { ...imported, ...(dimensions ? { dimensions } : {}) });
+    const model = await modelFromOnnx(bytes, proto, file, sizedByData(proto, importOptions(options), x, file));
     requireOneInput(model, file, x);
     let result: Record<string, unknown>;
     if (model instanceof Sequential || (model instanceof GraphModel && model.untrainableOps().length === 0 && model.countParams().trainable > 0)) {

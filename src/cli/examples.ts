@@ -11,7 +11,7 @@ import { readOnnxFile } from '../model/read-model.js';
 import { symbolicDimensions } from '../model/imported-graph.js';
 import type { OnnxModel } from '../model/onnx-model.js';
 import type { GraphModel, GraphModelOptions } from '../train/graph-model.js';
-import { dimensionsFromData, modelFromOnnx } from '../train/load.js';
+import { modelFromOnnx, sizedByData } from '../train/load.js';
 import type { Sequential } from '../train/sequential.js';
 
 /** One split: its examples (one tensor, or tensors by input name) and class labels. */
@@ -70,5 +70,5 @@ export async function modelForData(file: string, options: GraphModelOptions, dat
     return { model: await modelFromOnnx(bytes, proto, file, options) };
   }
   const data = await loadSplits(dataset);
-  return { model: await modelFromOnnx(bytes, proto, file, { ...options, dimensions: dimensionsFromData(proto, data.train.x, file) }), data };
+  return { model: await modelFromOnnx(bytes, proto, file, sizedByData(proto, options, data.train.x, file)), data };
 }

@@ -8,7 +8,7 @@ import { Tensor } from '../tensor.js';
 import type { Loss } from './losses.js';
 import type { Optimizer } from './optimizers.js';
 import { ReplicaSet } from './replicas.js';
-import { COUNTED, type CompiledTraining, type TrainingStepOptions } from './training-step.js';
+import { countedIn, countOutputs, type CompiledTraining, type TrainingStepOptions } from './training-step.js';
 
 export interface CompiledSteps {
   /**
@@ -80,9 +80,8 @@ export async function evaluateSteps(
   let counted = 0;
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
-    const fetch = ['loss', 'predictions', ...(c.training.accuracy ? ['correct'] : []), ...(c.training.counted ? [COUNTED] : [])];
-    const out = await runtime.run(c.evalSession, { ...x.slice(start, end).feeds, labels: labels.slice(start, end) }, { fetch });
-    const weight = out[COUNTED] ? (out[COUNTED].data as Float32Array)[0]! : end - start;
+    const out = await runtime.run(c.evalSession, { ...x.slice(start, end).feeds, labels: labels.slice(start, end) }, { fetch: ['loss', 'predictions', ...countOutputs(c.training)] });
+    const weight = countedIn(out, end - start);
     lossSum += (out.loss!.data as Float32Array)[0]! * weight;
     counted += weight;
     if (out.correct) correct += (out.correct.data as Float32Array)[0]!;

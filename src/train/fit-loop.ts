@@ -14,7 +14,7 @@ import { saveCheckpoint } from './checkpoint.js';
 import { evaluateSteps, type CompiledSteps } from './compiled-steps.js';
 import type { FitArgs, FitData } from './fit-args.js';
 import type { OptimizerProgress } from './training-state.js';
-import { COUNTED } from './training-step.js';
+import { countedIn, countOutputs } from './training-step.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 
 /** A DP-SGD run's step: its session and extra feeds, and the accounting after each epoch. */
@@ -72,7 +72,7 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
   const history: History = { epoch: [], history: {} };
   const stepsPerEpoch = Math.ceil(n / batchSize);
   const shuffle = args.shuffle ?? true;
-  const fetch = [...(c.training.accuracy ? ['loss', 'correct'] : ['loss']), ...(c.training.counted ? [COUNTED] : [])];
+  const fetch = ['loss', ...countOutputs(c.training)];
   // The progress bar's rate: images for image data, examples otherwise (vectors, token ids).
   const itemUnit = trainX.primary.rank === 4 && !trainX.several ? 'img' : 'ex';
   control.stopTraining = false;
@@ -133,7 +133,7 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
       }
       const bLoss = (out.loss!.data as Float32Array)[0]!;
       // A loss over positions (token labels) is a mean over the batch's labelled positions: weighted by them.
-      const weight = out[COUNTED] ? (out[COUNTED].data as Float32Array)[0]! : current.size;
+      const weight = countedIn(out, current.size);
       lossSum += bLoss * weight;
       seen += weight;
       if (out.correct) correct += (out.correct.data as Float32Array)[0]!;

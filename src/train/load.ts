@@ -43,6 +43,11 @@ export function dimensionsFromData(proto: ModelProto, x: Tensor | Readonly<Recor
   return kilnModel || quantized ? {} : dimensionsOfData(proto, x, file);
 }
 
+/** `options` with the file's free input dimensions sized as the data `x` has them (dimensionsFromData), unless they give them. */
+export function sizedByData(proto: ModelProto, options: GraphModelOptions, x: Tensor | Readonly<Record<string, Tensor>>, file: string): GraphModelOptions {
+  return options.dimensions ? options : { ...options, dimensions: dimensionsFromData(proto, x, file) };
+}
+
 /** Whether a file is a Kiln layer model (its configuration in the metadata), and its first quantized node if it has one. */
 function whatFileIs(proto: ModelProto): { kilnModel: boolean; quantized: NodeProto | undefined } {
   return {

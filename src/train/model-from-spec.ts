@@ -6,7 +6,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { layerFromConfig, preset, PRESETS, type SerializedLayer } from '../layers/index.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
-import { dimensionsFromData, modelFromOnnx } from './load.js';
+import { modelFromOnnx, sizedByData } from './load.js';
 import { readOnnxFile } from '../model/read-model.js';
 import type { Tensor } from '../tensor.js';
 import type { TrainableModel } from './model.js';
@@ -41,8 +41,7 @@ export async function modelFromSpec(
   }
   const options = imported();
   const { bytes, proto } = await readOnnxFile(spec);
-  const dimensions = options.dimensions ?? (data ? dimensionsFromData(proto, data, spec) : undefined);
-  const model = await modelFromOnnx(bytes, proto, spec, { ...options, ...(dimensions ? { dimensions } : {}) });
+  const model = await modelFromOnnx(bytes, proto, spec, data ? sizedByData(proto, options, data, spec) : options);
   if (model instanceof Sequential || model instanceof GraphModel) return model;
   throw new KilnError('NOT_TRAINABLE', `'${spec}' can be run, not trained: ${model.notTrainable ?? 'Kiln cannot feed it data'}`);
 }

@@ -2,7 +2,7 @@ import { Runtime } from '../runtime/runtime.js';
 import { KilnError } from '../errors.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor } from '../tensor.js';
-import { COUNTED, replicaGrad, replicaShare, type CompiledTraining, type ReplicatedTraining } from './training-step.js';
+import { countedIn, replicaGrad, replicaShare, type CompiledTraining, type ReplicatedTraining } from './training-step.js';
 
 /*
  * Data parallelism on one machine: each replica is a runtime worker with its own single-threaded (or
@@ -112,7 +112,7 @@ export class ReplicaSet {
     const sums: Record<string, number> = {};
     // Each replica's loss is a mean over its rows, or over its labelled positions for a loss over
     // positions (COUNTED fetched): weighted by those, the shares' means make the whole batch's.
-    const weights = results.map((o, r) => (o ? (o[COUNTED] ? (o[COUNTED].data as Float32Array)[0]! : shares[r]![1] - shares[r]![0]) : 0));
+    const weights = results.map((o, r) => (o ? countedIn(o, shares[r]![1] - shares[r]![0]) : 0));
     const total = weights.reduce((a, b) => a + b, 0);
     results.forEach((o, r) => {
       const [start, end] = shares[r]!;

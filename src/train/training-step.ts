@@ -2,7 +2,7 @@ import { addGradients } from '../autodiff/gradients.js';
 import { KilnError } from '../errors.js';
 import { Graph, type Dim, type Value } from '../graph/graph.js';
 import type { Layer } from '../layers/index.js';
-import type { DType } from '../tensor.js';
+import type { DType, Tensor } from '../tensor.js';
 import { modelToProto } from '../graph/onnx-io.js';
 import { commuteReluMaxPool, convolutionsAsGemm, elideOutputIdentities, eliminateDeadNodes, trimUnreadRows } from '../graph/passes.js';
 import { encodeModel } from '../graph/proto.js';
@@ -29,6 +29,16 @@ export type AccuracyKind = 'sparse' | 'categorical' | 'binary' | 'binaryLogits' 
 
 /** The step output of the labelled positions a loss over positions averages over (CompiledTraining.counted). */
 export const COUNTED = 'counted';
+
+/** The step outputs that count a batch, to fetch beside its loss: correct predictions, labelled positions. */
+export function countOutputs(training: Pick<CompiledTraining, 'accuracy' | 'counted'>): string[] {
+  return [...(training.accuracy ? ['correct'] : []), ...(training.counted ? [COUNTED] : [])];
+}
+
+/** What a step's loss and accuracy are means over: its labelled positions (COUNTED, when fetched), else its `rows`. */
+export function countedIn(out: Readonly<Record<string, Tensor>>, rows: number): number {
+  return out[COUNTED] ? (out[COUNTED].data as Float32Array)[0]! : rows;
+}
 
 /** Names of the state tensors the runtime worker holds between steps. */
 export const STATE_PARAMS = 'state/params';
