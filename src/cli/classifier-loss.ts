@@ -2,12 +2,14 @@
  * The loss `kiln train`, `kiln evaluate` and `kiln export-trainer` give a classifier (and the label
  * `kiln distill` ignores): sparse categorical
  * cross-entropy, from the logits where the model has them, leaving out the label --ignore-class names
- * (by default the one the model's saved loss left out).
+ * (by default the one the model's saved loss left out), its classes on the axis the labels imply.
  */
 import type { Command } from './command.js';
 import { sparseCategoricalCrossentropy, type Loss } from '../train/losses.js';
 import { Sequential } from '../train/sequential.js';
 import { recordedTraining, type TrainableModel } from '../train/model.js';
+import { labelClassAxis } from '../train/sparse-labels.js';
+import type { Tensor } from '../tensor.js';
 
 export const IGNORE_CLASS_OPTION: Command['options'][number] = {
   name: 'ignore-class',
@@ -16,12 +18,16 @@ export const IGNORE_CLASS_OPTION: Command['options'][number] = {
   description: "a label that marks positions to leave out of the loss and accuracy, e.g. -100 (Hugging Face's token labels on padding; PyTorch's ignore_index, Keras' ignore_class)",
 };
 
-export function classifierLoss(model: TrainableModel, options: Record<string, unknown>): Loss {
+export function classifierLoss(model: TrainableModel, options: Record<string, unknown>, labels?: Tensor): Loss {
   const ignoreClass = ignoreClassOption(options, model.metadata);
   // A Kiln model's last layer says whether it outputs probabilities; an imported graph trains from its
   // logits, cutting a final Softmax off (GraphModel.compile).
   const fromLogits = model instanceof Sequential ? !model.outputsProbabilities : true;
-  return sparseCategoricalCrossentropy({ fromLogits, ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
+  // Classes on the axis the model's saved loss had, else on the one the labels leave out (a
+  // segmentation model's [N, C, H, W] with labels [N, H, W]: 1), else the last.
+  const recorded = recordedTraining(model.metadata)?.loss?.config?.axis;
+  const axis = Number.isInteger(recorded) ? (recorded as number) : labels ? labelClassAxis([null, ...model.outputShape], labels.shape) : undefined;
+  return sparseCategoricalCrossentropy({ fromLogits, ...(axis !== undefined ? { axis } : {}), ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
 }
 
 /**

@@ -10,6 +10,7 @@ import { modelFromOnnx, sizedByData } from '../train/load.js';
 import { evaluateClassifier, labelledPositions } from '../train/metrics.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { classifierLoss, IGNORE_CLASS_OPTION } from './classifier-loss.js';
+import { labelClassAxis } from '../train/sparse-labels.js';
 import type { Command } from './command.js';
 import { formatTable } from '../text/format.js';
 
@@ -35,18 +36,21 @@ export const evaluateCommand: Command = {
     let result: Record<string, unknown>;
     if (model instanceof Sequential || (model instanceof GraphModel && model.untrainableOps().length === 0 && model.countParams().trainable > 0)) {
       // Fed through its layout and normalization; an imported graph's loss from the logits (before a final Softmax).
-      model.compile({ optimizer: 'adam', loss: classifierLoss(model, options), metrics: ['accuracy'] });
+      model.compile({ optimizer: 'adam', loss: classifierLoss(model, options, y), metrics: ['accuracy'] });
       result = await model.evaluate(x, y);
     } else {
       // A foreign classifier: metrics on its outputs (no loss: its output may be logits or probabilities).
       // A file's own layout and normalization apply, whether x is one array or arrays by input name.
       const outputs = model instanceof OnnxModel ? await classifierScores(model, x) : await model.predict(x);
-      // Classes on the last axis; a token classifier's labelled positions are its rows.
+      // Classes on the last axis, or the one the labels leave out (a segmentation model's [N, C, H, W]
+      // with labels [N, H, W]); a token's or pixel's labelled positions are its rows.
       const ignoreClass = options['ignore-class'] === undefined ? undefined : Number(options['ignore-class']);
-      if (outputs.rank > 2 && (y.rank !== outputs.rank - 1 || y.shape.some((d, i) => d !== outputs.shape[i]))) {
-        throw new KilnError('INVALID_SHAPE', `'${file}' outputs ${formatShape(outputs.shape)}, a class per position: the labels must be ${formatShape(outputs.shape.slice(0, -1))}, got ${formatShape(y.shape)}`);
+      const classAxis = labelClassAxis(outputs.shape, y.shape) ?? outputs.rank - 1;
+      const positions = outputs.shape.filter((_, i) => i !== classAxis);
+      if (outputs.rank > 2 && (y.rank !== outputs.rank - 1 || y.shape.some((d, i) => d !== positions[i]))) {
+        throw new KilnError('INVALID_SHAPE', `'${file}' outputs ${formatShape(outputs.shape)}, a class per position: the labels must be ${formatShape(positions)}, got ${formatShape(y.shape)}`);
       }
-      const { truth, scores } = outputs.rank > 2 || ignoreClass !== undefined ? labelledPositions(outputs.data as Float32Array, outputs.shape, outputs.rank - 1, y.data, ignoreClass) : { truth: y, scores: outputs };
+      const { truth, scores } = outputs.rank > 2 || ignoreClass !== undefined ? labelledPositions(outputs.data as Float32Array, outputs.shape, classAxis, y.data, ignoreClass) : { truth: y, scores: outputs };
       const r = evaluateClassifier(truth, scores);
       result = { accuracy: r.accuracy, macroF1: r.macroF1, aucRoc: r.aucRoc, confusion: r.confusion };
     }

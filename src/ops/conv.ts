@@ -60,29 +60,48 @@ ops.push({
     }
     return [{ dtype: x.dtype, shape: [x.shape[0]!, w.shape[0]!, ...out] }];
   },
-  /*
-   * 1-D and 2-D convolutions (any group, stride, dilation, pads, auto_pad). A 1-D convolution's weight
-   * gradient is the 2-D one over a height-1 image.
-   */
+  /* 1-D and 2-D convolutions (any group, stride, dilation, pads, auto_pad). */
   gradient: ({ graph, node, inputs: [x, w, b], gradOutputs: [dy] }) => {
     const group = intAttr(node.attrs, 'group', 1);
     const wShape = graph.staticShape(w!);
     const sa = spatialAttrs(node.attrs, wShape.slice(2), x!.shape?.slice(2));
     const dx = convInputGradient(graph, dy!, w!, x!, sa, group);
-    let dw: Value;
-    if (sa.kernel.length === 1) {
-      const sa2: SpatialAttrs = { kernel: [1, sa.kernel[0]!], strides: [1, sa.strides[0]!], dilations: [1, sa.dilations[0]!], pads: [0, sa.pads[0]!, 0, sa.pads[1]!] };
-      const height1 = (v: Value) => graph.op1('Unsqueeze', [v, graph.int64s([2], 'axes')]);
-      const dw2 = weightGradient(graph, height1(x!), height1(dy!), [wShape[0]!, wShape[1]!, 1, wShape[2]!], sa2, group);
-      dw = graph.op1('Reshape', [dw2, graph.int64s(wShape, 'shape')]);
-    } else {
-      dw = weightGradient(graph, x!, dy!, wShape, sa, group);
-    }
-    const notChannel = [0, ...Array.from({ length: sa.kernel.length }, (_, i) => i + 2)];
-    const db = b ? graph.op1('ReduceSum', [dy!, graph.int64s(notChannel, 'axes')], { keepdims: 0 }) : null;
-    return b ? [dx, dw, db] : [dx, dw];
+    const dw = weightGradient(graph, x!, dy!, wShape, sa, group);
+    return b ? [dx, dw, biasGradient(graph, dy!, sa.kernel.length)] : [dx, dw];
   },
 });
+
+/**
+ * A ConvTranspose node's spatial attributes, pads explicit, by ConvTranspose's own rules (not Conv's):
+ * an output_shape attribute, or auto_pad SAME_* (output in·stride), fixes the output and the pads
+ * follow from it — total = stride·(in−1) + output_padding + span − out, its odd unit at the end for
+ * SAME_UPPER and at the beginning otherwise (the operator's spec); an output_shape larger than that (a
+ * negative total) is padded at the end, as output_padding does (ONNX Runtime's reading, and the
+ * backend test convtranspose_output_shape's); VALID pads nothing; otherwise the 'pads' attribute. A
+ * symbolic input size with an implied output gets pads 0: gradients need static shapes.
+ */
+function convTransposeAttrs(attrs: Attrs, kernel: number[], inputSpatial: readonly Dim[]): SpatialAttrs & { outputPadding: number[] } {
+  const n = kernel.length;
+  const strides = intsAttr(attrs, 'strides', Array(n).fill(1));
+  const dilations = intsAttr(attrs, 'dilations', Array(n).fill(1));
+  const outputPadding = intsAttr(attrs, 'output_padding', Array(n).fill(0));
+  const outputShape = intsAttr(attrs, 'output_shape', []).slice(-n);
+  const autoPad = typeof attrs.auto_pad === 'string' ? attrs.auto_pad : 'NOTSET';
+  const same = autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER';
+  let pads: number[];
+  if (outputShape.length === n || same) {
+    pads = Array(2 * n).fill(0);
+    inputSpatial.forEach((size, i) => {
+      if (typeof size !== 'number') return;
+      const out = outputShape.length === n ? outputShape[i]! : size * strides[i]!;
+      const total = Math.max(0, strides[i]! * (size - 1) + outputPadding[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - out);
+      const half = Math.floor(total / 2);
+      pads[i] = autoPad === 'SAME_UPPER' ? half : total - half;
+      pads[i + n] = total - pads[i]!;
+    });
+  } else pads = autoPad === 'VALID' ? Array(2 * n).fill(0) : intsAttr(attrs, 'pads', Array(2 * n).fill(0));
+  return { kernel, strides, dilations, pads, outputPadding };
+}
 
 ops.push({
   type: 'ConvTranspose',
@@ -93,25 +112,50 @@ ops.push({
     const group = intAttr(attrs, 'group', 1);
     const kernel = intsAttr(attrs, 'kernel_shape', w.shape.slice(2) as number[]);
     const n = kernel.length;
-    const strides = intsAttr(attrs, 'strides', Array(n).fill(1));
-    const dilations = intsAttr(attrs, 'dilations', Array(n).fill(1));
-    const pads = intsAttr(attrs, 'pads', Array(2 * n).fill(0));
-    const outPad = intsAttr(attrs, 'output_padding', Array(n).fill(0));
-    /*
-     * ConvTranspose's own rules (not Conv's): an output_shape attribute is the output (its pads follow
-     * from it), auto_pad SAME_* makes it in·stride, otherwise stride·(in-1) + output_padding + span - pads.
-     */
     const outputShape = intsAttr(attrs, 'output_shape', []).slice(-n);
-    const autoPad = typeof attrs.auto_pad === 'string' ? attrs.auto_pad : 'NOTSET';
+    const sa = convTransposeAttrs(attrs, kernel, x.shape.slice(2));
+    /*
+     * The output_shape attribute as it stands; else stride·(in−1) + output_padding + span − pads, which
+     * for SAME_* is in·stride where the span and output_padding reach it and, past that, the unpadded
+     * size, as ONNX Runtime computes it (measured: 1×1 kernel, stride 2, in 3 → 5, not the spec's 6).
+     */
     const spatial = x.shape.slice(2).map((d, i) => {
       if (outputShape.length === n) return outputShape[i]!;
       if (typeof d !== 'number') return null;
-      if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') return d * strides[i]!;
-      const explicit = autoPad === 'VALID' ? [0, 0] : [pads[i]!, pads[i + n]!];
-      return strides[i]! * (d - 1) + outPad[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - explicit[0]! - explicit[1]!;
+      return sa.strides[i]! * (d - 1) + sa.outputPadding[i]! + (kernel[i]! - 1) * sa.dilations[i]! + 1 - sa.pads[i]! - sa.pads[i + n]!;
     });
     const m = typeof w.shape[1] === 'number' ? w.shape[1] * group : null;
     return [{ dtype: x.dtype, shape: [x.shape[0]!, m, ...spatial] }];
+  },
+  /*
+   * A transposed convolution is the adjoint of the Conv with the same weight and attributes (the
+   * weight's layout [C_in, C_out/g, k…] is that Conv's [M, C/g, k…], mapping C_out channels to C_in):
+   * y = Aᵀx. So dx = A·dy, that Conv of dy; and since ⟨dy, Aᵀx⟩ = ⟨A·dy, x⟩, dW is that Conv's weight
+   * gradient with dy as its input and x as its output's gradient — the same formulations as Conv's own
+   * weight gradient, roles swapped. 1-D and 2-D (U-Net decoders, autoencoders, upsampling heads).
+   */
+  gradient: ({ graph, node, inputs: [x, w, b], gradOutputs: [dy] }) => {
+    const group = intAttr(node.attrs, 'group', 1);
+    const wShape = graph.staticShape(w!);
+    const xShape = graph.staticShape({ ...x!, shape: [1, ...(x!.shape ?? []).slice(1)] });
+    const sa = convTransposeAttrs(node.attrs, wShape.slice(2), xShape.slice(2));
+    const n = sa.kernel.length;
+    if (n > 2) throw new KilnError('NO_GRADIENT', `ConvTranspose gradient supports 1-D and 2-D transposed convolutions, got ${n}-D`);
+    /*
+     * The adjoint Conv reads dy at stride·i + dilation·j − pads_begin for the input's positions i:
+     * never past stride·(in−1) + span − pads_begin. Cut to exactly that length (and zero-padded at the
+     * end where dy is shorter), that Conv gives the input's size, and output_padding's trailing
+     * positions (or an output_shape's), which no input reached, drop out of both gradients.
+     */
+    const dyShape = graph.staticShape({ ...dy!, shape: [1, ...(dy!.shape ?? []).slice(1)] });
+    const reach = xShape.slice(2).map((size, i) => sa.strides[i]! * (size - 1) + (sa.kernel[i]! - 1) * sa.dilations[i]! + 1 - sa.pads[i]!);
+    const pads = [...sa.pads.slice(0, n), ...reach.map((r, i) => Math.max(0, r - dyShape[i + 2]!))];
+    const dyRead = reach.some((r, i) => r < dyShape[i + 2]!)
+      ? graph.op1('Slice', [dy!, graph.int64s(Array(n).fill(0), 'starts'), graph.int64s(reach, 'ends'), graph.int64s(Array.from({ length: n }, (_, i) => i + 2), 'axes')])
+      : dy!;
+    const dx = graph.op1('Conv', [dyRead, w!], { strides: sa.strides, pads, dilations: sa.dilations, group, kernel_shape: sa.kernel });
+    const dw = weightGradient(graph, dyRead, x!, wShape, { kernel: sa.kernel, strides: sa.strides, pads, dilations: sa.dilations }, group);
+    return b ? [dx, dw, biasGradient(graph, dy!, n)] : [dx, dw];
   },
 });
 
@@ -205,8 +249,27 @@ function fewChannelWeightGradient(graph: Graph, x: Value, dy: Value, wShape: num
   return graph.op1('Reshape', [graph.op1('Transpose', [summed], { perm: [1, 0] }), graph.int64s(wShape, 'shape')]);
 }
 
-/** dL/dW of a 2-D convolution, by the formulation that suits its grouping and channel count. */
+/** dL/dB: dy summed over the batch and every spatial axis. */
+function biasGradient(graph: Graph, dy: Value, spatialRank: number): Value {
+  const notChannel = [0, ...Array.from({ length: spatialRank }, (_, i) => i + 2)];
+  return graph.op1('ReduceSum', [dy, graph.int64s(notChannel, 'axes')], { keepdims: 0 });
+}
+
+/**
+ * dL/dW of a convolution with input x and output gradient dy, by the formulation that suits its
+ * grouping and channel count; a 1-D convolution's is the 2-D one over a height-1 image.
+ */
 function weightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs, group: number): Value {
+  if (sa.kernel.length === 1) {
+    const sa2: SpatialAttrs = { kernel: [1, sa.kernel[0]!], strides: [1, sa.strides[0]!], dilations: [1, sa.dilations[0]!], pads: [0, sa.pads[0]!, 0, sa.pads[1]!] };
+    const height1 = (v: Value) => graph.op1('Unsqueeze', [v, graph.int64s([2], 'axes')]);
+    const dw2 = weightGradient2d(graph, height1(x), height1(dy), [wShape[0]!, wShape[1]!, 1, wShape[2]!], sa2, group);
+    return graph.op1('Reshape', [dw2, graph.int64s(wShape, 'shape')]);
+  }
+  return weightGradient2d(graph, x, dy, wShape, sa, group);
+}
+
+function weightGradient2d(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs, group: number): Value {
   if (group !== 1) {
     const depthwise = wShape[1] === 1 && wShape[0] === group;
     return depthwise ? depthwiseWeightGradient(graph, x, dy, wShape, sa) : groupedWeightGradient(graph, x, dy, wShape, sa, group);

@@ -17,6 +17,7 @@
  */
 import { KilnError, formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
+import { labelClassAxis } from './sparse-labels.js';
 
 /** Class labels, one integer in [0, C) per sample. */
 export type Labels = Tensor | Int32Array | readonly number[];
@@ -195,15 +196,24 @@ export function labelledPositions(scores: Float32Array, shape: readonly number[]
   return { truth, scores: new Tensor(rows, [kept.length, classes], 'float32') };
 }
 
+/** Every position's class scores as rows `[positions, classes]`: scores of any rank, classes along `classAxis`. */
+export function positionScores(scores: Tensor<'float32'>, classAxis: number): Tensor<'float32'> {
+  if (classAxis === scores.rank - 1) return new Tensor(scores.data, [scores.size / scores.shape[classAxis]!, scores.shape[classAxis]!], 'float32');
+  return labelledPositions(scores.data, scores.shape, classAxis, new Int32Array(scores.size / scores.shape[classAxis]!)).scores;
+}
+
 /**
  * A label per position — yPred `[N, T, ..., C]` scores, classes on the last axis as a token
- * classifier's logits, with yTrue `[N, T, ...]` — as the metrics' rows: one per labelled position
+ * classifier's logits, or on the one other axis yTrue leaves out (PyTorch's segmentation logits
+ * `[N, C, H, W]` with yTrue `[N, H, W]`) — as the metrics' rows: one per labelled position
  * (`labelledPositions`). Anything else passes unchanged.
  */
 export function positionRows<P extends Predictions>(yTrue: Labels, yPred: P): [Labels, P | Tensor<'float32'>] {
-  if (!(yPred instanceof Tensor && yTrue instanceof Tensor) || yPred.rank < 3 || yTrue.rank !== yPred.rank - 1 || yTrue.shape.some((d, i) => d !== yPred.shape[i])) return [yTrue, yPred];
+  if (!(yPred instanceof Tensor && yTrue instanceof Tensor) || yPred.rank < 3 || yTrue.rank !== yPred.rank - 1) return [yTrue, yPred];
+  const classAxis = labelClassAxis(yPred.shape, yTrue.shape) ?? yPred.rank - 1;
+  if (yTrue.shape.some((d, i) => d !== yPred.shape[i < classAxis ? i : i + 1])) return [yTrue, yPred];
   const floats = yPred.dtype === 'float32' ? (yPred.data as Float32Array) : Float32Array.from(yPred.data as ArrayLike<number>, Number);
-  const { truth, scores } = labelledPositions(floats, yPred.shape, yPred.rank - 1, yTrue.data as ArrayLike<number | bigint>);
+  const { truth, scores } = labelledPositions(floats, yPred.shape, classAxis, yTrue.data as ArrayLike<number | bigint>);
   return [truth, scores];
 }
 

@@ -27,6 +27,22 @@ export function sparseClassAxis(axis: number | undefined, rank: number): number 
 }
 
 /**
+ * The class axis that labels of `labelShape` imply for an output of `outputShape` (both with the batch
+ * axis): the axis whose removal leaves the labels' shape — the last where that fits (Keras' default,
+ * a token classifier's [N, T, C]), else the only other that does (PyTorch's segmentation logits
+ * [N, C, H, W] with labels [N, H, W]: 1). Undefined for a label per example, or where no axis or
+ * several fit: the loss's default then stands, and its label check says what was expected.
+ */
+export function labelClassAxis(outputShape: readonly (number | string | null)[], labelShape: readonly number[]): number | undefined {
+  const rank = outputShape.length;
+  if (rank < 3 || labelShape.length !== rank - 1) return undefined;
+  const fits = (axis: number) => outputShape.filter((_, i) => i !== axis).every((d, i) => i === 0 || typeof d !== 'number' || d === labelShape[i]);
+  if (fits(rank - 1)) return undefined;
+  const axes = Array.from({ length: rank - 2 }, (_, i) => i + 1).filter(fits);
+  return axes.length === 1 ? axes[0] : undefined;
+}
+
+/**
  * What a compiled step counts of a sparse cross-entropy's labels: the class axis, and the ignored
  * label. Undefined for any other loss.
  */

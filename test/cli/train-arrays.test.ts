@@ -199,6 +199,55 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     assert.deepEqual(JSON.parse(student.description.metadata['kiln.training']!).loss, { name: 'sparseCategoricalCrossentropy', config: { fromLogits: true, ignoreClass: -100 } });
   });
 
+  it("fine-tunes PyTorch's segmentation export (logits [N, 11, 28, 28]) on a label per pixel, classes on axis 1 as the labels [N, 28, 28] imply", async () => {
+    // segnet.onnx: a U-Net whose decoder is ConvTranspose. Pixels above 0.5 are class 3, the rest 0.
+    const images = (n: number, seed: number) => {
+      const x = Float32Array.from({ length: n * 784 }, (_, i) => ((i * 7919 + seed * 104729) % 1009) / 1009);
+      return { x: { '': new Tensor(x, [n, 28, 28, 1], 'float32') }, y: new Tensor(BigInt64Array.from(x, (v) => (v > 0.5 ? 3n : 0n)), [n, 28, 28], 'int64') };
+    };
+    await write('pixels', { train: images(256, 1), test: images(64, 2) });
+    const model = `${EXPORTED_DIR}/segnet.onnx`;
+    const r = await runMain(['train', '--model', model, '--dataset', t.path('pixels'), '--epochs', '6', '--lr', '0.003', '--validation-split', '0', '--batch-size', '32', '--out', t.path('segnet.onnx')]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /256 examples \[28,28,1\], 4 classes/);
+    const trained = Number(ACCURACY.exec(r.out)![1]);
+    assert.ok(trained > 95, `pixel accuracy after 6 epochs: ${trained}%`);
+    const saved = await OnnxModel.load(t.path('segnet.onnx'));
+    assert.deepEqual(JSON.parse(saved.description.metadata['kiln.training']!).loss, { name: 'sparseCategoricalCrossentropy', config: { fromLogits: true, axis: 1 } });
+    // Every pixel counted, by the saved loss's axis.
+    const e = await runMain(['evaluate', t.path('segnet.onnx'), '--dataset', t.path('pixels'), '--json']);
+    assert.equal(e.code, 0, e.err);
+    const result = JSON.parse(e.out) as { accuracy: number; confusion: number[][] };
+    assert.equal((100 * result.accuracy).toFixed(2), trained.toFixed(2));
+    assert.equal(result.confusion.flat().reduce((a, b) => a + b, 0), 64 * 784);
+    // The file as exported (no saved loss): the axis from the labels.
+    const exported = await runMain(['evaluate', model, '--dataset', t.path('pixels'), '--json']);
+    assert.equal(exported.code, 0, exported.err);
+    assert.equal((JSON.parse(exported.out) as { confusion: number[][] }).confusion.flat().reduce((a, b) => a + b, 0), 64 * 784);
+    // Pruning fine-tunes with the axis the labels imply, the exported file's too; structured pruning
+    // shrinks the decoder's ConvTranspose channels with the encoder's they are concatenated with.
+    const pruned = await runMain(['prune', model, '--sparsity', '0.5', '--dataset', t.path('pixels'), '--epochs', '1', '--out', t.path('segnet-pruned.onnx')]);
+    assert.equal(pruned.code, 0, pruned.err);
+    const structured = await runMain(['prune', t.path('segnet.onnx'), '--structured', '--ratio', '0.5', '--dataset', t.path('pixels'), '--epochs', '1', '--out', t.path('segnet-small.onnx')]);
+    assert.equal(structured.code, 0, structured.err);
+    assert.match(structured.out, /\/up1\/ConvTranspose +channels +16 → 8 +pruned/);
+    assert.match(structured.out, new RegExp(`Test accuracy +${(100 * result.accuracy).toFixed(2)}% +\\d+\\.\\d+%`));
+    // Static int8 agrees pixel by pixel (classes on axis 1); bench counts every pixel as evaluate does.
+    const quantized = await runMain(['quantize', t.path('segnet.onnx'), '--mode', 'static', '--dataset', t.path('pixels'), '--no-suggest', '--json', '--out', t.path('segnet.int8.onnx')]);
+    assert.equal(quantized.code, 0, quantized.err);
+    const evaluation = (JSON.parse(quantized.out) as { evaluation: { before: { accuracy: number }; agreement: number } }).evaluation;
+    assert.equal(evaluation.before.accuracy, result.accuracy);
+    assert.ok(evaluation.agreement > 0.95, `pixels whose class int8 keeps: ${evaluation.agreement}`);
+    const bench = await runMain(['bench', t.path('segnet.onnx'), '--dataset', t.path('pixels'), '--json', '--repetitions', '1', '--latency-runs', '3', '--warmup', '1']);
+    assert.equal(bench.code, 0, bench.err);
+    assert.equal((JSON.parse(bench.out) as { models: { accuracy: number }[] }).models[0]!.accuracy, result.accuracy);
+    // Distillation's soft targets are per example or per token: a class per pixel is refused by name, nothing written.
+    const distilled = await runMain(['distill', '--teacher', t.path('segnet.onnx'), '--dataset', t.path('pixels'), '--epochs', '1', '--out', t.path('segnet-student.onnx')]);
+    assert.equal(distilled.code, 1);
+    assert.match(distilled.err, /distillation reads a teacher's classes on its last axis.*\[64, 11, 28, 28\]|distillation reads a teacher's classes on its last axis.*\[256, 11, 28, 28\]/);
+    assert.ok(!existsSync(t.path('segnet-student.onnx')));
+  });
+
   it('a --dataset that names nothing is said to name nothing, before the inputs are counted', async () => {
     for (const command of [['prune', '--sparsity', '0.5'], ['quantize', '--mode', 'static'], ['bench']]) {
       const r = await runMain([command[0]!, `${EXPORTED_DIR}/textmask.onnx`, ...command.slice(1), '--dataset', t.path('no-such-folder')]);

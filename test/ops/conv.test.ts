@@ -14,16 +14,18 @@ import type { Attrs } from '../../src/graph/graph.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
-export const GRADIENT_CHECKED = ['Conv'];
+export const GRADIENT_CHECKED = ['Conv', 'ConvTranspose'];
 
 const runtime = new Runtime();
 after(() => runtime.close());
 
-function convCase(x: number[], w: number[], attrs: Attrs, bias: boolean) {
+function convCase(x: number[], w: number[], attrs: Attrs, bias: boolean, op: 'Conv' | 'ConvTranspose' = 'Conv') {
+  // A ConvTranspose's bias has one value per output channel: W [C_in, C_out/group, k…].
+  const channels = op === 'Conv' ? w[0]! : w[1]! * Number(attrs.group ?? 1);
   return {
-    inputs: { x: { shape: x }, w: { shape: w }, ...(bias ? { b: { shape: [w[0]!] } } : {}) },
+    inputs: { x: { shape: x }, w: { shape: w }, ...(bias ? { b: { shape: [channels] } } : {}) },
     build: (g: import('../../src/graph/graph.js').Graph, v: Record<string, import('../../src/graph/graph.js').Value>) =>
-      g.op1('Conv', bias ? [v.x!, v.w!, v.b!] : [v.x!, v.w!], attrs),
+      g.op1(op, bias ? [v.x!, v.w!, v.b!] : [v.x!, v.w!], attrs),
   };
 }
 
@@ -153,5 +155,43 @@ describe('Conv gradient, depthwise and 1-D', () => {
   });
   it('1-D grouped convolution with 6 channels per group (the general im2col path)', async () => {
     await assertGradients(runtime, convCase([1, 12, 6], [4, 6, 2], { group: 2 }, true));
+  });
+});
+
+describe('ConvTranspose gradient (dx a Conv of dy, dW a Conv weight gradient with dy and x swapped)', () => {
+  const t = (x: number[], w: number[], attrs: Attrs, bias: boolean) => convCase(x, w, attrs, bias, 'ConvTranspose');
+  it('stride 1, no padding, with bias', async () => {
+    await assertGradients(runtime, t([2, 3, 4, 4], [3, 2, 3, 3], {}, true));
+  });
+  it("stride 2, pads 1, output_padding 1 (PyTorch's ConvTranspose2d(k=3, s=2, p=1, output_padding=1): 7 → 14)", async () => {
+    await assertGradients(runtime, t([1, 5, 4, 4], [5, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }, true));
+  });
+  it("kernel 2, stride 2 (a U-Net's upsampling), more than 4 output channels (the im2col path)", async () => {
+    await assertGradients(runtime, t([2, 3, 3, 3], [3, 6, 2, 2], { strides: [2, 2] }, false));
+  });
+  it('dilations 2, stride 2, asymmetric pads', async () => {
+    await assertGradients(runtime, t([1, 2, 4, 3], [2, 2, 3, 3], { strides: [2, 2], dilations: [2, 2], pads: [1, 2, 0, 1] }, true));
+  });
+  it('SAME_UPPER with a 1×1 kernel and stride 2: the output (in·stride) ends past what any input reaches', async () => {
+    await assertGradients(runtime, t([1, 2, 3, 3], [2, 3, 1, 1], { strides: [2, 2], auto_pad: 'SAME_UPPER' }, true));
+  });
+  it('group 2, with bias', async () => {
+    await assertGradients(runtime, t([2, 4, 3, 3], [4, 3, 3, 3], { group: 2, strides: [2, 2], pads: [1, 1, 1, 1] }, true));
+  });
+  it('depthwise (group = channels), stride 2', async () => {
+    await assertGradients(runtime, t([2, 3, 3, 4], [3, 1, 3, 3], { group: 3, strides: [2, 2] }, true));
+  });
+  it('output_shape one larger than stride·(in−1) + span (ONNX test convtranspose_output_shape: the extra row is padding)', async () => {
+    await assertGradients(runtime, t([1, 2, 3, 3], [2, 3, 3, 3], { strides: [3, 2], output_shape: [10, 8] }, false));
+  });
+  it('auto_pad SAME_UPPER and SAME_LOWER (output in·stride)', async () => {
+    await assertGradients(runtime, t([1, 2, 3, 3], [2, 2, 3, 3], { strides: [2, 2], auto_pad: 'SAME_UPPER' }, true));
+    await assertGradients(runtime, t([1, 2, 3, 3], [2, 2, 2, 2], { strides: [1, 1], auto_pad: 'SAME_LOWER' }, false));
+  });
+  it('1-D, stride 2, pads, output_padding, with bias', async () => {
+    await assertGradients(runtime, t([2, 3, 5], [3, 4, 3], { strides: [2], pads: [1, 1], output_padding: [1] }, true));
+  });
+  it('a symbolic batch dimension, as in training graphs', async () => {
+    await assertGradients(runtime, { ...t([3, 2, 3, 3], [2, 2, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }, true), symbolicBatch: ['x'] });
   });
 });

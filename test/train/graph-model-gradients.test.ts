@@ -50,6 +50,9 @@ const CASES: [label: string, fixture: string, declaredOpset?: number, dimensions
   // A causal language model (next-token labels, the last -100): its causal mask, a float buffer of −∞,
   // is no weight, and the head the exporter wrote as embed.weight's transposed copy trains as embed.weight.
   ['causallm (tied head, causal mask) at sequence 12', 'causallm', undefined, { sequence: 12 }, sparseCategoricalCrossentropy({ ignoreClass: -100 })],
+  // A segmentation model (logits [batch, 11, 28, 28], a label per pixel on PyTorch's class axis 1)
+  // whose decoder upsamples with ConvTranspose (stride 2 with output_padding, and kernel 2 stride 2).
+  ['segnet (a label per pixel, ConvTranspose decoder)', 'segnet', undefined, undefined, sparseCategoricalCrossentropy({ axis: 1 })],
 ];
 
 for (const [label, name, declaredOpset, dimensions, loss] of CASES) {

@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KilnError } from '../../src/errors.js';
-import { tensor } from '../../src/tensor.js';
+import { Tensor, tensor } from '../../src/tensor.js';
+import { positionScores } from '../../src/train/metric-inputs.js';
+import { labelClassAxis } from '../../src/train/sparse-labels.js';
 import { Random } from '../../src/random.js';
 import {
   accuracy,
@@ -417,5 +419,23 @@ describe('a label per position (token classifiers)', () => {
     const void2 = labelledPositions(channelsFirst, [2, 3, 3], 1, labels.data, 2);
     assert.deepEqual(Array.from(void2.truth), [0, 1, 1, 0]);
     assert.deepEqual(Array.from(void2.scores.data.subarray(6, 9)), [0, 0, 5]);
+  });
+
+  it("a class per pixel on axis 1 (PyTorch's [N, C, H, W] segmentation logits with [N, H, W] labels): the axis the labels leave out", () => {
+    // One image of 1×3 pixels, the same scores with classes moved to axis 1: [1, 3, 1, 3].
+    const pixels = new Float32Array(9);
+    for (let c = 0; c < 3; c++) for (let w = 0; w < 3; w++) pixels[c * 3 + w] = scores.data[w * 3 + c]!;
+    const segmentation = new Tensor(pixels, [1, 3, 1, 3], 'float32');
+    const truth = tensor([[[0, 1, 1]]], undefined, 'int32');
+    assertClose(accuracy(truth, segmentation), 2 / 3);
+    assert.deepEqual(evaluateClassifier(truth, segmentation).confusion, [[1, 0, 0], [0, 1, 1], [0, 0, 0]]);
+    assert.deepEqual(Array.from(positionScores(segmentation, 1).data), Array.from(scores.data.subarray(0, 9)));
+    // Which axis: the last where it fits (Keras), else the only other; none or several: undefined.
+    assert.equal(labelClassAxis([null, 11, 28, 28], [4, 28, 28]), 1);
+    assert.equal(labelClassAxis([null, 12, 3], [4, 12]), undefined);
+    assert.equal(labelClassAxis([null, 5, 4, 3], [4, 5, 3]), 2);
+    assert.equal(labelClassAxis([null, 10, 10], [4, 10]), undefined);
+    assert.equal(labelClassAxis([null, 10], [4]), undefined);
+    assert.equal(labelClassAxis([null, 6, 5, 4], [4, 3, 2]), undefined);
   });
 });

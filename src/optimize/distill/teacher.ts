@@ -57,16 +57,17 @@ export async function classifierScores(model: OnnxModel, x: ModelInputs, options
   const n = examplesIn(x);
   const outputName = options.output ?? model.outputs[0]!.name;
   let out: Float32Array | undefined;
-  // One example's scores: [classes], or [T, classes] for a class per token (the same for every batch).
+  // One example's scores: [classes], [T, classes] for a class per token, or [classes, H, W] for one per
+  // pixel (where the labels say which axis holds the classes); the same for every batch.
   let row: number[] = [0];
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
     const result = (await model.run(fileFeeds(sliceInputs(x, start, end), model.inputs, model.preprocessing)))[outputName]!;
     const same = !out || (result.rank === row.length + 1 && result.shape.every((d, i) => i === 0 || d === row[i - 1]));
-    if (result.rank < 2 || result.rank > 3 || result.shape[0] !== end - start || result.shape.at(-1)! < 2 || !same) {
+    if (result.rank < 2 || result.shape[0] !== end - start || (result.rank <= 3 && result.shape.at(-1)! < 2) || !same) {
       throw new KilnError(
         'INVALID_SHAPE',
-        `a classifier must output [N, classes] scores (at least 2 classes), or [N, T, classes] for a class per token; '${outputName}' has shape ${formatShape(result.shape)} for ${end - start} inputs${same ? '' : ` (earlier batches: ${formatShape(['N', ...row])})`}`,
+        `a classifier must output [N, classes] scores (at least 2 classes), [N, T, classes] for a class per token, or a class per pixel; '${outputName}' has shape ${formatShape(result.shape)} for ${end - start} inputs${same ? '' : ` (earlier batches: ${formatShape(['N', ...row])})`}`,
       );
     }
     if (result.dtype !== 'float32' && result.dtype !== 'float64') {
@@ -79,6 +80,13 @@ export async function classifierScores(model: OnnxModel, x: ModelInputs, options
     out.set(result.dtype === 'float32' ? (result.data as Float32Array) : Float32Array.from(result.data as ArrayLike<number>, Number), (start * result.size) / result.shape[0]!);
   }
   return new Tensor(out ?? new Float32Array(0), [n, ...row], 'float32');
+}
+
+/** Distillation's soft targets take the classes on the last axis: a segmentation teacher's [N, C, H, W] is refused by name. */
+function refuseClassPerPixel(scores: Tensor, output: string): void {
+  if (scores.rank > 3) {
+    throw new KilnError('INVALID_SHAPE', `distillation reads a teacher's classes on its last axis, [N, classes] or [N, T, classes]; '${output}' has shape ${formatShape(scores.shape)} (a class per pixel): distilling segmentation models is not supported`);
+  }
 }
 
 /** A teacher's logits for every example, as `teacherLogits` computes them. */
@@ -136,9 +144,11 @@ export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options:
   const reader = options.output === undefined ? logitsReader(teacher) : null;
   if (reader) {
     const logits = await classifierScores(reader.model, x, { ...options, output: reader.output });
+    refuseClassPerPixel(logits, reader.output);
     return { logits, outputKind: 'logits', readFrom: reader.output };
   }
   const scores = await classifierScores(teacher, x, options);
+  refuseClassPerPixel(scores, options.output ?? teacher.outputs[0]!.name);
   const classes = scores.shape.at(-1)!;
   const requested = options.outputKind ?? 'auto';
   const outputKind: ClassifierOutputKind = requested === 'auto' ? (looksLikeProbabilities(scores.data, classes) ? 'probabilities' : 'logits') : requested;

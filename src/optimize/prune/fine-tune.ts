@@ -8,6 +8,7 @@ import type { FitArgs } from '../../train/fit-args.js';
 import type { History } from '../../train/fit-loop.js';
 import { recordedTraining, type TrainableModel } from '../../train/model.js';
 import { Sequential } from '../../train/sequential.js';
+import { labelClassAxis } from '../../train/sparse-labels.js';
 import type { Optimizer } from '../../train/optimizers.js';
 import type { TrainingStepOptions } from '../../train/training-step.js';
 
@@ -44,14 +45,17 @@ export interface FineTuneArgs {
 }
 
 /** The loss fine-tuning uses when none is given: the model's saved one (a token classifier's ignoreClass with it), else sparse cross-entropy. */
-export function defaultLoss(model: TrainableModel): Loss {
+export function defaultLoss(model: TrainableModel, labels?: Tensor): Loss {
   // A damaged training record only loses the default; the caller can still pass a loss.
   const saved = recordedTraining(model.metadata)?.loss;
   if (saved?.name) return resolveLoss(saved);
+  // A label per position on an axis other than the last (PyTorch's [N, C, H, W] segmentation logits) names its class axis.
+  const axis = labels ? labelClassAxis([null, ...model.outputShape], labels.shape) : undefined;
+  const positions = axis !== undefined ? { axis } : {};
   // An imported graph's step reads the logits before a final Softmax when the loss is from logits.
-  if (!(model instanceof Sequential)) return sparseCategoricalCrossentropy({ fromLogits: true });
+  if (!(model instanceof Sequential)) return sparseCategoricalCrossentropy({ fromLogits: true, ...positions });
   const last = model.layers.at(-1) as { activation?: string } | undefined;
-  return sparseCategoricalCrossentropy({ fromLogits: last?.activation !== 'softmax' });
+  return sparseCategoricalCrossentropy({ fromLogits: last?.activation !== 'softmax', ...positions });
 }
 
 export function checkFineTune(args: FineTuneArgs): void {
@@ -70,7 +74,7 @@ export function fineTuneSteps(args: FineTuneArgs): number {
 }
 
 export function compileForFineTune(model: TrainableModel, args: FineTuneArgs, stepOptions: TrainingStepOptions = {}): void {
-  model.compile({ optimizer: args.optimizer ?? 'adam', loss: args.loss ?? defaultLoss(model), metrics: ['accuracy'] }, stepOptions);
+  model.compile({ optimizer: args.optimizer ?? 'adam', loss: args.loss ?? defaultLoss(model, args.y), metrics: ['accuracy'] }, stepOptions);
 }
 
 export function fitFineTune(model: TrainableModel, args: FineTuneArgs, callbacks: Callback[] = []): Promise<History> {

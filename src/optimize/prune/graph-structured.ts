@@ -466,7 +466,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
     current = await GraphModel.fromProto(shrunk.proto, file, { name: model.name, seed: model.seed });
     newFacts = shrunk.facts;
     if (ft) {
-      current.compile({ optimizer: ft.optimizer ?? 'adam', loss: ft.loss ?? defaultLoss(model), metrics: ['accuracy'] });
+      current.compile({ optimizer: ft.optimizer ?? 'adam', loss: ft.loss ?? defaultLoss(model, ft.y), metrics: ['accuracy'] });
       history.push((await fitFineTune(current, ft)).history);
     }
   }
