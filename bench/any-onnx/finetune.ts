@@ -7,6 +7,9 @@
  * both. Prints per fixture the mean test accuracy of each and the difference (target: within 0.5
  * points), and the training throughput (images/s over the training loop only) as Kiln / PyTorch
  * (target for resnet: >= 1.0x PyTorch in its best CPU configuration, as bench/train/throughput.ts runs it).
+ * `segnet` (asked for by name) is the segmentation fixture: a class per pixel, Fashion-MNIST's images
+ * labelled as models.segment_labels labels them (0 at most 0.2, the image's class + 1 above), the loss
+ * and accuracy over every pixel on both sides (classes on axis 1).
  *
  *   node dist/bench/any-onnx/finetune.js [--fixtures resnet,mlp] [--epochs 1] [--batch-size 64] [--lr 1e-3]
  *                                        [--seeds 0,1,2] [--limit N] [--torch-threads 2[,1]] [--replicas R] [--same-order] [--no-torch] [--json]
@@ -22,15 +25,18 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { datasets, optimizers, type Tensor } from '../../src/index.js';
+import { datasets, losses, optimizers, Tensor } from '../../src/index.js';
 import { Random } from '../../src/random.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { benchArgs } from '../args.js';
 import { cpuDescription, findTorchPython, fmt, peakRssMiB, table, torchEnv } from '../train/common.js';
 import { DEFAULT_FIXTURES, FIXTURES, FIXTURE_OPTIONS, exitOnUnknownFixtures, fixturePath, mean, runTorch, timedFit, torchScript } from './common.js';
 
+/** The segmentation fixture: not in FIXTURES, which the other benches share (they classify images). */
+const SEGMENTATION = 'segnet';
+
 const args = benchArgs('node dist/bench/any-onnx/finetune.js [flags]', {
-  fixtures: { type: 'string', default: DEFAULT_FIXTURES.join(','), help: `comma-separated, of ${FIXTURES.join(', ')}` },
+  fixtures: { type: 'string', default: DEFAULT_FIXTURES.join(','), help: `comma-separated, of ${[...FIXTURES, SEGMENTATION].join(', ')}` },
   epochs: { type: 'number', default: 1 },
   'batch-size': { type: 'number', default: 64 },
   lr: { type: 'number', default: 1e-3, help: "Adam's learning rate (both sides)" },
@@ -43,7 +49,7 @@ const args = benchArgs('node dist/bench/any-onnx/finetune.js [flags]', {
   json: { type: 'boolean', help: 'print one JSON object on stdout (progress goes to stderr)' },
 });
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
-exitOnUnknownFixtures('finetune.js', '--fixtures', fixtures, FIXTURES);
+exitOnUnknownFixtures('finetune.js', '--fixtures', fixtures, [...FIXTURES, SEGMENTATION]);
 const { epochs, lr, seeds, limit } = args;
 const batchSize = args['batch-size'];
 /** With --json, stdout carries the JSON object alone. */
@@ -111,18 +117,29 @@ function orderFile(seed: number): string {
   return file;
 }
 
+/** A class per pixel, as models.segment_labels gives it: 0 where the pixel is at most 0.2, the image's class + 1 above. */
+function segmentLabels(images: Tensor<'float32'>, labels: Tensor<'int32'>): Tensor<'int64'> {
+  const [n, h, w] = images.shape as [number, number, number];
+  const out = new BigInt64Array(n * h * w);
+  for (let i = 0; i < out.length; i++) out[i] = images.data[i]! > 0.2 ? BigInt(labels.data[Math.floor(i / (h * w))]! + 1) : 0n;
+  return new Tensor(out, [n, h, w], 'int64');
+}
+const pixelLabels = fixtures.includes(SEGMENTATION) ? { train: segmentLabels(x, y), test: segmentLabels(data.test.images, data.test.labels) } : undefined;
+
 async function kilnRun(fixture: string, seed: number, result: FixtureResult): Promise<Run | undefined> {
   const model = await GraphModel.load(fixturePath(fixture), FIXTURE_OPTIONS);
+  const pixels = fixture === SEGMENTATION ? pixelLabels : undefined;
   try {
-    model.compile({ optimizer: optimizers.adam({ learningRate: lr, epsilon: 1e-8 }), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    const loss = pixels ? losses.sparseCategoricalCrossentropy({ fromLogits: true, axis: 1 }) : 'sparseCategoricalCrossentropy';
+    model.compile({ optimizer: optimizers.adam({ learningRate: lr, epsilon: 1e-8 }), loss, metrics: ['accuracy'] });
   } catch (err) {
     result.kilnError = (err as Error).message;
     return undefined;
   }
   try {
-    const { seconds } = await timedFit(model, x, y, { epochs, batchSize, seed, replicas: args.replicas, orders: args['same-order'] ? ordersFor(seed) : undefined });
+    const { seconds } = await timedFit(model, x, pixels?.train ?? y, { epochs, batchSize, seed, replicas: args.replicas, orders: args['same-order'] ? ordersFor(seed) : undefined });
     result.kilnReplicas = model.trainingReplicas;
-    const test = await model.evaluate(data.test.images, data.test.labels);
+    const test = await model.evaluate(data.test.images, pixels?.test ?? data.test.labels);
     return { seed, testAccuracy: test.accuracy!, trainSeconds: seconds, imagesPerSecond: (trainImages * epochs) / seconds };
   } finally {
     model.dispose();

@@ -41,13 +41,14 @@ def train(model, x, y, epochs: int, batch_size: int, lr: float, gen: torch.Gener
 
 def accuracy(model, x, y, batch_size: int = 1000) -> float:
     """Top-1 accuracy with model in eval() mode; for logits N x L x C (a label per token), over the
-    labels that are not models.IGNORE_INDEX."""
+    labels that are not models.IGNORE_INDEX; for N x C x H x W (a label per pixel), classes on axis 1."""
     model.eval()
     correct = counted = 0
     with torch.no_grad():
         for k in range(0, len(x), batch_size):
             logits, labels = model(x[k:k + batch_size]), y[k:k + batch_size]
             labelled = labels != models.IGNORE_INDEX
-            correct += ((logits.argmax(-1) == labels) & labelled).sum().item()
+            predicted = logits.argmax(1) if logits.dim() == 4 else logits.argmax(-1)
+            correct += ((predicted == labels) & labelled).sum().item()
             counted += labelled.sum().item()
     return correct / counted

@@ -8,7 +8,8 @@ trainSeconds and imagesPerSecond cover the training loop only (no data loading, 
 
   /usr/bin/python3 bench/any-onnx/torch_finetune.py --fixture resnet --epochs 1 --batch-size 64 --lr 1e-3 --seed 0 [--threads 2] [--limit N] [--order FILE]
 
---limit N trains on the first N training images (the test set stays whole). For speed figures run it as
+--fixture segnet (the segmentation fixture) labels every pixel as models.segment_labels does and
+trains and scores over the pixels. --limit N trains on the first N training images (the test set stays whole). For speed figures run it as
 bench/train runs its reference: LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread OPENBLAS_NUM_THREADS=1.
 """
 import argparse
@@ -19,7 +20,7 @@ from torch_common import accuracy, models, torch, train
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument('--fixture', required=True, choices=['resnet', 'resnet_fused', 'mlp', 'vit13', 'vit17', 'dwsep', 'resnet_wide', 'vit_wide'])
+    p.add_argument('--fixture', required=True, choices=['resnet', 'resnet_fused', 'mlp', 'vit13', 'vit17', 'dwsep', 'resnet_wide', 'vit_wide', 'segnet'])
     p.add_argument('--epochs', type=int, required=True)
     p.add_argument('--batch-size', type=int, required=True)
     p.add_argument('--lr', type=float, required=True)
@@ -34,6 +35,8 @@ def main() -> None:
     model = models.load_fixture(a.fixture)
     x, y = models.fashion_mnist('train', limit=a.limit)
     tx, ty = models.fashion_mnist('test')
+    if a.fixture == 'segnet':  # a class per pixel: cross-entropy and accuracy over every pixel
+        y, ty = models.segment_labels(x, y), models.segment_labels(tx, ty)
     model.train()
     orders = None
     if a.order is not None:

@@ -29,9 +29,9 @@ describe('bench/any-onnx', () => {
     assert.match(r.stderr ?? '', /unknown fixture 'resnett'/);
   });
 
-  it('finetune.js trains mlp on 256 images Kiln-only and prints its JSON', async (t) => {
+  it('finetune.js trains mlp, and segnet on a label per pixel, on 256 images Kiln-only and prints its JSON', async (t) => {
     if (!needs(t, noData)) return;
-    const { stdout, stderr } = await run(process.execPath, [path.join(benchDir, 'finetune.js'), '--fixtures', 'mlp', '--seeds', '0', '--limit', '256', '--no-torch', '--json'], { timeout: 120_000 });
+    const { stdout, stderr } = await run(process.execPath, [path.join(benchDir, 'finetune.js'), '--fixtures', 'mlp,segnet', '--seeds', '0', '--limit', '256', '--no-torch', '--json'], { timeout: 120_000 });
     assert.match(stderr, /PyTorch: skipped \(--no-torch\); Kiln only/);
     const out = JSON.parse(stdout) as { settings: { trainImages: number }; summary: { fixture: string; kilnAccuracy: number; kilnImagesPerSecond: number; torchAccuracy?: number; kilnError?: string }[] };
     assert.equal(out.settings.trainImages, 256);
@@ -42,6 +42,11 @@ describe('bench/any-onnx', () => {
     // 4 steps from the fixture's pretrained weights: well above chance (10%).
     assert.ok(mlp.kilnAccuracy > 0.3 && mlp.kilnAccuracy <= 1, `accuracy ${mlp.kilnAccuracy}`);
     assert.ok(mlp.kilnImagesPerSecond > 0);
+    // Every test pixel scored: most are background (class 0), which the pretrained fixture gets right.
+    const segnet = out.summary[1]!;
+    assert.equal(segnet.fixture, 'segnet');
+    assert.equal(segnet.kilnError, undefined);
+    assert.ok(segnet.kilnAccuracy > 0.5 && segnet.kilnAccuracy <= 1, `pixel accuracy ${segnet.kilnAccuracy}`);
   });
 
   it('finetune-text.js fine-tunes the four text fixtures (one input; token ids and a mask; a label per token; a causal language model) on a few hundred sequences Kiln-only', async () => {
