@@ -8,7 +8,6 @@ import type { Command } from './command.js';
 import { sparseCategoricalCrossentropy, type Loss } from '../train/losses.js';
 import { Sequential } from '../train/sequential.js';
 import { recordedTraining, type TrainableModel } from '../train/model.js';
-import { labelClassAxis } from '../train/sparse-labels.js';
 import type { Tensor } from '../tensor.js';
 
 export const IGNORE_CLASS_OPTION: Command['options'][number] = {
@@ -24,9 +23,8 @@ export function classifierLoss(model: TrainableModel, options: Record<string, un
   // logits, cutting a final Softmax off (GraphModel.compile).
   const fromLogits = model instanceof Sequential ? !model.outputsProbabilities : true;
   // Classes on the axis the model's saved loss had, else on the one the labels leave out (a
-  // segmentation model's [N, C, H, W] with labels [N, H, W]: 1), else the last.
-  const recorded = recordedTraining(model.metadata)?.loss?.config?.axis;
-  const axis = Number.isInteger(recorded) ? (recorded as number) : labels ? labelClassAxis([null, ...model.outputShape], labels.shape) : undefined;
+  // segmentation model's [N, C, H, W] with labels [N, H, W]: 1), else the model's own, else the last.
+  const axis = model.defaultClassAxis(labels);
   return sparseCategoricalCrossentropy({ fromLogits, ...(axis !== undefined ? { axis } : {}), ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
 }
 

@@ -120,6 +120,8 @@ export class ImportedGraph implements ModelStructure {
   readonly modelOutput: { name: string; shape: number[] };
   /** Whether the graph ends in Softmax (it outputs probabilities; the training step cuts it off). */
   readonly endsInSoftmax: boolean;
+  /** The axis (batch axis 0) the final Softmax is over: its classes (the last, or 1 of a segmentation model's [N, C, H, W]). */
+  readonly softmaxAxis: number | undefined;
   /** The Softmax's input, when the graph ends in one (through Identity nodes exporters add). */
   private readonly logitsName: string | undefined;
   private readonly params: ParamInfo[];
@@ -163,7 +165,10 @@ export class ImportedGraph implements ModelStructure {
     this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
     this.outputShape = this.modelOutput.shape;
     this.inputShape = preprocessing.layout === 'nchw' ? [modelInputShape[1]!, modelInputShape[2]!, modelInputShape[0]!] : modelInputShape;
-    this.logitsName = this.logitsBeforeSoftmax(outName);
+    const rank = values.get(outName)?.shape.length ?? 0;
+    const softmax = rank >= 2 ? finalSoftmax(outName, (v) => this.producers.get(v)?.proto, rank) : undefined;
+    this.logitsName = softmax?.logits;
+    this.softmaxAxis = softmax?.axis;
     this.endsInSoftmax = this.logitsName !== undefined;
     this.params = this.findParams();
   }
@@ -283,11 +288,6 @@ export class ImportedGraph implements ModelStructure {
       });
     });
     return uses;
-  }
-
-  private logitsBeforeSoftmax(output: string): string | undefined {
-    const rank = this.values.get(output)?.shape.length ?? 0;
-    return rank >= 2 ? softmaxLogits(output, (v) => this.producers.get(v)?.proto, rank) : undefined;
   }
 
   paramInfos(): ParamInfo[] {
@@ -541,6 +541,16 @@ export class ImportedGraph implements ModelStructure {
  * node computing a value (by default looked up in `proto`'s graph).
  */
 export function softmaxLogits(output: string, producerOf: ModelProto | ((value: string) => NodeProto | undefined), rank = 2): string | undefined {
+  const softmax = finalSoftmax(output, producerOf, rank);
+  return softmax?.axis === rank - 1 ? softmax.logits : undefined;
+}
+
+/**
+ * The Softmax a graph's output of `rank` ends in (through Identity nodes), over any axis but the
+ * batch's: its input (the logits) and its axis, counted from 0 with the batch axis — the last for a
+ * classifier or token classifier, 1 for a segmentation model's [N, classes, H, W].
+ */
+export function finalSoftmax(output: string, producerOf: ModelProto | ((value: string) => NodeProto | undefined), rank: number): { logits: string; axis: number } | undefined {
   let lookup = producerOf;
   if (typeof lookup !== 'function') {
     const producers = new Map<string, NodeProto>();
@@ -554,8 +564,9 @@ export function softmaxLogits(output: string, producerOf: ModelProto | ((value: 
     if (n.opType === 'Identity') value = n.input![0]!;
     else if (n.opType === 'Softmax') {
       // No axis: −1 from opset 13, 1 before it (the same axis of [N, classes]; files of more axes are upgraded).
-      const axis = nodeAttributes(n).axis;
-      return axis === undefined || axis === -1 || axis === rank - 1 ? n.input![0]! : undefined;
+      const given = nodeAttributes(n).axis;
+      const axis = given === undefined ? rank - 1 : Number(given) < 0 ? rank + Number(given) : Number(given);
+      return axis >= 1 && axis < rank ? { logits: n.input![0]!, axis } : undefined;
     } else return undefined;
   }
 }

@@ -114,6 +114,21 @@ export class GraphModel extends TrainableModel {
     return new GraphModel(structure, { name: options.name, seed: options.seed }, stored.layout !== undefined);
   }
 
+  /**
+   * Without a saved loss or labels: the axis a final Softmax normalizes; else 1 for an output
+   * [N, C, H, W] whose last two axes are the channels-first input's grid (a segmentation model's
+   * classes on its channel axis, as PyTorch's CrossEntropyLoss takes them); else the last.
+   */
+  override defaultClassAxis(labels?: Tensor): number | undefined {
+    const given = super.defaultClassAxis(labels);
+    if (given !== undefined || labels) return given;
+    const out = this.outputShape;
+    const input = this.modelInput.shape;
+    const grid = out.length === 3 && input.length === 3 && out[1]! > 0 && out[1] === input[1] && out[2] === input[2];
+    const own = this.structure.softmaxAxis ?? (grid ? 1 : undefined);
+    return own === out.length ? undefined : own;
+  }
+
   /** The input preprocessing this model applies (layout, mean/std), stored in the saved file. */
   get preprocessing(): Preprocessing {
     return this.structure.preprocessing;
@@ -282,9 +297,10 @@ export class GraphModel extends TrainableModel {
     }
     const loss = typeof args.loss === 'string' ? fromLogits(resolveLoss(args.loss)) : args.loss;
     const classAxis = sparseLabels(loss, this.outputShape.length + 1)?.classAxis;
-    if (this.structure.endsInSoftmax && loss.config.fromLogits === true && classAxis !== undefined && classAxis !== this.outputShape.length) {
-      // The step trains from the Softmax's input, which is over the last axis.
-      throw new KilnError('INVALID_ARGUMENT', `'${this.structure.file}' ends in a Softmax over its last axis (${this.outputShape.length}), and the loss's class axis is ${classAxis}: they must be the same`);
+    const softmaxAxis = this.structure.softmaxAxis;
+    if (softmaxAxis !== undefined && loss.config.fromLogits === true && classAxis !== undefined && classAxis !== softmaxAxis) {
+      // The step trains from the Softmax's input: the loss's classes must be what the Softmax normalizes.
+      throw new KilnError('INVALID_ARGUMENT', `'${this.structure.file}' ends in a Softmax over axis ${softmaxAxis}, and the loss's class axis is ${classAxis}: they must be the same`);
     }
     this.compileArgs = [args, stepOptions];
     super.compile({ ...args, loss }, stepOptions);

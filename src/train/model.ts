@@ -17,7 +17,7 @@ import { runEpochs, type History, type PrivateSteps } from './fit-loop.js';
 import { checkPrivateReplicas, PrivacyLedger, resolvePrivacy, type PrivacySpentReport } from './privacy/dp-sgd.js';
 import { dpSgdGradient, DP_CLIP_INPUT, DP_NOISE_STDDEV_INPUT } from './privacy/dp-sgd-step.js';
 import { resolveLoss, type Loss } from './losses.js';
-import { sparseLabels } from './sparse-labels.js';
+import { labelClassAxis, sparseLabels } from './sparse-labels.js';
 import { evaluateClassifier, labelledPositions } from './metrics.js';
 import { resolveOptimizer, type Optimizer } from './optimizers.js';
 import { accuracyKind, compileTraining, type FlatSlot, type TrainingStepOptions } from './training-step.js';
@@ -89,6 +89,17 @@ export abstract class TrainableModel extends Model implements TrainingControl {
   /** How many replicas the last fit() split its batches across (1: one session, see FitArgs.replicas). */
   get trainingReplicas(): number {
     return this.replicasUsed;
+  }
+
+  /**
+   * The class axis (batch axis 0) a sparse cross-entropy takes for this model's output when the caller
+   * names none: the one its saved loss had; else, given `labels`, the one they leave out (undefined:
+   * the last, Keras' default); else what the model itself says (see GraphModel).
+   */
+  defaultClassAxis(labels?: Tensor): number | undefined {
+    const recorded = recordedTraining(this.metadata)?.loss?.config?.axis;
+    if (Number.isInteger(recorded)) return recorded as number;
+    return labels ? labelClassAxis([null, ...this.outputShape], labels.shape) : undefined;
   }
 
   /**

@@ -224,10 +224,16 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     const exported = await runMain(['evaluate', model, '--dataset', t.path('pixels'), '--json']);
     assert.equal(exported.code, 0, exported.err);
     assert.equal((JSON.parse(exported.out) as { confusion: number[][] }).confusion.flat().reduce((a, b) => a + b, 0), 64 * 784);
+    // Without labels (a training package for later), the classes are on the axis whose grid is the input's.
+    const exportedTrainer = await runMain(['export-trainer', model, '--out', t.path('segnet-trainer')]);
+    assert.equal(exportedTrainer.code, 0, exportedTrainer.err);
+    assert.deepEqual((JSON.parse(readFileSync(t.path('segnet-trainer/manifest.json'), 'utf8')) as { loss: unknown }).loss, { name: 'sparseCategoricalCrossentropy', config: { fromLogits: true, axis: 1 } });
     // Pruning fine-tunes with the axis the labels imply, the exported file's too; structured pruning
     // shrinks the decoder's ConvTranspose channels with the encoder's they are concatenated with.
     const pruned = await runMain(['prune', model, '--sparsity', '0.5', '--dataset', t.path('pixels'), '--epochs', '1', '--out', t.path('segnet-pruned.onnx')]);
     assert.equal(pruned.code, 0, pruned.err);
+    const taylor = await runMain(['prune', model, '--structured', '--ratio', '0.25', '--criterion', 'taylor', '--dataset', t.path('pixels'), '--epochs', '1', '--out', t.path('segnet-taylor.onnx')]);
+    assert.equal(taylor.code, 0, taylor.err);
     const structured = await runMain(['prune', t.path('segnet.onnx'), '--structured', '--ratio', '0.5', '--dataset', t.path('pixels'), '--epochs', '1', '--out', t.path('segnet-small.onnx')]);
     assert.equal(structured.code, 0, structured.err);
     assert.match(structured.out, /\/up1\/ConvTranspose +channels +16 → 8 +pruned/);

@@ -8,7 +8,6 @@ import type { FitArgs } from '../../train/fit-args.js';
 import type { History } from '../../train/fit-loop.js';
 import { recordedTraining, type TrainableModel } from '../../train/model.js';
 import { Sequential } from '../../train/sequential.js';
-import { labelClassAxis } from '../../train/sparse-labels.js';
 import type { Optimizer } from '../../train/optimizers.js';
 import type { TrainingStepOptions } from '../../train/training-step.js';
 
@@ -50,7 +49,7 @@ export function defaultLoss(model: TrainableModel, labels?: Tensor): Loss {
   const saved = recordedTraining(model.metadata)?.loss;
   if (saved?.name) return resolveLoss(saved);
   // A label per position on an axis other than the last (PyTorch's [N, C, H, W] segmentation logits) names its class axis.
-  const axis = labels ? labelClassAxis([null, ...model.outputShape], labels.shape) : undefined;
+  const axis = model.defaultClassAxis(labels);
   const positions = axis !== undefined ? { axis } : {};
   // An imported graph's step reads the logits before a final Softmax when the loss is from logits.
   if (!(model instanceof Sequential)) return sparseCategoricalCrossentropy({ fromLogits: true, ...positions });

@@ -50,7 +50,8 @@ export async function taylorGradients(model: GraphModel, data: TaylorData): Prom
   // Class indices in [0, classes), as fit checks them (one-hot rows and out-of-range labels are errors);
   // the label the model's saved loss ignored (a token classifier's -100) is ignored here too.
   const recorded = recordedTraining(model.metadata)?.loss;
-  const loss = sparseCategoricalCrossentropy({ ...(recorded?.name === 'sparseCategoricalCrossentropy' ? recorded.config : {}), fromLogits: true });
+  const axis = model.defaultClassAxis(data.y);
+  const loss = sparseCategoricalCrossentropy({ ...(axis !== undefined ? { axis } : {}), ...(recorded?.name === 'sparseCategoricalCrossentropy' ? recorded.config : {}), fromLogits: true });
   const classLabels = prepareLabels(data.y, loss, model.outputShape, rows.n);
   // Every (n/m)-th example: spread over the data, whatever its order.
   const available = rows.n;
