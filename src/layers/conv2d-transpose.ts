@@ -5,34 +5,18 @@
  */
 import { KilnError, formatShape } from '../errors.js';
 import type { Value } from '../graph/graph.js';
-import { applyActivation, checkActivation, type ActivationName } from './activations.js';
-import { checkInitializer, type InitializerName } from './initializers.js';
-import { Layer, type BuildContext, type LayerArgs, type LayerShape, type ParamSpec } from './layer.js';
-import { checkPadding, pair, type Padding } from './padding.js';
+import { applyActivation } from './activations.js';
+import { ConvolutionLayer, type ConvolutionArgs } from './convolution.js';
+import type { BuildContext, LayerShape, ParamSpec } from './layer.js';
+import type { Padding } from './padding.js';
 
 /** Arguments of `layers.conv2dTranspose`, as Keras' `Conv2DTranspose` takes them. */
-export interface Conv2DTransposeArgs extends LayerArgs {
-  /** Number of output channels (filters). */
-  filters: number;
-  /** Height and width of the window; one number for a square one. */
-  kernelSize: number | [number, number];
-  /** The upsampling factor along height and width (default 1). */
-  strides?: number | [number, number];
-  /** 'valid' (default) or 'same' (the output is input × strides). */
-  padding?: Padding;
+export interface Conv2DTransposeArgs extends ConvolutionArgs {
   /**
    * Rows and columns added at the end of the output, each less than its stride (Keras' output_padding).
    * Without it the output is input × strides ('same'), or input × strides + max(kernel − strides, 0) ('valid').
    */
   outputPadding?: number | [number, number];
-  /** Applied after the convolution (default 'linear': none). */
-  activation?: ActivationName;
-  /** Whether to add a bias per filter (default true). */
-  useBias?: boolean;
-  /** How the kernel starts (default 'glorotUniform', seeded by the model's seed). */
-  kernelInitializer?: InitializerName;
-  /** How the bias starts (default 'zeros'). */
-  biasInitializer?: InitializerName;
 }
 
 /** Output size along one axis, as Keras' deconv_output_length computes it (dilation 1). */
@@ -57,50 +41,22 @@ function placement(size: number, k: number, s: number, padding: Padding, length:
 }
 
 /** 2-D transposed convolution: an ONNX ConvTranspose with its kernel stored [channels, filters, kH, kW]. */
-export class Conv2DTranspose extends Layer {
+export class Conv2DTranspose extends ConvolutionLayer {
   /** The class name stored in saved models ('Conv2DTranspose'). */
   readonly className = 'Conv2DTranspose';
   readonly baseName = 'conv2d_transpose';
-  /** Number of output channels. */
-  readonly filters: number;
-  /** Window height and width. */
-  readonly kernelSize: [number, number];
-  /** Upsampling factor along height and width. */
-  readonly strides: [number, number];
-  /** 'valid' or 'same'. */
-  readonly padding: Padding;
   /** Extra rows and columns at the end of the output, when given. */
   readonly outputPadding: [number, number] | undefined;
-  /** Activation applied to the output. */
-  readonly activation: ActivationName;
-  /** Whether the layer has a bias. */
-  readonly useBias: boolean;
-  /** Initializer of the kernel. */
-  readonly kernelInitializer: InitializerName;
-  /** Initializer of the bias. */
-  readonly biasInitializer: InitializerName;
 
   constructor(args: Conv2DTransposeArgs) {
-    super(args);
-    const where = 'conv2dTranspose';
-    if (!Number.isInteger(args.filters) || args.filters <= 0) {
-      throw new KilnError('INVALID_ARGUMENT', `${where}: filters must be a positive integer, got ${JSON.stringify(args.filters)}`);
-    }
-    this.filters = args.filters;
-    this.kernelSize = pair(args.kernelSize, 'kernelSize', where);
-    this.strides = pair(args.strides ?? 1, 'strides', where);
-    this.padding = checkPadding(args.padding, where);
+    super(args, 'conv2dTranspose');
     if (args.outputPadding !== undefined) {
       const p = typeof args.outputPadding === 'number' ? [args.outputPadding, args.outputPadding] : args.outputPadding;
       if (!Array.isArray(p) || p.length !== 2 || p.some((d, i) => !Number.isInteger(d) || d < 0 || d >= this.strides[i]!)) {
-        throw new KilnError('INVALID_ARGUMENT', `${where}: outputPadding must be a non-negative integer (or a pair) less than strides ${formatShape(this.strides)}, got ${JSON.stringify(args.outputPadding)}`);
+        throw new KilnError('INVALID_ARGUMENT', `conv2dTranspose: outputPadding must be a non-negative integer (or a pair) less than strides ${formatShape(this.strides)}, got ${JSON.stringify(args.outputPadding)}`);
       }
       this.outputPadding = [p[0]!, p[1]!];
     }
-    this.activation = checkActivation(args.activation, where);
-    this.useBias = args.useBias ?? true;
-    this.kernelInitializer = checkInitializer(args.kernelInitializer ?? 'glorotUniform', where);
-    this.biasInitializer = checkInitializer(args.biasInitializer ?? 'zeros', where);
   }
 
   computeOutputShape(inputShape: LayerShape): LayerShape {
@@ -138,17 +94,7 @@ export class Conv2DTranspose extends Layer {
     return applyActivation(ctx.graph, conv, this.activation);
   }
 
-  getConfig(): Record<string, unknown> {
-    return {
-      filters: this.filters,
-      kernelSize: this.kernelSize,
-      strides: this.strides,
-      padding: this.padding,
-      ...(this.outputPadding ? { outputPadding: this.outputPadding } : {}),
-      activation: this.activation,
-      useBias: this.useBias,
-      kernelInitializer: this.kernelInitializer,
-      biasInitializer: this.biasInitializer,
-    };
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), ...(this.outputPadding ? { outputPadding: this.outputPadding } : {}) };
   }
 }

@@ -9,6 +9,8 @@ import { AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D, type Pooling2DA
 export { Layer } from './layer.js';
 export type { LayerArgs, LayerShape, SerializedLayer, Weight } from './layer.js';
 export type { ParamSpec, BuildContext } from './layer.js';
+export type { ConvolutionArgs } from './convolution.js';
+export { ConvolutionLayer } from './convolution.js';
 export type { Conv2DArgs, Conv2DTransposeArgs, DenseArgs, ActivationArgs, DropoutArgs, Pooling2DArgs, BatchNormalizationArgs };
 export type { Padding } from './padding.js';
 export { Conv2D, Conv2DTranspose, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Dense, Flatten, Dropout, Activation, BatchNormalization };
