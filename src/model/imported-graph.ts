@@ -534,21 +534,12 @@ export class ImportedGraph implements ModelStructure {
 }
 
 /**
- * The value a classifier's output is the Softmax of, when the graph ends in one over the class axis,
- * the last of an output of `rank` (axis 1 or −1 of [N, classes], −1 of a token classifier's
- * [N, T, classes]; through the Identity nodes exporters add): the logits, which a cross-entropy from
- * logits and temperature-scaled distillation need. Undefined when it does not. `producerOf` gives the
- * node computing a value (by default looked up in `proto`'s graph).
- */
-export function softmaxLogits(output: string, producerOf: ModelProto | ((value: string) => NodeProto | undefined), rank = 2): string | undefined {
-  const softmax = finalSoftmax(output, producerOf, rank);
-  return softmax?.axis === rank - 1 ? softmax.logits : undefined;
-}
-
-/**
- * The Softmax a graph's output of `rank` ends in (through Identity nodes), over any axis but the
- * batch's: its input (the logits) and its axis, counted from 0 with the batch axis — the last for a
- * classifier or token classifier, 1 for a segmentation model's [N, classes, H, W].
+ * The Softmax a graph's output of `rank` ends in (through Identity nodes exporters add), over any axis
+ * but the batch's: its input — the logits, which a cross-entropy from logits and temperature-scaled
+ * distillation need — and its axis, counted from 0 with the batch axis: the last for a classifier
+ * ([N, classes]) or token classifier ([N, T, classes]), 1 for a segmentation model's [N, classes, H, W].
+ * Undefined when the output is no Softmax's. `producerOf` gives the node computing a value (by default
+ * looked up in `proto`'s graph).
  */
 export function finalSoftmax(output: string, producerOf: ModelProto | ((value: string) => NodeProto | undefined), rank: number): { logits: string; axis: number } | undefined {
   let lookup = producerOf;

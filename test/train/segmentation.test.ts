@@ -3,7 +3,8 @@
  * label per pixel [N, H, W]. The `segnet` fixture (test/fixtures/exported), whose decoder upsamples
  * with ConvTranspose, fine-tunes on a label per pixel; the class axis comes from the loss, the labels,
  * a final Softmax or the output's grid when not given; a final Softmax over the classes is cut off as
- * a classifier's is; Taylor-ranked structured pruning reads the same axis.
+ * a classifier's is; Taylor-ranked structured pruning reads the same axis; distillation's soft targets
+ * are per pixel, over the classes of that axis.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { GraphModel } from '../../src/train/graph-model.js';
 import { sparseCategoricalCrossentropy } from '../../src/train/losses.js';
 import { adam } from '../../src/train/optimizers.js';
 import { prune } from '../../src/optimize/prune/prune.js';
+import { distill } from '../../src/optimize/distill/distill.js';
 import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
 import { kilnError } from './helpers.js';
 
@@ -82,5 +84,20 @@ describe('segmentation: a label per pixel, classes on axis 1', () => {
     const { report } = await prune(model, { structured: { ratio: 0.25, criterion: 'taylor', data: { x: data.x, y: data.y, batches: 2, batchSize: 32 } } });
     const pruned = report.groups.filter((g) => g.pruned);
     assert.ok(pruned.length > 0 && pruned.some((g) => g.producers.some((p) => p.includes('ConvTranspose'))), JSON.stringify(report.groups.map((g) => [g.producers, g.pruned])));
+  });
+
+  it("distills per pixel: a teacher ending in Softmax over axis 1 is read before it, the soft targets over the classes' axis", async () => {
+    const teacher = await withSoftmax(1);
+    const student = await GraphModel.load(FILE, { layout: 'nchw' });
+    const data = pixelTask(64, 5);
+    const r = await distill({ teacher, student, x: data.x, y: data.y, epochs: 2, batchSize: 32, temperature: 2, alpha: 0.5, verbose: 0, seed: 1 });
+    assert.deepEqual([r.teacherOutput, r.teacherLogitsFrom], ['logits', 'logits']);
+    const losses = r.history.history.loss!;
+    assert.ok(losses.every(Number.isFinite) && losses[1]! < losses[0]!, `distillation loss per epoch: ${losses}`);
+    // A teacher whose output has more axes than its labels say how to read is refused, naming it.
+    await assert.rejects(
+      distill({ teacher, student, x: data.x, y: new Tensor(new Int32Array(64), [64], 'int32'), epochs: 1, verbose: 0 }),
+      kilnError('INVALID_SHAPE', "'probabilities' has shape [64, 11, 28, 28]"),
+    );
   });
 });

@@ -4,6 +4,7 @@ import { checkInputsForm, examplesIn, sliceInputs, type ModelInputs } from '../.
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
+import { labelClassAxis } from '../../train/sparse-labels.js';
 import type { History } from '../../train/fit-loop.js';
 import { GraphModel } from '../../train/graph-model.js';
 import { Sequential } from '../../train/sequential.js';
@@ -136,11 +137,15 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   const teacher = await asOnnxModel(args.teacher);
   const t0 = performance.now();
   // With augmentation only a sample is scored here, to learn the class count and the output kind.
-  const cached = await teacherLogits(teacher, args.augment ? sliceInputs(x, 0, Math.min(256, examplesIn(x))) : x, { outputKind: args.teacherOutput ?? 'auto' });
+  // The classes on the last axis, or on the one the labels leave out (a segmentation model's [N, C, H, W] with labels [N, H, W]: 1).
+  const teacherShape = teacher.outputs[0]?.shape;
+  const axis = teacherShape && args.y instanceof Tensor ? labelClassAxis(teacherShape, args.y.shape) : undefined;
+  const cached = await teacherLogits(teacher, args.augment ? sliceInputs(x, 0, Math.min(256, examplesIn(x))) : x, { outputKind: args.teacherOutput ?? 'auto', ...(axis !== undefined ? { classAxis: axis } : {}) });
   let teacherSeconds = (performance.now() - t0) / 1000;
-  // One example's teacher scores: [classes], or [T, classes] for a class per token (soft targets per token).
+  // One example's teacher scores: [classes], [T, classes] for a class per token, [classes, H, W] for one
+  // per pixel (soft targets per position).
   const perExample = cached.logits.shape.slice(1);
-  const classes = perExample.at(-1)!;
+  const classes = perExample[(axis ?? perExample.length) - 1]!;
   if (perExample.length > 1 && !args.student) {
     throw new KilnError('INVALID_ARGUMENT', `the teacher gives a class per position (${formatShape(['N', ...perExample])}) and the default student is a classifier of one class per example: give a student of the same output, e.g. a smaller exported token classifier loaded as a GraphModel`);
   }
@@ -164,7 +169,7 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
 
   // The label the hard loss ignores (a token classifier's -100) carries no soft term either.
   const ignoreClass = args.ignoreClass;
-  const loss = sparseCategoricalCrossentropy({ fromLogits: true, ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
+  const loss = sparseCategoricalCrossentropy({ fromLogits: true, ...(axis !== undefined ? { axis } : {}), ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
   student.compile(
     { optimizer: args.optimizer === undefined ? adam() : resolveOptimizer(args.optimizer), loss, metrics: ['accuracy'] },
     {

@@ -1,7 +1,7 @@
 import { KilnError } from '../../errors.js';
 import type { Graph, Value } from '../../graph/graph.js';
 import { sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
-import { labelledMask, labelledMean } from '../../train/sparse-labels.js';
+import { labelledMask, labelledMean, sparseClassAxis } from '../../train/sparse-labels.js';
 
 /** Options of `distillationLoss`. */
 export interface DistillationLossOptions {
@@ -45,10 +45,12 @@ export function distillationLoss(graph: Graph, studentLogits: Value, teacherLogi
   const hardLoss = options.hardLoss ?? sparseCategoricalCrossentropy({ fromLogits: true });
   const hard = hardLoss.build(graph, studentLogits, labels);
   const t = graph.scalar(temperature);
-  const logStudent = graph.op1('LogSoftmax', [graph.op1('Div', [studentLogits, t])], { axis: -1 }, 'distill/log_p_student');
-  const logTeacher = graph.op1('LogSoftmax', [graph.op1('Div', [teacherLogits, t])], { axis: -1 }, 'distill/log_p_teacher');
+  // The soft targets are over the classes the hard loss reads: the last axis, or its `axis` (1 of a segmentation model's [N, C, H, W]).
+  const axis = sparseClassAxis(hardLoss.config.axis as number | undefined, studentLogits.shape?.length ?? 2);
+  const logStudent = graph.op1('LogSoftmax', [graph.op1('Div', [studentLogits, t])], { axis }, 'distill/log_p_student');
+  const logTeacher = graph.op1('LogSoftmax', [graph.op1('Div', [teacherLogits, t])], { axis }, 'distill/log_p_teacher');
   const teacherProbs = graph.op1('Exp', [logTeacher], {}, 'distill/p_teacher');
-  const perPosition = graph.op1('ReduceSum', [graph.op1('Mul', [teacherProbs, graph.op1('Sub', [logTeacher, logStudent])]), graph.int64s([-1], 'axes')], { keepdims: 0 }, 'distill/kl');
+  const perPosition = graph.op1('ReduceSum', [graph.op1('Mul', [teacherProbs, graph.op1('Sub', [logTeacher, logStudent])]), graph.int64s([axis], 'axes')], { keepdims: 0 }, 'distill/kl');
   const ignoreClass = hardLoss.config.ignoreClass as number | undefined;
   const kl = ignoreClass === undefined ? graph.op1('ReduceMean', [perPosition], { keepdims: 0 }) : labelledMean(graph, perPosition, labelledMask(graph, labels, ignoreClass));
   const weightedHard = graph.op1('Mul', [hard, graph.scalar(alpha)]);

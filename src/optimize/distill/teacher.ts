@@ -1,12 +1,13 @@
 import { KilnError, formatShape } from '../../errors.js';
 import { encodeModel, type ModelProto } from '../../graph/proto.js';
-import { softmaxLogits } from '../../model/imported-graph.js';
+import { finalSoftmax } from '../../model/imported-graph.js';
 import { Model } from '../../model/model.js';
 import { OnnxModel } from '../../model/onnx-model.js';
 import { checkFileInputs, fileFeeds } from '../../model/input-adapter.js';
 import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { Tensor } from '../../tensor.js';
+import { positionScores } from '../../train/metric-inputs.js';
 
 /** A teacher (or any classifier to score): a model file, its bytes, a loaded ONNX model or a Kiln model (layers or imported). */
 export type ClassifierSource = string | Uint8Array | OnnxModel | Model;
@@ -82,13 +83,6 @@ export async function classifierScores(model: OnnxModel, x: ModelInputs, options
   return new Tensor(out ?? new Float32Array(0), [n, ...row], 'float32');
 }
 
-/** Distillation's soft targets take the classes on the last axis: a segmentation teacher's [N, C, H, W] is refused by name. */
-function refuseClassPerPixel(scores: Tensor, output: string): void {
-  if (scores.rank > 3) {
-    throw new KilnError('INVALID_SHAPE', `distillation reads a teacher's classes on its last axis, [N, classes] or [N, T, classes]; '${output}' has shape ${formatShape(scores.shape)} (a class per pixel): distilling segmentation models is not supported`);
-  }
-}
-
 /** A teacher's logits for every example, as `teacherLogits` computes them. */
 export interface TeacherLogits {
   /** `[N, classes]` logits (log-probabilities for a teacher that outputs probabilities). */
@@ -118,8 +112,8 @@ export function logitsReader(teacher: OnnxModel): LogitsReader | null {
   let reader = logitsReaders.get(teacher);
   if (reader === undefined) {
     const first = teacher.outputs[0]?.name;
-    // The classes are on the last axis: of [N, classes], or of a token classifier's [N, T, classes].
-    const logits = first === undefined ? undefined : softmaxLogits(first, teacher.proto, teacher.outputs[0]!.shape?.length ?? 2);
+    // The classes the Softmax normalizes: the last axis of [N, classes] or [N, T, classes], or 1 of [N, C, H, W].
+    const logits = first === undefined ? undefined : finalSoftmax(first, teacher.proto, teacher.outputs[0]!.shape?.length ?? 2)?.logits;
     if (logits === undefined) reader = null;
     else if (teacher.outputs.some((o) => o.name === logits)) reader = { model: teacher, output: logits };
     else {
@@ -140,22 +134,23 @@ export function logitsReader(teacher: OnnxModel): LogitsReader | null {
  * rows ≥ 0 that sum to 1) their logarithms are logits up to a per-row constant, which softmax(z / T)
  * ignores, so both kinds distill the same way.
  */
-export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions & { outputKind?: ClassifierOutputKind | 'auto' } = {}): Promise<TeacherLogits> {
+export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions & { outputKind?: ClassifierOutputKind | 'auto'; classAxis?: number } = {}): Promise<TeacherLogits> {
   const reader = options.output === undefined ? logitsReader(teacher) : null;
-  if (reader) {
-    const logits = await classifierScores(reader.model, x, { ...options, output: reader.output });
-    refuseClassPerPixel(logits, reader.output);
-    return { logits, outputKind: 'logits', readFrom: reader.output };
+  const output = reader?.output ?? options.output ?? teacher.outputs[0]!.name;
+  const scores = reader ? await classifierScores(reader.model, x, { ...options, output }) : await classifierScores(teacher, x, options);
+  if (scores.rank > 3 && options.classAxis === undefined) {
+    throw new KilnError('INVALID_SHAPE', `a teacher must output [N, classes] scores, [N, T, classes] for a class per token, or a class per pixel with labels that say which axis holds the classes ([N, C, H, W] with labels [N, H, W]); '${options.output ?? teacher.outputs[0]!.name}' has shape ${formatShape(scores.shape)}`);
   }
-  const scores = await classifierScores(teacher, x, options);
-  refuseClassPerPixel(scores, options.output ?? teacher.outputs[0]!.name);
-  const classes = scores.shape.at(-1)!;
+  if (reader) return { logits: scores, outputKind: 'logits', readFrom: output };
+  // Probabilities sum to 1 over the classes: the last axis, or `classAxis` (1 of a segmentation model's [N, C, H, W]).
+  const classAxis = options.classAxis ?? scores.rank - 1;
+  const rows = classAxis === scores.rank - 1 ? scores.data : positionScores(scores, classAxis).data;
   const requested = options.outputKind ?? 'auto';
-  const outputKind: ClassifierOutputKind = requested === 'auto' ? (looksLikeProbabilities(scores.data, classes) ? 'probabilities' : 'logits') : requested;
+  const outputKind: ClassifierOutputKind = requested === 'auto' ? (looksLikeProbabilities(rows, scores.shape[classAxis]!) ? 'probabilities' : 'logits') : requested;
   if (outputKind === 'probabilities') {
     const d = scores.data;
     // A probability that underflowed to 0 becomes a very negative logit rather than −∞.
     for (let i = 0; i < d.length; i++) d[i] = Math.log(Math.max(d[i]!, 1e-30));
   }
-  return { logits: scores, outputKind, readFrom: options.output ?? teacher.outputs[0]!.name };
+  return { logits: scores, outputKind, readFrom: output };
 }

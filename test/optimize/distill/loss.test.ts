@@ -131,6 +131,25 @@ describe('distillation loss', () => {
     assert.ok(Math.abs(got - loss) <= 1e-5 * Math.abs(loss), `loss ${got} vs ${loss} by hand`);
   });
 
+  it("classes on axis 1 (a segmentation model's [N, classes, H, W], the hard loss's axis): the same loss as the rows laid out [N, H, W, classes]", async () => {
+    // The two rows of STUDENT and TEACHER as two pixels [1, 3 classes, 1, 2], labels [1, 1, 2].
+    const channelsFirst = (rows: number[][]) => Float32Array.from([0, 1, 2].flatMap((c) => rows.map((r) => r[c]!)));
+    const g = new Graph('distill_pixels');
+    const s = g.input('student', 'float32', ['N', 3, 1, 2]);
+    const t = g.input('teacher', 'float32', ['N', 3, 1, 2]);
+    const y = g.input('labels', 'int64', ['N', 1, 2]);
+    g.output(distillationLoss(g, s, t, y, { temperature: 4, alpha: 0.1, hardLoss: sparseCategoricalCrossentropy({ fromLogits: true, axis: 1 }) }), 'loss');
+    const bytes = encodeModel(modelToProto(g));
+    const out = await new OnnxModel(bytes, decodeModel(bytes)).run({
+      student: new Tensor(channelsFirst(STUDENT), [1, 3, 1, 2], 'float32'),
+      teacher: new Tensor(channelsFirst(TEACHER), [1, 3, 1, 2], 'float32'),
+      labels: new Tensor(BigInt64Array.from(LABELS, BigInt), [1, 1, 2], 'int64'),
+    });
+    const { loss } = byHand(4, 0.1);
+    const got = (out.loss!.data as Float32Array)[0]!;
+    assert.ok(Math.abs(got - loss) <= 1e-5 * Math.abs(loss), `loss ${got} vs ${loss} by hand`);
+  });
+
   it('rejects a non-positive temperature and α outside [0, 1]', () => {
     const g = new Graph();
     const s = g.input('s', 'float32', ['N', 3]);
