@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { KilnError } from '../errors.js';
 import { encodeModel, type ModelProto } from '../graph/proto.js';
+import { productFlops, type ProductKind } from '../model/cost.js';
 import type { OnnxModel } from '../model/onnx-model.js';
 import { onnxParameterCount } from '../optimize/distill/student.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -32,7 +33,7 @@ export function staticCost(model: OnnxModel): Omit<OnnxCost, 'flops'> {
 }
 
 /** For each op that does the arithmetic: which input is the left operand and which the weight. */
-const WEIGHTED_OPS: Record<string, { a: number; w: number; kind: 'conv' | 'convTranspose' | 'matmul' }> = {
+const WEIGHTED_OPS: Record<string, { a: number; w: number; kind: ProductKind }> = {
   Conv: { a: 0, w: 1, kind: 'conv' },
   ConvInteger: { a: 0, w: 1, kind: 'conv' },
   QLinearConv: { a: 0, w: 3, kind: 'conv' },
@@ -79,13 +80,8 @@ export async function measureFlops(model: OnnxModel, example: Tensor | Record<st
     const a = shapes.get(node.input?.[rule.a] ?? '');
     const w = shapes.get(node.input?.[rule.w] ?? '');
     if (!out || !a || !w) continue;
-    const outSize = out.reduce((x, y) => x * y, 1);
-    if (rule.kind === 'conv') flops += 2 * outSize * w.slice(1).reduce((x, y) => x * y, 1);
-    else if (rule.kind === 'convTranspose') flops += 2 * outSize * w[0]! * w.slice(2).reduce((x, y) => x * y, 1);
-    else {
-      const transA = node.opType === 'Gemm' && node.attribute?.some((at) => at.name === 'transA' && Number(at.i) === 1);
-      flops += 2 * outSize * (transA ? a[a.length - 2]! : a[a.length - 1]!);
-    }
+    const transA = node.opType === 'Gemm' && Boolean(node.attribute?.some((at) => at.name === 'transA' && Number(at.i) === 1));
+    flops += productFlops(rule.kind, a, w, out, transA);
   }
   return flops;
 }

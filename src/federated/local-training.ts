@@ -88,7 +88,9 @@ export function proximalPenalty(mu: number, totalSize: number): NonNullable<Trai
 
 function defaultLoss(model: TrainableModel): Loss {
   const probabilities = (model as { outputsProbabilities?: boolean }).outputsProbabilities === true;
-  return sparseCategoricalCrossentropy({ fromLogits: !probabilities });
+  // Classes where the model says (a segmentation model's axis 1), else the last.
+  const axis = model.defaultClassAxis();
+  return sparseCategoricalCrossentropy({ fromLogits: !probabilities, ...(axis !== undefined ? { axis } : {}) });
 }
 
 /**

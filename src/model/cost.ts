@@ -16,25 +16,36 @@ export interface ModelCost {
   gzipBytes: number;
 }
 
+/** The arithmetic of a Conv, ConvTranspose or matrix product (Gemm, MatMul and their quantized forms). */
+export type ProductKind = 'conv' | 'convTranspose' | 'matmul';
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * FLOPs (a multiply-add counting 2) of one such node from its shapes: each output of a Conv sums its
+ * weight's C/group·k products (w [M, C/g, k…]); each input element of a ConvTranspose is spread over
+ * its weight's C_out/group·k outputs (w [C, C_out/g, k…]); each output of a matrix product sums k.
+ */
+export function productFlops(kind: ProductKind, input: readonly number[], weight: readonly number[], output: readonly number[], transA = false): number {
+  if (kind === 'conv') return 2 * size(output) * size(weight.slice(1));
+  if (kind === 'convTranspose') return 2 * size(input) * size(weight.slice(1));
+  return 2 * size(output) * (transA ? input[input.length - 2]! : input[input.length - 1]!);
+}
+
 /** FLOPs of the graph's Conv, ConvTranspose, Gemm and MatMul nodes, from the shapes the builder inferred. */
 export function graphFlops(graph: Graph): number {
   let flops = 0;
+  // Per example: an imported graph's batch dimension stays the symbolic 'N' even when built at batch 1.
+  const shape = (name: string) => {
+    const s = graph.value(name).shape?.map((d) => (d === 'N' ? 1 : d));
+    return s && s.every((d) => typeof d === 'number') ? (s as number[]) : undefined;
+  };
   for (const node of graph.nodes) {
-    // Per example: an imported graph's batch dimension stays the symbolic 'N' even when built at batch 1.
-    const out = graph.value(node.outputs[0]!).shape?.map((d) => (d === 'N' ? 1 : d));
-    if (!out || out.some((d) => typeof d !== 'number')) continue;
-    const outSize = (out as number[]).reduce((a, b) => a * b, 1);
-    if (node.opType === 'Conv' || node.opType === 'ConvTranspose') {
-      const w = graph.value(node.inputs[1]!).shape as number[];
-      // Each output element sums over (in channels per group) × kernel positions.
-      const perOutput = node.opType === 'Conv' ? w.slice(1).reduce((a, b) => a * b, 1) : w[0]! * w.slice(2).reduce((a, b) => a * b, 1);
-      flops += 2 * outSize * perOutput;
-    } else if (node.opType === 'Gemm' || node.opType === 'MatMul') {
-      const a = graph.value(node.inputs[0]!).shape as number[];
-      const transA = node.opType === 'Gemm' && node.attrs.transA === 1;
-      const k = transA ? a[a.length - 2]! : a[a.length - 1]!;
-      flops += 2 * outSize * k;
-    }
+    const kind: ProductKind | undefined = node.opType === 'Conv' ? 'conv' : node.opType === 'ConvTranspose' ? 'convTranspose' : node.opType === 'Gemm' || node.opType === 'MatMul' ? 'matmul' : undefined;
+    if (!kind) continue;
+    const [out, a, w] = [shape(node.outputs[0]!), shape(node.inputs[0]!), shape(node.inputs[1]!)];
+    if (!out || !a || !w) continue;
+    flops += productFlops(kind, a, w, out, node.opType === 'Gemm' && node.attrs.transA === 1);
   }
   return flops;
 }

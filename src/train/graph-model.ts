@@ -8,8 +8,8 @@ import { Random } from '../random.js';
 import { sharedRuntime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
 import { resolveLoss, type Loss } from './losses.js';
-import { sparseLabels } from './sparse-labels.js';
-import { TrainableModel, type CompileArgs } from './model.js';
+import { labelsFitAxis, sparseLabels } from './sparse-labels.js';
+import { recordedTraining, TrainableModel, type CompileArgs } from './model.js';
 import type { TrainingStepOptions } from './training-step.js';
 
 /**
@@ -115,18 +115,21 @@ export class GraphModel extends TrainableModel {
   }
 
   /**
-   * Without a saved loss or labels: the axis a final Softmax normalizes; else 1 for an output
-   * [N, C, H, W] whose last two axes are the channels-first input's grid (a segmentation model's
-   * classes on its channel axis, as PyTorch's CrossEntropyLoss takes them); else the last.
+   * Besides the saved loss and the labels: the axis a final Softmax normalizes (also where the labels
+   * would fit it and another); without labels, 1 for an output [N, C, H, W] whose last two axes are a
+   * channels-first input's grid (a segmentation model's classes on its channel axis, as PyTorch's
+   * CrossEntropyLoss takes them; the input's channels fewer than its height and width); else the last.
    */
   override defaultClassAxis(labels?: Tensor): number | undefined {
-    const given = super.defaultClassAxis(labels);
-    if (given !== undefined || labels) return given;
+    const recorded = recordedTraining(this.metadata)?.loss?.config?.axis;
+    if (Number.isInteger(recorded)) return recorded as number;
     const out = this.outputShape;
+    const softmax = this.structure.softmaxAxis;
+    const own = (axis: number | undefined) => (axis === out.length ? undefined : axis);
+    if (labels) return own(softmax !== undefined && labelsFitAxis([null, ...out], labels.shape, softmax) ? softmax : (super.defaultClassAxis(labels) ?? out.length));
     const input = this.modelInput.shape;
-    const grid = out.length === 3 && input.length === 3 && out[1]! > 0 && out[1] === input[1] && out[2] === input[2];
-    const own = this.structure.softmaxAxis ?? (grid ? 1 : undefined);
-    return own === out.length ? undefined : own;
+    const channelsFirstGrid = out.length === 3 && input.length === 3 && input[0]! < input[1]! && input[0]! < input[2]! && out[1] === input[1] && out[2] === input[2];
+    return own(softmax ?? (channelsFirstGrid ? 1 : undefined));
   }
 
   /** The input preprocessing this model applies (layout, mean/std), stored in the saved file. */

@@ -36,10 +36,14 @@ export function sparseClassAxis(axis: number | undefined, rank: number): number 
 export function labelClassAxis(outputShape: readonly (number | string | null)[], labelShape: readonly number[]): number | undefined {
   const rank = outputShape.length;
   if (rank < 3 || labelShape.length !== rank - 1) return undefined;
-  const fits = (axis: number) => outputShape.filter((_, i) => i !== axis).every((d, i) => i === 0 || typeof d !== 'number' || d === labelShape[i]);
-  if (fits(rank - 1)) return undefined;
-  const axes = Array.from({ length: rank - 2 }, (_, i) => i + 1).filter(fits);
+  if (labelsFitAxis(outputShape, labelShape, rank - 1)) return undefined;
+  const axes = Array.from({ length: rank - 2 }, (_, i) => i + 1).filter((axis) => labelsFitAxis(outputShape, labelShape, axis));
   return axes.length === 1 ? axes[0] : undefined;
+}
+
+/** Whether labels of `labelShape` are one per position of an output of `outputShape` (batch axes included) with classes on `axis`. */
+export function labelsFitAxis(outputShape: readonly (number | string | null)[], labelShape: readonly number[], axis: number): boolean {
+  return labelShape.length === outputShape.length - 1 && outputShape.filter((_, i) => i !== axis).every((d, i) => i === 0 || typeof d !== 'number' || d === labelShape[i]);
 }
 
 /**

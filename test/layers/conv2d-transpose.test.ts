@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { layers, loadModel, sequential, Tensor } from '../../src/index.js';
+import { layers, loadModel, modelCost, sequential, Tensor } from '../../src/index.js';
 import { meanSquaredError } from '../../src/train/losses.js';
 import { adam } from '../../src/train/optimizers.js';
 import { prune } from '../../src/optimize/prune/prune.js';
@@ -55,6 +55,12 @@ describe('layers.conv2dTranspose', () => {
       const y = await model.predict(new Tensor(new Float32Array(2 * n * (n + 1) * 3).fill(0.5), [2, n, n + 1, 3], 'float32'));
       assert.deepEqual(y.shape, [2, ...expected], what);
     }
+  });
+
+  it('counts its FLOPs per input element: each is spread over filters × kH × kW outputs', () => {
+    const model = sequential({ layers: [layers.conv2dTranspose({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', inputShape: [5, 6, 3] })] });
+    // 5·6 positions × 3 channels, each times 4 filters × 9 kernel positions, a multiply-add counting 2.
+    assert.equal(modelCost(model).flops, 2 * 5 * 6 * 3 * 4 * 9);
   });
 
   it("places the output as TensorFlow's conv2d_transpose does (by hand: input [[1, 2], [3, 4]], kernel of ones)", async () => {
@@ -106,5 +112,21 @@ describe('layers.conv2dTranspose', () => {
       ],
     });
     await assert.rejects(prune(model, { structured: { ratio: 0.5 } }), kilnError('UNSUPPORTED_OP', "structured pruning cannot carry removed channels through layer 'conv2d_transpose' (Conv2DTranspose)"));
+    // Its own kernel is [channels, filters, kH, kW]: not a layer whose filters structured pruning removes.
+    await assert.rejects(prune(model, { structured: { ratio: 0.5 }, layers: ['conv2d_transpose'] }), kilnError('UNSUPPORTED_OP', "structured pruning removes Conv2D filters and Dense units; layer 'conv2d_transpose' is a Conv2DTranspose"));
+  });
+
+  it('2:4 sparsity takes its blocks along the input channels, axis 0 of its kernel', async () => {
+    const model = sequential({
+      seed: 2,
+      layers: [layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', inputShape: [6, 6, 1] }), layers.conv2dTranspose({ filters: 3, kernelSize: 2, strides: 2 }), layers.conv2d({ filters: 1, kernelSize: 1 })],
+    });
+    const { model: pruned } = await prune(model, { sparsityMByN: [2, 4], layers: ['conv2d_transpose'] });
+    const kernel = pruned.weights.get('conv2d_transpose/kernel')!; // [4 channels, 3 filters, 2, 2]
+    const w = kernel.data as Float32Array;
+    for (let rest = 0; rest < 3 * 2 * 2; rest++) {
+      const block = [0, 1, 2, 3].map((c) => w[c * 12 + rest]!);
+      assert.equal(block.filter((v) => v !== 0).length, 2, `channels of filter position ${rest}: ${block}`);
+    }
   });
 });

@@ -59,6 +59,12 @@ describe('segmentation: a label per pixel, classes on axis 1', () => {
     assert.equal(exported.defaultClassAxis(new Tensor(new BigInt64Array(2 * 11 * 28), [2, 11, 28], 'int64')), undefined);
     assert.equal((await withSoftmax(1)).defaultClassAxis(), 1);
     assert.equal((await withSoftmax(-1)).defaultClassAxis(), undefined);
+    // A channels-last graph whose output [28, 28, 3] repeats its input's last two axes is no channels-first grid.
+    const { layers, sequential } = await import('../../src/index.js');
+    const channelsLast = sequential({ layers: [layers.conv2d({ filters: 3, kernelSize: 1, inputShape: [28, 28, 3] })] });
+    const imported = await GraphModel.fromProto(decodeModel(channelsLast.toOnnx()), 'channels-last.onnx');
+    assert.deepEqual([imported.modelInput.shape, imported.outputShape], [[28, 28, 3], [28, 28, 3]]);
+    assert.equal(imported.defaultClassAxis(), undefined);
   });
 
   it('a Softmax over the classes at the end is cut off: the loss is the one from the logits; a loss over another axis is refused', async () => {
@@ -99,5 +105,24 @@ describe('segmentation: a label per pixel, classes on axis 1', () => {
       distill({ teacher, student, x: data.x, y: new Tensor(new Int32Array(64), [64], 'int32'), epochs: 1, verbose: 0 }),
       kilnError('INVALID_SHAPE', "'probabilities' has shape [64, 11, 28, 28]"),
     );
+  });
+
+  it('augmentation with a label per pixel: cutout goes through distillation batch by batch; crops and flips, which would move the image under its labels, are refused', async () => {
+    const teacher = await withSoftmax(1);
+    const data = pixelTask(64, 6);
+    const r = await distill({ teacher, student: await GraphModel.load(FILE, { layout: 'nchw' }), x: data.x, y: data.y, epochs: 1, batchSize: 32, augment: { cutout: 4 }, verbose: 0, seed: 1 });
+    assert.ok(Number.isFinite(r.history.history.loss![0]!));
+    const model = await GraphModel.load(FILE, { layout: 'nchw' });
+    model.compile({ optimizer: 'adam', loss: sparseCategoricalCrossentropy({ fromLogits: true, axis: 1 }) });
+    await assert.rejects(model.fit(data.x, data.y, { epochs: 1, augment: { horizontalFlip: true }, verbose: 0 }), kilnError('INVALID_ARGUMENT', "augment's cropPadding and horizontalFlip move an image's pixels but not labels [64, 28, 28] given per pixel"));
+  });
+
+  it('a channels-last segmentation teacher (classes last, as Kiln models have them) distills into a channels-last student', async () => {
+    const { layers, sequential } = await import('../../src/index.js');
+    const net = (filters: number, seed: number) =>
+      sequential({ seed, layers: [layers.conv2d({ filters, kernelSize: 3, padding: 'same', activation: 'relu', inputShape: [28, 28, 1] }), layers.conv2d({ filters: 4, kernelSize: 1 })] });
+    const data = pixelTask(64, 7);
+    const r = await distill({ teacher: net(8, 1).toOnnx(), student: net(4, 2), x: data.x, y: data.y, epochs: 1, batchSize: 32, verbose: 0, seed: 1 });
+    assert.ok(Number.isFinite(r.history.history.loss![0]!));
   });
 });

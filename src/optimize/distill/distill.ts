@@ -4,7 +4,6 @@ import { checkInputsForm, examplesIn, sliceInputs, type ModelInputs } from '../.
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
 import { sparseCategoricalCrossentropy } from '../../train/losses.js';
-import { labelClassAxis } from '../../train/sparse-labels.js';
 import type { History } from '../../train/fit-loop.js';
 import { GraphModel } from '../../train/graph-model.js';
 import { Sequential } from '../../train/sequential.js';
@@ -138,14 +137,14 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
   const t0 = performance.now();
   // With augmentation only a sample is scored here, to learn the class count and the output kind.
   // The classes on the last axis, or on the one the labels leave out (a segmentation model's [N, C, H, W] with labels [N, H, W]: 1).
-  const teacherShape = teacher.outputs[0]?.shape;
-  const axis = teacherShape && args.y instanceof Tensor ? labelClassAxis(teacherShape, args.y.shape) : undefined;
-  const cached = await teacherLogits(teacher, args.augment ? sliceInputs(x, 0, Math.min(256, examplesIn(x))) : x, { outputKind: args.teacherOutput ?? 'auto', ...(axis !== undefined ? { classAxis: axis } : {}) });
+  const labelShape = args.y instanceof Tensor ? args.y.shape : undefined;
+  const cached = await teacherLogits(teacher, args.augment ? sliceInputs(x, 0, Math.min(256, examplesIn(x))) : x, { outputKind: args.teacherOutput ?? 'auto', labelShape });
   let teacherSeconds = (performance.now() - t0) / 1000;
   // One example's teacher scores: [classes], [T, classes] for a class per token, [classes, H, W] for one
   // per pixel (soft targets per position).
   const perExample = cached.logits.shape.slice(1);
-  const classes = perExample[(axis ?? perExample.length) - 1]!;
+  const classes = cached.logits.shape[cached.classAxis]!;
+  const axis = cached.classAxis === perExample.length ? undefined : cached.classAxis;
   if (perExample.length > 1 && !args.student) {
     throw new KilnError('INVALID_ARGUMENT', `the teacher gives a class per position (${formatShape(['N', ...perExample])}) and the default student is a classifier of one class per example: give a student of the same output, e.g. a smaller exported token classifier loaded as a GraphModel`);
   }
@@ -178,7 +177,7 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
     },
   );
   const logits = cached.logits;
-  const teacherOn = teacherFeeds(teacher, cached.outputKind);
+  const teacherOn = teacherFeeds(teacher, cached.outputKind, labelShape);
   const history = await student.fit(x, args.y, {
     epochs: args.epochs,
     batchSize: args.batchSize,
@@ -213,6 +212,6 @@ export async function distill<S extends Sequential | GraphModel = Sequential>(ar
 }
 
 /** The step's teacher input for one batch of images: the teacher run on exactly those images. */
-export function teacherFeeds(teacher: OnnxModel, outputKind: ClassifierOutputKind): (batch: Tensor) => Promise<Record<string, Tensor>> {
-  return async (batch) => ({ [TEACHER_LOGITS_INPUT]: (await teacherLogits(teacher, batch, { outputKind })).logits });
+export function teacherFeeds(teacher: OnnxModel, outputKind: ClassifierOutputKind, labelShape?: readonly number[]): (batch: Tensor) => Promise<Record<string, Tensor>> {
+  return async (batch) => ({ [TEACHER_LOGITS_INPUT]: (await teacherLogits(teacher, batch, { outputKind, labelShape })).logits });
 }

@@ -8,6 +8,7 @@ import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-row
 import { parseOnnx } from '../../model/read-model.js';
 import { Tensor } from '../../tensor.js';
 import { positionScores } from '../../train/metric-inputs.js';
+import { labelClassAxis } from '../../train/sparse-labels.js';
 
 /** A teacher (or any classifier to score): a model file, its bytes, a loaded ONNX model or a Kiln model (layers or imported). */
 export type ClassifierSource = string | Uint8Array | OnnxModel | Model;
@@ -85,8 +86,10 @@ export async function classifierScores(model: OnnxModel, x: ModelInputs, options
 
 /** A teacher's logits for every example, as `teacherLogits` computes them. */
 export interface TeacherLogits {
-  /** `[N, classes]` logits (log-probabilities for a teacher that outputs probabilities). */
+  /** `[N, classes]` logits (log-probabilities for a teacher that outputs probabilities); `[N, T, classes]` or `[N, classes, H, W]` per position. */
   logits: Tensor<'float32'>;
+  /** The axis of `logits` holding the classes: the last, or the one the labels leave out (1 of `[N, classes, H, W]`). */
+  classAxis: number;
   /** What was read: logits (the output, or the input of a final Softmax), or probabilities turned into log-probabilities. */
   outputKind: ClassifierOutputKind;
   /** The graph value the logits come from: the first output, or the input of the Softmax the graph ends in. */
@@ -102,6 +105,8 @@ export interface LogitsReader {
   model: OnnxModel;
   /** The name of that output (the Softmax's input). */
   output: string;
+  /** The axis the Softmax normalizes (batch axis 0). */
+  axis: number;
 }
 
 /**
@@ -113,13 +118,13 @@ export function logitsReader(teacher: OnnxModel): LogitsReader | null {
   if (reader === undefined) {
     const first = teacher.outputs[0]?.name;
     // The classes the Softmax normalizes: the last axis of [N, classes] or [N, T, classes], or 1 of [N, C, H, W].
-    const logits = first === undefined ? undefined : finalSoftmax(first, teacher.proto, teacher.outputs[0]!.shape?.length ?? 2)?.logits;
-    if (logits === undefined) reader = null;
-    else if (teacher.outputs.some((o) => o.name === logits)) reader = { model: teacher, output: logits };
+    const softmax = first === undefined ? undefined : finalSoftmax(first, teacher.proto, teacher.outputs[0]!.shape?.length ?? 2);
+    if (softmax === undefined) reader = null;
+    else if (teacher.outputs.some((o) => o.name === softmax.logits)) reader = { model: teacher, output: softmax.logits, axis: softmax.axis };
     else {
       const g = teacher.proto.graph!;
-      const proto: ModelProto = { ...teacher.proto, graph: { ...g, output: [...(g.output ?? []), { name: logits }] } };
-      reader = { model: new OnnxModel(encodeModel(proto), proto), output: logits };
+      const proto: ModelProto = { ...teacher.proto, graph: { ...g, output: [...(g.output ?? []), { name: softmax.logits }] } };
+      reader = { model: new OnnxModel(encodeModel(proto), proto), output: softmax.logits, axis: softmax.axis };
     }
     logitsReaders.set(teacher, reader);
   }
@@ -134,16 +139,17 @@ export function logitsReader(teacher: OnnxModel): LogitsReader | null {
  * rows ≥ 0 that sum to 1) their logarithms are logits up to a per-row constant, which softmax(z / T)
  * ignores, so both kinds distill the same way.
  */
-export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions & { outputKind?: ClassifierOutputKind | 'auto'; classAxis?: number } = {}): Promise<TeacherLogits> {
+export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions & { outputKind?: ClassifierOutputKind | 'auto'; labelShape?: readonly number[] } = {}): Promise<TeacherLogits> {
+  const named = options.output ?? teacher.outputs[0]!.name;
   const reader = options.output === undefined ? logitsReader(teacher) : null;
-  const output = reader?.output ?? options.output ?? teacher.outputs[0]!.name;
-  const scores = reader ? await classifierScores(reader.model, x, { ...options, output }) : await classifierScores(teacher, x, options);
-  if (scores.rank > 3 && options.classAxis === undefined) {
-    throw new KilnError('INVALID_SHAPE', `a teacher must output [N, classes] scores, [N, T, classes] for a class per token, or a class per pixel with labels that say which axis holds the classes ([N, C, H, W] with labels [N, H, W]); '${options.output ?? teacher.outputs[0]!.name}' has shape ${formatShape(scores.shape)}`);
+  if (reader) {
+    const logits = await classifierScores(reader.model, x, { ...options, output: reader.output });
+    // Read before the Softmax only where it normalizes the classes the labels mean.
+    if (scoresClassAxis(logits.shape, named, options.labelShape) === reader.axis) return { logits, classAxis: reader.axis, outputKind: 'logits', readFrom: reader.output };
   }
-  if (reader) return { logits: scores, outputKind: 'logits', readFrom: output };
-  // Probabilities sum to 1 over the classes: the last axis, or `classAxis` (1 of a segmentation model's [N, C, H, W]).
-  const classAxis = options.classAxis ?? scores.rank - 1;
+  const scores = await classifierScores(teacher, x, options);
+  const classAxis = scoresClassAxis(scores.shape, named, options.labelShape);
+  // Probabilities sum to 1 over the classes.
   const rows = classAxis === scores.rank - 1 ? scores.data : positionScores(scores, classAxis).data;
   const requested = options.outputKind ?? 'auto';
   const outputKind: ClassifierOutputKind = requested === 'auto' ? (looksLikeProbabilities(rows, scores.shape[classAxis]!) ? 'probabilities' : 'logits') : requested;
@@ -152,5 +158,17 @@ export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options:
     // A probability that underflowed to 0 becomes a very negative logit rather than −∞.
     for (let i = 0; i < d.length; i++) d[i] = Math.log(Math.max(d[i]!, 1e-30));
   }
-  return { logits: scores, outputKind, readFrom: output };
+  return { logits: scores, classAxis, outputKind, readFrom: named };
+}
+
+/**
+ * The axis of a teacher's scores (of `shape`) holding the classes: 1 of [N, classes]; with labels of
+ * `labelShape` a label per position, the axis they leave out (the last where it fits); the last of a
+ * token classifier's [N, T, classes] otherwise. More axes with no labels to say which: refused.
+ */
+function scoresClassAxis(shape: readonly number[], output: string, labelShape?: readonly number[]): number {
+  const last = shape.length - 1;
+  if (labelShape && labelShape.length === last) return labelClassAxis(shape, labelShape) ?? last;
+  if (shape.length <= 3) return last;
+  throw new KilnError('INVALID_SHAPE', `a teacher must output [N, classes] scores, [N, T, classes] for a class per token, or a class per pixel with labels that say which axis holds the classes ([N, C, H, W] with labels [N, H, W]); '${output}' has shape ${formatShape(shape)}`);
 }

@@ -4,6 +4,7 @@ import { tensorFromProto } from '../../graph/onnx-io.js';
 import { decodeModel, encodeModel, type ModelProto } from '../../graph/proto.js';
 import type { Tensor } from '../../tensor.js';
 import { GraphModel } from '../../train/graph-model.js';
+import { productFlops, type ProductKind } from '../../model/cost.js';
 import { notWeights } from '../../model/imported-graph.js';
 import { evaluateClassifier } from '../../train/metrics.js';
 import { formatSize } from './axis-atoms.js';
@@ -250,11 +251,8 @@ export function graphFactsFlops(facts: GraphFacts): number {
       const out = shape(n.output?.[0] ?? '');
       const [a, b] = [shape(n.input?.[0] ?? ''), shape(n.input?.[1] ?? '')];
       if (!out || !a || !b) continue;
-      const outSize = out.reduce((p, d) => p * d, 1);
-      if (n.opType === 'Conv') flops += 2 * outSize * b.slice(1).reduce((p, d) => p * d, 1);
-      else if (n.opType === 'ConvTranspose') flops += 2 * outSize * b[0]! * b.slice(2).reduce((p, d) => p * d, 1);
-      else if (n.opType === 'Gemm') flops += 2 * outSize * (n.attribute?.find((x) => x.name === 'transA')?.i ? a[0]! : a[1]!);
-      else if (n.opType === 'MatMul') flops += 2 * outSize * a.at(-1)!;
+      const kind: ProductKind | undefined = n.opType === 'Conv' ? 'conv' : n.opType === 'ConvTranspose' ? 'convTranspose' : n.opType === 'Gemm' || n.opType === 'MatMul' ? 'matmul' : undefined;
+      if (kind) flops += productFlops(kind, a, b, out, n.opType === 'Gemm' && Boolean(n.attribute?.find((x) => x.name === 'transA')?.i));
     }
     return flops;
   };

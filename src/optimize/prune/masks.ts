@@ -68,7 +68,10 @@ export function selectTargets(model: Sequential, layers?: readonly string[]): Pr
   return chosen.map((layer) => {
     const name = `${layer.name}/kernel`;
     const shape = [...model.weights.get(name)!.shape];
-    const view: [number, number, number] = shape.length === 2 ? [1, shape[0]!, shape[1]!] : [shape[0]!, shape[1]!, shape.slice(2).reduce((a, b) => a * b, 1)];
+    // m:n blocks run along the input channels: axis 1 of Conv2D's [filters, channels, kH, kW], axis 0 of
+    // Conv2DTranspose's [channels, filters, kH, kW] and of Dense's [inputs, units].
+    const rest = (from: number) => shape.slice(from).reduce((a, b) => a * b, 1);
+    const view: [number, number, number] = shape.length === 2 ? [1, shape[0]!, shape[1]!] : layer.className === 'Conv2DTranspose' ? [1, shape[0]!, rest(1)] : [shape[0]!, shape[1]!, rest(2)];
     return { name, layer: layer.name!, shape, view };
   });
 }

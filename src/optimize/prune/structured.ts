@@ -172,6 +172,9 @@ function checkRatio(value: unknown, what: string): number {
   return value;
 }
 
+/** The layers whose filters or units structured pruning removes (not Conv2DTranspose: its kernel is [channels, filters, …]). */
+const removesFilters = (layer: Layer): boolean => layer.className === 'Conv2D' || layer.className === 'Dense';
+
 /** The removal ratio of each pruned layer, validated against the model. */
 function layerRatios(model: Sequential, options: StructuredPruneOptions): Map<string, number> {
   const s = options.structured;
@@ -181,13 +184,17 @@ function layerRatios(model: Sequential, options: StructuredPruneOptions): Map<st
   if (s.ratio === undefined && s.perLayer === undefined) throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs ratio (e.g. structured: {ratio: 0.5}) or perLayer ratios');
   if (s.ratio !== undefined) {
     const ratio = checkRatio(s.ratio, 'structured.ratio');
-    const layers = options.layers !== undefined ? namedKernelLayers(model, options.layers, 'structured pruning') : all.slice(0, -1);
+    const layers = options.layers !== undefined ? namedKernelLayers(model, options.layers, 'structured pruning') : all.slice(0, -1).filter(removesFilters);
     for (const l of layers) ratios.set(l.name!, ratio);
   }
   if (s.perLayer !== undefined) {
     if (typeof s.perLayer !== 'object' || s.perLayer === null) throw new KilnError('INVALID_ARGUMENT', 'structured.perLayer must map layer names to ratios, e.g. {conv2d_1: 0.5}');
     const named = namedKernelLayers(model, Object.keys(s.perLayer), 'structured pruning (perLayer)');
     for (const l of named) ratios.set(l.name!, checkRatio(s.perLayer[l.name!], `structured.perLayer['${l.name}']`));
+  }
+  for (const name of ratios.keys()) {
+    const layer = model.layers.find((l) => l.name === name)!;
+    if (!removesFilters(layer)) throw new KilnError('UNSUPPORTED_OP', `structured pruning removes Conv2D filters and Dense units; layer '${name}' is a ${layer.className}, whose kernel it does not shrink`);
   }
   if (last && ratios.has(last.name!) && ratios.get(last.name!)! > 0) {
     throw new KilnError('INVALID_ARGUMENT', `structured pruning cannot remove units of '${last.name}': it is the last layer with weights, and its units are the model's outputs`);
