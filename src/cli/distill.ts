@@ -14,7 +14,7 @@ import { progressOutput } from '../text/progress-output.js';
 import { AUGMENT_OPTIONS, augmentFromOptions } from './train.js';
 import { modelFromSpec } from '../train/model-from-spec.js';
 import { ignoreClassOption, IGNORE_CLASS_OPTION } from './classifier-loss.js';
-import { labelClassAxis } from '../train/sparse-labels.js';
+import { scoresClassAxis } from '../train/sparse-labels.js';
 
 export const distillCommand: Command = {
   name: 'distill',
@@ -79,7 +79,7 @@ export const distillCommand: Command = {
     await result.student.save(String(options.out));
     // The teacher's scores counted over the positions the student's are (the ignored label left out).
     const teacherScores = await classifierScores(teacher, data.test.x);
-    const classAxis = labelClassAxis(teacherScores.shape, data.test.y.shape) ?? teacherScores.rank - 1;
+    const classAxis = scoresClassAxis(teacherScores.shape, data.test.y.shape);
     const rows = ignoreClass === undefined ? undefined : labelledPositions(teacherScores.data, teacherScores.shape, classAxis, data.test.y.data, ignoreClass);
     const teacherTest = rows ? evaluateClassifier(rows.truth, rows.scores) : evaluateClassifier(data.test.y, teacherScores);
     const studentTest = await result.student.evaluate(data.test.x, data.test.y);

@@ -10,7 +10,7 @@ import { modelFromOnnx, sizedByData } from '../train/load.js';
 import { evaluateClassifier, labelledPositions } from '../train/metrics.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { classifierLoss, IGNORE_CLASS_OPTION } from './classifier-loss.js';
-import { labelClassAxis } from '../train/sparse-labels.js';
+import { scoresClassAxis } from '../train/sparse-labels.js';
 import type { Command } from './command.js';
 import { formatTable } from '../text/format.js';
 
@@ -45,7 +45,7 @@ export const evaluateCommand: Command = {
       // Classes on the last axis, or the one the labels leave out (a segmentation model's [N, C, H, W]
       // with labels [N, H, W]); a token's or pixel's labelled positions are its rows.
       const ignoreClass = options['ignore-class'] === undefined ? undefined : Number(options['ignore-class']);
-      const classAxis = labelClassAxis(outputs.shape, y.shape) ?? outputs.rank - 1;
+      const classAxis = scoresClassAxis(outputs.shape, y.shape);
       const positions = outputs.shape.filter((_, i) => i !== classAxis);
       if (outputs.rank > 2 && (y.rank !== outputs.rank - 1 || y.shape.some((d, i) => d !== positions[i]))) {
         throw new KilnError('INVALID_SHAPE', `'${file}' outputs ${formatShape(outputs.shape)}, a class per position: the labels must be ${formatShape(positions)}, got ${formatShape(y.shape)}`);

@@ -4,7 +4,7 @@ import { formatBytes, formatNumber, formatTable } from '../text/format.js';
 import type { Command } from './command.js';
 import { KilnError } from '../errors.js';
 import type { UntrainableOp } from '../model/imported-graph.js';
-import { GraphModel } from '../train/graph-model.js';
+import { GraphModel, type TiedWeight } from '../train/graph-model.js';
 import { loadModel } from '../train/load.js';
 import { importOptions } from './import-options.js';
 
@@ -50,7 +50,7 @@ export const infoCommand: Command = {
       out('');
       const { trainable, reason, parameters, missing } = trainability;
       out(trainable ? `Trainable: yes (${formatNumber(parameters.trainable)} trainable parameters, ${formatNumber(parameters.frozen)} non-trainable)` : `Trainable: no — ${reason}`);
-      for (const t of trainability.tied) out(`Tied: ${t.name} is ${t.source}${t.transpose ? ' transposed' : ''} (the exporter's copy; it trains as ${t.source})`);
+      for (const t of trainability.tied) out(tiedWeightLine(t));
       if (missing.length > 0) out(formatTable(missing.map((m) => [m.op, m.node]), { header: ['Op without a gradient rule', 'Node'] }));
     }
     return 0;
@@ -62,7 +62,7 @@ interface Trainability {
   reason?: string;
   parameters: { trainable: number; frozen: number };
   missing: UntrainableOp[];
-  tied: { name: string; source: string; transpose: boolean }[];
+  tied: TiedWeight[];
 }
 
 /** Whether `kiln train --model` can fine-tune the file, and every op that stops it. */
@@ -76,4 +76,9 @@ async function trainabilityOf(file: string, dimensions?: Readonly<Record<string,
   if (missing.length > 0) return { trainable: false, reason: `Kiln has no gradient rule for ${[...new Set(missing.map((m) => m.op))].join(', ')}`, parameters, missing, tied };
   if (trainable === 0) return { trainable: false, reason: 'no float weight reaches the output', parameters, missing, tied };
   return { trainable: true, parameters, missing, tied };
+}
+
+/** The line `kiln info` and `kiln train` print for a tied copy the exporter wrote. */
+export function tiedWeightLine(t: TiedWeight): string {
+  return `Tied: ${t.name} is ${t.source}${t.transpose ? ' transposed' : ''} (the exporter's copy; it trains as ${t.source})`;
 }

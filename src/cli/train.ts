@@ -5,6 +5,7 @@ import { loadSplits, splitSize } from './examples.js';
 import { GraphModel } from '../train/graph-model.js';
 import { modelFromSpec } from '../train/model-from-spec.js';
 import { importOptions, IMPORT_OPTIONS, requireOneInput } from './import-options.js';
+import { tiedWeightLine } from './info.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import { classifierLoss, IGNORE_CLASS_OPTION } from './classifier-loss.js';
 import { stringOption } from './args.js';
@@ -84,7 +85,7 @@ export const trainCommand: Command = {
     const optimizer = resolveOptimizer({ name: String(options.optimizer), config: options.lr !== undefined ? { learningRate: Number(options.lr) } : {} });
     if (model instanceof GraphModel) await prepareImported(model, options);
     // Said once, since the file alone cannot prove a tie (an untrained export of two layers that start transposed).
-    if (model instanceof GraphModel) for (const t of model.tiedWeights()) out(`Tied: ${t.name} is ${t.source} transposed (the exporter's copy; it trains as ${t.source})`);
+    if (model instanceof GraphModel) for (const t of model.tiedWeights()) out(tiedWeightLine(t));
     else if (options['train-only'] !== undefined || options['num-classes'] !== undefined || options.dimension !== undefined) {
       throw new KilnError('INVALID_ARGUMENT', '--train-only, --num-classes and --dimension apply to imported ONNX models (--model file.onnx written by another tool)');
     }

@@ -19,6 +19,9 @@ export interface ModelCost {
 /** The arithmetic of a Conv, ConvTranspose or matrix product (Gemm, MatMul and their quantized forms). */
 export type ProductKind = 'conv' | 'convTranspose' | 'matmul';
 
+/** The float ops whose arithmetic productFlops counts, by op type. */
+export const PRODUCT_KINDS: Readonly<Record<string, ProductKind>> = { Conv: 'conv', ConvTranspose: 'convTranspose', Gemm: 'matmul', MatMul: 'matmul' };
+
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /**
@@ -41,7 +44,7 @@ export function graphFlops(graph: Graph): number {
     return s && s.every((d) => typeof d === 'number') ? (s as number[]) : undefined;
   };
   for (const node of graph.nodes) {
-    const kind: ProductKind | undefined = node.opType === 'Conv' ? 'conv' : node.opType === 'ConvTranspose' ? 'convTranspose' : node.opType === 'Gemm' || node.opType === 'MatMul' ? 'matmul' : undefined;
+    const kind = Object.hasOwn(PRODUCT_KINDS, node.opType) ? PRODUCT_KINDS[node.opType] : undefined;
     if (!kind) continue;
     const [out, a, w] = [shape(node.outputs[0]!), shape(node.inputs[0]!), shape(node.inputs[1]!)];
     if (!out || !a || !w) continue;

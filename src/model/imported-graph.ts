@@ -102,6 +102,17 @@ const KILN_OPSET = 17;
  */
 const STEP_NAMES = ['output', 'labels', 'lr', 'step', 'loss', 'correct', 'counted', 'predictions', 'grad'];
 const STEP_PREFIXES = ['state/', 'new/', 'grad/', 'share/'];
+
+/** An initializer that copies a weight, as `GraphModel.tiedWeights()` lists them. */
+export interface TiedWeight {
+  /** The copy's initializer name. */
+  name: string;
+  /** The weight (a parameter) it copies. */
+  source: string;
+  /** Whether it holds the weight's transpose (a rank-2 copy) rather than the same values. */
+  transpose: boolean;
+}
+
 /** The name an imported value asks for: its own, unless that is one of Kiln's step names (then prefixed). */
 function importedName(name: string): string {
   const ours = STEP_NAMES.includes(name) || STEP_PREFIXES.some((p) => name.startsWith(p));
@@ -295,7 +306,7 @@ export class ImportedGraph implements ModelStructure {
   }
 
   /** The initializers that are copies of a parameter (tied weights), each with the parameter it follows. */
-  tiedWeights(): { name: string; source: string; transpose: boolean }[] {
+  tiedWeights(): TiedWeight[] {
     return [...this.tied].map(([name, t]) => ({ name, ...t }));
   }
 

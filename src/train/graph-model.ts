@@ -1,7 +1,8 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { CLASS_NAMES_METADATA_KEY } from '../model/class-names.js';
-import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type UntrainableOp } from '../model/imported-graph.js';
+import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type TiedWeight, type UntrainableOp } from '../model/imported-graph.js';
+export type { TiedWeight } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
 import { Random } from '../random.js';
@@ -49,16 +50,6 @@ export function weightMatcher(selector: WeightSelector): (name: string) => boole
   }
   const pattern = new RegExp(`^${selector.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
   return (name) => pattern.test(name);
-}
-
-/** An initializer that copies a weight, as {@link GraphModel.tiedWeights} lists them. */
-export interface TiedWeight {
-  /** The copy's initializer name. */
-  name: string;
-  /** The weight (a parameter) it copies. */
-  source: string;
-  /** Whether it holds the weight's transpose (a rank-2 copy) rather than the same values. */
-  transpose: boolean;
 }
 
 /** An imported graph's classifier head, as {@link GraphModel.classifierHead} finds it. */

@@ -17,7 +17,7 @@
  */
 import { KilnError, formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { labelClassAxis } from './sparse-labels.js';
+import { scoresClassAxis } from './sparse-labels.js';
 
 /** Class labels, one integer in [0, C) per sample. */
 export type Labels = Tensor | Int32Array | readonly number[];
@@ -210,7 +210,7 @@ export function positionScores(scores: Tensor<'float32'>, classAxis: number): Te
  */
 export function positionRows<P extends Predictions>(yTrue: Labels, yPred: P): [Labels, P | Tensor<'float32'>] {
   if (!(yPred instanceof Tensor && yTrue instanceof Tensor) || yPred.rank < 3 || yTrue.rank !== yPred.rank - 1) return [yTrue, yPred];
-  const classAxis = labelClassAxis(yPred.shape, yTrue.shape) ?? yPred.rank - 1;
+  const classAxis = scoresClassAxis(yPred.shape, yTrue.shape);
   if (yTrue.shape.some((d, i) => d !== yPred.shape[i < classAxis ? i : i + 1])) return [yTrue, yPred];
   const floats = yPred.dtype === 'float32' ? (yPred.data as Float32Array) : Float32Array.from(yPred.data as ArrayLike<number>, Number);
   const { truth, scores } = labelledPositions(floats, yPred.shape, classAxis, yTrue.data as ArrayLike<number | bigint>);

@@ -41,6 +41,11 @@ export function labelClassAxis(outputShape: readonly (number | string | null)[],
   return axes.length === 1 ? axes[0] : undefined;
 }
 
+/** The axis of scores of `outputShape` holding the classes for labels of `labelShape`: the one they leave out, else the last. */
+export function scoresClassAxis(outputShape: readonly (number | string | null)[], labelShape: readonly number[]): number {
+  return labelClassAxis(outputShape, labelShape) ?? outputShape.length - 1;
+}
+
 /** Whether labels of `labelShape` are one per position of an output of `outputShape` (batch axes included) with classes on `axis`. */
 export function labelsFitAxis(outputShape: readonly (number | string | null)[], labelShape: readonly number[], axis: number): boolean {
   return labelShape.length === outputShape.length - 1 && outputShape.filter((_, i) => i !== axis).every((d, i) => i === 0 || typeof d !== 'number' || d === labelShape[i]);
@@ -55,7 +60,6 @@ export function sparseLabels(loss: Loss, outputRank: number): SparseLabels | und
   const ignoreClass = loss.config.ignoreClass as number | undefined;
   return { classAxis: sparseClassAxis(loss.config.axis as number | undefined, outputRank), ...(ignoreClass !== undefined ? { ignoreClass } : {}), perPosition: outputRank > 2 || ignoreClass !== undefined };
 }
-
 
 /** Where labels count (bool, the labels' shape): every label but `ignoreClass`. */
 export function labelledMask(graph: Graph, labels: Value, ignoreClass: number): Value {

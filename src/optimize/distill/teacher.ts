@@ -8,7 +8,7 @@ import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-row
 import { parseOnnx } from '../../model/read-model.js';
 import { Tensor } from '../../tensor.js';
 import { positionScores } from '../../train/metric-inputs.js';
-import { labelClassAxis } from '../../train/sparse-labels.js';
+import { scoresClassAxis } from '../../train/sparse-labels.js';
 
 /** A teacher (or any classifier to score): a model file, its bytes, a loaded ONNX model or a Kiln model (layers or imported). */
 export type ClassifierSource = string | Uint8Array | OnnxModel | Model;
@@ -145,10 +145,10 @@ export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options:
   if (reader) {
     const logits = await classifierScores(reader.model, x, { ...options, output: reader.output });
     // Read before the Softmax only where it normalizes the classes the labels mean.
-    if (scoresClassAxis(logits.shape, named, options.labelShape) === reader.axis) return { logits, classAxis: reader.axis, outputKind: 'logits', readFrom: reader.output };
+    if (teacherClassAxis(logits.shape, named, options.labelShape) === reader.axis) return { logits, classAxis: reader.axis, outputKind: 'logits', readFrom: reader.output };
   }
   const scores = await classifierScores(teacher, x, options);
-  const classAxis = scoresClassAxis(scores.shape, named, options.labelShape);
+  const classAxis = teacherClassAxis(scores.shape, named, options.labelShape);
   // Probabilities sum to 1 over the classes.
   const rows = classAxis === scores.rank - 1 ? scores.data : positionScores(scores, classAxis).data;
   const requested = options.outputKind ?? 'auto';
@@ -166,9 +166,8 @@ export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options:
  * `labelShape` a label per position, the axis they leave out (the last where it fits); the last of a
  * token classifier's [N, T, classes] otherwise. More axes with no labels to say which: refused.
  */
-function scoresClassAxis(shape: readonly number[], output: string, labelShape?: readonly number[]): number {
-  const last = shape.length - 1;
-  if (labelShape && labelShape.length === last) return labelClassAxis(shape, labelShape) ?? last;
-  if (shape.length <= 3) return last;
+function teacherClassAxis(shape: readonly number[], output: string, labelShape?: readonly number[]): number {
+  if (labelShape && labelShape.length === shape.length - 1) return scoresClassAxis(shape, labelShape);
+  if (shape.length <= 3) return shape.length - 1;
   throw new KilnError('INVALID_SHAPE', `a teacher must output [N, classes] scores, [N, T, classes] for a class per token, or a class per pixel with labels that say which axis holds the classes ([N, C, H, W] with labels [N, H, W]); '${output}' has shape ${formatShape(shape)}`);
 }

@@ -4,7 +4,7 @@ import { tensorFromProto } from '../../graph/onnx-io.js';
 import { decodeModel, encodeModel, type ModelProto } from '../../graph/proto.js';
 import type { Tensor } from '../../tensor.js';
 import { GraphModel } from '../../train/graph-model.js';
-import { productFlops, type ProductKind } from '../../model/cost.js';
+import { PRODUCT_KINDS, productFlops } from '../../model/cost.js';
 import { notWeights } from '../../model/imported-graph.js';
 import { evaluateClassifier } from '../../train/metrics.js';
 import { formatSize } from './axis-atoms.js';
@@ -251,7 +251,7 @@ export function graphFactsFlops(facts: GraphFacts): number {
       const out = shape(n.output?.[0] ?? '');
       const [a, b] = [shape(n.input?.[0] ?? ''), shape(n.input?.[1] ?? '')];
       if (!out || !a || !b) continue;
-      const kind: ProductKind | undefined = n.opType === 'Conv' ? 'conv' : n.opType === 'ConvTranspose' ? 'convTranspose' : n.opType === 'Gemm' || n.opType === 'MatMul' ? 'matmul' : undefined;
+      const kind = n.opType && Object.hasOwn(PRODUCT_KINDS, n.opType) ? PRODUCT_KINDS[n.opType] : undefined;
       if (kind) flops += productFlops(kind, a, b, out, n.opType === 'Gemm' && Boolean(n.attribute?.find((x) => x.name === 'transA')?.i));
     }
     return flops;

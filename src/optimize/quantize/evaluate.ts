@@ -8,7 +8,7 @@ import type { SessionInfo } from '../../runtime/protocol.js';
 import { concatRows, Tensor } from '../../tensor.js';
 import { accuracy, predictedLabels } from '../../train/metrics.js';
 import { positionScores } from '../../train/metric-inputs.js';
-import { labelClassAxis } from '../../train/sparse-labels.js';
+import { scoresClassAxis } from '../../train/sparse-labels.js';
 import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 
 /** Data to compare the float and quantized models on. */
@@ -107,7 +107,7 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
     }
     // Classes on the last axis ([N, classes], or [N, T, classes] for a class per token), or on the one
     // the labels leave out ([N, C, H, W] with labels [N, H, W]); each position agrees or not.
-    const classAxis = (data.y ? labelClassAxis(floatOut.shape, data.y.shape) : undefined) ?? floatOut.rank - 1;
+    const classAxis = data.y ? scoresClassAxis(floatOut.shape, data.y.shape) : floatOut.rank - 1;
     const classifier = floatOut.rank >= 2 && floatOut.shape[classAxis]! > 1;
     const rows = (t: Tensor) => (t.rank > 2 ? positionScores(t as Tensor<'float32'>, classAxis) : t);
     const floatLabels = classifier ? predictedLabels(rows(floatOut)) : undefined;
