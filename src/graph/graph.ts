@@ -212,6 +212,20 @@ export class Graph {
     return values.filter((v): v is Value => v !== null);
   }
 
+  /**
+   * Fills the next omitted output of a node already in the graph (an optional output its writer left
+   * off, such as Dropout's mask, which a gradient rule needs), declared with the given type and shape.
+   */
+  addNodeOutput(node: Node, hint: string, dtype: DType, shape: Shape | null): Value {
+    if (!this.nodes.includes(node)) throw new KilnError('INVALID_ARGUMENT', `graph has no node named '${node.name}'`);
+    const v = this.declare({ name: this.uniqueName(hint), dtype, shape });
+    const free = node.outputs.indexOf('');
+    if (free >= 0) node.outputs[free] = v.name;
+    else node.outputs.push(v.name);
+    this.producers.set(v.name, node);
+    return v;
+  }
+
   /** Single-output shorthand for op(). */
   op1(opType: string, inputs: readonly (Value | string)[], attrs: Attrs = {}, name?: string): Value {
     return this.op(opType, inputs, attrs, name === undefined ? {} : { name })[0]!;

@@ -60,7 +60,7 @@ ops.push({
     }
     return [{ dtype: x.dtype, shape: [x.shape[0]!, w.shape[0]!, ...out] }];
   },
-  /* 1-D and 2-D convolutions (any group, stride, dilation, pads, auto_pad). */
+  /* Any number of spatial axes (1-D, 2-D, 3-D), any group, stride, dilation, pads, auto_pad. */
   gradient: ({ graph, node, inputs: [x, w, b], gradOutputs: [dy] }) => {
     const group = intAttr(node.attrs, 'group', 1);
     const wShape = graph.staticShape(w!);
@@ -132,7 +132,8 @@ ops.push({
    * weight's layout [C_in, C_out/g, k…] is that Conv's [M, C/g, k…], mapping C_out channels to C_in):
    * y = Aᵀx. So dx = A·dy, that Conv of dy; and since ⟨dy, Aᵀx⟩ = ⟨A·dy, x⟩, dW is that Conv's weight
    * gradient with dy as its input and x as its output's gradient — the same formulations as Conv's own
-   * weight gradient, roles swapped. 1-D and 2-D (U-Net decoders, autoencoders, upsampling heads).
+   * weight gradient, roles swapped. Any number of spatial axes (U-Net decoders, autoencoders,
+   * upsampling heads; 3-D for volumes and video).
    */
   gradient: ({ graph, node, inputs: [x, w, b], gradOutputs: [dy] }) => {
     const group = intAttr(node.attrs, 'group', 1);
@@ -140,7 +141,6 @@ ops.push({
     const xShape = graph.staticShape({ ...x!, shape: [1, ...(x!.shape ?? []).slice(1)] });
     const sa = convTransposeAttrs(node.attrs, wShape.slice(2), xShape.slice(2));
     const n = sa.kernel.length;
-    if (n > 2) throw new KilnError('NO_GRADIENT', `ConvTranspose gradient supports 1-D and 2-D transposed convolutions, got ${n}-D`);
     /*
      * The adjoint Conv reads dy at stride·i + dilation·j − pads_begin for the input's positions i:
      * never past stride·(in−1) + span − pads_begin. Cut to exactly that length (and zero-padded at the
@@ -183,42 +183,54 @@ function convInputGradient(graph: Graph, dy: Value, w: Value, x: Value, sa: Spat
 }
 
 /**
- * The k_h·k_w shifted, strided windows of a 4-D input padded by the convolution's pads: tap (i, j) is
- * what kernel position (i, j) multiplies at every output position, as one Slice each ([A, B, Ho, Wo]).
- * Both weight-gradient formulations below are sums over these taps.
+ * The shifted, strided windows of an input [A, B, spatial…] padded by the convolution's pads: tap t
+ * (kernel positions in row-major order) is what that kernel position multiplies at every output
+ * position, as one Slice each ([A, B, out…]). Both weight-gradient formulations below are sums over
+ * these taps.
  */
-function windowTaps(graph: Graph, x: Value, sa: SpatialAttrs, [kh, kw]: [number, number], [ho, wo]: [number, number]): Value[] {
-  const [pt, pl, pb, pr] = sa.pads as [number, number, number, number];
-  const xp = pt || pl || pb || pr ? graph.op1('Pad', [x, graph.int64s([0, 0, pt, pl, 0, 0, pb, pr], 'pads')]) : x;
-  const axes = graph.int64s([2, 3], 'axes');
+function windowTaps(graph: Graph, x: Value, sa: SpatialAttrs, out: number[]): Value[] {
+  const n = sa.kernel.length;
+  const padded = sa.pads.some((p) => p !== 0);
+  const xp = padded ? graph.op1('Pad', [x, graph.int64s([0, 0, ...sa.pads.slice(0, n), 0, 0, ...sa.pads.slice(n)], 'pads')]) : x;
+  const axes = graph.int64s(Array.from({ length: n }, (_, i) => i + 2), 'axes');
   const steps = graph.int64s(sa.strides, 'steps');
   const taps: Value[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const r0 = i * sa.dilations[0]!;
-      const c0 = j * sa.dilations[1]!;
-      const starts = graph.int64s([r0, c0], 'starts');
-      const ends = graph.int64s([r0 + sa.strides[0]! * (ho - 1) + 1, c0 + sa.strides[1]! * (wo - 1) + 1], 'ends');
-      taps.push(graph.op1('Slice', [xp, starts, ends, axes, steps]));
-    }
+  for (const position of kernelPositions(sa.kernel)) {
+    const begin = position.map((k, i) => k * sa.dilations[i]!);
+    const starts = graph.int64s(begin, 'starts');
+    const ends = graph.int64s(begin.map((b, i) => b + sa.strides[i]! * (out[i]! - 1) + 1), 'ends');
+    taps.push(graph.op1('Slice', [xp, starts, ends, axes, steps]));
   }
   return taps;
 }
 
+/** Every position of a kernel, row-major (the last axis fastest): the weight's own element order. */
+function kernelPositions(kernel: number[]): number[][] {
+  let positions: number[][] = [[]];
+  for (const k of kernel) positions = positions.flatMap((p) => Array.from({ length: k }, (_, i) => [...p, i]));
+  return positions;
+}
+
+/** A value's spatial sizes (static: gradients are built for static shapes). */
+const spatialSizes = (v: Value): number[] => v.shape!.slice(2) as number[];
+
+/** [1, 0, 2, 3, …]: swaps the first two axes of a rank-r tensor. */
+const swapFirstTwo = (rank: number): number[] => [1, 0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
+
 /**
- * dL/dW of a 2-D convolution as ONE matrix product over batch × positions: the k×k shifted (strided)
- * slices of the padded, channel-first input form the im2col matrix [C·kH·kW, N·Ho·Wo], and
- * dW = dy[M, N·Ho·Wo] · im2colᵀ. This was the fastest formulation measured on this CPU.
+ * dL/dW of a convolution as ONE matrix product over batch × positions: the shifted (strided) slices
+ * of the padded, channel-first input form the im2col matrix [C·k, N·positions], and
+ * dW = dy[M, N·positions] · im2colᵀ. This was the fastest formulation measured on this CPU (2-D).
  */
 function convWeightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs): Value {
-  if (sa.kernel.length !== 2) throw new KilnError('NO_GRADIENT', `Conv gradient supports 2-D convolutions, got ${sa.kernel.length}-D`);
-  const [m, c, kh, kw] = wShape as [number, number, number, number];
-  const [ho, wo] = [dy.shape![2] as number, dy.shape![3] as number];
-  const slices = windowTaps(graph, graph.op1('Transpose', [x], { perm: [1, 0, 2, 3] }), sa, [kh, kw], [ho, wo]); // k² × [C, N, Ho, Wo]
-  // Concatenated along N, the k² slices are laid out exactly as [C, k², N, Ho, Wo].
+  const [m, c] = wShape as [number, number];
+  const taps = sa.kernel.reduce((a, b) => a * b, 1);
+  const perm = swapFirstTwo(wShape.length);
+  const slices = windowTaps(graph, graph.op1('Transpose', [x], { perm }), sa, spatialSizes(dy)); // taps × [C, N, out…]
+  // Concatenated along N, the slices are laid out exactly as [C, taps, N, out…].
   const patches = slices.length === 1 ? slices[0]! : graph.op1('Concat', slices, { axis: 1 });
-  const cols = graph.op1('Reshape', [patches, graph.int64s([c * kh * kw, -1], 'shape')]); // [C·k, N·Ho·Wo]
-  const dyT = graph.op1('Transpose', [dy], { perm: [1, 0, 2, 3] }); // [M, N, Ho, Wo]
+  const cols = graph.op1('Reshape', [patches, graph.int64s([c * taps, -1], 'shape')]); // [C·k, N·positions]
+  const dyT = graph.op1('Transpose', [dy], { perm }); // [M, N, out…]
   const dyMat = graph.op1('Reshape', [dyT, graph.int64s([m, -1], 'shape')]);
   const dw = graph.op1('Gemm', [dyMat, cols], { transB: 1 }); // [M, C·k]
   return graph.op1('Reshape', [dw, graph.int64s(wShape, 'shape')]);
@@ -229,19 +241,19 @@ const FEW_CHANNELS = 4;
 
 /**
  * dL/dW for a convolution over few input channels (typically the first layer, on the image): a
- * grouped Conv with one-hot kernels writes the patches [N, C·kH·kW, Ho·Wo] directly (in ONNX Runtime's
+ * grouped Conv with one-hot kernels writes the patches [N, C·k, positions] directly (in ONNX Runtime's
  * own im2col code), and one batched MatMul with dy contracts positions, summed over the batch. With
- * C·k² this small, the k² Slices of the general formulation are mostly overhead: this measured about
+ * C·k this small, the k Slices of the general formulation are mostly overhead: this measured about
  * 2× faster for the tutorial CNN's first layer at batch 32 and 128.
  */
 function fewChannelWeightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs): Value {
-  const [m, c, kh, kw] = wShape as [number, number, number, number];
-  const taps = kh * kw;
+  const [m, c] = wShape as [number, number];
+  const taps = sa.kernel.reduce((a, b) => a * b, 1);
   const oneHot = new Float32Array(c * taps * taps);
   for (let ch = 0; ch < c; ch++) for (let t = 0; t < taps; t++) oneHot[(ch * taps + t) * taps + t] = 1;
-  const kernel = graph.constant(new Tensor(oneHot, [c * taps, 1, kh, kw], 'float32'), 'patch_kernel');
-  const patches = graph.op1('Conv', [x, kernel], { group: c, kernel_shape: [kh, kw], strides: sa.strides, pads: sa.pads, dilations: sa.dilations });
-  const positions = (dy.shape![2] as number) * (dy.shape![3] as number);
+  const kernel = graph.constant(new Tensor(oneHot, [c * taps, 1, ...sa.kernel], 'float32'), 'patch_kernel');
+  const patches = graph.op1('Conv', [x, kernel], { group: c, kernel_shape: sa.kernel, strides: sa.strides, pads: sa.pads, dilations: sa.dilations });
+  const positions = spatialSizes(dy).reduce((a, b) => a * b, 1);
   const cols = graph.op1('Reshape', [patches, graph.int64s([0, c * taps, positions], 'shape')]); // [N, C·k, P]
   const dyT = graph.op1('Transpose', [graph.op1('Reshape', [dy, graph.int64s([0, m, positions], 'shape')])], { perm: [0, 2, 1] }); // [N, P, M]
   const perImage = graph.op1('MatMul', [cols, dyT]); // [N, C·k, M]
@@ -257,19 +269,9 @@ function biasGradient(graph: Graph, dy: Value, spatialRank: number): Value {
 
 /**
  * dL/dW of a convolution with input x and output gradient dy, by the formulation that suits its
- * grouping and channel count; a 1-D convolution's is the 2-D one over a height-1 image.
+ * grouping and channel count; any number of spatial axes.
  */
 function weightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs, group: number): Value {
-  if (sa.kernel.length === 1) {
-    const sa2: SpatialAttrs = { kernel: [1, sa.kernel[0]!], strides: [1, sa.strides[0]!], dilations: [1, sa.dilations[0]!], pads: [0, sa.pads[0]!, 0, sa.pads[1]!] };
-    const height1 = (v: Value) => graph.op1('Unsqueeze', [v, graph.int64s([2], 'axes')]);
-    const dw2 = weightGradient2d(graph, height1(x), height1(dy), [wShape[0]!, wShape[1]!, 1, wShape[2]!], sa2, group);
-    return graph.op1('Reshape', [dw2, graph.int64s(wShape, 'shape')]);
-  }
-  return weightGradient2d(graph, x, dy, wShape, sa, group);
-}
-
-function weightGradient2d(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs, group: number): Value {
   if (group !== 1) {
     const depthwise = wShape[1] === 1 && wShape[0] === group;
     return depthwise ? depthwiseWeightGradient(graph, x, dy, wShape, sa) : groupedWeightGradient(graph, x, dy, wShape, sa, group);
@@ -280,18 +282,17 @@ function weightGradient2d(graph: Graph, x: Value, dy: Value, wShape: number[], s
 /**
  * Depthwise convolutions (group = channels, one filter per channel; MobileNet, EfficientNet, ConvNeXt):
  * dW[c, 0, i, j] = Σ over batch and positions of x's (i, j)-shifted strided slice times dy, per
- * channel. k² Slice·Mul·ReduceSum triples over [N, C, Ho, Wo]: the general grouped path would split
- * into C groups with k² Slices and a Gemm each (C·k² Slices, C tiny Gemms).
+ * channel. One Slice·Mul·ReduceSum triple per kernel position over [N, C, out…]: the general grouped
+ * path would split into C groups with a Slice per kernel position and a Gemm each (C·k Slices, C tiny
+ * Gemms).
  */
 function depthwiseWeightGradient(graph: Graph, x: Value, dy: Value, wShape: number[], sa: SpatialAttrs): Value {
-  const [, , kh, kw] = wShape as [number, number, number, number];
-  const [ho, wo] = [dy.shape![2] as number, dy.shape![3] as number];
-  const notChannel = graph.int64s([0, 2, 3], 'axes');
-  const taps = windowTaps(graph, x, sa, [kh, kw], [ho, wo]).map(
-    (shifted) => graph.op1('ReduceSum', [graph.op1('Mul', [shifted, dy]), notChannel], { keepdims: 1 }), // [1, C, 1, 1]
+  const notChannel = graph.int64s([0, ...Array.from({ length: sa.kernel.length }, (_, i) => i + 2)], 'axes');
+  const taps = windowTaps(graph, x, sa, spatialSizes(dy)).map(
+    (shifted) => graph.op1('ReduceSum', [graph.op1('Mul', [shifted, dy]), notChannel], { keepdims: 1 }), // [1, C, 1…]
   );
-  const stacked = taps.length === 1 ? taps[0]! : graph.op1('Concat', taps, { axis: 0 }); // [k², C, 1, 1]
-  return graph.op1('Reshape', [graph.op1('Transpose', [stacked], { perm: [1, 0, 2, 3] }), graph.int64s(wShape, 'shape')]);
+  const stacked = taps.length === 1 ? taps[0]! : graph.op1('Concat', taps, { axis: 0 }); // [k, C, 1…]
+  return graph.op1('Reshape', [graph.op1('Transpose', [stacked], { perm: swapFirstTwo(wShape.length) }), graph.int64s(wShape, 'shape')]);
 }
 
 /** Grouped convolutions: each group's weight gradient on its own slice of channels. */

@@ -72,13 +72,21 @@ ops.push({
    * training_mode, or with it false, ONNX Dropout is the identity (its mask is all ones), so there the
    * gradient must pass unscaled; scaling it by 1/(1-ratio) regardless made it 1/(1-ratio) too large.
    */
-  gradient: ({ graph, inputs: [, ratio, training], outputs: [, mask], gradOutputs: [dy] }) => {
+  gradient: ({ graph, node, inputs: [x, ratio, training], outputs: [, mask], gradOutputs: [dy] }) => {
     const mode = training ? graph.constantValue(training.name) : undefined;
     if (!training || (mode && !Number(mode.data[0]))) return [dy!, null, null];
     const r = ratio ? graph.constantValue(ratio.name) : undefined;
+    // Nothing dropped and nothing scaled.
+    if (r && Number(r.data[0]) === 0) return [dy!, null, null];
+    // A node written without its optional mask output gets one: the units it dropped are known only there.
+    const keptUnits = mask ?? graph.addNodeOutput(node, `${node.outputs[0]}_mask`, 'bool', x!.shape);
     // ratio defaults to 0.5 (ONNX); a ratio computed at run time is read at run time.
-    const scale = ratio && !r ? graph.op1('Reciprocal', [graph.op1('Sub', [graph.scalar(1), ratio])]) : graph.scalar(1 / (1 - (r ? Number(r.data[0]) : 0.5)));
-    const keep = graph.op1('Cast', [mask!], { to: 1 });
+    const to = onnxTypeCode(dy!.dtype);
+    const scale =
+      ratio && !r
+        ? graph.op1('Cast', [graph.op1('Reciprocal', [graph.op1('Sub', [graph.scalar(1, ratio.dtype), ratio])])], { to })
+        : graph.scalar(1 / (1 - (r ? Number(r.data[0]) : 0.5)), dy!.dtype);
+    const keep = graph.op1('Cast', [keptUnits], { to });
     const scaled = graph.op1('Mul', [dy!, graph.op1('Mul', [keep, scale])]);
     // training_mode fed at run time: scale only when it is true.
     return [mode ? scaled : graph.op1('Where', [training, scaled, dy!]), null, null];

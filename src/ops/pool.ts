@@ -136,43 +136,46 @@ ops.push({
   type: 'AveragePool',
   infer: poolInfer('AveragePool'),
   /*
-   * Spreads each output's gradient evenly over its window: a depthwise ConvTranspose with a kernel of
-   * ones, after dividing by each window's element count (which excludes padding unless
+   * Spreads each output's gradient evenly over its window (1-D, 2-D or 3-D): a depthwise ConvTranspose
+   * with a kernel of ones, after dividing by each window's element count (which excludes padding unless
    * count_include_pad, as ONNX and Keras define it).
    */
   gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
     const sa = spatialAttrs(node.attrs, intsAttr(node.attrs, 'kernel_shape', []), x!.shape?.slice(2));
-    if (sa.kernel.length !== 2) throw new KilnError('NO_GRADIENT', 'AveragePool gradient supports 2-D pooling only');
     // dilations exist for AveragePool from opset 19 only; the window counts below assume none.
     if (sa.dilations.some((d) => d !== 1)) throw new KilnError('NO_GRADIENT', 'AveragePool gradient does not support dilations');
-    const xShape = x!.shape!;
-    const c = xShape[1] as number;
-    const [h, w] = [xShape[2] as number, xShape[3] as number];
-    const [ho, wo] = [dy!.shape![2] as number, dy!.shape![3] as number];
+    const n = sa.kernel.length;
+    const c = x!.shape![1] as number;
+    const input = x!.shape!.slice(2) as number[];
+    const out = dy!.shape!.slice(2) as number[];
     const includePad = intAttr(node.attrs, 'count_include_pad', 0) === 1;
-    const counts = new Float32Array(ho * wo);
-    for (let i = 0; i < ho; i++) {
-      for (let j = 0; j < wo; j++) {
-        const r0 = i * sa.strides[0]! - sa.pads[0]!;
-        const c0 = j * sa.strides[1]! - sa.pads[1]!;
-        const r1 = r0 + sa.kernel[0]!;
-        const c1 = c0 + sa.kernel[1]!;
-        const rows = includePad ? Math.min(r1, h + sa.pads[2]!) - r0 : Math.min(r1, h) - Math.max(r0, 0);
-        const cols = includePad ? Math.min(c1, w + sa.pads[3]!) - c0 : Math.min(c1, w) - Math.max(c0, 0);
-        counts[i * wo + j] = 1 / (rows * cols);
+    // A window's element count is the product of its extent along each axis.
+    const extents = out.map((o, a) =>
+      Array.from({ length: o }, (_, i) => {
+        const begin = i * sa.strides[a]! - sa.pads[a]!;
+        const end = begin + sa.kernel[a]!;
+        return includePad ? Math.min(end, input[a]! + sa.pads[a + n]!) - begin : Math.min(end, input[a]!) - Math.max(begin, 0);
+      }),
+    );
+    const counts = new Float32Array(out.reduce((a, b) => a * b, 1));
+    counts.forEach((_, flat) => {
+      let size = 1;
+      for (let a = n - 1, rest = flat; a >= 0; a--) {
+        size *= extents[a]![rest % out[a]!]!;
+        rest = Math.floor(rest / out[a]!);
       }
-    }
-    const inv = graph.constant(new Tensor(counts, [1, 1, ho, wo], 'float32'), 'inv_count');
-    const ones = graph.constant(new Tensor(new Float32Array(c * sa.kernel[0]! * sa.kernel[1]!).fill(1), [c, 1, ...sa.kernel], 'float32'), 'ones');
-    const produced = [0, 1].map((i) => sa.strides[i]! * ((i ? wo : ho) - 1) + sa.kernel[i]! - sa.pads[i]! - sa.pads[i + 2]!);
+      counts[flat] = 1 / size;
+    });
+    const inv = graph.constant(new Tensor(counts, [1, 1, ...out], 'float32'), 'inv_count');
+    const ones = graph.constant(new Tensor(new Float32Array(c * sa.kernel.reduce((a, b) => a * b, 1)).fill(1), [c, 1, ...sa.kernel], 'float32'), 'ones');
+    const produced = out.map((o, a) => sa.strides[a]! * (o - 1) + sa.kernel[a]! - sa.pads[a]! - sa.pads[a + n]!);
     /*
-     * Rows the windows never read are restored by output_padding; with ceil_mode the last window can
-     * reach past the padded input, and those rows are cut off by padding the end further instead.
+     * Positions the windows never read are restored by output_padding; with ceil_mode the last window
+     * can reach past the padded input, and those positions are cut off by padding the end further.
      */
-    const outputPadding = [Math.max(0, h - produced[0]!), Math.max(0, w - produced[1]!)];
+    const outputPadding = input.map((size, a) => Math.max(0, size - produced[a]!));
     const pads = [...sa.pads];
-    pads[2]! += Math.max(0, produced[0]! - h);
-    pads[3]! += Math.max(0, produced[1]! - w);
+    input.forEach((size, a) => (pads[a + n]! += Math.max(0, produced[a]! - size)));
     return [
       graph.op1('ConvTranspose', [graph.op1('Mul', [dy!, inv]), ones], {
         strides: sa.strides,

@@ -115,8 +115,9 @@ ops.push({
 
 /*
  * SpaceToDepth / DepthToSpace (blocksize b): [N, C, H, W] ↔ [N, C·b², H/b, W/b]. Each moves every
- * element once, so each one's gradient is the other applied to dy (DepthToSpace in DCR mode is
- * SpaceToDepth's inverse; CRD has no single-op inverse, and no rule here).
+ * element once, so each one's gradient is its inverse applied to dy: DepthToSpace in DCR mode is
+ * SpaceToDepth's inverse; CRD mode's (channel c·b² + i·b + j to pixel (h·b + i, w·b + j)) has no single
+ * op and is written as Reshape → Transpose → Reshape.
  */
 function spaceDepthInfer(type: 'SpaceToDepth' | 'DepthToSpace') {
   return (inputs: (Value | null)[], attrs: Attrs) => {
@@ -147,8 +148,13 @@ ops.push({
   infer: spaceDepthInfer('DepthToSpace'),
   gradient: ({ graph, node, gradOutputs: [dy] }) => {
     const mode = typeof node.attrs.mode === 'string' ? node.attrs.mode : 'DCR';
-    if (mode !== 'DCR') throw new KilnError('NO_GRADIENT', `DepthToSpace: no gradient rule for mode '${mode}' (only DCR, whose inverse is SpaceToDepth)`);
-    return [graph.op1('SpaceToDepth', [dy!], { blocksize: intAttr(node.attrs, 'blocksize', 0) })];
+    const b = intAttr(node.attrs, 'blocksize', 0);
+    if (mode === 'DCR') return [graph.op1('SpaceToDepth', [dy!], { blocksize: b })];
+    if (mode !== 'CRD') throw new KilnError('NO_GRADIENT', `DepthToSpace: no gradient rule for mode '${mode}' (DCR and CRD only)`);
+    const [, c, h, w] = graph.staticShape({ ...dy!, shape: [1, ...(dy!.shape ?? []).slice(1)] });
+    const blocks = graph.op1('Reshape', [dy!, graph.int64s([0, c!, h! / b, b, w! / b, b], 'shape')]); // [N, C, H/b, i, W/b, j]
+    const channelsLast = graph.op1('Transpose', [blocks], { perm: [0, 1, 3, 5, 2, 4] }); // [N, C, i, j, H/b, W/b]
+    return [graph.op1('Reshape', [channelsLast, graph.int64s([0, c! * b * b, h! / b, w! / b], 'shape')])];
   },
 });
 

@@ -33,6 +33,7 @@ import type { Graph } from '../../src/graph/graph.js';
 import { decodeModel, type ModelProto, type TensorProto } from '../../src/graph/proto.js';
 import { noGradientFlows } from '../../src/graph/op-definition.js';
 import { DEFAULT_OPSET, tensorFromProto, tensorToProto } from '../../src/graph/onnx-io.js';
+import { OLDEST_UPGRADABLE_OPSET, UPGRADED_OPSET, upgradeOpset } from '../../src/graph/opset-upgrade.js';
 import { opDefinition } from '../../src/ops/index.js';
 import { graphFromProto } from '../../src/optimize/quantize/source-graph.js';
 import { Runtime } from '../../src/runtime/runtime.js';
@@ -198,16 +199,20 @@ describe('gradients on the ONNX backend test cases', () => {
     for (const c of gradientCases()) {
       const read = () => decodeModel(fs.readFileSync(path.join(c.dir, 'model.onnx')));
       // float64 first, then float32; the case's opset first, then Kiln's (gradient rules emit opset-13+
-      // forms such as Unsqueeze's axes input, which older opsets reject).
+      // forms such as Unsqueeze's axes input, which older opsets reject), a case older than 13 upgraded
+      // to 13 first as GraphModel loads such files (graph/opset-upgrade.ts; opset 1's few cases have
+      // nothing to upgrade and are written as they are).
       const caseOpset = defaultOpset(read());
       const attempts: ['float64' | 'float32', number][] = [];
       for (const precision of ['float64', 'float32'] as const) for (const opset of new Set([caseOpset, Math.max(caseOpset, DEFAULT_OPSET)])) attempts.push([precision, opset]);
       let result: GradCaseResult | undefined;
       const errors: string[] = [];
       for (const [precision, opset] of attempts) {
-        const proto = precision === 'float64' ? promoteToFloat64(read()) : read();
-        if (!proto) continue;
+        const promoted = precision === 'float64' ? promoteToFloat64(read()) : read();
+        if (!promoted) continue;
         try {
+          const upgradable = caseOpset >= OLDEST_UPGRADABLE_OPSET && caseOpset < UPGRADED_OPSET;
+          const proto = opset > caseOpset && upgradable ? upgradeOpset(promoted, { file: c.id }) : promoted;
           result = { id: c.id, ops: c.ops, precision, ...(await checkAt(runtime, proto, c.dir, precision, opset)) };
           break;
         } catch (err) {

@@ -4,6 +4,7 @@
  * im2col Gemm, per group for grouped convolutions), over strides, pads, dilations and groups. Up to 4
  * input channels the weight gradient gathers patches with a one-hot grouped Conv and a batched MatMul
  * instead of the Slices: the first block covers that path, the second the general one (5+ channels).
+ * 1-D and 3-D convolutions take the same formulations over their own number of spatial axes.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -158,6 +159,19 @@ describe('Conv gradient, depthwise and 1-D', () => {
   });
 });
 
+describe('Conv gradient, 3-D (volumes, video)', () => {
+  it('few channels (the one-hot patch Conv), stride 2, pads, with bias', async () => {
+    await assertGradients(runtime, convCase([2, 2, 5, 4, 5], [3, 2, 3, 2, 3], { strides: [2, 1, 2], pads: [1, 0, 1, 1, 1, 0] }, true));
+  });
+  it('more than 4 channels (im2col by Slices + one Gemm), dilation 2, symbolic batch', async () => {
+    await assertGradients(runtime, { ...convCase([2, 5, 5, 4, 3], [2, 5, 2, 2, 2], { dilations: [2, 1, 1] }, false), symbolicBatch: ['x'] });
+  });
+  it('depthwise and grouped', async () => {
+    await assertGradients(runtime, convCase([1, 3, 4, 4, 3], [3, 1, 3, 3, 1], { group: 3, pads: [1, 1, 0, 1, 1, 0] }, true));
+    await assertGradients(runtime, convCase([1, 10, 3, 3, 3], [4, 5, 2, 2, 2], { group: 2 }, false));
+  });
+});
+
 describe('ConvTranspose gradient (dx a Conv of dy, dW a Conv weight gradient with dy and x swapped)', () => {
   const t = (x: number[], w: number[], attrs: Attrs, bias: boolean) => convCase(x, w, attrs, bias, 'ConvTranspose');
   it('stride 1, no padding, with bias', async () => {
@@ -193,5 +207,11 @@ describe('ConvTranspose gradient (dx a Conv of dy, dW a Conv weight gradient wit
   });
   it('a symbolic batch dimension, as in training graphs', async () => {
     await assertGradients(runtime, { ...t([3, 2, 3, 3], [2, 2, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }, true), symbolicBatch: ['x'] });
+  });
+  it("3-D, stride 2, pads 1, output_padding 1 (a 3-D U-Net's decoder), with bias", async () => {
+    await assertGradients(runtime, t([1, 3, 3, 2, 3], [3, 2, 3, 3, 3], { strides: [2, 2, 2], pads: [1, 1, 1, 1, 1, 1], output_padding: [1, 1, 1] }, true));
+  });
+  it('3-D, kernel 2, stride 2, more than 4 output channels (the im2col path), symbolic batch', async () => {
+    await assertGradients(runtime, { ...t([2, 3, 2, 2, 2], [3, 5, 2, 2, 2], { strides: [2, 2, 2] }, false), symbolicBatch: ['x'] });
   });
 });

@@ -113,6 +113,38 @@ describe('Dropout gradient', () => {
     });
   }
 
+  it('training mode, a node written without its mask output (ONNX test training_dropout*): the rule adds one and uses it', async () => {
+    const shape = [6, 20];
+    const ratio = 0.4;
+    const g = new Graph('dropout_no_mask');
+    const x = g.input('x', 'float32', shape);
+    const upstream = g.input('upstream', 'float32', shape);
+    const ratioValue = g.input('ratio', 'float32', []);
+    const training = g.constant(new Tensor(Uint8Array.of(1), [], 'bool'), 'training_mode');
+    const y = g.op1('Dropout', [x, ratioValue, training], { seed: 11 });
+    const node = g.producer(y.name)!;
+    assert.equal(node.outputs.length, 1);
+    const loss = g.op1('ReduceSum', [g.op1('Mul', [y, upstream])], { keepdims: 0 });
+    const grads = addGradients(g, loss, [x]);
+    assert.equal(node.outputs.length, 2, 'the forward node now writes its mask');
+    g.output(y, 'y');
+    g.output(g.value(node.outputs[1]!), 'mask');
+    g.output(grads.get('x')!, 'dx');
+    const xs = randomTensor(shape, 3);
+    const dy = randomTensor(shape, 4);
+    const out = await runGraph(runtime, g, { x: xs, upstream: dy, ratio: new Tensor(Float32Array.of(ratio), [], 'float32') });
+    const m = out.mask!.data as Uint8Array;
+    const kept = m.reduce((a, b) => a + (b ? 1 : 0), 0);
+    assert.ok(kept > 0.3 * m.length && kept < m.length, `the mask keeps some but not all units (${kept} of ${m.length})`);
+    const ys = out.y!.data as Float32Array;
+    const dx = out.dx!.data as Float32Array;
+    for (let i = 0; i < m.length; i++) {
+      const scale = (m[i] ? 1 : 0) / (1 - ratio);
+      assert.ok(Math.abs(ys[i]! - xs.data[i]! * scale) <= 1e-6, `y[${i}] = x·mask/(1−ratio): the mask is the forward's own`);
+      assert.ok(Math.abs(dx[i]! - dy.data[i]! * scale) <= 1e-6, `dx[${i}]: expected ${dy.data[i]! * scale}, got ${dx[i]}`);
+    }
+  });
+
   it('inference mode (no training_mode input): Dropout is the identity, so is its gradient', async () => {
     await assertGradients(runtime, {
       inputs: { x: { shape: [3, 4] } },

@@ -70,6 +70,16 @@ describe('AveragePool gradient', () => {
   it('3x3 stride 2 with asymmetric pads [0, 0, 1, 1]', async () => {
     await assertGradients(runtime, pool('AveragePool', [1, 1, 6, 6], { kernel_shape: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1] }));
   });
+  it('1-D, kernel 3 stride 2, pads not counted', async () => {
+    await assertGradients(runtime, pool('AveragePool', [2, 3, 7], { kernel_shape: [3], strides: [2], pads: [1, 1] }));
+  });
+  it('3-D, unequal kernel, strides and pads, padding counted on one and not on the other', async () => {
+    await assertGradients(runtime, pool('AveragePool', [1, 2, 5, 4, 3], { kernel_shape: [3, 2, 2], strides: [2, 1, 2], pads: [1, 0, 1, 1, 1, 0] }));
+    await assertGradients(runtime, pool('AveragePool', [1, 2, 5, 4, 3], { kernel_shape: [3, 2, 2], strides: [2, 1, 2], pads: [1, 0, 1, 1, 1, 0], count_include_pad: 1 }));
+  });
+  it('3-D with ceil_mode (the last window reaching past the input)', async () => {
+    await assertGradients(runtime, pool('AveragePool', [1, 1, 5, 5, 4], { kernel_shape: [2, 2, 2], strides: [2, 2, 2], ceil_mode: 1 }));
+  });
 });
 
 describe('GlobalAveragePool gradient', () => {

@@ -357,11 +357,13 @@ describe('SpaceToDepth / DepthToSpace', () => {
     const out = await runGraph(runtime, g, { x: values });
     assert.deepEqual([...(out.y!.data as Float32Array)], [...values.data]);
   });
-  it('rejects sizes the block does not divide, and has no gradient rule for CRD', () => {
+  it('rejects sizes the block does not divide', () => {
     const g = new Graph('bad');
     assert.throws(() => g.op1('SpaceToDepth', [g.input('x', 'float32', [1, 1, 5, 4])], { blocksize: 2 }), /not a multiple of blocksize 2/);
     assert.throws(() => g.op1('DepthToSpace', [g.input('z', 'float32', [1, 6, 2, 2])], { blocksize: 2 }), /6 channels are not a multiple of blocksize² 4/);
-    const crd = g.op1('DepthToSpace', [g.input('w', 'float32', [1, 4, 2, 2])], { blocksize: 2, mode: 'CRD' });
-    assert.throws(() => addGradients(g, g.op1('ReduceSum', [crd], { keepdims: 0 }), [g.value('w')]), /only DCR/);
+  });
+  it('DepthToSpace CRD gradient (PyTorch PixelShuffle), blocksize 2 and 3, symbolic batch', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 8, 2, 3] } }, build: (g, v) => g.op1('DepthToSpace', [v.x!], { blocksize: 2, mode: 'CRD' }), symbolicBatch: ['x'] });
+    await assertGradients(runtime, { inputs: { x: { shape: [1, 18, 2, 2] } }, build: (g, v) => g.op1('DepthToSpace', [v.x!], { blocksize: 3, mode: 'CRD' }) });
   });
 });
