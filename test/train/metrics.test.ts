@@ -270,6 +270,27 @@ describe('aucRoc', () => {
     }
   });
 
+  it('counts -0 and 0 as one tie, and agrees with counting pairs on a segmentation-sized input (300,000 scores)', () => {
+    // Pairs: 0 vs -0 a tie (0.5), 0 vs 0.5 lost, 0.25 vs -0 won, 0.25 vs 0.5 lost: 1.5 of 4.
+    assert.equal(aucRoc([0, 1, 0, 1], [-0, 0, 0.5, 0.25]), 0.375);
+    const random = new Random(4);
+    const n = 300_000;
+    const labels = Array.from({ length: n }, () => random.nextUint32() % 2);
+    const scores = labels.map((l) => ((random.nextUint32() % 1000) + 300 * l) / 1000);
+    // Pairs counted by histogram: scores are multiples of 1/1000 in [0, 1.3).
+    const positivesAt = new Float64Array(1300);
+    const negativesAt = new Float64Array(1300);
+    labels.forEach((l, i) => (l ? positivesAt : negativesAt)[Math.round(scores[i]! * 1000)]!++);
+    let wins = 0;
+    let negativesBelow = 0;
+    for (let v = 0; v < 1300; v++) {
+      wins += positivesAt[v]! * (negativesBelow + negativesAt[v]! / 2);
+      negativesBelow += negativesAt[v]!;
+    }
+    const positives = positivesAt.reduce((a, b) => a + b, 0);
+    assertClose(aucRoc(labels, scores), wins / (positives * (n - positives)));
+  });
+
   it('orders infinite logits correctly and reads [N, 1] tensors', () => {
     assert.equal(aucRoc([0, 1, 0, 1], tensor([-Infinity, Infinity, 0, Infinity], [4, 1])), 1);
   });
