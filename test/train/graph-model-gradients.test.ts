@@ -53,6 +53,9 @@ const CASES: [label: string, fixture: string, declaredOpset?: number, dimensions
   // A segmentation model (logits [batch, 11, 28, 28], a label per pixel on PyTorch's class axis 1)
   // whose decoder upsamples with ConvTranspose (stride 2 with output_padding, and kernel 2 stride 2).
   ['segnet (a label per pixel, ConvTranspose decoder)', 'segnet', undefined, undefined, sparseCategoricalCrossentropy({ axis: 1 })],
+  // Volumes [batch, 1, 4, 28, 28]: Conv3d (dense, strided, depthwise), BatchNorm3d, MaxPool3d,
+  // ConvTranspose3d, AvgPool3d.
+  ['vol3d (3-D convolutions over clips)', 'vol3d'],
 ];
 
 for (const [label, name, declaredOpset, dimensions, loss] of CASES) {

@@ -37,7 +37,8 @@ async function zeroThenPrune(fixture: string, structured: Record<string, number>
   zeroed.setWeights(zeroUnits(a, zeroed.weights, zero));
   const { model: small, report } = await prune(zeroed, { structured });
   // The text fixture takes token ids and an attention mask (padding included, so the mask matters).
-  const x = fixture === 'textmask' ? paddedTokenTask(16, 5, false).x : images(16, [1, 28, 28]);
+  // vol3d reads clips [1, 4, 28, 28] (volumes).
+  const x = fixture === 'textmask' ? paddedTokenTask(16, 5, false).x : images(16, fixture === 'vol3d' ? [1, 4, 28, 28] : [1, 28, 28]);
   const [p, z, o] = await Promise.all([small.predict(x), zeroed.predict(x), original.predict(x)]);
   return { a, chosen, report, small, diff: maxAbsDiff(p.data as Float32Array, z.data as Float32Array), zeroingMattered: maxAbsDiff(z.data as Float32Array, o.data as Float32Array) };
 }
@@ -48,6 +49,8 @@ describe('structured pruning of imported graphs: a pruned graph equals the origi
     ['resnet_fused', { ratio: 0.5 }, ['channels']],
     ['dwsep', { ratio: 0.5 }, ['channels']],
     ['mlp', { ratio: 0.5 }, ['units']],
+    // 3-D: Conv3d (dense, strided, depthwise), BatchNorm3d, ConvTranspose3d.
+    ['vol3d', { ratio: 0.5 }, ['channels']],
     ['vit13', { heads: 0.5, mlp: 0.5 }, ['heads', 'units']],
     ['vit17', { heads: 0.5, mlp: 0.5, headDims: 0.5 }, ['heads', 'units', 'headDims']],
     // Its attention mask is expanded to the heads: that Expand's target is rewritten too.
