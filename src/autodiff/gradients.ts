@@ -58,7 +58,14 @@ export function addGradients(graph: Graph, loss: Value, params: readonly Value[]
     const inputs = node.inputs.map((i) => (i === '' ? null : graph.value(i)));
     // An omitted optional output ('' in an imported node) has no value; no rule reads one it did not ask for.
     const outputs = node.outputs.map((o) => (o === '' ? (null as unknown as Value) : graph.value(o)));
-    const grads = def.gradient({ graph, node, inputs, outputs, gradOutputs, options });
+    let grads: (Value | null)[];
+    try {
+      grads = def.gradient({ graph, node, inputs, outputs, gradOutputs, options });
+    } catch (err) {
+      // A rule that covers only some of its op's attributes or shapes says why; the node says where.
+      if (err instanceof KilnError && err.code === 'NO_GRADIENT') throw new KilnError('NO_GRADIENT', `node '${node.name}' (${node.opType}): ${err.message}`, { cause: err });
+      throw err;
+    }
     node.inputs.forEach((name, i) => {
       const g = grads[i];
       if (!name || !g || !relevant(name) || def.nonDifferentiableInputs?.includes(i)) return;

@@ -1,11 +1,12 @@
-import { formatShape } from '../errors.js';
+import { KilnError, formatShape } from '../errors.js';
 import { OnnxModel } from '../model/onnx-model.js';
 import { formatBytes, formatNumber, formatTable } from '../text/format.js';
 import type { Command } from './command.js';
-import { KilnError } from '../errors.js';
 import type { UntrainableOp } from '../model/imported-graph.js';
 import { GraphModel, type TiedWeight } from '../train/graph-model.js';
 import { loadModel } from '../train/load.js';
+import { lossGradientGraph } from '../train/loss-gradients.js';
+import { classifierLoss } from './classifier-loss.js';
 import { importOptions } from './import-options.js';
 
 export const infoCommand: Command = {
@@ -75,6 +76,16 @@ async function trainabilityOf(file: string, dimensions?: Readonly<Record<string,
   const tied = model instanceof GraphModel ? model.tiedWeights() : [];
   if (missing.length > 0) return { trainable: false, reason: `Kiln has no gradient rule for ${[...new Set(missing.map((m) => m.op))].join(', ')}`, parameters, missing, tied };
   if (trainable === 0) return { trainable: false, reason: 'no float weight reaches the output', parameters, missing, tied };
+  if (model instanceof GraphModel) {
+    // Some rules cover only part of their op (Pad's modes, Resize's coordinate rules, static sizes):
+    // building the gradient graph train would compile is what says whether every node on the path has one.
+    try {
+      lossGradientGraph(model, 'labels', classifierLoss(model, {}));
+    } catch (err) {
+      if (err instanceof KilnError && err.code === 'NO_GRADIENT') return { trainable: false, reason: err.message, parameters, missing, tied };
+      throw err;
+    }
+  }
   return { trainable: true, parameters, missing, tied };
 }
 
