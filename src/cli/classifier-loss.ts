@@ -5,8 +5,8 @@
  * (by default the one the model's saved loss left out), its classes on the axis the labels imply.
  */
 import type { Command } from './command.js';
-import { sparseCategoricalCrossentropy, type Loss } from '../train/losses.js';
-import { Sequential } from '../train/sequential.js';
+import { classifierCrossentropy } from '../train/default-loss.js';
+import type { Loss } from '../train/losses.js';
 import { recordedTraining, type TrainableModel } from '../train/model.js';
 import type { Tensor } from '../tensor.js';
 
@@ -18,14 +18,9 @@ export const IGNORE_CLASS_OPTION: Command['options'][number] = {
 };
 
 export function classifierLoss(model: TrainableModel, options: Record<string, unknown>, labels?: Tensor): Loss {
-  const ignoreClass = ignoreClassOption(options, model.metadata);
-  // A Kiln model's last layer says whether it outputs probabilities; an imported graph trains from its
-  // logits, cutting a final Softmax off (GraphModel.compile).
-  const fromLogits = model instanceof Sequential ? !model.outputsProbabilities : true;
-  // Classes on the axis the model's saved loss had, else on the one the labels leave out (a
-  // segmentation model's [N, C, H, W] with labels [N, H, W]: 1), else the model's own, else the last.
-  const axis = model.defaultClassAxis(labels);
-  return sparseCategoricalCrossentropy({ fromLogits, ...(axis !== undefined ? { axis } : {}), ...(ignoreClass !== undefined ? { ignoreClass } : {}) });
+  // The command line's data sets give class labels: a classifier's loss whatever the model was last
+  // compiled with, but the label it was trained to leave out kept (train/default-loss.ts).
+  return classifierCrossentropy(model, { labels, ignoreClass: ignoreClassOption(options, model.metadata) });
 }
 
 /**

@@ -8,7 +8,8 @@
 import { KilnError } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { Tensor } from '../tensor.js';
-import { sparseCategoricalCrossentropy, type Loss } from '../train/losses.js';
+import type { Loss } from '../train/losses.js';
+import { defaultLoss } from '../train/default-loss.js';
 import type { TrainableModel } from '../train/model.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { PrivacyOptions } from '../train/privacy/index.js';
@@ -41,7 +42,10 @@ export interface LocalTrainingOptions {
   proximalMu?: number;
   /** Seed for shuffling the local data. */
   seed?: number;
-  /** The loss (default sparse categorical cross-entropy, from logits unless the model ends in softmax). */
+  /**
+   * The loss (default: the one the model was compiled with, else sparse categorical cross-entropy from
+   * its logits — train/default-loss.ts, the rule fine-tuning and the command line follow).
+   */
   loss?: Loss;
   /**
    * DP-SGD for the local epochs (fit()'s `privacy` with σ given: clip C per example, noise σC per
@@ -84,13 +88,6 @@ export function proximalPenalty(mu: number, totalSize: number): NonNullable<Trai
     if (!sum || offset !== totalSize) throw new KilnError('INVALID_ARGUMENT', `proximal term: the parameters hold ${offset} values, the global weights ${totalSize}`);
     return graph.op1('Mul', [sum, graph.scalar(mu / 2)]);
   };
-}
-
-function defaultLoss(model: TrainableModel): Loss {
-  const probabilities = (model as { outputsProbabilities?: boolean }).outputsProbabilities === true;
-  // Classes where the model says (a segmentation model's axis 1), else the last.
-  const axis = model.defaultClassAxis();
-  return sparseCategoricalCrossentropy({ fromLogits: !probabilities, ...(axis !== undefined ? { axis } : {}) });
 }
 
 /**

@@ -3,7 +3,8 @@ import { layerFromConfig } from '../../layers/index.js';
 import { examplesIn, type ModelInputs } from '../../model/input-rows.js';
 import { Tensor } from '../../tensor.js';
 import type { Callback } from '../../train/callbacks.js';
-import { resolveLoss, sparseCategoricalCrossentropy, type Loss } from '../../train/losses.js';
+import type { Loss } from '../../train/losses.js';
+import { defaultLoss } from '../../train/default-loss.js';
 import type { FitArgs } from '../../train/fit-args.js';
 import type { History } from '../../train/fit-loop.js';
 import { recordedTraining, type TrainableModel } from '../../train/model.js';
@@ -25,8 +26,8 @@ export interface FineTuneArgs {
   optimizer?: string | Optimizer;
   /**
    * Default: the loss the model was trained with (saved Kiln models remember it), else sparse
-   * categorical cross-entropy — from logits unless the last layer ends in softmax (an imported graph
-   * ending in Softmax trains from the logits before it).
+   * categorical cross-entropy — from logits unless a Kiln model's last layer ends in softmax (an
+   * imported graph ending in Softmax trains from the logits before it): train/default-loss.ts.
    */
   loss?: string | Loss;
   /** Validation data, as in `fit()`. */
@@ -41,20 +42,6 @@ export interface FineTuneArgs {
   seed?: number;
   /** Where progress goes (default process.stdout). */
   stream?: FitArgs['stream'];
-}
-
-/** The loss fine-tuning uses when none is given: the model's saved one (a token classifier's ignoreClass with it), else sparse cross-entropy. */
-export function defaultLoss(model: TrainableModel, labels?: Tensor): Loss {
-  // A damaged training record only loses the default; the caller can still pass a loss.
-  const saved = recordedTraining(model.metadata)?.loss;
-  if (saved?.name) return resolveLoss(saved);
-  // A label per position on an axis other than the last (PyTorch's [N, C, H, W] segmentation logits) names its class axis.
-  const axis = model.defaultClassAxis(labels);
-  const positions = axis !== undefined ? { axis } : {};
-  // An imported graph's step reads the logits before a final Softmax when the loss is from logits.
-  if (!(model instanceof Sequential)) return sparseCategoricalCrossentropy({ fromLogits: true, ...positions });
-  const last = model.layers.at(-1) as { activation?: string } | undefined;
-  return sparseCategoricalCrossentropy({ fromLogits: last?.activation !== 'softmax', ...positions });
 }
 
 export function checkFineTune(args: FineTuneArgs): void {
