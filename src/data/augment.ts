@@ -1,4 +1,4 @@
-import { KilnError } from '../errors.js';
+import { KilnError, formatShape } from '../errors.js';
 import type { Random } from '../random.js';
 import { type AnyTypedArray, type DType, Tensor, type TypedArrayOf, allocate } from '../tensor.js';
 import { checkImageBatch } from './check.js';
@@ -21,16 +21,30 @@ export interface AugmentOptions {
  * uncovered border filled with zeros: the same as zero-padding then cropping back to H x W.
  */
 export function randomCrop<D extends DType>(images: Tensor<D>, padding: number, random: Random): Tensor<D> {
-  const [n, height, width, channels] = checkImageBatch(images, 'randomCrop');
+  const [n] = checkImageBatch(images, 'randomCrop');
+  return shiftImages(images, cropOffsets(n, padding, random, 'randomCrop'));
+}
+
+/** A random offset [dy, dx] per image, each in [-padding, padding], drawn dy then dx image by image. */
+function cropOffsets(n: number, padding: number, random: Random, what: string): Int32Array {
   if (!Number.isInteger(padding) || padding < 0) {
-    throw new KilnError('INVALID_ARGUMENT', `randomCrop: expected padding to be a non-negative integer, found ${padding}`);
+    throw new KilnError('INVALID_ARGUMENT', `${what}: expected padding to be a non-negative integer, found ${padding}`);
   }
+  const offsets = new Int32Array(2 * n);
+  for (let i = 0; i < 2 * n; i++) offsets[i] = random.int(2 * padding + 1) - padding;
+  return offsets;
+}
+
+/** Image i of `[N, H, W, C]` shifted by offsets [2i, 2i + 1] (dy, dx), the uncovered border set to `fill`. */
+function shiftImages<D extends DType>(images: Tensor<D>, offsets: Int32Array, fill = 0): Tensor<D> {
+  const [n, height, width, channels] = images.shape as [number, number, number, number];
   const source = images.data as AnyTypedArray;
   const out = allocate(images.dtype, source.length);
+  if (fill !== 0) out.fill((images.dtype === 'int64' ? BigInt(fill) : fill) as never);
   const rowLength = width * channels;
   for (let i = 0; i < n; i++) {
-    const dy = random.int(2 * padding + 1) - padding;
-    const dx = random.int(2 * padding + 1) - padding;
+    const dy = offsets[2 * i]!;
+    const dx = offsets[2 * i + 1]!;
     const image = i * height * rowLength;
     // Output pixel (y, x) shows source pixel (y + dy, x + dx) when that lies inside the image.
     const x0 = Math.max(0, -dx);
@@ -46,13 +60,24 @@ export function randomCrop<D extends DType>(images: Tensor<D>, padding: number, 
 
 /** Each image of `[N, H, W, C]` mirrored left-right with the given probability. */
 export function randomHorizontalFlip<D extends DType>(images: Tensor<D>, random: Random, probability = 0.5): Tensor<D> {
-  const [n, height, width, channels] = checkImageBatch(images, 'randomHorizontalFlip');
+  const [n] = checkImageBatch(images, 'randomHorizontalFlip');
+  return mirrorImages(images, flipChoices(n, random, probability));
+}
+
+/** Whether to mirror each of n images, drawn image by image. */
+function flipChoices(n: number, random: Random, probability: number): Uint8Array {
+  return Uint8Array.from({ length: n }, () => (random.next() < probability ? 1 : 0));
+}
+
+/** The images of `[N, H, W, C]` whose choice is 1 mirrored left-right, the others copied. */
+function mirrorImages<D extends DType>(images: Tensor<D>, flips: Uint8Array): Tensor<D> {
+  const [n, height, width, channels] = images.shape as [number, number, number, number];
   const source = images.data as AnyTypedArray;
   const out = allocate(images.dtype, source.length);
   const imageLength = height * width * channels;
   for (let i = 0; i < n; i++) {
     const image = i * imageLength;
-    if (random.next() >= probability) {
+    if (!flips[i]) {
       out.set(source.subarray(image, image + imageLength) as never, image);
       continue;
     }
@@ -98,4 +123,39 @@ export function augmentImages<D extends DType>(images: Tensor<D>, options: Augme
   if (options.horizontalFlip) out = randomHorizontalFlip(out, random);
   if (options.cutout) out = randomCutout(out, options.cutout, random);
   return out;
+}
+
+/**
+ * augmentImages for images `[N, H, W, C]` with a label per pixel `[N, H, W]` (segmentation): a crop
+ * or flip moves each label map exactly as its image, the uncovered border labelled `labelFill` (the
+ * loss's ignored class, so it counts for nothing; else 0, torchvision's fill for masks); a cutout
+ * blanks the image and keeps its labels (the object is still there). The same draws from `random`
+ * as augmentImages, so the images come out as augmentImages gives them.
+ */
+export function augmentImagesAndLabels<D extends DType, L extends DType>(
+  images: Tensor<D>,
+  labels: Tensor<L>,
+  options: AugmentOptions,
+  random: Random,
+  labelFill = 0,
+): { images: Tensor<D>; labels: Tensor<L> } {
+  const [n, height, width] = checkImageBatch(images, 'augmentImagesAndLabels');
+  if (labels.rank !== 3 || labels.shape[0] !== n || labels.shape[1] !== height || labels.shape[2] !== width) {
+    throw new KilnError('INVALID_SHAPE', `augmentImagesAndLabels: labels must be one per pixel of the images, ${formatShape([n, height, width])}, got ${formatShape(labels.shape)}`);
+  }
+  const asImages = (t: Tensor<L>) => new Tensor(t.data, [n, height, width, 1], t.dtype);
+  let x = images;
+  let y = asImages(labels);
+  if (options.cropPadding) {
+    const offsets = cropOffsets(n, options.cropPadding, random, 'augmentImagesAndLabels');
+    x = shiftImages(x, offsets);
+    y = shiftImages(y, offsets, labelFill);
+  }
+  if (options.horizontalFlip) {
+    const flips = flipChoices(n, random, 0.5);
+    x = mirrorImages(x, flips);
+    y = mirrorImages(y, flips);
+  }
+  if (options.cutout) x = randomCutout(x, options.cutout, random);
+  return { images: x, labels: new Tensor(y.data, labels.shape, labels.dtype) };
 }

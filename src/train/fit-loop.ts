@@ -8,7 +8,7 @@ import type { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
 import { ProgressBar } from '../text/progress.js';
-import { augmentImages } from '../data/augment.js';
+import { augmentImages, augmentImagesAndLabels } from '../data/augment.js';
 import type { Logs, TrainingControl } from './callbacks.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { evaluateSteps, type CompiledSteps } from './compiled-steps.js';
@@ -71,6 +71,8 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
   const stream = args.stream ?? platform.standardOutput();
   const history: History = { epoch: [], history: {} };
   const stepsPerEpoch = Math.ceil(n / batchSize);
+  // Where a crop uncovers pixels, their labels: the ignored class (left out of the loss) if the loss has one.
+  const labelFill = typeof c.loss.config.ignoreClass === 'number' ? c.loss.config.ignoreClass : 0;
   const shuffle = args.shuffle ?? true;
   const fetch = ['loss', ...countOutputs(c.training)];
   // The progress bar's rate: images for image data, examples otherwise (vectors, token ids).
@@ -88,7 +90,14 @@ export async function runEpochs(model: FitLoopModel, c: CompiledSteps, args: Fit
     const batchAt = (k: number) => {
       const idx = order.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
       const x = trainX.gather(idx);
-      return { x: args.augment ? x.withPrimary(augmentImages(x.primary, args.augment, rng)) : x, y: labels.gather(idx), size: idx.length, indices: idx };
+      const y = labels.gather(idx);
+      if (!args.augment) return { x, y, size: idx.length, indices: idx };
+      // A label per pixel moves with its image under a crop or flip (fit-args checked the grids match).
+      if (y.rank === 3 && (args.augment.cropPadding || args.augment.horizontalFlip)) {
+        const moved = augmentImagesAndLabels(x.primary, y, args.augment, rng, labelFill);
+        return { x: x.withPrimary(moved.images), y: moved.labels, size: idx.length, indices: idx };
+      }
+      return { x: x.withPrimary(augmentImages(x.primary, args.augment, rng)), y, size: idx.length, indices: idx };
     };
     const launch = async (k: number, b: ReturnType<typeof batchAt>): Promise<{ out: Record<string, Tensor>; applied?: Promise<void> }> => {
       const t = step + k + 1;

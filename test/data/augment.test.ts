@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { augmentImages, randomCrop, randomCutout, randomHorizontalFlip } from '../../src/data/augment.js';
+import { augmentImages, augmentImagesAndLabels, randomCrop, randomCutout, randomHorizontalFlip } from '../../src/data/augment.js';
 import { Random } from '../../src/random.js';
-import { type Tensor, tensor } from '../../src/tensor.js';
+import { Tensor, tensor } from '../../src/tensor.js';
 import { assertRejectsWith } from './fixtures.js';
 
 const N = 64;
@@ -135,5 +135,39 @@ describe('augmentation', () => {
 
   it('rejects anything but [N, H, W, C]', async () => {
     await assertRejectsWith(() => randomCrop(tensor(new Float32Array(4), [2, 2]), 1, new Random()), 'INVALID_SHAPE', '[2, 2]');
+  });
+
+  it('augmentImagesAndLabels moves each label map exactly as its image (a label per pixel), the uncovered border labelled with the fill', () => {
+    const options = { cropPadding: 2, horizontalFlip: true, cutout: 2 };
+    // Labels name their pixel: (row, column) as row·W + column, in int64 as fit prepares them.
+    const labels = new Tensor(BigInt64Array.from({ length: N * H * W }, (_, k) => BigInt(k % (H * W))), [N, H, W], 'int64');
+    const moved = augmentImagesAndLabels(images(), labels, options, new Random(7), -100);
+    // The images come out as augmentImages gives them from the same seed.
+    assert.deepEqual(Array.from(moved.images.data), Array.from(augmentImages(images(), options, new Random(7)).data));
+    const plain = augmentImages(images(), { cropPadding: 2, horizontalFlip: true }, new Random(7));
+    let uncovered = 0;
+    for (let i = 0; i < N; i++) {
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          const label = Number(moved.labels.data[(i * H + y) * W + x]!);
+          // Channel 1 of the crop-and-flip image still says where the pixel came from (cutout may zero channel 0's square, not its labels).
+          const source = at(plain, i, y, x, 1);
+          if (source === 0) {
+            assert.equal(label, -100, `image ${i} (${y}, ${x}) is border: the fill`);
+            uncovered++;
+          } else {
+            const [row, column] = [Math.floor((source % 1000) / 100), Math.floor((source % 100) / 10)];
+            assert.equal(label, row * W + column, `image ${i} (${y}, ${x}) shows pixel (${row}, ${column}), its label follows`);
+          }
+        }
+      }
+    }
+    assert.ok(uncovered > 0, 'some crops uncovered a border');
+    assert.deepEqual(moved.labels.shape, [N, H, W]);
+  });
+
+  it('augmentImagesAndLabels refuses labels that are not one per pixel of the images', async () => {
+    const labels = new Tensor(new BigInt64Array(N * 2 * 2), [N, 2, 2], 'int64');
+    await assertRejectsWith(() => augmentImagesAndLabels(images(), labels, { horizontalFlip: true }, new Random()), 'INVALID_SHAPE', `labels must be one per pixel of the images, [${N}, ${H}, ${W}], got [${N}, 2, 2]`);
   });
 });
