@@ -62,8 +62,11 @@ export function addGradients(graph: Graph, loss: Value, params: readonly Value[]
     try {
       grads = def.gradient({ graph, node, inputs, outputs, gradOutputs, options });
     } catch (err) {
-      // A rule that covers only some of its op's attributes or shapes says why; the node says where.
-      if (err instanceof KilnError && err.code === 'NO_GRADIENT') throw new KilnError('NO_GRADIENT', `node '${node.name}' (${node.opType}): ${err.message}`, { cause: err });
+      // A rule that covers only some of its op's attributes or shapes (static sizes it needs) says why;
+      // the node says where.
+      if (err instanceof KilnError && (err.code === 'NO_GRADIENT' || err.code === 'INVALID_SHAPE')) {
+        throw new KilnError('NO_GRADIENT', `node '${node.name}' (${node.opType}): ${err.message}`, { cause: err });
+      }
       throw err;
     }
     node.inputs.forEach((name, i) => {

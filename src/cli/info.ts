@@ -5,8 +5,6 @@ import type { Command } from './command.js';
 import type { UntrainableOp } from '../model/imported-graph.js';
 import { GraphModel, type TiedWeight } from '../train/graph-model.js';
 import { loadModel } from '../train/load.js';
-import { lossGradientGraph } from '../train/loss-gradients.js';
-import { classifierLoss } from './classifier-loss.js';
 import { importOptions } from './import-options.js';
 
 export const infoCommand: Command = {
@@ -78,9 +76,10 @@ async function trainabilityOf(file: string, dimensions?: Readonly<Record<string,
   if (trainable === 0) return { trainable: false, reason: 'no float weight reaches the output', parameters, missing, tied };
   if (model instanceof GraphModel) {
     // Some rules cover only part of their op (Pad's modes, Resize's coordinate rules, static sizes):
-    // building the gradient graph train would compile is what says whether every node on the path has one.
+    // compiling the training step is what says whether every node on the path has one. Mean squared
+    // error takes any output, so a regression model or a squeezed logit is judged on its nodes alone.
     try {
-      lossGradientGraph(model, 'labels', classifierLoss(model, {}));
+      model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
     } catch (err) {
       if (err instanceof KilnError && err.code === 'NO_GRADIENT') return { trainable: false, reason: err.message, parameters, missing, tied };
       throw err;

@@ -125,6 +125,14 @@ export function augmentImages<D extends DType>(images: Tensor<D>, options: Augme
   return out;
 }
 
+/** What augmentImagesAndLabels returns. */
+export interface AugmentedWithLabels<D extends DType, L extends DType> {
+  /** The augmented images, `[N, H, W, C]`. */
+  images: Tensor<D>;
+  /** Their labels, `[N, H, W]`, moved as the images were. */
+  labels: Tensor<L>;
+}
+
 /**
  * augmentImages for images `[N, H, W, C]` with a label per pixel `[N, H, W]` (segmentation): a crop
  * or flip moves each label map exactly as its image, the uncovered border labelled `labelFill` (the
@@ -138,7 +146,7 @@ export function augmentImagesAndLabels<D extends DType, L extends DType>(
   options: AugmentOptions,
   random: Random,
   labelFill = 0,
-): { images: Tensor<D>; labels: Tensor<L> } {
+): AugmentedWithLabels<D, L> {
   const [n, height, width] = checkImageBatch(images, 'augmentImagesAndLabels');
   if (labels.rank !== 3 || labels.shape[0] !== n || labels.shape[1] !== height || labels.shape[2] !== width) {
     throw new KilnError('INVALID_SHAPE', `augmentImagesAndLabels: labels must be one per pixel of the images, ${formatShape([n, height, width])}, got ${formatShape(labels.shape)}`);

@@ -13,7 +13,7 @@ export type { SeedOrRandom } from './seeded.js';
 export { trainValidationSplit, type TrainValidationSplit, type TrainValidationSplitOptions } from './split.js';
 export { channelStatistics, normalize, type ChannelStatistics } from './normalize.js';
 export { oneHot } from './one-hot.js';
-export { augmentImages, augmentImagesAndLabels, randomCrop, randomCutout, randomHorizontalFlip, type AugmentOptions } from './augment.js';
+export { augmentImages, augmentImagesAndLabels, randomCrop, randomCutout, randomHorizontalFlip, type AugmentOptions, type AugmentedWithLabels } from './augment.js';
 export { batches, type Augmentation, type BatchOptions } from './batches.js';
 export { streamCifar10, streamIdx, type StreamOptions, type StreamingDataset } from './streaming.js';
 export { DATASET_NAMES, loadDataset } from './by-name.js';

@@ -9,7 +9,7 @@ import { KilnError } from '../errors.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { Tensor } from '../tensor.js';
 import type { Loss } from '../train/losses.js';
-import { defaultLoss } from '../train/default-loss.js';
+import { classifierCrossentropy } from '../train/default-loss.js';
 import type { TrainableModel } from '../train/model.js';
 import { resolveOptimizer } from '../train/optimizers.js';
 import type { PrivacyOptions } from '../train/privacy/index.js';
@@ -43,8 +43,8 @@ export interface LocalTrainingOptions {
   /** Seed for shuffling the local data. */
   seed?: number;
   /**
-   * The loss (default: the one the model was compiled with, else sparse categorical cross-entropy from
-   * its logits — train/default-loss.ts, the rule fine-tuning and the command line follow).
+   * The loss (default: sparse categorical cross-entropy, from the logits unless a Kiln model ends in
+   * softmax: train/default-loss.ts's classifierCrossentropy, as the command line takes it).
    */
   loss?: Loss;
   /**
@@ -100,7 +100,7 @@ export function prepareLocalTraining(model: TrainableModel, options: LocalTraini
   const optimizerName = options.optimizer ?? 'sgd';
   const lr = options.learningRate;
   if (lr !== undefined && !(lr > 0 && Number.isFinite(lr))) throw new KilnError('INVALID_ARGUMENT', `learningRate must be > 0, got ${lr}`);
-  const loss = options.loss ?? defaultLoss(model);
+  const loss = options.loss ?? classifierCrossentropy(model);
   const key = JSON.stringify({ optimizerName, lr, mu, loss: [loss.name, loss.config] });
   if (compiledFor.get(model) !== key) {
     const optimizer = resolveOptimizer({ name: optimizerName, config: lr !== undefined ? { learningRate: lr } : {} });

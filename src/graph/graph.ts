@@ -213,15 +213,16 @@ export class Graph {
   }
 
   /**
-   * Fills the next omitted output of a node already in the graph (an optional output its writer left
-   * off, such as Dropout's mask, which a gradient rule needs), declared with the given type and shape.
+   * Fills output `index` of a node already in the graph, one its writer left off (an optional output
+   * such as Dropout's mask, which a gradient rule needs), declared with the given type and shape;
+   * outputs before it that are missing stay omitted ('').
    */
-  addNodeOutput(node: Node, hint: string, dtype: DType, shape: Shape | null): Value {
+  addNodeOutput(node: Node, index: number, hint: string, dtype: DType, shape: Shape | null): Value {
     if (!this.nodes.includes(node)) throw new KilnError('INVALID_ARGUMENT', `graph has no node named '${node.name}'`);
+    if (node.outputs[index]) throw new KilnError('INVALID_ARGUMENT', `node '${node.name}' already has output ${index} ('${node.outputs[index]}')`);
     const v = this.declare({ name: this.uniqueName(hint), dtype, shape });
-    const free = node.outputs.indexOf('');
-    if (free >= 0) node.outputs[free] = v.name;
-    else node.outputs.push(v.name);
+    while (node.outputs.length < index) node.outputs.push('');
+    node.outputs[index] = v.name;
     this.producers.set(v.name, node);
     return v;
   }

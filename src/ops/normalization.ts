@@ -79,7 +79,7 @@ ops.push({
     // Nothing dropped and nothing scaled.
     if (r && Number(r.data[0]) === 0) return [dy!, null, null];
     // A node written without its optional mask output gets one: the units it dropped are known only there.
-    const keptUnits = mask ?? graph.addNodeOutput(node, `${node.outputs[0]}_mask`, 'bool', x!.shape);
+    const keptUnits = mask ?? graph.addNodeOutput(node, 1, `${node.outputs[0]}_mask`, 'bool', x!.shape);
     // ratio defaults to 0.5 (ONNX); a ratio computed at run time is read at run time.
     const to = onnxTypeCode(dy!.dtype);
     const scale =

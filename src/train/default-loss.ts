@@ -1,7 +1,8 @@
 /**
- * The loss training uses when the caller names none — one rule for `kiln train`, `kiln evaluate`,
- * `kiln export-trainer`, pruning's fine-tuning and federated local training, so the same model trains
- * on the same loss whichever of them runs it.
+ * The loss training uses when the caller names none. One rule for reading a model's output: from its
+ * logits unless a Kiln model ends in softmax, over the class axis the model and labels imply — for
+ * `kiln train`, `kiln evaluate`, `kiln export-trainer` and federated local training (class labels:
+ * classifierCrossentropy) and pruning's fine-tuning (the model's saved loss first: defaultLoss).
  */
 import type { Tensor } from '../tensor.js';
 import { GraphModel } from './graph-model.js';

@@ -119,10 +119,12 @@ export function checkFitArgs(x: ModelInputs, y: Tensor, args: FitArgs, loss: Los
   if (args.augment && (rows.primary.rank !== 4 || rows.several)) throw new KilnError('INVALID_SHAPE', `augment works on images [N, H, W, C] fed as a model's one input; x is ${rows.several ? `${Object.keys(rows.feeds).length} inputs` : formatShape(rows.primary.shape)}`);
   // A label per pixel moves with its image under a crop or flip: the label map must be the image's grid.
   const grid = rows.primary.shape.slice(0, 3);
-  if (args.augment && (args.augment.cropPadding || args.augment.horizontalFlip) && labels.rank > 2 && !(labels.rank === 3 && labels.shape.every((d, i) => d === grid[i] || i === 0))) {
+  // (y as given: the loss may have flattened pixel labels to its output's shape.)
+  const onGrid = labels.rank === 3 && labels.shape.every((d, i) => d === grid[i] || i === 0);
+  if (args.augment && (args.augment.cropPadding || args.augment.horizontalFlip) && (y.rank > 2 || labels.rank > 2) && !onGrid) {
     throw new KilnError(
       'INVALID_ARGUMENT',
-      `augment's cropPadding and horizontalFlip move an image's pixels; labels ${formatShape(y.shape)} are not one per pixel of the images ${formatShape(rows.primary.shape)} (channels last), so they cannot move with them: use cutout alone, or augment images and labels together before fit`,
+      `augment's cropPadding and horizontalFlip move an image's pixels; labels ${formatShape(y.shape)}${labels.rank !== y.rank ? ` (the loss reads them as ${formatShape(labels.shape)})` : ''} are not one per pixel of the images ${formatShape(rows.primary.shape)} (channels last), so they cannot move with them: use cutout alone, or augment images and labels together before fit`,
     );
   }
   return { trainX, labels, validation, epochs, batchSize, n };

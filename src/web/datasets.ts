@@ -10,5 +10,5 @@ export { shuffle } from '../data/shuffle.js';
 export { trainValidationSplit, type TrainValidationSplit, type TrainValidationSplitOptions } from '../data/split.js';
 export { channelStatistics, normalize, type ChannelStatistics } from '../data/normalize.js';
 export { oneHot } from '../data/one-hot.js';
-export { augmentImages, augmentImagesAndLabels, randomCrop, randomCutout, randomHorizontalFlip, type AugmentOptions } from '../data/augment.js';
+export { augmentImages, augmentImagesAndLabels, randomCrop, randomCutout, randomHorizontalFlip, type AugmentOptions, type AugmentedWithLabels } from '../data/augment.js';
 export { batches, type Augmentation, type BatchOptions } from '../data/batches.js';

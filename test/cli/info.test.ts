@@ -1,5 +1,5 @@
 /**
- * `kiln` CLI: help, `kiln info` on Kiln and foreign models, error exit codes, and the real bin script
+ * `kiln` CLI: help, `kiln info` (and `--trainable`) on Kiln and foreign models, error exit codes, and the real bin script
  * run as a child process.
  */
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runMain } from './helpers.js';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
 import { encodeModel } from '../../src/graph/proto.js';
+import { Tensor } from '../../src/tensor.js';
+import { writeWrapPadModel } from '../train/helpers.js';
 import { layers, sequential } from '../../src/index.js';
 import { makeTempDir } from '../model/helpers.js';
 
@@ -138,6 +142,26 @@ describe('kiln info', () => {
     assert.equal(bad.code, 1);
     assert.match(bad.err, /unknown option --colour/);
     assert.match(bad.err, /--json/);
+  });
+});
+
+describe('kiln info --trainable', () => {
+  it('builds the gradient graph: a rule that covers only part of its op makes it "no", naming the node and why', async () => {
+    const info = await runMain(['info', '--trainable', await writeWrapPadModel(temp.dir)]);
+    assert.equal(info.code, 0, info.err);
+    assert.match(info.out, /Trainable: no — node 'the_wrap' \(Pad\): Pad gradient: mode 'wrap' is not supported/);
+  });
+
+  it('judges a model whose output is no class vector (a regression, a squeezed logit [N]) on its nodes alone', async () => {
+    const g = new Graph('regression');
+    const x = g.input('x', 'float32', ['batch', 4]);
+    const w = g.initializer('w', new Tensor(new Float32Array(4).fill(0.1), [4, 1], 'float32'));
+    g.output(g.op1('Reshape', [g.op1('MatMul', [x, w]), g.int64s([-1], 'shape')]), 'y');
+    const file = join(temp.dir, 'regression.onnx');
+    await writeFile(file, encodeModel(modelToProto(g)));
+    const info = await runMain(['info', '--trainable', file]);
+    assert.equal(info.code, 0, info.err);
+    assert.match(info.out, /Trainable: yes \(4 trainable parameters/);
   });
 });
 

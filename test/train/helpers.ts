@@ -1,9 +1,12 @@
-/** Shared data and assertions for the training tests: seeded toy datasets, temp dirs, KilnError checks. */
+/** Shared data and assertions for the training tests: seeded toy datasets, temp dirs, KilnError checks, small imported graphs. */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KilnError, type KilnErrorCode } from '../../src/errors.js';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { encodeModel } from '../../src/graph/proto.js';
 import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
 
@@ -66,4 +69,23 @@ export function maxAbsDifference(a: Record<string, number[]>, b: Record<string, 
   let worst = 0;
   for (const k of Object.keys(a)) a[k]!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - b[k]![i]!))));
   return worst;
+}
+
+/**
+ * Writes `wrapped.onnx` in `dir` (opset 19): x [batch, 4] → MatMul → Pad mode 'wrap' (node
+ * 'the_wrap'), an op Kiln has a gradient rule for but not in that mode. Returns its path.
+ */
+export async function writeWrapPadModel(dir: string): Promise<string> {
+  const g = new Graph('wrapped');
+  const x = g.input('x', 'float32', ['batch', 4]);
+  const w = g.initializer('w', new Tensor(new Float32Array(8).fill(0.1), [4, 2], 'float32'));
+  const pads = g.int64s([0, 1, 0, 1], 'pads');
+  const padded = g.importNode('Pad', [g.op1('MatMul', [x, w]).name, pads.name], { mode: 'wrap' }, [{ name: 'padded', dtype: 'float32', shape: ['batch', 4] }], { name: 'the_wrap' })[0]!;
+  g.output(padded, 'y');
+  const proto = modelToProto(g);
+  proto.opsetImport = [{ domain: '', version: 19 }];
+  proto.irVersion = 9;
+  const file = join(dir, 'wrapped.onnx');
+  await writeFile(file, encodeModel(proto));
+  return file;
 }

@@ -135,6 +135,11 @@ describe('segmentation: a label per pixel, classes on axis 1', () => {
       kilnError('INVALID_ARGUMENT', "labels [8, 14, 14] are not one per pixel of the images [8, 28, 28, 1] (channels last), so they cannot move with them"),
     );
     await strided.fit(x, y, { epochs: 1, augment: { cutout: 4 }, verbose: 0 });
+    // Pixel masks a loss flattens to its output [N, H·W]: they would stay put under the moved image.
+    const flat = sequential({ layers: [layers.flatten({ inputShape: [28, 28, 1] }), layers.dense({ units: 784, activation: 'sigmoid' })] });
+    flat.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+    const masks = new Tensor(new Float32Array(8 * 784), [8, 28, 28], 'float32');
+    await assert.rejects(flat.fit(x, masks, { epochs: 1, augment: { cropPadding: 2 }, verbose: 0 }), kilnError('INVALID_ARGUMENT', 'labels [8, 28, 28] (the loss reads them as [8, 784]) are not one per pixel'));
   });
 
   it('a channels-last segmentation teacher (classes last, as Kiln models have them) distills into a channels-last student', async () => {
