@@ -81,6 +81,23 @@ function randomTensor(shape: number[], seed: number): Tensor<'float32'> {
   return new Tensor(Float32Array.from({ length: n }, () => rng.uniform(-1, 1)), shape, 'float32');
 }
 
+/**
+ * A training-mode Dropout's run (outputs y, mask, dx): the mask keeps some but not all units, and
+ * y = x·mask/(1 − ratio), dx = dy·mask/(1 − ratio) with that mask — the forward's own.
+ */
+function assertDropped(out: Record<string, Tensor>, xs: Tensor, dy: Tensor, ratio: number): void {
+  const m = out.mask!.data as Uint8Array;
+  const kept = m.reduce((a, b) => a + (b ? 1 : 0), 0);
+  assert.ok(kept > 0.3 * m.length && kept < m.length, `the mask keeps some but not all units (${kept} of ${m.length})`);
+  const ys = out.y!.data as Float32Array;
+  const dx = out.dx!.data as Float32Array;
+  for (let i = 0; i < m.length; i++) {
+    const scale = (m[i] ? 1 : 0) / (1 - ratio);
+    assert.ok(Math.abs(ys[i]! - Number(xs.data[i]) * scale) <= 1e-6, `y[${i}] = x·mask/(1−ratio)`);
+    assert.ok(Math.abs(dx[i]! - Number(dy.data[i]) * scale) <= 1e-6, `dx[${i}]: expected ${Number(dy.data[i]) * scale}, got ${dx[i]}`);
+  }
+}
+
 describe('Dropout gradient', () => {
   for (const ratio of [0.3, 0.5]) {
     it(`training mode, ratio ${ratio}: dx = mask / (1 − ratio) · dy, with the op's own mask`, async () => {
@@ -98,18 +115,7 @@ describe('Dropout gradient', () => {
       g.output(grads.get('x')!, 'dx');
       const xs = randomTensor(shape, 1);
       const dy = randomTensor(shape, 2);
-      const out = await runGraph(runtime, g, { x: xs, upstream: dy });
-      const m = out.mask!.data as Uint8Array;
-      const kept = m.reduce((a, b) => a + (b ? 1 : 0), 0);
-      assert.ok(kept > 0.3 * m.length && kept < m.length, `the mask keeps some but not all units (${kept} of ${m.length})`);
-      const ys = out.y!.data as Float32Array;
-      const dx = out.dx!.data as Float32Array;
-      for (let i = 0; i < m.length; i++) {
-        const keep = m[i] ? 1 : 0;
-        const scale = keep / (1 - ratio);
-        assert.ok(Math.abs(ys[i]! - xs.data[i]! * scale) <= 1e-6, `y[${i}] = x·mask/(1−ratio)`);
-        assert.ok(Math.abs(dx[i]! - dy.data[i]! * scale) <= 1e-6, `dx[${i}]: expected ${dy.data[i]! * scale}, got ${dx[i]}`);
-      }
+      assertDropped(await runGraph(runtime, g, { x: xs, upstream: dy }), xs, dy, ratio);
     });
   }
 
@@ -132,17 +138,7 @@ describe('Dropout gradient', () => {
     g.output(grads.get('x')!, 'dx');
     const xs = randomTensor(shape, 3);
     const dy = randomTensor(shape, 4);
-    const out = await runGraph(runtime, g, { x: xs, upstream: dy, ratio: new Tensor(Float32Array.of(ratio), [], 'float32') });
-    const m = out.mask!.data as Uint8Array;
-    const kept = m.reduce((a, b) => a + (b ? 1 : 0), 0);
-    assert.ok(kept > 0.3 * m.length && kept < m.length, `the mask keeps some but not all units (${kept} of ${m.length})`);
-    const ys = out.y!.data as Float32Array;
-    const dx = out.dx!.data as Float32Array;
-    for (let i = 0; i < m.length; i++) {
-      const scale = (m[i] ? 1 : 0) / (1 - ratio);
-      assert.ok(Math.abs(ys[i]! - xs.data[i]! * scale) <= 1e-6, `y[${i}] = x·mask/(1−ratio): the mask is the forward's own`);
-      assert.ok(Math.abs(dx[i]! - dy.data[i]! * scale) <= 1e-6, `dx[${i}]: expected ${dy.data[i]! * scale}, got ${dx[i]}`);
-    }
+    assertDropped(await runGraph(runtime, g, { x: xs, upstream: dy, ratio: new Tensor(Float32Array.of(ratio), [], 'float32') }), xs, dy, ratio);
   });
 
   it('inference mode (no training_mode input): Dropout is the identity, so is its gradient', async () => {
