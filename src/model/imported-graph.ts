@@ -175,7 +175,8 @@ export class ImportedGraph implements ModelStructure {
     const outName = g.output![0]!.name ?? '';
     this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
     this.outputShape = this.modelOutput.shape;
-    this.inputShape = preprocessing.layout === 'nchw' ? [modelInputShape[1]!, modelInputShape[2]!, modelInputShape[0]!] : modelInputShape;
+    // Fed channels-last: [H, W, C] for a [C, H, W] image, [D, H, W, C] for a [C, D, H, W] volume.
+    this.inputShape = preprocessing.layout === 'nchw' ? [...modelInputShape.slice(1), modelInputShape[0]!] : modelInputShape;
     const rank = values.get(outName)?.shape.length ?? 0;
     const softmax = rank >= 2 ? finalSoftmax(outName, (v) => this.producers.get(v)?.proto, rank) : undefined;
     this.logitsName = softmax?.logits;
@@ -231,7 +232,8 @@ export class ImportedGraph implements ModelStructure {
   /** The same graph fed through another layout or normalization (no new measurement needed). */
   withPreprocessing(given: Preprocessing): ImportedGraph {
     const own = this.modelInput.shape;
-    const image = own.length === 3;
+    // Images [C, H, W] and volumes [C, D, H, W] (or channels last) have a channel axis to move.
+    const image = own.length === 3 || own.length === 4;
     if (this.inputDtype !== 'float32' && (given.layout !== undefined || given.mean !== undefined || given.std !== undefined)) {
       throw new KilnError('INVALID_ARGUMENT', `'${this.file}': input '${this.modelInput.name}' takes ${this.inputDtype} token ids: a layout or --mean/--std applies to image and vector inputs only`);
     }
@@ -239,20 +241,20 @@ export class ImportedGraph implements ModelStructure {
       throw new KilnError('INVALID_ARGUMENT', `layout must be 'nchw' or 'nhwc', got ${JSON.stringify(given.layout)}`);
     }
     if (given.layout && !image) {
-      throw new KilnError('INVALID_SHAPE', `'${this.file}': layout ${given.layout} needs an image input [batch, C, H, W] or [batch, H, W, C], the model's is ${formatShape([null, ...own])}`);
+      throw new KilnError('INVALID_SHAPE', `'${this.file}': layout ${given.layout} needs an image input [batch, C, H, W] or [batch, H, W, C] (or a volume [batch, C, D, H, W] or [batch, D, H, W, C]), the model's is ${formatShape([null, ...own])}`);
     }
     const preprocessing = { ...given };
     const counts = [given.mean?.length, given.std?.length].filter((n): n is number => n !== undefined && n > 1);
     if (image && counts.length > 0 && !preprocessing.layout) {
       // Per-channel values need the channel axis: the end of the input that has that many channels.
-      const [first, last] = [own[0], own[2]];
+      const [first, last] = [own[0], own.at(-1)];
       if (counts.every((n) => n === first) && !counts.every((n) => n === last)) preprocessing.layout = 'nchw';
       else if (counts.every((n) => n === last) && !counts.every((n) => n === first)) preprocessing.layout = 'nhwc';
       else {
         throw new KilnError('INVALID_ARGUMENT', `per-channel --mean/--std for input ${formatShape([null, ...own])}: say which axis holds the channels with --layout nchw (channels first) or --layout nhwc (channels last)`);
       }
     }
-    const channels = !image ? own.at(-1) : preprocessing.layout === 'nhwc' ? own[2] : own[0];
+    const channels = !image || preprocessing.layout === 'nhwc' ? own.at(-1) : own[0];
     for (const key of ['mean', 'std'] as const) {
       const v = preprocessing[key];
       if (v === undefined) continue;
@@ -505,8 +507,10 @@ export class ImportedGraph implements ModelStructure {
   /** Kiln's data [N, ...inputShape] as the model's input: layout, then mean/std. */
   private adaptInput(graph: Graph, input: Value): Value {
     const { layout, mean, std } = this.preprocessing;
-    let x = layout === 'nchw' ? graph.op1('Transpose', [input], { perm: [0, 3, 1, 2] }, 'to_channels_first') : input;
     const rank = this.modelInput.shape.length + 1;
+    // [N, ..., C] → [N, C, ...]: [0, 3, 1, 2] for images, [0, 4, 1, 2, 3] for volumes.
+    const perm = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)];
+    let x = layout === 'nchw' ? graph.op1('Transpose', [input], { perm }, 'to_channels_first') : input;
     const channelAxis = layout === 'nhwc' ? rank - 1 : 1;
     const perChannel = (v: number[]) => {
       const shape = Array.from({ length: rank }, (_, i) => (i === channelAxis ? v.length : 1));

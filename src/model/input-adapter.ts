@@ -33,15 +33,15 @@ export function parsePreprocessing(entry: string | undefined, file = 'the model'
 }
 
 /**
- * Images `[N, H, W, C]` in the layout a model's input wants: as they are (Kiln models, Keras exports),
- * transposed to `[N, C, H, W]` (PyTorch exports), or flattened to `[N, H·W·C]` (MLPs) — the declared
+ * Images `[N, H, W, C]` (or volumes `[N, D, H, W, C]`) in the layout a model's input wants: as they
+ * are (Kiln models, Keras exports), transposed to `[N, C, H, W]` (PyTorch exports), or flattened to `[N, H·W·C]` (MLPs) — the declared
  * layout when there is one, else whichever fits — then normalized by the declared per-channel mean/std.
  */
 export function adaptInput(x: Tensor, input: TensorDescription, preprocessing: Preprocessing = {}): Tensor {
   const laidOut = layoutFor(x, input, preprocessing);
   if (!preprocessing.mean && !preprocessing.std) return laidOut;
   // The channel axis of what the model takes: 1 for a channels-first model, else the last.
-  const channelsFirst = preprocessing.layout === 'nchw' || (laidOut !== x && laidOut.rank === 4);
+  const channelsFirst = preprocessing.layout === 'nchw' || (laidOut !== x && laidOut.rank >= 4);
   return normalize(laidOut as Tensor<'float32'>, channelsFirst ? 1 : laidOut.rank - 1, preprocessing);
 }
 
@@ -53,9 +53,9 @@ function layoutFor(x: Tensor, input: TensorDescription, preprocessing: Preproces
   if (want === null || fits(rest) || preprocessing.layout === 'nhwc') return x;
   // Token ids have no layout to change: the shape is right or it is not.
   if (INTEGER_TYPES.has(input.dtype)) throw new KilnError('INVALID_SHAPE', `the model's input '${input.name}' has shape ${formatShape(want)}; the data is ${formatShape([null, ...rest])}`);
-  if (rest.length === 3) {
-    const [h, w, c] = rest as [number, number, number];
-    if (fits([c, h, w])) return toChannelsFirst(x as Tensor<'float32'>);
+  // Images [H, W, C] and volumes [D, H, W, C] to a channels-first model.
+  if (rest.length === 3 || rest.length === 4) {
+    if (fits([rest.at(-1)!, ...rest.slice(0, -1)])) return toChannelsFirst(x as Tensor<'float32'>);
   }
   const rowSize = rest.reduce((a, b) => a * b, 1);
   if (fits([rowSize])) return x.reshape([x.shape[0]!, rowSize]);
@@ -65,15 +65,18 @@ function layoutFor(x: Tensor, input: TensorDescription, preprocessing: Preproces
   );
 }
 
+/** [N, ..., C] → [N, C, ...]: each example's positions (H·W, or D·H·W) by channel. */
 function toChannelsFirst(x: Tensor<'float32'>): Tensor<'float32'> {
-  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const [n, ...rest] = x.shape as number[];
+  const c = rest.at(-1)!;
+  const positions = rest.slice(0, -1).reduce((a, b) => a * b, 1);
   const src = x.data;
   const out = new Float32Array(src.length);
-  for (let i = 0; i < n; i++) {
-    const base = i * h * w * c;
-    for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) for (let ch = 0; ch < c; ch++) out[base + ch * h * w + y * w + xx] = src[base + (y * w + xx) * c + ch]!;
+  for (let i = 0; i < n!; i++) {
+    const base = i * positions * c;
+    for (let p = 0; p < positions; p++) for (let ch = 0; ch < c; ch++) out[base + ch * positions + p] = src[base + p * c + ch]!;
   }
-  return new Tensor(out, [n, c, h, w], 'float32');
+  return new Tensor(out, [n!, c, ...rest.slice(0, -1)], 'float32');
 }
 
 function normalize(x: Tensor<'float32'>, axis: number, { mean, std }: Preprocessing): Tensor<'float32'> {

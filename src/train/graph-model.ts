@@ -311,12 +311,13 @@ export class GraphModel extends TrainableModel {
     const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
     const own = this.structure.modelInput.shape;
     if (!same(example, this.inputShape) && !this.layoutFixed) {
-      const channelsLast = own.length === 3 ? [own[1]!, own[2]!, own[0]!] : undefined;
+      // An image [C, H, W] or a volume [C, D, H, W] fed channels last.
+      const channelsLast = own.length === 3 || own.length === 4 ? [...own.slice(1), own[0]!] : undefined;
       if (channelsLast && same(example, channelsLast)) this.setLayout('nchw');
       else if (same(example, own)) this.setLayout(undefined);
     }
     if (!same(example, this.inputShape)) {
-      const hint = own.length === 3 ? ` (the model's input is ${formatShape([null, ...own])}; --layout nchw feeds channels-last data [N, H, W, C] to a channels-first model, --layout nhwc feeds it as it is)` : '';
+      const hint = own.length === 3 || own.length === 4 ? ` (the model's input is ${formatShape([null, ...own])}; --layout nchw feeds channels-last data [N, ${own.length === 4 ? 'D, ' : ''}H, W, C] to a channels-first model, --layout nhwc feeds it as it is)` : '';
       throw new KilnError('INVALID_SHAPE', `${what} has shape ${formatShape(x.shape)}, the model takes ${formatShape([null, ...this.inputShape])}${hint}`);
     }
     super.checkInput(x, what);

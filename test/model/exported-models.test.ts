@@ -50,6 +50,16 @@ describe('adaptInput', () => {
     assert.throws(() => adaptInput(image(), nchwDesc, { mean: [1, 2, 3] }), /--mean has 3 values; the model's input has 2 channels/);
   });
 
+  it('transposes channels-last volumes [N, D, H, W, C] for a channels-first input [N, C, D, H, W], mean/std per channel', () => {
+    // Value 1000·c + 100·d + 10·h + w at (d, h, w, c): depth 2, 2 × 3 pixels, 2 channels.
+    const data = new Float32Array(24);
+    for (let d = 0; d < 2; d++) for (let h = 0; h < 2; h++) for (let w = 0; w < 3; w++) for (let c = 0; c < 2; c++) data[((d * 2 + h) * 3 + w) * 2 + c] = 1000 * c + 100 * d + 10 * h + w;
+    const x = adaptInput(new Tensor(data, [1, 2, 2, 3, 2], 'float32'), { name: 'clip', dtype: 'float32', shape: ['batch', 2, 2, 2, 3] }, { mean: [0, 1000] });
+    assert.deepEqual(x.shape, [1, 2, 2, 2, 3]);
+    const positions = [0, 1, 2, 10, 11, 12, 100, 101, 102, 110, 111, 112];
+    assert.deepEqual([...x.data], [...positions, ...positions], 'channel by channel, each (d, h, w) in order, the mean taken off');
+  });
+
   it("reads a model file's declared preprocessing from its metadata", () => {
     const proto = decodeModel(readFileSync(RESNET));
     assert.deepEqual(declaredPreprocessing(proto), {});

@@ -58,4 +58,15 @@ describe('3-D models: inputs [N, C, D, H, W]', () => {
     const b = theirs.data as Float32Array;
     assert.ok(a.every((v, i) => Math.abs(v - b[i]!) <= 1e-5 * Math.max(1, Math.abs(v))), 'the saved file predicts what the trained model predicts');
   });
+
+  it('channels-last clips [N, 4, 28, 28, 1] (as Keras Conv3D takes them) feed the channels-first model without a flag', async () => {
+    const { x } = clipTask(8, 3);
+    const channelsLast = new Tensor(x.data, [8, FRAMES, 28, 28, 1], 'float32'); // one channel: the same bytes
+    const [asExported, fedChannelsLast] = await Promise.all([GraphModel.load(FILE), GraphModel.load(FILE)]);
+    const [a, b] = await Promise.all([asExported.predict(x), fedChannelsLast.predict(channelsLast)]);
+    assert.deepEqual(fedChannelsLast.inputShape, [FRAMES, 28, 28, 1]);
+    assert.deepEqual(Array.from(b.data), Array.from(a.data));
+    // Settled: the other layout later is an error naming both shapes and --layout.
+    await assert.rejects(fedChannelsLast.predict(x), /the model takes \[null, 4, 28, 28, 1\].*--layout nchw feeds channels-last data \[N, D, H, W, C\]/);
+  });
 });
