@@ -9,7 +9,9 @@
  * (target for resnet: >= 1.0x PyTorch in its best CPU configuration, as bench/train/throughput.ts runs it).
  * `segnet` (asked for by name) is the segmentation fixture: a class per pixel, Fashion-MNIST's images
  * labelled as models.segment_labels labels them (0 at most 0.2, the image's class + 1 above), the loss
- * and accuracy over every pixel on both sides (classes on axis 1).
+ * and accuracy over every pixel on both sides (classes on axis 1). `vol3d` (asked for by name) is the
+ * 3-D fixture: the images as clips of 4 frames, frame t moved t pixels right (models.clips), fed
+ * channels last [N, 4, 28, 28, 1] to Kiln and channels first to PyTorch.
  *
  *   node dist/bench/any-onnx/finetune.js [--fixtures resnet,mlp] [--epochs 1] [--batch-size 64] [--lr 1e-3]
  *                                        [--seeds 0,1,2] [--limit N] [--torch-threads 2[,1]] [--replicas R] [--same-order] [--no-torch] [--json]
@@ -32,11 +34,12 @@ import { benchArgs } from '../args.js';
 import { cpuDescription, findTorchPython, fmt, peakRssMiB, table, torchEnv } from '../train/common.js';
 import { DEFAULT_FIXTURES, FIXTURES, FIXTURE_OPTIONS, exitOnUnknownFixtures, fixturePath, mean, runTorch, timedFit, torchScript } from './common.js';
 
-/** The segmentation fixture: not in FIXTURES, which the other benches share (they classify images). */
+/** The segmentation and 3-D fixtures: not in FIXTURES, which the other benches share (they classify images). */
 const SEGMENTATION = 'segnet';
+const VOLUME = 'vol3d';
 
 const args = benchArgs('node dist/bench/any-onnx/finetune.js [flags]', {
-  fixtures: { type: 'string', default: DEFAULT_FIXTURES.join(','), help: `comma-separated, of ${[...FIXTURES, SEGMENTATION].join(', ')}` },
+  fixtures: { type: 'string', default: DEFAULT_FIXTURES.join(','), help: `comma-separated, of ${[...FIXTURES, SEGMENTATION, VOLUME].join(', ')}` },
   epochs: { type: 'number', default: 1 },
   'batch-size': { type: 'number', default: 64 },
   lr: { type: 'number', default: 1e-3, help: "Adam's learning rate (both sides)" },
@@ -49,7 +52,7 @@ const args = benchArgs('node dist/bench/any-onnx/finetune.js [flags]', {
   json: { type: 'boolean', help: 'print one JSON object on stdout (progress goes to stderr)' },
 });
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
-exitOnUnknownFixtures('finetune.js', '--fixtures', fixtures, [...FIXTURES, SEGMENTATION]);
+exitOnUnknownFixtures('finetune.js', '--fixtures', fixtures, [...FIXTURES, SEGMENTATION, VOLUME]);
 const { epochs, lr, seeds, limit } = args;
 const batchSize = args['batch-size'];
 /** With --json, stdout carries the JSON object alone. */
@@ -126,6 +129,23 @@ function segmentLabels(images: Tensor<'float32'>, labels: Tensor<'int32'>): Tens
 }
 const pixelLabels = fixtures.includes(SEGMENTATION) ? { train: segmentLabels(x, y), test: segmentLabels(data.test.images, data.test.labels) } : undefined;
 
+/** Images [N, 28, 28, 1] as models.clips makes them, channels last: [N, 4, 28, 28, 1], frame t moved t pixels right (zeros on the left). */
+function clips(images: Tensor<'float32'>): Tensor<'float32'> {
+  const [n, h, w] = images.shape as [number, number, number];
+  const frames = 4;
+  const out = new Float32Array(n * frames * h * w);
+  for (let i = 0; i < n; i++) {
+    for (let t = 0; t < frames; t++) {
+      for (let r = 0; r < h; r++) {
+        const from = (i * h + r) * w;
+        out.set(images.data.subarray(from, from + w - t), ((i * frames + t) * h + r) * w + t);
+      }
+    }
+  }
+  return new Tensor(out, [n, frames, h, w, 1], 'float32');
+}
+const volumes = fixtures.includes(VOLUME) ? { train: clips(x), test: clips(data.test.images) } : undefined;
+
 async function kilnRun(fixture: string, seed: number, result: FixtureResult): Promise<Run | undefined> {
   const model = await GraphModel.load(fixturePath(fixture), FIXTURE_OPTIONS);
   const pixels = fixture === SEGMENTATION ? pixelLabels : undefined;
@@ -137,9 +157,10 @@ async function kilnRun(fixture: string, seed: number, result: FixtureResult): Pr
     return undefined;
   }
   try {
-    const { seconds } = await timedFit(model, x, pixels?.train ?? y, { epochs, batchSize, seed, replicas: args.replicas, orders: args['same-order'] ? ordersFor(seed) : undefined });
+    const inputs = fixture === VOLUME ? volumes : undefined;
+    const { seconds } = await timedFit(model, inputs?.train ?? x, pixels?.train ?? y, { epochs, batchSize, seed, replicas: args.replicas, orders: args['same-order'] ? ordersFor(seed) : undefined });
     result.kilnReplicas = model.trainingReplicas;
-    const test = await model.evaluate(data.test.images, pixels?.test ?? data.test.labels);
+    const test = await model.evaluate(inputs?.test ?? data.test.images, pixels?.test ?? data.test.labels);
     return { seed, testAccuracy: test.accuracy!, trainSeconds: seconds, imagesPerSecond: (trainImages * epochs) / seconds };
   } finally {
     model.dispose();

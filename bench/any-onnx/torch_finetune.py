@@ -9,7 +9,8 @@ trainSeconds and imagesPerSecond cover the training loop only (no data loading, 
   /usr/bin/python3 bench/any-onnx/torch_finetune.py --fixture resnet --epochs 1 --batch-size 64 --lr 1e-3 --seed 0 [--threads 2] [--limit N] [--order FILE]
 
 --fixture segnet (the segmentation fixture) labels every pixel as models.segment_labels does and
-trains and scores over the pixels. --limit N trains on the first N training images (the test set stays whole). For speed figures run it as
+trains and scores over the pixels; --fixture vol3d (3-D convolutions) reads the images as clips
+(models.clips: 4 frames, frame t moved t pixels right). --limit N trains on the first N training images (the test set stays whole). For speed figures run it as
 bench/train runs its reference: LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread OPENBLAS_NUM_THREADS=1.
 """
 import argparse
@@ -20,7 +21,7 @@ from torch_common import accuracy, models, torch, train
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument('--fixture', required=True, choices=['resnet', 'resnet_fused', 'mlp', 'vit13', 'vit17', 'dwsep', 'resnet_wide', 'vit_wide', 'segnet'])
+    p.add_argument('--fixture', required=True, choices=['resnet', 'resnet_fused', 'mlp', 'vit13', 'vit17', 'dwsep', 'resnet_wide', 'vit_wide', 'segnet', 'vol3d'])
     p.add_argument('--epochs', type=int, required=True)
     p.add_argument('--batch-size', type=int, required=True)
     p.add_argument('--lr', type=float, required=True)
@@ -37,6 +38,8 @@ def main() -> None:
     tx, ty = models.fashion_mnist('test')
     if a.fixture == 'segnet':  # a class per pixel: cross-entropy and accuracy over every pixel
         y, ty = models.segment_labels(x, y), models.segment_labels(tx, ty)
+    if a.fixture == 'vol3d':  # volumes: the images as clips N x 1 x 4 x 28 x 28
+        x, tx = models.clips(x), models.clips(tx)
     model.train()
     orders = None
     if a.order is not None:

@@ -49,6 +49,16 @@ describe('bench/any-onnx', () => {
     assert.ok(segnet.kilnAccuracy > 0.5 && segnet.kilnAccuracy <= 1, `pixel accuracy ${segnet.kilnAccuracy}`);
   });
 
+  it('finetune.js trains vol3d on clips of the images (3-D convolutions) Kiln-only', async (t) => {
+    if (!needs(t, noData)) return;
+    const { stdout } = await run(process.execPath, [path.join(benchDir, 'finetune.js'), '--fixtures', 'vol3d', '--seeds', '0', '--limit', '256', '--no-torch', '--json'], { timeout: 300_000 });
+    const [vol3d] = (JSON.parse(stdout) as { summary: { fixture: string; kilnAccuracy: number; kilnError?: string }[] }).summary;
+    assert.equal(vol3d?.fixture, 'vol3d');
+    assert.equal(vol3d.kilnError, undefined);
+    // 4 steps from a fixture pretrained 100 steps: its 10,000 test clips all scored.
+    assert.ok(vol3d.kilnAccuracy > 0.15 && vol3d.kilnAccuracy <= 1, `accuracy ${vol3d.kilnAccuracy}`);
+  });
+
   it('finetune-text.js fine-tunes the four text fixtures (one input; token ids and a mask; a label per token; a causal language model) on a few hundred sequences Kiln-only', async () => {
     const { stdout, stderr } = await run(process.execPath, [path.join(benchDir, 'finetune-text.js'), '--seeds', '0', '--train', '512', '--test', '256', '--no-torch', '--json'], { timeout: 120_000 });
     assert.match(stderr, /PyTorch: skipped \(--no-torch\); Kiln only/);
