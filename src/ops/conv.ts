@@ -160,8 +160,8 @@ ops.push({
 });
 
 /**
- * dL/dx of a convolution: a transposed convolution of dy with the same kernel. ConvTranspose beat a
- * Conv with a flipped kernel in measurements; output_padding restores rows the forward stride skipped.
+ * dL/dx of a convolution: a transposed convolution of dy with the same kernel (transposedConvolution);
+ * output_padding restores rows the forward stride skipped.
  */
 function convInputGradient(graph: Graph, dy: Value, w: Value, x: Value, sa: SpatialAttrs, group: number): Value {
   const xShape = graph.staticShape({ ...x, shape: [1, ...(x.shape ?? []).slice(1)] });
@@ -172,14 +172,56 @@ function convInputGradient(graph: Graph, dy: Value, w: Value, x: Value, sa: Spat
     const produced = sa.strides[i]! * (yi - 1) + (k - 1) * sa.dilations[i]! + 1 - sa.pads[i]! - sa.pads[i + n]!;
     return xShape[i + 2]! - produced;
   });
-  return graph.op1('ConvTranspose', [dy, w], {
-    strides: sa.strides,
-    pads: sa.pads,
-    dilations: sa.dilations,
-    group,
-    kernel_shape: sa.kernel,
-    output_padding: outputPadding,
+  return transposedConvolution(graph, dy, w, graph.staticShape(w), { ...sa, group, outputPadding });
+}
+
+/**
+ * A transposed convolution of dy with the weight w [M, C/g, k…] (mapping M channels to C, as
+ * ConvTranspose reads it). Up to 2 spatial axes, ConvTranspose itself (it beat a Conv with a flipped
+ * kernel in measurements). Over 3, ONNX Runtime's ConvTranspose takes a generic col2im path measured
+ * at 0.1–2 GFLOP/s (the vol3d fixture's step spent 132 of its 166 ms of products in its
+ * ConvTransposes, bench/README.md), so there it is the equivalent Conv: dy with stride − 1 zeros
+ * between its elements, the kernel flipped on every spatial axis with its channel roles swapped in
+ * each group, pads dilation·(k − 1) − pads (output_padding added at the end). Pads larger than the
+ * kernel's span would be negative there: those keep ConvTranspose.
+ */
+export function transposedConvolution(graph: Graph, dy: Value, w: Value, wShape: number[], t: SpatialAttrs & { group: number; outputPadding: number[] }): Value {
+  const n = t.kernel.length;
+  const span = t.kernel.map((k, i) => t.dilations[i]! * (k - 1));
+  const convPads = [...span.map((s, i) => s - t.pads[i]!), ...span.map((s, i) => s - t.pads[i + n]! + t.outputPadding[i]!)];
+  if (n <= 2 || convPads.some((p) => p < 0)) {
+    return graph.op1('ConvTranspose', [dy, w], { strides: t.strides, pads: t.pads, dilations: t.dilations, group: t.group, kernel_shape: t.kernel, output_padding: t.outputPadding });
+  }
+  const sizes = graph.staticShape({ ...dy, shape: [1, ...(dy.shape ?? []).slice(1)] }).slice(1); // [M, L…]
+  let spread = dy;
+  t.strides.forEach((stride, i) => {
+    if (stride === 1) return;
+    // [.., L, ..] → [.., L, 1, ..] → zeros after each element → [.., L·stride, ..] → cut the trailing zeros.
+    const axis = i + 2;
+    const length = sizes[axis - 1]!;
+    const pads = Array(2 * (n + 3)).fill(0);
+    pads[n + 3 + axis + 1] = stride - 1;
+    const padded = graph.op1('Pad', [graph.op1('Unsqueeze', [spread, graph.int64s([axis + 1], 'axes')]), graph.int64s(pads, 'pads')]);
+    sizes[axis - 1] = length * stride;
+    const merged = graph.op1('Reshape', [padded, graph.int64s([0, ...sizes], 'shape')]);
+    sizes[axis - 1] = (length - 1) * stride + 1;
+    spread = graph.op1('Slice', [merged, graph.int64s([0], 'starts'), graph.int64s([sizes[axis - 1]!], 'ends'), graph.int64s([axis], 'axes')]);
   });
+  // W [g·Mg, Cg, k…] → [g·Cg, Mg, k…], then every spatial axis reversed.
+  const [m, cg] = wShape as [number, number];
+  const mg = m / t.group;
+  const grouped = graph.op1('Reshape', [w, graph.int64s([t.group, mg, cg, ...t.kernel], 'shape')]);
+  const swapped = graph.op1('Transpose', [grouped], { perm: [0, 2, 1, ...t.kernel.map((_, i) => i + 3)] });
+  const kernel = graph.op1('Reshape', [swapped, graph.int64s([t.group * cg, mg, ...t.kernel], 'shape')]);
+  const spatialAxes = t.kernel.map((_, i) => i + 2);
+  const flipped = graph.op1('Slice', [
+    kernel,
+    graph.int64s(t.kernel.map(() => -1), 'starts'),
+    graph.int64s(t.kernel.map((k) => -(k + 1)), 'ends'),
+    graph.int64s(spatialAxes, 'axes'),
+    graph.int64s(t.kernel.map(() => -1), 'steps'),
+  ]);
+  return graph.op1('Conv', [spread, flipped], { strides: t.kernel.map(() => 1), pads: convPads, dilations: t.dilations, group: t.group, kernel_shape: t.kernel });
 }
 
 /**

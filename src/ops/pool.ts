@@ -5,7 +5,7 @@ import { spatialEndCrop } from '../graph/spatial-crop.js';
 import { intAttr, intsAttr, requireInput, type OpDefinition } from '../graph/op-definition.js';
 import { onnxTypeCode } from '../graph/dtype.js';
 import { Tensor } from '../tensor.js';
-import { convOutputSize, spatialAttrs } from './conv.js';
+import { convOutputSize, spatialAttrs, transposedConvolution } from './conv.js';
 
 /** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
 const ops: OpDefinition[] = [];
@@ -176,15 +176,8 @@ ops.push({
     const outputPadding = input.map((size, a) => Math.max(0, size - produced[a]!));
     const pads = [...sa.pads];
     input.forEach((size, a) => (pads[a + n]! += Math.max(0, produced[a]! - size)));
-    return [
-      graph.op1('ConvTranspose', [graph.op1('Mul', [dy!, inv]), ones], {
-        strides: sa.strides,
-        pads,
-        group: c,
-        kernel_shape: sa.kernel,
-        output_padding: outputPadding,
-      }),
-    ];
+    const kernelShape = [c, 1, ...sa.kernel];
+    return [transposedConvolution(graph, graph.op1('Mul', [dy!, inv]), ones, kernelShape, { ...sa, pads, group: c, outputPadding })];
   },
 });
 
