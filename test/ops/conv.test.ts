@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { addGradients } from '../../src/autodiff/gradients.js';
 import { Graph } from '../../src/graph/graph.js';
 import { resolvedPads } from '../../src/graph/spatial-pads.js';
 import { Runtime } from '../../src/runtime/runtime.js';
@@ -169,6 +170,21 @@ describe('Conv gradient, 3-D (volumes, video)', () => {
   it('depthwise and grouped', async () => {
     await assertGradients(runtime, convCase([1, 3, 4, 4, 3], [3, 1, 3, 3, 1], { group: 3, pads: [1, 1, 0, 1, 1, 0] }, true));
     await assertGradients(runtime, convCase([1, 10, 3, 3, 3], [4, 5, 2, 2, 2], { group: 2 }, false));
+  });
+  it("the input gradient is a Conv over dy spread with zeros (ONNX Runtime's 3-D ConvTranspose is slow); pads wider than the kernel keep ConvTranspose", async () => {
+    const opsOfGradient = (attrs: Attrs, w: number[]) => {
+      const g = new Graph('conv3d');
+      const x = g.input('x', 'float32', [1, 2, 5, 6, 6]);
+      const weight = g.input('w', 'float32', w);
+      const loss = g.op1('ReduceSum', [g.op1('Conv', [x, weight], attrs)], { keepdims: 0 });
+      const before = g.nodes.length;
+      addGradients(g, loss, [x]);
+      return g.nodes.slice(before).map((n) => n.opType);
+    };
+    const spread = opsOfGradient({ strides: [1, 2, 2], pads: [1, 1, 1, 1, 1, 1] }, [4, 2, 3, 3, 3]);
+    assert.ok(spread.includes('Conv') && !spread.includes('ConvTranspose'), spread.join(' '));
+    assert.ok(opsOfGradient({ pads: [1, 1, 1, 1, 1, 1] }, [4, 2, 1, 1, 1]).includes('ConvTranspose'));
+    await assertGradients(runtime, convCase([1, 2, 3, 4, 4], [3, 2, 1, 1, 1], { pads: [1, 1, 0, 0, 1, 1] }, true));
   });
 });
 
