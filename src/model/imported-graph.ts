@@ -43,6 +43,15 @@ export const PREPROCESSING_METADATA_KEY = 'kiln.preprocessing';
 export type InputLayout = 'nchw' | 'nhwc';
 
 /**
+ * A channels-first input's example shape fed channels last: [H, W, C] for an image [C, H, W],
+ * [D, H, W, C] for a volume [C, D, H, W]; undefined for an input of another rank (vectors, token ids),
+ * which has no channel axis to move.
+ */
+export function channelsLastShape(own: readonly number[]): number[] | undefined {
+  return own.length === 3 || own.length === 4 ? [...own.slice(1), own[0]!] : undefined;
+}
+
+/**
  * What an imported model does to Kiln's channels-last, /255-scaled images before its own graph
  * (`--layout`, `--mean`, `--std`); stored in the saved file under 'kiln.preprocessing'.
  */
@@ -175,8 +184,7 @@ export class ImportedGraph implements ModelStructure {
     const outName = g.output![0]!.name ?? '';
     this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
     this.outputShape = this.modelOutput.shape;
-    // Fed channels-last: [H, W, C] for a [C, H, W] image, [D, H, W, C] for a [C, D, H, W] volume.
-    this.inputShape = preprocessing.layout === 'nchw' ? [...modelInputShape.slice(1), modelInputShape[0]!] : modelInputShape;
+    this.inputShape = (preprocessing.layout === 'nchw' && channelsLastShape(modelInputShape)) || modelInputShape;
     const rank = values.get(outName)?.shape.length ?? 0;
     const softmax = rank >= 2 ? finalSoftmax(outName, (v) => this.producers.get(v)?.proto, rank) : undefined;
     this.logitsName = softmax?.logits;
@@ -232,8 +240,7 @@ export class ImportedGraph implements ModelStructure {
   /** The same graph fed through another layout or normalization (no new measurement needed). */
   withPreprocessing(given: Preprocessing): ImportedGraph {
     const own = this.modelInput.shape;
-    // Images [C, H, W] and volumes [C, D, H, W] (or channels last) have a channel axis to move.
-    const image = own.length === 3 || own.length === 4;
+    const image = channelsLastShape(own) !== undefined;
     if (this.inputDtype !== 'float32' && (given.layout !== undefined || given.mean !== undefined || given.std !== undefined)) {
       throw new KilnError('INVALID_ARGUMENT', `'${this.file}': input '${this.modelInput.name}' takes ${this.inputDtype} token ids: a layout or --mean/--std applies to image and vector inputs only`);
     }

@@ -1,7 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { CLASS_NAMES_METADATA_KEY } from '../model/class-names.js';
-import { ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type TiedWeight, type UntrainableOp } from '../model/imported-graph.js';
+import { channelsLastShape, ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type TiedWeight, type UntrainableOp } from '../model/imported-graph.js';
 export type { TiedWeight } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
@@ -311,13 +311,12 @@ export class GraphModel extends TrainableModel {
     const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
     const own = this.structure.modelInput.shape;
     if (!same(example, this.inputShape) && !this.layoutFixed) {
-      // An image [C, H, W] or a volume [C, D, H, W] fed channels last.
-      const channelsLast = own.length === 3 || own.length === 4 ? [...own.slice(1), own[0]!] : undefined;
+      const channelsLast = channelsLastShape(own);
       if (channelsLast && same(example, channelsLast)) this.setLayout('nchw');
       else if (same(example, own)) this.setLayout(undefined);
     }
     if (!same(example, this.inputShape)) {
-      const hint = own.length === 3 || own.length === 4 ? ` (the model's input is ${formatShape([null, ...own])}; --layout nchw feeds channels-last data [N, ${own.length === 4 ? 'D, ' : ''}H, W, C] to a channels-first model, --layout nhwc feeds it as it is)` : '';
+      const hint = channelsLastShape(own) ? ` (the model's input is ${formatShape([null, ...own])}; --layout nchw feeds channels-last data [N, ${own.length === 4 ? 'D, ' : ''}H, W, C] to a channels-first model, --layout nhwc feeds it as it is)` : '';
       throw new KilnError('INVALID_SHAPE', `${what} has shape ${formatShape(x.shape)}, the model takes ${formatShape([null, ...this.inputShape])}${hint}`);
     }
     super.checkInput(x, what);
