@@ -5,9 +5,11 @@
  *      fine-tuned E epochs on all 60,000 training images first (cosine-decayed Adam, cached in --cache): a
  *      converged model, as users bring to pruning; test accuracy;
  *   2. control: the original fine-tuned --epochs epochs with Kiln (Adam --lr, batch --batch-size, seed --seed);
- *   3. pruned: kiln.prune(original, {structured}) — resnet: {ratio: 0.5} (half of every channel group),
+ *   3. pruned: kiln.prune(original, {structured}) — resnet: {ratio: 0.5} (half of every channel group;
+ *      with --parameters F, {parameters: F}: the ratio that removes that fraction of the parameters),
  *      ViT: {heads: 0.5, mlp: 0.5} (half the heads and MLP units of both layers) — accuracy right after removal;
- *   4. pruned + fine-tuned the same --epochs epochs, same optimizer, batch and seed as the control;
+ *   4. pruned + fine-tuned the same --epochs epochs, same optimizer, batch and seed as the control (with
+ *      --distill, by kiln.distill with the original as teacher);
  *   5. (ResNets, unless --no-scratch) the pruned architecture from a fresh PyTorch-default initialization,
  *      trained the same epochs: what that many parameters reach without the original's weights.
  * The accuracy targets compare 4 with 2 (the same training budget after the export); 4 − 1 is printed too.
@@ -23,6 +25,7 @@
  *   node dist/bench/prune/any-onnx-structured.js [--fixtures resnet,vit17] [--epochs 2] [--limit 12000]
  *                                                [--batch-size 64] [--lr 1e-3] [--seed 1] [--runs 200] [--no-control]
  *                                                [--trained-epochs E] [--cosine] [--cache DIR] [--criterion l1|l2|bnScale|taylor] [--iterations N]
+ *                                                [--parameters F] [--distill]
  *
  * Targets (issue): resnet structured 50%: parameters ≤ 55% of the original, ≥ 1.6× faster at batch 64,
  * within 1.5 points after fine-tuning; ViT with half its heads and MLP units: ≥ 1.4× faster at batch 64,
@@ -34,7 +37,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { datasets, optimizers, prune, Tensor } from '../../src/index.js';
+import { datasets, distill, optimizers, prune, Tensor } from '../../src/index.js';
 import { Graph } from '../../src/graph/graph.js';
 import { modelToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
@@ -73,6 +76,14 @@ const args = benchArgs('node dist/bench/prune/any-onnx-structured.js [flags]', {
     default: 1,
     help: 'prune in this many rounds inside kiln.prune, each fine-tuned --epochs / N epochs (the cosine restarting each round): the same total fine-tuning as the control',
   },
+  parameters: {
+    type: 'number',
+    help: "ResNets: remove this fraction of the parameters (structured.parameters: the ratio is found) instead of half of every channel group",
+  },
+  distill: {
+    type: 'boolean',
+    help: 'fine-tune the pruned model by distilling from the original (kiln.distill: temperature 4, alpha 0.1; the same epochs, optimizer, batch and seed) instead of fit on the labels alone; the control stays plain',
+  },
   criterion: { type: 'string', default: 'l1', help: "what ranks the units: l1, l2, bnScale or taylor (the loss gradient on the first 8 batches of --batch-size training images)" },
 });
 const CRITERIA: GraphCriterion[] = ['l1', 'l2', 'bnScale', 'taylor'];
@@ -84,6 +95,10 @@ const criterion = args.criterion as GraphCriterion;
 const iterations = args.iterations;
 if (!Number.isInteger(iterations) || iterations < 1 || args.epochs % iterations !== 0) {
   console.error(`any-onnx-structured.js: --iterations takes a positive integer dividing --epochs (${args.epochs}); got ${iterations}`);
+  process.exit(2);
+}
+if (args.distill && iterations > 1) {
+  console.error('any-onnx-structured.js: --distill fine-tunes after one removal; rounds (--iterations) fine-tune inside kiln.prune, on the labels');
   process.exit(2);
 }
 const fixtures = args.fixtures.split(',').map((f) => f.trim());
@@ -108,13 +123,18 @@ async function accuracy(model: GraphModel): Promise<number> {
   return (await model.evaluate(test.x, test.y)).accuracy!;
 }
 
-async function fineTune(model: GraphModel): Promise<number> {
+async function fineTune(model: GraphModel, teacher?: GraphModel): Promise<number> {
   // --cosine: from lr down to 0 along a cosine over the fine-tuning, the usual recipe after pruning a
   // converged model (a constant 1e-3 knocks a cosine-annealed original back down: the control too).
   const learningRate = args.cosine ? cosineOverTraining(lr, epochs, x.shape[0]!, batchSize) : lr;
-  model.compile({ optimizer: optimizers.adam({ learningRate }), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
   const t0 = performance.now();
-  await model.fit(x, y, { epochs, batchSize, seed, verbose: 0 });
+  if (teacher) {
+    // The original teaches its pruned copy (NNCF's and Torch-Pruning's recovery with knowledge distillation).
+    await distill({ teacher, student: model, x, y, epochs, batchSize, seed, optimizer: optimizers.adam({ learningRate }), verbose: 0 });
+  } else {
+    model.compile({ optimizer: optimizers.adam({ learningRate }), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+    await model.fit(x, y, { epochs, batchSize, seed, verbose: 0 });
+  }
   return (performance.now() - t0) / 1000;
 }
 
@@ -189,7 +209,11 @@ const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 const summary: string[] = [];
 
 for (const fixture of fixtures) {
-  const plan = PLANS[fixture]!;
+  const planned = PLANS[fixture]!;
+  const plan =
+    args.parameters !== undefined && planned.scratch
+      ? { ...planned, structured: { parameters: args.parameters }, what: `structured, ${pct(args.parameters)} of the parameters removed (the ratio found for it)` }
+      : planned;
   console.log(`\n=== ${fixture}: ${plan.what} ${JSON.stringify({ ...plan.structured, criterion })} [${elapsed()}]`);
   const { file: originalFile } = await trainedFixture(fixture, args['trained-epochs'], { x: data.train.images, y: data.train.labels }, { batchSize, cacheDir: args.cache });
   const original = await GraphModel.load(originalFile, FIXTURE_OPTIONS);
@@ -205,6 +229,7 @@ for (const fixture of fixtures) {
       : {}),
   });
   const roundsSeconds = (performance.now() - t0) / 1000;
+  if (report.ratio !== undefined) console.log(`ratio found for ${pct(plan.structured.parameters!)} of the parameters: ${report.ratio.toFixed(4)} of every channel group`);
   const removedAccuracy = iterations > 1 ? undefined : await accuracy(pruned);
   const prunedFile = path.join(work, `${fixture}-pruned.onnx`);
   writeFileSync(prunedFile, pruned.toOnnx());
@@ -226,9 +251,9 @@ for (const fixture of fixtures) {
     scratch = await accuracy(fresh);
     console.log(`scratch: the pruned architecture from a fresh initialization trained ${epochs} epoch(s) in ${seconds.toFixed(0)} s [${elapsed()}]`);
   }
-  const prunedSeconds = iterations > 1 ? roundsSeconds : await fineTune(pruned);
+  const prunedSeconds = iterations > 1 ? roundsSeconds : await fineTune(pruned, args.distill ? original : undefined);
   const tunedAccuracy = await accuracy(pruned);
-  console.log(`pruned: ${iterations > 1 ? `${iterations} rounds, each fine-tuned ${roundEpochs} epoch(s),` : `fine-tuned ${epochs} epoch(s)`} in ${prunedSeconds.toFixed(0)} s [${elapsed()}]`);
+  console.log(`pruned: ${iterations > 1 ? `${iterations} rounds, each fine-tuned ${roundEpochs} epoch(s),` : `fine-tuned ${epochs} epoch(s)${args.distill ? ' distilling from the original' : ''}`} in ${prunedSeconds.toFixed(0)} s [${elapsed()}]`);
 
   const threadsDefault = await latency(files, 0);
   const threadsOne = await latency(files, 1);
@@ -251,7 +276,7 @@ for (const fixture of fixtures) {
         row(args['trained-epochs'] ? `original (trained ${args['trained-epochs']} epochs)` : 'original (as exported)', originalAccuracy, r.before),
         row(`original + ${epochs} epoch(s) (control)`, control?.accuracy, undefined),
         row(iterations > 1 ? `pruned (${iterations} rounds; before fine-tuning: not measured)` : 'pruned, before fine-tuning', removedAccuracy, r.after),
-        row(`pruned + ${epochs} epoch(s)${iterations > 1 ? ` (${roundEpochs} per round)` : ''}`, tunedAccuracy, undefined),
+        row(`pruned + ${epochs} epoch(s)${iterations > 1 ? ` (${roundEpochs} per round)` : args.distill ? ', distilled from the original' : ''}`, tunedAccuracy, undefined),
         ...(scratch !== undefined ? [row(`pruned architecture, fresh weights, ${epochs} epoch(s)`, scratch, undefined)] : []),
       ]),
   );

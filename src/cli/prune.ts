@@ -84,6 +84,12 @@ function groupTable(report: GraphPruneReport): string {
   return formatTable(rows, { header: ['Group (produced by)', 'Kind', 'Units', ''], align: ['left', 'left', 'right', 'left'] });
 }
 
+/** With --parameters: the line saying which ratio removes that many. */
+function ratioFound(report: { ratio?: number }, parameters: number | undefined, of: string, note: string): string[] {
+  if (report.ratio === undefined || parameters === undefined) return [];
+  return [`Ratio that removes ${percent(parameters)} of the parameters: ${report.ratio.toFixed(4)} of ${of}${note}`, ''];
+}
+
 /** The schedule flags as the library's ScheduleChoice (absent flags stay undefined). */
 function scheduleChoice(options: ParsedOptions): ScheduleChoice {
   const kind = stringOption(options, 'schedule');
@@ -113,12 +119,13 @@ function parseMByN(text: string): [number, number] {
 export const pruneCommand: Command = {
   name: 'prune',
   summary: 'Prune a model (magnitude sparsity or whole filters), fine-tune it and report size, FLOPs, accuracy and latency',
-  usage: 'kiln prune <model.onnx> (--sparsity 0.8 | --m-by-n 2:4 | --structured [--ratio] 0.5) --dataset <name|path> [--epochs 2] --out pruned.onnx',
+  usage: 'kiln prune <model.onnx> (--sparsity 0.8 | --m-by-n 2:4 | --structured [--ratio] 0.5 | --structured --parameters 0.5) --dataset <name|path> [--epochs 2] --out pruned.onnx',
   options: [
     { name: 'sparsity', type: 'number', description: 'magnitude pruning: fraction of each pruned kernel set to zero, in [0, 1)' },
     { name: 'm-by-n', type: 'string', description: 'magnitude pruning with M zeros in every N weights along the input axis, e.g. 2:4' },
     { name: 'structured', type: 'number', valueOptional: true, description: 'structured pruning: fraction of filters/units removed from each pruned layer (or give it with --ratio)' },
     { name: 'ratio', type: 'number', description: 'structured: fraction of the units of each group (layer) removed' },
+    { name: 'parameters', type: 'number', description: "structured: fraction of the model's parameters removed, instead of --ratio (the ratio that removes it is found and reported)" },
     { name: 'heads', type: 'number', description: "structured, imported graphs: fraction of each attention's heads removed (default: --ratio)" },
     { name: 'mlp', type: 'number', description: 'structured, imported graphs: fraction of the hidden units of MatMul/Gemm layers removed (default: --ratio)' },
     { name: 'head-dims', type: 'number', description: 'structured, imported graphs: fraction of the dimensions of every attention head removed (default 0)' },
@@ -148,17 +155,20 @@ export const pruneCommand: Command = {
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln prune: give a model file, e.g. kiln prune model.onnx --sparsity 0.8 --dataset fashion-mnist --out pruned.onnx');
     const flag = (name: string) => (options[name] === undefined ? undefined : Number(options[name]));
     const graphFlags = (['heads', 'mlp', 'head-dims'] as const).filter((k) => options[k] !== undefined);
-    if (options.structured === undefined && (options.ratio !== undefined || graphFlags.length)) {
-      throw new KilnError('INVALID_ARGUMENT', `kiln prune: --${options.ratio !== undefined ? 'ratio' : graphFlags[0]} belongs to structured pruning: add --structured`);
-    }
+    const structuredFlag = (['ratio', 'parameters', ...graphFlags] as const).find((k) => options[k] !== undefined);
+    if (options.structured === undefined && structuredFlag) throw new KilnError('INVALID_ARGUMENT', `kiln prune: --${structuredFlag} belongs to structured pruning: add --structured`);
     if (typeof options.structured === 'number' && options.ratio !== undefined) throw new KilnError('INVALID_ARGUMENT', 'kiln prune: give the ratio once: --structured 0.5 or --structured --ratio 0.5');
+    if (options.parameters !== undefined && (typeof options.structured === 'number' || options.ratio !== undefined)) {
+      throw new KilnError('INVALID_ARGUMENT', 'kiln prune: give --parameters or a ratio, not both: --structured --parameters 0.5 finds the ratio that removes half the parameters');
+    }
     const modes = (['sparsity', 'm-by-n', 'structured'] as const).filter((k) => options[k] !== undefined);
     if (modes.length !== 1) {
       throw new KilnError('INVALID_ARGUMENT', `kiln prune: give exactly one of --sparsity, --m-by-n or --structured${modes.length ? ` (got ${modes.map((m) => `--${m}`).join(' and ')})` : ''}`);
     }
     const ratio = typeof options.structured === 'number' ? options.structured : flag('ratio');
-    if (options.structured === true && ratio === undefined && graphFlags.length === 0) {
-      throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5 (imported graphs: or --heads / --mlp / --head-dims)');
+    const parameters = flag('parameters');
+    if (options.structured === true && ratio === undefined && parameters === undefined && graphFlags.length === 0) {
+      throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5 (imported graphs: or --parameters / --heads / --mlp / --head-dims)');
     }
     const { model, data: readFirst } = await modelForData(file, importOptions(options), String(options.dataset));
     requireArraysForInputs(model, file, String(options.dataset));
@@ -211,15 +221,16 @@ export const pruneCommand: Command = {
       const criterion = String(options.criterion) as GraphCriterion;
       // Taylor ranking reads the loss gradient on the training split, with or without fine-tuning.
       const taylorData = criterion === 'taylor' ? { data: { x: data.train.x, y: data.train.y, batchSize: Number(options['batch-size']) } } : {};
-      const structured: GraphStructuredArgs = { ratio, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion, iterations: Number(options.iterations), groups: layers, ...taylorData };
-      const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${k === 'head-dims' ? 'head dimensions' : k === 'mlp' ? 'MLP units' : 'heads'}`)].filter(Boolean);
+      const structured: GraphStructuredArgs = { ratio, parameters, heads: flag('heads'), mlp: flag('mlp'), headDims: flag('head-dims'), criterion, iterations: Number(options.iterations), groups: layers, ...taylorData };
+      const words = { heads: 'heads', mlp: 'MLP units', 'head-dims': 'head dimensions' } as const;
+      const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', parameters !== undefined ? `${percent(parameters)} of the parameters` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${words[k]}`)].filter(Boolean);
       announce(`structured, removing ${parts.join(', ')}`);
       const { model: pruned, report } = await prune(model, { ...common, structured });
-      return finish(pruned, report, () => [groupTable(report)]);
+      return finish(pruned, report, () => [...ratioFound(report, parameters, "each group's units", structured.heads !== undefined || structured.mlp !== undefined ? ' (heads and MLP units as given)' : ''), groupTable(report)]);
     }
     let pruneOptions: PruneOptions;
     if (options.structured !== undefined) {
-      pruneOptions = { ...common, structured: { ratio, criterion: String(options.criterion) as never, iterations: Number(options.iterations) } };
+      pruneOptions = { ...common, structured: { ratio, parameters, criterion: String(options.criterion) as never, iterations: Number(options.iterations) } };
     } else if (options['m-by-n'] !== undefined) {
       pruneOptions = { ...common, sparsityMByN: parseMByN(String(options['m-by-n'])), scope: String(options.scope) as never };
     } else {
@@ -227,8 +238,8 @@ export const pruneCommand: Command = {
       const schedule = fineTune ? scheduleFromChoice(scheduleChoice(options), sparsity, fineTuneSteps(fineTune)) : undefined;
       pruneOptions = { ...common, scope: String(options.scope) as never, ...(schedule ? { schedule } : { sparsity }) };
     }
-    announce(options.structured !== undefined ? `structured, removing ${percent(ratio!)} of filters/units` : options['m-by-n'] !== undefined ? `${options['m-by-n']} sparsity` : `magnitude, ${percent(Number(options.sparsity))} sparsity`);
+    announce(options.structured !== undefined ? `structured, removing ${parameters !== undefined ? `${percent(parameters)} of the parameters` : `${percent(ratio!)} of filters/units`}` : options['m-by-n'] !== undefined ? `${options['m-by-n']} sparsity` : `magnitude, ${percent(Number(options.sparsity))} sparsity`);
     const { model: pruned, report } = model instanceof GraphModel ? await prune(model, pruneOptions) : await prune(model, pruneOptions);
-    return finish(pruned, report, () => [layerTable(report, model instanceof GraphModel), ...(report.schedule ? [`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`] : [])]);
+    return finish(pruned, report, () => [...ratioFound(report, parameters, 'the filters/units of each pruned layer', ''), layerTable(report, model instanceof GraphModel), ...(report.schedule ? [`\nSchedule: ${report.schedule.name} ${JSON.stringify(report.schedule.config)}; ${report.maskUpdates?.length ?? 0} mask updates`] : [])]);
   },
 };

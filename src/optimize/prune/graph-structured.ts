@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { KilnError } from '../../errors.js';
 import { tensorFromProto } from '../../graph/onnx-io.js';
-import { decodeModel, encodeModel, type ModelProto } from '../../graph/proto.js';
+import { decodeModel, encodeModel, type ModelProto, type TensorProto } from '../../graph/proto.js';
 import type { Tensor } from '../../tensor.js';
 import { GraphModel } from '../../train/graph-model.js';
 import { PRODUCT_KINDS, productFlops } from '../../model/cost.js';
@@ -42,6 +42,14 @@ export interface GraphStructuredArgs {
    * units of MatMul/Gemm layers and attention heads (unless `mlp` or `heads` say otherwise).
    */
   ratio?: number;
+  /**
+   * Fraction of the model's parameters to remove, instead of `ratio`: the smallest ratio whose pruned
+   * graph keeps at most (1 − parameters) of them is found by bisection and applied as `ratio` would be
+   * (NNCF reaches its `pruning_flops_target` the same way). Removing half of every group's channels
+   * removes ~75% of a convolution network's parameters (each kernel loses half its outputs and half its
+   * inputs), so "50% of the parameters" is a gentler cut. The report gives the ratio found.
+   */
+  parameters?: number;
   /** Fraction of the attention heads removed (whole heads: their q, k, v columns and out-projection rows). */
   heads?: number;
   /** Fraction of the hidden units of MatMul/Gemm layers removed (an MLP's hidden layer). */
@@ -98,6 +106,8 @@ export interface GraphPruneReport {
   after: ModelSnapshot;
   /** Every channel dependency group of the graph, pruned or left whole, in graph order. */
   groups: GraphGroupReport[];
+  /** With `structured.parameters`: the ratio found, applied to every group the explicit ratios left open. */
+  ratio?: number;
   /** Fine-tuning history. */
   history?: Record<string, number[]>[];
 }
@@ -119,22 +129,82 @@ function checkFraction(value: unknown, what: string): number {
   return value;
 }
 
-/** The removal ratio of each kind of group, validated. */
-function kindRatios(s: GraphStructuredArgs): Record<GroupKind, number> {
+/** The removal ratio of each kind of group, validated; kinds `structured.parameters` sets are left out (`open`). */
+function kindRatios(s: GraphStructuredArgs): { ratios: Record<GroupKind, number>; open: GroupKind[] } {
   if (typeof s !== 'object' || s === null) throw new KilnError('INVALID_ARGUMENT', 'structured must be an object, e.g. structured: {ratio: 0.5}');
-  const known = ['ratio', 'heads', 'mlp', 'headDims', 'criterion', 'data', 'iterations', 'groups'];
+  const known = ['ratio', 'parameters', 'heads', 'mlp', 'headDims', 'criterion', 'data', 'iterations', 'groups'];
   const unknown = Object.keys(s).filter((k) => !known.includes(k) && (s as Record<string, unknown>)[k] !== undefined);
   if (unknown.length) throw new KilnError('INVALID_ARGUMENT', `structured pruning of an imported graph takes ${known.join(', ')}; got ${unknown.join(', ')}`);
-  if (s.ratio === undefined && s.heads === undefined && s.mlp === undefined && s.headDims === undefined) {
-    throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs a ratio (e.g. structured: {ratio: 0.5}), or heads / mlp / headDims ratios');
+  if (s.ratio === undefined && s.parameters === undefined && s.heads === undefined && s.mlp === undefined && s.headDims === undefined) {
+    throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs a ratio (e.g. structured: {ratio: 0.5}), a parameters fraction, or heads / mlp / headDims ratios');
+  }
+  if (s.ratio !== undefined && s.parameters !== undefined) {
+    throw new KilnError('INVALID_ARGUMENT', `structured pruning takes ratio (${s.ratio}) or parameters (${s.parameters}), not both: parameters finds the ratio`);
+  }
+  if (s.parameters !== undefined && !(typeof s.parameters === 'number' && s.parameters > 0 && s.parameters < 1)) {
+    throw new KilnError('INVALID_ARGUMENT', `structured.parameters must be a number in (0, 1) (the fraction of the parameters removed), got ${JSON.stringify(s.parameters)}`);
   }
   const ratio = s.ratio === undefined ? 0 : checkFraction(s.ratio, 'structured.ratio');
+  const open: GroupKind[] = s.parameters === undefined ? [] : ['channels', ...(s.mlp === undefined ? ['units' as const] : []), ...(s.heads === undefined ? ['heads' as const] : [])];
   return {
-    channels: ratio,
-    units: s.mlp === undefined ? ratio : checkFraction(s.mlp, 'structured.mlp'),
-    heads: s.heads === undefined ? ratio : checkFraction(s.heads, 'structured.heads'),
-    headDims: s.headDims === undefined ? 0 : checkFraction(s.headDims, 'structured.headDims'),
+    ratios: {
+      channels: ratio,
+      units: s.mlp === undefined ? ratio : checkFraction(s.mlp, 'structured.mlp'),
+      heads: s.heads === undefined ? ratio : checkFraction(s.heads, 'structured.heads'),
+      headDims: s.headDims === undefined ? 0 : checkFraction(s.headDims, 'structured.headDims'),
+    },
+    open,
   };
+}
+
+/** Units a group keeps when `ratio` of them go. */
+const unitsLeft = (g: ChannelGroup, ratio: number) => Math.round(g.units * (1 - ratio));
+
+/** Float initializers that count as parameters: BatchNormalization running statistics, tied copies, non-finite constants and scalars left out (as PyTorch counts). */
+function parameterTensors(analysis: GraphAnalysis, proto: ModelProto): TensorProto[] {
+  // Tied copies and tensors of ±∞ (a causal mask) are no parameters either.
+  const copies = notWeights(proto);
+  return (proto.graph?.initializer ?? []).filter((t) => t.dataType === 1 && !analysis.statistics.has(t.name ?? '') && !copies.has(t.name ?? '') && (t.dims ?? []).length > 0);
+}
+
+/**
+ * The ratio for the `open` kinds that removes at least `fraction` of the parameters: the smallest such
+ * ratio, found by bisection on the parameter count the analysis predicts for the shrunk graph (each
+ * weight's kept size along every axis a group runs through). Kinds with an explicit ratio keep it.
+ */
+function ratioForParameters(analysis: GraphAnalysis, candidates: readonly ChannelGroup[], ratios: Record<GroupKind, number>, open: readonly GroupKind[], fraction: number): number {
+  const counted = parameterTensors(analysis, analysis.facts.proto);
+  const total = counted.reduce((sum, t) => sum + (t.dims ?? []).reduce((p: number, d) => p * Number(d), 1), 0);
+  const target = (1 - fraction) * total;
+  const searched = candidates.filter((g) => open.includes(g.kind));
+  if (searched.length === 0) {
+    throw new KilnError('INVALID_ARGUMENT', `structured.parameters: no group of ${open.map((k) => KIND_WORDS[k]).join(' or ')} can be pruned, so no ratio removes parameters`);
+  }
+  const at = (ratio: number) => {
+    const removals = new Map<number, Set<number>>();
+    for (const g of candidates) {
+      const keep = unitsLeft(g, open.includes(g.kind) ? ratio : ratios[g.kind]);
+      if (keep < g.units) removals.set(g.leaf, new Set(Array.from({ length: g.units - keep }, (_, u) => u)));
+    }
+    return counted.reduce((sum, t) => sum + (expectedSizes(analysis, removals, t.name ?? '') ?? []).reduce((p, size) => p * size.k, 1), 0);
+  };
+  // The largest ratio that leaves every searched group a unit.
+  const most = Math.min(...searched.map((g) => (g.units - 0.5) / g.units)) - 1e-9;
+  const fewest = at(most);
+  if (fewest > target) {
+    throw new KilnError(
+      'INVALID_ARGUMENT',
+      `structured.parameters ${fraction}: pruning every group down to its last unit removes only ${(100 * (1 - fewest / total)).toFixed(1)}% of the ${total} parameters (the rest is in groups left whole and weights no group reaches)`,
+    );
+  }
+  let lo = 0;
+  let hi = most;
+  for (let i = 0; i < 40; i++) {
+    const mid = (lo + hi) / 2;
+    if (at(mid) <= target) hi = mid;
+    else lo = mid;
+  }
+  return hi;
 }
 
 function groupLabel(g: ChannelGroup): string {
@@ -228,14 +298,11 @@ export function groupScores(analysis: GraphAnalysis, group: ChannelGroup, weight
   return total;
 }
 
-/** Parameters of a graph: its float initializers, BatchNormalization running statistics, tied copies and non-finite constants left out (as PyTorch counts). */
+/** Parameters of a graph (those {@link parameterTensors} counts), and how many are non-zero. */
 function parameterCount(analysis: GraphAnalysis, proto: ModelProto): { parameters: number; nonZero: number } {
   let parameters = 0;
   let nonZero = 0;
-  // Tied copies and tensors of ±∞ (a causal mask) are no parameters either.
-  const copies = notWeights(proto);
-  for (const t of proto.graph?.initializer ?? []) {
-    if (t.dataType !== 1 || analysis.statistics.has(t.name ?? '') || copies.has(t.name ?? '') || (t.dims ?? []).length === 0) continue;
+  for (const t of parameterTensors(analysis, proto)) {
     const data = tensorFromProto(t).data as Float32Array;
     parameters += data.length;
     for (const v of data) if (v !== 0) nonZero++;
@@ -380,7 +447,7 @@ function groupKey(g: ChannelGroup): string {
 export async function graphStructuredPrune(model: GraphModel, options: GraphStructuredPruneOptions): Promise<GraphPruneResult> {
   if (!options || typeof options !== 'object') throw new KilnError('INVALID_ARGUMENT', 'prune: give options, e.g. {structured: {ratio: 0.5}}');
   const s = options.structured;
-  const ratios = kindRatios(s);
+  const { ratios, open } = kindRatios(s);
   const criterion = s.criterion ?? 'l1';
   if (!['l1', 'l2', 'bnScale', 'taylor'].includes(criterion)) throw new KilnError('INVALID_ARGUMENT', `structured.criterion must be 'l1', 'l2', 'bnScale' or 'taylor', got ${JSON.stringify(criterion)}`);
   const iterations = s.iterations ?? 1;
@@ -397,13 +464,16 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
   const facts = await measureFacts(decodeModel(model.toOnnx()), file);
   const analysis = analyzeGraph(facts);
   const selected = selectGroups(analysis, s.groups);
+  const candidates = analysis.groups.filter((g) => g.blockers.length === 0 && selected.has(g));
+  const found = s.parameters === undefined ? undefined : ratioForParameters(analysis, candidates, ratios, open, s.parameters);
+  if (found !== undefined) for (const kind of open) ratios[kind] = found;
   // What the ratios leave of each group, in original units; checked before any work.
   const finalUnits = new Map<string, number>();
   const originalUnits = new Map(analysis.groups.map((g) => [groupKey(g), g.units]));
-  for (const g of analysis.groups) {
+  for (const g of candidates) {
     const ratio = ratios[g.kind];
-    if (ratio === 0 || g.blockers.length > 0 || !selected.has(g)) continue;
-    const keep = Math.round(g.units * (1 - ratio));
+    if (ratio === 0) continue;
+    const keep = unitsLeft(g, ratio);
     if (keep < 1) {
       throw new KilnError('INVALID_ARGUMENT', `structured pruning: removing ${ratio} of ${groupLabel(g)} would leave none; a ratio below ${(1 - 0.5 / g.units).toFixed(3)} keeps at least one`);
     }
@@ -499,6 +569,6 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
       leftWhole: dropped ? [...g.blockers, dropped] : g.blockers,
     };
   });
-  return { model: pruned, report: { method: 'structured', before, after, groups, ...(history.length ? { history } : {}) } };
+  return { model: pruned, report: { method: 'structured', before, after, groups, ...(found !== undefined ? { ratio: found } : {}), ...(history.length ? { history } : {}) } };
 }
 

@@ -73,6 +73,8 @@ export interface PruneReport {
   weights: WeightSparsity[];
   /** Zeros among all weights of the pruned model. */
   sparsity: number;
+  /** Structured pruning with `structured.parameters`: the ratio found, applied to every layer without a perLayer ratio. */
+  ratio?: number;
   /** Magnitude pruning: zeros among the weights it targeted (the kernels of the pruned layers). */
   targetSparsity?: number;
   /** Magnitude pruning: the schedule followed and the mask updates made (step, sparsity). */

@@ -14,6 +14,14 @@ export type FilterCriterion = 'l1' | 'l2' | 'bnScale';
 export interface StructuredPruneArgs {
   /** Fraction of filters/units removed from each pruned layer, in [0, 1). */
   ratio?: number;
+  /**
+   * Fraction of the model's parameters to remove, instead of `ratio`: the smallest ratio (for the layers
+   * `ratio` would cover) whose pruned model keeps at most (1 − parameters) of them is found by
+   * bisection (NNCF reaches its `pruning_flops_target` the same way); `perLayer` ratios stay as given.
+   * Removing half of every layer's filters removes ~75% of a convolution network's parameters (each
+   * kernel loses half its outputs and half its inputs), so "50% of the parameters" is a gentler cut.
+   */
+  parameters?: number;
   /** Ratios by layer name (these layers only, unless `ratio` covers the rest). */
   perLayer?: Record<string, number>;
   /**
@@ -175,18 +183,25 @@ function checkRatio(value: unknown, what: string): number {
 /** The layers whose filters or units structured pruning removes (not Conv2DTranspose: its kernel is [channels, filters, …]). */
 const removesFilters = (layer: Layer): boolean => layer.className === 'Conv2D' || layer.className === 'Dense';
 
-/** The removal ratio of each pruned layer, validated against the model. */
-function layerRatios(model: Sequential, options: StructuredPruneOptions): Map<string, number> {
+/** The removal ratio of each pruned layer, validated against the model; with `parameters`, those of `open` layers are found later (0 here). */
+function layerRatios(model: Sequential, options: StructuredPruneOptions): { ratios: Map<string, number>; open: string[] } {
   const s = options.structured;
   const all = kernelLayers(model);
   const last = all.at(-1);
   const ratios = new Map<string, number>();
-  if (s.ratio === undefined && s.perLayer === undefined) throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs ratio (e.g. structured: {ratio: 0.5}) or perLayer ratios');
-  if (s.ratio !== undefined) {
-    const ratio = checkRatio(s.ratio, 'structured.ratio');
+  if (s.ratio === undefined && s.parameters === undefined && s.perLayer === undefined) throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs ratio (e.g. structured: {ratio: 0.5}), a parameters fraction or perLayer ratios');
+  if (s.ratio !== undefined && s.parameters !== undefined) {
+    throw new KilnError('INVALID_ARGUMENT', `structured pruning takes ratio (${s.ratio}) or parameters (${s.parameters}), not both: parameters finds the ratio`);
+  }
+  if (s.parameters !== undefined && !(typeof s.parameters === 'number' && s.parameters > 0 && s.parameters < 1)) {
+    throw new KilnError('INVALID_ARGUMENT', `structured.parameters must be a number in (0, 1) (the fraction of the parameters removed), got ${JSON.stringify(s.parameters)}`);
+  }
+  if (s.ratio !== undefined || s.parameters !== undefined) {
+    const ratio = s.ratio === undefined ? 0 : checkRatio(s.ratio, 'structured.ratio');
     const layers = options.layers !== undefined ? namedKernelLayers(model, options.layers, 'structured pruning') : all.slice(0, -1).filter(removesFilters);
     for (const l of layers) ratios.set(l.name!, ratio);
   }
+  const open = s.parameters === undefined ? [] : [...ratios.keys()].filter((name) => s.perLayer?.[name] === undefined);
   if (s.perLayer !== undefined) {
     if (typeof s.perLayer !== 'object' || s.perLayer === null) throw new KilnError('INVALID_ARGUMENT', 'structured.perLayer must map layer names to ratios, e.g. {conv2d_1: 0.5}');
     const named = namedKernelLayers(model, Object.keys(s.perLayer), 'structured pruning (perLayer)');
@@ -200,7 +215,38 @@ function layerRatios(model: Sequential, options: StructuredPruneOptions): Map<st
     throw new KilnError('INVALID_ARGUMENT', `structured pruning cannot remove units of '${last.name}': it is the last layer with weights, and its units are the model's outputs`);
   }
   if (ratios.size === 0) throw new KilnError('INVALID_ARGUMENT', `structured pruning: the model has no layer to prune besides its output layer (${all.map((l) => l.name).join(', ')})`);
-  return ratios;
+  if (s.parameters !== undefined && open.length === 0) throw new KilnError('INVALID_ARGUMENT', 'structured.parameters: every pruned layer has a perLayer ratio, so no ratio is left to find');
+  return { ratios, open };
+}
+
+/** Filters/units a layer of `units` keeps when `ratio` of them go (at least one). */
+const unitsLeft = (units: number, ratio: number) => Math.max(1, Math.round(units * (1 - ratio)));
+
+/** Parameters of a model (every weight, as its cost report counts them). */
+const parameterTotal = (model: Sequential) => [...model.weights.values()].reduce((n, t) => n + t.size, 0);
+
+/**
+ * The ratio for the `open` layers that removes at least `fraction` of the parameters: the smallest
+ * such ratio, by bisection on the parameter count of the model with that many filters removed.
+ */
+function ratioForParameters(model: Sequential, ratios: ReadonlyMap<string, number>, open: readonly string[], fraction: number): number {
+  const units = new Map([...ratios.keys()].map((name) => [name, outputUnits(model, model.layers.find((l) => l.name === name)!)]));
+  const total = parameterTotal(model);
+  const target = (1 - fraction) * total;
+  const at = (ratio: number) => parameterTotal(removeFilters(model, new Map([...ratios].map(([name, r]) => [name, range(unitsLeft(units.get(name)!, open.includes(name) ? ratio : r))]))));
+  const most = 1 - 1e-9;
+  const fewest = at(most);
+  if (fewest > target) {
+    throw new KilnError('INVALID_ARGUMENT', `structured.parameters ${fraction}: keeping one filter/unit in each pruned layer removes only ${(100 * (1 - fewest / total)).toFixed(1)}% of the ${total} parameters (the rest is in layers not pruned)`);
+  }
+  let lo = 0;
+  let hi = most;
+  for (let i = 0; i < 40; i++) {
+    const mid = (lo + hi) / 2;
+    if (at(mid) <= target) hi = mid;
+    else lo = mid;
+  }
+  return hi;
 }
 
 /**
@@ -217,7 +263,9 @@ export async function structuredPrune(model: Sequential, options: StructuredPrun
   const iterations = s.iterations ?? 1;
   if (!Number.isInteger(iterations) || iterations < 1) throw new KilnError('INVALID_ARGUMENT', `structured.iterations must be a positive integer, got ${JSON.stringify(s.iterations)}`);
   if (options.fineTune) checkFineTune(options.fineTune);
-  const ratios = layerRatios(model, options);
+  const { ratios, open } = layerRatios(model, options);
+  const found = s.parameters === undefined ? undefined : ratioForParameters(model, ratios, open, s.parameters);
+  if (found !== undefined) for (const name of open) ratios.set(name, found);
   // Checked before any work: every pruned layer must have a score under this criterion.
   for (const name of ratios.keys()) filterScores(model, model.layers.find((l) => l.name === name)!, criterion);
   const original = new Map([...ratios.keys()].map((name) => [name, outputUnits(model, model.layers.find((l) => l.name === name)!)]));
@@ -231,7 +279,7 @@ export async function structuredPrune(model: Sequential, options: StructuredPrun
     const keep = new Map<string, number[]>();
     for (const [name, ratio] of ratios) {
       const layer = current.layers.find((l) => l.name === name)!;
-      const target = Math.max(1, Math.round(original.get(name)! * (1 - (ratio * round) / iterations)));
+      const target = unitsLeft(original.get(name)!, (ratio * round) / iterations);
       const kept = topIndices(filterScores(current, layer, criterion), target);
       keep.set(name, kept);
       originalIndex.set(name, kept.map((k) => originalIndex.get(name)![k]!));
@@ -254,6 +302,7 @@ export async function structuredPrune(model: Sequential, options: StructuredPrun
     layers: layerReports(model, pruned!, new Set(ratios.keys())).map((l) => (originalIndex.has(l.name) ? { ...l, keptUnits: originalIndex.get(l.name)! } : l)),
     weights,
     sparsity: weights.reduce((n, w) => n + w.zeros, 0) / Math.max(1, elements),
+    ...(found !== undefined ? { ratio: found } : {}),
     ...(history.length ? { history } : {}),
   };
   return { model: pruned!, report };

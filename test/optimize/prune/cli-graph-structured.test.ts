@@ -65,6 +65,22 @@ describe('kiln prune on an exported graph', () => {
     assert.deepEqual((await loadModel(out) as GraphModel).weights.get('stem.0.0.weight')!.shape, [4, 1, 3, 3]);
   });
 
+  it('--structured --parameters 0.5 finds the ratio that removes half the parameters and prints it', async () => {
+    const out = join(temp.dir, 'budget.onnx');
+    const r = await run(['prune', `${FIXTURES}/resnet.onnx`, '--structured', '--parameters', '0.5', '--dataset', temp.dir, '--epochs', '0', '--latency-batch', '0', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /structured, removing 50\.00% of the parameters/);
+    assert.match(r.out, /Ratio that removes 50\.00% of the parameters: 0\.\d{4} of each group's units/);
+    const saved = (await loadModel(out)) as GraphModel;
+    const parameters = [...saved.weights].filter(([name]) => !/running_(mean|var)/.test(name)).reduce((n, [, t]) => n + t.size, 0);
+    assert.ok(parameters <= 2561, `${parameters} parameters left of 5,122`);
+    const both = await run(['prune', `${FIXTURES}/resnet.onnx`, '--structured', '0.5', '--parameters', '0.5', '--dataset', temp.dir, '--out', out]);
+    assert.equal(both.code, 1);
+    assert.match(both.err, /give --parameters or a ratio, not both/);
+    const loose = await run(['prune', `${FIXTURES}/resnet.onnx`, '--parameters', '0.5', '--dataset', temp.dir, '--out', out]);
+    assert.match(loose.err, /--parameters belongs to structured pruning: add --structured/);
+  });
+
   it('--heads and --mlp on a transformer, as JSON', async () => {
     const out = join(temp.dir, 'vit.onnx');
     const r = await run(['prune', `${FIXTURES}/vit17.onnx`, '--structured', '--heads', '0.5', '--mlp', '0.5', '--dataset', temp.dir, '--epochs', '0', '--latency-batch', '0', '--json', '--out', out]);

@@ -57,6 +57,11 @@ describe('kiln prune', () => {
     const model = (await loadModel(out)) as Sequential;
     assert.deepEqual(model.weights.get('conv2d_1/kernel')!.shape, [4, 2, 3, 3]);
 
+    const budget = await run(['prune', modelFile, '--structured', '--parameters', '0.5', '--dataset', temp.dir, '--epochs', '0', '--latency-batch', '0', '--json', '--out', join(temp.dir, 'budget.onnx')]);
+    assert.equal(budget.code, 0, budget.err);
+    const found = JSON.parse(budget.out);
+    assert.ok(found.after.parameters <= found.before.parameters / 2 && found.ratio > 0 && found.ratio < 0.5, budget.out);
+
     const both = await run(['prune', modelFile, '--sparsity', '0.5', '--structured', '0.5', '--dataset', temp.dir]);
     assert.equal(both.code, 1);
     assert.match(both.err, /exactly one of --sparsity, --m-by-n or --structured/);

@@ -134,6 +134,50 @@ describe('structured pruning of imported graphs: fine-tuning and the report', ()
   });
 });
 
+/** 6 → 16 → 16 → 16 → 3, Gemm and Relu: keeping k units in each hidden layer leaves 2k² + 12k + 3 parameters. */
+function mlpGraph() {
+  const gemm = (x: string, w: string, b: string, out: string) => node('Gemm', [x, w, b], [out], { transB: 1 });
+  return model([6], 'logits', 3, [
+    gemm('input', 'w1', 'b1', 'h1'), node('Relu', ['h1'], ['r1']),
+    gemm('r1', 'w2', 'b2', 'h2'), node('Relu', ['h2'], ['r2']),
+    gemm('r2', 'w3', 'b3', 'h3'), node('Relu', ['h3'], ['r3']),
+    gemm('r3', 'w4', 'b4', 'logits'),
+  ], { w1: weight([16, 6], 1), b1: weight([16], 2), w2: weight([16, 16], 3), b2: weight([16], 4), w3: weight([16, 16], 5), b3: weight([16], 6), w4: weight([3, 16], 7), b4: weight([3], 8) });
+}
+
+describe('structured pruning of imported graphs: a parameter budget (structured.parameters)', () => {
+  it('finds the smallest ratio that removes that fraction of the parameters', async () => {
+    // Half of 707 is 353.5: k = 10 leaves 323, k = 11 leaves 377; Math.round(16 (1 − r)) is 10 once r > 0.34375.
+    const mlp = await GraphModel.fromProto(mlpGraph());
+    const { report } = await prune(mlp, { structured: { parameters: 0.5 } });
+    assert.equal(report.before.parameters, 707);
+    assert.equal(report.after.parameters, 323);
+    assert.deepEqual(report.groups.map((g) => g.units), [[16, 10], [16, 10], [16, 10], [3, 3]]);
+    assert.ok(report.ratio! > 0.34375 && report.ratio! < 0.34375 + 1e-6, String(report.ratio));
+    // Explicit kinds keep their ratio: only the (open) channel groups would follow the search, and an MLP has none.
+    await assert.rejects(prune(mlp, { structured: { parameters: 0.5, mlp: 0.25 } }), kilnError('INVALID_ARGUMENT', 'structured.parameters: no group of channels or attention heads can be pruned'));
+  });
+
+  it('the ResNet fixture: at most half its parameters left, and a step smaller ratio would leave more', async () => {
+    const resnet = await GraphModel.load(`${FIXTURES}/resnet.onnx`);
+    const { report } = await prune(resnet, { structured: { parameters: 0.5 } });
+    assert.ok(report.after.parameters <= 0.5 * 5122, String(report.after.parameters));
+    const same = await prune(resnet, { structured: { ratio: report.ratio! } });
+    assert.deepEqual(same.report.groups.map((g) => g.units), report.groups.map((g) => g.units));
+    // One unit fewer removed from each 16-channel group (and no more from the 8-channel ones).
+    const gentler = await prune(resnet, { structured: { ratio: report.ratio! - 1 / 16 } });
+    assert.ok(gentler.report.after.parameters > 0.5 * 5122, String(gentler.report.after.parameters));
+  });
+
+  it('bad input: both ratio and parameters, a fraction out of (0, 1), a budget the groups cannot reach', async () => {
+    const mlp = await GraphModel.fromProto(mlpGraph());
+    await assert.rejects(prune(mlp, { structured: { ratio: 0.5, parameters: 0.5 } }), kilnError('INVALID_ARGUMENT', 'ratio (0.5) or parameters (0.5), not both'));
+    await assert.rejects(prune(mlp, { structured: { parameters: 0 } }), kilnError('INVALID_ARGUMENT', 'structured.parameters must be a number in (0, 1)', 'got 0'));
+    // Only h1's group pruned: one unit there leaves 7 + 32 + 272 + 51 of 707.
+    await assert.rejects(prune(mlp, { structured: { parameters: 0.6, groups: ['h1'] } }), kilnError('INVALID_ARGUMENT', 'removes only 48.8% of the 707 parameters'));
+  });
+});
+
 describe('structured pruning of imported graphs: iterations', () => {
   it('prunes in rounds, each fine-tuned, the units kept given as indices of the original', async () => {
     const x = images(32, [1, 28, 28]);
@@ -256,7 +300,7 @@ describe('structured pruning of imported graphs: bad input', () => {
     const resnet = await GraphModel.load(`${FIXTURES}/resnet.onnx`);
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, groups: ['/head/Gemm'] } }), kilnError('INVALID_ARGUMENT', 'cannot remove units of the 10 hidden units of /head/Gemm', "the model's output 'logits'"));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, groups: ['/nothing/*'] } }), kilnError('INVALID_ARGUMENT', "'/nothing/*' matches no group", '/stem/stem.0/stem.0.0/Conv'));
-    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, perLayer: { a: 0.5 } } as never }), kilnError('INVALID_ARGUMENT', 'takes ratio, heads, mlp, headDims, criterion, data, iterations, groups; got perLayer'));
+    await assert.rejects(prune(resnet, { structured: { ratio: 0.5, perLayer: { a: 0.5 } } as never }), kilnError('INVALID_ARGUMENT', 'takes ratio, parameters, heads, mlp, headDims, criterion, data, iterations, groups; got perLayer'));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'l3' as never } }), kilnError('INVALID_ARGUMENT', "'l1', 'l2', 'bnScale' or 'taylor'"));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, criterion: 'taylor' } }), kilnError('INVALID_ARGUMENT', "criterion 'taylor'", 'structured.data'));
     await assert.rejects(prune(resnet, { structured: { ratio: 0.5, iterations: 0 } }), kilnError('INVALID_ARGUMENT', 'structured.iterations must be a positive integer, got 0'));

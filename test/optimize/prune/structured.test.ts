@@ -153,3 +153,30 @@ describe('iterative structured pruning with fine-tuning', () => {
     assert.ok(Number.isFinite(h.history.loss![0]));
   });
 });
+
+describe('structured pruning to a parameter budget (structured.parameters)', () => {
+  it('finds the smallest ratio that removes that fraction of the parameters', async () => {
+    // 6 → 16 → 16 → 16 → 3 Dense: keeping k units in each hidden layer leaves 2k² + 12k + 3 parameters
+    // (707 at k = 16). Half of 707 is 353.5: k = 10 leaves 323, k = 11 leaves 377. Math.round(16 (1 − r))
+    // is 10 once r > 0.34375, so that is the ratio found.
+    const { model: small, report } = await prune(denseNet(), { structured: { parameters: 0.5 } });
+    assert.equal(report.before.parameters, 707);
+    assert.equal(report.after.parameters, 323);
+    assert.deepEqual(report.layers.filter((l) => l.units).map((l) => l.units![1]), [10, 10, 10, 3]);
+    assert.ok(report.ratio! > 0.34375 && report.ratio! < 0.34375 + 1e-6, String(report.ratio));
+    assert.equal(modelCost(small).parameters, 323);
+    // perLayer ratios stay as given; the found ratio covers the other layers.
+    const mixed = await prune(denseNet(), { structured: { parameters: 0.5, perLayer: { dense_1: 0 } } });
+    const units = mixed.report.layers.filter((l) => l.units).map((l) => l.units![1]);
+    assert.equal(units[1], 16);
+    assert.ok(mixed.report.after.parameters <= 353.5 && units[0]! < 16, JSON.stringify(units));
+  });
+
+  it('bad input: both ratio and parameters, a fraction out of (0, 1), a budget the layers cannot reach', async () => {
+    await assert.rejects(prune(denseNet(), { structured: { ratio: 0.5, parameters: 0.5 } }), /ratio \(0.5\) or parameters \(0.5\), not both/);
+    await assert.rejects(prune(denseNet(), { structured: { parameters: 1 } }), /structured.parameters must be a number in \(0, 1\).*got 1/);
+    await assert.rejects(prune(denseNet(), { structured: { parameters: 0.5, perLayer: { dense: 0.1, dense_1: 0.1, dense_2: 0.1 } } }), /every pruned layer has a perLayer ratio/);
+    // Only the first hidden layer pruned: one unit there leaves 7 + 32 + 272 + 51 of 707.
+    await assert.rejects(prune(denseNet(), { structured: { parameters: 0.6 }, layers: ['dense'] }), /removes only 48\.8% of the 707 parameters/);
+  });
+});
