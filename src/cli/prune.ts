@@ -134,7 +134,7 @@ export const pruneCommand: Command = {
     { name: 'batch-size', type: 'number', integer: true, min: 1, description: 'examples per fine-tuning step', default: 64 },
     { name: 'optimizer', type: 'string', description: 'sgd, adam, adamw, rmsprop or adagrad', default: 'adam' },
     { name: 'lr', type: 'number', description: "learning rate (default: the optimizer's Keras default)" },
-    { name: 'layers', type: 'string', description: "comma-separated layers to prune (default: all Conv2D/Dense but the first and last; structured: but the last); imported graphs: weight or node names, patterns with *, or /regex/ (magnitude default: every weight matrix and conv kernel but the first and the classifier head; structured: the groups whose nodes or weights match)" },
+    { name: 'layers', type: 'string', description: "comma-separated layers to prune (default: all Conv2D, Conv2DTranspose and Dense layers but the first and last; structured: but the last); imported graphs: weight or node names, patterns with *, or /regex/ (magnitude default: every weight matrix and conv kernel but the first and the classifier head; structured: the groups whose nodes or weights match)" },
     { name: 'scope', type: 'string', description: "magnitude pruning: 'layer' (each kernel reaches the sparsity) or 'global' (one threshold)", default: 'layer' },
     { name: 'schedule', type: 'string', description: "'polynomial' (TF-MOT PolynomialDecay, the default) or 'constant' (ConstantSparsity)" },
     { name: 'initial-sparsity', type: 'number', description: 'polynomial schedule: sparsity at the begin step (default 0)' },

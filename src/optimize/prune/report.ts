@@ -1,5 +1,5 @@
 import { KilnError } from '../../errors.js';
-import { Conv2D, Dense, type Layer } from '../../layers/index.js';
+import { Conv2D, Conv2DTranspose, Dense, type Layer } from '../../layers/index.js';
 import { modelCost, type ModelCost } from '../../model/cost.js';
 import type { ModelInputs } from '../../model/input-rows.js';
 import type { Model } from '../../model/model.js';
@@ -111,7 +111,7 @@ export function weightSparsity(model: Model): WeightSparsity[] {
 }
 
 function unitsOf(layer: Layer): number | undefined {
-  if (layer instanceof Conv2D) return layer.filters;
+  if (layer instanceof Conv2D || layer instanceof Conv2DTranspose) return layer.filters;
   if (layer instanceof Dense) return layer.units;
   return undefined;
 }

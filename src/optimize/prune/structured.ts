@@ -48,11 +48,20 @@ const CHANNELWISE = new Set(['MaxPooling2D', 'AveragePooling2D', 'Dropout', 'Act
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-function outputUnits(model: Sequential, layer: Layer): number {
-  return model.weights.get(`${layer.name}/kernel`)!.shape[layer.className === 'Dense' ? 1 : 0]!;
+/**
+ * Which axis of a layer's kernel holds its filters/units and which its inputs: Conv2D [filters,
+ * channels, kH, kW], Conv2DTranspose [channels, filters, kH, kW] (ONNX ConvTranspose's order), Dense
+ * [inputs, units].
+ */
+function kernelAxes(layer: Layer): { units: 0 | 1; inputs: 0 | 1 } {
+  return layer.className === 'Conv2D' ? { units: 0, inputs: 1 } : { units: 1, inputs: 0 };
 }
 
-/** One score per filter (Conv2D) or unit (Dense): larger means more important. */
+function outputUnits(model: Sequential, layer: Layer): number {
+  return model.weights.get(`${layer.name}/kernel`)!.shape[kernelAxes(layer).units]!;
+}
+
+/** One score per filter (Conv2D, Conv2DTranspose) or unit (Dense): larger means more important. */
 export function filterScores(model: Sequential, layer: Layer, criterion: FilterCriterion): Float64Array {
   const index = model.layers.indexOf(layer);
   if (criterion === 'bnScale') {
@@ -69,16 +78,13 @@ export function filterScores(model: Sequential, layer: Layer, criterion: FilterC
   const data = kernel.data as Float32Array;
   const units = outputUnits(model, layer);
   const scores = new Float64Array(units);
-  const per = data.length / units;
-  for (let u = 0; u < units; u++) {
-    let s = 0;
-    for (let j = 0; j < per; j++) {
-      // Conv2D [out, in, kh, kw]: a filter is a contiguous row; Dense [in, units]: a unit is a column.
-      const v = layer.className === 'Dense' ? data[j * units + u]! : data[u * per + j]!;
-      s += criterion === 'l2' ? v * v : Math.abs(v);
-    }
-    scores[u] = criterion === 'l2' ? Math.sqrt(s) : s;
+  // Element i belongs to the unit its index along the units axis gives.
+  const inner = kernel.shape.slice(kernelAxes(layer).units + 1).reduce((p, d) => p * d, 1);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    scores[Math.floor(i / inner) % units] += criterion === 'l2' ? v * v : Math.abs(v);
   }
+  if (criterion === 'l2') for (let u = 0; u < units; u++) scores[u] = Math.sqrt(scores[u]!);
   return scores;
 }
 
@@ -110,7 +116,7 @@ function take(t: Tensor, shape: number[], index: (newIndex: number[]) => number)
  * Removes filters/units: a new Sequential whose pruned layers have only the kept ones (`keep`: original
  * indices by layer name), with the removal carried into what reads them — batch-norm parameters,
  * through pooling and dropout, across Flatten (channel c owns features c·H·W … (c+1)·H·W − 1 in the
- * channel-first order the graph flattens) and into the next Conv2D's input channels or Dense's rows.
+ * channel-first order the graph flattens) and into the next Conv2D's or Conv2DTranspose's input channels or Dense's rows.
  * The result computes what the original computes with those channels' contributions zeroed.
  */
 export function removeFilters(model: Sequential, keep: ReadonlyMap<string, number[]>): Sequential {
@@ -125,18 +131,21 @@ export function removeFilters(model: Sequential, keep: ReadonlyMap<string, numbe
     const inShape = shapes[i]!;
     switch (layer.className) {
       case 'Conv2D':
+      case 'Conv2DTranspose':
       case 'Dense': {
         const kernel = own('kernel');
-        const dense = layer.className === 'Dense';
         const units = outputUnits(model, layer);
-        const inputs = kernel.shape[dense ? 0 : 1]!;
+        const inputs = kernel.shape[kernelAxes(layer).inputs]!;
         const outKeep = keep.get(layer.name!) ?? range(units);
         const inKeep = channels ?? range(inputs);
-        if (dense) {
+        if (layer.className === 'Dense') {
           put('kernel', take(kernel, [inKeep.length, outKeep.length], ([r, c]) => inKeep[r!]! * units + outKeep[c!]!));
-        } else {
+        } else if (layer.className === 'Conv2D') {
           const [, , kh, kw] = kernel.shape as [number, number, number, number];
           put('kernel', take(kernel, [outKeep.length, inKeep.length, kh, kw], ([o, c, y, x]) => ((outKeep[o!]! * inputs + inKeep[c!]!) * kh + y!) * kw + x!));
+        } else {
+          const [, , kh, kw] = kernel.shape as [number, number, number, number];
+          put('kernel', take(kernel, [inKeep.length, outKeep.length, kh, kw], ([c, o, y, x]) => ((inKeep[c!]! * units + outKeep[o!]!) * kh + y!) * kw + x!));
         }
         const bias = model.weights.get(`${layer.name}/bias`);
         if (bias) put('bias', take(bias, [outKeep.length], ([o]) => outKeep[o!]!));
@@ -180,8 +189,8 @@ function checkRatio(value: unknown, what: string): number {
   return value;
 }
 
-/** The layers whose filters or units structured pruning removes (not Conv2DTranspose: its kernel is [channels, filters, …]). */
-const removesFilters = (layer: Layer): boolean => layer.className === 'Conv2D' || layer.className === 'Dense';
+/** The layers whose filters or units structured pruning removes. */
+const removesFilters = (layer: Layer): boolean => layer.className === 'Conv2D' || layer.className === 'Conv2DTranspose' || layer.className === 'Dense';
 
 /** The removal ratio of each pruned layer, validated against the model; with `parameters`, those of `open` layers are found later (0 here). */
 function layerRatios(model: Sequential, options: StructuredPruneOptions): { ratios: Map<string, number>; open: string[] } {
@@ -209,7 +218,7 @@ function layerRatios(model: Sequential, options: StructuredPruneOptions): { rati
   }
   for (const name of ratios.keys()) {
     const layer = model.layers.find((l) => l.name === name)!;
-    if (!removesFilters(layer)) throw new KilnError('UNSUPPORTED_OP', `structured pruning removes Conv2D filters and Dense units; layer '${name}' is a ${layer.className}, whose kernel it does not shrink`);
+    if (!removesFilters(layer)) throw new KilnError('UNSUPPORTED_OP', `structured pruning removes Conv2D and Conv2DTranspose filters and Dense units; layer '${name}' is a ${layer.className}, whose kernel it does not shrink`);
   }
   if (last && ratios.has(last.name!) && ratios.get(last.name!)! > 0) {
     throw new KilnError('INVALID_ARGUMENT', `structured pruning cannot remove units of '${last.name}': it is the last layer with weights, and its units are the model's outputs`);

@@ -19,10 +19,11 @@ function zeroUnits(model: Sequential, removed: Map<string, number[]>): Map<strin
     const [layer, param] = name.split('/') as [string, string];
     const gone = removed.get(layer);
     if (gone && (param === 'kernel' || param === 'bias')) {
-      const isDense = model.layers.find((l) => l.name === layer)!.className === 'Dense';
-      const units = param === 'bias' ? t.shape[0]! : isDense ? t.shape[1]! : t.shape[0]!;
-      const per = t.size / units;
-      for (const u of gone) for (let j = 0; j < per; j++) data[param === 'bias' ? u : isDense ? j * units + u : u * per + j] = 0;
+      // The units axis: Conv2D [filters, ...] and biases 0; Dense [inputs, units] and Conv2DTranspose [channels, filters, kH, kW] 1.
+      const axis = param === 'bias' || model.layers.find((l) => l.name === layer)!.className === 'Conv2D' ? 0 : 1;
+      const units = t.shape[axis]!;
+      const inner = t.shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+      for (let i = 0; i < data.length; i++) if (gone.includes(Math.floor(i / inner) % units)) data[i] = 0;
     }
     out.set(name, new Tensor(data, [...t.shape], 'float32'));
   }
@@ -76,6 +77,53 @@ describe('structured pruning of the tutorial CNN', () => {
     assert.deepEqual([...removedUnits(report).keys()], ['conv2d_1']);
     const scores = filterScores(model, model.layers[2]!, 'l2');
     assert.ok(Math.abs(scores[3]! - Math.hypot(...Array.from(k.subarray(3 * 288, 4 * 288)))) < 1e-4);
+  });
+});
+
+describe('structured pruning through Conv2DTranspose (a decoder)', () => {
+  const decoder = () =>
+    sequential({
+      seed: 6,
+      layers: [
+        layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', inputShape: [8, 8, 2] }),
+        layers.conv2dTranspose({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }),
+        layers.conv2d({ filters: 4, kernelSize: 1, activation: 'relu' }),
+        layers.globalAveragePooling2d(),
+        layers.dense({ units: 3 }),
+      ],
+    });
+
+  it("removes a Conv2DTranspose's filters (its kernel's axis 1) and the channels it reads (axis 0), equal to the original with those zeroed", async () => {
+    const original = decoder();
+    const { model: small, report } = await prune(original, { structured: { ratio: 0.5 } });
+    assert.deepEqual(report.layers.filter((l) => l.units).map((l) => [l.name, ...l.units!]), [
+      ['conv2d', 8, 4],
+      ['conv2d_transpose', 6, 3],
+      ['conv2d_1', 4, 2],
+      ['dense', 3, 3],
+    ]);
+    assert.deepEqual(small.weights.get('conv2d_transpose/kernel')!.shape, [4, 3, 3, 3]);
+    assert.deepEqual(small.weights.get('conv2d_1/kernel')!.shape, [2, 3, 1, 1]);
+    const removed = removedUnits(report);
+    const zeroed = decoder();
+    zeroed.setWeights(zeroUnits(original, removed));
+    const { x } = randomImages(8, [8, 8, 2]);
+    const [a, b, plain] = await Promise.all([small.predict(x), zeroed.predict(x), original.predict(x)]);
+    assert.ok(maxAbsDiff(a.data as Float32Array, b.data as Float32Array) < 1e-5, `pruned vs zeroed: ${maxAbsDiff(a.data as Float32Array, b.data as Float32Array)}`);
+    assert.ok(maxAbsDiff(a.data as Float32Array, plain.data as Float32Array) > 1e-4);
+    assert.equal(report.after.parameters, small.countParams().total);
+  });
+
+  it('ranks a Conv2DTranspose filter by all of its weights, along the kernel axis 1', () => {
+    const model = decoder();
+    const kernel = model.weights.get('conv2d_transpose/kernel')!; // [8, 6, 3, 3]
+    const data = new Float32Array(kernel.size);
+    // Filter f gets weight f + 1 at every one of its 8·9 entries, so its L1 score is 72 (f + 1).
+    for (let i = 0; i < data.length; i++) data[i] = (Math.floor(i / 9) % 6) + 1;
+    model.setWeights({ 'conv2d_transpose/kernel': new Tensor(data, [8, 6, 3, 3], 'float32') });
+    const layer = model.layers.find((l) => l.name === 'conv2d_transpose')!;
+    assert.deepEqual(Array.from(filterScores(model, layer, 'l1')), [72, 144, 216, 288, 360, 432]);
+    assert.deepEqual(Array.from(filterScores(model, layer, 'l2')).map((v) => Math.round(v * 1e6) / 1e6), [1, 2, 3, 4, 5, 6].map((f) => Math.round(Math.sqrt(72 * f * f) * 1e6) / 1e6));
   });
 });
 
