@@ -140,6 +140,11 @@ export function computeIneligibility(copy: GraphCopy, node: Node, minConvReducti
   return null;
 }
 
+/** A Conv kept float only because each output sums fewer than `minConvReduction` products (its kernel is otherwise quantizable). */
+function smallConvolution(copy: GraphCopy, node: Node, minConvReduction: number): boolean {
+  return node.opType === 'Conv' && computeIneligibility(copy, node, 0) === null && computeIneligibility(copy, node, minConvReduction) !== null;
+}
+
 /** The axis of a weight that indexes output channels. */
 export function outputChannelAxis(node: Node): number {
   if (node.opType === 'Conv') return 0;
@@ -362,6 +367,17 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
       const activationInputs = actMatMul(node);
       const unbounded = unboundedInput(node);
       const why = unbounded !== undefined ? UNBOUNDED(unbounded) : activationInputs ? null : computeIneligibility(copy, node, minReduction);
+      if (why && unbounded === undefined && !activationInputs && smallConvolution(copy, node, minReduction)) {
+        // Computed in float for speed, but its kernel is still stored in 8 bits: a DequantizeLinear of
+        // the int8 kernel feeds the float Conv (a per-channel 8-bit kernel costs no measurable accuracy,
+        // and dequantizing a kernel this small each run costs microseconds).
+        const qw = quantizeWeight(copy.constantOf(node.inputs[1]!)!, { axis: perChannel ? outputChannelAxis(node) : null, bits: weightBits });
+        const kernel = dequantizedConstant(dst, node.inputs[1]!, qw.values, qw.scales, qw.axis);
+        copy.emit(node, node.inputs.map((i, k) => (k === 1 ? kernel : i ? (floatOriginal.get(i) ?? copy.get(i)) : '')));
+        settle(node);
+        decide(node, 'float32', `${why}; its kernel is stored in 8 bits and dequantized before the float convolution`);
+        continue;
+      }
       if (why) {
         emitFloat(node);
         settle(node);

@@ -53,10 +53,11 @@ export function checkNotQuantized(proto: ModelProto, what = 'the model'): void {
     }
     throw new KilnError('INVALID_ARGUMENT', `${what} is already quantized (mode '${mode}', metadata '${QUANTIZATION_METADATA_KEY}'): quantize the original float model instead`);
   }
-  const counts: Record<string, number> = {};
-  for (const n of proto.graph?.node ?? []) if (QUANTIZED_OPS.has(n.opType ?? '')) counts[n.opType!] = (counts[n.opType!] ?? 0) + 1;
-  if (Object.keys(counts).length > 0) {
-    const found = Object.entries(counts).map(([op, k]) => `${k} ${op}`).join(', ');
+  // Counted in QUANTIZED_OPS' order, whatever order the graph has them in.
+  const counts = new Map([...QUANTIZED_OPS].map((op) => [op, 0]));
+  for (const n of proto.graph?.node ?? []) if (QUANTIZED_OPS.has(n.opType ?? '')) counts.set(n.opType!, counts.get(n.opType!)! + 1);
+  if ([...counts.values()].some((k) => k > 0)) {
+    const found = [...counts].filter(([, k]) => k > 0).map(([op, k]) => `${k} ${op}`).join(', ');
     throw new KilnError('INVALID_ARGUMENT', `${what} is already quantized: it has ${found} node(s); quantize the original float model instead`);
   }
   const lowPrecision = (proto.graph?.initializer ?? []).filter((t) => t.dataType === 10 || t.dataType === 16);

@@ -127,10 +127,20 @@ describe('static int8 quantization', () => {
     assert.equal(ops.DequantizeLinear ?? 0, 0, 'no dequantization left');
   });
 
-  it('keeps tiny-reduction convolutions in float by default and says why', () => {
+  it('keeps tiny-reduction convolutions in float by default and says why, their kernels stored in 8 bits', async () => {
     const float = quantized.report.floatLayers.map((l) => l.layer);
     assert.deepEqual(float.filter((l) => l.startsWith('conv')), ['conv2d', 'conv2d_1']);
     assert.match(quantized.report.floatLayers[0]!.reason, /sums only 9 products \(1 input channel × 3×3 kernel\)/);
+    assert.match(quantized.report.floatLayers[0]!.reason, /its kernel is stored in 8 bits and dequantized before the float convolution/);
+    // One byte per kernel weight, read by a DequantizeLinear whose output is the float Conv's kernel.
+    const proto = decodeModel(quantized.bytes);
+    for (const layer of ['conv2d', 'conv2d_1']) {
+      const q = proto.graph!.initializer!.find((t) => t.name === `${layer}/kernel/int8`);
+      assert.equal(q?.rawData?.length, model.weights.get(`${layer}/kernel`)!.size, `${layer}: one byte per weight`);
+      const dq = proto.graph!.node!.find((n) => n.opType === 'DequantizeLinear' && n.input![0] === q!.name)!;
+      assert.ok(proto.graph!.node!.some((n) => n.opType === 'Conv' && n.input![1] === dq.output![0]), `${layer}: the Conv reads the dequantized kernel`);
+    }
+    assert.ok((await optimizedOps(quantized.bytes, tmp.dir)).Conv! >= 1, 'ONNX Runtime runs them as float convolutions');
     assert.ok(quantized.report.layers.find((l) => l.layer === 'dense')!.precision === 'int8');
     assert.deepEqual(allInt8.report.floatLayers, [], 'minConvReduction 0 quantizes every layer');
   });
