@@ -98,7 +98,7 @@ export const quantizeCommand: Command = {
     { name: 'per-tensor', type: 'boolean', description: 'one scale per weight tensor instead of per output channel' },
     { name: 'reduce-range', type: 'string', description: '7-bit weights against u8·s8 saturation on x86 without VNNI: auto (on where this CPU needs it), on, off', default: 'auto' },
     { name: 'weight-bits', type: 'number', integer: true, min: 2, max: 8, description: 'weight precision in bits (stored as int8)' },
-    { name: 'min-conv-reduction', type: 'number', integer: true, min: 0, description: 'keep convolutions summing fewer products per output in float (static mode: their kernels stored in 8 bits; 0: quantize all)', default: 128 },
+    { name: 'min-conv-reduction', type: 'number', integer: true, min: 0, description: 'keep convolutions summing fewer products per output in float (their kernels stored in 8 bits; 0: quantize all)', default: 128 },
     { name: 'exclude', type: 'string', description: 'comma-separated layer names (node names of other ONNX models) to keep in float' },
     { name: 'float-ops', type: 'string', description: `static: transformer ops kept in float, of ${FLOAT_OP_KINDS.join(', ')}, or none (default: all three)` },
     { name: 'no-suggest', type: 'boolean', description: 'when the quantized model measures slower than float, do not try the other int8 mode' },

@@ -141,7 +141,7 @@ export function computeIneligibility(copy: GraphCopy, node: Node, minConvReducti
 }
 
 /** A Conv kept float only because each output sums fewer than `minConvReduction` products (its kernel is otherwise quantizable). */
-function smallConvolution(copy: GraphCopy, node: Node, minConvReduction: number): boolean {
+export function smallConvolution(copy: GraphCopy, node: Node, minConvReduction: number): boolean {
   return node.opType === 'Conv' && computeIneligibility(copy, node, 0) === null && computeIneligibility(copy, node, minConvReduction) !== null;
 }
 
