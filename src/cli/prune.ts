@@ -84,10 +84,12 @@ function groupTable(report: GraphPruneReport): string {
   return formatTable(rows, { header: ['Group (produced by)', 'Kind', 'Units', ''], align: ['left', 'left', 'right', 'left'] });
 }
 
-/** With --parameters: the line saying which ratio removes that many. */
-function ratioFound(report: { ratio?: number }, parameters: number | undefined, of: string, note: string): string[] {
+/** With --parameters: which ratio removes that many, and whether the pruned model kept to the budget. */
+function ratioFound(report: { ratio?: number; before: ModelSnapshot; after: ModelSnapshot }, parameters: number | undefined, of: string, note: string): string[] {
   if (report.ratio === undefined || parameters === undefined) return [];
-  return [`Ratio that removes ${percent(parameters)} of the parameters: ${report.ratio.toFixed(4)} of ${of}${note}`, ''];
+  const kept = report.after.parameters / report.before.parameters;
+  const over = kept > 1 - parameters + 1e-12 ? ` — above the budget of ${percent(1 - parameters)}: groups were left whole after the ratio was chosen (see below)` : '';
+  return [`Ratio that removes ${percent(parameters)} of the parameters: ${report.ratio.toFixed(4)} of ${of}${note}; ${percent(kept)} of the parameters kept${over}`, ''];
 }
 
 /** The schedule flags as the library's ScheduleChoice (absent flags stay undefined). */
@@ -168,7 +170,7 @@ export const pruneCommand: Command = {
     const ratio = typeof options.structured === 'number' ? options.structured : flag('ratio');
     const parameters = flag('parameters');
     if (options.structured === true && ratio === undefined && parameters === undefined && graphFlags.length === 0) {
-      throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5 (imported graphs: or --parameters / --heads / --mlp / --head-dims)');
+      throw new KilnError('INVALID_ARGUMENT', 'kiln prune: --structured needs a ratio: --structured --ratio 0.5, or a parameter budget: --structured --parameters 0.5 (imported graphs: or --heads / --mlp / --head-dims)');
     }
     const { model, data: readFirst } = await modelForData(file, importOptions(options), String(options.dataset));
     requireArraysForInputs(model, file, String(options.dataset));
@@ -226,7 +228,8 @@ export const pruneCommand: Command = {
       const parts = [ratio !== undefined ? `${percent(ratio)} of each group's units` : '', parameters !== undefined ? `${percent(parameters)} of the parameters` : '', ...graphFlags.map((k) => `${percent(Number(options[k]))} of ${words[k]}`)].filter(Boolean);
       announce(`structured, removing ${parts.join(', ')}`);
       const { model: pruned, report } = await prune(model, { ...common, structured });
-      return finish(pruned, report, () => [...ratioFound(report, parameters, "each group's units", structured.heads !== undefined || structured.mlp !== undefined ? ' (heads and MLP units as given)' : ''), groupTable(report)]);
+      const given = [structured.heads !== undefined ? 'heads' : '', structured.mlp !== undefined ? 'MLP units' : ''].filter(Boolean);
+      return finish(pruned, report, () => [...ratioFound(report, parameters, "each group's units", given.length ? ` (${given.join(' and ')} as given)` : ''), groupTable(report)]);
     }
     let pruneOptions: PruneOptions;
     if (options.structured !== undefined) {

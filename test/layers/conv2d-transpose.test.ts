@@ -101,7 +101,7 @@ describe('layers.conv2dTranspose', () => {
     assert.equal((loaded as typeof model).layers[1]!.className, 'Conv2DTranspose');
   });
 
-  it('refuses what Keras refuses, and structured pruning says it cannot carry channels through it', async () => {
+  it('refuses what Keras refuses; structured pruning carries channels into it and leaves its outputs whole when it is last', async () => {
     assert.throws(() => layers.conv2dTranspose({ filters: 2, kernelSize: 3, strides: 2, outputPadding: 2 }), kilnError('INVALID_ARGUMENT', 'outputPadding must be a non-negative integer (or a pair) less than strides [2, 2], got 2'));
     assert.throws(() => layers.conv2dTranspose({ filters: 0, kernelSize: 3 }), kilnError('INVALID_ARGUMENT', 'filters must be a positive integer'));
     const model = sequential({
@@ -111,9 +111,11 @@ describe('layers.conv2dTranspose', () => {
         layers.conv2dTranspose({ filters: 1, kernelSize: 2, strides: 2 }),
       ],
     });
-    await assert.rejects(prune(model, { structured: { ratio: 0.5 } }), kilnError('UNSUPPORTED_OP', "structured pruning cannot carry removed channels through layer 'conv2d_transpose' (Conv2DTranspose)"));
-    // Its own kernel is [channels, filters, kH, kW]: not a layer whose filters structured pruning removes.
-    await assert.rejects(prune(model, { structured: { ratio: 0.5 }, layers: ['conv2d_transpose'] }), kilnError('UNSUPPORTED_OP', "structured pruning removes Conv2D filters and Dense units; layer 'conv2d_transpose' is a Conv2DTranspose"));
+    // Its kernel is [channels, filters, kH, kW]: the channels conv2d_1 lost go from axis 0.
+    const { model: small } = await prune(model, { structured: { ratio: 0.5 } });
+    assert.deepEqual(small.weights.get('conv2d_transpose/kernel')!.shape, [4, 1, 2, 2]);
+    // As the last layer with weights its filters are the model's outputs.
+    await assert.rejects(prune(model, { structured: { ratio: 0.5 }, layers: ['conv2d_transpose'] }), kilnError('INVALID_ARGUMENT', "cannot remove units of 'conv2d_transpose'", 'last layer'));
   });
 
   it('2:4 sparsity takes its blocks along the input channels, axis 0 of its kernel', async () => {

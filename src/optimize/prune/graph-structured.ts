@@ -10,6 +10,7 @@ import { evaluateClassifier } from '../../train/metrics.js';
 import { formatSize } from './axis-atoms.js';
 import { checkFineTune, fitFineTune, type FineTuneArgs } from './fine-tune.js';
 import { defaultLoss } from '../../train/default-loss.js';
+import { checkParametersFraction, keptUnits, ratioForBudget } from './budget.js';
 import { analyzeGraph, measureFacts, unitIndex, type Blocker, type ChannelGroup, type GraphAnalysis, type GraphFacts, type GroupKind } from './graph-groups.js';
 import { expectedSizes, shrinkGraph, type Removals } from './graph-shrink.js';
 import { fileInputs, measureModelLatency, type ModelSnapshot, type SnapshotOptions } from './report.js';
@@ -43,11 +44,11 @@ export interface GraphStructuredArgs {
    */
   ratio?: number;
   /**
-   * Fraction of the model's parameters to remove, instead of `ratio`: the smallest ratio whose pruned
-   * graph keeps at most (1 − parameters) of them is found by bisection and applied as `ratio` would be
-   * (NNCF reaches its `pruning_flops_target` the same way). Removing half of every group's channels
-   * removes ~75% of a convolution network's parameters (each kernel loses half its outputs and half its
-   * inputs), so "50% of the parameters" is a gentler cut. The report gives the ratio found.
+   * Fraction of the model's parameters to remove, instead of `ratio`: the ratio that removes the fewest
+   * units while keeping at most (1 − parameters) of them (budget.ts) is applied as `ratio` would be,
+   * each group keeping one unit at least. Removing half of every group's channels removes ~75% of a
+   * convolution network's parameters (each kernel loses half its outputs and half its inputs), so "50%
+   * of the parameters" is a gentler cut. The report gives the ratio found.
    */
   parameters?: number;
   /** Fraction of the attention heads removed (whole heads: their q, k, v columns and out-projection rows). */
@@ -138,12 +139,7 @@ function kindRatios(s: GraphStructuredArgs): { ratios: Record<GroupKind, number>
   if (s.ratio === undefined && s.parameters === undefined && s.heads === undefined && s.mlp === undefined && s.headDims === undefined) {
     throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs a ratio (e.g. structured: {ratio: 0.5}), a parameters fraction, or heads / mlp / headDims ratios');
   }
-  if (s.ratio !== undefined && s.parameters !== undefined) {
-    throw new KilnError('INVALID_ARGUMENT', `structured pruning takes ratio (${s.ratio}) or parameters (${s.parameters}), not both: parameters finds the ratio`);
-  }
-  if (s.parameters !== undefined && !(typeof s.parameters === 'number' && s.parameters > 0 && s.parameters < 1)) {
-    throw new KilnError('INVALID_ARGUMENT', `structured.parameters must be a number in (0, 1) (the fraction of the parameters removed), got ${JSON.stringify(s.parameters)}`);
-  }
+  checkParametersFraction(s);
   const ratio = s.ratio === undefined ? 0 : checkFraction(s.ratio, 'structured.ratio');
   const open: GroupKind[] = s.parameters === undefined ? [] : ['channels', ...(s.mlp === undefined ? ['units' as const] : []), ...(s.heads === undefined ? ['heads' as const] : [])];
   return {
@@ -157,7 +153,7 @@ function kindRatios(s: GraphStructuredArgs): { ratios: Record<GroupKind, number>
   };
 }
 
-/** Units a group keeps when `ratio` of them go. */
+/** Units a group keeps when `ratio` of them go (an explicit ratio that leaves none is an error, below). */
 const unitsLeft = (g: ChannelGroup, ratio: number) => Math.round(g.units * (1 - ratio));
 
 /** Float initializers that count as parameters: BatchNormalization running statistics, tied copies, non-finite constants and scalars left out (as PyTorch counts). */
@@ -168,43 +164,33 @@ function parameterTensors(analysis: GraphAnalysis, proto: ModelProto): TensorPro
 }
 
 /**
- * The ratio for the `open` kinds that removes at least `fraction` of the parameters: the smallest such
- * ratio, found by bisection on the parameter count the analysis predicts for the shrunk graph (each
- * weight's kept size along every axis a group runs through). Kinds with an explicit ratio keep it.
+ * The ratio for the `open` kinds that removes at least `fraction` of the parameters (budget.ts), from
+ * the parameter count the analysis predicts for the shrunk graph: each weight's kept size along every
+ * axis a group runs through. Kinds with an explicit ratio keep it; a searched group keeps a unit at least.
  */
 function ratioForParameters(analysis: GraphAnalysis, candidates: readonly ChannelGroup[], ratios: Record<GroupKind, number>, open: readonly GroupKind[], fraction: number): number {
   const counted = parameterTensors(analysis, analysis.facts.proto);
   const total = counted.reduce((sum, t) => sum + (t.dims ?? []).reduce((p: number, d) => p * Number(d), 1), 0);
-  const target = (1 - fraction) * total;
   const searched = candidates.filter((g) => open.includes(g.kind));
   if (searched.length === 0) {
     throw new KilnError('INVALID_ARGUMENT', `structured.parameters: no group of ${open.map((k) => KIND_WORDS[k]).join(' or ')} can be pruned, so no ratio removes parameters`);
   }
-  const at = (ratio: number) => {
+  const parametersAt = (ratio: number) => {
     const removals = new Map<number, Set<number>>();
     for (const g of candidates) {
-      const keep = unitsLeft(g, open.includes(g.kind) ? ratio : ratios[g.kind]);
+      const keep = keptUnits(g.units, open.includes(g.kind) ? ratio : ratios[g.kind]);
       if (keep < g.units) removals.set(g.leaf, new Set(Array.from({ length: g.units - keep }, (_, u) => u)));
     }
     return counted.reduce((sum, t) => sum + (expectedSizes(analysis, removals, t.name ?? '') ?? []).reduce((p, size) => p * size.k, 1), 0);
   };
-  // The largest ratio that leaves every searched group a unit.
-  const most = Math.min(...searched.map((g) => (g.units - 0.5) / g.units)) - 1e-9;
-  const fewest = at(most);
-  if (fewest > target) {
-    throw new KilnError(
-      'INVALID_ARGUMENT',
-      `structured.parameters ${fraction}: pruning every group down to its last unit removes only ${(100 * (1 - fewest / total)).toFixed(1)}% of the ${total} parameters (the rest is in groups left whole and weights no group reaches)`,
-    );
-  }
-  let lo = 0;
-  let hi = most;
-  for (let i = 0; i < 40; i++) {
-    const mid = (lo + hi) / 2;
-    if (at(mid) <= target) hi = mid;
-    else lo = mid;
-  }
-  return hi;
+  return ratioForBudget({
+    parametersAt,
+    units: searched.map((g) => g.units),
+    total,
+    fraction,
+    shortfall: (fewest) =>
+      `structured.parameters ${fraction}: pruning every group of ${open.map((k) => KIND_WORDS[k]).join(' or ')} down to its last unit removes only ${(100 * (1 - fewest / total)).toFixed(1)}% of the ${total} parameters (the rest is in groups left whole, groups with their own ratio and weights no group reaches)`,
+  });
 }
 
 function groupLabel(g: ChannelGroup): string {
@@ -473,7 +459,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
   for (const g of candidates) {
     const ratio = ratios[g.kind];
     if (ratio === 0) continue;
-    const keep = unitsLeft(g, ratio);
+    const keep = found !== undefined && open.includes(g.kind) ? keptUnits(g.units, ratio) : unitsLeft(g, ratio);
     if (keep < 1) {
       throw new KilnError('INVALID_ARGUMENT', `structured pruning: removing ${ratio} of ${groupLabel(g)} would leave none; a ratio below ${(1 - 0.5 / g.units).toFixed(3)} keeps at least one`);
     }

@@ -1,7 +1,8 @@
 import { KilnError } from '../../errors.js';
-import { Activation, type Layer } from '../../layers/index.js';
+import { Activation, layerFromConfig, type Layer } from '../../layers/index.js';
 import { Tensor } from '../../tensor.js';
 import type { Sequential } from '../../train/sequential.js';
+import { checkParametersFraction, keptUnits, ratioForBudget } from './budget.js';
 import { checkFineTune, compileForFineTune, fitFineTune, rebuildModel, type FineTuneArgs } from './fine-tune.js';
 import { kernelLayers, namedKernelLayers, requireTrainableWeights } from './masks.js';
 import type { PruneResult } from './magnitude.js';
@@ -15,9 +16,9 @@ export interface StructuredPruneArgs {
   /** Fraction of filters/units removed from each pruned layer, in [0, 1). */
   ratio?: number;
   /**
-   * Fraction of the model's parameters to remove, instead of `ratio`: the smallest ratio (for the layers
-   * `ratio` would cover) whose pruned model keeps at most (1 − parameters) of them is found by
-   * bisection (NNCF reaches its `pruning_flops_target` the same way); `perLayer` ratios stay as given.
+   * Fraction of the model's parameters to remove, instead of `ratio`: the ratio (for the layers `ratio`
+   * would cover) that removes the fewest units while keeping at most (1 − parameters) of them
+   * (budget.ts); `perLayer` ratios stay as given.
    * Removing half of every layer's filters removes ~75% of a convolution network's parameters (each
    * kernel loses half its outputs and half its inputs), so "50% of the parameters" is a gentler cut.
    */
@@ -37,7 +38,7 @@ export interface StructuredPruneArgs {
 export interface StructuredPruneOptions extends SnapshotOptions {
   /** How much to remove and how filters are ranked. */
   structured: StructuredPruneArgs;
-  /** Layers `ratio` applies to (default: every Conv2D/Dense but the last, whose units are the outputs). */
+  /** Layers `ratio` applies to (default: every Conv2D, Conv2DTranspose and Dense layer but the last, whose units are the outputs). */
   layers?: string[];
   /** Train after removing (after each round when iterative). Without it the model is pruned once. */
   fineTune?: FineTuneArgs;
@@ -199,12 +200,7 @@ function layerRatios(model: Sequential, options: StructuredPruneOptions): { rati
   const last = all.at(-1);
   const ratios = new Map<string, number>();
   if (s.ratio === undefined && s.parameters === undefined && s.perLayer === undefined) throw new KilnError('INVALID_ARGUMENT', 'structured pruning needs ratio (e.g. structured: {ratio: 0.5}), a parameters fraction or perLayer ratios');
-  if (s.ratio !== undefined && s.parameters !== undefined) {
-    throw new KilnError('INVALID_ARGUMENT', `structured pruning takes ratio (${s.ratio}) or parameters (${s.parameters}), not both: parameters finds the ratio`);
-  }
-  if (s.parameters !== undefined && !(typeof s.parameters === 'number' && s.parameters > 0 && s.parameters < 1)) {
-    throw new KilnError('INVALID_ARGUMENT', `structured.parameters must be a number in (0, 1) (the fraction of the parameters removed), got ${JSON.stringify(s.parameters)}`);
-  }
+  checkParametersFraction(s);
   if (s.ratio !== undefined || s.parameters !== undefined) {
     const ratio = s.ratio === undefined ? 0 : checkRatio(s.ratio, 'structured.ratio');
     const layers = options.layers !== undefined ? namedKernelLayers(model, options.layers, 'structured pruning') : all.slice(0, -1).filter(removesFilters);
@@ -220,7 +216,7 @@ function layerRatios(model: Sequential, options: StructuredPruneOptions): { rati
     const layer = model.layers.find((l) => l.name === name)!;
     if (!removesFilters(layer)) throw new KilnError('UNSUPPORTED_OP', `structured pruning removes Conv2D and Conv2DTranspose filters and Dense units; layer '${name}' is a ${layer.className}, whose kernel it does not shrink`);
   }
-  if (last && ratios.has(last.name!) && ratios.get(last.name!)! > 0) {
+  if (last && ratios.has(last.name!) && (ratios.get(last.name!)! > 0 || open.includes(last.name!))) {
     throw new KilnError('INVALID_ARGUMENT', `structured pruning cannot remove units of '${last.name}': it is the last layer with weights, and its units are the model's outputs`);
   }
   if (ratios.size === 0) throw new KilnError('INVALID_ARGUMENT', `structured pruning: the model has no layer to prune besides its output layer (${all.map((l) => l.name).join(', ')})`);
@@ -228,38 +224,35 @@ function layerRatios(model: Sequential, options: StructuredPruneOptions): { rati
   return { ratios, open };
 }
 
-/** Filters/units a layer of `units` keeps when `ratio` of them go (at least one). */
-const unitsLeft = (units: number, ratio: number) => Math.max(1, Math.round(units * (1 - ratio)));
+/** Parameters of the model with `units` filters/units in the named layers, counted from the layers' shapes (no weights built). */
+function parametersWithUnits(model: Sequential, units: ReadonlyMap<string, number>): number {
+  let shape = model.inputShape;
+  let parameters = 0;
+  for (const l of model.layers) {
+    const size = units.get(l.name!);
+    const s = l.serialize();
+    const layer = size === undefined ? l : layerFromConfig({ className: s.className, config: { ...s.config, ...(s.className === 'Dense' ? { units: size } : { filters: size }) } });
+    parameters += layer.countParams(shape);
+    shape = layer.computeOutputShape(shape);
+  }
+  return parameters;
+}
 
-/** Parameters of a model (every weight, as its cost report counts them). */
-const parameterTotal = (model: Sequential) => [...model.weights.values()].reduce((n, t) => n + t.size, 0);
-
-/**
- * The ratio for the `open` layers that removes at least `fraction` of the parameters: the smallest
- * such ratio, by bisection on the parameter count of the model with that many filters removed.
- */
+/** The ratio for the `open` layers that removes at least `fraction` of the parameters (budget.ts); perLayer ratios stay. */
 function ratioForParameters(model: Sequential, ratios: ReadonlyMap<string, number>, open: readonly string[], fraction: number): number {
   const units = new Map([...ratios.keys()].map((name) => [name, outputUnits(model, model.layers.find((l) => l.name === name)!)]));
-  const total = parameterTotal(model);
-  const target = (1 - fraction) * total;
-  const at = (ratio: number) => parameterTotal(removeFilters(model, new Map([...ratios].map(([name, r]) => [name, range(unitsLeft(units.get(name)!, open.includes(name) ? ratio : r))]))));
-  const most = 1 - 1e-9;
-  const fewest = at(most);
-  if (fewest > target) {
-    throw new KilnError('INVALID_ARGUMENT', `structured.parameters ${fraction}: keeping one filter/unit in each pruned layer removes only ${(100 * (1 - fewest / total)).toFixed(1)}% of the ${total} parameters (the rest is in layers not pruned)`);
-  }
-  let lo = 0;
-  let hi = most;
-  for (let i = 0; i < 40; i++) {
-    const mid = (lo + hi) / 2;
-    if (at(mid) <= target) hi = mid;
-    else lo = mid;
-  }
-  return hi;
+  const total = parametersWithUnits(model, new Map());
+  return ratioForBudget({
+    parametersAt: (ratio) => parametersWithUnits(model, new Map([...ratios].map(([name, r]) => [name, keptUnits(units.get(name)!, open.includes(name) ? ratio : r)]))),
+    units: open.map((name) => units.get(name)!),
+    total,
+    fraction,
+    shortfall: (fewest) => `structured.parameters ${fraction}: keeping one filter/unit in each pruned layer removes only ${(100 * (1 - fewest / total)).toFixed(1)}% of the ${total} parameters (the rest is in layers not pruned)`,
+  });
 }
 
 /**
- * Structured pruning: removes whole Conv2D filters and Dense units with the lowest scores, giving a
+ * Structured pruning: removes whole Conv2D and Conv2DTranspose filters and Dense units with the lowest scores, giving a
  * smaller dense model (fewer parameters and FLOPs, really faster), then fine-tunes it. With
  * `iterations` > 1 the removal happens in rounds, each followed by fine-tuning.
  */
@@ -273,10 +266,10 @@ export async function structuredPrune(model: Sequential, options: StructuredPrun
   if (!Number.isInteger(iterations) || iterations < 1) throw new KilnError('INVALID_ARGUMENT', `structured.iterations must be a positive integer, got ${JSON.stringify(s.iterations)}`);
   if (options.fineTune) checkFineTune(options.fineTune);
   const { ratios, open } = layerRatios(model, options);
-  const found = s.parameters === undefined ? undefined : ratioForParameters(model, ratios, open, s.parameters);
-  if (found !== undefined) for (const name of open) ratios.set(name, found);
   // Checked before any work: every pruned layer must have a score under this criterion.
   for (const name of ratios.keys()) filterScores(model, model.layers.find((l) => l.name === name)!, criterion);
+  const found = s.parameters === undefined ? undefined : ratioForParameters(model, ratios, open, s.parameters);
+  if (found !== undefined) for (const name of open) ratios.set(name, found);
   const original = new Map([...ratios.keys()].map((name) => [name, outputUnits(model, model.layers.find((l) => l.name === name)!)]));
 
   // Original index of each remaining filter/unit, composed across rounds.
@@ -288,7 +281,7 @@ export async function structuredPrune(model: Sequential, options: StructuredPrun
     const keep = new Map<string, number[]>();
     for (const [name, ratio] of ratios) {
       const layer = current.layers.find((l) => l.name === name)!;
-      const target = unitsLeft(original.get(name)!, (ratio * round) / iterations);
+      const target = keptUnits(original.get(name)!, round === iterations ? ratio : (ratio * round) / iterations);
       const kept = topIndices(filterScores(current, layer, criterion), target);
       keep.set(name, kept);
       originalIndex.set(name, kept.map((k) => originalIndex.get(name)![k]!));

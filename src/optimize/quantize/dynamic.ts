@@ -1,7 +1,7 @@
 import type { Graph, Node, Value } from '../../graph/graph.js';
 import { Tensor } from '../../tensor.js';
 import { quantizeWeight } from './params.js';
-import { computeIneligibility, dequantizedConstant, isActivationMatMul, outputChannelAxis, smallConvolution, type NodeDecision } from './qdq.js';
+import { INT8_KERNEL, computeIneligibility, int8Kernel, isActivationMatMul, outputChannelAxis, smallConvolution, type NodeDecision } from './qdq.js';
 import { GraphCopy } from './rewrite.js';
 
 /** Options of `quantizeDynamicGraph`. */
@@ -77,10 +77,9 @@ export function quantizeDynamicGraph(
         : (computeIneligibility(copy, node, options.minConvReduction ?? 0) ?? (node.opType === 'Gemm' && node.attrs.transA === 1 ? 'transA = 1 (MatMulInteger has no transpose)' : null));
     if (why && !excluded && smallConvolution(copy, node, options.minConvReduction ?? 0)) {
       // Float for speed, its kernel still stored in 8 bits (as static mode does).
-      const qw = quantizeWeight(copy.constantOf(node.inputs[1]!)!, { axis: perChannel ? outputChannelAxis(node) : null, bits });
-      const kernel = dequantizedConstant(dst, node.inputs[1]!, qw.values, qw.scales, qw.axis);
+      const kernel = int8Kernel(copy, node);
       copy.emit(node, node.inputs.map((i, k) => (k === 1 ? kernel : i ? copy.get(i) : '')));
-      decide(node, 'float32', `${why}; its kernel is stored in 8 bits and dequantized before the float convolution`);
+      decide(node, 'float32', `${why}; ${INT8_KERNEL}`);
       continue;
     }
     if (why) {

@@ -61,7 +61,10 @@ export interface FakeQuantOptions {
   weightBits?: number;
   /** Layer names kept in float (as the export will keep them). */
   exclude?: string[];
-  /** Convolutions summing fewer products per output stay float at export: their weights train in float too. */
+  /**
+   * Convolutions summing fewer products per output compute in float at export, their kernels stored in
+   * 8 bits per channel: those kernels train fake-quantized at 8 bits whatever `weightBits` says.
+   */
   minConvReduction?: number;
 }
 
@@ -72,19 +75,19 @@ export interface FakeQuantOptions {
  */
 export function fakeQuantStepOptions(model: Sequential, options: FakeQuantOptions = {}): TrainingStepOptions {
   const exclude = new Set(options.exclude ?? []);
-  const axes = new Map<string, number>();
+  const kernels = new Map<string, { axis: number; bits: number | undefined }>();
   for (const layer of model.layers) {
     const axis = kernelAxis(layer);
     if (axis === null || exclude.has(layer.name!)) continue;
     const kernel = model.weights.get(`${layer.name}/kernel`)!;
-    if (layer instanceof Conv2D && kernel.shape.slice(1).reduce((a, b) => a * b, 1) < (options.minConvReduction ?? 0)) continue;
-    axes.set(`${layer.name}/kernel`, axis);
+    const small = layer instanceof Conv2D && kernel.shape.slice(1).reduce((a, b) => a * b, 1) < (options.minConvReduction ?? 0);
+    kernels.set(`${layer.name}/kernel`, { axis, bits: small ? 8 : options.weightBits });
   }
   const last = model.layers.length - 1;
   return {
     transformParam: (graph, name, value) => {
-      const axis = axes.get(name);
-      return axis === undefined ? value : fakeQuantizeWeight(graph, value, axis, options.weightBits);
+      const k = kernels.get(name);
+      return k === undefined ? value : fakeQuantizeWeight(graph, value, k.axis, k.bits);
     },
     afterLayer: (graph, layer, output, index) => {
       if (index === last || exclude.has(layer.name!)) return output;

@@ -145,6 +145,22 @@ export function smallConvolution(copy: GraphCopy, node: Node, minConvReduction: 
   return node.opType === 'Conv' && computeIneligibility(copy, node, 0) === null && computeIneligibility(copy, node, minConvReduction) !== null;
 }
 
+/** The end of the reason given for a convolution {@link int8Kernel} serves. */
+export const INT8_KERNEL = 'its kernel is stored in 8 bits and dequantized before the float convolution';
+
+/**
+ * The kernel of a Conv that computes in float for speed (smallConvolution), stored in 8 bits: per
+ * output channel int8 values behind a DequantizeLinear. A per-channel 8-bit kernel costs no measurable
+ * accuracy, and dequantizing a kernel this small each run costs microseconds. Always 8 bits per
+ * channel, whatever weightBits, reduceRange or perChannel give the integer kernels: those settings
+ * serve integer accumulation, which this convolution does not do, and the file holds a byte per
+ * weight either way.
+ */
+export function int8Kernel(copy: GraphCopy, node: Node): Value {
+  const qw = quantizeWeight(copy.constantOf(node.inputs[1]!)!, { axis: outputChannelAxis(node), bits: 8 });
+  return dequantizedConstant(copy.dst, node.inputs[1]!, qw.values, qw.scales, qw.axis);
+}
+
 /** The axis of a weight that indexes output channels. */
 export function outputChannelAxis(node: Node): number {
   if (node.opType === 'Conv') return 0;
@@ -368,14 +384,10 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
       const unbounded = unboundedInput(node);
       const why = unbounded !== undefined ? UNBOUNDED(unbounded) : activationInputs ? null : computeIneligibility(copy, node, minReduction);
       if (why && unbounded === undefined && !activationInputs && smallConvolution(copy, node, minReduction)) {
-        // Computed in float for speed, but its kernel is still stored in 8 bits: a DequantizeLinear of
-        // the int8 kernel feeds the float Conv (a per-channel 8-bit kernel costs no measurable accuracy,
-        // and dequantizing a kernel this small each run costs microseconds).
-        const qw = quantizeWeight(copy.constantOf(node.inputs[1]!)!, { axis: perChannel ? outputChannelAxis(node) : null, bits: weightBits });
-        const kernel = dequantizedConstant(dst, node.inputs[1]!, qw.values, qw.scales, qw.axis);
+        const kernel = int8Kernel(copy, node);
         copy.emit(node, node.inputs.map((i, k) => (k === 1 ? kernel : i ? (floatOriginal.get(i) ?? copy.get(i)) : '')));
         settle(node);
-        decide(node, 'float32', `${why}; its kernel is stored in 8 bits and dequantized before the float convolution`);
+        decide(node, 'float32', `${why}; ${INT8_KERNEL}`);
         continue;
       }
       if (why) {

@@ -147,26 +147,44 @@ function mlpGraph() {
 
 describe('structured pruning of imported graphs: a parameter budget (structured.parameters)', () => {
   it('finds the smallest ratio that removes that fraction of the parameters', async () => {
-    // Half of 707 is 353.5: k = 10 leaves 323, k = 11 leaves 377; Math.round(16 (1 − r)) is 10 once r > 0.34375.
+    // Half of 707 is 353.5: k = 10 leaves 323, k = 11 leaves 377; Math.round(16 (1 − r)) is 10 for r in
+    // (0.34375, 0.40625], whose middle is reported.
     const mlp = await GraphModel.fromProto(mlpGraph());
     const { report } = await prune(mlp, { structured: { parameters: 0.5 } });
     assert.equal(report.before.parameters, 707);
     assert.equal(report.after.parameters, 323);
     assert.deepEqual(report.groups.map((g) => g.units), [[16, 10], [16, 10], [16, 10], [3, 3]]);
-    assert.ok(report.ratio! > 0.34375 && report.ratio! < 0.34375 + 1e-6, String(report.ratio));
+    assert.ok(Math.abs(report.ratio! - 0.375) < 1e-9, String(report.ratio));
     // Explicit kinds keep their ratio: only the (open) channel groups would follow the search, and an MLP has none.
     await assert.rejects(prune(mlp, { structured: { parameters: 0.5, mlp: 0.25 } }), kilnError('INVALID_ARGUMENT', 'structured.parameters: no group of channels or attention heads can be pruned'));
   });
 
-  it('the ResNet fixture: at most half its parameters left, and a step smaller ratio would leave more', async () => {
+  it('the ResNet fixture: 5, 5, 11, 11 channels (45.88%), where 6, 6, 11, 11 would keep 52.19%; the printed ratio prunes the same', async () => {
     const resnet = await GraphModel.load(`${FIXTURES}/resnet.onnx`);
     const { report } = await prune(resnet, { structured: { parameters: 0.5 } });
-    assert.ok(report.after.parameters <= 0.5 * 5122, String(report.after.parameters));
-    const same = await prune(resnet, { structured: { ratio: report.ratio! } });
-    assert.deepEqual(same.report.groups.map((g) => g.units), report.groups.map((g) => g.units));
-    // One unit fewer removed from each 16-channel group (and no more from the 8-channel ones).
-    const gentler = await prune(resnet, { structured: { ratio: report.ratio! - 1 / 16 } });
-    assert.ok(gentler.report.after.parameters > 0.5 * 5122, String(gentler.report.after.parameters));
+    assert.deepEqual(report.groups.map((g) => g.units[1]), [5, 5, 11, 11, 10]);
+    assert.equal(report.after.parameters, 2350);
+    const gentler = await prune(resnet, { structured: { ratio: 0.3 } });
+    assert.deepEqual(gentler.report.groups.map((g) => g.units[1]), [6, 6, 11, 11, 10]);
+    assert.equal(gentler.report.after.parameters, 2673, 'over 2,561, half of 5,122');
+    const again = await prune(resnet, { structured: { ratio: Number(report.ratio!.toFixed(4)) } });
+    assert.deepEqual(again.report.groups.map((g) => g.units), report.groups.map((g) => g.units));
+  });
+
+  it('a searched group keeps one unit while the others go on shrinking', async () => {
+    // 6 → 2 → 32 → 3: k1 and k2 hidden units leave 7·k1 + (k1 + 1)·k2 + 3·k2 + 3 of 209 parameters. A
+    // fifth of 209 is 41.8: k1 stops at 1 (round(2 (1 − r)) ≥ 1), and k2 = 6 leaves 40 (k2 = 7: 45).
+    // Math.round(32 (1 − r)) is 6 for r in (0.796875, 0.828125]: 0.8125 is reported.
+    const gemm = (x: string, w: string, b: string, out: string) => node('Gemm', [x, w, b], [out], { transB: 1 });
+    const narrow = await GraphModel.fromProto(model([6], 'logits', 3, [
+      gemm('input', 'w1', 'b1', 'h1'), node('Relu', ['h1'], ['r1']),
+      gemm('r1', 'w2', 'b2', 'h2'), node('Relu', ['h2'], ['r2']),
+      gemm('r2', 'w3', 'b3', 'logits'),
+    ], { w1: weight([2, 6], 1), b1: weight([2], 2), w2: weight([32, 2], 3), b2: weight([32], 4), w3: weight([3, 32], 5), b3: weight([3], 6) }));
+    const { report } = await prune(narrow, { structured: { parameters: 0.8 } });
+    assert.deepEqual(report.groups.map((g) => g.units), [[2, 1], [32, 6], [3, 3]]);
+    assert.equal(report.after.parameters, 40);
+    assert.ok(Math.abs(report.ratio! - 0.8125) < 1e-9, String(report.ratio));
   });
 
   it('bad input: both ratio and parameters, a fraction out of (0, 1), a budget the groups cannot reach', async () => {
@@ -351,5 +369,10 @@ describe('structured pruning of imported graphs: bad input', () => {
     assert.match(c1.leftWhole[0]!.why, /reads the size of 'r' at run time/);
     assert.deepEqual([c2.units, c2.pruned], [[4, 2], true]);
     assert.deepEqual([...(await small.predict(images(2, [1, 4, 4]))).shape], [2, 3]);
+    // With a parameter budget the ratio is chosen on the analysis' prediction; a group left whole after
+    // that keeps its parameters, and the report's counts say the budget was missed.
+    const budget = await prune(graph, { structured: { parameters: 0.5 } });
+    assert.equal(budget.report.groups.find((g) => g.producers[0] === 'c1')!.pruned, false);
+    assert.ok(budget.report.ratio! > 0 && budget.report.after.parameters > 0.5 * budget.report.before.parameters, JSON.stringify([budget.report.ratio, budget.report.after.parameters, budget.report.before.parameters]));
   });
 });

@@ -206,13 +206,20 @@ describe('structured pruning to a parameter budget (structured.parameters)', () 
   it('finds the smallest ratio that removes that fraction of the parameters', async () => {
     // 6 → 16 → 16 → 16 → 3 Dense: keeping k units in each hidden layer leaves 2k² + 12k + 3 parameters
     // (707 at k = 16). Half of 707 is 353.5: k = 10 leaves 323, k = 11 leaves 377. Math.round(16 (1 − r))
-    // is 10 once r > 0.34375, so that is the ratio found.
+    // is 10 for r in (0.34375, 0.40625]: the middle of that step, 0.375, is the ratio reported.
     const { model: small, report } = await prune(denseNet(), { structured: { parameters: 0.5 } });
     assert.equal(report.before.parameters, 707);
     assert.equal(report.after.parameters, 323);
     assert.deepEqual(report.layers.filter((l) => l.units).map((l) => l.units![1]), [10, 10, 10, 3]);
-    assert.ok(report.ratio! > 0.34375 && report.ratio! < 0.34375 + 1e-6, String(report.ratio));
+    assert.ok(Math.abs(report.ratio! - 0.375) < 1e-9, String(report.ratio));
     assert.equal(modelCost(small).parameters, 323);
+    // The ratio as printed (4 digits), given back as ratio, prunes the same units.
+    const again = await prune(denseNet(), { structured: { ratio: Number(report.ratio!.toFixed(4)) } });
+    assert.deepEqual(again.report.layers.map((l) => l.units), report.layers.map((l) => l.units));
+    // perLayer alone already under the budget: nothing else is removed.
+    const enough = await prune(denseNet(), { structured: { parameters: 0.2, perLayer: { dense_1: 0.9 } } });
+    assert.equal(enough.report.ratio, 0);
+    assert.deepEqual(enough.report.layers.filter((l) => l.units).map((l) => l.units![1]), [16, 2, 16, 3]);
     // perLayer ratios stay as given; the found ratio covers the other layers.
     const mixed = await prune(denseNet(), { structured: { parameters: 0.5, perLayer: { dense_1: 0 } } });
     const units = mixed.report.layers.filter((l) => l.units).map((l) => l.units![1]);
@@ -226,5 +233,7 @@ describe('structured pruning to a parameter budget (structured.parameters)', () 
     await assert.rejects(prune(denseNet(), { structured: { parameters: 0.5, perLayer: { dense: 0.1, dense_1: 0.1, dense_2: 0.1 } } }), /every pruned layer has a perLayer ratio/);
     // Only the first hidden layer pruned: one unit there leaves 7 + 32 + 272 + 51 of 707.
     await assert.rejects(prune(denseNet(), { structured: { parameters: 0.6 }, layers: ['dense'] }), /removes only 48\.8% of the 707 parameters/);
+    // The output layer named in layers: its units are the model's outputs, whatever ratio is found.
+    await assert.rejects(prune(denseNet(), { structured: { parameters: 0.5 }, layers: ['dense_1', 'dense_3'] }), /cannot remove units of 'dense_3': it is the last layer with weights/);
   });
 });

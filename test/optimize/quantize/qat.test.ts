@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import { tensorFromProto } from '../../../src/graph/onnx-io.js';
 import { decodeModel } from '../../../src/graph/proto.js';
 import { dense, flatten } from '../../../src/layers/index.js';
 import { fakeQuantStepOptions, foldBatchNormLayers } from '../../../src/optimize/quantize/qat.js';
@@ -13,7 +14,7 @@ import { compileTraining } from '../../../src/train/training-step.js';
 import { sparseCategoricalCrossentropy } from '../../../src/train/losses.js';
 import { sequential, type Sequential } from '../../../src/train/sequential.js';
 import { adam } from '../../../src/train/optimizers.js';
-import { batchNormCnn, fashion, opCounts, trained } from './helpers.js';
+import { batchNormCnn, fashion, opCounts, smallCnn, trained } from './helpers.js';
 
 /** flatten → dense 64 relu → dense 10: small enough to train in a second or two. */
 function mlp(): Sequential {
@@ -32,6 +33,23 @@ describe('quantization-aware training', () => {
     // Two kernels and the hidden layer's output; the logits stay float.
     assert.equal(ops.QuantizeLinear, 3, JSON.stringify(ops));
     assert.equal(ops.DequantizeLinear, 3);
+  });
+
+  it('trains the kernels of convolutions that stay float (minConvReduction) fake-quantized at 8 bits, as the export stores them', () => {
+    const cnn = smallCnn();
+    const step = (options: Parameters<typeof fakeQuantStepOptions>[1]) => opCounts(compileTraining(cnn, sparseCategoricalCrossentropy({ fromLogits: true }), adam(), 'sparse', fakeQuantStepOptions(cnn, options)).trainStep);
+    // Four kernels and three hidden outputs, whether or not the convolutions compute in float.
+    assert.equal(step({ weightBits: 2, minConvReduction: 128 }).QuantizeLinear, 7);
+    assert.equal(step({ weightBits: 2, minConvReduction: 0 }).QuantizeLinear, 7);
+    // A kernel's fake quantization divides its largest |w| by qmax (qat.ts): 1 at 2 bits, 127 at 8.
+    const proto = decodeModel(compileTraining(cnn, sparseCategoricalCrossentropy({ fromLogits: true }), adam(), 'sparse', fakeQuantStepOptions(cnn, { weightBits: 2, minConvReduction: 128 })).trainStep);
+    const constants = new Map([
+      ...(proto.graph!.initializer ?? []).map((t) => [t.name!, t] as const),
+      ...proto.graph!.node!.filter((n) => n.opType === 'Constant').map((n) => [n.output![0]!, n.attribute![0]!.t!] as const),
+    ]);
+    const reducedMax = new Set(proto.graph!.node!.filter((n) => n.opType === 'Max' && proto.graph!.node!.some((m) => m.opType === 'ReduceMax' && m.output![0] === n.input![0])).map((n) => n.output![0]!));
+    const qmax = proto.graph!.node!.filter((n) => n.opType === 'Div' && reducedMax.has(n.input![0]!)).map((n) => (tensorFromProto(constants.get(n.input![1]!)!).data as Float32Array)[0]);
+    assert.deepEqual(qmax, [127, 127, 1, 1], 'conv2d and conv2d_1 (9 and 72 products per output) at 8 bits, the Dense kernels at the 2 bits asked for');
   });
 
   it('recovers the accuracy post-training quantization loses (2-bit weights on a small problem)', async () => {

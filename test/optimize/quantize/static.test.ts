@@ -141,6 +141,13 @@ describe('static int8 quantization', () => {
       assert.ok(proto.graph!.node!.some((n) => n.opType === 'Conv' && n.input![1] === dq.output![0]), `${layer}: the Conv reads the dequantized kernel`);
     }
     assert.ok((await optimizedOps(quantized.bytes, tmp.dir)).Conv! >= 1, 'ONNX Runtime runs them as float convolutions');
+    // Always 8 bits per channel: fewer weight bits (or per-tensor weights) are for the integer kernels.
+    const calibration = (await fashion()).train.images.slice(0, 64);
+    const four = decodeModel((await quantize(model, { mode: 'static', calibration, weightBits: 4, perChannel: false })).bytes);
+    const largest = (name: string) => Math.max(...Array.from(initializer(four, name).data as Int8Array, Math.abs));
+    assert.equal(largest('conv2d/kernel/int8'), 127);
+    assert.equal(dequantizeNode(four, 'conv2d/kernel/int8').axis, 0, 'per output channel');
+    assert.ok(largest('dense/kernel/int8') <= 7, `the Dense kernel takes the 4 bits asked for: ${largest('dense/kernel/int8')}`);
     assert.ok(quantized.report.layers.find((l) => l.layer === 'dense')!.precision === 'int8');
     assert.deepEqual(allInt8.report.floatLayers, [], 'minConvReduction 0 quantizes every layer');
   });
