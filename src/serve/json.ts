@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomMark } from './random-mark.js';
 import { badRequest } from './errors.js';
 
 /*
@@ -73,7 +73,7 @@ function rewriteNonFiniteTokens(bytes: Buffer): { text: string; nan: null | stri
   }
   if (tokens === 0) return undefined;
   // A fresh random mark (48 bits), so no string a client writes can stand for NaN.
-  const mark = hasNull ? `~${randomBytes(6).toString('base64url')}` : null;
+  const mark = hasNull ? `~${randomMark(6, 'base64url')}` : null;
   const nan = Buffer.from(mark === null ? 'null' : JSON.stringify(mark), 'latin1');
   // Second pass: copy, replacing the tokens (each Infinity gets shorter, each NaN may grow).
   const out = Buffer.allocUnsafe(n + nans * Math.max(0, nan.length - 3));

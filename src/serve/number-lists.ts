@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomMark } from './random-mark.js';
 import { MAX_RANK, nest } from './datatypes.js';
 import { badRequest } from './errors.js';
 import { parseJson } from './json.js';
@@ -248,7 +248,7 @@ function readLists(bytes: Buffer, layout: TensorJsonLayout, maxElements: number)
   const lists: NumberList[] = [];
   const parts: string[] = [];
   // Each body's placeholders carry a fresh random part: a string the client wrote can never pass for one.
-  const placeholder = `${PLACEHOLDER}${randomBytes(8).toString('hex')}:`;
+  const placeholder = `${PLACEHOLDER}${randomMark(8, 'hex')}:`;
   // Candidate lists in body order: a value after one of the layout's keys that opens with '['.
   const found: { open: number }[] = [];
   for (const key of KEYS[layout]) {
