@@ -4,6 +4,7 @@ import { Tensor } from '../../tensor.js';
 import type { Sequential } from '../../train/sequential.js';
 import { checkParametersFraction, keptUnits, ratioForBudget } from './budget.js';
 import { checkFineTune, compileForFineTune, fitFineTune, rebuildModel, type FineTuneArgs } from './fine-tune.js';
+import { takeAxes } from './graph-shrink.js';
 import { kernelLayers, namedKernelLayers, requireTrainableWeights } from './masks.js';
 import type { PruneResult } from './magnitude.js';
 import { layerReports, snapshots, weightSparsity, type PruneReport, type SnapshotOptions } from './report.js';
@@ -97,22 +98,6 @@ export function topIndices(scores: ArrayLike<number>, keep: number): number[] {
     .sort((a, b) => a - b);
 }
 
-function take(t: Tensor, shape: number[], index: (newIndex: number[]) => number): Tensor {
-  const src = t.data as Float32Array;
-  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
-  const idx = new Array<number>(shape.length).fill(0);
-  for (let o = 0; o < out.length; o++) {
-    let rest = o;
-    for (let d = 0; d < shape.length; d++) {
-      idx[d] = Math.floor(rest / strides[d]!);
-      rest -= idx[d]! * strides[d]!;
-    }
-    out[o] = src[index(idx)]!;
-  }
-  return new Tensor(out, shape, 'float32');
-}
-
 /**
  * Removes filters/units: a new Sequential whose pruned layers have only the kept ones (`keep`: original
  * indices by layer name), with the removal carried into what reads them — batch-norm parameters,
@@ -135,21 +120,15 @@ export function removeFilters(model: Sequential, keep: ReadonlyMap<string, numbe
       case 'Conv2DTranspose':
       case 'Dense': {
         const kernel = own('kernel');
-        const units = outputUnits(model, layer);
-        const inputs = kernel.shape[kernelAxes(layer).inputs]!;
-        const outKeep = keep.get(layer.name!) ?? range(units);
-        const inKeep = channels ?? range(inputs);
-        if (layer.className === 'Dense') {
-          put('kernel', take(kernel, [inKeep.length, outKeep.length], ([r, c]) => inKeep[r!]! * units + outKeep[c!]!));
-        } else if (layer.className === 'Conv2D') {
-          const [, , kh, kw] = kernel.shape as [number, number, number, number];
-          put('kernel', take(kernel, [outKeep.length, inKeep.length, kh, kw], ([o, c, y, x]) => ((outKeep[o!]! * inputs + inKeep[c!]!) * kh + y!) * kw + x!));
-        } else {
-          const [, , kh, kw] = kernel.shape as [number, number, number, number];
-          put('kernel', take(kernel, [inKeep.length, outKeep.length, kh, kw], ([c, o, y, x]) => ((inKeep[c!]! * units + outKeep[o!]!) * kh + y!) * kw + x!));
-        }
+        const axes = kernelAxes(layer);
+        const outKeep = keep.get(layer.name!) ?? range(kernel.shape[axes.units]!);
+        // The kept units on their axis, the kept input channels on theirs, every kernel position.
+        const keeps: (number[] | null)[] = kernel.shape.map(() => null);
+        keeps[axes.units] = outKeep;
+        keeps[axes.inputs] = channels;
+        put('kernel', takeAxes(kernel, keeps));
         const bias = model.weights.get(`${layer.name}/bias`);
-        if (bias) put('bias', take(bias, [outKeep.length], ([o]) => outKeep[o!]!));
+        if (bias) put('bias', takeAxes(bias, [outKeep]));
         sizes.set(layer.name!, outKeep.length);
         channels = keep.has(layer.name!) ? outKeep : null;
         return;
@@ -157,7 +136,7 @@ export function removeFilters(model: Sequential, keep: ReadonlyMap<string, numbe
       case 'BatchNormalization':
         for (const p of ['gamma', 'beta', 'moving_mean', 'moving_variance']) {
           const t = own(p);
-          put(p, channels ? take(t, [channels.length], ([c]) => channels![c!]!) : t);
+          put(p, channels ? takeAxes(t, [channels]) : t);
         }
         return;
       case 'Flatten':
