@@ -29,6 +29,7 @@ export { GraphModel, type ClassifierHead, type GraphModelOptions, type TiedWeigh
 export type { ParameterUse } from './model/imported-graph.js';
 export { type Preprocessing, type InputLayout, type UntrainableOp } from './model/imported-graph.js';
 export { OnnxModel, describeModel, type ModelDescription } from './model/onnx-model.js';
+export { type InputRescaling } from './model/input-rescaling.js';
 export type { TensorDescription } from './model/onnx-model.js';
 export { modelCost, graphFlops, type ModelCost } from './model/cost.js';
 export { Graph, type Value, type Dim, type Shape } from './graph/graph.js';

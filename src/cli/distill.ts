@@ -36,7 +36,7 @@ export const distillCommand: Command = {
     { name: 'seed', type: 'number', integer: true, description: 'seed for the default student and shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the student', default: 'student.onnx' },
     // For an exported --student: how Kiln's data meets its input.
-    ...IMPORT_OPTIONS.filter((o) => ['layout', 'mean', 'std', 'dimension'].includes(o.name)),
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'scale', 'mean', 'std', 'dimension'].includes(o.name)),
   ],
   async run({ options }, out) {
     if (!options.teacher) throw new KilnError('INVALID_ARGUMENT', 'kiln distill: give the teacher, e.g. --teacher model.onnx');

@@ -11,7 +11,8 @@ import type { Command } from './command.js';
 /** The options of commands that read ONNX models other tools exported: input layout and normalization, transfer learning. */
 export const IMPORT_OPTIONS: Command['options'] = [
   { name: 'layout', type: 'string', description: "an imported model's input layout: nchw (channels first, PyTorch) or nhwc; default: recognized from the data" },
-  { name: 'mean', type: 'string', description: "per-channel mean subtracted from the /255 data before an imported model (e.g. 0.485,0.456,0.406); stored in the saved model" },
+  { name: 'scale', type: 'string', description: "what an imported model takes per 0–255 pixel value: 1/255 (pixels in [0, 1], the default) or 1 (raw pixels; recognized from a Keras Rescaling layer at the input); stored in the saved model" },
+  { name: 'mean', type: 'string', description: "per-channel mean subtracted from the scaled data before an imported model (e.g. 0.485,0.456,0.406); stored in the saved model" },
   { name: 'std', type: 'string', description: 'per-channel standard deviation the data is divided by after --mean (e.g. 0.229,0.224,0.225)' },
   { name: 'train-only', type: 'string', description: "train only the imported model's weights whose names match (e.g. 'fc.*'); the rest keep their values" },
   { name: 'num-classes', type: 'number', integer: true, min: 1, description: "give an imported classifier a new head with N classes (its last Gemm/MatMul and bias re-initialized)" },
@@ -40,11 +41,22 @@ function numbers(v: unknown, flag: string): number[] | undefined {
   return values;
 }
 
+/** --scale 1/255 or 1 (a number, or a fraction a/b). */
+function pixelScale(v: unknown): number {
+  const m = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(String(v));
+  const value = m ? Number(m[1]) / (m[2] === undefined ? 1 : Number(m[2])) : NaN;
+  if (!(Number.isFinite(value) && value > 0)) {
+    throw new KilnError('INVALID_ARGUMENT', `--scale takes a number above 0 or a fraction (1/255 for pixels in [0, 1], 1 for raw 0–255 pixels), got '${String(v)}'`);
+  }
+  return value;
+}
+
 export function importOptions(options: Record<string, unknown>, seed?: number): GraphModelOptions {
   const layout = options.layout;
   if (layout !== undefined && layout !== 'nchw' && layout !== 'nhwc') throw new KilnError('INVALID_ARGUMENT', `--layout must be nchw or nhwc, got '${String(layout)}'`);
   return {
     ...(layout !== undefined ? { layout } : {}),
+    ...(options.scale !== undefined ? { scale: pixelScale(options.scale) } : {}),
     ...(options.mean !== undefined ? { mean: numbers(options.mean, 'mean') } : {}),
     ...(options.std !== undefined ? { std: numbers(options.std, 'std') } : {}),
     ...(options.dimension !== undefined ? { dimensions: dimensionSizes(options.dimension) } : {}),

@@ -33,6 +33,10 @@ export const infoCommand: Command = {
     out('');
     const io = [...d.inputs.map((v) => ['input', v.name, v.dtype, v.shape ? formatShape(v.shape) : '?']), ...d.outputs.map((v) => ['output', v.name, v.dtype, v.shape ? formatShape(v.shape) : '?'])];
     out(formatTable(io, { header: ['', 'Name', 'Type', 'Shape'] }));
+    if (d.inputRescaling) {
+      const { node, factor } = d.inputRescaling;
+      out(`Input scale: raw 0–255 pixels (node '${node}' multiplies them by 1/${Number((1 / factor).toPrecision(6))} itself, as Keras' Rescaling layer does); Kiln feeds its images so unless --scale says otherwise`);
+    }
     out('');
     const ops = Object.entries(d.ops).sort((a, b) => b[1] - a[1]);
     out(formatTable(ops, { header: ['Operator', 'Count'] }));

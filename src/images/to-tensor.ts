@@ -1,9 +1,9 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { Preprocessing } from '../model/imported-graph.js';
-import { parsePreprocessing } from '../model/input-adapter.js';
+import { parsePreprocessing, withRecognizedScale } from '../model/input-adapter.js';
 import { Model } from '../model/model.js';
 import { OnnxModel, type ModelDescription, type TensorDescription } from '../model/onnx-model.js';
-import { PREPROCESSING_METADATA_KEY } from '../model/imported-graph.js';
+import { checkScale, PREPROCESSING_METADATA_KEY } from '../model/imported-graph.js';
 import { Tensor } from '../tensor.js';
 import { decodeImage, type DecodedImage } from './decode.js';
 import type { ImageLimits } from './header.js';
@@ -13,9 +13,10 @@ import { resizeBilinear, type CropBox } from './resize.js';
  * An image file → the tensor a model's image input takes, one step after another: decode (decode.ts),
  * convert the channels to the model's (RGB → grey with PIL's ITU-R 601-2 luma, grey → RGB by
  * repeating), crop (optional), resize to the input's height and width (resize.ts: antialiased
- * half-pixel bilinear, PIL's and torchvision's), scale to [0, 1] (÷ 255), subtract the mean and divide
- * by the std the model declares per channel (metadata 'kiln.preprocessing', as `kiln train --mean
- * --std` writes it), and lay the result out as the input wants it: [1, H, W, C], [1, C, H, W] or, for a
+ * half-pixel bilinear, PIL's and torchvision's), scale to [0, 1] (÷ 255; or leave 0–255 for a model
+ * that takes raw pixels: scale 1, declared or its own Rescaling at its input), subtract the mean and
+ * divide by the std the model declares per channel (metadata 'kiln.preprocessing', as `kiln train
+ * --scale --mean --std` writes it), and lay the result out as the input wants it: [1, H, W, C], [1, C, H, W] or, for a
  * grey input without a channel axis, [1, H, W]. A uint8 input takes the resized pixels rounded, unscaled.
  */
 
@@ -30,7 +31,7 @@ export interface ImageOptions extends ImageLimits {
   crop?: ImageCrop;
   /** [height, width] for a model whose input leaves them variable. */
   size?: [number, number];
-  /** Overrides the preprocessing the model declares (layout, mean, std). */
+  /** Overrides the preprocessing the model declares (layout, scale, mean, std). */
   preprocessing?: Preprocessing;
   /** Which input takes the image, for a model with several (default: its only input). */
   inputName?: string;
@@ -60,7 +61,9 @@ export interface ImageInputSpec {
   width: number | undefined;
   /** Colour channels the input takes: 1 (grey) or 3 (RGB). */
   channels: 1 | 3;
-  /** Mean subtracted from pixels scaled to [0, 1]: one per channel, or one for all; undefined for 0. */
+  /** What a 0–255 pixel value is multiplied by: 1/255 (pixels in [0, 1]) unless the model takes raw pixels (1). */
+  scale: number;
+  /** Mean subtracted from the scaled pixels: one per channel, or one for all; undefined for 0. */
   mean: number[] | undefined;
   /** Std that pixels are divided by after the mean is subtracted: one per channel, or one for all; undefined for 1. */
   std: number[] | undefined;
@@ -79,7 +82,7 @@ function describe(model: ImageModel, inputName: string | undefined): { input: Te
   } else {
     const description = model instanceof OnnxModel || 'description' in model ? model.description : model;
     inputs = description.inputs;
-    preprocessing = parsePreprocessing(description.metadata[PREPROCESSING_METADATA_KEY]);
+    preprocessing = withRecognizedScale(parsePreprocessing(description.metadata[PREPROCESSING_METADATA_KEY]), description.inputRescaling);
   }
   if (inputs.length === 0) throw new KilnError('INVALID_ARGUMENT', 'the model has no inputs');
   let input: TensorDescription | undefined;
@@ -119,7 +122,8 @@ export function imageInputSpec(model: ImageModel, options: Pick<ImageOptions, 'p
   for (const [name, v] of [['mean', preprocessing.mean], ['std', preprocessing.std]] as const) {
     if (v && v.length !== 1 && v.length !== c) throw new KilnError('INVALID_ARGUMENT', `the ${name} for ${what} has ${v.length} values; its images have ${c} channels (give ${c} values, or one for all)`);
   }
-  return { name: input.name, dtype: input.dtype, layout, height: fixed(h), width: fixed(w), channels: c, mean: preprocessing.mean, std: preprocessing.std };
+  checkScale(preprocessing.scale);
+  return { name: input.name, dtype: input.dtype, layout, height: fixed(h), width: fixed(w), channels: c, scale: preprocessing.scale ?? 1 / 255, mean: preprocessing.mean, std: preprocessing.std };
 }
 
 /** The centred region with the target's aspect ratio, as Keras's smart_resize computes it (sizes truncated). */
@@ -160,7 +164,7 @@ export function pixelsToTensor(image: DecodedImage, spec: ImageInputSpec, option
     const mean = spec.mean ? (spec.mean.length === 1 ? spec.mean[0]! : spec.mean[k]!) : 0;
     const std = spec.std ? (spec.std.length === 1 ? spec.std[0]! : spec.std[k]!) : 1;
     if (spec.dtype === 'uint8') for (let p = 0; p < plane; p++) data[at(p, k)] = Math.min(255, Math.max(0, Math.round(values[p * channels + source]!)));
-    else for (let p = 0; p < plane; p++) data[at(p, k)] = (values[p * channels + source]! / 255 - mean) / std;
+    else for (let p = 0; p < plane; p++) data[at(p, k)] = (values[p * channels + source]! * spec.scale - mean) / std;
   }
   const shape = spec.layout === 'nhw' ? [1, outHeight, outWidth] : channelsFirst ? [1, c, outHeight, outWidth] : [1, outHeight, outWidth, c];
   return new Tensor(data as never, shape, spec.dtype);

@@ -25,7 +25,9 @@ import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type Model
  * - the data inputs: the first takes images or vectors (float32) or token ids (int64 / int32); any
  *   others (a text model's attention_mask) are fed as they are, under their step names;
  * - the data adapter: a channels-first model fed from Kiln's channels-last images gets one Transpose in
- *   front, and a declared per-channel mean/std is applied after it (torchvision's normalization);
+ *   front, a model that takes raw 0–255 pixels (scale 1, declared or a Keras Rescaling layer at its
+ *   input: model/input-rescaling.ts) gets Kiln's [0, 1] data ×255, and a declared per-channel mean/std
+ *   is applied after that (torchvision's normalization);
  * - the training form: BatchNormalization computes batch statistics and updates its running ones as
  *   PyTorch's train() does (momentum from the node, unbiased variance for the running estimate);
  * - the constants in fact: values computed from neither the data nor a float initializer and equal at
@@ -53,15 +55,37 @@ export function channelsLastShape(own: readonly number[]): number[] | undefined 
 
 /**
  * What an imported model does to Kiln's channels-last, /255-scaled images before its own graph
- * (`--layout`, `--mean`, `--std`); stored in the saved file under 'kiln.preprocessing'.
+ * (`--layout`, `--scale`, `--mean`, `--std`); stored in the saved file under 'kiln.preprocessing'.
  */
 export interface Preprocessing {
   /** Layout of the model's own image input; Kiln's data sets are channels-last. */
   layout?: InputLayout;
-  /** Per-channel mean subtracted from the (already /255-scaled) data, then divided by std. */
+  /**
+   * What the model takes per unit of a 0–255 pixel value, as Keras' Rescaling layer's `scale`: 1/255
+   * (the default: pixels in [0, 1], what Kiln's image data sets give and torchvision's ToTensor makes)
+   * or 1 (raw pixels: a Keras model with its own Rescaling layer, which is recognized when this is not
+   * given). Kiln's [0, 1] data are multiplied by 255 × scale, before mean and std.
+   */
+  scale?: number;
+  /** Per-channel mean subtracted from the scaled data, then divided by std. */
   mean?: number[];
   /** Per-channel standard deviation the centred data is divided by (all > 0). */
   std?: number[];
+}
+
+/** A Preprocessing.scale must be a finite number above 0 (1/255 the default). */
+export function checkScale(scale: unknown): void {
+  if (scale !== undefined && !(typeof scale === 'number' && Number.isFinite(scale) && scale > 0)) {
+    throw new KilnError('INVALID_ARGUMENT', `--scale must be a number above 0 (1/255 for pixels in [0, 1], 1 for raw 0–255 pixels), got ${JSON.stringify(scale)}`);
+  }
+}
+
+/** What Kiln's [0, 1] data are multiplied by for a model that takes pixels × `scale` (1 when it takes [0, 1]). */
+export function dataFactor(scale: number | undefined): number {
+  if (scale === undefined) return 1;
+  const factor = 255 * scale;
+  // 1/255 as the user writes it (0.00392156862745098) lands within rounding of 1.
+  return Math.abs(factor - 1) < 1e-9 ? 1 : factor;
 }
 
 /** A node between the weights and the output that Kiln has no gradient rule for. */
@@ -241,9 +265,10 @@ export class ImportedGraph implements ModelStructure {
   withPreprocessing(given: Preprocessing): ImportedGraph {
     const own = this.modelInput.shape;
     const image = channelsLastShape(own) !== undefined;
-    if (this.inputDtype !== 'float32' && (given.layout !== undefined || given.mean !== undefined || given.std !== undefined)) {
-      throw new KilnError('INVALID_ARGUMENT', `'${this.file}': input '${this.modelInput.name}' takes ${this.inputDtype} token ids: a layout or --mean/--std applies to image and vector inputs only`);
+    if (this.inputDtype !== 'float32' && (given.layout !== undefined || given.scale !== undefined || given.mean !== undefined || given.std !== undefined)) {
+      throw new KilnError('INVALID_ARGUMENT', `'${this.file}': input '${this.modelInput.name}' takes ${this.inputDtype} token ids: a layout, --scale or --mean/--std applies to image and vector inputs only`);
     }
+    checkScale(given.scale);
     if (given.layout !== undefined && given.layout !== 'nchw' && given.layout !== 'nhwc') {
       throw new KilnError('INVALID_ARGUMENT', `layout must be 'nchw' or 'nhwc', got ${JSON.stringify(given.layout)}`);
     }
@@ -511,9 +536,9 @@ export class ImportedGraph implements ModelStructure {
     return { graph, input, output, params, updates };
   }
 
-  /** Kiln's data [N, ...inputShape] as the model's input: layout, then mean/std. */
+  /** Kiln's data [N, ...inputShape] as the model's input: layout, then scale, then mean/std. */
   private adaptInput(graph: Graph, input: Value): Value {
-    const { layout, mean, std } = this.preprocessing;
+    const { layout, scale, mean, std } = this.preprocessing;
     const rank = this.modelInput.shape.length + 1;
     // [N, ..., C] → [N, C, ...]: [0, 3, 1, 2] for images, [0, 4, 1, 2, 3] for volumes.
     const perm = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)];
@@ -523,6 +548,8 @@ export class ImportedGraph implements ModelStructure {
       const shape = Array.from({ length: rank }, (_, i) => (i === channelAxis ? v.length : 1));
       return graph.constant(new Tensor(Float32Array.from(v), shape, 'float32'), 'preprocess');
     };
+    const factor = dataFactor(scale);
+    if (factor !== 1) x = graph.op1('Mul', [x, graph.constant(new Tensor(Float32Array.of(factor), [], 'float32'), 'pixel_scale')], {}, 'scale_pixels');
     if (mean) x = graph.op1('Sub', [x, perChannel(mean)], {}, 'subtract_mean');
     if (std) x = graph.op1('Div', [x, perChannel(std)], {}, 'divide_std');
     return x;
@@ -540,7 +567,7 @@ export class ImportedGraph implements ModelStructure {
     const props = new Map((this.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
     for (const [k, v] of metadata) props.set(k, v);
     // The preprocessing the model has now (an emptied one must not leave the file's old entry behind).
-    if (this.preprocessing.layout || this.preprocessing.mean || this.preprocessing.std) props.set(PREPROCESSING_METADATA_KEY, JSON.stringify(this.preprocessing));
+    if (Object.values(this.preprocessing).some((v) => v !== undefined)) props.set(PREPROCESSING_METADATA_KEY, JSON.stringify(this.preprocessing));
     else props.delete(PREPROCESSING_METADATA_KEY);
     return encodeModel({
       ...this.proto,

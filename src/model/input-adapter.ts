@@ -1,7 +1,8 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { ModelProto } from '../graph/proto.js';
 import { Tensor } from '../tensor.js';
-import { PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
+import { dataFactor, PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
+import { rescalingAtInput, type InputRescaling } from './input-rescaling.js';
 import { checkInputNames, type ModelInputs } from './input-rows.js';
 import type { TensorDescription } from './onnx-model.js';
 
@@ -13,9 +14,17 @@ import type { TensorDescription } from './onnx-model.js';
  * text model's input_ids and attention_mask) is fed an object of tensors by its input names.
  */
 
-/** The preprocessing a saved model declares in its metadata (layout, mean/std), or none. */
+/**
+ * The preprocessing a model declares in its metadata (layout, scale, mean/std), or none; without a
+ * declared scale, scale 1 (raw pixels) for a model that rescales its own input (input-rescaling.ts).
+ */
 export function declaredPreprocessing(proto: ModelProto, file = 'the model'): Preprocessing {
-  return parsePreprocessing(proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value, file);
+  return withRecognizedScale(parsePreprocessing(proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value, file), rescalingAtInput(proto));
+}
+
+/** A declared preprocessing without a scale, for a model that rescales its own pixels: scale 1 (raw pixels). */
+export function withRecognizedScale(declared: Preprocessing, rescaling: InputRescaling | undefined): Preprocessing {
+  return declared.scale === undefined && rescaling ? { ...declared, scale: 1 } : declared;
 }
 
 /** The preprocessing in a model's metadata entry (its JSON text), or none when there is no entry. */
@@ -27,19 +36,23 @@ export function parsePreprocessing(entry: string | undefined, file = 'the model'
   } catch (err) {
     throw new KilnError('CORRUPT_FILE', `${file}: metadata '${PREPROCESSING_METADATA_KEY}' is not valid JSON (${(err as Error).message})`);
   }
-  if (!p || typeof p !== 'object' || Array.isArray(p)) throw new KilnError('CORRUPT_FILE', `${file}: metadata '${PREPROCESSING_METADATA_KEY}' should be an object {layout, mean, std}, found ${entry.slice(0, 80)}`);
-  const { layout, mean, std } = p as Preprocessing;
-  return Object.fromEntries(Object.entries({ layout, mean, std }).filter(([, v]) => v !== undefined));
+  if (!p || typeof p !== 'object' || Array.isArray(p)) throw new KilnError('CORRUPT_FILE', `${file}: metadata '${PREPROCESSING_METADATA_KEY}' should be an object {layout, scale, mean, std}, found ${entry.slice(0, 80)}`);
+  const { layout, scale, mean, std } = p as Preprocessing;
+  if (scale !== undefined && !(typeof scale === 'number' && Number.isFinite(scale) && scale > 0)) {
+    throw new KilnError('CORRUPT_FILE', `${file}: metadata '${PREPROCESSING_METADATA_KEY}' has scale ${JSON.stringify(scale)}, expected a number above 0`);
+  }
+  return Object.fromEntries(Object.entries({ layout, scale, mean, std }).filter(([, v]) => v !== undefined));
 }
 
 /**
  * Images `[N, H, W, C]` (or volumes `[N, D, H, W, C]`) in the layout a model's input wants: as they
  * are (Kiln models, Keras exports), transposed to `[N, C, H, W]` (PyTorch exports), or flattened to `[N, H·W·C]` (MLPs) — the declared
- * layout when there is one, else whichever fits — then normalized by the declared per-channel mean/std.
+ * layout when there is one, else whichever fits — then scaled (×255 for a model that takes raw pixels)
+ * and normalized by the declared per-channel mean/std.
  */
 export function adaptInput(x: Tensor, input: TensorDescription, preprocessing: Preprocessing = {}): Tensor {
   const laidOut = layoutFor(x, input, preprocessing);
-  if (!preprocessing.mean && !preprocessing.std) return laidOut;
+  if (!preprocessing.mean && !preprocessing.std && dataFactor(preprocessing.scale) === 1) return laidOut;
   // The channel axis of what the model takes: 1 for a channels-first model, else the last.
   const channelsFirst = preprocessing.layout === 'nchw' || (laidOut !== x && laidOut.rank >= 4);
   return normalize(laidOut as Tensor<'float32'>, channelsFirst ? 1 : laidOut.rank - 1, preprocessing);
@@ -79,7 +92,7 @@ function toChannelsFirst(x: Tensor<'float32'>): Tensor<'float32'> {
   return new Tensor(out, [n!, c, ...rest.slice(0, -1)], 'float32');
 }
 
-function normalize(x: Tensor<'float32'>, axis: number, { mean, std }: Preprocessing): Tensor<'float32'> {
+function normalize(x: Tensor<'float32'>, axis: number, { scale, mean, std }: Preprocessing): Tensor<'float32'> {
   const channels = x.shape[axis]!;
   for (const [flag, v] of [['mean', mean], ['std', std]] as const) {
     if (v && v.length !== 1 && v.length !== channels) {
@@ -88,11 +101,12 @@ function normalize(x: Tensor<'float32'>, axis: number, { mean, std }: Preprocess
   }
   const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const at = (v: number[] | undefined, c: number, fallback: number) => (v ? (v.length === 1 ? v[0]! : v[c]!) : fallback);
+  const factor = dataFactor(scale);
   const out = new Float32Array(x.size);
   const src = x.data;
   for (let i = 0; i < src.length; i++) {
     const c = Math.floor(i / inner) % channels;
-    out[i] = (src[i]! - at(mean, c, 0)) / at(std, c, 1);
+    out[i] = (src[i]! * factor - at(mean, c, 0)) / at(std, c, 1);
   }
   return new Tensor(out, x.shape, 'float32');
 }

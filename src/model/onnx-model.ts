@@ -9,6 +9,7 @@ import { readOnnxFile, refuseExternalData } from './read-model.js';
 import type { Preprocessing } from './imported-graph.js';
 import { checkFileInputs, declaredPreprocessing } from './input-adapter.js';
 import { examplesIn, sliceInputs, type ModelInputs } from './input-rows.js';
+import { rescalingAtInput, type InputRescaling } from './input-rescaling.js';
 
 /** One input or output of an ONNX graph. */
 export interface TensorDescription {
@@ -39,6 +40,11 @@ export interface ModelDescription {
   outputs: TensorDescription[];
   /** Node count per op type. */
   ops: Record<string, number>;
+  /**
+   * The node that rescales the image input itself (Keras' Rescaling layer: ×1/255), where there is one:
+   * the model takes raw 0–255 pixels, and Kiln feeds it so unless a scale is declared.
+   */
+  inputRescaling?: InputRescaling;
   /** Elements in initializers (weights and constants). */
   parameters: number;
   /** Every initializer (weights and constants). */
@@ -106,6 +112,11 @@ function countZeros(raw: Uint8Array | undefined, elemSize: number, floats: numbe
 
 const ELEM_SIZE: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
 
+function rescalingField(proto: ModelProto): { inputRescaling?: InputRescaling } {
+  const inputRescaling = rescalingAtInput(proto);
+  return inputRescaling ? { inputRescaling } : {};
+}
+
 /** What `kiln info` shows for any ONNX model, Kiln-made or not. */
 export function describeModel(proto: ModelProto, bytes: number): ModelDescription {
   const graph = proto.graph ?? {};
@@ -134,6 +145,7 @@ export function describeModel(proto: ModelProto, bytes: number): ModelDescriptio
     inputs: (graph.input ?? []).filter((i) => !initNames.has(i.name)).map(describeValue),
     outputs: (graph.output ?? []).map(describeValue),
     ops,
+    ...rescalingField(proto),
     parameters: initializers.reduce((n, t) => n + t.size, 0),
     initializers,
     metadata: Object.fromEntries((proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? ''])),
@@ -170,7 +182,10 @@ export class OnnxModel {
     return new OnnxModel(bytes, proto);
   }
 
-  /** The input preprocessing the file declares (layout, mean/std: `kiln train --layout/--mean/--std`). */
+  /**
+   * The input preprocessing the file declares (layout, scale, mean/std: `kiln train --layout/--scale/--mean/--std`);
+   * scale 1 (raw pixels) for a model that rescales its own input and declares no scale.
+   */
   get preprocessing(): Preprocessing {
     return declaredPreprocessing(this.proto);
   }

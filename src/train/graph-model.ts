@@ -21,7 +21,7 @@ import type { TrainingStepOptions } from './training-step.js';
  */
 
 /**
- * Options of `GraphModel.load` and `loadModel`: the input preprocessing (layout, mean, std), a name and a seed.
+ * Options of `GraphModel.load` and `loadModel`: the input preprocessing (layout, scale, mean, std), a name and a seed.
  */
 export interface GraphModelOptions extends Preprocessing {
   /** The model's name (default: the graph's name). */
@@ -91,7 +91,7 @@ export class GraphModel extends TrainableModel {
   /** The same as `load`, from a decoded ModelProto (`file` names it in messages). */
   static async fromProto(proto: ModelProto, file = '<bytes>', options: GraphModelOptions = {}): Promise<GraphModel> {
     const model = await GraphModel.open(proto, file, options);
-    model.setPreprocessing(definedOnly({ layout: options.layout, mean: options.mean, std: options.std }));
+    model.setPreprocessing(definedOnly({ layout: options.layout, scale: options.scale, mean: options.mean, std: options.std }));
     return model;
   }
 
@@ -327,8 +327,8 @@ export class GraphModel extends TrainableModel {
    * error rather than a silent switch (which would recompile and drop the optimizer's state).
    */
   private setLayout(layout: InputLayout | undefined): void {
-    const { mean, std } = this.structure.preprocessing;
-    this.structure = this.structure.withPreprocessing({ ...definedOnly({ layout, mean, std }) });
+    const { scale, mean, std } = this.structure.preprocessing;
+    this.structure = this.structure.withPreprocessing({ ...definedOnly({ layout, scale, mean, std }) });
     this.layoutFixed = true;
     this.structureChanged();
   }

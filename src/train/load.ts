@@ -9,7 +9,7 @@ import { dimensionsOfData, notAtSizes, withFreeDimensions } from '../model/impor
 import type { Tensor } from '../tensor.js';
 import { Sequential } from './sequential.js';
 
-/** Options of loadModel: GraphModel's options (name, seed, layout, mean, std) and the key of an encrypted model. */
+/** Options of loadModel: GraphModel's options (name, seed, layout, scale, mean, std) and the key of an encrypted model. */
 export interface LoadModelOptions extends GraphModelOptions {
   /** The key of an encrypted model (`kiln encrypt`): 32 bytes, or 64 hex digits / base64 text. Decrypted in memory only. */
   key?: Uint8Array | string;
@@ -88,7 +88,7 @@ export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: 
     onnx.notTrainable = err.message;
     return onnx;
   }
-  // The caller's layout and mean/std: their errors are the caller's, not the file's.
-  model.setPreprocessing({ layout: options.layout, mean: options.mean, std: options.std });
+  // The caller's layout, scale and mean/std: their errors are the caller's, not the file's.
+  model.setPreprocessing({ layout: options.layout, scale: options.scale, mean: options.mean, std: options.std });
   return model;
 }
