@@ -5,6 +5,7 @@ import { modelToProto, nodeAttributes, tensorFromProto, tensorToProto } from '..
 import { encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js';
 import { OLDEST_UPGRADABLE_OPSET, UPGRADED_OPSET, defaultOpset, upgradeOpset } from '../graph/opset-upgrade.js';
 import { describedByShapeRules } from './graph-from-proto.js';
+import { freeFixedBatch } from './fixed-batch.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -223,7 +224,7 @@ export class ImportedGraph implements ModelStructure {
    * laid out; otherwise the model is fed as its input is declared until `withLayout` says otherwise.
    */
   static async open(given: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}, dimensions: Readonly<Record<string, number>> = {}): Promise<ImportedGraph> {
-    let proto = withFreeDimensions(given, dimensions, file);
+    let proto = await freeFixedBatch(withFreeDimensions(given, dimensions, file), file, runtime);
     let opset = defaultOpset(proto);
     if (opset < OLDEST_UPGRADABLE_OPSET || opset > MAX_OPSET) {
       const remedy = opset > MAX_OPSET ? `export it again with opset_version ${MAX_OPSET} or lower` : `convert it to opset ${UPGRADED_OPSET} or later with onnx.version_converter`;

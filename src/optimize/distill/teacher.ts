@@ -2,6 +2,7 @@ import { KilnError, formatShape } from '../../errors.js';
 import { encodeModel, type ModelProto } from '../../graph/proto.js';
 import { finalSoftmax } from '../../model/imported-graph.js';
 import { Model } from '../../model/model.js';
+import { batchable } from '../../model/fixed-batch.js';
 import { OnnxModel } from '../../model/onnx-model.js';
 import { checkFileInputs, fileFeeds } from '../../model/input-adapter.js';
 import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
@@ -16,12 +17,12 @@ export type ClassifierSource = string | Uint8Array | OnnxModel | Model;
 /** What a classifier's first output holds; 'auto' tells them apart by looking at the values. */
 export type ClassifierOutputKind = 'logits' | 'probabilities';
 
-/** Any classifier as an OnnxModel, so Kiln-made and foreign models run the same way. */
+/** Any classifier as an OnnxModel, so Kiln-made and foreign models run the same way (in batches of any size: see batchable). */
 export async function asOnnxModel(source: ClassifierSource): Promise<OnnxModel> {
-  if (source instanceof OnnxModel) return source;
-  if (typeof source === 'string') return OnnxModel.load(source);
+  if (source instanceof OnnxModel) return batchable(source);
+  if (typeof source === 'string') return batchable(await OnnxModel.load(source), `'${source}'`);
   const bytes = source instanceof Model ? source.toOnnx() : source;
-  return new OnnxModel(bytes, parseOnnx(bytes));
+  return batchable(new OnnxModel(bytes, parseOnnx(bytes)));
 }
 
 /** True when every row is a probability distribution (non-negative, summing to 1). */

@@ -1,0 +1,182 @@
+import { KilnError, formatShape } from '../errors.js';
+import { tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
+import type { ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../graph/proto.js';
+import { encodeModel } from '../graph/proto.js';
+import { Random } from '../random.js';
+import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
+import { Tensor } from '../tensor.js';
+import { OnnxModel } from './onnx-model.js';
+
+/*
+ * Owns freeing the batch size of a model exported at a fixed one. torch.onnx.export without
+ * dynamic_axes (its default) writes the example batch into the file — inputs [1, 3, 224, 224] — and
+ * so do many ONNX Model Zoo files, often also as the first entry of a Reshape target ([1, 256]).
+ * Kiln trains in batches, so such a file gets the symbolic batch 'batch' on its inputs and outputs,
+ * Reshape targets that start with the fixed size take it from their input instead (0: copy that
+ * dimension), and its intermediate shape annotations are dropped (ONNX Runtime infers them again).
+ * That rewrite is a guess about what the fixed size meant, so it is kept only when it computes what
+ * the file computes: the freed graph on two batches' rows at once must give, row for row, the file's
+ * own outputs on each batch; otherwise the model is refused with the way to export it again.
+ */
+
+/** The batch size every data input and output of the file fixes on axis 0, or undefined where one is free. */
+export function fixedBatchOf(proto: ModelProto): number | undefined {
+  const graph = proto.graph;
+  if (!graph) return undefined;
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  const values = [...(graph.input ?? []).filter((i) => !initializers.has(i.name)), ...(graph.output ?? [])];
+  const firsts = values.map((v) => v.type?.tensorType?.shape?.dim?.[0]?.dimValue);
+  if (values.length === 0 || firsts.some((d) => d === undefined || d === null)) return undefined;
+  const sizes = new Set(firsts.map(Number));
+  return sizes.size === 1 ? [...sizes][0] : undefined;
+}
+
+const withFreeBatch = (v: ValueInfoProto): ValueInfoProto => {
+  const dims = v.type!.tensorType!.shape!.dim!;
+  return { ...v, type: { ...v.type, tensorType: { ...v.type!.tensorType, shape: { dim: [{ dimParam: 'batch' }, ...dims.slice(1)] } } } };
+};
+
+/** The graph with a free batch: see the module comment. `batch` is the size the file fixes. */
+function freed(proto: ModelProto, batch: number): ModelProto {
+  const graph = proto.graph!;
+  const initializers = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const constants = new Map<string, TensorProto>();
+  for (const n of graph.node ?? []) {
+    const value = n.opType === 'Constant' ? n.attribute?.find((a) => a.name === 'value')?.t : undefined;
+    if (value && n.output?.[0]) constants.set(n.output[0], value);
+  }
+  const added: TensorProto[] = [];
+  const node = (graph.node ?? []).map((n): NodeProto => {
+    const [data, target] = n.input ?? [];
+    const allowZero = n.attribute?.find((a) => a.name === 'allowzero')?.i;
+    if (n.opType !== 'Reshape' || (n.domain ?? '') !== '' || !data || !target || initializers.has(data) || Number(allowZero ?? 0) !== 0) return n;
+    const shape = initializers.get(target) ?? constants.get(target);
+    if (!shape) return n;
+    const values = tensorFromProto(shape);
+    if (values.rank !== 1 || values.size === 0 || Number(values.data[0]) !== batch) return n;
+    const copy = BigInt64Array.from(values.data as BigInt64Array);
+    copy[0] = 0n;
+    const name = `${target}/free_batch`;
+    if (!added.some((t) => t.name === name)) added.push(tensorToProto(name, new Tensor(copy, [copy.length], 'int64')));
+    return { ...n, input: [data, name, ...(n.input ?? []).slice(2)] };
+  });
+  return {
+    ...proto,
+    graph: {
+      ...graph,
+      node,
+      initializer: [...(graph.initializer ?? []), ...added],
+      input: (graph.input ?? []).map((i) => (initializers.has(i.name ?? '') ? i : withFreeBatch(i))),
+      output: (graph.output ?? []).map(withFreeBatch),
+      valueInfo: [],
+    },
+  };
+}
+
+/** Seeded inputs of `rows` rows: floats in [0, 1), token ids and masks 0 or 1 (valid for any embedding). */
+function sampleInputs(proto: ModelProto, rows: number): Record<string, Tensor> {
+  const graph = proto.graph!;
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  const rng = new Random(11);
+  const feeds: Record<string, Tensor> = {};
+  for (const i of (graph.input ?? []).filter((v) => !initializers.has(v.name))) {
+    const dims = i.type!.tensorType!.shape!.dim!.slice(1).map((d) => Number(d.dimValue ?? 1));
+    const shape = [rows, ...dims];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const type = i.type!.tensorType!.elemType;
+    feeds[i.name!] =
+      type === 7
+        ? new Tensor(BigInt64Array.from({ length: size }, () => BigInt(rng.next() < 0.5 ? 0 : 1)), shape, 'int64')
+        : type === 6
+          ? new Tensor(Int32Array.from({ length: size }, () => (rng.next() < 0.5 ? 0 : 1)), shape, 'int32')
+          : new Tensor(Float32Array.from({ length: size }, () => rng.next()), shape, 'float32');
+  }
+  return feeds;
+}
+
+function rowsOf(t: Tensor, start: number, count: number): Tensor {
+  const row = t.size / t.shape[0]!;
+  return new Tensor((t.data as Float32Array).slice(start * row, (start + count) * row) as never, [count, ...t.shape.slice(1)], t.dtype);
+}
+
+/** Why the freed graph's outputs are not the file's, or undefined when they are (within float rounding). */
+function difference(freedOut: Record<string, Tensor>, chunks: Record<string, Tensor>[], batch: number): string | undefined {
+  for (const [name, whole] of Object.entries(freedOut)) {
+    if (whole.shape[0] !== batch * chunks.length) return `output '${name}' has shape ${formatShape(whole.shape)} for ${batch * chunks.length} rows`;
+    for (let c = 0; c < chunks.length; c++) {
+      const own = chunks[c]![name]!;
+      const mine = rowsOf(whole, c * batch, batch);
+      if (own.size !== mine.size) return `output '${name}' has ${mine.size} values per ${batch} rows, the file gives ${own.size}`;
+      const a = own.data as ArrayLike<number | bigint>;
+      const b = mine.data as ArrayLike<number | bigint>;
+      let scale = 1;
+      for (let i = 0; i < a.length; i++) scale = Math.max(scale, Math.abs(Number(a[i])));
+      for (let i = 0; i < a.length; i++) {
+        const d = Math.abs(Number(a[i]) - Number(b[i]));
+        if (!(d <= 1e-4 * scale)) return `output '${name}' differs from the file's by ${d} on rows ${c * batch}–${c * batch + batch - 1}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The file with its batch size freed, when every input and output fixes one (else the file as it is);
+ * a KilnError when the freed graph does not compute what the file computes, batch for batch.
+ */
+export async function freeFixedBatch(proto: ModelProto, file: string, runtime: Runtime): Promise<ModelProto> {
+  const batch = fixedBatchOf(proto);
+  if (batch === undefined) return proto;
+  const candidate = freed(proto, batch);
+  const input = proto.graph!.input!.find((i) => !(proto.graph!.initializer ?? []).some((t) => t.name === i.name))!;
+  const names = (proto.graph!.input ?? []).map((i) => i.name ?? '').filter((n) => !(proto.graph!.initializer ?? []).some((t) => t.name === n));
+  const refuse = (why: string) => {
+    const axes = names.map((n) => `'${n}': {0: 'batch'}`).join(', ');
+    return new KilnError(
+      'INVALID_SHAPE',
+      `'${file}' was exported at a fixed batch size of ${batch} (input '${input.name}' ${formatShape(input.type!.tensorType!.shape!.dim!.map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : (d.dimParam ?? null))))}), and freeing it did not give the same model (${why}); Kiln trains in batches: export it again with a dynamic batch dimension (torch.onnx.export(..., dynamic_axes={${axes}}))`,
+    );
+  };
+  let original;
+  try {
+    original = await runtime.load(encodeModel(proto));
+  } catch {
+    // A file ONNX Runtime cannot run as it is (an opset it lacks kernels for) is left for the steps
+    // after this one to name.
+    return proto;
+  }
+  let loaded;
+  try {
+    loaded = await runtime.load(encodeModel(candidate));
+  } catch (err) {
+    await runtime.release(original);
+    throw refuse(`it does not load: ${(err as Error).message}`);
+  }
+  try {
+    const feeds = sampleInputs(proto, 2 * batch);
+    const chunks = [];
+    for (let c = 0; c < 2; c++) chunks.push(await runtime.run(original, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, rowsOf(t, c * batch, batch)]))));
+    let whole;
+    try {
+      whole = await runtime.run(loaded, feeds);
+    } catch (err) {
+      throw refuse(`at ${2 * batch} rows, ${(err as Error).message}`);
+    }
+    const why = difference(whole, chunks, batch);
+    if (why !== undefined) throw refuse(why);
+    return candidate;
+  } finally {
+    await Promise.all([runtime.release(original), runtime.release(loaded)]);
+  }
+}
+
+/**
+ * A model file as the data pipeline runs it (bench, distillation teachers): the same model, with its
+ * batch size freed when the file fixes one (freeFixedBatch), so that it takes batches of any size.
+ */
+export async function batchable(model: OnnxModel, file = 'the model'): Promise<OnnxModel> {
+  if (fixedBatchOf(model.proto) === undefined) return model;
+  const proto = await freeFixedBatch(model.proto, file, sharedRuntime());
+  const bytes = encodeModel(proto);
+  return new OnnxModel(bytes, proto);
+}
