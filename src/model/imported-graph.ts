@@ -6,6 +6,7 @@ import { encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js'
 import { OLDEST_UPGRADABLE_OPSET, UPGRADED_OPSET, defaultOpset, upgradeOpset } from '../graph/opset-upgrade.js';
 import { describedByShapeRules } from './graph-from-proto.js';
 import { freeFixedBatch } from './fixed-batch.js';
+import { separateEqualInitializers } from './deduplicated-initializers.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -15,6 +16,10 @@ import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type Model
 /*
  * The structure of a model another tool wrote (torch.onnx.export, tf2onnx, Optimum): its ONNX graph,
  * kept node for node, made trainable. What this file owns:
+ * - the file as PyTorch's model has it: initializers the exporter merged because they start equal
+ *   (a fresh network's BatchNorm ones and zeros behind Identity nodes) separated again
+ *   (deduplicated-initializers.ts), and a batch size fixed by the export freed where that computes
+ *   the same (fixed-batch.ts);
  * - the parameters: float initializers of rank >= 1 that reach the output through inputs gradients
  *   flow into; BatchNormalization's running statistics as non-trainable parameters; everything else
  *   (shape and index initializers, scalar constants, Constant nodes, the Shape→Gather→Concat→Reshape
@@ -224,7 +229,7 @@ export class ImportedGraph implements ModelStructure {
    * laid out; otherwise the model is fed as its input is declared until `withLayout` says otherwise.
    */
   static async open(given: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}, dimensions: Readonly<Record<string, number>> = {}): Promise<ImportedGraph> {
-    let proto = await freeFixedBatch(withFreeDimensions(given, dimensions, file), file, runtime);
+    let proto = await freeFixedBatch(separateEqualInitializers(withFreeDimensions(given, dimensions, file)), file, runtime);
     let opset = defaultOpset(proto);
     if (opset < OLDEST_UPGRADABLE_OPSET || opset > MAX_OPSET) {
       const remedy = opset > MAX_OPSET ? `export it again with opset_version ${MAX_OPSET} or lower` : `convert it to opset ${UPGRADED_OPSET} or later with onnx.version_converter`;

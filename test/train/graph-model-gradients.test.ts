@@ -56,6 +56,9 @@ const CASES: [label: string, fixture: string, declaredOpset?: number, dimensions
   // Volumes [batch, 1, 4, 28, 28]: Conv3d (dense, strided, depthwise), BatchNorm3d, MaxPool3d,
   // ConvTranspose3d, AvgPool3d.
   ['vol3d (3-D convolutions over clips)', 'vol3d'],
+  // The ResNet as built, not trained: the exporter merged its BatchNorms' equal ones and zeros into one
+  // initializer each (Identity nodes); every γ, β and running statistic is its own again, by PyTorch's name.
+  ['resnet_fresh (initializers merged by the exporter)', 'resnet_fresh'],
 ];
 
 for (const [label, name, declaredOpset, dimensions, loss] of CASES) {

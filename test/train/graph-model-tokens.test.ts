@@ -69,7 +69,7 @@ describe('GraphModel of token ids', () => {
     const labels = new Tensor(new Int32Array(4), [4], 'int32');
     await assert.rejects(model.fit(new Tensor(new Float32Array(4 * SEQ), [4, SEQ], 'float32'), labels, { verbose: 0 }), kilnError('INVALID_ARGUMENT', 'must be int64 token ids, as the model\'s input is; got float32 (image or vector data cannot feed a model of token ids)'));
     await assert.rejects(model.predict(new Tensor(new Int32Array(4 * SEQ), [4, SEQ], 'int32')), kilnError('INVALID_ARGUMENT', 'must be int64 token ids, as the model\'s input is; got int32'));
-    await assert.rejects(GraphModel.load(FILE, { layout: 'nchw' }), kilnError('INVALID_ARGUMENT', "input 'input_ids' takes int64 token ids: a layout or --mean/--std applies to image and vector inputs only"));
+    await assert.rejects(GraphModel.load(FILE, { layout: 'nchw' }), kilnError('INVALID_ARGUMENT', "input 'input_ids' takes int64 token ids: a layout, --scale or --mean/--std applies to image and vector inputs only"));
     await assert.rejects(GraphModel.load(FILE, { mean: [0.5] }), kilnError('INVALID_ARGUMENT', 'token ids'));
   });
 
