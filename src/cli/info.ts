@@ -6,6 +6,7 @@ import type { UntrainableOp } from '../model/imported-graph.js';
 import { GraphModel, type TiedWeight } from '../train/graph-model.js';
 import { loadModel } from '../train/load.js';
 import { importOptions } from './import-options.js';
+import { scaleRecognized } from '../model/input-adapter.js';
 
 export const infoCommand: Command = {
   name: 'info',
@@ -33,7 +34,7 @@ export const infoCommand: Command = {
     out('');
     const io = [...d.inputs.map((v) => ['input', v.name, v.dtype, v.shape ? formatShape(v.shape) : '?']), ...d.outputs.map((v) => ['output', v.name, v.dtype, v.shape ? formatShape(v.shape) : '?'])];
     out(formatTable(io, { header: ['', 'Name', 'Type', 'Shape'] }));
-    if (d.inputRescaling) {
+    if (d.inputRescaling && scaleRecognized(d)) {
       const { node, factor } = d.inputRescaling;
       out(`Input scale: raw 0–255 pixels (node '${node}' multiplies them by 1/${Number((1 / factor).toPrecision(6))} itself, as Keras' Rescaling layer does); Kiln feeds its images so unless --scale says otherwise`);
     }

@@ -82,7 +82,7 @@ function describe(model: ImageModel, inputName: string | undefined): { input: Te
   } else {
     const description = model instanceof OnnxModel || 'description' in model ? model.description : model;
     inputs = description.inputs;
-    preprocessing = withRecognizedScale(parsePreprocessing(description.metadata[PREPROCESSING_METADATA_KEY]), description.inputRescaling);
+    preprocessing = withRecognizedScale(parsePreprocessing(description.metadata[PREPROCESSING_METADATA_KEY]), description.inputRescaling, description.metadata);
   }
   if (inputs.length === 0) throw new KilnError('INVALID_ARGUMENT', 'the model has no inputs');
   let input: TensorDescription | undefined;

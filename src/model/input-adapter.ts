@@ -19,12 +19,30 @@ import type { TensorDescription } from './onnx-model.js';
  * declared scale, scale 1 (raw pixels) for a model that rescales its own input (input-rescaling.ts).
  */
 export function declaredPreprocessing(proto: ModelProto, file = 'the model'): Preprocessing {
-  return withRecognizedScale(parsePreprocessing(proto.metadataProps?.find((m) => m.key === PREPROCESSING_METADATA_KEY)?.value, file), rescalingAtInput(proto));
+  const metadata = Object.fromEntries((proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
+  return withRecognizedScale(parsePreprocessing(metadata[PREPROCESSING_METADATA_KEY], file), rescalingAtInput(proto), metadata);
 }
 
-/** A declared preprocessing without a scale, for a model that rescales its own pixels: scale 1 (raw pixels). */
-export function withRecognizedScale(declared: Preprocessing, rescaling: InputRescaling | undefined): Preprocessing {
-  return declared.scale === undefined && rescaling ? { ...declared, scale: 1 } : declared;
+/**
+ * The metadata key a Kiln training run leaves in a saved model (train/model.ts' TRAINING_METADATA_KEY;
+ * named here, a layer below it).
+ */
+const KILN_TRAINED_KEY = 'kiln.training';
+
+/**
+ * A declared preprocessing without a scale, for a model that rescales its own pixels: scale 1 (raw
+ * pixels). Not for a file Kiln trained and saved without a scale: Kiln before the scale existed fed
+ * such a model [0, 1] data and trained it so, and it goes on being fed what it learnt from (every file
+ * saved since declares its scale).
+ */
+export function withRecognizedScale(declared: Preprocessing, rescaling: InputRescaling | undefined, metadata: Readonly<Record<string, string>>): Preprocessing {
+  return declared.scale === undefined && rescaling && !(KILN_TRAINED_KEY in metadata) ? { ...declared, scale: 1 } : declared;
+}
+
+/** Whether a model is fed raw 0–255 pixels because its graph rescales them and it declares no scale (what `kiln info` says). */
+export function scaleRecognized(description: { inputRescaling?: InputRescaling; metadata: Readonly<Record<string, string>> }): boolean {
+  const declared = parsePreprocessing(description.metadata[PREPROCESSING_METADATA_KEY]);
+  return withRecognizedScale(declared, description.inputRescaling, description.metadata) !== declared;
 }
 
 /** The preprocessing in a model's metadata entry (its JSON text), or none when there is no entry. */

@@ -123,7 +123,7 @@ export class GraphModel extends TrainableModel {
     return own(softmax ?? (channelsFirstGrid ? 1 : undefined));
   }
 
-  /** The input preprocessing this model applies (layout, mean/std), stored in the saved file. */
+  /** The input preprocessing this model applies (layout, scale, mean/std), stored in the saved file. */
   get preprocessing(): Preprocessing {
     return this.structure.preprocessing;
   }

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tensorToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel, type ModelProto } from '../../src/graph/proto.js';
-import { fixedBatchOf } from '../../src/model/fixed-batch.js';
+import { fixedBatchOf, freeFixedBatch } from '../../src/model/fixed-batch.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
 import { asOnnxModel, classifierScores } from '../../src/optimize/distill/teacher.js';
 import { Tensor } from '../../src/tensor.js';
@@ -116,6 +117,30 @@ describe('a model exported at a fixed batch size', () => {
       assert.deepEqual(scores.shape, [7, 10]);
     });
   }
+
+  it('the freed graph drops the Reshape target it replaced', async () => {
+    const runtime = new Runtime();
+    const freed = await freeFixedBatch(zooStyle(1), 'zoo.onnx', runtime).finally(() => runtime.close());
+    const names = freed.graph!.initializer!.map((t) => t.name);
+    assert.ok(!names.includes('shape') && names.includes('shape/free_batch'), names.join(', '));
+  });
+
+  it('a file the check cannot run (a uint8 input; a graph that fails at its own sizes) goes on as it is, to be named by what follows', async () => {
+    const bytes = encodeModel(zooStyle(1));
+    const uint8 = decodeModel(bytes);
+    uint8.graph!.input![0]!.type!.tensorType!.elemType = 2;
+    uint8.graph!.node!.unshift({ name: 'cast', opType: 'Cast', input: ['input'], output: ['input_f'], attribute: [{ name: 'to', type: 2, i: 1 }] });
+    uint8.graph!.node![1]!.input![0] = 'input_f';
+    const tooSmall = model([1, 2, 2], 'logits', 10, [node('Conv', ['input', 'w'], ['c'], { kernel_shape: [3, 3] }), node('Flatten', ['c'], ['logits'])], { w: weight([10, 1, 3, 3], 1) });
+    for (const [name, proto, why] of [['uint8', uint8, /input 'input' is uint8/], ['too-small', fixBatch(tooSmall, 1), /.+/]] as const) {
+      const file = join(temp.dir, `${name}.onnx`);
+      await writeFile(file, encodeModel(proto));
+      const loaded = await loadModel(file);
+      assert.ok(loaded instanceof OnnxModel, name);
+      assert.match(loaded.notTrainable!, why, name);
+      assert.ok((await asOnnxModel(file)) instanceof OnnxModel, name);
+    }
+  });
 
   it('a model whose arithmetic holds the batch is refused, with the export that fixes it', async () => {
     const file = join(temp.dir, 'token_b1.onnx');

@@ -17,6 +17,7 @@ import { rescalingAtInput } from '../../src/model/input-rescaling.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
 import { analyzeGraph, measureFacts, type ChannelGroup } from '../../src/optimize/prune/graph-groups.js';
 import { prune } from '../../src/optimize/prune/prune.js';
+import { quantize } from '../../src/optimize/quantize/quantize.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { loadModel } from '../../src/train/load.js';
@@ -60,6 +61,43 @@ describe('a model that rescales its own pixels (Keras Rescaling, as tf2onnx writ
     const declared = kerasStyleCnn('mul');
     declared.metadataProps = [{ key: PREPROCESSING_METADATA_KEY, value: JSON.stringify({ scale: 1 / 255 }) }];
     assert.deepEqual(declaredPreprocessing(declared), { scale: 1 / 255 });
+  });
+
+  it('a file Kiln trained before the scale existed (kiln.training, no scale) is fed [0, 1] as it was trained; kiln info says nothing then, nor for a declared scale', async () => {
+    const old = kerasStyleCnn('mul');
+    old.metadataProps = [{ key: 'kiln.training', value: '{"loss":{"name":"sparseCategoricalCrossentropy","config":{}}}' }];
+    assert.deepEqual(declaredPreprocessing(old), {});
+    const bytes = encodeModel(old);
+    assert.equal(imageInputSpec(new OnnxModel(bytes, decodeModel(bytes))).scale, 1 / 255);
+    const declared = kerasStyleCnn('mul');
+    declared.metadataProps = [{ key: PREPROCESSING_METADATA_KEY, value: JSON.stringify({ scale: 1 / 255 }) }];
+    const temp = await makeTempDir();
+    try {
+      for (const [name, proto] of [['old', old], ['declared', declared]] as const) {
+        const file = join(temp.dir, `${name}.onnx`);
+        await writeFile(file, encodeModel(proto));
+        const { code, out } = await runMain(['info', file]);
+        assert.equal(code, 0);
+        assert.doesNotMatch(out, /Input scale/, name);
+      }
+    } finally {
+      await temp.remove();
+    }
+  });
+
+  it('a quantized file declares the scale its source was fed (float16 turns the 1/255 into a Cast no longer recognized)', async () => {
+    const bytes = encodeModel(kerasStyleCnn('mul'));
+    const source = new OnnxModel(bytes, decodeModel(bytes));
+    const x = images(16, [28, 28, 1]);
+    for (const mode of ['float16', 'dynamic'] as const) {
+      const q = await quantize(source, { mode });
+      assert.deepEqual(q.preprocessing, { scale: 1 }, mode);
+      assert.deepEqual(JSON.parse(q.proto.metadataProps!.find((m) => m.key === PREPROCESSING_METADATA_KEY)!.value!), { scale: 1 }, mode);
+      // Fed alike, the quantized file answers as its source does.
+      const ours = (await q.run({ input_1: adaptInput(x, q.inputs[0]!, q.preprocessing) })).dense_1!.data as Float32Array;
+      const theirs = (await source.run({ input_1: adaptInput(x, source.inputs[0]!, source.preprocessing) })).dense_1!.data as Float32Array;
+      assert.ok(maxAbsDiff(ours, theirs) < 0.02, `${mode}: ${maxAbsDiff(ours, theirs)}`);
+    }
   });
 
   describe('fed and trained through GraphModel', () => {

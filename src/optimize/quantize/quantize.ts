@@ -26,7 +26,7 @@ import { checkFineTune, fakeQuantStepOptions, foldBatchNormLayers } from './qat.
 import { QUANTIZATION_METADATA_KEY, checkNotQuantized, sourceGraph, type QuantizableModel } from './source-graph.js';
 import { MODEL_METADATA_KEY } from '../../model/sequential.js';
 import { adaptInput, fileFeeds } from '../../model/input-adapter.js';
-import type { Preprocessing } from '../../model/imported-graph.js';
+import { PREPROCESSING_METADATA_KEY, type Preprocessing } from '../../model/imported-graph.js';
 
 /** The quantization modes: dynamic int8, static int8 (calibrated), float16 weights, quantization-aware training. */
 export type QuantizationMode = 'dynamic' | 'static' | 'float16' | 'qat';
@@ -387,6 +387,14 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     const metadata = (converted.metadataProps ?? []).filter((m) => m.key !== MODEL_METADATA_KEY && m.key !== QUANTIZATION_METADATA_KEY);
     const name = model instanceof Sequential ? model.name : proto.graph?.name || 'model';
     metadata.push({ key: QUANTIZATION_METADATA_KEY, value: JSON.stringify({ mode: 'float16', model: name, settings }) });
+    // What the file is fed, declared: float16 turns a Keras Rescaling's 1/255 into a float16 constant
+    // and a Cast, which no longer reads as a rescaling (input-rescaling.ts).
+    const fed = model instanceof OnnxModel ? model.preprocessing : {};
+    if (Object.keys(fed).length > 0) {
+      const i = metadata.findIndex((m) => m.key === PREPROCESSING_METADATA_KEY);
+      if (i >= 0) metadata.splice(i, 1);
+      metadata.push({ key: PREPROCESSING_METADATA_KEY, value: JSON.stringify(fed) });
+    }
     const bytes = encodeModel({ ...converted, metadataProps: metadata });
     report.sizeAfter = bytes.length;
     report.compression = before.length / bytes.length;
@@ -427,6 +435,7 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
   }
   const metadata: Record<string, string> = { ...src.metadata };
   metadata[QUANTIZATION_METADATA_KEY] = JSON.stringify({ mode: options.mode, model: src.modelName, settings });
+  if (Object.keys(preprocessing).length > 0) metadata[PREPROCESSING_METADATA_KEY] = JSON.stringify(preprocessing);
   const bytes = encodeModel(modelToProto(result.graph, metadata, Math.max(13, src.opset)));
   const report = baseReport(options, settings, before.length, bytes.length, foldedBatchNorm);
   report.layers = layerReports(result.decisions, src.layerNames);
