@@ -17,6 +17,7 @@ One JSON line on stdout.
 """
 import argparse
 import base64
+import copy
 import json
 import os
 import sys
@@ -58,6 +59,29 @@ def onnx_names(path: str):
     return names
 
 
+def reference(model: torch.nn.Module, names: dict, x: torch.Tensor, y: torch.Tensor):
+    """Loss and, per ONNX initializer name, the gradient's norm and probe, in train() mode."""
+    model.train()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    params = dict(model.named_parameters())
+    gradients = {}
+    for name, value in names.items():
+        if name in params:
+            grad = params[name].grad
+        else:
+            # A weight the exporter folded into a constant of its own (a Linear's weight transposed for
+            # MatMul, `onnx::MatMul_830`): the parameter whose transpose it equals.
+            value = torch.from_numpy(value.copy()).to(next(model.parameters()).dtype)
+            hits = [p for p in params.values() if p.dim() == 2 and p.t().shape == value.shape and torch.allclose(p.detach().t(), value, rtol=0, atol=1e-7)]
+            if len(hits) != 1:
+                continue  # a buffer (running statistics) or a constant: no gradient
+            grad = hits[0].grad.t()
+        if grad is not None:
+            gradients[name] = {'norm': float(grad.double().norm()), 'probe': probe(grad)}
+    return loss.item(), gradients
+
+
 def export(args) -> dict:
     model = build(args.model).eval()
     path = os.path.join(args.dir, f'{args.model}.onnx')
@@ -67,30 +91,19 @@ def export(args) -> dict:
     g = torch.Generator().manual_seed(1)
     x = torch.rand(8, 3, args.size, args.size, generator=g)
     y = torch.arange(8) % 10
-    model.train()
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    params = dict(model.named_parameters())
-    gradients = {}
-    for name, value in onnx_names(path).items():
-        if name in params:
-            grad = params[name].grad
-        else:
-            # A weight the exporter folded into a constant of its own (a Linear's weight transposed for
-            # MatMul, `onnx::MatMul_830`): the parameter whose transpose it equals.
-            value = torch.from_numpy(value.copy())
-            hits = [p for p in params.values() if p.dim() == 2 and p.t().shape == value.shape and torch.equal(p.detach().t(), value)]
-            if len(hits) != 1:
-                continue  # a buffer (running statistics) or a constant: no gradient
-            grad = hits[0].grad.t()
-        if grad is not None:
-            gradients[name] = {'norm': float(grad.double().norm()), 'probe': probe(grad)}
+    names = onnx_names(path)
+    # The same step in float64 too: how far float32 rounding alone moves these gradients (deep
+    # networks, fresh weights and BatchNorm over few values amplify it), PyTorch's own and Kiln's.
+    loss64, gradients64 = reference(copy.deepcopy(model).double(), names, x.double(), y)
+    loss, gradients = reference(model, names, x, y)
     return {
+        'loss64': loss64,
+        'gradients64': gradients64,
         'model': args.model,
         'torch': torch.__version__,
         'torchvision': torchvision.__version__,
         'parameters': sum(p.numel() for p in model.parameters()),
-        'loss': loss.item(),
+        'loss': loss,
         'input': base64.b64encode(x.numpy().astype('<f4').tobytes()).decode('ascii'),
         'inputShape': list(x.shape),
         'labels': y.tolist(),
