@@ -35,6 +35,16 @@ async function runFile(proto: ModelProto, x: Tensor): Promise<Float32Array> {
 }
 
 describe('a model that rescales its own pixels (Keras Rescaling, as tf2onnx writes it)', () => {
+  // The Keras-style model as a file, for the tests that load one.
+  let temp: Awaited<ReturnType<typeof makeTempDir>>;
+  let file: string;
+  before(async () => {
+    temp = await makeTempDir();
+    file = join(temp.dir, 'keras_cnn.onnx');
+    await writeFile(file, encodeModel(kerasStyleCnn('mul')));
+  });
+  after(() => temp.remove());
+
   it('is recognized from the node that reads its input: Mul by 1/255, Div by 255, 1/127.5 behind the transpose', () => {
     const mul = rescalingAtInput(kerasStyleCnn('mul'))!;
     assert.equal(mul.node, 'sequential/rescaling/mul');
@@ -71,17 +81,12 @@ describe('a model that rescales its own pixels (Keras Rescaling, as tf2onnx writ
     assert.equal(imageInputSpec(new OnnxModel(bytes, decodeModel(bytes))).scale, 1 / 255);
     const declared = kerasStyleCnn('mul');
     declared.metadataProps = [{ key: PREPROCESSING_METADATA_KEY, value: JSON.stringify({ scale: 1 / 255 }) }];
-    const temp = await makeTempDir();
-    try {
-      for (const [name, proto] of [['old', old], ['declared', declared]] as const) {
-        const file = join(temp.dir, `${name}.onnx`);
-        await writeFile(file, encodeModel(proto));
-        const { code, out } = await runMain(['info', file]);
-        assert.equal(code, 0);
-        assert.doesNotMatch(out, /Input scale/, name);
-      }
-    } finally {
-      await temp.remove();
+    for (const [name, proto] of [['old', old], ['declared', declared]] as const) {
+      const other = join(temp.dir, `${name}.onnx`);
+      await writeFile(other, encodeModel(proto));
+      const { code, out } = await runMain(['info', other]);
+      assert.equal(code, 0);
+      assert.doesNotMatch(out, /Input scale/, name);
     }
   });
 
@@ -101,15 +106,6 @@ describe('a model that rescales its own pixels (Keras Rescaling, as tf2onnx writ
   });
 
   describe('fed and trained through GraphModel', () => {
-    let temp: Awaited<ReturnType<typeof makeTempDir>>;
-    let file: string;
-    before(async () => {
-      temp = await makeTempDir();
-      file = join(temp.dir, 'keras_cnn.onnx');
-      await writeFile(file, encodeModel(kerasStyleCnn('mul')));
-    });
-    after(() => temp.remove());
-
     it("gets Kiln's [0, 1] images ×255, unless the caller declares scale 1/255", async () => {
       const x = images(8, [28, 28, 1]);
       const model = await GraphModel.load(file);
@@ -190,15 +186,6 @@ describe('a model that rescales its own pixels (Keras Rescaling, as tf2onnx writ
   });
 
   describe('on the command line', () => {
-    let temp: Awaited<ReturnType<typeof makeTempDir>>;
-    let file: string;
-    before(async () => {
-      temp = await makeTempDir();
-      file = join(temp.dir, 'keras_cnn.onnx');
-      await writeFile(file, encodeModel(kerasStyleCnn('mul')));
-    });
-    after(() => temp.remove());
-
     it('kiln info says the model takes raw pixels, and which node rescales them', async () => {
       const { code, out } = await runMain(['info', file]);
       assert.equal(code, 0);
