@@ -41,7 +41,9 @@ export const evaluateCommand: Command = {
     } else {
       // A foreign classifier: metrics on its outputs (no loss: its output may be logits or probabilities).
       // A file's own layout and normalization apply, whether x is one array or arrays by input name.
-      const outputs = model instanceof OnnxModel ? await classifierScores(model, x) : await model.predict(x);
+      // The command's --layout, --scale, --mean and --std apply over what the file declares.
+      const { layout, scale, mean, std } = importOptions(options);
+      const outputs = model instanceof OnnxModel ? await classifierScores(model, x, { preprocessing: { layout, scale, mean, std } }) : await model.predict(x);
       // Classes on the last axis, or the one the labels leave out (a segmentation model's [N, C, H, W]
       // with labels [N, H, W]); a token's or pixel's labelled positions are its rows.
       const ignoreClass = options['ignore-class'] === undefined ? undefined : Number(options['ignore-class']);

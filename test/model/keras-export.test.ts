@@ -18,6 +18,7 @@ import { OnnxModel } from '../../src/model/onnx-model.js';
 import { analyzeGraph, measureFacts, type ChannelGroup } from '../../src/optimize/prune/graph-groups.js';
 import { prune } from '../../src/optimize/prune/prune.js';
 import { quantize } from '../../src/optimize/quantize/quantize.js';
+import { classifierScores } from '../../src/optimize/distill/teacher.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { loadModel } from '../../src/train/load.js';
@@ -103,6 +104,16 @@ describe('a model that rescales its own pixels (Keras Rescaling, as tf2onnx writ
       const theirs = (await source.run({ input_1: adaptInput(x, source.inputs[0]!, source.preprocessing) })).dense_1!.data as Float32Array;
       assert.ok(maxAbsDiff(ours, theirs) < 0.02, `${mode}: ${maxAbsDiff(ours, theirs)}`);
     }
+  });
+
+  it("classifierScores (kiln evaluate's run of a plain file) applies a given scale over the file's", async () => {
+    const bytes = encodeModel(kerasStyleCnn('mul'));
+    const m = new OnnxModel(bytes, decodeModel(bytes));
+    const x = images(8, [28, 28, 1]);
+    const raw = (await m.run({ input_1: times(x, 255) })).dense_1!.data as Float32Array;
+    const unit = (await m.run({ input_1: x })).dense_1!.data as Float32Array;
+    assert.ok(maxAbsDiff((await classifierScores(m, x)).data as Float32Array, raw) < 1e-5, 'the recognized scale');
+    assert.ok(maxAbsDiff((await classifierScores(m, x, { preprocessing: { scale: 1 / 255 } })).data as Float32Array, unit) < 1e-5, 'the given one');
   });
 
   describe('fed and trained through GraphModel', () => {

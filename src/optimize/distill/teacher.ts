@@ -1,6 +1,6 @@
 import { KilnError, formatShape } from '../../errors.js';
 import { encodeModel, type ModelProto } from '../../graph/proto.js';
-import { finalSoftmax } from '../../model/imported-graph.js';
+import { finalSoftmax, type Preprocessing } from '../../model/imported-graph.js';
 import { Model } from '../../model/model.js';
 import { batchable } from '../../model/fixed-batch.js';
 import { OnnxModel } from '../../model/onnx-model.js';
@@ -46,6 +46,8 @@ export interface ClassifierScoresOptions {
   batchSize?: number;
   /** The value to read (default: the model's first output); another graph output. */
   output?: string;
+  /** How x meets the model, key by key over what the file declares (layout, scale, mean/std: `kiln evaluate --scale 1`). */
+  preprocessing?: Preprocessing;
 }
 
 /**
@@ -59,13 +61,14 @@ export async function classifierScores(model: OnnxModel, x: ModelInputs, options
   checkFileInputs(x, model.inputs); // names, rows and integer types checked before any run
   const n = examplesIn(x);
   const outputName = options.output ?? model.outputs[0]!.name;
+  const preprocessing = { ...model.preprocessing, ...Object.fromEntries(Object.entries(options.preprocessing ?? {}).filter(([, v]) => v !== undefined)) };
   let out: Float32Array | undefined;
   // One example's scores: [classes], [T, classes] for a class per token, or [classes, H, W] for one per
   // pixel (where the labels say which axis holds the classes); the same for every batch.
   let row: number[] = [0];
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
-    const result = (await model.run(fileFeeds(sliceInputs(x, start, end), model.inputs, model.preprocessing)))[outputName]!;
+    const result = (await model.run(fileFeeds(sliceInputs(x, start, end), model.inputs, preprocessing)))[outputName]!;
     const same = !out || (result.rank === row.length + 1 && result.shape.every((d, i) => i === 0 || d === row[i - 1]));
     if (result.rank < 2 || result.shape[0] !== end - start || (result.rank <= 3 && result.shape.at(-1)! < 2) || !same) {
       throw new KilnError(
