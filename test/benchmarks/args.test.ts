@@ -74,7 +74,7 @@ describe('parseBenchArgs', () => {
 
 describe('the bench scripts', () => {
   const benchDir = fileURLToPath(new URL('../../bench/', import.meta.url));
-  const SCRIPTS = ['any-onnx/finetune-text.js', 'any-onnx/finetune.js', 'any-onnx/load-time.js', 'any-onnx/transfer.js', 'browser/train.js', 'distill/any-onnx.js', 'distill/fashion.js', 'federated/simulate.js', 'float16/compute.js', 'prune/any-onnx-structured.js', 'prune/fashion.js', 'quantize/any-onnx.js', 'quantize/run.js', 'serve/image-decode.js', 'serve/request-cost.js', 'serve/run.js', 'train/cli-fashion.js', 'train/dp-sgd.js', 'train/fashion-accuracy.js', 'train/maxpool-ties.js', 'train/profile.js', 'train/throughput.js', 'tune/optimize.js', 'tune/parallel.js', 'tune/search.js'];
+  const SCRIPTS = ['any-onnx/finetune-text.js', 'any-onnx/finetune.js', 'any-onnx/load-time.js', 'any-onnx/torchvision.js', 'any-onnx/transfer.js', 'browser/train.js', 'distill/any-onnx.js', 'distill/fashion.js', 'federated/simulate.js', 'float16/compute.js', 'prune/any-onnx-structured.js', 'prune/fashion.js', 'quantize/any-onnx.js', 'quantize/run.js', 'serve/image-decode.js', 'serve/request-cost.js', 'serve/run.js', 'train/cli-fashion.js', 'train/dp-sgd.js', 'train/fashion-accuracy.js', 'train/maxpool-ties.js', 'train/profile.js', 'train/throughput.js', 'tune/optimize.js', 'tune/parallel.js', 'tune/search.js'];
   const HELPERS = ['any-onnx/common.js', 'args.js', 'distill/seeds.js', 'federated/starting-point.js', 'ort-timing.js', 'quantize/common.js', 'serve/fastapi.js', 'serve/grpc-floor.js', 'serve/grpc-load.js', 'serve/http-floor.js', 'serve/load.js', 'serve/model.js', 'serve/process-cpu.js', 'serve/test-images.js', 'train/common.js'];
   const run = promisify(execFile);
 
