@@ -5,6 +5,7 @@ import { DATASET_NAMES } from '../data/by-name.js';
 import { Tensor } from '../tensor.js';
 import { INPUT_NAME, Model } from '../model/model.js';
 import { OnnxModel } from '../model/onnx-model.js';
+import { isPixelScale } from '../model/imported-graph.js';
 import type { GraphModelOptions } from '../train/graph-model.js';
 import type { Command } from './command.js';
 
@@ -45,7 +46,7 @@ function numbers(v: unknown, flag: string): number[] | undefined {
 function pixelScale(v: unknown): number {
   const m = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(String(v));
   const value = m ? Number(m[1]) / (m[2] === undefined ? 1 : Number(m[2])) : NaN;
-  if (!(Number.isFinite(value) && value > 0)) {
+  if (!isPixelScale(value)) {
     throw new KilnError('INVALID_ARGUMENT', `--scale takes a number above 0 or a fraction (1/255 for pixels in [0, 1], 1 for raw 0–255 pixels), got '${String(v)}'`);
   }
   return value;

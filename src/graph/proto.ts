@@ -242,6 +242,12 @@ export interface GraphProto {
   valueInfo?: ValueInfoProto[];
   quantizationAnnotation?: unknown[];
 }
+/** The inputs a caller feeds: older exporters list every initializer among the graph's inputs too. */
+export function dataInputs(graph: GraphProto): ValueInfoProto[] {
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  return (graph.input ?? []).filter((i) => !initializers.has(i.name));
+}
+
 export interface ModelProto {
   irVersion?: number;
   opsetImport?: OperatorSetId[];

@@ -1,7 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import { tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
 import type { ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../graph/proto.js';
-import { encodeModel } from '../graph/proto.js';
+import { dataInputs, encodeModel } from '../graph/proto.js';
 import { Random } from '../random.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
@@ -30,8 +30,7 @@ const SAMPLED_TYPES = new Set([1, 6, 7]);
 export function fixedBatchOf(proto: ModelProto): number | undefined {
   const graph = proto.graph;
   if (!graph) return undefined;
-  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
-  const inputs = (graph.input ?? []).filter((i) => !initializers.has(i.name));
+  const inputs = dataInputs(graph);
   const values = [...inputs, ...(graph.output ?? [])];
   const firsts = values.map((v) => v.type?.tensorType?.shape?.dim?.[0]?.dimValue);
   if (values.length === 0 || firsts.some((d) => d === undefined || d === null)) return undefined;
@@ -93,11 +92,9 @@ function freed(proto: ModelProto, batch: number): ModelProto {
 
 /** Seeded inputs of `rows` rows: floats in [0, 1), token ids and masks 0 or 1 (valid for any embedding). */
 function sampleInputs(proto: ModelProto, rows: number): Record<string, Tensor> {
-  const graph = proto.graph!;
-  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
   const rng = new Random(11);
   const feeds: Record<string, Tensor> = {};
-  for (const i of (graph.input ?? []).filter((v) => !initializers.has(v.name))) {
+  for (const i of dataInputs(proto.graph!)) {
     const dims = i.type!.tensorType!.shape!.dim!.slice(1).map((d) => Number(d.dimValue));
     const shape = [rows, ...dims];
     const size = shape.reduce((a, b) => a * b, 1);
@@ -146,8 +143,9 @@ export async function freeFixedBatch(proto: ModelProto, file: string, runtime: R
   const batch = fixedBatchOf(proto);
   if (batch === undefined) return proto;
   const candidate = freed(proto, batch);
-  const input = proto.graph!.input!.find((i) => !(proto.graph!.initializer ?? []).some((t) => t.name === i.name))!;
-  const names = (proto.graph!.input ?? []).map((i) => i.name ?? '').filter((n) => !(proto.graph!.initializer ?? []).some((t) => t.name === n));
+  const inputs = dataInputs(proto.graph!);
+  const input = inputs[0]!;
+  const names = inputs.map((i) => i.name ?? '');
   const refuse = (why: string) => {
     const axes = names.map((n) => `'${n}': {0: 'batch'}`).join(', ');
     return new KilnError(
@@ -205,7 +203,6 @@ export async function freeFixedBatch(proto: ModelProto, file: string, runtime: R
  * batch size freed when the file fixes one (freeFixedBatch), so that it takes batches of any size.
  */
 export async function batchable(model: OnnxModel, file = 'the model'): Promise<OnnxModel> {
-  if (fixedBatchOf(model.proto) === undefined) return model;
   let proto;
   try {
     proto = await freeFixedBatch(model.proto, file, sharedRuntime());
@@ -214,6 +211,7 @@ export async function batchable(model: OnnxModel, file = 'the model'): Promise<O
     if (err instanceof KilnError && err.code === 'INVALID_SHAPE') return model;
     throw err;
   }
+  if (proto === model.proto) return model;
   const bytes = encodeModel(proto);
   return new OnnxModel(bytes, proto);
 }

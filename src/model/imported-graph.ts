@@ -2,7 +2,7 @@ import { KilnError, formatShape } from '../errors.js';
 import { dtypeFromOnnx } from '../graph/dtype.js';
 import { Graph, type Attrs, type Dim, type Shape, type Value } from '../graph/graph.js';
 import { modelToProto, nodeAttributes, tensorFromProto, tensorToProto } from '../graph/onnx-io.js';
-import { encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js';
+import { dataInputs, encodeModel, type ModelProto, type NodeProto } from '../graph/proto.js';
 import { OLDEST_UPGRADABLE_OPSET, UPGRADED_OPSET, defaultOpset, upgradeOpset } from '../graph/opset-upgrade.js';
 import { describedByShapeRules } from './graph-from-proto.js';
 import { freeFixedBatch } from './fixed-batch.js';
@@ -79,9 +79,20 @@ export interface Preprocessing {
   std?: number[];
 }
 
+/** The fields of a Preprocessing that are set: merged over stored preprocessing, an undefined field overrides nothing. */
+export function definedPreprocessing(p: Preprocessing): Preprocessing {
+  const { layout, scale, mean, std } = p;
+  return Object.fromEntries(Object.entries({ layout, scale, mean, std }).filter(([, v]) => v !== undefined));
+}
+
+/** Whether a value can be a Preprocessing.scale: a finite number above 0. */
+export function isPixelScale(scale: unknown): scale is number {
+  return typeof scale === 'number' && Number.isFinite(scale) && scale > 0;
+}
+
 /** A Preprocessing.scale must be a finite number above 0 (1/255 the default). */
 export function checkScale(scale: unknown): void {
-  if (scale !== undefined && !(typeof scale === 'number' && Number.isFinite(scale) && scale > 0)) {
+  if (scale !== undefined && !isPixelScale(scale)) {
     throw new KilnError('INVALID_ARGUMENT', `--scale must be a number above 0 (1/255 for pixels in [0, 1], 1 for raw 0–255 pixels), got ${JSON.stringify(scale)}`);
   }
 }
@@ -795,10 +806,9 @@ function declaredInputs(proto: ModelProto, file: string): DeclaredInput[] {
   });
 }
 
-/** Graph inputs a caller feeds (older exporters list the initializers among the inputs too). */
+/** The names of the graph inputs a caller feeds. */
 function realInputs(proto: ModelProto): string[] {
-  const inits = new Set((proto.graph?.initializer ?? []).map((t) => t.name));
-  return (proto.graph?.input ?? []).map((i) => i.name ?? '').filter((n) => !inits.has(n));
+  return dataInputs(proto.graph ?? {}).map((i) => i.name ?? '');
 }
 
 function dtypeOfCode(code: number): DType | undefined {

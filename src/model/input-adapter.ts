@@ -1,7 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { ModelProto } from '../graph/proto.js';
 import { Tensor } from '../tensor.js';
-import { dataFactor, PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
+import { dataFactor, definedPreprocessing, isPixelScale, PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
 import { rescalingAtInput, type InputRescaling } from './input-rescaling.js';
 import { checkInputNames, type ModelInputs } from './input-rows.js';
 import type { TensorDescription } from './onnx-model.js';
@@ -56,10 +56,10 @@ export function parsePreprocessing(entry: string | undefined, file = 'the model'
   }
   if (!p || typeof p !== 'object' || Array.isArray(p)) throw new KilnError('CORRUPT_FILE', `${file}: metadata '${PREPROCESSING_METADATA_KEY}' should be an object {layout, scale, mean, std}, found ${entry.slice(0, 80)}`);
   const { layout, scale, mean, std } = p as Preprocessing;
-  if (scale !== undefined && !(typeof scale === 'number' && Number.isFinite(scale) && scale > 0)) {
+  if (scale !== undefined && !isPixelScale(scale)) {
     throw new KilnError('CORRUPT_FILE', `${file}: metadata '${PREPROCESSING_METADATA_KEY}' has scale ${JSON.stringify(scale)}, expected a number above 0`);
   }
-  return Object.fromEntries(Object.entries({ layout, scale, mean, std }).filter(([, v]) => v !== undefined));
+  return definedPreprocessing({ layout, scale, mean, std });
 }
 
 /**

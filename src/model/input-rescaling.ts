@@ -1,5 +1,5 @@
 import { tensorFromProto } from '../graph/onnx-io.js';
-import type { ModelProto, NodeProto, TensorProto } from '../graph/proto.js';
+import { dataInputs, type ModelProto, type NodeProto, type TensorProto } from '../graph/proto.js';
 
 /*
  * Owns recognizing a model that rescales its own pixels. Keras' `Rescaling(1./255)` (or
@@ -46,7 +46,7 @@ export function rescalingAtInput(proto: ModelProto): InputRescaling | undefined 
   const graph = proto.graph;
   if (!graph) return undefined;
   const initializers = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
-  const input = (graph.input ?? []).find((i) => !initializers.has(i.name ?? ''));
+  const input = dataInputs(graph)[0];
   if (!input?.name || input.type?.tensorType?.elemType !== 1) return undefined;
   const constants = new Map<string, TensorProto>();
   const readers = new Map<string, NodeProto[]>();

@@ -1,6 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import { ONNX_TYPE_NAMES } from '../graph/dtype.js';
-import type { ModelProto, ValueInfoProto } from '../graph/proto.js';
+import { dataInputs, type ModelProto, type ValueInfoProto } from '../graph/proto.js';
 import { sharedRuntime, type Runtime } from '../runtime/runtime.js';
 import type { SessionInfo } from '../runtime/protocol.js';
 import { Tensor, concatRows } from '../tensor.js';
@@ -120,7 +120,6 @@ function rescalingField(proto: ModelProto): { inputRescaling?: InputRescaling } 
 /** What `kiln info` shows for any ONNX model, Kiln-made or not. */
 export function describeModel(proto: ModelProto, bytes: number): ModelDescription {
   const graph = proto.graph ?? {};
-  const initNames = new Set((graph.initializer ?? []).map((t) => t.name));
   const ops: Record<string, number> = {};
   for (const n of graph.node ?? []) {
     const key = n.domain ? `${n.domain}.${n.opType}` : (n.opType ?? '?');
@@ -141,8 +140,7 @@ export function describeModel(proto: ModelProto, bytes: number): ModelDescriptio
     producer: [proto.producerName, proto.producerVersion].filter(Boolean).join(' ') || 'unknown',
     irVersion: Number(proto.irVersion ?? 0),
     opsets: (proto.opsetImport ?? []).map((o) => ({ domain: o.domain || 'ai.onnx', version: Number(o.version ?? 0) })),
-    // Older exporters list initializers among the inputs; those are not inputs a caller feeds.
-    inputs: (graph.input ?? []).filter((i) => !initNames.has(i.name)).map(describeValue),
+    inputs: dataInputs(graph).map(describeValue),
     outputs: (graph.output ?? []).map(describeValue),
     ops,
     ...rescalingField(proto),

@@ -1,7 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { CLASS_NAMES_METADATA_KEY } from '../model/class-names.js';
-import { channelsLastShape, ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type TiedWeight, type UntrainableOp } from '../model/imported-graph.js';
+import { channelsLastShape, definedPreprocessing, ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type TiedWeight, type UntrainableOp } from '../model/imported-graph.js';
 export type { TiedWeight } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
@@ -91,7 +91,7 @@ export class GraphModel extends TrainableModel {
   /** The same as `load`, from a decoded ModelProto (`file` names it in messages). */
   static async fromProto(proto: ModelProto, file = '<bytes>', options: GraphModelOptions = {}): Promise<GraphModel> {
     const model = await GraphModel.open(proto, file, options);
-    model.setPreprocessing(definedOnly({ layout: options.layout, scale: options.scale, mean: options.mean, std: options.std }));
+    model.setPreprocessing(options);
     return model;
   }
 
@@ -196,7 +196,7 @@ export class GraphModel extends TrainableModel {
    * undefined is left as it is); the compiled step and sessions are rebuilt for it.
    */
   setPreprocessing(preprocessing: Preprocessing): void {
-    const given = definedOnly(preprocessing);
+    const given = definedPreprocessing(preprocessing);
     if (Object.keys(given).length === 0) return;
     this.structure = this.structure.withPreprocessing({ ...this.structure.preprocessing, ...given });
     this.layoutFixed = this.structure.preprocessing.layout !== undefined;
@@ -328,7 +328,7 @@ export class GraphModel extends TrainableModel {
    */
   private setLayout(layout: InputLayout | undefined): void {
     const { scale, mean, std } = this.structure.preprocessing;
-    this.structure = this.structure.withPreprocessing({ ...definedOnly({ layout, scale, mean, std }) });
+    this.structure = this.structure.withPreprocessing(definedPreprocessing({ layout, scale, mean, std }));
     this.layoutFixed = true;
     this.structureChanged();
   }
@@ -337,8 +337,4 @@ export class GraphModel extends TrainableModel {
 function fromLogits(loss: Loss): Loss {
   if (!['sparseCategoricalCrossentropy', 'categoricalCrossentropy'].includes(loss.name)) return loss;
   return resolveLoss({ name: loss.name, config: { ...loss.config, fromLogits: true } });
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

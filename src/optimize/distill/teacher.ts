@@ -1,6 +1,6 @@
 import { KilnError, formatShape } from '../../errors.js';
 import { encodeModel, type ModelProto } from '../../graph/proto.js';
-import { finalSoftmax, type Preprocessing } from '../../model/imported-graph.js';
+import { definedPreprocessing, finalSoftmax, type Preprocessing } from '../../model/imported-graph.js';
 import { Model } from '../../model/model.js';
 import { batchable } from '../../model/fixed-batch.js';
 import { OnnxModel } from '../../model/onnx-model.js';
@@ -61,7 +61,7 @@ export async function classifierScores(model: OnnxModel, x: ModelInputs, options
   checkFileInputs(x, model.inputs); // names, rows and integer types checked before any run
   const n = examplesIn(x);
   const outputName = options.output ?? model.outputs[0]!.name;
-  const preprocessing = { ...model.preprocessing, ...Object.fromEntries(Object.entries(options.preprocessing ?? {}).filter(([, v]) => v !== undefined)) };
+  const preprocessing = { ...model.preprocessing, ...definedPreprocessing(options.preprocessing ?? {}) };
   let out: Float32Array | undefined;
   // One example's scores: [classes], [T, classes] for a class per token, or [classes, H, W] for one per
   // pixel (where the labels say which axis holds the classes); the same for every batch.
