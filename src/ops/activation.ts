@@ -1,6 +1,6 @@
 import type { Graph, Node, Value } from '../graph/graph.js';
 import { onnxTypeCode } from '../graph/dtype.js';
-import { normalizeAxis, requireInput, type InferredValue, type OpDefinition } from '../graph/op-definition.js';
+import { noGradientFlows, normalizeAxis, requireInput, type InferredValue, type OpDefinition } from '../graph/op-definition.js';
 import { reduceToShape } from './reduce-to-shape.js';
 
 /** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
@@ -216,3 +216,62 @@ ops.push({
     return [mul(dy!, add(cdf, mul(x!, pdf)))];
   },
 });
+
+ops.push({
+  type: 'Celu',
+  infer: sameShape('Celu'),
+  // y = max(0, x) + min(0, alpha·(e^(x/alpha) − 1)): slope 1 for x > 0, e^(x/alpha) = y/alpha + 1 elsewhere.
+  gradient: ({ graph, node, inputs: [x], outputs: [y], gradOutputs: [dy] }) => {
+    const alpha = floatAttr(node, 'alpha', 1);
+    const pos = positiveMask(graph, x!);
+    const negSlope = graph.op1('Add', [graph.op1('Mul', [y!, graph.scalar(1 / alpha, x!.dtype)]), graph.scalar(1, x!.dtype)]);
+    const slope = graph.op1('Add', [pos, graph.op1('Mul', [graph.op1('Sub', [graph.scalar(1, x!.dtype), pos]), negSlope])]);
+    return [graph.op1('Mul', [dy!, slope])];
+  },
+});
+
+ops.push({
+  type: 'Softsign',
+  infer: sameShape('Softsign'),
+  // y = x/(1 + |x|): dy/dx = 1/(1 + |x|)²
+  gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => {
+    const denominator = graph.op1('Add', [graph.scalar(1, x!.dtype), graph.op1('Abs', [x!])]);
+    return [graph.op1('Div', [dy!, graph.op1('Mul', [denominator, denominator])])];
+  },
+});
+
+ops.push({
+  type: 'ThresholdedRelu',
+  infer: sameShape('ThresholdedRelu'),
+  // y = x where x > alpha, else 0: dy passes where x > alpha.
+  gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
+    const above = graph.op1('Greater', [x!, graph.scalar(floatAttr(node, 'alpha', 1), x!.dtype)]);
+    return [graph.op1('Mul', [dy!, maskOf(graph, above, x!)])];
+  },
+});
+
+ops.push({
+  type: 'Shrink',
+  infer: sameShape('Shrink'),
+  // y = x − bias above lambd, x + bias below −lambd, 0 between: dy passes where |x| > lambd.
+  gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
+    const lambd = graph.scalar(floatAttr(node, 'lambd', 0.5), x!.dtype);
+    const outside = graph.op1('Or', [graph.op1('Greater', [x!, lambd]), graph.op1('Less', [x!, graph.op1('Neg', [lambd])])]);
+    return [graph.op1('Mul', [dy!, maskOf(graph, outside, x!)])];
+  },
+});
+
+ops.push({
+  type: 'Mish',
+  infer: sameShape('Mish'),
+  // y = x·tanh(softplus(x)): dy/dx = t + x·(1 − t²)·σ(x), t = tanh(softplus(x)) (opset 18; earlier exports write the three ops).
+  gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => {
+    const t = graph.op1('Tanh', [graph.op1('Softplus', [x!])]);
+    const sech2 = graph.op1('Sub', [graph.scalar(1, x!.dtype), graph.op1('Mul', [t, t])]);
+    const slope = graph.op1('Add', [t, graph.op1('Mul', [x!, graph.op1('Mul', [sech2, graph.op1('Sigmoid', [x!])])])]);
+    return [graph.op1('Mul', [dy!, slope])];
+  },
+});
+
+// Hardmax is a one-hot of the maximum: piecewise constant, so no gradient flows (argmax's).
+ops.push({ type: 'Hardmax', infer: sameShape('Hardmax'), gradient: noGradientFlows });

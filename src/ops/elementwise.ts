@@ -117,6 +117,39 @@ for (const type of ['Max', 'Min']) {
   });
 }
 
+/* Sum and Mean take 1..N inputs (ONNX), all broadcast together. */
+for (const type of ['Sum', 'Mean']) {
+  ops.push({
+    type,
+    infer: (inputs) => {
+      const first = requireInput(inputs, 0, type);
+      let shape = first.shape;
+      for (let k = 1; k < inputs.length; k++) shape = broadcastShapes(shape, requireInput(inputs, k, type).shape, type);
+      return [{ dtype: first.dtype, shape }];
+    },
+    // dy to every input (Sum) or dy/n (Mean, n inputs), each summed back over the axes it was broadcast along
+    gradient: ({ graph, inputs, gradOutputs: [dy] }) => {
+      const share = type === 'Mean' && inputs.length > 1 ? graph.op1('Mul', [dy!, graph.scalar(1 / inputs.length, dy!.dtype)]) : dy!;
+      return inputs.map((x) => reduceToShape(graph, share, x!));
+    },
+  });
+}
+
+ops.push({
+  type: 'Mod',
+  infer: binaryShape('Mod'),
+  /*
+   * Float Mod is C's fmod (fmod = 1, which ONNX requires for floats): a − trunc(a/b)·b, so da = dy and
+   * db = −dy·trunc(a/b); integer Mod (index arithmetic) has none.
+   */
+  gradient: ({ graph, inputs: [a, b], gradOutputs: [dy] }) => {
+    if (a!.dtype !== 'float32' && a!.dtype !== 'float64') return [null, null];
+    const quotient = graph.op1('Div', [a!, b!]);
+    const truncated = graph.op1('Where', [graph.op1('Less', [quotient, graph.scalar(0, a!.dtype)]), graph.op1('Ceil', [quotient]), graph.op1('Floor', [quotient])]);
+    return [reduceToShape(graph, dy!, a!), reduceToShape(graph, graph.op1('Neg', [graph.op1('Mul', [dy!, truncated])]), b!)];
+  },
+});
+
 ops.push({
   type: 'Neg',
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Neg'),
@@ -173,7 +206,7 @@ ops.push({
   infer: (i, a, g) => sameAsFirst(i, a, g, 'Clip'),
   // Gradient passes where the input was inside [min, max].
   gradient: ({ graph, inputs: [x, lo, hi], outputs: [y], gradOutputs: [dy] }) => {
-    const inside = graph.op1('Cast', [graph.op1('Equal', [x!, y!])], { to: 1 });
+    const inside = graph.op1('Cast', [graph.op1('Equal', [x!, y!])], { to: onnxTypeCode(dy!.dtype) });
     void lo;
     void hi;
     return [graph.op1('Mul', [dy!, inside]), null, null];
@@ -188,10 +221,13 @@ for (const type of ['Sign', 'Floor', 'Ceil', 'Round']) {
 for (const type of ['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual']) {
   ops.push({ type, infer: binaryShape(type, 'bool'), gradient: noGradientFlows });
 }
-for (const type of ['And', 'Or']) {
+for (const type of ['And', 'Or', 'Xor']) {
   ops.push({ type, infer: binaryShape(type, 'bool'), gradient: noGradientFlows });
 }
 ops.push({ type: 'Not', infer: (i, a, g) => sameAsFirst(i, a, g, 'Not'), gradient: noGradientFlows });
+for (const type of ['IsNaN', 'IsInf']) {
+  ops.push({ type, infer: (i, a, g) => [{ dtype: 'bool', shape: sameAsFirst(i, a, g, type)[0]!.shape }], gradient: noGradientFlows });
+}
 
 const CAST_TO: Record<number, DType> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 11: 'float64' };
 ops.push({
@@ -203,6 +239,17 @@ ops.push({
   // Casting between float types passes the gradient (cast back); from bool/int masks there is none.
   gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) =>
     x!.dtype === 'float32' || x!.dtype === 'float64' ? [graph.op1('Cast', [dy!], { to: x!.dtype === 'float64' ? 11 : 1 })] : [null],
+});
+
+ops.push({
+  type: 'CastLike',
+  nonDifferentiableInputs: [1],
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'CastLike');
+    return [{ dtype: requireInput(inputs, 1, 'CastLike').dtype, shape: x.shape }];
+  },
+  // PyTorch 2's exports write it for constants typed like an input: the gradient is dy cast back to x's float type.
+  gradient: ({ graph, inputs: [x], gradOutputs: [dy] }) => (x!.dtype === 'float32' || x!.dtype === 'float64' ? [graph.op1('CastLike', [dy!, x!]), null] : [null, null]),
 });
 
 ops.push({

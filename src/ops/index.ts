@@ -9,6 +9,7 @@ import type { InferredValue, OpDefinition } from '../graph/op-definition.js';
 import { ACTIVATION_OPS } from './activation.js';
 import { CONSTANT_OPS } from './constant.js';
 import { CONV_OPS } from './conv.js';
+import { EINSUM_OPS } from './einsum.js';
 import { ELEMENTWISE_OPS } from './elementwise.js';
 import { MATMUL_OPS } from './matmul.js';
 import { NORMALIZATION_OPS } from './normalization.js';
@@ -16,14 +17,17 @@ import { POOL_OPS } from './pool.js';
 import { QUANTIZATION_OPS } from './quantization.js';
 import { REDUCE_OPS } from './reduce.js';
 import { SHAPE_OPS } from './shape.js';
+import { TRIGONOMETRIC_OPS } from './trigonometric.js';
 
 /** Each file under src/ops/ (relative to the repository) with the ops it defines. */
 export const OP_FILES: readonly { file: string; ops: readonly OpDefinition[] }[] = [
   { file: 'src/ops/elementwise.ts', ops: ELEMENTWISE_OPS },
   { file: 'src/ops/activation.ts', ops: ACTIVATION_OPS },
+  { file: 'src/ops/trigonometric.ts', ops: TRIGONOMETRIC_OPS },
   { file: 'src/ops/conv.ts', ops: CONV_OPS },
   { file: 'src/ops/pool.ts', ops: POOL_OPS },
   { file: 'src/ops/matmul.ts', ops: MATMUL_OPS },
+  { file: 'src/ops/einsum.ts', ops: EINSUM_OPS },
   { file: 'src/ops/shape.ts', ops: SHAPE_OPS },
   { file: 'src/ops/reduce.ts', ops: REDUCE_OPS },
   { file: 'src/ops/normalization.ts', ops: NORMALIZATION_OPS },

@@ -1,4 +1,4 @@
-import type { Attrs, Graph, Shape, Value } from '../graph/graph.js';
+import type { Attrs, Graph, Node, Shape, Value } from '../graph/graph.js';
 import { onnxTypeCode } from '../graph/dtype.js';
 import { constantInts, intAttr, normalizeAxis, requireInput, noGradientFlows, type OpDefinition } from '../graph/op-definition.js';
 
@@ -55,7 +55,12 @@ function spreadBack(graph: Graph, dy: Value, x: Value, r: Reduction & { kind: 'a
   return graph.op1('Expand', [unreduce(graph, dy, r, keepdims), graph.op1('Shape', [x])]);
 }
 
-for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
+/*
+ * Every reduction of ONNX. The backward of each is a full-size expression in x, the output y (put back
+ * over the reduced axes) and dy spread over them, with ReduceSum as the only reduction it uses (its
+ * axes are an input at every opset Kiln trains), except ReduceProd's, which repeats its own node's form.
+ */
+for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSum', 'ReduceLogSumExp']) {
   ops.push({
     type,
     nonDifferentiableInputs: [1],
@@ -64,7 +69,13 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
       const r = reductionOf(inputs, attrs, graph, x.shape?.length ?? 0);
       return [{ dtype: x.dtype, shape: reduceShape(x, r, intAttr(attrs, 'keepdims', 1) === 1) }];
     },
-    // ReduceSum spreads dy back over the reduced axes; ReduceMean also divides by their size; ReduceMax sends it to the maxima
+    /*
+     * ReduceSum spreads dy back over the reduced axes; ReduceMean also divides by their size; ReduceMax
+     * and ReduceMin send it to every extreme (ties share it whole); ReduceL1: dy·sign(x); ReduceL2:
+     * dy·x/y (0 where y = 0, as PyTorch's norm); ReduceSumSquare: 2x·dy; ReduceLogSum: dy/eʸ;
+     * ReduceLogSumExp: dy·eˣ⁻ʸ; ReduceProd: dy times the product of the others — y/x where x ≠ 0, and
+     * for a zero the product of its slice's other elements when it is the slice's only zero, else 0.
+     */
     gradient: ({ graph, node, inputs, outputs: [y], gradOutputs: [dy] }) => {
       const x = inputs[0]!;
       const r = reductionOf(inputs, node.attrs, graph, x.shape!.length);
@@ -84,11 +95,46 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax']) {
               ]);
         return [spreadBack(graph, graph.op1('Mul', [dy!, scale]), x, r, keepdims), null];
       }
-      // ReduceMax: the gradient goes to the positions equal to the maximum.
-      const mask = graph.op1('Cast', [graph.op1('Equal', [x, unreduce(graph, y!, r, keepdims)])], { to: onnxTypeCode(x.dtype) });
-      return [graph.op1('Mul', [spreadBack(graph, dy!, x, r, keepdims), mask]), null];
+      const spread = spreadBack(graph, dy!, x, r, keepdims);
+      const times = (v: Value) => [graph.op1('Mul', [spread, v]), null];
+      const yBack = () => unreduce(graph, y!, r, keepdims);
+      const t = x.dtype;
+      switch (type) {
+        case 'ReduceMax':
+        case 'ReduceMin':
+          return times(graph.op1('Cast', [graph.op1('Equal', [x, yBack()])], { to: onnxTypeCode(t) }));
+        case 'ReduceL1':
+          return times(graph.op1('Sign', [x]));
+        case 'ReduceL2': {
+          // Where y = 0 every element of the slice is 0, so x divided by 1 there is the 0 wanted.
+          const norm = yBack();
+          return times(graph.op1('Div', [x, graph.op1('Where', [graph.op1('Equal', [norm, graph.scalar(0, t)]), graph.scalar(1, t), norm])]));
+        }
+        case 'ReduceSumSquare':
+          return times(graph.op1('Mul', [x, graph.scalar(2, t)]));
+        case 'ReduceLogSum':
+          return times(graph.op1('Exp', [graph.op1('Neg', [yBack()])]));
+        case 'ReduceLogSumExp':
+          return times(graph.op1('Exp', [graph.op1('Sub', [x, yBack()])]));
+        default:
+          return times(productOfOthers(graph, node, x, y!, r, keepdims));
+      }
     },
   });
+}
+
+/** ReduceProd's derivative: for each element, the product of the other elements of its slice. */
+function productOfOthers(graph: Graph, node: Node, x: Value, y: Value, r: Reduction & { kind: 'axes' | 'runtime' }, keepdims: boolean): Value {
+  const t = x.dtype;
+  const isZero = graph.op1('Equal', [x, graph.scalar(0, t)]);
+  const ones = graph.op1('Where', [isZero, graph.scalar(1, t), x]);
+  // The forward node's own form (axes attribute or input), so the product is valid at the model's opset.
+  const [, axesInput] = node.inputs;
+  const nonzeroProduct = graph.op1('ReduceProd', axesInput ? [ones, axesInput] : [ones], { ...node.attrs, keepdims: 1 });
+  const zeroCount = graph.op1('ReduceSum', [graph.op1('Cast', [isZero], { to: onnxTypeCode(t) }), r.kind === 'axes' ? graph.int64s(r.axes, 'axes') : r.axes], { keepdims: 1 });
+  const onlyZero = graph.op1('Cast', [graph.op1('Equal', [zeroCount, graph.scalar(1, t)])], { to: onnxTypeCode(t) });
+  const atZero = graph.op1('Mul', [nonzeroProduct, onlyZero]);
+  return graph.op1('Where', [isZero, atZero, graph.op1('Div', [unreduce(graph, y, r, keepdims), ones])]);
 }
 
 /* CumSum (exporters write it for position ids and masks): its gradient is the reversed cumulative sum. */
@@ -111,13 +157,15 @@ ops.push({
   gradient: noGradientFlows,
 });
 
-ops.push({
-  type: 'ArgMax',
-  infer: (inputs, attrs) => {
-    const x = requireInput(inputs, 0, 'ArgMax');
-    const axis = intAttr(attrs, 'axis', 0);
-    const r: Reduction = { kind: 'axes', axes: [normalizeAxis(axis, x.shape?.length ?? 0)] };
-    return [{ dtype: 'int64', shape: reduceShape(x, r, intAttr(attrs, 'keepdims', 1) === 1) }];
-  },
-  gradient: noGradientFlows,
-});
+for (const type of ['ArgMax', 'ArgMin']) {
+  ops.push({
+    type,
+    infer: (inputs, attrs) => {
+      const x = requireInput(inputs, 0, type);
+      const axis = intAttr(attrs, 'axis', 0);
+      const r: Reduction = { kind: 'axes', axes: [normalizeAxis(axis, x.shape?.length ?? 0)] };
+      return [{ dtype: 'int64', shape: reduceShape(x, r, intAttr(attrs, 'keepdims', 1) === 1) }];
+    },
+    gradient: noGradientFlows,
+  });
+}

@@ -649,12 +649,34 @@ ops.push({
   },
 });
 
+/**
+ * A Scatter's reduction as its gradient rule needs it: 'none' (the written positions take the
+ * updates, so data's gradient there is 0) or 'add' (data's gradient passes whole); 'mul', 'max' and
+ * 'min' have no rule.
+ */
+function scatterReduction(node: { attrs: Attrs }, type: string): 'none' | 'add' {
+  const r = typeof node.attrs.reduction === 'string' ? node.attrs.reduction : 'none';
+  if (r !== 'none' && r !== 'add') throw new KilnError('NO_GRADIENT', `${type}: no gradient rule for reduction '${r}' (none and add only)`);
+  return r;
+}
+
 ops.push({
   type: 'ScatterND',
   nonDifferentiableInputs: [1],
   infer: (inputs) => {
     const x = requireInput(inputs, 0, 'ScatterND');
     return [{ dtype: x.dtype, shape: x.shape }];
+  },
+  /*
+   * dUpdates = GatherND(dy, indices); dData = dy with the written positions zeroed (reduction none: the
+   * updates replaced them) or dy whole (reduction add). Repeated indices under 'none' leave the last
+   * write, as ONNX leaves which one undefined; the gradient then reaches every writer.
+   */
+  gradient: ({ graph, node, inputs: [, indices, updates], gradOutputs: [dy] }) => {
+    const reduction = scatterReduction(node, 'ScatterND');
+    const dUpdates = graph.op1('GatherND', [dy!, indices!]);
+    const dData = reduction === 'add' ? dy! : graph.op1('ScatterND', [dy!, indices!, zerosLike(graph, updates!)]);
+    return [dData, null, dUpdates];
   },
 });
 
@@ -664,6 +686,14 @@ ops.push({
   infer: (inputs) => {
     const x = requireInput(inputs, 0, 'ScatterElements');
     return [{ dtype: x.dtype, shape: x.shape }];
+  },
+  // dUpdates = GatherElements(dy, indices) along the axis; dData = dy with the written positions zeroed (none) or whole (add).
+  gradient: ({ graph, node, inputs: [, indices, updates], gradOutputs: [dy] }) => {
+    const reduction = scatterReduction(node, 'ScatterElements');
+    const axis = intAttr(node.attrs, 'axis', 0);
+    const dUpdates = graph.op1('GatherElements', [dy!, indices!], { axis });
+    const dData = reduction === 'add' ? dy! : graph.op1('ScatterElements', [dy!, indices!, zerosLike(graph, updates!)], { axis });
+    return [dData, null, dUpdates];
   },
 });
 
@@ -675,6 +705,60 @@ ops.push({
     const idx = requireInput(inputs, 1, 'GatherElements');
     return [{ dtype: x.dtype, shape: idx.shape }];
   },
+  // torch.gather's export: dData adds each gradient element into the position it was read from (ScatterElements, reduction add, opset 16+).
+  gradient: ({ graph, node, inputs: [data, indices], gradOutputs: [dy] }) => [
+    graph.op1('ScatterElements', [zerosLike(graph, data!), indices!, dy!], { axis: intAttr(node.attrs, 'axis', 0), reduction: 'add' }),
+    null,
+  ],
+});
+
+ops.push({
+  type: 'GatherND',
+  nonDifferentiableInputs: [1],
+  // data [d0..d(r-1)] indexed by indices [i0..i(q-2), k]: indices' leading axes, then data's axes past k (batch_dims 0).
+  infer: (inputs, attrs) => {
+    const data = requireInput(inputs, 0, 'GatherND');
+    const indices = requireInput(inputs, 1, 'GatherND');
+    const b = intAttr(attrs, 'batch_dims', 0);
+    const k = indices.shape?.at(-1);
+    if (!data.shape || !indices.shape || typeof k !== 'number') return [{ dtype: data.dtype, shape: null }];
+    return [{ dtype: data.dtype, shape: [...indices.shape.slice(0, -1), ...data.shape.slice(b + k)] }];
+  },
+  // dData adds each gathered slice's gradient into the slice it came from (ScatterND, reduction add); batch_dims 0.
+  gradient: ({ graph, node, inputs: [data, indices], gradOutputs: [dy] }) => {
+    if (intAttr(node.attrs, 'batch_dims', 0) !== 0) throw new KilnError('NO_GRADIENT', 'GatherND: no gradient rule for batch_dims > 0');
+    return [graph.op1('ScatterND', [zerosLike(graph, data!), indices!, dy!], { reduction: 'add' }), null];
+  },
+});
+
+ops.push({
+  type: 'TopK',
+  nonDifferentiableInputs: [1],
+  infer: (inputs, attrs, graph) => {
+    const x = requireInput(inputs, 0, 'TopK');
+    if (!x.shape) return [{ dtype: x.dtype, shape: null }, { dtype: 'int64', shape: null }];
+    const axis = normalizeAxis(intAttr(attrs, 'axis', -1), x.shape.length);
+    const k = constantInts(graph, inputs[1] ?? null)?.[0] ?? null;
+    const shape = x.shape.map((d, i) => (i === axis ? k : d));
+    return [{ dtype: x.dtype, shape }, { dtype: 'int64', shape: [...shape] }];
+  },
+  // The k values' gradients go back to the positions they were taken from (ScatterElements of dValues at Indices); the indices have none.
+  gradient: ({ graph, node, inputs: [x], outputs: [, indices], gradOutputs: [dValues] }) => {
+    if (!dValues) return [null, null];
+    const axis = normalizeAxis(intAttr(node.attrs, 'axis', -1), x!.shape!.length);
+    return [graph.op1('ScatterElements', [zerosLike(graph, x!), indices!, dValues], { axis, reduction: 'add' }), null];
+  },
+});
+
+ops.push({
+  type: 'Trilu',
+  nonDifferentiableInputs: [1],
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'Trilu');
+    return [{ dtype: x.dtype, shape: x.shape }];
+  },
+  // A mask of the upper or lower triangle: the gradient is dy under the same mask (Trilu of dy with the same k and upper).
+  gradient: ({ graph, node, inputs: [, k], gradOutputs: [dy] }) => [graph.op1('Trilu', k ? [dy!, k] : [dy!], { upper: intAttr(node.attrs, 'upper', 1) }), null],
 });
 
 ops.push({

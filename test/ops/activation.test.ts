@@ -9,7 +9,7 @@ import { Runtime } from '../../src/runtime/runtime.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
-export const GRADIENT_CHECKED = ['Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Softmax', 'LogSoftmax', 'Elu', 'Selu', 'Softplus', 'HardSigmoid', 'HardSwish', 'PRelu', 'Gelu'];
+export const GRADIENT_CHECKED = ['Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Softmax', 'LogSoftmax', 'Elu', 'Selu', 'Softplus', 'HardSigmoid', 'HardSwish', 'PRelu', 'Gelu', 'Celu', 'Softsign', 'ThresholdedRelu', 'Shrink', 'Mish'];
 
 const runtime = new Runtime();
 after(() => runtime.close());
@@ -113,5 +113,32 @@ describe('activation shapes', () => {
   it('PRelu keeps the input shape with a broadcast slope', () => {
     const g = new Graph('t');
     assert.deepEqual(g.op1('PRelu', [g.input('x', 'float32', ['N', 3, 4, 4]), g.input('s', 'float32', [3, 1, 1])]).shape, ['N', 3, 4, 4]);
+  });
+});
+
+/* Activations PyTorch and other exporters write as single ops: CELU (opset 12), Softsign, ThresholdedRelu, Shrink (Hardshrink/Softshrink), Mish (opset 18). */
+describe('CELU, Softsign, ThresholdedRelu, Shrink and Mish gradients', () => {
+  it('Celu with alpha 0.5', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 4], fill: 'awayFromZero' } }, build: (g, v) => g.op1('Celu', [v.x!], { alpha: 0.5 }) });
+  });
+  it('Celu with the default alpha', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 4], fill: 'awayFromZero' } }, build: (g, v) => g.op1('Celu', [v.x!]) });
+  });
+  it('Softsign', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 4] } }, build: (g, v) => g.op1('Softsign', [v.x!]) });
+  });
+  it('ThresholdedRelu with alpha 0.3: inputs on both sides of the threshold', async () => {
+    const fill = Float32Array.from({ length: 12 }, (_, i) => -1 + i * 0.19);
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 4], fill } }, build: (g, v) => g.op1('ThresholdedRelu', [v.x!], { alpha: 0.3 }) });
+  });
+  for (const [name, attrs] of [['hard (bias 0)', { lambd: 0.4 }], ['soft (bias = lambd)', { lambd: 0.4, bias: 0.4 }]] as const) {
+    it(`Shrink, ${name}: inputs below −lambd, inside and above lambd`, async () => {
+      const fill = Float32Array.from({ length: 12 }, (_, i) => -1.05 + i * 0.19);
+      await assertGradients(runtime, { inputs: { x: { shape: [3, 4], fill } }, build: (g, v) => g.op1('Shrink', [v.x!], attrs) });
+    });
+  }
+  it('Mish (opset 18)', async () => {
+    const fill = Float32Array.from({ length: 12 }, (_, i) => -3 + i * 0.5);
+    await assertGradients(runtime, { opset: 18, inputs: { x: { shape: [3, 4], fill } }, build: (g, v) => g.op1('Mish', [v.x!]) });
   });
 });

@@ -11,7 +11,7 @@ import { Graph as GraphClass, type Graph } from '../../src/graph/graph.js';
 import { assertGradients, type Fill } from '../autodiff/gradcheck.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
-export const GRADIENT_CHECKED = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Neg', 'Identity', 'Exp', 'Log', 'Sqrt', 'Abs', 'Reciprocal', 'Clip', 'Cast', 'Where', 'Erf'];
+export const GRADIENT_CHECKED = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Neg', 'Identity', 'Exp', 'Log', 'Sqrt', 'Abs', 'Reciprocal', 'Clip', 'Cast', 'Where', 'Erf', 'Sum', 'Mean', 'Mod', 'CastLike'];
 
 const runtime = new Runtime();
 after(() => runtime.close());
@@ -189,5 +189,36 @@ describe('Max / Min with one or three inputs', () => {
     const r = await gradientCheck(runtime, { inputs: { a: { shape: [2], fill: same }, b: { shape: [2], fill: same } }, build: (g, v) => g.op1('Max', [v.a!, v.b!]), h: 1e-6 });
     assert.ok(r.analytic.b!.every((d) => d === 0), 'the second of two tied inputs gets no gradient');
     assert.ok(r.analytic.a!.every((d) => d !== 0));
+  });
+});
+
+/* Variadic Sum and Mean (1..N inputs broadcast together), float Mod (C's fmod) and CastLike (opset 15). */
+describe('Sum, Mean, Mod and CastLike gradients', () => {
+  for (const op of ['Sum', 'Mean']) {
+    it(`${op} of three inputs, broadcast [2, 3] + [3] + [2, 1]`, async () => {
+      await assertGradients(runtime, {
+        inputs: { a: { shape: [2, 3] }, b: { shape: [3] }, c: { shape: [2, 1] } },
+        build: (g, v) => g.op1(op, [v.a!, v.b!, v.c!]),
+      });
+    });
+    it(`${op} of one input`, async () => {
+      await assertGradients(runtime, { inputs: { a: { shape: [2, 3] } }, build: (g, v) => g.op1(op, [v.a!]) });
+    });
+  }
+  it('Mod with fmod = 1, both signs of the dividend, away from the jumps at multiples of the divisor', async () => {
+    // a/b = ±(k + 0.3..0.7): never within h of an integer, where fmod jumps.
+    const b = Float32Array.of(0.7, 1.3, 0.9, 1.1, 0.6, 1.7);
+    const a = Float32Array.from(b, (d, i) => (i % 2 ? -1 : 1) * d * (1 + (i % 3) + 0.3 + 0.08 * i));
+    await assertGradients(runtime, { inputs: { a: { shape: [2, 3], fill: a }, b: { shape: [2, 3], fill: b } }, build: (g, v) => g.op1('Mod', [v.a!, v.b!], { fmod: 1 }) });
+  });
+  it('CastLike to float64 and back', async () => {
+    await assertGradients(runtime, {
+      opset: 15,
+      inputs: { x: { shape: [2, 3] } },
+      build: (g, v) => {
+        const wide = g.op1('CastLike', [v.x!, g.constant(new Tensor(Float64Array.of(0), [], 'float64'))]);
+        return g.op1('CastLike', [g.op1('Mul', [wide, wide]), v.x!]);
+      },
+    });
   });
 });

@@ -3,12 +3,14 @@
  * transA/transB combination with alpha and beta, the bias C broadcast from [N], [1, N], [M, 1] and a
  * scalar, and MatMul in 2-D, batched, and with broadcast batch dimensions.
  */
+import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { Graph } from '../../src/graph/graph.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { assertGradients } from '../autodiff/gradcheck.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
-export const GRADIENT_CHECKED = ['Gemm', 'MatMul'];
+export const GRADIENT_CHECKED = ['Gemm', 'MatMul', 'Einsum'];
 
 const runtime = new Runtime();
 after(() => runtime.close());
@@ -84,5 +86,40 @@ describe('MatMul gradient with a symbolic batch', () => {
       symbolicBatch: ['a'],
       build: (g, v) => g.op1('MatMul', [v.a!, v.b!]),
     });
+  });
+});
+
+/* torch.einsum exports as Einsum: explicit and implicit outputs, letters summed by one operand only, a transpose, and a broadcast ellipsis. */
+describe('Einsum gradient', () => {
+  const cases: [string, number[][]][] = [
+    ['ij,jk->ik', [[2, 3], [3, 4]]],
+    ['bhqd,bhkd->bhqk', [[2, 2, 3, 4], [2, 2, 5, 4]]],
+    ['ij->ji', [[2, 3]]],
+    ['ij->', [[2, 3]]],
+    ['ij->i', [[3, 4]]],
+    ['i,i', [[5], [5]]],
+    ['bij,bjk', [[2, 3, 4], [2, 4, 2]]],
+    ['ij,j->i', [[3, 4], [4]]],
+    ['...ij,...jk->...ik', [[2, 3, 4], [2, 4, 5]]],
+    ['...ij,...jk->...ik', [[2, 3, 4], [1, 4, 5]]],
+    ['bi,bj,ij->b', [[2, 3], [2, 4], [3, 4]]],
+  ];
+  for (const [equation, shapes] of cases) {
+    it(equation, async () => {
+      const names = shapes.map((_, k) => `x${k}`);
+      await assertGradients(runtime, {
+        inputs: Object.fromEntries(shapes.map((shape, k) => [names[k]!, { shape }])),
+        build: (g, v) => g.op1('Einsum', names.map((n) => v[n]!), { equation }),
+      });
+    });
+  }
+  it('shapes: explicit, implicit (the letters used once, in alphabetical order) and a broadcast ellipsis', () => {
+    const g = new Graph('e');
+    const a = g.input('a', 'float32', ['N', 3, 4]);
+    const b = g.input('b', 'float32', [4, 5]);
+    assert.deepEqual(g.op1('Einsum', [a, b], { equation: 'nij,jk->nik' }).shape, ['N', 3, 5]);
+    assert.deepEqual(g.op1('Einsum', [a, b], { equation: 'nij,jk' }).shape, [3, 5, 'N']);
+    assert.deepEqual(g.op1('Einsum', [a, b], { equation: '...ij,...jk->...ik' }).shape, ['N', 3, 5]);
+    assert.deepEqual(g.op1('Einsum', [a], { equation: 'nij->' }).shape, []);
   });
 });

@@ -1,16 +1,20 @@
 /**
  * Reduction gradient rules (src/ops/reduce.ts) against finite differences: ReduceSum (axes as an
  * input), ReduceMean (axes as an attribute; a run-time count when the batch dimension is symbolic),
- * ReduceMax (gradient to the maximum; 'distinct' inputs have no ties) and CumSum.
+ * ReduceMax (gradient to the maximum; 'distinct' inputs have no ties), CumSum, and the rest of ONNX's
+ * reductions (ReduceMin, ReduceProd with zeros, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum,
+ * ReduceLogSumExp).
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Graph, type Value } from '../../src/graph/graph.js';
 import { Runtime } from '../../src/runtime/runtime.js';
-import { assertGradients } from '../autodiff/gradcheck.js';
+import { addGradients } from '../../src/autodiff/gradients.js';
+import { Tensor } from '../../src/tensor.js';
+import { assertGradients, runGraph, type Fill } from '../autodiff/gradcheck.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
-export const GRADIENT_CHECKED = ['ReduceSum', 'ReduceMean', 'ReduceMax', 'CumSum'];
+export const GRADIENT_CHECKED = ['ReduceSum', 'ReduceMean', 'ReduceMax', 'CumSum', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSum', 'ReduceLogSumExp'];
 
 const runtime = new Runtime();
 after(() => runtime.close());
@@ -152,3 +156,53 @@ describe('CumSum gradient (the reversed cumulative sum of the incoming gradient)
     });
   }
 });
+
+/* The rest of ONNX's reductions, in both axes forms (attribute, and input at opset 18) where they have two. */
+describe('ReduceMin, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp gradients', () => {
+  const FILLS: Record<string, Fill> = { 'ReduceMin': 'distinct', 'ReduceL1': 'awayFromZero', 'ReduceL2': 'uniform', 'ReduceSumSquare': 'uniform', 'ReduceLogSum': 'positive', 'ReduceLogSumExp': 'uniform' };
+  for (const [op, fill] of Object.entries(FILLS)) {
+    for (const keepdims of [0, 1]) {
+      it(`${op} axes [1], keepdims ${keepdims}`, async () => {
+        await assertGradients(runtime, { inputs: { x: { shape: [2, 4, 3], fill } }, build: (g, v) => g.op1(op, [v.x!], { axes: [1], keepdims }) });
+      });
+    }
+    it(`${op} over every axis`, async () => {
+      await assertGradients(runtime, { inputs: { x: { shape: [3, 4], fill } }, build: (g, v) => g.op1(op, [v.x!], { keepdims: 0 }) });
+    });
+    it(`${op} axes input [-1] (opset 18)`, async () => {
+      await assertGradients(runtime, { opset: 18, inputs: { x: { shape: [2, 3, 4], fill } }, build: (g, v) => g.op1(op, [v.x!, g.int64s([-1])], { keepdims: 0 }) });
+    });
+  }
+  it('ReduceL2 of an all-zero slice: gradient 0 there (PyTorch norm\'s), not NaN', async () => {
+    const grads = await gradientsAt('ReduceL2', { axes: [1], keepdims: 0 }, Float32Array.of(0, 0, 3, 4), [2, 2]);
+    assert.deepEqual(grads, [0, 0, 0.6, 0.8].map(Math.fround));
+  });
+});
+
+describe('ReduceProd gradient', () => {
+  it('axes [1], no zeros', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 4, 3], fill: 'awayFromZero' } }, build: (g, v) => g.op1('ReduceProd', [v.x!], { axes: [1], keepdims: 0 }) });
+  });
+  it('axes input [-1] (opset 18), keepdims 1', async () => {
+    await assertGradients(runtime, { opset: 18, inputs: { x: { shape: [2, 3, 4], fill: 'awayFromZero' } }, build: (g, v) => g.op1('ReduceProd', [v.x!, g.int64s([-1])], { keepdims: 1 }) });
+  });
+  it('rows with one zero (its gradient is the product of the others) and two zeros (all 0), as PyTorch', async () => {
+    // Row 0: no zero; row 1: one zero; row 2: two zeros. Finite differences hold here: the product is a polynomial.
+    const fill = Float32Array.of(0.5, -1.5, 2, 0.8, 0.7, 0, -1.25, 1.5, 0, 0.9, 0, 1.1);
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 4], fill } }, build: (g, v) => g.op1('ReduceProd', [v.x!], { axes: [1], keepdims: 0 }) });
+    const grads = await gradientsAt('ReduceProd', { axes: [1], keepdims: 0 }, fill, [3, 4]);
+    assert.deepEqual(grads.slice(4, 8), [0, Math.fround(Math.fround(Math.fround(0.7) * -1.25) * 1.5), 0, 0]);
+    assert.deepEqual(grads.slice(8), [0, 0, 0, 0]);
+  });
+});
+
+/** d(sum of y)/dx at these values for y = op(x), by Kiln's gradient graph. */
+async function gradientsAt(op: string, attrs: Record<string, number | number[]>, values: Float32Array, shape: number[]): Promise<number[]> {
+  const g = new Graph('at');
+  const x = g.input('x', 'float32', shape);
+  const loss = g.op1('ReduceSum', [g.op1(op, [x], attrs)], { keepdims: 0 });
+  g.output(addGradients(g, loss, [x]).get('x')!, 'dx');
+  const out = await runGraph(runtime, g, { x: new Tensor(values, shape, 'float32') });
+  // −0 (a negative product over a zero's slice) reads as 0.
+  return Array.from(out.dx!.data as Float32Array, (v) => v + 0);
+}

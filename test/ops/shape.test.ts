@@ -11,7 +11,7 @@ import { Tensor } from '../../src/tensor.js';
 import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
-export const GRADIENT_CHECKED = ['Flatten', 'Reshape', 'Transpose', 'Concat', 'Split', 'Unsqueeze', 'Squeeze', 'Slice', 'Pad', 'Gather', 'Expand', 'Tile', 'Resize', 'SpaceToDepth', 'DepthToSpace'];
+export const GRADIENT_CHECKED = ['Flatten', 'Reshape', 'Transpose', 'Concat', 'Split', 'Unsqueeze', 'Squeeze', 'Slice', 'Pad', 'Gather', 'Expand', 'Tile', 'Resize', 'SpaceToDepth', 'DepthToSpace', 'GatherElements', 'ScatterElements', 'GatherND', 'ScatterND', 'TopK', 'Trilu'];
 
 const runtime = new Runtime();
 after(() => runtime.close());
@@ -365,5 +365,55 @@ describe('SpaceToDepth / DepthToSpace', () => {
   it('DepthToSpace CRD gradient (PyTorch PixelShuffle), blocksize 2 and 3, symbolic batch', async () => {
     await assertGradients(runtime, { inputs: { x: { shape: [2, 8, 2, 3] } }, build: (g, v) => g.op1('DepthToSpace', [v.x!], { blocksize: 2, mode: 'CRD' }), symbolicBatch: ['x'] });
     await assertGradients(runtime, { inputs: { x: { shape: [1, 18, 2, 2] } }, build: (g, v) => g.op1('DepthToSpace', [v.x!], { blocksize: 3, mode: 'CRD' }) });
+  });
+});
+
+/* Indexing ops PyTorch exports: torch.gather (GatherElements), scatter / index_put (ScatterElements, ScatterND), x[idx] with index tensors (GatherND), torch.topk (TopK), triu / tril (Trilu). */
+describe('GatherElements, ScatterElements, GatherND, ScatterND, TopK and Trilu gradients', () => {
+  const ints = (g: Graph, values: number[], shape: number[]) => g.constant(new Tensor(BigInt64Array.from(values, BigInt), shape, 'int64'), 'indices');
+  it('GatherElements on axis 1 with repeated indices (their gradients add up)', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 4] } }, build: (g, v) => g.op1('GatherElements', [v.x!, ints(g, [3, 0, 3, 1, 1, 2], [2, 3])], { axis: 1 }) });
+  });
+  it('GatherElements on axis 0 with a negative index', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 2] } }, build: (g, v) => g.op1('GatherElements', [v.x!, ints(g, [2, -3, 0, 1], [2, 2])], { axis: 0 }) });
+  });
+  for (const reduction of ['none', 'add']) {
+    it(`ScatterElements, reduction ${reduction}: data and updates`, async () => {
+      await assertGradients(runtime, {
+        inputs: { x: { shape: [3, 4] }, u: { shape: [3, 2] } },
+        build: (g, v) => g.op1('ScatterElements', [v.x!, ints(g, [1, 3, 0, 2, 3, 0], [3, 2]), v.u!], { axis: 1, reduction }),
+      });
+    });
+    it(`ScatterND, reduction ${reduction}: rows of data replaced by (or added to) updates`, async () => {
+      await assertGradients(runtime, {
+        inputs: { x: { shape: [4, 3] }, u: { shape: [2, 3] } },
+        build: (g, v) => g.op1('ScatterND', [v.x!, ints(g, [2, 0], [2, 1]), v.u!], { reduction }),
+      });
+    });
+  }
+  it('GatherND of elements and of rows, a position taken twice', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 4] } }, build: (g, v) => g.op1('GatherND', [v.x!, ints(g, [0, 1, 2, 3, 0, 1], [3, 2])]) });
+    await assertGradients(runtime, { inputs: { x: { shape: [3, 4] } }, build: (g, v) => g.op1('GatherND', [v.x!, ints(g, [2, 0, 2], [3, 1])]) });
+  });
+  for (const largest of [1, 0]) {
+    it(`TopK k = 2 on the last axis, largest ${largest} (distinct values: no ties under ±h)`, async () => {
+      await assertGradients(runtime, { inputs: { x: { shape: [3, 5], fill: 'distinct' } }, build: (g, v) => g.op('TopK', [v.x!, g.int64s([2])], { axis: -1, largest }, { outputs: 2 })[0]! });
+    });
+  }
+  it('TopK on axis 0', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [4, 3], fill: 'distinct' } }, build: (g, v) => g.op('TopK', [v.x!, g.int64s([3])], { axis: 0 }, { outputs: 2 })[0]! });
+  });
+  for (const upper of [0, 1]) {
+    it(`Trilu upper ${upper}, k = 1 and k absent, over a batch of matrices`, async () => {
+      await assertGradients(runtime, { inputs: { x: { shape: [2, 3, 4] } }, build: (g, v) => g.op1('Trilu', [v.x!, g.constant(new Tensor(BigInt64Array.of(1n), [], 'int64'), 'k')], { upper }) });
+      await assertGradients(runtime, { inputs: { x: { shape: [3, 3] } }, build: (g, v) => g.op1('Trilu', [v.x!], { upper }) });
+    });
+  }
+  it('TopK shape: k from a constant, else unknown on the axis', () => {
+    const g = new Graph('t');
+    const x = g.input('x', 'float32', ['N', 6]);
+    const [values, indices] = g.op('TopK', [x, g.int64s([2])], { axis: 1 }, { outputs: 2 });
+    assert.deepEqual([values!.shape, indices!.shape, indices!.dtype], [['N', 2], ['N', 2], 'int64']);
+    assert.deepEqual(g.op('TopK', [x, g.input('k', 'int64', [1])], {}, { outputs: 2 })[0]!.shape, ['N', null]);
   });
 });
