@@ -18,6 +18,7 @@ export const IMPORT_OPTIONS: Command['options'] = [
   { name: 'train-only', type: 'string', description: "train only the imported model's weights whose names match (e.g. 'fc.*'); the rest keep their values" },
   { name: 'num-classes', type: 'number', integer: true, min: 1, description: "give an imported classifier a new head with N classes (its last Gemm/MatMul and bias re-initialized)" },
   { name: 'dimension', type: 'string', description: "sizes for an imported model's free input dimensions, e.g. sequence=128 (a Hugging Face export's [batch, sequence]); default: the arrays' sizes" },
+  { name: 'model-output', type: 'string', description: "which output of an imported model with several (a forward returning (logits, features)) is trained and evaluated; default: the first; stored in the saved model" },
 ];
 
 /** --dimension sequence=128[,name=n]: sizes by dimension name. */
@@ -61,6 +62,7 @@ export function importOptions(options: Record<string, unknown>, seed?: number): 
     ...(options.mean !== undefined ? { mean: numbers(options.mean, 'mean') } : {}),
     ...(options.std !== undefined ? { std: numbers(options.std, 'std') } : {}),
     ...(options.dimension !== undefined ? { dimensions: dimensionSizes(options.dimension) } : {}),
+    ...(options['model-output'] !== undefined ? { output: String(options['model-output']) } : {}),
     ...(seed !== undefined ? { seed } : {}),
   };
 }

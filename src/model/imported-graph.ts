@@ -7,6 +7,7 @@ import { OLDEST_UPGRADABLE_OPSET, UPGRADED_OPSET, defaultOpset, upgradeOpset } f
 import { describedByShapeRules } from './graph-from-proto.js';
 import { freeFixedBatch } from './fixed-batch.js';
 import { separateEqualInitializers } from './deduplicated-initializers.js';
+import { dropoutSeed, inferenceForm, inferenceNodes, readValues } from './training-mode-nodes.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -43,6 +44,23 @@ import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type Model
  *   name, node, opset and other property kept. Opsets 13–18 train; step graphs are written at the
  *   model's opset (17 at least).
  */
+
+/** Metadata key of the output a model of several outputs trains (the first when absent). */
+export const OUTPUT_METADATA_KEY = 'kiln.output';
+
+/**
+ * The output a model of several trains, evaluates and predicts: the one given, else the one its file
+ * records (saved by Kiln), else the first — PyTorch's first returned value, as exporters write it.
+ */
+export function trainedOutput(proto: ModelProto, file: string, given?: string): string {
+  const names = (proto.graph?.output ?? []).map((o) => o.name ?? '');
+  const recorded = (proto.metadataProps ?? []).find((m) => m.key === OUTPUT_METADATA_KEY)?.value ?? undefined;
+  const chosen = given ?? (recorded && names.includes(recorded) ? recorded : undefined) ?? names[0]!;
+  if (!names.includes(chosen)) {
+    throw new KilnError('INVALID_ARGUMENT', `'${file}' has no output '${chosen}': its outputs are ${names.map((n) => `'${n}'`).join(', ')} (--model-output / { output } names one)`);
+  }
+  return chosen;
+}
 
 /** Metadata key of the declared input preprocessing (layout, mean/std) in a saved model. */
 export const PREPROCESSING_METADATA_KEY = 'kiln.preprocessing';
@@ -199,6 +217,8 @@ export class ImportedGraph implements ModelStructure {
   /** The node computing each value, by value name. */
   private readonly producers = new Map<string, { proto: NodeProto; attrs: Attrs }>();
   private readonly values: Map<string, ValueInfo>;
+  /** Values some node reads or the graph outputs (an inference form keeps them). */
+  private readonly read: ReadonlySet<string>;
 
   private constructor(
     readonly proto: ModelProto,
@@ -211,18 +231,21 @@ export class ImportedGraph implements ModelStructure {
     readonly opset: number,
     /** Which parameters train (transfer learning); the rest keep their values. Default: all. */
     readonly trains: ((name: string) => boolean) | null = null,
+    /** The graph output trained, evaluated and predicted (the first, unless chosen). */
+    output: string = proto.graph!.output![0]!.name ?? '',
   ) {
     const g = proto.graph!;
     this.values = values;
     this.nodes = (g.node ?? []).map((n) => ({ proto: n, attrs: nodeAttributes(n, `'${file}'`) }));
     for (const n of this.nodes) for (const o of n.proto.output ?? []) if (o) this.producers.set(o, n);
+    this.read = readValues(g.node ?? [], (g.output ?? []).map((o) => o.name ?? ''));
     const inputs = realInputs(proto);
     const input = inputs[0]!;
     const modelInputShape = values.get(input)!.shape.slice(1) as number[];
     this.modelInput = { name: input, shape: modelInputShape };
     this.inputDtype = values.get(input)!.dtype;
     this.otherInputs = inputs.slice(1).map((name) => ({ name, stepName: `${INPUT_NAME}/${name}`, shape: values.get(name)!.shape.slice(1) as number[], dtype: values.get(name)!.dtype }));
-    const outName = g.output![0]!.name ?? '';
+    const outName = output;
     this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
     this.outputShape = this.modelOutput.shape;
     this.inputShape = (preprocessing.layout === 'nchw' && channelsLastShape(modelInputShape)) || modelInputShape;
@@ -239,7 +262,7 @@ export class ImportedGraph implements ModelStructure {
    * and finds the parameters. `preprocessing.layout` (when set) says how the model's image input is
    * laid out; otherwise the model is fed as its input is declared until `withLayout` says otherwise.
    */
-  static async open(given: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}, dimensions: Readonly<Record<string, number>> = {}): Promise<ImportedGraph> {
+  static async open(given: ModelProto, file: string, runtime: Runtime, preprocessing: Preprocessing = {}, dimensions: Readonly<Record<string, number>> = {}, output?: string): Promise<ImportedGraph> {
     let proto = await freeFixedBatch(separateEqualInitializers(withFreeDimensions(given, dimensions, file)), file, runtime);
     let opset = defaultOpset(proto);
     if (opset < OLDEST_UPGRADABLE_OPSET || opset > MAX_OPSET) {
@@ -264,6 +287,7 @@ export class ImportedGraph implements ModelStructure {
       proto = upgradeOpset(proto, { file, describe });
       opset = UPGRADED_OPSET;
     }
+    refuseWeightsAsInputs(proto, file);
     const inputs = declaredInputs(proto, file);
     let measured: Awaited<ReturnType<typeof measureValues>>;
     try {
@@ -274,7 +298,8 @@ export class ImportedGraph implements ModelStructure {
       throw err;
     }
     const { values, samples } = measured;
-    const graph = new ImportedGraph(proto, file, values, foldConstants(proto, inputs.map((i) => i.name), samples), {}, Math.max(opset, KILN_OPSET));
+    const chosen = trainedOutput(proto, file, output);
+    const graph = new ImportedGraph(proto, file, values, foldConstants(proto, inputs.map((i) => i.name), samples), {}, Math.max(opset, KILN_OPSET), null, chosen);
     return graph.withPreprocessing(preprocessing);
   }
 
@@ -315,12 +340,12 @@ export class ImportedGraph implements ModelStructure {
       }
       if (key === 'std' && v.some((s) => !(s > 0))) throw new KilnError('INVALID_ARGUMENT', `--std values must be > 0, got ${v.join(', ')}`);
     }
-    return new ImportedGraph(this.proto, this.file, this.values, this.folded, preprocessing, this.opset, this.trains);
+    return new ImportedGraph(this.proto, this.file, this.values, this.folded, preprocessing, this.opset, this.trains, this.modelOutput.name);
   }
 
   /** The same graph training only the parameters `trains` accepts (null: all of them). */
   withTrainable(trains: ((name: string) => boolean) | null): ImportedGraph {
-    return new ImportedGraph(this.proto, this.file, this.values, this.folded, this.preprocessing, this.opset, trains);
+    return new ImportedGraph(this.proto, this.file, this.values, this.folded, this.preprocessing, this.opset, trains, this.modelOutput.name);
   }
 
   /** Every value computed from `name` (directly or not). */
@@ -530,22 +555,32 @@ export class ImportedGraph implements ModelStructure {
     }
     // A model's weights include statistics a frozen BatchNormalization now reads as constants.
     for (const [name, t] of this.constants) names.set(name, graph.initializer(graph.uniqueName(importedName(name)), weights.get(name) ?? t).name);
-    for (const { proto: n, attrs } of this.nodes) {
+    for (const [k, { proto: n, attrs: fileAttrs }] of this.nodes.entries()) {
       const outputs = (n.output ?? []).filter((o) => o !== '');
       if (outputs.length > 0 && outputs.every((o) => this.folded.has(o))) {
         for (const o of outputs) names.set(o, graph.initializer(graph.uniqueName(importedName(o)), this.folded.get(o)!).name);
         continue;
       }
-      const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
       if (training && this.trainingForm(n)) {
-        const y = batchNormalizationTraining(graph, n, attrs, inputs, updates, this.params, this.opset);
+        const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
+        const y = batchNormalizationTraining(graph, n, fileAttrs, inputs, updates, this.params, this.opset);
         names.set(n.output![0]!, y.name);
         continue;
       }
-      const outs = (n.output ?? []).map((o) => (o === '' ? { name: '', dtype: 'float32' as DType, shape: null } : { name: importedName(o), ...this.values.get(o)! }));
+      // Dropout drops units in training and passes its input in inference, as model.train() and model.eval() do.
+      const dropping = training && n.opType === 'Dropout' && (!n.domain || n.domain === 'ai.onnx');
+      const form = dropping ? undefined : inferenceForm(n, fileAttrs, this.read);
+      let attrs = form?.attrs ?? fileAttrs;
+      let inputs = (form?.inputs ?? n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
+      if (dropping) {
+        const ratio = inputs[1] || graph.scalar(0.5).name;
+        inputs = [inputs[0]!, ratio, graph.constant(new Tensor(Uint8Array.of(1), [], 'bool'), 'training_mode').name];
+        attrs = { ...fileAttrs, seed: typeof fileAttrs.seed === 'number' ? fileAttrs.seed : dropoutSeed(options.seed ?? 42, k) };
+      }
+      const outs = (form?.outputs ?? n.output ?? []).map((o) => (o === '' ? { name: '', dtype: 'float32' as DType, shape: null } : { name: importedName(o), ...this.values.get(o)! }));
       const made = graph.importNode(n.opType ?? '', inputs, attrs, outs, { name: n.name ?? undefined, domain: n.domain || '' });
-      let k = 0;
-      for (const o of n.output ?? []) if (o) names.set(o, made[k++]!.name);
+      let next = 0;
+      for (const o of form?.outputs ?? n.output ?? []) if (o) names.set(o, made[next++]!.name);
     }
     let out = graph.value(names.get(this.modelOutput.name)!);
     if (options.logits && this.logitsName) out = graph.value(names.get(this.logitsName)!);
@@ -583,12 +618,23 @@ export class ImportedGraph implements ModelStructure {
     });
     const props = new Map((this.proto.metadataProps ?? []).map((m) => [m.key ?? '', m.value ?? '']));
     for (const [k, v] of metadata) props.set(k, v);
+    // Which of several outputs the model trains, so the saved file reloads training the same one.
+    if ((g.output ?? []).length > 1) props.set(OUTPUT_METADATA_KEY, this.modelOutput.name);
+    else props.delete(OUTPUT_METADATA_KEY);
     // The preprocessing the model has now (an emptied one must not leave the file's old entry behind).
     if (Object.values(this.preprocessing).some((v) => v !== undefined)) props.set(PREPROCESSING_METADATA_KEY, JSON.stringify(this.preprocessing));
     else props.delete(PREPROCESSING_METADATA_KEY);
+    // Saved as model.eval() runs: a file exported in training mode is served with running statistics and no dropout.
+    const attrs = new Map(this.nodes.map((m) => [m.proto, m.attrs]));
+    const outputs = (g.output ?? []).map((o) => o.name ?? '');
+    const node = inferenceNodes(g.node ?? [], outputs, (n) => attrs.get(n)!);
+    // A Dropout's training_mode flag that nothing reads any more goes with it (ONNX Runtime warns of unused initializers).
+    const before = readValues(g.node ?? [], outputs);
+    const after = readValues(node, outputs);
+    const kept = initializer.filter((t) => after.has(t.name ?? '') || !before.has(t.name ?? ''));
     return encodeModel({
       ...this.proto,
-      graph: { ...g, initializer },
+      graph: { ...g, node, initializer: kept },
       metadataProps: [...props].map(([key, value]) => ({ key, value })),
     });
   }
@@ -685,6 +731,30 @@ function dataInputDtype(elemType: number, input: string, file: string): DType {
   const dtype = dtypeOfCode(elemType);
   if (dtype === 'float32' || dtype === 'int64' || dtype === 'int32') return dtype;
   throw new KilnError('INVALID_ARGUMENT', `'${file}': input '${input}' is ${dtypeName(elemType)}: Kiln feeds float32 data (images, vectors) or int64 / int32 token ids`);
+}
+
+/** Where an op reads a weight: every input from the second on. */
+const WEIGHT_READERS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'BatchNormalization', 'InstanceNormalization', 'LayerNormalization', 'PRelu']);
+
+/**
+ * A file whose weights are graph inputs instead of initializers (torch.onnx.export(...,
+ * export_params=False)) has nothing to train or run: refused by name rather than as inputs to feed.
+ */
+function refuseWeightsAsInputs(proto: ModelProto, file: string): void {
+  const g = proto.graph!;
+  if ((g.initializer ?? []).some((t) => (t.dataType === 1 || t.dataType === 11) && (t.dims ?? []).length > 0)) return;
+  const inputs = new Set(dataInputs(g).map((i) => i.name ?? ''));
+  const asWeights = new Set<string>();
+  for (const n of g.node ?? []) {
+    if (!WEIGHT_READERS.has(n.opType ?? '') || (n.domain && n.domain !== 'ai.onnx')) continue;
+    for (const i of (n.input ?? []).slice(1)) if (inputs.has(i)) asWeights.add(i);
+  }
+  if (asWeights.size === 0) return;
+  const names = [...asWeights];
+  throw new KilnError(
+    'NOT_TRAINABLE',
+    `'${file}' stores no weights: its inputs ${names.slice(0, 5).map((n) => `'${n}'`).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''} are read as weights (exported with export_params=False?); export it again with export_params=True, torch.onnx.export's default, so the file holds them`,
+  );
 }
 
 /** A data input as the file declares it: name, element type, and its sizes after the batch's. */

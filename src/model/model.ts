@@ -49,6 +49,8 @@ export interface BuiltGraph {
 export interface BuildOptions {
   /** Build the training form (dropout active, batch statistics, statistics updates). */
   training?: boolean;
+  /** The model's seed, which an imported graph's dropout masks are drawn from (layer models seed theirs per layer). */
+  seed?: number;
   /** Parameters as graph inputs (training) instead of stored initializers (inference, export). */
   paramsAsInputs?: boolean;
   /** Symbolic ('N') or fixed batch dimension. */
@@ -168,7 +170,7 @@ export abstract class Model {
 
   /** Emits the model's graph for inference or training (see BuildOptions). */
   buildGraph(options: BuildOptions = {}): BuiltGraph {
-    return this.structure.buildGraph(this.weights, options);
+    return this.structure.buildGraph(this.weights, { seed: this.seed, ...options });
   }
 
   /**

@@ -35,6 +35,12 @@ export interface GraphModelOptions extends Preprocessing {
    * them, and the saved file (and every file made from the model) takes inputs of those sizes.
    */
   dimensions?: Readonly<Record<string, number>>;
+  /**
+   * For a model of several outputs (a PyTorch forward returning `(logits, features)`), the one to
+   * train, evaluate and predict, by name; default: the one the file's Kiln metadata records, else the
+   * first. Stored in the saved model.
+   */
+  output?: string;
 }
 
 /** Which weights train: a name pattern (`*` matches anything, as in `--train-only 'fc.*'`), a RegExp or a predicate. */
@@ -99,9 +105,9 @@ export class GraphModel extends TrainableModel {
    * The model as its file declares it (its stored preprocessing, none of the caller's): what can fail
    * here is the file, while fromProto's preprocessing errors are the caller's (loadModel tells them apart).
    */
-  static async open(proto: ModelProto, file = '<bytes>', options: { name?: string; seed?: number; dimensions?: Readonly<Record<string, number>> } = {}): Promise<GraphModel> {
+  static async open(proto: ModelProto, file = '<bytes>', options: { name?: string; seed?: number; dimensions?: Readonly<Record<string, number>>; output?: string } = {}): Promise<GraphModel> {
     const stored = declaredPreprocessing(proto, `'${file}'`);
-    const structure = await ImportedGraph.open(proto, file, sharedRuntime(), stored, options.dimensions);
+    const structure = await ImportedGraph.open(proto, file, sharedRuntime(), stored, options.dimensions, options.output);
     return new GraphModel(structure, { name: options.name, seed: options.seed }, stored.layout !== undefined);
   }
 
@@ -121,6 +127,11 @@ export class GraphModel extends TrainableModel {
     const input = this.modelInput.shape;
     const channelsFirstGrid = out.length === 3 && input.length === 3 && input[0]! < input[1]! && input[0]! < input[2]! && out[1] === input[1] && out[2] === input[2];
     return own(softmax ?? (channelsFirstGrid ? 1 : undefined));
+  }
+
+  /** The graph output this model trains, evaluates and predicts (one of several, or the only one). */
+  get trainedOutput(): string {
+    return this.structure.modelOutput.name;
   }
 
   /** The input preprocessing this model applies (layout, scale, mean/std), stored in the saved file. */

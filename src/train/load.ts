@@ -5,7 +5,7 @@ import { parseModelKey } from '../model/encryption.js';
 import { openModelBytes, readOnnxFile, refuseExternalData } from '../model/read-model.js';
 import type { ModelProto, NodeProto } from '../graph/proto.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
-import { dimensionsOfData, notAtSizes, withFreeDimensions } from '../model/imported-graph.js';
+import { dimensionsOfData, notAtSizes, trainedOutput, withFreeDimensions } from '../model/imported-graph.js';
 import type { Tensor } from '../tensor.js';
 import { Sequential } from './sequential.js';
 
@@ -76,9 +76,11 @@ export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: 
   }
   // Sizes given to free dimensions are the caller's: a wrong name is an error, not a model that only runs.
   const atSizes = withFreeDimensions(proto, dimensions, file);
+  // The output asked for is the caller's: a wrong name is an error, not a model that only runs.
+  if (options.output !== undefined) trainedOutput(proto, file, options.output);
   let model: GraphModel;
   try {
-    model = await GraphModel.open(atSizes, file, { name: options.name, seed: options.seed });
+    model = await GraphModel.open(atSizes, file, { name: options.name, seed: options.seed, output: options.output });
   } catch (err) {
     if (!(err instanceof KilnError) || !['INVALID_ARGUMENT', 'INVALID_SHAPE', 'UNSUPPORTED_OP'].includes(err.code)) throw err;
     // With sizes given, a graph that does not run at them (a position table shorter than the length) is the caller's to know.

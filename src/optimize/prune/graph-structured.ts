@@ -518,7 +518,7 @@ export async function graphStructuredPrune(model: GraphModel, options: GraphStru
       const before = originalIndex.get(key)!;
       originalIndex.set(key, keptUnits.map((k) => before[k]!));
     }
-    current = await GraphModel.fromProto(shrunk.proto, file, { name: model.name, seed: model.seed });
+    current = await GraphModel.fromProto(shrunk.proto, file, { name: model.name, seed: model.seed, output: model.trainedOutput });
     newFacts = shrunk.facts;
     if (ft) {
       current.compile({ optimizer: ft.optimizer ?? 'adam', loss: ft.loss ?? defaultLoss(model, ft.y), metrics: ['accuracy'] });

@@ -67,7 +67,9 @@ export class GraphCopy {
   /** Declares the source graph's outputs on the destination graph, under the same names. */
   finish(): Graph {
     for (const o of this.src.outputs) {
-      const v = this.get(o.name);
+      // An output other nodes also read (a model returning (logits, features)) may have been replaced
+      // for those readers by its quantized copy; the output stays the value its node computes.
+      const v = this.dst.producer(o.name) ? this.dst.value(o.name) : this.get(o.name);
       const out = v.name === o.name ? v : this.dst.op('Identity', [v], {}, { outputs: [o.name] })[0]!;
       // Declared as the source declares it (the rewritten ops' shape rules may know less).
       if (out.shape === null && o.shape !== null) this.dst.redeclare({ name: out.name, dtype: o.dtype, shape: [...o.shape] });

@@ -13,6 +13,7 @@ import { tensorFromProto } from '../../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel, type ModelProto, type NodeProto } from '../../../src/graph/proto.js';
 import { quantize, type QuantizedModel } from '../../../src/optimize/quantize/quantize.js';
 import { Tensor } from '../../../src/tensor.js';
+import { GraphModel } from '../../../src/train/graph-model.js';
 import { loadModel } from '../../../src/train/load.js';
 import { EXPORTED_DIR, decodeTensor, readReference } from '../../fixtures/exported/reference.js';
 import { fashion, optimizedOps, rejectsWith, runOrt, tmpDir } from './helpers.js';
@@ -258,5 +259,20 @@ describe('bad input on exported graphs', () => {
     await rejectsWith(() => quantize(q.bytes, { mode: 'dynamic' }), 'INVALID_ARGUMENT', /already quantized \(mode 'static'/);
     const bare = encodeModel({ ...decodeModel(q.bytes), metadataProps: [] });
     await rejectsWith(() => quantize(bare, { mode: 'dynamic' }), 'INVALID_ARGUMENT', /already quantized: it has \d+ QuantizeLinear, \d+ DequantizeLinear node\(s\)/);
+  });
+});
+
+describe('static int8 of a model with a second output that another node reads (a model returning (logits, features))', () => {
+  it('quantizes the readers and keeps the output as its node computes it, under its name', async () => {
+    const proto = decodeModel(readFixture('resnet'));
+    const g = proto.graph!;
+    // The pooled features feed the head and are an output too.
+    const features = { name: '/Flatten_output_0', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 16 }] } } } };
+    const twoOutputs: ModelProto = { ...proto, graph: { ...g, output: [...g.output!, features] } };
+    const d = await fashion();
+    const q = await quantize(await GraphModel.fromProto(twoOutputs, 'two-outputs.onnx'), { mode: 'static', calibration: d.train.images, calibrationSamples: 64 });
+    const out = decodeModel(q.bytes);
+    assert.deepEqual(out.graph!.output!.map((o) => o.name), ['logits', '/Flatten_output_0']);
+    assert.equal(producer(out, '/Flatten_output_0')?.opType, 'Flatten', 'the output is the Flatten node\'s own value');
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * A model with several outputs (a PyTorch forward returning (features, logits)): Kiln trains, evaluates
+ * and predicts one of them — the one given (`{ output }`, `--model-output`), else the one its saved
+ * file records, else the first — and keeps every output in the saved file, recording its choice.
+ */
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { encodeModel, type ModelProto } from '../../src/graph/proto.js';
+import { OUTPUT_METADATA_KEY } from '../../src/model/imported-graph.js';
+import { OnnxModel } from '../../src/model/onnx-model.js';
+import { Tensor } from '../../src/tensor.js';
+import { GraphModel } from '../../src/train/graph-model.js';
+import { loadModel } from '../../src/train/load.js';
+import { sgd } from '../../src/train/optimizers.js';
+import { fixtureProto, images, maxAbsDiff } from '../optimize/prune/graph-helpers.js';
+import { assertRejectsKiln, makeTempDir } from './helpers.js';
+
+const FEATURES = '/Flatten_output_0';
+const LABELS = new Tensor(Int32Array.from({ length: 16 }, (_, i) => i % 10), [16], 'int32');
+
+/** The ResNet fixture returning (features [N, 16], logits [N, 10]): the features first. */
+function featuresFirst(): ModelProto {
+  const proto = fixtureProto('resnet');
+  const g = proto.graph!;
+  const features = { name: FEATURES, type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 16 }] } } } };
+  return { ...proto, graph: { ...g, output: [features, ...g.output!] } };
+}
+
+describe('a model with several outputs', () => {
+  let temp: Awaited<ReturnType<typeof makeTempDir>>;
+  const x = images(16, [28, 28, 1]);
+  before(async () => {
+    temp = await makeTempDir('kiln-outputs-');
+  });
+  after(() => temp.remove());
+
+  it('trains the first by default, and the one named by { output }', async () => {
+    const first = await GraphModel.fromProto(featuresFirst(), 'two.onnx');
+    assert.equal(first.trainedOutput, FEATURES);
+    assert.deepEqual((await first.predict(x)).shape, [16, 16]);
+    const logits = await GraphModel.fromProto(featuresFirst(), 'two.onnx', { output: 'logits' });
+    assert.equal(logits.trainedOutput, 'logits');
+    const original = await GraphModel.fromProto(fixtureProto('resnet'), 'resnet.onnx');
+    assert.ok(maxAbsDiff((await logits.predict(x)).data as Float32Array, (await original.predict(x)).data as Float32Array) < 1e-6);
+  });
+
+  it('the chosen output trains and is recorded in the saved file, which reloads training it; every output is kept', async () => {
+    const model = await GraphModel.fromProto(featuresFirst(), 'two.onnx', { output: 'logits' });
+    model.compile({ optimizer: sgd({ learningRate: 0.1 }), loss: 'sparseCategoricalCrossentropy' });
+    const head = model.weights.get('head.weight')!.data.slice();
+    await model.fit(x, LABELS, { epochs: 1, batchSize: 16, verbose: 0, shuffle: false });
+    // The head reaches only the logits: trained on the features it would not move.
+    assert.ok(maxAbsDiff(model.weights.get('head.weight')!.data as Float32Array, head as Float32Array) > 1e-4, 'the logits were trained');
+    const file = join(temp.dir, 'two.kiln.onnx');
+    await model.save(file);
+    const saved = await OnnxModel.load(file);
+    assert.deepEqual(saved.proto.graph!.output!.map((o) => o.name), [FEATURES, 'logits']);
+    assert.equal(saved.proto.metadataProps!.find((m) => m.key === OUTPUT_METADATA_KEY)?.value, 'logits');
+    const reloaded = await loadModel(file);
+    assert.ok(reloaded instanceof GraphModel);
+    assert.equal(reloaded.trainedOutput, 'logits');
+  });
+
+  it('an output the file does not have is refused, naming the outputs it has', async () => {
+    await assertRejectsKiln(() => GraphModel.fromProto(featuresFirst(), 'two.onnx', { output: 'scores' }), 'INVALID_ARGUMENT', "'two.onnx' has no output 'scores'", `'${FEATURES}', 'logits'`);
+    const file = join(temp.dir, 'two.onnx');
+    await writeFile(file, encodeModel(featuresFirst()));
+    await assertRejectsKiln(() => loadModel(file, { output: 'scores' }), 'INVALID_ARGUMENT', "has no output 'scores'");
+  });
+});
