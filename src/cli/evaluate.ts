@@ -22,7 +22,7 @@ export const evaluateCommand: Command = {
     { name: 'dataset', type: 'string', description: 'data set name or path, or a directory of NumPy arrays (x_test.npy, y_test.npy; x_test.<input>.npy per input)', default: 'embedded' },
     { name: 'json', type: 'boolean', description: 'print the results as JSON' },
     IGNORE_CLASS_OPTION,
-    ...IMPORT_OPTIONS.filter((o) => ['layout', 'scale', 'mean', 'std', 'dimension'].includes(o.name)),
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'scale', 'mean', 'std', 'dimension', 'model-output'].includes(o.name)),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];

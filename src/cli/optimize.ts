@@ -53,7 +53,7 @@ export const optimizeCommand: Command = {
     { name: 'limit', type: 'number', integer: true, min: 1, description: 'fine-tune on only the first n training examples' },
     { name: 'seed', type: 'number', integer: true, description: 'seed of fine-tuning, students and calibration', default: 42 },
     { name: 'out', type: 'string', description: 'directory for the front, the chosen model and the report', default: 'optimized' },
-    ...IMPORT_OPTIONS.filter((o) => ['layout', 'scale', 'mean', 'std', 'dimension'].includes(o.name)),
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'scale', 'mean', 'std', 'dimension', 'model-output'].includes(o.name)),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];

@@ -150,7 +150,7 @@ export const pruneCommand: Command = {
     { name: 'seed', type: 'number', integer: true, description: 'seed for shuffling', default: 42 },
     { name: 'out', type: 'string', description: 'where to save the pruned model', default: 'pruned.onnx' },
     { name: 'json', type: 'boolean', description: 'print the report as JSON' },
-    ...IMPORT_OPTIONS.filter((o) => ['layout', 'scale', 'mean', 'std', 'dimension'].includes(o.name)),
+    ...IMPORT_OPTIONS.filter((o) => ['layout', 'scale', 'mean', 'std', 'dimension', 'model-output'].includes(o.name)),
   ],
   async run({ positionals, options }, out) {
     const file = positionals[0];

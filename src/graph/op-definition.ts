@@ -59,6 +59,12 @@ export const noGradientFlows: GradientRule = () => [];
 
 /* Helpers shared by the shape rules. */
 
+/** The shape rule of ops whose output is their first input's type and shape (activations, elementwise functions). */
+export const sameShape = (type: string) => (inputs: (Value | null)[]): InferredValue[] => {
+  const x = requireInput(inputs, 0, type);
+  return [{ dtype: x.dtype, shape: x.shape }];
+};
+
 export function requireInput(inputs: (Value | null)[], k: number, opType: string): Value {
   const v = inputs[k];
   if (!v) throw new KilnError('INVALID_ARGUMENT', `${opType}: input ${k} is required`);

@@ -7,7 +7,8 @@ import { OLDEST_UPGRADABLE_OPSET, UPGRADED_OPSET, defaultOpset, upgradeOpset } f
 import { describedByShapeRules } from './graph-from-proto.js';
 import { freeFixedBatch } from './fixed-batch.js';
 import { separateEqualInitializers } from './deduplicated-initializers.js';
-import { dropoutSeed, inferenceForm, inferenceNodes, readValues } from './training-mode-nodes.js';
+import { dropoutSeed, inferenceForm, inferenceNodes, isOnnx, readValues } from './training-mode-nodes.js';
+import { OUTPUT_METADATA_KEY, trainedOutput } from './trained-output.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -44,23 +45,6 @@ import { INPUT_NAME, OUTPUT_NAME, type BuildOptions, type BuiltGraph, type Model
  *   name, node, opset and other property kept. Opsets 13–18 train; step graphs are written at the
  *   model's opset (17 at least).
  */
-
-/** Metadata key of the output a model of several outputs trains (the first when absent). */
-export const OUTPUT_METADATA_KEY = 'kiln.output';
-
-/**
- * The output a model of several trains, evaluates and predicts: the one given, else the one its file
- * records (saved by Kiln), else the first — PyTorch's first returned value, as exporters write it.
- */
-export function trainedOutput(proto: ModelProto, file: string, given?: string): string {
-  const names = (proto.graph?.output ?? []).map((o) => o.name ?? '');
-  const recorded = (proto.metadataProps ?? []).find((m) => m.key === OUTPUT_METADATA_KEY)?.value ?? undefined;
-  const chosen = given ?? (recorded && names.includes(recorded) ? recorded : undefined) ?? names[0]!;
-  if (!names.includes(chosen)) {
-    throw new KilnError('INVALID_ARGUMENT', `'${file}' has no output '${chosen}': its outputs are ${names.map((n) => `'${n}'`).join(', ')} (--model-output / { output } names one)`);
-  }
-  return chosen;
-}
 
 /** Metadata key of the declared input preprocessing (layout, mean/std) in a saved model. */
 export const PREPROCESSING_METADATA_KEY = 'kiln.preprocessing';
@@ -568,7 +552,7 @@ export class ImportedGraph implements ModelStructure {
         continue;
       }
       // Dropout drops units in training and passes its input in inference, as model.train() and model.eval() do.
-      const dropping = training && n.opType === 'Dropout' && (!n.domain || n.domain === 'ai.onnx');
+      const dropping = training && n.opType === 'Dropout' && isOnnx(n);
       const form = dropping ? undefined : inferenceForm(n, fileAttrs, this.read);
       let attrs = form?.attrs ?? fileAttrs;
       let inputs = (form?.inputs ?? n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
@@ -631,10 +615,12 @@ export class ImportedGraph implements ModelStructure {
     // A Dropout's training_mode flag that nothing reads any more goes with it (ONNX Runtime warns of unused initializers).
     const before = readValues(g.node ?? [], outputs);
     const after = readValues(node, outputs);
-    const kept = initializer.filter((t) => after.has(t.name ?? '') || !before.has(t.name ?? ''));
+    const dropped = new Set(initializer.filter((t) => !after.has(t.name ?? '') && before.has(t.name ?? '')).map((t) => t.name));
+    // Older exports list initializers among the graph inputs too: a dropped one leaves both.
+    const input = (g.input ?? []).filter((i) => !dropped.has(i.name));
     return encodeModel({
       ...this.proto,
-      graph: { ...g, node, initializer: kept },
+      graph: { ...g, node, input, initializer: initializer.filter((t) => !dropped.has(t.name)) },
       metadataProps: [...props].map(([key, value]) => ({ key, value })),
     });
   }
@@ -752,7 +738,7 @@ function refuseWeightsAsInputs(proto: ModelProto, file: string): void {
   if (asWeights.size === 0) return;
   const names = [...asWeights];
   throw new KilnError(
-    'NOT_TRAINABLE',
+    'INVALID_ARGUMENT',
     `'${file}' stores no weights: its inputs ${names.slice(0, 5).map((n) => `'${n}'`).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''} are read as weights (exported with export_params=False?); export it again with export_params=True, torch.onnx.export's default, so the file holds them`,
   );
 }

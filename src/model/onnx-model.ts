@@ -10,6 +10,7 @@ import type { Preprocessing } from './imported-graph.js';
 import { checkFileInputs, declaredPreprocessing } from './input-adapter.js';
 import { examplesIn, sliceInputs, type ModelInputs } from './input-rows.js';
 import { rescalingAtInput, type InputRescaling } from './input-rescaling.js';
+import { trainedOutput } from './trained-output.js';
 
 /** One input or output of an ONNX graph. */
 export interface TensorDescription {
@@ -160,6 +161,8 @@ export class OnnxModel {
   readonly description: ModelDescription;
   /** Why Kiln cannot train this model (set by loadModel when it tried). */
   notTrainable: string | undefined;
+  /** The output chosen by the caller (loadModel's `output`), over the one the file records. */
+  private chosenOutput: string | undefined;
   private session: SessionInfo | undefined;
 
   constructor(
@@ -198,6 +201,16 @@ export class OnnxModel {
     return this.description.outputs;
   }
 
+  /** The output predict returns and a classifier's scores are read from: the one a Kiln-saved file records, else the first. */
+  get primaryOutput(): string {
+    return this.chosenOutput ?? trainedOutput(this.proto, 'the model');
+  }
+
+  /** Makes `output` (one of the graph's) the one predict returns and scores are read from. */
+  chooseOutput(output: string): void {
+    this.chosenOutput = trainedOutput(this.proto, 'the model', output);
+  }
+
   /** Runs the model with named inputs; returns every output by name. */
   async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     for (const input of this.inputs) {
@@ -225,7 +238,7 @@ export class OnnxModel {
   ): Promise<Tensor> {
     checkFileInputs(x, this.inputs, 'x');
     const feeds = (part: ModelInputs): Record<string, Tensor> => (part instanceof Tensor ? { [this.inputs[0]!.name]: part } : { ...part });
-    const output = this.outputs[0]!.name;
+    const output = this.primaryOutput;
     const { batchSize } = options;
     if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
     const n = examplesIn(x);

@@ -13,7 +13,8 @@ import type { NodeProto } from '../graph/proto.js';
  *   PyTorch's eval-mode exports leave Dropout out; a Dropout in the file is one the model has.
  */
 
-const isOnnx = (n: NodeProto) => !n.domain || n.domain === 'ai.onnx';
+/** Whether a node is of ONNX's default domain. */
+export const isOnnx = (n: NodeProto): boolean => !n.domain || n.domain === 'ai.onnx';
 
 /** A node's inputs, attributes and outputs as they are to be emitted. */
 export interface NodeForm {

@@ -1,6 +1,6 @@
 import type { Graph, Node, Value } from '../graph/graph.js';
 import { onnxTypeCode } from '../graph/dtype.js';
-import { noGradientFlows, normalizeAxis, requireInput, type InferredValue, type OpDefinition } from '../graph/op-definition.js';
+import { noGradientFlows, normalizeAxis, sameShape, type OpDefinition } from '../graph/op-definition.js';
 import { reduceToShape } from './reduce-to-shape.js';
 
 /** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
@@ -13,10 +13,6 @@ export const ACTIVATION_OPS: readonly OpDefinition[] = ops;
  * forward output y (Elu, Selu, Sigmoid), it is, so the rule adds no exponentials.
  */
 
-const sameShape = (type: string) => (inputs: (Value | null)[]): InferredValue[] => {
-  const x = requireInput(inputs, 0, type);
-  return [{ dtype: x.dtype, shape: x.shape }];
-};
 
 const FLOAT = 1;
 

@@ -104,10 +104,16 @@ ops.push({
    */
   gradient: ({ graph, node, inputs, gradOutputs: [dy] }) => {
     const eq = parseEquation(String(node.attrs.equation ?? ''), inputs.length);
+    const broadcast = sizes(eq, inputs.map((v) => v?.shape ?? null)).ellipsis;
     return inputs.map((x, k) => {
       const term = eq.operands[k]!;
       const named = term.filter((l) => l !== ELLIPSIS);
       if (new Set(named).size !== named.length) throw new KilnError('NO_GRADIENT', `Einsum '${String(node.attrs.equation)}': no gradient rule for an operand that names a letter twice ('${termText(term)}')`);
+      // Summing the broadcast back takes the extra ellipsis axes to be leading: an ellipsis after a letter must span them all.
+      const own = x!.shape ? x!.shape.length - named.length : null;
+      if (term.indexOf(ELLIPSIS) > 0 && (own === null || broadcast === null || own < broadcast.length)) {
+        throw new KilnError('NO_GRADIENT', `Einsum '${String(node.attrs.equation)}': no gradient rule for '${termText(term)}', whose '...' after a letter spans fewer axes than the broadcast`);
+      }
       const others = eq.operands.filter((_, j) => j !== k);
       const available = new Set([...eq.output, ...others.flat()]);
       const kept = term.filter((l) => available.has(l));
@@ -115,18 +121,16 @@ ops.push({
       let grad: Value = graph.op1('Einsum', [dy!, ...inputs.filter((_, j) => j !== k).map((v) => v!)], { equation });
       if (kept.length < term.length) {
         // Axes only this operand summed over: dy reaches every position along them alike.
-        const axes = term.map((l, i) => (available.has(l) ? -1 : i)).filter((i) => i >= 0);
-        if (term.includes(ELLIPSIS) && !x!.shape) throw new KilnError('NO_GRADIENT', `Einsum '${String(node.attrs.equation)}': the operand's rank is unknown`);
-        const at = (i: number) => axisOf(term, i, x!.shape!.length);
-        grad = graph.op1('Expand', [graph.op1('Unsqueeze', [grad, graph.int64s(axes.map(at), 'axes')]), graph.op1('Shape', [x!])]);
+        const positions = term.map((l, i) => (available.has(l) ? -1 : i)).filter((i) => i >= 0);
+        grad = graph.op1('Expand', [graph.op1('Unsqueeze', [grad, graph.int64s(positions.map((i) => axisOf(term, i)), 'axes')]), graph.op1('Shape', [x!])]);
       }
       return reduceToShape(graph, grad, x!);
     });
   },
 });
 
-/** The axis of x that term position i names (past an ellipsis, counted from the end). */
-function axisOf(term: readonly string[], i: number, rank: number): number {
+/** The axis term position i names: from the front before an ellipsis, from the back (negative) after it, whatever the ellipsis spans. */
+function axisOf(term: readonly string[], i: number): number {
   const e = term.indexOf(ELLIPSIS);
-  return e < 0 || i < e ? i : rank - (term.length - i);
+  return e < 0 || i < e ? i : -(term.length - i);
 }

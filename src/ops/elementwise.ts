@@ -92,16 +92,21 @@ ops.push({
   },
 });
 
+/** The shape rule of ops taking 1..N inputs (Max, Min, Sum, Mean), all broadcast together. */
+function variadicShape(type: string) {
+  return (inputs: (Value | null)[]): InferredValue[] => {
+    const first = requireInput(inputs, 0, type);
+    let shape = first.shape;
+    for (let k = 1; k < inputs.length; k++) shape = broadcastShapes(shape, requireInput(inputs, k, type).shape, type);
+    return [{ dtype: first.dtype, shape }];
+  };
+}
+
 /* Max and Min take 1..N inputs (ONNX), all broadcast together. */
 for (const type of ['Max', 'Min']) {
   ops.push({
     type,
-    infer: (inputs) => {
-      const first = requireInput(inputs, 0, type);
-      let shape = first.shape;
-      for (let k = 1; k < inputs.length; k++) shape = broadcastShapes(shape, requireInput(inputs, k, type).shape, type);
-      return [{ dtype: first.dtype, shape }];
-    },
+    infer: variadicShape(type),
     // The gradient goes to the input that won, to the first of them on ties (so it is never doubled).
     gradient: ({ graph, inputs, outputs: [y], gradOutputs: [dy] }) => {
       if (inputs.length === 1) return [dy!];
@@ -121,12 +126,7 @@ for (const type of ['Max', 'Min']) {
 for (const type of ['Sum', 'Mean']) {
   ops.push({
     type,
-    infer: (inputs) => {
-      const first = requireInput(inputs, 0, type);
-      let shape = first.shape;
-      for (let k = 1; k < inputs.length; k++) shape = broadcastShapes(shape, requireInput(inputs, k, type).shape, type);
-      return [{ dtype: first.dtype, shape }];
-    },
+    infer: variadicShape(type),
     // dy to every input (Sum) or dy/n (Mean, n inputs), each summed back over the axes it was broadcast along
     gradient: ({ graph, inputs, gradOutputs: [dy] }) => {
       const share = type === 'Mean' && inputs.length > 1 ? graph.op1('Mul', [dy!, graph.scalar(1 / inputs.length, dy!.dtype)]) : dy!;

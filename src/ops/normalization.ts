@@ -1,3 +1,4 @@
+import { KilnError } from '../errors.js';
 import type { Graph, Shape, Value } from '../graph/graph.js';
 import { onnxTypeCode } from '../graph/dtype.js';
 import { intAttr, normalizeAxis, requireInput, type OpDefinition } from '../graph/op-definition.js';
@@ -218,5 +219,44 @@ ops.push({
     const dScale = graph.op1('ReduceSum', [graph.op1('Mul', [dy!, st.xhat]), notChannel], { keepdims: 0 });
     const dBias = graph.op1('ReduceSum', [dy!, notChannel], { keepdims: 0 });
     return [dx, dScale, dBias];
+  },
+});
+
+/*
+ * LRN (local response normalization across channels: AlexNet, GoogLeNet and the other classic Model
+ * Zoo CNNs): y = x·s^(−β), s = bias + α/size·Σ x² over a window of `size` channels around each one
+ * (⌊(size−1)/2⌋ before, ⌈(size−1)/2⌉ after).
+ */
+ops.push({
+  type: 'LRN',
+  infer: (inputs) => {
+    const x = requireInput(inputs, 0, 'LRN');
+    return [{ dtype: x.dtype, shape: x.shape }];
+  },
+  /*
+   * dx_j = dy_j·s_j^(−β) − (2αβ/size)·x_j·Σ_c dy_c·x_c·s_c^(−β−1), the sum over the channels c whose
+   * window holds j: the same window mirrored (⌈(size−1)/2⌉ before, ⌊(size−1)/2⌋ after). Both window
+   * sums are an AveragePool over the channel axis with its padding counted, times size.
+   */
+  gradient: ({ graph, node, inputs: [x], gradOutputs: [dy] }) => {
+    const size = intAttr(node.attrs, 'size', 0);
+    const alpha = typeof node.attrs.alpha === 'number' ? node.attrs.alpha : 1e-4;
+    const beta = typeof node.attrs.beta === 'number' ? node.attrs.beta : 0.75;
+    const bias = typeof node.attrs.bias === 'number' ? node.attrs.bias : 1;
+    const t = x!.dtype;
+    const [before, after] = [Math.floor((size - 1) / 2), Math.ceil((size - 1) / 2)];
+    // [N, C, ...] as [N, 1, C, positions]: the channel window is a [size, 1] pooling window.
+    const channels = x!.shape?.[1];
+    if (typeof channels !== 'number' || size < 1) throw new KilnError('NO_GRADIENT', 'LRN gradient needs the channel count and the size attribute');
+    const asGrid = graph.int64s([0, 1, channels, -1], 'shape');
+    const windowSum = (v: Value, lo: number, hi: number) => {
+      const pooled = graph.op1('AveragePool', [graph.op1('Reshape', [v, asGrid])], { kernel_shape: [size, 1], pads: [lo, 0, hi, 0], count_include_pad: 1 });
+      return graph.op1('Mul', [graph.op1('Reshape', [pooled, graph.op1('Shape', [x!])]), graph.scalar(size, t)]);
+    };
+    const s = graph.op1('Add', [graph.scalar(bias, t), graph.op1('Mul', [graph.scalar(alpha / size, t), windowSum(graph.op1('Mul', [x!, x!]), before, after)])]);
+    const direct = graph.op1('Mul', [dy!, graph.op1('Pow', [s, graph.scalar(-beta, t)])]);
+    const through = graph.op1('Mul', [graph.op1('Mul', [dy!, x!]), graph.op1('Pow', [s, graph.scalar(-beta - 1, t)])]);
+    const spread = graph.op1('Mul', [x!, windowSum(through, after, before)]);
+    return [graph.op1('Sub', [direct, graph.op1('Mul', [spread, graph.scalar((2 * alpha * beta) / size, t)])])];
   },
 });

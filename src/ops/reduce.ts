@@ -71,7 +71,7 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'Reduce
     },
     /*
      * ReduceSum spreads dy back over the reduced axes; ReduceMean also divides by their size; ReduceMax
-     * and ReduceMin send it to every extreme (ties share it whole); ReduceL1: dy·sign(x); ReduceL2:
+     * and ReduceMin send it to the extreme (k tied extremes get dy/k each); ReduceL1: dy·sign(x); ReduceL2:
      * dy·x/y (0 where y = 0, as PyTorch's norm); ReduceSumSquare: 2x·dy; ReduceLogSum: dy/eʸ;
      * ReduceLogSumExp: dy·eˣ⁻ʸ; ReduceProd: dy times the product of the others — y/x where x ≠ 0, and
      * for a zero the product of its slice's other elements when it is the slice's only zero, else 0.
@@ -101,8 +101,12 @@ for (const type of ['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'Reduce
       const t = x.dtype;
       switch (type) {
         case 'ReduceMax':
-        case 'ReduceMin':
-          return times(graph.op1('Cast', [graph.op1('Equal', [x, yBack()])], { to: onnxTypeCode(t) }));
+        case 'ReduceMin': {
+          // Tied extremes share dy evenly, as torch.amax / amin and TensorFlow's reduce_max do.
+          const mask = graph.op1('Cast', [graph.op1('Equal', [x, yBack()])], { to: onnxTypeCode(t) });
+          const ties = graph.op1('ReduceSum', [mask, r.kind === 'axes' ? graph.int64s(r.axes, 'axes') : r.axes], { keepdims: 1 });
+          return times(graph.op1('Div', [mask, ties]));
+        }
         case 'ReduceL1':
           return times(graph.op1('Sign', [x]));
         case 'ReduceL2': {

@@ -1,5 +1,5 @@
 import type { Graph, Value } from '../graph/graph.js';
-import { requireInput, type GradientRule, type InferredValue, type OpDefinition } from '../graph/op-definition.js';
+import { sameShape, type GradientRule, type OpDefinition } from '../graph/op-definition.js';
 
 /** This file's op definitions, in the order they are written; src/ops/index.ts puts them in the op table. */
 const ops: OpDefinition[] = [];
@@ -12,10 +12,6 @@ export const TRIGONOMETRIC_OPS: readonly OpDefinition[] = ops;
  * from the output y, whichever needs fewer ops.
  */
 
-const sameShape = (type: string) => (inputs: (Value | null)[]): InferredValue[] => {
-  const x = requireInput(inputs, 0, type);
-  return [{ dtype: x.dtype, shape: x.shape }];
-};
 
 const one = (g: Graph, like: Value) => g.scalar(1, like.dtype);
 

@@ -262,7 +262,7 @@ export class GraphModel extends TrainableModel {
     // The output is declared with the new class count; shapes recorded in value_info downstream of the
     // head are stale and go (they are optional). The graph is measured again.
     const graph = proto.graph!;
-    const declared = graph.output?.[0]?.type?.tensorType?.shape?.dim;
+    const declared = graph.output?.find((o) => o.name === this.trainedOutput)?.type?.tensorType?.shape?.dim;
     if (declared?.length) declared[declared.length - 1] = { dimValue: numClasses };
     const downstream = this.structure.valuesAfter(head.weight);
     graph.valueInfo = (graph.valueInfo ?? []).filter((v) => !downstream.has(v.name ?? ''));

@@ -5,7 +5,8 @@ import { parseModelKey } from '../model/encryption.js';
 import { openModelBytes, readOnnxFile, refuseExternalData } from '../model/read-model.js';
 import type { ModelProto, NodeProto } from '../graph/proto.js';
 import { GraphModel, type GraphModelOptions } from './graph-model.js';
-import { dimensionsOfData, notAtSizes, trainedOutput, withFreeDimensions } from '../model/imported-graph.js';
+import { dimensionsOfData, notAtSizes, withFreeDimensions } from '../model/imported-graph.js';
+import { trainedOutput } from '../model/trained-output.js';
 import type { Tensor } from '../tensor.js';
 import { Sequential } from './sequential.js';
 
@@ -63,6 +64,8 @@ function whatFileIs(proto: ModelProto): { kilnModel: boolean; quantized: NodePro
 export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: string, options: GraphModelOptions = {}): Promise<Sequential | GraphModel | OnnxModel> {
   const dimensions = options.dimensions ?? {};
   const sized = Object.keys(dimensions).length > 0;
+  // The output asked for is the caller's: a wrong name is an error, whatever the file is.
+  if (options.output !== undefined) trainedOutput(proto, file, options.output);
   const { kilnModel, quantized } = whatFileIs(proto);
   if (sized && (kilnModel || quantized)) {
     const sizes = Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(', ');
@@ -71,13 +74,12 @@ export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: 
   if (kilnModel) return Sequential.fromProto(proto, file);
   if (quantized) {
     const model = new OnnxModel(bytes, proto);
+    if (options.output !== undefined) model.chooseOutput(options.output);
     model.notTrainable = `it is quantized (node '${quantized.name}' is ${quantized.opType}): train the float model, then quantize it again`;
     return model;
   }
   // Sizes given to free dimensions are the caller's: a wrong name is an error, not a model that only runs.
   const atSizes = withFreeDimensions(proto, dimensions, file);
-  // The output asked for is the caller's: a wrong name is an error, not a model that only runs.
-  if (options.output !== undefined) trainedOutput(proto, file, options.output);
   let model: GraphModel;
   try {
     model = await GraphModel.open(atSizes, file, { name: options.name, seed: options.seed, output: options.output });
@@ -87,6 +89,7 @@ export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: 
     if (sized) throw notAtSizes(file, dimensions, err);
     // What the file is stops training (its inputs, opset, batch dimension): it can still run.
     const onnx = new OnnxModel(bytes, proto);
+    if (options.output !== undefined) onnx.chooseOutput(options.output);
     onnx.notTrainable = err.message;
     return onnx;
   }

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encodeModel, type ModelProto } from '../../src/graph/proto.js';
-import { OUTPUT_METADATA_KEY } from '../../src/model/imported-graph.js';
+import { OUTPUT_METADATA_KEY } from '../../src/model/trained-output.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
@@ -61,6 +61,19 @@ describe('a model with several outputs', () => {
     const reloaded = await loadModel(file);
     assert.ok(reloaded instanceof GraphModel);
     assert.equal(reloaded.trainedOutput, 'logits');
+    // Run as a plain file, the saved model answers with the recorded output too.
+    assert.deepEqual((await saved.predict(x.reshape([16, 1, 28, 28]))).shape, [16, 10]);
+    assert.equal(saved.primaryOutput, 'logits');
+  });
+
+  it('a new head changes the declared shape of the trained output only', async () => {
+    const model = await GraphModel.fromProto(featuresFirst(), 'two.onnx', { output: 'logits' });
+    await model.replaceHead(3);
+    const file = join(temp.dir, 'three.onnx');
+    await model.save(file);
+    const dims = (await OnnxModel.load(file)).proto.graph!.output!.map((o) => o.type!.tensorType!.shape!.dim!.map((d) => d.dimValue ?? d.dimParam));
+    assert.deepEqual(dims, [['batch', 16], ['batch', 3]]);
+    assert.deepEqual((await model.predict(x)).shape, [16, 3]);
   });
 
   it('an output the file does not have is refused, naming the outputs it has', async () => {

@@ -15,6 +15,7 @@ import { AttributeType, type ModelProto } from '../../src/graph/proto.js';
 import { OnnxModel } from '../../src/model/onnx-model.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
+import { loadModel } from '../../src/train/load.js';
 import { sgd } from '../../src/train/optimizers.js';
 import { fixtureProto, images, maxAbsDiff, node } from '../optimize/prune/graph-helpers.js';
 import { assertRejectsKiln, makeTempDir } from './helpers.js';
@@ -89,6 +90,23 @@ describe('a model exported in training mode', () => {
     });
   }
 
+  it('an export listing its constants among the graph inputs (keep_initializers_as_inputs) is saved without the dropped flag', async () => {
+    const proto = trainingExport(13);
+    const g = proto.graph!;
+    // The Dropout's flag as an initializer the graph also lists as an input, as older exports write it.
+    const nodes = g.node!.filter((n) => n.name !== '/drop/mode');
+    const flag = tensorToProto('/drop/mode', new Tensor(Uint8Array.of(1), [], 'bool'));
+    const asInput = { name: '/drop/mode', type: { tensorType: { elemType: 9, shape: { dim: [] } } } };
+    const listed: ModelProto = { ...proto, graph: { ...g, node: nodes, initializer: [...g.initializer!, flag], input: [...g.input!, asInput] } };
+    const model = await GraphModel.fromProto(listed, 'listed.onnx');
+    const file = join(temp.dir, 'listed.kiln.onnx');
+    await model.save(file);
+    const saved = await OnnxModel.load(file);
+    assert.deepEqual(saved.proto.graph!.input!.map((i) => i.name), ['input']);
+    assert.ok(!saved.proto.graph!.initializer!.some((t) => t.name === '/drop/mode'));
+    assert.ok((await loadModel(file)) instanceof GraphModel, 'the saved file trains again');
+  });
+
   it('the Dropout drops units in training, from the model seed (the same seed, the same masks)', async () => {
     const losses: number[] = [];
     for (const seed of [1, 1, 2]) {
@@ -114,6 +132,6 @@ describe('a file exported with export_params=False (its weights are graph inputs
     const g = proto.graph!;
     const asInputs = (g.initializer ?? []).map((t) => ({ name: t.name, type: { tensorType: { elemType: t.dataType, shape: { dim: (t.dims ?? []).map((d) => ({ dimValue: d })) } } } }));
     const weightless: ModelProto = { ...proto, graph: { ...g, initializer: [], input: [...(g.input ?? []), ...asInputs] } };
-    await assertRejectsKiln(() => GraphModel.fromProto(weightless, 'noparams.onnx'), 'NOT_TRAINABLE', "'noparams.onnx' stores no weights", "'stem.0.0.weight'", 'export_params=True');
+    await assertRejectsKiln(() => GraphModel.fromProto(weightless, 'noparams.onnx'), 'INVALID_ARGUMENT', "'noparams.onnx' stores no weights", "'stem.0.0.weight'", 'export_params=True');
   });
 });

@@ -15,7 +15,7 @@ import { Random } from '../../src/random.js';
 import { assertGradients, runGraph } from '../autodiff/gradcheck.js';
 
 /** The ops whose gradient rules this file checks against finite differences (test/autodiff/gradients.test.ts reads this). */
-export const GRADIENT_CHECKED = ['BatchNormalization', 'Dropout', 'LayerNormalization', 'InstanceNormalization'];
+export const GRADIENT_CHECKED = ['BatchNormalization', 'Dropout', 'LayerNormalization', 'InstanceNormalization', 'LRN'];
 
 const runtime = new Runtime();
 after(() => runtime.close());
@@ -247,5 +247,20 @@ describe('InstanceNormalization gradient', () => {
       symbolicBatch: ['x'],
       build: (g, v) => g.op1('InstanceNormalization', [v.x!, v.scale!, v.b!]),
     });
+  });
+});
+
+/*
+ * LRN, as the classic Model Zoo CNNs (AlexNet, GoogLeNet) use it. ONNX Runtime's kernel takes odd sizes
+ * and 4-D inputs only (the rule itself covers even, lopsided windows and any rank).
+ */
+describe('LRN gradient', () => {
+  for (const [size, shape] of [[3, [2, 5, 3, 3]], [5, [2, 6, 2, 3]], [1, [1, 3, 2, 2]], [7, [1, 4, 2, 2]]] as const) {
+    it(`size ${size} over ${shape[1]} channels of [${shape.join(', ')}]`, async () => {
+      await assertGradients(runtime, { inputs: { x: { shape: [...shape] } }, build: (g, v) => g.op1('LRN', [v.x!], { size, alpha: 0.5, beta: 0.75, bias: 1.5 }) });
+    });
+  }
+  it('the default alpha, beta and bias', async () => {
+    await assertGradients(runtime, { inputs: { x: { shape: [2, 4, 2, 2] } }, build: (g, v) => g.op1('LRN', [v.x!], { size: 3 }) });
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Reduction gradient rules (src/ops/reduce.ts) against finite differences: ReduceSum (axes as an
  * input), ReduceMean (axes as an attribute; a run-time count when the batch dimension is symbolic),
- * ReduceMax (gradient to the maximum; 'distinct' inputs have no ties), CumSum, and the rest of ONNX's
+ * ReduceMax (gradient to the maximum, shared evenly by ties), CumSum, and the rest of ONNX's
  * reductions (ReduceMin, ReduceProd with zeros, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum,
  * ReduceLogSumExp).
  */
@@ -176,6 +176,14 @@ describe('ReduceMin, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLo
   it('ReduceL2 of an all-zero slice: gradient 0 there (PyTorch norm\'s), not NaN', async () => {
     const grads = await gradientsAt('ReduceL2', { axes: [1], keepdims: 0 }, Float32Array.of(0, 0, 3, 4), [2, 2]);
     assert.deepEqual(grads, [0, 0, 0.6, 0.8].map(Math.fround));
+  });
+});
+
+describe('ReduceMax and ReduceMin with tied extremes', () => {
+  it('k tied extremes get dy/k each, as torch.amax / amin', async () => {
+    const values = Float32Array.of(1, 3, 3, 2, 0, 1, 5, 5, 5);
+    assert.deepEqual(await gradientsAt('ReduceMax', { axes: [1], keepdims: 0 }, values, [3, 3]), [0, 0.5, 0.5, 1, 0, 0, 1 / 3, 1 / 3, 1 / 3].map(Math.fround));
+    assert.deepEqual(await gradientsAt('ReduceMin', { axes: [1], keepdims: 1 }, values, [3, 3]), [1, 0, 0, 0, 1, 0, 1 / 3, 1 / 3, 1 / 3].map(Math.fround));
   });
 });
 

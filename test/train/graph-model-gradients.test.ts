@@ -59,6 +59,8 @@ const CASES: [label: string, fixture: string, declaredOpset?: number, dimensions
   // The ResNet as built, not trained: the exporter merged its BatchNorms' equal ones and zeros into one
   // initializer each (Identity nodes); every γ, β and running statistic is its own again, by PyTorch's name.
   ['resnet_fresh (initializers merged by the exporter)', 'resnet_fresh'],
+  // Sin, Einsum (attention), ReduceL2 (F.normalize), TopK, ReduceLogSumExp, GatherElements and Celu on the path to the loss.
+  ['opsmix (Sin, Einsum, ReduceL2, TopK, ReduceLogSumExp, GatherElements, Celu)', 'opsmix'],
 ];
 
 for (const [label, name, declaredOpset, dimensions, loss] of CASES) {

@@ -60,7 +60,7 @@ export async function classifierScores(model: OnnxModel, x: ModelInputs, options
   const batchSize = options.batchSize ?? 256;
   checkFileInputs(x, model.inputs); // names, rows and integer types checked before any run
   const n = examplesIn(x);
-  const outputName = options.output ?? model.outputs[0]!.name;
+  const outputName = options.output ?? model.primaryOutput;
   const preprocessing = { ...model.preprocessing, ...definedPreprocessing(options.preprocessing ?? {}) };
   let out: Float32Array | undefined;
   // One example's scores: [classes], [T, classes] for a class per token, or [classes, H, W] for one per
@@ -120,9 +120,9 @@ export interface LogitsReader {
 export function logitsReader(teacher: OnnxModel): LogitsReader | null {
   let reader = logitsReaders.get(teacher);
   if (reader === undefined) {
-    const first = teacher.outputs[0]?.name;
+    const scores = teacher.primaryOutput;
     // The classes the Softmax normalizes: the last axis of [N, classes] or [N, T, classes], or 1 of [N, C, H, W].
-    const softmax = first === undefined ? undefined : finalSoftmax(first, teacher.proto, teacher.outputs[0]!.shape?.length ?? 2);
+    const softmax = finalSoftmax(scores, teacher.proto, teacher.outputs.find((o) => o.name === scores)?.shape?.length ?? 2);
     if (softmax === undefined) reader = null;
     else if (teacher.outputs.some((o) => o.name === softmax.logits)) reader = { model: teacher, output: softmax.logits, axis: softmax.axis };
     else {
@@ -144,7 +144,7 @@ export function logitsReader(teacher: OnnxModel): LogitsReader | null {
  * ignores, so both kinds distill the same way.
  */
 export async function teacherLogits(teacher: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions & { outputKind?: ClassifierOutputKind | 'auto'; labelShape?: readonly number[] } = {}): Promise<TeacherLogits> {
-  const named = options.output ?? teacher.outputs[0]!.name;
+  const named = options.output ?? teacher.primaryOutput;
   const reader = options.output === undefined ? logitsReader(teacher) : null;
   if (reader) {
     const logits = await classifierScores(reader.model, x, { ...options, output: reader.output });

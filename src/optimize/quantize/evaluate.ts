@@ -10,6 +10,7 @@ import { accuracy, predictedLabels } from '../../train/metrics.js';
 import { positionScores } from '../../train/metric-inputs.js';
 import { scoresClassAxis } from '../../train/sparse-labels.js';
 import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
+import { trainedOutput } from '../../model/trained-output.js';
 
 /** Data to compare the float and quantized models on. */
 export interface EvaluationData {
@@ -68,10 +69,10 @@ function countOps(bytes: Uint8Array): Record<string, number> {
   return ops;
 }
 
-async function predictAll(runtime: Runtime, session: SessionInfo, feeds: Record<string, Tensor>, batchSize: number): Promise<Tensor> {
+async function predictAll(runtime: Runtime, session: SessionInfo, feeds: Record<string, Tensor>, batchSize: number, output: string): Promise<Tensor> {
   const n = examplesIn(feeds);
   const parts: Tensor[] = [];
-  for (let start = 0; start < n; start += batchSize) parts.push(Object.values(await runtime.run(session, sliceInputs(feeds, start, start + batchSize) as Record<string, Tensor>))[0]!);
+  for (let start = 0; start < n; start += batchSize) parts.push((await runtime.run(session, sliceInputs(feeds, start, start + batchSize) as Record<string, Tensor>))[output]!);
   return concatRows(parts);
 }
 
@@ -93,7 +94,9 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
   try {
     for (const [k, bytes] of [floatBytes, quantizedBytes].entries()) sessions.push(await runtime.load(bytes, { optimizedModelFile: optimized[k] }));
     const runtimeOps = { before: countOps(await readFile(optimized[0])), after: countOps(await readFile(optimized[1])) };
-    const [floatOut, quantOut] = [await predictAll(runtime, sessions[0]!, data.x, 256), await predictAll(runtime, sessions[1]!, data.x, 256)];
+    // The scores a model of several outputs is trained on (the quantized copy keeps every output's name).
+    const output = trainedOutput(decodeModel(floatBytes), 'the float model');
+    const [floatOut, quantOut] = [await predictAll(runtime, sessions[0]!, data.x, 256, output), await predictAll(runtime, sessions[1]!, data.x, 256, output)];
     if (formatShape(floatOut.shape) !== formatShape(quantOut.shape)) {
       throw new KilnError('RUNTIME_ERROR', `the quantized model's output ${formatShape(quantOut.shape)} differs from the float model's ${formatShape(floatOut.shape)}`);
     }
