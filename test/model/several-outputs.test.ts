@@ -13,6 +13,7 @@ import { OnnxModel } from '../../src/model/onnx-model.js';
 import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { loadModel } from '../../src/train/load.js';
+import { serve } from '../../src/serve/index.js';
 import { sgd } from '../../src/train/optimizers.js';
 import { fixtureProto, images, maxAbsDiff } from '../optimize/prune/graph-helpers.js';
 import { assertRejectsKiln, makeTempDir } from './helpers.js';
@@ -64,6 +65,26 @@ describe('a model with several outputs', () => {
     // Run as a plain file, the saved model answers with the recorded output too.
     assert.deepEqual((await saved.predict(x.reshape([16, 1, 28, 28]))).shape, [16, 10]);
     assert.equal(saved.primaryOutput, 'logits');
+  });
+
+  it('is served as a classifier of its recorded output: class names checked against it, labels read from it', async () => {
+    const model = await GraphModel.fromProto(featuresFirst(), 'two.onnx', { output: 'logits' });
+    model.classNames = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'boot'];
+    const file = join(temp.dir, 'named.onnx');
+    await model.save(file);
+    const server = await serve({ model: file, name: 'two', host: '127.0.0.1', port: 0, logLevel: 'silent' });
+    try {
+      const response = await fetch(`${server.url}/v2/models/two/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(x.data.slice(0, 784)) }] }),
+      });
+      assert.equal(response.status, 200, await response.clone().text());
+      const outputs = ((await response.json()) as { outputs: { name: string; shape: number[] }[] }).outputs;
+      assert.deepEqual(outputs.find((o) => o.name === 'logits')?.shape, [1, 10]);
+    } finally {
+      await server.close();
+    }
   });
 
   it('a new head changes the declared shape of the trained output only', async () => {
