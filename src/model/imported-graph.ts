@@ -732,7 +732,7 @@ function refuseWeightsAsInputs(proto: ModelProto, file: string): void {
   const inputs = new Set(dataInputs(g).map((i) => i.name ?? ''));
   const asWeights = new Set<string>();
   for (const n of g.node ?? []) {
-    if (!WEIGHT_READERS.has(n.opType ?? '') || (n.domain && n.domain !== 'ai.onnx')) continue;
+    if (!WEIGHT_READERS.has(n.opType ?? '') || !isOnnx(n)) continue;
     for (const i of (n.input ?? []).slice(1)) if (inputs.has(i)) asWeights.add(i);
   }
   if (asWeights.size === 0) return;
