@@ -9,6 +9,7 @@ import { freeFixedBatch } from './fixed-batch.js';
 import { separateEqualInitializers } from './deduplicated-initializers.js';
 import { dropoutSeed, inferenceForm, inferenceNodes, isOnnx, readValues } from './training-mode-nodes.js';
 import { OUTPUT_METADATA_KEY, trainedOutput } from './trained-output.js';
+import { isRecurrent, unrolledRecurrent, unrollProblem } from './recurrent-unrolled.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -383,7 +384,7 @@ export class ImportedGraph implements ModelStructure {
   untrainableOps(): UntrainableOp[] {
     const onPath = this.pathNodes();
     return this.nodes
-      .filter((n, k) => onPath.has(k) && !this.trainingForm(n.proto) && !opDefinition(n.proto.opType ?? '')?.gradient)
+      .filter((n, k) => onPath.has(k) && !this.trainingForm(n.proto) && !this.unrolls(n.proto, n.attrs) && !opDefinition(n.proto.opType ?? '')?.gradient)
       .map((n) => ({ op: n.proto.domain ? `${n.proto.domain}.${n.proto.opType}` : (n.proto.opType ?? '?'), node: n.proto.name || '(unnamed)' }));
   }
 
@@ -453,6 +454,17 @@ export class ImportedGraph implements ModelStructure {
   private trainingForm(n: NodeProto): boolean {
     if (n.opType !== 'BatchNormalization' || (n.domain && n.domain !== 'ai.onnx')) return false;
     return !this.trains || [1, 2].some((k) => !!n.input?.[k] && this.trains!(n.input[k]!));
+  }
+
+  /** The sequence length a recurrent node runs over (measured), or undefined where it is symbolic. */
+  private sequenceLength(n: NodeProto, attrs: Attrs): number | undefined {
+    const d = this.values.get(n.input?.[0] ?? '')?.shape[attrs.layout === 1 ? 1 : 0];
+    return typeof d === 'number' ? d : undefined;
+  }
+
+  /** Whether a recurrent node (LSTM, GRU) trains unrolled over its steps (recurrent-unrolled.ts). */
+  private unrolls(n: NodeProto, attrs: Attrs): boolean {
+    return isRecurrent(n) && unrollProblem(n, attrs, this.sequenceLength(n, attrs)) === undefined;
   }
 
   /** Indices of the nodes between the trainable parameters and the output. */
@@ -549,6 +561,15 @@ export class ImportedGraph implements ModelStructure {
         const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
         const y = batchNormalizationTraining(graph, n, fileAttrs, inputs, updates, this.params, this.opset);
         names.set(n.output![0]!, y.name);
+        continue;
+      }
+      if (training && isRecurrent(n)) {
+        // Unrolled over its steps, so backpropagation through time is autodiff over ops with rules.
+        const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
+        const made = unrolledRecurrent(graph, n, fileAttrs, inputs, this.sequenceLength(n, fileAttrs));
+        (n.output ?? []).forEach((o, i) => {
+          if (o && made[i]) names.set(o, made[i]!.name);
+        });
         continue;
       }
       // Dropout drops units in training and passes its input in inference, as model.train() and model.eval() do.

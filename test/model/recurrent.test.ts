@@ -1,0 +1,74 @@
+/**
+ * Recurrent layers PyTorch exports (ONNX LSTM and GRU nodes) train unrolled over their steps
+ * (src/model/recurrent-unrolled.ts) and predict with the node itself. The `rnn` fixture's gradients
+ * against PyTorch's are checked in test/train/graph-model-gradients.test.ts; here: inference equals
+ * PyTorch's eval-mode logits, the unrolled forward equals the node's, the model learns, and a form
+ * Kiln cannot unroll is named before any training.
+ */
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { encodeModel } from '../../src/graph/proto.js';
+import { Random } from '../../src/random.js';
+import { Tensor } from '../../src/tensor.js';
+import { GraphModel } from '../../src/train/graph-model.js';
+import { sgd } from '../../src/train/optimizers.js';
+import { EXPORTED_DIR, decodeTensor, readReference, referenceInputs } from '../fixtures/exported/reference.js';
+import { maxAbsDiff } from '../optimize/prune/graph-helpers.js';
+import { assertRejectsKiln, makeTempDir } from './helpers.js';
+
+const RNN = `${EXPORTED_DIR}/rnn.onnx`;
+
+describe("PyTorch's bidirectional LSTM and GRU (the rnn fixture)", () => {
+  it("predicts PyTorch's eval-mode logits, with nothing in the way of training", async () => {
+    const model = await GraphModel.load(RNN);
+    assert.deepEqual(model.untrainableOps(), []);
+    const ref = readReference('rnn');
+    const nchw = referenceInputs(ref.batch) as Tensor;
+    // Kiln's images are channels-last; one channel: the same order.
+    const logits = (await model.predict(nchw.reshape([nchw.shape[0]!, 28, 28, 1]))).data as Float32Array;
+    assert.ok(maxAbsDiff(logits, decodeTensor(ref.evalLogits).data) < 1e-5);
+  });
+
+  it('the unrolled training forward equals the nodes ONNX Runtime runs, and a few steps lower the loss', async () => {
+    const model = await GraphModel.load(RNN);
+    const rng = new Random(3);
+    const x = new Tensor(Float32Array.from({ length: 32 * 784 }, () => rng.next()), [32, 28, 28, 1], 'float32');
+    const y = new Tensor(Int32Array.from({ length: 32 }, (_, i) => i % 10), [32], 'int32');
+    model.compile({ optimizer: sgd({ learningRate: 1e-30 }), loss: 'sparseCategoricalCrossentropy' });
+    const evaluated = (await model.evaluate(x, y)).loss;
+    const trained = (await model.fit(x, y, { epochs: 1, batchSize: 32, verbose: 0, shuffle: false })).history.loss![0]!;
+    assert.ok(Math.abs(evaluated - trained) < 1e-5, `${evaluated} (LSTM/GRU nodes) against ${trained} (unrolled)`);
+    model.compile({ optimizer: sgd({ learningRate: 0.5 }), loss: 'sparseCategoricalCrossentropy' });
+    const losses = (await model.fit(x, y, { epochs: 8, batchSize: 32, verbose: 0, shuffle: false })).history.loss!;
+    assert.ok(losses.at(-1)! < losses[0]! - 0.05, `losses ${losses.join(', ')}`);
+  });
+});
+
+describe('a recurrent layer Kiln cannot unroll', () => {
+  let temp: Awaited<ReturnType<typeof makeTempDir>>;
+  before(async () => {
+    temp = await makeTempDir('kiln-recurrent-');
+  });
+  after(() => temp.remove());
+
+  it('an LSTM with peepholes is listed as untrainable and refused by name at compile', async () => {
+    const g = new Graph('peephole');
+    const x = g.input('x', 'float32', ['batch', 3, 4]);
+    const w = (shape: number[], seed: number) => g.initializer(`w${seed}`, new Tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i + seed) * 0.3), shape, 'float32'));
+    const steps = g.op1('Transpose', [x], { perm: [1, 0, 2] });
+    const [, yh] = g.importNode('LSTM', [steps.name, w([1, 8, 4], 1).name, w([1, 8, 2], 2).name, '', '', '', '', w([1, 6], 3).name], { hidden_size: 2 }, [
+      { name: 'y', dtype: 'float32', shape: [3, 1, 'batch', 2] },
+      { name: 'yh', dtype: 'float32', shape: [1, 'batch', 2] },
+    ], { name: 'the_lstm' });
+    g.output(g.op1('MatMul', [g.op1('Reshape', [yh!, g.int64s([-1, 2])]), w([2, 3], 4)]), 'logits');
+    const file = join(temp.dir, 'peephole.onnx');
+    await writeFile(file, encodeModel(modelToProto(g)));
+    const model = await GraphModel.load(file);
+    assert.deepEqual(model.untrainableOps(), [{ op: 'LSTM', node: 'the_lstm' }]);
+    await assertRejectsKiln(async () => model.compile({ optimizer: 'adam', loss: 'meanSquaredError' }), 'NO_GRADIENT', 'LSTM');
+  });
+});
