@@ -96,7 +96,7 @@ export const distillCommand: Command = {
     );
     out('');
     const teacherRuns = augment ? 'teacher on each augmented batch' : 'teacher over the training set';
-    const read = result.teacherOutput === 'probabilities' ? 'probabilities (their logarithms used as logits)' : result.teacherLogitsFrom === teacher.outputs[0]?.name ? 'logits' : `logits: the input '${result.teacherLogitsFrom}' of its final Softmax`;
+    const read = result.teacherOutput === 'probabilities' ? 'probabilities (their logarithms used as logits)' : result.teacherLogitsFrom === teacher.primaryOutput ? 'logits' : `logits: the input '${result.teacherLogitsFrom}' of its final Softmax`;
     out(`Distilled in ${formatDuration(seconds * 1000)} (${teacherRuns}: ${formatDuration(result.teacherSeconds * 1000)}; its outputs read as ${read})`);
     out(`Saved ${options.out}`);
     return 0;

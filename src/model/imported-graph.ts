@@ -563,7 +563,7 @@ export class ImportedGraph implements ModelStructure {
         names.set(n.output![0]!, y.name);
         continue;
       }
-      if (training && isRecurrent(n)) {
+      if (training && this.unrolls(n, fileAttrs)) {
         // Unrolled over its steps, so backpropagation through time is autodiff over ops with rules.
         const inputs = (n.input ?? []).map((i) => (i === '' ? '' : names.get(i)!));
         const made = unrolledRecurrent(graph, n, fileAttrs, inputs, this.sequenceLength(n, fileAttrs));

@@ -71,12 +71,20 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
     let projected = graph.op1('MatMul', [x, transposed(w)]);
     if (wb) projected = graph.op1('Add', [projected, type === 'LSTM' ? graph.op1('Add', [wb, rb!]) : wb]);
     const recurrentT = transposed(r);
-    let h = value(5) ? take(value(5)!, d) : zeros();
-    let c = type === 'LSTM' ? (value(6) ? take(value(6)!, d) : zeros()) : undefined;
+    // Initial states are [D, N, H], or [N, D, H] in layout 1.
+    const initial = (v: Value | undefined) => (v ? graph.op1('Gather', [v, scalarIndex(d)], { axis: layout }) : zeros());
+    let h = initial(value(5));
+    let c = type === 'LSTM' ? initial(value(6)) : undefined;
+    // The steps' rows by one Split, whose gradient is one Concat (a Gather per step would scatter each row's
+    // gradient into a zeros tensor of the whole sequence: quadratic in its length).
+    const rows = graph.op('Split', [projected, graph.int64s(Array<number>(steps).fill(1), 'recurrent_split')], { axis: 0 }, { outputs: steps });
+    // GRU's recurrent weights and biases per gate, the same at every step.
+    const [rz, rr, rh] = type === 'GRU' ? (graph.op('Split', [recurrentT, graph.int64s([hidden, hidden, hidden], 'split')], { axis: 1 }, { outputs: 3 }) as [Value, Value, Value]) : [];
+    const [rbz, rbr, rbh] = type === 'GRU' && rb ? (graph.op('Split', [rb, graph.int64s([hidden, hidden, hidden], 'split')], { axis: 0 }, { outputs: 3 }) as [Value, Value, Value]) : [];
     const outputs: Value[] = new Array<Value>(steps);
     const times = Array.from({ length: steps }, (_, i) => (dir === 'reverse' ? steps - 1 - i : i));
     for (const step of times) {
-      const xs = take(projected, step); // [N, G·H]
+      const xs = graph.op1('Squeeze', [rows[step]!, graph.int64s([0], 'axes')]); // [N, G·H]
       if (type === 'LSTM') {
         const all = graph.op1('Add', [xs, graph.op1('MatMul', [h, recurrentT])]);
         const [i, o, f, cand] = graph.op('Split', [all, graph.int64s([hidden, hidden, hidden, hidden], 'split')], { axis: 1 }, { outputs: 4 }) as [Value, Value, Value, Value];
@@ -85,12 +93,10 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
       } else {
         // GRU: z, r, h gates; with linear_before_reset the reset gate scales (h·Rh + Rbh), else h before Rh.
         const [xz, xr, xh] = graph.op('Split', [xs, graph.int64s([hidden, hidden, hidden], 'split')], { axis: 1 }, { outputs: 3 }) as [Value, Value, Value];
-        const [rz, rr, rh] = graph.op('Split', [recurrentT, graph.int64s([hidden, hidden, hidden], 'split')], { axis: 1 }, { outputs: 3 }) as [Value, Value, Value];
-        const [rbz, rbr, rbh] = rb ? (graph.op('Split', [rb, graph.int64s([hidden, hidden, hidden], 'split')], { axis: 0 }, { outputs: 3 }) as [Value, Value, Value]) : [undefined, undefined, undefined];
         const plus = (v: Value, bias: Value | undefined) => (bias ? graph.op1('Add', [v, bias]) : v);
-        const z = graph.op1('Sigmoid', [graph.op1('Add', [xz, plus(graph.op1('MatMul', [h, rz]), rbz)])]);
-        const reset = graph.op1('Sigmoid', [graph.op1('Add', [xr, plus(graph.op1('MatMul', [h, rr]), rbr)])]);
-        const recurrent = attrs.linear_before_reset === 1 ? graph.op1('Mul', [reset, plus(graph.op1('MatMul', [h, rh]), rbh)]) : plus(graph.op1('MatMul', [graph.op1('Mul', [reset, h]), rh]), rbh);
+        const z = graph.op1('Sigmoid', [graph.op1('Add', [xz, plus(graph.op1('MatMul', [h, rz!]), rbz)])]);
+        const reset = graph.op1('Sigmoid', [graph.op1('Add', [xr, plus(graph.op1('MatMul', [h, rr!]), rbr)])]);
+        const recurrent = attrs.linear_before_reset === 1 ? graph.op1('Mul', [reset, plus(graph.op1('MatMul', [h, rh!]), rbh)]) : plus(graph.op1('MatMul', [graph.op1('Mul', [reset, h]), rh!]), rbh);
         const candidate = graph.op1('Tanh', [graph.op1('Add', [xh, recurrent])]);
         // h' = (1 − z)·candidate + z·h
         h = graph.op1('Add', [graph.op1('Mul', [graph.op1('Sub', [graph.scalar(1, t), z]), candidate]), graph.op1('Mul', [z, h])]);

@@ -70,5 +70,13 @@ describe('a recurrent layer Kiln cannot unroll', () => {
     const model = await GraphModel.load(file);
     assert.deepEqual(model.untrainableOps(), [{ op: 'LSTM', node: 'the_lstm' }]);
     await assertRejectsKiln(async () => model.compile({ optimizer: 'adam', loss: 'meanSquaredError' }), 'NO_GRADIENT', 'LSTM');
+    // Frozen, it runs as written (ONNX Runtime's node) while the head after it trains.
+    model.trainOnly('w4');
+    assert.deepEqual(model.untrainableOps(), []);
+    model.compile({ optimizer: sgd({ learningRate: 0.1 }), loss: 'meanSquaredError' });
+    const data = new Tensor(Float32Array.from({ length: 8 * 12 }, (_, i) => Math.cos(i)), [8, 3, 4], 'float32');
+    const targets = new Tensor(new Float32Array(8 * 3).fill(0.5), [8, 3], 'float32');
+    const history = await model.fit(data, targets, { epochs: 2, batchSize: 8, verbose: 0, shuffle: false });
+    assert.ok(history.history.loss![1]! < history.history.loss![0]!);
   });
 });

@@ -82,6 +82,14 @@ describe('a model with several outputs', () => {
       assert.equal(response.status, 200, await response.clone().text());
       const outputs = ((await response.json()) as { outputs: { name: string; shape: number[] }[] }).outputs;
       assert.deepEqual(outputs.find((o) => o.name === 'logits')?.shape, [1, 10]);
+      // TF Serving's :classify answers with the recorded output's classes, by name.
+      const flat = Array.from(x.data.slice(0, 784) as Float32Array);
+      const pixels = [Array.from({ length: 28 }, (_, r) => flat.slice(28 * r, 28 * r + 28))]; // [1, 28, 28]
+      const classify = await fetch(`${server.url}/v1/models/two:classify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ examples: [{ input: pixels }] }) });
+      const text = await classify.text();
+      assert.equal(classify.status, 200, text);
+      const results = (JSON.parse(text) as { results: [string, number][][] }).results;
+      assert.deepEqual(results[0]!.map(([label]) => label).sort(), [...model.classNames!].sort());
     } finally {
       await server.close();
     }
