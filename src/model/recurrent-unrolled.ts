@@ -5,20 +5,20 @@ import { Tensor } from '../tensor.js';
 import { isOnnx } from './training-mode-nodes.js';
 
 /*
- * Recurrent layers in training: ONNX's LSTM and GRU nodes (what torch.onnx.export writes for nn.LSTM and
- * nn.GRU) unrolled over the sequence into the ops they are made of — MatMul, Add, Split, Sigmoid, Tanh,
+ * Recurrent layers in training: ONNX's LSTM, GRU and RNN nodes (what torch.onnx.export writes for nn.LSTM,
+ * nn.GRU and nn.RNN with tanh) unrolled over the sequence into the ops they are made of — MatMul, Add, Split, Sigmoid, Tanh,
  * Mul — whose gradient rules Kiln has, so backpropagation through time is autodiff over the unrolled
  * steps. What this file owns: which recurrent nodes can be unrolled (the forms PyTorch and Keras
  * export: default activations, no peepholes, no clipping, every sequence at full length), and the
- * unrolled computation, step for step ONNX's definition (gates i, o, f, c for LSTM; z, r, h for GRU).
+ * unrolled computation, step for step ONNX's definition (gates i, o, f, c for LSTM; z, r, h for GRU; one for RNN).
  * Inference keeps the node itself, which ONNX Runtime runs in one kernel.
  */
 
-const DEFAULT_ACTIVATIONS: Record<string, string[]> = { LSTM: ['Sigmoid', 'Tanh', 'Tanh'], GRU: ['Sigmoid', 'Tanh'] };
+const DEFAULT_ACTIVATIONS: Record<string, string[]> = { LSTM: ['Sigmoid', 'Tanh', 'Tanh'], GRU: ['Sigmoid', 'Tanh'], RNN: ['Tanh'] };
 
 /** Whether a node is a recurrent layer this file unrolls in training. */
 export function isRecurrent(n: NodeProto): boolean {
-  return isOnnx(n) && (n.opType === 'LSTM' || n.opType === 'GRU');
+  return isOnnx(n) && (n.opType === 'LSTM' || n.opType === 'GRU' || n.opType === 'RNN');
 }
 
 /** Why a recurrent node cannot be unrolled, or undefined when it can. */
@@ -26,7 +26,9 @@ export function unrollProblem(n: NodeProto, attrs: Attrs, sequenceLength: number
   const type = n.opType!;
   const activations = Array.isArray(attrs.activations) ? (attrs.activations as string[]) : undefined;
   const dirs = attrs.direction === 'bidirectional' ? 2 : 1;
-  if (activations && activations.join() !== Array(dirs).fill(DEFAULT_ACTIVATIONS[type]!).flat().join()) return `activations ${activations.join(', ')} (only the defaults, ${DEFAULT_ACTIVATIONS[type]!.join(', ')})`;
+  // nn.RNN(nonlinearity='relu') exports Relu in every direction.
+  const relu = type === 'RNN' && activations?.every((a) => a === 'Relu') && activations.length === dirs;
+  if (activations && !relu && activations.join() !== Array(dirs).fill(DEFAULT_ACTIVATIONS[type]!).flat().join()) return `activations ${activations.join(', ')} (only the defaults, ${DEFAULT_ACTIVATIONS[type]!.join(', ')})`;
   if (attrs.clip !== undefined) return 'clip';
   if (type === 'LSTM' && attrs.input_forget === 1) return 'input_forget';
   if (type === 'LSTM' && (n.input?.[7] ?? '') !== '') return 'peepholes (input P)';
@@ -36,7 +38,7 @@ export function unrollProblem(n: NodeProto, attrs: Attrs, sequenceLength: number
 }
 
 /**
- * The node's outputs (Y, Y_h, Y_c for LSTM; Y, Y_h for GRU) computed by the unrolled steps, in the
+ * The node's outputs (Y, Y_h, Y_c for LSTM; Y, Y_h for GRU and RNN) computed by the unrolled steps, in the
  * node's layout. `inputs` are the node's inputs as values of `graph` ('' for an omitted one); `steps`
  * is the sequence length.
  */
@@ -46,7 +48,7 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
   if (problem) throw new KilnError('NO_GRADIENT', `${type} node '${n.name ?? ''}': Kiln trains recurrent layers unrolled, and cannot unroll one with ${problem}`);
   const steps = sequenceLength!;
   const hidden = Number(attrs.hidden_size);
-  const gates = type === 'LSTM' ? 4 : 3;
+  const gates = type === 'LSTM' ? 4 : type === 'GRU' ? 3 : 1;
   const layout = attrs.layout === 1 ? 1 : 0;
   const value = (k: number) => (inputs[k] ? graph.value(inputs[k]!) : undefined);
   const t = value(0)!.dtype;
@@ -69,7 +71,7 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
     const [wb, rb] = b ? graph.op(`Split`, [b, graph.int64s([gates * hidden, gates * hidden], 'split')], { axis: 0 }, { outputs: 2 }) : [undefined, undefined];
     // Every step's input projection at once: [T, N, G·H].
     let projected = graph.op1('MatMul', [x, transposed(w)]);
-    if (wb) projected = graph.op1('Add', [projected, type === 'LSTM' ? graph.op1('Add', [wb, rb!]) : wb]);
+    if (wb) projected = graph.op1('Add', [projected, type === 'GRU' ? wb : graph.op1('Add', [wb, rb!])]);
     const recurrentT = transposed(r);
     // Initial states are [D, N, H], or [N, D, H] in layout 1.
     const initial = (v: Value | undefined) => (v ? graph.op1('Gather', [v, scalarIndex(d)], { axis: layout }) : zeros());
@@ -85,7 +87,11 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
     const times = Array.from({ length: steps }, (_, i) => (dir === 'reverse' ? steps - 1 - i : i));
     for (const step of times) {
       const xs = graph.op1('Squeeze', [rows[step]!, graph.int64s([0], 'axes')]); // [N, G·H]
-      if (type === 'LSTM') {
+      if (type === 'RNN') {
+        // h' = f(x·Wᵀ + h·Rᵀ + Wb + Rb), f tanh or (nn.RNN(nonlinearity='relu')) Relu
+        const activation = Array.isArray(attrs.activations) && attrs.activations[0] === 'Relu' ? 'Relu' : 'Tanh';
+        h = graph.op1(activation, [graph.op1('Add', [xs, graph.op1('MatMul', [h, recurrentT])])]);
+      } else if (type === 'LSTM') {
         const all = graph.op1('Add', [xs, graph.op1('MatMul', [h, recurrentT])]);
         const [i, o, f, cand] = graph.op('Split', [all, graph.int64s([hidden, hidden, hidden, hidden], 'split')], { axis: 1 }, { outputs: 4 }) as [Value, Value, Value, Value];
         c = graph.op1('Add', [graph.op1('Mul', [graph.op1('Sigmoid', [f]), c!]), graph.op1('Mul', [graph.op1('Sigmoid', [i]), graph.op1('Tanh', [cand])])]);

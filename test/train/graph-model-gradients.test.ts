@@ -61,8 +61,8 @@ const CASES: [label: string, fixture: string, declaredOpset?: number, dimensions
   ['resnet_fresh (initializers merged by the exporter)', 'resnet_fresh'],
   // Sin, Einsum (attention), ReduceL2 (F.normalize), TopK, ReduceLogSumExp, GatherElements and Celu on the path to the loss.
   ['opsmix (Sin, Einsum, ReduceL2, TopK, ReduceLogSumExp, GatherElements, Celu)', 'opsmix'],
-  // A bidirectional LSTM and a GRU over the image's 28 rows, trained unrolled (backpropagation through time).
-  ['rnn (bidirectional LSTM, GRU)', 'rnn'],
+  // A bidirectional LSTM, a GRU and a ReLU RNN over the image's 28 rows, trained unrolled (backpropagation through time).
+  ['rnn (bidirectional LSTM, GRU, ReLU RNN)', 'rnn'],
 ];
 
 for (const [label, name, declaredOpset, dimensions, loss] of CASES) {
