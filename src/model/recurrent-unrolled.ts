@@ -6,10 +6,10 @@ import { isOnnx } from './training-mode-nodes.js';
 
 /*
  * Recurrent layers in training: ONNX's LSTM, GRU and RNN nodes (what torch.onnx.export writes for nn.LSTM,
- * nn.GRU and nn.RNN with tanh) unrolled over the sequence into the ops they are made of — MatMul, Add, Split, Sigmoid, Tanh,
+ * nn.GRU and nn.RNN) unrolled over the sequence into the ops they are made of — MatMul, Add, Split, Sigmoid, Tanh,
  * Mul — whose gradient rules Kiln has, so backpropagation through time is autodiff over the unrolled
  * steps. What this file owns: which recurrent nodes can be unrolled (the forms PyTorch and Keras
- * export: default activations, no peepholes, no clipping, every sequence at full length), and the
+ * export: default activations (ReLU too for RNN), no peepholes, no clipping, every sequence at full length), and the
  * unrolled computation, step for step ONNX's definition (gates i, o, f, c for LSTM; z, r, h for GRU; one for RNN).
  * Inference keeps the node itself, which ONNX Runtime runs in one kernel.
  */
@@ -39,8 +39,8 @@ export function unrollProblem(n: NodeProto, attrs: Attrs, sequenceLength: number
 
 /**
  * The node's outputs (Y, Y_h, Y_c for LSTM; Y, Y_h for GRU and RNN) computed by the unrolled steps, in the
- * node's layout. `inputs` are the node's inputs as values of `graph` ('' for an omitted one); `steps`
- * is the sequence length.
+ * node's layout. `inputs` are the node's inputs as values of `graph` ('' for an omitted one);
+ * `sequenceLength` is the measured number of steps.
  */
 export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inputs: string[], sequenceLength: number | undefined): Value[] {
   const type = n.opType!;
@@ -59,6 +59,9 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
   const scalarIndex = (i: number) => graph.constant(new Tensor(BigInt64Array.of(BigInt(i)), [], 'int64'), 'recurrent_step');
   const take = (v: Value, i: number) => graph.op1('Gather', [v, scalarIndex(i)], { axis: 0 });
   const transposed = (v: Value) => graph.op1('Transpose', [v], { perm: [1, 0] });
+  /** v cut into `parts` equal pieces along `axis` (gates, biases, steps). */
+  const split = (v: Value, parts: number, size: number, axis: number) =>
+    graph.op('Split', [v, graph.int64s(Array<number>(parts).fill(size), 'split')], { axis }, { outputs: parts });
   const batch = graph.op1('Gather', [graph.op1('Shape', [x]), graph.int64s([1], 'recurrent_axis')]);
   const zeros = () => graph.op1('ConstantOfShape', [graph.op1('Concat', [batch, graph.int64s([hidden], 'recurrent_hidden')], { axis: 0 })], { value: new Tensor(new Float32Array(1), [1], t) });
   const ys: Value[] = [];
@@ -68,7 +71,7 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
     const w = take(value(1)!, d); // [G·H, I]
     const r = take(value(2)!, d); // [G·H, H]
     const b = value(3) ? take(value(3)!, d) : undefined; // [2·G·H]: input biases, then recurrent
-    const [wb, rb] = b ? graph.op(`Split`, [b, graph.int64s([gates * hidden, gates * hidden], 'split')], { axis: 0 }, { outputs: 2 }) : [undefined, undefined];
+    const [wb, rb] = b ? split(b, 2, gates * hidden, 0) : [undefined, undefined];
     // Every step's input projection at once: [T, N, G·H].
     let projected = graph.op1('MatMul', [x, transposed(w)]);
     if (wb) projected = graph.op1('Add', [projected, type === 'GRU' ? wb : graph.op1('Add', [wb, rb!])]);
@@ -79,10 +82,10 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
     let c = type === 'LSTM' ? initial(value(6)) : undefined;
     // The steps' rows by one Split, whose gradient is one Concat (a Gather per step would scatter each row's
     // gradient into a zeros tensor of the whole sequence: quadratic in its length).
-    const rows = graph.op('Split', [projected, graph.int64s(Array<number>(steps).fill(1), 'recurrent_split')], { axis: 0 }, { outputs: steps });
+    const rows = split(projected, steps, 1, 0);
     // GRU's recurrent weights and biases per gate, the same at every step.
-    const [rz, rr, rh] = type === 'GRU' ? (graph.op('Split', [recurrentT, graph.int64s([hidden, hidden, hidden], 'split')], { axis: 1 }, { outputs: 3 }) as [Value, Value, Value]) : [];
-    const [rbz, rbr, rbh] = type === 'GRU' && rb ? (graph.op('Split', [rb, graph.int64s([hidden, hidden, hidden], 'split')], { axis: 0 }, { outputs: 3 }) as [Value, Value, Value]) : [];
+    const [rz, rr, rh] = type === 'GRU' ? split(recurrentT, 3, hidden, 1) : [];
+    const [rbz, rbr, rbh] = type === 'GRU' && rb ? split(rb, 3, hidden, 0) : [];
     const outputs: Value[] = new Array<Value>(steps);
     const times = Array.from({ length: steps }, (_, i) => (dir === 'reverse' ? steps - 1 - i : i));
     for (const step of times) {
@@ -93,12 +96,12 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
         h = graph.op1(activation, [graph.op1('Add', [xs, graph.op1('MatMul', [h, recurrentT])])]);
       } else if (type === 'LSTM') {
         const all = graph.op1('Add', [xs, graph.op1('MatMul', [h, recurrentT])]);
-        const [i, o, f, cand] = graph.op('Split', [all, graph.int64s([hidden, hidden, hidden, hidden], 'split')], { axis: 1 }, { outputs: 4 }) as [Value, Value, Value, Value];
+        const [i, o, f, cand] = split(all, 4, hidden, 1) as [Value, Value, Value, Value];
         c = graph.op1('Add', [graph.op1('Mul', [graph.op1('Sigmoid', [f]), c!]), graph.op1('Mul', [graph.op1('Sigmoid', [i]), graph.op1('Tanh', [cand])])]);
         h = graph.op1('Mul', [graph.op1('Sigmoid', [o]), graph.op1('Tanh', [c])]);
       } else {
         // GRU: z, r, h gates; with linear_before_reset the reset gate scales (h·Rh + Rbh), else h before Rh.
-        const [xz, xr, xh] = graph.op('Split', [xs, graph.int64s([hidden, hidden, hidden], 'split')], { axis: 1 }, { outputs: 3 }) as [Value, Value, Value];
+        const [xz, xr, xh] = split(xs, 3, hidden, 1) as [Value, Value, Value];
         const plus = (v: Value, bias: Value | undefined) => (bias ? graph.op1('Add', [v, bias]) : v);
         const z = graph.op1('Sigmoid', [graph.op1('Add', [xz, plus(graph.op1('MatMul', [h, rz!]), rbz)])]);
         const reset = graph.op1('Sigmoid', [graph.op1('Add', [xr, plus(graph.op1('MatMul', [h, rr!]), rbr)])]);

@@ -94,6 +94,6 @@ export async function modelFromOnnx(bytes: Uint8Array, proto: ModelProto, file: 
     return onnx;
   }
   // The caller's layout, scale and mean/std: their errors are the caller's, not the file's.
-  model.setPreprocessing({ layout: options.layout, scale: options.scale, mean: options.mean, std: options.std });
+  model.setPreprocessing(options);
   return model;
 }
