@@ -55,7 +55,10 @@ export const infoCommand: Command = {
       const { trainable, reason, parameters, missing } = trainability;
       out(trainable ? `Trainable: yes (${formatNumber(parameters.trainable)} trainable parameters, ${formatNumber(parameters.frozen)} non-trainable)` : `Trainable: no — ${reason}`);
       for (const t of trainability.tied) out(tiedWeightLine(t));
-      if (missing.length > 0) out(formatTable(missing.map((m) => [m.op, m.node]), { header: ['Op without a gradient rule', 'Node'] }));
+      if (missing.length > 0) {
+        const why = missing.some((m) => m.why);
+        out(formatTable(missing.map((m) => [m.op, m.node, ...(why ? [m.why ?? 'no gradient rule'] : [])]), { header: ['Op without a gradient rule', 'Node', ...(why ? ['Why'] : [])] }));
+      }
     }
     return 0;
   },

@@ -114,6 +114,8 @@ export interface UntrainableOp {
   op: string;
   /** The node's name in the graph. */
   node: string;
+  /** Why an op Kiln trains in some forms cannot train in this one (a recurrent layer it cannot unroll). */
+  why?: string;
 }
 
 /** A node reading a parameter: which input it is, and the node's op, name, attributes and place in the graph. */
@@ -385,7 +387,14 @@ export class ImportedGraph implements ModelStructure {
     const onPath = this.pathNodes();
     return this.nodes
       .filter((n, k) => onPath.has(k) && !this.trainingForm(n.proto) && !this.unrolls(n.proto, n.attrs) && !opDefinition(n.proto.opType ?? '')?.gradient)
-      .map((n) => ({ op: n.proto.domain ? `${n.proto.domain}.${n.proto.opType}` : (n.proto.opType ?? '?'), node: n.proto.name || '(unnamed)' }));
+      .map((n) => {
+        const problem = isRecurrent(n.proto) ? unrollProblem(n.proto, n.attrs, this.sequenceLength(n.proto, n.attrs)) : undefined;
+        return {
+          op: n.proto.domain ? `${n.proto.domain}.${n.proto.opType}` : (n.proto.opType ?? '?'),
+          node: n.proto.name || '(unnamed)',
+          ...(problem ? { why: `Kiln trains it unrolled over its steps, and cannot unroll one with ${problem}` } : {}),
+        };
+      });
   }
 
   /**

@@ -260,13 +260,14 @@ export class KilnClient {
   }
 
   /**
-   * Single-input models: the first output for x (input and output names come from the model's
-   * metadata). Float images [N, H, W, C] are laid out as the model's input wants them (channels-first
+   * Single-input models: the model's first output for x, or the one `output` names (input and output
+   * names come from the model's metadata, whose first output `kiln serve` makes the one a model of
+   * several was trained on). Float images [N, H, W, C] are laid out as the model's input wants them (channels-first
    * for a PyTorch export, flattened for an MLP), then normalized by `preprocessing` — a model file's
    * declared mean/std, e.g. `(await kiln.OnnxModel.load(file)).preprocessing`: the same data the model
    * saw in `kiln train`, `evaluate` and `bench`.
    */
-  async predict(model: string, x: Tensor, options: { version?: number | string; preprocessing?: Preprocessing } = {}): Promise<Tensor> {
+  async predict(model: string, x: Tensor, options: { version?: number | string; preprocessing?: Preprocessing; output?: string } = {}): Promise<Tensor> {
     const key = `${model}@${options.version ?? ''}`;
     let meta = this.metadataCache.get(key);
     if (!meta) {
@@ -276,10 +277,12 @@ export class KilnClient {
     }
     const { inputs, outputs } = await meta;
     if (inputs.length !== 1) throw new KilnError('INVALID_ARGUMENT', `predict(x) needs a model with one input; '${model}' has ${inputs.length}: use infer({name: tensor})`);
+    const output = options.output ?? outputs[0]!.name;
+    if (!outputs.some((o) => o.name === output)) throw new KilnError('INVALID_ARGUMENT', `predict: model '${model}' has no output '${output}' (outputs: ${outputs.map((o) => `'${o.name}'`).join(', ')})`);
     const input = inputs[0]!;
     const fed = x.dtype === 'float32' ? adaptInput(x, { name: input.name, dtype: 'float32', shape: input.shape.map((d) => (d < 0 ? null : d)) }, options.preprocessing) : x;
-    const result = await this.infer(model, { [input.name]: fed }, { version: options.version, outputs: [outputs[0]!.name] });
-    return result[outputs[0]!.name]!;
+    const result = await this.infer(model, { [input.name]: fed }, { version: options.version, outputs: [output] });
+    return result[output]!;
   }
 
   /** Triton's repository index: every model version and its state. */

@@ -1,7 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { ModelProto } from '../graph/proto.js';
 import { CLASS_NAMES_METADATA_KEY, parseClassNames } from '../model/class-names.js';
-import { OUTPUT_METADATA_KEY } from '../model/trained-output.js';
 import type { ModelDescription } from '../model/onnx-model.js';
 import type { Tensor } from '../tensor.js';
 import type { ModelConfig } from './config.js';
@@ -55,12 +54,12 @@ function endsInSoftmax(proto: ModelProto, output: string): boolean {
 }
 
 /**
- * The classifier view of a version: its scores output (the one a Kiln-saved model of several records,
- * else the first) if that is [N, classes], with class names checked against it.
+ * The classifier view of a version: its scores output (the signature's first: the one a Kiln-saved
+ * model of several records, else the file's first) if that is [N, classes], with class names checked
+ * against it.
  */
 export function classifierOf(proto: ModelProto | undefined, description: ModelDescription, signature: Signature, config: ModelConfig, previous?: Classifier): Classifier | undefined {
-  const recorded = description.metadata[OUTPUT_METADATA_KEY];
-  const output = signature.outputs.find((o) => o.onnxName === recorded) ?? signature.outputs[0];
+  const output = signature.outputs[0];
   if (!output || output.shape?.length !== 2) return undefined;
   const classes = output.shape[1]! > 0 ? output.shape[1]! : undefined;
   const fromMetadata = parseClassNames(description.metadata[CLASS_NAMES_METADATA_KEY], `the model's metadata`);

@@ -1,5 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { ModelDescription } from '../model/onnx-model.js';
+import { OUTPUT_METADATA_KEY } from '../model/trained-output.js';
 import type { DType, Tensor } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { isServableType } from './datatypes.js';
@@ -9,6 +10,9 @@ import { own, record } from './records.js';
 /*
  * What clients see of a model: its inputs and outputs under their served names, with element type
  * and shape (-1 for a variable dimension), and whether the first dimension is a batch dimension.
+ * Outputs are listed in the file's order, except that the output a Kiln-saved model of several
+ * records as the one it was trained on comes first: clients that read "the first output" of the
+ * metadata (kiln.client's predict, --topk, a Triton config written from it) then read that one.
  */
 
 export interface TensorSpec {
@@ -35,7 +39,9 @@ export function signatureOf(description: ModelDescription, config: ModelConfig):
     return { name: (own(names, d.name) as string | undefined) ?? d.name, onnxName: d.name, dtype: d.dtype, shape: d.shape ? d.shape.map((x) => (typeof x === 'number' ? x : -1)) : null };
   };
   const inputs = description.inputs.map(spec('input', config.inputNames));
-  const outputs = description.outputs.map(spec('output', config.outputNames));
+  const recorded = description.metadata[OUTPUT_METADATA_KEY];
+  const ordered = [...description.outputs.filter((d) => d.name === recorded), ...description.outputs.filter((d) => d.name !== recorded)];
+  const outputs = ordered.map(spec('output', config.outputNames));
   if (inputs.length === 0) throw new KilnError('INVALID_ARGUMENT', 'the model has no inputs to feed');
   const batchDim = (t: TensorSpec) => t.shape !== null && t.shape.length > 0 && t.shape[0] === -1;
   return { inputs, outputs, batchable: inputs.every(batchDim) && outputs.every(batchDim) };

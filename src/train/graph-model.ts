@@ -295,7 +295,7 @@ export class GraphModel extends TrainableModel {
     const missing = this.untrainableOps();
     if (missing.length > 0) {
       const ops = [...new Set(missing.map((m) => m.op))];
-      throw new KilnError('NO_GRADIENT', `'${this.structure.file}' cannot be trained: Kiln has no gradient rule for ${ops.join(', ')} (nodes: ${missing.map((m) => `${m.node} (${m.op})`).join(', ')})`);
+      throw new KilnError('NO_GRADIENT', `'${this.structure.file}' cannot be trained: Kiln has no gradient rule for ${ops.join(', ')} (nodes: ${missing.map((m) => `${m.node} (${m.op}${m.why ? `: ${m.why}` : ''})`).join(', ')})`);
     }
     if (!this.paramInfos().some((p) => p.spec.trainable)) {
       throw new KilnError('NOT_TRAINABLE', `'${this.structure.file}' has no trainable float weights: no float initializer reaches the output '${this.structure.modelOutput.name}'`);

@@ -18,6 +18,7 @@ import { GraphModel } from '../../src/train/graph-model.js';
 import { adam, sgd } from '../../src/train/optimizers.js';
 import { EXPORTED_DIR, decodeTensor, readReference, referenceInputs } from '../fixtures/exported/reference.js';
 import { maxAbsDiff } from '../optimize/prune/graph-helpers.js';
+import { runMain } from '../cli/helpers.js';
 import { assertRejectsKiln, makeTempDir } from './helpers.js';
 
 const RNN = `${EXPORTED_DIR}/rnn.onnx`;
@@ -69,8 +70,12 @@ describe('a recurrent layer Kiln cannot unroll', () => {
     const file = join(temp.dir, 'peephole.onnx');
     await writeFile(file, encodeModel(modelToProto(g)));
     const model = await GraphModel.load(file);
-    assert.deepEqual(model.untrainableOps(), [{ op: 'LSTM', node: 'the_lstm' }]);
-    await assertRejectsKiln(async () => model.compile({ optimizer: 'adam', loss: 'meanSquaredError' }), 'NO_GRADIENT', 'LSTM');
+    const why = 'Kiln trains it unrolled over its steps, and cannot unroll one with peepholes (input P)';
+    assert.deepEqual(model.untrainableOps(), [{ op: 'LSTM', node: 'the_lstm', why }]);
+    await assertRejectsKiln(async () => model.compile({ optimizer: 'adam', loss: 'meanSquaredError' }), 'NO_GRADIENT', `the_lstm (LSTM: ${why})`);
+    // `kiln info --trainable` says why too.
+    const info = await runMain(['info', '--trainable', file]);
+    assert.match(info.out, /LSTM\s+\|?\s*the_lstm\s+\|?\s*Kiln trains it unrolled over its steps, and cannot unroll one with peepholes/);
     // Frozen, it runs as written (ONNX Runtime's node) while the head after it trains.
     model.trainOnly('w4');
     assert.deepEqual(model.untrainableOps(), []);

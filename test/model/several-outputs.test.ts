@@ -14,6 +14,7 @@ import { Tensor } from '../../src/tensor.js';
 import { GraphModel } from '../../src/train/graph-model.js';
 import { loadModel } from '../../src/train/load.js';
 import { serve } from '../../src/serve/index.js';
+import { client } from '../../src/serve/client.js';
 import { sgd } from '../../src/train/optimizers.js';
 import { fixtureProto, images, maxAbsDiff } from '../optimize/prune/graph-helpers.js';
 import { assertRejectsKiln, makeTempDir } from './helpers.js';
@@ -90,6 +91,16 @@ describe('a model with several outputs', () => {
       assert.equal(classify.status, 200, text);
       const results = (JSON.parse(text) as { results: [string, number][][] }).results;
       assert.deepEqual(results[0]!.map(([label]) => label).sort(), [...model.classNames!].sort());
+      // The metadata lists the recorded output first (the file keeps its order), so a client reading
+      // "the first output" — kiln.client's predict, `kiln predict --topk` — reads the logits.
+      const meta = await client(server.url).modelMetadata('two');
+      assert.deepEqual(meta.outputs.map((o) => o.name), ['logits', FEATURES]);
+      const four = new Tensor(x.data.slice(0, 4 * 784), [4, 28, 28, 1], 'float32');
+      const predicted = await client(server.url).predict('two', four);
+      assert.deepEqual(predicted.shape, [4, 10]);
+      assert.ok(maxAbsDiff(predicted.data as Float32Array, (await model.predict(four)).data as Float32Array) < 1e-5);
+      assert.deepEqual((await client(server.url).predict('two', four, { output: FEATURES })).shape, [4, 16]);
+      await assertRejectsKiln(() => client(server.url).predict('two', four, { output: 'scores' }), 'INVALID_ARGUMENT', "no output 'scores'", "'logits'");
     } finally {
       await server.close();
     }
