@@ -15,6 +15,7 @@ import { MATMUL_OPS } from './matmul.js';
 import { NORMALIZATION_OPS } from './normalization.js';
 import { POOL_OPS } from './pool.js';
 import { QUANTIZATION_OPS } from './quantization.js';
+import { RECURRENT_OPS } from './recurrent.js';
 import { REDUCE_OPS } from './reduce.js';
 import { SHAPE_OPS } from './shape.js';
 import { TRIGONOMETRIC_OPS } from './trigonometric.js';
@@ -31,6 +32,7 @@ export const OP_FILES: readonly { file: string; ops: readonly OpDefinition[] }[]
   { file: 'src/ops/shape.ts', ops: SHAPE_OPS },
   { file: 'src/ops/reduce.ts', ops: REDUCE_OPS },
   { file: 'src/ops/normalization.ts', ops: NORMALIZATION_OPS },
+  { file: 'src/ops/recurrent.ts', ops: RECURRENT_OPS },
   { file: 'src/ops/quantization.ts', ops: QUANTIZATION_OPS },
   { file: 'src/ops/constant.ts', ops: CONSTANT_OPS },
 ];

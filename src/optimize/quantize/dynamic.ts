@@ -1,7 +1,7 @@
 import type { Graph, Node, Value } from '../../graph/graph.js';
 import { Tensor } from '../../tensor.js';
 import { quantizeWeight } from './params.js';
-import { INT8_KERNEL, computeIneligibility, int8Kernel, isActivationMatMul, outputChannelAxis, smallConvolution, type NodeDecision } from './qdq.js';
+import { INT8_KERNEL, INT8_RECURRENT, RECURRENT, computeIneligibility, int8Kernel, int8RecurrentWeights, isActivationMatMul, outputChannelAxis, smallConvolution, type NodeDecision } from './qdq.js';
 import { GraphCopy } from './rewrite.js';
 
 /** Options of `quantizeDynamicGraph`. */
@@ -59,6 +59,12 @@ export function quantizeDynamicGraph(
 
   for (const node of src.nodes) {
     if (absorbed.has(node)) continue;
+    const recurrent = RECURRENT.has(node.opType) ? int8RecurrentWeights(copy, node, (i) => copy.get(i)) : undefined;
+    if (recurrent) {
+      copy.emit(node, recurrent);
+      decide(node, 'float32', `dynamic quantization covers Conv, Gemm and MatMul only; ${INT8_RECURRENT}`);
+      continue;
+    }
     if (!['Conv', 'Gemm', 'MatMul'].includes(node.opType)) {
       copy.emit(node);
       // Shape arithmetic (int64 sizes, boolean masks) and constants carry no numeric work worth reporting.

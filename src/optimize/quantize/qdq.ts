@@ -158,14 +158,35 @@ export const INT8_KERNEL = 'its kernel is stored in 8 bits (ONNX Runtime turns i
  * whatever weightBits, reduceRange or perChannel give the integer kernels: those settings serve integer
  * accumulation, which this convolution does not do, and the file holds a byte per weight either way.
  */
-export function int8Kernel(copy: GraphCopy, node: Node): Value {
-  const name = node.inputs[1]!;
+export function int8Kernel(copy: GraphCopy, node: Node, input = 1, axis = outputChannelAxis(node)): Value {
+  const name = node.inputs[input]!;
   const w = copy.constantOf(name)!;
-  const qw = quantizeWeight(w, { axis: outputChannelAxis(node), bits: 8 });
+  const qw = quantizeWeight(w, { axis, bits: 8 });
   const values = copy.dst.constant(qw.values, `${name}/int8`);
-  const scales = copy.dst.constant(new Tensor(qw.scales, [qw.scales.length, ...w.shape.slice(1).map(() => 1)], 'float32'), `${name}/scale`);
+  const scales = copy.dst.constant(new Tensor(qw.scales, w.shape.map((d, k) => (k === axis ? d : 1)), 'float32'), `${name}/scale`);
   return copy.dst.op1('Mul', [copy.dst.op1('Cast', [values], { to: 1 }, `${name}/cast`), scales], {}, `${name}/dequantized`);
 }
+
+/** The end of the reason given for a recurrent layer {@link int8RecurrentWeights} serves. */
+export const INT8_RECURRENT = 'its weights are stored in 8 bits (ONNX Runtime turns them back into float as the model loads)';
+
+/**
+ * A recurrent layer (LSTM, GRU, RNN) computes in float — ONNX has no integer recurrent op, and ONNX
+ * Runtime's DynamicQuantizeLSTM is a com.microsoft op, outside what Kiln writes — but its input and
+ * recurrent weights W and R [directions, gates·hidden, ·], which are most of an RNN model's bytes, are
+ * stored in 8 bits per gate row as {@link int8Kernel} stores a convolution's kernel: PyTorch's
+ * quantize_dynamic and TFLite's dynamic range quantization store an LSTM's weights in 8 bits too.
+ * The node's inputs, with W and R (where constant) read through their 8-bit form; undefined when
+ * neither is a constant.
+ */
+export function int8RecurrentWeights(copy: GraphCopy, node: Node, input: (name: string) => Value | string): (Value | string)[] | undefined {
+  const stored = [1, 2].filter((k) => node.inputs[k] && copy.constantOf(node.inputs[k]!)?.shape.length === 3);
+  if (stored.length === 0) return undefined;
+  return node.inputs.map((name, k) => (stored.includes(k) ? int8Kernel(copy, node, k, 1) : name ? input(name) : ''));
+}
+
+/** ONNX's recurrent layers: float compute, weights storable in 8 bits. */
+export const RECURRENT = new Set(['LSTM', 'GRU', 'RNN']);
 
 /** The axis of a weight that indexes output channels. */
 export function outputChannelAxis(node: Node): number {
@@ -479,6 +500,13 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
                 : 'nothing after it runs in int8 (in 8 bits it would only add a rounding step)',
         );
       }
+      continue;
+    }
+    const recurrent = RECURRENT.has(node.opType) ? int8RecurrentWeights(copy, node, (i) => floatOriginal.get(i) ?? copy.get(i)) : undefined;
+    if (recurrent) {
+      copy.emit(node, recurrent);
+      settle(node);
+      decide(node, 'float32', `ONNX Runtime has no int8 kernel for ${node.opType}; ${INT8_RECURRENT}`);
       continue;
     }
     emitFloat(node);

@@ -276,3 +276,49 @@ describe('static int8 of a model with a second output that another node reads (a
     assert.equal(producer(out, '/Flatten_output_0')?.opType, 'Flatten', 'the output is the Flatten node\'s own value');
   });
 });
+
+describe("int8 of a recurrent model (PyTorch's LSTM, GRU and RNN exports)", () => {
+  // W and R of each layer: [directions, gates·hidden, input or hidden].
+  const RECURRENT_WEIGHTS = ['onnx::LSTM_323', 'onnx::LSTM_324', 'onnx::GRU_344', 'onnx::GRU_345', 'onnx::RNN_350', 'onnx::RNN_351'];
+  for (const mode of ['static', 'dynamic'] as const) {
+    it(`${mode}: the layers compute in float with W and R stored in 8 bits per gate row, which ONNX Runtime folds back into float kernels as it loads`, async () => {
+      const d = await fashion();
+      const float = readFixture('rnn');
+      const q = await quantize(await loadModel(fixture('rnn')), mode === 'static' ? { mode, calibration: d.train.images, calibrationSamples: 64 } : { mode });
+      const source = decodeModel(float);
+      const out = decodeModel(q.bytes);
+      const names = new Set(out.graph!.initializer!.map((t) => t.name));
+      for (const name of RECURRENT_WEIGHTS) {
+        assert.ok(!names.has(name), `${name} is no longer stored in float`);
+        const w = initializer(source, name);
+        const values = initializer(out, `${name}/int8`);
+        const scales = initializer(out, `${name}/scale`);
+        assert.equal(values.dtype, 'int8');
+        const [dirs, rows, cols] = w.shape as [number, number, number];
+        assert.deepEqual(scales.shape, [1, rows, 1]);
+        // Every weight within half a step of its row's scale.
+        for (let i = 0; i < dirs * rows * cols; i++) {
+          const s = (scales.data as Float32Array)[Math.floor(i / cols) % rows]!;
+          assert.ok(Math.abs((values.data as Int8Array)[i]! * s - (w.data as Float32Array)[i]!) <= s / 2 + 1e-7, `${name}[${i}]`);
+        }
+      }
+      assert.ok(q.bytes.length < float.length / 1.5, `${float.length} → ${q.bytes.length} bytes`);
+      for (const layer of ['/lstm/LSTM', '/gru/GRU', '/rnn/RNN']) {
+        const decision = q.report.layers.find((r) => r.layer === layer)!;
+        assert.equal(decision.precision, 'float32');
+        assert.match(decision.reason!, /its weights are stored in 8 bits/);
+      }
+      // ONNX Runtime folds each Cast and Mul into a float initializer: the layers read constant weights.
+      const ops = await optimizedOps(q.bytes, tmp.dir);
+      assert.equal(ops.Cast ?? 0, 0, JSON.stringify(ops));
+      assert.equal(ops.Mul ?? 0, 0, JSON.stringify(ops));
+      assert.deepEqual([ops.LSTM, ops.GRU, ops.RNN], [1, 1, 1]);
+      const x = d.test.images.slice(0, 64).reshape([64, 1, 28, 28]);
+      const before = await runOrt(float, x);
+      const after = await runOrt(q.bytes, x);
+      let worst = 0;
+      for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - after[i]!));
+      assert.ok(worst < 0.1, `largest logit change ${worst}`);
+    });
+  }
+});
