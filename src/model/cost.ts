@@ -35,7 +35,16 @@ export function productFlops(kind: ProductKind, input: readonly number[], weight
   return 2 * size(output) * (transA ? input[input.length - 2]! : input[input.length - 1]!);
 }
 
-/** FLOPs of the graph's Conv, ConvTranspose, Gemm and MatMul nodes, from the shapes the builder inferred. */
+/**
+ * FLOPs of a recurrent layer (LSTM, GRU, RNN) over one sequence: at every step each direction multiplies
+ * its input by W [gates·hidden, I] and its hidden state by R [gates·hidden, H]. The gates' elementwise
+ * work is left out, as activations are for the other layers.
+ */
+export function recurrentFlops(steps: number, weight: readonly number[], recurrence: readonly number[]): number {
+  return 2 * steps * weight[0]! * weight[1]! * (weight[2]! + recurrence[2]!);
+}
+
+/** FLOPs of the graph's Conv, ConvTranspose, Gemm, MatMul and recurrent nodes, from the shapes the builder inferred. */
 export function graphFlops(graph: Graph): number {
   let flops = 0;
   // Per example: an imported graph's batch dimension stays the symbolic 'N' even when built at batch 1.
@@ -44,6 +53,11 @@ export function graphFlops(graph: Graph): number {
     return s && s.every((d) => typeof d === 'number') ? (s as number[]) : undefined;
   };
   for (const node of graph.nodes) {
+    if (node.opType === 'LSTM' || node.opType === 'GRU' || node.opType === 'RNN') {
+      const [x, w, r] = [shape(node.inputs[0]!), shape(node.inputs[1]!), shape(node.inputs[2]!)];
+      if (x && w?.length === 3 && r?.length === 3) flops += recurrentFlops(x[node.attrs.layout === 1 ? 1 : 0]!, w, r);
+      continue;
+    }
     const kind = Object.hasOwn(PRODUCT_KINDS, node.opType) ? PRODUCT_KINDS[node.opType] : undefined;
     if (!kind) continue;
     const [out, a, w] = [shape(node.outputs[0]!), shape(node.inputs[0]!), shape(node.inputs[1]!)];

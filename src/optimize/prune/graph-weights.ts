@@ -25,7 +25,9 @@ const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 /**
  * The weight a node multiplies its input by, with its contraction axis: Conv's W [M, C/g, k…] (input
  * axis 1), ConvTranspose's W [C, M/g, k…] (axis 0), Gemm's B ([N, K] with transB, else [K, N]) or A,
- * MatMul's either side ([…, K, N] as B, […, M, K] as A). Rank 1 weights (biases, norm scales) are none.
+ * MatMul's either side ([…, K, N] as B, […, M, K] as A), a recurrent layer's W and R (LSTM, GRU, RNN:
+ * [directions, gates·hidden, K], the kernel and recurrent kernel TF-MOT prunes in an RNN). Rank 1
+ * weights (biases, norm scales) are none.
  */
 function kernelView(use: ParameterUse, shape: readonly number[]): KernelUse | undefined {
   if (shape.length < 2) return undefined;
@@ -45,6 +47,12 @@ function kernelView(use: ParameterUse, shape: readonly number[]): KernelUse | un
       if (use.input === 1) return at(r - 2);
       if (use.input === 0) return at(r - 1);
       return undefined;
+    case 'LSTM':
+    case 'GRU':
+    case 'RNN':
+      // W [directions, gates·hidden, input] and R [directions, gates·hidden, hidden]: each row is
+      // multiplied by the step's input (or hidden state), so the contraction axis is the last.
+      return (use.input === 1 || use.input === 2) && r === 3 ? at(2) : undefined;
     default:
       return undefined;
   }

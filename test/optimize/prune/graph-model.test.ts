@@ -261,3 +261,23 @@ describe('magnitude pruning of an imported graph refuses bad input, changing not
     await assert.rejects(prune(resnetHeadOnly, { sparsity: 0.5 }), kilnError('INVALID_ARGUMENT', 'the first and the classifier head stay dense by default', 'layers'));
   });
 });
+
+describe("magnitude pruning of a recurrent model (PyTorch's LSTM, GRU and RNN exports)", () => {
+  // W then R of each layer ([directions, gates·hidden, input or hidden]); the LSTM's W is the stem.
+  const RNN_TARGETS = ['onnx::LSTM_324', 'onnx::GRU_344', 'onnx::GRU_345', 'onnx::RNN_350', 'onnx::RNN_351'];
+
+  it('prunes the layers\' W and R (what TF-MOT prunes in an RNN) but the first, keeping them zero while the unrolled layers fine-tune; 2:4 runs along the rows\' input', async () => {
+    const model = await load('rnn');
+    const { model: pruned, report } = await prune(model, { sparsity: 0.5, fineTune: { x: images.x, y: images.y, epochs: 1, batchSize: 16, verbose: 0 } });
+    assert.deepEqual(report.layers.filter((l) => l.pruned).map((l) => l.name), RNN_TARGETS);
+    assert.deepEqual(RNN_TARGETS.map((k) => report.layers.find((l) => l.name === k)!.className), ['LSTM', 'GRU', 'GRU', 'RNN', 'RNN']);
+    for (const name of RNN_TARGETS) assert.equal(zerosOf(pruned.weights.get(name)!), prunedCount(pruned.weights.get(name)!.size, 0.5), name);
+    // The kept weights trained through the unrolled steps.
+    assert.ok(maxAbsDiff(values(pruned.weights.get('onnx::GRU_345')!), values(model.weights.get('onnx::GRU_345')!)) > 1e-5);
+    // The FLOPs count the recurrent layers: per step and direction, W [gates·H, I] and R [gates·H, H]
+    // multiply the input and the state — LSTM 2·28·2·48·(28 + 12), GRU 2·28·36·(24 + 12), RNN 2·28·12·(12 + 12) — plus the head's 2·12·10.
+    assert.equal(report.before.flops, 215_040 + 72_576 + 16_128 + 240);
+    const blocks = await prune(model, { sparsityMByN: [2, 4] });
+    for (const name of RNN_TARGETS) assert.ok(blockZeros(blocks.model.weights.get(name)!, 2, 4).every((z) => z === 2), name);
+  });
+});
