@@ -36,13 +36,16 @@ export function productFlops(kind: ProductKind, input: readonly number[], weight
 }
 
 /**
- * FLOPs of a recurrent layer (LSTM, GRU, RNN) over one sequence: at every step each direction multiplies
- * its input by W [gates·hidden, I] and its hidden state by R [gates·hidden, H]. The gates' elementwise
- * work is left out, as activations are for the other layers.
+ * FLOPs of a recurrent layer (LSTM, GRU, RNN) over its input x ([T, N, I], or [N, T, I] with layout 1):
+ * at every step each direction multiplies its input by W [gates·hidden, I] and its hidden state by
+ * R [gates·hidden, H]. The gates' elementwise work is left out, as activations are for the other layers.
  */
-export function recurrentFlops(steps: number, weight: readonly number[], recurrence: readonly number[]): number {
-  return 2 * steps * weight[0]! * weight[1]! * (weight[2]! + recurrence[2]!);
+export function recurrentFlops(x: readonly number[], weight: readonly number[], recurrence: readonly number[]): number {
+  return 2 * x[0]! * x[1]! * weight[0]! * weight[1]! * (weight[2]! + recurrence[2]!);
 }
+
+/** Whether an op is a recurrent layer whose arithmetic recurrentFlops counts. */
+export const isRecurrentOp = (op: string | undefined) => op === 'LSTM' || op === 'GRU' || op === 'RNN';
 
 /** FLOPs of the graph's Conv, ConvTranspose, Gemm, MatMul and recurrent nodes, from the shapes the builder inferred. */
 export function graphFlops(graph: Graph): number {
@@ -53,9 +56,9 @@ export function graphFlops(graph: Graph): number {
     return s && s.every((d) => typeof d === 'number') ? (s as number[]) : undefined;
   };
   for (const node of graph.nodes) {
-    if (node.opType === 'LSTM' || node.opType === 'GRU' || node.opType === 'RNN') {
+    if (isRecurrentOp(node.opType)) {
       const [x, w, r] = [shape(node.inputs[0]!), shape(node.inputs[1]!), shape(node.inputs[2]!)];
-      if (x && w?.length === 3 && r?.length === 3) flops += recurrentFlops(x[node.attrs.layout === 1 ? 1 : 0]!, w, r);
+      if (x && w?.length === 3 && r?.length === 3) flops += recurrentFlops(x, w, r);
       continue;
     }
     const kind = Object.hasOwn(PRODUCT_KINDS, node.opType) ? PRODUCT_KINDS[node.opType] : undefined;

@@ -117,6 +117,8 @@ class Analyzer {
   readonly axes = new Map<string, (number | undefined)[]>();
   readonly blocks: { value: string; axis: number; blocker: Blocker }[] = [];
   readonly producers: { value: string; axis: number; node: NodeInfo }[] = [];
+  /** Atoms whose leaves a node produces as units, where an axis holds them among factors that are not (a recurrent layer's gates × hidden). */
+  readonly unitProducers: { atom: number; node: NodeInfo }[] = [];
   readonly statistics = new Set<string>();
   readonly batchNormScales = new Set<string>();
   readonly initializers = new Map<string, number[]>();
@@ -364,6 +366,55 @@ const conv: Rule = (an, n) => {
   }
   if (b) an.tie(b, 0, y, 1);
   an.producer(w!, 0, n);
+};
+
+/** Whether a value is the zeros a ConstantOfShape writes (what torch exports for a recurrent layer's unset initial state). */
+export function zeroFill(proto: ModelProto, value: string): boolean {
+  const maker = value ? proto.graph?.node?.find((m) => m.output?.includes(value)) : undefined;
+  if (!maker || maker.opType !== 'ConstantOfShape' || (maker.domain && maker.domain !== 'ai.onnx')) return false;
+  const fill = maker.attribute?.find((a) => a.name === 'value')?.t;
+  return !fill || Array.from(tensorFromProto(fill).data as ArrayLike<number | bigint>).every((v) => Number(v) === 0);
+}
+
+/**
+ * LSTM, GRU and RNN: the hidden units are the group — W [dirs, gates·H, I] and R [dirs, gates·H, H]
+ * hold them in every gate's block of rows, R's columns and the bias's two halves [Wb | Rb] again, Y's
+ * last axis and the states' carry them out — and both directions lose the same units (one hidden
+ * size). The gates are the layer's computation, not units. The input's features tie to W's columns.
+ * An initial state that is ConstantOfShape's zeros (torch's export of an unset h0) is not followed:
+ * the shrink drops it, zeros being ONNX's default.
+ */
+const recurrent: Rule = (an, n) => {
+  const [x, w, r, b, , h0, c0, p] = n.inputs;
+  const [y, yh, yc] = n.outputs;
+  if (p) throw new NotRepresentable('an LSTM with peepholes');
+  if (!an.isWeight(w!) || !an.isWeight(r!) || (b && !an.isWeight(b))) throw new NotRepresentable('its weights are computed in the graph');
+  const gates = { LSTM: 4, GRU: 3, RNN: 1 }[n.op]!;
+  const hidden = an.requireShape(r!)[2]!;
+  const h = an.atoms.create(hidden);
+  const gated = () => an.atoms.product([an.atoms.create({ k: gates, n: 0 }), h]);
+  const unify = (v: string | undefined, a: number, atom: number) => {
+    const at = v ? an.axis(v, a) : undefined;
+    if (at !== undefined) an.atoms.unify(at, atom);
+  };
+  unify(w, 1, gated());
+  unify(r, 1, gated());
+  unify(r, 2, h);
+  if (b) unify(b, 1, an.atoms.concat([gated(), gated()]));
+  an.tie(x!, 2, w!, 2);
+  const why = blocker(n, 'the steps, the batch and the directions of a recurrent layer');
+  for (const [v, keep] of [[x, 2], [y, 3], [yh, 2], [yc, 2]] as const) {
+    if (!v) continue;
+    if (v !== x) unify(v, keep, h);
+    for (let a = 0; a < an.rank(v); a++) if (a !== keep) an.block(v, a, why);
+  }
+  for (const state of [h0, c0]) {
+    if (!state || zeroFill(an.facts.proto, state)) continue;
+    unify(state, 2, h);
+    an.block(state, 0, why);
+    an.block(state, 1, why);
+  }
+  an.unitProducers.push({ atom: h, node: n });
 };
 
 const convTranspose: Rule = (an, n) => {
@@ -631,6 +682,9 @@ const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
   ['Tile', tile],
   ['Pad', pad],
   ['Resize', resize],
+  ['LSTM', recurrent],
+  ['GRU', recurrent],
+  ['RNN', recurrent],
   ['Shape', none],
   ['Size', none],
   ['Constant', none],
@@ -736,6 +790,15 @@ function collectGroups(an: Analyzer, nodes: NodeInfo[]): GraphAnalysis {
         list.push({ node: p.node, inner: i < seg.length - 1, outer: i > 0 });
         produced.set(leaf, list);
       });
+    }
+  }
+  for (const { atom, node } of an.unitProducers) {
+    const s = structureOf(atom);
+    if (!s) continue;
+    for (const leaf of s.flat()) {
+      const list = produced.get(leaf) ?? [];
+      list.push({ node, inner: false, outer: false });
+      produced.set(leaf, list);
     }
   }
   const members = new Map<number, GroupMember[]>();

@@ -3,7 +3,7 @@ import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../../g
 import { AttributeType } from '../../graph/proto.js';
 import { Tensor, allocate, int64FromNumber, type AnyTypedArray } from '../../tensor.js';
 import { formatSize, type Size, type Structure } from './axis-atoms.js';
-import { keptIndices, keptSize, type GraphAnalysis } from './graph-groups.js';
+import { keptIndices, keptSize, zeroFill, type GraphAnalysis } from './graph-groups.js';
 
 /*
  * Writes the physically smaller graph once groups have lost units (graph-groups.ts finds the groups):
@@ -11,7 +11,8 @@ import { keptIndices, keptSize, type GraphAnalysis } from './graph-groups.js';
  * normalization scales and running statistics alike), and the few places a graph writes sizes down
  * are rewritten to the new ones — a Reshape's target (an attention's head count), a Slice's bounds (the
  * q/k/v offsets in a packed projection), a Split's sizes, an Expand's target (an attention mask
- * broadcast to the heads), a grouped Conv's group count (a depthwise Conv keeps one group per channel). Nothing else changes: node names, the input and output names and
+ * broadcast to the heads), a grouped Conv's group count (a depthwise Conv keeps one group per channel),
+ * a recurrent layer's hidden size. Nothing else changes: node names, the input and output names and
  * shapes, the opset and metadata stay, and shape computations that read sizes at run time (Shape →
  * Gather → Concat) are replaced only where a rewritten node no longer reads them; nodes left without a
  * reader go. `expectedSizes` says what every value's shape must be afterwards, which the caller checks
@@ -180,6 +181,14 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
       const name = fresh(inputs[1]!);
       added.push(tensorToProto(name, intTensor(resized, constantProto(inputs[1]!))));
       return { ...n, input: [inputs[0]!, name] };
+    }
+    if ((op === 'LSTM' || op === 'GRU' || op === 'RNN') && valueChanges(analysis, removed, inputs[2]!)) {
+      // The hidden size is written down; an initial state of ConstantOfShape's zeros (its shape written
+      // with the old size) goes, zeros being what ONNX assumes without one.
+      const attribute: AttributeProto[] = [...(n.attribute ?? []).filter((a) => a.name !== 'hidden_size'), { name: 'hidden_size', type: AttributeType.INT, i: newSize(inputs[2]!, 2).k }];
+      const kept = inputs.map((v, k) => ((k === 5 || k === 6) && zeroFill(proto, v) ? '' : v));
+      while (kept.length > 0 && kept.at(-1) === '') kept.pop();
+      return { ...n, input: kept, attribute };
     }
     if (op === 'Conv' && valueChanges(analysis, removed, inputs[0]!)) {
       const group = Number((n.attribute ?? []).find((a) => a.name === 'group')?.i ?? 1);

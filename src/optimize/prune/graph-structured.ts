@@ -4,7 +4,7 @@ import { tensorFromProto } from '../../graph/onnx-io.js';
 import { decodeModel, encodeModel, type ModelProto, type TensorProto } from '../../graph/proto.js';
 import type { Tensor } from '../../tensor.js';
 import { GraphModel } from '../../train/graph-model.js';
-import { PRODUCT_KINDS, productFlops } from '../../model/cost.js';
+import { PRODUCT_KINDS, isRecurrentOp, productFlops, recurrentFlops } from '../../model/cost.js';
 import { notWeights } from '../../model/imported-graph.js';
 import { evaluateClassifier } from '../../train/metrics.js';
 import { formatSize } from './axis-atoms.js';
@@ -296,7 +296,7 @@ function parameterCount(analysis: GraphAnalysis, proto: ModelProto): { parameter
   return { parameters, nonZero };
 }
 
-/** FLOPs per example of the Conv, ConvTranspose, Gemm and MatMul nodes, from the shapes measured at batch 2 and 3. */
+/** FLOPs per example of the Conv, ConvTranspose, Gemm, MatMul and recurrent nodes, from the shapes measured at batch 2 and 3. */
 export function graphFactsFlops(facts: GraphFacts): number {
   const at = (batch: 0 | 1) => {
     let flops = 0;
@@ -305,6 +305,8 @@ export function graphFactsFlops(facts: GraphFacts): number {
       const out = shape(n.output?.[0] ?? '');
       const [a, b] = [shape(n.input?.[0] ?? ''), shape(n.input?.[1] ?? '')];
       if (!out || !a || !b) continue;
+      const r = isRecurrentOp(n.opType) ? shape(n.input?.[2] ?? '') : undefined;
+      if (r) flops += recurrentFlops(a, b, r);
       const kind = n.opType && Object.hasOwn(PRODUCT_KINDS, n.opType) ? PRODUCT_KINDS[n.opType] : undefined;
       if (kind) flops += productFlops(kind, a, b, out, n.opType === 'Gemm' && Boolean(n.attribute?.find((x) => x.name === 'transA')?.i));
     }

@@ -77,6 +77,29 @@ describe('channel dependency groups of the PyTorch fixtures', () => {
     );
   });
 
+  it("rnn: each recurrent layer's hidden units are a group — every gate's rows of W and R, R's columns, both bias halves, the next layer's input columns (both directions' blocks); the gates are not units", async () => {
+    const a = await analyzeFixture('rnn');
+    assert.deepEqual(
+      a.groups.map((g) => [g.kind, g.units, g.producers, memberSet(g), g.blockers.length > 0]),
+      [
+        // Bidirectional, hidden 12: W [2, 4·12, 28], R [2, 48, 12], B [2, 2·48]; the GRU reads [fw 12 | bw 12].
+        ['units', 12, ['/lstm/LSTM'], ['onnx::GRU_344:2', 'onnx::LSTM_322:1', 'onnx::LSTM_323:1', 'onnx::LSTM_324:1', 'onnx::LSTM_324:2'], false],
+        ['units', 12, ['/gru/GRU'], ['onnx::GRU_344:1', 'onnx::GRU_345:1', 'onnx::GRU_345:2', 'onnx::GRU_346:1', 'onnx::RNN_350:2'], false],
+        ['units', 12, ['/rnn/RNN'], ['head.weight:1', 'onnx::RNN_350:1', 'onnx::RNN_351:1', 'onnx::RNN_351:2', 'onnx::RNN_352:1'], false],
+        ['units', 10, ['/head/Gemm'], ['head.bias:0', 'head.weight:0'], true],
+      ],
+    );
+    const lstm = groupOf(a, '/lstm/LSTM');
+    // Each unit appears once per gate and direction in W's rows, twice more in B (Wb | Rb), and once per direction in the GRU's columns.
+    assert.deepEqual(lstm.members.map((m) => [m.tensor, m.axis, m.indices]).sort(), [
+      ['onnx::GRU_344', 2, 24],
+      ['onnx::LSTM_322', 1, 96],
+      ['onnx::LSTM_323', 1, 48],
+      ['onnx::LSTM_324', 1, 48],
+      ['onnx::LSTM_324', 2, 12],
+    ]);
+  });
+
   for (const [fixture, layerNorm, matmuls] of [
     ['vit13', 'ReduceMean', ['onnx::MatMul_347', 'onnx::MatMul_348', 'onnx::MatMul_349', 'onnx::MatMul_350', 'onnx::MatMul_351', 'onnx::MatMul_352']],
     ['vit17', 'LayerNormalization', ['onnx::MatMul_297', 'onnx::MatMul_298', 'onnx::MatMul_299', 'onnx::MatMul_300', 'onnx::MatMul_301', 'onnx::MatMul_302']],
@@ -175,6 +198,27 @@ describe('channel dependency groups of patterns the fixtures lack', () => {
     const touched = groupOf(a, 'c1');
     assert.deepEqual(touched.blockers, [{ node: 'local_response_norm', op: 'LRN', why: 'LRN is not an op the analysis follows' }]);
     assert.deepEqual(groupOf(a, 'c2').blockers, []);
+  });
+
+  it("a recurrent layer's given initial state joins its group; peepholes leave the layer whole, saying so", async () => {
+    const lstm = (peepholes: boolean) =>
+      model([5, 4], 'logits', 3, [
+        node('Transpose', ['input'], ['steps'], { perm: [1, 0, 2] }),
+        // An initial state computed from the data: a projection of the steps' mean, [1, N, 6].
+        node('ReduceMean', ['steps'], ['mean'], { axes: [0], keepdims: 1 }),
+        { ...node('MatMul', ['mean', 'hw'], ['h0']), name: 'h0' },
+        { ...node('LSTM', ['steps', 'w', 'r', 'b', '', 'h0', '', ...(peepholes ? ['p'] : [])], ['y', 'yh'], { hidden_size: 6 }), name: 'lstm' },
+        node('Transpose', ['yh'], ['last'], { perm: [1, 0, 2] }),
+        node('Flatten', ['last'], ['f']),
+        { ...node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }), name: 'fc' },
+      ], { w: weight([1, 24, 4], 1), r: weight([1, 24, 6], 2), b: weight([1, 48], 3), hw: weight([4, 6], 4), p: weight([1, 18], 5), fc: weight([3, 6], 6) });
+    const a = await analyzeProto(lstm(false));
+    // The state's projection makes the same units: one group of the layer and the MatMul.
+    assert.deepEqual(memberSet(groupOf(a, 'h0', 'lstm')), ['b:1', 'fc:1', 'hw:1', 'r:1', 'r:2', 'w:1']);
+    assert.deepEqual(groupOf(a, 'h0', 'lstm').blockers, []);
+    const whole = await analyzeProto(lstm(true));
+    // Not followed, the layer's units are no group; the state's projection, which it reads, stays whole.
+    assert.deepEqual(groupOf(whole, 'h0').blockers, [{ node: 'lstm', op: 'LSTM', why: 'the analysis cannot follow it: an LSTM with peepholes' }]);
   });
 
   it('per-channel values made by a Constant node leave their group whole', async () => {

@@ -49,6 +49,8 @@ describe('structured pruning of imported graphs: a pruned graph equals the origi
     ['resnet_fused', { ratio: 0.5 }, ['channels']],
     ['dwsep', { ratio: 0.5 }, ['channels']],
     ['mlp', { ratio: 0.5 }, ['units']],
+    // LSTM (bidirectional), GRU and RNN: hidden sizes rewritten, torch's zero initial states dropped.
+    ['rnn', { ratio: 0.5 }, ['units']],
     // 3-D: Conv3d (dense, strided, depthwise), BatchNorm3d, ConvTranspose3d.
     ['vol3d', { ratio: 0.5 }, ['channels']],
     ['vit13', { heads: 0.5, mlp: 0.5 }, ['heads', 'units']],
