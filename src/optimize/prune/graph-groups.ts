@@ -368,12 +368,27 @@ const conv: Rule = (an, n) => {
   an.producer(w!, 0, n);
 };
 
-/** Whether a value is the zeros a ConstantOfShape writes (what torch exports for a recurrent layer's unset initial state). */
+/** Ops whose output holds only entries of their first input, rearranged or repeated. */
+const MOVES_ENTRIES = new Set(['Slice', 'Gather', 'Split', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Expand', 'Transpose', 'Tile', 'Cast']);
+
+/**
+ * Whether a value is zeros a ConstantOfShape wrote, perhaps sliced or reshaped on the way: what torch
+ * exports for a recurrent layer's unset initial state (one ConstantOfShape, sliced per layer when
+ * there are several).
+ */
 export function zeroFill(proto: ModelProto, value: string): boolean {
-  const maker = value ? proto.graph?.node?.find((m) => m.output?.includes(value)) : undefined;
-  if (!maker || maker.opType !== 'ConstantOfShape' || (maker.domain && maker.domain !== 'ai.onnx')) return false;
-  const fill = maker.attribute?.find((a) => a.name === 'value')?.t;
-  return !fill || Array.from(tensorFromProto(fill).data as ArrayLike<number | bigint>).every((v) => Number(v) === 0);
+  const nodes = proto.graph?.node ?? [];
+  for (let v = value, hops = 0; v && hops < 16; hops++) {
+    const maker = nodes.find((m) => m.output?.includes(v));
+    if (!maker || (maker.domain && maker.domain !== 'ai.onnx')) return false;
+    if (maker.opType === 'ConstantOfShape') {
+      const fill = maker.attribute?.find((a) => a.name === 'value')?.t;
+      return !fill || Array.from(tensorFromProto(fill).data as ArrayLike<number | bigint>).every((x) => Number(x) === 0);
+    }
+    if (!MOVES_ENTRIES.has(maker.opType ?? '')) return false;
+    v = maker.input?.[0] ?? '';
+  }
+  return false;
 }
 
 /**
@@ -381,8 +396,8 @@ export function zeroFill(proto: ModelProto, value: string): boolean {
  * hold them in every gate's block of rows, R's columns and the bias's two halves [Wb | Rb] again, Y's
  * last axis and the states' carry them out — and both directions lose the same units (one hidden
  * size). The gates are the layer's computation, not units. The input's features tie to W's columns.
- * An initial state that is ConstantOfShape's zeros (torch's export of an unset h0) is not followed:
- * the shrink drops it, zeros being ONNX's default.
+ * An initial state that is ConstantOfShape's zeros, sliced or not (torch's export of an unset h0), is
+ * not followed: the shrink drops it, zeros being ONNX's default.
  */
 const recurrent: Rule = (an, n) => {
   const [x, w, r, b, , h0, c0, p] = n.inputs;

@@ -86,6 +86,50 @@ describe('structured pruning of imported graphs: a pruned graph equals the origi
     });
   }
 
+  it("a two-layer LSTM as torch exports it: one zero ConstantOfShape sliced into each layer's initial state, the layers' final states concatenated", async () => {
+    const i64 = (...v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
+    const layers = [0, 1].flatMap((l) => [
+      node('Slice', ['zeros', `from${l}`, `to${l}`, 'axis0'], [`h0_${l}`]),
+      node('Slice', ['zeros', `from${l}`, `to${l}`, 'axis0'], [`c0_${l}`], {}, `c0_${l}`),
+      { ...node('LSTM', [l === 0 ? 'steps' : 'y0', `w${l}`, `r${l}`, `b${l}`, '', `h0_${l}`, `c0_${l}`], [`y${l}full`, `yh${l}`, `yc${l}`], { hidden_size: 6 }), name: `lstm${l}` },
+      node('Squeeze', [`y${l}full`, 'axis1'], [`y${l}`]),
+    ]);
+    const proto = model([5, 4], 'logits', 3, [
+      node('Transpose', ['input'], ['steps'], { perm: [1, 0, 2] }),
+      node('Shape', ['steps'], ['shape']),
+      node('Gather', ['shape', 'one'], ['n']),
+      node('Concat', ['two', 'n', 'six'], ['stateShape'], { axis: 0 }),
+      node('ConstantOfShape', ['stateShape'], ['zeros']),
+      ...layers,
+      node('Concat', ['yh0', 'yh1'], ['finals'], { axis: 0 }),
+      node('Gather', ['finals', 'last'], ['top'], { axis: 0 }),
+      node('Gemm', ['top', 'fc'], ['logits'], { transB: 1 }),
+    ], {
+      ...Object.fromEntries([0, 1].flatMap((l) => [[`w${l}`, weight([1, 24, l === 0 ? 4 : 6], 10 + l)], [`r${l}`, weight([1, 24, 6], 20 + l)], [`b${l}`, weight([1, 48], 30 + l)], [`from${l}`, i64(l)], [`to${l}`, i64(l + 1)]])),
+      one: i64(1), two: i64(2), six: i64(6), axis0: i64(0), axis1: i64(1), last: new Tensor(BigInt64Array.of(1n), [], 'int64'), fc: weight([3, 6], 40),
+    });
+    const a = await analyzeProto(proto);
+    // The concatenated final states tie the two layers' hidden units into one group.
+    const g = groupOf(a, 'lstm0', 'lstm1');
+    assert.deepEqual(g.blockers, []);
+    const original = await GraphModel.fromProto(proto, 'lstm2.onnx');
+    const zeroed = await GraphModel.fromProto(proto, 'lstm2.onnx');
+    zeroed.setWeights(zeroUnits(a, zeroed.weights, new Map([[g, odd(6)]])));
+    const { model: small, report } = await prune(zeroed, { structured: { ratio: 0.5 } });
+    assert.deepEqual(report.groups.find((r) => r.pruned)!.keptUnits, even(6));
+    const x = new Tensor(Float32Array.from({ length: 8 * 20 }, (_, i) => Math.sin(i)), [8, 5, 4], 'float32');
+    const [p, z, o] = await Promise.all([small.predict(x), zeroed.predict(x), original.predict(x)]);
+    assert.ok(maxAbsDiff(p.data as Float32Array, z.data as Float32Array) < 1e-5);
+    assert.ok(maxAbsDiff(z.data as Float32Array, o.data as Float32Array) > 1e-3);
+    const saved = decodeModel(small.toOnnx());
+    for (const l of [0, 1]) {
+      const lstm = saved.graph!.node!.find((n) => n.name === `lstm${l}`)!;
+      assert.equal(lstm.attribute!.find((at) => at.name === 'hidden_size')!.i, 3);
+      assert.deepEqual(lstm.input, [l === 0 ? 'steps' : 'y0', `w${l}`, `r${l}`, `b${l}`], 'the zero initial states are dropped');
+    }
+    assert.ok(!saved.graph!.node!.some((n) => n.opType === 'ConstantOfShape'), 'with nothing left reading them');
+  });
+
   it('vit13 with half the heads: the Reshape into heads and the slices of the packed projection are rewritten', async () => {
     const original = await GraphModel.load(`${FIXTURES}/vit13.onnx`);
     const { model: small } = await prune(original, { structured: { heads: 0.5 } });
