@@ -117,6 +117,8 @@ class Analyzer {
   readonly axes = new Map<string, (number | undefined)[]>();
   readonly blocks: { value: string; axis: number; blocker: Blocker }[] = [];
   readonly producers: { value: string; axis: number; node: NodeInfo }[] = [];
+  /** Atoms every leaf under which stays whole (a grouped Conv's group count), with why. */
+  readonly atomBlocks: { atom: number; blocker: Blocker }[] = [];
   /** Atoms whose leaves a node produces as units, where an axis holds them among factors that are not (a recurrent layer's gates × hidden). */
   readonly unitProducers: { atom: number; node: NodeInfo }[] = [];
   readonly statistics = new Set<string>();
@@ -363,6 +365,10 @@ const conv: Rule = (an, n) => {
     if (wAtom !== undefined) an.atoms.unify(wAtom, an.atoms.product([g, perOut]));
     const wIn = an.axis(w!, 1);
     if (wIn !== undefined) an.atoms.unify(wIn, perIn);
+    // Channels go within each group, and the group count stays (as Torch-Pruning keeps it): a ratio
+    // is then that fraction of the channels, where removing whole groups too would take far more.
+    // A depthwise Conv (one input channel per group) has no other factor: its groups are its channels.
+    if (ci.k / groups > 1 && co.k / groups > 1) an.atomBlocks.push({ atom: g, blocker: blocker(n, `the ${groups} groups of a grouped Conv: channels are removed within each group, which keeps the group count`) });
   }
   if (b) an.tie(b, 0, y, 1);
   an.producer(w!, 0, n);
@@ -593,8 +599,18 @@ const expand: Rule = (an, n) => {
   const [x, shapeIn] = n.inputs;
   broadcastInputs(an, n, [x!]);
   const target = an.constant(shapeIn);
-  if (!target) return;
   const [sx, sy] = [an.requireShape(x!), an.requireShape(n.outputs[0]!)];
+  if (!target) {
+    // A target computed at run time (torch's expand_as(x), h0.expand(1, n, H)): where x has the
+    // axis, the shrink makes the target's entry 1 (the output then has x's size, pruned or not);
+    // where x broadcasts a size of 1 up to the output's, the target alone says how many, and no
+    // rewrite reaches a value computed at run time.
+    for (let ya = 0; ya < sy.length; ya++) {
+      const xa = ya - (sy.length - sx.length);
+      if ((xa < 0 || sizeEquals(sx[xa]!, FIXED_ONE)) && !sizeEquals(sy[ya]!, FIXED_ONE)) an.block(n.outputs[0]!, ya, blocker(n, 'expands to a size computed at run time along this axis'));
+    }
+    return;
+  }
   for (let a = 0; a < sx.length; a++) {
     const ya = a + sy.length - sx.length;
     const t = target[ya - (sy.length - target.length)];
@@ -639,7 +655,10 @@ const pad = perAxisAmounts((an, n, r) => {
 const resize: Rule = (an, n) => {
   const x = n.inputs[0]!;
   const y = n.outputs[0]!;
-  if (n.inputs[3]) throw new NotRepresentable('it resizes to fixed sizes');
+  // Sizes written in the file would need rewriting; sizes computed at run time (torch's
+  // F.interpolate(size=skip.shape[-2:]): the batch and channels read from the input) follow the
+  // pruned input, which the run of the shrunk graph checks.
+  if (n.inputs[3] && an.constant(n.inputs[3])) throw new NotRepresentable('it resizes to sizes written in the file');
   const [sx, sy] = [an.requireShape(x), an.requireShape(y)];
   for (let a = 0; a < sx.length; a++) {
     if (sizeEquals(sx[a]!, sy[a]!)) an.tie(x, a, y, a);
@@ -710,6 +729,49 @@ const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
 /** Which op types the analysis follows (for the docs and the report). */
 export const FOLLOWED_OPS: readonly string[] = [...RULES.keys()].sort();
 
+/** Inputs that take sizes as shapes (a Reshape's target, a Slice's bounds, ...): a size read there is no number. */
+const SHAPE_INPUTS: Readonly<Record<string, readonly number[]>> = {
+  Reshape: [1], Expand: [1], ConstantOfShape: [0], Tile: [1], Slice: [1, 2, 3, 4], Resize: [1, 2, 3], Pad: [1, 2, 3], Split: [1],
+  Squeeze: [1], Unsqueeze: [1], TopK: [1], OneHot: [1], Range: [0, 1, 2], ReduceMean: [1], ReduceSum: [1], ReduceMax: [1], ReduceMin: [1],
+};
+const FLOAT_TYPES = new Set([1, 10, 11, 16]);
+
+/**
+ * Where sizes read by a Shape or Size node (the values `from`) become a number the model computes with
+ * — a Cast to a float type reached through integer arithmetic (torch's `x.size(1) ** -0.5`, an
+ * attention scale from the head size) — the Cast node; undefined when they only ever serve as shapes.
+ * Removing units would change that number, which no rewrite and no shape check would catch.
+ */
+function numericUse(readers: ReadonlyMap<string, readonly { node: NodeInfo; input: number }[]>, from: readonly string[]): NodeInfo | undefined {
+  const seen = new Set<string>();
+  const pending = [...from];
+  while (pending.length > 0) {
+    const value = pending.pop()!;
+    if (seen.has(value)) continue;
+    seen.add(value);
+    for (const { node, input } of readers.get(value) ?? []) {
+      if (node.op === 'Cast' && FLOAT_TYPES.has(Number(node.attrs.to))) return node;
+      if (SHAPE_INPUTS[node.op]?.includes(input)) continue;
+      pending.push(...node.outputs.filter((o) => o));
+    }
+  }
+  return undefined;
+}
+
+/** The entries of a shape vector of `length` that a Gather of constant indices or a constant Slice reads; undefined when not known. */
+function pickedEntries(an: Analyzer, reader: NodeInfo, length: number): number[] | undefined {
+  if (reader.op === 'Gather' && Number(reader.attrs.axis ?? 0) === 0) return an.constant(reader.inputs[1])?.map((k) => (k < 0 ? k + length : k));
+  if (reader.op !== 'Slice') return undefined;
+  // Slice(data, starts, ends, axes = [0], steps = [1]) of the 1-D shape vector.
+  const [starts, ends] = [an.constant(reader.inputs[1]), an.constant(reader.inputs[2])];
+  const axes = reader.inputs[3] ? an.constant(reader.inputs[3]) : [0];
+  const steps = reader.inputs[4] ? an.constant(reader.inputs[4]) : [1];
+  if (!starts || !ends || !axes || !steps || starts.length !== 1 || steps[0] !== 1 || normalize(axes[0]!, 1) !== 0) return undefined;
+  const clamp = (v: number) => Math.min(length, Math.max(0, v < 0 ? v + length : v));
+  const [from, to] = [clamp(starts[0]!), clamp(ends[0]!)];
+  return Array.from({ length: Math.max(0, to - from) }, (_, k) => from + k);
+}
+
 /**
  * Finds the channel dependency groups of a graph. Nothing is changed; the result says which weight axes
  * each group slices and why a group must stay whole.
@@ -734,6 +796,25 @@ export function analyzeGraph(facts: GraphFacts): GraphAnalysis {
   // the groups do not follow: what it holds stays whole.
   for (const [copy, { source }] of tiedCopies(facts.proto)) {
     an.blockAll(copy, { node: `(tied weight ${copy})`, op: '', why: `'${copy}' is the exporter's copy of '${source}' (tied): removing units of one would untie them` });
+  }
+  const readers = new Map<string, { node: NodeInfo; input: number }[]>();
+  for (const n of nodes) n.inputs.forEach((v, input) => v && readers.set(v, [...(readers.get(v) ?? []), { node: n, input }]));
+  for (const n of nodes) {
+    if ((n.op !== 'Shape' && n.op !== 'Size') || (n.proto.domain && n.proto.domain !== 'ai.onnx')) continue;
+    const x = n.inputs[0]!;
+    const rank = an.shape(x)?.length;
+    if (rank === undefined) continue;
+    // Shape's start attribute (opset 15) offsets the entries it returns.
+    const start = n.op === 'Shape' ? normalize(Number(n.attrs.start ?? 0), rank) : 0;
+    for (const r of readers.get(n.outputs[0]!) ?? []) {
+      const cast = r.node.op === 'Cast' && FLOAT_TYPES.has(Number(r.node.attrs.to)) ? r.node : SHAPE_INPUTS[r.node.op]?.includes(r.input) ? undefined : numericUse(readers, r.node.outputs.filter((o) => o));
+      if (!cast) continue;
+      // Through a Gather of constant indices or a constant Slice only those axes are read; otherwise every one.
+      const picked = n.op === 'Shape' ? pickedEntries(an, r.node, rank - start) : undefined;
+      const axes = picked ? picked.map((k) => start + k) : Array.from({ length: rank }, (_, a) => a);
+      const why = blocker(cast, `computes with the size of '${x}' as a number (read by ${n.op} '${n.name}'): removing units would change it`);
+      for (const a of axes) an.block(x, a, why);
+    }
   }
   for (const n of nodes) {
     an.noteWeightLike(n);
@@ -765,6 +846,7 @@ function collectGroups(an: Analyzer, nodes: NodeInfo[]): GraphAnalysis {
     const atom = an.axes.get(value)?.[axis];
     if (atom !== undefined) for (const leaf of atoms.leavesUnder(atom)) addBlocker(leaf, b);
   }
+  for (const { atom, blocker: b } of an.atomBlocks) for (const leaf of atoms.leavesUnder(atom)) addBlocker(leaf, b);
   const producerOf = new Map<string, NodeInfo>();
   for (const n of nodes) for (const o of n.outputs) if (o) producerOf.set(o, n);
   const structures = new Map<number, Structure | undefined>();

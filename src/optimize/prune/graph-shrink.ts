@@ -121,7 +121,15 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
     return tensorToProto(name, takeAxes(tensorFromProto(t), keeps));
   });
 
-  const nodes = (g.node ?? []).map((n): NodeProto => {
+  // Nodes a rewrite adds, each placed just before the node it was made for.
+  let inserted: NodeProto[] = [];
+  const rewritten = (g.node ?? []).map((n): NodeProto[] => {
+    const node = rewrite(n);
+    const before = inserted;
+    inserted = [];
+    return [...before, node];
+  });
+  function rewrite(n: NodeProto): NodeProto {
     const op = n.opType ?? '';
     const inputs = n.input ?? [];
     const outputs = n.output ?? [];
@@ -168,6 +176,25 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
       const attribute = (n.attribute ?? []).filter((a) => a.name !== 'num_outputs' && a.name !== 'split');
       return { ...n, input: [x, name], attribute };
     }
+    if (op === 'Expand' && valueChanges(analysis, removed, outputs[0]!) && !facts.constants.has(inputs[1]!)) {
+      // A target computed at run time: its entries for the axes that shrink become 1 (target · keep +
+      // (1 − keep)), so the output takes the input's new size there; the analysis left whole the axes
+      // the input broadcasts from 1.
+      const y = outputs[0]!;
+      const rank = expectedSizes(analysis, removed, y)!.length;
+      const length = facts.sizes.get(inputs[1]!)?.[0]?.[0] ?? rank;
+      const keep = Array.from({ length }, (_, j) => (axisChanges(analysis, removed, y, j + rank - length) ? 0 : 1));
+      const keepName = fresh(`${n.name}/kept`);
+      const onesName = fresh(`${n.name}/ones`);
+      const kept = fresh(`${n.name}/target_kept`);
+      const target = fresh(`${n.name}/target`);
+      added.push(tensorToProto(keepName, intTensor(keep, undefined)), tensorToProto(onesName, intTensor(keep.map((k) => 1 - k), undefined)));
+      inserted.push(
+        { opType: 'Mul', name: kept, input: [inputs[1]!, keepName], output: [kept] },
+        { opType: 'Add', name: target, input: [kept, onesName], output: [target] },
+      );
+      return { ...n, input: [inputs[0]!, target] };
+    }
     if (op === 'Expand' && valueChanges(analysis, removed, outputs[0]!)) {
       // An attention mask broadcast to every head ([B, 1, 1, T] → [B, heads, 1, T]): the head count it
       // expands to is the new one; the other sizes stay as the file wrote them (1: keep the input's).
@@ -199,7 +226,8 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
       return { ...n, attribute };
     }
     return n;
-  });
+  }
+  const nodes = rewritten.flat();
 
   // Nodes and initializers that lost their last reader to a rewrite go (the shape arithmetic a new
   // Reshape target replaced); whatever the original left unread stays as it was.

@@ -304,9 +304,10 @@ export function graphFactsFlops(facts: GraphFacts): number {
     for (const n of facts.proto.graph?.node ?? []) {
       const out = shape(n.output?.[0] ?? '');
       const [a, b] = [shape(n.input?.[0] ?? ''), shape(n.input?.[1] ?? '')];
-      if (!out || !a || !b) continue;
+      // A recurrent layer's count needs no output (its Y may be left unwritten, '').
       const r = isRecurrentOp(n.opType) ? shape(n.input?.[2] ?? '') : undefined;
-      if (r) flops += recurrentFlops(a, b, r);
+      if (r && a && b) flops += recurrentFlops(a, b, r);
+      if (!out || !a || !b) continue;
       const kind = n.opType && Object.hasOwn(PRODUCT_KINDS, n.opType) ? PRODUCT_KINDS[n.opType] : undefined;
       if (kind) flops += productFlops(kind, a, b, out, n.opType === 'Gemm' && Boolean(n.attribute?.find((x) => x.name === 'transA')?.i));
     }

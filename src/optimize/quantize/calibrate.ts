@@ -51,7 +51,8 @@ export async function calibrateActivations(graph: Graph, x: Tensor | Readonly<Re
   if (n === 0) throw new KilnError('INVALID_DATA', 'the calibration set is empty: give at least one example');
   const observed = [
     ...graph.inputs.filter((v) => v.dtype === 'float32').map((v) => v.name),
-    ...graph.nodes.flatMap((node) => node.outputs.filter((o) => graph.value(o).dtype === 'float32')),
+    // An output the node does not write ('', as a recurrent layer's unused Y may be) has no values.
+    ...graph.nodes.flatMap((node) => node.outputs.filter((o) => o !== '' && graph.value(o).dtype === 'float32')),
   ];
   const proto = modelToProto(graph);
   const declared = new Set((proto.graph!.output ?? []).map((o) => o.name));

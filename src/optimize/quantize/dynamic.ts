@@ -59,7 +59,9 @@ export function quantizeDynamicGraph(
 
   for (const node of src.nodes) {
     if (absorbed.has(node)) continue;
-    const recurrent = RECURRENT.has(node.opType) ? int8RecurrentWeights(copy, node, (i) => copy.get(i)) : undefined;
+    const name = layerName(node);
+    const excluded = exclude.has(name) || exclude.has(node.name) || exclude.has(node.name.replace(/^node\//, ''));
+    const recurrent = RECURRENT.has(node.opType) && !excluded ? int8RecurrentWeights(copy, node, (i) => copy.get(i)) : undefined;
     if (recurrent) {
       copy.emit(node, recurrent);
       decide(node, 'float32', `dynamic quantization covers Conv, Gemm and MatMul only; ${INT8_RECURRENT}`);
@@ -69,13 +71,12 @@ export function quantizeDynamicGraph(
       copy.emit(node);
       // Shape arithmetic (int64 sizes, boolean masks) and constants carry no numeric work worth reporting.
       const numeric = node.outputs.some((o) => o && src.value(o).dtype === 'float32');
-      if (numeric && !['Identity', 'Dropout', 'Constant', 'Relu', 'Transpose', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Slice'].includes(node.opType)) {
+      if (excluded && numeric) decide(node, 'float32', 'excluded by request');
+      else if (numeric && !['Identity', 'Dropout', 'Constant', 'ConstantOfShape', 'Relu', 'Transpose', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Slice'].includes(node.opType)) {
         decide(node, 'float32', 'dynamic quantization covers Conv, Gemm and MatMul only');
       }
       continue;
     }
-    const name = layerName(node);
-    const excluded = exclude.has(name) || exclude.has(node.name) || exclude.has(node.name.replace(/^node\//, ''));
     const why = excluded
       ? 'excluded by request'
       : isActivationMatMul(copy, node)

@@ -42,7 +42,7 @@ export const DEFAULT_MIN_CONV_REDUCTION = 128;
 /** Ops ONNX Runtime has QLinear kernels for, with their own output range. */
 const QLINEAR = new Set(['GlobalAveragePool', 'AveragePool', 'LeakyRelu', 'Sigmoid', 'Softmax', 'Add', 'Mul', 'Concat']);
 /** Ops that carry no numeric work worth reporting. */
-const QUIET = new Set(['Identity', 'Dropout', 'Constant']);
+const QUIET = new Set(['Identity', 'Dropout', 'Constant', 'ConstantOfShape']);
 
 /** Op kinds `floatOps` can keep in float: blocks found by patterns.ts, and Softmax. */
 export type FloatOpKind = 'LayerNormalization' | 'Gelu' | 'Softmax';
@@ -182,7 +182,17 @@ export const INT8_RECURRENT = 'its weights are stored in 8 bits (ONNX Runtime tu
 export function int8RecurrentWeights(copy: GraphCopy, node: Node, input: (name: string) => Value | string): (Value | string)[] | undefined {
   const stored = [1, 2].filter((k) => node.inputs[k] && copy.constantOf(node.inputs[k]!)?.shape.length === 3);
   if (stored.length === 0) return undefined;
-  return node.inputs.map((name, k) => (stored.includes(k) ? int8Kernel(copy, node, k, 1) : name ? input(name) : ''));
+  return node.inputs.map((name, k) => (stored.includes(k) ? int8GateRows(copy, name) : name ? input(name) : ''));
+}
+
+/** A recurrent weight [directions, gates·hidden, K] as int8 with one scale per direction and row, Cast and multiplied back. */
+function int8GateRows(copy: GraphCopy, name: string): Value {
+  const w = copy.constantOf(name)!;
+  const [dirs, rows, cols] = w.shape as [number, number, number];
+  const qw = quantizeWeight(w.reshape([dirs * rows, cols]), { axis: 0, bits: 8 });
+  const values = copy.dst.constant(qw.values.reshape([dirs, rows, cols]), `${name}/int8`);
+  const scales = copy.dst.constant(new Tensor(qw.scales, [dirs, rows, 1], 'float32'), `${name}/scale`);
+  return copy.dst.op1('Mul', [copy.dst.op1('Cast', [values], { to: 1 }, `${name}/cast`), scales], {}, `${name}/dequantized`);
 }
 
 /** ONNX's recurrent layers: float compute, weights storable in 8 bits. */

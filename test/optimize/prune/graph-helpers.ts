@@ -128,3 +128,14 @@ export function convBehindLrnModel(): ModelProto {
     node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
   ], { w1: weight([4, 1, 3, 3], 1), w2: weight([6, 4, 3, 3], 2), fc: weight([3, 6], 3) });
 }
+
+/** An RNN (hidden 6) over x [N, 5, 4] with the given outputs (Y, Y_h), its final state into a 3-way Gemm. */
+export function recurrentModel(outputs: [string, string]): ModelProto {
+  return model([5, 4], 'logits', 3, [
+    node('Transpose', ['input'], ['steps'], { perm: [1, 0, 2] }),
+    { ...node('RNN', ['steps', 'w', 'r', 'b'], outputs, { hidden_size: 6 }), name: 'rnn' },
+    node('Transpose', [outputs[1]], ['last'], { perm: [1, 0, 2] }),
+    node('Flatten', ['last'], ['f']),
+    { ...node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }), name: 'fc' },
+  ], { w: weight([1, 6, 4], 1), r: weight([1, 6, 6], 2), b: weight([1, 12], 3), fc: weight([3, 6], 4) });
+}

@@ -18,7 +18,7 @@ import { Tensor } from '../../../src/tensor.js';
 import { GraphModel } from '../../../src/train/graph-model.js';
 import { kilnError } from './helpers.js';
 import { paddedTokenTask } from '../../fixtures/exported/token-task.js';
-import { FIXTURES, analyzeFixture, analyzeProto, convBehindLrnModel, fixtureProto, groupOf, images, maxAbsDiff, model, node, weight, zeroUnits } from './graph-helpers.js';
+import { FIXTURES, analyzeFixture, analyzeProto, convBehindLrnModel, fixtureProto, groupOf, images, maxAbsDiff, model, node, recurrentModel, weight, zeroUnits } from './graph-helpers.js';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const odd = (n: number) => Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === 1);
@@ -128,6 +128,62 @@ describe('structured pruning of imported graphs: a pruned graph equals the origi
       assert.deepEqual(lstm.input, [l === 0 ? 'steps' : 'y0', `w${l}`, `r${l}`, `b${l}`], 'the zero initial states are dropped');
     }
     assert.ok(!saved.graph!.node!.some((n) => n.opType === 'ConstantOfShape'), 'with nothing left reading them');
+  });
+
+  it("a learned initial state expanded to the batch at run time (torch's h0.expand(1, n, H)) prunes with the layer: the target's entry becomes 1", async () => {
+    const i64 = (...v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
+    const proto = model([5, 4], 'logits', 3, [
+      node('Transpose', ['input'], ['steps'], { perm: [1, 0, 2] }),
+      node('Shape', ['steps'], ['shape']),
+      node('Gather', ['shape', 'one'], ['n']),
+      node('Concat', ['first', 'n', 'six'], ['target'], { axis: 0 }),
+      node('Expand', ['h0', 'target'], ['h0n'], {}, 'expand'),
+      { ...node('LSTM', ['steps', 'w', 'r', 'b', '', 'h0n'], ['y', 'yh'], { hidden_size: 6 }), name: 'lstm' },
+      node('Transpose', ['yh'], ['last'], { perm: [1, 0, 2] }),
+      node('Flatten', ['last'], ['f']),
+      { ...node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }), name: 'fc' },
+    ], { w: weight([1, 24, 4], 1), r: weight([1, 24, 6], 2), b: weight([1, 48], 3), h0: weight([1, 1, 6], 4), fc: weight([3, 6], 5), one: i64(1), first: i64(1), six: i64(6) });
+    const a = await analyzeProto(proto);
+    const g = groupOf(a, 'lstm');
+    assert.deepEqual(g.blockers, []);
+    assert.ok(g.members.some((m) => m.tensor === 'h0' && m.axis === 2));
+    const zeroed = await GraphModel.fromProto(proto, 'h0.onnx');
+    zeroed.setWeights(zeroUnits(a, zeroed.weights, new Map([[g, odd(6)]])));
+    const { model: small } = await prune(zeroed, { structured: { ratio: 0.5 } });
+    const x = new Tensor(Float32Array.from({ length: 8 * 20 }, (_, i) => Math.sin(i * 0.7)), [8, 5, 4], 'float32');
+    assert.ok(maxAbsDiff((await small.predict(x)).data as Float32Array, (await zeroed.predict(x)).data as Float32Array) < 1e-5);
+    assert.deepEqual(small.weights.get('h0')!.shape, [1, 1, 3]);
+  });
+
+  it("an Expand of a size-1 axis to a size computed at run time leaves that axis's group whole, saying why", async () => {
+    // A per-example gate [N, 1, 1, 1] broadcast to the feature map's shape, read at run time (expand_as):
+    // the channel axis comes from the target alone.
+    const a = await analyzeProto(
+      model([1, 4, 4], 'logits', 3, [
+        node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('ReduceMean', ['c1'], ['gate'], { axes: [1, 2, 3], keepdims: 1 }),
+        node('Shape', ['c1'], ['shape']),
+        node('Expand', ['gate', 'shape'], ['gates'], {}, 'expand'),
+        node('Mul', ['c1', 'gates'], ['m']),
+        node('GlobalAveragePool', ['m'], ['p']),
+        node('Flatten', ['p'], ['f']),
+        node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+      ], { w1: weight([4, 1, 3, 3], 1), fc: weight([3, 4], 2) }),
+    );
+    assert.ok(groupOf(a, 'c1').blockers.some((b) => b.node === 'expand' && b.why === 'expands to a size computed at run time along this axis'), JSON.stringify(groupOf(a, 'c1').blockers));
+  });
+
+  it("a recurrent layer whose Y is not written (''): its FLOPs are counted, and it prunes", async () => {
+    const proto = recurrentModel(['', 'yh']);
+    const zeroed = await GraphModel.fromProto(proto, 'rnn-state.onnx');
+    const a = await analyzeProto(proto);
+    zeroed.setWeights(zeroUnits(a, zeroed.weights, new Map([[groupOf(a, 'rnn'), odd(6)]])));
+    const { model: small, report } = await prune(zeroed, { structured: { ratio: 0.5 } });
+    // Per example: 5 steps of W [6, 4] and R [6, 6], then the head [3, 6]; after, hidden 3.
+    assert.equal(report.before.flops, 2 * 5 * 6 * (4 + 6) + 2 * 3 * 6);
+    assert.equal(report.after.flops, 2 * 5 * 3 * (4 + 3) + 2 * 3 * 3);
+    const x = new Tensor(Float32Array.from({ length: 8 * 20 }, (_, i) => Math.cos(i)), [8, 5, 4], 'float32');
+    assert.ok(maxAbsDiff((await small.predict(x)).data as Float32Array, (await zeroed.predict(x)).data as Float32Array) < 1e-5);
   });
 
   it('vit13 with half the heads: the Reshape into heads and the slices of the packed projection are rewritten', async () => {
@@ -386,6 +442,85 @@ describe('structured pruning of imported graphs: bad input', () => {
     const [c1, c2] = report.groups;
     assert.deepEqual([c1!.producers, c1!.pruned, c1!.leftWhole], [['c1'], false, [{ node: 'local_response_norm', op: 'LRN', why: 'LRN is not an op the analysis follows' }]]);
     assert.deepEqual([c2!.producers, c2!.units, c2!.pruned], [['c2'], [6, 3], true]);
+  });
+
+  it("a size the model computes with as a number (torch's y * y.size(1) ** -0.5) leaves that axis's group whole; a size read only as a shape does not", async () => {
+    const i64 = (...v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
+    const scaled = (pick: 'Gather' | 'Slice') =>
+      model([1, 4, 4], 'logits', 3, [
+        node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('Relu', ['c1'], ['r']),
+        node('Shape', ['r'], ['s'], {}, 'shape_of_r'),
+        pick === 'Gather' ? node('Gather', ['s', 'channel_axis'], ['c']) : node('Slice', ['s', 'from', 'to'], ['c']),
+        node('Cast', ['c'], ['cf'], { to: 1 }, 'to_float'),
+        node('Pow', ['cf', 'minus_half'], ['scale']),
+        node('Mul', ['r', 'scale'], ['m']),
+        node('GlobalAveragePool', ['m'], ['p']),
+        node('Flatten', ['p'], ['f']),
+        node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+      ], { w1: weight([4, 1, 3, 3], 1), fc: weight([3, 4], 2), channel_axis: new Tensor(BigInt64Array.of(1n), [], 'int64'), from: i64(1), to: i64(2), minus_half: new Tensor(Float32Array.of(-0.5), [], 'float32') });
+    for (const pick of ['Gather', 'Slice'] as const) {
+      const a = await analyzeProto(scaled(pick));
+      assert.deepEqual(groupOf(a, 'c1').blockers, [{ node: 'to_float', op: 'Cast', why: "computes with the size of 'r' as a number (read by Shape 'shape_of_r'): removing units would change it" }], pick);
+      await assert.rejects(prune(await GraphModel.fromProto(scaled(pick), 'scaled.onnx'), { structured: { ratio: 0.5 } }), kilnError('INVALID_ARGUMENT', 'no group can be pruned', 'as a number'));
+    }
+    // The height read instead (entry 2): the channels stay prunable.
+    const height = scaled('Slice');
+    height.graph!.initializer = height.graph!.initializer!.map((t) => (t.name === 'from' ? { ...t, int64Data: undefined, rawData: new Uint8Array(BigInt64Array.of(2n).buffer) } : t.name === 'to' ? { ...t, int64Data: undefined, rawData: new Uint8Array(BigInt64Array.of(3n).buffer) } : t));
+    assert.deepEqual(groupOf(await analyzeProto(height), 'c1').blockers, []);
+  });
+
+  it('a grouped Conv keeps its group count: a ratio removes that fraction of the channels within each group', async () => {
+    // c1 (8 channels) → grouped c2 (groups 2: 4 channels in, 8 out per group... [8, 4, 3, 3]) → pool → Gemm.
+    const proto = model([1, 6, 6], 'logits', 3, [
+      node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      node('Relu', ['c1'], ['r1']),
+      node('Conv', ['r1', 'w2'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 2 }),
+      node('Relu', ['c2'], ['r2']),
+      node('GlobalAveragePool', ['r2'], ['p']),
+      node('Flatten', ['p'], ['f']),
+      node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+    ], { w1: weight([8, 1, 3, 3], 1), w2: weight([8, 4, 3, 3], 2), fc: weight([3, 8], 3) });
+    const a = await analyzeProto(proto);
+    const open = a.groups.filter((g) => g.blockers.length === 0);
+    assert.deepEqual(open.map((g) => [g.producers, g.units]), [[['c1'], 4], [['c2'], 4]], 'the channels within a group, not the groups');
+    const zeroed = await GraphModel.fromProto(proto, 'grouped.onnx');
+    zeroed.setWeights(zeroUnits(a, zeroed.weights, new Map(open.map((g) => [g, odd(g.units)]))));
+    const { model: small } = await prune(zeroed, { structured: { ratio: 0.5 } });
+    const saved = decodeModel(small.toOnnx());
+    const c2 = saved.graph!.node!.find((n) => n.name === 'c2')!;
+    assert.equal(c2.attribute!.find((at) => at.name === 'group')!.i, 2);
+    assert.deepEqual(small.weights.get('w2')!.shape, [4, 2, 3, 3], 'half the channels: 8 → 4 out, 4 → 2 in per group');
+    const x = images(4, [1, 6, 6]);
+    assert.ok(maxAbsDiff((await small.predict(x)).data as Float32Array, (await zeroed.predict(x)).data as Float32Array) < 1e-5);
+  });
+
+  it("a Resize to sizes computed at run time (F.interpolate(size=skip.shape[-2:])) prunes through; sizes that would keep the old channel count leave the group whole", async () => {
+    const i64 = (...v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
+    const upsampled = (channels: 'follow' | 'written') =>
+      model([1, 4, 4], 'logits', 3, [
+        node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('Relu', ['c1'], ['r1']),
+        node('Shape', ['r1'], ['s']),
+        // [N, C] read from the input, or [N] and a channel count written down; then the new H, W.
+        ...(channels === 'follow'
+          ? [node('Slice', ['s', 'zero', 'two'], ['nc']), node('Concat', ['nc', 'hw'], ['sizes'], { axis: 0 })]
+          : [node('Slice', ['s', 'zero', 'one'], ['n']), node('Concat', ['n', 'four', 'hw'], ['sizes'], { axis: 0 })]),
+        { ...node('Resize', ['r1', '', '', 'sizes'], ['up'], { mode: 'nearest' }), name: 'resize' },
+        node('GlobalAveragePool', ['up'], ['p']),
+        node('Flatten', ['p'], ['f']),
+        node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+      ], { w1: weight([4, 1, 3, 3], 1), fc: weight([3, 4], 2), zero: i64(0), one: i64(1), two: i64(2), four: i64(4), hw: i64(8, 8) });
+    const follow = upsampled('follow');
+    const a = await analyzeProto(follow);
+    assert.deepEqual(groupOf(a, 'c1').blockers, []);
+    const zeroed = await GraphModel.fromProto(follow, 'up.onnx');
+    zeroed.setWeights(zeroUnits(a, zeroed.weights, new Map([[groupOf(a, 'c1'), odd(4)]])));
+    const { model: small } = await prune(zeroed, { structured: { ratio: 0.5 } });
+    const x = images(4, [1, 4, 4]);
+    assert.ok(maxAbsDiff((await small.predict(x)).data as Float32Array, (await zeroed.predict(x)).data as Float32Array) < 1e-5);
+    // The channel count written as 4: the shrunk graph's Resize output is measured against the analysis', and c1 stays whole.
+    await assert.rejects(prune(await GraphModel.fromProto(upsampled('written'), 'up4.onnx'), { structured: { ratio: 0.5 } }), kilnError('INVALID_ARGUMENT'));
   });
 
   it('a size read at run time (Shape) where no rewrite follows it leaves that group whole, and the rest are pruned', async () => {

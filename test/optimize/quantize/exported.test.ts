@@ -17,6 +17,7 @@ import { GraphModel } from '../../../src/train/graph-model.js';
 import { loadModel } from '../../../src/train/load.js';
 import { EXPORTED_DIR, decodeTensor, readReference } from '../../fixtures/exported/reference.js';
 import { fashion, optimizedOps, rejectsWith, runOrt, tmpDir } from './helpers.js';
+import { recurrentModel } from '../prune/graph-helpers.js';
 
 const VITS = ['vit13', 'vit17'] as const;
 const fixture = (name: string) => `${EXPORTED_DIR}/${name}.onnx`;
@@ -295,10 +296,10 @@ describe("int8 of a recurrent model (PyTorch's LSTM, GRU and RNN exports)", () =
         const scales = initializer(out, `${name}/scale`);
         assert.equal(values.dtype, 'int8');
         const [dirs, rows, cols] = w.shape as [number, number, number];
-        assert.deepEqual(scales.shape, [1, rows, 1]);
-        // Every weight within half a step of its row's scale.
+        assert.deepEqual(scales.shape, [dirs, rows, 1]);
+        // Every weight within half a step of its direction's and row's scale.
         for (let i = 0; i < dirs * rows * cols; i++) {
-          const s = (scales.data as Float32Array)[Math.floor(i / cols) % rows]!;
+          const s = (scales.data as Float32Array)[Math.floor(i / cols)]!;
           assert.ok(Math.abs((values.data as Int8Array)[i]! * s - (w.data as Float32Array)[i]!) <= s / 2 + 1e-7, `${name}[${i}]`);
         }
       }
@@ -319,6 +320,35 @@ describe("int8 of a recurrent model (PyTorch's LSTM, GRU and RNN exports)", () =
       let worst = 0;
       for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - after[i]!));
       assert.ok(worst < 0.1, `largest logit change ${worst}`);
+      // torch's zero initial states are no layer to report.
+      assert.ok(!q.report.layers.some((r) => r.ops.includes('ConstantOfShape')), JSON.stringify(q.report.layers.map((r) => r.ops)));
     });
   }
+
+  it('a layer named in exclude keeps its weights in float, in both modes', async () => {
+    const d = await fashion();
+    for (const options of [{ mode: 'dynamic' as const }, { mode: 'static' as const, calibration: d.train.images, calibrationSamples: 32 }]) {
+      const q = await quantize(await loadModel(fixture('rnn')), { ...options, exclude: ['/lstm/LSTM'] });
+      const names = new Set(decodeModel(q.bytes).graph!.initializer!.map((t) => t.name));
+      assert.ok(names.has('onnx::LSTM_323') && names.has('onnx::LSTM_324'), `${options.mode}: the excluded LSTM's W and R stay float`);
+      assert.ok(names.has('onnx::GRU_344/int8'), `${options.mode}: the others are still stored in 8 bits`);
+      assert.equal(q.report.layers.find((r) => r.layer === '/lstm/LSTM')!.reason, 'excluded by request');
+    }
+  });
+
+  it("static: a recurrent layer whose Y is not written ('', only its final state read) calibrates and quantizes", async () => {
+    // x [N, 5, 4] → steps → RNN (Y '', Y_h [1, N, 6]) → [N, 6] → Gemm.
+    const proto = recurrentModel(['', 'yh']);
+    const q = await quantize(encodeModel(proto), { mode: 'static', calibration: calibrationSteps(64) });
+    const x = calibrationSteps(16);
+    const [before, after] = [await runOrt(encodeModel(proto), x), await runOrt(q.bytes, x)];
+    let worst = 0;
+    for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - after[i]!));
+    assert.ok(worst < 0.05, `largest change ${worst}`);
+  });
 });
+
+/** Sequences [n, 5, 4] of values in [-1, 1]. */
+function calibrationSteps(n: number): Tensor {
+  return new Tensor(Float32Array.from({ length: n * 20 }, (_, i) => Math.sin(i * 0.37)), [n, 5, 4], 'float32');
+}
