@@ -57,6 +57,8 @@ export class Graph {
   /** Every value declared so far, by name. */
   readonly values = new Map<string, Value>();
   private readonly usedNames = new Set<string>();
+  /** For each hint uniqueName has suffixed, the suffix its next search starts from (every smaller one is taken). */
+  private readonly nextSuffix = new Map<string, number>();
   private readonly producers = new Map<string, Node>();
 
   /** A new, empty graph with this name. */
@@ -65,16 +67,22 @@ export class Graph {
     readonly name = 'kiln',
   ) {}
 
-  /** A name not used yet in this graph, derived from the hint. */
+  /**
+   * A name not used yet in this graph, derived from the hint: the hint, else `hint_i` for the smallest
+   * free i. Names are never freed, so each hint's search resumes where its last one stopped: an
+   * unrolled recurrent layer asks for the same hints thousands of times, and probing from 1 each time
+   * made building its graph quadratic in the sequence length.
+   */
   uniqueName(hint: string): string {
     if (!this.usedNames.has(hint)) {
       this.usedNames.add(hint);
       return hint;
     }
-    for (let i = 1; ; i++) {
+    for (let i = this.nextSuffix.get(hint) ?? 1; ; i++) {
       const candidate = `${hint}_${i}`;
       if (!this.usedNames.has(candidate)) {
         this.usedNames.add(candidate);
+        this.nextSuffix.set(hint, i + 1);
         return candidate;
       }
     }
