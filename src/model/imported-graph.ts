@@ -55,10 +55,12 @@ export type InputLayout = 'nchw' | 'nhwc';
 
 /**
  * A channels-first input's example shape fed channels last: [H, W, C] for an image [C, H, W],
- * [D, H, W, C] for a volume [C, D, H, W]; undefined for an input of another rank (vectors, token ids),
- * which has no channel axis to move.
+ * [D, H, W, C] for a volume [C, D, H, W], [H, W, 1] for a single-channel image whose channel axis the
+ * model leaves out ([H, W]: the rows of PyTorch's MNIST-LSTM tutorials); undefined for an input of
+ * another rank (vectors, token ids), which has no channel axis to move.
  */
 export function channelsLastShape(own: readonly number[]): number[] | undefined {
+  if (own.length === 2) return [...own, 1];
   return own.length === 3 || own.length === 4 ? [...own.slice(1), own[0]!] : undefined;
 }
 
@@ -315,7 +317,8 @@ export class ImportedGraph implements ModelStructure {
         throw new KilnError('INVALID_ARGUMENT', `per-channel --mean/--std for input ${formatShape([null, ...own])}: say which axis holds the channels with --layout nchw (channels first) or --layout nhwc (channels last)`);
       }
     }
-    const channels = !image || preprocessing.layout === 'nhwc' ? own.at(-1) : own[0];
+    // An image [H, W] has one channel, left out.
+    const channels = own.length === 2 && preprocessing.layout !== 'nhwc' ? 1 : !image || preprocessing.layout === 'nhwc' ? own.at(-1) : own[0];
     for (const key of ['mean', 'std'] as const) {
       const v = preprocessing[key];
       if (v === undefined) continue;
@@ -608,7 +611,9 @@ export class ImportedGraph implements ModelStructure {
     const rank = this.modelInput.shape.length + 1;
     // [N, ..., C] → [N, C, ...]: [0, 3, 1, 2] for images, [0, 4, 1, 2, 3] for volumes.
     const perm = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)];
-    let x = layout === 'nchw' ? graph.op1('Transpose', [input], { perm }, 'to_channels_first') : input;
+    // An image [H, W] fed [H, W, 1] loses its channel axis instead.
+    let x =
+      layout !== 'nchw' ? input : rank === 3 ? graph.op1('Squeeze', [input, graph.int64s([3])], {}, 'drop_channel_axis') : graph.op1('Transpose', [input], { perm }, 'to_channels_first');
     const channelAxis = layout === 'nhwc' ? rank - 1 : 1;
     const perChannel = (v: number[]) => {
       const shape = Array.from({ length: rank }, (_, i) => (i === channelAxis ? v.length : 1));

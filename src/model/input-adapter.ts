@@ -88,6 +88,8 @@ function layoutFor(x: Tensor, input: TensorDescription, preprocessing: Preproces
   if (rest.length === 3 || rest.length === 4) {
     if (fits([rest.at(-1)!, ...rest.slice(0, -1)])) return toChannelsFirst(x as Tensor<'float32'>);
   }
+  // A single-channel image to a model that leaves the channel axis out ([H, W, 1] → [H, W]).
+  if (rest.length === 3 && rest[2] === 1 && fits(rest.slice(0, 2))) return x.reshape([x.shape[0]!, rest[0]!, rest[1]!]);
   const rowSize = rest.reduce((a, b) => a * b, 1);
   if (fits([rowSize])) return x.reshape([x.shape[0]!, rowSize]);
   throw new KilnError(

@@ -19,6 +19,8 @@ import { adam, sgd } from '../../src/train/optimizers.js';
 import { EXPORTED_DIR, decodeTensor, readReference, referenceInputs } from '../fixtures/exported/reference.js';
 import { maxAbsDiff } from '../optimize/prune/graph-helpers.js';
 import { runMain } from '../cli/helpers.js';
+import { adaptInput } from '../../src/model/input-adapter.js';
+import { recurrentModel } from '../optimize/prune/graph-helpers.js';
 import { assertRejectsKiln, makeTempDir } from './helpers.js';
 
 const RNN = `${EXPORTED_DIR}/rnn.onnx`;
@@ -84,5 +86,37 @@ describe('a recurrent layer Kiln cannot unroll', () => {
     const targets = new Tensor(new Float32Array(8 * 3).fill(0.5), [8, 3], 'float32');
     const history = await model.fit(data, targets, { epochs: 2, batchSize: 8, verbose: 0, shuffle: false });
     assert.ok(history.history.loss![1]! < history.history.loss![0]!);
+  });
+});
+
+describe('a model reading an image as rows [N, H, W] (the MNIST-LSTM tutorials) fed Kiln images [N, H, W, 1]', () => {
+  const x = new Tensor(Float32Array.from({ length: 8 * 20 }, (_, i) => Math.sin(i * 0.3)), [8, 5, 4], 'float32');
+  const images = x.reshape([8, 5, 4, 1]);
+
+  it('predicts, trains and saves with the channel axis dropped in its graph, as from the rows themselves', async () => {
+    const model = await GraphModel.fromProto(recurrentModel(['y', 'yh']), 'rows.onnx');
+    const fromRows = (await model.predict(x)).data as Float32Array;
+    const rowsModel = await GraphModel.fromProto(recurrentModel(['y', 'yh']), 'rows.onnx');
+    assert.ok(maxAbsDiff((await rowsModel.predict(images)).data as Float32Array, fromRows) < 1e-6);
+    assert.equal(rowsModel.preprocessing.layout, 'nchw');
+    rowsModel.compile({ optimizer: sgd({ learningRate: 0.1 }), loss: 'sparseCategoricalCrossentropy' });
+    const labels = new Tensor(Int32Array.from({ length: 8 }, (_, i) => i % 3), [8], 'int32');
+    const history = await rowsModel.fit(images, labels, { epochs: 2, batchSize: 8, verbose: 0, shuffle: false });
+    assert.ok(history.history.loss![1]! < history.history.loss![0]!);
+    const temp = await makeTempDir('kiln-rows-');
+    try {
+      const file = join(temp.dir, 'rows.onnx');
+      await rowsModel.save(file);
+      const reloaded = await GraphModel.load(file);
+      assert.ok(maxAbsDiff((await reloaded.predict(images)).data as Float32Array, (await rowsModel.predict(images)).data as Float32Array) < 1e-6);
+    } finally {
+      await temp.remove();
+    }
+  });
+
+  it('a plain ONNX file fed through adaptInput drops the axis too (evaluate, quantize calibration, the client)', () => {
+    const fed = adaptInput(images, { name: 'input', dtype: 'float32', shape: [null, 5, 4] });
+    assert.deepEqual(fed.shape, [8, 5, 4]);
+    assert.deepEqual(Array.from(fed.data as Float32Array), Array.from(x.data as Float32Array));
   });
 });
