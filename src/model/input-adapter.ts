@@ -88,8 +88,10 @@ function layoutFor(x: Tensor, input: TensorDescription, preprocessing: Preproces
   if (rest.length === 3 || rest.length === 4) {
     if (fits([rest.at(-1)!, ...rest.slice(0, -1)])) return toChannelsFirst(x as Tensor<'float32'>);
   }
-  // A single-channel image to a model that leaves the channel axis out ([H, W, 1] → [H, W]).
+  // A single-channel image to a model that leaves the channel axis out ([H, W, 1] → [H, W]), and rows
+  // [H, W] to a single-channel model ([1, H, W]).
   if (rest.length === 3 && rest[2] === 1 && fits(rest.slice(0, 2))) return x.reshape([x.shape[0]!, rest[0]!, rest[1]!]);
+  if (rest.length === 2 && fits([1, ...rest])) return x.reshape([x.shape[0]!, 1, ...rest]);
   const rowSize = rest.reduce((a, b) => a * b, 1);
   if (fits([rowSize])) return x.reshape([x.shape[0]!, rowSize]);
   throw new KilnError(

@@ -118,5 +118,7 @@ describe('a model reading an image as rows [N, H, W] (the MNIST-LSTM tutorials) 
     const fed = adaptInput(images, { name: 'input', dtype: 'float32', shape: [null, 5, 4] });
     assert.deepEqual(fed.shape, [8, 5, 4]);
     assert.deepEqual(Array.from(fed.data as Float32Array), Array.from(x.data as Float32Array));
+    // And rows to a single-channel model.
+    assert.deepEqual(adaptInput(x, { name: 'input', dtype: 'float32', shape: [null, 1, 5, 4] }).shape, [8, 1, 5, 4]);
   });
 });

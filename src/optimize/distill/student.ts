@@ -1,5 +1,5 @@
 import { KilnError, formatShape } from '../../errors.js';
-import { Activation, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D, layerFromConfig, type Layer, type SerializedLayer } from '../../layers/index.js';
+import { Activation, BatchNormalization, Conv2D, Dense, Flatten, GlobalAveragePooling2D, MaxPooling2D, layerFromConfig, type Layer, type SerializedLayer } from '../../layers/index.js';
 import { MODEL_METADATA_KEY, sequentialArgsFromProto } from '../../model/sequential.js';
 import type { OnnxModel } from '../../model/onnx-model.js';
 import { notWeights } from '../../model/imported-graph.js';
@@ -146,10 +146,15 @@ export function defaultStudent(teacher: OnnxModel | Sequential | GraphModel, dat
  * one Dense to the classes. At a quarter of a small teacher (a few thousand parameters) that spends the
  * budget on convolution filters, where the tutorial CNN's flatten-and-dense head took a third of it and
  * left a Dense(7) bottleneck; batch normalization lets so narrow a network train (bench/distill/README.md,
- * any-onnx.ts, measures both). Flat inputs get a two-layer MLP.
+ * any-onnx.ts, measures both). Other inputs (vectors, sequences) get a two-layer MLP over them, flattened.
  */
 function foreignFamily(data: { inputShape: number[]; numClasses: number }): Layer[] {
-  if (data.inputShape.length !== 3) return [new Dense({ units: 128, activation: 'relu', inputShape: data.inputShape }), new Dense({ units: data.numClasses })];
+  if (data.inputShape.length !== 3) {
+    // Anything else that is not an image — sequences [T, F] for a recurrent teacher, rows [H, W] —
+    // is flattened into the MLP; Kiln's layers have no recurrent layer to narrow.
+    const flat = data.inputShape.length > 1 ? [new Flatten({ inputShape: data.inputShape })] : [];
+    return [...flat, new Dense({ units: 128, activation: 'relu', ...(flat.length === 0 ? { inputShape: data.inputShape } : {}) }), new Dense({ units: data.numClasses })];
+  }
   const stage = (filters: number, first: boolean): Layer[] => [
     new Conv2D({ filters, kernelSize: 3, useBias: false, ...(first ? { inputShape: data.inputShape } : {}) }),
     new BatchNormalization(),

@@ -123,6 +123,16 @@ describe('the default student of an exported teacher', () => {
     }
   });
 
+  it('for a recurrent teacher over sequences [T, F] (or image rows [H, W]): an MLP over the flattened steps, within the budget, that distills', async () => {
+    const teacher = await asOnnxModel(join(DIR, 'rnn.onnx'));
+    const student = defaultStudent(teacher, { inputShape: [28, 28], numClasses: 10 });
+    assert.deepEqual(student.layers.map((l) => l.className), ['Flatten', 'Dense', 'Dense']);
+    assert.ok(student.countParams().total <= 0.25 * 5842);
+    const rows = new Tensor(Float32Array.from({ length: 16 * 784 }, (_, i) => (Math.sin(i) + 1) / 2), [16, 28, 28], 'float32');
+    const r = await distill({ teacher, student, x: rows, y: new Tensor(Int32Array.from({ length: 16 }, (_, i) => i % 10), [16], 'int32'), epochs: 1, batchSize: 8, verbose: 0 });
+    assert.ok(Number.isFinite(r.history.history.loss![0]));
+  });
+
   it('trains: distilled on the teacher\'s soft targets its loss falls, and plain fitting learns labels that depend on the image', async () => {
     const teacher = await asOnnxModel(join(DIR, 'resnet.onnx'));
     const data = randomImages(128, [28, 28, 1]);
