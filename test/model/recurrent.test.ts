@@ -89,6 +89,17 @@ describe('a recurrent layer Kiln cannot unroll', () => {
   });
 });
 
+describe("an initial state given as an input in PyTorch's layout [layers·directions, batch, hidden]", () => {
+  it('is refused by name, saying how to export it batch first', async () => {
+    const proto = recurrentModel(['y', 'yh']);
+    const g = proto.graph!;
+    const rnn = g.node!.find((n) => n.name === 'rnn')!;
+    rnn.input = [...rnn.input!, '', 'h0'];
+    g.input!.push({ name: 'h0', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimParam: 'batch' }, { dimValue: 6 }] } } } });
+    await assertRejectsKiln(() => GraphModel.fromProto(proto, 'h0.onnx'), 'INVALID_SHAPE', "input 'h0' has shape [1, batch, 6]: its batch ('batch', the batch of 'input') is axis 1", 'h0.transpose(0, 1)');
+  });
+});
+
 describe('a model reading an image as rows [N, H, W] (the MNIST-LSTM tutorials) fed Kiln images [N, H, W, 1]', () => {
   const x = new Tensor(Float32Array.from({ length: 8 * 20 }, (_, i) => Math.sin(i * 0.3)), [8, 5, 4], 'float32');
   const images = x.reshape([8, 5, 4, 1]);
