@@ -158,13 +158,19 @@ export const INT8_KERNEL = 'its kernel is stored in 8 bits (ONNX Runtime turns i
  * whatever weightBits, reduceRange or perChannel give the integer kernels: those settings serve integer
  * accumulation, which this convolution does not do, and the file holds a byte per weight either way.
  */
-export function int8Kernel(copy: GraphCopy, node: Node, input = 1, axis = outputChannelAxis(node)): Value {
-  const name = node.inputs[input]!;
+export function int8Kernel(copy: GraphCopy, node: Node): Value {
+  const name = node.inputs[1]!;
   const w = copy.constantOf(name)!;
+  const axis = outputChannelAxis(node);
   const qw = quantizeWeight(w, { axis, bits: 8 });
-  const values = copy.dst.constant(qw.values, `${name}/int8`);
-  const scales = copy.dst.constant(new Tensor(qw.scales, w.shape.map((d, k) => (k === axis ? d : 1)), 'float32'), `${name}/scale`);
-  return copy.dst.op1('Mul', [copy.dst.op1('Cast', [values], { to: 1 }, `${name}/cast`), scales], {}, `${name}/dequantized`);
+  return castBack(copy, name, qw.values, new Tensor(qw.scales, w.shape.map((d, k) => (k === axis ? d : 1)), 'float32'));
+}
+
+/** int8 values stored as a constant, Cast to float and multiplied by their scales (broadcast): ONNX Runtime folds it into one float initializer as it loads. */
+function castBack(copy: GraphCopy, name: string, values: Tensor, scales: Tensor): Value {
+  const stored = copy.dst.constant(values, `${name}/int8`);
+  const scale = copy.dst.constant(scales, `${name}/scale`);
+  return copy.dst.op1('Mul', [copy.dst.op1('Cast', [stored], { to: 1 }, `${name}/cast`), scale], {}, `${name}/dequantized`);
 }
 
 /** The end of the reason given for a recurrent layer {@link int8RecurrentWeights} serves. */
@@ -190,9 +196,7 @@ function int8GateRows(copy: GraphCopy, name: string): Value {
   const w = copy.constantOf(name)!;
   const [dirs, rows, cols] = w.shape as [number, number, number];
   const qw = quantizeWeight(w.reshape([dirs * rows, cols]), { axis: 0, bits: 8 });
-  const values = copy.dst.constant(qw.values.reshape([dirs, rows, cols]), `${name}/int8`);
-  const scales = copy.dst.constant(new Tensor(qw.scales, [dirs, rows, 1], 'float32'), `${name}/scale`);
-  return copy.dst.op1('Mul', [copy.dst.op1('Cast', [values], { to: 1 }, `${name}/cast`), scales], {}, `${name}/dequantized`);
+  return castBack(copy, name, qw.values.reshape([dirs, rows, cols]), new Tensor(qw.scales, [dirs, rows, 1], 'float32'));
 }
 
 /** ONNX's recurrent layers: float compute, weights storable in 8 bits. */

@@ -88,6 +88,9 @@ export function node(op: string, inputs: string[], outputs: string[], attrs: Rec
   return { opType: op, name, input: inputs, output: outputs, attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)) };
 }
 
+/** A 1-D int64 constant (shapes, indices, slice bounds). */
+export const i64 = (...v: number[]): Tensor => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
+
 /** A seeded float weight. */
 export function weight(shape: number[], seed: number, scale = 0.5): Tensor {
   const rng = new Random(seed);

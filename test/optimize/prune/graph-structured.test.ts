@@ -18,7 +18,7 @@ import { Tensor } from '../../../src/tensor.js';
 import { GraphModel } from '../../../src/train/graph-model.js';
 import { kilnError } from './helpers.js';
 import { paddedTokenTask } from '../../fixtures/exported/token-task.js';
-import { FIXTURES, analyzeFixture, analyzeProto, convBehindLrnModel, fixtureProto, groupOf, images, maxAbsDiff, model, node, recurrentModel, weight, zeroUnits } from './graph-helpers.js';
+import { FIXTURES, analyzeFixture, analyzeProto, convBehindLrnModel, fixtureProto, groupOf, i64, images, maxAbsDiff, model, node, recurrentModel, weight, zeroUnits } from './graph-helpers.js';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const odd = (n: number) => Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === 1);
@@ -87,7 +87,6 @@ describe('structured pruning of imported graphs: a pruned graph equals the origi
   }
 
   it("a two-layer LSTM as torch exports it: one zero ConstantOfShape sliced into each layer's initial state, the layers' final states concatenated", async () => {
-    const i64 = (...v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
     const layers = [0, 1].flatMap((l) => [
       node('Slice', ['zeros', `from${l}`, `to${l}`, 'axis0'], [`h0_${l}`]),
       node('Slice', ['zeros', `from${l}`, `to${l}`, 'axis0'], [`c0_${l}`], {}, `c0_${l}`),
@@ -131,7 +130,6 @@ describe('structured pruning of imported graphs: a pruned graph equals the origi
   });
 
   it("a learned initial state expanded to the batch at run time (torch's h0.expand(1, n, H)) prunes with the layer: the target's entry becomes 1", async () => {
-    const i64 = (...v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
     const proto = model([5, 4], 'logits', 3, [
       node('Transpose', ['input'], ['steps'], { perm: [1, 0, 2] }),
       node('Shape', ['steps'], ['shape']),
@@ -445,7 +443,6 @@ describe('structured pruning of imported graphs: bad input', () => {
   });
 
   it("a size the model computes with as a number (torch's y * y.size(1) ** -0.5) leaves that axis's group whole; a size read only as a shape does not", async () => {
-    const i64 = (...v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
     const scaled = (pick: 'Gather' | 'Slice') =>
       model([1, 4, 4], 'logits', 3, [
         node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
@@ -496,7 +493,6 @@ describe('structured pruning of imported graphs: bad input', () => {
   });
 
   it("a Resize to sizes computed at run time (F.interpolate(size=skip.shape[-2:])) prunes through; sizes that would keep the old channel count leave the group whole", async () => {
-    const i64 = (...v: number[]) => new Tensor(BigInt64Array.from(v, BigInt), [v.length], 'int64');
     const upsampled = (channels: 'follow' | 'written') =>
       model([1, 4, 4], 'logits', 3, [
         node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
