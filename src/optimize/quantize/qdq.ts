@@ -174,7 +174,7 @@ function castBack(copy: GraphCopy, name: string, values: Tensor, scales: Tensor)
 }
 
 /** The end of the reason given for a recurrent layer {@link int8RecurrentWeights} serves. */
-export const INT8_RECURRENT = 'its weights are stored in 8 bits (ONNX Runtime turns them back into float as the model loads)';
+export const INT8_RECURRENT = 'its weights are stored in 8 bits per row whatever the weight bits and per-tensor settings, which apply to integer kernels (ONNX Runtime turns them back into float as the model loads)';
 
 /**
  * A recurrent layer (LSTM, GRU, RNN) computes in float — ONNX has no integer recurrent op, and ONNX
