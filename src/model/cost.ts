@@ -1,5 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import type { Graph } from '../graph/graph.js';
+import { isRecurrentOp } from '../ops/recurrent.js';
 import type { Model } from './model.js';
 
 /** What a model costs to store and run, as `modelCost` measures it. */
@@ -43,9 +44,6 @@ export function productFlops(kind: ProductKind, input: readonly number[], weight
 export function recurrentFlops(x: readonly number[], weight: readonly number[], recurrence: readonly number[]): number {
   return 2 * x[0]! * x[1]! * weight[0]! * weight[1]! * (weight[2]! + recurrence[2]!);
 }
-
-/** Whether an op is a recurrent layer whose arithmetic recurrentFlops counts. */
-export const isRecurrentOp = (op: string | undefined) => op === 'LSTM' || op === 'GRU' || op === 'RNN';
 
 /** FLOPs of the graph's Conv, ConvTranspose, Gemm, MatMul and recurrent nodes, from the shapes the builder inferred. */
 export function graphFlops(graph: Graph): number {

@@ -2,6 +2,7 @@ import { KilnError } from '../errors.js';
 import type { Attrs, Graph, Value } from '../graph/graph.js';
 import type { NodeProto } from '../graph/proto.js';
 import { Tensor } from '../tensor.js';
+import { RECURRENT_GATES, isRecurrentOp } from '../ops/recurrent.js';
 import { isOnnx } from './training-mode-nodes.js';
 
 /*
@@ -18,7 +19,7 @@ const DEFAULT_ACTIVATIONS: Record<string, string[]> = { LSTM: ['Sigmoid', 'Tanh'
 
 /** Whether a node is a recurrent layer this file unrolls in training. */
 export function isRecurrent(n: NodeProto): boolean {
-  return isOnnx(n) && (n.opType === 'LSTM' || n.opType === 'GRU' || n.opType === 'RNN');
+  return isOnnx(n) && isRecurrentOp(n.opType);
 }
 
 /** Why a recurrent node cannot be unrolled, or undefined when it can. */
@@ -48,7 +49,7 @@ export function unrolledRecurrent(graph: Graph, n: NodeProto, attrs: Attrs, inpu
   if (problem) throw new KilnError('NO_GRADIENT', `${type} node '${n.name ?? ''}': Kiln trains recurrent layers unrolled, and cannot unroll one with ${problem}`);
   const steps = sequenceLength!;
   const hidden = Number(attrs.hidden_size);
-  const gates = type === 'LSTM' ? 4 : type === 'GRU' ? 3 : 1;
+  const gates = RECURRENT_GATES[type]!;
   const layout = attrs.layout === 1 ? 1 : 0;
   const value = (k: number) => (inputs[k] ? graph.value(inputs[k]!) : undefined);
   const t = value(0)!.dtype;

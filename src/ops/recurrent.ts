@@ -18,7 +18,11 @@ export const RECURRENT_OPS: readonly OpDefinition[] = ops;
  * Y_h [N, dirs, H]. W is [dirs, gates·H, I], R [dirs, gates·H, H].
  */
 
-const GATES: Record<string, number> = { LSTM: 4, GRU: 3, RNN: 1 };
+/** Each recurrent op's gate count: the blocks of gates·hidden rows in W, R and each half of B. */
+export const RECURRENT_GATES: Readonly<Record<string, number>> = { LSTM: 4, GRU: 3, RNN: 1 };
+
+/** Whether an op type is one of ONNX's recurrent layers. */
+export const isRecurrentOp = (op: string | undefined): boolean => op !== undefined && Object.hasOwn(RECURRENT_GATES, op);
 
 function recurrentShapes(type: string) {
   return (inputs: (Value | null)[], attrs: Attrs, _graph: unknown, outputCount: number): InferredValue[] => {
@@ -27,14 +31,14 @@ function recurrentShapes(type: string) {
     const dirs = attrs.direction === 'bidirectional' ? 2 : 1;
     const layout = attrs.layout === 1 ? 1 : 0;
     if (x.shape && x.shape.length !== 3) throw new KilnError('INVALID_SHAPE', `${type}: input X must have rank 3 ([seq, batch, input] or, with layout 1, [batch, seq, input]), got ${formatShape(x.shape)}`);
-    if (w.shape && w.shape.length !== 3) throw new KilnError('INVALID_SHAPE', `${type}: input W must have rank 3 ([directions, ${GATES[type]}·hidden, input]), got ${formatShape(w.shape)}`);
+    if (w.shape && w.shape.length !== 3) throw new KilnError('INVALID_SHAPE', `${type}: input W must have rank 3 ([directions, ${RECURRENT_GATES[type]}·hidden, input]), got ${formatShape(w.shape)}`);
     if (w.shape && typeof w.shape[0] === 'number' && w.shape[0] !== dirs) {
       throw new KilnError('INVALID_SHAPE', `${type}: W's first dimension is ${w.shape[0]}, but direction '${String(attrs.direction ?? 'forward')}' has ${dirs}`);
     }
     // hidden_size is optional in the spec: R's last dimension, else W's rows over the gate count.
     const r = inputs[2]?.shape;
     const rows = w.shape?.[1];
-    const hidden: Dim | null = attrs.hidden_size !== undefined ? Number(attrs.hidden_size) : typeof r?.[2] === 'number' ? r[2] : typeof rows === 'number' ? rows / GATES[type]! : null;
+    const hidden: Dim | null = attrs.hidden_size !== undefined ? Number(attrs.hidden_size) : typeof r?.[2] === 'number' ? r[2] : typeof rows === 'number' ? rows / RECURRENT_GATES[type]! : null;
     const [steps, batch] = x.shape ? (layout === 0 ? [x.shape[0]!, x.shape[1]!] : [x.shape[1]!, x.shape[0]!]) : [null, null];
     const known = x.shape !== null && hidden !== null;
     const y = known ? (layout === 0 ? [steps!, dirs, batch!, hidden] : [batch!, steps!, dirs, hidden]) : null;

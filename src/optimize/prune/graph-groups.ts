@@ -1,6 +1,7 @@
 import type { Attrs } from '../../graph/graph.js';
 import { nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
 import type { ModelProto, NodeProto } from '../../graph/proto.js';
+import { RECURRENT_GATES } from '../../ops/recurrent.js';
 import { measureGraph, tiedCopies } from '../../model/imported-graph.js';
 import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
 import type { Tensor } from '../../tensor.js';
@@ -410,7 +411,7 @@ const recurrent: Rule = (an, n) => {
   const [y, yh, yc] = n.outputs;
   if (p) throw new NotRepresentable('an LSTM with peepholes');
   if (!an.isWeight(w!) || !an.isWeight(r!) || (b && !an.isWeight(b))) throw new NotRepresentable('its weights are computed in the graph');
-  const gates = { LSTM: 4, GRU: 3, RNN: 1 }[n.op]!;
+  const gates = RECURRENT_GATES[n.op]!;
   const hidden = an.requireShape(r!)[2]!;
   const h = an.atoms.create(hidden);
   const gated = () => an.atoms.product([an.atoms.create({ k: gates, n: 0 }), h]);
@@ -716,9 +717,7 @@ const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
   ['Tile', tile],
   ['Pad', pad],
   ['Resize', resize],
-  ['LSTM', recurrent],
-  ['GRU', recurrent],
-  ['RNN', recurrent],
+  ...Object.keys(RECURRENT_GATES).map((op) => [op, recurrent] as const),
   ['Shape', none],
   ['Size', none],
   ['Constant', none],

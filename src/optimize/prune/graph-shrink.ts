@@ -1,6 +1,7 @@
 import { tensorFromProto, tensorToProto } from '../../graph/onnx-io.js';
 import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../../graph/proto.js';
 import { AttributeType } from '../../graph/proto.js';
+import { isRecurrentOp } from '../../ops/recurrent.js';
 import { Tensor, allocate, int64FromNumber, type AnyTypedArray } from '../../tensor.js';
 import { formatSize, type Size, type Structure } from './axis-atoms.js';
 import { keptIndices, keptSize, zeroFill, type GraphAnalysis } from './graph-groups.js';
@@ -209,7 +210,7 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
       added.push(tensorToProto(name, intTensor(resized, constantProto(inputs[1]!))));
       return { ...n, input: [inputs[0]!, name] };
     }
-    if ((op === 'LSTM' || op === 'GRU' || op === 'RNN') && valueChanges(analysis, removed, inputs[2]!)) {
+    if (isRecurrentOp(op) && valueChanges(analysis, removed, inputs[2]!)) {
       // The hidden size is written down; an initial state of ConstantOfShape's zeros (its shape written
       // with the old size) goes, zeros being what ONNX assumes without one.
       const attribute: AttributeProto[] = [...(n.attribute ?? []).filter((a) => a.name !== 'hidden_size'), { name: 'hidden_size', type: AttributeType.INT, i: newSize(inputs[2]!, 2).k }];

@@ -1,7 +1,8 @@
 import type { Graph, Node, Value } from '../../graph/graph.js';
 import { Tensor } from '../../tensor.js';
 import { quantizeWeight } from './params.js';
-import { INT8_KERNEL, INT8_RECURRENT, RECURRENT, computeIneligibility, int8Kernel, int8RecurrentWeights, isActivationMatMul, outputChannelAxis, smallConvolution, type NodeDecision } from './qdq.js';
+import { isRecurrentOp } from '../../ops/recurrent.js';
+import { INT8_KERNEL, INT8_RECURRENT, computeIneligibility, int8Kernel, int8RecurrentWeights, isActivationMatMul, outputChannelAxis, smallConvolution, type NodeDecision } from './qdq.js';
 import { GraphCopy } from './rewrite.js';
 
 /** Options of `quantizeDynamicGraph`. */
@@ -61,7 +62,7 @@ export function quantizeDynamicGraph(
     if (absorbed.has(node)) continue;
     const name = layerName(node);
     const excluded = exclude.has(name) || exclude.has(node.name) || exclude.has(node.name.replace(/^node\//, ''));
-    const recurrent = RECURRENT.has(node.opType) && !excluded ? int8RecurrentWeights(copy, node, (i) => copy.get(i)) : undefined;
+    const recurrent = isRecurrentOp(node.opType) && !excluded ? int8RecurrentWeights(copy, node, (i) => copy.get(i)) : undefined;
     if (recurrent) {
       copy.emit(node, recurrent);
       decide(node, 'float32', `dynamic quantization covers Conv, Gemm and MatMul only; ${INT8_RECURRENT}`);

@@ -1,6 +1,7 @@
 import { KilnError } from '../../errors.js';
 import type { Graph, Node, Value } from '../../graph/graph.js';
 import { Tensor } from '../../tensor.js';
+import { isRecurrentOp } from '../../ops/recurrent.js';
 import { computeQuantParams, quantRangeOf, quantizeBias, quantizeWeight, type QuantParams, type QuantType, type Range } from './params.js';
 import { findBlocks, type Block } from './patterns.js';
 import { GraphCopy } from './rewrite.js';
@@ -198,9 +199,6 @@ function int8GateRows(copy: GraphCopy, name: string): Value {
   const qw = quantizeWeight(w.reshape([dirs * rows, cols]), { axis: 0, bits: 8 });
   return castBack(copy, name, qw.values.reshape([dirs, rows, cols]), new Tensor(qw.scales, [dirs, rows, 1], 'float32'));
 }
-
-/** ONNX's recurrent layers: float compute, weights storable in 8 bits. */
-export const RECURRENT = new Set(['LSTM', 'GRU', 'RNN']);
 
 /** The axis of a weight that indexes output channels. */
 export function outputChannelAxis(node: Node): number {
@@ -516,7 +514,7 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
       }
       continue;
     }
-    const recurrent = RECURRENT.has(node.opType) ? int8RecurrentWeights(copy, node, (i) => floatOriginal.get(i) ?? copy.get(i)) : undefined;
+    const recurrent = isRecurrentOp(node.opType) ? int8RecurrentWeights(copy, node, (i) => floatOriginal.get(i) ?? copy.get(i)) : undefined;
     if (recurrent) {
       copy.emit(node, recurrent);
       settle(node);
