@@ -250,8 +250,8 @@ export function tfServingInference(registry: ModelRegistry, limits: InferenceLim
     const rows = body.examples.map((e) => ({ ...body.context, ...e }));
     const feeds = await decodeRows(version, rows, limits, 'examples');
     const outputs = await infer(version, feeds, limits);
-    // The classifier's scores output (a Kiln-saved model of several records which), else the first.
-    const spec = version.classifier?.output ?? version.signature!.outputs[0]!;
+    // The signature lists first the output a Kiln-saved model of several records (its classifier's scores).
+    const spec = version.signature!.outputs[0]!;
     return { scores: outputs[spec.name]!, spec };
   };
 

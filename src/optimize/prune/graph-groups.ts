@@ -797,7 +797,14 @@ export function analyzeGraph(facts: GraphFacts): GraphAnalysis {
     an.blockAll(copy, { node: `(tied weight ${copy})`, op: '', why: `'${copy}' is the exporter's copy of '${source}' (tied): removing units of one would untie them` });
   }
   const readers = new Map<string, { node: NodeInfo; input: number }[]>();
-  for (const n of nodes) n.inputs.forEach((v, input) => v && readers.set(v, [...(readers.get(v) ?? []), { node: n, input }]));
+  for (const n of nodes) {
+    n.inputs.forEach((v, input) => {
+      if (!v) return;
+      const list = readers.get(v) ?? [];
+      list.push({ node: n, input });
+      readers.set(v, list);
+    });
+  }
   for (const n of nodes) {
     if ((n.op !== 'Shape' && n.op !== 'Size') || (n.proto.domain && n.proto.domain !== 'ai.onnx')) continue;
     const x = n.inputs[0]!;

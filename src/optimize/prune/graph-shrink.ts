@@ -122,15 +122,8 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
     return tensorToProto(name, takeAxes(tensorFromProto(t), keeps));
   });
 
-  // Nodes a rewrite adds, each placed just before the node it was made for.
-  let inserted: NodeProto[] = [];
-  const rewritten = (g.node ?? []).map((n): NodeProto[] => {
-    const node = rewrite(n);
-    const before = inserted;
-    inserted = [];
-    return [...before, node];
-  });
-  function rewrite(n: NodeProto): NodeProto {
+  // Each node as the removals leave it; a rewrite that needs new nodes returns them before it.
+  const rewrite = (n: NodeProto): NodeProto | NodeProto[] => {
     const op = n.opType ?? '';
     const inputs = n.input ?? [];
     const outputs = n.output ?? [];
@@ -190,11 +183,11 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
       const kept = fresh(`${n.name}/target_kept`);
       const target = fresh(`${n.name}/target`);
       added.push(tensorToProto(keepName, intTensor(keep, undefined)), tensorToProto(onesName, intTensor(keep.map((k) => 1 - k), undefined)));
-      inserted.push(
+      return [
         { opType: 'Mul', name: kept, input: [inputs[1]!, keepName], output: [kept] },
         { opType: 'Add', name: target, input: [kept, onesName], output: [target] },
-      );
-      return { ...n, input: [inputs[0]!, target] };
+        { ...n, input: [inputs[0]!, target] },
+      ];
     }
     if (op === 'Expand' && valueChanges(analysis, removed, outputs[0]!)) {
       // An attention mask broadcast to every head ([B, 1, 1, T] → [B, heads, 1, T]): the head count it
@@ -227,8 +220,8 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
       return { ...n, attribute };
     }
     return n;
-  }
-  const nodes = rewritten.flat();
+  };
+  const nodes = (g.node ?? []).flatMap(rewrite);
 
   // Nodes and initializers that lost their last reader to a rewrite go (the shape arithmetic a new
   // Reshape target replaced); whatever the original left unread stays as it was.
