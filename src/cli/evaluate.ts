@@ -1,5 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
-import { OnnxModel } from '../model/onnx-model.js';
+import { describeModel, OnnxModel } from '../model/onnx-model.js';
+import { batchNotFirst } from '../model/input-rows.js';
 import { classifierScores } from '../optimize/distill/teacher.js';
 import { Tensor } from '../tensor.js';
 import { loadTestSplit } from './examples.js';
@@ -27,10 +28,13 @@ export const evaluateCommand: Command = {
   async run({ positionals, options }, out) {
     const file = positionals[0];
     if (!file) throw new KilnError('INVALID_ARGUMENT', 'kiln evaluate: give a model file, e.g. kiln evaluate model.onnx --dataset embedded');
+    const { bytes, proto } = await readOnnxFile(file);
+    // An input batched at another axis than the first (torch's h0) cannot be matched to rows of data: said before reading any.
+    const notFirst = batchNotFirst(describeModel(proto, bytes.length).inputs, file);
+    if (notFirst) throw notFirst;
     const data = await loadTestSplit(String(options.dataset));
     const { x, y } = data.test;
     // An imported file's free input dimensions (a sequence length) take the arrays' sizes unless --dimension gives them.
-    const { bytes, proto } = await readOnnxFile(file);
     const model = await modelFromOnnx(bytes, proto, file, sizedByData(proto, importOptions(options), x, file));
     requireOneInput(model, file, x);
     let result: Record<string, unknown>;

@@ -9,6 +9,7 @@ import { freeFixedBatch } from './fixed-batch.js';
 import { separateEqualInitializers } from './deduplicated-initializers.js';
 import { dropoutSeed, inferenceForm, inferenceNodes, isOnnx, readValues } from './training-mode-nodes.js';
 import { OUTPUT_METADATA_KEY, trainedOutput } from './trained-output.js';
+import { batchNotFirst } from './input-rows.js';
 import { isRecurrent, unrolledRecurrent, unrollProblem } from './recurrent-unrolled.js';
 import { opDefinition } from '../ops/index.js';
 import { Random } from '../random.js';
@@ -880,22 +881,17 @@ export function dimensionsOfData(proto: ModelProto, x: Tensor | Readonly<Record<
 function declaredInputs(proto: ModelProto, file: string): DeclaredInput[] {
   const names = realInputs(proto);
   if (names.length === 0) throw new KilnError('INVALID_ARGUMENT', `'${file}' has no data input`);
+  const declaredOf = (name: string) => (proto.graph!.input ?? []).find((i) => i.name === name)!;
+  const notFirst = batchNotFirst(names.map((name) => ({ name, shape: declaredShape(declaredOf(name)) })), file);
+  if (notFirst) throw notFirst;
   return names.map((name) => {
-    const declared = (proto.graph!.input ?? []).find((i) => i.name === name)!;
+    const declared = declaredOf(name);
     const dtype = dataInputDtype(declared.type?.tensorType?.elemType ?? 0, name, file);
     const dims = (declared.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : null));
     if (dims.length === 0) throw new KilnError('INVALID_SHAPE', `'${file}': input '${name}' has no declared shape; Kiln needs its rank and sizes`);
     const missing = dims.slice(1).findIndex((d) => d === null);
     if (missing >= 0) {
       const param = declared.type?.tensorType?.shape?.dim?.[missing + 1]?.dimParam;
-      const batch = (proto.graph!.input ?? []).find((i) => i.name === names[0])?.type?.tensorType?.shape?.dim?.[0]?.dimParam;
-      if (param && param === batch && name !== names[0]) {
-        // PyTorch's initial states h0/c0 are [layers·directions, batch, hidden].
-        throw new KilnError(
-          'INVALID_SHAPE',
-          `'${file}': input '${name}' has shape ${formatShape(declaredShape(declared))}: its batch ('${param}', the batch of '${names[0]}') is axis ${missing + 1}, and Kiln feeds every input batch first (the examples of each input along axis 0): take it batch first in forward and move the axis there (for an LSTM's h0 [layers·directions, batch, hidden]: pass [batch, layers·directions, hidden] and use h0.transpose(0, 1).contiguous()), then export again`,
-        );
-      }
       const hint = param
         ? `: give its size, as ONNX Runtime's freeDimensionOverrides do: loadModel(file, { dimensions: { ${JSON.stringify(param)}: n } }), --dimension ${param}=n (n the length your data has)`
         : '; it has no name to give it a size by: export the model again with that size fixed';

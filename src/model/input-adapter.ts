@@ -3,7 +3,7 @@ import type { ModelProto } from '../graph/proto.js';
 import { Tensor } from '../tensor.js';
 import { dataFactor, definedPreprocessing, isPixelScale, PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
 import { rescalingAtInput, type InputRescaling } from './input-rescaling.js';
-import { checkInputNames, type ModelInputs } from './input-rows.js';
+import { batchNotFirst, checkInputNames, type ModelInputs } from './input-rows.js';
 import type { TensorDescription } from './onnx-model.js';
 
 /*
@@ -152,6 +152,8 @@ export function checkFileInputs(x: unknown, inputs: readonly TensorDescription[]
   }
   if (x === null || typeof x !== 'object') throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor, or tensors by the model's input names (${names.join(', ')}); got ${x === null ? 'null' : typeof x}`);
   checkInputNames(x, names, what);
+  const notFirst = batchNotFirst(inputs);
+  if (notFirst) throw notFirst;
   const rows = x[names[0]!]!.shape[0];
   for (const input of inputs) {
     const t = x[input.name]!;

@@ -2,7 +2,7 @@
 // several inputs (a text model's input_ids and attention_mask) — tensors by the model's input names;
 // and rows of all of them taken together (batches, validation splits, slices), keyed by the names the
 // step graphs give those inputs.
-import { KilnError } from '../errors.js';
+import { KilnError, formatShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
 
 /** What fit / evaluate / predict take as x: a tensor, or tensors by the model's input names (as Keras takes a dict). */
@@ -16,6 +16,25 @@ export function checkInputsForm(x: unknown, what = 'x'): asserts x is ModelInput
   if (values.length === 0 || bad) {
     throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor, or tensors by input name${bad ? `; ${what}.${bad[0]} is not a tensor` : ''}`);
   }
+}
+
+/**
+ * The error for a model input whose batch is not its first axis: a dimension named as the first
+ * input's batch at another axis (PyTorch's h0 [layers·directions, batch, hidden]). Kiln feeds, slices
+ * and batches every input along axis 0, so such a file is refused with the export that works.
+ */
+export function batchNotFirst(inputs: readonly { name: string; shape: readonly (number | string | null)[] | null }[], file?: string): KilnError | undefined {
+  const batch = inputs[0]?.shape?.[0];
+  if (typeof batch !== 'string') return undefined;
+  for (const input of inputs.slice(1)) {
+    const axis = (input.shape ?? []).indexOf(batch);
+    if (axis <= 0 || input.shape![0] === batch) continue;
+    return new KilnError(
+      'INVALID_SHAPE',
+      `${file === undefined ? 'the model' : `'${file}'`}: input '${input.name}' has shape ${formatShape(input.shape!)}: its batch ('${batch}', the batch of '${inputs[0]!.name}') is axis ${axis}, and Kiln feeds every input batch first (the examples of each input along axis 0): take it batch first in forward and move the axis there (for an LSTM's h0 [layers·directions, batch, hidden]: pass [batch, layers·directions, hidden] and use h0.transpose(0, 1).contiguous()), then export again`,
+    );
+  }
+  return undefined;
 }
 
 /**

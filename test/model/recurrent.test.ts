@@ -20,6 +20,8 @@ import { EXPORTED_DIR, decodeTensor, readReference, referenceInputs } from '../f
 import { maxAbsDiff } from '../optimize/prune/graph-helpers.js';
 import { runMain } from '../cli/helpers.js';
 import { adaptInput } from '../../src/model/input-adapter.js';
+import { OnnxModel } from '../../src/model/onnx-model.js';
+import { saveNpy } from '../../src/data/npy.js';
 import { recurrentModel } from '../optimize/prune/graph-helpers.js';
 import { assertRejectsKiln, makeTempDir } from './helpers.js';
 
@@ -97,6 +99,25 @@ describe("an initial state given as an input in PyTorch's layout [layers·direct
     rnn.input = [...rnn.input!, '', 'h0'];
     g.input!.push({ name: 'h0', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimParam: 'batch' }, { dimValue: 6 }] } } } });
     await assertRejectsKiln(() => GraphModel.fromProto(proto, 'h0.onnx'), 'INVALID_SHAPE', "input 'h0' has shape [1, batch, 6]: its batch ('batch', the batch of 'input') is axis 1", 'h0.transpose(0, 1)');
+
+    // Run as a plain file, by the library and by `kiln evaluate` with arrays in torch's layout, it is
+    // refused the same way (not by a count of examples that do not match).
+    const file = new OnnxModel(encodeModel(proto), proto);
+    const h0 = new Tensor(new Float32Array(8 * 6), [1, 8, 6], 'float32');
+    const input = new Tensor(new Float32Array(8 * 20), [8, 5, 4], 'float32');
+    await assertRejectsKiln(() => file.predict({ input, h0 }), 'INVALID_SHAPE', "input 'h0' has shape [1, batch, 6]: its batch ('batch', the batch of 'input') is axis 1");
+    const { dir, remove } = await makeTempDir();
+    try {
+      await writeFile(join(dir, 'h0.onnx'), encodeModel(proto));
+      await saveNpy(join(dir, 'x_test.input.npy'), input);
+      await saveNpy(join(dir, 'x_test.h0.npy'), h0);
+      await saveNpy(join(dir, 'y_test.npy'), new Tensor(new Int32Array(8), [8], 'int32'));
+      const run = await runMain(['evaluate', join(dir, 'h0.onnx'), '--dataset', dir]);
+      assert.equal(run.code, 1);
+      assert.match(run.err, /input 'h0' has shape \[1, batch, 6\]: its batch \('batch', the batch of 'input'\) is axis 1/);
+    } finally {
+      await remove();
+    }
   });
 });
 
