@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { KilnError } from '../errors.js';
 import { encodeModel, type ModelProto } from '../graph/proto.js';
-import { productFlops, type ProductKind } from '../model/cost.js';
+import { countedNodes, nodesFlops } from '../model/cost.js';
 import type { OnnxModel } from '../model/onnx-model.js';
 import { onnxParameterCount } from '../optimize/distill/student.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -32,23 +32,10 @@ export function staticCost(model: OnnxModel): Omit<OnnxCost, 'flops'> {
   };
 }
 
-/** For each op that does the arithmetic: which input is the left operand and which the weight. */
-const WEIGHTED_OPS: Record<string, { a: number; w: number; kind: ProductKind }> = {
-  Conv: { a: 0, w: 1, kind: 'conv' },
-  ConvInteger: { a: 0, w: 1, kind: 'conv' },
-  QLinearConv: { a: 0, w: 3, kind: 'conv' },
-  ConvTranspose: { a: 0, w: 1, kind: 'convTranspose' },
-  Gemm: { a: 0, w: 1, kind: 'matmul' },
-  MatMul: { a: 0, w: 1, kind: 'matmul' },
-  MatMulInteger: { a: 0, w: 1, kind: 'matmul' },
-  QLinearMatMul: { a: 0, w: 3, kind: 'matmul' },
-};
-
 /**
  * FLOPs of one example. Shapes inside a foreign or quantized graph are not written down anywhere Kiln
  * can trust, so every intermediate value is made a graph output and the model is run once on one
- * example: the shapes ONNX Runtime produces are the ones counted. The counting rules match `graphFlops`
- * for Kiln's own graphs.
+ * example: the shapes ONNX Runtime produces are the ones counted. The count is `nodesFlops`, as for Kiln's own graphs.
  */
 export async function measureFlops(model: OnnxModel, example: Tensor | Record<string, Tensor>, runtime: Runtime): Promise<number> {
   const proto = model.proto;
@@ -71,17 +58,5 @@ export async function measureFlops(model: OnnxModel, example: Tensor | Record<st
   for (const t of graph.initializer ?? []) shapes.set(t.name ?? '', (t.dims ?? []).map(Number));
   for (const [name, t] of Object.entries(feeds)) shapes.set(name, [...t.shape]);
   for (const [name, t] of Object.entries(outputs)) shapes.set(name, [...t.shape]);
-
-  let flops = 0;
-  for (const node of nodes) {
-    const rule = WEIGHTED_OPS[node.opType ?? ''];
-    if (!rule || node.domain) continue;
-    const out = shapes.get(node.output?.[0] ?? '');
-    const a = shapes.get(node.input?.[rule.a] ?? '');
-    const w = shapes.get(node.input?.[rule.w] ?? '');
-    if (!out || !a || !w) continue;
-    const transA = node.opType === 'Gemm' && Boolean(node.attribute?.some((at) => at.name === 'transA' && Number(at.i) === 1));
-    flops += productFlops(rule.kind, a, w, out, transA);
-  }
-  return flops;
+  return nodesFlops(countedNodes(proto), (name) => shapes.get(name));
 }

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bench, loadModel, modelCost, OnnxModel, Random, Tensor, type Sequential } from '../../src/index.js';
 import { measureFlops } from '../../src/bench/cost.js';
@@ -16,6 +16,7 @@ import { modelToProto } from '../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel } from '../../src/graph/proto.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { makeTempDir } from '../model/helpers.js';
+import { EXPORTED_DIR } from '../fixtures/exported/reference.js';
 import { tinyData, trainedTinyCnn, writeIdxDataset, type TinyData } from './fixtures.js';
 
 const QUICK = { repetitions: 2, latencyRuns: 20, warmup: 2, throughputBatches: 2 };
@@ -99,6 +100,19 @@ describe('bench', () => {
       const flops = await measureFlops(new OnnxModel(bytes, decodeModel(bytes)), new Tensor(new Float32Array(25), [1, 1, 5, 5], 'float32'), runtime);
       // Conv: 2 × (2·3·3 outputs) × (1·3·3 taps) = 324; MatMulInteger: 2 × 4 outputs × 18 = 144.
       assert.equal(flops, 324 + 144);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("counts a recurrent model's LSTM, GRU and RNN layers (the rnn fixture), as modelCost and the pruning report do", async () => {
+    const bytes = await readFile(`${EXPORTED_DIR}/rnn.onnx`);
+    const runtime = new Runtime();
+    try {
+      const flops = await measureFlops(new OnnxModel(bytes, decodeModel(bytes)), new Tensor(new Float32Array(28 * 28), [1, 1, 28, 28], 'float32'), runtime);
+      // Per step and direction W [gates·H, I] and R [gates·H, H] multiply the input and the state:
+      // LSTM 2·28·2·48·(28 + 12), GRU 2·28·36·(24 + 12), RNN 2·28·12·(12 + 12); the head 2·12·10.
+      assert.equal(flops, 215_040 + 72_576 + 16_128 + 240);
     } finally {
       await runtime.close();
     }

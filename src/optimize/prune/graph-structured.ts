@@ -4,7 +4,7 @@ import { tensorFromProto } from '../../graph/onnx-io.js';
 import { decodeModel, encodeModel, type ModelProto, type TensorProto } from '../../graph/proto.js';
 import type { Tensor } from '../../tensor.js';
 import { GraphModel } from '../../train/graph-model.js';
-import { PRODUCT_KINDS, productFlops, recurrentFlops } from '../../model/cost.js';
+import { countedNodes, nodesFlops } from '../../model/cost.js';
 import { isRecurrentOp } from '../../ops/recurrent.js';
 import { notWeights } from '../../model/imported-graph.js';
 import { evaluateClassifier } from '../../train/metrics.js';
@@ -299,21 +299,9 @@ function parameterCount(analysis: GraphAnalysis, proto: ModelProto): { parameter
 
 /** FLOPs per example of the Conv, ConvTranspose, Gemm, MatMul and recurrent nodes, from the shapes measured at batch 2 and 3. */
 export function graphFactsFlops(facts: GraphFacts): number {
-  const at = (batch: 0 | 1) => {
-    let flops = 0;
-    const shape = (v: string) => facts.sizes.get(v)?.[batch] ?? (facts.proto.graph?.initializer ?? []).find((t) => t.name === v)?.dims?.map(Number);
-    for (const n of facts.proto.graph?.node ?? []) {
-      const out = shape(n.output?.[0] ?? '');
-      const [a, b] = [shape(n.input?.[0] ?? ''), shape(n.input?.[1] ?? '')];
-      // A recurrent layer's count needs no output (its Y may be left unwritten, '').
-      const r = isRecurrentOp(n.opType) ? shape(n.input?.[2] ?? '') : undefined;
-      if (r && a && b) flops += recurrentFlops(a, b, r);
-      if (!out || !a || !b) continue;
-      const kind = n.opType && Object.hasOwn(PRODUCT_KINDS, n.opType) ? PRODUCT_KINDS[n.opType] : undefined;
-      if (kind) flops += productFlops(kind, a, b, out, n.opType === 'Gemm' && Boolean(n.attribute?.find((x) => x.name === 'transA')?.i));
-    }
-    return flops;
-  };
+  const nodes = countedNodes(facts.proto);
+  const initializers = new Map((facts.proto.graph?.initializer ?? []).map((t) => [t.name ?? '', (t.dims ?? []).map(Number)]));
+  const at = (batch: 0 | 1) => nodesFlops(nodes, (v) => facts.sizes.get(v)?.[batch] ?? initializers.get(v));
   return at(1) - at(0);
 }
 
