@@ -342,7 +342,6 @@ const conv: Rule = (an, n) => {
   const [x, w, b] = n.inputs;
   const y = n.outputs[0]!;
   const groups = Number(n.attrs.group ?? 1);
-  const [ci, co] = [an.requireShape(x!)[1]!, an.requireShape(w!)[0]!];
   an.tie(x!, 0, y, 0);
   for (let a = 2; a < an.rank(x!); a++) {
     an.block(x!, a, blocker(n, 'convolves over this axis'));
@@ -351,29 +350,40 @@ const conv: Rule = (an, n) => {
   if (groups === 1) {
     an.tie(x!, 1, w!, 1);
     an.tie(y, 1, w!, 0);
-  } else {
-    // Channels split into `groups` groups: input [g, ci/g], output and weight rows [g, co/g], weight
-    // columns [ci/g]; the group factor is one leaf for input, output and weight alike.
-    if (ci.k % groups !== 0 || co.k % groups !== 0) throw new NotRepresentable(`${groups} groups do not divide ${ci.k} input and ${co.k} output channels`);
-    const g = an.atoms.create({ k: groups, n: 0 });
-    const perIn = an.atoms.create({ k: ci.k / groups, n: 0 });
-    const perOut = an.atoms.create({ k: co.k / groups, n: 0 });
-    const inAtom = an.axis(x!, 1);
-    const outAtom = an.axis(y, 1);
-    const wAtom = an.axis(w!, 0);
-    if (inAtom !== undefined) an.atoms.unify(inAtom, an.atoms.product([g, perIn]));
-    if (outAtom !== undefined) an.atoms.unify(outAtom, an.atoms.product([g, perOut]));
-    if (wAtom !== undefined) an.atoms.unify(wAtom, an.atoms.product([g, perOut]));
-    const wIn = an.axis(w!, 1);
-    if (wIn !== undefined) an.atoms.unify(wIn, perIn);
-    // Channels go within each group, and the group count stays (as Torch-Pruning keeps it): a ratio
-    // is then that fraction of the channels, where removing whole groups too would take far more.
-    // A depthwise Conv (one input channel per group) has no other factor: its groups are its channels.
-    if (ci.k / groups > 1 && co.k / groups > 1) an.atomBlocks.push({ atom: g, blocker: blocker(n, `the ${groups} groups of a grouped Conv: channels are removed within each group, which keeps the group count`) });
-  }
+  } else groupedChannels(an, n, groups, { w: 0, of: 'output' });
   if (b) an.tie(b, 0, y, 1);
   an.producer(w!, 0, n);
 };
+
+/**
+ * The channels of a grouped Conv (w [co, ci/g, k…]) or ConvTranspose (w [ci, co/g, k…]), split into
+ * `groups` groups: input [g, ci/g], output [g, co/g], the weight's grouped axis (`w`: its output
+ * channels for a Conv, its input channels for a ConvTranspose) the same [g, per group], its other axis
+ * one group's channels. The group factor is one leaf for input, output and weight alike.
+ */
+function groupedChannels(an: Analyzer, n: NodeInfo, groups: number, grouped: { w: 0 | 1; of: 'output' | 'input' }): void {
+  const [x, w] = n.inputs;
+  const y = n.outputs[0]!;
+  const wShape = an.requireShape(w!);
+  const ci = an.requireShape(x!)[1]!;
+  const co = grouped.of === 'output' ? wShape[0]! : { k: wShape[1]!.k * groups };
+  if (ci.k % groups !== 0 || co.k % groups !== 0) throw new NotRepresentable(`${groups} groups do not divide ${ci.k} input and ${co.k} output channels`);
+  const g = an.atoms.create({ k: groups, n: 0 });
+  const perIn = an.atoms.create({ k: ci.k / groups, n: 0 });
+  const perOut = an.atoms.create({ k: co.k / groups, n: 0 });
+  const unify = (v: string, axis: number, atom: number) => {
+    const at = an.axis(v, axis);
+    if (at !== undefined) an.atoms.unify(at, atom);
+  };
+  unify(x!, 1, an.atoms.product([g, perIn]));
+  unify(y, 1, an.atoms.product([g, perOut]));
+  unify(w!, grouped.w, an.atoms.product([g, grouped.of === 'output' ? perOut : perIn]));
+  unify(w!, 1 - grouped.w, grouped.of === 'output' ? perIn : perOut);
+  // Channels go within each group, and the group count stays (as Torch-Pruning keeps it): a ratio
+  // is then that fraction of the channels, where removing whole groups too would take far more.
+  // A depthwise Conv (one input channel per group) has no other factor: its groups are its channels.
+  if (ci.k / groups > 1 && co.k / groups > 1) an.atomBlocks.push({ atom: g, blocker: blocker(n, `the ${groups} groups of a grouped ${n.op}: channels are removed within each group, which keeps the group count`) });
+}
 
 /** Ops whose output holds only entries of their first input, rearranged or repeated. */
 const MOVES_ENTRIES = new Set(['Slice', 'Gather', 'Split', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Expand', 'Transpose', 'Tile', 'Cast']);
@@ -442,10 +452,12 @@ const recurrent: Rule = (an, n) => {
 const convTranspose: Rule = (an, n) => {
   const [x, w, b] = n.inputs;
   const y = n.outputs[0]!;
-  if (Number(n.attrs.group ?? 1) !== 1) throw new NotRepresentable('grouped ConvTranspose');
+  const groups = Number(n.attrs.group ?? 1);
   an.tie(x!, 0, y, 0);
-  an.tie(x!, 1, w!, 0);
-  an.tie(y, 1, w!, 1);
+  if (groups === 1) {
+    an.tie(x!, 1, w!, 0);
+    an.tie(y, 1, w!, 1);
+  } else groupedChannels(an, n, groups, { w: 0, of: 'input' });
   if (b) an.tie(b, 0, y, 1);
   for (let a = 2; a < an.rank(x!); a++) {
     an.block(x!, a, blocker(n, 'convolves over this axis'));

@@ -492,6 +492,33 @@ describe('structured pruning of imported graphs: bad input', () => {
     assert.ok(maxAbsDiff((await small.predict(x)).data as Float32Array, (await zeroed.predict(x)).data as Float32Array) < 1e-5);
   });
 
+  it('a grouped ConvTranspose (w [in, out/groups, k…]) keeps its group count the same way, and its own output channels prune', async () => {
+    // c1 (8 channels) → grouped up (groups 2: 4 in and 3 out per group, w [8, 3, 2, 2]) → c3 → pool → Gemm.
+    const proto = model([1, 4, 4], 'logits', 3, [
+      node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      node('Relu', ['c1'], ['r1']),
+      node('ConvTranspose', ['r1', 'wt', 'bt'], ['up'], { kernel_shape: [2, 2], strides: [2, 2], group: 2 }),
+      node('Relu', ['up'], ['r2']),
+      node('Conv', ['r2', 'w3'], ['c3'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+      node('Relu', ['c3'], ['r3']),
+      node('GlobalAveragePool', ['r3'], ['p']),
+      node('Flatten', ['p'], ['f']),
+      node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+    ], { w1: weight([8, 1, 3, 3], 1), wt: weight([8, 3, 2, 2], 2), bt: weight([6], 3), w3: weight([4, 6, 3, 3], 4), fc: weight([3, 4], 5) });
+    const a = await analyzeProto(proto);
+    const open = a.groups.filter((g) => g.blockers.length === 0);
+    assert.deepEqual(open.map((g) => [g.producers, g.units]), [[['c1'], 4], [['up'], 3], [['c3'], 4]], 'the channels within a group, not the groups');
+    const zeroed = await GraphModel.fromProto(proto, 'grouped-transpose.onnx');
+    zeroed.setWeights(zeroUnits(a, zeroed.weights, new Map(open.map((g) => [g, odd(g.units)]))));
+    const { model: small } = await prune(zeroed, { structured: { ratio: 0.5 } });
+    const saved = decodeModel(small.toOnnx());
+    assert.equal(saved.graph!.node!.find((n) => n.name === 'up')!.attribute!.find((at) => at.name === 'group')!.i, 2);
+    assert.deepEqual(small.weights.get('wt')!.shape, [4, 2, 2, 2], '8 → 4 in (2 per group), 3 → 2 out per group');
+    assert.deepEqual(small.weights.get('bt')!.shape, [4]);
+    const x = images(4, [1, 4, 4]);
+    assert.ok(maxAbsDiff((await small.predict(x)).data as Float32Array, (await zeroed.predict(x)).data as Float32Array) < 1e-5);
+  });
+
   it("a Resize to sizes computed at run time (F.interpolate(size=skip.shape[-2:])) prunes through; sizes that would keep the old channel count leave the group whole", async () => {
     const upsampled = (channels: 'follow' | 'written') =>
       model([1, 4, 4], 'logits', 3, [
