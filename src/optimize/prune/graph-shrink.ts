@@ -12,7 +12,7 @@ import { keptIndices, keptSize, zeroFill, type GraphAnalysis } from './graph-gro
  * normalization scales and running statistics alike), and the few places a graph writes sizes down
  * are rewritten to the new ones — a Reshape's target (an attention's head count), a Slice's bounds (the
  * q/k/v offsets in a packed projection), a Split's sizes, an Expand's target (an attention mask
- * broadcast to the heads), a grouped Conv's group count (a depthwise Conv keeps one group per channel),
+ * broadcast to the heads), a grouped Conv's or ConvTranspose's group count (a depthwise one keeps one group per channel),
  * a recurrent layer's hidden size. Nothing else changes: node names, the input and output names and
  * shapes, the opset and metadata stay, and shape computations that read sizes at run time (Shape →
  * Gather → Concat) are replaced only where a rewritten node no longer reads them; nodes left without a
@@ -211,10 +211,11 @@ export function shrinkGraph(analysis: GraphAnalysis, removed: Removals): ModelPr
       while (kept.length > 0 && kept.at(-1) === '') kept.pop();
       return { ...n, input: kept, attribute };
     }
-    if (op === 'Conv' && valueChanges(analysis, removed, inputs[0]!)) {
+    if ((op === 'Conv' || op === 'ConvTranspose') && valueChanges(analysis, removed, inputs[0]!)) {
       const group = Number((n.attribute ?? []).find((a) => a.name === 'group')?.i ?? 1);
       if (group === 1) return n;
-      const channels = newSize(inputs[0]!, 1).k;
+      // A Conv's weight axis 1 holds one group's input channels; a ConvTranspose's, one group's output channels.
+      const channels = newSize(op === 'Conv' ? inputs[0]! : n.output![0]!, 1).k;
       const perGroup = newSize(inputs[1]!, 1).k;
       const attribute: AttributeProto[] = (n.attribute ?? []).map((a) => (a.name === 'group' ? { name: 'group', type: AttributeType.INT, i: channels / perGroup } : a));
       return { ...n, attribute };

@@ -519,6 +519,28 @@ describe('structured pruning of imported graphs: bad input', () => {
     assert.ok(maxAbsDiff((await small.predict(x)).data as Float32Array, (await zeroed.predict(x)).data as Float32Array) < 1e-5);
   });
 
+  it('a depthwise ConvTranspose (groups = channels, w [C, 1, k…]) loses channels with its input, its group count rewritten', async () => {
+    const proto = model([1, 4, 4], 'logits', 3, [
+      node('Conv', ['input', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      node('Relu', ['c1'], ['r1']),
+      node('ConvTranspose', ['r1', 'wt'], ['up'], { kernel_shape: [2, 2], strides: [2, 2], group: 8 }),
+      node('GlobalAveragePool', ['up'], ['p']),
+      node('Flatten', ['p'], ['f']),
+      node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+    ], { w1: weight([8, 1, 3, 3], 1), wt: weight([8, 1, 2, 2], 2), fc: weight([3, 8], 3) });
+    const a = await analyzeProto(proto);
+    const open = a.groups.filter((g) => g.blockers.length === 0);
+    assert.deepEqual(open.map((g) => [g.producers, g.units]), [[['c1'], 8]]);
+    const zeroed = await GraphModel.fromProto(proto, 'depthwise-transpose.onnx');
+    zeroed.setWeights(zeroUnits(a, zeroed.weights, new Map(open.map((g) => [g, odd(g.units)]))));
+    const { model: small } = await prune(zeroed, { structured: { ratio: 0.5 } });
+    const saved = decodeModel(small.toOnnx());
+    assert.equal(saved.graph!.node!.find((n) => n.name === 'up')!.attribute!.find((at) => at.name === 'group')!.i, 4);
+    assert.deepEqual(small.weights.get('wt')!.shape, [4, 1, 2, 2]);
+    const x = images(4, [1, 4, 4]);
+    assert.ok(maxAbsDiff((await small.predict(x)).data as Float32Array, (await zeroed.predict(x)).data as Float32Array) < 1e-5);
+  });
+
   it("a Resize to sizes computed at run time (F.interpolate(size=skip.shape[-2:])) prunes through; sizes that would keep the old channel count leave the group whole", async () => {
     const upsampled = (channels: 'follow' | 'written') =>
       model([1, 4, 4], 'logits', 3, [
