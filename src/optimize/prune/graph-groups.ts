@@ -3,6 +3,7 @@ import { nodeAttributes, tensorFromProto } from '../../graph/onnx-io.js';
 import type { ModelProto, NodeProto } from '../../graph/proto.js';
 import { RECURRENT_GATES } from '../../ops/recurrent.js';
 import { measureGraph, tiedCopies } from '../../model/imported-graph.js';
+import { separateEqualInitializers } from '../../model/deduplicated-initializers.js';
 import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
 import type { Tensor } from '../../tensor.js';
 import { AxisAtoms, NotRepresentable, commonFactors, formatSize, sizeEquals, type Size, type Structure } from './axis-atoms.js';
@@ -1015,10 +1016,13 @@ export function keptSize(atoms: AxisAtoms, s: Structure, removed: ReadonlyMap<nu
 
 /**
  * The facts the analysis reads, measured: the graph is run at batch sizes 2 and 3 with every value as
- * an output (model/imported-graph.ts), and its initializers join the constants it computes.
+ * an output (model/imported-graph.ts), and its initializers join the constants it computes. Weights
+ * the exporter merged because they start equal (torch's zero biases, BatchNorm's ones) are separated
+ * first, as a GraphModel separates them: merged, they would tie the layers that share them into one group.
  */
-export async function measureFacts(proto: ModelProto, file: string, runtime: Runtime = sharedRuntime()): Promise<GraphFacts> {
-  const { sizes, constants } = await measureGraph(proto, file, runtime);
+export async function measureFacts(file: ModelProto, name: string, runtime: Runtime = sharedRuntime()): Promise<GraphFacts> {
+  const proto = separateEqualInitializers(file);
+  const { sizes, constants } = await measureGraph(proto, name, runtime);
   for (const t of proto.graph?.initializer ?? []) constants.set(t.name ?? '', tensorFromProto(t));
   return { proto, sizes, constants };
 }

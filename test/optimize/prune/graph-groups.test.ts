@@ -161,6 +161,24 @@ describe('channel dependency groups of patterns the fixtures lack', () => {
     assert.deepEqual(unitsAlong(a, g, 'fc', 1), range(80, (j) => Math.floor(j / 16)));
   });
 
+  it("weights torch's export merged because they start equal (a zero bias and an Identity of it) are separated: the layers sharing them stay separate groups", async () => {
+    const zeros = new Tensor(new Float32Array(4), [4], 'float32');
+    const a = await analyzeProto(
+      model([1, 4, 4], 'logits', 3, [
+        node('Conv', ['input', 'w1', 'b1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('Relu', ['c1'], ['r1']),
+        node('Identity', ['b1'], ['b2']),
+        node('Conv', ['r1', 'w2', 'b2'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        node('Relu', ['c2'], ['r2']),
+        node('GlobalAveragePool', ['r2'], ['p']),
+        node('Flatten', ['p'], ['f']),
+        node('Gemm', ['f', 'fc'], ['logits'], { transB: 1 }),
+      ], { w1: weight([4, 1, 3, 3], 1), b1: zeros, w2: weight([4, 4, 3, 3], 2), fc: weight([3, 4], 3) }),
+    );
+    assert.deepEqual(memberSet(groupOf(a, 'c1')), ['b1:0', 'w1:0', 'w2:1']);
+    assert.deepEqual(memberSet(groupOf(a, 'c2')), ['b2:0', 'fc:1', 'w2:0']);
+  });
+
   it('Concat places each input at its offset; a grouped Conv ties channels group by group', async () => {
     const concatThenGrouped = (c1: number, c2: number) =>
       analyzeProto(
