@@ -5,6 +5,8 @@ import { decodeModel, encodeModel, type ModelProto } from '../../graph/proto.js'
 import type { ImageDataset, LabeledImages } from '../../data/types.js';
 import { writeFileAtomic } from '../../model/atomic-write.js';
 import { OnnxModel } from '../../model/onnx-model.js';
+import { parseOnnx } from '../../model/read-model.js';
+import { foldComputedWeights } from '../../model/computed-weights.js';
 import { Model } from '../../model/model.js';
 import { Random } from '../../random.js';
 import { sharedRuntime, type Runtime } from '../../runtime/runtime.js';
@@ -402,6 +404,13 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
     return finish(bytes, report, evaluation, before, runtime);
   }
 
+  // Weights a file computes from its own constants (an export without constant folding) are read as
+  // the constants they are, as ONNX Runtime folds them when it loads the file.
+  if (source instanceof Uint8Array) source = new OnnxModel(source, parseOnnx(source));
+  if (source instanceof OnnxModel) {
+    const folded = await foldComputedWeights(source.proto, runtime);
+    if (folded !== source.proto) source = new OnnxModel(encodeModel(folded), folded);
+  }
   const src = sourceGraph(source);
   checkExclusions(options.exclude, src.layerNames);
   const preprocessing = source instanceof OnnxModel ? source.preprocessing : {};

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { tensorFromProto } from '../../../src/graph/onnx-io.js';
+import { tensorFromProto, tensorToProto } from '../../../src/graph/onnx-io.js';
 import { decodeModel, encodeModel, type ModelProto, type NodeProto } from '../../../src/graph/proto.js';
 import { quantize, type QuantizedModel } from '../../../src/optimize/quantize/quantize.js';
 import { Tensor } from '../../../src/tensor.js';
@@ -17,7 +17,7 @@ import { GraphModel } from '../../../src/train/graph-model.js';
 import { loadModel } from '../../../src/train/load.js';
 import { EXPORTED_DIR, decodeTensor, readReference } from '../../fixtures/exported/reference.js';
 import { fashion, optimizedOps, rejectsWith, runOrt, tmpDir } from './helpers.js';
-import { recurrentModel } from '../prune/graph-helpers.js';
+import { i64, node, recurrentModel } from '../prune/graph-helpers.js';
 
 const VITS = ['vit13', 'vit17'] as const;
 const fixture = (name: string) => `${EXPORTED_DIR}/${name}.onnx`;
@@ -347,6 +347,63 @@ describe("int8 of a recurrent model (PyTorch's LSTM, GRU and RNN exports)", () =
     assert.ok(worst < 0.05, `largest change ${worst}`);
   });
 });
+
+describe('int8 of weights a file computes from its constants (torch.onnx.export with do_constant_folding=False)', () => {
+  // The RNN's W [1, 6, 4] is built as torch builds an LSTM's gate blocks: Slices of the parameter
+  // 'rnn.weight' [6, 4] along its rows, concatenated in another order, then Unsqueezed. The Gemm's
+  // weight is a Transpose of 'fc.weight'.
+  const computed = (): ModelProto => {
+    const proto = recurrentModel(['', 'yh']);
+    const g = proto.graph!;
+    const w = g.initializer!.find((t) => t.name === 'w')!;
+    const fc = g.initializer!.find((t) => t.name === 'fc')!;
+    g.initializer = [
+      ...g.initializer!.filter((t) => t !== w && t !== fc),
+      tensorToProto('rnn.weight', tensorFromProto(w).reshape([6, 4])),
+      tensorToProto('fc.weight', transposed(tensorFromProto(fc))),
+      tensorToProto('zero', i64(0)),
+      tensorToProto('three', i64(3)),
+      tensorToProto('six', i64(6)),
+    ];
+    const fcNode = g.node!.find((n) => n.name === 'fc')!;
+    fcNode.input = ['f', 'fc_t'];
+    g.node = [
+      node('Slice', ['rnn.weight', 'three', 'six', 'zero'], ['upper']),
+      node('Slice', ['rnn.weight', 'zero', 'three', 'zero'], ['lower']),
+      node('Concat', ['upper', 'lower'], ['reordered'], { axis: 0 }),
+      node('Unsqueeze', ['reordered', 'zero'], ['w']),
+      node('Transpose', ['fc.weight'], ['fc_t'], { perm: [1, 0] }),
+      ...g.node!,
+    ];
+    return proto;
+  };
+
+  for (const mode of ['static', 'dynamic'] as const) {
+    it(`${mode}: they are read as the constants they are — the RNN's W stored in 8 bits, the Gemm quantized — with the float model's outputs`, async () => {
+      const proto = computed();
+      const float = encodeModel(proto);
+      const q = await quantize(float, mode === 'static' ? { mode, calibration: calibrationSteps(64) } : { mode });
+      const out = decodeModel(q.bytes);
+      const names = out.graph!.initializer!.map((t) => t.name!);
+      assert.ok(names.includes('w/int8'), JSON.stringify(names));
+      assert.ok(!names.includes('rnn.weight') && !names.includes('fc.weight'), `the float parameters are gone: ${JSON.stringify(names)}`);
+      assert.ok(!out.graph!.node!.some((n) => n.opType === 'Slice' || n.opType === 'Concat' || n.output!.includes('fc_t')), 'nothing computes the weights any more');
+      assert.match(q.report.layers.find((r) => r.layer === 'rnn')!.reason!, /its weights are stored in 8 bits/);
+      assert.equal(q.report.layers.find((r) => r.layer === 'fc')!.precision, 'int8');
+      const x = calibrationSteps(16);
+      const [before, after] = [await runOrt(float, x), await runOrt(q.bytes, x)];
+      let worst = 0;
+      for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - after[i]!));
+      assert.ok(worst < 0.05, `largest change ${worst}`);
+    });
+  }
+});
+
+function transposed(t: Tensor): Tensor {
+  const [r, c] = t.shape as [number, number];
+  const d = t.data as Float32Array;
+  return new Tensor(Float32Array.from({ length: r * c }, (_, i) => d[(i % r) * c + Math.floor(i / r)]!), [c, r], 'float32');
+}
 
 /** Sequences [n, 5, 4] of values in [-1, 1]. */
 function calibrationSteps(n: number): Tensor {
