@@ -408,6 +408,8 @@ export async function quantize(given: QuantizableModel, options: QuantizeOptions
   // the constants they are, as ONNX Runtime folds them when it loads the file.
   if (source instanceof Uint8Array) source = new OnnxModel(source, parseOnnx(source));
   if (source instanceof OnnxModel) {
+    // Before: a quantized or float16 file's weights are computed too (DequantizeLinear, Cast), and say what the file is.
+    checkNotQuantized(source.proto);
     const folded = await foldComputedWeights(source.proto, runtime);
     if (folded !== source.proto) source = new OnnxModel(encodeModel(folded), folded);
   }
