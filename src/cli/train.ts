@@ -90,6 +90,8 @@ export const trainCommand: Command = {
       throw new KilnError('INVALID_ARGUMENT', '--train-only, --num-classes and --dimension apply to imported ONNX models (--model file.onnx written by another tool)');
     }
     model.compile({ optimizer, loss: classifierLoss(model, options, data.train.y), metrics: ['accuracy'] });
+    // The test split is checked before training, not after it (arrays padded to another length than the training split's).
+    model.inputRows(data.test.x, 'the test split x');
     const shapes = data.train.x instanceof Tensor ? JSON.stringify(inputShape) : Object.entries(data.train.x).map(([name, t]) => `${name} ${JSON.stringify(t.shape.slice(1))}`).join(', ');
     out(`Training ${options.model} on ${options.dataset}: ${splitSize(data.train)} ${data.kind === 'images' ? 'images' : 'examples'} ${shapes}, ${data.classNames.length} classes`);
     const t0 = performance.now();

@@ -147,6 +147,15 @@ describe('kiln train / evaluate on NumPy arrays', () => {
     assert.match(bad.err, /--dimension takes name=size pairs/);
     const preset = await runMain(['train', '--model', 'tutorial-cnn', '--dataset', t.path('images'), '--dimension', 'sequence=12', '--out', t.path('never-dyn.onnx')]);
     assert.match(preset.err, /--train-only, --num-classes and --dimension apply to imported ONNX models/);
+    // A test split padded to another length than the training split's: said before any training.
+    const test = paddedTokenTask(16, 28, false);
+    const pad = (v: Tensor) => new Tensor(BigInt64Array.from({ length: 16 * 16 }, (_, i) => (i % 16 < 12 ? (v.data as BigInt64Array)[Math.floor(i / 16) * 12 + (i % 16)]! : 0n)), [16, 16], 'int64');
+    await write('longer-test', { train: { x: small.x, y: small.y }, test: { x: { input_ids: pad(test.x.input_ids), attention_mask: pad(test.x.attention_mask) }, y: test.y } });
+    for (const command of [['train', '--model', dyn], ['prune', dyn, '--sparsity', '0.5']]) {
+      const longer = await runMain([...command, '--dataset', t.path('longer-test'), '--epochs', '1', '--out', t.path('never-dyn.onnx')]);
+      assert.match(longer.err, /x\.input_ids has shape \[16, 16\], the model takes \[null, 12\]/, command[0]);
+      assert.doesNotMatch(longer.out + longer.err, /Epoch 1\/1/, `${command[0]}: no training before the error`);
+    }
     const info = await runMain(['info', dyn, '--trainable', '--dimension', 'sequence=12']);
     assert.equal(info.code, 0, info.err);
     assert.match(info.out, /Trainable: yes/);

@@ -2,6 +2,7 @@ import { KilnError } from '../../errors.js';
 import { GraphModel } from '../../train/graph-model.js';
 import type { Sequential } from '../../train/sequential.js';
 import { graphStructuredPrune, type GraphPruneResult, type GraphStructuredPruneOptions } from './graph-structured.js';
+import { checkEvaluation } from './report.js';
 import { magnitudePrune, type MagnitudePruneOptions, type PruneResult } from './magnitude.js';
 import { structuredPrune, type StructuredPruneArgs, type StructuredPruneOptions } from './structured.js';
 
@@ -27,6 +28,15 @@ export function prune(model: Sequential | GraphModel, options: PruneOptions | Gr
   if (magnitude.structured !== undefined) {
     const mixed = (['sparsity', 'schedule', 'sparsityMByN', 'scope'] as const).filter((k) => magnitude[k] !== undefined);
     if (mixed.length) return Promise.reject(new KilnError('INVALID_ARGUMENT', `prune: structured pruning removes whole filters; ${mixed.join(', ')} belong to magnitude pruning — give one or the other`));
+  }
+  // The test data is checked before any fine-tuning: a shape the model cannot take (a test split padded
+  // to another length) would otherwise surface only after the whole training.
+  if (options.evaluation && model && typeof (model as { inputRows?: unknown }).inputRows === 'function') {
+    try {
+      checkEvaluation(model, options.evaluation);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
   if (model instanceof GraphModel) {
     // An imported graph: its channel groups come from the graph; magnitude pruning takes any of its weights.

@@ -274,6 +274,14 @@ export interface SnapshotOptions {
       };
 }
 
+/** Checks evaluation data fits the model (inputs, as many labels as examples) before any work. */
+export function checkEvaluation(model: Model, evaluation: NonNullable<SnapshotOptions['evaluation']>): void {
+  const rows = model.inputRows(evaluation.x, 'evaluation x');
+  if (!(evaluation.y instanceof Tensor) || evaluation.y.shape[0] !== rows.n) {
+    throw new KilnError('INVALID_DATA', `evaluation x has ${rows.n} examples but evaluation y has ${evaluation.y instanceof Tensor ? evaluation.y.shape[0] : 'no tensor of'} labels: they must match`);
+  }
+}
+
 /** Cost (and, when asked, accuracy and latency) of the model before and after pruning. */
 export async function snapshots(before: Model, after: Model, options: SnapshotOptions): Promise<[ModelSnapshot, ModelSnapshot]> {
   const a: ModelSnapshot = modelCost(before);
