@@ -66,6 +66,28 @@ describe("PyTorch's merged initializers", () => {
     assert.deepEqual(separated.graph!.node!.filter((n) => n.opType === 'Identity').map((n) => n.name), ['tie']);
   });
 
+  it("the same weight of two layers of a stack (nn.TransformerEncoder's deep copies, equal in an untrained export) is separated: by its name, or a folded weight's by the nodes reading it", () => {
+    const proto = model([4], 'logits', 3, [
+      { name: 'copy_named', opType: 'Identity', input: ['layers.0.fc.weight'], output: ['layers.1.fc.weight'] },
+      { name: 'copy_folded', opType: 'Identity', input: ['onnx::MatMul_7'], output: ['onnx::MatMul_9'] },
+      { ...node('Gemm', ['input', 'layers.0.fc.weight'], ['h0'], { transB: 1 }), name: '/layers.0/fc/Gemm' },
+      { ...node('MatMul', ['h0', 'onnx::MatMul_7'], ['m0']), name: '/layers.0/proj/MatMul' },
+      { ...node('Gemm', ['m0', 'layers.1.fc.weight'], ['h1'], { transB: 1 }), name: '/layers.1/fc/Gemm' },
+      { ...node('MatMul', ['h1', 'onnx::MatMul_9'], ['m1']), name: '/layers.1/proj/MatMul' },
+      { ...node('Gemm', ['m1', 'head.weight'], ['logits'], { transB: 1 }), name: '/head/Gemm' },
+    ], { 'layers.0.fc.weight': weight([4, 4], 1), 'onnx::MatMul_7': weight([4, 4], 2), 'head.weight': weight([3, 4], 3) });
+    const separated = separateEqualInitializers(proto);
+    assert.deepEqual(separated.graph!.node!.filter((n) => n.opType === 'Identity'), []);
+    assert.deepEqual(separated.graph!.initializer!.map((t) => t.name).sort(), ['head.weight', 'layers.0.fc.weight', 'layers.1.fc.weight', 'onnx::MatMul_7', 'onnx::MatMul_9']);
+    // Another module's copy (a head tied to an embedding) stays one weight.
+    const tied = model([4], 'logits', 3, [
+      { name: 'tie', opType: 'Identity', input: ['layers.0.fc.weight'], output: ['head.weight'] },
+      { ...node('Gemm', ['input', 'layers.0.fc.weight'], ['h0'], { transB: 1 }), name: '/layers.0/fc/Gemm' },
+      { ...node('Gemm', ['h0', 'head.weight'], ['logits'], { transB: 1 }), name: '/head/Gemm' },
+    ], { 'layers.0.fc.weight': weight([4, 4], 1) });
+    assert.deepEqual(separateEqualInitializers(tied).graph!.node!.filter((n) => n.opType === 'Identity').map((n) => n.name), ['tie']);
+  });
+
   it('the merged file trains exactly as the network written without merging: every layer its own γ, β and statistics', async () => {
     const x = images(32, [28, 28, 1], 6);
     const y = new Tensor(Int32Array.from({ length: 32 }, (_, i) => i % 10), [32], 'int32');
