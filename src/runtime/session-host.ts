@@ -8,6 +8,7 @@
  */
 import type * as ortApi from 'onnxruntime-node';
 import { typedArrayOver } from '../tensor.js';
+import { float16ToFloat32 } from '../float16.js';
 import { allFinite } from './finite.js';
 import type { Request, Response, SessionOptions, WireTensor } from './protocol.js';
 
@@ -23,6 +24,13 @@ type OrtTensor = ortApi.Tensor;
 const ORT_TYPE = { float32: 'float32', float64: 'float64', int32: 'int32', int64: 'int64', uint8: 'uint8', int8: 'int8', bool: 'bool' } as const;
 
 function toWire(t: OrtTensor, transfer: ArrayBuffer[]): WireTensor {
+  // A float16 value (a float16 model's output, its intermediate values for a FLOPs count) is read as
+  // float32: Kiln's tensors have no float16 type, and every binary16 number is a float32 one.
+  if (t.type === 'float16') {
+    const buffer = float16ToFloat32(t.data as unknown as Uint16Array).buffer as ArrayBuffer;
+    transfer.push(buffer);
+    return { dtype: 'float32', shape: [...t.dims], buffer };
+  }
   const view = t.data as unknown as ArrayBufferView;
   // Own, whole buffers can be transferred; a view into a larger one is copied first.
   const buffer =

@@ -1,49 +1,12 @@
 import type { ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../../graph/proto.js';
 import { tensorFromProto } from '../../graph/onnx-io.js';
+import { float16Bits } from '../../float16.js';
+
+export { float16Bits, float16Value } from '../../float16.js';
 
 const FLOAT = 1;
 const FLOAT16 = 10;
 const FLOAT16_MAX = 65504;
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE 754 binary16 bits of a number, rounded to nearest even (±Infinity beyond the range, NaN kept). */
-export function float16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow
-  if (e <= 0) {
-    if (e < -10) return sign; // underflows to ±0
-    // Subnormal: shift the implicit 1 in and round to nearest even.
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let r = m >>> shift;
-    const rest = m & ((1 << shift) - 1);
-    if (rest > half || (rest === half && (r & 1))) r++;
-    return sign | r;
-  }
-  let r = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (r & 1))) r++; // may carry into the exponent: still right
-  return sign | r;
-}
-
-/** The number a binary16 bit pattern holds. */
-export function float16Value(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const e = (bits >>> 10) & 0x1f;
-  const m = bits & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 0x1f) return m ? NaN : sign * Infinity;
-  return sign * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 /** Options of `convertToFloat16`. */
 export interface Float16Options {

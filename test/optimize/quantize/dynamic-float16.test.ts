@@ -11,6 +11,10 @@ import { float16Bits, float16Value } from '../../../src/optimize/quantize/float1
 import { quantize, type QuantizedModel } from '../../../src/optimize/quantize/quantize.js';
 import { Random } from '../../../src/random.js';
 import { Tensor } from '../../../src/tensor.js';
+import { measureFlops } from '../../../src/bench/cost.js';
+import { modelCost } from '../../../src/model/cost.js';
+import { OnnxModel } from '../../../src/model/onnx-model.js';
+import { Runtime } from '../../../src/runtime/runtime.js';
 import type { Sequential } from '../../../src/train/sequential.js';
 import { fashion, opCounts, optimizedOps, runOrt, smallCnn, tmpDir, trained } from './helpers.js';
 
@@ -97,6 +101,23 @@ describe('float16', () => {
     assert.ok(!proto.graph!.initializer!.some((t) => t.dataType === 1), 'no float32 constants left');
     assert.equal(q.outputs[0]!.dtype, 'float32');
     withinTolerance(q, 0.01, 0.99, 0.02);
+    // Its values inside are float16, read as float32: a FLOPs count fetches every one of them, and the
+    // same graph with its output left float16 (no Cast back) answers in float32 (it crashed: no float16 tensor).
+    const runtime = new Runtime();
+    try {
+      assert.equal(await measureFlops(new OnnxModel(q.bytes, proto), d.test.images.slice(0, 1), runtime), modelCost(model).flops);
+      const out = proto.graph!.output![0]!;
+      const cast = proto.graph!.node!.find((n) => n.output![0] === out.name)!;
+      const halfOut = { ...proto, graph: { ...proto.graph!, node: proto.graph!.node!.map((n) => (n === cast ? { ...n, opType: 'Identity', attribute: [] } : n)), output: [{ ...out, type: { tensorType: { ...out.type!.tensorType!, elemType: 10 } } }] } };
+      const bytes = encodeModel(halfOut);
+      const x = d.test.images.slice(0, 8);
+      const [half, full] = [(await new OnnxModel(bytes, decodeModel(bytes)).predict(x)), await new OnnxModel(q.bytes, proto).predict(x)];
+      assert.equal(half.dtype, 'float32');
+      // (float16 logits against the same rounded to float16 ones made float32 by the Cast)
+      (half.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - (full.data as Float32Array)[i]!) <= 0.01 * Math.max(1, Math.abs(v)), `${i}: ${v}`));
+    } finally {
+      await runtime.close();
+    }
   });
 });
 
