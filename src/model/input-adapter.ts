@@ -4,6 +4,7 @@ import { Tensor } from '../tensor.js';
 import { dataFactor, definedPreprocessing, isPixelScale, PREPROCESSING_METADATA_KEY, type Preprocessing } from './imported-graph.js';
 import { rescalingAtInput, type InputRescaling } from './input-rescaling.js';
 import { batchNotFirst, checkInputNames, type ModelInputs } from './input-rows.js';
+import { idOutOfRange, sharedDimensionMismatch } from './input-values.js';
 import type { TensorDescription } from './onnx-model.js';
 
 /*
@@ -148,6 +149,8 @@ export function checkFileInputs(x: unknown, inputs: readonly TensorDescription[]
   if (x instanceof Tensor) {
     if (inputs.length !== 1) throw new KilnError('INVALID_ARGUMENT', `the model has ${inputs.length} inputs (${names.join(', ')}): give ${what} as an object of tensors by those names`);
     typed(x, inputs[0]!, what);
+    const bad = inputs[0]!.ids && x.dtype === inputs[0]!.dtype ? idOutOfRange(x, inputs[0]!.ids, what) : undefined;
+    if (bad) throw bad;
     return;
   }
   if (x === null || typeof x !== 'object') throw new KilnError('INVALID_ARGUMENT', `${what} must be a tensor, or tensors by the model's input names (${names.join(', ')}); got ${x === null ? 'null' : typeof x}`);
@@ -159,6 +162,12 @@ export function checkFileInputs(x: unknown, inputs: readonly TensorDescription[]
     const t = x[input.name]!;
     if (t.shape[0] !== rows) throw new KilnError('INVALID_DATA', `${what}.${input.name} has ${t.shape[0]} examples, ${what}.${names[0]} ${rows}: they must match`);
     typed(t, input, `${what}.${input.name}`);
+  }
+  const mismatch = sharedDimensionMismatch(new Map(inputs.map((i) => [i.name, i.shape])), x, (name) => `${what}.${name}`);
+  if (mismatch) throw mismatch;
+  for (const input of inputs) {
+    const bad = input.ids && x[input.name]!.dtype === input.dtype ? idOutOfRange(x[input.name]!, input.ids, `${what}.${input.name}`) : undefined;
+    if (bad) throw bad;
   }
 }
 

@@ -9,6 +9,7 @@ import { readOnnxFile, refuseExternalData } from './read-model.js';
 import type { Preprocessing } from './imported-graph.js';
 import { checkFileInputs, declaredPreprocessing } from './input-adapter.js';
 import { examplesIn, sliceInputs, type ModelInputs } from './input-rows.js';
+import { idOutOfRange, idTables, sharedDimensionMismatch, type IdTable } from './input-values.js';
 import { rescalingAtInput, type InputRescaling } from './input-rescaling.js';
 import { trainedOutput } from './trained-output.js';
 
@@ -20,6 +21,8 @@ export interface TensorDescription {
   dtype: string;
   /** Sizes, symbolic names, or null for unknown dimensions. */
   shape: (number | string | null)[] | null;
+  /** For an input of token ids: the embedding table they index (ids must be in [0, rows)). */
+  ids?: IdTable;
 }
 
 /** What `kiln info` shows of any ONNX model, Kiln-made or not. */
@@ -118,9 +121,15 @@ function rescalingField(proto: ModelProto): { inputRescaling?: InputRescaling } 
   return inputRescaling ? { inputRescaling } : {};
 }
 
+function withIds(d: TensorDescription, tables: ReadonlyMap<string, IdTable>): TensorDescription {
+  const ids = tables.get(d.name);
+  return ids ? { ...d, ids } : d;
+}
+
 /** What `kiln info` shows for any ONNX model, Kiln-made or not. */
 export function describeModel(proto: ModelProto, bytes: number): ModelDescription {
   const graph = proto.graph ?? {};
+  const tables = idTables(proto);
   const ops: Record<string, number> = {};
   for (const n of graph.node ?? []) {
     const key = n.domain ? `${n.domain}.${n.opType}` : (n.opType ?? '?');
@@ -141,7 +150,7 @@ export function describeModel(proto: ModelProto, bytes: number): ModelDescriptio
     producer: [proto.producerName, proto.producerVersion].filter(Boolean).join(' ') || 'unknown',
     irVersion: Number(proto.irVersion ?? 0),
     opsets: (proto.opsetImport ?? []).map((o) => ({ domain: o.domain || 'ai.onnx', version: Number(o.version ?? 0) })),
-    inputs: dataInputs(graph).map(describeValue),
+    inputs: dataInputs(graph).map((v) => withIds(describeValue(v), tables)),
     outputs: (graph.output ?? []).map(describeValue),
     ops,
     ...rescalingField(proto),
@@ -219,7 +228,11 @@ export class OnnxModel {
       if (input.shape && (t.rank !== input.shape.length || input.shape.some((d, i) => typeof d === 'number' && d !== t.shape[i]))) {
         throw new KilnError('INVALID_SHAPE', `input '${input.name}' must have shape ${formatShape(input.shape)}, got ${formatShape(t.shape)}`);
       }
+      const bad = input.ids && t.dtype === input.dtype ? idOutOfRange(t, input.ids, `input '${input.name}'`) : undefined;
+      if (bad) throw bad;
     }
+    const mismatch = sharedDimensionMismatch(new Map(this.inputs.map((i) => [i.name, i.shape])), feeds, (name) => `input '${name}'`);
+    if (mismatch) throw mismatch;
     this.session ??= await this.runtime.load(this.bytes);
     return this.runtime.run(this.session, feeds);
   }

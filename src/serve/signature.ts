@@ -1,5 +1,6 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { ModelDescription } from '../model/onnx-model.js';
+import { idOutOfRange, sharedDimensionMismatch, type IdTable } from '../model/input-values.js';
 import { OUTPUT_METADATA_KEY } from '../model/trained-output.js';
 import type { DType, Tensor } from '../tensor.js';
 import type { ModelConfig } from './config.js';
@@ -22,6 +23,10 @@ export interface TensorSpec {
   dtype: DType;
   /** null when the model does not declare a rank. */
   shape: number[] | null;
+  /** The shape as the model declares it, with its dimensions' names (inputs sharing one must agree on it). */
+  declared?: (number | string | null)[] | null;
+  /** For an input of token ids: the table they index. */
+  ids?: IdTable;
 }
 
 export interface Signature {
@@ -36,7 +41,8 @@ export function signatureOf(description: ModelDescription, config: ModelConfig):
     if (!isServableType(d.dtype)) {
       throw new KilnError('UNSUPPORTED_OP', `model ${kind} '${d.name}' has element type ${d.dtype}; Kiln serves float32, float64, int8, int32, int64, uint8 and bool tensors`);
     }
-    return { name: (own(names, d.name) as string | undefined) ?? d.name, onnxName: d.name, dtype: d.dtype, shape: d.shape ? d.shape.map((x) => (typeof x === 'number' ? x : -1)) : null };
+    const served: TensorSpec = { name: (own(names, d.name) as string | undefined) ?? d.name, onnxName: d.name, dtype: d.dtype, shape: d.shape ? d.shape.map((x) => (typeof x === 'number' ? x : -1)) : null };
+    return kind === 'input' ? { ...served, declared: d.shape, ...(d.ids ? { ids: d.ids } : {}) } : served;
   };
   const inputs = description.inputs.map(spec('input', config.inputNames));
   const recorded = description.metadata[OUTPUT_METADATA_KEY];
@@ -73,8 +79,13 @@ export function checkFeeds(signature: Signature, feeds: Record<string, Tensor>, 
       if (rows !== undefined && n !== rows) throw badRequest(`inputs must share the batch size (first dimension): '${spec.name}' has ${n}, others ${rows}`);
       rows = n;
     }
+    // Token ids outside their table: this request's mistake, answered before it joins a batch.
+    const bad = spec.ids ? idOutOfRange(t, spec.ids, `input '${spec.name}'`) : undefined;
+    if (bad) throw badRequest(bad.message);
     out[spec.onnxName] = t;
   }
+  const mismatch = sharedDimensionMismatch(new Map(signature.inputs.map((i) => [i.name, i.declared ?? null])), feeds, (name) => `input '${name}'`);
+  if (mismatch) throw badRequest(mismatch.message);
   if (signature.batchable) {
     if (rows === 0) throw badRequest('the batch is empty: the first dimension must be at least 1');
     if (maxBatchSize > 0 && rows! > maxBatchSize) throw badRequest(`batch size ${rows} exceeds the model's maxBatchSize ${maxBatchSize}`);

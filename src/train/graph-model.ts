@@ -5,6 +5,8 @@ import { channelsLastShape, definedPreprocessing, ImportedGraph, PREPROCESSING_M
 export type { TiedWeight } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
+import { idOutOfRange, idTables, type IdTable } from '../model/input-values.js';
+import type { InputRows, ModelInputs } from '../model/input-rows.js';
 import { Random } from '../random.js';
 import { sharedRuntime } from '../runtime/runtime.js';
 import { Tensor } from '../tensor.js';
@@ -76,6 +78,8 @@ export interface ClassifierHead {
  */
 export class GraphModel extends TrainableModel {
   protected structure: ImportedGraph;
+  /** The inputs of token ids and the tables they index (idTables), read from the file when first needed. */
+  private idTablesOfFile?: Map<string, IdTable>;
   /** Whether the input layout was given (then data in the other layout is an error, not a switch). */
   private layoutFixed: boolean;
   private compileArgs: [CompileArgs, TrainingStepOptions] | undefined;
@@ -309,6 +313,22 @@ export class GraphModel extends TrainableModel {
     }
     this.compileArgs = [args, stepOptions];
     super.compile({ ...args, loss }, stepOptions);
+  }
+
+  /**
+   * x checked as Model.inputRows checks it, and each input of token ids within the embedding table it
+   * indexes: a negative id or one past the end is refused by position, as PyTorch's nn.Embedding
+   * refuses it, before it becomes a wrapped row or an error deep inside ONNX Runtime.
+   */
+  override inputRows(x: ModelInputs, what = 'x'): InputRows {
+    const rows = super.inputRows(x, what);
+    this.idTablesOfFile ??= idTables(this.structure.proto);
+    for (const [input, table] of this.idTablesOfFile) {
+      const t = x instanceof Tensor ? (input === this.primaryInputName ? x : undefined) : x[input];
+      const bad = t && !['float32', 'float64'].includes(t.dtype) ? idOutOfRange(t, table, x instanceof Tensor ? what : `${what}.${input}`) : undefined;
+      if (bad) throw bad;
+    }
+    return rows;
   }
 
   /**
