@@ -8,7 +8,7 @@ const ops: OpDefinition[] = [];
 export const CONSTANT_OPS: readonly OpDefinition[] = ops;
 
 /*
- * Constant and ConstantOfShape: exporters write them for scalars, shape pieces and masks. They take no
+ * Constant, ConstantOfShape and Range: exporters write them for scalars, shape pieces and masks. They take no
  * input a gradient could flow into, so they have shape rules only (and appear in imported graphs).
  */
 
@@ -41,6 +41,23 @@ ops.push({
     const dims = constantInts(graph, shape);
     const rank = typeof shape.shape?.[0] === 'number' ? shape.shape[0] : undefined;
     return [{ dtype: fill?.dtype ?? 'float32', shape: dims ?? (rank !== undefined ? Array(rank).fill(null) : null) }];
+  },
+  gradient: noGradientFlows,
+});
+
+/*
+ * Range: torch.arange's export (a text model's position ids, arange over the sequence's length). Its
+ * length is known when its three scalars are constants, else it is measured at run time. Integer
+ * positions and steps: no gradient.
+ */
+ops.push({
+  type: 'Range',
+  nonDifferentiableInputs: [0, 1, 2],
+  infer: (inputs, _attrs, graph) => {
+    const start = requireInput(inputs, 0, 'Range');
+    const [s, l, d] = [0, 1, 2].map((k) => constantInts(graph, requireInput(inputs, k, 'Range'))?.[0]);
+    const length = s !== undefined && l !== undefined && d !== undefined && d !== 0 ? Math.max(Math.ceil((l - s) / d), 0) : null;
+    return [{ dtype: start.dtype, shape: [length] }];
   },
   gradient: noGradientFlows,
 });

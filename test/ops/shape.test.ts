@@ -417,3 +417,20 @@ describe('GatherElements, ScatterElements, GatherND, ScatterND, TopK and Trilu g
     assert.deepEqual(g.op('TopK', [x, g.input('k', 'int64', [1])], {}, { outputs: 2 })[0]!.shape, ['N', null]);
   });
 });
+
+describe('Range (torch.arange: a text model position ids)', () => {
+  it('has the length its constant scalars give, ONNX Runtime agreeing; a length measured at run time otherwise', async () => {
+    const g = new Graph('range');
+    const x = g.input('x', 'float32', ['N', 'T']);
+    const constant = g.op1('Range', [g.scalar(2, 'int64'), g.scalar(11, 'int64'), g.scalar(3, 'int64')]);
+    assert.deepEqual([constant.shape, constant.dtype], [[3], 'int64']);
+    const length = g.op1('Squeeze', [g.op1('Slice', [g.op1('Shape', [x]), g.int64s([1]), g.int64s([2])])]);
+    const measured = g.op1('Range', [g.scalar(0, 'int64'), length, g.scalar(1, 'int64')]);
+    assert.deepEqual(measured.shape, [null]);
+    g.output(constant, 'constant');
+    g.output(measured, 'measured');
+    const out = await runGraph(runtime, g, { x: new Tensor(new Float32Array(2 * 5), [2, 5], 'float32') });
+    assert.deepEqual(Array.from(out.constant!.data as BigInt64Array, Number), [2, 5, 8]);
+    assert.deepEqual(Array.from(out.measured!.data as BigInt64Array, Number), [0, 1, 2, 3, 4]);
+  });
+});
