@@ -2,7 +2,7 @@ import type { Graph, Node, Value } from '../../graph/graph.js';
 import { Tensor } from '../../tensor.js';
 import { quantizeWeight } from './params.js';
 import { isRecurrentOp } from '../../ops/recurrent.js';
-import { INT8_KERNEL, INT8_RECURRENT, computeIneligibility, int8Kernel, int8RecurrentWeights, isActivationMatMul, outputChannelAxis, smallConvolution, type NodeDecision } from './qdq.js';
+import { INT8_KERNEL, INT8_RECURRENT, INT8_TABLE, computeIneligibility, int8Kernel, int8RecurrentWeights, int8Table, isActivationMatMul, outputChannelAxis, smallConvolution, type NodeDecision } from './qdq.js';
 import { GraphCopy } from './rewrite.js';
 
 /** Options of `quantizeDynamicGraph`. */
@@ -66,6 +66,12 @@ export function quantizeDynamicGraph(
     if (recurrent) {
       copy.emit(node, recurrent);
       decide(node, 'float32', `dynamic quantization covers Conv, Gemm and MatMul only; ${INT8_RECURRENT}`);
+      continue;
+    }
+    const embedding = excluded ? undefined : int8Table(copy, node, (i) => copy.get(i));
+    if (embedding) {
+      copy.emit(node, embedding);
+      decide(node, 'float32', `a lookup of rows, no arithmetic; ${INT8_TABLE}`);
       continue;
     }
     if (!['Conv', 'Gemm', 'MatMul'].includes(node.opType)) {

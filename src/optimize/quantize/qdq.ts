@@ -200,6 +200,31 @@ function int8GateRows(copy: GraphCopy, name: string): Value {
   return castBack(copy, name, qw.values.reshape([dirs, rows, cols]), new Tensor(qw.scales, [dirs, rows, 1], 'float32'));
 }
 
+/** The end of the reason given for an embedding {@link int8Table} serves. */
+export const INT8_TABLE = 'its table is stored in 8 bits per row (ONNX Runtime turns it back into float as the model loads)';
+
+/** Smallest table (elements) worth the Cast and Mul that carry it in 8 bits: below, the nodes cost about what the bytes save. */
+const MIN_TABLE = 512;
+
+/**
+ * An embedding — a Gather of rows from a float table along axis 0: word, position and segment
+ * embeddings, most of a small text model's bytes — with the table stored as int8, one scale per row,
+ * Cast and multiplied back as {@link int8Kernel} stores a kernel: ONNX has no integer Gather kernel
+ * worth calling, the lookup moves rows and does no arithmetic, and ONNX Runtime folds the Cast and Mul
+ * into the float table as it loads (as TFLite's and ONNX Runtime's quantizers store an embedding in
+ * 8 bits too). The node's inputs with the table's 8-bit form; undefined when it has no such table.
+ */
+export function int8Table(copy: GraphCopy, node: Node, input: (name: string) => Value | string): (Value | string)[] | undefined {
+  if (node.opType !== 'Gather' || Number(node.attrs.axis ?? 0) !== 0) return undefined;
+  const name = node.inputs[0]!;
+  const table = copy.constantOf(name);
+  if (!table || table.dtype !== 'float32' || table.shape.length < 2 || table.size < MIN_TABLE) return undefined;
+  const rows = table.shape[0]!;
+  const qw = quantizeWeight(table.reshape([rows, table.size / rows]), { axis: 0, bits: 8 });
+  const stored = castBack(copy, name, qw.values.reshape(table.shape), new Tensor(qw.scales, table.shape.map((d, k) => (k === 0 ? d : 1)), 'float32'));
+  return node.inputs.map((i, k) => (k === 0 ? stored : i ? input(i) : ''));
+}
+
 /** The axis of a weight that indexes output channels. */
 export function outputChannelAxis(node: Node): number {
   if (node.opType === 'Conv') return 0;
@@ -512,6 +537,13 @@ export function insertQdq(src: Graph, ranges: Map<string, Range>, layerOf: Map<s
                 : 'nothing after it runs in int8 (in 8 bits it would only add a rounding step)',
         );
       }
+      continue;
+    }
+    const embedding = int8Table(copy, node, (i) => floatOriginal.get(i) ?? copy.get(i));
+    if (embedding) {
+      copy.emit(node, embedding);
+      settle(node);
+      decide(node, 'float32', `a lookup of rows, no arithmetic; ${INT8_TABLE}`);
       continue;
     }
     const recurrent = isRecurrentOp(node.opType) ? int8RecurrentWeights(copy, node, (i) => floatOriginal.get(i) ?? copy.get(i)) : undefined;

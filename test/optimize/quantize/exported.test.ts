@@ -18,6 +18,8 @@ import { loadModel } from '../../../src/train/load.js';
 import { EXPORTED_DIR, decodeTensor, readReference } from '../../fixtures/exported/reference.js';
 import { fashion, optimizedOps, rejectsWith, runOrt, tmpDir } from './helpers.js';
 import { i64, node, recurrentModel } from '../prune/graph-helpers.js';
+import { tokenTask } from '../../fixtures/exported/token-task.js';
+import { OnnxModel } from '../../../src/model/onnx-model.js';
 
 const VITS = ['vit13', 'vit17'] as const;
 const fixture = (name: string) => `${EXPORTED_DIR}/${name}.onnx`;
@@ -404,6 +406,32 @@ function transposed(t: Tensor): Tensor {
   const d = t.data as Float32Array;
   return new Tensor(Float32Array.from({ length: r * c }, (_, i) => d[(i % r) * c + Math.floor(i / r)]!), [c, r], 'float32');
 }
+
+describe("int8 of a text model's embedding table (textcls: nn.Embedding, 32 rows of 16)", () => {
+  for (const mode of ['static', 'dynamic'] as const) {
+    it(`${mode}: the table is stored in 8 bits per row, the lookup reads it back in float, the predictions stay`, async () => {
+      const float = readFixture('textcls');
+      const { x } = tokenTask(64, 31, false);
+      const q = await quantize(float, mode === 'static' ? { mode, calibration: x, calibrationSamples: 64 } : { mode });
+      const out = decodeModel(q.bytes);
+      const names = out.graph!.initializer!.map((t) => t.name);
+      assert.ok(!names.includes('embed.weight'), 'the float table is gone');
+      const table = initializer(decodeModel(float), 'embed.weight');
+      const values = initializer(out, 'embed.weight/int8');
+      const scales = initializer(out, 'embed.weight/scale');
+      assert.deepEqual([values.dtype, values.shape, scales.shape], ['int8', [32, 16], [32, 1]]);
+      for (let i = 0; i < 32 * 16; i++) {
+        const s = (scales.data as Float32Array)[Math.floor(i / 16)]!;
+        assert.ok(Math.abs((values.data as Int8Array)[i]! * s - (table.data as Float32Array)[i]!) <= s / 2 + 1e-7, `embed.weight[${i}]`);
+      }
+      assert.match(q.report.layers.find((r) => r.layer === '/embed/Gather')!.reason!, /its table is stored in 8 bits per row/);
+      const [before, after] = await Promise.all([new OnnxModel(float, decodeModel(float)).predict(x), new OnnxModel(q.bytes, out).predict(x)]);
+      let worst = 0;
+      for (let i = 0; i < before.size; i++) worst = Math.max(worst, Math.abs((before.data as Float32Array)[i]! - (after.data as Float32Array)[i]!));
+      assert.ok(worst < 0.1, `largest logit change ${worst}`);
+    });
+  }
+});
 
 /** Sequences [n, 5, 4] of values in [-1, 1]. */
 function calibrationSteps(n: number): Tensor {
