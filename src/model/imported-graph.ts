@@ -844,7 +844,8 @@ export function symbolicDimensions(proto: ModelProto): { free: Set<string>; batc
 /** The error of a graph that does not run (or load) at the sizes given to its free dimensions, naming them. */
 export function notAtSizes(file: string, dimensions: Readonly<Record<string, number>>, err: KilnError): KilnError {
   const sizes = Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(', ');
-  return new KilnError('INVALID_ARGUMENT', `'${file}' with ${sizes}: ${err.message}`, { cause: err });
+  const own = `'${file}' `;
+  return new KilnError('INVALID_ARGUMENT', `'${file}' with ${sizes}: ${err.message.startsWith(own) ? err.message.slice(own.length) : err.message}`, { cause: err });
 }
 
 /**
@@ -944,7 +945,7 @@ async function measureValues(
     throw new KilnError('INVALID_ARGUMENT', `'${file}' does not load in ONNX Runtime: ${(err as Error).message}`, { cause: err });
   }
   const rng = new Random(7);
-  const runAt = async (batch: number) => {
+  const feedsAt = (batch: number) => {
     const feeds: Record<string, Tensor> = {};
     for (const { name, dtype, example } of inputs) {
       const size = batch * example.reduce((a, b) => a * b, 1);
@@ -957,9 +958,23 @@ async function measureValues(
             ? new Tensor(BigInt64Array.from({ length: size }, () => BigInt(rng.next() < 0.5 ? 0 : 1)), [batch, ...example], 'int64')
             : new Tensor(Int32Array.from({ length: size }, () => (rng.next() < 0.5 ? 0 : 1)), [batch, ...example], 'int32');
     }
+    return feeds;
+  };
+  const runAt = async (batch: number) => {
+    const feeds = feedsAt(batch);
     try {
       return await runtime.run(session, feeds);
     } catch (err) {
+      // Not the batch's doing when one example does not run either (a sequence longer than the
+      // model's position table): said as such, not as a batch dimension to export.
+      const single = await runtime.run(session, feedsAt(1)).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      if (single) {
+        const shapes = inputs.map((i) => `'${i.name}' ${formatShape(['N', ...i.example])}`).join(', ');
+        throw new KilnError('INVALID_SHAPE', `'${file}' does not run on inputs of shape ${shapes}, not even one example (${single.message})`, { cause: single });
+      }
       const axes = inputs.map((i) => `'${i.name}': {0: 'batch'}`).join(', ');
       throw new KilnError(
         'INVALID_SHAPE',
