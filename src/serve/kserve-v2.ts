@@ -148,6 +148,10 @@ function classification(version: ModelVersion, spec: TensorSpec, t: Tensor, coun
   const what = `output '${spec.name}'`;
   if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw badRequest(`${what}: the "classification" parameter must be a positive integer (how many classes), found ${JSON.stringify(count)}`);
   if (t.rank !== 1 && t.rank !== 2) throw badRequest(`${what} has shape ${JSON.stringify(t.shape)}; classification needs class scores [batch, classes] or [classes]`);
+  // An integer or boolean output (an argmax's class, a flag) holds no scores; nor does a batched
+  // model's output of one value per example ([batch]), which is not a row of classes.
+  if (t.dtype !== 'float32' && t.dtype !== 'float64') throw badRequest(`${what} is ${t.dtype}; classification needs float class scores [batch, classes] or [classes]`);
+  if (t.rank === 1 && version.signature?.batchable) throw badRequest(`${what} has shape [batch] (one value per example); classification needs class scores [batch, classes]`);
   const scores = t.rank === 1 ? t.reshape([1, t.shape[0]!]) : t;
   const classifier = version.classifier?.output.name === spec.name ? version.classifier : undefined;
   const rows = topK(scores, count, what);

@@ -4,6 +4,9 @@ import { client } from '../../src/serve/client.js';
 import { parseJson } from '../../src/serve/json.js';
 import type { ServerHandle } from '../../src/serve/server.js';
 import { Tensor } from '../../src/tensor.js';
+import { Graph } from '../../src/graph/graph.js';
+import { modelToProto } from '../../src/graph/onnx-io.js';
+import { encodeModel } from '../../src/graph/proto.js';
 import {
   assertClose,
   denseModel,
@@ -39,6 +42,12 @@ describe('KServe v2 protocol', () => {
     await writeVersion(tmp.dir, 'pair', 1, twoInputModel());
     await writeVersion(tmp.dir, 'fixed', 1, fixedShapeModel());
     await writeVersion(tmp.dir, 'mymodel', 1, kserveExampleModel());
+    // x [N, 3] → its argmax [N] (int64) and its sum [N] (float): one value per example, no class scores.
+    const perExample = new Graph('per-example');
+    const x = perExample.input('x', 'float32', ['N', 3]);
+    perExample.output(perExample.op1('ArgMax', [x], { axis: 1, keepdims: 0 }), 'label');
+    perExample.output(perExample.op1('ReduceSum', [x, perExample.int64s([1])], { keepdims: 0 }), 'total');
+    await writeVersion(tmp.dir, 'perexample', 1, encodeModel(modelToProto(perExample)));
     server = await startServer({ modelRepository: tmp.dir });
   });
   after(async () => {
@@ -92,6 +101,19 @@ describe('KServe v2 protocol', () => {
     const route = await http(server.url, 'GET', '/v2/nothing/here');
     assert.equal(route.status, 404);
     assert.ok(route.json.error);
+  });
+
+  test('the classification extension answers 400 for an output that holds no class scores: an integer class, one value per example', async () => {
+    const body = (output: string) => ({ inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', data: [1, 5, 2, 7, 0, 1] }], outputs: [{ name: output, parameters: { classification: 2 } }] });
+    const label = await http(server.url, 'POST', '/v2/models/perexample/infer', body('label'));
+    assert.equal(label.status, 400);
+    assert.match(label.json.error, /output 'label' is int64; classification needs float class scores/);
+    const total = await http(server.url, 'POST', '/v2/models/perexample/infer', body('total'));
+    assert.equal(total.status, 400);
+    assert.match(total.json.error, /output 'total' has shape \[batch\] \(one value per example\)/);
+    const plain = await http(server.url, 'POST', '/v2/models/perexample/infer', { inputs: body('label').inputs });
+    assert.equal(plain.status, 200);
+    assert.deepEqual(plain.json.outputs.find((o: { name: string }) => o.name === 'label').data, [1, 0]);
   });
 
   test('model and version readiness: 200 ready, 404 unknown', async () => {
