@@ -102,8 +102,9 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
     }
     let maxAbsDiff = 0;
     let maxAbsFloat = 0;
-    const f = floatOut.data as Float32Array;
-    const q = quantOut.data as Float32Array;
+    // (An integer or boolean output — a class index, a flag — compares as numbers.)
+    const numbers = (t: Tensor) => (t.dtype === 'float32' ? (t.data as Float32Array) : Float64Array.from(t.data as ArrayLike<number | bigint | boolean>, Number));
+    const [f, q] = [numbers(floatOut), numbers(quantOut)];
     for (let i = 0; i < f.length; i++) {
       maxAbsDiff = Math.max(maxAbsDiff, Math.abs(f[i]! - q[i]!));
       maxAbsFloat = Math.max(maxAbsFloat, Math.abs(f[i]!));

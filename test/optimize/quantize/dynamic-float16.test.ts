@@ -167,3 +167,17 @@ describe('weight axes of graphs from elsewhere', () => {
     });
   }
 });
+
+describe('a model whose only output is an integer (an argmax class)', () => {
+  it('quantizes and compares the two models on it, as numbers', async () => {
+    const rng = new Random(4);
+    const g = new Graph('argmax');
+    const x = g.input('x', 'float32', ['N', 6]);
+    const w = new Tensor(Float32Array.from({ length: 24 }, () => rng.uniform(-1, 1)), [4, 6], 'float32');
+    g.output(g.op1('ArgMax', [g.op1('Gemm', [x, g.initializer('fc.weight', w)], { transB: 1 })], { axis: 1, keepdims: 0 }), 'label');
+    const data = new Tensor(Float32Array.from({ length: 32 * 6 }, () => rng.uniform(-1, 1)), [32, 6], 'float32');
+    const q = await quantize(encodeModel(modelToProto(g)), { mode: 'dynamic', evaluate: { x: data, latencyRuns: 1 } });
+    assert.equal(q.outputs[0]!.dtype, 'int64');
+    assert.ok(q.report.evaluation !== undefined && Number.isFinite(q.report.evaluation.maxAbsDiff), JSON.stringify(q.report.evaluation));
+  });
+});
