@@ -236,6 +236,13 @@ export class ImportedGraph implements ModelStructure {
     this.inputDtype = values.get(input)!.dtype;
     this.otherInputs = inputs.slice(1).map((name) => ({ name, stepName: `${INPUT_NAME}/${name}`, shape: values.get(name)!.shape.slice(1) as number[], dtype: values.get(name)!.dtype }));
     const outName = output;
+    const outDtype = values.get(outName)?.dtype;
+    if (outDtype !== undefined && outDtype !== 'float32') {
+      // An argmax's class or a flag: nothing a loss can differentiate; the file still runs.
+      const floats = (g.output ?? []).map((o) => o.name ?? '').filter((o) => values.get(o)?.dtype === 'float32');
+      const hint = floats.length > 0 ? ` (its float outputs: ${floats.map((o) => `'${o}'`).join(', ')}; --model-output / { output } names the one to train)` : '';
+      throw new KilnError('INVALID_ARGUMENT', `'${file}': output '${outName}' is ${outDtype}: Kiln trains a float32 output (logits or scores)${hint}`);
+    }
     this.modelOutput = { name: outName, shape: (values.get(outName)?.shape ?? []).slice(1).map((d) => (typeof d === 'number' ? d : -1)) };
     this.outputShape = this.modelOutput.shape;
     this.inputShape = (preprocessing.layout === 'nchw' && channelsLastShape(modelInputShape)) || modelInputShape;

@@ -6,17 +6,20 @@ import type { ModelProto } from '../graph/proto.js';
  * trained, evaluated, predicted, served as a classifier and distilled from: what this file owns.
  */
 
-/** Metadata key of the output a model of several trains (the first when absent). */
+/** Metadata key of the output a model of several trains (the first float one when absent). */
 export const OUTPUT_METADATA_KEY = 'kiln.output';
 
 /**
  * The output a model of several trains, evaluates and predicts: the one given, else the one its file
- * records (saved by Kiln), else the first — PyTorch's first returned value, as exporters write it.
+ * records (saved by Kiln), else the first float one — PyTorch's first returned value, as exporters
+ * write it, unless that is an integer class or a flag.
  */
 export function trainedOutput(proto: ModelProto, file: string, given?: string): string {
   const names = (proto.graph?.output ?? []).map((o) => o.name ?? '');
   const recorded = (proto.metadataProps ?? []).find((m) => m.key === OUTPUT_METADATA_KEY)?.value ?? undefined;
-  const chosen = given ?? (recorded && names.includes(recorded) ? recorded : undefined) ?? names[0]!;
+  // By default the first float output: an exporter may list an argmax's class before the logits.
+  const firstFloat = (proto.graph?.output ?? []).find((o) => o.type?.tensorType?.elemType === 1)?.name ?? undefined;
+  const chosen = given ?? (recorded && names.includes(recorded) ? recorded : undefined) ?? firstFloat ?? names[0]!;
   if (!names.includes(chosen)) {
     throw new KilnError('INVALID_ARGUMENT', `'${file}' has no output '${chosen}': its outputs are ${names.map((n) => `'${n}'`).join(', ')} (--model-output / { output } names one)`);
   }

@@ -48,6 +48,26 @@ describe('a model with several outputs', () => {
     assert.ok(maxAbsDiff((await logits.predict(x)).data as Float32Array, (await original.predict(x)).data as Float32Array) < 1e-6);
   });
 
+  it("an integer output (an argmax's class) is not trained: listed first, the first float one is; the only one, the file runs and does not train, saying why", async () => {
+    const withLabel = (keep: 'both' | 'label'): ModelProto => {
+      const proto = fixtureProto('resnet');
+      const g = proto.graph!;
+      const label = { name: 'label', type: { tensorType: { elemType: 7, shape: { dim: [{ dimParam: 'batch' }] } } } };
+      const argmax = { name: 'argmax', opType: 'ArgMax', input: ['logits'], output: ['label'], attribute: [{ name: 'axis', type: 2, i: 1 }, { name: 'keepdims', type: 2, i: 0 }] };
+      return { ...proto, graph: { ...g, node: [...g.node!, argmax], output: keep === 'both' ? [label, ...g.output!] : [label] } } as ModelProto;
+    };
+    const both = await GraphModel.fromProto(withLabel('both'), 'labelled.onnx');
+    assert.equal(both.trainedOutput, 'logits');
+    await assertRejectsKiln(() => GraphModel.fromProto(withLabel('both'), 'labelled.onnx', { output: 'label' }), 'INVALID_ARGUMENT', "output 'label' is int64: Kiln trains a float32 output (logits or scores) (its float outputs: 'logits'");
+    const file = join(temp.dir, 'label-only.onnx');
+    await writeFile(file, encodeModel(withLabel('label')));
+    const only = await loadModel(file);
+    assert.ok(only instanceof OnnxModel);
+    assert.match(only.notTrainable!, /output 'label' is int64: Kiln trains a float32 output/);
+    const labels = await only.predict(x.reshape([16, 1, 28, 28]));
+    assert.deepEqual([labels.dtype, labels.shape], ['int64', [16]]);
+  });
+
   it('the chosen output trains and is recorded in the saved file, which reloads training it; every output is kept', async () => {
     const model = await GraphModel.fromProto(featuresFirst(), 'two.onnx', { output: 'logits' });
     model.compile({ optimizer: sgd({ learningRate: 0.1 }), loss: 'sparseCategoricalCrossentropy' });
