@@ -41,7 +41,7 @@ export interface SourceGraph {
 /** A Kiln layer model, any other Kiln model (an imported graph is quantized as the file it saves), a loaded ONNX file, or its bytes. */
 export type QuantizableModel = Sequential | Model | OnnxModel | Uint8Array;
 
-/** Fails with a clear message when the proto is a quantized (or float16) model already. */
+/** Fails with a clear message when the proto is a quantized (or float16) model already, or a float64 one. */
 export function checkNotQuantized(proto: ModelProto, what = 'the model'): void {
   const meta = proto.metadataProps?.find((m) => m.key === QUANTIZATION_METADATA_KEY);
   if (meta) {
@@ -63,6 +63,12 @@ export function checkNotQuantized(proto: ModelProto, what = 'the model'): void {
   const lowPrecision = (proto.graph?.initializer ?? []).filter((t) => t.dataType === 10 || t.dataType === 16);
   if (lowPrecision.length > 0) {
     throw new KilnError('INVALID_ARGUMENT', `${what} is already converted to ${ONNX_TYPE_NAMES[lowPrecision[0]!.dataType!]} (initializer '${lowPrecision[0]!.name}'): quantize the original float32 model instead`);
+  }
+  // Every mode converts float32 weights (as ONNX Runtime's quantizer does): a float64 model would come
+  // out unchanged, reported as converted.
+  const double = (proto.graph?.initializer ?? []).find((t) => t.dataType === 11);
+  if (double) {
+    throw new KilnError('INVALID_ARGUMENT', `${what} holds float64 weights (initializer '${double.name}'): quantization converts float32 models; export it in float32 (model.float() before torch.onnx.export)`);
   }
 }
 

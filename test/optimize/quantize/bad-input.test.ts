@@ -1,6 +1,8 @@
 /** Bad input to quantize(): each a KilnError that says what was expected and what was found. */
 import { describe, it } from 'node:test';
 import { decodeModel, encodeModel } from '../../../src/graph/proto.js';
+import { Graph } from '../../../src/graph/graph.js';
+import { modelToProto } from '../../../src/graph/onnx-io.js';
 import { OnnxModel } from '../../../src/model/onnx-model.js';
 import { quantize, type QuantizeOptions } from '../../../src/optimize/quantize/quantize.js';
 import { Tensor } from '../../../src/tensor.js';
@@ -37,6 +39,15 @@ describe('quantize() bad input', () => {
     const half = await quantize(model, { mode: 'float16' });
     const bareHalf = encodeModel({ ...decodeModel(half.bytes), metadataProps: [] });
     await rejectsWith(() => quantize(bareHalf, { mode: 'static', calibration: images(8) }), 'INVALID_ARGUMENT', /already converted to float16/);
+  });
+  it('a float64 model, in every mode: refused by name, not reported as converted', async () => {
+    const g = new Graph('double');
+    const x = g.input('x', 'float64', ['N', 3]);
+    g.output(g.op1('MatMul', [x, g.initializer('w', new Tensor(Float64Array.of(1, 2, 3, 4, 5, 6), [3, 2], 'float64'))]), 'y');
+    const bytes = encodeModel(modelToProto(g));
+    for (const mode of ['float16', 'dynamic', 'static'] as const) {
+      await rejectsWith(() => quantize(bytes, { mode, calibration: images(2) }), 'INVALID_ARGUMENT', /holds float64 weights \(initializer 'w'\): quantization converts float32 models/);
+    }
   });
   it('an unsupported mode', async () => {
     await rejectsWith(() => quantize(model, { mode: 'int4' } as unknown as QuantizeOptions), 'INVALID_ARGUMENT', /unsupported quantization mode "int4"; expected one of dynamic, static, float16, qat/);
