@@ -82,11 +82,16 @@ function versionPolicy(policy: VersionPolicy): TextMessage {
   return { specific: { versions: policy.specific } };
 }
 
-/** A tensor's dims for Triton: without the batch dimension when the model batches (max_batch_size > 0). */
+/**
+ * A tensor's dims for Triton: without the batch dimension when the model batches (max_batch_size > 0).
+ * A tensor of one value per example ([batch]: an argmax's class) leaves no dims, which Triton refuses:
+ * its model configuration says dims [1] with reshape { shape: [ ] } for it.
+ */
 function tensor(spec: TensorSpec, batched: boolean, model: string): TextMessage {
   if (!spec.shape) throw new KilnError('INVALID_ARGUMENT', `model '${model}': '${spec.onnxName}' has no declared rank, which Triton's config.pbtxt needs (dims)`);
   const dims = batched ? spec.shape.slice(1) : spec.shape;
-  return { name: spec.onnxName, data_type: { enum: TRITON_TYPE[spec.dtype] }, dims };
+  const scalar = batched && dims.length === 0;
+  return { name: spec.onnxName, data_type: { enum: TRITON_TYPE[spec.dtype] }, dims: scalar ? [1] : dims, ...(scalar ? { reshape: { shape: [] } } : {}) };
 }
 
 /** config.pbtxt for one model, and the notes on what it cannot say. */

@@ -11,7 +11,8 @@ import { main } from '../../../src/cli/main.js';
 import { encryptModel } from '../../../src/model/encrypt-model-file.js';
 import { client } from '../../../src/serve/client.js';
 import { deployKServe } from '../../../src/serve/deploy/kserve.js';
-import { deployTriton } from '../../../src/serve/deploy/triton.js';
+import { deployTriton, tritonConfig } from '../../../src/serve/deploy/triton.js';
+import { DEFAULT_MODEL_CONFIG } from '../../../src/serve/config.js';
 import { CLI, denseModel, fixedShapeModel, http, randomInput, smallCnn, startServer, tmpDir, twoInputModel, writeConfig, writeVersion } from '../helpers.js';
 import { parseTextFormat } from './text-format.js';
 import { ModelConfig } from './triton-schema.js';
@@ -95,6 +96,16 @@ describe('kiln deploy triton', () => {
     } finally {
       await server.close();
     }
+  });
+
+  test("an output of one value per example ([batch]: an argmax's class) is dims [1] with reshape { shape: [ ] }, as Triton's model configuration asks", () => {
+    const spec = (name: string, dtype: 'float32' | 'int64', shape: number[]) => ({ name, onnxName: name, dtype, shape });
+    const signature = { inputs: [spec('x', 'float32', [-1, 3])], outputs: [spec('logits', 'float32', [-1, 3]), spec('label', 'int64', [-1])], batchable: true };
+    const parsed = parseTextFormat(ModelConfig, tritonConfig('argmax', DEFAULT_MODEL_CONFIG, signature).text);
+    assert.deepEqual(parsed.output, [
+      { name: 'logits', data_type: 'TYPE_FP32', dims: [3] },
+      { name: 'label', data_type: 'TYPE_INT64', dims: [1], reshape: { shape: [] } },
+    ]);
   });
 
   test('the text-format parser refuses what Triton would: an unknown field, a wrong enum, a string for a number', () => {
