@@ -250,7 +250,8 @@ export class OnnxModel {
     } = {},
   ): Promise<Tensor> {
     checkFileInputs(x, this.inputs, 'x');
-    const feeds = (part: ModelInputs): Record<string, Tensor> => (part instanceof Tensor ? { [this.inputs[0]!.name]: part } : { ...part });
+    // (Only the model's own inputs: other keys of x are left unread, see checkInputNames.)
+    const feeds = (part: ModelInputs): Record<string, Tensor> => (part instanceof Tensor ? { [this.inputs[0]!.name]: part } : Object.fromEntries(this.inputs.map((i) => [i.name, part[i.name]!])));
     const output = this.primaryOutput;
     const { batchSize } = options;
     if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
