@@ -1,6 +1,6 @@
-// Owns IEEE 754 binary16 numbers as JavaScript holds them: bit patterns in a Uint16Array (Node 20 and
-// 22 have no Float16Array). Quantization writes float16 weights with them; the runtime reads a float16
-// output of ONNX Runtime as float32, the widest type Kiln's tensors carry for it.
+// Owns IEEE 754 binary16 numbers as bit patterns in a Uint16Array, which every Node version holds
+// (Float16Array arrived only in Node 24). Quantization writes float16 weights with them; the runtime
+// reads a float16 output of ONNX Runtime as float32, the widest type Kiln's tensors carry for it.
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

@@ -31,6 +31,7 @@ export { type Preprocessing, type InputLayout, type UntrainableOp } from './mode
 export { OnnxModel, describeModel, type ModelDescription } from './model/onnx-model.js';
 export { type InputRescaling } from './model/input-rescaling.js';
 export type { TensorDescription } from './model/onnx-model.js';
+export type { IdTable } from './model/input-values.js';
 export { modelCost, graphFlops, type ModelCost } from './model/cost.js';
 export { Graph, type Value, type Dim, type Shape } from './graph/graph.js';
 export type { Node, Attrs, AttrValue } from './graph/graph.js';

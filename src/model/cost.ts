@@ -112,7 +112,7 @@ export function graphFlops(graph: Graph): number {
     return s && s.every((d) => typeof d === 'number') ? (s as number[]) : undefined;
   };
   return nodesFlops(
-    graph.nodes.map((n) => ({ opType: n.opType, inputs: n.inputs, outputs: n.outputs, transA: n.opType === 'Gemm' && n.attrs.transA === 1 })),
+    graph.nodes.map((n) => ({ opType: n.opType, domain: n.domain, inputs: n.inputs, outputs: n.outputs, transA: n.opType === 'Gemm' && n.attrs.transA === 1 })),
     shape,
   );
 }

@@ -163,8 +163,6 @@ export function checkFileInputs(x: unknown, inputs: readonly TensorDescription[]
     if (t.shape[0] !== rows) throw new KilnError('INVALID_DATA', `${what}.${input.name} has ${t.shape[0]} examples, ${what}.${names[0]} ${rows}: they must match`);
     typed(t, input, `${what}.${input.name}`);
   }
-  const mismatch = sharedDimensionMismatch(new Map(inputs.map((i) => [i.name, i.shape])), x, (name) => `${what}.${name}`);
-  if (mismatch) throw mismatch;
   for (const input of inputs) {
     const bad = input.ids && x[input.name]!.dtype === input.dtype ? idOutOfRange(x[input.name]!, input.ids, `${what}.${input.name}`) : undefined;
     if (bad) throw bad;
@@ -179,5 +177,9 @@ export function checkFileInputs(x: unknown, inputs: readonly TensorDescription[]
 export function fileFeeds(x: ModelInputs, inputs: readonly TensorDescription[], preprocessing: Preprocessing = {}, what = 'x'): Record<string, Tensor> {
   checkFileInputs(x, inputs, what);
   if (x instanceof Tensor) return { [inputs[0]!.name]: adaptInput(x, inputs[0]!, preprocessing) };
-  return Object.fromEntries(inputs.map((input, k) => [input.name, k === 0 ? adaptInput(x[input.name]!, input, preprocessing) : x[input.name]!]));
+  const feeds = Object.fromEntries(inputs.map((input, k) => [input.name, k === 0 ? adaptInput(x[input.name]!, input, preprocessing) : x[input.name]!]));
+  // Named dimensions compared as fed, after the first input's layout is the model's.
+  const mismatch = sharedDimensionMismatch(new Map(inputs.map((i) => [i.name, i.shape])), feeds, (name) => `${what}.${name}`);
+  if (mismatch) throw mismatch;
+  return feeds;
 }

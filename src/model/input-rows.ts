@@ -54,6 +54,11 @@ export function checkInputNames(x: object, names: readonly string[], what: strin
   for (const k of names) if (!(given[k] instanceof Tensor)) throw new KilnError('INVALID_ARGUMENT', `${what}.${k} must be a tensor`);
 }
 
+/** x with only the tensors of the given input names (a tensor stays as it is): what is counted, sliced and fed. */
+export function inputsNamed(x: ModelInputs, names: readonly string[]): ModelInputs {
+  return x instanceof Tensor ? x : Object.fromEntries(names.map((n) => [n, x[n]!]));
+}
+
 /** One input's tensor given by name (`{input: t}`) is that tensor, as a model of one input takes it; anything else as it is. */
 export function singleInput(x: ModelInputs): ModelInputs {
   if (x instanceof Tensor) return x;

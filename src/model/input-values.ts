@@ -5,18 +5,24 @@
 // sequence length). Checked before any run — by the library, the command line and the server, which
 // answers 400 for the one bad request instead of failing every request batched with it.
 import { KilnError, formatShape } from '../errors.js';
-import { type ModelProto, type NodeProto } from '../graph/proto.js';
+import { type ModelProto, type NodeProto, type TensorProto } from '../graph/proto.js';
 import type { Tensor } from '../tensor.js';
 
 /** The table an input's ids index: its rows, and where (the initializer, the Gather reading it). */
 export interface IdTable {
+  /** Rows of the table: ids must be in [0, rows). */
   rows: number;
+  /** The initializer holding the table. */
   table: string;
+  /** The Gather node that looks the ids up. */
   node: string;
 }
 
 /** Ops that pass ids through unchanged (their values, perhaps rearranged). */
 const PASSES_IDS = new Set(['Cast', 'Identity', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Transpose']);
+
+/** Ops a table passes through keeping its rows: a tie (Identity), and the 8-bit storage quantization writes (Cast, Mul by per-row scales, DequantizeLinear). */
+const KEEPS_ROWS = new Set(['Identity', 'Cast', 'Mul', 'DequantizeLinear']);
 
 /**
  * The integer inputs whose values index an initializer's rows through a Gather (axis 0): each with
@@ -27,7 +33,22 @@ export function idTables(proto: ModelProto): Map<string, IdTable> {
   const graph = proto.graph ?? {};
   const initializers = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   const readers = new Map<string, NodeProto[]>();
-  for (const n of graph.node ?? []) for (const i of n.input ?? []) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+  const producers = new Map<string, NodeProto>();
+  for (const n of graph.node ?? []) {
+    for (const i of n.input ?? []) if (i) (readers.get(i) ?? readers.set(i, []).get(i)!).push(n);
+    for (const o of n.output ?? []) if (o) producers.set(o, n);
+  }
+  // The initializer a table is, perhaps through a tie or its 8-bit storage (a quantized model's embedding).
+  const tableOf = (value: string): TensorProto | undefined => {
+    for (let v = value, hops = 0; hops < 8; hops++) {
+      const t = initializers.get(v);
+      if (t) return t;
+      const maker = producers.get(v);
+      if (!maker || !KEEPS_ROWS.has(maker.opType ?? '') || (maker.domain ?? '') !== '') return undefined;
+      v = maker.input?.[0] ?? '';
+    }
+    return undefined;
+  };
   const found = new Map<string, IdTable>();
   for (const input of graph.input ?? []) {
     const name = input.name ?? '';
@@ -40,10 +61,12 @@ export function idTables(proto: ModelProto): Map<string, IdTable> {
       seen.add(value);
       for (const n of readers.get(value) ?? []) {
         if (PASSES_IDS.has(n.opType ?? '') && n.input?.[0] === value) walk(n.output?.[0] ?? '');
+        if (n.opType !== 'Gather' || n.input?.[1] !== value || (n.domain ?? '') !== '') continue;
+        const table = tableOf(n.input?.[0] ?? '');
+        const rank = table?.dims?.length ?? 0;
         const axis = Number(n.attribute?.find((a) => a.name === 'axis')?.i ?? 0);
-        const table = initializers.get(n.input?.[0] ?? '');
-        if (n.opType === 'Gather' && n.input?.[1] === value && axis === 0 && table?.dims?.length) {
-          const rows = Number(table.dims[0]);
+        if (table && rank > 0 && (axis === 0 || axis === -rank)) {
+          const rows = Number(table.dims![0]);
           const known = found.get(name);
           if (!known || rows < known.rows) found.set(name, { rows, table: table.name ?? '', node: n.name || 'Gather' });
         }
@@ -63,7 +86,7 @@ export function idOutOfRange(t: Tensor, table: IdTable, label: string): KilnErro
     const at = position(i, t.shape);
     return new KilnError(
       'INVALID_DATA',
-      `${label}${at} is ${id}: it indexes the ${table.rows} rows of '${table.table}' (Gather '${table.node}'), so ids must be in [0, ${table.rows - 1}]${id < 0 ? ' (ONNX would take a negative id from the end, PyTorch refuses it)' : ''}`,
+      `${label}${at} is ${id}: it indexes the ${table.rows} rows of '${table.table}' (Gather '${table.node}'), so ids must be in [0, ${table.rows - 1}]${id < 0 ? ' (ONNX would take a negative id from the end; PyTorch\'s nn.Embedding refuses it)' : ''}`,
     );
   }
   return undefined;

@@ -8,7 +8,7 @@ import { parseModelKey } from './encryption.js';
 import { readOnnxFile, refuseExternalData } from './read-model.js';
 import type { Preprocessing } from './imported-graph.js';
 import { checkFileInputs, declaredPreprocessing } from './input-adapter.js';
-import { examplesIn, sliceInputs, type ModelInputs } from './input-rows.js';
+import { examplesIn, inputsNamed, sliceInputs, type ModelInputs } from './input-rows.js';
 import { idOutOfRange, idTables, sharedDimensionMismatch, type IdTable } from './input-values.js';
 import { rescalingAtInput, type InputRescaling } from './input-rescaling.js';
 import { trainedOutput } from './trained-output.js';
@@ -250,15 +250,16 @@ export class OnnxModel {
     } = {},
   ): Promise<Tensor> {
     checkFileInputs(x, this.inputs, 'x');
-    // (Only the model's own inputs: other keys of x are left unread, see checkInputNames.)
-    const feeds = (part: ModelInputs): Record<string, Tensor> => (part instanceof Tensor ? { [this.inputs[0]!.name]: part } : Object.fromEntries(this.inputs.map((i) => [i.name, part[i.name]!])));
+    // Only the model's own inputs are counted, sliced and fed: other keys of x are left unread (checkInputNames).
+    const own = inputsNamed(x, this.inputs.map((i) => i.name));
+    const feeds = (part: ModelInputs): Record<string, Tensor> => (part instanceof Tensor ? { [this.inputs[0]!.name]: part } : { ...part });
     const output = this.primaryOutput;
     const { batchSize } = options;
     if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) throw new KilnError('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
-    const n = examplesIn(x);
-    if (batchSize === undefined || n <= batchSize) return (await this.run(feeds(x)))[output]!;
+    const n = examplesIn(own);
+    if (batchSize === undefined || n <= batchSize) return (await this.run(feeds(own)))[output]!;
     const parts: Tensor[] = [];
-    for (let start = 0; start < n; start += batchSize) parts.push((await this.run(feeds(sliceInputs(x, start, start + batchSize))))[output]!);
+    for (let start = 0; start < n; start += batchSize) parts.push((await this.run(feeds(sliceInputs(own, start, start + batchSize))))[output]!);
     return concatRows(parts);
   }
 }

@@ -17,11 +17,20 @@ export const OUTPUT_METADATA_KEY = 'kiln.output';
 export function trainedOutput(proto: ModelProto, file: string, given?: string): string {
   const names = (proto.graph?.output ?? []).map((o) => o.name ?? '');
   const recorded = (proto.metadataProps ?? []).find((m) => m.key === OUTPUT_METADATA_KEY)?.value ?? undefined;
-  // By default the first float output: an exporter may list an argmax's class before the logits.
-  const firstFloat = (proto.graph?.output ?? []).find((o) => o.type?.tensorType?.elemType === 1)?.name ?? undefined;
-  const chosen = given ?? (recorded && names.includes(recorded) ? recorded : undefined) ?? firstFloat ?? names[0]!;
+  const outputs = (proto.graph?.output ?? []).map((o) => ({ name: o.name ?? '', float: o.type?.tensorType?.elemType === 1 }));
+  const chosen = given ?? defaultOutput(outputs, recorded ?? undefined);
   if (!names.includes(chosen)) {
     throw new KilnError('INVALID_ARGUMENT', `'${file}' has no output '${chosen}': its outputs are ${names.map((n) => `'${n}'`).join(', ')} (--model-output / { output } names one)`);
   }
   return chosen;
+}
+
+/**
+ * The output a model trains and a server lists first when none is named: the one its file records
+ * (saved by Kiln), else the first float one — an exporter may list an argmax's class before the
+ * logits —, else the first.
+ */
+export function defaultOutput(outputs: readonly { name: string; float: boolean }[], recorded: string | undefined): string {
+  if (recorded !== undefined && outputs.some((o) => o.name === recorded)) return recorded;
+  return (outputs.find((o) => o.float) ?? outputs[0])?.name ?? '';
 }

@@ -27,7 +27,9 @@ function toWire(t: OrtTensor, transfer: ArrayBuffer[]): WireTensor {
   // A float16 value (a float16 model's output, its intermediate values for a FLOPs count) is read as
   // float32: Kiln's tensors have no float16 type, and every binary16 number is a float32 one.
   if (t.type === 'float16') {
-    const buffer = float16ToFloat32(t.data as unknown as Uint16Array).buffer as ArrayBuffer;
+    // Bit patterns where the platform has no Float16Array (Node 20, 22); numbers where it has one (Node 24).
+    const data = t.data as unknown;
+    const buffer = (data instanceof Uint16Array ? float16ToFloat32(data) : Float32Array.from(data as ArrayLike<number>)).buffer as ArrayBuffer;
     transfer.push(buffer);
     return { dtype: 'float32', shape: [...t.dims], buffer };
   }

@@ -1,7 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import type { ModelDescription } from '../model/onnx-model.js';
 import { idOutOfRange, sharedDimensionMismatch, type IdTable } from '../model/input-values.js';
-import { OUTPUT_METADATA_KEY } from '../model/trained-output.js';
+import { OUTPUT_METADATA_KEY, defaultOutput } from '../model/trained-output.js';
 import type { DType, Tensor } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { isServableType } from './datatypes.js';
@@ -11,9 +11,10 @@ import { own, record } from './records.js';
 /*
  * What clients see of a model: its inputs and outputs under their served names, with element type
  * and shape (-1 for a variable dimension), and whether the first dimension is a batch dimension.
- * Outputs are listed in the file's order, except that the output a Kiln-saved model of several
- * records as the one it was trained on comes first: clients that read "the first output" of the
- * metadata (kiln.client's predict, --topk, a Triton config written from it) then read that one.
+ * Outputs are listed in the file's order, except that the output the model trains comes first (the
+ * one a Kiln-saved model of several records, else the first float one, as training chooses it):
+ * clients that read "the first output" of the metadata (kiln.client's predict, --topk, :classify, a
+ * Triton config written from it) then read that one.
  */
 
 export interface TensorSpec {
@@ -45,8 +46,9 @@ export function signatureOf(description: ModelDescription, config: ModelConfig):
     return kind === 'input' ? { ...served, declared: d.shape, ...(d.ids ? { ids: d.ids } : {}) } : served;
   };
   const inputs = description.inputs.map(spec('input', config.inputNames));
-  const recorded = description.metadata[OUTPUT_METADATA_KEY];
-  const ordered = [...description.outputs.filter((d) => d.name === recorded), ...description.outputs.filter((d) => d.name !== recorded)];
+  // The output the model trains comes first (the same rule as training's: trained-output.ts).
+  const first = defaultOutput(description.outputs.map((d) => ({ name: d.name, float: d.dtype === 'float32' })), description.metadata[OUTPUT_METADATA_KEY]);
+  const ordered = [...description.outputs.filter((d) => d.name === first), ...description.outputs.filter((d) => d.name !== first)];
   const outputs = ordered.map(spec('output', config.outputNames));
   if (inputs.length === 0) throw new KilnError('INVALID_ARGUMENT', 'the model has no inputs to feed');
   const batchDim = (t: TensorSpec) => t.shape !== null && t.shape.length > 0 && t.shape[0] === -1;

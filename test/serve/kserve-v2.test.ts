@@ -111,6 +111,8 @@ describe('KServe v2 protocol', () => {
     const total = await http(server.url, 'POST', '/v2/models/perexample/infer', body('total'));
     assert.equal(total.status, 400);
     assert.match(total.json.error, /output 'total' has shape \[batch\] \(one value per example\)/);
+    // The float output is listed first (the one a model trains), the file's int64 class after it.
+    assert.deepEqual((await http(server.url, 'GET', '/v2/models/perexample')).json.outputs.map((o: { name: string }) => o.name), ['total', 'label']);
     const plain = await http(server.url, 'POST', '/v2/models/perexample/infer', { inputs: body('label').inputs });
     assert.equal(plain.status, 200);
     assert.deepEqual(plain.json.outputs.find((o: { name: string }) => o.name === 'label').data, [1, 0]);

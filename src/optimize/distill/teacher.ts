@@ -5,7 +5,7 @@ import { Model } from '../../model/model.js';
 import { batchable } from '../../model/fixed-batch.js';
 import { OnnxModel } from '../../model/onnx-model.js';
 import { checkFileInputs, fileFeeds } from '../../model/input-adapter.js';
-import { examplesIn, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
+import { examplesIn, inputsNamed, sliceInputs, type ModelInputs } from '../../model/input-rows.js';
 import { parseOnnx } from '../../model/read-model.js';
 import { Tensor } from '../../tensor.js';
 import { positionScores } from '../../train/metric-inputs.js';
@@ -56,9 +56,11 @@ export interface ClassifierScoresOptions {
  * for a model of several inputs (input_ids and attention_mask), tensors by its input names. Batching
  * keeps memory flat (one call over 60,000 images would hold every activation at once).
  */
-export async function classifierScores(model: OnnxModel, x: ModelInputs, options: ClassifierScoresOptions = {}): Promise<Tensor<'float32'>> {
+export async function classifierScores(model: OnnxModel, given: ModelInputs, options: ClassifierScoresOptions = {}): Promise<Tensor<'float32'>> {
   const batchSize = options.batchSize ?? 256;
-  checkFileInputs(x, model.inputs); // names, rows and integer types checked before any run
+  checkFileInputs(given, model.inputs); // names, rows and integer types checked before any run
+  // Only the model's own inputs are counted and sliced (a student's other inputs are left unread).
+  const x = inputsNamed(given, model.inputs.map((i) => i.name));
   const n = examplesIn(x);
   const outputName = options.output ?? model.primaryOutput;
   const preprocessing = { ...model.preprocessing, ...definedPreprocessing(options.preprocessing ?? {}) };

@@ -219,11 +219,20 @@ export function int8Table(copy: GraphCopy, node: Node, input: (name: string) => 
   const name = node.inputs[0]!;
   const table = copy.constantOf(name);
   if (!table || table.dtype !== 'float32' || table.shape.length < 2 || table.size < MIN_TABLE) return undefined;
-  const rows = table.shape[0]!;
-  const qw = quantizeWeight(table.reshape([rows, table.size / rows]), { axis: 0, bits: 8 });
-  const stored = castBack(copy, name, qw.values.reshape(table.shape), new Tensor(qw.scales, table.shape.map((d, k) => (k === 0 ? d : 1)), 'float32'));
+  // One 8-bit copy of a table however many lookups read it (an encoder's and a decoder's shared embedding).
+  const tables = storedTables.get(copy) ?? storedTables.set(copy, new Map()).get(copy)!;
+  let stored = tables.get(name);
+  if (!stored) {
+    const rows = table.shape[0]!;
+    const qw = quantizeWeight(table.reshape([rows, table.size / rows]), { axis: 0, bits: 8 });
+    stored = castBack(copy, name, qw.values.reshape(table.shape), new Tensor(qw.scales, table.shape.map((d, k) => (k === 0 ? d : 1)), 'float32'));
+    tables.set(name, stored);
+  }
   return node.inputs.map((i, k) => (k === 0 ? stored : i ? input(i) : ''));
 }
+
+/** The 8-bit tables a rewrite has written, by the float table's name. */
+const storedTables = new WeakMap<GraphCopy, Map<string, Value>>();
 
 /** The axis of a weight that indexes output channels. */
 export function outputChannelAxis(node: Node): number {

@@ -181,3 +181,16 @@ describe('a model whose only output is an integer (an argmax class)', () => {
     assert.ok(q.report.evaluation !== undefined && Number.isFinite(q.report.evaluation.maxAbsDiff), JSON.stringify(q.report.evaluation));
   });
 });
+
+describe('an embedding table two lookups share (an encoder and a decoder embedding)', () => {
+  it('is stored in 8 bits once', async () => {
+    const rng = new Random(5);
+    const g = new Graph('shared');
+    const a = g.input('a', 'int64', ['N', 4]);
+    const b = g.input('b', 'int64', ['N', 4]);
+    const table = g.initializer('shared.weight', new Tensor(Float32Array.from({ length: 64 * 16 }, () => rng.uniform(-1, 1)), [64, 16], 'float32'));
+    g.output(g.op1('Add', [g.op1('Gather', [table, a], { axis: 0 }, 'encoder'), g.op1('Gather', [table, b], { axis: 0 }, 'decoder')]), 'y');
+    const q = await quantize(encodeModel(modelToProto(g)), { mode: 'dynamic' });
+    assert.deepEqual(decodeModel(q.bytes).graph!.initializer!.filter((t) => t.name!.endsWith('/int8')).map((t) => t.name), ['shared.weight/int8']);
+  });
+});
