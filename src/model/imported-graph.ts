@@ -1142,6 +1142,23 @@ export function tiedCopies(proto: ModelProto): ReadonlyMap<string, { source: str
 /** The prefix PyTorch's exporter gives the initializers its constant folding computes. */
 const FOLDED_PREFIX = 'onnx::';
 
+/**
+ * The parameter name PyTorch gave a weight its constant folding renamed — `onnx::MatMul_349`, the
+ * transpose of `bert.encoder.layer.1.attention.self.query.weight` — read from the node that uses it
+ * (`/bert/encoder/layer.1/attention/self/query/MatMul`), so that a selection by module
+ * (`--train-only 'bert.encoder.layer.1.*'`) takes the layer's matrices too, not only its biases.
+ */
+export function foldedWeightNames(proto: ModelProto): Map<string, string> {
+  const names = new Map<string, string>();
+  const initializers = new Set((proto.graph?.initializer ?? []).map((t) => t.name ?? ''));
+  for (const n of proto.graph?.node ?? []) {
+    const path = (n.name ?? '').split('/').filter(Boolean).slice(0, -1);
+    if (path.length === 0) continue;
+    for (const i of n.input ?? []) if (i.startsWith(FOLDED_PREFIX) && initializers.has(i) && !names.has(i)) names.set(i, `${path.join('.')}.weight`);
+  }
+  return names;
+}
+
 /** Whether `value` (rank 2) holds exactly the transpose of `other`. */
 function isTransposeOf(value: Tensor, other: Tensor): boolean {
   if (value.shape.length !== 2 || other.shape.length !== 2 || other.shape[0] !== value.shape[1] || other.shape[1] !== value.shape[0]) return false;

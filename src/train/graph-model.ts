@@ -1,7 +1,7 @@
 import { KilnError, formatShape } from '../errors.js';
 import { decodeModel, type ModelProto } from '../graph/proto.js';
 import { CLASS_NAMES_METADATA_KEY } from '../model/class-names.js';
-import { channelsLastShape, definedPreprocessing, ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type TiedWeight, type UntrainableOp } from '../model/imported-graph.js';
+import { channelsLastShape, definedPreprocessing, foldedWeightNames, ImportedGraph, PREPROCESSING_METADATA_KEY, type InputLayout, type ParameterUse, type Preprocessing, type TiedWeight, type UntrainableOp } from '../model/imported-graph.js';
 export type { TiedWeight } from '../model/imported-graph.js';
 import { declaredPreprocessing } from '../model/input-adapter.js';
 import { readOnnxFile } from '../model/read-model.js';
@@ -227,12 +227,16 @@ export class GraphModel extends TrainableModel {
   /**
    * Trains only the weights whose names match (the rest keep their values, and a BatchNormalization
    * whose scale and bias are frozen runs on its running statistics): `'fc.*'`, a RegExp or a
-   * predicate; null trains every weight again.
+   * predicate; null trains every weight again. A weight PyTorch's constant folding renamed
+   * (`onnx::MatMul_135`) matches by its module's parameter name too (`encoder.layers.0.linear1.weight`).
    */
   trainOnly(selector: WeightSelector | null): void {
     let match: ((name: string) => boolean) | null = null;
     if (selector !== null) {
-      match = weightMatcher(selector);
+      // A weight PyTorch's constant folding renamed (onnx::MatMul_349) matches by its module's name too.
+      const byName = weightMatcher(selector);
+      const folded = foldedWeightNames(this.structure.proto);
+      match = (name) => byName(name) || (folded.has(name) && byName(folded.get(name)!));
       const names = this.structure.withTrainable(null).paramInfos().filter((p) => p.spec.trainable).map((p) => p.name);
       if (!names.some(match)) {
         const tied = this.tiedWeights().filter((t) => match!(t.name));

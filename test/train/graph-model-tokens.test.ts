@@ -37,6 +37,13 @@ describe('GraphModel of token ids', () => {
     assert.deepEqual(model.untrainableOps(), []);
   });
 
+  it("trainOnly by module name takes the module's matrices that constant folding renamed (onnx::MatMul_135 is encoder.layers.0.linear1's weight, transposed)", async () => {
+    const model = await GraphModel.load(FILE);
+    model.trainOnly('encoder.layers.0.linear1.*');
+    // linear1: its bias [32] and its weight [16, 32], stored as onnx::MatMul_135; only the bias before.
+    assert.equal(model.countParams().trainable, 32 + 16 * 32);
+  });
+
   it('fine-tunes on token ids to the opposite rule, predicts, and saves a file with its int64 input', async () => {
     const model = await GraphModel.load(FILE);
     const train = tokenTask(2048, 1, true);
